@@ -1,0 +1,144 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// FuzzDecodeRecord feeds arbitrary bytes through every decoding path the store has:
+// a record value (vclock.DecodeSet, reached through Get, Scan and the reaper), a data
+// key and an expiry-index key. Nothing may panic; what decodes must re-encode to
+// something that decodes to the same thing; malformed records are errors that wrap
+// vclock.ErrBadRecord.
+func FuzzDecodeRecord(f *testing.F) {
+	now := int64(1_700_000_000_000)
+	for _, r := range []vclock.Set{
+		{},
+		rec(val("v", 0)),
+		rec(val("a", now), tomb(), val("", 0)),
+		{Anon: []vclock.Value{{Data: []byte("anon"), Flags: 7, Timestamp: -1, Expiry: now}}},
+		vclock.Update(vclock.Set{}, nil, "node-a", val("x", 0), now, 1<<50),
+	} {
+		f.Add(r.AppendBinary(nil), dataKey(nil, 3, 0xdeadbeef, []byte("key")), expiryKey(nil, now, 3, 0xdeadbeef, []byte("key")))
+	}
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f}, []byte{spaceData}, []byte{spaceExpiry})
+	f.Add([]byte{2, 0, 0}, dataKey(nil, 0xffff, ^uint64(0), nil), expiryKey(nil, -1, 0, 0, nil))
+
+	s, err := Open(Config{InMemory: true, Partitions: 16, Logger: quietLogger(), ReapInterval: time.Hour,
+		Now: func() time.Time { return time.UnixMilli(now) }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	key := []byte("fuzzed")
+	h := Hash(key)
+	p := s.PartitionOf(key)
+	dk := dataKey(nil, p, h, key)
+
+	f.Fuzz(func(t *testing.T, record, dkey, xkey []byte) {
+		r, decErr := vclock.DecodeSet(record)
+		if decErr != nil {
+			if !errors.Is(decErr, vclock.ErrBadRecord) {
+				t.Fatalf("DecodeSet error %v does not wrap ErrBadRecord", decErr)
+			}
+		} else {
+			enc := r.AppendBinary(nil)
+			r2, err := vclock.DecodeSet(enc)
+			if err != nil {
+				t.Fatalf("re-encoded record does not decode: %v", err)
+			}
+			if !bytes.Equal(r2.AppendBinary(nil), enc) {
+				t.Fatal("decode(encode(decode(b))) differs from decode(b)")
+			}
+			if counts(r) != counts(r2) || reapTime(r) != reapTime(r2) || r.Len() != r2.Len() {
+				t.Fatal("counts/reapTime/Len changed across a round trip")
+			}
+			if len(record) > 0 {
+				record[0] ^= 0xff // the decoded record must not alias its input
+				if !bytes.Equal(r.AppendBinary(nil), enc) {
+					t.Fatal("decoded record aliases its input")
+				}
+				record[0] ^= 0xff
+			}
+		}
+
+		// The same bytes as a stored record: Get, Scan and the reaper see the same
+		// verdict, as errors, never panics.
+		if err := s.db.Set(dk, record, nil); err != nil {
+			t.Fatal(err)
+		}
+		_, _, getErr := s.Get(key)
+		if (getErr == nil) != (decErr == nil) {
+			t.Fatalf("Get err = %v, DecodeSet err = %v", getErr, decErr)
+		}
+		scanErr := s.Scan(p, h, func(uint64, []byte, vclock.Set) bool { return true })
+		if (scanErr == nil) != (decErr == nil) {
+			t.Fatalf("Scan err = %v, DecodeSet err = %v", scanErr, decErr)
+		}
+		if _, err := s.reapOne(now, p, h, key, now); (err == nil) != (decErr == nil) {
+			t.Fatalf("reapOne err = %v, DecodeSet err = %v", err, decErr)
+		}
+		if err := s.db.Delete(dk, nil); err != nil {
+			t.Fatal(err)
+		}
+
+		if p, h, k, err := parseDataKey(dkey); err == nil {
+			if got := dataKey(nil, p, h, k); !bytes.Equal(got, dkey) {
+				t.Fatalf("dataKey(parseDataKey(%x)) = %x", dkey, got)
+			}
+		} else if len(dkey) >= dataHeader && dkey[0] == spaceData {
+			t.Fatalf("parseDataKey(%x) refused a well-formed key: %v", dkey, err)
+		}
+		if at, p, h, k, err := parseExpiryKey(xkey); err == nil {
+			if got := expiryKey(nil, at, p, h, k); !bytes.Equal(got, xkey) {
+				t.Fatalf("expiryKey(parseExpiryKey(%x)) = %x", xkey, got)
+			}
+		} else if len(xkey) >= 19 && xkey[0] == spaceExpiry {
+			t.Fatalf("parseExpiryKey(%x) refused a well-formed key: %v", xkey, err)
+		}
+	})
+}
+
+func TestKeyLayout(t *testing.T) {
+	// Records sort by partition, then hash; the expiry index by reap time.
+	a := dataKey(nil, 1, 0xffff_ffff_ffff_ffff, []byte("a"))
+	b := dataKey(nil, 2, 0, []byte("a"))
+	if bytes.Compare(a, b) >= 0 {
+		t.Fatal("partition does not dominate the record order")
+	}
+	lo, hi := partitionBounds(1)
+	if bytes.Compare(lo, a) > 0 || bytes.Compare(a, hi) >= 0 || bytes.Compare(b, hi) < 0 {
+		t.Fatal("partitionBounds(1) does not bound partition 1's records")
+	}
+	x1 := expiryKey(nil, 5, 9, 9, []byte("z"))
+	x2 := expiryKey(nil, 6, 0, 0, nil)
+	if bytes.Compare(x1, x2) >= 0 {
+		t.Fatal("reap time does not dominate the expiry index order")
+	}
+	for _, tc := range []struct {
+		k  []byte
+		ok bool
+	}{
+		{nil, false},
+		{[]byte{spaceData}, false},
+		{dataKey(nil, 0, 0, nil), true},
+		{dataKey(nil, 0, 0, nil)[:dataHeader-1], false},
+		{append([]byte{spaceMeta}, make([]byte, 20)...), false},
+	} {
+		if _, _, _, err := parseDataKey(tc.k); (err == nil) != tc.ok {
+			t.Errorf("parseDataKey(%x) err = %v", tc.k, err)
+		}
+	}
+	at, p, h, k, err := parseExpiryKey(expiryKey(nil, 1234, 7, 99, []byte("key")))
+	if err != nil || at != 1234 || p != 7 || h != 99 || string(k) != "key" {
+		t.Fatalf("parseExpiryKey round trip = %d %d %d %q %v", at, p, h, k, err)
+	}
+	if _, _, _, _, err := parseExpiryKey([]byte(fmt.Sprint("x", 1))); err == nil {
+		t.Fatal("parseExpiryKey accepted a short key")
+	}
+}

@@ -1,0 +1,64 @@
+package storage
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+const (
+	spaceData   = 'd'
+	spaceExpiry = 'x'
+	spaceMeta   = 'm'
+
+	dataHeader = 1 + 2 + 8 // space, partition, hash
+)
+
+// Hash returns the 64-bit key hash that places a key: its partition is Hash(key) mod Q.
+func Hash(key []byte) uint64 { return xxhash.Sum64(key) }
+
+// dataKey appends the Pebble key of a record.
+func dataKey(b []byte, p int, h uint64, key []byte) []byte {
+	b = append(b, spaceData)
+	b = binary.BigEndian.AppendUint16(b, uint16(p))
+	b = binary.BigEndian.AppendUint64(b, h)
+	return append(b, key...)
+}
+
+// partitionBounds returns the [start, end) range of partition p's records.
+func partitionBounds(p int) (start, end []byte) {
+	start = binary.BigEndian.AppendUint16([]byte{spaceData}, uint16(p))
+	if p == 0xffff {
+		return start, []byte{spaceData + 1}
+	}
+	return start, binary.BigEndian.AppendUint16([]byte{spaceData}, uint16(p+1))
+}
+
+// parseDataKey splits a record key into partition, hash and user key. The user key
+// aliases k.
+func parseDataKey(k []byte) (p int, h uint64, key []byte, err error) {
+	if len(k) < dataHeader || k[0] != spaceData {
+		return 0, 0, nil, fmt.Errorf("storage: malformed data key %q", k)
+	}
+	return int(binary.BigEndian.Uint16(k[1:])), binary.BigEndian.Uint64(k[3:]), k[dataHeader:], nil
+}
+
+// expiryKey appends the expiry-index key for a record that is dead at reapAt.
+func expiryKey(b []byte, reapAt int64, p int, h uint64, key []byte) []byte {
+	b = append(b, spaceExpiry)
+	b = binary.BigEndian.AppendUint64(b, uint64(reapAt))
+	b = binary.BigEndian.AppendUint16(b, uint16(p))
+	b = binary.BigEndian.AppendUint64(b, h)
+	return append(b, key...)
+}
+
+func parseExpiryKey(k []byte) (reapAt int64, p int, h uint64, key []byte, err error) {
+	if len(k) < 1+8+2+8 || k[0] != spaceExpiry {
+		return 0, 0, 0, nil, fmt.Errorf("storage: malformed expiry key %q", k)
+	}
+	return int64(binary.BigEndian.Uint64(k[1:])), int(binary.BigEndian.Uint16(k[9:])),
+		binary.BigEndian.Uint64(k[11:]), k[19:], nil
+}
+
+func metaKey(name string) []byte { return append([]byte{spaceMeta}, name...) }

@@ -1,0 +1,91 @@
+package storage
+
+import (
+	"errors"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+
+	"github.com/dynakv/dynakv/vclock"
+)
+
+func (s *Store) reapLoop() {
+	t := time.NewTicker(s.cfg.ReapInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopper.ShouldStop():
+			return
+		case <-t.C:
+			if _, err := s.Reap(s.cfg.ReapBatch); err != nil && !errors.Is(err, ErrClosed) {
+				s.cfg.Logger.Warn("reaping expired records", "err", err)
+			}
+		}
+	}
+}
+
+// Reap deletes up to limit records whose every value has expired, oldest first, and
+// returns how many it deleted. Each record is re-checked under its key lock, so a
+// write that gave the key a new value in the meantime keeps it.
+func (s *Store) Reap(limit int) (int, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.exit()
+	now := s.cfg.Now().UnixMilli()
+	hi := expiryKey(nil, now+1, 0, 0, nil)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceExpiry}, UpperBound: hi})
+	if err != nil {
+		return 0, err
+	}
+	type due struct {
+		reapAt int64
+		p      int
+		h      uint64
+		key    []byte
+	}
+	var batch []due
+	for it.First(); it.Valid() && len(batch) < limit; it.Next() {
+		at, p, h, key, err := parseExpiryKey(it.Key())
+		if err != nil {
+			it.Close()
+			return 0, err
+		}
+		batch = append(batch, due{at, p, h, append([]byte(nil), key...)})
+	}
+	if err := it.Close(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, d := range batch {
+		reaped, err := s.reapOne(d.reapAt, d.p, d.h, d.key, now)
+		if err != nil {
+			return n, err
+		}
+		if reaped {
+			n++
+		}
+	}
+	s.reaped.Add(int64(n))
+	return n, nil
+}
+
+func (s *Store) reapOne(at int64, p int, h uint64, key []byte, now int64) (bool, error) {
+	mu := s.lock(h)
+	mu.Lock()
+	defer mu.Unlock()
+	dk := dataKey(nil, p, h, key)
+	cur, found, err := s.get(dk)
+	if err != nil {
+		return false, err
+	}
+	if !found || reapTime(cur) != at {
+		// Dangling index entry (dropped partition) or the record changed: the write
+		// that changed it maintained its own index entry.
+		return false, s.db.Delete(expiryKey(nil, at, p, h, key), pebble.NoSync)
+	}
+	if at > now {
+		return false, nil
+	}
+	return true, s.write(dk, p, h, key, cur, true, vclock.Set{})
+}

@@ -1,0 +1,512 @@
+package storage
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/vfs"
+	"github.com/lni/goutils/syncutil"
+
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// Sentinel errors.
+var (
+	ErrClosed     = errors.New("storage: closed")
+	ErrPartitions = errors.New("storage: partitions must be a power of two between 1 and 65536")
+	ErrNoChange   = errors.New("storage: no change") // returned by an UpdateFunc to leave a record untouched
+)
+
+// Config configures a Store. The zero value is completed by EnsureDefaults.
+type Config struct {
+	// Dir is the data directory (disk mode). Required unless InMemory.
+	Dir string
+	// InMemory keeps Pebble on an in-memory filesystem: nothing survives the process.
+	InMemory bool
+	// Partitions is Q, a power of two; it must never change for a data directory.
+	// Default 1024.
+	Partitions int
+	// CacheBytes is Pebble's block cache size. Default 64 MiB.
+	CacheBytes int64
+	// NoSync acknowledges writes before Pebble syncs its WAL. Faster, but a crash may
+	// lose the last acknowledged writes. Default false.
+	NoSync bool
+	// ReapInterval is how often the reaper deletes expired records. Default 1s.
+	ReapInterval time.Duration
+	// ReapBatch bounds the records the reaper deletes per pass. Default 10000.
+	ReapBatch int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives Pebble's and the store's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults returns a copy of c with defaults filled in.
+func (c Config) EnsureDefaults() Config {
+	if c.Partitions == 0 {
+		c.Partitions = 1024
+	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = 64 << 20
+	}
+	if c.ReapInterval == 0 {
+		c.ReapInterval = time.Second
+	}
+	if c.ReapBatch == 0 {
+		c.ReapBatch = 10000
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.Partitions < 1 || c.Partitions > 1<<16 || bits.OnesCount(uint(c.Partitions)) != 1 {
+		return fmt.Errorf("%w: got %d", ErrPartitions, c.Partitions)
+	}
+	if !c.InMemory && c.Dir == "" {
+		return errors.New("storage: a data directory is required for disk storage")
+	}
+	return nil
+}
+
+const lockStripes = 1024
+
+// Store is one node's replica store.
+type Store struct {
+	cfg     Config
+	db      *pebble.DB
+	wo      *pebble.WriteOptions
+	locks   [lockStripes]sync.Mutex
+	counts  []atomic.Int64 // live records per partition
+	reaped  atomic.Int64
+	flushMu sync.Mutex // held by DropAll to exclude concurrent partition drops
+	stopper *syncutil.Stopper
+	closed  atomic.Bool
+	// ops counts the calls using db, plus closingBit once Close began; Close waits
+	// for idle (closed when the calls drained) before closing db, so a call racing
+	// Close gets ErrClosed instead of a Pebble panic.
+	ops      atomic.Int64
+	idle     chan struct{}
+	idleOnce sync.Once
+}
+
+const closingBit = 1 << 62
+
+// enter registers a call that uses db; it fails once Close has begun. Every
+// successful enter is paired with exit. Calls may nest (a Scan callback may Get).
+func (s *Store) enter() error {
+	if s.ops.Add(1)&closingBit != 0 {
+		s.exit()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) exit() {
+	if s.ops.Add(-1) == closingBit {
+		s.idleOnce.Do(func() { close(s.idle) })
+	}
+}
+
+// Open opens (or creates) the store and starts its reaper.
+func Open(cfg Config) (*Store, error) {
+	cfg = cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cache := pebble.NewCache(cfg.CacheBytes)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		Cache:  cache,
+		Logger: pebbleLogger{cfg.Logger.With("component", "pebble")},
+	}
+	dir := cfg.Dir
+	if cfg.InMemory {
+		opts.FS = vfs.NewMem()
+		dir = ""
+	}
+	db, err := pebble.Open(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
+	}
+	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, counts: make([]atomic.Int64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{})}
+	if cfg.NoSync {
+		s.wo = pebble.NoSync
+	}
+	if err := s.checkPartitions(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadCounts(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.stopper.RunWorker(s.reapLoop)
+	return s, nil
+}
+
+// checkPartitions refuses to open a data directory made with a different Q: its
+// records would sit in the wrong partitions.
+func (s *Store) checkPartitions() error {
+	const name = "partitions"
+	v, ok, err := s.GetMeta(name)
+	if err != nil {
+		return err
+	}
+	want := fmt.Sprint(s.cfg.Partitions)
+	if !ok {
+		return s.PutMeta(name, []byte(want))
+	}
+	if string(v) != want {
+		return fmt.Errorf("%w: data directory was created with %s partitions, not %s", ErrPartitions, v, want)
+	}
+	return nil
+}
+
+func (s *Store) loadCounts() error {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceData}, UpperBound: []byte{spaceData + 1}})
+	if err != nil {
+		return fmt.Errorf("storage: count records: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		p, _, _, err := parseDataKey(it.Key())
+		if err != nil {
+			return err
+		}
+		rec, err := vclock.DecodeSet(it.Value())
+		if err != nil {
+			return fmt.Errorf("storage: record %q: %w", it.Key(), err)
+		}
+		if counts(rec) {
+			s.counts[p].Add(1)
+		}
+	}
+	return it.Error()
+}
+
+// Close waits for the calls in progress, stops the reaper and closes Pebble; calls
+// made after Close began return ErrClosed. It is idempotent.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	if s.ops.Add(closingBit) == closingBit {
+		s.idleOnce.Do(func() { close(s.idle) })
+	}
+	<-s.idle
+	s.stopper.Stop()
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("storage: close: %w", err)
+	}
+	return nil
+}
+
+// Partitions returns Q.
+func (s *Store) Partitions() int { return s.cfg.Partitions }
+
+// PartitionOf returns the partition of key.
+func (s *Store) PartitionOf(key []byte) int { return int(Hash(key) & uint64(s.cfg.Partitions-1)) }
+
+func (s *Store) lock(h uint64) *sync.Mutex { return &s.locks[h%lockStripes] }
+
+// Get returns the record of key; found is false when there is none.
+func (s *Store) Get(key []byte) (rec vclock.Set, found bool, err error) {
+	if err := s.enter(); err != nil {
+		return vclock.Set{}, false, err
+	}
+	defer s.exit()
+	h := Hash(key)
+	return s.get(dataKey(nil, s.partition(h), h, key))
+}
+
+func (s *Store) partition(h uint64) int { return int(h & uint64(s.cfg.Partitions-1)) }
+
+func (s *Store) get(dk []byte) (vclock.Set, bool, error) {
+	v, closer, err := s.db.Get(dk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return vclock.Set{}, false, nil
+	}
+	if err != nil {
+		return vclock.Set{}, false, fmt.Errorf("storage: get: %w", err)
+	}
+	defer closer.Close()
+	rec, err := vclock.DecodeSet(v)
+	if err != nil {
+		return vclock.Set{}, false, fmt.Errorf("storage: record %q: %w", dk, err)
+	}
+	return rec, true, nil
+}
+
+// UpdateFunc computes a key's new record from its current one. Returning ErrNoChange
+// leaves the record as it is; returning an empty Set deletes it; any other error
+// aborts the update and is returned by Update.
+type UpdateFunc func(cur vclock.Set, found bool) (vclock.Set, error)
+
+// Update atomically reads key's record, applies fn and stores the result durably. It
+// returns the record as stored (the current one if fn returned ErrNoChange).
+func (s *Store) Update(key []byte, fn UpdateFunc) (vclock.Set, error) {
+	if err := s.enter(); err != nil {
+		return vclock.Set{}, err
+	}
+	defer s.exit()
+	h := Hash(key)
+	p := s.partition(h)
+	mu := s.lock(h)
+	mu.Lock()
+	defer mu.Unlock()
+	dk := dataKey(nil, p, h, key)
+	cur, found, err := s.get(dk)
+	if err != nil {
+		return vclock.Set{}, err
+	}
+	next, err := fn(cur, found)
+	if errors.Is(err, ErrNoChange) {
+		return cur, nil
+	}
+	if err != nil {
+		return vclock.Set{}, err
+	}
+	if err := s.write(dk, p, h, key, cur, found, next); err != nil {
+		return vclock.Set{}, err
+	}
+	return next, nil
+}
+
+// write replaces (or deletes, for an empty next) a record and keeps the expiry index
+// and counts in step. The caller holds the key's lock.
+func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, found bool, next vclock.Set) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	oldReap, newReap := reapTime(cur), reapTime(next)
+	if next.Empty() {
+		newReap = 0
+	}
+	if found && oldReap != 0 && oldReap != newReap {
+		if err := b.Delete(expiryKey(nil, oldReap, p, h, key), nil); err != nil {
+			return err
+		}
+	}
+	if newReap != 0 && newReap != oldReap {
+		if err := b.Set(expiryKey(nil, newReap, p, h, key), nil, nil); err != nil {
+			return err
+		}
+	}
+	if next.Empty() {
+		if err := b.Delete(dk, nil); err != nil {
+			return err
+		}
+	} else if err := b.Set(dk, next.AppendBinary(nil), nil); err != nil {
+		return err
+	}
+	if err := b.Commit(s.wo); err != nil {
+		return fmt.Errorf("storage: write: %w", err)
+	}
+	before, after := found && counts(cur), !next.Empty() && counts(next)
+	switch {
+	case before && !after:
+		s.counts[p].Add(-1)
+	case !before && after:
+		s.counts[p].Add(1)
+	}
+	return nil
+}
+
+// counts reports whether a record holds a non-tombstone value: what DBSIZE counts.
+// Like Redis, an expired value counts until it is reaped.
+func counts(rec vclock.Set) bool {
+	for _, sb := range rec.Siblings() {
+		if !sb.Tombstone {
+			return true
+		}
+	}
+	return false
+}
+
+// reapTime is the unix ms after which every value of rec has expired, or 0 when some
+// value never expires (tombstones are purged by anti-entropy, not by the reaper).
+func reapTime(rec vclock.Set) int64 {
+	var at int64
+	for _, sb := range rec.Siblings() {
+		if sb.Expiry == 0 {
+			return 0
+		}
+		at = max(at, sb.Expiry)
+	}
+	return at
+}
+
+// Count returns the number of records holding a live or not-yet-reaped value.
+func (s *Store) Count() int64 {
+	var n int64
+	for i := range s.counts {
+		n += s.counts[i].Load()
+	}
+	return n
+}
+
+// PartitionCount returns Count for one partition.
+func (s *Store) PartitionCount(p int) int64 { return s.counts[p].Load() }
+
+// Scan calls fn for the records of partition p whose hash is >= fromHash, in hash
+// order, until fn returns false. The key and record passed to fn are only valid
+// during the call.
+func (s *Store) Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec vclock.Set) bool) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	lo, hi := partitionBounds(p)
+	start := dataKey(nil, p, fromHash, nil)
+	if bytes.Compare(start, lo) < 0 {
+		start = lo
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: start, UpperBound: hi})
+	if err != nil {
+		return fmt.Errorf("storage: scan: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		_, h, key, err := parseDataKey(it.Key())
+		if err != nil {
+			return err
+		}
+		rec, err := vclock.DecodeSet(it.Value())
+		if err != nil {
+			return fmt.Errorf("storage: record %q: %w", it.Key(), err)
+		}
+		if !fn(h, key, rec) {
+			break
+		}
+	}
+	return it.Error()
+}
+
+// DropPartition deletes every record of partition p (after a handoff, or FLUSHALL).
+func (s *Store) DropPartition(p int) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	return s.dropPartitions(p, p)
+}
+
+// DropAll deletes every record (FLUSHALL). Metadata is kept.
+func (s *Store) DropAll() error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	return s.dropPartitions(0, s.cfg.Partitions-1)
+}
+
+// dropPartitions deletes partitions first..last with every key lock held, so that no
+// Update interleaves and the counts stay exact.
+func (s *Store) dropPartitions(first, last int) error {
+	for i := range s.locks {
+		s.locks[i].Lock()
+	}
+	defer func() {
+		for i := range s.locks {
+			s.locks[i].Unlock()
+		}
+	}()
+	b := s.db.NewBatch()
+	defer b.Close()
+	lo, _ := partitionBounds(first)
+	_, hi := partitionBounds(last)
+	if err := b.DeleteRange(lo, hi, nil); err != nil {
+		return err
+	}
+	// Expiry entries of dropped records become dangling; the reaper skips entries
+	// whose record is gone. Dropping everything clears the index too.
+	if first == 0 && last == s.cfg.Partitions-1 {
+		if err := b.DeleteRange([]byte{spaceExpiry}, []byte{spaceExpiry + 1}, nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Commit(s.wo); err != nil {
+		return fmt.Errorf("storage: drop partitions: %w", err)
+	}
+	for p := first; p <= last; p++ {
+		s.counts[p].Store(0)
+	}
+	return nil
+}
+
+// GetMeta reads a metadata value.
+func (s *Store) GetMeta(name string) ([]byte, bool, error) {
+	if err := s.enter(); err != nil {
+		return nil, false, err
+	}
+	defer s.exit()
+	v, closer, err := s.db.Get(metaKey(name))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("storage: get meta %q: %w", name, err)
+	}
+	defer closer.Close()
+	return bytes.Clone(v), true, nil
+}
+
+// PutMeta writes a metadata value durably.
+func (s *Store) PutMeta(name string, v []byte) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	if err := s.db.Set(metaKey(name), v, s.wo); err != nil {
+		return fmt.Errorf("storage: put meta %q: %w", name, err)
+	}
+	return nil
+}
+
+// Metrics is a snapshot of the store's counters.
+type Metrics struct {
+	Keys       int64 // records counted by Count
+	Reaped     int64 // expired records deleted by the reaper since Open
+	DiskBytes  uint64
+	MemtableMB float64
+}
+
+// Metrics returns a snapshot of the store's counters.
+func (s *Store) Metrics() Metrics {
+	out := Metrics{Keys: s.Count(), Reaped: s.reaped.Load()}
+	if s.enter() != nil {
+		return out // closed: Pebble's figures are gone
+	}
+	defer s.exit()
+	m := s.db.Metrics()
+	out.DiskBytes, out.MemtableMB = m.DiskSpaceUsage(), float64(m.MemTable.Size)/(1<<20)
+	return out
+}
+
+// pebbleLogger sends Pebble's logs to slog instead of stderr.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	// Pebble calls Fatalf on unrecoverable corruption; it expects the process to stop.
+	p.l.Error(fmt.Sprintf(format, args...))
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
