@@ -1,0 +1,659 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// Sentinel errors, mapped to wire text by the front ends.
+var (
+	ErrNotInteger   = errors.New("proxy: value is not an integer or out of range")
+	ErrOverflow     = errors.New("proxy: increment or decrement would overflow")
+	ErrNotFloat     = errors.New("proxy: value is not a valid float")
+	ErrNaN          = errors.New("proxy: increment would produce NaN or Infinity")
+	ErrNonNumeric   = errors.New("proxy: cannot increment or decrement non-numeric value")
+	ErrValueTooBig  = errors.New("proxy: value exceeds the maximum value size")
+	ErrBadContext   = errors.New("proxy: invalid causal context")
+	ErrBadOffset    = errors.New("proxy: offset is out of range")
+	ErrUnknownOp    = errors.New("proxy: unknown operation")
+	ErrInvalidFlush = errors.New("proxy: invalid flush time")
+)
+
+// Coordinator is what the proxy needs from coordinator/.
+type Coordinator interface {
+	Get(ctx context.Context, key []byte, opt coordinator.ReadOptions) (vclock.Set, error)
+	Put(ctx context.Context, key []byte, clk vclock.Clock, v vclock.Value, opt coordinator.WriteOptions) (vclock.Set, error)
+	Modify(ctx context.Context, key []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (vclock.Set, error)
+	Count(ctx context.Context) (int64, error)
+	ScanPage(ctx context.Context, cursor uint64, count int, fn func(key []byte, rec vclock.Set) bool) (uint64, error)
+	FlushAll(ctx context.Context) error
+}
+
+var _ Coordinator = (*coordinator.Coordinator)(nil)
+
+// Config configures a Proxy.
+type Config struct {
+	// MaxValueBytes bounds a stored value (SET, APPEND, SETRANGE, INCRBYFLOAT...).
+	// Default 1 MiB, memcached's default item size.
+	MaxValueBytes int
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Rand supplies randomness (RANDOMKEY); default a generator seeded at New. The
+	// proxy owns it and draws from it under its own lock.
+	Rand *rand.Rand
+	// OnRead, when set, is told the number of live siblings each read found (for the
+	// siblings-per-read metric).
+	OnRead func(siblings int)
+}
+
+// EnsureDefaults returns a copy of c with defaults filled in.
+func (c Config) EnsureDefaults() Config {
+	if c.MaxValueBytes == 0 {
+		c.MaxValueBytes = 1 << 20
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Rand == nil {
+		c.Rand = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x9e3779b97f4a7c15))
+	}
+	return c
+}
+
+// Proxy executes familiar commands against a coordinator.
+type Proxy struct {
+	cfg          Config
+	co           Coordinator
+	pendingFlush atomic.Int64 // unix ms of a delayed flush_all, 0 if none
+	flushMu      sync.Mutex   // held while a due delayed flush runs
+	randMu       sync.Mutex   // guards cfg.Rand, which is not safe for concurrent use
+	hits, misses atomic.Int64
+}
+
+// New returns a Proxy over co.
+func New(cfg Config, co Coordinator) *Proxy {
+	return &Proxy{cfg: cfg.EnsureDefaults(), co: co}
+}
+
+// MaxValueBytes returns the configured value size limit.
+func (p *Proxy) MaxValueBytes() int { return p.cfg.MaxValueBytes }
+
+// Stats is a snapshot of the proxy's counters.
+type Stats struct {
+	Hits, Misses int64
+}
+
+// Stats returns a snapshot of the proxy's counters.
+func (p *Proxy) Stats() Stats { return Stats{Hits: p.hits.Load(), Misses: p.misses.Load()} }
+
+// Item is what a plain read sees of a key: its winning live value.
+type Item struct {
+	Value []byte
+	Flags uint32
+	// Expiry is the absolute expiry, unix ms; 0 means none.
+	Expiry int64
+	// CAS is the memcached cas unique: the hash of the record's context.
+	CAS uint64
+	// Siblings is the number of live siblings the record holds (1 without conflicts).
+	Siblings int
+}
+
+// TTL returns the remaining time to live in milliseconds at now, or -1 without
+// expiry, as Redis's PTTL (the caller reports -2 for a missing key).
+func (it Item) TTL(now time.Time) int64 {
+	if it.Expiry == 0 {
+		return -1
+	}
+	return max(it.Expiry-now.UnixMilli(), 0)
+}
+
+func (p *Proxy) now() int64 { return p.cfg.Now().UnixMilli() }
+
+// live reports whether v is visible at now.
+func live(v vclock.Value, now int64) bool { return !v.Tombstone && !v.Expired(now) }
+
+// liveSiblings returns rec's live siblings.
+func liveSiblings(rec vclock.Set, now int64) []vclock.Sibling {
+	sibs := rec.Siblings()
+	out := sibs[:0]
+	for _, s := range sibs {
+		if live(s.Value, now) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// resolve turns a record into the Item plain commands see.
+func resolve(rec vclock.Set, now int64) (Item, bool) {
+	sibs := liveSiblings(rec, now)
+	w, ok := vclock.Winner(sibs)
+	if !ok {
+		return Item{}, false
+	}
+	return Item{Value: w.Data, Flags: w.Flags, Expiry: w.Expiry, CAS: rec.Join().Hash(), Siblings: len(sibs)}, true
+}
+
+// checkFlush runs a delayed flush_all once its time has come. Checking on every
+// operation keeps the semantics exact (nothing written before the flush time is seen
+// after it) without a timer goroutine.
+//
+// The flush stays pending until it has run, and commands that find it due wait for
+// the one running it: none of them reads the keyspace about to be dropped, or writes
+// into it and then loses an acknowledged write to the flush.
+func (p *Proxy) checkFlush(ctx context.Context) error {
+	if at := p.pendingFlush.Load(); at == 0 || p.now() < at {
+		return nil
+	}
+	p.flushMu.Lock()
+	defer p.flushMu.Unlock()
+	at := p.pendingFlush.Load() // it may have run, or been replaced, meanwhile
+	if at == 0 || p.now() < at {
+		return nil
+	}
+	if err := p.co.FlushAll(ctx); err != nil {
+		return err
+	}
+	p.pendingFlush.CompareAndSwap(at, 0)
+	return nil
+}
+
+// Kind names an operation.
+type Kind uint8
+
+// Operations.
+const (
+	OpGet Kind = iota + 1
+	OpSet
+	OpDelete
+	OpGetDel
+	OpGetEx
+	OpIncr
+	OpIncrFloat
+	OpIncrUnsigned
+	OpAppend
+	OpSetRange
+	OpExpire
+	OpDGet
+	OpDPut
+	OpDDel
+)
+
+// Cond is a write condition.
+type Cond uint8
+
+// Write conditions: NX/add, XX/replace, and EXPIRE's GT/LT.
+const (
+	CondNone Cond = iota
+	CondNX
+	CondXX
+	CondGT
+	CondLT
+)
+
+// Op is one command on one key. Only the fields its Kind documents are used.
+type Op struct {
+	Kind Kind
+	Key  []byte
+	// Value: OpSet, OpAppend, OpSetRange, OpDPut.
+	Value []byte
+	// Flags: memcached client flags for OpSet.
+	Flags uint32
+	// Expiry: absolute unix ms for OpSet, OpExpire, OpGetEx, OpDPut (0: none). For
+	// OpExpire and OpGetEx a time at or before now deletes the key, as Redis does.
+	Expiry int64
+	// KeepTTL (OpSet): keep the current expiry (Redis KEEPTTL); memcached never sets it.
+	KeepTTL bool
+	// Persist (OpExpire, OpGetEx): remove the expiry instead of setting one.
+	Persist bool
+	// SetExpiry (OpGetEx): change the expiry to Expiry (or Persist); otherwise GETEX
+	// only reads.
+	SetExpiry bool
+	// Cond: OpSet (NX, XX), OpExpire (NX, XX, GT, LT), OpAppend (XX: key must exist).
+	Cond Cond
+	// CAS (OpSet, OpDelete): when non-zero the write happens only if the record's
+	// context hashes to CAS.
+	CAS uint64
+	// ReturnOld (OpSet): report the previous item (SET ... GET, GETSET).
+	ReturnOld bool
+	// Delta: OpIncr (signed, Redis) and OpIncrUnsigned (the magnitude; see Decr).
+	Delta int64
+	// UDelta and Decr: OpIncrUnsigned, memcached's unsigned 64-bit incr/decr.
+	UDelta uint64
+	Decr   bool
+	// Float: OpIncrFloat's increment.
+	Float float64
+	// Offset: OpSetRange.
+	Offset int64
+	// Prepend (OpAppend): add Value before the current value.
+	Prepend bool
+	// Context: OpDPut, OpDDel, the client's opaque causal context.
+	Context string
+}
+
+// Status tells how a conditional write ended.
+type Status uint8
+
+// Statuses.
+const (
+	Stored    Status = iota + 1 // the write happened
+	NotStored                   // a condition (NX, XX, GT, LT) failed
+	Exists                      // CAS mismatch
+	NotFound                    // the key does not exist (cas, replace-like writes)
+)
+
+// Result is the outcome of an Op.
+type Result struct {
+	Status Status
+	// Found and Item: the key's item as read (OpGet, OpGetDel, OpGetEx), the previous
+	// item (OpSet with ReturnOld), or the item after the write (OpIncr*, OpAppend,
+	// OpSetRange).
+	Found bool
+	Item  Item
+	// Int: OpIncr's new value, OpAppend's and OpSetRange's new length.
+	Int int64
+	// Uint: OpIncrUnsigned's new value.
+	Uint uint64
+	// Float: OpIncrFloat's new value, formatted as Redis does.
+	Float []byte
+	// CAS: the record's cas unique after a write.
+	CAS uint64
+	// Context and Values: OpDGet (context and live siblings), OpDPut and OpDDel (new
+	// context).
+	Context string
+	Values  [][]byte
+}
+
+// Do executes op.
+func (p *Proxy) Do(ctx context.Context, op Op) (Result, error) {
+	if err := p.checkFlush(ctx); err != nil {
+		return Result{}, err
+	}
+	switch op.Kind {
+	case OpGet:
+		return p.get(ctx, op)
+	case OpDGet:
+		return p.dget(ctx, op)
+	case OpDPut, OpDDel:
+		return p.dput(ctx, op)
+	case OpSet, OpDelete, OpGetDel, OpGetEx, OpIncr, OpIncrFloat, OpIncrUnsigned, OpAppend, OpSetRange, OpExpire:
+		return p.modify(ctx, op)
+	}
+	return Result{}, fmt.Errorf("%w: %d", ErrUnknownOp, op.Kind)
+}
+
+func (p *Proxy) get(ctx context.Context, op Op) (Result, error) {
+	rec, err := p.co.Get(ctx, op.Key, coordinator.ReadOptions{})
+	if err != nil {
+		return Result{}, err
+	}
+	it, ok := resolve(rec, p.now())
+	p.countRead(ok, it.Siblings)
+	return Result{Found: ok, Item: it, CAS: it.CAS}, nil
+}
+
+func (p *Proxy) countRead(hit bool, siblings int) {
+	if hit {
+		p.hits.Add(1)
+	} else {
+		p.misses.Add(1)
+	}
+	if p.cfg.OnRead != nil {
+		p.cfg.OnRead(siblings)
+	}
+}
+
+func (p *Proxy) dget(ctx context.Context, op Op) (Result, error) {
+	rec, err := p.co.Get(ctx, op.Key, coordinator.ReadOptions{})
+	if err != nil {
+		return Result{}, err
+	}
+	sibs := liveSiblings(rec, p.now())
+	vals := make([][]byte, len(sibs))
+	for i, s := range sibs {
+		vals[i] = nonNil(s.Data)
+	}
+	p.countRead(len(sibs) > 0, len(sibs))
+	return Result{Found: len(sibs) > 0, Context: rec.Join().String(), Values: vals}, nil
+}
+
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+func (p *Proxy) dput(ctx context.Context, op Op) (Result, error) {
+	clk, err := vclock.ParseContext(op.Context)
+	if err != nil {
+		return Result{}, fmt.Errorf("%w: %v", ErrBadContext, err)
+	}
+	v := vclock.Value{Timestamp: p.now()}
+	if op.Kind == OpDDel {
+		v.Tombstone = true
+	} else {
+		if len(op.Value) > p.cfg.MaxValueBytes {
+			return Result{}, ErrValueTooBig
+		}
+		v.Data, v.Expiry = op.Value, op.Expiry
+	}
+	rec, err := p.co.Put(ctx, op.Key, clk, v, coordinator.WriteOptions{})
+	if err != nil {
+		return Result{}, err
+	}
+	return Result{Status: Stored, Context: rec.Join().String(), CAS: rec.Join().Hash()}, nil
+}
+
+// modify runs a plain read-modify-write command.
+func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
+	var res Result
+	rec, err := p.co.Modify(ctx, op.Key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+		now := p.now()
+		it, found := resolve(cur, now)
+		res = Result{}
+		v, err := p.apply(op, it, found, now, &res)
+		if err != nil {
+			return nil, vclock.Value{}, err
+		}
+		v.Timestamp = now
+		return cur.Join(), v, nil
+	}, coordinator.WriteOptions{})
+	if errors.Is(err, coordinator.ErrNoWrite) || err == nil {
+		if err == nil && res.Status == Stored {
+			res.CAS = rec.Join().Hash()
+			if writesItem(op.Kind) {
+				res.Item.CAS = res.CAS
+			}
+		}
+		return res, nil
+	}
+	return Result{}, err
+}
+
+var errNoWrite = coordinator.ErrNoWrite
+
+// apply decides op on the current item. It fills res and returns the value to write,
+// or errNoWrite.
+func (p *Proxy) apply(op Op, it Item, found bool, now int64, res *Result) (vclock.Value, error) {
+	switch op.Kind {
+	case OpSet:
+		if op.ReturnOld {
+			res.Found, res.Item = found, it
+		}
+		switch {
+		case op.CAS != 0 && !found:
+			res.Status = NotFound
+			return vclock.Value{}, errNoWrite
+		case op.CAS != 0 && op.CAS != it.CAS:
+			res.Status = Exists
+			return vclock.Value{}, errNoWrite
+		case op.Cond == CondNX && found, op.Cond == CondXX && !found:
+			res.Status = NotStored
+			return vclock.Value{}, errNoWrite
+		}
+		if len(op.Value) > p.cfg.MaxValueBytes {
+			return vclock.Value{}, ErrValueTooBig
+		}
+		v := vclock.Value{Data: op.Value, Flags: op.Flags, Expiry: op.Expiry}
+		if op.KeepTTL && found {
+			v.Expiry = it.Expiry
+		}
+		res.Status = Stored
+		return v, nil
+
+	case OpDelete, OpGetDel:
+		res.Found, res.Item = found, it
+		switch {
+		case !found:
+			res.Status = NotFound
+			return vclock.Value{}, errNoWrite
+		case op.CAS != 0 && op.CAS != it.CAS:
+			res.Status = Exists
+			return vclock.Value{}, errNoWrite
+		}
+		res.Status = Stored
+		return vclock.Value{Tombstone: true}, nil
+
+	case OpGetEx:
+		res.Found, res.Item = found, it
+		if !found || !op.SetExpiry {
+			return vclock.Value{}, errNoWrite
+		}
+		res.Status = Stored
+		return p.withExpiry(it, op, now), nil
+
+	case OpExpire:
+		if !found {
+			res.Status = NotFound
+			return vclock.Value{}, errNoWrite
+		}
+		if op.Persist {
+			if it.Expiry == 0 {
+				res.Status = NotStored
+				return vclock.Value{}, errNoWrite
+			}
+		} else if !expireCondHolds(op.Cond, it.Expiry, op.Expiry) {
+			res.Status = NotStored
+			return vclock.Value{}, errNoWrite
+		}
+		res.Status = Stored
+		return p.withExpiry(it, op, now), nil
+
+	case OpIncr:
+		var cur int64
+		if found {
+			n, ok := parseInt(it.Value)
+			if !ok {
+				return vclock.Value{}, ErrNotInteger
+			}
+			cur = n
+		}
+		if (op.Delta > 0 && cur > math.MaxInt64-op.Delta) || (op.Delta < 0 && cur < math.MinInt64-op.Delta) {
+			return vclock.Value{}, ErrOverflow
+		}
+		res.Int = cur + op.Delta
+		res.Status, res.Found = Stored, true
+		return written(res, p.rewrite(it, found, strconv.AppendInt(nil, res.Int, 10))), nil
+
+	case OpIncrFloat:
+		var cur float64
+		if found {
+			f, ok := parseFloat(it.Value)
+			if !ok {
+				return vclock.Value{}, ErrNotFloat
+			}
+			cur = f
+		}
+		n := cur + op.Float
+		if math.IsNaN(n) || math.IsInf(n, 0) {
+			return vclock.Value{}, ErrNaN
+		}
+		res.Float = FormatFloat(n)
+		res.Status, res.Found = Stored, true
+		return written(res, p.rewrite(it, found, res.Float)), nil
+
+	case OpIncrUnsigned:
+		if !found {
+			res.Status = NotFound
+			return vclock.Value{}, errNoWrite
+		}
+		cur, ok := parseUint(it.Value)
+		if !ok {
+			return vclock.Value{}, ErrNonNumeric
+		}
+		switch {
+		case !op.Decr:
+			res.Uint = cur + op.UDelta // wraps at 2^64, as memcached does
+		case op.UDelta > cur:
+			res.Uint = 0 // decr never goes below zero
+		default:
+			res.Uint = cur - op.UDelta
+		}
+		res.Status, res.Found = Stored, true
+		return written(res, p.rewrite(it, found, strconv.AppendUint(nil, res.Uint, 10))), nil
+
+	case OpAppend:
+		if !found && op.Cond == CondXX {
+			res.Status = NotStored
+			return vclock.Value{}, errNoWrite
+		}
+		if len(it.Value)+len(op.Value) > p.cfg.MaxValueBytes {
+			return vclock.Value{}, ErrValueTooBig
+		}
+		data := make([]byte, 0, len(it.Value)+len(op.Value))
+		if op.Prepend {
+			data = append(append(data, op.Value...), it.Value...)
+		} else {
+			data = append(append(data, it.Value...), op.Value...)
+		}
+		res.Int, res.Status, res.Found = int64(len(data)), Stored, true
+		return written(res, p.rewrite(it, found, data)), nil
+
+	case OpSetRange:
+		if op.Offset < 0 {
+			return vclock.Value{}, ErrBadOffset
+		}
+		if len(op.Value) == 0 {
+			// Redis: nothing to write; reply with the current length, create nothing.
+			res.Int = int64(len(it.Value))
+			return vclock.Value{}, errNoWrite
+		}
+		if op.Offset > int64(p.cfg.MaxValueBytes)-int64(len(op.Value)) { // no overflow for huge offsets
+			return vclock.Value{}, ErrValueTooBig
+		}
+		end := op.Offset + int64(len(op.Value))
+		data := make([]byte, max(int64(len(it.Value)), end))
+		copy(data, it.Value)
+		copy(data[op.Offset:], op.Value)
+		res.Int, res.Status, res.Found = int64(len(data)), Stored, true
+		return written(res, p.rewrite(it, found, data)), nil
+	}
+	return vclock.Value{}, fmt.Errorf("%w: %d", ErrUnknownOp, op.Kind)
+}
+
+// written records v, the value an OpIncr*, OpAppend or OpSetRange stores, as
+// res.Item (the item after the write; modify fills in its CAS), and returns v.
+func written(res *Result, v vclock.Value) vclock.Value {
+	res.Item = Item{Value: v.Data, Flags: v.Flags, Expiry: v.Expiry, Siblings: 1}
+	return v
+}
+
+// writesItem reports whether Result.Item is the item after the write for kind.
+func writesItem(kind Kind) bool {
+	switch kind {
+	case OpIncr, OpIncrFloat, OpIncrUnsigned, OpAppend, OpSetRange:
+		return true
+	}
+	return false
+}
+
+// rewrite returns the value a read-modify-write stores: new data, keeping the current
+// item's flags and expiry.
+func (p *Proxy) rewrite(it Item, found bool, data []byte) vclock.Value {
+	if !found {
+		return vclock.Value{Data: data}
+	}
+	return vclock.Value{Data: data, Flags: it.Flags, Expiry: it.Expiry}
+}
+
+// withExpiry returns it's value with op's new expiry; a past expiry makes it a
+// tombstone (Redis deletes a key whose new expiry has passed).
+func (p *Proxy) withExpiry(it Item, op Op, now int64) vclock.Value {
+	v := p.rewrite(it, true, it.Value)
+	switch {
+	case op.Persist:
+		v.Expiry = 0
+	case op.Expiry <= now:
+		return vclock.Value{Tombstone: true}
+	default:
+		v.Expiry = op.Expiry
+	}
+	return v
+}
+
+// expireCondHolds implements EXPIRE's NX/XX/GT/LT; a key without expiry counts as
+// an infinite TTL for GT and LT.
+func expireCondHolds(c Cond, cur, next int64) bool {
+	switch c {
+	case CondNX:
+		return cur == 0
+	case CondXX:
+		return cur != 0
+	case CondGT:
+		return cur != 0 && next > cur
+	case CondLT:
+		return cur == 0 || next < cur
+	}
+	return true
+}
+
+// parseInt parses a Redis integer strictly: the canonical decimal form only (no
+// spaces, no '+', no leading zeros), as Redis's string2ll.
+func parseInt(b []byte) (int64, bool) {
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	var buf [20]byte
+	return n, string(strconv.AppendInt(buf[:0], n, 10)) == string(b)
+}
+
+// ParseInt is parseInt for the front ends (argument parsing follows the same rule).
+func ParseInt(b []byte) (int64, bool) { return parseInt(b) }
+
+// parseUint parses a memcached counter: decimal digits, as memcached's strtoull
+// check (a value with trailing spaces, left by an earlier in-place decr, is accepted).
+func parseUint(b []byte) (uint64, bool) {
+	for len(b) > 0 && b[len(b)-1] == ' ' {
+		b = b[:len(b)-1]
+	}
+	if len(b) == 0 || len(b) > 20 {
+		return 0, false
+	}
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+	}
+	n, err := strconv.ParseUint(string(b), 10, 64)
+	return n, err == nil
+}
+
+// parseFloat parses a value for INCRBYFLOAT: no surrounding space, finite.
+func parseFloat(b []byte) (float64, bool) {
+	if len(b) == 0 || len(b) > 5000 || b[0] == ' ' || b[len(b)-1] == ' ' {
+		return 0, false
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, false
+	}
+	return f, true
+}
+
+// ParseFloat is parseFloat for the front ends.
+func ParseFloat(b []byte) (float64, bool) { return parseFloat(b) }
+
+// FormatFloat formats f as Redis's INCRBYFLOAT reply: plain decimal notation, no
+// exponent, shortest representation that round-trips, and "0" for negative zero
+// (Redis's ld2string turns "-0" into "0").
+func FormatFloat(f float64) []byte {
+	if f == 0 {
+		f = 0 // -0 == 0: drop the sign
+	}
+	return strconv.AppendFloat(nil, f, 'f', -1, 64)
+}
