@@ -1,0 +1,83 @@
+// Package resp is dynakv's Redis protocol front end: it parses RESP2, RESP3 and
+// inline requests, runs each command through proxy, and encodes the reply. It holds
+// no Dynamo logic and imports proxy only.
+//
+// # Layers
+//
+// A Server accepts connections with github.com/tidwall/redcon, which runs one
+// goroutine per connection and flushes the replies of a pipelined batch once.
+// Below redcon, each connection's bytes pass through a framer (frame.go) that
+// applies Redis 7.2's request-parsing rules and limits and hands redcon canonical
+// frames, so malformed input is answered exactly as Redis answers it — "-ERR
+// Protocol error: invalid multibulk length", "... invalid bulk length", "...
+// expected '$', got 'x'", "... unbalanced quotes in request", "... too big inline
+// request", "... too big mbulk count string", "... too big bulk count string",
+// "... unauthenticated multibulk length", "... unauthenticated bulk length" —
+// after the replies to the commands before it, and then the connection is closed.
+// What a header claims is never allocated: arguments are buffered as their bytes
+// arrive. Limits: an argument up to Config.ProtoMaxBulkLen (512 MiB), an inline
+// request or header line up to 64 KiB; before AUTH (when a password is set), 10
+// arguments of 16 KiB, and commands are parsed one at a time so that AUTH lifts
+// the limits for the next command of the same pipeline, as in Redis. Like Redis,
+// "*0" and "*-1" are skipped, the two bytes after an argument are not checked, and
+// a NUL byte before a header's or an inline request's line end hides it (Redis
+// finds line ends with strchr), so such a request waits until it is too big.
+//
+// Commands are looked up in a table (server.go) that holds Redis's arity, flags
+// and key positions and also answers COMMAND. Existence, arity and
+// authentication are checked in Redis's order, so an unknown command is "unknown
+// command" even before AUTH. Handlers write to a Reply (reply.go), an append-only
+// RESP2/RESP3 encoder, so they are tested without sockets. A handler that panics
+// answers "-ERR internal error" and ends its connection, not the node.
+//
+// Every error proxy returns becomes wire text through one table (errors.go);
+// an error it does not know is logged and answered "-ERR internal error".
+//
+// # Commands
+//
+// Connection: PING ECHO QUIT HELLO AUTH SELECT CLIENT (SETNAME GETNAME SETINFO ID
+// LIST INFO HELP). Strings: GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX MGET
+// MSET MSETNX INCR DECR INCRBY DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE SUBSTR
+// SETRANGE. Keyspace: DEL UNLINK EXISTS TOUCH EXPIRE PEXPIRE EXPIREAT PEXPIREAT
+// EXPIRETIME PEXPIRETIME TTL PTTL PERSIST TYPE DBSIZE KEYS SCAN RANDOMKEY FLUSHALL
+// FLUSHDB. Server: INFO TIME COMMAND (COUNT DOCS INFO LIST GETKEYS HELP) CONFIG
+// (GET SET RESETSTAT REWRITE HELP). Dynamo:
+//
+//	DGET key                              -> *2: context ("" if none), array of live siblings
+//	DPUT key context value [EX s | PX ms] -> the new context
+//	DDEL key context                      -> the new context
+//
+// A context that does not parse is "-ERR invalid causal context". Any other command
+// is Redis's "-ERR unknown command 'x', with args beginning with: 'a' 'b' ". After
+// HELLO 3, replies use RESP3 types where Redis does: maps (HELLO, CONFIG GET,
+// COMMAND DOCS), sets (COMMAND flags), the null "_", verbatim strings (INFO, CLIENT
+// LIST, CLIENT INFO); DGET stays an array.
+//
+// # Differences from Redis 7.2
+//
+//   - One database (SELECT 0 only), one user ("default"); no MULTI, scripting,
+//     pub/sub, client tracking, or types other than strings.
+//   - Multi-key commands (MSET, MSETNX, DEL of many keys) are not atomic across
+//     keys: each key is its own Dynamo object. MSETNX checks, then writes each key
+//     with NX. EXPIRE ... XX LT checks XX with a read before the conditional write.
+//   - A command has at most 1024*1024 arguments (Redis 7.2: 2^31-1), because
+//     redcon's parser loops over the claimed count whenever it re-parses an
+//     incomplete command. A command's input is bounded by 1 GiB (Redis's
+//     client-query-buffer-limit); past it the connection is closed without reply.
+//   - INCRBYFLOAT uses float64, not long double: increments beyond float64's
+//     range are "value is not a valid float".
+//   - FLUSHALL ASYNC flushes synchronously. DBSIZE and INFO keyspace count
+//     expired keys not yet reaped, as Redis does; expires= and avg_ttl= are 0.
+//   - CONFIG GET answers a small table of parameters; the harmless ones can be
+//     CONFIG SET and are stored without effect (maxclients takes effect); others
+//     are "can't set immutable config". requirepass is not shown.
+//   - CLIENT LIST shows Redis's fields; those dynakv has no counterpart for
+//     (fd, qbuf, omem, ...) are 0.
+//
+// # Concurrency
+//
+// A Server's methods are safe for concurrent use. A connection's state is used by
+// its own goroutine, except the fields CLIENT LIST reads, which are guarded. Close
+// stops every goroutine the Server started and waits for them; every proxy call
+// runs under a context that Close cancels.
+package resp

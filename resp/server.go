@@ -1,0 +1,628 @@
+package resp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tidwall/redcon"
+
+	"github.com/dynakv/dynakv/proxy"
+)
+
+// Config configures a Server. The zero value serves without a password.
+type Config struct {
+	// RequirePass, when not empty, is the default user's password: clients must
+	// AUTH (or HELLO ... AUTH) before any command but AUTH, HELLO and QUIT. Default
+	// "": no authentication.
+	RequirePass string
+	// MaxClients bounds connected clients; one more is answered "-ERR max number of
+	// clients reached" and closed. Default 10000.
+	MaxClients int
+	// ProtoMaxBulkLen bounds one argument of a request, in bytes (Redis's
+	// proto-max-bulk-len); a longer one is a protocol error. Default 512 MiB. Stored
+	// values are bounded separately, by proxy's MaxValueBytes.
+	ProtoMaxBulkLen int64
+	// Version is dynakv's version, reported as INFO's dynakv_version. HELLO and
+	// INFO's redis_version report Redis 7.2.0, the protocol dynakv speaks.
+	Version string
+	// NodeName is reported in INFO's server section (dynakv_node).
+	NodeName string
+	// Info, when set, adds fields to INFO. It is called once for each word of an
+	// INFO command, lower-cased ("default" when there is none; "all", "everything"
+	// or a section name), and every field it returns is shown: a field of one of
+	// INFO's own sections (server, clients, memory, persistence, stats,
+	// replication, cluster, keyspace) at the end of that section, a field of any
+	// other section (say "dynamo") in that section, shown after the built-in ones
+	// under a capitalized header ("# Dynamo"). It should return only what the word
+	// asks for. It may be nil.
+	Info func(section string) []InfoField
+	// Observer receives an event for every command (lower-case name, "unknown"
+	// for an unknown one) and every connection opened (+1) and closed (-1).
+	// Default proxy.NopObserver.
+	Observer proxy.Observer
+	// Logger receives protocol errors (debug), refused and killed connections and
+	// unexpected errors. Default: discard.
+	Logger *slog.Logger
+	// Now is the clock for expiry arithmetic (EX, EXPIRE, TTL), TIME and INFO's
+	// times. Default time.Now. Latencies and idle times use the monotonic clock.
+	Now func() time.Time
+}
+
+// InfoField is one "key:value" line of INFO, in the lower-case section it
+// belongs to (see Config.Info).
+type InfoField struct{ Section, Key, Value string }
+
+// Defaults.
+const (
+	DefaultMaxClients      = 10000
+	DefaultProtoMaxBulkLen = 512 << 20
+)
+
+// EnsureDefaults returns a copy of c with defaults filled in.
+func (c Config) EnsureDefaults() Config {
+	if c.MaxClients == 0 {
+		c.MaxClients = DefaultMaxClients
+	}
+	if c.ProtoMaxBulkLen == 0 {
+		c.ProtoMaxBulkLen = DefaultProtoMaxBulkLen
+	}
+	if c.Observer == nil {
+		c.Observer = proxy.NopObserver{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports a configuration error.
+func (c Config) Validate() error {
+	if c.MaxClients < 0 {
+		return errors.New("resp: MaxClients must not be negative")
+	}
+	if c.ProtoMaxBulkLen < 0 {
+		return errors.New("resp: ProtoMaxBulkLen must not be negative")
+	}
+	if strings.ContainsAny(c.NodeName, "\r\n") || strings.ContainsAny(c.Version, "\r\n") {
+		return errors.New("resp: NodeName and Version must be single lines")
+	}
+	return nil
+}
+
+// Server serves the Redis protocol over a proxy. Its methods are safe for
+// concurrent use.
+type Server struct {
+	cfg    Config
+	px     *proxy.Proxy
+	cmds   *table
+	ctx    context.Context // canceled by Close; every proxy call runs under it
+	cancel context.CancelFunc
+	rs     *redcon.Server
+
+	started time.Time // cfg.Now at New
+	runID   string
+
+	maxClients atomic.Int64
+	nextID     atomic.Int64
+	nclients   atomic.Int64
+	stats      stats
+	config     configStore
+
+	mu        sync.Mutex
+	ln        net.Listener
+	addr      net.Addr
+	serving   bool
+	closed    bool
+	serveDone chan struct{}
+	clients   map[int64]*client
+	wg        sync.WaitGroup // one per accepted connection, done when it closed
+	closeOnce sync.Once
+	backoff   time.Duration // accept error backoff, used by the accept loop only
+}
+
+// stats are INFO's counters.
+type stats struct {
+	conns, rejected        atomic.Int64
+	commands, errorReplies atomic.Int64
+	netIn, netOut          atomic.Int64
+	hitsBase, missesBase   atomic.Int64 // proxy counters at the last CONFIG RESETSTAT
+}
+
+// New returns a Server executing commands on px. cfg should pass Validate; its
+// zero fields get their defaults. Call Serve to accept clients.
+func New(cfg Config, px *proxy.Proxy) *Server {
+	cfg = cfg.EnsureDefaults()
+	s := &Server{cfg: cfg, px: px, clients: make(map[int64]*client)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.cmds = newTable()
+	s.started = cfg.Now()
+	var id [20]byte
+	_, _ = rand.Read(id[:])
+	s.runID = hex.EncodeToString(id[:])
+	s.maxClients.Store(int64(cfg.MaxClients))
+	s.config.init()
+	s.rs = redcon.NewServer("", s.serveCommand, s.accept, s.closedConn)
+	s.rs.AcceptError = s.acceptError
+	return s
+}
+
+// Serve accepts connections on ln until Close, then returns nil. It returns an
+// error if called twice.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return nil
+	}
+	if s.serving {
+		s.mu.Unlock()
+		return errors.New("resp: Serve called twice")
+	}
+	s.serving, s.ln, s.addr = true, ln, ln.Addr()
+	s.serveDone = make(chan struct{})
+	done := s.serveDone
+	s.mu.Unlock()
+	defer close(done)
+	err := s.rs.Serve(&listener{Listener: ln, s: s})
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	return err
+}
+
+// Close stops accepting, closes every client connection and waits for their
+// goroutines. It is idempotent; concurrent calls all wait.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		ln, done := s.ln, s.serveDone
+		s.mu.Unlock()
+		s.cancel()
+		if ln != nil {
+			_ = ln.Close()
+			<-done // redcon closes every connection when its accept loop ends
+		}
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// Clients returns the number of connected clients.
+func (s *Server) Clients() int { return int(s.nclients.Load()) }
+
+// Addr returns the address Serve listens on, or nil before Serve.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.addr
+}
+
+// accept registers a new connection, or refuses it beyond MaxClients. It runs on
+// redcon's accept loop, before the connection's goroutine starts.
+func (s *Server) accept(conn redcon.Conn) bool {
+	s.backoff = 0
+	g, _ := conn.NetConn().(*guardConn)
+	if s.nclients.Load() >= s.maxClients.Load() {
+		s.stats.rejected.Add(1)
+		s.cfg.Logger.Warn("refusing client: max number of clients reached", "addr", conn.RemoteAddr())
+		if g != nil {
+			_ = g.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = g.Write(errMaxClients)
+		}
+		return false
+	}
+	c := &client{
+		id:      s.nextID.Add(1),
+		conn:    conn,
+		authed:  s.cfg.RequirePass == "",
+		created: time.Now(),
+		addr:    conn.RemoteAddr(),
+	}
+	if g != nil {
+		c.laddr = g.LocalAddr().String()
+		g.cl = c
+	}
+	c.setProto(2)
+	c.lastAt.Store(c.created.UnixNano())
+	conn.SetContext(c)
+	s.mu.Lock()
+	s.clients[c.id] = c
+	s.mu.Unlock()
+	s.nclients.Add(1)
+	s.stats.conns.Add(1)
+	s.wg.Add(1)
+	s.cfg.Observer.Connection("resp", 1)
+	return true
+}
+
+// closedConn unregisters a connection; redcon calls it when the connection's
+// goroutine ends.
+func (s *Server) closedConn(conn redcon.Conn, err error) {
+	c, ok := conn.Context().(*client)
+	if !ok {
+		return
+	}
+	s.mu.Lock()
+	delete(s.clients, c.id)
+	s.mu.Unlock()
+	s.nclients.Add(-1)
+	s.cfg.Observer.Connection("resp", -1)
+	if err != nil && !errors.Is(err, net.ErrClosed) {
+		s.cfg.Logger.Debug("client connection ended", "addr", c.addr, "err", err)
+	}
+	s.wg.Done()
+}
+
+// acceptError backs off after a failed Accept (say, out of file descriptors), as
+// net/http does, instead of spinning.
+func (s *Server) acceptError(err error) {
+	s.backoff = min(max(2*s.backoff, 5*time.Millisecond), time.Second)
+	s.cfg.Logger.Warn("accept failed", "err", err, "retry_in", s.backoff)
+	t := time.NewTimer(s.backoff)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+	}
+}
+
+// client is one connection's state. Fields without a lock are used only by the
+// connection's goroutine; the others are read by CLIENT LIST from other
+// connections.
+type client struct {
+	id          int64
+	conn        redcon.Conn // nil when a handler runs without a socket (tests)
+	w           Reply
+	authed      bool
+	closing     bool // QUIT or a security warning: close after this reply
+	dropReplies bool // close without sending the batch's pending replies
+	created     time.Time
+	addr        string
+	laddr       string
+
+	proto   atomic.Int32
+	lastCmd atomic.Pointer[command]
+	lastAt  atomic.Int64 // unix ns of the last command
+
+	mu                    sync.Mutex
+	name, libName, libVer string
+}
+
+func (c *client) setProto(v int) {
+	c.w.proto = v
+	c.proto.Store(int32(v))
+}
+
+// serveCommand runs one command; redcon calls it for every command of a pipelined
+// batch and flushes the replies once after the batch.
+func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
+	c, ok := conn.Context().(*client)
+	if !ok || c.closing || len(cmd.Args) == 0 {
+		return
+	}
+	start := time.Now()
+	name := s.safeExec(c, cmd.Args)
+	failed := c.w.failed
+	if len(c.w.b) > 0 {
+		conn.WriteRaw(c.w.b)
+	}
+	c.w.reset()
+	s.stats.commands.Add(1)
+	if failed {
+		s.stats.errorReplies.Add(1)
+	}
+	c.lastAt.Store(start.UnixNano())
+	s.cfg.Observer.Command("resp", name, time.Since(start), failed)
+	if c.closing {
+		if c.dropReplies {
+			// Redis frees the client at once: replies not yet written are lost.
+			if w := redcon.BaseWriter(conn); w != nil {
+				w.SetBuffer(nil)
+			}
+		}
+		_ = conn.Close() // flushes the replies so far, then closes
+	}
+}
+
+// safeExec runs exec, turning a panic (a bug below) into "-ERR internal error"
+// and the end of this connection, instead of the end of the node.
+func (s *Server) safeExec(c *client, args [][]byte) (name string) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Logger.Error("panic serving a command", "addr", c.addr, "panic", r, "stack", string(debug.Stack()))
+			c.w.reset()
+			c.w.errorLine(errInternal)
+			c.closing = true
+			name = "unknown"
+		}
+	}()
+	return s.exec(c, args)
+}
+
+// exec looks a command up and runs it, checking existence, arity and
+// authentication in Redis's order. It writes the reply to c.w and returns the
+// command's name for the observer.
+func (s *Server) exec(c *client, args [][]byte) string {
+	if eqFold(args[0], "host:") || eqFold(args[0], "post") {
+		// Cross-protocol scripting (an HTTP request sent to Redis): close
+		// without a reply, as Redis does.
+		s.cfg.Logger.Warn("Possible SECURITY ATTACK detected. It looks like somebody is sending POST or Host: commands. Connection aborted.", "addr", c.addr)
+		c.closing, c.dropReplies = true, true
+		return "unknown"
+	}
+	cmd := s.cmds.lookup(args[0])
+	if cmd == nil {
+		unknownCommand(&c.w, args)
+		return "unknown"
+	}
+	if cmd.subs != nil && len(args) >= 2 {
+		sub := cmd.sub(args[1])
+		if sub == nil {
+			a := cstr(args[1])
+			if len(a) > 128 {
+				a = a[:128]
+			}
+			c.w.Error("ERR unknown subcommand '" + string(a) + "'. Try " + strings.ToUpper(cmd.name) + " HELP.")
+			return cmd.name
+		}
+		cmd = sub
+	}
+	if !cmd.arityOK(len(args)) {
+		c.w.errorLine(cmd.arityErr)
+		return cmd.name
+	}
+	if !c.authed && !cmd.noAuth {
+		c.w.errorLine(errNoAuth)
+		return cmd.name
+	}
+	c.lastCmd.Store(cmd)
+	cmd.run(s, c, args)
+	return cmd.name
+}
+
+// unknownCommand writes Redis's reply to an unknown command: the name and the
+// first 128 bytes of the arguments, each quoted and followed by a space, cut at a
+// NUL as C's %s does.
+func unknownCommand(w *Reply, args [][]byte) {
+	name := cstr(args[0])
+	if len(name) > 128 {
+		name = name[:128]
+	}
+	msg := make([]byte, 0, 64+len(name))
+	msg = append(msg, "ERR unknown command '"...)
+	msg = append(msg, name...)
+	msg = append(msg, "', with args beginning with: "...)
+	n := 0
+	for _, a := range args[1:] {
+		if n >= 128 {
+			break
+		}
+		a = cstr(a)
+		if len(a) > 128-n {
+			a = a[:128-n]
+		}
+		msg = append(msg, '\'')
+		msg = append(msg, a...)
+		msg = append(msg, '\'', ' ')
+		n += len(a) + 3
+	}
+	w.Error(bstr(msg))
+}
+
+// handler runs a command whose existence, arity and authentication were checked.
+type handler func(s *Server, c *client, args [][]byte)
+
+// command is an entry of the command table, which also answers COMMAND.
+type command struct {
+	name     string // lower-case full name: "get", "config|get"
+	arity    int    // Redis convention: n exactly, -n at least n (the name included)
+	flags    []string
+	acl      []string
+	first    int // key positions, for COMMAND INFO and GETKEYS
+	last     int
+	step     int
+	noAuth   bool
+	run      handler
+	summary  string
+	group    string
+	arityErr []byte
+
+	subs   []*command // container commands (CONFIG, CLIENT, COMMAND)
+	subIdx map[string]*command
+}
+
+func (c *command) arityOK(n int) bool {
+	if c.arity >= 0 {
+		return n == c.arity
+	}
+	return n >= -c.arity
+}
+
+func (c *command) sub(name []byte) *command {
+	var buf [32]byte
+	l, ok := lowerASCII(buf[:], name)
+	if !ok {
+		return nil
+	}
+	return c.subIdx[string(l)]
+}
+
+// table is the command table: name -> command.
+type table struct {
+	byName map[string]*command
+	list   []*command // in definition order
+}
+
+func (t *table) lookup(name []byte) *command {
+	var buf [32]byte
+	l, ok := lowerASCII(buf[:], name)
+	if !ok {
+		return nil
+	}
+	return t.byName[string(l)]
+}
+
+// find resolves "name" or "container|sub" (COMMAND INFO).
+func (t *table) find(name []byte) *command {
+	if i := strings.IndexByte(bstr(name), '|'); i >= 0 {
+		c := t.lookup(name[:i])
+		if c == nil || c.subs == nil {
+			return nil
+		}
+		return c.sub(name[i+1:])
+	}
+	return t.lookup(name)
+}
+
+// Command flags and ACL categories, as COMMAND INFO shows them.
+var (
+	fRead      = []string{"readonly", "fast"}
+	fReadSlow  = []string{"readonly"}
+	fWrite     = []string{"write", "denyoom"}
+	fWriteFast = []string{"write", "denyoom", "fast"}
+	fDel       = []string{"write"}
+	fDelFast   = []string{"write", "fast"}
+	fConn      = []string{"loading", "stale", "fast"}
+	fNoAuth    = []string{"noscript", "loading", "stale", "fast", "no_auth", "allow_busy"}
+	fAdmin     = []string{"admin", "noscript", "loading", "stale"}
+	fInfo      = []string{"loading", "stale"}
+
+	aReadStr   = []string{"@read", "@string", "@fast"}
+	aReadSlow  = []string{"@read", "@string", "@slow"}
+	aWriteStr  = []string{"@write", "@string", "@slow"}
+	aWriteFast = []string{"@write", "@string", "@fast"}
+	aKeyRead   = []string{"@keyspace", "@read", "@fast"}
+	aKeySlow   = []string{"@keyspace", "@read", "@slow"}
+	aKeyWrite  = []string{"@keyspace", "@write", "@fast"}
+	aKeyDel    = []string{"@keyspace", "@write", "@slow"}
+	aDanger    = []string{"@keyspace", "@write", "@slow", "@dangerous"}
+	aConn      = []string{"@fast", "@connection"}
+	aSlowConn  = []string{"@slow", "@connection"}
+	aAdmin     = []string{"@admin", "@slow", "@dangerous"}
+)
+
+// newTable builds the command table. Arity, flags and key positions are Redis
+// 7.2's.
+func newTable() *table {
+	key := func(c *command) *command { c.first, c.last, c.step = 1, 1, 1; return c }
+	keys := func(c *command, step int) *command { c.first, c.last, c.step = 1, -1, step; return c }
+	cmd := func(name string, arity int, flags, acl []string, group, summary string, run handler) *command {
+		return &command{name: name, arity: arity, flags: flags, acl: acl, group: group, summary: summary, run: run}
+	}
+	noauth := func(c *command) *command { c.noAuth = true; return c }
+	list := []*command{
+		// Connection.
+		cmd("ping", -1, []string{"fast", "sentinel"}, aConn, "connection", "Returns the server's liveliness response.", (*Server).ping),
+		cmd("echo", 2, []string{"fast"}, aConn, "connection", "Returns the given string.", (*Server).echo),
+		noauth(cmd("quit", -1, fNoAuth, aConn, "connection", "Closes the connection.", (*Server).quit)),
+		noauth(cmd("hello", -1, fNoAuth, aConn, "connection", "Handshakes with the server.", (*Server).hello)),
+		noauth(cmd("auth", -2, fNoAuth, aConn, "connection", "Authenticates the connection.", (*Server).auth)),
+		cmd("select", 2, fConn, aConn, "connection", "Changes the selected database.", (*Server).selectDB),
+		{name: "client", arity: -2, flags: []string{"sentinel"}, acl: aSlowConn, group: "connection", summary: "A container for client connection commands.", subs: []*command{
+			cmd("client|setname", 3, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Sets the connection name.", (*Server).clientSetName),
+			cmd("client|getname", 2, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Returns the name of the connection.", (*Server).clientGetName),
+			cmd("client|setinfo", 4, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Sets information specific to the client or connection.", (*Server).clientSetInfo),
+			cmd("client|id", 2, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Returns the unique client ID of the connection.", (*Server).clientID),
+			cmd("client|list", -2, fAdmin, aAdmin, "connection", "Lists open connections.", (*Server).clientList),
+			cmd("client|info", 2, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Returns information about the connection.", (*Server).clientInfo),
+			cmd("client|help", 2, []string{"loading", "stale"}, aSlowConn, "connection", "Returns helpful text about the different subcommands.", (*Server).clientHelp),
+		}},
+		// Strings.
+		key(cmd("get", 2, fRead, aReadStr, "string", "Returns the string value of a key.", (*Server).get)),
+		key(cmd("set", -3, fWrite, aWriteStr, "string", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", (*Server).set)),
+		key(cmd("setnx", 3, fWriteFast, aWriteFast, "string", "Set the string value of a key only when the key doesn't exist.", (*Server).setnx)),
+		key(cmd("setex", 4, fWrite, aWriteStr, "string", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", (*Server).setex)),
+		key(cmd("psetex", 4, fWrite, aWriteStr, "string", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", (*Server).psetex)),
+		key(cmd("getset", 3, fWriteFast, aWriteFast, "string", "Returns the previous string value of a key after setting it to a new value.", (*Server).getset)),
+		key(cmd("getdel", 2, fDelFast, aWriteFast, "string", "Returns the string value of a key after deleting the key.", (*Server).getdel)),
+		key(cmd("getex", -2, fDelFast, aWriteFast, "string", "Returns the string value of a key after setting its expiration time.", (*Server).getex)),
+		keys(cmd("mget", -2, fRead, aReadStr, "string", "Atomically returns the string values of one or more keys.", (*Server).mget), 1),
+		keys(cmd("mset", -3, fWrite, aWriteStr, "string", "Atomically creates or modifies the string values of one or more keys.", (*Server).mset), 2),
+		keys(cmd("msetnx", -3, fWrite, aWriteStr, "string", "Atomically modifies the string values of one or more keys only when all keys don't exist.", (*Server).msetnx), 2),
+		key(cmd("incr", 2, fWriteFast, aWriteFast, "string", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", (*Server).incr)),
+		key(cmd("decr", 2, fWriteFast, aWriteFast, "string", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", (*Server).decr)),
+		key(cmd("incrby", 3, fWriteFast, aWriteFast, "string", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", (*Server).incrby)),
+		key(cmd("decrby", 3, fWriteFast, aWriteFast, "string", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", (*Server).decrby)),
+		key(cmd("incrbyfloat", 3, fWriteFast, aWriteFast, "string", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", (*Server).incrbyfloat)),
+		key(cmd("append", 3, fWriteFast, aWriteFast, "string", "Appends a string to the value of a key. Creates the key if it doesn't exist.", (*Server).appendCmd)),
+		key(cmd("strlen", 2, fRead, aReadStr, "string", "Returns the length of a string value.", (*Server).strlen)),
+		key(cmd("getrange", 4, fReadSlow, aReadSlow, "string", "Returns a substring of the string stored at a key.", (*Server).getrange)),
+		key(cmd("substr", 4, fReadSlow, aReadSlow, "string", "Returns a substring from a string value.", (*Server).getrange)),
+		key(cmd("setrange", 4, fWrite, aWriteStr, "string", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", (*Server).setrange)),
+		// Keyspace.
+		keys(cmd("del", -2, fDel, aKeyDel, "generic", "Deletes one or more keys.", (*Server).del), 1),
+		keys(cmd("unlink", -2, fDelFast, aKeyWrite, "generic", "Asynchronously deletes one or more keys.", (*Server).del), 1),
+		keys(cmd("exists", -2, fRead, aKeyRead, "generic", "Determines whether one or more keys exist.", (*Server).exists), 1),
+		keys(cmd("touch", -2, fRead, aKeyRead, "generic", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", (*Server).exists), 1),
+		key(cmd("expire", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key in seconds.", (*Server).expire)),
+		key(cmd("pexpire", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key in milliseconds.", (*Server).pexpire)),
+		key(cmd("expireat", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key to a Unix timestamp.", (*Server).expireat)),
+		key(cmd("pexpireat", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", (*Server).pexpireat)),
+		key(cmd("expiretime", 2, fRead, aKeyRead, "generic", "Returns the expiration time of a key as a Unix timestamp.", (*Server).expiretime)),
+		key(cmd("pexpiretime", 2, fRead, aKeyRead, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp.", (*Server).pexpiretime)),
+		key(cmd("ttl", 2, fRead, aKeyRead, "generic", "Returns the expiration time in seconds of a key.", (*Server).ttl)),
+		key(cmd("pttl", 2, fRead, aKeyRead, "generic", "Returns the expiration time in milliseconds of a key.", (*Server).pttl)),
+		key(cmd("persist", 2, fDelFast, aKeyWrite, "generic", "Removes the expiration time of a key.", (*Server).persist)),
+		key(cmd("type", 2, fRead, aKeyRead, "generic", "Determines the type of value stored at a key.", (*Server).typeCmd)),
+		cmd("dbsize", 1, fRead, aKeyRead, "server", "Returns the number of keys in the database.", (*Server).dbsize),
+		cmd("keys", 2, fReadSlow, []string{"@keyspace", "@read", "@slow", "@dangerous"}, "generic", "Returns all key names that match a pattern.", (*Server).keys),
+		cmd("scan", -2, fReadSlow, aKeySlow, "generic", "Iterates over the key names in the database.", (*Server).scan),
+		cmd("randomkey", 1, fReadSlow, aKeySlow, "generic", "Returns a random key name from the database.", (*Server).randomkey),
+		cmd("flushall", -1, fDel, aDanger, "server", "Removes all keys from all databases.", (*Server).flushall),
+		cmd("flushdb", -1, fDel, aDanger, "server", "Remove all keys from the current database.", (*Server).flushall),
+		// Dynamo.
+		key(cmd("dget", 2, fReadSlow, aReadSlow, "dynamo", "Returns a key's causal context and all its live sibling values.", (*Server).dget)),
+		key(cmd("dput", -4, fWrite, aWriteStr, "dynamo", "Writes a value with a causal context; returns the new context.", (*Server).dput)),
+		key(cmd("ddel", 3, fDel, aWriteStr, "dynamo", "Deletes with a causal context; returns the new context.", (*Server).ddel)),
+		// Server.
+		cmd("info", -1, []string{"loading", "stale", "sentinel"}, []string{"@slow", "@dangerous"}, "server", "Returns information and statistics about the server.", (*Server).info),
+		cmd("time", 1, fConn, []string{"@fast"}, "server", "Returns the server time.", (*Server).time),
+		{name: "command", arity: -1, flags: []string{"loading", "stale", "sentinel"}, acl: aSlowConn, group: "server", summary: "Returns detailed information about all commands.", run: (*Server).commandAll, subs: []*command{
+			cmd("command|count", 2, fInfo, aSlowConn, "server", "Returns a count of commands.", (*Server).commandCount),
+			cmd("command|docs", -2, fInfo, aSlowConn, "server", "Returns documentary information about one, multiple or all commands.", (*Server).commandDocs),
+			cmd("command|info", -2, fInfo, aSlowConn, "server", "Returns information about one, multiple or all commands.", (*Server).commandInfo),
+			cmd("command|list", -2, fInfo, aSlowConn, "server", "Returns a list of command names.", (*Server).commandList),
+			cmd("command|getkeys", -4, fInfo, aSlowConn, "server", "Extracts the key names from an arbitrary command.", (*Server).commandGetKeys),
+			cmd("command|help", 2, fInfo, aSlowConn, "server", "Returns helpful text about the different subcommands.", (*Server).commandHelp),
+		}},
+		{name: "config", arity: -2, acl: []string{"@slow"}, group: "server", summary: "A container for server configuration commands.", subs: []*command{
+			cmd("config|get", -3, fAdmin, aAdmin, "server", "Returns the effective values of configuration parameters.", (*Server).configGet),
+			cmd("config|set", -4, fAdmin, aAdmin, "server", "Sets configuration parameters in-flight.", (*Server).configSet),
+			cmd("config|resetstat", 2, fAdmin, aAdmin, "server", "Resets the server's statistics.", (*Server).configResetStat),
+			cmd("config|rewrite", 2, fAdmin, aAdmin, "server", "Persists the effective configuration to file.", (*Server).configRewrite),
+			cmd("config|help", 2, fInfo, []string{"@slow"}, "server", "Returns helpful text about the different subcommands.", (*Server).configHelp),
+		}},
+	}
+	t := &table{byName: make(map[string]*command, len(list))}
+	for _, c := range list {
+		c.arityErr = errLine(fmt.Sprintf("ERR wrong number of arguments for '%s' command", c.name))
+		if len(c.subs) > 0 {
+			c.subIdx = make(map[string]*command, len(c.subs))
+			for _, sc := range c.subs {
+				sc.arityErr = errLine(fmt.Sprintf("ERR wrong number of arguments for '%s' command", sc.name))
+				c.subIdx[sc.name[strings.IndexByte(sc.name, '|')+1:]] = sc
+			}
+		}
+		t.byName[c.name] = c
+		t.list = append(t.list, c)
+	}
+	return t
+}
