@@ -1,0 +1,66 @@
+// Package memcache is dynakv's memcached text-protocol front end: it parses the
+// classic commands (get, gets, gat, gats, set, add, replace, append, prepend, cas,
+// incr, decr, delete, touch, flush_all, stats, version, verbosity, quit) and the meta
+// commands (mg, ms, md, ma, mn, me), calls proxy/, and encodes memcached's replies
+// byte for byte. It holds no Dynamo logic and imports proxy/ only.
+//
+// Invariants:
+//
+//   - One goroutine per connection reads requests and writes replies in order; replies
+//     are buffered and flushed once per batch of pipelined requests (when the reader
+//     holds no further buffered bytes), and at once after mn and quit.
+//   - Nothing is allocated because a header claims it: a data block is checked against
+//     MaxValueBytes before it is read, buffers grow with the bytes that actually
+//     arrive, and a refused block is discarded as it streams in. A command line without
+//     "\n" may grow to 2048 bytes (4 MiB for a get/gets multi-get, as memcached allows
+//     large multi-gets); past that the client gets "CLIENT_ERROR line too long" and is
+//     disconnected.
+//   - Keys and values handed to the proxy are fresh copies: the proxy and the
+//     coordinator may keep them after Do returns (background replication, read repair).
+//   - Every proxy error becomes one memcached line through the single table in
+//     errors.go.
+//   - Server owns the accept loop's connections: Close stops accepting, closes every
+//     connection, cancels in-flight proxy calls and waits for the connection
+//     goroutines. Close is idempotent; Serve returns nil after Close.
+//
+// A Server is safe for concurrent use.
+//
+// Semantics follow memcached 1.6 (proto_text.c), including its quirks: "noreply" hides
+// error lines too; a malformed storage command line is answered with "CLIENT_ERROR bad
+// command line format" and its data block is then read as commands; a data block
+// whose last two bytes are not "\r\n" is "CLIENT_ERROR bad data chunk" and the rest of
+// the stream is read as commands; an over-limit value is answered "SERVER_ERROR object
+// too large for cache", its block is swallowed and (for set) the old value is deleted.
+// Exptime: 0 never expires, negative expires at once, up to 30 days is relative,
+// larger is absolute unix time (Config.Now is the clock).
+//
+// Where dynakv differs from memcached:
+//
+//   - A cas unique is the 64-bit hash of the key's causal context (see proxy/). Every
+//     write changes it, including touch, gat and mg with T (memcached keeps the cas
+//     on touch); gats and mg c report the unique after the touch.
+//   - decr does not space-pad the stored number (memcached may; the protocol tells
+//     clients not to rely on it).
+//   - A line longer than the limit gets "CLIENT_ERROR line too long" before the
+//     connection is closed; memcached closes silently.
+//   - stats reports this node's counters; curr_items is the proxy's key count;
+//     evictions, get_expired and get_flushed are always 0; limit_maxbytes is 0 (no
+//     memory limit). Extra lines come from Config.Stats and replace same-named ones.
+//     "stats" subcommands: reset, settings, items, slabs, sizes; others are ERROR.
+//   - Meta commands: the b (base64 key), c, f, k, O, q, s, t, v, T, N, C, F, M, D, J
+//     flags work as in memcached; q hides EN (mg), HD (ms), HD and NF (md) and a
+//     successful reply, VA included (ma). mg N returns W to the client whose request
+//     created the item; Z and X are never returned (no per-item token state), R is
+//     accepted and never wins, u, P and L are accepted and ignored. md I deletes the
+//     item instead of marking it stale; ms I is ignored. E (explicit cas), h, l and md x
+//     cannot be honoured by a cas that is a context hash or without access tracking,
+//     and are rejected as unknown flags ("CLIENT_ERROR invalid flag", or for md and
+//     ma "CLIENT_ERROR invalid or duplicate flag"), as memcached versions without
+//     them do. ma with C, ms append/prepend with C, and ma with T are
+//     read-then-conditional-write sequences through the proxy; a concurrent writer
+//     makes the conditional write answer EX (C) or is simply ordered before the TTL
+//     change (T).
+//   - A proxy error in the middle of a multi-key get ends the reply with the error
+//     line in place of END (memcached cannot fail there).
+//   - The binary protocol is not spoken; its requests are answered as unknown text.
+package memcache

@@ -1,0 +1,736 @@
+package memcache
+
+import (
+	"bytes"
+	"encoding/base64"
+	"math"
+	"time"
+
+	"github.com/dynakv/dynakv/proxy"
+)
+
+// Meta protocol limits (memcached's MFLAG_MAX_OPT_LENGTH, MFLAG_MAX_OPAQUE_LENGTH).
+const (
+	metaMaxTokens   = 20 // counting memcached's terminal token
+	metaMaxOpaque   = 32 // counting the 'O'
+	metaMaxFlagChar = 127
+)
+
+// metaReq is a meta command's key and flags, as memcached's _meta_flag_preparse
+// reads them.
+type metaReq struct {
+	key    []byte   // the key, base64-decoded when binary
+	binary bool     // b: the key came base64-encoded
+	flags  [][]byte // the flag tokens, in request order
+
+	quiet, value bool
+	hasCAS       bool
+	cas          uint64 // C
+	hasTTL       bool
+	ttl          int32 // T
+	vivify       bool
+	vivTTL       int32 // N
+	tAfterN      bool  // T comes after N (it then sets a created item's TTL)
+	clientFlags  uint32
+	mode         byte
+	delta        uint64 // D, default 1
+	initial      uint64 // J
+}
+
+// parseMeta reads a meta command's key and flag tokens. errLine is "" on success.
+// Like memcached, a duplicate or unknown flag stops at once; other bad tokens are
+// reported after every flag was read, the last one's message winning.
+func parseMeta(key []byte, flags [][]byte) (m metaReq, errLine string) {
+	m = metaReq{key: key, flags: flags, delta: 1}
+	var seen [metaMaxFlagChar]bool
+	for _, f := range flags {
+		o := f[0]
+		if o >= metaMaxFlagChar || seen[o] {
+			return m, lineMetaDupFlag
+		}
+		seen[o] = true
+		arg := f[1:]
+		switch o {
+		case 'b':
+			k, ok := decodeKey(key)
+			if !ok {
+				errLine = lineMetaBadKey
+				break
+			}
+			m.key, m.binary = k, true
+		case 'N':
+			v, ok := parseInt32(arg)
+			if !ok {
+				errLine = lineMetaBadToken
+				break
+			}
+			m.vivify, m.vivTTL = true, v
+		case 'T':
+			v, ok := parseInt32(arg)
+			if !ok {
+				errLine = lineMetaBadToken
+				break
+			}
+			m.hasTTL, m.ttl, m.tAfterN = true, v, m.vivify
+		case 'R':
+			// Early recache: accepted, never wins (no per-item token state).
+			if _, ok := parseInt32(arg); !ok {
+				errLine = lineMetaBadToken
+			}
+		case 'O', 'P', 'L', 'k', 's', 't', 'c', 'f', 'u', 'I':
+		case 'v':
+			m.value = true
+		case 'q':
+			m.quiet = true
+		case 'F':
+			v, ok := parseUint32(arg)
+			if !ok {
+				if errLine == "" {
+					errLine = lineBadFormat
+				}
+				break
+			}
+			m.clientFlags = v
+		case 'C':
+			v, ok := parseUint64(arg)
+			if !ok {
+				errLine = lineMetaBadToken
+				break
+			}
+			m.hasCAS, m.cas = true, v
+		case 'M':
+			if len(f) != 2 {
+				errLine = lineMetaBadMLen
+				break
+			}
+			m.mode = f[1]
+		case 'J':
+			v, ok := parseUint64(arg)
+			if !ok {
+				errLine = lineMetaBadInitial
+				break
+			}
+			m.initial = v
+		case 'D':
+			v, ok := parseUint64(arg)
+			if !ok {
+				errLine = lineMetaBadDeltaVal
+				break
+			}
+			m.delta = v
+		default:
+			// Includes E, h, l and x, which dynakv cannot honour (see the package doc).
+			return m, lineMetaBadFlag
+		}
+	}
+	return m, errLine
+}
+
+// detach copies the key and the flag tokens out of the read buffer into buf (reused
+// when large enough), so they outlive a read of the data block; it returns buf.
+func (m *metaReq) detach(buf []byte) []byte {
+	n := len(m.key)
+	for _, f := range m.flags {
+		n += len(f)
+	}
+	if cap(buf) < n {
+		buf = make([]byte, 0, n)
+	}
+	buf = append(buf[:0], m.key...) // no reallocation below: the slices stay valid
+	m.key = buf[:len(buf):len(buf)]
+	for i, f := range m.flags {
+		start := len(buf)
+		buf = append(buf, f...)
+		m.flags[i] = buf[start:len(buf):len(buf)]
+	}
+	return buf
+}
+
+// opaqueTooLong reports an O token over memcached's limit.
+func (m *metaReq) opaqueTooLong() bool {
+	for _, f := range m.flags {
+		if f[0] == 'O' && len(f) > metaMaxOpaque {
+			return true
+		}
+	}
+	return false
+}
+
+// appendEcho appends the O and k flags every meta reply echoes.
+func (m *metaReq) appendEcho(b []byte) []byte {
+	for _, f := range m.flags {
+		switch f[0] {
+		case 'O':
+			b = append(append(b, ' '), f...)
+		case 'k':
+			b = appendKey(b, m.key, m.binary)
+		}
+	}
+	return b
+}
+
+// metaPrologue checks what every meta command but ms checks first: arity, key
+// length, the number of flags. It answers the error itself and reports whether to
+// go on. tooLong is the message for too many flags, which differs between commands.
+func (c *conn) metaPrologue(toks [][]byte, tooLong string) bool {
+	c.s.stats.metaCmds.Add(1)
+	switch {
+	case len(toks) < 2:
+		c.fail(lineError)
+	case !c.validKey(toks[1]):
+		c.failAlways(lineBadFormat)
+	case len(toks)+1 > metaMaxTokens:
+		c.failAlways(tooLong)
+	default:
+		return true
+	}
+	return false
+}
+
+// metaGet answers "mg <key> <flags>*".
+func (c *conn) metaGet(toks [][]byte) {
+	if !c.metaPrologue(toks, lineMetaGetTooLong) {
+		return
+	}
+	m, errLine := parseMeta(toks[1], toks[2:])
+	if errLine != "" {
+		c.failAlways(errLine)
+		return
+	}
+	now := c.now()
+	key := bytes.Clone(m.key)
+	var tExp int64
+	op := proxy.Op{Kind: proxy.OpGet, Key: key}
+	if m.hasTTL {
+		tExp = expiry(m.ttl, now)
+		op = proxy.Op{Kind: proxy.OpGetEx, Key: key, SetExpiry: true, Expiry: tExp, Persist: tExp == 0}
+	}
+	res, err := c.do(op)
+	if err != nil {
+		c.failAlways(errorLine(err))
+		return
+	}
+	found, it, cas := res.Found, res.Item, res.Item.CAS
+	if res.Status == proxy.Stored {
+		cas = res.CAS // T wrote a new version
+	}
+	created := false
+	if !found && m.vivify {
+		// Vivify on miss: create an empty item; its creator wins the recache (W).
+		vExp := expiry(m.vivTTL, now)
+		if m.tAfterN {
+			vExp = tExp
+		}
+		r, err := c.do(proxy.Op{Kind: proxy.OpSet, Key: key, Value: []byte{}, Expiry: vExp, Cond: proxy.CondNX})
+		if err != nil {
+			c.failAlways(errorLine(err))
+			return
+		}
+		if r.Status == proxy.Stored {
+			found, created, cas = true, true, r.CAS
+			it = proxy.Item{Value: []byte{}}
+		} else {
+			// Another client created it first: read what it stored.
+			if r, err = c.do(proxy.Op{Kind: proxy.OpGet, Key: key}); err != nil {
+				c.failAlways(errorLine(err))
+				return
+			}
+			found, it, cas = r.Found, r.Item, r.Item.CAS
+		}
+	}
+	st := &c.s.stats
+	if m.hasTTL {
+		st.cmdTouch.Add(1)
+		hitMiss(found, &st.touchHits, &st.touchMisses)
+	} else {
+		st.cmdGet.Add(1)
+		hitMiss(found, &st.getHits, &st.getMisses)
+	}
+	if m.opaqueTooLong() {
+		c.failAlways(lineMetaOpaqueLong)
+		return
+	}
+	if !found {
+		c.noreply = m.quiet // q hides EN
+		c.replyBytes(m.appendEcho(append(c.out[:0], "EN"...)))
+		return
+	}
+	b := c.out[:0]
+	if m.value {
+		b = appendInt(append(b, "VA "...), int64(len(it.Value)))
+	} else {
+		b = append(b, "HD"...)
+	}
+	exp := it.Expiry // the TTL as memcached's flag loop sees it, flag by flag
+	for _, f := range m.flags {
+		switch f[0] {
+		case 'T':
+			exp = tExp
+		case 'N':
+			if created {
+				exp = expiry(m.vivTTL, now)
+			}
+		case 's':
+			b = appendInt(append(b, " s"...), int64(len(it.Value)))
+		case 't':
+			b = appendInt(append(b, " t"...), ttlSeconds(exp, now))
+		case 'c':
+			b = appendUint(append(b, " c"...), cas)
+		case 'f':
+			b = appendUint(append(b, " f"...), uint64(it.Flags))
+		case 'O':
+			b = append(append(b, ' '), f...)
+		case 'k':
+			b = appendKey(b, m.key, m.binary)
+		}
+	}
+	if created {
+		b = append(b, " W"...)
+	}
+	c.out = append(b, "\r\n"...)
+	c.w.Write(c.out)
+	if m.value {
+		c.w.Write(it.Value)
+		c.w.WriteString("\r\n")
+	}
+}
+
+// metaSet answers "ms <key> <datalen> <flags>*" and its data block. It returns an
+// I/O error met reading the block.
+func (c *conn) metaSet(toks [][]byte) error {
+	c.s.stats.metaCmds.Add(1)
+	n := len(toks)
+	switch {
+	case n < 2:
+		c.fail(lineError)
+		return nil
+	case !c.validKey(toks[1]), n == 2:
+		c.failAlways(lineBadFormat)
+		return nil
+	case n+1 > metaMaxTokens:
+		c.failAlways(lineMetaTooLong)
+		return nil
+	}
+	vlen, ok := parseInt32(toks[2])
+	if !ok || vlen < 0 || vlen > math.MaxInt32-2 {
+		c.failAlways(lineBadFormat)
+		return nil
+	}
+	block := int(vlen) + 2
+	m, errLine := parseMeta(toks[1], toks[3:])
+	if errLine == "" && m.opaqueTooLong() {
+		errLine = lineMetaOpaqueLong
+	}
+	if errLine == "" {
+		switch m.mode {
+		case 0, 'S', 's', 'E', 'e', 'A', 'a', 'P', 'p', 'R', 'r':
+		default:
+			errLine = lineMetaBadSetMode
+		}
+	}
+	if errLine != "" {
+		// memcached swallows the data block after a bad meta set line.
+		c.failAlways(errLine)
+		if err := c.w.Flush(); err != nil {
+			return err
+		}
+		return c.swallow(block)
+	}
+	key := bytes.Clone(m.key)
+	// The reply echoes flags and key after the block is read, which may overwrite
+	// the line in the read buffer.
+	c.arena = m.detach(c.arena)
+	if int(vlen) > c.s.cfg.MaxValueBytes {
+		return c.refuseTooLarge(key, block, true, c.failAlways)
+	}
+	data, ok, err := c.readBlock(int(vlen))
+	if err != nil {
+		return err
+	}
+	c.s.stats.cmdSet.Add(1)
+	if !ok {
+		c.failAlways(lineBadChunk)
+		return nil
+	}
+	res, err := c.metaStore(&m, key, data)
+	if err != nil {
+		c.failAlways(errorLine(err))
+		return nil
+	}
+	b := c.out[:0]
+	switch res.Status {
+	case proxy.Stored:
+		c.s.stats.totalItems.Add(1)
+		c.noreply = m.quiet // q hides HD only
+		b = append(b, "HD"...)
+	case proxy.NotStored:
+		b = append(b, "NS"...)
+	case proxy.Exists:
+		b = append(b, "EX"...)
+	case proxy.NotFound:
+		b = append(b, "NF"...)
+	}
+	for _, f := range m.flags {
+		switch f[0] {
+		case 'O':
+			b = append(append(b, ' '), f...)
+		case 'k':
+			b = appendKey(b, m.key, m.binary)
+		case 'c':
+			var cas uint64
+			if res.Status == proxy.Stored {
+				cas = res.CAS
+			}
+			b = appendUint(append(b, " c"...), cas)
+		case 's':
+			if res.Status == proxy.Stored {
+				b = appendInt(append(b, " s"...), res.Int)
+			}
+		}
+	}
+	c.out = b
+	c.replyBytes(b)
+	return nil
+}
+
+// metaStore executes a meta set in its mode. Result.Int is the stored size.
+func (c *conn) metaStore(m *metaReq, key, data []byte) (proxy.Result, error) {
+	now := c.now()
+	var exp int64
+	if m.hasTTL {
+		exp = expiry(m.ttl, now)
+	}
+	set := proxy.Op{Kind: proxy.OpSet, Key: key, Value: data, Flags: m.clientFlags, Expiry: exp}
+	casMode := false
+	switch m.mode {
+	case 'E', 'e': // add; a cas value does not matter
+		set.Cond = proxy.CondNX
+	case 'R', 'r': // replace; with C it is cas
+		if m.hasCAS {
+			casMode = true
+		} else {
+			set.Cond = proxy.CondXX
+		}
+	case 'A', 'a', 'P', 'p':
+		return c.metaAppend(m, key, data, m.mode == 'P' || m.mode == 'p', now)
+	default: // set; with C it is cas
+		casMode = m.hasCAS
+	}
+	var res proxy.Result
+	var err error
+	switch {
+	case casMode && m.cas == 0:
+		res, err = c.casZero(key)
+	case casMode:
+		set.CAS = m.cas
+		res, err = c.do(set)
+	default:
+		res, err = c.do(set)
+	}
+	if err != nil {
+		return res, err
+	}
+	if casMode {
+		c.countCAS(res.Status)
+	}
+	res.Int = int64(len(data))
+	return res, nil
+}
+
+// metaAppend is ms in append or prepend mode: NS on a miss unless N vivifies the key
+// with data; with a non-zero C the append happens only while the cas matches.
+func (c *conn) metaAppend(m *metaReq, key, data []byte, prepend bool, now time.Time) (proxy.Result, error) {
+	for attempt := 0; ; attempt++ {
+		var res proxy.Result
+		var err error
+		if m.hasCAS && m.cas != 0 {
+			res, err = c.casAppend(m.cas, key, data, prepend)
+		} else {
+			res, err = c.do(proxy.Op{Kind: proxy.OpAppend, Key: key, Value: data, Cond: proxy.CondXX, Prepend: prepend})
+		}
+		if err != nil || res.Status != proxy.NotStored || !m.vivify || attempt > 0 {
+			return res, err
+		}
+		// Autovivify: a miss creates the item with the data and N's TTL.
+		res, err = c.do(proxy.Op{Kind: proxy.OpSet, Key: key, Value: data, Flags: m.clientFlags,
+			Expiry: expiry(m.vivTTL, now), Cond: proxy.CondNX})
+		if err != nil || res.Status == proxy.Stored {
+			res.Int = int64(len(data))
+			return res, err
+		}
+		// Someone created the key meanwhile: append to it.
+	}
+}
+
+// casAppend appends (or prepends) data to key's value only if its cas is cas.
+func (c *conn) casAppend(cas uint64, key, data []byte, prepend bool) (proxy.Result, error) {
+	cur, err := c.do(proxy.Op{Kind: proxy.OpGet, Key: key})
+	switch {
+	case err != nil:
+		return cur, err
+	case !cur.Found:
+		return proxy.Result{Status: proxy.NotStored}, nil
+	case cur.Item.CAS != cas:
+		return proxy.Result{Status: proxy.Exists}, nil
+	}
+	v := make([]byte, 0, len(cur.Item.Value)+len(data))
+	if prepend {
+		v = append(append(v, data...), cur.Item.Value...)
+	} else {
+		v = append(append(v, cur.Item.Value...), data...)
+	}
+	res, err := c.do(proxy.Op{Kind: proxy.OpSet, Key: key, Value: v, Flags: cur.Item.Flags, Expiry: cur.Item.Expiry, CAS: cas})
+	if res.Status == proxy.NotFound {
+		res.Status = proxy.NotStored
+	}
+	res.Int = int64(len(v))
+	return res, err
+}
+
+// metaDelete answers "md <key> <flags>*". I (invalidate) deletes too.
+func (c *conn) metaDelete(toks [][]byte) {
+	if !c.metaPrologue(toks, lineMetaTooLong) {
+		return
+	}
+	m, errLine := parseMeta(toks[1], toks[2:])
+	if errLine != "" {
+		c.failAlways(lineMetaInvalidOrDup)
+		return
+	}
+	if m.opaqueTooLong() {
+		c.failAlways(lineMetaOpaqueLong)
+		return
+	}
+	key := bytes.Clone(m.key)
+	var res proxy.Result
+	var err error
+	if m.hasCAS && m.cas == 0 {
+		res, err = c.casZero(key)
+	} else {
+		res, err = c.do(proxy.Op{Kind: proxy.OpDelete, Key: key, CAS: m.cas})
+	}
+	if err != nil {
+		c.failAlways(errorLine(err))
+		return
+	}
+	b := c.out[:0]
+	switch res.Status {
+	case proxy.Stored:
+		c.s.stats.deleteHits.Add(1)
+		c.noreply = m.quiet
+		b = append(b, "HD"...)
+	case proxy.NotFound:
+		c.s.stats.deleteMisses.Add(1)
+		c.noreply = m.quiet
+		b = append(b, "NF"...)
+	default:
+		c.s.stats.deleteMisses.Add(1)
+		b = append(b, "EX"...)
+	}
+	c.out = m.appendEcho(b)
+	c.replyBytes(c.out)
+}
+
+// metaArithmetic answers "ma <key> <flags>*": incr (default) or decr by D (default
+// 1); N creates a missing key with J (default 0); C is a cas condition; T sets the
+// TTL on success.
+func (c *conn) metaArithmetic(toks [][]byte) {
+	if !c.metaPrologue(toks, lineMetaTooLong) {
+		return
+	}
+	m, errLine := parseMeta(toks[1], toks[2:])
+	if errLine != "" {
+		c.failAlways(lineMetaInvalidOrDup)
+		return
+	}
+	decr := false
+	switch m.mode {
+	case 0, 'I', 'i', '+':
+	case 'D', 'd', '-':
+		decr = true
+	default:
+		c.failAlways(lineMetaBadArithMode)
+		return
+	}
+	now := c.now()
+	key := bytes.Clone(m.key)
+	var tExp int64
+	if m.hasTTL {
+		tExp = expiry(m.ttl, now)
+	}
+	var (
+		status  proxy.Status
+		val     uint64
+		exp     int64 // the expiry before T applies
+		cas     uint64
+		created bool
+	)
+	for attempt := 0; ; attempt++ {
+		var res proxy.Result
+		var err error
+		if m.hasCAS && m.cas != 0 {
+			res, err = c.casIncr(m.cas, key, m.delta, decr)
+		} else {
+			res, err = c.do(proxy.Op{Kind: proxy.OpIncrUnsigned, Key: key, UDelta: m.delta, Decr: decr})
+		}
+		if err != nil {
+			c.failAlways(errorLine(err))
+			return
+		}
+		status, val, exp, cas = res.Status, res.Uint, res.Item.Expiry, res.CAS
+		if status != proxy.NotFound || !m.vivify || attempt > 0 {
+			break
+		}
+		// Autovivify: create the key with the initial value.
+		vExp := expiry(m.vivTTL, now)
+		if m.tAfterN {
+			vExp = tExp
+		}
+		res, err = c.do(proxy.Op{Kind: proxy.OpSet, Key: key, Value: appendUint(nil, m.initial), Expiry: vExp, Cond: proxy.CondNX})
+		if err != nil {
+			c.failAlways(errorLine(err))
+			return
+		}
+		if res.Status == proxy.Stored {
+			status, val, exp, cas, created = proxy.Stored, m.initial, 0, res.CAS, true
+			break
+		}
+		// Someone created the key meanwhile: apply the delta to it.
+	}
+	st := &c.s.stats
+	hits, misses := &st.incrHits, &st.incrMisses
+	if decr {
+		hits, misses = &st.decrHits, &st.decrMisses
+	}
+	switch {
+	case status == proxy.Stored && !created:
+		hits.Add(1)
+	case status == proxy.NotFound:
+		misses.Add(1)
+	}
+	if status == proxy.Stored && m.hasTTL && !created {
+		// T: a second write sets the TTL the first kept.
+		res, err := c.do(proxy.Op{Kind: proxy.OpGetEx, Key: key, SetExpiry: true, Expiry: tExp, Persist: tExp == 0})
+		if err != nil {
+			c.failAlways(errorLine(err))
+			return
+		}
+		if res.Status == proxy.Stored {
+			cas = res.CAS
+		}
+	}
+	if m.opaqueTooLong() {
+		c.failAlways(lineMetaOpaqueLong)
+		return
+	}
+	b := c.out[:0]
+	if status != proxy.Stored {
+		if status == proxy.Exists {
+			b = append(b, "EX"...)
+		} else {
+			b = append(b, "NF"...)
+		}
+		c.out = m.appendEcho(b)
+		c.replyBytes(c.out)
+		return
+	}
+	if !created {
+		c.noreply = m.quiet // q hides a successful incr/decr
+	}
+	num := appendUint(nil, val)
+	if m.value {
+		b = appendInt(append(b, "VA "...), int64(len(num)))
+	} else {
+		b = append(b, "HD"...)
+	}
+	for _, f := range m.flags {
+		switch f[0] {
+		case 'c':
+			b = appendUint(append(b, " c"...), cas)
+		case 't':
+			b = appendInt(append(b, " t"...), ttlSeconds(exp, now))
+		case 'T':
+			exp = tExp
+		case 'N':
+			if created {
+				exp = expiry(m.vivTTL, now)
+			}
+		case 'O':
+			b = append(append(b, ' '), f...)
+		case 'k':
+			b = appendKey(b, m.key, m.binary)
+		}
+	}
+	if m.value {
+		b = append(append(b, "\r\n"...), num...)
+	}
+	c.out = b
+	c.replyBytes(b)
+}
+
+// casIncr is ma with a cas condition: read, check the cas, write the new number on
+// the condition that the cas still holds.
+func (c *conn) casIncr(cas uint64, key []byte, delta uint64, decr bool) (proxy.Result, error) {
+	cur, err := c.do(proxy.Op{Kind: proxy.OpGet, Key: key})
+	switch {
+	case err != nil:
+		return cur, err
+	case !cur.Found:
+		return proxy.Result{Status: proxy.NotFound}, nil
+	case cur.Item.CAS != cas:
+		return proxy.Result{Status: proxy.Exists}, nil
+	}
+	n, ok := parseCounter(cur.Item.Value)
+	if !ok {
+		return proxy.Result{}, proxy.ErrNonNumeric
+	}
+	switch {
+	case !decr:
+		n += delta
+	case delta > n:
+		n = 0
+	default:
+		n -= delta
+	}
+	res, err := c.do(proxy.Op{Kind: proxy.OpSet, Key: key, Value: appendUint(nil, n), Flags: cur.Item.Flags, Expiry: cur.Item.Expiry, CAS: cas})
+	res.Uint, res.Item.Expiry = n, cur.Item.Expiry
+	return res, err
+}
+
+// metaDebug answers "me <key> [b]" with what dynakv knows of the item.
+func (c *conn) metaDebug(toks [][]byte) {
+	c.s.stats.metaCmds.Add(1)
+	if len(toks) < 2 || !c.validKey(toks[1]) {
+		c.failAlways(lineBadFormat)
+		return
+	}
+	key, binary := toks[1], false
+	if len(toks) >= 3 && string(toks[2]) == "b" {
+		k, ok := decodeKey(key)
+		if !ok {
+			c.failAlways(lineBadFormat)
+			return
+		}
+		key, binary = k, true
+	}
+	res, err := c.do(proxy.Op{Kind: proxy.OpGet, Key: bytes.Clone(key)})
+	if err != nil {
+		c.failAlways(errorLine(err))
+		return
+	}
+	if !res.Found {
+		c.reply("EN")
+		return
+	}
+	b := append(c.out[:0], "ME "...)
+	if binary {
+		b = base64.StdEncoding.AppendEncode(b, key)
+	} else {
+		b = append(b, key...)
+	}
+	b = appendInt(append(b, " exp="...), ttlSeconds(res.Item.Expiry, c.now()))
+	b = appendUint(append(b, " la=0 cas="...), res.Item.CAS)
+	b = appendInt(append(b, " fetch=no cls=1 size="...), int64(len(res.Item.Value)))
+	c.out = b
+	c.replyBytes(b)
+}

@@ -1,0 +1,579 @@
+package memcache
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dynakv/dynakv/proxy"
+)
+
+// Config configures a Server. The zero value of every field means its default; New
+// never mutates the caller's struct.
+type Config struct {
+	// MaxClients bounds concurrent connections; default 10000. A connection beyond it
+	// gets "ERROR Too many open connections" and is closed, as in memcached.
+	MaxClients int
+	// MaxKeyBytes bounds a key; default 250, memcached's KEY_MAX_LENGTH.
+	MaxKeyBytes int
+	// MaxValueBytes bounds a data block; default the proxy's MaxValueBytes.
+	MaxValueBytes int
+	// Version is reported by "version" as "VERSION <Version>"; default "dynakv".
+	Version string
+	// Observer receives command and connection events; default proxy.NopObserver.
+	Observer proxy.Observer
+	// Logger logs accept errors and recovered panics; default discards.
+	Logger *slog.Logger
+	// Now is the clock for exptimes, TTLs, uptime and latencies; default time.Now.
+	Now func() time.Time
+	// Stats, when set, returns extra lines for "stats" (a line named like a built-in
+	// one replaces it).
+	Stats func() []Stat
+}
+
+// EnsureDefaults returns a copy of c with every unset (or negative) field set to its
+// default, MaxValueBytes excepted: New takes that one from the proxy.
+func (c Config) EnsureDefaults() Config {
+	if c.MaxClients <= 0 {
+		c.MaxClients = 10000
+	}
+	if c.MaxKeyBytes <= 0 {
+		c.MaxKeyBytes = 250
+	}
+	if c.Version == "" {
+		c.Version = "dynakv"
+	}
+	if c.Observer == nil {
+		c.Observer = proxy.NopObserver{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+const (
+	protocolName = "memcache"
+	// readBufSize and writeBufSize size each connection's buffers.
+	readBufSize  = 8 << 10
+	writeBufSize = 8 << 10
+	// maxLine is how long a command line may grow without its "\n" (memcached: 2048).
+	maxLine = 2048
+	// maxGetLine bounds a multi-get line, which memcached lets grow past maxLine.
+	maxGetLine = 4 << 20
+	// blockChunk is the first allocation for a data block; larger blocks grow as
+	// their bytes arrive.
+	blockChunk = 64 << 10
+)
+
+var errLineTooLong = errors.New("memcache: line too long")
+
+// Server serves the memcached text protocol over a proxy.
+type Server struct {
+	cfg     Config
+	px      *proxy.Proxy
+	ctx     context.Context
+	cancel  context.CancelFunc
+	started time.Time
+
+	mu        sync.Mutex
+	closed    bool
+	listeners map[net.Listener]struct{}
+	conns     map[*conn]struct{}
+	wg        sync.WaitGroup
+
+	clients   atomic.Int64
+	verbosity atomic.Uint32
+	stats     counters
+}
+
+// New returns a Server that executes commands on px.
+func New(cfg Config, px *proxy.Proxy) *Server {
+	cfg = cfg.EnsureDefaults()
+	if cfg.MaxValueBytes <= 0 {
+		cfg.MaxValueBytes = px.MaxValueBytes()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{
+		cfg:       cfg,
+		px:        px,
+		ctx:       ctx,
+		cancel:    cancel,
+		started:   cfg.Now(),
+		listeners: make(map[net.Listener]struct{}),
+		conns:     make(map[*conn]struct{}),
+	}
+}
+
+// Clients returns the number of open client connections.
+func (s *Server) Clients() int { return int(s.clients.Load()) }
+
+// Serve accepts connections on ln until Close, serving each on its own goroutine. It
+// returns nil after Close, or the listener's error if it fails otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners[ln] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, ln)
+		s.mu.Unlock()
+	}()
+
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.isClosed() {
+				return nil
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return err
+			}
+			// Temporary trouble (EMFILE and the like): back off as net/http does.
+			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+			s.cfg.Logger.Warn("memcache: accept", "err", err, "retry_in", backoff)
+			t := time.NewTimer(backoff)
+			select {
+			case <-t.C:
+			case <-s.ctx.Done():
+				t.Stop()
+				return nil
+			}
+			continue
+		}
+		backoff = 0
+		s.accept(nc)
+	}
+}
+
+func (s *Server) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// accept registers nc and starts its goroutine, or turns it away.
+func (s *Server) accept(nc net.Conn) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		nc.Close()
+		return
+	}
+	if len(s.conns) >= s.cfg.MaxClients {
+		s.mu.Unlock()
+		s.stats.rejectedConns.Add(1)
+		// A fresh connection's send buffer is empty: this write does not block.
+		nc.Write([]byte(lineTooManyConns + "\r\n"))
+		nc.Close()
+		return
+	}
+	c := s.newConn(nc, nc)
+	s.conns[c] = struct{}{}
+	s.clients.Add(1)
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.stats.totalConns.Add(1)
+	s.cfg.Observer.Connection(protocolName, 1)
+	go s.serveConn(c)
+}
+
+func (s *Server) serveConn(c *conn) {
+	defer s.wg.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			s.cfg.Logger.Error("memcache: panic serving a connection", "panic", r, "stack", string(debug.Stack()))
+		}
+		c.closer.Close()
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+		s.clients.Add(-1)
+		s.cfg.Observer.Connection(protocolName, -1)
+	}()
+	c.serve()
+}
+
+// Close stops accepting, closes every connection, cancels in-flight commands and
+// waits for the connection goroutines. It is idempotent.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true
+		s.cancel()
+		for ln := range s.listeners {
+			ln.Close()
+		}
+		for c := range s.conns {
+			c.closer.Close()
+		}
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// countingReader and countingWriter feed bytes_read and bytes_written.
+type countingReader struct {
+	r io.Reader
+	n *atomic.Uint64
+}
+
+func (r countingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	r.n.Add(uint64(n))
+	return n, err
+}
+
+// flushingReader flushes the pending replies before it reads from the client: the
+// connection only blocks after every reply it owes has been sent, even when a batch
+// ends inside a command line or a data block.
+type flushingReader struct {
+	r io.Reader
+	w *bufio.Writer
+}
+
+func (f flushingReader) Read(p []byte) (int, error) {
+	if f.w.Buffered() > 0 {
+		if err := f.w.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	return f.r.Read(p)
+}
+
+type countingWriter struct {
+	w io.Writer
+	n *atomic.Uint64
+}
+
+func (w countingWriter) Write(p []byte) (int, error) {
+	n, err := w.w.Write(p)
+	w.n.Add(uint64(n))
+	return n, err
+}
+
+// conn is one client connection, served by one goroutine.
+type conn struct {
+	s      *Server
+	ctx    context.Context
+	r      *bufio.Reader
+	w      *bufio.Writer
+	closer io.Closer
+
+	big   []byte   // a multi-get line longer than the read buffer
+	toks  [][]byte // the current line's tokens
+	out   []byte   // scratch for building reply lines
+	arena []byte   // scratch for a line's tokens that must outlive a read
+
+	// Per command.
+	noreply bool // suppress the reply (classic noreply, meta q on nominal replies)
+	failed  bool // the reply was an error line
+	flush   bool // flush the reply now (mn)
+}
+
+func (s *Server) newConn(rw io.ReadWriter, closer io.Closer) *conn {
+	w := bufio.NewWriterSize(countingWriter{rw, &s.stats.bytesWritten}, writeBufSize)
+	return &conn{
+		s:      s,
+		ctx:    s.ctx,
+		r:      bufio.NewReaderSize(flushingReader{countingReader{rw, &s.stats.bytesRead}, w}, readBufSize),
+		w:      w,
+		closer: closer,
+		toks:   make([][]byte, 0, maxTokens),
+	}
+}
+
+// serve reads and executes commands until the client leaves, quits or breaks the
+// protocol beyond repair. Replies are flushed once the pipelined batch is consumed
+// (and, through flushingReader, whenever the next read must wait for the client).
+func (c *conn) serve() {
+	for {
+		line, err := c.readLine()
+		if err != nil {
+			if errors.Is(err, errLineTooLong) {
+				c.w.WriteString(lineLineTooLong + "\r\n")
+				c.w.Flush()
+			}
+			return
+		}
+		quit, err := c.dispatch(line)
+		if quit || err != nil {
+			c.w.Flush()
+			return
+		}
+		if c.flush || c.r.Buffered() == 0 {
+			if c.w.Flush() != nil {
+				return
+			}
+		}
+	}
+}
+
+// readLine returns the next command line without its line end. The line aliases the
+// read buffer (or c.big) and is valid until the next read from c.r.
+func (c *conn) readLine() ([]byte, error) {
+	if cap(c.big) > 64<<10 {
+		c.big = nil // do not keep a huge multi-get's buffer for the connection's life
+	}
+	c.big = c.big[:0]
+	for {
+		if n := c.r.Buffered(); n > 0 {
+			buf, _ := c.r.Peek(n)
+			i := bytes.IndexByte(buf, '\n')
+			switch {
+			case i >= 0 && len(c.big) == 0:
+				c.r.Discard(i + 1)
+				return trimLine(buf[:i]), nil
+			case i >= 0:
+				if len(c.big)+i > maxGetLine {
+					return nil, errLineTooLong
+				}
+				c.big = append(c.big, buf[:i]...)
+				c.r.Discard(i + 1)
+				return trimLine(c.big), nil
+			case len(c.big) > 0:
+				if len(c.big)+n > maxGetLine {
+					return nil, errLineTooLong
+				}
+				c.big = append(c.big, buf...)
+				c.r.Discard(n)
+			case n > maxLine:
+				if !isMultiGet(buf) {
+					return nil, errLineTooLong
+				}
+				if n == c.r.Size() {
+					// The buffer is full: continue the line in c.big.
+					c.big = append(c.big, buf...)
+					c.r.Discard(n)
+				}
+			}
+		}
+		// Wait for more bytes: Peek fills the buffer with at least one more.
+		if _, err := c.r.Peek(c.r.Buffered() + 1); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// readBlock reads a data block of n bytes and its "\r\n". ok is false when the two
+// bytes after the data are not "\r\n" (memcached's "bad data chunk"). The buffer
+// grows with the bytes received, so a client cannot make the server allocate what it
+// does not send.
+func (c *conn) readBlock(n int) (data []byte, ok bool, err error) {
+	total := n + 2
+	var buf []byte
+	if total <= blockChunk {
+		buf = make([]byte, total)
+		if _, err := io.ReadFull(c.r, buf); err != nil {
+			return nil, false, err
+		}
+	} else {
+		buf = make([]byte, 0, blockChunk)
+		for len(buf) < total {
+			if len(buf) == cap(buf) {
+				grown := make([]byte, len(buf), min(2*cap(buf), total))
+				copy(grown, buf)
+				buf = grown
+			}
+			m, err := c.r.Read(buf[len(buf):min(cap(buf), total)])
+			buf = buf[:len(buf)+m]
+			if err != nil && len(buf) < total {
+				if err == io.EOF {
+					err = io.ErrUnexpectedEOF
+				}
+				return nil, false, err
+			}
+		}
+	}
+	return buf[:n:n], buf[n] == '\r' && buf[n+1] == '\n', nil
+}
+
+// swallow discards a refused data block of n bytes as it arrives.
+func (c *conn) swallow(n int) error {
+	_, err := c.r.Discard(n)
+	return err
+}
+
+// reply writes line and "\r\n" unless the command asked for no reply.
+func (c *conn) reply(line string) {
+	if c.noreply {
+		return
+	}
+	c.w.WriteString(line)
+	c.w.WriteString("\r\n")
+}
+
+// replyBytes is reply for a line built in a byte slice.
+func (c *conn) replyBytes(line []byte) {
+	if c.noreply {
+		return
+	}
+	c.w.Write(line)
+	c.w.WriteString("\r\n")
+}
+
+// fail answers an error line; like memcached's out_string it is hidden by noreply.
+func (c *conn) fail(line string) {
+	c.failed = true
+	c.reply(line)
+}
+
+// failAlways answers an error line even in quiet mode (memcached's out_errstring).
+func (c *conn) failAlways(line string) {
+	c.noreply = false
+	c.fail(line)
+}
+
+// failErr answers the line for a proxy error.
+func (c *conn) failErr(err error) { c.fail(errorLine(err)) }
+
+// do runs one proxy operation with the connection's context.
+func (c *conn) do(op proxy.Op) (proxy.Result, error) { return c.s.px.Do(c.ctx, op) }
+
+// now is the server clock.
+func (c *conn) now() time.Time { return c.s.cfg.Now() }
+
+// validKey reports whether a key token is within the key limit.
+func (c *conn) validKey(k []byte) bool { return len(k) <= c.s.cfg.MaxKeyBytes }
+
+// dispatch executes one command line. quit asks to close the connection after the
+// pending replies; err is an I/O error reading a data block.
+func (c *conn) dispatch(line []byte) (quit bool, err error) {
+	start := c.now()
+	c.noreply, c.failed, c.flush = false, false, false
+	var rest []byte
+	c.toks, rest = tokenize(c.toks[:0], line)
+	toks := c.toks
+	name := "unknown"
+	defer func() {
+		c.s.cfg.Observer.Command(protocolName, name, c.now().Sub(start), c.failed)
+	}()
+	if len(toks) == 0 || len(toks[0]) < 2 {
+		c.fail(lineError)
+		return false, nil
+	}
+	n := len(toks)
+	cmd := toks[0]
+	if len(cmd) == 2 && cmd[0] == 'm' {
+		switch cmd[1] {
+		case 'g':
+			name = "mg"
+			c.metaGet(toks)
+		case 's':
+			name = "ms"
+			err = c.metaSet(toks)
+		case 'd':
+			name = "md"
+			c.metaDelete(toks)
+		case 'a':
+			name = "ma"
+			c.metaArithmetic(toks)
+		case 'n':
+			name = "mn"
+			c.reply("MN")
+			c.flush = true
+		case 'e':
+			name = "me"
+			c.metaDebug(toks)
+		default:
+			c.fail(lineError)
+		}
+		return false, err
+	}
+	switch string(cmd) {
+	case "get", "bget":
+		name = "get"
+		c.cmdGet(toks, rest, false, false)
+	case "gets":
+		name = "gets"
+		c.cmdGet(toks, rest, true, false)
+	case "gat":
+		name = "gat"
+		c.cmdGet(toks, rest, false, true)
+	case "gats":
+		name = "gats"
+		c.cmdGet(toks, rest, true, true)
+	case "set", "add", "replace", "append", "prepend":
+		name = string(cmd)
+		if n != 5 && n != 6 {
+			c.fail(lineError)
+			return false, nil
+		}
+		err = c.cmdUpdate(toks, false)
+	case "cas":
+		name = "cas"
+		if n != 6 && n != 7 {
+			c.fail(lineError)
+			return false, nil
+		}
+		err = c.cmdUpdate(toks, true)
+	case "incr", "decr":
+		name = string(cmd)
+		if n != 3 && n != 4 {
+			c.fail(lineError)
+			return false, nil
+		}
+		c.cmdArithmetic(toks, name == "incr")
+	case "delete":
+		name = "delete"
+		if n < 2 || n > 4 {
+			c.fail(lineError)
+			return false, nil
+		}
+		c.cmdDelete(toks)
+	case "touch":
+		name = "touch"
+		if n != 3 && n != 4 {
+			c.fail(lineError)
+			return false, nil
+		}
+		c.cmdTouch(toks)
+	case "flush_all":
+		name = "flush_all"
+		if n > 3 {
+			c.fail(lineError)
+			return false, nil
+		}
+		c.cmdFlushAll(toks)
+	case "version":
+		name = "version"
+		c.reply("VERSION " + c.s.cfg.Version)
+	case "verbosity":
+		name = "verbosity"
+		if n != 2 && n != 3 {
+			c.fail(lineError)
+			return false, nil
+		}
+		c.cmdVerbosity(toks)
+	case "stats":
+		name = "stats"
+		c.cmdStats(toks)
+	case "quit":
+		name = "quit"
+		return true, nil
+	case "shutdown":
+		name = "shutdown"
+		c.fail("ERROR: shutdown not enabled")
+	default:
+		c.fail(lineError)
+	}
+	return false, err
+}

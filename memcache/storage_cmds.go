@@ -1,0 +1,369 @@
+package memcache
+
+import (
+	"bytes"
+	"math"
+	"time"
+
+	"github.com/dynakv/dynakv/proxy"
+)
+
+// setNoreplyMaybe is memcached's set_noreply_maybe: a last token "noreply" silences
+// the reply, error lines included.
+func (c *conn) setNoreplyMaybe(toks [][]byte) bool {
+	if string(toks[len(toks)-1]) == "noreply" {
+		c.noreply = true
+	}
+	return c.noreply
+}
+
+// cmdGet answers get, gets (withCAS), gat and gats (touch): "gat <exptime> <key>*".
+// rest holds the keys past the tokenizer's limit.
+func (c *conn) cmdGet(toks [][]byte, rest []byte, withCAS, touch bool) {
+	if len(toks) < 2 {
+		c.fail(lineError)
+		return
+	}
+	keys := toks[1:]
+	var exp int64
+	if touch {
+		e, ok := parseInt32(toks[1])
+		if !ok {
+			c.fail(lineBadExptime)
+			return
+		}
+		exp = expiry(e, c.now())
+		keys = toks[2:]
+	}
+	// memcached discards a partial reply when it meets an overlong key and answers
+	// only the error: check every key first.
+	for _, k := range keys {
+		if !c.validKey(k) {
+			c.fail(lineBadFormat)
+			return
+		}
+	}
+	for r := rest; ; {
+		var k []byte
+		if k, r = nextToken(r); len(k) == 0 {
+			break
+		}
+		if !c.validKey(k) {
+			c.fail(lineBadFormat)
+			return
+		}
+	}
+	for _, k := range keys {
+		if !c.getOne(k, withCAS, touch, exp) {
+			return
+		}
+	}
+	for r := rest; ; {
+		var k []byte
+		if k, r = nextToken(r); len(k) == 0 {
+			break
+		}
+		if !c.getOne(k, withCAS, touch, exp) {
+			return
+		}
+	}
+	c.w.WriteString("END\r\n")
+}
+
+// getOne writes the VALUE block of one key of a retrieval command, if it exists. On
+// a proxy error it writes the error line in place of END and returns false.
+func (c *conn) getOne(k []byte, withCAS, touch bool, exp int64) bool {
+	op := proxy.Op{Kind: proxy.OpGet, Key: bytes.Clone(k)}
+	if touch {
+		op = proxy.Op{Kind: proxy.OpGetEx, Key: op.Key, SetExpiry: true, Expiry: exp, Persist: exp == 0}
+	}
+	res, err := c.do(op)
+	if err != nil {
+		c.failErr(err)
+		return false
+	}
+	st := &c.s.stats
+	if touch {
+		st.cmdTouch.Add(1)
+		hitMiss(res.Found, &st.touchHits, &st.touchMisses)
+	} else {
+		st.cmdGet.Add(1)
+		hitMiss(res.Found, &st.getHits, &st.getMisses)
+	}
+	if !res.Found {
+		return true
+	}
+	it := res.Item
+	cas := it.CAS
+	if res.Status == proxy.Stored {
+		cas = res.CAS // the touch wrote a new version
+	}
+	b := append(c.out[:0], "VALUE "...)
+	b = append(b, k...)
+	b = append(b, ' ')
+	b = appendUint(b, uint64(it.Flags))
+	b = append(b, ' ')
+	b = appendInt(b, int64(len(it.Value)))
+	if withCAS {
+		b = append(b, ' ')
+		b = appendUint(b, cas)
+	}
+	b = append(b, "\r\n"...)
+	c.out = b
+	c.w.Write(b)
+	c.w.Write(it.Value)
+	c.w.WriteString("\r\n")
+	return true
+}
+
+// cmdUpdate answers set, add, replace, append, prepend and (withCAS) cas:
+// "<cmd> <key> <flags> <exptime> <bytes> [<cas unique>] [noreply]" and a data block.
+// It returns an I/O error met reading the block.
+func (c *conn) cmdUpdate(toks [][]byte, withCAS bool) error {
+	c.setNoreplyMaybe(toks)
+	kind := string(toks[0])
+	key := toks[1]
+	if !c.validKey(key) {
+		c.fail(lineBadFormat)
+		return nil
+	}
+	flags, ok1 := parseUint32(toks[2])
+	exptime, ok2 := parseInt32(toks[3])
+	vlen, ok3 := parseInt32(toks[4])
+	if !ok1 || !ok2 || !ok3 {
+		c.fail(lineBadFormat)
+		return nil
+	}
+	var casID uint64
+	if withCAS {
+		var ok bool
+		if casID, ok = parseUint64(toks[5]); !ok {
+			c.fail(lineBadFormat)
+			return nil
+		}
+	}
+	if vlen < 0 || vlen > math.MaxInt32-2 {
+		c.fail(lineBadFormat)
+		return nil
+	}
+	exp := expiry(exptime, c.now())
+	key = bytes.Clone(key) // the line dies with the next read
+	if int(vlen) > c.s.cfg.MaxValueBytes {
+		return c.refuseTooLarge(key, int(vlen)+2, kind == "set", c.fail)
+	}
+	data, ok, err := c.readBlock(int(vlen))
+	if err != nil {
+		return err
+	}
+	c.s.stats.cmdSet.Add(1)
+	if !ok {
+		c.fail(lineBadChunk)
+		return nil
+	}
+	op := proxy.Op{Kind: proxy.OpSet, Key: key, Value: data, Flags: flags, Expiry: exp}
+	switch kind {
+	case "add":
+		op.Cond = proxy.CondNX
+	case "replace":
+		op.Cond = proxy.CondXX
+	case "append", "prepend":
+		op = proxy.Op{Kind: proxy.OpAppend, Key: key, Value: data, Cond: proxy.CondXX, Prepend: kind == "prepend"}
+	case "cas":
+		op.CAS = casID
+	}
+	var res proxy.Result
+	if withCAS && casID == 0 {
+		res, err = c.casZero(key)
+	} else {
+		res, err = c.do(op)
+	}
+	if err != nil {
+		c.failErr(err)
+		return nil
+	}
+	if withCAS {
+		c.countCAS(res.Status)
+	}
+	switch res.Status {
+	case proxy.Stored:
+		c.s.stats.totalItems.Add(1)
+		c.reply("STORED")
+	case proxy.NotStored:
+		c.reply("NOT_STORED")
+	case proxy.Exists:
+		c.reply("EXISTS")
+	case proxy.NotFound:
+		c.reply("NOT_FOUND")
+	}
+	return nil
+}
+
+// refuseTooLarge answers a data block over the value limit as memcached does: the
+// error line (sent at once, so a client need not send the block to hear it), the old
+// value of the key deleted when del, and the block swallowed as it streams in.
+func (c *conn) refuseTooLarge(key []byte, block int, del bool, fail func(string)) error {
+	c.s.stats.storeTooLarge.Add(1)
+	fail(lineTooLarge)
+	if del {
+		// memcached unlinks the old item so a failed set leaves no stale value.
+		if _, err := c.do(proxy.Op{Kind: proxy.OpDelete, Key: key}); err != nil {
+			c.s.cfg.Logger.Debug("memcache: delete after oversized set", "err", err)
+		}
+	}
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	return c.swallow(block)
+}
+
+// casZero answers a cas whose unique is 0, which no live item has: EXISTS when the
+// key exists, NOT_FOUND otherwise. (The proxy reads CAS 0 as "no condition".)
+func (c *conn) casZero(key []byte) (proxy.Result, error) {
+	res, err := c.do(proxy.Op{Kind: proxy.OpGet, Key: key})
+	if err != nil {
+		return res, err
+	}
+	if res.Found {
+		return proxy.Result{Status: proxy.Exists}, nil
+	}
+	return proxy.Result{Status: proxy.NotFound}, nil
+}
+
+func (c *conn) countCAS(st proxy.Status) {
+	switch st {
+	case proxy.Stored:
+		c.s.stats.casHits.Add(1)
+	case proxy.Exists:
+		c.s.stats.casBadval.Add(1)
+	case proxy.NotFound:
+		c.s.stats.casMisses.Add(1)
+	}
+}
+
+// cmdArithmetic answers "incr|decr <key> <delta> [noreply]": unsigned 64-bit, incr
+// wraps, decr stops at 0.
+func (c *conn) cmdArithmetic(toks [][]byte, incr bool) {
+	c.setNoreplyMaybe(toks)
+	if !c.validKey(toks[1]) {
+		c.fail(lineBadFormat)
+		return
+	}
+	delta, ok := parseUint64(toks[2])
+	if !ok {
+		c.fail(lineBadDelta)
+		return
+	}
+	res, err := c.do(proxy.Op{Kind: proxy.OpIncrUnsigned, Key: bytes.Clone(toks[1]), UDelta: delta, Decr: !incr})
+	if err != nil {
+		c.failErr(err)
+		return
+	}
+	st := &c.s.stats
+	hits, misses := &st.incrHits, &st.incrMisses
+	if !incr {
+		hits, misses = &st.decrHits, &st.decrMisses
+	}
+	if res.Status != proxy.Stored {
+		misses.Add(1)
+		c.reply("NOT_FOUND")
+		return
+	}
+	hits.Add(1)
+	c.replyBytes(appendUint(c.out[:0], res.Uint))
+}
+
+// cmdDelete answers "delete <key> [0] [noreply]" (the 0 is the legacy hold time).
+func (c *conn) cmdDelete(toks [][]byte) {
+	if n := len(toks); n > 2 {
+		holdIsZero := string(toks[2]) == "0"
+		noreply := c.setNoreplyMaybe(toks)
+		if !(n == 3 && (holdIsZero || noreply)) && !(n == 4 && holdIsZero && noreply) {
+			c.fail(lineDeleteUsage)
+			return
+		}
+	}
+	if !c.validKey(toks[1]) {
+		c.fail(lineBadFormat)
+		return
+	}
+	res, err := c.do(proxy.Op{Kind: proxy.OpDelete, Key: bytes.Clone(toks[1])})
+	if err != nil {
+		c.failErr(err)
+		return
+	}
+	if res.Status == proxy.Stored {
+		c.s.stats.deleteHits.Add(1)
+		c.reply("DELETED")
+		return
+	}
+	c.s.stats.deleteMisses.Add(1)
+	c.reply("NOT_FOUND")
+}
+
+// cmdTouch answers "touch <key> <exptime> [noreply]".
+func (c *conn) cmdTouch(toks [][]byte) {
+	c.setNoreplyMaybe(toks)
+	if !c.validKey(toks[1]) {
+		c.fail(lineBadFormat)
+		return
+	}
+	e, ok := parseInt32(toks[2])
+	if !ok {
+		c.fail(lineBadExptime)
+		return
+	}
+	exp := expiry(e, c.now())
+	res, err := c.do(proxy.Op{Kind: proxy.OpGetEx, Key: bytes.Clone(toks[1]), SetExpiry: true, Expiry: exp, Persist: exp == 0})
+	if err != nil {
+		c.failErr(err)
+		return
+	}
+	st := &c.s.stats
+	st.cmdTouch.Add(1)
+	hitMiss(res.Found, &st.touchHits, &st.touchMisses)
+	if res.Found {
+		c.reply("TOUCHED")
+	} else {
+		c.reply("NOT_FOUND")
+	}
+}
+
+// cmdFlushAll answers "flush_all [delay] [noreply]".
+func (c *conn) cmdFlushAll(toks [][]byte) {
+	c.setNoreplyMaybe(toks)
+	c.s.stats.cmdFlush.Add(1)
+	want := 1
+	if c.noreply {
+		want = 2
+	}
+	var e int32
+	if len(toks) != want {
+		var ok bool
+		if e, ok = parseInt32(toks[1]); !ok {
+			c.fail(lineBadExptime)
+			return
+		}
+	}
+	var delay time.Duration
+	if e > 0 {
+		now := c.now()
+		delay = max(time.Duration(expiry(e, now)-now.UnixMilli())*time.Millisecond, 0)
+	}
+	if err := c.s.px.FlushAll(c.ctx, delay); err != nil {
+		c.failErr(err)
+		return
+	}
+	c.reply("OK")
+}
+
+// cmdVerbosity answers "verbosity <level> [noreply]"; the level is only remembered.
+func (c *conn) cmdVerbosity(toks [][]byte) {
+	c.setNoreplyMaybe(toks)
+	level, ok := parseUint32(toks[1])
+	if !ok {
+		c.fail(lineBadFormat)
+		return
+	}
+	c.s.verbosity.Store(min(level, 2))
+	c.reply("OK")
+}
