@@ -1,0 +1,120 @@
+// Command dynakv is the dynakv binary: `dynakv server` runs a node; further
+// subcommands (demo, status, bench) arrive with the cluster and benchmark work.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dynakv/dynakv/node"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "dynakv:", err)
+		os.Exit(2)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "dynakv",
+		Short:         "An always-writable Dynamo-style key-value store that speaks Redis and memcached",
+		Version:       version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServerCmd())
+	return root
+}
+
+func newServerCmd() *cobra.Command {
+	d := node.DefaultConfig()
+	cfg := d
+	var logLevel, logFormat string
+	cmd := &cobra.Command{
+		Use:   "server",
+		Short: "Run a dynakv node",
+		Long: `Run a dynakv node: a Pebble-backed replica that serves the Redis protocol (RESP2/RESP3)
+and the memcached text protocol, versions every value with dotted version vectors, and
+exposes Prometheus metrics on --http.
+
+The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
+(with --storage disk) and survives even SIGKILL.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel, logFormat)
+			if err != nil {
+				return err
+			}
+			cfg.Version = version
+			cfg.Logger = logger
+			return runServer(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.Name, "name", "", "node name, unique in the cluster (default: the host name)")
+	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory for disk storage (default ./data/<name>)")
+	f.StringVar(&cfg.Storage, "storage", d.Storage, `storage engine: "disk" (Pebble on --data-dir) or "memory" (Pebble in memory; data ends with the process)`)
+	f.StringVar(&cfg.RESPAddr, "resp", d.RESPAddr, "Redis protocol (RESP) listen address")
+	f.StringVar(&cfg.MemcacheAddr, "memcache", d.MemcacheAddr, `memcached text protocol listen address ("off" disables it)`)
+	f.StringVar(&cfg.HTTPAddr, "http", d.HTTPAddr, `admin HTTP address for /metrics, /healthz and /debug/pprof ("off" disables it)`)
+	f.StringVar(&cfg.GossipAddr, "gossip", d.GossipAddr, "gossip (memberlist) listen address")
+	f.StringVar(&cfg.ClusterAddr, "cluster", d.ClusterAddr, "internode transport listen address")
+	f.StringSliceVar(&cfg.Join, "join", nil, "gossip addresses of existing cluster members, host:port[,host:port...]")
+	f.IntVar(&cfg.N, "n", d.N, "replicas per key (N); clamped to the cluster size")
+	f.IntVar(&cfg.R, "r", d.R, "read quorum (R), 1..N")
+	f.IntVar(&cfg.W, "w", d.W, "write quorum (W), 1..N")
+	f.IntVar(&cfg.Partitions, "partitions", d.Partitions, "partitions (Q), a power of two; fixed for the life of the data")
+	f.StringVar(&cfg.RequirePass, "requirepass", "", "password RESP clients must AUTH with (default: none)")
+	f.IntVar(&cfg.MaxValueBytes, "max-value-bytes", d.MaxValueBytes, "largest value accepted, in bytes")
+	f.IntVar(&cfg.MaxClients, "max-clients", d.MaxClients, "most client connections per protocol")
+	f.BoolVar(&cfg.NoSync, "no-sync", false, "acknowledge writes before the WAL is synced (faster; a crash may lose the last writes)")
+	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
+	return cmd
+}
+
+func newLogger(level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	opts := &slog.HandlerOptions{Level: l}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be text or json, not %q", format)
+}
+
+func runServer(ctx context.Context, cfg node.Config) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	n, err := node.Start(cfg)
+	if err != nil {
+		return err
+	}
+	<-ctx.Done()
+	cfg.Logger.Info("signal received, shutting down")
+	if err := n.Close(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}

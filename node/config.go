@@ -1,0 +1,195 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+)
+
+// Storage kinds.
+const (
+	StorageDisk   = "disk"
+	StorageMemory = "memory"
+)
+
+// Config configures a node. Every field documents its default.
+type Config struct {
+	// Name identifies the node in the cluster and in version vectors. Default: the
+	// host name.
+	Name string
+	// DataDir holds Pebble's files (disk storage). Default ./data/<Name>.
+	DataDir string
+	// Storage is "disk" (default) or "memory" (Pebble on an in-memory filesystem).
+	Storage string
+	// RESPAddr is the Redis protocol listen address. Default 127.0.0.1:6379.
+	RESPAddr string
+	// MemcacheAddr is the memcached text protocol listen address. Default
+	// 127.0.0.1:11211. "" after EnsureDefaults is impossible; use "off" to disable.
+	MemcacheAddr string
+	// HTTPAddr serves /metrics, /healthz and /debug/pprof. Default 127.0.0.1:9121;
+	// "off" disables it.
+	HTTPAddr string
+	// GossipAddr is the memberlist address. Default 127.0.0.1:7946.
+	GossipAddr string
+	// ClusterAddr is the internode transport address. Default 127.0.0.1:7947.
+	ClusterAddr string
+	// Join lists seed gossip addresses of an existing cluster.
+	Join []string
+	// N, R, W are the replication factor and the read and write quorums. Defaults
+	// 3, 2, 2; clamped to the member count.
+	N, R, W int
+	// Partitions is Q, a power of two. Default 1024. Fixed for a data directory.
+	Partitions int
+	// RequirePass makes RESP clients AUTH first. Default "" (no password).
+	RequirePass string
+	// MaxValueBytes bounds a stored value. Default 1 MiB.
+	MaxValueBytes int
+	// MaxClients bounds client connections per protocol. Default 10000.
+	MaxClients int
+	// NoSync acknowledges writes before the WAL is synced (faster, may lose the last
+	// writes on a crash). Default false.
+	NoSync bool
+	// Version is reported by INFO, HELLO and memcached's version.
+	Version string
+	// Logger is the node's logger. Default slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// DefaultConfig returns the documented defaults.
+func DefaultConfig() Config {
+	return Config{
+		Storage:       StorageDisk,
+		RESPAddr:      "127.0.0.1:6379",
+		MemcacheAddr:  "127.0.0.1:11211",
+		HTTPAddr:      "127.0.0.1:9121",
+		GossipAddr:    "127.0.0.1:7946",
+		ClusterAddr:   "127.0.0.1:7947",
+		N:             3,
+		R:             2,
+		W:             2,
+		Partitions:    1024,
+		MaxValueBytes: 1 << 20,
+		MaxClients:    10000,
+		Version:       "dev",
+	}
+}
+
+// EnsureDefaults returns a copy of c with unset fields taken from DefaultConfig.
+func (c Config) EnsureDefaults() Config {
+	d := DefaultConfig()
+	set := func(s *string, def string) {
+		if *s == "" {
+			*s = def
+		}
+	}
+	setInt := func(i *int, def int) {
+		if *i == 0 {
+			*i = def
+		}
+	}
+	set(&c.Storage, d.Storage)
+	set(&c.RESPAddr, d.RESPAddr)
+	set(&c.MemcacheAddr, d.MemcacheAddr)
+	set(&c.HTTPAddr, d.HTTPAddr)
+	set(&c.GossipAddr, d.GossipAddr)
+	set(&c.ClusterAddr, d.ClusterAddr)
+	set(&c.Version, d.Version)
+	setInt(&c.N, d.N)
+	setInt(&c.R, d.R)
+	setInt(&c.W, d.W)
+	setInt(&c.Partitions, d.Partitions)
+	setInt(&c.MaxValueBytes, d.MaxValueBytes)
+	setInt(&c.MaxClients, d.MaxClients)
+	if c.Name == "" {
+		c.Name = defaultName()
+	}
+	if c.DataDir == "" {
+		c.DataDir = filepath.Join("data", c.Name)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports every problem with c at once.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	if c.Name == "" || len(c.Name) > 64 {
+		bad("--name must be 1..64 bytes")
+	}
+	for _, r := range c.Name {
+		if r <= ' ' || r == ':' || r > '~' {
+			bad("--name %q: use printable ASCII without spaces or ':'", c.Name)
+			break
+		}
+	}
+	if c.Storage != StorageDisk && c.Storage != StorageMemory {
+		bad("--storage must be %q or %q, not %q", StorageDisk, StorageMemory, c.Storage)
+	}
+	for _, a := range []struct{ flag, addr string }{
+		{"--resp", c.RESPAddr}, {"--memcache", c.MemcacheAddr}, {"--http", c.HTTPAddr},
+		{"--gossip", c.GossipAddr}, {"--cluster", c.ClusterAddr},
+	} {
+		if a.addr == "off" && (a.flag == "--memcache" || a.flag == "--http") {
+			continue
+		}
+		if err := checkAddr(a.addr); err != nil {
+			bad("%s %q: %v", a.flag, a.addr, err)
+		}
+	}
+	for _, j := range c.Join {
+		if err := checkAddr(j); err != nil {
+			bad("--join %q: %v", j, err)
+		}
+	}
+	if len(c.Join) > 0 {
+		bad("--join: this build runs single nodes only; clustering arrives with the cluster package")
+	}
+	if c.N < 1 {
+		bad("--n must be at least 1, not %d", c.N)
+	}
+	if c.R < 1 || c.R > c.N {
+		bad("--r must be between 1 and --n (%d), not %d", c.N, c.R)
+	}
+	if c.W < 1 || c.W > c.N {
+		bad("--w must be between 1 and --n (%d), not %d", c.N, c.W)
+	}
+	if c.Partitions < 1 || c.Partitions > 1<<16 || c.Partitions&(c.Partitions-1) != 0 {
+		bad("--partitions must be a power of two between 1 and 65536, not %d", c.Partitions)
+	}
+	if c.MaxValueBytes < 1 || c.MaxValueBytes > 512<<20 {
+		bad("--max-value-bytes must be between 1 and 536870912, not %d", c.MaxValueBytes)
+	}
+	if c.MaxClients < 1 {
+		bad("--max-clients must be at least 1, not %d", c.MaxClients)
+	}
+	return errors.Join(errs...)
+}
+
+func checkAddr(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		if _, err := net.LookupHost(host); err != nil {
+			return fmt.Errorf("unknown host %q", host)
+		}
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("bad port %q", port)
+	}
+	return nil
+}

@@ -1,0 +1,20 @@
+// Package node assembles one dynakv node from a Config: it opens storage, builds the
+// coordinator and proxy, and serves the Redis (RESP) and memcached front ends and the
+// admin HTTP endpoint (/metrics, /healthz, /debug/pprof).
+//
+// Invariants:
+//
+//   - Start either returns a running node or releases everything it opened.
+//   - Close stops the front ends first (no new requests), then the HTTP server, then
+//     storage, so no acknowledged write is in flight when Pebble closes. Close is
+//     idempotent and waits for every goroutine the node started.
+//   - The node's actor id in version vectors is "<name>:<incarnation>", where the
+//     incarnation is created with the data and persisted with it. A node whose data
+//     was wiped (or an in-memory node that restarted) gets a new incarnation, so it
+//     never reissues a dot that an old copy elsewhere still carries.
+//
+// This version runs a single node: the coordinator works on the local replica and the
+// quorum settings are clamped to the one member, with a logged warning. The gossip and
+// cluster addresses are validated and reported; joining a cluster arrives with the
+// cluster package.
+package node

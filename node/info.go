@@ -1,0 +1,68 @@
+package node
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+
+	"github.com/dynakv/dynakv/resp"
+)
+
+// info supplies the node's fields of Redis's INFO: server and memory additions and
+// the "# Cluster" section.
+func (n *Node) info(section string) []resp.InfoField {
+	want := func(s string) bool {
+		switch section {
+		case "all", "everything", "default":
+			return true
+		}
+		return section == s
+	}
+	var out []resp.InfoField
+	add := func(sec, k string, v any) {
+		out = append(out, resp.InfoField{Section: sec, Key: k, Value: fmt.Sprint(v)})
+	}
+	if want("server") {
+		add("server", "dynakv_version", n.cfg.Version)
+		add("server", "node_name", n.cfg.Name)
+		add("server", "actor_id", n.actor)
+		add("server", "storage", n.cfg.Storage)
+	}
+	if want("memory") {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		add("memory", "go_heap_alloc", ms.HeapAlloc)
+		add("memory", "used_memory_rss", rss())
+		sm := n.store.Metrics()
+		add("memory", "storage_disk_bytes", sm.DiskBytes)
+		add("memory", "storage_memtable_mb", strconv.FormatFloat(sm.MemtableMB, 'f', 2, 64))
+	}
+	if want("cluster") {
+		add("cluster", "cluster_enabled", 0) // not Redis Cluster: clients must not send CLUSTER commands
+		add("cluster", "node_name", n.cfg.Name)
+		add("cluster", "cluster_members", 1)
+		add("cluster", "cluster_members_alive", 1)
+		add("cluster", "partitions", n.cfg.Partitions)
+		add("cluster", "n", n.n)
+		add("cluster", "r", n.r)
+		add("cluster", "w", n.w)
+		add("cluster", "keys_reaped", n.store.Metrics().Reaped)
+	}
+	return out
+}
+
+// rss returns the resident set size in bytes (0 where /proc is unavailable).
+func rss() int64 {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0
+	}
+	pages, _ := strconv.ParseInt(f[1], 10, 64)
+	return pages * int64(os.Getpagesize())
+}

@@ -1,0 +1,318 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/memcache"
+	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/resp"
+	"github.com/dynakv/dynakv/storage"
+)
+
+// Node is one running dynakv node.
+type Node struct {
+	cfg     Config
+	log     *slog.Logger
+	started time.Time
+	actor   string
+	n, r, w int
+
+	store *storage.Store
+	co    *coordinator.Coordinator
+	px    *proxy.Proxy
+	met   *metrics
+
+	resp     *resp.Server
+	mc       *memcache.Server
+	http     *http.Server
+	respLn   net.Listener
+	mcLn     net.Listener
+	httpLn   net.Listener
+	wg       sync.WaitGroup
+	closeErr error
+	once     sync.Once
+}
+
+// Start builds and starts a node. On error everything it opened is released.
+func Start(cfg Config) (_ *Node, err error) {
+	cfg = cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), started: cfg.Now(), met: newMetrics()}
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := n.openStorage(); err != nil {
+		return nil, err
+	}
+	n.clampQuorums(1)
+	n.co, err = coordinator.New(coordinator.Config{Actor: n.actor, Now: cfg.Now}, n.store)
+	if err != nil {
+		return nil, err
+	}
+	n.px = proxy.New(proxy.Config{
+		MaxValueBytes: cfg.MaxValueBytes,
+		Now:           cfg.Now,
+		OnRead:        func(s int) { n.met.siblings.Observe(float64(s)) },
+	}, n.co)
+	n.registerGauges()
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
+	if err := n.serve(); err != nil {
+		return nil, err
+	}
+	n.log.Info("node started", "actor", n.actor, "storage", cfg.Storage, "data_dir", n.dataDirForLog(),
+		"resp", n.RESPAddr(), "memcache", n.MemcacheAddr(), "http", n.HTTPAddr(), "n", n.n, "r", n.r, "w", n.w)
+	return n, nil
+}
+
+func (n *Node) dataDirForLog() string {
+	if n.cfg.Storage == StorageMemory {
+		return "(memory)"
+	}
+	return n.cfg.DataDir
+}
+
+func (n *Node) openStorage() error {
+	sc := storage.Config{
+		Partitions: n.cfg.Partitions,
+		InMemory:   n.cfg.Storage == StorageMemory,
+		NoSync:     n.cfg.NoSync,
+		Now:        n.cfg.Now,
+		Logger:     n.log,
+	}
+	if !sc.InMemory {
+		if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
+			return fmt.Errorf("node: data directory: %w", err)
+		}
+		sc.Dir = n.cfg.DataDir
+	}
+	st, err := storage.Open(sc)
+	if err != nil {
+		return err
+	}
+	n.store = st
+	inc, err := n.incarnation()
+	if err != nil {
+		return err
+	}
+	n.actor = n.cfg.Name + ":" + inc
+	return nil
+}
+
+// incarnation returns the id of this node's data, creating it with fresh data.
+func (n *Node) incarnation() (string, error) {
+	const key = "incarnation"
+	v, ok, err := n.store.GetMeta(key)
+	if err != nil {
+		return "", err
+	}
+	if ok {
+		return string(v), nil
+	}
+	var b [5]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("node: incarnation: %w", err)
+	}
+	inc := strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+	if err := n.store.PutMeta(key, []byte(inc)); err != nil {
+		return "", err
+	}
+	return inc, nil
+}
+
+// clampQuorums fits N, R, W to the number of ring members, as DESIGN.md says.
+func (n *Node) clampQuorums(members int) {
+	n.n, n.r, n.w = min(n.cfg.N, members), min(n.cfg.R, members), min(n.cfg.W, members)
+	if n.n != n.cfg.N || n.r != n.cfg.R || n.w != n.cfg.W {
+		n.log.Warn("quorum settings clamped to the cluster size", "members", members,
+			"n", n.n, "r", n.r, "w", n.w, "configured_n", n.cfg.N, "configured_r", n.cfg.R, "configured_w", n.cfg.W)
+	}
+}
+
+func (n *Node) registerGauges() {
+	n.met.reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_keys", Help: "Keys holding a value on this node's replica."},
+			func() float64 { return float64(n.store.Count()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_expired_reaped_total", Help: "Expired records deleted by the reaper."},
+			func() float64 { return float64(n.store.Metrics().Reaped) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members", Help: "Ring members."},
+			func() float64 { return 1 }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members_alive", Help: "Ring members memberlist reports alive."},
+			func() float64 { return 1 }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_n", Help: "Replication factor in effect."},
+			func() float64 { return float64(n.n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_r", Help: "Read quorum in effect."},
+			func() float64 { return float64(n.r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_w", Help: "Write quorum in effect."},
+			func() float64 { return float64(n.w) }),
+	)
+}
+
+func (n *Node) listen() error {
+	var err error
+	if n.respLn, err = net.Listen("tcp", n.cfg.RESPAddr); err != nil {
+		return fmt.Errorf("node: resp listener: %w", err)
+	}
+	if n.cfg.MemcacheAddr != "off" {
+		if n.mcLn, err = net.Listen("tcp", n.cfg.MemcacheAddr); err != nil {
+			return fmt.Errorf("node: memcache listener: %w", err)
+		}
+	}
+	if n.cfg.HTTPAddr != "off" {
+		if n.httpLn, err = net.Listen("tcp", n.cfg.HTTPAddr); err != nil {
+			return fmt.Errorf("node: http listener: %w", err)
+		}
+	}
+	return nil
+}
+
+func (n *Node) serve() error {
+	rc := resp.Config{
+		RequirePass: n.cfg.RequirePass,
+		// A request argument may be a little larger than the largest value (the
+		// reply is then Redis's error for the value, not a protocol error); bounding
+		// it bounds what one connection can make the node buffer.
+		ProtoMaxBulkLen: int64(n.cfg.MaxValueBytes) + 64<<10,
+		MaxClients:      n.cfg.MaxClients,
+		Version:         n.cfg.Version,
+		NodeName:        n.cfg.Name,
+		Info:            n.info,
+		Observer:        n.met,
+		Logger:          n.log.With("component", "resp"),
+		Now:             n.cfg.Now,
+	}.EnsureDefaults()
+	if err := rc.Validate(); err != nil {
+		return err
+	}
+	n.resp = resp.New(rc, n.px)
+	n.run("resp", func() error { return n.resp.Serve(n.respLn) })
+	if n.mcLn != nil {
+		n.mc = memcache.New(memcache.Config{
+			MaxClients:    n.cfg.MaxClients,
+			MaxValueBytes: n.cfg.MaxValueBytes,
+			Version:       n.cfg.Version,
+			Observer:      n.met,
+			Logger:        n.log.With("component", "memcache"),
+			Now:           n.cfg.Now,
+		}, n.px)
+		n.run("memcache", func() error { return n.mc.Serve(n.mcLn) })
+	}
+	if n.httpLn != nil {
+		n.http = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+		n.run("http", func() error {
+			if err := n.http.Serve(n.httpLn); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
+	return nil
+}
+
+// run starts a server goroutine owned by the node; Close waits for it.
+func (n *Node) run(name string, serve func() error) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := serve(); err != nil {
+			n.log.Error("server stopped", "server", name, "err", err)
+		}
+	}()
+}
+
+func (n *Node) httpHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{Registry: n.met.reg}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// Close stops the node: front ends, HTTP, then storage. It is idempotent.
+func (n *Node) Close() error {
+	n.once.Do(func() {
+		var errs []error
+		if n.resp != nil {
+			errs = append(errs, n.resp.Close())
+		} else if n.respLn != nil {
+			n.respLn.Close()
+		}
+		if n.mc != nil {
+			errs = append(errs, n.mc.Close())
+		} else if n.mcLn != nil {
+			n.mcLn.Close()
+		}
+		if n.http != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			errs = append(errs, n.http.Shutdown(ctx))
+			cancel()
+		} else if n.httpLn != nil {
+			n.httpLn.Close()
+		}
+		n.wg.Wait()
+		if n.store != nil {
+			errs = append(errs, n.store.Close())
+		}
+		n.closeErr = errors.Join(errs...)
+		n.log.Info("node stopped")
+	})
+	return n.closeErr
+}
+
+func addrOf(ln net.Listener) string {
+	if ln == nil {
+		return ""
+	}
+	return ln.Addr().String()
+}
+
+// RESPAddr returns the bound Redis-protocol address.
+func (n *Node) RESPAddr() string { return addrOf(n.respLn) }
+
+// MemcacheAddr returns the bound memcached address ("" when disabled).
+func (n *Node) MemcacheAddr() string { return addrOf(n.mcLn) }
+
+// HTTPAddr returns the bound admin HTTP address ("" when disabled).
+func (n *Node) HTTPAddr() string { return addrOf(n.httpLn) }
+
+// Actor returns the node's actor id in version vectors.
+func (n *Node) Actor() string { return n.actor }
+
+func defaultName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "dynakv"
+	}
+	if i := strings.IndexByte(h, '.'); i > 0 {
+		h = h[:i]
+	}
+	return h
+}

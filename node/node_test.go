@@ -1,0 +1,145 @@
+package node
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/lni/goutils/leaktest"
+	"github.com/redis/go-redis/v9"
+)
+
+func startTestNode(t *testing.T, cfg Config) *Node {
+	t.Helper()
+	cfg.Name = "t1"
+	cfg.Storage = StorageMemory
+	cfg.RESPAddr, cfg.MemcacheAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	n, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func httpGet(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s", url, resp.Status)
+	}
+	return string(b)
+}
+
+// TestNodeServesAndStops starts a node, uses both fronts' plumbing through RESP,
+// checks /healthz, /metrics and INFO cluster, and checks Close leaves no goroutine.
+func TestNodeServesAndStops(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	n := startTestNode(t, Config{})
+	defer n.Close()
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr()})
+	defer c.Close()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("GET = %q, %v", v, err)
+	}
+	info, err := c.Info(ctx, "cluster").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"# Cluster", "cluster_members:1", "cluster_members_alive:1", "n:1", "r:1", "w:1"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("INFO cluster lacks %q:\n%s", want, info)
+		}
+	}
+	if got := httpGet(t, "http://"+n.HTTPAddr()+"/healthz"); got != "ok\n" {
+		t.Fatalf("/healthz = %q", got)
+	}
+	metrics := httpGet(t, "http://"+n.HTTPAddr()+"/metrics")
+	for _, want := range []string{
+		`dynakv_commands_total{command="set",protocol="resp"} 1`,
+		`dynakv_command_duration_seconds_bucket{command="get",protocol="resp"`,
+		`dynakv_connections{protocol="resp"} 1`,
+		"dynakv_keys 1",
+		"dynakv_siblings_per_read_count 1",
+		"dynakv_quorum_n 1",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	c.Close()
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		mod  func(*Config)
+		want string
+	}{
+		{"defaults", func(*Config) {}, ""},
+		{"bad storage", func(c *Config) { c.Storage = "tape" }, "--storage"},
+		{"bad name", func(c *Config) { c.Name = "a b" }, "--name"},
+		{"r above n", func(c *Config) { c.R = 4 }, "--r"},
+		{"w zero", func(c *Config) { c.W = -1 }, "--w"},
+		{"partitions", func(c *Config) { c.Partitions = 1000 }, "--partitions"},
+		{"bad addr", func(c *Config) { c.RESPAddr = "nope" }, "--resp"},
+		{"join", func(c *Config) { c.Join = []string{"127.0.0.1:7946"} }, "--join"},
+		{"max value", func(c *Config) { c.MaxValueBytes = -1 }, "--max-value-bytes"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Config{Name: "x"}.EnsureDefaults()
+			tc.mod(&c)
+			err := c.Validate()
+			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+				t.Fatalf("Validate() = %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestIncarnationPersists: the actor id survives a restart on disk, and fresh data
+// gets a new one.
+func TestIncarnationPersists(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Name: "t1", DataDir: dir, RESPAddr: "127.0.0.1:0", MemcacheAddr: "off", HTTPAddr: "off"}
+	a, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	actor := a.Actor()
+	a.Close()
+	b, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if b.Actor() != actor {
+		t.Fatalf("actor changed across restart: %s -> %s", actor, b.Actor())
+	}
+	cfg.DataDir = t.TempDir()
+	cfg.RESPAddr = "127.0.0.1:0"
+	c, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Actor() == actor {
+		t.Fatal("fresh data reused the old incarnation")
+	}
+}
