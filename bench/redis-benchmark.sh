@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Side-by-side redis-benchmark of dynakv and redis-server on this machine, in one run.
+#
+#   bench/redis-benchmark.sh            # the issue's workload, -P 1 and -P 16
+#   REQUESTS=50000 bench/redis-benchmark.sh
+#
+# Starts its own redis-server (--save '' --appendonly no) and dynakv (--storage disk by
+# default; STORAGE=memory to change) on free loopback ports, runs
+#   redis-benchmark -t set,get -n $REQUESTS -c 50 -r 100000 -d 100 -P {1,16}
+# against each, alternating, and prints requests/s, p50 and p99 with the ratio. Then it
+# loads 1,000,000 keys of 100 bytes into dynakv with redis-cli --pipe and reports RSS.
+# Needs redis-server, redis-benchmark, redis-cli (make tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQUESTS=${REQUESTS:-200000}
+STORAGE=${STORAGE:-disk}
+LOADKEYS=${LOADKEYS:-1000000}
+for t in redis-server redis-benchmark redis-cli; do
+  command -v $t >/dev/null || { echo "missing $t: run make tools" >&2; exit 1; }
+done
+go build -o bin/dynakv ./cmd/dynakv
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+RPORT=$(port); DPORT=$(port); HPORT=$(port); MPORT=$(port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+pids+=($!)
+./bin/dynakv server --name bench --storage "$STORAGE" --data-dir "$work/dynakv" \
+  --resp 127.0.0.1:"$DPORT" --memcache 127.0.0.1:"$MPORT" --http 127.0.0.1:"$HPORT" \
+  --log-level warn >"$work/dynakv.log" 2>&1 &
+DPID=$!
+pids+=($DPID)
+for p in "$RPORT" "$DPORT"; do
+  for _ in $(seq 100); do redis-cli -p "$p" PING >/dev/null 2>&1 && break; sleep 0.1; done
+done
+
+# run PORT PIPELINE -> lines "TEST rps p50 p99"
+run() {
+  redis-benchmark -p "$1" -t set,get -n "$REQUESTS" -c 50 -r 100000 -d 100 -P "$2" --csv 2>/dev/null |
+    awk -F'","' 'NR>1 { gsub(/"/,""); print $1, $2, $5, $7 }'
+}
+printf '%-4s %-3s %-10s %12s %9s %9s\n' test P server 'requests/s' 'p50 ms' 'p99 ms'
+declare -A rps
+for P in 1 16; do
+  for server in redis dynakv; do
+    port=$RPORT; [ $server = dynakv ] && port=$DPORT
+    while read -r test r p50 p99; do
+      printf '%-4s %-3s %-10s %12s %9s %9s\n' "$test" "$P" "$server" "$r" "$p50" "$p99"
+      rps[$test-$P-$server]=$r
+    done < <(run "$port" "$P")
+  done
+done
+echo
+for P in 1 16; do
+  for test in SET GET; do
+    awk -v a="${rps[$test-$P-dynakv]}" -v b="${rps[$test-$P-redis]}" -v t="$test" -v p="$P" \
+      'BEGIN { printf "ratio dynakv/redis %s -P %s: %.2f\n", t, p, a/b }'
+  done
+done
+
+echo
+echo "loading $LOADKEYS keys of 100 bytes into dynakv ($STORAGE)..."
+redis-cli -p "$DPORT" FLUSHALL >/dev/null
+python3 - "$LOADKEYS" <<'PY' | redis-cli -p "$DPORT" --pipe | tail -1
+import sys
+n = int(sys.argv[1]); v = b"x" * 100; out = sys.stdout.buffer
+for i in range(n):
+    k = b"key:%d" % i
+    out.write(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$100\r\n%s\r\n" % (len(k), k, v))
+PY
+echo "dbsize: $(redis-cli -p "$DPORT" DBSIZE)"
+echo "dynakv RSS after load: $(awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' /proc/$DPID/status)"
+[ "$STORAGE" = disk ] && echo "dynakv data dir: $(du -sh "$work/dynakv" | cut -f1)"

@@ -1,0 +1,5 @@
+// Package compat holds tests that build the real dynakv binary, start it as separate
+// processes on loopback, and drive it with real clients (go-redis, gomemcache,
+// redis-cli, redis-benchmark) and real faults (SIGTERM, SIGKILL). Tools that are not
+// installed are skipped with a message; `make tools` (and .ci/run) install them.
+package compat
