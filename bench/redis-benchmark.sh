@@ -9,12 +9,15 @@
 #   redis-benchmark -t set,get -n $REQUESTS -c 50 -r 100000 -d 100 -P {1,16}
 # against each, alternating, and prints requests/s, p50 and p99 with the ratio. Then it
 # loads 1,000,000 keys of 100 bytes into dynakv with redis-cli --pipe and reports RSS.
+# NOSYNC=1 runs dynakv with --no-sync (no WAL fsync per acknowledged write).
 # Needs redis-server, redis-benchmark, redis-cli (make tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-200000}
 STORAGE=${STORAGE:-disk}
 LOADKEYS=${LOADKEYS:-1000000}
+EXTRA=()
+[ "${NOSYNC:-0}" = 1 ] && EXTRA+=(--no-sync)
 for t in redis-server redis-benchmark redis-cli; do
   command -v $t >/dev/null || { echo "missing $t: run make tools" >&2; exit 1; }
 done
@@ -30,7 +33,7 @@ redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemon
 pids+=($!)
 ./bin/dynakv server --name bench --storage "$STORAGE" --data-dir "$work/dynakv" \
   --resp 127.0.0.1:"$DPORT" --memcache 127.0.0.1:"$MPORT" --http 127.0.0.1:"$HPORT" \
-  --log-level warn >"$work/dynakv.log" 2>&1 &
+  --log-level warn "${EXTRA[@]}" >"$work/dynakv.log" 2>&1 &
 DPID=$!
 pids+=($DPID)
 for p in "$RPORT" "$DPORT"; do
@@ -40,7 +43,7 @@ done
 # run PORT PIPELINE -> lines "TEST rps p50 p99"
 run() {
   redis-benchmark -p "$1" -t set,get -n "$REQUESTS" -c 50 -r 100000 -d 100 -P "$2" --csv 2>/dev/null |
-    awk -F'","' 'NR>1 { gsub(/"/,""); print $1, $2, $5, $7 }'
+    awk -F, 'NR>1 { gsub(/"/,""); print $1, $2, $5, $7 }'
 }
 printf '%-4s %-3s %-10s %12s %9s %9s\n' test P server 'requests/s' 'p50 ms' 'p99 ms'
 declare -A rps
