@@ -17,11 +17,12 @@ build:
 
 # Until the cluster lands, `make run` starts one node on the default ports.
 run: build
-	@echo "dynakv: starting one node (data in ./data/dynakv1)"
-	@echo "  redis-cli -p 6379          (RESP: GET/SET/... and DGET/DPUT/DDEL)"
-	@echo "  printf 'version\r\n' | nc 127.0.0.1 11211   (memcached text protocol)"
-	@echo "  curl -s 127.0.0.1:9121/metrics             (Prometheus metrics)"
-	@echo "  Ctrl-C stops it."
+	@printf '%s\n' \
+	  'dynakv: starting one node (data in ./data/dynakv1). Reach it with:' \
+	  '  redis-cli -p 6379 SET k v; redis-cli -p 6379 DGET k     (Redis protocol, DGET/DPUT/DDEL)' \
+	  '  printf "set k 0 0 1\r\nv\r\nget k\r\n" | nc -q1 127.0.0.1 11211   (memcached text protocol)' \
+	  '  curl -s 127.0.0.1:9121/metrics                             (Prometheus metrics)' \
+	  'Ctrl-C stops it.'
 	./$(BIN) server --name dynakv1
 
 # The whole suite, race detector on. compat/ builds the binary itself and uses

@@ -40,7 +40,6 @@ func (n *Node) info(section string) []resp.InfoField {
 		add("memory", "storage_memtable_mb", strconv.FormatFloat(sm.MemtableMB, 'f', 2, 64))
 	}
 	if want("cluster") {
-		add("cluster", "cluster_enabled", 0) // not Redis Cluster: clients must not send CLUSTER commands
 		add("cluster", "node_name", n.cfg.Name)
 		add("cluster", "cluster_members", 1)
 		add("cluster", "cluster_members_alive", 1)
