@@ -3,10 +3,10 @@ package memcache
 import (
 	"bufio"
 	"errors"
+	"github.com/dynakv/dynakv/internal/fakeclock"
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,35 +14,14 @@ import (
 	"github.com/dynakv/dynakv/proxy"
 )
 
-// fakeClock is the injected clock of the tests: it moves only when told.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is the tests' settable clock.
+type fakeClock = fakeclock.Clock
+
+func newFakeClock() *fakeClock { return fakeclock.New(testEpoch) }
 
 // testEpoch is where fake clocks start: a unix time well past 30 days, so absolute
 // exptimes can be told apart from relative ones.
 var testEpoch = time.Unix(1_700_000_000, 0)
-
-func newFakeClock() *fakeClock { return &fakeClock{t: testEpoch} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
 
 // testServer is a Server on 127.0.0.1 over an in-memory proxy.
 type testServer struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dynakv/dynakv/internal/fakeclock"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -21,28 +22,12 @@ import (
 	"github.com/dynakv/dynakv/vclock"
 )
 
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is the tests' settable clock.
+type fakeClock = fakeclock.Clock
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.UnixMilli(1_700_000_000_000)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+func newFakeClock() *fakeClock { return fakeclock.New(time.UnixMilli(1_700_000_000_000)) }
 
 // ms returns the clock plus d as unix milliseconds, the unit of Op.Expiry.
-func (c *fakeClock) ms(d time.Duration) int64 { return c.Now().Add(d).UnixMilli() }
-
 // env is a proxy under test with its clock.
 type env struct {
 	t   *testing.T
@@ -125,7 +110,7 @@ func (e *env) set(key, value string) proxy.Result {
 
 func (e *env) setEx(key, value string, ttl time.Duration) proxy.Result {
 	e.t.Helper()
-	return e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte(key), Value: []byte(value), Expiry: e.clk.ms(ttl)})
+	return e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte(key), Value: []byte(value), Expiry: msAfter(e.clk, ttl)})
 }
 
 func opString(op proxy.Op) string {
@@ -163,10 +148,10 @@ func (e *env) prepare(key string, st state) {
 	}
 	op := proxy.Op{Kind: proxy.OpSet, Key: []byte(key), Value: []byte(st.value), Flags: st.flags}
 	if st.ttl > 0 {
-		op.Expiry = e.clk.ms(st.ttl)
+		op.Expiry = msAfter(e.clk, st.ttl)
 	}
 	if st.ttl < 0 {
-		op.Expiry = e.clk.ms(time.Second)
+		op.Expiry = msAfter(e.clk, time.Second)
 	}
 	e.do(op)
 	if st.ttl < 0 {
@@ -204,7 +189,7 @@ func (e *env) check(key string, want after) {
 	case want.ttl == -1:
 	case want.ttl == 0 && it.Expiry != 0:
 		e.t.Fatalf("expiry = %d, want none", it.Expiry)
-	case want.ttl != 0 && it.Expiry != e.clk.ms(want.ttl):
+	case want.ttl != 0 && it.Expiry != msAfter(e.clk, want.ttl):
 		e.t.Fatalf("expiry = %d (ttl %dms), want ttl %v", it.Expiry, it.TTL(e.clk.Now()), want.ttl)
 	}
 	if it.Siblings != 1 {
@@ -273,7 +258,7 @@ func TestSet(t *testing.T) {
 			op := tt.op
 			op.Kind, op.Key = proxy.OpSet, []byte("k")
 			if op.Expiry == 1 {
-				op.Expiry = e.clk.ms(10 * time.Second)
+				op.Expiry = msAfter(e.clk, 10*time.Second)
 			}
 			res := e.do(op)
 			if res.Status != tt.wantStatus {
@@ -382,7 +367,7 @@ func TestGetEx(t *testing.T) {
 	if res := getex(proxy.Op{}); res.Found {
 		t.Fatal("GETEX on a missing key found something")
 	}
-	if res := getex(proxy.Op{SetExpiry: true, Expiry: e.clk.ms(time.Minute)}); res.Found {
+	if res := getex(proxy.Op{SetExpiry: true, Expiry: msAfter(e.clk, time.Minute)}); res.Found {
 		t.Fatal("GETEX EX on a missing key found something")
 	}
 	e.mustMissing("k")
@@ -395,14 +380,14 @@ func TestGetEx(t *testing.T) {
 	if after, _ := e.get("k"); after.CAS != before.CAS {
 		t.Fatal("plain GETEX wrote")
 	}
-	if res := getex(proxy.Op{SetExpiry: true, Expiry: e.clk.ms(time.Minute)}); !res.Found || string(res.Item.Value) != "v" || res.Item.Expiry != 0 {
+	if res := getex(proxy.Op{SetExpiry: true, Expiry: msAfter(e.clk, time.Minute)}); !res.Found || string(res.Item.Value) != "v" || res.Item.Expiry != 0 {
 		t.Fatalf("GETEX EX returns the item as read: %+v", res)
 	}
 	e.check("k", after{value: "v", ttl: time.Minute})
 	getex(proxy.Op{SetExpiry: true, Persist: true})
 	e.check("k", after{value: "v"})
 	// An expiry in the past returns the value and deletes the key.
-	if res := getex(proxy.Op{SetExpiry: true, Expiry: e.clk.ms(-time.Second)}); !res.Found || string(res.Item.Value) != "v" {
+	if res := getex(proxy.Op{SetExpiry: true, Expiry: msAfter(e.clk, -time.Second)}); !res.Found || string(res.Item.Value) != "v" {
 		t.Fatalf("GETEX with a past expiry: %+v", res)
 	}
 	e.mustMissing("k")
@@ -453,7 +438,7 @@ func TestExpire(t *testing.T) {
 			e := newEnv(t)
 			e.prepare("k", tt.before)
 			before, _ := e.get("k")
-			res := e.do(proxy.Op{Kind: proxy.OpExpire, Key: []byte("k"), Cond: tt.cond, Expiry: e.clk.ms(tt.ttl), Persist: tt.persist})
+			res := e.do(proxy.Op{Kind: proxy.OpExpire, Key: []byte("k"), Cond: tt.cond, Expiry: msAfter(e.clk, tt.ttl), Persist: tt.persist})
 			if res.Status != tt.wantStatus {
 				t.Fatalf("status = %s, want %s", statusName(res.Status), statusName(tt.wantStatus))
 			}
@@ -519,7 +504,7 @@ func TestIncr(t *testing.T) {
 		t.Run(fmt.Sprintf("%s%+d", name, tt.delta), func(t *testing.T) {
 			e := newEnv(t)
 			if tt.stored != nil {
-				e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte(*tt.stored), Flags: 5, Expiry: e.clk.ms(time.Minute)})
+				e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte(*tt.stored), Flags: 5, Expiry: msAfter(e.clk, time.Minute)})
 			}
 			res, err := e.p.Do(context.Background(), proxy.Op{Kind: proxy.OpIncr, Key: []byte("k"), Delta: tt.delta})
 			if !errors.Is(err, tt.wantErr) {
@@ -605,7 +590,7 @@ func TestIncrByFloat(t *testing.T) {
 		t.Run(fmt.Sprintf("%s+%g", name, tt.incr), func(t *testing.T) {
 			e := newEnv(t)
 			if tt.stored != nil {
-				e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte(*tt.stored), Expiry: e.clk.ms(time.Minute)})
+				e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte(*tt.stored), Expiry: msAfter(e.clk, time.Minute)})
 			}
 			res, err := e.p.Do(context.Background(), proxy.Op{Kind: proxy.OpIncrFloat, Key: []byte("k"), Float: tt.incr})
 			if !errors.Is(err, tt.wantErr) {
@@ -728,7 +713,7 @@ func TestAppendPrepend(t *testing.T) {
 		t.Fatalf("memcached prepend on missing: %s", statusName(res.Status))
 	}
 	e.mustMissing("m")
-	e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("m"), Value: []byte("mid"), Flags: 12, Expiry: e.clk.ms(time.Minute)})
+	e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("m"), Value: []byte("mid"), Flags: 12, Expiry: msAfter(e.clk, time.Minute)})
 	app("m", "-end", false, proxy.CondXX)
 	if res := app("m", "start-", true, proxy.CondXX); res.Status != proxy.Stored || res.Int != int64(len("start-mid-end")) {
 		t.Fatalf("prepend: %+v", res)
@@ -777,7 +762,7 @@ func TestSetRange(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t) // MaxValueBytes 64
 			if tt.stored != nil {
-				e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte(*tt.stored), Expiry: e.clk.ms(time.Minute), Flags: 3})
+				e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte(*tt.stored), Expiry: msAfter(e.clk, time.Minute), Flags: 3})
 			}
 			res, err := e.p.Do(context.Background(), proxy.Op{Kind: proxy.OpSetRange, Key: []byte("k"), Offset: tt.offset, Value: []byte(tt.value)})
 			if !errors.Is(err, tt.wantErr) {
@@ -877,7 +862,7 @@ func TestDGetDPutDDel(t *testing.T) {
 func TestDPutExpiry(t *testing.T) {
 	e := newEnv(t)
 	key := []byte("k")
-	e.do(proxy.Op{Kind: proxy.OpDPut, Key: key, Value: []byte("short"), Expiry: e.clk.ms(time.Second)})
+	e.do(proxy.Op{Kind: proxy.OpDPut, Key: key, Value: []byte("short"), Expiry: msAfter(e.clk, time.Second)})
 	e.do(proxy.Op{Kind: proxy.OpDPut, Key: key, Value: []byte("long")})
 	if r := e.do(proxy.Op{Kind: proxy.OpDGet, Key: key}); len(r.Values) != 2 {
 		t.Fatalf("%d siblings", len(r.Values))
@@ -952,9 +937,9 @@ func TestCASChangesAfterEveryWrite(t *testing.T) {
 	step("memcached incr", proxy.Op{Kind: proxy.OpIncrUnsigned, UDelta: 1})
 	step("append", proxy.Op{Kind: proxy.OpAppend, Value: []byte("0")})
 	step("setrange", proxy.Op{Kind: proxy.OpSetRange, Offset: 0, Value: []byte("9")})
-	step("expire", proxy.Op{Kind: proxy.OpExpire, Expiry: e.clk.ms(time.Hour)})
+	step("expire", proxy.Op{Kind: proxy.OpExpire, Expiry: msAfter(e.clk, time.Hour)})
 	step("persist", proxy.Op{Kind: proxy.OpExpire, Persist: true})
-	step("getex", proxy.Op{Kind: proxy.OpGetEx, SetExpiry: true, Expiry: e.clk.ms(time.Hour)})
+	step("getex", proxy.Op{Kind: proxy.OpGetEx, SetExpiry: true, Expiry: msAfter(e.clk, time.Hour)})
 	step("dput", proxy.Op{Kind: proxy.OpDPut, Value: []byte("d")})
 	step("delete", proxy.Op{Kind: proxy.OpDelete})
 	step("set after delete", proxy.Op{Kind: proxy.OpSet, Value: []byte("again")})
@@ -1268,3 +1253,6 @@ func TestConcurrentIncr(t *testing.T) {
 	wg.Wait()
 	e.mustValue("n", "2000")
 }
+
+// msAfter returns the unix ms d after clk's time.
+func msAfter(clk *fakeClock, d time.Duration) int64 { return clk.Now().Add(d).UnixMilli() }

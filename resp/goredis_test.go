@@ -179,7 +179,7 @@ func testGoRedisCommands(t *testing.T, rdb *redis.Client, clk *fakeClock) {
 	check(t, "EXPIRE NX XX", rdb.Do(ctx, "EXPIRE", "c", 10, "NX", "XX").Err(), "ERR NX and XX, GT or LT options at the same time are not compatible")
 	check(t, "EXPIRE GT LT", rdb.Do(ctx, "EXPIRE", "c", 10, "GT", "LT").Err(), "ERR GT and LT options at the same time are not compatible")
 	check(t, "EXPIRE overflow", rdb.Do(ctx, "EXPIRE", "c", "9223372036854775807").Err(), "ERR invalid expire time in 'expire' command")
-	clk.Add(2 * time.Second)
+	clk.Advance(2 * time.Second)
 	eq(t, "expired PXAT key", errors.Is(rdb.Get(ctx, "at").Err(), redis.Nil), true)
 	eq(t, "expired PSETEX key", rdb.Exists(ctx, "pse").Val(), int64(0))
 

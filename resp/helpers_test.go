@@ -4,37 +4,22 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"github.com/dynakv/dynakv/internal/fakeclock"
 	"io"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/dynakv/dynakv/internal/testnode"
 )
 
-// fakeClock is a settable clock shared by the server and the store.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is the tests' settable clock.
+type fakeClock = fakeclock.Clock
 
 func newFakeClock() *fakeClock {
-	return &fakeClock{t: time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC)}
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
+	return fakeclock.New(time.Date(2030, 1, 2, 3, 4, 5, 600_000_000, time.UTC))
 }
 
 // testServer is a Server on 127.0.0.1 over an in-memory node.

@@ -400,7 +400,7 @@ func TestRawTTLWithFakeClock(t *testing.T) {
 		cmd(":"+formatInt(int((now+10000+500)/1000))+"\r\n", "EXPIRETIME", "k"),
 		cmd(":"+formatInt(int(now+10000))+"\r\n", "PEXPIRETIME", "k"),
 	})
-	clk.Add(9400 * time.Millisecond)
+	clk.Advance(9400 * time.Millisecond)
 	runSteps(t, c, []step{
 		cmd(":1\r\n", "TTL", "k"), // 600 ms, rounded
 		cmd(":600\r\n", "PTTL", "k"),
@@ -415,7 +415,7 @@ func TestRawTTLWithFakeClock(t *testing.T) {
 		cmd(bulk("2"), "INCRBYFLOAT", "cnt", "1"),
 		cmd(":1000\r\n", "PTTL", "cnt"), // read-modify-writes keep the expiry
 	})
-	clk.Add(500 * time.Millisecond)
+	clk.Advance(500 * time.Millisecond)
 	runSteps(t, c, []step{
 		cmd(nil2, "GET", "k"),
 		cmd(":-2\r\n", "TTL", "k"),
@@ -432,7 +432,7 @@ func TestRawTTLWithFakeClock(t *testing.T) {
 	if got := c.do("DPUT", "dk", "", "v", "PX", "300"); !strings.HasPrefix(got, "$") {
 		t.Fatalf("DPUT = %q", got)
 	}
-	clk.Add(1600 * time.Millisecond)
+	clk.Advance(1600 * time.Millisecond)
 	runSteps(t, c, []step{
 		cmd(":1\r\n", "EXISTS", "se"),
 		cmd(":0\r\n", "EXISTS", "pse"),

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/dynakv/dynakv/internal/fakeclock"
 	"io"
 	"log"
 	"log/slog"
@@ -22,27 +23,10 @@ import (
 	"github.com/dynakv/dynakv/vclock"
 )
 
-// fakeClock is a controllable Config.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
+// fakeClock is the tests' settable clock.
+type fakeClock = fakeclock.Clock
 
-func newFakeClock() *fakeClock { return &fakeClock{t: time.UnixMilli(1_700_000_000_000)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
-
-func (c *fakeClock) Millis() int64 { return c.Now().UnixMilli() }
+func newFakeClock() *fakeClock { return fakeclock.New(time.UnixMilli(1_700_000_000_000)) }
 
 // quietLogger discards everything, so tests never write to stderr.
 func quietLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
