@@ -49,6 +49,8 @@ func (c Config) Validate() error {
 type Store interface {
 	Get(key []byte) (vclock.Set, bool, error)
 	Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
+	UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
+	SyncWAL() error
 	Partitions() int
 	Count() int64
 	Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec vclock.Set) bool) error
@@ -88,6 +90,17 @@ type ReadOptions struct {
 type WriteOptions struct {
 	// W overrides the write quorum (0: the configured default).
 	W int
+	// DeferSync returns once the write is applied, before it is durable; the caller
+	// calls Sync before acknowledging it, so a batch of writes shares one fsync.
+	DeferSync bool
+}
+
+// Sync makes every write this node applied before the call durable.
+func (c *Coordinator) Sync(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return c.store.SyncWAL()
 }
 
 // Get returns the merged record of key (empty when no replica has one).
@@ -113,11 +126,15 @@ type ModifyFunc func(cur vclock.Set) (vclock.Clock, vclock.Value, error)
 // Modify runs fn on the current record of key and writes its result, atomically with
 // respect to other writes of key through this node. It returns the record as stored
 // (or as found, when fn returned ErrNoWrite).
-func (c *Coordinator) Modify(ctx context.Context, key []byte, fn ModifyFunc, _ WriteOptions) (vclock.Set, error) {
+func (c *Coordinator) Modify(ctx context.Context, key []byte, fn ModifyFunc, opt WriteOptions) (vclock.Set, error) {
 	if err := ctx.Err(); err != nil {
 		return vclock.Set{}, err
 	}
-	rec, err := c.store.Update(key, func(cur vclock.Set, _ bool) (vclock.Set, error) {
+	update := c.store.Update
+	if opt.DeferSync {
+		update = c.store.UpdateNoSync
+	}
+	rec, err := update(key, func(cur vclock.Set, _ bool) (vclock.Set, error) {
 		clk, v, err := fn(cur)
 		if errors.Is(err, ErrNoWrite) {
 			return vclock.Set{}, storage.ErrNoChange

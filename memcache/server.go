@@ -287,18 +287,38 @@ type conn struct {
 	noreply bool // suppress the reply (classic noreply, meta q on nominal replies)
 	failed  bool // the reply was an error line
 	flush   bool // flush the reply now (mn)
+
+	unsynced bool // a write ran with DeferSync since the last WAL sync
 }
 
 func (s *Server) newConn(rw io.ReadWriter, closer io.Closer) *conn {
-	w := bufio.NewWriterSize(countingWriter{rw, &s.stats.bytesWritten}, writeBufSize)
-	return &conn{
+	c := &conn{
 		s:      s,
 		ctx:    s.ctx,
-		r:      bufio.NewReaderSize(flushingReader{countingReader{rw, &s.stats.bytesRead}, w}, readBufSize),
-		w:      w,
 		closer: closer,
 		toks:   make([][]byte, 0, maxTokens),
 	}
+	c.w = bufio.NewWriterSize(syncingWriter{c, countingWriter{rw, &s.stats.bytesWritten}}, writeBufSize)
+	c.r = bufio.NewReaderSize(flushingReader{countingReader{rw, &s.stats.bytesRead}, c.w}, readBufSize)
+	return c
+}
+
+// syncingWriter makes the connection's deferred writes durable before any reply
+// bytes reach the socket: every write runs with Op.DeferSync, so a pipelined batch
+// of commands shares one WAL fsync and nothing is acknowledged before it.
+type syncingWriter struct {
+	c *conn
+	w io.Writer
+}
+
+func (sw syncingWriter) Write(b []byte) (int, error) {
+	if sw.c.unsynced {
+		sw.c.unsynced = false
+		if err := sw.c.s.px.Sync(sw.c.ctx); err != nil {
+			return 0, err
+		}
+	}
+	return sw.w.Write(b)
 }
 
 // serve reads and executes commands until the client leaves, quits or breaks the
@@ -446,7 +466,12 @@ func (c *conn) failAlways(line string) {
 func (c *conn) failErr(err error) { c.fail(errorLine(err)) }
 
 // do runs one proxy operation with the connection's context.
-func (c *conn) do(op proxy.Op) (proxy.Result, error) { return c.s.px.Do(c.ctx, op) }
+func (c *conn) do(op proxy.Op) (proxy.Result, error) {
+	if op.Writes() {
+		op.DeferSync, c.unsynced = true, true
+	}
+	return c.s.px.Do(c.ctx, op)
+}
 
 // now is the server clock.
 func (c *conn) now() time.Time { return c.s.cfg.Now() }

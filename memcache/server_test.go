@@ -3,6 +3,7 @@ package memcache
 import (
 	"bufio"
 	"errors"
+	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/internal/fakeclock"
 	"io"
 	"net"
@@ -35,6 +36,7 @@ type serverOptions struct {
 	cfg           Config
 	maxValueBytes int // the proxy's limit
 	realClock     bool
+	wrapStore     func(coordinator.Store) coordinator.Store
 }
 
 func startServer(t testing.TB, opt serverOptions) *testServer {
@@ -44,7 +46,7 @@ func startServer(t testing.TB, opt serverOptions) *testServer {
 	if opt.realClock {
 		now = time.Now
 	}
-	px := testnode.Proxy(t, testnode.Options{Now: now, MaxValueBytes: opt.maxValueBytes})
+	px := testnode.Proxy(t, testnode.Options{Now: now, MaxValueBytes: opt.maxValueBytes, WrapStore: opt.wrapStore})
 	cfg := opt.cfg
 	if cfg.Now == nil {
 		cfg.Now = now

@@ -37,6 +37,7 @@ type Coordinator interface {
 	Count(ctx context.Context) (int64, error)
 	ScanPage(ctx context.Context, cursor uint64, count int, fn func(key []byte, rec vclock.Set) bool) (uint64, error)
 	FlushAll(ctx context.Context) error
+	Sync(ctx context.Context) error
 }
 
 var _ Coordinator = (*coordinator.Coordinator)(nil)
@@ -239,7 +240,18 @@ type Op struct {
 	Prepend bool
 	// Context: OpDPut, OpDDel, the client's opaque causal context.
 	Context string
+	// DeferSync: a write returns before it is durable; the caller must call
+	// Proxy.Sync before acknowledging it. Front ends set it and sync once per
+	// pipelined batch, before the batch's replies leave the process.
+	DeferSync bool
 }
+
+// Writes reports whether the op may write (everything but OpGet and OpDGet).
+func (op Op) Writes() bool { return op.Kind != OpGet && op.Kind != OpDGet }
+
+// Sync makes every write applied before it durable: what a front end calls before
+// acknowledging writes made with Op.DeferSync.
+func (p *Proxy) Sync(ctx context.Context) error { return p.co.Sync(ctx) }
 
 // Status tells how a conditional write ended.
 type Status uint8
@@ -348,7 +360,7 @@ func (p *Proxy) dput(ctx context.Context, op Op) (Result, error) {
 		}
 		v.Data, v.Expiry = op.Value, op.Expiry
 	}
-	rec, err := p.co.Put(ctx, op.Key, clk, v, coordinator.WriteOptions{})
+	rec, err := p.co.Put(ctx, op.Key, clk, v, coordinator.WriteOptions{DeferSync: op.DeferSync})
 	if err != nil {
 		return Result{}, err
 	}
@@ -368,7 +380,7 @@ func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 		}
 		v.Timestamp = now
 		return cur.Join(), v, nil
-	}, coordinator.WriteOptions{})
+	}, coordinator.WriteOptions{DeferSync: op.DeferSync})
 	if errors.Is(err, coordinator.ErrNoWrite) || err == nil {
 		if err == nil && res.Status == Stored {
 			res.CAS = rec.Join().Hash()

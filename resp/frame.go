@@ -533,7 +533,16 @@ func (g *guardConn) fail() error {
 	return g.rerr
 }
 
+// Write syncs the WAL first when this connection made writes with DeferSync since
+// the last sync, so no reply acknowledges a write before it is durable, and a
+// pipelined batch of writes shares one fsync.
 func (g *guardConn) Write(b []byte) (int, error) {
+	if g.cl != nil && g.cl.unsynced.Swap(false) {
+		if err := g.s.px.Sync(g.s.ctx); err != nil {
+			g.s.cfg.Logger.Error("syncing writes before replying", "err", err)
+			return 0, err
+		}
+	}
 	n, err := g.Conn.Write(b)
 	g.s.stats.netOut.Add(int64(n))
 	return n, err

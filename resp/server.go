@@ -288,6 +288,7 @@ func (s *Server) acceptError(err error) {
 // connection's goroutine; the others are read by CLIENT LIST from other
 // connections.
 type client struct {
+	unsynced    atomic.Bool // a write ran with DeferSync since the last WAL sync
 	id          int64
 	conn        redcon.Conn // nil when a handler runs without a socket (tests)
 	w           Reply

@@ -8,6 +8,11 @@ import (
 
 // do runs op, answering its error if it fails.
 func (s *Server) do(c *client, op proxy.Op) (proxy.Result, bool) {
+	if op.Writes() && c.conn != nil {
+		// Durable before the reply leaves: guardConn.Write syncs once per batch.
+		op.DeferSync = true
+		c.unsynced.Store(true)
+	}
 	res, err := s.px.Do(s.ctx, op)
 	if err != nil {
 		s.replyErr(c, err)

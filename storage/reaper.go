@@ -87,5 +87,5 @@ func (s *Store) reapOne(at int64, p int, h uint64, key []byte, now int64) (bool,
 	if at > now {
 		return false, nil
 	}
-	return true, s.write(dk, p, h, key, cur, true, vclock.Set{})
+	return true, s.write(dk, p, h, key, cur, true, vclock.Set{}, s.wo)
 }

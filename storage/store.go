@@ -259,6 +259,33 @@ type UpdateFunc func(cur vclock.Set, found bool) (vclock.Set, error)
 // Update atomically reads key's record, applies fn and stores the result durably. It
 // returns the record as stored (the current one if fn returned ErrNoChange).
 func (s *Store) Update(key []byte, fn UpdateFunc) (vclock.Set, error) {
+	return s.update(key, fn, s.wo)
+}
+
+// UpdateNoSync is Update without waiting for the WAL fsync: the write is visible at
+// once but durable only after a later SyncWAL (or a synced write) returns. Callers
+// must not acknowledge it before then. Many writes followed by one SyncWAL share one
+// fsync, which is how a pipelined batch of commands is acknowledged.
+func (s *Store) UpdateNoSync(key []byte, fn UpdateFunc) (vclock.Set, error) {
+	return s.update(key, fn, pebble.NoSync)
+}
+
+// SyncWAL makes every write committed before it durable.
+func (s *Store) SyncWAL() error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	if s.wo == pebble.NoSync {
+		return nil
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		return fmt.Errorf("storage: sync wal: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (vclock.Set, error) {
 	if err := s.enter(); err != nil {
 		return vclock.Set{}, err
 	}
@@ -280,7 +307,7 @@ func (s *Store) Update(key []byte, fn UpdateFunc) (vclock.Set, error) {
 	if err != nil {
 		return vclock.Set{}, err
 	}
-	if err := s.write(dk, p, h, key, cur, found, next); err != nil {
+	if err := s.write(dk, p, h, key, cur, found, next, wo); err != nil {
 		return vclock.Set{}, err
 	}
 	return next, nil
@@ -288,7 +315,7 @@ func (s *Store) Update(key []byte, fn UpdateFunc) (vclock.Set, error) {
 
 // write replaces (or deletes, for an empty next) a record and keeps the expiry index
 // and counts in step. The caller holds the key's lock.
-func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, found bool, next vclock.Set) error {
+func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, found bool, next vclock.Set, wo *pebble.WriteOptions) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	oldReap, newReap := reapTime(cur), reapTime(next)
@@ -312,7 +339,7 @@ func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, fo
 	} else if err := b.Set(dk, next.AppendBinary(nil), nil); err != nil {
 		return err
 	}
-	if err := b.Commit(s.wo); err != nil {
+	if err := b.Commit(wo); err != nil {
 		return fmt.Errorf("storage: write: %w", err)
 	}
 	before, after := found && counts(cur), !next.Empty() && counts(next)

@@ -3,18 +3,23 @@
 package testnode
 
 import (
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/vclock"
 )
 
 // Options tunes the stack. The zero value is fine.
 type Options struct {
 	Now           func() time.Time
 	MaxValueBytes int
+	// WrapStore, when set, wraps the store the coordinator writes through (to count
+	// or fail calls).
+	WrapStore func(coordinator.Store) coordinator.Store
 }
 
 // Proxy returns a proxy over an in-memory store, closed when t ends.
@@ -25,9 +30,52 @@ func Proxy(t testing.TB, opt Options) *proxy.Proxy {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
-	co, err := coordinator.New(coordinator.Config{Actor: "test", Now: opt.Now}, st)
+	var cs coordinator.Store = st
+	if opt.WrapStore != nil {
+		cs = opt.WrapStore(st)
+	}
+	co, err := coordinator.New(coordinator.Config{Actor: "test", Now: opt.Now}, cs)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return proxy.New(proxy.Config{Now: opt.Now, MaxValueBytes: opt.MaxValueBytes}, co)
+}
+
+// SyncCounter wraps a coordinator.Store and counts deferred writes and WAL syncs, so
+// front-end tests can check that every write a reply acknowledges was synced first.
+type SyncCounter struct {
+	coordinator.Store
+	mu       sync.Mutex
+	deferred int64 // writes made with UpdateNoSync
+	synced   int64 // deferred writes covered by the last SyncWAL
+	syncs    int64
+}
+
+// UpdateNoSync implements coordinator.Store.
+func (c *SyncCounter) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+	rec, err := c.Store.UpdateNoSync(key, fn)
+	c.mu.Lock()
+	c.deferred++
+	c.mu.Unlock()
+	return rec, err
+}
+
+// SyncWAL implements coordinator.Store.
+func (c *SyncCounter) SyncWAL() error {
+	c.mu.Lock()
+	upTo := c.deferred
+	c.mu.Unlock()
+	err := c.Store.SyncWAL()
+	c.mu.Lock()
+	c.synced, c.syncs = max(c.synced, upTo), c.syncs+1
+	c.mu.Unlock()
+	return err
+}
+
+// Counts returns the deferred writes so far, how many of them a sync covered, and the
+// number of syncs.
+func (c *SyncCounter) Counts() (deferred, synced, syncs int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.deferred, c.synced, c.syncs
 }
