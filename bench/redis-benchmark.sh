@@ -7,7 +7,8 @@
 # Starts its own redis-server (--save '' --appendonly no) and dynakv (--storage disk by
 # default; STORAGE=memory to change) on free loopback ports, runs
 #   redis-benchmark -t set,get -n $REQUESTS -c 50 -r 100000 -d 100 -P {1,16}
-# against each, alternating, and prints requests/s, p50 and p99 with the ratio. Then it
+# against each (and against redis-server --appendonly yes --appendfsync always, the
+# same durability as dynakv's default), alternating, and prints requests/s, p50 and p99 with the ratio. Then it
 # loads 1,000,000 keys of 100 bytes into dynakv with redis-cli --pipe and reports RSS.
 # NOSYNC=1 runs dynakv with --no-sync (no WAL fsync per acknowledged write).
 # Needs redis-server, redis-benchmark, redis-cli (make tools).
@@ -28,15 +29,20 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RPORT=$(port); DPORT=$(port); HPORT=$(port); MPORT=$(port)
+RPORT=$(port); APORT=$(port); DPORT=$(port); HPORT=$(port); MPORT=$(port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+pids+=($!)
+# The same durability as dynakv's default: fsync before acknowledging every write.
+mkdir -p "$work/aof"
+redis-server --port "$APORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync always \
+  --dir "$work/aof" --daemonize no >"$work/redis-aof.log" 2>&1 &
 pids+=($!)
 ./bin/dynakv server --name bench --storage "$STORAGE" --data-dir "$work/dynakv" \
   --resp 127.0.0.1:"$DPORT" --memcache 127.0.0.1:"$MPORT" --http 127.0.0.1:"$HPORT" \
   --log-level warn "${EXTRA[@]}" >"$work/dynakv.log" 2>&1 &
 DPID=$!
 pids+=($DPID)
-for p in "$RPORT" "$DPORT"; do
+for p in "$RPORT" "$APORT" "$DPORT"; do
   for _ in $(seq 100); do redis-cli -p "$p" PING >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
@@ -48,8 +54,8 @@ run() {
 printf '%-4s %-3s %-10s %12s %9s %9s\n' test P server 'requests/s' 'p50 ms' 'p99 ms'
 declare -A rps
 for P in 1 16; do
-  for server in redis dynakv; do
-    port=$RPORT; [ $server = dynakv ] && port=$DPORT
+  for server in redis redis-aof dynakv; do
+    case $server in redis) port=$RPORT ;; redis-aof) port=$APORT ;; dynakv) port=$DPORT ;; esac
     while read -r test r p50 p99; do
       printf '%-4s %-3s %-10s %12s %9s %9s\n' "$test" "$P" "$server" "$r" "$p50" "$p99"
       rps[$test-$P-$server]=$r
@@ -61,6 +67,8 @@ for P in 1 16; do
   for test in SET GET; do
     awk -v a="${rps[$test-$P-dynakv]}" -v b="${rps[$test-$P-redis]}" -v t="$test" -v p="$P" \
       'BEGIN { printf "ratio dynakv/redis %s -P %s: %.2f\n", t, p, a/b }'
+    awk -v a="${rps[$test-$P-dynakv]}" -v b="${rps[$test-$P-redis-aof]}" -v t="$test" -v p="$P" \
+      'BEGIN { printf "ratio dynakv/redis-aof(fsync always) %s -P %s: %.2f\n", t, p, a/b }'
   done
 done
 
