@@ -91,8 +91,8 @@ func (p *Proxy) RandomKey(ctx context.Context) (key []byte, ok bool, err error) 
 }
 
 func exists(rec vclock.Set, now int64) bool {
-	for _, s := range rec.Siblings() {
-		if live(s.Value, now) {
+	for v := range rec.Values() {
+		if live(v, now) {
 			return true
 		}
 	}

@@ -142,7 +142,7 @@ func resolve(rec vclock.Set, now int64) (Item, bool) {
 	if !ok {
 		return Item{}, false
 	}
-	return Item{Value: w.Data, Flags: w.Flags, Expiry: w.Expiry, CAS: rec.Join().Hash(), Siblings: len(sibs)}, true
+	return Item{Value: w.Data, Flags: w.Flags, Expiry: w.Expiry, CAS: rec.ContextHash(), Siblings: len(sibs)}, true
 }
 
 // checkFlush runs a delayed flush_all once its time has come. Checking on every
@@ -364,7 +364,7 @@ func (p *Proxy) dput(ctx context.Context, op Op) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Status: Stored, Context: rec.Join().String(), CAS: rec.Join().Hash()}, nil
+	return Result{Status: Stored, Context: rec.Join().String(), CAS: rec.ContextHash()}, nil
 }
 
 // modify runs a plain read-modify-write command.
@@ -381,16 +381,16 @@ func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 		v.Timestamp = now
 		return cur.Join(), v, nil
 	}, coordinator.WriteOptions{DeferSync: op.DeferSync})
-	if errors.Is(err, coordinator.ErrNoWrite) || err == nil {
-		if err == nil && res.Status == Stored {
-			res.CAS = rec.Join().Hash()
-			if writesItem(op.Kind) {
-				res.Item.CAS = res.CAS
-			}
-		}
-		return res, nil
+	if err != nil { // Modify reports a decision not to write (errNoWrite) as success
+		return Result{}, err
 	}
-	return Result{}, err
+	if res.Status == Stored {
+		res.CAS = rec.ContextHash()
+		if writesItem(op.Kind) {
+			res.Item.CAS = res.CAS
+		}
+	}
+	return res, nil
 }
 
 var errNoWrite = coordinator.ErrNoWrite

@@ -355,8 +355,8 @@ func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, fo
 // counts reports whether a record holds a non-tombstone value: what DBSIZE counts.
 // Like Redis, an expired value counts until it is reaped.
 func counts(rec vclock.Set) bool {
-	for _, sb := range rec.Siblings() {
-		if !sb.Tombstone {
+	for v := range rec.Values() {
+		if !v.Tombstone {
 			return true
 		}
 	}
@@ -367,11 +367,11 @@ func counts(rec vclock.Set) bool {
 // value never expires (tombstones are purged by anti-entropy, not by the reaper).
 func reapTime(rec vclock.Set) int64 {
 	var at int64
-	for _, sb := range rec.Siblings() {
-		if sb.Expiry == 0 {
+	for v := range rec.Values() {
+		if v.Expiry == 0 {
 			return 0
 		}
-		at = max(at, sb.Expiry)
+		at = max(at, v.Expiry)
 	}
 	return at
 }

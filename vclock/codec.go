@@ -38,12 +38,18 @@ var (
 // AppendBinary appends the compact binary form of c: a version byte, the entry count,
 // then (actor length, actor, counter) per entry, all lengths and counters as uvarints.
 func (c Clock) AppendBinary(b []byte) []byte {
+	return appendContext(b, c, func(d Dot) (string, uint64) { return d.Actor, d.Counter })
+}
+
+// appendContext encodes the dots of xs (a Clock, or a Set's entries) as a context.
+func appendContext[T any](b []byte, xs []T, dot func(T) (string, uint64)) []byte {
 	b = append(b, contextVersion)
-	b = binary.AppendUvarint(b, uint64(len(c)))
-	for _, d := range c {
-		b = binary.AppendUvarint(b, uint64(len(d.Actor)))
-		b = append(b, d.Actor...)
-		b = binary.AppendUvarint(b, d.Counter)
+	b = binary.AppendUvarint(b, uint64(len(xs)))
+	for _, x := range xs {
+		actor, counter := dot(x)
+		b = binary.AppendUvarint(b, uint64(len(actor)))
+		b = append(b, actor...)
+		b = binary.AppendUvarint(b, counter)
 	}
 	return b
 }
@@ -63,11 +69,24 @@ func (c Clock) Hash() uint64 {
 		return 1
 	}
 	var buf [128]byte
-	h := xxhash.Sum64(c.AppendBinary(buf[:0]))
-	if h == 0 {
-		h = 1
+	return contextHash(c.AppendBinary(buf[:0]))
+}
+
+// ContextHash is s.Join().Hash() without building the clock: what every read
+// computes for the cas unique.
+func (s Set) ContextHash() uint64 {
+	if len(s.Entries) == 0 {
+		return 1
 	}
-	return h
+	var buf [128]byte
+	return contextHash(appendContext(buf[:0], s.Entries, func(e Entry) (string, uint64) { return e.Actor, e.Counter }))
+}
+
+func contextHash(enc []byte) uint64 {
+	if h := xxhash.Sum64(enc); h != 0 {
+		return h
+	}
+	return 1
 }
 
 // ParseContext decodes a context produced by Clock.String. "" is the empty clock.

@@ -611,6 +611,22 @@ func TestCodecRandom(t *testing.T) {
 				t.Fatalf("seed %d: generator made an invalid set: %s", seed, bad)
 			}
 			checkCodec(s, set, hashes)
+			if got, want := set.ContextHash(), set.Join().Hash(); got != want {
+				t.Fatalf("seed %d: ContextHash %d != Join().Hash() %d for %q", seed, got, want, fmtSet(set))
+			}
+			var vals []Value
+			for v := range set.Values() {
+				vals = append(vals, v)
+			}
+			sibs := set.Siblings()
+			if len(vals) != len(sibs) {
+				t.Fatalf("seed %d: Values yields %d values, Siblings %d", seed, len(vals), len(sibs))
+			}
+			for i := range vals {
+				if !vals[i].Equal(sibs[i].Value) {
+					t.Fatalf("seed %d: Values[%d] = %v, Siblings[%d] = %v", seed, i, vals[i], i, sibs[i].Value)
+				}
+			}
 		}
 	}
 }

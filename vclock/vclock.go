@@ -3,6 +3,7 @@ package vclock
 import (
 	"bytes"
 	"cmp"
+	"iter"
 	"slices"
 )
 
@@ -164,6 +165,25 @@ func (s Set) Siblings() []Sibling {
 		out = append(out, Sibling{Value: v})
 	}
 	return out
+}
+
+// Values yields every value of s (live or not), newest first per entry, then the
+// anonymous ones, without allocating. Use Siblings when the dots are needed.
+func (s Set) Values() iter.Seq[Value] {
+	return func(yield func(Value) bool) {
+		for _, e := range s.Entries {
+			for _, v := range e.Values {
+				if !yield(v) {
+					return
+				}
+			}
+		}
+		for _, v := range s.Anon {
+			if !yield(v) {
+				return
+			}
+		}
+	}
 }
 
 // Len returns the number of values (siblings) in s.
