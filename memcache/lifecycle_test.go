@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lni/goutils/leaktest"
-
 	"github.com/dynakv/dynakv/internal/testnode"
 )
 
@@ -52,115 +50,117 @@ func (o *recObserver) snapshot() ([]string, int, int) {
 // TestLifecycle: Close stops accepting, closes idle and busy connections, waits for
 // their goroutines and is idempotent; Serve returns nil; nothing leaks.
 func TestLifecycle(t *testing.T) {
-	clk := newFakeClock()
-	px := testnode.Proxy(t, testnode.Options{Now: clk.Now})
-	defer leaktest.AfterTest(t)()
+	testnode.NoLeaks(t, func(t *testing.T) {
+		clk := newFakeClock()
+		px := testnode.Proxy(t, testnode.Options{Now: clk.Now})
 
-	obs := &recObserver{}
-	s := New(Config{Now: clk.Now, Observer: obs}, px)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
+		obs := &recObserver{}
+		s := New(Config{Now: clk.Now, Observer: obs}, px)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ln) }()
 
-	idle := dialRaw(t, ln.Addr().String())
-	idle.roundTrip("version\r\n", "VERSION dynakv")
-	midLine := dialRaw(t, ln.Addr().String())
-	midLine.send("get parti")
-	midBlock := dialRaw(t, ln.Addr().String())
-	midBlock.send("set k 0 0 100\r\nabc")
-	swallowing := dialRaw(t, ln.Addr().String())
-	swallowing.roundTrip("set k 0 0 2000000000\r\n", "SERVER_ERROR object too large for cache")
-	waitFor(t, "4 clients", func() bool { return s.Clients() == 4 })
+		idle := dialRaw(t, ln.Addr().String())
+		idle.roundTrip("version\r\n", "VERSION dynakv")
+		midLine := dialRaw(t, ln.Addr().String())
+		midLine.send("get parti")
+		midBlock := dialRaw(t, ln.Addr().String())
+		midBlock.send("set k 0 0 100\r\nabc")
+		swallowing := dialRaw(t, ln.Addr().String())
+		swallowing.roundTrip("set k 0 0 2000000000\r\n", "SERVER_ERROR object too large for cache")
+		waitFor(t, "4 clients", func() bool { return s.Clients() == 4 })
 
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("Serve after Close = %v", err)
-	}
-	if n := s.Clients(); n != 0 {
-		t.Fatalf("Clients after Close = %d", n)
-	}
-	for _, c := range []*rawConn{idle, midLine, midBlock, swallowing} {
-		c.expectClosed()
-	}
-	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
-		t.Fatal("listener still accepting after Close")
-	}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatalf("second Close: %v", err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("Serve after Close = %v", err)
+		}
+		if n := s.Clients(); n != 0 {
+			t.Fatalf("Clients after Close = %d", n)
+		}
+		for _, c := range []*rawConn{idle, midLine, midBlock, swallowing} {
+			c.expectClosed()
+		}
+		if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			t.Fatal("listener still accepting after Close")
+		}
 
-	// Serve after Close returns at once and closes its listener.
-	ln2, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Serve(ln2); err != nil {
-		t.Fatalf("Serve on a closed server = %v", err)
-	}
-	if _, err := ln2.Accept(); err == nil {
-		t.Fatal("Serve left its listener open")
-	}
+		// Serve after Close returns at once and closes its listener.
+		ln2, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Serve(ln2); err != nil {
+			t.Fatalf("Serve on a closed server = %v", err)
+		}
+		if _, err := ln2.Accept(); err == nil {
+			t.Fatal("Serve left its listener open")
+		}
 
-	cmds, conns, opened := obs.snapshot()
-	if conns != 0 || opened != 4 {
-		t.Fatalf("connection events: net %d, opened %d", conns, opened)
-	}
-	if !slices.Contains(cmds, "version") {
-		t.Fatalf("commands = %v", cmds)
-	}
+		cmds, conns, opened := obs.snapshot()
+		if conns != 0 || opened != 4 {
+			t.Fatalf("connection events: net %d, opened %d", conns, opened)
+		}
+		if !slices.Contains(cmds, "version") {
+			t.Fatalf("commands = %v", cmds)
+		}
+	})
 }
 
 // TestCloseWhileServing: Close with busy clients pipelining requests.
 func TestCloseWhileServing(t *testing.T) {
-	clk := newFakeClock()
-	px := testnode.Proxy(t, testnode.Options{Now: clk.Now})
-	defer leaktest.AfterTest(t)()
-	s := New(Config{Now: clk.Now}, px)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	var wg sync.WaitGroup
-	for i := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			nc, err := net.Dial("tcp", ln.Addr().String())
-			if err != nil {
-				return
-			}
-			defer nc.Close()
-			go func() { // drain replies
-				buf := make([]byte, 4096)
+	testnode.NoLeaks(t, func(t *testing.T) {
+		clk := newFakeClock()
+		px := testnode.Proxy(t, testnode.Options{Now: clk.Now})
+		s := New(Config{Now: clk.Now}, px)
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ln) }()
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				nc, err := net.Dial("tcp", ln.Addr().String())
+				if err != nil {
+					return
+				}
+				defer nc.Close()
+				go func() { // drain replies
+					buf := make([]byte, 4096)
+					for {
+						if _, err := nc.Read(buf); err != nil {
+							return
+						}
+					}
+				}()
+				// Pipelined reads keep every connection busy while Close runs.
+				req := "get k" + strconv.Itoa(i) + "\r\nmg k v\r\nversion\r\n"
 				for {
-					if _, err := nc.Read(buf); err != nil {
+					nc.SetWriteDeadline(time.Now().Add(ioTimeout))
+					if _, err := nc.Write([]byte(strings.Repeat(req, 50))); err != nil {
 						return
 					}
 				}
 			}()
-			// Reads only: writes would make the store start goroutines of its own.
-			req := "get k" + strconv.Itoa(i) + "\r\nmg k v\r\nversion\r\n"
-			for {
-				nc.SetWriteDeadline(time.Now().Add(ioTimeout))
-				if _, err := nc.Write([]byte(strings.Repeat(req, 50))); err != nil {
-					return
-				}
-			}
-		}()
-	}
-	waitFor(t, "busy clients", func() bool { return s.Clients() == 8 })
-	s.Close()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	wg.Wait()
+		}
+		waitFor(t, "busy clients", func() bool { return s.Clients() == 8 })
+		s.Close()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+	})
 }
 
 // TestObserver: one Command event per request line, with memcached's notion of

@@ -9,8 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lni/goutils/leaktest"
-
 	"github.com/dynakv/dynakv/internal/testnode"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -25,126 +23,130 @@ func listen(t *testing.T) net.Listener {
 }
 
 func TestServeClose(t *testing.T) {
-	px := testnode.Proxy(t, testnode.Options{}) // before the leak check: the store has goroutines
-	defer leaktest.AfterTest(t)()
-	s := New(Config{}, px)
-	ln := listen(t)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	// A few clients, one idle, one in the middle of a request, one pipelining.
-	idle := dialRaw(t, ln.Addr().String())
-	if got := idle.do("PING"); got != "+PONG\r\n" {
-		t.Fatalf("PING = %q", got)
-	}
-	half := dialRaw(t, ln.Addr().String())
-	half.send("*2\r\n$3\r\nGET\r\n$10\r\nabc")
-	busy := dialRaw(t, ln.Addr().String())
-	go busy.c.Write([]byte(strings.Repeat(encode("INCR", "n"), 5000)))
-	waitFor(t, func() bool { return s.Clients() == 3 })
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
-		t.Fatalf("Serve = %v", err)
-	}
-	if s.Clients() != 0 {
-		t.Errorf("Clients = %d after Close", s.Clients())
-	}
-	idle.expectClosed()
-	half.expectClosed()
-	if err := s.Close(); err != nil { // idempotent
-		t.Fatal(err)
-	}
-	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
-		t.Error("listener still open")
-	}
+	testnode.NoLeaks(t, func(t *testing.T) {
+		px := testnode.Proxy(t, testnode.Options{})
+		s := New(Config{}, px)
+		ln := listen(t)
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ln) }()
+		// A few clients, one idle, one in the middle of a request, one pipelining.
+		idle := dialRaw(t, ln.Addr().String())
+		if got := idle.do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("PING = %q", got)
+		}
+		half := dialRaw(t, ln.Addr().String())
+		half.send("*2\r\n$3\r\nGET\r\n$10\r\nabc")
+		busy := dialRaw(t, ln.Addr().String())
+		go busy.c.Write([]byte(strings.Repeat(encode("INCR", "n"), 5000)))
+		waitFor(t, func() bool { return s.Clients() == 3 })
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatalf("Serve = %v", err)
+		}
+		if s.Clients() != 0 {
+			t.Errorf("Clients = %d after Close", s.Clients())
+		}
+		idle.expectClosed()
+		half.expectClosed()
+		if err := s.Close(); err != nil { // idempotent
+			t.Fatal(err)
+		}
+		if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			t.Error("listener still open")
+		}
+	})
 }
 
 func TestCloseBeforeServe(t *testing.T) {
-	px := testnode.Proxy(t, testnode.Options{})
-	defer leaktest.AfterTest(t)()
-	s := New(Config{}, px)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	ln := listen(t)
-	if err := s.Serve(ln); err != nil {
-		t.Fatalf("Serve after Close = %v", err)
-	}
-	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
-		t.Error("listener still open")
-	}
+	testnode.NoLeaks(t, func(t *testing.T) {
+		px := testnode.Proxy(t, testnode.Options{})
+		s := New(Config{}, px)
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		ln := listen(t)
+		if err := s.Serve(ln); err != nil {
+			t.Fatalf("Serve after Close = %v", err)
+		}
+		if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			t.Error("listener still open")
+		}
+	})
 }
 
 func TestConcurrentClose(t *testing.T) {
-	px := testnode.Proxy(t, testnode.Options{})
-	defer leaktest.AfterTest(t)()
-	s := New(Config{}, px)
-	ln := listen(t)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	c := dialRaw(t, ln.Addr().String())
-	c.do("PING")
-	if err := s.Serve(listen(t)); err == nil {
-		t.Error("second Serve did not fail")
-	}
-	var wg sync.WaitGroup
-	for i := 0; i < 4; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.Close()
-			if s.Clients() != 0 {
-				t.Error("Close returned before the connections closed")
-			}
-		}()
-	}
-	wg.Wait()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	testnode.NoLeaks(t, func(t *testing.T) {
+		px := testnode.Proxy(t, testnode.Options{})
+		s := New(Config{}, px)
+		ln := listen(t)
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ln) }()
+		c := dialRaw(t, ln.Addr().String())
+		c.do("PING")
+		if err := s.Serve(listen(t)); err == nil {
+			t.Error("second Serve did not fail")
+		}
+		var wg sync.WaitGroup
+		for i := 0; i < 4; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.Close()
+				if s.Clients() != 0 {
+					t.Error("Close returned before the connections closed")
+				}
+			}()
+		}
+		wg.Wait()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 func TestMaxClients(t *testing.T) {
-	px := testnode.Proxy(t, testnode.Options{})
-	defer leaktest.AfterTest(t)()
-	s := New(Config{MaxClients: 2}, px)
-	ln := listen(t)
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	defer func() {
-		s.Close()
-		<-done
-	}()
-	addr := ln.Addr().String()
-	a, b := dialRaw(t, addr), dialRaw(t, addr)
-	a.do("PING")
-	b.do("PING")
-	c := dialRaw(t, addr)
-	if got := c.read(); got != "-ERR max number of clients reached\r\n" {
-		t.Fatalf("third client got %q", got)
-	}
-	c.expectClosed()
-	a.c.Close()
-	waitFor(t, func() bool { return s.Clients() == 1 })
-	d := dialRaw(t, addr)
-	if got := d.do("PING"); got != "+PONG\r\n" {
-		t.Fatalf("after a client left: %q", got)
-	}
-	// CONFIG SET maxclients takes effect.
-	if got := d.do("CONFIG", "SET", "maxclients", "3"); got != ok {
-		t.Fatalf("CONFIG SET maxclients = %q", got)
-	}
-	e := dialRaw(t, addr)
-	if got := e.do("PING"); got != "+PONG\r\n" {
-		t.Fatalf("after raising maxclients: %q", got)
-	}
-	if got := d.do("INFO", "stats"); !strings.Contains(got, "rejected_connections:1\r\n") {
-		t.Errorf("INFO stats = %q", got)
-	}
-	d.c.Close()
-	e.c.Close()
-	b.c.Close()
+	testnode.NoLeaks(t, func(t *testing.T) {
+		px := testnode.Proxy(t, testnode.Options{})
+		s := New(Config{MaxClients: 2}, px)
+		ln := listen(t)
+		done := make(chan error, 1)
+		go func() { done <- s.Serve(ln) }()
+		defer func() {
+			s.Close()
+			<-done
+		}()
+		addr := ln.Addr().String()
+		a, b := dialRaw(t, addr), dialRaw(t, addr)
+		a.do("PING")
+		b.do("PING")
+		c := dialRaw(t, addr)
+		if got := c.read(); got != "-ERR max number of clients reached\r\n" {
+			t.Fatalf("third client got %q", got)
+		}
+		c.expectClosed()
+		a.c.Close()
+		waitFor(t, func() bool { return s.Clients() == 1 })
+		d := dialRaw(t, addr)
+		if got := d.do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("after a client left: %q", got)
+		}
+		// CONFIG SET maxclients takes effect.
+		if got := d.do("CONFIG", "SET", "maxclients", "3"); got != ok {
+			t.Fatalf("CONFIG SET maxclients = %q", got)
+		}
+		e := dialRaw(t, addr)
+		if got := e.do("PING"); got != "+PONG\r\n" {
+			t.Fatalf("after raising maxclients: %q", got)
+		}
+		if got := d.do("INFO", "stats"); !strings.Contains(got, "rejected_connections:1\r\n") {
+			t.Errorf("INFO stats = %q", got)
+		}
+		d.c.Close()
+		e.c.Close()
+		b.c.Close()
+	})
 }
 
 // observer records events.

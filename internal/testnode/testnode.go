@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lni/goutils/leaktest"
+
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/storage"
@@ -78,4 +80,13 @@ func (c *SyncCounter) Counts() (deferred, synced, syncs int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.deferred, c.synced, c.syncs
+}
+
+// NoLeaks runs body as a subtest and then fails t if a goroutine started inside it
+// is still running. A stack built with Proxy inside body is closed by the subtest's
+// cleanup before the check, so the store's goroutines are checked too.
+func NoLeaks(t *testing.T, body func(t *testing.T)) {
+	t.Helper()
+	defer leaktest.AfterTest(t)()
+	t.Run("no-leaks", body)
 }
