@@ -1,9 +1,11 @@
 // Package storage is a node's local replica store on Pebble: the records (DVV sets)
-// of the keys this node holds, grouped by partition, plus node metadata.
+// of the keys this node holds, grouped by partition, the hints it keeps for
+// unreachable nodes, plus node metadata.
 //
 // Layout (every Pebble key starts with a one-byte space tag):
 //
 //	'd' | partition (be16) | xxhash64(key) (be64) | key   -> record (vclock.Set binary)
+//	'h' | len(owner) (u8) | owner | key                   -> hinted record (vclock.Set binary)
 //	'x' | reap time ms (be64) | partition (be16) | hash (be64) | key -> empty (expiry index)
 //	'm' | name                                            -> metadata value
 //
@@ -27,6 +29,20 @@
 //     records after re-checking them under the key lock, so a write racing the reaper
 //     always wins.
 //   - Records are opaque to Pebble; decoding is vclock.DecodeSet, which is fuzzed.
+//
+// Hints (hinted handoff): a fallback that accepted a write for an owner it could not
+// reach keeps the record as a hint for that owner, apart from its own data. Hints
+// are never counted by Count (DBSIZE), never visited by Scan or anti-entropy, never
+// dropped by DropPartition and never reaped (the owner applies expiry once it has the
+// record), but they are as durable as records and survive restarts. The owner name
+// (1 to 255 bytes, ErrHintOwner otherwise) is length-prefixed, so owner "a" and owner
+// "ab" never share a key range, and one owner's hints are a contiguous range in key
+// order. UpdateHint is the read-merge-write of a hint under the same per-key stripe
+// locks as Update; DeleteHint removes a hint only if it still encodes exactly like the
+// record the owner acknowledged, so a hint merged further while it was in flight is
+// replayed again. HintCount is kept incrementally (counted once at Open). DropAll
+// (FLUSHALL) drops every hint too, or a later replay would resurrect flushed data;
+// DropHints drops one owner's hints when the owner leaves the ring.
 //
 // A Store is safe for concurrent use. Its only goroutine is the reaper, started by
 // Open and stopped by Close.

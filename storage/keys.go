@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -9,10 +10,13 @@ import (
 
 const (
 	spaceData   = 'd'
+	spaceHint   = 'h'
 	spaceExpiry = 'x'
 	spaceMeta   = 'm'
 
 	dataHeader = 1 + 2 + 8 // space, partition, hash
+
+	maxHintOwner = 255 // an owner's length is one byte of its hint keys
 )
 
 // Hash returns the 64-bit key hash that places a key: its partition is Hash(key) mod Q.
@@ -62,3 +66,47 @@ func parseExpiryKey(k []byte) (reapAt int64, p int, h uint64, key []byte, err er
 }
 
 func metaKey(name string) []byte { return append([]byte{spaceMeta}, name...) }
+
+// checkOwner rejects an owner name that cannot be encoded in a hint key.
+func checkOwner(owner string) error {
+	if len(owner) < 1 || len(owner) > maxHintOwner {
+		return fmt.Errorf("%w: got %d bytes", ErrHintOwner, len(owner))
+	}
+	return nil
+}
+
+// hintKey appends the Pebble key of owner's hint for key. owner must pass checkOwner.
+func hintKey(b []byte, owner string, key []byte) []byte {
+	b = append(b, spaceHint, byte(len(owner)))
+	b = append(b, owner...)
+	return append(b, key...)
+}
+
+// hintBounds returns the [start, end) range of owner's hints. owner must pass
+// checkOwner.
+func hintBounds(owner string) (start, end []byte) {
+	start = hintKey(nil, owner, nil)
+	return start, prefixEnd(start)
+}
+
+// prefixEnd returns the smallest key greater than every key starting with prefix.
+// prefix must hold a byte below 0xff (every prefix here starts with a space tag).
+func prefixEnd(prefix []byte) []byte {
+	end := bytes.Clone(prefix)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i] < 0xff {
+			end[i]++
+			return end[:i+1]
+		}
+	}
+	panic("storage: prefixEnd of an all-0xff prefix")
+}
+
+// parseHintKey splits a hint key into owner and user key. The user key aliases k.
+func parseHintKey(k []byte) (owner string, key []byte, err error) {
+	if len(k) < 3 || k[0] != spaceHint || k[1] == 0 || len(k) < 2+int(k[1]) {
+		return "", nil, fmt.Errorf("storage: malformed hint key %q", k)
+	}
+	n := 2 + int(k[1])
+	return string(k[2:n]), k[n:], nil
+}

@@ -22,6 +22,7 @@ var (
 	ErrClosed     = errors.New("storage: closed")
 	ErrPartitions = errors.New("storage: partitions must be a power of two between 1 and 65536")
 	ErrNoChange   = errors.New("storage: no change") // returned by an UpdateFunc to leave a record untouched
+	ErrHintOwner  = errors.New("storage: a hint owner must be 1 to 255 bytes")
 )
 
 // Config configures a Store. The zero value is completed by EnsureDefaults.
@@ -91,6 +92,7 @@ type Store struct {
 	wo      *pebble.WriteOptions
 	locks   [lockStripes]sync.Mutex
 	counts  []atomic.Int64 // live records per partition
+	hints   atomic.Int64   // hints stored, for every owner
 	reaped  atomic.Int64
 	flushMu sync.Mutex // held by DropAll to exclude concurrent partition drops
 	stopper *syncutil.Stopper
@@ -151,6 +153,10 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	if err := s.loadCounts(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadHintCount(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -430,10 +436,11 @@ func (s *Store) DropPartition(p int) error {
 	defer s.exit()
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	return s.dropPartitions(p, p)
+	return s.dropPartitions(p, p, false)
 }
 
-// DropAll deletes every record (FLUSHALL). Metadata is kept.
+// DropAll deletes every record and every hint (FLUSHALL): a hint kept for another
+// node would otherwise bring flushed data back once it is replayed. Metadata is kept.
 func (s *Store) DropAll() error {
 	if err := s.enter(); err != nil {
 		return err
@@ -441,12 +448,13 @@ func (s *Store) DropAll() error {
 	defer s.exit()
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	return s.dropPartitions(0, s.cfg.Partitions-1)
+	return s.dropPartitions(0, s.cfg.Partitions-1, true)
 }
 
-// dropPartitions deletes partitions first..last with every key lock held, so that no
-// Update interleaves and the counts stay exact.
-func (s *Store) dropPartitions(first, last int) error {
+// dropPartitions deletes partitions first..last, and every hint too when hints is
+// set, with every key lock held, so that no Update or UpdateHint interleaves and the
+// counts stay exact.
+func (s *Store) dropPartitions(first, last int, hints bool) error {
 	for i := range s.locks {
 		s.locks[i].Lock()
 	}
@@ -469,11 +477,19 @@ func (s *Store) dropPartitions(first, last int) error {
 			return err
 		}
 	}
+	if hints {
+		if err := b.DeleteRange([]byte{spaceHint}, []byte{spaceHint + 1}, nil); err != nil {
+			return err
+		}
+	}
 	if err := b.Commit(s.wo); err != nil {
 		return fmt.Errorf("storage: drop partitions: %w", err)
 	}
 	for p := first; p <= last; p++ {
 		s.counts[p].Store(0)
+	}
+	if hints {
+		s.hints.Store(0)
 	}
 	return nil
 }
@@ -511,13 +527,14 @@ func (s *Store) PutMeta(name string, v []byte) error {
 type Metrics struct {
 	Keys       int64 // records counted by Count
 	Reaped     int64 // expired records deleted by the reaper since Open
+	Hints      int64 // hints stored for other nodes (HintCount)
 	DiskBytes  uint64
 	MemtableMB float64
 }
 
 // Metrics returns a snapshot of the store's counters.
 func (s *Store) Metrics() Metrics {
-	out := Metrics{Keys: s.Count(), Reaped: s.reaped.Load()}
+	out := Metrics{Keys: s.Count(), Reaped: s.reaped.Load(), Hints: s.HintCount()}
 	if s.enter() != nil {
 		return out // closed: Pebble's figures are gone
 	}
