@@ -1,0 +1,435 @@
+package cluster
+
+// The ring member set as a CRDT: pure functions, no I/O, goroutines or clocks.
+// membership.go is the shell that persists it and spreads it through memberlist.
+//
+// Binary encoding (integers are minimal uvarints unless stated otherwise):
+//
+//	member set:  u8 version (1) | uvarint count | count × member body,
+//	             names strictly ascending (byte-wise)
+//	one member:  u8 version (1) | member body            (memberlist node metadata)
+//	member body: u8 len | name (1..255 bytes of UTF-8)
+//	             u8 state (1 Active, 2 Leaving, 3 Removed)
+//	             u64 big-endian IEEE-754 bits of the weight (finite)
+//	             uvarint version
+//	             5 × (u8 len | string): RESP, memcached, HTTP, gossip, cluster address
+//
+// A member body is at most MemberMaxEncodedLen bytes, so any member fits both
+// memberlist's node metadata and one gossip packet. Every valid input has exactly one
+// encoding: decoding and re-encoding reproduces the input bytes (the fuzz target
+// checks this), which also makes the tie-break of MergeMember well defined.
+
+import (
+	"bytes"
+	"cmp"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"unicode/utf8"
+
+	"github.com/dynakv/dynakv/ring"
+)
+
+// State is a ring member's lifecycle state. States only move forward within one
+// version (Active < Leaving < Removed), and Removed is final.
+type State uint8
+
+const (
+	// StateActive is a member that owns partitions.
+	StateActive State = 1
+	// StateLeaving is a member handing its partitions off before it leaves; it still
+	// owns them until the handoff completes.
+	StateLeaving State = 2
+	// StateRemoved is a member taken out of the ring for good (by leave or by an
+	// administrator). A Removed entry is never replaced by a live one: the name
+	// cannot rejoin.
+	StateRemoved State = 3
+)
+
+// String returns the lower-case name of the state, or "state(N)" for an invalid one.
+func (s State) String() string {
+	switch s {
+	case StateActive:
+		return "active"
+	case StateLeaving:
+		return "leaving"
+	case StateRemoved:
+		return "removed"
+	default:
+		return fmt.Sprintf("state(%d)", uint8(s))
+	}
+}
+
+// valid reports whether s is one of the defined states.
+func (s State) valid() bool { return s >= StateActive && s <= StateRemoved }
+
+const (
+	// MemberMaxEncodedLen bounds the encoded size of one member body (and of a
+	// member's node metadata): memberlist's metadata limit, 512 bytes.
+	MemberMaxEncodedLen = 512
+	// MemberMaxStringLen bounds the length of a member's name and of each address.
+	MemberMaxStringLen = 255
+	// MembersMaxCount bounds the number of entries, Removed ones included, that a
+	// member set encoding may hold. At MemberMaxEncodedLen each that is 8 MiB, below
+	// memberlist's 20 MiB push/pull limit.
+	MembersMaxCount = 1 << 14
+
+	// memberCodecVersion is the first byte of every encoding.
+	memberCodecVersion = 1
+	// memberFixedLen is the size of a member body's fixed-width fields: the name
+	// length byte, the state, the weight and the five address length bytes; the
+	// version uvarint adds 1 to 10.
+	memberFixedLen = 1 + 1 + 8 + 5
+)
+
+// ErrMemberEncoding reports a malformed member or member set encoding.
+var ErrMemberEncoding = errors.New("cluster: malformed member encoding")
+
+// Member is one entry of the ring member set.
+type Member struct {
+	// Name identifies the member in the ring, in memberlist and in the internode
+	// transport's handshake: 1 to MemberMaxStringLen bytes of UTF-8.
+	Name string
+	// State is the member's lifecycle state.
+	State State
+	// Weight is the member's ring weight; <= 0 means 1. It must be finite.
+	Weight float64
+	// Version is the Lamport version of this entry: every change to it increments
+	// the version it replaces, and the higher version wins a merge.
+	Version uint64
+	// RESPAddr, MemcacheAddr and HTTPAddr are the client-facing addresses
+	// ("host:port", empty when disabled).
+	RESPAddr, MemcacheAddr, HTTPAddr string
+	// GossipAddr is the memberlist address other nodes join through.
+	GossipAddr string
+	// ClusterAddr is the internode transport address.
+	ClusterAddr string
+}
+
+// Members is a member set keyed by name. Every value's Name equals its key.
+// A nil Members is an empty set for reading; Merge needs a non-nil map.
+type Members map[string]Member
+
+// memberRemoved is 1 for a Removed member and 0 otherwise: the first key of the
+// merge order, which makes Removed absorbing.
+func memberRemoved(m Member) int {
+	if m.State == StateRemoved {
+		return 1
+	}
+	return 0
+}
+
+// memberCompare is the total order MergeMember takes the maximum of: Removed
+// first, then Version, then State, then the encoding byte-wise.
+func memberCompare(a, b Member) int {
+	if c := cmp.Compare(memberRemoved(a), memberRemoved(b)); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.Version, b.Version); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.State, b.State); c != 0 {
+		return c
+	}
+	var ab, bb [MemberMaxEncodedLen]byte
+	return bytes.Compare(appendMemberBody(ab[:0], a), appendMemberBody(bb[:0], b))
+}
+
+// memberEqual reports whether a and b encode identically (it compares weights by
+// their bits, so -0 and 0 differ, as they do on the wire).
+func memberEqual(a, b Member) bool {
+	return a.Name == b.Name && a.State == b.State &&
+		math.Float64bits(a.Weight) == math.Float64bits(b.Weight) &&
+		a.Version == b.Version && a.RESPAddr == b.RESPAddr &&
+		a.MemcacheAddr == b.MemcacheAddr && a.HTTPAddr == b.HTTPAddr &&
+		a.GossipAddr == b.GossipAddr && a.ClusterAddr == b.ClusterAddr
+}
+
+// MergeMember returns the winner of two entries for the same member: a Removed entry
+// beats any other (removal is final, even against a node that restarted and bumped
+// its version before hearing of it); otherwise the higher Version wins; at equal
+// versions the higher State (Removed > Leaving > Active); then the byte-wise greater
+// encoding, so distinct entries never tie. MergeMember is the maximum of a total
+// order and is therefore commutative, associative and idempotent.
+//
+// Removed being absorbing refines the plain "higher version wins" rule: without it a
+// dead node that restarted twice before learning of its removal would outvote it.
+func MergeMember(a, b Member) Member {
+	if memberCompare(a, b) >= 0 {
+		return a
+	}
+	return b
+}
+
+// Merge merges every entry of o into m in place and returns the names whose entry in
+// m changed, sorted. Entries are matched by their Name; entries with an empty Name
+// are ignored. Merge is commutative, associative and idempotent as an operation on
+// sets.
+func (m Members) Merge(o Members) (changed []string) {
+	for _, b := range o {
+		if b.Name == "" {
+			continue
+		}
+		a, ok := m[b.Name]
+		if !ok {
+			m[b.Name] = b
+			changed = append(changed, b.Name)
+			continue
+		}
+		if w := MergeMember(a, b); !memberEqual(w, a) {
+			m[b.Name] = w
+			changed = append(changed, b.Name)
+		}
+	}
+	slices.Sort(changed)
+	return slices.Compact(changed)
+}
+
+// wouldChange reports whether Merge(o) would change m, without changing it.
+func (m Members) wouldChange(o Members) bool {
+	for _, b := range o {
+		if b.Name == "" {
+			continue
+		}
+		a, ok := m[b.Name]
+		if !ok || !memberEqual(MergeMember(a, b), a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Clone returns a copy of m (nil for nil).
+func (m Members) Clone() Members {
+	if m == nil {
+		return nil
+	}
+	c := make(Members, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// Names returns the names of m's entries, sorted.
+func (m Members) Names() []string {
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Ring returns the ring of m's members that are not Removed, over partitions
+// partitions. Active and Leaving members both own partitions (a Leaving member
+// keeps its partitions until its handoff completes). Errors are ring.New's.
+func (m Members) Ring(partitions int) (*ring.Ring, error) {
+	rm := make([]ring.Member, 0, len(m))
+	for _, mb := range m {
+		if mb.State != StateRemoved {
+			rm = append(rm, ring.Member{Name: mb.Name, Weight: mb.Weight})
+		}
+	}
+	return ring.New(partitions, rm)
+}
+
+// AppendBinary appends the encoding of the member set to b and returns the extended
+// buffer. Entries are written in name order, so equal sets encode equally.
+func (m Members) AppendBinary(b []byte) []byte {
+	b = append(b, memberCodecVersion)
+	b = binary.AppendUvarint(b, uint64(len(m)))
+	for _, name := range m.Names() {
+		b = appendMemberBody(b, m[name])
+	}
+	return b
+}
+
+// DecodeMembers decodes a member set encoded by Members.AppendBinary. It validates
+// strictly (version, bounded counts and lengths, valid states, finite weights, names
+// strictly ascending, minimal uvarints, no trailing bytes) and returns an error
+// wrapping ErrMemberEncoding for anything else; it never panics. The result never
+// aliases b.
+func DecodeMembers(b []byte) (Members, error) {
+	if len(b) == 0 || b[0] != memberCodecVersion {
+		return nil, fmt.Errorf("%w: unknown version", ErrMemberEncoding)
+	}
+	n, rest, err := memberUvarint(b[1:], "count")
+	if err != nil {
+		return nil, err
+	}
+	if n > MembersMaxCount {
+		return nil, fmt.Errorf("%w: %d members, more than %d", ErrMemberEncoding, n, MembersMaxCount)
+	}
+	// Size the map by what the input can hold, not by what it claims.
+	m := make(Members, min(int(n), len(rest)/(memberFixedLen+2)))
+	prev := ""
+	for i := range int(n) {
+		var mb Member
+		if mb, rest, err = decodeMemberBody(rest); err != nil {
+			return nil, err
+		}
+		if i > 0 && mb.Name <= prev {
+			return nil, fmt.Errorf("%w: names not strictly ascending at %q", ErrMemberEncoding, mb.Name)
+		}
+		prev = mb.Name
+		m[mb.Name] = mb
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMemberEncoding, len(rest))
+	}
+	return m, nil
+}
+
+// AppendBinary appends the standalone encoding of one member (the node metadata
+// memberlist carries) to b and returns the extended buffer.
+func (m Member) AppendBinary(b []byte) []byte {
+	return appendMemberBody(append(b, memberCodecVersion), m)
+}
+
+// DecodeMember decodes one member encoded by Member.AppendBinary, with the same
+// strictness as DecodeMembers.
+func DecodeMember(b []byte) (Member, error) {
+	if len(b) == 0 || b[0] != memberCodecVersion {
+		return Member{}, fmt.Errorf("%w: unknown version", ErrMemberEncoding)
+	}
+	m, rest, err := decodeMemberBody(b[1:])
+	if err != nil {
+		return Member{}, err
+	}
+	if len(rest) != 0 {
+		return Member{}, fmt.Errorf("%w: %d trailing bytes", ErrMemberEncoding, len(rest))
+	}
+	return m, nil
+}
+
+// memberEncodedLen returns the size of m's member body.
+func memberEncodedLen(m Member) int {
+	return memberFixedLen + len(m.Name) + memberUvarintLen(m.Version) +
+		len(m.RESPAddr) + len(m.MemcacheAddr) + len(m.HTTPAddr) + len(m.GossipAddr) + len(m.ClusterAddr)
+}
+
+// memberValidate checks what the decoder checks, for an entry built in memory:
+// a non-empty name, strings within MemberMaxStringLen, a valid state, a finite
+// weight, and an encoding within MemberMaxEncodedLen even at the largest version.
+func memberValidate(m Member) error {
+	switch {
+	case m.Name == "":
+		return fmt.Errorf("cluster: member has an empty name")
+	case !utf8.ValidString(m.Name):
+		return fmt.Errorf("cluster: member name %q is not valid UTF-8", m.Name)
+	case !m.State.valid():
+		return fmt.Errorf("cluster: member %q has invalid state %d", m.Name, uint8(m.State))
+	case math.IsNaN(m.Weight) || math.IsInf(m.Weight, 0):
+		return fmt.Errorf("cluster: member %q has weight %v; it must be finite", m.Name, m.Weight)
+	}
+	for _, s := range [...]string{m.Name, m.RESPAddr, m.MemcacheAddr, m.HTTPAddr, m.GossipAddr, m.ClusterAddr} {
+		if len(s) > MemberMaxStringLen {
+			return fmt.Errorf("cluster: member %q: %q is longer than %d bytes", m.Name, s, MemberMaxStringLen)
+		}
+	}
+	big := m
+	big.Version = math.MaxUint64
+	if n := memberEncodedLen(big); n > MemberMaxEncodedLen {
+		return fmt.Errorf("cluster: member %q encodes to %d bytes, more than memberlist's %d-byte metadata limit; shorten its name or addresses",
+			m.Name, n, MemberMaxEncodedLen)
+	}
+	return nil
+}
+
+// appendMemberBody appends m's member body. Strings longer than MemberMaxStringLen
+// are not representable; memberValidate keeps them out, and here they are cut so the
+// encoder never writes a corrupt length.
+func appendMemberBody(b []byte, m Member) []byte {
+	b = appendMemberString(b, m.Name)
+	b = append(b, byte(m.State))
+	b = binary.BigEndian.AppendUint64(b, math.Float64bits(m.Weight))
+	b = binary.AppendUvarint(b, m.Version)
+	for _, s := range [...]string{m.RESPAddr, m.MemcacheAddr, m.HTTPAddr, m.GossipAddr, m.ClusterAddr} {
+		b = appendMemberString(b, s)
+	}
+	return b
+}
+
+func appendMemberString(b []byte, s string) []byte {
+	s = s[:min(len(s), MemberMaxStringLen)]
+	return append(append(b, byte(len(s))), s...)
+}
+
+// decodeMemberBody decodes one member body from the front of b and returns the rest.
+func decodeMemberBody(b []byte) (Member, []byte, error) {
+	start := len(b)
+	var m Member
+	var err error
+	if m.Name, b, err = memberString(b, "name"); err != nil {
+		return Member{}, nil, err
+	}
+	if m.Name == "" || !utf8.ValidString(m.Name) {
+		return Member{}, nil, fmt.Errorf("%w: empty or non-UTF-8 name %q", ErrMemberEncoding, m.Name)
+	}
+	if len(b) < 9 {
+		return Member{}, nil, fmt.Errorf("%w: member %q truncated", ErrMemberEncoding, m.Name)
+	}
+	m.State = State(b[0])
+	if !m.State.valid() {
+		return Member{}, nil, fmt.Errorf("%w: member %q has invalid state %d", ErrMemberEncoding, m.Name, b[0])
+	}
+	m.Weight = math.Float64frombits(binary.BigEndian.Uint64(b[1:9]))
+	if math.IsNaN(m.Weight) || math.IsInf(m.Weight, 0) {
+		return Member{}, nil, fmt.Errorf("%w: member %q has weight %v", ErrMemberEncoding, m.Name, m.Weight)
+	}
+	if m.Version, b, err = memberUvarint(b[9:], "version"); err != nil {
+		return Member{}, nil, err
+	}
+	for _, f := range [...]struct {
+		dst  *string
+		name string
+	}{
+		{&m.RESPAddr, "resp address"},
+		{&m.MemcacheAddr, "memcache address"},
+		{&m.HTTPAddr, "http address"},
+		{&m.GossipAddr, "gossip address"},
+		{&m.ClusterAddr, "cluster address"},
+	} {
+		if *f.dst, b, err = memberString(b, f.name); err != nil {
+			return Member{}, nil, err
+		}
+	}
+	if n := start - len(b); n > MemberMaxEncodedLen {
+		return Member{}, nil, fmt.Errorf("%w: member %q is %d bytes, more than %d", ErrMemberEncoding, m.Name, n, MemberMaxEncodedLen)
+	}
+	return m, b, nil
+}
+
+// memberString decodes a u8-length-prefixed string.
+func memberString(b []byte, field string) (string, []byte, error) {
+	if len(b) < 1 || len(b) < 1+int(b[0]) {
+		return "", nil, fmt.Errorf("%w: %s truncated", ErrMemberEncoding, field)
+	}
+	n := int(b[0])
+	return string(b[1 : 1+n]), b[1+n:], nil
+}
+
+// memberUvarint decodes a minimal uvarint.
+func memberUvarint(b []byte, field string) (uint64, []byte, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 {
+		return 0, nil, fmt.Errorf("%w: %s truncated or overflows", ErrMemberEncoding, field)
+	}
+	if n != memberUvarintLen(v) {
+		return 0, nil, fmt.Errorf("%w: %s is not minimally encoded", ErrMemberEncoding, field)
+	}
+	return v, b[n:], nil
+}
+
+// memberUvarintLen is the length of the minimal uvarint encoding of v.
+func memberUvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}

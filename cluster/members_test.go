@@ -1,0 +1,344 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// memberTestGen draws members from small domains so that equal names, equal versions
+// and equal states (the tie-breaks) are common.
+func memberTestGen(r *rand.Rand) Member {
+	names := []string{"a", "b", "c"}
+	weights := []float64{0, math.Copysign(0, -1), 1, 2, 0.5, -1}
+	addrs := []string{"", "127.0.0.1:1", "127.0.0.1:2", "[::1]:3"}
+	return Member{
+		Name:         names[r.IntN(len(names))],
+		State:        State(1 + r.IntN(3)),
+		Weight:       weights[r.IntN(len(weights))],
+		Version:      uint64(r.IntN(4)),
+		RESPAddr:     addrs[r.IntN(len(addrs))],
+		MemcacheAddr: addrs[r.IntN(len(addrs))],
+		HTTPAddr:     addrs[r.IntN(len(addrs))],
+		GossipAddr:   addrs[r.IntN(len(addrs))],
+		ClusterAddr:  addrs[r.IntN(len(addrs))],
+	}
+}
+
+func memberTestGenSet(r *rand.Rand) Members {
+	m := Members{}
+	for range r.IntN(5) {
+		mb := memberTestGen(r)
+		m[mb.Name] = mb
+	}
+	return m
+}
+
+func membersTestEqual(a, b Members) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		w, ok := b[k]
+		if !ok || !memberEqual(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestMemberStateString(t *testing.T) {
+	for s, want := range map[State]string{
+		StateActive: "active", StateLeaving: "leaving", StateRemoved: "removed",
+		0: "state(0)", 9: "state(9)",
+	} {
+		if got := s.String(); got != want {
+			t.Errorf("State(%d).String() = %q, want %q", uint8(s), got, want)
+		}
+	}
+}
+
+func TestMergeMemberTable(t *testing.T) {
+	base := Member{Name: "n1", State: StateActive, Weight: 1, Version: 5, RESPAddr: "127.0.0.1:6379"}
+	with := func(f func(*Member)) Member { m := base; f(&m); return m }
+	for _, tc := range []struct {
+		name string
+		a, b Member
+		want Member
+	}{
+		{"higher version wins", base, with(func(m *Member) { m.Version = 6; m.RESPAddr = "x" }),
+			with(func(m *Member) { m.Version = 6; m.RESPAddr = "x" })},
+		{"higher version wins over higher state", with(func(m *Member) { m.State = StateLeaving }),
+			with(func(m *Member) { m.Version = 6 }), with(func(m *Member) { m.Version = 6 })},
+		{"equal version: leaving beats active", base, with(func(m *Member) { m.State = StateLeaving }),
+			with(func(m *Member) { m.State = StateLeaving })},
+		{"equal version: removed beats leaving", with(func(m *Member) { m.State = StateLeaving }),
+			with(func(m *Member) { m.State = StateRemoved }), with(func(m *Member) { m.State = StateRemoved })},
+		{"removed is final against a higher version", with(func(m *Member) { m.State = StateRemoved }),
+			with(func(m *Member) { m.Version = 9 }), with(func(m *Member) { m.State = StateRemoved })},
+		{"two removed: higher version", with(func(m *Member) { m.State = StateRemoved; m.Version = 7 }),
+			with(func(m *Member) { m.State = StateRemoved }), with(func(m *Member) { m.State = StateRemoved; m.Version = 7 })},
+		{"full tie: greater encoding", with(func(m *Member) { m.RESPAddr = "a" }), with(func(m *Member) { m.RESPAddr = "b" }),
+			with(func(m *Member) { m.RESPAddr = "b" })},
+		{"identical", base, base, base},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, got := range []Member{MergeMember(tc.a, tc.b), MergeMember(tc.b, tc.a)} {
+				if !memberEqual(got, tc.want) {
+					t.Errorf("got %+v, want %+v", got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+func TestMergeMemberLaws(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 20000 {
+		a, b, c := memberTestGen(r), memberTestGen(r), memberTestGen(r)
+		b.Name, c.Name = a.Name, a.Name
+		if got := MergeMember(a, a); !memberEqual(got, a) {
+			t.Fatalf("iteration %d: not idempotent: %+v -> %+v", i, a, got)
+		}
+		if ab, ba := MergeMember(a, b), MergeMember(b, a); !memberEqual(ab, ba) {
+			t.Fatalf("iteration %d: not commutative:\n a=%+v\n b=%+v\n ab=%+v\n ba=%+v", i, a, b, ab, ba)
+		}
+		l, rr := MergeMember(MergeMember(a, b), c), MergeMember(a, MergeMember(b, c))
+		if !memberEqual(l, rr) {
+			t.Fatalf("iteration %d: not associative:\n a=%+v\n b=%+v\n c=%+v", i, a, b, c)
+		}
+		if w := MergeMember(a, b); !memberEqual(w, a) && !memberEqual(w, b) {
+			t.Fatalf("iteration %d: merge invented %+v", i, w)
+		}
+	}
+}
+
+func TestMembersMergeLaws(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	merged := func(sets ...Members) Members {
+		out := Members{}
+		for _, s := range sets {
+			out.Merge(s)
+		}
+		return out
+	}
+	for i := range 2000 {
+		a, b, c := memberTestGenSet(r), memberTestGenSet(r), memberTestGenSet(r)
+		if got := merged(a, a); !membersTestEqual(got, a) {
+			t.Fatalf("iteration %d: not idempotent", i)
+		}
+		if ab, ba := merged(a, b), merged(b, a); !membersTestEqual(ab, ba) {
+			t.Fatalf("iteration %d: not commutative:\n a=%v\n b=%v", i, a, b)
+		}
+		if l, rr := merged(merged(a, b), c), merged(a, merged(b, c)); !membersTestEqual(l, rr) {
+			t.Fatalf("iteration %d: not associative", i)
+		}
+		// changed names exactly the entries that differ, and wouldChange agrees.
+		m := a.Clone()
+		would := m.wouldChange(b)
+		changed := m.Merge(b)
+		var want []string
+		for _, name := range m.Names() {
+			if old, ok := a[name]; !ok || !memberEqual(old, m[name]) {
+				want = append(want, name)
+			}
+		}
+		if !slices.Equal(changed, want) {
+			t.Fatalf("iteration %d: changed = %v, want %v", i, changed, want)
+		}
+		if would != (len(changed) > 0) {
+			t.Fatalf("iteration %d: wouldChange = %v, changed = %v", i, would, changed)
+		}
+		if again := m.Merge(b); len(again) != 0 {
+			t.Fatalf("iteration %d: second merge changed %v", i, again)
+		}
+	}
+}
+
+func TestMembersCloneIsDeep(t *testing.T) {
+	a := Members{"x": {Name: "x", State: StateActive, Version: 1}}
+	c := a.Clone()
+	c["x"] = Member{Name: "x", State: StateRemoved, Version: 2}
+	c["y"] = Member{Name: "y", State: StateActive}
+	if a["x"].State != StateActive || len(a) != 1 {
+		t.Fatalf("Clone shares storage: %v", a)
+	}
+	if Members(nil).Clone() != nil {
+		t.Fatal("nil.Clone() != nil")
+	}
+}
+
+func TestMembersRing(t *testing.T) {
+	m := Members{
+		"a": {Name: "a", State: StateActive, Weight: 1, Version: 1},
+		"b": {Name: "b", State: StateLeaving, Weight: 2, Version: 3},
+		"c": {Name: "c", State: StateRemoved, Weight: 1, Version: 2},
+		"d": {Name: "d", State: StateActive, Weight: 0, Version: 1},
+	}
+	r, err := m.Ring(64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, rm := range r.Members() {
+		names = append(names, rm.Name)
+		if rm.Name == "b" && rm.Weight != 2 || rm.Name == "d" && rm.Weight != 1 {
+			t.Errorf("member %s has weight %v", rm.Name, rm.Weight)
+		}
+	}
+	if !slices.Equal(names, []string{"a", "b", "d"}) {
+		t.Fatalf("ring members = %v, want [a b d]", names)
+	}
+	if _, err := m.Ring(3); err == nil {
+		t.Fatal("Ring(3) accepted a partition count that is not a power of two")
+	}
+	empty, err := Members(nil).Ring(8)
+	if err != nil || empty.Len() != 0 {
+		t.Fatalf("empty ring: %v, %v", empty, err)
+	}
+}
+
+func TestMemberCodecRoundTrip(t *testing.T) {
+	full := Member{
+		Name: "node-1", State: StateLeaving, Weight: 2.5, Version: 1 << 40,
+		RESPAddr: "10.0.0.1:6379", MemcacheAddr: "10.0.0.1:11211", HTTPAddr: "10.0.0.1:9121",
+		GossipAddr: "10.0.0.1:7946", ClusterAddr: "10.0.0.1:7947",
+	}
+	for _, m := range []Members{
+		{},
+		{"a": {Name: "a", State: StateActive}},
+		{"node-1": full, "node-2": {Name: "node-2", State: StateRemoved, Weight: math.Copysign(0, -1), Version: 127}},
+	} {
+		enc := m.AppendBinary([]byte("prefix"))
+		if !bytes.HasPrefix(enc, []byte("prefix")) {
+			t.Fatal("AppendBinary dropped the prefix")
+		}
+		got, err := DecodeMembers(enc[len("prefix"):])
+		if err != nil {
+			t.Fatalf("DecodeMembers(%v): %v", m, err)
+		}
+		if !membersTestEqual(got, m) {
+			t.Fatalf("round trip: got %v, want %v", got, m)
+		}
+	}
+	got, err := DecodeMember(full.AppendBinary(nil))
+	if err != nil || !memberEqual(got, full) {
+		t.Fatalf("DecodeMember round trip: %+v, %v", got, err)
+	}
+}
+
+func TestDecodeMembersRejectsMalformed(t *testing.T) {
+	good := Members{
+		"a": {Name: "a", State: StateActive, Weight: 1, Version: 1},
+		"b": {Name: "b", State: StateActive, Weight: 1, Version: 1},
+	}.AppendBinary(nil)
+	one := func(m Member) []byte { return Members{m.Name: m}.AppendBinary(nil) }
+	// bodyOf hand-builds a one-member set from raw body bytes.
+	bodyOf := func(body ...byte) []byte { return append([]byte{memberCodecVersion, 1}, body...) }
+	long := strings.Repeat("x", 120)
+	for _, tc := range []struct {
+		name string
+		in   []byte
+	}{
+		{"empty", nil},
+		{"bad version", append([]byte{2}, good[1:]...)},
+		{"truncated count", []byte{memberCodecVersion}},
+		{"count too large", []byte{memberCodecVersion, 0xff, 0xff, 0x03}},
+		{"count exceeds entries", []byte{memberCodecVersion, 3}},
+		{"trailing byte", append(bytes.Clone(good), 0)},
+		{"truncated", good[:len(good)-1]},
+		{"non-minimal count", []byte{memberCodecVersion, 0x80, 0x00}},
+		{"empty name", bodyOf(0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0)},
+		{"non-UTF-8 name", bodyOf(1, 0xff, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0)},
+		{"state 0", bodyOf(1, 'a', 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0)},
+		{"state 4", bodyOf(1, 'a', 4, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0)},
+		{"NaN weight", one(Member{Name: "a", State: StateActive, Weight: math.NaN()})},
+		{"infinite weight", one(Member{Name: "a", State: StateActive, Weight: math.Inf(1)})},
+		{"non-minimal version", bodyOf(1, 'a', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00, 0, 0, 0, 0, 0)},
+		{"overflowing version", bodyOf(1, 'a', 1, 0, 0, 0, 0, 0, 0, 0, 0,
+			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0, 0)},
+		{"address truncated", bodyOf(1, 'a', 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 5, 'x')},
+		{"names out of order", append([]byte{memberCodecVersion, 2},
+			append(appendMemberBody(nil, Member{Name: "b", State: 1}), appendMemberBody(nil, Member{Name: "a", State: 1})...)...)},
+		{"duplicate names", append([]byte{memberCodecVersion, 2},
+			append(appendMemberBody(nil, Member{Name: "a", State: 1}), appendMemberBody(nil, Member{Name: "a", State: 1})...)...)},
+		{"member over 512 bytes", one(Member{Name: long, State: StateActive, RESPAddr: long, MemcacheAddr: long, HTTPAddr: long, GossipAddr: long})},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := DecodeMembers(tc.in)
+			if !errors.Is(err, ErrMemberEncoding) {
+				t.Fatalf("DecodeMembers = %v, %v; want ErrMemberEncoding", m, err)
+			}
+		})
+	}
+	if _, err := DecodeMember(append(Member{Name: "a", State: 1}.AppendBinary(nil), 0)); !errors.Is(err, ErrMemberEncoding) {
+		t.Fatalf("DecodeMember accepted a trailing byte: %v", err)
+	}
+	if _, err := DecodeMember([]byte{9}); !errors.Is(err, ErrMemberEncoding) {
+		t.Fatalf("DecodeMember accepted version 9: %v", err)
+	}
+}
+
+func TestMemberValidate(t *testing.T) {
+	ok := Member{Name: "n", State: StateActive, Weight: 1, GossipAddr: "127.0.0.1:7946"}
+	if err := memberValidate(ok); err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("h", 100)
+	for _, bad := range []Member{
+		{State: StateActive},
+		{Name: "n", State: 0},
+		{Name: "\xff", State: StateActive},
+		{Name: "n", State: StateActive, Weight: math.NaN()},
+		{Name: "n", State: StateActive, Weight: math.Inf(-1)},
+		{Name: strings.Repeat("n", 256), State: StateActive},
+		{Name: "n", State: StateActive, RESPAddr: long, MemcacheAddr: long, HTTPAddr: long, GossipAddr: long, ClusterAddr: long},
+	} {
+		if err := memberValidate(bad); err == nil {
+			t.Errorf("memberValidate(%+v) = nil", bad)
+		}
+	}
+}
+
+func FuzzDecodeMembers(f *testing.F) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for range 8 {
+		f.Add(memberTestGenSet(r).AppendBinary(nil))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{memberCodecVersion, 0})
+	f.Add([]byte{memberCodecVersion, 0x80, 0x01})
+	f.Add(Member{Name: "n", State: StateActive, Weight: 1, Version: 3}.AppendBinary(nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := DecodeMembers(b)
+		if err != nil {
+			if m != nil {
+				t.Fatal("error with a non-nil result")
+			}
+			return
+		}
+		enc := m.AppendBinary(nil)
+		if !bytes.Equal(enc, b) {
+			t.Fatalf("re-encoding differs:\n in  %x\n out %x", b, enc)
+		}
+		m2, err := DecodeMembers(enc)
+		if err != nil || !membersTestEqual(m, m2) {
+			t.Fatalf("decode(encode(decode(b))) = %v, %v; want %v", m2, err, m)
+		}
+		for name, mb := range m {
+			big := mb
+			big.Version = math.MaxUint64 // memberValidate allows for the largest version
+			if mb.Name != name || memberValidate(mb) != nil && memberEncodedLen(big) <= MemberMaxEncodedLen {
+				t.Fatalf("decoded an entry memberValidate rejects: %+v (%v)", mb, memberValidate(mb))
+			}
+			one, err := DecodeMember(mb.AppendBinary(nil))
+			if err != nil || !memberEqual(one, mb) {
+				t.Fatalf("DecodeMember round trip of %+v: %+v, %v", mb, one, err)
+			}
+		}
+	})
+}

@@ -1,0 +1,476 @@
+package cluster
+
+// Client side of the transport: Call, per-peer state, dialing with backoff, and the
+// reader and writer of an outbound connection. See the notes in transport.go.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Call sends request req of type typ to the peer listening on addr and returns its
+// reply. It returns when the reply arrives, when ctx is done (with an error wrapping
+// ctx.Err()), or when the transport fails to deliver: ErrQueueFull, ErrFrameTooBig,
+// ErrUnreachable, ErrAuth or ErrClosed (wrapped, test with errors.Is). A handler
+// error comes back as a *RemoteError. Without a ctx deadline the call times out after
+// DefaultTimeout. req is copied; the caller may reuse it once Call returns.
+func (t *Transport) Call(ctx context.Context, addr string, typ uint8, req []byte) (resp []byte, err error) {
+	t.st.calls.Add(1)
+	defer func() {
+		if err != nil {
+			t.st.failures.Add(1)
+		}
+	}()
+	if t.isClosed() {
+		return nil, ErrClosed
+	}
+	if len(req) > t.cfg.MaxFrameBytes-trMaxRequestHeader {
+		return nil, fmt.Errorf("%w: request of %d bytes to %s, limit %d with header",
+			ErrFrameTooBig, len(req), addr, t.cfg.MaxFrameBytes)
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.cfg.DefaultTimeout)
+		defer cancel()
+		deadline, _ = ctx.Deadline()
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("cluster: call %s: %w", addr, err)
+	}
+	p := t.trPeerFor(addr)
+	if p == nil {
+		return nil, ErrClosed
+	}
+	if p.outstanding.Add(1) > int64(t.cfg.MaxQueue) {
+		p.outstanding.Add(-1)
+		t.st.queueFull.Add(1)
+		return nil, fmt.Errorf("%w: %s has %d calls outstanding", ErrQueueFull, addr, t.cfg.MaxQueue)
+	}
+	defer p.outstanding.Add(-1)
+
+	cc, err := p.getConn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c := &trCall{typ: typ, deadline: deadline, payload: bytes.Clone(req), result: make(chan trResult, 1)}
+	if err := cc.enqueue(c); err != nil {
+		return nil, err
+	}
+	select {
+	case r := <-c.result:
+		if r.err != nil && (ctx.Err() != nil || !time.Now().Before(deadline)) {
+			// Out of time anyway (typically the handler's context expired a
+			// moment before ours): report the deadline, not the remote's echo
+			// of it.
+			cerr := ctx.Err()
+			if cerr == nil {
+				cerr = context.DeadlineExceeded
+			}
+			return nil, fmt.Errorf("cluster: call %s: %w", addr, cerr)
+		}
+		return r.payload, r.err
+	case <-ctx.Done():
+		cc.abandon(c)
+		cc.checkStale()
+		return nil, fmt.Errorf("cluster: call %s: %w", addr, ctx.Err())
+	case <-t.done:
+		cc.abandon(c)
+		return nil, ErrClosed
+	}
+}
+
+// trPeerFor returns the peer state for addr, creating it; nil once closed.
+func (t *Transport) trPeerFor(addr string) *trPeer {
+	t.mu.RLock()
+	p, closed := t.peers[addr], t.closed
+	t.mu.RUnlock()
+	if p != nil || closed {
+		return p
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	if p = t.peers[addr]; p == nil {
+		p = &trPeer{t: t, addr: addr, rng: rand.New(rand.NewPCG(t.rng.Uint64(), t.rng.Uint64()))}
+		t.peers[addr] = p
+	}
+	return p
+}
+
+// trPeer is the client-side state for one peer address.
+type trPeer struct {
+	t           *Transport
+	addr        string
+	outstanding atomic.Int64 // calls admitted and not returned; <= MaxQueue
+
+	mu        sync.Mutex
+	cc        *trClientConn // the live connection, nil if none
+	dialing   chan struct{} // non-nil while a dial runs; closed when it ends
+	lastErr   error         // why the last dial failed
+	retryAt   time.Time     // no dial before this
+	backoff   time.Duration // base of the next backoff; 0 means BackoffMin
+	connected bool          // a connection was established before
+	rng       *rand.Rand
+}
+
+// getConn returns the peer's live connection, dialing (or waiting for a dial) when
+// there is none. During a backoff it fails at once with the last dial's error.
+func (p *trPeer) getConn(ctx context.Context) (*trClientConn, error) {
+	for {
+		p.mu.Lock()
+		if cc := p.cc; cc != nil {
+			p.mu.Unlock()
+			return cc, nil
+		}
+		if ch := p.dialing; ch != nil {
+			p.mu.Unlock()
+			select {
+			case <-ch:
+				p.mu.Lock()
+				cc, err := p.cc, p.lastErr
+				p.mu.Unlock()
+				if cc != nil {
+					return cc, nil
+				}
+				if err != nil {
+					return nil, err
+				}
+				continue
+			case <-ctx.Done():
+				return nil, fmt.Errorf("cluster: call %s: %w", p.addr, ctx.Err())
+			case <-p.t.done:
+				return nil, ErrClosed
+			}
+		}
+		if wait := time.Until(p.retryAt); wait > 0 {
+			err := p.lastErr
+			p.mu.Unlock()
+			return nil, fmt.Errorf("%w (next dial in %v)", err, wait.Round(time.Millisecond))
+		}
+		ch := make(chan struct{})
+		p.dialing = ch
+		p.lastErr = nil
+		p.mu.Unlock()
+		if !p.t.trGo(func() { p.dial(ch) }) {
+			p.mu.Lock()
+			p.dialing = nil
+			close(ch)
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+	}
+}
+
+// dial connects and authenticates to the peer, then installs the connection. It
+// runs in a transport goroutine; ch is closed when it is done.
+func (p *trPeer) dial(ch chan struct{}) {
+	t := p.t
+	t.st.dials.Add(1)
+	cc, err := p.connect()
+	if err == nil {
+		t.mu.RLock()
+		if t.closed {
+			err = ErrClosed
+		} else {
+			p.mu.Lock()
+			if p.connected {
+				t.st.reconnects.Add(1)
+				t.log.Info("cluster: reconnected to peer", "peer", p.addr)
+			}
+			p.cc, p.connected, p.backoff, p.retryAt = cc, true, 0, time.Time{}
+			p.dialing = nil
+			close(ch)
+			p.mu.Unlock()
+			t.wg.Add(2)
+			go func() {
+				defer t.wg.Done()
+				cc.readLoop()
+			}()
+			go func() {
+				defer t.wg.Done()
+				cc.writeLoop()
+			}()
+		}
+		t.mu.RUnlock()
+		if err == nil {
+			return
+		}
+		_ = cc.conn.Close()
+	}
+	p.mu.Lock()
+	if errors.Is(err, ErrClosed) {
+		p.lastErr = ErrClosed
+	} else {
+		p.noteFailureLocked(err)
+		t.log.Debug("cluster: dial failed", "peer", p.addr, "err", err)
+	}
+	p.dialing = nil
+	close(ch)
+	p.mu.Unlock()
+}
+
+// noteFailureLocked records a failed dial (or a connection that never worked) and
+// schedules the next allowed dial. p.mu is held.
+func (p *trPeer) noteFailureLocked(err error) {
+	cfg := &p.t.cfg
+	b := max(p.backoff, cfg.BackoffMin)
+	wait := b/2 + time.Duration(p.rng.Int64N(int64(b/2)+1))
+	p.retryAt = time.Now().Add(wait)
+	p.backoff = min(2*b, cfg.BackoffMax)
+	p.lastErr = err
+}
+
+// connect dials and runs the client handshake. Errors wrap ErrAuth, ErrUnreachable
+// or ErrClosed.
+func (p *trPeer) connect() (*trClientConn, error) {
+	t := p.t
+	ctx, cancel := context.WithTimeout(t.lifetime, t.cfg.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		if t.isClosed() {
+			return nil, ErrClosed
+		}
+		return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, p.addr, err)
+	}
+	_ = conn.SetDeadline(time.Now().Add(t.cfg.handshakeTimeout))
+	stop := context.AfterFunc(t.lifetime, func() { _ = conn.Close() })
+	err = authDial(conn, t.cfg.Secret, t.cfg.Name, crand.Reader)
+	stopped := stop()
+	if err == nil && stopped {
+		err = conn.SetDeadline(time.Time{})
+	}
+	switch {
+	case err == nil && !stopped:
+		err = ErrClosed
+	case err == nil:
+	case t.isClosed():
+		err = ErrClosed
+	case errors.Is(err, ErrAuth):
+		t.log.Warn("cluster: peer refused or failed authentication", "peer", p.addr, "err", err)
+		err = fmt.Errorf("cluster: %s: %w", p.addr, err)
+	default:
+		err = fmt.Errorf("%w: %s: handshake: %w", ErrUnreachable, p.addr, err)
+	}
+	if err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	cc := &trClientConn{
+		p:       p,
+		conn:    conn,
+		sendq:   make(chan *trCall, t.cfg.MaxQueue),
+		done:    make(chan struct{}),
+		pending: make(map[uint64]*trCall),
+	}
+	return cc, nil
+}
+
+// trCall is one outstanding Call.
+type trCall struct {
+	id        uint64
+	typ       uint8
+	deadline  time.Time
+	payload   []byte // private copy; the writer drops it once written
+	abandoned atomic.Bool
+	result    chan trResult // buffered 1; receives exactly one result if any
+}
+
+type trResult struct {
+	payload []byte
+	err     error
+}
+
+// trClientConn is one authenticated connection to a peer, with its writer and
+// reader goroutines.
+type trClientConn struct {
+	p        *trPeer
+	conn     net.Conn
+	sendq    chan *trCall // calls to write, in order
+	done     chan struct{}
+	failOnce sync.Once
+	replied  atomic.Bool // a reply arrived: the connection worked
+	// unanswered is the time (unix ns) of the first request written since the
+	// last frame was read, 0 if none: how long the peer has been silent while
+	// owing replies.
+	unanswered atomic.Int64
+
+	mu      sync.Mutex
+	err     error              // set once the connection failed
+	pending map[uint64]*trCall // calls written or queued, by id
+	nextID  uint64
+}
+
+// enqueue registers c and queues it for the writer.
+func (cc *trClientConn) enqueue(c *trCall) error {
+	cc.mu.Lock()
+	if cc.err != nil {
+		err := cc.err
+		cc.mu.Unlock()
+		return err
+	}
+	cc.nextID++
+	c.id = cc.nextID
+	cc.pending[c.id] = c
+	cc.mu.Unlock()
+	select {
+	case cc.sendq <- c:
+		return nil
+	default:
+		// Abandoned calls still in the queue fill it; refuse rather than block.
+		cc.abandon(c)
+		cc.p.t.st.queueFull.Add(1)
+		return fmt.Errorf("%w: %s send queue is full", ErrQueueFull, cc.p.addr)
+	}
+}
+
+// checkStale drops the connection when a call timed out and the peer has sent
+// nothing at all for trStaleFactor write timeouts while it owed replies: it is
+// likely stopped or gone without a reset (SIGSTOP, power loss), and TCP alone
+// would take minutes to notice. The next call redials and, if the peer is really
+// gone, fails fast. An idle connection is never stale.
+func (cc *trClientConn) checkStale() {
+	since := cc.unanswered.Load()
+	if since == 0 {
+		return
+	}
+	silent := time.Since(time.Unix(0, since))
+	if silent > trStaleFactor*cc.p.t.cfg.writeTimeout {
+		cc.fail(fmt.Errorf("%w: %s: no reply for %v", ErrUnreachable, cc.p.addr, silent.Round(time.Millisecond)))
+	}
+}
+
+// abandon forgets c after its caller gave up: it is not written if still queued,
+// and a late reply is discarded.
+func (cc *trClientConn) abandon(c *trCall) {
+	c.abandoned.Store(true)
+	cc.mu.Lock()
+	delete(cc.pending, c.id)
+	cc.mu.Unlock()
+}
+
+// fail closes the connection once and fails every pending call with err.
+func (cc *trClientConn) fail(err error) {
+	cc.failOnce.Do(func() {
+		cc.mu.Lock()
+		cc.err = err
+		pending := cc.pending
+		cc.pending = nil
+		cc.mu.Unlock()
+		close(cc.done)
+		// Unpublish before failing the calls, so a caller that sees its call
+		// fail and retries gets a new connection.
+		p := cc.p
+		p.mu.Lock()
+		if p.cc == cc {
+			p.cc = nil
+			if !cc.replied.Load() && !errors.Is(err, ErrClosed) {
+				// It never worked (e.g. the peer drops us right after the
+				// handshake): back off as after a failed dial.
+				p.noteFailureLocked(err)
+			}
+		}
+		p.mu.Unlock()
+		_ = cc.conn.Close()
+		for _, c := range pending {
+			c.result <- trResult{err: err}
+		}
+		if !errors.Is(err, ErrClosed) {
+			p.t.log.Debug("cluster: connection to peer lost", "peer", p.addr, "err", err, "pending", len(pending))
+		}
+	})
+}
+
+// readLoop completes pending calls with the replies read from the connection.
+func (cc *trClientConn) readLoop() {
+	t := cc.p.t
+	br := bufio.NewReaderSize(cc.conn, trBufSize)
+	for {
+		f, err := readFrame(br, t.cfg.MaxFrameBytes)
+		if err == nil && f.kind == frameKindRequest {
+			err = fmt.Errorf("%w: request frame from a server", errFrameMalformed)
+		}
+		if err != nil {
+			cc.fail(t.trConnError(err, cc.p.addr, "client"))
+			return
+		}
+		t.st.bytesIn.Add(uint64(frameLenSize + frameBodyLen(&f)))
+		cc.unanswered.Store(0)
+		cc.replied.Store(true)
+		cc.mu.Lock()
+		c := cc.pending[f.id]
+		delete(cc.pending, f.id)
+		cc.mu.Unlock()
+		if c == nil {
+			continue // the caller gave up
+		}
+		if f.kind == frameKindError {
+			c.result <- trResult{err: &RemoteError{Msg: string(f.payload)}}
+		} else {
+			c.result <- trResult{payload: f.payload}
+		}
+	}
+}
+
+// writeLoop writes queued calls, flushing when the queue is momentarily empty.
+func (cc *trClientConn) writeLoop() {
+	t := cc.p.t
+	w := t.newTrWriter(cc.conn)
+	for {
+		var c *trCall
+		select {
+		case c = <-cc.sendq:
+		case <-cc.done:
+			return
+		}
+		for c != nil {
+			if err := cc.writeCall(w, c); err != nil {
+				cc.fail(t.trConnError(err, cc.p.addr, "client"))
+				return
+			}
+			select {
+			case c = <-cc.sendq:
+			default:
+				c = nil
+			}
+		}
+		if err := w.flush(); err != nil {
+			cc.fail(t.trConnError(err, cc.p.addr, "client"))
+			return
+		}
+	}
+}
+
+// writeCall writes one request unless its caller gave up or its deadline passed.
+func (cc *trClientConn) writeCall(w *trWriter, c *trCall) error {
+	payload := c.payload
+	c.payload = nil
+	if c.abandoned.Load() {
+		return nil
+	}
+	left := time.Until(c.deadline)
+	if left <= 0 {
+		return nil // the caller's context fires on its own
+	}
+	ms := (left + time.Millisecond - 1) / time.Millisecond
+	f := trFrame{kind: frameKindRequest, id: c.id, typ: c.typ,
+		timeoutMs: uint64(min(int64(ms), frameMaxTimeoutMs)), payload: payload}
+	if err := w.write(&f); err != nil {
+		return err
+	}
+	cc.unanswered.CompareAndSwap(0, time.Now().UnixNano())
+	return nil
+}

@@ -1,0 +1,214 @@
+package cluster
+
+// Server side of the transport: accepting, authenticating and serving inbound
+// connections. See the notes in transport.go.
+
+import (
+	"bufio"
+	"context"
+	crand "crypto/rand"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// acceptLoop accepts connections until the listener is closed.
+func (t *Transport) acceptLoop() {
+	defer t.wg.Done()
+	var delay time.Duration
+	for {
+		conn, err := t.ln.Accept()
+		if err != nil {
+			if t.isClosed() {
+				return
+			}
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			t.log.Warn("cluster: accept failed", "err", err, "retry_in", delay)
+			timer := time.NewTimer(delay)
+			select {
+			case <-timer.C:
+			case <-t.done:
+				timer.Stop()
+				return
+			}
+			continue
+		}
+		delay = 0
+		t.st.accepted.Add(1)
+		select {
+		case t.handshakes <- struct{}{}: // released by serveConn after the handshake
+		default:
+			// Unauthenticated connections cost a goroutine each for up to the
+			// handshake timeout; a flood of them is refused outright.
+			_ = conn.Close()
+			t.st.refused.Add(1)
+			t.log.Warn("cluster: refused connection: too many handshakes in progress",
+				"remote", conn.RemoteAddr().String(), "limit", cap(t.handshakes))
+			continue
+		}
+		t.mu.Lock()
+		if t.closed {
+			t.mu.Unlock()
+			<-t.handshakes
+			_ = conn.Close()
+			return
+		}
+		t.srvConns[conn] = struct{}{}
+		t.wg.Add(1)
+		t.mu.Unlock()
+		go func() {
+			defer t.wg.Done()
+			t.serveConn(conn)
+		}()
+	}
+}
+
+// serveConn authenticates one inbound connection and serves its requests.
+func (t *Transport) serveConn(conn net.Conn) {
+	remote := conn.RemoteAddr().String()
+	defer func() {
+		_ = conn.Close()
+		t.mu.Lock()
+		delete(t.srvConns, conn)
+		t.mu.Unlock()
+	}()
+	_ = conn.SetDeadline(time.Now().Add(t.cfg.handshakeTimeout))
+	from, err := authServe(conn, t.cfg.Secret, crand.Reader)
+	<-t.handshakes
+	if err == nil {
+		err = conn.SetDeadline(time.Time{})
+	}
+	if err != nil {
+		if t.isClosed() {
+			return
+		}
+		t.st.refused.Add(1)
+		t.log.Warn("cluster: refused connection", "remote", remote, "name", from, "err", err)
+		return
+	}
+
+	// Handlers and the writer stop when ctx is canceled: at the end of the read
+	// loop, or by Close through t.lifetime.
+	ctx, cancel := context.WithCancel(t.lifetime)
+	defer cancel()
+	var wg sync.WaitGroup
+	// sem holds one slot per request from its start until its reply is written, so
+	// at most MaxInflight replies exist and sending one never blocks.
+	sem := make(chan struct{}, t.cfg.MaxInflight)
+	replies := make(chan trFrame, t.cfg.MaxInflight)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t.serverWriteLoop(ctx, cancel, conn, remote, replies, sem)
+	}()
+
+	br := bufio.NewReaderSize(conn, trBufSize)
+	for {
+		f, err := readFrame(br, t.cfg.MaxFrameBytes)
+		if err == nil && f.kind != frameKindRequest {
+			err = fmt.Errorf("%w: reply frame from a client", errFrameMalformed)
+		}
+		if err != nil {
+			if ctx.Err() == nil {
+				_ = t.trConnError(err, remote, "server")
+			}
+			break
+		}
+		arrived := time.Now()
+		t.st.bytesIn.Add(uint64(frameLenSize + frameBodyLen(&f)))
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		deadline := arrived.Add(time.Duration(f.timeoutMs) * time.Millisecond)
+		if !time.Now().Before(deadline) {
+			<-sem
+			t.st.expired.Add(1)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t.serveRequest(ctx, from, f, deadline, replies)
+		}()
+	}
+	cancel()
+	_ = conn.Close()
+	wg.Wait()
+}
+
+// serveRequest runs the handler for one request and queues its reply.
+func (t *Transport) serveRequest(ctx context.Context, from string, f trFrame, deadline time.Time, replies chan<- trFrame) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	t.st.served.Add(1)
+	resp, err := t.trCallHandler(ctx, from, f.typ, f.payload)
+	r := trFrame{kind: frameKindResponse, id: f.id, payload: resp}
+	if err == nil && frameBodyLen(&r) > t.cfg.MaxFrameBytes {
+		err = fmt.Errorf("%w: reply of %d bytes, limit %d", ErrFrameTooBig, len(resp), t.cfg.MaxFrameBytes)
+	}
+	if err != nil {
+		msg := err.Error()
+		if room := t.cfg.MaxFrameBytes - frameHeaderLen(&r); len(msg) > room {
+			msg = msg[:room]
+		}
+		r.kind, r.payload = frameKindError, []byte(msg)
+	}
+	replies <- r // never blocks: see sem in serveConn
+}
+
+// trCallHandler calls the handler, turning a panic into an error.
+func (t *Transport) trCallHandler(ctx context.Context, from string, typ uint8, req []byte) (resp []byte, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			t.log.Error("cluster: handler panic", "from", from, "typ", typ, "panic", v, "stack", string(debug.Stack()))
+			resp, err = nil, fmt.Errorf("handler panic: %v", v)
+		}
+	}()
+	return t.cfg.Handler.ServeCluster(ctx, from, typ, req)
+}
+
+// serverWriteLoop writes replies, flushing when none is waiting; it frees a handler
+// slot per reply written. A write error closes the connection.
+func (t *Transport) serverWriteLoop(ctx context.Context, cancel context.CancelFunc, conn net.Conn,
+	remote string, replies <-chan trFrame, sem <-chan struct{}) {
+	w := t.newTrWriter(conn)
+	for {
+		var r trFrame
+		select {
+		case r = <-replies:
+		case <-ctx.Done():
+			return
+		}
+		for more := true; more; {
+			err := w.write(&r)
+			<-sem
+			if err != nil {
+				t.trServerWriteFailed(ctx, cancel, conn, remote, err)
+				return
+			}
+			select {
+			case r = <-replies:
+			default:
+				more = false
+			}
+		}
+		if err := w.flush(); err != nil {
+			t.trServerWriteFailed(ctx, cancel, conn, remote, err)
+			return
+		}
+	}
+}
+
+func (t *Transport) trServerWriteFailed(ctx context.Context, cancel context.CancelFunc, conn net.Conn, remote string, err error) {
+	if ctx.Err() == nil {
+		t.log.Debug("cluster: writing replies failed, closing connection", "remote", remote, "err", err)
+	}
+	cancel()
+	_ = conn.Close()
+}
