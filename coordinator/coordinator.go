@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +25,29 @@ type Config struct {
 	MaxEntries int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+
+	// Cluster is the ring and liveness view. nil runs a single node: every request
+	// is served by the local replica alone (N = R = W = 1) and Peers is unused.
+	Cluster Membership
+	// Peers reaches the other nodes' replicas. Required with Cluster.
+	Peers Peers
+	// Node is this node's ring member name. Required with Cluster.
+	Node string
+	// N, R, W: replication factor, read and write quorums. Defaults 3, 2, 2. Each
+	// request clamps them to the ring's member count (and R, W to N).
+	N, R, W int
+	// RequestTimeout bounds every request that reaches other nodes, when the
+	// caller's context has no earlier deadline. Default 1s.
+	RequestTimeout time.Duration
+	// MaxRepairs bounds the read repairs in flight; a read that finds the bound
+	// reached skips its repair (anti-entropy catches up). Default 64.
+	MaxRepairs int
+	// DisableHints turns sloppy quorum and hinted handoff off: a write reaches only
+	// the live ones among its key's N replicas, and nothing is kept for the others
+	// (anti-entropy alone heals them). Default false.
+	DisableHints bool
+	// Logger receives the coordinator's warnings. Default slog.Default().
+	Logger *slog.Logger
 }
 
 // EnsureDefaults returns a copy of c with defaults filled in.
@@ -33,6 +58,24 @@ func (c Config) EnsureDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.N == 0 {
+		c.N = 3
+	}
+	if c.R == 0 {
+		c.R = 2
+	}
+	if c.W == 0 {
+		c.W = 2
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = time.Second
+	}
+	if c.MaxRepairs == 0 {
+		c.MaxRepairs = 64
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
 	return c
 }
 
@@ -40,6 +83,15 @@ func (c Config) EnsureDefaults() Config {
 func (c Config) Validate() error {
 	if c.Actor == "" || len(c.Actor) > vclock.MaxActorLen {
 		return fmt.Errorf("coordinator: actor id must be 1..%d bytes", vclock.MaxActorLen)
+	}
+	if c.N < 1 || c.R < 1 || c.W < 1 || c.R > c.N || c.W > c.N {
+		return fmt.Errorf("coordinator: need 1 <= R, W <= N, got N=%d R=%d W=%d", c.N, c.R, c.W)
+	}
+	if c.RequestTimeout < 0 || c.MaxRepairs < 0 {
+		return errors.New("coordinator: negative request timeout or repair bound")
+	}
+	if c.Cluster != nil && (c.Peers == nil || c.Node == "") {
+		return errors.New("coordinator: a cluster coordinator needs Peers and Node")
 	}
 	return nil
 }
@@ -53,6 +105,9 @@ type Store interface {
 	SyncWAL() error
 	Partitions() int
 	Count() int64
+	PartitionCount(p int) int64
+	UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (vclock.Set, error)
+	GetHint(owner string, key []byte) (vclock.Set, bool, error)
 	Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec vclock.Set) bool) error
 	DropAll() error
 }
@@ -64,6 +119,16 @@ type Coordinator struct {
 	cfg   Config
 	store Store
 	floor atomic.Uint64 // last fresh-entry counter handed out
+
+	// Background work (replica writes past the quorum, read repairs, hints) runs
+	// in goroutines counted by bg, under base, which Close cancels.
+	base    context.Context
+	cancel  context.CancelFunc
+	bg      sync.WaitGroup
+	closeMu sync.RWMutex // held for reading while starting background work
+	closed  bool
+	repairs chan struct{} // semaphore bounding read repairs in flight
+	stats   counters
 }
 
 // New returns a Coordinator over store.
@@ -72,7 +137,37 @@ func New(cfg Config, store Store) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return &Coordinator{cfg: cfg, store: store}, nil
+	base, cancel := context.WithCancel(context.Background())
+	return &Coordinator{cfg: cfg, store: store, base: base, cancel: cancel,
+		repairs: make(chan struct{}, cfg.MaxRepairs)}, nil
+}
+
+// Close stops the background work (replica writes still in flight after their
+// request was answered, read repairs) and waits for it. Requests after Close still
+// run; they just start no background work. Close is idempotent.
+func (c *Coordinator) Close() error {
+	c.closeMu.Lock()
+	c.closed = true
+	c.closeMu.Unlock()
+	c.cancel()
+	c.bg.Wait()
+	return nil
+}
+
+// goBackground runs fn in a goroutine Close waits for; it reports false (and runs
+// nothing) once Close has begun.
+func (c *Coordinator) goBackground(fn func()) bool {
+	c.closeMu.RLock()
+	defer c.closeMu.RUnlock()
+	if c.closed {
+		return false
+	}
+	c.bg.Add(1)
+	go func() {
+		defer c.bg.Done()
+		fn()
+	}()
+	return true
 }
 
 // Actor returns this coordinator's actor id.
@@ -80,7 +175,7 @@ func (c *Coordinator) Actor() string { return c.cfg.Actor }
 
 // ReadOptions are per-request read options.
 type ReadOptions struct {
-	// R overrides the read quorum (0: the configured default).
+	// R overrides the read quorum (0: the configured default). It is clamped to N.
 	R int
 	// Local reads only this node's replica.
 	Local bool
@@ -88,11 +183,26 @@ type ReadOptions struct {
 
 // WriteOptions are per-request write options.
 type WriteOptions struct {
-	// W overrides the write quorum (0: the configured default).
+	// W overrides the write quorum (0: the configured default). It is clamped to N.
 	W int
 	// DeferSync returns once the write is applied, before it is durable; the caller
 	// calls Sync before acknowledging it, so a batch of writes shares one fsync.
 	DeferSync bool
+	// ReadFirst makes Modify read the key from R replicas and merge what they hold
+	// into the local replica before running its function, so that a read-modify-write
+	// (INCR, SET NX, cas...) sees writes coordinated elsewhere. A plain SET leaves it
+	// off: it overwrites what the coordinator has seen, as Dynamo's put does.
+	ReadFirst bool
+}
+
+// QuorumError reports a read or write that reached fewer replicas than its quorum.
+// A write that fails this way may still be stored on the replicas that answered.
+type QuorumError struct {
+	Acks, Need int
+}
+
+func (e *QuorumError) Error() string {
+	return fmt.Sprintf("coordinator: quorum not reached: %d of %d replicas", e.Acks, e.Need)
 }
 
 // Sync makes every write this node applied before the call durable.
@@ -103,13 +213,17 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 	return c.store.SyncWAL()
 }
 
-// Get returns the merged record of key (empty when no replica has one).
-func (c *Coordinator) Get(ctx context.Context, key []byte, _ ReadOptions) (vclock.Set, error) {
+// Get returns the merged record of key (empty when no replica has one): the records
+// of R replicas merged, or only the local replica's with opt.Local.
+func (c *Coordinator) Get(ctx context.Context, key []byte, opt ReadOptions) (vclock.Set, error) {
 	if err := ctx.Err(); err != nil {
 		return vclock.Set{}, err
 	}
-	rec, _, err := c.store.Get(key)
-	return rec, err
+	if c.cfg.Cluster == nil || opt.Local {
+		rec, _, err := c.store.Get(key)
+		return rec, err
+	}
+	return c.quorumGet(ctx, key, opt.R)
 }
 
 // Put writes v for key with the client's causal context clk: it supersedes exactly the
@@ -130,11 +244,23 @@ func (c *Coordinator) Modify(ctx context.Context, key []byte, fn ModifyFunc, opt
 	if err := ctx.Err(); err != nil {
 		return vclock.Set{}, err
 	}
+	if c.cfg.Cluster != nil {
+		return c.quorumModify(ctx, key, fn, opt)
+	}
+	return c.modifyLocal(key, vclock.Set{}, fn, opt)
+}
+
+// modifyLocal runs fn on the local record of key, merged first with seen (what a
+// quorum read found elsewhere), and stores the result.
+func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, opt WriteOptions) (vclock.Set, error) {
 	update := c.store.Update
 	if opt.DeferSync {
 		update = c.store.UpdateNoSync
 	}
 	rec, err := update(key, func(cur vclock.Set, _ bool) (vclock.Set, error) {
+		if !seen.Empty() {
+			cur = vclock.Sync(cur, seen)
+		}
 		clk, v, err := fn(cur)
 		if errors.Is(err, ErrNoWrite) {
 			return vclock.Set{}, storage.ErrNoChange

@@ -2,7 +2,11 @@ package coordinator
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"slices"
 
+	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -11,7 +15,10 @@ func (c *Coordinator) Count(ctx context.Context) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
-	return c.store.Count(), nil
+	if c.cfg.Cluster == nil {
+		return c.store.Count(), nil
+	}
+	return c.clusterCount(ctx)
 }
 
 // ScanPage visits records in cursor order, starting at cursor (0 starts a scan), and
@@ -36,7 +43,7 @@ func (c *Coordinator) ScanPage(ctx context.Context, cursor uint64, count int, fn
 		}
 		var next uint64
 		stopped := false
-		err := c.store.Scan(int(p), from, func(h uint64, key []byte, rec vclock.Set) bool {
+		err := c.scanPartition(ctx, int(p), from, count-accepted, func(h uint64, key []byte, rec vclock.Set) bool {
 			if accepted >= count {
 				next, stopped = h, true
 				return false
@@ -59,10 +66,148 @@ func (c *Coordinator) ScanPage(ctx context.Context, cursor uint64, count int, fn
 	return 0, nil
 }
 
-// FlushAll deletes every key.
+// FlushAll deletes every key: here and, in a cluster, on every live member. It is
+// not causal: a member that is down keeps its records and anti-entropy may bring
+// them back (see the README).
 func (c *Coordinator) FlushAll(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return c.store.DropAll()
+	if err := c.store.DropAll(); err != nil {
+		return err
+	}
+	if c.cfg.Cluster == nil {
+		return nil
+	}
+	rctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	var errs []error
+	for _, m := range c.cfg.Cluster.Ring().Members() {
+		if m.Name == c.cfg.Node || !c.cfg.Cluster.Alive(m.Name) {
+			continue
+		}
+		if err := c.cfg.Peers.Flush(rctx, m.Name); err != nil {
+			errs = append(errs, fmt.Errorf("flush %s: %w", m.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
+
+// scanSources returns the replicas to read partition p from, best first: this node
+// when it is one of p's N replicas, then p's live replicas in preference order.
+// Fallbacks are never sources: they hold hints, not the partition. None alive makes
+// the keyspace commands fail rather than answer with keys missing.
+func (c *Coordinator) scanSources(p int) []string {
+	rg := c.cfg.Cluster.Ring()
+	n, _, _ := c.Quorum(rg.Len(), 0, 0)
+	reps := rg.Replicas(p, n)
+	if slices.Contains(reps, c.cfg.Node) {
+		return []string{c.cfg.Node}
+	}
+	var out []string
+	for _, node := range reps {
+		if c.cfg.Cluster.Alive(node) {
+			out = append(out, node)
+		}
+	}
+	return out
+}
+
+// scanPartition calls fn for partition p's records with hash >= from in hash
+// order, until fn returns false: from the local store, or in a cluster from one of
+// p's replicas, a page of about want records at a time.
+func (c *Coordinator) scanPartition(ctx context.Context, p int, from uint64, want int, fn func(h uint64, key []byte, rec vclock.Set) bool) error {
+	if c.cfg.Cluster == nil {
+		return c.store.Scan(p, from, fn)
+	}
+	var lastErr error
+	for _, node := range c.scanSources(p) {
+		if node == c.cfg.Node {
+			return c.store.Scan(p, from, fn)
+		}
+		err := c.scanRemote(ctx, node, p, from, want, fn)
+		if err == nil {
+			return nil
+		}
+		lastErr = err
+	}
+	if lastErr == nil {
+		lastErr = &QuorumError{Acks: 0, Need: 1}
+	}
+	return lastErr
+}
+
+func (c *Coordinator) scanRemote(ctx context.Context, node string, p int, from uint64, want int, fn func(h uint64, key []byte, rec vclock.Set) bool) error {
+	rctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	page := min(max(want, 16), maxScanCount-1) // the request asks for page+1
+	for {
+		rep, err := c.cfg.Peers.Scan(rctx, node, ScanRequest{Partition: p, From: from, Count: page + 1})
+		if err != nil {
+			return err
+		}
+		for i, k := range rep.Keys {
+			if !fn(storageHash(k), k, rep.Records[i]) {
+				return nil
+			}
+		}
+		if !rep.More {
+			return nil
+		}
+		from = rep.Next
+	}
+}
+
+// clusterCount sums, over partitions, the live keys of one replica of each: the
+// partitions are grouped by their best source, one request per node; the
+// partitions of a node that fails are asked of their next source.
+func (c *Coordinator) clusterCount(ctx context.Context) (int64, error) {
+	q := c.store.Partitions()
+	sources := make([][]string, q)
+	pending := make([]int, 0, q)
+	for p := range q {
+		sources[p] = c.scanSources(p)
+		pending = append(pending, p)
+	}
+	rctx, cancel := c.requestContext(ctx)
+	defer cancel()
+	var total int64
+	for len(pending) > 0 {
+		byNode := map[string][]int{}
+		var order []string
+		for _, p := range pending {
+			if len(sources[p]) == 0 {
+				return 0, &QuorumError{Acks: 0, Need: 1}
+			}
+			node := sources[p][0]
+			if _, ok := byNode[node]; !ok {
+				order = append(order, node)
+			}
+			byNode[node] = append(byNode[node], p)
+		}
+		slices.Sort(order)
+		pending = pending[:0]
+		for _, node := range order {
+			parts := byNode[node]
+			if node == c.cfg.Node {
+				total += c.HandleCount(CountRequest{Partitions: parts})
+				continue
+			}
+			n, err := c.cfg.Peers.Count(rctx, node, CountRequest{Partitions: parts})
+			if err != nil {
+				if rctx.Err() != nil {
+					return 0, fmt.Errorf("coordinator: count on %s: %w", node, err)
+				}
+				for _, p := range parts {
+					sources[p] = sources[p][1:]
+				}
+				pending = append(pending, parts...)
+				continue
+			}
+			total += n
+		}
+	}
+	return total, nil
+}
+
+func storageHash(key []byte) uint64 { return storage.Hash(key) }

@@ -3,10 +3,34 @@
 // operations, shared by both protocol front ends (resp/ and memcache/), which only
 // parse and encode.
 //
-// Every command is an Op, a plain value that a later version can forward to a node on
-// the key's preference list, executed by Do into a Result. Front ends build Ops and
-// call Do; keyspace-wide commands (DBSize, Scan, Keys, RandomKey, FlushAll) are
-// methods of their own.
+// Every command is an Op, a plain value executed by Do into a Result. Front ends build
+// Ops and call Do; keyspace-wide commands (DBSize, Scan, Keys, RandomKey, FlushAll) are
+// methods of their own and always run on this node.
+//
+// Routing (DESIGN.md, "Request paths"): a read-modify-write must be coordinated by a
+// node in the key's top-N preference list. Do asks Config.Router (nil: everything runs
+// here) about every single-key op: when Route names another node, the whole op is
+// forwarded there with Router.Forward and that node's result or error is the answer;
+// when Route returns "", or Forward fails with an error wrapping ErrRunLocally (the node
+// is unreachable or refused), the op runs here, so the store stays writable. A Local
+// DGET (read this replica only) and unknown Kinds are never forwarded. The receiving
+// node runs a forwarded op with DoLocal, which never consults the router, so an op is
+// forwarded at most once.
+//
+//   - The node that executes an op counts it: hits, misses and Config.OnRead are
+//     reported by the coordinating node, not by the front door that forwarded the read.
+//   - A delayed flush_all is per node: it applies to the ops the node it was sent to
+//     executes (Do and DoLocal both check it), whoever forwarded them.
+//   - DoLocal ignores Op.DeferSync: the forwarding node's Sync cannot cover another
+//     node's writes, so a forwarded write is durable before its reply leaves.
+//   - Op.R, Op.W and Op.Local are per-request quorum options, passed to the
+//     coordinator as they are.
+//
+// Ops and outcomes cross the network in the binary form of codec.go (Op.AppendBinary,
+// DecodeOp, AppendResult, DecodeResult): versioned, canonical, strict and fuzzed. It
+// keeps nil and empty slices apart, so a forwarded Result is exactly what the
+// coordinating node returned, and it keeps the identity of the errors front ends map
+// to wire text (the sentinels below, context errors, *coordinator.QuorumError).
 //
 // Semantics (DESIGN.md, "Familiar commands on top of Dynamo"):
 //
@@ -18,6 +42,10 @@
 //     every sibling they saw (last writer wins for plain clients). Read-modify-writes
 //     keep the current value's expiry and flags unless the command changes them, as
 //     Redis and memcached do.
+//   - Every read-modify-write but a plain SET (no NX/XX, CAS, GET or KEEPTTL) asks the
+//     coordinator to read the key from R replicas first (WriteOptions.ReadFirst), so it
+//     decides on writes coordinated elsewhere too. A plain SET overwrites what the
+//     coordinator has seen, as Dynamo's put does; DPUT and DDEL carry their context.
 //   - DPUT and DDEL write with the client's context: they supersede exactly the
 //     siblings that context covers.
 //   - A memcached cas unique is the 64-bit hash of the record's context

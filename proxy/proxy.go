@@ -53,8 +53,11 @@ type Config struct {
 	// proxy owns it and draws from it under its own lock.
 	Rand *rand.Rand
 	// OnRead, when set, is told the number of live siblings each read found (for the
-	// siblings-per-read metric).
+	// siblings-per-read metric). Reads forwarded to another node are counted there.
 	OnRead func(siblings int)
+	// Router decides which node coordinates each single-key op (see Do). Default
+	// nil: every op runs on this node, as a single node or NoRouter does.
+	Router Router
 }
 
 // EnsureDefaults returns a copy of c with defaults filled in.
@@ -242,8 +245,17 @@ type Op struct {
 	Context string
 	// DeferSync: a write returns before it is durable; the caller must call
 	// Proxy.Sync before acknowledging it. Front ends set it and sync once per
-	// pipelined batch, before the batch's replies leave the process.
+	// pipelined batch, before the batch's replies leave the process. An op forwarded
+	// to another node is made durable there before it answers (DoLocal ignores it).
 	DeferSync bool
+	// R (OpGet, OpDGet): the read quorum for this request; 0 is the coordinator's
+	// default.
+	R int
+	// W (every write): the write quorum for this request; 0 is the coordinator's
+	// default.
+	W int
+	// Local (OpDGet): read only this node's replica. A Local op is never forwarded.
+	Local bool
 }
 
 // Writes reports whether the op may write (everything but OpGet and OpDGet).
@@ -286,8 +298,8 @@ type Result struct {
 	Values  [][]byte
 }
 
-// Do executes op.
-func (p *Proxy) Do(ctx context.Context, op Op) (Result, error) {
+// do executes op on this node.
+func (p *Proxy) do(ctx context.Context, op Op) (Result, error) {
 	if err := p.checkFlush(ctx); err != nil {
 		return Result{}, err
 	}
@@ -305,7 +317,7 @@ func (p *Proxy) Do(ctx context.Context, op Op) (Result, error) {
 }
 
 func (p *Proxy) get(ctx context.Context, op Op) (Result, error) {
-	rec, err := p.co.Get(ctx, op.Key, coordinator.ReadOptions{})
+	rec, err := p.co.Get(ctx, op.Key, coordinator.ReadOptions{R: op.R})
 	if err != nil {
 		return Result{}, err
 	}
@@ -326,7 +338,7 @@ func (p *Proxy) countRead(hit bool, siblings int) {
 }
 
 func (p *Proxy) dget(ctx context.Context, op Op) (Result, error) {
-	rec, err := p.co.Get(ctx, op.Key, coordinator.ReadOptions{})
+	rec, err := p.co.Get(ctx, op.Key, coordinator.ReadOptions{R: op.R, Local: op.Local})
 	if err != nil {
 		return Result{}, err
 	}
@@ -360,14 +372,16 @@ func (p *Proxy) dput(ctx context.Context, op Op) (Result, error) {
 		}
 		v.Data, v.Expiry = op.Value, op.Expiry
 	}
-	rec, err := p.co.Put(ctx, op.Key, clk, v, coordinator.WriteOptions{DeferSync: op.DeferSync})
+	rec, err := p.co.Put(ctx, op.Key, clk, v, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync})
 	if err != nil {
 		return Result{}, err
 	}
 	return Result{Status: Stored, Context: rec.Join().String(), CAS: rec.ContextHash()}, nil
 }
 
-// modify runs a plain read-modify-write command.
+// modify runs a plain read-modify-write command. Every one but a plain SET asks the
+// coordinator to read the key from its replicas first (ReadFirst), so that what it
+// decides on includes writes coordinated elsewhere.
 func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 	var res Result
 	rec, err := p.co.Modify(ctx, op.Key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
@@ -380,7 +394,7 @@ func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 		}
 		v.Timestamp = now
 		return cur.Join(), v, nil
-	}, coordinator.WriteOptions{DeferSync: op.DeferSync})
+	}, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync, ReadFirst: !plainSet(op)})
 	if err != nil { // Modify reports a decision not to write (errNoWrite) as success
 		return Result{}, err
 	}
@@ -391,6 +405,13 @@ func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 		}
 	}
 	return res, nil
+}
+
+// plainSet reports whether op is a SET that depends on nothing it would read: no
+// condition, no CAS, no previous item to return, no TTL to keep. Like Dynamo's put,
+// it overwrites what the coordinator has seen without reading the other replicas.
+func plainSet(op Op) bool {
+	return op.Kind == OpSet && op.Cond == CondNone && op.CAS == 0 && !op.ReturnOld && !op.KeepTTL
 }
 
 var errNoWrite = coordinator.ErrNoWrite

@@ -1,0 +1,445 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// Message types of the replica protocol, the typ of Caller.Call. Other layers
+// (proxy forwarding) use types from 16 up.
+const (
+	MsgRead  uint8 = 1
+	MsgWrite uint8 = 2
+	MsgScan  uint8 = 3
+	MsgCount uint8 = 4
+	MsgFlush uint8 = 5
+)
+
+// msgVersion is the first byte of every request and reply body.
+const msgVersion = 1
+
+// ErrBadMessage reports a request or reply that does not decode.
+var ErrBadMessage = errors.New("coordinator: malformed message")
+
+// ScanRequest asks a replica for up to Count records of Partition with hashes >=
+// From, in hash order.
+type ScanRequest struct {
+	Partition int
+	From      uint64
+	Count     int
+}
+
+// ScanReply is a page of a replica's records. When More is set, Next is the hash to
+// continue from.
+type ScanReply struct {
+	Keys    [][]byte
+	Records []vclock.Set
+	Next    uint64
+	More    bool
+}
+
+// CountRequest asks a replica for the number of live keys in Partitions.
+type CountRequest struct {
+	Partitions []int
+}
+
+// Caller sends one request to a node and returns its reply: what a transport
+// provides. cluster.Transport does, through node/, which resolves names.
+type Caller interface {
+	Call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error)
+}
+
+// CallerFunc adapts a function to Caller.
+type CallerFunc func(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error)
+
+// Call implements Caller.
+func (f CallerFunc) Call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error) {
+	return f(ctx, node, typ, req)
+}
+
+// RemotePeers returns Peers that encode each request, send it with c, and decode
+// the reply; the receiving node answers with Coordinator.Serve.
+func RemotePeers(c Caller) Peers { return remotePeers{c} }
+
+type remotePeers struct{ c Caller }
+
+func (p remotePeers) Read(ctx context.Context, node string, req ReadRequest) (vclock.Set, error) {
+	b, err := p.c.Call(ctx, node, MsgRead, req.AppendBinary(nil))
+	if err != nil {
+		return vclock.Set{}, err
+	}
+	return decodeRecordReply(b)
+}
+
+func (p remotePeers) Write(ctx context.Context, node string, req WriteRequest) error {
+	_, err := p.c.Call(ctx, node, MsgWrite, req.AppendBinary(nil))
+	return err
+}
+
+func (p remotePeers) Scan(ctx context.Context, node string, req ScanRequest) (ScanReply, error) {
+	b, err := p.c.Call(ctx, node, MsgScan, req.AppendBinary(nil))
+	if err != nil {
+		return ScanReply{}, err
+	}
+	return DecodeScanReply(b)
+}
+
+func (p remotePeers) Count(ctx context.Context, node string, req CountRequest) (int64, error) {
+	b, err := p.c.Call(ctx, node, MsgCount, req.AppendBinary(nil))
+	if err != nil {
+		return 0, err
+	}
+	r := msgReader{b: b}
+	r.version()
+	n := r.uvarint()
+	if err := r.done(); err != nil {
+		return 0, err
+	}
+	return int64(n), nil
+}
+
+func (p remotePeers) Flush(ctx context.Context, node string) error {
+	_, err := p.c.Call(ctx, node, MsgFlush, []byte{msgVersion})
+	return err
+}
+
+// Serve answers a request of the replica protocol from another node's coordinator:
+// what the node's transport handler calls for types MsgRead..MsgFlush.
+func (c *Coordinator) Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch typ {
+	case MsgRead:
+		r, err := DecodeReadRequest(req)
+		if err != nil {
+			return nil, err
+		}
+		rec, err := c.HandleRead(r)
+		if err != nil {
+			return nil, err
+		}
+		return rec.AppendBinary([]byte{msgVersion}), nil
+	case MsgWrite:
+		w, err := DecodeWriteRequest(req)
+		if err != nil {
+			return nil, err
+		}
+		return []byte{msgVersion}, c.HandleWrite(w)
+	case MsgScan:
+		s, err := DecodeScanRequest(req)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := c.HandleScan(s)
+		if err != nil {
+			return nil, err
+		}
+		return rep.AppendBinary(nil), nil
+	case MsgCount:
+		cr, err := DecodeCountRequest(req)
+		if err != nil {
+			return nil, err
+		}
+		n := c.HandleCount(cr)
+		return binary.AppendUvarint([]byte{msgVersion}, uint64(max(n, 0))), nil
+	case MsgFlush:
+		if len(req) != 1 || req[0] != msgVersion {
+			return nil, fmt.Errorf("%w: flush", ErrBadMessage)
+		}
+		return []byte{msgVersion}, c.store.DropAll()
+	}
+	return nil, fmt.Errorf("%w: unknown type %d", ErrBadMessage, typ)
+}
+
+// HandleRead answers a replica read: this node's record of the key, merged with the
+// hint it keeps for req.HintFor when it stands in for that owner.
+func (c *Coordinator) HandleRead(req ReadRequest) (vclock.Set, error) {
+	rec, _, err := c.store.Get(req.Key)
+	if err != nil || req.HintFor == "" || req.HintFor == c.cfg.Node {
+		return rec, err
+	}
+	hint, found, err := c.store.GetHint(req.HintFor, req.Key)
+	if err != nil || !found {
+		return rec, err
+	}
+	return vclock.Sync(rec, hint), nil
+}
+
+// HandleWrite answers a replica write: the record is merged into this node's
+// replica, or into its hints for req.HintFor, durably, before it returns.
+func (c *Coordinator) HandleWrite(req WriteRequest) error {
+	var err error
+	if req.HintFor != "" && req.HintFor != c.cfg.Node {
+		_, err = c.store.UpdateHint(req.HintFor, req.Key, mergeInto(req.Record))
+	} else {
+		_, err = c.store.Update(req.Key, mergeInto(req.Record))
+	}
+	return err
+}
+
+// HandleScan answers a page of a partition scan from this node's replica.
+func (c *Coordinator) HandleScan(req ScanRequest) (ScanReply, error) {
+	if req.Partition < 0 || req.Partition >= c.store.Partitions() {
+		return ScanReply{}, fmt.Errorf("%w: partition %d", ErrBadMessage, req.Partition)
+	}
+	var rep ScanReply
+	err := c.store.Scan(req.Partition, req.From, func(h uint64, key []byte, rec vclock.Set) bool {
+		if len(rep.Keys) >= req.Count {
+			rep.Next, rep.More = h, true
+			return false
+		}
+		rep.Keys = append(rep.Keys, append([]byte(nil), key...))
+		rep.Records = append(rep.Records, rec)
+		return true
+	})
+	return rep, err
+}
+
+// HandleCount answers the number of live keys this node holds in req.Partitions.
+func (c *Coordinator) HandleCount(req CountRequest) int64 {
+	var n int64
+	for _, p := range req.Partitions {
+		if p >= 0 && p < c.store.Partitions() {
+			n += c.store.PartitionCount(p)
+		}
+	}
+	return n
+}
+
+// AppendBinary appends the request's wire form.
+func (r ReadRequest) AppendBinary(b []byte) []byte {
+	b = append(b, msgVersion)
+	b = appendBytes(b, r.Key)
+	return appendBytes(b, []byte(r.HintFor))
+}
+
+// DecodeReadRequest decodes a ReadRequest; the result does not alias b.
+func DecodeReadRequest(b []byte) (ReadRequest, error) {
+	r := msgReader{b: b}
+	r.version()
+	req := ReadRequest{Key: r.bytes(), HintFor: string(r.bytes())}
+	return req, r.done()
+}
+
+// AppendBinary appends the request's wire form.
+func (w WriteRequest) AppendBinary(b []byte) []byte {
+	b = append(b, msgVersion)
+	b = appendBytes(b, w.Key)
+	b = appendBytes(b, []byte(w.HintFor))
+	return w.Record.AppendBinary(b)
+}
+
+// DecodeWriteRequest decodes a WriteRequest; the result does not alias b.
+func DecodeWriteRequest(b []byte) (WriteRequest, error) {
+	r := msgReader{b: b}
+	r.version()
+	req := WriteRequest{Key: r.bytes(), HintFor: string(r.bytes())}
+	req.Record = r.record()
+	return req, r.done()
+}
+
+func decodeRecordReply(b []byte) (vclock.Set, error) {
+	r := msgReader{b: b}
+	r.version()
+	rec := r.record()
+	return rec, r.done()
+}
+
+// AppendBinary appends the request's wire form.
+func (s ScanRequest) AppendBinary(b []byte) []byte {
+	b = append(b, msgVersion)
+	b = binary.AppendUvarint(b, uint64(s.Partition))
+	b = binary.BigEndian.AppendUint64(b, s.From)
+	return binary.AppendUvarint(b, uint64(s.Count))
+}
+
+// maxScanCount bounds a scan page.
+const maxScanCount = 1 << 16
+
+// DecodeScanRequest decodes a ScanRequest.
+func DecodeScanRequest(b []byte) (ScanRequest, error) {
+	r := msgReader{b: b}
+	r.version()
+	p := r.uvarint()
+	from := r.u64()
+	n := r.uvarint()
+	if p >= 1<<16 || n > maxScanCount {
+		r.fail("scan bounds")
+	}
+	return ScanRequest{Partition: int(p), From: from, Count: int(n)}, r.done()
+}
+
+// AppendBinary appends the reply's wire form.
+func (s ScanReply) AppendBinary(b []byte) []byte {
+	b = append(b, msgVersion)
+	more := byte(0)
+	if s.More {
+		more = 1
+	}
+	b = append(b, more)
+	b = binary.BigEndian.AppendUint64(b, s.Next)
+	b = binary.AppendUvarint(b, uint64(len(s.Keys)))
+	for i, k := range s.Keys {
+		b = appendBytes(b, k)
+		rec := s.Records[i].AppendBinary(nil)
+		b = appendBytes(b, rec)
+	}
+	return b
+}
+
+// DecodeScanReply decodes a ScanReply; the result does not alias b.
+func DecodeScanReply(b []byte) (ScanReply, error) {
+	r := msgReader{b: b}
+	r.version()
+	var rep ScanReply
+	switch r.byte() {
+	case 0:
+	case 1:
+		rep.More = true
+	default:
+		r.fail("more flag")
+	}
+	rep.Next = r.u64()
+	n := r.count(2)
+	for i := 0; i < n && r.bad == ""; i++ {
+		rep.Keys = append(rep.Keys, r.bytes())
+		sub := msgReader{b: r.bytes()}
+		rep.Records = append(rep.Records, sub.record())
+		if sub.bad != "" {
+			r.fail(sub.bad)
+		}
+	}
+	return rep, r.done()
+}
+
+// AppendBinary appends the request's wire form.
+func (c CountRequest) AppendBinary(b []byte) []byte {
+	b = append(b, msgVersion)
+	b = binary.AppendUvarint(b, uint64(len(c.Partitions)))
+	for _, p := range c.Partitions {
+		b = binary.AppendUvarint(b, uint64(p))
+	}
+	return b
+}
+
+// DecodeCountRequest decodes a CountRequest.
+func DecodeCountRequest(b []byte) (CountRequest, error) {
+	r := msgReader{b: b}
+	r.version()
+	n := r.count(1)
+	req := CountRequest{Partitions: make([]int, 0, n)}
+	for i := 0; i < n && r.bad == ""; i++ {
+		p := r.uvarint()
+		if p >= 1<<16 {
+			r.fail("partition")
+		}
+		req.Partitions = append(req.Partitions, int(p))
+	}
+	return req, r.done()
+}
+
+func appendBytes(b, s []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// msgReader decodes a message, remembering the first problem.
+type msgReader struct {
+	b   []byte
+	bad string
+}
+
+func (r *msgReader) fail(why string) {
+	if r.bad == "" {
+		r.bad = why
+	}
+	r.b = nil
+}
+
+func (r *msgReader) done() error {
+	if r.bad == "" && len(r.b) != 0 {
+		r.fail(fmt.Sprintf("%d trailing bytes", len(r.b)))
+	}
+	if r.bad != "" {
+		return fmt.Errorf("%w: %s", ErrBadMessage, r.bad)
+	}
+	return nil
+}
+
+func (r *msgReader) version() {
+	if r.byte() != msgVersion && r.bad == "" {
+		r.fail("version")
+	}
+}
+
+func (r *msgReader) byte() byte {
+	if len(r.b) < 1 {
+		r.fail("short")
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+func (r *msgReader) u64() uint64 {
+	if len(r.b) < 8 {
+		r.fail("short")
+		return 0
+	}
+	v := binary.BigEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *msgReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads an element count, refusing one the remaining bytes cannot hold at
+// minSize bytes per element.
+func (r *msgReader) count(minSize int) int {
+	n := r.uvarint()
+	if n > uint64(len(r.b)/minSize) {
+		r.fail("count exceeds message")
+		return 0
+	}
+	return int(n)
+}
+
+// bytes reads a length-prefixed byte string into a fresh slice (never nil).
+func (r *msgReader) bytes() []byte {
+	n := r.uvarint()
+	if n > uint64(len(r.b)) {
+		r.fail("length exceeds message")
+		return []byte{}
+	}
+	out := append([]byte{}, r.b[:n]...)
+	r.b = r.b[n:]
+	return out
+}
+
+// record decodes the rest of the message as a record.
+func (r *msgReader) record() vclock.Set {
+	if r.bad != "" {
+		return vclock.Set{}
+	}
+	rec, err := vclock.DecodeSet(r.b)
+	if err != nil {
+		r.fail(err.Error())
+		return vclock.Set{}
+	}
+	r.b = nil
+	return rec
+}

@@ -1,0 +1,265 @@
+package memstore_test
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/internal/memstore"
+	"github.com/dynakv/dynakv/repair"
+	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// The interface checks live here: coordinator's own tests import memstore, so
+// memstore.go cannot import coordinator.
+var (
+	_ coordinator.Store = (*memstore.Store)(nil)
+	_ repair.HintStore  = (*memstore.Store)(nil)
+	_ coordinator.Store = (*storage.Store)(nil)
+	_ repair.HintStore  = (*storage.Store)(nil)
+)
+
+// store is what both implementations offer and the test drives.
+type store interface {
+	coordinator.Store
+	repair.HintStore
+	DropPartition(p int) error
+	DropHints(owner string) error
+}
+
+func enc(r vclock.Set) string { return string(r.AppendBinary(nil)) }
+
+// visit is one callback of a scan.
+type visit struct {
+	h   uint64
+	key string
+	rec string
+}
+
+// TestAgreesWithStorage runs the same random operations on a memstore and on a ref
+// (in-memory Pebble) storage.Store and compares every result: the fast thing
+// checked against the ref thing.
+func TestAgreesWithStorage(t *testing.T) {
+	for seed := range uint64(20) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			const q = 8
+			ref, err := storage.Open(storage.Config{InMemory: true, Partitions: q,
+				Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ref.Close()
+			agree(t, rand.New(rand.NewPCG(seed, 7)), q, memstore.New(q), ref)
+		})
+	}
+}
+
+func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store) {
+	t.Helper()
+	keys := make([][]byte, 24)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key-%d", i)
+	}
+	owners := []string{"a", "ab", "b", "node-3"}
+	actors := []string{"n1:1", "n2:1", "n3:2"}
+	errBoom := errors.New("boom")
+	now := int64(1_700_000_000_000)
+	// mutate returns an UpdateFunc chosen by r (drawn once, so both stores get the
+	// same decision).
+	mutate := func() storage.UpdateFunc {
+		choice := rng.IntN(10)
+		actor := actors[rng.IntN(len(actors))]
+		data := fmt.Appendf(nil, "v%d", rng.IntN(100))
+		tomb := rng.IntN(4) == 0
+		blind := rng.IntN(3) == 0
+		now++
+		return func(cur vclock.Set, found bool) (vclock.Set, error) {
+			switch {
+			case choice == 0:
+				return vclock.Set{}, storage.ErrNoChange
+			case choice == 1:
+				return vclock.Set{}, errBoom
+			case choice == 2:
+				return vclock.Set{}, nil // delete
+			}
+			ctx := cur.Join()
+			if blind {
+				ctx = nil
+			}
+			v := vclock.Value{Data: data, Timestamp: now, Tombstone: tomb}
+			if tomb {
+				v.Data = nil
+			}
+			return vclock.Update(cur, ctx, actor, v, now, 1), nil
+		}
+	}
+	for step := range 600 {
+		key := keys[rng.IntN(len(keys))]
+		owner := owners[rng.IntN(len(owners))]
+		op := rng.IntN(13)
+		where := func() string { return fmt.Sprintf("step %d op %d key %q owner %q", step, op, key, owner) }
+		switch op {
+		case 0, 1, 2:
+			fn := mutate()
+			a, errA := fake.Update(key, fn)
+			b, errB := ref.Update(key, fn)
+			if enc(a) != enc(b) || !errors.Is(errA, errB) && errA != errB {
+				t.Fatalf("%s: Update: memstore %v %v, storage %v %v", where(), a, errA, b, errB)
+			}
+		case 3:
+			fn := mutate()
+			a, errA := fake.UpdateNoSync(key, fn)
+			b, errB := ref.UpdateNoSync(key, fn)
+			if enc(a) != enc(b) || (errA == nil) != (errB == nil) {
+				t.Fatalf("%s: UpdateNoSync: memstore %v %v, storage %v %v", where(), a, errA, b, errB)
+			}
+		case 4, 5:
+			fn := mutate()
+			a, errA := fake.UpdateHint(owner, key, fn)
+			b, errB := ref.UpdateHint(owner, key, fn)
+			if enc(a) != enc(b) || (errA == nil) != (errB == nil) {
+				t.Fatalf("%s: UpdateHint: memstore %v %v, storage %v %v", where(), a, errA, b, errB)
+			}
+		case 6:
+			// Delete with the current hint, or with a stale one.
+			cur, _, _ := ref.GetHint(owner, key)
+			if rng.IntN(3) == 0 {
+				cur = vclock.Update(cur, nil, "x:1", vclock.Value{Data: []byte("stale")}, now, 1)
+			}
+			a, errA := fake.DeleteHint(owner, key, cur)
+			b, errB := ref.DeleteHint(owner, key, cur)
+			if a != b || errA != nil || errB != nil {
+				t.Fatalf("%s: DeleteHint: memstore %v %v, storage %v %v", where(), a, errA, b, errB)
+			}
+		case 7:
+			if rng.IntN(20) == 0 {
+				p := rng.IntN(q)
+				if errA, errB := fake.DropPartition(p), ref.DropPartition(p); errA != nil || errB != nil {
+					t.Fatal(errA, errB)
+				}
+			}
+		case 8:
+			if rng.IntN(10) == 0 {
+				if errA, errB := fake.DropHints(owner), ref.DropHints(owner); errA != nil || errB != nil {
+					t.Fatal(errA, errB)
+				}
+			}
+		case 9:
+			if rng.IntN(40) == 0 {
+				if errA, errB := fake.DropAll(), ref.DropAll(); errA != nil || errB != nil {
+					t.Fatal(errA, errB)
+				}
+			}
+		case 10:
+			p := rng.IntN(q)
+			from := rng.Uint64() & ^uint64(0xff) // keep some hashes above it
+			if rng.IntN(2) == 0 {
+				from = 0
+			}
+			limit := rng.IntN(5) + 1
+			scan := func(s store) []visit {
+				var out []visit
+				if err := s.Scan(p, from, func(h uint64, key []byte, rec vclock.Set) bool {
+					out = append(out, visit{h, string(key), enc(rec)})
+					return len(out) < limit
+				}); err != nil {
+					t.Fatal(err)
+				}
+				return out
+			}
+			if a, b := scan(fake), scan(ref); !slices.Equal(a, b) {
+				t.Fatalf("%s: Scan(%d, %x): memstore %v, storage %v", where(), p, from, a, b)
+			}
+		case 11:
+			from := []byte(nil)
+			if rng.IntN(2) == 0 {
+				from = keys[rng.IntN(len(keys))]
+			}
+			scan := func(s store) []visit {
+				var out []visit
+				if err := s.ScanHints(owner, from, func(key []byte, rec vclock.Set) bool {
+					out = append(out, visit{0, string(key), enc(rec)})
+					return true
+				}); err != nil {
+					t.Fatal(err)
+				}
+				return out
+			}
+			if a, b := scan(fake), scan(ref); !slices.Equal(a, b) {
+				t.Fatalf("%s: ScanHints(%q): memstore %v, storage %v", where(), from, a, b)
+			}
+		case 12:
+			a, okA, errA := fake.Get(key)
+			b, okB, errB := ref.Get(key)
+			if enc(a) != enc(b) || okA != okB || errA != nil || errB != nil {
+				t.Fatalf("%s: Get: memstore %v %v %v, storage %v %v %v", where(), a, okA, errA, b, okB, errB)
+			}
+			a, okA, errA = fake.GetHint(owner, key)
+			b, okB, errB = ref.GetHint(owner, key)
+			if enc(a) != enc(b) || okA != okB || errA != nil || errB != nil {
+				t.Fatalf("%s: GetHint: memstore %v %v %v, storage %v %v %v", where(), a, okA, errA, b, okB, errB)
+			}
+		}
+		// The counters and the owner list after every step.
+		if a, b := fake.Count(), ref.Count(); a != b {
+			t.Fatalf("%s: Count: memstore %d, storage %d", where(), a, b)
+		}
+		for p := range q {
+			if a, b := fake.PartitionCount(p), ref.PartitionCount(p); a != b {
+				t.Fatalf("%s: PartitionCount(%d): memstore %d, storage %d", where(), p, a, b)
+			}
+		}
+		if a, b := fake.HintCount(), ref.HintCount(); a != b {
+			t.Fatalf("%s: HintCount: memstore %d, storage %d", where(), a, b)
+		}
+		oa, errA := fake.HintOwners()
+		ob, errB := ref.HintOwners()
+		if !slices.Equal(oa, ob) || errA != nil || errB != nil {
+			t.Fatalf("%s: HintOwners: memstore %v %v, storage %v %v", where(), oa, errA, ob, errB)
+		}
+	}
+	// Finally every record, both ways.
+	for _, key := range keys {
+		a, _, _ := fake.Get(key)
+		b, _, _ := ref.Get(key)
+		if !bytes.Equal(a.AppendBinary(nil), b.AppendBinary(nil)) {
+			t.Fatalf("final %q: memstore %v, storage %v", key, a, b)
+		}
+	}
+}
+
+func TestOwnerAndClose(t *testing.T) {
+	s := memstore.New(4)
+	for _, owner := range []string{"", string(make([]byte, 256))} {
+		if _, err := s.UpdateHint(owner, []byte("k"), nil); !errors.Is(err, storage.ErrHintOwner) {
+			t.Errorf("UpdateHint(owner of %d bytes): %v, want ErrHintOwner", len(owner), err)
+		}
+	}
+	if _, err := s.Update([]byte("k"), func(vclock.Set, bool) (vclock.Set, error) {
+		return vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("v")}, 1, 1), nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// A scan callback may call the store.
+	if err := s.Scan(s.PartitionOf([]byte("k")), 0, func(_ uint64, key []byte, _ vclock.Set) bool {
+		_, err := s.Update(key, func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, nil })
+		return err == nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Count() != 0 {
+		t.Fatalf("Count after a delete inside Scan: %d", s.Count())
+	}
+	s.Close()
+	s.Close()
+	if _, _, err := s.Get([]byte("k")); !errors.Is(err, memstore.ErrClosed) {
+		t.Fatalf("Get after Close: %v", err)
+	}
+}

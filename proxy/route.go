@@ -1,0 +1,78 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+)
+
+// ErrRunLocally, wrapped by an error from Router.Forward, means the node could not be
+// reached (or refused the op) and the op should run on this node instead: Dynamo
+// stays writable, the local coordinator writing to fallbacks if need be.
+var ErrRunLocally = errors.New("proxy: run locally")
+
+// Router decides where an operation on a key is coordinated.
+type Router interface {
+	// Route returns "" to run the op on this node, or the name of the node to
+	// forward it to. It must be fast and safe for concurrent use.
+	Route(key []byte) string
+	// Forward runs op on node and returns its outcome. An error wrapping
+	// ErrRunLocally means the node could not be reached (or refused) and the op
+	// should run here instead (Dynamo stays writable).
+	Forward(ctx context.Context, node string, op Op) (Result, error)
+}
+
+// NoRouter runs every operation on this node: what a nil Config.Router means.
+type NoRouter struct{}
+
+// Route implements Router.
+func (NoRouter) Route([]byte) string { return "" }
+
+// Forward implements Router; it is never called, since Route never names a node.
+func (NoRouter) Forward(context.Context, string, Op) (Result, error) {
+	return Result{}, ErrRunLocally
+}
+
+var _ Router = NoRouter{}
+
+// routed reports whether Do asks the router about op: every single-key Kind, except
+// a Local DGET, which reads this node's replica by definition. Unknown Kinds run
+// here, where they fail with ErrUnknownOp.
+func routed(op Op) bool {
+	switch op.Kind {
+	case OpDGet:
+		return !op.Local
+	case OpGet, OpSet, OpDelete, OpGetDel, OpGetEx, OpIncr, OpIncrFloat, OpIncrUnsigned,
+		OpAppend, OpSetRange, OpExpire, OpDPut, OpDDel:
+		return true
+	}
+	return false
+}
+
+// Do executes op where it belongs: when the Router names another node for op's key,
+// the op is forwarded there and its outcome (result or error) is returned as is;
+// otherwise, and when forwarding fails with an error wrapping ErrRunLocally, it runs
+// on this node.
+//
+// A forwarded op is counted (Stats, Config.OnRead) by the node that executes it, not
+// by this one.
+func (p *Proxy) Do(ctx context.Context, op Op) (Result, error) {
+	if r := p.cfg.Router; r != nil && routed(op) {
+		if node := r.Route(op.Key); node != "" {
+			res, err := r.Forward(ctx, node, op)
+			if !errors.Is(err, ErrRunLocally) {
+				return res, err
+			}
+		}
+	}
+	return p.do(ctx, op)
+}
+
+// DoLocal executes op on this node without consulting the router: what a node's
+// handler calls for an op another node forwarded to it. The reply to a forwarded op
+// must not leave before the write is durable, so DoLocal ignores op.DeferSync (the
+// forwarding node's Sync would not cover this node's writes). A delayed flush_all
+// pending on this node applies, as to every op this node executes.
+func (p *Proxy) DoLocal(ctx context.Context, op Op) (Result, error) {
+	op.DeferSync = false
+	return p.do(ctx, op)
+}

@@ -1,0 +1,313 @@
+// Package repair brings replicas back in step after faults. This version runs
+// hinted handoff: a node that stored records for an owner it could not reach (as a
+// sloppy-quorum fallback, or as a coordinator with no fallback left) delivers them
+// when the owner is alive again. Merkle anti-entropy and partition handoff come
+// next, in the same package.
+//
+// Invariants:
+//
+//   - A hint is deleted only after its owner acknowledged a durable write of it, and
+//     only if it did not change while being delivered (storage.DeleteHint compares):
+//     a hint merged further during delivery is delivered again on the next pass.
+//   - Delivery is idempotent: records merge with vclock.Sync, so delivering a hint
+//     twice (after a crash between the owner's ack and the delete) is harmless.
+//   - Hints for a member removed from the ring go to the key's current replicas
+//     instead, and are deleted once every live one of them acknowledged.
+//   - The handoff loop is the only goroutine here; Close stops it and waits.
+package repair
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/ring"
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// HintStore is where hints are kept. *storage.Store implements it.
+type HintStore interface {
+	HintOwners() ([]string, error)
+	ScanHints(owner string, from []byte, fn func(key []byte, rec vclock.Set) bool) error
+	DeleteHint(owner string, key []byte, delivered vclock.Set) (bool, error)
+	HintCount() int64
+}
+
+// Membership is the ring and liveness view (cluster.Membership implements it).
+type Membership interface {
+	Ring() *ring.Ring
+	Alive(node string) bool
+}
+
+// Writer delivers a record to a node's replica; a write to this node itself must be
+// applied locally (node/ wires coordinator.HandleWrite for that).
+type Writer interface {
+	Write(ctx context.Context, node string, req coordinator.WriteRequest) error
+}
+
+// WriterFunc adapts a function to Writer.
+type WriterFunc func(ctx context.Context, node string, req coordinator.WriteRequest) error
+
+// Write implements Writer.
+func (f WriterFunc) Write(ctx context.Context, node string, req coordinator.WriteRequest) error {
+	return f(ctx, node, req)
+}
+
+// HandoffConfig configures Handoff.
+type HandoffConfig struct {
+	Store   HintStore  // required
+	Cluster Membership // required
+	Writer  Writer     // required
+	// Node is this node's ring name. Required.
+	Node string
+	// N is the replication factor, for re-routing hints of removed members. Default 3.
+	N int
+	// Interval is the time between delivery passes. Default 1s. An owner coming
+	// back alive (Kick) starts a pass at once.
+	Interval time.Duration
+	// Concurrency bounds the hint deliveries in flight. Default 16.
+	Concurrency int
+	// RequestTimeout bounds one delivery. Default 1s.
+	RequestTimeout time.Duration
+	// Logger; default slog.Default().
+	Logger *slog.Logger
+}
+
+// EnsureDefaults returns a copy of c with defaults filled in.
+func (c HandoffConfig) EnsureDefaults() HandoffConfig {
+	if c.N == 0 {
+		c.N = 3
+	}
+	if c.Interval == 0 {
+		c.Interval = time.Second
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 16
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = time.Second
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c HandoffConfig) Validate() error {
+	if c.Store == nil || c.Cluster == nil || c.Writer == nil || c.Node == "" {
+		return errors.New("repair: handoff needs Store, Cluster, Writer and Node")
+	}
+	if c.N < 1 || c.Interval <= 0 || c.Concurrency < 1 || c.RequestTimeout <= 0 {
+		return errors.New("repair: handoff N, Interval, Concurrency and RequestTimeout must be positive")
+	}
+	return nil
+}
+
+// Handoff delivers hints to their owners.
+type Handoff struct {
+	cfg       HandoffConfig
+	kick      chan struct{}
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	delivered atomic.Int64
+	failed    atomic.Int64
+	passMu    sync.Mutex // one pass at a time (the loop, or RunOnce from tests)
+}
+
+// NewHandoff returns a Handoff; Start runs its loop.
+func NewHandoff(cfg HandoffConfig) (*Handoff, error) {
+	cfg = cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Handoff{cfg: cfg, kick: make(chan struct{}, 1), ctx: ctx, cancel: cancel}, nil
+}
+
+// Start runs the delivery loop until Close.
+func (h *Handoff) Start() {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		t := time.NewTicker(h.cfg.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.ctx.Done():
+				return
+			case <-t.C:
+			case <-h.kick:
+			}
+			if h.cfg.Store.HintCount() == 0 {
+				continue
+			}
+			if _, err := h.RunOnce(h.ctx); err != nil && h.ctx.Err() == nil {
+				h.cfg.Logger.Warn("repair: hint delivery pass", "err", err)
+			}
+		}
+	}()
+}
+
+// Kick starts a delivery pass soon: what the membership's OnAlive callback calls.
+// It never blocks.
+func (h *Handoff) Kick() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the loop and waits for it. It is idempotent.
+func (h *Handoff) Close() error {
+	h.closeOnce.Do(h.cancel)
+	h.wg.Wait()
+	return nil
+}
+
+// HandoffMetrics is a snapshot of the handoff counters.
+type HandoffMetrics struct {
+	Delivered int64 // hints delivered and deleted
+	Failed    int64 // delivery attempts that failed (retried on a later pass)
+}
+
+// Metrics returns a snapshot of the counters.
+func (h *Handoff) Metrics() HandoffMetrics {
+	return HandoffMetrics{Delivered: h.delivered.Load(), Failed: h.failed.Load()}
+}
+
+// RunOnce makes one delivery pass over every owner that can take its hints now and
+// returns the number of hints delivered.
+func (h *Handoff) RunOnce(ctx context.Context) (int, error) {
+	h.passMu.Lock()
+	defer h.passMu.Unlock()
+	owners, err := h.cfg.Store.HintOwners()
+	if err != nil {
+		return 0, err
+	}
+	total := 0
+	var errs []error
+	for _, owner := range owners {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		n, err := h.deliverOwner(ctx, owner)
+		total += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// hint is one hint read from the store.
+type hint struct {
+	key []byte
+	rec vclock.Set
+}
+
+// pageSize bounds the hints read from the store per batch.
+const pageSize = 256
+
+// deliverOwner delivers owner's hints, a page at a time, if owner can take them:
+// alive and still a ring member, or removed (then to the keys' current replicas).
+func (h *Handoff) deliverOwner(ctx context.Context, owner string) (int, error) {
+	rg := h.cfg.Cluster.Ring()
+	member := slices.ContainsFunc(rg.Members(), func(m ring.Member) bool { return m.Name == owner })
+	if member && !h.cfg.Cluster.Alive(owner) {
+		return 0, nil
+	}
+	total := 0
+	var from []byte
+	for {
+		var page []hint
+		err := h.cfg.Store.ScanHints(owner, from, func(key []byte, rec vclock.Set) bool {
+			if len(page) == pageSize {
+				from = append(from[:0], key...)
+				return false
+			}
+			page = append(page, hint{key: append([]byte(nil), key...), rec: rec})
+			return true
+		})
+		if err != nil {
+			return total, fmt.Errorf("repair: scan hints for %s: %w", owner, err)
+		}
+		n, failed := h.deliverPage(ctx, owner, member, page)
+		total += n
+		if failed > 0 {
+			return total, fmt.Errorf("repair: %d hints for %s not delivered", failed, owner)
+		}
+		if len(page) < pageSize {
+			return total, nil
+		}
+	}
+}
+
+// deliverPage delivers a page of hints with bounded concurrency and returns how
+// many were delivered and how many failed.
+func (h *Handoff) deliverPage(ctx context.Context, owner string, member bool, page []hint) (delivered, failed int) {
+	sem := make(chan struct{}, h.cfg.Concurrency)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, ht := range page {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			err := h.deliver(ctx, owner, member, ht)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed++
+				h.failed.Add(1)
+				return
+			}
+			delivered++
+		}()
+	}
+	wg.Wait()
+	return delivered, failed
+}
+
+// deliver sends one hint to its owner (or, for a removed owner, to the key's live
+// replicas) and deletes it once acknowledged.
+func (h *Handoff) deliver(ctx context.Context, owner string, member bool, ht hint) error {
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.RequestTimeout)
+	defer cancel()
+	if member {
+		if err := h.cfg.Writer.Write(ctx, owner, coordinator.WriteRequest{Key: ht.key, Record: ht.rec, HintFor: owner}); err != nil {
+			return err
+		}
+	} else {
+		rg := h.cfg.Cluster.Ring()
+		acked := 0
+		for _, node := range rg.Replicas(rg.Partition(ht.key), h.cfg.N) {
+			if node != h.cfg.Node && !h.cfg.Cluster.Alive(node) {
+				continue
+			}
+			if err := h.cfg.Writer.Write(ctx, node, coordinator.WriteRequest{Key: ht.key, Record: ht.rec}); err != nil {
+				return err
+			}
+			acked++
+		}
+		if acked == 0 {
+			return errors.New("repair: no live replica for a removed member's hint")
+		}
+	}
+	deleted, err := h.cfg.Store.DeleteHint(owner, ht.key, ht.rec)
+	if err != nil {
+		return err
+	}
+	if deleted {
+		h.delivered.Add(1)
+	}
+	return nil
+}
