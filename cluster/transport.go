@@ -68,6 +68,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -489,4 +490,22 @@ func (w *trWriter) flush() error {
 	}
 	w.t.st.flushes.Add(1)
 	return w.bw.Flush()
+}
+
+// trNext returns the next queued item and true, or false when the queue stays
+// empty after the writer yielded once: requests (or replies) that goroutines about
+// to run are producing then join this flush instead of costing a write each.
+func trNext[T any](q <-chan T) (T, bool) {
+	for i := range 2 {
+		select {
+		case v := <-q:
+			return v, true
+		default:
+		}
+		if i == 0 {
+			runtime.Gosched()
+		}
+	}
+	var zero T
+	return zero, false
 }

@@ -441,11 +441,7 @@ func (cc *trClientConn) writeLoop() {
 				cc.fail(t.trConnError(err, cc.p.addr, "client"))
 				return
 			}
-			select {
-			case c = <-cc.sendq:
-			default:
-				c = nil
-			}
+			c, _ = trNext(cc.sendq)
 		}
 		if err := w.flush(); err != nil {
 			cc.fail(t.trConnError(err, cc.p.addr, "client"))

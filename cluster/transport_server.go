@@ -192,11 +192,7 @@ func (t *Transport) serverWriteLoop(ctx context.Context, cancel context.CancelFu
 				t.trServerWriteFailed(ctx, cancel, conn, remote, err)
 				return
 			}
-			select {
-			case r = <-replies:
-			default:
-				more = false
-			}
+			r, more = trNext(replies)
 		}
 		if err := w.flush(); err != nil {
 			t.trServerWriteFailed(ctx, cancel, conn, remote, err)
