@@ -1,21 +1,34 @@
-// Package coordinator runs Dynamo's request paths for one key: reads that merge the
-// replicas' records, writes that give a value a new dot of this node's actor and
-// store the result, and read-modify-writes that do both under the key's lock.
+// Package coordinator runs Dynamo's request paths for one key over its N replicas:
+// quorum reads that merge the replicas' records, writes that give a value a new dot
+// of this node's actor and send the stored record to the other replicas, and
+// read-modify-writes that do both.
 //
-// This version coordinates over the local replica only (N = R = W = 1). The cluster
-// issue extends the same three calls to N replicas with quorums, sloppy quorum,
-// hinted handoff and read repair; callers (proxy/) do not change.
+// Without a Cluster the coordinator serves the local replica alone (N = R = W = 1).
+// With one, each request is planned from the ring and liveness (plan): the first N
+// members of the key's preference list, a dead one replaced by the next live
+// fallback, which keeps the record as a hint for it (sloppy quorum). A read asks
+// its own replica and as many others as R needs, more if one fails or is slow, and
+// answers with the merge of R records; the replicas it asked that were behind get
+// the merged record in the background (read repair). A write is acknowledged after
+// W durable copies, its own included; a replica that fails, and an owner with no
+// fallback left, get a hint stored here, which repair/ delivers later.
 //
 // Invariants:
 //
-//   - A write is acknowledged only after the record that holds it is durable in
-//     storage.
-//   - Every write's causal context is explicit: Put takes the client's clock; Modify
-//     uses the record its function saw, so the write supersedes exactly what was read.
+//   - A write is acknowledged only after W replicas (the coordinator counting when
+//     it is one of the key's N) stored the record that holds it durably.
+//   - Records from replicas are only ever merged with vclock.Sync: delivering one
+//     twice, late, or out of order changes nothing.
+//   - Every write's causal context is explicit: Put takes the client's clock;
+//     Modify uses the record its function saw (the local one, merged with R
+//     replicas' when ReadFirst), so the write supersedes exactly what was read.
 //   - Dots are never reused: a node's actor id carries the incarnation of its data
 //     (see node/), and a fresh entry starts at a monotonic, clock-based floor.
 //   - The coordinator knows no wire protocol and no command semantics: liveness,
-//     expiry and sibling resolution are the caller's, passed in as functions.
+//     expiry and sibling resolution are the caller's. Replica messages are a small
+//     binary protocol (messages.go) carried by any Caller.
+//   - Work that outlives a request (replica writes past the quorum, read repairs)
+//     runs in goroutines Close cancels and waits for.
 //
-// A Coordinator is safe for concurrent use and owns no goroutines.
+// A Coordinator is safe for concurrent use.
 package coordinator

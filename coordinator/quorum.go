@@ -307,23 +307,31 @@ type reply struct {
 }
 
 // quorumGet reads key from its replicas and returns the merge of the first r
-// answers. When every replica answered (or the request deadline passed), replicas
-// that returned less than the merge of all answers get it written back.
+// answers. It asks only as many replicas as the quorum needs (this node's own
+// replica first), and more when one fails or when they are slow to answer
+// (speculate): a read costs R replica reads, not N. When every replica asked has
+// answered (or the request deadline passed), those that returned less than the
+// merge of all answers get it written back (read repair); replicas the read did
+// not ask are left to hinted handoff and anti-entropy.
 func (c *Coordinator) quorumGet(ctx context.Context, key []byte, r int) (vclock.Set, error) {
 	pn := c.plan(key)
 	_, r, _ = c.Quorum(pn.n, r, 0)
 	replies := make(chan reply, len(pn.remote))
 	rctx, cancel := c.requestContext(ctx)
-	pending := 0
-	for _, t := range pn.remote {
-		if c.goBackground(func() {
-			rec, err := c.cfg.Peers.Read(rctx, t.node, ReadRequest{Key: key, HintFor: t.hintFor})
-			if err != nil {
-				c.stats.replicaReadFailures.Add(1)
+	launched, pending := 0, 0
+	launch := func(k int) {
+		for ; k > 0 && launched < len(pn.remote); launched++ {
+			t := pn.remote[launched]
+			if c.goBackground(func() {
+				rec, err := c.cfg.Peers.Read(rctx, t.node, ReadRequest{Key: key, HintFor: t.hintFor})
+				if err != nil {
+					c.stats.replicaReadFailures.Add(1)
+				}
+				replies <- reply{t: t, rec: rec, err: err}
+			}) {
+				pending++
+				k--
 			}
-			replies <- reply{t: t, rec: rec, err: err}
-		}) {
-			pending++
 		}
 	}
 	var got []reply
@@ -336,6 +344,13 @@ func (c *Coordinator) quorumGet(ctx context.Context, key []byte, r int) (vclock.
 			merged, acks = rec, 1
 		}
 	}
+	launch(r - acks)
+	var speculate <-chan time.Time
+	if launched < len(pn.remote) {
+		timer := time.NewTimer(c.cfg.RequestTimeout / speculateFraction)
+		defer timer.Stop()
+		speculate = timer.C
+	}
 wait:
 	for acks < r && pending > 0 {
 		select {
@@ -345,7 +360,12 @@ wait:
 			if rp.err == nil {
 				merged = vclock.Sync(merged, rp.rec)
 				acks++
+			} else {
+				launch(1)
 			}
+		case <-speculate:
+			speculate = nil
+			launch(len(pn.remote))
 		case <-ctx.Done():
 			break wait
 		case <-rctx.Done():
@@ -354,7 +374,7 @@ wait:
 	}
 	// The remaining replies, and the read repair, are collected in the background,
 	// which then releases rctx. got is the background's from here on.
-	if !c.goBackground(func() {
+	if pending == 0 && !needsRepair(got) || !c.goBackground(func() {
 		defer cancel()
 		for ; pending > 0; pending-- {
 			got = append(got, <-replies) // every replica call answers, by rctx's deadline at the latest
@@ -371,6 +391,26 @@ wait:
 		return vclock.Set{}, &QuorumError{Acks: acks, Need: r}
 	}
 	return merged, nil
+}
+
+// speculateFraction: a read that has not reached its quorum after RequestTimeout /
+// speculateFraction asks the key's other replicas too.
+const speculateFraction = 10
+
+// needsRepair reports whether the successful replies disagree.
+func needsRepair(got []reply) bool {
+	var first *vclock.Set
+	for i := range got {
+		if got[i].err != nil {
+			continue
+		}
+		if first == nil {
+			first = &got[i].rec
+		} else if !sameRecord(*first, got[i].rec) {
+			return true
+		}
+	}
+	return false
 }
 
 // readRepair writes the merge of every successful reply back to the replicas whose

@@ -1149,7 +1149,8 @@ func scriptHintedHandoff(s *sim, note func(string, ...any)) {
 }
 
 // scriptReadRepair: a replica misses a write behind a partition; a read through
-// another node repairs it.
+// another node that asks every replica (R=3; an R=2 read asks only the replicas it
+// needs) repairs it.
 func scriptReadRepair(s *sim, note func(string, ...any)) {
 	ctx := context.Background()
 	pl := s.net.Ring().PreferenceList(s.net.Ring().Partition([]byte("k")))
@@ -1169,8 +1170,8 @@ func scriptReadRepair(s *sim, note func(string, ...any)) {
 	note("heal; %s drops its hint for %s (so that only read repair can help)", pl[0], pl[2])
 	s.net.Heal()
 	s.node(pl[0]).store.DropHints(pl[2])
-	note("%s: GET k", pl[1])
-	res, err := s.node(pl[1]).px.Do(ctx, proxy.Op{Kind: proxy.OpGet, Key: []byte("k")})
+	note("%s: GET k with R=3", pl[1])
+	res, err := s.node(pl[1]).px.Do(ctx, proxy.Op{Kind: proxy.OpGet, Key: []byte("k"), R: 3})
 	if err != nil || string(res.Item.Value) != "v2" {
 		s.t.Fatalf("GET k: %q, %v", res.Item.Value, err)
 	}
