@@ -8,22 +8,17 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 PKGS      := ./...
 
-.PHONY: all build run test test-short race fuzz bench lint tools clean compat
+.PHONY: all build run test test-short soak fuzz bench bench-cluster lint tools clean compat
 
 all: build
 
 build:
 	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/dynakv
 
-# Until the cluster lands, `make run` starts one node on the default ports.
+# A local 3-node cluster (N=3, R=2, W=2) in one process, data under ./data/; it
+# prints how to reach each node. Ctrl-C stops it.
 run: build
-	@printf '%s\n' \
-	  'dynakv: starting one node (data in ./data/dynakv1). Reach it with:' \
-	  '  redis-cli -p 6379 SET k v; redis-cli -p 6379 DGET k     (Redis protocol, DGET/DPUT/DDEL)' \
-	  '  printf "set k 0 0 1\r\nv\r\nget k\r\n" | nc -q1 127.0.0.1 11211   (memcached text protocol)' \
-	  '  curl -s 127.0.0.1:9121/metrics                             (Prometheus metrics)' \
-	  'Ctrl-C stops it.'
-	./$(BIN) server --name dynakv1
+	./$(BIN) demo --nodes 3
 
 # The whole suite, race detector on. compat/ builds the binary itself and uses
 # redis-cli/redis-benchmark when installed (`make tools`), skipping those parts otherwise.
@@ -33,6 +28,11 @@ test:
 
 test-short:
 	$(GO) test -short -count=1 $(PKGS)
+
+# The cluster simulation over many more seeds than `make test` runs (SEEDS, default 5000).
+SEEDS ?= 5000
+soak:
+	DYNAKV_SIM_SEEDS=$(SEEDS) $(GO) test -count=1 -timeout 60m -run 'TestSim$$' ./coordinator/
 
 compat: build
 	$(GO) test -race -count=1 -v ./compat/...
@@ -47,6 +47,10 @@ fuzz:
 
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem $(PKGS)
+
+# redis-benchmark against a local 3-node cluster and redis-server, side by side.
+bench-cluster:
+	bench/cluster-benchmark.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

@@ -19,17 +19,9 @@ STORAGE=${STORAGE:-disk}
 LOADKEYS=${LOADKEYS:-1000000}
 EXTRA=()
 [ "${NOSYNC:-0}" = 1 ] && EXTRA+=(--no-sync)
-for t in redis-server redis-benchmark redis-cli; do
-  command -v $t >/dev/null || { echo "missing $t: run make tools" >&2; exit 1; }
-done
-go build -o bin/dynakv ./cmd/dynakv
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
+. bench/lib.sh
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-RPORT=$(port); APORT=$(port); DPORT=$(port); HPORT=$(port); MPORT=$(port)
+RPORT=$(port); APORT=$(port); DPORT=$(port); HPORT=$(port); MPORT=$(port); GPORT=$(port); CPORT=$(port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 # The same durability as dynakv's default: fsync before acknowledging every write.
@@ -39,6 +31,7 @@ redis-server --port "$APORT" --bind 127.0.0.1 --save '' --appendonly yes --appen
 pids+=($!)
 ./bin/dynakv server --name bench --storage "$STORAGE" --data-dir "$work/dynakv" \
   --resp 127.0.0.1:"$DPORT" --memcache 127.0.0.1:"$MPORT" --http 127.0.0.1:"$HPORT" \
+  --gossip 127.0.0.1:"$GPORT" --cluster 127.0.0.1:"$CPORT" \
   --log-level warn "${EXTRA[@]}" >"$work/dynakv.log" 2>&1 &
 DPID=$!
 pids+=($DPID)

@@ -3,6 +3,7 @@ package memcache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/dynakv/dynakv/proxy"
@@ -27,6 +28,9 @@ var errorLines = []struct {
 // errorLine returns the memcached reply line (without "\r\n") for err. Errors not in
 // the table become "SERVER_ERROR <text>", their text flattened to one line.
 func errorLine(err error) string {
+	if qe, ok := errors.AsType[*proxy.QuorumError](err); ok {
+		return fmt.Sprintf("SERVER_ERROR noquorum reached %d of %d replicas", qe.Acks, qe.Need)
+	}
 	for _, e := range errorLines {
 		if errors.Is(err, e.err) {
 			return e.line

@@ -165,3 +165,9 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatal("default clock")
 	}
 }
+
+func TestQuorumErrorLine(t *testing.T) {
+	if got := errorLine(fmt.Errorf("x: %w", &proxy.QuorumError{Acks: 0, Need: 2})); got != "SERVER_ERROR noquorum reached 0 of 2 replicas" {
+		t.Errorf("got %q", got)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // Storage kinds.
@@ -37,8 +39,22 @@ type Config struct {
 	GossipAddr string
 	// ClusterAddr is the internode transport address. Default 127.0.0.1:7947.
 	ClusterAddr string
-	// Join lists seed gossip addresses of an existing cluster.
+	// Join lists seed gossip addresses of an existing cluster; the node retries
+	// with backoff until one answers. Empty: the node starts (or, with members
+	// persisted from an earlier run, rejoins) its own cluster.
 	Join []string
+	// Secret is the cluster secret: it authenticates internode connections and
+	// encrypts gossip. Every member needs the same one. Default "" (an empty
+	// secret: still checked, but guessable; the node warns).
+	Secret string
+	// RequestTimeout bounds each request that reaches other nodes. Default 1s.
+	RequestTimeout time.Duration
+	// DisableHintedHandoff stops storing and delivering hints (tests show
+	// anti-entropy alone heals). Default false: hints on.
+	DisableHintedHandoff bool
+	// GossipTuning, when set, adjusts memberlist's configuration (tests shorten its
+	// intervals).
+	GossipTuning func(*memberlist.Config)
 	// N, R, W are the replication factor and the read and write quorums. Defaults
 	// 3, 2, 2; clamped to the member count.
 	N, R, W int
@@ -64,19 +80,20 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		Storage:       StorageDisk,
-		RESPAddr:      "127.0.0.1:6379",
-		MemcacheAddr:  "127.0.0.1:11211",
-		HTTPAddr:      "127.0.0.1:9121",
-		GossipAddr:    "127.0.0.1:7946",
-		ClusterAddr:   "127.0.0.1:7947",
-		N:             3,
-		R:             2,
-		W:             2,
-		Partitions:    1024,
-		MaxValueBytes: 1 << 20,
-		MaxClients:    10000,
-		Version:       "dev",
+		Storage:        StorageDisk,
+		RESPAddr:       "127.0.0.1:6379",
+		MemcacheAddr:   "127.0.0.1:11211",
+		HTTPAddr:       "127.0.0.1:9121",
+		GossipAddr:     "127.0.0.1:7946",
+		ClusterAddr:    "127.0.0.1:7947",
+		N:              3,
+		R:              2,
+		W:              2,
+		Partitions:     1024,
+		MaxValueBytes:  1 << 20,
+		MaxClients:     10000,
+		Version:        "dev",
+		RequestTimeout: time.Second,
 	}
 }
 
@@ -108,6 +125,9 @@ func (c Config) EnsureDefaults() Config {
 	setInt(&c.MaxClients, d.MaxClients)
 	if c.Name == "" {
 		c.Name = defaultName()
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = d.RequestTimeout
 	}
 	if c.DataDir == "" {
 		c.DataDir = filepath.Join("data", c.Name)
@@ -153,8 +173,8 @@ func (c Config) Validate() error {
 			bad("--join %q: %v", j, err)
 		}
 	}
-	if len(c.Join) > 0 {
-		bad("--join: this build runs single nodes only; clustering arrives with the cluster package")
+	if c.RequestTimeout < 0 {
+		bad("--request-timeout must be positive, not %v", c.RequestTimeout)
 	}
 	if c.N < 1 {
 		bad("--n must be at least 1, not %d", c.N)

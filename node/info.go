@@ -41,12 +41,21 @@ func (n *Node) info(section string) []resp.InfoField {
 	}
 	if want("cluster") {
 		add("cluster", "node_name", n.cfg.Name)
-		add("cluster", "cluster_members", 1)
-		add("cluster", "cluster_members_alive", 1)
+		cs := n.clusterStats()
+		add("cluster", "cluster_members", cs.members)
+		add("cluster", "cluster_members_alive", cs.alive)
 		add("cluster", "partitions", n.cfg.Partitions)
-		add("cluster", "n", n.n)
-		add("cluster", "r", n.r)
-		add("cluster", "w", n.w)
+		add("cluster", "n", cs.n)
+		add("cluster", "r", cs.r)
+		add("cluster", "w", cs.w)
+		add("cluster", "hints_pending", cs.hintsPending)
+		add("cluster", "hints_delivered", cs.hintsDelivered)
+		add("cluster", "hints_stored", cs.hintsStored)
+		add("cluster", "read_repairs", cs.readRepairs)
+		add("cluster", "quorum_failures_read", cs.readQuorumFailures)
+		add("cluster", "quorum_failures_write", cs.writeQuorumFailures)
+		add("cluster", "ops_forwarded", n.forwarded.Load())
+		add("cluster", "ops_forward_fallbacks", n.forwardFallbacks.Load())
 		add("cluster", "keys_reaped", n.store.Metrics().Reaped)
 	}
 	return out
@@ -64,4 +73,31 @@ func rss() int64 {
 	}
 	pages, _ := strconv.ParseInt(f[1], 10, 64)
 	return pages * int64(os.Getpagesize())
+}
+
+// clusterStats are the cluster figures INFO and the metrics report.
+type clusterStats struct {
+	members, alive, n, r, w                                int
+	hintsPending, hintsDelivered, hintsStored, readRepairs int64
+	readQuorumFailures, writeQuorumFailures                int64
+}
+
+func (n *Node) clusterStats() clusterStats {
+	var cs clusterStats
+	rg := n.ms.Ring()
+	cs.members = rg.Len()
+	for _, m := range rg.Members() {
+		if n.ms.Alive(m.Name) {
+			cs.alive++
+		}
+	}
+	cs.n, cs.r, cs.w = n.quorum(cs.members)
+	cs.hintsPending = n.store.HintCount()
+	if h := n.handoff.Load(); h != nil {
+		cs.hintsDelivered = h.Metrics().Delivered
+	}
+	cm := n.co.Metrics()
+	cs.hintsStored, cs.readRepairs = cm.HintsStored, cm.ReadRepairs
+	cs.readQuorumFailures, cs.writeQuorumFailures = cm.ReadQuorumFailures, cm.WriteQuorumFailures
+	return cs
 }

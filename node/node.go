@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,11 +14,13 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dynakv/dynakv/cluster"
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/memcache"
 	"github.com/dynakv/dynakv/proxy"
@@ -31,12 +34,20 @@ type Node struct {
 	log     *slog.Logger
 	started time.Time
 	actor   string
-	n, r, w int
 
-	store *storage.Store
-	co    *coordinator.Coordinator
-	px    *proxy.Proxy
-	met   *metrics
+	store   *storage.Store
+	tr      *cluster.Transport
+	ms      *cluster.Membership
+	peers   coordinator.Peers
+	co      *coordinator.Coordinator
+	px      *proxy.Proxy
+	handoff handoffPtr
+	met     *metrics
+
+	ready            atomic.Bool  // serving peers: coordinator and proxy are built
+	lastClamp        atomic.Int64 // last N, R, W logged by ringChanged
+	forwarded        atomic.Int64 // ops forwarded to a replica
+	forwardFallbacks atomic.Int64 // ops run here because their replica was unreachable
 
 	resp     *resp.Server
 	mc       *memcache.Server
@@ -64,8 +75,29 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err := n.openStorage(); err != nil {
 		return nil, err
 	}
-	n.clampQuorums(1)
-	n.co, err = coordinator.New(coordinator.Config{Actor: n.actor, Now: cfg.Now}, n.store)
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
+	if cfg.Secret == "" {
+		n.log.Warn("no cluster secret set (--secret or DYNAKV_SECRET): peers are checked against the empty secret and gossip is not encrypted")
+	}
+	if err := n.startCluster(); err != nil {
+		return nil, err
+	}
+	n.peers = coordinator.RemotePeers(coordinator.CallerFunc(n.call))
+	n.co, err = coordinator.New(coordinator.Config{
+		Actor:          n.actor,
+		Now:            cfg.Now,
+		Cluster:        n.ms,
+		Peers:          n.peers,
+		Node:           cfg.Name,
+		N:              cfg.N,
+		R:              cfg.R,
+		W:              cfg.W,
+		RequestTimeout: cfg.RequestTimeout,
+		DisableHints:   cfg.DisableHintedHandoff,
+		Logger:         n.log.With("component", "coordinator"),
+	}, n.store)
 	if err != nil {
 		return nil, err
 	}
@@ -73,16 +105,21 @@ func Start(cfg Config) (_ *Node, err error) {
 		MaxValueBytes: cfg.MaxValueBytes,
 		Now:           cfg.Now,
 		OnRead:        func(s int) { n.met.siblings.Observe(float64(s)) },
+		Router:        &router{n: n},
 	}, n.co)
-	n.registerGauges()
-	if err := n.listen(); err != nil {
+	n.ready.Store(true)
+	if err := n.startRepair(); err != nil {
 		return nil, err
 	}
+	n.ringChanged()
+	n.registerGauges()
 	if err := n.serve(); err != nil {
 		return nil, err
 	}
+	nn, r, w := n.quorum(n.ms.Ring().Len())
 	n.log.Info("node started", "actor", n.actor, "storage", cfg.Storage, "data_dir", n.dataDirForLog(),
-		"resp", n.RESPAddr(), "memcache", n.MemcacheAddr(), "http", n.HTTPAddr(), "n", n.n, "r", n.r, "w", n.w)
+		"resp", n.RESPAddr(), "memcache", n.MemcacheAddr(), "http", n.HTTPAddr(),
+		"gossip", n.ms.GossipAddr(), "cluster", n.tr.Addr(), "join", cfg.Join, "n", nn, "r", r, "w", w)
 	return n, nil
 }
 
@@ -141,15 +178,6 @@ func (n *Node) incarnation() (string, error) {
 	return inc, nil
 }
 
-// clampQuorums fits N, R, W to the number of ring members, as DESIGN.md says.
-func (n *Node) clampQuorums(members int) {
-	n.n, n.r, n.w = min(n.cfg.N, members), min(n.cfg.R, members), min(n.cfg.W, members)
-	if n.n != n.cfg.N || n.r != n.cfg.R || n.w != n.cfg.W {
-		n.log.Warn("quorum settings clamped to the cluster size", "members", members,
-			"n", n.n, "r", n.r, "w", n.w, "configured_n", n.cfg.N, "configured_r", n.cfg.R, "configured_w", n.cfg.W)
-	}
-}
-
 func (n *Node) registerGauges() {
 	n.met.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_keys", Help: "Keys holding a value on this node's replica."},
@@ -157,15 +185,37 @@ func (n *Node) registerGauges() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_expired_reaped_total", Help: "Expired records deleted by the reaper."},
 			func() float64 { return float64(n.store.Metrics().Reaped) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members", Help: "Ring members."},
-			func() float64 { return 1 }),
+			func() float64 { return float64(n.clusterStats().members) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members_alive", Help: "Ring members memberlist reports alive."},
-			func() float64 { return 1 }),
+			func() float64 { return float64(n.clusterStats().alive) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_n", Help: "Replication factor in effect."},
-			func() float64 { return float64(n.n) }),
+			func() float64 { return float64(n.clusterStats().n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_r", Help: "Read quorum in effect."},
-			func() float64 { return float64(n.r) }),
+			func() float64 { return float64(n.clusterStats().r) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_w", Help: "Write quorum in effect."},
-			func() float64 { return float64(n.w) }),
+			func() float64 { return float64(n.clusterStats().w) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_hints_pending", Help: "Hints stored on this node for owners it could not reach."},
+			func() float64 { return float64(n.store.HintCount()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_hints_delivered_total", Help: "Hints delivered to their owners and deleted."},
+			func() float64 { return float64(n.clusterStats().hintsDelivered) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_hints_stored_total", Help: "Hints this node stored as coordinator for owners it could not reach."},
+			func() float64 { return float64(n.co.Metrics().HintsStored) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_read_repairs_total", Help: "Replica records rewritten by read repair."},
+			func() float64 { return float64(n.co.Metrics().ReadRepairs) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_read_repairs_skipped_total", Help: "Read repairs skipped because too many were in flight."},
+			func() float64 { return float64(n.co.Metrics().RepairsSkipped) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_quorum_failures_total", Help: "Requests that missed their quorum.", ConstLabels: prometheus.Labels{"op": "read"}},
+			func() float64 { return float64(n.co.Metrics().ReadQuorumFailures) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_quorum_failures_total", Help: "Requests that missed their quorum.", ConstLabels: prometheus.Labels{"op": "write"}},
+			func() float64 { return float64(n.co.Metrics().WriteQuorumFailures) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_replica_failures_total", Help: "Replica calls that failed.", ConstLabels: prometheus.Labels{"op": "write"}},
+			func() float64 { return float64(n.co.Metrics().ReplicaWriteFailures) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_replica_failures_total", Help: "Replica calls that failed.", ConstLabels: prometheus.Labels{"op": "read"}},
+			func() float64 { return float64(n.co.Metrics().ReplicaReadFailures) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forwarded_total", Help: "Operations forwarded to a replica of their key."},
+			func() float64 { return float64(n.forwarded.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forward_fallbacks_total", Help: "Operations run here because their replica was unreachable."},
+			func() float64 { return float64(n.forwardFallbacks.Load()) }),
 	)
 }
 
@@ -198,6 +248,7 @@ func (n *Node) serve() error {
 		Version:         n.cfg.Version,
 		NodeName:        n.cfg.Name,
 		Info:            n.info,
+		Cluster:         clusterAdmin{n},
 		Observer:        n.met,
 		Logger:          n.log.With("component", "resp"),
 		Now:             n.cfg.Now,
@@ -248,6 +299,23 @@ func (n *Node) httpHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
+	mux.HandleFunc("/cluster/status", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(n.Status())
+	})
+	mux.HandleFunc("/cluster/remove", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "use POST /cluster/remove?name=NODE", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := n.ms.Remove(r.URL.Query().Get("name")); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "OK")
+	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -278,6 +346,18 @@ func (n *Node) Close() error {
 			n.httpLn.Close()
 		}
 		n.wg.Wait()
+		if h := n.handoff.Load(); h != nil {
+			errs = append(errs, h.Close())
+		}
+		if n.co != nil {
+			errs = append(errs, n.co.Close())
+		}
+		if n.ms != nil {
+			errs = append(errs, n.ms.Close())
+		}
+		if n.tr != nil {
+			errs = append(errs, n.tr.Close())
+		}
 		if n.store != nil {
 			errs = append(errs, n.store.Close())
 		}
@@ -302,6 +382,12 @@ func (n *Node) MemcacheAddr() string { return addrOf(n.mcLn) }
 
 // HTTPAddr returns the bound admin HTTP address ("" when disabled).
 func (n *Node) HTTPAddr() string { return addrOf(n.httpLn) }
+
+// GossipAddr returns the bound gossip address.
+func (n *Node) GossipAddr() string { return n.ms.GossipAddr() }
+
+// ClusterAddr returns the bound internode transport address.
+func (n *Node) ClusterAddr() string { return n.tr.Addr() }
 
 // Actor returns the node's actor id in version vectors.
 func (n *Node) Actor() string { return n.actor }

@@ -16,6 +16,7 @@ func startTestNode(t *testing.T, cfg Config) *Node {
 	cfg.Name = "t1"
 	cfg.Storage = StorageMemory
 	cfg.RESPAddr, cfg.MemcacheAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.GossipAddr, cfg.ClusterAddr = "127.0.0.1:0", "127.0.0.1:0"
 	n, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -99,7 +100,8 @@ func TestConfigValidate(t *testing.T) {
 		{"w zero", func(c *Config) { c.W = -1 }, "--w"},
 		{"partitions", func(c *Config) { c.Partitions = 1000 }, "--partitions"},
 		{"bad addr", func(c *Config) { c.RESPAddr = "nope" }, "--resp"},
-		{"join", func(c *Config) { c.Join = []string{"127.0.0.1:7946"} }, "--join"},
+		{"join", func(c *Config) { c.Join = []string{"127.0.0.1:7946", "nope"} }, "--join"},
+		{"request timeout", func(c *Config) { c.RequestTimeout = -1 }, "--request-timeout"},
 		{"max value", func(c *Config) { c.MaxValueBytes = -1 }, "--max-value-bytes"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,7 +119,8 @@ func TestConfigValidate(t *testing.T) {
 // gets a new one.
 func TestIncarnationPersists(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Name: "t1", DataDir: dir, RESPAddr: "127.0.0.1:0", MemcacheAddr: "off", HTTPAddr: "off"}
+	cfg := Config{Name: "t1", DataDir: dir, RESPAddr: "127.0.0.1:0", MemcacheAddr: "off", HTTPAddr: "off",
+		GossipAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:0"}
 	a, err := Start(cfg)
 	if err != nil {
 		t.Fatal(err)

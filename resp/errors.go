@@ -3,6 +3,7 @@ package resp
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -57,6 +58,9 @@ var errorTable = []struct {
 
 // errorReply returns the error line for err, and whether err was known.
 func errorReply(err error) ([]byte, bool) {
+	if qe, ok := errors.AsType[*proxy.QuorumError](err); ok {
+		return errLine(fmt.Sprintf("NOQUORUM reached %d of %d replicas", qe.Acks, qe.Need)), true
+	}
 	for _, e := range errorTable {
 		if errors.Is(err, e.err) {
 			return e.line, true

@@ -46,6 +46,8 @@ type Config struct {
 	// under a capitalized header ("# Dynamo"). It should return only what the word
 	// asks for. It may be nil.
 	Info func(section string) []InfoField
+	// Cluster serves DPREFLIST and DCLUSTER. It may be nil.
+	Cluster Cluster
 	// Observer receives an event for every command (lower-case name, "unknown"
 	// for an unknown one) and every connection opened (+1) and closed (-1).
 	// Default proxy.NopObserver.
@@ -590,9 +592,11 @@ func newTable() *table {
 		cmd("flushall", -1, fDel, aDanger, "server", "Removes all keys from all databases.", (*Server).flushall),
 		cmd("flushdb", -1, fDel, aDanger, "server", "Remove all keys from the current database.", (*Server).flushall),
 		// Dynamo.
-		key(cmd("dget", 2, fReadSlow, aReadSlow, "dynamo", "Returns a key's causal context and all its live sibling values.", (*Server).dget)),
+		key(cmd("dget", -2, fReadSlow, aReadSlow, "dynamo", "Returns a key's causal context and all its live sibling values.", (*Server).dget)),
 		key(cmd("dput", -4, fWrite, aWriteStr, "dynamo", "Writes a value with a causal context; returns the new context.", (*Server).dput)),
-		key(cmd("ddel", 3, fDel, aWriteStr, "dynamo", "Deletes with a causal context; returns the new context.", (*Server).ddel)),
+		key(cmd("ddel", -3, fDel, aWriteStr, "dynamo", "Deletes with a causal context; returns the new context.", (*Server).ddel)),
+		key(cmd("dpreflist", 2, fReadSlow, aReadSlow, "dynamo", "Returns the names of a key's replicas in preference order.", (*Server).dpreflist)),
+		cmd("dcluster", -2, fAdmin, aAdmin, "dynamo", "Lists the ring members (MEMBERS) or removes a dead one (REMOVE name).", (*Server).dcluster),
 		// Server.
 		cmd("info", -1, []string{"loading", "stale", "sentinel"}, []string{"@slow", "@dangerous"}, "server", "Returns information and statistics about the server.", (*Server).info),
 		cmd("time", 1, fConn, []string{"@fast"}, "server", "Returns the server time.", (*Server).time),

@@ -1,5 +1,6 @@
-// Command dynakv is the dynakv binary: `dynakv server` runs a node; further
-// subcommands (demo, status, bench) arrive with the cluster and benchmark work.
+// Command dynakv is the dynakv binary: `dynakv server` runs a node, `dynakv demo`
+// a local cluster, `dynakv status` shows a cluster as one node sees it, and
+// `dynakv admin` changes its membership.
 package main
 
 import (
@@ -35,7 +36,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd())
+	root.AddCommand(newServerCmd(), newDemoCmd(), newStatusCmd(), newAdminCmd())
 	return root
 }
 
@@ -43,12 +44,17 @@ func newServerCmd() *cobra.Command {
 	d := node.DefaultConfig()
 	cfg := d
 	var logLevel, logFormat string
+	hinted := true
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a dynakv node",
 		Long: `Run a dynakv node: a Pebble-backed replica that serves the Redis protocol (RESP2/RESP3)
 and the memcached text protocol, versions every value with dotted version vectors, and
 exposes Prometheus metrics on --http.
+
+Started alone, a node is a one-member cluster that others can join; started with
+--join, it joins the cluster of those gossip addresses. Every member needs the same
+--secret. Data lives on N replicas (--n), reads wait for R of them and writes for W.
 
 The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 (with --storage disk) and survives even SIGKILL.`,
@@ -60,6 +66,10 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 			}
 			cfg.Version = version
 			cfg.Logger = logger
+			cfg.DisableHintedHandoff = !hinted
+			if !cmd.Flags().Changed("secret") {
+				cfg.Secret = os.Getenv("DYNAKV_SECRET")
+			}
 			return runServer(cmd.Context(), cfg)
 		},
 	}
@@ -72,7 +82,10 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.StringVar(&cfg.HTTPAddr, "http", d.HTTPAddr, `admin HTTP address for /metrics, /healthz and /debug/pprof ("off" disables it)`)
 	f.StringVar(&cfg.GossipAddr, "gossip", d.GossipAddr, "gossip (memberlist) listen address")
 	f.StringVar(&cfg.ClusterAddr, "cluster", d.ClusterAddr, "internode transport listen address")
-	f.StringSliceVar(&cfg.Join, "join", nil, "gossip addresses of existing cluster members, host:port[,host:port...]")
+	f.StringSliceVar(&cfg.Join, "join", nil, "gossip addresses of existing cluster members, host:port[,host:port...]; retried with backoff until one answers")
+	f.StringVar(&cfg.Secret, "secret", "", "cluster secret shared by every member: authenticates internode connections and encrypts gossip (default $DYNAKV_SECRET)")
+	f.DurationVar(&cfg.RequestTimeout, "request-timeout", d.RequestTimeout, "deadline for each request that reaches other nodes")
+	f.BoolVar(&hinted, "hinted-handoff", true, "keep hints for unreachable replicas and deliver them when they return")
 	f.IntVar(&cfg.N, "n", d.N, "replicas per key (N); clamped to the cluster size")
 	f.IntVar(&cfg.R, "r", d.R, "read quorum (R), 1..N")
 	f.IntVar(&cfg.W, "w", d.W, "write quorum (W), 1..N")

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Side-by-side redis-benchmark of a local 3-node dynakv cluster (N=3, R=2, W=2, three
+# processes) and redis-server on this machine, in one run:
+#
+#   bench/cluster-benchmark.sh
+#   REQUESTS=50000 STORAGE=memory bench/cluster-benchmark.sh
+#
+# Runs  redis-benchmark -t set,get -n $REQUESTS -c 50 -r 100000 -d 100  against
+# redis-server (--save '' --appendonly no) and against the cluster's first node, then
+# with the 50 connections spread over the three nodes, and prints requests/s, p50,
+# p99 and the ratio to redis-server. PROFILE=1 also saves a 10 s CPU profile of the
+# first node during the SET run to bench/cluster-set.pprof.
+# Needs redis-server, redis-benchmark, redis-cli (make tools).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REQUESTS=${REQUESTS:-200000}
+STORAGE=${STORAGE:-disk}
+. bench/lib.sh
+
+RPORT=$(port)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
+pids+=($!)
+declare -a RESP HTTP GOSSIP
+for i in 0 1 2; do RESP[$i]=$(port); HTTP[$i]=$(port); GOSSIP[$i]=$(port); done
+for i in 0 1 2; do
+  join=()
+  [ "$i" -gt 0 ] && join=(--join 127.0.0.1:"${GOSSIP[0]}")
+  ./bin/dynakv server --name "bench$((i+1))" --storage "$STORAGE" --data-dir "$work/d$i" \
+    --resp 127.0.0.1:"${RESP[$i]}" --memcache 127.0.0.1:"$(port)" --http 127.0.0.1:"${HTTP[$i]}" \
+    --gossip 127.0.0.1:"${GOSSIP[$i]}" --cluster 127.0.0.1:"$(port)" --secret bench \
+    --log-level warn "${join[@]}" >"$work/dynakv$i.log" 2>&1 &
+  pids+=($!)
+done
+for p in "$RPORT" "${RESP[@]}"; do
+  for _ in $(seq 100); do redis-cli -p "$p" PING >/dev/null 2>&1 && break; sleep 0.1; done
+done
+for _ in $(seq 100); do
+  [ "$(redis-cli -p "${RESP[0]}" INFO cluster | tr -d '\r' | awk -F: '/^cluster_members_alive/ {print $2}')" = 3 ] && break
+  sleep 0.1
+done
+redis-cli -p "${RESP[0]}" INFO cluster | tr -d '\r' | grep -E '^(cluster_members|n|r|w):'
+
+# run PORT [CLIENTS] -> lines "TEST rps p50 p99"
+run() {
+  redis-benchmark -p "$1" -t set,get -n "$2" -c "$3" -r 100000 -d 100 --csv 2>/dev/null |
+    awk -F, 'NR>1 { gsub(/"/,""); print $1, $2, $5, $7 }'
+}
+printf '%-4s %-22s %12s %9s %9s\n' test server 'requests/s' 'p50 ms' 'p99 ms'
+declare -A rps
+while read -r test r p50 p99; do
+  printf '%-4s %-22s %12s %9s %9s\n' "$test" redis "$r" "$p50" "$p99"; rps[$test-redis]=$r
+done < <(run "$RPORT" "$REQUESTS" 50)
+if [ "${PROFILE:-0}" = 1 ]; then
+  (sleep 1; curl -s "http://127.0.0.1:${HTTP[0]}/debug/pprof/profile?seconds=10" -o bench/cluster-set.pprof) &
+fi
+while read -r test r p50 p99; do
+  printf '%-4s %-22s %12s %9s %9s\n' "$test" "dynakv 3 nodes (one)" "$r" "$p50" "$p99"; rps[$test-one]=$r
+done < <(run "${RESP[0]}" "$REQUESTS" 50)
+wait_spread() {
+  local tmp=$work/spread jobs=()
+  rm -f "$tmp".*
+  for i in 0 1 2; do run "${RESP[$i]}" $((REQUESTS / 3)) 17 >"$tmp.$i" & jobs+=($!); done
+  for j in "${jobs[@]}"; do wait "$j"; done
+  for test in SET GET; do
+    awk -v t="$test" '$1 == t { r += $2; p50 += $3; if ($4 > p99) p99 = $4; n++ }
+      END { printf "%s %.2f %.3f %.3f\n", t, r, p50 / n, p99 }' "$tmp".*
+  done
+}
+while read -r test r p50 p99; do
+  printf '%-4s %-22s %12s %9s %9s\n' "$test" "dynakv 3 nodes (spread)" "$r" "$p50" "$p99"; rps[$test-spread]=$r
+done < <(wait_spread)
+echo
+for test in SET GET; do
+  for mode in one spread; do
+    awk -v a="${rps[$test-$mode]}" -v b="${rps[$test-redis]}" -v t="$test" -v m="$mode" \
+      'BEGIN { printf "ratio dynakv 3-node (%s) / redis %s: %.2f\n", m, t, a / b }'
+  done
+done
+for i in 0 1 2; do
+  redis-cli -p "${RESP[$i]}" INFO cluster | tr -d '\r' | grep -E '^(hints_pending|read_repairs|ops_forwarded):' | sed "s/^/bench$((i+1)) /"
+done

@@ -1,0 +1,231 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/dynakv/dynakv/node"
+)
+
+// Demo port bases: node i (from 0) listens on base+i for RESP, memcached and HTTP,
+// and on gossipBase+2i and gossipBase+2i+1 for gossip and the cluster transport.
+const (
+	demoRESPBase     = 6379
+	demoMemcacheBase = 11211
+	demoHTTPBase     = 9121
+	demoGossipBase   = 7946
+)
+
+func newDemoCmd() *cobra.Command {
+	var nodes int
+	var dataDir, storage, logLevel string
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run a local cluster of several nodes in this process",
+		Long: `Run a local dynakv cluster in one process: --nodes nodes named dynakv1, dynakv2...
+on consecutive ports from the defaults (RESP 6379, memcached 11211, HTTP 9121, gossip
+and cluster transport from 7946), with data under --data-dir/<name>. It prints how to
+reach every node and stops cleanly on Ctrl-C. The cluster secret is $DYNAKV_SECRET, or
+a random one printed at start (a node started with 'dynakv server --join' needs it).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := newLogger(logLevel, "text")
+			if err != nil {
+				return err
+			}
+			if nodes < 1 || nodes > 32 {
+				return fmt.Errorf("--nodes must be between 1 and 32, not %d", nodes)
+			}
+			secret := os.Getenv("DYNAKV_SECRET")
+			if secret == "" {
+				var b [16]byte
+				if _, err := rand.Read(b[:]); err != nil {
+					return err
+				}
+				secret = hex.EncodeToString(b[:])
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return runDemo(ctx, cmd.OutOrStdout(), demoConfigs(nodes, dataDir, storage, secret, logger), secret)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&nodes, "nodes", 3, "number of nodes")
+	f.StringVar(&dataDir, "data-dir", "data", "parent directory of the nodes' data directories")
+	f.StringVar(&storage, "storage", node.StorageDisk, `storage engine: "disk" or "memory"`)
+	f.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
+	return cmd
+}
+
+// demoConfigs returns the configurations of a local cluster of count nodes; every
+// node lists every other one as a seed, so they may start in any order.
+func demoConfigs(count int, dataDir, storage, secret string, logger *slog.Logger) []node.Config {
+	gossip := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", demoGossipBase+2*i) }
+	cfgs := make([]node.Config, count)
+	for i := range cfgs {
+		c := node.DefaultConfig()
+		c.Name = fmt.Sprintf("dynakv%d", i+1)
+		c.DataDir = filepath.Join(dataDir, c.Name)
+		c.Storage = storage
+		c.RESPAddr = fmt.Sprintf("127.0.0.1:%d", demoRESPBase+i)
+		c.MemcacheAddr = fmt.Sprintf("127.0.0.1:%d", demoMemcacheBase+i)
+		c.HTTPAddr = fmt.Sprintf("127.0.0.1:%d", demoHTTPBase+i)
+		c.GossipAddr = gossip(i)
+		c.ClusterAddr = fmt.Sprintf("127.0.0.1:%d", demoGossipBase+2*i+1)
+		c.Secret = secret
+		c.Version = version
+		c.Logger = logger
+		for j := range count {
+			if j != i {
+				c.Join = append(c.Join, gossip(j))
+			}
+		}
+		cfgs[i] = c
+	}
+	return cfgs
+}
+
+func runDemo(ctx context.Context, out io.Writer, cfgs []node.Config, secret string) error {
+	var nodes []*node.Node
+	defer func() {
+		for i := len(nodes) - 1; i >= 0; i-- {
+			nodes[i].Close()
+		}
+	}()
+	for _, c := range cfgs {
+		n, err := node.Start(c)
+		if err != nil {
+			return fmt.Errorf("start %s: %w", c.Name, err)
+		}
+		nodes = append(nodes, n)
+	}
+	fmt.Fprintf(out, "dynakv demo: %d nodes, N=%d R=%d W=%d, cluster secret %s\n\n", len(nodes), cfgs[0].N, cfgs[0].R, cfgs[0].W, secret)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tREDIS\tMEMCACHED\tMETRICS\tGOSSIP")
+	for _, n := range nodes {
+		st := n.Status()
+		fmt.Fprintf(tw, "%s\tredis-cli -p %s\tnc 127.0.0.1 %s\thttp://%s/metrics\t%s\n", st.Node,
+			port(n.RESPAddr()), port(n.MemcacheAddr()), n.HTTPAddr(), n.GossipAddr())
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "\nTry: redis-cli -p %s SET greeting hello && redis-cli -p %s GET greeting\n", port(nodes[0].RESPAddr()), port(nodes[len(nodes)-1].RESPAddr()))
+	fmt.Fprintf(out, "     dynakv status --http %s\n", nodes[0].HTTPAddr())
+	fmt.Fprintln(out, "Press Ctrl-C to stop.")
+	<-ctx.Done()
+	fmt.Fprintln(out, "\nstopping...")
+	return nil
+}
+
+func port(addr string) string {
+	if i := strings.LastIndexByte(addr, ':'); i >= 0 {
+		return addr[i+1:]
+	}
+	return addr
+}
+
+func newStatusCmd() *cobra.Command {
+	var httpAddr string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show the cluster as one node sees it: members, liveness, partitions, hints",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			body, err := httpDo(ctx, http.MethodGet, "http://"+httpAddr+"/cluster/status")
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				_, err := cmd.OutOrStdout().Write(body)
+				return err
+			}
+			var st node.Status
+			if err := json.Unmarshal(body, &st); err != nil {
+				return fmt.Errorf("status from %s: %w", httpAddr, err)
+			}
+			printStatus(cmd.OutOrStdout(), st)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:9121", "admin HTTP address of any node")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
+	return cmd
+}
+
+func printStatus(out io.Writer, st node.Status) {
+	fmt.Fprintf(out, "node %s: N=%d R=%d W=%d, %d partitions, %d keys here, hints pending %d, delivered %d, read repairs %d\n\n",
+		st.Node, st.N, st.R, st.W, st.Partitions, st.Keys, st.HintsPending, st.HintsDelivered, st.ReadRepairs)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MEMBER\tSTATE\tLIVENESS\tPRIMARIES\tREPLICAS\tHINTS HERE\tRESP\tMEMCACHED\tHTTP")
+	for _, m := range st.Members {
+		alive := "dead"
+		if m.Alive {
+			alive = "alive"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", m.Name, m.State, alive, m.Primaries, m.Replicas,
+			st.HintsByOwner[m.Name], m.RESPAddr, m.MemcacheAddr, m.HTTPAddr)
+	}
+	tw.Flush()
+}
+
+func newAdminCmd() *cobra.Command {
+	admin := &cobra.Command{Use: "admin", Short: "Change cluster membership"}
+	var httpAddr string
+	remove := &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Take a dead node out of the ring (its partitions move to the others)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			_, err := httpDo(ctx, http.MethodPost, "http://"+httpAddr+"/cluster/remove?name="+url.QueryEscape(args[0]))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s removed from the ring\n", args[0])
+			return nil
+		},
+	}
+	admin.PersistentFlags().StringVar(&httpAddr, "http", "127.0.0.1:9121", "admin HTTP address of any live node")
+	admin.AddCommand(remove)
+	return admin
+}
+
+func httpDo(ctx context.Context, method, u string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, errors.New(strings.TrimSpace(string(body)))
+	}
+	return body, nil
+}

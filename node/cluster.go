@@ -1,0 +1,323 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dynakv/dynakv/cluster"
+	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/repair"
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// msgProxyOp is the transport message type of a proxy operation forwarded to a node
+// in its key's preference list (coordinator's replica messages use 1..15).
+const msgProxyOp uint8 = 16
+
+// startCluster starts the internode transport and gossip membership. It runs after
+// the client listeners are bound (their addresses go into the member metadata) and
+// before the coordinator is built.
+func (n *Node) startCluster() error {
+	var err error
+	n.tr, err = cluster.NewTransport(cluster.TransportConfig{
+		Name:           n.cfg.Name,
+		ListenAddr:     n.cfg.ClusterAddr,
+		Secret:         []byte(n.cfg.Secret),
+		Handler:        cluster.HandlerFunc(n.serveCluster),
+		DefaultTimeout: n.cfg.RequestTimeout,
+		Logger:         n.log.With("component", "transport"),
+	})
+	if err != nil {
+		return fmt.Errorf("node: cluster transport: %w", err)
+	}
+	self := cluster.Member{
+		Name:         n.cfg.Name,
+		RESPAddr:     n.RESPAddr(),
+		MemcacheAddr: n.MemcacheAddr(),
+		HTTPAddr:     n.HTTPAddr(),
+		ClusterAddr:  n.tr.Addr(),
+	}
+	n.ms, err = cluster.StartMembership(cluster.MembershipConfig{
+		Self:       self,
+		BindAddr:   n.cfg.GossipAddr,
+		Seeds:      n.cfg.Join,
+		Secret:     []byte(n.cfg.Secret),
+		Store:      n.store,
+		Partitions: n.cfg.Partitions,
+		Logger:     n.log.With("component", "gossip"),
+		OnAlive: func(string) {
+			if h := n.handoff.Load(); h != nil {
+				h.Kick()
+			}
+		},
+		OnChange: n.ringChanged,
+		Tuning:   n.cfg.GossipTuning,
+	})
+	if err != nil {
+		return fmt.Errorf("node: membership: %w", err)
+	}
+	return nil
+}
+
+// ringChanged logs the quorum settings when the member count clamps them.
+func (n *Node) ringChanged() {
+	members := n.ms.Ring().Len()
+	nn, r, w := n.quorum(members)
+	prev := n.lastClamp.Swap(int64(nn<<16 | r<<8 | w))
+	if prev == int64(nn<<16|r<<8|w) {
+		return
+	}
+	if (nn != n.cfg.N || r != n.cfg.R || w != n.cfg.W) && n.ms.Joined() {
+		n.log.Warn("quorum settings clamped to the cluster size", "members", members,
+			"n", nn, "r", r, "w", w, "configured_n", n.cfg.N, "configured_r", n.cfg.R, "configured_w", n.cfg.W)
+	} else {
+		n.log.Info("ring members changed", "members", members, "n", nn, "r", r, "w", w)
+	}
+}
+
+// quorum returns N, R, W in effect for a ring of members nodes.
+func (n *Node) quorum(members int) (nn, r, w int) {
+	nn = max(1, min(n.cfg.N, members))
+	return nn, max(1, min(n.cfg.R, nn)), max(1, min(n.cfg.W, nn))
+}
+
+// startRepair starts hinted handoff.
+func (n *Node) startRepair() error {
+	if n.cfg.DisableHintedHandoff {
+		return nil
+	}
+	h, err := repair.NewHandoff(repair.HandoffConfig{
+		Store:   n.store,
+		Cluster: n.ms,
+		Writer:  repair.WriterFunc(n.writeReplica),
+		Node:    n.cfg.Name,
+		N:       n.cfg.N,
+		// Delivery retries every second; an owner seen alive again is kicked at once.
+		Interval:       time.Second,
+		RequestTimeout: n.cfg.RequestTimeout,
+		Logger:         n.log.With("component", "handoff"),
+	})
+	if err != nil {
+		return err
+	}
+	h.Start()
+	n.handoff.Store(h)
+	return nil
+}
+
+// writeReplica writes a record to a node's replica: locally for this node.
+func (n *Node) writeReplica(ctx context.Context, node string, req coordinator.WriteRequest) error {
+	if node == n.cfg.Name {
+		return n.co.HandleWrite(req)
+	}
+	return n.peers.Write(ctx, node, req)
+}
+
+// errStarting answers peers that call before the node is fully started.
+var errStarting = errors.New("node: starting")
+
+// serveCluster answers a request from another node.
+func (n *Node) serveCluster(ctx context.Context, from string, typ uint8, req []byte) ([]byte, error) {
+	if !n.ready.Load() {
+		return nil, errStarting
+	}
+	if typ != msgProxyOp {
+		return n.co.Serve(ctx, typ, req)
+	}
+	op, err := proxy.DecodeOp(req)
+	if err != nil {
+		return nil, err
+	}
+	// Answer a little before the forwarding node gives up, so that it gets a
+	// NOQUORUM (or the result) rather than its own timeout.
+	if d, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, d.Add(-forwardMargin))
+		defer cancel()
+	}
+	res, err := n.px.DoLocal(ctx, op)
+	return proxy.AppendResult(nil, res, err), nil
+}
+
+// forwardMargin is how much earlier than the forwarding node a node answering a
+// forwarded op stops waiting for its replicas.
+const forwardMargin = 50 * time.Millisecond
+
+// call sends a request to a ring member, resolving its cluster address.
+func (n *Node) call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error) {
+	m, ok := n.ms.Member(node)
+	if !ok || m.ClusterAddr == "" {
+		return nil, fmt.Errorf("node: no cluster address for %q: %w", node, cluster.ErrUnreachable)
+	}
+	return n.tr.Call(ctx, m.ClusterAddr, typ, req)
+}
+
+// router forwards each op to a live node among its key's N replicas when this node
+// is not one of them (Dynamo: writes are coordinated by a node in the top N).
+//
+// A forward that times out marks its node suspect for suspectFor: ops skip it (as
+// Dynamo's coordinators do with a node that stopped answering) until memberlist
+// makes up its mind, so that a paused node stalls at most one request per client.
+type router struct {
+	n       *Node
+	suspect sync.Map // node name -> time.Time it stopped answering
+}
+
+const suspectFor = 5 * time.Second
+
+var _ proxy.Router = (*router)(nil)
+
+func (r *router) suspected(node string) bool {
+	v, ok := r.suspect.Load(node)
+	if !ok {
+		return false
+	}
+	if time.Since(v.(time.Time)) > suspectFor {
+		r.suspect.Delete(node)
+		return false
+	}
+	return true
+}
+
+func (r *router) Route(key []byte) string {
+	n := r.n
+	rg := n.ms.Ring()
+	nn, _, _ := n.quorum(rg.Len())
+	reps := rg.Replicas(rg.Partition(key), nn)
+	if len(reps) == 0 || slices.Contains(reps, n.cfg.Name) {
+		return ""
+	}
+	for _, node := range reps {
+		if n.ms.Alive(node) && !r.suspected(node) {
+			return node
+		}
+	}
+	return "" // no replica answering: coordinate here, writing to fallbacks
+}
+
+// Forward sends op to node and waits half the request timeout for its outcome; a
+// node that does not answer in that time is suspected and the op runs here with
+// the other half. (A forwarded op that expired before the node read it is not
+// run there: the transport drops expired requests.)
+func (r *router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.Result, error) {
+	fctx, cancel := context.WithTimeout(ctx, r.n.cfg.RequestTimeout/2)
+	defer cancel()
+	b, err := r.n.call(fctx, node, msgProxyOp, op.AppendBinary(nil))
+	switch {
+	case errors.Is(err, cluster.ErrUnreachable), errors.Is(err, cluster.ErrQueueFull), errors.Is(err, cluster.ErrAuth):
+		r.n.forwardFallbacks.Add(1)
+		return proxy.Result{}, fmt.Errorf("%w: %v", proxy.ErrRunLocally, err)
+	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+		r.suspect.Store(node, time.Now())
+		r.n.forwardFallbacks.Add(1)
+		r.n.log.Warn("replica did not answer a forwarded request; coordinating here", "replica", node)
+		return proxy.Result{}, fmt.Errorf("%w: %v", proxy.ErrRunLocally, err)
+	case err != nil:
+		return proxy.Result{}, err
+	}
+	r.n.forwarded.Add(1)
+	res, opErr, err := proxy.DecodeResult(b)
+	if err != nil {
+		return proxy.Result{}, err
+	}
+	return res, opErr
+}
+
+// handoffPtr holds the handoff loop, which starts after membership (whose OnAlive
+// callback kicks it).
+type handoffPtr = atomic.Pointer[repair.Handoff]
+
+// clusterAdmin serves resp's operator commands (DPREFLIST, DCLUSTER).
+type clusterAdmin struct{ n *Node }
+
+func (a clusterAdmin) PreferenceList(key []byte) []string {
+	rg := a.n.ms.Ring()
+	nn, _, _ := a.n.quorum(rg.Len())
+	return slices.Clone(rg.Replicas(rg.Partition(key), nn))
+}
+
+func (a clusterAdmin) Members() []string {
+	st := a.n.Status()
+	out := make([]string, 0, len(st.Members))
+	for _, m := range st.Members {
+		alive := "dead"
+		if m.Alive {
+			alive = "alive"
+		}
+		out = append(out, fmt.Sprintf("%s %s %s resp=%s memcache=%s http=%s primaries=%d replicas=%d",
+			m.Name, alive, m.State, m.RESPAddr, m.MemcacheAddr, m.HTTPAddr, m.Primaries, m.Replicas))
+	}
+	return out
+}
+
+func (a clusterAdmin) Remove(name string) error { return a.n.ms.Remove(name) }
+
+// Status is what `dynakv status` shows: this node's view of the cluster.
+type Status struct {
+	Node           string         `json:"node"`
+	Partitions     int            `json:"partitions"`
+	N              int            `json:"n"`
+	R              int            `json:"r"`
+	W              int            `json:"w"`
+	Members        []MemberStatus `json:"members"`
+	HintsPending   int64          `json:"hints_pending"`
+	HintsByOwner   map[string]int `json:"hints_by_owner,omitempty"`
+	HintsDelivered int64          `json:"hints_delivered"`
+	ReadRepairs    int64          `json:"read_repairs"`
+	Keys           int64          `json:"keys"`
+}
+
+// MemberStatus is one ring member as this node sees it.
+type MemberStatus struct {
+	Name         string `json:"name"`
+	State        string `json:"state"`
+	Alive        bool   `json:"alive"`
+	RESPAddr     string `json:"resp_addr"`
+	MemcacheAddr string `json:"memcache_addr"`
+	HTTPAddr     string `json:"http_addr"`
+	ClusterAddr  string `json:"cluster_addr"`
+	GossipAddr   string `json:"gossip_addr"`
+	// Primaries and Replicas count the partitions the member is first for, and
+	// one of the N replicas of.
+	Primaries int `json:"primaries"`
+	Replicas  int `json:"replicas"`
+}
+
+// Status returns this node's view of the cluster.
+func (n *Node) Status() Status {
+	cs := n.clusterStats()
+	rg := n.ms.Ring()
+	st := Status{Node: n.cfg.Name, Partitions: n.cfg.Partitions, N: cs.n, R: cs.r, W: cs.w,
+		HintsPending: cs.hintsPending, HintsDelivered: cs.hintsDelivered, ReadRepairs: cs.readRepairs,
+		Keys: n.store.Count()}
+	primaries := rg.PrimaryCounts()
+	replicas := map[string]int{}
+	for p := range rg.Partitions() {
+		for _, name := range rg.Replicas(p, cs.n) {
+			replicas[name]++
+		}
+	}
+	for _, m := range n.ms.Members() {
+		st.Members = append(st.Members, MemberStatus{
+			Name: m.Name, State: m.State.String(), Alive: m.Alive,
+			RESPAddr: m.RESPAddr, MemcacheAddr: m.MemcacheAddr, HTTPAddr: m.HTTPAddr,
+			ClusterAddr: m.ClusterAddr, GossipAddr: m.GossipAddr,
+			Primaries: primaries[m.Name], Replicas: replicas[m.Name],
+		})
+	}
+	if owners, err := n.store.HintOwners(); err == nil && len(owners) > 0 {
+		st.HintsByOwner = map[string]int{}
+		for _, o := range owners {
+			cnt := 0
+			_ = n.store.ScanHints(o, nil, func([]byte, vclock.Set) bool { cnt++; return cnt < 1_000_000 })
+			st.HintsByOwner[o] = cnt
+		}
+	}
+	return st
+}

@@ -1,0 +1,137 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/lni/goutils/leaktest"
+	"github.com/redis/go-redis/v9"
+)
+
+// fastGossip shortens memberlist's intervals for tests on loopback.
+func fastGossip(c *memberlist.Config) {
+	c.ProbeInterval = 100 * time.Millisecond
+	c.ProbeTimeout = 200 * time.Millisecond
+	c.GossipInterval = 20 * time.Millisecond
+	c.PushPullInterval = 200 * time.Millisecond
+}
+
+// startTestCluster starts count in-process nodes that join the first one.
+func startTestCluster(t *testing.T, count int) []*Node {
+	t.Helper()
+	var nodes []*Node
+	for i := range count {
+		cfg := Config{Name: fmt.Sprintf("n%d", i+1), Storage: StorageMemory, Secret: "s3cret",
+			RESPAddr: "127.0.0.1:0", MemcacheAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
+			GossipAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:0", GossipTuning: fastGossip}
+		if i > 0 {
+			cfg.Join = []string{nodes[0].GossipAddr()}
+		}
+		n, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+		t.Cleanup(func() { n.Close() })
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, n := range nodes {
+		for n.clusterStats().alive != count {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s sees %d of %d members alive", n.cfg.Name, n.clusterStats().alive, count)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return nodes
+}
+
+// TestClusterOperatorSurface: three in-process nodes agree on DPREFLIST, report the
+// INFO cluster lines, serve /cluster/status, replicate a write to the key's three
+// replicas (DGET LOCAL), and DCLUSTER REMOVE takes a stopped node out of the ring.
+func TestClusterOperatorSurface(t *testing.T) {
+	t.Cleanup(leaktest.AfterTest(t)) // runs after the nodes' cleanups
+	nodes := startTestCluster(t, 3)
+	ctx := context.Background()
+	cs := make([]*redis.Client, len(nodes))
+	for i, n := range nodes {
+		cs[i] = redis.NewClient(&redis.Options{Addr: n.RESPAddr()})
+		defer cs[i].Close()
+	}
+	var pl []string
+	for i, c := range cs {
+		got, err := c.Do(ctx, "DPREFLIST", "k").StringSlice()
+		if err != nil || len(got) != 3 {
+			t.Fatalf("DPREFLIST on n%d = %v, %v", i+1, got, err)
+		}
+		if pl != nil && !slices.Equal(pl, got) {
+			t.Fatalf("nodes disagree on DPREFLIST: %v vs %v", pl, got)
+		}
+		pl = got
+	}
+	if err := cs[0].Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	// W=2: the third replica gets the write in the background.
+	deadline := time.Now().Add(5 * time.Second)
+	for i, c := range cs {
+		for {
+			r, err := c.Do(ctx, "DGET", "k", "LOCAL").Slice()
+			if err == nil && len(r[1].([]any)) == 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("DGET k LOCAL on n%d = %v, %v", i+1, r, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	info, err := cs[1].Info(ctx, "cluster").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"cluster_members:3", "hints_pending:0",
+		"hints_delivered:0", "read_repairs:", "n:3", "r:2", "w:2"} {
+		if !strings.Contains(info, want) {
+			t.Errorf("INFO cluster lacks %q:\n%s", want, info)
+		}
+	}
+	var st Status
+	if err := json.Unmarshal([]byte(httpGet(t, "http://"+nodes[2].HTTPAddr()+"/cluster/status")), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Members) != 3 || st.N != 3 || st.Members[0].Replicas != 1024 {
+		t.Fatalf("status = %+v", st)
+	}
+	metrics := httpGet(t, "http://"+nodes[0].HTTPAddr()+"/metrics")
+	for _, want := range []string{"dynakv_cluster_members 3", "dynakv_hints_pending 0", "dynakv_read_repairs_total"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+
+	// A stopped node stays a member until removed.
+	nodes[2].Close()
+	if err := cs[0].Do(ctx, "DCLUSTER", "REMOVE", "nobody").Err(); err == nil {
+		t.Fatal("DCLUSTER REMOVE of an unknown node succeeded")
+	}
+	if err := cs[0].Do(ctx, "DCLUSTER", "REMOVE", "n3").Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(5 * time.Second)
+	for nodes[1].clusterStats().members != 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("n2 still sees %d members after removing n3", nodes[1].clusterStats().members)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v, err := cs[1].Get(ctx, "k").Result(); err != nil || v != "v" {
+		t.Fatalf("GET k after removing n3 = %q, %v", v, err)
+	}
+}
