@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble"
+	"github.com/cockroachdb/pebble/bloom"
 	"github.com/cockroachdb/pebble/vfs"
 	"github.com/lni/goutils/syncutil"
 
@@ -135,6 +136,15 @@ func Open(cfg Config) (*Store, error) {
 		Cache:  cache,
 		Logger: pebbleLogger{cfg.Logger.With("component", "pebble")},
 	}
+	// Every write reads its key first (read-merge-write), so most reads find
+	// their key in one level of several: bloom filters let the others be skipped
+	// without reading their blocks.
+	opts.Levels = make([]pebble.LevelOptions, 7)
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		opts.Levels[i].FilterType = pebble.TableFilter
+	}
+	opts.EnsureDefaults()
 	dir := cfg.Dir
 	if cfg.InMemory {
 		opts.FS = vfs.NewMem()
