@@ -664,3 +664,28 @@ func TestScanPageHugeCount(t *testing.T) {
 		}
 	})
 }
+
+// TestDeferredWriteSyncedAlongsideReplicas: a write that defers its WAL sync is made
+// durable by the coordinator alongside its replica writes when there are any (and
+// says so through WriteOptions.Synced), and left to the caller otherwise.
+func TestDeferredWriteSyncedAlongsideReplicas(t *testing.T) {
+	for _, tc := range []struct {
+		nodes int
+		want  bool
+	}{{3, true}, {1, false}} {
+		synctest.Test(t, func(t *testing.T) {
+			c := newTestCluster(t, tc.nodes, nil)
+			defer c.Close()
+			co := c.cos[c.prefs("k")[0]]
+			var synced bool
+			_, err := co.Put(context.Background(), []byte("k"), nil, value("v"),
+				WriteOptions{DeferSync: true, Synced: &synced})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if synced != tc.want {
+				t.Fatalf("%d nodes: Synced = %v, want %v", tc.nodes, synced, tc.want)
+			}
+		})
+	}
+}

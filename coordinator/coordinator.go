@@ -188,6 +188,11 @@ type WriteOptions struct {
 	// DeferSync returns once the write is applied, before it is durable; the caller
 	// calls Sync before acknowledging it, so a batch of writes shares one fsync.
 	DeferSync bool
+	// Synced, with DeferSync, lets a cluster coordinator make the local write durable
+	// itself when that costs no latency (it syncs alongside the replica writes): it
+	// sets *Synced when the write it returns is already durable, and the caller may
+	// then skip its Sync. nil: the caller always syncs.
+	Synced *bool
 	// ReadFirst makes Modify read the key from R replicas and merge what they hold
 	// into the local replica before running its function, so that a read-modify-write
 	// (INCR, SET NX, cas...) sees writes coordinated elsewhere. A plain SET leaves it

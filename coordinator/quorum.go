@@ -187,13 +187,22 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 	if err != nil || !wrote {
 		return rec, err
 	}
-	return rec, c.replicate(ctx, key, rec, pn, w)
+	syncLocal := opt.DeferSync && opt.Synced != nil
+	synced, err := c.replicate(ctx, key, rec, pn, w, syncLocal)
+	if syncLocal && synced {
+		*opt.Synced = true
+	}
+	return rec, err
 }
 
 // replicate sends rec to the key's other replicas and waits for w acknowledgements,
 // counting this node's own write when it is one of the key's replicas. Replicas
 // that fail, and owners down without a fallback, get a hint stored here.
-func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int) error {
+//
+// With syncLocal (the local write was applied without a WAL sync), the local sync
+// runs alongside the replica writes and counts as an acknowledgement when done,
+// instead of following them; replicate reports whether it finished.
+func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int, syncLocal bool) (localSynced bool, _ error) {
 	for _, owner := range pn.orphans {
 		c.storeHint(owner, key, rec)
 	}
@@ -202,11 +211,19 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		acks = 1
 	}
 	if acks >= w && len(pn.remote) == 0 {
-		return nil
+		return false, nil
 	}
 	rctx, cancel := c.requestContext(ctx)
-	results := make(chan bool, len(pn.remote))
+	results := make(chan bool, len(pn.remote)+1)
 	pending := 0
+	localDone := make(chan bool, 1)
+	if pn.self && syncLocal && c.goBackground(func() {
+		ok := c.store.SyncWAL() == nil
+		localDone <- ok
+		results <- ok
+	}) {
+		acks, pending = 0, 1
+	}
 	for _, t := range pn.remote {
 		req := WriteRequest{Key: key, Record: rec, HintFor: t.hintFor}
 		if c.goBackground(func() {
@@ -237,14 +254,18 @@ wait:
 		}
 	}
 	releaseAfter(c, pending, results, cancel)
+	select {
+	case localSynced = <-localDone:
+	default:
+	}
 	if acks < w {
 		c.stats.writeQuorumFailures.Add(1)
 		if err := ctx.Err(); err != nil {
-			return err
+			return localSynced, err
 		}
-		return &QuorumError{Acks: acks, Need: w}
+		return localSynced, &QuorumError{Acks: acks, Need: w}
 	}
-	return nil
+	return localSynced, nil
 }
 
 // releaseAfter calls cancel once pending more values arrived on ch: the replica

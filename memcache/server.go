@@ -467,10 +467,12 @@ func (c *conn) failErr(err error) { c.fail(errorLine(err)) }
 
 // do runs one proxy operation with the connection's context.
 func (c *conn) do(op proxy.Op) (proxy.Result, error) {
-	if op.Writes() {
-		op.DeferSync, c.unsynced = true, true
+	op.DeferSync = op.Writes()
+	res, err := c.s.px.Do(c.ctx, op)
+	if op.DeferSync && (err != nil || !res.Durable) {
+		c.unsynced = true // synced once per batch, before the replies leave
 	}
-	return c.s.px.Do(c.ctx, op)
+	return res, err
 }
 
 // now is the server clock.

@@ -65,8 +65,12 @@ func (n *Node) startCluster() error {
 	return nil
 }
 
-// ringChanged logs the quorum settings when the member count clamps them.
+// ringChanged logs the quorum settings when the member count clamps them. Changes
+// gossiped while the node is starting are logged once it is ready (Start calls it).
 func (n *Node) ringChanged() {
+	if !n.ready.Load() {
+		return // n.ms may not be assigned yet
+	}
 	members := n.ms.Ring().Len()
 	nn, r, w := n.quorum(members)
 	prev := n.lastClamp.Swap(int64(nn<<16 | r<<8 | w))

@@ -197,11 +197,14 @@ func AppendResult(b []byte, res Result, err error) []byte {
 		return appendString(b, err.Error())
 	}
 	b = append(b, resultOK, byte(res.Status))
-	var found byte
+	var bits byte // bit 0: Found, bit 1: Durable
 	if res.Found {
-		found = 1
+		bits |= 1
 	}
-	b = append(b, found)
+	if res.Durable {
+		bits |= 2
+	}
+	b = append(b, bits)
 	b = appendBytes(b, res.Item.Value)
 	b = binary.AppendUvarint(b, uint64(res.Item.Flags))
 	b = binary.AppendVarint(b, res.Item.Expiry)
@@ -245,12 +248,12 @@ func DecodeResult(b []byte) (Result, error, error) {
 	if d.bad == "" && res.Status > NotFound {
 		d.fail(fmt.Sprintf("unknown status %d", res.Status))
 	}
-	switch found := d.byte(); {
+	switch bits := d.byte(); {
 	case d.bad != "":
-	case found > 1:
-		d.fail("bad found byte")
+	case bits > 3:
+		d.fail("bad result flag bits")
 	default:
-		res.Found = found == 1
+		res.Found, res.Durable = bits&1 != 0, bits&2 != 0
 	}
 	res.Item.Value = d.bytes()
 	res.Item.Flags = d.uint32()

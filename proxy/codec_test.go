@@ -53,7 +53,7 @@ func fullOp(kind proxy.Kind) proxy.Op {
 // fullResult returns a result with every field set to a non-zero value.
 func fullResult(st proxy.Status) proxy.Result {
 	return proxy.Result{
-		Status: st, Found: true,
+		Status: st, Found: true, Durable: true,
 		Item: proxy.Item{Value: []byte("v"), Flags: 7, Expiry: -5, CAS: 99, Siblings: 2},
 		Int:  math.MinInt64, Uint: math.MaxUint64, Float: []byte("3.5"), CAS: 1,
 		Context: "ctx", Values: [][]byte{[]byte("a"), {}, []byte("ccc")},
@@ -344,7 +344,7 @@ func TestDecodeRejects(t *testing.T) {
 		"bad version":       {cat([]byte{0}, validResult()[1:]), "unknown result version 0"},
 		"unknown tag":       {[]byte{1, 2}, "unknown result tag 2"},
 		"unknown status":    {[]byte{1, 0, byte(proxy.NotFound) + 1, 0}, "unknown status"},
-		"found byte 2":      {[]byte{1, 0, 0, 2}, "bad found byte"},
+		"flag bits 4":       {[]byte{1, 0, 0, 4}, "bad result flag bits"},
 		"trailing byte":     {cat(validResult(), []byte{0}), "1 trailing bytes"},
 		"value too long":    {cat(resHead, uv(nil, 1<<62)), "length exceeds input"},
 		"huge values count": {cat(okHead, uv(nil, 1<<50)), "length exceeds input"},

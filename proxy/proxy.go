@@ -278,7 +278,11 @@ const (
 
 // Result is the outcome of an Op.
 type Result struct {
-	Status Status
+	// Durable: the write was made durable before Do returned although the op had
+	// DeferSync (a cluster coordinator syncing alongside its replica writes, or an
+	// op forwarded to another node), so the caller need not Sync for it.
+	Durable bool
+	Status  Status
 	// Found and Item: the key's item as read (OpGet, OpGetDel, OpGetEx), the previous
 	// item (OpSet with ReturnOld), or the item after the write (OpIncr*, OpAppend,
 	// OpSetRange).
@@ -372,11 +376,12 @@ func (p *Proxy) dput(ctx context.Context, op Op) (Result, error) {
 		}
 		v.Data, v.Expiry = op.Value, op.Expiry
 	}
-	rec, err := p.co.Put(ctx, op.Key, clk, v, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync})
+	var synced bool
+	rec, err := p.co.Put(ctx, op.Key, clk, v, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync, Synced: syncedFlag(op, &synced)})
 	if err != nil {
 		return Result{}, err
 	}
-	return Result{Status: Stored, Context: rec.Join().String(), CAS: rec.ContextHash()}, nil
+	return Result{Status: Stored, Context: rec.Join().String(), CAS: rec.ContextHash(), Durable: synced || !op.DeferSync}, nil
 }
 
 // modify runs a plain read-modify-write command. Every one but a plain SET asks the
@@ -384,6 +389,7 @@ func (p *Proxy) dput(ctx context.Context, op Op) (Result, error) {
 // decides on includes writes coordinated elsewhere.
 func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 	var res Result
+	var synced bool
 	rec, err := p.co.Modify(ctx, op.Key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
 		now := p.now()
 		it, found := resolve(cur, now)
@@ -394,7 +400,7 @@ func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 		}
 		v.Timestamp = now
 		return cur.Join(), v, nil
-	}, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync, ReadFirst: !plainSet(op)})
+	}, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync, ReadFirst: !plainSet(op), Synced: syncedFlag(op, &synced)})
 	if err != nil { // Modify reports a decision not to write (errNoWrite) as success
 		return Result{}, err
 	}
@@ -404,7 +410,17 @@ func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 			res.Item.CAS = res.CAS
 		}
 	}
+	res.Durable = synced || !op.DeferSync || res.Status != Stored // nothing written: nothing to sync
 	return res, nil
+}
+
+// syncedFlag returns where the coordinator reports a deferred write it made durable
+// itself: synced for an op with DeferSync, nil otherwise.
+func syncedFlag(op Op, synced *bool) *bool {
+	if op.DeferSync {
+		return synced
+	}
+	return nil
 }
 
 // plainSet reports whether op is a SET that depends on nothing it would read: no

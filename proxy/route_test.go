@@ -373,16 +373,24 @@ func (c *recordingCoordinator) Get(_ context.Context, _ []byte, opt coordinator.
 }
 
 func (c *recordingCoordinator) Put(_ context.Context, _ []byte, _ vclock.Clock, _ vclock.Value, opt coordinator.WriteOptions) (vclock.Set, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.writes = append(c.writes, opt)
+	c.record(opt)
 	return vclock.Set{}, nil
 }
 
-func (c *recordingCoordinator) Modify(_ context.Context, _ []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (vclock.Set, error) {
+// record keeps a write's options; Synced, a pointer, is checked here (present
+// exactly when the write defers its sync) and then dropped so options compare.
+func (c *recordingCoordinator) record(opt coordinator.WriteOptions) {
+	if (opt.Synced != nil) != opt.DeferSync {
+		opt.W = -1 // makes the comparison fail
+	}
+	opt.Synced = nil
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.writes = append(c.writes, opt)
-	c.mu.Unlock()
+}
+
+func (c *recordingCoordinator) Modify(_ context.Context, _ []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (vclock.Set, error) {
+	c.record(opt)
 	if _, _, err := fn(vclock.Set{}); err != nil && !errors.Is(err, coordinator.ErrNoWrite) {
 		return vclock.Set{}, err
 	}

@@ -8,12 +8,14 @@ import (
 
 // do runs op, answering its error if it fails.
 func (s *Server) do(c *client, op proxy.Op) (proxy.Result, bool) {
-	if op.Writes() && c.conn != nil {
-		// Durable before the reply leaves: guardConn.Write syncs once per batch.
-		op.DeferSync = true
+	deferred := op.Writes() && c.conn != nil
+	// Durable before the reply leaves: guardConn.Write syncs once per batch, unless
+	// the write is durable already.
+	op.DeferSync = deferred
+	res, err := s.px.Do(s.ctx, op)
+	if deferred && (err != nil || !res.Durable) {
 		c.unsynced.Store(true)
 	}
-	res, err := s.px.Do(s.ctx, op)
 	if err != nil {
 		s.replyErr(c, err)
 		return res, false
