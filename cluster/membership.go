@@ -847,6 +847,9 @@ func (w memberLogWriter) Write(p []byte) (int, error) {
 			break
 		}
 	}
+	if strings.Contains(msg, "use of closed network connection") {
+		level = slog.LevelDebug // memberlist racing its own shutdown, not a fault
+	}
 	if w.log.Enabled(context.Background(), level) {
 		w.log.Log(context.Background(), level, strings.TrimPrefix(msg, "memberlist: "))
 	}

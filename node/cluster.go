@@ -77,13 +77,21 @@ func (n *Node) ringChanged() {
 	if prev == int64(nn<<16|r<<8|w) {
 		return
 	}
-	if (nn != n.cfg.N || r != n.cfg.R || w != n.cfg.W) && n.ms.Joined() {
+	// While a cluster forms, the member count climbs: after the first report (a
+	// warning on a node started alone, which may stay alone), changes in the first
+	// half minute are told at Info; later ones that clamp the quorums warn again.
+	forming := time.Since(n.started) < formingFor && (prev != 0 || len(n.cfg.Join) > 0)
+	if (nn != n.cfg.N || r != n.cfg.R || w != n.cfg.W) && !forming {
 		n.log.Warn("quorum settings clamped to the cluster size", "members", members,
 			"n", nn, "r", r, "w", w, "configured_n", n.cfg.N, "configured_r", n.cfg.R, "configured_w", n.cfg.W)
 	} else {
 		n.log.Info("ring members changed", "members", members, "n", nn, "r", r, "w", w)
 	}
 }
+
+// formingFor is how long after start clamped quorums are logged at Info rather
+// than Warn (see ringChanged).
+const formingFor = 30 * time.Second
 
 // quorum returns N, R, W in effect for a ring of members nodes.
 func (n *Node) quorum(members int) (nn, r, w int) {

@@ -74,8 +74,9 @@ a random one printed at start (a node started with 'dynakv server --join' needs 
 	return cmd
 }
 
-// demoConfigs returns the configurations of a local cluster of count nodes; every
-// node lists every other one as a seed, so they may start in any order.
+// demoConfigs returns the configurations of a local cluster of count nodes: the
+// first is the seed the others join (restarted, each rejoins through the members it
+// persisted).
 func demoConfigs(count int, dataDir, storage, secret string, logger *slog.Logger) []node.Config {
 	gossip := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", demoGossipBase+2*i) }
 	cfgs := make([]node.Config, count)
@@ -92,10 +93,8 @@ func demoConfigs(count int, dataDir, storage, secret string, logger *slog.Logger
 		c.Secret = secret
 		c.Version = version
 		c.Logger = logger
-		for j := range count {
-			if j != i {
-				c.Join = append(c.Join, gossip(j))
-			}
+		if i > 0 {
+			c.Join = []string{gossip(0)}
 		}
 		cfgs[i] = c
 	}
@@ -116,6 +115,7 @@ func runDemo(ctx context.Context, out io.Writer, cfgs []node.Config, secret stri
 		}
 		nodes = append(nodes, n)
 	}
+	waitConverged(ctx, nodes, 10*time.Second)
 	fmt.Fprintf(out, "dynakv demo: %d nodes, N=%d R=%d W=%d, cluster secret %s\n\n", len(nodes), cfgs[0].N, cfgs[0].R, cfgs[0].W, secret)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "NODE\tREDIS\tMEMCACHED\tMETRICS\tGOSSIP")
@@ -131,6 +131,27 @@ func runDemo(ctx context.Context, out io.Writer, cfgs []node.Config, secret stri
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping...")
 	return nil
+}
+
+// waitConverged waits until every node sees all of them alive, or within passed.
+func waitConverged(ctx context.Context, nodes []*node.Node, within time.Duration) {
+	deadline := time.Now().Add(within)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		done := true
+		for _, n := range nodes {
+			alive := 0
+			for _, m := range n.Status().Members {
+				if m.Alive {
+					alive++
+				}
+			}
+			done = done && alive == len(nodes)
+		}
+		if done {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func port(addr string) string {
