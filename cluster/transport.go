@@ -92,6 +92,10 @@ var (
 	// A reply above the limit reaches the caller as a RemoteError (the server's
 	// limit) or as ErrUnreachable wrapping ErrFrameTooBig (the caller's).
 	ErrFrameTooBig = errors.New("cluster: frame too big")
+	// ErrNotSent is wrapped, next to the reason, by every Call error that means
+	// the request never left this node (no connection, queue full, frame too big):
+	// the peer certainly did not run it, so the caller may run it elsewhere.
+	ErrNotSent = errors.New("cluster: request not sent")
 )
 
 // RemoteError is the error a peer's Handler returned, as text. Calls return it as a

@@ -34,8 +34,8 @@ func (t *Transport) Call(ctx context.Context, addr string, typ uint8, req []byte
 		return nil, ErrClosed
 	}
 	if len(req) > t.cfg.MaxFrameBytes-trMaxRequestHeader {
-		return nil, fmt.Errorf("%w: request of %d bytes to %s, limit %d with header",
-			ErrFrameTooBig, len(req), addr, t.cfg.MaxFrameBytes)
+		return nil, fmt.Errorf("%w: %w: request of %d bytes to %s, limit %d with header",
+			ErrNotSent, ErrFrameTooBig, len(req), addr, t.cfg.MaxFrameBytes)
 	}
 	deadline, ok := ctx.Deadline()
 	if !ok {
@@ -54,17 +54,17 @@ func (t *Transport) Call(ctx context.Context, addr string, typ uint8, req []byte
 	if p.outstanding.Add(1) > int64(t.cfg.MaxQueue) {
 		p.outstanding.Add(-1)
 		t.st.queueFull.Add(1)
-		return nil, fmt.Errorf("%w: %s has %d calls outstanding", ErrQueueFull, addr, t.cfg.MaxQueue)
+		return nil, fmt.Errorf("%w: %w: %s has %d calls outstanding", ErrNotSent, ErrQueueFull, addr, t.cfg.MaxQueue)
 	}
 	defer p.outstanding.Add(-1)
 
 	cc, err := p.getConn(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 	}
 	c := &trCall{typ: typ, deadline: deadline, payload: bytes.Clone(req), result: make(chan trResult, 1)}
 	if err := cc.enqueue(c); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 	}
 	select {
 	case r := <-c.result:

@@ -1022,3 +1022,31 @@ func BenchmarkTransportCall(b *testing.B) {
 	st := cli.Stats()
 	b.ReportMetric(float64(st.FramesOut)/float64(max(st.Flushes, 1)), "frames/flush")
 }
+
+// TestTransportNotSent: failures before the request left this node say so
+// (ErrNotSent), so a caller may run the request elsewhere without running it twice.
+func TestTransportNotSent(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close()
+	tr, err := NewTransport(TransportConfig{Name: "a", ListenAddr: "127.0.0.1:0",
+		Handler: HandlerFunc(func(context.Context, string, uint8, []byte) ([]byte, error) { return nil, nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_, err = tr.Call(ctx, dead, 1, []byte("x"))
+	if !errors.Is(err, ErrNotSent) || !errors.Is(err, ErrUnreachable) {
+		t.Fatalf("call to a closed port: %v, want ErrNotSent and ErrUnreachable", err)
+	}
+	_, err = tr.Call(ctx, dead, 1, make([]byte, 65<<20))
+	if !errors.Is(err, ErrNotSent) || !errors.Is(err, ErrFrameTooBig) {
+		t.Fatalf("oversize call: %v, want ErrNotSent and ErrFrameTooBig", err)
+	}
+}

@@ -303,7 +303,9 @@ func TestClusterKillRestartHeals(t *testing.T) {
 }
 
 // TestClusterPausedNodeDoesNotStall: a SIGSTOPped node (alive to the kernel, silent
-// to everyone) does not hold clients past the request timeout.
+// to everyone) does not hold clients past the request timeout. A write forwarded to
+// it before anyone noticed may answer TIMEOUT (it may have been applied there, so it
+// is not run twice); the front node then suspects it, so that happens once.
 func TestClusterPausedNodeDoesNotStall(t *testing.T) {
 	if testing.Short() {
 		t.Skip("five processes; skipped with -short")
@@ -330,6 +332,9 @@ func TestClusterPausedNodeDoesNotStall(t *testing.T) {
 		worst = max(worst, took)
 		if err != nil {
 			errs++
+			if !strings.HasPrefix(err.Error(), "TIMEOUT") {
+				t.Errorf("SET/GET %s with a node paused: %v", key, err)
+			}
 		}
 		// SET and GET each wait at most the request timeout (plus scheduling).
 		if took > 2*time.Second+500*time.Millisecond {
@@ -337,7 +342,7 @@ func TestClusterPausedNodeDoesNotStall(t *testing.T) {
 		}
 	}
 	t.Logf("worst SET+GET with a paused node: %v, %d errors", worst, errs)
-	if errs > 0 {
-		t.Errorf("%d requests failed with one of five nodes paused (W=2, R=2 should hold)", errs)
+	if errs > 1 {
+		t.Errorf("%d requests timed out with one of five nodes paused; at most the first should", errs)
 	}
 }

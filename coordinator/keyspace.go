@@ -154,6 +154,9 @@ func (c *Coordinator) scanRemote(ctx context.Context, node string, p int, from u
 		if !rep.More {
 			return nil
 		}
+		if rep.Next <= from && len(rep.Keys) == 0 {
+			return fmt.Errorf("coordinator: scan of partition %d on %s does not advance", p, node)
+		}
 		from = rep.Next
 	}
 }

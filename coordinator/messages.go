@@ -173,11 +173,23 @@ func (c *Coordinator) HandleRead(req ReadRequest) (vclock.Set, error) {
 // HandleWrite answers a replica write: the record is merged into this node's
 // replica, or into its hints for req.HintFor, durably, before it returns.
 func (c *Coordinator) HandleWrite(req WriteRequest) error {
+	changed := false
+	merge := mergeInto(req.Record)
+	fn := func(cur vclock.Set, found bool) (vclock.Set, error) {
+		next, err := merge(cur, found)
+		changed = err == nil
+		return next, err
+	}
 	var err error
 	if req.HintFor != "" && req.HintFor != c.cfg.Node {
-		_, err = c.store.UpdateHint(req.HintFor, req.Key, mergeInto(req.Record))
+		_, err = c.store.UpdateHint(req.HintFor, req.Key, fn)
 	} else {
-		_, err = c.store.Update(req.Key, mergeInto(req.Record))
+		_, err = c.store.Update(req.Key, fn)
+	}
+	if err == nil && !changed {
+		// Nothing new, but what is here may be a write of this node's own not yet
+		// synced (DeferSync): the ack promises it is durable.
+		err = c.store.SyncWAL()
 	}
 	return err
 }

@@ -172,7 +172,9 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 	pn := c.plan(key)
 	_, r, w := c.Quorum(pn.n, 0, opt.W)
 	var seen vclock.Set
-	if opt.ReadFirst && pn.n > 1 {
+	// A coordinator that is not one of the key's replicas (none of them answered
+	// the front door) holds no copy worth a context: it reads the replicas first.
+	if (opt.ReadFirst || !pn.self) && pn.n > 1 {
 		var err error
 		if seen, err = c.quorumGet(ctx, key, r); err != nil {
 			return vclock.Set{}, err

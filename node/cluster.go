@@ -30,6 +30,7 @@ func (n *Node) startCluster() error {
 		ListenAddr:     n.cfg.ClusterAddr,
 		Secret:         []byte(n.cfg.Secret),
 		Handler:        cluster.HandlerFunc(n.serveCluster),
+		MaxFrameBytes:  frameLimit(n.cfg.MaxValueBytes),
 		DefaultTimeout: n.cfg.RequestTimeout,
 		Logger:         n.log.With("component", "transport"),
 	})
@@ -113,7 +114,11 @@ func (n *Node) startRepair() error {
 		// Delivery retries every second; an owner seen alive again is kicked at once.
 		Interval:       time.Second,
 		RequestTimeout: n.cfg.RequestTimeout,
-		Logger:         n.log.With("component", "handoff"),
+		Removed: func(name string) bool {
+			m, ok := n.ms.Member(name)
+			return ok && m.State == cluster.StateRemoved
+		},
+		Logger: n.log.With("component", "handoff"),
 	})
 	if err != nil {
 		return err
@@ -131,12 +136,23 @@ func (n *Node) writeReplica(ctx context.Context, node string, req coordinator.Wr
 	return n.peers.Write(ctx, node, req)
 }
 
+// frameLimit is the largest internode frame: a record of a few maximal siblings
+// must fit (a record beyond it cannot be replicated and is left to its hints).
+func frameLimit(maxValue int) int {
+	return min(1<<31-1, max(64<<20, 4*maxValue+1<<20))
+}
+
 // errStarting answers peers that call before the node is fully started.
 var errStarting = errors.New("node: starting")
 
-// serveCluster answers a request from another node.
+// serveCluster answers a request from another node. While the node is starting or
+// stopping, a forwarded op is refused with ErrRunLocally (the forwarding node runs
+// it) and replica requests fail (their coordinator keeps a hint).
 func (n *Node) serveCluster(ctx context.Context, from string, typ uint8, req []byte) ([]byte, error) {
 	if !n.ready.Load() {
+		if typ == msgProxyOp {
+			return proxy.AppendResult(nil, proxy.Result{}, proxy.ErrRunLocally), nil
+		}
 		return nil, errStarting
 	}
 	if typ != msgProxyOp {
@@ -191,7 +207,7 @@ func (r *router) suspected(node string) bool {
 		return false
 	}
 	if time.Since(v.(time.Time)) > suspectFor {
-		r.suspect.Delete(node)
+		r.suspect.CompareAndDelete(node, v) // keep a fresher suspicion stored meanwhile
 		return false
 	}
 	return true
@@ -213,30 +229,45 @@ func (r *router) Route(key []byte) string {
 	return "" // no replica answering: coordinate here, writing to fallbacks
 }
 
-// Forward sends op to node and waits half the request timeout for its outcome; a
-// node that does not answer in that time is suspected and the op runs here with
-// the other half. (A forwarded op that expired before the node read it is not
-// run there: the transport drops expired requests.)
+// Forward sends op to node and returns its outcome. The op runs here instead
+// (ErrRunLocally) when it certainly did not run there: the request was never sent
+// (no connection, queue full), or the node refused it while starting or stopping.
+// When the outcome is unknown (the connection broke, or no answer within half the
+// request timeout) an idempotent op (GET, plain SET, DPUT, DEL...) runs here too;
+// any other (INCR, APPEND, SET NX, cas) is answered with the error, since running
+// it again could apply it twice. A node that timed out is suspected for
+// suspectFor, so later ops skip it.
 func (r *router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.Result, error) {
-	fctx, cancel := context.WithTimeout(ctx, r.n.cfg.RequestTimeout/2)
+	timeout := r.n.cfg.RequestTimeout
+	if op.Idempotent() {
+		timeout /= 2
+	}
+	fctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	b, err := r.n.call(fctx, node, msgProxyOp, op.AppendBinary(nil))
-	switch {
-	case errors.Is(err, cluster.ErrUnreachable), errors.Is(err, cluster.ErrQueueFull), errors.Is(err, cluster.ErrAuth):
-		r.n.forwardFallbacks.Add(1)
-		return proxy.Result{}, fmt.Errorf("%w: %v", proxy.ErrRunLocally, err)
-	case errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil:
+	timedOut := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+	if timedOut {
 		r.suspect.Store(node, time.Now())
+		r.n.log.Warn("replica did not answer a forwarded request; suspecting it", "replica", node, "for", suspectFor)
+	}
+	unknown := timedOut || errors.Is(err, cluster.ErrUnreachable)
+	switch {
+	case errors.Is(err, cluster.ErrNotSent), errors.Is(err, cluster.ErrAuth), unknown && op.Idempotent():
 		r.n.forwardFallbacks.Add(1)
-		r.n.log.Warn("replica did not answer a forwarded request; coordinating here", "replica", node)
 		return proxy.Result{}, fmt.Errorf("%w: %v", proxy.ErrRunLocally, err)
+	case unknown:
+		return proxy.Result{}, fmt.Errorf("forward to %s: %w: %w", node, proxy.ErrOutcomeUnknown, err)
 	case err != nil:
 		return proxy.Result{}, err
 	}
-	r.n.forwarded.Add(1)
 	res, opErr, err := proxy.DecodeResult(b)
 	if err != nil {
 		return proxy.Result{}, err
+	}
+	if errors.Is(opErr, proxy.ErrRunLocally) {
+		r.n.forwardFallbacks.Add(1) // the node was starting or stopping
+	} else {
+		r.n.forwarded.Add(1)
 	}
 	return res, opErr
 }
@@ -255,7 +286,7 @@ func (a clusterAdmin) PreferenceList(key []byte) []string {
 }
 
 func (a clusterAdmin) Members() []string {
-	st := a.n.Status()
+	st := a.n.status(false)
 	out := make([]string, 0, len(st.Members))
 	for _, m := range st.Members {
 		alive := "dead"
@@ -301,8 +332,12 @@ type MemberStatus struct {
 	Replicas  int `json:"replicas"`
 }
 
-// Status returns this node's view of the cluster.
-func (n *Node) Status() Status {
+// Status returns this node's view of the cluster, hints counted per owner.
+func (n *Node) Status() Status { return n.status(true) }
+
+// status returns this node's view of the cluster; counting the hints per owner
+// scans them, so DCLUSTER MEMBERS skips it.
+func (n *Node) status(hintsByOwner bool) Status {
 	cs := n.clusterStats()
 	rg := n.ms.Ring()
 	st := Status{Node: n.cfg.Name, Partitions: n.cfg.Partitions, N: cs.n, R: cs.r, W: cs.w,
@@ -323,7 +358,7 @@ func (n *Node) Status() Status {
 			Primaries: primaries[m.Name], Replicas: replicas[m.Name],
 		})
 	}
-	if owners, err := n.store.HintOwners(); err == nil && len(owners) > 0 {
+	if owners, err := n.store.HintOwners(); hintsByOwner && err == nil && len(owners) > 0 {
 		st.HintsByOwner = map[string]int{}
 		for _, o := range owners {
 			cnt := 0

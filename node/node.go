@@ -327,6 +327,7 @@ func (n *Node) httpHandler() http.Handler {
 // Close stops the node: front ends, HTTP, then storage. It is idempotent.
 func (n *Node) Close() error {
 	n.once.Do(func() {
+		n.ready.Store(false) // forwarded ops go back to their sender from now on
 		var errs []error
 		if n.resp != nil {
 			errs = append(errs, n.resp.Close())

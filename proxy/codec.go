@@ -159,6 +159,7 @@ var wireSentinels = []error{
 	ErrBadEncoding,
 	context.DeadlineExceeded,
 	context.Canceled,
+	ErrOutcomeUnknown, // codes only grow: new sentinels go last
 }
 
 // AppendResult appends the binary form of the outcome of Do: res when err is nil,

@@ -165,18 +165,19 @@ func TestResultCodecRoundTrip(t *testing.T) {
 // sentinelErrors lists every exported proxy error; TestEverySentinelListed checks it
 // against the package source.
 var sentinelErrors = map[string]error{
-	"ErrNotInteger":   proxy.ErrNotInteger,
-	"ErrOverflow":     proxy.ErrOverflow,
-	"ErrNotFloat":     proxy.ErrNotFloat,
-	"ErrNaN":          proxy.ErrNaN,
-	"ErrNonNumeric":   proxy.ErrNonNumeric,
-	"ErrValueTooBig":  proxy.ErrValueTooBig,
-	"ErrBadContext":   proxy.ErrBadContext,
-	"ErrBadOffset":    proxy.ErrBadOffset,
-	"ErrUnknownOp":    proxy.ErrUnknownOp,
-	"ErrInvalidFlush": proxy.ErrInvalidFlush,
-	"ErrRunLocally":   proxy.ErrRunLocally,
-	"ErrBadEncoding":  proxy.ErrBadEncoding,
+	"ErrNotInteger":     proxy.ErrNotInteger,
+	"ErrOverflow":       proxy.ErrOverflow,
+	"ErrNotFloat":       proxy.ErrNotFloat,
+	"ErrNaN":            proxy.ErrNaN,
+	"ErrNonNumeric":     proxy.ErrNonNumeric,
+	"ErrValueTooBig":    proxy.ErrValueTooBig,
+	"ErrBadContext":     proxy.ErrBadContext,
+	"ErrBadOffset":      proxy.ErrBadOffset,
+	"ErrUnknownOp":      proxy.ErrUnknownOp,
+	"ErrInvalidFlush":   proxy.ErrInvalidFlush,
+	"ErrRunLocally":     proxy.ErrRunLocally,
+	"ErrBadEncoding":    proxy.ErrBadEncoding,
+	"ErrOutcomeUnknown": proxy.ErrOutcomeUnknown,
 }
 
 // TestEverySentinelListed: a sentinel added to the package must be added to

@@ -10,6 +10,11 @@ import (
 // stays writable, the local coordinator writing to fallbacks if need be.
 var ErrRunLocally = errors.New("proxy: run locally")
 
+// ErrOutcomeUnknown: the node an op was forwarded to failed before answering, and the
+// op is not one that may safely run twice (see Op.Idempotent): it may or may not
+// have been applied.
+var ErrOutcomeUnknown = errors.New("proxy: the coordinating node failed before answering; the write may or may not have been applied")
+
 // Router decides where an operation on a key is coordinated.
 type Router interface {
 	// Route returns "" to run the op on this node, or the name of the node to
@@ -75,4 +80,22 @@ func (p *Proxy) Do(ctx context.Context, op Op) (Result, error) {
 func (p *Proxy) DoLocal(ctx context.Context, op Op) (Result, error) {
 	op.DeferSync = false
 	return p.do(ctx, op)
+}
+
+// Idempotent reports whether running op twice leaves the data as running it once
+// does (a DPUT run twice leaves two equal siblings; a DEL's reply count may differ),
+// so that a front door that cannot tell whether the node it forwarded op to ran it
+// may run it again. INCR, APPEND, GETDEL and conditional writes are not.
+func (op Op) Idempotent() bool {
+	switch op.Kind {
+	case OpGet, OpDGet, OpSetRange, OpDPut, OpDDel:
+		return true
+	case OpSet:
+		return plainSet(op)
+	case OpDelete:
+		return op.CAS == 0
+	case OpExpire:
+		return op.Cond == CondNone
+	}
+	return false
 }

@@ -492,3 +492,34 @@ func TestCoordinatorOptions(t *testing.T) {
 		}
 	}
 }
+
+// TestIdempotent: only ops whose second run leaves the data as the first did may be
+// run again by a front door that lost track of a forwarded one.
+func TestIdempotent(t *testing.T) {
+	for _, tc := range []struct {
+		op   proxy.Op
+		want bool
+	}{
+		{proxy.Op{Kind: proxy.OpGet}, true},
+		{proxy.Op{Kind: proxy.OpDGet}, true},
+		{proxy.Op{Kind: proxy.OpSet}, true},
+		{proxy.Op{Kind: proxy.OpSet, Cond: proxy.CondNX}, false},
+		{proxy.Op{Kind: proxy.OpSet, CAS: 7}, false},
+		{proxy.Op{Kind: proxy.OpSet, ReturnOld: true}, false},
+		{proxy.Op{Kind: proxy.OpDPut}, true},
+		{proxy.Op{Kind: proxy.OpDDel}, true},
+		{proxy.Op{Kind: proxy.OpDelete}, true},
+		{proxy.Op{Kind: proxy.OpDelete, CAS: 7}, false},
+		{proxy.Op{Kind: proxy.OpGetDel}, false},
+		{proxy.Op{Kind: proxy.OpIncr}, false},
+		{proxy.Op{Kind: proxy.OpIncrUnsigned}, false},
+		{proxy.Op{Kind: proxy.OpAppend}, false},
+		{proxy.Op{Kind: proxy.OpSetRange}, true},
+		{proxy.Op{Kind: proxy.OpExpire}, true},
+		{proxy.Op{Kind: proxy.OpExpire, Cond: proxy.CondGT}, false},
+	} {
+		if got := tc.op.Idempotent(); got != tc.want {
+			t.Errorf("%+v: Idempotent() = %v, want %v", tc.op, got, tc.want)
+		}
+	}
+}

@@ -12,7 +12,9 @@
 //   - Delivery is idempotent: records merge with vclock.Sync, so delivering a hint
 //     twice (after a crash between the owner's ack and the delete) is harmless.
 //   - Hints for a member removed from the ring go to the key's current replicas
-//     instead, and are deleted once every live one of them acknowledged.
+//     instead, and are deleted once every one of them acknowledged (a replica
+//     down keeps the hint for a later pass). A member this node does not know yet
+//     keeps its hints.
 //   - The handoff loop is the only goroutine here; Close stops it and waits.
 package repair
 
@@ -75,6 +77,12 @@ type HandoffConfig struct {
 	Concurrency int
 	// RequestTimeout bounds one delivery. Default 1s.
 	RequestTimeout time.Duration
+	// Removed reports whether a member was removed from the ring for good; only
+	// then are its hints re-routed to the keys' current replicas. Default: a
+	// member is removed when it is not in the ring (tests' fakes); node/ wires the
+	// membership's state, so that a member merely not yet gossiped here keeps its
+	// hints.
+	Removed func(name string) bool
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -222,6 +230,9 @@ const pageSize = 256
 func (h *Handoff) deliverOwner(ctx context.Context, owner string) (int, error) {
 	rg := h.cfg.Cluster.Ring()
 	member := slices.ContainsFunc(rg.Members(), func(m ring.Member) bool { return m.Name == owner })
+	if !member && h.cfg.Removed != nil && !h.cfg.Removed(owner) {
+		return 0, nil // not known here yet: keep its hints until gossip tells
+	}
 	if member && !h.cfg.Cluster.Alive(owner) {
 		return 0, nil
 	}
@@ -287,19 +298,20 @@ func (h *Handoff) deliver(ctx context.Context, owner string, member bool, ht hin
 			return err
 		}
 	} else {
+		// Every one of the key's current replicas must take it: deleting the hint
+		// after fewer could leave a single copy.
 		rg := h.cfg.Cluster.Ring()
-		acked := 0
-		for _, node := range rg.Replicas(rg.Partition(ht.key), h.cfg.N) {
+		reps := rg.Replicas(rg.Partition(ht.key), h.cfg.N)
+		if len(reps) == 0 {
+			return errors.New("repair: no replica for a removed member's hint")
+		}
+		for _, node := range reps {
 			if node != h.cfg.Node && !h.cfg.Cluster.Alive(node) {
-				continue
+				return fmt.Errorf("repair: replica %s of a removed member's hint is down", node)
 			}
 			if err := h.cfg.Writer.Write(ctx, node, coordinator.WriteRequest{Key: ht.key, Record: ht.rec}); err != nil {
 				return err
 			}
-			acked++
-		}
-		if acked == 0 {
-			return errors.New("repair: no live replica for a removed member's hint")
 		}
 	}
 	deleted, err := h.cfg.Store.DeleteHint(owner, ht.key, ht.rec)

@@ -300,8 +300,9 @@ func TestHandoffPages(t *testing.T) {
 	}
 }
 
-// TestHandoffRemovedMember: hints for a node no longer in the ring go to the key's
-// current live replicas (this node's own replica through the Writer too).
+// TestHandoffRemovedMember: hints for a node no longer in the ring go to every one
+// of the key's current replicas (this node's own through the Writer too), and stay
+// while one of them is down.
 func TestHandoffRemovedMember(t *testing.T) {
 	stores(t, func(t *testing.T, st hintStore) {
 		m := newMembers(t, "a", "b", "c", "d")
@@ -312,13 +313,20 @@ func TestHandoffRemovedMember(t *testing.T) {
 		putHint(t, st, "gone", key, record("x:1", "v"))
 		w := &writer{}
 		h := newHandoff(t, st, m, w, self)
+		// A replica down: the hint stays, so it never ends up on fewer than N.
+		if n, err := h.RunOnce(context.Background()); err == nil || n != 0 || st.HintCount() != 1 {
+			t.Fatalf("RunOnce with a replica down: %d, %v, %d hints left; want the hint kept", n, err, st.HintCount())
+		}
+		m.setDead(reps[2], false)
+		w = &writer{}
+		h = newHandoff(t, st, m, w, self)
 		if n, err := h.RunOnce(context.Background()); err != nil || n != 1 || st.HintCount() != 0 {
 			t.Fatalf("RunOnce: %d, %v, %d hints left", n, err, st.HintCount())
 		}
-		want := []delivery{{reps[0], key, ""}, {reps[1], key, ""}}
+		want := []delivery{{reps[0], key, ""}, {reps[1], key, ""}, {reps[2], key, ""}}
 		slices.SortFunc(want, func(a, b delivery) int { return cmpString(a.node, b.node) })
 		if got := w.deliveries(); !slices.Equal(got, want) {
-			t.Fatalf("deliveries %v, want %v (the live replicas, without a hint tag)", got, want)
+			t.Fatalf("deliveries %v, want %v (every replica, without a hint tag)", got, want)
 		}
 
 		// No live replica and this node none of them: the hint stays.
@@ -413,5 +421,27 @@ func TestHandoffNoLeaks(t *testing.T) {
 	close(slow)
 	if st.HintCount() != 40 {
 		t.Fatalf("%d hints left, want all 40 (every delivery was cancelled)", st.HintCount())
+	}
+}
+
+// TestHandoffUnknownMemberKeepsHints: a member missing from this node's ring but not
+// known to be removed (it joined and went down before gossip reached here) keeps its
+// hints; once Removed says so, they go to the key's replicas.
+func TestHandoffUnknownMemberKeepsHints(t *testing.T) {
+	st := memstore.New(4)
+	m := newMembers(t, "a", "b", "c")
+	putHint(t, st, "newcomer", "k", record("x:1", "v"))
+	removed := false
+	h, err := repair.NewHandoff(repair.HandoffConfig{Store: st, Cluster: m, Writer: &writer{}, Node: "a",
+		Removed: func(string) bool { return removed }, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := h.RunOnce(context.Background()); err != nil || n != 0 || st.HintCount() != 1 {
+		t.Fatalf("RunOnce for an unknown member: %d, %v, %d hints; want the hint kept", n, err, st.HintCount())
+	}
+	removed = true
+	if n, err := h.RunOnce(context.Background()); err != nil || n != 1 || st.HintCount() != 0 {
+		t.Fatalf("RunOnce for a removed member: %d, %v, %d hints; want it delivered", n, err, st.HintCount())
 	}
 }

@@ -52,6 +52,7 @@ var errorTable = []struct {
 	{proxy.ErrBadContext, errLine("ERR invalid causal context")},
 	{proxy.ErrBadOffset, errOffset},
 	{proxy.ErrInvalidFlush, errSyntax},
+	{proxy.ErrOutcomeUnknown, errLine("ERR the node coordinating the request failed before answering; the write may or may not have been applied")},
 	{context.DeadlineExceeded, errLine("TIMEOUT the request did not complete in time")},
 	{context.Canceled, errLine("ERR server is shutting down")},
 }

@@ -324,7 +324,7 @@ func TestHandlersWithoutSockets(t *testing.T) {
 
 // TestProxyErrorsMapped checks the error table against every sentinel.
 func TestProxyErrorsMapped(t *testing.T) {
-	for _, err := range []error{proxy.ErrNotInteger, proxy.ErrOverflow, proxy.ErrNotFloat, proxy.ErrNaN, proxy.ErrNonNumeric, proxy.ErrValueTooBig, proxy.ErrBadContext, proxy.ErrBadOffset, proxy.ErrInvalidFlush, context.DeadlineExceeded, context.Canceled} {
+	for _, err := range []error{proxy.ErrOutcomeUnknown, proxy.ErrNotInteger, proxy.ErrOverflow, proxy.ErrNotFloat, proxy.ErrNaN, proxy.ErrNonNumeric, proxy.ErrValueTooBig, proxy.ErrBadContext, proxy.ErrBadOffset, proxy.ErrInvalidFlush, context.DeadlineExceeded, context.Canceled} {
 		if _, known := errorReply(err); !known {
 			t.Errorf("%v has no reply text", err)
 		}
