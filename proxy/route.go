@@ -74,12 +74,24 @@ func (p *Proxy) Do(ctx context.Context, op Op) (Result, error) {
 
 // DoLocal executes op on this node without consulting the router: what a node's
 // handler calls for an op another node forwarded to it. The reply to a forwarded op
-// must not leave before the write is durable, so DoLocal ignores op.DeferSync (the
-// forwarding node's Sync would not cover this node's writes). A delayed flush_all
-// pending on this node applies, as to every op this node executes.
+// must not leave before the write is durable, and the forwarding node's Sync would
+// not cover this node's writes, so DoLocal makes it durable itself: a write runs
+// with DeferSync (so the coordinator may sync alongside its replica writes) and is
+// synced before DoLocal returns unless that already happened; the Result says
+// Durable. A delayed flush_all pending on this node applies, as to every op this
+// node executes.
 func (p *Proxy) DoLocal(ctx context.Context, op Op) (Result, error) {
-	op.DeferSync = false
-	return p.do(ctx, op)
+	op.DeferSync = op.Writes()
+	res, err := p.do(ctx, op)
+	if op.DeferSync && (err != nil || !res.Durable) {
+		if serr := p.co.Sync(ctx); serr != nil && err == nil {
+			return Result{}, serr
+		}
+	}
+	if err == nil {
+		res.Durable = true
+	}
+	return res, err
 }
 
 // Idempotent reports whether running op twice leaves the data as running it once

@@ -336,8 +336,8 @@ func TestTwoProxiesOverCodec(t *testing.T) {
 	if s := b.Stats(); s.Hits != 5 || s.Misses != 0 { // GET and two DGETs forwarded, GET and DGET run on B
 		t.Fatalf("B counted %+v, want 5 hits", s)
 	}
-	if deferred, _, _ := syncs.Counts(); deferred != 0 {
-		t.Fatalf("B deferred %d forwarded writes", deferred)
+	if deferred, synced, _ := syncs.Counts(); synced != deferred {
+		t.Fatalf("B answered %d forwarded writes, only %d of them synced", deferred, synced)
 	}
 
 	// A delayed flush pending on B applies to ops forwarded to B.
@@ -361,6 +361,7 @@ type recordingCoordinator struct {
 	mu     sync.Mutex
 	reads  []coordinator.ReadOptions
 	writes []coordinator.WriteOptions
+	syncs  int
 }
 
 var _ proxy.Coordinator = (*recordingCoordinator)(nil)
@@ -402,7 +403,12 @@ func (c *recordingCoordinator) ScanPage(context.Context, uint64, int, func([]byt
 	return 0, nil
 }
 func (c *recordingCoordinator) FlushAll(context.Context) error { return nil }
-func (c *recordingCoordinator) Sync(context.Context) error     { return nil }
+func (c *recordingCoordinator) Sync(context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.syncs++
+	return nil
+}
 
 // last returns the options of the single call since the previous last.
 func (c *recordingCoordinator) last(t *testing.T) (r *coordinator.ReadOptions, w *coordinator.WriteOptions) {
@@ -471,16 +477,30 @@ func TestCoordinatorOptions(t *testing.T) {
 		if !reflect.DeepEqual(r, c.r) || !reflect.DeepEqual(w, c.w) {
 			t.Errorf("%s: coordinator got read %+v write %+v, want read %+v write %+v", c.name, r, w, c.r, c.w)
 		}
-		// DoLocal, for a forwarded op, never defers the sync.
-		if _, err := p.DoLocal(ctx, c.op); err != nil {
+		// DoLocal, for a forwarded op, defers the sync (so the coordinator may sync
+		// alongside its replica writes) and syncs before answering Durable.
+		co.mu.Lock()
+		syncsBefore := co.syncs
+		co.mu.Unlock()
+		res, err := p.DoLocal(ctx, c.op)
+		if err != nil {
 			t.Fatalf("%s: DoLocal: %v", c.name, err)
+		}
+		if !res.Durable {
+			t.Errorf("%s: DoLocal's result is not Durable", c.name)
 		}
 		r, w = co.last(t)
 		if want := c.w; want != nil {
 			want := *want
-			want.DeferSync = false
+			want.DeferSync = true
 			if w == nil || *w != want {
 				t.Errorf("%s: DoLocal gave the coordinator %+v, want %+v", c.name, w, want)
+			}
+			co.mu.Lock()
+			synced := co.syncs > syncsBefore
+			co.mu.Unlock()
+			if !synced && res.Status == proxy.Stored { // nothing written: nothing to sync
+				t.Errorf("%s: DoLocal did not sync a deferred write", c.name)
 			}
 		} else if !reflect.DeepEqual(r, c.r) {
 			t.Errorf("%s: DoLocal gave the coordinator %+v, want %+v", c.name, r, c.r)
