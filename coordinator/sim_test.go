@@ -501,7 +501,8 @@ func (s *sim) boot(n *simNode) {
 	}
 	ho, err := repair.NewHandoff(repair.HandoffConfig{
 		Store: n.fence, Cluster: s.net.View(n.name), Node: n.name, N: simN,
-		Writer: repair.WriterFunc(func(ctx context.Context, node string, req coordinator.WriteRequest) error {
+		Writer: repair.WriterFunc(func(ctx context.Context, node string, d repair.Delivery) error {
+			req := coordinator.WriteRequest(d)
 			if node == n.name {
 				return co.HandleWrite(req)
 			}

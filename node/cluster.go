@@ -108,9 +108,11 @@ func (n *Node) startRepair() error {
 	h, err := repair.NewHandoff(repair.HandoffConfig{
 		Store:   n.store,
 		Cluster: n.ms,
-		Writer:  repair.WriterFunc(n.writeReplica),
-		Node:    n.cfg.Name,
-		N:       n.cfg.N,
+		Writer: repair.WriterFunc(func(ctx context.Context, node string, d repair.Delivery) error {
+			return n.writeReplica(ctx, node, coordinator.WriteRequest(d))
+		}),
+		Node: n.cfg.Name,
+		N:    n.cfg.N,
 		// Delivery retries every second; an owner seen alive again is kicked at once.
 		Interval:       time.Second,
 		RequestTimeout: n.cfg.RequestTimeout,

@@ -28,7 +28,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -47,18 +46,27 @@ type Membership interface {
 	Alive(node string) bool
 }
 
-// Writer delivers a record to a node's replica; a write to this node itself must be
-// applied locally (node/ wires coordinator.HandleWrite for that).
+// Delivery is a record sent to a node's replica of Key, kept there as a hint for
+// HintFor when that is set and names another node. It has the fields of
+// coordinator.WriteRequest, in the same order, so either converts to the other.
+type Delivery struct {
+	Key     []byte
+	Record  vclock.Set
+	HintFor string
+}
+
+// Writer delivers a record to a node's replica durably; a write to this node itself
+// must be applied locally (node/ wires the coordinator's HandleWrite for that).
 type Writer interface {
-	Write(ctx context.Context, node string, req coordinator.WriteRequest) error
+	Write(ctx context.Context, node string, d Delivery) error
 }
 
 // WriterFunc adapts a function to Writer.
-type WriterFunc func(ctx context.Context, node string, req coordinator.WriteRequest) error
+type WriterFunc func(ctx context.Context, node string, d Delivery) error
 
 // Write implements Writer.
-func (f WriterFunc) Write(ctx context.Context, node string, req coordinator.WriteRequest) error {
-	return f(ctx, node, req)
+func (f WriterFunc) Write(ctx context.Context, node string, d Delivery) error {
+	return f(ctx, node, d)
 }
 
 // HandoffConfig configures Handoff.
@@ -294,7 +302,7 @@ func (h *Handoff) deliver(ctx context.Context, owner string, member bool, ht hin
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.RequestTimeout)
 	defer cancel()
 	if member {
-		if err := h.cfg.Writer.Write(ctx, owner, coordinator.WriteRequest{Key: ht.key, Record: ht.rec, HintFor: owner}); err != nil {
+		if err := h.cfg.Writer.Write(ctx, owner, Delivery{Key: ht.key, Record: ht.rec, HintFor: owner}); err != nil {
 			return err
 		}
 	} else {
@@ -309,7 +317,7 @@ func (h *Handoff) deliver(ctx context.Context, owner string, member bool, ht hin
 			if node != h.cfg.Node && !h.cfg.Cluster.Alive(node) {
 				return fmt.Errorf("repair: replica %s of a removed member's hint is down", node)
 			}
-			if err := h.cfg.Writer.Write(ctx, node, coordinator.WriteRequest{Key: ht.key, Record: ht.rec}); err != nil {
+			if err := h.cfg.Writer.Write(ctx, node, Delivery{Key: ht.key, Record: ht.rec}); err != nil {
 				return err
 			}
 		}

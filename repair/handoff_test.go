@@ -13,7 +13,6 @@ import (
 
 	"github.com/lni/goutils/leaktest"
 
-	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/internal/memstore"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/ring"
@@ -91,7 +90,7 @@ type writer struct {
 	during func(node, key string) // runs inside the delivery, before it succeeds
 }
 
-func (w *writer) Write(_ context.Context, node string, req coordinator.WriteRequest) error {
+func (w *writer) Write(_ context.Context, node string, req repair.Delivery) error {
 	if w.during != nil {
 		w.during(node, string(req.Key))
 	}
@@ -399,7 +398,7 @@ func TestHandoffNoLeaks(t *testing.T) {
 	st := memstore.New(16)
 	m := newMembers(t, "a", "b")
 	slow := make(chan struct{})
-	w := repair.WriterFunc(func(ctx context.Context, node string, req coordinator.WriteRequest) error {
+	w := repair.WriterFunc(func(ctx context.Context, node string, req repair.Delivery) error {
 		select {
 		case <-slow:
 			return nil
