@@ -147,7 +147,7 @@ func (c *Coordinator) scanRemote(ctx context.Context, node string, p int, from u
 			return err
 		}
 		for i, k := range rep.Keys {
-			if !fn(storageHash(k), k, rep.Records[i]) {
+			if !fn(storage.Hash(k), k, rep.Records[i]) {
 				return nil
 			}
 		}
@@ -212,5 +212,3 @@ func (c *Coordinator) clusterCount(ctx context.Context) (int64, error) {
 	}
 	return total, nil
 }
-
-func storageHash(key []byte) uint64 { return storage.Hash(key) }

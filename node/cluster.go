@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dynakv/dynakv/cluster"
@@ -94,11 +93,9 @@ func (n *Node) ringChanged() {
 // than Warn (see ringChanged).
 const formingFor = 30 * time.Second
 
-// quorum returns N, R, W in effect for a ring of members nodes.
-func (n *Node) quorum(members int) (nn, r, w int) {
-	nn = max(1, min(n.cfg.N, members))
-	return nn, max(1, min(n.cfg.R, nn)), max(1, min(n.cfg.W, nn))
-}
+// quorum returns N, R, W in effect for a ring of members nodes: the coordinator's
+// clamping, the one rule every request follows. It needs the coordinator built.
+func (n *Node) quorum(members int) (nn, r, w int) { return n.co.Quorum(members, 0, 0) }
 
 // startRepair starts hinted handoff.
 func (n *Node) startRepair() error {
@@ -274,10 +271,6 @@ func (r *router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.R
 	return res, opErr
 }
 
-// handoffPtr holds the handoff loop, which starts after membership (whose OnAlive
-// callback kicks it).
-type handoffPtr = atomic.Pointer[repair.Handoff]
-
 // clusterAdmin serves resp's operator commands (DPREFLIST, DCLUSTER).
 type clusterAdmin struct{ n *Node }
 
@@ -333,6 +326,9 @@ type MemberStatus struct {
 	Primaries int `json:"primaries"`
 	Replicas  int `json:"replicas"`
 }
+
+// MembersAlive returns how many ring members this node sees alive, itself included.
+func (n *Node) MembersAlive() int { return n.clusterStats().alive }
 
 // Status returns this node's view of the cluster, hints counted per owner.
 func (n *Node) Status() Status { return n.status(true) }

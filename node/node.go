@@ -24,6 +24,7 @@ import (
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/memcache"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/resp"
 	"github.com/dynakv/dynakv/storage"
 )
@@ -41,7 +42,7 @@ type Node struct {
 	peers   coordinator.Peers
 	co      *coordinator.Coordinator
 	px      *proxy.Proxy
-	handoff handoffPtr
+	handoff atomic.Pointer[repair.Handoff] // set after membership, whose OnAlive kicks it
 	met     *metrics
 
 	ready            atomic.Bool  // serving peers: coordinator and proxy are built

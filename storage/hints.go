@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -38,16 +37,9 @@ func (s *Store) UpdateHint(owner string, key []byte, fn UpdateFunc) (vclock.Set,
 	mu := s.hintLock(hk)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, found, err := s.get(hk)
-	if err != nil {
-		return vclock.Set{}, err
-	}
-	next, err := fn(cur, found)
-	if errors.Is(err, ErrNoChange) {
-		return cur, nil
-	}
-	if err != nil {
-		return vclock.Set{}, err
+	cur, found, next, write, err := s.modify(hk, fn)
+	if err != nil || !write {
+		return cur, err
 	}
 	switch {
 	case next.Empty() && !found:

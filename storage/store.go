@@ -312,21 +312,32 @@ func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (vclo
 	mu.Lock()
 	defer mu.Unlock()
 	dk := dataKey(nil, p, h, key)
-	cur, found, err := s.get(dk)
-	if err != nil {
-		return vclock.Set{}, err
-	}
-	next, err := fn(cur, found)
-	if errors.Is(err, ErrNoChange) {
-		return cur, nil
-	}
-	if err != nil {
-		return vclock.Set{}, err
+	cur, found, next, write, err := s.modify(dk, fn)
+	if err != nil || !write {
+		return cur, err
 	}
 	if err := s.write(dk, p, h, key, cur, found, next, wo); err != nil {
 		return vclock.Set{}, err
 	}
 	return next, nil
+}
+
+// modify reads the record stored under Pebble key k and runs fn on it, for Update
+// and UpdateHint; the caller holds k's lock. write is false when fn returned
+// ErrNoChange (cur is then the result); an error from fn is returned.
+func (s *Store) modify(k []byte, fn UpdateFunc) (cur vclock.Set, found bool, next vclock.Set, write bool, err error) {
+	cur, found, err = s.get(k)
+	if err != nil {
+		return vclock.Set{}, false, vclock.Set{}, false, err
+	}
+	next, err = fn(cur, found)
+	switch {
+	case errors.Is(err, ErrNoChange):
+		return cur, found, vclock.Set{}, false, nil
+	case err != nil:
+		return vclock.Set{}, false, vclock.Set{}, false, err
+	}
+	return cur, found, next, true, nil
 }
 
 // write replaces (or deletes, for an empty next) a record and keeps the expiry index

@@ -139,13 +139,7 @@ func waitConverged(ctx context.Context, nodes []*node.Node, within time.Duration
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		done := true
 		for _, n := range nodes {
-			alive := 0
-			for _, m := range n.Status().Members {
-				if m.Alive {
-					alive++
-				}
-			}
-			done = done && alive == len(nodes)
+			done = done && n.MembersAlive() == len(nodes)
 		}
 		if done {
 			return
