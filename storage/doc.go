@@ -7,6 +7,7 @@
 //	'd' | partition (be16) | xxhash64(key) (be64) | key   -> record (vclock.Set binary)
 //	'h' | len(owner) (u8) | owner | key                   -> hinted record (vclock.Set binary)
 //	'x' | reap time ms (be64) | partition (be16) | hash (be64) | key -> empty (expiry index)
+//	'g' | write time ms (be64) | partition (be16) | hash (be64) | key -> empty (grave index)
 //	'm' | name                                            -> metadata value
 //
 // A key's partition is xxhash64(key) mod Q, the same function ring.PartitionOf
@@ -28,6 +29,13 @@
 //     expiry (the record is dead once the last one passes); the reaper deletes those
 //     records after re-checking them under the key lock, so a write racing the reaper
 //     always wins.
+//   - The grave index holds an entry for exactly the records whose every value is a
+//     tombstone, at the newest tombstone's write time, so tombstone purge finds the
+//     ones past the grace period; DeleteIf removes a record only if it still encodes
+//     exactly as the caller saw it.
+//   - Config.Observer, when set, hears of every record change (old and new encoding)
+//     and every partition drop after the commit, under the keys' locks, so anti-entropy
+//     can keep Merkle trees exactly in step without reading anything back.
 //   - Records are opaque to Pebble; decoding is vclock.DecodeSet, which is fuzzed.
 //
 // Hints (hinted handoff): a fallback that accepted a write for an owner it could not

@@ -94,12 +94,12 @@ func FuzzDecodeRecord(f *testing.F) {
 		} else if len(dkey) >= dataHeader && dkey[0] == spaceData {
 			t.Fatalf("parseDataKey(%x) refused a well-formed key: %v", dkey, err)
 		}
-		if at, p, h, k, err := parseExpiryKey(xkey); err == nil {
+		if at, p, h, k, err := parseTimeIndexKey(xkey, spaceExpiry); err == nil {
 			if got := expiryKey(nil, at, p, h, k); !bytes.Equal(got, xkey) {
-				t.Fatalf("expiryKey(parseExpiryKey(%x)) = %x", xkey, got)
+				t.Fatalf("expiryKey(parseTimeIndexKey(%x, spaceExpiry)) = %x", xkey, got)
 			}
 		} else if len(xkey) >= 19 && xkey[0] == spaceExpiry {
-			t.Fatalf("parseExpiryKey(%x) refused a well-formed key: %v", xkey, err)
+			t.Fatalf("parseTimeIndexKey(%x, spaceExpiry) refused a well-formed key: %v", xkey, err)
 		}
 	})
 }
@@ -134,11 +134,11 @@ func TestKeyLayout(t *testing.T) {
 			t.Errorf("parseDataKey(%x) err = %v", tc.k, err)
 		}
 	}
-	at, p, h, k, err := parseExpiryKey(expiryKey(nil, 1234, 7, 99, []byte("key")))
+	at, p, h, k, err := parseTimeIndexKey(expiryKey(nil, 1234, 7, 99, []byte("key")), spaceExpiry)
 	if err != nil || at != 1234 || p != 7 || h != 99 || string(k) != "key" {
 		t.Fatalf("parseExpiryKey round trip = %d %d %d %q %v", at, p, h, k, err)
 	}
-	if _, _, _, _, err := parseExpiryKey([]byte(fmt.Sprint("x", 1))); err == nil {
+	if _, _, _, _, err := parseTimeIndexKey([]byte(fmt.Sprint("x", 1)), spaceExpiry); err == nil {
 		t.Fatal("parseExpiryKey accepted a short key")
 	}
 }

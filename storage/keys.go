@@ -12,6 +12,7 @@ const (
 	spaceData   = 'd'
 	spaceHint   = 'h'
 	spaceExpiry = 'x'
+	spaceGrave  = 'g'
 	spaceMeta   = 'm'
 
 	dataHeader = 1 + 2 + 8 // space, partition, hash
@@ -50,16 +51,26 @@ func parseDataKey(k []byte) (p int, h uint64, key []byte, err error) {
 
 // expiryKey appends the expiry-index key for a record that is dead at reapAt.
 func expiryKey(b []byte, reapAt int64, p int, h uint64, key []byte) []byte {
-	b = append(b, spaceExpiry)
-	b = binary.BigEndian.AppendUint64(b, uint64(reapAt))
+	return timeIndexKey(b, spaceExpiry, reapAt, p, h, key)
+}
+
+// graveKey appends the grave-index key for a record of tombstones written at t.
+func graveKey(b []byte, t int64, p int, h uint64, key []byte) []byte {
+	return timeIndexKey(b, spaceGrave, t, p, h, key)
+}
+
+func timeIndexKey(b []byte, space byte, t int64, p int, h uint64, key []byte) []byte {
+	b = append(b, space)
+	b = binary.BigEndian.AppendUint64(b, uint64(t))
 	b = binary.BigEndian.AppendUint16(b, uint16(p))
 	b = binary.BigEndian.AppendUint64(b, h)
 	return append(b, key...)
 }
 
-func parseExpiryKey(k []byte) (reapAt int64, p int, h uint64, key []byte, err error) {
-	if len(k) < 1+8+2+8 || k[0] != spaceExpiry {
-		return 0, 0, 0, nil, fmt.Errorf("storage: malformed expiry key %q", k)
+// parseTimeIndexKey splits an expiry- or grave-index key.
+func parseTimeIndexKey(k []byte, space byte) (t int64, p int, h uint64, key []byte, err error) {
+	if len(k) < 1+8+2+8 || k[0] != space {
+		return 0, 0, 0, nil, fmt.Errorf("storage: malformed index key %q", k)
 	}
 	return int64(binary.BigEndian.Uint64(k[1:])), int(binary.BigEndian.Uint16(k[9:])),
 		binary.BigEndian.Uint64(k[11:]), k[19:], nil

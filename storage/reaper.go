@@ -46,7 +46,7 @@ func (s *Store) Reap(limit int) (int, error) {
 	}
 	var batch []due
 	for it.First(); it.Valid() && len(batch) < limit; it.Next() {
-		at, p, h, key, err := parseExpiryKey(it.Key())
+		at, p, h, key, err := parseTimeIndexKey(it.Key(), spaceExpiry)
 		if err != nil {
 			it.Close()
 			return 0, err

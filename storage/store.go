@@ -48,6 +48,21 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives Pebble's and the store's logs. Default slog.Default().
 	Logger *slog.Logger
+	// Observer, when set, is told about every change to the records (not hints or
+	// metadata): anti-entropy keeps its Merkle trees with it.
+	Observer Observer
+}
+
+// Observer watches the records of a Store. Its methods are called synchronously,
+// after the change is committed and while the changed keys are still locked, so
+// an observer sees the changes of one key in commit order. They must be fast and
+// must not call back into the Store.
+type Observer interface {
+	// RecordChanged reports that the record of key (partition p, hash h) went from
+	// the encoding old to new; an empty encoding means no record.
+	RecordChanged(p int, h uint64, key, old, new []byte)
+	// PartitionsDropped reports that partitions first..last were emptied.
+	PartitionsDropped(first, last int)
 }
 
 // EnsureDefaults returns a copy of c with defaults filled in.
@@ -267,6 +282,25 @@ func (s *Store) get(dk []byte) (vclock.Set, bool, error) {
 	return rec, true, nil
 }
 
+// GetEncoded returns the stored encoding of key's record (nil when there is none),
+// as anti-entropy hashes and ships it.
+func (s *Store) GetEncoded(key []byte) ([]byte, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
+	h := Hash(key)
+	v, closer, err := s.db.Get(dataKey(nil, s.partition(h), h, key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("storage: get: %w", err)
+	}
+	defer closer.Close()
+	return bytes.Clone(v), nil
+}
+
 // UpdateFunc computes a key's new record from its current one. Returning ErrNoChange
 // leaves the record as it is; returning an empty Set deletes it; any other error
 // aborts the update and is returned by Update.
@@ -345,29 +379,37 @@ func (s *Store) modify(k []byte, fn UpdateFunc) (cur vclock.Set, found bool, nex
 func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, found bool, next vclock.Set, wo *pebble.WriteOptions) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	oldReap, newReap := reapTime(cur), reapTime(next)
-	if next.Empty() {
-		newReap = 0
+	var oldReap, oldGrave int64
+	if found {
+		oldReap, oldGrave = reapTime(cur), graveTime(cur)
 	}
-	if found && oldReap != 0 && oldReap != newReap {
-		if err := b.Delete(expiryKey(nil, oldReap, p, h, key), nil); err != nil {
-			return err
-		}
+	newReap, newGrave := reapTime(next), graveTime(next)
+	if err := moveIndex(b, expiryKey, oldReap, newReap, p, h, key); err != nil {
+		return err
 	}
-	if newReap != 0 && newReap != oldReap {
-		if err := b.Set(expiryKey(nil, newReap, p, h, key), nil, nil); err != nil {
-			return err
-		}
+	if err := moveIndex(b, graveKey, oldGrave, newGrave, p, h, key); err != nil {
+		return err
 	}
+	var enc []byte
 	if next.Empty() {
 		if err := b.Delete(dk, nil); err != nil {
 			return err
 		}
-	} else if err := b.Set(dk, next.AppendBinary(nil), nil); err != nil {
-		return err
+	} else {
+		enc = next.AppendBinary(nil)
+		if err := b.Set(dk, enc, nil); err != nil {
+			return err
+		}
 	}
 	if err := b.Commit(wo); err != nil {
 		return fmt.Errorf("storage: write: %w", err)
+	}
+	if s.cfg.Observer != nil {
+		var old []byte
+		if found {
+			old = cur.AppendBinary(nil)
+		}
+		s.cfg.Observer.RecordChanged(p, h, key, old, enc)
 	}
 	before, after := found && counts(cur), !next.Empty() && counts(next)
 	switch {
@@ -401,6 +443,36 @@ func reapTime(rec vclock.Set) int64 {
 		at = max(at, v.Expiry)
 	}
 	return at
+}
+
+// graveTime is the newest write time (unix ms) of a record whose every value is a
+// tombstone, or 0 when some value is live (or there is none).
+func graveTime(rec vclock.Set) int64 {
+	var at int64
+	for v := range rec.Values() {
+		if !v.Tombstone {
+			return 0
+		}
+		at = max(at, v.Timestamp, 1)
+	}
+	return at
+}
+
+// moveIndex keeps one time index (expiry or graves) in step with a record whose
+// index time goes from old to new (0: not indexed).
+func moveIndex(b *pebble.Batch, key func([]byte, int64, int, uint64, []byte) []byte, old, new int64, p int, h uint64, k []byte) error {
+	if old == new {
+		return nil
+	}
+	if old != 0 {
+		if err := b.Delete(key(nil, old, p, h, k), nil); err != nil {
+			return err
+		}
+	}
+	if new != 0 {
+		return b.Set(key(nil, new, p, h, k), nil, nil)
+	}
+	return nil
 }
 
 // Count returns the number of records holding a live or not-yet-reaped value.
@@ -451,13 +523,25 @@ func (s *Store) Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec v
 
 // DropPartition deletes every record of partition p (after a handoff, or FLUSHALL).
 func (s *Store) DropPartition(p int) error {
+	_, err := s.DropPartitionIf(p, nil)
+	return err
+}
+
+// DropPartitionIf deletes every record of partition p if cond, called with every
+// key locked (no write can interleave), returns true; a nil cond always holds. It
+// reports whether it dropped. Partition handoff drops a partition this way only if
+// nothing was written to it since the new owners confirmed they hold it.
+func (s *Store) DropPartitionIf(p int, cond func() bool) (bool, error) {
 	if err := s.enter(); err != nil {
-		return err
+		return false, err
 	}
 	defer s.exit()
+	if p < 0 || p >= s.cfg.Partitions {
+		return false, fmt.Errorf("storage: partition %d out of range", p)
+	}
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	return s.dropPartitions(p, p, false)
+	return s.dropPartitions(p, p, false, cond)
 }
 
 // DropAll deletes every record and every hint (FLUSHALL): a hint kept for another
@@ -469,13 +553,14 @@ func (s *Store) DropAll() error {
 	defer s.exit()
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	return s.dropPartitions(0, s.cfg.Partitions-1, true)
+	_, err := s.dropPartitions(0, s.cfg.Partitions-1, true, nil)
+	return err
 }
 
 // dropPartitions deletes partitions first..last, and every hint too when hints is
 // set, with every key lock held, so that no Update or UpdateHint interleaves and the
-// counts stay exact.
-func (s *Store) dropPartitions(first, last int, hints bool) error {
+// counts stay exact. With a cond that returns false it drops nothing.
+func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (bool, error) {
 	for i := range s.locks {
 		s.locks[i].Lock()
 	}
@@ -484,27 +569,32 @@ func (s *Store) dropPartitions(first, last int, hints bool) error {
 			s.locks[i].Unlock()
 		}
 	}()
+	if cond != nil && !cond() {
+		return false, nil
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	lo, _ := partitionBounds(first)
 	_, hi := partitionBounds(last)
 	if err := b.DeleteRange(lo, hi, nil); err != nil {
-		return err
+		return false, err
 	}
-	// Expiry entries of dropped records become dangling; the reaper skips entries
-	// whose record is gone. Dropping everything clears the index too.
+	// Index entries of dropped records become dangling; the reaper and the grave
+	// scan skip entries whose record is gone. Dropping everything clears them too.
 	if first == 0 && last == s.cfg.Partitions-1 {
-		if err := b.DeleteRange([]byte{spaceExpiry}, []byte{spaceExpiry + 1}, nil); err != nil {
-			return err
+		for _, space := range []byte{spaceExpiry, spaceGrave} {
+			if err := b.DeleteRange([]byte{space}, []byte{space + 1}, nil); err != nil {
+				return false, err
+			}
 		}
 	}
 	if hints {
 		if err := b.DeleteRange([]byte{spaceHint}, []byte{spaceHint + 1}, nil); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if err := b.Commit(s.wo); err != nil {
-		return fmt.Errorf("storage: drop partitions: %w", err)
+		return false, fmt.Errorf("storage: drop partitions: %w", err)
 	}
 	for p := first; p <= last; p++ {
 		s.counts[p].Store(0)
@@ -512,7 +602,10 @@ func (s *Store) dropPartitions(first, last int, hints bool) error {
 	if hints {
 		s.hints.Store(0)
 	}
-	return nil
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.PartitionsDropped(first, last)
+	}
+	return true, nil
 }
 
 // GetMeta reads a metadata value.
