@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dynakv/dynakv/internal/wire"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -93,9 +94,9 @@ func (p remotePeers) Count(ctx context.Context, node string, req CountRequest) (
 	if err != nil {
 		return 0, err
 	}
-	r := msgReader{b: b}
-	r.version()
-	n := r.uvarint()
+	r := newMsgReader(b)
+	r.Version(msgVersion)
+	n := r.Uvarint()
 	if err := r.done(); err != nil {
 		return 0, err
 	}
@@ -226,38 +227,38 @@ func (c *Coordinator) HandleCount(req CountRequest) int64 {
 // AppendBinary appends the request's wire form.
 func (r ReadRequest) AppendBinary(b []byte) []byte {
 	b = append(b, msgVersion)
-	b = appendBytes(b, r.Key)
-	return appendBytes(b, []byte(r.HintFor))
+	b = wire.AppendBytes(b, r.Key)
+	return wire.AppendBytes(b, []byte(r.HintFor))
 }
 
 // DecodeReadRequest decodes a ReadRequest; the result does not alias b.
 func DecodeReadRequest(b []byte) (ReadRequest, error) {
-	r := msgReader{b: b}
-	r.version()
-	req := ReadRequest{Key: r.bytes(), HintFor: string(r.bytes())}
+	r := newMsgReader(b)
+	r.Version(msgVersion)
+	req := ReadRequest{Key: r.Bytes(), HintFor: string(r.Bytes())}
 	return req, r.done()
 }
 
 // AppendBinary appends the request's wire form.
 func (w WriteRequest) AppendBinary(b []byte) []byte {
 	b = append(b, msgVersion)
-	b = appendBytes(b, w.Key)
-	b = appendBytes(b, []byte(w.HintFor))
+	b = wire.AppendBytes(b, w.Key)
+	b = wire.AppendBytes(b, []byte(w.HintFor))
 	return w.Record.AppendBinary(b)
 }
 
 // DecodeWriteRequest decodes a WriteRequest; the result does not alias b.
 func DecodeWriteRequest(b []byte) (WriteRequest, error) {
-	r := msgReader{b: b}
-	r.version()
-	req := WriteRequest{Key: r.bytes(), HintFor: string(r.bytes())}
+	r := newMsgReader(b)
+	r.Version(msgVersion)
+	req := WriteRequest{Key: r.Bytes(), HintFor: string(r.Bytes())}
 	req.Record = r.record()
 	return req, r.done()
 }
 
 func decodeRecordReply(b []byte) (vclock.Set, error) {
-	r := msgReader{b: b}
-	r.version()
+	r := newMsgReader(b)
+	r.Version(msgVersion)
 	rec := r.record()
 	return rec, r.done()
 }
@@ -275,13 +276,13 @@ const maxScanCount = 1 << 16
 
 // DecodeScanRequest decodes a ScanRequest.
 func DecodeScanRequest(b []byte) (ScanRequest, error) {
-	r := msgReader{b: b}
-	r.version()
-	p := r.uvarint()
-	from := r.u64()
-	n := r.uvarint()
+	r := newMsgReader(b)
+	r.Version(msgVersion)
+	p := r.Uvarint()
+	from := r.U64()
+	n := r.Uvarint()
 	if p >= 1<<16 || n > maxScanCount {
-		r.fail("scan bounds")
+		r.Fail("scan bounds")
 	}
 	return ScanRequest{Partition: int(p), From: from, Count: int(n)}, r.done()
 }
@@ -297,33 +298,33 @@ func (s ScanReply) AppendBinary(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, s.Next)
 	b = binary.AppendUvarint(b, uint64(len(s.Keys)))
 	for i, k := range s.Keys {
-		b = appendBytes(b, k)
+		b = wire.AppendBytes(b, k)
 		rec := s.Records[i].AppendBinary(nil)
-		b = appendBytes(b, rec)
+		b = wire.AppendBytes(b, rec)
 	}
 	return b
 }
 
 // DecodeScanReply decodes a ScanReply; the result does not alias b.
 func DecodeScanReply(b []byte) (ScanReply, error) {
-	r := msgReader{b: b}
-	r.version()
+	r := newMsgReader(b)
+	r.Version(msgVersion)
 	var rep ScanReply
-	switch r.byte() {
+	switch r.Byte() {
 	case 0:
 	case 1:
 		rep.More = true
 	default:
-		r.fail("more flag")
+		r.Fail("more flag")
 	}
-	rep.Next = r.u64()
-	n := r.count(2)
-	for i := 0; i < n && r.bad == ""; i++ {
-		rep.Keys = append(rep.Keys, r.bytes())
-		sub := msgReader{b: r.bytes()}
+	rep.Next = r.U64()
+	n := r.Count(2)
+	for i := 0; i < n && !r.Failed(); i++ {
+		rep.Keys = append(rep.Keys, r.Bytes())
+		sub := newMsgReader(r.Bytes())
 		rep.Records = append(rep.Records, sub.record())
-		if sub.bad != "" {
-			r.fail(sub.bad)
+		if sub.Failed() {
+			r.Fail(sub.Problem())
 		}
 	}
 	return rep, r.done()
@@ -341,117 +342,36 @@ func (c CountRequest) AppendBinary(b []byte) []byte {
 
 // DecodeCountRequest decodes a CountRequest.
 func DecodeCountRequest(b []byte) (CountRequest, error) {
-	r := msgReader{b: b}
-	r.version()
-	n := r.count(1)
+	r := newMsgReader(b)
+	r.Version(msgVersion)
+	n := r.Count(1)
 	req := CountRequest{Partitions: make([]int, 0, n)}
-	for i := 0; i < n && r.bad == ""; i++ {
-		p := r.uvarint()
+	for i := 0; i < n && !r.Failed(); i++ {
+		p := r.Uvarint()
 		if p >= 1<<16 {
-			r.fail("partition")
+			r.Fail("partition")
 		}
 		req.Partitions = append(req.Partitions, int(p))
 	}
 	return req, r.done()
 }
 
-func appendBytes(b, s []byte) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
+// msgReader decodes a message: a wire.Reader plus the record codec.
+type msgReader struct{ *wire.Reader }
 
-// msgReader decodes a message, remembering the first problem.
-type msgReader struct {
-	b   []byte
-	bad string
-}
+func newMsgReader(b []byte) msgReader { return msgReader{wire.NewReader(b)} }
 
-func (r *msgReader) fail(why string) {
-	if r.bad == "" {
-		r.bad = why
-	}
-	r.b = nil
-}
-
-func (r *msgReader) done() error {
-	if r.bad == "" && len(r.b) != 0 {
-		r.fail(fmt.Sprintf("%d trailing bytes", len(r.b)))
-	}
-	if r.bad != "" {
-		return fmt.Errorf("%w: %s", ErrBadMessage, r.bad)
-	}
-	return nil
-}
-
-func (r *msgReader) version() {
-	if r.byte() != msgVersion && r.bad == "" {
-		r.fail("version")
-	}
-}
-
-func (r *msgReader) byte() byte {
-	if len(r.b) < 1 {
-		r.fail("short")
-		return 0
-	}
-	c := r.b[0]
-	r.b = r.b[1:]
-	return c
-}
-
-func (r *msgReader) u64() uint64 {
-	if len(r.b) < 8 {
-		r.fail("short")
-		return 0
-	}
-	v := binary.BigEndian.Uint64(r.b)
-	r.b = r.b[8:]
-	return v
-}
-
-func (r *msgReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("bad varint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// count reads an element count, refusing one the remaining bytes cannot hold at
-// minSize bytes per element.
-func (r *msgReader) count(minSize int) int {
-	n := r.uvarint()
-	if n > uint64(len(r.b)/minSize) {
-		r.fail("count exceeds message")
-		return 0
-	}
-	return int(n)
-}
-
-// bytes reads a length-prefixed byte string into a fresh slice (never nil).
-func (r *msgReader) bytes() []byte {
-	n := r.uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail("length exceeds message")
-		return []byte{}
-	}
-	out := append([]byte{}, r.b[:n]...)
-	r.b = r.b[n:]
-	return out
-}
+func (r msgReader) done() error { return r.Done(ErrBadMessage) }
 
 // record decodes the rest of the message as a record.
-func (r *msgReader) record() vclock.Set {
-	if r.bad != "" {
+func (r msgReader) record() vclock.Set {
+	if r.Failed() {
 		return vclock.Set{}
 	}
-	rec, err := vclock.DecodeSet(r.b)
+	rec, err := vclock.DecodeSet(r.Rest())
 	if err != nil {
-		r.fail(err.Error())
+		r.Fail(err.Error())
 		return vclock.Set{}
 	}
-	r.b = nil
 	return rec
 }

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -491,6 +492,21 @@ func (s *Store) PartitionCount(p int) int64 { return s.counts[p].Load() }
 // order, until fn returns false. The key and record passed to fn are only valid
 // during the call.
 func (s *Store) Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec vclock.Set) bool) error {
+	var derr error
+	err := s.ScanEncoded(p, fromHash, func(h uint64, key, enc []byte) bool {
+		rec, err := vclock.DecodeSet(enc)
+		if err != nil {
+			derr = fmt.Errorf("storage: record %q: %w", key, err)
+			return false
+		}
+		return fn(h, key, rec)
+	})
+	return cmp.Or(derr, err)
+}
+
+// ScanEncoded is Scan without decoding: fn gets each record's stored encoding, valid
+// only during the call. Anti-entropy hashes records this way.
+func (s *Store) ScanEncoded(p int, fromHash uint64, fn func(h uint64, key, enc []byte) bool) error {
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -510,11 +526,7 @@ func (s *Store) Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec v
 		if err != nil {
 			return err
 		}
-		rec, err := vclock.DecodeSet(it.Value())
-		if err != nil {
-			return fmt.Errorf("storage: record %q: %w", it.Key(), err)
-		}
-		if !fn(h, key, rec) {
+		if !fn(h, key, it.Value()) {
 			break
 		}
 	}
