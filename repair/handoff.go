@@ -1,8 +1,24 @@
-// Package repair brings replicas back in step after faults. This version runs
-// hinted handoff: a node that stored records for an owner it could not reach (as a
-// sloppy-quorum fallback, or as a coordinator with no fallback left) delivers them
-// when the owner is alive again. Merkle anti-entropy and partition handoff come
-// next, in the same package.
+// Package repair brings replicas back in step after faults and moves data when
+// ownership changes. It runs:
+//
+//   - hinted handoff (Handoff): a node that stored records for an owner it could
+//     not reach delivers them when the owner is alive again;
+//   - Merkle anti-entropy (AAE, Trees): per partition a tictac tree (1024 leaf
+//     segments by the top bits of the key hash, 32 branches, a root; each level the
+//     XOR of hash(key, record encoding) below it) kept exactly in step with the store
+//     as its storage.Observer and rebuilt from it at start. Each round, for every
+//     partition two owners share, the owner whose name sorts first sends its roots
+//     to the other in one message, descends only into differing branches and leaves,
+//     lists only the keys of differing segments and moves only the records whose
+//     hashes differ, merged with vclock.Sync, both ways. Work is throttled to
+//     MaxKeysPerSec keys listed or moved;
+//   - partition handoff: a partition this node holds but no longer owns (a node
+//     joined, or this node is leaving) is pushed to every current owner the same way
+//     and dropped only when all of them took it and nothing was written to it here
+//     meanwhile (storage.DropPartitionIf with the tree's change version). Progress is
+//     implicit in the trees, so a crash of either side just resumes with the records
+//     that still differ;
+//   - tombstone purge (see purge.go for the rule).
 //
 // Invariants:
 //
@@ -15,7 +31,15 @@
 //     instead, and are deleted once every one of them acknowledged (a replica
 //     down keeps the hint for a later pass). A member this node does not know yet
 //     keeps its hints.
-//   - The handoff loop is the only goroutine here; Close stops it and waits.
+//   - Anti-entropy only ever stores Sync(local, remote), so it never loses a value
+//     either side had; a record whose every value has expired by the receiver's
+//     clock is neither stored nor sent, so an expired value is never resurrected by
+//     a replica that has not reaped it yet.
+//   - A tombstone is purged only when every owner holds exactly it and it is older
+//     than the grace period; hints older than the grace period are dropped, not
+//     replayed, so no copy older than a purged tombstone can come back.
+//   - The handoff and anti-entropy loops are this package's goroutines; Close stops
+//     each and waits.
 package repair
 
 import (

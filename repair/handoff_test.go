@@ -62,7 +62,17 @@ func newMembers(t testing.TB, names ...string) *members {
 	return &members{rg: rg, dead: map[string]bool{}}
 }
 
-func (m *members) Ring() *ring.Ring { return m.rg }
+func (m *members) Ring() *ring.Ring {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.rg
+}
+
+func (m *members) setRing(rg *ring.Ring) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.rg = rg
+}
 
 func (m *members) Alive(node string) bool {
 	m.mu.Lock()

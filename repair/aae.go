@@ -1,0 +1,589 @@
+package repair
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// AAEStore is what anti-entropy needs of the local store (*storage.Store).
+type AAEStore interface {
+	RecordScanner
+	GetEncoded(key []byte) ([]byte, error)
+	UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
+	SyncWAL() error
+	Graves(before int64, limit int) ([]storage.Grave, error)
+	DeleteIf(key, enc []byte) (bool, error)
+	DropPartitionIf(p int, cond func() bool) (bool, error)
+}
+
+// Caller sends one request to a ring member over the cluster transport.
+type Caller interface {
+	Call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error)
+}
+
+// CallerFunc adapts a function to Caller.
+type CallerFunc func(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error)
+
+// Call implements Caller.
+func (f CallerFunc) Call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error) {
+	return f(ctx, node, typ, req)
+}
+
+// AAEConfig configures AAE.
+type AAEConfig struct {
+	Node    string     // this node's ring name; required
+	Store   AAEStore   // required
+	Trees   *Trees     // the store's observer; required
+	Cluster Membership // required
+	Caller  Caller     // required
+	// N is the replication factor. Default 3.
+	N int
+	// Interval is the time between rounds. Default 30s.
+	Interval time.Duration
+	// MaxKeysPerSec throttles the keys a round lists, fetches and sends. Default 20000.
+	MaxKeysPerSec int
+	// TombstoneGrace is how old a tombstone must be before it may be purged; 0
+	// means the default, 24h; negative disables purging.
+	TombstoneGrace time.Duration
+	// RequestTimeout bounds one message exchange. Default 10s.
+	RequestTimeout time.Duration
+	// AfterRound, when set, is called after each round with the partitions this
+	// node still has to hand off (node/ completes a leave with it).
+	AfterRound func(handoffPending int)
+	// Now is the clock for expiry and tombstone age; default time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// EnsureDefaults returns a copy of c with defaults filled in.
+func (c AAEConfig) EnsureDefaults() AAEConfig {
+	if c.N == 0 {
+		c.N = 3
+	}
+	if c.Interval == 0 {
+		c.Interval = 30 * time.Second
+	}
+	if c.MaxKeysPerSec == 0 {
+		c.MaxKeysPerSec = 20000
+	}
+	if c.TombstoneGrace == 0 {
+		c.TombstoneGrace = 24 * time.Hour
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = 10 * time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c AAEConfig) Validate() error {
+	if c.Node == "" || c.Store == nil || c.Trees == nil || c.Cluster == nil || c.Caller == nil {
+		return errors.New("repair: anti-entropy needs Node, Store, Trees, Cluster and Caller")
+	}
+	if c.N < 1 || c.Interval <= 0 || c.MaxKeysPerSec < 1 || c.RequestTimeout <= 0 {
+		return errors.New("repair: anti-entropy N, Interval, MaxKeysPerSec and RequestTimeout must be positive")
+	}
+	if c.Trees.Partitions() != c.Store.Partitions() {
+		return fmt.Errorf("repair: %d trees for %d partitions", c.Trees.Partitions(), c.Store.Partitions())
+	}
+	return nil
+}
+
+// AAE runs Merkle-tree anti-entropy, partition handoff and tombstone purge.
+type AAE struct {
+	cfg     AAEConfig
+	limiter *rate.Limiter
+	kick    chan struct{}
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closeMu sync.Once
+	roundMu sync.Mutex // one round at a time
+
+	lastSync []atomic.Int64 // per partition: unix ms of the last exchange that found or made it equal
+
+	exchanges, keysRepaired, recordsSent, recordsFetched atomic.Int64
+	keysListed, purged, handedOff, rounds                atomic.Int64
+	handoffPending, handoffKeys                          atomic.Int64
+}
+
+// NewAAE returns an AAE; Start runs its loop. Serve answers peers either way.
+func NewAAE(cfg AAEConfig) (*AAE, error) {
+	cfg = cfg.EnsureDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	burst := max(cfg.MaxKeysPerSec, maxKeysPerMsg)
+	return &AAE{
+		cfg:      cfg,
+		limiter:  rate.NewLimiter(rate.Limit(cfg.MaxKeysPerSec), burst),
+		kick:     make(chan struct{}, 1),
+		ctx:      ctx,
+		cancel:   cancel,
+		lastSync: make([]atomic.Int64, cfg.Store.Partitions()),
+	}, nil
+}
+
+// Start runs a round every Interval (and soon after Kick) until Close.
+func (a *AAE) Start() {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		t := time.NewTicker(a.cfg.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-a.ctx.Done():
+				return
+			case <-t.C:
+			case <-a.kick:
+			}
+			if err := a.RunOnce(a.ctx); err != nil && a.ctx.Err() == nil {
+				a.cfg.Logger.Warn("repair: anti-entropy round", "err", err)
+			}
+		}
+	}()
+}
+
+// Kick starts a round soon (a membership change calls it). It never blocks.
+func (a *AAE) Kick() {
+	select {
+	case a.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops the loop and waits for it. It is idempotent.
+func (a *AAE) Close() error {
+	a.closeMu.Do(a.cancel)
+	a.wg.Wait()
+	return nil
+}
+
+// AAEMetrics is a snapshot of the anti-entropy counters.
+type AAEMetrics struct {
+	Rounds             int64 // rounds completed
+	Exchanges          int64 // partition exchanges with a peer (equal or repaired)
+	KeysRepaired       int64 // records written here or sent to a peer because they differed
+	KeysListed         int64 // keys listed (both sides) in differing segments
+	RecordsSent        int64 // records pushed to peers (repairs and handoff)
+	RecordsFetched     int64 // records fetched from peers
+	TombstonesPurged   int64 // tombstones deleted here after every owner held them
+	HandoffPending     int64 // partitions held here that this node no longer owns
+	HandoffKeysPending int64 // records in those partitions
+	PartitionsHanded   int64 // partitions handed off and dropped
+}
+
+// Metrics returns a snapshot of the counters.
+func (a *AAE) Metrics() AAEMetrics {
+	return AAEMetrics{
+		Rounds: a.rounds.Load(), Exchanges: a.exchanges.Load(), KeysRepaired: a.keysRepaired.Load(),
+		KeysListed: a.keysListed.Load(), RecordsSent: a.recordsSent.Load(), RecordsFetched: a.recordsFetched.Load(),
+		TombstonesPurged: a.purged.Load(), HandoffPending: a.handoffPending.Load(),
+		HandoffKeysPending: a.handoffKeys.Load(), PartitionsHanded: a.handedOff.Load(),
+	}
+}
+
+// LastSync returns, per partition, the unix ms of the last exchange that found this
+// node's replica equal to a peer's or made it so (0: never since start).
+func (a *AAE) LastSync() []int64 {
+	out := make([]int64, len(a.lastSync))
+	for i := range a.lastSync {
+		out[i] = a.lastSync[i].Load()
+	}
+	return out
+}
+
+// RunOnce runs one round: exchanges with the other owners of every partition this
+// node owns, handoff of the partitions it holds but no longer owns, and tombstone
+// purge.
+func (a *AAE) RunOnce(ctx context.Context) error {
+	a.roundMu.Lock()
+	defer a.roundMu.Unlock()
+	rg := a.cfg.Cluster.Ring()
+	if rg == nil {
+		return nil
+	}
+	self := a.cfg.Node
+	// Each pair of owners is exchanged once per round, by the one whose name sorts
+	// first; both directions are repaired, so that is enough.
+	perPeer := map[string][]int{}
+	var handoff []int
+	var handoffKeys int64
+	for p := range a.lastSync {
+		owners := rg.Replicas(p, a.cfg.N)
+		if !slices.Contains(owners, self) {
+			if _, keys, _ := a.cfg.Trees.Root(p); keys > 0 {
+				handoff = append(handoff, p)
+				handoffKeys += keys
+			}
+			continue
+		}
+		for _, o := range owners {
+			if o > self && a.cfg.Cluster.Alive(o) {
+				perPeer[o] = append(perPeer[o], p)
+			}
+		}
+	}
+	a.handoffPending.Store(int64(len(handoff)))
+	a.handoffKeys.Store(handoffKeys)
+	var errs []error
+	for _, peer := range slices.Sorted(maps.Keys(perPeer)) {
+		if err := a.exchangePeer(ctx, peer, perPeer[peer]); err != nil {
+			errs = append(errs, fmt.Errorf("exchange with %s: %w", peer, err))
+		}
+	}
+	for _, p := range handoff {
+		if err := a.handOff(ctx, p, rg.Replicas(p, a.cfg.N)); err != nil {
+			errs = append(errs, fmt.Errorf("handoff of partition %d: %w", p, err))
+		}
+	}
+	if err := a.purge(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("tombstone purge: %w", err))
+	}
+	a.rounds.Add(1)
+	if a.cfg.AfterRound != nil {
+		a.cfg.AfterRound(int(a.handoffPending.Load()))
+	}
+	return errors.Join(errs...)
+}
+
+// call sends one message with the request timeout.
+func (a *AAE) call(ctx context.Context, peer string, typ uint8, req []byte) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	defer cancel()
+	return a.cfg.Caller.Call(ctx, peer, typ, req)
+}
+
+// take waits for n keys' worth of the throughput budget.
+func (a *AAE) take(ctx context.Context, n int) error {
+	for n > 0 {
+		k := min(n, a.limiter.Burst())
+		if err := a.limiter.WaitN(ctx, k); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+// exchangePeer compares the roots of parts with peer in one message, then repairs
+// the partitions whose roots differ.
+func (a *AAE) exchangePeer(ctx context.Context, peer string, parts []int) error {
+	m := rootsMsg{Parts: parts, Roots: make([]uint64, len(parts))}
+	for i, p := range parts {
+		m.Roots[i], _, _ = a.cfg.Trees.Root(p)
+	}
+	rep, err := a.call(ctx, peer, MsgRoots, m.appendBinary(nil))
+	if err != nil {
+		return err
+	}
+	differ, err := decodeInts(rep, a.cfg.Trees.Partitions())
+	if err != nil {
+		return err
+	}
+	now := a.cfg.Now().UnixMilli()
+	for _, p := range parts {
+		if !slices.Contains(differ, p) {
+			a.lastSync[p].Store(now)
+			a.exchanges.Add(1)
+		}
+	}
+	var errs []error
+	for _, p := range differ {
+		if !slices.Contains(parts, p) {
+			return fmt.Errorf("%w: peer named partition %d it was not asked about", ErrBadMessage, p)
+		}
+		if err := a.syncPartition(ctx, peer, p, false); err != nil {
+			errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
+			continue
+		}
+		a.lastSync[p].Store(a.cfg.Now().UnixMilli())
+		a.exchanges.Add(1)
+	}
+	return errors.Join(errs...)
+}
+
+// syncPartition descends partition p's tree with peer and repairs the records that
+// differ: both ways, or with pushOnly only peer's (handoff: this node is not an
+// owner and keeps nothing new).
+func (a *AAE) syncPartition(ctx context.Context, peer string, p int, pushOnly bool) error {
+	rep, err := a.call(ctx, peer, MsgBranches, appendInts(nil, []int{p}))
+	if err != nil {
+		return err
+	}
+	theirs, err := decodeHashes(rep)
+	if err != nil {
+		return err
+	}
+	if len(theirs) != Branches {
+		return fmt.Errorf("%w: %d branches", ErrBadMessage, len(theirs))
+	}
+	mine := a.cfg.Trees.BranchHashes(p)
+	var branches []int
+	for b := range Branches {
+		if mine[b] != theirs[b] {
+			branches = append(branches, b)
+		}
+	}
+	if len(branches) == 0 {
+		return nil
+	}
+	rep, err = a.call(ctx, peer, MsgLeaves, partList{Part: p, Items: branches}.appendBinary(nil))
+	if err != nil {
+		return err
+	}
+	leaves, err := decodeHashes(rep)
+	if err != nil {
+		return err
+	}
+	if len(leaves) != len(branches)*perBranch {
+		return fmt.Errorf("%w: %d leaves for %d branches", ErrBadMessage, len(leaves), len(branches))
+	}
+	var segs []int
+	for i, b := range branches {
+		local := a.cfg.Trees.LeafHashes(p, b)
+		for j := range perBranch {
+			if local[j] != leaves[i*perBranch+j] {
+				segs = append(segs, b*perBranch+j)
+			}
+		}
+	}
+	for chunk := range slices.Chunk(segs, segmentsPerRequest) {
+		if err := a.syncSegments(ctx, peer, p, chunk, pushOnly); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// segmentsPerRequest bounds the segments listed per MsgKeys, and keysPerRequest
+// the records per MsgFetch or MsgPush.
+const (
+	segmentsPerRequest = 64
+	keysPerRequest     = 256
+)
+
+// syncSegments lists both sides' keys of some segments and repairs those whose
+// record hashes differ.
+func (a *AAE) syncSegments(ctx context.Context, peer string, p int, segs []int, pushOnly bool) error {
+	rep, err := a.call(ctx, peer, MsgKeys, partList{Part: p, Items: segs}.appendBinary(nil))
+	if err != nil {
+		return err
+	}
+	theirs, err := decodeKeyHashes(rep)
+	if err != nil {
+		return err
+	}
+	mine, err := a.segmentItems(p, segs)
+	if err != nil {
+		return err
+	}
+	a.keysListed.Add(int64(len(theirs) + len(mine)))
+	if err := a.take(ctx, len(theirs)+len(mine)); err != nil {
+		return err
+	}
+	local := make(map[string]uint64, len(mine))
+	for _, it := range mine {
+		local[string(it.Key)] = it.Hash
+	}
+	var differ [][]byte
+	for _, it := range theirs {
+		h, ok := local[string(it.Key)]
+		if !ok || h != it.Hash {
+			differ = append(differ, it.Key)
+		}
+		delete(local, string(it.Key))
+	}
+	for _, k := range slices.Sorted(maps.Keys(local)) { // only here
+		differ = append(differ, []byte(k))
+	}
+	for chunk := range slices.Chunk(differ, keysPerRequest) {
+		if err := a.repairKeys(ctx, peer, chunk, pushOnly); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// segmentItems lists the keys and item hashes of some segments of partition p.
+func (a *AAE) segmentItems(p int, segs []int) ([]keyItem, error) {
+	var out []keyItem
+	for _, s := range segs {
+		lo, hi := segmentHashRange(s)
+		err := a.cfg.Store.ScanEncoded(p, lo, func(h uint64, key, enc []byte) bool {
+			if h > hi {
+				return false
+			}
+			out = append(out, keyItem{Key: bytes.Clone(key), Hash: ItemHash(key, enc)})
+			return true
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// repairKeys fetches peer's records of keys, merges each with this node's, stores
+// the merge here (unless pushOnly) and sends it to peer where peer's differs.
+func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOnly bool) error {
+	rep, err := a.call(ctx, peer, MsgFetch, appendKeys(nil, keys))
+	if err != nil {
+		return err
+	}
+	remote, err := decodeKeyRecords(rep)
+	if err != nil {
+		return err
+	}
+	if len(remote) != len(keys) {
+		return fmt.Errorf("%w: %d records for %d keys", ErrBadMessage, len(remote), len(keys))
+	}
+	a.recordsFetched.Add(int64(len(remote)))
+	if err := a.take(ctx, len(keys)); err != nil {
+		return err
+	}
+	now := a.cfg.Now().UnixMilli()
+	var push []keyItem
+	wrote := false
+	for i, key := range keys {
+		if !bytes.Equal(remote[i].Key, key) {
+			return fmt.Errorf("%w: record for another key", ErrBadMessage)
+		}
+		theirs, err := decodeRecord(remote[i].Enc)
+		if err != nil {
+			return err
+		}
+		localEnc, err := a.cfg.Store.GetEncoded(key)
+		if err != nil {
+			return err
+		}
+		mine, err := decodeRecord(localEnc)
+		if err != nil {
+			return err
+		}
+		merged := vclock.Sync(mine, theirs)
+		if merged.Empty() || dead(merged, now) {
+			// Expired by this node's clock: no side needs it, the reapers delete it.
+			continue
+		}
+		if !pushOnly {
+			changed, err := a.merge(key, theirs, now)
+			if err != nil {
+				return err
+			}
+			if changed {
+				wrote = true
+				a.keysRepaired.Add(1)
+			}
+		}
+		if enc := merged.AppendBinary(nil); !bytes.Equal(enc, remote[i].Enc) {
+			push = append(push, keyItem{Key: key, Enc: enc})
+		}
+	}
+	if wrote {
+		if err := a.cfg.Store.SyncWAL(); err != nil {
+			return err
+		}
+	}
+	if len(push) == 0 {
+		return nil
+	}
+	if _, err := a.call(ctx, peer, MsgPush, appendKeyRecords(nil, push)); err != nil {
+		return err
+	}
+	a.recordsSent.Add(int64(len(push)))
+	a.keysRepaired.Add(int64(len(push)))
+	return nil
+}
+
+func decodeRecord(enc []byte) (vclock.Set, error) {
+	if len(enc) == 0 {
+		return vclock.Set{}, nil
+	}
+	rec, err := vclock.DecodeSet(enc)
+	if err != nil {
+		return vclock.Set{}, fmt.Errorf("%w: %w", ErrBadMessage, err)
+	}
+	return rec, nil
+}
+
+// dead reports whether every value of rec has expired at now (unix ms): such a
+// record is never stored or sent by anti-entropy, so a replica that reaped an
+// expired value never gets it back from one that has not reaped it yet.
+func dead(rec vclock.Set, now int64) bool {
+	for v := range rec.Values() {
+		if !v.Expired(now) {
+			return false
+		}
+	}
+	return true
+}
+
+// merge stores Sync(local, in) for key without syncing the WAL; it reports whether
+// the record changed. A merge dead by this node's clock is not stored.
+func (a *AAE) merge(key []byte, in vclock.Set, now int64) (bool, error) {
+	changed := false
+	_, err := a.cfg.Store.UpdateNoSync(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+		next := in
+		if found {
+			next = vclock.Sync(cur, in)
+		}
+		if next.Empty() || dead(next, now) {
+			return vclock.Set{}, storage.ErrNoChange
+		}
+		if found && bytes.Equal(next.AppendBinary(nil), cur.AppendBinary(nil)) {
+			return vclock.Set{}, storage.ErrNoChange
+		}
+		changed = true
+		return next, nil
+	})
+	return changed, err
+}
+
+// handOff pushes partition p, which this node no longer owns, to every one of its
+// owners and drops it once all of them hold it, if nothing was written to it here
+// meanwhile. An owner that is down keeps the partition here for a later round.
+func (a *AAE) handOff(ctx context.Context, p int, owners []string) error {
+	for _, o := range owners {
+		if !a.cfg.Cluster.Alive(o) {
+			return nil
+		}
+	}
+	v0 := a.cfg.Trees.Version(p)
+	for _, o := range owners {
+		if err := a.syncPartition(ctx, o, p, true); err != nil {
+			return fmt.Errorf("to %s: %w", o, err)
+		}
+	}
+	dropped, err := a.cfg.Store.DropPartitionIf(p, func() bool { return a.cfg.Trees.Version(p) == v0 })
+	if err != nil {
+		return err
+	}
+	if dropped {
+		a.handedOff.Add(1)
+		a.handoffPending.Add(-1)
+		a.cfg.Logger.Info("repair: partition handed off", "partition", p, "owners", owners)
+	}
+	return nil
+}

@@ -1,0 +1,426 @@
+package repair_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dynakv/dynakv/internal/fakeclock"
+	"github.com/dynakv/dynakv/repair"
+	"github.com/dynakv/dynakv/ring"
+	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// aaeNode is one replica: a store, its trees and its anti-entropy.
+type aaeNode struct {
+	name  string
+	st    *storage.Store
+	trees *repair.Trees
+	aae   *repair.AAE
+}
+
+// aaeCluster is nodes wired to each other in one process.
+type aaeCluster struct {
+	t     testing.TB
+	q, n  int
+	clock *fakeclock.Clock
+	ms    *members
+	nodes map[string]*aaeNode
+	down  sync.Map // name -> true: calls to it fail
+	bytes atomic.Int64
+	grace time.Duration
+}
+
+func newAAECluster(t testing.TB, q, n int, names ...string) *aaeCluster {
+	t.Helper()
+	c := &aaeCluster{t: t, q: q, n: n, clock: fakeclock.New(time.UnixMilli(1_700_000_000_000)),
+		nodes: map[string]*aaeNode{}, grace: time.Hour}
+	c.ms = &members{dead: map[string]bool{}}
+	c.setMembers(names...)
+	for _, name := range names {
+		c.addNode(name)
+	}
+	return c
+}
+
+func (c *aaeCluster) setMembers(names ...string) {
+	ms := make([]ring.Member, len(names))
+	for i, name := range names {
+		ms[i] = ring.Member{Name: name}
+	}
+	rg, err := ring.New(c.q, ms)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.ms.setRing(rg)
+}
+
+func (c *aaeCluster) addNode(name string) *aaeNode {
+	c.t.Helper()
+	trees := repair.NewTrees(c.q)
+	st, err := storage.Open(storage.Config{InMemory: true, Partitions: c.q, Observer: trees,
+		Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour, Now: c.clock.Now})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { st.Close() })
+	a, err := repair.NewAAE(repair.AAEConfig{
+		Node: name, Store: st, Trees: trees, Cluster: c.ms, N: c.n,
+		Caller: repair.CallerFunc(c.call), MaxKeysPerSec: 1 << 30, TombstoneGrace: c.grace,
+		Now: c.clock.Now, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	nd := &aaeNode{name: name, st: st, trees: trees, aae: a}
+	c.nodes[name] = nd
+	return nd
+}
+
+func (c *aaeCluster) call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error) {
+	if _, down := c.down.Load(node); down {
+		return nil, errors.New("unreachable")
+	}
+	nd := c.nodes[node]
+	if nd == nil {
+		return nil, fmt.Errorf("no node %s", node)
+	}
+	rep, err := nd.aae.Serve(ctx, typ, req)
+	c.bytes.Add(int64(len(req) + len(rep)))
+	return rep, err
+}
+
+func (c *aaeCluster) setDown(name string, down bool) {
+	if down {
+		c.down.Store(name, true)
+	} else {
+		c.down.Delete(name)
+	}
+	c.ms.setDead(name, down)
+}
+
+// round runs one anti-entropy round on every node that is up, in name order.
+func (c *aaeCluster) round() {
+	c.t.Helper()
+	for _, name := range slices.Sorted(maps.Keys(c.nodes)) {
+		if _, down := c.down.Load(name); down {
+			continue
+		}
+		if err := c.nodes[name].aae.RunOnce(context.Background()); err != nil {
+			c.t.Fatalf("%s: round: %v", name, err)
+		}
+	}
+}
+
+// write applies a client write of data at coordinator actor to the given nodes'
+// replicas directly (a write that reached only those replicas), returning the record.
+func (c *aaeCluster) write(key string, ctx vclock.Clock, data string, expiry int64, tomb bool, nodes ...string) vclock.Set {
+	c.t.Helper()
+	v := vclock.Value{Data: []byte(data), Timestamp: c.clock.Millis(), Expiry: expiry, Tombstone: tomb}
+	var out vclock.Set
+	first := c.nodes[nodes[0]]
+	rec, err := first.st.Update([]byte(key), func(cur vclock.Set, _ bool) (vclock.Set, error) {
+		return vclock.Update(cur, ctx, first.name, v, c.clock.Millis(), 1), nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	out = rec
+	for _, name := range nodes[1:] {
+		if _, err := c.nodes[name].st.Update([]byte(key), func(cur vclock.Set, _ bool) (vclock.Set, error) {
+			return vclock.Sync(cur, rec), nil
+		}); err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	return out
+}
+
+func (c *aaeCluster) get(node, key string) (vclock.Set, bool) {
+	c.t.Helper()
+	rec, found, err := c.nodes[node].st.Get([]byte(key))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return rec, found
+}
+
+func enc(r vclock.Set) string { return string(r.AppendBinary(nil)) }
+
+// owners returns key's N owners under the current ring.
+func (c *aaeCluster) owners(key string) []string {
+	rg := c.ms.Ring()
+	return rg.Replicas(rg.Partition([]byte(key)), c.n)
+}
+
+// checkPlacement fails unless every key is held by exactly its owners, with equal
+// records, and holds want's value.
+func (c *aaeCluster) checkPlacement(keys []string) {
+	c.t.Helper()
+	for _, k := range keys {
+		owners := c.owners(k)
+		var ref string
+		for name := range c.nodes {
+			if _, down := c.down.Load(name); down {
+				continue
+			}
+			rec, found := c.get(name, k)
+			if slices.Contains(owners, name) != found {
+				c.t.Fatalf("key %s: on %s = %v, owners %v", k, name, found, owners)
+			}
+			if !found {
+				continue
+			}
+			if ref == "" {
+				ref = enc(rec)
+			} else if enc(rec) != ref {
+				c.t.Fatalf("key %s: replicas differ", k)
+			}
+		}
+	}
+}
+
+func TestAAEConvergesReplicasThatMissedWrites(t *testing.T) {
+	c := newAAECluster(t, 16, 3, "a", "b", "c")
+	var keys []string
+	for i := range 500 {
+		k := fmt.Sprintf("k%03d", i)
+		keys = append(keys, k)
+		owners := c.owners(k)
+		// Each key reaches only some of its owners: the first two, or only the last.
+		if i%3 == 0 {
+			c.write(k, nil, "v"+k, 0, false, owners[2])
+		} else {
+			c.write(k, nil, "v"+k, 0, false, owners[:2]...)
+		}
+	}
+	// A conflicting pair: written concurrently on two replicas, it must end as
+	// siblings everywhere.
+	owners := c.owners("conflict")
+	c.write("conflict", nil, "x", 0, false, owners[0])
+	c.write("conflict", nil, "y", 0, false, owners[1])
+	c.round()
+	c.checkPlacement(append(keys, "conflict"))
+	rec, _ := c.get(owners[2], "conflict")
+	if rec.Len() != 2 {
+		t.Fatalf("conflict has %d siblings on the third owner, want 2", rec.Len())
+	}
+	for _, k := range keys {
+		rec, _ := c.get(c.owners(k)[0], k)
+		if sibs := rec.Siblings(); len(sibs) != 1 || string(sibs[0].Value.Data) != "v"+k {
+			t.Fatalf("%s: %v", k, sibs)
+		}
+	}
+	m := c.nodes["a"].aae.Metrics()
+	if m.Exchanges == 0 || m.KeysRepaired == 0 {
+		t.Fatalf("metrics = %+v", m)
+	}
+	// A second round finds everything equal and moves nothing.
+	before := c.totalRecordsMoved()
+	c.round()
+	if after := c.totalRecordsMoved(); after != before {
+		t.Fatalf("a round over equal replicas moved %d records", after-before)
+	}
+}
+
+func (c *aaeCluster) totalRecordsMoved() int64 {
+	var n int64
+	for _, nd := range c.nodes {
+		m := nd.aae.Metrics()
+		n += m.RecordsSent + m.RecordsFetched
+	}
+	return n
+}
+
+// TestAAEExchangeIsProportionalToTheDifference: 1 differing key among 100,000
+// moves one record, and lists only that key's segment.
+func TestAAEExchangeIsProportionalToTheDifference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes 200,000 records")
+	}
+	c := newAAECluster(t, 1, 2, "a", "b")
+	const total = 100_000
+	for i := range total {
+		k := []byte(fmt.Sprintf("key-%06d", i))
+		rec := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: k, Timestamp: 1}, 1, 1)
+		for _, nd := range c.nodes {
+			if _, err := nd.st.UpdateNoSync(k, func(vclock.Set, bool) (vclock.Set, error) { return rec, nil }); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	c.write("key-000042", nil, "changed", 0, false, "a")
+	c.bytes.Store(0)
+	c.round()
+	m := c.nodes["a"].aae.Metrics()
+	t.Logf("1 differing key of %d: records fetched %d, sent %d, keys listed %d, bytes %d",
+		total, m.RecordsFetched, m.RecordsSent, m.KeysListed, c.bytes.Load())
+	if m.RecordsFetched+m.RecordsSent != 2 || m.KeysRepaired != 1 {
+		t.Fatalf("moved %d+%d records, repaired %d; want one fetched and one sent",
+			m.RecordsFetched, m.RecordsSent, m.KeysRepaired)
+	}
+	// One segment of 1024 holds about 100 of the keys, on each side.
+	if m.KeysListed > 2*total/repair.Segments*2 {
+		t.Fatalf("listed %d keys for one differing key", m.KeysListed)
+	}
+	if a, b := c.get("a", "key-000042"); !b {
+		t.Fatal("lost the key")
+	} else if rb, _ := c.get("b", "key-000042"); enc(a) != enc(rb) {
+		t.Fatal("replicas still differ")
+	}
+}
+
+func TestAAEDoesNotResurrectExpiredValues(t *testing.T) {
+	c := newAAECluster(t, 4, 2, "a", "b")
+	exp := c.clock.Millis() + 1000
+	c.write("short", nil, "v", exp, false, "a", "b")
+	c.write("other", nil, "w", exp, false, "b") // only b has it, and it expires
+	c.clock.Advance(2 * time.Second)
+	// a reaps; b has not yet.
+	if n, err := c.nodes["a"].st.Reap(100); err != nil || n != 1 {
+		t.Fatalf("reap = %d, %v", n, err)
+	}
+	c.round()
+	for _, k := range []string{"short", "other"} {
+		if _, found := c.get("a", k); found {
+			t.Fatalf("%s came back on a after it expired", k)
+		}
+	}
+	// A push of a dead record is refused by the receiver's own clock too.
+	c.round()
+	if _, found := c.get("a", "short"); found {
+		t.Fatal("expired value resurrected")
+	}
+}
+
+func TestTombstonePurge(t *testing.T) {
+	c := newAAECluster(t, 4, 3, "a", "b", "c")
+	owners := c.owners("k")
+	live := c.write("k", nil, "old", 0, false, owners...)
+	// The delete misses the last owner, which is down.
+	c.setDown(owners[2], true)
+	tomb := c.write("k", live.Join(), "", 0, true, owners[:2]...)
+	c.clock.Advance(2 * c.grace)
+	c.round()
+	for _, o := range owners[:2] {
+		if rec, found := c.get(o, "k"); !found || enc(rec) != enc(tomb) {
+			t.Fatalf("%s purged a tombstone an owner does not hold", o)
+		}
+	}
+	// The stale owner comes back, long after the grace period: anti-entropy gives it
+	// the tombstone first (its old value is superseded), then the purge goes ahead.
+	c.setDown(owners[2], false)
+	c.round()
+	if rec, found := c.get(owners[2], "k"); found {
+		for v := range rec.Values() {
+			if !v.Tombstone {
+				t.Fatalf("%s kept the deleted value", owners[2])
+			}
+		}
+	}
+	c.round()
+	c.round()
+	for _, o := range owners {
+		if rec, found := c.get(o, "k"); found {
+			t.Fatalf("%s still holds %v after the purge", o, rec)
+		}
+	}
+	var purged int64
+	for _, nd := range c.nodes {
+		purged += nd.aae.Metrics().TombstonesPurged
+	}
+	if purged != 3 {
+		t.Fatalf("purged %d tombstones, want 3 (one per owner)", purged)
+	}
+	// Young tombstones stay.
+	live = c.write("young", nil, "v", 0, false, owners...)
+	c.write("young", live.Join(), "", 0, true, owners...)
+	c.round()
+	if _, found := c.get(owners[0], "young"); !found {
+		t.Fatal("a tombstone younger than the grace was purged")
+	}
+}
+
+func TestHandoffMovesPartitionsToNewOwners(t *testing.T) {
+	c := newAAECluster(t, 16, 2, "a", "b", "c")
+	var keys []string
+	for i := range 300 {
+		k := fmt.Sprintf("k%03d", i)
+		keys = append(keys, k)
+		c.write(k, nil, "v"+k, 0, false, c.owners(k)...)
+	}
+	// d joins: partitions it now owns come from their previous owners, which drop
+	// them once the new owners hold them.
+	c.addNode("d")
+	c.setMembers("a", "b", "c", "d")
+	c.round()
+	c.round()
+	c.checkPlacement(keys)
+	var handed int64
+	for _, nd := range c.nodes {
+		m := nd.aae.Metrics()
+		handed += m.PartitionsHanded
+		if m.HandoffPending != 0 {
+			t.Fatalf("%s: %d partitions still pending", nd.name, m.HandoffPending)
+		}
+	}
+	if handed == 0 {
+		t.Fatal("no partition was handed off")
+	}
+	// c leaves: it owns nothing any more and hands everything off.
+	c.setMembers("a", "b", "d")
+	c.round()
+	if n := c.nodes["c"].st.Count(); n != 0 {
+		t.Fatalf("c still holds %d records after leaving", n)
+	}
+	delete(c.nodes, "c")
+	c.checkPlacement(keys)
+}
+
+func TestHandoffWaitsForDownOwners(t *testing.T) {
+	c := newAAECluster(t, 4, 2, "a", "b")
+	for i := range 50 {
+		c.write(fmt.Sprintf("k%d", i), nil, "v", 0, false, "a", "b")
+	}
+	c.addNode("c")
+	c.setMembers("b", "c") // a no longer owns anything
+	c.setDown("c", true)
+	c.round()
+	if n := c.nodes["a"].st.Count(); n != 50 {
+		t.Fatalf("a dropped data while an owner was down: %d left", n)
+	}
+	if m := c.nodes["a"].aae.Metrics(); m.HandoffPending == 0 {
+		t.Fatal("handoff not counted as pending")
+	}
+	c.setDown("c", false)
+	c.round()
+	if n := c.nodes["a"].st.Count(); n != 0 {
+		t.Fatalf("a kept %d records after handing off", n)
+	}
+	for i := range 50 {
+		if _, found := c.get("c", fmt.Sprintf("k%d", i)); !found {
+			t.Fatalf("k%d missing on the new owner", i)
+		}
+	}
+}
+
+func TestServeRejectsBadMessages(t *testing.T) {
+	c := newAAECluster(t, 4, 2, "a", "b")
+	a := c.nodes["a"].aae
+	for typ := repair.MsgRoots; typ <= repair.MsgPurge+1; typ++ {
+		for _, req := range [][]byte{nil, {0}, {1}, {1, 0xff}, bytes.Repeat([]byte{0xff}, 20)} {
+			if _, err := a.Serve(context.Background(), typ, req); err == nil && len(req) < 2 {
+				t.Fatalf("type %d accepted %x", typ, req)
+			}
+		}
+	}
+}
