@@ -115,6 +115,12 @@ type HandoffConfig struct {
 	// membership's state, so that a member merely not yet gossiped here keeps its
 	// hints.
 	Removed func(name string) bool
+	// MaxHintAge drops, instead of replaying, a hint whose newest value was written
+	// longer ago: node/ sets it to the tombstone grace period, so that a hint can
+	// never bring back a value whose tombstone was purged. 0 keeps hints forever.
+	MaxHintAge time.Duration
+	// Now is the clock for MaxHintAge; default time.Now.
+	Now func() time.Time
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -132,6 +138,9 @@ func (c HandoffConfig) EnsureDefaults() HandoffConfig {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = time.Second
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -160,6 +169,7 @@ type Handoff struct {
 	closeOnce sync.Once
 	delivered atomic.Int64
 	failed    atomic.Int64
+	expired   atomic.Int64
 	passMu    sync.Mutex // one pass at a time (the loop, or RunOnce from tests)
 }
 
@@ -217,11 +227,12 @@ func (h *Handoff) Close() error {
 type HandoffMetrics struct {
 	Delivered int64 // hints delivered and deleted
 	Failed    int64 // delivery attempts that failed (retried on a later pass)
+	Expired   int64 // hints dropped unreplayed for being older than MaxHintAge
 }
 
 // Metrics returns a snapshot of the counters.
 func (h *Handoff) Metrics() HandoffMetrics {
-	return HandoffMetrics{Delivered: h.delivered.Load(), Failed: h.failed.Load()}
+	return HandoffMetrics{Delivered: h.delivered.Load(), Failed: h.failed.Load(), Expired: h.expired.Load()}
 }
 
 // RunOnce makes one delivery pass over every owner that can take its hints now and
@@ -320,9 +331,32 @@ func (h *Handoff) deliverPage(ctx context.Context, owner string, member bool, pa
 	return delivered, failed
 }
 
+// tooOld reports whether every value of a hinted record was written more than
+// MaxHintAge ago.
+func (h *Handoff) tooOld(rec vclock.Set) bool {
+	if h.cfg.MaxHintAge <= 0 {
+		return false
+	}
+	limit := h.cfg.Now().Add(-h.cfg.MaxHintAge).UnixMilli()
+	for v := range rec.Values() {
+		if v.Timestamp >= limit {
+			return false
+		}
+	}
+	return true
+}
+
 // deliver sends one hint to its owner (or, for a removed owner, to the key's live
 // replicas) and deletes it once acknowledged.
 func (h *Handoff) deliver(ctx context.Context, owner string, member bool, ht hint) error {
+	if h.tooOld(ht.rec) {
+		deleted, err := h.cfg.Store.DeleteHint(owner, ht.key, ht.rec)
+		if deleted {
+			h.expired.Add(1)
+			h.cfg.Logger.Warn("repair: hint older than the tombstone grace dropped", "owner", owner)
+		}
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.RequestTimeout)
 	defer cancel()
 	if member {

@@ -454,3 +454,31 @@ func TestHandoffUnknownMemberKeepsHints(t *testing.T) {
 		t.Fatalf("RunOnce for a removed member: %d, %v, %d hints; want it delivered", n, err, st.HintCount())
 	}
 }
+
+// TestHandoffDropsHintsOlderThanMaxHintAge: a hint older than the tombstone grace
+// could bring back a purged key, so it is dropped instead of replayed.
+func TestHandoffDropsHintsOlderThanMaxHintAge(t *testing.T) {
+	stores(t, func(t *testing.T, st hintStore) {
+		m := newMembers(t, "a", "b")
+		w := &writer{}
+		now := time.UnixMilli(10_000)
+		old := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("old"), Timestamp: 1_000}, 1, 1)
+		fresh := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("new"), Timestamp: 9_500}, 1, 1)
+		putHint(t, st, "b", "old", old)
+		putHint(t, st, "b", "fresh", fresh)
+		h, err := repair.NewHandoff(repair.HandoffConfig{Store: st, Cluster: m, Writer: w, Node: "a",
+			MaxHintAge: time.Second, Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.RunOnce(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if got := w.deliveries(); !slices.Equal(got, []delivery{{"b", "fresh", "b"}}) {
+			t.Fatalf("deliveries %v, want only the fresh hint", got)
+		}
+		if got := h.Metrics(); got.Expired != 1 || got.Delivered != 1 || st.HintCount() != 0 {
+			t.Fatalf("metrics %+v, %d hints left", got, st.HintCount())
+		}
+	})
+}
