@@ -223,13 +223,15 @@ func (m Members) Names() []string {
 	return names
 }
 
-// Ring returns the ring of m's members that are not Removed, over partitions
-// partitions. Active and Leaving members both own partitions (a Leaving member
-// keeps its partitions until its handoff completes). Errors are ring.New's.
+// Ring returns the ring of m's Active members over partitions partitions. A
+// Leaving member owns nothing: its partitions already belong to the members that
+// will hold them once it is gone, which read and write them while it pushes its
+// copies to them (repair's partition handoff); with N >= 2 the other previous
+// owners still hold every key meanwhile. Errors are ring.New's.
 func (m Members) Ring(partitions int) (*ring.Ring, error) {
 	rm := make([]ring.Member, 0, len(m))
 	for _, mb := range m {
-		if mb.State != StateRemoved {
+		if mb.State == StateActive {
 			rm = append(rm, ring.Member{Name: mb.Name, Weight: mb.Weight})
 		}
 	}

@@ -64,6 +64,7 @@ var (
 	ErrUnknownMember = errors.New("cluster: unknown member")
 	// ErrRemoveSelf is returned by Remove for the local node's own name.
 	ErrRemoveSelf = errors.New("cluster: a node cannot remove itself; remove it from another node, or let it leave")
+	ErrLastMember = errors.New("cluster: the last active member cannot leave")
 	// ErrMembershipClosed is returned by Remove after Close.
 	ErrMembershipClosed = errors.New("cluster: membership closed")
 )
@@ -276,6 +277,9 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 	m.queue.RetransmitMult = mlc.RetransmitMult
 	self := cfg.Self
 	self.State, self.GossipAddr = StateActive, m.gossipAddr
+	if hadSelf && prev.State == StateLeaving {
+		self.State = StateLeaving // a restart resumes the leave
+	}
 	if err := memberValidate(self); err != nil {
 		_ = nt.Shutdown()
 		return nil, err
@@ -471,6 +475,64 @@ func (m *Membership) Remove(name string) error {
 		return err
 	}
 	m.log.Info("member removed", "name", name, "version", cur.Version)
+	return nil
+}
+
+// Leave starts this node's graceful leave: it becomes Leaving, so it owns no
+// partition any more and hands its data to the new owners (repair does), after
+// which FinishLeave takes it out of the ring. It refuses to leave a ring with no
+// other Active member (ErrLastMember). Leaving twice is harmless.
+func (m *Membership) Leave() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrMembershipClosed
+	}
+	if m.self.State != StateActive {
+		return nil
+	}
+	others := 0
+	for name, mb := range m.members {
+		if name != m.name && mb.State == StateActive {
+			others++
+		}
+	}
+	if others == 0 {
+		return ErrLastMember
+	}
+	return m.setSelfStateLocked(StateLeaving)
+}
+
+// FinishLeave marks a Leaving node Removed once its handoff is done. It is a no-op
+// unless the node is Leaving.
+func (m *Membership) FinishLeave() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrMembershipClosed
+	}
+	if m.self.State != StateLeaving {
+		return nil
+	}
+	return m.setSelfStateLocked(StateRemoved)
+}
+
+// Leaving reports whether this node is Leaving.
+func (m *Membership) Leaving() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.self.State == StateLeaving
+}
+
+func (m *Membership) setSelfStateLocked(st State) error {
+	prev := m.self.State
+	m.self.State = st
+	cur := m.members[m.name]
+	if err := m.applyLocked(Members{m.name: m.withVersion(cur.Version + 1)}, "leave"); err != nil {
+		m.self.State = prev
+		return err
+	}
+	m.log.Info("this node changed state", "name", m.name, "state", st)
 	return nil
 }
 

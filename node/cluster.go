@@ -71,6 +71,9 @@ func (n *Node) ringChanged() {
 	if !n.ready.Load() {
 		return // n.ms may not be assigned yet
 	}
+	if a := n.aae.Load(); a != nil {
+		a.Kick() // ownership may have moved: hand partitions off now
+	}
 	members := n.ms.Ring().Len()
 	nn, r, w := n.quorum(members)
 	prev := n.lastClamp.Swap(int64(nn<<16 | r<<8 | w))
@@ -97,8 +100,12 @@ const formingFor = 30 * time.Second
 // clamping, the one rule every request follows. It needs the coordinator built.
 func (n *Node) quorum(members int) (nn, r, w int) { return n.co.Quorum(members, 0, 0) }
 
-// startRepair starts hinted handoff.
+// startRepair starts anti-entropy (with partition handoff and tombstone purge)
+// and hinted handoff.
 func (n *Node) startRepair() error {
+	if err := n.startAAE(); err != nil {
+		return err
+	}
 	if n.cfg.DisableHintedHandoff {
 		return nil
 	}
@@ -117,13 +124,70 @@ func (n *Node) startRepair() error {
 			m, ok := n.ms.Member(name)
 			return ok && m.State == cluster.StateRemoved
 		},
-		Logger: n.log.With("component", "handoff"),
+		MaxHintAge: n.cfg.TombstoneGrace,
+		Now:        n.cfg.Now,
+		Logger:     n.log.With("component", "handoff"),
 	})
 	if err != nil {
 		return err
 	}
 	h.Start()
 	n.handoff.Store(h)
+	return nil
+}
+
+// startAAE starts the anti-entropy loop; peers' anti-entropy messages are served
+// even when this node's own loop is off (AAEInterval < 0).
+func (n *Node) startAAE() error {
+	interval := max(n.cfg.AAEInterval, time.Hour) // only Serve when the loop is off
+	if n.cfg.AAEInterval > 0 {
+		interval = n.cfg.AAEInterval
+	}
+	a, err := repair.NewAAE(repair.AAEConfig{
+		Node:           n.cfg.Name,
+		Store:          n.store,
+		Trees:          n.trees,
+		Cluster:        n.ms,
+		Caller:         repair.CallerFunc(n.call),
+		N:              n.cfg.N,
+		Interval:       interval,
+		MaxKeysPerSec:  n.cfg.AAEMaxKeysPerSec,
+		TombstoneGrace: n.cfg.TombstoneGrace,
+		AfterRound:     n.afterAAERound,
+		Now:            n.cfg.Now,
+		Logger:         n.log.With("component", "aae"),
+	})
+	if err != nil {
+		return err
+	}
+	if n.cfg.AAEInterval > 0 {
+		a.Start()
+	}
+	n.aae.Store(a)
+	return nil
+}
+
+// afterAAERound completes a graceful leave once nothing is left to hand off.
+func (n *Node) afterAAERound(pending int) {
+	if pending > 0 || !n.ms.Leaving() {
+		return
+	}
+	if err := n.ms.FinishLeave(); err != nil {
+		n.log.Warn("finishing the leave", "err", err)
+		return
+	}
+	n.log.Info("this node handed off every partition and left the ring; it can be stopped")
+}
+
+// Leave starts this node's graceful leave (dynakv admin leave, DCLUSTER LEAVE): it
+// stops owning partitions, hands them off, then leaves the ring.
+func (n *Node) Leave() error {
+	if err := n.ms.Leave(); err != nil {
+		return err
+	}
+	if a := n.aae.Load(); a != nil {
+		a.Kick()
+	}
 	return nil
 }
 
@@ -151,6 +215,12 @@ func (n *Node) serveCluster(ctx context.Context, from string, typ uint8, req []b
 	if !n.ready.Load() {
 		if typ == msgProxyOp {
 			return proxy.AppendResult(nil, proxy.Result{}, proxy.ErrRunLocally), nil
+		}
+		return nil, errStarting
+	}
+	if typ >= repair.MsgRoots && typ <= repair.MsgPurge {
+		if a := n.aae.Load(); a != nil {
+			return a.Serve(ctx, typ, req)
 		}
 		return nil, errStarting
 	}
@@ -295,6 +365,8 @@ func (a clusterAdmin) Members() []string {
 }
 
 func (a clusterAdmin) Remove(name string) error { return a.n.ms.Remove(name) }
+
+func (a clusterAdmin) Leave() error { return a.n.Leave() }
 
 // Status is what `dynakv status` shows: this node's view of the cluster.
 type Status struct {

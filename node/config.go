@@ -52,6 +52,15 @@ type Config struct {
 	// DisableHintedHandoff stops storing and delivering hints (tests show
 	// anti-entropy alone heals). Default false: hints on.
 	DisableHintedHandoff bool
+	// AAEInterval is the time between anti-entropy rounds (Merkle exchanges,
+	// partition handoff, tombstone purge). Default 30s; negative disables them.
+	AAEInterval time.Duration
+	// AAEMaxKeysPerSec throttles anti-entropy and handoff: keys listed or moved per
+	// second. Default 20000.
+	AAEMaxKeysPerSec int
+	// TombstoneGrace is how long a tombstone is kept at least; after it, a tombstone
+	// every owner holds is purged, and older hints are dropped. Default 24h.
+	TombstoneGrace time.Duration
 	// GossipTuning, when set, adjusts memberlist's configuration (tests shorten its
 	// intervals).
 	GossipTuning func(*memberlist.Config)
@@ -94,6 +103,9 @@ func DefaultConfig() Config {
 		MaxClients:     10000,
 		Version:        "dev",
 		RequestTimeout: time.Second,
+		AAEInterval:      30 * time.Second,
+		AAEMaxKeysPerSec: 20000,
+		TombstoneGrace:   24 * time.Hour,
 	}
 }
 
@@ -128,6 +140,15 @@ func (c Config) EnsureDefaults() Config {
 	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.AAEInterval == 0 {
+		c.AAEInterval = d.AAEInterval
+	}
+	if c.AAEMaxKeysPerSec == 0 {
+		c.AAEMaxKeysPerSec = d.AAEMaxKeysPerSec
+	}
+	if c.TombstoneGrace == 0 {
+		c.TombstoneGrace = d.TombstoneGrace
 	}
 	if c.DataDir == "" {
 		c.DataDir = filepath.Join("data", c.Name)
@@ -172,6 +193,12 @@ func (c Config) Validate() error {
 		if err := checkAddr(j); err != nil {
 			bad("--join %q: %v", j, err)
 		}
+	}
+	if c.AAEMaxKeysPerSec < 0 {
+		bad("--aae-max-keys-per-sec must be positive, not %d", c.AAEMaxKeysPerSec)
+	}
+	if c.TombstoneGrace < 0 {
+		bad("--tombstone-grace must be positive, not %v", c.TombstoneGrace)
 	}
 	if c.RequestTimeout < 0 {
 		bad("--request-timeout must be positive, not %v", c.RequestTimeout)

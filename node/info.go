@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/resp"
 )
 
@@ -57,6 +58,14 @@ func (n *Node) info(section string) []resp.InfoField {
 		add("cluster", "ops_forwarded", n.forwarded.Load())
 		add("cluster", "ops_forward_fallbacks", n.forwardFallbacks.Load())
 		add("cluster", "keys_reaped", n.store.Metrics().Reaped)
+		am := n.aaeMetrics()
+		add("cluster", "aae_exchanges", am.Exchanges)
+		add("cluster", "aae_keys_repaired", am.KeysRepaired)
+		add("cluster", "aae_rounds", am.Rounds)
+		add("cluster", "handoff_partitions_pending", am.HandoffPending)
+		add("cluster", "handoff_keys_pending", am.HandoffKeysPending)
+		add("cluster", "handoff_partitions_done", am.PartitionsHanded)
+		add("cluster", "tombstones_purged", am.TombstonesPurged)
 	}
 	return out
 }
@@ -100,4 +109,12 @@ func (n *Node) clusterStats() clusterStats {
 	cs.hintsStored, cs.readRepairs = cm.HintsStored, cm.ReadRepairs
 	cs.readQuorumFailures, cs.writeQuorumFailures = cm.ReadQuorumFailures, cm.WriteQuorumFailures
 	return cs
+}
+
+// aaeMetrics returns the anti-entropy counters (zero before it started).
+func (n *Node) aaeMetrics() repair.AAEMetrics {
+	if a := n.aae.Load(); a != nil {
+		return a.Metrics()
+	}
+	return repair.AAEMetrics{}
 }

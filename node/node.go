@@ -43,6 +43,8 @@ type Node struct {
 	co      *coordinator.Coordinator
 	px      *proxy.Proxy
 	handoff atomic.Pointer[repair.Handoff] // set after membership, whose OnAlive kicks it
+	trees   *repair.Trees                  // Merkle trees of the store, kept by it as its observer
+	aae     atomic.Pointer[repair.AAE]     // set after membership, whose OnChange kicks it
 	met     *metrics
 
 	ready            atomic.Bool  // serving peers: coordinator and proxy are built
@@ -132,7 +134,9 @@ func (n *Node) dataDirForLog() string {
 }
 
 func (n *Node) openStorage() error {
+	n.trees = repair.NewTrees(n.cfg.Partitions)
 	sc := storage.Config{
+		Observer:   n.trees,
 		Partitions: n.cfg.Partitions,
 		InMemory:   n.cfg.Storage == StorageMemory,
 		NoSync:     n.cfg.NoSync,
@@ -150,6 +154,10 @@ func (n *Node) openStorage() error {
 		return err
 	}
 	n.store = st
+	// The trees are rebuilt from the records before anything can write.
+	if err := n.trees.Rebuild(st); err != nil {
+		return fmt.Errorf("node: rebuild Merkle trees: %w", err)
+	}
 	inc, err := n.incarnation()
 	if err != nil {
 		return err
@@ -213,6 +221,20 @@ func (n *Node) registerGauges() {
 			func() float64 { return float64(n.co.Metrics().ReplicaWriteFailures) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_replica_failures_total", Help: "Replica calls that failed.", ConstLabels: prometheus.Labels{"op": "read"}},
 			func() float64 { return float64(n.co.Metrics().ReplicaReadFailures) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_aae_exchanges_total", Help: "Anti-entropy partition exchanges with another replica."},
+			func() float64 { return float64(n.aaeMetrics().Exchanges) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_aae_keys_repaired_total", Help: "Records anti-entropy wrote here or sent to a replica because they differed."},
+			func() float64 { return float64(n.aaeMetrics().KeysRepaired) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_aae_keys_listed_total", Help: "Keys listed by anti-entropy in differing segments."},
+			func() float64 { return float64(n.aaeMetrics().KeysListed) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_handoff_partitions_pending", Help: "Partitions held here that this node no longer owns, not yet handed off."},
+			func() float64 { return float64(n.aaeMetrics().HandoffPending) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_handoff_keys_pending", Help: "Records in the partitions still to hand off."},
+			func() float64 { return float64(n.aaeMetrics().HandoffKeysPending) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_handoff_partitions_total", Help: "Partitions handed off to their new owners and dropped here."},
+			func() float64 { return float64(n.aaeMetrics().PartitionsHanded) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_tombstones_purged_total", Help: "Tombstones purged after the grace period, once every replica held them."},
+			func() float64 { return float64(n.aaeMetrics().TombstonesPurged) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forwarded_total", Help: "Operations forwarded to a replica of their key."},
 			func() float64 { return float64(n.forwarded.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forward_fallbacks_total", Help: "Operations run here because their replica was unreachable."},
@@ -317,6 +339,17 @@ func (n *Node) httpHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "OK")
 	})
+	mux.HandleFunc("/cluster/leave", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			http.Error(w, "use POST /cluster/leave", http.StatusMethodNotAllowed)
+			return
+		}
+		if err := n.Leave(); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		fmt.Fprintln(w, "OK")
+	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -350,6 +383,9 @@ func (n *Node) Close() error {
 		n.wg.Wait()
 		if h := n.handoff.Load(); h != nil {
 			errs = append(errs, h.Close())
+		}
+		if a := n.aae.Load(); a != nil {
+			errs = append(errs, a.Close())
 		}
 		if n.co != nil {
 			errs = append(errs, n.co.Close())

@@ -16,6 +16,9 @@ type Cluster interface {
 	Members() []string
 	// Remove takes a (dead) member out of the ring.
 	Remove(name string) error
+	// Leave starts this node's graceful leave: it hands its partitions off, then
+	// leaves the ring.
+	Leave() error
 }
 
 var (
@@ -138,7 +141,7 @@ func (s *Server) dpreflist(c *client, args [][]byte) {
 	}
 }
 
-// dcluster: DCLUSTER MEMBERS | DCLUSTER REMOVE name.
+// dcluster: DCLUSTER MEMBERS | DCLUSTER REMOVE name | DCLUSTER LEAVE.
 func (s *Server) dcluster(c *client, args [][]byte) {
 	if s.cfg.Cluster == nil {
 		c.w.errorLine(errNoCluster)
@@ -157,9 +160,15 @@ func (s *Server) dcluster(c *client, args [][]byte) {
 			return
 		}
 		c.w.OK()
-	case eqFold(sub, "members"), eqFold(sub, "remove"):
+	case eqFold(sub, "leave") && len(args) == 2:
+		if err := s.cfg.Cluster.Leave(); err != nil {
+			c.w.Error("ERR " + oneLine(err.Error()))
+			return
+		}
+		c.w.OK()
+	case eqFold(sub, "members"), eqFold(sub, "remove"), eqFold(sub, "leave"):
 		c.w.Error((fmt.Sprintf("ERR wrong number of arguments for 'dcluster|%s' command", strings.ToLower(string(sub)))))
 	default:
-		c.w.Error((fmt.Sprintf("ERR unknown subcommand '%s'. Try DCLUSTER MEMBERS or DCLUSTER REMOVE name.", oneLine(string(args[1])))))
+		c.w.Error((fmt.Sprintf("ERR unknown subcommand '%s'. Try DCLUSTER MEMBERS, DCLUSTER REMOVE name or DCLUSTER LEAVE.", oneLine(string(args[1])))))
 	}
 }

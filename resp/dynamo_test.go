@@ -10,7 +10,18 @@ import (
 )
 
 // fakeCluster answers the operator commands.
-type fakeCluster struct{ removed []string }
+type fakeCluster struct {
+	removed []string
+	leaves  int
+}
+
+func (f *fakeCluster) Leave() error {
+	f.leaves++
+	if f.leaves > 1 {
+		return errors.New("cluster: the last active member cannot leave")
+	}
+	return nil
+}
 
 func (f *fakeCluster) PreferenceList(key []byte) []string { return []string{"a", "b", string(key)} }
 func (f *fakeCluster) Members() []string                  { return []string{"a alive active", "b dead active"} }
@@ -51,6 +62,9 @@ func TestDynamoOptions(t *testing.T) {
 		{[]string{"DCLUSTER", "REMOVE", "b"}, "+OK\r\n"},
 		{[]string{"DCLUSTER", "REMOVE", "zz"}, "-ERR cluster: unknown member \"zz\"  \r\n"},
 		{[]string{"DCLUSTER", "REMOVE"}, "-ERR wrong number of arguments for 'dcluster|remove' command"},
+		{[]string{"DCLUSTER", "LEAVE"}, "+OK\r\n"},
+		{[]string{"DCLUSTER", "leave"}, "-ERR cluster: the last active member cannot leave\r\n"},
+		{[]string{"DCLUSTER", "LEAVE", "x"}, "-ERR wrong number of arguments for 'dcluster|leave' command"},
 		{[]string{"DCLUSTER", "nope"}, "-ERR unknown subcommand 'nope'."},
 	} {
 		if got := h.run(tc.args...); !strings.HasPrefix(got, tc.want) {

@@ -220,8 +220,27 @@ func newAdminCmd() *cobra.Command {
 			return nil
 		},
 	}
-	admin.PersistentFlags().StringVar(&httpAddr, "http", "127.0.0.1:9121", "admin HTTP address of any live node")
-	admin.AddCommand(remove)
+	leave := &cobra.Command{
+		Use:   "leave",
+		Short: "Make the node at --http leave: it hands its partitions to their new owners, then leaves the ring",
+		Long: `Make the node at --http leave the cluster gracefully. It stops owning partitions at
+once (their new owners serve them, and the other previous owners still hold every
+key), pushes its copies to the new owners, drops each partition once they all hold
+it, and then marks itself removed. Follow it with 'dynakv status --watch'; stop the
+process once its state is "removed".`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+			defer cancel()
+			if _, err := httpDo(ctx, http.MethodPost, "http://"+httpAddr+"/cluster/leave"); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "the node at %s is leaving: it hands its partitions off, then leaves the ring\n", httpAddr)
+			return nil
+		},
+	}
+	admin.PersistentFlags().StringVar(&httpAddr, "http", "127.0.0.1:9121", "admin HTTP address of a live node (for leave: the node that leaves)")
+	admin.AddCommand(remove, leave)
 	return admin
 }
 
