@@ -26,38 +26,48 @@ const clusterSecret = "compat-secret"
 // gossip address, and waits until every one sees all of them alive.
 func startCluster(t *testing.T, count int, extra ...string) []*proc {
 	t.Helper()
-	gossip := make([]string, count)
-	for i := range gossip {
-		gossip[i] = freeAddr(t)
-	}
+	seed := freeAddr(t)
 	procs := make([]*proc, count)
 	for i := range procs {
-		p := &proc{t: t, name: fmt.Sprintf("c%d", i+1), dataDir: filepath.Join(t.TempDir(), "data")}
-		p.RESP, p.Memcache, p.HTTP = freeAddr(t), freeAddr(t), freeAddr(t)
-		p.args = append([]string{"server", "--name", p.name, "--data-dir", p.dataDir,
-			"--resp", p.RESP, "--memcache", p.Memcache, "--http", p.HTTP,
-			"--gossip", gossip[i], "--cluster", freeAddr(t), "--secret", clusterSecret,
-			"--log-level", "warn"}, extra...)
-		if i > 0 {
-			p.args = append(p.args, "--join", gossip[0])
+		gossip, join := seed, seed
+		if i == 0 {
+			join = ""
+		} else {
+			gossip = freeAddr(t)
 		}
-		p.start()
-		procs[i] = p
-		t.Cleanup(func() {
-			if p.running() {
-				p.signal(syscall.SIGCONT)
-				p.signal(syscall.SIGKILL)
-				p.wait()
-			}
-			if t.Failed() {
-				t.Logf("%s logs:\n%s", p.name, p.logs.String())
-			}
-		})
+		procs[i] = startClusterNode(t, fmt.Sprintf("c%d", i+1), gossip, join, extra...)
 	}
 	for _, p := range procs {
 		waitInfo(t, p, "cluster_members_alive", strconv.Itoa(count), 30*time.Second)
 	}
 	return procs
+}
+
+// startClusterNode starts one cluster process gossiping on gossip that joins the
+// seed gossip address (none if empty); it is killed when the test ends.
+func startClusterNode(t *testing.T, name, gossip, seed string, extra ...string) *proc {
+	t.Helper()
+	p := &proc{t: t, name: name, dataDir: filepath.Join(t.TempDir(), "data")}
+	p.RESP, p.Memcache, p.HTTP = freeAddr(t), freeAddr(t), freeAddr(t)
+	p.args = append([]string{"server", "--name", p.name, "--data-dir", p.dataDir,
+		"--resp", p.RESP, "--memcache", p.Memcache, "--http", p.HTTP,
+		"--gossip", gossip, "--cluster", freeAddr(t), "--secret", clusterSecret,
+		"--log-level", "warn"}, extra...)
+	if seed != "" {
+		p.args = append(p.args, "--join", seed)
+	}
+	p.start()
+	t.Cleanup(func() {
+		if p.running() {
+			p.signal(syscall.SIGCONT)
+			p.signal(syscall.SIGKILL)
+			p.wait()
+		}
+		if t.Failed() {
+			t.Logf("%s logs:\n%s", p.name, p.logs.String())
+		}
+	})
+	return p
 }
 
 var infoLine = regexp.MustCompile(`(?m)^([a-z_]+):(.*)\r?$`)
