@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -95,6 +97,32 @@ func TestClusterAntiEntropyHealsWithoutHints(t *testing.T) {
 	}
 	if repaired < 1000 {
 		t.Fatalf("aae_keys_repaired adds up to %d, want at least 1000", repaired)
+	}
+
+	// dynakv status shows the repair ages, per partition with --partitions, and
+	// follows the node with a handoff progress bar with --watch.
+	out, err := exec.Command(binary, "status", "--http", victim.HTTP, "--partitions").CombinedOutput()
+	if err != nil {
+		t.Fatalf("dynakv status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"anti-entropy every 2s", "repair age median", "PARTITION  KEYS", "handoff: 0 partitions pending"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("dynakv status --partitions lacks %q:\n%s", want, out)
+		}
+	}
+	var buf syncBuffer
+	watch := exec.Command(binary, "status", "--http", victim.HTTP, "--watch", "--every", "200ms")
+	watch.Stdout, watch.Stderr = &buf, &buf
+	if err := watch.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	_ = watch.Process.Signal(syscall.SIGINT)
+	if err := watch.Wait(); err != nil {
+		t.Fatalf("status --watch: %v\n%s", err, buf.String())
+	}
+	if got := buf.String(); strings.Count(got, "MEMBER") < 2 || !strings.Contains(got, "100%") {
+		t.Fatalf("status --watch did not refresh with a handoff bar:\n%s", got)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/repair"
+	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -381,6 +382,31 @@ type Status struct {
 	HintsDelivered int64          `json:"hints_delivered"`
 	ReadRepairs    int64          `json:"read_repairs"`
 	Keys           int64          `json:"keys"`
+	AAE            AAEStatus      `json:"aae"`
+}
+
+// AAEStatus is anti-entropy and partition handoff as this node sees them.
+type AAEStatus struct {
+	IntervalMS       int64 `json:"interval_ms"` // <= 0: this node runs no rounds
+	Rounds           int64 `json:"rounds"`
+	Exchanges        int64 `json:"exchanges"`
+	KeysRepaired     int64 `json:"keys_repaired"`
+	TombstonesPurged int64 `json:"tombstones_purged"`
+	// Handoff: partitions held here that this node no longer owns, the records in
+	// them, and the partitions handed off since start.
+	HandoffPending     int64 `json:"handoff_partitions_pending"`
+	HandoffKeysPending int64 `json:"handoff_keys_pending"`
+	HandoffDone        int64 `json:"handoff_partitions_done"`
+	// Partitions this node owns, with the age of their last exchange that found
+	// or made them equal to another replica (-1: none since this node started).
+	Partitions []PartitionRepair `json:"partitions"`
+}
+
+// PartitionRepair is one owned partition's repair age.
+type PartitionRepair struct {
+	Partition   int   `json:"partition"`
+	Keys        int64 `json:"keys"`
+	RepairAgeMS int64 `json:"repair_age_ms"`
 }
 
 // MemberStatus is one ring member as this node sees it.
@@ -428,6 +454,7 @@ func (n *Node) status(hintsByOwner bool) Status {
 			Primaries: primaries[m.Name], Replicas: replicas[m.Name],
 		})
 	}
+	st.AAE = n.aaeStatus(rg, cs.n)
 	if owners, err := n.store.HintOwners(); hintsByOwner && err == nil && len(owners) > 0 {
 		st.HintsByOwner = map[string]int{}
 		for _, o := range owners {
@@ -435,6 +462,32 @@ func (n *Node) status(hintsByOwner bool) Status {
 			_ = n.store.ScanHints(o, nil, func([]byte, vclock.Set) bool { cnt++; return cnt < 1_000_000 })
 			st.HintsByOwner[o] = cnt
 		}
+	}
+	return st
+}
+
+// aaeStatus reports anti-entropy and handoff, with the repair age of each
+// partition this node owns.
+func (n *Node) aaeStatus(rg *ring.Ring, nn int) AAEStatus {
+	am := n.aaeMetrics()
+	st := AAEStatus{IntervalMS: n.cfg.AAEInterval.Milliseconds(), Rounds: am.Rounds, Exchanges: am.Exchanges,
+		KeysRepaired: am.KeysRepaired, TombstonesPurged: am.TombstonesPurged,
+		HandoffPending: am.HandoffPending, HandoffKeysPending: am.HandoffKeysPending, HandoffDone: am.PartitionsHanded}
+	a := n.aae.Load()
+	if a == nil {
+		return st
+	}
+	last := a.LastSync()
+	now := n.cfg.Now().UnixMilli()
+	for p := range rg.Partitions() {
+		if !rg.Owns(n.cfg.Name, p, nn) {
+			continue
+		}
+		age := int64(-1)
+		if last[p] > 0 {
+			age = max(now-last[p], 0)
+		}
+		st.Partitions = append(st.Partitions, PartitionRepair{Partition: p, Keys: n.store.PartitionCount(p), RepairAgeMS: age})
 	}
 	return st
 }

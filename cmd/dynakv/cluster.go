@@ -14,11 +14,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"text/tabwriter"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
 	"github.com/dynakv/dynakv/node"
@@ -157,38 +159,118 @@ func port(addr string) string {
 
 func newStatusCmd() *cobra.Command {
 	var httpAddr string
-	var asJSON bool
+	var asJSON, watch, partitions bool
+	var every time.Duration
 	cmd := &cobra.Command{
 		Use:   "status",
-		Short: "Show the cluster as one node sees it: members, liveness, partitions, hints",
-		Args:  cobra.NoArgs,
+		Short: "Show the cluster as one node sees it: members, liveness, partitions, hints, repair and handoff",
+		Long: `Show the cluster as the node at --http sees it: members, liveness, the partitions
+each one owns, hints, anti-entropy (repair age of this node's partitions) and
+partition handoff. --partitions lists every partition this node owns with its repair
+age; --watch follows the node (every --every) with a progress bar for its handoff.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
-			defer cancel()
-			body, err := httpDo(ctx, http.MethodGet, "http://"+httpAddr+"/cluster/status")
-			if err != nil {
-				return err
+			out := cmd.OutOrStdout()
+			fetch := func() (node.Status, []byte, error) {
+				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
+				defer cancel()
+				body, err := httpDo(ctx, http.MethodGet, "http://"+httpAddr+"/cluster/status")
+				if err != nil {
+					return node.Status{}, nil, err
+				}
+				var st node.Status
+				if err := json.Unmarshal(body, &st); err != nil {
+					return node.Status{}, nil, fmt.Errorf("status from %s: %w", httpAddr, err)
+				}
+				return st, body, nil
 			}
-			if asJSON {
-				_, err := cmd.OutOrStdout().Write(body)
-				return err
+			if !watch {
+				st, body, err := fetch()
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					_, err := out.Write(body)
+					return err
+				}
+				printStatus(out, st, partitions)
+				return nil
 			}
-			var st node.Status
-			if err := json.Unmarshal(body, &st); err != nil {
-				return fmt.Errorf("status from %s: %w", httpAddr, err)
-			}
-			printStatus(cmd.OutOrStdout(), st)
-			return nil
+			return watchStatus(cmd.Context(), out, fetch, every, partitions)
 		},
 	}
 	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:9121", "admin HTTP address of any node")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
+	cmd.Flags().BoolVar(&partitions, "partitions", false, "list every partition this node owns with its repair age")
+	cmd.Flags().BoolVar(&watch, "watch", false, "follow the node until interrupted, with a progress bar for its partition handoff")
+	cmd.Flags().DurationVar(&every, "every", time.Second, "refresh interval for --watch")
 	return cmd
 }
 
-func printStatus(out io.Writer, st node.Status) {
-	fmt.Fprintf(out, "node %s: N=%d R=%d W=%d, %d partitions, %d keys here, hints pending %d, delivered %d, read repairs %d\n\n",
+// watchStatus prints the status every interval until ctx ends, with a progress bar
+// of the partitions this node has handed off against those it had to.
+func watchStatus(ctx context.Context, out io.Writer, fetch func() (node.Status, []byte, error), every time.Duration, partitions bool) error {
+	if every <= 0 {
+		return fmt.Errorf("--every must be positive, not %v", every)
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		st, _, err := fetch()
+		if err != nil {
+			fmt.Fprintf(out, "%s: %v\n", time.Now().Format(time.TimeOnly), err)
+		} else {
+			fmt.Fprint(out, "\033[H\033[2J") // clear the terminal between frames
+			printStatus(out, st, partitions)
+			total := st.AAE.HandoffDone + st.AAE.HandoffPending
+			bar := progressbar.NewOptions64(max(total, 1),
+				progressbar.OptionSetWriter(out),
+				progressbar.OptionSetDescription(fmt.Sprintf("handoff (%d keys left)", st.AAE.HandoffKeysPending)),
+				progressbar.OptionShowCount(),
+				progressbar.OptionSetWidth(30),
+				progressbar.OptionSetRenderBlankState(true))
+			if total == 0 {
+				_ = bar.Set64(1) // nothing to hand off: done
+			} else {
+				_ = bar.Set64(st.AAE.HandoffDone)
+			}
+			fmt.Fprintln(out)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+func printStatus(out io.Writer, st node.Status, partitions bool) {
+	fmt.Fprintf(out, "node %s: N=%d R=%d W=%d, %d partitions, %d keys here, hints pending %d, delivered %d, read repairs %d\n",
 		st.Node, st.N, st.R, st.W, st.Partitions, st.Keys, st.HintsPending, st.HintsDelivered, st.ReadRepairs)
+	a := st.AAE
+	var ages []int64
+	never := 0
+	for _, p := range a.Partitions {
+		if p.RepairAgeMS < 0 {
+			never++
+			continue
+		}
+		ages = append(ages, p.RepairAgeMS)
+	}
+	slices.Sort(ages)
+	repair := "no exchange yet"
+	if len(ages) > 0 {
+		repair = fmt.Sprintf("repair age median %v, oldest %v", msDuration(ages[len(ages)/2]), msDuration(ages[len(ages)-1]))
+	}
+	interval := "off"
+	if a.IntervalMS > 0 {
+		interval = msDuration(a.IntervalMS).String()
+	}
+	fmt.Fprintf(out, "anti-entropy every %s: %d rounds, %d exchanges, %d keys repaired, %d tombstones purged; %d partitions owned, %s (%d never)\n",
+		interval, a.Rounds, a.Exchanges, a.KeysRepaired, a.TombstonesPurged, len(a.Partitions), repair, never)
+	fmt.Fprintf(out, "handoff: %d partitions pending (%d keys), %d done\n\n", a.HandoffPending, a.HandoffKeysPending, a.HandoffDone)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MEMBER\tSTATE\tLIVENESS\tPRIMARIES\tREPLICAS\tHINTS HERE\tRESP\tMEMCACHED\tHTTP")
 	for _, m := range st.Members {
@@ -200,7 +282,23 @@ func printStatus(out io.Writer, st node.Status) {
 			st.HintsByOwner[m.Name], m.RESPAddr, m.MemcacheAddr, m.HTTPAddr)
 	}
 	tw.Flush()
+	if !partitions {
+		return
+	}
+	fmt.Fprintln(out)
+	tw = tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "PARTITION\tKEYS\tREPAIR AGE")
+	for _, p := range a.Partitions {
+		age := "never"
+		if p.RepairAgeMS >= 0 {
+			age = msDuration(p.RepairAgeMS).String()
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%s\n", p.Partition, p.Keys, age)
+	}
+	tw.Flush()
 }
+
+func msDuration(ms int64) time.Duration { return (time.Duration(ms) * time.Millisecond).Round(100 * time.Millisecond) }
 
 func newAdminCmd() *cobra.Command {
 	admin := &cobra.Command{Use: "admin", Short: "Change cluster membership"}
