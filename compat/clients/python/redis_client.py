@@ -12,36 +12,23 @@ import time
 
 import redis
 
+import check
+from check import addr, eq
+
 PREFIX = "py:"
-checks = 0
 
 
 def k(name):
     return PREFIX + name
 
 
-def eq(what, got, want):
-    global checks
-    if got != want:
-        raise AssertionError(f"{what}: got {got!r}, want {want!r}")
-    checks += 1
+def fails(what, fn, want):
+    check.fails(what, fn, want, redis.ResponseError)
 
 
-def fails(what, fn, want, exc=redis.ResponseError):
-    global checks
-    try:
-        got = fn()
-    except exc as e:
-        if want not in str(e):
-            raise AssertionError(f"{what}: error {e!r}, want one containing {want!r}") from e
-        checks += 1
-        return
-    raise AssertionError(f"{what}: no error (got {got!r}), want {want!r}")
-
-
-def client(addr):
-    host, port = addr.rsplit(":", 1)
-    return redis.Redis(host=host, port=int(port), socket_timeout=10, socket_connect_timeout=5)
+def client(a):
+    host, port = addr(a)
+    return redis.Redis(host=host, port=port, socket_timeout=10, socket_connect_timeout=5)
 
 
 def main():
@@ -137,7 +124,7 @@ def main():
     info = r.info("server")
     if "redis_version" not in info:
         raise AssertionError(f"INFO server lacks redis_version: {sorted(info)}")
-    print(f"ok: {checks} checks, redis-py {redis.__version__}")
+    print(f"ok: {check.count} checks, redis-py {redis.__version__}")
 
 
 if __name__ == "__main__":
