@@ -2,11 +2,14 @@ package compat
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func needTool(t *testing.T, name string) string {
@@ -23,65 +26,128 @@ func hostPort(addr string) (string, string) {
 	return addr[:i], addr[i+1:]
 }
 
-// TestRedisCLI runs redis-cli commands, a --pipe mass insertion and --scan.
-func TestRedisCLI(t *testing.T) {
+// redisCLIWorkload runs redis-cli against d: commands with -e (a failed command
+// exits non-zero), commands read from stdin as typed in interactive mode, a
+// --pipe mass insertion of 100,000 keys, and --scan with --pattern. Writes go
+// through the first node, reads through the last.
+func redisCLIWorkload(t *testing.T, d deployment) {
 	cli := needTool(t, "redis-cli")
-	p := startNode(t)
-	host, port := hostPort(p.RESP)
-	run := func(stdin string, args ...string) string {
+	addrs := d.resp()
+	last := len(addrs) - 1
+	run := func(node int, stdin string, args ...string) (string, error) {
 		t.Helper()
-		cmd := exec.Command(cli, append([]string{"-h", host, "-p", port}, args...)...)
+		host, port := hostPort(addrs[node])
+		c, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(c, cli, append([]string{"-h", host, "-p", port}, args...)...)
 		cmd.Stdin = strings.NewReader(stdin)
 		out, err := cmd.CombinedOutput()
-		if err != nil {
-			t.Fatalf("redis-cli %v: %v\n%s", args, err, out)
+		return strings.TrimSpace(string(out)), err
+	}
+	do := func(node int, want string, args ...string) {
+		t.Helper()
+		out, err := run(node, "", append([]string{"-e"}, args...)...)
+		if err != nil || out != want {
+			t.Fatalf("redis-cli -e %q on node %d = %q, %v; want %q", args, node, out, err, want)
 		}
-		return strings.TrimSpace(string(out))
 	}
-	if got := run("", "PING"); got != "PONG" {
-		t.Fatalf("PING: %q", got)
+	fails := func(want string, args ...string) {
+		t.Helper()
+		out, err := run(0, "", append([]string{"-e"}, args...)...)
+		if err == nil || !strings.Contains(out, want) {
+			t.Fatalf("redis-cli -e %q = %q, exit %v; want a failure with %q", args, out, err, want)
+		}
 	}
-	if got := run("", "SET", "greeting", "hello world"); got != "OK" {
-		t.Fatalf("SET: %q", got)
-	}
-	if got := run("", "GET", "greeting"); got != "hello world" {
-		t.Fatalf("GET: %q", got)
-	}
-	if got := run("", "DPUT", "cart", "", "milk"); got == "" {
-		t.Fatal("DPUT returned no context")
-	}
-	run("", "DPUT", "cart", "", "eggs")
-	if got := run("", "DGET", "cart"); !strings.Contains(got, "milk") || !strings.Contains(got, "eggs") {
-		t.Fatalf("DGET after two blind DPUTs: %q", got)
+	dbsize := func(want int) {
+		t.Helper()
+		for i := range addrs {
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				out, err := run(i, "", "-e", "DBSIZE")
+				if err == nil && out == fmt.Sprint(want) {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("DBSIZE on node %d = %q, %v; want %d", i, out, err, want)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
 	}
 
-	// Mass insertion with --pipe (RESP on stdin).
-	const n = 20000
+	do(0, "OK", "FLUSHALL")
+	dbsize(0)
+	do(0, "PONG", "PING")
+	do(0, "OK", "SET", "greeting", "hello world")
+	do(last, "hello world", "GET", "greeting")
+	do(0, "1", "INCR", "counter")
+	do(0, "5", "INCRBY", "counter", "4")
+	do(last, "5", "GET", "counter")
+	do(0, "OK", "MSET", "a", "1", "b", "2")
+	do(last, "1\n2", "MGET", "a", "b", "missing")
+	do(last, "2", "EXISTS", "a", "b", "missing")
+	do(0, "1", "EXPIRE", "a", "100")
+	if out, err := run(last, "", "-e", "TTL", "a"); err != nil {
+		t.Fatalf("TTL a: %v", err)
+	} else if n, err := strconv.Atoi(out); err != nil || n < 90 || n > 100 {
+		t.Fatalf("TTL a = %q, want 90 to 100", out)
+	}
+	do(0, "1", "DEL", "b", "missing")
+	do(last, "0", "EXISTS", "b")
+	if out, err := run(0, "", "-e", "DPUT", "cart", "", "milk"); err != nil || out == "" {
+		t.Fatalf("DPUT = %q, %v", out, err)
+	}
+	if out, err := run(last, "", "-e", "DPUT", "cart", "", "eggs"); err != nil || out == "" {
+		t.Fatalf("DPUT = %q, %v", out, err)
+	}
+	if out, err := run(last, "", "-e", "DGET", "cart"); err != nil || !strings.Contains(out, "milk") || !strings.Contains(out, "eggs") {
+		t.Fatalf("DGET after blind DPUTs through two nodes: %q, %v", out, err)
+	}
+	fails("ERR value is not an integer or out of range", "INCR", "greeting")
+	fails("ERR wrong number of arguments for 'get' command", "GET")
+	fails("ERR unknown command 'LPUSH'", "LPUSH", "l", "x")
+	fails("ERR MULTI is not supported by dynakv", "MULTI")
+
+	// Commands typed one per line, as in interactive mode; errors do not stop it
+	// (redis-cli prints an empty line after an error it read this way).
+	out, err := run(last, "SET typed \"a b\"\nAPPEND typed c\nGET typed\nINCR typed\nSTRLEN typed\n")
+	if want := "OK\n4\na bc\nERR value is not an integer or out of range\n\n4"; err != nil || out != want {
+		t.Fatalf("redis-cli reading commands from stdin = %q, %v; want %q", out, err, want)
+	}
+
+	// Mass insertion with --pipe (RESP on stdin), then count, spot-check, --scan.
+	do(0, "OK", "FLUSHALL")
+	const n = 100000
 	var buf bytes.Buffer
 	for i := 0; i < n; i++ {
-		k, v := fmt.Sprintf("mass:%d", i), fmt.Sprint(i)
+		k, v := fmt.Sprintf("mass:%d", i), fmt.Sprint("value-", i)
 		fmt.Fprintf(&buf, "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", len(k), k, len(v), v)
 	}
-	out := run(buf.String(), "--pipe")
-	if !regexp.MustCompile(fmt.Sprintf(`errors: 0, replies: %d`, n)).MatchString(out) {
-		t.Fatalf("--pipe: %s", out)
+	start := time.Now()
+	out, err = run(0, buf.String(), "--pipe")
+	if err != nil || !strings.Contains(out, fmt.Sprintf("errors: 0, replies: %d", n)) {
+		t.Fatalf("--pipe: %v\n%s", err, out)
 	}
-	if got := run("", "DBSIZE"); got != fmt.Sprint(n+2) {
-		t.Fatalf("DBSIZE after --pipe: %s, want %d", got, n+2)
+	t.Logf("--pipe of %d SETs: %v", n, time.Since(start).Round(time.Millisecond))
+	dbsize(n)
+	for _, i := range []int{0, 1, 54321, n - 1} {
+		do(last, fmt.Sprint("value-", i), "GET", fmt.Sprint("mass:", i))
 	}
-	keys := strings.Fields(run("", "--scan", "--pattern", "mass:1*"))
-	want := 0
-	for i := 0; i < n; i++ {
-		if strings.HasPrefix(fmt.Sprint(i), "1") {
-			want++
+	for _, tc := range []struct {
+		pattern string
+		want    int
+	}{{"mass:1*", 11111}, {"mass:9999?", 10}, {"mass:*", n}} {
+		out, err := run(last, "", "--scan", "--pattern", tc.pattern)
+		if err != nil {
+			t.Fatalf("--scan --pattern %s: %v\n%s", tc.pattern, err, out)
 		}
-	}
-	seen := map[string]bool{}
-	for _, k := range keys {
-		seen[k] = true
-	}
-	if len(seen) != want {
-		t.Fatalf("--scan mass:1* found %d distinct keys, want %d", len(seen), want)
+		seen := map[string]bool{}
+		for _, k := range strings.Fields(out) {
+			seen[k] = true
+		}
+		if len(seen) != tc.want {
+			t.Fatalf("--scan --pattern %s found %d distinct keys, want %d", tc.pattern, len(seen), tc.want)
+		}
 	}
 }
 

@@ -55,8 +55,12 @@
 //
 // # Differences from Redis 7.2
 //
-//   - One database (SELECT 0 only), one user ("default"); no MULTI, scripting,
-//     pub/sub, client tracking, or types other than strings.
+//   - One database (SELECT 0 only), one user ("default"); no scripting, pub/sub,
+//     client tracking, or types other than strings.
+//   - No transactions: MULTI is "-ERR MULTI is not supported by dynakv
+//     (Dynamo-style store: no transactions)", every command after it is refused
+//     until EXEC (-EXECABORT) or DISCARD, so a client's MULTI ... EXEC batch never
+//     half-applies. WATCH is an unknown command.
 //   - Multi-key commands (MSET, MSETNX, DEL of many keys) are not atomic across
 //     keys: each key is its own Dynamo object. MSETNX checks, then writes each key
 //     with NX. EXPIRE ... XX LT checks XX with a read before the conditional write.

@@ -297,6 +297,7 @@ type client struct {
 	authed      bool
 	closing     bool // QUIT or a security warning: close after this reply
 	dropReplies bool // close without sending the batch's pending replies
+	inMulti     bool // after MULTI, until EXEC or DISCARD: commands are refused (multi.go)
 	created     time.Time
 	addr        string
 	laddr       string
@@ -371,8 +372,16 @@ func (s *Server) exec(c *client, args [][]byte) string {
 		c.closing, c.dropReplies = true, true
 		return "unknown"
 	}
+	if c.inMulti {
+		if name, ok := s.transaction(c, args); ok {
+			return name
+		}
+	}
 	cmd := s.cmds.lookup(args[0])
 	if cmd == nil {
+		if name, ok := s.transaction(c, args); ok {
+			return name
+		}
 		unknownCommand(&c.w, args)
 		return "unknown"
 	}

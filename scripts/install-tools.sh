@@ -1,15 +1,25 @@
 #!/usr/bin/env bash
 # Installs the external programs dynakv's tests and benchmarks use: redis-cli and
 # redis-benchmark (redis-tools), redis-server and memcached for side-by-side runs,
-# netcat. Debian/Ubuntu; needs root or sudo. Safe to run again.
+# netcat; the client matrix's (compat/clients_test.go) python3-redis and
+# python3-pymemcache for Debian's /usr/bin/python3, nodejs and npm, and the npm
+# clients (scripts/install-node-clients.sh). Debian/Ubuntu; needs root or sudo.
+# Safe to run again.
 set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
 need=()
 command -v redis-cli >/dev/null || need+=(redis-tools)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v memcached >/dev/null || need+=(memcached)
 command -v nc >/dev/null || need+=(netcat-openbsd)
+# Debian's python modules import only under Debian's interpreter.
+/usr/bin/python3 -c 'import redis' 2>/dev/null || need+=(python3-redis)
+/usr/bin/python3 -c 'import pymemcache' 2>/dev/null || need+=(python3-pymemcache)
+command -v node >/dev/null || need+=(nodejs)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-tools: all present"
+  "$here/install-node-clients.sh"
   exit 0
 fi
 SUDO=""
@@ -24,3 +34,4 @@ if [ ! -e /usr/sbin/policy-rc.d ]; then
 fi
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 echo "install-tools: installed ${need[*]}"
+"$here/install-node-clients.sh"
