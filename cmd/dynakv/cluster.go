@@ -298,7 +298,9 @@ func printStatus(out io.Writer, st node.Status, partitions bool) {
 	tw.Flush()
 }
 
-func msDuration(ms int64) time.Duration { return (time.Duration(ms) * time.Millisecond).Round(100 * time.Millisecond) }
+func msDuration(ms int64) time.Duration {
+	return (time.Duration(ms) * time.Millisecond).Round(100 * time.Millisecond)
+}
 
 func newAdminCmd() *cobra.Command {
 	admin := &cobra.Command{Use: "admin", Short: "Change cluster membership"}
