@@ -424,3 +424,34 @@ func TestServeRejectsBadMessages(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkHandoffPartition100k: the time and transport bytes to hand one partition
+// of 100,000 records (100-byte values) to a new owner and drop it here.
+func BenchmarkHandoffPartition100k(b *testing.B) {
+	const total = 100_000
+	val := bytes.Repeat([]byte("v"), 100)
+	for b.Loop() {
+		b.StopTimer()
+		c := newAAECluster(b, 1, 1, "a")
+		for i := range total {
+			k := []byte(fmt.Sprintf("key-%06d", i))
+			rec := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: val, Timestamp: 1}, 1, 1)
+			if _, err := c.nodes["a"].st.UpdateNoSync(k, func(vclock.Set, bool) (vclock.Set, error) { return rec, nil }); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.addNode("b")
+		c.setMembers("b")
+		c.bytes.Store(0)
+		b.StartTimer()
+		if err := c.nodes["a"].aae.RunOnce(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if n := c.nodes["b"].st.Count(); n != total || c.nodes["a"].st.Count() != 0 {
+			b.Fatalf("b holds %d, a %d", n, c.nodes["a"].st.Count())
+		}
+		b.ReportMetric(float64(c.bytes.Load()), "bytes/handoff")
+		b.StartTimer()
+	}
+}

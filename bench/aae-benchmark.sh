@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Foreground cost of anti-entropy: a local 3-node cluster (N=3, --storage memory,
+# --hinted-handoff=false) loses its third node's data (it restarts empty after
+# KEYS keys were written), then redis-benchmark measures SET and GET on the first
+# node while anti-entropy copies everything back to the third, throttled by
+# --aae-max-keys-per-sec. The same run with anti-entropy off is the baseline:
+#
+#   bench/aae-benchmark.sh
+#   KEYS=200000 REQUESTS=200000 AAE_RATE=50000 bench/aae-benchmark.sh
+#
+# Prints requests/s and p99 for both and the p99 ratio (on/off), and how many keys
+# the third node got back during the run. Needs redis-benchmark, redis-cli.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+KEYS=${KEYS:-100000}
+REQUESTS=${REQUESTS:-200000}
+AAE_RATE=${AAE_RATE:-20000}
+. bench/lib.sh
+
+declare -a RESP GOSSIP ARGS
+start_node() { # i aae-interval
+  local i=$1 join=()
+  [ "$i" -gt 0 ] && join=(--join 127.0.0.1:"${GOSSIP[0]}")
+  ./bin/dynakv server --name "aae$((i+1))" --storage memory \
+    --resp 127.0.0.1:"${RESP[$i]}" --memcache 127.0.0.1:"$(port)" --http 127.0.0.1:"$(port)" \
+    --gossip 127.0.0.1:"${GOSSIP[$i]}" --cluster 127.0.0.1:"$(port)" --secret bench \
+    --hinted-handoff=false --aae-interval "$2" --aae-max-keys-per-sec "$AAE_RATE" \
+    --log-level warn "${join[@]}" >>"$work/dynakv$i.log" 2>&1 &
+  pids+=($!)
+  NODEPID[$i]=$!
+  for _ in $(seq 100); do redis-cli -p "${RESP[$i]}" PING >/dev/null 2>&1 && break; sleep 0.1; done
+}
+field() { redis-cli -p "$1" INFO cluster | tr -d '\r' | awk -F: -v f="$2" '$1 == f {print $2}'; }
+wait_alive() { for _ in $(seq 300); do [ "$(field "${RESP[0]}" cluster_members_alive)" = "$1" ] && return; sleep 0.1; done; }
+
+printf '%-14s %-4s %12s %9s %9s\n' anti-entropy test 'requests/s' 'p50 ms' 'p99 ms'
+declare -A p99
+for mode in off on; do
+  interval=-1s; [ $mode = on ] && interval=1s
+  for i in 0 1 2; do RESP[$i]=$(port); GOSSIP[$i]=$(port); done
+  declare -A NODEPID=()
+  for i in 0 1 2; do start_node "$i" "$interval"; done
+  wait_alive 3
+  redis-benchmark -p "${RESP[0]}" -t set -n "$KEYS" -r "$KEYS" -c 50 -d 100 -q >/dev/null 2>&1
+  kill "${NODEPID[2]}"; wait "${NODEPID[2]}" 2>/dev/null || true
+  start_node 2 "$interval" # empty again: --storage memory
+  wait_alive 3
+  while read -r test r p50 p99v; do
+    printf '%-14s %-4s %12s %9s %9s\n' "$mode" "$test" "$r" "$p50" "$p99v"; p99[$mode-$test]=$p99v
+  done < <(redis-benchmark -p "${RESP[0]}" -t set,get -n "$REQUESTS" -c 50 -r "$KEYS" -d 100 --csv 2>/dev/null |
+    awk -F, 'NR>1 { gsub(/"/,""); print $1, $2, $5, $7 }')
+  echo "  third node during the run: $(field "${RESP[2]}" aae_keys_repaired) keys repaired there," \
+       "$(redis-cli -p "${RESP[2]}" INFO keyspace | tr -d '\r' | grep -o 'keys=[0-9]*' || echo keys=0) held"
+  for p in "${NODEPID[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  pids=()
+done
+for t in SET GET; do
+  awk -v on="${p99[on-$t]}" -v off="${p99[off-$t]}" -v t=$t 'BEGIN { printf "%s p99 with anti-entropy repairing / without: %.2f\n", t, on/off }'
+done
