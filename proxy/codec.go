@@ -160,6 +160,8 @@ var wireSentinels = []error{
 	context.DeadlineExceeded,
 	context.Canceled,
 	ErrOutcomeUnknown, // codes only grow: new sentinels go last
+	ErrNoSuchKey,
+	ErrSameKey,
 }
 
 // AppendResult appends the binary form of the outcome of Do: res when err is nil,

@@ -178,6 +178,8 @@ var sentinelErrors = map[string]error{
 	"ErrRunLocally":     proxy.ErrRunLocally,
 	"ErrBadEncoding":    proxy.ErrBadEncoding,
 	"ErrOutcomeUnknown": proxy.ErrOutcomeUnknown,
+	"ErrNoSuchKey":      proxy.ErrNoSuchKey,
+	"ErrSameKey":        proxy.ErrSameKey,
 }
 
 // TestEverySentinelListed: a sentinel added to the package must be added to
