@@ -389,15 +389,19 @@ func (s *Server) exec(c *client, args [][]byte) string {
 		cmd = sub
 	}
 	if !cmd.arityOK(len(args)) {
+		cmd.stats.rejected.Add(1)
 		c.w.errorLine(cmd.arityErr)
 		return cmd.name
 	}
 	if !c.authed && !cmd.noAuth {
+		cmd.stats.rejected.Add(1)
 		c.w.errorLine(errNoAuth)
 		return cmd.name
 	}
 	c.lastCmd.Store(cmd)
+	start := time.Now()
 	cmd.run(s, c, args)
+	cmd.stats.ran(time.Since(start), c.w.failed)
 	return cmd.name
 }
 
@@ -450,6 +454,8 @@ type command struct {
 
 	subs   []*command // container commands (CONFIG, CLIENT, COMMAND)
 	subIdx map[string]*command
+
+	stats cmdStats // INFO commandstats; the table is per Server
 }
 
 func (c *command) arityOK(n int) bool {

@@ -1,6 +1,8 @@
 package resp
 
 import (
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -174,5 +176,45 @@ func TestSuiteRandomKeySeesEveryKey(t *testing.T) {
 	}
 	if len(seen) != 3 {
 		t.Fatalf("RANDOMKEY over 200 calls returned only %v", seen)
+	}
+}
+
+func TestSuiteInfoCPUAndCommandStats(t *testing.T) {
+	ts := startServer(t)
+	c := dialRaw(t, ts.addr)
+	c.do("SET", "k", "v")
+	c.do("GET", "k")
+	c.do("GET")       // rejected: arity
+	c.do("INCR", "k") // failed: not an integer
+	c.do("CONFIG", "GET", "hz")
+	cpu := c.do("INFO", "cpu")
+	for _, want := range []string{"# CPU\r\n", "\r\nused_cpu_user:", "\r\nused_cpu_sys:", "\r\nused_cpu_user_children:"} {
+		if !strings.Contains(cpu, want) {
+			t.Errorf("INFO cpu lacks %q: %q", want, cpu)
+		}
+	}
+	if strings.Contains(cpu, "used_memory") || strings.Contains(cpu, "rejected_calls") {
+		t.Errorf("INFO cpu shows other sections: %q", cpu)
+	}
+	stats := c.do("INFO", "commandSTATS")
+	for _, re := range []string{
+		`\r\ncmdstat_get:calls=1,usec=\d+,usec_per_call=\d+\.\d\d,rejected_calls=1,failed_calls=0\r\n`,
+		`\r\ncmdstat_set:calls=1,usec=\d+,usec_per_call=\d+\.\d\d,rejected_calls=0,failed_calls=0\r\n`,
+		`\r\ncmdstat_incr:calls=1,usec=\d+,usec_per_call=\d+\.\d\d,rejected_calls=0,failed_calls=1\r\n`,
+		`\r\ncmdstat_config\|get:calls=1,`,
+	} {
+		if !regexp.MustCompile(re).MatchString(stats) {
+			t.Errorf("INFO commandstats does not match %s: %q", re, stats)
+		}
+	}
+	if def := c.do("INFO"); !strings.Contains(def, "used_cpu_user") || strings.Contains(def, "rejected_calls") {
+		t.Errorf("INFO default: want cpu and no commandstats: %q", def)
+	}
+	if all := c.do("INFO", "all"); !strings.Contains(all, "used_cpu_user") || !strings.Contains(all, "rejected_calls") {
+		t.Errorf("INFO all: want cpu and commandstats: %q", all)
+	}
+	c.do("CONFIG", "RESETSTAT")
+	if got := c.do("INFO", "commandstats"); strings.Contains(got, "cmdstat_get") {
+		t.Errorf("CONFIG RESETSTAT kept commandstats: %q", got)
 	}
 }
