@@ -96,7 +96,7 @@ func DecodeOp(b []byte) (Op, error) {
 	}
 	var op Op
 	op.Kind = Kind(d.byte())
-	if d.bad == "" && (op.Kind < OpGet || op.Kind > OpDDel) {
+	if d.bad == "" && (op.Kind < OpGet || op.Kind > OpSetBit) {
 		d.fail(fmt.Sprintf("unknown kind %d", op.Kind))
 	}
 	op.Cond = Cond(d.byte())

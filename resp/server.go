@@ -577,6 +577,8 @@ func newTable() *table {
 		key(cmd("getrange", 4, fReadSlow, aReadSlow, "string", "Returns a substring of the string stored at a key.", (*Server).getrange)),
 		key(cmd("substr", 4, fReadSlow, aReadSlow, "string", "Returns a substring from a string value.", (*Server).getrange)),
 		key(cmd("setrange", 4, fWrite, aWriteStr, "string", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", (*Server).setrange)),
+		key(cmd("setbit", 4, fWrite, []string{"@write", "@bitmap", "@slow"}, "bitmap", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", (*Server).setbit)),
+		key(cmd("getbit", 3, fRead, []string{"@read", "@bitmap", "@fast"}, "bitmap", "Returns a bit value by offset.", (*Server).getbit)),
 		pair(cmd("lcs", -3, fReadSlow, aReadSlow, "string", "Finds the longest common substring.", (*Server).lcs)),
 		// Keyspace.
 		keys(cmd("del", -2, fDel, aKeyDel, "generic", "Deletes one or more keys.", (*Server).del), 1),

@@ -218,3 +218,32 @@ func TestSuiteInfoCPUAndCommandStats(t *testing.T) {
 		t.Errorf("CONFIG RESETSTAT kept commandstats: %q", got)
 	}
 }
+
+func TestSuiteSetbitGetbit(t *testing.T) {
+	ts := startServer(t)
+	runSteps(t, dialRaw(t, ts.addr), []step{
+		cmd(":0\r\n", "SETBIT", "b", "1", "1"),
+		cmd(bulk("@"), "GET", "b"),
+		cmd(":1\r\n", "SETBIT", "b", "1", "1"),
+		cmd(":1\r\n", "SETBIT", "b", "1", "0"),
+		cmd(":0\r\n", "GETBIT", "b", "1"),
+		cmd(":0\r\n", "SETBIT", "b", "20", "0"),
+		cmd(":3\r\n", "STRLEN", "b"),
+		cmd(":0\r\n", "GETBIT", "b", "100"),
+		cmd(":0\r\n", "GETBIT", "nokey", "3"),
+		cmd(":0\r\n", "SETBIT", "z", "7", "0"), // creates the key, zero-padded
+		cmd(bulk("\x00"), "GET", "z"),
+		cmd(ok, "SET", "n", "5"),
+		cmd(":0\r\n", "SETBIT", "n", "6", "1"),
+		cmd(bulk("7"), "GET", "n"),
+		cmd(":1\r\n", "GETBIT", "n", "7"),
+		cmd("-ERR bit offset is not an integer or out of range\r\n", "SETBIT", "b", "-1", "1"),
+		cmd("-ERR bit offset is not an integer or out of range\r\n", "SETBIT", "b", "x", "1"),
+		cmd("-ERR bit offset is not an integer or out of range\r\n", "SETBIT", "b", "4294967296", "1"),
+		cmd("-ERR bit offset is not an integer or out of range\r\n", "GETBIT", "b", "4294967296"),
+		cmd("-ERR bit is not an integer or out of range\r\n", "SETBIT", "b", "1", "2"),
+		cmd("-ERR bit is not an integer or out of range\r\n", "SETBIT", "b", "1", "-1"),
+		cmd(arity("setbit"), "SETBIT", "b", "1"),
+		cmd(arity("getbit"), "GETBIT", "b"),
+	})
+}
