@@ -8,7 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 PKGS      := ./...
 
-.PHONY: all build run test test-short soak fuzz bench bench-cluster lint tools clean compat
+.PHONY: all build run test test-short soak fuzz bench bench-cluster lint tools clean compat compat-redis
 
 all: build
 
@@ -36,6 +36,13 @@ soak:
 
 compat: build
 	$(GO) test -race -count=1 -v ./compat/...
+
+# Redis 7's own Tcl suite (Debian's redis source package) against a dynakv node, a
+# 3-node cluster and redis-server; fails if a dynakv count drops below
+# compat/suites/redis/floor.txt. REDIS_SUITE_ARGS="--results compat/RESULTS.md"
+# rewrites the table.
+compat-redis:
+	scripts/redis-suite.sh $(REDIS_SUITE_ARGS)
 
 # Each fuzz target runs FUZZTIME (30s by default).
 fuzz:

@@ -96,7 +96,7 @@ func DecodeOp(b []byte) (Op, error) {
 	}
 	var op Op
 	op.Kind = Kind(d.byte())
-	if d.bad == "" && (op.Kind < OpGet || op.Kind > OpDDel) {
+	if d.bad == "" && (op.Kind < OpGet || op.Kind > OpSetBit) {
 		d.fail(fmt.Sprintf("unknown kind %d", op.Kind))
 	}
 	op.Cond = Cond(d.byte())
@@ -160,6 +160,8 @@ var wireSentinels = []error{
 	context.DeadlineExceeded,
 	context.Canceled,
 	ErrOutcomeUnknown, // codes only grow: new sentinels go last
+	ErrNoSuchKey,
+	ErrSameKey,
 }
 
 // AppendResult appends the binary form of the outcome of Do: res when err is nil,

@@ -26,7 +26,7 @@ import (
 var allKinds = []proxy.Kind{
 	proxy.OpGet, proxy.OpSet, proxy.OpDelete, proxy.OpGetDel, proxy.OpGetEx, proxy.OpIncr,
 	proxy.OpIncrFloat, proxy.OpIncrUnsigned, proxy.OpAppend, proxy.OpSetRange, proxy.OpExpire,
-	proxy.OpDGet, proxy.OpDPut, proxy.OpDDel,
+	proxy.OpDGet, proxy.OpDPut, proxy.OpDDel, proxy.OpSetBit,
 }
 
 func TestAllKindsListed(t *testing.T) {
@@ -178,6 +178,8 @@ var sentinelErrors = map[string]error{
 	"ErrRunLocally":     proxy.ErrRunLocally,
 	"ErrBadEncoding":    proxy.ErrBadEncoding,
 	"ErrOutcomeUnknown": proxy.ErrOutcomeUnknown,
+	"ErrNoSuchKey":      proxy.ErrNoSuchKey,
+	"ErrSameKey":        proxy.ErrSameKey,
 }
 
 // TestEverySentinelListed: a sentinel added to the package must be added to
@@ -315,7 +317,7 @@ func TestDecodeRejects(t *testing.T) {
 		"empty":             {nil, "truncated"},
 		"bad version":       {cat([]byte{2}, validOp()[1:]), "unknown op version 2"},
 		"kind 0":            {[]byte{1, 0, 0, 0}, "unknown kind 0"},
-		"unknown kind":      {[]byte{1, byte(proxy.OpDDel) + 1, 0, 0}, "unknown kind"},
+		"unknown kind":      {[]byte{1, byte(proxy.OpSetBit) + 1, 0, 0}, "unknown kind"},
 		"unknown cond":      {[]byte{1, 1, byte(proxy.CondLT) + 1, 0}, "unknown cond"},
 		"unknown flag bit":  {cat([]byte{1, 1, 0}, uv(nil, 256)), "unknown op flags"},
 		"non-minimal flags": {[]byte{1, 1, 0, 0x80, 0x00}, "non-minimal varint"},

@@ -55,7 +55,15 @@ func (p *Proxy) Keys(ctx context.Context, pattern string) ([][]byte, error) {
 	}
 }
 
-// RandomKey returns a random existing key; ok is false when there is none.
+// randomKeySample is how many keys RandomKey gathers from its random starting point
+// before it picks one of them.
+const randomKeySample = 16
+
+// RandomKey returns a random existing key; ok is false when there is none. It scans
+// from a random point of the key order (wrapping around) until it has gathered
+// randomKeySample live keys or seen them all, and picks one of those at random: so
+// every key of a keyspace of up to randomKeySample keys is equally likely, and a key
+// after a long gap in hash order is not much more likely than its neighbours.
 func (p *Proxy) RandomKey(ctx context.Context) (key []byte, ok bool, err error) {
 	if err := p.checkFlush(ctx); err != nil {
 		return nil, false, err
@@ -64,27 +72,40 @@ func (p *Proxy) RandomKey(ctx context.Context) (key []byte, ok bool, err error) 
 	p.randMu.Lock()
 	start := p.cfg.Rand.Uint64()
 	p.randMu.Unlock()
+	var sample [][]byte
+	seen := map[string]bool{}
 	visit := func(k []byte, rec vclock.Set) bool {
-		if exists(rec, now) {
-			key, ok = append([]byte(nil), k...), true
+		if !exists(rec, now) || seen[string(k)] || len(sample) >= randomKeySample {
+			return false
 		}
-		return ok
+		seen[string(k)] = true
+		sample = append(sample, append([]byte(nil), k...))
+		return true
 	}
-	// From a random point to the end, then from the start around to it.
-	for cursor := start; ; {
-		next, err := p.co.ScanPage(ctx, cursor, 1, visit)
-		if err != nil || ok {
-			return key, ok, err
-		}
-		if next == 0 {
-			break
-		}
-		cursor = next
+	// From the random point to the end, then from the start around to it.
+	if err := p.scanFrom(ctx, start, visit, func() bool { return len(sample) >= randomKeySample }); err != nil {
+		return nil, false, err
 	}
-	for cursor := uint64(0); ; {
-		next, err := p.co.ScanPage(ctx, cursor, 1, visit)
-		if err != nil || ok || next == 0 {
-			return key, ok, err
+	if len(sample) < randomKeySample {
+		if err := p.scanFrom(ctx, 0, visit, func() bool { return len(sample) >= randomKeySample }); err != nil {
+			return nil, false, err
+		}
+	}
+	if len(sample) == 0 {
+		return nil, false, nil
+	}
+	p.randMu.Lock()
+	i := p.cfg.Rand.IntN(len(sample))
+	p.randMu.Unlock()
+	return sample[i], true, nil
+}
+
+// scanFrom scans pages from cursor to the end of the key order, until done.
+func (p *Proxy) scanFrom(ctx context.Context, cursor uint64, visit func([]byte, vclock.Set) bool, done func() bool) error {
+	for {
+		next, err := p.co.ScanPage(ctx, cursor, randomKeySample, visit)
+		if err != nil || done() || next == 0 {
+			return err
 		}
 		cursor = next
 	}

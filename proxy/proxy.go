@@ -191,6 +191,7 @@ const (
 	OpDGet
 	OpDPut
 	OpDDel
+	OpSetBit
 )
 
 // Cond is a write condition.
@@ -230,14 +231,16 @@ type Op struct {
 	CAS uint64
 	// ReturnOld (OpSet): report the previous item (SET ... GET, GETSET).
 	ReturnOld bool
-	// Delta: OpIncr (signed, Redis) and OpIncrUnsigned (the magnitude; see Decr).
+	// Delta: OpIncr (signed, Redis) and OpIncrUnsigned (the magnitude; see Decr);
+	// OpSetBit's new bit, 0 or 1.
 	Delta int64
 	// UDelta and Decr: OpIncrUnsigned, memcached's unsigned 64-bit incr/decr.
 	UDelta uint64
 	Decr   bool
 	// Float: OpIncrFloat's increment.
 	Float float64
-	// Offset: OpSetRange.
+	// Offset: OpSetRange (in bytes), OpSetBit (in bits, the most significant bit of
+	// the first byte first, as Redis's SETBIT).
 	Offset int64
 	// Prepend (OpAppend): add Value before the current value.
 	Prepend bool
@@ -288,7 +291,8 @@ type Result struct {
 	// OpSetRange).
 	Found bool
 	Item  Item
-	// Int: OpIncr's new value, OpAppend's and OpSetRange's new length.
+	// Int: OpIncr's new value, OpAppend's and OpSetRange's new length, OpSetBit's
+	// previous bit.
 	Int int64
 	// Uint: OpIncrUnsigned's new value.
 	Uint uint64
@@ -314,7 +318,7 @@ func (p *Proxy) do(ctx context.Context, op Op) (Result, error) {
 		return p.dget(ctx, op)
 	case OpDPut, OpDDel:
 		return p.dput(ctx, op)
-	case OpSet, OpDelete, OpGetDel, OpGetEx, OpIncr, OpIncrFloat, OpIncrUnsigned, OpAppend, OpSetRange, OpExpire:
+	case OpSet, OpDelete, OpGetDel, OpGetEx, OpIncr, OpIncrFloat, OpIncrUnsigned, OpAppend, OpSetRange, OpExpire, OpSetBit:
 		return p.modify(ctx, op)
 	}
 	return Result{}, fmt.Errorf("%w: %d", ErrUnknownOp, op.Kind)
@@ -587,6 +591,28 @@ func (p *Proxy) apply(op Op, it Item, found bool, now int64, res *Result) (vcloc
 		copy(data[op.Offset:], op.Value)
 		res.Int, res.Status, res.Found = int64(len(data)), Stored, true
 		return written(res, p.rewrite(it, found, data)), nil
+
+	case OpSetBit:
+		if op.Offset < 0 || op.Delta&^1 != 0 {
+			return vclock.Value{}, ErrBadOffset
+		}
+		byteAt, mask := op.Offset>>3, byte(1)<<(7-op.Offset&7)
+		if byteAt >= int64(p.cfg.MaxValueBytes) {
+			return vclock.Value{}, ErrValueTooBig
+		}
+		grows := byteAt >= int64(len(it.Value))
+		if !grows && it.Value[byteAt]&mask != 0 {
+			res.Int = 1
+		}
+		if found && !grows && res.Int == op.Delta {
+			res.Found, res.Item = true, it // Redis writes nothing when the bit stays
+			return vclock.Value{}, errNoWrite
+		}
+		data := make([]byte, max(int64(len(it.Value)), byteAt+1))
+		copy(data, it.Value)
+		data[byteAt] = data[byteAt]&^mask | byte(op.Delta)*mask
+		res.Status, res.Found = Stored, true
+		return written(res, p.rewrite(it, found, data)), nil
 	}
 	return vclock.Value{}, fmt.Errorf("%w: %d", ErrUnknownOp, op.Kind)
 }
@@ -601,7 +627,7 @@ func written(res *Result, v vclock.Value) vclock.Value {
 // writesItem reports whether Result.Item is the item after the write for kind.
 func writesItem(kind Kind) bool {
 	switch kind {
-	case OpIncr, OpIncrFloat, OpIncrUnsigned, OpAppend, OpSetRange:
+	case OpIncr, OpIncrFloat, OpIncrUnsigned, OpAppend, OpSetRange, OpSetBit:
 		return true
 	}
 	return false

@@ -47,7 +47,7 @@ func routed(op Op) bool {
 	case OpDGet:
 		return !op.Local
 	case OpGet, OpSet, OpDelete, OpGetDel, OpGetEx, OpIncr, OpIncrFloat, OpIncrUnsigned,
-		OpAppend, OpSetRange, OpExpire, OpDPut, OpDDel:
+		OpAppend, OpSetRange, OpExpire, OpDPut, OpDDel, OpSetBit:
 		return true
 	}
 	return false
@@ -100,7 +100,7 @@ func (p *Proxy) DoLocal(ctx context.Context, op Op) (Result, error) {
 // may run it again. INCR, APPEND, GETDEL and conditional writes are not.
 func (op Op) Idempotent() bool {
 	switch op.Kind {
-	case OpGet, OpDGet, OpSetRange, OpDPut, OpDDel:
+	case OpGet, OpDGet, OpSetRange, OpDPut, OpDDel, OpSetBit:
 		return true
 	case OpSet:
 		return plainSet(op)

@@ -460,6 +460,7 @@ func TestCoordinatorOptions(t *testing.T) {
 		{"memcached incr", proxy.Op{Kind: proxy.OpIncrUnsigned, Key: k, UDelta: 1}, nil, &W{ReadFirst: true}},
 		{"append", proxy.Op{Kind: proxy.OpAppend, Key: k, Value: []byte("x")}, nil, &W{ReadFirst: true}},
 		{"setrange", proxy.Op{Kind: proxy.OpSetRange, Key: k, Value: []byte("x"), W: 1}, nil, &W{W: 1, ReadFirst: true}},
+		{"setbit", proxy.Op{Kind: proxy.OpSetBit, Key: k, Offset: 9, Delta: 1, W: 1}, nil, &W{W: 1, ReadFirst: true}},
 		{"expire", proxy.Op{Kind: proxy.OpExpire, Key: k, Expiry: 1 << 50}, nil, &W{ReadFirst: true}},
 		{"dput", proxy.Op{Kind: proxy.OpDPut, Key: k, Value: []byte("v"), W: 3, DeferSync: true}, nil, &W{W: 3, DeferSync: true}},
 		{"ddel", proxy.Op{Kind: proxy.OpDDel, Key: k, W: 1}, nil, &W{W: 1}},
@@ -535,6 +536,7 @@ func TestIdempotent(t *testing.T) {
 		{proxy.Op{Kind: proxy.OpIncrUnsigned}, false},
 		{proxy.Op{Kind: proxy.OpAppend}, false},
 		{proxy.Op{Kind: proxy.OpSetRange}, true},
+		{proxy.Op{Kind: proxy.OpSetBit}, true},
 		{proxy.Op{Kind: proxy.OpExpire}, true},
 		{proxy.Op{Kind: proxy.OpExpire, Cond: proxy.CondGT}, false},
 	} {

@@ -244,6 +244,7 @@ func (s *Server) configResetStat(c *client, _ [][]byte) {
 	ps := s.px.Stats()
 	st.hitsBase.Store(ps.Hits)
 	st.missesBase.Store(ps.Misses)
+	s.cmds.eachCommand(func(cmd *command) { cmd.stats.reset() })
 	c.w.OK()
 }
 

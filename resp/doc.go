@@ -38,10 +38,11 @@
 // Connection: PING ECHO QUIT HELLO AUTH SELECT CLIENT (SETNAME GETNAME SETINFO ID
 // LIST INFO HELP). Strings: GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX MGET
 // MSET MSETNX INCR DECR INCRBY DECRBY INCRBYFLOAT APPEND STRLEN GETRANGE SUBSTR
-// SETRANGE. Keyspace: DEL UNLINK EXISTS TOUCH EXPIRE PEXPIRE EXPIREAT PEXPIREAT
-// EXPIRETIME PEXPIRETIME TTL PTTL PERSIST TYPE DBSIZE KEYS SCAN RANDOMKEY FLUSHALL
-// FLUSHDB. Server: INFO TIME COMMAND (COUNT DOCS INFO LIST GETKEYS HELP) CONFIG
-// (GET SET RESETSTAT REWRITE HELP). Dynamo:
+// SETRANGE SETBIT GETBIT LCS. Keyspace: DEL UNLINK EXISTS TOUCH EXPIRE PEXPIRE
+// EXPIREAT PEXPIREAT EXPIRETIME PEXPIRETIME TTL PTTL PERSIST TYPE RENAME RENAMENX
+// COPY DBSIZE KEYS SCAN RANDOMKEY FLUSHALL FLUSHDB. Server: INFO TIME COMMAND
+// (COUNT DOCS INFO LIST GETKEYS HELP) CONFIG (GET SET RESETSTAT REWRITE HELP)
+// FUNCTION (FLUSH HELP: there are never functions to flush). Dynamo:
 //
 //	DGET key                              -> *2: context ("" if none), array of live siblings
 //	DPUT key context value [EX s | PX ms] -> the new context
@@ -64,6 +65,8 @@
 //   - Multi-key commands (MSET, MSETNX, DEL of many keys) are not atomic across
 //     keys: each key is its own Dynamo object. MSETNX checks, then writes each key
 //     with NX. EXPIRE ... XX LT checks XX with a read before the conditional write.
+//     RENAME, RENAMENX and COPY read the source, write the destination, then (RENAME)
+//     delete the source if it is unchanged (proxy.Copy).
 //   - A command has at most 1024*1024 arguments (Redis 7.2: 2^31-1), because
 //     redcon's parser loops over the claimed count whenever it re-parses an
 //     incomplete command. A command's input is bounded by 1 GiB (Redis's

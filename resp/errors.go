@@ -52,6 +52,8 @@ var errorTable = []struct {
 	{proxy.ErrBadContext, errLine("ERR invalid causal context")},
 	{proxy.ErrBadOffset, errOffset},
 	{proxy.ErrInvalidFlush, errSyntax},
+	{proxy.ErrNoSuchKey, errLine("ERR no such key")},
+	{proxy.ErrSameKey, errLine("ERR source and destination objects are the same")},
 	{proxy.ErrOutcomeUnknown, errLine("ERR the node coordinating the request failed before answering; the write may or may not have been applied")},
 	{context.DeadlineExceeded, errLine("TIMEOUT the request did not complete in time")},
 	{context.Canceled, errLine("ERR server is shutting down")},

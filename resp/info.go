@@ -10,8 +10,8 @@ import (
 
 // infoSections are INFO's own sections, in Redis's order. Those marked default
 // are shown by INFO and INFO default; all are shown by INFO all and everything.
-// Sections without fields in dynakv (cpu, modules, errorstats, commandstats,
-// latencystats) show only their header, plus any fields Config.Info gives them.
+// Sections without fields in dynakv (modules, errorstats, latencystats) show only
+// their header, plus any fields Config.Info gives them.
 var infoSections = []struct {
 	name, title string
 	dflt        bool
@@ -22,9 +22,9 @@ var infoSections = []struct {
 	{"persistence", "Persistence", true},
 	{"stats", "Stats", true},
 	{"replication", "Replication", true},
-	{"cpu", "CPU", false},
-	{"modules", "Modules", false},
-	{"errorstats", "Errorstats", false},
+	{"cpu", "CPU", true},
+	{"modules", "Modules", true},
+	{"errorstats", "Errorstats", true},
 	{"commandstats", "Commandstats", false},
 	{"latencystats", "Latencystats", false},
 	{"cluster", "Cluster", true},
@@ -218,6 +218,10 @@ func (s *Server) infoFields(b *infoBuilder, section string) {
 		b.field("repl_backlog_size", "0")
 		b.field("repl_backlog_first_byte_offset", "0")
 		b.field("repl_backlog_histlen", "0")
+	case "cpu":
+		cpuStats(b)
+	case "commandstats":
+		s.commandStats(b)
 	case "cluster":
 		b.field("cluster_enabled", "0")
 	case "keyspace":

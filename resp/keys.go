@@ -291,3 +291,53 @@ func (s *Server) flushall(c *client, args [][]byte) {
 	}
 	c.w.OK()
 }
+
+// rename answers RENAME and RENAMENX (nx) through proxy.Copy: not atomic across
+// the two keys (see proxy.Copy).
+func (s *Server) rename(c *client, args [][]byte) { s.renameGeneric(c, args, false) }
+
+func (s *Server) renamenx(c *client, args [][]byte) { s.renameGeneric(c, args, true) }
+
+func (s *Server) renameGeneric(c *client, args [][]byte, nx bool) {
+	moved, err := s.px.Copy(s.ctx, args[1], args[2], proxy.CopyOptions{Move: true, Replace: !nx})
+	switch {
+	case err != nil:
+		s.replyErr(c, err)
+	case nx:
+		c.w.Int(b2i(moved))
+	default:
+		c.w.OK()
+	}
+}
+
+// copyCmd: COPY source destination [DB destination-db] [REPLACE]. Only DB 0 exists.
+func (s *Server) copyCmd(c *client, args [][]byte) {
+	replace := false
+	for j := 3; j < len(args); j++ {
+		opt := cstr(args[j])
+		switch {
+		case eqFold(opt, "replace"):
+			replace = true
+		case eqFold(opt, "db") && j+1 < len(args):
+			db, ok := parseInt(args[j+1])
+			if !ok || db < math.MinInt32 || db > math.MaxInt32 {
+				c.w.errorLine(errNotInteger)
+				return
+			}
+			if db != 0 {
+				c.w.errorLine(errDBIndex)
+				return
+			}
+			j++
+		default:
+			c.w.errorLine(errSyntax)
+			return
+		}
+	}
+	copied, err := s.px.Copy(s.ctx, args[1], args[2], proxy.CopyOptions{Replace: replace})
+	if err != nil {
+		s.replyErr(c, err)
+		return
+	}
+	c.w.Int(b2i(copied))
+}

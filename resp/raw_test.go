@@ -347,7 +347,7 @@ func TestRawRESP3(t *testing.T) {
 		cmd("*1\r\n*10\r\n$4\r\nping\r\n:-1\r\n~2\r\n+fast\r\n+sentinel\r\n:0\r\n:0\r\n:0\r\n~2\r\n+@fast\r\n+@connection\r\n~0\r\n*0\r\n*0\r\n", "COMMAND", "INFO", "ping"),
 		cmd("+PONG\r\n", "PING"),
 		cmd(":-2\r\n", "TTL", "nokey"),
-		cmd("=11\r\ntxt:# CPU\r\n\r\n", "INFO", "cpu"),
+		cmd("=18\r\ntxt:# Errorstats\r\n\r\n", "INFO", "errorstats"),
 		cmd("=4\r\ntxt:\r\n", "CLIENT", "LIST", "TYPE", "master"),
 		cmd("-ERR unknown command 'foo', with args beginning with: \r\n", "foo"),
 		cmd(helloReply(2, 1), "HELLO", "2"),

@@ -398,15 +398,19 @@ func (s *Server) exec(c *client, args [][]byte) string {
 		cmd = sub
 	}
 	if !cmd.arityOK(len(args)) {
+		cmd.stats.rejected.Add(1)
 		c.w.errorLine(cmd.arityErr)
 		return cmd.name
 	}
 	if !c.authed && !cmd.noAuth {
+		cmd.stats.rejected.Add(1)
 		c.w.errorLine(errNoAuth)
 		return cmd.name
 	}
 	c.lastCmd.Store(cmd)
+	start := time.Now()
 	cmd.run(s, c, args)
+	cmd.stats.ran(time.Since(start), c.w.failed)
 	return cmd.name
 }
 
@@ -459,6 +463,8 @@ type command struct {
 
 	subs   []*command // container commands (CONFIG, CLIENT, COMMAND)
 	subIdx map[string]*command
+
+	stats cmdStats // INFO commandstats; the table is per Server
 }
 
 func (c *command) arityOK(n int) bool {
@@ -536,6 +542,7 @@ var (
 func newTable() *table {
 	key := func(c *command) *command { c.first, c.last, c.step = 1, 1, 1; return c }
 	keys := func(c *command, step int) *command { c.first, c.last, c.step = 1, -1, step; return c }
+	pair := func(c *command) *command { c.first, c.last, c.step = 1, 2, 1; return c }
 	cmd := func(name string, arity int, flags, acl []string, group, summary string, run handler) *command {
 		return &command{name: name, arity: arity, flags: flags, acl: acl, group: group, summary: summary, run: run}
 	}
@@ -579,6 +586,9 @@ func newTable() *table {
 		key(cmd("getrange", 4, fReadSlow, aReadSlow, "string", "Returns a substring of the string stored at a key.", (*Server).getrange)),
 		key(cmd("substr", 4, fReadSlow, aReadSlow, "string", "Returns a substring from a string value.", (*Server).getrange)),
 		key(cmd("setrange", 4, fWrite, aWriteStr, "string", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", (*Server).setrange)),
+		key(cmd("setbit", 4, fWrite, []string{"@write", "@bitmap", "@slow"}, "bitmap", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", (*Server).setbit)),
+		key(cmd("getbit", 3, fRead, []string{"@read", "@bitmap", "@fast"}, "bitmap", "Returns a bit value by offset.", (*Server).getbit)),
+		pair(cmd("lcs", -3, fReadSlow, aReadSlow, "string", "Finds the longest common substring.", (*Server).lcs)),
 		// Keyspace.
 		keys(cmd("del", -2, fDel, aKeyDel, "generic", "Deletes one or more keys.", (*Server).del), 1),
 		keys(cmd("unlink", -2, fDelFast, aKeyWrite, "generic", "Asynchronously deletes one or more keys.", (*Server).del), 1),
@@ -594,6 +604,9 @@ func newTable() *table {
 		key(cmd("pttl", 2, fRead, aKeyRead, "generic", "Returns the expiration time in milliseconds of a key.", (*Server).pttl)),
 		key(cmd("persist", 2, fDelFast, aKeyWrite, "generic", "Removes the expiration time of a key.", (*Server).persist)),
 		key(cmd("type", 2, fRead, aKeyRead, "generic", "Determines the type of value stored at a key.", (*Server).typeCmd)),
+		pair(cmd("rename", 3, fDel, aKeyDel, "generic", "Renames a key and overwrites the destination.", (*Server).rename)),
+		pair(cmd("renamenx", 3, fDelFast, aKeyWrite, "generic", "Renames a key only when the target key name doesn't exist.", (*Server).renamenx)),
+		pair(cmd("copy", -3, fWrite, aKeyDel, "generic", "Copies the value of a key to a new key.", (*Server).copyCmd)),
 		cmd("dbsize", 1, fRead, aKeyRead, "server", "Returns the number of keys in the database.", (*Server).dbsize),
 		cmd("keys", 2, fReadSlow, []string{"@keyspace", "@read", "@slow", "@dangerous"}, "generic", "Returns all key names that match a pattern.", (*Server).keys),
 		cmd("scan", -2, fReadSlow, aKeySlow, "generic", "Iterates over the key names in the database.", (*Server).scan),
@@ -616,6 +629,10 @@ func newTable() *table {
 			cmd("command|list", -2, fInfo, aSlowConn, "server", "Returns a list of command names.", (*Server).commandList),
 			cmd("command|getkeys", -4, fInfo, aSlowConn, "server", "Extracts the key names from an arbitrary command.", (*Server).commandGetKeys),
 			cmd("command|help", 2, fInfo, aSlowConn, "server", "Returns helpful text about the different subcommands.", (*Server).commandHelp),
+		}},
+		{name: "function", arity: -2, acl: []string{"@slow"}, group: "scripting", summary: "A container for function commands.", subs: []*command{
+			cmd("function|flush", -2, []string{"write", "noscript"}, []string{"@write", "@slow", "@scripting"}, "scripting", "Deletes all libraries and functions.", (*Server).functionFlush),
+			cmd("function|help", 2, []string{"loading", "stale"}, []string{"@slow", "@scripting"}, "scripting", "Returns helpful text about the different subcommands.", (*Server).functionHelp),
 		}},
 		{name: "config", arity: -2, acl: []string{"@slow"}, group: "server", summary: "A container for server configuration commands.", subs: []*command{
 			cmd("config|get", -3, fAdmin, aAdmin, "server", "Returns the effective values of configuration parameters.", (*Server).configGet),

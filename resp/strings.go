@@ -301,8 +301,16 @@ func (s *Server) msetnx(c *client, args [][]byte) {
 			return
 		}
 	}
+	// Redis sets the keys in order: the last value of a key named twice wins.
+	last := make(map[string]int, (len(args)-1)/2)
+	for i := 1; i < len(args); i += 2 {
+		last[string(args[i])] = i
+	}
 	all := true
 	for i := 1; i < len(args); i += 2 {
+		if last[bstr(args[i])] != i {
+			continue
+		}
 		res, ok := s.do(c, proxy.Op{Kind: proxy.OpSet, Key: args[i], Value: args[i+1], Cond: proxy.CondNX})
 		if !ok {
 			return
