@@ -8,7 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 PKGS      := ./...
 
-.PHONY: all build run test test-short soak fuzz bench bench-cluster lint tools clean compat compat-redis
+.PHONY: all build run test test-short soak fuzz bench bench-cluster bench-aae lint tools clean compat compat-redis
 
 all: build
 
@@ -58,6 +58,10 @@ bench:
 # redis-benchmark against a local 3-node cluster and redis-server, side by side.
 bench-cluster:
 	bench/cluster-benchmark.sh
+
+# Foreground throughput and p99 while anti-entropy refills a wiped node, vs off.
+bench-aae:
+	bench/aae-benchmark.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
