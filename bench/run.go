@@ -225,7 +225,7 @@ func watchProgress(cfg Config, done *atomic.Int64, start time.Time, wg *sync.Wai
 		<-finished
 		return
 	}
-	cfg.Progress.Begin(cfg.Name + " " + cfg.Protocol)
+	cfg.Progress.Begin(cfg.Name + " " + cfg.Protocol + " " + cfg.Workload.Ratio())
 	defer cfg.Progress.End()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
