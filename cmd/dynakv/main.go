@@ -36,7 +36,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newDemoCmd(), newStatusCmd(), newAdminCmd())
+	root.AddCommand(newServerCmd(), newDemoCmd(), newStatusCmd(), newAdminCmd(), newBenchCmd())
 	return root
 }
 

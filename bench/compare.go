@@ -1,0 +1,533 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Names of the servers Compare runs.
+const (
+	NameRedis     = "redis-server"
+	NameMemcached = "memcached"
+	NameSingle    = "dynakv-1"
+	NameCluster   = "dynakv-3"
+)
+
+// The floors the issue holds dynakv to, as ratios of throughput at 50 connections
+// without pipelining: one node against redis-server and memcached, a 3-node cluster
+// against either.
+const (
+	FloorSingleRedis     = 0.7
+	FloorSingleMemcached = 0.8
+	FloorCluster         = 0.3
+)
+
+// CompareConfig is a side-by-side comparison: the same workload against
+// redis-server, memcached, a dynakv node and a local 3-node dynakv cluster (N=3),
+// each started here as child processes on free loopback ports and stopped at the end.
+type CompareConfig struct {
+	// Run is the workload and its bounds; Name and Target are set per server.
+	Run Config
+	// Protocols to measure; default both ProtoRESP and ProtoMemcache.
+	Protocols []string
+	// Mixes are the get:set ratios measured one after the other, each as its own
+	// result, e.g. {{0, 1}, {1, 0}}: SETs alone, then GETs alone, as redis-benchmark
+	// does. Default: only Run.Workload's own ratio.
+	Mixes [][2]int
+	// Rounds is how many times every server runs, in alternation; default 1.
+	Rounds int
+	// Warmup prefills the keyspace of every server before its first run.
+	Warmup bool
+	// Dynakv is the path of the dynakv binary to run as `dynakv server`; required.
+	Dynakv string
+	// Storage is the dynakv nodes' --storage; default "disk".
+	Storage string
+	// RedisServer and Memcached are the reference servers' programs; default looked
+	// up in PATH. A server not found is skipped with a note.
+	RedisServer, Memcached string
+	// SkipCluster leaves out the 3-node cluster.
+	SkipCluster bool
+	// Log receives notes (servers skipped, started, stopped); default discards.
+	Log io.Writer
+	// StartTimeout bounds the start of each server; default 30s.
+	StartTimeout time.Duration
+}
+
+func (cc CompareConfig) ensureDefaults() CompareConfig {
+	cc.Run = cc.Run.EnsureDefaults()
+	if len(cc.Protocols) == 0 {
+		cc.Protocols = []string{ProtoRESP, ProtoMemcache}
+	}
+	if len(cc.Mixes) == 0 {
+		cc.Mixes = [][2]int{{cc.Run.Workload.Gets, cc.Run.Workload.Sets}}
+	}
+	if cc.Rounds <= 0 {
+		cc.Rounds = 1
+	}
+	if cc.Storage == "" {
+		cc.Storage = "disk"
+	}
+	if cc.Log == nil {
+		cc.Log = io.Discard
+	}
+	if cc.StartTimeout <= 0 {
+		cc.StartTimeout = 30 * time.Second
+	}
+	return cc
+}
+
+// server is one system under test: one or more child processes and its address for
+// each protocol it speaks.
+type server struct {
+	name  string
+	addrs map[string]string
+	procs []*child
+}
+
+// Compare starts the servers, runs cc's workload against each in alternation for
+// cc.Rounds rounds, stops them, and returns the merged results with the ratios of
+// dynakv to redis-server (RESP) and to memcached (memcached protocol). Children are
+// stopped when Compare returns, also when ctx is cancelled.
+func Compare(ctx context.Context, cc CompareConfig) (*Report, error) {
+	cc = cc.ensureDefaults()
+	if cc.Dynakv == "" {
+		return nil, fmt.Errorf("%w: no dynakv binary", ErrConfig)
+	}
+	for _, p := range cc.Protocols {
+		if _, err := newCodec(p); err != nil {
+			return nil, err
+		}
+	}
+	for _, m := range cc.Mixes {
+		probe := cc.Run
+		probe.Target = "probe"
+		probe.Workload.Gets, probe.Workload.Sets = m[0], m[1]
+		if err := probe.Validate(); err != nil {
+			return nil, err
+		}
+	}
+	dir, err := os.MkdirTemp("", "dynakv-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("bench: temp dir: %w", err)
+	}
+	defer os.RemoveAll(dir)
+
+	var servers []*server
+	defer func() {
+		for _, s := range servers {
+			s.stop(cc.Log)
+		}
+	}()
+	start := func(s *server, err error) error {
+		if s != nil {
+			servers = append(servers, s)
+		}
+		return err
+	}
+	if slices.Contains(cc.Protocols, ProtoRESP) {
+		if err := start(startRedis(ctx, cc)); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(cc.Protocols, ProtoMemcache) {
+		if err := start(startMemcached(ctx, cc)); err != nil {
+			return nil, err
+		}
+	}
+	if err := start(startDynakv(ctx, cc, filepath.Join(dir, "single"), NameSingle, 1)); err != nil {
+		return nil, err
+	}
+	if !cc.SkipCluster {
+		if err := start(startDynakv(ctx, cc, filepath.Join(dir, "cluster"), NameCluster, 3)); err != nil {
+			return nil, err
+		}
+	}
+
+	rep := &Report{Date: time.Now().UTC()}
+	results := map[string]*Result{}
+	for round := range cc.Rounds {
+		for _, proto := range cc.Protocols {
+			if round == 0 && cc.Warmup {
+				for _, s := range servers {
+					if err := prefillServer(ctx, cc, s, proto); err != nil {
+						return nil, err
+					}
+				}
+			}
+			for _, mix := range cc.Mixes {
+				for _, s := range servers {
+					addr, ok := s.addrs[proto]
+					if !ok {
+						continue
+					}
+					cfg := cc.Run
+					cfg.Name, cfg.Target, cfg.Protocol = s.name, addr, proto
+					cfg.Workload.Gets, cfg.Workload.Sets = mix[0], mix[1]
+					res, err := Run(ctx, cfg)
+					if err != nil {
+						return nil, err
+					}
+					if err := ctx.Err(); err != nil {
+						return nil, fmt.Errorf("bench: comparison interrupted: %w", err)
+					}
+					key := s.name + "/" + proto + "/" + res.Ratio
+					if prev := results[key]; prev != nil {
+						if err := prev.Merge(res); err != nil {
+							return nil, err
+						}
+					} else {
+						results[key] = res
+						rep.Results = append(rep.Results, res)
+					}
+				}
+			}
+		}
+	}
+	rep.Ratios = Ratios(rep.Results)
+	return rep, nil
+}
+
+// prefillServer sets every key of the workload on s over proto, if it speaks it.
+func prefillServer(ctx context.Context, cc CompareConfig, s *server, proto string) error {
+	addr, ok := s.addrs[proto]
+	if !ok {
+		return nil
+	}
+	cfg := cc.Run
+	cfg.Name, cfg.Target, cfg.Protocol = s.name, addr, proto
+	fmt.Fprintf(cc.Log, "prefilling %s over %s: %d keys\n", s.name, proto, cfg.Workload.Keys)
+	return Prefill(ctx, cfg)
+}
+
+// Ratios compares each dynakv result (NameSingle, NameCluster) with the result of
+// the reference server of its protocol (NameRedis for RESP, NameMemcached for
+// memcached) under the same get:set ratio, operation by operation. The issue's
+// floors are attached where they apply: 50 connections without pipelining.
+func Ratios(results []*Result) []Ratio {
+	refs := map[string]string{ProtoRESP: NameRedis, ProtoMemcache: NameMemcached}
+	var out []Ratio
+	for _, r := range results {
+		if r.Name != NameSingle && r.Name != NameCluster {
+			continue
+		}
+		var ref *Result
+		for _, c := range results {
+			if c.Name == refs[r.Protocol] && c.Protocol == r.Protocol && c.Ratio == r.Ratio {
+				ref = c
+			}
+		}
+		if ref == nil {
+			continue
+		}
+		for _, a := range r.Ops {
+			b, ok := ref.opStats(a.Op)
+			if !ok || b.OpsPerSec == 0 {
+				continue
+			}
+			floor := 0.0
+			if r.Conns == 50 && r.Pipeline == 1 {
+				switch {
+				case r.Name == NameCluster:
+					floor = FloorCluster
+				case r.Protocol == ProtoRESP:
+					floor = FloorSingleRedis
+				default:
+					floor = FloorSingleMemcached
+				}
+			}
+			out = append(out, Ratio{Protocol: r.Protocol, Op: a.Op, Mix: r.Ratio, Target: r.Name, Reference: ref.Name,
+				Ratio: a.OpsPerSec / b.OpsPerSec, Floor: floor})
+		}
+	}
+	return out
+}
+
+func lookPath(path, name string, log io.Writer) string {
+	if path != "" {
+		return path
+	}
+	p, err := exec.LookPath(name)
+	if err != nil {
+		fmt.Fprintf(log, "note: %s is not installed (scripts/install-tools.sh installs it): skipped\n", name)
+		return ""
+	}
+	return p
+}
+
+func startRedis(ctx context.Context, cc CompareConfig) (*server, error) {
+	return startReference(ctx, cc, NameRedis, cc.RedisServer, ProtoRESP, func(port string) []string {
+		return []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--daemonize", "no", "--protected-mode", "no", "--maxclients", "10000"}
+	})
+}
+
+func startMemcached(ctx context.Context, cc CompareConfig) (*server, error) {
+	return startReference(ctx, cc, NameMemcached, cc.Memcached, ProtoMemcache, func(port string) []string {
+		args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "1024", "-c", "4096"}
+		if os.Geteuid() == 0 {
+			args = append(args, "-u", "root") // memcached refuses to run as root without it
+		}
+		return args
+	})
+}
+
+// startReference starts the reference server name (program path, or looked up in
+// PATH: not found, it is skipped) on a free port, speaking proto.
+func startReference(ctx context.Context, cc CompareConfig, name, path, proto string, args func(port string) []string) (*server, error) {
+	bin := lookPath(path, name, cc.Log)
+	if bin == "" {
+		return nil, nil
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	c, err := startChild(name, bin, args(port)...)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: name, addrs: map[string]string{proto: addr}, procs: []*child{c}}
+	if err := waitReady(ctx, cc.StartTimeout, c, func() error { return ping(proto, addr) }); err != nil {
+		return s, err
+	}
+	fmt.Fprintf(cc.Log, "started %s on %s\n", name, addr)
+	return s, nil
+}
+
+// startDynakv starts a cluster of count `dynakv server` processes (N=count) with
+// their data under dir; the first node's addresses are the server's.
+func startDynakv(ctx context.Context, cc CompareConfig, dir, name string, count int) (*server, error) {
+	var secret [16]byte
+	if _, err := rand.Read(secret[:]); err != nil {
+		return nil, fmt.Errorf("bench: secret: %w", err)
+	}
+	s := &server{name: name, addrs: map[string]string{}}
+	var seedGossip string
+	var https []string
+	for i := range count {
+		var a [5]string
+		for j := range a {
+			var err error
+			if a[j], err = freeAddr(); err != nil {
+				return s, err
+			}
+		}
+		resp, mc, httpAddr, gossip, clusterAddr := a[0], a[1], a[2], a[3], a[4]
+		nodeName := fmt.Sprintf("%s-%d", name, i+1)
+		args := []string{"server", "--name", nodeName, "--storage", cc.Storage,
+			"--data-dir", filepath.Join(dir, nodeName), "--resp", resp, "--memcache", mc, "--http", httpAddr,
+			"--gossip", gossip, "--cluster", clusterAddr, "--secret", hex.EncodeToString(secret[:]),
+			"--log-level", "warn"}
+		if count > 1 {
+			args = append(args, "--n", strconv.Itoa(count))
+		}
+		if i == 0 {
+			seedGossip = gossip
+			s.addrs[ProtoRESP], s.addrs[ProtoMemcache] = resp, mc
+		} else {
+			args = append(args, "--join", seedGossip)
+		}
+		c, err := startChild(nodeName, cc.Dynakv, args...)
+		if err != nil {
+			return s, err
+		}
+		s.procs = append(s.procs, c)
+		if err := waitReady(ctx, cc.StartTimeout, c, func() error { return healthy(httpAddr) }); err != nil {
+			return s, err
+		}
+		https = append(https, httpAddr)
+	}
+	for i, h := range https {
+		if err := waitReady(ctx, cc.StartTimeout, s.procs[i], func() error { return membersAlive(h, count) }); err != nil {
+			return s, err
+		}
+	}
+	fmt.Fprintf(cc.Log, "started %s: %d node(s), storage %s, RESP %s, memcached %s\n", name, count, cc.Storage,
+		s.addrs[ProtoRESP], s.addrs[ProtoMemcache])
+	return s, nil
+}
+
+func (s *server) stop(log io.Writer) {
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		if err := s.procs[i].stop(); err != nil {
+			fmt.Fprintf(log, "stopping %s: %v\n", s.procs[i].name, err)
+		}
+	}
+}
+
+// child is one process Compare started; it is stopped by its PID.
+type child struct {
+	name string
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error // the exit status, once done is closed
+	out  *tailBuffer
+}
+
+func startChild(name, bin string, args ...string) (*child, error) {
+	c := &child{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{}), out: &tailBuffer{max: 8 << 10}}
+	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
+	if err := c.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("bench: start %s: %w", name, err)
+	}
+	go func() {
+		c.err = c.cmd.Wait()
+		close(c.done)
+	}()
+	return c, nil
+}
+
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// stop sends SIGTERM, then SIGKILL if the process has not exited within 10 s.
+func (c *child) stop() error {
+	if c.exited() {
+		return nil
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
+		return nil
+	case <-time.After(10 * time.Second):
+	}
+	_ = c.cmd.Process.Kill()
+	select {
+	case <-c.done:
+		return errors.New("did not stop on SIGTERM within 10s: killed")
+	case <-time.After(5 * time.Second):
+		return fmt.Errorf("pid %d survived SIGKILL for 5s", c.cmd.Process.Pid)
+	}
+}
+
+// waitReady polls ready every 50 ms until it succeeds, the child exits, ctx ends or
+// timeout passes.
+func waitReady(ctx context.Context, timeout time.Duration, c *child, ready func() error) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := ready()
+		if err == nil {
+			return nil
+		}
+		if c.exited() {
+			return fmt.Errorf("bench: %s exited during start (%v):\n%s", c.name, c.err, c.out.String())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench: %s not ready after %v: %w\n%s", c.name, timeout, err, c.out.String())
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ping sends one GET over protocol and checks it is answered.
+func ping(protocol, addr string) error {
+	c, err := Dial(protocol, addr, time.Second)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
+		return err
+	}
+	return c.Batch([]Request{{Op: OpGet, Key: []byte("bench:ping")}}, nil, func(int, bool) {})
+}
+
+var httpClient = &http.Client{Timeout: 2 * time.Second}
+
+func healthy(httpAddr string) error {
+	resp, err := httpClient.Get("http://" + httpAddr + "/healthz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("healthz: %s", resp.Status)
+	}
+	return nil
+}
+
+// membersAlive checks that the node at httpAddr sees want members alive.
+func membersAlive(httpAddr string, want int) error {
+	resp, err := httpClient.Get("http://" + httpAddr + "/cluster/status")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Members []struct {
+			Alive bool `json:"alive"`
+		} `json:"members"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
+		return fmt.Errorf("cluster status: %w", err)
+	}
+	alive := 0
+	for _, m := range st.Members {
+		if m.Alive {
+			alive++
+		}
+	}
+	if alive != want {
+		return fmt.Errorf("%d of %d members alive", alive, want)
+	}
+	return nil
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("bench: free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
