@@ -10,6 +10,8 @@
 #
 # The source package is cached in ${XDG_CACHE_HOME:-$HOME/.cache}/dynakv/memcached-src.
 # Logs of the last run: ${TMPDIR:-/tmp}/dynakv-memcached-suite/<target>/<file>.log.
+# MC_SUITE_FLOOR names another floor file; MC_SUITE_FILE_TIMEOUT (seconds, default 120)
+# bounds each test file.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,7 +19,7 @@ SUITE="$ROOT/compat/suites/memcached"
 CACHE="${XDG_CACHE_HOME:-$HOME/.cache}/dynakv/memcached-src"
 WORK="${TMPDIR:-/tmp}/dynakv-memcached-suite"
 RESULTS="$ROOT/compat/RESULTS.md"
-FLOOR="$SUITE/floor.txt"
+FLOOR=${MC_SUITE_FLOOR:-$SUITE/floor.txt}
 DYNAKV="$ROOT/bin/dynakv"
 FILE_TIMEOUT=${MC_SUITE_FILE_TIMEOUT:-120}
 
@@ -36,7 +38,7 @@ while [ $# -gt 0 ]; do
     --files) FILES=$2; shift 2 ;;
     --write-results) WRITE_RESULTS=1; shift ;;
     --no-floor) CHECK_FLOOR=0; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *) echo "memcached-suite: unknown argument $1" >&2; exit 2 ;;
   esac
 done
