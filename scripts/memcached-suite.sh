@@ -69,12 +69,16 @@ install_deps() {
   command -v memcached >/dev/null || need+=(memcached)
   [ ${#need[@]} -eq 0 ] && return 0
   apt_retry update -qq
+  local ours=0
   if [ ! -e /usr/sbin/policy-rc.d ]; then # do not start the packaged memcached service
     printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
     $SUDO chmod +x /usr/sbin/policy-rc.d
-    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+    ours=1
   fi
-  apt_retry install -y -qq --no-install-recommends "${need[@]}"
+  local rc=0
+  apt_retry install -y -qq --no-install-recommends "${need[@]}" || rc=$?
+  [ "$ours" = 0 ] || $SUDO rm -f /usr/sbin/policy-rc.d
+  return "$rc"
 }
 
 # ensure_deb_src adds deb-src stanzas mirroring every enabled "deb" entry whose
