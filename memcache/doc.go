@@ -30,7 +30,8 @@
 // command line format" and its data block is then read as commands; a data block
 // whose last two bytes are not "\r\n" is "CLIENT_ERROR bad data chunk" and the rest of
 // the stream is read as commands; an over-limit value is answered "SERVER_ERROR object
-// too large for cache", its block is swallowed and (for set) the old value is deleted.
+// too large for cache", its block is swallowed and (for set) the old value is deleted;
+// an unknown command ending in an "HTTP/..." token closes the connection unanswered.
 // Exptime: 0 never expires, negative expires at once, up to 30 days is relative,
 // larger is absolute unix time (Config.Now is the clock).
 //

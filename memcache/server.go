@@ -600,7 +600,23 @@ func (c *conn) dispatch(line []byte) (quit bool, err error) {
 		name = "shutdown"
 		c.fail("ERROR: shutdown not enabled")
 	default:
+		if webRequest(toks) {
+			name = "http"
+			return true, nil
+		}
 		c.fail(lineError)
 	}
 	return false, err
+}
+
+// webRequest reports an unknown command line that memcached 1.6 takes for an HTTP
+// request and answers by closing the connection: its last token starts with "HTTP/"
+// and its first letter is none of the ones memcached dispatches on before it gives
+// up (g, s, a, c, i, d, t answer ERROR instead).
+func webRequest(toks [][]byte) bool {
+	switch toks[0][0] {
+	case 'g', 's', 'a', 'c', 'i', 'd', 't':
+		return false
+	}
+	return bytes.HasPrefix(toks[len(toks)-1], []byte("HTTP/"))
 }
