@@ -535,3 +535,28 @@ func TestAAEMembershipChangesUnderWritesSeeds(t *testing.T) {
 		})
 	}
 }
+
+// TestRemovedDeadNodeIsReReplicated: a dead node removed from the ring never hands
+// anything off; the surviving replicas restore N copies of its partitions through
+// anti-entropy alone.
+func TestRemovedDeadNodeIsReReplicated(t *testing.T) {
+	c := newAAECluster(t, 8, 2, "a", "b", "c")
+	var keys []string
+	for i := range 200 {
+		k := fmt.Sprintf("k%03d", i)
+		keys = append(keys, k)
+		c.write(k, nil, "v"+k, 0, false, c.owners(k)...)
+	}
+	c.setDown("c", true)
+	c.setMembers("a", "b") // dynakv admin remove c
+	delete(c.nodes, "c")
+	c.round()
+	c.checkPlacement(keys) // every key on both a and b: N=2 copies again
+	for _, k := range keys {
+		for _, o := range c.owners(k) {
+			if rec, _ := c.get(o, k); rec.Len() != 1 {
+				t.Fatalf("%s on %s: %v", k, o, rec.Siblings())
+			}
+		}
+	}
+}
