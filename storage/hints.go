@@ -37,7 +37,7 @@ func (s *Store) UpdateHint(owner string, key []byte, fn UpdateFunc) (vclock.Set,
 	mu := s.hintLock(hk)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, found, next, write, err := s.modify(hk, fn)
+	cur, _, found, next, write, err := s.modify(hk, fn, false)
 	if err != nil || !write {
 		return cur, err
 	}

@@ -75,7 +75,7 @@ func (s *Store) reapOne(at int64, p int, h uint64, key []byte, now int64) (bool,
 	mu.Lock()
 	defer mu.Unlock()
 	dk := dataKey(nil, p, h, key)
-	cur, found, err := s.get(dk)
+	cur, curEnc, found, err := s.load(dk, s.cfg.Observer != nil)
 	if err != nil {
 		return false, err
 	}
@@ -87,5 +87,5 @@ func (s *Store) reapOne(at int64, p int, h uint64, key []byte, now int64) (bool,
 	if at > now {
 		return false, nil
 	}
-	return true, s.write(dk, p, h, key, cur, true, vclock.Set{}, s.wo)
+	return true, s.write(dk, p, h, key, cur, curEnc, true, vclock.Set{}, s.wo)
 }

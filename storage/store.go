@@ -291,7 +291,12 @@ func (s *Store) GetEncoded(key []byte) ([]byte, error) {
 	}
 	defer s.exit()
 	h := Hash(key)
-	v, closer, err := s.db.Get(dataKey(nil, s.partition(h), h, key))
+	return s.getEncoded(dataKey(nil, s.partition(h), h, key))
+}
+
+// getEncoded returns a copy of the value stored under Pebble key k, nil if none.
+func (s *Store) getEncoded(k []byte) ([]byte, error) {
+	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, nil
 	}
@@ -300,6 +305,24 @@ func (s *Store) GetEncoded(key []byte) ([]byte, error) {
 	}
 	defer closer.Close()
 	return bytes.Clone(v), nil
+}
+
+// load is get that also returns the stored encoding when keepEnc is set (the
+// observer is told the old encoding of every change, so it is kept rather than
+// encoded again).
+func (s *Store) load(k []byte, keepEnc bool) (rec vclock.Set, enc []byte, found bool, err error) {
+	if !keepEnc {
+		rec, found, err = s.get(k)
+		return rec, nil, found, err
+	}
+	enc, err = s.getEncoded(k)
+	if err != nil || enc == nil {
+		return vclock.Set{}, nil, false, err
+	}
+	if rec, err = vclock.DecodeSet(enc); err != nil {
+		return vclock.Set{}, nil, false, fmt.Errorf("storage: record %q: %w", k, err)
+	}
+	return rec, enc, true, nil
 }
 
 // UpdateFunc computes a key's new record from its current one. Returning ErrNoChange
@@ -347,11 +370,11 @@ func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (vclo
 	mu.Lock()
 	defer mu.Unlock()
 	dk := dataKey(nil, p, h, key)
-	cur, found, next, write, err := s.modify(dk, fn)
+	cur, curEnc, found, next, write, err := s.modify(dk, fn, s.cfg.Observer != nil)
 	if err != nil || !write {
 		return cur, err
 	}
-	if err := s.write(dk, p, h, key, cur, found, next, wo); err != nil {
+	if err := s.write(dk, p, h, key, cur, curEnc, found, next, wo); err != nil {
 		return vclock.Set{}, err
 	}
 	return next, nil
@@ -359,25 +382,27 @@ func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (vclo
 
 // modify reads the record stored under Pebble key k and runs fn on it, for Update
 // and UpdateHint; the caller holds k's lock. write is false when fn returned
-// ErrNoChange (cur is then the result); an error from fn is returned.
-func (s *Store) modify(k []byte, fn UpdateFunc) (cur vclock.Set, found bool, next vclock.Set, write bool, err error) {
-	cur, found, err = s.get(k)
+// ErrNoChange (cur is then the result); an error from fn is returned. With keepEnc
+// it also returns the current record's stored encoding.
+func (s *Store) modify(k []byte, fn UpdateFunc, keepEnc bool) (cur vclock.Set, curEnc []byte, found bool, next vclock.Set, write bool, err error) {
+	cur, curEnc, found, err = s.load(k, keepEnc)
 	if err != nil {
-		return vclock.Set{}, false, vclock.Set{}, false, err
+		return vclock.Set{}, nil, false, vclock.Set{}, false, err
 	}
 	next, err = fn(cur, found)
 	switch {
 	case errors.Is(err, ErrNoChange):
-		return cur, found, vclock.Set{}, false, nil
+		return cur, curEnc, found, vclock.Set{}, false, nil
 	case err != nil:
-		return vclock.Set{}, false, vclock.Set{}, false, err
+		return vclock.Set{}, nil, false, vclock.Set{}, false, err
 	}
-	return cur, found, next, true, nil
+	return cur, curEnc, found, next, true, nil
 }
 
-// write replaces (or deletes, for an empty next) a record and keeps the expiry index
-// and counts in step. The caller holds the key's lock.
-func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, found bool, next vclock.Set, wo *pebble.WriteOptions) error {
+// write replaces (or deletes, for an empty next) a record and keeps the expiry and
+// grave indexes and counts in step, then tells the observer (curEnc is cur's stored
+// encoding, needed only when there is one). The caller holds the key's lock.
+func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, curEnc []byte, found bool, next vclock.Set, wo *pebble.WriteOptions) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	var oldReap, oldGrave int64
@@ -406,11 +431,7 @@ func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, fo
 		return fmt.Errorf("storage: write: %w", err)
 	}
 	if s.cfg.Observer != nil {
-		var old []byte
-		if found {
-			old = cur.AppendBinary(nil)
-		}
-		s.cfg.Observer.RecordChanged(p, h, key, old, enc)
+		s.cfg.Observer.RecordChanged(p, h, key, curEnc, enc)
 	}
 	before, after := found && counts(cur), !next.Empty() && counts(next)
 	switch {
