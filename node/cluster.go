@@ -140,9 +140,9 @@ func (n *Node) startRepair() error {
 // startAAE starts the anti-entropy loop; peers' anti-entropy messages are served
 // even when this node's own loop is off (AAEInterval < 0).
 func (n *Node) startAAE() error {
-	interval := max(n.cfg.AAEInterval, time.Hour) // only Serve when the loop is off
-	if n.cfg.AAEInterval > 0 {
-		interval = n.cfg.AAEInterval
+	interval := n.cfg.AAEInterval
+	if interval <= 0 {
+		interval = time.Hour // the loop is not started; the value only passes validation
 	}
 	a, err := repair.NewAAE(repair.AAEConfig{
 		Node:           n.cfg.Name,

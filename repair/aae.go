@@ -302,18 +302,25 @@ func (a *AAE) exchangePeer(ctx context.Context, peer string, parts []int) error 
 	if err != nil {
 		return err
 	}
+	asked := make(map[int]bool, len(parts)) // true: the roots differ
+	for _, p := range parts {
+		asked[p] = false
+	}
+	for _, p := range differ {
+		if _, ok := asked[p]; !ok {
+			return fmt.Errorf("%w: peer named partition %d it was not asked about", ErrBadMessage, p)
+		}
+		asked[p] = true
+	}
 	now := a.cfg.Now().UnixMilli()
 	for _, p := range parts {
-		if !slices.Contains(differ, p) {
+		if !asked[p] {
 			a.lastSync[p].Store(now)
 			a.exchanges.Add(1)
 		}
 	}
 	var errs []error
 	for _, p := range differ {
-		if !slices.Contains(parts, p) {
-			return fmt.Errorf("%w: peer named partition %d it was not asked about", ErrBadMessage, p)
-		}
 		if err := a.syncPartition(ctx, peer, p, false); err != nil {
 			errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
 			continue
@@ -474,28 +481,30 @@ func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOn
 		if err != nil {
 			return err
 		}
-		localEnc, err := a.cfg.Store.GetEncoded(key)
-		if err != nil {
-			return err
-		}
-		mine, err := decodeRecord(localEnc)
-		if err != nil {
-			return err
-		}
-		merged := vclock.Sync(mine, theirs)
-		if merged.Empty() || dead(merged, now) {
-			// Expired by this node's clock: no side needs it, the reapers delete it.
-			continue
-		}
-		if !pushOnly {
-			changed, err := a.merge(key, theirs, now)
+		var merged vclock.Set
+		if pushOnly {
+			localEnc, err := a.cfg.Store.GetEncoded(key)
 			if err != nil {
+				return err
+			}
+			mine, err := decodeRecord(localEnc)
+			if err != nil {
+				return err
+			}
+			merged = vclock.Sync(mine, theirs)
+		} else {
+			var changed bool
+			if merged, changed, err = a.merge(key, theirs, now); err != nil {
 				return err
 			}
 			if changed {
 				wrote = true
 				a.keysRepaired.Add(1)
 			}
+		}
+		if merged.Empty() || dead(merged, now) {
+			// Expired by this node's clock: no side needs it, the reapers delete it.
+			continue
 		}
 		if enc := merged.AppendBinary(nil); !bytes.Equal(enc, remote[i].Enc) {
 			push = append(push, keyItem{Key: key, Enc: enc})
@@ -540,25 +549,25 @@ func dead(rec vclock.Set, now int64) bool {
 	return true
 }
 
-// merge stores Sync(local, in) for key without syncing the WAL; it reports whether
-// the record changed. A merge dead by this node's clock is not stored.
-func (a *AAE) merge(key []byte, in vclock.Set, now int64) (bool, error) {
-	changed := false
-	_, err := a.cfg.Store.UpdateNoSync(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
-		next := in
+// merge stores Sync(local, in) for key without syncing the WAL and returns that
+// merge, reporting whether the stored record changed. A merge dead by this node's
+// clock is returned but not stored.
+func (a *AAE) merge(key []byte, in vclock.Set, now int64) (merged vclock.Set, changed bool, err error) {
+	_, err = a.cfg.Store.UpdateNoSync(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+		merged = in
 		if found {
-			next = vclock.Sync(cur, in)
+			merged = vclock.Sync(cur, in)
 		}
-		if next.Empty() || dead(next, now) {
+		if merged.Empty() || dead(merged, now) {
 			return vclock.Set{}, storage.ErrNoChange
 		}
-		if found && bytes.Equal(next.AppendBinary(nil), cur.AppendBinary(nil)) {
+		if found && bytes.Equal(merged.AppendBinary(nil), cur.AppendBinary(nil)) {
 			return vclock.Set{}, storage.ErrNoChange
 		}
 		changed = true
-		return next, nil
+		return merged, nil
 	})
-	return changed, err
+	return merged, changed, err
 }
 
 // handOff pushes partition p, which this node no longer owns, to every one of its

@@ -90,7 +90,7 @@ func (a *AAE) Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error) 
 			if err != nil {
 				return nil, err
 			}
-			if _, err := a.merge(it.Key, rec, now); err != nil {
+			if _, _, err := a.merge(it.Key, rec, now); err != nil {
 				return nil, err
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // Tombstone purge. The rule (see the package doc): a tombstone is deleted once it
@@ -41,7 +42,7 @@ func (a *AAE) purge(ctx context.Context) error {
 		if len(owners) == 0 || owners[0] != a.cfg.Node {
 			continue // the first owner decides; a non-owner hands the record off instead
 		}
-		id := fmt.Sprint(owners)
+		id := strings.Join(owners, "\x00")
 		b := batches[id]
 		if b == nil {
 			b = &batch{owners: owners}
