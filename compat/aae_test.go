@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/http"
 	"os/exec"
@@ -253,8 +254,18 @@ func TestClusterJoinAndLeaveUnderLoad(t *testing.T) {
 
 	// Every acknowledged key is on exactly its owners: wait for anti-entropy to copy
 	// the writes made while ownership moved, then check each owner's replica.
+	checkPlacement(t, remaining, acked)
+}
+
+// checkPlacement waits (up to 60 s) until every key of acked is on each of its N=3
+// preference-list owners among procs with its value, then checks no node holds a
+// stray record: the nodes hold exactly 3 records per key.
+func checkPlacement(t *testing.T, procs []*proc, acked map[string]string) {
+	t.Helper()
+	c := newRedis(procs[0].RESP, 2)
+	defer c.Close()
 	byName := map[string]*proc{}
-	for _, p := range remaining {
+	for _, p := range procs {
 		byName[p.name] = p
 	}
 	perOwner := map[string]map[string]string{}
@@ -263,17 +274,20 @@ func TestClusterJoinAndLeaveUnderLoad(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(pl) != 3 || slices.Contains(pl, leaver.name) {
-			t.Fatalf("DPREFLIST %s = %v", k, pl)
+		if len(pl) != 3 {
+			t.Fatalf("DPREFLIST %s = %v, want 3 owners", k, pl)
 		}
 		for _, o := range pl {
+			if byName[o] == nil {
+				t.Fatalf("DPREFLIST %s = %v names %s, not one of the remaining nodes", k, pl, o)
+			}
 			if perOwner[o] == nil {
 				perOwner[o] = map[string]string{}
 			}
 			perOwner[o][k] = v
 		}
 	}
-	deadline = time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for name, want := range perOwner {
 		for {
 			n := localValues(t, byName[name], want)
@@ -287,10 +301,134 @@ func TestClusterJoinAndLeaveUnderLoad(t *testing.T) {
 		}
 	}
 	var total int64
-	for _, p := range remaining {
+	for _, p := range procs {
 		total += nodeKeys(t, p)
 	}
 	if want := int64(3 * len(acked)); total != want {
 		t.Fatalf("the nodes hold %d records, want %d: 3 per key, none stray", total, want)
+	}
+}
+
+// pendingHandoffs adds up handoff_partitions_pending over procs (a node that does
+// not answer counts as 0).
+func pendingHandoffs(t *testing.T, procs []*proc) int {
+	t.Helper()
+	sum := 0
+	for _, p := range procs {
+		n, _ := strconv.Atoi(info(t, p)["handoff_partitions_pending"])
+		sum += n
+	}
+	return sum
+}
+
+// TestClusterHandoffResumesAfterCrash: a join's partition handoff, throttled so it
+// takes a while, survives kill -9 of the receiving node and then of a sending node
+// in the middle of the move. After each restart the move goes on from what the
+// trees still show as different; in the end every key is on exactly its owners,
+// the former owners dropped what they handed off, and nothing acknowledged is lost.
+func TestClusterHandoffResumesAfterCrash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("four processes; skipped with -short")
+	}
+	const keys = 6000
+	throttle := []string{"--aae-interval", "1s", "--aae-max-keys-per-sec", "300"}
+	procs := startCluster(t, 3, throttle...)
+	acked := map[string]string{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := newRedis(procs[w%3].RESP, 2)
+			defer c.Close()
+			pipe := c.Pipeline()
+			batch := map[string]string{}
+			for i := w; i < keys; i += 4 {
+				k := fmt.Sprintf("move-%05d", i)
+				batch[k] = "v" + k
+				pipe.Set(ctx(t), k, "v"+k, 0)
+			}
+			if _, err := pipe.Exec(ctx(t)); err != nil {
+				errs <- err
+				return
+			}
+			mu.Lock()
+			maps.Copy(acked, batch)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("loading %d keys: %v", keys, err)
+	}
+
+	c4 := startClusterNode(t, "c4", freeAddr(t), procs[0].args[slices.Index(procs[0].args, "--gossip")+1], throttle...)
+	all := append(slices.Clone(procs), c4)
+	for _, p := range all {
+		waitInfo(t, p, "cluster_members_alive", "4", 30*time.Second)
+	}
+
+	// midway waits until the move has started (the new node holds some keys) and is
+	// still under way, so the crash lands in the middle of it.
+	midway := func(what string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			got, pending := nodeKeys(t, c4), pendingHandoffs(t, procs)
+			if got > keys/10 && pending > 0 {
+				t.Logf("%s: the new node holds %d keys, %d partitions still to hand off", what, got, pending)
+				return
+			}
+			if pending == 0 && got > 0 {
+				t.Fatalf("%s: the handoff ended before the crash (throttle too loose?)", what)
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: no handoff under way after 60s (new node holds %d keys, %d pending)", what, got, pending)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	crash := func(p *proc) {
+		t.Helper()
+		p.signal(syscall.SIGKILL)
+		_ = p.wait()
+		time.Sleep(500 * time.Millisecond)
+		p.restart()
+		for _, q := range all {
+			waitInfo(t, q, "cluster_members_alive", "4", 30*time.Second)
+		}
+	}
+
+	midway("receiver crash")
+	crash(c4)
+	midway("sender crash")
+	var sender *proc
+	for _, p := range procs {
+		if n, _ := strconv.Atoi(info(t, p)["handoff_partitions_pending"]); n > 0 {
+			sender = p
+			break
+		}
+	}
+	if sender == nil {
+		t.Fatal("no former owner has partitions pending")
+	}
+	crash(sender)
+
+	start := time.Now()
+	for _, p := range all {
+		waitInfo(t, p, "handoff_partitions_pending", "0", 120*time.Second)
+	}
+	t.Logf("handoff finished %v after the second restart", time.Since(start).Round(100*time.Millisecond))
+	checkPlacement(t, all, acked)
+	var done int
+	for _, p := range procs {
+		n, _ := strconv.Atoi(info(t, p)["handoff_partitions_done"])
+		done += n
+	}
+	if done == 0 {
+		t.Fatal("handoff_partitions_done is 0 on every former owner")
 	}
 }
