@@ -34,8 +34,11 @@ SEEDS ?= 5000
 soak:
 	DYNAKV_SIM_SEEDS=$(SEEDS) $(GO) test -count=1 -timeout 60m -run 'TestSim$$' ./coordinator/
 
-compat: build
+# Everything issue 5 names, from a fresh machine: installs the tools, then the
+# real-process tests with real clients (compat/), then both servers' own suites.
+compat: build tools
 	$(GO) test -race -count=1 -v ./compat/...
+	$(MAKE) compat-suites
 
 # Redis 7's own Tcl suite (Debian's redis source package) against a dynakv node, a
 # 3-node cluster and redis-server; fails if a dynakv count drops below
