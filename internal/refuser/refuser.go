@@ -1,0 +1,50 @@
+// Package refuser answers connections a server turns away (too many clients) with
+// one error line and closes them, without ever stalling the server's accept loop.
+//
+// Invariants: the line is written by a goroutine under a one-second deadline (a
+// client that does not read, or on a TLS listener does not complete the handshake
+// the write needs, costs that goroutine at most a second); at most Max answers are
+// under way at once, and beyond that a connection is closed unanswered; Wait
+// returns once every answer has ended. Refuse and Wait are safe for concurrent use,
+// but Refuse must not be called once Wait was called (the servers call Wait after
+// their accept loop ended).
+package refuser
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// Max bounds the refused connections being answered at once.
+const Max = 64
+
+// Refuser answers refused connections. The zero value is not usable; use New.
+type Refuser struct {
+	slots chan struct{}
+	wg    sync.WaitGroup
+}
+
+// New returns a Refuser.
+func New() *Refuser { return &Refuser{slots: make(chan struct{}, Max)} }
+
+// Refuse writes line to c (in the background, within a second) and closes c.
+func (r *Refuser) Refuse(c net.Conn, line []byte) {
+	select {
+	case r.slots <- struct{}{}:
+	default:
+		_ = c.Close()
+		return
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		defer func() { <-r.slots }()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		_, _ = c.Write(line)
+		_ = c.Close()
+	}()
+}
+
+// Wait waits for the answers under way.
+func (r *Refuser) Wait() { r.wg.Wait() }
