@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base32"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,7 @@ type Node struct {
 	forwarded        atomic.Int64 // ops forwarded to a replica
 	forwardFallbacks atomic.Int64 // ops run here because their replica was unreachable
 
+	tls      tlsConfigs
 	resp     *resp.Server
 	mc       *memcache.Server
 	http     *http.Server
@@ -75,6 +77,9 @@ func Start(cfg Config) (_ *Node, err error) {
 			n.Close()
 		}
 	}()
+	if n.tls, err = cfg.loadTLS(); err != nil {
+		return nil, err
+	}
 	if err := n.openStorage(); err != nil {
 		return nil, err
 	}
@@ -257,6 +262,14 @@ func (n *Node) listen() error {
 			return fmt.Errorf("node: http listener: %w", err)
 		}
 	}
+	if n.tls.clients != nil {
+		// Handshakes happen on each connection's first read or write, on its
+		// own goroutine.
+		n.respLn = tls.NewListener(n.respLn, n.tls.clients)
+		if n.mcLn != nil {
+			n.mcLn = tls.NewListener(n.mcLn, n.tls.clients)
+		}
+	}
 	return nil
 }
 
@@ -266,15 +279,17 @@ func (n *Node) serve() error {
 		// A request argument may be a little larger than the largest value (the
 		// reply is then Redis's error for the value, not a protocol error); bounding
 		// it bounds what one connection can make the node buffer.
-		ProtoMaxBulkLen: int64(n.cfg.MaxValueBytes) + 64<<10,
-		MaxClients:      n.cfg.MaxClients,
-		Version:         n.cfg.Version,
-		NodeName:        n.cfg.Name,
-		Info:            n.info,
-		Cluster:         clusterAdmin{n},
-		Observer:        n.met,
-		Logger:          n.log.With("component", "resp"),
-		Now:             n.cfg.Now,
+		ProtoMaxBulkLen:   int64(n.cfg.MaxValueBytes) + 64<<10,
+		MaxClients:        n.cfg.MaxClients,
+		OutputBufferLimit: n.cfg.ClientOutputBufferLimit,
+		WriteTimeout:      n.cfg.ClientWriteTimeout,
+		Version:           n.cfg.Version,
+		NodeName:          n.cfg.Name,
+		Info:              n.info,
+		Cluster:           clusterAdmin{n},
+		Observer:          n.met,
+		Logger:            n.log.With("component", "resp"),
+		Now:               n.cfg.Now,
 	}.EnsureDefaults()
 	if err := rc.Validate(); err != nil {
 		return err
@@ -285,6 +300,8 @@ func (n *Node) serve() error {
 		n.mc = memcache.New(memcache.Config{
 			MaxClients:    n.cfg.MaxClients,
 			MaxValueBytes: n.cfg.MaxValueBytes,
+			Password:      n.cfg.RequirePass,
+			WriteTimeout:  n.cfg.ClientWriteTimeout,
 			Version:       n.cfg.Version,
 			Observer:      n.met,
 			Logger:        n.log.With("component", "memcache"),
@@ -328,7 +345,9 @@ func (n *Node) httpHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(n.Status())
 	})
-	mux.HandleFunc("/cluster/remove", func(w http.ResponseWriter, r *http.Request) {
+	token := AdminToken(n.cfg.Secret)
+	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, requireToken(token, h)) }
+	admin("/cluster/remove", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "use POST /cluster/remove?name=NODE", http.StatusMethodNotAllowed)
 			return
@@ -339,7 +358,7 @@ func (n *Node) httpHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "OK")
 	})
-	mux.HandleFunc("/cluster/leave", func(w http.ResponseWriter, r *http.Request) {
+	admin("/cluster/leave", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "use POST /cluster/leave", http.StatusMethodNotAllowed)
 			return
@@ -350,11 +369,11 @@ func (n *Node) httpHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "OK")
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	admin("/debug/pprof/", pprof.Index)
+	admin("/debug/pprof/cmdline", pprof.Cmdline)
+	admin("/debug/pprof/profile", pprof.Profile)
+	admin("/debug/pprof/symbol", pprof.Symbol)
+	admin("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
 
