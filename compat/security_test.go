@@ -153,9 +153,10 @@ func TestClusterSecretMismatch(t *testing.T) {
 	if _, err := tr.Call(ctx(t), self(t, procs[0]).ClusterAddr, 16, []byte("x")); !errors.Is(err, cluster.ErrAuth) {
 		t.Fatalf("call with another secret: %v, want ErrAuth", err)
 	}
-	if !strings.Contains(procs[0].logs.String(), "refused connection") {
-		t.Fatal("the node did not log the refused connection")
-	}
+	eventually(t, 5*time.Second, "the node to count and log the refused connection", func() bool {
+		return procs[0].metric(t, "dynakv_transport_refused_handshakes_total") >= 1 &&
+			strings.Contains(procs[0].logs.String(), "refused connection")
+	})
 }
 
 // memberStatus returns the node's /cluster/status.
