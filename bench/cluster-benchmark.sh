@@ -51,7 +51,7 @@ while read -r test r p50 p99; do
   printf '%-4s %-22s %12s %9s %9s\n' "$test" redis "$r" "$p50" "$p99"; rps[$test-redis]=$r
 done < <(run "$RPORT" "$REQUESTS" 50)
 if [ "${PROFILE:-0}" = 1 ]; then
-  (sleep 1; curl -s "http://127.0.0.1:${HTTP[0]}/debug/pprof/profile?seconds=10" -o bench/cluster-set.pprof) &
+  (sleep 1; curl -s -H "Authorization: Bearer $(./bin/dynakv admin token --secret bench)" "http://127.0.0.1:${HTTP[0]}/debug/pprof/profile?seconds=10" -o bench/cluster-set.pprof) &
 fi
 while read -r test r p50 p99; do
   printf '%-4s %-22s %12s %9s %9s\n' "$test" "dynakv 3 nodes (one)" "$r" "$p50" "$p99"; rps[$test-one]=$r

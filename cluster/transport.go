@@ -61,6 +61,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -169,6 +170,15 @@ type TransportConfig struct {
 	Secret []byte
 	// Handler serves incoming requests. Required.
 	Handler Handler
+	// ServerTLS, when set, makes the listener speak TLS: the handshake of auth.go
+	// then runs inside it. Set ClientAuth to tls.RequireAndVerifyClientCert (with
+	// ClientCAs) for mutual TLS. Default nil: plain TCP.
+	ServerTLS *tls.Config
+	// ClientTLS, when set, makes dials to peers use TLS; an empty ServerName is
+	// taken from the host of the dialed address. A peer that fails TLS (its
+	// certificate does not verify, it does not speak TLS) is an ErrAuth. Default
+	// nil: plain TCP.
+	ClientTLS *tls.Config
 	// MaxQueue bounds, per peer, the calls queued or awaiting a reply; a Call beyond
 	// it fails at once with ErrQueueFull. Default 4096.
 	MaxQueue int
@@ -334,6 +344,11 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: transport: listen: %w", err)
+	}
+	if cfg.ServerTLS != nil {
+		// The TLS handshake happens on the first read or write of a connection,
+		// in serveConn, under the handshake deadline.
+		ln = tls.NewListener(ln, cfg.ServerTLS)
 	}
 	t := &Transport{
 		cfg:        cfg,

@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -248,7 +250,12 @@ func (p *trPeer) connect() (*trClientConn, error) {
 	}
 	_ = conn.SetDeadline(time.Now().Add(t.cfg.handshakeTimeout))
 	stop := context.AfterFunc(t.lifetime, func() { _ = conn.Close() })
-	err = authDial(conn, t.cfg.Secret, t.cfg.Name, crand.Reader)
+	if t.cfg.ClientTLS != nil {
+		conn, err = p.tlsHandshake(conn)
+	}
+	if err == nil {
+		err = authDial(conn, t.cfg.Secret, t.cfg.Name, crand.Reader)
+	}
 	stopped := stop()
 	if err == nil && stopped {
 		err = conn.SetDeadline(time.Time{})
@@ -259,8 +266,11 @@ func (p *trPeer) connect() (*trClientConn, error) {
 	case err == nil:
 	case t.isClosed():
 		err = ErrClosed
-	case errors.Is(err, ErrAuth):
+	case errors.Is(err, ErrAuth), tlsRefused(err):
 		t.log.Warn("cluster: peer refused or failed authentication", "peer", p.addr, "err", err)
+		if !errors.Is(err, ErrAuth) {
+			err = fmt.Errorf("%w: TLS: %w", ErrAuth, err)
+		}
 		err = fmt.Errorf("cluster: %s: %w", p.addr, err)
 	default:
 		err = fmt.Errorf("%w: %s: handshake: %w", ErrUnreachable, p.addr, err)
@@ -277,6 +287,43 @@ func (p *trPeer) connect() (*trClientConn, error) {
 		pending: make(map[uint64]*trCall),
 	}
 	return cc, nil
+}
+
+// tlsHandshake runs the client side of TLS on conn (its deadline set). A peer
+// that does not speak TLS, sends an alert or presents a certificate that does not
+// verify is an ErrAuth; the returned conn is the TLS one even on error, for Close.
+func (p *trPeer) tlsHandshake(conn net.Conn) (net.Conn, error) {
+	cfg := p.t.cfg.ClientTLS.Clone()
+	if cfg.ServerName == "" {
+		if host, _, err := net.SplitHostPort(p.addr); err == nil {
+			cfg.ServerName = host
+		}
+	}
+	tc := tls.Client(conn, cfg)
+	err := tc.Handshake()
+	if tlsRefused(err) {
+		err = fmt.Errorf("%w: TLS: %w", ErrAuth, err)
+	}
+	return tc, err
+}
+
+// tlsRefused reports a TLS failure that retrying will not fix: the peer does not
+// speak TLS, sent an alert (with TLS 1.3, a server refusing the client's
+// certificate says so on the first read after the handshake), or presented a
+// certificate that does not verify.
+func tlsRefused(err error) bool {
+	if err == nil {
+		return false
+	}
+	var (
+		rec   tls.RecordHeaderError
+		alert tls.AlertError
+		cert  *tls.CertificateVerificationError
+		unk   x509.UnknownAuthorityError
+		host  x509.HostnameError
+	)
+	return errors.As(err, &rec) || errors.As(err, &alert) || errors.As(err, &cert) ||
+		errors.As(err, &unk) || errors.As(err, &host)
 }
 
 // trCall is one outstanding Call.

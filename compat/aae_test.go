@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dynakv/dynakv/node"
 )
 
 // localValues counts the keys whose DGET LOCAL on p holds want[key].
@@ -225,7 +227,9 @@ func TestClusterJoinAndLeaveUnderLoad(t *testing.T) {
 
 	// Leave: c3 hands everything off and leaves the ring.
 	leaver := procs[2]
-	resp, err := http.Post("http://"+leaver.HTTP+"/cluster/leave", "text/plain", nil)
+	req, _ := http.NewRequest(http.MethodPost, "http://"+leaver.HTTP+"/cluster/leave", nil)
+	req.Header.Set("Authorization", "Bearer "+node.AdminToken(clusterSecret))
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("leave: %v %v", resp, err)
 	}

@@ -200,11 +200,11 @@ func TestClusterReadsAndWritesAnywhere(t *testing.T) {
 	// A node killed stays a member; dynakv admin remove takes it out.
 	procs[2].signal(syscall.SIGKILL)
 	procs[2].wait()
-	if out, err := exec.Command(binary, "admin", "remove", "c3", "--http", procs[0].HTTP).CombinedOutput(); err != nil {
+	if out, err := exec.Command(binary, "admin", "remove", "c3", "--http", procs[0].HTTP, "--secret", clusterSecret).CombinedOutput(); err != nil {
 		t.Fatalf("dynakv admin remove: %v\n%s", err, out)
 	}
 	waitInfo(t, procs[1], "cluster_members", "2", 10*time.Second)
-	if out, err := exec.Command(binary, "admin", "remove", "nobody", "--http", procs[0].HTTP).CombinedOutput(); err == nil {
+	if out, err := exec.Command(binary, "admin", "remove", "nobody", "--http", procs[0].HTTP, "--secret", clusterSecret).CombinedOutput(); err == nil {
 		t.Fatalf("removing an unknown node succeeded: %s", out)
 	}
 	for i := range 30 {

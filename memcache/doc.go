@@ -15,6 +15,12 @@
 //     "\n" may grow to 2048 bytes (4 MiB for a get/gets multi-get, as memcached allows
 //     large multi-gets); past that the client gets "CLIENT_ERROR line too long" and is
 //     disconnected.
+//   - A write of replies that does not complete within Config.WriteTimeout (the client
+//     stopped reading) ends the connection; replies are buffered 8 KiB at a time, so a
+//     client that does not read costs at most that. A connection beyond MaxClients is
+//     answered "ERROR Too many open connections" without stalling the accept loop.
+//   - With Config.Password, a connection must first authenticate as memcached 1.6's
+//     ASCII authentication (-Y) has it: see auth.go.
 //   - Keys and values handed to the proxy are fresh copies: the proxy and the
 //     coordinator may keep them after Do returns (background replication, read repair).
 //   - Every proxy error becomes one memcached line through the single table in

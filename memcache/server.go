@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dynakv/dynakv/internal/refuser"
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -26,6 +27,13 @@ type Config struct {
 	MaxKeyBytes int
 	// MaxValueBytes bounds a data block; default the proxy's MaxValueBytes.
 	MaxValueBytes int
+	// Password, when set, makes clients authenticate first, as memcached 1.6's
+	// ASCII authentication does (auth.go). Default "": no authentication.
+	Password string
+	// WriteTimeout bounds each write of replies to a client: a client that does not
+	// take them for this long (it stopped reading) is disconnected. Default 30s;
+	// negative: no limit.
+	WriteTimeout time.Duration
 	// Version is reported by "version" as "VERSION <Version>"; default "dynakv".
 	Version string
 	// Observer receives command and connection events; default proxy.NopObserver.
@@ -60,6 +68,9 @@ func (c Config) EnsureDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
 	return c
 }
 
@@ -93,6 +104,7 @@ type Server struct {
 	conns     map[*conn]struct{}
 	wg        sync.WaitGroup
 
+	refuser   *refuser.Refuser // answers connections beyond MaxClients
 	clients   atomic.Int64
 	verbosity atomic.Uint32
 	stats     counters
@@ -113,6 +125,7 @@ func New(cfg Config, px *proxy.Proxy) *Server {
 		started:   cfg.Now(),
 		listeners: make(map[net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		refuser:   refuser.New(),
 	}
 }
 
@@ -178,11 +191,8 @@ func (s *Server) accept(nc net.Conn) {
 		return
 	}
 	if len(s.conns) >= s.cfg.MaxClients {
+		s.refuse(nc) // under s.mu: Close, which waits for the refuser, sees it
 		s.mu.Unlock()
-		s.stats.rejectedConns.Add(1)
-		// A fresh connection's send buffer is empty: this write does not block.
-		nc.Write([]byte(lineTooManyConns + "\r\n"))
-		nc.Close()
 		return
 	}
 	c := s.newConn(nc, nc)
@@ -193,6 +203,14 @@ func (s *Server) accept(nc net.Conn) {
 	s.stats.totalConns.Add(1)
 	s.cfg.Observer.Connection(protocolName, 1)
 	go s.serveConn(c)
+}
+
+// refuse answers a connection beyond MaxClients with memcached's error and closes
+// it, in the background (see refuser).
+func (s *Server) refuse(nc net.Conn) {
+	s.stats.rejectedConns.Add(1)
+	s.cfg.Logger.Warn("memcache: refusing client: too many open connections", "addr", nc.RemoteAddr().String())
+	s.refuser.Refuse(nc, []byte(lineTooManyConns+"\r\n"))
 }
 
 func (s *Server) serveConn(c *conn) {
@@ -227,6 +245,7 @@ func (s *Server) Close() error {
 	}
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.refuser.Wait()
 	return nil
 }
 
@@ -289,6 +308,7 @@ type conn struct {
 	flush   bool // flush the reply now (mn)
 
 	unsynced bool // a write ran with DeferSync since the last WAL sync
+	authed   bool // authenticated, or no password is configured
 }
 
 func (s *Server) newConn(rw io.ReadWriter, closer io.Closer) *conn {
@@ -297,10 +317,33 @@ func (s *Server) newConn(rw io.ReadWriter, closer io.Closer) *conn {
 		ctx:    s.ctx,
 		closer: closer,
 		toks:   make([][]byte, 0, maxTokens),
+		authed: s.cfg.Password == "",
 	}
-	c.w = bufio.NewWriterSize(syncingWriter{c, countingWriter{rw, &s.stats.bytesWritten}}, writeBufSize)
+	var w io.Writer = countingWriter{rw, &s.stats.bytesWritten}
+	if d, ok := rw.(writeDeadliner); ok && s.cfg.WriteTimeout > 0 {
+		w = deadlineWriter{w: w, d: d, timeout: s.cfg.WriteTimeout}
+	}
+	c.w = bufio.NewWriterSize(syncingWriter{c, w}, writeBufSize)
 	c.r = bufio.NewReaderSize(flushingReader{countingReader{rw, &s.stats.bytesRead}, c.w}, readBufSize)
 	return c
+}
+
+// writeDeadliner is the part of a net.Conn deadlineWriter needs.
+type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
+
+// deadlineWriter gives each write to the client WriteTimeout to complete: a client
+// that stopped reading is disconnected instead of holding its goroutine forever.
+type deadlineWriter struct {
+	w       io.Writer
+	d       writeDeadliner
+	timeout time.Duration
+}
+
+func (dw deadlineWriter) Write(p []byte) (int, error) {
+	if err := dw.d.SetWriteDeadline(time.Now().Add(dw.timeout)); err != nil {
+		return 0, err
+	}
+	return dw.w.Write(p)
 }
 
 // syncingWriter makes the connection's deferred writes durable before any reply
@@ -333,6 +376,16 @@ func (c *conn) serve() {
 				c.w.Flush()
 			}
 			return
+		}
+		if !c.authed {
+			if !c.authenticate(line) {
+				c.w.Flush()
+				return
+			}
+			if c.r.Buffered() == 0 && c.w.Flush() != nil {
+				return
+			}
+			continue
 		}
 		quit, err := c.dispatch(line)
 		if quit || err != nil {

@@ -22,6 +22,7 @@ type counters struct {
 	touchHits, touchMisses              atomic.Uint64
 	totalItems, storeTooLarge, metaCmds atomic.Uint64
 	bytesRead, bytesWritten             atomic.Uint64
+	authCmds, authErrors                atomic.Uint64
 }
 
 // reset zeroes the counters "stats reset" clears (all of them: curr_connections is
@@ -32,7 +33,7 @@ func (c *counters) reset() {
 		&c.getHits, &c.getMisses, &c.deleteHits, &c.deleteMisses, &c.incrHits,
 		&c.incrMisses, &c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses,
 		&c.casBadval, &c.touchHits, &c.touchMisses, &c.totalItems, &c.storeTooLarge,
-		&c.metaCmds, &c.bytesRead, &c.bytesWritten,
+		&c.metaCmds, &c.bytesRead, &c.bytesWritten, &c.authCmds, &c.authErrors,
 	} {
 		p.Store(0)
 	}
@@ -125,8 +126,8 @@ func (s *Server) generalStats(c *conn) []Stat {
 		{"touch_hits", u64(st.touchHits.Load())},
 		{"touch_misses", u64(st.touchMisses.Load())},
 		{"store_too_large", u64(st.storeTooLarge.Load())},
-		{"auth_cmds", "0"},
-		{"auth_errors", "0"},
+		{"auth_cmds", u64(st.authCmds.Load())},
+		{"auth_errors", u64(st.authErrors.Load())},
 		{"bytes_read", u64(st.bytesRead.Load())},
 		{"bytes_written", u64(st.bytesWritten.Load())},
 		{"limit_maxbytes", "0"},

@@ -30,6 +30,8 @@ func (n *Node) startCluster() error {
 		ListenAddr:     n.cfg.ClusterAddr,
 		Secret:         []byte(n.cfg.Secret),
 		Handler:        cluster.HandlerFunc(n.serveCluster),
+		ServerTLS:      n.tls.clusterServer,
+		ClientTLS:      n.tls.clusterClient,
 		MaxFrameBytes:  frameLimit(n.cfg.MaxValueBytes),
 		DefaultTimeout: n.cfg.RequestTimeout,
 		Logger:         n.log.With("component", "transport"),

@@ -69,8 +69,28 @@ type Config struct {
 	N, R, W int
 	// Partitions is Q, a power of two. Default 1024. Fixed for a data directory.
 	Partitions int
-	// RequirePass makes RESP clients AUTH first. Default "" (no password).
+	// RequirePass makes RESP clients AUTH first, and memcached clients
+	// authenticate as memcached 1.6's ASCII auth does (user "default"). Default ""
+	// (no password).
 	RequirePass string
+	// ClientOutputBufferLimit bounds the replies a RESP client has pending in the
+	// node, in bytes: past it they are written before its next command runs.
+	// Default 4 MiB.
+	ClientOutputBufferLimit int
+	// ClientWriteTimeout disconnects a client (RESP or memcached) that does not
+	// take its replies for this long. Default 30s; negative: never.
+	ClientWriteTimeout time.Duration
+	// TLSCertFile and TLSKeyFile, both set, turn TLS on for the RESP and memcached
+	// ports and the cluster transport (PEM files). Default "": plain TCP.
+	TLSCertFile, TLSKeyFile string
+	// TLSCAFile is a PEM bundle of the CA that signs the nodes' (and clients')
+	// certificates: with it the cluster transport is mutual TLS and, when
+	// TLSAuthClients, clients must present a certificate it signed. Default "".
+	TLSCAFile string
+	// TLSNoClientCerts lets clients of the RESP and memcached ports connect
+	// without a certificate when TLSCAFile is set. Default false: they need one
+	// (Redis's tls-auth-clients yes).
+	TLSNoClientCerts bool
 	// MaxValueBytes bounds a stored value. Default 1 MiB.
 	MaxValueBytes int
 	// MaxClients bounds client connections per protocol. Default 10000.
@@ -89,23 +109,25 @@ type Config struct {
 // DefaultConfig returns the documented defaults.
 func DefaultConfig() Config {
 	return Config{
-		Storage:          StorageDisk,
-		RESPAddr:         "127.0.0.1:6379",
-		MemcacheAddr:     "127.0.0.1:11211",
-		HTTPAddr:         "127.0.0.1:9121",
-		GossipAddr:       "127.0.0.1:7946",
-		ClusterAddr:      "127.0.0.1:7947",
-		N:                3,
-		R:                2,
-		W:                2,
-		Partitions:       1024,
-		MaxValueBytes:    1 << 20,
-		MaxClients:       10000,
-		Version:          "dev",
-		RequestTimeout:   time.Second,
-		AAEInterval:      30 * time.Second,
-		AAEMaxKeysPerSec: 20000,
-		TombstoneGrace:   24 * time.Hour,
+		Storage:                 StorageDisk,
+		RESPAddr:                "127.0.0.1:6379",
+		MemcacheAddr:            "127.0.0.1:11211",
+		HTTPAddr:                "127.0.0.1:9121",
+		GossipAddr:              "127.0.0.1:7946",
+		ClusterAddr:             "127.0.0.1:7947",
+		N:                       3,
+		R:                       2,
+		W:                       2,
+		Partitions:              1024,
+		MaxValueBytes:           1 << 20,
+		MaxClients:              10000,
+		Version:                 "dev",
+		RequestTimeout:          time.Second,
+		AAEInterval:             30 * time.Second,
+		AAEMaxKeysPerSec:        20000,
+		TombstoneGrace:          24 * time.Hour,
+		ClientOutputBufferLimit: 4 << 20,
+		ClientWriteTimeout:      30 * time.Second,
 	}
 }
 
@@ -135,6 +157,10 @@ func (c Config) EnsureDefaults() Config {
 	setInt(&c.Partitions, d.Partitions)
 	setInt(&c.MaxValueBytes, d.MaxValueBytes)
 	setInt(&c.MaxClients, d.MaxClients)
+	setInt(&c.ClientOutputBufferLimit, d.ClientOutputBufferLimit)
+	if c.ClientWriteTimeout == 0 {
+		c.ClientWriteTimeout = d.ClientWriteTimeout
+	}
 	if c.Name == "" {
 		c.Name = defaultName()
 	}
@@ -220,6 +246,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxClients < 1 {
 		bad("--max-clients must be at least 1, not %d", c.MaxClients)
+	}
+	if c.ClientOutputBufferLimit < 1 {
+		bad("--client-output-buffer-limit must be positive, not %d", c.ClientOutputBufferLimit)
+	}
+	if err := c.validateTLS(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -1,6 +1,8 @@
 // Package node assembles one dynakv node from a Config: it opens storage, builds the
 // coordinator and proxy, and serves the Redis (RESP) and memcached front ends and the
-// admin HTTP endpoint (/metrics, /healthz, /debug/pprof).
+// admin HTTP endpoint (/metrics, /healthz, /cluster/status; /cluster/remove,
+// /cluster/leave and /debug/pprof behind the admin token, and optional TLS: see
+// security.go).
 //
 // Invariants:
 //

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base32"
 	"encoding/json"
 	"errors"
@@ -52,6 +53,7 @@ type Node struct {
 	forwarded        atomic.Int64 // ops forwarded to a replica
 	forwardFallbacks atomic.Int64 // ops run here because their replica was unreachable
 
+	tls      tlsConfigs
 	resp     *resp.Server
 	mc       *memcache.Server
 	http     *http.Server
@@ -75,6 +77,9 @@ func Start(cfg Config) (_ *Node, err error) {
 			n.Close()
 		}
 	}()
+	if n.tls, err = cfg.loadTLS(); err != nil {
+		return nil, err
+	}
 	if err := n.openStorage(); err != nil {
 		return nil, err
 	}
@@ -235,6 +240,10 @@ func (n *Node) registerGauges() {
 			func() float64 { return float64(n.aaeMetrics().PartitionsHanded) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_tombstones_purged_total", Help: "Tombstones purged after the grace period, once every replica held them."},
 			func() float64 { return float64(n.aaeMetrics().TombstonesPurged) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_transport_refused_handshakes_total", Help: "Connections to the cluster port refused by the handshake (wrong secret or certificate, garbage, silence)."},
+			func() float64 { return float64(n.tr.Stats().RefusedHandshakes) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_transport_bad_frames_total", Help: "Authenticated cluster connections dropped for a malformed or oversized frame."},
+			func() float64 { return float64(n.tr.Stats().BadFrames) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forwarded_total", Help: "Operations forwarded to a replica of their key."},
 			func() float64 { return float64(n.forwarded.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forward_fallbacks_total", Help: "Operations run here because their replica was unreachable."},
@@ -257,6 +266,14 @@ func (n *Node) listen() error {
 			return fmt.Errorf("node: http listener: %w", err)
 		}
 	}
+	if n.tls.clients != nil {
+		// Handshakes happen on each connection's first read or write, on its
+		// own goroutine.
+		n.respLn = tls.NewListener(n.respLn, n.tls.clients)
+		if n.mcLn != nil {
+			n.mcLn = tls.NewListener(n.mcLn, n.tls.clients)
+		}
+	}
 	return nil
 }
 
@@ -266,15 +283,17 @@ func (n *Node) serve() error {
 		// A request argument may be a little larger than the largest value (the
 		// reply is then Redis's error for the value, not a protocol error); bounding
 		// it bounds what one connection can make the node buffer.
-		ProtoMaxBulkLen: int64(n.cfg.MaxValueBytes) + 64<<10,
-		MaxClients:      n.cfg.MaxClients,
-		Version:         n.cfg.Version,
-		NodeName:        n.cfg.Name,
-		Info:            n.info,
-		Cluster:         clusterAdmin{n},
-		Observer:        n.met,
-		Logger:          n.log.With("component", "resp"),
-		Now:             n.cfg.Now,
+		ProtoMaxBulkLen:   int64(n.cfg.MaxValueBytes) + 64<<10,
+		MaxClients:        n.cfg.MaxClients,
+		OutputBufferLimit: n.cfg.ClientOutputBufferLimit,
+		WriteTimeout:      n.cfg.ClientWriteTimeout,
+		Version:           n.cfg.Version,
+		NodeName:          n.cfg.Name,
+		Info:              n.info,
+		Cluster:           clusterAdmin{n},
+		Observer:          n.met,
+		Logger:            n.log.With("component", "resp"),
+		Now:               n.cfg.Now,
 	}.EnsureDefaults()
 	if err := rc.Validate(); err != nil {
 		return err
@@ -285,6 +304,8 @@ func (n *Node) serve() error {
 		n.mc = memcache.New(memcache.Config{
 			MaxClients:    n.cfg.MaxClients,
 			MaxValueBytes: n.cfg.MaxValueBytes,
+			Password:      n.cfg.RequirePass,
+			WriteTimeout:  n.cfg.ClientWriteTimeout,
 			Version:       n.cfg.Version,
 			Observer:      n.met,
 			Logger:        n.log.With("component", "memcache"),
@@ -328,7 +349,9 @@ func (n *Node) httpHandler() http.Handler {
 		enc.SetIndent("", "  ")
 		_ = enc.Encode(n.Status())
 	})
-	mux.HandleFunc("/cluster/remove", func(w http.ResponseWriter, r *http.Request) {
+	token := AdminToken(n.cfg.Secret)
+	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, requireToken(token, h)) }
+	admin("/cluster/remove", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "use POST /cluster/remove?name=NODE", http.StatusMethodNotAllowed)
 			return
@@ -339,7 +362,7 @@ func (n *Node) httpHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "OK")
 	})
-	mux.HandleFunc("/cluster/leave", func(w http.ResponseWriter, r *http.Request) {
+	admin("/cluster/leave", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "use POST /cluster/leave", http.StatusMethodNotAllowed)
 			return
@@ -350,11 +373,11 @@ func (n *Node) httpHandler() http.Handler {
 		}
 		fmt.Fprintln(w, "OK")
 	})
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	admin("/debug/pprof/", pprof.Index)
+	admin("/debug/pprof/cmdline", pprof.Cmdline)
+	admin("/debug/pprof/profile", pprof.Profile)
+	admin("/debug/pprof/symbol", pprof.Symbol)
+	admin("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

@@ -23,6 +23,13 @@
 // a NUL byte before a header's or an inline request's line end hides it (Redis
 // finds line ends with strchr), so such a request waits until it is too big.
 //
+// Output is bounded too: when a pipelined batch's replies pass
+// Config.OutputBufferLimit they are written before the batch's next command runs,
+// and a write that does not complete within Config.WriteTimeout (the client stopped
+// reading) ends the connection. A connection beyond Config.MaxClients is answered
+// "-ERR max number of clients reached" and closed by the listener, off redcon's
+// accept loop, so a TLS listener (the node wraps ln) cannot stall accepting.
+//
 // Commands are looked up in a table (server.go) that holds Redis's arity, flags
 // and key positions and also answers COMMAND. Existence, arity and
 // authentication are checked in Redis's order, so an unknown command is "unknown

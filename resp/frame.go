@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"strconv"
 	"time"
 )
@@ -527,24 +528,39 @@ func (g *guardConn) fail() error {
 	}
 	g.s.stats.errorReplies.Add(1)
 	g.s.cfg.Logger.Debug("protocol error", "addr", g.RemoteAddr().String(), "err", g.perr)
-	_ = g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = g.Write([]byte("-ERR " + g.perr + "\r\n"))
+	_, _ = g.write([]byte("-ERR "+g.perr+"\r\n"), time.Second)
 	g.rerr = errProtocol
 	return g.rerr
 }
 
 // Write syncs the WAL first when this connection made writes with DeferSync since
 // the last sync, so no reply acknowledges a write before it is durable, and a
-// pipelined batch of writes shares one fsync.
+// pipelined batch of writes shares one fsync. A client that does not take the
+// bytes within Config.WriteTimeout is disconnected (the write fails).
 func (g *guardConn) Write(b []byte) (int, error) {
-	if g.cl != nil && g.cl.unsynced.Swap(false) {
-		if err := g.s.px.Sync(g.s.ctx); err != nil {
-			g.s.cfg.Logger.Error("syncing writes before replying", "err", err)
+	return g.write(b, g.s.cfg.WriteTimeout)
+}
+
+func (g *guardConn) write(b []byte, timeout time.Duration) (int, error) {
+	if g.cl != nil {
+		g.cl.pending = 0 // redcon writes out everything it buffered
+		if g.cl.unsynced.Swap(false) {
+			if err := g.s.px.Sync(g.s.ctx); err != nil {
+				g.s.cfg.Logger.Error("syncing writes before replying", "err", err)
+				return 0, err
+			}
+		}
+	}
+	if timeout > 0 {
+		if err := g.Conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
 			return 0, err
 		}
 	}
 	n, err := g.Conn.Write(b)
 	g.s.stats.netOut.Add(int64(n))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		g.s.cfg.Logger.Warn("closing client that did not read its replies", "addr", g.RemoteAddr().String(), "timeout", timeout)
+	}
 	return n, err
 }
 
@@ -554,10 +570,18 @@ type listener struct {
 	s *Server
 }
 
+// Accept returns the next connection within MaxClients; those beyond it are
+// refused here, before redcon sees them.
 func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.s.nclients.Load() >= l.s.maxClients.Load() {
+			l.s.refuse(c)
+			continue
+		}
+		return newGuardConn(c, l.s), nil
 	}
-	return newGuardConn(c, l.s), nil
 }

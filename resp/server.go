@@ -16,6 +16,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/dynakv/dynakv/internal/refuser"
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -28,6 +29,16 @@ type Config struct {
 	// MaxClients bounds connected clients; one more is answered "-ERR max number of
 	// clients reached" and closed. Default 10000.
 	MaxClients int
+	// OutputBufferLimit bounds the replies one client has pending in the node, in
+	// bytes: once a pipelined batch's replies pass it they are written before the
+	// next command of the batch runs, so a client that sends faster than it reads
+	// is held back by TCP instead of growing the node's memory. A connection holds
+	// at most this plus one reply. Default 4 MiB.
+	OutputBufferLimit int
+	// WriteTimeout bounds each write of replies to a client: a client that does not
+	// take them for this long (it stopped reading) is disconnected. Default 30s;
+	// negative: no limit.
+	WriteTimeout time.Duration
 	// ProtoMaxBulkLen bounds one argument of a request, in bytes (Redis's
 	// proto-max-bulk-len); a longer one is a protocol error. Default 512 MiB. Stored
 	// values are bounded separately, by proxy's MaxValueBytes.
@@ -66,8 +77,10 @@ type InfoField struct{ Section, Key, Value string }
 
 // Defaults.
 const (
-	DefaultMaxClients      = 10000
-	DefaultProtoMaxBulkLen = 512 << 20
+	DefaultMaxClients        = 10000
+	DefaultProtoMaxBulkLen   = 512 << 20
+	DefaultOutputBufferLimit = 4 << 20
+	DefaultWriteTimeout      = 30 * time.Second
 )
 
 // EnsureDefaults returns a copy of c with defaults filled in.
@@ -77,6 +90,12 @@ func (c Config) EnsureDefaults() Config {
 	}
 	if c.ProtoMaxBulkLen == 0 {
 		c.ProtoMaxBulkLen = DefaultProtoMaxBulkLen
+	}
+	if c.OutputBufferLimit == 0 {
+		c.OutputBufferLimit = DefaultOutputBufferLimit
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = DefaultWriteTimeout
 	}
 	if c.Observer == nil {
 		c.Observer = proxy.NopObserver{}
@@ -97,6 +116,9 @@ func (c Config) Validate() error {
 	}
 	if c.ProtoMaxBulkLen < 0 {
 		return errors.New("resp: ProtoMaxBulkLen must not be negative")
+	}
+	if c.OutputBufferLimit < 0 {
+		return errors.New("resp: OutputBufferLimit must not be negative")
 	}
 	if strings.ContainsAny(c.NodeName, "\r\n") || strings.ContainsAny(c.Version, "\r\n") {
 		return errors.New("resp: NodeName and Version must be single lines")
@@ -130,7 +152,8 @@ type Server struct {
 	closed    bool
 	serveDone chan struct{}
 	clients   map[int64]*client
-	wg        sync.WaitGroup // one per accepted connection, done when it closed
+	wg        sync.WaitGroup   // one per accepted connection, done when it closed
+	refuser   *refuser.Refuser // answers connections beyond MaxClients
 	closeOnce sync.Once
 	backoff   time.Duration // accept error backoff, used by the accept loop only
 }
@@ -147,7 +170,7 @@ type stats struct {
 // zero fields get their defaults. Call Serve to accept clients.
 func New(cfg Config, px *proxy.Proxy) *Server {
 	cfg = cfg.EnsureDefaults()
-	s := &Server{cfg: cfg, px: px, clients: make(map[int64]*client)}
+	s := &Server{cfg: cfg, px: px, clients: make(map[int64]*client), refuser: refuser.New()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.cmds = newTable()
 	s.started = cfg.Now()
@@ -203,6 +226,7 @@ func (s *Server) Close() error {
 			<-done // redcon closes every connection when its accept loop ends
 		}
 		s.wg.Wait()
+		s.refuser.Wait()
 	})
 	return nil
 }
@@ -217,20 +241,12 @@ func (s *Server) Addr() net.Addr {
 	return s.addr
 }
 
-// accept registers a new connection, or refuses it beyond MaxClients. It runs on
-// redcon's accept loop, before the connection's goroutine starts.
+// accept registers a new connection (the listener refused those beyond
+// MaxClients). It runs on redcon's accept loop, before the connection's goroutine
+// starts.
 func (s *Server) accept(conn redcon.Conn) bool {
 	s.backoff = 0
 	g, _ := conn.NetConn().(*guardConn)
-	if s.nclients.Load() >= s.maxClients.Load() {
-		s.stats.rejected.Add(1)
-		s.cfg.Logger.Warn("refusing client: max number of clients reached", "addr", conn.RemoteAddr())
-		if g != nil {
-			_ = g.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = g.Write(errMaxClients)
-		}
-		return false
-	}
 	c := &client{
 		id:      s.nextID.Add(1),
 		conn:    conn,
@@ -253,6 +269,14 @@ func (s *Server) accept(conn redcon.Conn) bool {
 	s.wg.Add(1)
 	s.cfg.Observer.Connection("resp", 1)
 	return true
+}
+
+// refuse answers a connection beyond MaxClients with Redis's error and closes it,
+// in the background (see refuser).
+func (s *Server) refuse(c net.Conn) {
+	s.stats.rejected.Add(1)
+	s.cfg.Logger.Warn("refusing client: max number of clients reached", "addr", c.RemoteAddr().String())
+	s.refuser.Refuse(c, errMaxClients)
 }
 
 // closedConn unregisters a connection; redcon calls it when the connection's
@@ -291,6 +315,7 @@ func (s *Server) acceptError(err error) {
 // connections.
 type client struct {
 	unsynced    atomic.Bool // a write ran with DeferSync since the last WAL sync
+	pending     int         // reply bytes buffered by redcon, not yet written
 	id          int64
 	conn        redcon.Conn // nil when a handler runs without a socket (tests)
 	w           Reply
@@ -327,8 +352,17 @@ func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
 	failed := c.w.failed
 	if len(c.w.b) > 0 {
 		conn.WriteRaw(c.w.b)
+		c.pending += len(c.w.b)
 	}
 	c.w.reset()
+	if c.pending > s.cfg.OutputBufferLimit && !c.closing {
+		// The batch's replies are past the bound: write them now. A client
+		// that does not read them is held here by TCP, then dropped after
+		// WriteTimeout.
+		if w := redcon.BaseWriter(conn); w != nil && w.Flush() != nil {
+			c.closing = true
+		}
+	}
 	s.stats.commands.Add(1)
 	if failed {
 		s.stats.errorReplies.Add(1)

@@ -174,7 +174,7 @@ age; --watch follows the node (every --every) with a progress bar for its handof
 			fetch := func() (node.Status, []byte, error) {
 				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 				defer cancel()
-				body, err := httpDo(ctx, http.MethodGet, "http://"+httpAddr+"/cluster/status")
+				body, err := httpDo(ctx, http.MethodGet, "http://"+httpAddr+"/cluster/status", "")
 				if err != nil {
 					return node.Status{}, nil, err
 				}
@@ -303,8 +303,21 @@ func msDuration(ms int64) time.Duration {
 }
 
 func newAdminCmd() *cobra.Command {
-	admin := &cobra.Command{Use: "admin", Short: "Change cluster membership"}
-	var httpAddr string
+	var httpAddr, secret string
+	admin := &cobra.Command{
+		Use:   "admin",
+		Short: "Change cluster membership",
+		Long: `Change cluster membership through a node's admin HTTP address. The node checks the
+admin token derived from the cluster secret (--secret, default $DYNAKV_SECRET): the
+request carries "Authorization: Bearer <token>"; 'dynakv admin token' prints it, for
+curl and for /debug/pprof.`,
+	}
+	token := func(cmd *cobra.Command) string {
+		if !cmd.Flags().Changed("secret") {
+			secret = os.Getenv("DYNAKV_SECRET")
+		}
+		return node.AdminToken(secret)
+	}
 	remove := &cobra.Command{
 		Use:   "remove NAME",
 		Short: "Take a dead node out of the ring (its partitions move to the others)",
@@ -312,7 +325,7 @@ func newAdminCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
-			_, err := httpDo(ctx, http.MethodPost, "http://"+httpAddr+"/cluster/remove?name="+url.QueryEscape(args[0]))
+			_, err := httpDo(ctx, http.MethodPost, "http://"+httpAddr+"/cluster/remove?name="+url.QueryEscape(args[0]), token(cmd))
 			if err != nil {
 				return err
 			}
@@ -332,22 +345,37 @@ process once its state is "removed".`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
-			if _, err := httpDo(ctx, http.MethodPost, "http://"+httpAddr+"/cluster/leave"); err != nil {
+			if _, err := httpDo(ctx, http.MethodPost, "http://"+httpAddr+"/cluster/leave", token(cmd)); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "the node at %s is leaving: it hands its partitions off, then leaves the ring\n", httpAddr)
 			return nil
 		},
 	}
+	tok := &cobra.Command{
+		Use:   "token",
+		Short: "Print the admin token of the cluster secret (for curl -H \"Authorization: Bearer ...\")",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), token(cmd))
+			return nil
+		},
+	}
 	admin.PersistentFlags().StringVar(&httpAddr, "http", "127.0.0.1:9121", "admin HTTP address of a live node (for leave: the node that leaves)")
-	admin.AddCommand(remove, leave)
+	admin.PersistentFlags().StringVar(&secret, "secret", "", "cluster secret the admin token is derived from (default $DYNAKV_SECRET)")
+	admin.AddCommand(remove, leave, tok)
 	return admin
 }
 
-func httpDo(ctx context.Context, method, u string) ([]byte, error) {
+// httpDo makes a request to a node's admin HTTP address, with the admin token as
+// a bearer token when it is not empty.
+func httpDo(ctx context.Context, method, u, token string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, method, u, nil)
 	if err != nil {
 		return nil, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -44,7 +44,7 @@ func newServerCmd() *cobra.Command {
 	d := node.DefaultConfig()
 	cfg := d
 	var logLevel, logFormat string
-	hinted := true
+	hinted, tlsAuthClients := true, true
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a dynakv node",
@@ -70,6 +70,10 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 			if !cmd.Flags().Changed("secret") {
 				cfg.Secret = os.Getenv("DYNAKV_SECRET")
 			}
+			if !cmd.Flags().Changed("requirepass") {
+				cfg.RequirePass = os.Getenv("DYNAKV_REQUIREPASS")
+			}
+			cfg.TLSNoClientCerts = !tlsAuthClients
 			return runServer(cmd.Context(), cfg)
 		},
 	}
@@ -93,9 +97,15 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.IntVar(&cfg.R, "r", d.R, "read quorum (R), 1..N")
 	f.IntVar(&cfg.W, "w", d.W, "write quorum (W), 1..N")
 	f.IntVar(&cfg.Partitions, "partitions", d.Partitions, "partitions (Q), a power of two; fixed for the life of the data")
-	f.StringVar(&cfg.RequirePass, "requirepass", "", "password RESP clients must AUTH with (default: none)")
+	f.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must give first: RESP AUTH, or on the memcached port memcached 1.6's text auth ('set <any> 0 0 <n>' with data 'default <password>') (default $DYNAKV_REQUIREPASS, else none)")
 	f.IntVar(&cfg.MaxValueBytes, "max-value-bytes", d.MaxValueBytes, "largest value accepted, in bytes")
 	f.IntVar(&cfg.MaxClients, "max-clients", d.MaxClients, "most client connections per protocol")
+	f.IntVar(&cfg.ClientOutputBufferLimit, "client-output-buffer-limit", d.ClientOutputBufferLimit, "bytes of replies a RESP client may have pending in the node; past it they are written before its next command runs")
+	f.DurationVar(&cfg.ClientWriteTimeout, "client-write-timeout", d.ClientWriteTimeout, "disconnect a client that does not take its replies for this long; negative: never")
+	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate: turns on TLS for the RESP and memcached ports and the cluster transport (with --tls-key)")
+	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	f.StringVar(&cfg.TLSCAFile, "tls-ca", "", "PEM CA bundle: the cluster transport becomes mutual TLS against it, and clients must present a certificate it signed (see --tls-auth-clients)")
+	f.BoolVar(&tlsAuthClients, "tls-auth-clients", true, "with --tls-ca, require client certificates on the RESP and memcached ports")
 	f.BoolVar(&cfg.NoSync, "no-sync", false, "acknowledge writes before the WAL is synced (faster; a crash may lose the last writes)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
