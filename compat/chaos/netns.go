@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -86,7 +87,16 @@ func cleanLeftovers(logf func(string, ...any)) {
 		if err != nil || pid == os.Getpid() {
 			return false
 		}
-		return syscall.Kill(pid, 0) == syscall.ESRCH
+		if syscall.Kill(pid, 0) == syscall.ESRCH {
+			return true
+		}
+		// A killed harness may linger as a zombie until it is reaped.
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return true
+		}
+		_, after, _ := strings.Cut(string(stat), ") ")
+		return strings.HasPrefix(after, "Z")
 	}
 	if out, err := output("ip", "netns", "list"); err == nil {
 		for _, line := range strings.Split(out, "\n") {
@@ -128,6 +138,14 @@ func cleanLeftovers(logf func(string, ...any)) {
 					logf("unmounting leftover %s", f[1])
 					_ = run("umount", "-l", f[1])
 				}
+			}
+		}
+	}
+	if dirs, err := filepath.Glob(filepath.Join(os.TempDir(), "dkc*")); err == nil {
+		for _, d := range dirs {
+			if dead(filepath.Base(d)) {
+				logf("removing leftover %s", d)
+				_ = os.RemoveAll(d)
 			}
 		}
 	}
