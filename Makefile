@@ -8,7 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 PKGS      := ./...
 
-.PHONY: all build run test test-short soak fuzz bench bench-cluster bench-aae bench-compare lint tools clean compat compat-redis compat-memcached compat-suites
+.PHONY: all build run test test-short soak fuzz bench bench-cluster bench-aae bench-compare lint tools clean chaos compat compat-redis compat-memcached compat-suites
 
 all: build
 
@@ -52,6 +52,15 @@ compat-redis:
 # what it needs with apt (root or sudo). Counts: compat/RESULTS.md.
 compat-memcached:
 	scripts/memcached-suite.sh
+
+# Five nodes in network namespaces under a fault schedule (kill -9, SIGSTOP,
+# partitions, slow links, clock offset, full disk), then the history checker's
+# verdict (compat/chaos). Needs root; skips otherwise. CHAOS_ARGS adds flags
+# (--seed N to replay a schedule).
+CHAOS_DURATION ?= 5m
+chaos: build
+	$(GO) build -o bin/dynakv-chaos ./compat/chaos
+	./bin/dynakv-chaos --duration $(CHAOS_DURATION) $(CHAOS_ARGS)
 
 # Both servers' own suites.
 compat-suites: compat-redis compat-memcached

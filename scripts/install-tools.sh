@@ -2,8 +2,9 @@
 # Installs the external programs dynakv's tests and benchmarks use: redis-cli and
 # redis-benchmark (redis-tools), redis-server and memcached for side-by-side runs,
 # netcat; the client matrix's (compat/clients_test.go) python3-redis and
-# python3-pymemcache for Debian's /usr/bin/python3, nodejs and npm, and the npm
-# clients (scripts/install-node-clients.sh). Debian/Ubuntu; needs root or sudo.
+# python3-pymemcache for Debian's /usr/bin/python3, nodejs and npm, the npm
+# clients (scripts/install-node-clients.sh), and iproute2 and iptables for
+# `make chaos` (scripts/install-chaos-tools.sh). Debian/Ubuntu; needs root or sudo.
 # Safe to run again.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -20,6 +21,7 @@ command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -eq 0 ]; then
   echo "install-tools: all present"
   "$here/install-node-clients.sh"
+  "$here/install-chaos-tools.sh"
   exit 0
 fi
 SUDO=""
@@ -35,3 +37,4 @@ fi
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}"
 echo "install-tools: installed ${need[*]}"
 "$here/install-node-clients.sh"
+"$here/install-chaos-tools.sh"

@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -45,6 +46,7 @@ func newServerCmd() *cobra.Command {
 	cfg := d
 	var logLevel, logFormat string
 	hinted, tlsAuthClients := true, true
+	var clockOffset time.Duration
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a dynakv node",
@@ -67,6 +69,9 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 			cfg.Version = version
 			cfg.Logger = logger
 			cfg.DisableHintedHandoff = !hinted
+			if clockOffset != 0 {
+				cfg.Now = func() time.Time { return time.Now().Add(clockOffset) }
+			}
 			if !cmd.Flags().Changed("secret") {
 				cfg.Secret = os.Getenv("DYNAKV_SECRET")
 			}
@@ -107,6 +112,10 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.StringVar(&cfg.TLSCAFile, "tls-ca", "", "PEM CA bundle: the cluster transport becomes mutual TLS against it, and clients must present a certificate it signed (see --tls-auth-clients)")
 	f.BoolVar(&tlsAuthClients, "tls-auth-clients", true, "with --tls-ca, require client certificates on the RESP and memcached ports")
 	f.BoolVar(&cfg.NoSync, "no-sync", false, "acknowledge writes before the WAL is synced (faster; a crash may lose the last writes)")
+	// Test only: the chaos harness (compat/chaos) skews one node's clock to check
+	// that expiry and last-writer-wins timestamps do not lose data.
+	f.DurationVar(&clockOffset, "clock-offset", 0, "test only: add this offset to the node's wall clock")
+	_ = f.MarkHidden("clock-offset")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd

@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dynakv/dynakv/compat/chaos/history"
+)
+
+// cluster is the running system under test and the harness's handle on it.
+type cluster struct {
+	nw      *network
+	nodes   []*node
+	proxies []*faultyProxy
+	rec     *recorder
+	logf    func(string, ...any)
+
+	mu     sync.Mutex
+	faults []history.Fault
+	// crashes are exits no fault caused; diskFullExits are exits while a node's
+	// disk was full.
+	crashes, diskFullExits []string
+}
+
+// faultKinds are the faults the schedule draws from, each at least once per round.
+var faultKinds = []string{
+	"kill", "pause", "partition-majority", "partition-isolate", "partition-bridge",
+	"net-slow", "clock-offset", "disk-full",
+}
+
+// schedule injects faults one after another until d has passed or ctx ends: each
+// round runs every kind once in a random order, holding each for 4-8 s and
+// letting the cluster rest 2-4 s between them.
+func (c *cluster) schedule(ctx context.Context, rng *rand.Rand, d time.Duration) error {
+	end := time.Now().Add(d)
+	for {
+		order := rng.Perm(len(faultKinds))
+		for _, i := range order {
+			hold := time.Duration(4000+rng.Intn(4000)) * time.Millisecond
+			rest := time.Duration(2000+rng.Intn(2000)) * time.Millisecond
+			// A fault plus restarts takes hold and a few seconds more. The last
+			// fault lasts until the end, so that healing follows a fault.
+			if left := time.Until(end); left < 2*(hold+rest+3*time.Second) {
+				return c.inject(ctx, rng, faultKinds[i], max(left-3*time.Second, time.Second))
+			}
+			if err := c.inject(ctx, rng, faultKinds[i], hold); err != nil {
+				return err
+			}
+			if err := c.restartCrashed(); err != nil {
+				return err
+			}
+			if err := sleepCtx(ctx, rest); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// record notes a fault that ran from start to now.
+func (c *cluster) record(kind, target string, start time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.faults = append(c.faults, history.Fault{Kind: kind, Target: target, Start: start, End: c.rec.now()})
+}
+
+func names(ns []*node) string {
+	var out []string
+	for _, n := range ns {
+		out = append(out, n.name)
+	}
+	return strings.Join(out, ",")
+}
+
+func (c *cluster) hosts(ns []*node) []*host {
+	var out []*host
+	for _, n := range ns {
+		out = append(out, n.h)
+	}
+	return out
+}
+
+// inject runs one fault for hold, then undoes it. Whatever happens, the fault is
+// undone before inject returns (heal covers the rest at the end).
+func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold time.Duration) error {
+	perm := rng.Perm(len(c.nodes))
+	shuffled := make([]*node, len(perm))
+	for i, p := range perm {
+		shuffled[i] = c.nodes[p]
+	}
+	victim := shuffled[0]
+	start := c.rec.now()
+	var target string
+	var err error
+	switch kind {
+	case "kill":
+		target = victim.name
+		c.logf("fault %-18s kill -9 %s for %v", kind, target, hold)
+		if err = victim.kill(); err == nil {
+			_ = sleepCtx(ctx, hold)
+			err = victim.start()
+		}
+	case "pause":
+		target = victim.name
+		c.logf("fault %-18s SIGSTOP %s for %v", kind, target, hold)
+		victim.signal(syscall.SIGSTOP)
+		_ = sleepCtx(ctx, hold)
+		victim.signal(syscall.SIGCONT)
+	case "partition-majority", "partition-isolate", "partition-bridge":
+		var groups [][]*node
+		switch kind {
+		case "partition-majority":
+			groups = [][]*node{shuffled[:3], shuffled[3:]}
+		case "partition-isolate":
+			groups = [][]*node{shuffled[:1], shuffled[1:]}
+		default: // shuffled[0] sees both sides, which do not see each other
+			groups = [][]*node{shuffled[1:3], shuffled[3:]}
+		}
+		var parts []string
+		var hostGroups [][]*host
+		for _, g := range groups {
+			parts = append(parts, names(g))
+			hostGroups = append(hostGroups, c.hosts(g))
+		}
+		target = strings.Join(parts, " | ")
+		if kind == "partition-bridge" {
+			target += " (bridge " + victim.name + ")"
+		}
+		c.logf("fault %-18s %s for %v", kind, target, hold)
+		if err = c.nw.partition(hostGroups...); err == nil {
+			_ = sleepCtx(ctx, hold)
+		}
+		if herr := c.nw.heal(); err == nil {
+			err = herr
+		}
+	case "net-slow":
+		target = "all internode links"
+		f := linkFaults{Delay: 10 * time.Millisecond, Jitter: 60 * time.Millisecond,
+			Stall: 0.05, StallFor: 400 * time.Millisecond, Reset: 0.01}
+		c.logf("fault %-18s %s: delay %v+%v, %.0f%% stalls of %v, %.0f%% resets, for %v", kind, target,
+			f.Delay, f.Jitter, f.Stall*100, f.StallFor, f.Reset*100, hold)
+		for _, p := range c.proxies {
+			p.set(f)
+		}
+		_ = sleepCtx(ctx, hold)
+		for _, p := range c.proxies {
+			p.set(linkFaults{})
+		}
+	case "clock-offset":
+		off := time.Duration(60+rng.Intn(120)) * time.Second
+		if rng.Intn(2) == 0 {
+			off = -off
+		}
+		target = fmt.Sprintf("%s %+v", victim.name, off)
+		c.logf("fault %-18s restart %s with its clock %+v off for %v", kind, victim.name, off, hold)
+		victim.offset = off
+		if err = victim.stop(); err == nil {
+			if err = victim.start(); err == nil {
+				_ = sleepCtx(ctx, hold)
+				victim.offset = 0
+				if err = victim.stop(); err == nil {
+					err = victim.start()
+				}
+			}
+		}
+		victim.offset = 0
+	case "disk-full":
+		// Pebble preallocates its WAL, so a running node rarely writes into a
+		// full disk within seconds; what a full disk surely hits is a restart (WAL
+		// replay, a new WAL, the manifest). So: fill the disk, kill -9 the node,
+		// try to start it, and report what it did.
+		target = victim.name
+		c.logf("fault %-18s fill %s's data disk, kill -9 and restart it, for %v", kind, target, hold)
+		if err = victim.fillDisk(0); err == nil {
+			if err = victim.kill(); err == nil {
+				began := time.Now()
+				if serr := victim.start(); serr != nil {
+					c.logf("  %s did not start on a full disk: %v\n%s", victim.name, serr, indent(victim.tailLog(3)))
+					c.diskFullExits = append(c.diskFullExits, fmt.Sprintf("%s: did not start", victim.name))
+					_ = victim.kill()
+				} else {
+					c.logf("  %s started on a full disk", victim.name)
+				}
+				_ = sleepCtx(ctx, hold-time.Since(began))
+			}
+		}
+		if ferr := victim.freeDisk(); err == nil {
+			err = ferr
+		}
+		if err == nil && !victim.running() {
+			err = victim.start()
+		}
+	default:
+		return fmt.Errorf("unknown fault %q", kind)
+	}
+	c.record(kind, target, start)
+	if err != nil {
+		return fmt.Errorf("fault %s on %s: %w", kind, target, err)
+	}
+	return ctx.Err()
+}
+
+func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }
+
+// restartCrashed restarts nodes that exited on their own, and records it.
+func (c *cluster) restartCrashed() error {
+	for _, n := range c.nodes {
+		if n.running() {
+			continue
+		}
+		c.logf("CRASH: %s exited on its own (%s):\n%s", n.name, n.exitStatus(), indent(n.tailLog(20)))
+		c.crashes = append(c.crashes, fmt.Sprintf("%s at %v: %s", n.name, c.rec.now().Round(time.Millisecond), n.exitStatus()))
+		if err := n.start(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// heal undoes every fault: links, proxies, paused and dead processes, full disks,
+// skewed clocks.
+func (c *cluster) heal() error {
+	if err := c.nw.heal(); err != nil {
+		return err
+	}
+	for _, p := range c.proxies {
+		p.set(linkFaults{})
+	}
+	for _, n := range c.nodes {
+		n.signal(syscall.SIGCONT)
+		if err := n.freeDisk(); err != nil {
+			return err
+		}
+	}
+	if err := c.restartCrashed(); err != nil {
+		return err
+	}
+	for _, n := range c.nodes {
+		if n.offset != 0 {
+			n.offset = 0
+			if err := n.stop(); err != nil {
+				return err
+			}
+			if err := n.start(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,400 @@
+// Command chaos runs dynakv under faults, Jepsen style, and checks the history:
+// five `dynakv server` processes, each in its own Linux network namespace joined by
+// veth pairs to a bridge; clients in the root namespace (go-redis) doing SET, GET,
+// INCR and DGET/DPUT/DDEL sessions through every node; a fault schedule of kill -9
+// and restart, SIGSTOP/SIGCONT, partitions (majority/minority, one node isolated, a
+// bridge node between two halves) with iptables, delay/stalls/resets on internode
+// traffic through a fault-injecting TCP proxy (the kernel has no netem), a node
+// restarted with its clock skewed, and a node whose tmpfs data disk is full. Then it
+// heals everything, waits for every replica of every key to be equal and no hint to
+// be pending (at most 60 s), and checks the history with package history.
+//
+// It needs root; without root or network namespaces it says why and exits 0 (a
+// skip). Every namespace, link, mount and process it creates carries the prefix
+// "dkc<pid>" and is removed at the end, on failure and on interrupt; leftovers of
+// earlier runs whose harness is gone are removed at start.
+//
+//	go build -o bin/dynakv-chaos ./compat/chaos && bin/dynakv-chaos --duration 2m
+//
+// The exit status is 1 when the checker finds a violation, replicas do not converge
+// or a node crashed on its own, 2 when the harness itself failed.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/dynakv/dynakv/compat/chaos/history"
+)
+
+// settings are the harness's flags.
+type settings struct {
+	duration    time.Duration
+	seed        int64
+	bin         string
+	out         string
+	nodes       int
+	sessions    int
+	rate        int
+	convergeMax time.Duration
+}
+
+func main() {
+	var s settings
+	flag.DurationVar(&s.duration, "duration", 5*time.Minute, "length of the load and fault schedule")
+	flag.Int64Var(&s.seed, "seed", 0, "seed of the fault schedule and the workload (0: from the clock)")
+	flag.StringVar(&s.bin, "bin", "bin/dynakv", "the dynakv binary")
+	flag.StringVar(&s.out, "out", "bin/chaos", "directory for the history JSON and the node logs")
+	flag.IntVar(&s.nodes, "nodes", 5, "nodes (hosts)")
+	flag.IntVar(&s.sessions, "sessions", 10, "concurrent client sessions")
+	flag.IntVar(&s.rate, "rate", 25, "steps per second per session")
+	flag.DurationVar(&s.convergeMax, "converge-timeout", 60*time.Second, "how long replicas may take to converge after healing")
+	flag.Parse()
+	if s.seed == 0 {
+		s.seed = time.Now().UnixNano() % 1_000_000_000
+	}
+	redis.SetLogger(quietLogger{})
+	if why := preflight(); why != "" {
+		fmt.Println("chaos: SKIP:", why)
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	code, err := runChaos(ctx, s)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos:", err)
+	}
+	stop()
+	os.Exit(code)
+}
+
+// quietLogger drops go-redis's own log lines (dial failures while a node is down
+// are expected; every operation's error is in the history).
+type quietLogger struct{}
+
+func (quietLogger) Printf(context.Context, string, ...any) {}
+
+func logf(format string, args ...any) {
+	fmt.Printf("%s %s\n", time.Now().Format("15:04:05.000"), fmt.Sprintf(format, args...))
+}
+
+// runChaos sets up, runs, checks and tears down; it returns the exit status.
+func runChaos(ctx context.Context, s settings) (int, error) {
+	bin, err := filepath.Abs(s.bin)
+	if err != nil {
+		return 2, err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return 2, fmt.Errorf("dynakv binary: %w (make build)", err)
+	}
+	if err := os.MkdirAll(s.out, 0o755); err != nil {
+		return 2, err
+	}
+	cleanLeftovers(logf)
+	prefix := "dkc" + strconv.Itoa(os.Getpid())
+	work, err := os.MkdirTemp("", prefix+"-")
+	if err != nil {
+		return 2, err
+	}
+	defer os.RemoveAll(work)
+	logf("chaos: seed %d, duration %v, %d nodes, %d sessions, prefix %s", s.seed, s.duration, s.nodes, s.sessions, prefix)
+
+	nw, err := newNetwork(prefix, s.nodes)
+	if err != nil {
+		return 2, fmt.Errorf("network: %w", err)
+	}
+	defer func() {
+		nw.close()
+		logf("removed namespaces, links and bridge of %s", prefix)
+	}()
+	c := &cluster{nw: nw, rec: &recorder{}, logf: logf}
+	defer func() {
+		for _, p := range c.proxies {
+			p.close()
+		}
+		for _, n := range c.nodes {
+			_ = n.kill()
+			n.unmountData()
+			if data, err := os.ReadFile(n.logPath); err == nil {
+				_ = os.WriteFile(filepath.Join(s.out, n.name+".log"), data, 0o644)
+			}
+		}
+	}()
+	if err := c.setup(bin, work, s); err != nil {
+		return 2, err
+	}
+
+	keys := newKeyspace(30, 10, 30)
+	rng := rand.New(rand.NewSource(s.seed))
+	var sessions []*session
+	for i := range s.sessions {
+		ss := &session{id: i + 1, rng: rand.New(rand.NewSource(s.seed + int64(i) + 1)), keys: keys, rec: c.rec,
+			cur: i % len(c.nodes), last: map[string]string{}, read: map[string]bool{}}
+		for _, n := range c.nodes {
+			ss.clients = append(ss.clients, newClient(n.resp()))
+			ss.names = append(ss.names, n.name)
+		}
+		sessions = append(sessions, ss)
+	}
+	defer func() {
+		for _, ss := range sessions {
+			for _, cl := range ss.clients {
+				cl.Close()
+			}
+		}
+	}()
+
+	c.rec.start = time.Now()
+	stopLoad := make(chan struct{})
+	loadDone := make(chan struct{})
+	go func() {
+		defer close(loadDone)
+		runSessions(sessions, stopLoad, int(s.duration.Seconds()+1)*s.rate, s.rate)
+	}()
+	schedErr := c.schedule(ctx, rng, s.duration)
+	close(stopLoad)
+	<-loadDone
+	if schedErr != nil {
+		return 2, schedErr
+	}
+	logf("load stopped after %d operations; healing", len(c.rec.ops))
+	if err := c.heal(); err != nil {
+		return 2, fmt.Errorf("heal: %w", err)
+	}
+	healed := c.rec.now()
+	preflists := map[string][]string{}
+	final, converged, divergent := c.awaitConvergence(ctx, keys.all(), s.convergeMax, preflists)
+	if ctx.Err() != nil {
+		return 2, ctx.Err()
+	}
+	var convergedAt time.Duration
+	if converged {
+		convergedAt = c.rec.now()
+		logf("converged %.1fs after healing", (convergedAt - healed).Seconds())
+		finalReads(sessions)
+	} else {
+		logf("NOT CONVERGED within %v of healing:\n%s", s.convergeMax, indent(strings.Join(divergent, "\n")))
+	}
+
+	h := &history.History{Seed: s.seed, Ops: c.rec.ops, Faults: c.faults, Healed: healed, Converged: convergedAt, Final: final, Preflists: preflists}
+	rep := history.Check(h)
+	path := filepath.Join(s.out, "history.json")
+	if data, err := json.Marshal(h); err != nil {
+		return 2, err
+	} else if err := os.WriteFile(path, data, 0o644); err != nil {
+		return 2, err
+	}
+	fmt.Printf("\n== chaos verdict (seed %d, duration %v)\n%s", s.seed, s.duration, rep.Summary())
+	if converged {
+		fmt.Printf("converged after healing: %.1fs (limit %v), hints_pending 0 on every node\n", (convergedAt - healed).Seconds(), s.convergeMax)
+	} else {
+		fmt.Printf("converged after healing: NO, %d keys still differ after %v\n", len(divergent), s.convergeMax)
+	}
+	fmt.Printf("node exits while a disk was full: %d %v\n", len(c.diskFullExits), c.diskFullExits)
+	fmt.Printf("crashes no fault caused: %d %v\n", len(c.crashes), c.crashes)
+	fmt.Printf("history: %s (node logs beside it)\n", path)
+	if rep.Failed() || !converged || len(c.crashes) > 0 {
+		fmt.Println("chaos: FAIL")
+		return 1, nil
+	}
+	fmt.Println("chaos: PASS")
+	return 0, nil
+}
+
+// setup mounts the data disks, starts the proxies and the nodes, and forms the
+// cluster.
+func (c *cluster) setup(bin, work string, s settings) error {
+	var joins []string
+	for _, h := range c.nw.hosts {
+		joins = append(joins, fmt.Sprintf("%s:%d", h.ip, gossipPort))
+	}
+	for _, h := range c.nw.hosts {
+		n := &node{h: h, name: fmt.Sprintf("n%d", h.idx), bin: bin,
+			dataDir: filepath.Join(work, fmt.Sprintf("%sd%d", c.nw.prefix, h.idx)),
+			logPath: filepath.Join(work, fmt.Sprintf("n%d.log", h.idx))}
+		var others []string
+		for _, j := range joins {
+			if !strings.HasPrefix(j, h.ip+":") {
+				others = append(others, j)
+			}
+		}
+		n.args = []string{"server", "--name", n.name, "--data-dir", n.dataDir,
+			"--resp", fmt.Sprintf("%s:%d", h.ip, respPort), "--memcache", fmt.Sprintf("%s:%d", h.ip, mcPort),
+			"--http", fmt.Sprintf("%s:%d", h.ip, httpPort), "--gossip", fmt.Sprintf("%s:%d", h.ip, gossipPort),
+			"--cluster", fmt.Sprintf("%s:%d", h.ip, clusterPort), "--secret", "chaos-secret",
+			"--n", "3", "--r", "2", "--w", "2", "--aae-interval", "2s", "--request-timeout", "1s",
+			"--join", strings.Join(others, ","), "--log-level", "warn"}
+		if err := n.mountData(256 << 20); err != nil {
+			return fmt.Errorf("%s data disk: %w", n.name, err)
+		}
+		c.nodes = append(c.nodes, n)
+	}
+	// Internode transport from i to j goes through a proxy: i's connections to
+	// j's cluster port are redirected (DNAT) to it.
+	for _, from := range c.nw.hosts {
+		for _, to := range c.nw.hosts {
+			if from == to {
+				continue
+			}
+			p, err := newFaultyProxy(c.nw.bridgeIP()+":0", fmt.Sprintf("%s:%d", to.ip, clusterPort), int64(from.idx*10+to.idx))
+			if err != nil {
+				return fmt.Errorf("proxy: %w", err)
+			}
+			c.proxies = append(c.proxies, p)
+			if err := c.nw.redirect(from, to.ip, clusterPort, p.port()); err != nil {
+				return err
+			}
+		}
+	}
+	for _, n := range c.nodes {
+		if err := n.start(); err != nil {
+			return err
+		}
+	}
+	// Wait until every node sees every other alive.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok := true
+		for _, n := range c.nodes {
+			info, err := c.info(n)
+			if err != nil || info["cluster_members_alive"] != strconv.Itoa(len(c.nodes)) || info["cluster_members"] != strconv.Itoa(len(c.nodes)) {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			logf("cluster of %d formed", len(c.nodes))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("cluster did not form within 30s")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// admin runs one command against n with a fresh short-lived client.
+func (c *cluster) admin(n *node, args ...any) (any, error) {
+	cl := newClient(n.resp())
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	return cl.Do(ctx, args...).Result()
+}
+
+// info returns n's INFO cluster fields.
+func (c *cluster) info(n *node) (map[string]string, error) {
+	reply, err := c.admin(n, "INFO", "cluster")
+	if err != nil {
+		return nil, err
+	}
+	str, ok := reply.(string)
+	if !ok {
+		return nil, fmt.Errorf("INFO reply %T", reply)
+	}
+	out := map[string]string{}
+	for _, line := range strings.Split(str, "\n") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(line), ":"); ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+// awaitConvergence polls until every key's LOCAL record is equal on its whole
+// preference list and no node has a hint pending, or max passes. It returns the
+// converged records (or, when it gives up, the quorum reads) and what still
+// differs.
+func (c *cluster) awaitConvergence(ctx context.Context, keys []string, max time.Duration, preflists map[string][]string) (map[string]history.Record, bool, []string) {
+	byName := map[string]*node{}
+	for _, n := range c.nodes {
+		byName[n.name] = n
+	}
+	clients := map[string]*redis.Client{}
+	for _, n := range c.nodes {
+		clients[n.name] = newClient(n.resp())
+		defer clients[n.name].Close()
+	}
+	do := func(name string, args ...any) (any, error) {
+		cctx, cancel := context.WithTimeout(ctx, opTimeout)
+		defer cancel()
+		return clients[name].Do(cctx, args...).Result()
+	}
+	deadline := time.Now().Add(max)
+	for {
+		var divergent []string
+		final := map[string]history.Record{}
+		for _, n := range c.nodes {
+			info, err := c.info(n)
+			if err != nil {
+				divergent = append(divergent, fmt.Sprintf("%s: INFO: %v", n.name, err))
+			} else if info["hints_pending"] != "0" || info["cluster_members_alive"] != strconv.Itoa(len(c.nodes)) {
+				divergent = append(divergent, fmt.Sprintf("%s: hints_pending %s, members alive %s", n.name, info["hints_pending"], info["cluster_members_alive"]))
+			}
+		}
+		for _, key := range keys {
+			reply, err := do(c.nodes[0].name, "DPREFLIST", key)
+			pref, ok := reply.([]any)
+			if err != nil || !ok {
+				divergent = append(divergent, fmt.Sprintf("%s: DPREFLIST: %v", key, err))
+				continue
+			}
+			records := map[string]history.Record{}
+			preflists[key] = nil
+			for _, p := range pref {
+				name, _ := p.(string)
+				preflists[key] = append(preflists[key], name)
+				if byName[name] == nil {
+					divergent = append(divergent, fmt.Sprintf("%s: unknown node %q in the preference list", key, name))
+					continue
+				}
+				var o history.Op
+				reply, err := do(name, "DGET", key, "LOCAL")
+				if err == nil {
+					err = fillDGet(reply, &o)
+				}
+				if err != nil {
+					divergent = append(divergent, fmt.Sprintf("%s: DGET LOCAL on %s: %v", key, name, err))
+					continue
+				}
+				records[name] = history.Record{Context: o.Result, Values: o.Values}
+			}
+			if d := history.CompareReplicas(records); d != "" {
+				divergent = append(divergent, key+": "+d)
+			}
+			for _, r := range records {
+				final[key] = r
+			}
+		}
+		if len(divergent) == 0 {
+			return final, true, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			// The loss check still runs, on quorum reads.
+			for _, key := range keys {
+				var o history.Op
+				reply, err := do(c.nodes[0].name, "DGET", key)
+				if err == nil && fillDGet(reply, &o) == nil {
+					final[key] = history.Record{Context: o.Result, Values: o.Values}
+				}
+			}
+			return final, false, divergent
+		}
+		if err := sleepCtx(ctx, 500*time.Millisecond); err != nil && !errors.Is(err, context.Canceled) {
+			return final, false, divergent
+		}
+	}
+}
