@@ -227,9 +227,11 @@ func TestClusterReadsAndWritesAnywhere(t *testing.T) {
 }
 
 // TestClusterKillRestartHeals: five processes; kill -9 one while clients write with
-// W=2 through the others: every write is acknowledged. Restarted, the node gets
-// what it missed from the hints (hints_pending drains to 0 everywhere) and DGET
-// LOCAL on it shows the writes.
+// W=2 through the others: every plain SET is acknowledged. A DPUT forwarded to the
+// victim just as it died has an unknown outcome and is not run twice (README): it
+// may answer that error, nothing else. Restarted, the node gets what it missed from
+// the hints (hints_pending drains to 0 everywhere) and DGET LOCAL on it shows every
+// acknowledged write.
 func TestClusterKillRestartHeals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("five processes; skipped with -short")
@@ -239,7 +241,7 @@ func TestClusterKillRestartHeals(t *testing.T) {
 	live := []*proc{procs[0], procs[1], procs[3], procs[4]}
 
 	var acked sync.Map // key -> value
-	var failures atomic.Int64
+	var failures, unknown atomic.Int64
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
 	for w, p := range live {
@@ -256,14 +258,22 @@ func TestClusterKillRestartHeals(t *testing.T) {
 				}
 				key, val := fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("v%d", i)
 				rctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-				err := c.Do(rctx, "DPUT", key, "", val, "W", "2").Err()
-				cancel()
-				if err != nil {
-					failures.Add(1)
-					t.Errorf("DPUT %s via %s: %v", key, p.name, err)
-					continue
+				var err error
+				if i%2 == 0 {
+					err = c.Set(rctx, key, val, 0).Err()
+				} else {
+					err = c.Do(rctx, "DPUT", key, "", val, "W", "2").Err()
 				}
-				acked.Store(key, val)
+				cancel()
+				switch {
+				case err != nil && i%2 == 1 && strings.Contains(err.Error(), "failed before answering"):
+					unknown.Add(1)
+				case err != nil:
+					failures.Add(1)
+					t.Errorf("write %s via %s: %v", key, p.name, err)
+				default:
+					acked.Store(key, val)
+				}
 				time.Sleep(2 * time.Millisecond)
 			}
 		}()
@@ -276,6 +286,12 @@ func TestClusterKillRestartHeals(t *testing.T) {
 	if failures.Load() > 0 {
 		t.Fatalf("%d writes failed while a node was down", failures.Load())
 	}
+	// At most the DPUTs in flight to the victim when it died, one per client, and
+	// one more each for a request already sent on a connection the kill had broken.
+	if n := unknown.Load(); n > int64(2*len(live)) {
+		t.Fatalf("%d DPUTs answered outcome unknown; only those in flight at the kill should", n)
+	}
+	t.Logf("%d DPUTs in flight at the kill answered outcome unknown", unknown.Load())
 
 	victim.restart()
 	for _, p := range procs {
@@ -302,9 +318,6 @@ func TestClusterKillRestartHeals(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// A DPUT in flight to the killed node may have been applied there and
-		// again by the node that then coordinated it (see README): a duplicate
-		// sibling, never a lost write.
 		sibs, _ := local[1].([]any)
 		if !slices.Contains(sibs, any(v.(string))) {
 			missing++

@@ -305,7 +305,7 @@ func (r *router) Route(key []byte) string {
 // (ErrRunLocally) when it certainly did not run there: the request was never sent
 // (no connection, queue full), or the node refused it while starting or stopping.
 // When the outcome is unknown (the connection broke, or no answer within half the
-// request timeout) an idempotent op (GET, plain SET, DPUT, DEL...) runs here too;
+// request timeout) an idempotent op (GET, plain SET, DEL, DDEL...) runs here too;
 // any other (INCR, APPEND, SET NX, cas) is answered with the error, since running
 // it again could apply it twice. A node that timed out is suspected for
 // suspectFor, so later ops skip it.

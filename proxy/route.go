@@ -95,12 +95,15 @@ func (p *Proxy) DoLocal(ctx context.Context, op Op) (Result, error) {
 }
 
 // Idempotent reports whether running op twice leaves the data as running it once
-// does (a DPUT run twice leaves two equal siblings; a DEL's reply count may differ),
-// so that a front door that cannot tell whether the node it forwarded op to ran it
-// may run it again. INCR, APPEND, GETDEL and conditional writes are not.
+// does, as far as its clients can tell (a DEL's reply count may differ), so that a
+// front door that cannot tell whether the node it forwarded op to ran it may run it
+// again. INCR, APPEND, GETDEL and conditional writes are not. Nor is DPUT: run
+// twice it gets two dots, and a later DPUT whose context saw only one of them
+// leaves the other, so the superseded value reappears as a sibling of its
+// successor. A DDEL's twin is a tombstone, which no read shows.
 func (op Op) Idempotent() bool {
 	switch op.Kind {
-	case OpGet, OpDGet, OpSetRange, OpDPut, OpDDel, OpSetBit:
+	case OpGet, OpDGet, OpSetRange, OpDDel, OpSetBit:
 		return true
 	case OpSet:
 		return plainSet(op)

@@ -527,7 +527,7 @@ func TestIdempotent(t *testing.T) {
 		{proxy.Op{Kind: proxy.OpSet, Cond: proxy.CondNX}, false},
 		{proxy.Op{Kind: proxy.OpSet, CAS: 7}, false},
 		{proxy.Op{Kind: proxy.OpSet, ReturnOld: true}, false},
-		{proxy.Op{Kind: proxy.OpDPut}, true},
+		{proxy.Op{Kind: proxy.OpDPut}, false}, // a twin dot could resurrect what it replaced
 		{proxy.Op{Kind: proxy.OpDDel}, true},
 		{proxy.Op{Kind: proxy.OpDelete}, true},
 		{proxy.Op{Kind: proxy.OpDelete, CAS: 7}, false},

@@ -59,15 +59,12 @@
 // a was acknowledged with context C and input I, and b's input context J has
 // J[a'] >= C[a'] for every candidate actor a' (so J covers (x, n) whatever x was).
 //
-// One documented behaviour breaks rule 4 without a bug in the causality code: a
-// front door that is not one of the key's N replicas forwards a DPUT; when the
-// replica does not answer in time the front door runs the DPUT itself (README,
-// "Commands go to the key's replicas"). If the replica had applied it, the value now
-// has two dots; a later write whose context covers one of them leaves the other, so
-// the old value shows up again next to its successor. Given the key's preference
-// list, the checker moves a rule 4 violation whose superseded write went through a
-// node outside it to RerunSiblings: reported with a count, not a failure. Through a
-// replica no forward happens, and a violation stays a failure.
+// A front door that is not one of the key's N replicas forwards a DPUT to one that
+// is. It must not run the DPUT again itself when the replica does not answer: the
+// value would get two dots, and a later write whose context covers one of them
+// would leave the other, so the old value would show up again next to its
+// successor. dynakv answers such a DPUT "outcome unknown" instead (README,
+// "Commands go to the key's replicas"), so rule 4 holds through any node.
 //
 // Rule 5, monotonic session reads. A session's DGET of a key must descend its
 // previous DGET of the key. Dynamo does not promise this while faults are active or

@@ -134,9 +134,6 @@ type Report struct {
 	Violations []Violation
 	// StaleReads are monotonic-read violations before convergence (allowed).
 	StaleReads []Violation
-	// RerunSiblings are rule 4 violations explained by a forwarded DPUT that
-	// its front door ran again (allowed; see the package doc).
-	RerunSiblings []Violation
 	// SiblingReads counts acknowledged DGETs that returned more than one value;
 	// MaxSiblings is the most values one returned; FinalSiblingKeys counts keys
 	// whose converged record has more than one value.
@@ -437,14 +434,6 @@ func (c *checker) checkSiblings(key string, values []string, seen *Op) {
 				ops = append(ops, seen)
 			}
 			c.violate(RuleFalseSibling, key, fmt.Sprintf("%s shows %q and %q as siblings, but %q (op %d) was written with context %q, which covers %q (op %d via %s, result %q)", where, a, b, b, wb.op.ID, wb.op.Context, a, wa.op.ID, wa.op.Node, wa.op.Result), ops...)
-			if pl, ok := c.h.Preflists[key]; ok && !slices.Contains(pl, wa.op.Node) {
-				// Forwarded: move it to the allowed list.
-				last := len(c.rep.Violations) - 1
-				v := c.rep.Violations[last]
-				v.Detail += fmt.Sprintf("; %s is not among the key's replicas %v, so it forwarded the DPUT and may have run it again", wa.op.Node, pl)
-				c.rep.RerunSiblings = append(c.rep.RerunSiblings, v)
-				c.rep.Violations = c.rep.Violations[:last]
-			}
 		}
 	}
 }
@@ -538,14 +527,6 @@ func (r *Report) Summary() string {
 	fmt.Fprintf(&b, "acknowledged writes checked: %d, lost: %d\n", r.AckedWrites, r.LostWrites())
 	fmt.Fprintf(&b, "siblings: %d DGET replies with siblings (max %d values), %d keys converged with siblings\n", r.SiblingReads, r.MaxSiblings, r.FinalSiblingKeys)
 	fmt.Fprintf(&b, "stale reads before convergence (allowed): %d\n", len(r.StaleReads))
-	fmt.Fprintf(&b, "siblings resurrected by a forwarded DPUT run twice (allowed, documented): %d\n", len(r.RerunSiblings))
-	for i, v := range r.RerunSiblings {
-		if i == 3 {
-			fmt.Fprintf(&b, "  ... %d more (see the JSON history)\n", len(r.RerunSiblings)-i)
-			break
-		}
-		fmt.Fprintf(&b, "  %s: %s\n", v.Key, v.Detail)
-	}
 	fmt.Fprintf(&b, "violations: %d\n", len(r.Violations))
 	for i, v := range r.Violations {
 		if i == 20 {
