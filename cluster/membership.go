@@ -43,6 +43,8 @@ const (
 	// DefaultJoinBackoffMin and DefaultJoinBackoffMax bound the join loop's backoff.
 	DefaultJoinBackoffMin = 100 * time.Millisecond
 	DefaultJoinBackoffMax = 5 * time.Second
+	// DefaultReconnectInterval is MembershipConfig.ReconnectInterval's default.
+	DefaultReconnectInterval = 3 * time.Second
 
 	// memberLeaveTimeout bounds how long Close waits for memberlist's leave message
 	// to go out.
@@ -134,6 +136,13 @@ type MembershipConfig struct {
 	// JoinBackoffMin and JoinBackoffMax bound the exponential backoff (with jitter)
 	// between join attempts. Defaults DefaultJoinBackoffMin, DefaultJoinBackoffMax.
 	JoinBackoffMin, JoinBackoffMax time.Duration
+	// ReconnectInterval is how often the node tries to reach ring members memberlist
+	// reports dead (as Serf's reconnector does): one push/pull with each, so that
+	// both sides of a healed network partition see each other alive within about
+	// this long instead of waiting for memberlist's gossip to the dead and its
+	// periodic push/pull (30 s on a LAN). Default DefaultReconnectInterval;
+	// negative turns it off.
+	ReconnectInterval time.Duration
 }
 
 // EnsureDefaults returns a copy of c with every zero field set to its default.
@@ -154,6 +163,9 @@ func (c MembershipConfig) EnsureDefaults() MembershipConfig {
 	}
 	if c.JoinBackoffMax == 0 {
 		c.JoinBackoffMax = max(DefaultJoinBackoffMax, c.JoinBackoffMin)
+	}
+	if c.ReconnectInterval == 0 {
+		c.ReconnectInterval = DefaultReconnectInterval
 	}
 	c.Seeds = slices.Clone(c.Seeds)
 	c.Secret = slices.Clone(c.Secret)
@@ -232,6 +244,7 @@ type Membership struct {
 	numAlive   atomic.Int64
 	joined     atomic.Bool
 	joinFailed atomic.Int64 // join rounds in which no candidate answered
+	reconnects atomic.Int64 // successful pushes/pulls with a member reported dead
 
 	closeOnce sync.Once
 	closeErr  error
@@ -315,6 +328,9 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 		m.joined.Store(true)
 	} else {
 		m.stopper.RunWorker(m.joinLoop)
+	}
+	if cfg.ReconnectInterval > 0 {
+		m.stopper.RunWorker(m.reconnectLoop)
 	}
 	m.wake() // deliver anything the delegates queued during Create
 	return m, nil
@@ -771,6 +787,54 @@ func (m *Membership) joinLoop() {
 		case <-t.C:
 		}
 		backoff = min(backoff*2, m.cfg.JoinBackoffMax)
+	}
+}
+
+// deadMembers returns the gossip addresses of the ring members (not Removed, not
+// this node) that memberlist does not report alive.
+func (m *Membership) deadMembers() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, name := range m.members.Names() {
+		mb := m.members[name]
+		if name != m.name && mb.State != StateRemoved && mb.GossipAddr != "" && !m.alive[name] {
+			out = append(out, mb.GossipAddr)
+		}
+	}
+	return out
+}
+
+// reconnectLoop, once the node has joined, pushes and pulls state with every ring
+// member memberlist reports dead, every ReconnectInterval. A member that is really
+// down costs one failed connection attempt per interval; one that was only cut off
+// learns it was declared dead, refutes it, and is alive everywhere again at once.
+func (m *Membership) reconnectLoop() {
+	stop := m.stopper.ShouldStop()
+	t := time.NewTicker(m.cfg.ReconnectInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		if !m.joined.Load() {
+			continue // the join loop is still at it
+		}
+		for _, addr := range m.deadMembers() {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := m.ml.Join([]string{addr}); err != nil {
+				m.log.Debug("reconnect to a dead member failed", "addr", addr, "err", err)
+				continue
+			}
+			m.reconnects.Add(1)
+			m.log.Info("reconnected to a member reported dead", "addr", addr)
+		}
 	}
 }
 

@@ -705,3 +705,67 @@ level=INFO msg="no prefix"
 		t.Fatalf("got\n%s\nwant\n%s", buf.String(), want)
 	}
 }
+
+// TestMembershipReconnectsToDeadMembers: when memberlist on both sides would never
+// gossip again (no gossip to the dead, no periodic push/pull), a node still finds a
+// ring member it reported dead once that member answers again: the reconnect loop
+// pushes and pulls with it. With the loop off the two stay apart, which shows the
+// loop is what joins them.
+func TestMembershipReconnectsToDeadMembers(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	quiet := func(c *memberlist.Config) {
+		memberTestTuning(c)
+		c.GossipToTheDeadTime = 0
+		c.PushPullInterval = 0
+	}
+	for _, tc := range []struct {
+		name      string
+		reconnect time.Duration
+		want      bool
+	}{
+		{"loop off", -1, false},
+		{"loop on", 50 * time.Millisecond, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := newMemberTestNode("a"), newMemberTestNode("b")
+			start := func(n *memberTestNode, bind string, seeds []string) {
+				cfg := memberTestConfig(n, bind, seeds, "secret")
+				cfg.Tuning, cfg.ReconnectInterval = quiet, tc.reconnect
+				m, err := StartMembership(cfg)
+				if err != nil {
+					t.Fatalf("start %s: %v", n.name, err)
+				}
+				n.m = m
+			}
+			start(a, "127.0.0.1:0", nil)
+			defer a.close(t)
+			start(b, "127.0.0.1:0", []string{a.m.GossipAddr()})
+			addr := b.m.GossipAddr()
+			memberEventually(t, 5*time.Second, "a and b see each other", func() error {
+				return memberConverged([]*memberTestNode{a, b}, map[string]State{"a": StateActive, "b": StateActive}, map[string]bool{"a": true, "b": true})
+			}, a, b)
+			b.crash(t)
+			memberEventually(t, 5*time.Second, "a sees b dead", func() error {
+				if a.m.Alive("b") {
+					return errors.New("b still alive to a")
+				}
+				return nil
+			}, a)
+			// b comes back at the same address knowing nothing of a: no seeds, an
+			// empty store. Only a can find it.
+			b.store = &memberFakeStore{}
+			start(b, addr, nil)
+			defer b.close(t)
+			deadline := time.Now().Add(1500 * time.Millisecond)
+			for time.Now().Before(deadline) && !(a.m.Alive("b") && b.m.Alive("a")) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if got := a.m.Alive("b") && b.m.Alive("a"); got != tc.want {
+				t.Fatalf("a and b see each other alive: %v, want %v", got, tc.want)
+			}
+			if tc.want && a.m.reconnects.Load() == 0 {
+				t.Fatal("joined without a counted reconnect")
+			}
+		})
+	}
+}
