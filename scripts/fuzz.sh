@@ -13,6 +13,10 @@
 #   FUZZ_MINIMIZE  -fuzzminimizetime (default 10s), so minimizing an input cannot eat
 #                  a target's whole budget
 #   FUZZ_MATCH     only targets whose "pkg/Target" matches this extended regexp
+#   FUZZ_KEEP      after a passing run, copy inputs the fuzzer found interesting
+#                  (smallest first, none over 16KB) from the Go cache into the
+#                  target's testdata/fuzz/<Target>/ until it holds this many files
+#                  (default 0: copy nothing); how the committed corpora were grown
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +26,7 @@ FUZZTIME_CORE=${FUZZTIME_CORE:-$FUZZTIME}
 FUZZ_JOBS=${FUZZ_JOBS:-2}
 FUZZ_MINIMIZE=${FUZZ_MINIMIZE:-10s}
 FUZZ_MATCH=${FUZZ_MATCH:-.}
+FUZZ_KEEP=${FUZZ_KEEP:-0}
 CORE="resp/FuzzServer memcache/FuzzParse coordinator/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord"
 
 # Targets as "dir/Target", the core ones first: they run longest.
@@ -57,6 +62,7 @@ run_one() {
 	local stats crasher
 	stats=$(grep -E '^fuzz: elapsed' "$log" | tail -1 | sed -E 's/^fuzz: elapsed: [^,]*, //') || true
 	if [ $rc -eq 0 ]; then
+		[ "$FUZZ_KEEP" -gt 0 ] && keep "$dir" "$name"
 		printf 'ok    %-34s %5s  %3ds  %s\n' "$t" "$time" $(($(date +%s) - t0)) "$stats"
 		return 0
 	fi
@@ -64,6 +70,26 @@ run_one() {
 	printf 'FAIL  %-34s %5s  %3ds  %s\n' "$t" "$time" $(($(date +%s) - t0)) "${crasher:+crasher $dir/$crasher}"
 	grep -vE '^fuzz: elapsed' "$log" | head -40 | sed 's/^/      /'
 	return $rc
+}
+
+# keep dir Target: grows dir/testdata/fuzz/Target to FUZZ_KEEP files from the cache
+# of interesting inputs, then checks that the target still passes on them (they are
+# dropped again otherwise).
+keep() {
+	local dir=$1 name=$2 cache corpus have added=() f
+	cache="$("$GO" env GOCACHE)/fuzz/$("$GO" list "./$dir")/$name"
+	corpus="$dir/testdata/fuzz/$name"
+	[ -d "$cache" ] || return 0
+	mkdir -p "$corpus"
+	have=$(find "$corpus" -type f | wc -l)
+	while read -r f; do
+		[ "$have" -ge "$FUZZ_KEEP" ] && break
+		[ -e "$corpus/${f##*/}" ] && continue
+		cp "$f" "$corpus/" && added+=("$corpus/${f##*/}") && have=$((have + 1))
+	done < <(find "$cache" -type f -size -16k -printf '%s %p\n' | sort -n | cut -d' ' -f2-)
+	if [ ${#added[@]} -gt 0 ] && ! "$GO" test -count=1 -run="^$name\$" "./$dir" >/dev/null 2>&1; then
+		rm -f "${added[@]}"
+	fi
 }
 
 failed=()
