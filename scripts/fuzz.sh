@@ -60,7 +60,7 @@ run_one() {
 	"$GO" test -run='^$' -fuzz="^$name\$" -fuzztime="$time" -fuzzminimizetime="$FUZZ_MINIMIZE" \
 		-parallel=1 -timeout=30m "./$dir" >"$log" 2>&1 || rc=$?
 	local stats crasher
-	stats=$(grep -E '^fuzz: elapsed' "$log" | tail -1 | sed -E 's/^fuzz: elapsed: [^,]*, //') || true
+	stats=$(grep -E '^fuzz: elapsed' "$log" | tail -1 | sed -E 's/^fuzz: elapsed: [^,]*, //; s/ \([0-9]+\/sec\)//') || true
 	if [ $rc -eq 0 ]; then
 		[ "$FUZZ_KEEP" -gt 0 ] && keep "$dir" "$name"
 		printf 'ok    %-34s %5s  %3ds  %s\n' "$t" "$time" $(($(date +%s) - t0)) "$stats"
