@@ -30,7 +30,7 @@ FUZZ_KEEP=${FUZZ_KEEP:-0}
 CORE="resp/FuzzServer memcache/FuzzParse coordinator/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord"
 
 # Targets as "dir/Target", the core ones first: they run longest.
-mapfile -t all < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' . |
+mapfile -t all < <(grep -rHo --include='*_test.go' --exclude-dir=node_modules --exclude-dir=testdata --exclude-dir='.?*' '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' . |
 	sed -E 's#^\./(.*)/[^/]*_test\.go:func (Fuzz[A-Za-z0-9_]*)\(.*#\1/\2#' | sort -u | grep -E -- "$FUZZ_MATCH" || true)
 targets=()
 for t in "${all[@]}"; do [[ " $CORE " == *" $t "* ]] && targets+=("$t"); done
