@@ -313,13 +313,30 @@ func FuzzDecodeMembers(f *testing.F) {
 	f.Add([]byte{memberCodecVersion, 0})
 	f.Add([]byte{memberCodecVersion, 0x80, 0x01})
 	f.Add(Member{Name: "n", State: StateActive, Weight: 1, Version: 3}.AppendBinary(nil))
+	f.Add(Member{Name: "n", State: StateActive, Weight: -1, Version: 1 << 60, RESPAddr: "127.0.0.1:6379"}.AppendBinary(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// The same bytes as one node's metadata (memberlist's NodeMeta).
+		if one, err := DecodeMember(b); err != nil {
+			if !errors.Is(err, ErrMemberEncoding) {
+				t.Fatalf("DecodeMember error %v does not wrap ErrMemberEncoding", err)
+			}
+		} else if enc := one.AppendBinary(nil); !bytes.Equal(enc, b) {
+			t.Fatalf("DecodeMember re-encoding differs:\n in  %x\n out %x", b, enc)
+		}
 		m, err := DecodeMembers(b)
 		if err != nil {
 			if m != nil {
 				t.Fatal("error with a non-nil result")
 			}
+			if !errors.Is(err, ErrMemberEncoding) {
+				t.Fatalf("DecodeMembers error %v does not wrap ErrMemberEncoding", err)
+			}
 			return
+		}
+		// Membership rebuilds its ring from whatever set it accepts and treats a
+		// failure there as unreachable.
+		if _, err := m.Ring(16); err != nil {
+			t.Fatalf("decoded member set makes no ring: %v", err)
 		}
 		enc := m.AppendBinary(nil)
 		if !bytes.Equal(enc, b) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/dynakv/dynakv/internal/wire"
 	"github.com/dynakv/dynakv/vclock"
@@ -97,6 +98,9 @@ func (p remotePeers) Count(ctx context.Context, node string, req CountRequest) (
 	r := newMsgReader(b)
 	r.Version(msgVersion)
 	n := r.Uvarint()
+	if n > math.MaxInt64 {
+		r.Fail("count above int64") // would add up as a negative count
+	}
 	if err := r.done(); err != nil {
 		return 0, err
 	}

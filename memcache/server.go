@@ -407,10 +407,15 @@ func (c *conn) readLine() ([]byte, error) {
 		c.big = nil // do not keep a huge multi-get's buffer for the connection's life
 	}
 	c.big = c.big[:0]
+	scanned := 0 // buffered bytes already known to hold no "\n"
 	for {
 		if n := c.r.Buffered(); n > 0 {
 			buf, _ := c.r.Peek(n)
-			i := bytes.IndexByte(buf, '\n')
+			i := bytes.IndexByte(buf[scanned:], '\n')
+			if i >= 0 {
+				i += scanned
+			}
+			scanned = n
 			switch {
 			case i >= 0 && len(c.big) == 0:
 				c.r.Discard(i + 1)
@@ -428,6 +433,7 @@ func (c *conn) readLine() ([]byte, error) {
 				}
 				c.big = append(c.big, buf...)
 				c.r.Discard(n)
+				scanned = 0
 			case n > maxLine:
 				if !isMultiGet(buf) {
 					return nil, errLineTooLong
@@ -436,6 +442,7 @@ func (c *conn) readLine() ([]byte, error) {
 					// The buffer is full: continue the line in c.big.
 					c.big = append(c.big, buf...)
 					c.r.Discard(n)
+					scanned = 0
 				}
 			}
 		}

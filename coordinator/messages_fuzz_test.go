@@ -1,0 +1,195 @@
+package coordinator
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"testing"
+
+	"github.com/dynakv/dynakv/internal/fuzzcheck"
+	"github.com/dynakv/dynakv/internal/memstore"
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// replyFlag marks a FuzzDecodeMessage input as the reply to a request of type
+// typ&^replyFlag rather than the request itself.
+const replyFlag = 0x80
+
+// FuzzDecodeMessage is the target of every message of the replica protocol, both
+// directions: typ MsgRead..MsgFlush feeds b to that type's request decoder and to
+// Serve (what a node does with a peer's request), typ|replyFlag feeds b as the reply
+// a peer sent to such a request through RemotePeers (what a coordinator does with
+// it). Properties: nothing panics; every failure wraps ErrBadMessage; a decoder
+// allocates at most a small multiple of its input; whatever decodes re-encodes to
+// bytes that decode to the same value (decode(encode(x)) == x); Serve refuses
+// exactly what the decoder refuses, and what it answers decodes as that type's
+// reply.
+func FuzzDecodeMessage(f *testing.F) {
+	recs := testRecords()
+	seed := func(name string, typ uint8, b []byte) { fuzzcheck.Seed(f, name, typ, b) }
+	seed("read-empty", MsgRead, ReadRequest{Key: []byte{}}.AppendBinary(nil))
+	seed("read-hint", MsgRead, ReadRequest{Key: []byte("key"), HintFor: "owner"}.AppendBinary(nil))
+	seed("read-huge-key-length", MsgRead, []byte{msgVersion, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	for i, rec := range recs {
+		seed("write-record-"+string(rune('0'+i)), MsgWrite, WriteRequest{Key: []byte("k"), Record: rec}.AppendBinary(nil))
+		seed("read-reply-"+string(rune('0'+i)), MsgRead|replyFlag, rec.AppendBinary([]byte{msgVersion}))
+	}
+	seed("write-hint", MsgWrite, WriteRequest{Key: []byte("key"), Record: recs[3], HintFor: "n2"}.AppendBinary(nil))
+	seed("write-truncated", MsgWrite, WriteRequest{Key: []byte("k"), Record: recs[2]}.AppendBinary(nil)[:12])
+	seed("scan-zero", MsgScan, ScanRequest{}.AppendBinary(nil))
+	seed("scan-page", MsgScan, ScanRequest{Partition: 3, From: 1 << 40, Count: 17}.AppendBinary(nil))
+	seed("scan-out-of-bounds", MsgScan, ScanRequest{Partition: 1 << 16, Count: maxScanCount + 1}.AppendBinary(nil))
+	seed("scan-reply-empty", MsgScan|replyFlag, ScanReply{}.AppendBinary(nil))
+	seed("scan-reply-page", MsgScan|replyFlag, ScanReply{Keys: [][]byte{[]byte("a"), []byte("b")}, Records: recs[2:], Next: 9, More: true}.AppendBinary(nil))
+	seed("scan-reply-empty-key", MsgScan|replyFlag, ScanReply{Keys: [][]byte{{}}, Records: recs[:1]}.AppendBinary(nil))
+	seed("scan-reply-huge-count", MsgScan|replyFlag, []byte{msgVersion, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	seed("count-none", MsgCount, CountRequest{}.AppendBinary(nil))
+	seed("count-three", MsgCount, CountRequest{Partitions: []int{0, 1, 65535}}.AppendBinary(nil))
+	seed("count-partition-too-big", MsgCount, []byte{msgVersion, 1, 0x80, 0x80, 0x04})
+	seed("count-reply", MsgCount|replyFlag, []byte{msgVersion, 42})
+	seed("count-reply-max", MsgCount|replyFlag, []byte{msgVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	seed("flush", MsgFlush, []byte{msgVersion})
+	seed("unknown-type", 0, []byte{msgVersion})
+
+	st := memstore.New(16)
+	srv, err := New(Config{Actor: "srv:1"}, st)
+	if err != nil {
+		f.Fatal(err)
+	}
+	runs := 0
+	f.Fuzz(func(t *testing.T, typ uint8, b []byte) {
+		if runs++; runs%256 == 0 {
+			_ = st.DropAll() // keep the store fed by fuzzed writes small
+		}
+		if typ&replyFlag != 0 {
+			checkReply(t, typ&^replyFlag, b)
+			return
+		}
+		var decErr error
+		fuzzcheck.CheckAlloc(t, "decoding", len(b), 64, func() { decErr = checkRequest(t, typ, b) })
+		out, err := srv.Serve(t.Context(), typ, slices.Clone(b))
+		if decErr != nil || typ < MsgRead || typ > MsgFlush {
+			if !errors.Is(err, ErrBadMessage) {
+				t.Fatalf("Serve(%d) of what does not decode: %v", typ, err)
+			}
+			return
+		}
+		if err != nil {
+			// A scan of a partition this node does not have is the only
+			// refusal of a well-formed request.
+			if req, _ := DecodeScanRequest(b); typ != MsgScan || req.Partition < st.Partitions() {
+				t.Fatalf("Serve(%d) refused a well-formed request: %v", typ, err)
+			}
+			return
+		}
+		if typ != MsgWrite && typ != MsgFlush {
+			checkReply(t, typ, out)
+		}
+	})
+}
+
+// checkRequest decodes b as a request of type typ and checks the round trip. It
+// returns the decoder's error.
+func checkRequest(t *testing.T, typ uint8, b []byte) error {
+	var err error
+	switch typ {
+	case MsgRead:
+		var req ReadRequest
+		if req, err = DecodeReadRequest(b); err == nil {
+			again, err2 := DecodeReadRequest(req.AppendBinary(nil))
+			if err2 != nil || !bytes.Equal(again.Key, req.Key) || again.HintFor != req.HintFor {
+				t.Fatalf("read request round trip: %+v, %v (first %+v)", again, err2, req)
+			}
+		}
+	case MsgWrite:
+		var req WriteRequest
+		if req, err = DecodeWriteRequest(b); err == nil {
+			again, err2 := DecodeWriteRequest(req.AppendBinary(nil))
+			if err2 != nil || !bytes.Equal(again.Key, req.Key) || again.HintFor != req.HintFor || !encodes(again.Record, req.Record) {
+				t.Fatalf("write request round trip: %+v, %v (first %+v)", again, err2, req)
+			}
+		}
+	case MsgScan:
+		var req ScanRequest
+		if req, err = DecodeScanRequest(b); err == nil {
+			if req.Partition < 0 || req.Partition >= 1<<16 || req.Count < 0 || req.Count > maxScanCount {
+				t.Fatalf("decoded out-of-bounds scan request %+v", req)
+			}
+			if again, err2 := DecodeScanRequest(req.AppendBinary(nil)); err2 != nil || again != req {
+				t.Fatalf("scan request round trip: %+v, %v (first %+v)", again, err2, req)
+			}
+		}
+	case MsgCount:
+		var req CountRequest
+		if req, err = DecodeCountRequest(b); err == nil {
+			if cap(req.Partitions) > len(b) {
+				t.Fatalf("%d bytes made room for %d partitions", len(b), cap(req.Partitions))
+			}
+			for _, p := range req.Partitions {
+				if p < 0 || p >= 1<<16 {
+					t.Fatalf("decoded partition %d", p)
+				}
+			}
+			again, err2 := DecodeCountRequest(req.AppendBinary(nil))
+			if err2 != nil || !slices.Equal(again.Partitions, req.Partitions) {
+				t.Fatalf("count request round trip: %+v, %v (first %+v)", again, err2, req)
+			}
+		}
+	case MsgFlush:
+		if !bytes.Equal(b, []byte{msgVersion}) {
+			return ErrBadMessage // a flush request is exactly its version byte
+		}
+	}
+	if err != nil && !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("request type %d: error %v does not wrap ErrBadMessage", typ, err)
+	}
+	return err
+}
+
+// checkReply feeds b to RemotePeers as a peer's reply to a request of type typ.
+func checkReply(t *testing.T, typ uint8, b []byte) {
+	peers := RemotePeers(CallerFunc(func(context.Context, string, uint8, []byte) ([]byte, error) { return b, nil }))
+	ctx := t.Context()
+	var err error
+	fuzzcheck.CheckAlloc(t, "decoding a reply", len(b), 64, func() {
+		switch typ {
+		case MsgRead:
+			var rec vclock.Set
+			if rec, err = peers.Read(ctx, "peer", ReadRequest{}); err == nil {
+				again, err2 := decodeRecordReply(rec.AppendBinary([]byte{msgVersion}))
+				if err2 != nil || !encodes(again, rec) {
+					t.Fatalf("read reply round trip: %v, %v (first %v)", again, err2, rec)
+				}
+			}
+		case MsgScan:
+			var rep ScanReply
+			if rep, err = peers.Scan(ctx, "peer", ScanRequest{}); err == nil {
+				checkScanReply(t, rep)
+			}
+		case MsgCount:
+			var n int64
+			if n, err = peers.Count(ctx, "peer", CountRequest{}); err == nil && n < 0 {
+				t.Fatalf("count reply %x decoded as %d", b, n)
+			}
+		}
+	})
+	if err != nil && !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("reply to type %d: error %v does not wrap ErrBadMessage", typ, err)
+	}
+}
+
+func checkScanReply(t *testing.T, rep ScanReply) {
+	if len(rep.Keys) != len(rep.Records) {
+		t.Fatalf("%d keys, %d records", len(rep.Keys), len(rep.Records))
+	}
+	again, err := DecodeScanReply(rep.AppendBinary(nil))
+	if err != nil || again.More != rep.More || again.Next != rep.Next || len(again.Keys) != len(rep.Keys) {
+		t.Fatalf("scan reply round trip: %+v, %v (first %+v)", again, err, rep)
+	}
+	for i := range rep.Keys {
+		if !bytes.Equal(again.Keys[i], rep.Keys[i]) || !encodes(again.Records[i], rep.Records[i]) {
+			t.Fatalf("scan reply entry %d changed on re-decode", i)
+		}
+	}
+}
