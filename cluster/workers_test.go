@@ -24,31 +24,9 @@ func deepStack(depth int) byte {
 // BenchmarkTransportCallDeepHandler is BenchmarkTransportCall with a handler that
 // needs 32 KiB of stack: a goroutine per call would grow its stack every time.
 func BenchmarkTransportCallDeepHandler(b *testing.B) {
-	deep := func(_ context.Context, _ string, _ uint8, req []byte) ([]byte, error) {
+	benchTransportCall(b, func(_ context.Context, _ string, _ uint8, req []byte) ([]byte, error) {
 		deepStack(32)
 		return req, nil
-	}
-	srv, err := NewTransport(trtConfig("srv", deep))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer srv.Close()
-	cli, err := NewTransport(trtConfig("cli", nil))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer cli.Close()
-	req := make([]byte, 100)
-	b.SetParallelism(16)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := cli.Call(context.Background(), srv.Addr(), 1, req); err != nil {
-				b.Error(err)
-				return
-			}
-		}
 	})
 }
 
