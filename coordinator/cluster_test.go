@@ -717,7 +717,7 @@ func (s *syncCountingStore) SyncWAL() error {
 // TestLastWriteCommitsWithItsSync: alone, a deferred write marked Last is stored
 // with one synced commit and reported Synced; unmarked, it is left unsynced for the
 // caller; a decision not to write reports nothing synced (what it read may be
-// another writer's unsynced write). With other replicas, Last changes nothing.
+// another writer's unsynced write).
 func TestLastWriteCommitsWithItsSync(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		net, err := NewFakeNet(1, 64, 100*time.Millisecond, "n1")
@@ -751,19 +751,6 @@ func TestLastWriteCommitsWithItsSync(t *testing.T) {
 		noWrite := func(vclock.Set) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, ErrNoWrite }
 		if put(true, noWrite) {
 			t.Fatal("a last op that wrote nothing reported Synced")
-		}
-	})
-	synctest.Test(t, func(t *testing.T) {
-		c := newTestCluster(t, 3, nil)
-		defer c.Close()
-		co := c.cos[c.prefs("k")[0]]
-		var synced bool
-		if _, err := co.Put(context.Background(), []byte("k"), nil, value("v"),
-			WriteOptions{DeferSync: true, Last: true, Synced: &synced}); err != nil {
-			t.Fatal(err)
-		}
-		if !synced {
-			t.Fatal("3 nodes: a last write was not synced alongside its replica writes")
 		}
 	})
 }
