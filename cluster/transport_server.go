@@ -104,6 +104,7 @@ func (t *Transport) serveConn(conn net.Conn) {
 		t.serverWriteLoop(ctx, cancel, conn, remote, replies, sem)
 	}()
 
+	pool := newWorkers() // runs the handler calls
 	br := bufio.NewReaderSize(conn, trBufSize)
 	for {
 		f, err := readFrame(br, t.cfg.MaxFrameBytes)
@@ -131,14 +132,11 @@ func (t *Transport) serveConn(conn net.Conn) {
 			t.st.expired.Add(1)
 			continue
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t.serveRequest(ctx, from, f, deadline, replies)
-		}()
+		pool.run(func() { t.serveRequest(ctx, from, f, deadline, replies) })
 	}
 	cancel()
 	_ = conn.Close()
+	pool.stop()
 	wg.Wait()
 }
 

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dynakv/dynakv/internal/memstore"
 	"github.com/dynakv/dynakv/ring"
+	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -690,4 +691,66 @@ func TestDeferredWriteSyncedAlongsideReplicas(t *testing.T) {
 			}
 		})
 	}
+}
+
+// syncCountingStore counts how a coordinator writes: synced, deferred, and syncs.
+type syncCountingStore struct {
+	*memstore.Store
+	synced, deferred, syncs int
+}
+
+func (s *syncCountingStore) Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+	s.synced++
+	return s.Store.Update(key, fn)
+}
+
+func (s *syncCountingStore) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+	s.deferred++
+	return s.Store.UpdateNoSync(key, fn)
+}
+
+func (s *syncCountingStore) SyncWAL() error {
+	s.syncs++
+	return s.Store.SyncWAL()
+}
+
+// TestLastWriteCommitsWithItsSync: alone, a deferred write marked Last is stored
+// with one synced commit and reported Synced; unmarked, it is left unsynced for the
+// caller; a decision not to write reports nothing synced (what it read may be
+// another writer's unsynced write).
+func TestLastWriteCommitsWithItsSync(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		net, err := NewFakeNet(1, 64, 100*time.Millisecond, "n1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := &syncCountingStore{Store: memstore.New(64)}
+		co, err := New(Config{Actor: "n1:1", Node: "n1", Cluster: net.View("n1"), Peers: RemotePeers(net.Caller("n1")),
+			Logger: slog.New(slog.DiscardHandler)}, st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer co.Close()
+		ctx := context.Background()
+		put := func(last bool, fn ModifyFunc) bool {
+			t.Helper()
+			var synced bool
+			if _, err := co.Modify(ctx, []byte("k"), fn, WriteOptions{DeferSync: true, Last: last, Synced: &synced}); err != nil {
+				t.Fatal(err)
+			}
+			return synced
+		}
+		write := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) { return cur.Join(), value("v"), nil }
+		if !put(true, write) || st.synced != 1 || st.deferred != 0 || st.syncs != 0 {
+			t.Fatalf("last write: synced commits %d, deferred %d, syncs %d; want one synced commit, reported Synced",
+				st.synced, st.deferred, st.syncs)
+		}
+		if put(false, write) || st.synced != 1 || st.deferred != 1 {
+			t.Fatalf("not last: synced commits %d, deferred %d; want the write deferred and not reported Synced", st.synced, st.deferred)
+		}
+		noWrite := func(vclock.Set) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, ErrNoWrite }
+		if put(true, noWrite) {
+			t.Fatal("a last op that wrote nothing reported Synced")
+		}
+	})
 }

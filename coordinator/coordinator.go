@@ -193,6 +193,11 @@ type WriteOptions struct {
 	// sets *Synced when the write it returns is already durable, and the caller may
 	// then skip its Sync. nil: the caller always syncs.
 	Synced *bool
+	// Last, with DeferSync and Synced: the caller would Sync right after this write
+	// (no write of its before it awaits that Sync, none follows before it). A write
+	// that reaches no other replica is then committed durably at once, in one WAL
+	// commit instead of a write and a separate sync, and *Synced is set.
+	Last bool
 	// ReadFirst makes Modify read the key from R replicas and merge what they hold
 	// into the local replica before running its function, so that a read-modify-write
 	// (INCR, SET NX, cas...) sees writes coordinated elsewhere. A plain SET leaves it

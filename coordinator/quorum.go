@@ -181,15 +181,27 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 		}
 	}
 	var wrote bool
+	local := opt
+	// Alone (a single node, or every other replica down without a fallback), a
+	// last write commits with its sync: one WAL commit, not two.
+	syncNow := opt.DeferSync && opt.Synced != nil && opt.Last && len(pn.remote) == 0
+	if syncNow {
+		local.DeferSync = false
+	}
 	rec, err := c.modifyLocal(key, seen, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
 		clk, v, err := fn(cur)
 		wrote = err == nil
 		return clk, v, err
-	}, opt)
+	}, local)
 	if err != nil || !wrote {
+		// Nothing written: what fn saw may be another writer's unsynced write, so
+		// the caller still syncs before answering.
 		return rec, err
 	}
-	syncLocal := opt.DeferSync && opt.Synced != nil
+	if syncNow {
+		*opt.Synced = true
+	}
+	syncLocal := local.DeferSync && opt.Synced != nil
 	synced, err := c.replicate(ctx, key, rec, pn, w, syncLocal)
 	if syncLocal && synced {
 		*opt.Synced = true
@@ -339,6 +351,9 @@ type reply struct {
 func (c *Coordinator) quorumGet(ctx context.Context, key []byte, r int) (vclock.Set, error) {
 	pn := c.plan(key)
 	_, r, _ = c.Quorum(pn.n, r, 0)
+	if len(pn.remote) == 0 {
+		return c.localGet(ctx, key, pn.self, r)
+	}
 	replies := make(chan reply, len(pn.remote))
 	rctx, cancel := c.requestContext(ctx)
 	launched, pending := 0, 0
@@ -414,6 +429,27 @@ wait:
 		return vclock.Set{}, &QuorumError{Acks: acks, Need: r}
 	}
 	return merged, nil
+}
+
+// localGet is quorumGet for a key no other replica can answer (a single node, or
+// every other replica down without a fallback): no replica call, no repair.
+func (c *Coordinator) localGet(ctx context.Context, key []byte, self bool, r int) (vclock.Set, error) {
+	var rec vclock.Set
+	acks := 0
+	if self {
+		var err error
+		if rec, _, err = c.store.Get(key); err == nil {
+			acks = 1
+		}
+	}
+	if acks >= r {
+		return rec, nil
+	}
+	c.stats.readQuorumFailures.Add(1)
+	if err := ctx.Err(); err != nil {
+		return vclock.Set{}, err
+	}
+	return vclock.Set{}, &QuorumError{Acks: acks, Need: r}
 }
 
 // speculateFraction: a read that has not reached its quorum after RequestTimeout /

@@ -528,6 +528,9 @@ func (c *conn) failErr(err error) { c.fail(errorLine(err)) }
 // do runs one proxy operation with the connection's context.
 func (c *conn) do(op proxy.Op) (proxy.Result, error) {
 	op.DeferSync = op.Writes()
+	// Nothing more buffered: the replies are flushed (and synced) right after this
+	// command, so a lone write may commit with its own sync.
+	op.Last = op.DeferSync && !c.unsynced && c.r.Buffered() == 0
 	res, err := c.s.px.Do(c.ctx, op)
 	if op.DeferSync && (err != nil || !res.Durable) {
 		c.unsynced = true // synced once per batch, before the replies leave

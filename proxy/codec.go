@@ -52,6 +52,7 @@ const (
 	opPrepend
 	opDeferSync
 	opLocal
+	opLast
 	opAllFlags = 1<<iota - 1
 )
 
@@ -66,7 +67,7 @@ func (op Op) AppendBinary(b []byte) []byte {
 	}{
 		{op.KeepTTL, opKeepTTL}, {op.Persist, opPersist}, {op.SetExpiry, opSetExpiry},
 		{op.ReturnOld, opReturnOld}, {op.Decr, opDecr}, {op.Prepend, opPrepend},
-		{op.DeferSync, opDeferSync}, {op.Local, opLocal},
+		{op.DeferSync, opDeferSync}, {op.Local, opLocal}, {op.Last, opLast},
 	} {
 		if x.set {
 			f |= x.bit
@@ -109,7 +110,7 @@ func DecodeOp(b []byte) (Op, error) {
 	}
 	op.KeepTTL, op.Persist, op.SetExpiry = f&opKeepTTL != 0, f&opPersist != 0, f&opSetExpiry != 0
 	op.ReturnOld, op.Decr, op.Prepend = f&opReturnOld != 0, f&opDecr != 0, f&opPrepend != 0
-	op.DeferSync, op.Local = f&opDeferSync != 0, f&opLocal != 0
+	op.DeferSync, op.Local, op.Last = f&opDeferSync != 0, f&opLocal != 0, f&opLast != 0
 	op.Key = d.bytes()
 	op.Value = d.bytes()
 	op.Flags = d.uint32()

@@ -46,7 +46,7 @@ func fullOp(kind proxy.Kind) proxy.Op {
 		Expiry: 1_700_000_000_000, KeepTTL: true, Persist: true, SetExpiry: true, Cond: proxy.CondLT,
 		CAS: math.MaxUint64, ReturnOld: true, Delta: math.MinInt64, UDelta: 1 << 63, Decr: true,
 		Float: -1.5e-300, Offset: math.MaxInt64, Prepend: true, Context: "g2IBAQE", DeferSync: true,
-		R: 3, W: -1, Local: true,
+		R: 3, W: -1, Local: true, Last: true,
 	}
 }
 
@@ -319,7 +319,7 @@ func TestDecodeRejects(t *testing.T) {
 		"kind 0":            {[]byte{1, 0, 0, 0}, "unknown kind 0"},
 		"unknown kind":      {[]byte{1, byte(proxy.OpSetBit) + 1, 0, 0}, "unknown kind"},
 		"unknown cond":      {[]byte{1, 1, byte(proxy.CondLT) + 1, 0}, "unknown cond"},
-		"unknown flag bit":  {cat([]byte{1, 1, 0}, uv(nil, 256)), "unknown op flags"},
+		"unknown flag bit":  {cat([]byte{1, 1, 0}, uv(nil, 512)), "unknown op flags"},
 		"non-minimal flags": {[]byte{1, 1, 0, 0x80, 0x00}, "non-minimal varint"},
 		"trailing byte":     {cat(validOp(), []byte{0}), "1 trailing bytes"},
 		"key too long":      {cat(opHead, uv(nil, 1<<40)), "length exceeds input"},

@@ -251,6 +251,11 @@ type Op struct {
 	// pipelined batch, before the batch's replies leave the process. An op forwarded
 	// to another node is made durable there before it answers (DoLocal ignores it).
 	DeferSync bool
+	// Last (with DeferSync): the caller would Sync right after this op: no write of
+	// its before it awaits that Sync and no op follows before it. A write that
+	// reaches no other replica is then made durable at once, in one commit, and the
+	// Result says Durable.
+	Last bool
 	// R (OpGet, OpDGet): the read quorum for this request; 0 is the coordinator's
 	// default.
 	R int
@@ -381,7 +386,7 @@ func (p *Proxy) dput(ctx context.Context, op Op) (Result, error) {
 		v.Data, v.Expiry = op.Value, op.Expiry
 	}
 	var synced bool
-	rec, err := p.co.Put(ctx, op.Key, clk, v, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync, Synced: syncedFlag(op, &synced)})
+	rec, err := p.co.Put(ctx, op.Key, clk, v, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync, Last: op.Last, Synced: syncedFlag(op, &synced)})
 	if err != nil {
 		return Result{}, err
 	}
@@ -404,7 +409,7 @@ func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 		}
 		v.Timestamp = now
 		return cur.Join(), v, nil
-	}, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync, ReadFirst: !plainSet(op), Synced: syncedFlag(op, &synced)})
+	}, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync, Last: op.Last, ReadFirst: !plainSet(op), Synced: syncedFlag(op, &synced)})
 	if err != nil { // Modify reports a decision not to write (errNoWrite) as success
 		return Result{}, err
 	}

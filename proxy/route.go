@@ -63,7 +63,9 @@ func routed(op Op) bool {
 func (p *Proxy) Do(ctx context.Context, op Op) (Result, error) {
 	if r := p.cfg.Router; r != nil && routed(op) {
 		if node := r.Route(op.Key); node != "" {
-			res, err := r.Forward(ctx, node, op)
+			fwd := op
+			fwd.Last = false // about this node's batch; nodes before opLast reject the bit
+			res, err := r.Forward(ctx, node, fwd)
 			if !errors.Is(err, ErrRunLocally) {
 				return res, err
 			}
@@ -82,6 +84,7 @@ func (p *Proxy) Do(ctx context.Context, op Op) (Result, error) {
 // node executes.
 func (p *Proxy) DoLocal(ctx context.Context, op Op) (Result, error) {
 	op.DeferSync = op.Writes()
+	op.Last = true // this op alone is synced below
 	res, err := p.do(ctx, op)
 	if op.DeferSync && (err != nil || !res.Durable) {
 		if serr := p.co.Sync(ctx); serr != nil && err == nil {

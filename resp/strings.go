@@ -12,6 +12,9 @@ func (s *Server) do(c *client, op proxy.Op) (proxy.Result, bool) {
 	// Durable before the reply leaves: guardConn.Write syncs once per batch, unless
 	// the write is durable already.
 	op.DeferSync = deferred
+	// The last command of a batch with no write awaiting the batch's sync may
+	// commit with its own sync (one WAL commit instead of two).
+	op.Last = deferred && !c.unsynced.Load() && len(c.conn.PeekPipeline()) == 0
 	res, err := s.px.Do(s.ctx, op)
 	if deferred && (err != nil || !res.Durable) {
 		c.unsynced.Store(true)
