@@ -679,6 +679,11 @@ func TestDeferredWriteSyncedAlongsideReplicas(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			c := newTestCluster(t, tc.nodes, nil)
 			defer c.Close()
+			// Replica acknowledgements take (fake) time, as over a real network, so
+			// the local sync, which takes none, is done when the quorum is: on an
+			// instant network the two replica acks could win the race, and the
+			// caller would rightly sync itself.
+			c.net.SetFaults(Faults{MinDelay: time.Millisecond, MaxDelay: time.Millisecond})
 			co := c.cos[c.prefs("k")[0]]
 			var synced bool
 			_, err := co.Put(context.Background(), []byte("k"), nil, value("v"),
