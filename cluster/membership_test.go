@@ -757,7 +757,9 @@ func TestMembershipReconnectsToDeadMembers(t *testing.T) {
 			start(b, addr, nil)
 			defer b.close(t)
 			deadline := time.Now().Add(1500 * time.Millisecond)
-			for time.Now().Before(deadline) && !(a.m.Alive("b") && b.m.Alive("a")) {
+			// The loop counts a reconnect after Join returns, which may be a moment
+			// after the join's events marked both alive: wait for both.
+			for time.Now().Before(deadline) && !(a.m.Alive("b") && b.m.Alive("a") && a.m.reconnects.Load() > 0) {
 				time.Sleep(20 * time.Millisecond)
 			}
 			if got := a.m.Alive("b") && b.m.Alive("a"); got != tc.want {
