@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dynakv/dynakv/internal/deadline"
 	"github.com/dynakv/dynakv/internal/refuser"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -320,27 +321,24 @@ func (s *Server) newConn(rw io.ReadWriter, closer io.Closer) *conn {
 		authed: s.cfg.Password == "",
 	}
 	var w io.Writer = countingWriter{rw, &s.stats.bytesWritten}
-	if d, ok := rw.(writeDeadliner); ok && s.cfg.WriteTimeout > 0 {
-		w = deadlineWriter{w: w, d: d, timeout: s.cfg.WriteTimeout}
+	if d, ok := rw.(deadline.Conn); ok && s.cfg.WriteTimeout > 0 {
+		w = &deadlineWriter{w: w, c: d, wd: deadline.Writer{Timeout: s.cfg.WriteTimeout}}
 	}
 	c.w = bufio.NewWriterSize(syncingWriter{c, w}, writeBufSize)
 	c.r = bufio.NewReaderSize(flushingReader{countingReader{rw, &s.stats.bytesRead}, c.w}, readBufSize)
 	return c
 }
 
-// writeDeadliner is the part of a net.Conn deadlineWriter needs.
-type writeDeadliner interface{ SetWriteDeadline(time.Time) error }
-
 // deadlineWriter gives each write to the client WriteTimeout to complete: a client
 // that stopped reading is disconnected instead of holding its goroutine forever.
 type deadlineWriter struct {
-	w       io.Writer
-	d       writeDeadliner
-	timeout time.Duration
+	w  io.Writer
+	c  deadline.Conn
+	wd deadline.Writer
 }
 
-func (dw deadlineWriter) Write(p []byte) (int, error) {
-	if err := dw.d.SetWriteDeadline(time.Now().Add(dw.timeout)); err != nil {
+func (dw *deadlineWriter) Write(p []byte) (int, error) {
+	if err := dw.wd.Arm(dw.c); err != nil {
 		return 0, err
 	}
 	return dw.w.Write(p)

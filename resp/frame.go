@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/dynakv/dynakv/internal/deadline"
 )
 
 // Request-parsing limits, Redis 7.2's (networking.c processInlineBuffer and
@@ -389,10 +391,11 @@ type guardConn struct {
 	perr     string
 	kill     bool
 	rerr     error
+	wd       deadline.Writer // arms Config.WriteTimeout before each reply write
 }
 
 func newGuardConn(c net.Conn, s *Server) *guardConn {
-	return &guardConn{Conn: c, s: s, f: framer{maxBulk: s.cfg.ProtoMaxBulkLen}}
+	return &guardConn{Conn: c, s: s, f: framer{maxBulk: s.cfg.ProtoMaxBulkLen}, wd: deadline.Writer{Timeout: s.cfg.WriteTimeout}}
 }
 
 // unauth reports whether the pre-AUTH limits apply now.
@@ -528,7 +531,10 @@ func (g *guardConn) fail() error {
 	}
 	g.s.stats.errorReplies.Add(1)
 	g.s.cfg.Logger.Debug("protocol error", "addr", g.RemoteAddr().String(), "err", g.perr)
-	_, _ = g.write([]byte("-ERR "+g.perr+"\r\n"), time.Second)
+	// The connection ends with this line: give it a second whatever the timeout.
+	_ = g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	g.wd = deadline.Writer{}
+	_, _ = g.Write([]byte("-ERR " + g.perr + "\r\n"))
 	g.rerr = errProtocol
 	return g.rerr
 }
@@ -538,10 +544,6 @@ func (g *guardConn) fail() error {
 // pipelined batch of writes shares one fsync. A client that does not take the
 // bytes within Config.WriteTimeout is disconnected (the write fails).
 func (g *guardConn) Write(b []byte) (int, error) {
-	return g.write(b, g.s.cfg.WriteTimeout)
-}
-
-func (g *guardConn) write(b []byte, timeout time.Duration) (int, error) {
 	if g.cl != nil {
 		g.cl.pending = 0 // redcon writes out everything it buffered
 		if g.cl.unsynced.Swap(false) {
@@ -551,15 +553,13 @@ func (g *guardConn) write(b []byte, timeout time.Duration) (int, error) {
 			}
 		}
 	}
-	if timeout > 0 {
-		if err := g.Conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
-			return 0, err
-		}
+	if err := g.wd.Arm(g.Conn); err != nil {
+		return 0, err
 	}
 	n, err := g.Conn.Write(b)
 	g.s.stats.netOut.Add(int64(n))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		g.s.cfg.Logger.Warn("closing client that did not read its replies", "addr", g.RemoteAddr().String(), "timeout", timeout)
+		g.s.cfg.Logger.Warn("closing client that did not read its replies", "addr", g.RemoteAddr().String(), "timeout", g.s.cfg.WriteTimeout)
 	}
 	return n, err
 }
