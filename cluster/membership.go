@@ -724,17 +724,25 @@ func (m *Membership) notifyLoop() {
 // joinCandidates returns the addresses to join: the seeds and the gossip addresses
 // of the other members not Removed, without this node's own address, deduplicated.
 func (m *Membership) joinCandidates() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := slices.Clone(m.cfg.Seeds)
-	for _, name := range m.members.Names() {
-		if mb := m.members[name]; name != m.name && mb.State != StateRemoved && mb.GossipAddr != "" {
-			out = append(out, mb.GossipAddr)
-		}
-	}
+	out := append(slices.Clone(m.cfg.Seeds), m.memberAddrs(false)...)
 	out = slices.DeleteFunc(out, func(a string) bool { return a == "" || a == m.gossipAddr })
 	slices.Sort(out)
 	return slices.Compact(out)
+}
+
+// memberAddrs returns the gossip addresses of the other ring members not Removed;
+// with deadOnly, only of those memberlist does not report alive.
+func (m *Membership) memberAddrs(deadOnly bool) []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []string
+	for _, name := range m.members.Names() {
+		mb := m.members[name]
+		if name != m.name && mb.State != StateRemoved && mb.GossipAddr != "" && !(deadOnly && m.alive[name]) {
+			out = append(out, mb.GossipAddr)
+		}
+	}
+	return out
 }
 
 // joinLoop tries the join candidates, one at a time in random order, until one
@@ -790,21 +798,6 @@ func (m *Membership) joinLoop() {
 	}
 }
 
-// deadMembers returns the gossip addresses of the ring members (not Removed, not
-// this node) that memberlist does not report alive.
-func (m *Membership) deadMembers() []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for _, name := range m.members.Names() {
-		mb := m.members[name]
-		if name != m.name && mb.State != StateRemoved && mb.GossipAddr != "" && !m.alive[name] {
-			out = append(out, mb.GossipAddr)
-		}
-	}
-	return out
-}
-
 // reconnectLoop, once the node has joined, pushes and pulls state with every ring
 // member memberlist reports dead, every ReconnectInterval. A member that is really
 // down costs one failed connection attempt per interval; one that was only cut off
@@ -822,7 +815,7 @@ func (m *Membership) reconnectLoop() {
 		if !m.joined.Load() {
 			continue // the join loop is still at it
 		}
-		for _, addr := range m.deadMembers() {
+		for _, addr := range m.memberAddrs(true) {
 			select {
 			case <-stop:
 				return

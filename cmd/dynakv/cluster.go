@@ -313,9 +313,7 @@ request carries "Authorization: Bearer <token>"; 'dynakv admin token' prints it,
 curl and for /debug/pprof.`,
 	}
 	token := func(cmd *cobra.Command) string {
-		if !cmd.Flags().Changed("secret") {
-			secret = os.Getenv("DYNAKV_SECRET")
-		}
+		flagOrEnv(cmd, "secret", "DYNAKV_SECRET", &secret)
 		return node.AdminToken(secret)
 	}
 	remove := &cobra.Command{

@@ -72,12 +72,8 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 			if clockOffset != 0 {
 				cfg.Now = func() time.Time { return time.Now().Add(clockOffset) }
 			}
-			if !cmd.Flags().Changed("secret") {
-				cfg.Secret = os.Getenv("DYNAKV_SECRET")
-			}
-			if !cmd.Flags().Changed("requirepass") {
-				cfg.RequirePass = os.Getenv("DYNAKV_REQUIREPASS")
-			}
+			flagOrEnv(cmd, "secret", "DYNAKV_SECRET", &cfg.Secret)
+			flagOrEnv(cmd, "requirepass", "DYNAKV_REQUIREPASS", &cfg.RequirePass)
 			cfg.TLSNoClientCerts = !tlsAuthClients
 			return runServer(cmd.Context(), cfg)
 		},
@@ -119,6 +115,14 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
+}
+
+// flagOrEnv sets *dst from the environment variable env unless the flag was given:
+// secrets kept out of the command line (and so out of ps).
+func flagOrEnv(cmd *cobra.Command, flag, env string, dst *string) {
+	if !cmd.Flags().Changed(flag) {
+		*dst = os.Getenv(env)
+	}
 }
 
 func newLogger(level, format string) (*slog.Logger, error) {
