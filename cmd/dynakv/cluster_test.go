@@ -67,29 +67,50 @@ func TestRunDemo(t *testing.T) {
 		defer ln.Close()
 		return ln.Addr().String()
 	}
-	cfgs := demoConfigs(3, t.TempDir(), node.StorageMemory, "s", slog.New(slog.DiscardHandler))
-	for i := range cfgs {
-		c := &cfgs[i]
-		c.RESPAddr, c.MemcacheAddr, c.HTTPAddr, c.GossipAddr, c.ClusterAddr = free(), free(), free(), free(), free()
-		if i > 0 {
-			c.Join = []string{cfgs[0].GossipAddr}
-		}
-	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// The ports are free when picked but may be taken (gossip also needs the UDP
+	// port) before the demo binds them: then start again on new ones.
+	var cfgs []node.Config
 	var out syncBuf
-	done := make(chan error, 1)
-	go func() { done <- runDemo(ctx, &out, cfgs, "s") }()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "Press Ctrl-C") {
-		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("demo did not start:\n%s", out.String())
+	for attempt := 1; ; attempt++ {
+		cfgs = demoConfigs(3, t.TempDir(), node.StorageMemory, "s", slog.New(slog.DiscardHandler))
+		for i := range cfgs {
+			c := &cfgs[i]
+			c.RESPAddr, c.MemcacheAddr, c.HTTPAddr, c.GossipAddr, c.ClusterAddr = free(), free(), free(), free(), free()
+			if i > 0 {
+				c.Join = []string{cfgs[0].GossipAddr}
+			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
+		out = syncBuf{}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- runDemo(ctx, &out, cfgs, "s") }()
+		deadline := time.Now().Add(20 * time.Second)
+		var err error
+	wait:
+		for !strings.Contains(out.String(), "Press Ctrl-C") {
+			select {
+			case err = <-done:
+				break wait
+			case <-time.After(20 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				cancel()
+				t.Fatalf("demo did not start within 20s:\n%s\n%v", out.String(), <-done)
+			}
+		}
+		if err == nil {
+			cancel()
+			err = <-done
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		cancel()
+		if !strings.Contains(err.Error(), "address already in use") || attempt == 3 {
+			t.Fatalf("demo failed to start (attempt %d): %v\n%s", attempt, err, out.String())
+		}
+		t.Logf("attempt %d: %v; again on other ports", attempt, err)
 	}
 	for _, c := range cfgs {
 		_, port, _ := net.SplitHostPort(c.RESPAddr)
