@@ -453,11 +453,15 @@ func TestMembershipRemove(t *testing.T) {
 			t.Errorf("%s: ring still has c: %v", n.name, r.PreferenceList(0))
 		}
 	}
-	b.mu.Lock()
-	if b.changes == changesBefore {
-		t.Error("b: OnChange not called for the removal")
-	}
-	b.mu.Unlock()
+	// OnChange runs on the notifier goroutine, a moment after the change is applied.
+	memberEventually(t, 5*time.Second, "b: OnChange called for the removal", func() error {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if b.changes == changesBefore {
+			return errors.New("OnChange not called")
+		}
+		return nil
+	}, b)
 
 	// c comes back with its old data directory, where it is still Active, and bumps
 	// its version: removal is final anyway, and c learns of it.
