@@ -95,6 +95,10 @@ type Config struct {
 	MaxValueBytes int
 	// MaxClients bounds client connections per protocol. Default 10000.
 	MaxClients int
+	// RecordCacheBytes bounds the record cache (recently read and written records
+	// kept in memory so that their reads skip Pebble). Default 64 MiB; negative
+	// turns it off.
+	RecordCacheBytes int64
 	// NoSync acknowledges writes before the WAL is synced (faster, may lose the last
 	// writes on a crash). Default false.
 	NoSync bool

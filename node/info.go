@@ -39,6 +39,10 @@ func (n *Node) info(section string) []resp.InfoField {
 		sm := n.store.Metrics()
 		add("memory", "storage_disk_bytes", sm.DiskBytes)
 		add("memory", "storage_memtable_mb", strconv.FormatFloat(sm.MemtableMB, 'f', 2, 64))
+		add("memory", "record_cache_bytes", sm.Cache.Bytes)
+		add("memory", "record_cache_entries", sm.Cache.Entries)
+		add("memory", "record_cache_lookups", sm.Cache.Lookups)
+		add("memory", "record_cache_misses", sm.Cache.Misses)
 	}
 	if want("cluster") {
 		add("cluster", "node_name", n.cfg.Name)

@@ -146,7 +146,9 @@ func (n *Node) openStorage() error {
 		InMemory:   n.cfg.Storage == StorageMemory,
 		NoSync:     n.cfg.NoSync,
 		Now:        n.cfg.Now,
-		Logger:     n.log,
+		// storage applies the default to 0 and turns the cache off when negative.
+		RecordCacheBytes: n.cfg.RecordCacheBytes,
+		Logger:           n.log,
 	}
 	if !sc.InMemory {
 		if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
@@ -198,6 +200,12 @@ func (n *Node) registerGauges() {
 			func() float64 { return float64(n.store.Count()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_expired_reaped_total", Help: "Expired records deleted by the reaper."},
 			func() float64 { return float64(n.store.Metrics().Reaped) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_record_cache_lookups_total", Help: "Record reads that asked the record cache."},
+			func() float64 { return float64(n.store.Metrics().Cache.Lookups) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_record_cache_misses_total", Help: "Record reads the record cache could not answer (they read Pebble)."},
+			func() float64 { return float64(n.store.Metrics().Cache.Misses) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_record_cache_bytes", Help: "Memory held by the record cache."},
+			func() float64 { return float64(n.store.Metrics().Cache.Bytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members", Help: "Ring members."},
 			func() float64 { return float64(n.clusterStats().members) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members_alive", Help: "Ring members memberlist reports alive."},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/bits"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,10 @@ type Config struct {
 	Partitions int
 	// CacheBytes is Pebble's block cache size. Default 64 MiB.
 	CacheBytes int64
+	// RecordCacheBytes bounds the record cache, which keeps recently read and
+	// written records in memory so that their reads skip Pebble. Default 64 MiB
+	// (fastcache's minimum is 32 MiB); negative turns it off.
+	RecordCacheBytes int64
 	// NoSync acknowledges writes before Pebble syncs its WAL. Faster, but a crash may
 	// lose the last acknowledged writes. Default false.
 	NoSync bool
@@ -74,6 +79,9 @@ func (c Config) EnsureDefaults() Config {
 	if c.CacheBytes == 0 {
 		c.CacheBytes = 64 << 20
 	}
+	if c.RecordCacheBytes == 0 {
+		c.RecordCacheBytes = 64 << 20
+	}
 	if c.ReapInterval == 0 {
 		c.ReapInterval = time.Second
 	}
@@ -104,16 +112,20 @@ const lockStripes = 1024
 
 // Store is one node's replica store.
 type Store struct {
-	cfg     Config
-	db      *pebble.DB
-	wo      *pebble.WriteOptions
-	locks   [lockStripes]sync.Mutex
-	counts  []atomic.Int64 // live records per partition
-	hints   atomic.Int64   // hints stored, for every owner
-	reaped  atomic.Int64
-	flushMu sync.Mutex // held by DropAll to exclude concurrent partition drops
-	stopper *syncutil.Stopper
-	closed  atomic.Bool
+	cfg Config
+	db  *pebble.DB
+	wo  *pebble.WriteOptions
+	rc  *recordCache // nil when off
+	// testHookFill, set by tests only, runs when a read that missed the record
+	// cache has read Pebble and is about to fill the cache.
+	testHookFill func(dk []byte)
+	locks        [lockStripes]sync.Mutex
+	counts       []atomic.Int64 // live records per partition
+	hints        atomic.Int64   // hints stored, for every owner
+	reaped       atomic.Int64
+	flushMu      sync.Mutex // held by DropAll to exclude concurrent partition drops
+	stopper      *syncutil.Stopper
+	closed       atomic.Bool
 	// ops counts the calls using db, plus closingBit once Close began; Close waits
 	// for idle (closed when the calls drained) before closing db, so a call racing
 	// Close gets ErrClosed instead of a Pebble panic.
@@ -170,7 +182,7 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
 	}
-	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, counts: make([]atomic.Int64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{})}
+	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), counts: make([]atomic.Int64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{})}
 	if cfg.NoSync {
 		s.wo = pebble.NoSync
 	}
@@ -241,6 +253,8 @@ func (s *Store) Close() error {
 	}
 	<-s.idle
 	s.stopper.Stop()
+	// fastcache's chunks live outside the Go heap: only a reset gives them back.
+	s.rc.reset()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("storage: close: %w", err)
 	}
@@ -262,10 +276,60 @@ func (s *Store) Get(key []byte) (rec vclock.Set, found bool, err error) {
 	}
 	defer s.exit()
 	h := Hash(key)
-	return s.get(dataKey(nil, s.partition(h), h, key))
+	dk := dataKey(nil, s.partition(h), h, key)
+	if s.rc == nil {
+		return s.get(dk)
+	}
+	buf := s.rc.scratch()
+	enc, found, err := s.lookup((*buf)[:0], dk, h, false)
+	defer s.rc.release(buf, enc)
+	if err != nil || !found {
+		return vclock.Set{}, false, err
+	}
+	return decodeRecord(dk, enc)
 }
 
 func (s *Store) partition(h uint64) int { return int(h & uint64(s.cfg.Partitions-1)) }
+
+func decodeRecord(dk, enc []byte) (vclock.Set, bool, error) {
+	rec, err := vclock.DecodeSet(enc)
+	if err != nil {
+		return vclock.Set{}, false, fmt.Errorf("storage: record %q: %w", dk, err)
+	}
+	return rec, true, nil
+}
+
+// lookup returns the stored encoding of the record under data key dk (hash h)
+// appended to dst, from the record cache when it holds it; found is false when
+// there is no record. held says that the caller holds the key's lock; otherwise a
+// miss fills the cache only if the lock is free at once (see recordCache).
+func (s *Store) lookup(dst, dk []byte, h uint64, held bool) (enc []byte, found bool, err error) {
+	if s.rc == nil {
+		return s.getEncoded(dk)
+	}
+	if enc, ok := s.rc.get(dst, dk); ok {
+		return enc, len(enc) > 0, nil
+	}
+	if !held {
+		mu := s.lock(h)
+		if !mu.TryLock() {
+			return s.getEncoded(dk)
+		}
+		defer mu.Unlock()
+	}
+	if enc, found, err = s.getEncoded(dk); err != nil {
+		return nil, false, err
+	}
+	if s.testHookFill != nil {
+		s.testHookFill(dk)
+	}
+	// A stored empty value is a damaged record: it is left to fail decoding
+	// rather than cached, where it would read as no record at all.
+	if !found || len(enc) > 0 {
+		s.rc.set(dk, enc)
+	}
+	return enc, found, nil
+}
 
 func (s *Store) get(dk []byte) (vclock.Set, bool, error) {
 	v, closer, err := s.db.Get(dk)
@@ -291,32 +355,38 @@ func (s *Store) GetEncoded(key []byte) ([]byte, error) {
 	}
 	defer s.exit()
 	h := Hash(key)
-	return s.getEncoded(dataKey(nil, s.partition(h), h, key))
+	enc, _, err := s.lookup(nil, dataKey(nil, s.partition(h), h, key), h, false)
+	return enc, err
 }
 
-// getEncoded returns a copy of the value stored under Pebble key k, nil if none.
-func (s *Store) getEncoded(k []byte) ([]byte, error) {
+// getEncoded returns a copy of the value stored under Pebble key k; found is
+// false when there is none.
+func (s *Store) getEncoded(k []byte) (enc []byte, found bool, err error) {
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return nil, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("storage: get: %w", err)
+		return nil, false, fmt.Errorf("storage: get: %w", err)
 	}
 	defer closer.Close()
-	return bytes.Clone(v), nil
+	return append([]byte{}, v...), true, nil
 }
 
 // load is get that also returns the stored encoding when keepEnc is set (the
 // observer is told the old encoding of every change, so it is kept rather than
 // encoded again).
 func (s *Store) load(k []byte, keepEnc bool) (rec vclock.Set, enc []byte, found bool, err error) {
-	if !keepEnc {
+	if s.rc != nil && k[0] == spaceData {
+		// The caller holds k's lock, so the hash (used only to take it) is moot.
+		enc, found, err = s.lookup(nil, k, 0, true)
+	} else if !keepEnc {
 		rec, found, err = s.get(k)
 		return rec, nil, found, err
+	} else {
+		enc, found, err = s.getEncoded(k)
 	}
-	enc, err = s.getEncoded(k)
-	if err != nil || enc == nil {
+	if err != nil || !found {
 		return vclock.Set{}, nil, false, err
 	}
 	if rec, err = vclock.DecodeSet(enc); err != nil {
@@ -430,6 +500,7 @@ func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, cu
 	if err := b.Commit(wo); err != nil {
 		return fmt.Errorf("storage: write: %w", err)
 	}
+	s.rc.set(dk, enc)
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.RecordChanged(p, h, key, curEnc, enc)
 	}
@@ -626,6 +697,8 @@ func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (b
 			return false, err
 		}
 	}
+	// Reset even if the commit failed: an empty cache is always coherent.
+	s.rc.reset()
 	if err := b.Commit(s.wo); err != nil {
 		return false, fmt.Errorf("storage: drop partitions: %w", err)
 	}
@@ -677,11 +750,12 @@ type Metrics struct {
 	Hints      int64 // hints stored for other nodes (HintCount)
 	DiskBytes  uint64
 	MemtableMB float64
+	Cache      CacheStats // zero when the record cache is off
 }
 
 // Metrics returns a snapshot of the store's counters.
 func (s *Store) Metrics() Metrics {
-	out := Metrics{Keys: s.Count(), Reaped: s.reaped.Load(), Hints: s.HintCount()}
+	out := Metrics{Keys: s.Count(), Reaped: s.reaped.Load(), Hints: s.HintCount(), Cache: s.rc.stats()}
 	if s.enter() != nil {
 		return out // closed: Pebble's figures are gone
 	}
@@ -697,7 +771,14 @@ type pebbleLogger struct{ l *slog.Logger }
 func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
 
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	// Pebble calls Fatalf on unrecoverable corruption; it expects the process to stop.
-	p.l.Error(fmt.Sprintf(format, args...))
-	panic(fmt.Sprintf("pebble: "+format, args...))
+	// Pebble calls Fatalf when it cannot go on (a failed WAL write, corruption),
+	// holding its commit locks: it must not return. A panic is no good, since the
+	// front ends recover from panics in a command and the node would live on with
+	// Pebble wedged, every later write hanging. Stop the process instead: nothing
+	// unacknowledged is lost, and a supervisor restarts it on recovered storage.
+	p.l.Error("storage engine failed; the node stops", "err", fmt.Sprintf(format, args...))
+	fatalExit(70) // EX_SOFTWARE
 }
+
+// fatalExit ends the process; tests replace it.
+var fatalExit = os.Exit

@@ -1125,14 +1125,18 @@ func TestPebbleLogsGoToLogger(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, "component=pebble") || !strings.Contains(got, "hello 42") {
 		t.Errorf("pebble log line not in Config.Logger's output:\n%s", got)
 	}
-	func() {
-		defer func() {
-			if recover() == nil {
-				t.Error("pebbleLogger.Fatalf returned; Pebble expects it not to")
-			}
-		}()
-		pebbleLogger{quietLogger()}.Fatalf("corrupt %s", "sstable")
-	}()
+	// Fatalf ends the process (a recovered panic would leave Pebble wedged), after
+	// logging why.
+	var code int
+	fatalExit = func(c int) { code = c }
+	defer func() { fatalExit = os.Exit }()
+	pebbleLogger{logger}.Fatalf("corrupt %s", "sstable")
+	if code != 70 {
+		t.Errorf("Fatalf exited with %d, want 70", code)
+	}
+	if got := logs.String(); !strings.Contains(got, "corrupt sstable") {
+		t.Errorf("Fatalf did not log why:\n%s", got)
+	}
 }
 
 // TestCloseRacesCalls closes the store while goroutines use it. Before Close waited

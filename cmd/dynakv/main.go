@@ -47,6 +47,7 @@ func newServerCmd() *cobra.Command {
 	var logLevel, logFormat string
 	hinted, tlsAuthClients := true, true
 	var clockOffset time.Duration
+	var recordCacheMB int64
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a dynakv node",
@@ -75,6 +76,14 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 			flagOrEnv(cmd, "secret", "DYNAKV_SECRET", &cfg.Secret)
 			flagOrEnv(cmd, "requirepass", "DYNAKV_REQUIREPASS", &cfg.RequirePass)
 			cfg.TLSNoClientCerts = !tlsAuthClients
+			switch {
+			case recordCacheMB < 0:
+				return fmt.Errorf("--record-cache-mb must not be negative, got %d", recordCacheMB)
+			case recordCacheMB == 0:
+				cfg.RecordCacheBytes = -1
+			default:
+				cfg.RecordCacheBytes = recordCacheMB << 20
+			}
 			return runServer(cmd.Context(), cfg)
 		},
 	}
@@ -107,6 +116,7 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&cfg.TLSCAFile, "tls-ca", "", "PEM CA bundle: the cluster transport becomes mutual TLS against it, and clients must present a certificate it signed (see --tls-auth-clients)")
 	f.BoolVar(&tlsAuthClients, "tls-auth-clients", true, "with --tls-ca, require client certificates on the RESP and memcached ports")
+	f.Int64Var(&recordCacheMB, "record-cache-mb", 64, "MiB of recently read and written records kept in memory so that their reads skip the storage engine (at least 32 when on); 0 turns the cache off")
 	f.BoolVar(&cfg.NoSync, "no-sync", false, "acknowledge writes before the WAL is synced (faster; a crash may lose the last writes)")
 	// Test only: the chaos harness (compat/chaos) skews one node's clock to check
 	// that expiry and last-writer-wins timestamps do not lose data.
