@@ -39,11 +39,7 @@ func (d deployment) memcache() []string {
 // processes. Clients that are not installed are skipped with the command that
 // installs them.
 func TestClients(t *testing.T) {
-	// The cluster acknowledges writes before its WALs are synced: a connection's
-	// pipelined SETs run one after another on a cluster, each waiting for two
-	// replicas' fsyncs, so redis-cli --pipe of 100,000 keys took 57s on this
-	// 2-core machine against 9s with --no-sync. The single node syncs.
-	deps := []deployment{{"single", []*proc{startNode(t)}}, {"cluster", startCluster(t, 3, "--no-sync")}}
+	deps := []deployment{{"single", []*proc{startNode(t)}}, {"cluster", startCluster(t, 3)}}
 	clients := []struct {
 		name string
 		run  func(t *testing.T, d deployment)

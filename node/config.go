@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/dynakv/dynakv/storage"
 )
 
 // Storage kinds.
@@ -99,9 +101,13 @@ type Config struct {
 	// kept in memory so that their reads skip Pebble). Default 64 MiB; negative
 	// turns it off.
 	RecordCacheBytes int64
-	// NoSync acknowledges writes before the WAL is synced (faster, may lose the last
-	// writes on a crash). Default false.
-	NoSync bool
+	// Fsync says when a write is durable relative to its acknowledgement:
+	// storage.SyncInterval (default: in the OS before the ack, fsynced every
+	// FsyncInterval), storage.SyncAlways (fsynced before the ack) or
+	// storage.SyncNone (tests and benchmarks).
+	Fsync storage.SyncMode
+	// FsyncInterval is the fsync period of storage.SyncInterval. Default 100ms.
+	FsyncInterval time.Duration
 	// Version is reported by INFO, HELLO and memcached's version.
 	Version string
 	// Logger is the node's logger. Default slog.Default().
@@ -114,6 +120,8 @@ type Config struct {
 func DefaultConfig() Config {
 	return Config{
 		Storage:                 StorageDisk,
+		Fsync:                   storage.SyncInterval,
+		FsyncInterval:           100 * time.Millisecond,
 		RESPAddr:                "127.0.0.1:6379",
 		MemcacheAddr:            "127.0.0.1:11211",
 		HTTPAddr:                "127.0.0.1:9121",
@@ -149,6 +157,12 @@ func (c Config) EnsureDefaults() Config {
 		}
 	}
 	set(&c.Storage, d.Storage)
+	if c.Fsync == "" {
+		c.Fsync = d.Fsync
+	}
+	if c.FsyncInterval == 0 {
+		c.FsyncInterval = d.FsyncInterval
+	}
 	set(&c.RESPAddr, d.RESPAddr)
 	set(&c.MemcacheAddr, d.MemcacheAddr)
 	set(&c.HTTPAddr, d.HTTPAddr)
@@ -207,6 +221,12 @@ func (c Config) Validate() error {
 	}
 	if c.Storage != StorageDisk && c.Storage != StorageMemory {
 		bad("--storage must be %q or %q, not %q", StorageDisk, StorageMemory, c.Storage)
+	}
+	if _, err := storage.ParseSyncMode(string(c.Fsync)); err != nil {
+		bad("--fsync must be %q, %q or %q, not %q", storage.SyncInterval, storage.SyncAlways, storage.SyncNone, c.Fsync)
+	}
+	if c.FsyncInterval < 0 {
+		bad("--fsync-interval must be positive, not %v", c.FsyncInterval)
 	}
 	for _, a := range []struct{ flag, addr string }{
 		{"--resp", c.RESPAddr}, {"--memcache", c.MemcacheAddr}, {"--http", c.HTTPAddr},

@@ -141,11 +141,12 @@ func (n *Node) dataDirForLog() string {
 func (n *Node) openStorage() error {
 	n.trees = repair.NewTrees(n.cfg.Partitions)
 	sc := storage.Config{
-		Observer:   n.trees,
-		Partitions: n.cfg.Partitions,
-		InMemory:   n.cfg.Storage == StorageMemory,
-		NoSync:     n.cfg.NoSync,
-		Now:        n.cfg.Now,
+		Observer:     n.trees,
+		Partitions:   n.cfg.Partitions,
+		InMemory:     n.cfg.Storage == StorageMemory,
+		Sync:         n.cfg.Fsync,
+		SyncInterval: n.cfg.FsyncInterval,
+		Now:          n.cfg.Now,
 		// storage applies the default to 0 and turns the cache off when negative.
 		RecordCacheBytes: n.cfg.RecordCacheBytes,
 		Logger:           n.log,
@@ -180,7 +181,13 @@ func (n *Node) incarnation() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if ok {
+	switch {
+	case ok && n.store.Unclean() && n.cfg.Fsync != storage.SyncAlways:
+		// The writes acknowledged last before the unclean stop may be lost (power
+		// loss in interval mode, any kill with none), and with them the dots they
+		// used: a new actor id makes sure no dot is issued twice.
+		n.log.Warn("data directory was not closed cleanly; taking a new actor id so that no version-vector dot is reused", "old_incarnation", string(v), "fsync", n.cfg.Fsync)
+	case ok:
 		return string(v), nil
 	}
 	var b [5]byte

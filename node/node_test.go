@@ -4,11 +4,15 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lni/goutils/leaktest"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dynakv/dynakv/storage"
 )
 
 func startTestNode(t *testing.T, cfg Config) *Node {
@@ -103,6 +107,9 @@ func TestConfigValidate(t *testing.T) {
 		{"join", func(c *Config) { c.Join = []string{"127.0.0.1:7946", "nope"} }, "--join"},
 		{"request timeout", func(c *Config) { c.RequestTimeout = -1 }, "--request-timeout"},
 		{"max value", func(c *Config) { c.MaxValueBytes = -1 }, "--max-value-bytes"},
+		{"fsync", func(c *Config) { c.Fsync = "sometimes" }, "--fsync"},
+		{"fsync interval", func(c *Config) { c.FsyncInterval = -time.Second }, "--fsync-interval"},
+		{"fsync always", func(c *Config) { c.Fsync = storage.SyncAlways }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Config{Name: "x"}.EnsureDefaults()
@@ -110,6 +117,52 @@ func TestConfigValidate(t *testing.T) {
 			err := c.Validate()
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
 				t.Fatalf("Validate() = %v, want mention of %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestIncarnationAfterUncleanStop: a node restarted on a data directory that was
+// not closed (here a copy taken while the node ran, which is what a crash leaves)
+// takes a new actor id, since with --fsync interval its last acknowledged writes,
+// and their dots, may not have reached the disk; with --fsync always it keeps it.
+func TestIncarnationAfterUncleanStop(t *testing.T) {
+	for _, tc := range []struct {
+		fsync    storage.SyncMode
+		newActor bool
+	}{{storage.SyncInterval, true}, {storage.SyncAlways, false}} {
+		t.Run(string(tc.fsync), func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := Config{Name: "t1", DataDir: dir, Fsync: tc.fsync, RESPAddr: "127.0.0.1:0", MemcacheAddr: "off",
+				HTTPAddr: "off", GossipAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:0"}
+			a, err := Start(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			actor := a.Actor()
+			crashed := t.TempDir()
+			if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+				t.Fatal(err)
+			}
+			a.Close()
+			cfg.DataDir = crashed
+			b, err := Start(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := b.Actor()
+			b.Close()
+			if (got != actor) != tc.newActor {
+				t.Fatalf("after an unclean stop with --fsync %s the actor went %s -> %s; want a new one: %v", tc.fsync, actor, got, tc.newActor)
+			}
+			// A clean stop keeps whatever id the node had.
+			c, err := Start(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if c.Actor() != got {
+				t.Fatalf("actor changed across a clean restart: %s -> %s", got, c.Actor())
 			}
 		})
 	}

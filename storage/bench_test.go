@@ -7,15 +7,12 @@ import (
 	"github.com/dynakv/dynakv/vclock"
 )
 
-// BenchmarkUpdate measures one durable read-merge-write of a 100-byte value on disk,
-// with Pebble syncing its WAL per write (the default) and without.
+// BenchmarkUpdate measures one read-merge-write of a 100-byte value on disk in
+// each sync mode.
 func BenchmarkUpdate(b *testing.B) {
-	for _, mode := range []struct {
-		name   string
-		noSync bool
-	}{{"Sync", false}, {"NoSync", true}} {
-		b.Run(mode.name, func(b *testing.B) {
-			s := open(b, Config{Dir: b.TempDir(), Partitions: 1024, NoSync: mode.noSync})
+	for _, mode := range []SyncMode{SyncInterval, SyncAlways, SyncNone} {
+		b.Run(string(mode), func(b *testing.B) {
+			s := open(b, Config{Dir: b.TempDir(), Partitions: 1024, Sync: mode})
 			keys := benchKeys(1000)
 			v := rec(val(string(make([]byte, 100)), 0))
 			fn := func(vclock.Set, bool) (vclock.Set, error) { return v, nil }
@@ -36,21 +33,22 @@ func BenchmarkUpdate(b *testing.B) {
 // connection costs when it does not commit with its sync.
 func BenchmarkUpdateParallel(b *testing.B) {
 	for _, mode := range []struct {
-		name   string
-		noSync bool
-		write  func(s *Store, key []byte, fn UpdateFunc) error
+		name  string
+		sync  SyncMode
+		write func(s *Store, key []byte, fn UpdateFunc) error
 	}{
-		{"Sync", false, func(s *Store, key []byte, fn UpdateFunc) error { _, err := s.Update(key, fn); return err }},
-		{"ThenSyncWAL", false, func(s *Store, key []byte, fn UpdateFunc) error {
+		{"interval", SyncInterval, func(s *Store, key []byte, fn UpdateFunc) error { _, err := s.Update(key, fn); return err }},
+		{"always", SyncAlways, func(s *Store, key []byte, fn UpdateFunc) error { _, err := s.Update(key, fn); return err }},
+		{"always/ThenSyncWAL", SyncAlways, func(s *Store, key []byte, fn UpdateFunc) error {
 			if _, err := s.UpdateNoSync(key, fn); err != nil {
 				return err
 			}
 			return s.SyncWAL()
 		}},
-		{"NoSync", true, func(s *Store, key []byte, fn UpdateFunc) error { _, err := s.Update(key, fn); return err }},
+		{"none", SyncNone, func(s *Store, key []byte, fn UpdateFunc) error { _, err := s.Update(key, fn); return err }},
 	} {
 		b.Run(mode.name, func(b *testing.B) {
-			s := open(b, Config{Dir: b.TempDir(), Partitions: 1024, NoSync: mode.noSync})
+			s := open(b, Config{Dir: b.TempDir(), Partitions: 1024, Sync: mode.sync})
 			keys := benchKeys(10000)
 			v := rec(val(string(make([]byte, 100)), 0))
 			fn := func(vclock.Set, bool) (vclock.Set, error) { return v, nil }
@@ -72,7 +70,7 @@ func BenchmarkUpdateParallel(b *testing.B) {
 }
 
 func BenchmarkGet(b *testing.B) {
-	s := open(b, Config{Dir: b.TempDir(), Partitions: 1024, NoSync: true})
+	s := open(b, Config{Dir: b.TempDir(), Partitions: 1024, Sync: SyncNone})
 	keys := benchKeys(10000)
 	v := rec(val(string(make([]byte, 100)), 0))
 	for _, k := range keys {

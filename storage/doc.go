@@ -21,10 +21,22 @@
 //   - Update is the only way a record changes and is atomic per key: the read, the
 //     caller's merge and the write happen under the key's lock, and the record, its
 //     expiry-index entry and the live-key count move together in one Pebble batch.
-//   - A write is acknowledged only after Pebble synced it to its WAL, so a node killed
-//     with SIGKILL (or by power loss, on a disk that honours fsync) restarts with every
-//     acknowledged write. With Config.InMemory the data lives on Pebble's in-memory
-//     filesystem and ends with the process, by design (a cache tier).
+//   - A write is acknowledged only after its WAL record is in the operating system
+//     (SyncInterval, the default: Pebble's WAL sync is a write(2) there, and a
+//     goroutine fsyncs the WAL every Config.SyncInterval, on rotation and on Close)
+//     or on disk (SyncAlways: fsynced, concurrent writes sharing one fsync), so a
+//     node killed with SIGKILL restarts with every acknowledged write; with
+//     SyncAlways so does one that lost power, on a disk that honours fsync.
+//     SyncNone is for tests and benchmarks. Metadata (PutMeta) is always fsynced.
+//     A meta entry marks the directory open while a Store uses it, so the next Open
+//     knows (Unclean) that the last one did not close, and the node does not reuse
+//     version-vector dots whose writes may be lost. With Config.InMemory the data
+//     lives on Pebble's in-memory filesystem and ends with the process, by design
+//     (a cache tier).
+//   - The record cache (recordCache) holds exactly what Pebble holds for each key it
+//     caches: every change updates it under the key's lock after the commit, misses
+//     fill it only under the key's lock, and partition drops reset it under every
+//     key lock.
 //   - The expiry index holds an entry for exactly the records whose every value has an
 //     expiry (the record is dead once the last one passes); the reaper deletes those
 //     records after re-checking them under the key lock, so a write racing the reaper

@@ -21,7 +21,7 @@ import (
 func (s *Store) hintLock(hk []byte) *sync.Mutex { return s.lock(Hash(hk)) }
 
 // UpdateHint atomically reads the hint for (owner, key), applies fn and stores the
-// result durably, with the same durability as Update (synced unless Config.NoSync).
+// result durably, with the same durability as Update (see SyncMode).
 // An empty result deletes the hint; ErrNoChange leaves it as it is. It returns the
 // record as stored (the current one if fn returned ErrNoChange). owner must be 1 to
 // 255 bytes (ErrHintOwner).

@@ -519,7 +519,7 @@ func TestHintCountConcurrent(t *testing.T) {
 
 func TestHintsAfterReopen(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Dir: dir, Partitions: 8, NoSync: true}
+	cfg := Config{Dir: dir, Partitions: 8, Sync: SyncNone}
 	s := open(t, cfg)
 	want := map[string]map[string]vclock.Set{"a": {}, "ab": {}, "b": {}}
 	for i := range 300 {

@@ -43,9 +43,11 @@ type Config struct {
 	// written records in memory so that their reads skip Pebble. Default 64 MiB
 	// (fastcache's minimum is 32 MiB); negative turns it off.
 	RecordCacheBytes int64
-	// NoSync acknowledges writes before Pebble syncs its WAL. Faster, but a crash may
-	// lose the last acknowledged writes. Default false.
-	NoSync bool
+	// Sync says when a write is durable relative to its acknowledgement (see
+	// SyncMode). Default SyncInterval.
+	Sync SyncMode
+	// SyncInterval is how often SyncInterval mode fsyncs the WAL. Default 100ms.
+	SyncInterval time.Duration
 	// ReapInterval is how often the reaper deletes expired records. Default 1s.
 	ReapInterval time.Duration
 	// ReapBatch bounds the records the reaper deletes per pass. Default 10000.
@@ -85,6 +87,12 @@ func (c Config) EnsureDefaults() Config {
 	if c.ReapInterval == 0 {
 		c.ReapInterval = time.Second
 	}
+	if c.Sync == "" {
+		c.Sync = SyncInterval
+	}
+	if c.SyncInterval == 0 {
+		c.SyncInterval = 100 * time.Millisecond
+	}
 	if c.ReapBatch == 0 {
 		c.ReapBatch = 10000
 	}
@@ -105,6 +113,12 @@ func (c Config) Validate() error {
 	if !c.InMemory && c.Dir == "" {
 		return errors.New("storage: a data directory is required for disk storage")
 	}
+	if _, err := ParseSyncMode(string(c.Sync)); c.Sync != "" && err != nil {
+		return err
+	}
+	if c.SyncInterval < 0 {
+		return fmt.Errorf("storage: negative fsync interval %v", c.SyncInterval)
+	}
 	return nil
 }
 
@@ -116,6 +130,11 @@ type Store struct {
 	db  *pebble.DB
 	wo  *pebble.WriteOptions
 	rc  *recordCache // nil when off
+	// walFS is the file system that defers WAL fsyncs, in SyncInterval mode on
+	// disk only.
+	walFS *walFS
+	// unclean: the data directory was not closed by its last user.
+	unclean bool
 	// testHookFill, set by tests only, runs when a read that missed the record
 	// cache has read Pebble and is about to fill the cache.
 	testHookFill func(dk []byte)
@@ -172,6 +191,14 @@ func Open(cfg Config) (*Store, error) {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		opts.Levels[i].FilterType = pebble.TableFilter
 	}
+	var wfs *walFS
+	if !cfg.InMemory && cfg.Sync == SyncInterval {
+		// Under Pebble's disk-health checks, which EnsureDefaults wraps around
+		// opts.FS: they allow one operation at a time per file, and walFS fsyncs
+		// from its own goroutine while Pebble writes.
+		wfs = newWALFS(vfs.Default)
+		opts.FS = wfs
+	}
 	opts.EnsureDefaults()
 	dir := cfg.Dir
 	if cfg.InMemory {
@@ -182,8 +209,8 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
 	}
-	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), counts: make([]atomic.Int64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{})}
-	if cfg.NoSync {
+	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), walFS: wfs, counts: make([]atomic.Int64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{})}
+	if cfg.Sync == SyncNone {
 		s.wo = pebble.NoSync
 	}
 	if err := s.checkPartitions(); err != nil {
@@ -198,9 +225,39 @@ func Open(cfg Config) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if !cfg.InMemory {
+		if err := s.markOpen(); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	s.stopper.RunWorker(s.reapLoop)
+	if wfs != nil {
+		s.stopper.RunWorker(s.syncLoop)
+	}
 	return s, nil
 }
+
+// metaOpen is present while a process has the data directory open.
+const metaOpen = "open"
+
+// markOpen notes (durably) that the data directory is in use, after recording
+// whether the last process to use it left without closing it.
+func (s *Store) markOpen() error {
+	_, open, err := s.GetMeta(metaOpen)
+	if err != nil {
+		return err
+	}
+	s.unclean = open
+	return s.PutMeta(metaOpen, []byte{1})
+}
+
+// Unclean reports whether the last process that used the data directory ended
+// without closing the store (killed, crashed, or the machine lost power). With
+// SyncInterval or SyncNone, the writes it acknowledged last may then be gone
+// (after a power loss, or a kill with SyncNone), so the node must not reuse the
+// version-vector dots it handed out: it takes a new actor id.
+func (s *Store) Unclean() bool { return s.unclean }
 
 // checkPartitions refuses to open a data directory made with a different Q: its
 // records would sit in the wrong partitions.
@@ -253,12 +310,19 @@ func (s *Store) Close() error {
 	}
 	<-s.idle
 	s.stopper.Stop()
+	var markErr error
+	if !s.cfg.InMemory {
+		if err := s.db.Delete(metaKey(metaOpen), pebble.Sync); err != nil {
+			markErr = fmt.Errorf("storage: close: %w", err)
+		}
+	}
 	// fastcache's chunks live outside the Go heap: only a reset gives them back.
 	s.rc.reset()
+	// Closing Pebble closes (and so fsyncs) the WAL, in every sync mode.
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("storage: close: %w", err)
 	}
-	return nil
+	return markErr
 }
 
 // Partitions returns Q.
@@ -737,8 +801,15 @@ func (s *Store) PutMeta(name string, v []byte) error {
 		return err
 	}
 	defer s.exit()
-	if err := s.db.Set(metaKey(name), v, s.wo); err != nil {
+	// Metadata (the ring, the node's identity) is rare and precious: it is
+	// fsynced before PutMeta returns whatever the sync mode.
+	if err := s.db.Set(metaKey(name), v, pebble.Sync); err != nil {
 		return fmt.Errorf("storage: put meta %q: %w", name, err)
+	}
+	if s.walFS != nil {
+		if err := s.walFS.syncNow(); err != nil {
+			return fmt.Errorf("storage: put meta %q: %w", name, err)
+		}
 	}
 	return nil
 }

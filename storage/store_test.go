@@ -331,7 +331,7 @@ func TestCountTransitions(t *testing.T) {
 func TestCountsAfterReopen(t *testing.T) {
 	dir := t.TempDir()
 	clk := newFakeClock()
-	cfg := Config{Dir: dir, Partitions: 8, Now: clk.Now, NoSync: true, Logger: quietLogger(), ReapInterval: time.Hour}
+	cfg := Config{Dir: dir, Partitions: 8, Now: clk.Now, Sync: SyncNone, Logger: quietLogger(), ReapInterval: time.Hour}
 	s, err := Open(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -1097,7 +1097,7 @@ func TestPebbleLogsGoToLogger(t *testing.T) {
 
 	var logs lockedBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	s, err := Open(Config{Dir: t.TempDir(), Partitions: 8, NoSync: true, Logger: logger, ReapInterval: time.Millisecond})
+	s, err := Open(Config{Dir: t.TempDir(), Partitions: 8, Sync: SyncNone, Logger: logger, ReapInterval: time.Millisecond})
 	if err != nil {
 		restore()
 		t.Fatal(err)

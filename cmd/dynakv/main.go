@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dynakv/dynakv/node"
+	"github.com/dynakv/dynakv/storage"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -48,6 +49,7 @@ func newServerCmd() *cobra.Command {
 	hinted, tlsAuthClients := true, true
 	var clockOffset time.Duration
 	var recordCacheMB int64
+	var noSync bool
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a dynakv node",
@@ -76,6 +78,9 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 			flagOrEnv(cmd, "secret", "DYNAKV_SECRET", &cfg.Secret)
 			flagOrEnv(cmd, "requirepass", "DYNAKV_REQUIREPASS", &cfg.RequirePass)
 			cfg.TLSNoClientCerts = !tlsAuthClients
+			if noSync {
+				cfg.Fsync = storage.SyncNone
+			}
 			switch {
 			case recordCacheMB < 0:
 				return fmt.Errorf("--record-cache-mb must not be negative, got %d", recordCacheMB)
@@ -117,7 +122,10 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.StringVar(&cfg.TLSCAFile, "tls-ca", "", "PEM CA bundle: the cluster transport becomes mutual TLS against it, and clients must present a certificate it signed (see --tls-auth-clients)")
 	f.BoolVar(&tlsAuthClients, "tls-auth-clients", true, "with --tls-ca, require client certificates on the RESP and memcached ports")
 	f.Int64Var(&recordCacheMB, "record-cache-mb", 64, "MiB of recently read and written records kept in memory so that their reads skip the storage engine (at least 32 when on); 0 turns the cache off")
-	f.BoolVar(&cfg.NoSync, "no-sync", false, "acknowledge writes before the WAL is synced (faster; a crash may lose the last writes)")
+	f.StringVar((*string)(&cfg.Fsync), "fsync", string(d.Fsync), `when a write is durable: "interval" acknowledges it once it is in the OS (a killed node loses nothing) and fsyncs every --fsync-interval (a power loss can lose that interval on this node, as with Redis's appendfsync everysec); "always" fsyncs before acknowledging (every write waits for the disk); "none" for tests and benchmarks (even a killed node may lose its last writes)`)
+	f.DurationVar(&cfg.FsyncInterval, "fsync-interval", d.FsyncInterval, "fsync period of --fsync interval")
+	f.BoolVar(&noSync, "no-sync", false, "same as --fsync none")
+	_ = f.MarkDeprecated("no-sync", "use --fsync none")
 	// Test only: the chaos harness (compat/chaos) skews one node's clock to check
 	// that expiry and last-writer-wins timestamps do not lose data.
 	f.DurationVar(&clockOffset, "clock-offset", 0, "test only: add this offset to the node's wall clock")
