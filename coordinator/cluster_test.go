@@ -759,3 +759,51 @@ func TestLastWriteCommitsWithItsSync(t *testing.T) {
 		}
 	})
 }
+
+// TestLastWriteWithCheapSync: in a cluster, a lone (Last) deferred write syncs
+// alongside its replica writes when a sync waits for the disk, and commits with
+// its sync (one commit, no separate sync) when the store's sync is cheap.
+func TestLastWriteWithCheapSync(t *testing.T) {
+	for _, cheap := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			names := nodeNames(3)
+			net, err := NewFakeNet(1, 64, 100*time.Millisecond, names...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			net.SetFaults(Faults{MinDelay: time.Millisecond, MaxDelay: time.Millisecond})
+			var counted *syncCountingStore
+			var cos []*Coordinator
+			for i, name := range names {
+				var st Store = memstore.New(64)
+				if i == 0 {
+					counted = &syncCountingStore{Store: memstore.New(64)}
+					st = counted
+				}
+				co, err := New(Config{Actor: name + ":1", Node: name, Cluster: net.View(name), Peers: RemotePeers(net.Caller(name)),
+					CheapSync: cheap, Logger: slog.New(slog.DiscardHandler)}, st)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer co.Close()
+				net.Start(name, co)
+				cos = append(cos, co)
+			}
+			var synced bool
+			write := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) { return cur.Join(), value("v"), nil }
+			if _, err := cos[0].Modify(context.Background(), []byte("k"), write, WriteOptions{DeferSync: true, Last: true, Synced: &synced}); err != nil {
+				t.Fatal(err)
+			}
+			if !synced {
+				t.Fatalf("cheap sync %v: the write was not reported synced", cheap)
+			}
+			st := counted
+			if cheap && (st.synced != 1 || st.deferred != 0 || st.syncs != 0) {
+				t.Fatalf("cheap sync: synced commits %d, deferred %d, syncs %d; want one synced commit", st.synced, st.deferred, st.syncs)
+			}
+			if !cheap && (st.synced != 0 || st.deferred != 1 || st.syncs != 1) {
+				t.Fatalf("disk sync: synced commits %d, deferred %d, syncs %d; want a deferred write synced alongside the replicas", st.synced, st.deferred, st.syncs)
+			}
+		})
+	}
+}

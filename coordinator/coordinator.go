@@ -42,6 +42,11 @@ type Config struct {
 	// MaxRepairs bounds the read repairs in flight; a read that finds the bound
 	// reached skips its repair (anti-entropy catches up). Default 64.
 	MaxRepairs int
+	// CheapSync says that the store's WAL sync is a write to the OS, not a disk
+	// flush (storage.SyncInterval): a lone write then commits with its sync, one
+	// Pebble commit, instead of syncing alongside its replica writes, which pays
+	// off only while a sync waits for the disk.
+	CheapSync bool
 	// DisableHints turns sloppy quorum and hinted handoff off: a write reaches only
 	// the live ones among its key's N replicas, and nothing is kept for the others
 	// (anti-entropy alone heals them). Default false.

@@ -182,9 +182,10 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 	}
 	var wrote bool
 	local := opt
-	// Alone (a single node, or every other replica down without a fallback), a
-	// last write commits with its sync: one WAL commit, not two.
-	syncNow := opt.DeferSync && opt.Synced != nil && opt.Last && len(pn.remote) == 0
+	// Alone (a single node, or every other replica down without a fallback), or
+	// when a sync does not wait for the disk, a last write commits with its sync:
+	// one WAL commit, not two.
+	syncNow := opt.DeferSync && opt.Synced != nil && opt.Last && (len(pn.remote) == 0 || c.cfg.CheapSync)
 	if syncNow {
 		local.DeferSync = false
 	}

@@ -104,6 +104,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		W:              cfg.W,
 		RequestTimeout: cfg.RequestTimeout,
 		DisableHints:   cfg.DisableHintedHandoff,
+		CheapSync:      cfg.Fsync != storage.SyncAlways,
 		Logger:         n.log.With("component", "coordinator"),
 	}, n.store)
 	if err != nil {
