@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/dynakv/dynakv/internal/wire"
 	"github.com/dynakv/dynakv/vclock"
@@ -64,12 +65,25 @@ func (f CallerFunc) Call(ctx context.Context, node string, typ uint8, req []byte
 }
 
 // RemotePeers returns Peers that encode each request, send it with c, and decode
-// the reply; the receiving node answers with Coordinator.Serve.
-func RemotePeers(c Caller) Peers { return remotePeers{c} }
+// the reply; the receiving node answers with Coordinator.Serve. Writes bound for
+// one node while others are in flight to it go together (MsgWriteBatch).
+func RemotePeers(c Caller) Peers {
+	return &remotePeers{c: c, batch: true, queues: make(map[string]*writeQueue)}
+}
 
-type remotePeers struct{ c Caller }
+// UnbatchedPeers is RemotePeers that sends every write in a message of its own:
+// the message sequence then depends on the calls alone, not on goroutine
+// scheduling, which replayable simulations need.
+func UnbatchedPeers(c Caller) Peers { return &remotePeers{c: c} }
 
-func (p remotePeers) Read(ctx context.Context, node string, req ReadRequest) (vclock.Set, error) {
+type remotePeers struct {
+	c      Caller
+	batch  bool
+	mu     sync.Mutex
+	queues map[string]*writeQueue // by node
+}
+
+func (p *remotePeers) Read(ctx context.Context, node string, req ReadRequest) (vclock.Set, error) {
 	b, err := p.c.Call(ctx, node, MsgRead, req.AppendBinary(nil))
 	if err != nil {
 		return vclock.Set{}, err
@@ -77,12 +91,15 @@ func (p remotePeers) Read(ctx context.Context, node string, req ReadRequest) (vc
 	return decodeRecordReply(b)
 }
 
-func (p remotePeers) Write(ctx context.Context, node string, req WriteRequest) error {
-	_, err := p.c.Call(ctx, node, MsgWrite, req.AppendBinary(nil))
-	return err
+func (p *remotePeers) Write(ctx context.Context, node string, req WriteRequest) error {
+	if !p.batch {
+		_, err := p.c.Call(ctx, node, MsgWrite, req.AppendBinary(nil))
+		return err
+	}
+	return p.write(ctx, node, req.AppendBinary(nil))
 }
 
-func (p remotePeers) Scan(ctx context.Context, node string, req ScanRequest) (ScanReply, error) {
+func (p *remotePeers) Scan(ctx context.Context, node string, req ScanRequest) (ScanReply, error) {
 	b, err := p.c.Call(ctx, node, MsgScan, req.AppendBinary(nil))
 	if err != nil {
 		return ScanReply{}, err
@@ -90,7 +107,7 @@ func (p remotePeers) Scan(ctx context.Context, node string, req ScanRequest) (Sc
 	return DecodeScanReply(b)
 }
 
-func (p remotePeers) Count(ctx context.Context, node string, req CountRequest) (int64, error) {
+func (p *remotePeers) Count(ctx context.Context, node string, req CountRequest) (int64, error) {
 	b, err := p.c.Call(ctx, node, MsgCount, req.AppendBinary(nil))
 	if err != nil {
 		return 0, err
@@ -107,13 +124,13 @@ func (p remotePeers) Count(ctx context.Context, node string, req CountRequest) (
 	return int64(n), nil
 }
 
-func (p remotePeers) Flush(ctx context.Context, node string) error {
+func (p *remotePeers) Flush(ctx context.Context, node string) error {
 	_, err := p.c.Call(ctx, node, MsgFlush, []byte{msgVersion})
 	return err
 }
 
 // Serve answers a request of the replica protocol from another node's coordinator:
-// what the node's transport handler calls for types MsgRead..MsgFlush.
+// what the node's transport handler calls for types MsgRead..MsgWriteBatch.
 func (c *Coordinator) Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -135,6 +152,12 @@ func (c *Coordinator) Serve(ctx context.Context, typ uint8, req []byte) ([]byte,
 			return nil, err
 		}
 		return []byte{msgVersion}, c.HandleWrite(w)
+	case MsgWriteBatch:
+		reqs, err := DecodeWriteBatch(req)
+		if err != nil {
+			return nil, err
+		}
+		return appendBatchReply(nil, c.HandleWriteBatch(reqs)), nil
 	case MsgScan:
 		s, err := DecodeScanRequest(req)
 		if err != nil {

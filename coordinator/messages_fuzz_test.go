@@ -17,7 +17,7 @@ import (
 const replyFlag = 0x80
 
 // FuzzDecodeMessage is the target of every message of the replica protocol, both
-// directions: typ MsgRead..MsgFlush feeds b to that type's request decoder and to
+// directions: typ MsgRead..MsgWriteBatch feeds b to that type's request decoder and to
 // Serve (what a node does with a peer's request), typ|replyFlag feeds b as the reply
 // a peer sent to such a request through RemotePeers (what a coordinator does with
 // it). Properties: nothing panics; every failure wraps ErrBadMessage; a decoder
@@ -50,6 +50,14 @@ func FuzzDecodeMessage(f *testing.F) {
 	seed("count-reply", MsgCount|replyFlag, []byte{msgVersion, 42})
 	seed("count-reply-max", MsgCount|replyFlag, []byte{msgVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
 	seed("flush", MsgFlush, []byte{msgVersion})
+	batch := []*queuedWrite{{enc: WriteRequest{Key: []byte("a"), Record: recs[1]}.AppendBinary(nil)},
+		{enc: WriteRequest{Key: []byte("b"), Record: recs[2], HintFor: "n3"}.AppendBinary(nil)}}
+	seed("write-batch", MsgWriteBatch, appendWriteBatch(nil, batch))
+	seed("write-batch-empty", MsgWriteBatch, appendWriteBatch(nil, nil))
+	seed("write-batch-bad-inner", MsgWriteBatch, []byte{msgVersion, 1, 2, msgVersion, 0xff})
+	seed("write-batch-huge-count", MsgWriteBatch, []byte{msgVersion, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	seed("write-batch-reply", MsgWriteBatch|replyFlag, appendBatchReply(nil, []error{nil, errors.New("disk full"), nil}))
+	seed("write-batch-reply-empty", MsgWriteBatch|replyFlag, appendBatchReply(nil, nil))
 	seed("unknown-type", 0, []byte{msgVersion})
 
 	st := memstore.New(16)
@@ -69,7 +77,7 @@ func FuzzDecodeMessage(f *testing.F) {
 		var decErr error
 		fuzzcheck.CheckAlloc(t, "decoding", len(b), 64, func() { decErr = checkRequest(t, typ, b) })
 		out, err := srv.Serve(t.Context(), typ, slices.Clone(b))
-		if decErr != nil || typ < MsgRead || typ > MsgFlush {
+		if decErr != nil || typ < MsgRead || typ > MsgWriteBatch {
 			if !errors.Is(err, ErrBadMessage) {
 				t.Fatalf("Serve(%d) of what does not decode: %v", typ, err)
 			}
@@ -83,7 +91,20 @@ func FuzzDecodeMessage(f *testing.F) {
 			}
 			return
 		}
-		if typ != MsgWrite && typ != MsgFlush {
+		switch typ {
+		case MsgWriteBatch:
+			reqs, _ := DecodeWriteBatch(b)
+			errs, err := decodeBatchReply(out, len(reqs))
+			if err != nil {
+				t.Fatalf("Serve's batch reply does not decode: %v", err)
+			}
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("Serve failed write %d of a well-formed batch: %v", i, err)
+				}
+			}
+		case MsgWrite, MsgFlush:
+		default:
 			checkReply(t, typ, out)
 		}
 	})
@@ -136,6 +157,23 @@ func checkRequest(t *testing.T, typ uint8, b []byte) error {
 				t.Fatalf("count request round trip: %+v, %v (first %+v)", again, err2, req)
 			}
 		}
+	case MsgWriteBatch:
+		var reqs []WriteRequest
+		if reqs, err = DecodeWriteBatch(b); err == nil {
+			batch := make([]*queuedWrite, len(reqs))
+			for i, req := range reqs {
+				batch[i] = &queuedWrite{enc: req.AppendBinary(nil)}
+			}
+			again, err2 := DecodeWriteBatch(appendWriteBatch(nil, batch))
+			if err2 != nil || len(again) != len(reqs) {
+				t.Fatalf("write batch round trip: %d writes, %v (first %d)", len(again), err2, len(reqs))
+			}
+			for i := range reqs {
+				if !bytes.Equal(again[i].Key, reqs[i].Key) || again[i].HintFor != reqs[i].HintFor || !encodes(again[i].Record, reqs[i].Record) {
+					t.Fatalf("write batch round trip: write %d changed", i)
+				}
+			}
+		}
 	case MsgFlush:
 		if !bytes.Equal(b, []byte{msgVersion}) {
 			return ErrBadMessage // a flush request is exactly its version byte
@@ -171,6 +209,21 @@ func checkReply(t *testing.T, typ uint8, b []byte) {
 			var n int64
 			if n, err = peers.Count(ctx, "peer", CountRequest{}); err == nil && n < 0 {
 				t.Fatalf("count reply %x decoded as %d", b, n)
+			}
+		case MsgWriteBatch:
+			// Read as the reply to a batch of as many writes as it claims, and of
+			// one more, which must be refused.
+			r := newMsgReader(b)
+			r.Version(msgVersion)
+			n := r.Count(1)
+			var errs []error
+			if errs, err = decodeBatchReply(b, n); err == nil {
+				if len(errs) != n {
+					t.Fatalf("batch reply for %d writes decoded %d outcomes", n, len(errs))
+				}
+				if _, err2 := decodeBatchReply(b, n+1); !errors.Is(err2, ErrBadMessage) {
+					t.Fatalf("batch reply of %d outcomes accepted for %d writes: %v", n, n+1, err2)
+				}
 			}
 		}
 	})

@@ -28,7 +28,8 @@ package coordinator_test
 // disk) and a restart builds a new coordinator over the same store with the next
 // incarnation of the actor (name:2, name:3...), as node/ does.
 //
-// The same seed gives the same history: every random choice comes from a
+// The same seed gives the same history when replica writes are not batched
+// (-sim.unbatched; which writes share a batch is up to the scheduler): every random choice comes from a
 // math/rand/v2 generator seeded with it (one per client, one for the nemesis), or
 // for the network from a hash of the seed, the message and the fake time, so that
 // the order in which goroutines run at one instant does not change the faults.
@@ -72,10 +73,11 @@ import (
 )
 
 var (
-	simSeeds = flag.Int("sim.seeds", 0, "number of seeds TestSim runs (default 500, or $DYNAKV_SIM_SEEDS)")
-	simFrom  = flag.Uint64("sim.from", 1, "first seed TestSim runs")
-	simSeed  = flag.Int64("sim.seed", -1, "run only this TestSim seed (with -v, print its history)")
-	simTrace = flag.String("sim.trace", "", "with -sim.seed, write the network trace to this file")
+	simSeeds     = flag.Int("sim.seeds", 0, "number of seeds TestSim runs (default 500, or $DYNAKV_SIM_SEEDS)")
+	simFrom      = flag.Uint64("sim.from", 1, "first seed TestSim runs")
+	simSeed      = flag.Int64("sim.seed", -1, "run only this TestSim seed (with -v, print its history)")
+	simTrace     = flag.String("sim.trace", "", "with -sim.seed, write the network trace to this file")
+	simUnbatched = flag.Bool("sim.unbatched", false, "send every replica write on its own, so that a seed replays exactly")
 )
 
 const defaultSimSeeds = 500
@@ -124,11 +126,14 @@ func TestSim(t *testing.T) {
 						fmt.Fprintln(f, line)
 					}
 				}
-				s := runSim(t, seed, simParams(seed), trace)
+				p := simParams(seed)
+				p.unbatched = *simUnbatched
+				s := runSim(t, seed, p, trace)
 				if t.Failed() {
 					s.dump(t)
 					t.Logf("sim failed with seed %d; rerun just this seed (its history and network trace) with:\n"+
-						"\tgo test -race ./coordinator/ -run 'TestSim$' -v -sim.seed=%d -sim.trace=/tmp/sim-%d.trace", seed, seed, seed)
+						"\tgo test -race ./coordinator/ -run 'TestSim$' -v -sim.seed=%d -sim.trace=/tmp/sim-%d.trace\n"+
+						"(add -sim.unbatched for a run that replays exactly; batching of replica writes follows the scheduler)", seed, seed, seed)
 				} else if *simSeed >= 0 && testing.Verbose() {
 					s.dump(t)
 				}
@@ -143,7 +148,9 @@ func TestSimDeterministic(t *testing.T) {
 		var hist [2]string
 		for i := range hist {
 			t.Run(fmt.Sprintf("seed=%d/run=%d", seed, i), func(t *testing.T) {
-				synctest.Test(t, func(t *testing.T) { hist[i] = runSim(t, seed, simParams(seed), nil).history() })
+				p := simParams(seed)
+				p.unbatched = true
+				synctest.Test(t, func(t *testing.T) { hist[i] = runSim(t, seed, p, nil).history() })
 			})
 		}
 		if hist[0] != hist[1] {
@@ -167,6 +174,10 @@ type params struct {
 	blind  bool
 	faults bool
 	skew   bool // nodes' clocks disagree
+	// unbatched sends every replica write on its own (UnbatchedPeers): which
+	// writes share a batch depends on goroutine scheduling, so a history that must
+	// replay exactly (TestSimDeterministic) cannot batch.
+	unbatched bool
 }
 
 func simParams(seed uint64) params {
@@ -480,6 +491,9 @@ func (s *sim) boot(n *simNode) {
 	n.inc++
 	n.fence = &fence{st: n.store}
 	peers := coordinator.RemotePeers(s.net.Caller(n.name))
+	if s.p.unbatched {
+		peers = coordinator.UnbatchedPeers(s.net.Caller(n.name))
+	}
 	// Every incarnation's clock is off by up to half a second either way: write
 	// timestamps (plain GET's sibling resolution) and fresh counters disagree
 	// between nodes, causality must not care.

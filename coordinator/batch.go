@@ -1,0 +1,238 @@
+package coordinator
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/dynakv/dynakv/internal/wire"
+)
+
+// MsgWriteBatch carries several replica writes bound for one node in one
+// message, which the node applies with one WAL sync and answers with one reply
+// holding each write's outcome. RemotePeers sends one whenever writes for a node
+// queue up while its earlier messages are in flight (see writeQueue).
+const MsgWriteBatch uint8 = 6
+
+// Batching bounds: writes in flight to one node as separate messages before the
+// next ones wait and go together, and the size of one batch.
+const (
+	batchSlots    = 2
+	maxBatchCount = 256
+	maxBatchBytes = 1 << 20
+)
+
+// appendWriteBatch appends the wire form of a batch: version, count, then each
+// write's encoded WriteRequest, length-prefixed.
+func appendWriteBatch(b []byte, writes []*queuedWrite) []byte {
+	b = append(b, msgVersion)
+	b = binary.AppendUvarint(b, uint64(len(writes)))
+	for _, w := range writes {
+		b = wire.AppendBytes(b, w.enc)
+	}
+	return b
+}
+
+// DecodeWriteBatch decodes a MsgWriteBatch request; the result does not alias b.
+func DecodeWriteBatch(b []byte) ([]WriteRequest, error) {
+	r := newMsgReader(b)
+	r.Version(msgVersion)
+	n := r.Count(1) // every write is at least its length byte
+	reqs := make([]WriteRequest, 0, n)
+	for i := 0; i < n && !r.Failed(); i++ {
+		req, err := DecodeWriteRequest(r.Bytes())
+		if err != nil {
+			r.Fail(fmt.Sprintf("write %d: %v", i, err))
+			break
+		}
+		reqs = append(reqs, req)
+	}
+	if err := r.done(); err != nil {
+		return nil, err
+	}
+	return reqs, nil
+}
+
+// appendBatchReply appends the reply to a batch: version, count, then per write
+// an error message, empty when it succeeded.
+func appendBatchReply(b []byte, errs []error) []byte {
+	b = append(b, msgVersion)
+	b = binary.AppendUvarint(b, uint64(len(errs)))
+	for _, err := range errs {
+		var msg []byte
+		if err != nil {
+			msg = []byte(err.Error())
+			if len(msg) == 0 {
+				msg = []byte("failed")
+			}
+		}
+		b = wire.AppendBytes(b, msg)
+	}
+	return b
+}
+
+// errReplicaWrite is a write a peer reported failed in a batch reply.
+var errReplicaWrite = errors.New("coordinator: replica write failed")
+
+// decodeBatchReply decodes the reply to a batch of n writes into one error per
+// write (nil for success).
+func decodeBatchReply(b []byte, n int) ([]error, error) {
+	r := newMsgReader(b)
+	r.Version(msgVersion)
+	if got := r.Count(1); !r.Failed() && got != n {
+		r.Fail(fmt.Sprintf("%d outcomes for %d writes", got, n))
+	}
+	errs := make([]error, 0, n)
+	for i := 0; i < n && !r.Failed(); i++ {
+		if msg := r.Bytes(); len(msg) > 0 {
+			errs = append(errs, fmt.Errorf("%w: %s", errReplicaWrite, msg))
+		} else {
+			errs = append(errs, nil)
+		}
+	}
+	if err := r.done(); err != nil {
+		return nil, err
+	}
+	return errs, nil
+}
+
+// HandleWriteBatch applies a batch of replica writes: each is merged like
+// HandleWrite, without its own WAL sync, and one sync at the end makes them all
+// durable before any is acknowledged. It returns each write's outcome.
+func (c *Coordinator) HandleWriteBatch(reqs []WriteRequest) []error {
+	errs := make([]error, len(reqs))
+	for i, req := range reqs {
+		merge := mergeInto(req.Record)
+		if req.HintFor != "" && req.HintFor != c.cfg.Node {
+			_, errs[i] = c.store.UpdateHint(req.HintFor, req.Key, merge)
+		} else {
+			_, errs[i] = c.store.UpdateNoSync(req.Key, merge)
+		}
+	}
+	// One sync covers every write above, and also the unchanged ones, whose
+	// record may be a write of this node's own not yet synced (DeferSync).
+	if err := c.store.SyncWAL(); err != nil {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+	}
+	return errs
+}
+
+// writeQueue batches the replica writes bound for one node. A writer queues its
+// write, then either takes a free sending slot and sends everything queued (its
+// own write and whatever others queued meanwhile: one message, one round trip,
+// one WAL sync on the peer) or waits until its write was sent by another writer
+// or a slot frees. With batchSlots messages in flight, a lone write leaves at
+// once; writes queue only behind messages already in flight, so batching adds no
+// delay of its own.
+type writeQueue struct {
+	slots   chan struct{}
+	mu      sync.Mutex
+	pending []*queuedWrite
+}
+
+type queuedWrite struct {
+	enc       []byte     // encoded WriteRequest
+	done      chan error // buffered; receives the outcome once
+	abandoned atomic.Bool
+	taken     bool // in a batch being sent; guarded by writeQueue.mu
+}
+
+func newWriteQueue() *writeQueue { return &writeQueue{slots: make(chan struct{}, batchSlots)} }
+
+// take removes and returns the next batch of queued writes that someone still
+// waits for.
+func (q *writeQueue) take() []*queuedWrite {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var batch []*queuedWrite
+	size, n := 0, 0
+	for _, w := range q.pending {
+		if len(batch) > 0 && (len(batch) == maxBatchCount || size+len(w.enc) > maxBatchBytes) {
+			break
+		}
+		n++
+		if w.abandoned.Load() {
+			continue
+		}
+		w.taken = true
+		batch = append(batch, w)
+		size += len(w.enc)
+	}
+	q.pending = append(q.pending[:0], q.pending[n:]...)
+	return batch
+}
+
+// write queues enc for node and waits for its outcome (see writeQueue).
+func (p *remotePeers) write(ctx context.Context, node string, enc []byte) error {
+	q := p.queue(node)
+	w := &queuedWrite{enc: enc, done: make(chan error, 1)}
+	q.mu.Lock()
+	q.pending = append(q.pending, w)
+	q.mu.Unlock()
+	for {
+		q.mu.Lock()
+		taken := w.taken
+		q.mu.Unlock()
+		if taken {
+			// In another writer's batch: only its outcome is left to wait for
+			// (taking a slot now would find nothing to send, again and again).
+			select {
+			case err := <-w.done:
+				return err
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		select {
+		case err := <-w.done:
+			return err
+		case <-ctx.Done():
+			w.abandoned.Store(true)
+			return ctx.Err()
+		case q.slots <- struct{}{}:
+			if batch := q.take(); len(batch) > 0 {
+				p.send(ctx, node, batch)
+			}
+			<-q.slots
+		}
+	}
+}
+
+// send delivers a batch and tells every writer in it its outcome.
+func (p *remotePeers) send(ctx context.Context, node string, batch []*queuedWrite) {
+	if len(batch) == 1 {
+		_, err := p.c.Call(ctx, node, MsgWrite, batch[0].enc)
+		batch[0].done <- err
+		return
+	}
+	reply, err := p.c.Call(ctx, node, MsgWriteBatch, appendWriteBatch(nil, batch))
+	var errs []error
+	if err == nil {
+		errs, err = decodeBatchReply(reply, len(batch))
+	}
+	for i, w := range batch {
+		if err != nil {
+			w.done <- err
+		} else {
+			w.done <- errs[i]
+		}
+	}
+}
+
+func (p *remotePeers) queue(node string) *writeQueue {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	q := p.queues[node]
+	if q == nil {
+		q = newWriteQueue()
+		p.queues[node] = q
+	}
+	return q
+}

@@ -1,0 +1,164 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"testing"
+	"testing/synctest"
+
+	"github.com/dynakv/dynakv/internal/memstore"
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// recordingCaller answers replica writes like a replica whose writes of key
+// "bad" fail, holds every call until release is closed, and records each
+// message's type and write count.
+type recordingCaller struct {
+	release chan struct{}
+	mu      sync.Mutex
+	calls   []string // "write" or "batch of N"
+}
+
+func (c *recordingCaller) Call(ctx context.Context, _ string, typ uint8, req []byte) ([]byte, error) {
+	select {
+	case <-c.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch typ {
+	case MsgWrite:
+		c.calls = append(c.calls, "write")
+		w, err := DecodeWriteRequest(req)
+		if err == nil && string(w.Key) == "bad" {
+			err = errors.New("disk full")
+		}
+		return []byte{msgVersion}, err
+	case MsgWriteBatch:
+		reqs, err := DecodeWriteBatch(req)
+		if err != nil {
+			return nil, err
+		}
+		c.calls = append(c.calls, fmt.Sprintf("batch of %d", len(reqs)))
+		errs := make([]error, len(reqs))
+		for i, w := range reqs {
+			if string(w.Key) == "bad" {
+				errs[i] = errors.New("disk full")
+			}
+		}
+		return appendBatchReply(nil, errs), nil
+	}
+	return nil, fmt.Errorf("unexpected message type %d", typ)
+}
+
+// TestWritesQueueBehindMessagesInFlight: while batchSlots messages to a node
+// are in flight, further writes to it queue and then leave together in one
+// batch; every writer learns its own write's outcome, a failed one included.
+func TestWritesQueueBehindMessagesInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		caller := &recordingCaller{release: make(chan struct{})}
+		peers := RemotePeers(caller)
+		ctx := context.Background()
+		write := func(key string) error {
+			return peers.Write(ctx, "n2", WriteRequest{Key: []byte(key), Record: vclock.Update(vclock.Set{}, nil, "n1:1", value(key), 1, 0)})
+		}
+		results := make(map[string]error)
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		start := func(key string) {
+			wg.Go(func() {
+				err := write(key)
+				mu.Lock()
+				results[key] = err
+				mu.Unlock()
+			})
+		}
+		// Two writes take both slots and wait in the caller...
+		start("s1")
+		synctest.Wait()
+		start("s2")
+		synctest.Wait()
+		// ...so these queue behind them.
+		for _, k := range []string{"q1", "bad", "q2", "q3"} {
+			start(k)
+		}
+		synctest.Wait()
+		close(caller.release)
+		wg.Wait()
+		want := map[string]bool{"s1": true, "s2": true, "q1": true, "bad": false, "q2": true, "q3": true}
+		for key, ok := range want {
+			if err := results[key]; (err == nil) != ok {
+				t.Errorf("write %q: %v, want success %v", key, err, ok)
+			}
+		}
+		caller.mu.Lock()
+		defer caller.mu.Unlock()
+		slices.Sort(caller.calls) // the second lone write and the batch race after the release
+		got := fmt.Sprint(caller.calls)
+		if got != "[batch of 4 write write]" {
+			t.Fatalf("messages sent: %s; want two lone writes, then the four queued writes in one batch", got)
+		}
+	})
+}
+
+// TestWriteBatchReplyMismatch: a batch reply that does not hold one outcome per
+// write fails every write of the batch rather than misattributing outcomes.
+func TestWriteBatchReplyMismatch(t *testing.T) {
+	for _, reply := range [][]byte{
+		appendBatchReply(nil, []error{nil}),
+		appendBatchReply(nil, []error{nil, nil, nil}),
+		{msgVersion},
+		nil,
+	} {
+		if _, err := decodeBatchReply(reply, 2); !errors.Is(err, ErrBadMessage) {
+			t.Errorf("reply %x for 2 writes: %v, want ErrBadMessage", reply, err)
+		}
+	}
+	errs, err := decodeBatchReply(appendBatchReply(nil, []error{nil, errors.New(""), errors.New("x")}), 3)
+	if err != nil || errs[0] != nil || !errors.Is(errs[1], errReplicaWrite) || !errors.Is(errs[2], errReplicaWrite) {
+		t.Fatalf("decodeBatchReply = %v, %v", errs, err)
+	}
+}
+
+// TestHandleWriteBatch: a replica applies every write of a batch, each into its
+// replica or its hints as addressed, without a sync per write, and syncs once
+// before answering.
+func TestHandleWriteBatch(t *testing.T) {
+	st := &syncCountingStore{Store: memstore.New(64)}
+	co, err := New(Config{Actor: "n2:1", Node: "n2", Logger: slog.New(slog.DiscardHandler)}, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer co.Close()
+	rec := func(v string) vclock.Set { return vclock.Update(vclock.Set{}, nil, "n1:1", value(v), 1, 0) }
+	errs := co.HandleWriteBatch([]WriteRequest{
+		{Key: []byte("a"), Record: rec("va")},
+		{Key: []byte("b"), Record: rec("vb")},
+		{Key: []byte("c"), Record: rec("vc"), HintFor: "n3"},
+		{Key: []byte("d"), Record: rec("vd"), HintFor: "n2"}, // a hint for itself is its own data
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+	}
+	for _, k := range []string{"a", "b", "d"} {
+		if got, found, _ := st.Get([]byte(k)); !found || !encodes(got, rec("v"+k)) {
+			t.Errorf("replica record of %q = %v, %v", k, got, found)
+		}
+	}
+	if _, found, _ := st.Get([]byte("c")); found {
+		t.Error("a hinted write landed in the replica's own data")
+	}
+	if got, found, _ := st.GetHint("n3", []byte("c")); !found || !encodes(got, rec("vc")) {
+		t.Errorf("hint for n3 = %v, %v", got, found)
+	}
+	if st.synced != 0 || st.deferred != 3 || st.syncs != 1 {
+		t.Fatalf("synced commits %d, deferred %d, syncs %d; want every write deferred and one sync", st.synced, st.deferred, st.syncs)
+	}
+}
