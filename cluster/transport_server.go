@@ -12,6 +12,8 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/dynakv/dynakv/internal/enginepanic"
 )
 
 // acceptLoop accepts connections until the listener is closed.
@@ -164,7 +166,9 @@ func (t *Transport) serveRequest(ctx context.Context, from string, f trFrame, de
 func (t *Transport) trCallHandler(ctx context.Context, from string, typ uint8, req []byte) (resp []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			t.log.Error("cluster: handler panic", "from", from, "typ", typ, "panic", v, "stack", string(debug.Stack()))
+			stack := debug.Stack()
+			enginepanic.Check(t.log, v, stack)
+			t.log.Error("cluster: handler panic", "from", from, "typ", typ, "panic", v, "stack", string(stack))
 			resp, err = nil, fmt.Errorf("handler panic: %v", v)
 		}
 	}()

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/internal/deadline"
+	"github.com/dynakv/dynakv/internal/enginepanic"
 	"github.com/dynakv/dynakv/internal/refuser"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -218,7 +219,9 @@ func (s *Server) serveConn(c *conn) {
 	defer s.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
-			s.cfg.Logger.Error("memcache: panic serving a connection", "panic", r, "stack", string(debug.Stack()))
+			stack := debug.Stack()
+			enginepanic.Check(s.cfg.Logger, r, stack)
+			s.cfg.Logger.Error("memcache: panic serving a connection", "panic", r, "stack", string(stack))
 		}
 		c.closer.Close()
 		s.mu.Lock()

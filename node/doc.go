@@ -14,8 +14,9 @@
 //     incarnation is created with the data and persisted with it. A node whose data
 //     was wiped (or an in-memory node that restarted) gets a new incarnation, so it
 //     never reissues a dot that an old copy elsewhere still carries; so does a node
-//     whose data directory was not closed cleanly unless every write was fsynced
-//     before its acknowledgement (--fsync always), since its last writes may be lost.
+//     whose data directory was not closed cleanly (storage.Store.Unclean), in every
+//     fsync mode, since its last writes may be lost locally but not on the replicas
+//     they were sent to.
 //
 // This version runs a single node: the coordinator works on the local replica and the
 // quorum settings are clamped to the one member, with a logged warning. The gossip and

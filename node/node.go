@@ -183,11 +183,11 @@ func (n *Node) incarnation() (string, error) {
 		return "", err
 	}
 	switch {
-	case ok && n.store.Unclean() && n.cfg.Fsync != storage.SyncAlways:
-		// The writes acknowledged last before the unclean stop may be lost (power
-		// loss in interval mode, any kill with none), and with them the dots they
-		// used: a new actor id makes sure no dot is issued twice.
-		n.log.Warn("data directory was not closed cleanly; taking a new actor id so that no version-vector dot is reused", "old_incarnation", string(v), "fsync", n.cfg.Fsync)
+	case ok && n.store.Unclean():
+		// The last writes before the unclean stop may be lost here although other
+		// replicas have them (see storage.Store.Unclean), and with them the dots
+		// they used: a new actor id makes sure no dot is issued twice.
+		n.log.Warn("data directory was not closed cleanly; taking a new actor id so that no version-vector dot is reused", "old_incarnation", string(v))
 	case ok:
 		return string(v), nil
 	}
@@ -198,6 +198,11 @@ func (n *Node) incarnation() (string, error) {
 	inc := strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
 	if err := n.store.PutMeta(key, []byte(inc)); err != nil {
 		return "", err
+	}
+	if n.store.Unclean() {
+		if err := n.store.ClearUnclean(); err != nil {
+			return "", err
+		}
 	}
 	return inc, nil
 }

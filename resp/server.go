@@ -16,6 +16,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/dynakv/dynakv/internal/enginepanic"
 	"github.com/dynakv/dynakv/internal/refuser"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -385,7 +386,9 @@ func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
 func (s *Server) safeExec(c *client, args [][]byte) (name string) {
 	defer func() {
 		if r := recover(); r != nil {
-			s.cfg.Logger.Error("panic serving a command", "addr", c.addr, "panic", r, "stack", string(debug.Stack()))
+			stack := debug.Stack()
+			enginepanic.Check(s.cfg.Logger, r, stack)
+			s.cfg.Logger.Error("panic serving a command", "addr", c.addr, "panic", r, "stack", string(stack))
 			c.w.reset()
 			c.w.errorLine(errInternal)
 			c.closing = true

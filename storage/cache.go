@@ -66,6 +66,13 @@ func (rc *recordCache) set(dk, enc []byte) {
 	rc.c.Set(dk, enc)
 }
 
+// forget drops dk's entry; the caller holds dk's key lock.
+func (rc *recordCache) forget(dk []byte) {
+	if rc != nil {
+		rc.c.Del(dk)
+	}
+}
+
 // reset empties the cache; the caller holds every key lock.
 func (rc *recordCache) reset() {
 	if rc != nil {

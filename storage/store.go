@@ -193,11 +193,12 @@ func Open(cfg Config) (*Store, error) {
 	}
 	var wfs *walFS
 	if !cfg.InMemory && cfg.Sync == SyncInterval {
-		// Under Pebble's disk-health checks, which EnsureDefaults wraps around
-		// opts.FS: they allow one operation at a time per file, and walFS fsyncs
-		// from its own goroutine while Pebble writes.
+		// Under Pebble's disk-health checks (WithFSDefaults wraps them around
+		// opts.FS): they allow one operation at a time per file, and walFS fsyncs
+		// the files beneath them from its own goroutine while Pebble writes.
 		wfs = newWALFS(vfs.Default)
 		opts.FS = wfs
+		opts.WithFSDefaults()
 	}
 	opts.EnsureDefaults()
 	dir := cfg.Dir
@@ -238,26 +239,59 @@ func Open(cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// metaOpen is present while a process has the data directory open.
-const metaOpen = "open"
+// Metadata of the clean-stop protocol: metaOpen is present while a process has
+// the data directory open; metaUnclean from the Open that found metaOpen left
+// behind until ClearUnclean.
+const (
+	metaOpen    = "open"
+	metaUnclean = "unclean"
+)
 
 // markOpen notes (durably) that the data directory is in use, after recording
-// whether the last process to use it left without closing it.
+// whether a process that used it left without closing it.
 func (s *Store) markOpen() error {
 	_, open, err := s.GetMeta(metaOpen)
 	if err != nil {
 		return err
 	}
-	s.unclean = open
+	_, unclean, err := s.GetMeta(metaUnclean)
+	if err != nil {
+		return err
+	}
+	if open && !unclean {
+		if err := s.PutMeta(metaUnclean, []byte{1}); err != nil {
+			return err
+		}
+	}
+	s.unclean = open || unclean
 	return s.PutMeta(metaOpen, []byte{1})
 }
 
-// Unclean reports whether the last process that used the data directory ended
-// without closing the store (killed, crashed, or the machine lost power). With
-// SyncInterval or SyncNone, the writes it acknowledged last may then be gone
-// (after a power loss, or a kill with SyncNone), so the node must not reuse the
-// version-vector dots it handed out: it takes a new actor id.
+// Unclean reports whether a process that used the data directory ended without
+// closing the store (killed, crashed, or the machine lost power), and nobody has
+// called ClearUnclean since. Its last writes may then be gone even though other
+// replicas got them (a write's record leaves for the replicas while the local
+// WAL record may still be in the process, and a power loss takes what was not
+// fsynced), so the node must not reuse the version-vector dots it handed out:
+// it takes a new actor id, then calls ClearUnclean. The flag is durable, so a
+// node that fails before that does it again at its next start.
 func (s *Store) Unclean() bool { return s.unclean }
+
+// ClearUnclean records that the unclean stop was dealt with.
+func (s *Store) ClearUnclean() error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	if err := s.db.Delete(metaKey(metaUnclean), pebble.Sync); err != nil {
+		return fmt.Errorf("storage: clear unclean: %w", err)
+	}
+	if s.walFS != nil {
+		s.syncWALNow("WAL fsync for metadata")
+	}
+	s.unclean = false
+	return nil
+}
 
 // checkPartitions refuses to open a data directory made with a different Q: its
 // records would sit in the wrong partitions.
@@ -316,7 +350,8 @@ func (s *Store) Close() error {
 			markErr = fmt.Errorf("storage: close: %w", err)
 		}
 	}
-	// fastcache's chunks live outside the Go heap: only a reset gives them back.
+	// fastcache's chunks live outside the Go heap: a reset hands them back to its
+	// process-wide free list, for the next cache.
 	s.rc.reset()
 	// Closing Pebble closes (and so fsyncs) the WAL, in every sync mode.
 	if err := s.db.Close(); err != nil {
@@ -562,6 +597,9 @@ func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, cu
 		}
 	}
 	if err := b.Commit(wo); err != nil {
+		// Pebble may have applied the batch before its WAL write or sync failed:
+		// what the record is now is unknown, so the cache forgets it.
+		s.rc.forget(dk)
 		return fmt.Errorf("storage: write: %w", err)
 	}
 	s.rc.set(dk, enc)
@@ -807,9 +845,7 @@ func (s *Store) PutMeta(name string, v []byte) error {
 		return fmt.Errorf("storage: put meta %q: %w", name, err)
 	}
 	if s.walFS != nil {
-		if err := s.walFS.syncNow(); err != nil {
-			return fmt.Errorf("storage: put meta %q: %w", name, err)
-		}
+		s.syncWALNow("WAL fsync for metadata")
 	}
 	return nil
 }

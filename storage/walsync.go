@@ -98,22 +98,27 @@ func (fs *walFS) syncNow() error {
 // walFile is a WAL file of a walFS.
 type walFile struct {
 	vfs.File
-	fs    *walFS
-	dirty atomic.Bool // written since the last real fsync
-	mu    sync.Mutex  // serialises real fsyncs and Close
-	done  bool
+	fs *walFS
+	// writes counts the writes that returned: each was in the OS when it was
+	// counted, so an fsync begun after reading the count covers them all.
+	writes atomic.Uint64
+	mu     sync.Mutex // serialises real fsyncs and Close
+	synced uint64     // writes covered by the last real fsync; guarded by mu
+	done   bool
 }
 
 // Write implements io.Writer.
 func (f *walFile) Write(p []byte) (int, error) {
-	f.dirty.Store(true)
-	return f.File.Write(p)
+	n, err := f.File.Write(p)
+	f.writes.Add(1)
+	return n, err
 }
 
 // WriteAt implements io.WriterAt.
 func (f *walFile) WriteAt(p []byte, off int64) (int, error) {
-	f.dirty.Store(true)
-	return f.File.WriteAt(p, off)
+	n, err := f.File.WriteAt(p, off)
+	f.writes.Add(1)
+	return n, err
 }
 
 // Sync returns at once: the data is in the OS, and the interval loop fsyncs it.
@@ -129,13 +134,14 @@ func (f *walFile) SyncTo(int64) (bool, error) { return true, nil }
 func (f *walFile) flush() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.done || !f.dirty.Swap(false) {
+	n := f.writes.Load() // before the fsync: a write still in progress is left for the next one
+	if f.done || n == f.synced {
 		return nil
 	}
 	if err := f.File.SyncData(); err != nil {
-		f.dirty.Store(true)
 		return fmt.Errorf("storage: fsync wal: %w", err)
 	}
+	f.synced = n
 	return nil
 }
 
@@ -155,6 +161,16 @@ func (f *walFile) Close() error {
 	return err
 }
 
+// syncWALNow fsyncs the WAL files at once. A failure stops the process: after a
+// failed fsync the kernel may have dropped the dirty pages, so a retry could
+// report success for data that is gone (Pebble stops too when its own fsync
+// fails).
+func (s *Store) syncWALNow(why string) {
+	if err := s.walFS.syncNow(); err != nil {
+		pebbleLogger{s.cfg.Logger}.Fatalf("%s: %v", why, err)
+	}
+}
+
 // syncLoop fsyncs the WAL every interval until stop is closed.
 func (s *Store) syncLoop() {
 	t := time.NewTicker(s.cfg.SyncInterval)
@@ -164,12 +180,7 @@ func (s *Store) syncLoop() {
 		case <-s.stopper.ShouldStop():
 			return
 		case <-t.C:
-			if err := s.walFS.syncNow(); err != nil {
-				// After a failed fsync the kernel may have dropped the dirty pages, so
-				// a retry could report success for data that is gone: stop, as Pebble
-				// does when its own fsync fails.
-				pebbleLogger{s.cfg.Logger}.Fatalf("periodic WAL fsync: %v", err)
-			}
+			s.syncWALNow("periodic WAL fsync")
 		}
 	}
 }
