@@ -271,6 +271,9 @@ func (w WriteRequest) AppendBinary(b []byte) []byte {
 	b = append(b, msgVersion)
 	b = wire.AppendBytes(b, w.Key)
 	b = wire.AppendBytes(b, []byte(w.HintFor))
+	if w.recordEnc != nil {
+		return append(b, w.recordEnc...)
+	}
 	return w.Record.AppendBinary(b)
 }
 

@@ -49,6 +49,8 @@ type WriteRequest struct {
 	Key     []byte
 	Record  vclock.Set
 	HintFor string
+	// recordEnc, when set, is Record's encoding, made once for all replicas.
+	recordEnc []byte
 }
 
 // counters are the coordinator's event counts (Metrics).
@@ -239,8 +241,9 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 	}) {
 		acks, pending = 0, 1
 	}
+	recEnc := rec.AppendBinary(nil)
 	for _, t := range pn.remote {
-		req := WriteRequest{Key: key, Record: rec, HintFor: t.hintFor}
+		req := WriteRequest{Key: key, Record: rec, HintFor: t.hintFor, recordEnc: recEnc}
 		if c.goBackground(func() {
 			err := c.cfg.Peers.Write(rctx, t.node, req)
 			if err != nil {

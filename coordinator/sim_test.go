@@ -516,7 +516,7 @@ func (s *sim) boot(n *simNode) {
 	ho, err := repair.NewHandoff(repair.HandoffConfig{
 		Store: n.fence, Cluster: s.net.View(n.name), Node: n.name, N: simN,
 		Writer: repair.WriterFunc(func(ctx context.Context, node string, d repair.Delivery) error {
-			req := coordinator.WriteRequest(d)
+			req := coordinator.WriteRequest{Key: d.Key, Record: d.Record, HintFor: d.HintFor}
 			if node == n.name {
 				return co.HandleWrite(req)
 			}

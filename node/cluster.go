@@ -116,7 +116,7 @@ func (n *Node) startRepair() error {
 		Store:   n.store,
 		Cluster: n.ms,
 		Writer: repair.WriterFunc(func(ctx context.Context, node string, d repair.Delivery) error {
-			return n.writeReplica(ctx, node, coordinator.WriteRequest(d))
+			return n.writeReplica(ctx, node, coordinator.WriteRequest{Key: d.Key, Record: d.Record, HintFor: d.HintFor})
 		}),
 		Node: n.cfg.Name,
 		N:    n.cfg.N,

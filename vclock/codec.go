@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -152,6 +153,7 @@ const (
 // AppendBinary appends the binary form of s, the record format on disk and on the
 // wire: version, entries (actor, counter, active, values), anonymous values.
 func (s Set) AppendBinary(b []byte) []byte {
+	b = slices.Grow(b, s.encodedSizeBound())
 	b = append(b, setVersion)
 	b = binary.AppendUvarint(b, uint64(len(s.Entries)))
 	for _, e := range s.Entries {
@@ -162,6 +164,24 @@ func (s Set) AppendBinary(b []byte) []byte {
 		b = appendValues(b, e.Values)
 	}
 	return appendValues(b, s.Anon)
+}
+
+// encodedSizeBound is at least the length of s.AppendBinary(nil), so that one
+// allocation holds the encoding.
+func (s Set) encodedSizeBound() int {
+	n := 1 + binary.MaxVarintLen64
+	values := func(vs []Value) {
+		n += binary.MaxVarintLen64
+		for _, v := range vs {
+			n += 1 + 4*binary.MaxVarintLen64 + len(v.Data)
+		}
+	}
+	for _, e := range s.Entries {
+		n += 3*binary.MaxVarintLen64 + len(e.Actor)
+		values(e.Values)
+	}
+	values(s.Anon)
+	return n
 }
 
 func appendValues(b []byte, vs []Value) []byte {

@@ -826,3 +826,19 @@ func maxOf(seen map[Dot]bool, actor string) uint64 {
 	}
 	return m
 }
+
+// TestEncodedSizeBound: AppendBinary's up-front allocation (encodedSizeBound)
+// holds the whole encoding of any record, so encoding allocates once.
+func TestEncodedSizeBound(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 0xb0))
+	for i := range 5000 {
+		s := randomSet(rng)
+		if got, bound := len(s.AppendBinary(nil)), s.encodedSizeBound(); got > bound {
+			t.Fatalf("set %d: encoding of %d bytes over the bound %d: %q", i, got, bound, fmtSet(s))
+		}
+	}
+	s := randomSet(rng)
+	if n := testing.AllocsPerRun(100, func() { _ = s.AppendBinary(nil) }); n > 1 {
+		t.Fatalf("AppendBinary allocated %v times, want 1", n)
+	}
+}
