@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -57,6 +58,8 @@ type CompareConfig struct {
 	Dynakv string
 	// Storage is the dynakv nodes' --storage; default "disk".
 	Storage string
+	// Fsync is the dynakv nodes' --fsync; "" leaves their default.
+	Fsync string
 	// RedisServer and Memcached are the reference servers' programs; default looked
 	// up in PATH. A server not found is skipped with a note.
 	RedisServer, Memcached string
@@ -337,6 +340,9 @@ func startDynakv(ctx context.Context, cc CompareConfig, dir, name string, count 
 		if count > 1 {
 			args = append(args, "--n", strconv.Itoa(count))
 		}
+		if cc.Fsync != "" {
+			args = append(args, "--fsync", cc.Fsync)
+		}
 		if i == 0 {
 			seedGossip = gossip
 			s.addrs[ProtoRESP], s.addrs[ProtoMemcache] = resp, mc
@@ -358,7 +364,7 @@ func startDynakv(ctx context.Context, cc CompareConfig, dir, name string, count 
 			return s, err
 		}
 	}
-	fmt.Fprintf(cc.Log, "started %s: %d node(s), storage %s, RESP %s, memcached %s\n", name, count, cc.Storage,
+	fmt.Fprintf(cc.Log, "started %s: %d node(s), storage %s, fsync %s, RESP %s, memcached %s\n", name, count, cc.Storage, cmp.Or(cc.Fsync, "default"),
 		s.addrs[ProtoRESP], s.addrs[ProtoMemcache])
 	return s, nil
 }

@@ -28,6 +28,7 @@ type benchFlags struct {
 	compare            bool
 	rounds             int
 	storage            string
+	fsync              string
 	noCluster          bool
 	redis, memcached   string
 	cpuProfile         string
@@ -81,6 +82,7 @@ alone then GETs alone (as redis-benchmark -t set,get does) unless --ratio is giv
 	f.BoolVar(&bf.compare, "compare", false, "start redis-server, memcached, a dynakv node and a 3-node cluster and compare them")
 	f.IntVar(&bf.rounds, "rounds", 1, "--compare: runs of every server, in alternation")
 	f.StringVar(&bf.storage, "storage", "disk", `--compare: the dynakv nodes' storage, "disk" or "memory"`)
+	f.StringVar(&bf.fsync, "fsync", "", `--compare: the dynakv nodes' --fsync ("interval", "always" or "none"; default: theirs)`)
 	f.BoolVar(&bf.noCluster, "no-cluster", false, "--compare: leave out the 3-node cluster")
 	f.StringVar(&bf.redis, "redis-server", "", "--compare: redis-server program (default: from PATH)")
 	f.StringVar(&bf.memcached, "memcached", "", "--compare: memcached program (default: from PATH)")
@@ -127,7 +129,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, bf benchFlags) error {
 			return fmt.Errorf("bench: finding this binary: %w", err)
 		}
 		cc := bench.CompareConfig{Run: bf.run, Rounds: bf.rounds, Warmup: bf.warmup || !f.Changed("warmup"),
-			Dynakv: exe, Storage: bf.storage, RedisServer: bf.redis, Memcached: bf.memcached,
+			Dynakv: exe, Storage: bf.storage, Fsync: bf.fsync, RedisServer: bf.redis, Memcached: bf.memcached,
 			SkipCluster: bf.noCluster, Log: notes}
 		if f.Changed("protocol") {
 			cc.Protocols = []string{bf.run.Protocol}
