@@ -760,11 +760,13 @@ func TestLastWriteCommitsWithItsSync(t *testing.T) {
 	})
 }
 
-// TestLastWriteWithCheapSync: in a cluster, a lone (Last) deferred write syncs
-// alongside its replica writes when a sync waits for the disk, and commits with
-// its sync (one commit, no separate sync) when the store's sync is cheap.
+// TestLastWriteWithCheapSync: in a cluster, a deferred write syncs alongside its
+// replica writes when a sync waits for the disk, and commits with its sync (one
+// commit, no separate sync, before its record leaves) when the store's sync is
+// cheap, last in its batch or not.
 func TestLastWriteWithCheapSync(t *testing.T) {
-	for _, cheap := range []bool{false, true} {
+	for _, tc := range []struct{ cheap, last bool }{{false, true}, {true, true}, {true, false}} {
+		cheap := tc.cheap
 		synctest.Test(t, func(t *testing.T) {
 			names := nodeNames(3)
 			net, err := NewFakeNet(1, 64, 100*time.Millisecond, names...)
@@ -791,7 +793,7 @@ func TestLastWriteWithCheapSync(t *testing.T) {
 			}
 			var synced bool
 			write := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) { return cur.Join(), value("v"), nil }
-			if _, err := cos[0].Modify(context.Background(), []byte("k"), write, WriteOptions{DeferSync: true, Last: true, Synced: &synced}); err != nil {
+			if _, err := cos[0].Modify(context.Background(), []byte("k"), write, WriteOptions{DeferSync: true, Last: tc.last, Synced: &synced}); err != nil {
 				t.Fatal(err)
 			}
 			if !synced {

@@ -43,9 +43,11 @@ type Config struct {
 	// reached skips its repair (anti-entropy catches up). Default 64.
 	MaxRepairs int
 	// CheapSync says that the store's WAL sync is a write to the OS, not a disk
-	// flush (storage.SyncInterval): a lone write then commits with its sync, one
-	// Pebble commit, instead of syncing alongside its replica writes, which pays
-	// off only while a sync waits for the disk.
+	// flush (storage.SyncInterval). A write with replicas then commits with its
+	// sync before its record leaves for them, instead of syncing alongside its
+	// replica writes (which pays off only while a sync waits for the disk): one
+	// Pebble commit, and no record reaches a replica before the OS has it here,
+	// so a killed node cannot lose a dot that other replicas carry.
 	CheapSync bool
 	// DisableHints turns sloppy quorum and hinted handoff off: a write reaches only
 	// the live ones among its key's N replicas, and nothing is kept for the others

@@ -184,10 +184,11 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 	}
 	var wrote bool
 	local := opt
-	// Alone (a single node, or every other replica down without a fallback), or
-	// when a sync does not wait for the disk, a last write commits with its sync:
-	// one WAL commit, not two.
-	syncNow := opt.DeferSync && opt.Synced != nil && opt.Last && (len(pn.remote) == 0 || c.cfg.CheapSync)
+	// Alone (a single node, or every other replica down without a fallback), a
+	// last write commits with its sync: one WAL commit, not two. When a sync does
+	// not wait for the disk, every write with replicas does (see CheapSync).
+	syncNow := opt.DeferSync && opt.Synced != nil &&
+		(opt.Last && len(pn.remote) == 0 || c.cfg.CheapSync && len(pn.remote) > 0)
 	if syncNow {
 		local.DeferSync = false
 	}

@@ -14,9 +14,12 @@
 //     incarnation is created with the data and persisted with it. A node whose data
 //     was wiped (or an in-memory node that restarted) gets a new incarnation, so it
 //     never reissues a dot that an old copy elsewhere still carries; so does a node
-//     whose data directory was not closed cleanly (storage.Store.Unclean), in every
-//     fsync mode, since its last writes may be lost locally but not on the replicas
-//     they were sent to.
+//     whose data directory was not closed cleanly (storage.Store.Unclean) when that
+//     stop may have lost writes locally that reached other replicas: after a
+//     reboot, or with --fsync always or none (mayHaveLostDots). With --fsync
+//     interval a coordinator's write is in the OS before its record leaves
+//     (coordinator.Config.CheapSync), so a killed node keeps its id and version
+//     vectors do not grow an entry per crash.
 //
 // This version runs a single node: the coordinator works on the local replica and the
 // quorum settings are clamped to the one member, with a logged warning. The gossip and

@@ -175,6 +175,16 @@ func (n *Node) openStorage() error {
 	return nil
 }
 
+// mayHaveLostDots says whether an unclean stop may have taken writes, and the dots
+// they carried, that other replicas have. With --fsync interval and the same boot,
+// it cannot have: the OS kept everything the process wrote, and a coordinator puts
+// its write in the OS before the record leaves for the replicas
+// (coordinator.Config.CheapSync). Otherwise (a reboot, --fsync always, whose
+// coordinator syncs alongside its replica writes, or none) it may have.
+func mayHaveLostDots(stop storage.UncleanStop) bool {
+	return stop.Mode != storage.SyncInterval || !stop.SameBoot
+}
+
 // incarnation returns the id of this node's data, creating it with fresh data.
 func (n *Node) incarnation() (string, error) {
 	const key = "incarnation"
@@ -182,13 +192,22 @@ func (n *Node) incarnation() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	stop, unclean := n.store.Unclean()
 	switch {
-	case ok && n.store.Unclean():
+	case ok && unclean && mayHaveLostDots(stop):
 		// The last writes before the unclean stop may be lost here although other
 		// replicas have them (see storage.Store.Unclean), and with them the dots
 		// they used: a new actor id makes sure no dot is issued twice.
-		n.log.Warn("data directory was not closed cleanly; taking a new actor id so that no version-vector dot is reused", "old_incarnation", string(v))
+		n.log.Warn("data directory was not closed cleanly; taking a new actor id so that no version-vector dot is reused",
+			"old_incarnation", string(v), "fsync", stop.Mode, "same_boot", stop.SameBoot)
 	case ok:
+		if unclean {
+			n.log.Info("data directory was not closed cleanly; every write that left this node is still in the OS, so the actor id stays",
+				"fsync", stop.Mode)
+			if err := n.store.ClearUnclean(); err != nil {
+				return "", err
+			}
+		}
 		return string(v), nil
 	}
 	var b [5]byte
@@ -199,7 +218,7 @@ func (n *Node) incarnation() (string, error) {
 	if err := n.store.PutMeta(key, []byte(inc)); err != nil {
 		return "", err
 	}
-	if n.store.Unclean() {
+	if unclean {
 		if err := n.store.ClearUnclean(); err != nil {
 			return "", err
 		}

@@ -28,9 +28,10 @@
 //     node killed with SIGKILL restarts with every acknowledged write; with
 //     SyncAlways so does one that lost power, on a disk that honours fsync.
 //     SyncNone is for tests and benchmarks. Metadata (PutMeta) is always fsynced.
-//     A meta entry marks the directory open while a Store uses it, so the next Open
-//     knows (Unclean, durable until ClearUnclean) that the last one did not close,
-//     and the node does not reuse version-vector dots whose writes may be lost.
+//     A meta entry marks the directory open while a Store uses it, with its sync
+//     mode and the kernel's boot id, so the next Open knows (Unclean, durable until
+//     ClearUnclean) that the last one did not close and how it ran, and the node
+//     does not reuse version-vector dots whose writes may be lost.
 //     Pebble wedged by a failed WAL write or fsync stops the process (its Fatalf,
 //     and internal/enginepanic for its panics), and so does a failed periodic fsync. With Config.InMemory the data
 //     lives on Pebble's in-memory filesystem and ends with the process, by design

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -133,8 +134,10 @@ type Store struct {
 	// walFS is the file system that defers WAL fsyncs, in SyncInterval mode on
 	// disk only.
 	walFS *walFS
-	// unclean: the data directory was not closed by its last user.
+	// unclean: the data directory was not closed by its last user; stop tells
+	// how that user ran.
 	unclean bool
+	stop    UncleanStop
 	// testHookFill, set by tests only, runs when a read that missed the record
 	// cache has read Pebble and is about to fill the cache.
 	testHookFill func(dk []byte)
@@ -248,34 +251,64 @@ const (
 )
 
 // markOpen notes (durably) that the data directory is in use, after recording
-// whether a process that used it left without closing it.
+// whether a process that used it left without closing it. The mark holds the
+// sync mode and the kernel's boot id, so that the next Open can tell how much
+// the stop may have taken (UncleanStop).
 func (s *Store) markOpen() error {
-	_, open, err := s.GetMeta(metaOpen)
+	last, open, err := s.GetMeta(metaOpen)
 	if err != nil {
 		return err
 	}
-	_, unclean, err := s.GetMeta(metaUnclean)
+	stop, unclean, err := s.GetMeta(metaUnclean)
 	if err != nil {
 		return err
 	}
 	if open && !unclean {
-		if err := s.PutMeta(metaUnclean, []byte{1}); err != nil {
+		if err := s.PutMeta(metaUnclean, last); err != nil {
 			return err
 		}
+		stop = last
 	}
-	s.unclean = open || unclean
-	return s.PutMeta(metaOpen, []byte{1})
+	if s.unclean = open || unclean; s.unclean {
+		s.stop = parseOpenMark(stop)
+	}
+	return s.PutMeta(metaOpen, []byte(string(s.cfg.Sync)+"\n"+bootID()))
+}
+
+// UncleanStop describes the last unclean stop of a data directory.
+type UncleanStop struct {
+	// Mode is the sync mode the stopped process ran with ("" if unknown).
+	Mode SyncMode
+	// SameBoot is set when the machine has not restarted since: the operating
+	// system still holds everything that process wrote, fsynced or not.
+	SameBoot bool
+}
+
+func parseOpenMark(b []byte) UncleanStop {
+	mode, boot, _ := strings.Cut(string(b), "\n")
+	cur := bootID()
+	return UncleanStop{Mode: SyncMode(mode), SameBoot: boot != "" && boot == cur}
+}
+
+// bootID returns the kernel's id of this boot ("" where there is none to read).
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // Unclean reports whether a process that used the data directory ended without
 // closing the store (killed, crashed, or the machine lost power), and nobody has
-// called ClearUnclean since. Its last writes may then be gone even though other
-// replicas got them (a write's record leaves for the replicas while the local
-// WAL record may still be in the process, and a power loss takes what was not
-// fsynced), so the node must not reuse the version-vector dots it handed out:
-// it takes a new actor id, then calls ClearUnclean. The flag is durable, so a
-// node that fails before that does it again at its next start.
-func (s *Store) Unclean() bool { return s.unclean }
+// called ClearUnclean since, with what is known of that stop. Its last writes may
+// then be gone here although other replicas got them: after a power loss (what
+// was not fsynced), or a kill of a process that sends records to replicas before
+// they reach the OS locally (Pebble's NoSync commits). A node must then not reuse
+// the version-vector dots it handed out: it takes a new actor id, then calls
+// ClearUnclean. The flag is durable, so a node that fails before that does it
+// again at its next start.
+func (s *Store) Unclean() (UncleanStop, bool) { return s.stop, s.unclean }
 
 // ClearUnclean records that the unclean stop was dealt with.
 func (s *Store) ClearUnclean() error {

@@ -119,7 +119,7 @@ func TestWALFSDefersSyncs(t *testing.T) {
 func TestIntervalModeWritesReachTheOSBeforeTheAck(t *testing.T) {
 	dir := t.TempDir()
 	s := open(t, Config{Dir: dir, Partitions: 8, Sync: SyncInterval})
-	if s.Unclean() {
+	if _, unclean := s.Unclean(); unclean {
 		t.Fatal("fresh data directory reported unclean")
 	}
 	const n = 500
@@ -130,9 +130,14 @@ func TestIntervalModeWritesReachTheOSBeforeTheAck(t *testing.T) {
 	if err := os.CopyFS(image, os.DirFS(dir)); err != nil {
 		t.Fatal(err)
 	}
-	c := open(t, Config{Dir: image, Partitions: 8, Sync: SyncInterval})
-	if !c.Unclean() {
+	c := open(t, Config{Dir: image, Partitions: 8, Sync: SyncAlways})
+	stop, unclean := c.Unclean()
+	if !unclean {
 		t.Error("a copy of a running store's directory was not reported unclean")
+	}
+	// The stop is described by the process that stopped, not the one that opens.
+	if want := (UncleanStop{Mode: SyncInterval, SameBoot: bootID() != ""}); stop != want {
+		t.Errorf("UncleanStop = %+v, want %+v", stop, want)
 	}
 	for i := range n {
 		r, found := mustGet(t, c, fmt.Sprintf("k%d", i))
@@ -146,16 +151,20 @@ func TestIntervalModeWritesReachTheOSBeforeTheAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	c = open(t, Config{Dir: image, Partitions: 8})
-	if !c.Unclean() {
-		t.Error("the unclean mark did not survive a clean restart before ClearUnclean")
+	if again, unclean := c.Unclean(); !unclean || again != stop {
+		t.Errorf("after a clean restart before ClearUnclean: %+v, %v; want the first stop %+v", again, unclean, stop)
 	}
-	if err := c.ClearUnclean(); err != nil || c.Unclean() {
-		t.Fatalf("ClearUnclean: %v, Unclean after it: %v", err, c.Unclean())
+	if err := c.ClearUnclean(); err != nil {
+		t.Fatal(err)
+	}
+	if _, unclean := c.Unclean(); unclean {
+		t.Fatal("unclean after ClearUnclean")
 	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if c = open(t, Config{Dir: image, Partitions: 8}); c.Unclean() {
+	c = open(t, Config{Dir: image, Partitions: 8})
+	if _, unclean := c.Unclean(); unclean {
 		t.Error("unclean after ClearUnclean and a clean restart")
 	}
 	// A clean close leaves no mark.
@@ -163,10 +172,30 @@ func TestIntervalModeWritesReachTheOSBeforeTheAck(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := open(t, Config{Dir: dir, Partitions: 8})
-	if r.Unclean() {
+	if _, unclean := r.Unclean(); unclean {
 		t.Error("a cleanly closed store reported unclean")
 	}
 	if got := r.Count(); got != n {
 		t.Errorf("Count after reopen = %d, want %d", got, n)
+	}
+}
+
+// TestParseOpenMark: a mark from another boot, or without a boot id, is not the
+// same boot; the mode is read back as written.
+func TestParseOpenMark(t *testing.T) {
+	cur := bootID()
+	for _, tc := range []struct {
+		mark string
+		want UncleanStop
+	}{
+		{"interval\n" + cur, UncleanStop{Mode: SyncInterval, SameBoot: cur != ""}},
+		{"always\n00000000-0000-0000-0000-000000000000", UncleanStop{Mode: SyncAlways}},
+		{"none\n", UncleanStop{Mode: SyncNone}},
+		{"\x01", UncleanStop{Mode: "\x01"}}, // a mark from before the mode was recorded
+		{"", UncleanStop{}},
+	} {
+		if got := parseOpenMark([]byte(tc.mark)); got != tc.want {
+			t.Errorf("parseOpenMark(%q) = %+v, want %+v", tc.mark, got, tc.want)
+		}
 	}
 }
