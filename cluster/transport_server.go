@@ -9,7 +9,6 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"net"
-	"runtime/debug"
 	"sync"
 	"time"
 
@@ -166,8 +165,7 @@ func (t *Transport) serveRequest(ctx context.Context, from string, f trFrame, de
 func (t *Transport) trCallHandler(ctx context.Context, from string, typ uint8, req []byte) (resp []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			stack := debug.Stack()
-			enginepanic.Check(t.log, v, stack)
+			stack := enginepanic.Check(t.log, v)
 			t.log.Error("cluster: handler panic", "from", from, "typ", typ, "panic", v, "stack", string(stack))
 			resp, err = nil, fmt.Errorf("handler panic: %v", v)
 		}

@@ -105,12 +105,7 @@ func decodeBatchReply(b []byte, n int) ([]error, error) {
 func (c *Coordinator) HandleWriteBatch(reqs []WriteRequest) []error {
 	errs := make([]error, len(reqs))
 	for i, req := range reqs {
-		merge := mergeInto(req.Record)
-		if req.HintFor != "" && req.HintFor != c.cfg.Node {
-			_, errs[i] = c.store.UpdateHint(req.HintFor, req.Key, merge)
-		} else {
-			_, errs[i] = c.store.UpdateNoSync(req.Key, merge)
-		}
+		_, errs[i] = c.applyReplicaWrite(req, c.store.UpdateNoSync)
 	}
 	// One sync covers every write above, and also the unchanged ones, whose
 	// record may be a write of this node's own not yet synced (DeferSync).
@@ -208,8 +203,7 @@ func (p *remotePeers) write(ctx context.Context, node string, enc []byte) error 
 // send delivers a batch and tells every writer in it its outcome.
 func (p *remotePeers) send(ctx context.Context, node string, batch []*queuedWrite) {
 	if len(batch) == 1 {
-		_, err := p.c.Call(ctx, node, MsgWrite, batch[0].enc)
-		batch[0].done <- err
+		batch[0].done <- p.writeOne(ctx, node, batch[0].enc)
 		return
 	}
 	reply, err := p.c.Call(ctx, node, MsgWriteBatch, appendWriteBatch(nil, batch))
@@ -224,6 +218,12 @@ func (p *remotePeers) send(ctx context.Context, node string, batch []*queuedWrit
 			w.done <- errs[i]
 		}
 	}
+}
+
+// writeOne sends one encoded WriteRequest in a message of its own.
+func (p *remotePeers) writeOne(ctx context.Context, node string, enc []byte) error {
+	_, err := p.c.Call(ctx, node, MsgWrite, enc)
+	return err
 }
 
 func (p *remotePeers) queue(node string) *writeQueue {

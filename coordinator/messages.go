@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/dynakv/dynakv/internal/wire"
+	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -93,8 +94,7 @@ func (p *remotePeers) Read(ctx context.Context, node string, req ReadRequest) (v
 
 func (p *remotePeers) Write(ctx context.Context, node string, req WriteRequest) error {
 	if !p.batch {
-		_, err := p.c.Call(ctx, node, MsgWrite, req.AppendBinary(nil))
-		return err
+		return p.writeOne(ctx, node, req.AppendBinary(nil))
 	}
 	return p.write(ctx, node, req.AppendBinary(nil))
 }
@@ -201,25 +201,31 @@ func (c *Coordinator) HandleRead(req ReadRequest) (vclock.Set, error) {
 // HandleWrite answers a replica write: the record is merged into this node's
 // replica, or into its hints for req.HintFor, durably, before it returns.
 func (c *Coordinator) HandleWrite(req WriteRequest) error {
-	changed := false
-	merge := mergeInto(req.Record)
-	fn := func(cur vclock.Set, found bool) (vclock.Set, error) {
-		next, err := merge(cur, found)
-		changed = err == nil
-		return next, err
-	}
-	var err error
-	if req.HintFor != "" && req.HintFor != c.cfg.Node {
-		_, err = c.store.UpdateHint(req.HintFor, req.Key, fn)
-	} else {
-		_, err = c.store.Update(req.Key, fn)
-	}
+	changed, err := c.applyReplicaWrite(req, c.store.Update)
 	if err == nil && !changed {
 		// Nothing new, but what is here may be a write of this node's own not yet
 		// synced (DeferSync): the ack promises it is durable.
 		err = c.store.SyncWAL()
 	}
 	return err
+}
+
+// applyReplicaWrite merges req's record into this node's replica with update
+// (Update, or UpdateNoSync for a write a later sync covers), or into its hints
+// for req.HintFor, and reports whether that changed anything.
+func (c *Coordinator) applyReplicaWrite(req WriteRequest, update func([]byte, storage.UpdateFunc) (vclock.Set, error)) (changed bool, err error) {
+	merge := mergeInto(req.Record)
+	fn := func(cur vclock.Set, found bool) (vclock.Set, error) {
+		next, err := merge(cur, found)
+		changed = err == nil
+		return next, err
+	}
+	if req.HintFor != "" && req.HintFor != c.cfg.Node {
+		_, err = c.store.UpdateHint(req.HintFor, req.Key, fn)
+	} else {
+		_, err = update(req.Key, fn)
+	}
+	return changed, err
 }
 
 // HandleScan answers a page of a partition scan from this node's replica.

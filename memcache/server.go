@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -219,8 +218,7 @@ func (s *Server) serveConn(c *conn) {
 	defer s.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
-			stack := debug.Stack()
-			enginepanic.Check(s.cfg.Logger, r, stack)
+			stack := enginepanic.Check(s.cfg.Logger, r)
 			s.cfg.Logger.Error("memcache: panic serving a connection", "panic", r, "stack", string(stack))
 		}
 		c.closer.Close()

@@ -185,7 +185,8 @@ func mayHaveLostDots(stop storage.UncleanStop) bool {
 	return stop.Mode != storage.SyncInterval || !stop.SameBoot
 }
 
-// incarnation returns the id of this node's data, creating it with fresh data.
+// incarnation returns the id of this node's data, creating it with fresh data, or
+// anew after an unclean stop that may have lost dots (mayHaveLostDots).
 func (n *Node) incarnation() (string, error) {
 	const key = "incarnation"
 	v, ok, err := n.store.GetMeta(key)
@@ -193,32 +194,31 @@ func (n *Node) incarnation() (string, error) {
 		return "", err
 	}
 	stop, unclean := n.store.Unclean()
+	inc := string(v)
 	switch {
 	case ok && unclean && mayHaveLostDots(stop):
 		// The last writes before the unclean stop may be lost here although other
 		// replicas have them (see storage.Store.Unclean), and with them the dots
 		// they used: a new actor id makes sure no dot is issued twice.
 		n.log.Warn("data directory was not closed cleanly; taking a new actor id so that no version-vector dot is reused",
-			"old_incarnation", string(v), "fsync", stop.Mode, "same_boot", stop.SameBoot)
-	case ok:
-		if unclean {
-			n.log.Info("data directory was not closed cleanly; every write that left this node is still in the OS, so the actor id stays",
-				"fsync", stop.Mode)
-			if err := n.store.ClearUnclean(); err != nil {
-				return "", err
-			}
+			"old_incarnation", inc, "fsync", stop.Mode, "same_boot", stop.SameBoot)
+		ok = false
+	case unclean:
+		n.log.Info("data directory was not closed cleanly; every write that left this node is still in the OS, so the actor id stays",
+			"fsync", stop.Mode)
+	}
+	if !ok {
+		var b [5]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("node: incarnation: %w", err)
 		}
-		return string(v), nil
-	}
-	var b [5]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("node: incarnation: %w", err)
-	}
-	inc := strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
-	if err := n.store.PutMeta(key, []byte(inc)); err != nil {
-		return "", err
+		inc = strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+		if err := n.store.PutMeta(key, []byte(inc)); err != nil {
+			return "", err
+		}
 	}
 	if unclean {
+		// Only once the id is saved: a node failing before does this again.
 		if err := n.store.ClearUnclean(); err != nil {
 			return "", err
 		}
@@ -233,11 +233,11 @@ func (n *Node) registerGauges() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_expired_reaped_total", Help: "Expired records deleted by the reaper."},
 			func() float64 { return float64(n.store.Metrics().Reaped) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_record_cache_lookups_total", Help: "Record reads that asked the record cache."},
-			func() float64 { return float64(n.store.Metrics().Cache.Lookups) }),
+			func() float64 { return float64(n.store.CacheStats().Lookups) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_record_cache_misses_total", Help: "Record reads the record cache could not answer (they read Pebble)."},
-			func() float64 { return float64(n.store.Metrics().Cache.Misses) }),
+			func() float64 { return float64(n.store.CacheStats().Misses) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_record_cache_bytes", Help: "Memory held by the record cache."},
-			func() float64 { return float64(n.store.Metrics().Cache.Bytes) }),
+			func() float64 { return float64(n.store.CacheStats().Bytes) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members", Help: "Ring members."},
 			func() float64 { return float64(n.clusterStats().members) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members_alive", Help: "Ring members memberlist reports alive."},

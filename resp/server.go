@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -386,8 +385,7 @@ func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
 func (s *Server) safeExec(c *client, args [][]byte) (name string) {
 	defer func() {
 		if r := recover(); r != nil {
-			stack := debug.Stack()
-			enginepanic.Check(s.cfg.Logger, r, stack)
+			stack := enginepanic.Check(s.cfg.Logger, r)
 			s.cfg.Logger.Error("panic serving a command", "addr", c.addr, "panic", r, "stack", string(stack))
 			c.w.reset()
 			c.w.errorLine(errInternal)

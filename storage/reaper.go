@@ -10,16 +10,24 @@ import (
 )
 
 func (s *Store) reapLoop() {
-	t := time.NewTicker(s.cfg.ReapInterval)
+	s.every(s.cfg.ReapInterval, func() {
+		if _, err := s.Reap(s.cfg.ReapBatch); err != nil && !errors.Is(err, ErrClosed) {
+			s.cfg.Logger.Warn("reaping expired records", "err", err)
+		}
+	})
+}
+
+// every runs fn every d until the store's stopper stops: the body of its
+// background workers.
+func (s *Store) every(d time.Duration, fn func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.stopper.ShouldStop():
 			return
 		case <-t.C:
-			if _, err := s.Reap(s.cfg.ReapBatch); err != nil && !errors.Is(err, ErrClosed) {
-				s.cfg.Logger.Warn("reaping expired records", "err", err)
-			}
+			fn()
 		}
 	}
 }

@@ -316,11 +316,8 @@ func (s *Store) ClearUnclean() error {
 		return err
 	}
 	defer s.exit()
-	if err := s.db.Delete(metaKey(metaUnclean), pebble.Sync); err != nil {
+	if err := s.metaDurably(s.db.Delete(metaKey(metaUnclean), pebble.Sync)); err != nil {
 		return fmt.Errorf("storage: clear unclean: %w", err)
-	}
-	if s.walFS != nil {
-		s.syncWALNow("WAL fsync for metadata")
 	}
 	s.unclean = false
 	return nil
@@ -872,15 +869,21 @@ func (s *Store) PutMeta(name string, v []byte) error {
 		return err
 	}
 	defer s.exit()
-	// Metadata (the ring, the node's identity) is rare and precious: it is
-	// fsynced before PutMeta returns whatever the sync mode.
-	if err := s.db.Set(metaKey(name), v, pebble.Sync); err != nil {
+	if err := s.metaDurably(s.db.Set(metaKey(name), v, pebble.Sync)); err != nil {
 		return fmt.Errorf("storage: put meta %q: %w", name, err)
 	}
-	if s.walFS != nil {
+	return nil
+}
+
+// metaDurably completes a metadata write (err is its Pebble error). Metadata (the
+// ring, the node's identity, the clean-stop marks) is rare and precious: it is
+// fsynced before the write returns whatever the sync mode, where SyncInterval's
+// pebble.Sync only reaches the OS.
+func (s *Store) metaDurably(err error) error {
+	if err == nil && s.walFS != nil {
 		s.syncWALNow("WAL fsync for metadata")
 	}
-	return nil
+	return err
 }
 
 // Metrics is a snapshot of the store's counters.

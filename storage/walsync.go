@@ -5,7 +5,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/cockroachdb/pebble/vfs"
 )
@@ -171,16 +170,7 @@ func (s *Store) syncWALNow(why string) {
 	}
 }
 
-// syncLoop fsyncs the WAL every interval until stop is closed.
+// syncLoop fsyncs the WAL every interval until the store stops.
 func (s *Store) syncLoop() {
-	t := time.NewTicker(s.cfg.SyncInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopper.ShouldStop():
-			return
-		case <-t.C:
-			s.syncWALNow("periodic WAL fsync")
-		}
-	}
+	s.every(s.cfg.SyncInterval, func() { s.syncWALNow("periodic WAL fsync") })
 }

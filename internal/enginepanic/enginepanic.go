@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 )
 
 // enginePackage prefixes every function of the storage engine in a stack trace.
@@ -28,12 +29,18 @@ func Raised(stack []byte) bool { return bytes.Contains(stack, enginePackage) }
 // exit ends the process; tests replace it.
 var exit = os.Exit
 
-// Check ends the process if the panic r, recovered with stack, came through the
-// storage engine, and returns otherwise.
-func Check(log *slog.Logger, r any, stack []byte) {
-	if !Raised(stack) {
-		return
+// Check is called by the deferred function that recovered the panic r: it ends
+// the process if the panic came through the storage engine, and returns the
+// panic's stack for the caller to log otherwise.
+func Check(log *slog.Logger, r any) (stack []byte) {
+	stack = debug.Stack()
+	check(log, r, stack)
+	return stack
+}
+
+func check(log *slog.Logger, r any, stack []byte) {
+	if Raised(stack) {
+		log.Error("storage engine panicked; the node stops", "panic", fmt.Sprint(r), "stack", string(stack))
+		exit(70)
 	}
-	log.Error("storage engine panicked; the node stops", "panic", fmt.Sprint(r), "stack", string(stack))
-	exit(70)
 }

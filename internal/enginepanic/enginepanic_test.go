@@ -3,7 +3,6 @@ package enginepanic
 import (
 	"bytes"
 	"log/slog"
-	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -23,7 +22,7 @@ func TestCheck(t *testing.T) {
 			exit = func(c int) { code = c }
 			defer func() { exit = nil }()
 			var logs bytes.Buffer
-			Check(slog.New(slog.NewTextHandler(&logs, nil)), "boom", []byte(tc.stack))
+			check(slog.New(slog.NewTextHandler(&logs, nil)), "boom", []byte(tc.stack))
 			if got := code == 70; got != tc.exits {
 				t.Fatalf("exit code %d, want an exit: %v", code, tc.exits)
 			}
@@ -34,14 +33,13 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-// TestRaisedSeesTheRecoveredPanicsStack: debug.Stack in the deferred function
-// that recovers still shows the frames the panic came through.
-func TestRaisedSeesTheRecoveredPanicsStack(t *testing.T) {
+// TestCheckSeesTheRecoveredPanicsStack: Check, called in the deferred function
+// that recovers, sees (and returns) the frames the panic came through.
+func TestCheckSeesTheRecoveredPanicsStack(t *testing.T) {
 	var stack []byte
 	func() {
 		defer func() {
-			recover()
-			stack = debug.Stack()
+			stack = Check(slog.New(slog.DiscardHandler), recover())
 		}()
 		panicHere()
 	}()
