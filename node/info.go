@@ -43,6 +43,9 @@ func (n *Node) info(section string) []resp.InfoField {
 		add("memory", "record_cache_entries", sm.Cache.Entries)
 		add("memory", "record_cache_lookups", sm.Cache.Lookups)
 		add("memory", "record_cache_misses", sm.Cache.Misses)
+		cs := n.store.CommitStats()
+		add("memory", "storage_synced_commits", cs.Commits)
+		add("memory", "storage_commit_groups", cs.Groups)
 	}
 	if want("cluster") {
 		add("cluster", "node_name", n.cfg.Name)

@@ -131,6 +131,7 @@ type Store struct {
 	db  *pebble.DB
 	wo  *pebble.WriteOptions
 	rc  *recordCache // nil when off
+	gc  committer    // groups the synced commits of concurrent writers
 	// walFS is the file system that defers WAL fsyncs, in SyncInterval mode on
 	// disk only.
 	walFS *walFS
@@ -214,6 +215,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
 	}
 	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), walFS: wfs, counts: make([]atomic.Int64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{})}
+	s.gc.db = db
 	if cfg.Sync == SyncNone {
 		s.wo = pebble.NoSync
 	}
@@ -552,7 +554,7 @@ func (s *Store) SyncWAL() error {
 	if s.wo == pebble.NoSync {
 		return nil
 	}
-	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+	if err := s.gc.commit(nil); err != nil {
 		return fmt.Errorf("storage: sync wal: %w", err)
 	}
 	return nil
@@ -598,6 +600,14 @@ func (s *Store) modify(k []byte, fn UpdateFunc, keepEnc bool) (cur vclock.Set, c
 	return cur, curEnc, found, next, true, nil
 }
 
+// commit commits b: a synced commit joins the group commit of concurrent writers.
+func (s *Store) commit(b *pebble.Batch, wo *pebble.WriteOptions) error {
+	if wo.Sync {
+		return s.gc.commit(b)
+	}
+	return b.Commit(wo)
+}
+
 // write replaces (or deletes, for an empty next) a record and keeps the expiry and
 // grave indexes and counts in step, then tells the observer (curEnc is cur's stored
 // encoding, needed only when there is one). The caller holds the key's lock.
@@ -626,7 +636,7 @@ func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, cu
 			return err
 		}
 	}
-	if err := b.Commit(wo); err != nil {
+	if err := s.commit(b, wo); err != nil {
 		// Pebble may have applied the batch before its WAL write or sync failed:
 		// what the record is now is unknown, so the cache forgets it.
 		s.rc.forget(dk)
