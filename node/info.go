@@ -30,6 +30,7 @@ func (n *Node) info(section string) []resp.InfoField {
 		add("server", "node_name", n.cfg.Name)
 		add("server", "actor_id", n.actor)
 		add("server", "storage", n.cfg.Storage)
+		add("server", "go_maxprocs", runtime.GOMAXPROCS(0))
 	}
 	if want("memory") {
 		var ms runtime.MemStats
