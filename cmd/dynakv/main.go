@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -51,7 +50,6 @@ func newServerCmd() *cobra.Command {
 	var clockOffset time.Duration
 	var recordCacheMB int64
 	var noSync bool
-	var procs int
 	cmd := &cobra.Command{
 		Use:   "server",
 		Short: "Run a dynakv node",
@@ -91,9 +89,6 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 			default:
 				cfg.RecordCacheBytes = recordCacheMB << 20
 			}
-			if err := setProcs(procs, cmd.Flags().Changed("procs"), logger); err != nil {
-				return err
-			}
 			return runServer(cmd.Context(), cfg)
 		},
 	}
@@ -129,7 +124,6 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.Int64Var(&recordCacheMB, "record-cache-mb", 64, "MiB of recently read and written records kept in memory so that their reads skip the storage engine (at least 32 when on); 0 turns the cache off")
 	f.StringVar((*string)(&cfg.Fsync), "fsync", string(d.Fsync), `when a write is durable: "interval" acknowledges it once it is in the OS (a killed node loses nothing) and fsyncs every --fsync-interval (a power loss can lose that interval on this node, as with Redis's appendfsync everysec); "always" fsyncs before acknowledging (every write waits for the disk); "none" for tests and benchmarks (even a killed node may lose its last writes)`)
 	f.DurationVar(&cfg.FsyncInterval, "fsync-interval", d.FsyncInterval, "fsync period of --fsync interval")
-	f.IntVar(&procs, "procs", 0, "processors the node's Go code runs on (GOMAXPROCS); 0: one fewer than the CPUs it may use, at least 1, leaving a core to the kernel's network stack and to the clients on the host (the GOMAXPROCS environment variable, when set, decides instead)")
 	f.BoolVar(&noSync, "no-sync", false, "same as --fsync none")
 	_ = f.MarkDeprecated("no-sync", "use --fsync none")
 	// Test only: the chaos harness (compat/chaos) skews one node's clock to check
@@ -139,26 +133,6 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
-}
-
-// setProcs sets GOMAXPROCS from --procs. By default it leaves one of the CPUs
-// the process may use (Go's own default, which follows cgroup limits) to the
-// kernel and the other processes: a node is network bound, and the kernel's TCP
-// work for its connections, and often its clients, run on the same cores. On a
-// 2-CPU host with the clients on it, one processor served redis-benchmark GETs
-// about 1.4x faster than two (see README, Performance).
-func setProcs(procs int, given bool, log *slog.Logger) error {
-	switch {
-	case procs < 0:
-		return fmt.Errorf("--procs must not be negative, got %d", procs)
-	case procs == 0 && !given && os.Getenv("GOMAXPROCS") != "":
-		return nil
-	case procs == 0:
-		procs = max(1, runtime.GOMAXPROCS(0)-1)
-	}
-	runtime.GOMAXPROCS(procs)
-	log.Debug("processors set", "procs", procs, "cpus", runtime.NumCPU())
-	return nil
 }
 
 // flagOrEnv sets *dst from the environment variable env unless the flag was given:
