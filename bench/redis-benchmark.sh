@@ -8,13 +8,17 @@
 # default; STORAGE=memory to change) on free loopback ports, runs
 #   redis-benchmark -t set,get -n $REQUESTS -c 50 -r 100000 -d 100 -P {1,16}
 # against each (and against redis-server --appendonly yes --appendfsync $AOF_FSYNC,
-# the durability of dynakv's --fsync $FSYNC: everysec for interval, always for always), alternating, and prints requests/s, p50 and p99 with the ratio. Then it
+# the durability of dynakv's --fsync $FSYNC: everysec for interval, always for always),
+# alternating, for $ROUNDS rounds (default 3: throughput here drifts by 10-15% from
+# minute to minute), and prints requests/s, p50 and p99 of each run, then the
+# medians and their ratios. Then it
 # loads 1,000,000 keys of 100 bytes into dynakv with redis-cli --pipe and reports RSS.
 # FSYNC=always|interval|none picks dynakv's --fsync (default interval).
 # Needs redis-server, redis-benchmark, redis-cli (make tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-200000}
+ROUNDS=${ROUNDS:-3}
 STORAGE=${STORAGE:-disk}
 LOADKEYS=${LOADKEYS:-1000000}
 FSYNC=${FSYNC:-interval}
@@ -46,24 +50,28 @@ run() {
   redis-benchmark -p "$1" -t set,get -n "$REQUESTS" -c 50 -r 100000 -d 100 -P "$2" --csv 2>/dev/null |
     awk -F, 'NR>1 { gsub(/"/,""); print $1, $2, $5, $7 }'
 }
-printf '%-4s %-3s %-10s %12s %9s %9s\n' test P server 'requests/s' 'p50 ms' 'p99 ms'
+printf '%-5s %-4s %-3s %-10s %12s %9s %9s\n' round test P server 'requests/s' 'p50 ms' 'p99 ms'
 declare -A rps
-for P in 1 16; do
-  for server in redis redis-aof dynakv; do
-    case $server in redis) port=$RPORT ;; redis-aof) port=$APORT ;; dynakv) port=$DPORT ;; esac
-    while read -r test r p50 p99; do
-      printf '%-4s %-3s %-10s %12s %9s %9s\n' "$test" "$P" "$server" "$r" "$p50" "$p99"
-      rps[$test-$P-$server]=$r
-    done < <(run "$port" "$P")
+for round in $(seq "$ROUNDS"); do
+  for P in 1 16; do
+    for server in redis redis-aof dynakv; do
+      case $server in redis) port=$RPORT ;; redis-aof) port=$APORT ;; dynakv) port=$DPORT ;; esac
+      while read -r test r p50 p99; do
+        printf '%-5s %-4s %-3s %-10s %12s %9s %9s\n' "$round" "$test" "$P" "$server" "$r" "$p50" "$p99"
+        rps[$test-$P-$server]+="$r "
+      done < <(run "$port" "$P")
+    done
   done
 done
+# median LIST -> the median of a space-separated list of numbers
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo
+echo "medians of $ROUNDS rounds (requests/s):"
 for P in 1 16; do
   for test in SET GET; do
-    awk -v a="${rps[$test-$P-dynakv]}" -v b="${rps[$test-$P-redis]}" -v t="$test" -v p="$P" \
-      'BEGIN { printf "ratio dynakv/redis %s -P %s: %.2f\n", t, p, a/b }'
-    awk -v a="${rps[$test-$P-dynakv]}" -v b="${rps[$test-$P-redis-aof]}" -v t="$test" -v p="$P" \
-      -v f="$AOF_FSYNC" 'BEGIN { printf "ratio dynakv/redis-aof(appendfsync %s) %s -P %s: %.2f\n", f, t, p, a/b }'
+    d=$(median "${rps[$test-$P-dynakv]}") r=$(median "${rps[$test-$P-redis]}") a=$(median "${rps[$test-$P-redis-aof]}")
+    awk -v d="$d" -v r="$r" -v a="$a" -v t="$test" -v p="$P" -v f="$AOF_FSYNC" 'BEGIN {
+      printf "%s -P %-2s dynakv %9.0f  redis %9.0f  ratio %.2f   redis-aof(appendfsync %s) %9.0f  ratio %.2f\n", t, p, d, r, d / r, f, a, d / a }'
   done
 done
 
