@@ -136,6 +136,8 @@ type Coordinator struct {
 	closed  bool
 	repairs chan struct{} // semaphore bounding read repairs in flight
 	stats   counters
+	// deadlines shares request contexts between requests (requestContext).
+	deadlines sharedDeadline
 }
 
 // New returns a Coordinator over store.

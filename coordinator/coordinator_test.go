@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dynakv/dynakv/storage"
@@ -649,4 +650,63 @@ func TestScanPageWithConcurrentChanges(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRequestContext checks the deadlines replica calls get: RequestTimeout from
+// now, late by at most RequestTimeout/64 and shared while that holds, the caller's
+// own deadline when earlier, and never the caller's cancellation; Close ends them.
+func TestRequestContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _ := newCoordinator(t, 16, nil)
+		timeout := c.cfg.RequestTimeout
+		slack := timeout / 64
+		within := func(ctx context.Context, want time.Time) {
+			t.Helper()
+			d, ok := ctx.Deadline()
+			if !ok || d.Before(want) || d.Sub(want) > slack {
+				t.Fatalf("deadline %v (set %v), want in [%v, +%v]", d, ok, want, slack)
+			}
+		}
+		parent, cancelParent := context.WithCancel(context.Background())
+		a, cancelA := c.requestContext(parent)
+		within(a, time.Now().Add(timeout))
+		time.Sleep(slack / 2)
+		b, cancelB := c.requestContext(parent)
+		within(b, time.Now().Add(timeout))
+		if a != b {
+			t.Fatal("requests within the slack got different contexts")
+		}
+		time.Sleep(slack)
+		d, cancelD := c.requestContext(parent)
+		within(d, time.Now().Add(timeout))
+		if d == a {
+			t.Fatal("a context was shared past its slack")
+		}
+		short, cancelShort := context.WithTimeout(parent, timeout/2)
+		e, cancelE := c.requestContext(short)
+		if got, _ := e.Deadline(); !got.Equal(time.Now().Add(timeout / 2)) {
+			t.Fatalf("caller's earlier deadline: got %v", got)
+		}
+		cancelParent()
+		cancelShort()
+		cancelA()
+		cancelB()
+		if a.Err() != nil || d.Err() != nil || e.Err() != nil {
+			t.Fatal("a request context ended with its caller")
+		}
+		time.Sleep(timeout + 2*slack)
+		if !errors.Is(a.Err(), context.DeadlineExceeded) || !errors.Is(d.Err(), context.DeadlineExceeded) {
+			t.Fatalf("past the deadline: %v, %v", a.Err(), d.Err())
+		}
+		f, cancelF := c.requestContext(context.Background())
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if f.Err() == nil {
+			t.Fatal("Close left a request context running")
+		}
+		cancelD()
+		cancelE()
+		cancelF()
+	})
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -157,14 +158,58 @@ func (c *Coordinator) plan(key []byte) plan {
 // requestContext returns the context replica calls run under: the request's
 // deadline (or RequestTimeout, whichever is earlier), but not its cancellation, so
 // replica writes go on after the client hung up or the quorum answered; Close
-// cancels it.
+// cancels it. Requests without an earlier deadline of their own share one context
+// per RequestTimeout/64 (their deadline is at most that much later than asked),
+// which spares each of them a timer.
 func (c *Coordinator) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	rctx, cancel := c.sharedContext(ctx)
+	if cancel == nil {
+		return rctx, func() {}
+	}
+	return rctx, cancel
+}
+
+// sharedContext is requestContext, with a nil cancel when the context is shared
+// (there is nothing to release).
+func (c *Coordinator) sharedContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	deadline := time.Now().Add(c.cfg.RequestTimeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+		return context.WithDeadline(c.base, d)
 	}
-	bg, cancel := context.WithDeadline(c.base, deadline)
-	return bg, cancel
+	return c.deadlines.get(c.base, deadline, c.cfg.RequestTimeout/64), nil
+}
+
+// sharedDeadline hands out one context to every request whose deadline falls in
+// the window it covers.
+type sharedDeadline struct {
+	cur atomic.Pointer[deadlineCtx]
+	mu  sync.Mutex // serialises replacing cur
+}
+
+type deadlineCtx struct {
+	ctx    context.Context
+	cancel context.CancelFunc // released by the deadline's own timer, or with the parent
+	until  time.Time
+}
+
+// get returns a context of parent that ends between deadline and deadline+slack.
+func (s *sharedDeadline) get(parent context.Context, deadline time.Time, slack time.Duration) context.Context {
+	covers := func(d *deadlineCtx) bool {
+		return d != nil && !d.until.Before(deadline) && d.until.Sub(deadline) <= slack
+	}
+	if d := s.cur.Load(); covers(d) {
+		return d.ctx
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.cur.Load(); covers(d) {
+		return d.ctx
+	}
+	// The context replaced stays with the requests that hold it; its timer ends it.
+	d := &deadlineCtx{until: deadline.Add(slack)}
+	d.ctx, d.cancel = context.WithDeadline(parent, d.until)
+	s.cur.Store(d)
+	return d.ctx
 }
 
 // quorumModify coordinates a write: an optional quorum read (opt.ReadFirst), the
@@ -231,7 +276,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 	if acks >= w && len(pn.remote) == 0 {
 		return false, nil
 	}
-	rctx, cancel := c.requestContext(ctx)
+	rctx, cancel := c.sharedContext(ctx)
 	results := make(chan bool, len(pn.remote)+1)
 	pending := 0
 	localDone := make(chan bool, 1)
@@ -272,7 +317,9 @@ wait:
 			break wait
 		}
 	}
-	releaseAfter(c, pending, results, cancel)
+	if cancel != nil {
+		releaseAfter(c, pending, results, cancel)
+	}
 	select {
 	case localSynced = <-localDone:
 	default:
