@@ -36,6 +36,11 @@
 //     and internal/enginepanic for its panics), and so does a failed periodic fsync. With Config.InMemory the data
 //     lives on Pebble's in-memory filesystem and ends with the process, by design
 //     (a cache tier).
+//   - Synced commits (every write but UpdateNoSync's, and SyncWAL) go through group
+//     commit (committer): the writers waiting at one moment share one merged Pebble
+//     batch, one WAL write and one sync, and each gets the group's result. A merged
+//     batch is atomic, so a group fails or succeeds as one; the writers hold their
+//     key locks throughout and nothing in a commit waits for a key lock.
 //   - The record cache (recordCache) holds exactly what Pebble holds for each key it
 //     caches: every change updates it under the key's lock after the commit, misses
 //     fill it only under the key's lock, and partition drops reset it under every
@@ -67,6 +72,7 @@
 // (FLUSHALL) drops every hint too, or a later replay would resurrect flushed data;
 // DropHints drops one owner's hints when the owner leaves the ring.
 //
-// A Store is safe for concurrent use. Its only goroutine is the reaper, started by
-// Open and stopped by Close.
+// A Store is safe for concurrent use. Its goroutines are the reaper and, in
+// SyncInterval mode on disk, the WAL fsync loop, started by Open and stopped by
+// Close; group commit runs on its writers' goroutines.
 package storage
