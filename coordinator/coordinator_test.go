@@ -710,3 +710,26 @@ func TestRequestContext(t *testing.T) {
 		cancelF()
 	})
 }
+
+// TestSharedDeadlineConcurrent asks for contexts from many goroutines at once:
+// every one must end no earlier than asked and at most the slack later.
+func TestSharedDeadlineConcurrent(t *testing.T) {
+	var s sharedDeadline
+	parent, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	const slack = time.Millisecond
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 2000 {
+				want := time.Now().Add(time.Second)
+				d, ok := s.get(parent, want, slack).Deadline()
+				if !ok || d.Before(want) || d.Sub(want) > slack {
+					t.Errorf("deadline %v (set %v), want in [%v, +%v]", d, ok, want, slack)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}

@@ -206,9 +206,12 @@ func (s *sharedDeadline) get(parent context.Context, deadline time.Time, slack t
 		return d.ctx
 	}
 	// The context replaced stays with the requests that hold it; its timer ends it.
+	// A request that took its time to get here does not replace a later one.
 	d := &deadlineCtx{until: deadline.Add(slack)}
 	d.ctx, d.cancel = context.WithDeadline(parent, d.until)
-	s.cur.Store(d)
+	if cur := s.cur.Load(); cur == nil || cur.until.Before(d.until) {
+		s.cur.Store(d)
+	}
 	return d.ctx
 }
 
@@ -463,7 +466,8 @@ wait:
 		}
 	}
 	// The remaining replies, and the read repair, are collected in the background,
-	// which then releases rctx. got is the background's from here on.
+	// which then releases rctx (when it is not shared). got is the background's from
+	// here on.
 	if pending == 0 && !needsRepair(got) || !c.goBackground(func() {
 		defer cancel()
 		for ; pending > 0; pending-- {

@@ -36,9 +36,10 @@
 //     and internal/enginepanic for its panics), and so does a failed periodic fsync. With Config.InMemory the data
 //     lives on Pebble's in-memory filesystem and ends with the process, by design
 //     (a cache tier).
-//   - Synced commits (every write but UpdateNoSync's, and SyncWAL) go through group
-//     commit (committer): the writers waiting at one moment share one merged Pebble
-//     batch, one WAL write and one sync, and each gets the group's result. A merged
+//   - Synced record writes (Update, the reaper's deletes) and SyncWAL go through
+//     group commit (committer): the writers waiting at one moment share one merged
+//     Pebble batch, one WAL write and one sync, and each gets the group's result.
+//     (Hint writes, partition drops and metadata commit alone.) A merged
 //     batch is atomic, so a group fails or succeeds as one; the writers hold their
 //     key locks throughout and nothing in a commit waits for a key lock.
 //   - The record cache (recordCache) holds exactly what Pebble holds for each key it

@@ -132,3 +132,76 @@ func TestGroupCommitLimits(t *testing.T) {
 		t.Fatalf("Count = %d", s.Count())
 	}
 }
+
+// TestGroupCommitMixed groups writes, deletes and bare WAL syncs together, then a
+// group of syncs alone (committed as a WAL sync with nothing to write).
+func TestGroupCommitMixed(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, Partitions: 16, Logger: quietLogger(), ReapInterval: time.Hour}
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		put(t, s, fmt.Sprintf("del%d", i), rec(val("v", 0)))
+	}
+	before := s.CommitStats()
+	const sets, dels, syncs = 10, 10, 5
+	holdFirstLeader(s, sets+dels+syncs-1)
+	var wg sync.WaitGroup
+	errs := make(chan error, sets+dels+syncs)
+	for i := range sets {
+		wg.Go(func() {
+			_, err := s.Update([]byte(fmt.Sprintf("set%d", i)), func(vclock.Set, bool) (vclock.Set, error) { return rec(val("new", 0)), nil })
+			errs <- err
+		})
+	}
+	for i := range dels {
+		wg.Go(func() {
+			_, err := s.Update([]byte(fmt.Sprintf("del%d", i)), func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, nil })
+			errs <- err
+		})
+	}
+	for range syncs {
+		wg.Go(func() { errs <- s.SyncWAL() })
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := s.CommitStats(); st.Commits-before.Commits != sets+dels+syncs || st.Groups-before.Groups != 1 {
+		t.Fatalf("CommitStats %+v after %+v, want %d commits in 1 group", st, before, sets+dels+syncs)
+	}
+	// A group of syncs only.
+	before = s.CommitStats()
+	holdFirstLeader(s, syncs-1)
+	for range syncs {
+		wg.Go(func() {
+			if err := s.SyncWAL(); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if st := s.CommitStats(); st.Commits-before.Commits != syncs || st.Groups-before.Groups != 1 {
+		t.Fatalf("CommitStats %+v after %+v, want %d syncs in 1 group", st, before, syncs)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, cfg)
+	if s.Count() != sets {
+		t.Fatalf("Count after reopen = %d, want %d", s.Count(), sets)
+	}
+	for i := range sets {
+		if _, ok := mustGet(t, s, fmt.Sprintf("set%d", i)); !ok {
+			t.Fatalf("set%d lost", i)
+		}
+		if _, ok := mustGet(t, s, fmt.Sprintf("del%d", i)); ok {
+			t.Fatalf("del%d still there", i)
+		}
+	}
+}
