@@ -105,18 +105,14 @@ func (c *committer) lead(r *commitReq) error {
 	c.mu.Lock()
 	group := append(c.group[:0], r)
 	size := batchLen(r.b)
-	taken := 0
 	for _, q := range c.queue {
 		n := batchLen(q.b)
 		if len(group) == maxGroupWrites || size+n > maxGroupBytes {
 			break
 		}
 		group, size = append(group, q), size+n
-		taken++
 	}
-	rest := copy(c.queue, c.queue[taken:])
-	clear(c.queue[rest:])
-	c.queue = c.queue[:rest]
+	c.dequeue(len(group) - 1)
 	c.mu.Unlock()
 
 	err := c.apply(group)
@@ -133,9 +129,7 @@ func (c *committer) lead(r *commitReq) error {
 	var next *commitReq
 	if len(c.queue) > 0 {
 		next = c.queue[0]
-		rest := copy(c.queue, c.queue[1:])
-		c.queue[rest] = nil
-		c.queue = c.queue[:rest]
+		c.dequeue(1)
 	} else {
 		c.leading = false
 	}
@@ -147,28 +141,33 @@ func (c *committer) lead(r *commitReq) error {
 	return err
 }
 
-// apply commits the group's batches as one, with a WAL sync.
+// apply commits the group's batches as one, with a WAL sync: a sync alone when
+// there is nothing to write (Pebble does not sync for an empty batch).
 func (c *committer) apply(group []*commitReq) error {
-	if len(group) == 1 {
-		if b := group[0].b; b != nil {
-			return b.Commit(pebble.Sync)
+	b := group[0].b
+	if len(group) > 1 {
+		b = c.db.NewBatch()
+		defer b.Close()
+		for _, r := range group {
+			if r.b == nil {
+				continue
+			}
+			if err := b.Apply(r.b, nil); err != nil {
+				return err
+			}
 		}
+	}
+	if b == nil || b.Empty() {
 		return c.db.LogData(nil, pebble.Sync)
 	}
-	gb := c.db.NewBatch()
-	defer gb.Close()
-	for _, r := range group {
-		if r.b == nil {
-			continue
-		}
-		if err := gb.Apply(r.b, nil); err != nil {
-			return err
-		}
-	}
-	if gb.Empty() {
-		return c.db.LogData(nil, pebble.Sync)
-	}
-	return gb.Commit(pebble.Sync)
+	return b.Commit(pebble.Sync)
+}
+
+// dequeue removes the first n queued writers; the caller holds mu.
+func (c *committer) dequeue(n int) {
+	rest := copy(c.queue, c.queue[n:])
+	clear(c.queue[rest:])
+	c.queue = c.queue[:rest]
 }
 
 func batchLen(b *pebble.Batch) int {
