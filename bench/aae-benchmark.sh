@@ -22,8 +22,8 @@ start_node() { # i aae-interval
   local i=$1 join=()
   [ "$i" -gt 0 ] && join=(--join 127.0.0.1:"${GOSSIP[0]}")
   ./bin/dynakv server --name "aae$((i+1))" --storage memory \
-    --resp 127.0.0.1:"${RESP[$i]}" --memcache 127.0.0.1:"$(port)" --http 127.0.0.1:"$(port)" \
-    --gossip 127.0.0.1:"${GOSSIP[$i]}" --cluster 127.0.0.1:"$(port)" --secret bench \
+    --resp 127.0.0.1:"${RESP[$i]}" --memcache 127.0.0.1:"$(free_port)" --http 127.0.0.1:"$(free_port)" \
+    --gossip 127.0.0.1:"${GOSSIP[$i]}" --cluster 127.0.0.1:"$(free_port)" --secret bench \
     --hinted-handoff=false --aae-interval "$2" --aae-max-keys-per-sec "$AAE_RATE" \
     --log-level warn "${join[@]}" >>"$work/dynakv$i.log" 2>&1 &
   pids+=($!)
@@ -37,7 +37,7 @@ printf '%-14s %-4s %12s %9s %9s\n' anti-entropy test 'requests/s' 'p50 ms' 'p99 
 declare -A p99
 for mode in off on; do
   interval=-1s; [ $mode = on ] && interval=1s
-  for i in 0 1 2; do RESP[$i]=$(port); GOSSIP[$i]=$(port); done
+  for i in 0 1 2; do RESP[$i]=$(free_port); GOSSIP[$i]=$(free_port); done
   declare -A NODEPID=()
   for i in 0 1 2; do start_node "$i" "$interval"; done
   wait_alive 3

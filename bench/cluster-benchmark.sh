@@ -17,17 +17,17 @@ REQUESTS=${REQUESTS:-200000}
 STORAGE=${STORAGE:-disk}
 . bench/lib.sh
 
-RPORT=$(port)
+RPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 declare -a RESP HTTP GOSSIP
-for i in 0 1 2; do RESP[$i]=$(port); HTTP[$i]=$(port); GOSSIP[$i]=$(port); done
+for i in 0 1 2; do RESP[$i]=$(free_port); HTTP[$i]=$(free_port); GOSSIP[$i]=$(free_port); done
 for i in 0 1 2; do
   join=()
   [ "$i" -gt 0 ] && join=(--join 127.0.0.1:"${GOSSIP[0]}")
   ./bin/dynakv server --name "bench$((i+1))" --storage "$STORAGE" --data-dir "$work/d$i" \
-    --resp 127.0.0.1:"${RESP[$i]}" --memcache 127.0.0.1:"$(port)" --http 127.0.0.1:"${HTTP[$i]}" \
-    --gossip 127.0.0.1:"${GOSSIP[$i]}" --cluster 127.0.0.1:"$(port)" --secret bench \
+    --resp 127.0.0.1:"${RESP[$i]}" --memcache 127.0.0.1:"$(free_port)" --http 127.0.0.1:"${HTTP[$i]}" \
+    --gossip 127.0.0.1:"${GOSSIP[$i]}" --cluster 127.0.0.1:"$(free_port)" --secret bench \
     --log-level warn "${join[@]}" >"$work/dynakv$i.log" 2>&1 &
   pids+=($!)
 done

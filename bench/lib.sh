@@ -8,15 +8,5 @@ work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-# port prints a loopback port that was free a moment ago and that this run has not
-# handed out yet (the kernel may give successive bind(0) calls the same port; the
-# record is a file because port runs in command substitutions).
-port() {
-  local p
-  while :; do
-    p=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    grep -qx "$p" "$work/ports" 2>/dev/null || break
-  done
-  echo "$p" >>"$work/ports"
-  echo "$p"
-}
+FREE_PORTS=$work/ports
+. scripts/freeport.sh

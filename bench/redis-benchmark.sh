@@ -27,7 +27,7 @@ AOF_FSYNC=everysec
 [ "$FSYNC" = always ] && AOF_FSYNC=always
 . bench/lib.sh
 
-RPORT=$(port); APORT=$(port); DPORT=$(port); HPORT=$(port); MPORT=$(port); GPORT=$(port); CPORT=$(port)
+RPORT=$(free_port); APORT=$(free_port); DPORT=$(free_port); HPORT=$(free_port); MPORT=$(free_port); GPORT=$(free_port); CPORT=$(free_port)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 # The same durability as dynakv's default: fsync before acknowledging every write.

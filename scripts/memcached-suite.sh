@@ -122,21 +122,7 @@ fetch_source() {
   echo "${dir%/}"
 }
 
-# free_port prints a loopback port nobody listened on a moment ago and that this run
-# has not handed out yet. The kernel may give successive bind(0) calls the same port
-# (once a node's gossip and memcached ports got one number and the node could not
-# start), so handed-out ports are recorded, in a file since free_port runs in command
-# substitutions, whose subshells would lose a variable.
-USED_PORTS=$(mktemp)
-free_port() {
-  local p
-  while :; do
-    p=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1:0")->sockport')
-    grep -qx "$p" "$USED_PORTS" || break
-  done
-  echo "$p" >>"$USED_PORTS"
-  echo "$p"
-}
+. "$ROOT/scripts/freeport.sh"
 
 PIDS=()
 cleanup_servers() {
@@ -145,7 +131,7 @@ cleanup_servers() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   PIDS=()
 }
-trap 'cleanup_servers; rm -f "$USED_PORTS"' EXIT
+trap 'cleanup_servers; rm -f "$FREE_PORTS"' EXIT
 
 # wait_port waits until 127.0.0.1:$1 accepts connections (at most 20s).
 wait_port() {

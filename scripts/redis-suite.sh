@@ -104,23 +104,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# free_port picks a loopback TCP port nobody listened on a moment ago and that this
-# run has not handed out yet.
-# It sets $port_out (not printed: a command substitution's subshell would lose
-# used_ports).
-used_ports=" "
-free_port() {
-  local p
-  while :; do
-    p=$(( 22000 + RANDOM % 10000 )) # below the ephemeral range and runtest's 21079..21111
-    case $used_ports in *" $p "*) continue ;; esac
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-      used_ports+="$p "
-      port_out=$p
-      return
-    fi
-  done
-}
+FREE_PORTS=$work/ports
+. scripts/freeport.sh
 
 # wait_ready HOST PORT MEMBERS: waits (at most 30s) until the RESP port answers PING
 # and INFO cluster shows MEMBERS alive members.
@@ -141,9 +126,9 @@ wait_ready() {
 # its RESP and gossip ports.
 start_dynakv() {
   local name=$1 join=$2 cport
-  free_port; resp=$port_out
-  free_port; gossip=$port_out
-  free_port; cport=$port_out
+  resp=$(free_port)
+  gossip=$(free_port)
+  cport=$(free_port)
   local args=(server --storage memory --name "$name" --data-dir "$work/$name"
     --resp "127.0.0.1:$resp" --memcache off --http off --gossip "127.0.0.1:$gossip"
     --cluster "127.0.0.1:$cport" --secret redis-suite --log-level error --max-value-bytes 8388608)
@@ -198,7 +183,7 @@ for target in $targets; do
       run_target cluster "$port"
       ;;
     redis)
-      free_port; port=$port_out
+      port=$(free_port)
       redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
       pids+=($!)
