@@ -5,11 +5,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -70,15 +72,37 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
+// Ports freeAddr handed out in this test binary.
+var (
+	portsMu   sync.Mutex
+	portsUsed = map[int]bool{}
+)
+
+// freeAddr returns a loopback address with a port nobody listened on a moment ago
+// and that this test binary has not handed out yet. Ports come from 22000-31999,
+// as scripts/freeport.sh picks them: below the kernel's ephemeral range, so no
+// outgoing connection (of a node, a client, or another test package run in
+// parallel) takes one between the pick and the server's bind, and never twice
+// (bind(0) may give successive calls one port).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	portsMu.Lock()
+	defer portsMu.Unlock()
+	for range 10000 {
+		p := 22000 + rand.IntN(10000)
+		if portsUsed[p] {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
+		if err != nil {
+			continue
+		}
+		ln.Close()
+		portsUsed[p] = true
+		return ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	t.Fatal("no free loopback port in 22000-31999")
+	return ""
 }
 
 // startNode starts a dynakv server on fresh loopback ports with its data in a
