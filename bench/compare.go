@@ -19,6 +19,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dynakv/dynakv/internal/freeport"
 )
 
 // Names of the servers Compare runs.
@@ -505,14 +507,16 @@ func membersAlive(httpAddr string, want int) error {
 	return nil
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
+// freeAddr returns a loopback address whose port was free a moment ago, from
+// outside the ephemeral range and never handed out twice in this process (see
+// internal/freeport): a port learnt from bind(0) can be taken by an outgoing
+// connection before the child binds it.
 func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
-		return "", fmt.Errorf("bench: free port: %w", err)
+		return "", fmt.Errorf("bench: %w", err)
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	return a, nil
 }
 
 // tailBuffer keeps the last max bytes written to it.

@@ -5,18 +5,18 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dynakv/dynakv/internal/freeport"
 )
 
 // binary is the dynakv binary built once by TestMain.
@@ -72,37 +72,15 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// Ports freeAddr handed out in this test binary.
-var (
-	portsMu   sync.Mutex
-	portsUsed = map[int]bool{}
-)
-
-// freeAddr returns a loopback address with a port nobody listened on a moment ago
-// and that this test binary has not handed out yet. Ports come from 22000-31999,
-// as scripts/freeport.sh picks them: below the kernel's ephemeral range, so no
-// outgoing connection (of a node, a client, or another test package run in
-// parallel) takes one between the pick and the server's bind, and never twice
-// (bind(0) may give successive calls one port).
+// freeAddr returns a loopback address whose port was free a moment ago, from
+// outside the ephemeral range and never handed out twice (see internal/freeport).
 func freeAddr(t testing.TB) string {
 	t.Helper()
-	portsMu.Lock()
-	defer portsMu.Unlock()
-	for range 10000 {
-		p := 22000 + rand.IntN(10000)
-		if portsUsed[p] {
-			continue
-		}
-		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p)))
-		if err != nil {
-			continue
-		}
-		ln.Close()
-		portsUsed[p] = true
-		return ln.Addr().String()
+	a, err := freeport.Addr()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free loopback port in 22000-31999")
-	return ""
+	return a
 }
 
 // startNode starts a dynakv server on fresh loopback ports with its data in a
