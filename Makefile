@@ -84,13 +84,14 @@ bench-cluster:
 bench-aae:
 	bench/aae-benchmark.sh
 
-# dynakv bench --compare: redis-server, memcached, a dynakv node and a 3-node cluster
-# started as child processes and measured side by side (SETs, then GETs, both
-# protocols); prints ratios and writes bin/bench-compare.{json,html}. Needs
+# dynakv bench --compare: redis-server, memcached, the Go baseline (the ceiling of
+# the network model), a dynakv node and a 3-node cluster started as child processes
+# and measured side by side (SETs, then GETs, both protocols); prints ratios and
+# writes bin/bench-compare.{json,html}. Needs
 # redis-server and memcached (make tools); BENCH_ARGS replaces the workload flags.
 BENCH_ARGS ?= --conns 50 --pipeline 1 --requests 200000 --keys 100000 --value-size 100
 bench-compare: build
-	./$(BIN) bench --compare $(BENCH_ARGS) --json bin/bench-compare.json --html bin/bench-compare.html
+	./$(BIN) bench --compare --baseline $(BENCH_ARGS) --json bin/bench-compare.json --html bin/bench-compare.html
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

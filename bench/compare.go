@@ -67,6 +67,9 @@ type CompareConfig struct {
 	RedisServer, Memcached string
 	// SkipCluster leaves out the 3-node cluster.
 	SkipCluster bool
+	// Baseline also measures NameBaseline (ServeBaseline, run as `dynakv
+	// bench-baseline`): the ceiling the network model alone leaves on the host.
+	Baseline bool
 	// Log receives notes (servers skipped, started, stopped); default discards.
 	Log io.Writer
 	// StartTimeout bounds the start of each server; default 30s.
@@ -154,6 +157,11 @@ func Compare(ctx context.Context, cc CompareConfig) (*Report, error) {
 			return nil, err
 		}
 	}
+	if cc.Baseline {
+		if err := start(startBaseline(ctx, cc)); err != nil {
+			return nil, err
+		}
+	}
 	if err := start(startDynakv(ctx, cc, filepath.Join(dir, "single"), NameSingle, 1)); err != nil {
 		return nil, err
 	}
@@ -222,42 +230,58 @@ func prefillServer(ctx context.Context, cc CompareConfig, s *server, proto strin
 // Ratios compares each dynakv result (NameSingle, NameCluster) with the result of
 // the reference server of its protocol (NameRedis for RESP, NameMemcached for
 // memcached) under the same get:set ratio, operation by operation. The issue's
-// floors are attached where they apply: 50 connections without pipelining.
+// floors are attached where they apply: 50 connections without pipelining. When
+// NameBaseline was measured, it is compared with the reference servers too, and
+// dynakv with it (no floors).
 func Ratios(results []*Result) []Ratio {
 	refs := map[string]string{ProtoRESP: NameRedis, ProtoMemcache: NameMemcached}
 	var out []Ratio
 	for _, r := range results {
-		if r.Name != NameSingle && r.Name != NameCluster {
+		switch r.Name {
+		case NameSingle, NameCluster:
+			out = appendRatios(out, r, find(results, refs[r.Protocol], r), true)
+			out = appendRatios(out, r, find(results, NameBaseline, r), false)
+		case NameBaseline:
+			out = appendRatios(out, r, find(results, refs[r.Protocol], r), false)
+		}
+	}
+	return out
+}
+
+// find returns the result of server name with like's protocol and get:set ratio.
+func find(results []*Result, name string, like *Result) *Result {
+	for _, c := range results {
+		if c.Name == name && c.Protocol == like.Protocol && c.Ratio == like.Ratio {
+			return c
+		}
+	}
+	return nil
+}
+
+// appendRatios appends r's throughput over ref's, operation by operation, with the
+// issue's floor when floors is set and the run is the floors' shape.
+func appendRatios(out []Ratio, r, ref *Result, floors bool) []Ratio {
+	if ref == nil {
+		return out
+	}
+	for _, a := range r.Ops {
+		b, ok := ref.opStats(a.Op)
+		if !ok || b.OpsPerSec == 0 {
 			continue
 		}
-		var ref *Result
-		for _, c := range results {
-			if c.Name == refs[r.Protocol] && c.Protocol == r.Protocol && c.Ratio == r.Ratio {
-				ref = c
+		floor := 0.0
+		if floors && r.Conns == 50 && r.Pipeline == 1 {
+			switch {
+			case r.Name == NameCluster:
+				floor = FloorCluster
+			case r.Protocol == ProtoRESP:
+				floor = FloorSingleRedis
+			default:
+				floor = FloorSingleMemcached
 			}
 		}
-		if ref == nil {
-			continue
-		}
-		for _, a := range r.Ops {
-			b, ok := ref.opStats(a.Op)
-			if !ok || b.OpsPerSec == 0 {
-				continue
-			}
-			floor := 0.0
-			if r.Conns == 50 && r.Pipeline == 1 {
-				switch {
-				case r.Name == NameCluster:
-					floor = FloorCluster
-				case r.Protocol == ProtoRESP:
-					floor = FloorSingleRedis
-				default:
-					floor = FloorSingleMemcached
-				}
-			}
-			out = append(out, Ratio{Protocol: r.Protocol, Op: a.Op, Mix: r.Ratio, Target: r.Name, Reference: ref.Name,
-				Ratio: a.OpsPerSec / b.OpsPerSec, Floor: floor})
-		}
+		out = append(out, Ratio{Protocol: r.Protocol, Op: a.Op, Mix: r.Ratio, Target: r.Name, Reference: ref.Name,
+			Ratio: a.OpsPerSec / b.OpsPerSec, Floor: floor})
 	}
 	return out
 }
@@ -312,6 +336,30 @@ func startReference(ctx context.Context, cc CompareConfig, name, path, proto str
 		return s, err
 	}
 	fmt.Fprintf(cc.Log, "started %s on %s\n", name, addr)
+	return s, nil
+}
+
+// startBaseline starts `dynakv bench-baseline` on free ports for both protocols.
+func startBaseline(ctx context.Context, cc CompareConfig) (*server, error) {
+	resp, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	mc, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	c, err := startChild(NameBaseline, cc.Dynakv, "bench-baseline", "--resp", resp, "--memcache", mc)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{name: NameBaseline, addrs: map[string]string{ProtoRESP: resp, ProtoMemcache: mc}, procs: []*child{c}}
+	for _, proto := range cc.Protocols {
+		if err := waitReady(ctx, cc.StartTimeout, c, func() error { return ping(proto, s.addrs[proto]) }); err != nil {
+			return s, err
+		}
+	}
+	fmt.Fprintf(cc.Log, "started %s: RESP %s, memcached %s\n", NameBaseline, resp, mc)
 	return s, nil
 }
 

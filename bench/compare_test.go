@@ -12,7 +12,8 @@ import (
 )
 
 // TestCompare runs a real comparison with tiny counts: redis-server, memcached (when
-// installed), a dynakv node and a 3-node cluster as child processes. Every server is
+// installed), the Go baseline, a dynakv node and a 3-node cluster as child
+// processes. Every server is
 // measured on both protocols it speaks, the ratios are computed, and every child is
 // gone when Compare returns.
 func TestCompare(t *testing.T) {
@@ -36,7 +37,7 @@ func TestCompare(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	rep, err := Compare(ctx, CompareConfig{Run: cfg, Rounds: 2, Warmup: true, Dynakv: bin, Storage: "memory",
-		Mixes: [][2]int{{0, 1}, {1, 0}}, Log: &log})
+		Baseline: true, Mixes: [][2]int{{0, 1}, {1, 0}}, Log: &log})
 	if err != nil {
 		t.Fatalf("%v\n%s", err, log.String())
 	}
@@ -52,11 +53,14 @@ func TestCompare(t *testing.T) {
 			t.Errorf("%s (%s) still accepts connections after Compare", r.Name, r.Target)
 		}
 	}
-	want := []string{NameRedis + "/resp", NameSingle + "/resp", NameCluster + "/resp", NameSingle + "/memcache", NameCluster + "/memcache"}
-	ratios := 4 // GET and SET of dynakv-1 and dynakv-3 against redis-server
+	want := []string{NameRedis + "/resp", NameBaseline + "/resp", NameSingle + "/resp", NameCluster + "/resp",
+		NameBaseline + "/memcache", NameSingle + "/memcache", NameCluster + "/memcache"}
+	// GET and SET: dynakv-1 and dynakv-3 against redis-server and against the
+	// baseline over both protocols, the baseline against redis-server.
+	ratios := 4 + 8 + 2
 	if mcErr == nil {
 		want = append(want, NameMemcached+"/memcache")
-		ratios = 8
+		ratios += 4 + 2 // against memcached: dynakv-1 and dynakv-3, the baseline
 	}
 	for _, w := range want {
 		if names[w] != 2 { // a SET-only and a GET-only result

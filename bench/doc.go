@@ -1,7 +1,9 @@
 // Package bench is dynakv's load generator: it drives a server that speaks RESP
 // (Redis) or the memcached text protocol with a get/set workload and measures
 // throughput and latency, and it starts redis-server, memcached and dynakv itself to
-// compare them side by side (Compare). `dynakv bench` is its command line.
+// compare them side by side (Compare), with a Go baseline server that bounds what
+// the network model alone allows (ServeBaseline). `dynakv bench` is its command
+// line.
 //
 // The generator is built to measure the server, not itself: each connection is one
 // goroutine with a hand-rolled pipelined client that writes a batch of requests in

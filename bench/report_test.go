@@ -78,6 +78,33 @@ func TestRatios(t *testing.T) {
 		{Protocol: ProtoRESP, Op: "GET", Mix: "1:0", Target: NameCluster, Reference: NameRedis, Ratio: 0.2, Floor: FloorCluster},
 		{Protocol: ProtoMemcache, Op: "SET", Mix: "0:1", Target: NameSingle, Reference: NameMemcached, Ratio: 0.7, Floor: FloorSingleMemcached},
 	}
+	checkRatios(t, got, want)
+	if !got[0].Met() || got[1].Met() || got[2].Met() {
+		t.Errorf("Met: %v %v %v", got[0].Met(), got[1].Met(), got[2].Met())
+	}
+}
+
+// TestRatiosBaseline: with the Go baseline measured, it is compared with the
+// reference server and dynakv with it, all without floors.
+func TestRatiosBaseline(t *testing.T) {
+	results := []*Result{
+		fakeResult(t, NameRedis, ProtoRESP, 0, 1000, 100, time.Second),
+		fakeResult(t, NameBaseline, ProtoRESP, 0, 900, 100, time.Second),
+		fakeResult(t, NameSingle, ProtoRESP, 0, 600, 100, time.Second),
+		fakeResult(t, NameBaseline, ProtoMemcache, 0, 800, 100, time.Second), // no memcached run
+	}
+	got := Ratios(results)
+	want := []Ratio{
+		{Protocol: ProtoRESP, Op: "SET", Mix: "0:1", Target: NameBaseline, Reference: NameRedis, Ratio: 0.9},
+		{Protocol: ProtoRESP, Op: "SET", Mix: "0:1", Target: NameSingle, Reference: NameRedis, Ratio: 0.6, Floor: FloorSingleRedis},
+		{Protocol: ProtoRESP, Op: "SET", Mix: "0:1", Target: NameSingle, Reference: NameBaseline, Ratio: 0.67},
+	}
+	checkRatios(t, got, want)
+}
+
+// checkRatios compares ratios rounded to two places.
+func checkRatios(t *testing.T, got, want []Ratio) {
+	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("ratios %+v", got)
 	}
@@ -87,9 +114,6 @@ func TestRatios(t *testing.T) {
 		if g != want[i] {
 			t.Errorf("ratio %d: %+v; want %+v", i, g, want[i])
 		}
-	}
-	if !got[0].Met() || got[1].Met() || got[2].Met() {
-		t.Errorf("Met: %v %v %v", got[0].Met(), got[1].Met(), got[2].Met())
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"runtime"
@@ -30,6 +31,7 @@ type benchFlags struct {
 	storage            string
 	fsync              string
 	noCluster          bool
+	baseline           bool
 	redis, memcached   string
 	cpuProfile         string
 }
@@ -53,6 +55,9 @@ alternation for --rounds rounds, prints the ratios of dynakv to redis-server (RE
 and to memcached, and stops them all. --compare measures both protocols unless
 --protocol is given, prefills the keyspace unless --warmup=false, and measures SETs
 alone then GETs alone (as redis-benchmark -t set,get does) unless --ratio is given.
+--baseline adds go-baseline: a Go server with dynakv's front ends (redcon, and a
+goroutine per connection) and only a map behind them, whose ratios are the ceiling
+the network model leaves on the host.
 
   dynakv bench --target 127.0.0.1:6379 --ratio 9:1 --dist zipfian --requests 1000000
   dynakv bench --compare --conns 50 --requests 200000 --html report.html`,
@@ -84,6 +89,7 @@ alone then GETs alone (as redis-benchmark -t set,get does) unless --ratio is giv
 	f.StringVar(&bf.storage, "storage", "disk", `--compare: the dynakv nodes' storage, "disk" or "memory"`)
 	f.StringVar(&bf.fsync, "fsync", "", `--compare: the dynakv nodes' --fsync ("interval", "always" or "none"; default: theirs)`)
 	f.BoolVar(&bf.noCluster, "no-cluster", false, "--compare: leave out the 3-node cluster")
+	f.BoolVar(&bf.baseline, "baseline", false, "--compare: also measure "+bench.NameBaseline+", a Go server built like dynakv's front ends with only a map behind them, as the ceiling of the network model")
 	f.StringVar(&bf.redis, "redis-server", "", "--compare: redis-server program (default: from PATH)")
 	f.StringVar(&bf.memcached, "memcached", "", "--compare: memcached program (default: from PATH)")
 	f.StringVar(&bf.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file")
@@ -130,7 +136,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, bf benchFlags) error {
 		}
 		cc := bench.CompareConfig{Run: bf.run, Rounds: bf.rounds, Warmup: bf.warmup || !f.Changed("warmup"),
 			Dynakv: exe, Storage: bf.storage, Fsync: bf.fsync, RedisServer: bf.redis, Memcached: bf.memcached,
-			SkipCluster: bf.noCluster, Log: notes}
+			SkipCluster: bf.noCluster, Baseline: bf.baseline, Log: notes}
 		if f.Changed("protocol") {
 			cc.Protocols = []string{bf.run.Protocol}
 		}
@@ -168,6 +174,35 @@ func runBench(ctx context.Context, cmd *cobra.Command, bf benchFlags) error {
 		return errors.New("bench: interrupted; figures cover the part that ran")
 	}
 	return nil
+}
+
+// newBaselineCmd is the hidden `dynakv bench-baseline` that bench --compare
+// --baseline starts as a child process (see bench.ServeBaseline).
+func newBaselineCmd() *cobra.Command {
+	var respAddr, mcAddr string
+	cmd := &cobra.Command{
+		Use:    "bench-baseline",
+		Short:  "Serve GET and SET from a map over RESP and memcached, as the ceiling bench --compare --baseline measures",
+		Args:   cobra.NoArgs,
+		Hidden: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			resp, err := net.Listen("tcp", respAddr)
+			if err != nil {
+				return fmt.Errorf("bench-baseline: %w", err)
+			}
+			mc, err := net.Listen("tcp", mcAddr)
+			if err != nil {
+				resp.Close()
+				return fmt.Errorf("bench-baseline: %w", err)
+			}
+			return bench.ServeBaseline(ctx, resp, mc)
+		},
+	}
+	cmd.Flags().StringVar(&respAddr, "resp", "127.0.0.1:6379", "RESP listen address")
+	cmd.Flags().StringVar(&mcAddr, "memcache", "127.0.0.1:11211", "memcached listen address")
+	return cmd
 }
 
 // writeFile writes a report to path with write, unless path is empty.

@@ -38,7 +38,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newDemoCmd(), newStatusCmd(), newAdminCmd(), newBenchCmd())
+	root.AddCommand(newServerCmd(), newDemoCmd(), newStatusCmd(), newAdminCmd(), newBenchCmd(), newBaselineCmd())
 	return root
 }
 

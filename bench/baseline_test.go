@@ -1,0 +1,177 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bradfitz/gomemcache/memcache"
+	"github.com/lni/goutils/leaktest"
+	"github.com/redis/go-redis/v9"
+)
+
+// runBaseline serves the baseline on two loopback listeners until the test ends,
+// then checks that ServeBaseline returned nil and left no goroutine behind.
+func runBaseline(t *testing.T) (respAddr, mcAddr string) {
+	t.Helper()
+	resp, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- ServeBaseline(ctx, resp, mc) }()
+	t.Cleanup(leaktest.AfterTest(t))
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("ServeBaseline: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("ServeBaseline did not return 10s after its context ended")
+		}
+	})
+	return resp.Addr().String(), mc.Addr().String()
+}
+
+// TestBaselineServesTheWorkload runs the bench workload against the baseline over
+// both protocols: every request succeeds and GETs find what the prefill stored.
+func TestBaselineServesTheWorkload(t *testing.T) {
+	respAddr, mcAddr := runBaseline(t)
+	for proto, addr := range map[string]string{ProtoRESP: respAddr, ProtoMemcache: mcAddr} {
+		t.Run(proto, func(t *testing.T) {
+			cfg := smallConfig(proto, addr)
+			ctx := context.Background()
+			if err := Prefill(ctx, cfg); err != nil {
+				t.Fatal(err)
+			}
+			key := string(cfg.Workload.AppendKey(nil, 42))
+			if got, want := getWithClient(t, proto, addr, key), string(makeValue(cfg.Workload.ValueSize, cfg.Seed)); got != want {
+				t.Errorf("after prefill %s = %q; want %q", key, got, want)
+			}
+			res, err := Run(ctx, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range res.Ops {
+				if s.Errors != 0 || s.Count == 0 {
+					t.Errorf("%s: %+v", s.Op, s)
+				}
+			}
+		})
+	}
+}
+
+// TestBaselineRESP checks the replies a RESP client gets, including the errors.
+func TestBaselineRESP(t *testing.T) {
+	respAddr, _ := runBaseline(t)
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: respAddr, Protocol: 2, DisableIdentity: true})
+	defer c.Close()
+	if err := c.Get(ctx, "absent").Err(); !errors.Is(err, redis.Nil) {
+		t.Errorf("GET absent: %v; want nil reply", err)
+	}
+	if err := c.Set(ctx, "k", "v1", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "k", "v2", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v2" {
+		t.Errorf("GET k = %q, %v; want v2", v, err)
+	}
+	if v, err := c.Ping(ctx).Result(); err != nil || v != "PONG" {
+		t.Errorf("PING = %q, %v", v, err)
+	}
+	for _, tc := range []struct {
+		args []any
+		want string
+	}{
+		{[]any{"incr", "k"}, "ERR unknown command 'incr'"},
+		{[]any{"get"}, "ERR wrong number of arguments for 'get' command"},
+		{[]any{"GET", "a", "b"}, "ERR wrong number of arguments for 'get' command"},
+	} {
+		if err := c.Do(ctx, tc.args...).Err(); err == nil || err.Error() != tc.want {
+			t.Errorf("%v: %v; want %q", tc.args, err, tc.want)
+		}
+	}
+	if v, err := c.Get(ctx, "k").Result(); err != nil || v != "v2" {
+		t.Errorf("the connection is unusable after errors: %q, %v", v, err)
+	}
+}
+
+// TestBaselineMemcache checks gomemcache's view (flags kept, misses) and the
+// replies to lines gomemcache does not send.
+func TestBaselineMemcache(t *testing.T) {
+	_, mcAddr := runBaseline(t)
+	mc := memcache.New(mcAddr)
+	if _, err := mc.Get("absent"); !errors.Is(err, memcache.ErrCacheMiss) {
+		t.Errorf("get absent: %v; want a miss", err)
+	}
+	if err := mc.Set(&memcache.Item{Key: "k", Value: []byte("hello"), Flags: 7}); err != nil {
+		t.Fatal(err)
+	}
+	it, err := mc.Get("k")
+	if err != nil || string(it.Value) != "hello" || it.Flags != 7 {
+		t.Fatalf("get k = %+v, %v", it, err)
+	}
+	if err := mc.Set(&memcache.Item{Key: "j", Value: []byte("")}); err != nil {
+		t.Fatal(err)
+	}
+	items, err := mc.GetMulti([]string{"k", "absent", "j"})
+	if err != nil || len(items) != 2 || string(items["k"].Value) != "hello" || len(items["j"].Value) != 0 {
+		t.Errorf("GetMulti = %v, %v", items, err)
+	}
+
+	nc, err := net.Dial("tcp", mcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+	r := bufio.NewReader(nc)
+	for _, tc := range []struct{ send, want string }{
+		{"set n 0 0 2 noreply\r\nhi\r\n", ""},
+		{"gets n\r\n", "VALUE n 0 2 0\r\nhi\r\nEND\r\n"},
+		{"incr n 1\r\n", "ERROR\r\n"},
+		{"set n 0 0\r\n", "ERROR\r\n"},
+		{"set n x 0 1\r\n", "CLIENT_ERROR bad command line format\r\n"},
+		{"set n 0 0 2\r\nhiXY", "CLIENT_ERROR bad data chunk\r\n"},
+		{"\r\n", "ERROR\r\n"},
+		{"version\r\n", "VERSION dynakv-bench-baseline\r\n"},
+	} {
+		if _, err := nc.Write([]byte(tc.send)); err != nil {
+			t.Fatal(err)
+		}
+		if tc.want == "" {
+			continue
+		}
+		var got strings.Builder
+		for got.Len() < len(tc.want) {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%q: read: %v (so far %q)", tc.send, err, got.String())
+			}
+			got.WriteString(line)
+		}
+		if got.String() != tc.want {
+			t.Errorf("%q: got %q; want %q", tc.send, got.String(), tc.want)
+		}
+	}
+	if _, err := nc.Write([]byte("quit\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadByte(); err == nil {
+		t.Error("the connection is still open after quit")
+	}
+}
