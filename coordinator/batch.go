@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/dynakv/dynakv/internal/wire"
+
+	"github.com/dynakv/dynakv/storage"
 )
 
 // MsgWriteBatch carries several replica writes bound for one node in one
@@ -100,15 +102,33 @@ func decodeBatchReply(b []byte, n int) ([]error, error) {
 }
 
 // HandleWriteBatch applies a batch of replica writes: each is merged like
-// HandleWrite, without its own WAL sync, and one sync at the end makes them all
-// durable before any is acknowledged. It returns each write's outcome.
+// HandleWrite, and the records they change are committed together, as one Pebble
+// batch with one WAL sync (storage.UpdateBatch), so all are durable before any is
+// acknowledged. Hinted writes (for another owner) go to the hint store one by one.
+// It returns each write's outcome.
 func (c *Coordinator) HandleWriteBatch(reqs []WriteRequest) []error {
 	errs := make([]error, len(reqs))
+	keys := make([][]byte, 0, len(reqs))
+	fns := make([]storage.UpdateFunc, 0, len(reqs))
+	own := make([]int, 0, len(reqs)) // keys[j] is reqs[own[j]].Key
 	for i, req := range reqs {
-		_, errs[i] = c.applyReplicaWrite(req, c.store.UpdateNoSync)
+		if req.HintFor != "" && req.HintFor != c.cfg.Node {
+			_, errs[i] = c.applyReplicaWrite(req, c.store.UpdateNoSync)
+			continue
+		}
+		keys = append(keys, req.Key)
+		fns = append(fns, mergeInto(req.Record))
+		own = append(own, i)
 	}
-	// One sync covers every write above, and also the unchanged ones, whose
-	// record may be a write of this node's own not yet synced (DeferSync).
+	// UpdateBatch syncs the WAL even when no record changed; that covers the
+	// hints above too (and records read that are this node's own DeferSync
+	// writes). Without own writes, a sync of its own does.
+	if len(keys) > 0 {
+		for j, err := range c.store.UpdateBatch(keys, fns) {
+			errs[own[j]] = err
+		}
+		return errs
+	}
 	if err := c.store.SyncWAL(); err != nil {
 		for i := range errs {
 			if errs[i] == nil {

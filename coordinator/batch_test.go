@@ -126,8 +126,8 @@ func TestWriteBatchReplyMismatch(t *testing.T) {
 }
 
 // TestHandleWriteBatch: a replica applies every write of a batch, each into its
-// replica or its hints as addressed, without a sync per write, and syncs once
-// before answering.
+// replica or its hints as addressed, its own records as one storage batch (which
+// syncs once), hints one by one; a batch of hints alone syncs once.
 func TestHandleWriteBatch(t *testing.T) {
 	st := &syncCountingStore{Store: memstore.New(64)}
 	co, err := New(Config{Actor: "n2:1", Node: "n2", Logger: slog.New(slog.DiscardHandler)}, st)
@@ -158,7 +158,14 @@ func TestHandleWriteBatch(t *testing.T) {
 	if got, found, _ := st.GetHint("n3", []byte("c")); !found || !encodes(got, rec("vc")) {
 		t.Errorf("hint for n3 = %v, %v", got, found)
 	}
-	if st.synced != 0 || st.deferred != 3 || st.syncs != 1 {
-		t.Fatalf("synced commits %d, deferred %d, syncs %d; want every write deferred and one sync", st.synced, st.deferred, st.syncs)
+	if st.synced != 0 || st.deferred != 0 || st.syncs != 0 || st.batches != 1 || st.batched != 3 {
+		t.Fatalf("synced commits %d, deferred %d, syncs %d, batches %d of %d writes; want one batch of 3",
+			st.synced, st.deferred, st.syncs, st.batches, st.batched)
+	}
+	if errs := co.HandleWriteBatch([]WriteRequest{{Key: []byte("e"), Record: rec("ve"), HintFor: "n3"}}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	if st.syncs != 1 || st.batches != 1 {
+		t.Fatalf("a batch of one hint: syncs %d, batches %d; want one sync and no batch", st.syncs, st.batches)
 	}
 }

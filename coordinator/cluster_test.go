@@ -698,10 +698,18 @@ func TestDeferredWriteSyncedAlongsideReplicas(t *testing.T) {
 	}
 }
 
-// syncCountingStore counts how a coordinator writes: synced, deferred, and syncs.
+// syncCountingStore counts how a coordinator writes: synced, deferred, syncs,
+// and batches (UpdateBatch) with the writes in them.
 type syncCountingStore struct {
 	*memstore.Store
 	synced, deferred, syncs int
+	batches, batched        int
+}
+
+func (s *syncCountingStore) UpdateBatch(keys [][]byte, fns []storage.UpdateFunc) []error {
+	s.batches++
+	s.batched += len(keys)
+	return s.Store.UpdateBatch(keys, fns)
 }
 
 func (s *syncCountingStore) Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {

@@ -109,6 +109,7 @@ type Store interface {
 	Get(key []byte) (vclock.Set, bool, error)
 	Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
 	UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
+	UpdateBatch(keys [][]byte, fns []storage.UpdateFunc) []error
 	SyncWAL() error
 	Partitions() int
 	Count() int64

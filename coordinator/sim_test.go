@@ -248,6 +248,17 @@ func (f *fence) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, err
 	return f.Update(key, fn)
 }
 
+func (f *fence) UpdateBatch(keys [][]byte, fns []storage.UpdateFunc) []error {
+	if err := f.err(); err != nil {
+		errs := make([]error, len(keys))
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	return f.st.UpdateBatch(keys, fns)
+}
+
 func (f *fence) SyncWAL() error             { return f.err() }
 func (f *fence) Partitions() int            { return f.st.Partitions() }
 func (f *fence) Count() int64               { return f.st.Count() }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math/bits"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -560,6 +561,113 @@ func (s *Store) SyncWAL() error {
 	return nil
 }
 
+// UpdateBatch runs Update(keys[i], fns[i]) for every i and commits the records
+// that changed as one Pebble batch, with one (group) commit and WAL sync, instead
+// of one commit each: how a replica applies a batch of writes. errs[i] is key i's
+// outcome (nil for ErrNoChange too). When it returns, every write of the batch
+// that succeeded, and every write committed before it, is durable, as after
+// Update and SyncWAL; a failed commit fails every write of its batch. A key may
+// appear more than once: each of its writes sees the one before.
+//
+// The keys' lock stripes are taken in ascending order, as DropPartition takes
+// them all, and held until the commit has returned and the cache is updated.
+func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
+	errs = make([]error, len(keys))
+	if len(keys) != len(fns) {
+		for i := range errs {
+			errs[i] = errors.New("storage: UpdateBatch: as many functions as keys needed")
+		}
+		return errs
+	}
+	if err := s.enter(); err != nil {
+		for i := range errs {
+			errs[i] = err
+		}
+		return errs
+	}
+	defer s.exit()
+	// Split at the first repeat of a key: a run of distinct keys reads every
+	// record before any of its writes commits.
+	seen := make(map[string]struct{}, len(keys))
+	start := 0
+	for i, k := range keys {
+		if _, dup := seen[string(k)]; dup {
+			s.updateRun(keys[start:i], fns[start:i], errs[start:i])
+			clear(seen)
+			start = i
+		}
+		seen[string(k)] = struct{}{}
+	}
+	s.updateRun(keys[start:], fns[start:], errs[start:])
+	return errs
+}
+
+// updateRun is UpdateBatch for distinct keys.
+func (s *Store) updateRun(keys [][]byte, fns []UpdateFunc, errs []error) {
+	hs := make([]uint64, len(keys))
+	stripes := make([]int, 0, len(keys))
+	for i, k := range keys {
+		hs[i] = Hash(k)
+		stripes = append(stripes, int(hs[i]%lockStripes))
+	}
+	slices.Sort(stripes)
+	stripes = slices.Compact(stripes)
+	for _, i := range stripes {
+		s.locks[i].Lock()
+	}
+	defer func() {
+		for _, i := range stripes {
+			s.locks[i].Unlock()
+		}
+	}()
+
+	b := s.db.NewBatch()
+	defer b.Close()
+	changes := make([]staged, 0, len(keys))
+	for i, k := range keys {
+		p := s.partition(hs[i])
+		dk := dataKey(nil, p, hs[i], k)
+		cur, curEnc, found, next, write, err := s.modify(dk, fns[i], s.cfg.Observer != nil)
+		if err != nil || !write {
+			errs[i] = err
+			continue
+		}
+		changes = append(changes, staged{dk: dk, p: p, h: hs[i], key: k, cur: cur, curEnc: curEnc, found: found, next: next})
+		if err := changes[len(changes)-1].stage(b); err != nil {
+			// The batch is in an unknown state: none of it is committed.
+			for j := range errs {
+				if errs[j] == nil {
+					errs[j] = fmt.Errorf("storage: write: %w", err)
+				}
+			}
+			return
+		}
+	}
+	var err error
+	switch {
+	case len(changes) > 0:
+		err = s.commit(b, s.wo)
+	case s.wo.Sync:
+		// Nothing changed, but a record read may be a write of this node's
+		// own not yet synced (DeferSync): the caller acknowledges it.
+		err = s.gc.commit(nil)
+	}
+	if err != nil {
+		for _, st := range changes {
+			s.rc.forget(st.dk) // see write
+		}
+		for j := range errs {
+			if errs[j] == nil {
+				errs[j] = fmt.Errorf("storage: write: %w", err)
+			}
+		}
+		return
+	}
+	for j := range changes {
+		s.committed(&changes[j])
+	}
+}
+
 func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (vclock.Set, error) {
 	if err := s.enter(); err != nil {
 		return vclock.Set{}, err
@@ -614,27 +722,9 @@ func (s *Store) commit(b *pebble.Batch, wo *pebble.WriteOptions) error {
 func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, curEnc []byte, found bool, next vclock.Set, wo *pebble.WriteOptions) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	var oldReap, oldGrave int64
-	if found {
-		oldReap, oldGrave = reapTime(cur), graveTime(cur)
-	}
-	newReap, newGrave := reapTime(next), graveTime(next)
-	if err := moveIndex(b, expiryKey, oldReap, newReap, p, h, key); err != nil {
+	st := staged{dk: dk, p: p, h: h, key: key, cur: cur, curEnc: curEnc, found: found, next: next}
+	if err := st.stage(b); err != nil {
 		return err
-	}
-	if err := moveIndex(b, graveKey, oldGrave, newGrave, p, h, key); err != nil {
-		return err
-	}
-	var enc []byte
-	if next.Empty() {
-		if err := b.Delete(dk, nil); err != nil {
-			return err
-		}
-	} else {
-		enc = next.AppendBinary(nil)
-		if err := b.Set(dk, enc, nil); err != nil {
-			return err
-		}
 	}
 	if err := s.commit(b, wo); err != nil {
 		// Pebble may have applied the batch before its WAL write or sync failed:
@@ -642,18 +732,59 @@ func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, cu
 		s.rc.forget(dk)
 		return fmt.Errorf("storage: write: %w", err)
 	}
-	s.rc.set(dk, enc)
-	if s.cfg.Observer != nil {
-		s.cfg.Observer.RecordChanged(p, h, key, curEnc, enc)
+	s.committed(&st)
+	return nil
+}
+
+// staged is one record change on its way into a Pebble batch: the key, the
+// record it replaces (curEnc is cur's stored encoding, needed only for the
+// observer) and the new one (empty: delete), and once staged, its encoding.
+type staged struct {
+	dk     []byte
+	p      int
+	h      uint64
+	key    []byte
+	cur    vclock.Set
+	curEnc []byte
+	found  bool
+	next   vclock.Set
+	enc    []byte
+}
+
+// stage adds the change, with the moves of its expiry and grave index entries, to b.
+func (st *staged) stage(b *pebble.Batch) error {
+	var oldReap, oldGrave int64
+	if st.found {
+		oldReap, oldGrave = reapTime(st.cur), graveTime(st.cur)
 	}
-	before, after := found && counts(cur), !next.Empty() && counts(next)
+	newReap, newGrave := reapTime(st.next), graveTime(st.next)
+	if err := moveIndex(b, expiryKey, oldReap, newReap, st.p, st.h, st.key); err != nil {
+		return err
+	}
+	if err := moveIndex(b, graveKey, oldGrave, newGrave, st.p, st.h, st.key); err != nil {
+		return err
+	}
+	if st.next.Empty() {
+		return b.Delete(st.dk, nil)
+	}
+	st.enc = st.next.AppendBinary(nil)
+	return b.Set(st.dk, st.enc, nil)
+}
+
+// committed brings the record cache, the observer and the partition's count in
+// step with a change whose batch committed. The caller still holds the key's lock.
+func (s *Store) committed(st *staged) {
+	s.rc.set(st.dk, st.enc)
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.RecordChanged(st.p, st.h, st.key, st.curEnc, st.enc)
+	}
+	before, after := st.found && counts(st.cur), !st.next.Empty() && counts(st.next)
 	switch {
 	case before && !after:
-		s.counts[p].Add(-1)
+		s.counts[st.p].Add(-1)
 	case !before && after:
-		s.counts[p].Add(1)
+		s.counts[st.p].Add(1)
 	}
-	return nil
 }
 
 // counts reports whether a record holds a non-tombstone value: what DBSIZE counts.

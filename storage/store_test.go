@@ -938,16 +938,6 @@ func TestDurableAcrossReopen(t *testing.T) {
 func TestConcurrentUpdateSameKey(t *testing.T) {
 	s := openMem(t, Config{Partitions: 16})
 	const goroutines, perG = 16, 200
-	incr := func(cur vclock.Set, found bool) (vclock.Set, error) {
-		n := 0
-		if found {
-			var err error
-			if n, err = strconv.Atoi(string(cur.Siblings()[0].Data)); err != nil {
-				return vclock.Set{}, err
-			}
-		}
-		return rec(val(strconv.Itoa(n+1), 0)), nil
-	}
 	var wg sync.WaitGroup
 	errs := make(chan error, goroutines)
 	for range goroutines {

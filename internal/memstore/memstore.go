@@ -173,6 +173,20 @@ func (s *Store) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, err
 	return s.Update(key, fn)
 }
 
+// UpdateBatch is Update for each key in turn (a key may repeat: each write sees
+// the one before); errs[i] is key i's outcome.
+func (s *Store) UpdateBatch(keys [][]byte, fns []storage.UpdateFunc) []error {
+	errs := make([]error, len(keys))
+	for i, k := range keys {
+		if i >= len(fns) {
+			errs[i] = errors.New("memstore: UpdateBatch: as many functions as keys needed")
+			continue
+		}
+		_, errs[i] = s.Update(k, fns[i])
+	}
+	return errs
+}
+
 // SyncWAL does nothing (beyond failing after Close).
 func (s *Store) SyncWAL() error {
 	if err := s.enter(); err != nil {

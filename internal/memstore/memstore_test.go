@@ -103,7 +103,7 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store) {
 	for step := range 600 {
 		key := keys[rng.IntN(len(keys))]
 		owner := owners[rng.IntN(len(owners))]
-		op := rng.IntN(13)
+		op := rng.IntN(14)
 		where := func() string { return fmt.Sprintf("step %d op %d key %q owner %q", step, op, key, owner) }
 		switch op {
 		case 0, 1, 2:
@@ -119,6 +119,27 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store) {
 			b, errB := ref.UpdateNoSync(key, fn)
 			if enc(a) != enc(b) || (errA == nil) != (errB == nil) {
 				t.Fatalf("%s: UpdateNoSync: memstore %v %v, storage %v %v", where(), a, errA, b, errB)
+			}
+		case 13:
+			// A batch of writes, keys may repeat: the same outcomes as the
+			// writes one by one, and the same records after.
+			n := 1 + rng.IntN(6)
+			bk, fns := make([][]byte, n), make([]storage.UpdateFunc, n)
+			for i := range n {
+				bk[i], fns[i] = keys[rng.IntN(len(keys))], mutate()
+			}
+			errsA, errsB := fake.UpdateBatch(bk, fns), ref.UpdateBatch(bk, fns)
+			for i := range n {
+				if (errsA[i] == nil) != (errsB[i] == nil) {
+					t.Fatalf("%s: UpdateBatch write %d of %q: memstore %v, storage %v", where(), i, bk, errsA[i], errsB[i])
+				}
+			}
+			for _, k := range bk {
+				a, _, _ := fake.Get(k)
+				b, _, _ := ref.Get(k)
+				if enc(a) != enc(b) {
+					t.Fatalf("%s: after UpdateBatch(%q), %q: memstore %v, storage %v", where(), bk, k, a, b)
+				}
 			}
 		case 4, 5:
 			fn := mutate()
