@@ -245,15 +245,7 @@ func TestServerDefaultsLoopback(t *testing.T) {
 // TLS; writes replicate over the mutual-TLS cluster transport; a plain client, and a
 // TLS client without a certificate, fail cleanly and the nodes keep serving.
 func TestTLS(t *testing.T) {
-	dir := t.TempDir()
-	ca, err := testcerts.NewCA(dir, "dynakv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := ca.Leaf("node")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, leaf := testcerts.NodeCA(t)
 	client, err := ca.Leaf("client")
 	if err != nil {
 		t.Fatal(err)

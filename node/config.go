@@ -93,6 +93,11 @@ type Config struct {
 	// without a certificate when TLSCAFile is set. Default false: they need one
 	// (Redis's tls-auth-clients yes).
 	TLSNoClientCerts bool
+	// HTTPTLS serves the HTTP port (metrics, status, admin, pprof) over TLS with
+	// TLSCertFile, so the admin token does not cross the network in clear. No
+	// client certificate is asked for: the admin token authenticates, and
+	// scrapers need only trust the CA. Needs TLSCertFile. Default false.
+	HTTPTLS bool
 	// MaxValueBytes bounds a stored value. Default 1 MiB.
 	MaxValueBytes int
 	// MaxClients bounds client connections per protocol. Default 10000.

@@ -318,6 +318,9 @@ func (n *Node) listen() error {
 			n.mcLn = tls.NewListener(n.mcLn, n.tls.clients)
 		}
 	}
+	if n.tls.http != nil && n.httpLn != nil {
+		n.httpLn = tls.NewListener(n.httpLn, n.tls.http)
+	}
 	return nil
 }
 

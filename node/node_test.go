@@ -110,6 +110,8 @@ func TestConfigValidate(t *testing.T) {
 		{"fsync", func(c *Config) { c.Fsync = "sometimes" }, "--fsync"},
 		{"fsync interval", func(c *Config) { c.FsyncInterval = -time.Second }, "--fsync-interval"},
 		{"fsync always", func(c *Config) { c.Fsync = storage.SyncAlways }, ""},
+		{"http tls without a certificate", func(c *Config) { c.HTTPTLS = true }, "--http-tls"},
+		{"tls key without certificate", func(c *Config) { c.TLSKeyFile = "k.pem" }, "--tls-cert"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Config{Name: "x"}.EnsureDefaults()

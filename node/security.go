@@ -62,6 +62,7 @@ func requireToken(token string, h http.Handler) http.Handler {
 // tlsConfigs are the TLS configurations built from a Config: nil when TLS is off.
 type tlsConfigs struct {
 	clients       *tls.Config // RESP and memcached listeners
+	http          *tls.Config // the HTTP listener, with Config.HTTPTLS
 	clusterServer *tls.Config
 	clusterClient *tls.Config
 }
@@ -88,6 +89,9 @@ func (c Config) loadTLS() (tlsConfigs, error) {
 	}
 	base := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	out := tlsConfigs{clients: base.Clone(), clusterServer: base.Clone(), clusterClient: base.Clone()}
+	if c.HTTPTLS {
+		out.http = base.Clone()
+	}
 	out.clusterClient.RootCAs = pool // nil: the system's roots
 	if pool != nil {
 		out.clusterServer.ClientCAs = pool
@@ -107,6 +111,8 @@ func (c Config) validateTLS() error {
 		return errors.New("--tls-cert and --tls-key go together")
 	case c.TLSCAFile != "" && c.TLSCertFile == "":
 		return errors.New("--tls-ca needs --tls-cert and --tls-key")
+	case c.HTTPTLS && c.TLSCertFile == "":
+		return errors.New("--http-tls needs --tls-cert and --tls-key")
 	}
 	return nil
 }

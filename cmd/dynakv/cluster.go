@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -158,7 +160,7 @@ func port(addr string) string {
 }
 
 func newStatusCmd() *cobra.Command {
-	var httpAddr string
+	var httpAddr, caFile string
 	var asJSON, watch, partitions bool
 	var every time.Duration
 	cmd := &cobra.Command{
@@ -171,10 +173,14 @@ age; --watch follows the node (every --every) with a progress bar for its handof
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			out := cmd.OutOrStdout()
+			nc, err := newNodeHTTP(httpAddr, caFile)
+			if err != nil {
+				return err
+			}
 			fetch := func() (node.Status, []byte, error) {
 				ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 				defer cancel()
-				body, err := httpDo(ctx, http.MethodGet, "http://"+httpAddr+"/cluster/status", "")
+				body, err := nc.do(ctx, http.MethodGet, "/cluster/status", "")
 				if err != nil {
 					return node.Status{}, nil, err
 				}
@@ -199,7 +205,8 @@ age; --watch follows the node (every --every) with a progress bar for its handof
 			return watchStatus(cmd.Context(), out, fetch, every, partitions)
 		},
 	}
-	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:9121", "admin HTTP address of any node")
+	cmd.Flags().StringVar(&httpAddr, "http", "127.0.0.1:9121", "HTTP address of any node: host:port, or https://host:port for a node with --http-tls")
+	cmd.Flags().StringVar(&caFile, "tls-ca", "", "PEM CA bundle to trust for an https:// --http address (default: the system's roots)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the raw JSON")
 	cmd.Flags().BoolVar(&partitions, "partitions", false, "list every partition this node owns with its repair age")
 	cmd.Flags().BoolVar(&watch, "watch", false, "follow the node until interrupted, with a progress bar for its partition handoff")
@@ -303,7 +310,7 @@ func msDuration(ms int64) time.Duration {
 }
 
 func newAdminCmd() *cobra.Command {
-	var httpAddr, secret string
+	var httpAddr, secret, caFile string
 	admin := &cobra.Command{
 		Use:   "admin",
 		Short: "Change cluster membership",
@@ -323,8 +330,11 @@ curl and for /debug/pprof.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
-			_, err := httpDo(ctx, http.MethodPost, "http://"+httpAddr+"/cluster/remove?name="+url.QueryEscape(args[0]), token(cmd))
+			nc, err := newNodeHTTP(httpAddr, caFile)
 			if err != nil {
+				return err
+			}
+			if _, err := nc.do(ctx, http.MethodPost, "/cluster/remove?name="+url.QueryEscape(args[0]), token(cmd)); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s removed from the ring\n", args[0])
@@ -343,7 +353,11 @@ process once its state is "removed".`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 5*time.Second)
 			defer cancel()
-			if _, err := httpDo(ctx, http.MethodPost, "http://"+httpAddr+"/cluster/leave", token(cmd)); err != nil {
+			nc, err := newNodeHTTP(httpAddr, caFile)
+			if err != nil {
+				return err
+			}
+			if _, err := nc.do(ctx, http.MethodPost, "/cluster/leave", token(cmd)); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "the node at %s is leaving: it hands its partitions off, then leaves the ring\n", httpAddr)
@@ -359,23 +373,61 @@ process once its state is "removed".`,
 			return nil
 		},
 	}
-	admin.PersistentFlags().StringVar(&httpAddr, "http", "127.0.0.1:9121", "admin HTTP address of a live node (for leave: the node that leaves)")
+	admin.PersistentFlags().StringVar(&httpAddr, "http", "127.0.0.1:9121", "admin HTTP address of a live node (for leave: the node that leaves): host:port, or https://host:port for a node with --http-tls")
+	admin.PersistentFlags().StringVar(&caFile, "tls-ca", "", "PEM CA bundle to trust for an https:// --http address (default: the system's roots)")
 	admin.PersistentFlags().StringVar(&secret, "secret", "", "cluster secret the admin token is derived from (default $DYNAKV_SECRET)")
 	admin.AddCommand(remove, leave, tok)
 	return admin
 }
 
-// httpDo makes a request to a node's admin HTTP address, with the admin token as
-// a bearer token when it is not empty.
-func httpDo(ctx context.Context, method, u, token string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, method, u, nil)
+// nodeHTTP reaches a node's HTTP port. Its address is host:port (plain HTTP) or
+// a URL, https://host:port for a node started with --http-tls; the CA of
+// --tls-ca is then trusted (default: the system's roots).
+type nodeHTTP struct {
+	base string // scheme://host:port
+	hc   *http.Client
+}
+
+func newNodeHTTP(addr, caFile string) (*nodeHTTP, error) {
+	base := addr
+	if !strings.Contains(addr, "://") {
+		base = "http://" + addr
+	}
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+		return nil, fmt.Errorf("--http %q: want host:port, http://host:port or https://host:port", addr)
+	}
+	c := &nodeHTTP{base: u.Scheme + "://" + u.Host, hc: http.DefaultClient}
+	if caFile != "" {
+		if u.Scheme != "https" {
+			return nil, fmt.Errorf("--tls-ca is for an https:// --http address, not %q", addr)
+		}
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--tls-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--tls-ca %s: no PEM certificate in it", caFile)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		c.hc = &http.Client{Transport: tr}
+	}
+	return c, nil
+}
+
+// do makes a request for path (with its query), with the admin token as a bearer
+// token when it is not empty, and returns the body of a 200 reply.
+func (c *nodeHTTP) do(ctx context.Context, method, path, token string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, nil)
 	if err != nil {
 		return nil, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := c.hc.Do(req)
 	if err != nil {
 		return nil, err
 	}

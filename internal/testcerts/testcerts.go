@@ -18,6 +18,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"testing"
 	"time"
 )
 
@@ -70,6 +71,21 @@ func NewCA(dir, name string) (*CA, error) {
 		return nil, err
 	}
 	return ca, nil
+}
+
+// NodeCA makes, in a temporary directory of t, a CA named "dynakv" and a leaf
+// named "node" that it signed; it fails t on an error.
+func NodeCA(t testing.TB) (*CA, *Leaf) {
+	t.Helper()
+	ca, err := NewCA(t.TempDir(), "dynakv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := ca.Leaf("node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ca, leaf
 }
 
 // Leaf makes a certificate for 127.0.0.1, ::1 and localhost named name, for
