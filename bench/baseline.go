@@ -51,7 +51,11 @@ func ServeBaseline(ctx context.Context, resp, mc net.Listener) error {
 		wg.Go(func() { errs <- rs.Serve(resp) })
 		wg.Go(func() {
 			<-ctx.Done()
-			_ = rs.Close() // closes resp and every RESP connection
+			// Closing the listener ends Serve even if it has not begun yet (rs.Close
+			// would then do nothing); redcon closes every RESP connection as its
+			// accept loop ends.
+			_ = resp.Close()
+			_ = rs.Close()
 		})
 	}
 	if mc != nil {
@@ -199,6 +203,10 @@ func (b *baseline) serveMemcache(nc net.Conn) {
 		}
 		switch cmd := string(toks[0]); cmd {
 		case "get", "gets":
+			if len(toks) < 2 {
+				_, _ = w.WriteString("ERROR\r\n")
+				continue
+			}
 			for _, k := range toks[1:] {
 				it, ok := b.get(k)
 				if !ok {
@@ -231,7 +239,9 @@ func (b *baseline) serveMemcache(nc net.Conn) {
 }
 
 // mcSet runs "set <key> <flags> <exptime> <bytes> [noreply]"; false ends the
-// connection (its data block could not be read).
+// connection (its data block could not be read). toks point into r's buffer,
+// which reading the data block may overwrite: what is needed of them is taken
+// first.
 func (b *baseline) mcSet(r *bufio.Reader, w *bufio.Writer, toks [][]byte) bool {
 	if len(toks) < 5 || len(toks) > 6 {
 		_, _ = w.WriteString("ERROR\r\n")
@@ -239,9 +249,20 @@ func (b *baseline) mcSet(r *bufio.Reader, w *bufio.Writer, toks [][]byte) bool {
 	}
 	flags, ferr := strconv.ParseUint(string(toks[2]), 10, 32)
 	n, nerr := strconv.Atoi(string(toks[4]))
-	if ferr != nil || nerr != nil || n < 0 || n > 1<<20 {
+	if ferr != nil || nerr != nil || n < 0 {
+		// As memcached: the data block, if any, is then read as commands.
 		_, _ = w.WriteString("CLIENT_ERROR bad command line format\r\n")
-		return n >= 0 // a bad length leaves no way to find the next command
+		return true
+	}
+	key := bytes.Clone(toks[1])
+	noreply := len(toks) == 6 && string(toks[5]) == "noreply"
+	if n > maxBaselineValue {
+		// As memcached: refuse it, and skip its data block.
+		if _, err := r.Discard(n + 2); err != nil {
+			return false
+		}
+		_, _ = w.WriteString("SERVER_ERROR object too large for cache\r\n")
+		return true
 	}
 	data := make([]byte, n+2)
 	if _, err := io.ReadFull(r, data); err != nil {
@@ -251,10 +272,12 @@ func (b *baseline) mcSet(r *bufio.Reader, w *bufio.Writer, toks [][]byte) bool {
 		_, _ = w.WriteString("CLIENT_ERROR bad data chunk\r\n")
 		return true
 	}
-	b.set(toks[1], baselineItem{flags: uint32(flags), data: data[:n]})
-	if len(toks) == 6 && string(toks[5]) == "noreply" {
-		return true
+	b.set(key, baselineItem{flags: uint32(flags), data: data[:n]})
+	if !noreply {
+		_, _ = w.WriteString("STORED\r\n")
 	}
-	_, _ = w.WriteString("STORED\r\n")
 	return true
 }
+
+// maxBaselineValue is the largest value the baseline stores, memcached's default.
+const maxBaselineValue = 1 << 20

@@ -148,6 +148,9 @@ func TestBaselineMemcache(t *testing.T) {
 		{"set n x 0 1\r\n", "CLIENT_ERROR bad command line format\r\n"},
 		{"set n 0 0 2\r\nhiXY", "CLIENT_ERROR bad data chunk\r\n"},
 		{"\r\n", "ERROR\r\n"},
+		{"get\r\n", "ERROR\r\n"},
+		{"set big 0 0 1048577\r\n" + strings.Repeat("x", 1048577) + "\r\n", "SERVER_ERROR object too large for cache\r\n"},
+		{"get big\r\n", "END\r\n"},
 		{"version\r\n", "VERSION dynakv-bench-baseline\r\n"},
 	} {
 		if _, err := nc.Write([]byte(tc.send)); err != nil {
@@ -173,5 +176,70 @@ func TestBaselineMemcache(t *testing.T) {
 	}
 	if _, err := r.ReadByte(); err == nil {
 		t.Error("the connection is still open after quit")
+	}
+}
+
+// TestBaselineMemcacheSplitWrites: a command line and its data block that arrive
+// in separate reads are stored under the right key (the data's read may reuse the
+// buffer the line was in), noreply included.
+func TestBaselineMemcacheSplitWrites(t *testing.T) {
+	_, mcAddr := runBaseline(t)
+	nc, err := net.Dial("tcp", mcAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(nc)
+	for _, part := range []string{"set key 0 0 5\r\n", "hello\r\n", "set quiet 0 0 2 noreply\r\n", "hi\r\n", "get key quiet\r\n"} {
+		if _, err := nc.Write([]byte(part)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // let the server read each part alone
+	}
+	var got strings.Builder
+	want := "STORED\r\nVALUE key 0 5\r\nhello\r\nVALUE quiet 0 2\r\nhi\r\nEND\r\n"
+	for got.Len() < len(want) {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("read: %v (so far %q)", err, got.String())
+		}
+		got.WriteString(line)
+	}
+	if got.String() != want {
+		t.Errorf("got %q; want %q", got.String(), want)
+	}
+}
+
+// TestBaselineStopsBeforeServing: a context that ends before the servers have
+// started still ends ServeBaseline, and closes its listeners.
+func TestBaselineStopsBeforeServing(t *testing.T) {
+	for i := range 300 {
+		resp, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mc net.Listener
+		if i%2 == 0 {
+			if mc, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan error, 1)
+		go func() { done <- ServeBaseline(ctx, resp, mc) }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("ServeBaseline: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("ServeBaseline did not return with its context ended before it served")
+		}
+		if c, err := net.Dial("tcp", resp.Addr().String()); err == nil {
+			c.Close()
+			t.Fatal("the RESP listener is still open")
+		}
 	}
 }
