@@ -120,9 +120,9 @@ func (c *Coordinator) HandleWriteBatch(reqs []WriteRequest) []error {
 		fns = append(fns, mergeInto(req.Record))
 		own = append(own, i)
 	}
-	// UpdateBatch syncs the WAL even when no record changed; that covers the
-	// hints above too (and records read that are this node's own DeferSync
-	// writes). Without own writes, a sync of its own does.
+	// Hints are synced by UpdateHint itself. UpdateBatch syncs the WAL even
+	// when no record changed, which covers records read that are this node's
+	// own DeferSync writes; without writes of its own, a sync here does.
 	if len(keys) > 0 {
 		for j, err := range c.store.UpdateBatch(keys, fns) {
 			errs[own[j]] = err

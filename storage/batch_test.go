@@ -86,20 +86,48 @@ func TestUpdateBatch(t *testing.T) {
 }
 
 // TestUpdateBatchRepeatedKey: a later write of a key in the batch sees the
-// earlier one's result.
+// earlier ones' result (also when an earlier one failed or changed nothing), and
+// the key is written once, with the last result, in the batch's one commit.
 func TestUpdateBatchRepeatedKey(t *testing.T) {
-	s := openMem(t, Config{Partitions: 16})
-	keys := [][]byte{[]byte("c"), []byte("d"), []byte("c"), []byte("c")}
-	fns := []UpdateFunc{incr, incr, incr, incr}
-	for i, err := range s.UpdateBatch(keys, fns) {
-		if err != nil {
-			t.Fatalf("write %d: %v", i, err)
+	obs := &recordingObserver{}
+	s := open(t, Config{Dir: t.TempDir(), Partitions: 16, Observer: obs})
+	put(t, s, "e", rec(val("10", 0)))
+	obs.mu.Lock()
+	obs.changes = nil
+	obs.mu.Unlock()
+	before := s.CommitStats()
+	errBoom := errors.New("boom")
+	boom := func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, errBoom }
+	noChange := func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, ErrNoChange }
+	del := setTo(vclock.Set{})
+	keys := [][]byte{[]byte("c"), []byte("d"), []byte("c"), []byte("e"), []byte("c"), []byte("e"), []byte("e"), []byte("d"), []byte("d")}
+	fns := []UpdateFunc{incr, incr, incr, boom, incr, noChange, incr, del, incr}
+	errs := s.UpdateBatch(keys, fns)
+	for i, err := range errs {
+		if want := i == 3; (err != nil) != want || want && !errors.Is(err, errBoom) {
+			t.Errorf("write %d (%s): %v", i, keys[i], err)
 		}
 	}
-	for k, want := range map[string]string{"c": "3", "d": "1"} {
+	// c: 3 increments; d: 1, deleted, then 1 again; e: 10, a failure and no
+	// change, then 11.
+	for k, want := range map[string]string{"c": "3", "d": "1", "e": "11"} {
 		if r, _ := mustGet(t, s, k); string(r.Siblings()[0].Data) != want {
 			t.Errorf("%s = %v, want %s", k, r, want)
 		}
+	}
+	if st := s.CommitStats(); st.Commits-before.Commits != 1 {
+		t.Errorf("%d synced commits; want 1", st.Commits-before.Commits)
+	}
+	obs.mu.Lock()
+	changes := slices.Clone(obs.changes)
+	obs.mu.Unlock()
+	slices.Sort(changes)
+	// One change per key, from what was stored before the batch.
+	if want := []string{"c:0>13", "d:0>13", "e:14>14"}; !slices.Equal(changes, want) {
+		t.Errorf("observer heard %v; want %v", changes, want)
+	}
+	if s.Count() != 3 {
+		t.Errorf("Count = %d, want 3", s.Count())
 	}
 }
 

@@ -42,11 +42,11 @@
 //     (Hint writes, partition drops and metadata commit alone.) A merged
 //     batch is atomic, so a group fails or succeeds as one; the writers hold their
 //     key locks throughout and nothing in a commit waits for a key lock.
-//   - UpdateBatch (a replica's batch of writes) reads and merges each of its
-//     distinct keys under their lock stripes, taken in ascending order (as
-//     DropPartition takes them all), and commits the changes as one batch through
-//     group commit; a repeated key starts a new batch after the commit, so each
-//     write sees the one before it, as with Update one by one.
+//   - UpdateBatch (a replica's batch of writes) takes the lock stripes of its
+//     keys in ascending order (as DropPartition takes them all), reads each key
+//     once, runs the key's writes in order on what the ones before left (as
+//     Update one by one would), and commits the last result of every changed key
+//     as one batch through group commit.
 //   - The record cache (recordCache) holds exactly what Pebble holds for each key it
 //     caches: every change updates it under the key's lock after the commit, misses
 //     fill it only under the key's lock, and partition drops reset it under every

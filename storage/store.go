@@ -566,49 +566,48 @@ func (s *Store) SyncWAL() error {
 // of one commit each: how a replica applies a batch of writes. errs[i] is key i's
 // outcome (nil for ErrNoChange too). When it returns, every write of the batch
 // that succeeded, and every write committed before it, is durable, as after
-// Update and SyncWAL; a failed commit fails every write of its batch. A key may
-// appear more than once: each of its writes sees the one before.
+// Update and SyncWAL; a failed commit fails every write of the batch. A key may
+// appear more than once: each of its writes sees the one before, as one by one,
+// and the key is written once, with the last result.
 //
 // The keys' lock stripes are taken in ascending order, as DropPartition takes
 // them all, and held until the commit has returned and the cache is updated.
 func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
 	errs = make([]error, len(keys))
-	if len(keys) != len(fns) {
+	fail := func(err error) []error {
 		for i := range errs {
-			errs[i] = errors.New("storage: UpdateBatch: as many functions as keys needed")
+			if errs[i] == nil {
+				errs[i] = err
+			}
 		}
 		return errs
+	}
+	if len(keys) != len(fns) {
+		return fail(errors.New("storage: UpdateBatch: as many functions as keys needed"))
 	}
 	if err := s.enter(); err != nil {
-		for i := range errs {
-			errs[i] = err
-		}
-		return errs
+		return fail(err)
 	}
 	defer s.exit()
-	// Split at the first repeat of a key: a run of distinct keys reads every
-	// record before any of its writes commits.
-	seen := make(map[string]struct{}, len(keys))
-	start := 0
-	for i, k := range keys {
-		if _, dup := seen[string(k)]; dup {
-			s.updateRun(keys[start:i], fns[start:i], errs[start:i])
-			clear(seen)
-			start = i
-		}
-		seen[string(k)] = struct{}{}
-	}
-	s.updateRun(keys[start:], fns[start:], errs[start:])
-	return errs
-}
 
-// updateRun is UpdateBatch for distinct keys.
-func (s *Store) updateRun(keys [][]byte, fns []UpdateFunc, errs []error) {
-	hs := make([]uint64, len(keys))
+	// One pending change per distinct key, in the order of first appearance.
+	type pending struct {
+		staged
+		loaded  bool // cur, curEnc and found hold the stored record
+		changed bool // next holds a change to write
+	}
+	var changes []pending
+	byKey := make(map[string]int, len(keys))
 	stripes := make([]int, 0, len(keys))
-	for i, k := range keys {
-		hs[i] = Hash(k)
-		stripes = append(stripes, int(hs[i]%lockStripes))
+	for _, k := range keys {
+		if _, ok := byKey[string(k)]; ok {
+			continue
+		}
+		h := Hash(k)
+		p := s.partition(h)
+		byKey[string(k)] = len(changes)
+		changes = append(changes, pending{staged: staged{dk: dataKey(nil, p, h, k), p: p, h: h, key: k}})
+		stripes = append(stripes, int(h%lockStripes))
 	}
 	slices.Sort(stripes)
 	stripes = slices.Compact(stripes)
@@ -621,31 +620,47 @@ func (s *Store) updateRun(keys [][]byte, fns []UpdateFunc, errs []error) {
 		}
 	}()
 
+	for i, k := range keys {
+		c := &changes[byKey[string(k)]]
+		if !c.loaded {
+			cur, curEnc, found, err := s.load(c.dk, s.cfg.Observer != nil)
+			if err != nil {
+				errs[i] = err // a repeat of the key tries again
+				continue
+			}
+			c.cur, c.curEnc, c.found, c.loaded = cur, curEnc, found, true
+		}
+		// Each function sees the key as the writes before it left it.
+		base, has := c.cur, c.found
+		if c.changed {
+			base, has = c.next, !c.next.Empty()
+		}
+		next, err := fns[i](base, has)
+		switch {
+		case errors.Is(err, ErrNoChange):
+		case err != nil:
+			errs[i] = err
+		default:
+			c.next, c.changed = next, true
+		}
+	}
+
 	b := s.db.NewBatch()
 	defer b.Close()
-	changes := make([]staged, 0, len(keys))
-	for i, k := range keys {
-		p := s.partition(hs[i])
-		dk := dataKey(nil, p, hs[i], k)
-		cur, curEnc, found, next, write, err := s.modify(dk, fns[i], s.cfg.Observer != nil)
-		if err != nil || !write {
-			errs[i] = err
+	n := 0
+	for j := range changes {
+		if !changes[j].changed {
 			continue
 		}
-		changes = append(changes, staged{dk: dk, p: p, h: hs[i], key: k, cur: cur, curEnc: curEnc, found: found, next: next})
-		if err := changes[len(changes)-1].stage(b); err != nil {
+		if err := changes[j].stage(b); err != nil {
 			// The batch is in an unknown state: none of it is committed.
-			for j := range errs {
-				if errs[j] == nil {
-					errs[j] = fmt.Errorf("storage: write: %w", err)
-				}
-			}
-			return
+			return fail(fmt.Errorf("storage: write: %w", err))
 		}
+		n++
 	}
 	var err error
 	switch {
-	case len(changes) > 0:
+	case n > 0:
 		err = s.commit(b, s.wo)
 	case s.wo.Sync:
 		// Nothing changed, but a record read may be a write of this node's
@@ -653,19 +668,19 @@ func (s *Store) updateRun(keys [][]byte, fns []UpdateFunc, errs []error) {
 		err = s.gc.commit(nil)
 	}
 	if err != nil {
-		for _, st := range changes {
-			s.rc.forget(st.dk) // see write
-		}
-		for j := range errs {
-			if errs[j] == nil {
-				errs[j] = fmt.Errorf("storage: write: %w", err)
+		for j := range changes {
+			if changes[j].changed {
+				s.rc.forget(changes[j].dk) // see write
 			}
 		}
-		return
+		return fail(fmt.Errorf("storage: write: %w", err))
 	}
 	for j := range changes {
-		s.committed(&changes[j])
+		if changes[j].changed {
+			s.committed(&changes[j].staged)
+		}
 	}
+	return errs
 }
 
 func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (vclock.Set, error) {

@@ -177,11 +177,14 @@ func (s *Store) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, err
 // the one before); errs[i] is key i's outcome.
 func (s *Store) UpdateBatch(keys [][]byte, fns []storage.UpdateFunc) []error {
 	errs := make([]error, len(keys))
-	for i, k := range keys {
-		if i >= len(fns) {
+	if len(keys) != len(fns) {
+		// As storage: the whole batch is refused.
+		for i := range errs {
 			errs[i] = errors.New("memstore: UpdateBatch: as many functions as keys needed")
-			continue
 		}
+		return errs
+	}
+	for i, k := range keys {
 		_, errs[i] = s.Update(k, fns[i])
 	}
 	return errs
