@@ -33,29 +33,50 @@ func TestAddrInRangeFreeAndNeverTwice(t *testing.T) {
 	}
 }
 
-func TestAddrSkipsBusyPorts(t *testing.T) {
-	// Hold the lower half of the range (the ports of it free now): every port
-	// handed out must still be bindable.
+func TestPickSkipsBusyPorts(t *testing.T) {
+	// A small range of its own, away from Addr's (where holding ports could
+	// fail a server another test package was just handed one of them): hold all
+	// its free ports but a few; only those are handed out, each once.
+	const low, high = 40100, 40149
+	mu.Lock()
+	for p := low; p <= high; p++ {
+		delete(used, p) // handed out by an earlier run of this test (-count)
+	}
+	mu.Unlock()
 	var held []net.Listener
 	defer func() {
 		for _, ln := range held {
 			ln.Close()
 		}
 	}()
-	for p := Low; p < (Low+High)/2; p++ {
-		if ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p))); err == nil {
-			held = append(held, ln)
+	free := map[string]bool{}
+	for p := low; p <= high; p++ {
+		a := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		ln, err := net.Listen("tcp", a)
+		if err != nil {
+			continue // busy already
 		}
+		if len(free) < 5 {
+			ln.Close()
+			free[a] = true
+			continue
+		}
+		held = append(held, ln)
 	}
-	for range 20 {
-		a, err := Addr()
+	if len(free) < 5 {
+		t.Skipf("fewer than 5 free ports in %d-%d", low, high)
+	}
+	for range len(free) {
+		a, err := pick(low, high)
 		if err != nil {
 			t.Fatal(err)
 		}
-		ln, err := net.Listen("tcp", a)
-		if err != nil {
-			t.Fatalf("%s is busy: %v", a, err)
+		if !free[a] {
+			t.Fatalf("handed out %s, which is busy or was handed out before", a)
 		}
-		ln.Close()
+		delete(free, a)
+	}
+	if a, err := pick(low, high); err == nil {
+		t.Fatalf("handed out %s with every port of the range busy or handed out", a)
 	}
 }
