@@ -21,8 +21,18 @@ var ErrNoWrite = errors.New("coordinator: no write")
 type Config struct {
 	// Actor is this node's id in version vectors. Required.
 	Actor string
-	// MaxEntries bounds version vectors (vclock.Prune). Default vclock.MaxEntries.
+	// MaxEntries bounds version vectors (vclock.Prune): a write leaving more
+	// entries forgets idle ones it does not need that are older than PruneAge.
+	// Default vclock.MaxEntries. Entries younger than PruneAge are forgotten only
+	// above 5*MaxEntries, so a record stays bounded whatever the contexts.
 	MaxEntries int
+	// PruneAge is how long an entry stays after its actor wrote or a write needed
+	// it (vclock.PruneOptions.MinAge): a value superseded less than PruneAge ago
+	// cannot come back as a sibling from a stale replica through pruning. Set it
+	// to no less than the time every write takes to reach every replica (node/
+	// passes the tombstone grace, which rests on the same assumption). Default
+	// 24h; negative turns the age rule off.
+	PruneAge time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 
@@ -61,6 +71,9 @@ type Config struct {
 func (c Config) EnsureDefaults() Config {
 	if c.MaxEntries == 0 {
 		c.MaxEntries = vclock.MaxEntries
+	}
+	if c.PruneAge == 0 {
+		c.PruneAge = 24 * time.Hour
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -288,13 +301,32 @@ func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, op
 		if err != nil {
 			return vclock.Set{}, err
 		}
-		next := vclock.Update(cur, clk, c.cfg.Actor, v, c.cfg.Now().UnixMilli(), c.freshCounter())
-		return vclock.Prune(next, c.cfg.MaxEntries, c.cfg.Actor), nil
+		now := c.cfg.Now().UnixMilli()
+		next := vclock.Update(cur, clk, c.cfg.Actor, v, now, c.freshCounter())
+		if len(next.Entries) <= c.cfg.MaxEntries {
+			return next, nil
+		}
+		return vclock.Prune(next, c.pruneOptions(cur, clk, c.cfg.Actor, now)), nil
 	})
 	if err != nil {
 		return vclock.Set{}, err
 	}
 	return rec, nil
+}
+
+// pruneOptions returns how the record a write with context clk leaves, applied
+// to cur by actor at now, is pruned: never the writer's entry nor the ones the
+// write needs (what clk covers beyond what cur knew superseded), young entries
+// only above 5*MaxEntries.
+func (c *Coordinator) pruneOptions(cur vclock.Set, clk vclock.Clock, actor string, now int64) vclock.PruneOptions {
+	return vclock.PruneOptions{
+		Limit:     c.cfg.MaxEntries,
+		Keep:      actor,
+		Needed:    vclock.Needed(cur, clk),
+		Now:       now,
+		MinAge:    max(c.cfg.PruneAge.Milliseconds(), 0),
+		HardLimit: 5 * c.cfg.MaxEntries,
+	}
 }
 
 // freshCounter returns a counter above every fresh counter handed out before and at

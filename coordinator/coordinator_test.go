@@ -142,29 +142,71 @@ func TestPutContexts(t *testing.T) {
 	}
 }
 
+// TestPutPrunesContext: the entries a write's context supplies are kept by that
+// write (other replicas may hold the values it replaced) and by later writes for
+// PruneAge; after that a write that does not need them prunes the record back to
+// MaxEntries. Within PruneAge, young entries go only above 5*MaxEntries.
 func TestPutPrunesContext(t *testing.T) {
 	ctx := context.Background()
 	st := newStore(t, 16)
-	c, err := New(Config{Actor: "n1", MaxEntries: 4}, st)
+	clk := newFakeClock()
+	c, err := New(Config{Actor: "n1", MaxEntries: 4, PruneAge: time.Minute, Now: clk.Now}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var clk vclock.Clock
+	key := []byte("k")
+	var wide vclock.Clock
 	for i := range 12 {
-		clk = append(clk, vclock.Dot{Actor: fmt.Sprintf("peer%02d", i), Counter: uint64(i + 1)})
+		wide = append(wide, vclock.Dot{Actor: fmt.Sprintf("peer%02d", i), Counter: uint64(i + 1)})
 	}
-	rec, err := c.Put(ctx, []byte("k"), clk, value("v"), WriteOptions{})
+	rec, err := c.Put(ctx, key, wide, value("v"), WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(rec.Entries); n > 4 {
-		t.Fatalf("record keeps %d entries, MaxEntries is 4", n)
+	if !rec.Join().Descends(wide) || len(rec.Entries) != 13 {
+		t.Fatalf("the write dropped entries its context needs: %s", fmtRecord(rec))
 	}
-	if got := data(rec); !slices.Equal(got, []string{"v"}) {
+	// A second write needs none of them (its context covers only n1's value) and
+	// they are young: kept, up to 5*MaxEntries.
+	clk.Advance(time.Second)
+	rec, err = c.Put(ctx, key, vclock.Clock{rec.Join()[0]}, value("w"), WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Entries) != 13 {
+		t.Fatalf("young entries pruned: %s", fmtRecord(rec))
+	}
+	// Past PruneAge they go, least recently active first, never the writer's own
+	// or the one holding a value.
+	clk.Advance(time.Minute)
+	rec, err = c.Put(ctx, key, rec.Join(), value("x"), WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.Entries); n != 4 {
+		t.Fatalf("record keeps %d entries, MaxEntries is 4: %s", n, fmtRecord(rec))
+	}
+	if got := data(rec); !slices.Equal(got, []string{"x"}) {
 		t.Fatalf("pruning lost the value: %v", got)
 	}
 	if rec.Join().Get("n1") == 0 {
 		t.Fatal("pruning dropped the entry that holds the value")
+	}
+	// A context of more than 5*MaxEntries young entries is cut back to that bound
+	// by the next write that does not need them.
+	wide = wide[:0]
+	for i := range 30 {
+		wide = append(wide, vclock.Dot{Actor: fmt.Sprintf("wide%02d", i), Counter: 1})
+	}
+	if _, err := c.Put(ctx, key, wide, value("y"), WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err = c.Put(ctx, key, nil, value("z"), WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(rec.Entries); n != 20 {
+		t.Fatalf("record keeps %d entries, want the hard bound 20: %s", n, fmtRecord(rec))
 	}
 }
 

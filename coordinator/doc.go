@@ -24,6 +24,12 @@
 //     replicas' when ReadFirst), so the write supersedes exactly what was read.
 //   - Dots are never reused: a node's actor id carries the incarnation of its data
 //     (see node/), and a fresh entry starts at a monotonic, clock-based floor.
+//   - A write's record is pruned (vclock.Prune) only of idle entries it does not
+//     need (vclock.Needed: the coverage its context adds to what the local record
+//     knew superseded) and, below 5*MaxEntries, only of entries older than
+//     PruneAge; so a value the client read and replaced never comes back as a
+//     sibling of the write, and one superseded less than PruneAge ago never
+//     comes back from a stale replica (vclock's package doc gives the assumption).
 //   - The coordinator knows no wire protocol and no command semantics: liveness,
 //     expiry and sibling resolution are the caller's. Replica messages are a small
 //     binary protocol (messages.go) carried by any Caller.

@@ -103,6 +103,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		R:              cfg.R,
 		W:              cfg.W,
 		RequestTimeout: cfg.RequestTimeout,
+		PruneAge:       cfg.TombstoneGrace, // see coordinator.Config.PruneAge
 		DisableHints:   cfg.DisableHintedHandoff,
 		CheapSync:      cfg.Fsync != storage.SyncAlways,
 		Logger:         n.log.With("component", "coordinator"),

@@ -187,7 +187,9 @@ func FuzzDecodeSet(f *testing.F) {
 			Discard(s, ctx),
 			Update(s, ctx, "fuzz", val("f"), 1, 1),
 			Update(s, nil, "fuzz", val("f"), 1, 1<<50),
-			Prune(s, 1, ""),
+			Prune(s, PruneOptions{Limit: 1}),
+			Prune(s, PruneOptions{Limit: 1, Keep: "fuzz", Needed: Needed(s, ctx), Now: 1, MinAge: 10, HardLimit: 2}),
+			Prune(Update(s, ctx, "fuzz", val("f"), 1, 1), PruneOptions{Limit: 1, Keep: "fuzz", Needed: Needed(s, ctx), Now: 1, MinAge: 1 << 40, HardLimit: 3}),
 		} {
 			if bad := checkInvariants(got); bad != "" {
 				t.Fatalf("algebra on a decoded record breaks invariants: %s", bad)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -15,7 +16,9 @@ import (
 // coordinator with an empty context, a fresh read's context, a stale context kept
 // from an earlier read, or the context of a two-replica quorum read; replicas sync
 // one way (read repair) or both ways (anti-entropy); depending on the mode, records
-// are reaped whole and pruned.
+// are reaped whole, pruned, or dropped after being handed to another replica (a
+// partition handoff) while the coordinator goes on writing under a new epoch of its
+// actor (the coordinator's rule after a drop; see the package doc on fresh counters).
 //
 // Beside the DVV sets runs a dumb model (STYLE.md #13): each replica is a map of
 // live dots to values plus the set of every dot it has seen. A write supersedes the
@@ -55,6 +58,10 @@ type simMode struct {
 	floors bool // coordinators pass a node-wide increasing floor (else 1)
 	reap   bool // records are sometimes dropped whole (expiry reaper, tombstone purge)
 	prune  bool // records are pruned to a small limit after writes and syncs
+	// drop hands a replica's record to another replica and drops it (a partition
+	// handoff); the coordinator then writes as a new epoch of its actor, unless
+	// sameActor (the bug of issue 15's finding 2, for TestSimulationDropNeedsEpochs).
+	drop, sameActor bool
 }
 
 // With floor 1 dots can only be reused if records are lost, so reaping and pruning
@@ -64,6 +71,7 @@ var simModes = []simMode{
 	{name: "floors+reap", floors: true, reap: true},
 	{name: "floors+prune", floors: true, prune: true},
 	{name: "floors+reap+prune", floors: true, reap: true, prune: true},
+	{name: "floors+drop", floors: true, drop: true},
 }
 
 // exact reports whether the DVV sets must equal the model. Pruning forgets causal
@@ -92,7 +100,8 @@ type sim struct {
 	now   int64
 	limit int // prune limit
 
-	actors []string
+	actors []string // replica names, and their actors in epoch 0
+	epochs []int    // each coordinator's actor epoch (bumped by a drop)
 	reps   []Set
 	mods   []*model
 	reads  []read
@@ -111,9 +120,9 @@ type sim struct {
 // entry, writes where the floor had to beat a context naming the coordinator, prunes
 // that dropped entries, replica checks (summed) of siblings that pruning kept although
 // a write superseded them, replica states with more than one sibling, and the most
-// siblings seen.
+// siblings seen, and records dropped (drop mode).
 type simStats struct {
-	writes, skipped, staleCtxFloor, prunes, resurrected, multiSibling, maxSiblings int
+	writes, skipped, staleCtxFloor, prunes, resurrected, multiSibling, maxSiblings, drops int
 }
 
 func newSim(t testing.TB, seed uint64) *sim {
@@ -136,6 +145,7 @@ func newSim(t testing.TB, seed uint64) *sim {
 	for i := range n {
 		// Actor names of varying length and order, as node ids would be.
 		s.actors = append(s.actors, fmt.Sprintf("%s%d", strings.Repeat("n", 1+s.rng.IntN(3)), i))
+		s.epochs = append(s.epochs, 0)
 		s.reps = append(s.reps, Set{})
 		s.mods = append(s.mods, newModel())
 	}
@@ -172,13 +182,36 @@ func (s *sim) run(steps int) {
 			i, j := s.rng.IntN(len(s.reps)), s.rng.IntN(len(s.reps))
 			s.sync(i, j, s.rng.IntN(2) == 0)
 		default:
-			if s.mode.reap {
-				i := s.rng.IntN(len(s.reps))
+			i := s.rng.IntN(len(s.reps))
+			switch {
+			case s.mode.reap:
 				s.logf("reap %s", s.actors[i])
 				s.reps[i], s.mods[i] = Set{}, newModel()
+			case s.mode.drop:
+				s.dropRecord(i)
 			}
 		}
 	}
+}
+
+// writer returns the actor coordinator i writes as: its name in epoch 0, then
+// name:epoch, as the coordinator names a node's actor for a partition it dropped.
+func (s *sim) writer(i int) string {
+	if s.epochs[i] == 0 || s.mode.sameActor {
+		return s.actors[i]
+	}
+	return fmt.Sprintf("%s:%d", s.actors[i], s.epochs[i])
+}
+
+// dropRecord hands replica i's record to another replica (the handoff pushes it to
+// the new owner) and drops it; coordinator i continues under a new epoch.
+func (s *sim) dropRecord(i int) {
+	j := (i + 1 + s.rng.IntN(len(s.reps)-1)) % len(s.reps)
+	s.sync(j, i, false)
+	s.epochs[i]++
+	s.stats.drops++
+	s.logf("drop %s, now writing as %s", s.actors[i], s.writer(i))
+	s.reps[i], s.mods[i] = Set{}, newModel()
 }
 
 // read returns a client's view: one replica, or two merged (a quorum read).
@@ -208,7 +241,7 @@ func (s *sim) read() read {
 }
 
 func (s *sim) write(i int) {
-	actor, local := s.actors[i], s.reps[i]
+	actor, local := s.writer(i), s.reps[i]
 	var rd read
 	switch k := s.rng.IntN(10); {
 	case k < 2:
@@ -226,7 +259,7 @@ func (s *sim) write(i int) {
 	// values expired, and Prune keeps the coordinator's entry); this simulation
 	// reaps arbitrary records, so it skips such writes.
 	if e, ok := entry(local, actor); ok && e.Counter < s.maxIssued[actor] {
-		if !s.mode.reap && !s.mode.prune {
+		if !s.mode.reap && !s.mode.prune && !s.mode.sameActor {
 			s.fatalf("coordinator %s holds counter %d below its own %d without reaping or pruning", actor, e.Counter, s.maxIssued[actor])
 		}
 		s.stats.skipped++
@@ -305,12 +338,15 @@ func (s *sim) write(i int) {
 
 	// The model: the new write's causal past is what the reader saw (not what the
 	// coordinator holds: that is what makes siblings of blind writes); it supersedes
-	// those dots and the replica has now seen all of them plus the new one. A dot
-	// that starts afresh (the record held no entry for the coordinator) also claims
-	// every lower dot of its actor: that is what the floor is for.
+	// those dots and the replica has now seen all of them plus the new one. Where
+	// records are reaped whatever they hold (this simulation's reap), a dot that
+	// starts afresh (the record held no entry for the coordinator) also claims every
+	// lower dot of its actor: that is what the floor is for, and nodes reap a record
+	// only once all its values are dead. Everywhere else a write supersedes exactly
+	// what its context covers: after a drop the coordinator writes under a new epoch.
 	m := s.mods[i]
 	past := maps.Clone(rd.seen)
-	if _, had := entry(local, actor); !had {
+	if _, had := entry(local, actor); !had && s.mode.reap {
 		if maxOf(rd.seen, actor) > 0 {
 			s.stats.staleCtxFloor++ // the path of TestDotReuseAfterReap
 		}
@@ -337,7 +373,26 @@ func (s *sim) write(i int) {
 	s.reps[i], s.mods[i] = got, nm
 	s.snaps = append(s.snaps, got)
 	s.check(i)
-	s.maybePrune(i)
+	if s.maybePrune(i, PruneOptions{Keep: actor, Needed: Needed(local, rd.ctx)}) {
+		// The record still descends what the write needed from its context, so no
+		// replica's value that context covered there survives a sync with it.
+		got := s.reps[i]
+		need := Needed(local, rd.ctx)
+		if !got.Join().Descends(need) {
+			s.fatalf("pruned record %q does not descend the needed %q", fmtSet(got), fmtClock(need))
+		}
+		for j, r := range s.reps {
+			for _, sib := range r.Siblings() {
+				if !need.Covers(sib.Dot) {
+					continue
+				}
+				if _, back := sibMap(s, Sync(got, r))[sib.Dot]; back {
+					s.fatalf("%v=%s, which the write's context covered, survives a sync of %s with the pruned record %q",
+						sib.Dot, sib.Data, s.actors[j], fmtSet(got))
+				}
+			}
+		}
+	}
 }
 
 func (s *sim) sync(i, j int, both bool) {
@@ -388,7 +443,7 @@ func (s *sim) sync(i, j int, both bool) {
 	s.reps[i], s.mods[i] = got, nm
 	s.snaps = append(s.snaps, got)
 	s.check(i)
-	s.maybePrune(i)
+	s.maybePrune(i, PruneOptions{Keep: s.writer(i)})
 	if both && i != j {
 		s.reps[j] = s.reps[i]
 		s.mods[j] = &model{sibs: maps.Clone(s.mods[i].sibs), seen: maps.Clone(s.mods[i].seen)}
@@ -396,20 +451,30 @@ func (s *sim) sync(i, j int, both bool) {
 	}
 }
 
-func (s *sim) maybePrune(i int) {
+// maybePrune prunes replica i with o (Keep and Needed set by the caller), a random
+// age rule and hard limit, and reports whether it did.
+func (s *sim) maybePrune(i int, o PruneOptions) bool {
 	if !s.mode.prune || s.rng.IntN(2) == 0 {
-		return
+		return false
+	}
+	o.Limit, o.Now = s.limit, s.now
+	if s.rng.IntN(2) == 0 {
+		o.MinAge = 1 + s.rng.Int64N(20)
+		if s.rng.IntN(2) == 0 {
+			o.HardLimit = s.limit + s.rng.IntN(3)
+		}
 	}
 	before := s.reps[i]
-	got := Prune(before, s.limit, s.actors[i])
-	checkPrune(s, before, got, s.limit, s.actors[i])
+	got := Prune(before, o)
+	checkPrune(s, before, got, o)
 	if len(got.Entries) != len(before.Entries) {
 		s.stats.prunes++
-		s.logf("prune %s to %d -> %q", s.actors[i], s.limit, fmtSet(got))
+		s.logf("prune %s %+v -> %q", s.actors[i], o, fmtSet(got))
 	}
 	s.reps[i] = got
 	s.snaps = append(s.snaps, got)
 	s.check(i)
+	return true
 }
 
 // check compares replica i with its model.
@@ -530,7 +595,9 @@ func (s *sim) algebra(n int, hashes map[uint64]string) {
 		if d := Discard(a, a.Join()); d.Len() != 0 || !slices.Equal(d.Join(), a.Join()) {
 			s.fatalf("Discard(a, Join(a)) = %q", fmtSet(d))
 		}
-		checkPrune(s, a, Prune(a, 1+s.rng.IntN(4), ""), 0, "")
+		o := PruneOptions{Limit: 1 + s.rng.IntN(4), Keep: s.writer(s.rng.IntN(len(s.actors))), Needed: Needed(a, b.Join()),
+			Now: s.now, MinAge: s.rng.Int64N(20), HardLimit: s.rng.IntN(6)}
+		checkPrune(s, a, Prune(a, o), o)
 		checkCodec(s, a, hashes)
 
 		// Records never carry anonymous values, but New's do; Sync with them must
@@ -569,6 +636,48 @@ func TestSimulation(t *testing.T) {
 			t.Logf("%-18s %+v", m.name, *st)
 		}
 	}
+}
+
+// TestSimulationDropNeedsEpochs shows that the drop histories catch issue 15's
+// finding 2: a coordinator that keeps its actor after its record was dropped jumps
+// to its floor on its next write and claims its older dots, which other replicas
+// still hold live, as seen, so a write supersedes more than its context covers.
+func TestSimulationDropNeedsEpochs(t *testing.T) {
+	caught := 0
+	seeds := propSeeds()
+	for _, seed := range seeds {
+		r := &fatalRecorder{TB: t}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			s := newSim(r, seed)
+			s.mode = simMode{name: "floors+drop, same actor", floors: true, drop: true, sameActor: true}
+			s.run(40 + s.rng.IntN(160))
+			s.heal()
+		}()
+		<-done
+		if r.msg != "" {
+			caught++
+		}
+	}
+	if caught == 0 {
+		t.Fatalf("no history of %d caught a coordinator that keeps its actor after a drop", len(seeds))
+	}
+	t.Logf("%d of %d histories caught a coordinator that keeps its actor after a drop", caught, len(seeds))
+}
+
+// fatalRecorder is a testing.TB whose Fatalf records the failure and ends the
+// goroutine, for tests that expect a check to fail.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (r *fatalRecorder) Helper() {}
+
+func (r *fatalRecorder) Fatalf(format string, args ...any) {
+	r.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
 }
 
 // TestSimulationDeterministic: the same seed gives the same history.
@@ -700,44 +809,54 @@ func checkSet(s *sim, set Set, what string) {
 	}
 }
 
-func checkPrune(s *sim, before, got Set, limit int, keep string) {
+func checkPrune(s *sim, before, got Set, o PruneOptions) {
 	if !slices.Equal(sibData(got), sibData(before)) {
 		s.fatalf("Prune changed the values: %q -> %q", fmtSet(before), fmtSet(got))
 	}
 	if !before.Join().Descends(got.Join()) {
 		s.fatalf("Prune invented causality: %q -> %q", fmtSet(before), fmtSet(got))
 	}
-	if limit <= 0 {
-		return
-	}
-	idle := 0
-	for _, e := range before.Entries {
-		if len(e.Values) == 0 && e.Actor != keep {
-			idle++
-		}
-	}
-	if want := max(limit, len(before.Entries)-idle); len(before.Entries) > limit && len(got.Entries) != want {
-		s.fatalf("Prune(%d) kept %d entries, want %d: %q -> %q", limit, len(got.Entries), want, fmtSet(before), fmtSet(got))
-	}
-	// Only idle entries go, and none more active than one that stays.
-	var keptIdle []Entry
 	for _, e := range got.Entries {
-		if len(e.Values) == 0 && e.Actor != keep {
-			keptIdle = append(keptIdle, e)
+		if k, ok := entry(before, e.Actor); !ok || !equalEntries(k, e) {
+			s.fatalf("Prune changed entry %s: %q -> %q", e.Actor, fmtSet(before), fmtSet(got))
 		}
 	}
+	// The candidates: idle, not the writer's own, not needed; the old ones among them.
+	var cand []Entry
+	old := 0
+	for _, e := range before.Entries {
+		if len(e.Values) == 0 && e.Actor != o.Keep && o.Needed.Get(e.Actor) == 0 {
+			cand = append(cand, e)
+			if o.MinAge <= 0 || e.Active <= o.Now-o.MinAge {
+				old++
+			}
+		}
+	}
+	want := len(before.Entries)
+	if o.Limit > 0 && want > o.Limit {
+		want -= min(want-o.Limit, old)
+		if hard := max(o.HardLimit, o.Limit); o.HardLimit > 0 && want > hard {
+			want = max(hard, len(before.Entries)-len(cand))
+		}
+	}
+	if len(got.Entries) != want {
+		s.fatalf("Prune(%+v) kept %d entries, want %d: %q -> %q", o, len(got.Entries), want, fmtSet(before), fmtSet(got))
+	}
+	// Only candidates go, and none more active than a candidate that stays.
 	for _, e := range before.Entries {
 		if _, kept := entry(got, e.Actor); kept {
 			continue
 		}
-		if len(e.Values) != 0 {
+		switch {
+		case len(e.Values) != 0:
 			s.fatalf("Prune dropped entry %s holding values", e.Actor)
+		case e.Actor == o.Keep:
+			s.fatalf("Prune dropped the kept actor %s", o.Keep)
+		case o.Needed.Get(e.Actor) != 0:
+			s.fatalf("Prune dropped %s, which the write needs (%q)", e.Actor, fmtClock(o.Needed))
 		}
-		if e.Actor == keep {
-			s.fatalf("Prune dropped the kept actor %s", keep)
-		}
-		for _, k := range keptIdle {
-			if k.Active < e.Active || (k.Active == e.Active && k.Actor < e.Actor) {
+		for _, k := range cand {
+			if _, kept := entry(got, k.Actor); kept && (k.Active < e.Active || (k.Active == e.Active && k.Actor < e.Actor)) {
 				s.fatalf("Prune dropped %s (active %d) but kept %s (active %d)", e.Actor, e.Active, k.Actor, k.Active)
 			}
 		}

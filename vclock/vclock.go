@@ -339,12 +339,53 @@ func Discard(s Set, ctx Clock) Set {
 
 // Update applies a client write of v, made with context ctx, to the local record at
 // the coordinating actor: every value ctx covers is superseded, and v gets a new dot
-// of actor. now (unix ms) stamps the entry's activity. floor is a lower bound for the
-// new counter, applied whenever the actor's entry holds no value once ctx's
-// superseded values are gone (see the package doc); pass 1 where dots can never be
-// reused.
+// of actor. now (unix ms) stamps the entry's activity, and that of every entry the
+// write needs (Needed), so that later writes prune those last. floor is a lower
+// bound for the new counter, applied whenever the actor's entry holds no value once
+// ctx's superseded values are gone (see the package doc); pass 1 where dots can
+// never be reused.
 func Update(local Set, ctx Clock, actor string, v Value, now int64, floor uint64) Set {
-	return event(Discard(local, ctx), actor, v, now, floor)
+	s := Discard(local, ctx)
+	// Discard built s.Entries afresh: its entries may be stamped in place.
+	forNeeded(local, ctx, func(d Dot) {
+		if i, ok := slices.BinarySearchFunc(s.Entries, d.Actor, byActor); ok {
+			s.Entries[i].Active = max(s.Entries[i].Active, now)
+		}
+	})
+	return event(s, actor, v, now, floor)
+}
+
+func byActor(e Entry, a string) int { return cmp.Compare(e.Actor, a) }
+
+// Needed returns the part of ctx that a write with context ctx, applied to the record
+// local, needs to keep so that it supersedes what ctx covers: the dots of the actors
+// for which ctx is above the highest dot local already knows superseded (its entry's
+// Counter-len(Values), 0 without an entry). For such an actor the write either
+// supersedes a value local holds, or ctx's coverage came from elsewhere (the replicas
+// the client read, which may still hold the values it replaced). An entry local
+// already had superseded up to ctx's counter is not needed by this write: the write
+// that superseded those dots needed it. Prune never forgets a needed entry.
+func Needed(local Set, ctx Clock) Clock {
+	var out Clock
+	forNeeded(local, ctx, func(d Dot) { out = append(out, d) })
+	return out
+}
+
+// forNeeded calls fn with every dot of ctx that Needed returns, in actor order.
+func forNeeded(local Set, ctx Clock, fn func(Dot)) {
+	es := local.Entries
+	for _, d := range ctx {
+		for len(es) > 0 && es[0].Actor < d.Actor {
+			es = es[1:]
+		}
+		var superseded uint64
+		if len(es) > 0 && es[0].Actor == d.Actor {
+			superseded = es[0].Counter - uint64(len(es[0].Values))
+		}
+		if d.Counter > superseded {
+			fn(d)
+		}
+	}
 }
 
 // event gives v the next dot of actor. When the actor's entry holds no value (it is
@@ -354,7 +395,7 @@ func Update(local Set, ctx Clock, actor string, v Value, now int64, floor uint64
 // record is deleted only when all its values expired, and the actor's own entry is
 // never pruned). An entry that holds values continues its run.
 func event(s Set, actor string, v Value, now int64, floor uint64) Set {
-	i, ok := slices.BinarySearchFunc(s.Entries, actor, func(e Entry, a string) int { return cmp.Compare(e.Actor, a) })
+	i, ok := slices.BinarySearchFunc(s.Entries, actor, byActor)
 	es := slices.Clone(s.Entries)
 	if ok {
 		e := es[i]
@@ -372,20 +413,48 @@ func event(s Set, actor string, v Value, now int64, floor uint64) Set {
 	return Set{Entries: es, Anon: s.Anon}
 }
 
-// Prune bounds s to limit entries by forgetting the least recently active entries
-// that hold no value (ties broken by actor), except keep's: the coordinating actor
-// never forgets its own counter, or it could reissue a dot (a stale copy read back
-// into the record would restart its run below dots other replicas hold). Entries that
-// hold a value are never dropped, so a Set with more than limit concurrent writers
-// keeps them all. Forgetting another actor's counter can turn a later causal overwrite
-// into a sibling of a stale copy elsewhere; it never loses a value.
-func Prune(s Set, limit int, keep string) Set {
-	if limit <= 0 || len(s.Entries) <= limit {
+// PruneOptions say which entries of a record Prune may forget.
+type PruneOptions struct {
+	// Limit is the number of entries above which Prune forgets idle ones (the
+	// Dynamo paper's bound, MaxEntries by default in the coordinator); <= 0 turns
+	// pruning off.
+	Limit int
+	// Keep is the coordinating actor, whose entry is never forgotten: it could
+	// otherwise reissue a dot (a stale copy read back into the record would restart
+	// its run below dots other replicas hold).
+	Keep string
+	// Needed is what the write being pruned needs (Needed(local, ctx)): never
+	// forgotten, so the record still supersedes every value the write's context
+	// covered, on every replica it reaches.
+	Needed Clock
+	// Now is the time (unix ms) the age rule is applied at.
+	Now int64
+	// MinAge (ms) makes an entry young while it was active (Entry.Active) after
+	// Now-MinAge: a young entry is forgotten only when the record holds more than
+	// HardLimit entries. <= 0: no entry is young.
+	MinAge int64
+	// HardLimit bounds the entries the age rule may keep (taken as Limit when
+	// lower); <= 0: young entries are always kept.
+	HardLimit int
+}
+
+// Prune bounds s to o.Limit entries by forgetting the least recently active entries
+// (ties broken by actor) among those that hold no value, are not o.Keep's, are not
+// in o.Needed and are not young; young ones go too, oldest first, only while s is
+// above o.HardLimit. Entries that hold a value, the coordinator's own and the needed
+// ones are never dropped, so a Set with more than Limit of them keeps them all. What
+// forgetting an entry can cost (a sibling, never a value) is in the package doc.
+func Prune(s Set, o PruneOptions) Set {
+	if o.Limit <= 0 || len(s.Entries) <= o.Limit {
 		return s
 	}
 	var idle []int
+	need := o.Needed
 	for i, e := range s.Entries {
-		if len(e.Values) == 0 && e.Actor != keep {
+		for len(need) > 0 && need[0].Actor < e.Actor {
+			need = need[1:]
+		}
+		if len(e.Values) == 0 && e.Actor != o.Keep && (len(need) == 0 || need[0].Actor != e.Actor) {
 			idle = append(idle, i)
 		}
 	}
@@ -393,15 +462,27 @@ func Prune(s Set, limit int, keep string) Set {
 		ea, eb := s.Entries[a], s.Entries[b]
 		return cmp.Or(cmp.Compare(ea.Active, eb.Active), cmp.Compare(ea.Actor, eb.Actor))
 	})
-	excess := len(s.Entries) - limit
-	if excess > len(idle) {
-		excess = len(idle)
+	old := len(idle) // idle[:old] are not young (idle is sorted by activity)
+	if o.MinAge > 0 {
+		old, _ = slices.BinarySearchFunc(idle, o.Now-o.MinAge, func(i int, t int64) int {
+			if s.Entries[i].Active > t {
+				return 1
+			}
+			return -1
+		})
 	}
-	drop := make(map[int]bool, excess)
-	for _, i := range idle[:excess] {
+	n := min(len(s.Entries)-o.Limit, old)
+	if hard := max(o.HardLimit, o.Limit); o.HardLimit > 0 && len(s.Entries)-n > hard {
+		n = min(len(s.Entries)-hard, len(idle))
+	}
+	if n == 0 {
+		return s
+	}
+	drop := make(map[int]bool, n)
+	for _, i := range idle[:n] {
 		drop[i] = true
 	}
-	es := make([]Entry, 0, len(s.Entries)-excess)
+	es := make([]Entry, 0, len(s.Entries)-n)
 	for i, e := range s.Entries {
 		if !drop[i] {
 			es = append(es, e)

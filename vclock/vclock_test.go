@@ -87,11 +87,12 @@ func TestUpdate(t *testing.T) {
 
 func TestUpdateActive(t *testing.T) {
 	s := Update(Set{}, nil, "a", val("v1"), 50, 1)
-	s = Update(s, s.Join(), "b", val("v2"), 40, 1)
+	s = Update(s, s.Join(), "b", val("v2"), 40, 1) // needs a (supersedes v1): already active at 50
 	s = Update(s, mustParseClock(t, "c:3"), "a", val("v3"), 30, 1)
-	want := "a:2@50[v3] b:1@40[v2] c:3[]"
+	s = Update(s, mustParseClock(t, "c:2"), "b", val("v4"), 60, 1)
+	want := "a:2@50[v3] b:2@60[v4,v2] c:3@30[]"
 	if got := fmtSet(s); got != want {
-		t.Errorf("got %q, want %q (Active is the max of now seen; context entries start at 0)", got, want)
+		t.Errorf("got %q, want %q (Active is the max of now seen, by the actor's writes and by writes that need its entry)", got, want)
 	}
 }
 
@@ -373,28 +374,40 @@ func TestContextCounterOverflow(t *testing.T) {
 
 func TestPrune(t *testing.T) {
 	tests := []struct {
-		name  string
-		s     string
-		limit int
-		want  string
+		name string
+		s    string
+		o    PruneOptions
+		want string
 	}{
-		{"under the limit", "a:1@1[] b:1@2[]", 2, "a:1@1[] b:1@2[]"},
-		{"limit 0 disables", "a:1@1[] b:1@2[] c:1@3[]", 0, "a:1@1[] b:1@2[] c:1@3[]"},
-		{"negative limit disables", "a:1@1[] b:1@2[]", -1, "a:1@1[] b:1@2[]"},
-		{"least active idle entry goes first", "a:1@5[] b:1@1[] c:1@3[]", 2, "a:1@5[] c:1@3[]"},
-		{"entries holding values stay", "a:1@1[x] b:1@2[] c:1@3[y]", 1, "a:1@1[x] c:1@3[y]"},
-		{"all writers concurrent: nothing to prune", "a:1@1[x] b:1@2[y] c:1@3[z]", 1, "a:1@1[x] b:1@2[y] c:1@3[z]"},
-		{"ties broken by actor", "a:1@1[] b:1@1[] c:1@1[]", 1, "c:1@1[]"},
-		{"anonymous values untouched", "a:1@1[] b:1@2[] | w", 1, "b:1@2[] | w"},
-		{"context-only entries (active 0) go first", "a:3[] b:1@9[x] c:2@4[]", 2, "b:1@9[x] c:2@4[]"},
+		{"under the limit", "a:1@1[] b:1@2[]", PruneOptions{Limit: 2}, "a:1@1[] b:1@2[]"},
+		{"limit 0 disables", "a:1@1[] b:1@2[] c:1@3[]", PruneOptions{}, "a:1@1[] b:1@2[] c:1@3[]"},
+		{"negative limit disables", "a:1@1[] b:1@2[]", PruneOptions{Limit: -1}, "a:1@1[] b:1@2[]"},
+		{"least active idle entry goes first", "a:1@5[] b:1@1[] c:1@3[]", PruneOptions{Limit: 2}, "a:1@5[] c:1@3[]"},
+		{"entries holding values stay", "a:1@1[x] b:1@2[] c:1@3[y]", PruneOptions{Limit: 1}, "a:1@1[x] c:1@3[y]"},
+		{"all writers concurrent: nothing to prune", "a:1@1[x] b:1@2[y] c:1@3[z]", PruneOptions{Limit: 1}, "a:1@1[x] b:1@2[y] c:1@3[z]"},
+		{"ties broken by actor", "a:1@1[] b:1@1[] c:1@1[]", PruneOptions{Limit: 1}, "c:1@1[]"},
+		{"anonymous values untouched", "a:1@1[] b:1@2[] | w", PruneOptions{Limit: 1}, "b:1@2[] | w"},
+		{"inactive entries go first", "a:3[] b:1@9[x] c:2@4[]", PruneOptions{Limit: 2}, "b:1@9[x] c:2@4[]"},
+		{"the kept actor stays", "a:1@1[] b:1@2[] c:1@3[]", PruneOptions{Limit: 1, Keep: "a"}, "a:1@1[]"},
+		{"needed entries stay", "a:3[] b:1@2[] c:2@4[] d:1@5[w]", PruneOptions{Limit: 2, Needed: Clock{{"a", 3}, {"c", 1}}},
+			"a:3[] c:2@4[] d:1@5[w]"},
+		{"young entries stay", "a:1@1[] b:1@2[] c:1@8[] d:1@9[]", PruneOptions{Limit: 1, Now: 10, MinAge: 5},
+			"c:1@8[] d:1@9[]"},
+		{"an entry is young after Now-MinAge", "a:1@5[] b:1@6[]", PruneOptions{Limit: 1, Now: 10, MinAge: 5}, "b:1@6[]"},
+		{"above the hard limit young ones go, oldest first", "a:1@1[] b:1@7[] c:1@8[] d:1@9[] e:1@10[]",
+			PruneOptions{Limit: 1, Now: 10, MinAge: 5, HardLimit: 3}, "c:1@8[] d:1@9[] e:1@10[]"},
+		{"a hard limit below the limit is the limit", "a:1@7[] b:1@8[] c:1@9[]",
+			PruneOptions{Limit: 2, Now: 10, MinAge: 5, HardLimit: 1}, "b:1@8[] c:1@9[]"},
+		{"the hard limit never drops needed or own entries", "a:1@7[] b:1@8[] c:1@9[] d:1@9[x]",
+			PruneOptions{Limit: 1, Keep: "a", Needed: Clock{{"b", 1}}, Now: 10, MinAge: 5, HardLimit: 2}, "a:1@7[] b:1@8[] d:1@9[x]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := mustParseSet(t, tt.s)
 			before := cloneSet(s)
-			got := Prune(s, tt.limit, "")
+			got := Prune(s, tt.o)
 			if want := mustParseSet(t, tt.want); !equalSets(got, want) {
-				t.Errorf("Prune(%q, %d) = %q, want %q", tt.s, tt.limit, fmtSet(got), tt.want)
+				t.Errorf("Prune(%q, %+v) = %q, want %q", tt.s, tt.o, fmtSet(got), tt.want)
 			}
 			if !slices.Equal(sibData(got), sibData(s)) {
 				t.Errorf("Prune lost values")
@@ -405,15 +418,39 @@ func TestPrune(t *testing.T) {
 		})
 	}
 	// Pruning then syncing with a stale copy resurrects an overwritten value as a
-	// sibling (the documented cost); it never loses the overwrite.
+	// sibling (the documented cost, once the overwrite is older than MinAge); it
+	// never loses the overwrite.
 	stale := mustParseSet(t, "a:1@1[old]")
 	fresh := mustParseSet(t, "a:1@1[] b:1@2[x] c:1@3[] d:1@4[]")
-	pruned := Prune(fresh, 3, "")
+	pruned := Prune(fresh, PruneOptions{Limit: 3})
 	if fmtSet(pruned) != "b:1@2[x] c:1@3[] d:1@4[]" {
 		t.Fatalf("pruned = %q", fmtSet(pruned))
 	}
 	if got := sibData(Sync(pruned, stale)); !slices.Equal(got, []string{"old", "x"}) {
 		t.Errorf("after prune+sync: %q, want old resurrected next to x", got)
+	}
+	// Within MinAge of the overwrite that needed it, the entry stays.
+	if kept := Prune(fresh, PruneOptions{Limit: 3, Now: 5, MinAge: 10}); !equalSets(kept, fresh) {
+		t.Errorf("a young entry was pruned: %q", fmtSet(kept))
+	}
+}
+
+func TestNeeded(t *testing.T) {
+	for _, tt := range []struct {
+		local, ctx, want string
+	}{
+		{"", "", ""},
+		{"", "a:3 b:1", "a:3 b:1"}, // coverage only the context supplies
+		{"a:3[x] b:2[]", "a:3 b:2", "a:3"},
+		{"a:3[x] b:2[]", "a:2 b:1", ""},            // covers nothing local did not know superseded
+		{"a:5[x,y,z] b:2[]", "a:3 b:3", "a:3 b:3"}, // supersedes a:3 here; b:3 is news
+		{"a:5[x,y] b:2[]", "a:3", ""},              // a:3 was already superseded
+		{"a:5[x,y] c:1[]", "a:4 b:1 d:2", "a:4 b:1 d:2"},
+	} {
+		got := Needed(mustParseSet(t, tt.local), mustParseClock(t, tt.ctx))
+		if fmtClock(got) != tt.want {
+			t.Errorf("Needed(%q, %q) = %q, want %q", tt.local, tt.ctx, fmtClock(got), tt.want)
+		}
 	}
 }
 
@@ -611,12 +648,12 @@ func TestPruneKeepsOwnEntry(t *testing.T) {
 	up := func(s Set, ctx Clock, actor, v string, now int64) Set {
 		return Update(s, ctx, actor, Value{Data: []byte(v), Timestamp: now}, now, uint64(now)*1000)
 	}
-	x := up(Set{}, nil, "x", "v1", 1) // x:1000 on X, B, C
-	stale := x                        // B misses everything after this
-	x = up(x, x.Join(), "x", "v2", 2) // x:1001
-	x = up(x, x.Join(), "a", "w", 3)  // a supersedes v2; x's entry goes idle
-	c := x                            // C has x:1001, idle
-	x = Prune(x, 1, "x")              // X keeps its own idle entry
+	x := up(Set{}, nil, "x", "v1", 1)               // x:1000 on X, B, C
+	stale := x                                      // B misses everything after this
+	x = up(x, x.Join(), "x", "v2", 2)               // x:1001
+	x = up(x, x.Join(), "a", "w", 3)                // a supersedes v2; x's entry goes idle
+	c := x                                          // C has x:1001, idle
+	x = Prune(x, PruneOptions{Limit: 1, Keep: "x"}) // X keeps its own idle entry
 	if _, ok := entry(x, "x"); !ok {
 		t.Fatalf("Prune dropped the coordinator's own entry: %q", fmtSet(x))
 	}
@@ -637,6 +674,25 @@ func TestDotCollisionResolvesToNewer(t *testing.T) {
 	for _, m := range []Set{Sync(old, nw), Sync(nw, old)} {
 		if got := sibData(m); !slices.Equal(got, []string{"new"}) {
 			t.Errorf("collision kept %q, want [new]", got)
+		}
+	}
+}
+
+// TestPruneKeepsContextCoverage (issue 15, finding 4): with more than MaxEntries
+// actors on a key, a client reads v from a replica and writes w with that context
+// through a coordinator whose own copy is behind. The write covers v, so once the
+// replicas sync v must be gone: pruning may not drop the entries that only the
+// context supplied.
+func TestPruneKeepsContextCoverage(t *testing.T) {
+	replica := mustParseSet(t, "a00:7@1[v] a01:1@2[] a02:2@3[] a03:3@4[] a04:4@5[] a05:5@6[] a06:6@7[] a07:7@8[] a08:8@9[] a09:9@10[] a10:10@11[]")
+	for _, local := range []Set{{}, mustParseSet(t, "a00:5@1[u] a03:3@4[]")} {
+		ctx := replica.Join()
+		got := Update(local, ctx, "x", val("w"), 100, 1)
+		got = Prune(got, PruneOptions{Limit: MaxEntries, Keep: "x", Needed: Needed(local, ctx), Now: 100})
+		for _, m := range []Set{Sync(got, replica), Sync(replica, got)} {
+			if d := sibData(m); !slices.Equal(d, []string{"w"}) {
+				t.Fatalf("local %q: after the write and a sync: %q, want w alone (record %q)", fmtSet(local), fmtSet(m), fmtSet(got))
+			}
 		}
 	}
 }
