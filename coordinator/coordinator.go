@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,7 +20,11 @@ var ErrNoWrite = errors.New("coordinator: no write")
 
 // Config configures a Coordinator.
 type Config struct {
-	// Actor is this node's id in version vectors. Required.
+	// Actor is this node's id in version vectors, 1 to MaxActorLen bytes. A write
+	// of a key gets its dot from Actor while the store has never dropped the key's
+	// partition, and from Actor+":"+epoch after (see ActorFor); no other node's
+	// actor may have that form (node/'s "<name>:<incarnation>", whose name has no
+	// ':', never does). Required.
 	Actor string
 	// MaxEntries bounds version vectors (vclock.Prune): a write leaving more
 	// entries forgets idle ones it does not need that are older than PruneAge.
@@ -101,8 +106,8 @@ func (c Config) EnsureDefaults() Config {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if c.Actor == "" || len(c.Actor) > vclock.MaxActorLen {
-		return fmt.Errorf("coordinator: actor id must be 1..%d bytes", vclock.MaxActorLen)
+	if c.Actor == "" || len(c.Actor) > MaxActorLen {
+		return fmt.Errorf("coordinator: actor id must be 1..%d bytes", MaxActorLen)
 	}
 	if c.N < 1 || c.R < 1 || c.W < 1 || c.R > c.N || c.W > c.N {
 		return fmt.Errorf("coordinator: need 1 <= R, W <= N, got N=%d R=%d W=%d", c.N, c.R, c.W)
@@ -116,8 +121,14 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// MaxActorLen bounds Config.Actor: room for the epoch suffix (":" and up to 20
+// digits) within vclock.MaxActorLen.
+const MaxActorLen = vclock.MaxActorLen - 21
+
 // Store is the local replica the coordinator writes through. *storage.Store
-// implements it.
+// implements it. Epoch(p) is partition p's actor epoch (storage.Store.Epoch): 0
+// until the store drops p, raised by every drop, stable while an UpdateFunc of a
+// key of p runs.
 type Store interface {
 	Get(key []byte) (vclock.Set, bool, error)
 	Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
@@ -131,6 +142,7 @@ type Store interface {
 	GetHint(owner string, key []byte) (vclock.Set, bool, error)
 	Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec vclock.Set) bool) error
 	DropAll() error
+	Epoch(p int) uint64
 }
 
 var _ Store = (*storage.Store)(nil)
@@ -193,8 +205,28 @@ func (c *Coordinator) goBackground(fn func()) bool {
 	return true
 }
 
-// Actor returns this coordinator's actor id.
+// Actor returns this coordinator's actor id (Config.Actor), the base of the actors
+// its writes get their dots from (ActorFor).
 func (c *Coordinator) Actor() string { return c.cfg.Actor }
+
+// ActorFor returns the actor a write of key through this coordinator gets its dot
+// from now: Actor while the store has never dropped key's partition, Actor+":"+epoch
+// once it has (see the package doc on epochs).
+func (c *Coordinator) ActorFor(key []byte) string { return c.actorOf(c.partition(key)) }
+
+func (c *Coordinator) partition(key []byte) int {
+	return int(storage.Hash(key) & uint64(c.store.Partitions()-1))
+}
+
+// actorOf returns the actor for writes of partition p. Called under a key lock of
+// p (inside an UpdateFunc), its answer holds until the write is stored.
+func (c *Coordinator) actorOf(p int) string {
+	e := c.store.Epoch(p)
+	if e == 0 {
+		return c.cfg.Actor
+	}
+	return c.cfg.Actor + ":" + strconv.FormatUint(e, 10)
+}
 
 // ReadOptions are per-request read options.
 type ReadOptions struct {
@@ -290,6 +322,7 @@ func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, op
 	if opt.DeferSync {
 		update = c.store.UpdateNoSync
 	}
+	p := c.partition(key)
 	rec, err := update(key, func(cur vclock.Set, _ bool) (vclock.Set, error) {
 		if !seen.Empty() {
 			cur = vclock.Sync(cur, seen)
@@ -301,12 +334,15 @@ func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, op
 		if err != nil {
 			return vclock.Set{}, err
 		}
+		// The epoch is read under the key's lock, which a partition drop takes:
+		// a record dropped before this write is always written as the new actor.
+		actor := c.actorOf(p)
 		now := c.cfg.Now().UnixMilli()
-		next := vclock.Update(cur, clk, c.cfg.Actor, v, now, c.freshCounter())
+		next := vclock.Update(cur, clk, actor, v, now, c.freshCounter())
 		if len(next.Entries) <= c.cfg.MaxEntries {
 			return next, nil
 		}
-		return vclock.Prune(next, c.pruneOptions(cur, clk, c.cfg.Actor, now)), nil
+		return vclock.Prune(next, c.pruneOptions(cur, clk, actor, now)), nil
 	})
 	if err != nil {
 		return vclock.Set{}, err
@@ -331,7 +367,8 @@ func (c *Coordinator) pruneOptions(cur vclock.Set, clk vclock.Clock, actor strin
 
 // freshCounter returns a counter above every fresh counter handed out before and at
 // least the current unix microsecond, so that a key written again after its record
-// was reaped gets a dot no old copy carries (see vclock's package doc).
+// was reaped gets a dot no old copy carries (see vclock's package doc). After a
+// partition drop the write's actor is a new epoch's, so the jump claims nothing.
 func (c *Coordinator) freshCounter() uint64 {
 	now := uint64(c.cfg.Now().UnixMicro())
 	for {

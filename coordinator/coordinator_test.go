@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"github.com/dynakv/dynakv/internal/fakeclock"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -63,24 +64,44 @@ func data(rec vclock.Set) []string {
 
 func TestConfig(t *testing.T) {
 	st := newStore(t, 4)
-	for _, actor := range []string{"", strings.Repeat("a", vclock.MaxActorLen+1)} {
+	for _, actor := range []string{"", strings.Repeat("a", MaxActorLen+1)} {
 		if _, err := New(Config{Actor: actor}, st); err == nil {
 			t.Errorf("New accepted actor of %d bytes", len(actor))
 		}
 	}
-	c, err := New(Config{Actor: strings.Repeat("a", vclock.MaxActorLen)}, st)
+	longest := strings.Repeat("a", MaxActorLen)
+	c, err := New(Config{Actor: longest}, st)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.cfg.MaxEntries != vclock.MaxEntries || c.cfg.Now == nil {
+	if c.cfg.MaxEntries != vclock.MaxEntries || c.cfg.Now == nil || c.cfg.PruneAge != 24*time.Hour {
 		t.Fatalf("defaults not applied: %+v", c.cfg)
 	}
 	cfg := Config{Actor: "x"}
 	if d := cfg.EnsureDefaults(); cfg.MaxEntries != 0 || d.MaxEntries != vclock.MaxEntries {
 		t.Fatal("EnsureDefaults mutated its receiver or missed MaxEntries")
 	}
-	if c.Actor() != strings.Repeat("a", vclock.MaxActorLen) {
+	if c.Actor() != longest {
 		t.Fatal("Actor()")
+	}
+	// The longest actor with the largest epoch is still a valid actor, and a
+	// record written by it after a drop decodes.
+	if n := len(longest + ":" + strconv.FormatUint(math.MaxUint64, 10)); n > vclock.MaxActorLen {
+		t.Fatalf("an epoch actor can be %d bytes, beyond vclock.MaxActorLen", n)
+	}
+	key := []byte("k")
+	if err := st.DropPartition(st.PartitionOf(key)); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := c.Put(context.Background(), key, nil, value("v"), WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := longest + ":1"; rec.Entries[0].Actor != want || c.ActorFor(key) != want {
+		t.Fatalf("after a drop the write's actor is %q (ActorFor %q), want %q", rec.Entries[0].Actor, c.ActorFor(key), want)
+	}
+	if _, err := vclock.DecodeSet(rec.AppendBinary(nil)); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -22,8 +22,21 @@
 //   - Every write's causal context is explicit: Put takes the client's clock;
 //     Modify uses the record its function saw (the local one, merged with R
 //     replicas' when ReadFirst), so the write supersedes exactly what was read.
-//   - Dots are never reused: a node's actor id carries the incarnation of its data
-//     (see node/), and a fresh entry starts at a monotonic, clock-based floor.
+//   - Dots are never reused or over-claimed, so a write supersedes exactly what
+//     its context covers. A node's actor id carries the incarnation of its data
+//     (see node/), and a fresh entry starts at a monotonic, clock-based floor,
+//     which claims every lower dot of its actor as seen (vclock, "Fresh
+//     counters"). That claim is safe only while the node's record of the key
+//     holds every live dot it wrote: within one partition epoch it does, since
+//     the node applies its own dots locally before they leave, keeps its own
+//     entry through pruning, and deletes a record only once every value in it is
+//     dead everywhere (expired, or a tombstone purged on all replicas). A
+//     partition drop (a handoff, FLUSHALL) loses records whose values other
+//     replicas still hold; the store raises the partition's epoch with the drop
+//     (storage.Store.Epoch), and from then on the node writes the partition's
+//     keys as Actor+":"+epoch (ActorFor), an actor whose dots nobody holds yet,
+//     so a node that holds the partition again never supersedes its older values
+//     by accident. The epoch is read under the key's lock, which a drop takes.
 //   - A write's record is pruned (vclock.Prune) only of idle entries it does not
 //     need (vclock.Needed: the coverage its context adds to what the local record
 //     knew superseded) and, below 5*MaxEntries, only of entries older than

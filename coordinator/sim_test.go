@@ -286,6 +286,8 @@ func (f *fence) Scan(p int, from uint64, fn func(h uint64, key []byte, rec vcloc
 	return f.st.Scan(p, from, fn)
 }
 
+func (f *fence) Epoch(p int) uint64 { return f.st.Epoch(p) }
+
 func (f *fence) DropAll() error {
 	if err := f.err(); err != nil {
 		return err
@@ -329,6 +331,7 @@ type simNode struct {
 // write is a write that reached a coordinator's store.
 type write struct {
 	key   string
+	by    string // the coordinator's actor (the dot's, or the base of its epoch actor)
 	dot   vclock.Dot
 	ctx   vclock.Clock // the causal context it was written with
 	value vclock.Value
@@ -421,11 +424,13 @@ func (r recorder) Modify(ctx context.Context, key []byte, fn coordinator.ModifyF
 	if !called || rec.Empty() || o == nil {
 		return rec, err
 	}
-	w := &write{key: string(key), ctx: clk, value: val, acked: err == nil, op: o}
+	w := &write{key: string(key), by: r.Actor(), ctx: clk, value: val, acked: err == nil, op: o}
+	// The write's actor is the coordinator's, or one of its partition epochs
+	// (coordinator.ActorFor) should the partition have been dropped meanwhile.
 	actor := r.Actor()
 	for _, e := range rec.Entries {
-		if e.Actor == actor && len(e.Values) > 0 && e.Values[0].Equal(val) {
-			w.dot = vclock.Dot{Actor: actor, Counter: e.Counter}
+		if (e.Actor == actor || strings.HasPrefix(e.Actor, actor+":")) && len(e.Values) > 0 && e.Values[0].Equal(val) {
+			w.dot = vclock.Dot{Actor: e.Actor, Counter: e.Counter}
 		}
 	}
 	if w.dot.Counter == 0 {
@@ -830,7 +835,7 @@ func (s *sim) check(keys []string) {
 	// succeeded or left a hint, and every hint was delivered).
 	for _, key := range keys {
 		for _, w := range s.writes[key] {
-			if s.crashed[w.dot.Actor] {
+			if s.crashed[w.by] {
 				continue
 			}
 			for _, o := range s.owners(key) {

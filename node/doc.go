@@ -11,7 +11,9 @@
 //     storage, so no acknowledged write is in flight when Pebble closes. Close is
 //     idempotent and waits for every goroutine the node started.
 //   - The node's actor id in version vectors is "<name>:<incarnation>", where the
-//     incarnation is created with the data and persisted with it. A node whose data
+//     incarnation is created with the data and persisted with it (for the keys of
+//     a partition this node dropped and holds again, "<name>:<incarnation>:<epoch>":
+//     coordinator.Coordinator.ActorFor). A node whose data
 //     was wiped (or an in-memory node that restarted) gets a new incarnation, so it
 //     never reissues a dot that an old copy elsewhere still carries; so does a node
 //     whose data directory was not closed cleanly (storage.Store.Unclean) when that

@@ -9,6 +9,7 @@
 //	'x' | reap time ms (be64) | partition (be16) | hash (be64) | key -> empty (expiry index)
 //	'g' | write time ms (be64) | partition (be16) | hash (be64) | key -> empty (grave index)
 //	'm' | name                                            -> metadata value
+//	'm' | "epoch/" | partition (be16)                     -> actor epoch (be64)
 //
 // A key's partition is xxhash64(key) mod Q, the same function ring.PartitionOf
 // computes, so keys never move between partitions and one partition is one
@@ -59,6 +60,14 @@
 //     tombstone, at the newest tombstone's write time, so tombstone purge finds the
 //     ones past the grace period; DeleteIf removes a record only if it still encodes
 //     exactly as the caller saw it.
+//   - A partition's actor epoch (Epoch) is 0 until the partition is first dropped
+//     and is raised by every drop (DropPartition, DropPartitionIf, DropAll) in the
+//     drop's own Pebble batch, so no crash keeps the drop without the new epoch or
+//     the reverse, and the epochs survive restarts (loaded at Open). The drop's
+//     commit is not fsynced apart: whatever later write is durable, the drop before
+//     it in the WAL is too, and a stop that loses both gives the node a new actor
+//     id anyway (node/'s incarnation after an unclean stop that may have lost
+//     writes). Writers read the epoch under the key lock, which a drop holds.
 //   - Config.Observer, when set, hears of every record change (old and new encoding)
 //     and every partition drop after the commit, under the keys' locks, so anti-entropy
 //     can keep Merkle trees exactly in step without reading anything back.

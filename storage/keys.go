@@ -78,6 +78,27 @@ func parseTimeIndexKey(k []byte, space byte) (t int64, p int, h uint64, key []by
 
 func metaKey(name string) []byte { return append([]byte{spaceMeta}, name...) }
 
+// metaEpoch prefixes the metadata names of the partitions' actor epochs: the
+// name is metaEpoch then the partition (be16), the value the epoch (be64).
+const metaEpoch = "epoch/"
+
+// epochKey returns the Pebble key of partition p's actor epoch.
+func epochKey(p int) []byte { return binary.BigEndian.AppendUint16(metaKey(metaEpoch), uint16(p)) }
+
+// parseEpoch decodes a partition epoch entry (key and value) of a store with q
+// partitions.
+func parseEpoch(k, v []byte, q int) (p int, epoch uint64, err error) {
+	prefix := metaKey(metaEpoch)
+	if len(k) != len(prefix)+2 || !bytes.HasPrefix(k, prefix) || len(v) != 8 {
+		return 0, 0, fmt.Errorf("storage: malformed partition epoch %q = %x", k, v)
+	}
+	p = int(binary.BigEndian.Uint16(k[len(prefix):]))
+	if p >= q {
+		return 0, 0, fmt.Errorf("storage: epoch of partition %d, beyond %d partitions", p, q)
+	}
+	return p, binary.BigEndian.Uint64(v), nil
+}
+
 // checkOwner rejects an owner name that cannot be encoded in a hint key.
 func checkOwner(owner string) error {
 	if len(owner) < 1 || len(owner) > maxHintOwner {

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"bytes"
+	"encoding/binary"
 	"strings"
 	"testing"
 
@@ -78,6 +79,44 @@ func FuzzParseKeys(f *testing.F) {
 			if lo, hi := hintBounds(owner); bytes.Compare(k, lo) < 0 || bytes.Compare(k, hi) >= 0 {
 				t.Fatalf("hint key %x outside %q's bounds [%x, %x)", k, owner, lo, hi)
 			}
+		}
+	})
+}
+
+// FuzzParseEpoch feeds arbitrary metadata entries to the partition-epoch decoder
+// (read at Open): it accepts exactly an epoch key of a partition below Q with an
+// 8-byte value, and what it accepts re-encodes to the same entry.
+func FuzzParseEpoch(f *testing.F) {
+	for _, s := range []struct {
+		name string
+		k, v []byte
+		q    int
+	}{
+		{"epoch", epochKey(3), binary.BigEndian.AppendUint64(nil, 7), 8},
+		{"last-partition", epochKey(0xffff), binary.BigEndian.AppendUint64(nil, ^uint64(0)), 1 << 16},
+		{"beyond-q", epochKey(8), binary.BigEndian.AppendUint64(nil, 1), 8},
+		{"short-value", epochKey(1), []byte{1, 2, 3}, 8},
+		{"short-key", epochKey(1)[:len(epochKey(1))-1], binary.BigEndian.AppendUint64(nil, 1), 8},
+		{"other-meta", metaKey("partitions"), []byte("1024"), 1024},
+	} {
+		fuzzcheck.Seed(f, s.name, s.k, s.v, s.q)
+	}
+	f.Fuzz(func(t *testing.T, k, v []byte, q int) {
+		p, epoch, err := parseEpoch(k, v, q)
+		prefix := metaKey(metaEpoch)
+		want := len(k) == len(prefix)+2 && bytes.HasPrefix(k, prefix) && len(v) == 8 &&
+			int(binary.BigEndian.Uint16(k[len(prefix):])) < q
+		if (err == nil) != want {
+			t.Fatalf("parseEpoch(%x, %x, %d): %v", k, v, q, err)
+		}
+		if err != nil {
+			return
+		}
+		if p < 0 || p >= q {
+			t.Fatalf("parseEpoch(%x) gave partition %d of %d", k, p, q)
+		}
+		if !bytes.Equal(epochKey(p), k) || !bytes.Equal(binary.BigEndian.AppendUint64(nil, epoch), v) {
+			t.Fatalf("parseEpoch(%x, %x) = %d, %d does not re-encode", k, v, p, epoch)
 		}
 	})
 }

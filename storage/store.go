@@ -3,6 +3,7 @@ package storage
 import (
 	"bytes"
 	"cmp"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -143,9 +144,13 @@ type Store struct {
 	// testHookFill, set by tests only, runs when a read that missed the record
 	// cache has read Pebble and is about to fill the cache.
 	testHookFill func(dk []byte)
+	// testHookDrop, set by tests only, sees a partition drop's batch just before
+	// it commits.
+	testHookDrop func(b *pebble.Batch)
 	locks        [lockStripes]sync.Mutex
-	counts       []atomic.Int64 // live records per partition
-	hints        atomic.Int64   // hints stored, for every owner
+	counts       []atomic.Int64  // live records per partition
+	epochs       []atomic.Uint64 // actor epoch per partition (Epoch); stored under every key lock
+	hints        atomic.Int64    // hints stored, for every owner
 	reaped       atomic.Int64
 	flushMu      sync.Mutex // held by DropAll to exclude concurrent partition drops
 	stopper      *syncutil.Stopper
@@ -215,7 +220,7 @@ func Open(cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
 	}
-	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), walFS: wfs, counts: make([]atomic.Int64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{})}
+	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), walFS: wfs, counts: make([]atomic.Int64, cfg.Partitions), epochs: make([]atomic.Uint64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{})}
 	s.gc.db = db
 	if cfg.Sync == SyncNone {
 		s.wo = pebble.NoSync
@@ -225,6 +230,10 @@ func Open(cfg Config) (*Store, error) {
 		return nil, err
 	}
 	if err := s.loadCounts(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadEpochs(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -365,6 +374,34 @@ func (s *Store) loadCounts() error {
 	}
 	return it.Error()
 }
+
+// loadEpochs reads the partitions' actor epochs (see Epoch).
+func (s *Store) loadEpochs() error {
+	lo := metaKey(metaEpoch)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: prefixEnd(lo)})
+	if err != nil {
+		return fmt.Errorf("storage: read partition epochs: %w", err)
+	}
+	defer it.Close()
+	for it.First(); it.Valid(); it.Next() {
+		p, epoch, err := parseEpoch(it.Key(), it.Value(), s.cfg.Partitions)
+		if err != nil {
+			return err
+		}
+		s.epochs[p].Store(epoch)
+	}
+	return it.Error()
+}
+
+// Epoch returns partition p's actor epoch: 0 until the partition is first dropped
+// (DropPartition, DropPartitionIf, DropAll), then raised by every drop, durably and
+// in the same Pebble batch as the drop, so a crash never separates them. A node
+// that dropped a partition has lost its records of the partition's keys, while
+// other replicas may still hold values it wrote: its coordinator writes those keys
+// as a new actor per epoch, so that no new dot claims an older one as seen (see
+// coordinator). Read inside an UpdateFunc of a key of p, it stays what it is until
+// the function returns (a drop takes every key lock).
+func (s *Store) Epoch(p int) uint64 { return s.epochs[p].Load() }
 
 // Close waits for the calls in progress, stops the reaper and closes Pebble; calls
 // made after Close began return ErrClosed. It is idempotent.
@@ -913,15 +950,16 @@ func (s *Store) ScanEncoded(p int, fromHash uint64, fn func(h uint64, key, enc [
 	return it.Error()
 }
 
-// DropPartition deletes every record of partition p (after a handoff, or FLUSHALL).
+// DropPartition deletes every record of partition p (after a handoff) and raises
+// its epoch (Epoch).
 func (s *Store) DropPartition(p int) error {
 	_, err := s.DropPartitionIf(p, nil)
 	return err
 }
 
-// DropPartitionIf deletes every record of partition p if cond, called with every
-// key locked (no write can interleave), returns true; a nil cond always holds. It
-// reports whether it dropped. Partition handoff drops a partition this way only if
+// DropPartitionIf deletes every record of partition p, and raises its epoch, if
+// cond, called with every key locked (no write can interleave), returns true; a nil
+// cond always holds. It reports whether it dropped. Partition handoff drops a partition this way only if
 // nothing was written to it since the new owners confirmed they hold it.
 func (s *Store) DropPartitionIf(p int, cond func() bool) (bool, error) {
 	if err := s.enter(); err != nil {
@@ -937,7 +975,8 @@ func (s *Store) DropPartitionIf(p int, cond func() bool) (bool, error) {
 }
 
 // DropAll deletes every record and every hint (FLUSHALL): a hint kept for another
-// node would otherwise bring flushed data back once it is replayed. Metadata is kept.
+// node would otherwise bring flushed data back once it is replayed. It raises every
+// partition's epoch; other metadata is kept.
 func (s *Store) DropAll() error {
 	if err := s.enter(); err != nil {
 		return err
@@ -951,7 +990,8 @@ func (s *Store) DropAll() error {
 
 // dropPartitions deletes partitions first..last, and every hint too when hints is
 // set, with every key lock held, so that no Update or UpdateHint interleaves and the
-// counts stay exact. With a cond that returns false it drops nothing.
+// counts stay exact. In the same batch it raises the partitions' epochs. With a
+// cond that returns false it drops nothing.
 func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (bool, error) {
 	for i := range s.locks {
 		s.locks[i].Lock()
@@ -985,6 +1025,14 @@ func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (b
 			return false, err
 		}
 	}
+	for p := first; p <= last; p++ {
+		if err := b.Set(epochKey(p), binary.BigEndian.AppendUint64(nil, s.epochs[p].Load()+1), nil); err != nil {
+			return false, err
+		}
+	}
+	if s.testHookDrop != nil {
+		s.testHookDrop(b)
+	}
 	// Reset even if the commit failed: an empty cache is always coherent.
 	s.rc.reset()
 	if err := b.Commit(s.wo); err != nil {
@@ -992,6 +1040,7 @@ func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (b
 	}
 	for p := first; p <= last; p++ {
 		s.counts[p].Store(0)
+		s.epochs[p].Add(1)
 	}
 	if hints {
 		s.hints.Store(0)

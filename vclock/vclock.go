@@ -390,10 +390,12 @@ func forNeeded(local Set, ctx Clock, fn func(Dot)) {
 
 // event gives v the next dot of actor. When the actor's entry holds no value (it is
 // absent, came from a possibly stale context, or all its values were superseded), the
-// counter may jump to floor: no value is renumbered, and every dot of actor the
-// record no longer knows about belonged to a value that is dead everywhere (the local
-// record is deleted only when all its values expired, and the actor's own entry is
-// never pruned). An entry that holds values continues its run.
+// counter may jump to floor: no value is renumbered, and, by the caller's contract
+// (package doc, "Fresh counters"), every dot of actor the record no longer knows
+// about belonged to a value that is dead everywhere: the caller deletes its record
+// only once all its values are dead, never prunes the actor's own entry, and writes
+// as a new actor after losing records (a dropped partition, a crash). An entry that
+// holds values continues its run.
 func event(s Set, actor string, v Value, now int64, floor uint64) Set {
 	i, ok := slices.BinarySearchFunc(s.Entries, actor, byActor)
 	es := slices.Clone(s.Entries)

@@ -18,6 +18,9 @@
 //     delivered; HintOwners is sorted; ScanHints is in key order.
 //   - Records are kept encoded (vclock.Set.AppendBinary) and decoded on every read,
 //     so callers never share memory with the store, as with Pebble.
+//   - Epoch(p) is 0 until partition p is dropped and every drop raises it by one
+//     (DropAll raises all), as storage's epochs; it may be read inside an
+//     UpdateFunc (it takes no lock) and does not change while one runs.
 //
 // Every write is "durable" when it returns: a simulated crash keeps the Store and
 // a restart reuses it. There are no goroutines and no clocks, so a Store works
@@ -33,6 +36,7 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
@@ -56,6 +60,7 @@ type Store struct {
 	parts  []map[string]*record         // per partition, by key
 	hints  map[string]map[string][]byte // owner -> key -> encoded record
 	counts []int64
+	epochs []atomic.Uint64 // written under mu, read without it (Epoch)
 	nhints int64
 	closed bool
 }
@@ -67,7 +72,8 @@ func New(partitions int) *Store {
 		panic(fmt.Sprintf("memstore: %d partitions: %v", partitions, storage.ErrPartitions))
 	}
 	s := &Store{q: partitions, parts: make([]map[string]*record, partitions),
-		hints: map[string]map[string][]byte{}, counts: make([]int64, partitions)}
+		hints: map[string]map[string][]byte{}, counts: make([]int64, partitions),
+		epochs: make([]atomic.Uint64, partitions)}
 	for i := range s.parts {
 		s.parts[i] = map[string]*record{}
 	}
@@ -249,7 +255,11 @@ func (s *Store) Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec v
 	return nil
 }
 
-// DropPartition deletes every record of partition p (not the hints).
+// Epoch returns partition p's actor epoch (see storage.Store.Epoch).
+func (s *Store) Epoch(p int) uint64 { return s.epochs[p].Load() }
+
+// DropPartition deletes every record of partition p (not the hints) and raises its
+// epoch.
 func (s *Store) DropPartition(p int) error {
 	if err := s.enter(); err != nil {
 		return err
@@ -257,10 +267,11 @@ func (s *Store) DropPartition(p int) error {
 	defer s.mu.Unlock()
 	s.parts[p] = map[string]*record{}
 	s.counts[p] = 0
+	s.epochs[p].Add(1)
 	return nil
 }
 
-// DropAll deletes every record and every hint.
+// DropAll deletes every record and every hint and raises every epoch.
 func (s *Store) DropAll() error {
 	if err := s.enter(); err != nil {
 		return err
@@ -269,6 +280,7 @@ func (s *Store) DropAll() error {
 	for p := range s.parts {
 		s.parts[p] = map[string]*record{}
 		s.counts[p] = 0
+		s.epochs[p].Add(1)
 	}
 	s.hints = map[string]map[string][]byte{}
 	s.nhints = 0

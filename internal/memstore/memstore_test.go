@@ -237,6 +237,11 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store) {
 				t.Fatalf("%s: PartitionCount(%d): memstore %d, storage %d", where(), p, a, b)
 			}
 		}
+		for p := range q {
+			if a, b := fake.Epoch(p), ref.Epoch(p); a != b {
+				t.Fatalf("%s: Epoch(%d): memstore %d, storage %d", where(), p, a, b)
+			}
+		}
 		if a, b := fake.HintCount(), ref.HintCount(); a != b {
 			t.Fatalf("%s: HintCount: memstore %d, storage %d", where(), a, b)
 		}
