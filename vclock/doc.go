@@ -15,7 +15,11 @@
 //   - Sync is commutative, associative and idempotent (a join-semilattice), so replicas
 //     may merge records in any order, any number of times, and converge. (Anonymous
 //     values, which only New makes and no stored record carries, are the exception,
-//     as in Riak's dvvset: their Sync is not associative.)
+//     as in Riak's dvvset: their Sync is not associative.) Where both sides hold a
+//     dot, Sync keeps one value for it by a total order (compareMerge): an expired
+//     value on one side and the tombstone a reaper made of it (Value.Tomb, Bury) on
+//     the other merge to the tombstone, so replicas that reap at different moments
+//     converge on the reaped form.
 //   - Update(local, ctx, actor, v) supersedes exactly the values whose dots ctx covers;
 //     every other value survives as a sibling. An empty context supersedes nothing.
 //   - Nothing here drops a value that is not covered by a causally later write.
@@ -53,9 +57,10 @@
 // (no entry, an entry from a stale context, or one whose values the write supersedes),
 // the new dot is at least the caller-supplied floor. Nodes pass a node-wide,
 // monotonically increasing floor (unix microseconds), so that a key whose record was
-// reaped (expiry) or purged (tombstone) and written again never reuses a dot that an
-// old copy on another replica still carries. Should a dot be issued twice anyway,
-// Sync keeps the run with the newer values on every replica, so replicas converge.
+// purged (tombstones, expired values included once the reaper turned them into
+// tombstones) and written again never reuses a dot that an old copy on another
+// replica still carries. Should a dot be issued twice anyway, Sync keeps the newer
+// value for it on every replica, so replicas converge.
 //
 // The jump is an assertion: a DVV entry (actor, counter, values) says every dot of
 // actor below the run is superseded, so the jump claims every dot of the actor below
@@ -63,8 +68,9 @@
 // every dot of that actor that is still live anywhere, which is the caller's
 // contract: a node applies its own dots to its record before they leave it, keeps the
 // actor's own entry through Prune (Keep), and deletes a record only once every value
-// in it is dead everywhere (expired, or a tombstone purged on all replicas). A node
-// that lost records it had (a partition dropped after a handoff and held again, data
-// lost in a crash) must write as a new actor from then on (coordinator: per-partition
-// epochs; node: incarnations), whose dots nobody holds yet.
+// in it is dead everywhere (a tombstone, expired values included, purged on every
+// holder). A node that lost records it had (a partition dropped after a handoff and
+// held again, data lost in a crash) must write as a new actor from then on
+// (coordinator: per-partition epochs; node: incarnations), whose dots nobody holds
+// yet.
 package vclock

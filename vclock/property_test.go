@@ -15,10 +15,13 @@ import (
 // key on a few replicas, each also a coordinator (actor): clients write through a
 // coordinator with an empty context, a fresh read's context, a stale context kept
 // from an earlier read, or the context of a two-replica quorum read; replicas sync
-// one way (read repair) or both ways (anti-entropy); depending on the mode, records
-// are reaped whole, pruned, or dropped after being handed to another replica (a
-// partition handoff) while the coordinator goes on writing under a new epoch of its
-// actor (the coordinator's rule after a drop; see the package doc on fresh counters).
+// one way (read repair) or both ways (anti-entropy); a replica's reaper turns its
+// expired values into tombstones (Bury) at random moments, so replicas hold a dot's
+// expired value and its tombstone side by side; depending on the mode, records are
+// dropped whole (as a tombstone purge does), pruned, or dropped after being handed to
+// another replica (a partition handoff) while the coordinator goes on writing under a
+// new epoch of its actor (the coordinator's rule after a drop; see the package doc on
+// fresh counters).
 //
 // Beside the DVV sets runs a dumb model (STYLE.md #13): each replica is a map of
 // live dots to values plus the set of every dot it has seen. A write supersedes the
@@ -110,6 +113,7 @@ type sim struct {
 	issued    map[Dot]Value
 	issuedAt  map[Dot]map[Dot]bool // the causal past of each write (its context)
 	maxIssued map[string]uint64
+	buried    map[Dot]bool // dots some replica's reaper turned into tombstones
 	nval      int
 	hist      []string
 	stats     *simStats
@@ -120,9 +124,11 @@ type sim struct {
 // entry, writes where the floor had to beat a context naming the coordinator, prunes
 // that dropped entries, replica checks (summed) of siblings that pruning kept although
 // a write superseded them, replica states with more than one sibling, and the most
-// siblings seen, and records dropped (drop mode).
+// siblings seen, records dropped (drop mode), reaper passes that turned values into
+// tombstones, and dots merged from an expired value on one side and its tombstone on
+// the other.
 type simStats struct {
-	writes, skipped, staleCtxFloor, prunes, resurrected, multiSibling, maxSiblings, drops int
+	writes, skipped, staleCtxFloor, prunes, resurrected, multiSibling, maxSiblings, drops, buried, mixed int
 }
 
 func newSim(t testing.TB, seed uint64) *sim {
@@ -135,6 +141,7 @@ func newSim(t testing.TB, seed uint64) *sim {
 		issued:    map[Dot]Value{},
 		issuedAt:  map[Dot]map[Dot]bool{},
 		maxIssued: map[string]uint64{},
+		buried:    map[Dot]bool{},
 		stats:     &simStats{},
 	}
 	n := 2 + s.rng.IntN(4)
@@ -181,6 +188,8 @@ func (s *sim) run(steps int) {
 		case k < 96:
 			i, j := s.rng.IntN(len(s.reps)), s.rng.IntN(len(s.reps))
 			s.sync(i, j, s.rng.IntN(2) == 0)
+		case k < 98:
+			s.bury(s.rng.IntN(len(s.reps)))
 		default:
 			i := s.rng.IntN(len(s.reps))
 			switch {
@@ -277,9 +286,9 @@ func (s *sim) write(i int) {
 	switch s.rng.IntN(10) {
 	case 0:
 		v.Tombstone = true
-	case 1:
-		v.Expiry = s.now + s.rng.Int64N(1000)
-	case 2:
+	case 1, 2:
+		v.Expiry = s.now + s.rng.Int64N(100)
+	case 3:
 		v.Flags = s.rng.Uint32()
 	}
 
@@ -410,15 +419,14 @@ func (s *sim) sync(i, j int, both bool) {
 	sa, sb := sibMap(s, a), sibMap(s, b)
 	want := map[Dot]Value{}
 	for d, x := range sa {
-		if y, ok := sb[d]; ok && !x.Equal(y) {
-			s.fatalf("dot %v carries %s on one replica and %s on another", d, x.Data, y.Data)
-		}
-		if _, ok := sb[d]; ok || !jb.Covers(d) {
+		if y, ok := sb[d]; ok {
+			want[d] = s.mergedValue(d, x, y)
+		} else if !jb.Covers(d) {
 			want[d] = x
 		}
 	}
 	for d, y := range sb {
-		if _, ok := sa[d]; ok || !ja.Covers(d) {
+		if _, ok := sa[d]; !ok && !ja.Covers(d) {
 			want[d] = y
 		}
 	}
@@ -427,12 +435,14 @@ func (s *sim) sync(i, j int, both bool) {
 	mi, mj := s.mods[i], s.mods[j]
 	nm := newModel()
 	for d, x := range mi.sibs {
-		if _, held := mj.sibs[d]; held || !mj.seen[d] {
+		if y, held := mj.sibs[d]; held {
+			nm.sibs[d] = s.mergedValue(d, x, y)
+		} else if !mj.seen[d] {
 			nm.sibs[d] = x
 		}
 	}
 	for d, x := range mj.sibs {
-		if _, held := mi.sibs[d]; held || !mi.seen[d] {
+		if _, held := mi.sibs[d]; !held && !mi.seen[d] {
 			nm.sibs[d] = x
 		}
 	}
@@ -449,6 +459,47 @@ func (s *sim) sync(i, j int, both bool) {
 		s.mods[j] = &model{sibs: maps.Clone(s.mods[i].sibs), seen: maps.Clone(s.mods[i].seen)}
 		s.check(j)
 	}
+}
+
+// mergedValue is what a sync must keep for dot d held as x on one side and y on
+// the other: the same value, or the tombstone a reaper made of it.
+func (s *sim) mergedValue(d Dot, x, y Value) Value {
+	switch {
+	case x.Equal(y):
+		return x
+	case x.reapable() && y.Equal(x.Tomb()):
+		s.stats.mixed++
+		return y
+	case y.reapable() && x.Equal(y.Tomb()):
+		s.stats.mixed++
+		return x
+	}
+	s.fatalf("dot %v carries %s on one replica and %s on another", d, fmtValue(x), fmtValue(y))
+	return Value{}
+}
+
+// bury runs replica i's reaper: every expired value becomes its tombstone.
+func (s *sim) bury(i int) {
+	got, changed := Bury(s.reps[i], s.now)
+	checkSet(s, got, "Bury")
+	if !slices.Equal(got.Join(), s.reps[i].Join()) {
+		s.fatalf("Bury changed the clock: %q -> %q", fmtSet(s.reps[i]), fmtSet(got))
+	}
+	m := s.mods[i]
+	for d, v := range m.sibs {
+		if v.reapable() && v.Expired(s.now) {
+			m.sibs[d] = v.Tomb()
+			s.buried[d] = true
+		}
+	}
+	if !changed {
+		return
+	}
+	s.stats.buried++
+	s.logf("bury %s at %d -> %q", s.actors[i], s.now, fmtSet(got))
+	s.reps[i] = got
+	s.snaps = append(s.snaps, got)
+	s.check(i)
 }
 
 // maybePrune prunes replica i with o (Keep and Needed set by the caller), a random
@@ -496,7 +547,7 @@ func (s *sim) check(i int) {
 	}
 	s.stats.maxSiblings = max(s.stats.maxSiblings, len(got))
 	for d, x := range got {
-		if y, ok := s.issued[d]; !ok || !x.Equal(y) {
+		if y, ok := s.issued[d]; !ok || !x.Equal(y) && !(y.reapable() && x.Equal(y.Tomb())) {
 			s.fatalf("replica %s holds %v=%s, which was never written", s.actors[i], d, x.Data)
 		}
 	}
@@ -550,6 +601,9 @@ func (s *sim) heal() {
 			superseded = superseded || past[d]
 		}
 		if !superseded {
+			if s.buried[d] {
+				v = v.Tomb()
+			}
 			live[d] = v
 		}
 	}

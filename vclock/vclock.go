@@ -29,6 +29,19 @@ type Value struct {
 // Expired reports whether v has an expiry at or before now (unix ms).
 func (v Value) Expired(now int64) bool { return v.Expiry != 0 && v.Expiry <= now }
 
+// Tomb returns the tombstone an expired value becomes when a reaper collects it:
+// the same Timestamp (plain GET orders siblings by it, so every replica keeps
+// reaching the same verdict) and Expiry (when it died), no data, no flags. It is
+// a function of v alone, so replicas that reap the same value make byte-identical
+// tombstones, and Sync merges a value with its tombstone to the tombstone.
+func (v Value) Tomb() Value {
+	return Value{Timestamp: v.Timestamp, Expiry: v.Expiry, Tombstone: true}
+}
+
+// reapable reports whether v is a value (not a tombstone) with an expiry: what a
+// reaper turns into its Tomb once the expiry passes.
+func (v Value) reapable() bool { return !v.Tombstone && v.Expiry != 0 }
+
 // Equal reports whether two values are identical in every field.
 func (v Value) Equal(o Value) bool {
 	return v.Flags == o.Flags && v.Timestamp == o.Timestamp && v.Expiry == o.Expiry &&
@@ -259,38 +272,57 @@ func syncEntries(a, b []Entry) []Entry {
 
 // mergeEntry merges two entries of the same actor. Each holds a contiguous run of
 // dots ending at its counter; everything below the run is known superseded. The
-// result keeps the higher counter and only the dots neither side has superseded.
+// result keeps the higher counter and only the dots neither side has superseded,
+// and for a dot both sides hold, the preferred of their two values (prefer): the
+// same value on both sides, except that a value merged with the tombstone a
+// reaper made of it gives the tombstone (Value.Tomb), so replicas that reaped at
+// different moments converge on the reaped form. Choosing per dot by a total
+// order keeps Sync a semilattice whatever the values are.
 func mergeEntry(x, y Entry) Entry {
-	switch {
-	case x.Counter < y.Counter:
-		x, y = y, x
-	case x.Counter > y.Counter:
-	case len(x.Values) > len(y.Values):
-		x, y = y, x
-	case len(x.Values) == len(y.Values) && compareRuns(x.Values, y.Values) < 0:
-		// The same dots with different values: a dot was issued twice (a replica lost
-		// its record and a stale copy came back before the next write). Keep the run
-		// whose values are newer, deterministically, so Sync stays commutative.
+	if x.Counter < y.Counter || (x.Counter == y.Counter && len(x.Values) > len(y.Values)) {
 		x, y = y, x
 	}
-	// x.Counter >= y.Counter; on equal counters x has the shorter (more superseded) run.
-	out := Entry{Actor: x.Actor, Counter: x.Counter, Values: x.Values, Active: max(x.Active, y.Active)}
+	// x.Counter >= y.Counter; on equal counters x has the shorter (more superseded)
+	// run, so every dot that survives is in x's run.
 	xLow := x.Counter - uint64(len(x.Values))
 	yLow := y.Counter - uint64(len(y.Values))
-	if xLow < yLow {
-		out.Values = x.Values[:x.Counter-yLow]
+	low := max(xLow, yLow)
+	out := Entry{Actor: x.Actor, Counter: x.Counter, Values: x.Values[:x.Counter-low], Active: max(x.Active, y.Active)}
+	// The dots both hold: (low, y.Counter].
+	cloned := false
+	for d := y.Counter; d > low; d-- {
+		i, j := x.Counter-d, y.Counter-d
+		if compareMerge(y.Values[j], out.Values[i]) > 0 {
+			if !cloned {
+				out.Values, cloned = slices.Clone(out.Values), true
+			}
+			out.Values[i] = y.Values[j]
+		}
 	}
 	return out
 }
 
-// compareRuns orders two value runs of equal length by their first differing value.
-func compareRuns(a, b []Value) int {
-	for i := range a {
-		if c := compareValues(a[i], b[i]); c != 0 {
-			return c
-		}
+// compareMerge is the total order Sync keeps the greater of when two replicas
+// hold different values for one dot. First the values as they are once reaped
+// (so a value and its tombstone compare equal there), then a tombstone above a
+// value (the reaped form wins), then every field. Different values for one dot
+// otherwise mean the dot was issued twice (a replica lost its record and a stale
+// copy came back before the next write): the newer value, by timestamp, is kept,
+// deterministically, so replicas still converge.
+func compareMerge(a, b Value) int {
+	return cmp.Or(
+		compareValues(reaped(a), reaped(b)),
+		cmpBool(a.Tombstone, b.Tombstone),
+		compareValues(a, b),
+	)
+}
+
+// reaped is v as a reaper leaves it once its expiry passed.
+func reaped(v Value) Value {
+	if v.reapable() {
+		return v.Tomb()
 	}
-	return 0
+	return v
 }
 
 func unionValues(a, b []Value) []Value {
@@ -510,6 +542,30 @@ func Map(s Set, f func(Value) Value) Set {
 		anon = append(anon, f(v))
 	}
 	return Set{Entries: es, Anon: anon}
+}
+
+// Bury returns s with every value expired at now (unix ms) turned into its Tomb,
+// keeping every dot and counter, and reports whether anything changed (s is
+// returned as it is when nothing did). An expired value stays causal history: its
+// dot still supersedes what it superseded, so the value it replaced can never
+// come back from a replica that missed the overwrite.
+func Bury(s Set, now int64) (Set, bool) {
+	changed := false
+	for v := range s.Values() {
+		if v.reapable() && v.Expired(now) {
+			changed = true
+			break
+		}
+	}
+	if !changed {
+		return s, false
+	}
+	return Map(s, func(v Value) Value {
+		if v.reapable() && v.Expired(now) {
+			return v.Tomb()
+		}
+		return v
+	}), true
 }
 
 // Winner picks, among sibs, the one plain GET returns: the greatest (Timestamp, Dot),

@@ -667,7 +667,7 @@ func TestPruneKeepsOwnEntry(t *testing.T) {
 }
 
 // TestDotCollisionResolvesToNewer: should a dot ever be issued twice, Sync keeps
-// the run with the newer values on both sides, so replicas still converge.
+// the newer value for it on both sides, so replicas still converge.
 func TestDotCollisionResolvesToNewer(t *testing.T) {
 	old := Set{Entries: []Entry{{Actor: "x", Counter: 5, Values: []Value{{Data: []byte("old"), Timestamp: 1}}}}}
 	nw := Set{Entries: []Entry{{Actor: "x", Counter: 5, Values: []Value{{Data: []byte("new"), Timestamp: 2}}}}}
@@ -694,5 +694,67 @@ func TestPruneKeepsContextCoverage(t *testing.T) {
 				t.Fatalf("local %q: after the write and a sync: %q, want w alone (record %q)", fmtSet(local), fmtSet(m), fmtSet(got))
 			}
 		}
+	}
+}
+
+// TestSyncPrefersTheReapedForm: replicas reap at different moments, so one may
+// hold a dot's expired value and another the tombstone its reaper made of it
+// (Value.Tomb). Sync must merge them to the tombstone, in either order and
+// whatever else the entries hold, or anti-entropy would undo the reaper's
+// conversion and the reaper redo it forever.
+func TestSyncPrefersTheReapedForm(t *testing.T) {
+	v := Value{Data: []byte("new"), Flags: 7, Timestamp: 10, Expiry: 20}
+	w := Value{Data: []byte("w"), Timestamp: 5, Expiry: 15}
+	tv, tw := v.Tomb(), w.Tomb()
+	if want := (Value{Timestamp: 10, Expiry: 20, Tombstone: true}); !tv.Equal(want) {
+		t.Fatalf("Tomb() = %+v, want %+v", tv, want)
+	}
+	e := func(c uint64, vs ...Value) Set { return Set{Entries: []Entry{{Actor: "x", Counter: c, Values: vs}}} }
+	for _, tt := range []struct {
+		name string
+		a, b Set
+		want Set
+	}{
+		{"same dot", e(5, v), e(5, tv), e(5, tv)},
+		{"longer run on the reaped side", e(5, v), e(5, tv, tw), e(5, tv)},
+		{"longer run on the live side", e(5, v, w), e(5, tv), e(5, tv)},
+		{"each side reaped one", e(5, v, tw), e(5, tv, w), e(5, tv, tw)},
+		{"higher counter on the live side", e(6, Value{Data: []byte("z")}, v), e(5, tv), e(6, Value{Data: []byte("z")}, tv)},
+	} {
+		for _, m := range []Set{Sync(tt.a, tt.b), Sync(tt.b, tt.a)} {
+			if !identicalSets(m, tt.want) {
+				t.Errorf("%s: Sync = %q, want %q", tt.name, fmtSet(m), fmtSet(tt.want))
+			}
+		}
+	}
+}
+
+// TestBury: the reaper's conversion turns exactly the expired values into their
+// tombstones, keeps every dot, and is deterministic.
+func TestBury(t *testing.T) {
+	s := Set{Entries: []Entry{
+		{Actor: "a", Counter: 3, Active: 9, Values: []Value{{Data: []byte("x"), Timestamp: 1, Expiry: 50}, {Data: []byte("y"), Timestamp: 2}}},
+		{Actor: "b", Counter: 1, Values: []Value{{Tombstone: true, Timestamp: 3}, {Data: []byte("z"), Expiry: 200}}[:1]},
+	}}
+	before := cloneSet(s)
+	got, changed := Bury(s, 100)
+	if !changed {
+		t.Fatal("Bury reported no change")
+	}
+	want := Set{Entries: []Entry{
+		{Actor: "a", Counter: 3, Active: 9, Values: []Value{{Timestamp: 1, Expiry: 50, Tombstone: true}, {Data: []byte("y"), Timestamp: 2}}},
+		{Actor: "b", Counter: 1, Values: []Value{{Tombstone: true, Timestamp: 3}}},
+	}}
+	if !identicalSets(got, want) {
+		t.Fatalf("Bury = %q, want %q", fmtSet(got), fmtSet(want))
+	}
+	if !identicalSets(s, before) {
+		t.Fatal("Bury mutated its argument")
+	}
+	if again, changed := Bury(got, 100); changed || !identicalSets(again, got) {
+		t.Fatalf("Bury not idempotent: %q, changed %v", fmtSet(again), changed)
+	}
+	if same, changed := Bury(s, 49); changed || !identicalSets(same, s) {
+		t.Fatalf("Bury before the expiry changed %q", fmtSet(same))
 	}
 }
