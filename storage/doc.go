@@ -7,7 +7,7 @@
 //	'd' | partition (be16) | xxhash64(key) (be64) | key   -> record (vclock.Set binary)
 //	'h' | len(owner) (u8) | owner | key                   -> hinted record (vclock.Set binary)
 //	'x' | reap time ms (be64) | partition (be16) | hash (be64) | key -> empty (expiry index)
-//	'g' | write time ms (be64) | partition (be16) | hash (be64) | key -> empty (grave index)
+//	'g' | death time ms (be64) | partition (be16) | hash (be64) | key -> empty (grave index)
 //	'm' | name                                            -> metadata value
 //	'm' | "epoch/" | partition (be16)                     -> actor epoch (be64)
 //
@@ -37,7 +37,7 @@
 //     and internal/enginepanic for its panics), and so does a failed periodic fsync. With Config.InMemory the data
 //     lives on Pebble's in-memory filesystem and ends with the process, by design
 //     (a cache tier).
-//   - Synced record writes (Update, the reaper's deletes) and SyncWAL go through
+//   - Synced record writes (Update, the reaper's rewrites) and SyncWAL go through
 //     group commit (committer): the writers waiting at one moment share one merged
 //     Pebble batch, one WAL write and one sync, and each gets the group's result.
 //     (Hint writes, partition drops and metadata commit alone.) A merged
@@ -52,14 +52,25 @@
 //     caches: every change updates it under the key's lock after the commit, misses
 //     fill it only under the key's lock, and partition drops reset it under every
 //     key lock.
-//   - The expiry index holds an entry for exactly the records whose every value has an
-//     expiry (the record is dead once the last one passes); the reaper deletes those
-//     records after re-checking them under the key lock, so a write racing the reaper
-//     always wins.
+//   - The expiry index holds an entry for exactly the records whose every value is a
+//     tombstone or has an expiry, at least one value having one, at the latest expiry
+//     (reapTime: the record is dead once it passes). The reaper never deletes a
+//     record: it rewrites each of those with every expired value turned into its
+//     tombstone (vclock.Bury: dot, Timestamp and Expiry kept, data and flags
+//     dropped, the same bytes on every replica), after re-checking it under the key
+//     lock, so a write racing the reaper always wins. An expired value thus stays
+//     causal history, and the value it replaced cannot come back from a replica
+//     that missed the overwrite; the record, now all tombstones, moves to the grave
+//     index and is purged by the tombstone rule like a DEL's.
 //   - The grave index holds an entry for exactly the records whose every value is a
-//     tombstone, at the newest tombstone's write time, so tombstone purge finds the
-//     ones past the grace period; DeleteIf removes a record only if it still encodes
-//     exactly as the caller saw it.
+//     tombstone, at the time the newest one died (graveTime: its write time, or the
+//     expiry of one the reaper made), so tombstone purge finds the ones past the
+//     grace period; DeleteIf removes a record only if it still encodes exactly as
+//     the caller saw it.
+//   - Count (DBSIZE) counts the records whose plain-GET winner, the greatest
+//     sibling by (Timestamp, dot) with tombstones and expired values included
+//     (vclock.Winner), is not a tombstone: an expired value counts until it is
+//     reaped, as in Redis. It does not depend on the time.
 //   - A partition's actor epoch (Epoch) is 0 until the partition is first dropped
 //     and is raised by every drop (DropPartition, DropPartitionIf, DropAll) in the
 //     drop's own Pebble batch, so no crash keeps the drop without the new epoch or

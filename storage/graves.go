@@ -9,8 +9,9 @@ import (
 	"github.com/dynakv/dynakv/vclock"
 )
 
-// Graves are the records whose every value is a tombstone. They are indexed by
-// their newest write time ('g' | time | partition | hash | key) so that tombstone
+// Graves are the records whose every value is a tombstone (DELs, and expired values
+// the reaper buried). They are indexed by the time their newest value died ('g' |
+// time | partition | hash | key; see graveTime) so that tombstone
 // purge (repair.Purger) finds the ones older than the grace period without a scan.
 // Nothing here decides whether a tombstone may go: DeleteIf removes a record only
 // if it is still exactly the one the caller checked.
@@ -18,11 +19,11 @@ import (
 // Grave is one record of tombstones found by Graves.
 type Grave struct {
 	Key     []byte
-	Written int64  // newest tombstone's write time, unix ms
+	Written int64  // when the newest tombstone died (graveTime), unix ms
 	Record  []byte // the record's encoding
 }
 
-// Graves returns up to limit records of tombstones written before before (unix
+// Graves returns up to limit records of tombstones that died before before (unix
 // ms), oldest first. Index entries whose record changed meanwhile are cleaned.
 func (s *Store) Graves(before int64, limit int) ([]Grave, error) {
 	if err := s.enter(); err != nil {

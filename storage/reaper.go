@@ -32,9 +32,16 @@ func (s *Store) every(d time.Duration, fn func()) {
 	}
 }
 
-// Reap deletes up to limit records whose every value has expired, oldest first, and
-// returns how many it deleted. Each record is re-checked under its key lock, so a
-// write that gave the key a new value in the meantime keeps it.
+// Reap turns up to limit records whose every value is a tombstone or has expired
+// (at least one having expired) into records of tombstones, oldest first, and
+// returns how many it rewrote. Each expired value becomes its vclock.Value.Tomb,
+// keeping its dot, so the record stays causal history: what the expired value
+// superseded stays superseded on this replica and, through anti-entropy, on every
+// other. The conversion is a function of the record alone, so replicas holding the
+// same record reap it to the same bytes, as tombstone purge needs; the record then
+// sits in the grave index and is purged by the tombstone rule. Each record is
+// re-checked under its key lock, so a write that gave the key a new value in the
+// meantime keeps it.
 func (s *Store) Reap(limit int) (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
@@ -95,5 +102,11 @@ func (s *Store) reapOne(at int64, p int, h uint64, key []byte, now int64) (bool,
 	if at > now {
 		return false, nil
 	}
-	return true, s.write(dk, p, h, key, cur, curEnc, true, vclock.Set{}, s.wo)
+	next, changed := vclock.Bury(cur, now)
+	if !changed {
+		// Not reachable (reapTime(cur) <= now means a value expired); drop the
+		// entry rather than loop on it.
+		return false, s.db.Delete(expiryKey(nil, at, p, h, key), pebble.NoSync)
+	}
+	return true, s.write(dk, p, h, key, cur, curEnc, true, next, s.wo)
 }

@@ -51,9 +51,10 @@ type Config struct {
 	Sync SyncMode
 	// SyncInterval is how often SyncInterval mode fsyncs the WAL. Default 100ms.
 	SyncInterval time.Duration
-	// ReapInterval is how often the reaper deletes expired records. Default 1s.
+	// ReapInterval is how often the reaper turns expired records into tombstones.
+	// Default 1s.
 	ReapInterval time.Duration
-	// ReapBatch bounds the records the reaper deletes per pass. Default 10000.
+	// ReapBatch bounds the records the reaper rewrites per pass. Default 10000.
 	ReapBatch int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
@@ -839,39 +840,47 @@ func (s *Store) committed(st *staged) {
 	}
 }
 
-// counts reports whether a record holds a non-tombstone value: what DBSIZE counts.
-// Like Redis, an expired value counts until it is reaped.
+// counts reports whether a record counts for DBSIZE: the value plain GET would
+// resolve to, the greatest by (Timestamp, dot) among all siblings (vclock.Winner),
+// tombstones and expired values included, is not a tombstone. Like Redis, an
+// expired value counts until it is reaped (turned into a tombstone). It does not
+// depend on the time, so the count moves only when a record changes.
 func counts(rec vclock.Set) bool {
-	for v := range rec.Values() {
-		if !v.Tombstone {
-			return true
-		}
-	}
-	return false
+	w, ok := vclock.Winner(rec.Siblings())
+	return ok && !w.Tombstone
 }
 
-// reapTime is the unix ms after which every value of rec has expired, or 0 when some
-// value never expires (tombstones are purged by anti-entropy, not by the reaper).
+// reapTime is the unix ms at which the reaper turns rec's expired values into
+// tombstones: the latest expiry of its values, when every value either is a
+// tombstone or has an expiry, and at least one has an expiry (once it passes,
+// the record holds only tombstones: a grave). 0 when some value never expires or
+// every value is a tombstone already (tombstones are purged by anti-entropy).
 func reapTime(rec vclock.Set) int64 {
 	var at int64
 	for v := range rec.Values() {
-		if v.Expiry == 0 {
+		switch {
+		case v.Tombstone:
+		case v.Expiry == 0:
 			return 0
+		default:
+			at = max(at, v.Expiry)
 		}
-		at = max(at, v.Expiry)
 	}
 	return at
 }
 
-// graveTime is the newest write time (unix ms) of a record whose every value is a
-// tombstone, or 0 when some value is live (or there is none).
+// graveTime is the time (unix ms) the newest value of a record whose every value
+// is a tombstone died, or 0 when some value is not a tombstone (or there is none).
+// A tombstone died when it was written (Timestamp), one the reaper made of an
+// expired value when it expired (its Expiry, kept by vclock.Value.Tomb); the grace
+// period of tombstone purge runs from there.
 func graveTime(rec vclock.Set) int64 {
 	var at int64
 	for v := range rec.Values() {
 		if !v.Tombstone {
 			return 0
 		}
-		at = max(at, v.Timestamp, 1)
+		at = max(at, v.Timestamp, v.Expiry, 1)
 	}
 	return at
 }
@@ -893,7 +902,8 @@ func moveIndex(b *pebble.Batch, key func([]byte, int64, int, uint64, []byte) []b
 	return nil
 }
 
-// Count returns the number of records holding a live or not-yet-reaped value.
+// Count returns the number of records that count for DBSIZE (see counts): those
+// whose plain-GET winner is a value, live or expired but not yet reaped.
 func (s *Store) Count() int64 {
 	var n int64
 	for i := range s.counts {
@@ -1094,7 +1104,7 @@ func (s *Store) metaDurably(err error) error {
 // Metrics is a snapshot of the store's counters.
 type Metrics struct {
 	Keys       int64 // records counted by Count
-	Reaped     int64 // expired records deleted by the reaper since Open
+	Reaped     int64 // records whose expired values the reaper turned into tombstones since Open
 	Hints      int64 // hints stored for other nodes (HintCount)
 	DiskBytes  uint64
 	MemtableMB float64

@@ -277,8 +277,13 @@ func TestCountSemantics(t *testing.T) {
 		{"empty data value", rec(val("", 0)), true},
 		{"tombstone only", rec(tomb()), false},
 		{"two tombstones", rec(tomb(), tomb()), false},
-		{"tombstone and value", rec(tomb(), val("v", 0)), true},
+		// The plain-GET winner (greatest timestamp, then dot) decides.
+		{"tombstone newer than the value", rec(tomb(), val("v", 0)), false},
+		{"value newer than the tombstone", rec(val("v", 0), tomb()), true},
+		{"tombstone written later, older dot", rec(val("v", 0), vclock.Value{Tombstone: true, Timestamp: 2}), false},
 		{"expired but not reaped", rec(val("v", now-1000)), true},
+		{"expired value newer than a live one", rec(val("new", now-1000), val("old", 0)), true},
+		{"reaped value newer than a live one", rec(val("new", now-1000).Tomb(), val("old", 0)), false},
 		{"anonymous value", vclock.Set{Anon: []vclock.Value{val("a", 0)}}, true},
 		{"anonymous tombstone", vclock.Set{Anon: []vclock.Value{tomb()}}, false},
 		{"entries without values", vclock.Set{Entries: []vclock.Entry{{Actor: "n1", Counter: 3}}}, false},
@@ -663,36 +668,113 @@ func TestReap(t *testing.T) {
 		t.Fatalf("reaped %d one ms before the expiry", n)
 	}
 	countBefore := s.Count()
+	before := map[string]vclock.Set{}
+	for _, k := range []string{"expires", "expires-two", "tomb-and-expiring", "later", "extended"} {
+		before[k], _ = mustGet(t, s, k)
+	}
 	clk.Advance(time.Millisecond) // now+1000: expiry reached (Expired is expiry <= now)
-	if n := reap(100); n != 2 {
-		t.Fatalf("reaped %d at the expiry, want 2 (expires, expires-two)", n)
+	if n := reap(100); n != 3 {
+		t.Fatalf("reaped %d at the expiry, want 3 (expires, expires-two, tomb-and-expiring)", n)
 	}
 	if s.Count() != countBefore-2 {
-		t.Fatalf("Count = %d, want %d", s.Count(), countBefore-2)
+		t.Fatalf("Count = %d, want %d (tomb-and-expiring did not count: its tombstone wins)", s.Count(), countBefore-2)
 	}
-	if s.Metrics().Reaped != 2 {
+	if s.Metrics().Reaped != 3 {
 		t.Fatalf("Metrics().Reaped = %d", s.Metrics().Reaped)
 	}
-	for key, want := range map[string]bool{
-		"expires": false, "expires-two": false, "later": true, "forever": true, "mixed": true,
-		"tombstone": true, "tomb-and-expiring": true, "extended": true, "persisted": true, "deleted": false,
-	} {
-		if _, found := mustGet(t, s, key); found != want {
-			t.Errorf("%s: found = %v, want %v", key, found, want)
+	// Reaped records stay, as tombstones with the same dots (vclock.Bury).
+	checkBuried := func(keys ...string) {
+		t.Helper()
+		for _, key := range keys {
+			got, found := mustGet(t, s, key)
+			want, _ := vclock.Bury(before[key], clk.Millis())
+			if !found || !sameRecord(got, want) || !allTombstones(got) {
+				t.Errorf("%s: reaped to %+v (found %v), want %+v", key, got, found, want)
+			}
 		}
+	}
+	checkBuried("expires", "expires-two", "tomb-and-expiring")
+	for key, want := range map[string]bool{
+		"later": false, "forever": false, "mixed": false, "tombstone": true, "extended": false,
+		"persisted": false,
+	} {
+		if r, found := mustGet(t, s, key); !found || allTombstones(r) != want {
+			t.Errorf("%s: found = %v, all tombstones = %v, want %v", key, found, allTombstones(r), want)
+		}
+	}
+	if _, found := mustGet(t, s, "deleted"); found {
+		t.Error("deleted came back")
 	}
 	clk.Advance(time.Hour)
 	if n := reap(100); n != 2 {
 		t.Fatalf("reaped %d an hour later, want 2 (later, extended)", n)
 	}
-	for _, key := range []string{"forever", "mixed", "tombstone", "tomb-and-expiring", "persisted"} {
-		if _, found := mustGet(t, s, key); !found {
+	checkBuried("later", "extended")
+	for _, key := range []string{"forever", "mixed", "persisted"} {
+		if r, found := mustGet(t, s, key); !found || allTombstones(r) {
 			t.Errorf("%s was reaped", key)
 		}
 	}
 	if n := countExpiryEntries(t, s); n != 0 {
 		t.Fatalf("%d expiry entries left; records holding a non-expiring value need none", n)
 	}
+	if n, _ := s.Reap(100); n != 0 {
+		t.Fatalf("reaped %d records of tombstones again", n)
+	}
+}
+
+// TestReapKeepsAnExpiredOverwriteAsHistory is finding 1 of issue 15: SET k old,
+// then SET k new EX 1 over it. Once new expires the reaper must not delete the
+// record (that forgets that old was superseded, and a replica that missed the
+// overwrite brings old back): it keeps new's dot as a tombstone, which the grave
+// index hands to tombstone purge once the grace period has run from the expiry.
+func TestReapKeepsAnExpiredOverwriteAsHistory(t *testing.T) {
+	clk := newFakeClock()
+	s := openMem(t, Config{Partitions: 8, Now: clk.Now})
+	now := clk.Millis()
+	old := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("old"), Timestamp: now}, now, 1)
+	exp := now + 1000
+	over := vclock.Update(old, old.Join(), "a", vclock.Value{Data: []byte("new"), Timestamp: now + 1, Expiry: exp}, now+1, 1)
+	put(t, s, "k", over)
+	if s.Count() != 1 {
+		t.Fatalf("Count = %d before the expiry", s.Count())
+	}
+	clk.Advance(2 * time.Second)
+	if n, err := s.Reap(100); err != nil || n != 1 {
+		t.Fatalf("Reap = %d, %v", n, err)
+	}
+	got, found := mustGet(t, s, "k")
+	if !found {
+		t.Fatal("the reaper deleted the record: the overwrite of old is forgotten")
+	}
+	if !slices.Equal(got.Join(), over.Join()) || !allTombstones(got) {
+		t.Fatalf("reaped record = %+v, want the clock %v with tombstones only", got, over.Join())
+	}
+	// A stale replica's old merges into the reaped record and stays superseded.
+	if m := vclock.Sync(got, old); !sameRecord(m, got) {
+		t.Fatalf("Sync with the stale copy = %+v: old came back", m.Siblings())
+	}
+	if s.Count() != 0 {
+		t.Fatalf("Count = %d after the reap", s.Count())
+	}
+	// The grave's time is when new died (its expiry), not when it was written.
+	if gs, err := s.Graves(exp, 10); err != nil || len(gs) != 0 {
+		t.Fatalf("Graves(expiry) = %v, %v; want none", gs, err)
+	}
+	gs, err := s.Graves(exp+1, 10)
+	if err != nil || len(gs) != 1 || string(gs[0].Key) != "k" || gs[0].Written != exp || !bytes.Equal(gs[0].Record, got.AppendBinary(nil)) {
+		t.Fatalf("Graves(expiry+1) = %+v, %v", gs, err)
+	}
+}
+
+// allTombstones reports whether every value of r is a tombstone.
+func allTombstones(r vclock.Set) bool {
+	for v := range r.Values() {
+		if !v.Tombstone {
+			return false
+		}
+	}
+	return r.Len() > 0
 }
 
 func TestReapLimitOldestFirst(t *testing.T) {
@@ -708,9 +790,9 @@ func TestReapLimitOldestFirst(t *testing.T) {
 		t.Fatalf("Reap(3) = %d, %v", n, err)
 	}
 	for i := range 10 {
-		_, found := mustGet(t, s, fmt.Sprintf("k%d", i))
-		if found != (i >= 3) {
-			t.Fatalf("k%d found = %v after reaping the 3 oldest", i, found)
+		r, _ := mustGet(t, s, fmt.Sprintf("k%d", i))
+		if allTombstones(r) != (i < 3) {
+			t.Fatalf("k%d reaped = %v after reaping the 3 oldest", i, allTombstones(r))
 		}
 	}
 	if n, _ := s.Reap(100); n != 7 {
@@ -735,7 +817,7 @@ func TestReapRacesWrite(t *testing.T) {
 	if err != nil || reaped {
 		t.Fatalf("reapOne(stale entry) = %v, %v", reaped, err)
 	}
-	if _, found := mustGet(t, s, "k"); !found {
+	if r, found := mustGet(t, s, "k"); !found || allTombstones(r) {
 		t.Fatal("a write that extended the expiry lost its record to the reaper")
 	}
 	// Same race with a write that removed the expiry altogether.
@@ -744,7 +826,7 @@ func TestReapRacesWrite(t *testing.T) {
 	if reaped, err := s.reapOne(now+200, p, h, key, clk.Millis()); err != nil || reaped {
 		t.Fatalf("reapOne(stale entry) = %v, %v", reaped, err)
 	}
-	if _, found := mustGet(t, s, "k"); !found {
+	if r, found := mustGet(t, s, "k"); !found || allTombstones(r) {
 		t.Fatal("a write that removed the expiry lost its record to the reaper")
 	}
 	// An entry not due yet is left alone.
@@ -752,7 +834,7 @@ func TestReapRacesWrite(t *testing.T) {
 	if reaped, err := s.reapOne(clk.Millis()+500, p, h, key, clk.Millis()); err != nil || reaped {
 		t.Fatalf("reapOne(entry not due) = %v, %v", reaped, err)
 	}
-	if _, found := mustGet(t, s, "k"); !found {
+	if r, found := mustGet(t, s, "k"); !found || allTombstones(r) {
 		t.Fatal("record reaped before its time")
 	}
 }
@@ -794,7 +876,7 @@ func TestReapCleansDanglingEntries(t *testing.T) {
 	if n := countExpiryEntries(t, s); n != 1 {
 		t.Fatalf("%d expiry entries left, want 1 (the rewritten key's)", n)
 	}
-	if _, found := mustGet(t, s, keys[0]); !found {
+	if r, found := mustGet(t, s, keys[0]); !found || allTombstones(r) {
 		t.Fatal("rewritten key reaped through its dangling entry")
 	}
 	clk.Advance(time.Hour)
@@ -826,15 +908,15 @@ func TestReaperGoroutine(t *testing.T) {
 		}
 		time.Sleep(time.Second) // second tick at 2s: "soon" is due
 		synctest.Wait()
-		if _, found := mustGet(t, s, "soon"); found || s.Metrics().Reaped != 1 {
-			t.Fatalf("after 2s: soon found = %v, reaped = %d", found, s.Metrics().Reaped)
+		if r, _ := mustGet(t, s, "soon"); !allTombstones(r) || s.Metrics().Reaped != 1 {
+			t.Fatalf("after 2s: soon = %+v, reaped = %d", r, s.Metrics().Reaped)
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if _, found := mustGet(t, s, "later"); found || s.Metrics().Reaped != 2 {
-			t.Fatalf("after 4s: later found = %v, reaped = %d", found, s.Metrics().Reaped)
+		if r, _ := mustGet(t, s, "later"); !allTombstones(r) || s.Metrics().Reaped != 2 {
+			t.Fatalf("after 4s: later = %+v, reaped = %d", r, s.Metrics().Reaped)
 		}
-		if _, found := mustGet(t, s, "never"); !found {
+		if r, found := mustGet(t, s, "never"); !found || allTombstones(r) {
 			t.Fatal("a record without expiry was reaped")
 		}
 		if err := s.Close(); err != nil {
@@ -917,14 +999,21 @@ func TestDurableAcrossReopen(t *testing.T) {
 	if n != len(want) {
 		t.Fatalf("%d records after reopen, want %d", n, len(want))
 	}
-	// The expiry index survived too: the expiring records are reaped after reopen.
+	// The expiry index survived too: the expiring records (an expiring value and a
+	// tombstone) are reaped after reopen.
+	expiring := 0
+	for _, r := range want {
+		if reapTime(r) != 0 {
+			expiring++
+		}
+	}
 	clk.Advance(time.Hour)
 	reaped, err := s.Reap(1000)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reaped != 0 { // they also hold a tombstone, so they never expire as a whole
-		t.Fatalf("reaped %d records holding a tombstone", reaped)
+	if reaped != expiring || expiring == 0 {
+		t.Fatalf("reaped %d records, want %d", reaped, expiring)
 	}
 	put(t, s, "exp", rec(val("v", clk.Millis()+1)))
 	s.Close()

@@ -12,8 +12,14 @@
 //   - A key's partition is storage.Hash(key) & (Q-1); Scan visits one partition in
 //     hash order (then key order) from a hash on, over a snapshot taken when it
 //     starts, so its callback may call the store.
-//   - Count and PartitionCount count the records holding a non-tombstone value;
-//     hints are never counted, scanned or dropped by DropPartition.
+//   - Count and PartitionCount count the records whose plain-GET winner
+//     (vclock.Winner over every sibling, tombstones and expired values included)
+//     is not a tombstone, as storage does; hints are never counted, scanned or
+//     dropped by DropPartition.
+//   - Reap(now) is storage's reaper with the time passed in: every record whose
+//     values are all tombstones or expired at now, one at least having expired,
+//     gets its expired values turned into tombstones (vclock.Bury); nothing is
+//     deleted.
 //   - DeleteHint deletes a hint only if it still encodes exactly like the record
 //     delivered; HintOwners is sorted; ScanHints is in key order.
 //   - Records are kept encoded (vclock.Set.AppendBinary) and decoded on every read,
@@ -50,7 +56,7 @@ type record struct {
 	key  []byte
 	hash uint64
 	enc  []byte // vclock.Set binary
-	live bool   // holds a non-tombstone value (counted)
+	live bool   // its plain-GET winner is not a tombstone (counted)
 }
 
 // Store is an in-memory replica store.
@@ -111,14 +117,61 @@ func decode(enc []byte) (vclock.Set, error) {
 	return rec, nil
 }
 
-// live reports whether rec holds a non-tombstone value: what Count counts.
+// live reports whether rec counts: its plain-GET winner, the greatest sibling by
+// (Timestamp, dot), is not a tombstone (storage's counts).
 func live(rec vclock.Set) bool {
+	w, ok := vclock.Winner(rec.Siblings())
+	return ok && !w.Tombstone
+}
+
+// reapTime is storage's: the latest expiry of rec's values when each is a
+// tombstone or has an expiry and one at least has one; 0 otherwise.
+func reapTime(rec vclock.Set) int64 {
+	var at int64
 	for v := range rec.Values() {
-		if !v.Tombstone {
-			return true
+		switch {
+		case v.Tombstone:
+		case v.Expiry == 0:
+			return 0
+		default:
+			at = max(at, v.Expiry)
 		}
 	}
-	return false
+	return at
+}
+
+// Reap runs storage's reaper at time now (unix ms) over every record: a record
+// whose every value is a tombstone or has expired at now, one at least having
+// expired, is rewritten with its expired values turned into tombstones
+// (vclock.Bury). It returns how many records it rewrote.
+func (s *Store) Reap(now int64) (int, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	n := 0
+	for p, part := range s.parts {
+		for k, r := range part {
+			rec, err := decode(r.enc)
+			if err != nil {
+				return n, err
+			}
+			if at := reapTime(rec); at == 0 || at > now {
+				continue
+			}
+			next, _ := vclock.Bury(rec, now)
+			nr := &record{key: r.key, hash: r.hash, enc: next.AppendBinary(nil), live: live(next)}
+			part[k] = nr
+			switch {
+			case r.live && !nr.live:
+				s.counts[p]--
+			case !r.live && nr.live:
+				s.counts[p]++
+			}
+			n++
+		}
+	}
+	return n, nil
 }
 
 // Get returns the record of key; found is false when there is none.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,18 +51,31 @@ func TestAgreesWithStorage(t *testing.T) {
 	for seed := range uint64(20) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			const q = 8
+			var clock atomic.Int64 // unix ms, what the reference store's reaper sees
 			ref, err := storage.Open(storage.Config{InMemory: true, Partitions: q,
-				Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour})
+				Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour,
+				Now: func() time.Time { return time.UnixMilli(clock.Load()) }})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer ref.Close()
-			agree(t, rand.New(rand.NewPCG(seed, 7)), q, memstore.New(q), ref)
+			fake := memstore.New(q)
+			reap := func(now int64) (int, int, error, error) {
+				clock.Store(now)
+				a, errA := fake.Reap(now)
+				b, errB := ref.Reap(1 << 30)
+				return a, b, errA, errB
+			}
+			agree(t, rand.New(rand.NewPCG(seed, 7)), q, fake, ref, reap)
 		})
 	}
 }
 
-func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store) {
+// reapFunc runs both stores' reapers at now and returns how many records each
+// rewrote.
+type reapFunc func(now int64) (fakeN, refN int, fakeErr, refErr error)
+
+func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc) {
 	t.Helper()
 	keys := make([][]byte, 24)
 	for i := range keys {
@@ -79,6 +93,10 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store) {
 		data := fmt.Appendf(nil, "v%d", rng.IntN(100))
 		tomb := rng.IntN(4) == 0
 		blind := rng.IntN(3) == 0
+		var expiry int64
+		if !tomb && rng.IntN(3) == 0 {
+			expiry = now + 1 + rng.Int64N(40)
+		}
 		now++
 		return func(cur vclock.Set, found bool) (vclock.Set, error) {
 			switch {
@@ -93,7 +111,7 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store) {
 			if blind {
 				ctx = nil
 			}
-			v := vclock.Value{Data: data, Timestamp: now, Tombstone: tomb}
+			v := vclock.Value{Data: data, Timestamp: now, Tombstone: tomb, Expiry: expiry}
 			if tomb {
 				v.Data = nil
 			}
@@ -103,7 +121,7 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store) {
 	for step := range 600 {
 		key := keys[rng.IntN(len(keys))]
 		owner := owners[rng.IntN(len(owners))]
-		op := rng.IntN(14)
+		op := rng.IntN(15)
 		where := func() string { return fmt.Sprintf("step %d op %d key %q owner %q", step, op, key, owner) }
 		switch op {
 		case 0, 1, 2:
@@ -215,6 +233,13 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store) {
 			}
 			if a, b := scan(fake), scan(ref); !slices.Equal(a, b) {
 				t.Fatalf("%s: ScanHints(%q): memstore %v, storage %v", where(), from, a, b)
+			}
+		case 14:
+			// The reaper, some time later: expired values become tombstones.
+			now += rng.Int64N(20)
+			a, b, errA, errB := reap(now)
+			if a != b || errA != nil || errB != nil {
+				t.Fatalf("%s: Reap at %d: memstore %d %v, storage %d %v", where(), now, a, errA, b, errB)
 			}
 		case 12:
 			a, okA, errA := fake.Get(key)
