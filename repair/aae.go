@@ -470,7 +470,6 @@ func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOn
 	if err := a.take(ctx, len(keys)); err != nil {
 		return err
 	}
-	now := a.cfg.Now().UnixMilli()
 	var push []keyItem
 	wrote := false
 	for i, key := range keys {
@@ -494,7 +493,7 @@ func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOn
 			merged = vclock.Sync(mine, theirs)
 		} else {
 			var changed bool
-			if merged, changed, err = a.merge(key, theirs, now); err != nil {
+			if merged, changed, err = a.merge(key, theirs); err != nil {
 				return err
 			}
 			if changed {
@@ -502,8 +501,7 @@ func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOn
 				a.keysRepaired.Add(1)
 			}
 		}
-		if merged.Empty() || dead(merged, now) {
-			// Expired by this node's clock: no side needs it, the reapers delete it.
+		if merged.Empty() {
 			continue
 		}
 		if enc := merged.AppendBinary(nil); !bytes.Equal(enc, remote[i].Enc) {
@@ -537,28 +535,19 @@ func decodeRecord(enc []byte) (vclock.Set, error) {
 	return rec, nil
 }
 
-// dead reports whether every value of rec has expired at now (unix ms): such a
-// record is never stored or sent by anti-entropy, so a replica that reaped an
-// expired value never gets it back from one that has not reaped it yet.
-func dead(rec vclock.Set, now int64) bool {
-	for v := range rec.Values() {
-		if !v.Expired(now) {
-			return false
-		}
-	}
-	return true
-}
-
 // merge stores Sync(local, in) for key without syncing the WAL and returns that
-// merge, reporting whether the stored record changed. A merge dead by this node's
-// clock is returned but not stored.
-func (a *AAE) merge(key []byte, in vclock.Set, now int64) (merged vclock.Set, changed bool, err error) {
+// merge, reporting whether the stored record changed. Records whose values have
+// all expired are stored and sent like any other: they are causal history (the
+// reaper turns them into tombstones, purged by the tombstone rule), and dropping
+// them would let a replica that missed an expiring overwrite bring back the value
+// it replaced.
+func (a *AAE) merge(key []byte, in vclock.Set) (merged vclock.Set, changed bool, err error) {
 	_, err = a.cfg.Store.UpdateNoSync(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
 		merged = in
 		if found {
 			merged = vclock.Sync(cur, in)
 		}
-		if merged.Empty() || dead(merged, now) {
+		if merged.Empty() {
 			return vclock.Set{}, storage.ErrNoChange
 		}
 		if found && bytes.Equal(merged.AppendBinary(nil), cur.AppendBinary(nil)) {

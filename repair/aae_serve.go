@@ -84,13 +84,12 @@ func (a *AAE) Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error) 
 		if err != nil {
 			return nil, err
 		}
-		now := a.cfg.Now().UnixMilli()
 		for _, it := range items {
 			rec, err := decodeRecord(it.Enc)
 			if err != nil {
 				return nil, err
 			}
-			if _, _, err := a.merge(it.Key, rec, now); err != nil {
+			if _, _, err := a.merge(it.Key, rec); err != nil {
 				return nil, err
 			}
 		}

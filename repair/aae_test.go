@@ -280,6 +280,10 @@ func TestAAEExchangeIsProportionalToTheDifference(t *testing.T) {
 	}
 }
 
+// TestAAEDoesNotResurrectExpiredValues: an expired value reads as absent on every
+// replica whether it was reaped there (a tombstone) or not yet (an expired value);
+// anti-entropy moves such records like any other, and replicas converge on the
+// reaped form.
 func TestAAEDoesNotResurrectExpiredValues(t *testing.T) {
 	c := newAAECluster(t, 4, 2, "a", "b")
 	exp := c.clock.Millis() + 1000
@@ -291,16 +295,76 @@ func TestAAEDoesNotResurrectExpiredValues(t *testing.T) {
 		t.Fatalf("reap = %d, %v", n, err)
 	}
 	c.round()
+	now := c.clock.Millis()
 	for _, k := range []string{"short", "other"} {
-		if _, found := c.get("a", k); found {
-			t.Fatalf("%s came back on a after it expired", k)
+		ra, _ := c.get("a", k)
+		rb, _ := c.get("b", k)
+		if enc(ra) != enc(rb) {
+			t.Fatalf("%s: replicas differ after a round: %v vs %v", k, ra.Siblings(), rb.Siblings())
+		}
+		for v := range ra.Values() {
+			if !v.Tombstone && !v.Expired(now) {
+				t.Fatalf("%s: a live value came back: %v", k, ra.Siblings())
+			}
 		}
 	}
-	// A push of a dead record is refused by the receiver's own clock too.
-	c.round()
-	if _, found := c.get("a", "short"); found {
-		t.Fatal("expired value resurrected")
+	if r, _ := c.get("b", "short"); !allTombstones(r) {
+		t.Fatalf("b did not take a's reaped form of short: %v", r.Siblings())
 	}
+	// Both reap what is left; the next round moves nothing.
+	for _, n := range []string{"a", "b"} {
+		if _, err := c.nodes[n].st.Reap(100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := c.totalRecordsMoved()
+	c.round()
+	if moved := c.totalRecordsMoved() - before; moved != 0 {
+		t.Fatalf("replicas that reaped alike still moved %d records", moved)
+	}
+}
+
+// TestAAEExpiredOverwriteStaysHistory is finding 1 of issue 15: SET k old reaches
+// all three owners, SET k new EX 1 reaches two; once new expires those two reap it.
+// Anti-entropy must then supersede the third owner's old, never spread it.
+func TestAAEExpiredOverwriteStaysHistory(t *testing.T) {
+	c := newAAECluster(t, 4, 3, "a", "b", "c")
+	owners := c.owners("k")
+	old := c.write("k", nil, "old", 0, false, owners...)
+	c.clock.Advance(time.Millisecond)
+	c.write("k", old.Join(), "new", c.clock.Millis()+1000, false, owners[:2]...)
+	c.clock.Advance(2 * time.Second)
+	for _, o := range owners[:2] {
+		if n, err := c.nodes[o].st.Reap(100); err != nil || n != 1 {
+			t.Fatalf("%s: reap = %d, %v", o, n, err)
+		}
+	}
+	c.round()
+	c.round()
+	for _, o := range owners {
+		rec, found := c.get(o, "k")
+		if !found {
+			t.Fatalf("%s lost the record", o)
+		}
+		if w, ok := vclock.Winner(rec.Siblings()); !ok || !w.Tombstone {
+			t.Fatalf("%s: plain GET would answer %v: %v", o, w, rec.Siblings())
+		}
+		for _, sib := range rec.Siblings() {
+			if string(sib.Data) == "old" {
+				t.Fatalf("%s holds the overwritten value again: %v", o, rec.Siblings())
+			}
+		}
+	}
+}
+
+// allTombstones reports whether every value of r is a tombstone.
+func allTombstones(r vclock.Set) bool {
+	for v := range r.Values() {
+		if !v.Tombstone {
+			return false
+		}
+	}
+	return r.Len() > 0
 }
 
 func TestTombstonePurge(t *testing.T) {

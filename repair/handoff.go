@@ -32,9 +32,11 @@
 //     down keeps the hint for a later pass). A member this node does not know yet
 //     keeps its hints.
 //   - Anti-entropy only ever stores Sync(local, remote), so it never loses a value
-//     either side had; a record whose every value has expired by the receiver's
-//     clock is neither stored nor sent, so an expired value is never resurrected by
-//     a replica that has not reaped it yet.
+//     either side had. Records whose values have all expired are stored and sent
+//     like any other: an expired value is causal history (storage's reaper turns it
+//     into a tombstone that keeps its dot, and vclock.Sync merges an expired value
+//     with that tombstone to the tombstone), so what it overwrote stays superseded
+//     on every replica and is never brought back by one that missed the overwrite.
 //   - A tombstone is purged only when every owner holds exactly it and it is older
 //     than the grace period; hints older than the grace period are dropped, not
 //     replayed, so no copy older than a purged tombstone can come back.
