@@ -415,6 +415,38 @@ func TestTombstonePurge(t *testing.T) {
 	}
 }
 
+// TestTombstoneWithExpiredSiblingIsPurged is finding 6 of issue 15: a DEL and a
+// concurrent SET EX leave a tombstone and an expiring value as siblings on every
+// owner. Once the value expired and the grace passed, the record must be collected
+// like any other dead record.
+func TestTombstoneWithExpiredSiblingIsPurged(t *testing.T) {
+	c := newAAECluster(t, 4, 3, "a", "b", "c")
+	owners := c.owners("k")
+	live := c.write("k", nil, "old", 0, false, owners...)
+	c.write("k", live.Join(), "", 0, true, owners[0])                       // DEL via the first owner
+	c.write("k", live.Join(), "v", c.clock.Millis()+1000, false, owners[1]) // concurrent SET EX 1
+	c.round()
+	c.clock.Advance(2 * time.Second)
+	for _, o := range owners {
+		if _, err := c.nodes[o].st.Reap(100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.clock.Advance(2 * c.grace)
+	for range 4 {
+		c.round()
+		c.clock.Advance(time.Minute)
+	}
+	for _, o := range owners {
+		if rec, found := c.get(o, "k"); found {
+			t.Fatalf("%s still holds %v long after the grace", o, rec.Siblings())
+		}
+		if n := c.nodes[o].st.Count(); n != 0 {
+			t.Fatalf("%s: DBSIZE %d", o, n)
+		}
+	}
+}
+
 func TestHandoffMovesPartitionsToNewOwners(t *testing.T) {
 	c := newAAECluster(t, 16, 2, "a", "b", "c")
 	var keys []string

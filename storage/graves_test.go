@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -154,5 +155,39 @@ func TestGetEncoded(t *testing.T) {
 	put(t, s, "k", r)
 	if enc, err := s.GetEncoded([]byte("k")); !bytes.Equal(enc, r.AppendBinary(nil)) || err != nil {
 		t.Fatalf("GetEncoded = %x, %v", enc, err)
+	}
+}
+
+// TestReapCollectsATombstoneWithAnExpiredSibling is finding 6 of issue 15: a DEL
+// and a concurrent SET EX leave a tombstone and an expiring value as siblings.
+// Once the value expires the record is dead: the reaper must bury it, the grave
+// index must hand it to tombstone purge, and DBSIZE must stop counting it.
+func TestReapCollectsATombstoneWithAnExpiredSibling(t *testing.T) {
+	clk := newFakeClock()
+	s := openMem(t, Config{Partitions: 8, Now: clk.Now})
+	now := clk.Millis()
+	exp := now + 1000
+	del := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Tombstone: true, Timestamp: now}, now, 1)
+	set := vclock.Update(vclock.Set{}, nil, "b", vclock.Value{Data: []byte("v"), Timestamp: now + 1, Expiry: exp}, now+1, 1)
+	put(t, s, "k", vclock.Sync(del, set))
+	if s.Count() != 1 {
+		t.Fatalf("Count = %d before the expiry, want 1 (the value is newer)", s.Count())
+	}
+	clk.Advance(2 * time.Second)
+	if n, err := s.Reap(100); err != nil || n != 1 {
+		t.Fatalf("Reap = %d, %v; the record is dead once its value expired", n, err)
+	}
+	if s.Count() != 0 {
+		t.Fatalf("Count = %d after the reap, want 0", s.Count())
+	}
+	gs, err := s.Graves(exp+1, 10)
+	if err != nil || len(gs) != 1 || gs[0].Written != exp {
+		t.Fatalf("Graves = %+v, %v; want the record, dead at the expiry", gs, err)
+	}
+	if ok, err := s.DeleteIf([]byte("k"), gs[0].Record); !ok || err != nil {
+		t.Fatalf("DeleteIf = %v, %v", ok, err)
+	}
+	if _, found := mustGet(t, s, "k"); found || s.Count() != 0 {
+		t.Fatal("the record survived its purge")
 	}
 }
