@@ -164,7 +164,8 @@ func (n *Node) openStorage() error {
 		return err
 	}
 	n.store = st
-	// The trees are rebuilt from the records before anything can write.
+	// The trees are rebuilt from the records. The reaper already runs: Rebuild
+	// holds each partition's writers out while it scans it.
 	if err := n.trees.Rebuild(st); err != nil {
 		return fmt.Errorf("node: rebuild Merkle trees: %w", err)
 	}

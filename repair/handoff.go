@@ -6,7 +6,9 @@
 //   - Merkle anti-entropy (AAE, Trees): per partition a tictac tree (1024 leaf
 //     segments by the top bits of the key hash, 32 branches, a root; each level the
 //     XOR of hash(key, record encoding) below it) kept exactly in step with the store
-//     as its storage.Observer and rebuilt from it at start. Each round, for every
+//     as its storage.Observer and rebuilt from it at start, each partition while the
+//     store keeps its writers out (storage.ExclusivePartition), so a reap or a write
+//     racing the rebuild is counted exactly once. Each round, for every
 //     partition two owners share, the owner whose name sorts first sends its roots
 //     to the other in one message, descends only into differing branches and leaves,
 //     lists only the keys of differing segments and moves only the records whose

@@ -142,22 +142,36 @@ type RecordScanner interface {
 	ScanEncoded(p int, fromHash uint64, fn func(h uint64, key, enc []byte) bool) error
 }
 
-// Rebuild recomputes every tree from the store. It runs at start, before the node
-// serves writes (writes during a rebuild would be counted twice).
-func (t *Trees) Rebuild(st RecordScanner) error {
+// PartitionLocker runs a function with no record of one partition changing
+// (*storage.Store's ExclusivePartition).
+type PartitionLocker interface {
+	RecordScanner
+	ExclusivePartition(p int, fn func() error) error
+}
+
+// Rebuild recomputes every tree from the store, one partition at a time, each
+// while the store keeps every writer of that partition out (ExclusivePartition):
+// the tree is reset and filled from a scan with no change in between, and changes
+// committed before were reported before it began, those after are reported after
+// it ends, to the rebuilt tree. So Rebuild may run while the store is written to
+// (the reaper runs from Open on) and the trees always equal a fresh scan.
+func (t *Trees) Rebuild(st PartitionLocker) error {
 	for p := range t.parts {
-		t.PartitionsDropped(p, p)
-		err := st.ScanEncoded(p, 0, func(h uint64, key, enc []byte) bool {
-			t.RecordChanged(p, h, key, nil, enc)
-			return true
+		err := st.ExclusivePartition(p, func() error {
+			t.PartitionsDropped(p, p)
+			err := st.ScanEncoded(p, 0, func(h uint64, key, enc []byte) bool {
+				t.RecordChanged(p, h, key, nil, enc)
+				return true
+			})
+			pt := &t.parts[p]
+			pt.mu.Lock()
+			pt.version = 0
+			pt.mu.Unlock()
+			return err
 		})
 		if err != nil {
 			return err
 		}
-		pt := &t.parts[p]
-		pt.mu.Lock()
-		pt.version = 0
-		pt.mu.Unlock()
 	}
 	return nil
 }

@@ -82,6 +82,9 @@
 //   - Config.Observer, when set, hears of every record change (old and new encoding)
 //     and every partition drop after the commit, under the keys' locks, so anti-entropy
 //     can keep Merkle trees exactly in step without reading anything back.
+//     ExclusivePartition holds the locks of every key of one partition while its
+//     function runs, so a tree rebuilt from a scan inside it sees no change between
+//     its reset and its scan, whatever the reaper or a writer does meanwhile.
 //   - Records are opaque to Pebble; decoding is vclock.DecodeSet, which is fuzzed.
 //
 // Hints (hinted handoff): a fallback that accepted a write for an owner it could not

@@ -960,6 +960,45 @@ func (s *Store) ScanEncoded(p int, fromHash uint64, fn func(h uint64, key, enc [
 	return it.Error()
 }
 
+// ExclusivePartition runs fn while holding the lock stripes of every key of
+// partition p (in ascending order, as UpdateBatch and the partition drops take
+// them): while fn runs no record of p changes, and the Observer hears of no change
+// to p; every change committed before fn began has been reported to it. Anti-entropy
+// rebuilds a partition's Merkle tree this way, so that a write or a reap can never
+// land between its reset and its scan. fn may read the store (ScanEncoded, Get,
+// GetEncoded) but must not write to it: a write to p would wait for fn forever.
+func (s *Store) ExclusivePartition(p int, fn func() error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
+	if p < 0 || p >= s.cfg.Partitions {
+		return fmt.Errorf("storage: partition %d out of range", p)
+	}
+	stripes := partitionStripes(p, s.cfg.Partitions)
+	for _, i := range stripes {
+		s.locks[i].Lock()
+	}
+	defer func() {
+		for _, i := range stripes {
+			s.locks[i].Unlock()
+		}
+	}()
+	return fn()
+}
+
+// partitionStripes returns, ascending, the lock stripes of the keys of partition p
+// of q: a key's partition is its hash mod q and its stripe the hash mod
+// lockStripes, both powers of two, so they are the stripes congruent to p modulo
+// min(q, lockStripes).
+func partitionStripes(p, q int) []int {
+	var out []int
+	for i := p % lockStripes; i < lockStripes; i += q {
+		out = append(out, i)
+	}
+	return out
+}
+
 // DropPartition deletes every record of partition p (after a handoff) and raises
 // its epoch (Epoch).
 func (s *Store) DropPartition(p int) error {

@@ -9,10 +9,12 @@ import (
 	"log"
 	"log/slog"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -1296,5 +1298,73 @@ func TestPartitionOfMatchesRing(t *testing.T) {
 			}
 		}
 		s.Close()
+	}
+}
+
+// TestPartitionStripes: ExclusivePartition locks every stripe a key of the
+// partition can take, and partitions of one store share no stripe when Q is at
+// most the stripe count.
+func TestPartitionStripes(t *testing.T) {
+	for _, q := range []int{1, 8, lockStripes, 4 * lockStripes} {
+		owner := map[int]int{} // stripe -> partition
+		for p := range q {
+			stripes := partitionStripes(p, q)
+			if !slices.IsSorted(stripes) || len(stripes) != max(1, lockStripes/q) {
+				t.Fatalf("q=%d p=%d: stripes %v", q, p, stripes)
+			}
+			for _, i := range stripes {
+				if o, ok := owner[i]; ok && q <= lockStripes {
+					t.Fatalf("q=%d: stripe %d held by partitions %d and %d", q, i, o, p)
+				}
+				owner[i] = p
+			}
+		}
+		for i := range 5000 {
+			h := Hash(fmt.Appendf(nil, "key-%d", i))
+			p := int(h & uint64(q-1))
+			if !slices.Contains(partitionStripes(p, q), int(h%lockStripes)) {
+				t.Fatalf("q=%d: key %d of partition %d is on stripe %d, not locked", q, i, p, h%lockStripes)
+			}
+		}
+	}
+}
+
+// TestExclusivePartitionKeepsWritersOut: a write to the partition waits until fn
+// returns; fn reads the store freely; a bad partition is refused.
+func TestExclusivePartitionKeepsWritersOut(t *testing.T) {
+	s := openMem(t, Config{Partitions: 8})
+	key := []byte("k")
+	p := s.PartitionOf(key)
+	put(t, s, "k", rec(val("before", 0)))
+	var wrote atomic.Bool
+	done := make(chan struct{})
+	err := s.ExclusivePartition(p, func() error {
+		go func() {
+			defer close(done)
+			put(t, s, "k", rec(val("during", 0)))
+			wrote.Store(true)
+		}()
+		// Reads do not wait for the locks held here.
+		for range 100 {
+			r, _ := mustGet(t, s, "k")
+			if enc, err := s.GetEncoded(key); err != nil || !bytes.Equal(enc, r.AppendBinary(nil)) {
+				t.Errorf("GetEncoded = %x, %v", enc, err)
+			}
+			if string(r.Siblings()[0].Data) != "before" || wrote.Load() {
+				return errors.New("a write got in while the partition was held")
+			}
+			runtime.Gosched()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if r, _ := mustGet(t, s, "k"); string(r.Siblings()[0].Data) != "during" {
+		t.Fatalf("the waiting write was lost: %v", r.Siblings())
+	}
+	if err := s.ExclusivePartition(8, func() error { return nil }); err == nil {
+		t.Fatal("partition out of range accepted")
 	}
 }
