@@ -156,9 +156,20 @@ func (n *Node) startAAE() error {
 		Interval:       interval,
 		MaxKeysPerSec:  n.cfg.AAEMaxKeysPerSec,
 		TombstoneGrace: n.cfg.TombstoneGrace,
-		AfterRound:     n.afterAAERound,
-		Now:            n.cfg.Now,
-		Logger:         n.log.With("component", "aae"),
+		// A purge asks every member that may hold data: any not removed.
+		Holders: func() []string {
+			var out []string
+			for _, m := range n.ms.Members() {
+				if m.State != cluster.StateRemoved {
+					out = append(out, m.Name)
+				}
+			}
+			return out
+		},
+		PurgeSettle: n.cfg.RequestTimeout,
+		AfterRound:  n.afterAAERound,
+		Now:         n.cfg.Now,
+		Logger:      n.log.With("component", "aae"),
 	})
 	if err != nil {
 		return err
@@ -221,7 +232,7 @@ func (n *Node) serveCluster(ctx context.Context, from string, typ uint8, req []b
 		}
 		return nil, errStarting
 	}
-	if typ >= repair.MsgRoots && typ <= repair.MsgPurge {
+	if repair.IsMessage(typ) {
 		if a := n.aae.Load(); a != nil {
 			return a.Serve(ctx, typ, req)
 		}

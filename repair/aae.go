@@ -26,6 +26,8 @@ type AAEStore interface {
 	SyncWAL() error
 	Graves(before int64, limit int) ([]storage.Grave, error)
 	DeleteIf(key, enc []byte) (bool, error)
+	HintOwners() ([]string, error)
+	GetHint(owner string, key []byte) (vclock.Set, bool, error)
 	DropPartitionIf(p int, cond func() bool) (bool, error)
 }
 
@@ -58,6 +60,16 @@ type AAEConfig struct {
 	// TombstoneGrace is how old a tombstone must be before it may be purged; 0
 	// means the default, 24h; negative disables purging.
 	TombstoneGrace time.Duration
+	// Holders lists every node that may hold records or hints of any key: each
+	// must answer a tombstone purge (see purge.go). node/ passes every member of
+	// the member set that was not removed (leaving ones hand off what they hold).
+	// Default: the ring's members.
+	Holders func() []string
+	// PurgeSettle is the longest deadline of the internode requests other parts
+	// of the node send with records in them (node/ passes its request timeout);
+	// a tombstone purge's two checks are at least max(PurgeSettle, RequestTimeout)
+	// apart (see purge.go). Default 0.
+	PurgeSettle time.Duration
 	// RequestTimeout bounds one message exchange. Default 10s.
 	RequestTimeout time.Duration
 	// AfterRound, when set, is called after each round with the partitions this
@@ -120,6 +132,10 @@ type AAE struct {
 	roundMu sync.Mutex // one round at a time
 
 	lastSync []atomic.Int64 // per partition: unix ms of the last exchange that found or made it equal
+
+	// checked holds the tombstones that passed a purge's first check, by key,
+	// until the second (guarded by roundMu).
+	checked map[string]purgeCheck
 
 	exchanges, keysRepaired, recordsSent, recordsFetched atomic.Int64
 	keysListed, purged, handedOff, rounds                atomic.Int64
@@ -188,7 +204,7 @@ type AAEMetrics struct {
 	KeysListed         int64 // keys listed (both sides) in differing segments
 	RecordsSent        int64 // records pushed to peers (repairs and handoff)
 	RecordsFetched     int64 // records fetched from peers
-	TombstonesPurged   int64 // tombstones deleted here after every owner held them
+	TombstonesPurged   int64 // tombstones deleted here once every holder held them or nothing
 	HandoffPending     int64 // partitions held here that this node no longer owns
 	HandoffKeysPending int64 // records in those partitions
 	PartitionsHanded   int64 // partitions handed off and dropped

@@ -17,6 +17,19 @@ const (
 	MsgFetch    uint8 = 36 // keys -> record encodings
 	MsgPush     uint8 = 37 // (key, record) pairs -> merged durably
 	MsgPurge    uint8 = 38 // (key, record) pairs -> deleted where still exactly that
+	MsgHolds    uint8 = 39 // (key, record) pairs -> per key, what the node holds (holdsNothing...)
+)
+
+// IsMessage reports whether typ is one of this package's message types, which
+// node/ routes to Serve.
+func IsMessage(typ uint8) bool { return typ >= MsgRoots && typ <= MsgHolds }
+
+// What a node holds of a key, in a MsgHolds reply: no record and no hint for any
+// owner, a record encoding exactly as the request's and no hint, or anything else.
+const (
+	holdsNothing uint8 = iota
+	holdsSame
+	holdsOther
 )
 
 // ErrBadMessage wraps every decoding problem of these messages.
@@ -211,4 +224,29 @@ func decodeKeys(b []byte) ([][]byte, error) {
 		keys = append(keys, r.Bytes())
 	}
 	return keys, r.Done(ErrBadMessage)
+}
+
+// appendHolds and decodeHolds carry a MsgHolds reply: one holds value per key.
+func appendHolds(b []byte, hs []uint8) []byte {
+	b = append(b, aaeVersion)
+	b = binary.AppendUvarint(b, uint64(len(hs)))
+	return append(b, hs...)
+}
+
+func decodeHolds(b []byte) ([]uint8, error) {
+	r := wire.NewReader(b)
+	r.Version(aaeVersion)
+	n := r.Count(1)
+	if n > maxKeysPerMsg {
+		r.Fail("too many keys")
+	}
+	hs := make([]uint8, 0, n)
+	for i := 0; i < n && !r.Failed(); i++ {
+		h := r.Byte()
+		if h > holdsOther {
+			r.Fail("unknown holds value")
+		}
+		hs = append(hs, h)
+	}
+	return hs, r.Done(ErrBadMessage)
 }

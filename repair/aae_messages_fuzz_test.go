@@ -20,6 +20,7 @@ const (
 	fuzzKeyHashes
 	fuzzKeyRecords
 	fuzzKeys
+	fuzzHolds
 	fuzzKinds
 )
 
@@ -54,6 +55,10 @@ func FuzzDecodeMessages(f *testing.F) {
 		{"key-records-truncated", fuzzKeyRecords, appendKeyRecords(nil, items)[:9]},
 		{"keys", fuzzKeys, appendKeys(nil, [][]byte{[]byte("a"), {}, []byte("ccc")})},
 		{"keys-huge-length", fuzzKeys, []byte{aaeVersion, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"holds", fuzzHolds, appendHolds(nil, []uint8{holdsNothing, holdsSame, holdsOther})},
+		{"holds-empty", fuzzHolds, appendHolds(nil, nil)},
+		{"holds-bad-value", fuzzHolds, []byte{aaeVersion, 2, holdsSame, holdsOther + 1}},
+		{"holds-huge-count", fuzzHolds, huge},
 	} {
 		fuzzcheck.Seed(f, s.name, s.kind, s.b)
 	}
@@ -141,6 +146,22 @@ func checkAAEMessage(t *testing.T, kind int, b []byte) error {
 			if again, err := decodeRecord(enc); err != nil || !bytes.Equal(again.AppendBinary(nil), enc) {
 				t.Fatalf("record round trip: %v, %v (first %v)", again, err, rec)
 			}
+		}
+	case fuzzHolds:
+		hs, err := decodeHolds(b)
+		if err != nil {
+			return err
+		}
+		if len(hs) > maxKeysPerMsg || cap(hs) > len(b) {
+			t.Fatalf("decoded %d holds (room for %d) from %d bytes", len(hs), cap(hs), len(b))
+		}
+		for _, h := range hs {
+			if h > holdsOther {
+				t.Fatalf("decoded holds value %d", h)
+			}
+		}
+		if again, err := decodeHolds(appendHolds(nil, hs)); err != nil || !slices.Equal(again, hs) {
+			t.Fatalf("holds round trip: %v, %v (first %v)", again, err, hs)
 		}
 	case fuzzKeys:
 		keys, err := decodeKeys(b)

@@ -5,8 +5,8 @@ import (
 	"fmt"
 )
 
-// Serve answers another node's anti-entropy message of type typ (MsgRoots to
-// MsgPurge). node/ routes those types here from the cluster transport.
+// Serve answers another node's anti-entropy message of type typ (one IsMessage
+// accepts). node/ routes those types here from the cluster transport.
 func (a *AAE) Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error) {
 	q := a.cfg.Trees.Partitions()
 	switch typ {
@@ -112,6 +112,16 @@ func (a *AAE) Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error) 
 			}
 		}
 		return []byte{aaeVersion}, nil
+	case MsgHolds:
+		items, err := decodeKeyRecords(req)
+		if err != nil {
+			return nil, err
+		}
+		hs, err := a.holds(items)
+		if err != nil {
+			return nil, err
+		}
+		return appendHolds(nil, hs), nil
 	}
 	return nil, fmt.Errorf("%w: unknown type %d", ErrBadMessage, typ)
 }

@@ -124,6 +124,16 @@ func (c *aaeCluster) round() {
 
 // write applies a client write of data at coordinator actor to the given nodes'
 // replicas directly (a write that reached only those replicas), returning the record.
+// rounds runs n rounds a minute apart: enough for a tombstone purge, whose two
+// checks are at least a request timeout apart.
+func (c *aaeCluster) rounds(n int) {
+	c.t.Helper()
+	for range n {
+		c.round()
+		c.clock.Advance(time.Minute)
+	}
+}
+
 func (c *aaeCluster) write(key string, ctx vclock.Clock, data string, expiry int64, tomb bool, nodes ...string) vclock.Set {
 	c.t.Helper()
 	v := vclock.Value{Data: []byte(data), Timestamp: c.clock.Millis(), Expiry: expiry, Tombstone: tomb}
@@ -392,8 +402,7 @@ func TestTombstonePurge(t *testing.T) {
 			}
 		}
 	}
-	c.round()
-	c.round()
+	c.rounds(3) // a purge checks twice, a request timeout apart
 	for _, o := range owners {
 		if rec, found := c.get(o, "k"); found {
 			t.Fatalf("%s still holds %v after the purge", o, rec)
@@ -409,7 +418,7 @@ func TestTombstonePurge(t *testing.T) {
 	// Young tombstones stay.
 	live = c.write("young", nil, "v", 0, false, owners...)
 	c.write("young", live.Join(), "", 0, true, owners...)
-	c.round()
+	c.rounds(3)
 	if _, found := c.get(owners[0], "young"); !found {
 		t.Fatal("a tombstone younger than the grace was purged")
 	}
@@ -433,16 +442,118 @@ func TestTombstoneWithExpiredSiblingIsPurged(t *testing.T) {
 		}
 	}
 	c.clock.Advance(2 * c.grace)
-	for range 4 {
-		c.round()
-		c.clock.Advance(time.Minute)
-	}
+	c.rounds(4)
 	for _, o := range owners {
 		if rec, found := c.get(o, "k"); found {
 			t.Fatalf("%s still holds %v long after the grace", o, rec.Siblings())
 		}
 		if n := c.nodes[o].st.Count(); n != 0 {
 			t.Fatalf("%s: DBSIZE %d", o, n)
+		}
+	}
+}
+
+// keyOwnedBy returns a key whose owners under the cluster's current ring are
+// exactly owners (in any order).
+func (c *aaeCluster) keyOwnedBy(owners ...string) string {
+	c.t.Helper()
+	for i := range 10_000 {
+		k := fmt.Sprintf("key%d", i)
+		if got := c.owners(k); len(got) == len(owners) && !slices.ContainsFunc(owners, func(o string) bool { return !slices.Contains(got, o) }) {
+			return k
+		}
+	}
+	c.t.Fatalf("no key owned by %v", owners)
+	return ""
+}
+
+// checkNoLiveValue fails if any node holds a value of key that plain GET would
+// answer.
+func (c *aaeCluster) checkNoLiveValue(key string) {
+	c.t.Helper()
+	for name := range c.nodes {
+		rec, found := c.get(name, key)
+		if !found {
+			continue
+		}
+		if w, ok := vclock.Winner(rec.Siblings()); ok && !w.Tombstone {
+			c.t.Fatalf("%s answers %q for the deleted %s: %v", name, w.Data, key, rec.Siblings())
+		}
+	}
+}
+
+// TestPurgeWaitsForADownFormerOwner is finding 3 of issue 15: k=v0 on a, b, x; x
+// goes down (still a member); d joins and takes x's place; DEL k reaches a, b, d.
+// After the grace the tombstone must not be purged while x, which may still hold
+// v0, is down; once x is back it hands v0 off (superseded by the tombstone) and
+// only then does the purge go ahead. v0 never comes back.
+func TestPurgeWaitsForADownFormerOwner(t *testing.T) {
+	c := newAAECluster(t, 8, 3, "a", "b", "x")
+	c.addNode("d")
+	c.setMembers("a", "b", "x", "d")
+	k := c.keyOwnedBy("a", "b", "d")
+	c.setMembers("a", "b", "x")
+	v0 := c.write(k, nil, "v0", 0, false, "a", "b", "x")
+	c.setDown("x", true)
+	c.setMembers("a", "b", "x", "d") // d joins; x is still a member
+	c.write(k, v0.Join(), "", 0, true, "a", "b", "d")
+	c.clock.Advance(2 * c.grace)
+	c.rounds(4)
+	for _, o := range []string{"a", "b", "d"} {
+		if _, found := c.get(o, k); !found {
+			t.Fatalf("%s purged the tombstone while x, which holds v0, is down", o)
+		}
+	}
+	c.setDown("x", false)
+	c.rounds(4)
+	c.checkNoLiveValue(k)
+	for name := range c.nodes {
+		if rec, found := c.get(name, k); found {
+			t.Fatalf("%s still holds %v once every holder was back", name, rec.Siblings())
+		}
+	}
+}
+
+// TestPurgeWaitsForAHint: a hint for the key on any node blocks the purge (its
+// delivery after the purge would bring the value back), and so does one that
+// appears between the purge's two checks.
+func TestPurgeWaitsForAHint(t *testing.T) {
+	c := newAAECluster(t, 8, 2, "a", "b", "c")
+	k := c.keyOwnedBy("a", "b")
+	first := c.owners(k)[0]
+	v := c.write(k, nil, "v", 0, false, "a", "b")
+	c.write(k, v.Join(), "", 0, true, "a", "b")
+	hint := func(on bool) {
+		t.Helper()
+		if !on {
+			if ok, err := c.nodes["c"].st.DeleteHint("b", []byte(k), v); !ok || err != nil {
+				t.Fatalf("DeleteHint = %v, %v", ok, err)
+			}
+			return
+		}
+		if _, err := c.nodes["c"].st.UpdateHint("b", []byte(k), func(vclock.Set, bool) (vclock.Set, error) { return v, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hint(true)
+	c.clock.Advance(2 * c.grace)
+	c.rounds(4)
+	if _, found := c.get(first, k); !found {
+		t.Fatal("purged the tombstone while c holds a hint of the value")
+	}
+	hint(false)
+	c.round() // the first check passes
+	hint(true)
+	c.clock.Advance(time.Minute)
+	c.round() // the second does not
+	if _, found := c.get(first, k); !found {
+		t.Fatal("purged although a hint appeared between the two checks")
+	}
+	hint(false)
+	c.rounds(3)
+	for _, o := range []string{"a", "b"} {
+		if rec, found := c.get(o, k); found {
+			t.Fatalf("%s still holds %v", o, rec.Siblings())
 		}
 	}
 }
@@ -513,7 +624,7 @@ func TestHandoffWaitsForDownOwners(t *testing.T) {
 func TestServeRejectsBadMessages(t *testing.T) {
 	c := newAAECluster(t, 4, 2, "a", "b")
 	a := c.nodes["a"].aae
-	for typ := repair.MsgRoots; typ <= repair.MsgPurge+1; typ++ {
+	for typ := repair.MsgRoots; typ <= repair.MsgHolds+1; typ++ {
 		for _, req := range [][]byte{nil, {0}, {1}, {1, 0xff}, bytes.Repeat([]byte{0xff}, 20)} {
 			if _, err := a.Serve(context.Background(), typ, req); err == nil && len(req) < 2 {
 				t.Fatalf("type %d accepted %x", typ, req)

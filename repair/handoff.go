@@ -8,8 +8,8 @@
 //     XOR of hash(key, record encoding) below it) kept exactly in step with the store
 //     as its storage.Observer and rebuilt from it at start, each partition while the
 //     store keeps its writers out (storage.ExclusivePartition), so a reap or a write
-//     racing the rebuild is counted exactly once. Each round, for every
-//     partition two owners share, the owner whose name sorts first sends its roots
+//     racing the rebuild is counted exactly once. Each round, for every partition
+//     two owners share, the owner whose name sorts first sends its roots
 //     to the other in one message, descends only into differing branches and leaves,
 //     lists only the keys of differing segments and moves only the records whose
 //     hashes differ, merged with vclock.Sync, both ways. Work is throttled to
@@ -20,7 +20,23 @@
 //     meanwhile (storage.DropPartitionIf with the tree's change version). Progress is
 //     implicit in the trees, so a crash of either side just resumes with the records
 //     that still differ;
-//   - tombstone purge (see purge.go for the rule).
+//   - tombstone purge: a record of tombstones (DELs, and expired values storage's
+//     reaper buried) is deleted once no node can hold anything older of its key.
+//     The first of the key's N owners decides, for a record whose newest value died
+//     more than TombstoneGrace ago: it asks every holder (AAEConfig.Holders, every
+//     member of the member set not removed: owners, former owners, a down member,
+//     a leaving one, a front node that ran a command itself) with MsgHolds, and each
+//     answers per key "nothing" (no record and no hint for any owner), "exactly
+//     this record" (byte for byte), or "something else". The purge goes ahead only
+//     when every holder is alive and answers "nothing" or "exactly" in two checks
+//     at least max(PurgeSettle, RequestTimeout) apart, with the same record both
+//     times; then the decider deletes its copy with storage.DeleteIf (only if it is
+//     still exactly that record) and sends MsgPurge to the holders that answered
+//     "exactly", which delete theirs the same way. A holder down, unreachable or
+//     holding anything else postpones it: a returning member hands off or repairs
+//     what it holds first, and its older copy is superseded by the tombstone
+//     before the tombstone goes. Why two checks, and what the rule cannot see: see
+//     purge.go.
 //
 // Invariants:
 //
@@ -39,9 +55,11 @@
 //     into a tombstone that keeps its dot, and vclock.Sync merges an expired value
 //     with that tombstone to the tombstone), so what it overwrote stays superseded
 //     on every replica and is never brought back by one that missed the overwrite.
-//   - A tombstone is purged only when every owner holds exactly it and it is older
-//     than the grace period; hints older than the grace period are dropped, not
-//     replayed, so no copy older than a purged tombstone can come back.
+//   - A tombstone is purged only when it is older than the grace period and every
+//     holder, alive, answered twice that it holds exactly it or nothing of the key
+//     (no record, no hint), so no copy older than a purged tombstone is left on
+//     any member to come back. Hints older than the grace period are dropped, not
+//     replayed (MaxHintAge).
 //   - The handoff and anti-entropy loops are this package's goroutines; Close stops
 //     each and waits.
 package repair
@@ -120,8 +138,10 @@ type HandoffConfig struct {
 	// hints.
 	Removed func(name string) bool
 	// MaxHintAge drops, instead of replaying, a hint whose newest value was written
-	// longer ago: node/ sets it to the tombstone grace period, so that a hint can
-	// never bring back a value whose tombstone was purged. 0 keeps hints forever.
+	// longer ago: node/ sets it to the tombstone grace period. (Tombstone purge
+	// also waits while any node keeps a hint of the key, so a replayed hint cannot
+	// bring back a value whose tombstone was purged either way.) 0 keeps hints
+	// forever.
 	MaxHintAge time.Duration
 	// Now is the clock for MaxHintAge; default time.Now.
 	Now func() time.Time

@@ -213,6 +213,9 @@ func FuzzServe(f *testing.F) {
 		{"push-no-record", repair.MsgPush, []byte{1, 1, 1, 'k', 0}},
 		{"push-bad-record", repair.MsgPush, []byte{1, 1, 1, 'k', 2, 2, 0}},
 		{"purge", repair.MsgPurge, keyRec},
+		{"holds", repair.MsgHolds, keyRec},
+		{"holds-no-record", repair.MsgHolds, []byte{1, 1, 1, 'k', 0}},
+		{"holds-bad-record", repair.MsgHolds, []byte{1, 1, 1, 'k', 2, 2, 0}},
 		{"unknown-type", 0, []byte{1, 0}},
 	} {
 		fuzzcheck.Seed(f, s.name, s.typ, s.b)

@@ -66,7 +66,9 @@
 //     tombstone, at the time the newest one died (graveTime: its write time, or the
 //     expiry of one the reaper made), so tombstone purge finds the ones past the
 //     grace period; DeleteIf removes a record only if it still encodes exactly as
-//     the caller saw it.
+//     the caller saw it. Nothing here decides that a grave may go: repair's purge
+//     deletes one only after every member that may hold the key answered, twice,
+//     that it holds exactly that record or nothing (no record, no hint).
 //   - Count (DBSIZE) counts the records whose plain-GET winner, the greatest
 //     sibling by (Timestamp, dot) with tombstones and expired values included
 //     (vclock.Winner), is not a tombstone: an expired value counts until it is
@@ -97,7 +99,8 @@
 // order. UpdateHint is the read-merge-write of a hint under the same per-key stripe
 // locks as Update; DeleteHint removes a hint only if it still encodes exactly like the
 // record the owner acknowledged, so a hint merged further while it was in flight is
-// replayed again. HintCount is kept incrementally (counted once at Open). DropAll
+// replayed again. A key's hints are found with GetHint for each of HintOwners:
+// tombstone purge waits while any node keeps one. HintCount is kept incrementally (counted once at Open). DropAll
 // (FLUSHALL) drops every hint too, or a later replay would resurrect flushed data;
 // DropHints drops one owner's hints when the owner leaves the ring.
 //
