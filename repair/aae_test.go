@@ -514,6 +514,36 @@ func TestPurgeWaitsForADownFormerOwner(t *testing.T) {
 	}
 }
 
+// TestPurgeWaitsForAStrayCopy is finding 9 of issue 15: four nodes, a key owned by
+// d, b and c. d is down; a SET through a (not an owner) ran on a itself, so a
+// keeps the value besides b and c; a DEL through b reaches b and c; a goes down;
+// d comes back; long past the grace, a comes back and hands its copy off. The
+// tombstone must outlive a's copy, so the value never comes back.
+func TestPurgeWaitsForAStrayCopy(t *testing.T) {
+	c := newAAECluster(t, 8, 3, "a", "b", "c", "d")
+	k := c.keyOwnedBy("b", "c", "d")
+	c.setDown("d", true)
+	v := c.write(k, nil, "v", 0, false, "a", "b", "c")
+	c.write(k, v.Join(), "", 0, true, "b", "c")
+	c.setDown("a", true)
+	c.setDown("d", false)
+	c.clock.Advance(2 * c.grace)
+	c.rounds(4)
+	for _, o := range []string{"b", "c", "d"} {
+		if _, found := c.get(o, k); !found {
+			t.Fatalf("%s purged the tombstone while a, which holds the value, is down", o)
+		}
+	}
+	c.setDown("a", false)
+	c.rounds(4)
+	c.checkNoLiveValue(k)
+	for name := range c.nodes {
+		if rec, found := c.get(name, k); found {
+			t.Fatalf("%s still holds %v once the stray copy was handed off", name, rec.Siblings())
+		}
+	}
+}
+
 // TestPurgeWaitsForAHint: a hint for the key on any node blocks the purge (its
 // delivery after the purge would bring the value back), and so does one that
 // appears between the purge's two checks.
