@@ -232,7 +232,7 @@ func (n *Node) registerGauges() {
 	n.met.reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_keys", Help: "Keys holding a value on this node's replica."},
 			func() float64 { return float64(n.store.Count()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_expired_reaped_total", Help: "Expired records deleted by the reaper."},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_expired_reaped_total", Help: "Expired records the reaper turned into tombstones."},
 			func() float64 { return float64(n.store.Metrics().Reaped) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_record_cache_lookups_total", Help: "Record reads that asked the record cache."},
 			func() float64 { return float64(n.store.CacheStats().Lookups) }),
