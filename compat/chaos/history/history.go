@@ -13,21 +13,47 @@ import (
 // Kind is the client command an Op ran.
 type Kind string
 
-// The kinds of operation the harness runs.
+// The kinds of operation the harness runs: RESP commands, then memcached ones.
 const (
-	Set  Kind = "set"  // SET key value [EX s]: Value is what was written
+	Set  Kind = "set"  // SET key value [EX s | PX ms]: Value is what was written
 	Get  Kind = "get"  // GET key: Value is what was read, Found whether it existed
 	Incr Kind = "incr" // INCR key: Value is the number returned
+	Del  Kind = "del"  // DEL key: Noop when it answered 0
 	DGet Kind = "dget" // DGET key: Result is the context, Values the siblings
 	DPut Kind = "dput" // DPUT key Context Value: Result is the new context
 	DDel Kind = "ddel" // DDEL key Context: Result is the new context
+
+	MSet  Kind = "mc-set"    // set key (exptime in EX): Value is what was written
+	MGet  Kind = "mc-get"    // get/gets key: Value and Found as for GET
+	MDel  Kind = "mc-delete" // delete key: Noop when NOT_FOUND
+	MCas  Kind = "mc-cas"    // cas key (a unique from gets): Value; Noop on EXISTS or NOT_FOUND
+	MIncr Kind = "mc-incr"   // incr key 1: Value is the number returned; Noop on NOT_FOUND
 )
 
 // Kinds lists every Kind in report order.
-var Kinds = []Kind{Set, Get, Incr, DGet, DPut, DDel}
+var Kinds = []Kind{Set, Get, Incr, Del, DGet, DPut, DDel, MSet, MGet, MDel, MCas, MIncr}
 
-// writes reports whether k changes the key.
-func (k Kind) writes() bool { return k == Set || k == Incr || k == DPut || k == DDel }
+// writes reports whether k may change the key.
+func (k Kind) writes() bool {
+	switch k {
+	case Set, Incr, Del, DPut, DDel, MSet, MDel, MCas, MIncr:
+		return true
+	}
+	return false
+}
+
+// deletes reports whether k writes a tombstone.
+func (k Kind) deletes() bool { return k == Del || k == DDel || k == MDel }
+
+// increments reports whether k is a plain read-modify-write increment.
+func (k Kind) increments() bool { return k == Incr || k == MIncr }
+
+// plainRead reports whether k is a plain read (last writer wins among siblings).
+func (k Kind) plainRead() bool { return k == Get || k == MGet }
+
+// uniqueValue reports whether the values k writes are unique in a history (the
+// harness makes them so): a read of such a value names the write that made it.
+func (k Kind) uniqueValue() bool { return k == Set || k == MSet || k == MCas || k == DPut }
 
 // Outcome is how an operation completed.
 type Outcome string
@@ -51,12 +77,16 @@ type Op struct {
 	// Value: SET and DPUT the value written, GET the value read, INCR the number
 	// returned.
 	Value string `json:"value,omitempty"`
-	// EX is SET's expiry in seconds (0: none). The harness picks it far beyond the
-	// run and any clock offset it injects, so such a value must survive like any
-	// other.
+	// EX and PX are SET's (and memcached set's exptime) expiry in seconds and
+	// milliseconds (0: none). A write whose expiry may have passed before the run
+	// ended is exempt from rule 1; otherwise it must survive like any other.
 	EX int `json:"ex,omitempty"`
+	PX int `json:"px,omitempty"`
 	// Found: GET found the key.
 	Found bool `json:"found,omitempty"`
+	// Noop: an acknowledged write the server said it did not make (DEL answered
+	// 0, memcached NOT_FOUND, cas EXISTS). It changed nothing and counts as no write.
+	Noop bool `json:"noop,omitempty"`
 	// Context is DPUT's and DDEL's input context.
 	Context string `json:"context,omitempty"`
 	// Result is the context DGET, DPUT and DDEL returned.
@@ -67,6 +97,14 @@ type Op struct {
 	Complete time.Duration `json:"complete"`
 	Outcome  Outcome       `json:"outcome"`
 	Err      string        `json:"err,omitempty"`
+}
+
+// write reports whether o may have changed its key.
+func (o *Op) write() bool { return o.Kind.writes() && !(o.Outcome == OK && o.Noop) }
+
+// ttl is o's expiry as a duration (0: none).
+func (o *Op) ttl() time.Duration {
+	return time.Duration(o.EX)*time.Second + time.Duration(o.PX)*time.Millisecond
 }
 
 // Record is one key's record as DGET shows it: context and live siblings.
@@ -93,6 +131,26 @@ type Fault struct {
 	Target string        `json:"target"`
 	Start  time.Duration `json:"start"`
 	End    time.Duration `json:"end"`
+	// Nodes are the nodes it acted on; the checker reads them for "pause" (a
+	// stopped front node may accept a command late) and "clock-offset" (Offset is
+	// the skew of Nodes[0]'s clock from Start to End).
+	Nodes  []string      `json:"nodes,omitempty"`
+	Offset time.Duration `json:"offset,omitempty"`
+}
+
+// Fault kinds the checker reads.
+const (
+	FaultPause       = "pause"
+	FaultClockOffset = "clock-offset"
+)
+
+// Outage is a time when the nodes in Down were killed (or removed) and every
+// other member, Alive of them, was running, connected and unpaused (rule 10).
+type Outage struct {
+	Start time.Duration `json:"start"`
+	End   time.Duration `json:"end"`
+	Down  []string      `json:"down"`
+	Alive int           `json:"alive"`
 }
 
 // History is everything a run recorded.
@@ -107,10 +165,23 @@ type History struct {
 	Converged time.Duration `json:"converged"`
 	// Final is the converged record of every key the run wrote.
 	Final map[string]Record `json:"final"`
-	// Preflists are the names of each key's N replicas (the ring does not change
-	// during a run). A key missing here is checked strictly.
+	// Preflists are the names of each key's N replicas when the replicas
+	// converged (the ring changes during a run).
 	Preflists map[string][]string `json:"preflists,omitempty"`
+	// Lateness bounds how long after its front node accepted it a request may
+	// still be executed: the nodes' --request-timeout plus a margin (0:
+	// DefaultLateness). See "When a write is stamped" in the package doc.
+	Lateness time.Duration `json:"lateness,omitempty"`
+	// Outages are the times some members were down and the rest healthy (rule 10).
+	Outages []Outage `json:"outages,omitempty"`
+	// CRDTCounters: INCR keys are counters whose concurrent increments all count
+	// (the data-types design); rule 9 then checks the sum. False: today's INCR, a
+	// read-modify-write with last writer wins.
+	CRDTCounters bool `json:"crdt_counters,omitempty"`
 }
+
+// DefaultLateness is History.Lateness when it is 0.
+const DefaultLateness = 2 * time.Second
 
 // Counts are the operations of one kind by outcome.
 type Counts struct {
@@ -140,6 +211,12 @@ type Report struct {
 	SiblingReads, MaxSiblings, FinalSiblingKeys int
 	// AckedWrites counts acknowledged writes whose survival was checked.
 	AckedWrites int
+	// FinalReads counts plain reads after convergence checked by rules 7 to 9;
+	// SkewExempt counts the ones whose verdict a clock offset left open.
+	FinalReads, SkewExempt int
+	// PurgeExempt counts contexts rules 3 and 5 did not check because a purge
+	// may have dropped the key's record after they were given.
+	PurgeExempt int
 }
 
 // Failed reports whether any rule was broken.
@@ -165,6 +242,18 @@ const (
 	RuleMalformed      = "malformed-history"
 	RuleMissingFinal   = "missing-final-record"
 	RuleDuplicateValue = "duplicate-value"
+	// Rule 7: a plain read after convergence returned a value an acknowledged
+	// later delete, expiring overwrite or overwrite surely superseded.
+	RuleDeletedReturned     = "deleted-value-returned"
+	RuleExpiredOverwritten  = "expired-overwrite-returned"
+	RuleOverwrittenReturned = "overwritten-value-returned"
+	RulePhantomValue        = "phantom-value"
+	// Rule 8: a plain read returned a value whose expiry had surely passed.
+	RuleExpiredValue = "expired-value-returned"
+	// Rule 9: a counter's final value no increment sequence could produce.
+	RuleCounter = "counter-out-of-range"
+	// Rule 10: a request failed for want of a quorum while enough nodes were up.
+	RuleUnavailable = "noquorum-while-available"
 )
 
 // ctxWrite is a context write decoded once: its input and result clocks.
@@ -218,22 +307,47 @@ type checker struct {
 	byKey  map[string][]*Op
 	writes map[string]*ctxWrite // DPUT value -> write
 	ctx    map[*Op]*ctxWrite    // DPUT/DDEL op -> decoded write
+	// skews and pauses are the clock-offset and pause faults by node.
+	skews, pauses map[string][]Fault
+	late          time.Duration // History.Lateness or its default
+	end           time.Duration // the last moment the history covers
+	horizons      map[string]time.Duration
 }
 
-// Check verifies h against rules 1 to 5 of the package doc and summarises it.
+// Check verifies h against rules 1 to 5 and 7 to 10 of the package doc and
+// summarises it (rule 6 is CompareReplicas, which the harness polls).
 func Check(h *History) *Report {
 	c := &checker{
-		h:      h,
-		rep:    &Report{Ops: map[Kind]*Counts{}, Faults: map[string]int{}},
-		byKey:  map[string][]*Op{},
-		writes: map[string]*ctxWrite{},
-		ctx:    map[*Op]*ctxWrite{},
+		h:        h,
+		rep:      &Report{Ops: map[Kind]*Counts{}, Faults: map[string]int{}},
+		byKey:    map[string][]*Op{},
+		writes:   map[string]*ctxWrite{},
+		ctx:      map[*Op]*ctxWrite{},
+		skews:    map[string][]Fault{},
+		pauses:   map[string][]Fault{},
+		late:     cmp.Or(h.Lateness, DefaultLateness),
+		end:      max(h.Healed, h.Converged),
+		horizons: map[string]time.Duration{},
 	}
 	for _, k := range Kinds {
 		c.rep.Ops[k] = &Counts{}
 	}
 	for _, f := range h.Faults {
 		c.rep.Faults[f.Kind]++
+		if len(f.Nodes) == 0 {
+			continue
+		}
+		switch f.Kind {
+		case FaultClockOffset:
+			c.skews[f.Nodes[0]] = append(c.skews[f.Nodes[0]], f)
+		case FaultPause:
+			for _, n := range f.Nodes {
+				c.pauses[n] = append(c.pauses[n], f)
+			}
+		}
+	}
+	for i := range h.Ops {
+		c.end = max(c.end, h.Ops[i].Complete)
 	}
 	c.index()
 	keys := make([]string, 0, len(c.byKey))
@@ -243,8 +357,10 @@ func Check(h *History) *Report {
 	slices.Sort(keys)
 	for _, k := range keys {
 		c.checkKey(k)
+		c.checkPlainReads(k)
 	}
 	c.checkSessions()
+	c.checkOutages()
 	return c.rep
 }
 
@@ -320,7 +436,7 @@ func (c *checker) index() {
 // checkKey applies rules 1 to 4 to one key.
 func (c *checker) checkKey(key string) {
 	ops := c.byKey[key]
-	hasWrite := slices.ContainsFunc(ops, func(o *Op) bool { return o.Kind.writes() })
+	hasWrite := slices.ContainsFunc(ops, func(o *Op) bool { return o.write() })
 	final, ok := c.h.Final[key]
 	if !ok {
 		if hasWrite {
@@ -347,12 +463,22 @@ func (c *checker) checkKey(key string) {
 		// Rule 3.
 		if o.Kind == DGet || o.Kind == DPut || o.Kind == DDel {
 			if got, ok := c.clock(o.Result, o); ok && !fctx.Descends(got) {
-				c.violate(RuleForgottenCtx, key, fmt.Sprintf("op %d (%s) was given context %s; the converged context %s does not descend it", o.ID, o.Kind, got.String(), final.Context), o)
+				if o.Invoke < c.horizon(key) {
+					c.rep.PurgeExempt++
+				} else {
+					c.violate(RuleForgottenCtx, key, fmt.Sprintf("op %d (%s) was given context %s; the converged context %s does not descend it", o.ID, o.Kind, got.String(), final.Context), o)
+				}
 			}
+		}
+		if o.Noop {
+			continue
 		}
 		// Rules 1 and 2.
 		switch o.Kind {
-		case Set, Incr:
+		case Set, Incr, MSet, MCas, MIncr:
+			if c.mayExpire(o) || (c.h.CRDTCounters && o.Kind.increments()) {
+				continue
+			}
 			c.rep.AckedWrites++
 			if !present[o.Value] && !c.plainSuperseded(o, ops) {
 				c.violate(RuleLostWrite, key, fmt.Sprintf("op %d %s %q acknowledged at %v is not among the converged siblings %q, and every other write to the key was acknowledged before it was invoked", o.ID, o.Kind, o.Value, o.Complete, final.Values), o)
@@ -383,7 +509,7 @@ func (c *checker) checkKey(key string) {
 // applied after v (rule 1's time rule).
 func (c *checker) plainSuperseded(v *Op, ops []*Op) bool {
 	for _, w := range ops {
-		if w != v && w.Kind.writes() && mayFollow(w, v) {
+		if w != v && w.write() && mayFollow(w, v) {
 			return true
 		}
 	}
@@ -396,7 +522,7 @@ func mayFollow(w, v *Op) bool { return w.Outcome != OK || w.Complete > v.Invoke 
 // ctxSuperseded reports whether some write could have covered w's dot (rule 2).
 func (c *checker) ctxSuperseded(w *ctxWrite, ops []*Op) bool {
 	for _, o := range ops {
-		if o == w.op || !o.Kind.writes() {
+		if o == w.op || !o.write() {
 			continue
 		}
 		switch o.Kind {
@@ -469,7 +595,9 @@ func (c *checker) checkSessions() {
 			if !ok {
 				continue
 			}
-			if prev != nil && !cl.Descends(prevClock) {
+			if prev != nil && !cl.Descends(prevClock) && prev.Invoke < c.horizon(o.Key) {
+				c.rep.PurgeExempt++
+			} else if prev != nil && !cl.Descends(prevClock) {
 				after := c.h.Converged > 0 && o.Invoke >= c.h.Converged
 				v := Violation{Rule: RuleMonotonic, Key: o.Key, Ops: []int{prev.ID, o.ID},
 					Detail: fmt.Sprintf("session %d: DGET op %d at %v returned %q, which does not descend op %d's %q", o.Session, o.ID, o.Invoke, o.Result, prev.ID, prev.Result)}
@@ -506,13 +634,34 @@ func CompareReplicas(records map[string]Record) string {
 	return ""
 }
 
+// countRules renders the number of violations of each rule, "" when none.
+func (r *Report) countRules() string {
+	counts := map[string]int{}
+	for _, v := range r.Violations {
+		counts[v.Rule]++
+	}
+	rules := make([]string, 0, len(counts))
+	for k := range counts {
+		rules = append(rules, k)
+	}
+	slices.Sort(rules)
+	var parts []string
+	for _, k := range rules {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, counts[k]))
+	}
+	return strings.Join(parts, " ")
+}
+
 // Summary renders the report for people.
 func (r *Report) Summary() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-6s %9s %9s %9s %9s\n", "op", "attempted", "ok", "failed", "unknown")
+	fmt.Fprintf(&b, "%-9s %9s %9s %9s %9s\n", "op", "attempted", "ok", "failed", "unknown")
 	for _, k := range Kinds {
 		c := r.Ops[k]
-		fmt.Fprintf(&b, "%-6s %9d %9d %9d %9d\n", k, c.Attempted, c.OK, c.Fail, c.Unknown)
+		if c.Attempted == 0 && k != Set {
+			continue
+		}
+		fmt.Fprintf(&b, "%-9s %9d %9d %9d %9d\n", k, c.Attempted, c.OK, c.Fail, c.Unknown)
 	}
 	kinds := make([]string, 0, len(r.Faults))
 	for k := range r.Faults {
@@ -527,6 +676,10 @@ func (r *Report) Summary() string {
 	fmt.Fprintf(&b, "acknowledged writes checked: %d, lost: %d\n", r.AckedWrites, r.LostWrites())
 	fmt.Fprintf(&b, "siblings: %d DGET replies with siblings (max %d values), %d keys converged with siblings\n", r.SiblingReads, r.MaxSiblings, r.FinalSiblingKeys)
 	fmt.Fprintf(&b, "stale reads before convergence (allowed): %d\n", len(r.StaleReads))
+	fmt.Fprintf(&b, "plain reads after convergence checked: %d (verdict left open by a clock offset: %d); contexts a purge may have dropped: %d\n", r.FinalReads, r.SkewExempt, r.PurgeExempt)
+	if n := r.countRules(); n != "" {
+		fmt.Fprintf(&b, "violations by rule: %s\n", n)
+	}
 	fmt.Fprintf(&b, "violations: %d\n", len(r.Violations))
 	for i, v := range r.Violations {
 		if i == 20 {

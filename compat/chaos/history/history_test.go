@@ -260,7 +260,7 @@ func TestCheckCounts(t *testing.T) {
 		t.Errorf("acked %d sibling reads %d max %d final sibling keys %d", r.AckedWrites, r.SiblingReads, r.MaxSiblings, r.FinalSiblingKeys)
 	}
 	s := r.Summary()
-	for _, want := range []string{"set            2         1         0         1", "faults: kill=2 pause=1", "lost: 0", "violations: 0"} {
+	for _, want := range []string{"set               2         1         0         1", "faults: kill=2 pause=1", "lost: 0", "violations: 0"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("summary lacks %q:\n%s", want, s)
 		}
