@@ -5,32 +5,16 @@ import (
 	"fmt"
 	"math/rand"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"github.com/dynakv/dynakv/compat/chaos/history"
 )
 
-// cluster is the running system under test and the harness's handle on it.
-type cluster struct {
-	nw      *network
-	nodes   []*node
-	proxies []*faultyProxy
-	rec     *recorder
-	logf    func(string, ...any)
-
-	mu     sync.Mutex
-	faults []history.Fault
-	// crashes are exits no fault caused; diskFullExits are exits while a node's
-	// disk was full.
-	crashes, diskFullExits []string
-}
-
 // faultKinds are the faults the schedule draws from, each at least once per round.
 var faultKinds = []string{
-	"kill", "pause", "partition-majority", "partition-isolate", "partition-bridge",
-	"net-slow", "clock-offset", "disk-full",
+	"kill", "kill-rolling", "pause", "partition-majority", "partition-isolate", "partition-bridge",
+	"net-slow", "clock-offset", "disk-full", "join", "leave", "remove",
 }
 
 // schedule injects faults one after another until d has passed or ctx ends: each
@@ -75,11 +59,15 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// record notes a fault that ran from start to now.
-func (c *cluster) record(kind, target string, start time.Duration) {
+// record notes a fault that ran from start to now on nodes.
+func (c *cluster) record(kind, target string, start time.Duration, offset time.Duration, nodes ...*node) {
+	f := history.Fault{Kind: kind, Target: target, Start: start, End: c.rec.now(), Offset: offset}
+	for _, n := range nodes {
+		f.Nodes = append(f.Nodes, n.name)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.faults = append(c.faults, history.Fault{Kind: kind, Target: target, Start: start, End: c.rec.now()})
+	c.faults = append(c.faults, f)
 }
 
 func names(ns []*node) string {
@@ -99,27 +87,128 @@ func (c *cluster) hosts(ns []*node) []*host {
 }
 
 // inject runs one fault for hold, then undoes it. Whatever happens, the fault is
-// undone before inject returns (heal covers the rest at the end).
+// undone before inject returns (heal covers the rest at the end). Membership
+// faults keep the ring between minMembers and maxMembers: a join with no free host
+// becomes a leave, a leave or removal at minMembers becomes a join.
 func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold time.Duration) error {
-	perm := rng.Perm(len(c.nodes))
-	shuffled := make([]*node, len(perm))
+	members := c.memberList()
+	m := len(members)
+	switch {
+	case kind == "join" && (m >= maxMembers || c.freeHosts() == 0):
+		kind = "leave"
+	case (kind == "leave" || kind == "remove") && m <= minMembers:
+		kind = "join"
+	}
+	perm := rng.Perm(m)
+	shuffled := make([]*node, m)
 	for i, p := range perm {
-		shuffled[i] = c.nodes[p]
+		shuffled[i] = members[p]
 	}
 	victim := shuffled[0]
 	start := c.rec.now()
 	var target string
+	var offset time.Duration
+	var acted []*node
 	var err error
 	switch kind {
 	case "kill":
-		target = victim.name
+		target, acted = victim.name, []*node{victim}
 		c.logf("fault %-18s kill -9 %s for %v", kind, target, hold)
 		if err = victim.kill(); err == nil {
+			end := c.beginOutage(m-1, victim)
 			_ = sleepCtx(ctx, hold)
+			end()
 			err = victim.start()
 		}
+	case "kill-rolling":
+		// Two members down at once, then the first back while the second stays down
+		// past the tombstone grace: writes go to fallbacks and to front nodes that
+		// are no owners, and purges run while a holder of the key is away.
+		v2 := shuffled[1]
+		target, acted = victim.name+","+v2.name, []*node{victim, v2}
+		last := c.s.grace + 2*c.s.aae + time.Second
+		c.logf("fault %-18s kill -9 %s, %v later %s; restart %s %v later and %s %v after that", kind, victim.name, hold/3, v2.name, victim.name, hold/3, v2.name, last)
+		if err = victim.kill(); err == nil {
+			end := c.beginOutage(m-1, victim)
+			_ = sleepCtx(ctx, hold/3)
+			end()
+			if err = v2.kill(); err == nil {
+				end = c.beginOutage(m-2, victim, v2)
+				_ = sleepCtx(ctx, hold/3)
+				end()
+				if err = victim.start(); err == nil {
+					end = c.beginOutage(m-1, v2)
+					_ = sleepCtx(ctx, last)
+					end()
+				}
+			}
+		}
+		for _, n := range acted {
+			if !n.running() {
+				if serr := n.start(); err == nil {
+					err = serr
+				}
+			}
+		}
+	case "join":
+		// A new node joins while a member is down, and takes over some of its
+		// partitions; the member comes back after the tombstone grace, still holding
+		// copies of partitions it no longer owns.
+		wait := max(hold, c.s.grace+2*c.s.aae+time.Second)
+		acted = []*node{victim}
+		c.logf("fault %-18s kill -9 %s, a new node joins, restart %s after %v", kind, victim.name, victim.name, wait)
+		if err = victim.kill(); err == nil {
+			end := c.beginOutage(m-1, victim)
+			var n *node
+			if n, err = c.join(); err == nil {
+				target = n.name + " joins (" + victim.name + " down)"
+				c.logf("  %s joined", n.name)
+				_ = sleepCtx(ctx, wait)
+			}
+			end()
+			if serr := victim.start(); err == nil {
+				err = serr
+			}
+		}
+	case "leave":
+		target, acted = victim.name, []*node{victim}
+		c.logf("fault %-18s %s leaves gracefully", kind, victim.name)
+		c.retire(victim) // no more client traffic; it is no ring member once it leaves
+		began := time.Now()
+		if err = c.adminCmd(victim, "leave"); err == nil {
+			deadline := began.Add(max(hold, 30*time.Second))
+			state := ""
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				if state, _ = memberState(victim, victim.name); state == "removed" || state == "" {
+					break
+				}
+				_ = sleepCtx(ctx, 500*time.Millisecond)
+			}
+			if state != "removed" && state != "" {
+				c.logf("  %s has not finished its leave (state %q); stopping it anyway", victim.name, state)
+				target += " (unfinished)"
+			} else {
+				c.logf("  %s handed its partitions off and left the ring", victim.name)
+			}
+			_ = sleepCtx(ctx, hold-time.Since(began))
+		}
+		if serr := victim.stop(); err == nil {
+			err = serr
+		}
+		c.retire(victim)
+	case "remove":
+		target, acted = victim.name, []*node{victim}
+		c.logf("fault %-18s kill -9 %s and remove it from the ring after %v", kind, victim.name, hold/2)
+		if err = victim.kill(); err == nil {
+			end := c.beginOutage(m-1, victim)
+			_ = sleepCtx(ctx, hold/2)
+			err = c.adminCmd(shuffled[1], "remove", victim.name)
+			end()
+			c.retire(victim)
+			_ = sleepCtx(ctx, hold/2)
+		}
 	case "pause":
-		target = victim.name
+		target, acted = victim.name, []*node{victim}
 		c.logf("fault %-18s SIGSTOP %s for %v", kind, target, hold)
 		victim.signal(syscall.SIGSTOP)
 		_ = sleepCtx(ctx, hold)
@@ -128,11 +217,12 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 		var groups [][]*node
 		switch kind {
 		case "partition-majority":
-			groups = [][]*node{shuffled[:3], shuffled[3:]}
+			groups = [][]*node{shuffled[:m/2+1], shuffled[m/2+1:]}
 		case "partition-isolate":
 			groups = [][]*node{shuffled[:1], shuffled[1:]}
 		default: // shuffled[0] sees both sides, which do not see each other
-			groups = [][]*node{shuffled[1:3], shuffled[3:]}
+			half := 1 + (m-1)/2
+			groups = [][]*node{shuffled[1:half], shuffled[half:]}
 		}
 		var parts []string
 		var hostGroups [][]*host
@@ -169,7 +259,7 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 		if rng.Intn(2) == 0 {
 			off = -off
 		}
-		target = fmt.Sprintf("%s %+v", victim.name, off)
+		target, offset, acted = fmt.Sprintf("%s %+v", victim.name, off), off, []*node{victim}
 		c.logf("fault %-18s restart %s with its clock %+v off for %v", kind, victim.name, off, hold)
 		victim.offset = off
 		if err = victim.stop(); err == nil {
@@ -187,14 +277,16 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 		// full disk within seconds; what a full disk surely hits is a restart (WAL
 		// replay, a new WAL, the manifest). So: fill the disk, kill -9 the node,
 		// try to start it, and report what it did.
-		target = victim.name
+		target, acted = victim.name, []*node{victim}
 		c.logf("fault %-18s fill %s's data disk, kill -9 and restart it, for %v", kind, target, hold)
 		if err = victim.fillDisk(0); err == nil {
 			if err = victim.kill(); err == nil {
 				began := time.Now()
 				if serr := victim.start(); serr != nil {
 					c.logf("  %s did not start on a full disk: %v\n%s", victim.name, serr, indent(victim.tailLog(3)))
+					c.mu.Lock()
 					c.diskFullExits = append(c.diskFullExits, fmt.Sprintf("%s: did not start", victim.name))
+					c.mu.Unlock()
 					_ = victim.kill()
 				} else {
 					c.logf("  %s started on a full disk", victim.name)
@@ -211,7 +303,7 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 	default:
 		return fmt.Errorf("unknown fault %q", kind)
 	}
-	c.record(kind, target, start)
+	c.record(kind, target, start, offset, acted...)
 	if err != nil {
 		return fmt.Errorf("fault %s on %s: %w", kind, target, err)
 	}
@@ -220,14 +312,16 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 
 func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }
 
-// restartCrashed restarts nodes that exited on their own, and records it.
+// restartCrashed restarts members that exited on their own, and records it.
 func (c *cluster) restartCrashed() error {
-	for _, n := range c.nodes {
+	for _, n := range c.memberList() {
 		if n.running() {
 			continue
 		}
 		c.logf("CRASH: %s exited on its own (%s):\n%s", n.name, n.exitStatus(), indent(n.tailLog(20)))
+		c.mu.Lock()
 		c.crashes = append(c.crashes, fmt.Sprintf("%s at %v: %s", n.name, c.rec.now().Round(time.Millisecond), n.exitStatus()))
+		c.mu.Unlock()
 		if err := n.start(); err != nil {
 			return err
 		}
@@ -244,7 +338,7 @@ func (c *cluster) heal() error {
 	for _, p := range c.proxies {
 		p.set(linkFaults{})
 	}
-	for _, n := range c.nodes {
+	for _, n := range c.memberList() {
 		n.signal(syscall.SIGCONT)
 		if err := n.freeDisk(); err != nil {
 			return err
@@ -253,7 +347,7 @@ func (c *cluster) heal() error {
 	if err := c.restartCrashed(); err != nil {
 		return err
 	}
-	for _, n := range c.nodes {
+	for _, n := range c.memberList() {
 		if n.offset != 0 {
 			n.offset = 0
 			if err := n.stop(); err != nil {

@@ -1,13 +1,21 @@
 // Command chaos runs dynakv under faults, Jepsen style, and checks the history:
 // five `dynakv server` processes, each in its own Linux network namespace joined by
-// veth pairs to a bridge; clients in the root namespace (go-redis) doing SET, GET,
-// INCR and DGET/DPUT/DDEL sessions through every node; a fault schedule of kill -9
-// and restart, SIGSTOP/SIGCONT, partitions (majority/minority, one node isolated, a
-// bridge node between two halves) with iptables, delay/stalls/resets on internode
-// traffic through a fault-injecting TCP proxy (the kernel has no netem), a node
-// restarted with its clock skewed, and a node whose tmpfs data disk is full. Then it
-// heals everything, waits for every replica of every key to be equal and no hint to
-// be pending (at most 60 s), and checks the history with package history.
+// veth pairs to a bridge, and a spare namespace for nodes that join; clients in the
+// root namespace doing, through every member, RESP sessions (go-redis: SET with and
+// without a short TTL, GET, INCR, DEL and DGET/DPUT/DDEL) and memcached sessions
+// (gomemcache: set with and without an exptime, get, delete, gets then cas, incr).
+// The nodes run with a tombstone grace of seconds, so purges happen during the run.
+// The fault schedule has kill -9 and restart (one node, or two overlapping),
+// SIGSTOP/SIGCONT, partitions (majority/minority, one node isolated, a bridge node
+// between two halves) with iptables, delay/stalls/resets on internode traffic
+// through a fault-injecting TCP proxy (the kernel has no netem), a node restarted
+// with its clock skewed, a node whose tmpfs data disk is full, and membership
+// changes: a node joins (while a member is down), a member leaves gracefully (its
+// process stops once its handoff is done), a member is killed and removed. Then it
+// heals everything, waits for every replica of every key to be equal on the current
+// preference lists and no hint to be pending (at most 60 s), reads every plain key
+// through every member with both protocols, and checks the history with package
+// history.
 //
 // It needs root; without root or network namespaces it says why and exits 0 (a
 // skip). Every namespace, link, mount and process it creates carries the prefix
@@ -30,6 +38,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -42,14 +51,16 @@ import (
 
 // settings are the harness's flags.
 type settings struct {
-	duration    time.Duration
-	seed        int64
-	bin         string
-	out         string
-	nodes       int
-	sessions    int
-	rate        int
-	convergeMax time.Duration
+	duration       time.Duration
+	seed           int64
+	bin            string
+	out            string
+	nodes, spare   int
+	sessions       int
+	rate           int
+	convergeMax    time.Duration
+	grace, aae     time.Duration
+	requestTimeout time.Duration
 }
 
 func main() {
@@ -58,11 +69,19 @@ func main() {
 	flag.Int64Var(&s.seed, "seed", 0, "seed of the fault schedule and the workload (0: from the clock)")
 	flag.StringVar(&s.bin, "bin", "bin/dynakv", "the dynakv binary")
 	flag.StringVar(&s.out, "out", "bin/chaos", "directory for the history JSON and the node logs")
-	flag.IntVar(&s.nodes, "nodes", 5, "nodes (hosts)")
+	flag.IntVar(&s.nodes, "nodes", 5, "nodes in the ring at start")
+	flag.IntVar(&s.spare, "spare", 1, "spare hosts for nodes that join")
+	flag.DurationVar(&s.grace, "tombstone-grace", 3*time.Second, "the nodes' --tombstone-grace: short, so purges run during the load")
+	flag.DurationVar(&s.aae, "aae-interval", 2*time.Second, "the nodes' --aae-interval")
+	flag.DurationVar(&s.requestTimeout, "request-timeout", time.Second, "the nodes' --request-timeout")
 	flag.IntVar(&s.sessions, "sessions", 10, "concurrent client sessions")
 	flag.IntVar(&s.rate, "rate", 25, "steps per second per session")
 	flag.DurationVar(&s.convergeMax, "converge-timeout", 60*time.Second, "how long replicas may take to converge after healing")
 	flag.Parse()
+	if s.nodes < minMembers || s.nodes+s.spare > maxMembers || s.spare < 0 {
+		fmt.Fprintf(os.Stderr, "chaos: --nodes must be at least %d and --nodes plus --spare at most %d\n", minMembers, maxMembers)
+		os.Exit(2)
+	}
 	if s.seed == 0 {
 		s.seed = time.Now().UnixNano() % 1_000_000_000
 	}
@@ -110,9 +129,9 @@ func runChaos(ctx context.Context, s settings) (int, error) {
 		return 2, err
 	}
 	defer os.RemoveAll(work)
-	logf("chaos: seed %d, duration %v, %d nodes, %d sessions, prefix %s", s.seed, s.duration, s.nodes, s.sessions, prefix)
+	logf("chaos: seed %d, duration %v, %d nodes (+%d spare), %d sessions, tombstone grace %v, prefix %s", s.seed, s.duration, s.nodes, s.spare, s.sessions, s.grace, prefix)
 
-	nw, err := newNetwork(prefix, s.nodes)
+	nw, err := newNetwork(prefix, s.nodes+s.spare)
 	if err != nil {
 		return 2, fmt.Errorf("network: %w", err)
 	}
@@ -120,44 +139,41 @@ func runChaos(ctx context.Context, s settings) (int, error) {
 		nw.close()
 		logf("removed namespaces, links and bridge of %s", prefix)
 	}()
-	c := &cluster{nw: nw, rec: &recorder{}, logf: logf}
+	c := &cluster{nw: nw, rec: &recorder{}, logf: logf, s: s, bin: bin, gens: map[int]int{}}
 	defer func() {
 		for _, p := range c.proxies {
 			p.close()
 		}
 		for _, n := range c.nodes {
 			_ = n.kill()
-			n.unmountData()
 			if data, err := os.ReadFile(n.logPath); err == nil {
 				_ = os.WriteFile(filepath.Join(s.out, n.name+".log"), data, 0o644)
 			}
 		}
+		for _, h := range nw.hosts {
+			h.unmountDisk()
+		}
 	}()
-	if err := c.setup(bin, work, s); err != nil {
+	c.rec.start = time.Now()
+	if err := c.setup(work); err != nil {
 		return 2, err
 	}
 
-	keys := newKeyspace(30, 10, 30)
+	keys := newKeyspace(30, 10, 30, 40, 40, 10)
+	if err := initCounters(c.memberList(), keys, c.rec); err != nil {
+		return 2, err
+	}
 	rng := rand.New(rand.NewSource(s.seed))
 	var sessions []*session
 	for i := range s.sessions {
-		ss := &session{id: i + 1, rng: rand.New(rand.NewSource(s.seed + int64(i) + 1)), keys: keys, rec: c.rec,
-			cur: i % len(c.nodes), last: map[string]string{}, read: map[string]bool{}}
-		for _, n := range c.nodes {
-			ss.clients = append(ss.clients, newClient(n.resp()))
-			ss.names = append(ss.names, n.name)
-		}
-		sessions = append(sessions, ss)
+		sessions = append(sessions, newSession(i+1, s.seed+int64(i)+1, nw.hosts, c.memberList, keys, c.rec))
 	}
 	defer func() {
 		for _, ss := range sessions {
-			for _, cl := range ss.clients {
-				cl.Close()
-			}
+			ss.close()
 		}
 	}()
 
-	c.rec.start = time.Now()
 	stopLoad := make(chan struct{})
 	loadDone := make(chan struct{})
 	go func() {
@@ -183,13 +199,15 @@ func runChaos(ctx context.Context, s settings) (int, error) {
 	var convergedAt time.Duration
 	if converged {
 		convergedAt = c.rec.now()
-		logf("converged %.1fs after healing", (convergedAt - healed).Seconds())
+		logf("converged %.1fs after healing, %d members %s", (convergedAt - healed).Seconds(), len(c.memberList()), names(c.memberList()))
 		finalReads(sessions)
+		finalPlainReads(c.memberList(), keys, c.rec)
 	} else {
 		logf("NOT CONVERGED within %v of healing:\n%s", s.convergeMax, indent(strings.Join(divergent, "\n")))
 	}
 
-	h := &history.History{Seed: s.seed, Ops: c.rec.ops, Faults: c.faults, Healed: healed, Converged: convergedAt, Final: final, Preflists: preflists}
+	h := &history.History{Seed: s.seed, Ops: c.rec.ops, Faults: c.faults, Healed: healed, Converged: convergedAt,
+		Final: final, Preflists: preflists, Lateness: s.requestTimeout + time.Second, Outages: c.outages}
 	rep := history.Check(h)
 	path := filepath.Join(s.out, "history.json")
 	if data, err := json.Marshal(h); err != nil {
@@ -214,33 +232,13 @@ func runChaos(ctx context.Context, s settings) (int, error) {
 	return 0, nil
 }
 
-// setup mounts the data disks, starts the proxies and the nodes, and forms the
-// cluster.
-func (c *cluster) setup(bin, work string, s settings) error {
-	var joins []string
+// setup mounts the data disks, starts the proxies and the first s.nodes nodes, and
+// forms the cluster; the other hosts are free for nodes that join.
+func (c *cluster) setup(work string) error {
 	for _, h := range c.nw.hosts {
-		joins = append(joins, fmt.Sprintf("%s:%d", h.ip, gossipPort))
-	}
-	for _, h := range c.nw.hosts {
-		n := &node{h: h, name: fmt.Sprintf("n%d", h.idx), bin: bin,
-			dataDir: filepath.Join(work, fmt.Sprintf("%sd%d", c.nw.prefix, h.idx)),
-			logPath: filepath.Join(work, fmt.Sprintf("n%d.log", h.idx))}
-		var others []string
-		for _, j := range joins {
-			if !strings.HasPrefix(j, h.ip+":") {
-				others = append(others, j)
-			}
+		if err := h.mountDisk(filepath.Join(work, fmt.Sprintf("%sd%d", c.nw.prefix, h.idx)), 256<<20); err != nil {
+			return fmt.Errorf("host %d data disk: %w", h.idx, err)
 		}
-		n.args = []string{"server", "--name", n.name, "--data-dir", n.dataDir,
-			"--resp", fmt.Sprintf("%s:%d", h.ip, respPort), "--memcache", fmt.Sprintf("%s:%d", h.ip, mcPort),
-			"--http", fmt.Sprintf("%s:%d", h.ip, httpPort), "--gossip", fmt.Sprintf("%s:%d", h.ip, gossipPort),
-			"--cluster", fmt.Sprintf("%s:%d", h.ip, clusterPort), "--secret", "chaos-secret",
-			"--n", "3", "--r", "2", "--w", "2", "--aae-interval", "2s", "--request-timeout", "1s",
-			"--join", strings.Join(others, ","), "--log-level", "warn"}
-		if err := n.mountData(256 << 20); err != nil {
-			return fmt.Errorf("%s data disk: %w", n.name, err)
-		}
-		c.nodes = append(c.nodes, n)
 	}
 	// Internode transport from i to j goes through a proxy: i's connections to
 	// j's cluster port are redirected (DNAT) to it.
@@ -259,31 +257,48 @@ func (c *cluster) setup(bin, work string, s settings) error {
 			}
 		}
 	}
-	for _, n := range c.nodes {
+	first := c.nw.hosts[:c.s.nodes]
+	c.free = slices.Clone(c.nw.hosts[c.s.nodes:])
+	var joins []string
+	for _, h := range first {
+		joins = append(joins, gossipAddr(h))
+	}
+	for _, h := range first {
+		n := c.newNode(h, slices.DeleteFunc(slices.Clone(joins), func(j string) bool { return j == gossipAddr(h) }))
 		if err := n.start(); err != nil {
 			return err
 		}
+		c.members = append(c.members, n)
 	}
 	// Wait until every node sees every other alive.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ok := true
-		for _, n := range c.nodes {
-			info, err := c.info(n)
-			if err != nil || info["cluster_members_alive"] != strconv.Itoa(len(c.nodes)) || info["cluster_members"] != strconv.Itoa(len(c.nodes)) {
-				ok = false
-				break
-			}
-		}
-		if ok {
-			logf("cluster of %d formed", len(c.nodes))
+		if c.formed() == nil {
+			logf("cluster of %d formed", len(c.members))
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cluster did not form within 30s")
+			return fmt.Errorf("cluster did not form within 30s: %v", c.formed())
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// formed returns nil when every member sees exactly the members, all alive, in
+// the ring, or what one sees otherwise.
+func (c *cluster) formed() error {
+	members := c.memberList()
+	want := strconv.Itoa(len(members))
+	for _, n := range members {
+		info, err := c.info(n)
+		if err != nil {
+			return fmt.Errorf("%s: INFO: %w", n.name, err)
+		}
+		if info["cluster_members"] != want || info["cluster_members_alive"] != want {
+			return fmt.Errorf("%s sees %s members, %s alive, of %s", n.name, info["cluster_members"], info["cluster_members_alive"], want)
+		}
+	}
+	return nil
 }
 
 // admin runs one command against n with a fresh short-lived client.
@@ -319,12 +334,13 @@ func (c *cluster) info(n *node) (map[string]string, error) {
 // converged records (or, when it gives up, the quorum reads) and what still
 // differs.
 func (c *cluster) awaitConvergence(ctx context.Context, keys []string, max time.Duration, preflists map[string][]string) (map[string]history.Record, bool, []string) {
+	members := c.memberList()
 	byName := map[string]*node{}
-	for _, n := range c.nodes {
+	for _, n := range members {
 		byName[n.name] = n
 	}
 	clients := map[string]*redis.Client{}
-	for _, n := range c.nodes {
+	for _, n := range members {
 		clients[n.name] = newClient(n.resp())
 		defer clients[n.name].Close()
 	}
@@ -337,16 +353,16 @@ func (c *cluster) awaitConvergence(ctx context.Context, keys []string, max time.
 	for {
 		var divergent []string
 		final := map[string]history.Record{}
-		for _, n := range c.nodes {
+		for _, n := range members {
 			info, err := c.info(n)
 			if err != nil {
 				divergent = append(divergent, fmt.Sprintf("%s: INFO: %v", n.name, err))
-			} else if info["hints_pending"] != "0" || info["cluster_members_alive"] != strconv.Itoa(len(c.nodes)) {
-				divergent = append(divergent, fmt.Sprintf("%s: hints_pending %s, members alive %s", n.name, info["hints_pending"], info["cluster_members_alive"]))
+			} else if want := strconv.Itoa(len(members)); info["hints_pending"] != "0" || info["cluster_members_alive"] != want || info["cluster_members"] != want {
+				divergent = append(divergent, fmt.Sprintf("%s: hints_pending %s, members %s, alive %s (want %s)", n.name, info["hints_pending"], info["cluster_members"], info["cluster_members_alive"], want))
 			}
 		}
 		for _, key := range keys {
-			reply, err := do(c.nodes[0].name, "DPREFLIST", key)
+			reply, err := do(members[0].name, "DPREFLIST", key)
 			pref, ok := reply.([]any)
 			if err != nil || !ok {
 				divergent = append(divergent, fmt.Sprintf("%s: DPREFLIST: %v", key, err))
@@ -386,7 +402,7 @@ func (c *cluster) awaitConvergence(ctx context.Context, keys []string, max time.
 			// The loss check still runs, on quorum reads.
 			for _, key := range keys {
 				var o history.Op
-				reply, err := do(c.nodes[0].name, "DGET", key)
+				reply, err := do(members[0].name, "DGET", key)
 				if err == nil && fillDGet(reply, &o) == nil {
 					final[key] = history.Record{Context: o.Result, Values: o.Values}
 				}

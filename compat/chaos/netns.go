@@ -21,12 +21,13 @@ type network struct {
 	hosts  []*host
 }
 
-// host is one namespace.
+// host is one namespace, with its data disk.
 type host struct {
 	idx  int // 1-based
 	ns   string
 	veth string // root-side end of the pair
 	ip   string
+	mnt  string // the tmpfs its nodes keep their data directories on ("" until mounted)
 }
 
 // bridgeIP is the harness's address on the bridge.

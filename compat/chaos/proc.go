@@ -26,7 +26,7 @@ type node struct {
 	h       *host
 	name    string
 	bin     string
-	dataDir string // a tmpfs mount point
+	dataDir string // on its host's tmpfs
 	logPath string
 	args    []string // everything but --clock-offset
 
@@ -38,21 +38,32 @@ type node struct {
 	offset  time.Duration
 }
 
-func (n *node) resp() string { return fmt.Sprintf("%s:%d", n.h.ip, respPort) }
+func (n *node) resp() string     { return fmt.Sprintf("%s:%d", n.h.ip, respPort) }
+func (n *node) memcache() string { return fmt.Sprintf("%s:%d", n.h.ip, mcPort) }
+func (n *node) http() string     { return fmt.Sprintf("%s:%d", n.h.ip, httpPort) }
 
-// mountData puts the node's data directory on a tmpfs of size bytes, so a disk-full
-// fault can fill it without touching the machine's disks.
-func (n *node) mountData(size int64) error {
-	if err := os.MkdirAll(n.dataDir, 0o755); err != nil {
+// mountDisk puts h's data disk, a tmpfs of size bytes, at dir, so a disk-full
+// fault can fill it without touching the machine's disks. Every node that runs on
+// h keeps its data directory in it.
+func (h *host) mountDisk(dir string, size int64) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	return run("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", n.dataDir)
+	if err := run("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d", size), "tmpfs", dir); err != nil {
+		return err
+	}
+	h.mnt = dir
+	return nil
 }
 
-func (n *node) unmountData() {
-	if err := run("umount", n.dataDir); err != nil {
-		_ = run("umount", "-l", n.dataDir)
+func (h *host) unmountDisk() {
+	if h.mnt == "" {
+		return
 	}
+	if err := run("umount", h.mnt); err != nil {
+		_ = run("umount", "-l", h.mnt)
+	}
+	h.mnt = ""
 }
 
 // start runs the server and waits until /healthz answers.
@@ -198,7 +209,7 @@ func (n *node) tailLog(lines int) string {
 }
 
 // fillerPath is the file a disk-full fault grows to fill the node's tmpfs.
-func (n *node) fillerPath() string { return filepath.Join(n.dataDir, "chaos-filler") }
+func (n *node) fillerPath() string { return filepath.Join(n.h.mnt, "chaos-filler") }
 
 // fillDisk leaves at most slack bytes free on the node's tmpfs.
 func (n *node) fillDisk(slack int64) error {
