@@ -187,8 +187,8 @@
 // Rule 10, writes do not wait for gossip. While the only faults are members killed
 // (or being removed), Outage.Down, and at least MinAlive (W) members are up,
 // connected and unpaused, every key's extended preference list has W live reachable
-// nodes, so
-// a request through a live node must not fail for want of a quorum (NOQUORUM) once
-// Failover has passed since the kill: the coordinator replaces a replica that
-// refuses or does not answer by the next fallback at once.
+// nodes, so a request (read or write) through a live node must not fail for want of
+// a quorum (NOQUORUM) once Failover (1 s) has passed since the outage began: the
+// coordinator replaces a replica that refuses or does not answer by the next
+// fallback at once. Other errors (an unknown outcome, a timeout) are not judged.
 package history

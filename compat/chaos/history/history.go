@@ -252,7 +252,8 @@ const (
 	RuleExpiredValue = "expired-value-returned"
 	// Rule 9: a counter's final value no increment sequence could produce.
 	RuleCounter = "counter-out-of-range"
-	// Rule 10: a request failed for want of a quorum while enough nodes were up.
+	// Rule 10: a request through a live node failed for want of a quorum while
+	// enough nodes were up.
 	RuleUnavailable = "noquorum-while-available"
 )
 

@@ -264,7 +264,8 @@ func TestCheckPlainReads(t *testing.T) {
 		}, []string{RuleUnavailable}},
 		{"noquorum right after the crash", func(b *builder) {
 			b.h.Outages = []Outage{{Start: 10 * time.Second, End: 20 * time.Second, Down: []string{"n1"}, Alive: 4}}
-			b.add(Op{Kind: Set, Key: "k", Node: "n2", Value: "v1", Outcome: Fail, Err: "NOQUORUM reached 1 of 2 replicas"}, 11, 12).
+			b.add(Op{Kind: Set, Key: "k", Node: "n2", Value: "v1", Outcome: Fail, Err: "NOQUORUM reached 1 of 2 replicas"}, 10, 11).
+				add(Op{Kind: Set, Key: "k", Node: "n1", Value: "v3", Outcome: Fail, Err: "NOQUORUM reached 1 of 2 replicas"}, 13, 14).
 				add(Op{Kind: MSet, Key: "k", Node: "n3", Value: "v2", Outcome: Fail, Err: "SERVER_ERROR noquorum"}, 15, 21).
 				final("k", "")
 		}, nil},
