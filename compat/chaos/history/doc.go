@@ -149,9 +149,10 @@
 // ("an acknowledged delete stays deleted unless a later write exists": w completed
 // before d was invoked, with the lateness and the unknown outcomes made exact as
 // above; w concurrent with d, or after it, is fine), as expired-overwrite-returned
-// when a d carries a TTL ("an expired overwrite never brings the older value back":
-// whether or not its TTL has passed, no value written before it may be read), and
-// as overwritten-value-returned otherwise. The checker counts the reads whose
+// when a d carries a TTL that may have passed by the end of the run ("an expired
+// overwrite never brings the older value back": whether or not its TTL has passed,
+// no value written before it may be read), and as overwritten-value-returned
+// otherwise. The checker counts the reads whose
 // verdict only a clock offset left open.
 //
 // Clock offsets. Last writer wins is only as good as the clocks: a write through a

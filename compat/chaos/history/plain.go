@@ -142,15 +142,15 @@ func (c *checker) overwriters(w *Op, ops, negSkewed []*Op, skewed bool) []*Op {
 }
 
 // overwriteRule names the violation the overwriters ds show: a delete first, then
-// an expiring write, then any overwrite.
-func overwriteRule(ds []*Op) (string, *Op) {
+// a write whose TTL may have passed, then any overwrite.
+func (c *checker) overwriteRule(ds []*Op) (string, *Op) {
 	for _, d := range ds {
 		if d.Kind.deletes() {
 			return RuleDeletedReturned, d
 		}
 	}
 	for _, d := range ds {
-		if d.ttl() > 0 {
+		if c.mayExpire(d) {
 			return RuleExpiredOverwritten, d
 		}
 	}
@@ -230,7 +230,7 @@ func (c *checker) checkPlainReads(key string) {
 			}
 			continue
 		}
-		rule, d := overwriteRule(ds)
+		rule, d := c.overwriteRule(ds)
 		flag(rule, fmt.Sprintf("op %d %s via %s read %q, written by %s; acknowledged %s began %v after it was stamped (%d such writes)", r.ID, r.Kind, r.Node, r.Value, describe(w), describe(d), (d.Invoke-c.accepted(w)).Round(time.Millisecond), len(ds)), r, w, d)
 	}
 }

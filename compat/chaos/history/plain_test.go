@@ -132,6 +132,12 @@ func TestCheckPlainReads(t *testing.T) {
 				converged(20).add(found("old"), 21, 22).
 				final("k", ctx("n1", 1), "old")
 		}, []string{RuleExpiredOverwritten}},
+		{"an overwrite with a TTL past the run is a plain overwrite", func(b *builder) {
+			b.add(Op{Kind: Set, Key: "k", Node: "n1", Value: "old"}, 1, 2).
+				add(Op{Kind: Set, Key: "k", Node: "n2", Value: "new", EX: 3600}, 5, 6).
+				converged(20).add(found("old"), 21, 22).
+				final("k", ctx("n1", 1, "n2", 1), "old", "new")
+		}, []string{RuleOverwrittenReturned}},
 		{"memcached expiring overwrite, absent after expiry", func(b *builder) {
 			b.add(Op{Kind: MSet, Key: "k", Node: "n1", Value: "old"}, 1, 2).
 				add(Op{Kind: MSet, Key: "k", Node: "n2", Value: "new", EX: 2}, 5, 6).
