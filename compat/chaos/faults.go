@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/compat/chaos/history"
+	"github.com/dynakv/dynakv/vclock"
 )
 
 // faultKinds are the faults the schedule draws from, each at least once per round.
@@ -88,16 +89,22 @@ func (c *cluster) hosts(ns []*node) []*host {
 
 // inject runs one fault for hold, then undoes it. Whatever happens, the fault is
 // undone before inject returns (heal covers the rest at the end). Membership
-// faults keep the ring between minMembers and maxMembers: a join with no free host
-// becomes a leave, a leave or removal at minMembers becomes a join.
+// faults keep the ring between minMembers and maxMembers, and the run's node names
+// (actors of the version vectors) at most vclock.MaxEntries, so no vector is ever
+// pruned (rule 3 of package history assumes it): a join that cannot run becomes a
+// leave, a leave or removal that cannot run a join, and a kill when neither can.
 func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold time.Duration) error {
 	members := c.memberList()
 	m := len(members)
+	canJoin := m < maxMembers && c.freeHosts() > 0 && c.started() < vclock.MaxEntries
+	canShrink := m > minMembers
 	switch {
-	case kind == "join" && (m >= maxMembers || c.freeHosts() == 0):
+	case kind == "join" && !canJoin && canShrink:
 		kind = "leave"
-	case (kind == "leave" || kind == "remove") && m <= minMembers:
+	case (kind == "leave" || kind == "remove") && !canShrink && canJoin:
 		kind = "join"
+	case (kind == "join" && !canJoin) || ((kind == "leave" || kind == "remove") && !canShrink):
+		kind = "kill"
 	}
 	perm := rng.Perm(m)
 	shuffled := make([]*node, m)

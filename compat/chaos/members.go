@@ -57,6 +57,13 @@ func (c *cluster) memberList() []*node {
 	return slices.Clone(c.members)
 }
 
+// started counts the nodes (names) this run has made.
+func (c *cluster) started() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.nodes)
+}
+
 func (c *cluster) freeHosts() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -56,8 +56,9 @@
 // Rule 3, no context is forgotten. Every context a client was given (the result of an
 // acknowledged DGET, DPUT or DDEL) names dots that were stored durably on some
 // replica. Replicas only merge, so the converged context of the key must descend each
-// of them. This holds while a key has at most vclock.MaxEntries actors (6 nodes
-// here), since pruning is what could forget a counter, and until a purge: the
+// of them. This holds while a key has at most vclock.MaxEntries actors (the
+// harness never names more nodes than that in a run, joins included), since
+// pruning is what could forget a counter, and until a purge: the
 // harness runs a tombstone grace of seconds, and a purge drops a whole dead record,
 // after which the key starts a fresh history. A purge needs the record all dead: a
 // tombstone (a delete of any outcome, not Noop) or a value that may have expired.
