@@ -34,9 +34,15 @@
 //
 // Semantics (DESIGN.md, "Familiar commands on top of Dynamo"):
 //
-//   - A value is live when it is not a tombstone and not expired. A key exists when
-//     its record holds a live value. Plain reads return the live sibling with the
-//     greatest (timestamp, dot), so every node answers alike; DGET returns them all.
+//   - A value is live when it is not a tombstone and not expired. Plain commands
+//     follow one rule (resolve), last writer wins: the winner is the sibling with
+//     the greatest (timestamp, dot) among all of them, tombstones and expired values
+//     included, so every node answers alike; the key exists for them (GET, EXISTS,
+//     TTL, SET NX/XX, INCR, APPEND, cas, KEYS, SCAN, RANDOMKEY ...) only when that
+//     winner is live, and then its value is the key's value. A DEL or an expiring
+//     SET therefore hides every older value, also one concurrent with it (one its
+//     read missed), as Redis users expect. DGET returns every live sibling;
+//     Item.Siblings counts them.
 //   - Plain writes (SET, DEL, INCR, APPEND, EXPIRE, cas ...) are read-modify-writes
 //     through the coordinator with the context of the record they read: they supersede
 //     every sibling they saw (last writer wins for plain clients). Read-modify-writes

@@ -111,13 +111,10 @@ func (p *Proxy) scanFrom(ctx context.Context, cursor uint64, visit func([]byte, 
 	}
 }
 
+// exists reports whether a plain read of rec finds the key (resolve's rule).
 func exists(rec vclock.Set, now int64) bool {
-	for v := range rec.Values() {
-		if live(v, now) {
-			return true
-		}
-	}
-	return false
+	_, ok := resolve(rec, now)
+	return ok
 }
 
 // FlushAll deletes every key now, or, with a positive delay, invalidates everything

@@ -100,7 +100,8 @@ type Stats struct {
 // Stats returns a snapshot of the proxy's counters.
 func (p *Proxy) Stats() Stats { return Stats{Hits: p.hits.Load(), Misses: p.misses.Load()} }
 
-// Item is what a plain read sees of a key: its winning live value.
+// Item is what a plain read sees of a key: the winning value (see resolve), when it
+// is live.
 type Item struct {
 	Value []byte
 	Flags uint32
@@ -138,14 +139,18 @@ func liveSiblings(rec vclock.Set, now int64) []vclock.Sibling {
 	return out
 }
 
-// resolve turns a record into the Item plain commands see.
+// resolve turns a record into the Item plain commands see: the one rule every
+// command that reads a plain value or decides existence follows (last writer wins).
+// The winner is the greatest (timestamp, dot) among every sibling, tombstones and
+// expired values included, so a delete or an expired overwrite hides every older
+// value it is concurrent with; the key is absent when the winner is a tombstone or
+// has expired. Item.Siblings counts the live siblings.
 func resolve(rec vclock.Set, now int64) (Item, bool) {
-	sibs := liveSiblings(rec, now)
-	w, ok := vclock.Winner(sibs)
-	if !ok {
+	w, ok := vclock.Winner(rec.Siblings())
+	if !ok || !live(w.Value, now) {
 		return Item{}, false
 	}
-	return Item{Value: w.Data, Flags: w.Flags, Expiry: w.Expiry, CAS: rec.ContextHash(), Siblings: len(sibs)}, true
+	return Item{Value: w.Data, Flags: w.Flags, Expiry: w.Expiry, CAS: rec.ContextHash(), Siblings: len(liveSiblings(rec, now))}, true
 }
 
 // checkFlush runs a delayed flush_all once its time has come. Checking on every

@@ -838,7 +838,9 @@ func TestDGetDPutDDel(t *testing.T) {
 	if got := values(r); !slices.Equal(got, []string{"e"}) {
 		t.Fatalf("after DDEL covering d only: %v", got)
 	}
-	e.mustValue("k", "e")
+	// The delete is the newest write: plain reads see the key absent (last writer
+	// wins over every sibling, tombstones included), while DGET lists e.
+	e.mustMissing("k")
 	// DDEL with the full context deletes the key.
 	ddel(r.Context)
 	if r := dget(); r.Found || len(r.Values) != 0 || r.Context == "" {
