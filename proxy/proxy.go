@@ -291,9 +291,11 @@ const (
 
 // Result is the outcome of an Op.
 type Result struct {
-	// Durable: the write was made durable before Do returned although the op had
-	// DeferSync (a cluster coordinator syncing alongside its replica writes, or an
-	// op forwarded to another node), so the caller need not Sync for it.
+	// Durable: the op's outcome was made durable before Do returned although the op
+	// had DeferSync (a cluster coordinator syncing alongside its replica writes, or
+	// an op forwarded to another node), so the caller need not Sync for it. An op
+	// that decided not to write is not Durable under DeferSync: what it read may be
+	// another connection's unsynced write, which the caller's Sync makes durable.
 	Durable bool
 	Status  Status
 	// Found and Item: the key's item as read (OpGet, OpGetDel, OpGetEx), the previous
@@ -424,7 +426,10 @@ func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 			res.Item.CAS = res.CAS
 		}
 	}
-	res.Durable = synced || !op.DeferSync || res.Status != Stored // nothing written: nothing to sync
+	// A decision not to write is still not Durable under DeferSync: what it read
+	// may be another connection's write not synced yet, and the reply must not
+	// leave before that write is durable (the caller's Sync covers it).
+	res.Durable = synced || !op.DeferSync
 	return res, nil
 }
 
