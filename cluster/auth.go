@@ -5,8 +5,8 @@ package cluster
 // connection deadline), so the fuzz targets drive them with byte slices.
 //
 //	server -> client   "DKVC" | u8 version | Ns[32]
-//	client -> server   u8 version | u8 len(name) | name | Nc[32] |
-//	                   HMAC-SHA256(secret, "dynakv-client" | Ns | Nc | name)
+//	client -> server   u8 version | u8 len(name) | name | Nc[32] | u64 clock |
+//	                   HMAC-SHA256(secret, "dynakv-client" | Ns | Nc | clock | name)
 //	server -> client   u8 authStatusOK | HMAC-SHA256(secret, "dynakv-server" | Nc | Ns)
 //	               or  u8 authStatusRefused, then the server closes
 //
@@ -14,19 +14,24 @@ package cluster
 // the two MACs use different labels, so one side's proof cannot be reflected back as
 // the other's. The secret itself never crosses the wire. The name is authenticated
 // by the client's MAC; it becomes the `from` of every request on the connection.
+// clock is the client's wall clock (unix ms, big-endian, at most clockMaxMs) read
+// just before it sent its hello, also under its MAC: the server's first bound of
+// the client's clock (clock.go). Version 2 added it; a version 1 peer is refused.
 
 import (
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"time"
 	"unicode/utf8"
 )
 
 const (
 	authMagic         = "DKVC" // dynakv cluster port
-	authVersion       = 1
+	authVersion       = 2
 	authNonceLen      = 32
 	authMACLen        = sha256.Size
 	authMaxName       = 255 // names are length-prefixed with one byte
@@ -52,6 +57,7 @@ type authClientHello struct {
 	version uint8
 	name    string
 	nonce   [authNonceLen]byte
+	clock   uint64 // unix ms
 	mac     [authMACLen]byte
 }
 
@@ -81,6 +87,7 @@ func appendClientHello(dst []byte, h *authClientHello) []byte {
 	dst = append(dst, h.version, uint8(len(h.name)))
 	dst = append(dst, h.name...)
 	dst = append(dst, h.nonce[:]...)
+	dst = binary.BigEndian.AppendUint64(dst, h.clock)
 	return append(dst, h.mac[:]...)
 }
 
@@ -89,10 +96,10 @@ func authValidName(name string) bool {
 	return len(name) > 0 && len(name) <= authMaxName && utf8.ValidString(name)
 }
 
-// readClientHello decodes a client hello; it reads at most 2+255+64 bytes.
+// readClientHello decodes a client hello; it reads at most 2+255+72 bytes.
 func readClientHello(r io.Reader) (authClientHello, error) {
 	var h authClientHello
-	var b [2 + authMaxName + authNonceLen + authMACLen]byte
+	var b [2 + authMaxName + authNonceLen + 8 + authMACLen]byte
 	if _, err := io.ReadFull(r, b[:2]); err != nil {
 		return h, err
 	}
@@ -101,7 +108,7 @@ func readClientHello(r io.Reader) (authClientHello, error) {
 		return h, fmt.Errorf("%w: client protocol version %d, want %d", ErrAuth, h.version, authVersion)
 	}
 	n := int(b[1])
-	rest := b[2 : 2+n+authNonceLen+authMACLen]
+	rest := b[2 : 2+n+authNonceLen+8+authMACLen]
 	if _, err := io.ReadFull(r, rest); err != nil {
 		return h, err
 	}
@@ -109,17 +116,23 @@ func readClientHello(r io.Reader) (authClientHello, error) {
 	if !authValidName(h.name) {
 		return h, fmt.Errorf("%w: bad node name %q", errAuthMalformed, h.name)
 	}
-	copy(h.nonce[:], rest[n:])
-	copy(h.mac[:], rest[n+authNonceLen:])
+	rest = rest[n:]
+	copy(h.nonce[:], rest)
+	h.clock = binary.BigEndian.Uint64(rest[authNonceLen:])
+	if h.clock > clockMaxMs {
+		return h, fmt.Errorf("%w: clock reading %d", errAuthMalformed, h.clock)
+	}
+	copy(h.mac[:], rest[authNonceLen+8:])
 	return h, nil
 }
 
-// authClientMAC is the client's proof: HMAC(secret, "dynakv-client"|Ns|Nc|name).
-func authClientMAC(secret []byte, ns, nc *[authNonceLen]byte, name string) [authMACLen]byte {
+// authClientMAC is the client's proof: HMAC(secret, "dynakv-client"|Ns|Nc|clock|name).
+func authClientMAC(secret []byte, ns, nc *[authNonceLen]byte, clock uint64, name string) [authMACLen]byte {
 	m := hmac.New(sha256.New, secret)
 	m.Write([]byte(authClientLabel))
 	m.Write(ns[:])
 	m.Write(nc[:])
+	m.Write(binary.BigEndian.AppendUint64(nil, clock))
 	m.Write([]byte(name))
 	var out [authMACLen]byte
 	m.Sum(out[:0])
@@ -138,55 +151,64 @@ func authServerMAC(secret []byte, nc, ns *[authNonceLen]byte) [authMACLen]byte {
 }
 
 // authServe runs the server side of the handshake on rw, drawing its nonce from
-// rnd, and returns the client's authenticated node name. Any error means the
-// connection must be closed; a wrong proof is reported to the client before that.
-func authServe(rw io.ReadWriter, secret []byte, rnd io.Reader) (string, error) {
+// rnd, and returns the client's authenticated node name and the clock reading
+// (unix ms) it sent. Any error means the connection must be closed; a wrong proof
+// is reported to the client before that.
+func authServe(rw io.ReadWriter, secret []byte, rnd io.Reader) (string, uint64, error) {
 	hello := authServerHello{version: authVersion}
 	if _, err := io.ReadFull(rnd, hello.nonce[:]); err != nil {
-		return "", fmt.Errorf("cluster: handshake nonce: %w", err)
+		return "", 0, fmt.Errorf("cluster: handshake nonce: %w", err)
 	}
 	if _, err := rw.Write(appendServerHello(nil, &hello)); err != nil {
-		return "", err
+		return "", 0, err
 	}
 	ch, err := readClientHello(rw)
 	if err != nil {
-		return "", err
+		return "", 0, err
 	}
-	want := authClientMAC(secret, &hello.nonce, &ch.nonce, ch.name)
+	want := authClientMAC(secret, &hello.nonce, &ch.nonce, ch.clock, ch.name)
 	if !hmac.Equal(want[:], ch.mac[:]) {
 		_, _ = rw.Write([]byte{authStatusRefused})
-		return ch.name, fmt.Errorf("%w: node %q failed to prove the cluster secret", ErrAuth, ch.name)
+		return ch.name, 0, fmt.Errorf("%w: node %q failed to prove the cluster secret", ErrAuth, ch.name)
 	}
 	proof := authServerMAC(secret, &ch.nonce, &hello.nonce)
 	reply := append([]byte{authStatusOK}, proof[:]...)
 	if _, err := rw.Write(reply); err != nil {
-		return "", err
+		return "", 0, err
 	}
-	return ch.name, nil
+	return ch.name, ch.clock, nil
 }
 
 // authDial runs the client side of the handshake on rw as node name, drawing its
-// nonce from rnd. Protocol and proof failures wrap ErrAuth; I/O errors are returned
-// as they are (the caller treats them as an unreachable peer).
-func authDial(rw io.ReadWriter, secret []byte, name string, rnd io.Reader) error {
+// nonce from rnd and reading its clock from now just before it sends its hello;
+// it returns that reading. Protocol and proof failures wrap ErrAuth; I/O errors
+// are returned as they are (the caller treats them as an unreachable peer).
+func authDial(rw io.ReadWriter, secret []byte, name string, rnd io.Reader, now func() time.Time) (time.Time, error) {
 	if !authValidName(name) {
-		return fmt.Errorf("%w: bad node name %q", ErrAuth, name)
+		return time.Time{}, fmt.Errorf("%w: bad node name %q", ErrAuth, name)
 	}
 	sh, err := readServerHello(rw)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
 	if sh.version != authVersion {
-		return fmt.Errorf("%w: peer protocol version %d, want %d", ErrAuth, sh.version, authVersion)
+		return time.Time{}, fmt.Errorf("%w: peer protocol version %d, want %d", ErrAuth, sh.version, authVersion)
 	}
 	ch := authClientHello{version: authVersion, name: name}
 	if _, err := io.ReadFull(rnd, ch.nonce[:]); err != nil {
-		return fmt.Errorf("cluster: handshake nonce: %w", err)
+		return time.Time{}, fmt.Errorf("cluster: handshake nonce: %w", err)
 	}
-	ch.mac = authClientMAC(secret, &sh.nonce, &ch.nonce, name)
+	sent := now()
+	ch.clock = uint64(newConnClock(sent).anchorMs)
+	ch.mac = authClientMAC(secret, &sh.nonce, &ch.nonce, ch.clock, name)
 	if _, err := rw.Write(appendClientHello(nil, &ch)); err != nil {
-		return err
+		return time.Time{}, err
 	}
+	return sent, authDialFinish(rw, secret, &ch, &sh)
+}
+
+// authDialFinish reads and checks the server's answer to the client hello ch.
+func authDialFinish(rw io.Reader, secret []byte, ch *authClientHello, sh *authServerHello) error {
 	var status [1]byte
 	if _, err := io.ReadFull(rw, status[:]); err != nil {
 		return err

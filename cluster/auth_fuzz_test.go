@@ -19,23 +19,30 @@ func FuzzAuthServe(f *testing.F) {
 	f.Add(authTestClientHello([]byte("wrong"), 1, 2, "node-a"))
 	f.Add([]byte{authVersion, 0})
 	f.Add([]byte{authVersion + 1, 3, 'a', 'b', 'c'})
+	f.Add([]byte{authVersion - 1, 3, 'a', 'b', 'c'}) // a version 1 peer
+	huge := authTestClientHello(authFuzzSecret, 1, 2, "node-a")
+	copy(huge[len(huge)-authMACLen-8:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Add(huge) // a clock reading beyond clockMaxMs
 	f.Add([]byte("GET / HTTP/1.1\r\n\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var out bytes.Buffer
-		name, err := authServe(authTestRW{bytes.NewReader(data), &out}, authFuzzSecret, authTestNonce(1))
+		name, clock, err := authServe(authTestRW{bytes.NewReader(data), &out}, authFuzzSecret, authTestNonce(1))
 		if err != nil {
 			return
+		}
+		if clock > clockMaxMs {
+			t.Fatalf("accepted clock reading %d", clock)
 		}
 		if !authValidName(name) {
 			t.Fatalf("accepted invalid name %q", name)
 		}
 		h, herr := readClientHello(bytes.NewReader(data))
-		if herr != nil || h.name != name {
+		if herr != nil || h.name != name || h.clock != clock {
 			t.Fatalf("accepted a hello that does not decode: %v", herr)
 		}
 		var ns [authNonceLen]byte
 		copy(ns[:], bytes.Repeat([]byte{1}, authNonceLen))
-		want := authClientMAC(authFuzzSecret, &ns, &h.nonce, name)
+		want := authClientMAC(authFuzzSecret, &ns, &h.nonce, clock, name)
 		if !hmac.Equal(want[:], h.mac[:]) {
 			t.Fatalf("accepted a hello with a wrong MAC")
 		}
@@ -61,7 +68,7 @@ func FuzzAuthDial(f *testing.F) {
 	f.Add(hello[:5])
 	f.Add([]byte("SSH-2.0-OpenSSH_9.6\r\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		err := authDial(authTestRW{bytes.NewReader(data), io.Discard}, authFuzzSecret, "node-b", authTestNonce(2))
+		_, err := authDial(authTestRW{bytes.NewReader(data), io.Discard}, authFuzzSecret, "node-b", authTestNonce(2), authTestNow)
 		if err != nil {
 			return
 		}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/lni/goutils/leaktest"
 )
@@ -19,14 +21,20 @@ type authTestRW struct {
 // authTestNonce is a deterministic nonce source for tests and fuzzing.
 func authTestNonce(b byte) io.Reader { return bytes.NewReader(bytes.Repeat([]byte{b}, authNonceLen)) }
 
+// authTestClock is the clock reading of the tests' honest clients.
+const authTestClock = 1_700_000_000_000
+
+// authTestNow is a clock reading authTestClock, for authDial.
+func authTestNow() time.Time { return time.UnixMilli(authTestClock) }
+
 // authTestClientHello is the bytes an honest client named name sends after a server
-// hello carrying nonce ns, using nonce nc.
+// hello carrying nonce ns, using nonce nc and clock reading authTestClock.
 func authTestClientHello(secret []byte, ns, nc byte, name string) []byte {
-	h := authClientHello{version: authVersion, name: name}
+	h := authClientHello{version: authVersion, name: name, clock: authTestClock}
 	copy(h.nonce[:], bytes.Repeat([]byte{nc}, authNonceLen))
 	var nsArr [authNonceLen]byte
 	copy(nsArr[:], bytes.Repeat([]byte{ns}, authNonceLen))
-	h.mac = authClientMAC(secret, &nsArr, &h.nonce, name)
+	h.mac = authClientMAC(secret, &nsArr, &h.nonce, h.clock, name)
 	return appendClientHello(nil, &h)
 }
 
@@ -51,16 +59,17 @@ func TestAuthHandshake(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			sc, cc := net.Pipe()
 			type result struct {
-				name string
-				err  error
+				name  string
+				clock uint64
+				err   error
 			}
 			srv := make(chan result, 1)
 			go func() {
-				name, err := authServe(sc, tc.serverSecret, authTestNonce(1))
+				name, clock, err := authServe(sc, tc.serverSecret, authTestNonce(1))
 				_ = sc.Close()
-				srv <- result{name, err}
+				srv <- result{name, clock, err}
 			}()
-			cerr := authDial(cc, tc.clientSecr, tc.clientName, authTestNonce(2))
+			sent, cerr := authDial(cc, tc.clientSecr, tc.clientName, authTestNonce(2), authTestNow)
 			_ = cc.Close()
 			s := <-srv
 			if tc.ok {
@@ -69,6 +78,9 @@ func TestAuthHandshake(t *testing.T) {
 				}
 				if s.name != tc.clientName {
 					t.Fatalf("server saw name %q, want %q", s.name, tc.clientName)
+				}
+				if s.clock != authTestClock || !sent.Equal(authTestNow()) {
+					t.Fatalf("server saw clock %d, client sent %v; want %d", s.clock, sent, uint64(authTestClock))
 				}
 				return
 			}
@@ -88,20 +100,27 @@ func TestAuthServeRejectsTamperedHello(t *testing.T) {
 	hello := authTestClientHello(secret, 1, 2, "alpha")
 	tampered := bytes.Replace(hello, []byte("alpha"), []byte("omega"), 1)
 	var out bytes.Buffer
-	name, err := authServe(authTestRW{bytes.NewReader(tampered), &out}, secret, authTestNonce(1))
+	name, _, err := authServe(authTestRW{bytes.NewReader(tampered), &out}, secret, authTestNonce(1))
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("authServe(tampered) = %q, %v; want ErrAuth", name, err)
+	}
+	// The clock reading is bound by the MAC too: a relay cannot shift it.
+	shifted := slices.Clone(hello)
+	shifted[len(shifted)-authMACLen-1]++
+	name, _, err = authServe(authTestRW{bytes.NewReader(shifted), io.Discard}, secret, authTestNonce(1))
+	if !errors.Is(err, ErrAuth) {
+		t.Fatalf("authServe(shifted clock) = %q, %v; want ErrAuth", name, err)
 	}
 	if b := out.Bytes(); len(b) != authServerHelloLen+1 || b[authServerHelloLen] != authStatusRefused {
 		t.Fatalf("server wrote %x, want its hello then a refusal", b)
 	}
 	out.Reset()
-	name, err = authServe(authTestRW{bytes.NewReader(hello), &out}, secret, authTestNonce(1))
+	name, _, err = authServe(authTestRW{bytes.NewReader(hello), &out}, secret, authTestNonce(1))
 	if err != nil || name != "alpha" {
 		t.Fatalf("authServe(untampered) = %q, %v", name, err)
 	}
 	// Replaying the same hello against a fresh server nonce fails.
-	name, err = authServe(authTestRW{bytes.NewReader(hello), io.Discard}, secret, authTestNonce(9))
+	name, _, err = authServe(authTestRW{bytes.NewReader(hello), io.Discard}, secret, authTestNonce(9))
 	if !errors.Is(err, ErrAuth) {
 		t.Fatalf("replayed hello: %q, %v; want ErrAuth", name, err)
 	}
@@ -122,14 +141,14 @@ func TestAuthDialRejectsBadServer(t *testing.T) {
 		{"wrong version", append(append([]byte(authMagic), authVersion+1), hello[5:]...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := authDial(authTestRW{bytes.NewReader(tc.in), io.Discard}, []byte("k"), "n", authTestNonce(2))
+			_, err := authDial(authTestRW{bytes.NewReader(tc.in), io.Discard}, []byte("k"), "n", authTestNonce(2), authTestNow)
 			if !errors.Is(err, ErrAuth) {
 				t.Fatalf("authDial = %v, want ErrAuth", err)
 			}
 		})
 	}
 	// A stream that ends early is an I/O error, not an authentication failure.
-	err := authDial(authTestRW{bytes.NewReader(hello[:10]), io.Discard}, []byte("k"), "n", authTestNonce(2))
+	_, err := authDial(authTestRW{bytes.NewReader(hello[:10]), io.Discard}, []byte("k"), "n", authTestNonce(2), authTestNow)
 	if err == nil || errors.Is(err, ErrAuth) {
 		t.Fatalf("truncated server hello: %v, want an I/O error", err)
 	}

@@ -55,8 +55,10 @@
 // sides prove the cluster secret (HMAC-SHA256 over fresh nonces) and the client names
 // itself; then requests and replies travel as length-prefixed frames paired by
 // request id, pipelined over one connection per peer. Every request carries its
-// caller's remaining deadline, which the server enforces on the handler. See the notes
-// at the top of transport.go.
+// caller's deadline; the server converts it into its own clock with a bound of the
+// caller's clock offset (clock.go), refuses to run a request whose deadline has
+// passed (the caller gets ErrLate) and runs the handler under it. See the notes at
+// the top of transport.go.
 //
 // # Concurrency
 //

@@ -6,12 +6,18 @@ package cluster
 // Wire layout of one frame (all integers big-endian or uvarint):
 //
 //	u32 length                     bytes that follow the length, 2 <= length <= limit
-//	u8  kind                       frameKindRequest | frameKindResponse | frameKindError
+//	u8  kind                       frameKindRequest | frameKindResponse |
+//	                               frameKindError | frameKindLate
 //	uvarint id                     request id, chosen by the caller, echoed in the reply
 //	u8  typ                        request only: the caller-defined message type
 //	uvarint timeout                request only: milliseconds the caller will wait,
-//	                               1 <= timeout <= frameMaxTimeoutMs
-//	payload                        the rest; for frameKindError the error text
+//	                               rounded up, 1 <= timeout <= frameMaxTimeoutMs
+//	uvarint sent                   request only: the caller's connection clock when
+//	                               it wrote the frame, unix ms rounded down,
+//	                               sent <= clockMaxMs; the caller's deadline in its
+//	                               own clock is sent + timeout (see clock.go)
+//	payload                        the rest; for frameKindError the error text; empty
+//	                               for frameKindLate
 //
 // Uvarints must be minimally encoded, so every valid frame has exactly one encoding:
 // readFrame followed by appendFrame reproduces the input bytes (the fuzz target
@@ -31,6 +37,9 @@ const (
 	frameKindRequest  uint8 = 1 // a call: carries typ and timeout
 	frameKindResponse uint8 = 2 // a successful reply: payload is the handler's result
 	frameKindError    uint8 = 3 // a failed reply: payload is the handler's error text
+	// frameKindLate refuses a request whose deadline passed before its handler
+	// ran: the handler did not run. Its payload is empty.
+	frameKindLate uint8 = 4
 
 	// frameLenSize is the size of the length prefix.
 	frameLenSize = 4
@@ -57,6 +66,7 @@ type trFrame struct {
 	id        uint64
 	typ       uint8  // requests only
 	timeoutMs uint64 // requests only
+	sentMs    uint64 // requests only
 	payload   []byte
 }
 
@@ -74,7 +84,7 @@ func frameUvarintLen(v uint64) int {
 func frameHeaderLen(f *trFrame) int {
 	n := 1 + frameUvarintLen(f.id)
 	if f.kind == frameKindRequest {
-		n += 1 + frameUvarintLen(f.timeoutMs)
+		n += 1 + frameUvarintLen(f.timeoutMs) + frameUvarintLen(f.sentMs)
 	}
 	return n
 }
@@ -95,6 +105,7 @@ func appendFrameHeader(dst []byte, f *trFrame) []byte {
 	if f.kind == frameKindRequest {
 		dst = append(dst, f.typ)
 		dst = binary.AppendUvarint(dst, f.timeoutMs)
+		dst = binary.AppendUvarint(dst, f.sentMs)
 	}
 	return dst
 }
@@ -159,7 +170,7 @@ func frameParseBody(body []byte) (trFrame, error) {
 	}
 	f.kind = body[0]
 	switch f.kind {
-	case frameKindRequest, frameKindResponse, frameKindError:
+	case frameKindRequest, frameKindResponse, frameKindError, frameKindLate:
 	default:
 		return trFrame{}, fmt.Errorf("%w: unknown kind %d", errFrameMalformed, f.kind)
 	}
@@ -179,6 +190,15 @@ func frameParseBody(body []byte) (trFrame, error) {
 		if f.timeoutMs == 0 || f.timeoutMs > frameMaxTimeoutMs {
 			return trFrame{}, fmt.Errorf("%w: timeout %dms", errFrameMalformed, f.timeoutMs)
 		}
+		if f.sentMs, rest, err = frameUvarint(rest, "sent"); err != nil {
+			return trFrame{}, err
+		}
+		if f.sentMs > clockMaxMs {
+			return trFrame{}, fmt.Errorf("%w: clock reading %dms", errFrameMalformed, f.sentMs)
+		}
+	}
+	if f.kind == frameKindLate && len(rest) != 0 {
+		return trFrame{}, fmt.Errorf("%w: late refusal with a payload", errFrameMalformed)
 	}
 	f.payload = rest
 	return f, nil

@@ -13,15 +13,17 @@ import (
 // exactly the bytes it consumed (the encoding is canonical).
 func FuzzReadFrame(f *testing.F) {
 	for _, fr := range []trFrame{
-		{kind: frameKindRequest, id: 1, typ: 3, timeoutMs: 1000, payload: []byte("get k")},
-		{kind: frameKindRequest, id: 1<<64 - 1, typ: 255, timeoutMs: frameMaxTimeoutMs},
+		{kind: frameKindRequest, id: 1, typ: 3, timeoutMs: 1000, sentMs: 1_700_000_000_000, payload: []byte("get k")},
+		{kind: frameKindRequest, id: 1<<64 - 1, typ: 255, timeoutMs: frameMaxTimeoutMs, sentMs: clockMaxMs},
+		{kind: frameKindLate, id: 3},
 		{kind: frameKindResponse, id: 1, payload: []byte("value")},
 		{kind: frameKindError, id: 2, payload: []byte("not found")},
 	} {
 		f.Add(appendFrame(nil, &fr))
 	}
 	two := appendFrame(nil, &trFrame{kind: frameKindResponse, id: 7})
-	f.Add(appendFrame(two, &trFrame{kind: frameKindRequest, id: 8, typ: 1, timeoutMs: 5}))
+	f.Add(appendFrame(two, &trFrame{kind: frameKindRequest, id: 8, typ: 1, timeoutMs: 5, sentMs: 7}))
+	f.Add(appendFrame(nil, &trFrame{kind: frameKindRequest, id: 8, typ: 1, timeoutMs: 5, sentMs: clockMaxMs + 1}))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 1})
 	f.Add([]byte{0, 0, 0, 3, frameKindResponse, 0x81, 0x00})
 	const limit = 1 << 16
@@ -37,6 +39,12 @@ func FuzzReadFrame(f *testing.F) {
 				return
 			}
 			enc := appendFrame(nil, &fr)
+			if fr.kind == frameKindRequest && (fr.sentMs > clockMaxMs || fr.timeoutMs == 0) {
+				t.Fatalf("accepted a request with clock %d, timeout %d", fr.sentMs, fr.timeoutMs)
+			}
+			if fr.kind == frameKindLate && len(fr.payload) != 0 {
+				t.Fatalf("accepted a late refusal with a payload")
+			}
 			if len(enc)-frameLenSize > limit {
 				t.Fatalf("accepted a frame of %d bytes, limit %d", len(enc)-frameLenSize, limit)
 			}

@@ -22,8 +22,9 @@ func TestFrameRoundTrip(t *testing.T) {
 		f    trFrame
 	}{
 		{"request empty", trFrame{kind: frameKindRequest, id: 1, typ: 7, timeoutMs: 1, payload: []byte{}}},
-		{"request max fields", trFrame{kind: frameKindRequest, id: 1<<64 - 1, typ: 255, timeoutMs: frameMaxTimeoutMs, payload: []byte("abc")}},
-		{"request id 0", trFrame{kind: frameKindRequest, id: 0, typ: 0, timeoutMs: 1000, payload: []byte("p")}},
+		{"request max fields", trFrame{kind: frameKindRequest, id: 1<<64 - 1, typ: 255, timeoutMs: frameMaxTimeoutMs, sentMs: clockMaxMs, payload: []byte("abc")}},
+		{"request id 0", trFrame{kind: frameKindRequest, id: 0, typ: 0, timeoutMs: 1000, sentMs: 1_700_000_000_000, payload: []byte("p")}},
+		{"late", trFrame{kind: frameKindLate, id: 77}},
 		{"response", trFrame{kind: frameKindResponse, id: 300, payload: []byte("hello")}},
 		{"response big", trFrame{kind: frameKindResponse, id: 2, payload: big}},
 		{"error", trFrame{kind: frameKindError, id: 1 << 40, payload: []byte("boom")}},
@@ -41,7 +42,7 @@ func TestFrameRoundTrip(t *testing.T) {
 					t.Fatalf("frame %d: %v", i, err)
 				}
 				if got.kind != tc.f.kind || got.id != tc.f.id || got.typ != tc.f.typ ||
-					got.timeoutMs != tc.f.timeoutMs || !bytes.Equal(got.payload, tc.f.payload) {
+					got.timeoutMs != tc.f.timeoutMs || got.sentMs != tc.f.sentMs || !bytes.Equal(got.payload, tc.f.payload) {
 					t.Fatalf("frame %d: got %+v, want %+v", i, got, tc.f)
 				}
 			}
@@ -72,14 +73,18 @@ func TestFrameRejects(t *testing.T) {
 		{"zero length", frame(), 100, errFrameMalformed},
 		{"one byte body", frame(frameKindResponse), 100, errFrameMalformed},
 		{"kind 0", frame(0, 1), 100, errFrameMalformed},
-		{"kind 4", frame(4, 1), 100, errFrameMalformed},
+		{"kind 5", frame(5, 1), 100, errFrameMalformed},
+		{"late with a payload", frame(frameKindLate, 1, 'x'), 100, errFrameMalformed},
 		{"unterminated id", frame(frameKindResponse, 0x80), 100, errFrameMalformed},
 		{"overlong id", frame(frameKindResponse, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), 100, errFrameMalformed},
 		{"non-minimal id", frame(frameKindResponse, 0x81, 0x00), 100, errFrameMalformed},
 		{"request without typ", frame(frameKindRequest, 1), 100, errFrameMalformed},
 		{"request without timeout", frame(frameKindRequest, 1, 9), 100, errFrameMalformed},
 		{"request zero timeout", frame(frameKindRequest, 1, 9, 0), 100, errFrameMalformed},
-		{"request timeout too large", frame(frameKindRequest, 1, 9, 0x80, 0x80, 0x80, 0x80, 0x10), 100, errFrameMalformed},
+		{"request timeout too large", frame(frameKindRequest, 1, 9, 0x80, 0x80, 0x80, 0x80, 0x10, 0), 100, errFrameMalformed},
+		{"request without clock", frame(frameKindRequest, 1, 9, 5), 100, errFrameMalformed},
+		{"request non-minimal clock", frame(frameKindRequest, 1, 9, 5, 0x80, 0x00), 100, errFrameMalformed},
+		{"request clock too large", frame(frameKindRequest, 1, 9, 5, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), 100, errFrameMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := frameTestRead(tc.in, tc.limit)

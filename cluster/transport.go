@@ -11,7 +11,10 @@
 // TransportStats.RefusedHandshakes; the client's Call returns an error wrapping
 // ErrAuth). After it, the client sends request frames and the server answers each
 // with a response or an error frame carrying the same request id (frame.go). Replies
-// may come in any order; the id pairs them.
+// may come in any order; the id pairs them. The protocol is versioned in the
+// handshake and not compatible across versions: version 2 (clock readings in the
+// hello and in request frames, late refusals) refuses version 1 peers, so a
+// cluster is upgraded all at once, not node by node.
 //
 // Client side (Call). Each peer address has one connection, dialed lazily by a
 // goroutine the transport owns and shared by all callers (pipelining). A call enters
@@ -32,12 +35,37 @@
 // for 10s: the connection is dropped and redialed, instead of waiting minutes for
 // TCP to give up.
 //
-// Deadlines. Every request carries the milliseconds left until the caller's deadline
-// (its context's, or DefaultTimeout from now), rounded up. The server runs the
-// handler under a context with that timeout, measured from the frame's arrival, and
-// canceled when the connection or the transport closes; a request that expired
-// while it waited for a handler slot is dropped without running it (its caller has
-// given up already).
+// Deadlines. A request must not run after its caller gave up: a frame that sat in
+// TCP's retransmission queue during a partition, or in the socket buffer of a
+// stopped (SIGSTOP) process, would otherwise run seconds after its caller had
+// answered its own client, and a write would then land after writes that client
+// saw complete later. Every request carries the milliseconds left until the
+// caller's deadline (its context's, or DefaultTimeout from now), rounded up, and
+// the caller's clock when it wrote the frame (Config.Now, advanced monotonically
+// since the connection's handshake), so the caller's deadline in its own clock is
+// sent + timeout. The nodes' wall clocks may be far apart, so the server does not
+// compare that with its own clock: it bounds the caller's clock offset from the
+// handshake (the client's hello carries its clock) and from every request it
+// receives (clock.go), and converts the deadline into its own clock. The
+// conversion errs late, by at most the one-way delay of the fastest message seen
+// on the connection (microseconds on a LAN; at first the handshake's) plus the
+// clocks' drift since (1000 ppm assumed): a request is never refused while its
+// caller may still wait for it. The other choice would refuse requests its caller
+// still waits for whenever the bound is loose (a slow handshake would cost every
+// request of a connection part of its time), and turn them into hints or local
+// runs; a write that runs that little late carries the time its front node
+// accepted it (proxy), so it cannot order after writes its client saw complete
+// later anyway. The converted deadline is never later than arrival plus the time
+// left (give or take a millisecond of rounding): the bound a request that was
+// delayed on its way, with no faster message before it on the connection, gets.
+//
+// The server checks the deadline when a request is read, and again when a worker
+// is about to run its handler: a request whose deadline has passed is not run and
+// is answered with a late refusal, which its caller, if still waiting, gets as an
+// error wrapping ErrLate (the handler certainly did not run). Otherwise the handler
+// runs under a context with that deadline, canceled when the connection or the
+// transport closes, and handlers check it again before they apply a write
+// (coordinator/).
 //
 // Server side. Each accepted connection has a reader that starts one goroutine per
 // request, at most MaxInflight at a time (then it stops reading: backpressure
@@ -97,6 +125,11 @@ var (
 	// the request never left this node (no connection, queue full, frame too big):
 	// the peer certainly did not run it, so the caller may run it elsewhere.
 	ErrNotSent = errors.New("cluster: request not sent")
+	// ErrLate is returned when the peer refused a request because its deadline had
+	// passed before the handler could run (it arrived late, or waited too long for
+	// a handler slot): the handler did not run. Calls wrap it together with
+	// context.DeadlineExceeded.
+	ErrLate = errors.New("cluster: request reached the peer after its deadline; not run")
 )
 
 // RemoteError is the error a peer's Handler returned, as text. Calls return it as a
@@ -145,8 +178,8 @@ const (
 	// error reply.
 	trMinFrameBytes = 256
 	// trMaxRequestHeader bounds a request frame's header after the length prefix:
-	// kind, id varint, typ, timeout varint.
-	trMaxRequestHeader = 1 + binary.MaxVarintLen64 + 1 + 5
+	// kind, id varint, typ, timeout varint, sent varint.
+	trMaxRequestHeader = 1 + binary.MaxVarintLen64 + 1 + 5 + 7
 	trBufSize          = 64 << 10
 	// trMaxHandshakes bounds inbound connections still in their handshake.
 	trMaxHandshakes = 256
@@ -183,7 +216,7 @@ type TransportConfig struct {
 	// it fails at once with ErrQueueFull. Default 4096.
 	MaxQueue int
 	// MaxFrameBytes is the largest frame sent or accepted, in bytes, header
-	// included (a request needs up to 17 header bytes besides its payload).
+	// included (a request needs up to 24 header bytes besides its payload).
 	// Default 64 MiB; between 256 bytes and 2 GiB-1.
 	MaxFrameBytes int
 	// MaxInflight bounds the handler calls running at once per incoming connection;
@@ -201,6 +234,10 @@ type TransportConfig struct {
 	// Logger receives warnings (refused handshakes, bad frames, handler panics) and
 	// debug events. Default slog.Default().
 	Logger *slog.Logger
+	// Now is the wall clock this node tells its peers (in handshakes and request
+	// frames) and reads their deadlines against; elapsed times use its monotonic
+	// reading when it has one. Default time.Now.
+	Now func() time.Time
 
 	// writeTimeout is how long a blocked write may take before the connection is
 	// dropped; handshakeTimeout bounds the handshake. Tests shorten them.
@@ -233,6 +270,9 @@ func (c TransportConfig) EnsureDefaults() TransportConfig {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
 	if c.writeTimeout == 0 {
 		c.writeTimeout = trDefaultWriteTimeout
 	}
@@ -264,6 +304,8 @@ func (c TransportConfig) Validate() error {
 		return fmt.Errorf("cluster: transport: need 0 < BackoffMin (%v) <= BackoffMax (%v)", c.BackoffMin, c.BackoffMax)
 	case c.Logger == nil:
 		return errors.New("cluster: transport: Logger is required")
+	case c.Now == nil:
+		return errors.New("cluster: transport: Now is required")
 	}
 	return nil
 }
@@ -276,8 +318,9 @@ type TransportStats struct {
 	Calls, Failures uint64
 	// QueueFull counts calls refused with ErrQueueFull.
 	QueueFull uint64
-	// Served counts requests handed to the Handler; Expired those dropped because
-	// their deadline passed before a handler slot was free.
+	// Served counts requests handed to the Handler; Expired those refused because
+	// their deadline had passed before a handler ran (they arrived late, or waited
+	// for a handler slot): answered with a late refusal, never run.
 	Served, Expired uint64
 	// BytesIn and BytesOut count frame bytes read and written (handshakes excluded).
 	BytesIn, BytesOut uint64

@@ -70,6 +70,9 @@ func (t *Transport) Call(ctx context.Context, addr string, typ uint8, req []byte
 	}
 	select {
 	case r := <-c.result:
+		if errors.Is(r.err, ErrLate) {
+			return nil, fmt.Errorf("cluster: call %s: %w (%w)", addr, ErrLate, context.DeadlineExceeded)
+		}
 		if r.err != nil && (ctx.Err() != nil || !time.Now().Before(deadline)) {
 			// Out of time anyway (typically the handler's context expired a
 			// moment before ours): report the deadline, not the remote's echo
@@ -253,8 +256,9 @@ func (p *trPeer) connect() (*trClientConn, error) {
 	if t.cfg.ClientTLS != nil {
 		conn, err = p.tlsHandshake(conn)
 	}
+	var sent time.Time
 	if err == nil {
-		err = authDial(conn, t.cfg.Secret, t.cfg.Name, crand.Reader)
+		sent, err = authDial(conn, t.cfg.Secret, t.cfg.Name, crand.Reader, t.cfg.Now)
 	}
 	stopped := stop()
 	if err == nil && stopped {
@@ -282,6 +286,7 @@ func (p *trPeer) connect() (*trClientConn, error) {
 	cc := &trClientConn{
 		p:       p,
 		conn:    conn,
+		clock:   newConnClock(sent),
 		sendq:   make(chan *trCall, t.cfg.MaxQueue),
 		done:    make(chan struct{}),
 		pending: make(map[uint64]*trCall),
@@ -346,6 +351,7 @@ type trResult struct {
 type trClientConn struct {
 	p        *trPeer
 	conn     net.Conn
+	clock    connClock    // what request frames tell the peer of our clock
 	sendq    chan *trCall // calls to write, in order
 	done     chan struct{}
 	failOnce sync.Once
@@ -464,9 +470,12 @@ func (cc *trClientConn) readLoop() {
 		if c == nil {
 			continue // the caller gave up
 		}
-		if f.kind == frameKindError {
+		switch f.kind {
+		case frameKindError:
 			c.result <- trResult{err: &RemoteError{Msg: string(f.payload)}}
-		} else {
+		case frameKindLate:
+			c.result <- trResult{err: ErrLate}
+		default:
 			c.result <- trResult{payload: f.payload}
 		}
 	}
@@ -510,7 +519,8 @@ func (cc *trClientConn) writeCall(w *trWriter, c *trCall) error {
 	}
 	ms := (left + time.Millisecond - 1) / time.Millisecond
 	f := trFrame{kind: frameKindRequest, id: c.id, typ: c.typ,
-		timeoutMs: uint64(min(int64(ms), frameMaxTimeoutMs)), payload: payload}
+		timeoutMs: uint64(min(int64(ms), frameMaxTimeoutMs)),
+		sentMs:    uint64(cc.clock.ms(cc.p.t.cfg.Now())), payload: payload}
 	if err := w.write(&f); err != nil {
 		return err
 	}

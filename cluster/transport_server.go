@@ -76,7 +76,11 @@ func (t *Transport) serveConn(conn net.Conn) {
 		t.mu.Unlock()
 	}()
 	_ = conn.SetDeadline(time.Now().Add(t.cfg.handshakeTimeout))
-	from, err := authServe(conn, t.cfg.Secret, crand.Reader)
+	from, helloClock, err := authServe(conn, t.cfg.Secret, crand.Reader)
+	// The client read its clock before it sent its hello, which we have read by
+	// now: the first bound of its clock offset (clock.go).
+	var clk peerClock
+	clk.observe(int64(helloClock), t.cfg.Now())
 	<-t.handshakes
 	if err == nil {
 		err = conn.SetDeadline(time.Time{})
@@ -118,8 +122,13 @@ func (t *Transport) serveConn(conn net.Conn) {
 			}
 			break
 		}
-		arrived := time.Now()
+		arrived := t.cfg.Now()
 		t.st.bytesIn.Add(uint64(frameLenSize + frameBodyLen(&f)))
+		// The caller's deadline in our clock: the latest it can be, given what
+		// this connection told us of the caller's clock, this frame included
+		// (so it is never later than arrival plus the time left).
+		clk.observe(int64(f.sentMs), arrived)
+		deadline := clk.latest(int64(f.sentMs+f.timeoutMs)+clockRoundMs, arrived)
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -127,10 +136,8 @@ func (t *Transport) serveConn(conn net.Conn) {
 		if ctx.Err() != nil {
 			break
 		}
-		deadline := arrived.Add(time.Duration(f.timeoutMs) * time.Millisecond)
-		if !time.Now().Before(deadline) {
-			<-sem
-			t.st.expired.Add(1)
+		if t.late(deadline) {
+			replies <- trFrame{kind: frameKindLate, id: f.id} // never blocks: see sem
 			continue
 		}
 		pool.run(func() { t.serveRequest(ctx, from, f, deadline, replies) })
@@ -141,9 +148,25 @@ func (t *Transport) serveConn(conn net.Conn) {
 	wg.Wait()
 }
 
-// serveRequest runs the handler for one request and queues its reply.
+// late reports, and counts, a request whose deadline (in Config.Now's clock) has
+// passed: it must not run.
+func (t *Transport) late(deadline time.Time) bool {
+	if t.cfg.Now().Before(deadline) {
+		return false
+	}
+	t.st.expired.Add(1)
+	return true
+}
+
+// serveRequest runs the handler for one request and queues its reply; a request
+// whose deadline passed while it waited for a worker is refused instead.
 func (t *Transport) serveRequest(ctx context.Context, from string, f trFrame, deadline time.Time, replies chan<- trFrame) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
+	if t.late(deadline) {
+		replies <- trFrame{kind: frameKindLate, id: f.id}
+		return
+	}
+	// The context's timer runs on the real clock: give it the time left.
+	ctx, cancel := context.WithTimeout(ctx, deadline.Sub(t.cfg.Now()))
 	defer cancel()
 	t.st.served.Add(1)
 	resp, err := t.trCallHandler(ctx, from, f.typ, f.payload)

@@ -728,7 +728,7 @@ func trtRawClient(t *testing.T, addr string) net.Conn {
 		t.Fatal(err)
 	}
 	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := authDial(conn, []byte("test-secret"), "raw", authTestNonce(3)); err != nil {
+	if _, err := authDial(conn, []byte("test-secret"), "raw", authTestNonce(3), time.Now); err != nil {
 		conn.Close()
 		t.Fatalf("handshake: %v", err)
 	}
@@ -782,7 +782,7 @@ func TestTransportFrameBadFromPeer(t *testing.T) {
 func TestTransportSlowReader(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	addr, stop := trtFakeServer(t, func(c net.Conn, quit <-chan struct{}) {
-		if _, err := authServe(c, []byte("test-secret"), authTestNonce(4)); err != nil {
+		if _, _, err := authServe(c, []byte("test-secret"), authTestNonce(4)); err != nil {
 			return
 		}
 		<-quit // never read again
@@ -822,7 +822,7 @@ func TestTransportStalePeer(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	var accepted atomic.Int64
 	addr, stop := trtFakeServer(t, func(c net.Conn, _ <-chan struct{}) {
-		if _, err := authServe(c, []byte("test-secret"), authTestNonce(4)); err != nil {
+		if _, _, err := authServe(c, []byte("test-secret"), authTestNonce(4)); err != nil {
 			return
 		}
 		accepted.Add(1)
