@@ -18,6 +18,11 @@ import (
 // returns the current record and no error.
 var ErrNoWrite = errors.New("coordinator: no write")
 
+// ErrLate is returned by a write whose request deadline had passed when the write
+// was about to be applied on this node: nothing was written here (see the package
+// doc). It wraps context.DeadlineExceeded.
+var ErrLate = fmt.Errorf("coordinator: request deadline passed before the write was applied, nothing written: %w", context.DeadlineExceeded)
+
 // Config configures a Coordinator.
 type Config struct {
 	// Actor is this node's id in version vectors, 1 to MaxActorLen bytes. A write
@@ -304,15 +309,55 @@ type ModifyFunc func(cur vclock.Set) (vclock.Clock, vclock.Value, error)
 
 // Modify runs fn on the current record of key and writes its result, atomically with
 // respect to other writes of key through this node. It returns the record as stored
-// (or as found, when fn returned ErrNoWrite).
+// (or as found, when fn returned ErrNoWrite). It returns ErrLate, having written
+// nothing, when the request's deadline passes before the write is applied here.
 func (c *Coordinator) Modify(ctx context.Context, key []byte, fn ModifyFunc, opt WriteOptions) (vclock.Set, error) {
 	if err := ctx.Err(); err != nil {
 		return vclock.Set{}, err
 	}
 	if c.cfg.Cluster != nil {
-		return c.quorumModify(ctx, key, fn, opt)
+		return c.quorumModify(ctx, key, c.beforeDeadline(ctx, fn, c.cfg.RequestTimeout), opt)
 	}
-	return c.modifyLocal(key, vclock.Set{}, fn, opt)
+	return c.modifyLocal(key, vclock.Set{}, c.beforeDeadline(ctx, fn, 0), opt)
+}
+
+// beforeDeadline wraps fn so that it refuses to decide a write once the request is
+// over: its context ended, or its deadline passed (the context's, or, with a
+// positive bound, bound after now, whichever is earlier). modifyLocal calls fn
+// under the key's lock right before it applies the write, so a coordinator that was
+// paused, or waited long for its read quorum or the lock, never applies a write
+// its client has stopped waiting for.
+func (c *Coordinator) beforeDeadline(ctx context.Context, fn ModifyFunc, bound time.Duration) ModifyFunc {
+	var deadline time.Time
+	if bound > 0 {
+		deadline = time.Now().Add(bound)
+	}
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
+	}
+	return func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+		if err := late(ctx, deadline); err != nil {
+			return nil, vclock.Value{}, err
+		}
+		return fn(cur)
+	}
+}
+
+// late returns ErrLate once deadline (zero: none) has passed or ctx's deadline
+// expired, ctx's error if it was canceled, and nil otherwise. Deadlines are read
+// against time.Now, as contexts' are, not against Config.Now: a timer may not have
+// fired yet when a goroutine that was paused checks.
+func late(ctx context.Context, deadline time.Time) error {
+	if err := ctx.Err(); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
+		deadline = d
+	}
+	if ctx.Err() != nil || !deadline.IsZero() && !time.Now().Before(deadline) {
+		return ErrLate
+	}
+	return nil
 }
 
 // modifyLocal runs fn on the local record of key, merged first with seen (what a

@@ -43,6 +43,19 @@
 //     PruneAge; so a value the client read and replaced never comes back as a
 //     sibling of the write, and one superseded less than PruneAge ago never
 //     comes back from a stale replica (vclock's package doc gives the assumption).
+//   - A request past its deadline is not executed. Modify applies a write only
+//     while its request is in time: under the key's lock, immediately before its
+//     function decides the write, it checks the request's context and deadline
+//     (the context's; with a Cluster, also RequestTimeout after Modify began, the
+//     bound of the whole request) and otherwise returns ErrLate, having written
+//     nothing. Serve does not apply a replica write whose caller's deadline (which
+//     the transport converts into this node's clock) has passed; the caller keeps
+//     a hint. So a node that was paused, or cut off while a forwarded command or a
+//     replica write sat in a queue, does not apply it after its client got an
+//     answer. The time a write orders by for plain reads (its value's timestamp)
+//     is not taken here: the proxy fixes it when the front node accepts the
+//     command, so a run within the deadline but late still cannot order after
+//     writes the client saw complete after it.
 //   - The coordinator knows no wire protocol and no command semantics: liveness,
 //     expiry and sibling resolution are the caller's. Replica messages are a small
 //     binary protocol (messages.go) carried by any Caller.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"github.com/dynakv/dynakv/internal/wire"
 	"github.com/dynakv/dynakv/storage"
@@ -130,7 +131,9 @@ func (p *remotePeers) Flush(ctx context.Context, node string) error {
 }
 
 // Serve answers a request of the replica protocol from another node's coordinator:
-// what the node's transport handler calls for types MsgRead..MsgWriteBatch.
+// what the node's transport handler calls for types MsgRead..MsgWriteBatch. ctx
+// carries the caller's deadline: a replica write is not applied once it has passed
+// (ErrLate).
 func (c *Coordinator) Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -151,10 +154,16 @@ func (c *Coordinator) Serve(ctx context.Context, typ uint8, req []byte) ([]byte,
 		if err != nil {
 			return nil, err
 		}
+		if err := late(ctx, time.Time{}); err != nil {
+			return nil, err // the caller gave up: it keeps a hint, nothing is applied here
+		}
 		return []byte{msgVersion}, c.HandleWrite(w)
 	case MsgWriteBatch:
 		reqs, err := DecodeWriteBatch(req)
 		if err != nil {
+			return nil, err
+		}
+		if err := late(ctx, time.Time{}); err != nil {
 			return nil, err
 		}
 		return appendBatchReply(nil, c.HandleWriteBatch(reqs)), nil
