@@ -62,7 +62,13 @@
 // The server checks the deadline when a request is read, and again when a worker
 // is about to run its handler: a request whose deadline has passed is not run and
 // is answered with a late refusal, which its caller, if still waiting, gets as an
-// error wrapping ErrLate (the handler certainly did not run). Otherwise the handler
+// error wrapping ErrLate (the handler certainly did not run). A caller that gets a
+// late refusal before its own deadline has passed learns that the peer's bound of
+// its clock is wrong (its monotonic clock stood still during a system suspend, or
+// the clocks drifted apart faster than allowed), which would refuse every later
+// request on the connection too: it retires the connection (no new call uses it;
+// it closes once the calls on it are answered) and sends the request once more on
+// a fresh connection, whose handshake gives a fresh bound. Otherwise the handler
 // runs under a context with that deadline, canceled when the connection or the
 // transport closes, and handlers check it again before they apply a write
 // (coordinator/).

@@ -23,7 +23,9 @@ import (
 // reply. It returns when the reply arrives, when ctx is done (with an error wrapping
 // ctx.Err()), or when the transport fails to deliver: ErrQueueFull, ErrFrameTooBig,
 // ErrUnreachable, ErrAuth or ErrClosed (wrapped, test with errors.Is). A handler
-// error comes back as a *RemoteError. Without a ctx deadline the call times out after
+// error comes back as a *RemoteError, a late refusal (the peer did not run the
+// request: its deadline had passed) as an error wrapping ErrLate and
+// context.DeadlineExceeded. Without a ctx deadline the call times out after
 // DefaultTimeout. req is copied; the caller may reuse it once Call returns.
 func (t *Transport) Call(ctx context.Context, addr string, typ uint8, req []byte) (resp []byte, err error) {
 	t.st.calls.Add(1)
@@ -60,14 +62,34 @@ func (t *Transport) Call(ctx context.Context, addr string, typ uint8, req []byte
 	}
 	defer p.outstanding.Add(-1)
 
-	cc, err := p.getConn(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+	for attempt := 0; ; attempt++ {
+		cc, err := p.getConn(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
+		c := &trCall{typ: typ, deadline: deadline, payload: bytes.Clone(req), result: make(chan trResult, 1)}
+		if err := cc.enqueue(c); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
+		}
+		resp, err := t.await(ctx, cc, c, addr, deadline)
+		if errors.Is(err, ErrLate) && attempt == 0 && time.Now().Before(deadline) {
+			// Refused as late while we still wait for it: the peer's bound of
+			// our clock is wrong (our monotonic clock stood still during a
+			// system suspend, or the clocks drifted apart faster than allowed),
+			// and would refuse every request on this connection. The request
+			// did not run: send it again on a fresh connection, whose
+			// handshake gives the peer a fresh bound.
+			t.log.Warn("cluster: peer refused a request in time as late; reconnecting", "peer", addr)
+			cc.retire(fmt.Errorf("%w: %s: retired after a late refusal in time", ErrUnreachable, addr))
+			continue
+		}
+		return resp, err
 	}
-	c := &trCall{typ: typ, deadline: deadline, payload: bytes.Clone(req), result: make(chan trResult, 1)}
-	if err := cc.enqueue(c); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
-	}
+}
+
+// await waits for c's outcome on cc. A late refusal comes back as an error
+// wrapping ErrLate and context.DeadlineExceeded.
+func (t *Transport) await(ctx context.Context, cc *trClientConn, c *trCall, addr string, deadline time.Time) ([]byte, error) {
 	select {
 	case r := <-c.result:
 		if errors.Is(r.err, ErrLate) {
@@ -356,6 +378,9 @@ type trClientConn struct {
 	done     chan struct{}
 	failOnce sync.Once
 	replied  atomic.Bool // a reply arrived: the connection worked
+	// retiredWhy is set by retire: no new call uses the connection, and it
+	// closes with this error once no call waits on it.
+	retiredWhy atomic.Pointer[error]
 	// unanswered is the time (unix ns) of the first request written since the
 	// last frame was read, 0 if none: how long the peer has been silent while
 	// owing replies.
@@ -413,6 +438,34 @@ func (cc *trClientConn) abandon(c *trCall) {
 	cc.mu.Lock()
 	delete(cc.pending, c.id)
 	cc.mu.Unlock()
+	cc.closeIfRetired()
+}
+
+// retire stops new calls from using cc (the next one dials a fresh connection)
+// and closes it, with why, once the calls already on it are answered or abandoned.
+func (cc *trClientConn) retire(why error) {
+	p := cc.p
+	p.mu.Lock()
+	if p.cc == cc {
+		p.cc = nil
+	}
+	p.mu.Unlock()
+	cc.retiredWhy.CompareAndSwap(nil, &why)
+	cc.closeIfRetired()
+}
+
+// closeIfRetired closes a retired connection that no call waits on any more.
+func (cc *trClientConn) closeIfRetired() {
+	why := cc.retiredWhy.Load()
+	if why == nil {
+		return
+	}
+	cc.mu.Lock()
+	idle := len(cc.pending) == 0
+	cc.mu.Unlock()
+	if idle {
+		cc.fail(*why)
+	}
 }
 
 // fail closes the connection once and fails every pending call with err.
@@ -478,6 +531,7 @@ func (cc *trClientConn) readLoop() {
 		default:
 			c.result <- trResult{payload: f.payload}
 		}
+		cc.closeIfRetired()
 	}
 }
 

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -229,11 +230,54 @@ func TestTransportLateRequestNotRun(t *testing.T) {
 	}
 }
 
-// TestTransportLateRefusal: a request whose deadline, converted to the server's
-// clock, has passed when it arrives (here: the server's clock jumped ahead, as a
-// server that was stopped sees it) is refused without running, and a caller still
-// waiting gets ErrLate, which also reads as a deadline.
+// TestTransportLateRefusal: a peer's late refusal reaches a caller that still
+// waits as ErrLate, which also reads as a deadline. The first refusal in time makes
+// the caller retry once on a fresh connection (its clock may have stood still);
+// here the peer (a fake that refuses everything) refuses that too.
 func TestTransportLateRefusal(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	var handshakes, refused atomic.Int64
+	addr, stop := trtFakeServer(t, func(c net.Conn, quit <-chan struct{}) {
+		if _, _, err := authServe(c, []byte("test-secret"), authTestNonce(5)); err != nil {
+			return
+		}
+		handshakes.Add(1)
+		br := bufio.NewReader(c)
+		for {
+			f, err := readFrame(br, 1<<20)
+			if err != nil {
+				return
+			}
+			refused.Add(1)
+			if _, err := c.Write(appendFrame(nil, &trFrame{kind: frameKindLate, id: f.id})); err != nil {
+				return
+			}
+		}
+	})
+	defer stop()
+	cli := trtStart(t, trtConfig("cli", nil))
+	defer cli.Close()
+	ctx, cancel := trtCtx(5 * time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := cli.Call(ctx, addr, 1, []byte("x"))
+	if !errors.Is(err, ErrLate) || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Call = %v, want ErrLate and context.DeadlineExceeded", err)
+	}
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("the refusal took %v: the caller waited for its own deadline", took)
+	}
+	if h, r := handshakes.Load(), refused.Load(); h != 2 || r != 2 {
+		t.Fatalf("%d handshakes, %d refusals; want the request sent twice, on two connections", h, r)
+	}
+}
+
+// TestTransportLateRefusalInTimeReconnects: a caller refused as late while its own
+// deadline is far away learns that the server's bound of its clock is wrong (its
+// clock stood still, say during a system suspend): the request did not run, so it
+// sends it again on a fresh connection, whose handshake gives a fresh bound, and
+// the connection's later requests are not refused either.
+func TestTransportLateRefusalInTimeReconnects(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	var h trtRecorder
 	var sclk trtShiftedClock
@@ -243,25 +287,24 @@ func TestTransportLateRefusal(t *testing.T) {
 	defer srv.Close()
 	cli := trtStart(t, trtConfig("cli", nil))
 	defer cli.Close()
-	ctx, cancel := trtCtx(2 * time.Second)
+	ctx, cancel := trtCtx(5 * time.Second)
 	defer cancel()
 	if _, err := cli.Call(ctx, srv.Addr(), 1, []byte("first")); err != nil {
 		t.Fatal(err)
 	}
-	sclk.shift.Store(int64(5 * time.Second))
-	start := time.Now()
-	_, err := cli.Call(ctx, srv.Addr(), 1, []byte("second"))
-	if !errors.Is(err, ErrLate) || !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Call = %v, want ErrLate and context.DeadlineExceeded", err)
+	// Relative to the server's, the client's clock stood still for 10s: the
+	// server's monotonic clock moves 10s ahead of it.
+	sclk.shift.Store(int64(10 * time.Second))
+	for _, p := range []string{"second", "third"} {
+		if _, err := cli.Call(ctx, srv.Addr(), 1, []byte(p)); err != nil {
+			t.Fatalf("call %s after the client's clock stood still: %v", p, err)
+		}
 	}
-	if took := time.Since(start); took > time.Second {
-		t.Fatalf("the refusal took %v: the caller waited for its own deadline", took)
-	}
-	if ran, _ := h.calls(); !slices.Equal(ran, []string{"first"}) {
+	if ran, _ := h.calls(); !slices.Equal(ran, []string{"first", "second", "third"}) {
 		t.Fatalf("handler ran %q", ran)
 	}
-	if st := srv.Stats(); st.Expired != 1 || st.Served != 1 {
-		t.Fatalf("server stats %+v, want 1 served and 1 expired", st)
+	if st, cs := srv.Stats(), cli.Stats(); st.Expired != 1 || cs.Dials != 2 {
+		t.Fatalf("server refused %d, client dialed %d times; want 1 refusal and one redial", st.Expired, cs.Dials)
 	}
 }
 
