@@ -312,7 +312,7 @@ type ModifyFunc func(cur vclock.Set) (vclock.Clock, vclock.Value, error)
 // (or as found, when fn returned ErrNoWrite). It returns ErrLate, having written
 // nothing, when the request's deadline passes before the write is applied here.
 func (c *Coordinator) Modify(ctx context.Context, key []byte, fn ModifyFunc, opt WriteOptions) (vclock.Set, error) {
-	if err := ctx.Err(); err != nil {
+	if err := late(ctx, time.Time{}); err != nil {
 		return vclock.Set{}, err
 	}
 	if c.cfg.Cluster != nil {
