@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/dynakv/dynakv/coordinator"
 )
@@ -29,9 +30,10 @@ import (
 // decoded value gives the same bytes. Decoded values do not alias the input: the
 // decoder copies it once and slices that copy, so callers may reuse their buffer.
 
-// Encoding versions.
+// Encoding versions. Op version 2 added Accepted; a decoder refuses version 1 (the
+// internode protocol does not mix versions: see cluster's handshake).
 const (
-	opVersion     = 1
+	opVersion     = 2
 	resultVersion = 1
 )
 
@@ -58,7 +60,7 @@ const (
 
 // AppendBinary appends the binary form of op: version, Kind, Cond, the bool fields
 // as flag bits, then Key, Value, Flags, Expiry, CAS, Delta, UDelta, Float, Offset,
-// Context, R and W, every field always present.
+// Context, R, W and Accepted (never negative), every field always present.
 func (op Op) AppendBinary(b []byte) []byte {
 	var f uint64
 	for _, x := range []struct {
@@ -86,7 +88,8 @@ func (op Op) AppendBinary(b []byte) []byte {
 	b = binary.AppendVarint(b, op.Offset)
 	b = appendString(b, op.Context)
 	b = binary.AppendVarint(b, int64(op.R))
-	return binary.AppendVarint(b, int64(op.W))
+	b = binary.AppendVarint(b, int64(op.W))
+	return binary.AppendVarint(b, op.Accepted)
 }
 
 // DecodeOp decodes an Op written by Op.AppendBinary. Errors wrap ErrBadEncoding.
@@ -123,6 +126,9 @@ func DecodeOp(b []byte) (Op, error) {
 	op.Context = d.string()
 	op.R = d.int()
 	op.W = d.int()
+	if op.Accepted = d.varint(); op.Accepted < 0 {
+		d.fail("negative accept time")
+	}
 	if err := d.finish("op"); err != nil {
 		return Op{}, err
 	}
@@ -163,20 +169,26 @@ var wireSentinels = []error{
 	ErrOutcomeUnknown, // codes only grow: new sentinels go last
 	ErrNoSuchKey,
 	ErrSameKey,
+	coordinator.ErrLate, // wraps context.DeadlineExceeded: see wireFirst
 }
+
+// wireFirst are the sentinels that wrap another one of wireSentinels: an error
+// matching them is encoded as them, not as the more general sentinel listed first.
+var wireFirst = []error{coordinator.ErrLate}
 
 // AppendResult appends the binary form of the outcome of Do: res when err is nil,
 // otherwise err alone (res is then ignored, as callers ignore it).
 //
 // An error keeps its identity when it is, or wraps, one of the package's sentinel
-// errors (ErrNotInteger, ..., ErrRunLocally, ErrBadEncoding), context.Canceled or
-// context.DeadlineExceeded: the decoded error satisfies errors.Is with it. A
+// errors (ErrNotInteger, ..., ErrRunLocally, ErrBadEncoding), context.Canceled,
+// context.DeadlineExceeded or coordinator.ErrLate: the decoded error satisfies
+// errors.Is with it (and ErrLate's with context.DeadlineExceeded too). A
 // *coordinator.QuorumError decodes to one with the same Acks and Need (errors.As
 // finds it). The text is kept: when it is the target's own text, the decoded error is
 // the sentinel itself (or a fresh *QuorumError); otherwise it is an error with the
 // original text that unwraps to the target. Any other error decodes to an error with
 // the same text. An error matching several targets keeps only the first one: a
-// QuorumError, then the sentinels in the order above.
+// QuorumError, then coordinator.ErrLate, then the sentinels in the order above.
 func AppendResult(b []byte, res Result, err error) []byte {
 	b = append(b, resultVersion)
 	if err != nil {
@@ -186,9 +198,9 @@ func AppendResult(b []byte, res Result, err error) []byte {
 		if errors.As(err, &qe) && qe != nil {
 			code = codeQuorum
 		} else {
-			for i, s := range wireSentinels {
+			for _, s := range append(wireFirst, wireSentinels...) {
 				if errors.Is(err, s) {
-					code = uint64(codeFirstSentinel + i)
+					code = uint64(codeFirstSentinel + slices.Index(wireSentinels, s))
 					break
 				}
 			}

@@ -46,7 +46,7 @@ func fullOp(kind proxy.Kind) proxy.Op {
 		Expiry: 1_700_000_000_000, KeepTTL: true, Persist: true, SetExpiry: true, Cond: proxy.CondLT,
 		CAS: math.MaxUint64, ReturnOld: true, Delta: math.MinInt64, UDelta: 1 << 63, Decr: true,
 		Float: -1.5e-300, Offset: math.MaxInt64, Prepend: true, Context: "g2IBAQE", DeferSync: true,
-		R: 3, W: -1, Local: true, Last: true,
+		R: 3, W: -1, Local: true, Last: true, Accepted: 1_700_000_000_123,
 	}
 }
 
@@ -304,7 +304,7 @@ func TestDecodeRejects(t *testing.T) {
 	cat := func(parts ...[]byte) []byte { return slices.Concat(parts...) }
 	// opHead is an OpGet up to (not including) its key; opTail is everything after
 	// an OpGet's nil key and nil value.
-	opHead := []byte{1, byte(proxy.OpGet), 0, 0}
+	opHead := []byte{2, byte(proxy.OpGet), 0, 0}
 	opTail := proxy.Op{Kind: proxy.OpGet}.AppendBinary(nil)[len(opHead)+2:]
 	okResult := proxy.AppendResult(nil, proxy.Result{}, nil)
 	okHead := okResult[:len(okResult)-1] // up to the Values count
@@ -315,12 +315,14 @@ func TestDecodeRejects(t *testing.T) {
 	}
 	ops := map[string]reject{
 		"empty":             {nil, "truncated"},
-		"bad version":       {cat([]byte{2}, validOp()[1:]), "unknown op version 2"},
-		"kind 0":            {[]byte{1, 0, 0, 0}, "unknown kind 0"},
-		"unknown kind":      {[]byte{1, byte(proxy.OpSetBit) + 1, 0, 0}, "unknown kind"},
-		"unknown cond":      {[]byte{1, 1, byte(proxy.CondLT) + 1, 0}, "unknown cond"},
-		"unknown flag bit":  {cat([]byte{1, 1, 0}, uv(nil, 512)), "unknown op flags"},
-		"non-minimal flags": {[]byte{1, 1, 0, 0x80, 0x00}, "non-minimal varint"},
+		"bad version":       {cat([]byte{3}, validOp()[1:]), "unknown op version 3"},
+		"version 1":         {cat([]byte{1}, validOp()[1:]), "unknown op version 1"},
+		"kind 0":            {[]byte{2, 0, 0, 0}, "unknown kind 0"},
+		"unknown kind":      {[]byte{2, byte(proxy.OpSetBit) + 1, 0, 0}, "unknown kind"},
+		"unknown cond":      {[]byte{2, 1, byte(proxy.CondLT) + 1, 0}, "unknown cond"},
+		"unknown flag bit":  {cat([]byte{2, 1, 0}, uv(nil, 512)), "unknown op flags"},
+		"non-minimal flags": {[]byte{2, 1, 0, 0x80, 0x00}, "non-minimal varint"},
+		"negative accepted": {cat(opHead, []byte{0, 0}, opTail[:len(opTail)-1], []byte{1}), "negative accept time"},
 		"trailing byte":     {cat(validOp(), []byte{0}), "1 trailing bytes"},
 		"key too long":      {cat(opHead, uv(nil, 1<<40)), "length exceeds input"},
 		"key past input":    {cat(opHead, []byte{5}, []byte("abc")), "length exceeds input"},
@@ -377,7 +379,7 @@ func TestDecodeAllocationBounded(t *testing.T) {
 	okHead := proxy.AppendResult(nil, proxy.Result{}, nil)
 	okHead = okHead[:len(okHead)-1] // up to the Values count
 	inputs := [][]byte{
-		append([]byte{1, byte(proxy.OpSet), 0, 0}, binary.AppendUvarint(nil, 1<<29)...),
+		append([]byte{2, byte(proxy.OpSet), 0, 0}, binary.AppendUvarint(nil, 1<<29)...),
 		append(slices.Clone(okHead), binary.AppendUvarint(nil, 1<<29)...),
 		append(slices.Clone(okHead), binary.AppendUvarint(nil, 1<<62)...),
 		append([]byte{1, 1, 0}, binary.AppendUvarint(nil, 1<<29)...), // error text
@@ -407,7 +409,9 @@ func FuzzDecodeOp(f *testing.F) {
 	}
 	f.Add(proxy.Op{Kind: proxy.OpIncrFloat, Float: math.NaN()}.AppendBinary(nil))
 	f.Add([]byte{})
-	f.Add([]byte{1, 1, 0, 0x80, 0x00})
+	f.Add([]byte{2, 1, 0, 0x80, 0x00})
+	f.Add(proxy.Op{Kind: proxy.OpSet, Accepted: math.MaxInt64}.AppendBinary(nil))
+	f.Add(proxy.Op{Kind: proxy.OpSet, Accepted: -1}.AppendBinary(nil)) // refused
 	f.Fuzz(func(t *testing.T, data []byte) {
 		op, err := proxy.DecodeOp(data)
 		if err != nil {

@@ -25,6 +25,14 @@
 //     node's writes, so a forwarded write is durable before its reply leaves.
 //   - Op.R, Op.W and Op.Local are per-request quorum options, passed to the
 //     coordinator as they are.
+//   - An op's time is fixed when the front node accepts it: Do sets Op.Accepted
+//     (by this node's clock) and a forwarded op carries it, so wherever and however
+//     late the op runs, the value it writes is stamped with that time (the order
+//     plain reads resolve siblings by) and its expiry decisions use it. A run that
+//     comes late therefore cannot order after writes its client saw complete after
+//     it; a run past its deadline does not happen at all (coordinator.ErrLate; the
+//     transport refuses late requests, and DoLocal runs under the forwarding
+//     node's deadline).
 //
 // Ops and outcomes cross the network in the binary form of codec.go (Op.AppendBinary,
 // DecodeOp, AppendResult, DecodeResult): versioned, canonical, strict and fuzzed. It

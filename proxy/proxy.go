@@ -269,6 +269,15 @@ type Op struct {
 	W int
 	// Local (OpDGet): read only this node's replica. A Local op is never forwarded.
 	Local bool
+	// Accepted is when the front node accepted the command, unix ms by its clock:
+	// the op's time. Do sets it when it is zero, once, as the op enters the node, and
+	// a forwarded op carries it, so the node that executes the op uses the front
+	// node's time, not its own, wherever the op needs "now": the timestamp of the
+	// value it writes (what plain reads order siblings by), expiry decisions
+	// (EXPIRE at a past time, whether the current value has expired). A run that
+	// comes late therefore cannot order after writes the client saw complete after
+	// it. Front ends leave it zero.
+	Accepted int64
 }
 
 // Writes reports whether the op may write (everything but OpGet and OpDGet).
@@ -318,7 +327,14 @@ type Result struct {
 	Values  [][]byte
 }
 
-// do executes op on this node.
+// accept sets op's accept time to now unless it has one.
+func (p *Proxy) accept(op *Op) {
+	if op.Accepted == 0 {
+		op.Accepted = p.now()
+	}
+}
+
+// do executes op on this node; op.Accepted is set.
 func (p *Proxy) do(ctx context.Context, op Op) (Result, error) {
 	if err := p.checkFlush(ctx); err != nil {
 		return Result{}, err
@@ -341,7 +357,7 @@ func (p *Proxy) get(ctx context.Context, op Op) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	it, ok := resolve(rec, p.now())
+	it, ok := resolve(rec, op.Accepted)
 	p.countRead(ok, it.Siblings)
 	return Result{Found: ok, Item: it, CAS: it.CAS}, nil
 }
@@ -362,7 +378,7 @@ func (p *Proxy) dget(ctx context.Context, op Op) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	sibs := liveSiblings(rec, p.now())
+	sibs := liveSiblings(rec, op.Accepted)
 	vals := make([][]byte, len(sibs))
 	for i, s := range sibs {
 		vals[i] = nonNil(s.Data)
@@ -383,7 +399,7 @@ func (p *Proxy) dput(ctx context.Context, op Op) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("%w: %v", ErrBadContext, err)
 	}
-	v := vclock.Value{Timestamp: p.now()}
+	v := vclock.Value{Timestamp: op.Accepted}
 	if op.Kind == OpDDel {
 		v.Tombstone = true
 	} else {
@@ -407,7 +423,7 @@ func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 	var res Result
 	var synced bool
 	rec, err := p.co.Modify(ctx, op.Key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
-		now := p.now()
+		now := op.Accepted
 		it, found := resolve(cur, now)
 		res = Result{}
 		v, err := p.apply(op, it, found, now, &res)

@@ -56,11 +56,13 @@ func routed(op Op) bool {
 // Do executes op where it belongs: when the Router names another node for op's key,
 // the op is forwarded there and its outcome (result or error) is returned as is;
 // otherwise, and when forwarding fails with an error wrapping ErrRunLocally, it runs
-// on this node.
+// on this node. Do first sets op.Accepted to now, unless it is set: the op keeps
+// that time wherever it runs.
 //
 // A forwarded op is counted (Stats, Config.OnRead) by the node that executes it, not
 // by this one.
 func (p *Proxy) Do(ctx context.Context, op Op) (Result, error) {
+	p.accept(&op)
 	if r := p.cfg.Router; r != nil && routed(op) {
 		if node := r.Route(op.Key); node != "" {
 			fwd := op
@@ -83,6 +85,7 @@ func (p *Proxy) Do(ctx context.Context, op Op) (Result, error) {
 // Durable. A delayed flush_all pending on this node applies, as to every op this
 // node executes.
 func (p *Proxy) DoLocal(ctx context.Context, op Op) (Result, error) {
+	p.accept(&op) // a forwarded op has the forwarding node's time already
 	op.DeferSync = op.Writes()
 	op.Last = true // this op alone is synced below
 	res, err := p.do(ctx, op)

@@ -87,6 +87,7 @@ func TestDoForwardsRoutedOps(t *testing.T) {
 			t.Fatalf("kind %d: Do = %+v, %v; want the forwarded result", k, res, err)
 		}
 		_, fwd := r.calls()
+		op.Accepted = e.clk.Now().UnixMilli() // Do stamps the op with its accept time
 		if last := fwd[len(fwd)-1]; last.node != "b" || !reflect.DeepEqual(last.op, op) {
 			t.Fatalf("kind %d: forwarded %+v to %q, want %+v to b", k, last.op, last.node, op)
 		}
