@@ -35,6 +35,7 @@ func (n *Node) startCluster() error {
 		MaxFrameBytes:  frameLimit(n.cfg.MaxValueBytes),
 		DefaultTimeout: n.cfg.RequestTimeout,
 		Logger:         n.log.With("component", "transport"),
+		Now:            n.cfg.Now,
 	})
 	if err != nil {
 		return fmt.Errorf("node: cluster transport: %w", err)
@@ -314,11 +315,15 @@ func (r *router) Route(key []byte) string {
 
 // Forward sends op to node and returns its outcome. The op runs here instead
 // (ErrRunLocally) when it certainly did not run there: the request was never sent
-// (no connection, queue full), or the node refused it while starting or stopping.
-// When the outcome is unknown (the connection broke, or no answer within half the
-// request timeout) an idempotent op (GET, plain SET, DEL, DDEL...) runs here too;
-// any other (INCR, APPEND, SET NX, cas) is answered with the error, since running
-// it again could apply it twice. A node that timed out is suspected for
+// (no connection, queue full), the node refused it while starting or stopping, or
+// it refused it as late (its deadline had passed when the node came to it: the
+// transport's ErrLate, or the coordinator's there). When the outcome is unknown
+// (the connection broke, or no answer within half the request timeout) an
+// idempotent op (GET, plain SET, DEL, DDEL...) runs here too; any other (INCR,
+// APPEND, SET NX, cas) is answered with the error, since running it again could
+// apply it twice. The copy sent there cannot run after this node gave up on it:
+// the node refuses a request past its deadline. Either way the op keeps the time
+// this node accepted it (Op.Accepted). A node that timed out is suspected for
 // suspectFor, so later ops skip it.
 func (r *router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.Result, error) {
 	timeout := r.n.cfg.RequestTimeout
@@ -328,14 +333,15 @@ func (r *router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.R
 	fctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	b, err := r.n.call(fctx, node, msgProxyOp, op.AppendBinary(nil))
-	timedOut := errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+	refusedLate := errors.Is(err, cluster.ErrLate)
+	timedOut := !refusedLate && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 	if timedOut {
 		r.suspect.Store(node, time.Now())
 		r.n.log.Warn("replica did not answer a forwarded request; suspecting it", "replica", node, "for", suspectFor)
 	}
 	unknown := timedOut || errors.Is(err, cluster.ErrUnreachable)
 	switch {
-	case errors.Is(err, cluster.ErrNotSent), errors.Is(err, cluster.ErrAuth), unknown && op.Idempotent():
+	case refusedLate, errors.Is(err, cluster.ErrNotSent), errors.Is(err, cluster.ErrAuth), unknown && op.Idempotent():
 		r.n.forwardFallbacks.Add(1)
 		return proxy.Result{}, fmt.Errorf("%w: %v", proxy.ErrRunLocally, err)
 	case unknown:
@@ -347,9 +353,14 @@ func (r *router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.R
 	if err != nil {
 		return proxy.Result{}, err
 	}
-	if errors.Is(opErr, proxy.ErrRunLocally) {
+	switch {
+	case errors.Is(opErr, proxy.ErrRunLocally):
 		r.n.forwardFallbacks.Add(1) // the node was starting or stopping
-	} else {
+	case errors.Is(opErr, coordinator.ErrLate):
+		// Its coordinator refused it before writing anything: certainly not run.
+		r.n.forwardFallbacks.Add(1)
+		return proxy.Result{}, fmt.Errorf("%w: %s: %w", proxy.ErrRunLocally, node, opErr)
+	default:
 		r.n.forwarded.Add(1)
 	}
 	return res, opErr
