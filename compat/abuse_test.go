@@ -173,9 +173,10 @@ func TestAbuseConnectionFlood(t *testing.T) {
 }
 
 // TestAbuseSlowClient: a client pipelines reads of a 256 KiB value (1000 of
-// them: 256 MiB of replies) and never reads. The node writes at most
-// --client-output-buffer-limit ahead, so its RSS barely moves, drops the client
-// after --client-write-timeout, and serves others meanwhile. Both protocols.
+// them: 256 MiB of replies), or sends one MGET of it 1000 times (one 256 MiB
+// reply), and never reads. The node writes at most --client-output-buffer-limit
+// ahead, so its RSS barely moves, drops the client after --client-write-timeout,
+// and serves others meanwhile. Both protocols.
 func TestAbuseSlowClient(t *testing.T) {
 	p := startNode(t, "--storage", "memory", "--client-write-timeout", "2s")
 	good := newRedis(p.RESP, 2)
@@ -196,12 +197,14 @@ func TestAbuseSlowClient(t *testing.T) {
 		}
 		return int(p.metric(t, `dynakv_connections{protocol="memcache"}`))
 	}
-	for _, proto := range []struct{ name, addr, get string }{
-		{"resp", p.RESP, "GET big\r\n"},
-		{"memcache", p.Memcache, "get big\r\n"},
+	mget := "MGET" + strings.Repeat(" big", 1000) + "\r\n"
+	for _, proto := range []struct{ name, kind, addr, get string }{
+		{"resp", "resp", p.RESP, "GET big\r\n"},
+		{"resp-one-mget", "resp", p.RESP, mget},
+		{"memcache", "memcache", p.Memcache, "get big\r\n"},
 	} {
 		t.Run(proto.name, func(t *testing.T) {
-			before := clients(proto.name)
+			before := clients(proto.kind)
 			base := p.rssBytes(t)
 			slow, err := net.Dial("tcp", proto.addr)
 			if err != nil {
@@ -211,7 +214,11 @@ func TestAbuseSlowClient(t *testing.T) {
 			if tc, ok := slow.(*net.TCPConn); ok {
 				_ = tc.SetReadBuffer(64 << 10) // keep the kernel's share small
 			}
-			if _, err := io.WriteString(slow, strings.Repeat(proto.get, 1000)); err != nil {
+			send := proto.get
+			if send != mget {
+				send = strings.Repeat(send, 1000)
+			}
+			if _, err := io.WriteString(slow, send); err != nil {
 				t.Fatal(err)
 			}
 			peak := base
@@ -221,7 +228,7 @@ func TestAbuseSlowClient(t *testing.T) {
 				if err := good.Ping(ctx(t)).Err(); err != nil {
 					t.Fatalf("another client while one does not read: %v", err)
 				}
-				return time.Since(start) > 500*time.Millisecond && clients(proto.name) <= before
+				return time.Since(start) > 500*time.Millisecond && clients(proto.kind) <= before
 			})
 			t.Logf("%s: dropped after %v; RSS %d MiB before, peak %d MiB", proto.name,
 				time.Since(start).Round(100*time.Millisecond), base>>20, peak>>20)

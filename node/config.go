@@ -76,8 +76,8 @@ type Config struct {
 	// (no password).
 	RequirePass string
 	// ClientOutputBufferLimit bounds the replies a RESP client has pending in the
-	// node, in bytes: past it they are written before its next command runs.
-	// Default 4 MiB.
+	// node, in bytes: past it they are written before its next command runs, or,
+	// within one large reply, before the command goes on. Default 4 MiB.
 	ClientOutputBufferLimit int
 	// ClientWriteTimeout disconnects a client (RESP or memcached) that does not
 	// take its replies for this long. Default 30s; negative: never.

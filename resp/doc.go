@@ -25,8 +25,15 @@
 //
 // Output is bounded too: when a pipelined batch's replies pass
 // Config.OutputBufferLimit they are written before the batch's next command runs,
-// and a write that does not complete within Config.WriteTimeout (the client stopped
-// reading) ends the connection. A connection beyond Config.MaxClients is answered
+// and when one command's reply passes it (MGET of many large values, KEYS, SCAN
+// with a large COUNT) the part built so far is written before the command goes on,
+// so a client costs the node at most the limit plus one element of a reply. A write
+// that does not complete within Config.WriteTimeout (the client stopped reading)
+// ends the connection. Redis instead builds a reply whole and, for the normal
+// client class, has no output limit by default (client-output-buffer-limit normal
+// 0 0 0); dynakv never closes a client for its output size, only for not reading.
+// A command that fails after part of its reply was written (an MGET key without
+// quorum) cannot answer an error in its place: the connection is closed. A connection beyond Config.MaxClients is answered
 // "-ERR max number of clients reached" and closed by the listener, off redcon's
 // accept loop, so a TLS listener (the node wraps ln) cannot stall accepting.
 //

@@ -161,7 +161,9 @@ func (s *Server) infoFields(b *infoBuilder, section string) {
 		b.field("cluster_connections", "0")
 		b.int("maxclients", s.maxClients.Load())
 		b.field("client_recent_max_input_buffer", "0")
-		b.field("client_recent_max_output_buffer", "0")
+		// The most reply bytes the node held for one client since the last
+		// INFO that showed this field (Redis: over the last few seconds).
+		b.int("client_recent_max_output_buffer", s.stats.maxOutput.Swap(0))
 		b.field("blocked_clients", "0")
 		b.field("tracking_clients", "0")
 		b.field("clients_in_timeout_table", "0")

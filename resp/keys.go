@@ -211,6 +211,7 @@ func (s *Server) keys(c *client, args [][]byte) {
 	c.w.Array(len(keys))
 	for _, k := range keys {
 		c.w.Bulk(k)
+		s.spill(c)
 	}
 }
 
@@ -263,6 +264,7 @@ func (s *Server) scan(c *client, args [][]byte) {
 	c.w.Array(len(keys))
 	for _, k := range keys {
 		c.w.Bulk(k)
+		s.spill(c)
 	}
 }
 

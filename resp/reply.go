@@ -26,6 +26,12 @@ type Reply struct {
 	b      []byte
 	proto  int  // 2 or 3
 	failed bool // an error reply was written since the last reset
+	// sent counts the bytes of the current command's reply handed to the
+	// connection already (Server.spill): b holds the rest.
+	sent int
+	// torn: a handler asked to replace a reply part of which was sent already;
+	// the connection must end (the client holds half a reply).
+	torn bool
 }
 
 // reset empties the buffer for the next command, dropping it when a big reply grew
@@ -36,16 +42,24 @@ func (r *Reply) reset() {
 	} else {
 		r.b = r.b[:0]
 	}
-	r.failed = false
+	r.failed, r.sent, r.torn = false, 0, false
 }
 
 func (r *Reply) resp3() bool { return r.proto == 3 }
 
 // mark and truncate let a handler that fails half-way through an aggregate replace
-// what it wrote by an error.
-func (r *Reply) mark() int { return len(r.b) }
+// what it wrote by an error. When part of it was sent already (a reply past the
+// output buffer limit), it cannot be: the reply is torn and the connection ends.
+func (r *Reply) mark() int { return r.sent + len(r.b) }
 
-func (r *Reply) truncate(m int) { r.b = r.b[:m] }
+func (r *Reply) truncate(m int) {
+	if m < r.sent {
+		r.torn = true
+		r.b = r.b[:0]
+		return
+	}
+	r.b = r.b[:m-r.sent]
+}
 
 // OK writes +OK.
 func (r *Reply) OK() { r.b = append(r.b, "+OK\r\n"...) }

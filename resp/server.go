@@ -31,9 +31,11 @@ type Config struct {
 	MaxClients int
 	// OutputBufferLimit bounds the replies one client has pending in the node, in
 	// bytes: once a pipelined batch's replies pass it they are written before the
-	// next command of the batch runs, so a client that sends faster than it reads
-	// is held back by TCP instead of growing the node's memory. A connection holds
-	// at most this plus one reply. Default 4 MiB.
+	// next command of the batch runs, and once one command's reply passes it the
+	// part built so far is written before the command goes on, so a client that
+	// sends faster than it reads is held back by TCP instead of growing the node's
+	// memory. A connection holds at most this plus one element of a reply (one
+	// value of an MGET). Default 4 MiB.
 	OutputBufferLimit int
 	// WriteTimeout bounds each write of replies to a client: a client that does not
 	// take them for this long (it stopped reading) is disconnected. Default 30s;
@@ -163,6 +165,7 @@ type stats struct {
 	conns, rejected        atomic.Int64
 	commands, errorReplies atomic.Int64
 	netIn, netOut          atomic.Int64
+	maxOutput              atomic.Int64 // most reply bytes held for one client (noteOutput)
 	hitsBase, missesBase   atomic.Int64 // proxy counters at the last CONFIG RESETSTAT
 }
 
@@ -350,7 +353,14 @@ func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
 	start := time.Now()
 	name := s.safeExec(c, cmd.Args)
 	failed := c.w.failed
+	if c.w.torn {
+		// Part of the reply left already, and the rest became an error: the
+		// client would read half an array followed by an error line.
+		s.cfg.Logger.Warn("closing client: a reply sent in part failed", "addr", c.addr, "cmd", name)
+		c.w.b, c.closing = c.w.b[:0], true
+	}
 	if len(c.w.b) > 0 {
+		s.noteOutput(c.pending + len(c.w.b))
 		conn.WriteRaw(c.w.b)
 		c.pending += len(c.w.b)
 	}
@@ -377,6 +387,40 @@ func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
 			}
 		}
 		_ = conn.Close() // flushes the replies so far, then closes
+	}
+}
+
+// spill bounds a reply under construction: when the connection's pending replies
+// and the part of the current reply built so far pass OutputBufferLimit, it hands
+// that part to the connection and writes everything out before the handler goes
+// on, as serveCommand does between the commands of a batch. So one huge reply (MGET
+// of many large values, KEYS of a large keyspace) costs the node at most the limit
+// plus one element, not the whole reply, and a client that does not read is held
+// back by TCP, then dropped after WriteTimeout (the handler then stops: c.closing).
+// Handlers whose replies grow without bound call it between elements; the part
+// sent can no longer be replaced by an error (see Reply.truncate).
+func (s *Server) spill(c *client) {
+	if c.conn == nil || c.closing || c.pending+len(c.w.b) <= s.cfg.OutputBufferLimit {
+		return
+	}
+	s.noteOutput(c.pending + len(c.w.b))
+	c.conn.WriteRaw(c.w.b)
+	c.pending += len(c.w.b)
+	c.w.sent += len(c.w.b)
+	c.w.b = c.w.b[:0]
+	if w := redcon.BaseWriter(c.conn); w != nil && w.Flush() != nil {
+		c.closing = true
+	}
+}
+
+// noteOutput records n bytes of replies held for one client, for INFO's
+// client_recent_max_output_buffer (the largest since the last INFO clients).
+func (s *Server) noteOutput(n int) {
+	for {
+		cur := s.stats.maxOutput.Load()
+		if int64(n) <= cur || s.stats.maxOutput.CompareAndSwap(cur, int64(n)) {
+			return
+		}
 	}
 }
 

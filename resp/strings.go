@@ -257,6 +257,10 @@ func (s *Server) getex(c *client, args [][]byte) {
 	s.bulkOrNull(c, res)
 }
 
+// mget answers the values in turn. Its reply can be far larger than the output
+// buffer limit: past it, the part built so far is written out first (spill), and a
+// key that fails after that ends the connection instead of replacing the reply by
+// an error.
 func (s *Server) mget(c *client, args [][]byte) {
 	m := c.w.mark()
 	c.w.Array(len(args) - 1)
@@ -268,6 +272,9 @@ func (s *Server) mget(c *client, args [][]byte) {
 			return
 		}
 		s.bulkOrNull(c, res)
+		if s.spill(c); c.closing {
+			return // the client stopped reading: it is being dropped
+		}
 	}
 }
 

@@ -115,7 +115,7 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.StringVar(&cfg.RequirePass, "requirepass", "", "password clients must give first: RESP AUTH, or on the memcached port memcached 1.6's text auth ('set <any> 0 0 <n>' with data 'default <password>') (default $DYNAKV_REQUIREPASS, else none)")
 	f.IntVar(&cfg.MaxValueBytes, "max-value-bytes", d.MaxValueBytes, "largest value accepted, in bytes")
 	f.IntVar(&cfg.MaxClients, "max-clients", d.MaxClients, "most client connections per protocol")
-	f.IntVar(&cfg.ClientOutputBufferLimit, "client-output-buffer-limit", d.ClientOutputBufferLimit, "bytes of replies a RESP client may have pending in the node; past it they are written before its next command runs")
+	f.IntVar(&cfg.ClientOutputBufferLimit, "client-output-buffer-limit", d.ClientOutputBufferLimit, "bytes of replies a RESP client may have pending in the node; past it they are written before its next command runs (or, within one large reply, before the command goes on)")
 	f.DurationVar(&cfg.ClientWriteTimeout, "client-write-timeout", d.ClientWriteTimeout, "disconnect a client that does not take its replies for this long; negative: never")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate: turns on TLS for the RESP and memcached ports and the cluster transport (with --tls-key)")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
