@@ -59,6 +59,26 @@ type Config struct {
 	// RequestTimeout bounds every request that reaches other nodes, when the
 	// caller's context has no earlier deadline. Default 1s.
 	RequestTimeout time.Duration
+	// ReplicaTimeout is the per-replica deadline within a request: a replica that
+	// has not answered a read or write this long after it was asked is avoided
+	// (Avoid) and, while the request still lacks its quorum, replaced at once by
+	// the next node of the key's extended preference list; its call goes on until
+	// the request's deadline. Default RequestTimeout/4 (250ms at the default 1s):
+	// far above a healthy replica's round trip (a WAL commit on a busy disk is
+	// tens of ms), so a loaded but healthy replica is not replaced, and short
+	// enough that the replacement, and one after it, still fit in the request's
+	// time. At most RequestTimeout.
+	ReplicaTimeout time.Duration
+	// Avoid is the node's view of the peers that recently failed a request, shared
+	// with whatever else routes requests on this node (node/'s forwarding): plans
+	// replace an avoided replica by a fallback, as a dead one. Default: one of the
+	// coordinator's own, avoiding for DefaultAvoidFor by Now.
+	Avoid *Avoidance
+	// PeerFailed reports whether an error from a replica call means the peer
+	// failed (it refused, reset, timed out or answered with an error), so that it
+	// is avoided, rather than the request (a frame too big for the transport) or
+	// this node (closing). Default: every error but context.Canceled.
+	PeerFailed func(error) bool
 	// MaxRepairs bounds the read repairs in flight; a read that finds the bound
 	// reached skips its repair (anti-entropy catches up). Default 64.
 	MaxRepairs int
@@ -100,6 +120,15 @@ func (c Config) EnsureDefaults() Config {
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = time.Second
 	}
+	if c.ReplicaTimeout == 0 {
+		c.ReplicaTimeout = c.RequestTimeout / 4
+	}
+	if c.Avoid == nil {
+		c.Avoid = NewAvoidance(DefaultAvoidFor, c.Now)
+	}
+	if c.PeerFailed == nil {
+		c.PeerFailed = func(err error) bool { return !errors.Is(err, context.Canceled) }
+	}
 	if c.MaxRepairs == 0 {
 		c.MaxRepairs = 64
 	}
@@ -119,6 +148,9 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout < 0 || c.MaxRepairs < 0 {
 		return errors.New("coordinator: negative request timeout or repair bound")
+	}
+	if c.ReplicaTimeout < 0 || c.ReplicaTimeout > c.RequestTimeout {
+		return fmt.Errorf("coordinator: replica timeout %v must be between 0 and the request timeout %v", c.ReplicaTimeout, c.RequestTimeout)
 	}
 	if c.Cluster != nil && (c.Peers == nil || c.Node == "") {
 		return errors.New("coordinator: a cluster coordinator needs Peers and Node")

@@ -4,14 +4,27 @@
 // read-modify-writes that do both.
 //
 // Without a Cluster the coordinator serves the local replica alone (N = R = W = 1).
-// With one, each request is planned from the ring and liveness (plan): the first N
-// members of the key's preference list, a dead one replaced by the next live
-// fallback, which keeps the record as a hint for it (sloppy quorum). A read asks
-// its own replica and as many others as R needs, more if one fails or is slow, and
-// answers with the merge of R records; the replicas it asked that were behind get
-// the merged record in the background (read repair). A write is acknowledged after
-// W durable copies, its own included; a replica that fails, and an owner with no
-// fallback left, get a hint stored here, which repair/ delivers later.
+// With one, each request is planned from the ring, liveness and the peers this
+// node avoids (plan, a pure function): the first N members of the key's preference
+// list, a dead or avoided one replaced by the next live, not-avoided fallback, which
+// keeps the record as a hint for it (sloppy quorum); the fallbacks left over are the
+// request's spares. A read asks its own replica and as many others as R needs, more
+// if one fails or is slow, and answers with the merge of R records; the replicas it
+// asked that were behind get the merged record in the background (read repair). A
+// write is acknowledged after W durable copies, its own included; a replica that
+// fails, and an owner with no fallback left, get a hint stored here, which repair/
+// delivers later.
+//
+// Requests do not wait for failure detection (Dynamo's sloppy quorum). A replica
+// call that fails (refused, reset, an error) or has not answered within
+// ReplicaTimeout (default RequestTimeout/4) is replaced at once, while its request
+// still lacks its quorum, by the next spare, standing in for the same owner; its
+// answer counts toward R or W. The first call is not cancelled: if it succeeds
+// later it counts too. The peer is recorded in the Avoidance the node shares
+// between all its requests (and its forwarding), so for DefaultAvoidFor later plans
+// replace it by a fallback at once instead of waiting for it again; then it is
+// tried again. The request's deadline (RequestTimeout, or the caller's earlier one)
+// still bounds the whole request, replacements included.
 //
 // Invariants:
 //
@@ -59,8 +72,12 @@
 //   - The coordinator knows no wire protocol and no command semantics: liveness,
 //     expiry and sibling resolution are the caller's. Replica messages are a small
 //     binary protocol (messages.go) carried by any Caller.
-//   - Work that outlives a request (replica writes past the quorum, read repairs)
-//     runs in goroutines Close cancels and waits for.
+//   - Work that outlives a request (replica writes past the quorum, a replica
+//     write that failed after the answer sending its record to the next spare,
+//     read repairs) runs in goroutines Close cancels and waits for.
+//   - plan is pure: it depends only on the preference list, liveness, the avoided
+//     peers and this node's name. Avoidance is advice: an avoided owner with no
+//     fallback left is still asked, and a dead one never is.
 //
 // A Coordinator is safe for concurrent use.
 package coordinator

@@ -32,6 +32,9 @@ var (
 // ErrUnreachable is what a FakeNet call to a crashed node (or from one) returns.
 var ErrUnreachable = errors.New("fakenet: node unreachable")
 
+// ErrReset is what a FakeNet call to a node set to reset connections returns.
+var ErrReset = errors.New("fakenet: connection reset")
+
 // Server answers the replica protocol: *Coordinator.
 type Server interface {
 	Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error)
@@ -81,6 +84,11 @@ type FakeNet struct {
 	// (observer "" stands for everyone), though the network still carries their
 	// messages: a flapping failure detector.
 	suspected map[[2]string]bool
+	// slow delays every request to a node by its duration before delivery (< 0:
+	// never delivered, as to a stopped process); reset makes every request to a
+	// node fail at once with ErrReset, although it is up.
+	slow  map[string]time.Duration
+	reset map[string]bool
 
 	calls, refused, dropReq, dropRep, dups, inflight atomic.Int64
 	trace                                            atomic.Pointer[func(string)]
@@ -121,7 +129,7 @@ func NewFakeNet(seed uint64, partitions int, detect time.Duration, names ...stri
 		return nil, err
 	}
 	n := &FakeNet{seed: seed, ring: rg, detect: detect, nodes: map[string]*fakeNode{}, side: map[string]int{},
-		suspected: map[[2]string]bool{}}
+		suspected: map[[2]string]bool{}, slow: map[string]time.Duration{}, reset: map[string]bool{}}
 	for _, name := range names {
 		n.nodes[name] = &fakeNode{}
 	}
@@ -177,6 +185,38 @@ func (n *FakeNet) Partition(groups ...[]string) {
 
 // Heal ends every partition.
 func (n *FakeNet) Heal() { n.Partition() }
+
+// Slow delays every request to node by d before it is delivered, from now on; d < 0
+// stalls them (they are never delivered: the caller waits for its deadline, as with
+// a SIGSTOPped process); d == 0 ends it. Liveness is not affected.
+func (n *FakeNet) Slow(node string, d time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if d == 0 {
+		delete(n.slow, node)
+	} else {
+		n.slow[node] = d
+	}
+}
+
+// Reset makes every request to node fail at once with ErrReset (on), as from a
+// process whose connections are reset, or ends it. Liveness is not affected.
+func (n *FakeNet) Reset(node string, on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if on {
+		n.reset[node] = true
+	} else {
+		delete(n.reset, node)
+	}
+}
+
+// nodeFault returns the Slow delay and Reset setting of node.
+func (n *FakeNet) nodeFault(node string) (time.Duration, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.slow[node], n.reset[node]
+}
 
 // Suspect makes observer (every node, for "") believe node dead, or stop
 // believing it; the network is not affected.
@@ -402,6 +442,23 @@ func (n *FakeNet) call(ctx context.Context, from, to string, typ uint8, req []by
 	}
 	srv, ok := n.reachable(from, to)
 	if !ok {
+		n.refused.Add(1)
+		n.tracef("%s->%s %s: refused", from, to, what)
+		return nil, ErrUnreachable
+	}
+	if slow, reset := n.nodeFault(to); reset {
+		n.refused.Add(1)
+		n.tracef("%s->%s %s: reset", from, to, what)
+		return nil, ErrReset
+	} else if slow < 0 {
+		n.tracef("%s->%s %s: stalled", from, to, what)
+		<-ctx.Done()
+		return nil, ctx.Err()
+	} else if err := sleep(ctx, slow); err != nil {
+		n.tracef("%s->%s %s: %v while slow", from, to, what, err)
+		return nil, err
+	}
+	if srv, ok = n.reachable(from, to); !ok {
 		n.refused.Add(1)
 		n.tracef("%s->%s %s: refused", from, to, what)
 		return nil, ErrUnreachable

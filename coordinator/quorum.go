@@ -59,6 +59,7 @@ type counters struct {
 	readRepairs, repairsSkipped, hintsStored  atomic.Int64
 	readQuorumFailures, writeQuorumFailures   atomic.Int64
 	replicaWriteFailures, replicaReadFailures atomic.Int64
+	fallbacks, slowReplicas                   atomic.Int64
 }
 
 // Metrics is a snapshot of the coordinator's counters since New.
@@ -70,6 +71,11 @@ type Metrics struct {
 	WriteQuorumFailures  int64
 	ReplicaWriteFailures int64 // replica writes that failed (each left a hint)
 	ReplicaReadFailures  int64
+	// Fallbacks counts replica calls sent to a spare fallback in place of one that
+	// failed or was slow during its request; SlowReplicas the calls that had not
+	// answered within ReplicaTimeout.
+	Fallbacks    int64
+	SlowReplicas int64
 }
 
 // Metrics returns a snapshot of the coordinator's counters.
@@ -79,7 +85,8 @@ func (c *Coordinator) Metrics() Metrics {
 		ReadRepairs: s.readRepairs.Load(), RepairsSkipped: s.repairsSkipped.Load(),
 		HintsStored: s.hintsStored.Load(), ReadQuorumFailures: s.readQuorumFailures.Load(),
 		WriteQuorumFailures: s.writeQuorumFailures.Load(), ReplicaWriteFailures: s.replicaWriteFailures.Load(),
-		ReplicaReadFailures: s.replicaReadFailures.Load(),
+		ReplicaReadFailures: s.replicaReadFailures.Load(), Fallbacks: s.fallbacks.Load(),
+		SlowReplicas: s.slowReplicas.Load(),
 	}
 }
 
@@ -117,38 +124,71 @@ type plan struct {
 	self    bool     // this node is one of the key's N replicas
 	remote  []target // live replicas and fallbacks other than this node
 	orphans []string // owners down with no fallback left: this node keeps their hints
+	// spare are the next nodes of the key's extended preference list, live, not
+	// avoided and not in remote, in order (at most n): a target that fails or is
+	// slow during the request is replaced by the next one, which stands in for its
+	// owner.
+	spare []string
 }
 
-// plan picks the key's replicas (sloppy quorum): each of the first N members of the
-// preference list that is alive, and for each one that is not, the next live
-// fallback beyond the first N, tagged with a hint naming the owner. Pure: it depends
-// only on the ring, liveness and this node's name.
+// plan picks the key's replicas (sloppy quorum) from the ring, liveness and the
+// peers this node avoids (Config.Avoid): see planFor.
 func (c *Coordinator) plan(key []byte) plan {
 	rg := c.cfg.Cluster.Ring()
 	n, _, _ := c.Quorum(rg.Len(), 0, 0)
 	pl := rg.PreferenceList(rg.Partition(key))
+	return planFor(pl, n, c.cfg.Node, c.cfg.Cluster.Alive, c.cfg.Avoid.Avoided, c.cfg.DisableHints)
+}
+
+// planFor is plan's pure core. pl is the key's preference list, n the replication
+// factor, self this node. Each of the first n members of pl that is alive and not
+// avoided is a target; one that is dead or avoided is replaced by the next live,
+// not-avoided fallback beyond the first n, tagged with a hint naming the owner. With
+// no such fallback left, an owner that is only avoided is asked anyway (avoidance is
+// advice), and a dead one is an orphan. The live, not-avoided fallbacks left over
+// are the spares. With hints disabled there are no fallbacks: every live owner is
+// asked, avoided or not.
+func planFor(pl []string, n int, self string, alive, avoided func(string) bool, disableHints bool) plan {
 	if len(pl) == 0 {
 		return plan{n: 1, self: true}
 	}
 	n = min(n, len(pl))
 	pn := plan{n: n}
+	usable := func(node string) bool { return node != self && alive(node) && !avoided(node) }
 	fb := n // next fallback to consider
 	for _, node := range pl[:n] {
-		switch {
-		case node == c.cfg.Node:
+		if node == self {
 			pn.self = true
-		case c.cfg.Cluster.Alive(node):
+			continue
+		}
+		isAlive := alive(node)
+		if isAlive && (disableHints || !avoided(node)) {
 			pn.remote = append(pn.remote, target{node: node})
-		case c.cfg.DisableHints:
+			continue
+		}
+		if disableHints {
+			continue
+		}
+		for fb < len(pl) && !usable(pl[fb]) {
+			fb++
+		}
+		switch {
+		case fb < len(pl):
+			pn.remote = append(pn.remote, target{node: pl[fb], hintFor: node})
+			fb++
+		case isAlive:
+			pn.remote = append(pn.remote, target{node: node})
 		default:
-			for fb < len(pl) && (pl[fb] == c.cfg.Node || !c.cfg.Cluster.Alive(pl[fb])) {
-				fb++
+			pn.orphans = append(pn.orphans, node)
+		}
+	}
+	if !disableHints {
+		for _, node := range pl[min(fb, len(pl)):] {
+			if len(pn.spare) == n {
+				break
 			}
-			if fb < len(pl) {
-				pn.remote = append(pn.remote, target{node: pl[fb], hintFor: node})
-				fb++
-			} else {
-				pn.orphans = append(pn.orphans, node)
+			if usable(node) {
+				pn.spare = append(pn.spare, node)
 			}
 		}
 	}
@@ -262,8 +302,13 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 }
 
 // replicate sends rec to the key's other replicas and waits for w acknowledgements,
-// counting this node's own write when it is one of the key's replicas. Replicas
-// that fail, and owners down without a fallback, get a hint stored here.
+// counting this node's own write when it is one of the key's replicas. A replica
+// that fails, or (while the quorum is not reached) has not answered after
+// ReplicaTimeout, is replaced at once by the next spare of the plan, standing in
+// for the same owner, whose acknowledgement counts like any other; a slow call goes
+// on and counts too if it succeeds later (both nodes then hold the record). A call
+// that fails after the request was answered replaces itself, in its goroutine.
+// Replicas that fail, and owners down without a fallback, get a hint stored here.
 //
 // With syncLocal (the local write was applied without a WAL sync), the local sync
 // runs alongside the replica writes and counts as an acknowledgement when done,
@@ -280,45 +325,110 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		return false, nil
 	}
 	rctx, cancel := c.sharedContext(ctx)
-	results := make(chan bool, len(pn.remote)+1)
+	rd := &writeRound{spare: pn.spare, results: make(chan outcome, len(pn.remote)+len(pn.spare)+1)}
+	results := rd.results
 	pending := 0
 	localDone := make(chan bool, 1)
 	if pn.self && syncLocal && c.goBackground(func() {
 		ok := c.store.SyncWAL() == nil
 		localDone <- ok
-		results <- ok
+		results <- outcome{i: -1, ok: ok}
 	}) {
 		acks, pending = 0, 1
 	}
 	recEnc := rec.AppendBinary(nil)
-	for _, t := range pn.remote {
+	write := func(t target) bool {
 		req := WriteRequest{Key: key, Record: rec, HintFor: t.hintFor, recordEnc: recEnc}
+		start := time.Now()
+		err := c.cfg.Peers.Write(rctx, t.node, req)
+		if err != nil {
+			c.stats.replicaWriteFailures.Add(1)
+			c.peerFailed(t.node, err, time.Since(start))
+			c.storeHint(t.owner(), key, rec)
+		}
+		return err == nil
+	}
+	var calls replicaCalls
+	send := func(t target) {
+		i := calls.add(t, c.cfg.ReplicaTimeout)
 		if c.goBackground(func() {
-			err := c.cfg.Peers.Write(rctx, t.node, req)
-			if err != nil {
-				c.stats.replicaWriteFailures.Add(1)
-				c.storeHint(t.owner(), key, rec)
+			if write(t) {
+				results <- outcome{i: i, ok: true}
+				return
 			}
-			results <- err == nil
+			if rd.report(i) {
+				return // the wait loop replaces it
+			}
+			// The request was answered: the call replaces itself (unless the wait
+			// loop did, when it was slow).
+			for rd.claim(i) && rctx.Err() == nil {
+				node, ok := rd.takeSpare()
+				if !ok {
+					break
+				}
+				c.stats.fallbacks.Add(1)
+				t = target{node: node, hintFor: t.owner()}
+				if write(t) {
+					break
+				}
+				rd.unclaim(i) // failed too: the next spare stands in
+			}
+			results <- outcome{i: i}
 		}) {
 			pending++
 		} else {
+			calls[i].done = true
 			c.storeHint(t.owner(), key, rec) // closing: the replica write is never sent
 		}
 	}
+	replace := func(i int) {
+		if rctx.Err() != nil || !rd.claim(i) {
+			return
+		}
+		node, ok := rd.takeSpare()
+		if !ok {
+			return
+		}
+		c.stats.fallbacks.Add(1)
+		send(target{node: node, hintFor: calls[i].t.owner()})
+	}
+	handle := func(o outcome) {
+		pending--
+		if o.i >= 0 {
+			calls[o.i].done = true
+		}
+		switch {
+		case o.ok:
+			acks++
+		case o.i >= 0:
+			replace(o.i)
+		}
+	}
+	for _, t := range pn.remote {
+		send(t)
+	}
+	var slow replicaTimer
 wait:
 	for acks < w && pending > 0 {
 		select {
-		case ok := <-results:
-			pending--
-			if ok {
-				acks++
+		case o := <-results:
+			handle(o)
+		case <-slow.arm(calls):
+			for _, i := range calls.overdue(time.Now()) {
+				c.avoidSlow(calls[i].t.node)
+				replace(i)
 			}
 		case <-ctx.Done():
 			break wait
 		case <-rctx.Done():
 			break wait
 		}
+	}
+	slow.stop()
+	// Failures reported before the calls learnt that the request is answered are
+	// replaced here; later ones replace themselves.
+	for _, o := range rd.answer() {
+		handle(o)
 	}
 	if cancel != nil {
 		releaseAfter(c, pending, results, cancel)
@@ -335,6 +445,167 @@ wait:
 		return localSynced, &QuorumError{Acks: acks, Need: w}
 	}
 	return localSynced, nil
+}
+
+// outcome is one replica call's result in a write: of calls[i], or of the local
+// sync (i = -1).
+type outcome struct {
+	i  int
+	ok bool
+}
+
+// writeRound is what a write's replica calls share with its wait loop: the spares
+// left, and whether the loop still replaces failed calls.
+type writeRound struct {
+	results chan outcome // room for every call's outcome: sends never block
+
+	mu       sync.Mutex
+	answered bool // the wait loop is done
+	spare    []string
+	replaced map[int]bool // calls a spare was sent for
+}
+
+// claim marks call i as replaced and reports whether it was not already.
+func (rd *writeRound) claim(i int) bool {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if rd.replaced[i] {
+		return false
+	}
+	if rd.replaced == nil {
+		rd.replaced = map[int]bool{}
+	}
+	rd.replaced[i] = true
+	return true
+}
+
+// unclaim undoes claim.
+func (rd *writeRound) unclaim(i int) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	delete(rd.replaced, i)
+}
+
+// takeSpare returns the next spare, if any is left.
+func (rd *writeRound) takeSpare() (string, bool) {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if len(rd.spare) == 0 {
+		return "", false
+	}
+	node := rd.spare[0]
+	rd.spare = rd.spare[1:]
+	return node, true
+}
+
+// report sends call i's failure to the wait loop and reports true, unless the
+// loop is done (then the call replaces itself).
+func (rd *writeRound) report(i int) bool {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	if rd.answered {
+		return false
+	}
+	rd.results <- outcome{i: i}
+	return true
+}
+
+// answer marks the wait loop done and returns the outcomes sent before.
+func (rd *writeRound) answer() []outcome {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	rd.answered = true
+	var out []outcome
+	for {
+		select {
+		case o := <-rd.results:
+			out = append(out, o)
+		default:
+			return out
+		}
+	}
+}
+
+// replicaCall is one replica call of a request, as the request's wait loop sees it.
+type replicaCall struct {
+	t        target
+	due      time.Time // when it counts as slow
+	done     bool      // answered (or never sent)
+	slow     bool      // found overdue (and its node avoided)
+	replaced bool      // a spare was sent in its place
+}
+
+type replicaCalls []replicaCall
+
+// add records a call to t made now, due within timeout, and returns its index.
+func (cs *replicaCalls) add(t target, timeout time.Duration) int {
+	*cs = append(*cs, replicaCall{t: t, due: time.Now().Add(timeout)})
+	return len(*cs) - 1
+}
+
+// overdue marks slow and returns the unanswered calls due by now.
+func (cs replicaCalls) overdue(now time.Time) []int {
+	var out []int
+	for i := range cs {
+		if cl := &cs[i]; !cl.done && !cl.slow && !now.Before(cl.due) {
+			cl.slow = true
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// replicaTimer fires when the earliest unanswered call of a request becomes slow.
+type replicaTimer struct {
+	t *time.Timer
+}
+
+// arm sets the timer for the earliest unanswered, not yet slow call and returns
+// its channel; nil (never ready) when there is none.
+func (rt *replicaTimer) arm(cs replicaCalls) <-chan time.Time {
+	var next time.Time
+	for _, cl := range cs {
+		if !cl.done && !cl.slow && (next.IsZero() || cl.due.Before(next)) {
+			next = cl.due
+		}
+	}
+	if next.IsZero() {
+		rt.stop()
+		return nil
+	}
+	if rt.t == nil {
+		rt.t = time.NewTimer(time.Until(next))
+	} else {
+		rt.t.Reset(time.Until(next))
+	}
+	return rt.t.C
+}
+
+func (rt *replicaTimer) stop() {
+	if rt.t != nil {
+		rt.t.Stop()
+	}
+}
+
+// peerFailed records a replica call's failure in the avoidance view: a peer that
+// refused, reset or answered with an error, or that did not answer within
+// ReplicaTimeout (a call cut shorter by the client's own deadline says nothing
+// about the peer), is avoided for a while.
+func (c *Coordinator) peerFailed(node string, err error, took time.Duration) {
+	if !c.cfg.PeerFailed(err) || errors.Is(err, context.DeadlineExceeded) && took < c.cfg.ReplicaTimeout {
+		return
+	}
+	if c.cfg.Avoid.Failed(node) {
+		c.cfg.Logger.Warn("coordinator: replica failed; avoiding it", "replica", node, "err", err)
+	}
+}
+
+// avoidSlow avoids a peer that has not answered a call within ReplicaTimeout.
+func (c *Coordinator) avoidSlow(node string) {
+	c.stats.slowReplicas.Add(1)
+	if c.cfg.Avoid.Failed(node) {
+		c.cfg.Logger.Warn("coordinator: replica did not answer in time; avoiding it", "replica", node, "within", c.cfg.ReplicaTimeout)
+	}
 }
 
 // releaseAfter calls cancel once pending more values arrived on ch: the replica
@@ -389,8 +660,10 @@ func sameRecord(a, b vclock.Set) bool {
 	return bytes.Equal(a.AppendBinary(ab[:0]), b.AppendBinary(bb[:0]))
 }
 
-// reply is one replica's answer to a read.
+// reply is one replica's answer to a read: of the read's calls[i], or of the local
+// replica (i = -1).
 type reply struct {
+	i   int
 	t   target
 	rec vclock.Set
 	err error
@@ -399,33 +672,67 @@ type reply struct {
 // quorumGet reads key from its replicas and returns the merge of the first r
 // answers. It asks only as many replicas as the quorum needs (this node's own
 // replica first), and more when one fails or when they are slow to answer
-// (speculate): a read costs R replica reads, not N. When every replica asked has
-// answered (or the request deadline passed), those that returned less than the
-// merge of all answers get it written back (read repair); replicas the read did
-// not ask are left to hinted handoff and anti-entropy.
+// (speculate): a read costs R replica reads, not N. A replica that fails or has not
+// answered after ReplicaTimeout, once every planned replica was asked, is replaced
+// by the next spare of the plan, read for the same owner (its own record merged
+// with the hint it keeps). When every replica asked has answered (or the request
+// deadline passed), those that returned less than the merge of all answers get it
+// written back (read repair); replicas the read did not ask are left to hinted
+// handoff and anti-entropy.
 func (c *Coordinator) quorumGet(ctx context.Context, key []byte, r int) (vclock.Set, error) {
 	pn := c.plan(key)
 	_, r, _ = c.Quorum(pn.n, r, 0)
 	if len(pn.remote) == 0 {
 		return c.localGet(ctx, key, pn.self, r)
 	}
-	replies := make(chan reply, len(pn.remote))
+	replies := make(chan reply, len(pn.remote)+len(pn.spare))
 	rctx, cancel := c.requestContext(ctx)
-	launched, pending := 0, 0
+	var calls replicaCalls
+	pending := 0
+	call := func(t target) {
+		i := calls.add(t, c.cfg.ReplicaTimeout)
+		if c.goBackground(func() {
+			start := time.Now()
+			rec, err := c.cfg.Peers.Read(rctx, t.node, ReadRequest{Key: key, HintFor: t.hintFor})
+			if err != nil {
+				c.stats.replicaReadFailures.Add(1)
+				c.peerFailed(t.node, err, time.Since(start))
+			}
+			replies <- reply{i: i, t: t, rec: rec, err: err}
+		}) {
+			pending++
+		} else {
+			calls[i].done = true
+		}
+	}
+	launched := 0 // of pn.remote
 	launch := func(k int) {
 		for ; k > 0 && launched < len(pn.remote); launched++ {
-			t := pn.remote[launched]
-			if c.goBackground(func() {
-				rec, err := c.cfg.Peers.Read(rctx, t.node, ReadRequest{Key: key, HintFor: t.hintFor})
-				if err != nil {
-					c.stats.replicaReadFailures.Add(1)
-				}
-				replies <- reply{t: t, rec: rec, err: err}
-			}) {
-				pending++
-				k--
+			if call(pn.remote[launched]); calls[len(calls)-1].done {
+				continue
 			}
+			k--
 		}
+	}
+	spare := pn.spare
+	// replace asks one more replica in place of calls[i]: the next planned one,
+	// else the next spare, for the same owner.
+	replace := func(i int) {
+		if calls[i].replaced {
+			return
+		}
+		if launched < len(pn.remote) {
+			calls[i].replaced = true
+			launch(1)
+			return
+		}
+		if len(spare) == 0 {
+			return
+		}
+		calls[i].replaced = true
+		c.stats.fallbacks.Add(1)
+		call(target{node: spare[0], hintFor: calls[i].t.owner()})
+		spare = spare[1:]
 	}
 	var got []reply
 	var merged vclock.Set
@@ -433,7 +740,7 @@ func (c *Coordinator) quorumGet(ctx context.Context, key []byte, r int) (vclock.
 	if pn.self {
 		rec, _, err := c.store.Get(key)
 		if err == nil {
-			got = append(got, reply{t: target{node: c.cfg.Node}, rec: rec})
+			got = append(got, reply{i: -1, t: target{node: c.cfg.Node}, rec: rec})
 			merged, acks = rec, 1
 		}
 	}
@@ -444,21 +751,29 @@ func (c *Coordinator) quorumGet(ctx context.Context, key []byte, r int) (vclock.
 		defer timer.Stop()
 		speculate = timer.C
 	}
+	var slow replicaTimer
+	defer slow.stop()
 wait:
 	for acks < r && pending > 0 {
 		select {
 		case rp := <-replies:
 			pending--
+			calls[rp.i].done = true
 			got = append(got, rp)
 			if rp.err == nil {
 				merged = vclock.Sync(merged, rp.rec)
 				acks++
 			} else {
-				launch(1)
+				replace(rp.i)
 			}
 		case <-speculate:
 			speculate = nil
 			launch(len(pn.remote))
+		case <-slow.arm(calls):
+			for _, i := range calls.overdue(time.Now()) {
+				c.avoidSlow(calls[i].t.node)
+				replace(i)
+			}
 		case <-ctx.Done():
 			break wait
 		case <-rctx.Done():

@@ -807,9 +807,10 @@ func (s *sim) heal() {
 		}
 	}
 	s.event("healed")
-	// Requests in flight time out (their replicas get hints), then handoff passes
-	// deliver every hint.
-	time.Sleep(2 * simTimeout)
+	// Requests in flight time out (their replicas get hints), the nodes that failed
+	// a request during the faults stop being avoided (so that the final reads ask
+	// the owners, not their fallbacks), then handoff passes deliver every hint.
+	time.Sleep(max(2*simTimeout, coordinator.DefaultAvoidFor))
 	for range 30 {
 		if s.hints() == 0 {
 			break
