@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/dynakv/dynakv/cluster"
@@ -55,7 +54,8 @@ func (n *Node) startCluster() error {
 		Store:      n.store,
 		Partitions: n.cfg.Partitions,
 		Logger:     n.log.With("component", "gossip"),
-		OnAlive: func(string) {
+		OnAlive: func(name string) {
+			n.avoid.Forget(name) // back: ask it again at once
 			if h := n.handoff.Load(); h != nil {
 				h.Kick()
 			}
@@ -273,28 +273,28 @@ func (n *Node) call(ctx context.Context, node string, typ uint8, req []byte) ([]
 // router forwards each op to a live node among its key's N replicas when this node
 // is not one of them (Dynamo: writes are coordinated by a node in the top N).
 //
-// A forward that times out marks its node suspect for suspectFor: ops skip it (as
-// Dynamo's coordinators do with a node that stopped answering) until memberlist
-// makes up its mind, so that a paused node stalls at most one request per client.
+// A forward that fails (the node refused or reset the connection, or did not
+// answer in time) puts its node in the node's Avoidance, which the coordinator's
+// plans share: for avoidFor every op skips it, as Dynamo's coordinators do with a
+// node that stopped answering, instead of waiting for memberlist to make up its
+// mind; a paused or crashed node then costs at most one request per front node.
 type router struct {
-	n       *Node
-	suspect sync.Map // node name -> time.Time it stopped answering
+	n *Node
 }
 
-const suspectFor = 5 * time.Second
+// avoidFor is how long a peer that failed a request is avoided by every request of
+// this node (forwards and replica calls alike); memberlist seeing it alive again
+// ends it sooner.
+const avoidFor = coordinator.DefaultAvoidFor
 
 var _ proxy.Router = (*router)(nil)
 
-func (r *router) suspected(node string) bool {
-	v, ok := r.suspect.Load(node)
-	if !ok {
-		return false
-	}
-	if time.Since(v.(time.Time)) > suspectFor {
-		r.suspect.CompareAndDelete(node, v) // keep a fresher suspicion stored meanwhile
-		return false
-	}
-	return true
+// peerFailed says whether a call's error means the peer failed, so that it is
+// avoided for a while: anything but this node closing, the caller giving up, or a
+// request too big for the transport (the request's fault, not the peer's).
+func peerFailed(err error) bool {
+	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, cluster.ErrClosed) &&
+		!errors.Is(err, cluster.ErrFrameTooBig)
 }
 
 func (r *router) Route(key []byte) string {
@@ -306,7 +306,7 @@ func (r *router) Route(key []byte) string {
 		return ""
 	}
 	for _, node := range reps {
-		if n.ms.Alive(node) && !r.suspected(node) {
+		if n.ms.Alive(node) && !n.avoid.Avoided(node) {
 			return node
 		}
 	}
@@ -323,8 +323,9 @@ func (r *router) Route(key []byte) string {
 // APPEND, SET NX, cas) is answered with the error, since running it again could
 // apply it twice. The copy sent there cannot run after this node gave up on it:
 // the node refuses a request past its deadline. Either way the op keeps the time
-// this node accepted it (Op.Accepted). A node that timed out is suspected for
-// suspectFor, so later ops skip it.
+// this node accepted it (Op.Accepted). A node that failed the call (refused, reset,
+// timed out; not one that refused it as late) is avoided for avoidFor, so later ops
+// skip it.
 func (r *router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.Result, error) {
 	timeout := r.n.cfg.RequestTimeout
 	if op.Idempotent() {
@@ -335,9 +336,8 @@ func (r *router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.R
 	b, err := r.n.call(fctx, node, msgProxyOp, op.AppendBinary(nil))
 	refusedLate := errors.Is(err, cluster.ErrLate)
 	timedOut := !refusedLate && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
-	if timedOut {
-		r.suspect.Store(node, time.Now())
-		r.n.log.Warn("replica did not answer a forwarded request; suspecting it", "replica", node, "for", suspectFor)
+	if (timedOut || ctx.Err() == nil && !refusedLate && peerFailed(err)) && r.n.avoid.Failed(node) {
+		r.n.log.Warn("replica failed a forwarded request; avoiding it", "replica", node, "for", avoidFor, "err", err)
 	}
 	unknown := timedOut || errors.Is(err, cluster.ErrUnreachable)
 	switch {

@@ -135,3 +135,48 @@ func TestClusterOperatorSurface(t *testing.T) {
 		t.Fatalf("GET k after removing n3 = %q, %v", v, err)
 	}
 }
+
+// TestRouterSharesCoordinatorAvoidance: a replica that refused a replica write is
+// avoided by the node's router too (one view for every request of the node),
+// while memberlist still reports it alive: ops are forwarded to the next replica.
+func TestRouterSharesCoordinatorAvoidance(t *testing.T) {
+	t.Cleanup(leaktest.AfterTest(t))
+	nodes := startTestCluster(t, 4)
+	a, x := nodes[0], nodes[3]
+	admin := clusterAdmin{a}
+	find := func(want func(pl []string) bool) string {
+		for i := range 10000 {
+			if k := fmt.Sprint("k", i); want(admin.PreferenceList([]byte(k))) {
+				return k
+			}
+		}
+		t.Fatal("no such key")
+		return ""
+	}
+	// k1 is written through a, with x among its replicas; k2 is not a's, and
+	// x is its first replica.
+	k1 := find(func(pl []string) bool { return pl[0] == a.cfg.Name && slices.Contains(pl, x.cfg.Name) })
+	k2 := find(func(pl []string) bool { return pl[0] == x.cfg.Name && !slices.Contains(pl, a.cfg.Name) })
+	rt := &router{n: a}
+	if got := rt.Route([]byte(k2)); got != x.cfg.Name {
+		t.Fatalf("Route(%s) = %q before any failure, want %s", k2, got, x.cfg.Name)
+	}
+	x.tr.Close() // x refuses internode connections; gossip still says it is alive
+	c := redis.NewClient(&redis.Options{Addr: a.RESPAddr()})
+	defer c.Close()
+	if err := c.Set(context.Background(), k1, "v", 0).Err(); err != nil {
+		t.Fatalf("SET %s with a replica refusing: %v", k1, err)
+	}
+	// The replica write to x may fail just after the quorum answered the SET.
+	for deadline := time.Now().Add(5 * time.Second); !a.avoid.Avoided(x.cfg.Name); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s is not avoided after it refused a replica write", x.cfg.Name)
+		}
+	}
+	if !a.ms.Alive(x.cfg.Name) {
+		t.Skip("gossip declared x dead already: the test shows nothing")
+	}
+	if got := rt.Route([]byte(k2)); got == x.cfg.Name || got == "" {
+		t.Fatalf("Route(%s) = %q after %s refused a replica write, want its next replica", k2, got, x.cfg.Name)
+	}
+}

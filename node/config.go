@@ -51,6 +51,11 @@ type Config struct {
 	Secret string
 	// RequestTimeout bounds each request that reaches other nodes. Default 1s.
 	RequestTimeout time.Duration
+	// ReplicaTimeout is the per-replica deadline within a request: a replica that
+	// has not answered by then is replaced by the next node of the key's
+	// preference list and avoided for a few seconds (coordinator.Config's
+	// ReplicaTimeout). Default 0: RequestTimeout/4. At most RequestTimeout.
+	ReplicaTimeout time.Duration
 	// DisableHintedHandoff stops storing and delivering hints (tests show
 	// anti-entropy alone heals). Default false: hints on.
 	DisableHintedHandoff bool
@@ -257,6 +262,9 @@ func (c Config) Validate() error {
 	}
 	if c.RequestTimeout < 0 {
 		bad("--request-timeout must be positive, not %v", c.RequestTimeout)
+	}
+	if c.ReplicaTimeout < 0 || c.ReplicaTimeout > c.RequestTimeout {
+		bad("--replica-timeout must be between 0 (a quarter of --request-timeout) and --request-timeout (%v), not %v", c.RequestTimeout, c.ReplicaTimeout)
 	}
 	if c.N < 1 {
 		bad("--n must be at least 1, not %d", c.N)

@@ -41,6 +41,7 @@ type Node struct {
 	tr      *cluster.Transport
 	ms      *cluster.Membership
 	peers   coordinator.Peers
+	avoid   *coordinator.Avoidance // peers that recently failed a request: the router's and the coordinator's
 	co      *coordinator.Coordinator
 	px      *proxy.Proxy
 	handoff atomic.Pointer[repair.Handoff] // set after membership, whose OnAlive kicks it
@@ -71,7 +72,8 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), started: cfg.Now(), met: newMetrics()}
+	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), started: cfg.Now(), met: newMetrics(),
+		avoid: coordinator.NewAvoidance(avoidFor, cfg.Now)}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -104,6 +106,9 @@ func Start(cfg Config) (_ *Node, err error) {
 		W:              cfg.W,
 		RequestTimeout: cfg.RequestTimeout,
 		PruneAge:       cfg.TombstoneGrace, // see coordinator.Config.PruneAge
+		ReplicaTimeout: cfg.ReplicaTimeout,
+		Avoid:          n.avoid,
+		PeerFailed:     peerFailed,
 		DisableHints:   cfg.DisableHintedHandoff,
 		CheapSync:      cfg.Fsync != storage.SyncAlways,
 		Logger:         n.log.With("component", "coordinator"),

@@ -104,6 +104,7 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.StringSliceVar(&cfg.Join, "join", nil, "gossip addresses of existing cluster members, host:port[,host:port...]; retried with backoff until one answers")
 	f.StringVar(&cfg.Secret, "secret", "", "cluster secret shared by every member: authenticates internode connections and encrypts gossip (default $DYNAKV_SECRET)")
 	f.DurationVar(&cfg.RequestTimeout, "request-timeout", d.RequestTimeout, "deadline for each request that reaches other nodes")
+	f.DurationVar(&cfg.ReplicaTimeout, "replica-timeout", d.ReplicaTimeout, "per-replica deadline within a request: a replica that has not answered by then is replaced at once by the next node of the key's preference list, and avoided for 5s (0: a quarter of --request-timeout)")
 	f.BoolVar(&hinted, "hinted-handoff", true, "keep hints for unreachable replicas and deliver them when they return")
 	f.DurationVar(&cfg.AAEInterval, "aae-interval", d.AAEInterval, "time between anti-entropy rounds (Merkle exchanges with the other replicas, partition handoff, tombstone purge); negative turns them off")
 	f.IntVar(&cfg.AAEMaxKeysPerSec, "aae-max-keys-per-sec", d.AAEMaxKeysPerSec, "throttle for anti-entropy and partition handoff: keys listed or moved per second")
