@@ -45,6 +45,12 @@
 //     entry for a node than the node itself (its data directory was lost), the node
 //     outvotes it with a higher version.
 //   - Ring is never nil and is replaced, never modified, when the set changes.
+//   - The member set is bounded: at most MembersMaxRing (1024) entries not Removed
+//     and MembersMaxCount (4096) in all. DecodeMembers refuses a larger set (or a
+//     longer encoding than MembersMaxEncodedLen), Merge leaves out the new names
+//     past a bound (Membership logs them as an error), and a node that would take
+//     its persisted set past one refuses to start. At the bounds, which new names
+//     got in may differ between nodes: the set is a CRDT only within them.
 //   - Every decoder of network input (DecodeMembers, DecodeMember and the transport's
 //     frame and handshake readers) validates strictly, never panics and is fuzzed.
 //

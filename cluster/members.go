@@ -71,10 +71,25 @@ const (
 	MemberMaxEncodedLen = 512
 	// MemberMaxStringLen bounds the length of a member's name and of each address.
 	MemberMaxStringLen = 255
-	// MembersMaxCount bounds the number of entries, Removed ones included, that a
-	// member set encoding may hold. At MemberMaxEncodedLen each that is 8 MiB, below
-	// memberlist's 20 MiB push/pull limit.
-	MembersMaxCount = 1 << 14
+	// MembersMaxRing bounds the entries of a member set that are not Removed: the
+	// ring members. 1024 is what a real cluster needs with room to spare (Dynamo
+	// runs hundreds of nodes per ring; one gossip cluster of thousands is past
+	// what SWIM's full-membership view is meant for), and it bounds a ring
+	// rebuild, which holds partitions × members names: 16 MiB at the default
+	// 1024 partitions, instead of the ~270 MB a peer could make it allocate
+	// before.
+	MembersMaxRing = 1 << 10
+	// MembersMaxCount bounds all entries, Removed ones included: removal is final,
+	// so a cluster's removed names accumulate over its life, and they get four
+	// times the room of the ring. It also bounds the frame the set travels in:
+	// at MemberMaxEncodedLen per entry an encoded set is at most
+	// MembersMaxEncodedLen (2 MiB), a tenth of memberlist's 20 MiB push/pull
+	// limit, which also carries memberlist's own node list.
+	MembersMaxCount = 4 * MembersMaxRing
+	// MembersMaxEncodedLen bounds a member set's encoding: version, count and
+	// MembersMaxCount entries of MemberMaxEncodedLen. DecodeMembers refuses
+	// anything longer before reading it.
+	MembersMaxEncodedLen = 1 + 3 + MembersMaxCount*MemberMaxEncodedLen
 
 	// memberCodecVersion is the first byte of every encoding.
 	memberCodecVersion = 1
@@ -86,6 +101,10 @@ const (
 
 // ErrMemberEncoding reports a malformed member or member set encoding.
 var ErrMemberEncoding = errors.New("cluster: malformed member encoding")
+
+// ErrMembersFull reports a member set that would exceed MembersMaxCount entries or
+// MembersMaxRing entries not Removed.
+var ErrMembersFull = errors.New("cluster: member set full")
 
 // Member is one entry of the ring member set.
 type Member struct {
@@ -166,39 +185,85 @@ func MergeMember(a, b Member) Member {
 // Merge merges every entry of o into m in place and returns the names whose entry in
 // m changed, sorted. Entries are matched by their Name; entries with an empty Name
 // are ignored. Merge is commutative, associative and idempotent as an operation on
-// sets.
+// sets within the bounds: a new name that would take m past MembersMaxCount
+// entries, or past MembersMaxRing entries not Removed, is left out (see merge).
 func (m Members) Merge(o Members) (changed []string) {
+	changed, _ = m.merge(o, true)
+	return changed
+}
+
+// wouldChange reports whether Merge(o) would change m, without changing it, and
+// which new names the bounds would leave out.
+func (m Members) wouldChange(o Members) (bool, []string) {
+	changed, refused := m.merge(o, false)
+	return len(changed) > 0, refused
+}
+
+// merge is Merge, applied to m only with apply, also returning the new names the
+// bounds left out. The entries of names m has are merged first (a removal may make
+// room), then the new names in name order, each admitted while the bounds allow:
+// so at the bounds the outcome depends only on m and o.
+func (m Members) merge(o Members, apply bool) (changed, refused []string) {
+	total, ring := len(m), 0
+	for _, a := range m {
+		if a.State != StateRemoved {
+			ring++
+		}
+	}
+	var fresh []string
 	for _, b := range o {
 		if b.Name == "" {
 			continue
 		}
 		a, ok := m[b.Name]
 		if !ok {
-			m[b.Name] = b
-			changed = append(changed, b.Name)
+			fresh = append(fresh, b.Name)
 			continue
 		}
 		if w := MergeMember(a, b); !memberEqual(w, a) {
-			m[b.Name] = w
+			if a.State != StateRemoved && w.State == StateRemoved {
+				ring--
+			}
+			if apply {
+				m[b.Name] = w
+			}
 			changed = append(changed, b.Name)
 		}
 	}
-	slices.Sort(changed)
-	return slices.Compact(changed)
-}
-
-// wouldChange reports whether Merge(o) would change m, without changing it.
-func (m Members) wouldChange(o Members) bool {
-	for _, b := range o {
-		if b.Name == "" {
+	slices.Sort(fresh)
+	for _, name := range fresh {
+		b := o[name]
+		if total >= MembersMaxCount || b.State != StateRemoved && ring >= MembersMaxRing {
+			refused = append(refused, name)
 			continue
 		}
-		a, ok := m[b.Name]
-		if !ok || !memberEqual(MergeMember(a, b), a) {
-			return true
+		total++
+		if b.State != StateRemoved {
+			ring++
+		}
+		if apply {
+			m[name] = b
+		}
+		changed = append(changed, name)
+	}
+	slices.Sort(changed)
+	return changed, refused
+}
+
+// checkBounds reports a set past MembersMaxCount entries or MembersMaxRing entries
+// not Removed.
+func (m Members) checkBounds() error {
+	ring := 0
+	for _, mb := range m {
+		if mb.State != StateRemoved {
+			ring++
 		}
 	}
-	return false
+	if len(m) > MembersMaxCount || ring > MembersMaxRing {
+		return fmt.Errorf("%w: %d members (%d not removed), more than %d (%d)",
+			ErrMembersFull, len(m), ring, MembersMaxCount, MembersMaxRing)
+	}
+	return nil
 }
 
 // Clone returns a copy of m (nil for nil).
@@ -250,11 +315,15 @@ func (m Members) AppendBinary(b []byte) []byte {
 }
 
 // DecodeMembers decodes a member set encoded by Members.AppendBinary. It validates
-// strictly (version, bounded counts and lengths, valid states, finite weights, names
-// strictly ascending, minimal uvarints, no trailing bytes) and returns an error
+// strictly (at most MembersMaxEncodedLen bytes, at most MembersMaxCount entries of
+// which at most MembersMaxRing not Removed, bounded lengths, valid states, finite
+// weights, names strictly ascending, minimal uvarints, no trailing bytes) and returns an error
 // wrapping ErrMemberEncoding for anything else; it never panics. The result never
 // aliases b.
 func DecodeMembers(b []byte) (Members, error) {
+	if len(b) > MembersMaxEncodedLen {
+		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrMemberEncoding, len(b), MembersMaxEncodedLen)
+	}
 	if len(b) == 0 || b[0] != memberCodecVersion {
 		return nil, fmt.Errorf("%w: unknown version", ErrMemberEncoding)
 	}
@@ -268,6 +337,7 @@ func DecodeMembers(b []byte) (Members, error) {
 	// Size the map by what the input can hold, not by what it claims.
 	m := make(Members, min(int(n), len(rest)/(memberFixedLen+2)))
 	prev := ""
+	ring := 0
 	for i := range int(n) {
 		var mb Member
 		if mb, rest, err = decodeMemberBody(rest); err != nil {
@@ -275,6 +345,11 @@ func DecodeMembers(b []byte) (Members, error) {
 		}
 		if i > 0 && mb.Name <= prev {
 			return nil, fmt.Errorf("%w: names not strictly ascending at %q", ErrMemberEncoding, mb.Name)
+		}
+		if mb.State != StateRemoved {
+			if ring++; ring > MembersMaxRing {
+				return nil, fmt.Errorf("%w: more than %d members not removed", ErrMemberEncoding, MembersMaxRing)
+			}
 		}
 		prev = mb.Name
 		m[mb.Name] = mb

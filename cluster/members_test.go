@@ -3,6 +3,7 @@ package cluster
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -139,7 +140,7 @@ func TestMembersMergeLaws(t *testing.T) {
 		}
 		// changed names exactly the entries that differ, and wouldChange agrees.
 		m := a.Clone()
-		would := m.wouldChange(b)
+		would, _ := m.wouldChange(b)
 		changed := m.Merge(b)
 		var want []string
 		for _, name := range m.Names() {
@@ -314,6 +315,9 @@ func FuzzDecodeMembers(f *testing.F) {
 	f.Add([]byte{memberCodecVersion, 0x80, 0x01})
 	f.Add(Member{Name: "n", State: StateActive, Weight: 1, Version: 3}.AppendBinary(nil))
 	f.Add(Member{Name: "n", State: StateActive, Weight: -1, Version: 1 << 60, RESPAddr: "127.0.0.1:6379"}.AppendBinary(nil))
+	nearFullSet := membersTestMany("a", MembersMaxRing-1, StateActive)
+	// (Sets at the bounds are TestDecodeMembersBounds's: big seeds stall the
+	// fuzzer's minimization.)
 	f.Fuzz(func(t *testing.T, b []byte) {
 		// The same bytes as one node's metadata (memberlist's NodeMeta).
 		if one, err := DecodeMember(b); err != nil {
@@ -338,6 +342,16 @@ func FuzzDecodeMembers(f *testing.F) {
 		if _, err := m.Ring(16); err != nil {
 			t.Fatalf("decoded member set makes no ring: %v", err)
 		}
+		// What it accepts is within the bounds, and merging it into a set at the
+		// ring bound keeps that set within them.
+		if err := m.checkBounds(); err != nil || len(b) > MembersMaxEncodedLen {
+			t.Fatalf("decoded a set past the bounds (%d bytes): %v", len(b), err)
+		}
+		nearFull := nearFullSet.Clone()
+		nearFull.Merge(m)
+		if err := nearFull.checkBounds(); err != nil {
+			t.Fatalf("merging a decoded set: %v", err)
+		}
 		enc := m.AppendBinary(nil)
 		if !bytes.Equal(enc, b) {
 			t.Fatalf("re-encoding differs:\n in  %x\n out %x", b, enc)
@@ -358,4 +372,125 @@ func FuzzDecodeMembers(f *testing.F) {
 			}
 		}
 	})
+}
+
+// membersTestMany returns count members named prefix0000... in state st.
+func membersTestMany(prefix string, count int, st State) Members {
+	m := Members{}
+	for i := range count {
+		name := fmt.Sprintf("%s%05d", prefix, i)
+		m[name] = Member{Name: name, State: st, Weight: 1, Version: 1, ClusterAddr: "127.0.0.1:7947"}
+	}
+	return m
+}
+
+// TestDecodeMembersBounds: a member set is bounded by what a real cluster needs
+// (MembersMaxRing members not removed) and by the frame that carries it
+// (MembersMaxCount entries, MembersMaxEncodedLen bytes); a peer cannot make a
+// node rebuild a ring of 16,384 members.
+func TestDecodeMembersBounds(t *testing.T) {
+	withRemoved := func(ring, removed int) Members {
+		m := membersTestMany("a", ring, StateActive)
+		for k, v := range membersTestMany("r", removed, StateRemoved) {
+			m[k] = v
+		}
+		return m
+	}
+	for _, tc := range []struct {
+		name string
+		m    Members
+		ok   bool
+	}{
+		{"ring members at the bound", membersTestMany("a", MembersMaxRing, StateActive), true},
+		{"leaving members count", func() Members {
+			m := membersTestMany("a", MembersMaxRing/2, StateActive)
+			for k, v := range membersTestMany("l", MembersMaxRing/2+1, StateLeaving) {
+				m[k] = v
+			}
+			return m
+		}(), false},
+		{"one ring member too many", membersTestMany("a", MembersMaxRing+1, StateActive), false},
+		{"one leaving member too many", membersTestMany("a", MembersMaxRing+1, StateLeaving), false},
+		{"16,384 members", membersTestMany("a", 1<<14, StateActive), false},
+		{"entries at the bound", withRemoved(MembersMaxRing, MembersMaxCount-MembersMaxRing), true},
+		{"one removed entry too many", withRemoved(MembersMaxRing, MembersMaxCount-MembersMaxRing+1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			enc := tc.m.AppendBinary(nil)
+			m, err := DecodeMembers(enc)
+			if tc.ok && (err != nil || len(m) != len(tc.m)) {
+				t.Fatalf("DecodeMembers of %d entries: %d, %v", len(tc.m), len(m), err)
+			}
+			if !tc.ok && !errors.Is(err, ErrMemberEncoding) {
+				t.Fatalf("DecodeMembers of %d entries = %d entries, %v; want ErrMemberEncoding", len(tc.m), len(m), err)
+			}
+			if (tc.m.checkBounds() == nil) != tc.ok {
+				t.Fatalf("checkBounds = %v", tc.m.checkBounds())
+			}
+		})
+	}
+	long := append([]byte{memberCodecVersion}, make([]byte, MembersMaxEncodedLen)...)
+	if _, err := DecodeMembers(long); !errors.Is(err, ErrMemberEncoding) {
+		t.Fatalf("DecodeMembers of %d bytes: %v", len(long), err)
+	}
+	// The largest set there can be fits the encoded bound.
+	big := Members{}
+	for i := range MembersMaxCount {
+		mb := Member{Name: fmt.Sprintf("%0255d", i), State: StateRemoved, Version: math.MaxUint64}
+		s := strings.Repeat("x", (MemberMaxEncodedLen-memberEncodedLen(mb))/5)
+		mb.RESPAddr, mb.MemcacheAddr, mb.HTTPAddr, mb.GossipAddr, mb.ClusterAddr = s, s, s, s, s
+		big[mb.Name] = mb
+	}
+	if n := len(big.AppendBinary(nil)); n > MembersMaxEncodedLen {
+		t.Fatalf("a full set encodes to %d bytes, more than MembersMaxEncodedLen %d", n, MembersMaxEncodedLen)
+	}
+}
+
+// TestMembersMergeBounds: merging never takes a set past the bounds. At the ring
+// bound a new live member is refused while a removal, and a new removed entry,
+// still merge; a removal makes room for the next member.
+func TestMembersMergeBounds(t *testing.T) {
+	full := membersTestMany("a", MembersMaxRing, StateActive)
+	newcomer := Members{"b": {Name: "b", State: StateActive, Weight: 1, Version: 1}}
+	if would, refused := full.wouldChange(newcomer); would || !slices.Equal(refused, []string{"b"}) {
+		t.Fatalf("wouldChange at the ring bound = %v, %v; want false, [b]", would, refused)
+	}
+	if changed := full.Merge(newcomer); len(changed) != 0 || len(full) != MembersMaxRing {
+		t.Fatalf("Merge at the ring bound admitted %v", changed)
+	}
+	gone := Members{"r": {Name: "r", State: StateRemoved, Version: 1}}
+	if changed := full.Merge(gone); !slices.Equal(changed, []string{"r"}) {
+		t.Fatalf("a removed entry was refused at the ring bound: %v", changed)
+	}
+	// One message removing a member and adding another: the removal makes room,
+	// whatever the order of the names.
+	first := "a00000"
+	swap := Members{first: {Name: first, State: StateRemoved, Version: 2}, "0new": {Name: "0new", State: StateActive, Version: 1}}
+	if changed := full.Merge(swap); !slices.Equal(changed, []string{"0new", first}) {
+		t.Fatalf("Merge of a removal and a newcomer changed %v", changed)
+	}
+	if err := full.checkBounds(); err != nil {
+		t.Fatal(err)
+	}
+	// Entries: removed ones too are refused at MembersMaxCount.
+	all := membersTestMany("r", MembersMaxCount, StateRemoved)
+	if changed := all.Merge(gone); len(changed) != 0 || all.checkBounds() != nil {
+		t.Fatalf("Merge past MembersMaxCount admitted %v", changed)
+	}
+	// Whatever is merged, in whatever order, the bounds hold.
+	r := rand.New(rand.NewPCG(7, 8))
+	for i := range 50 {
+		m := membersTestMany("a", MembersMaxRing-2, StateActive)
+		for range 3 {
+			in := Members{}
+			for range 1 + r.IntN(4) {
+				name := fmt.Sprintf("z%d", r.IntN(8))
+				in[name] = Member{Name: name, State: State(1 + r.IntN(3)), Version: uint64(r.IntN(3))}
+			}
+			m.Merge(in)
+			if err := m.checkBounds(); err != nil {
+				t.Fatalf("iteration %d: %v", i, err)
+			}
+		}
+	}
 }

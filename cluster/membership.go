@@ -300,6 +300,10 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 	m.self = self
 	self.Version = prev.Version + 1
 	m.members[m.name] = self
+	if err := m.members.checkBounds(); err != nil {
+		_ = nt.Shutdown()
+		return nil, fmt.Errorf("cluster: this node cannot join its persisted member set: %w", err)
+	}
 	r, err := m.members.Ring(cfg.Partitions)
 	if err == nil {
 		err = m.persist(m.members)
@@ -591,7 +595,12 @@ func (m *Membership) applyLocked(in Members, source string) error {
 	if m.closed {
 		return ErrMembershipClosed
 	}
-	if !m.members.wouldChange(in) {
+	would, refused := m.members.wouldChange(in)
+	if len(refused) > 0 {
+		m.log.Error("member set full: new members refused", "source", source, "refused", refused[:min(len(refused), 8)],
+			"count", len(refused), "max_members", MembersMaxCount, "max_ring_members", MembersMaxRing)
+	}
+	if !would {
 		return nil
 	}
 	next := m.members.Clone()
