@@ -19,8 +19,8 @@
 // call that fails (refused, reset, an error) or has not answered within
 // ReplicaTimeout (default RequestTimeout/4) is replaced at once, while its request
 // still lacks its quorum, by the next spare, standing in for the same owner; its
-// answer counts toward R or W. The first call is not cancelled: if it succeeds
-// later it counts too. The peer is recorded in the Avoidance the node shares
+// answer counts toward R or W for that owner. The first call is not cancelled: if
+// it succeeds later it adds a copy, not an answer, since each owner counts once. The peer is recorded in the Avoidance the node shares
 // between all its requests (and its forwarding), so for DefaultAvoidFor later plans
 // replace it by a fallback at once instead of waiting for it again; then it is
 // tried again. The request's deadline (RequestTimeout, or the caller's earlier one)
@@ -29,7 +29,9 @@
 // Invariants:
 //
 //   - A write is acknowledged only after W replicas (the coordinator counting when
-//     it is one of the key's N) stored the record that holds it durably.
+//     it is one of the key's N) stored the record that holds it durably: W
+//     distinct owners, each in person or through a fallback's hint for it. A read
+//     likewise merges the answers of R distinct owners.
 //   - Records from replicas are only ever merged with vclock.Sync: delivering one
 //     twice, late, or out of order changes nothing.
 //   - Every write's causal context is explicit: Put takes the client's clock;

@@ -337,3 +337,44 @@ func TestAvoidance(t *testing.T) {
 		t.Fatal("a nil Avoidance avoids")
 	}
 }
+
+// TestQuorumCountsOwnersOnce: a slow owner that answers after a fallback already
+// answered for it adds a copy, not an acknowledgement: W and R count distinct
+// owners, so a quorum always means W (R) of the key's owners answered, in person
+// or through a fallback. p1 is slow, p2 stalls, and one spare stands in for p1.
+func TestQuorumCountsOwnersOnce(t *testing.T) {
+	t.Run("write", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tc := newDetectCluster(t, 4, time.Hour) // p3 is the only spare
+			defer tc.Close()
+			pl := tc.prefs("k")
+			tc.net.Slow(pl[1], 400*time.Millisecond)
+			tc.net.Slow(pl[2], -1)
+			rec, err := tc.cos[pl[0]].Put(context.Background(), []byte("k"), nil, value("v"), WriteOptions{W: 3})
+			var qe *QuorumError
+			if !errors.As(err, &qe) || qe.Acks != 2 || qe.Need != 3 {
+				t.Fatalf("W=3 with p1 slow, p2 stalled and one spare: %v; want QuorumError{2, 3}", err)
+			}
+			synctest.Wait()
+			dot := dotOf(rec, pl[0]+":1")
+			if h, ok := tc.hint(pl[3], pl[1], "k"); !ok || !covers(h, dot) || !covers(tc.local(pl[1], "k"), dot) {
+				t.Fatal("want the write both on slow p1 and as p3's hint for it")
+			}
+		})
+	})
+	t.Run("read", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			tc := newDetectCluster(t, 5, time.Hour)
+			defer tc.Close()
+			pl := tc.prefs("k")
+			// p4 reads: not an owner, so it asks p0, p1, p2; p3 is its only spare.
+			tc.net.Slow(pl[1], 400*time.Millisecond)
+			tc.net.Slow(pl[2], -1)
+			_, err := tc.cos[pl[4]].Get(context.Background(), []byte("k"), ReadOptions{R: 3})
+			var qe *QuorumError
+			if !errors.As(err, &qe) || qe.Acks != 2 || qe.Need != 3 {
+				t.Fatalf("R=3 read with p1 slow, p2 stalled and one spare: %v; want QuorumError{2, 3}", err)
+			}
+		})
+	})
+}

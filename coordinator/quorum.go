@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -305,8 +306,9 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 // counting this node's own write when it is one of the key's replicas. A replica
 // that fails, or (while the quorum is not reached) has not answered after
 // ReplicaTimeout, is replaced at once by the next spare of the plan, standing in
-// for the same owner, whose acknowledgement counts like any other; a slow call goes
-// on and counts too if it succeeds later (both nodes then hold the record). A call
+// for the same owner, whose acknowledgement counts for that owner; a slow call
+// goes on, and if it succeeds later it adds a copy but no acknowledgement (each
+// owner counts once). A call
 // that fails after the request was answered replaces itself, in its goroutine.
 // Replicas that fail, and owners down without a fallback, get a hint stored here.
 //
@@ -324,6 +326,13 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 	if acks >= w && len(pn.remote) == 0 {
 		return false, nil
 	}
+	// An owner acknowledges once: a slow replica that succeeds after its
+	// replacement did (or the other way round) adds a copy, not an ack, so that W
+	// acknowledgements are always W of the key's owners (or hints kept for them).
+	var acked ownerSet
+	if pn.self {
+		acked.add(c.cfg.Node)
+	}
 	rctx, cancel := c.sharedContext(ctx)
 	rd := &writeRound{spare: pn.spare, results: make(chan outcome, len(pn.remote)+len(pn.spare)+1)}
 	results := rd.results
@@ -335,6 +344,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		results <- outcome{i: -1, ok: ok}
 	}) {
 		acks, pending = 0, 1
+		acked = ownerSet{}
 	}
 	recEnc := rec.AppendBinary(nil)
 	write := func(t target) bool {
@@ -394,12 +404,16 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 	}
 	handle := func(o outcome) {
 		pending--
+		owner := c.cfg.Node // the local sync's
 		if o.i >= 0 {
 			calls[o.i].done = true
+			owner = calls[o.i].t.owner()
 		}
 		switch {
 		case o.ok:
-			acks++
+			if acked.add(owner) {
+				acks++
+			}
 		case o.i >= 0:
 			replace(o.i)
 		}
@@ -445,6 +459,18 @@ wait:
 		return localSynced, &QuorumError{Acks: acks, Need: w}
 	}
 	return localSynced, nil
+}
+
+// ownerSet is the owners a request has counted toward its quorum (a handful).
+type ownerSet []string
+
+// add adds owner and reports whether it was not there yet.
+func (s *ownerSet) add(owner string) bool {
+	if slices.Contains(*s, owner) {
+		return false
+	}
+	*s = append(*s, owner)
+	return true
 }
 
 // outcome is one replica call's result in a write: of calls[i], or of the local
@@ -675,7 +701,7 @@ type reply struct {
 // (speculate): a read costs R replica reads, not N. A replica that fails or has not
 // answered after ReplicaTimeout, once every planned replica was asked, is replaced
 // by the next spare of the plan, read for the same owner (its own record merged
-// with the hint it keeps). When every replica asked has answered (or the request
+// with the hint it keeps); each owner counts once toward R. When every replica asked has answered (or the request
 // deadline passed), those that returned less than the merge of all answers get it
 // written back (read repair); replicas the read did not ask are left to hinted
 // handoff and anti-entropy.
@@ -737,11 +763,13 @@ func (c *Coordinator) quorumGet(ctx context.Context, key []byte, r int) (vclock.
 	var got []reply
 	var merged vclock.Set
 	acks := 0
+	var acked ownerSet // an owner answers once, whoever answers for it (see replicate)
 	if pn.self {
 		rec, _, err := c.store.Get(key)
 		if err == nil {
 			got = append(got, reply{i: -1, t: target{node: c.cfg.Node}, rec: rec})
 			merged, acks = rec, 1
+			acked.add(c.cfg.Node)
 		}
 	}
 	launch(r - acks)
@@ -762,7 +790,9 @@ wait:
 			got = append(got, rp)
 			if rp.err == nil {
 				merged = vclock.Sync(merged, rp.rec)
-				acks++
+				if acked.add(rp.t.owner()) {
+					acks++
+				}
 			} else {
 				replace(rp.i)
 			}
