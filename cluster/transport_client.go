@@ -2,6 +2,11 @@ package cluster
 
 // Client side of the transport: Call, per-peer state, dialing with backoff, and the
 // reader and writer of an outbound connection. See the notes in transport.go.
+//
+// The peer table holds one entry per address called, until the caller forgets it
+// (Forget: node/ does when no member uses the address any more, e.g. after a
+// removal); forgetting closes the peer's connection, and a dial still running for
+// the forgotten entry closes what it made, so no connection outlives its entry.
 
 import (
 	"bufio"
@@ -14,6 +19,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -136,6 +142,46 @@ func (t *Transport) trPeerFor(addr string) *trPeer {
 	return p
 }
 
+// errForgotten fails the calls to a peer the caller forgot (Forget).
+var errForgotten = errors.New("peer forgotten")
+
+// Forget drops the client-side state of the peer at addr: its entry in the peer
+// table and its connection, closed at once (calls awaiting a reply from it fail
+// with an error wrapping ErrUnreachable). The caller uses it when addr stops
+// being a member's address (the member was removed, or moved), so that the table
+// holds only peers the node may call. A later Call to addr starts afresh. It
+// reports whether there was an entry.
+func (t *Transport) Forget(addr string) bool {
+	t.mu.Lock()
+	p := t.peers[addr]
+	delete(t.peers, addr)
+	t.mu.Unlock()
+	if p == nil {
+		return false
+	}
+	p.mu.Lock()
+	p.forgotten = true // a dial still running closes what it made
+	cc := p.cc
+	p.mu.Unlock()
+	if cc != nil {
+		cc.fail(fmt.Errorf("%w: %s: %w", ErrUnreachable, addr, errForgotten))
+	}
+	return true
+}
+
+// PeerAddrs returns the addresses the peer table holds (every address called
+// since it was last forgotten), sorted.
+func (t *Transport) PeerAddrs() []string {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	out := make([]string, 0, len(t.peers))
+	for addr := range t.peers {
+		out = append(out, addr)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // trPeer is the client-side state for one peer address.
 type trPeer struct {
 	t           *Transport
@@ -149,6 +195,7 @@ type trPeer struct {
 	retryAt   time.Time     // no dial before this
 	backoff   time.Duration // base of the next backoff; 0 means BackoffMin
 	connected bool          // a connection was established before
+	forgotten bool          // dropped from the peer table (Forget): no new connection
 	rng       *rand.Rand
 }
 
@@ -160,6 +207,10 @@ func (p *trPeer) getConn(ctx context.Context) (*trClientConn, error) {
 		if cc := p.cc; cc != nil {
 			p.mu.Unlock()
 			return cc, nil
+		}
+		if p.forgotten {
+			p.mu.Unlock()
+			return nil, fmt.Errorf("%w: %s: %w", ErrUnreachable, p.addr, errForgotten)
 		}
 		if ch := p.dialing; ch != nil {
 			p.mu.Unlock()
@@ -207,31 +258,7 @@ func (p *trPeer) dial(ch chan struct{}) {
 	t.st.dials.Add(1)
 	cc, err := p.connect()
 	if err == nil {
-		t.mu.RLock()
-		if t.closed {
-			err = ErrClosed
-		} else {
-			p.mu.Lock()
-			if p.connected {
-				t.st.reconnects.Add(1)
-				t.log.Info("cluster: reconnected to peer", "peer", p.addr)
-			}
-			p.cc, p.connected, p.backoff, p.retryAt = cc, true, 0, time.Time{}
-			p.dialing = nil
-			close(ch)
-			p.mu.Unlock()
-			t.wg.Add(2)
-			go func() {
-				defer t.wg.Done()
-				cc.readLoop()
-			}()
-			go func() {
-				defer t.wg.Done()
-				cc.writeLoop()
-			}()
-		}
-		t.mu.RUnlock()
-		if err == nil {
+		if err = p.install(cc, ch); err == nil {
 			return
 		}
 		_ = cc.conn.Close()
@@ -246,6 +273,41 @@ func (p *trPeer) dial(ch chan struct{}) {
 	p.dialing = nil
 	close(ch)
 	p.mu.Unlock()
+}
+
+// install publishes cc as the peer's connection, ends the dial (closes ch) and
+// starts cc's reader and writer, unless the transport closed or the peer was
+// forgotten meanwhile.
+func (p *trPeer) install(cc *trClientConn, ch chan struct{}) error {
+	t := p.t
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
+		return ErrClosed
+	}
+	p.mu.Lock()
+	if p.forgotten {
+		p.mu.Unlock()
+		return fmt.Errorf("%w: %s: %w", ErrUnreachable, p.addr, errForgotten)
+	}
+	if p.connected {
+		t.st.reconnects.Add(1)
+		t.log.Info("cluster: reconnected to peer", "peer", p.addr)
+	}
+	p.cc, p.connected, p.backoff, p.retryAt = cc, true, 0, time.Time{}
+	p.dialing = nil
+	close(ch)
+	p.mu.Unlock()
+	t.wg.Add(2)
+	go func() {
+		defer t.wg.Done()
+		cc.readLoop()
+	}()
+	go func() {
+		defer t.wg.Done()
+		cc.writeLoop()
+	}()
+	return nil
 }
 
 // noteFailureLocked records a failed dial (or a connection that never worked) and
