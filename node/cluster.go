@@ -78,6 +78,7 @@ func (n *Node) ringChanged() {
 	if a := n.aae.Load(); a != nil {
 		a.Kick() // ownership may have moved: hand partitions off now
 	}
+	n.dropStalePeers()
 	members := n.ms.Ring().Len()
 	nn, r, w := n.quorum(members)
 	prev := n.lastClamp.Swap(int64(nn<<16 | r<<8 | w))
@@ -93,6 +94,26 @@ func (n *Node) ringChanged() {
 			"n", nn, "r", r, "w", w, "configured_n", n.cfg.N, "configured_r", n.cfg.R, "configured_w", n.cfg.W)
 	} else {
 		n.log.Info("ring members changed", "members", members, "n", nn, "r", r, "w", w)
+	}
+}
+
+// dropStalePeers drops the transport's peer entries, and closes the connections,
+// of addresses no member that is not Removed uses any more (a removed member's, or
+// the old address of a member that moved), and forgets the removed members'
+// avoidance, so that neither grows with every member the cluster ever had.
+func (n *Node) dropStalePeers() {
+	live := map[string]bool{}
+	for _, m := range n.ms.Members() {
+		if m.State == cluster.StateRemoved {
+			n.avoid.Forget(m.Name)
+		} else if m.ClusterAddr != "" {
+			live[m.ClusterAddr] = true
+		}
+	}
+	for _, addr := range n.tr.PeerAddrs() {
+		if !live[addr] && n.tr.Forget(addr) {
+			n.log.Debug("dropped the transport's peer at an address no member uses", "addr", addr)
+		}
 	}
 }
 

@@ -180,3 +180,38 @@ func TestRouterSharesCoordinatorAvoidance(t *testing.T) {
 		t.Fatalf("Route(%s) = %q after %s refused a replica write, want its next replica", k2, got, x.cfg.Name)
 	}
 }
+
+// TestRemovedMemberLeavesTransport: once a member is removed, the other nodes'
+// transports drop its peer entry and close its connection.
+func TestRemovedMemberLeavesTransport(t *testing.T) {
+	t.Cleanup(leaktest.AfterTest(t))
+	nodes := startTestCluster(t, 3)
+	gone := nodes[2]
+	addr := gone.tr.Addr()
+	c := redis.NewClient(&redis.Options{Addr: nodes[0].RESPAddr()})
+	defer c.Close()
+	// With N=3 on three nodes every write reaches every node.
+	for i := range 5 {
+		if err := c.Set(context.Background(), fmt.Sprint("k", i), "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range nodes[:2] {
+		if !slices.Contains(n.tr.PeerAddrs(), addr) {
+			t.Fatalf("%s never called %s", n.cfg.Name, gone.cfg.Name)
+		}
+	}
+	gone.Close()
+	if err := c.Do(context.Background(), "DCLUSTER", "REMOVE", gone.cfg.Name).Err(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for _, n := range nodes[:2] {
+		for slices.Contains(n.tr.PeerAddrs(), addr) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still holds a peer entry for removed %s: %v", n.cfg.Name, gone.cfg.Name, n.tr.PeerAddrs())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
