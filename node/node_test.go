@@ -106,6 +106,8 @@ func TestConfigValidate(t *testing.T) {
 		{"bad addr", func(c *Config) { c.RESPAddr = "nope" }, "--resp"},
 		{"join", func(c *Config) { c.Join = []string{"127.0.0.1:7946", "nope"} }, "--join"},
 		{"request timeout", func(c *Config) { c.RequestTimeout = -1 }, "--request-timeout"},
+		{"replica timeout above the request's", func(c *Config) { c.ReplicaTimeout = 2 * time.Second }, "--replica-timeout"},
+		{"replica timeout", func(c *Config) { c.ReplicaTimeout = 100 * time.Millisecond }, ""},
 		{"max value", func(c *Config) { c.MaxValueBytes = -1 }, "--max-value-bytes"},
 		{"fsync", func(c *Config) { c.Fsync = "sometimes" }, "--fsync"},
 		{"fsync interval", func(c *Config) { c.FsyncInterval = -time.Second }, "--fsync-interval"},
