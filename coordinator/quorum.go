@@ -308,9 +308,9 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 // ReplicaTimeout, is replaced at once by the next spare of the plan, standing in
 // for the same owner, whose acknowledgement counts for that owner; a slow call
 // goes on, and if it succeeds later it adds a copy but no acknowledgement (each
-// owner counts once). A call
-// that fails after the request was answered replaces itself, in its goroutine.
-// Replicas that fail, and owners down without a fallback, get a hint stored here.
+// owner counts once). A call that fails after the request was answered replaces
+// itself, in its goroutine. Replicas that fail, and owners down without a
+// fallback, get a hint stored here.
 //
 // With syncLocal (the local write was applied without a WAL sync), the local sync
 // runs alongside the replica writes and counts as an acknowledgement when done,
@@ -558,7 +558,7 @@ type replicaCall struct {
 	due      time.Time // when it counts as slow
 	done     bool      // answered (or never sent)
 	slow     bool      // found overdue (and its node avoided)
-	replaced bool      // a spare was sent in its place
+	replaced bool      // another replica was asked in its place (reads; writes: writeRound)
 }
 
 type replicaCalls []replicaCall
