@@ -53,8 +53,9 @@ compat-redis:
 compat-memcached:
 	scripts/memcached-suite.sh
 
-# Five nodes in network namespaces under a fault schedule (kill -9, SIGSTOP,
-# partitions, slow links, clock offset, full disk), then the history checker's
+# Five nodes in network namespaces under a fault schedule (kill -9, rolling kills,
+# SIGSTOP, partitions, slow links, clock offset, full disk, join/leave/remove), with
+# RESP and memcached clients and a 3 s tombstone grace, then the history checker's
 # verdict (compat/chaos). Needs root; skips otherwise. CHAOS_ARGS adds flags
 # (--seed N to replay a schedule).
 CHAOS_DURATION ?= 5m
