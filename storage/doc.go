@@ -54,7 +54,7 @@
 //     key lock.
 //   - The expiry index holds an entry for exactly the records whose every value is a
 //     tombstone or has an expiry, at least one value having one, at the latest expiry
-//     (reapTime: the record is dead once it passes). The reaper never deletes a
+//     (ReapTime: the record is dead once it passes). The reaper never deletes a
 //     record: it rewrites each of those with every expired value turned into its
 //     tombstone (vclock.Bury: dot, Timestamp and Expiry kept, data and flags
 //     dropped, the same bytes on every replica), after re-checking it under the key

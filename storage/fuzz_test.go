@@ -55,7 +55,7 @@ func FuzzDecodeRecord(f *testing.F) {
 			if !bytes.Equal(r2.AppendBinary(nil), enc) {
 				t.Fatal("decode(encode(decode(b))) differs from decode(b)")
 			}
-			if counts(r) != counts(r2) || reapTime(r) != reapTime(r2) || r.Len() != r2.Len() {
+			if Counts(r) != Counts(r2) || ReapTime(r) != ReapTime(r2) || r.Len() != r2.Len() {
 				t.Fatal("counts/reapTime/Len changed across a round trip")
 			}
 			if len(record) > 0 {

@@ -94,7 +94,7 @@ func (s *Store) reapOne(at int64, p int, h uint64, key []byte, now int64) (bool,
 	if err != nil {
 		return false, err
 	}
-	if !found || reapTime(cur) != at {
+	if !found || ReapTime(cur) != at {
 		// Dangling index entry (dropped partition) or the record changed: the write
 		// that changed it maintained its own index entry.
 		return false, s.db.Delete(expiryKey(nil, at, p, h, key), pebble.NoSync)
@@ -104,7 +104,7 @@ func (s *Store) reapOne(at int64, p int, h uint64, key []byte, now int64) (bool,
 	}
 	next, changed := vclock.Bury(cur, now)
 	if !changed {
-		// Not reachable (reapTime(cur) <= now means a value expired); drop the
+		// Not reachable (ReapTime(cur) <= now means a value expired); drop the
 		// entry rather than loop on it.
 		return false, s.db.Delete(expiryKey(nil, at, p, h, key), pebble.NoSync)
 	}

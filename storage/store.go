@@ -369,7 +369,7 @@ func (s *Store) loadCounts() error {
 		if err != nil {
 			return fmt.Errorf("storage: record %q: %w", it.Key(), err)
 		}
-		if counts(rec) {
+		if Counts(rec) {
 			s.counts[p].Add(1)
 		}
 	}
@@ -808,9 +808,9 @@ type staged struct {
 func (st *staged) stage(b *pebble.Batch) error {
 	var oldReap, oldGrave int64
 	if st.found {
-		oldReap, oldGrave = reapTime(st.cur), graveTime(st.cur)
+		oldReap, oldGrave = ReapTime(st.cur), graveTime(st.cur)
 	}
-	newReap, newGrave := reapTime(st.next), graveTime(st.next)
+	newReap, newGrave := ReapTime(st.next), graveTime(st.next)
 	if err := moveIndex(b, expiryKey, oldReap, newReap, st.p, st.h, st.key); err != nil {
 		return err
 	}
@@ -831,7 +831,7 @@ func (s *Store) committed(st *staged) {
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.RecordChanged(st.p, st.h, st.key, st.curEnc, st.enc)
 	}
-	before, after := st.found && counts(st.cur), !st.next.Empty() && counts(st.next)
+	before, after := st.found && Counts(st.cur), !st.next.Empty() && Counts(st.next)
 	switch {
 	case before && !after:
 		s.counts[st.p].Add(-1)
@@ -840,22 +840,22 @@ func (s *Store) committed(st *staged) {
 	}
 }
 
-// counts reports whether a record counts for DBSIZE: the value plain GET would
+// Counts reports whether a record counts for DBSIZE: the value plain GET would
 // resolve to, the greatest by (Timestamp, dot) among all siblings (vclock.Winner),
 // tombstones and expired values included, is not a tombstone. Like Redis, an
 // expired value counts until it is reaped (turned into a tombstone). It does not
 // depend on the time, so the count moves only when a record changes.
-func counts(rec vclock.Set) bool {
+func Counts(rec vclock.Set) bool {
 	w, ok := vclock.Winner(rec.Siblings())
 	return ok && !w.Tombstone
 }
 
-// reapTime is the unix ms at which the reaper turns rec's expired values into
+// ReapTime is the unix ms at which the reaper turns rec's expired values into
 // tombstones: the latest expiry of its values, when every value either is a
 // tombstone or has an expiry, and at least one has an expiry (once it passes,
 // the record holds only tombstones: a grave). 0 when some value never expires or
 // every value is a tombstone already (tombstones are purged by anti-entropy).
-func reapTime(rec vclock.Set) int64 {
+func ReapTime(rec vclock.Set) int64 {
 	var at int64
 	for v := range rec.Values() {
 		switch {

@@ -1005,7 +1005,7 @@ func TestDurableAcrossReopen(t *testing.T) {
 	// tombstone) are reaped after reopen.
 	expiring := 0
 	for _, r := range want {
-		if reapTime(r) != 0 {
+		if ReapTime(r) != 0 {
 			expiring++
 		}
 	}
@@ -1100,7 +1100,7 @@ func TestConcurrentCountsExact(t *testing.T) {
 	for p := range q {
 		live := int64(0)
 		if err := s.Scan(p, 0, func(_ uint64, _ []byte, r vclock.Set) bool {
-			if counts(r) {
+			if Counts(r) {
 				live++
 			}
 			return true

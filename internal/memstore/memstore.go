@@ -117,29 +117,6 @@ func decode(enc []byte) (vclock.Set, error) {
 	return rec, nil
 }
 
-// live reports whether rec counts: its plain-GET winner, the greatest sibling by
-// (Timestamp, dot), is not a tombstone (storage's counts).
-func live(rec vclock.Set) bool {
-	w, ok := vclock.Winner(rec.Siblings())
-	return ok && !w.Tombstone
-}
-
-// reapTime is storage's: the latest expiry of rec's values when each is a
-// tombstone or has an expiry and one at least has one; 0 otherwise.
-func reapTime(rec vclock.Set) int64 {
-	var at int64
-	for v := range rec.Values() {
-		switch {
-		case v.Tombstone:
-		case v.Expiry == 0:
-			return 0
-		default:
-			at = max(at, v.Expiry)
-		}
-	}
-	return at
-}
-
 // Reap runs storage's reaper at time now (unix ms) over every record: a record
 // whose every value is a tombstone or has expired at now, one at least having
 // expired, is rewritten with its expired values turned into tombstones
@@ -156,11 +133,11 @@ func (s *Store) Reap(now int64) (int, error) {
 			if err != nil {
 				return n, err
 			}
-			if at := reapTime(rec); at == 0 || at > now {
+			if at := storage.ReapTime(rec); at == 0 || at > now {
 				continue
 			}
 			next, _ := vclock.Bury(rec, now)
-			nr := &record{key: r.key, hash: r.hash, enc: next.AppendBinary(nil), live: live(next)}
+			nr := &record{key: r.key, hash: r.hash, enc: next.AppendBinary(nil), live: storage.Counts(next)}
 			part[k] = nr
 			switch {
 			case r.live && !nr.live:
@@ -219,7 +196,7 @@ func (s *Store) Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
 		delete(part, string(key))
 		return next, nil
 	}
-	r := &record{key: bytes.Clone(key), hash: h, enc: next.AppendBinary(nil), live: live(next)}
+	r := &record{key: bytes.Clone(key), hash: h, enc: next.AppendBinary(nil), live: storage.Counts(next)}
 	part[string(key)] = r
 	if r.live {
 		s.counts[p]++
