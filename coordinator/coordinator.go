@@ -34,14 +34,18 @@ type Config struct {
 	// MaxEntries bounds version vectors (vclock.Prune): a write leaving more
 	// entries forgets idle ones it does not need that are older than PruneAge.
 	// Default vclock.MaxEntries. Entries younger than PruneAge are forgotten only
-	// above 5*MaxEntries, so a record stays bounded whatever the contexts.
+	// above 5*MaxEntries; entries a write's own context needs are never
+	// forgotten, so one write's record is bounded by its context's size (which
+	// the codecs bound) plus 5*MaxEntries.
 	MaxEntries int
 	// PruneAge is how long an entry stays after its actor wrote or a write needed
 	// it (vclock.PruneOptions.MinAge): a value superseded less than PruneAge ago
 	// cannot come back as a sibling from a stale replica through pruning. Set it
-	// to no less than the time every write takes to reach every replica (node/
-	// passes the tombstone grace, which rests on the same assumption). Default
-	// 24h; negative turns the age rule off.
+	// to no less than the time every write takes to reach every replica
+	// (directly, by a hint or by anti-entropy). It is not the tombstone grace:
+	// purge does not rest on time (it asks every holder), and a cache tier that
+	// shortens the grace to reclaim expired keys' tombstones should not forget
+	// causality sooner. Default 24h; negative turns the age rule off.
 	PruneAge time.Duration
 	// Now is the clock; default time.Now.
 	Now func() time.Time

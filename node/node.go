@@ -105,7 +105,6 @@ func Start(cfg Config) (_ *Node, err error) {
 		R:              cfg.R,
 		W:              cfg.W,
 		RequestTimeout: cfg.RequestTimeout,
-		PruneAge:       cfg.TombstoneGrace, // see coordinator.Config.PruneAge
 		ReplicaTimeout: cfg.ReplicaTimeout,
 		Avoid:          n.avoid,
 		PeerFailed:     peerFailed,

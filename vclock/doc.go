@@ -35,14 +35,13 @@
 // that the write does not need, least recently active first, and only once they are
 // older than the age rule's MinAge (Entry.Active: the latest time, merged across
 // replicas, that the actor wrote or a write needed its entry; the coordinator's
-// default is 24 hours, its tombstone grace) unless the record is above HardLimit
+// default is 24 hours) unless the record is above HardLimit
 // entries. A value whose supersession is forgotten that way comes back as a sibling
 // if a replica still holds it when the records sync; no value is ever lost. The
 // coverage of a dot is always brought in by a write that needed it (its Active is at
 // least that write's time, and Sync keeps the maximum), so under the assumption that
 // every write reaches every replica within MinAge (directly, through a hint or by
-// anti-entropy) and no copy older than that is merged later (dynakv's tombstone grace
-// rests on the same assumption), a superseded value is gone from every replica
+// anti-entropy) and no copy older than that is merged later, a superseded value is gone from every replica
 // before its coverage can be forgotten, and pruning never makes two causally ordered
 // values concurrent. A replica that was away longer, or a record above HardLimit
 // (which takes a hostile context or a pathological history), can see an overwrite
