@@ -422,7 +422,10 @@ type trCall struct {
 	deadline  time.Time
 	payload   []byte // private copy; the writer drops it once written
 	abandoned atomic.Bool
-	result    chan trResult // buffered 1; receives exactly one result if any
+	// written is set by the writer before any byte of the request can leave:
+	// a call failed with its connection while it is unset was never sent.
+	written atomic.Bool
+	result  chan trResult // buffered 1; receives exactly one result if any
 }
 
 type trResult struct {
@@ -552,9 +555,17 @@ func (cc *trClientConn) fail(err error) {
 			}
 		}
 		p.mu.Unlock()
+		// Closed before the written marks are read: a writer that sets one after
+		// this can no longer send a byte, so a call seen unwritten certainly did
+		// not reach the peer (ErrNotSent, which lets a front node run a forwarded
+		// op itself), and only the others have an unknown outcome.
 		_ = cc.conn.Close()
 		for _, c := range pending {
-			c.result <- trResult{err: err}
+			cerr := err
+			if !c.written.Load() && !errors.Is(err, ErrClosed) {
+				cerr = fmt.Errorf("%w: %w", ErrNotSent, err)
+			}
+			c.result <- trResult{err: cerr}
 		}
 		if !errors.Is(err, ErrClosed) {
 			p.t.log.Debug("cluster: connection to peer lost", "peer", p.addr, "err", err, "pending", len(pending))
@@ -637,6 +648,7 @@ func (cc *trClientConn) writeCall(w *trWriter, c *trCall) error {
 	f := trFrame{kind: frameKindRequest, id: c.id, typ: c.typ,
 		timeoutMs: uint64(min(int64(ms), frameMaxTimeoutMs)),
 		sentMs:    uint64(cc.clock.ms(cc.p.t.cfg.Now())), payload: payload}
+	c.written.Store(true)
 	if err := w.write(&f); err != nil {
 		return err
 	}

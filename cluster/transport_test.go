@@ -1052,3 +1052,37 @@ func TestTransportNotSent(t *testing.T) {
 		t.Fatalf("oversize call: %v, want ErrNotSent and ErrFrameTooBig", err)
 	}
 }
+
+// TestTransportFailedUnwrittenIsNotSent: when a connection fails (or is retired
+// after a late refusal) with calls queued that the writer never wrote, those calls
+// certainly did not reach the peer and fail with ErrNotSent, so a front node may run
+// a forwarded op itself; a call whose request was written has an unknown outcome.
+func TestTransportFailedUnwrittenIsNotSent(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	tr := trtStart(t, trtConfig("cli", nil))
+	defer tr.Close()
+	p := tr.trPeerFor("127.0.0.1:1")
+	if p == nil {
+		t.Fatal("no peer")
+	}
+	local, remote := net.Pipe()
+	defer remote.Close()
+	cc := &trClientConn{p: p, conn: local, clock: newConnClock(time.Now()),
+		sendq: make(chan *trCall, 4), done: make(chan struct{}), pending: make(map[uint64]*trCall)}
+	queued := &trCall{typ: 1, deadline: time.Now().Add(time.Second), result: make(chan trResult, 1)}
+	sent := &trCall{typ: 1, deadline: time.Now().Add(time.Second), result: make(chan trResult, 1)}
+	for _, c := range []*trCall{queued, sent} {
+		if err := cc.enqueue(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent.written.Store(true) // as writeCall marks it before the first byte
+	cc.retire(fmt.Errorf("%w: retired", ErrUnreachable))
+	cc.fail(fmt.Errorf("%w: reset", ErrUnreachable))
+	if r := <-queued.result; !errors.Is(r.err, ErrNotSent) || !errors.Is(r.err, ErrUnreachable) {
+		t.Errorf("queued call: %v, want ErrNotSent and ErrUnreachable", r.err)
+	}
+	if r := <-sent.result; errors.Is(r.err, ErrNotSent) || !errors.Is(r.err, ErrUnreachable) {
+		t.Errorf("written call: %v, want ErrUnreachable without ErrNotSent", r.err)
+	}
+}
