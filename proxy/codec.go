@@ -198,7 +198,7 @@ func AppendResult(b []byte, res Result, err error) []byte {
 		if errors.As(err, &qe) && qe != nil {
 			code = codeQuorum
 		} else {
-			for _, s := range append(wireFirst, wireSentinels...) {
+			for _, s := range slices.Concat(wireFirst, wireSentinels) {
 				if errors.Is(err, s) {
 					code = uint64(codeFirstSentinel + slices.Index(wireSentinels, s))
 					break
