@@ -52,16 +52,20 @@
 //     caches: every change updates it under the key's lock after the commit, misses
 //     fill it only under the key's lock, and partition drops reset it under every
 //     key lock.
-//   - The expiry index holds an entry for exactly the records whose every value is a
-//     tombstone or has an expiry, at least one value having one, at the latest expiry
-//     (ReapTime: the record is dead once it passes). The reaper never deletes a
-//     record: it rewrites each of those with every expired value turned into its
-//     tombstone (vclock.Bury: dot, Timestamp and Expiry kept, data and flags
-//     dropped, the same bytes on every replica), after re-checking it under the key
-//     lock, so a write racing the reaper always wins. An expired value thus stays
-//     causal history, and the value it replaced cannot come back from a replica
-//     that missed the overwrite; the record, now all tombstones, moves to the grave
-//     index and is purged by the tombstone rule like a DEL's.
+//   - The expiry index holds an entry for exactly the records holding a value
+//     (not a tombstone) with an expiry, at the earliest such expiry (ReapTime).
+//     The reaper never deletes a record: once an entry is due it rewrites the
+//     record with every value expired by then turned into its tombstone
+//     (vclock.Bury: dot, Timestamp and Expiry kept, data and flags dropped, the
+//     same bytes on every replica), after re-checking it under the key lock, so a
+//     write racing the reaper always wins; the rewrite moves the entry to the
+//     record's next expiry, if any. Siblings that never expire do not hold the
+//     others back: an expired value keeps no data, and a record whose plain-GET
+//     winner expired gets a tombstone as its winner, so DBSIZE agrees with GET
+//     within a reaper pass. An expired value thus stays causal history, and the
+//     value it replaced cannot come back from a replica that missed the
+//     overwrite; a record left with tombstones only moves to the grave index and
+//     is purged by the tombstone rule like a DEL's.
 //   - The grave index holds an entry for exactly the records whose every value is a
 //     tombstone, at the time the newest one died (graveTime: its write time, or the
 //     expiry of one the reaper made), so tombstone purge finds the ones past the
@@ -72,7 +76,7 @@
 //   - Count (DBSIZE) counts the records whose plain-GET winner, the greatest
 //     sibling by (Timestamp, dot) with tombstones and expired values included
 //     (vclock.Winner), is not a tombstone: an expired value counts until it is
-//     reaped, as in Redis. It does not depend on the time.
+//     reaped, as in Redis, whatever its siblings. It does not depend on the time.
 //   - A partition's actor epoch (Epoch) is 0 until the partition is first dropped
 //     and is raised by every drop (DropPartition, DropPartitionIf, DropAll) in the
 //     drop's own Pebble batch, so no crash keeps the drop without the new epoch or

@@ -191,3 +191,95 @@ func TestReapCollectsATombstoneWithAnExpiredSibling(t *testing.T) {
 		t.Fatal("the record survived its purge")
 	}
 }
+
+// TestReapBuriesAnExpiredWinnerBesideALiveSibling: a record holds old (no TTL,
+// older timestamp) and a concurrent new EX 1 (newer timestamp). Plain GET answers
+// absent once new expired (new wins and is expired), so DBSIZE must stop counting
+// the key: the reaper buries new although old never expires, and the record is
+// indexed again at its next expiry (none here). An expired sibling that lost the
+// plain-GET order is buried too: it keeps no data.
+func TestReapBuriesAnExpiredWinnerBesideALiveSibling(t *testing.T) {
+	clk := newFakeClock()
+	s := openMem(t, Config{Partitions: 8, Now: clk.Now})
+	now := clk.Millis()
+	old := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("old"), Timestamp: now}, now, 1)
+	exp := now + 1000
+	nw := vclock.Update(vclock.Set{}, nil, "b", vclock.Value{Data: []byte("new"), Timestamp: now + 1, Expiry: exp}, now+1, 1)
+	put(t, s, "k", vclock.Sync(old, nw))
+	// The loser: an expiring value beside a newer live one, which wins.
+	short := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("short"), Timestamp: now, Expiry: exp}, now, 1)
+	long := vclock.Update(vclock.Set{}, nil, "b", vclock.Value{Data: []byte("forever"), Timestamp: now + 1}, now+1, 1)
+	put(t, s, "loser", vclock.Sync(short, long))
+	if s.Count() != 2 {
+		t.Fatalf("Count = %d before the expiry, want 2", s.Count())
+	}
+	clk.Advance(time.Hour)
+	if n, err := s.Reap(100); err != nil || n != 2 {
+		t.Fatalf("Reap an hour later = %d, %v; want 2", n, err)
+	}
+	got, _ := mustGet(t, s, "k")
+	w, _ := vclock.Winner(got.Siblings())
+	if !w.Tombstone {
+		t.Fatalf("k after the reap: winner %+v; GET answers absent, so DBSIZE must not count it", w)
+	}
+	if want, _ := vclock.Bury(vclock.Sync(old, nw), clk.Millis()); !sameRecord(got, want) {
+		t.Fatalf("k reaped to %+v, want %+v", got.Siblings(), want.Siblings())
+	}
+	got, _ = mustGet(t, s, "loser")
+	for v := range got.Values() {
+		if v.Expiry != 0 && !v.Tombstone {
+			t.Fatalf("loser keeps the expired value %q", v.Data)
+		}
+	}
+	if s.Count() != 1 {
+		t.Fatalf("Count = %d after the reap, want 1 (k's winner is a tombstone; loser's is live)", s.Count())
+	}
+	if n := countExpiryEntries(t, s); n != 0 {
+		t.Fatalf("%d expiry entries left; nothing expires any more", n)
+	}
+	if n, err := s.Reap(100); err != nil || n != 0 {
+		t.Fatalf("second Reap = %d, %v", n, err)
+	}
+}
+
+// TestReapReindexesAtTheNextExpiry: a record whose values expire at different
+// times is reaped at each, each time burying the values expired by then.
+func TestReapReindexesAtTheNextExpiry(t *testing.T) {
+	clk := newFakeClock()
+	s := openMem(t, Config{Partitions: 8, Now: clk.Now})
+	now := clk.Millis()
+	a := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("a"), Timestamp: now, Expiry: now + 1000}, now, 1)
+	b := vclock.Update(vclock.Set{}, nil, "b", vclock.Value{Data: []byte("b"), Timestamp: now + 2, Expiry: now + 3000}, now, 1)
+	c := vclock.Update(vclock.Set{}, nil, "c", vclock.Value{Data: []byte("c"), Timestamp: now + 1}, now, 1)
+	put(t, s, "k", vclock.Sync(vclock.Sync(a, b), c))
+	live := func() (n int) {
+		r, _ := mustGet(t, s, "k")
+		for v := range r.Values() {
+			if !v.Tombstone {
+				n++
+			}
+		}
+		return n
+	}
+	for _, step := range []struct {
+		advance   time.Duration
+		reaped    int
+		live      int
+		count     int64
+		indexLeft int
+	}{
+		{999 * time.Millisecond, 0, 3, 1, 1},
+		{time.Millisecond, 1, 2, 1, 1}, // a buried: b (the newest) still wins
+		{time.Second, 0, 2, 1, 1},
+		{time.Second, 1, 1, 0, 0}, // b buried, and its tombstone wins over c: absent
+	} {
+		clk.Advance(step.advance)
+		if n, err := s.Reap(100); err != nil || n != step.reaped {
+			t.Fatalf("at +%v: Reap = %d, %v; want %d", time.Duration(clk.Millis()-now)*time.Millisecond, n, err, step.reaped)
+		}
+		if live() != step.live || s.Count() != step.count || countExpiryEntries(t, s) != step.indexLeft {
+			t.Fatalf("at +%v: %d live values, Count %d, %d expiry entries; want %d, %d, %d",
+				time.Duration(clk.Millis()-now)*time.Millisecond, live(), s.Count(), countExpiryEntries(t, s), step.live, step.count, step.indexLeft)
+		}
+	}
+}

@@ -32,16 +32,19 @@ func (s *Store) every(d time.Duration, fn func()) {
 	}
 }
 
-// Reap turns up to limit records whose every value is a tombstone or has expired
-// (at least one having expired) into records of tombstones, oldest first, and
-// returns how many it rewrote. Each expired value becomes its vclock.Value.Tomb,
-// keeping its dot, so the record stays causal history: what the expired value
-// superseded stays superseded on this replica and, through anti-entropy, on every
-// other. The conversion is a function of the record alone, so replicas holding the
-// same record reap it to the same bytes, as tombstone purge needs; the record then
-// sits in the grave index and is purged by the tombstone rule. Each record is
-// re-checked under its key lock, so a write that gave the key a new value in the
-// meantime keeps it.
+// Reap rewrites up to limit records holding a value (not a tombstone) whose
+// expiry has passed, earliest expiry first (the expiry index, at ReapTime), and
+// returns how many it rewrote. Each expired value becomes its
+// vclock.Value.Tomb, keeping its dot, so the record stays causal history: what
+// the expired value superseded stays superseded on this replica and, through
+// anti-entropy, on every other. Values that have not expired, live or expiring
+// later, stay; the record is indexed again at its next expiry (ReapTime). The
+// conversion is a function of the record and the time alone, and a value's
+// tombstone of the value alone, so replicas holding the same value bury it to the
+// same bytes, as tombstone purge needs; a record left with tombstones only sits
+// in the grave index and is purged by the tombstone rule. Each record is
+// re-checked under its key lock, so a write that changed the key in the meantime
+// keeps what it wrote.
 func (s *Store) Reap(limit int) (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err

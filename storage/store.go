@@ -843,27 +843,28 @@ func (s *Store) committed(st *staged) {
 // Counts reports whether a record counts for DBSIZE: the value plain GET would
 // resolve to, the greatest by (Timestamp, dot) among all siblings (vclock.Winner),
 // tombstones and expired values included, is not a tombstone. Like Redis, an
-// expired value counts until it is reaped (turned into a tombstone). It does not
-// depend on the time, so the count moves only when a record changes.
+// expired value counts until it is reaped (turned into a tombstone, at ReapTime
+// whatever its siblings): a key GET reports absent leaves the count within a
+// reaper pass of its expiry. It does not depend on the time, so the count moves
+// only when a record changes.
 func Counts(rec vclock.Set) bool {
 	w, ok := vclock.Winner(rec.Siblings())
 	return ok && !w.Tombstone
 }
 
-// ReapTime is the unix ms at which the reaper turns rec's expired values into
-// tombstones: the latest expiry of its values, when every value either is a
-// tombstone or has an expiry, and at least one has an expiry (once it passes,
-// the record holds only tombstones: a grave). 0 when some value never expires or
-// every value is a tombstone already (tombstones are purged by anti-entropy).
+// ReapTime is the unix ms at which the reaper next has work in rec: the earliest
+// expiry among its values that are not tombstones, 0 when none has one. The reaper
+// then turns every value expired by then into its tombstone (vclock.Bury) and the
+// record is indexed again at its next expiry, if any. A live sibling without an
+// expiry does not hold the others back: a record whose plain-GET winner expired
+// becomes one whose winner is a tombstone (Counts false, as GET answers), and an
+// expired sibling keeps no data. Bury is safe in any record: the tombstone keeps
+// the value's dot, timestamp and expiry, and every replica makes the same bytes.
 func ReapTime(rec vclock.Set) int64 {
 	var at int64
 	for v := range rec.Values() {
-		switch {
-		case v.Tombstone:
-		case v.Expiry == 0:
-			return 0
-		default:
-			at = max(at, v.Expiry)
+		if !v.Tombstone && v.Expiry != 0 && (at == 0 || v.Expiry < at) {
+			at = v.Expiry
 		}
 	}
 	return at

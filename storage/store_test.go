@@ -665,37 +665,47 @@ func TestReap(t *testing.T) {
 	if n := reap(100); n != 0 {
 		t.Fatalf("reaped %d before anything expired", n)
 	}
-	clk.Advance(999 * time.Millisecond)
-	if n := reap(100); n != 0 {
-		t.Fatalf("reaped %d one ms before the expiry", n)
-	}
-	countBefore := s.Count()
 	before := map[string]vclock.Set{}
-	for _, k := range []string{"expires", "expires-two", "tomb-and-expiring", "later", "extended"} {
+	for _, k := range []string{"expires", "expires-two", "tomb-and-expiring", "mixed", "later", "extended"} {
 		before[k], _ = mustGet(t, s, k)
 	}
-	clk.Advance(time.Millisecond) // now+1000: expiry reached (Expired is expiry <= now)
-	if n := reap(100); n != 3 {
-		t.Fatalf("reaped %d at the expiry, want 3 (expires, expires-two, tomb-and-expiring)", n)
-	}
-	if s.Count() != countBefore-2 {
-		t.Fatalf("Count = %d, want %d (tomb-and-expiring did not count: its tombstone wins)", s.Count(), countBefore-2)
-	}
-	if s.Metrics().Reaped != 3 {
-		t.Fatalf("Metrics().Reaped = %d", s.Metrics().Reaped)
-	}
-	// Reaped records stay, as tombstones with the same dots (vclock.Bury).
-	checkBuried := func(keys ...string) {
+	// Reaped records stay, with every value expired by then turned into its
+	// tombstone, same dots (vclock.Bury); allDead says whether none is left live.
+	checkBuried := func(allDead bool, keys ...string) {
 		t.Helper()
 		for _, key := range keys {
 			got, found := mustGet(t, s, key)
 			want, _ := vclock.Bury(before[key], clk.Millis())
-			if !found || !sameRecord(got, want) || !allTombstones(got) {
+			if !found || !sameRecord(got, want) || allTombstones(got) != allDead {
 				t.Errorf("%s: reaped to %+v (found %v), want %+v", key, got, found, want)
 			}
 		}
 	}
-	checkBuried("expires", "expires-two", "tomb-and-expiring")
+	countBefore := s.Count()
+	clk.Advance(999 * time.Millisecond)
+	// expires-two's first value expired at +500: it is buried, and since it was
+	// the plain-GET winner (the higher dot), the key no longer counts.
+	if n := reap(100); n != 1 {
+		t.Fatalf("reaped %d one ms before the expiry, want 1 (expires-two's first value)", n)
+	}
+	checkBuried(false, "expires-two")
+	if s.Count() != countBefore-1 {
+		t.Fatalf("Count = %d, want %d (expires-two's winner is buried)", s.Count(), countBefore-1)
+	}
+	clk.Advance(time.Millisecond) // now+1000: expiry reached (Expired is expiry <= now)
+	if n := reap(100); n != 4 {
+		t.Fatalf("reaped %d at the expiry, want 4 (expires, expires-two, mixed, tomb-and-expiring)", n)
+	}
+	// expires and mixed (whose expiring value was the winner) stop counting;
+	// tomb-and-expiring never counted: its tombstone wins.
+	if s.Count() != countBefore-3 {
+		t.Fatalf("Count = %d, want %d", s.Count(), countBefore-3)
+	}
+	if s.Metrics().Reaped != 5 {
+		t.Fatalf("Metrics().Reaped = %d", s.Metrics().Reaped)
+	}
+	checkBuried(true, "expires", "expires-two", "tomb-and-expiring")
+	checkBuried(false, "mixed") // its value without expiry stays
 	for key, want := range map[string]bool{
 		"later": false, "forever": false, "mixed": false, "tombstone": true, "extended": false,
 		"persisted": false,
@@ -711,14 +721,14 @@ func TestReap(t *testing.T) {
 	if n := reap(100); n != 2 {
 		t.Fatalf("reaped %d an hour later, want 2 (later, extended)", n)
 	}
-	checkBuried("later", "extended")
+	checkBuried(true, "later", "extended")
 	for _, key := range []string{"forever", "mixed", "persisted"} {
 		if r, found := mustGet(t, s, key); !found || allTombstones(r) {
-			t.Errorf("%s was reaped", key)
+			t.Errorf("%s was reaped whole", key)
 		}
 	}
 	if n := countExpiryEntries(t, s); n != 0 {
-		t.Fatalf("%d expiry entries left; records holding a non-expiring value need none", n)
+		t.Fatalf("%d expiry entries left; no value left expires", n)
 	}
 	if n, _ := s.Reap(100); n != 0 {
 		t.Fatalf("reaped %d records of tombstones again", n)

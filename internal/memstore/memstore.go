@@ -16,10 +16,11 @@
 //     (vclock.Winner over every sibling, tombstones and expired values included)
 //     is not a tombstone, as storage does; hints are never counted, scanned or
 //     dropped by DropPartition.
-//   - Reap(now) is storage's reaper with the time passed in: every record whose
-//     values are all tombstones or expired at now, one at least having expired,
-//     gets its expired values turned into tombstones (vclock.Bury); nothing is
-//     deleted.
+//   - Reap(now) is storage's reaper with the time passed in: every record
+//     holding a value (not a tombstone) expired at now (storage.ReapTime at or
+//     before now) gets its expired values turned into tombstones (vclock.Bury),
+//     whatever its other values; nothing is deleted. Whether a record counts is
+//     storage.Counts, so DBSIZE moves as storage's does.
 //   - DeleteHint deletes a hint only if it still encodes exactly like the record
 //     delivered; HintOwners is sorted; ScanHints is in key order.
 //   - Records are kept encoded (vclock.Set.AppendBinary) and decoded on every read,
@@ -118,9 +119,10 @@ func decode(enc []byte) (vclock.Set, error) {
 }
 
 // Reap runs storage's reaper at time now (unix ms) over every record: a record
-// whose every value is a tombstone or has expired at now, one at least having
-// expired, is rewritten with its expired values turned into tombstones
-// (vclock.Bury). It returns how many records it rewrote.
+// whose ReapTime (its earliest expiry among values that are not tombstones) is
+// at or before now is rewritten with every value expired at now turned into its
+// tombstone (vclock.Bury), its other values kept. It returns how many records it
+// rewrote.
 func (s *Store) Reap(now int64) (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err

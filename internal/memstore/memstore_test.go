@@ -241,6 +241,25 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc) 
 			if a != b || errA != nil || errB != nil {
 				t.Fatalf("%s: Reap at %d: memstore %d %v, storage %d %v", where(), now, a, errA, b, errB)
 			}
+			// Checked against the rule itself, not only the other store: after
+			// a reap no value expired by then keeps its data, whatever its
+			// siblings (a live one without expiry included), and a key counts
+			// exactly when its plain-GET winner is not a tombstone.
+			var live int64
+			for _, k := range keys {
+				r, _, _ := fake.Get(k)
+				for v := range r.Values() {
+					if !v.Tombstone && v.Expired(now) {
+						t.Fatalf("%s: after Reap at %d, %q keeps the expired value %q: %v", where(), now, k, v.Data, r.Siblings())
+					}
+				}
+				if w, ok := vclock.Winner(r.Siblings()); ok && !w.Tombstone {
+					live++
+				}
+			}
+			if fake.Count() != live {
+				t.Fatalf("%s: after Reap at %d, Count %d, but %d keys' winners are values", where(), now, fake.Count(), live)
+			}
 		case 12:
 			a, okA, errA := fake.Get(key)
 			b, okB, errB := ref.Get(key)
