@@ -9,6 +9,7 @@
 //	'x' | reap time ms (be64) | partition (be16) | hash (be64) | key -> empty (expiry index)
 //	'g' | death time ms (be64) | partition (be16) | hash (be64) | key -> empty (grave index)
 //	'm' | name                                            -> metadata value
+//	'm' | "index"                                         -> the indexes' rule version
 //	'm' | "epoch/" | partition (be16)                     -> actor epoch (be64)
 //
 // A key's partition is xxhash64(key) mod Q, the same function ring.PartitionOf
@@ -66,6 +67,10 @@
 //     value it replaced cannot come back from a replica that missed the
 //     overwrite; a record left with tombstones only moves to the grave index and
 //     is purged by the tombstone rule like a DEL's.
+//   - Both indexes are as the current rules want them from Open on: a data
+//     directory whose metadata names an older index version (metaIndexVersion;
+//     none, from the binary before issue 15, which indexed fewer records) gets
+//     every record's entries added during Open's counting scan, once.
 //   - The grave index holds an entry for exactly the records whose every value is a
 //     tombstone, at the time the newest one died (graveTime: its write time, or the
 //     expiry of one the reaper made), so tombstone purge finds the ones past the

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble"
+
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -281,5 +283,85 @@ func TestReapReindexesAtTheNextExpiry(t *testing.T) {
 			t.Fatalf("at +%v: %d live values, Count %d, %d expiry entries; want %d, %d, %d",
 				time.Duration(clk.Millis()-now)*time.Millisecond, live(), s.Count(), countExpiryEntries(t, s), step.live, step.count, step.indexLeft)
 		}
+	}
+}
+
+// TestOpenIndexesRecordsTheOldBinaryLeftUnindexed: the binary before issue 15
+// indexed for expiry only records whose every value had an expiry, and had no
+// grave index for buried values; a record holding a tombstone and an expiring
+// value (finding 6), or a live value and a newer expiring one, was never
+// indexed. The first Open of such a data directory adds the missing entries
+// (once: a later Open trusts the index), so the reaper and the purge find them.
+func TestOpenIndexesRecordsTheOldBinaryLeftUnindexed(t *testing.T) {
+	dir := t.TempDir()
+	clk := newFakeClock()
+	cfg := Config{Dir: dir, Partitions: 8, Now: clk.Now, Sync: SyncNone, Logger: quietLogger(), ReapInterval: time.Hour}
+	now := clk.Millis()
+	exp := now + 1000
+	del := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Tombstone: true, Timestamp: now}, now, 1)
+	set := vclock.Update(vclock.Set{}, nil, "b", vclock.Value{Data: []byte("v"), Timestamp: now + 1, Expiry: exp}, now+1, 1)
+	old := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("old"), Timestamp: now}, now, 1)
+	records := map[string]vclock.Set{
+		"tomb-and-expiring": vclock.Sync(del, set),
+		"live-and-expiring": vclock.Sync(old, set),
+		"grave":             del,
+		"live":              old,
+	}
+	s, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What the old binary left: the records alone, and no index version.
+	if err := s.db.Delete(metaKey(metaIndexVersion), pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	for k, r := range records {
+		h := Hash([]byte(k))
+		if err := s.db.Set(dataKey(nil, s.partition(h), h, []byte(k)), r.AppendBinary(nil), pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, cfg)
+	if n := countExpiryEntries(t, s); n != 2 {
+		t.Fatalf("%d expiry entries after Open, want 2 (the records with an expiring value)", n)
+	}
+	if gs, err := s.Graves(now+1, 10); err != nil || len(gs) != 1 || string(gs[0].Key) != "grave" {
+		t.Fatalf("Graves after Open = %+v, %v; want the grave", gs, err)
+	}
+	if s.Count() != 3 {
+		t.Fatalf("Count = %d, want 3 (the expiring values win until reaped)", s.Count())
+	}
+	clk.Advance(2 * time.Second)
+	if n, err := s.Reap(100); err != nil || n != 2 {
+		t.Fatalf("Reap = %d, %v; want both records holding an expired value", n, err)
+	}
+	if s.Count() != 1 {
+		t.Fatalf("Count = %d after the reap, want 1 (live)", s.Count())
+	}
+	if gs, err := s.Graves(exp+1, 10); err != nil || len(gs) != 2 {
+		t.Fatalf("Graves after the reap = %+v, %v; want grave and tomb-and-expiring", gs, err)
+	}
+	// Done once: an Open of an indexed directory does not scan for entries again
+	// (an entry removed behind the store's back stays missing).
+	put(t, s, "later", rec(val("v", clk.Millis()+1000)))
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceExpiry}, UpperBound: []byte{spaceExpiry + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for it.First(); it.Valid(); it.Next() {
+		if err := s.db.Delete(it.Key(), pebble.Sync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, cfg)
+	if n := countExpiryEntries(t, s); n != 0 {
+		t.Fatalf("a second Open re-indexed %d records: the version mark is not trusted", n)
 	}
 }

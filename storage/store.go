@@ -354,14 +354,43 @@ func (s *Store) checkPartitions() error {
 	return nil
 }
 
+// metaIndexVersion names the metadata entry holding the version of the rules
+// the expiry and grave indexes were built by (indexVersion). A data directory
+// without it was written by a binary that indexed fewer records: before issue
+// 15's fixes, a record went into the expiry index only when every value had an
+// expiry, and nothing went into the grave index for values the reaper buried.
+const (
+	metaIndexVersion = "index"
+	indexVersion     = "2" // expiry at ReapTime (the earliest expiry), graves at graveTime
+)
+
+// reindexBatch bounds the index entries one commit of the re-indexing adds.
+const reindexBatch = 4096
+
+// loadCounts counts the records of every partition (see Count). When the data
+// directory's indexes were built by older rules (metaIndexVersion), the same
+// scan adds every record's expiry and grave index entries as the current rules
+// want them, then records the version, so later Opens skip that work. Entries
+// the old rules put elsewhere become dangling, which the reaper and Graves
+// already clean when they reach them. The entries are committed before the
+// version (synced, in WAL order), so a crash midway only makes the next Open
+// do it again; setting an entry twice is harmless.
 func (s *Store) loadCounts() error {
+	v, _, err := s.GetMeta(metaIndexVersion)
+	if err != nil {
+		return err
+	}
+	reindex := string(v) != indexVersion
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceData}, UpperBound: []byte{spaceData + 1}})
 	if err != nil {
 		return fmt.Errorf("storage: count records: %w", err)
 	}
 	defer it.Close()
+	b := s.db.NewBatch()
+	defer func() { b.Close() }()
+	added := 0
 	for it.First(); it.Valid(); it.Next() {
-		p, _, _, err := parseDataKey(it.Key())
+		p, h, key, err := parseDataKey(it.Key())
 		if err != nil {
 			return err
 		}
@@ -372,8 +401,42 @@ func (s *Store) loadCounts() error {
 		if Counts(rec) {
 			s.counts[p].Add(1)
 		}
+		if !reindex {
+			continue
+		}
+		for _, e := range []struct {
+			key func([]byte, int64, int, uint64, []byte) []byte
+			at  int64
+		}{{expiryKey, ReapTime(rec)}, {graveKey, graveTime(rec)}} {
+			if e.at == 0 {
+				continue
+			}
+			if err := b.Set(e.key(nil, e.at, p, h, key), nil, nil); err != nil {
+				return fmt.Errorf("storage: re-index: %w", err)
+			}
+			added++
+		}
+		if b.Count() >= reindexBatch {
+			if err := b.Commit(pebble.NoSync); err != nil {
+				return fmt.Errorf("storage: re-index: %w", err)
+			}
+			b.Close()
+			b = s.db.NewBatch()
+		}
 	}
-	return it.Error()
+	if err := it.Error(); err != nil {
+		return fmt.Errorf("storage: count records: %w", err)
+	}
+	if !reindex {
+		return nil
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		return fmt.Errorf("storage: re-index: %w", err)
+	}
+	if added > 0 {
+		s.cfg.Logger.Info("storage: indexed records for expiry and purge", "entries", added, "from version", string(v))
+	}
+	return s.PutMeta(metaIndexVersion, []byte(indexVersion))
 }
 
 // loadEpochs reads the partitions' actor epochs (see Epoch).
