@@ -24,7 +24,7 @@ type AAEStore interface {
 	GetEncoded(key []byte) ([]byte, error)
 	UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
 	SyncWAL() error
-	Graves(before int64, limit int) ([]storage.Grave, error)
+	GravesFrom(cursor []byte, before int64, limit int, keep func(p int) bool) ([]storage.Grave, []byte, error)
 	DeleteIf(key, enc []byte) (bool, error)
 	HintOwners() ([]string, error)
 	GetHint(owner string, key []byte) (vclock.Set, bool, error)
@@ -55,7 +55,9 @@ type AAEConfig struct {
 	N int
 	// Interval is the time between rounds. Default 30s.
 	Interval time.Duration
-	// MaxKeysPerSec throttles the keys a round lists, fetches and sends. Default 20000.
+	// MaxKeysPerSec throttles the keys a round lists, fetches and sends, and
+	// those its tombstone purge checks (each check of a key counts one). Default
+	// 20000.
 	MaxKeysPerSec int
 	// TombstoneGrace is how old a tombstone must be before it may be purged; 0
 	// means the default, 24h; negative disables purging.
@@ -72,6 +74,10 @@ type AAEConfig struct {
 	PurgeSettle time.Duration
 	// RequestTimeout bounds one message exchange. Default 10s.
 	RequestTimeout time.Duration
+	// Sleep waits d or until ctx ends (then it returns ctx's error): how a
+	// tombstone purge waits, within a round, for its second check to be due.
+	// Default: a timer. Tests on a fake clock pass one that advances it.
+	Sleep func(ctx context.Context, d time.Duration) error
 	// AfterRound, when set, is called after each round with the partitions this
 	// node still has to hand off (node/ completes a leave with it).
 	AfterRound func(handoffPending int)
@@ -100,10 +106,25 @@ func (c AAEConfig) EnsureDefaults() AAEConfig {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.Sleep == nil {
+		c.Sleep = sleep
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	return c
+}
+
+// sleep is AAEConfig.Sleep's default.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // Validate reports a configuration that cannot work.
@@ -133,9 +154,9 @@ type AAE struct {
 
 	lastSync []atomic.Int64 // per partition: unix ms of the last exchange that found or made it equal
 
-	// checked holds the tombstones that passed a purge's first check, by key,
-	// until the second (guarded by roundMu).
-	checked map[string]purgeCheck
+	// checked holds the tombstones that passed a purge's first check in an
+	// earlier round, until their second (guarded by roundMu).
+	checked purgeState
 
 	exchanges, keysRepaired, recordsSent, recordsFetched atomic.Int64
 	keysListed, purged, handedOff, rounds                atomic.Int64

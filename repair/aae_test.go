@@ -39,12 +39,35 @@ type aaeCluster struct {
 	down  sync.Map // name -> true: calls to it fail
 	bytes atomic.Int64
 	grace time.Duration
+	// maxKeysPerSec is the nodes' AAEConfig.MaxKeysPerSec.
+	maxKeysPerSec int
+	// slept is the fake time the nodes' purges slept (see sleep); between, when
+	// set, runs once at the next such sleep: between a purge's two checks.
+	slept   atomic.Int64
+	between atomic.Pointer[func()]
+}
+
+// sleep is the nodes' AAEConfig.Sleep: it advances the shared fake clock.
+func (c *aaeCluster) sleep(ctx context.Context, d time.Duration) error {
+	c.clock.Advance(d)
+	c.slept.Add(int64(d))
+	if f := c.between.Swap(nil); f != nil {
+		(*f)()
+	}
+	return ctx.Err()
 }
 
 func newAAECluster(t testing.TB, q, n int, names ...string) *aaeCluster {
 	t.Helper()
+	return newAAEClusterLimited(t, q, n, 1<<30, names...)
+}
+
+// newAAEClusterLimited is newAAECluster with the nodes' anti-entropy throttled to
+// maxKeysPerSec (in real time).
+func newAAEClusterLimited(t testing.TB, q, n, maxKeysPerSec int, names ...string) *aaeCluster {
+	t.Helper()
 	c := &aaeCluster{t: t, q: q, n: n, clock: fakeclock.New(time.UnixMilli(1_700_000_000_000)),
-		nodes: map[string]*aaeNode{}, grace: time.Hour}
+		nodes: map[string]*aaeNode{}, grace: time.Hour, maxKeysPerSec: maxKeysPerSec}
 	c.ms = &members{dead: map[string]bool{}}
 	c.setMembers(names...)
 	for _, name := range names {
@@ -76,8 +99,8 @@ func (c *aaeCluster) addNode(name string) *aaeNode {
 	c.t.Cleanup(func() { st.Close() })
 	a, err := repair.NewAAE(repair.AAEConfig{
 		Node: name, Store: st, Trees: trees, Cluster: c.ms, N: c.n,
-		Caller: repair.CallerFunc(c.call), MaxKeysPerSec: 1 << 30, TombstoneGrace: c.grace,
-		Now: c.clock.Now, Logger: slog.New(slog.DiscardHandler),
+		Caller: repair.CallerFunc(c.call), MaxKeysPerSec: c.maxKeysPerSec, TombstoneGrace: c.grace,
+		Now: c.clock.Now, Sleep: c.sleep, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -572,10 +595,12 @@ func TestPurgeWaitsForAHint(t *testing.T) {
 		t.Fatal("purged the tombstone while c holds a hint of the value")
 	}
 	hint(false)
-	c.round() // the first check passes
-	hint(true)
-	c.clock.Advance(time.Minute)
-	c.round() // the second does not
+	between := func() { hint(true) }
+	c.between.Store(&between)
+	c.round() // the first check passes, the second, in the same round, does not
+	if c.between.Load() != nil {
+		t.Fatal("the purge did not wait between its checks")
+	}
 	if _, found := c.get(first, k); !found {
 		t.Fatal("purged although a hint appeared between the two checks")
 	}

@@ -35,8 +35,12 @@
 //     "exactly", which delete theirs the same way. A holder down, unreachable or
 //     holding anything else postpones it: a returning member hands off or repairs
 //     what it holds first, and its older copy is superseded by the tombstone
-//     before the tombstone goes. Why two checks, and what the rule cannot see: see
-//     purge.go.
+//     before the tombstone goes. A round walks the grave index with a cursor over
+//     the graves it decides only, checks them in batches (one MsgHolds or
+//     MsgPurge per holder carries up to 4096 keys), and second-checks each batch
+//     in the same round once the settle time has passed, for up to Interval,
+//     under the MaxKeysPerSec budget: a cache's expired keys are purged as fast
+//     as they die. Why two checks, and what the rule cannot see: see purge.go.
 //
 // Invariants:
 //

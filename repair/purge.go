@@ -3,12 +3,11 @@ package repair
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"slices"
-
-	"github.com/dynakv/dynakv/storage"
+	"time"
 )
 
 // Tombstone purge; the rule is in the package doc. The first check alone is not
@@ -38,73 +37,213 @@ import (
 // An owner that missed MsgPurge keeps its tombstone; anti-entropy gives it back to
 // the others and a later round purges it again.
 
-// gravesPerRound bounds the tombstones examined per round.
-const gravesPerRound = 1024
+// A round's purge walks the grave index with a cursor (storage.GravesFrom), past
+// the graves of partitions this node does not decide, so they never fill its
+// pages. It first-checks the graves it decides in batches of purgeBatch keys, one
+// MsgHolds per holder per batch, and second-checks each batch in the same round
+// as soon as the settle time has passed since its first check's answers were in,
+// sleeping for it (AAEConfig.Sleep) when nothing else is left to do; the second
+// checks that pass are deleted here and on the holders that hold exactly them,
+// one MsgPurge per holder per batch. It stops when the walk is done and nothing
+// checked is left, or once the round's purge has run for Interval: first checks
+// whose second is not due by then wait for the next round. Each key checked, by
+// either check, takes one key of the anti-entropy throughput budget
+// (MaxKeysPerSec): a check reads the key on every holder, like a key listed in an
+// exchange, and sharing the budget keeps one operator knob on the background
+// load anti-entropy puts on the nodes. The purges of a round come after its
+// exchanges and handoffs, so those are never starved.
+const (
+	// purgeBatch bounds the keys of one MsgHolds or MsgPurge (the decoders
+	// refuse more than maxKeysPerMsg) and of one page of the grave walk.
+	purgeBatch = maxKeysPerMsg
+	// purgeBatchBytes bounds the key and record bytes of one of those messages.
+	purgeBatchBytes = 1 << 20
+	// purgePending bounds the first checks waiting for their second, so the
+	// memory a round holds is bounded whatever the backlog.
+	purgePending = 1 << 16
+)
 
-// purgeCheck is a tombstone that passed the first check: its record and when
-// the answers were in (unix ms).
+// purgeCheck is a tombstone that passed the first check: its key, its record
+// and when the answers were in.
 type purgeCheck struct {
-	enc []byte
-	at  int64
+	key, enc []byte
+	at       time.Time
+}
+
+// purgeState is what one round's purge leaves for the next: the first checks not
+// second-checked yet, oldest first, and the holders that answered them.
+type purgeState struct {
+	holders []string
+	pending []purgeCheck
 }
 
 func (a *AAE) purge(ctx context.Context) error {
+	carried := a.checked
+	a.checked = purgeState{}
 	if a.cfg.TombstoneGrace < 0 {
 		return nil
 	}
-	rg := a.cfg.Cluster.Ring()
-	start := a.cfg.Now()
-	graves, err := a.cfg.Store.Graves(start.Add(-a.cfg.TombstoneGrace).UnixMilli(), gravesPerRound)
-	if err != nil {
-		return err
+	holders, ok := a.liveHolders()
+	if !ok {
+		return nil // one may hold an older copy: wait until it is back or removed
 	}
-	var mine []storage.Grave
-	for _, g := range graves {
-		owners := rg.Replicas(rg.Partition(g.Key), a.cfg.N)
-		if len(owners) > 0 && owners[0] == a.cfg.Node {
-			mine = append(mine, g) // the first owner decides; others hand off or wait
+	rg := a.cfg.Cluster.Ring()
+	mine := func(p int) bool {
+		owners := rg.Replicas(p, a.cfg.N)
+		return len(owners) > 0 && owners[0] == a.cfg.Node // the first owner decides; others hand off or wait
+	}
+	var pending []purgeCheck
+	if slices.Equal(carried.holders, holders) {
+		for _, pc := range carried.pending {
+			if mine(rg.Partition(pc.key)) {
+				pending = append(pending, pc)
+			}
 		}
 	}
-	checked := map[string]purgeCheck{}
-	defer func() { a.checked = checked }()
-	if len(mine) == 0 {
-		return nil
+	queued := make(map[string]bool, len(pending))
+	for _, pc := range pending {
+		queued[string(pc.key)] = true
 	}
+	defer func() { a.checked = purgeState{holders: holders, pending: pending} }()
+	settle := max(a.cfg.PurgeSettle, a.cfg.RequestTimeout)
+	start := a.cfg.Now()
+	end := start.Add(a.cfg.Interval)
+	before := start.Add(-a.cfg.TombstoneGrace).UnixMilli()
+	var cursor []byte
+	walked := false
+	for ctx.Err() == nil {
+		now := a.cfg.Now()
+		// Second checks first: they are what frees space.
+		n := 0
+		for n < len(pending) && n < purgeBatch && now.Sub(pending[n].at) >= settle {
+			n++
+		}
+		if n > 0 {
+			if hs, ok := a.liveHolders(); !ok || !slices.Equal(hs, holders) {
+				pending = nil // who must answer changed: first checks start over
+				return nil
+			}
+			batch := pending[:n]
+			if err := a.secondCheck(ctx, holders, batch); err != nil {
+				return err
+			}
+			pending = pending[n:]
+			for _, pc := range batch {
+				delete(queued, string(pc.key))
+			}
+			continue
+		}
+		if !walked && len(pending) < purgePending && now.Before(end) {
+			graves, next, err := a.cfg.Store.GravesFrom(cursor, before, min(purgeBatch, purgePending-len(pending)), mine)
+			if err != nil {
+				return err
+			}
+			cursor, walked = next, next == nil
+			items := make([]keyItem, 0, len(graves))
+			for _, g := range graves {
+				if !queued[string(g.Key)] {
+					items = append(items, keyItem{Key: g.Key, Enc: g.Record})
+				}
+			}
+			passed, err := a.firstCheck(ctx, holders, items)
+			if err != nil {
+				return err
+			}
+			for _, pc := range passed {
+				queued[string(pc.key)] = true
+			}
+			pending = append(pending, passed...)
+			continue
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		due := pending[0].at.Add(settle)
+		if due.After(end) {
+			return nil // the next round second-checks them
+		}
+		if err := a.cfg.Sleep(ctx, due.Sub(now)); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+// liveHolders returns the holders (see holders) and whether every other one is
+// alive.
+func (a *AAE) liveHolders() ([]string, bool) {
 	holders := a.holders()
 	for _, h := range holders {
 		if h != a.cfg.Node && !a.cfg.Cluster.Alive(h) {
-			return nil // it may hold an older copy: wait until it is back or removed
+			return nil, false
 		}
 	}
-	settle := max(a.cfg.PurgeSettle, a.cfg.RequestTimeout).Milliseconds()
-	var errs []error
-	for chunk := range slices.Chunk(mine, keysPerRequest) {
+	return holders, true
+}
+
+// firstCheck asks every holder about items and returns those every holder
+// answered "nothing" or "exactly" for, stamped with when the answers were in.
+func (a *AAE) firstCheck(ctx context.Context, holders []string, items []keyItem) ([]purgeCheck, error) {
+	var passed []purgeCheck
+	for chunk := range purgeChunks(items) {
+		if err := a.take(ctx, len(chunk)); err != nil {
+			return passed, err
+		}
 		same, err := a.askHolders(ctx, holders, chunk)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			return passed, err
 		}
-		answered := a.cfg.Now().UnixMilli()
-		var due []int
-		for i, g := range chunk {
-			if same[i] == nil {
-				continue // someone holds something else: start over later
+		at := a.cfg.Now()
+		for i, it := range chunk {
+			if same[i] != nil {
+				passed = append(passed, purgeCheck{key: it.Key, enc: it.Enc, at: at})
 			}
-			prev, ok := a.checked[string(g.Key)]
-			switch {
-			case ok && bytes.Equal(prev.enc, g.Record) && start.UnixMilli()-prev.at >= settle:
-				due = append(due, i)
-			case ok && bytes.Equal(prev.enc, g.Record):
-				checked[string(g.Key)] = prev // still settling
-			default:
-				checked[string(g.Key)] = purgeCheck{enc: g.Record, at: answered}
-			}
-		}
-		if err := a.purgeDue(ctx, chunk, same, due); err != nil {
-			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return passed, nil
+}
+
+// secondCheck asks every holder again about checks, whose first checks are at
+// least the settle time old, and purges those that pass again.
+func (a *AAE) secondCheck(ctx context.Context, holders []string, checks []purgeCheck) error {
+	items := make([]keyItem, len(checks))
+	for i, pc := range checks {
+		items[i] = keyItem{Key: pc.key, Enc: pc.enc}
+	}
+	for chunk := range purgeChunks(items) {
+		if err := a.take(ctx, len(chunk)); err != nil {
+			return err
+		}
+		same, err := a.askHolders(ctx, holders, chunk)
+		if err != nil {
+			return err
+		}
+		if err := a.purgeDue(ctx, chunk, same); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// purgeChunks splits items into the batches of one MsgHolds or MsgPurge: at
+// most purgeBatch keys and, unless a single item is larger, purgeBatchBytes.
+func purgeChunks(items []keyItem) iter.Seq[[]keyItem] {
+	return func(yield func([]keyItem) bool) {
+		for len(items) > 0 {
+			n, size := 0, 0
+			for n < len(items) && n < purgeBatch {
+				size += len(items[n].Key) + len(items[n].Enc)
+				if n > 0 && size > purgeBatchBytes {
+					break
+				}
+				n++
+			}
+			if !yield(items[:n]) {
+				return
+			}
+			items = items[n:]
+		}
+	}
 }
 
 // holders returns the nodes a purge must ask, this one included, sorted.
@@ -122,18 +261,14 @@ func (a *AAE) holders() []string {
 	return slices.Compact(hs)
 }
 
-// askHolders asks every holder what it holds of each grave's key. same[i] lists
-// the holders that hold exactly grave i's record, or is nil when some holder
+// askHolders asks every holder what it holds of each item's key. same[i] lists
+// the holders that hold exactly item i's record, or is nil when some holder
 // holds anything but that record or nothing. A holder that does not answer fails
 // the whole batch.
-func (a *AAE) askHolders(ctx context.Context, holders []string, graves []storage.Grave) (same [][]string, err error) {
-	items := make([]keyItem, len(graves))
-	for i, g := range graves {
-		items[i] = keyItem{Key: g.Key, Enc: g.Record}
-	}
+func (a *AAE) askHolders(ctx context.Context, holders []string, items []keyItem) (same [][]string, err error) {
 	req := appendKeyRecords(nil, items)
-	same = make([][]string, len(graves))
-	ok := make([]bool, len(graves))
+	same = make([][]string, len(items))
+	ok := make([]bool, len(items))
 	for i := range ok {
 		ok[i] = true
 	}
@@ -207,13 +342,15 @@ func (a *AAE) holds(items []keyItem) ([]uint8, error) {
 	return out, nil
 }
 
-// purgeDue deletes the graves due[...] of graves here, then on the holders that
-// hold exactly them (same).
-func (a *AAE) purgeDue(ctx context.Context, graves []storage.Grave, same [][]string, due []int) error {
+// purgeDue deletes the items whose second check passed (same[i] not nil) here,
+// then on the holders that hold exactly them, one MsgPurge per holder.
+func (a *AAE) purgeDue(ctx context.Context, items []keyItem, same [][]string) error {
 	perHolder := map[string][]keyItem{}
-	for _, i := range due {
-		g := graves[i]
-		deleted, err := a.cfg.Store.DeleteIf(g.Key, g.Record)
+	for i, it := range items {
+		if same[i] == nil {
+			continue // someone holds something else now: a later round starts over
+		}
+		deleted, err := a.cfg.Store.DeleteIf(it.Key, it.Enc)
 		if err != nil {
 			return err
 		}
@@ -223,7 +360,7 @@ func (a *AAE) purgeDue(ctx context.Context, graves []storage.Grave, same [][]str
 		a.purged.Add(1)
 		for _, h := range same[i] {
 			if h != a.cfg.Node {
-				perHolder[h] = append(perHolder[h], keyItem{Key: g.Key, Enc: g.Record})
+				perHolder[h] = append(perHolder[h], it)
 			}
 		}
 	}

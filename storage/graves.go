@@ -26,16 +26,42 @@ type Grave struct {
 // Graves returns up to limit records of tombstones that died before before (unix
 // ms), oldest first. Index entries whose record changed meanwhile are cleaned.
 func (s *Store) Graves(before int64, limit int) ([]Grave, error) {
+	gs, _, err := s.GravesFrom(nil, before, limit, nil)
+	return gs, err
+}
+
+// gravesVisitFactor bounds the index entries one GravesFrom call visits, as a
+// multiple of its limit (at least gravesVisitMin), so that a walk over many
+// entries keep refuses returns to its caller now and then.
+const (
+	gravesVisitFactor = 16
+	gravesVisitMin    = 1 << 16
+)
+
+// GravesFrom walks the grave index: it returns, oldest first, up to limit
+// records of tombstones that died before before (unix ms), among the index
+// entries after cursor (nil: from the oldest) whose partition keep accepts (nil:
+// every one), and the cursor to go on from, nil once the walk has passed every
+// entry before before. Entries keep refuses cost no record read, so a caller
+// that decides only some partitions (tombstone purge: those this node is the
+// first owner of) is not held up by the others' graves. One call visits a
+// bounded number of entries and may return no grave with a cursor to go on
+// from. Index entries whose record changed meanwhile are cleaned.
+func (s *Store) GravesFrom(cursor []byte, before int64, limit int, keep func(p int) bool) ([]Grave, []byte, error) {
+	if limit <= 0 {
+		return nil, cursor, nil
+	}
 	if err := s.enter(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer s.exit()
-	it, err := s.db.NewIter(&pebble.IterOptions{
-		LowerBound: []byte{spaceGrave},
-		UpperBound: graveKey(nil, before, 0, 0, nil),
-	})
+	lo := []byte{spaceGrave}
+	if cursor != nil {
+		lo = append(bytes.Clone(cursor), 0) // the first key after cursor
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: graveKey(nil, before, 0, 0, nil)})
 	if err != nil {
-		return nil, fmt.Errorf("storage: graves: %w", err)
+		return nil, nil, fmt.Errorf("storage: graves: %w", err)
 	}
 	type entry struct {
 		t   int64
@@ -44,28 +70,43 @@ func (s *Store) Graves(before int64, limit int) ([]Grave, error) {
 		key []byte
 	}
 	var found []entry
-	for it.First(); it.Valid() && len(found) < limit; it.Next() {
+	var last []byte // the last entry visited
+	more := false
+	visits := max(limit*gravesVisitFactor, gravesVisitMin)
+	for it.First(); it.Valid(); it.Next() {
+		if len(found) == limit || visits == 0 {
+			more = true // this entry was not visited: go on from the one before
+			break
+		}
+		visits--
 		t, p, h, key, err := parseTimeIndexKey(it.Key(), spaceGrave)
 		if err != nil {
 			it.Close()
-			return nil, err
+			return nil, nil, err
 		}
-		found = append(found, entry{t, p, h, bytes.Clone(key)})
+		if keep == nil || keep(p) {
+			found = append(found, entry{t, p, h, bytes.Clone(key)})
+		}
+		last = append(last[:0], it.Key()...)
 	}
 	if err := it.Close(); err != nil {
-		return nil, fmt.Errorf("storage: graves: %w", err)
+		return nil, nil, fmt.Errorf("storage: graves: %w", err)
+	}
+	var next []byte
+	if more {
+		next = last
 	}
 	out := make([]Grave, 0, len(found))
 	for _, e := range found {
 		g, ok, err := s.grave(e.t, e.p, e.h, e.key)
 		if err != nil {
-			return out, err
+			return out, nil, err
 		}
 		if ok {
 			out = append(out, g)
 		}
 	}
-	return out, nil
+	return out, next, nil
 }
 
 // grave re-reads one indexed grave under its key lock and drops the index entry if
@@ -89,10 +130,13 @@ func (s *Store) grave(t int64, p int, h uint64, key []byte) (Grave, bool, error)
 
 // DeleteIf deletes key's record if its encoding is exactly enc, and reports
 // whether it did: a compare-and-delete, so a write that changed the record since
-// enc was read keeps it.
+// enc was read keeps it. The delete is not synced on its own (a later synced
+// write or SyncWAL makes it durable): tombstone purge deletes many records at
+// once, and a delete a crash loses only brings the tombstone back, which purge
+// deletes again later.
 func (s *Store) DeleteIf(key, enc []byte) (bool, error) {
 	deleted := false
-	_, err := s.Update(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+	_, err := s.UpdateNoSync(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
 		if !found || !bytes.Equal(cur.AppendBinary(nil), enc) {
 			return vclock.Set{}, ErrNoChange
 		}

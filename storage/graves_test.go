@@ -365,3 +365,60 @@ func TestOpenIndexesRecordsTheOldBinaryLeftUnindexed(t *testing.T) {
 		t.Fatalf("a second Open re-indexed %d records: the version mark is not trusted", n)
 	}
 }
+
+// TestGravesFromWalksWithACursor: a walk of the grave index in small pages, with
+// a partition filter, returns every kept grave once, oldest first, and ends with
+// a nil cursor; graves refused by the filter do not fill its pages.
+func TestGravesFromWalksWithACursor(t *testing.T) {
+	s := openMem(t, Config{Partitions: 8})
+	want := map[int64]string{}
+	keep := func(p int) bool { return p%2 == 0 }
+	for i := range 200 {
+		k := fmt.Sprintf("k%03d", i)
+		put(t, s, k, rec(grave(int64(1000+i))))
+		if keep(s.PartitionOf([]byte(k))) && i < 150 {
+			want[int64(1000+i)] = k
+		}
+	}
+	put(t, s, "young", rec(grave(5000)))
+	var cursor []byte
+	var got []string
+	last := int64(0)
+	for calls := 0; ; calls++ {
+		if calls > 200 {
+			t.Fatal("the walk does not end")
+		}
+		gs, next, err := s.GravesFrom(cursor, 1150, 7, keep)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(gs) > 7 {
+			t.Fatalf("page of %d graves, limit 7", len(gs))
+		}
+		for _, g := range gs {
+			if !keep(s.PartitionOf(g.Key)) || g.Written < last || g.Written >= 1150 {
+				t.Fatalf("grave %s@%d out of the walk (after %d)", g.Key, g.Written, last)
+			}
+			last = g.Written
+			got = append(got, string(g.Key))
+		}
+		if next == nil {
+			break
+		}
+		cursor = next
+	}
+	if len(got) != len(want) {
+		t.Fatalf("walk returned %d graves, want %d: %v", len(got), len(want), got)
+	}
+	// A page that stops on the limit goes on after its last grave.
+	gs, next, err := s.GravesFrom(nil, 1150, 1, nil)
+	if err != nil || len(gs) != 1 || next == nil {
+		t.Fatalf("GravesFrom(limit 1) = %v, %v, %v", gs, next, err)
+	}
+	if gs2, _, err := s.GravesFrom(next, 1150, 1, nil); err != nil || len(gs2) != 1 || gs2[0].Written <= gs[0].Written {
+		t.Fatalf("GravesFrom(after %s) = %v, %v", gs[0].Key, gs2, err)
+	}
+	if gs, _, err := s.GravesFrom(nil, 1150, 0, nil); err != nil || len(gs) != 0 {
+		t.Fatalf("GravesFrom(limit 0) = %v, %v", gs, err)
+	}
+}
