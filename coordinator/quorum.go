@@ -203,21 +203,52 @@ func planFor(pl []string, n int, self string, alive, avoided func(string) bool, 
 // per RequestTimeout/64 (their deadline is at most that much later than asked),
 // which spares each of them a timer.
 func (c *Coordinator) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	rctx, cancel := c.sharedContext(ctx)
+	rctx, cancel := c.contextUntil(c.requestDeadline(ctx))
 	if cancel == nil {
 		return rctx, func() {}
 	}
 	return rctx, cancel
 }
 
-// sharedContext is requestContext, with a nil cancel when the context is shared
-// (there is nothing to release).
-func (c *Coordinator) sharedContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	deadline := time.Now().Add(c.cfg.RequestTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		return context.WithDeadline(c.base, d)
+// deadline is when a request must be over, fixed when it begins, before it reads
+// anything: every replica call of the request (writes, their replacements, read
+// repairs) ends by then, or up to RequestTimeout/64 later when its context is
+// shared (own false); a hint of the request's record is stored only before
+// RequestTimeout/32 after it (hintsUntil), which leaves a call that timed out at
+// its context's end RequestTimeout/64 to keep its hint. Tombstone purge relies on
+// it (repair/purge.go): no data a request read is carried to a replica, or kept
+// as a hint, later than RequestTimeout + RequestTimeout/32 after the request
+// began.
+type deadline struct {
+	at  time.Time
+	own bool // the caller's context's, exact; otherwise RequestTimeout from the start
+}
+
+// hintsUntil returns the time from which a request with deadline dl stores no
+// hint (see deadline).
+func (c *Coordinator) hintsUntil(dl deadline) time.Time {
+	return dl.at.Add(c.cfg.RequestTimeout / 32)
+}
+
+// requestDeadline returns the deadline of a request beginning now: ctx's, or
+// RequestTimeout from now, whichever is earlier.
+func (c *Coordinator) requestDeadline(ctx context.Context) deadline {
+	at := time.Now().Add(c.cfg.RequestTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(at) {
+		return deadline{at: d, own: true}
 	}
-	return c.deadlines.get(c.base, deadline, c.cfg.RequestTimeout/64), nil
+	return deadline{at: at}
+}
+
+// contextUntil returns a context of the coordinator's (not the request's
+// cancellation) that ends at dl: exactly at the caller's own deadline, with a
+// cancel to release it, or within RequestTimeout/64 after it, shared with other
+// requests, with a nil cancel (there is nothing to release).
+func (c *Coordinator) contextUntil(dl deadline) (context.Context, context.CancelFunc) {
+	if dl.own {
+		return context.WithDeadline(c.base, dl.at)
+	}
+	return c.deadlines.get(c.base, dl.at, c.cfg.RequestTimeout/64), nil
 }
 
 // sharedDeadline hands out one context to every request whose deadline falls in
@@ -260,6 +291,9 @@ func (s *sharedDeadline) get(parent context.Context, deadline time.Time, slack t
 // local read-modify-write, then the resulting record sent to the other replicas;
 // it answers after W acknowledgements counting its own.
 func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFunc, opt WriteOptions) (vclock.Set, error) {
+	// One deadline for the read and the replica writes: what the read found is
+	// carried by the writes, which must not outlive the request it was read in.
+	dl := c.requestDeadline(ctx)
 	pn := c.plan(key)
 	_, r, w := c.Quorum(pn.n, 0, opt.W)
 	var seen vclock.Set
@@ -267,7 +301,7 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 	// the front door) holds no copy worth a context: it reads the replicas first.
 	if (opt.ReadFirst || !pn.self) && pn.n > 1 {
 		var err error
-		if seen, err = c.quorumGet(ctx, key, r); err != nil {
+		if seen, err = c.quorumGetBy(ctx, key, r, dl); err != nil {
 			return vclock.Set{}, err
 		}
 	}
@@ -295,7 +329,7 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 		*opt.Synced = true
 	}
 	syncLocal := local.DeferSync && opt.Synced != nil
-	synced, err := c.replicate(ctx, key, rec, pn, w, syncLocal)
+	synced, err := c.replicate(ctx, key, rec, pn, w, syncLocal, dl)
 	if syncLocal && synced {
 		*opt.Synced = true
 	}
@@ -315,15 +349,25 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 // With syncLocal (the local write was applied without a WAL sync), the local sync
 // runs alongside the replica writes and counts as an acknowledgement when done,
 // instead of following them; replicate reports whether it finished.
-func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int, syncLocal bool) (localSynced bool, _ error) {
+//
+// Every replica call runs under a context ending at dl, the request's deadline,
+// and no hint is stored after hintsUntil (see deadline): rec holds data the
+// request read, which must not travel later (a hint the node could not store by
+// then, stalled, is left to anti-entropy and read repair).
+func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int, syncLocal bool, dl deadline) (localSynced bool, _ error) {
+	rctx, cancel := c.contextUntil(dl)
+	until := c.hintsUntil(dl)
 	for _, owner := range pn.orphans {
-		c.storeHint(owner, key, rec)
+		c.storeHint(owner, key, rec, until)
 	}
 	acks := 0
 	if pn.self {
 		acks = 1
 	}
 	if acks >= w && len(pn.remote) == 0 {
+		if cancel != nil {
+			cancel()
+		}
 		return false, nil
 	}
 	// An owner acknowledges once: a slow replica that succeeds after its
@@ -333,7 +377,6 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 	if pn.self {
 		acked.add(c.cfg.Node)
 	}
-	rctx, cancel := c.sharedContext(ctx)
 	rd := &writeRound{spare: pn.spare, results: make(chan outcome, len(pn.remote)+len(pn.spare)+1)}
 	results := rd.results
 	pending := 0
@@ -354,7 +397,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		if err != nil {
 			c.stats.replicaWriteFailures.Add(1)
 			c.peerFailed(t.node, err, time.Since(start))
-			c.storeHint(t.owner(), key, rec)
+			c.storeHint(t.owner(), key, rec, until)
 		}
 		return err == nil
 	}
@@ -388,7 +431,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 			pending++
 		} else {
 			calls[i].done = true
-			c.storeHint(t.owner(), key, rec) // closing: the replica write is never sent
+			c.storeHint(t.owner(), key, rec, until) // closing: the replica write is never sent
 		}
 	}
 	replace := func(i int) {
@@ -649,18 +692,32 @@ func releaseAfter[T any](c *Coordinator, pending int, ch <-chan T, cancel contex
 }
 
 // storeHint keeps rec as a hint for owner on this node, for the handoff loop to
-// deliver when owner is back. Failures are logged: the write itself was already
-// decided by the quorum, and anti-entropy is the next line of defence.
-func (c *Coordinator) storeHint(owner string, key []byte, rec vclock.Set) {
+// deliver when owner is back, unless the request's deadline until (zero: none)
+// has passed when the hint's lock is taken: a hint is a record on its way to a
+// replica, and tombstone purge assumes none is kept later than its request's
+// deadline. Failures are logged: the write itself was already decided by the
+// quorum, and anti-entropy is the next line of defence.
+func (c *Coordinator) storeHint(owner string, key []byte, rec vclock.Set, until time.Time) {
 	if owner == c.cfg.Node || c.cfg.DisableHints {
 		return
 	}
-	_, err := c.store.UpdateHint(owner, key, mergeInto(rec))
+	merge := mergeInto(rec)
+	stored := false
+	_, err := c.store.UpdateHint(owner, key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+		if !until.IsZero() && !time.Now().Before(until) {
+			return vclock.Set{}, errNoChange
+		}
+		next, err := merge(cur, found)
+		stored = err == nil
+		return next, err
+	})
 	if err != nil {
 		c.cfg.Logger.Warn("coordinator: store hint", "owner", owner, "err", err)
 		return
 	}
-	c.stats.hintsStored.Add(1)
+	if stored {
+		c.stats.hintsStored.Add(1)
+	}
 }
 
 // mergeInto returns the storage update that merges rec into the stored record,
@@ -705,14 +762,26 @@ type reply struct {
 // deadline passed), those that returned less than the merge of all answers get it
 // written back (read repair); replicas the read did not ask are left to hinted
 // handoff and anti-entropy.
+//
+// Every replica call, and every read repair, runs under one context ending at
+// the read's deadline (see deadline): a repair never carries what the read found
+// past it, however late the last reply came.
 func (c *Coordinator) quorumGet(ctx context.Context, key []byte, r int) (vclock.Set, error) {
+	return c.quorumGetBy(ctx, key, r, c.requestDeadline(ctx))
+}
+
+// quorumGetBy is quorumGet within the deadline dl of the request it is part of.
+func (c *Coordinator) quorumGetBy(ctx context.Context, key []byte, r int, dl deadline) (vclock.Set, error) {
 	pn := c.plan(key)
 	_, r, _ = c.Quorum(pn.n, r, 0)
 	if len(pn.remote) == 0 {
 		return c.localGet(ctx, key, pn.self, r)
 	}
 	replies := make(chan reply, len(pn.remote)+len(pn.spare))
-	rctx, cancel := c.requestContext(ctx)
+	rctx, cancel := c.contextUntil(dl)
+	if cancel == nil {
+		cancel = func() {}
+	}
 	var calls replicaCalls
 	pending := 0
 	call := func(t target) {
@@ -818,7 +887,7 @@ wait:
 		for ; pending > 0; pending-- {
 			got = append(got, <-replies) // every replica call answers, by rctx's deadline at the latest
 		}
-		c.readRepair(key, got)
+		c.readRepair(rctx, key, got)
 	}) {
 		cancel()
 	}
@@ -874,9 +943,11 @@ func needsRepair(got []reply) bool {
 }
 
 // readRepair writes the merge of every successful reply back to the replicas whose
-// record differs from it. It runs in the background; MaxRepairs bounds how many run
-// at once.
-func (c *Coordinator) readRepair(key []byte, got []reply) {
+// record differs from it, all at once, each under ctx (the read's replica
+// context: a repair carries what the read found, and ends by the read's
+// deadline), and returns when they are done. It runs in the background;
+// MaxRepairs bounds how many run at once.
+func (c *Coordinator) readRepair(ctx context.Context, key []byte, got []reply) {
 	var merged vclock.Set
 	n := 0
 	for _, rp := range got {
@@ -888,6 +959,7 @@ func (c *Coordinator) readRepair(key []byte, got []reply) {
 	if n < 2 || merged.Empty() {
 		return
 	}
+	var wg sync.WaitGroup
 	for _, rp := range got {
 		if rp.err != nil || sameRecord(rp.rec, merged) {
 			continue
@@ -898,22 +970,35 @@ func (c *Coordinator) readRepair(key []byte, got []reply) {
 			c.stats.repairsSkipped.Add(1)
 			continue
 		}
-		c.repair(key, rp.t, merged)
-		<-c.repairs
+		wg.Add(1)
+		if !c.goBackground(func() {
+			defer wg.Done()
+			c.repair(ctx, key, rp.t, merged)
+			<-c.repairs
+		}) {
+			wg.Done()
+			<-c.repairs
+		}
 	}
+	wg.Wait()
 }
 
-// repair writes merged to one replica.
-func (c *Coordinator) repair(key []byte, t target, merged vclock.Set) {
+// repair writes merged to one replica under ctx; the local replica only while
+// ctx's deadline has not passed, checked under the key's lock.
+func (c *Coordinator) repair(ctx context.Context, key []byte, t target, merged vclock.Set) {
 	c.stats.readRepairs.Add(1)
 	if t.node == c.cfg.Node {
-		if _, err := c.store.Update(key, mergeInto(merged)); err != nil {
+		merge := mergeInto(merged)
+		if _, err := c.store.Update(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+			if late(ctx, time.Time{}) != nil {
+				return vclock.Set{}, errNoChange
+			}
+			return merge(cur, found)
+		}); err != nil {
 			c.cfg.Logger.Warn("coordinator: local read repair", "err", err)
 		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(c.base, c.cfg.RequestTimeout)
-	defer cancel()
 	if err := c.cfg.Peers.Write(ctx, t.node, WriteRequest{Key: key, Record: merged, HintFor: t.hintFor}); err != nil && !errors.Is(err, context.Canceled) {
 		c.stats.replicaWriteFailures.Add(1)
 	}

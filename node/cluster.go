@@ -188,7 +188,11 @@ func (n *Node) startAAE() error {
 			}
 			return out
 		},
-		PurgeSettle: n.cfg.RequestTimeout,
+		// The coordinator's requests carry what they read until their
+		// deadline, which a shared context ends up to RequestTimeout/64 late,
+		// and keep hints of it until RequestTimeout/32 past it; hint delivery
+		// until its RequestTimeout (see repair/purge.go).
+		PurgeSettle: n.cfg.RequestTimeout + n.cfg.RequestTimeout/32,
 		AfterRound:  n.afterAAERound,
 		Now:         n.cfg.Now,
 		Logger:      n.log.With("component", "aae"),

@@ -67,10 +67,13 @@ type AAEConfig struct {
 	// the member set that was not removed (leaving ones hand off what they hold).
 	// Default: the ring's members.
 	Holders func() []string
-	// PurgeSettle is the longest deadline of the internode requests other parts
-	// of the node send with records in them (node/ passes its request timeout);
-	// a tombstone purge's two checks are at least max(PurgeSettle, RequestTimeout)
-	// apart (see purge.go). Default 0.
+	// PurgeSettle is the longest time after reading a record that the other
+	// parts of the node may still carry it to a replica or keep it as a hint
+	// (node/ passes its request timeout plus RequestTimeout/32: the
+	// coordinator's shared-deadline slack, RequestTimeout/64, and as much again
+	// for keeping a hint of a replica write that timed out; see coordinator's
+	// deadline); a tombstone purge's two checks are at least
+	// max(PurgeSettle, RequestTimeout) apart (see purge.go). Default 0.
 	PurgeSettle time.Duration
 	// RequestTimeout bounds one message exchange. Default 10s.
 	RequestTimeout time.Duration
@@ -490,9 +493,16 @@ func (a *AAE) segmentItems(p int, segs []int) ([]keyItem, error) {
 }
 
 // repairKeys fetches peer's records of keys, merges each with this node's, stores
-// the merge here (unless pushOnly) and sends it to peer where peer's differs.
+// the merge here (unless pushOnly) and sends it to peer where peer's differs. The
+// fetch, the merges and the push share one RequestTimeout: what the fetch read is
+// stored here and pushed back only until then (purge.go relies on it).
 func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOnly bool) error {
-	rep, err := a.call(ctx, peer, MsgFetch, appendKeys(nil, keys))
+	if err := a.take(ctx, len(keys)); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
+	defer cancel()
+	rep, err := a.cfg.Caller.Call(ctx, peer, MsgFetch, appendKeys(nil, keys))
 	if err != nil {
 		return err
 	}
@@ -504,9 +514,6 @@ func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOn
 		return fmt.Errorf("%w: %d records for %d keys", ErrBadMessage, len(remote), len(keys))
 	}
 	a.recordsFetched.Add(int64(len(remote)))
-	if err := a.take(ctx, len(keys)); err != nil {
-		return err
-	}
 	var push []keyItem
 	wrote := false
 	for i, key := range keys {
@@ -530,7 +537,7 @@ func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOn
 			merged = vclock.Sync(mine, theirs)
 		} else {
 			var changed bool
-			if merged, changed, err = a.merge(key, theirs); err != nil {
+			if merged, changed, err = a.merge(ctx, key, theirs); err != nil {
 				return err
 			}
 			if changed {
@@ -553,7 +560,7 @@ func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOn
 	if len(push) == 0 {
 		return nil
 	}
-	if _, err := a.call(ctx, peer, MsgPush, appendKeyRecords(nil, push)); err != nil {
+	if _, err := a.cfg.Caller.Call(ctx, peer, MsgPush, appendKeyRecords(nil, push)); err != nil {
 		return err
 	}
 	a.recordsSent.Add(int64(len(push)))
@@ -577,9 +584,14 @@ func decodeRecord(enc []byte) (vclock.Set, error) {
 // all expired are stored and sent like any other: they are causal history (the
 // reaper turns them into tombstones, purged by the tombstone rule), and dropping
 // them would let a replica that missed an expiring overwrite bring back the value
-// it replaced.
-func (a *AAE) merge(key []byte, in vclock.Set) (merged vclock.Set, changed bool, err error) {
+// it replaced. in is stored only while ctx is in time, checked under the key's
+// lock: in carries what a request read, which purge.go assumes never lands later
+// than that request's deadline (errLate otherwise).
+func (a *AAE) merge(ctx context.Context, key []byte, in vclock.Set) (merged vclock.Set, changed bool, err error) {
 	_, err = a.cfg.Store.UpdateNoSync(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+		if past(ctx) {
+			return vclock.Set{}, errLate
+		}
 		merged = in
 		if found {
 			merged = vclock.Sync(cur, in)
@@ -594,6 +606,19 @@ func (a *AAE) merge(key []byte, in vclock.Set) (merged vclock.Set, changed bool,
 		return merged, nil
 	})
 	return merged, changed, err
+}
+
+// errLate is merge's error for a record that arrived past its request's deadline.
+var errLate = fmt.Errorf("repair: record past its request's deadline: %w", context.DeadlineExceeded)
+
+// past reports whether ctx has ended or its deadline has passed (read against
+// time.Now, as contexts' deadlines are: a timer may not have fired yet).
+func past(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	d, ok := ctx.Deadline()
+	return ok && !time.Now().Before(d)
 }
 
 // handOff pushes partition p, which this node no longer owns, to every one of its

@@ -89,7 +89,7 @@ func (a *AAE) Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error) 
 			if err != nil {
 				return nil, err
 			}
-			if _, _, err := a.merge(it.Key, rec); err != nil {
+			if _, _, err := a.merge(ctx, it.Key, rec); err != nil {
 				return nil, err
 			}
 		}

@@ -45,6 +45,8 @@ type aaeCluster struct {
 	// set, runs once at the next such sleep: between a purge's two checks.
 	slept   atomic.Int64
 	between atomic.Pointer[func()]
+	// intercept, when set, sees every call before it is served.
+	intercept func(ctx context.Context, node string, typ uint8)
 }
 
 // sleep is the nodes' AAEConfig.Sleep: it advances the shared fake clock.
@@ -117,6 +119,9 @@ func (c *aaeCluster) call(ctx context.Context, node string, typ uint8, req []byt
 	nd := c.nodes[node]
 	if nd == nil {
 		return nil, fmt.Errorf("no node %s", node)
+	}
+	if c.intercept != nil {
+		c.intercept(ctx, node, typ)
 	}
 	rep, err := nd.aae.Serve(ctx, typ, req)
 	c.bytes.Add(int64(len(req) + len(rep)))

@@ -85,6 +85,7 @@ import (
 // HintStore is where hints are kept. *storage.Store implements it.
 type HintStore interface {
 	HintOwners() ([]string, error)
+	GetHint(owner string, key []byte) (vclock.Set, bool, error)
 	ScanHints(owner string, from []byte, fn func(key []byte, rec vclock.Set) bool) error
 	DeleteHint(owner string, key []byte, delivered vclock.Set) (bool, error)
 	HintCount() int64
@@ -287,10 +288,9 @@ func (h *Handoff) RunOnce(ctx context.Context) (int, error) {
 	return total, errors.Join(errs...)
 }
 
-// hint is one hint read from the store.
+// hint is one hint found in the store (deliver reads its record again).
 type hint struct {
 	key []byte
-	rec vclock.Set
 }
 
 // pageSize bounds the hints read from the store per batch.
@@ -311,12 +311,12 @@ func (h *Handoff) deliverOwner(ctx context.Context, owner string) (int, error) {
 	var from []byte
 	for {
 		var page []hint
-		err := h.cfg.Store.ScanHints(owner, from, func(key []byte, rec vclock.Set) bool {
+		err := h.cfg.Store.ScanHints(owner, from, func(key []byte, _ vclock.Set) bool {
 			if len(page) == pageSize {
 				from = append(from[:0], key...)
 				return false
 			}
-			page = append(page, hint{key: append([]byte(nil), key...), rec: rec})
+			page = append(page, hint{key: append([]byte(nil), key...)})
 			return true
 		})
 		if err != nil {
@@ -375,10 +375,17 @@ func (h *Handoff) tooOld(rec vclock.Set) bool {
 }
 
 // deliver sends one hint to its owner (or, for a removed owner, to the key's live
-// replicas) and deletes it once acknowledged.
+// replicas) and deletes it once acknowledged. It reads the hint again first, and
+// sends it under one RequestTimeout from that read: what travels is never older
+// than that when it lands (purge.go relies on it), however long the page's other
+// deliveries took.
 func (h *Handoff) deliver(ctx context.Context, owner string, member bool, ht hint) error {
-	if h.tooOld(ht.rec) {
-		deleted, err := h.cfg.Store.DeleteHint(owner, ht.key, ht.rec)
+	rec, found, err := h.cfg.Store.GetHint(owner, ht.key)
+	if err != nil || !found {
+		return err // gone: delivered or dropped meanwhile
+	}
+	if h.tooOld(rec) {
+		deleted, err := h.cfg.Store.DeleteHint(owner, ht.key, rec)
 		if deleted {
 			h.expired.Add(1)
 			h.cfg.Logger.Warn("repair: hint older than the tombstone grace dropped", "owner", owner)
@@ -388,7 +395,7 @@ func (h *Handoff) deliver(ctx context.Context, owner string, member bool, ht hin
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.RequestTimeout)
 	defer cancel()
 	if member {
-		if err := h.cfg.Writer.Write(ctx, owner, Delivery{Key: ht.key, Record: ht.rec, HintFor: owner}); err != nil {
+		if err := h.cfg.Writer.Write(ctx, owner, Delivery{Key: ht.key, Record: rec, HintFor: owner}); err != nil {
 			return err
 		}
 	} else {
@@ -403,12 +410,12 @@ func (h *Handoff) deliver(ctx context.Context, owner string, member bool, ht hin
 			if node != h.cfg.Node && !h.cfg.Cluster.Alive(node) {
 				return fmt.Errorf("repair: replica %s of a removed member's hint is down", node)
 			}
-			if err := h.cfg.Writer.Write(ctx, node, Delivery{Key: ht.key, Record: ht.rec}); err != nil {
+			if err := h.cfg.Writer.Write(ctx, node, Delivery{Key: ht.key, Record: rec}); err != nil {
 				return err
 			}
 		}
 	}
-	deleted, err := h.cfg.Store.DeleteHint(owner, ht.key, ht.rec)
+	deleted, err := h.cfg.Store.DeleteHint(owner, ht.key, rec)
 	if err != nil {
 		return err
 	}

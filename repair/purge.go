@@ -15,17 +15,50 @@ import (
 //
 // Why no older copy can appear on a holder between its answer and the delete: a
 // copy only travels in an internode request (a replica write, read repair, hint
-// delivery, an anti-entropy push) built from what its sender held, and every
-// request carries a deadline past which it is not executed (the transport's rule;
-// PurgeSettle and RequestTimeout bound those deadlines). A request built from an
-// older copy before the first check's answers may still land on a holder that
-// already answered "nothing"; it is past its deadline by the second check, so
-// whatever it left there is seen by the second check, which then fails (the
-// record answered differs, or a hint is there). A holder that answered "exactly"
-// merges anything older into the tombstone, which supersedes it, so it cannot hold
-// an older copy afterwards. Between the second check and the delete, only requests
-// built after the first check's answers could carry anything, from holders that
-// then held the tombstone or nothing.
+// delivery, an anti-entropy or handoff push) built from what its sender read, or
+// is kept as a hint for one, and every path bounds how long after the read that
+// can happen:
+//
+//   - coordinator writes, their fallbacks and the replica writes past the quorum,
+//     and read repairs: under their request's deadline, fixed when the request
+//     began (before it read anything): the caller's, or RequestTimeout later,
+//     ending up to RequestTimeout/64 after that when the context is shared
+//     (coordinator's sharedDeadline); a read-modify-write's read and writes share
+//     it, and a read's repairs run within the read's. A hint of the request's
+//     record is stored only before RequestTimeout/32 past the deadline (a call
+//     that timed out then has RequestTimeout/64 to keep its hint). Bound:
+//     RequestTimeout + RequestTimeout/32 of the coordinator.
+//   - anti-entropy and handoff: a batch's fetch, its merge here and its push back
+//     share one AAEConfig.RequestTimeout from before the fetch, and neither side
+//     merges a pushed or fetched record once it has passed (checked under the
+//     key's lock). Bound: RequestTimeout.
+//   - hint delivery: the hint is read again right before it is sent and sent
+//     under the handoff's RequestTimeout from then; a hint is itself "something
+//     else" until its delivery was acknowledged. Bound: that RequestTimeout.
+//
+// The receiver never applies a request past its deadline (the transport refuses
+// it, converted into its own clock with a bound on the caller's offset, and the
+// handlers check again). The purge's two checks are at least
+// settle = max(PurgeSettle, RequestTimeout) apart, measured from when every
+// first answer was in to before the second check is sent: node/ passes its
+// request timeout plus RequestTimeout/32 as PurgeSettle (the coordinator's and
+// the handoff's bound) and RequestTimeout is anti-entropy's own. So a
+// request built from an older copy before the first check's answers may still
+// land on a holder that already answered "nothing", but it does so before the
+// second check, which then sees it and fails (the record answered differs, or a
+// hint is there). A holder that answered "exactly" merges anything older into
+// the tombstone, which supersedes it, so it cannot hold an older copy
+// afterwards. Between the second check and the delete, only requests built after
+// the first check's answers could carry anything, from holders that then held the
+// tombstone or nothing.
+//
+// The bound leaves out the time a write that passed its deadline check takes to
+// become visible: its key-lock wait and commit for a replica write or a hinted
+// one on the receiver (coordinator.Serve checks the deadline before it takes
+// the lock), only the commit for the others (checked under the lock). The
+// settle has no margin of its own for that; with the defaults (request timeout
+// 1s, anti-entropy's 10s) the coordinator's paths have almost 9 s to spare,
+// anti-entropy's a NoSync commit's time.
 //
 // What the rule cannot see: a node outside the member set (removed by an
 // administrator, which is final: a removed node refuses to start; or one that
