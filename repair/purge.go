@@ -79,7 +79,9 @@ import (
 // checks that pass are deleted here and on the holders that hold exactly them,
 // one MsgPurge per holder per batch. It stops when the walk is done and nothing
 // checked is left, or once the round's purge has run for Interval: first checks
-// whose second is not due by then wait for the next round. Each key checked, by
+// whose second is not due by then wait for the next round (kept with the holders
+// they were asked of; if those changed, they start over). A holder that does not
+// answer ends the round's purge. Each key checked, by
 // either check, takes one key of the anti-entropy throughput budget
 // (MaxKeysPerSec): a check reads the key on every holder, like a key listed in an
 // exchange, and sharing the budget keeps one operator knob on the background
