@@ -107,17 +107,23 @@ func decodeBatchReply(b []byte, n int) ([]error, error) {
 // acknowledged. Hinted writes (for another owner) go to the hint store one by one.
 // It returns each write's outcome.
 func (c *Coordinator) HandleWriteBatch(reqs []WriteRequest) []error {
+	return c.handleWriteBatch(context.Background(), reqs)
+}
+
+// handleWriteBatch is HandleWriteBatch for a request with ctx's deadline: each
+// record is merged only while ctx is in time, checked under its key's lock.
+func (c *Coordinator) handleWriteBatch(ctx context.Context, reqs []WriteRequest) []error {
 	errs := make([]error, len(reqs))
 	keys := make([][]byte, 0, len(reqs))
 	fns := make([]storage.UpdateFunc, 0, len(reqs))
 	own := make([]int, 0, len(reqs)) // keys[j] is reqs[own[j]].Key
 	for i, req := range reqs {
 		if req.HintFor != "" && req.HintFor != c.cfg.Node {
-			_, errs[i] = c.applyReplicaWrite(req, c.store.UpdateNoSync)
+			_, errs[i] = c.applyReplicaWrite(ctx, req, c.store.UpdateNoSync)
 			continue
 		}
 		keys = append(keys, req.Key)
-		fns = append(fns, mergeInto(req.Record))
+		fns = append(fns, mergeWhileInTime(ctx, req.Record))
 		own = append(own, i)
 	}
 	// Hints are synced by UpdateHint itself. UpdateBatch syncs the WAL even

@@ -20,11 +20,13 @@
 // ReplicaTimeout (default RequestTimeout/4) is replaced at once, while its request
 // still lacks its quorum, by the next spare, standing in for the same owner; its
 // answer counts toward R or W for that owner. The first call is not cancelled: if
-// it succeeds later it adds a copy, not an answer, since each owner counts once. The peer is recorded in the Avoidance the node shares
-// between all its requests (and its forwarding), so for DefaultAvoidFor later plans
-// replace it by a fallback at once instead of waiting for it again; then it is
-// tried again. The request's deadline (RequestTimeout, or the caller's earlier one)
-// still bounds the whole request, replacements included.
+// it succeeds later it adds a copy, not an answer, since each owner counts once.
+// The peer is recorded in the Avoidance the node shares between all its requests
+// (and its forwarding), so for DefaultAvoidFor later plans replace it by a
+// fallback at once instead of waiting for it again; then it is tried again. The
+// request's deadline (RequestTimeout from its start, or the caller's earlier one)
+// bounds the whole request: a read-modify-write's read and writes share it, and so
+// do replacements and read repairs.
 //
 // Invariants:
 //
@@ -64,8 +66,12 @@
 //     (the context's; with a Cluster, also RequestTimeout after Modify began, the
 //     bound of the whole request) and otherwise returns ErrLate, having written
 //     nothing. Serve does not apply a replica write whose caller's deadline (which
-//     the transport converts into this node's clock) has passed; the caller keeps
-//     a hint. So a node that was paused, or cut off while a forwarded command or a
+//     the transport converts into this node's clock) has passed, checked when the
+//     merge is decided under the key's lock; the caller keeps a hint if it can
+//     store one within RequestTimeout/32 of the request's deadline (a stalled
+//     node leaves the key to anti-entropy). So no record a request read travels
+//     later than RequestTimeout + RequestTimeout/32 after the request began, which
+//     tombstone purge's settle counts on (repair/purge.go). So a node that was paused, or cut off while a forwarded command or a
 //     replica write sat in a queue, does not apply it after its client got an
 //     answer. The time a write orders by for plain reads (its value's timestamp)
 //     is not taken here: the proxy fixes it when the front node accepts the

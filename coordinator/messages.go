@@ -157,7 +157,7 @@ func (c *Coordinator) Serve(ctx context.Context, typ uint8, req []byte) ([]byte,
 		if err := late(ctx, time.Time{}); err != nil {
 			return nil, err // the caller gave up: it keeps a hint, nothing is applied here
 		}
-		return []byte{msgVersion}, c.HandleWrite(w)
+		return []byte{msgVersion}, c.handleWrite(ctx, w)
 	case MsgWriteBatch:
 		reqs, err := DecodeWriteBatch(req)
 		if err != nil {
@@ -166,7 +166,7 @@ func (c *Coordinator) Serve(ctx context.Context, typ uint8, req []byte) ([]byte,
 		if err := late(ctx, time.Time{}); err != nil {
 			return nil, err
 		}
-		return appendBatchReply(nil, c.HandleWriteBatch(reqs)), nil
+		return appendBatchReply(nil, c.handleWriteBatch(ctx, reqs)), nil
 	case MsgScan:
 		s, err := DecodeScanRequest(req)
 		if err != nil {
@@ -210,7 +210,15 @@ func (c *Coordinator) HandleRead(req ReadRequest) (vclock.Set, error) {
 // HandleWrite answers a replica write: the record is merged into this node's
 // replica, or into its hints for req.HintFor, durably, before it returns.
 func (c *Coordinator) HandleWrite(req WriteRequest) error {
-	changed, err := c.applyReplicaWrite(req, c.store.Update)
+	return c.handleWrite(context.Background(), req)
+}
+
+// handleWrite is HandleWrite for a request with ctx's deadline: the record is
+// merged only while ctx is in time, checked under the key's lock (ErrLate
+// otherwise), so a request that waited for the lock past its deadline changes
+// nothing (tombstone purge counts on it: repair/purge.go).
+func (c *Coordinator) handleWrite(ctx context.Context, req WriteRequest) error {
+	changed, err := c.applyReplicaWrite(ctx, req, c.store.Update)
 	if err == nil && !changed {
 		// Nothing new, but what is here may be a write of this node's own not yet
 		// synced (DeferSync): the ack promises it is durable.
@@ -222,8 +230,8 @@ func (c *Coordinator) HandleWrite(req WriteRequest) error {
 // applyReplicaWrite merges req's record into this node's replica with update
 // (Update, or UpdateNoSync for a write a later sync covers), or into its hints
 // for req.HintFor, and reports whether that changed anything.
-func (c *Coordinator) applyReplicaWrite(req WriteRequest, update func([]byte, storage.UpdateFunc) (vclock.Set, error)) (changed bool, err error) {
-	merge := mergeInto(req.Record)
+func (c *Coordinator) applyReplicaWrite(ctx context.Context, req WriteRequest, update func([]byte, storage.UpdateFunc) (vclock.Set, error)) (changed bool, err error) {
+	merge := mergeWhileInTime(ctx, req.Record)
 	fn := func(cur vclock.Set, found bool) (vclock.Set, error) {
 		next, err := merge(cur, found)
 		changed = err == nil

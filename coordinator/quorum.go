@@ -720,6 +720,19 @@ func (c *Coordinator) storeHint(owner string, key []byte, rec vclock.Set, until 
 	}
 }
 
+// mergeWhileInTime is mergeInto for a request with ctx's deadline: past it (checked
+// under the key's lock, when the merge is decided) it changes nothing and fails
+// with ErrLate.
+func mergeWhileInTime(ctx context.Context, rec vclock.Set) storage.UpdateFunc {
+	merge := mergeInto(rec)
+	return func(cur vclock.Set, found bool) (vclock.Set, error) {
+		if err := late(ctx, time.Time{}); err != nil {
+			return vclock.Set{}, err
+		}
+		return merge(cur, found)
+	}
+}
+
 // mergeInto returns the storage update that merges rec into the stored record,
 // leaving it untouched when it already holds everything rec holds.
 func mergeInto(rec vclock.Set) func(cur vclock.Set, found bool) (vclock.Set, error) {
