@@ -149,9 +149,8 @@ func (n *Node) startRepair() error {
 			m, ok := n.ms.Member(name)
 			return ok && m.State == cluster.StateRemoved
 		},
-		MaxHintAge: n.cfg.TombstoneGrace,
-		Now:        n.cfg.Now,
-		Logger:     n.log.With("component", "handoff"),
+		Now:    n.cfg.Now,
+		Logger: n.log.With("component", "handoff"),
 	})
 	if err != nil {
 		return err

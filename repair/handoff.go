@@ -62,8 +62,8 @@
 //   - A tombstone is purged only when it is older than the grace period and every
 //     holder, alive, answered twice that it holds exactly it or nothing of the key
 //     (no record, no hint), so no copy older than a purged tombstone is left on
-//     any member to come back. Hints older than the grace period are dropped, not
-//     replayed (MaxHintAge).
+//     any member to come back. So hints need no age limit for tombstones' sake
+//     (MaxHintAge, off in node/): a hint is kept until it is delivered.
 //   - The handoff and anti-entropy loops are this package's goroutines; Close stops
 //     each and waits.
 package repair
@@ -143,10 +143,11 @@ type HandoffConfig struct {
 	// hints.
 	Removed func(name string) bool
 	// MaxHintAge drops, instead of replaying, a hint whose newest value was written
-	// longer ago: node/ sets it to the tombstone grace period. (Tombstone purge
-	// also waits while any node keeps a hint of the key, so a replayed hint cannot
-	// bring back a value whose tombstone was purged either way.) 0 keeps hints
-	// forever.
+	// longer ago. 0 (node/'s choice) keeps a hint until its owner acknowledged it,
+	// or, once the owner is removed, the key's replicas did: a hint may be the only
+	// copy of an acknowledged write besides its coordinator's, and tombstone purge
+	// waits while any node keeps a hint of the key, so a hint replayed late cannot
+	// bring back a value whose tombstone was purged.
 	MaxHintAge time.Duration
 	// Now is the clock for MaxHintAge; default time.Now.
 	Now func() time.Time

@@ -108,7 +108,7 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.BoolVar(&hinted, "hinted-handoff", true, "keep hints for unreachable replicas and deliver them when they return")
 	f.DurationVar(&cfg.AAEInterval, "aae-interval", d.AAEInterval, "time between anti-entropy rounds (Merkle exchanges with the other replicas, partition handoff, tombstone purge); negative turns them off")
 	f.IntVar(&cfg.AAEMaxKeysPerSec, "aae-max-keys-per-sec", d.AAEMaxKeysPerSec, "throttle for anti-entropy and partition handoff: keys listed or moved per second")
-	f.DurationVar(&cfg.TombstoneGrace, "tombstone-grace", d.TombstoneGrace, "keep tombstones at least this long; older ones that every replica holds are purged, and older hints are dropped")
+	f.DurationVar(&cfg.TombstoneGrace, "tombstone-grace", d.TombstoneGrace, "keep tombstones at least this long; older ones are purged once every member holds exactly the same tombstone or nothing of the key")
 	f.IntVar(&cfg.N, "n", d.N, "replicas per key (N); clamped to the cluster size")
 	f.IntVar(&cfg.R, "r", d.R, "read quorum (R), 1..N")
 	f.IntVar(&cfg.W, "w", d.W, "write quorum (W), 1..N")
