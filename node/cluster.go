@@ -149,8 +149,9 @@ func (n *Node) startRepair() error {
 			m, ok := n.ms.Member(name)
 			return ok && m.State == cluster.StateRemoved
 		},
-		Now:    n.cfg.Now,
-		Logger: n.log.With("component", "handoff"),
+		Leaving: n.ms.Leaving,
+		Now:     n.cfg.Now,
+		Logger:  n.log.With("component", "handoff"),
 	})
 	if err != nil {
 		return err
@@ -206,9 +207,18 @@ func (n *Node) startAAE() error {
 	return nil
 }
 
-// afterAAERound completes a graceful leave once nothing is left to hand off.
+// afterAAERound completes a graceful leave once nothing is left to hand off: no
+// partition and no hint (a leaving node hands a down owner's hints to the keys'
+// live replicas). A node that left is no longer asked by tombstone purge, so it
+// must not keep a copy of anything.
 func (n *Node) afterAAERound(pending int) {
-	if pending > 0 || !n.ms.Leaving() {
+	if !n.ms.Leaving() {
+		return
+	}
+	if hints := n.store.HintCount(); pending > 0 || hints > 0 {
+		if h := n.handoff.Load(); hints > 0 && h != nil {
+			h.Kick()
+		}
 		return
 	}
 	if err := n.ms.FinishLeave(); err != nil {

@@ -12,6 +12,9 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/lni/goutils/leaktest"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dynakv/dynakv/cluster"
+	"github.com/dynakv/dynakv/vclock"
 )
 
 // fastGossip shortens memberlist's intervals for tests on loopback.
@@ -212,6 +215,77 @@ func TestRemovedMemberLeavesTransport(t *testing.T) {
 				t.Fatalf("%s still holds a peer entry for removed %s: %v", n.cfg.Name, gone.cfg.Name, n.tr.PeerAddrs())
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// TestLeaveHandsOffHintsOfADownOwner: a leaving node that holds a hint for a member
+// that is down hands it to the key's live replicas and only then leaves the ring.
+// Before, a leave finished with hints still held, on a node tombstone purge no
+// longer asks once it left; or, had it waited for the owner, never finished.
+func TestLeaveHandsOffHintsOfADownOwner(t *testing.T) {
+	var nodes []*Node
+	for i := range 4 {
+		cfg := Config{Name: fmt.Sprintf("n%d", i+1), Storage: StorageMemory, Secret: "s3cret",
+			RESPAddr: "127.0.0.1:0", MemcacheAddr: "off", HTTPAddr: "off",
+			GossipAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:0", GossipTuning: fastGossip,
+			AAEInterval: 100 * time.Millisecond}
+		if i > 0 {
+			cfg.Join = []string{nodes[0].GossipAddr()}
+		}
+		n, err := Start(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nodes = append(nodes, n)
+		t.Cleanup(func() { n.Close() })
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	waitFor("4 members alive", func() bool { return nodes[0].clusterStats().alive == 4 })
+	// A key n4 owns and n3, which leaves, does not: n3 keeps a hint for n4.
+	rg := nodes[0].ms.Ring()
+	var key []byte
+	for i := 0; key == nil; i++ {
+		k := []byte(fmt.Sprintf("k%d", i))
+		reps := rg.Replicas(rg.Partition(k), 3)
+		if slices.Contains(reps, "n4") && !slices.Contains(reps, "n3") {
+			key = k
+		}
+	}
+	rec := vclock.Update(vclock.Set{}, nil, "x:1", vclock.Value{Data: []byte("v"), Timestamp: 1}, 1, 1)
+	if _, err := nodes[2].store.UpdateHint("n4", key, func(vclock.Set, bool) (vclock.Set, error) { return rec, nil }); err != nil {
+		t.Fatal(err)
+	}
+	nodes[3].Close()
+	waitFor("n4 seen down", func() bool { return !nodes[2].ms.Alive("n4") })
+	if err := nodes[2].Leave(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("n3's leave to finish", func() bool {
+		m, ok := nodes[0].ms.Member("n3")
+		return ok && m.State == cluster.StateRemoved
+	})
+	if h := nodes[2].store.HintCount(); h != 0 {
+		t.Fatalf("n3 left the ring holding %d hints", h)
+	}
+	rg = nodes[0].ms.Ring()
+	for _, r := range rg.Replicas(rg.Partition(key), 3) {
+		if r == "n4" {
+			continue
+		}
+		n := nodes[map[string]int{"n1": 0, "n2": 1}[r]]
+		got, _, err := n.store.Get(key)
+		if err != nil || got.Len() != 1 {
+			t.Fatalf("%s holds %v (%v) of the hinted key, want the hint's value", r, got, err)
 		}
 	}
 }

@@ -142,6 +142,12 @@ type HandoffConfig struct {
 	// membership's state, so that a member merely not yet gossiped here keeps its
 	// hints.
 	Removed func(name string) bool
+	// Leaving, when set, reports whether this node is leaving the ring. A leaving
+	// node does not wait for an owner that is down: it hands that owner's hints to
+	// the key's live current replicas, so that its leave, which completes only
+	// once it holds no hint, is not held up by a dead member, and no hint stays on
+	// a node that purge no longer asks once it left.
+	Leaving func() bool
 	// MaxHintAge drops, instead of replaying, a hint whose newest value was written
 	// longer ago. 0 (node/'s choice) keeps a hint until its owner acknowledged it,
 	// or, once the owner is removed, the key's replicas did: a hint may be the only
@@ -297,15 +303,30 @@ type hint struct {
 // pageSize bounds the hints read from the store per batch.
 const pageSize = 256
 
+// route is where a hint goes.
+type route uint8
+
+const (
+	toOwner        route = iota // the owner, alive and a ring member
+	toReplicas                  // every current replica of the key (the owner was removed)
+	toLiveReplicas              // the live current replicas (this node is leaving; the owner is down)
+)
+
 // deliverOwner delivers owner's hints, a page at a time, if owner can take them:
-// alive and still a ring member, or removed (then to the keys' current replicas).
+// alive and still a ring member, or removed (then to the keys' current replicas);
+// or, while this node leaves, to the keys' live replicas when owner is down.
 func (h *Handoff) deliverOwner(ctx context.Context, owner string) (int, error) {
 	rg := h.cfg.Cluster.Ring()
 	member := slices.ContainsFunc(rg.Members(), func(m ring.Member) bool { return m.Name == owner })
-	if !member && h.cfg.Removed != nil && !h.cfg.Removed(owner) {
+	rt := toOwner
+	switch {
+	case !member && h.cfg.Removed != nil && !h.cfg.Removed(owner):
 		return 0, nil // not known here yet: keep its hints until gossip tells
-	}
-	if member && !h.cfg.Cluster.Alive(owner) {
+	case !member:
+		rt = toReplicas
+	case !h.cfg.Cluster.Alive(owner) && h.cfg.Leaving != nil && h.cfg.Leaving():
+		rt = toLiveReplicas
+	case !h.cfg.Cluster.Alive(owner):
 		return 0, nil
 	}
 	total := 0
@@ -323,7 +344,7 @@ func (h *Handoff) deliverOwner(ctx context.Context, owner string) (int, error) {
 		if err != nil {
 			return total, fmt.Errorf("repair: scan hints for %s: %w", owner, err)
 		}
-		n, failed := h.deliverPage(ctx, owner, member, page)
+		n, failed := h.deliverPage(ctx, owner, rt, page)
 		total += n
 		if failed > 0 {
 			return total, fmt.Errorf("repair: %d hints for %s not delivered", failed, owner)
@@ -336,7 +357,7 @@ func (h *Handoff) deliverOwner(ctx context.Context, owner string) (int, error) {
 
 // deliverPage delivers a page of hints with bounded concurrency and returns how
 // many were delivered and how many failed.
-func (h *Handoff) deliverPage(ctx context.Context, owner string, member bool, page []hint) (delivered, failed int) {
+func (h *Handoff) deliverPage(ctx context.Context, owner string, rt route, page []hint) (delivered, failed int) {
 	sem := make(chan struct{}, h.cfg.Concurrency)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
@@ -345,7 +366,7 @@ func (h *Handoff) deliverPage(ctx context.Context, owner string, member bool, pa
 		wg.Add(1)
 		go func() {
 			defer func() { <-sem; wg.Done() }()
-			err := h.deliver(ctx, owner, member, ht)
+			err := h.deliver(ctx, owner, rt, ht)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -380,7 +401,7 @@ func (h *Handoff) tooOld(rec vclock.Set) bool {
 // sends it under one RequestTimeout from that read: what travels is never older
 // than that when it lands (purge.go relies on it), however long the page's other
 // deliveries took.
-func (h *Handoff) deliver(ctx context.Context, owner string, member bool, ht hint) error {
+func (h *Handoff) deliver(ctx context.Context, owner string, rt route, ht hint) error {
 	rec, found, err := h.cfg.Store.GetHint(owner, ht.key)
 	if err != nil || !found {
 		return err // gone: delivered or dropped meanwhile
@@ -395,11 +416,12 @@ func (h *Handoff) deliver(ctx context.Context, owner string, member bool, ht hin
 	}
 	ctx, cancel := context.WithTimeout(ctx, h.cfg.RequestTimeout)
 	defer cancel()
-	if member {
+	switch rt {
+	case toOwner:
 		if err := h.cfg.Writer.Write(ctx, owner, Delivery{Key: ht.key, Record: rec, HintFor: owner}); err != nil {
 			return err
 		}
-	} else {
+	case toReplicas:
 		// Every one of the key's current replicas must take it: deleting the hint
 		// after fewer could leave a single copy.
 		rg := h.cfg.Cluster.Ring()
@@ -414,6 +436,24 @@ func (h *Handoff) deliver(ctx context.Context, owner string, member bool, ht hin
 			if err := h.cfg.Writer.Write(ctx, node, Delivery{Key: ht.key, Record: rec}); err != nil {
 				return err
 			}
+		}
+	case toLiveReplicas:
+		// This node is leaving and the owner is down: every live current replica
+		// takes the record (the down owner gets it from them by anti-entropy when
+		// it is back). This node's copy goes when it stops anyway.
+		rg := h.cfg.Cluster.Ring()
+		sent := 0
+		for _, node := range rg.Replicas(rg.Partition(ht.key), h.cfg.N) {
+			if node == h.cfg.Node || !h.cfg.Cluster.Alive(node) {
+				continue
+			}
+			if err := h.cfg.Writer.Write(ctx, node, Delivery{Key: ht.key, Record: rec}); err != nil {
+				return err
+			}
+			sent++
+		}
+		if sent == 0 {
+			return fmt.Errorf("repair: no live replica takes %s's hint while this node leaves", owner)
 		}
 	}
 	deleted, err := h.cfg.Store.DeleteHint(owner, ht.key, rec)

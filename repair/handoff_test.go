@@ -482,3 +482,56 @@ func TestHandoffDropsHintsOlderThanMaxHintAge(t *testing.T) {
 		}
 	})
 }
+
+// TestHandoffLeavingNodeReroutesHintsOfADownOwner: a node that is leaving does not
+// wait for a down owner to take its hints (its leave completes only once it holds
+// none, and purge no longer asks it once it left): it hands them to the key's live
+// current replicas instead, without a hint tag. A node that is not leaving keeps
+// them for the owner, and with no live replica even a leaving node keeps them.
+func TestHandoffLeavingNodeReroutesHintsOfADownOwner(t *testing.T) {
+	stores(t, func(t *testing.T, st hintStore) {
+		m := newMembers(t, "a", "b", "c", "d", "e")
+		key := "k"
+		reps := m.rg.Replicas(m.rg.Partition([]byte(key)), 3)
+		var self string
+		for _, n := range []string{"a", "b", "c", "d", "e"} {
+			if !slices.Contains(reps, n) {
+				self = n
+				break
+			}
+		}
+		owner := reps[0]
+		m.setDead(owner, true)
+		putHint(t, st, owner, key, record("x:1", "v"))
+		leaving := false
+		newLeaving := func(w repair.Writer) *repair.Handoff {
+			h, err := repair.NewHandoff(repair.HandoffConfig{Store: st, Cluster: m, Writer: w, Node: self,
+				Leaving: func() bool { return leaving }, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return h
+		}
+		w := &writer{}
+		if n, err := newLeaving(w).RunOnce(context.Background()); err != nil || n != 0 || st.HintCount() != 1 {
+			t.Fatalf("not leaving: %d, %v, %d hints left; want the hint kept for %s", n, err, st.HintCount(), owner)
+		}
+		leaving = true
+		if n, err := newLeaving(w).RunOnce(context.Background()); err != nil || n != 1 || st.HintCount() != 0 {
+			t.Fatalf("leaving: %d, %v, %d hints left; want it handed to the live replicas", n, err, st.HintCount())
+		}
+		want := []delivery{{reps[1], key, ""}, {reps[2], key, ""}}
+		slices.SortFunc(want, func(a, b delivery) int { return cmpString(a.node, b.node) })
+		if got := w.deliveries(); !slices.Equal(got, want) {
+			t.Fatalf("deliveries %v, want %v (the live replicas, without a hint tag)", got, want)
+		}
+
+		putHint(t, st, owner, key, record("x:1", "v"))
+		for _, r := range reps {
+			m.setDead(r, true)
+		}
+		if n, err := newLeaving(&writer{}).RunOnce(context.Background()); err == nil || n != 0 || st.HintCount() != 1 {
+			t.Fatalf("leaving, no live replica: %d, %v, %d hints left; want the hint kept", n, err, st.HintCount())
+		}
+	})
+}
