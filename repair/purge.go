@@ -62,7 +62,9 @@ import (
 //
 // What the rule cannot see: a node outside the member set (removed by an
 // administrator, which is final: a removed node refuses to start; or one that
-// finished a leave and keeps running with hints it did not deliver), and a member
+// finished a leave, which holds no partition and no hint then (node/ finishes a
+// leave only so) but may still take a write from a peer that has not heard of the
+// leave, so it should be stopped), and a member
 // the deciding node has not heard of yet; and a copy relayed twice within the
 // settle window (a holder that got an older copy from a request in flight, sent it
 // on, then took the tombstone, all between the two checks).
