@@ -21,6 +21,23 @@ package coordinator_test
 // is acknowledged, at least W of its owners hold it (as a record or as a hint kept
 // for them somewhere).
 //
+// Most runs also change the ring while the clients run (sim_members_test.go: joins,
+// graceful leaves, removals of dead members, each learnt by every node after a
+// gossip lag of its own) and run anti-entropy with partition handoff and tombstone
+// purge over the same network, with a tombstone grace of seconds
+// (sim_repair_test.go); many write values with TTLs (SET EX, DPUT EX over older
+// values) while reapers turn expired values into tombstones at random moments. In
+// those runs invariant 3's first part (hinted handoff alone) is not checked, since
+// anti-entropy helps, and its last part also requires every partition to end on its
+// owners only; at the moment a write is acknowledged W nodes hold it. The rules of
+// issue 15 are checked against the recorded history (sim_rules_test.go): every dot
+// accounted for and every context superseding what it covers (a DPUT with context C
+// supersedes exactly the dots C covers), plain reads last writer wins with deletes
+// and expiry included (an acknowledged delete stays deleted unless a later write
+// exists; an expired overwrite never brings the older value back), no expired
+// value read, and no purge resurrecting anything; invariant 1 allows for purges,
+// which may remove a key's history entirely.
+//
 // Liveness is per observer (FakeNet.View): a crashed node looks dead to everyone
 // after a detection delay, and partitioned nodes look dead to each other after it.
 // A crash fences the node's store (its old coordinator, handoff loop and in-flight
@@ -144,7 +161,7 @@ func TestSim(t *testing.T) {
 
 // TestSimDeterministic runs seeds twice and compares their histories.
 func TestSimDeterministic(t *testing.T) {
-	for _, seed := range []uint64{3, 11} {
+	for _, seed := range []uint64{3, 11, 28} {
 		var hist [2]string
 		for i := range hist {
 			t.Run(fmt.Sprintf("seed=%d/run=%d", seed, i), func(t *testing.T) {
@@ -174,6 +191,10 @@ type params struct {
 	blind  bool
 	faults bool
 	skew   bool // nodes' clocks disagree
+	// churn changes the ring member set while the clients run and runs
+	// anti-entropy (handoff, purge); expiry writes values with TTLs and runs
+	// reapers (sim_members_test.go, sim_repair_test.go).
+	churn, expiry bool
 	// unbatched sends every replica write on its own (UnbatchedPeers): which
 	// writes share a batch depends on goroutine scheduling, so a history that must
 	// replay exactly (TestSimDeterministic) cannot batch.
@@ -187,6 +208,8 @@ func simParams(seed uint64) params {
 	if p.blind {
 		p.counters = 0
 	}
+	p.churn = !p.blind && rng.IntN(3) != 0
+	p.expiry = rng.IntN(2) == 0
 	return p
 }
 
@@ -326,6 +349,7 @@ type simNode struct {
 	co    *coordinator.Coordinator
 	px    *proxy.Proxy
 	ho    *repair.Handoff
+	x     nodeExtra // membership, anti-entropy, reaper (sim_repair_test.go)
 }
 
 // write is a write that reached a coordinator's store.
@@ -346,6 +370,7 @@ type op struct {
 	key         string
 	arg         string
 	start, end  time.Duration
+	accepted    int64 // the node's clock when it accepted the op, unix ms
 	err         error
 	res         proxy.Result
 	w           *write // the write it made, if any
@@ -371,8 +396,13 @@ func (o *op) String() string {
 }
 
 func show(v vclock.Value) string {
-	if v.Tombstone {
+	switch {
+	case v.Tombstone && v.Expiry != 0:
+		return fmt.Sprintf("<expired %d>", v.Expiry)
+	case v.Tombstone:
 		return "<del>"
+	case v.Expiry != 0:
+		return fmt.Sprintf("%q(expires %d)", v.Data, v.Expiry)
 	}
 	return strconv.Quote(string(v.Data))
 }
@@ -394,6 +424,7 @@ type sim struct {
 	events   []string            // nemesis actions, in order
 	restarts int
 	crashed  map[string]bool // actors whose incarnation crashed
+	x        simExtra        // membership and repair (sim_members_test.go, sim_repair_test.go)
 }
 
 // opKey carries the op being run through the proxy to the recording coordinator.
@@ -448,7 +479,7 @@ func (r recorder) Modify(ctx context.Context, key []byte, fn coordinator.ModifyF
 
 // owners returns key's N replicas.
 func (s *sim) owners(key string) []string {
-	rg := s.net.Ring()
+	rg := s.x.members.latest().ring
 	return rg.Replicas(rg.Partition([]byte(key)), simN)
 }
 
@@ -457,6 +488,10 @@ func (s *sim) owners(key string) []string {
 // records: a hint only disappears after its owner stored it, so this order never
 // misses a copy that moves meanwhile.
 func (s *sim) checkAcked(w *write) {
+	if s.p.churn {
+		s.checkAckedAnywhere(w)
+		return
+	}
 	holds := map[string]bool{}
 	for _, n := range s.allNodes() {
 		owners, _ := n.store.HintOwners()
@@ -506,6 +541,16 @@ func (s *sim) boot(n *simNode) {
 	s.t.Helper()
 	n.inc++
 	n.fence = &fence{st: n.store}
+	if s.x.members == nil {
+		m, err := newMembers(s.seed, detect, s.names...)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.x.members = m
+		for _, nd := range s.nodes {
+			nd.x.phase = phaseMember
+		}
+	}
 	peers := coordinator.RemotePeers(s.net.Caller(n.name))
 	if s.p.unbatched {
 		peers = coordinator.UnbatchedPeers(s.net.Caller(n.name))
@@ -522,7 +567,7 @@ func (s *sim) boot(n *simNode) {
 	now := func() time.Time { return time.Now().Add(skew) }
 	co, err := coordinator.New(coordinator.Config{
 		Actor: fmt.Sprintf("%s:%d", n.name, n.inc), Node: n.name,
-		Cluster: s.net.View(n.name), Peers: peers,
+		Cluster: s.view(n.name), Peers: peers,
 		N: simN, R: 2, W: simW, RequestTimeout: simTimeout, Now: now,
 		Logger: slog.New(s.quiet),
 	}, n.fence)
@@ -530,7 +575,7 @@ func (s *sim) boot(n *simNode) {
 		s.t.Fatal(err)
 	}
 	ho, err := repair.NewHandoff(repair.HandoffConfig{
-		Store: n.fence, Cluster: s.net.View(n.name), Node: n.name, N: simN,
+		Store: n.fence, Cluster: s.view(n.name), Node: n.name, N: simN, Removed: s.view(n.name).removed,
 		Writer: repair.WriterFunc(func(ctx context.Context, node string, d repair.Delivery) error {
 			req := coordinator.WriteRequest{Key: d.Key, Record: d.Record, HintFor: d.HintFor}
 			if node == n.name {
@@ -538,7 +583,8 @@ func (s *sim) boot(n *simNode) {
 			}
 			return peers.Write(ctx, node, req)
 		}),
-		Interval: s.interval(n.name), RequestTimeout: simTimeout, Logger: slog.New(s.quiet),
+		Interval: s.interval(n.name), RequestTimeout: simTimeout, MaxHintAge: s.maxHintAge(), Now: now,
+		Logger: slog.New(s.quiet),
 	})
 	if err != nil {
 		s.t.Fatal(err)
@@ -548,7 +594,7 @@ func (s *sim) boot(n *simNode) {
 	n.co, n.px, n.ho, n.up = co, px, ho, true
 	s.mu.Unlock()
 	ho.Start()
-	s.net.Start(n.name, co)
+	s.net.Start(n.name, s.startRepair(n, co, now))
 	for _, m := range s.allNodes() { // membership's OnAlive
 		if m.up && m.ho != nil {
 			m.ho.Kick()
@@ -575,28 +621,31 @@ func (s *sim) crash(n *simNode) {
 	s.crashed[co.Actor()] = true
 	s.mu.Unlock()
 	ho.Close()
+	s.stopRepair(n)
 	co.Close()
 }
 
 // runSim runs one simulation; trace, when set, receives the network's trace.
 func runSim(t *testing.T, seed uint64, p params, trace func(string)) *sim {
-	names := make([]string, p.nodes)
-	for i := range names {
-		names[i] = fmt.Sprint("n", i+1)
-	}
-	net, err := coordinator.NewFakeNet(seed, simQ, detect, names...)
+	names, pool := simNames(p)
+	net, err := coordinator.NewFakeNet(seed, simQ, detect, append(names, pool...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &sim{t: t, seed: seed, p: p, net: net, names: names, start: time.Now(), quiet: slog.DiscardHandler,
+	s := &sim{t: t, seed: seed, p: p, net: net, names: append(names, pool...), start: time.Now(), quiet: slog.DiscardHandler,
 		nodes: map[string]*simNode{}, writes: map[string][]*write{}, crashed: map[string]bool{}}
 	if trace != nil {
 		net.SetTrace(trace)
 	}
-	for _, name := range names {
+	if s.x.members, err = newMembers(seed, detect, names...); err != nil {
+		t.Fatal(err)
+	}
+	s.x.pool = pool
+	for _, name := range s.names {
 		s.nodes[name] = &simNode{name: name, store: memstore.New(simQ)}
 	}
 	for _, name := range names {
+		s.nodes[name].x.phase = phaseMember
 		s.boot(s.nodes[name])
 	}
 	defer func() {
@@ -650,9 +699,15 @@ func (s *sim) client(c int, keys []string) {
 	for seq := range s.p.ops {
 		time.Sleep(time.Duration(rng.Int64N(int64(250 * time.Millisecond))))
 		key := keys[rng.IntN(len(keys))]
-		o := &op{client: c, seq: seq, node: s.names[rng.IntN(len(s.names))], key: key}
+		s.mu.Lock()
+		targets := s.clientNodes()
+		s.mu.Unlock()
+		o := &op{client: c, seq: seq, node: targets[rng.IntN(len(targets))], key: key}
 		var pop proxy.Op
 		switch counter := strings.HasPrefix(key, "ctr"); {
+		case !counter && s.p.expiry && rng.IntN(5) == 0:
+			o.kind, pop = s.expiring(rng, o, lastCtx[key], fmt.Sprintf("c%d.%d", c, seq))
+			o.arg = string(pop.Value)
 		case counter && rng.IntN(5) == 0:
 			o.kind, pop = "DEL", proxy.Op{Kind: proxy.OpDelete, Key: []byte(key)}
 		case counter && rng.IntN(4) == 0:
@@ -688,13 +743,14 @@ func (s *sim) client(c int, keys []string) {
 		s.mu.Lock()
 		s.ops = append(s.ops, o)
 		n := s.nodes[o.node]
-		up, px := n.up, n.px
+		up, px, clock := n.up, n.px, n.x.now
 		s.mu.Unlock()
 		o.start = s.now()
 		if !up {
 			o.err, o.end = errCrashed, o.start // connection refused
 			continue
 		}
+		o.accepted = clock().UnixMilli() // what the proxy stamps the op with
 		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), opKey{}, o), clientTimeout)
 		if o.kind == "SCAN" {
 			// A page of SCAN: nothing to check but that it survives the faults. It
@@ -709,7 +765,7 @@ func (s *sim) client(c int, keys []string) {
 		}
 		cancel()
 		o.end = s.now()
-		if o.err == nil && (o.kind == "DGET" || o.kind == "DPUT" || o.kind == "DDEL") {
+		if o.err == nil && (o.kind == "DGET" || o.kind == "DPUT" || o.kind == "DDEL" || o.kind == "DPUTEX") {
 			lastCtx[key] = o.res.Context
 		}
 	}
@@ -730,10 +786,19 @@ func (s *sim) nemesis(done <-chan struct{}) {
 		nodes := s.allNodes()
 		var up, down []*simNode
 		for _, n := range nodes {
-			if n.up {
+			switch {
+			case n.x.phase != phaseMember:
+			case n.up:
 				up = append(up, n)
-			} else {
+			default:
 				down = append(down, n)
+			}
+		}
+		if s.p.churn {
+			s.retire(false)
+			if rng.IntN(6) == 0 {
+				s.churn(rng)
+				continue
 			}
 		}
 		switch r := rng.IntN(12); {
@@ -800,7 +865,7 @@ func (s *sim) heal() {
 	s.net.Heal()
 	s.net.Trust()
 	for _, n := range s.allNodes() {
-		if !n.up {
+		if !n.up && n.x.phase == phaseMember {
 			s.restarts++
 			s.boot(n)
 			s.event("restart %s as %s (heal)", n.name, n.co.Actor())
@@ -816,6 +881,9 @@ func (s *sim) heal() {
 			break
 		}
 		time.Sleep(time.Second)
+	}
+	if s.p.churn {
+		s.settle()
 	}
 	s.event("drained: %d hints left", s.hints())
 }
@@ -833,10 +901,11 @@ func (s *sim) check(keys []string) {
 	t := s.t
 	// Before any read repair: hinted handoff alone brought every write whose
 	// coordinator never crashed to all N owners (its replica writes either
-	// succeeded or left a hint, and every hint was delivered).
+	// succeeded or left a hint, and every hint was delivered). Not with
+	// anti-entropy, which helps.
 	for _, key := range keys {
 		for _, w := range s.writes[key] {
-			if s.crashed[w.by] {
+			if s.crashed[w.by] || s.p.churn {
 				continue
 			}
 			for _, o := range s.owners(key) {
@@ -846,7 +915,8 @@ func (s *sim) check(keys []string) {
 			}
 		}
 	}
-	reader := s.node(s.names[0]).co
+	s.finalRepair(s.maxExpiry())
+	reader := s.running()[0].co
 	for _, key := range keys {
 		if _, err := reader.Get(context.Background(), []byte(key), coordinator.ReadOptions{R: simN}); err != nil {
 			t.Errorf("final R=N read of %s: %v", key, err)
@@ -854,11 +924,12 @@ func (s *sim) check(keys []string) {
 	}
 	time.Sleep(2 * simTimeout) // read repairs finish
 	for _, n := range s.allNodes() {
-		if h := n.store.HintCount(); h != 0 {
+		if h := n.store.HintCount(); h != 0 && n.x.phase == phaseMember {
 			owners, _ := n.store.HintOwners()
 			t.Errorf("invariant 3: %s still holds %d hints (for %v) after heal and drain", n.name, h, owners)
 		}
 	}
+	finals := map[string]vclock.Set{}
 	for _, key := range keys {
 		// Every write of key has its own dot (dots are per key).
 		byDot := map[vclock.Dot]*write{}
@@ -885,33 +956,21 @@ func (s *sim) check(keys []string) {
 					s.record(owners[0], key), s.record(owners[i], key))
 			}
 		}
+		finals[key] = final
 		clk := final.Join()
 		sibs := final.Siblings()
 		present := map[vclock.Dot]bool{}
 		for _, sb := range sibs {
 			present[sb.Dot] = true
 			w, ok := byDot[sb.Dot]
-			if !ok || !w.value.Equal(sb.Value) {
+			if !ok || !madeBy(w, sb.Value) {
 				t.Errorf("%s: final record holds %s at %v, which no recorded write made", key, show(sb.Value), sb.Dot)
 			}
 		}
-		// 1. No acknowledged write lost.
-		for _, w := range s.writes[key] {
-			if !w.acked {
-				continue
-			}
-			if !clk.Covers(w.dot) {
-				t.Errorf("invariant 1: %s: final clock %v lacks the acknowledged write %s", key, clk, w.op)
-				continue
-			}
-			if present[w.dot] {
-				continue
-			}
-			superseded := slices.ContainsFunc(s.writes[key], func(o *write) bool { return o.ctx.Covers(w.dot) })
-			if !superseded {
-				t.Errorf("invariant 1: %s: acknowledged write %s is gone, and no write had seen it", key, w.op)
-			}
-		}
+		// 1. No acknowledged write lost; every write accounted for
+		// (sim_rules_test.go); no sibling survives a context that covered it.
+		s.checkAccounted(key, clk, present)
+		s.checkSupersedes(key, final, byDot)
 		// 2. Siblings only for concurrent writes.
 		for i, a := range sibs {
 			for _, b := range sibs[i+1:] {
@@ -925,6 +984,10 @@ func (s *sim) check(keys []string) {
 			}
 		}
 	}
+	// The plain-read, expiry and purge rules (sim_rules_test.go).
+	s.finalReads(keys, finals)
+	s.checkReads()
+	s.checkPurged(keys)
 }
 
 func (s *sim) record(node, key string) string {
