@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -297,6 +298,18 @@ func (s *sim) retire(force bool) {
 	}
 }
 
+// stopsForGood makes a node that crashed after its leave was done gone for good:
+// a removed node refuses to start (cluster.Members), so what it still held (a
+// record a peer with an older member set sent it after it finished) goes with it.
+func (s *sim) stopsForGood(n *simNode) {
+	if s.x.members == nil || s.x.members.latest().states[n.name] != stateRemoved {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n.x.phase = phaseGone
+}
+
 // holdings counts the records and hints n's store keeps.
 func (s *sim) holdings(n *simNode) int64 {
 	var recs int64
@@ -341,4 +354,28 @@ func simNames(p params) (names, pool []string) {
 		pool = []string{fmt.Sprint("n", p.nodes+1), fmt.Sprint("n", p.nodes+2)}
 	}
 	return names, pool
+}
+
+// siblingKeys are the keys written only by DPUTs with an empty context, in runs
+// whose ring changes: each such write is concurrent with every other, so every
+// value stays a sibling for good, and a write that claims more than its context
+// covers (a node that lost its copy of the key with a partition it handed off and
+// writes the key again, finding 2 of issue 15) removes one, which the rules see.
+func siblingKeys(p params) []string {
+	if !p.churn {
+		return nil
+	}
+	return []string{"sib0"}
+}
+
+// siblingOp is a client's operation on a sibling key: mostly a DPUT with an empty
+// context, sometimes a DGET or GET.
+func siblingOp(rng *rand.Rand, key, val string) (string, proxy.Op) {
+	switch r := rng.IntN(8); {
+	case r == 0:
+		return "DGET", proxy.Op{Kind: proxy.OpDGet, Key: []byte(key)}
+	case r == 1:
+		return "GET", proxy.Op{Kind: proxy.OpGet, Key: []byte(key)}
+	}
+	return "DPUT", proxy.Op{Kind: proxy.OpDPut, Key: []byte(key), Value: []byte(val)}
 }

@@ -15,6 +15,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"strings"
 	"time"
 
 	"github.com/dynakv/dynakv/coordinator"
@@ -49,6 +50,7 @@ type simExtra struct {
 	leaves, removals int
 	purges           map[string][]purge // by key
 	finals           []*op              // the final plain reads
+	keys             []string           // the run's keys
 }
 
 // purge is one record of tombstones deleted by tombstone purge.
@@ -388,4 +390,68 @@ func (s *sim) expiring(rng *rand.Rand, o *op, ctx, val string) (string, proxy.Op
 		return "SETEX", proxy.Op{Kind: proxy.OpSet, Key: []byte(o.key), Value: []byte(val), Expiry: exp}
 	}
 	return "DPUTEX", proxy.Op{Kind: proxy.OpDPut, Key: []byte(o.key), Value: []byte(val), Context: ctx, Expiry: exp}
+}
+
+// returnLate, in a run with anti-entropy, keeps the crashed members down a while
+// after the faults end (crashing one, if none is down and the run's incarnations
+// allow): long past the tombstone grace, so that the others, quiet now, would
+// purge the tombstones of keys a returning member may still hold an older copy of
+// (in a partition it no longer owns, or one it coordinated a command for as a
+// non-owner). Their purge must wait for it (findings 3 and 9 of issue 15),
+// however long it stays away.
+func (s *sim) returnLate() {
+	if !s.p.churn {
+		return
+	}
+	var up, down []*simNode
+	latest := s.x.members.latest()
+	for _, n := range s.allNodes() {
+		switch {
+		case !s.member(n):
+		case !n.up:
+			down = append(down, n)
+		case latest.states[n.name] == stateActive:
+			up = append(up, n)
+		}
+	}
+	if len(down) == 0 && len(up) > 1 && s.restarts < maxActors-len(s.names) {
+		n := up[int(s.seed%uint64(len(up)))]
+		s.crash(n)
+		s.event("crash %s", n.name)
+		down = append(down, n)
+	}
+	var names []string
+	for _, n := range down {
+		names = append(names, n.name)
+	}
+	s.event("faults end; %v stay down for %v", names, 3*simGrace)
+	s.deleteSome(up)
+	time.Sleep(3 * simGrace)
+}
+
+// deleteSome deletes about half the registers (a plain DEL each, through one of
+// the nodes up), so that their tombstones are due for purge while some member is
+// away.
+func (s *sim) deleteSome(up []*simNode) {
+	if len(up) == 0 {
+		return
+	}
+	rng := rand.New(rand.NewPCG(s.seed, 0xde1))
+	for _, key := range s.x.keys {
+		if !strings.HasPrefix(key, "reg") || rng.IntN(2) == 0 {
+			continue
+		}
+		n := up[rng.IntN(len(up))]
+		if !n.up {
+			continue
+		}
+		o := &op{client: -2, seq: len(s.ops), node: n.name, kind: "DEL", key: key, start: s.now(), accepted: n.x.now().UnixMilli()}
+		s.mu.Lock()
+		s.ops = append(s.ops, o)
+		s.mu.Unlock()
+		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), opKey{}, o), clientTimeout)
+		o.res, o.err = n.px.Do(ctx, proxy.Op{Kind: proxy.OpDelete, Key: []byte(key)})
+		cancel()
+		o.end = s.now()
+	}
 }

@@ -36,6 +36,7 @@ import (
 	"cmp"
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dynakv/dynakv/proxy"
@@ -267,15 +268,15 @@ func readValues(o *op) []string {
 	return nil
 }
 
-// checkReads checks every read of a register during and after the run: no
-// expired value, no value a purge had deleted the history of. (A register's
+// checkReads checks every read of a register (or sibling key) during and after
+// the run: no expired value, no value a purge had deleted the history of. (Their
 // values are unique: each names its write.)
 func (s *sim) checkReads() {
 	s.mu.Lock()
 	ops := slices.Clone(s.ops)
 	s.mu.Unlock()
 	for _, o := range ops {
-		if o.kind != "GET" && o.kind != "DGET" || o.key[:3] != "reg" {
+		if o.kind != "GET" && o.kind != "DGET" || strings.HasPrefix(o.key, "ctr") {
 			continue
 		}
 		for _, v := range readValues(o) {

@@ -623,6 +623,7 @@ func (s *sim) crash(n *simNode) {
 	ho.Close()
 	s.stopRepair(n)
 	co.Close()
+	s.stopsForGood(n)
 }
 
 // runSim runs one simulation; trace, when set, receives the network's trace.
@@ -663,6 +664,8 @@ func runSim(t *testing.T, seed uint64, p params, trace func(string)) *sim {
 	for i := range p.counters {
 		keys = append(keys, fmt.Sprint("ctr", i))
 	}
+	keys = append(keys, siblingKeys(p)...)
+	s.x.keys = keys
 
 	// The workload and the nemesis run together; the nemesis stops once the
 	// clients are done.
@@ -705,6 +708,9 @@ func (s *sim) client(c int, keys []string) {
 		o := &op{client: c, seq: seq, node: targets[rng.IntN(len(targets))], key: key}
 		var pop proxy.Op
 		switch counter := strings.HasPrefix(key, "ctr"); {
+		case strings.HasPrefix(key, "sib"):
+			o.kind, pop = siblingOp(rng, key, fmt.Sprintf("c%d.%d", c, seq))
+			o.arg = string(pop.Value)
 		case !counter && s.p.expiry && rng.IntN(5) == 0:
 			o.kind, pop = s.expiring(rng, o, lastCtx[key], fmt.Sprintf("c%d.%d", c, seq))
 			o.arg = string(pop.Value)
@@ -864,6 +870,7 @@ func (s *sim) heal() {
 	s.net.SetFaults(coordinator.Faults{MinDelay: minDelay, MaxDelay: 5 * time.Millisecond})
 	s.net.Heal()
 	s.net.Trust()
+	s.returnLate()
 	for _, n := range s.allNodes() {
 		if !n.up && n.x.phase == phaseMember {
 			s.restarts++
@@ -891,7 +898,9 @@ func (s *sim) heal() {
 func (s *sim) hints() int64 {
 	var n int64
 	for _, nd := range s.allNodes() {
-		n += nd.store.HintCount()
+		if s.member(nd) { // a node gone for good took its hints with it
+			n += nd.store.HintCount()
+		}
 	}
 	return n
 }
