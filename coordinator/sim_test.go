@@ -25,18 +25,22 @@ package coordinator_test
 // graceful leaves, removals of dead members, each learnt by every node after a
 // gossip lag of its own) and run anti-entropy with partition handoff and tombstone
 // purge over the same network, with a tombstone grace of seconds
-// (sim_repair_test.go); many write values with TTLs (SET EX, DPUT EX over older
-// values) while reapers turn expired values into tombstones at random moments. In
-// those runs invariant 3's first part (hinted handoff alone) is not checked, since
-// anti-entropy helps, and its last part also requires every partition to end on its
-// owners only; at the moment a write is acknowledged W nodes hold it. The rules of
-// issue 15 are checked against the recorded history (sim_rules_test.go): every dot
-// accounted for and every context superseding what it covers (a DPUT with context C
-// supersedes exactly the dots C covers), plain reads last writer wins with deletes
-// and expiry included (an acknowledged delete stays deleted unless a later write
-// exists; an expired overwrite never brings the older value back), no expired
-// value read, and no purge resurrecting anything; invariant 1 allows for purges,
-// which may remove a key's history entirely.
+// (sim_repair_test.go); after the faults end, the members that are down stay down
+// past the grace while about half the registers are deleted, so that the others
+// would purge what a returning member may hold older copies of. In those runs
+// invariant 3's first part (hinted handoff alone) is not checked, since
+// anti-entropy helps; its last part also requires every partition to end on its
+// owners only, and at the moment a write is acknowledged W nodes (owners or not)
+// hold it. Many runs write values with TTLs (SET EX, DPUT EX, over older values)
+// while reapers turn expired values into tombstones at random moments.
+//
+// The rules of issue 15 are checked against the recorded history
+// (sim_rules_test.go): every dot accounted for and every context superseding what
+// it covers (a DPUT with context C supersedes exactly the dots C covers); plain
+// reads last writer wins with deletes and expiry included (an acknowledged delete
+// stays deleted unless a later write exists; an expired overwrite never brings the
+// older value back); no expired value read; no purge resurrecting anything.
+// Invariant 1 allows for purges, which may remove a key's history entirely.
 //
 // Liveness is per observer (FakeNet.View): a crashed node looks dead to everyone
 // after a detection delay, and partitioned nodes look dead to each other after it.
@@ -161,7 +165,7 @@ func TestSim(t *testing.T) {
 
 // TestSimDeterministic runs seeds twice and compares their histories.
 func TestSimDeterministic(t *testing.T) {
-	for _, seed := range []uint64{3, 11, 28} {
+	for _, seed := range []uint64{3, 11, 19} {
 		var hist [2]string
 		for i := range hist {
 			t.Run(fmt.Sprintf("seed=%d/run=%d", seed, i), func(t *testing.T) {
