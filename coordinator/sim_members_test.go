@@ -25,6 +25,7 @@ package coordinator_test
 // leaving together could each wait for the other.
 
 import (
+	"cmp"
 	"fmt"
 	"hash/fnv"
 	"math/rand/v2"
@@ -46,10 +47,6 @@ const (
 	stateLeaving
 	stateRemoved
 )
-
-func (st memberState) String() string {
-	return [...]string{"none", "active", "leaving", "removed"}[st]
-}
 
 // phase is where a simulated node is in its life.
 type phase uint8
@@ -105,7 +102,7 @@ func (m *members) add(at time.Time, self string, states map[string]memberState) 
 			holders = append(holders, name)
 		}
 	}
-	slices.SortFunc(active, func(a, b ring.Member) int { return cmpString(a.Name, b.Name) })
+	slices.SortFunc(active, func(a, b ring.Member) int { return cmp.Compare(a.Name, b.Name) })
 	slices.Sort(holders)
 	rg, err := ring.New(simQ, active)
 	if err != nil {
@@ -116,16 +113,6 @@ func (m *members) add(at time.Time, self string, states map[string]memberState) 
 	m.sets = append(m.sets, &memberSet{n: len(m.sets), at: at, states: states, ring: rg, holders: holders})
 	m.self = append(m.self, self)
 	return nil
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // lag is how long node takes to learn version n: up to the failure-detection
