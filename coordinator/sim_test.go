@@ -353,7 +353,8 @@ type simNode struct {
 	co    *coordinator.Coordinator
 	px    *proxy.Proxy
 	ho    *repair.Handoff
-	x     nodeExtra // membership, anti-entropy, reaper (sim_repair_test.go)
+	avoid *coordinator.Avoidance // the incarnation's: the peers its requests avoid
+	x     nodeExtra              // membership, anti-entropy, reaper (sim_repair_test.go)
 }
 
 // write is a write that reached a coordinator's store.
@@ -569,9 +570,10 @@ func (s *sim) boot(n *simNode) {
 		skew = 0
 	}
 	now := func() time.Time { return time.Now().Add(skew) }
+	avoid := coordinator.NewAvoidance(coordinator.DefaultAvoidFor, now)
 	co, err := coordinator.New(coordinator.Config{
 		Actor: fmt.Sprintf("%s:%d", n.name, n.inc), Node: n.name,
-		Cluster: s.view(n.name), Peers: peers,
+		Cluster: s.view(n.name), Peers: peers, Avoid: avoid,
 		N: simN, R: 2, W: simW, RequestTimeout: simTimeout, Now: now,
 		Logger: slog.New(s.quiet),
 	}, n.fence)
@@ -595,7 +597,7 @@ func (s *sim) boot(n *simNode) {
 	}
 	px := proxy.New(proxy.Config{Now: now}, recorder{co, s})
 	s.mu.Lock()
-	n.co, n.px, n.ho, n.up = co, px, ho, true
+	n.co, n.px, n.ho, n.up, n.avoid = co, px, ho, true, avoid
 	s.mu.Unlock()
 	ho.Start()
 	s.net.Start(n.name, s.startRepair(n, co, now))
@@ -883,9 +885,9 @@ func (s *sim) heal() {
 		}
 	}
 	s.event("healed")
-	// Requests in flight time out (their replicas get hints), the nodes that failed
-	// a request during the faults stop being avoided (so that the final reads ask
-	// the owners, not their fallbacks), then handoff passes deliver every hint.
+	// Requests in flight time out (their replicas get hints), most avoidances of
+	// the faults expire (check waits for the rest: awaitUnavoided), then handoff
+	// passes deliver every hint.
 	time.Sleep(max(2*simTimeout, coordinator.DefaultAvoidFor))
 	for range 30 {
 		if s.hints() == 0 {
@@ -929,11 +931,16 @@ func (s *sim) check(keys []string) {
 		}
 	}
 	s.finalRepair(s.maxExpiry())
-	reader := s.running()[0].co
+	reader := s.running()[0]
+	s.awaitUnavoided(reader)
 	for _, key := range keys {
-		if _, err := reader.Get(context.Background(), []byte(key), coordinator.ReadOptions{R: simN}); err != nil {
+		if _, err := reader.co.Get(context.Background(), []byte(key), coordinator.ReadOptions{R: simN}); err != nil {
 			t.Errorf("final R=N read of %s: %v", key, err)
 		}
+	}
+	if avoided := s.avoidedBy(reader); len(avoided) > 0 {
+		t.Errorf("final R=N reads: %s's replica calls to %v failed after heal; the reads after that asked fallbacks instead",
+			reader.name, avoided)
 	}
 	time.Sleep(2 * simTimeout) // read repairs finish
 	for _, n := range s.allNodes() {
@@ -1001,6 +1008,44 @@ func (s *sim) check(keys []string) {
 	s.finalReads(keys, finals)
 	s.checkReads()
 	s.checkPurged(keys)
+}
+
+// awaitUnavoided waits until n's coordinator avoids no running node, so that its
+// R=N reads ask every owner. A peer that failed one of its replica calls, or did
+// not answer one within ReplicaTimeout, is avoided for DefaultAvoidFor
+// (coordinator.Avoidance), and a plan replaces an avoided owner by a fallback, so
+// read repair would never reach it: an owner that missed a write (its hint lost
+// with a crashed coordinator) would then stay different from the others. heal's
+// wait of DefaultAvoidFor is not enough on its own: it counts from the heal, but
+// a request that began before the heal goes on calling replicas until its
+// deadline, over the slow links of the faults (a call sent just before the heal
+// with a delay past ReplicaTimeout is found slow after it), and so may avoid an
+// owner up to RequestTimeout (and the shared deadline's slack) after the heal.
+// Waiting on the avoidance itself, by n's clock, covers that whatever its cause.
+func (s *sim) awaitUnavoided(n *simNode) {
+	deadline := time.Now().Add(coordinator.DefaultAvoidFor + 2*simTimeout)
+	for {
+		avoided := s.avoidedBy(n)
+		if len(avoided) == 0 {
+			return
+		}
+		if !time.Now().Before(deadline) {
+			s.t.Errorf("%s still avoids %v %v after heal", n.name, avoided, coordinator.DefaultAvoidFor+2*simTimeout)
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// avoidedBy returns the running nodes n's coordinator avoids.
+func (s *sim) avoidedBy(n *simNode) []string {
+	var out []string
+	for _, m := range s.running() {
+		if n.avoid.Avoided(m.name) {
+			out = append(out, m.name)
+		}
+	}
+	return out
 }
 
 func (s *sim) record(node, key string) string {
