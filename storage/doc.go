@@ -72,7 +72,7 @@
 //     none, from the binary before issue 15, which indexed fewer records) gets
 //     every record's entries added during Open's counting scan, once.
 //   - The grave index holds an entry for exactly the records whose every value is a
-//     tombstone, at the time the newest one died (graveTime: its write time, or the
+//     tombstone, at the time the newest one died (GraveTime: its write time, or the
 //     expiry of one the reaper made), so tombstone purge finds the ones past the
 //     grace period; DeleteIf removes a record only if it still encodes exactly as
 //     the caller saw it. Nothing here decides that a grave may go: repair's purge

@@ -11,7 +11,7 @@ import (
 
 // Graves are the records whose every value is a tombstone (DELs, and expired values
 // the reaper buried). They are indexed by the time their newest value died ('g' |
-// time | partition | hash | key; see graveTime) so that tombstone
+// time | partition | hash | key; see GraveTime) so that tombstone
 // purge (repair.Purger) finds the ones older than the grace period without a scan.
 // Nothing here decides whether a tombstone may go: DeleteIf removes a record only
 // if it is still exactly the one the caller checked.
@@ -19,7 +19,7 @@ import (
 // Grave is one record of tombstones found by Graves.
 type Grave struct {
 	Key     []byte
-	Written int64  // when the newest tombstone died (graveTime), unix ms
+	Written int64  // when the newest tombstone died (GraveTime), unix ms
 	Record  []byte // the record's encoding
 }
 
@@ -119,7 +119,7 @@ func (s *Store) grave(t int64, p int, h uint64, key []byte) (Grave, bool, error)
 	if err != nil {
 		return Grave{}, false, err
 	}
-	if !found || graveTime(rec) != t {
+	if !found || GraveTime(rec) != t {
 		if err := s.db.Delete(graveKey(nil, t, p, h, key), pebble.NoSync); err != nil {
 			return Grave{}, false, fmt.Errorf("storage: clean grave index: %w", err)
 		}

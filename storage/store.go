@@ -361,7 +361,7 @@ func (s *Store) checkPartitions() error {
 // expiry, and nothing went into the grave index for values the reaper buried.
 const (
 	metaIndexVersion = "index"
-	indexVersion     = "2" // expiry at ReapTime (the earliest expiry), graves at graveTime
+	indexVersion     = "2" // expiry at ReapTime (the earliest expiry), graves at GraveTime
 )
 
 // reindexBatch bounds the index entries one commit of the re-indexing adds.
@@ -407,7 +407,7 @@ func (s *Store) loadCounts() error {
 		for _, e := range []struct {
 			key func([]byte, int64, int, uint64, []byte) []byte
 			at  int64
-		}{{expiryKey, ReapTime(rec)}, {graveKey, graveTime(rec)}} {
+		}{{expiryKey, ReapTime(rec)}, {graveKey, GraveTime(rec)}} {
 			if e.at == 0 {
 				continue
 			}
@@ -871,9 +871,9 @@ type staged struct {
 func (st *staged) stage(b *pebble.Batch) error {
 	var oldReap, oldGrave int64
 	if st.found {
-		oldReap, oldGrave = ReapTime(st.cur), graveTime(st.cur)
+		oldReap, oldGrave = ReapTime(st.cur), GraveTime(st.cur)
 	}
-	newReap, newGrave := ReapTime(st.next), graveTime(st.next)
+	newReap, newGrave := ReapTime(st.next), GraveTime(st.next)
 	if err := moveIndex(b, expiryKey, oldReap, newReap, st.p, st.h, st.key); err != nil {
 		return err
 	}
@@ -933,12 +933,12 @@ func ReapTime(rec vclock.Set) int64 {
 	return at
 }
 
-// graveTime is the time (unix ms) the newest value of a record whose every value
+// GraveTime is the time (unix ms) the newest value of a record whose every value
 // is a tombstone died, or 0 when some value is not a tombstone (or there is none).
 // A tombstone died when it was written (Timestamp), one the reaper made of an
 // expired value when it expired (its Expiry, kept by vclock.Value.Tomb); the grace
 // period of tombstone purge runs from there.
-func graveTime(rec vclock.Set) int64 {
+func GraveTime(rec vclock.Set) int64 {
 	var at int64
 	for v := range rec.Values() {
 		if !v.Tombstone {

@@ -31,7 +31,7 @@
 //   - What anti-entropy needs (repair.AAEStore, repair.PartitionLocker) is there
 //     with storage's semantics: GetEncoded and ScanEncoded hand out the stored
 //     encodings; GravesFrom walks the records whose every value is a tombstone
-//     that died before a time (storage's graveTime) in storage's grave-index
+//     that died before a time (storage.GraveTime) in storage's grave-index
 //     order (death time, partition, hash, key) with storage's cursors, a page of
 //     up to limit of those in the partitions the caller keeps (storage's pages
 //     may stop short of limit, never list others); DeleteIf deletes a record
@@ -80,14 +80,14 @@ type record struct {
 	hash uint64
 	enc  []byte // vclock.Set binary
 	live bool   // its plain-GET winner is not a tombstone (counted)
-	// grave is graveTime of the record: when its newest tombstone died, 0 unless
+	// grave is storage.GraveTime of the record: when its newest tombstone died, 0 unless
 	// every value is a tombstone (GravesFrom).
 	grave int64
 }
 
 // newRecord returns the stored form of rec for key.
 func newRecord(key []byte, h uint64, rec vclock.Set) *record {
-	return &record{key: key, hash: h, enc: rec.AppendBinary(nil), live: storage.Counts(rec), grave: graveTime(rec)}
+	return &record{key: key, hash: h, enc: rec.AppendBinary(nil), live: storage.Counts(rec), grave: storage.GraveTime(rec)}
 }
 
 // Store is an in-memory replica store.
@@ -151,20 +151,6 @@ func decode(enc []byte) (vclock.Set, error) {
 		return vclock.Set{}, fmt.Errorf("memstore: %w", err)
 	}
 	return rec, nil
-}
-
-// graveTime is storage's: the time (unix ms) the newest value of a record whose
-// every value is a tombstone died (its write time, or the expiry of one the reaper
-// made), or 0 when some value is not a tombstone or there is none.
-func graveTime(rec vclock.Set) int64 {
-	var at int64
-	for v := range rec.Values() {
-		if !v.Tombstone {
-			return 0
-		}
-		at = max(at, v.Timestamp, v.Expiry, 1)
-	}
-	return at
 }
 
 // lockParts takes the writer locks of the partitions ps (ascending, no repeats)
