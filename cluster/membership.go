@@ -45,6 +45,13 @@ const (
 	DefaultJoinBackoffMax = 5 * time.Second
 	// DefaultReconnectInterval is MembershipConfig.ReconnectInterval's default.
 	DefaultReconnectInterval = 3 * time.Second
+	// DefaultPushPullInterval replaces memberlist's LAN default of 30 s between full
+	// state exchanges with a random peer. Gossip reaches everyone almost always, but a
+	// node that missed every packet about a joiner (a busy host dropping UDP) learns
+	// of it only in the next push/pull; 5 s bounds that. memberlist stretches the
+	// interval on clusters over 32 nodes, and one exchange of a few KiB every 5 s per
+	// node costs nothing next to client traffic.
+	DefaultPushPullInterval = 5 * time.Second
 
 	// memberLeaveTimeout bounds how long Close waits for memberlist's leave message
 	// to go out.
@@ -129,8 +136,9 @@ type MembershipConfig struct {
 	// coalesce into one call. Same goroutine as OnAlive.
 	OnChange func()
 	// Tuning, if set, adjusts the memberlist configuration (memberlist's
-	// DefaultLANConfig) before Membership sets the fields it owns: Name, addresses,
-	// Transport, delegates, logging and encryption. Tests use it to shrink
+	// DefaultLANConfig with PushPullInterval DefaultPushPullInterval) before
+	// Membership sets the fields it owns: Name, addresses, Transport, delegates,
+	// logging and encryption. Tests use it to shrink
 	// intervals; production might use DefaultWANConfig's timings.
 	Tuning func(*memberlist.Config)
 	// JoinBackoffMin and JoinBackoffMax bound the exponential backoff (with jitter)
@@ -140,7 +148,7 @@ type MembershipConfig struct {
 	// reports dead (as Serf's reconnector does): one push/pull with each, so that
 	// both sides of a healed network partition see each other alive within about
 	// this long instead of waiting for memberlist's gossip to the dead and its
-	// periodic push/pull (30 s on a LAN). Default DefaultReconnectInterval;
+	// periodic push/pull (DefaultPushPullInterval). Default DefaultReconnectInterval;
 	// negative turns it off.
 	ReconnectInterval time.Duration
 }
@@ -369,6 +377,7 @@ func (m *Membership) persist(ms Members) error {
 // carries it in the node metadata. It sets m.gossipAddr.
 func (m *Membership) memberlistConfig() (*memberlist.Config, *memberlist.NetTransport, error) {
 	c := memberlist.DefaultLANConfig()
+	c.PushPullInterval = DefaultPushPullInterval
 	if m.cfg.Tuning != nil {
 		m.cfg.Tuning(c)
 	}

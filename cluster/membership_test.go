@@ -782,3 +782,55 @@ func TestMembershipReconnectsToDeadMembers(t *testing.T) {
 		})
 	}
 }
+
+// TestMembershipPushPullCatchesMissedJoin: a node that heard no gossip about a
+// joiner (gossip and probes off here, as if every UDP packet about it was lost)
+// learns of it from the periodic push/pull, which Membership runs every
+// DefaultPushPullInterval instead of memberlist's 30 s.
+func TestMembershipPushPullCatchesMissedJoin(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for a push/pull round; skipped with -short")
+	}
+	defer leaktest.AfterTest(t)()
+	deaf := func(c *memberlist.Config) {
+		pp := c.PushPullInterval
+		if pp != DefaultPushPullInterval {
+			t.Errorf("Tuning got PushPullInterval %v, want %v", pp, DefaultPushPullInterval)
+		}
+		memberTestTuning(c)
+		// An hour, not 0: memberlist stops its push/pull goroutine only when some
+		// ticker runs.
+		c.GossipInterval, c.ProbeInterval, c.PushPullInterval = time.Hour, time.Hour, pp
+	}
+	nodes := []*memberTestNode{newMemberTestNode("a"), newMemberTestNode("b"), newMemberTestNode("c")}
+	for i, n := range nodes {
+		var seeds []string
+		if i > 0 {
+			seeds = []string{nodes[0].m.GossipAddr()}
+		}
+		cfg := memberTestConfig(n, "127.0.0.1:0", seeds, "secret")
+		cfg.Tuning, cfg.ReconnectInterval = deaf, -1
+		m, err := StartMembership(cfg)
+		if err != nil {
+			t.Fatalf("start %s: %v", n.name, err)
+		}
+		n.m = m
+		defer n.close(t)
+		// c joins only once b has, so b can learn of c from nothing but a state
+		// exchange.
+		memberEventually(t, 5*time.Second, n.name+" joined", func() error {
+			if i > 0 && !nodes[0].m.Alive(n.name) {
+				return errors.New("not alive to a yet")
+			}
+			return nil
+		}, n)
+	}
+	start := time.Now()
+	memberEventually(t, 12*time.Second, "b sees c", func() error {
+		if !nodes[1].m.Alive("c") {
+			return errors.New("c not alive to b")
+		}
+		return nil
+	}, nodes...)
+	t.Logf("b learned of c %v after c joined", time.Since(start).Round(time.Millisecond))
+}

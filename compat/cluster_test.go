@@ -98,10 +98,23 @@ func waitInfo(t *testing.T, p *proc, field, want string, within time.Duration) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s = %q after %v, want %q", p.name, field, got, within, want)
+			t.Fatalf("%s: %s = %q after %v, want %q; its members:\n%s", p.name, field, got, within, want, clusterMembers(t, p))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// clusterMembers returns p's DCLUSTER MEMBERS reply, one member per line, for a
+// failure message.
+func clusterMembers(t *testing.T, p *proc) string {
+	t.Helper()
+	c := newRedis(p.RESP, 2)
+	defer c.Close()
+	lines, err := c.Do(ctx(t), "DCLUSTER", "MEMBERS").StringSlice()
+	if err != nil {
+		return "DCLUSTER MEMBERS: " + err.Error()
+	}
+	return strings.Join(lines, "\n")
 }
 
 func procByName(procs []*proc, name string) *proc {
