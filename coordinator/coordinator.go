@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -256,7 +257,7 @@ func (c *Coordinator) Actor() string { return c.cfg.Actor }
 func (c *Coordinator) ActorFor(key []byte) string { return c.actorOf(c.partition(key)) }
 
 func (c *Coordinator) partition(key []byte) int {
-	return int(storage.Hash(key) & uint64(c.store.Partitions()-1))
+	return ring.PartitionOf(key, c.store.Partitions())
 }
 
 // actorOf returns the actor for writes of partition p. Called under a key lock of

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/dynakv/dynakv/internal/fakeclock"
+	"github.com/dynakv/dynakv/ring"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -588,7 +589,7 @@ func TestScanPageCursorOrder(t *testing.T) {
 	for i := 1; i < len(keys); i++ {
 		a, b := []byte(keys[i-1]), []byte(keys[i])
 		pa, pb := st.PartitionOf(a), st.PartitionOf(b)
-		if pa > pb || (pa == pb && storage.Hash(a) >= storage.Hash(b)) {
+		if pa > pb || (pa == pb && ring.KeyHash(a) >= ring.KeyHash(b)) {
 			t.Fatalf("keys %d and %d out of (partition, hash) order", i-1, i)
 		}
 	}
@@ -600,8 +601,8 @@ func TestScanPageCursorOrder(t *testing.T) {
 		if int(cur&(q-1)) != st.PartitionOf(next) {
 			t.Fatalf("cursor %d names partition %d, next key is in %d", cur, cur&(q-1), st.PartitionOf(next))
 		}
-		if cur > storage.Hash(next) {
-			t.Fatalf("cursor %d is past the next key's hash %d", cur, storage.Hash(next))
+		if cur > ring.KeyHash(next) {
+			t.Fatalf("cursor %d is past the next key's hash %d", cur, ring.KeyHash(next))
 		}
 	}
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -25,20 +25,21 @@ func (c *Coordinator) Count(ctx context.Context) (int64, error) {
 // calls fn for each until fn has accepted at least count records or the keyspace ends.
 // It returns the cursor to continue from, 0 when the scan is complete.
 //
-// A cursor is a key hash: partition = cursor mod Q, and records inside a partition are
+// A cursor is a key hash: its partition is ring.PartitionOfHash(cursor, Q), and records inside a partition are
 // ordered by hash, so a cursor stays valid while keys are added or removed (every key
 // present for the whole scan is visited at least once, as Redis's SCAN promises).
 // Between partitions the cursor is the next partition's number, the smallest hash that
 // partition can hold. fn's arguments are valid only during the call.
 func (c *Coordinator) ScanPage(ctx context.Context, cursor uint64, count int, fn func(key []byte, rec vclock.Set) bool) (uint64, error) {
 	q := uint64(c.store.Partitions())
+	first := uint64(ring.PartitionOfHash(cursor, int(q)))
 	accepted := 0
-	for p := cursor & (q - 1); p < q; p++ {
+	for p := first; p < q; p++ {
 		if err := ctx.Err(); err != nil {
 			return 0, err
 		}
 		from := p
-		if p == cursor&(q-1) {
+		if p == first {
 			from = cursor
 		}
 		var next uint64
@@ -147,7 +148,7 @@ func (c *Coordinator) scanRemote(ctx context.Context, node string, p int, from u
 			return err
 		}
 		for i, k := range rep.Keys {
-			if !fn(storage.Hash(k), k, rep.Records[i]) {
+			if !fn(ring.KeyHash(k), k, rep.Records[i]) {
 				return nil
 			}
 		}

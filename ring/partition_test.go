@@ -28,6 +28,9 @@ func TestPartitionPinned(t *testing.T) {
 	}
 	for _, p := range pins {
 		k := []byte(p.key)
+		if got := KeyHash(k); got != p.hash {
+			t.Errorf("KeyHash(%q) = %#x, want %#x", p.key, got, p.hash)
+		}
 		for q, want := range map[int]int{1: 0, 64: p.q64, 1024: p.q1024, MaxPartitions: p.qMax} {
 			if got := PartitionOf(k, q); got != want {
 				t.Errorf("PartitionOf(%q, %d) = %d, want %d", p.key, q, got, want)

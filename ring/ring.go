@@ -47,7 +47,6 @@ type Member struct {
 // with Q, so Q=65536 costs 64 times that.
 type Ring struct {
 	q       int
-	mask    uint64
 	members []Member // sorted by name, weights normalized
 	prefs   []string // Q rows of len(members) names; row p is p's preference list
 	primary []int    // primary[i]: partitions whose first choice is members[i]
@@ -82,7 +81,6 @@ func New(partitions int, members []Member) (*Ring, error) {
 
 	r := &Ring{
 		q:       partitions,
-		mask:    uint64(partitions - 1),
 		members: ms,
 		prefs:   make([]string, partitions*len(ms)),
 		primary: make([]int, len(ms)),
@@ -118,12 +116,20 @@ func New(partitions int, members []Member) (*Ring, error) {
 	return r, nil
 }
 
-// PartitionOf returns the partition of key among q partitions: xxhash64(key) mod q.
-// q should be a power of two (the mod is then a mask); any q >= 1 gives a result in
-// [0, q), and q < 1 gives 0. The result for a given key and q never changes: it decides
-// where data lives on disk.
-func PartitionOf(key []byte, q int) int {
-	h := xxhash.Sum64(key)
+// KeyHash returns the 64-bit hash that places key: xxhash64 with seed 0. A key's
+// partition is its hash mod Q (PartitionOfHash), and storage orders a partition's
+// records by it. It never changes: it decides where data lives on disk.
+func KeyHash(key []byte) uint64 { return xxhash.Sum64(key) }
+
+// PartitionOf returns the partition of key among q partitions: KeyHash(key) mod q
+// (PartitionOfHash).
+func PartitionOf(key []byte, q int) int { return PartitionOfHash(KeyHash(key), q) }
+
+// PartitionOfHash returns the partition among q partitions of a key whose KeyHash is
+// h: h mod q. q should be a power of two (the mod is then a mask); any q >= 1 gives a
+// result in [0, q), and q < 1 gives 0. The result for a given key and q never
+// changes: it decides where data lives on disk.
+func PartitionOfHash(h uint64, q int) int {
 	switch {
 	case q <= 1:
 		return 0
@@ -144,8 +150,8 @@ func (r *Ring) Len() int { return len(r.members) }
 // (a Weight <= 0 given to New reads back as 1).
 func (r *Ring) Members() []Member { return slices.Clone(r.members) }
 
-// Partition returns the partition of key: xxhash64(key) & (Q-1). It does not allocate.
-func (r *Ring) Partition(key []byte) int { return int(xxhash.Sum64(key) & r.mask) }
+// Partition returns the partition of key: PartitionOf(key, Q). It does not allocate.
+func (r *Ring) Partition(key []byte) int { return PartitionOf(key, r.q) }
 
 // PreferenceList returns every member's name ordered by weighted rendezvous score for
 // partition p, highest first: the first N are p's replicas, the rest its fallbacks, in

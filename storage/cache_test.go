@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
 
 // pebbleRecord reads key's record from Pebble itself, around the record cache.
 func pebbleRecord(t testing.TB, s *Store, key string) ([]byte, bool) {
 	t.Helper()
-	h := Hash([]byte(key))
+	h := ring.KeyHash([]byte(key))
 	enc, found, err := s.getEncoded(dataKey(nil, s.partition(h), h, []byte(key)))
 	if err != nil {
 		t.Fatal(err)

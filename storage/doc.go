@@ -12,8 +12,8 @@
 //	'm' | "index"                                         -> the indexes' rule version
 //	'm' | "epoch/" | partition (be16)                     -> actor epoch (be64)
 //
-// A key's partition is xxhash64(key) mod Q, the same function ring.PartitionOf
-// computes, so keys never move between partitions and one partition is one
+// A key's hash is ring.KeyHash(key) (xxhash64) and its partition ring.PartitionOf
+// (the hash mod Q), so keys never move between partitions and one partition is one
 // contiguous key range: it can be iterated, streamed and dropped on its own. Inside
 // a partition records are ordered by key hash, which gives SCAN a stable integer
 // cursor and lets anti-entropy read one hash segment with a range scan.

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -36,7 +37,7 @@ func FuzzDecodeRecord(f *testing.F) {
 	}
 	f.Cleanup(func() { s.Close() })
 	key := []byte("fuzzed")
-	h := Hash(key)
+	h := ring.KeyHash(key)
 	p := s.PartitionOf(key)
 	dk := dataKey(nil, p, h, key)
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -22,7 +23,7 @@ type recordingObserver struct {
 func (o *recordingObserver) RecordChanged(p int, h uint64, key, old, new []byte) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if Hash(key) != h {
+	if ring.KeyHash(key) != h {
 		o.changes = append(o.changes, "bad hash")
 	}
 	o.changes = append(o.changes, fmt.Sprintf("%s:%d>%d", key, len(old), len(new)))
@@ -316,7 +317,7 @@ func TestOpenIndexesRecordsTheOldBinaryLeftUnindexed(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, r := range records {
-		h := Hash([]byte(k))
+		h := ring.KeyHash([]byte(k))
 		if err := s.db.Set(dataKey(nil, s.partition(h), h, []byte(k)), r.AppendBinary(nil), pebble.Sync); err != nil {
 			t.Fatal(err)
 		}

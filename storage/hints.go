@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -18,7 +19,7 @@ import (
 // hash of its Pebble key, so a hint and the fallback's own record of the same key do
 // not contend.
 
-func (s *Store) hintLock(hk []byte) *sync.Mutex { return s.lock(Hash(hk)) }
+func (s *Store) hintLock(hk []byte) *sync.Mutex { return s.lock(ring.KeyHash(hk)) }
 
 // UpdateHint atomically reads the hint for (owner, key), applies fn and stores the
 // result durably, with the same durability as Update (see SyncMode).

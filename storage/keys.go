@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 const (
@@ -19,9 +17,6 @@ const (
 
 	maxHintOwner = 255 // an owner's length is one byte of its hint keys
 )
-
-// Hash returns the 64-bit key hash that places a key: its partition is Hash(key) mod Q.
-func Hash(key []byte) uint64 { return xxhash.Sum64(key) }
 
 // dataKey appends the Pebble key of a record.
 func dataKey(b []byte, p int, h uint64, key []byte) []byte {

@@ -20,6 +20,7 @@ import (
 	"github.com/cockroachdb/pebble/vfs"
 	"github.com/lni/goutils/syncutil"
 
+	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -498,7 +499,7 @@ func (s *Store) Close() error {
 func (s *Store) Partitions() int { return s.cfg.Partitions }
 
 // PartitionOf returns the partition of key.
-func (s *Store) PartitionOf(key []byte) int { return int(Hash(key) & uint64(s.cfg.Partitions-1)) }
+func (s *Store) PartitionOf(key []byte) int { return ring.PartitionOf(key, s.cfg.Partitions) }
 
 func (s *Store) lock(h uint64) *sync.Mutex { return &s.locks[h%lockStripes] }
 
@@ -508,7 +509,7 @@ func (s *Store) Get(key []byte) (rec vclock.Set, found bool, err error) {
 		return vclock.Set{}, false, err
 	}
 	defer s.exit()
-	h := Hash(key)
+	h := ring.KeyHash(key)
 	dk := dataKey(nil, s.partition(h), h, key)
 	if s.rc == nil {
 		return s.get(dk)
@@ -522,7 +523,7 @@ func (s *Store) Get(key []byte) (rec vclock.Set, found bool, err error) {
 	return decodeRecord(dk, enc)
 }
 
-func (s *Store) partition(h uint64) int { return int(h & uint64(s.cfg.Partitions-1)) }
+func (s *Store) partition(h uint64) int { return ring.PartitionOfHash(h, s.cfg.Partitions) }
 
 func decodeRecord(dk, enc []byte) (vclock.Set, bool, error) {
 	rec, err := vclock.DecodeSet(enc)
@@ -587,7 +588,7 @@ func (s *Store) GetEncoded(key []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer s.exit()
-	h := Hash(key)
+	h := ring.KeyHash(key)
 	enc, _, err := s.lookup(nil, dataKey(nil, s.partition(h), h, key), h, false)
 	return enc, err
 }
@@ -704,7 +705,7 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
 		if _, ok := byKey[string(k)]; ok {
 			continue
 		}
-		h := Hash(k)
+		h := ring.KeyHash(k)
 		p := s.partition(h)
 		byKey[string(k)] = len(changes)
 		changes = append(changes, pending{staged: staged{dk: dataKey(nil, p, h, k), p: p, h: h, key: k}})
@@ -789,7 +790,7 @@ func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (vclo
 		return vclock.Set{}, err
 	}
 	defer s.exit()
-	h := Hash(key)
+	h := ring.KeyHash(key)
 	p := s.partition(h)
 	mu := s.lock(h)
 	mu.Lock()

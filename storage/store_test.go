@@ -379,7 +379,7 @@ func TestPartitionOfMatchesHash(t *testing.T) {
 	s := openMem(t, Config{Partitions: 64})
 	for i := range 1000 {
 		k := []byte(strconv.Itoa(i))
-		if got, want := s.PartitionOf(k), int(Hash(k)%64); got != want {
+		if got, want := s.PartitionOf(k), int(ring.KeyHash(k)%64); got != want {
 			t.Fatalf("PartitionOf(%q) = %d, want %d", k, got, want)
 		}
 	}
@@ -422,8 +422,8 @@ func TestScan(t *testing.T) {
 			t.Errorf("partition %d: scanned %d, PartitionCount %d", p, len(got), s.PartitionCount(p))
 		}
 		for i, sc := range got {
-			if sc.h != Hash([]byte(sc.key)) {
-				t.Fatalf("partition %d: hash %x of %q is not Hash(key)", p, sc.h, sc.key)
+			if sc.h != ring.KeyHash([]byte(sc.key)) {
+				t.Fatalf("partition %d: hash %x of %q is not ring.KeyHash(key)", p, sc.h, sc.key)
 			}
 			if s.PartitionOf([]byte(sc.key)) != p {
 				t.Fatalf("partition %d holds %q of partition %d", p, sc.key, s.PartitionOf([]byte(sc.key)))
@@ -820,7 +820,7 @@ func TestReapRacesWrite(t *testing.T) {
 	s := openMem(t, Config{Partitions: 8, Now: clk.Now})
 	now := clk.Millis()
 	key := []byte("k")
-	h := Hash(key)
+	h := ring.KeyHash(key)
 	p := s.PartitionOf(key)
 	put(t, s, "k", rec(val("v", now+100)))
 	put(t, s, "k", rec(val("v", now+10_000))) // the racing write
@@ -1330,7 +1330,7 @@ func TestPartitionStripes(t *testing.T) {
 			}
 		}
 		for i := range 5000 {
-			h := Hash(fmt.Appendf(nil, "key-%d", i))
+			h := ring.KeyHash(fmt.Appendf(nil, "key-%d", i))
 			p := int(h & uint64(q-1))
 			if !slices.Contains(partitionStripes(p, q), int(h%lockStripes)) {
 				t.Fatalf("q=%d: key %d of partition %d is on stripe %d, not locked", q, i, p, h%lockStripes)

@@ -9,7 +9,7 @@
 //   - Update and UpdateHint are atomic read-merge-writes: an UpdateFunc returning
 //     storage.ErrNoChange leaves the record (and returns it), an empty result
 //     deletes it, any other error aborts and is returned.
-//   - A key's partition is storage.Hash(key) & (Q-1); Scan visits one partition in
+//   - A key's partition is ring.PartitionOf(key, Q); Scan visits one partition in
 //     hash order (then key order) from a hash on, over a snapshot taken when it
 //     starts, so its callback may call the store.
 //   - Count and PartitionCount count the records whose plain-GET winner
@@ -67,6 +67,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -143,7 +144,7 @@ func (s *Store) enter() error {
 func (s *Store) Partitions() int { return s.q }
 
 // PartitionOf returns the partition of key.
-func (s *Store) PartitionOf(key []byte) int { return int(storage.Hash(key) & uint64(s.q-1)) }
+func (s *Store) PartitionOf(key []byte) int { return ring.PartitionOf(key, s.q) }
 
 func decode(enc []byte) (vclock.Set, error) {
 	rec, err := vclock.DecodeSet(enc)
@@ -268,8 +269,8 @@ func (s *Store) Get(key []byte) (vclock.Set, bool, error) {
 
 // Update atomically reads key's record, applies fn and stores the result.
 func (s *Store) Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
-	h := storage.Hash(key)
-	p := int(h & uint64(s.q-1))
+	h := ring.KeyHash(key)
+	p := ring.PartitionOfHash(h, s.q)
 	if err := s.lockParts(p); err != nil {
 		return vclock.Set{}, err
 	}
@@ -331,8 +332,8 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []storage.UpdateFunc) []error {
 		if byKey[string(k)] != nil {
 			continue
 		}
-		h := storage.Hash(k)
-		c := &pending{key: k, h: h, p: int(h & uint64(s.q-1))}
+		h := ring.KeyHash(k)
+		c := &pending{key: k, h: h, p: ring.PartitionOfHash(h, s.q)}
 		byKey[string(k)] = c
 		changes = append(changes, c)
 		ps = append(ps, c.p)

@@ -14,6 +14,7 @@ import (
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/internal/memstore"
 	"github.com/dynakv/dynakv/repair"
+	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -395,7 +396,7 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, 
 						where(), cursor, before, limit, page, dangling, a, nextA, errA, b, nextB, errB)
 				}
 				for _, g := range b {
-					if keep != nil && !keep(int(storage.Hash(g.Key)&uint64(q-1))) {
+					if keep != nil && !keep(ring.PartitionOf(g.Key, q)) {
 						t.Fatalf("%s: GravesFrom returned %q, whose partition keep refuses", where(), g.Key)
 					}
 				}
@@ -411,7 +412,7 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, 
 			if err != nil {
 				t.Fatal(err)
 			}
-			all = slices.DeleteFunc(all, func(g storage.Grave) bool { return keep != nil && !keep(int(storage.Hash(g.Key)&uint64(q-1))) })
+			all = slices.DeleteFunc(all, func(g storage.Grave) bool { return keep != nil && !keep(ring.PartitionOf(g.Key, q)) })
 			if !slices.EqualFunc(walkB, all, same) || !dangling && !slices.EqualFunc(walkA, all, same) {
 				t.Fatalf("%s: a walk of GravesFrom(%d, %d): storage %v, memstore %v, want %v", where(), before, limit, walkB, walkA, all)
 			}
