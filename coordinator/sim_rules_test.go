@@ -46,7 +46,7 @@ import (
 // madeBy reports whether v, found at w's dot, is w's value: as written, or as the
 // tombstone the reaper makes of it once it expired.
 func madeBy(w *write, v vclock.Value) bool {
-	return w.value.Equal(v) || w.value.Expiry != 0 && !w.value.Tombstone && w.value.Tomb().Equal(v)
+	return w.value.Equal(v) || w.value.Expiring() && w.value.Tomb().Equal(v)
 }
 
 // purgedAt returns when a purge of key first deleted a record whose clock covers
@@ -197,7 +197,7 @@ func (s *sim) finalReads(keys []string, finals map[string]vclock.Set) {
 		// The GET answers the converged record's winner (greatest stamp among all
 		// siblings, tombstones and expired values included), when it is live.
 		win, ok := vclock.Winner(final.Siblings())
-		want := ok && !win.Tombstone && !win.Expired(o.accepted)
+		want := ok && win.Live(o.accepted)
 		if o.res.Found != want || want && string(o.res.Item.Value) != string(win.Data) {
 			s.t.Errorf("final %s: the converged record %s resolves to found=%v %q", o, s.describe(final), want, win.Data)
 		}
@@ -206,7 +206,7 @@ func (s *sim) finalReads(keys []string, finals map[string]vclock.Set) {
 		}
 		var cands []*write
 		for _, sb := range final.Siblings() {
-			if !sb.Tombstone && !sb.Expired(o.accepted) && string(sb.Data) == string(o.res.Item.Value) {
+			if sb.Live(o.accepted) && string(sb.Data) == string(o.res.Item.Value) {
 				if w := s.writeAt(key, sb.Dot); w != nil {
 					cands = append(cands, w)
 				}
@@ -291,7 +291,7 @@ func (s *sim) checkReads() {
 				continue
 			}
 			w := ws[0]
-			if w.value.Expiry != 0 && w.value.Expiry <= o.accepted {
+			if w.value.Expired(o.accepted) {
 				s.t.Errorf("rule: %s: expired value read: %s returned the value of %s, which expired at %d", o.key, o, w.op, w.value.Expiry)
 			}
 			for _, p := range s.x.purges[o.key] {

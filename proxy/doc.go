@@ -42,8 +42,8 @@
 //
 // Semantics (DESIGN.md, "Familiar commands on top of Dynamo"):
 //
-//   - A value is live when it is not a tombstone and not expired. Plain commands
-//     follow one rule (resolve), last writer wins: the winner is the sibling with
+//   - A value is live when it is not a tombstone and not expired (vclock.Value.Live).
+//     Plain commands follow one rule (resolve), last writer wins: the winner is the sibling with
 //     the greatest (timestamp, dot) among all of them, tombstones and expired values
 //     included, so every node answers alike; the key exists for them (GET, EXISTS,
 //     TTL, SET NX/XX, INCR, APPEND, cas, KEYS, SCAN, RANDOMKEY ...) only when that

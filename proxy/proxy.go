@@ -124,15 +124,12 @@ func (it Item) TTL(now time.Time) int64 {
 
 func (p *Proxy) now() int64 { return p.cfg.Now().UnixMilli() }
 
-// live reports whether v is visible at now.
-func live(v vclock.Value, now int64) bool { return !v.Tombstone && !v.Expired(now) }
-
 // liveSiblings returns rec's live siblings.
 func liveSiblings(rec vclock.Set, now int64) []vclock.Sibling {
 	sibs := rec.Siblings()
 	out := sibs[:0]
 	for _, s := range sibs {
-		if live(s.Value, now) {
+		if s.Live(now) {
 			out = append(out, s)
 		}
 	}
@@ -147,7 +144,7 @@ func liveSiblings(rec vclock.Set, now int64) []vclock.Sibling {
 // has expired. Item.Siblings counts the live siblings.
 func resolve(rec vclock.Set, now int64) (Item, bool) {
 	w, ok := vclock.Winner(rec.Siblings())
-	if !ok || !live(w.Value, now) {
+	if !ok || !w.Live(now) {
 		return Item{}, false
 	}
 	return Item{Value: w.Data, Flags: w.Flags, Expiry: w.Expiry, CAS: rec.ContextHash(), Siblings: len(liveSiblings(rec, now))}, true

@@ -341,7 +341,7 @@ func TestAAEDoesNotResurrectExpiredValues(t *testing.T) {
 			t.Fatalf("%s: replicas differ after a round: %v vs %v", k, ra.Siblings(), rb.Siblings())
 		}
 		for v := range ra.Values() {
-			if !v.Tombstone && !v.Expired(now) {
+			if v.Live(now) {
 				t.Fatalf("%s: a live value came back: %v", k, ra.Siblings())
 			}
 		}

@@ -230,7 +230,7 @@ func TestReapBuriesAnExpiredWinnerBesideALiveSibling(t *testing.T) {
 	}
 	got, _ = mustGet(t, s, "loser")
 	for v := range got.Values() {
-		if v.Expiry != 0 && !v.Tombstone {
+		if v.Expiring() {
 			t.Fatalf("loser keeps the expired value %q", v.Data)
 		}
 	}

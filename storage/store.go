@@ -927,7 +927,7 @@ func Counts(rec vclock.Set) bool {
 func ReapTime(rec vclock.Set) int64 {
 	var at int64
 	for v := range rec.Values() {
-		if !v.Tombstone && v.Expiry != 0 && (at == 0 || v.Expiry < at) {
+		if v.Expiring() && (at == 0 || v.Expiry < at) {
 			at = v.Expiry
 		}
 	}

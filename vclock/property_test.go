@@ -467,10 +467,10 @@ func (s *sim) mergedValue(d Dot, x, y Value) Value {
 	switch {
 	case x.Equal(y):
 		return x
-	case x.reapable() && y.Equal(x.Tomb()):
+	case x.Expiring() && y.Equal(x.Tomb()):
 		s.stats.mixed++
 		return y
-	case y.reapable() && x.Equal(y.Tomb()):
+	case y.Expiring() && x.Equal(y.Tomb()):
 		s.stats.mixed++
 		return x
 	}
@@ -487,7 +487,7 @@ func (s *sim) bury(i int) {
 	}
 	m := s.mods[i]
 	for d, v := range m.sibs {
-		if v.reapable() && v.Expired(s.now) {
+		if v.Expiring() && v.Expired(s.now) {
 			m.sibs[d] = v.Tomb()
 			s.buried[d] = true
 		}
@@ -547,7 +547,7 @@ func (s *sim) check(i int) {
 	}
 	s.stats.maxSiblings = max(s.stats.maxSiblings, len(got))
 	for d, x := range got {
-		if y, ok := s.issued[d]; !ok || !x.Equal(y) && !(y.reapable() && x.Equal(y.Tomb())) {
+		if y, ok := s.issued[d]; !ok || !x.Equal(y) && !(y.Expiring() && x.Equal(y.Tomb())) {
 			s.fatalf("replica %s holds %v=%s, which was never written", s.actors[i], d, x.Data)
 		}
 	}

@@ -29,6 +29,11 @@ type Value struct {
 // Expired reports whether v has an expiry at or before now (unix ms).
 func (v Value) Expired(now int64) bool { return v.Expiry != 0 && v.Expiry <= now }
 
+// Live reports whether v is visible at now (unix ms): not a tombstone and not
+// expired. It is the one liveness rule: plain reads apply it to a record's winner
+// (Winner), DGET to every sibling.
+func (v Value) Live(now int64) bool { return !v.Tombstone && !v.Expired(now) }
+
 // Tomb returns the tombstone an expired value becomes when a reaper collects it:
 // the same Timestamp (plain GET orders siblings by it, so every replica keeps
 // reaching the same verdict) and Expiry (when it died), no data, no flags. It is
@@ -38,9 +43,9 @@ func (v Value) Tomb() Value {
 	return Value{Timestamp: v.Timestamp, Expiry: v.Expiry, Tombstone: true}
 }
 
-// reapable reports whether v is a value (not a tombstone) with an expiry: what a
-// reaper turns into its Tomb once the expiry passes.
-func (v Value) reapable() bool { return !v.Tombstone && v.Expiry != 0 }
+// Expiring reports whether v is a value (not a tombstone) with an expiry: what a
+// reaper turns into its Tomb once the expiry passes (Bury).
+func (v Value) Expiring() bool { return !v.Tombstone && v.Expiry != 0 }
 
 // Equal reports whether two values are identical in every field.
 func (v Value) Equal(o Value) bool {
@@ -319,7 +324,7 @@ func compareMerge(a, b Value) int {
 
 // reaped is v as a reaper leaves it once its expiry passed.
 func reaped(v Value) Value {
-	if v.reapable() {
+	if v.Expiring() {
 		return v.Tomb()
 	}
 	return v
@@ -552,7 +557,7 @@ func Map(s Set, f func(Value) Value) Set {
 func Bury(s Set, now int64) (Set, bool) {
 	changed := false
 	for v := range s.Values() {
-		if v.reapable() && v.Expired(now) {
+		if v.Expiring() && v.Expired(now) {
 			changed = true
 			break
 		}
@@ -561,7 +566,7 @@ func Bury(s Set, now int64) (Set, bool) {
 		return s, false
 	}
 	return Map(s, func(v Value) Value {
-		if v.reapable() && v.Expired(now) {
+		if v.Expiring() && v.Expired(now) {
 			return v.Tomb()
 		}
 		return v

@@ -268,7 +268,7 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, 
 			for _, k := range keys {
 				r, _, _ := fake.Get(k)
 				for v := range r.Values() {
-					if !v.Tombstone && v.Expired(now) {
+					if v.Expiring() && v.Expired(now) {
 						t.Fatalf("%s: after Reap at %d, %q keeps the expired value %q: %v", where(), now, k, v.Data, r.Siblings())
 					}
 				}
