@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/dynakv/dynakv/internal/num"
 )
 
 // maxTokens is memcached's MAX_TOKENS less its terminal token: a command line is
@@ -82,17 +84,13 @@ func isMultiGet(b []byte) bool {
 	return bytes.HasPrefix(b, []byte("get ")) || bytes.HasPrefix(b, []byte("gets "))
 }
 
-func isSpace(c byte) bool {
-	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
-}
-
 // scanNumber parses what C's strtol/strtoull accept in base 10: leading white space,
 // an optional sign, digits. It reports the magnitude (ok false on overflow of uint64
 // or when no digit was read) and whether the number is followed by the end of b or
 // by white space, as memcached's safe_strto* functions require.
 func scanNumber(b []byte) (mag uint64, neg, ok bool) {
 	i := 0
-	for i < len(b) && isSpace(b[i]) {
+	for i < len(b) && num.IsSpace(b[i]) {
 		i++
 	}
 	if i < len(b) && (b[i] == '+' || b[i] == '-') {
@@ -107,7 +105,7 @@ func scanNumber(b []byte) (mag uint64, neg, ok bool) {
 		}
 		mag = mag*10 + d
 	}
-	if i == start || (i < len(b) && !isSpace(b[i])) {
+	if i == start || (i < len(b) && !num.IsSpace(b[i])) {
 		return 0, false, false
 	}
 	return mag, neg, true

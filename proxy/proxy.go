@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/internal/num"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -534,7 +535,7 @@ func (p *Proxy) apply(op Op, it Item, found bool, now int64, res *Result) (vcloc
 	case OpIncr:
 		var cur int64
 		if found {
-			n, ok := parseInt(it.Value)
+			n, ok := num.ParseInt(it.Value)
 			if !ok {
 				return vclock.Value{}, ErrNotInteger
 			}
@@ -550,8 +551,8 @@ func (p *Proxy) apply(op Op, it Item, found bool, now int64, res *Result) (vcloc
 	case OpIncrFloat:
 		var cur float64
 		if found {
-			f, ok := parseFloat(it.Value)
-			if !ok {
+			f, ok := num.ParseFloat(it.Value)
+			if !ok || math.IsInf(f, 0) { // a stored infinity is not a float to add to
 				return vclock.Value{}, ErrNotFloat
 			}
 			cur = f
@@ -701,23 +702,6 @@ func expireCondHolds(c Cond, cur, next int64) bool {
 	return true
 }
 
-// parseInt parses a Redis integer strictly: the canonical decimal form only (no
-// spaces, no '+', no leading zeros), as Redis's string2ll.
-func parseInt(b []byte) (int64, bool) {
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(string(b), 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	var buf [20]byte
-	return n, string(strconv.AppendInt(buf[:0], n, 10)) == string(b)
-}
-
-// ParseInt is parseInt for the front ends (argument parsing follows the same rule).
-func ParseInt(b []byte) (int64, bool) { return parseInt(b) }
-
 // parseUint parses a memcached counter: decimal digits, as memcached's strtoull
 // check (a value with trailing spaces, left by an earlier in-place decr, is accepted).
 func parseUint(b []byte) (uint64, bool) {
@@ -735,21 +719,6 @@ func parseUint(b []byte) (uint64, bool) {
 	n, err := strconv.ParseUint(string(b), 10, 64)
 	return n, err == nil
 }
-
-// parseFloat parses a value for INCRBYFLOAT: no surrounding space, finite.
-func parseFloat(b []byte) (float64, bool) {
-	if len(b) == 0 || len(b) > 5000 || b[0] == ' ' || b[len(b)-1] == ' ' {
-		return 0, false
-	}
-	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return 0, false
-	}
-	return f, true
-}
-
-// ParseFloat is parseFloat for the front ends.
-func ParseFloat(b []byte) (float64, bool) { return parseFloat(b) }
 
 // FormatFloat formats f as Redis's INCRBYFLOAT reply: plain decimal notation, no
 // exponent, shortest representation that round-trips, and "0" for negative zero

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -534,23 +535,6 @@ func TestIncr(t *testing.T) {
 	}
 }
 
-func TestParseInt(t *testing.T) {
-	for s, want := range map[string]bool{
-		"0": true, "1": true, "-1": true, "99": true, "-99": true,
-		"9223372036854775807": true, "-9223372036854775808": true,
-		"": false, "+1": false, " 1": false, "1 ": false, "01": false, "-0": false, "-": false,
-		"9223372036854775808": false, "-9223372036854775809": false, "1.5": false, "٣": false,
-	} {
-		n, ok := proxy.ParseInt([]byte(s))
-		if ok != want {
-			t.Errorf("ParseInt(%q) ok = %v, want %v", s, ok, want)
-		}
-		if ok && strconv.FormatInt(n, 10) != s {
-			t.Errorf("ParseInt(%q) = %d", s, n)
-		}
-	}
-}
-
 func TestIncrByFloat(t *testing.T) {
 	tests := []struct {
 		stored  *string
@@ -620,6 +604,25 @@ func TestIncrByFloat(t *testing.T) {
 	} {
 		if got := string(proxy.FormatFloat(f)); got != want {
 			t.Errorf("FormatFloat(%g) = %q, want %q", f, got, want)
+		}
+	}
+}
+
+// TestIncrByFloatLongValue: a stored value is read as Redis's string2ld reads it, up
+// to 5 KiB (internal/num.ParseFloat, as INCRBYFLOAT's argument).
+func TestIncrByFloatLongValue(t *testing.T) {
+	e := newDirectEnv(t, proxy.Config{})
+	for _, tc := range []struct {
+		stored string
+		err    error
+	}{
+		{"1." + strings.Repeat("0", 5117), nil},               // 5119 bytes
+		{"1." + strings.Repeat("0", 5118), proxy.ErrNotFloat}, // 5120 bytes
+	} {
+		e.set("k", tc.stored)
+		res, err := e.p.Do(context.Background(), proxy.Op{Kind: proxy.OpIncrFloat, Key: []byte("k"), Float: 1})
+		if !errors.Is(err, tc.err) || err == nil && string(res.Float) != "2" {
+			t.Errorf("INCRBYFLOAT 1 on %d bytes = %q, %v; want error %v", len(tc.stored), res.Float, err, tc.err)
 		}
 	}
 }

@@ -1,6 +1,9 @@
 package resp
 
-import "github.com/dynakv/dynakv/proxy"
+import (
+	"github.com/dynakv/dynakv/internal/num"
+	"github.com/dynakv/dynakv/proxy"
+)
 
 var (
 	errBitOffset = errLine("ERR bit offset is not an integer or out of range")
@@ -10,7 +13,7 @@ var (
 // bitOffset parses a SETBIT/GETBIT offset as bitops.c's getBitOffsetFromArgument:
 // an integer from 0 to below proto-max-bulk-len bytes.
 func (s *Server) bitOffset(b []byte) (int64, bool) {
-	off, ok := parseInt(b)
+	off, ok := num.ParseInt(b)
 	if !ok || off < 0 || off>>3 >= s.cfg.ProtoMaxBulkLen {
 		return 0, false
 	}
@@ -25,7 +28,7 @@ func (s *Server) setbit(c *client, args [][]byte) {
 		c.w.errorLine(errBitOffset)
 		return
 	}
-	bit, ok := parseInt(args[3])
+	bit, ok := num.ParseInt(args[3])
 	if !ok || bit&^1 != 0 {
 		c.w.errorLine(errBitValue)
 		return

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/dynakv/dynakv/internal/num"
 )
 
 // redisVersion is the Redis version dynakv reports to clients (HELLO, INFO).
@@ -70,7 +72,7 @@ func (s *Server) auth(c *client, args [][]byte) {
 func (s *Server) hello(c *client, args [][]byte) {
 	ver, next := int64(0), 1
 	if len(args) >= 2 {
-		v, ok := parseInt(args[1])
+		v, ok := num.ParseInt(args[1])
 		if !ok {
 			c.w.errorLine(errHelloProto)
 			return
@@ -138,7 +140,7 @@ func (s *Server) hello(c *client, args [][]byte) {
 
 // selectDB: only database 0 exists.
 func (s *Server) selectDB(c *client, args [][]byte) {
-	id, ok := parseInt(args[1])
+	id, ok := num.ParseInt(args[1])
 	if !ok {
 		c.w.errorLine(errNotInteger)
 		return
@@ -241,7 +243,7 @@ func (s *Server) clientList(c *client, args [][]byte) {
 		}
 	case len(args) > 3 && eqFold(cstr(args[2]), "id"):
 		for _, a := range args[3:] {
-			id, ok := parseInt(a)
+			id, ok := num.ParseInt(a)
 			if !ok {
 				c.w.Error("ERR Invalid client ID")
 				return

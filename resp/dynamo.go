@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/dynakv/dynakv/internal/num"
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -60,7 +61,7 @@ func (s *Server) dget(c *client, args [][]byte) {
 // quorumArg parses an R or W override, a positive integer (clamped to N later); on
 // a bad one it answers the error and returns 0.
 func quorumArg(c *client, b []byte) int {
-	n, ok := parseInt(b)
+	n, ok := num.ParseInt(b)
 	if !ok || n < 1 || n > 1<<16 {
 		c.w.errorLine(errQuorumValue)
 		return 0

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/internal/deadline"
+	"github.com/dynakv/dynakv/internal/num"
 )
 
 // Request-parsing limits, Redis 7.2's (networking.c processInlineBuffer and
@@ -127,7 +128,7 @@ func (f *framer) feed(in []byte, out *[]byte, unauth, one bool) (r feedResult) {
 			if cr+1 >= len(b) { // the byte after '\r' has not arrived
 				return r
 			}
-			n, ok := parseInt(b[1:cr])
+			n, ok := num.ParseInt(b[1:cr])
 			if !ok || n > maxMultibulk {
 				r.err = perrMbulkLen
 				return r
@@ -162,7 +163,7 @@ func (f *framer) feed(in []byte, out *[]byte, unauth, one bool) (r feedResult) {
 				r.err = "Protocol error: expected '$', got '" + string([]byte{c}) + "'"
 				return r
 			}
-			n, ok := parseInt(b[1:cr])
+			n, ok := num.ParseInt(b[1:cr])
 			if !ok || n < 0 || n > f.maxBulk {
 				r.err = perrBulkLen
 				return r
@@ -257,7 +258,7 @@ func splitArgs(line []byte) ([][]byte, bool) {
 		return 0
 	}
 	for {
-		for p < len(line) && isSpace(line[p]) {
+		for p < len(line) && num.IsSpace(line[p]) {
 			p++
 		}
 		if p >= len(line) {
@@ -290,7 +291,7 @@ func splitArgs(line []byte) ([][]byte, bool) {
 					}
 					cur = append(cur, e)
 				case c == '"':
-					if n := at(p + 1); n != 0 && !isSpace(n) {
+					if n := at(p + 1); n != 0 && !num.IsSpace(n) {
 						return nil, false
 					}
 					done = true
@@ -305,7 +306,7 @@ func splitArgs(line []byte) ([][]byte, bool) {
 					p++
 					cur = append(cur, '\'')
 				case c == '\'':
-					if n := at(p + 1); n != 0 && !isSpace(n) {
+					if n := at(p + 1); n != 0 && !num.IsSpace(n) {
 						return nil, false
 					}
 					done = true

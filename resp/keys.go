@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/dynakv/dynakv/internal/num"
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -91,7 +92,7 @@ func (s *Server) expireGeneric(c *client, args [][]byte, name string, base int64
 		c.w.errorLine(errGTLT)
 		return
 	}
-	when, ok := parseInt(args[2])
+	when, ok := num.ParseInt(args[2])
 	if !ok {
 		c.w.errorLine(errNotInteger)
 		return
@@ -230,7 +231,7 @@ func (s *Server) scan(c *client, args [][]byte) {
 		opt, more := cstr(args[i]), len(args)-i
 		switch {
 		case eqFold(opt, "count") && more >= 2:
-			n, ok := parseInt(args[i+1])
+			n, ok := num.ParseInt(args[i+1])
 			if !ok {
 				c.w.errorLine(errNotInteger)
 				return
@@ -321,7 +322,7 @@ func (s *Server) copyCmd(c *client, args [][]byte) {
 		case eqFold(opt, "replace"):
 			replace = true
 		case eqFold(opt, "db") && j+1 < len(args):
-			db, ok := parseInt(args[j+1])
+			db, ok := num.ParseInt(args[j+1])
 			if !ok || db < math.MinInt32 || db > math.MaxInt32 {
 				c.w.errorLine(errNotInteger)
 				return

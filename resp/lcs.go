@@ -3,6 +3,7 @@ package resp
 import (
 	"math"
 
+	"github.com/dynakv/dynakv/internal/num"
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -101,7 +102,7 @@ func (s *Server) lcs(c *client, args [][]byte) {
 		case eqFold(opt, "withmatchlen"):
 			withLen = true
 		case eqFold(opt, "minmatchlen") && j+1 < len(args):
-			n, ok := parseInt(args[j+1])
+			n, ok := num.ParseInt(args[j+1])
 			if !ok {
 				c.w.errorLine(errNotInteger)
 				return

@@ -3,6 +3,7 @@ package resp
 import (
 	"math"
 
+	"github.com/dynakv/dynakv/internal/num"
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -100,7 +101,7 @@ func parseStringOpts(opts [][]byte, isSet bool) (flags int, expire []byte, ok bo
 // the error line to answer (name is the command, for "invalid expire time in
 // '<name>' command").
 func (s *Server) expireAt(arg []byte, flags int, name string) (int64, []byte) {
-	ms, ok := parseInt(arg)
+	ms, ok := num.ParseInt(arg)
 	if !ok {
 		return 0, errNotInteger
 	}
@@ -342,7 +343,7 @@ func (s *Server) incr(c *client, args [][]byte) { s.incrBy(c, args[1], 1) }
 func (s *Server) decr(c *client, args [][]byte) { s.incrBy(c, args[1], -1) }
 
 func (s *Server) incrby(c *client, args [][]byte) {
-	n, ok := parseInt(args[2])
+	n, ok := num.ParseInt(args[2])
 	if !ok {
 		c.w.errorLine(errNotInteger)
 		return
@@ -351,7 +352,7 @@ func (s *Server) incrby(c *client, args [][]byte) {
 }
 
 func (s *Server) decrby(c *client, args [][]byte) {
-	n, ok := parseInt(args[2])
+	n, ok := num.ParseInt(args[2])
 	if !ok {
 		c.w.errorLine(errNotInteger)
 		return
@@ -364,7 +365,7 @@ func (s *Server) decrby(c *client, args [][]byte) {
 }
 
 func (s *Server) incrbyfloat(c *client, args [][]byte) {
-	f, ok := parseFloat(args[2])
+	f, ok := num.ParseFloat(args[2])
 	if !ok {
 		c.w.errorLine(errNotFloat)
 		return
@@ -394,8 +395,8 @@ func (s *Server) strlen(c *client, args [][]byte) {
 
 // getrange: GETRANGE key start end, with Redis 7.2's index rules.
 func (s *Server) getrange(c *client, args [][]byte) {
-	start, ok1 := parseInt(args[2])
-	end, ok2 := parseInt(args[3])
+	start, ok1 := num.ParseInt(args[2])
+	end, ok2 := num.ParseInt(args[3])
 	if !ok1 || !ok2 {
 		c.w.errorLine(errNotInteger)
 		return
@@ -432,7 +433,7 @@ func substr(v []byte, start, end int64) []byte {
 }
 
 func (s *Server) setrange(c *client, args [][]byte) {
-	off, ok := parseInt(args[2])
+	off, ok := num.ParseInt(args[2])
 	if !ok {
 		c.w.errorLine(errNotInteger)
 		return
