@@ -63,10 +63,11 @@
 //     cannot be honoured by a cas that is a context hash or without access tracking,
 //     and are rejected as unknown flags ("CLIENT_ERROR invalid flag", or for md and
 //     ma "CLIENT_ERROR invalid or duplicate flag"), as memcached versions without
-//     them do. ma with C, ms append/prepend with C, and ma with T are
-//     read-then-conditional-write sequences through the proxy; a concurrent writer
-//     makes the conditional write answer EX (C) or is simply ordered before the TTL
-//     change (T).
+//     them do. The flags' rules are the proxy's: C is proxy.CondCAS (one conditional
+//     read-modify-write; C0 is a condition no item meets for ms and md, and no
+//     condition for ms append/prepend and ma, as in memcached), N is Op.Vivify, and
+//     ma's T is a second write after the incr (Op.SetExpiry), so a concurrent
+//     writer may be ordered between the two.
 //   - A proxy error in the middle of a multi-key get ends the reply with the error
 //     line in place of END (memcached cannot fail there).
 //   - The binary protocol is not spoken; its requests are answered as unknown text.

@@ -146,6 +146,15 @@ func (m *metaReq) detach(buf []byte) []byte {
 	return buf
 }
 
+// vivifyExpiry is the expiry N gives an item it creates: N's TTL, or T's (tExp)
+// when T comes after N.
+func (m *metaReq) vivifyExpiry(tExp int64, now time.Time) int64 {
+	if m.tAfterN {
+		return tExp
+	}
+	return expiry(m.vivTTL, now)
+}
+
 // opaqueTooLong reports an O token over memcached's limit.
 func (m *metaReq) opaqueTooLong() bool {
 	for _, f := range m.flags {
@@ -205,38 +214,18 @@ func (c *conn) metaGet(toks [][]byte) {
 		tExp = expiry(m.ttl, now)
 		op = proxy.Op{Kind: proxy.OpGetEx, Key: key, SetExpiry: true, Expiry: tExp, Persist: tExp == 0}
 	}
+	if m.vivify {
+		// Vivify on miss: create an empty item; its creator wins the recache (W).
+		op.Vivify, op.Value, op.VivifyExpiry = true, []byte{}, m.vivifyExpiry(tExp, now)
+	}
 	res, err := c.do(op)
 	if err != nil {
 		c.failAlways(errorLine(err))
 		return
 	}
-	found, it, cas := res.Found, res.Item, res.Item.CAS
+	found, it, cas, created := res.Found, res.Item, res.Item.CAS, res.Created
 	if res.Status == proxy.Stored {
-		cas = res.CAS // T wrote a new version
-	}
-	created := false
-	if !found && m.vivify {
-		// Vivify on miss: create an empty item; its creator wins the recache (W).
-		vExp := expiry(m.vivTTL, now)
-		if m.tAfterN {
-			vExp = tExp
-		}
-		r, err := c.do(proxy.Op{Kind: proxy.OpSet, Key: key, Value: []byte{}, Expiry: vExp, Cond: proxy.CondNX})
-		if err != nil {
-			c.failAlways(errorLine(err))
-			return
-		}
-		if r.Status == proxy.Stored {
-			found, created, cas = true, true, r.CAS
-			it = proxy.Item{Value: []byte{}}
-		} else {
-			// Another client created it first: read what it stored.
-			if r, err = c.do(proxy.Op{Kind: proxy.OpGet, Key: key}); err != nil {
-				c.failAlways(errorLine(err))
-				return
-			}
-			found, it, cas = r.Found, r.Item, r.Item.CAS
-		}
+		cas = res.CAS // T wrote a new version, or N created the item
 	}
 	st := &c.s.stats
 	if m.hasTTL {
@@ -262,6 +251,9 @@ func (c *conn) metaGet(toks [][]byte) {
 		b = append(b, "HD"...)
 	}
 	exp := it.Expiry // the TTL as memcached's flag loop sees it, flag by flag
+	if created {
+		exp = 0 // until N or T
+	}
 	for _, f := range m.flags {
 		switch f[0] {
 		case 'T':
@@ -400,91 +392,41 @@ func (c *conn) metaStore(m *metaReq, key, data []byte) (proxy.Result, error) {
 	if m.hasTTL {
 		exp = expiry(m.ttl, now)
 	}
-	set := proxy.Op{Kind: proxy.OpSet, Key: key, Value: data, Flags: m.clientFlags, Expiry: exp}
-	casMode := false
+	op := proxy.Op{Kind: proxy.OpSet, Key: key, Value: data, Flags: m.clientFlags, Expiry: exp}
 	switch m.mode {
 	case 'E', 'e': // add; a cas value does not matter
-		set.Cond = proxy.CondNX
+		op.Cond = proxy.CondNX
 	case 'R', 'r': // replace; with C it is cas
+		op.Cond = proxy.CondXX
 		if m.hasCAS {
-			casMode = true
-		} else {
-			set.Cond = proxy.CondXX
+			op.Cond, op.CAS = proxy.CondCAS, m.cas
 		}
 	case 'A', 'a', 'P', 'p':
-		return c.metaAppend(m, key, data, m.mode == 'P' || m.mode == 'p', now)
+		// Append or prepend: NS on a miss unless N vivifies the key with the data;
+		// with a non-zero C only while the cas matches (C0 is no condition).
+		op = proxy.Op{Kind: proxy.OpAppend, Key: key, Value: data, Flags: m.clientFlags, Cond: proxy.CondXX,
+			Prepend: m.mode == 'P' || m.mode == 'p'}
+		if m.hasCAS && m.cas != 0 {
+			op.Cond, op.CAS = proxy.CondCAS, m.cas
+		}
+		if m.vivify {
+			op.Vivify, op.VivifyExpiry = true, expiry(m.vivTTL, now)
+		}
+		return c.do(op)
 	default: // set; with C it is cas
-		casMode = m.hasCAS
+		if m.hasCAS {
+			op.Cond, op.CAS = proxy.CondCAS, m.cas
+		}
 	}
-	var res proxy.Result
-	var err error
-	switch {
-	case casMode && m.cas == 0:
-		res, err = c.casZero(key)
-	case casMode:
-		set.CAS = m.cas
-		res, err = c.do(set)
-	default:
-		res, err = c.do(set)
-	}
+	res, err := c.do(op)
 	if err != nil {
 		return res, err
 	}
-	if casMode {
+	if op.Cond == proxy.CondCAS {
 		c.countCAS(res.Status)
 	}
 	res.Int = int64(len(data))
 	return res, nil
-}
-
-// metaAppend is ms in append or prepend mode: NS on a miss unless N vivifies the key
-// with data; with a non-zero C the append happens only while the cas matches.
-func (c *conn) metaAppend(m *metaReq, key, data []byte, prepend bool, now time.Time) (proxy.Result, error) {
-	for attempt := 0; ; attempt++ {
-		var res proxy.Result
-		var err error
-		if m.hasCAS && m.cas != 0 {
-			res, err = c.casAppend(m.cas, key, data, prepend)
-		} else {
-			res, err = c.do(proxy.Op{Kind: proxy.OpAppend, Key: key, Value: data, Cond: proxy.CondXX, Prepend: prepend})
-		}
-		if err != nil || res.Status != proxy.NotStored || !m.vivify || attempt > 0 {
-			return res, err
-		}
-		// Autovivify: a miss creates the item with the data and N's TTL.
-		res, err = c.do(proxy.Op{Kind: proxy.OpSet, Key: key, Value: data, Flags: m.clientFlags,
-			Expiry: expiry(m.vivTTL, now), Cond: proxy.CondNX})
-		if err != nil || res.Status == proxy.Stored {
-			res.Int = int64(len(data))
-			return res, err
-		}
-		// Someone created the key meanwhile: append to it.
-	}
-}
-
-// casAppend appends (or prepends) data to key's value only if its cas is cas.
-func (c *conn) casAppend(cas uint64, key, data []byte, prepend bool) (proxy.Result, error) {
-	cur, err := c.do(proxy.Op{Kind: proxy.OpGet, Key: key})
-	switch {
-	case err != nil:
-		return cur, err
-	case !cur.Found:
-		return proxy.Result{Status: proxy.NotStored}, nil
-	case cur.Item.CAS != cas:
-		return proxy.Result{Status: proxy.Exists}, nil
-	}
-	v := make([]byte, 0, len(cur.Item.Value)+len(data))
-	if prepend {
-		v = append(append(v, data...), cur.Item.Value...)
-	} else {
-		v = append(append(v, cur.Item.Value...), data...)
-	}
-	res, err := c.do(proxy.Op{Kind: proxy.OpSet, Key: key, Value: v, Flags: cur.Item.Flags, Expiry: cur.Item.Expiry, CAS: cas})
-	if res.Status == proxy.NotFound {
-		res.Status = proxy.NotStored
-	}
-	res.Int = int64(len(v))
-	return res, err
 }
 
 // metaDelete answers "md <key> <flags>*". I (invalidate) deletes too.
@@ -501,14 +443,11 @@ func (c *conn) metaDelete(toks [][]byte) {
 		c.failAlways(lineMetaOpaqueLong)
 		return
 	}
-	key := bytes.Clone(m.key)
-	var res proxy.Result
-	var err error
-	if m.hasCAS && m.cas == 0 {
-		res, err = c.casZero(key)
-	} else {
-		res, err = c.do(proxy.Op{Kind: proxy.OpDelete, Key: key, CAS: m.cas})
+	op := proxy.Op{Kind: proxy.OpDelete, Key: bytes.Clone(m.key)}
+	if m.hasCAS {
+		op.Cond, op.CAS = proxy.CondCAS, m.cas
 	}
+	res, err := c.do(op)
 	if err != nil {
 		c.failAlways(errorLine(err))
 		return
@@ -553,49 +492,28 @@ func (c *conn) metaArithmetic(toks [][]byte) {
 		return
 	}
 	now := c.now()
-	key := bytes.Clone(m.key)
+	op := proxy.Op{Kind: proxy.OpIncrUnsigned, Key: bytes.Clone(m.key), UDelta: m.delta, Decr: decr}
+	if m.hasCAS && m.cas != 0 { // C0 is no condition
+		op.Cond, op.CAS = proxy.CondCAS, m.cas
+	}
 	var tExp int64
 	if m.hasTTL {
+		// T: a second write sets the TTL the first kept.
 		tExp = expiry(m.ttl, now)
+		op.SetExpiry, op.Expiry, op.Persist = true, tExp, tExp == 0
 	}
-	var (
-		status  proxy.Status
-		val     uint64
-		exp     int64 // the expiry before T applies
-		cas     uint64
-		created bool
-	)
-	for attempt := 0; ; attempt++ {
-		var res proxy.Result
-		var err error
-		if m.hasCAS && m.cas != 0 {
-			res, err = c.casIncr(m.cas, key, m.delta, decr)
-		} else {
-			res, err = c.do(proxy.Op{Kind: proxy.OpIncrUnsigned, Key: key, UDelta: m.delta, Decr: decr})
-		}
-		if err != nil {
-			c.failAlways(errorLine(err))
-			return
-		}
-		status, val, exp, cas = res.Status, res.Uint, res.Item.Expiry, res.CAS
-		if status != proxy.NotFound || !m.vivify || attempt > 0 {
-			break
-		}
-		// Autovivify: create the key with the initial value.
-		vExp := expiry(m.vivTTL, now)
-		if m.tAfterN {
-			vExp = tExp
-		}
-		res, err = c.do(proxy.Op{Kind: proxy.OpSet, Key: key, Value: appendUint(nil, m.initial), Expiry: vExp, Cond: proxy.CondNX})
-		if err != nil {
-			c.failAlways(errorLine(err))
-			return
-		}
-		if res.Status == proxy.Stored {
-			status, val, exp, cas, created = proxy.Stored, m.initial, 0, res.CAS, true
-			break
-		}
-		// Someone created the key meanwhile: apply the delta to it.
+	if m.vivify {
+		// Autovivify: a miss creates the key with the initial value.
+		op.Vivify, op.Initial, op.VivifyExpiry = true, m.initial, m.vivifyExpiry(tExp, now)
+	}
+	res, err := c.do(op)
+	if err != nil {
+		c.failAlways(errorLine(err))
+		return
+	}
+	status, val, exp, cas, created := res.Status, res.Uint, res.Item.Expiry, res.CAS, res.Created
+	if created {
+		exp = 0 // until N or T
 	}
 	st := &c.s.stats
 	hits, misses := &st.incrHits, &st.incrMisses
@@ -607,17 +525,6 @@ func (c *conn) metaArithmetic(toks [][]byte) {
 		hits.Add(1)
 	case status == proxy.NotFound:
 		misses.Add(1)
-	}
-	if status == proxy.Stored && m.hasTTL && !created {
-		// T: a second write sets the TTL the first kept.
-		res, err := c.do(proxy.Op{Kind: proxy.OpGetEx, Key: key, SetExpiry: true, Expiry: tExp, Persist: tExp == 0})
-		if err != nil {
-			c.failAlways(errorLine(err))
-			return
-		}
-		if res.Status == proxy.Stored {
-			cas = res.CAS
-		}
 	}
 	if m.opaqueTooLong() {
 		c.failAlways(lineMetaOpaqueLong)
@@ -666,35 +573,6 @@ func (c *conn) metaArithmetic(toks [][]byte) {
 	}
 	c.out = b
 	c.replyBytes(b)
-}
-
-// casIncr is ma with a cas condition: read, check the cas, write the new number on
-// the condition that the cas still holds.
-func (c *conn) casIncr(cas uint64, key []byte, delta uint64, decr bool) (proxy.Result, error) {
-	cur, err := c.do(proxy.Op{Kind: proxy.OpGet, Key: key})
-	switch {
-	case err != nil:
-		return cur, err
-	case !cur.Found:
-		return proxy.Result{Status: proxy.NotFound}, nil
-	case cur.Item.CAS != cas:
-		return proxy.Result{Status: proxy.Exists}, nil
-	}
-	n, ok := parseCounter(cur.Item.Value)
-	if !ok {
-		return proxy.Result{}, proxy.ErrNonNumeric
-	}
-	switch {
-	case !decr:
-		n += delta
-	case delta > n:
-		n = 0
-	default:
-		n -= delta
-	}
-	res, err := c.do(proxy.Op{Kind: proxy.OpSet, Key: key, Value: appendUint(nil, n), Flags: cur.Item.Flags, Expiry: cur.Item.Expiry, CAS: cas})
-	res.Uint, res.Item.Expiry = n, cur.Item.Expiry
-	return res, err
 }
 
 // metaDebug answers "me <key> [b]" with what dynakv knows of the item.

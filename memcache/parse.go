@@ -149,29 +149,6 @@ func parseUint64(b []byte) (uint64, bool) {
 	return mag, true
 }
 
-// parseCounter parses a stored value for incr/decr as the proxy does: decimal digits,
-// possibly followed by spaces, at most 20 digits, within uint64.
-func parseCounter(b []byte) (uint64, bool) {
-	for len(b) > 0 && b[len(b)-1] == ' ' {
-		b = b[:len(b)-1]
-	}
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	var n uint64
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		d := uint64(c - '0')
-		if n > (math.MaxUint64-d)/10 {
-			return 0, false
-		}
-		n = n*10 + d
-	}
-	return n, true
-}
-
 // maxRelative is memcached's REALTIME_MAXDELTA: larger exptimes are unix times.
 const maxRelative = 60 * 60 * 24 * 30
 

@@ -169,14 +169,9 @@ func (c *conn) cmdUpdate(toks [][]byte, withCAS bool) error {
 	case "append", "prepend":
 		op = proxy.Op{Kind: proxy.OpAppend, Key: key, Value: data, Cond: proxy.CondXX, Prepend: kind == "prepend"}
 	case "cas":
-		op.CAS = casID
+		op.Cond, op.CAS = proxy.CondCAS, casID
 	}
-	var res proxy.Result
-	if withCAS && casID == 0 {
-		res, err = c.casZero(key)
-	} else {
-		res, err = c.do(op)
-	}
+	res, err := c.do(op)
 	if err != nil {
 		c.failErr(err)
 		return nil
@@ -214,19 +209,6 @@ func (c *conn) refuseTooLarge(key []byte, block int, del bool, fail func(string)
 		return err
 	}
 	return c.swallow(block)
-}
-
-// casZero answers a cas whose unique is 0, which no live item has: EXISTS when the
-// key exists, NOT_FOUND otherwise. (The proxy reads CAS 0 as "no condition".)
-func (c *conn) casZero(key []byte) (proxy.Result, error) {
-	res, err := c.do(proxy.Op{Kind: proxy.OpGet, Key: key})
-	if err != nil {
-		return res, err
-	}
-	if res.Found {
-		return proxy.Result{Status: proxy.Exists}, nil
-	}
-	return proxy.Result{Status: proxy.NotFound}, nil
 }
 
 func (c *conn) countCAS(st proxy.Status) {

@@ -30,11 +30,13 @@ import (
 // decoded value gives the same bytes. Decoded values do not alias the input: the
 // decoder copies it once and slices that copy, so callers may reuse their buffer.
 
-// Encoding versions. Op version 2 added Accepted; a decoder refuses version 1 (the
-// internode protocol does not mix versions: see cluster's handshake).
+// Encoding versions. Op version 2 added Accepted, version 3 CondCAS, Vivify,
+// VivifyExpiry and Initial; result version 2 added Created. A decoder refuses
+// older versions (the internode protocol does not mix versions: see cluster's
+// handshake).
 const (
-	opVersion     = 2
-	resultVersion = 1
+	opVersion     = 3
+	resultVersion = 2
 )
 
 // maxFieldLen bounds every length and count, beyond being bounded by the input: it
@@ -55,12 +57,14 @@ const (
 	opDeferSync
 	opLocal
 	opLast
+	opVivify
 	opAllFlags = 1<<iota - 1
 )
 
 // AppendBinary appends the binary form of op: version, Kind, Cond, the bool fields
 // as flag bits, then Key, Value, Flags, Expiry, CAS, Delta, UDelta, Float, Offset,
-// Context, R, W and Accepted (never negative), every field always present.
+// Context, R, W, Accepted (never negative), VivifyExpiry and Initial, every field
+// always present.
 func (op Op) AppendBinary(b []byte) []byte {
 	var f uint64
 	for _, x := range []struct {
@@ -70,6 +74,7 @@ func (op Op) AppendBinary(b []byte) []byte {
 		{op.KeepTTL, opKeepTTL}, {op.Persist, opPersist}, {op.SetExpiry, opSetExpiry},
 		{op.ReturnOld, opReturnOld}, {op.Decr, opDecr}, {op.Prepend, opPrepend},
 		{op.DeferSync, opDeferSync}, {op.Local, opLocal}, {op.Last, opLast},
+		{op.Vivify, opVivify},
 	} {
 		if x.set {
 			f |= x.bit
@@ -89,7 +94,9 @@ func (op Op) AppendBinary(b []byte) []byte {
 	b = appendString(b, op.Context)
 	b = binary.AppendVarint(b, int64(op.R))
 	b = binary.AppendVarint(b, int64(op.W))
-	return binary.AppendVarint(b, op.Accepted)
+	b = binary.AppendVarint(b, op.Accepted)
+	b = binary.AppendVarint(b, op.VivifyExpiry)
+	return binary.AppendUvarint(b, op.Initial)
 }
 
 // DecodeOp decodes an Op written by Op.AppendBinary. Errors wrap ErrBadEncoding.
@@ -104,7 +111,7 @@ func DecodeOp(b []byte) (Op, error) {
 		d.fail(fmt.Sprintf("unknown kind %d", op.Kind))
 	}
 	op.Cond = Cond(d.byte())
-	if d.bad == "" && op.Cond > CondLT {
+	if d.bad == "" && op.Cond > CondCAS {
 		d.fail(fmt.Sprintf("unknown cond %d", op.Cond))
 	}
 	f := d.uvarint()
@@ -114,6 +121,7 @@ func DecodeOp(b []byte) (Op, error) {
 	op.KeepTTL, op.Persist, op.SetExpiry = f&opKeepTTL != 0, f&opPersist != 0, f&opSetExpiry != 0
 	op.ReturnOld, op.Decr, op.Prepend = f&opReturnOld != 0, f&opDecr != 0, f&opPrepend != 0
 	op.DeferSync, op.Local, op.Last = f&opDeferSync != 0, f&opLocal != 0, f&opLast != 0
+	op.Vivify = f&opVivify != 0
 	op.Key = d.bytes()
 	op.Value = d.bytes()
 	op.Flags = d.uint32()
@@ -129,6 +137,8 @@ func DecodeOp(b []byte) (Op, error) {
 	if op.Accepted = d.varint(); op.Accepted < 0 {
 		d.fail("negative accept time")
 	}
+	op.VivifyExpiry = d.varint()
+	op.Initial = d.uvarint()
 	if err := d.finish("op"); err != nil {
 		return Op{}, err
 	}
@@ -213,12 +223,15 @@ func AppendResult(b []byte, res Result, err error) []byte {
 		return appendString(b, err.Error())
 	}
 	b = append(b, resultOK, byte(res.Status))
-	var bits byte // bit 0: Found, bit 1: Durable
+	var bits byte // bit 0: Found, bit 1: Durable, bit 2: Created
 	if res.Found {
 		bits |= 1
 	}
 	if res.Durable {
 		bits |= 2
+	}
+	if res.Created {
+		bits |= 4
 	}
 	b = append(b, bits)
 	b = appendBytes(b, res.Item.Value)
@@ -266,10 +279,10 @@ func DecodeResult(b []byte) (Result, error, error) {
 	}
 	switch bits := d.byte(); {
 	case d.bad != "":
-	case bits > 3:
+	case bits > 7:
 		d.fail("bad result flag bits")
 	default:
-		res.Found, res.Durable = bits&1 != 0, bits&2 != 0
+		res.Found, res.Durable, res.Created = bits&1 != 0, bits&2 != 0, bits&4 != 0
 	}
 	res.Item.Value = d.bytes()
 	res.Item.Flags = d.uint32()

@@ -5,7 +5,14 @@
 //
 // Every command is an Op, a plain value executed by Do into a Result. Front ends build
 // Ops and call Do; keyspace-wide commands (DBSize, Scan, Keys, RandomKey, FlushAll) are
-// methods of their own and always run on this node.
+// methods of their own and always run on this node. Front ends only parse and encode:
+// every rule of a command is here, memcached's meta flags included (C is CondCAS, N
+// is Op.Vivify, ma's T is OpIncrUnsigned with SetExpiry).
+//
+// Each read-modify-write Kind is decided by one applier (apply.go): a pure function
+// of the op and the key's current item that fills the Result and returns the value
+// to write, or none. The few rules that take more than one step (Vivify, ma's T) run
+// their steps on the node that executes the op (steps.go).
 //
 // Routing (DESIGN.md, "Request paths"): a read-modify-write must be coordinated by a
 // node in the key's top-N preference list. Do asks Config.Router (nil: everything runs
@@ -63,7 +70,8 @@
 //   - DPUT and DDEL write with the client's context: they supersede exactly the
 //     siblings that context covers.
 //   - A memcached cas unique is the 64-bit hash of the record's context
-//     (vclock.Clock.Hash): cas succeeds when the current context hashes to it.
+//     (vclock.Clock.Hash): a CondCAS write succeeds when the current context hashes
+//     to Op.CAS; a CAS of 0 matches no item.
 //
 // Errors are the sentinel values below; resp/ and memcache/ map them to wire text.
 // A Proxy is safe for concurrent use and owns no goroutines.

@@ -34,7 +34,7 @@ func TestNotWrittenReplyWaitsForWhatItRead(t *testing.T) {
 			proxy.Op{Kind: proxy.OpDelete, Key: []byte("gone")}, proxy.NotFound},
 		{"cas against a value set unsynced",
 			proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("v")},
-			proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("w"), CAS: 1}, proxy.Exists},
+			proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("w"), Cond: proxy.CondCAS, CAS: 1}, proxy.Exists},
 		{"GETEX reading a value set unsynced",
 			proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("v")},
 			proxy.Op{Kind: proxy.OpGetEx, Key: []byte("k")}, 0},

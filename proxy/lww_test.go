@@ -76,7 +76,7 @@ func TestPlainReadsLastWriterWins(t *testing.T) {
 		{"SET XX / memcached replace", proxy.Op{Kind: proxy.OpSet, Key: k, Value: []byte("new"), Cond: proxy.CondXX}, status(proxy.NotStored), nil},
 		{"SET GET", proxy.Op{Kind: proxy.OpSet, Key: k, Value: []byte("new"), ReturnOld: true}, notFound, str("new")},
 		{"SET KEEPTTL", proxy.Op{Kind: proxy.OpSet, Key: k, Value: []byte("new"), KeepTTL: true}, status(proxy.Stored), str("new")},
-		{"memcached cas", proxy.Op{Kind: proxy.OpSet, Key: k, Value: []byte("new"), CAS: 12345}, status(proxy.NotFound), nil},
+		{"memcached cas", proxy.Op{Kind: proxy.OpSet, Key: k, Value: []byte("new"), Cond: proxy.CondCAS, CAS: 12345}, status(proxy.NotFound), nil},
 		{"INCR", proxy.Op{Kind: proxy.OpIncr, Key: k, Delta: 1}, func(res proxy.Result) error {
 			if res.Int != 1 {
 				return fmt.Errorf("INCR = %d, want 1 (from an absent key)", res.Int)

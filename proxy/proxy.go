@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dynakv/dynakv/coordinator"
-	"github.com/dynakv/dynakv/internal/num"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -200,13 +197,18 @@ const (
 // Cond is a write condition.
 type Cond uint8
 
-// Write conditions: NX/add, XX/replace, and EXPIRE's GT/LT.
+// Write conditions: NX/add, XX/replace, EXPIRE's GT/LT, and memcached's cas.
 const (
 	CondNone Cond = iota
 	CondNX
 	CondXX
 	CondGT
 	CondLT
+	// CondCAS (OpSet, OpDelete, OpAppend, OpIncrUnsigned): the write happens only
+	// if the key exists (NotFound otherwise; NotStored for OpAppend) and its
+	// record's context hashes to Op.CAS (Exists otherwise). A CAS of 0 matches no
+	// item: memcached's "cas k 0" answers EXISTS or NOT_FOUND.
+	CondCAS
 )
 
 // Op is one command on one key. Only the fields its Kind documents are used.
@@ -225,12 +227,15 @@ type Op struct {
 	// Persist (OpExpire, OpGetEx): remove the expiry instead of setting one.
 	Persist bool
 	// SetExpiry (OpGetEx): change the expiry to Expiry (or Persist); otherwise GETEX
-	// only reads.
+	// only reads. (OpIncrUnsigned): after an incr or decr that stored without
+	// creating the key, a second write sets the expiry to Expiry (or Persist), as
+	// memcached's ma with T; Result.Item is still the item the incr wrote, and
+	// Result.CAS the cas unique after both writes.
 	SetExpiry bool
-	// Cond: OpSet (NX, XX), OpExpire (NX, XX, GT, LT), OpAppend (XX: key must exist).
+	// Cond: OpSet (NX, XX, CAS), OpExpire (NX, XX, GT, LT), OpAppend (XX: key must
+	// exist; CAS), OpDelete and OpIncrUnsigned (CAS).
 	Cond Cond
-	// CAS (OpSet, OpDelete): when non-zero the write happens only if the record's
-	// context hashes to CAS.
+	// CAS: the cas unique CondCAS compares with.
 	CAS uint64
 	// ReturnOld (OpSet): report the previous item (SET ... GET, GETSET).
 	ReturnOld bool
@@ -247,6 +252,18 @@ type Op struct {
 	Offset int64
 	// Prepend (OpAppend): add Value before the current value.
 	Prepend bool
+	// Vivify (OpGet, OpGetEx, OpAppend, OpIncrUnsigned): memcached's autovivify, the
+	// meta commands' N flag. When the op misses (a read finds no key, OpAppend is
+	// NotStored, OpIncrUnsigned NotFound), the key is created if it is still
+	// absent (a SET NX) with Value (OpIncrUnsigned: Initial as a decimal), Flags and
+	// VivifyExpiry, and the Result says Created. When another client created it
+	// first, a read reads the key again (without touching it) and a write runs once
+	// more, on what the other client stored.
+	Vivify bool
+	// VivifyExpiry: the expiry of a key Vivify creates, absolute unix ms (0: none).
+	VivifyExpiry int64
+	// Initial (OpIncrUnsigned with Vivify): the counter a created key holds (ma J).
+	Initial uint64
 	// Context: OpDPut, OpDDel, the client's opaque causal context.
 	Context string
 	// DeferSync: a write returns before it is durable; the caller must call
@@ -278,8 +295,9 @@ type Op struct {
 	Accepted int64
 }
 
-// Writes reports whether the op may write (everything but OpGet and OpDGet).
-func (op Op) Writes() bool { return op.Kind != OpGet && op.Kind != OpDGet }
+// Writes reports whether the op may write: everything but OpGet and OpDGet, and an
+// OpGet with Vivify.
+func (op Op) Writes() bool { return op.Kind != OpGet && op.Kind != OpDGet || op.Vivify }
 
 // Sync makes every write applied before it durable: what a front end calls before
 // acknowledging writes made with Op.DeferSync.
@@ -305,6 +323,9 @@ type Result struct {
 	// another connection's unsynced write, which the caller's Sync makes durable.
 	Durable bool
 	Status  Status
+	// Created: Op.Vivify created the key (Status is then Stored, Item the created
+	// item, Int its length for OpAppend, Uint its counter for OpIncrUnsigned).
+	Created bool
 	// Found and Item: the key's item as read (OpGet, OpGetDel, OpGetEx), the previous
 	// item (OpSet with ReturnOld), or the item after the write (OpIncr*, OpAppend,
 	// OpSetRange).
@@ -337,6 +358,14 @@ func (p *Proxy) do(ctx context.Context, op Op) (Result, error) {
 	if err := p.checkFlush(ctx); err != nil {
 		return Result{}, err
 	}
+	if op.Vivify || op.Kind == OpIncrUnsigned && op.SetExpiry {
+		return p.steps(ctx, op)
+	}
+	return p.run(ctx, op)
+}
+
+// run executes one op of a single step on this node.
+func (p *Proxy) run(ctx context.Context, op Op) (Result, error) {
 	switch op.Kind {
 	case OpGet:
 		return p.get(ctx, op)
@@ -344,7 +373,8 @@ func (p *Proxy) do(ctx context.Context, op Op) (Result, error) {
 		return p.dget(ctx, op)
 	case OpDPut, OpDDel:
 		return p.dput(ctx, op)
-	case OpSet, OpDelete, OpGetDel, OpGetEx, OpIncr, OpIncrFloat, OpIncrUnsigned, OpAppend, OpSetRange, OpExpire, OpSetBit:
+	}
+	if applierOf(op.Kind) != nil {
 		return p.modify(ctx, op)
 	}
 	return Result{}, fmt.Errorf("%w: %d", ErrUnknownOp, op.Kind)
@@ -424,7 +454,7 @@ func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 		now := op.Accepted
 		it, found := resolve(cur, now)
 		res = Result{}
-		v, err := p.apply(op, it, found, now, &res)
+		v, err := p.apply(op, it, found, &res)
 		if err != nil {
 			return nil, vclock.Value{}, err
 		}
@@ -457,275 +487,8 @@ func syncedFlag(op Op, synced *bool) *bool {
 }
 
 // plainSet reports whether op is a SET that depends on nothing it would read: no
-// condition, no CAS, no previous item to return, no TTL to keep. Like Dynamo's put,
+// condition (NX, XX, CAS), no previous item to return, no TTL to keep. Like Dynamo's put,
 // it overwrites what the coordinator has seen without reading the other replicas.
 func plainSet(op Op) bool {
-	return op.Kind == OpSet && op.Cond == CondNone && op.CAS == 0 && !op.ReturnOld && !op.KeepTTL
-}
-
-var errNoWrite = coordinator.ErrNoWrite
-
-// apply decides op on the current item. It fills res and returns the value to write,
-// or errNoWrite.
-func (p *Proxy) apply(op Op, it Item, found bool, now int64, res *Result) (vclock.Value, error) {
-	switch op.Kind {
-	case OpSet:
-		if op.ReturnOld {
-			res.Found, res.Item = found, it
-		}
-		switch {
-		case op.CAS != 0 && !found:
-			res.Status = NotFound
-			return vclock.Value{}, errNoWrite
-		case op.CAS != 0 && op.CAS != it.CAS:
-			res.Status = Exists
-			return vclock.Value{}, errNoWrite
-		case op.Cond == CondNX && found, op.Cond == CondXX && !found:
-			res.Status = NotStored
-			return vclock.Value{}, errNoWrite
-		}
-		if len(op.Value) > p.cfg.MaxValueBytes {
-			return vclock.Value{}, ErrValueTooBig
-		}
-		v := vclock.Value{Data: op.Value, Flags: op.Flags, Expiry: op.Expiry}
-		if op.KeepTTL && found {
-			v.Expiry = it.Expiry
-		}
-		res.Status = Stored
-		return v, nil
-
-	case OpDelete, OpGetDel:
-		res.Found, res.Item = found, it
-		switch {
-		case !found:
-			res.Status = NotFound
-			return vclock.Value{}, errNoWrite
-		case op.CAS != 0 && op.CAS != it.CAS:
-			res.Status = Exists
-			return vclock.Value{}, errNoWrite
-		}
-		res.Status = Stored
-		return vclock.Value{Tombstone: true}, nil
-
-	case OpGetEx:
-		res.Found, res.Item = found, it
-		if !found || !op.SetExpiry {
-			return vclock.Value{}, errNoWrite
-		}
-		res.Status = Stored
-		return p.withExpiry(it, op, now), nil
-
-	case OpExpire:
-		if !found {
-			res.Status = NotFound
-			return vclock.Value{}, errNoWrite
-		}
-		if op.Persist {
-			if it.Expiry == 0 {
-				res.Status = NotStored
-				return vclock.Value{}, errNoWrite
-			}
-		} else if !expireCondHolds(op.Cond, it.Expiry, op.Expiry) {
-			res.Status = NotStored
-			return vclock.Value{}, errNoWrite
-		}
-		res.Status = Stored
-		return p.withExpiry(it, op, now), nil
-
-	case OpIncr:
-		var cur int64
-		if found {
-			n, ok := num.ParseInt(it.Value)
-			if !ok {
-				return vclock.Value{}, ErrNotInteger
-			}
-			cur = n
-		}
-		if (op.Delta > 0 && cur > math.MaxInt64-op.Delta) || (op.Delta < 0 && cur < math.MinInt64-op.Delta) {
-			return vclock.Value{}, ErrOverflow
-		}
-		res.Int = cur + op.Delta
-		res.Status, res.Found = Stored, true
-		return written(res, p.rewrite(it, found, strconv.AppendInt(nil, res.Int, 10))), nil
-
-	case OpIncrFloat:
-		var cur float64
-		if found {
-			f, ok := num.ParseFloat(it.Value)
-			if !ok || math.IsInf(f, 0) { // a stored infinity is not a float to add to
-				return vclock.Value{}, ErrNotFloat
-			}
-			cur = f
-		}
-		n := cur + op.Float
-		if math.IsNaN(n) || math.IsInf(n, 0) {
-			return vclock.Value{}, ErrNaN
-		}
-		res.Float = FormatFloat(n)
-		res.Status, res.Found = Stored, true
-		return written(res, p.rewrite(it, found, res.Float)), nil
-
-	case OpIncrUnsigned:
-		if !found {
-			res.Status = NotFound
-			return vclock.Value{}, errNoWrite
-		}
-		cur, ok := parseUint(it.Value)
-		if !ok {
-			return vclock.Value{}, ErrNonNumeric
-		}
-		switch {
-		case !op.Decr:
-			res.Uint = cur + op.UDelta // wraps at 2^64, as memcached does
-		case op.UDelta > cur:
-			res.Uint = 0 // decr never goes below zero
-		default:
-			res.Uint = cur - op.UDelta
-		}
-		res.Status, res.Found = Stored, true
-		return written(res, p.rewrite(it, found, strconv.AppendUint(nil, res.Uint, 10))), nil
-
-	case OpAppend:
-		if !found && op.Cond == CondXX {
-			res.Status = NotStored
-			return vclock.Value{}, errNoWrite
-		}
-		if len(it.Value)+len(op.Value) > p.cfg.MaxValueBytes {
-			return vclock.Value{}, ErrValueTooBig
-		}
-		data := make([]byte, 0, len(it.Value)+len(op.Value))
-		if op.Prepend {
-			data = append(append(data, op.Value...), it.Value...)
-		} else {
-			data = append(append(data, it.Value...), op.Value...)
-		}
-		res.Int, res.Status, res.Found = int64(len(data)), Stored, true
-		return written(res, p.rewrite(it, found, data)), nil
-
-	case OpSetRange:
-		if op.Offset < 0 {
-			return vclock.Value{}, ErrBadOffset
-		}
-		if len(op.Value) == 0 {
-			// Redis: nothing to write; reply with the current length, create nothing.
-			res.Int = int64(len(it.Value))
-			return vclock.Value{}, errNoWrite
-		}
-		if op.Offset > int64(p.cfg.MaxValueBytes)-int64(len(op.Value)) { // no overflow for huge offsets
-			return vclock.Value{}, ErrValueTooBig
-		}
-		end := op.Offset + int64(len(op.Value))
-		data := make([]byte, max(int64(len(it.Value)), end))
-		copy(data, it.Value)
-		copy(data[op.Offset:], op.Value)
-		res.Int, res.Status, res.Found = int64(len(data)), Stored, true
-		return written(res, p.rewrite(it, found, data)), nil
-
-	case OpSetBit:
-		if op.Offset < 0 || op.Delta&^1 != 0 {
-			return vclock.Value{}, ErrBadOffset
-		}
-		byteAt, mask := op.Offset>>3, byte(1)<<(7-op.Offset&7)
-		if byteAt >= int64(p.cfg.MaxValueBytes) {
-			return vclock.Value{}, ErrValueTooBig
-		}
-		grows := byteAt >= int64(len(it.Value))
-		if !grows && it.Value[byteAt]&mask != 0 {
-			res.Int = 1
-		}
-		if found && !grows && res.Int == op.Delta {
-			res.Found, res.Item = true, it // Redis writes nothing when the bit stays
-			return vclock.Value{}, errNoWrite
-		}
-		data := make([]byte, max(int64(len(it.Value)), byteAt+1))
-		copy(data, it.Value)
-		data[byteAt] = data[byteAt]&^mask | byte(op.Delta)*mask
-		res.Status, res.Found = Stored, true
-		return written(res, p.rewrite(it, found, data)), nil
-	}
-	return vclock.Value{}, fmt.Errorf("%w: %d", ErrUnknownOp, op.Kind)
-}
-
-// written records v, the value an OpIncr*, OpAppend or OpSetRange stores, as
-// res.Item (the item after the write; modify fills in its CAS), and returns v.
-func written(res *Result, v vclock.Value) vclock.Value {
-	res.Item = Item{Value: v.Data, Flags: v.Flags, Expiry: v.Expiry, Siblings: 1}
-	return v
-}
-
-// writesItem reports whether Result.Item is the item after the write for kind.
-func writesItem(kind Kind) bool {
-	switch kind {
-	case OpIncr, OpIncrFloat, OpIncrUnsigned, OpAppend, OpSetRange, OpSetBit:
-		return true
-	}
-	return false
-}
-
-// rewrite returns the value a read-modify-write stores: new data, keeping the current
-// item's flags and expiry.
-func (p *Proxy) rewrite(it Item, found bool, data []byte) vclock.Value {
-	if !found {
-		return vclock.Value{Data: data}
-	}
-	return vclock.Value{Data: data, Flags: it.Flags, Expiry: it.Expiry}
-}
-
-// withExpiry returns it's value with op's new expiry; a past expiry makes it a
-// tombstone (Redis deletes a key whose new expiry has passed).
-func (p *Proxy) withExpiry(it Item, op Op, now int64) vclock.Value {
-	v := p.rewrite(it, true, it.Value)
-	switch {
-	case op.Persist:
-		v.Expiry = 0
-	case op.Expiry <= now:
-		return vclock.Value{Tombstone: true}
-	default:
-		v.Expiry = op.Expiry
-	}
-	return v
-}
-
-// expireCondHolds implements EXPIRE's NX/XX/GT/LT; a key without expiry counts as
-// an infinite TTL for GT and LT.
-func expireCondHolds(c Cond, cur, next int64) bool {
-	switch c {
-	case CondNX:
-		return cur == 0
-	case CondXX:
-		return cur != 0
-	case CondGT:
-		return cur != 0 && next > cur
-	case CondLT:
-		return cur == 0 || next < cur
-	}
-	return true
-}
-
-// parseUint parses a memcached counter: decimal digits, as memcached's strtoull
-// check (a value with trailing spaces, left by an earlier in-place decr, is accepted).
-func parseUint(b []byte) (uint64, bool) {
-	for len(b) > 0 && b[len(b)-1] == ' ' {
-		b = b[:len(b)-1]
-	}
-	if len(b) == 0 || len(b) > 20 {
-		return 0, false
-	}
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-	}
-	n, err := strconv.ParseUint(string(b), 10, 64)
-	return n, err == nil
-}
-
-// FormatFloat formats f as Redis's INCRBYFLOAT reply: plain decimal notation, no
-// exponent, shortest representation that round-trips, and "0" for negative zero
-// (Redis's ld2string turns "-0" into "0").
-func FormatFloat(f float64) []byte {
-	if f == 0 {
-		f = 0 // -0 == 0: drop the sign
-	}
-	return strconv.AppendFloat(nil, f, 'f', -1, 64)
+	return op.Kind == OpSet && op.Cond == CondNone && !op.ReturnOld && !op.KeepTTL
 }

@@ -246,11 +246,11 @@ func TestSet(t *testing.T) {
 		{name: "XX GET on missing", before: state{absent: true},
 			op: proxy.Op{Value: []byte("v"), Cond: proxy.CondXX, ReturnOld: true}, wantStatus: proxy.NotStored, after: after{missing: true}},
 		{name: "CAS on missing", before: state{absent: true},
-			op: proxy.Op{Value: []byte("v"), CAS: 12345}, wantStatus: proxy.NotFound, after: after{missing: true}},
+			op: proxy.Op{Value: []byte("v"), Cond: proxy.CondCAS, CAS: 12345}, wantStatus: proxy.NotFound, after: after{missing: true}},
 		{name: "CAS on expired", before: state{value: "old", ttl: -1},
-			op: proxy.Op{Value: []byte("v"), CAS: 12345}, wantStatus: proxy.NotFound, after: after{missing: true}},
+			op: proxy.Op{Value: []byte("v"), Cond: proxy.CondCAS, CAS: 12345}, wantStatus: proxy.NotFound, after: after{missing: true}},
 		{name: "CAS mismatch", before: state{value: "old"},
-			op: proxy.Op{Value: []byte("v"), CAS: 12345}, wantStatus: proxy.Exists, after: after{value: "old"}},
+			op: proxy.Op{Value: []byte("v"), Cond: proxy.CondCAS, CAS: 12345}, wantStatus: proxy.Exists, after: after{value: "old"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,12 +287,12 @@ func TestSetCASMatch(t *testing.T) {
 	e := newEnv(t)
 	e.set("k", "a")
 	it, _ := e.get("k")
-	res := e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("b"), CAS: it.CAS})
+	res := e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("b"), Cond: proxy.CondCAS, CAS: it.CAS})
 	if res.Status != proxy.Stored {
 		t.Fatalf("cas with the current unique: %s", statusName(res.Status))
 	}
 	// The old unique is now stale.
-	if res := e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("c"), CAS: it.CAS}); res.Status != proxy.Exists {
+	if res := e.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("c"), Cond: proxy.CondCAS, CAS: it.CAS}); res.Status != proxy.Exists {
 		t.Fatalf("cas with a stale unique: %s", statusName(res.Status))
 	}
 	e.mustValue("k", "b")
@@ -327,7 +327,11 @@ func TestDeleteAndGetDel(t *testing.T) {
 		t.Run(fmt.Sprint("kind=", kind), func(t *testing.T) {
 			e := newEnv(t)
 			del := func(key string, cas uint64) proxy.Result {
-				return e.do(proxy.Op{Kind: kind, Key: []byte(key), CAS: cas})
+				op := proxy.Op{Kind: kind, Key: []byte(key)}
+				if cas != 0 {
+					op.Cond, op.CAS = proxy.CondCAS, cas
+				}
+				return e.do(op)
 			}
 			if res := del("missing", 0); res.Status != proxy.NotFound || res.Found {
 				t.Fatalf("delete missing: %s found=%v", statusName(res.Status), res.Found)

@@ -109,12 +109,14 @@ func (p *Proxy) DoLocal(ctx context.Context, op Op) (Result, error) {
 // successor. A DDEL's twin is a tombstone, which no read shows.
 func (op Op) Idempotent() bool {
 	switch op.Kind {
-	case OpGet, OpDGet, OpSetRange, OpDDel, OpSetBit:
+	case OpGet:
+		return !op.Vivify
+	case OpDGet, OpSetRange, OpDDel, OpSetBit:
 		return true
 	case OpSet:
 		return plainSet(op)
 	case OpDelete:
-		return op.CAS == 0
+		return op.Cond != CondCAS
 	case OpExpire:
 		return op.Cond == CondNone
 	}
