@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dynakv/dynakv/cluster"
+	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/memcache"
 	"github.com/dynakv/dynakv/proxy"
@@ -38,7 +39,7 @@ type Node struct {
 	actor   string
 
 	store   *storage.Store
-	tr      *cluster.Transport
+	tr      *transport.Transport
 	ms      *cluster.Membership
 	peers   coordinator.Peers
 	avoid   *coordinator.Avoidance // peers that recently failed a request: the router's and the coordinator's
