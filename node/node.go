@@ -29,6 +29,7 @@ import (
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/resp"
 	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/tictac"
 )
 
 // Node is one running dynakv node.
@@ -46,7 +47,7 @@ type Node struct {
 	co      *coordinator.Coordinator
 	px      *proxy.Proxy
 	handoff atomic.Pointer[repair.Handoff] // set after membership, whose OnAlive kicks it
-	trees   *repair.Trees                  // Merkle trees of the store, kept by it as its observer
+	trees   *tictac.Trees                  // Merkle trees of the store, kept by it as its observer
 	aae     atomic.Pointer[repair.AAE]     // set after membership, whose OnChange kicks it
 	met     *metrics
 
@@ -146,7 +147,7 @@ func (n *Node) dataDirForLog() string {
 }
 
 func (n *Node) openStorage() error {
-	n.trees = repair.NewTrees(n.cfg.Partitions)
+	n.trees = tictac.NewTrees(n.cfg.Partitions)
 	sc := storage.Config{
 		Observer:     n.trees,
 		Partitions:   n.cfg.Partitions,
