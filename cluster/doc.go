@@ -1,7 +1,9 @@
-// Package cluster connects the nodes of a dynakv cluster: who the ring members are
-// (membership), which of them are alive (liveness), and how nodes talk to each other
-// (the internode transport). It decides nothing about keys: ring/ computes placement
-// from the member set, and coordinator/ and repair/ decide what to send.
+// Package cluster is the membership of a dynakv cluster: who the ring members are
+// (membership) and which of them are alive (liveness). It decides nothing about keys:
+// ring/ computes placement from the member set, and coordinator/ and repair/ decide
+// what to send. How nodes talk to each other is the separate package
+// cluster/transport; the two share nothing but the cluster secret, which node/ hands
+// to both (gossip encryption here, the transport's handshake there).
 //
 // # Membership
 //
@@ -51,25 +53,13 @@
 //     past a bound (Membership logs them as an error), and a node that would take
 //     its persisted set past one refuses to start. At the bounds, which new names
 //     got in may differ between nodes: the set is a CRDT only within them.
-//   - Every decoder of network input (DecodeMembers, DecodeMember and the transport's
-//     frame and handshake readers) validates strictly, never panics and is fuzzed.
-//
-// # Internode transport
-//
-// Transport (transport.go, frame.go, auth.go) is a TCP request/response transport on
-// the cluster port. Each connection starts with a mutual handshake in which both
-// sides prove the cluster secret (HMAC-SHA256 over fresh nonces) and the client names
-// itself; then requests and replies travel as length-prefixed frames paired by
-// request id, pipelined over one connection per peer. Every request carries its
-// caller's deadline; the server converts it into its own clock with a bound of the
-// caller's clock offset (clock.go), refuses to run a request whose deadline has
-// passed (the caller gets ErrLate) and runs the handler under it. See the notes at
-// the top of transport.go.
+//   - Every decoder of network input (DecodeMembers, DecodeMember) validates
+//     strictly, never panics and is fuzzed.
 //
 // # Concurrency
 //
-// Membership and Transport are safe for concurrent use by any number of goroutines,
-// and each owns its goroutines: Close stops them, waits for them and is idempotent.
+// Membership is safe for concurrent use by any number of goroutines, and owns its
+// goroutines: Close stops them, waits for them and is idempotent.
 // Membership calls OnAlive and OnChange from one goroutine of its own, never while
 // holding its locks or memberlist's, so callbacks may call any Membership method
 // except Close (which waits for that goroutine). Members and Member values are plain

@@ -20,7 +20,7 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/dynakv/dynakv/cluster"
+	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/internal/testcerts"
 	"github.com/dynakv/dynakv/node"
 )
@@ -141,16 +141,16 @@ func TestClusterSecretMismatch(t *testing.T) {
 		}
 	}
 	// The transport: a peer proving another secret is refused with ErrAuth.
-	tr, err := cluster.NewTransport(cluster.TransportConfig{
+	tr, err := transport.New(transport.Config{
 		Name: "intruder", ListenAddr: "127.0.0.1:0", Secret: []byte("not-the-secret"),
-		Handler: cluster.HandlerFunc(func(context.Context, string, uint8, []byte) ([]byte, error) { return nil, nil }),
+		Handler: transport.HandlerFunc(func(context.Context, string, uint8, []byte) ([]byte, error) { return nil, nil }),
 		Logger:  slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	if _, err := tr.Call(ctx(t), self(t, procs[0]).ClusterAddr, 16, []byte("x")); !errors.Is(err, cluster.ErrAuth) {
+	if _, err := tr.Call(ctx(t), self(t, procs[0]).ClusterAddr, 16, []byte("x")); !errors.Is(err, transport.ErrAuth) {
 		t.Fatalf("call with another secret: %v, want ErrAuth", err)
 	}
 	eventually(t, 5*time.Second, "the node to count and log the refused connection", func() bool {

@@ -22,6 +22,7 @@ import (
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/tictac"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -31,14 +32,14 @@ const simGrace = 2 * time.Second
 
 var (
 	_ repair.AAEStore        = repairFence{}
-	_ repair.PartitionLocker = repairFence{}
+	_ tictac.PartitionLocker = repairFence{}
 )
 
 // nodeExtra is a simulated node's part in membership, repair and expiry.
 type nodeExtra struct {
 	phase      phase
 	now        func() time.Time // this incarnation's clock
-	trees      *repair.Trees
+	trees      *tictac.Trees
 	aae        *repair.AAE
 	stopReaper func()
 }
@@ -168,7 +169,7 @@ func (s *sim) startRepair(n *simNode, co *coordinator.Coordinator, now func() ti
 	if !s.p.churn {
 		return co
 	}
-	trees := repair.NewTrees(simQ)
+	trees := tictac.NewTrees(simQ)
 	n.store.SetObserver(trees)
 	if err := trees.Rebuild(n.fence); err != nil {
 		s.t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/cluster"
+	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/repair"
@@ -24,11 +25,11 @@ const msgProxyOp uint8 = 16
 // before the coordinator is built.
 func (n *Node) startCluster() error {
 	var err error
-	n.tr, err = cluster.NewTransport(cluster.TransportConfig{
+	n.tr, err = transport.New(transport.Config{
 		Name:           n.cfg.Name,
 		ListenAddr:     n.cfg.ClusterAddr,
 		Secret:         []byte(n.cfg.Secret),
-		Handler:        cluster.HandlerFunc(n.serveCluster),
+		Handler:        transport.HandlerFunc(n.serveCluster),
 		ServerTLS:      n.tls.clusterServer,
 		ClientTLS:      n.tls.clusterClient,
 		MaxFrameBytes:  frameLimit(n.cfg.MaxValueBytes),
@@ -299,7 +300,7 @@ const forwardMargin = 50 * time.Millisecond
 func (n *Node) call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error) {
 	m, ok := n.ms.Member(node)
 	if !ok || m.ClusterAddr == "" {
-		return nil, fmt.Errorf("node: no cluster address for %q: %w", node, cluster.ErrUnreachable)
+		return nil, fmt.Errorf("node: no cluster address for %q: %w", node, transport.ErrUnreachable)
 	}
 	return n.tr.Call(ctx, m.ClusterAddr, typ, req)
 }
@@ -327,8 +328,8 @@ var _ proxy.Router = (*router)(nil)
 // avoided for a while: anything but this node closing, the caller giving up, or a
 // request too big for the transport (the request's fault, not the peer's).
 func peerFailed(err error) bool {
-	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, cluster.ErrClosed) &&
-		!errors.Is(err, cluster.ErrFrameTooBig)
+	return err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, transport.ErrClosed) &&
+		!errors.Is(err, transport.ErrFrameTooBig)
 }
 
 func (r *router) Route(key []byte) string {
@@ -368,14 +369,14 @@ func (r *router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.R
 	fctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	b, err := r.n.call(fctx, node, msgProxyOp, op.AppendBinary(nil))
-	refusedLate := errors.Is(err, cluster.ErrLate)
+	refusedLate := errors.Is(err, transport.ErrLate)
 	timedOut := !refusedLate && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 	if (timedOut || ctx.Err() == nil && !refusedLate && peerFailed(err)) && r.n.avoid.Failed(node) {
 		r.n.log.Warn("replica failed a forwarded request; avoiding it", "replica", node, "for", avoidFor, "err", err)
 	}
-	unknown := timedOut || errors.Is(err, cluster.ErrUnreachable)
+	unknown := timedOut || errors.Is(err, transport.ErrUnreachable)
 	switch {
-	case refusedLate, errors.Is(err, cluster.ErrNotSent), errors.Is(err, cluster.ErrAuth), unknown && op.Idempotent():
+	case refusedLate, errors.Is(err, transport.ErrNotSent), errors.Is(err, transport.ErrAuth), unknown && op.Idempotent():
 		r.n.forwardFallbacks.Add(1)
 		return proxy.Result{}, fmt.Errorf("%w: %v", proxy.ErrRunLocally, err)
 	case unknown:

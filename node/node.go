@@ -22,12 +22,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dynakv/dynakv/cluster"
+	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/memcache"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/resp"
 	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/tictac"
 )
 
 // Node is one running dynakv node.
@@ -38,14 +40,14 @@ type Node struct {
 	actor   string
 
 	store   *storage.Store
-	tr      *cluster.Transport
+	tr      *transport.Transport
 	ms      *cluster.Membership
 	peers   coordinator.Peers
 	avoid   *coordinator.Avoidance // peers that recently failed a request: the router's and the coordinator's
 	co      *coordinator.Coordinator
 	px      *proxy.Proxy
 	handoff atomic.Pointer[repair.Handoff] // set after membership, whose OnAlive kicks it
-	trees   *repair.Trees                  // Merkle trees of the store, kept by it as its observer
+	trees   *tictac.Trees                  // Merkle trees of the store, kept by it as its observer
 	aae     atomic.Pointer[repair.AAE]     // set after membership, whose OnChange kicks it
 	met     *metrics
 
@@ -145,7 +147,7 @@ func (n *Node) dataDirForLog() string {
 }
 
 func (n *Node) openStorage() error {
-	n.trees = repair.NewTrees(n.cfg.Partitions)
+	n.trees = tictac.NewTrees(n.cfg.Partitions)
 	sc := storage.Config{
 		Observer:     n.trees,
 		Partitions:   n.cfg.Partitions,

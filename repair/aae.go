@@ -15,12 +15,13 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/tictac"
 	"github.com/dynakv/dynakv/vclock"
 )
 
 // AAEStore is what anti-entropy needs of the local store (*storage.Store).
 type AAEStore interface {
-	RecordScanner
+	tictac.RecordScanner
 	GetEncoded(key []byte) ([]byte, error)
 	UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
 	SyncWAL() error
@@ -46,11 +47,11 @@ func (f CallerFunc) Call(ctx context.Context, node string, typ uint8, req []byte
 
 // AAEConfig configures AAE.
 type AAEConfig struct {
-	Node    string     // this node's ring name; required
-	Store   AAEStore   // required
-	Trees   *Trees     // the store's observer; required
-	Cluster Membership // required
-	Caller  Caller     // required
+	Node    string        // this node's ring name; required
+	Store   AAEStore      // required
+	Trees   *tictac.Trees // the store's observer; required
+	Cluster Membership    // required
+	Caller  Caller        // required
 	// N is the replication factor. Default 3.
 	N int
 	// Interval is the time between rounds. Default 30s.
@@ -383,16 +384,10 @@ func (a *AAE) syncPartition(ctx context.Context, peer string, p int, pushOnly bo
 	if err != nil {
 		return err
 	}
-	if len(theirs) != Branches {
+	if len(theirs) != tictac.Branches {
 		return fmt.Errorf("%w: %d branches", ErrBadMessage, len(theirs))
 	}
-	mine := a.cfg.Trees.BranchHashes(p)
-	var branches []int
-	for b := range Branches {
-		if mine[b] != theirs[b] {
-			branches = append(branches, b)
-		}
-	}
+	branches := a.cfg.Trees.DiffBranches(p, (*[tictac.Branches]uint64)(theirs))
 	if len(branches) == 0 {
 		return nil
 	}
@@ -404,18 +399,10 @@ func (a *AAE) syncPartition(ctx context.Context, peer string, p int, pushOnly bo
 	if err != nil {
 		return err
 	}
-	if len(leaves) != len(branches)*perBranch {
+	if len(leaves) != len(branches)*tictac.SegmentsPerBranch {
 		return fmt.Errorf("%w: %d leaves for %d branches", ErrBadMessage, len(leaves), len(branches))
 	}
-	var segs []int
-	for i, b := range branches {
-		local := a.cfg.Trees.LeafHashes(p, b)
-		for j := range perBranch {
-			if local[j] != leaves[i*perBranch+j] {
-				segs = append(segs, b*perBranch+j)
-			}
-		}
-	}
+	segs := a.cfg.Trees.DiffSegments(p, branches, leaves)
 	for chunk := range slices.Chunk(segs, segmentsPerRequest) {
 		if err := a.syncSegments(ctx, peer, p, chunk, pushOnly); err != nil {
 			return err
@@ -477,12 +464,12 @@ func (a *AAE) syncSegments(ctx context.Context, peer string, p int, segs []int, 
 func (a *AAE) segmentItems(p int, segs []int) ([]keyItem, error) {
 	var out []keyItem
 	for _, s := range segs {
-		lo, hi := segmentHashRange(s)
+		lo, hi := tictac.SegmentRange(s)
 		err := a.cfg.Store.ScanEncoded(p, lo, func(h uint64, key, enc []byte) bool {
 			if h > hi {
 				return false
 			}
-			out = append(out, keyItem{Key: bytes.Clone(key), Hash: ItemHash(key, enc)})
+			out = append(out, keyItem{Key: bytes.Clone(key), Hash: tictac.ItemHash(key, enc)})
 			return true
 		})
 		if err != nil {

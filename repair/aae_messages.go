@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/dynakv/dynakv/internal/wire"
+	"github.com/dynakv/dynakv/tictac"
 )
 
 // Message types of anti-entropy, partition handoff and tombstone purge on the
@@ -39,7 +40,7 @@ const aaeVersion = 1
 
 // Limits on what one message may carry; a peer asking for more is refused.
 const (
-	maxSegmentsPerMsg = Segments
+	maxSegmentsPerMsg = tictac.Segments
 	maxKeysPerMsg     = 4096
 )
 

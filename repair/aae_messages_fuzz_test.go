@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/dynakv/dynakv/internal/fuzzcheck"
+	"github.com/dynakv/dynakv/tictac"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -42,12 +43,12 @@ func FuzzDecodeMessages(f *testing.F) {
 		{"roots", fuzzRoots, rootsMsg{Parts: []int{0, 7, 1<<16 - 1}, Roots: []uint64{0, 1, ^uint64(0)}}.appendBinary(nil)},
 		{"roots-empty", fuzzRoots, rootsMsg{}.appendBinary(nil)},
 		{"roots-huge-count", fuzzRoots, huge},
-		{"partitions", fuzzPartitions, appendInts(nil, []int{0, 3, Segments - 1})},
-		{"partitions-over-limit", fuzzPartitions, appendInts(nil, []int{Segments})},
+		{"partitions", fuzzPartitions, appendInts(nil, []int{0, 3, tictac.Segments - 1})},
+		{"partitions-over-limit", fuzzPartitions, appendInts(nil, []int{tictac.Segments})},
 		{"hashes", fuzzHashes, appendHashes(nil, []uint64{1, 2, 3})},
 		{"hashes-huge-count", fuzzHashes, huge},
-		{"branches", fuzzBranchList, partList{Part: 5, Items: []int{0, Branches - 1}}.appendBinary(nil)},
-		{"segments", fuzzSegmentList, partList{Part: 1<<16 - 1, Items: []int{0, 1, Segments - 1}}.appendBinary(nil)},
+		{"branches", fuzzBranchList, partList{Part: 5, Items: []int{0, tictac.Branches - 1}}.appendBinary(nil)},
+		{"segments", fuzzSegmentList, partList{Part: 1<<16 - 1, Items: []int{0, 1, tictac.Segments - 1}}.appendBinary(nil)},
 		{"segments-bad-partition", fuzzSegmentList, partList{Part: 1 << 16}.appendBinary(nil)},
 		{"key-hashes", fuzzKeyHashes, appendKeyHashes(nil, items)},
 		{"key-records", fuzzKeyRecords, appendKeyRecords(nil, items)},
@@ -88,12 +89,12 @@ func checkAAEMessage(t *testing.T, kind int, b []byte) error {
 			t.Fatalf("roots round trip: %+v, %v (first %+v)", again, err, m)
 		}
 	case fuzzPartitions:
-		xs, err := decodeInts(b, Segments)
+		xs, err := decodeInts(b, tictac.Segments)
 		if err != nil {
 			return err
 		}
-		checkInts(t, xs, Segments)
-		if again, err := decodeInts(appendInts(nil, xs), Segments); err != nil || !slices.Equal(again, xs) {
+		checkInts(t, xs, tictac.Segments)
+		if again, err := decodeInts(appendInts(nil, xs), tictac.Segments); err != nil || !slices.Equal(again, xs) {
 			t.Fatalf("ints round trip: %v, %v (first %v)", again, err, xs)
 		}
 	case fuzzHashes:
@@ -105,9 +106,9 @@ func checkAAEMessage(t *testing.T, kind int, b []byte) error {
 			t.Fatalf("hashes round trip: %v, %v (first %v)", again, err, hs)
 		}
 	case fuzzBranchList, fuzzSegmentList:
-		limit := Branches
+		limit := tictac.Branches
 		if kind == fuzzSegmentList {
-			limit = Segments
+			limit = tictac.Segments
 		}
 		m, err := decodePartList(b, limit)
 		if err != nil {

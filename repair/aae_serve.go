@@ -3,6 +3,8 @@ package repair
 import (
 	"context"
 	"fmt"
+
+	"github.com/dynakv/dynakv/tictac"
 )
 
 // Serve answers another node's anti-entropy message of type typ (one IsMessage
@@ -39,21 +41,21 @@ func (a *AAE) Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error) 
 		bs := a.cfg.Trees.BranchHashes(ps[0])
 		return appendHashes(nil, bs[:]), nil
 	case MsgLeaves:
-		m, err := decodePartList(req, Branches)
+		m, err := decodePartList(req, tictac.Branches)
 		if err != nil {
 			return nil, err
 		}
 		if m.Part >= q {
 			return nil, fmt.Errorf("%w: partition %d", ErrBadMessage, m.Part)
 		}
-		hs := make([]uint64, 0, len(m.Items)*perBranch)
+		hs := make([]uint64, 0, len(m.Items)*tictac.SegmentsPerBranch)
 		for _, b := range m.Items {
 			ls := a.cfg.Trees.LeafHashes(m.Part, b)
 			hs = append(hs, ls[:]...)
 		}
 		return appendHashes(nil, hs), nil
 	case MsgKeys:
-		m, err := decodePartList(req, Segments)
+		m, err := decodePartList(req, tictac.Segments)
 		if err != nil {
 			return nil, err
 		}

@@ -18,6 +18,7 @@ import (
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/tictac"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -25,7 +26,7 @@ import (
 type aaeNode struct {
 	name  string
 	st    *storage.Store
-	trees *repair.Trees
+	trees *tictac.Trees
 	aae   *repair.AAE
 }
 
@@ -92,7 +93,7 @@ func (c *aaeCluster) setMembers(names ...string) {
 
 func (c *aaeCluster) addNode(name string) *aaeNode {
 	c.t.Helper()
-	trees := repair.NewTrees(c.q)
+	trees := tictac.NewTrees(c.q)
 	st, err := storage.Open(storage.Config{InMemory: true, Partitions: c.q, Observer: trees,
 		Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour, Now: c.clock.Now})
 	if err != nil {
@@ -308,7 +309,7 @@ func TestAAEExchangeIsProportionalToTheDifference(t *testing.T) {
 			m.RecordsFetched, m.RecordsSent, m.KeysRepaired)
 	}
 	// One segment of 1024 holds about 100 of the keys, on each side.
-	if m.KeysListed > 2*total/repair.Segments*2 {
+	if m.KeysListed > 2*total/tictac.Segments*2 {
 		t.Fatalf("listed %d keys for one differing key", m.KeysListed)
 	}
 	if a, b := c.get("a", "key-000042"); !b {

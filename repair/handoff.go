@@ -3,7 +3,7 @@
 //
 //   - hinted handoff (Handoff): a node that stored records for an owner it could
 //     not reach delivers them when the owner is alive again;
-//   - Merkle anti-entropy (AAE, Trees): per partition a tictac tree (1024 leaf
+//   - Merkle anti-entropy (AAE, tictac.Trees): per partition a tictac tree (1024 leaf
 //     segments by the top bits of the key hash, 32 branches, a root; each level the
 //     XOR of hash(key, record encoding) below it) kept exactly in step with the store
 //     as its storage.Observer and rebuilt from it at start, each partition while the

@@ -1,6 +1,6 @@
 // Package memstore is an in-memory replica store for tests: a map-based,
 // mutex-guarded fake of storage.Store that implements coordinator.Store,
-// repair.HintStore, repair.AAEStore and repair.PartitionLocker (the checks are in
+// repair.HintStore, repair.AAEStore and tictac.PartitionLocker (the checks are in
 // memstore_test.go, since coordinator's own tests import this package).
 //
 // It keeps storage.Store's semantics, which TestAgreesWithStorage checks against
@@ -28,7 +28,7 @@
 //   - Epoch(p) is 0 until partition p is dropped and every drop raises it by one
 //     (DropAll raises all), as storage's epochs; it may be read inside an
 //     UpdateFunc (it takes no lock) and does not change while one runs.
-//   - What anti-entropy needs (repair.AAEStore, repair.PartitionLocker) is there
+//   - What anti-entropy needs (repair.AAEStore, tictac.PartitionLocker) is there
 //     with storage's semantics: GetEncoded and ScanEncoded hand out the stored
 //     encodings; GravesFrom walks the records whose every value is a tombstone
 //     that died before a time (storage.GraveTime) in storage's grave-index
@@ -46,7 +46,7 @@
 //     absent key included, as nil to nil), once per distinct key an UpdateBatch
 //     changed (its first encoding to its last), and once per drop
 //     (PartitionsDropped; DropAll reports every partition). Hints are not
-//     observed. So a repair.Trees fed by either store agrees with one fed by the
+//     observed. So a tictac.Trees fed by either store agrees with one fed by the
 //     other, change versions included (TestAgreesWithStorage).
 //
 // Every write is "durable" when it returns: a simulated crash keeps the Store and
@@ -204,7 +204,7 @@ func (s *Store) changed(p int, h uint64, key []byte, old *record, next vclock.Se
 // SetObserver makes o (nil: none) hear of every later record change and drop (see
 // the package doc); every change before it returns went to the previous one. A
 // restarted node's new Merkle trees take over this way, and are then rebuilt from
-// the store (repair.Trees.Rebuild).
+// the store (tictac.Trees.Rebuild).
 func (s *Store) SetObserver(o storage.Observer) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

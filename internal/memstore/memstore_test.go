@@ -16,6 +16,7 @@ import (
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/tictac"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -25,11 +26,11 @@ var (
 	_ coordinator.Store      = (*memstore.Store)(nil)
 	_ repair.HintStore       = (*memstore.Store)(nil)
 	_ repair.AAEStore        = (*memstore.Store)(nil)
-	_ repair.PartitionLocker = (*memstore.Store)(nil)
+	_ tictac.PartitionLocker = (*memstore.Store)(nil)
 	_ coordinator.Store      = (*storage.Store)(nil)
 	_ repair.HintStore       = (*storage.Store)(nil)
 	_ repair.AAEStore        = (*storage.Store)(nil)
-	_ repair.PartitionLocker = (*storage.Store)(nil)
+	_ tictac.PartitionLocker = (*storage.Store)(nil)
 )
 
 // store is what both implementations offer and the test drives.
@@ -37,7 +38,7 @@ type store interface {
 	coordinator.Store
 	repair.HintStore
 	repair.AAEStore
-	repair.PartitionLocker
+	tictac.PartitionLocker
 	Graves(before int64, limit int) ([]storage.Grave, error)
 	DropPartition(p int) error
 	DropHints(owner string) error
@@ -54,7 +55,7 @@ type visit struct {
 
 // TestAgreesWithStorage runs the same random operations on a memstore and on a ref
 // (in-memory Pebble) storage.Store and compares every result: the fast thing
-// checked against the ref thing. Each store feeds a repair.Trees as its observer,
+// checked against the ref thing. Each store feeds a tictac.Trees as its observer,
 // and the trees must agree after every step (roots, record counts and change
 // versions: handoff drops a partition only while its version stands still), and
 // equal trees rebuilt from scratch at the end.
@@ -63,7 +64,7 @@ func TestAgreesWithStorage(t *testing.T) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			const q = 8
 			var clock atomic.Int64 // unix ms, what the reference store's reaper sees
-			refTrees, fakeTrees := repair.NewTrees(q), repair.NewTrees(q)
+			refTrees, fakeTrees := tictac.NewTrees(q), tictac.NewTrees(q)
 			ref, err := storage.Open(storage.Config{InMemory: true, Partitions: q,
 				Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour, Observer: refTrees,
 				Now: func() time.Time { return time.UnixMilli(clock.Load()) }})
@@ -88,7 +89,7 @@ func TestAgreesWithStorage(t *testing.T) {
 // rewrote.
 type reapFunc func(now int64) (fakeN, refN int, fakeErr, refErr error)
 
-func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, fakeTrees, refTrees *repair.Trees) {
+func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, fakeTrees, refTrees *tictac.Trees) {
 	t.Helper()
 	keys := make([][]byte, 24)
 	for i := range keys {
@@ -480,9 +481,9 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, 
 	for _, x := range []struct {
 		name  string
 		s     store
-		trees *repair.Trees
+		trees *tictac.Trees
 	}{{"memstore", fake, fakeTrees}, {"storage", ref, refTrees}} {
-		fresh := repair.NewTrees(q)
+		fresh := tictac.NewTrees(q)
 		if err := fresh.Rebuild(x.s); err != nil {
 			t.Fatal(err)
 		}

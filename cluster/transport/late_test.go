@@ -1,4 +1,4 @@
-package cluster
+package transport
 
 import (
 	"bufio"
@@ -156,12 +156,12 @@ func (h *trtRecorder) calls() ([]string, []time.Time) {
 	return slices.Clone(h.ran), slices.Clone(h.deadlines)
 }
 
-// TestTransportLateRequestNotRun (finding 7): a request that reaches the server
+// TestLateRequestNotRun (finding 7): a request that reaches the server
 // after its caller's deadline (held in the network, as in TCP's retransmission
 // queue during a partition) is not run, however far apart the two nodes' clocks
 // are; requests in time run, with the caller's deadline. On the old protocol the
 // server measured the time left from the frame's arrival and ran it.
-func TestTransportLateRequestNotRun(t *testing.T) {
+func TestLateRequestNotRun(t *testing.T) {
 	for _, tc := range []struct {
 		name                 string
 		clientOff, serverOff time.Duration
@@ -230,11 +230,11 @@ func TestTransportLateRequestNotRun(t *testing.T) {
 	}
 }
 
-// TestTransportLateRefusal: a peer's late refusal reaches a caller that still
+// TestLateRefusal: a peer's late refusal reaches a caller that still
 // waits as ErrLate, which also reads as a deadline. The first refusal in time makes
 // the caller retry once on a fresh connection (its clock may have stood still);
 // here the peer (a fake that refuses everything) refuses that too.
-func TestTransportLateRefusal(t *testing.T) {
+func TestLateRefusal(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	var handshakes, refused atomic.Int64
 	addr, stop := trtFakeServer(t, func(c net.Conn, quit <-chan struct{}) {
@@ -249,7 +249,7 @@ func TestTransportLateRefusal(t *testing.T) {
 				return
 			}
 			refused.Add(1)
-			if _, err := c.Write(appendFrame(nil, &trFrame{kind: frameKindLate, id: f.id})); err != nil {
+			if _, err := c.Write(appendFrame(nil, &frame{kind: frameKindLate, id: f.id})); err != nil {
 				return
 			}
 		}
@@ -272,12 +272,12 @@ func TestTransportLateRefusal(t *testing.T) {
 	}
 }
 
-// TestTransportLateRefusalInTimeReconnects: a caller refused as late while its own
+// TestLateRefusalInTimeReconnects: a caller refused as late while its own
 // deadline is far away learns that the server's bound of its clock is wrong (its
 // clock stood still, say during a system suspend): the request did not run, so it
 // sends it again on a fresh connection, whose handshake gives a fresh bound, and
 // the connection's later requests are not refused either.
-func TestTransportLateRefusalInTimeReconnects(t *testing.T) {
+func TestLateRefusalInTimeReconnects(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	var h trtRecorder
 	var sclk trtShiftedClock
@@ -308,9 +308,9 @@ func TestTransportLateRefusalInTimeReconnects(t *testing.T) {
 	}
 }
 
-// TestTransportStalledServer: requests that wait behind a stalled handler (no
+// TestStalledServer: requests that wait behind a stalled handler (no
 // handler slot free) past their deadline are not run when the slot frees.
-func TestTransportStalledServer(t *testing.T) {
+func TestStalledServer(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	release := make(chan struct{})
 	started := make(chan struct{}, 1)

@@ -1,7 +1,10 @@
-package repair_test
+package storage_test
+
+// The store's side of the anti-entropy trees' contract (tictac.Trees): as the
+// store's Observer the trees stay equal to a Rebuild from the store, and a Rebuild
+// racing writes and reaps (ExclusivePartition) comes out exact.
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -10,9 +13,8 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/internal/fakeclock"
-	"github.com/dynakv/dynakv/internal/fuzzcheck"
-	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/tictac"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -23,7 +25,7 @@ func TestTreesIncrementalEqualsRebuild(t *testing.T) {
 	for seed := range uint64(20) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
-			trees := repair.NewTrees(8)
+			trees := tictac.NewTrees(8)
 			st, err := storage.Open(storage.Config{InMemory: true, Partitions: 8, Observer: trees,
 				Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour})
 			if err != nil {
@@ -47,7 +49,7 @@ func TestTreesIncrementalEqualsRebuild(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			fresh := repair.NewTrees(8)
+			fresh := tictac.NewTrees(8)
 			if err := fresh.Rebuild(st); err != nil {
 				t.Fatal(err)
 			}
@@ -60,7 +62,7 @@ func TestTreesIncrementalEqualsRebuild(t *testing.T) {
 				if k1 != st.PartitionCount(p) {
 					t.Fatalf("partition %d: tree counts %d records, store %d", p, k1, st.PartitionCount(p))
 				}
-				for b := range repair.Branches {
+				for b := range tictac.Branches {
 					if trees.LeafHashes(p, b) != fresh.LeafHashes(p, b) {
 						t.Fatalf("partition %d branch %d: leaves differ", p, b)
 					}
@@ -83,7 +85,7 @@ func TestTreesRebuildRacesWritesAndReaps(t *testing.T) {
 		rounds = 5
 	}
 	clk := fakeclock.New(time.UnixMilli(1_700_000_000_000))
-	trees := repair.NewTrees(q)
+	trees := tictac.NewTrees(q)
 	st, err := storage.Open(storage.Config{InMemory: true, Partitions: q, Observer: trees,
 		Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour, Now: clk.Now, Sync: storage.SyncNone})
 	if err != nil {
@@ -163,7 +165,7 @@ func TestTreesRebuildRacesWritesAndReaps(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		fresh := repair.NewTrees(q)
+		fresh := tictac.NewTrees(q)
 		if err := fresh.Rebuild(st); err != nil {
 			t.Fatal(err)
 		}
@@ -175,64 +177,4 @@ func TestTreesRebuildRacesWritesAndReaps(t *testing.T) {
 			}
 		}
 	}
-}
-
-func TestItemHash(t *testing.T) {
-	if repair.ItemHash([]byte("k"), nil) != 0 {
-		t.Fatal("no record must hash to 0")
-	}
-	// The key is length-prefixed: moving a byte between key and record changes it.
-	if repair.ItemHash([]byte("ab"), []byte("c")) == repair.ItemHash([]byte("a"), []byte("bc")) {
-		t.Fatal("key and record boundary not hashed")
-	}
-	if repair.SegmentOf(0) != 0 || repair.SegmentOf(^uint64(0)) != repair.Segments-1 {
-		t.Fatal("segments do not span the hash space")
-	}
-}
-
-// FuzzServe feeds arbitrary messages of every type to Serve, a node's answer to a
-// peer's anti-entropy request: it must answer or refuse with ErrBadMessage, never
-// panic, and every answer starts with the message version. FuzzDecodeMessages
-// checks the decoders themselves.
-func FuzzServe(f *testing.F) {
-	rec := vclock.Update(vclock.Set{}, nil, "n9:1", vclock.Value{Data: []byte("pushed"), Timestamp: 5}, 5, 1).AppendBinary(nil)
-	keyRec := append([]byte{1, 1, 1, 'k', byte(len(rec))}, rec...)
-	for _, s := range []struct {
-		name string
-		typ  uint8
-		b    []byte
-	}{
-		{"roots", repair.MsgRoots, append([]byte{1, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3}, make([]byte, 8)...)},
-		{"roots-partition-too-big", repair.MsgRoots, append([]byte{1, 1, 4}, make([]byte, 8)...)},
-		{"branches", repair.MsgBranches, []byte{1, 1, 2}},
-		{"branches-two-partitions", repair.MsgBranches, []byte{1, 2, 0, 1}},
-		{"leaves", repair.MsgLeaves, []byte{1, 0, 1, 2, 0, repair.Branches - 1}},
-		{"keys", repair.MsgKeys, []byte{1, 1, 1, 3, 0, 0x80, 0x04, 0xff, 0x07}},
-		{"fetch", repair.MsgFetch, []byte{1, 2, 1, 'k', 0}},
-		{"push", repair.MsgPush, keyRec},
-		{"push-no-record", repair.MsgPush, []byte{1, 1, 1, 'k', 0}},
-		{"push-bad-record", repair.MsgPush, []byte{1, 1, 1, 'k', 2, 2, 0}},
-		{"purge", repair.MsgPurge, keyRec},
-		{"holds", repair.MsgHolds, keyRec},
-		{"holds-no-record", repair.MsgHolds, []byte{1, 1, 1, 'k', 0}},
-		{"holds-bad-record", repair.MsgHolds, []byte{1, 1, 1, 'k', 2, 2, 0}},
-		{"unknown-type", 0, []byte{1, 0}},
-	} {
-		fuzzcheck.Seed(f, s.name, s.typ, s.b)
-	}
-	c := newAAECluster(f, 4, 2, "a", "b")
-	c.write("k", nil, "v", 0, false, "a")
-	a := c.nodes["a"].aae
-	f.Fuzz(func(t *testing.T, typ uint8, req []byte) {
-		out, err := a.Serve(t.Context(), typ, req)
-		if err != nil {
-			if !errors.Is(err, repair.ErrBadMessage) {
-				t.Fatalf("Serve(%d) failed with %v, not ErrBadMessage", typ, err)
-			}
-			return
-		}
-		if len(out) == 0 || out[0] != 1 {
-			t.Fatalf("Serve(%d) answered %x", typ, out)
-		}
-	})
 }

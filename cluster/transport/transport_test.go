@@ -1,4 +1,4 @@
-package cluster
+package transport
 
 import (
 	"bytes"
@@ -60,11 +60,11 @@ func trtEcho(_ context.Context, _ string, typ uint8, req []byte) ([]byte, error)
 }
 
 // trtConfig is a fast-failing test config for node name, serving h.
-func trtConfig(name string, h HandlerFunc) TransportConfig {
+func trtConfig(name string, h HandlerFunc) Config {
 	if h == nil {
 		h = trtEcho
 	}
-	return TransportConfig{
+	return Config{
 		Name:             name,
 		ListenAddr:       "127.0.0.1:0",
 		Secret:           []byte("test-secret"),
@@ -77,11 +77,11 @@ func trtConfig(name string, h HandlerFunc) TransportConfig {
 	}
 }
 
-func trtStart(t *testing.T, cfg TransportConfig) *Transport {
+func trtStart(t *testing.T, cfg Config) *Transport {
 	t.Helper()
-	tr, err := NewTransport(cfg)
+	tr, err := New(cfg)
 	if err != nil {
-		t.Fatalf("NewTransport(%s): %v", cfg.Name, err)
+		t.Fatalf("New(%s): %v", cfg.Name, err)
 	}
 	return tr
 }
@@ -104,7 +104,7 @@ func trtCtx(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
 
-func TestTransportEcho(t *testing.T) {
+func TestEcho(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	var from atomic.Value
 	srv := trtStart(t, trtConfig("srv", func(ctx context.Context, f string, typ uint8, req []byte) ([]byte, error) {
@@ -150,7 +150,7 @@ func TestTransportEcho(t *testing.T) {
 }
 
 // Many concurrent calls share one connection and are coalesced into few writes.
-func TestTransportPipelining(t *testing.T) {
+func TestPipelining(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	srv := trtStart(t, trtConfig("srv", nil))
 	defer srv.Close()
@@ -195,7 +195,7 @@ func TestTransportPipelining(t *testing.T) {
 	}
 }
 
-func TestTransportRemoteError(t *testing.T) {
+func TestRemoteError(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	srv := trtStart(t, trtConfig("srv", func(_ context.Context, _ string, typ uint8, req []byte) ([]byte, error) {
 		switch typ {
@@ -223,7 +223,7 @@ func TestTransportRemoteError(t *testing.T) {
 		if !errors.As(err, &re) || re.Msg != tc.want {
 			t.Fatalf("typ %d: error %v, want RemoteError %q", tc.typ, err, tc.want)
 		}
-		if err.Error() != "cluster: remote: "+tc.want {
+		if err.Error() != "transport: remote: "+tc.want {
 			t.Fatalf("Error() = %q", err.Error())
 		}
 	}
@@ -239,7 +239,7 @@ func TestTransportRemoteError(t *testing.T) {
 }
 
 // Peers with different secrets refuse each other, in both directions.
-func TestTransportAuthWrongSecret(t *testing.T) {
+func TestAuthWrongSecret(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	for _, tc := range []struct {
 		name   string
@@ -291,7 +291,7 @@ func TestTransportAuthWrongSecret(t *testing.T) {
 
 // A client that is not a dynakv node, sends garbage or stays silent is refused
 // and disconnected; the server keeps serving.
-func TestTransportAuthRawConnections(t *testing.T) {
+func TestAuthRawConnections(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	srv := trtStart(t, trtConfig("srv", nil))
 	defer srv.Close()
@@ -303,7 +303,7 @@ func TestTransportAuthRawConnections(t *testing.T) {
 		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n")},
 		{"wrong version", []byte{authVersion + 1, 1, 'x'}},
 		{"truncated hello", authTestClientHello([]byte("test-secret"), 0, 0, "n")[:20]},
-		{"frames without handshake", appendFrame(nil, &trFrame{kind: frameKindRequest, id: 1, typ: 1, timeoutMs: 10})},
+		{"frames without handshake", appendFrame(nil, &frame{kind: frameKindRequest, id: 1, typ: 1, timeoutMs: 10})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			conn, err := net.Dial("tcp", srv.Addr())
@@ -388,7 +388,7 @@ func trtFakeServer(t *testing.T, serve func(c net.Conn, quit <-chan struct{})) (
 
 // A server that does not know the secret but accepts anyone is caught by the
 // client's check of the server proof.
-func TestTransportAuthFakeServer(t *testing.T) {
+func TestAuthFakeServer(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	addr, stop := trtFakeServer(t, func(c net.Conn, _ <-chan struct{}) {
 		hello := appendServerHello(nil, &authServerHello{version: authVersion})
@@ -409,7 +409,7 @@ func TestTransportAuthFakeServer(t *testing.T) {
 	}
 }
 
-func TestTransportDeadline(t *testing.T) {
+func TestDeadline(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	type seen struct {
 		deadline time.Time
@@ -521,7 +521,7 @@ func (b *trtBlocker) waitStarted(t *testing.T, n int) {
 	}
 }
 
-func TestTransportQueueFull(t *testing.T) {
+func TestQueueFull(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	bl := newTrtBlocker()
 	srv := trtStart(t, trtConfig("srv", bl.serve))
@@ -571,7 +571,7 @@ func TestTransportQueueFull(t *testing.T) {
 }
 
 // MaxInflight bounds concurrent handlers per connection; the rest wait unread.
-func TestTransportMaxInflight(t *testing.T) {
+func TestMaxInflight(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	bl := newTrtBlocker()
 	scfg := trtConfig("srv", bl.serve)
@@ -604,7 +604,7 @@ func TestTransportMaxInflight(t *testing.T) {
 	}
 }
 
-func TestTransportPeerRestart(t *testing.T) {
+func TestPeerRestart(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	srv := trtStart(t, trtConfig("srv", nil))
 	addr := srv.Addr()
@@ -630,7 +630,7 @@ func TestTransportPeerRestart(t *testing.T) {
 	var srv2 *Transport
 	trtEventually(t, 5*time.Second, "the address to be free again", func() bool {
 		var err error
-		srv2, err = NewTransport(cfg)
+		srv2, err = New(cfg)
 		return err == nil
 	})
 	defer srv2.Close()
@@ -643,7 +643,7 @@ func TestTransportPeerRestart(t *testing.T) {
 }
 
 // After a failed dial, calls fail fast until the backoff has passed.
-func TestTransportBackoff(t *testing.T) {
+func TestBackoff(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -674,7 +674,7 @@ func TestTransportBackoff(t *testing.T) {
 	}
 }
 
-func TestTransportFrameTooBig(t *testing.T) {
+func TestFrameTooBig(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	scfg := trtConfig("srv", func(_ context.Context, _ string, typ uint8, req []byte) ([]byte, error) {
 		if typ == 2 {
@@ -737,7 +737,7 @@ func trtRawClient(t *testing.T, addr string) net.Conn {
 
 // An authenticated peer sending a malformed or huge frame is disconnected, and the
 // claimed length is never allocated.
-func TestTransportFrameBadFromPeer(t *testing.T) {
+func TestFrameBadFromPeer(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	log := &trtLog{}
 	cfg := trtConfig("srv", nil)
@@ -749,9 +749,9 @@ func TestTransportFrameBadFromPeer(t *testing.T) {
 		send []byte
 	}{
 		{"huge length prefix", []byte{0xff, 0xff, 0xff, 0xf0, frameKindRequest, 1, 1, 1}},
-		{"just over the limit", binary.BigEndian.AppendUint32(nil, trDefaultMaxFrameBytes+1)},
+		{"just over the limit", binary.BigEndian.AppendUint32(nil, defaultMaxFrameBytes+1)},
 		{"unknown kind", []byte{0, 0, 0, 2, 9, 1}},
-		{"reply from a client", appendFrame(nil, &trFrame{kind: frameKindResponse, id: 1})},
+		{"reply from a client", appendFrame(nil, &frame{kind: frameKindResponse, id: 1})},
 		{"zero timeout", []byte{0, 0, 0, 4, frameKindRequest, 1, 1, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -779,7 +779,7 @@ func TestTransportFrameBadFromPeer(t *testing.T) {
 
 // A peer that stops reading cannot make the client buffer without bound: the queue
 // fills, then the write deadline drops the connection and fails the calls.
-func TestTransportSlowReader(t *testing.T) {
+func TestSlowReader(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	addr, stop := trtFakeServer(t, func(c net.Conn, quit <-chan struct{}) {
 		if _, _, err := authServe(c, []byte("test-secret"), authTestNonce(4)); err != nil {
@@ -818,7 +818,7 @@ func TestTransportSlowReader(t *testing.T) {
 
 // A peer that reads requests but never answers (stopped, not closed) has its
 // connection dropped and redialed once calls time out with nothing read.
-func TestTransportStalePeer(t *testing.T) {
+func TestStalePeer(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	var accepted atomic.Int64
 	addr, stop := trtFakeServer(t, func(c net.Conn, _ <-chan struct{}) {
@@ -844,7 +844,7 @@ func TestTransportStalePeer(t *testing.T) {
 	})
 }
 
-func TestTransportCloseWithCallsInFlight(t *testing.T) {
+func TestCloseWithCallsInFlight(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	for _, tc := range []struct {
 		name      string
@@ -909,7 +909,7 @@ func TestTransportCloseWithCallsInFlight(t *testing.T) {
 
 // Close racing with a stream of Calls (dialing, queued, in flight) is safe and
 // leaves no goroutine behind.
-func TestTransportCloseRace(t *testing.T) {
+func TestCloseRace(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	srv := trtStart(t, trtConfig("srv", nil))
 	defer srv.Close()
@@ -950,10 +950,10 @@ func TestTransportCloseRace(t *testing.T) {
 	}
 }
 
-func TestTransportConfig(t *testing.T) {
+func TestConfig(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	h := HandlerFunc(trtEcho)
-	base := TransportConfig{Name: "n", ListenAddr: "127.0.0.1:0", Handler: h}
+	base := Config{Name: "n", ListenAddr: "127.0.0.1:0", Handler: h}
 	d := base.EnsureDefaults()
 	if d.MaxQueue != 4096 || d.MaxFrameBytes != 64<<20 || d.MaxInflight != 256 ||
 		d.DialTimeout != time.Second || d.DefaultTimeout != time.Second ||
@@ -965,19 +965,19 @@ func TestTransportConfig(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name string
-		edit func(*TransportConfig)
+		edit func(*Config)
 		ok   bool
 	}{
-		{"defaults", func(*TransportConfig) {}, true},
-		{"no name", func(c *TransportConfig) { c.Name = "" }, false},
-		{"long name", func(c *TransportConfig) { c.Name = strings.Repeat("n", 256) }, false},
-		{"no addr", func(c *TransportConfig) { c.ListenAddr = "" }, false},
-		{"no handler", func(c *TransportConfig) { c.Handler = nil }, false},
-		{"negative queue", func(c *TransportConfig) { c.MaxQueue = -1 }, false},
-		{"tiny frames", func(c *TransportConfig) { c.MaxFrameBytes = 10 }, false},
-		{"negative inflight", func(c *TransportConfig) { c.MaxInflight = -1 }, false},
-		{"negative timeout", func(c *TransportConfig) { c.DefaultTimeout = -time.Second }, false},
-		{"backoff inverted", func(c *TransportConfig) { c.BackoffMin, c.BackoffMax = time.Second, time.Millisecond }, false},
+		{"defaults", func(*Config) {}, true},
+		{"no name", func(c *Config) { c.Name = "" }, false},
+		{"long name", func(c *Config) { c.Name = strings.Repeat("n", 256) }, false},
+		{"no addr", func(c *Config) { c.ListenAddr = "" }, false},
+		{"no handler", func(c *Config) { c.Handler = nil }, false},
+		{"negative queue", func(c *Config) { c.MaxQueue = -1 }, false},
+		{"tiny frames", func(c *Config) { c.MaxFrameBytes = 10 }, false},
+		{"negative inflight", func(c *Config) { c.MaxInflight = -1 }, false},
+		{"negative timeout", func(c *Config) { c.DefaultTimeout = -time.Second }, false},
+		{"backoff inverted", func(c *Config) { c.BackoffMin, c.BackoffMax = time.Second, time.Millisecond }, false},
 	} {
 		c := base
 		tc.edit(&c)
@@ -986,24 +986,24 @@ func TestTransportConfig(t *testing.T) {
 			t.Errorf("%s: Validate = %v, want ok=%v", tc.name, err, tc.ok)
 		}
 	}
-	if _, err := NewTransport(TransportConfig{}); err == nil {
-		t.Fatal("NewTransport accepted an empty config")
+	if _, err := New(Config{}); err == nil {
+		t.Fatal("New accepted an empty config")
 	}
 }
 
-// BenchmarkTransportCall measures pipelined round trips of 100-byte requests from
+// BenchmarkCall measures pipelined round trips of 100-byte requests from
 // many goroutines to one peer.
-func BenchmarkTransportCall(b *testing.B) { benchTransportCall(b, nil) }
+func BenchmarkCall(b *testing.B) { benchCall(b, nil) }
 
-// benchTransportCall runs pipelined calls from 16 goroutines per CPU to a server
+// benchCall runs pipelined calls from 16 goroutines per CPU to a server
 // answering with h (an echo when nil).
-func benchTransportCall(b *testing.B, h HandlerFunc) {
-	srv, err := NewTransport(trtConfig("srv", h))
+func benchCall(b *testing.B, h HandlerFunc) {
+	srv, err := New(trtConfig("srv", h))
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer srv.Close()
-	cli, err := NewTransport(trtConfig("cli", nil))
+	cli, err := New(trtConfig("cli", nil))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -1025,9 +1025,9 @@ func benchTransportCall(b *testing.B, h HandlerFunc) {
 	b.ReportMetric(float64(st.FramesOut)/float64(max(st.Flushes, 1)), "frames/flush")
 }
 
-// TestTransportNotSent: failures before the request left this node say so
+// TestNotSent: failures before the request left this node say so
 // (ErrNotSent), so a caller may run the request elsewhere without running it twice.
-func TestTransportNotSent(t *testing.T) {
+func TestNotSent(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -1035,7 +1035,7 @@ func TestTransportNotSent(t *testing.T) {
 	}
 	dead := ln.Addr().String()
 	ln.Close()
-	tr, err := NewTransport(TransportConfig{Name: "a", ListenAddr: "127.0.0.1:0",
+	tr, err := New(Config{Name: "a", ListenAddr: "127.0.0.1:0",
 		Handler: HandlerFunc(func(context.Context, string, uint8, []byte) ([]byte, error) { return nil, nil })})
 	if err != nil {
 		t.Fatal(err)
@@ -1053,25 +1053,25 @@ func TestTransportNotSent(t *testing.T) {
 	}
 }
 
-// TestTransportFailedUnwrittenIsNotSent: when a connection fails (or is retired
+// TestFailedUnwrittenIsNotSent: when a connection fails (or is retired
 // after a late refusal) with calls queued that the writer never wrote, those calls
 // certainly did not reach the peer and fail with ErrNotSent, so a front node may run
 // a forwarded op itself; a call whose request was written has an unknown outcome.
-func TestTransportFailedUnwrittenIsNotSent(t *testing.T) {
+func TestFailedUnwrittenIsNotSent(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	tr := trtStart(t, trtConfig("cli", nil))
 	defer tr.Close()
-	p := tr.trPeerFor("127.0.0.1:1")
+	p := tr.peerFor("127.0.0.1:1")
 	if p == nil {
 		t.Fatal("no peer")
 	}
 	local, remote := net.Pipe()
 	defer remote.Close()
-	cc := &trClientConn{p: p, conn: local, clock: newConnClock(time.Now()),
-		sendq: make(chan *trCall, 4), done: make(chan struct{}), pending: make(map[uint64]*trCall)}
-	queued := &trCall{typ: 1, deadline: time.Now().Add(time.Second), result: make(chan trResult, 1)}
-	sent := &trCall{typ: 1, deadline: time.Now().Add(time.Second), result: make(chan trResult, 1)}
-	for _, c := range []*trCall{queued, sent} {
+	cc := &clientConn{p: p, conn: local, clock: newConnClock(time.Now()),
+		sendq: make(chan *call, 4), done: make(chan struct{}), pending: make(map[uint64]*call)}
+	queued := &call{typ: 1, deadline: time.Now().Add(time.Second), result: make(chan outcome, 1)}
+	sent := &call{typ: 1, deadline: time.Now().Add(time.Second), result: make(chan outcome, 1)}
+	for _, c := range []*call{queued, sent} {
 		if err := cc.enqueue(c); err != nil {
 			t.Fatal(err)
 		}

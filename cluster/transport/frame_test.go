@@ -1,4 +1,4 @@
-package cluster
+package transport
 
 import (
 	"bufio"
@@ -11,7 +11,7 @@ import (
 	"testing"
 )
 
-func frameTestRead(b []byte, limit int) (trFrame, error) {
+func frameTestRead(b []byte, limit int) (frame, error) {
 	return readFrame(bufio.NewReader(bytes.NewReader(b)), limit)
 }
 
@@ -19,15 +19,15 @@ func TestFrameRoundTrip(t *testing.T) {
 	big := bytes.Repeat([]byte("x"), 3*frameChunk+17) // grows in steps while reading
 	for _, tc := range []struct {
 		name string
-		f    trFrame
+		f    frame
 	}{
-		{"request empty", trFrame{kind: frameKindRequest, id: 1, typ: 7, timeoutMs: 1, payload: []byte{}}},
-		{"request max fields", trFrame{kind: frameKindRequest, id: 1<<64 - 1, typ: 255, timeoutMs: frameMaxTimeoutMs, sentMs: clockMaxMs, payload: []byte("abc")}},
-		{"request id 0", trFrame{kind: frameKindRequest, id: 0, typ: 0, timeoutMs: 1000, sentMs: 1_700_000_000_000, payload: []byte("p")}},
-		{"late", trFrame{kind: frameKindLate, id: 77}},
-		{"response", trFrame{kind: frameKindResponse, id: 300, payload: []byte("hello")}},
-		{"response big", trFrame{kind: frameKindResponse, id: 2, payload: big}},
-		{"error", trFrame{kind: frameKindError, id: 1 << 40, payload: []byte("boom")}},
+		{"request empty", frame{kind: frameKindRequest, id: 1, typ: 7, timeoutMs: 1, payload: []byte{}}},
+		{"request max fields", frame{kind: frameKindRequest, id: 1<<64 - 1, typ: 255, timeoutMs: frameMaxTimeoutMs, sentMs: clockMaxMs, payload: []byte("abc")}},
+		{"request id 0", frame{kind: frameKindRequest, id: 0, typ: 0, timeoutMs: 1000, sentMs: 1_700_000_000_000, payload: []byte("p")}},
+		{"late", frame{kind: frameKindLate, id: 77}},
+		{"response", frame{kind: frameKindResponse, id: 300, payload: []byte("hello")}},
+		{"response big", frame{kind: frameKindResponse, id: 2, payload: big}},
+		{"error", frame{kind: frameKindError, id: 1 << 40, payload: []byte("boom")}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			enc := appendFrame([]byte("prefix"), &tc.f)[len("prefix"):]
@@ -54,10 +54,10 @@ func TestFrameRoundTrip(t *testing.T) {
 }
 
 func TestFrameRejects(t *testing.T) {
-	frame := func(body ...byte) []byte {
+	encoded := func(body ...byte) []byte {
 		return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
 	}
-	good := appendFrame(nil, &trFrame{kind: frameKindRequest, id: 5, typ: 1, timeoutMs: 10, payload: []byte("abc")})
+	good := appendFrame(nil, &frame{kind: frameKindRequest, id: 5, typ: 1, timeoutMs: 10, payload: []byte("abc")})
 	for _, tc := range []struct {
 		name  string
 		in    []byte
@@ -70,21 +70,21 @@ func TestFrameRejects(t *testing.T) {
 		{"too big", good, len(good) - frameLenSize - 1, ErrFrameTooBig},
 		{"huge prefix", []byte{0xff, 0xff, 0xff, 0xff}, 1 << 20, ErrFrameTooBig},
 		{"negative limit", good, -1, ErrFrameTooBig},
-		{"zero length", frame(), 100, errFrameMalformed},
-		{"one byte body", frame(frameKindResponse), 100, errFrameMalformed},
-		{"kind 0", frame(0, 1), 100, errFrameMalformed},
-		{"kind 5", frame(5, 1), 100, errFrameMalformed},
-		{"late with a payload", frame(frameKindLate, 1, 'x'), 100, errFrameMalformed},
-		{"unterminated id", frame(frameKindResponse, 0x80), 100, errFrameMalformed},
-		{"overlong id", frame(frameKindResponse, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), 100, errFrameMalformed},
-		{"non-minimal id", frame(frameKindResponse, 0x81, 0x00), 100, errFrameMalformed},
-		{"request without typ", frame(frameKindRequest, 1), 100, errFrameMalformed},
-		{"request without timeout", frame(frameKindRequest, 1, 9), 100, errFrameMalformed},
-		{"request zero timeout", frame(frameKindRequest, 1, 9, 0), 100, errFrameMalformed},
-		{"request timeout too large", frame(frameKindRequest, 1, 9, 0x80, 0x80, 0x80, 0x80, 0x10, 0), 100, errFrameMalformed},
-		{"request without clock", frame(frameKindRequest, 1, 9, 5), 100, errFrameMalformed},
-		{"request non-minimal clock", frame(frameKindRequest, 1, 9, 5, 0x80, 0x00), 100, errFrameMalformed},
-		{"request clock too large", frame(frameKindRequest, 1, 9, 5, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), 100, errFrameMalformed},
+		{"zero length", encoded(), 100, errFrameMalformed},
+		{"one byte body", encoded(frameKindResponse), 100, errFrameMalformed},
+		{"kind 0", encoded(0, 1), 100, errFrameMalformed},
+		{"kind 5", encoded(5, 1), 100, errFrameMalformed},
+		{"late with a payload", encoded(frameKindLate, 1, 'x'), 100, errFrameMalformed},
+		{"unterminated id", encoded(frameKindResponse, 0x80), 100, errFrameMalformed},
+		{"overlong id", encoded(frameKindResponse, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01), 100, errFrameMalformed},
+		{"non-minimal id", encoded(frameKindResponse, 0x81, 0x00), 100, errFrameMalformed},
+		{"request without typ", encoded(frameKindRequest, 1), 100, errFrameMalformed},
+		{"request without timeout", encoded(frameKindRequest, 1, 9), 100, errFrameMalformed},
+		{"request zero timeout", encoded(frameKindRequest, 1, 9, 0), 100, errFrameMalformed},
+		{"request timeout too large", encoded(frameKindRequest, 1, 9, 0x80, 0x80, 0x80, 0x80, 0x10, 0), 100, errFrameMalformed},
+		{"request without clock", encoded(frameKindRequest, 1, 9, 5), 100, errFrameMalformed},
+		{"request non-minimal clock", encoded(frameKindRequest, 1, 9, 5, 0x80, 0x00), 100, errFrameMalformed},
+		{"request clock too large", encoded(frameKindRequest, 1, 9, 5, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), 100, errFrameMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := frameTestRead(tc.in, tc.limit)
@@ -116,7 +116,7 @@ func TestFrameClaimedLengthNotAllocated(t *testing.T) {
 
 func TestFrameErrorText(t *testing.T) {
 	_, err := frameTestRead([]byte{0xff, 0xff, 0xff, 0xff}, 1024)
-	if err == nil || !strings.HasPrefix(err.Error(), "cluster: frame too big") {
+	if err == nil || !strings.HasPrefix(err.Error(), "transport: frame too big") {
 		t.Fatalf("error %v should start with the sentinel's text", err)
 	}
 }

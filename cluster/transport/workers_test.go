@@ -1,4 +1,4 @@
-package cluster
+package transport
 
 import (
 	"context"
@@ -21,10 +21,10 @@ func deepStack(depth int) byte {
 	return deepStack(depth-1) + pad[depth%len(pad)]
 }
 
-// BenchmarkTransportCallDeepHandler is BenchmarkTransportCall with a handler that
+// BenchmarkCallDeepHandler is BenchmarkCall with a handler that
 // needs 32 KiB of stack: a goroutine per call would grow its stack every time.
-func BenchmarkTransportCallDeepHandler(b *testing.B) {
-	benchTransportCall(b, func(_ context.Context, _ string, _ uint8, req []byte) ([]byte, error) {
+func BenchmarkCallDeepHandler(b *testing.B) {
+	benchCall(b, func(_ context.Context, _ string, _ uint8, req []byte) ([]byte, error) {
 		deepStack(32)
 		return req, nil
 	})

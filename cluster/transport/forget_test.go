@@ -1,4 +1,4 @@
-package cluster
+package transport
 
 import (
 	"errors"
@@ -17,10 +17,10 @@ func trtServerConns(tr *Transport) int {
 	return len(tr.srvConns)
 }
 
-// TestTransportForget: forgetting a peer drops its entry from the peer table and
+// TestForget: forgetting a peer drops its entry from the peer table and
 // closes its idle connection (the peer sees it go); a call awaiting a reply fails
 // with ErrUnreachable; a later call starts afresh.
-func TestTransportForget(t *testing.T) {
+func TestForget(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	b := newTrtBlocker()
 	srv := trtStart(t, trtConfig("srv", b.serve))
@@ -73,9 +73,9 @@ func TestTransportForget(t *testing.T) {
 	close(b2.release)
 }
 
-// TestTransportForgetRace: Forget racing calls and dials leaves no connection
+// TestForgetRace: Forget racing calls and dials leaves no connection
 // behind: Close still finds and stops everything (leaktest).
-func TestTransportForgetRace(t *testing.T) {
+func TestForgetRace(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	srv := trtStart(t, trtConfig("srv", nil))
 	defer srv.Close()

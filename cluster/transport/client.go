@@ -1,7 +1,7 @@
-package cluster
+package transport
 
 // Client side of the transport: Call, per-peer state, dialing with backoff, and the
-// reader and writer of an outbound connection. See the notes in transport.go.
+// reader and writer of an outbound connection. See the package documentation (doc.go).
 //
 // The peer table holds one entry per address called, until the caller forgets it
 // (Forget: node/ does when no member uses the address any more, e.g. after a
@@ -43,7 +43,7 @@ func (t *Transport) Call(ctx context.Context, addr string, typ uint8, req []byte
 	if t.isClosed() {
 		return nil, ErrClosed
 	}
-	if len(req) > t.cfg.MaxFrameBytes-trMaxRequestHeader {
+	if len(req) > t.cfg.MaxFrameBytes-maxRequestHeader {
 		return nil, fmt.Errorf("%w: %w: request of %d bytes to %s, limit %d with header",
 			ErrNotSent, ErrFrameTooBig, len(req), addr, t.cfg.MaxFrameBytes)
 	}
@@ -55,9 +55,9 @@ func (t *Transport) Call(ctx context.Context, addr string, typ uint8, req []byte
 		deadline, _ = ctx.Deadline()
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("cluster: call %s: %w", addr, err)
+		return nil, fmt.Errorf("transport: call %s: %w", addr, err)
 	}
-	p := t.trPeerFor(addr)
+	p := t.peerFor(addr)
 	if p == nil {
 		return nil, ErrClosed
 	}
@@ -73,7 +73,7 @@ func (t *Transport) Call(ctx context.Context, addr string, typ uint8, req []byte
 		if err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
-		c := &trCall{typ: typ, deadline: deadline, payload: bytes.Clone(req), result: make(chan trResult, 1)}
+		c := &call{typ: typ, deadline: deadline, payload: bytes.Clone(req), result: make(chan outcome, 1)}
 		if err := cc.enqueue(c); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrNotSent, err)
 		}
@@ -85,7 +85,7 @@ func (t *Transport) Call(ctx context.Context, addr string, typ uint8, req []byte
 			// and would refuse every request on this connection. The request
 			// did not run: send it again on a fresh connection, whose
 			// handshake gives the peer a fresh bound.
-			t.log.Warn("cluster: peer refused a request in time as late; reconnecting", "peer", addr)
+			t.log.Warn("transport: peer refused a request in time as late; reconnecting", "peer", addr)
 			cc.retire(fmt.Errorf("%w: %s: retired after a late refusal in time", ErrUnreachable, addr))
 			continue
 		}
@@ -95,11 +95,11 @@ func (t *Transport) Call(ctx context.Context, addr string, typ uint8, req []byte
 
 // await waits for c's outcome on cc. A late refusal comes back as an error
 // wrapping ErrLate and context.DeadlineExceeded.
-func (t *Transport) await(ctx context.Context, cc *trClientConn, c *trCall, addr string, deadline time.Time) ([]byte, error) {
+func (t *Transport) await(ctx context.Context, cc *clientConn, c *call, addr string, deadline time.Time) ([]byte, error) {
 	select {
 	case r := <-c.result:
 		if errors.Is(r.err, ErrLate) {
-			return nil, fmt.Errorf("cluster: call %s: %w (%w)", addr, ErrLate, context.DeadlineExceeded)
+			return nil, fmt.Errorf("transport: call %s: %w (%w)", addr, ErrLate, context.DeadlineExceeded)
 		}
 		if r.err != nil && (ctx.Err() != nil || !time.Now().Before(deadline)) {
 			// Out of time anyway (typically the handler's context expired a
@@ -109,21 +109,21 @@ func (t *Transport) await(ctx context.Context, cc *trClientConn, c *trCall, addr
 			if cerr == nil {
 				cerr = context.DeadlineExceeded
 			}
-			return nil, fmt.Errorf("cluster: call %s: %w", addr, cerr)
+			return nil, fmt.Errorf("transport: call %s: %w", addr, cerr)
 		}
 		return r.payload, r.err
 	case <-ctx.Done():
 		cc.abandon(c)
 		cc.checkStale()
-		return nil, fmt.Errorf("cluster: call %s: %w", addr, ctx.Err())
+		return nil, fmt.Errorf("transport: call %s: %w", addr, ctx.Err())
 	case <-t.done:
 		cc.abandon(c)
 		return nil, ErrClosed
 	}
 }
 
-// trPeerFor returns the peer state for addr, creating it; nil once closed.
-func (t *Transport) trPeerFor(addr string) *trPeer {
+// peerFor returns the peer state for addr, creating it; nil once closed.
+func (t *Transport) peerFor(addr string) *peer {
 	t.mu.RLock()
 	p, closed := t.peers[addr], t.closed
 	t.mu.RUnlock()
@@ -136,7 +136,7 @@ func (t *Transport) trPeerFor(addr string) *trPeer {
 		return nil
 	}
 	if p = t.peers[addr]; p == nil {
-		p = &trPeer{t: t, addr: addr, rng: rand.New(rand.NewPCG(t.rng.Uint64(), t.rng.Uint64()))}
+		p = &peer{t: t, addr: addr, rng: rand.New(rand.NewPCG(t.rng.Uint64(), t.rng.Uint64()))}
 		t.peers[addr] = p
 	}
 	return p
@@ -182,14 +182,14 @@ func (t *Transport) PeerAddrs() []string {
 	return out
 }
 
-// trPeer is the client-side state for one peer address.
-type trPeer struct {
+// peer is the client-side state for one peer address.
+type peer struct {
 	t           *Transport
 	addr        string
 	outstanding atomic.Int64 // calls admitted and not returned; <= MaxQueue
 
 	mu        sync.Mutex
-	cc        *trClientConn // the live connection, nil if none
+	cc        *clientConn   // the live connection, nil if none
 	dialing   chan struct{} // non-nil while a dial runs; closed when it ends
 	lastErr   error         // why the last dial failed
 	retryAt   time.Time     // no dial before this
@@ -201,7 +201,7 @@ type trPeer struct {
 
 // getConn returns the peer's live connection, dialing (or waiting for a dial) when
 // there is none. During a backoff it fails at once with the last dial's error.
-func (p *trPeer) getConn(ctx context.Context) (*trClientConn, error) {
+func (p *peer) getConn(ctx context.Context) (*clientConn, error) {
 	for {
 		p.mu.Lock()
 		if cc := p.cc; cc != nil {
@@ -227,7 +227,7 @@ func (p *trPeer) getConn(ctx context.Context) (*trClientConn, error) {
 				}
 				continue
 			case <-ctx.Done():
-				return nil, fmt.Errorf("cluster: call %s: %w", p.addr, ctx.Err())
+				return nil, fmt.Errorf("transport: call %s: %w", p.addr, ctx.Err())
 			case <-p.t.done:
 				return nil, ErrClosed
 			}
@@ -241,7 +241,7 @@ func (p *trPeer) getConn(ctx context.Context) (*trClientConn, error) {
 		p.dialing = ch
 		p.lastErr = nil
 		p.mu.Unlock()
-		if !p.t.trGo(func() { p.dial(ch) }) {
+		if !p.t.spawn(func() { p.dial(ch) }) {
 			p.mu.Lock()
 			p.dialing = nil
 			close(ch)
@@ -253,7 +253,7 @@ func (p *trPeer) getConn(ctx context.Context) (*trClientConn, error) {
 
 // dial connects and authenticates to the peer, then installs the connection. It
 // runs in a transport goroutine; ch is closed when it is done.
-func (p *trPeer) dial(ch chan struct{}) {
+func (p *peer) dial(ch chan struct{}) {
 	t := p.t
 	t.st.dials.Add(1)
 	cc, err := p.connect()
@@ -268,7 +268,7 @@ func (p *trPeer) dial(ch chan struct{}) {
 		p.lastErr = ErrClosed
 	} else {
 		p.noteFailureLocked(err)
-		t.log.Debug("cluster: dial failed", "peer", p.addr, "err", err)
+		t.log.Debug("transport: dial failed", "peer", p.addr, "err", err)
 	}
 	p.dialing = nil
 	close(ch)
@@ -278,7 +278,7 @@ func (p *trPeer) dial(ch chan struct{}) {
 // install publishes cc as the peer's connection, ends the dial (closes ch) and
 // starts cc's reader and writer, unless the transport closed or the peer was
 // forgotten meanwhile.
-func (p *trPeer) install(cc *trClientConn, ch chan struct{}) error {
+func (p *peer) install(cc *clientConn, ch chan struct{}) error {
 	t := p.t
 	t.mu.RLock()
 	defer t.mu.RUnlock()
@@ -292,7 +292,7 @@ func (p *trPeer) install(cc *trClientConn, ch chan struct{}) error {
 	}
 	if p.connected {
 		t.st.reconnects.Add(1)
-		t.log.Info("cluster: reconnected to peer", "peer", p.addr)
+		t.log.Info("transport: reconnected to peer", "peer", p.addr)
 	}
 	p.cc, p.connected, p.backoff, p.retryAt = cc, true, 0, time.Time{}
 	p.dialing = nil
@@ -312,7 +312,7 @@ func (p *trPeer) install(cc *trClientConn, ch chan struct{}) error {
 
 // noteFailureLocked records a failed dial (or a connection that never worked) and
 // schedules the next allowed dial. p.mu is held.
-func (p *trPeer) noteFailureLocked(err error) {
+func (p *peer) noteFailureLocked(err error) {
 	cfg := &p.t.cfg
 	b := max(p.backoff, cfg.BackoffMin)
 	wait := b/2 + time.Duration(p.rng.Int64N(int64(b/2)+1))
@@ -323,7 +323,7 @@ func (p *trPeer) noteFailureLocked(err error) {
 
 // connect dials and runs the client handshake. Errors wrap ErrAuth, ErrUnreachable
 // or ErrClosed.
-func (p *trPeer) connect() (*trClientConn, error) {
+func (p *peer) connect() (*clientConn, error) {
 	t := p.t
 	ctx, cancel := context.WithTimeout(t.lifetime, t.cfg.DialTimeout)
 	defer cancel()
@@ -355,11 +355,11 @@ func (p *trPeer) connect() (*trClientConn, error) {
 	case t.isClosed():
 		err = ErrClosed
 	case errors.Is(err, ErrAuth), tlsRefused(err):
-		t.log.Warn("cluster: peer refused or failed authentication", "peer", p.addr, "err", err)
+		t.log.Warn("transport: peer refused or failed authentication", "peer", p.addr, "err", err)
 		if !errors.Is(err, ErrAuth) {
 			err = fmt.Errorf("%w: TLS: %w", ErrAuth, err)
 		}
-		err = fmt.Errorf("cluster: %s: %w", p.addr, err)
+		err = fmt.Errorf("transport: %s: %w", p.addr, err)
 	default:
 		err = fmt.Errorf("%w: %s: handshake: %w", ErrUnreachable, p.addr, err)
 	}
@@ -367,13 +367,13 @@ func (p *trPeer) connect() (*trClientConn, error) {
 		_ = conn.Close()
 		return nil, err
 	}
-	cc := &trClientConn{
+	cc := &clientConn{
 		p:       p,
 		conn:    conn,
 		clock:   newConnClock(sent),
-		sendq:   make(chan *trCall, t.cfg.MaxQueue),
+		sendq:   make(chan *call, t.cfg.MaxQueue),
 		done:    make(chan struct{}),
-		pending: make(map[uint64]*trCall),
+		pending: make(map[uint64]*call),
 	}
 	return cc, nil
 }
@@ -381,7 +381,7 @@ func (p *trPeer) connect() (*trClientConn, error) {
 // tlsHandshake runs the client side of TLS on conn (its deadline set). A peer
 // that does not speak TLS, sends an alert or presents a certificate that does not
 // verify is an ErrAuth; the returned conn is the TLS one even on error, for Close.
-func (p *trPeer) tlsHandshake(conn net.Conn) (net.Conn, error) {
+func (p *peer) tlsHandshake(conn net.Conn) (net.Conn, error) {
 	cfg := p.t.cfg.ClientTLS.Clone()
 	if cfg.ServerName == "" {
 		if host, _, err := net.SplitHostPort(p.addr); err == nil {
@@ -415,8 +415,8 @@ func tlsRefused(err error) bool {
 		errors.As(err, &unk) || errors.As(err, &host)
 }
 
-// trCall is one outstanding Call.
-type trCall struct {
+// call is one outstanding Call.
+type call struct {
 	id        uint64
 	typ       uint8
 	deadline  time.Time
@@ -425,21 +425,21 @@ type trCall struct {
 	// written is set by the writer before any byte of the request can leave:
 	// a call failed with its connection while it is unset was never sent.
 	written atomic.Bool
-	result  chan trResult // buffered 1; receives exactly one result if any
+	result  chan outcome // buffered 1; receives exactly one result if any
 }
 
-type trResult struct {
+type outcome struct {
 	payload []byte
 	err     error
 }
 
-// trClientConn is one authenticated connection to a peer, with its writer and
+// clientConn is one authenticated connection to a peer, with its writer and
 // reader goroutines.
-type trClientConn struct {
-	p        *trPeer
+type clientConn struct {
+	p        *peer
 	conn     net.Conn
-	clock    connClock    // what request frames tell the peer of our clock
-	sendq    chan *trCall // calls to write, in order
+	clock    connClock  // what request frames tell the peer of our clock
+	sendq    chan *call // calls to write, in order
 	done     chan struct{}
 	failOnce sync.Once
 	replied  atomic.Bool // a reply arrived: the connection worked
@@ -452,13 +452,13 @@ type trClientConn struct {
 	unanswered atomic.Int64
 
 	mu      sync.Mutex
-	err     error              // set once the connection failed
-	pending map[uint64]*trCall // calls written or queued, by id
+	err     error            // set once the connection failed
+	pending map[uint64]*call // calls written or queued, by id
 	nextID  uint64
 }
 
 // enqueue registers c and queues it for the writer.
-func (cc *trClientConn) enqueue(c *trCall) error {
+func (cc *clientConn) enqueue(c *call) error {
 	cc.mu.Lock()
 	if cc.err != nil {
 		err := cc.err
@@ -481,24 +481,24 @@ func (cc *trClientConn) enqueue(c *trCall) error {
 }
 
 // checkStale drops the connection when a call timed out and the peer has sent
-// nothing at all for trStaleFactor write timeouts while it owed replies: it is
+// nothing at all for staleFactor write timeouts while it owed replies: it is
 // likely stopped or gone without a reset (SIGSTOP, power loss), and TCP alone
 // would take minutes to notice. The next call redials and, if the peer is really
 // gone, fails fast. An idle connection is never stale.
-func (cc *trClientConn) checkStale() {
+func (cc *clientConn) checkStale() {
 	since := cc.unanswered.Load()
 	if since == 0 {
 		return
 	}
 	silent := time.Since(time.Unix(0, since))
-	if silent > trStaleFactor*cc.p.t.cfg.writeTimeout {
+	if silent > staleFactor*cc.p.t.cfg.writeTimeout {
 		cc.fail(fmt.Errorf("%w: %s: no reply for %v", ErrUnreachable, cc.p.addr, silent.Round(time.Millisecond)))
 	}
 }
 
 // abandon forgets c after its caller gave up: it is not written if still queued,
 // and a late reply is discarded.
-func (cc *trClientConn) abandon(c *trCall) {
+func (cc *clientConn) abandon(c *call) {
 	c.abandoned.Store(true)
 	cc.mu.Lock()
 	delete(cc.pending, c.id)
@@ -508,7 +508,7 @@ func (cc *trClientConn) abandon(c *trCall) {
 
 // retire stops new calls from using cc (the next one dials a fresh connection)
 // and closes it, with why, once the calls already on it are answered or abandoned.
-func (cc *trClientConn) retire(why error) {
+func (cc *clientConn) retire(why error) {
 	p := cc.p
 	p.mu.Lock()
 	if p.cc == cc {
@@ -520,7 +520,7 @@ func (cc *trClientConn) retire(why error) {
 }
 
 // closeIfRetired closes a retired connection that no call waits on any more.
-func (cc *trClientConn) closeIfRetired() {
+func (cc *clientConn) closeIfRetired() {
 	why := cc.retiredWhy.Load()
 	if why == nil {
 		return
@@ -534,7 +534,7 @@ func (cc *trClientConn) closeIfRetired() {
 }
 
 // fail closes the connection once and fails every pending call with err.
-func (cc *trClientConn) fail(err error) {
+func (cc *clientConn) fail(err error) {
 	cc.failOnce.Do(func() {
 		cc.mu.Lock()
 		cc.err = err
@@ -565,25 +565,25 @@ func (cc *trClientConn) fail(err error) {
 			if !c.written.Load() && !errors.Is(err, ErrClosed) {
 				cerr = fmt.Errorf("%w: %w", ErrNotSent, err)
 			}
-			c.result <- trResult{err: cerr}
+			c.result <- outcome{err: cerr}
 		}
 		if !errors.Is(err, ErrClosed) {
-			p.t.log.Debug("cluster: connection to peer lost", "peer", p.addr, "err", err, "pending", len(pending))
+			p.t.log.Debug("transport: connection to peer lost", "peer", p.addr, "err", err, "pending", len(pending))
 		}
 	})
 }
 
 // readLoop completes pending calls with the replies read from the connection.
-func (cc *trClientConn) readLoop() {
+func (cc *clientConn) readLoop() {
 	t := cc.p.t
-	br := bufio.NewReaderSize(cc.conn, trBufSize)
+	br := bufio.NewReaderSize(cc.conn, bufSize)
 	for {
 		f, err := readFrame(br, t.cfg.MaxFrameBytes)
 		if err == nil && f.kind == frameKindRequest {
 			err = fmt.Errorf("%w: request frame from a server", errFrameMalformed)
 		}
 		if err != nil {
-			cc.fail(t.trConnError(err, cc.p.addr, "client"))
+			cc.fail(t.connError(err, cc.p.addr, "client"))
 			return
 		}
 		t.st.bytesIn.Add(uint64(frameLenSize + frameBodyLen(&f)))
@@ -598,22 +598,22 @@ func (cc *trClientConn) readLoop() {
 		}
 		switch f.kind {
 		case frameKindError:
-			c.result <- trResult{err: &RemoteError{Msg: string(f.payload)}}
+			c.result <- outcome{err: &RemoteError{Msg: string(f.payload)}}
 		case frameKindLate:
-			c.result <- trResult{err: ErrLate}
+			c.result <- outcome{err: ErrLate}
 		default:
-			c.result <- trResult{payload: f.payload}
+			c.result <- outcome{payload: f.payload}
 		}
 		cc.closeIfRetired()
 	}
 }
 
 // writeLoop writes queued calls, flushing when the queue is momentarily empty.
-func (cc *trClientConn) writeLoop() {
+func (cc *clientConn) writeLoop() {
 	t := cc.p.t
-	w := t.newTrWriter(cc.conn)
+	w := t.newWriter(cc.conn)
 	for {
-		var c *trCall
+		var c *call
 		select {
 		case c = <-cc.sendq:
 		case <-cc.done:
@@ -621,20 +621,20 @@ func (cc *trClientConn) writeLoop() {
 		}
 		for c != nil {
 			if err := cc.writeCall(w, c); err != nil {
-				cc.fail(t.trConnError(err, cc.p.addr, "client"))
+				cc.fail(t.connError(err, cc.p.addr, "client"))
 				return
 			}
-			c, _ = trNext(cc.sendq)
+			c, _ = nextQueued(cc.sendq)
 		}
 		if err := w.flush(); err != nil {
-			cc.fail(t.trConnError(err, cc.p.addr, "client"))
+			cc.fail(t.connError(err, cc.p.addr, "client"))
 			return
 		}
 	}
 }
 
 // writeCall writes one request unless its caller gave up or its deadline passed.
-func (cc *trClientConn) writeCall(w *trWriter, c *trCall) error {
+func (cc *clientConn) writeCall(w *writer, c *call) error {
 	payload := c.payload
 	c.payload = nil
 	if c.abandoned.Load() {
@@ -645,7 +645,7 @@ func (cc *trClientConn) writeCall(w *trWriter, c *trCall) error {
 		return nil // the caller's context fires on its own
 	}
 	ms := (left + time.Millisecond - 1) / time.Millisecond
-	f := trFrame{kind: frameKindRequest, id: c.id, typ: c.typ,
+	f := frame{kind: frameKindRequest, id: c.id, typ: c.typ,
 		timeoutMs: uint64(min(int64(ms), frameMaxTimeoutMs)),
 		sentMs:    uint64(cc.clock.ms(cc.p.t.cfg.Now())), payload: payload}
 	c.written.Store(true)

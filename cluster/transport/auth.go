@@ -1,4 +1,4 @@
-package cluster
+package transport
 
 // Mutual authentication of an internode connection with the cluster secret, run
 // before any frame. Pure functions over an io.ReadWriter (the caller sets the
@@ -157,7 +157,7 @@ func authServerMAC(secret []byte, nc, ns *[authNonceLen]byte) [authMACLen]byte {
 func authServe(rw io.ReadWriter, secret []byte, rnd io.Reader) (string, uint64, error) {
 	hello := authServerHello{version: authVersion}
 	if _, err := io.ReadFull(rnd, hello.nonce[:]); err != nil {
-		return "", 0, fmt.Errorf("cluster: handshake nonce: %w", err)
+		return "", 0, fmt.Errorf("transport: handshake nonce: %w", err)
 	}
 	if _, err := rw.Write(appendServerHello(nil, &hello)); err != nil {
 		return "", 0, err
@@ -196,7 +196,7 @@ func authDial(rw io.ReadWriter, secret []byte, name string, rnd io.Reader, now f
 	}
 	ch := authClientHello{version: authVersion, name: name}
 	if _, err := io.ReadFull(rnd, ch.nonce[:]); err != nil {
-		return time.Time{}, fmt.Errorf("cluster: handshake nonce: %w", err)
+		return time.Time{}, fmt.Errorf("transport: handshake nonce: %w", err)
 	}
 	sent := now()
 	ch.clock = uint64(newConnClock(sent).anchorMs)

@@ -1,94 +1,4 @@
-// Internode transport: a TCP request/response transport between cluster nodes on the
-// cluster port (--cluster, default 7947). These notes are the transport's part of the
-// package documentation (the package comment itself lives in doc.go). Files:
-// frame.go (frame codec, pure), auth.go (handshake, pure), transport.go (API,
-// config, lifecycle, the shared frame writer), transport_client.go (Call),
-// transport_server.go (serving peers).
-//
-// Protocol. A connection starts with the mutual handshake of auth.go: both sides
-// prove the cluster secret with HMAC-SHA256 over fresh nonces, and the client names
-// itself. A peer that fails is refused (the server logs a warning and counts it in
-// TransportStats.RefusedHandshakes; the client's Call returns an error wrapping
-// ErrAuth). After it, the client sends request frames and the server answers each
-// with a response or an error frame carrying the same request id (frame.go). Replies
-// may come in any order; the id pairs them. The protocol is versioned in the
-// handshake and not compatible across versions: version 2 (clock readings in the
-// hello and in request frames, late refusals) refuses version 1 peers, so a
-// cluster is upgraded all at once, not node by node.
-//
-// Client side (Call). Each peer address has one connection, dialed lazily by a
-// goroutine the transport owns and shared by all callers (pipelining). A call enters
-// a bounded per-peer queue (MaxQueue calls queued or awaiting a reply; beyond it
-// Call fails at once with ErrQueueFull); one writer goroutine drains the queue into a
-// buffered writer and flushes only when the queue is momentarily empty, so concurrent
-// calls share one write syscall; one reader goroutine completes calls by id. A call
-// ends when its reply arrives, when its context is done (its entry is dropped and a
-// late reply discarded) or when the connection fails (every pending call fails with
-// an error wrapping ErrUnreachable). A failed dial or handshake, or a connection that
-// broke before delivering any reply, starts an exponential backoff with jitter
-// (BackoffMin doubling to BackoffMax); calls during the backoff fail fast with the
-// dial's error instead of waiting. A connection that worked is redialed at once.
-// Memory is bounded: the queue bound, a private copy of each request payload that is
-// released once written, and a write deadline (a peer that stops reading for 5s is
-// disconnected). A peer that stops answering without closing (SIGSTOP, power loss)
-// is noticed when a call times out and the peer, owing replies, has sent nothing
-// for 10s: the connection is dropped and redialed, instead of waiting minutes for
-// TCP to give up.
-//
-// Deadlines. A request must not run after its caller gave up: a frame that sat in
-// TCP's retransmission queue during a partition, or in the socket buffer of a
-// stopped (SIGSTOP) process, would otherwise run seconds after its caller had
-// answered its own client, and a write would then land after writes that client
-// saw complete later. Every request carries the milliseconds left until the
-// caller's deadline (its context's, or DefaultTimeout from now), rounded up, and
-// the caller's clock when it wrote the frame (Config.Now, advanced monotonically
-// since the connection's handshake), so the caller's deadline in its own clock is
-// sent + timeout. The nodes' wall clocks may be far apart, so the server does not
-// compare that with its own clock: it bounds the caller's clock offset from the
-// handshake (the client's hello carries its clock) and from every request it
-// receives (clock.go), and converts the deadline into its own clock. The
-// conversion errs late, by at most the one-way delay of the fastest message seen
-// on the connection (microseconds on a LAN; at first the handshake's) plus the
-// clocks' drift since (1000 ppm assumed): a request is never refused while its
-// caller may still wait for it. The other choice would refuse requests its caller
-// still waits for whenever the bound is loose (a slow handshake would cost every
-// request of a connection part of its time), and turn them into hints or local
-// runs; a write that runs that little late carries the time its front node
-// accepted it (proxy), so it cannot order after writes its client saw complete
-// later anyway. The converted deadline is never later than arrival plus the time
-// left (give or take a millisecond of rounding): the bound a request that was
-// delayed on its way, with no faster message before it on the connection, gets.
-//
-// The server checks the deadline when a request is read, and again when a worker
-// is about to run its handler: a request whose deadline has passed is not run and
-// is answered with a late refusal, which its caller, if still waiting, gets as an
-// error wrapping ErrLate (the handler certainly did not run). A caller that gets a
-// late refusal before its own deadline has passed learns that the peer's bound of
-// its clock is wrong (its monotonic clock stood still during a system suspend, or
-// the clocks drifted apart faster than allowed), which would refuse every later
-// request on the connection too: it retires the connection (no new call uses it;
-// it closes once the calls on it are answered) and sends the request once more on
-// a fresh connection, whose handshake gives a fresh bound. Otherwise the handler
-// runs under a context with that deadline, canceled when the connection or the
-// transport closes, and handlers check it again before they apply a write
-// (coordinator/).
-//
-// Server side. Each accepted connection has a reader that starts one goroutine per
-// request, at most MaxInflight at a time (then it stops reading: backpressure
-// through TCP), and a writer that coalesces replies like the client's. A malformed or
-// oversized frame closes the connection with a logged warning; a length prefix above
-// MaxFrameBytes is refused before anything is allocated for it, and a long frame's
-// buffer grows only as its bytes arrive. A panicking handler is recovered, logged,
-// and answered with a RemoteError.
-//
-// Concurrency. Call, Stats and Addr are safe for concurrent use, also concurrently
-// with Close. Close is idempotent: it closes the listener and every connection,
-// cancels the handlers' contexts, makes blocked and later Calls return ErrClosed,
-// and waits for every goroutine the transport started (so handlers must return when
-// their context is done). Message types (typ) are entirely the caller's: the
-// transport reserves none.
-
-package cluster
+package transport
 
 import (
 	"bufio"
@@ -113,29 +23,29 @@ import (
 // the peer address and cause as well.
 var (
 	// ErrClosed is returned by Calls on a closed transport.
-	ErrClosed = errors.New("cluster: transport closed")
+	ErrClosed = errors.New("transport: closed")
 	// ErrQueueFull is returned when a peer already has MaxQueue calls queued or in
 	// flight; the call was not sent.
-	ErrQueueFull = errors.New("cluster: peer queue full")
+	ErrQueueFull = errors.New("transport: peer queue full")
 	// ErrAuth is returned when the handshake with a peer fails: different cluster
 	// secret, different protocol version, or not a dynakv cluster port.
-	ErrAuth = errors.New("cluster: authentication failed")
+	ErrAuth = errors.New("transport: authentication failed")
 	// ErrUnreachable is returned when the peer cannot be dialed, or the connection
 	// failed before the reply arrived (the request may or may not have run).
-	ErrUnreachable = errors.New("cluster: peer unreachable")
+	ErrUnreachable = errors.New("transport: peer unreachable")
 	// ErrFrameTooBig is returned when a request exceeds MaxFrameBytes; it was not sent.
 	// A reply above the limit reaches the caller as a RemoteError (the server's
 	// limit) or as ErrUnreachable wrapping ErrFrameTooBig (the caller's).
-	ErrFrameTooBig = errors.New("cluster: frame too big")
+	ErrFrameTooBig = errors.New("transport: frame too big")
 	// ErrNotSent is wrapped, next to the reason, by every Call error that means
 	// the request never left this node (no connection, queue full, frame too big):
 	// the peer certainly did not run it, so the caller may run it elsewhere.
-	ErrNotSent = errors.New("cluster: request not sent")
+	ErrNotSent = errors.New("transport: request not sent")
 	// ErrLate is returned when the peer refused a request because its deadline had
 	// passed before the handler could run (it arrived late, or waited too long for
 	// a handler slot): the handler did not run. Calls wrap it together with
 	// context.DeadlineExceeded.
-	ErrLate = errors.New("cluster: request reached the peer after its deadline; not run")
+	ErrLate = errors.New("transport: request reached the peer after its deadline; not run")
 )
 
 // RemoteError is the error a peer's Handler returned, as text. Calls return it as a
@@ -145,8 +55,8 @@ type RemoteError struct {
 	Msg string
 }
 
-// Error returns "cluster: remote: " followed by the remote message.
-func (e *RemoteError) Error() string { return "cluster: remote: " + e.Msg }
+// Error returns "transport: remote: " followed by the remote message.
+func (e *RemoteError) Error() string { return "transport: remote: " + e.Msg }
 
 // Handler serves requests arriving from peers.
 type Handler interface {
@@ -168,35 +78,35 @@ func (f HandlerFunc) ServeCluster(ctx context.Context, from string, typ uint8, r
 	return f(ctx, from, typ, req)
 }
 
-// Transport defaults; see TransportConfig.
+// Transport defaults; see Config.
 const (
-	trDefaultMaxQueue         = 4096
-	trDefaultMaxFrameBytes    = 64 << 20
-	trDefaultMaxInflight      = 256
-	trDefaultDialTimeout      = time.Second
-	trDefaultTimeout          = time.Second
-	trDefaultBackoffMin       = 50 * time.Millisecond
-	trDefaultBackoffMax       = 2 * time.Second
-	trDefaultWriteTimeout     = 5 * time.Second
-	trDefaultHandshakeTimeout = 2 * time.Second
+	defaultMaxQueue         = 4096
+	defaultMaxFrameBytes    = 64 << 20
+	defaultMaxInflight      = 256
+	defaultDialTimeout      = time.Second
+	defaultTimeout          = time.Second
+	defaultBackoffMin       = 50 * time.Millisecond
+	defaultBackoffMax       = 2 * time.Second
+	defaultWriteTimeout     = 5 * time.Second
+	defaultHandshakeTimeout = 2 * time.Second
 
-	// trMinFrameBytes is the smallest MaxFrameBytes Validate accepts: room for an
+	// minFrameBytes is the smallest MaxFrameBytes Validate accepts: room for an
 	// error reply.
-	trMinFrameBytes = 256
-	// trMaxRequestHeader bounds a request frame's header after the length prefix:
+	minFrameBytes = 256
+	// maxRequestHeader bounds a request frame's header after the length prefix:
 	// kind, id varint, typ, timeout varint, sent varint.
-	trMaxRequestHeader = 1 + binary.MaxVarintLen64 + 1 + 5 + 7
-	trBufSize          = 64 << 10
-	// trMaxHandshakes bounds inbound connections still in their handshake.
-	trMaxHandshakes = 256
-	// trStaleFactor times the write timeout (5s) of silence from a peer that owes
+	maxRequestHeader = 1 + binary.MaxVarintLen64 + 1 + 5 + 7
+	bufSize          = 64 << 10
+	// maxHandshakes bounds inbound connections still in their handshake.
+	maxHandshakes = 256
+	// staleFactor times the write timeout (5s) of silence from a peer that owes
 	// replies, noticed when a call times out, marks a client connection stale.
-	trStaleFactor = 2
+	staleFactor = 2
 )
 
-// TransportConfig configures a Transport. Zero fields take the defaults documented
-// here (EnsureDefaults); NewTransport never modifies the caller's struct.
-type TransportConfig struct {
+// Config configures a Transport. Zero fields take the defaults documented
+// here (EnsureDefaults); New never modifies the caller's struct.
+type Config struct {
 	// Name is this node's name, sent in the handshake: 1 to 255 bytes of UTF-8.
 	// Required.
 	Name string
@@ -251,27 +161,27 @@ type TransportConfig struct {
 }
 
 // EnsureDefaults returns a copy of c with every zero field set to its default.
-func (c TransportConfig) EnsureDefaults() TransportConfig {
+func (c Config) EnsureDefaults() Config {
 	if c.MaxQueue == 0 {
-		c.MaxQueue = trDefaultMaxQueue
+		c.MaxQueue = defaultMaxQueue
 	}
 	if c.MaxFrameBytes == 0 {
-		c.MaxFrameBytes = trDefaultMaxFrameBytes
+		c.MaxFrameBytes = defaultMaxFrameBytes
 	}
 	if c.MaxInflight == 0 {
-		c.MaxInflight = trDefaultMaxInflight
+		c.MaxInflight = defaultMaxInflight
 	}
 	if c.DialTimeout == 0 {
-		c.DialTimeout = trDefaultDialTimeout
+		c.DialTimeout = defaultDialTimeout
 	}
 	if c.DefaultTimeout == 0 {
-		c.DefaultTimeout = trDefaultTimeout
+		c.DefaultTimeout = defaultTimeout
 	}
 	if c.BackoffMin == 0 {
-		c.BackoffMin = trDefaultBackoffMin
+		c.BackoffMin = defaultBackoffMin
 	}
 	if c.BackoffMax == 0 {
-		c.BackoffMax = max(trDefaultBackoffMax, c.BackoffMin)
+		c.BackoffMax = max(defaultBackoffMax, c.BackoffMin)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -280,45 +190,45 @@ func (c TransportConfig) EnsureDefaults() TransportConfig {
 		c.Now = time.Now
 	}
 	if c.writeTimeout == 0 {
-		c.writeTimeout = trDefaultWriteTimeout
+		c.writeTimeout = defaultWriteTimeout
 	}
 	if c.handshakeTimeout == 0 {
-		c.handshakeTimeout = trDefaultHandshakeTimeout
+		c.handshakeTimeout = defaultHandshakeTimeout
 	}
 	return c
 }
 
 // Validate reports the first problem of a config that went through EnsureDefaults.
-func (c TransportConfig) Validate() error {
+func (c Config) Validate() error {
 	switch {
 	case !authValidName(c.Name):
-		return fmt.Errorf("cluster: transport: Name %q must be 1 to %d bytes of UTF-8", c.Name, authMaxName)
+		return fmt.Errorf("transport: Name %q must be 1 to %d bytes of UTF-8", c.Name, authMaxName)
 	case c.ListenAddr == "":
-		return errors.New("cluster: transport: ListenAddr is required")
+		return errors.New("transport: ListenAddr is required")
 	case c.Handler == nil:
-		return errors.New("cluster: transport: Handler is required")
+		return errors.New("transport: Handler is required")
 	case c.MaxQueue <= 0:
-		return fmt.Errorf("cluster: transport: MaxQueue %d must be positive", c.MaxQueue)
-	case c.MaxFrameBytes < trMinFrameBytes || c.MaxFrameBytes > frameMaxLimit:
-		return fmt.Errorf("cluster: transport: MaxFrameBytes %d must be between %d and %d",
-			c.MaxFrameBytes, trMinFrameBytes, frameMaxLimit)
+		return fmt.Errorf("transport: MaxQueue %d must be positive", c.MaxQueue)
+	case c.MaxFrameBytes < minFrameBytes || c.MaxFrameBytes > frameMaxLimit:
+		return fmt.Errorf("transport: MaxFrameBytes %d must be between %d and %d",
+			c.MaxFrameBytes, minFrameBytes, frameMaxLimit)
 	case c.MaxInflight <= 0:
-		return fmt.Errorf("cluster: transport: MaxInflight %d must be positive", c.MaxInflight)
+		return fmt.Errorf("transport: MaxInflight %d must be positive", c.MaxInflight)
 	case c.DialTimeout <= 0, c.DefaultTimeout <= 0, c.writeTimeout <= 0, c.handshakeTimeout <= 0:
-		return errors.New("cluster: transport: timeouts must be positive")
+		return errors.New("transport: timeouts must be positive")
 	case c.BackoffMin <= 0 || c.BackoffMax < c.BackoffMin:
-		return fmt.Errorf("cluster: transport: need 0 < BackoffMin (%v) <= BackoffMax (%v)", c.BackoffMin, c.BackoffMax)
+		return fmt.Errorf("transport: need 0 < BackoffMin (%v) <= BackoffMax (%v)", c.BackoffMin, c.BackoffMax)
 	case c.Logger == nil:
-		return errors.New("cluster: transport: Logger is required")
+		return errors.New("transport: Logger is required")
 	case c.Now == nil:
-		return errors.New("cluster: transport: Now is required")
+		return errors.New("transport: Now is required")
 	}
 	return nil
 }
 
-// TransportStats is a snapshot of a Transport's counters since NewTransport. Byte
+// Stats is a snapshot of a Transport's counters since New. Byte
 // and frame counts cover both roles (calls made and requests served).
-type TransportStats struct {
+type Stats struct {
 	// Calls is the number of Call invocations; Failures those that returned an error
 	// (including ErrQueueFull, deadlines and RemoteErrors).
 	Calls, Failures uint64
@@ -343,17 +253,17 @@ type TransportStats struct {
 	BadFrames uint64
 }
 
-// trStats holds the live counters behind TransportStats.
-type trStats struct {
+// counters holds the live counters behind Stats.
+type counters struct {
 	calls, failures, queueFull, served, expired     atomic.Uint64
 	bytesIn, bytesOut, framesOut, flushes           atomic.Uint64
 	dials, reconnects, accepted, refused, badFrames atomic.Uint64
 }
 
-// Transport sends requests to peers and serves theirs. See the notes at the top of
-// transport.go for the protocol and guarantees. Create it with NewTransport.
+// Transport sends requests to peers and serves theirs. See the package
+// documentation for the protocol and guarantees. Create it with New.
 type Transport struct {
-	cfg TransportConfig
+	cfg Config
 	log *slog.Logger
 	ln  net.Listener
 
@@ -369,18 +279,18 @@ type Transport struct {
 	// write) while !closed, so Close can set closed and then wait for all of them.
 	mu       sync.RWMutex
 	closed   bool
-	peers    map[string]*trPeer
+	peers    map[string]*peer
 	srvConns map[net.Conn]struct{}
 	rng      *rand.Rand // seeds the peers' jitter; write lock
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
-	st        trStats
+	st        counters
 }
 
-// NewTransport listens on cfg.ListenAddr and starts serving peers with cfg.Handler.
+// New listens on cfg.ListenAddr and starts serving peers with cfg.Handler.
 // Close releases it.
-func NewTransport(cfg TransportConfig) (*Transport, error) {
+func New(cfg Config) (*Transport, error) {
 	cfg = cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -388,11 +298,11 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 	cfg.Secret = bytes.Clone(cfg.Secret)
 	var seed [16]byte
 	if _, err := crand.Read(seed[:]); err != nil {
-		return nil, fmt.Errorf("cluster: transport: seed: %w", err)
+		return nil, fmt.Errorf("transport: seed: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
-		return nil, fmt.Errorf("cluster: transport: listen: %w", err)
+		return nil, fmt.Errorf("transport: listen: %w", err)
 	}
 	if cfg.ServerTLS != nil {
 		// The TLS handshake happens on the first read or write of a connection,
@@ -404,8 +314,8 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 		log:        cfg.Logger.With("node", cfg.Name),
 		ln:         ln,
 		done:       make(chan struct{}),
-		handshakes: make(chan struct{}, trMaxHandshakes),
-		peers:      make(map[string]*trPeer),
+		handshakes: make(chan struct{}, maxHandshakes),
+		peers:      make(map[string]*peer),
 		srvConns:   make(map[net.Conn]struct{}),
 		rng:        rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
 	}
@@ -419,9 +329,9 @@ func NewTransport(cfg TransportConfig) (*Transport, error) {
 func (t *Transport) Addr() string { return t.ln.Addr().String() }
 
 // Stats returns a snapshot of the transport's counters.
-func (t *Transport) Stats() TransportStats {
+func (t *Transport) Stats() Stats {
 	s := &t.st
-	return TransportStats{
+	return Stats{
 		Calls: s.calls.Load(), Failures: s.failures.Load(), QueueFull: s.queueFull.Load(),
 		Served: s.served.Load(), Expired: s.expired.Load(),
 		BytesIn: s.bytesIn.Load(), BytesOut: s.bytesOut.Load(),
@@ -439,7 +349,7 @@ func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
 		t.mu.Lock()
 		t.closed = true
-		peers := make([]*trPeer, 0, len(t.peers))
+		peers := make([]*peer, 0, len(t.peers))
 		for _, p := range t.peers {
 			peers = append(peers, p)
 		}
@@ -468,8 +378,8 @@ func (t *Transport) Close() error {
 	return nil
 }
 
-// trGo runs f in a goroutine owned by the transport, unless the transport is closed.
-func (t *Transport) trGo(f func()) bool {
+// spawn runs f in a goroutine owned by the transport, unless the transport is closed.
+func (t *Transport) spawn(f func()) bool {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
 	if t.closed {
@@ -492,15 +402,15 @@ func (t *Transport) isClosed() bool {
 	}
 }
 
-// trConnError turns a read or write error on a connection into the error pending
+// connError turns a read or write error on a connection into the error pending
 // calls get, logging and counting bad frames.
-func (t *Transport) trConnError(err error, peer, role string) error {
+func (t *Transport) connError(err error, peer, role string) error {
 	if t.isClosed() {
 		return ErrClosed
 	}
 	if errors.Is(err, errFrameMalformed) || errors.Is(err, ErrFrameTooBig) {
 		t.st.badFrames.Add(1)
-		t.log.Warn("cluster: bad frame, closing connection", "peer", peer, "role", role, "err", err)
+		t.log.Warn("transport: bad frame, closing connection", "peer", peer, "role", role, "err", err)
 	}
 	if errors.Is(err, io.EOF) {
 		err = errors.New("connection closed by peer")
@@ -508,10 +418,10 @@ func (t *Transport) trConnError(err error, peer, role string) error {
 	return fmt.Errorf("%w: %s: %w", ErrUnreachable, peer, err)
 }
 
-// trWriter is the coalescing frame writer shared by both roles: frames go to a
+// writer is the coalescing frame writer shared by both roles: frames go to a
 // bufio.Writer, flushed by the caller when its queue is empty, under a write
 // deadline refreshed as writes make progress.
-type trWriter struct {
+type writer struct {
 	t       *Transport
 	conn    net.Conn
 	bw      *bufio.Writer
@@ -519,12 +429,12 @@ type trWriter struct {
 	armedAt time.Time
 }
 
-func (t *Transport) newTrWriter(conn net.Conn) *trWriter {
-	return &trWriter{t: t, conn: conn, bw: bufio.NewWriterSize(conn, trBufSize)}
+func (t *Transport) newWriter(conn net.Conn) *writer {
+	return &writer{t: t, conn: conn, bw: bufio.NewWriterSize(conn, bufSize)}
 }
 
 // arm (re)sets the write deadline unless it was set very recently.
-func (w *trWriter) arm() error {
+func (w *writer) arm() error {
 	now := time.Now()
 	if now.Sub(w.armedAt) < w.t.cfg.writeTimeout/8 {
 		return nil
@@ -533,7 +443,7 @@ func (w *trWriter) arm() error {
 	return w.conn.SetWriteDeadline(now.Add(w.t.cfg.writeTimeout))
 }
 
-func (w *trWriter) write(f *trFrame) error {
+func (w *writer) write(f *frame) error {
 	if err := w.arm(); err != nil {
 		return err
 	}
@@ -549,7 +459,7 @@ func (w *trWriter) write(f *trFrame) error {
 	return nil
 }
 
-func (w *trWriter) flush() error {
+func (w *writer) flush() error {
 	if w.bw.Buffered() == 0 {
 		return nil
 	}
@@ -560,10 +470,10 @@ func (w *trWriter) flush() error {
 	return w.bw.Flush()
 }
 
-// trNext returns the next queued item and true, or false when the queue stays
+// nextQueued returns the next queued item and true, or false when the queue stays
 // empty after the writer yielded once: requests (or replies) that goroutines about
 // to run are producing then join this flush instead of costing a write each.
-func trNext[T any](q <-chan T) (T, bool) {
+func nextQueued[T any](q <-chan T) (T, bool) {
 	for i := range 2 {
 		select {
 		case v := <-q:

@@ -1,7 +1,7 @@
-package cluster
+package transport
 
 // Frame codec of the internode transport: pure functions, no I/O besides the
-// bufio.Reader handed in. See the notes at the top of transport.go for the protocol.
+// bufio.Reader handed in. See doc.go for the protocol.
 //
 // Wire layout of one frame (all integers big-endian or uvarint):
 //
@@ -57,11 +57,11 @@ const (
 )
 
 // errFrameMalformed reports a frame that violates the layout. It closes the connection.
-var errFrameMalformed = errors.New("cluster: malformed frame")
+var errFrameMalformed = errors.New("transport: malformed frame")
 
-// trFrame is one decoded frame. For frames returned by readFrame, payload aliases a
+// frame is one decoded frame. For frames returned by readFrame, payload aliases a
 // buffer owned by the frame (never the bufio.Reader's).
-type trFrame struct {
+type frame struct {
 	kind      uint8
 	id        uint64
 	typ       uint8  // requests only
@@ -81,7 +81,7 @@ func frameUvarintLen(v uint64) int {
 }
 
 // frameHeaderLen is the size of f's body without its payload.
-func frameHeaderLen(f *trFrame) int {
+func frameHeaderLen(f *frame) int {
 	n := 1 + frameUvarintLen(f.id)
 	if f.kind == frameKindRequest {
 		n += 1 + frameUvarintLen(f.timeoutMs) + frameUvarintLen(f.sentMs)
@@ -91,14 +91,14 @@ func frameHeaderLen(f *trFrame) int {
 
 // frameBodyLen is the value of f's length prefix: every byte after the prefix. The
 // transport checks it against its maximum before encoding.
-func frameBodyLen(f *trFrame) int {
+func frameBodyLen(f *frame) int {
 	return frameHeaderLen(f) + len(f.payload)
 }
 
 // appendFrameHeader appends f's length prefix and header, not its payload, so a
 // writer can send a large payload without copying it. The caller has checked
 // frameBodyLen(f) against its limit (and so against frameMaxLimit).
-func appendFrameHeader(dst []byte, f *trFrame) []byte {
+func appendFrameHeader(dst []byte, f *frame) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(frameBodyLen(f)))
 	dst = append(dst, f.kind)
 	dst = binary.AppendUvarint(dst, f.id)
@@ -111,7 +111,7 @@ func appendFrameHeader(dst []byte, f *trFrame) []byte {
 }
 
 // appendFrame appends the complete encoding of f to dst.
-func appendFrame(dst []byte, f *trFrame) []byte {
+func appendFrame(dst []byte, f *frame) []byte {
 	return append(appendFrameHeader(dst, f), f.payload...)
 }
 
@@ -119,27 +119,27 @@ func appendFrame(dst []byte, f *trFrame) []byte {
 // a length prefix above limit before allocating anything for it. It returns io.EOF
 // only when r ends cleanly between frames; any other error means the stream is
 // unusable (malformed frames wrap errFrameMalformed).
-func readFrame(r *bufio.Reader, limit int) (trFrame, error) {
+func readFrame(r *bufio.Reader, limit int) (frame, error) {
 	prefix, err := r.Peek(frameLenSize)
 	if err != nil {
 		if len(prefix) > 0 && err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return trFrame{}, err
+		return frame{}, err
 	}
 	n := binary.BigEndian.Uint32(prefix)
 	if _, err := r.Discard(frameLenSize); err != nil {
-		return trFrame{}, err
+		return frame{}, err
 	}
 	if limit < 0 || uint64(n) > uint64(limit) {
-		return trFrame{}, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrFrameTooBig, n, limit)
+		return frame{}, fmt.Errorf("%w: frame of %d bytes, limit %d", ErrFrameTooBig, n, limit)
 	}
 	if n < frameMinBody {
-		return trFrame{}, fmt.Errorf("%w: length %d", errFrameMalformed, n)
+		return frame{}, fmt.Errorf("%w: length %d", errFrameMalformed, n)
 	}
 	body, err := frameReadBody(r, int(n))
 	if err != nil {
-		return trFrame{}, err
+		return frame{}, err
 	}
 	return frameParseBody(body)
 }
@@ -163,42 +163,42 @@ func frameReadBody(r io.Reader, n int) ([]byte, error) {
 }
 
 // frameParseBody decodes a frame body (everything after the length prefix).
-func frameParseBody(body []byte) (trFrame, error) {
-	var f trFrame
+func frameParseBody(body []byte) (frame, error) {
+	var f frame
 	if len(body) < frameMinBody {
-		return trFrame{}, fmt.Errorf("%w: body of %d bytes", errFrameMalformed, len(body))
+		return frame{}, fmt.Errorf("%w: body of %d bytes", errFrameMalformed, len(body))
 	}
 	f.kind = body[0]
 	switch f.kind {
 	case frameKindRequest, frameKindResponse, frameKindError, frameKindLate:
 	default:
-		return trFrame{}, fmt.Errorf("%w: unknown kind %d", errFrameMalformed, f.kind)
+		return frame{}, fmt.Errorf("%w: unknown kind %d", errFrameMalformed, f.kind)
 	}
 	rest := body[1:]
 	var err error
 	if f.id, rest, err = frameUvarint(rest, "id"); err != nil {
-		return trFrame{}, err
+		return frame{}, err
 	}
 	if f.kind == frameKindRequest {
 		if len(rest) < 1 {
-			return trFrame{}, fmt.Errorf("%w: request without type", errFrameMalformed)
+			return frame{}, fmt.Errorf("%w: request without type", errFrameMalformed)
 		}
 		f.typ = rest[0]
 		if f.timeoutMs, rest, err = frameUvarint(rest[1:], "timeout"); err != nil {
-			return trFrame{}, err
+			return frame{}, err
 		}
 		if f.timeoutMs == 0 || f.timeoutMs > frameMaxTimeoutMs {
-			return trFrame{}, fmt.Errorf("%w: timeout %dms", errFrameMalformed, f.timeoutMs)
+			return frame{}, fmt.Errorf("%w: timeout %dms", errFrameMalformed, f.timeoutMs)
 		}
 		if f.sentMs, rest, err = frameUvarint(rest, "sent"); err != nil {
-			return trFrame{}, err
+			return frame{}, err
 		}
 		if f.sentMs > clockMaxMs {
-			return trFrame{}, fmt.Errorf("%w: clock reading %dms", errFrameMalformed, f.sentMs)
+			return frame{}, fmt.Errorf("%w: clock reading %dms", errFrameMalformed, f.sentMs)
 		}
 	}
 	if f.kind == frameKindLate && len(rest) != 0 {
-		return trFrame{}, fmt.Errorf("%w: late refusal with a payload", errFrameMalformed)
+		return frame{}, fmt.Errorf("%w: late refusal with a payload", errFrameMalformed)
 	}
 	f.payload = rest
 	return f, nil

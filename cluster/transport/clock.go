@@ -1,4 +1,4 @@
-package cluster
+package transport
 
 // Bounding a peer's clock: how a server tells, in its own clock, when a request's
 // caller gives up, without trusting the two nodes' wall clocks to agree (the chaos
@@ -11,7 +11,7 @@ package cluster
 // lower bound of θ gives the LATEST time, in our clock, at which the peer's clock
 // can reach a given reading: ours = peer - θ ≤ peer - bound. The server uses it
 // for the caller's deadline, so it never refuses a request its caller may still
-// be waiting for (see "Deadlines" in transport.go for why that side).
+// be waiting for (see "Deadlines" in doc.go for why that side).
 //
 // The bound is as tight as the fastest message seen: its one-way delay. A request
 // that sat in TCP's retransmission queue or in a stopped process's socket buffer

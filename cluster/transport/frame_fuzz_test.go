@@ -1,4 +1,4 @@
-package cluster
+package transport
 
 import (
 	"bufio"
@@ -12,7 +12,7 @@ import (
 // accept a frame above the limit, and every frame it accepts must re-encode to
 // exactly the bytes it consumed (the encoding is canonical).
 func FuzzReadFrame(f *testing.F) {
-	for _, fr := range []trFrame{
+	for _, fr := range []frame{
 		{kind: frameKindRequest, id: 1, typ: 3, timeoutMs: 1000, sentMs: 1_700_000_000_000, payload: []byte("get k")},
 		{kind: frameKindRequest, id: 1<<64 - 1, typ: 255, timeoutMs: frameMaxTimeoutMs, sentMs: clockMaxMs},
 		{kind: frameKindLate, id: 3},
@@ -21,9 +21,9 @@ func FuzzReadFrame(f *testing.F) {
 	} {
 		f.Add(appendFrame(nil, &fr))
 	}
-	two := appendFrame(nil, &trFrame{kind: frameKindResponse, id: 7})
-	f.Add(appendFrame(two, &trFrame{kind: frameKindRequest, id: 8, typ: 1, timeoutMs: 5, sentMs: 7}))
-	f.Add(appendFrame(nil, &trFrame{kind: frameKindRequest, id: 8, typ: 1, timeoutMs: 5, sentMs: clockMaxMs + 1}))
+	two := appendFrame(nil, &frame{kind: frameKindResponse, id: 7})
+	f.Add(appendFrame(two, &frame{kind: frameKindRequest, id: 8, typ: 1, timeoutMs: 5, sentMs: 7}))
+	f.Add(appendFrame(nil, &frame{kind: frameKindRequest, id: 8, typ: 1, timeoutMs: 5, sentMs: clockMaxMs + 1}))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1, 1})
 	f.Add([]byte{0, 0, 0, 3, frameKindResponse, 0x81, 0x00})
 	const limit = 1 << 16

@@ -1,7 +1,7 @@
-package cluster
+package transport
 
 // Server side of the transport: accepting, authenticating and serving inbound
-// connections. See the notes in transport.go.
+// connections. See the package documentation (doc.go).
 
 import (
 	"bufio"
@@ -26,7 +26,7 @@ func (t *Transport) acceptLoop() {
 				return
 			}
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			t.log.Warn("cluster: accept failed", "err", err, "retry_in", delay)
+			t.log.Warn("transport: accept failed", "err", err, "retry_in", delay)
 			timer := time.NewTimer(delay)
 			select {
 			case <-timer.C:
@@ -45,7 +45,7 @@ func (t *Transport) acceptLoop() {
 			// handshake timeout; a flood of them is refused outright.
 			_ = conn.Close()
 			t.st.refused.Add(1)
-			t.log.Warn("cluster: refused connection: too many handshakes in progress",
+			t.log.Warn("transport: refused connection: too many handshakes in progress",
 				"remote", conn.RemoteAddr().String(), "limit", cap(t.handshakes))
 			continue
 		}
@@ -90,7 +90,7 @@ func (t *Transport) serveConn(conn net.Conn) {
 			return
 		}
 		t.st.refused.Add(1)
-		t.log.Warn("cluster: refused connection", "remote", remote, "name", from, "err", err)
+		t.log.Warn("transport: refused connection", "remote", remote, "name", from, "err", err)
 		return
 	}
 
@@ -102,7 +102,7 @@ func (t *Transport) serveConn(conn net.Conn) {
 	// sem holds one slot per request from its start until its reply is written, so
 	// at most MaxInflight replies exist and sending one never blocks.
 	sem := make(chan struct{}, t.cfg.MaxInflight)
-	replies := make(chan trFrame, t.cfg.MaxInflight)
+	replies := make(chan frame, t.cfg.MaxInflight)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -110,7 +110,7 @@ func (t *Transport) serveConn(conn net.Conn) {
 	}()
 
 	pool := newWorkers() // runs the handler calls
-	br := bufio.NewReaderSize(conn, trBufSize)
+	br := bufio.NewReaderSize(conn, bufSize)
 	for {
 		f, err := readFrame(br, t.cfg.MaxFrameBytes)
 		if err == nil && f.kind != frameKindRequest {
@@ -118,7 +118,7 @@ func (t *Transport) serveConn(conn net.Conn) {
 		}
 		if err != nil {
 			if ctx.Err() == nil {
-				_ = t.trConnError(err, remote, "server")
+				_ = t.connError(err, remote, "server")
 			}
 			break
 		}
@@ -137,7 +137,7 @@ func (t *Transport) serveConn(conn net.Conn) {
 			break
 		}
 		if t.late(deadline) {
-			replies <- trFrame{kind: frameKindLate, id: f.id} // never blocks: see sem
+			replies <- frame{kind: frameKindLate, id: f.id} // never blocks: see sem
 			continue
 		}
 		pool.run(func() { t.serveRequest(ctx, from, f, deadline, replies) })
@@ -160,17 +160,17 @@ func (t *Transport) late(deadline time.Time) bool {
 
 // serveRequest runs the handler for one request and queues its reply; a request
 // whose deadline passed while it waited for a worker is refused instead.
-func (t *Transport) serveRequest(ctx context.Context, from string, f trFrame, deadline time.Time, replies chan<- trFrame) {
+func (t *Transport) serveRequest(ctx context.Context, from string, f frame, deadline time.Time, replies chan<- frame) {
 	if t.late(deadline) {
-		replies <- trFrame{kind: frameKindLate, id: f.id}
+		replies <- frame{kind: frameKindLate, id: f.id}
 		return
 	}
 	// The context's timer runs on the real clock: give it the time left.
 	ctx, cancel := context.WithTimeout(ctx, deadline.Sub(t.cfg.Now()))
 	defer cancel()
 	t.st.served.Add(1)
-	resp, err := t.trCallHandler(ctx, from, f.typ, f.payload)
-	r := trFrame{kind: frameKindResponse, id: f.id, payload: resp}
+	resp, err := t.callHandler(ctx, from, f.typ, f.payload)
+	r := frame{kind: frameKindResponse, id: f.id, payload: resp}
 	if err == nil && frameBodyLen(&r) > t.cfg.MaxFrameBytes {
 		err = fmt.Errorf("%w: reply of %d bytes, limit %d", ErrFrameTooBig, len(resp), t.cfg.MaxFrameBytes)
 	}
@@ -184,8 +184,8 @@ func (t *Transport) serveRequest(ctx context.Context, from string, f trFrame, de
 	replies <- r // never blocks: see sem in serveConn
 }
 
-// trCallHandler calls the handler, turning a panic into an error.
-func (t *Transport) trCallHandler(ctx context.Context, from string, typ uint8, req []byte) (resp []byte, err error) {
+// callHandler calls the handler, turning a panic into an error.
+func (t *Transport) callHandler(ctx context.Context, from string, typ uint8, req []byte) (resp []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			stack := enginepanic.Check(t.log, v)
@@ -199,10 +199,10 @@ func (t *Transport) trCallHandler(ctx context.Context, from string, typ uint8, r
 // serverWriteLoop writes replies, flushing when none is waiting; it frees a handler
 // slot per reply written. A write error closes the connection.
 func (t *Transport) serverWriteLoop(ctx context.Context, cancel context.CancelFunc, conn net.Conn,
-	remote string, replies <-chan trFrame, sem <-chan struct{}) {
-	w := t.newTrWriter(conn)
+	remote string, replies <-chan frame, sem <-chan struct{}) {
+	w := t.newWriter(conn)
 	for {
-		var r trFrame
+		var r frame
 		select {
 		case r = <-replies:
 		case <-ctx.Done():
@@ -212,21 +212,21 @@ func (t *Transport) serverWriteLoop(ctx context.Context, cancel context.CancelFu
 			err := w.write(&r)
 			<-sem
 			if err != nil {
-				t.trServerWriteFailed(ctx, cancel, conn, remote, err)
+				t.serverWriteFailed(ctx, cancel, conn, remote, err)
 				return
 			}
-			r, more = trNext(replies)
+			r, more = nextQueued(replies)
 		}
 		if err := w.flush(); err != nil {
-			t.trServerWriteFailed(ctx, cancel, conn, remote, err)
+			t.serverWriteFailed(ctx, cancel, conn, remote, err)
 			return
 		}
 	}
 }
 
-func (t *Transport) trServerWriteFailed(ctx context.Context, cancel context.CancelFunc, conn net.Conn, remote string, err error) {
+func (t *Transport) serverWriteFailed(ctx context.Context, cancel context.CancelFunc, conn net.Conn, remote string, err error) {
 	if ctx.Err() == nil {
-		t.log.Debug("cluster: writing replies failed, closing connection", "remote", remote, "err", err)
+		t.log.Debug("transport: writing replies failed, closing connection", "remote", remote, "err", err)
 	}
 	cancel()
 	_ = conn.Close()

@@ -1,4 +1,4 @@
-package cluster
+package transport
 
 import (
 	"crypto/tls"
@@ -18,10 +18,10 @@ func trtTLS(leaf *testcerts.Leaf, ca *testcerts.CA) (server, client *tls.Config)
 	return server, client
 }
 
-// TestTransportMutualTLS: nodes with certificates of the cluster's CA talk over
+// TestMutualTLS: nodes with certificates of the cluster's CA talk over
 // TLS (the secret handshake inside it); a node whose certificate another CA signed,
 // or that dials without TLS, is refused with ErrAuth and served nothing.
-func TestTransportMutualTLS(t *testing.T) {
+func TestMutualTLS(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	dir := t.TempDir()
 	ca, err := testcerts.NewCA(dir, "cluster")
