@@ -75,9 +75,9 @@ func StartCluster(ctx context.Context, c Config) (*Cluster, error) {
 	return cl, nil
 }
 
-// Output returns the end of node i's output: the last 8 KiB kept in memory, or
+// output returns the end of node i's output: the last 8 KiB kept in memory, or
 // the last 40 lines of its log file.
-func (cl *Cluster) Output(i int) string {
+func (cl *Cluster) output(i int) string {
 	if cl.tails[i] != nil {
 		return cl.tails[i].String()
 	}
@@ -89,11 +89,8 @@ func (cl *Cluster) Output(i int) string {
 	return strings.Join(lines[max(0, len(lines)-40):], "\n")
 }
 
-// Log returns the path of node i's log file ("" without Config.LogDir).
-func (cl *Cluster) Log(i int) string { return cl.logs[i] }
-
 func (cl *Cluster) withOutput(i int, err error) error {
-	return fmt.Errorf("%w\n%s", err, cl.Output(i))
+	return fmt.Errorf("%w\n%s", err, cl.output(i))
 }
 
 // Close stops every node, all at once (SIGTERM, SIGKILL after 10 s), and returns

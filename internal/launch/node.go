@@ -83,7 +83,7 @@ type Config struct {
 	// Dir holds the data directories, Dir/<name>; "" leaves the server's default.
 	Dir string
 	// LogDir, when set, receives each node's output, appended to LogDir/<name>.log;
-	// otherwise StartCluster keeps the last 8 KiB of it in memory (Cluster.Output).
+	// otherwise StartCluster keeps the last 8 KiB of it in memory, for its errors.
 	LogDir string
 	// Storage, Secret and LogLevel are every node's flags ("": none).
 	Storage, Secret, LogLevel string

@@ -63,9 +63,6 @@ func (p *Proc) Name() string { return p.name }
 // Pid returns the process's id.
 func (p *Proc) Pid() int { return p.cmd.Process.Pid }
 
-// Done is closed once the process has exited and been reaped.
-func (p *Proc) Done() <-chan struct{} { return p.done }
-
 // Exited reports whether the process has exited.
 func (p *Proc) Exited() bool {
 	select {
