@@ -17,18 +17,15 @@ REQUESTS=${REQUESTS:-200000}
 AAE_RATE=${AAE_RATE:-20000}
 . bench/lib.sh
 
-declare -a RESP GOSSIP ARGS
-start_node() { # i aae-interval
-  local i=$1 join=()
-  [ "$i" -gt 0 ] && join=(--join 127.0.0.1:"${GOSSIP[0]}")
-  ./bin/dynakv server --name "aae$((i+1))" --storage memory \
-    --resp 127.0.0.1:"${RESP[$i]}" --memcache 127.0.0.1:"$(free_port)" --http 127.0.0.1:"$(free_port)" \
-    --gossip 127.0.0.1:"${GOSSIP[$i]}" --cluster 127.0.0.1:"$(free_port)" --secret bench \
-    --hinted-handoff=false --aae-interval "$2" --aae-max-keys-per-sec "$AAE_RATE" \
-    --log-level warn "${join[@]}" >>"$work/dynakv$i.log" 2>&1 &
-  pids+=($!)
-  NODEPID[$i]=$!
-  for _ in $(seq 100); do redis-cli -p "${RESP[$i]}" PING >/dev/null 2>&1 && break; sleep 0.1; done
+declare -a RESP GOSSIP
+# launch ENV ARGS...: a launcher of nodes named aae<i>, in-memory, hinted handoff
+# off, anti-entropy every $interval (off when negative).
+launch() {
+  local env=$1
+  shift
+  dynakv_launch "$env" --name aae --dir "$work/$mode" --storage memory --secret bench "$@" \
+    -- --hinted-handoff=false --aae-interval "$interval" --aae-max-keys-per-sec "$AAE_RATE"
+  pids+=("$LAUNCH_PID")
 }
 field() { redis-cli -p "$1" INFO cluster | tr -d '\r' | awk -F: -v f="$2" '$1 == f {print $2}'; }
 wait_alive() { for _ in $(seq 300); do [ "$(field "${RESP[0]}" cluster_members_alive)" = "$1" ] && return; sleep 0.1; done; }
@@ -37,16 +34,18 @@ printf '%-14s %-4s %12s %9s %9s\n' anti-entropy test 'requests/s' 'p50 ms' 'p99 
 declare -A p99
 for mode in off on; do
   interval=-1s; [ $mode = on ] && interval=1s
-  for i in 0 1 2; do RESP[$i]=$(free_port); GOSSIP[$i]=$(free_port); done
-  declare -A NODEPID=()
-  for i in 0 1 2; do start_node "$i" "$interval"; done
-  wait_alive 3
+  launch "$work/$mode.env" --nodes 3
+  RESP=("${DYNAKV_RESP[@]##*:}") GOSSIP=("${DYNAKV_GOSSIP[@]}") third=${DYNAKV_PID[2]}
   # Preload KEYS writes over a keyspace ten times larger (about 95% distinct keys);
   # the measured run then uses only the first tenth of it, so most of what the third
   # node gets back comes from anti-entropy, not from the measured writes.
   redis-benchmark -p "${RESP[0]}" -t set -n "$KEYS" -r $((KEYS * 10)) -c 50 -d 100 -q >/dev/null 2>&1
-  kill "${NODEPID[2]}"; wait "${NODEPID[2]}" 2>/dev/null || true
-  start_node 2 "$interval" # empty again: --storage memory
+  # The third node stops and starts again empty (--storage memory) under its name
+  # and gossip address.
+  kill "$third"
+  while kill -0 "$third" 2>/dev/null; do sleep 0.05; done
+  launch "$work/$mode-again.env" --nodes 1 --first 3 --gossip "${GOSSIP[2]}" --join "${GOSSIP[0]}" --members 3
+  RESP[2]=${DYNAKV_RESP[0]##*:}
   wait_alive 3
   while read -r test r p50 p99v; do
     printf '%-14s %-4s %12s %9s %9s\n' "$mode" "$test" "$r" "$p50" "$p99v"; p99[$mode-$test]=$p99v
@@ -54,8 +53,7 @@ for mode in off on; do
     awk -F, 'NR>1 { gsub(/"/,""); print $1, $2, $5, $7 }')
   repaired=0; for i in 0 1 2; do repaired=$((repaired + $(field "${RESP[$i]}" aae_keys_repaired))); done
   echo "  during the run anti-entropy repaired $repaired keys (all nodes)"
-  for p in "${NODEPID[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
+  dynakv_stop "${pids[@]}"
   pids=()
 done
 for t in SET GET; do

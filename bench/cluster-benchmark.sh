@@ -17,27 +17,14 @@ REQUESTS=${REQUESTS:-200000}
 STORAGE=${STORAGE:-disk}
 . bench/lib.sh
 
-RPORT=$(free_port)
+RPORT=$(free_ports 1)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
-declare -a RESP HTTP GOSSIP
-for i in 0 1 2; do RESP[$i]=$(free_port); HTTP[$i]=$(free_port); GOSSIP[$i]=$(free_port); done
-for i in 0 1 2; do
-  join=()
-  [ "$i" -gt 0 ] && join=(--join 127.0.0.1:"${GOSSIP[0]}")
-  ./bin/dynakv server --name "bench$((i+1))" --storage "$STORAGE" --data-dir "$work/d$i" \
-    --resp 127.0.0.1:"${RESP[$i]}" --memcache 127.0.0.1:"$(free_port)" --http 127.0.0.1:"${HTTP[$i]}" \
-    --gossip 127.0.0.1:"${GOSSIP[$i]}" --cluster 127.0.0.1:"$(free_port)" --secret bench \
-    --log-level warn "${join[@]}" >"$work/dynakv$i.log" 2>&1 &
-  pids+=($!)
-done
-for p in "$RPORT" "${RESP[@]}"; do
-  for _ in $(seq 100); do redis-cli -p "$p" PING >/dev/null 2>&1 && break; sleep 0.1; done
-done
-for _ in $(seq 100); do
-  [ "$(redis-cli -p "${RESP[0]}" INFO cluster | tr -d '\r' | awk -F: '/^cluster_members_alive/ {print $2}')" = 3 ] && break
-  sleep 0.1
-done
+# Three nodes bench1..3, each seeing the three alive before this goes on.
+dynakv_launch "$work/cluster.env" --nodes 3 --name bench --dir "$work" --storage "$STORAGE" --secret bench
+pids+=("$LAUNCH_PID")
+RESP=("${DYNAKV_RESP[@]##*:}") HTTP=("${DYNAKV_HTTP[@]}")
+for _ in $(seq 100); do redis-cli -p "$RPORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p "${RESP[0]}" INFO cluster | tr -d '\r' | grep -E '^(cluster_members|n|r|w):'
 
 # run PORT [CLIENTS] -> lines "TEST rps p50 p99"
@@ -51,7 +38,7 @@ while read -r test r p50 p99; do
   printf '%-4s %-22s %12s %9s %9s\n' "$test" redis "$r" "$p50" "$p99"; rps[$test-redis]=$r
 done < <(run "$RPORT" "$REQUESTS" 50)
 if [ "${PROFILE:-0}" = 1 ]; then
-  (sleep 1; curl -s -H "Authorization: Bearer $(./bin/dynakv admin token --secret bench)" "http://127.0.0.1:${HTTP[0]}/debug/pprof/profile?seconds=10" -o bench/cluster-set.pprof) &
+  (sleep 1; curl -s -H "Authorization: Bearer $("$DYNAKV" admin token --secret bench)" "http://${HTTP[0]}/debug/pprof/profile?seconds=10" -o bench/cluster-set.pprof) &
 fi
 while read -r test r p50 p99; do
   printf '%-4s %-22s %12s %9s %9s\n' "$test" "dynakv 3 nodes (one)" "$r" "$p50" "$p99"; rps[$test-one]=$r

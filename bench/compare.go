@@ -5,22 +5,18 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dynakv/dynakv/internal/freeport"
+	"github.com/dynakv/dynakv/internal/launch"
 )
 
 // Names of the servers Compare runs.
@@ -104,7 +100,7 @@ func (cc CompareConfig) ensureDefaults() CompareConfig {
 type server struct {
 	name  string
 	addrs map[string]string
-	procs []*child
+	procs []*launch.Proc
 }
 
 // Compare starts the servers, runs cc's workload against each in alternation for
@@ -327,13 +323,14 @@ func startReference(ctx context.Context, cc CompareConfig, name, path, proto str
 		return nil, err
 	}
 	_, port, _ := net.SplitHostPort(addr)
-	c, err := startChild(name, bin, args(port)...)
+	out := &launch.Buffer{Max: 8 << 10}
+	c, err := launch.Start(launch.Spec{Name: name, Path: bin, Args: args(port), Output: out})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	s := &server{name: name, addrs: map[string]string{proto: addr}, procs: []*child{c}}
-	if err := waitReady(ctx, cc.StartTimeout, c, func() error { return ping(proto, addr) }); err != nil {
-		return s, err
+	s := &server{name: name, addrs: map[string]string{proto: addr}, procs: []*launch.Proc{c}}
+	if err := c.Ready(ctx, func() error { return ping(proto, addr) }, cc.StartTimeout); err != nil {
+		return s, fmt.Errorf("bench: %w\n%s", err, out.String())
 	}
 	fmt.Fprintf(cc.Log, "started %s on %s\n", name, addr)
 	return s, nil
@@ -349,14 +346,15 @@ func startBaseline(ctx context.Context, cc CompareConfig) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := startChild(NameBaseline, cc.Dynakv, "bench-baseline", "--resp", resp, "--memcache", mc)
+	out := &launch.Buffer{Max: 8 << 10}
+	c, err := launch.Start(launch.Spec{Name: NameBaseline, Path: cc.Dynakv, Args: []string{"bench-baseline", "--resp", resp, "--memcache", mc}, Output: out})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("bench: %w", err)
 	}
-	s := &server{name: NameBaseline, addrs: map[string]string{ProtoRESP: resp, ProtoMemcache: mc}, procs: []*child{c}}
+	s := &server{name: NameBaseline, addrs: map[string]string{ProtoRESP: resp, ProtoMemcache: mc}, procs: []*launch.Proc{c}}
 	for _, proto := range cc.Protocols {
-		if err := waitReady(ctx, cc.StartTimeout, c, func() error { return ping(proto, s.addrs[proto]) }); err != nil {
-			return s, err
+		if err := c.Ready(ctx, func() error { return ping(proto, s.addrs[proto]) }, cc.StartTimeout); err != nil {
+			return s, fmt.Errorf("bench: %w\n%s", err, out.String())
 		}
 	}
 	fmt.Fprintf(cc.Log, "started %s: RESP %s, memcached %s\n", NameBaseline, resp, mc)
@@ -370,133 +368,34 @@ func startDynakv(ctx context.Context, cc CompareConfig, dir, name string, count 
 	if _, err := rand.Read(secret[:]); err != nil {
 		return nil, fmt.Errorf("bench: secret: %w", err)
 	}
-	s := &server{name: name, addrs: map[string]string{}}
-	var seedGossip string
-	var https []string
-	for i := range count {
-		var a [5]string
-		for j := range a {
-			var err error
-			if a[j], err = freeAddr(); err != nil {
-				return s, err
-			}
-		}
-		resp, mc, httpAddr, gossip, clusterAddr := a[0], a[1], a[2], a[3], a[4]
-		nodeName := fmt.Sprintf("%s-%d", name, i+1)
-		args := []string{"server", "--name", nodeName, "--storage", cc.Storage,
-			"--data-dir", filepath.Join(dir, nodeName), "--resp", resp, "--memcache", mc, "--http", httpAddr,
-			"--gossip", gossip, "--cluster", clusterAddr, "--secret", hex.EncodeToString(secret[:]),
-			"--log-level", "warn"}
-		if count > 1 {
-			args = append(args, "--n", strconv.Itoa(count))
-		}
-		if cc.Fsync != "" {
-			args = append(args, "--fsync", cc.Fsync)
-		}
-		if i == 0 {
-			seedGossip = gossip
-			s.addrs[ProtoRESP], s.addrs[ProtoMemcache] = resp, mc
-		} else {
-			args = append(args, "--join", seedGossip)
-		}
-		c, err := startChild(nodeName, cc.Dynakv, args...)
-		if err != nil {
-			return s, err
-		}
-		s.procs = append(s.procs, c)
-		if err := waitReady(ctx, cc.StartTimeout, c, func() error { return healthy(httpAddr) }); err != nil {
-			return s, err
-		}
-		https = append(https, httpAddr)
+	cfg := launch.Config{Binary: cc.Dynakv, Count: count, Prefix: name + "-", Dir: dir, Storage: cc.Storage,
+		Secret: hex.EncodeToString(secret[:]), LogLevel: "warn", StartTimeout: cc.StartTimeout}
+	if count > 1 {
+		cfg.Extra = append(cfg.Extra, "--n", strconv.Itoa(count))
 	}
-	for i, h := range https {
-		if err := waitReady(ctx, cc.StartTimeout, s.procs[i], func() error { return membersAlive(h, count) }); err != nil {
-			return s, err
-		}
+	if cc.Fsync != "" {
+		cfg.Extra = append(cfg.Extra, "--fsync", cc.Fsync)
 	}
+	cl, err := launch.StartCluster(ctx, cfg)
+	if cl == nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	s := &server{name: name, addrs: map[string]string{}, procs: cl.Procs}
+	if err != nil {
+		return s, fmt.Errorf("bench: %w", err)
+	}
+	s.addrs[ProtoRESP], s.addrs[ProtoMemcache] = cl.Nodes[0].RESP, cl.Nodes[0].Memcache
 	fmt.Fprintf(cc.Log, "started %s: %d node(s), storage %s, fsync %s, RESP %s, memcached %s\n", name, count, cc.Storage, cmp.Or(cc.Fsync, "default"),
 		s.addrs[ProtoRESP], s.addrs[ProtoMemcache])
 	return s, nil
 }
 
+// stop stops the server's processes, the last started first (SIGTERM, SIGKILL
+// after 10 s).
 func (s *server) stop(log io.Writer) {
 	for i := len(s.procs) - 1; i >= 0; i-- {
-		if err := s.procs[i].stop(); err != nil {
-			fmt.Fprintf(log, "stopping %s: %v\n", s.procs[i].name, err)
-		}
-	}
-}
-
-// child is one process Compare started; it is stopped by its PID.
-type child struct {
-	name string
-	cmd  *exec.Cmd
-	done chan struct{}
-	err  error // the exit status, once done is closed
-	out  *tailBuffer
-}
-
-func startChild(name, bin string, args ...string) (*child, error) {
-	c := &child{name: name, cmd: exec.Command(bin, args...), done: make(chan struct{}), out: &tailBuffer{max: 8 << 10}}
-	c.cmd.Stdout, c.cmd.Stderr = c.out, c.out
-	if err := c.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("bench: start %s: %w", name, err)
-	}
-	go func() {
-		c.err = c.cmd.Wait()
-		close(c.done)
-	}()
-	return c, nil
-}
-
-func (c *child) exited() bool {
-	select {
-	case <-c.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// stop sends SIGTERM, then SIGKILL if the process has not exited within 10 s.
-func (c *child) stop() error {
-	if c.exited() {
-		return nil
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-		return nil
-	case <-time.After(10 * time.Second):
-	}
-	_ = c.cmd.Process.Kill()
-	select {
-	case <-c.done:
-		return errors.New("did not stop on SIGTERM within 10s: killed")
-	case <-time.After(5 * time.Second):
-		return fmt.Errorf("pid %d survived SIGKILL for 5s", c.cmd.Process.Pid)
-	}
-}
-
-// waitReady polls ready every 50 ms until it succeeds, the child exits, ctx ends or
-// timeout passes.
-func waitReady(ctx context.Context, timeout time.Duration, c *child, ready func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := ready()
-		if err == nil {
-			return nil
-		}
-		if c.exited() {
-			return fmt.Errorf("bench: %s exited during start (%v):\n%s", c.name, c.err, c.out.String())
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("bench: %s not ready after %v: %w\n%s", c.name, timeout, err, c.out.String())
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(50 * time.Millisecond):
+		if err := s.procs[i].Stop(10 * time.Second); err != nil {
+			fmt.Fprintf(log, "stopping %s: %v\n", s.procs[i].Name(), err)
 		}
 	}
 }
@@ -514,47 +413,6 @@ func ping(protocol, addr string) error {
 	return c.Batch([]Request{{Op: OpGet, Key: []byte("bench:ping")}}, nil, func(int, bool) {})
 }
 
-var httpClient = &http.Client{Timeout: 2 * time.Second}
-
-func healthy(httpAddr string) error {
-	resp, err := httpClient.Get("http://" + httpAddr + "/healthz")
-	if err != nil {
-		return err
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("healthz: %s", resp.Status)
-	}
-	return nil
-}
-
-// membersAlive checks that the node at httpAddr sees want members alive.
-func membersAlive(httpAddr string, want int) error {
-	resp, err := httpClient.Get("http://" + httpAddr + "/cluster/status")
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	var st struct {
-		Members []struct {
-			Alive bool `json:"alive"`
-		} `json:"members"`
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&st); err != nil {
-		return fmt.Errorf("cluster status: %w", err)
-	}
-	alive := 0
-	for _, m := range st.Members {
-		if m.Alive {
-			alive++
-		}
-	}
-	if alive != want {
-		return fmt.Errorf("%d of %d members alive", alive, want)
-	}
-	return nil
-}
-
 // freeAddr returns a loopback address whose port was free a moment ago, from
 // outside the ephemeral range and never handed out twice in this process (see
 // internal/freeport): a port learnt from bind(0) can be taken by an outgoing
@@ -565,27 +423,4 @@ func freeAddr() (string, error) {
 		return "", fmt.Errorf("bench: %w", err)
 	}
 	return a, nil
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }

@@ -2,8 +2,8 @@
 // (Redis) or the memcached text protocol with a get/set workload and measures
 // throughput and latency, and it starts redis-server, memcached and dynakv itself to
 // compare them side by side (Compare), with a Go baseline server that bounds what
-// the network model alone allows (ServeBaseline). `dynakv bench` is its command
-// line.
+// the network model alone allows (ServeBaseline); it starts and stops those child
+// processes with internal/launch. `dynakv bench` is its command line.
 //
 // The generator is built to measure the server, not itself: each connection is one
 // goroutine with a hand-rolled pipelined client that writes a batch of requests in

@@ -1,12 +1,14 @@
 # Shared by the bench/*.sh scripts (sourced, not run): checks the tools, builds
-# bin/dynakv, makes a work directory, and kills every process in pids on exit.
+# bin/dynakv, makes a work directory, sources scripts/lib.sh (dynakv_launch,
+# free_ports), and on exit stops every process in pids (dynakv launchers stop their
+# nodes).
 for t in redis-server redis-benchmark redis-cli; do
   command -v $t >/dev/null || { echo "missing $t: run make tools" >&2; exit 1; }
 done
 go build -o bin/dynakv ./cmd/dynakv
+DYNAKV=bin/dynakv
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
-FREE_PORTS=$work/ports
-. scripts/freeport.sh
+. scripts/lib.sh

@@ -27,7 +27,7 @@ AOF_FSYNC=everysec
 [ "$FSYNC" = always ] && AOF_FSYNC=always
 . bench/lib.sh
 
-RPORT=$(free_port); APORT=$(free_port); DPORT=$(free_port); HPORT=$(free_port); MPORT=$(free_port); GPORT=$(free_port); CPORT=$(free_port)
+read -r RPORT APORT <<<"$(free_ports 2 | tr '\n' ' ')"
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 # The same durability as dynakv's default: fsync before acknowledging every write.
@@ -35,13 +35,10 @@ mkdir -p "$work/aof"
 redis-server --port "$APORT" --bind 127.0.0.1 --save '' --appendonly yes --appendfsync "$AOF_FSYNC" \
   --dir "$work/aof" --daemonize no >"$work/redis-aof.log" 2>&1 &
 pids+=($!)
-./bin/dynakv server --name bench --storage "$STORAGE" --data-dir "$work/dynakv" \
-  --resp 127.0.0.1:"$DPORT" --memcache 127.0.0.1:"$MPORT" --http 127.0.0.1:"$HPORT" \
-  --gossip 127.0.0.1:"$GPORT" --cluster 127.0.0.1:"$CPORT" \
-  --log-level warn "${EXTRA[@]}" >"$work/dynakv.log" 2>&1 &
-DPID=$!
-pids+=($DPID)
-for p in "$RPORT" "$APORT" "$DPORT"; do
+dynakv_launch "$work/dynakv.env" --nodes 1 --name bench --dir "$work" --storage "$STORAGE" -- "${EXTRA[@]}"
+pids+=("$LAUNCH_PID")
+DPORT=${DYNAKV_RESP[0]##*:} DPID=${DYNAKV_PID[0]}
+for p in "$RPORT" "$APORT"; do
   for _ in $(seq 100); do redis-cli -p "$p" PING >/dev/null 2>&1 && break; sleep 0.1; done
 done
 
@@ -87,4 +84,4 @@ for i in range(n):
 PY
 echo "dbsize: $(redis-cli -p "$DPORT" DBSIZE)"
 echo "dynakv RSS after load: $(awk '/VmRSS/ {printf "%.0f MiB", $2/1024}' /proc/$DPID/status)"
-[ "$STORAGE" = disk ] && echo "dynakv data dir: $(du -sh "$work/dynakv" | cut -f1)"
+[ "$STORAGE" = disk ] && echo "dynakv data dir: $(du -sh "${DYNAKV_DATA[0]}" | cut -f1)"

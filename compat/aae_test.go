@@ -20,6 +20,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dynakv/dynakv/internal/launch"
 	"github.com/dynakv/dynakv/node"
 )
 
@@ -113,7 +114,7 @@ func TestClusterAntiEntropyHealsWithoutHints(t *testing.T) {
 			t.Errorf("dynakv status --partitions lacks %q:\n%s", want, out)
 		}
 	}
-	var buf syncBuffer
+	var buf launch.Buffer
 	watch := exec.Command(binary, "status", "--http", victim.HTTP, "--watch", "--every", "200ms")
 	watch.Stdout, watch.Stderr = &buf, &buf
 	if err := watch.Start(); err != nil {
@@ -213,7 +214,7 @@ func TestClusterJoinAndLeaveUnderLoad(t *testing.T) {
 	defer func() { close(stop); wg.Wait() }()
 
 	// Join.
-	c4 := startClusterNode(t, "c4", freeAddr(t), procs[0].args[slices.Index(procs[0].args, "--gossip")+1], "--aae-interval", "1s")
+	c4 := startClusterNode(t, "c4", freeAddr(t), procs[0].node.Gossip, "--aae-interval", "1s")
 	all := append(slices.Clone(procs), c4)
 	for _, p := range all {
 		waitInfo(t, p, "cluster_members_alive", "4", 30*time.Second)
@@ -369,7 +370,7 @@ func TestClusterHandoffResumesAfterCrash(t *testing.T) {
 		t.Fatalf("loading %d keys: %v", keys, err)
 	}
 
-	c4 := startClusterNode(t, "c4", freeAddr(t), procs[0].args[slices.Index(procs[0].args, "--gossip")+1], throttle...)
+	c4 := startClusterNode(t, "c4", freeAddr(t), procs[0].node.Gossip, throttle...)
 	all := append(slices.Clone(procs), c4)
 	for _, p := range all {
 		waitInfo(t, p, "cluster_members_alive", "4", 30*time.Second)

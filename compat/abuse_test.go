@@ -26,13 +26,13 @@ import (
 // rssBytes returns the resident set size of the node's process.
 func (p *proc) rssBytes(t *testing.T) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.p.Pid()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := regexp.MustCompile(`(?m)^VmRSS:\s+(\d+) kB`).FindSubmatch(b)
 	if m == nil {
-		t.Fatalf("no VmRSS in /proc/%d/status", p.cmd.Process.Pid)
+		t.Fatalf("no VmRSS in /proc/%d/status", p.p.Pid())
 	}
 	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
 	return kb << 10

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -18,6 +17,8 @@ import (
 
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dynakv/dynakv/internal/launch"
 )
 
 const clusterSecret = "compat-secret"
@@ -26,16 +27,13 @@ const clusterSecret = "compat-secret"
 // gossip address, and waits until every one sees all of them alive.
 func startCluster(t *testing.T, count int, extra ...string) []*proc {
 	t.Helper()
-	seed := freeAddr(t)
+	nodes, err := launch.Config{Count: count, Prefix: "c", Secret: clusterSecret, LogLevel: "warn", Extra: extra}.Nodes()
+	if err != nil {
+		t.Fatal(err)
+	}
 	procs := make([]*proc, count)
-	for i := range procs {
-		gossip, join := seed, seed
-		if i == 0 {
-			join = ""
-		} else {
-			gossip = freeAddr(t)
-		}
-		procs[i] = startClusterNode(t, fmt.Sprintf("c%d", i+1), gossip, join, extra...)
+	for i, n := range nodes {
+		procs[i] = startProc(t, n)
 	}
 	for _, p := range procs {
 		waitInfo(t, p, "cluster_members_alive", strconv.Itoa(count), 30*time.Second)
@@ -47,27 +45,11 @@ func startCluster(t *testing.T, count int, extra ...string) []*proc {
 // seed gossip address (none if empty); it is killed when the test ends.
 func startClusterNode(t *testing.T, name, gossip, seed string, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: name, dataDir: filepath.Join(t.TempDir(), "data")}
-	p.RESP, p.Memcache, p.HTTP = freeAddr(t), freeAddr(t), freeAddr(t)
-	p.args = append([]string{"server", "--name", p.name, "--data-dir", p.dataDir,
-		"--resp", p.RESP, "--memcache", p.Memcache, "--http", p.HTTP,
-		"--gossip", gossip, "--cluster", freeAddr(t), "--secret", clusterSecret,
-		"--log-level", "warn"}, extra...)
+	n := launch.Node{Name: name, Gossip: gossip, Secret: clusterSecret, LogLevel: "warn", Extra: extra}
 	if seed != "" {
-		p.args = append(p.args, "--join", seed)
+		n.Join = []string{seed}
 	}
-	p.start()
-	t.Cleanup(func() {
-		if p.running() {
-			p.signal(syscall.SIGCONT)
-			p.signal(syscall.SIGKILL)
-			p.wait()
-		}
-		if t.Failed() {
-			t.Logf("%s logs:\n%s", p.name, p.logs.String())
-		}
-	})
-	return p
+	return startProc(t, n)
 }
 
 var infoLine = regexp.MustCompile(`(?m)^([a-z_]+):(.*)\r?$`)

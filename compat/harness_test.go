@@ -3,20 +3,19 @@ package compat
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/dynakv/dynakv/internal/freeport"
+	"github.com/dynakv/dynakv/internal/launch"
 )
 
 // binary is the dynakv binary built once by TestMain.
@@ -40,36 +39,18 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// proc is one running dynakv server process.
+// proc is one dynakv server process of a test, started (and started again) with
+// the same command line.
 type proc struct {
-	t        testing.TB
-	name     string
-	dataDir  string
-	args     []string
-	cmd      *exec.Cmd
-	done     chan struct{}
-	exitErr  error
-	logs     *syncBuffer
+	t    testing.TB
+	name string
+	node launch.Node
+	p    *launch.Proc
+	logs *launch.Buffer // this run's output
+	// The node's listen addresses.
 	RESP     string
 	Memcache string
 	HTTP     string
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago, from
@@ -88,80 +69,63 @@ func freeAddr(t testing.TB) string {
 // ends if it is still running.
 func startNode(t testing.TB, extra ...string) *proc {
 	t.Helper()
-	p := &proc{t: t, name: "compat1", dataDir: filepath.Join(t.TempDir(), "data")}
-	p.RESP, p.Memcache, p.HTTP = freeAddr(t), freeAddr(t), freeAddr(t)
-	p.args = append([]string{"server", "--name", p.name, "--data-dir", p.dataDir,
-		"--resp", p.RESP, "--memcache", p.Memcache, "--http", p.HTTP,
-		"--gossip", freeAddr(t), "--cluster", freeAddr(t), "--log-level", "warn"}, extra...)
-	p.start()
+	return startProc(t, launch.Node{Name: "compat1", LogLevel: "warn", Extra: extra})
+}
+
+// startProc starts n on free ports for each address it leaves empty, with its data
+// in a temporary directory, and waits until it is healthy; it is killed when the
+// test ends, and its output logged if the test failed.
+func startProc(t testing.TB, n launch.Node) *proc {
+	t.Helper()
+	n.DataDir = filepath.Join(t.TempDir(), "data")
+	n, err := n.FreePorts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{t: t, name: n.Name, node: n, RESP: n.RESP, Memcache: n.Memcache, HTTP: n.HTTP}
 	t.Cleanup(func() {
 		if p.running() {
+			p.signal(syscall.SIGCONT)
 			p.signal(syscall.SIGKILL)
 			p.wait()
 		}
-		if t.Failed() {
-			t.Logf("node logs:\n%s", p.logs.String())
+		if t.Failed() && p.logs != nil {
+			t.Logf("%s logs:\n%s", p.name, p.logs.String())
 		}
 	})
+	p.start()
 	return p
 }
 
+// start runs the node's command line and waits (at most 20s) until it is healthy.
 func (p *proc) start() {
 	p.t.Helper()
-	p.logs = &syncBuffer{}
-	p.cmd = exec.Command(binary, p.args...)
-	p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
-	if err := p.cmd.Start(); err != nil {
+	p.logs = &launch.Buffer{}
+	lp, err := launch.Start(p.node.Spec(binary, p.logs))
+	if err != nil {
 		p.t.Fatal(err)
 	}
-	p.done = make(chan struct{})
-	go func() {
-		p.exitErr = p.cmd.Wait()
-		close(p.done)
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get("http://" + p.HTTP + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
-		}
-		if !p.running() {
-			p.t.Fatalf("dynakv exited during start: %v\n%s", p.exitErr, p.logs.String())
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("dynakv not healthy after 20s\n%s", p.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	p.p = lp
+	if err := lp.Ready(context.Background(), launch.Healthy(p.HTTP), 20*time.Second); err != nil {
+		p.t.Fatalf("%v\n%s", err, p.logs.String())
 	}
 }
 
-func (p *proc) running() bool {
-	select {
-	case <-p.done:
-		return false
-	default:
-		return true
-	}
-}
+func (p *proc) running() bool { return p.p != nil && !p.p.Exited() }
 
 func (p *proc) signal(sig syscall.Signal) {
-	if p.running() {
-		_ = p.cmd.Process.Signal(sig)
+	if p.p != nil {
+		p.p.Signal(sig)
 	}
 }
 
 // wait waits for the process to exit (at most 30s) and returns its exit error.
 func (p *proc) wait() error {
-	select {
-	case <-p.done:
-		return p.exitErr
-	case <-time.After(30 * time.Second):
+	err := p.p.Wait(30 * time.Second)
+	if errors.Is(err, launch.ErrRunning) {
 		p.t.Fatalf("dynakv did not exit within 30s\n%s", p.logs.String())
-		return nil
 	}
+	return err
 }
 
 // restart starts the same node again on the same data directory and ports.

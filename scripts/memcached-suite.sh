@@ -43,22 +43,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-APT_LOCK=(-o DPkg::Lock::Timeout=300)
-
-# apt_retry runs an apt-get command, retrying while another apt holds the lists lock.
-apt_retry() {
-  local i
-  for i in $(seq 1 30); do
-    if $SUDO env DEBIAN_FRONTEND=noninteractive apt-get "${APT_LOCK[@]}" "$@"; then
-      return 0
-    fi
-    echo "memcached-suite: apt-get $1 failed (attempt $i), retrying" >&2
-    sleep 2
-  done
-  return 1
-}
+. "$ROOT/scripts/lib.sh"
 
 # install_deps installs perl (prove, Test::More), dpkg-dev (apt-get source unpacks with
 # dpkg-source) and memcached itself (the reference target and its -h output the suite reads).
@@ -67,71 +52,19 @@ install_deps() {
   command -v prove >/dev/null || need+=(perl)
   command -v dpkg-source >/dev/null || need+=(dpkg-dev)
   command -v memcached >/dev/null || need+=(memcached)
-  [ ${#need[@]} -eq 0 ] && return 0
-  apt_retry update -qq
-  local ours=0
-  if [ ! -e /usr/sbin/policy-rc.d ]; then # do not start the packaged memcached service
-    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
-    $SUDO chmod +x /usr/sbin/policy-rc.d
-    ours=1
-  fi
-  local rc=0
-  apt_retry install -y -qq --no-install-recommends "${need[@]}" || rc=$?
-  [ "$ours" = 0 ] || $SUDO rm -f /usr/sbin/policy-rc.d
-  return "$rc"
+  [ ${#need[@]} -eq 0 ] || apt_install "${need[@]}"
 }
 
-# ensure_deb_src adds deb-src stanzas mirroring every enabled "deb" entry whose
-# URI/suite has no deb-src yet (anywhere under /etc/apt). Running it again, or after
-# another script added the same entries, changes nothing. Returns 0 if it added some.
-ensure_deb_src() {
-  local files=() f new target=/etc/apt/sources.list.d/dynakv-deb-src.sources
-  for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] && files+=("$f")
-  done
-  new=$(awk -f "$SUITE/deb-src.awk" "${files[@]}")
-  [ -n "$new" ] || return 1
-  if [ -f "$target" ]; then # ours, but stale: keep what it has and add the rest
-    new="$(cat "$target")"$'\n\n'"$new"
-  fi
-  printf '%s\n' "$new" | $SUDO tee "$target.tmp.$$" >/dev/null
-  $SUDO mv -f "$target.tmp.$$" "$target"
-  echo "memcached-suite: added deb-src entries in $target"
-  return 0
-}
-
-# fetch_source leaves the unpacked source package in $CACHE and prints its directory.
-fetch_source() {
-  local dir
-  dir=$(ls -d "$CACHE"/memcached-*/ 2>/dev/null | head -1 || true)
-  if [ -n "$dir" ] && [ -f "$dir/t/lib/MemcachedTest.pm" ]; then
-    echo "${dir%/}"
-    return 0
-  fi
-  mkdir -p "$CACHE"
-  if ensure_deb_src >&2; then
-    apt_retry update -qq >&2
-  fi
-  # Another script may have added the deb-src entry without updating the lists yet.
-  if ! (cd "$CACHE" && apt-get source -qq memcached >&2); then
-    apt_retry update -qq >&2
-    (cd "$CACHE" && apt-get source -qq memcached >&2)
-  fi
-  dir=$(ls -d "$CACHE"/memcached-*/ | head -1)
-  [ -f "$dir/t/lib/MemcachedTest.pm" ] || { echo "memcached-suite: no t/ in $dir" >&2; return 1; }
-  echo "${dir%/}"
-}
-
-. "$ROOT/scripts/freeport.sh"
-
-PIDS=()
+PIDS=()      # reference servers, killed
+LAUNCHERS=() # dynakv launchers, stopped (each stops its nodes)
 cleanup_servers() {
   local p
   for p in "${PIDS[@]}"; do kill -KILL "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  PIDS=()
+  dynakv_stop "${LAUNCHERS[@]}"
+  PIDS=() LAUNCHERS=()
 }
-trap 'cleanup_servers; rm -f "$FREE_PORTS"' EXIT
+trap cleanup_servers EXIT
 
 # wait_port waits until 127.0.0.1:$1 accepts connections (at most 20s).
 wait_port() {
@@ -146,49 +79,30 @@ wait_port() {
   return 1
 }
 
-# start_dynakv NAME DATADIR GOSSIP_PORT [JOIN_PORT]: starts one node with in-memory
-# storage and sets MC_PORT and HTTP_PORT.
+# start_dynakv DIR NODES: starts NODES in-memory nodes mcsuite1.. (N=3), each seeing
+# them all alive, with their data and logs in DIR, and sets ADDR to the first one's
+# memcached address.
 start_dynakv() {
-  local name=$1 dir=$2 gossip=$3 join=${4:-} args
-  MC_PORT=$(free_port); HTTP_PORT=$(free_port)
-  args=(server --name "$name" --storage memory --data-dir "$dir/$name"
-    --resp "127.0.0.1:$(free_port)" --memcache "127.0.0.1:$MC_PORT" --http "127.0.0.1:$HTTP_PORT"
-    --gossip "127.0.0.1:$gossip" --cluster "127.0.0.1:$(free_port)"
-    --secret mc-suite --n 3 --log-level warn)
-  [ -n "$join" ] && args+=(--join "127.0.0.1:$join")
-  "$DYNAKV" "${args[@]}" >>"$dir/$name.log" 2>&1 &
-  PIDS+=($!)
-  wait_port "$MC_PORT"
+  dynakv_launch "$1/dynakv.env" --nodes "$2" --name mcsuite --dir "$1" --storage memory --secret mc-suite -- --n 3
+  LAUNCHERS+=("$LAUNCH_PID")
+  ADDR=${DYNAKV_MEMCACHE[0]}
 }
 
 # start_target TARGET DIR: starts a fresh server for TARGET and sets ADDR to the
 # memcached address the suite should use (node 1 of the cluster).
 start_target() {
-  local target=$1 dir=$2 port g1 i alive http user=()
+  local target=$1 dir=$2 port user=()
   mkdir -p "$dir"
   case "$target" in
     memcached)
-      port=$(free_port)
+      port=$(free_ports 1)
       [ "$(id -u)" -eq 0 ] && user=(-u root)
       memcached -l 127.0.0.1 -p "$port" -U 0 -m 64 "${user[@]}" >>"$dir/memcached.log" 2>&1 &
       PIDS+=($!)
       wait_port "$port"
       ADDR="127.0.0.1:$port" ;;
-    single)
-      start_dynakv mcsuite1 "$dir" "$(free_port)"
-      ADDR="127.0.0.1:$MC_PORT" ;;
-    cluster)
-      g1=$(free_port)
-      start_dynakv mcsuite1 "$dir" "$g1"
-      ADDR="127.0.0.1:$MC_PORT" http=$HTTP_PORT
-      start_dynakv mcsuite2 "$dir" "$(free_port)" "$g1"
-      start_dynakv mcsuite3 "$dir" "$(free_port)" "$g1"
-      for i in $(seq 1 300); do # every member alive, as node 1 sees it
-        alive=$("$DYNAKV" status --http "127.0.0.1:$http" 2>/dev/null | grep -c ' alive ' || true)
-        [ "$alive" = 3 ] && break
-        sleep 0.1
-      done
-      [ "$alive" = 3 ] || { echo "memcached-suite: cluster did not form" >&2; return 1; } ;;
+    single) start_dynakv "$dir" 1 ;;
+    cluster) start_dynakv "$dir" 3 ;;
     *) echo "memcached-suite: unknown target $target" >&2; return 1 ;;
   esac
 }
@@ -209,7 +123,7 @@ run_file() {
 }
 
 install_deps
-SRC=$(fetch_source)
+SRC=$(fetch_debian_source memcached "$CACHE" t/lib/MemcachedTest.pm)
 # MemcachedTest.pm asks "$builddir/memcached-debug -h" which features exist (TLS, unix
 # sockets, extstore) even when it only connects to T_MEMD_USE_DAEMON: the packaged
 # binary of the same version answers, so memcached is not built. The ext_path lines are
@@ -218,9 +132,7 @@ SRC=$(fetch_source)
 rm -f "$SRC/memcached-debug"
 printf '#!/bin/sh\n%s "$@" | grep -v ext_path\n' "$(command -v memcached)" >"$SRC/memcached-debug"
 chmod +x "$SRC/memcached-debug"
-if [[ " $TARGETS " == *" single "* || " $TARGETS " == *" cluster "* ]]; then
-  (cd "$ROOT" && go build -o "$DYNAKV" ./cmd/dynakv)
-fi
+(cd "$ROOT" && go build -o "$DYNAKV" ./cmd/dynakv) # the nodes, and free_ports
 rm -rf "$WORK"
 mkdir -p "$WORK"
 

@@ -18,8 +18,9 @@
 # default is 1 MiB, past which the request is a protocol error, as in Redis).
 # Exits non-zero if a dynakv count drops below its floor (compat/suites/redis/floor.txt:
 # "file single cluster", the least number of passed tests). Debian/Ubuntu; the first run
-# needs root or sudo to add a deb-src entry and install tcl. The source package is cached
-# under ${XDG_CACHE_HOME:-$HOME/.cache}/dynakv/redis-src.
+# needs root or sudo to add a deb-src entry and install tcl (scripts/lib.sh). The source
+# package is cached under ${XDG_CACHE_HOME:-$HOME/.cache}/dynakv/redis-src. The dynakv
+# nodes are started with `dynakv launch` (scripts/lib.sh's dynakv_launch).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -40,61 +41,18 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/dynakv/redis-src
-
-# ensure_deb_src adds deb-src entries mirroring the machine's deb entries (same URIs,
-# suites and components) unless some deb-src entry for the main suite already exists.
-ensure_deb_src() {
-  local codename
-  codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-  if grep -rqsE "^(Types:.*deb-src|deb-src .* $codename )" /etc/apt/sources.list /etc/apt/sources.list.d/; then
-    return 1
-  fi
-  local out=/etc/apt/sources.list.d/dynakv-deb-src
-  if compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null; then
-    # deb822: copy every stanza whose Types has "deb", as deb-src.
-    cat /etc/apt/sources.list.d/*.sources | awk '
-      /^Types:/ { if ($0 ~ /[ \t]deb([ \t]|$)/) { print "Types: deb-src"; keep=1 } else keep=0; next }
-      /^[ \t]*$/ { print ""; next }
-      { print }' | awk 'BEGIN{RS=""; ORS="\n\n"} /Types: deb-src/' | $SUDO tee "$out.sources" >/dev/null
-  fi
-  if [ -f /etc/apt/sources.list ]; then
-    sed -n 's/^deb \(.*\)/deb-src \1/p' /etc/apt/sources.list | $SUDO tee "$out.list" >/dev/null
-    [ -s "$out.list" ] || $SUDO rm -f "$out.list"
-  fi
-  echo "redis-suite: added deb-src entries ($out.*)"
-  return 0
-}
-
-# fetch_source leaves the unpacked redis source tree's path in $src.
-fetch_source() {
-  src=$(ls -d "$cache"/redis-7*/ 2>/dev/null | head -1 || true)
-  if [ -n "$src" ] && [ -x "$src/runtest" ]; then
-    src=${src%/}
-    return
-  fi
-  command -v dpkg-source >/dev/null || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq --no-install-recommends dpkg-dev; }
-  if ensure_deb_src; then
-    $SUDO apt-get update -qq
-  fi
-  mkdir -p "$cache"
-  (cd "$cache" && apt-get source -qq redis) || { $SUDO apt-get update -qq; (cd "$cache" && apt-get source -qq redis); }
-  src=$(ls -d "$cache"/redis-7*/ | head -1)
-  src=${src%/}
-  [ -x "$src/runtest" ] || { echo "redis-suite: no runtest in $src" >&2; exit 1; }
-}
-
-fetch_source
-command -v tclsh >/dev/null || { $SUDO apt-get update -qq; $SUDO apt-get install -y -qq --no-install-recommends tcl; }
-echo "redis-suite: source $src"
-
 if [ -z "$bin" ]; then
   go build -o bin/dynakv ./cmd/dynakv
   bin=$repo/bin/dynakv
 fi
+DYNAKV=$bin
+. scripts/lib.sh
+
+src=$(fetch_debian_source redis "$cache" runtest)
+command -v tclsh >/dev/null || apt_install tcl
+echo "redis-suite: source $src"
+
 work=$(mktemp -d /tmp/dynakv-redis-suite.XXXXXX)
 pids=()
 cleanup() {
@@ -104,37 +62,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-FREE_PORTS=$work/ports
-. scripts/freeport.sh
-
-# wait_ready HOST PORT MEMBERS: waits (at most 30s) until the RESP port answers PING
-# and INFO cluster shows MEMBERS alive members.
-wait_ready() {
-  local i
-  for i in $(seq 300); do
-    if redis-cli -h "$1" -p "$2" INFO cluster 2>/dev/null | grep -q "^cluster_members_alive:$3"; then
-      return 0
-    fi
-    sleep 0.1
-  done
-  echo "redis-suite: node on $2 not ready after 30s; its logs:" >&2
-  tail -n 20 "$work"/*.log >&2
-  return 1
-}
-
-# start_dynakv NAME JOIN: starts a memory-storage node; sets $resp and $gossip to
-# its RESP and gossip ports.
+# start_dynakv TARGET NODES: starts NODES in-memory nodes named <TARGET's first
+# letter>1.. (a cluster when NODES > 1), each seeing them all alive, and sets $resp
+# to the first one's RESP port.
 start_dynakv() {
-  local name=$1 join=$2 cport
-  resp=$(free_port)
-  gossip=$(free_port)
-  cport=$(free_port)
-  local args=(server --storage memory --name "$name" --data-dir "$work/$name"
-    --resp "127.0.0.1:$resp" --memcache off --http off --gossip "127.0.0.1:$gossip"
-    --cluster "127.0.0.1:$cport" --secret redis-suite --log-level error --max-value-bytes 8388608)
-  [ -z "$join" ] || args+=(--join "$join")
-  "$bin" "${args[@]}" >"$work/$name.log" 2>&1 &
-  pids+=($!)
+  dynakv_launch "$work/$1.env" --nodes "$2" --name "${1:0:1}" --dir "$work/$1" --storage memory \
+    --secret redis-suite --log-level error -- --max-value-bytes 8388608
+  pids+=("$LAUNCH_PID")
+  resp=${DYNAKV_RESP[0]##*:}
 }
 
 # Counts per target and file: "target file passed failed exception".
@@ -175,21 +110,15 @@ start=$(date +%s)
 for target in $targets; do
   case $target in
     single)
-      start_dynakv s1 ""
-      port=$resp
-      wait_ready 127.0.0.1 "$port" 1
-      run_target single "$port"
+      start_dynakv single 1
+      run_target single "$resp"
       ;;
     cluster)
-      start_dynakv c1 ""
-      port=$resp seed=$gossip
-      start_dynakv c2 "127.0.0.1:$seed"
-      start_dynakv c3 "127.0.0.1:$seed"
-      wait_ready 127.0.0.1 "$port" 3
-      run_target cluster "$port"
+      start_dynakv cluster 3
+      run_target cluster "$resp"
       ;;
     redis)
-      port=$(free_port)
+      port=$(free_ports 1)
       redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no \
         --dir "$work" --daemonize no >"$work/redis.log" 2>&1 &
       pids+=($!)

@@ -47,7 +47,8 @@ func newDemoCmd() *cobra.Command {
 on consecutive ports from the defaults (RESP 6379, memcached 11211, HTTP 9121, gossip
 and cluster transport from 7946), with data under --data-dir/<name>. It prints how to
 reach every node and stops cleanly on Ctrl-C. The cluster secret is $DYNAKV_SECRET, or
-a random one printed at start (a node started with 'dynakv server --join' needs it).`,
+a random one printed at start (a node started with 'dynakv server --join' needs it).
+'dynakv launch' runs each node as its own process on free ports, for scripts.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := newLogger(logLevel, "text")
@@ -57,13 +58,9 @@ a random one printed at start (a node started with 'dynakv server --join' needs 
 			if nodes < 1 || nodes > 32 {
 				return fmt.Errorf("--nodes must be between 1 and 32, not %d", nodes)
 			}
-			secret := os.Getenv("DYNAKV_SECRET")
-			if secret == "" {
-				var b [16]byte
-				if _, err := rand.Read(b[:]); err != nil {
-					return err
-				}
-				secret = hex.EncodeToString(b[:])
+			secret, err := clusterSecret()
+			if err != nil {
+				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
@@ -76,6 +73,18 @@ a random one printed at start (a node started with 'dynakv server --join' needs 
 	f.StringVar(&storage, "storage", node.StorageDisk, `storage engine: "disk" or "memory"`)
 	f.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
 	return cmd
+}
+
+// clusterSecret returns $DYNAKV_SECRET, or a random secret when it is not set.
+func clusterSecret() (string, error) {
+	if s := os.Getenv("DYNAKV_SECRET"); s != "" {
+		return s, nil
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("cluster secret: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 // demoConfigs returns the configurations of a local cluster of count nodes: the

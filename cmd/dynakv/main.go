@@ -1,6 +1,7 @@
 // Command dynakv is the dynakv binary: `dynakv server` runs a node, `dynakv demo`
-// a local cluster, `dynakv status` shows a cluster as one node sees it, and
-// `dynakv admin` changes its membership.
+// a local cluster in one process, `dynakv launch` one of server processes (for
+// scripts), `dynakv status` shows a cluster as one node sees it, and `dynakv admin`
+// changes its membership.
 package main
 
 import (
@@ -38,7 +39,8 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newDemoCmd(), newStatusCmd(), newAdminCmd(), newBenchCmd(), newBaselineCmd())
+	root.AddCommand(newServerCmd(), newDemoCmd(), newStatusCmd(), newAdminCmd(), newBenchCmd(), newBaselineCmd(),
+		newLaunchCmd(), newFreePortCmd())
 	return root
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/compat/chaos/history"
+	"github.com/dynakv/dynakv/internal/launch"
 )
 
 // chaosSecret is the cluster secret of every node; admin commands derive their
@@ -83,13 +84,11 @@ func (c *cluster) newNode(h *host, join []string) *node {
 		logPath: filepath.Join(filepath.Dir(h.mnt), name+".log")}
 	c.nodes = append(c.nodes, n)
 	c.mu.Unlock()
-	n.args = []string{"server", "--name", n.name, "--data-dir", n.dataDir,
-		"--resp", fmt.Sprintf("%s:%d", h.ip, respPort), "--memcache", fmt.Sprintf("%s:%d", h.ip, mcPort),
-		"--http", fmt.Sprintf("%s:%d", h.ip, httpPort), "--gossip", fmt.Sprintf("%s:%d", h.ip, gossipPort),
-		"--cluster", fmt.Sprintf("%s:%d", h.ip, clusterPort), "--secret", chaosSecret,
-		"--n", "3", "--r", "2", "--w", "2", "--aae-interval", c.s.aae.String(),
-		"--tombstone-grace", c.s.grace.String(), "--request-timeout", c.s.requestTimeout.String(),
-		"--join", strings.Join(join, ","), "--log-level", "warn"}
+	n.cmdline = launch.Node{Name: n.name, DataDir: n.dataDir, RESP: n.resp(), Memcache: n.memcache(), HTTP: n.http(),
+		Gossip: gossipAddr(h), Cluster: fmt.Sprintf("%s:%d", h.ip, clusterPort), Secret: chaosSecret,
+		Join: join, LogLevel: "warn",
+		Extra: []string{"--n", "3", "--r", "2", "--w", "2", "--aae-interval", c.s.aae.String(),
+			"--tombstone-grace", c.s.grace.String(), "--request-timeout", c.s.requestTimeout.String()}}
 	return n
 }
 

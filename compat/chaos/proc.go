@@ -1,15 +1,18 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dynakv/dynakv/internal/launch"
 )
 
 // Ports every node listens on, each at its own namespace's address.
@@ -28,14 +31,12 @@ type node struct {
 	bin     string
 	dataDir string // on its host's tmpfs
 	logPath string
-	args    []string // everything but --clock-offset
+	cmdline launch.Node // everything but --clock-offset
 
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	done    chan struct{}
-	exitErr error
-	paused  bool
-	offset  time.Duration
+	mu     sync.Mutex
+	proc   *launch.Proc // nil until started
+	paused bool
+	offset time.Duration
 }
 
 func (n *node) resp() string     { return fmt.Sprintf("%s:%d", n.h.ip, respPort) }
@@ -69,85 +70,54 @@ func (h *host) unmountDisk() {
 // start runs the server and waits until /healthz answers.
 func (n *node) start() error {
 	n.mu.Lock()
-	args := append([]string{"netns", "exec", n.h.ns, n.bin}, n.args...)
+	cl := n.cmdline
 	if n.offset != 0 {
-		args = append(args, "--clock-offset", n.offset.String())
+		cl.Extra = append(slices.Clone(cl.Extra), "--clock-offset", n.offset.String())
 	}
 	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		n.mu.Unlock()
 		return err
 	}
-	fmt.Fprintf(logf, "=== %s start %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
 	// `ip netns exec` execs the binary in place: the pid is dynakv's.
-	cmd := exec.Command("ip", args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		logf.Close()
+	spec := cl.Spec(n.bin, logf)
+	spec.Path, spec.Args = "ip", append([]string{"netns", "exec", n.h.ns, spec.Path}, spec.Args...)
+	fmt.Fprintf(logf, "=== %s start %s\n", time.Now().Format(time.RFC3339Nano), strings.Join(spec.Args, " "))
+	p, err := launch.Start(spec)
+	logf.Close() // the process has its own copy
+	if err != nil {
 		n.mu.Unlock()
-		return fmt.Errorf("start %s: %w", n.name, err)
+		return err
 	}
-	done := make(chan struct{})
-	n.cmd, n.done, n.paused = cmd, done, false
+	n.proc, n.paused = p, false
 	n.mu.Unlock()
-	go func() {
-		err := cmd.Wait()
-		logf.Close()
-		n.mu.Lock()
-		n.exitErr = err
-		n.mu.Unlock()
-		close(done)
-	}()
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Get(fmt.Sprintf("http://%s:%d/healthz", n.h.ip, httpPort))
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-		}
-		select {
-		case <-done:
-			return fmt.Errorf("%s exited during start: %v (log %s)", n.name, n.exitErr, n.logPath)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%s not healthy after 30s (log %s)", n.name, n.logPath)
-		}
+	if err := p.Ready(context.Background(), launch.Healthy(cl.HTTP), 30*time.Second); err != nil {
+		return fmt.Errorf("%w (log %s)", err, n.logPath)
 	}
+	return nil
+}
+
+// process returns the process last started, or nil.
+func (n *node) process() *launch.Proc {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.proc
 }
 
 // running reports whether the process is alive (paused counts as alive).
 func (n *node) running() bool {
-	n.mu.Lock()
-	done := n.done
-	n.mu.Unlock()
-	if done == nil {
-		return false
-	}
-	select {
-	case <-done:
-		return false
-	default:
-		return true
-	}
+	p := n.process()
+	return p != nil && !p.Exited()
 }
 
 // signal sends sig to the process this harness started, if it is running.
 func (n *node) signal(sig syscall.Signal) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.cmd == nil || n.cmd.Process == nil {
+	if n.proc == nil || n.proc.Exited() {
 		return
 	}
-	select {
-	case <-n.done:
-		return
-	default:
-	}
-	_ = n.cmd.Process.Signal(sig)
+	n.proc.Signal(sig)
 	switch sig {
 	case syscall.SIGSTOP:
 		n.paused = true
@@ -173,29 +143,28 @@ func (n *node) stop() error {
 	return nil
 }
 
+// wait waits at most d for the process to exit, whatever its status.
 func (n *node) wait(d time.Duration) error {
-	n.mu.Lock()
-	done := n.done
-	n.mu.Unlock()
-	if done == nil {
+	p := n.process()
+	if p == nil {
 		return nil
 	}
-	select {
-	case <-done:
-		return nil
-	case <-time.After(d):
-		return fmt.Errorf("%s did not exit within %v", n.name, d)
+	if err := p.Wait(d); errors.Is(err, launch.ErrRunning) {
+		return err
 	}
+	return nil
 }
 
 // exitStatus describes how the process ended, for the log.
 func (n *node) exitStatus() string {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.exitErr == nil {
-		return "exit 0"
+	p := n.process()
+	if p == nil {
+		return "not started"
 	}
-	return n.exitErr.Error()
+	if err := p.Err(); err != nil {
+		return err.Error()
+	}
+	return "exit 0"
 }
 
 // tailLog returns the last lines of the node's log.

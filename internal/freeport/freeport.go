@@ -5,8 +5,8 @@
 // (32768-60999 by Linux's default net.ipv4.ip_local_port_range), so no outgoing connection of another process takes it
 // between the pick and the child's bind, as can happen to a port learnt from
 // bind(0); and a process is never handed one port twice (bind(0) may give
-// successive calls the same one). scripts/freeport.sh picks ports the same way for
-// the shell scripts.
+// successive calls the same one). Shell scripts get theirs from `dynakv freeport`
+// (scripts/lib.sh's free_ports), and their dynakv nodes from `dynakv launch`.
 package freeport
 
 import (
