@@ -25,6 +25,7 @@ import (
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/memcache"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/proxy/route"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/resp"
 	"github.com/dynakv/dynakv/storage"
@@ -43,16 +44,15 @@ type Node struct {
 	peers   coordinator.Peers
 	avoid   *coordinator.Avoidance // peers that recently failed a request: the router's and the coordinator's
 	co      *coordinator.Coordinator
+	router  *route.Router
 	px      *proxy.Proxy
 	handoff atomic.Pointer[repair.Handoff] // set after membership, whose OnAlive kicks it
 	trees   *repair.Trees                  // Merkle trees of the store, kept by it as its observer
 	aae     atomic.Pointer[repair.AAE]     // set after membership, whose OnChange kicks it
 	met     *metrics
 
-	ready            atomic.Bool  // serving peers: coordinator and proxy are built
-	lastClamp        atomic.Int64 // last N, R, W logged by ringChanged
-	forwarded        atomic.Int64 // ops forwarded to a replica
-	forwardFallbacks atomic.Int64 // ops run here because their replica was unreachable
+	ready     atomic.Bool  // serving peers: coordinator and proxy are built
+	lastClamp atomic.Int64 // last N, R, W logged by ringChanged
 
 	tls      tlsConfigs
 	resp     *resp.Server
@@ -115,11 +115,14 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.router, err = n.newRouter(); err != nil {
+		return nil, err
+	}
 	n.px = proxy.New(proxy.Config{
 		MaxValueBytes: cfg.MaxValueBytes,
 		Now:           cfg.Now,
 		OnRead:        func(s int) { n.met.siblings.Observe(float64(s)) },
-		Router:        &router{n: n},
+		Router:        n.router,
 	}, n.co)
 	n.ready.Store(true)
 	if err := n.startRepair(); err != nil {
@@ -295,9 +298,9 @@ func (n *Node) registerGauges() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_transport_bad_frames_total", Help: "Authenticated cluster connections dropped for a malformed or oversized frame."},
 			func() float64 { return float64(n.tr.Stats().BadFrames) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forwarded_total", Help: "Operations forwarded to a replica of their key."},
-			func() float64 { return float64(n.forwarded.Load()) }),
+			func() float64 { return float64(n.router.Metrics().Forwarded) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forward_fallbacks_total", Help: "Operations run here because their replica was unreachable."},
-			func() float64 { return float64(n.forwardFallbacks.Load()) }),
+			func() float64 { return float64(n.router.Metrics().Fallbacks) }),
 	)
 }
 
