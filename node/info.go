@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/resp"
 )
 
@@ -93,39 +92,4 @@ func rss() int64 {
 	}
 	pages, _ := strconv.ParseInt(f[1], 10, 64)
 	return pages * int64(os.Getpagesize())
-}
-
-// clusterStats are the cluster figures INFO and the metrics report.
-type clusterStats struct {
-	members, alive, n, r, w                                int
-	hintsPending, hintsDelivered, hintsStored, readRepairs int64
-	readQuorumFailures, writeQuorumFailures                int64
-}
-
-func (n *Node) clusterStats() clusterStats {
-	var cs clusterStats
-	rg := n.ms.Ring()
-	cs.members = rg.Len()
-	for _, m := range rg.Members() {
-		if n.ms.Alive(m.Name) {
-			cs.alive++
-		}
-	}
-	cs.n, cs.r, cs.w = n.quorum(cs.members)
-	cs.hintsPending = n.store.HintCount()
-	if h := n.handoff.Load(); h != nil {
-		cs.hintsDelivered = h.Metrics().Delivered
-	}
-	cm := n.co.Metrics()
-	cs.hintsStored, cs.readRepairs = cm.HintsStored, cm.ReadRepairs
-	cs.readQuorumFailures, cs.writeQuorumFailures = cm.ReadQuorumFailures, cm.WriteQuorumFailures
-	return cs
-}
-
-// aaeMetrics returns the anti-entropy counters (zero before it started).
-func (n *Node) aaeMetrics() repair.AAEMetrics {
-	if a := n.aae.Load(); a != nil {
-		return a.Metrics()
-	}
-	return repair.AAEMetrics{}
 }

@@ -5,21 +5,16 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base32"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/dynakv/dynakv/cluster"
 	"github.com/dynakv/dynakv/coordinator"
@@ -235,75 +230,6 @@ func (n *Node) incarnation() (string, error) {
 	return inc, nil
 }
 
-func (n *Node) registerGauges() {
-	n.met.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_keys", Help: "Keys holding a value on this node's replica."},
-			func() float64 { return float64(n.store.Count()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_expired_reaped_total", Help: "Expired records the reaper turned into tombstones."},
-			func() float64 { return float64(n.store.Metrics().Reaped) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_record_cache_lookups_total", Help: "Record reads that asked the record cache."},
-			func() float64 { return float64(n.store.CacheStats().Lookups) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_record_cache_misses_total", Help: "Record reads the record cache could not answer (they read Pebble)."},
-			func() float64 { return float64(n.store.CacheStats().Misses) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_record_cache_bytes", Help: "Memory held by the record cache."},
-			func() float64 { return float64(n.store.CacheStats().Bytes) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_storage_synced_commits_total", Help: "Writes (and WAL syncs) committed durably in the sense of --fsync, through group commit."},
-			func() float64 { return float64(n.store.CommitStats().Commits) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_storage_commit_groups_total", Help: "Group commits: each carried one or more synced commits in one WAL write and sync."},
-			func() float64 { return float64(n.store.CommitStats().Groups) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members", Help: "Ring members."},
-			func() float64 { return float64(n.clusterStats().members) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members_alive", Help: "Ring members memberlist reports alive."},
-			func() float64 { return float64(n.clusterStats().alive) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_n", Help: "Replication factor in effect."},
-			func() float64 { return float64(n.clusterStats().n) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_r", Help: "Read quorum in effect."},
-			func() float64 { return float64(n.clusterStats().r) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_w", Help: "Write quorum in effect."},
-			func() float64 { return float64(n.clusterStats().w) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_hints_pending", Help: "Hints stored on this node for owners it could not reach."},
-			func() float64 { return float64(n.store.HintCount()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_hints_delivered_total", Help: "Hints delivered to their owners and deleted."},
-			func() float64 { return float64(n.clusterStats().hintsDelivered) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_hints_stored_total", Help: "Hints this node stored as coordinator for owners it could not reach."},
-			func() float64 { return float64(n.co.Metrics().HintsStored) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_read_repairs_total", Help: "Replica records rewritten by read repair."},
-			func() float64 { return float64(n.co.Metrics().ReadRepairs) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_read_repairs_skipped_total", Help: "Read repairs skipped because too many were in flight."},
-			func() float64 { return float64(n.co.Metrics().RepairsSkipped) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_quorum_failures_total", Help: "Requests that missed their quorum.", ConstLabels: prometheus.Labels{"op": "read"}},
-			func() float64 { return float64(n.co.Metrics().ReadQuorumFailures) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_quorum_failures_total", Help: "Requests that missed their quorum.", ConstLabels: prometheus.Labels{"op": "write"}},
-			func() float64 { return float64(n.co.Metrics().WriteQuorumFailures) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_replica_failures_total", Help: "Replica calls that failed.", ConstLabels: prometheus.Labels{"op": "write"}},
-			func() float64 { return float64(n.co.Metrics().ReplicaWriteFailures) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_replica_failures_total", Help: "Replica calls that failed.", ConstLabels: prometheus.Labels{"op": "read"}},
-			func() float64 { return float64(n.co.Metrics().ReplicaReadFailures) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_aae_exchanges_total", Help: "Anti-entropy partition exchanges with another replica."},
-			func() float64 { return float64(n.aaeMetrics().Exchanges) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_aae_keys_repaired_total", Help: "Records anti-entropy wrote here or sent to a replica because they differed."},
-			func() float64 { return float64(n.aaeMetrics().KeysRepaired) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_aae_keys_listed_total", Help: "Keys listed by anti-entropy in differing segments."},
-			func() float64 { return float64(n.aaeMetrics().KeysListed) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_handoff_partitions_pending", Help: "Partitions held here that this node no longer owns, not yet handed off."},
-			func() float64 { return float64(n.aaeMetrics().HandoffPending) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_handoff_keys_pending", Help: "Records in the partitions still to hand off."},
-			func() float64 { return float64(n.aaeMetrics().HandoffKeysPending) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_handoff_partitions_total", Help: "Partitions handed off to their new owners and dropped here."},
-			func() float64 { return float64(n.aaeMetrics().PartitionsHanded) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_tombstones_purged_total", Help: "Tombstones purged after the grace period, once every replica held them."},
-			func() float64 { return float64(n.aaeMetrics().TombstonesPurged) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_transport_refused_handshakes_total", Help: "Connections to the cluster port refused by the handshake (wrong secret or certificate, garbage, silence)."},
-			func() float64 { return float64(n.tr.Stats().RefusedHandshakes) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_transport_bad_frames_total", Help: "Authenticated cluster connections dropped for a malformed or oversized frame."},
-			func() float64 { return float64(n.tr.Stats().BadFrames) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forwarded_total", Help: "Operations forwarded to a replica of their key."},
-			func() float64 { return float64(n.router.Metrics().Forwarded) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forward_fallbacks_total", Help: "Operations run here because their replica was unreachable."},
-			func() float64 { return float64(n.router.Metrics().Fallbacks) }),
-	)
-}
-
 func (n *Node) listen() error {
 	var err error
 	if n.respLn, err = net.Listen("tcp", n.cfg.RESPAddr); err != nil {
@@ -390,51 +316,6 @@ func (n *Node) run(name string, serve func() error) {
 			n.log.Error("server stopped", "server", name, "err", err)
 		}
 	}()
-}
-
-func (n *Node) httpHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{Registry: n.met.reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/cluster/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(n.Status())
-	})
-	token := AdminToken(n.cfg.Secret)
-	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, requireToken(token, h)) }
-	admin("/cluster/remove", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			http.Error(w, "use POST /cluster/remove?name=NODE", http.StatusMethodNotAllowed)
-			return
-		}
-		if err := n.ms.Remove(r.URL.Query().Get("name")); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintln(w, "OK")
-	})
-	admin("/cluster/leave", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			http.Error(w, "use POST /cluster/leave", http.StatusMethodNotAllowed)
-			return
-		}
-		if err := n.Leave(); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintln(w, "OK")
-	})
-	admin("/debug/pprof/", pprof.Index)
-	admin("/debug/pprof/cmdline", pprof.Cmdline)
-	admin("/debug/pprof/profile", pprof.Profile)
-	admin("/debug/pprof/symbol", pprof.Symbol)
-	admin("/debug/pprof/trace", pprof.Trace)
-	return mux
 }
 
 // Close stops the node: front ends, HTTP, then storage. It is idempotent.
