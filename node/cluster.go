@@ -16,10 +16,11 @@ import (
 // in its key's preference list (coordinator's replica messages use 1..15).
 const msgProxyOp uint8 = 16
 
-// startCluster starts the internode transport and gossip membership. It runs after
-// the client listeners are bound (their addresses go into the member metadata) and
-// before the coordinator is built.
-func (n *Node) startCluster() error {
+// newCluster builds the internode transport, which serves peers at once (the
+// node refuses them until Start), and the gossip membership, whose callbacks wait
+// for Start. It runs after the client listeners are bound (their addresses go into
+// the member metadata) and before the coordinator is built.
+func (n *Node) newCluster() error {
 	var err error
 	n.tr, err = cluster.NewTransport(cluster.TransportConfig{
 		Name:           n.cfg.Name,
@@ -43,7 +44,7 @@ func (n *Node) startCluster() error {
 		HTTPAddr:     n.HTTPAddr(),
 		ClusterAddr:  n.tr.Addr(),
 	}
-	n.ms, err = cluster.StartMembership(cluster.MembershipConfig{
+	n.ms, err = cluster.NewMembership(cluster.MembershipConfig{
 		Self:       self,
 		BindAddr:   n.cfg.GossipAddr,
 		Seeds:      n.cfg.Join,
@@ -53,8 +54,8 @@ func (n *Node) startCluster() error {
 		Logger:     n.log.With("component", "gossip"),
 		OnAlive: func(name string) {
 			n.avoid.Forget(name) // back: ask it again at once
-			if h := n.handoff.Load(); h != nil {
-				h.Kick()
+			if n.handoff != nil {
+				n.handoff.Kick()
 			}
 		},
 		OnChange: n.ringChanged,
@@ -66,15 +67,11 @@ func (n *Node) startCluster() error {
 	return nil
 }
 
-// ringChanged logs the quorum settings when the member count clamps them. Changes
-// gossiped while the node is starting are logged once it is ready (Start calls it).
+// ringChanged kicks anti-entropy (ownership may have moved: hand partitions off
+// now), drops stale transport peers and logs the quorum settings when the member
+// count clamps them. Start calls it once; then membership's OnChange does.
 func (n *Node) ringChanged() {
-	if !n.ready.Load() {
-		return // n.ms may not be assigned yet
-	}
-	if a := n.aae.Load(); a != nil {
-		a.Kick() // ownership may have moved: hand partitions off now
-	}
+	n.aae.Kick()
 	n.dropStalePeers()
 	members := n.ms.Ring().Len()
 	nn, r, w := n.quorum(members)
@@ -122,10 +119,10 @@ const formingFor = 30 * time.Second
 // clamping, the one rule every request follows. It needs the coordinator built.
 func (n *Node) quorum(members int) (nn, r, w int) { return n.co.Quorum(members, 0, 0) }
 
-// startRepair starts anti-entropy (with partition handoff and tombstone purge)
-// and hinted handoff.
-func (n *Node) startRepair() error {
-	if err := n.startAAE(); err != nil {
+// newRepair builds anti-entropy (with partition handoff and tombstone purge) and
+// hinted handoff; Start starts their loops.
+func (n *Node) newRepair() error {
+	if err := n.newAAE(); err != nil {
 		return err
 	}
 	if n.cfg.DisableHintedHandoff {
@@ -153,14 +150,13 @@ func (n *Node) startRepair() error {
 	if err != nil {
 		return err
 	}
-	h.Start()
-	n.handoff.Store(h)
+	n.handoff = h
 	return nil
 }
 
-// startAAE starts the anti-entropy loop; peers' anti-entropy messages are served
-// even when this node's own loop is off (AAEInterval < 0).
-func (n *Node) startAAE() error {
+// newAAE builds anti-entropy; peers' anti-entropy messages are served even when
+// this node's own loop is off (AAEInterval <= 0: Start does not start it).
+func (n *Node) newAAE() error {
 	interval := n.cfg.AAEInterval
 	if interval <= 0 {
 		interval = time.Hour // the loop is not started; the value only passes validation
@@ -197,10 +193,7 @@ func (n *Node) startAAE() error {
 	if err != nil {
 		return err
 	}
-	if n.cfg.AAEInterval > 0 {
-		a.Start()
-	}
-	n.aae.Store(a)
+	n.aae = a
 	return nil
 }
 
@@ -213,8 +206,8 @@ func (n *Node) afterAAERound(pending int) {
 		return
 	}
 	if hints := n.store.HintCount(); pending > 0 || hints > 0 {
-		if h := n.handoff.Load(); hints > 0 && h != nil {
-			h.Kick()
+		if hints > 0 && n.handoff != nil {
+			n.handoff.Kick()
 		}
 		return
 	}
@@ -231,9 +224,7 @@ func (n *Node) Leave() error {
 	if err := n.ms.Leave(); err != nil {
 		return err
 	}
-	if a := n.aae.Load(); a != nil {
-		a.Kick()
-	}
+	n.aae.Kick()
 	return nil
 }
 
@@ -251,24 +242,22 @@ func frameLimit(maxValue int) int {
 	return min(1<<31-1, max(64<<20, 4*maxValue+1<<20))
 }
 
-// errStarting answers peers that call before the node is fully started.
+// errStarting answers peers that call before the node is started (or once it is
+// stopping).
 var errStarting = errors.New("node: starting")
 
 // serveCluster answers a request from another node. While the node is starting or
 // stopping, a forwarded op is refused with ErrRunLocally (the forwarding node runs
 // it) and replica requests fail (their coordinator keeps a hint).
 func (n *Node) serveCluster(ctx context.Context, from string, typ uint8, req []byte) ([]byte, error) {
-	if !n.ready.Load() {
+	if n.state.Load() != stateStarted {
 		if typ == msgProxyOp {
 			return proxy.AppendResult(nil, proxy.Result{}, proxy.ErrRunLocally), nil
 		}
 		return nil, errStarting
 	}
 	if repair.IsMessage(typ) {
-		if a := n.aae.Load(); a != nil {
-			return a.Serve(ctx, typ, req)
-		}
-		return nil, errStarting
+		return n.aae.Serve(ctx, typ, req)
 	}
 	if typ != msgProxyOp {
 		return n.co.Serve(ctx, typ, req)

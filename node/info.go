@@ -68,7 +68,7 @@ func (n *Node) info(section string) []resp.InfoField {
 		add("cluster", "ops_forwarded", n.router.Metrics().Forwarded)
 		add("cluster", "ops_forward_fallbacks", n.router.Metrics().Fallbacks)
 		add("cluster", "keys_reaped", n.store.Metrics().Reaped)
-		am := n.aaeMetrics()
+		am := n.aae.Metrics()
 		add("cluster", "aae_exchanges", am.Exchanges)
 		add("cluster", "aae_keys_repaired", am.KeysRepaired)
 		add("cluster", "aae_rounds", am.Rounds)

@@ -26,7 +26,7 @@ import (
 	"github.com/dynakv/dynakv/storage"
 )
 
-// Node is one running dynakv node.
+// Node is one dynakv node. New builds it, Start starts it, Close stops it.
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
@@ -41,12 +41,17 @@ type Node struct {
 	co      *coordinator.Coordinator
 	router  *route.Router
 	px      *proxy.Proxy
-	handoff atomic.Pointer[repair.Handoff] // set after membership, whose OnAlive kicks it
-	trees   *repair.Trees                  // Merkle trees of the store, kept by it as its observer
-	aae     atomic.Pointer[repair.AAE]     // set after membership, whose OnChange kicks it
+	handoff *repair.Handoff // nil with DisableHintedHandoff
+	trees   *repair.Trees   // Merkle trees of the store, kept by it as its observer
+	aae     *repair.AAE     // its loop runs only with AAEInterval > 0; it serves peers either way
 	met     *metrics
 
-	ready     atomic.Bool  // serving peers: coordinator and proxy are built
+	// mu orders Start and Close; state says which ran. Peers are served only
+	// while it is stateStarted: the transport serves from New on, before the
+	// coordinator exists, and after Close began forwarded ops go back to their
+	// sender.
+	mu        sync.Mutex
+	state     atomic.Int32
 	lastClamp atomic.Int64 // last N, R, W logged by ringChanged
 
 	tls      tlsConfigs
@@ -61,8 +66,34 @@ type Node struct {
 	once     sync.Once
 }
 
-// Start builds and starts a node. On error everything it opened is released.
-func Start(cfg Config) (_ *Node, err error) {
+// A Node's lifecycle states (Node.state).
+const (
+	stateBuilt int32 = iota
+	stateStarted
+	stateClosed
+)
+
+// Start builds and starts a node: New, then Start. On error everything it opened
+// is released.
+func Start(cfg Config) (*Node, error) {
+	n, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// New builds a node: it opens storage, binds the client, HTTP, cluster and gossip
+// ports, and builds the transport, membership, coordinator, router, proxy,
+// anti-entropy, hinted handoff and the front ends. Nothing it starts calls back
+// into the node: peers' requests are refused until Start (forwarded ops with
+// proxy.ErrRunLocally), membership callbacks wait for Start, and no client is
+// served. On error everything it opened is released.
+func New(cfg Config) (_ *Node, err error) {
 	cfg = cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -86,7 +117,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	if cfg.Secret == "" {
 		n.log.Warn("no cluster secret set (--secret or DYNAKV_SECRET): peers are checked against the empty secret and gossip is not encrypted")
 	}
-	if err := n.startCluster(); err != nil {
+	if err := n.newCluster(); err != nil {
 		return nil, err
 	}
 	n.peers = coordinator.RemotePeers(coordinator.CallerFunc(n.call))
@@ -119,20 +150,44 @@ func Start(cfg Config) (_ *Node, err error) {
 		OnRead:        func(s int) { n.met.siblings.Observe(float64(s)) },
 		Router:        n.router,
 	}, n.co)
-	n.ready.Store(true)
-	if err := n.startRepair(); err != nil {
+	if err := n.newRepair(); err != nil {
 		return nil, err
+	}
+	n.registerGauges()
+	if err := n.newFronts(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// errNotBuilt is Start's error on a node started or closed already.
+var errNotBuilt = errors.New("node: Start on a node that was started or closed already")
+
+// Start starts what New built, in order: serving peers, anti-entropy and hinted
+// handoff, membership (its callbacks from then on, and the join), then the front
+// ends. It returns an error, changing nothing, if the node was started or closed
+// already.
+func (n *Node) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.state.Load() != stateBuilt {
+		return errNotBuilt
+	}
+	n.state.Store(stateStarted)
+	if n.cfg.AAEInterval > 0 {
+		n.aae.Start()
+	}
+	if n.handoff != nil {
+		n.handoff.Start()
 	}
 	n.ringChanged()
-	n.registerGauges()
-	if err := n.serve(); err != nil {
-		return nil, err
-	}
+	n.ms.Start()
+	n.serve()
 	nn, r, w := n.quorum(n.ms.Ring().Len())
-	n.log.Info("node started", "actor", n.actor, "storage", cfg.Storage, "data_dir", n.dataDirForLog(),
+	n.log.Info("node started", "actor", n.actor, "storage", n.cfg.Storage, "data_dir", n.dataDirForLog(),
 		"resp", n.RESPAddr(), "memcache", n.MemcacheAddr(), "http", n.HTTPAddr(),
-		"gossip", n.ms.GossipAddr(), "cluster", n.tr.Addr(), "join", cfg.Join, "n", nn, "r", r, "w", w)
-	return n, nil
+		"gossip", n.ms.GossipAddr(), "cluster", n.tr.Addr(), "join", n.cfg.Join, "n", nn, "r", r, "w", w)
+	return nil
 }
 
 func (n *Node) dataDirForLog() string {
@@ -259,7 +314,9 @@ func (n *Node) listen() error {
 	return nil
 }
 
-func (n *Node) serve() error {
+// newFronts builds the RESP and memcached servers and the HTTP server on the
+// listeners listen bound; serve starts them.
+func (n *Node) newFronts() error {
 	rc := resp.Config{
 		RequirePass: n.cfg.RequirePass,
 		// A request argument may be a little larger than the largest value (the
@@ -281,7 +338,6 @@ func (n *Node) serve() error {
 		return err
 	}
 	n.resp = resp.New(rc, n.px)
-	n.run("resp", func() error { return n.resp.Serve(n.respLn) })
 	if n.mcLn != nil {
 		n.mc = memcache.New(memcache.Config{
 			MaxClients:    n.cfg.MaxClients,
@@ -293,10 +349,20 @@ func (n *Node) serve() error {
 			Logger:        n.log.With("component", "memcache"),
 			Now:           n.cfg.Now,
 		}, n.px)
-		n.run("memcache", func() error { return n.mc.Serve(n.mcLn) })
 	}
 	if n.httpLn != nil {
 		n.http = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return nil
+}
+
+// serve starts the front ends newFronts built.
+func (n *Node) serve() {
+	n.run("resp", func() error { return n.resp.Serve(n.respLn) })
+	if n.mc != nil {
+		n.run("memcache", func() error { return n.mc.Serve(n.mcLn) })
+	}
+	if n.http != nil {
 		n.run("http", func() error {
 			if err := n.http.Serve(n.httpLn); !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -304,7 +370,6 @@ func (n *Node) serve() error {
 			return nil
 		})
 	}
-	return nil
 }
 
 // run starts a server goroutine owned by the node; Close waits for it.
@@ -318,34 +383,41 @@ func (n *Node) run(name string, serve func() error) {
 	}()
 }
 
-// Close stops the node: front ends, HTTP, then storage. It is idempotent.
+// Close stops the node: front ends, HTTP, then repair, the coordinator, membership,
+// the transport and storage. It releases a node that was built and not started
+// too, waits for every goroutine the node started, and is idempotent.
 func (n *Node) Close() error {
 	n.once.Do(func() {
-		n.ready.Store(false) // forwarded ops go back to their sender from now on
+		n.mu.Lock() // waits for a Start in progress
+		started := n.state.Swap(stateClosed) == stateStarted
+		n.mu.Unlock()
+		// From now on forwarded ops go back to their sender.
 		var errs []error
 		if n.resp != nil {
 			errs = append(errs, n.resp.Close())
-		} else if n.respLn != nil {
-			n.respLn.Close()
 		}
 		if n.mc != nil {
 			errs = append(errs, n.mc.Close())
-		} else if n.mcLn != nil {
-			n.mcLn.Close()
 		}
 		if n.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			errs = append(errs, n.http.Shutdown(ctx))
 			cancel()
-		} else if n.httpLn != nil {
-			n.httpLn.Close()
+		}
+		if !started {
+			// Nothing served them, so closing the servers did not close them.
+			for _, ln := range []net.Listener{n.respLn, n.mcLn, n.httpLn} {
+				if ln != nil {
+					ln.Close()
+				}
+			}
 		}
 		n.wg.Wait()
-		if h := n.handoff.Load(); h != nil {
-			errs = append(errs, h.Close())
+		if n.handoff != nil {
+			errs = append(errs, n.handoff.Close())
 		}
-		if a := n.aae.Load(); a != nil {
-			errs = append(errs, a.Close())
+		if n.aae != nil {
+			errs = append(errs, n.aae.Close())
 		}
 		if n.co != nil {
 			errs = append(errs, n.co.Close())

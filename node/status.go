@@ -5,7 +5,6 @@ package node
 // read from membership, the coordinator, anti-entropy, hinted handoff and storage.
 
 import (
-	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -110,15 +109,11 @@ func (n *Node) status(hintsByOwner bool) Status {
 // aaeStatus reports anti-entropy and handoff, with the repair age of each
 // partition this node owns.
 func (n *Node) aaeStatus(rg *ring.Ring, nn int) AAEStatus {
-	am := n.aaeMetrics()
+	am := n.aae.Metrics()
 	st := AAEStatus{IntervalMS: n.cfg.AAEInterval.Milliseconds(), Rounds: am.Rounds, Exchanges: am.Exchanges,
 		KeysRepaired: am.KeysRepaired, TombstonesPurged: am.TombstonesPurged,
 		HandoffPending: am.HandoffPending, HandoffKeysPending: am.HandoffKeysPending, HandoffDone: am.PartitionsHanded}
-	a := n.aae.Load()
-	if a == nil {
-		return st
-	}
-	last := a.LastSync()
+	last := n.aae.LastSync()
 	now := n.cfg.Now().UnixMilli()
 	for p := range rg.Partitions() {
 		if !rg.Owns(n.cfg.Name, p, nn) {
@@ -151,19 +146,11 @@ func (n *Node) clusterStats() clusterStats {
 	}
 	cs.n, cs.r, cs.w = n.quorum(cs.members)
 	cs.hintsPending = n.store.HintCount()
-	if h := n.handoff.Load(); h != nil {
-		cs.hintsDelivered = h.Metrics().Delivered
+	if n.handoff != nil {
+		cs.hintsDelivered = n.handoff.Metrics().Delivered
 	}
 	cm := n.co.Metrics()
 	cs.hintsStored, cs.readRepairs = cm.HintsStored, cm.ReadRepairs
 	cs.readQuorumFailures, cs.writeQuorumFailures = cm.ReadQuorumFailures, cm.WriteQuorumFailures
 	return cs
-}
-
-// aaeMetrics returns the anti-entropy counters (zero before it started).
-func (n *Node) aaeMetrics() repair.AAEMetrics {
-	if a := n.aae.Load(); a != nil {
-		return a.Metrics()
-	}
-	return repair.AAEMetrics{}
 }
