@@ -10,6 +10,12 @@ package cluster
 // counts nodes from an atomic the event delegate maintains instead of asking
 // memberlist. Callbacks (OnAlive, OnChange) and memberlist.UpdateNode run on the
 // notifier goroutine, outside every lock.
+//
+// Lifecycle: NewMembership builds (persists this node's entry, binds the gossip
+// port and creates memberlist, which answers peers and feeds the delegates from
+// then on); Start starts the notifier, the join loop and the reconnect loop. The
+// callbacks queued in between are delivered once Start runs, so a caller can build
+// whatever its callbacks use after NewMembership and before Start.
 
 import (
 	"context"
@@ -66,7 +72,7 @@ const (
 
 // Errors returned by Membership; test with errors.Is.
 var (
-	// ErrRemoved is returned by StartMembership when the persisted member set says
+	// ErrRemoved is returned by NewMembership when the persisted member set says
 	// this node was removed. Removal is final for a name.
 	ErrRemoved = errors.New("cluster: node was removed from the cluster")
 	// ErrUnknownMember is returned by Remove for a name that is not in the set.
@@ -94,8 +100,8 @@ type MetaStore interface {
 	PutMeta(name string, v []byte) error
 }
 
-// MembershipConfig configures StartMembership. Zero fields take the defaults
-// documented here (EnsureDefaults); StartMembership never modifies the caller's
+// MembershipConfig configures NewMembership. Zero fields take the defaults
+// documented here (EnsureDefaults); NewMembership never modifies the caller's
 // struct.
 type MembershipConfig struct {
 	// Self describes the local node: Name (required, unique in the cluster, at most
@@ -128,8 +134,9 @@ type MembershipConfig struct {
 	// OnAlive, if set, is called with a ring member's name when it is seen alive
 	// after having been not alive (including the first time after start): the
 	// trigger to replay hints. It runs on a goroutine Membership owns, never while
-	// holding Membership's or memberlist's locks, one call at a time. It may call
-	// Membership's methods except Close, and should return promptly.
+	// holding Membership's or memberlist's locks, one call at a time, and never
+	// before Start. It may call Membership's methods except Close, and should
+	// return promptly.
 	OnAlive func(name string)
 	// OnChange, if set, is called after the member set changed (any entry: state,
 	// weight or addresses) and the new set was persisted and Ring rebuilt. Bursts
@@ -182,7 +189,7 @@ func (c MembershipConfig) EnsureDefaults() MembershipConfig {
 
 // Validate reports the first problem of a config that went through EnsureDefaults.
 // The advertised gossip address and the final size of the node metadata are checked
-// by StartMembership, once the bound port is known.
+// by NewMembership, once the bound port is known.
 func (c MembershipConfig) Validate() error {
 	self := c.Self
 	self.State, self.Version = StateActive, 0
@@ -227,13 +234,13 @@ type MemberStatus struct {
 
 // Membership is a node's view of the cluster: the durable ring member set and
 // the liveness of its members. It is safe for concurrent use. Create it with
-// StartMembership and stop it with Close.
+// NewMembership, start it with Start and stop it with Close.
 type Membership struct {
 	cfg        MembershipConfig
 	log        *slog.Logger
 	name       string
 	gossipAddr string
-	ml         *memberlist.Memberlist // set before any goroutine of ours starts
+	ml         *memberlist.Memberlist // set by NewMembership
 	queue      *memberlist.TransmitLimitedQueue
 	stopper    *syncutil.Stopper
 	kick       chan struct{} // capacity 1: wakes the notifier
@@ -258,12 +265,12 @@ type Membership struct {
 	closeErr  error
 }
 
-// StartMembership loads the persisted member set, enters this node into it as
-// Active with a new version, persists the result, starts memberlist on BindAddr and,
-// if there is anyone to join (Seeds, or other members' persisted gossip addresses),
-// a join loop that retries with backoff until one of them answers. It returns
-// ErrRemoved (wrapped with the name) if the persisted set says this node was removed.
-func StartMembership(cfg MembershipConfig) (*Membership, error) {
+// NewMembership loads the persisted member set, enters this node into it as Active
+// with a new version, persists the result and starts memberlist on BindAddr, which
+// answers peers from then on; it calls no callback and joins nobody until Start.
+// It returns ErrRemoved (wrapped with the name) if the persisted set says this node
+// was removed. Close releases it, started or not.
+func NewMembership(cfg MembershipConfig) (*Membership, error) {
 	cfg = cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -334,18 +341,24 @@ func StartMembership(cfg MembershipConfig) (*Membership, error) {
 	m.ml = ml
 	m.log.Info("membership started", "name", m.name, "gossip", m.gossipAddr,
 		"version", self.Version, "members", len(m.members), "encrypted", len(cfg.Secret) > 0)
+	return m, nil
+}
 
+// Start starts the notifier, which from now on runs OnAlive and OnChange, and,
+// if there is anyone to join (Seeds, or other members' persisted gossip
+// addresses), a join loop that retries with backoff until one of them answers,
+// and the reconnect loop. Call it once, before Close.
+func (m *Membership) Start() {
 	m.stopper.RunWorker(m.notifyLoop)
 	if len(m.joinCandidates()) == 0 {
 		m.joined.Store(true)
 	} else {
 		m.stopper.RunWorker(m.joinLoop)
 	}
-	if cfg.ReconnectInterval > 0 {
+	if m.cfg.ReconnectInterval > 0 {
 		m.stopper.RunWorker(m.reconnectLoop)
 	}
-	m.wake() // deliver anything the delegates queued during Create
-	return m, nil
+	m.wake() // deliver anything the delegates queued since NewMembership
 }
 
 // load reads and decodes the persisted member set (empty if none).
@@ -866,7 +879,7 @@ func (d *memberDelegate) NodeMeta(limit int) []byte {
 	defer m.mu.Unlock()
 	b := m.members[m.name].AppendBinary(nil)
 	if len(b) > limit {
-		return nil // not reachable: StartMembership validated the size
+		return nil // not reachable: NewMembership validated the size
 	}
 	return b
 }

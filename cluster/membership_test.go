@@ -166,6 +166,16 @@ func memberTestConfig(n *memberTestNode, bind string, seeds []string, secret str
 	}
 }
 
+// startMembership builds and starts a Membership, as a node does in two steps.
+func startMembership(cfg MembershipConfig) (*Membership, error) {
+	m, err := NewMembership(cfg)
+	if err != nil {
+		return nil, err
+	}
+	m.Start()
+	return m, nil
+}
+
 func newMemberTestNode(name string) *memberTestNode {
 	return &memberTestNode{name: name, store: &memberFakeStore{}, logs: newMemberLogCapture()}
 }
@@ -176,7 +186,7 @@ func (n *memberTestNode) start(t *testing.T, bind string, seeds []string, secret
 	if bind == "" {
 		bind = "127.0.0.1:0"
 	}
-	m, err := StartMembership(memberTestConfig(n, bind, seeds, secret))
+	m, err := startMembership(memberTestConfig(n, bind, seeds, secret))
 	if err != nil {
 		t.Fatalf("start %s: %v", n.name, err)
 	}
@@ -494,7 +504,7 @@ func TestMembershipRemove(t *testing.T) {
 		t.Errorf("OnAlive reported removed c: %v", a.onAlive())
 	}
 	c.close(t)
-	if _, err := StartMembership(memberTestConfig(c, "127.0.0.1:0", nil, "secret")); !errors.Is(err, ErrRemoved) ||
+	if _, err := NewMembership(memberTestConfig(c, "127.0.0.1:0", nil, "secret")); !errors.Is(err, ErrRemoved) ||
 		!strings.Contains(err.Error(), "node c was removed") {
 		t.Fatalf("restart of removed c = %v, want ErrRemoved", err)
 	}
@@ -511,7 +521,7 @@ func TestMembershipRemove(t *testing.T) {
 	if got := b.store.persisted(t)["b"].State; got != StateRemoved {
 		t.Fatalf("b persisted itself as %v", got)
 	}
-	if _, err := StartMembership(memberTestConfig(b, "127.0.0.1:0", nil, "secret")); !errors.Is(err, ErrRemoved) {
+	if _, err := NewMembership(memberTestConfig(b, "127.0.0.1:0", nil, "secret")); !errors.Is(err, ErrRemoved) {
 		t.Fatalf("restart of removed b = %v, want ErrRemoved", err)
 	}
 }
@@ -659,7 +669,7 @@ func TestMembershipStartErrors(t *testing.T) {
 		{"persist fails", base(failing), "disk on fire"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := StartMembership(tc.cfg)
+			m, err := NewMembership(tc.cfg)
 			if err == nil {
 				m.Close()
 				t.Fatal("started")
@@ -671,12 +681,53 @@ func TestMembershipStartErrors(t *testing.T) {
 	}
 }
 
+// TestMembershipCallbacksWaitForStart: a built but not started Membership answers
+// gossip (a peer joins it and the member sets merge) but calls neither OnAlive nor
+// OnChange, and does not try its seeds, until Start; then the queued callbacks
+// run. A node builds what its callbacks use between the two.
+func TestMembershipCallbacksWaitForStart(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	a, b := newMemberTestNode("a"), newMemberTestNode("b")
+	m, err := NewMembership(memberTestConfig(a, "127.0.0.1:0", []string{memberFreeAddr(t)}, "secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.m = m
+	defer a.close(t)
+	b.start(t, "", []string{m.GossipAddr()}, "secret")
+	defer b.close(t)
+	memberEventually(t, 5*time.Second, "a sees b alive and in the set", func() error {
+		if mb, ok := m.Member("b"); !ok || mb.State != StateActive || !m.Alive("b") {
+			return errors.New("not yet")
+		}
+		return nil
+	}, a, b)
+	if m.joinFailed.Load() != 0 {
+		t.Fatal("a tried its seed before Start")
+	}
+	a.mu.Lock()
+	alive, changes := len(a.aliveCB), a.changes
+	a.mu.Unlock()
+	if alive != 0 || changes != 0 {
+		t.Fatalf("before Start: %d OnAlive and %d OnChange calls, want none", alive, changes)
+	}
+	m.Start()
+	memberEventually(t, 5*time.Second, "a's queued callbacks after Start", func() error {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if !slices.Contains(a.aliveCB, "b") || a.changes == 0 {
+			return fmt.Errorf("OnAlive %v, %d OnChange", a.aliveCB, a.changes)
+		}
+		return nil
+	}, a, b)
+}
+
 func TestMembershipAdvertiseAddr(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	n := newMemberTestNode("adv")
 	cfg := memberTestConfig(n, "127.0.0.1:0", nil, "s")
 	cfg.Self.GossipAddr = "127.0.0.2:0"
-	m, err := StartMembership(cfg)
+	m, err := startMembership(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -742,7 +793,7 @@ func TestMembershipReconnectsToDeadMembers(t *testing.T) {
 			start := func(n *memberTestNode, bind string, seeds []string) {
 				cfg := memberTestConfig(n, bind, seeds, "secret")
 				cfg.Tuning, cfg.ReconnectInterval = quiet, tc.reconnect
-				m, err := StartMembership(cfg)
+				m, err := startMembership(cfg)
 				if err != nil {
 					t.Fatalf("start %s: %v", n.name, err)
 				}
@@ -810,7 +861,7 @@ func TestMembershipPushPullCatchesMissedJoin(t *testing.T) {
 		}
 		cfg := memberTestConfig(n, "127.0.0.1:0", seeds, "secret")
 		cfg.Tuning, cfg.ReconnectInterval = deaf, -1
-		m, err := StartMembership(cfg)
+		m, err := startMembership(cfg)
 		if err != nil {
 			t.Fatalf("start %s: %v", n.name, err)
 		}

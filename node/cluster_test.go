@@ -160,7 +160,7 @@ func TestRouterSharesCoordinatorAvoidance(t *testing.T) {
 	// x is its first replica.
 	k1 := find(func(pl []string) bool { return pl[0] == a.cfg.Name && slices.Contains(pl, x.cfg.Name) })
 	k2 := find(func(pl []string) bool { return pl[0] == x.cfg.Name && !slices.Contains(pl, a.cfg.Name) })
-	rt := &router{n: a}
+	rt := a.router
 	if got := rt.Route([]byte(k2)); got != x.cfg.Name {
 		t.Fatalf("Route(%s) = %q before any failure, want %s", k2, got, x.cfg.Name)
 	}

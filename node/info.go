@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/resp"
 )
 
@@ -66,10 +65,10 @@ func (n *Node) info(section string) []resp.InfoField {
 		cm := n.co.Metrics()
 		add("cluster", "replica_fallbacks", cm.Fallbacks)
 		add("cluster", "replicas_slow", cm.SlowReplicas)
-		add("cluster", "ops_forwarded", n.forwarded.Load())
-		add("cluster", "ops_forward_fallbacks", n.forwardFallbacks.Load())
+		add("cluster", "ops_forwarded", n.router.Metrics().Forwarded)
+		add("cluster", "ops_forward_fallbacks", n.router.Metrics().Fallbacks)
 		add("cluster", "keys_reaped", n.store.Metrics().Reaped)
-		am := n.aaeMetrics()
+		am := n.aae.Metrics()
 		add("cluster", "aae_exchanges", am.Exchanges)
 		add("cluster", "aae_keys_repaired", am.KeysRepaired)
 		add("cluster", "aae_rounds", am.Rounds)
@@ -93,39 +92,4 @@ func rss() int64 {
 	}
 	pages, _ := strconv.ParseInt(f[1], 10, 64)
 	return pages * int64(os.Getpagesize())
-}
-
-// clusterStats are the cluster figures INFO and the metrics report.
-type clusterStats struct {
-	members, alive, n, r, w                                int
-	hintsPending, hintsDelivered, hintsStored, readRepairs int64
-	readQuorumFailures, writeQuorumFailures                int64
-}
-
-func (n *Node) clusterStats() clusterStats {
-	var cs clusterStats
-	rg := n.ms.Ring()
-	cs.members = rg.Len()
-	for _, m := range rg.Members() {
-		if n.ms.Alive(m.Name) {
-			cs.alive++
-		}
-	}
-	cs.n, cs.r, cs.w = n.quorum(cs.members)
-	cs.hintsPending = n.store.HintCount()
-	if h := n.handoff.Load(); h != nil {
-		cs.hintsDelivered = h.Metrics().Delivered
-	}
-	cm := n.co.Metrics()
-	cs.hintsStored, cs.readRepairs = cm.HintsStored, cm.ReadRepairs
-	cs.readQuorumFailures, cs.writeQuorumFailures = cm.ReadQuorumFailures, cm.WriteQuorumFailures
-	return cs
-}
-
-// aaeMetrics returns the anti-entropy counters (zero before it started).
-func (n *Node) aaeMetrics() repair.AAEMetrics {
-	if a := n.aae.Load(); a != nil {
-		return a.Metrics()
-	}
-	return repair.AAEMetrics{}
 }

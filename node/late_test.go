@@ -70,7 +70,7 @@ func TestForwardAfterClockJump(t *testing.T) {
 	if err := c.Set(ctx, key, "first", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if got := n4.forwarded.Load(); got != 1 {
+	if got := n4.router.Metrics().Forwarded; got != 1 {
 		t.Fatalf("%d ops forwarded, want the SET forwarded to n1", got)
 	}
 	served := n1.tr.Stats().Served
@@ -85,8 +85,8 @@ func TestForwardAfterClockJump(t *testing.T) {
 	if got := n1.tr.Stats().Served - served; got < 1 {
 		t.Fatalf("n1 served %d requests after the jump, want the forwarded SET", got)
 	}
-	if f, fb := n4.forwarded.Load(), n4.forwardFallbacks.Load(); f != 2 || fb != 0 {
-		t.Fatalf("forwarded %d, fallbacks %d; want both SETs run on n1", f, fb)
+	if m := n4.router.Metrics(); m.Forwarded != 2 || m.Fallbacks != 0 {
+		t.Fatalf("forwarded %d, fallbacks %d; want both SETs run on n1", m.Forwarded, m.Fallbacks)
 	}
 	if v, err := c.Get(ctx, key).Result(); err != nil || v != "second" {
 		t.Fatalf("GET = %q, %v", v, err)

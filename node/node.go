@@ -5,34 +5,30 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base32"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/dynakv/dynakv/cluster"
 	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/memcache"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/proxy/route"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/resp"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/tictac"
 )
 
-// Node is one running dynakv node.
+// Node is one dynakv node. New builds it, Start starts it, Close stops it.
 type Node struct {
 	cfg     Config
 	log     *slog.Logger
@@ -45,16 +41,20 @@ type Node struct {
 	peers   coordinator.Peers
 	avoid   *coordinator.Avoidance // peers that recently failed a request: the router's and the coordinator's
 	co      *coordinator.Coordinator
+	router  *route.Router
 	px      *proxy.Proxy
-	handoff atomic.Pointer[repair.Handoff] // set after membership, whose OnAlive kicks it
-	trees   *tictac.Trees                  // Merkle trees of the store, kept by it as its observer
-	aae     atomic.Pointer[repair.AAE]     // set after membership, whose OnChange kicks it
+	handoff *repair.Handoff // nil with DisableHintedHandoff
+	trees   *tictac.Trees   // Merkle trees of the store, kept by it as its observer
+	aae     *repair.AAE     // its loop runs only with AAEInterval > 0; it serves peers either way
 	met     *metrics
 
-	ready            atomic.Bool  // serving peers: coordinator and proxy are built
-	lastClamp        atomic.Int64 // last N, R, W logged by ringChanged
-	forwarded        atomic.Int64 // ops forwarded to a replica
-	forwardFallbacks atomic.Int64 // ops run here because their replica was unreachable
+	// mu orders Start and Close; state says which ran. Peers are served only
+	// while it is stateStarted: the transport serves from New on, before the
+	// coordinator exists, and after Close began forwarded ops go back to their
+	// sender.
+	mu        sync.Mutex
+	state     atomic.Int32
+	lastClamp atomic.Int64 // last N, R, W logged by ringChanged
 
 	tls      tlsConfigs
 	resp     *resp.Server
@@ -68,8 +68,34 @@ type Node struct {
 	once     sync.Once
 }
 
-// Start builds and starts a node. On error everything it opened is released.
-func Start(cfg Config) (_ *Node, err error) {
+// A Node's lifecycle states (Node.state).
+const (
+	stateBuilt int32 = iota
+	stateStarted
+	stateClosed
+)
+
+// Start builds and starts a node: New, then Start. On error everything it opened
+// is released.
+func Start(cfg Config) (*Node, error) {
+	n, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// New builds a node: it opens storage, binds the client, HTTP, cluster and gossip
+// ports, and builds the transport, membership, coordinator, router, proxy,
+// anti-entropy, hinted handoff and the front ends. Nothing it starts calls back
+// into the node: peers' requests are refused until Start (forwarded ops with
+// proxy.ErrRunLocally), membership callbacks wait for Start, and no client is
+// served. On error everything it opened is released.
+func New(cfg Config) (_ *Node, err error) {
 	cfg = cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -93,7 +119,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	if cfg.Secret == "" {
 		n.log.Warn("no cluster secret set (--secret or DYNAKV_SECRET): peers are checked against the empty secret and gossip is not encrypted")
 	}
-	if err := n.startCluster(); err != nil {
+	if err := n.newCluster(); err != nil {
 		return nil, err
 	}
 	n.peers = coordinator.RemotePeers(coordinator.CallerFunc(n.call))
@@ -117,26 +143,53 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if n.router, err = n.newRouter(); err != nil {
+		return nil, err
+	}
 	n.px = proxy.New(proxy.Config{
 		MaxValueBytes: cfg.MaxValueBytes,
 		Now:           cfg.Now,
 		OnRead:        func(s int) { n.met.siblings.Observe(float64(s)) },
-		Router:        &router{n: n},
+		Router:        n.router,
 	}, n.co)
-	n.ready.Store(true)
-	if err := n.startRepair(); err != nil {
+	if err := n.newRepair(); err != nil {
 		return nil, err
+	}
+	n.registerGauges()
+	if err := n.newFronts(); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// errNotBuilt is Start's error on a node started or closed already.
+var errNotBuilt = errors.New("node: Start on a node that was started or closed already")
+
+// Start starts what New built, in order: serving peers, anti-entropy and hinted
+// handoff, membership (its callbacks from then on, and the join), then the front
+// ends. It returns an error, changing nothing, if the node was started or closed
+// already.
+func (n *Node) Start() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.state.Load() != stateBuilt {
+		return errNotBuilt
+	}
+	n.state.Store(stateStarted)
+	if n.cfg.AAEInterval > 0 {
+		n.aae.Start()
+	}
+	if n.handoff != nil {
+		n.handoff.Start()
 	}
 	n.ringChanged()
-	n.registerGauges()
-	if err := n.serve(); err != nil {
-		return nil, err
-	}
+	n.ms.Start()
+	n.serve()
 	nn, r, w := n.quorum(n.ms.Ring().Len())
-	n.log.Info("node started", "actor", n.actor, "storage", cfg.Storage, "data_dir", n.dataDirForLog(),
+	n.log.Info("node started", "actor", n.actor, "storage", n.cfg.Storage, "data_dir", n.dataDirForLog(),
 		"resp", n.RESPAddr(), "memcache", n.MemcacheAddr(), "http", n.HTTPAddr(),
-		"gossip", n.ms.GossipAddr(), "cluster", n.tr.Addr(), "join", cfg.Join, "n", nn, "r", r, "w", w)
-	return n, nil
+		"gossip", n.ms.GossipAddr(), "cluster", n.tr.Addr(), "join", n.cfg.Join, "n", nn, "r", r, "w", w)
+	return nil
 }
 
 func (n *Node) dataDirForLog() string {
@@ -234,75 +287,6 @@ func (n *Node) incarnation() (string, error) {
 	return inc, nil
 }
 
-func (n *Node) registerGauges() {
-	n.met.reg.MustRegister(
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_keys", Help: "Keys holding a value on this node's replica."},
-			func() float64 { return float64(n.store.Count()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_expired_reaped_total", Help: "Expired records the reaper turned into tombstones."},
-			func() float64 { return float64(n.store.Metrics().Reaped) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_record_cache_lookups_total", Help: "Record reads that asked the record cache."},
-			func() float64 { return float64(n.store.CacheStats().Lookups) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_record_cache_misses_total", Help: "Record reads the record cache could not answer (they read Pebble)."},
-			func() float64 { return float64(n.store.CacheStats().Misses) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_record_cache_bytes", Help: "Memory held by the record cache."},
-			func() float64 { return float64(n.store.CacheStats().Bytes) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_storage_synced_commits_total", Help: "Writes (and WAL syncs) committed durably in the sense of --fsync, through group commit."},
-			func() float64 { return float64(n.store.CommitStats().Commits) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_storage_commit_groups_total", Help: "Group commits: each carried one or more synced commits in one WAL write and sync."},
-			func() float64 { return float64(n.store.CommitStats().Groups) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members", Help: "Ring members."},
-			func() float64 { return float64(n.clusterStats().members) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members_alive", Help: "Ring members memberlist reports alive."},
-			func() float64 { return float64(n.clusterStats().alive) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_n", Help: "Replication factor in effect."},
-			func() float64 { return float64(n.clusterStats().n) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_r", Help: "Read quorum in effect."},
-			func() float64 { return float64(n.clusterStats().r) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_quorum_w", Help: "Write quorum in effect."},
-			func() float64 { return float64(n.clusterStats().w) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_hints_pending", Help: "Hints stored on this node for owners it could not reach."},
-			func() float64 { return float64(n.store.HintCount()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_hints_delivered_total", Help: "Hints delivered to their owners and deleted."},
-			func() float64 { return float64(n.clusterStats().hintsDelivered) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_hints_stored_total", Help: "Hints this node stored as coordinator for owners it could not reach."},
-			func() float64 { return float64(n.co.Metrics().HintsStored) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_read_repairs_total", Help: "Replica records rewritten by read repair."},
-			func() float64 { return float64(n.co.Metrics().ReadRepairs) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_read_repairs_skipped_total", Help: "Read repairs skipped because too many were in flight."},
-			func() float64 { return float64(n.co.Metrics().RepairsSkipped) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_quorum_failures_total", Help: "Requests that missed their quorum.", ConstLabels: prometheus.Labels{"op": "read"}},
-			func() float64 { return float64(n.co.Metrics().ReadQuorumFailures) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_quorum_failures_total", Help: "Requests that missed their quorum.", ConstLabels: prometheus.Labels{"op": "write"}},
-			func() float64 { return float64(n.co.Metrics().WriteQuorumFailures) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_replica_failures_total", Help: "Replica calls that failed.", ConstLabels: prometheus.Labels{"op": "write"}},
-			func() float64 { return float64(n.co.Metrics().ReplicaWriteFailures) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_replica_failures_total", Help: "Replica calls that failed.", ConstLabels: prometheus.Labels{"op": "read"}},
-			func() float64 { return float64(n.co.Metrics().ReplicaReadFailures) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_aae_exchanges_total", Help: "Anti-entropy partition exchanges with another replica."},
-			func() float64 { return float64(n.aaeMetrics().Exchanges) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_aae_keys_repaired_total", Help: "Records anti-entropy wrote here or sent to a replica because they differed."},
-			func() float64 { return float64(n.aaeMetrics().KeysRepaired) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_aae_keys_listed_total", Help: "Keys listed by anti-entropy in differing segments."},
-			func() float64 { return float64(n.aaeMetrics().KeysListed) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_handoff_partitions_pending", Help: "Partitions held here that this node no longer owns, not yet handed off."},
-			func() float64 { return float64(n.aaeMetrics().HandoffPending) }),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_handoff_keys_pending", Help: "Records in the partitions still to hand off."},
-			func() float64 { return float64(n.aaeMetrics().HandoffKeysPending) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_handoff_partitions_total", Help: "Partitions handed off to their new owners and dropped here."},
-			func() float64 { return float64(n.aaeMetrics().PartitionsHanded) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_tombstones_purged_total", Help: "Tombstones purged after the grace period, once every replica held them."},
-			func() float64 { return float64(n.aaeMetrics().TombstonesPurged) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_transport_refused_handshakes_total", Help: "Connections to the cluster port refused by the handshake (wrong secret or certificate, garbage, silence)."},
-			func() float64 { return float64(n.tr.Stats().RefusedHandshakes) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_transport_bad_frames_total", Help: "Authenticated cluster connections dropped for a malformed or oversized frame."},
-			func() float64 { return float64(n.tr.Stats().BadFrames) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forwarded_total", Help: "Operations forwarded to a replica of their key."},
-			func() float64 { return float64(n.forwarded.Load()) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forward_fallbacks_total", Help: "Operations run here because their replica was unreachable."},
-			func() float64 { return float64(n.forwardFallbacks.Load()) }),
-	)
-}
-
 func (n *Node) listen() error {
 	var err error
 	if n.respLn, err = net.Listen("tcp", n.cfg.RESPAddr); err != nil {
@@ -332,7 +316,9 @@ func (n *Node) listen() error {
 	return nil
 }
 
-func (n *Node) serve() error {
+// newFronts builds the RESP and memcached servers and the HTTP server on the
+// listeners listen bound; serve starts them.
+func (n *Node) newFronts() error {
 	rc := resp.Config{
 		RequirePass: n.cfg.RequirePass,
 		// A request argument may be a little larger than the largest value (the
@@ -354,7 +340,6 @@ func (n *Node) serve() error {
 		return err
 	}
 	n.resp = resp.New(rc, n.px)
-	n.run("resp", func() error { return n.resp.Serve(n.respLn) })
 	if n.mcLn != nil {
 		n.mc = memcache.New(memcache.Config{
 			MaxClients:    n.cfg.MaxClients,
@@ -366,10 +351,20 @@ func (n *Node) serve() error {
 			Logger:        n.log.With("component", "memcache"),
 			Now:           n.cfg.Now,
 		}, n.px)
-		n.run("memcache", func() error { return n.mc.Serve(n.mcLn) })
 	}
 	if n.httpLn != nil {
 		n.http = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}
+	}
+	return nil
+}
+
+// serve starts the front ends newFronts built.
+func (n *Node) serve() {
+	n.run("resp", func() error { return n.resp.Serve(n.respLn) })
+	if n.mc != nil {
+		n.run("memcache", func() error { return n.mc.Serve(n.mcLn) })
+	}
+	if n.http != nil {
 		n.run("http", func() error {
 			if err := n.http.Serve(n.httpLn); !errors.Is(err, http.ErrServerClosed) {
 				return err
@@ -377,7 +372,6 @@ func (n *Node) serve() error {
 			return nil
 		})
 	}
-	return nil
 }
 
 // run starts a server goroutine owned by the node; Close waits for it.
@@ -391,79 +385,41 @@ func (n *Node) run(name string, serve func() error) {
 	}()
 }
 
-func (n *Node) httpHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(n.met.reg, promhttp.HandlerOpts{Registry: n.met.reg}))
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
-	mux.HandleFunc("/cluster/status", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(n.Status())
-	})
-	token := AdminToken(n.cfg.Secret)
-	admin := func(pattern string, h http.HandlerFunc) { mux.Handle(pattern, requireToken(token, h)) }
-	admin("/cluster/remove", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			http.Error(w, "use POST /cluster/remove?name=NODE", http.StatusMethodNotAllowed)
-			return
-		}
-		if err := n.ms.Remove(r.URL.Query().Get("name")); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintln(w, "OK")
-	})
-	admin("/cluster/leave", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPost {
-			http.Error(w, "use POST /cluster/leave", http.StatusMethodNotAllowed)
-			return
-		}
-		if err := n.Leave(); err != nil {
-			http.Error(w, err.Error(), http.StatusBadRequest)
-			return
-		}
-		fmt.Fprintln(w, "OK")
-	})
-	admin("/debug/pprof/", pprof.Index)
-	admin("/debug/pprof/cmdline", pprof.Cmdline)
-	admin("/debug/pprof/profile", pprof.Profile)
-	admin("/debug/pprof/symbol", pprof.Symbol)
-	admin("/debug/pprof/trace", pprof.Trace)
-	return mux
-}
-
-// Close stops the node: front ends, HTTP, then storage. It is idempotent.
+// Close stops the node: front ends, HTTP, then repair, the coordinator, membership,
+// the transport and storage. It releases a node that was built and not started
+// too, waits for every goroutine the node started, and is idempotent.
 func (n *Node) Close() error {
 	n.once.Do(func() {
-		n.ready.Store(false) // forwarded ops go back to their sender from now on
+		n.mu.Lock() // waits for a Start in progress
+		started := n.state.Swap(stateClosed) == stateStarted
+		n.mu.Unlock()
+		// From now on forwarded ops go back to their sender.
 		var errs []error
 		if n.resp != nil {
 			errs = append(errs, n.resp.Close())
-		} else if n.respLn != nil {
-			n.respLn.Close()
 		}
 		if n.mc != nil {
 			errs = append(errs, n.mc.Close())
-		} else if n.mcLn != nil {
-			n.mcLn.Close()
 		}
 		if n.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			errs = append(errs, n.http.Shutdown(ctx))
 			cancel()
-		} else if n.httpLn != nil {
-			n.httpLn.Close()
+		}
+		if !started {
+			// Nothing served them, so closing the servers did not close them.
+			for _, ln := range []net.Listener{n.respLn, n.mcLn, n.httpLn} {
+				if ln != nil {
+					ln.Close()
+				}
+			}
 		}
 		n.wg.Wait()
-		if h := n.handoff.Load(); h != nil {
-			errs = append(errs, h.Close())
+		if n.handoff != nil {
+			errs = append(errs, n.handoff.Close())
 		}
-		if a := n.aae.Load(); a != nil {
-			errs = append(errs, a.Close())
+		if n.aae != nil {
+			errs = append(errs, n.aae.Close())
 		}
 		if n.co != nil {
 			errs = append(errs, n.co.Close())

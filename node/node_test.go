@@ -2,7 +2,9 @@ package node
 
 import (
 	"context"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -12,6 +14,7 @@ import (
 	"github.com/lni/goutils/leaktest"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/storage"
 )
 
@@ -88,6 +91,62 @@ func TestNodeServesAndStops(t *testing.T) {
 	}
 	if err := n.Close(); err != nil {
 		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// TestTwoPhase: a node New built serves nothing yet: a forwarded op is sent back
+// (ErrRunLocally) and a replica request refused, clients are not answered; Start
+// starts it once; Close releases a node that was never started, and every
+// goroutine and port with it.
+func TestTwoPhase(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	cfg := Config{Name: "t1", Storage: StorageMemory, RESPAddr: "127.0.0.1:0", MemcacheAddr: "127.0.0.1:0",
+		HTTPAddr: "127.0.0.1:0", GossipAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:0"}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	op := proxy.Op{Kind: proxy.OpGet, Key: []byte("k")}
+	b, err := n.serveCluster(ctx, "peer", msgProxyOp, op.AppendBinary(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, opErr, err := proxy.DecodeResult(b); err != nil || !errors.Is(opErr, proxy.ErrRunLocally) {
+		t.Fatalf("forwarded op before Start: %v, %v; want ErrRunLocally", opErr, err)
+	}
+	if _, err := n.serveCluster(ctx, "peer", 1, nil); !errors.Is(err, errStarting) {
+		t.Fatalf("replica request before Start: %v, want errStarting", err)
+	}
+	addrs := []string{n.RESPAddr(), n.MemcacheAddr(), n.HTTPAddr(), n.ClusterAddr()}
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if c, err := net.Dial("tcp", a); err == nil {
+			c.Close()
+			t.Errorf("%s still accepts connections after Close", a)
+		}
+	}
+	if err := n.Start(); err == nil {
+		t.Fatal("Start after Close succeeded")
+	}
+
+	n, err = New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Start(); err == nil {
+		t.Fatal("second Start succeeded")
+	}
+	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr()})
+	defer c.Close()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,28 +1,16 @@
 package node
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"crypto/subtle"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
-	"strings"
 )
 
-// What this file guards (README "Deploying safely" tells operators):
+// What this file guards (README "Deploying safely" tells operators; admin.go guards
+// the admin HTTP endpoints):
 //
-//   - Admin HTTP: the endpoints that change the cluster (POST /cluster/remove,
-//     POST /cluster/leave) and /debug/pprof (its cmdline page shows the process's
-//     flags, secrets included, and profiles cost CPU) need the header
-//     "Authorization: Bearer <token>", the token being AdminToken(secret). /metrics,
-//     /healthz and /cluster/status stay open: they change nothing and reveal no
-//     secret. A header is required even with the empty secret, so that a web page a
-//     browser visits cannot make it POST to the node (no header without CORS).
 //   - TLS: with TLSCertFile and TLSKeyFile, the RESP and memcached ports and the
 //     cluster transport speak TLS 1.2+. With TLSCAFile, the cluster transport is
 //     mutual TLS (each node presents its certificate and checks the peer's against
@@ -31,33 +19,6 @@ import (
 //     TLSNoClientCerts. Without TLSCAFile, nodes check each other's
 //     certificates against the system's roots. The secret handshake still runs
 //     inside TLS; gossip (UDP and TCP) stays encrypted by the secret, not by TLS.
-
-// adminTokenLabel is the HMAC message the admin token is derived with, so that it
-// is not the secret itself and not any MAC the transport sends.
-const adminTokenLabel = "dynakv-admin-v1"
-
-// AdminToken returns the bearer token of the admin HTTP endpoints for a cluster
-// secret: hex(HMAC-SHA256(secret, "dynakv-admin-v1")). `dynakv admin token`
-// prints it.
-func AdminToken(secret string) string {
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(adminTokenLabel))
-	return hex.EncodeToString(m.Sum(nil))
-}
-
-// requireToken serves h only to requests carrying the admin token.
-func requireToken(token string, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="dynakv admin"`)
-			http.Error(w, "missing or wrong admin token: send 'Authorization: Bearer <token>' ("+
-				"'dynakv admin token' prints it from the cluster secret)", http.StatusUnauthorized)
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
 
 // tlsConfigs are the TLS configurations built from a Config: nil when TLS is off.
 type tlsConfigs struct {

@@ -1,0 +1,202 @@
+// Package route decides where a proxy operation is coordinated and takes it there:
+// a node that is not among its key's N replicas forwards the op to a live one
+// (Dynamo: writes are coordinated by a node in the top N), and runs it itself when
+// no replica can take it. Router implements proxy.Router; node/ builds one per node
+// and serves the ops other nodes forward to it (proxy.Proxy.DoLocal).
+//
+// The router decides and counts; it owns no goroutine and no connection. It sees
+// the cluster through three small interfaces: Cluster (the key's replicas and their
+// liveness), Avoider (peers that recently failed a request, shared with the
+// coordinator) and Sender (the internode transport, message type bound).
+//
+// Invariants:
+//
+//   - An op runs on at most one node as far as the router can tell: it runs here
+//     instead (proxy.ErrRunLocally) only when it certainly did not run there, or
+//     when the outcome is unknown and the op is idempotent (proxy.Op.Idempotent).
+//     Otherwise an unknown outcome is proxy.ErrOutcomeUnknown.
+//   - A forwarded op keeps the time this node accepted it (proxy.Op.Accepted), and
+//     the node it is sent to refuses it past its deadline, so the copy sent cannot
+//     run after this node gave up on it.
+//   - A peer that failed a forward (refused, reset, timed out; not one that refused
+//     the op as late) is reported to the Avoider, so later ops skip it until the
+//     avoidance ends, instead of waiting for memberlist to make up its mind.
+//
+// A Router is safe for concurrent use.
+package route
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"github.com/dynakv/dynakv/cluster/transport"
+	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/proxy"
+)
+
+// Cluster is the router's view of the cluster.
+type Cluster interface {
+	// Replicas returns the N replicas of key's partition, in preference order,
+	// N being the replication factor in effect (clamped to the member count). The
+	// router does not modify the slice.
+	Replicas(key []byte) []string
+	// Alive reports whether the failure detector sees node alive.
+	Alive(node string) bool
+}
+
+// Avoider is the node's view of the peers that recently failed a request
+// (*coordinator.Avoidance implements it).
+type Avoider interface {
+	// Avoided reports whether node failed a request recently.
+	Avoided(node string) bool
+	// Failed records that node failed a request; it reports whether node was not
+	// avoided before.
+	Failed(node string) (fresh bool)
+}
+
+// Sender sends an encoded op (proxy.Op.AppendBinary) to node and returns the
+// encoded reply (proxy.AppendResult): the internode transport, with the message
+// type of a forwarded op bound.
+type Sender interface {
+	Send(ctx context.Context, node string, req []byte) ([]byte, error)
+}
+
+// SenderFunc adapts a function to Sender.
+type SenderFunc func(ctx context.Context, node string, req []byte) ([]byte, error)
+
+// Send implements Sender.
+func (f SenderFunc) Send(ctx context.Context, node string, req []byte) ([]byte, error) {
+	return f(ctx, node, req)
+}
+
+// Config configures a Router. Self, Cluster, Avoid, Sender and RequestTimeout are
+// required; New does not modify the caller's struct.
+type Config struct {
+	// Self is this node's name.
+	Self string
+	// Cluster gives each key's replicas and their liveness.
+	Cluster Cluster
+	// Avoid is told about peers that fail a forward and skips them when routing.
+	Avoid Avoider
+	// Sender carries a forwarded op to its node.
+	Sender Sender
+	// RequestTimeout bounds a forward: the whole of it for an op that must not run
+	// twice, half of it for an idempotent op, which may then still run here.
+	RequestTimeout time.Duration
+	// PeerFailed reports whether a Sender error means the peer failed, so that it
+	// is avoided. Default: any error but context.Canceled.
+	PeerFailed func(error) bool
+	// Logger receives a warning when a peer starts being avoided. Default
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Metrics is a snapshot of a Router's counters.
+type Metrics struct {
+	Forwarded int64 // ops forwarded to a replica and answered there
+	Fallbacks int64 // ops run here because their replica was unreachable or refused them
+}
+
+// Router forwards each op to a live node among its key's replicas when this node is
+// not one of them. Create it with New.
+type Router struct {
+	cfg                  Config
+	forwarded, fallbacks atomic.Int64
+}
+
+var _ proxy.Router = (*Router)(nil)
+
+// New returns a Router.
+func New(cfg Config) (*Router, error) {
+	switch {
+	case cfg.Self == "":
+		return nil, errors.New("route: Self is required")
+	case cfg.Cluster == nil || cfg.Avoid == nil || cfg.Sender == nil:
+		return nil, errors.New("route: Cluster, Avoid and Sender are required")
+	case cfg.RequestTimeout <= 0:
+		return nil, fmt.Errorf("route: RequestTimeout %v must be positive", cfg.RequestTimeout)
+	}
+	if cfg.PeerFailed == nil {
+		cfg.PeerFailed = func(err error) bool { return err != nil && !errors.Is(err, context.Canceled) }
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Router{cfg: cfg}, nil
+}
+
+// Metrics returns a snapshot of the counters.
+func (r *Router) Metrics() Metrics {
+	return Metrics{Forwarded: r.forwarded.Load(), Fallbacks: r.fallbacks.Load()}
+}
+
+// Route implements proxy.Router: "" (run here) when this node is one of key's
+// replicas or there are none, else the first replica that is alive and not
+// avoided, else "" (no replica answering: coordinate here, writing to fallbacks).
+func (r *Router) Route(key []byte) string {
+	reps := r.cfg.Cluster.Replicas(key)
+	if len(reps) == 0 || slices.Contains(reps, r.cfg.Self) {
+		return ""
+	}
+	for _, node := range reps {
+		if r.cfg.Cluster.Alive(node) && !r.cfg.Avoid.Avoided(node) {
+			return node
+		}
+	}
+	return ""
+}
+
+// Forward implements proxy.Router: it sends op to node and returns its outcome.
+// The op runs here instead (ErrRunLocally) when it certainly did not run there:
+// the request was never sent (no connection, queue full, authentication failed),
+// the node refused it while starting or stopping, or it refused it as late (its
+// deadline had passed when the node came to it: the transport's ErrLate, or the
+// coordinator's there). When the outcome is unknown (the connection broke, or no
+// answer within the forward's timeout) an idempotent op (GET, plain SET, DEL,
+// DDEL...) runs here too; any other (INCR, APPEND, SET NX, cas) is answered with
+// ErrOutcomeUnknown, since running it again could apply it twice. A node that
+// failed the call (not one that refused it as late) is reported to the Avoider.
+func (r *Router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.Result, error) {
+	timeout := r.cfg.RequestTimeout
+	if op.Idempotent() {
+		timeout /= 2
+	}
+	fctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	b, err := r.cfg.Sender.Send(fctx, node, op.AppendBinary(nil))
+	refusedLate := errors.Is(err, transport.ErrLate)
+	timedOut := !refusedLate && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
+	if (timedOut || ctx.Err() == nil && !refusedLate && r.cfg.PeerFailed(err)) && r.cfg.Avoid.Failed(node) {
+		r.cfg.Logger.Warn("replica failed a forwarded request; avoiding it", "replica", node, "err", err)
+	}
+	unknown := timedOut || errors.Is(err, transport.ErrUnreachable)
+	switch {
+	case refusedLate, errors.Is(err, transport.ErrNotSent), errors.Is(err, transport.ErrAuth), unknown && op.Idempotent():
+		r.fallbacks.Add(1)
+		return proxy.Result{}, fmt.Errorf("%w: %v", proxy.ErrRunLocally, err)
+	case unknown:
+		return proxy.Result{}, fmt.Errorf("forward to %s: %w: %w", node, proxy.ErrOutcomeUnknown, err)
+	case err != nil:
+		return proxy.Result{}, err
+	}
+	res, opErr, err := proxy.DecodeResult(b)
+	if err != nil {
+		return proxy.Result{}, err
+	}
+	switch {
+	case errors.Is(opErr, proxy.ErrRunLocally):
+		r.fallbacks.Add(1) // the node was starting or stopping
+	case errors.Is(opErr, coordinator.ErrLate):
+		// Its coordinator refused it before writing anything: certainly not run.
+		r.fallbacks.Add(1)
+		return proxy.Result{}, fmt.Errorf("%w: %s: %w", proxy.ErrRunLocally, node, opErr)
+	default:
+		r.forwarded.Add(1)
+	}
+	return res, opErr
+}
