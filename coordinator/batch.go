@@ -128,14 +128,14 @@ func (c *Coordinator) handleWriteBatch(ctx context.Context, reqs []WriteRequest)
 	}
 	// Hints are synced by UpdateHint itself. UpdateBatch syncs the WAL even
 	// when no record changed, which covers records read that are this node's
-	// own DeferSync writes; without writes of its own, a sync here does.
+	// own Deferred writes; without writes of its own, a sync here does.
 	if len(keys) > 0 {
 		for j, err := range c.store.UpdateBatch(keys, fns) {
 			errs[own[j]] = err
 		}
 		return errs
 	}
-	if err := c.store.SyncWAL(); err != nil {
+	if err := c.store.Sync(); err != nil {
 		for i := range errs {
 			if errs[i] == nil {
 				errs[i] = err

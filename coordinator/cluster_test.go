@@ -258,7 +258,7 @@ func TestWriteAcksCountSelf(t *testing.T) {
 			key := fmt.Sprintf("acks-%d", i)
 			node := tc.prefs(key)[tt.coord]
 			start := time.Now()
-			rec, err := tc.cos[node].Put(ctx, []byte(key), nil, value("v"), WriteOptions{W: tt.w})
+			rec, err := record(tc.cos[node].Put(ctx, []byte(key), nil, value("v"), WriteOptions{W: tt.w}))
 			if err != nil {
 				t.Fatalf("coordinator p%d, W=%d: %v", tt.coord, tt.w, err)
 			}
@@ -285,7 +285,7 @@ func TestWriteQuorumFailureStillStores(t *testing.T) {
 		pl := tc.prefs(key)
 		tc.crash(pl[2])
 		co := tc.cos[pl[0]]
-		rec, err := co.Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{W: 3})
+		rec, err := record(co.Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{W: 3}))
 		var qe *QuorumError
 		if !errors.As(err, &qe) || qe.Acks != 2 || qe.Need != 3 {
 			t.Fatalf("W=3 with a node down: %v, want QuorumError{2, 3}", err)
@@ -321,7 +321,7 @@ func TestOrphanHintSmallCluster(t *testing.T) {
 		for i := range 20 {
 			key := fmt.Sprint("orphan-", i)
 			coord := tc.names[i%2]
-			rec, err := tc.cos[coord].Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{})
+			rec, err := record(tc.cos[coord].Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{}))
 			if err != nil {
 				t.Fatalf("W=2 with 2 of 3 up: %v", err)
 			}
@@ -343,7 +343,7 @@ func TestFallbackHint(t *testing.T) {
 		key := "fallback"
 		pl := tc.prefs(key)
 		tc.crash(pl[1])
-		rec, err := tc.cos[pl[0]].Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{W: 3})
+		rec, err := record(tc.cos[pl[0]].Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{W: 3}))
 		if err != nil {
 			t.Fatalf("W=3 with a fallback standing in: %v", err)
 		}
@@ -457,7 +457,7 @@ func TestReadFirstSeesOtherCoordinators(t *testing.T) {
 		synctest.Wait() // c was repaired by that read; undo it to test ReadFirst
 		tc.stores[c].DropAll()
 
-		rec, err := tc.cos[c].Modify(ctx, []byte("counter"), incr, WriteOptions{ReadFirst: true})
+		rec, err := record(tc.cos[c].Modify(ctx, []byte("counter"), incr, WriteOptions{ReadFirst: true}))
 		if err != nil || !slices.Equal(data(rec), []string{"6"}) {
 			t.Fatalf("INCR with ReadFirst on c: %v, %v; want 6", data(rec), err)
 		}
@@ -468,7 +468,7 @@ func TestReadFirstSeesOtherCoordinators(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 		tc.net.Heal()
-		rec, err = tc.cos[c].Modify(ctx, []byte("blind"), incr, WriteOptions{})
+		rec, err = record(tc.cos[c].Modify(ctx, []byte("blind"), incr, WriteOptions{}))
 		if err != nil || !slices.Equal(data(rec), []string{"1"}) {
 			t.Fatalf("INCR without ReadFirst on c: %v, %v; want 1", data(rec), err)
 		}
@@ -668,9 +668,9 @@ func TestScanPageHugeCount(t *testing.T) {
 	})
 }
 
-// TestDeferredWriteSyncedAlongsideReplicas: a write that defers its WAL sync is made
-// durable by the coordinator alongside its replica writes when there are any (and
-// says so through WriteOptions.Synced), and left to the caller otherwise.
+// TestDeferredWriteSyncedAlongsideReplicas: a Deferred write is made durable by
+// the coordinator alongside its replica writes when there are any (and its result
+// says so), and left to the caller otherwise.
 func TestDeferredWriteSyncedAlongsideReplicas(t *testing.T) {
 	for _, tc := range []struct {
 		nodes int
@@ -685,14 +685,13 @@ func TestDeferredWriteSyncedAlongsideReplicas(t *testing.T) {
 			// caller would rightly sync itself.
 			c.net.SetFaults(Faults{MinDelay: time.Millisecond, MaxDelay: time.Millisecond})
 			co := c.cos[c.prefs("k")[0]]
-			var synced bool
-			_, err := co.Put(context.Background(), []byte("k"), nil, value("v"),
-				WriteOptions{DeferSync: true, Synced: &synced})
+			res, err := co.Put(context.Background(), []byte("k"), nil, value("v"),
+				WriteOptions{Durability: Deferred})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if synced != tc.want {
-				t.Fatalf("%d nodes: Synced = %v, want %v", tc.nodes, synced, tc.want)
+			if res.Durable != tc.want {
+				t.Fatalf("%d nodes: Durable = %v, want %v", tc.nodes, res.Durable, tc.want)
 			}
 		})
 	}
@@ -722,15 +721,16 @@ func (s *syncCountingStore) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vcl
 	return s.Store.UpdateNoSync(key, fn)
 }
 
-func (s *syncCountingStore) SyncWAL() error {
+func (s *syncCountingStore) Sync() error {
 	s.syncs++
-	return s.Store.SyncWAL()
+	return s.Store.Sync()
 }
 
-// TestLastWriteCommitsWithItsSync: alone, a deferred write marked Last is stored
-// with one synced commit and reported Synced; unmarked, it is left unsynced for the
-// caller; a decision not to write reports nothing synced (what it read may be
-// another writer's unsynced write).
+// TestLastWriteCommitsWithItsSync: alone, a DurableOnReturn write is stored with
+// one synced commit (not a write and a separate sync) and reported Durable; a
+// Deferred one is left unsynced for the caller; a decision not to write is
+// Durable only once the coordinator synced (what it read may be another writer's
+// unsynced write), and a Deferred one is not.
 func TestLastWriteCommitsWithItsSync(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		net, err := NewFakeNet(1, 64, 100*time.Millisecond, "n1")
@@ -745,35 +745,41 @@ func TestLastWriteCommitsWithItsSync(t *testing.T) {
 		}
 		defer co.Close()
 		ctx := context.Background()
-		put := func(last bool, fn ModifyFunc) bool {
+		put := func(d Durability, fn ModifyFunc) bool {
 			t.Helper()
-			var synced bool
-			if _, err := co.Modify(ctx, []byte("k"), fn, WriteOptions{DeferSync: true, Last: last, Synced: &synced}); err != nil {
+			res, err := co.Modify(ctx, []byte("k"), fn, WriteOptions{Durability: d})
+			if err != nil {
 				t.Fatal(err)
 			}
-			return synced
+			return res.Durable
 		}
 		write := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) { return cur.Join(), value("v"), nil }
-		if !put(true, write) || st.synced != 1 || st.deferred != 0 || st.syncs != 0 {
-			t.Fatalf("last write: synced commits %d, deferred %d, syncs %d; want one synced commit, reported Synced",
+		if !put(DurableOnReturn, write) || st.synced != 1 || st.deferred != 0 || st.syncs != 0 {
+			t.Fatalf("last write: synced commits %d, deferred %d, syncs %d; want one synced commit, reported Durable",
 				st.synced, st.deferred, st.syncs)
 		}
-		if put(false, write) || st.synced != 1 || st.deferred != 1 {
-			t.Fatalf("not last: synced commits %d, deferred %d; want the write deferred and not reported Synced", st.synced, st.deferred)
+		if put(Deferred, write) || st.synced != 1 || st.deferred != 1 {
+			t.Fatalf("not last: synced commits %d, deferred %d; want the write deferred and not reported Durable", st.synced, st.deferred)
 		}
 		noWrite := func(vclock.Set) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, ErrNoWrite }
-		if put(true, noWrite) {
-			t.Fatal("a last op that wrote nothing reported Synced")
+		if put(Deferred, noWrite) {
+			t.Fatal("a Deferred op that wrote nothing reported Durable")
+		}
+		if syncs := st.syncs; !put(DurableOnReturn, noWrite) || st.syncs != syncs+1 {
+			t.Fatalf("a DurableOnReturn op that wrote nothing: %d syncs, want 1, and Durable", st.syncs-syncs)
 		}
 	})
 }
 
-// TestLastWriteWithCheapSync: in a cluster, a deferred write syncs alongside its
-// replica writes when a sync waits for the disk, and commits with its sync (one
-// commit, no separate sync, before its record leaves) when the store's sync is
-// cheap, last in its batch or not.
-func TestLastWriteWithCheapSync(t *testing.T) {
-	for _, tc := range []struct{ cheap, last bool }{{false, true}, {true, true}, {true, false}} {
+// TestLastWriteWhenSyncIsCheap: in a cluster, a write syncs alongside its replica
+// writes when a sync waits for the disk, and commits with its sync (one commit, no
+// separate sync, before its record leaves) when the store's sync is cheap,
+// DurableOnReturn (last in its batch) or Deferred.
+func TestLastWriteWhenSyncIsCheap(t *testing.T) {
+	for _, tc := range []struct {
+		cheap bool
+		d     Durability
+	}{{false, DurableOnReturn}, {true, DurableOnReturn}, {true, Deferred}} {
 		cheap := tc.cheap
 		synctest.Test(t, func(t *testing.T) {
 			names := nodeNames(3)
@@ -791,7 +797,7 @@ func TestLastWriteWithCheapSync(t *testing.T) {
 					st = counted
 				}
 				co, err := New(Config{Actor: name + ":1", Node: name, Cluster: net.View(name), Peers: RemotePeers(net.Caller(name)),
-					CheapSync: cheap, Logger: slog.New(slog.DiscardHandler)}, st)
+					SyncIsCheap: cheap, Logger: slog.New(slog.DiscardHandler)}, st)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -799,12 +805,12 @@ func TestLastWriteWithCheapSync(t *testing.T) {
 				net.Start(name, co)
 				cos = append(cos, co)
 			}
-			var synced bool
 			write := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) { return cur.Join(), value("v"), nil }
-			if _, err := cos[0].Modify(context.Background(), []byte("k"), write, WriteOptions{DeferSync: true, Last: tc.last, Synced: &synced}); err != nil {
+			res, err := cos[0].Modify(context.Background(), []byte("k"), write, WriteOptions{Durability: tc.d})
+			if err != nil {
 				t.Fatal(err)
 			}
-			if !synced {
+			if !res.Durable {
 				t.Fatalf("cheap sync %v: the write was not reported synced", cheap)
 			}
 			st := counted
@@ -817,3 +823,6 @@ func TestLastWriteWithCheapSync(t *testing.T) {
 		})
 	}
 }
+
+// record is a write's record, for tests that look at nothing else.
+func record(res WriteResult, err error) (vclock.Set, error) { return res.Record, err }

@@ -87,13 +87,13 @@ type Config struct {
 	// MaxRepairs bounds the read repairs in flight; a read that finds the bound
 	// reached skips its repair (anti-entropy catches up). Default 64.
 	MaxRepairs int
-	// CheapSync says that the store's WAL sync is a write to the OS, not a disk
-	// flush (storage.SyncInterval). A write with replicas then commits with its
-	// sync before its record leaves for them, instead of syncing alongside its
-	// replica writes (which pays off only while a sync waits for the disk): one
-	// Pebble commit, and no record reaches a replica before the OS has it here,
-	// so a killed node cannot lose a dot that other replicas carry.
-	CheapSync bool
+	// SyncIsCheap says that the store's Sync is a write to the OS, not a wait for
+	// the disk (storage.SyncInterval, or SyncNone). It changes how a write with
+	// other replicas is made durable (see the package doc on durability): it
+	// commits with its sync before its record leaves for them, instead of syncing
+	// alongside its replica writes, which pays off only while a sync waits for the
+	// disk. Default false.
+	SyncIsCheap bool
 	// DisableHints turns sloppy quorum and hinted handoff off: a write reaches only
 	// the live ones among its key's N replicas, and nothing is kept for the others
 	// (anti-entropy alone heals them). Default false.
@@ -176,7 +176,7 @@ type Store interface {
 	Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
 	UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
 	UpdateBatch(keys [][]byte, fns []storage.UpdateFunc) []error
-	SyncWAL() error
+	Sync() error
 	Partitions() int
 	Count() int64
 	PartitionCount(p int) int64
@@ -282,24 +282,43 @@ type ReadOptions struct {
 type WriteOptions struct {
 	// W overrides the write quorum (0: the configured default). It is clamped to N.
 	W int
-	// DeferSync returns once the write is applied, before it is durable; the caller
-	// calls Sync before acknowledging it, so a batch of writes shares one fsync.
-	DeferSync bool
-	// Synced, with DeferSync, lets a cluster coordinator make the local write durable
-	// itself when that costs no latency (it syncs alongside the replica writes): it
-	// sets *Synced when the write it returns is already durable, and the caller may
-	// then skip its Sync. nil: the caller always syncs.
-	Synced *bool
-	// Last, with DeferSync and Synced: the caller would Sync right after this write
-	// (no write of its before it awaits that Sync, none follows before it). A write
-	// that reaches no other replica is then committed durably at once, in one WAL
-	// commit instead of a write and a separate sync, and *Synced is set.
-	Last bool
+	// Durability says whether Modify may return before the local write is
+	// durable. Default DurableOnReturn.
+	Durability Durability
 	// ReadFirst makes Modify read the key from R replicas and merge what they hold
 	// into the local replica before running its function, so that a read-modify-write
 	// (INCR, SET NX, cas...) sees writes coordinated elsewhere. A plain SET leaves it
 	// off: it overwrites what the coordinator has seen, as Dynamo's put does.
 	ReadFirst bool
+}
+
+// Durability says when a write's local part must be durable (see the package doc).
+type Durability uint8
+
+const (
+	// DurableOnReturn: Modify returns a result only once the local write, and
+	// whatever of this node's the write decided on, is durable, at the least cost:
+	// one synced commit when no other replica is written (not a write and a
+	// separate sync), the sync alongside the replica writes otherwise.
+	DurableOnReturn Durability = iota
+	// Deferred: Modify may return before the local write is durable; the caller
+	// calls Sync before it acknowledges the write, unless WriteResult.Durable says
+	// it is durable already. Writes followed by one Sync share one WAL sync.
+	Deferred
+)
+
+// WriteResult is the outcome of a write.
+type WriteResult struct {
+	// Record is the key's record as stored (as found, when the ModifyFunc
+	// returned ErrNoWrite).
+	Record vclock.Set
+	// Durable: the local write, and whatever of this node's the write decided on,
+	// is durable. Always set for a DurableOnReturn write. A Deferred write is
+	// durable when the coordinator synced it with no extra cost (alongside its
+	// replica writes, or with SyncIsCheap); one that wrote nothing never is (what
+	// it read may be another writer's Deferred write, which the caller's Sync
+	// covers).
+	Durable bool
 }
 
 // QuorumError reports a read or write that reached fewer replicas than its quorum.
@@ -312,12 +331,13 @@ func (e *QuorumError) Error() string {
 	return fmt.Sprintf("coordinator: quorum not reached: %d of %d replicas", e.Acks, e.Need)
 }
 
-// Sync makes every write this node applied before the call durable.
+// Sync makes every write this node applied before the call durable: what a caller
+// of Deferred writes calls before it acknowledges them.
 func (c *Coordinator) Sync(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return c.store.SyncWAL()
+	return c.store.Sync()
 }
 
 // Get returns the merged record of key (empty when no replica has one): the records
@@ -334,8 +354,8 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, opt ReadOptions) (vcl
 }
 
 // Put writes v for key with the client's causal context clk: it supersedes exactly the
-// values clk covers. It returns the record as stored.
-func (c *Coordinator) Put(ctx context.Context, key []byte, clk vclock.Clock, v vclock.Value, opt WriteOptions) (vclock.Set, error) {
+// values clk covers. Its result holds the record as stored.
+func (c *Coordinator) Put(ctx context.Context, key []byte, clk vclock.Clock, v vclock.Value, opt WriteOptions) (WriteResult, error) {
 	return c.Modify(ctx, key, func(vclock.Set) (vclock.Clock, vclock.Value, error) { return clk, v, nil }, opt)
 }
 
@@ -345,17 +365,38 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, clk vclock.Clock, v v
 type ModifyFunc func(cur vclock.Set) (vclock.Clock, vclock.Value, error)
 
 // Modify runs fn on the current record of key and writes its result, atomically with
-// respect to other writes of key through this node. It returns the record as stored
-// (or as found, when fn returned ErrNoWrite). It returns ErrLate, having written
-// nothing, when the request's deadline passes before the write is applied here.
-func (c *Coordinator) Modify(ctx context.Context, key []byte, fn ModifyFunc, opt WriteOptions) (vclock.Set, error) {
+// respect to other writes of key through this node. Its result holds the record as
+// stored (or as found, when fn returned ErrNoWrite) and says whether the write is
+// durable (opt.Durability). It returns ErrLate, having written nothing, when the
+// request's deadline passes before the write is applied here. After an error the
+// caller must assume nothing of this node's is durable.
+func (c *Coordinator) Modify(ctx context.Context, key []byte, fn ModifyFunc, opt WriteOptions) (WriteResult, error) {
 	if err := late(ctx, time.Time{}); err != nil {
-		return vclock.Set{}, err
+		return WriteResult{}, err
 	}
 	if c.cfg.Cluster != nil {
 		return c.quorumModify(ctx, key, c.beforeDeadline(ctx, fn, c.cfg.RequestTimeout), opt)
 	}
-	return c.modifyLocal(key, vclock.Set{}, c.beforeDeadline(ctx, fn, 0), opt)
+	synced := opt.Durability == DurableOnReturn
+	rec, wrote, err := c.modifyLocal(key, vclock.Set{}, c.beforeDeadline(ctx, fn, 0), synced)
+	if err != nil {
+		return WriteResult{}, err
+	}
+	return c.settle(WriteResult{Record: rec, Durable: wrote && synced}, opt)
+}
+
+// settle makes a DurableOnReturn write durable if it is not yet: what it wrote
+// unsynced, or, when it wrote nothing, what it read (another writer's Deferred
+// write, maybe).
+func (c *Coordinator) settle(res WriteResult, opt WriteOptions) (WriteResult, error) {
+	if res.Durable || opt.Durability != DurableOnReturn {
+		return res, nil
+	}
+	if err := c.store.Sync(); err != nil {
+		return WriteResult{}, err
+	}
+	res.Durable = true
+	return res, nil
 }
 
 // beforeDeadline wraps fn so that it refuses to decide a write once the request is
@@ -398,11 +439,12 @@ func late(ctx context.Context, deadline time.Time) error {
 }
 
 // modifyLocal runs fn on the local record of key, merged first with seen (what a
-// quorum read found elsewhere), and stores the result.
-func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, opt WriteOptions) (vclock.Set, error) {
-	update := c.store.Update
-	if opt.DeferSync {
-		update = c.store.UpdateNoSync
+// quorum read found elsewhere), and stores the result, durably with synced, or for
+// a later Sync to make durable. It reports whether fn decided to write.
+func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, synced bool) (_ vclock.Set, wrote bool, _ error) {
+	update := c.store.UpdateNoSync
+	if synced {
+		update = c.store.Update
 	}
 	p := c.partition(key)
 	rec, err := update(key, func(cur vclock.Set, _ bool) (vclock.Set, error) {
@@ -416,6 +458,7 @@ func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, op
 		if err != nil {
 			return vclock.Set{}, err
 		}
+		wrote = true
 		// The epoch is read under the key's lock, which a partition drop takes:
 		// a record dropped before this write is always written as the new actor.
 		actor := c.actorOf(p)
@@ -427,9 +470,9 @@ func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, op
 		return vclock.Prune(next, c.pruneOptions(cur, clk, actor, now)), nil
 	})
 	if err != nil {
-		return vclock.Set{}, err
+		return vclock.Set{}, false, err
 	}
-	return rec, nil
+	return rec, wrote, nil
 }
 
 // pruneOptions returns how the record a write with context clk leaves, applied

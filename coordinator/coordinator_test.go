@@ -94,7 +94,7 @@ func TestConfig(t *testing.T) {
 	if err := st.DropPartition(st.PartitionOf(key)); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := c.Put(context.Background(), key, nil, value("v"), WriteOptions{})
+	rec, err := record(c.Put(context.Background(), key, nil, value("v"), WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestPutContexts(t *testing.T) {
 	key := []byte("k")
 	put := func(clk vclock.Clock, v string) vclock.Set {
 		t.Helper()
-		rec, err := c.Put(ctx, key, clk, value(v), WriteOptions{})
+		rec, err := record(c.Put(ctx, key, clk, value(v), WriteOptions{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +149,7 @@ func TestPutContexts(t *testing.T) {
 		t.Fatalf("put with a stale context: %v, want d, e", got)
 	}
 	// A tombstone with the full context leaves only the tombstone.
-	r6, err := c.Put(ctx, key, r5.Join(), vclock.Value{Tombstone: true, Timestamp: 2}, WriteOptions{})
+	r6, err := record(c.Put(ctx, key, r5.Join(), vclock.Value{Tombstone: true, Timestamp: 2}, WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestPutPrunesContext(t *testing.T) {
 	for i := range 12 {
 		wide = append(wide, vclock.Dot{Actor: fmt.Sprintf("peer%02d", i), Counter: uint64(i + 1)})
 	}
-	rec, err := c.Put(ctx, key, wide, value("v"), WriteOptions{})
+	rec, err := record(c.Put(ctx, key, wide, value("v"), WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestPutPrunesContext(t *testing.T) {
 	// A second write needs none of them (its context covers only n1's value) and
 	// they are young: kept, up to 5*MaxEntries.
 	clk.Advance(time.Second)
-	rec, err = c.Put(ctx, key, vclock.Clock{rec.Join()[0]}, value("w"), WriteOptions{})
+	rec, err = record(c.Put(ctx, key, vclock.Clock{rec.Join()[0]}, value("w"), WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestPutPrunesContext(t *testing.T) {
 	// Past PruneAge they go, least recently active first, never the writer's own
 	// or the one holding a value.
 	clk.Advance(time.Minute)
-	rec, err = c.Put(ctx, key, rec.Join(), value("x"), WriteOptions{})
+	rec, err = record(c.Put(ctx, key, rec.Join(), value("x"), WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestPutPrunesContext(t *testing.T) {
 	if _, err := c.Put(ctx, key, wide, value("y"), WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rec, err = c.Put(ctx, key, nil, value("z"), WriteOptions{})
+	rec, err = record(c.Put(ctx, key, nil, value("z"), WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,12 +243,12 @@ func TestModify(t *testing.T) {
 	if _, err := c.Put(ctx, key, nil, value("b"), WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := c.Modify(ctx, key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+	rec, err := record(c.Modify(ctx, key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
 		if got := data(cur); !slices.Equal(got, []string{"a", "b"}) {
 			t.Errorf("Modify saw %v", got)
 		}
 		return cur.Join(), value("ab"), nil
-	}, WriteOptions{})
+	}, WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -258,9 +258,9 @@ func TestModify(t *testing.T) {
 
 	// ErrNoWrite leaves the key and returns the record as found.
 	before, _ := c.Get(ctx, key, ReadOptions{})
-	rec, err = c.Modify(ctx, key, func(vclock.Set) (vclock.Clock, vclock.Value, error) {
+	rec, err = record(c.Modify(ctx, key, func(vclock.Set) (vclock.Clock, vclock.Value, error) {
 		return nil, vclock.Value{}, fmt.Errorf("skip: %w", ErrNoWrite)
-	}, WriteOptions{})
+	}, WriteOptions{}))
 	if err != nil {
 		t.Fatalf("Modify with ErrNoWrite: %v", err)
 	}
@@ -415,9 +415,9 @@ func TestFreshEntryAfterReap(t *testing.T) {
 		var rec vclock.Set
 		var err error
 		for range 50 { // many writes within the same microsecond
-			rec, err = c.Modify(ctx, key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+			rec, err = record(c.Modify(ctx, key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
 				return cur.Join(), value("v"), nil
-			}, WriteOptions{})
+			}, WriteOptions{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -472,7 +472,7 @@ func TestCountAndFlushAll(t *testing.T) {
 		t.Fatalf("ScanPage after FlushAll: next %d, visited %d, %v", next, visited, err)
 	}
 	// Writing after a flush works, and the new write is not a sibling of anything.
-	rec, err := c.Put(ctx, []byte("5"), nil, value("new"), WriteOptions{})
+	rec, err := record(c.Put(ctx, []byte("5"), nil, value("new"), WriteOptions{}))
 	if err != nil || !slices.Equal(data(rec), []string{"new"}) {
 		t.Fatalf("write after FlushAll: %v, %v", data(rec), err)
 	}

@@ -28,6 +28,28 @@
 // bounds the whole request: a read-modify-write's read and writes share it, and so
 // do replacements and read repairs.
 //
+// Durability (WriteOptions.Durability, WriteResult.Durable): a write's local copy
+// is made durable in one of three ways, chosen per write:
+//
+//   - With other replicas to write and Config.SyncIsCheap (the store's sync is a
+//     write to the OS: --fsync interval or none), it commits with its sync before
+//     its record leaves for them: one Pebble commit, and no record reaches a
+//     replica before the OS has it here, so a killed node cannot lose a dot that
+//     other replicas carry (node/ keeps its actor id after such a kill).
+//   - With other replicas and a sync that waits for the disk, it commits unsynced
+//     and the sync runs alongside the replica writes, counting as this node's
+//     acknowledgement, so the write pays one round trip, not a round trip and an
+//     fsync in series.
+//   - With no other replica, a DurableOnReturn write commits with its sync (one
+//     commit, not a write and a separate sync), and a Deferred one commits
+//     unsynced for the caller's Sync, which the writes of a batch share.
+//
+// A DurableOnReturn write that is not durable by then (the alongside sync had not
+// finished, or it wrote nothing and what it decided on may be another writer's
+// Deferred write) is synced before Modify returns; a Deferred one says so in its
+// result and the caller syncs. Replica writes (Serve) are durable before they are
+// acknowledged, an ack with nothing new to merge included.
+//
 // Invariants:
 //
 //   - A write is acknowledged only after W replicas (the coordinator counting when

@@ -98,7 +98,7 @@ func TestRegainedPartitionOnStorage(t *testing.T) {
 				t.Fatal(err)
 			}
 			key := []byte("k")
-			v1, err := x.Put(ctx, key, nil, value("v1"), WriteOptions{})
+			v1, err := record(x.Put(ctx, key, nil, value("v1"), WriteOptions{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,7 +122,7 @@ func TestRegainedPartitionOnStorage(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			v2, err := x.Put(ctx, key, nil, value("v2"), WriteOptions{})
+			v2, err := record(x.Put(ctx, key, nil, value("v2"), WriteOptions{}))
 			if err != nil {
 				t.Fatal(err)
 			}

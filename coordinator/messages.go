@@ -221,8 +221,8 @@ func (c *Coordinator) handleWrite(ctx context.Context, req WriteRequest) error {
 	changed, err := c.applyReplicaWrite(ctx, req, c.store.Update)
 	if err == nil && !changed {
 		// Nothing new, but what is here may be a write of this node's own not yet
-		// synced (DeferSync): the ack promises it is durable.
-		err = c.store.SyncWAL()
+		// synced (a Deferred write): the ack promises it is durable.
+		err = c.store.Sync()
 	}
 	return err
 }

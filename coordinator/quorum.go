@@ -290,7 +290,7 @@ func (s *sharedDeadline) get(parent context.Context, deadline time.Time, slack t
 // quorumModify coordinates a write: an optional quorum read (opt.ReadFirst), the
 // local read-modify-write, then the resulting record sent to the other replicas;
 // it answers after W acknowledgements counting its own.
-func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFunc, opt WriteOptions) (vclock.Set, error) {
+func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFunc, opt WriteOptions) (WriteResult, error) {
 	// One deadline for the read and the replica writes: what the read found is
 	// carried by the writes, which must not outlive the request it was read in.
 	dl := c.requestDeadline(ctx)
@@ -302,38 +302,26 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 	if (opt.ReadFirst || !pn.self) && pn.n > 1 {
 		var err error
 		if seen, err = c.quorumGetBy(ctx, key, r, dl); err != nil {
-			return vclock.Set{}, err
+			return WriteResult{}, err
 		}
 	}
-	var wrote bool
-	local := opt
-	// Alone (a single node, or every other replica down without a fallback), a
-	// last write commits with its sync: one WAL commit, not two. When a sync does
-	// not wait for the disk, every write with replicas does (see CheapSync).
-	syncNow := opt.DeferSync && opt.Synced != nil &&
-		(opt.Last && len(pn.remote) == 0 || c.cfg.CheapSync && len(pn.remote) > 0)
-	if syncNow {
-		local.DeferSync = false
+	// How the local write becomes durable (see the package doc on durability).
+	remote := len(pn.remote) > 0
+	synced := remote && c.cfg.SyncIsCheap || !remote && opt.Durability == DurableOnReturn
+	rec, wrote, err := c.modifyLocal(key, seen, fn, synced)
+	if err != nil {
+		return WriteResult{}, err
 	}
-	rec, err := c.modifyLocal(key, seen, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
-		clk, v, err := fn(cur)
-		wrote = err == nil
-		return clk, v, err
-	}, local)
-	if err != nil || !wrote {
-		// Nothing written: what fn saw may be another writer's unsynced write, so
-		// the caller still syncs before answering.
-		return rec, err
+	res := WriteResult{Record: rec, Durable: wrote && synced}
+	if !wrote {
+		return c.settle(res, opt)
 	}
-	if syncNow {
-		*opt.Synced = true
+	along, err := c.replicate(ctx, key, rec, pn, w, !synced, dl)
+	res.Durable = res.Durable || along
+	if err != nil {
+		return res, err
 	}
-	syncLocal := local.DeferSync && opt.Synced != nil
-	synced, err := c.replicate(ctx, key, rec, pn, w, syncLocal, dl)
-	if syncLocal && synced {
-		*opt.Synced = true
-	}
-	return rec, err
+	return c.settle(res, opt)
 }
 
 // replicate sends rec to the key's other replicas and waits for w acknowledgements,
@@ -347,8 +335,8 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 // fallback, get a hint stored here.
 //
 // With syncLocal (the local write was applied without a WAL sync), the local sync
-// runs alongside the replica writes and counts as an acknowledgement when done,
-// instead of following them; replicate reports whether it finished.
+// runs alongside the replica writes and counts as this node's acknowledgement when
+// done; replicate reports whether it finished before the answer.
 //
 // Every replica call runs under a context ending at dl, the request's deadline,
 // and no hint is stored after hintsUntil (see deadline): rec holds data the
@@ -382,7 +370,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 	pending := 0
 	localDone := make(chan bool, 1)
 	if pn.self && syncLocal && c.goBackground(func() {
-		ok := c.store.SyncWAL() == nil
+		ok := c.store.Sync() == nil
 		localDone <- ok
 		results <- outcome{i: -1, ok: ok}
 	}) {

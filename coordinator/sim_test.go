@@ -286,7 +286,7 @@ func (f *fence) UpdateBatch(keys [][]byte, fns []storage.UpdateFunc) []error {
 	return f.st.UpdateBatch(keys, fns)
 }
 
-func (f *fence) SyncWAL() error             { return f.err() }
+func (f *fence) Sync() error                { return f.err() }
 func (f *fence) Partitions() int            { return f.st.Partitions() }
 func (f *fence) Count() int64               { return f.st.Count() }
 func (f *fence) PartitionCount(p int) int64 { return f.st.PartitionCount(p) }
@@ -442,23 +442,24 @@ type recorder struct {
 	s *sim
 }
 
-func (r recorder) Put(ctx context.Context, key []byte, clk vclock.Clock, v vclock.Value, opt coordinator.WriteOptions) (vclock.Set, error) {
+func (r recorder) Put(ctx context.Context, key []byte, clk vclock.Clock, v vclock.Value, opt coordinator.WriteOptions) (coordinator.WriteResult, error) {
 	return r.Modify(ctx, key, func(vclock.Set) (vclock.Clock, vclock.Value, error) { return clk, v, nil }, opt)
 }
 
-func (r recorder) Modify(ctx context.Context, key []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (vclock.Set, error) {
+func (r recorder) Modify(ctx context.Context, key []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (coordinator.WriteResult, error) {
 	var clk vclock.Clock
 	var val vclock.Value
 	called := false
-	rec, err := r.Coordinator.Modify(ctx, key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+	res, err := r.Coordinator.Modify(ctx, key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
 		c, v, err := fn(cur)
 		called = err == nil
 		clk, val = c, v
 		return c, v, err
 	}, opt)
+	rec := res.Record
 	o, _ := ctx.Value(opKey{}).(*op)
 	if !called || rec.Empty() || o == nil {
-		return rec, err
+		return res, err
 	}
 	w := &write{key: string(key), by: r.Actor(), ctx: clk, value: val, acked: err == nil, op: o}
 	// The write's actor is the coordinator's, or one of its partition epochs
@@ -479,7 +480,7 @@ func (r recorder) Modify(ctx context.Context, key []byte, fn coordinator.ModifyF
 	if w.acked {
 		r.s.checkAcked(w)
 	}
-	return rec, err
+	return res, err
 }
 
 // owners returns key's N replicas.

@@ -9,6 +9,11 @@
 //   - One goroutine per connection reads requests and writes replies in order; replies
 //     are buffered and flushed once per batch of pipelined requests (when the reader
 //     holds no further buffered bytes), and at once after mn and quit.
+//   - Each connection runs its commands through one proxy.Session, flushed (one WAL
+//     sync for the batch's writes) before any reply bytes reach the socket
+//     (syncingWriter): no reply acknowledges a write before it is durable, and when
+//     the flush fails no reply is written. A command with nothing buffered after it
+//     is the last of its batch, and its write commits with its own sync.
 //   - Nothing is allocated because a header claims it: a data block is checked against
 //     MaxValueBytes before it is read, buffers grow with the bytes that actually
 //     arrive, and a refused block is discarded as it streams in. A command line without

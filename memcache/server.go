@@ -309,8 +309,8 @@ type conn struct {
 	failed  bool // the reply was an error line
 	flush   bool // flush the reply now (mn)
 
-	unsynced bool // a write ran with DeferSync since the last WAL sync
-	authed   bool // authenticated, or no password is configured
+	sess   *proxy.Session // every single-key op runs through it; flushed before replies leave
+	authed bool           // authenticated, or no password is configured
 }
 
 func (s *Server) newConn(rw io.ReadWriter, closer io.Closer) *conn {
@@ -327,6 +327,9 @@ func (s *Server) newConn(rw io.ReadWriter, closer io.Closer) *conn {
 	}
 	c.w = bufio.NewWriterSize(syncingWriter{c, w}, writeBufSize)
 	c.r = bufio.NewReaderSize(flushingReader{countingReader{rw, &s.stats.bytesRead}, c.w}, readBufSize)
+	// A command with nothing buffered after it is the last before the replies
+	// are flushed (and the session with them).
+	c.sess = s.px.NewSession(func() bool { return c.r.Buffered() > 0 })
 	return c
 }
 
@@ -345,20 +348,17 @@ func (dw *deadlineWriter) Write(p []byte) (int, error) {
 	return dw.w.Write(p)
 }
 
-// syncingWriter makes the connection's deferred writes durable before any reply
-// bytes reach the socket: every write runs with Op.DeferSync, so a pipelined batch
-// of commands shares one WAL fsync and nothing is acknowledged before it.
+// syncingWriter flushes the connection's session before any reply bytes reach the
+// socket, so a pipelined batch of commands shares one WAL sync and nothing is
+// acknowledged before it is durable; if the flush fails, no reply leaves.
 type syncingWriter struct {
 	c *conn
 	w io.Writer
 }
 
 func (sw syncingWriter) Write(b []byte) (int, error) {
-	if sw.c.unsynced {
-		sw.c.unsynced = false
-		if err := sw.c.s.px.Sync(sw.c.ctx); err != nil {
-			return 0, err
-		}
+	if err := sw.c.sess.Flush(sw.c.ctx); err != nil {
+		return 0, err
 	}
 	return sw.w.Write(b)
 }
@@ -524,17 +524,9 @@ func (c *conn) failAlways(line string) {
 // failErr answers the line for a proxy error.
 func (c *conn) failErr(err error) { c.fail(errorLine(err)) }
 
-// do runs one proxy operation with the connection's context.
+// do runs one proxy operation in the connection's session, with its context.
 func (c *conn) do(op proxy.Op) (proxy.Result, error) {
-	op.DeferSync = op.Writes()
-	// Nothing more buffered: the replies are flushed (and synced) right after this
-	// command, so a lone write may commit with its own sync.
-	op.Last = op.DeferSync && !c.unsynced && c.r.Buffered() == 0
-	res, err := c.s.px.Do(c.ctx, op)
-	if op.DeferSync && (err != nil || !res.Durable) {
-		c.unsynced = true // synced once per batch, before the replies leave
-	}
-	return res, err
+	return c.sess.Do(c.ctx, op)
 }
 
 // now is the server clock.

@@ -44,7 +44,7 @@
 //     stop may have lost writes locally that reached other replicas: after a
 //     reboot, or with --fsync always or none (mayHaveLostDots). With --fsync
 //     interval a coordinator's write is in the OS before its record leaves
-//     (coordinator.Config.CheapSync), so a killed node keeps its id and version
+//     (coordinator.Config.SyncIsCheap), so a killed node keeps its id and version
 //     vectors do not grow an entry per crash.
 //   - The quorum settings in effect are the coordinator's clamping of N, R and W
 //     to the ring's member count (logged when it changes); DPREFLIST, the router,

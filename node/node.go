@@ -137,7 +137,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Avoid:          n.avoid,
 		PeerFailed:     peerFailed,
 		DisableHints:   cfg.DisableHintedHandoff,
-		CheapSync:      cfg.Fsync != storage.SyncAlways,
+		SyncIsCheap:    cfg.Fsync != storage.SyncAlways,
 		Logger:         n.log.With("component", "coordinator"),
 	}, n.store)
 	if err != nil {
@@ -240,7 +240,7 @@ func (n *Node) openStorage() error {
 // they carried, that other replicas have. With --fsync interval and the same boot,
 // it cannot have: the OS kept everything the process wrote, and a coordinator puts
 // its write in the OS before the record leaves for the replicas
-// (coordinator.Config.CheapSync). Otherwise (a reboot, --fsync always, whose
+// (coordinator.Config.SyncIsCheap). Otherwise (a reboot, --fsync always, whose
 // coordinator syncs alongside its replica writes, or none) it may have.
 func mayHaveLostDots(stop storage.UncleanStop) bool {
 	return stop.Mode != storage.SyncInterval || !stop.SameBoot

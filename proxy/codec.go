@@ -31,12 +31,14 @@ import (
 // decoder copies it once and slices that copy, so callers may reuse their buffer.
 
 // Encoding versions. Op version 2 added Accepted, version 3 CondCAS, Vivify,
-// VivifyExpiry and Initial; result version 2 added Created. A decoder refuses
+// VivifyExpiry and Initial, version 4 dropped the DeferSync and Last flags; result
+// version 2 added Created, version 3 dropped Durable (a forwarded op is durable
+// before the node that ran it answers: see DoLocal). A decoder refuses
 // older versions (the internode protocol does not mix versions: see cluster's
 // handshake).
 const (
-	opVersion     = 3
-	resultVersion = 2
+	opVersion     = 4
+	resultVersion = 3
 )
 
 // maxFieldLen bounds every length and count, beyond being bounded by the input: it
@@ -54,9 +56,7 @@ const (
 	opReturnOld
 	opDecr
 	opPrepend
-	opDeferSync
 	opLocal
-	opLast
 	opVivify
 	opAllFlags = 1<<iota - 1
 )
@@ -73,8 +73,7 @@ func (op Op) AppendBinary(b []byte) []byte {
 	}{
 		{op.KeepTTL, opKeepTTL}, {op.Persist, opPersist}, {op.SetExpiry, opSetExpiry},
 		{op.ReturnOld, opReturnOld}, {op.Decr, opDecr}, {op.Prepend, opPrepend},
-		{op.DeferSync, opDeferSync}, {op.Local, opLocal}, {op.Last, opLast},
-		{op.Vivify, opVivify},
+		{op.Local, opLocal}, {op.Vivify, opVivify},
 	} {
 		if x.set {
 			f |= x.bit
@@ -120,8 +119,7 @@ func DecodeOp(b []byte) (Op, error) {
 	}
 	op.KeepTTL, op.Persist, op.SetExpiry = f&opKeepTTL != 0, f&opPersist != 0, f&opSetExpiry != 0
 	op.ReturnOld, op.Decr, op.Prepend = f&opReturnOld != 0, f&opDecr != 0, f&opPrepend != 0
-	op.DeferSync, op.Local, op.Last = f&opDeferSync != 0, f&opLocal != 0, f&opLast != 0
-	op.Vivify = f&opVivify != 0
+	op.Local, op.Vivify = f&opLocal != 0, f&opVivify != 0
 	op.Key = d.bytes()
 	op.Value = d.bytes()
 	op.Flags = d.uint32()
@@ -223,15 +221,12 @@ func AppendResult(b []byte, res Result, err error) []byte {
 		return appendString(b, err.Error())
 	}
 	b = append(b, resultOK, byte(res.Status))
-	var bits byte // bit 0: Found, bit 1: Durable, bit 2: Created
+	var bits byte // bit 0: Found, bit 1: Created
 	if res.Found {
 		bits |= 1
 	}
-	if res.Durable {
-		bits |= 2
-	}
 	if res.Created {
-		bits |= 4
+		bits |= 2
 	}
 	b = append(b, bits)
 	b = appendBytes(b, res.Item.Value)
@@ -279,10 +274,10 @@ func DecodeResult(b []byte) (Result, error, error) {
 	}
 	switch bits := d.byte(); {
 	case d.bad != "":
-	case bits > 7:
+	case bits > 3:
 		d.fail("bad result flag bits")
 	default:
-		res.Found, res.Durable, res.Created = bits&1 != 0, bits&2 != 0, bits&4 != 0
+		res.Found, res.Created = bits&1 != 0, bits&2 != 0
 	}
 	res.Item.Value = d.bytes()
 	res.Item.Flags = d.uint32()

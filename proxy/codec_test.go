@@ -45,8 +45,8 @@ func fullOp(kind proxy.Kind) proxy.Op {
 		Kind: kind, Key: []byte("key\x00\xff"), Value: []byte("value"), Flags: math.MaxUint32,
 		Expiry: 1_700_000_000_000, KeepTTL: true, Persist: true, SetExpiry: true, Cond: proxy.CondLT,
 		CAS: math.MaxUint64, ReturnOld: true, Delta: math.MinInt64, UDelta: 1 << 63, Decr: true,
-		Float: -1.5e-300, Offset: math.MaxInt64, Prepend: true, Context: "g2IBAQE", DeferSync: true,
-		R: 3, W: -1, Local: true, Last: true, Accepted: 1_700_000_000_123,
+		Float: -1.5e-300, Offset: math.MaxInt64, Prepend: true, Context: "g2IBAQE",
+		R: 3, W: -1, Local: true, Accepted: 1_700_000_000_123,
 		Vivify: true, VivifyExpiry: -7, Initial: math.MaxUint64,
 	}
 }
@@ -54,7 +54,7 @@ func fullOp(kind proxy.Kind) proxy.Op {
 // fullResult returns a result with every field set to a non-zero value.
 func fullResult(st proxy.Status) proxy.Result {
 	return proxy.Result{
-		Status: st, Found: true, Durable: true, Created: true,
+		Status: st, Found: true, Created: true,
 		Item: proxy.Item{Value: []byte("v"), Flags: 7, Expiry: -5, CAS: 99, Siblings: 2},
 		Int:  math.MinInt64, Uint: math.MaxUint64, Float: []byte("3.5"), CAS: 1,
 		Context: "ctx", Values: [][]byte{[]byte("a"), {}, []byte("ccc")},
@@ -121,7 +121,7 @@ func TestOpCodecRoundTrip(t *testing.T) {
 		func(o *proxy.Op) { o.KeepTTL = true }, func(o *proxy.Op) { o.Persist = true },
 		func(o *proxy.Op) { o.SetExpiry = true }, func(o *proxy.Op) { o.ReturnOld = true },
 		func(o *proxy.Op) { o.Decr = true }, func(o *proxy.Op) { o.Prepend = true },
-		func(o *proxy.Op) { o.DeferSync = true }, func(o *proxy.Op) { o.Local = true },
+		func(o *proxy.Op) { o.Local = true }, func(o *proxy.Op) { o.Vivify = true },
 	}
 	for _, set := range bools {
 		op := proxy.Op{Kind: proxy.OpSet}
@@ -305,25 +305,26 @@ func TestDecodeRejects(t *testing.T) {
 	cat := func(parts ...[]byte) []byte { return slices.Concat(parts...) }
 	// opHead is an OpGet up to (not including) its key; opTail is everything after
 	// an OpGet's nil key and nil value.
-	opHead := []byte{3, byte(proxy.OpGet), 0, 0}
+	opHead := []byte{4, byte(proxy.OpGet), 0, 0}
 	opTail := proxy.Op{Kind: proxy.OpGet}.AppendBinary(nil)[len(opHead)+2:]
 	okResult := proxy.AppendResult(nil, proxy.Result{}, nil)
 	okHead := okResult[:len(okResult)-1] // up to the Values count
-	resHead := []byte{2, 0, 0, 0}        // version, ok, status, found
+	resHead := []byte{3, 0, 0, 0}        // version, ok, status, found
 	type reject struct {
 		in  []byte
 		why string // part of the error text
 	}
 	ops := map[string]reject{
 		"empty":             {nil, "truncated"},
-		"bad version":       {cat([]byte{4}, validOp()[1:]), "unknown op version 4"},
+		"bad version":       {cat([]byte{5}, validOp()[1:]), "unknown op version 5"},
 		"version 1":         {cat([]byte{1}, validOp()[1:]), "unknown op version 1"},
 		"version 2":         {cat([]byte{2}, validOp()[1:]), "unknown op version 2"},
-		"kind 0":            {[]byte{3, 0, 0, 0}, "unknown kind 0"},
-		"unknown kind":      {[]byte{3, byte(proxy.OpSetBit) + 1, 0, 0}, "unknown kind"},
-		"unknown cond":      {[]byte{3, 1, byte(proxy.CondCAS) + 1, 0}, "unknown cond"},
-		"unknown flag bit":  {cat([]byte{3, 1, 0}, uv(nil, 1024)), "unknown op flags"},
-		"non-minimal flags": {[]byte{3, 1, 0, 0x80, 0x00}, "non-minimal varint"},
+		"version 3":         {cat([]byte{3}, validOp()[1:]), "unknown op version 3"},
+		"kind 0":            {[]byte{4, 0, 0, 0}, "unknown kind 0"},
+		"unknown kind":      {[]byte{4, byte(proxy.OpSetBit) + 1, 0, 0}, "unknown kind"},
+		"unknown cond":      {[]byte{4, 1, byte(proxy.CondCAS) + 1, 0}, "unknown cond"},
+		"unknown flag bit":  {cat([]byte{4, 1, 0}, uv(nil, 1024)), "unknown op flags"},
+		"non-minimal flags": {[]byte{4, 1, 0, 0x80, 0x00}, "non-minimal varint"},
 		"negative accepted": {cat(opHead, []byte{0, 0}, opTail[:len(opTail)-3], []byte{1, 0, 0}), "negative accept time"},
 		"trailing byte":     {cat(validOp(), []byte{0}), "1 trailing bytes"},
 		"key too long":      {cat(opHead, uv(nil, 1<<40)), "length exceeds input"},
@@ -349,17 +350,18 @@ func TestDecodeRejects(t *testing.T) {
 	results := map[string]reject{
 		"empty":             {nil, "truncated"},
 		"bad version":       {cat([]byte{0}, validResult()[1:]), "unknown result version 0"},
-		"unknown tag":       {[]byte{2, 2}, "unknown result tag 2"},
-		"unknown status":    {[]byte{2, 0, byte(proxy.NotFound) + 1, 0}, "unknown status"},
-		"flag bits 8":       {[]byte{2, 0, 0, 8}, "bad result flag bits"},
+		"version 2":         {cat([]byte{2}, validResult()[1:]), "unknown result version 2"},
+		"unknown tag":       {[]byte{3, 2}, "unknown result tag 2"},
+		"unknown status":    {[]byte{3, 0, byte(proxy.NotFound) + 1, 0}, "unknown status"},
+		"flag bits 4":       {[]byte{3, 0, 0, 4}, "bad result flag bits"},
 		"trailing byte":     {cat(validResult(), []byte{0}), "1 trailing bytes"},
 		"value too long":    {cat(resHead, uv(nil, 1<<62)), "length exceeds input"},
 		"huge values count": {cat(okHead, uv(nil, 1<<50)), "length exceeds input"},
 		"values past input": {cat(okHead, uv(nil, 4), []byte{2, 'a', 0}), "truncated"},
-		"unknown err code":  {cat([]byte{2, 1}, uv(nil, 200), []byte{0}), "unknown error code 200"},
-		"err text past":     {[]byte{2, 1, 0, 10, 'x'}, "length exceeds input"},
+		"unknown err code":  {cat([]byte{3, 1}, uv(nil, 200), []byte{0}), "unknown error code 200"},
+		"err text past":     {[]byte{3, 1, 0, 10, 'x'}, "length exceeds input"},
 		"err trailing":      {cat(proxy.AppendResult(nil, proxy.Result{}, errors.New("x")), []byte{0}), "1 trailing bytes"},
-		"quorum truncated":  {[]byte{2, 1, 1, 2}, "truncated"},
+		"quorum truncated":  {[]byte{3, 1, 1, 2}, "truncated"},
 	}
 	for name, c := range results {
 		if res, opErr, err := proxy.DecodeResult(c.in); !errors.Is(err, proxy.ErrBadEncoding) || !strings.Contains(err.Error(), c.why) || opErr != nil {
@@ -381,10 +383,10 @@ func TestDecodeAllocationBounded(t *testing.T) {
 	okHead := proxy.AppendResult(nil, proxy.Result{}, nil)
 	okHead = okHead[:len(okHead)-1] // up to the Values count
 	inputs := [][]byte{
-		append([]byte{3, byte(proxy.OpSet), 0, 0}, binary.AppendUvarint(nil, 1<<29)...),
+		append([]byte{4, byte(proxy.OpSet), 0, 0}, binary.AppendUvarint(nil, 1<<29)...),
 		append(slices.Clone(okHead), binary.AppendUvarint(nil, 1<<29)...),
 		append(slices.Clone(okHead), binary.AppendUvarint(nil, 1<<62)...),
-		append([]byte{2, 1, 0}, binary.AppendUvarint(nil, 1<<29)...), // error text
+		append([]byte{3, 1, 0}, binary.AppendUvarint(nil, 1<<29)...), // error text
 	}
 	var before, after runtime.MemStats
 	const runs = 100
@@ -411,7 +413,7 @@ func FuzzDecodeOp(f *testing.F) {
 	}
 	f.Add(proxy.Op{Kind: proxy.OpIncrFloat, Float: math.NaN()}.AppendBinary(nil))
 	f.Add([]byte{})
-	f.Add([]byte{3, 1, 0, 0x80, 0x00})
+	f.Add([]byte{4, 1, 0, 0x80, 0x00})
 	f.Add(proxy.Op{Kind: proxy.OpSet, Accepted: math.MaxInt64}.AppendBinary(nil))
 	f.Add(proxy.Op{Kind: proxy.OpSet, Accepted: -1}.AppendBinary(nil)) // refused
 	f.Fuzz(func(t *testing.T, data []byte) {

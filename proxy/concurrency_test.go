@@ -11,7 +11,6 @@ import (
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/storage"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // gatedCoordinator holds FlushAll until released and reports writes, so a test can
@@ -31,7 +30,7 @@ func (g *gatedCoordinator) FlushAll(ctx context.Context) error {
 	return g.Coordinator.FlushAll(ctx)
 }
 
-func (g *gatedCoordinator) Modify(ctx context.Context, key []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (vclock.Set, error) {
+func (g *gatedCoordinator) Modify(ctx context.Context, key []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (coordinator.WriteResult, error) {
 	g.modified <- string(key)
 	return g.Coordinator.Modify(ctx, key, fn, opt)
 }

@@ -4,8 +4,9 @@
 // parse and encode.
 //
 // Every command is an Op, a plain value executed by Do into a Result. Front ends build
-// Ops and call Do; keyspace-wide commands (DBSize, Scan, Keys, RandomKey, FlushAll) are
-// methods of their own and always run on this node. Front ends only parse and encode:
+// Ops and run them through their connection's Session (see Durability); keyspace-wide
+// commands (DBSize, Scan, Keys, RandomKey, FlushAll) are methods of their own and
+// always run on this node. Front ends only parse and encode:
 // every rule of a command is here, memcached's meta flags included (C is CondCAS, N
 // is Op.Vivify, ma's T is OpIncrUnsigned with SetExpiry).
 //
@@ -28,8 +29,9 @@
 //     reported by the coordinating node, not by the front door that forwarded the read.
 //   - A delayed flush_all is per node: it applies to the ops the node it was sent to
 //     executes (Do and DoLocal both check it), whoever forwarded them.
-//   - DoLocal ignores Op.DeferSync: the forwarding node's Sync cannot cover another
-//     node's writes, so a forwarded write is durable before its reply leaves.
+//   - A forwarded op is made durable by the node that runs it: DoLocal returns
+//     once its outcome is durable, since the forwarding node's Flush cannot cover
+//     another node's writes.
 //   - Op.R, Op.W and Op.Local are per-request quorum options, passed to the
 //     coordinator as they are.
 //   - An op's time is fixed when the front node accepts it: Do sets Op.Accepted
@@ -40,6 +42,16 @@
 //     it; a run past its deadline does not happen at all (coordinator.ErrLate; the
 //     transport refuses late requests, and DoLocal runs under the forwarding
 //     node's deadline).
+//
+// Durability: no reply may acknowledge a write, or a decision taken on reading one,
+// before it is durable (per the node's --fsync mode: storage's package doc). A front
+// end runs a connection's ops through a Session (session.go) and calls its Flush
+// before it writes the replies of a pipelined batch: the batch's writes share one
+// WAL sync, and a lone write costs one synced commit. Do and DoLocal are sessions
+// of one op: they return once the outcome is durable. The coordinator decides how
+// each write becomes durable (coordinator's package doc); the proxy only says
+// whether the caller will sync later (coordinator.Deferred) or not
+// (coordinator.DurableOnReturn). Copy's steps are durable on return, one by one.
 //
 // Ops and outcomes cross the network in the binary form of codec.go (Op.AppendBinary,
 // DecodeOp, AppendResult, DecodeResult): versioned, canonical, strict and fuzzed. It

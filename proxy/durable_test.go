@@ -12,9 +12,9 @@ import (
 // TestNotWrittenReplyWaitsForWhatItRead: a read-modify-write that decides not to
 // write (SET NX on an existing key, DEL of a missing one, cas mismatch, GETEX
 // without options ...) answers from what it read, which may be another
-// connection's write made with DeferSync and not synced yet. Its Result must not
-// say Durable then: the front end syncs before the reply leaves, so no reply
-// depends on a write a crash could still lose.
+// connection's write made in a pipelined batch and not synced yet. Its session
+// must not take it for durable then: the session's Flush syncs before the reply
+// leaves, so no reply depends on a write a crash could still lose.
 func TestNotWrittenReplyWaitsForWhatItRead(t *testing.T) {
 	ctx := context.Background()
 	for _, tc := range []struct {
@@ -49,32 +49,34 @@ func TestNotWrittenReplyWaitsForWhatItRead(t *testing.T) {
 			if _, err := p.Do(ctx, proxy.Op{Kind: proxy.OpSet, Key: []byte("gone"), Value: []byte("x")}); err != nil {
 				t.Fatal(err)
 			}
-			first := tc.first
-			first.DeferSync = true // connection A: its batch syncs later
-			if res, err := p.Do(ctx, first); err != nil || res.Durable {
-				t.Fatalf("first write: %+v, %v (want applied, not durable yet)", res, err)
+			// Connection A, in the middle of a pipelined batch: its batch syncs later.
+			a := p.NewSession(func() bool { return true })
+			if _, err := a.Do(ctx, tc.first); err != nil {
+				t.Fatalf("first write: %v", err)
 			}
 			if deferred, synced, _ := sc.Counts(); synced >= deferred {
 				t.Fatalf("the first write was synced already (%d of %d)", synced, deferred)
 			}
-			second := tc.second
-			second.DeferSync = true // connection B
-			res, err := p.Do(ctx, second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if res.Status != tc.status {
-				t.Fatalf("status %s, want %s", statusName(res.Status), statusName(tc.status))
-			}
-			if res.Durable {
-				t.Fatalf("%s answered Durable while the write it read is not synced", tc.name)
-			}
-			// What the front end does with a result that is not Durable.
-			if err := p.Sync(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if deferred, synced, _ := sc.Counts(); synced < deferred {
-				t.Fatalf("after Sync %d of %d deferred writes synced", synced, deferred)
+			// Connection B, a lone command (DurableOnReturn) or in a batch.
+			for _, more := range []bool{false, true} {
+				b := p.NewSession(func() bool { return more })
+				res, err := b.Do(ctx, tc.second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Status != tc.status {
+					t.Fatalf("status %s, want %s", statusName(res.Status), statusName(tc.status))
+				}
+				// What the front end does before the reply leaves.
+				if err := b.Flush(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if deferred, synced, _ := sc.Counts(); synced < deferred {
+					t.Fatalf("more=%v: %s answered while %d of %d deferred writes were synced", more, tc.name, synced, deferred)
+				}
+				if _, err := a.Do(ctx, tc.first); err != nil { // unsynced again, for the next round
+					t.Fatalf("first write: %v", err)
+				}
 			}
 		})
 	}

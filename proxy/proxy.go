@@ -30,8 +30,8 @@ var (
 // Coordinator is what the proxy needs from coordinator/.
 type Coordinator interface {
 	Get(ctx context.Context, key []byte, opt coordinator.ReadOptions) (vclock.Set, error)
-	Put(ctx context.Context, key []byte, clk vclock.Clock, v vclock.Value, opt coordinator.WriteOptions) (vclock.Set, error)
-	Modify(ctx context.Context, key []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (vclock.Set, error)
+	Put(ctx context.Context, key []byte, clk vclock.Clock, v vclock.Value, opt coordinator.WriteOptions) (coordinator.WriteResult, error)
+	Modify(ctx context.Context, key []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (coordinator.WriteResult, error)
 	Count(ctx context.Context) (int64, error)
 	ScanPage(ctx context.Context, cursor uint64, count int, fn func(key []byte, rec vclock.Set) bool) (uint64, error)
 	FlushAll(ctx context.Context) error
@@ -266,16 +266,6 @@ type Op struct {
 	Initial uint64
 	// Context: OpDPut, OpDDel, the client's opaque causal context.
 	Context string
-	// DeferSync: a write returns before it is durable; the caller must call
-	// Proxy.Sync before acknowledging it. Front ends set it and sync once per
-	// pipelined batch, before the batch's replies leave the process. An op forwarded
-	// to another node is made durable there before it answers (DoLocal ignores it).
-	DeferSync bool
-	// Last (with DeferSync): the caller would Sync right after this op: no write of
-	// its before it awaits that Sync and no op follows before it. A write that
-	// reaches no other replica is then made durable at once, in one commit, and the
-	// Result says Durable.
-	Last bool
 	// R (OpGet, OpDGet): the read quorum for this request; 0 is the coordinator's
 	// default.
 	R int
@@ -299,10 +289,6 @@ type Op struct {
 // OpGet with Vivify.
 func (op Op) Writes() bool { return op.Kind != OpGet && op.Kind != OpDGet || op.Vivify }
 
-// Sync makes every write applied before it durable: what a front end calls before
-// acknowledging writes made with Op.DeferSync.
-func (p *Proxy) Sync(ctx context.Context) error { return p.co.Sync(ctx) }
-
 // Status tells how a conditional write ended.
 type Status uint8
 
@@ -316,13 +302,7 @@ const (
 
 // Result is the outcome of an Op.
 type Result struct {
-	// Durable: the op's outcome was made durable before Do returned although the op
-	// had DeferSync (a cluster coordinator syncing alongside its replica writes, or
-	// an op forwarded to another node), so the caller need not Sync for it. An op
-	// that decided not to write is not Durable under DeferSync: what it read may be
-	// another connection's unsynced write, which the caller's Sync makes durable.
-	Durable bool
-	Status  Status
+	Status Status
 	// Created: Op.Vivify created the key (Status is then Stored, Item the created
 	// item, Int its length for OpAppend, Uint its counter for OpIncrUnsigned).
 	Created bool
@@ -353,31 +333,37 @@ func (p *Proxy) accept(op *Op) {
 	}
 }
 
-// do executes op on this node; op.Accepted is set.
-func (p *Proxy) do(ctx context.Context, op Op) (Result, error) {
+// do executes op on this node, its writes with durability d; op.Accepted is set. It
+// reports whether the op's outcome is durable (see Session).
+func (p *Proxy) do(ctx context.Context, op Op, d coordinator.Durability) (Result, bool, error) {
 	if err := p.checkFlush(ctx); err != nil {
-		return Result{}, err
+		return Result{}, false, err
 	}
 	if op.Vivify || op.Kind == OpIncrUnsigned && op.SetExpiry {
-		return p.steps(ctx, op)
+		return p.steps(ctx, op, d)
 	}
-	return p.run(ctx, op)
+	return p.run(ctx, op, d)
 }
 
-// run executes one op of a single step on this node.
-func (p *Proxy) run(ctx context.Context, op Op) (Result, error) {
+// run executes one op of a single step on this node, as do. A read is durable: it
+// needs no sync (a plain read never waits for one).
+func (p *Proxy) run(ctx context.Context, op Op, d coordinator.Durability) (Result, bool, error) {
+	var res Result
+	var err error
 	switch op.Kind {
 	case OpGet:
-		return p.get(ctx, op)
+		res, err = p.get(ctx, op)
 	case OpDGet:
-		return p.dget(ctx, op)
+		res, err = p.dget(ctx, op)
 	case OpDPut, OpDDel:
-		return p.dput(ctx, op)
+		return p.dput(ctx, op, d)
+	default:
+		if applierOf(op.Kind) == nil {
+			return Result{}, false, fmt.Errorf("%w: %d", ErrUnknownOp, op.Kind)
+		}
+		return p.modify(ctx, op, d)
 	}
-	if applierOf(op.Kind) != nil {
-		return p.modify(ctx, op)
-	}
-	return Result{}, fmt.Errorf("%w: %d", ErrUnknownOp, op.Kind)
+	return res, err == nil, err
 }
 
 func (p *Proxy) get(ctx context.Context, op Op) (Result, error) {
@@ -422,35 +408,36 @@ func nonNil(b []byte) []byte {
 	return b
 }
 
-func (p *Proxy) dput(ctx context.Context, op Op) (Result, error) {
+func (p *Proxy) dput(ctx context.Context, op Op, d coordinator.Durability) (Result, bool, error) {
 	clk, err := vclock.ParseContext(op.Context)
 	if err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrBadContext, err)
+		return Result{}, false, fmt.Errorf("%w: %v", ErrBadContext, err)
 	}
 	v := vclock.Value{Timestamp: op.Accepted}
 	if op.Kind == OpDDel {
 		v.Tombstone = true
 	} else {
 		if len(op.Value) > p.cfg.MaxValueBytes {
-			return Result{}, ErrValueTooBig
+			return Result{}, false, ErrValueTooBig
 		}
 		v.Data, v.Expiry = op.Value, op.Expiry
 	}
-	var synced bool
-	rec, err := p.co.Put(ctx, op.Key, clk, v, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync, Last: op.Last, Synced: syncedFlag(op, &synced)})
+	w, err := p.co.Put(ctx, op.Key, clk, v, coordinator.WriteOptions{W: op.W, Durability: d})
 	if err != nil {
-		return Result{}, err
+		return Result{}, false, err
 	}
-	return Result{Status: Stored, Context: rec.Join().String(), CAS: rec.ContextHash(), Durable: synced || !op.DeferSync}, nil
+	return Result{Status: Stored, Context: w.Record.Join().String(), CAS: w.Record.ContextHash()}, w.Durable, nil
 }
 
 // modify runs a plain read-modify-write command. Every one but a plain SET asks the
 // coordinator to read the key from its replicas first (ReadFirst), so that what it
-// decides on includes writes coordinated elsewhere.
-func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
+// decides on includes writes coordinated elsewhere. A decision not to write is not
+// durable under Deferred: what it read may be another connection's write not
+// synced yet, and the reply must not leave before that write is durable (the
+// coordinator reports it so, and the session's Flush covers it).
+func (p *Proxy) modify(ctx context.Context, op Op, d coordinator.Durability) (Result, bool, error) {
 	var res Result
-	var synced bool
-	rec, err := p.co.Modify(ctx, op.Key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+	w, err := p.co.Modify(ctx, op.Key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
 		now := op.Accepted
 		it, found := resolve(cur, now)
 		res = Result{}
@@ -460,30 +447,17 @@ func (p *Proxy) modify(ctx context.Context, op Op) (Result, error) {
 		}
 		v.Timestamp = now
 		return cur.Join(), v, nil
-	}, coordinator.WriteOptions{W: op.W, DeferSync: op.DeferSync, Last: op.Last, ReadFirst: !plainSet(op), Synced: syncedFlag(op, &synced)})
+	}, coordinator.WriteOptions{W: op.W, Durability: d, ReadFirst: !plainSet(op)})
 	if err != nil { // Modify reports a decision not to write (errNoWrite) as success
-		return Result{}, err
+		return Result{}, false, err
 	}
 	if res.Status == Stored {
-		res.CAS = rec.ContextHash()
+		res.CAS = w.Record.ContextHash()
 		if writesItem(op.Kind) {
 			res.Item.CAS = res.CAS
 		}
 	}
-	// A decision not to write is still not Durable under DeferSync: what it read
-	// may be another connection's write not synced yet, and the reply must not
-	// leave before that write is durable (the caller's Sync covers it).
-	res.Durable = synced || !op.DeferSync
-	return res, nil
-}
-
-// syncedFlag returns where the coordinator reports a deferred write it made durable
-// itself: synced for an op with DeferSync, nil otherwise.
-func syncedFlag(op Op, synced *bool) *bool {
-	if op.DeferSync {
-		return synced
-	}
-	return nil
+	return res, w.Durable, nil
 }
 
 // plainSet reports whether op is a SET that depends on nothing it would read: no

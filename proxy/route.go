@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"errors"
+
+	"github.com/dynakv/dynakv/coordinator"
 )
 
 // ErrRunLocally, wrapped by an error from Router.Forward, means the node could not be
@@ -53,51 +55,54 @@ func routed(op Op) bool {
 	return false
 }
 
-// Do executes op where it belongs: when the Router names another node for op's key,
-// the op is forwarded there and its outcome (result or error) is returned as is;
-// otherwise, and when forwarding fails with an error wrapping ErrRunLocally, it runs
-// on this node. Do first sets op.Accepted to now, unless it is set: the op keeps
-// that time wherever it runs.
+// Do executes op where it belongs and returns once its outcome is durable: a
+// session of one op (see Session), flushed before Do returns. When the Router
+// names another node for op's key, the op is forwarded there and its outcome
+// (result or error) is returned as is; otherwise, and when forwarding fails with
+// an error wrapping ErrRunLocally, it runs on this node. Do first sets op.Accepted
+// to now, unless it is set: the op keeps that time wherever it runs.
 //
 // A forwarded op is counted (Stats, Config.OnRead) by the node that executes it, not
 // by this one.
 func (p *Proxy) Do(ctx context.Context, op Op) (Result, error) {
-	p.accept(&op)
-	if r := p.cfg.Router; r != nil && routed(op) {
-		if node := r.Route(op.Key); node != "" {
-			fwd := op
-			fwd.Last = false // about this node's batch; nodes before opLast reject the bit
-			res, err := r.Forward(ctx, node, fwd)
-			if !errors.Is(err, ErrRunLocally) {
-				return res, err
-			}
-		}
-	}
-	return p.do(ctx, op)
+	return p.once(ctx, op, true)
 }
 
 // DoLocal executes op on this node without consulting the router: what a node's
 // handler calls for an op another node forwarded to it. The reply to a forwarded op
-// must not leave before the write is durable, and the forwarding node's Sync would
-// not cover this node's writes, so DoLocal makes it durable itself: a write runs
-// with DeferSync (so the coordinator may sync alongside its replica writes) and is
-// synced before DoLocal returns unless that already happened; the Result says
-// Durable. A delayed flush_all pending on this node applies, as to every op this
+// must not leave before the write is durable, and the forwarding node's Flush would
+// not cover this node's writes, so DoLocal, like Do, returns once the outcome is
+// durable. A delayed flush_all pending on this node applies, as to every op this
 // node executes.
 func (p *Proxy) DoLocal(ctx context.Context, op Op) (Result, error) {
-	p.accept(&op) // a forwarded op has the forwarding node's time already
-	op.DeferSync = op.Writes()
-	op.Last = true // this op alone is synced below
-	res, err := p.do(ctx, op)
-	if op.DeferSync && (err != nil || !res.Durable) {
-		if serr := p.co.Sync(ctx); serr != nil && err == nil {
-			return Result{}, serr
-		}
-	}
-	if err == nil {
-		res.Durable = true
+	return p.once(ctx, op, false)
+}
+
+// once runs op in a session of its own (routed, or on this node) and flushes it.
+func (p *Proxy) once(ctx context.Context, op Op, routed bool) (Result, error) {
+	s := Session{p: p}
+	res, err := s.do(ctx, op, routed)
+	if ferr := s.Flush(ctx); ferr != nil && err == nil {
+		return Result{}, ferr
 	}
 	return res, err
+}
+
+// route runs op where it belongs, as Do describes, with durability d for a write
+// run here, and reports whether its outcome is durable here: a forwarded op's is
+// (the node that ran it made it durable before it answered, and nothing changed
+// here).
+func (p *Proxy) route(ctx context.Context, op Op, d coordinator.Durability) (Result, bool, error) {
+	p.accept(&op)
+	if r := p.cfg.Router; r != nil && routed(op) {
+		if node := r.Route(op.Key); node != "" {
+			res, err := r.Forward(ctx, node, op)
+			if !errors.Is(err, ErrRunLocally) {
+				return res, true, err
+			}
+		}
+	}
+	return p.do(ctx, op, d)
 }
 
 // Idempotent reports whether running op twice leaves the data as running it once

@@ -81,7 +81,7 @@ func TestDoForwardsRoutedOps(t *testing.T) {
 	e := newDirectEnv(t, proxy.Config{Router: r})
 	for _, k := range allKinds {
 		op := opFor(k, "remote-key")
-		op.DeferSync, op.R, op.W = true, 2, 3
+		op.R, op.W = 2, 3
 		res, err := e.p.Do(context.Background(), op)
 		if err != nil || !reflect.DeepEqual(res, canned) {
 			t.Fatalf("kind %d: Do = %+v, %v; want the forwarded result", k, res, err)
@@ -268,9 +268,11 @@ func TestTwoProxiesOverCodec(t *testing.T) {
 	a := newDirectEnv(t, proxy.Config{Router: r})
 	a.clk.Set(clk.Now())
 
+	// A session whose writes all defer their sync, as a front end's in a pipelined
+	// batch: a forwarded op must be durable anyway.
+	sess := a.p.NewSession(func() bool { return true })
 	do := func(op proxy.Op) (proxy.Result, error) {
-		op.DeferSync = true // as the front ends do: a forwarded op must be durable anyway
-		return a.p.Do(ctx, op)
+		return sess.Do(ctx, op)
 	}
 	must := func(op proxy.Op) proxy.Result {
 		t.Helper()
@@ -374,29 +376,29 @@ func (c *recordingCoordinator) Get(_ context.Context, _ []byte, opt coordinator.
 	return vclock.Set{}, nil
 }
 
-func (c *recordingCoordinator) Put(_ context.Context, _ []byte, _ vclock.Clock, _ vclock.Value, opt coordinator.WriteOptions) (vclock.Set, error) {
+func (c *recordingCoordinator) Put(_ context.Context, _ []byte, _ vclock.Clock, _ vclock.Value, opt coordinator.WriteOptions) (coordinator.WriteResult, error) {
 	c.record(opt)
-	return vclock.Set{}, nil
+	return coordinator.WriteResult{Durable: opt.Durability == coordinator.DurableOnReturn}, nil
 }
 
-// record keeps a write's options; Synced, a pointer, is checked here (present
-// exactly when the write defers its sync) and then dropped so options compare.
+// record keeps a write's options.
 func (c *recordingCoordinator) record(opt coordinator.WriteOptions) {
-	if (opt.Synced != nil) != opt.DeferSync {
-		opt.W = -1 // makes the comparison fail
-	}
-	opt.Synced = nil
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writes = append(c.writes, opt)
 }
 
-func (c *recordingCoordinator) Modify(_ context.Context, _ []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (vclock.Set, error) {
+func (c *recordingCoordinator) Modify(_ context.Context, _ []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (coordinator.WriteResult, error) {
 	c.record(opt)
-	if _, _, err := fn(vclock.Set{}); err != nil && !errors.Is(err, coordinator.ErrNoWrite) {
-		return vclock.Set{}, err
+	_, _, err := fn(vclock.Set{})
+	if err != nil && !errors.Is(err, coordinator.ErrNoWrite) {
+		return coordinator.WriteResult{}, err
 	}
-	return vclock.Set{}, nil
+	// As the coordinator: a DurableOnReturn write that wrote nothing is synced.
+	if err != nil && opt.Durability == coordinator.DurableOnReturn {
+		c.Sync(context.Background())
+	}
+	return coordinator.WriteResult{Durable: opt.Durability == coordinator.DurableOnReturn}, nil
 }
 
 func (c *recordingCoordinator) Count(context.Context) (int64, error) { return 0, nil }
@@ -428,8 +430,10 @@ func (c *recordingCoordinator) last(t *testing.T) (r *coordinator.ReadOptions, w
 	return r, w
 }
 
-// TestCoordinatorOptions: each Kind passes R, W, Local and DeferSync to the
-// coordinator, and every read-modify-write but a plain SET asks it to read first.
+// TestCoordinatorOptions: each Kind passes R, W and Local to the coordinator, and
+// every read-modify-write but a plain SET asks it to read first. Do and DoLocal
+// write DurableOnReturn; a session with more commands buffered writes Deferred
+// and syncs once, at Flush.
 func TestCoordinatorOptions(t *testing.T) {
 	type (
 		R = coordinator.ReadOptions
@@ -446,24 +450,24 @@ func TestCoordinatorOptions(t *testing.T) {
 		{"get default", proxy.Op{Kind: proxy.OpGet, Key: k}, &R{}, nil},
 		{"dget", proxy.Op{Kind: proxy.OpDGet, Key: k, R: 3}, &R{R: 3}, nil},
 		{"dget local", proxy.Op{Kind: proxy.OpDGet, Key: k, R: 1, Local: true}, &R{R: 1, Local: true}, nil},
-		{"plain set", proxy.Op{Kind: proxy.OpSet, Key: k, Value: []byte("v"), W: 2, Expiry: 1 << 50, Flags: 3, DeferSync: true}, nil, &W{W: 2, DeferSync: true}},
+		{"plain set", proxy.Op{Kind: proxy.OpSet, Key: k, Value: []byte("v"), W: 2, Expiry: 1 << 50, Flags: 3}, nil, &W{W: 2}},
 		{"set nx", proxy.Op{Kind: proxy.OpSet, Key: k, Cond: proxy.CondNX, W: 1}, nil, &W{W: 1, ReadFirst: true}},
 		{"set xx", proxy.Op{Kind: proxy.OpSet, Key: k, Cond: proxy.CondXX}, nil, &W{ReadFirst: true}},
 		{"set cas", proxy.Op{Kind: proxy.OpSet, Key: k, Cond: proxy.CondCAS, CAS: 7}, nil, &W{ReadFirst: true}},
 		{"set get", proxy.Op{Kind: proxy.OpSet, Key: k, ReturnOld: true}, nil, &W{ReadFirst: true}},
-		{"set keepttl", proxy.Op{Kind: proxy.OpSet, Key: k, KeepTTL: true, DeferSync: true}, nil, &W{DeferSync: true, ReadFirst: true}},
+		{"set keepttl", proxy.Op{Kind: proxy.OpSet, Key: k, KeepTTL: true}, nil, &W{ReadFirst: true}},
 		{"delete", proxy.Op{Kind: proxy.OpDelete, Key: k, W: 3}, nil, &W{W: 3, ReadFirst: true}},
 		{"getdel", proxy.Op{Kind: proxy.OpGetDel, Key: k}, nil, &W{ReadFirst: true}},
 		{"getex", proxy.Op{Kind: proxy.OpGetEx, Key: k, R: 2}, nil, &W{ReadFirst: true}},
 		{"getex persist", proxy.Op{Kind: proxy.OpGetEx, Key: k, SetExpiry: true, Persist: true, W: 2}, nil, &W{W: 2, ReadFirst: true}},
-		{"incr", proxy.Op{Kind: proxy.OpIncr, Key: k, Delta: 1, W: 2, DeferSync: true}, nil, &W{W: 2, DeferSync: true, ReadFirst: true}},
+		{"incr", proxy.Op{Kind: proxy.OpIncr, Key: k, Delta: 1, W: 2}, nil, &W{W: 2, ReadFirst: true}},
 		{"incrbyfloat", proxy.Op{Kind: proxy.OpIncrFloat, Key: k, Float: 1}, nil, &W{ReadFirst: true}},
 		{"memcached incr", proxy.Op{Kind: proxy.OpIncrUnsigned, Key: k, UDelta: 1}, nil, &W{ReadFirst: true}},
 		{"append", proxy.Op{Kind: proxy.OpAppend, Key: k, Value: []byte("x")}, nil, &W{ReadFirst: true}},
 		{"setrange", proxy.Op{Kind: proxy.OpSetRange, Key: k, Value: []byte("x"), W: 1}, nil, &W{W: 1, ReadFirst: true}},
 		{"setbit", proxy.Op{Kind: proxy.OpSetBit, Key: k, Offset: 9, Delta: 1, W: 1}, nil, &W{W: 1, ReadFirst: true}},
 		{"expire", proxy.Op{Kind: proxy.OpExpire, Key: k, Expiry: 1 << 50}, nil, &W{ReadFirst: true}},
-		{"dput", proxy.Op{Kind: proxy.OpDPut, Key: k, Value: []byte("v"), W: 3, DeferSync: true}, nil, &W{W: 3, DeferSync: true}},
+		{"dput", proxy.Op{Kind: proxy.OpDPut, Key: k, Value: []byte("v"), W: 3}, nil, &W{W: 3}},
 		{"ddel", proxy.Op{Kind: proxy.OpDDel, Key: k, W: 1}, nil, &W{W: 1}},
 	}
 	seen := map[proxy.Kind]bool{}
@@ -479,33 +483,40 @@ func TestCoordinatorOptions(t *testing.T) {
 		if !reflect.DeepEqual(r, c.r) || !reflect.DeepEqual(w, c.w) {
 			t.Errorf("%s: coordinator got read %+v write %+v, want read %+v write %+v", c.name, r, w, c.r, c.w)
 		}
-		// DoLocal, for a forwarded op, defers the sync (so the coordinator may sync
-		// alongside its replica writes) and syncs before answering Durable.
-		co.mu.Lock()
-		syncsBefore := co.syncs
-		co.mu.Unlock()
-		res, err := p.DoLocal(ctx, c.op)
-		if err != nil {
+		// DoLocal, for a forwarded op, is durable before it answers.
+		if _, err := p.DoLocal(ctx, c.op); err != nil {
 			t.Fatalf("%s: DoLocal: %v", c.name, err)
 		}
-		if !res.Durable {
-			t.Errorf("%s: DoLocal's result is not Durable", c.name)
+		r, w = co.last(t)
+		if !reflect.DeepEqual(r, c.r) || !reflect.DeepEqual(w, c.w) {
+			t.Errorf("%s: DoLocal gave the coordinator read %+v write %+v, want read %+v write %+v", c.name, r, w, c.r, c.w)
+		}
+		// A session in a pipelined batch defers the sync to its Flush.
+		sess := p.NewSession(func() bool { return true })
+		if _, err := sess.Do(ctx, c.op); err != nil {
+			t.Fatalf("%s: Session.Do: %v", c.name, err)
 		}
 		r, w = co.last(t)
 		if want := c.w; want != nil {
 			want := *want
-			want.DeferSync, want.Last = true, true // the op alone, synced at once
+			want.Durability = coordinator.Deferred
 			if w == nil || *w != want {
-				t.Errorf("%s: DoLocal gave the coordinator %+v, want %+v", c.name, w, want)
-			}
-			co.mu.Lock()
-			synced := co.syncs > syncsBefore
-			co.mu.Unlock()
-			if !synced && res.Status == proxy.Stored { // nothing written: nothing to sync
-				t.Errorf("%s: DoLocal did not sync a deferred write", c.name)
+				t.Errorf("%s: the session gave the coordinator %+v, want %+v", c.name, w, want)
 			}
 		} else if !reflect.DeepEqual(r, c.r) {
-			t.Errorf("%s: DoLocal gave the coordinator %+v, want %+v", c.name, r, c.r)
+			t.Errorf("%s: the session gave the coordinator %+v, want %+v", c.name, r, c.r)
+		}
+		co.mu.Lock()
+		syncsBefore := co.syncs
+		co.mu.Unlock()
+		if err := sess.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		co.mu.Lock()
+		syncs := co.syncs - syncsBefore
+		co.mu.Unlock()
+		if want := map[bool]int{true: 1, false: 0}[c.w != nil]; syncs != want {
+			t.Errorf("%s: Flush synced %d times, want %d", c.name, syncs, want)
 		}
 	}
 	for _, kind := range allKinds {

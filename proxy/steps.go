@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"strconv"
+
+	"github.com/dynakv/dynakv/coordinator"
 )
 
 // memcached's meta commands have two rules that take more than one step, each step
@@ -14,21 +16,22 @@ import (
 //   - ma's T: after an OpIncrUnsigned that stored without creating the key, a
 //     GETEX that sets the new expiry.
 //
-// The Result is Durable only when every step that wrote was (a step that only read
-// needs no Sync, as a plain read does not); a step runs with Last only while every
-// step before it was durable, as a front end would have sent it.
+// Every step runs with the op's durability, and the op is durable when every step
+// that may write was (a step that only read needs no sync, as a plain read does
+// not).
 
 // multiStep is the state of one op run in steps.
 type multiStep struct {
 	p       *Proxy
 	ctx     context.Context
 	op      Op
+	d       coordinator.Durability
 	durable bool // every step so far that may write was durable
 }
 
-// steps runs op (Vivify, or OpIncrUnsigned with SetExpiry) in its steps.
-func (p *Proxy) steps(ctx context.Context, op Op) (Result, error) {
-	s := &multiStep{p: p, ctx: ctx, op: op, durable: true}
+// steps runs op (Vivify, or OpIncrUnsigned with SetExpiry) in its steps, as do.
+func (p *Proxy) steps(ctx context.Context, op Op, d coordinator.Durability) (Result, bool, error) {
+	s := &multiStep{p: p, ctx: ctx, op: op, d: d, durable: true}
 	first := op
 	first.Vivify = false
 	first.SetExpiry = op.SetExpiry && op.Kind != OpIncrUnsigned
@@ -37,28 +40,25 @@ func (p *Proxy) steps(ctx context.Context, op Op) (Result, error) {
 		res, err = s.vivify(first)
 	}
 	if err != nil {
-		return Result{}, err
+		return Result{}, false, err
 	}
 	if op.Kind == OpIncrUnsigned && op.SetExpiry && res.Status == Stored && !res.Created {
 		t, err := s.run(Op{Kind: OpGetEx, Key: op.Key, SetExpiry: true, Expiry: op.Expiry, Persist: op.Persist})
 		if err != nil {
-			return Result{}, err
+			return Result{}, false, err
 		}
 		if t.Status == Stored {
 			res.CAS = t.CAS
 		}
 	}
-	res.Durable = s.durable
-	return res, nil
+	return res, s.durable, nil
 }
 
 // run runs one step. It takes op's quorum, durability and time.
 func (s *multiStep) run(step Op) (Result, error) {
-	step.R, step.W, step.DeferSync, step.Accepted = s.op.R, s.op.W, s.op.DeferSync, s.op.Accepted
-	step.DeferSync = step.DeferSync && step.Writes()
-	step.Last = s.op.Last && step.DeferSync && s.durable
-	res, err := s.p.run(s.ctx, step)
-	if step.DeferSync && (err != nil || !res.Durable) {
+	step.R, step.W, step.Accepted = s.op.R, s.op.W, s.op.Accepted
+	res, durable, err := s.p.run(s.ctx, step, s.d)
+	if step.Writes() && (err != nil || !durable) {
 		s.durable = false
 	}
 	return res, err

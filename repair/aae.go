@@ -24,7 +24,7 @@ type AAEStore interface {
 	tictac.RecordScanner
 	GetEncoded(key []byte) ([]byte, error)
 	UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
-	SyncWAL() error
+	Sync() error
 	GravesFrom(cursor []byte, before int64, limit int, keep func(p int) bool) ([]storage.Grave, []byte, error)
 	DeleteIf(key, enc []byte) (bool, error)
 	HintOwners() ([]string, error)
@@ -540,7 +540,7 @@ func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOn
 		}
 	}
 	if wrote {
-		if err := a.cfg.Store.SyncWAL(); err != nil {
+		if err := a.cfg.Store.Sync(); err != nil {
 			return err
 		}
 	}

@@ -95,7 +95,7 @@ func (a *AAE) Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error) 
 				return nil, err
 			}
 		}
-		if err := a.cfg.Store.SyncWAL(); err != nil {
+		if err := a.cfg.Store.Sync(); err != nil {
 			return nil, err
 		}
 		return []byte{aaeVersion}, nil

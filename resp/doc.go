@@ -23,6 +23,13 @@
 // a NUL byte before a header's or an inline request's line end hides it (Redis
 // finds line ends with strchr), so such a request waits until it is too big.
 //
+// Durability: each connection runs its commands through one proxy.Session, and
+// guardConn.Write flushes it before any reply bytes leave the process, so no reply
+// acknowledges a write that is not durable yet and a pipelined batch of writes
+// shares one WAL sync; when the flush fails, no reply of the batch is written and
+// the connection ends. A command is the last of its batch when redcon holds nothing
+// more pipelined (PeekPipeline): its write then commits with its own sync.
+//
 // Output is bounded too: when a pipelined batch's replies pass
 // Config.OutputBufferLimit they are written before the batch's next command runs,
 // and when one command's reply passes it (MGET of many large values, KEYS, SCAN

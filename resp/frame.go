@@ -540,18 +540,16 @@ func (g *guardConn) fail() error {
 	return g.rerr
 }
 
-// Write syncs the WAL first when this connection made writes with DeferSync since
-// the last sync, so no reply acknowledges a write before it is durable, and a
-// pipelined batch of writes shares one fsync. A client that does not take the
+// Write flushes the connection's session first (proxy.Session), so no reply
+// acknowledges a write before it is durable and a pipelined batch of writes shares
+// one WAL sync; if the flush fails, no reply leaves. A client that does not take the
 // bytes within Config.WriteTimeout is disconnected (the write fails).
 func (g *guardConn) Write(b []byte) (int, error) {
 	if g.cl != nil {
 		g.cl.pending = 0 // redcon writes out everything it buffered
-		if g.cl.unsynced.Swap(false) {
-			if err := g.s.px.Sync(g.s.ctx); err != nil {
-				g.s.cfg.Logger.Error("syncing writes before replying", "err", err)
-				return 0, err
-			}
+		if err := g.cl.sess.Flush(g.s.ctx); err != nil {
+			g.s.cfg.Logger.Error("syncing writes before replying", "err", err)
+			return 0, err
 		}
 	}
 	if err := g.wd.Arm(g.Conn); err != nil {

@@ -257,6 +257,9 @@ func (s *Server) accept(conn redcon.Conn) bool {
 		created: time.Now(),
 		addr:    conn.RemoteAddr(),
 	}
+	// A command with nothing pipelined after it is the last before redcon writes
+	// the replies out (and flushes the session through guardConn.Write).
+	c.sess = s.px.NewSession(func() bool { return len(conn.PeekPipeline()) > 0 })
 	if g != nil {
 		c.laddr = g.LocalAddr().String()
 		g.cl = c
@@ -317,8 +320,8 @@ func (s *Server) acceptError(err error) {
 // connection's goroutine; the others are read by CLIENT LIST from other
 // connections.
 type client struct {
-	unsynced    atomic.Bool // a write ran with DeferSync since the last WAL sync
-	pending     int         // reply bytes buffered by redcon, not yet written
+	sess        *proxy.Session // every single-key op runs through it; flushed by guardConn.Write
+	pending     int            // reply bytes buffered by redcon, not yet written
 	id          int64
 	conn        redcon.Conn // nil when a handler runs without a socket (tests)
 	w           Reply

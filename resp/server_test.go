@@ -276,7 +276,7 @@ func newHarness(t testing.TB, cfg Config) *handlerHarness {
 	px := testnode.Proxy(t, testnode.Options{Now: cfg.Now})
 	s := New(cfg, px)
 	t.Cleanup(func() { s.Close() })
-	c := &client{id: 1, authed: cfg.RequirePass == "", created: time.Now()}
+	c := &client{id: 1, authed: cfg.RequirePass == "", created: time.Now(), sess: px.NewSession(nil)}
 	c.setProto(2)
 	return &handlerHarness{s: s, c: c}
 }
@@ -288,6 +288,9 @@ func (h *handlerHarness) run(args ...string) string {
 	}
 	h.c.w.reset()
 	h.s.safeExec(h.c, argv)
+	if err := h.c.sess.Flush(h.s.ctx); err != nil { // as guardConn.Write does
+		return "flush: " + err.Error()
+	}
 	var r recorder
 	r.WriteRaw(h.c.w.b)
 	return string(r.b)

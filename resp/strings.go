@@ -7,19 +7,10 @@ import (
 	"github.com/dynakv/dynakv/proxy"
 )
 
-// do runs op, answering its error if it fails.
+// do runs op in the connection's session (flushed by guardConn.Write before the
+// batch's replies leave), answering its error if it fails.
 func (s *Server) do(c *client, op proxy.Op) (proxy.Result, bool) {
-	deferred := op.Writes() && c.conn != nil
-	// Durable before the reply leaves: guardConn.Write syncs once per batch, unless
-	// the write is durable already.
-	op.DeferSync = deferred
-	// The last command of a batch with no write awaiting the batch's sync may
-	// commit with its own sync (one WAL commit instead of two).
-	op.Last = deferred && !c.unsynced.Load() && len(c.conn.PeekPipeline()) == 0
-	res, err := s.px.Do(s.ctx, op)
-	if deferred && (err != nil || !res.Durable) {
-		c.unsynced.Store(true)
-	}
+	res, err := c.sess.Do(s.ctx, op)
 	if err != nil {
 		s.replyErr(c, err)
 		return res, false

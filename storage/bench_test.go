@@ -28,8 +28,8 @@ func BenchmarkUpdate(b *testing.B) {
 }
 
 // BenchmarkUpdateParallel is BenchmarkUpdate from many goroutines: Pebble batches
-// concurrent commits into one WAL sync. ThenSyncWAL is a deferred write followed by
-// its own SyncWAL, two commits where Sync makes one: what a lone command of a
+// concurrent commits into one WAL sync. ThenSync is a deferred write followed by
+// its own Sync, two commits where Sync makes one: what a lone command of a
 // connection costs when it does not commit with its sync.
 func BenchmarkUpdateParallel(b *testing.B) {
 	for _, mode := range []struct {
@@ -39,11 +39,11 @@ func BenchmarkUpdateParallel(b *testing.B) {
 	}{
 		{"interval", SyncInterval, func(s *Store, key []byte, fn UpdateFunc) error { _, err := s.Update(key, fn); return err }},
 		{"always", SyncAlways, func(s *Store, key []byte, fn UpdateFunc) error { _, err := s.Update(key, fn); return err }},
-		{"always/ThenSyncWAL", SyncAlways, func(s *Store, key []byte, fn UpdateFunc) error {
+		{"always/ThenSync", SyncAlways, func(s *Store, key []byte, fn UpdateFunc) error {
 			if _, err := s.UpdateNoSync(key, fn); err != nil {
 				return err
 			}
-			return s.SyncWAL()
+			return s.Sync()
 		}},
 		{"none", SyncNone, func(s *Store, key []byte, fn UpdateFunc) error { _, err := s.Update(key, fn); return err }},
 	} {

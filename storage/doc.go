@@ -38,7 +38,7 @@
 //     and internal/enginepanic for its panics), and so does a failed periodic fsync. With Config.InMemory the data
 //     lives on Pebble's in-memory filesystem and ends with the process, by design
 //     (a cache tier).
-//   - Synced record writes (Update, the reaper's rewrites) and SyncWAL go through
+//   - Synced record writes (Update, the reaper's rewrites) and Sync go through
 //     group commit (committer): the writers waiting at one moment share one merged
 //     Pebble batch, one WAL write and one sync, and each gets the group's result.
 //     (Hint writes, partition drops and metadata commit alone.) A merged
@@ -97,6 +97,19 @@
 //     function runs, so a tree rebuilt from a scan inside it sees no change between
 //     its reset and its scan, whatever the reaper or a writer does meanwhile.
 //   - Records are opaque to Pebble; decoding is vclock.DecodeSet, which is fuzzed.
+//
+// Durability: a write is durable when its WAL record survives what the sync mode
+// promises (a killed process for SyncInterval, a power loss for SyncAlways; see
+// above). Update and UpdateBatch return once their writes are durable;
+// UpdateNoSync returns once its write is visible, and it is durable once a later
+// Sync (or any synced commit, which syncs the whole WAL before it) has returned.
+// That pair is the one way to share a sync: a caller makes many writes with
+// UpdateNoSync and one Sync before it acknowledges any of them, and concurrent
+// synced commits share one sync through group commit. A caller must not
+// acknowledge a write, nor a decision taken on reading one (a record read may be
+// another caller's UpdateNoSync write), before it is durable. With SyncNone
+// nothing is ever synced and Sync does nothing. Who decides when to sync is above
+// this package: coordinator.WriteOptions.Durability and proxy.Session.
 //
 // Hints (hinted handoff): a fallback that accepted a write for an owner it could not
 // reach keeps the record as a hint for that owner, apart from its own data. Hints

@@ -131,7 +131,7 @@ func (s *Store) grave(t int64, p int, h uint64, key []byte) (Grave, bool, error)
 // DeleteIf deletes key's record if its encoding is exactly enc, and reports
 // whether it did: a compare-and-delete, so a write that changed the record since
 // enc was read keeps it. The delete is not synced on its own (a later synced
-// write or SyncWAL makes it durable): tombstone purge deletes many records at
+// write or Sync makes it durable): tombstone purge deletes many records at
 // once, and a delete a crash loses only brings the tombstone back, which purge
 // deletes again later.
 func (s *Store) DeleteIf(key, enc []byte) (bool, error) {

@@ -88,7 +88,7 @@ func TestGroupCommitSurvivesReopen(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if err := s.SyncWAL(); err != nil {
+	if err := s.Sync(); err != nil {
 		t.Fatal(err)
 	}
 	if st := s.CommitStats(); st.Commits != writers*perWriter+1 || st.Groups == 0 || st.Groups > st.Commits {
@@ -163,7 +163,7 @@ func TestGroupCommitMixed(t *testing.T) {
 		})
 	}
 	for range syncs {
-		wg.Go(func() { errs <- s.SyncWAL() })
+		wg.Go(func() { errs <- s.Sync() })
 	}
 	wg.Wait()
 	close(errs)
@@ -180,7 +180,7 @@ func TestGroupCommitMixed(t *testing.T) {
 	holdFirstLeader(s, syncs-1)
 	for range syncs {
 		wg.Go(func() {
-			if err := s.SyncWAL(); err != nil {
+			if err := s.Sync(); err != nil {
 				t.Error(err)
 			}
 		})

@@ -634,22 +634,25 @@ func (s *Store) load(k []byte, keepEnc bool) (rec vclock.Set, enc []byte, found 
 // aborts the update and is returned by Update.
 type UpdateFunc func(cur vclock.Set, found bool) (vclock.Set, error)
 
-// Update atomically reads key's record, applies fn and stores the result durably. It
-// returns the record as stored (the current one if fn returned ErrNoChange).
+// Update atomically reads key's record, applies fn and stores the result durably
+// (see the package doc on durability): it returns once the write is durable. It
+// returns the record as stored (the current one if fn returned ErrNoChange; that
+// case writes nothing and does not sync).
 func (s *Store) Update(key []byte, fn UpdateFunc) (vclock.Set, error) {
 	return s.update(key, fn, s.wo)
 }
 
-// UpdateNoSync is Update without waiting for the WAL fsync: the write is visible at
-// once but durable only after a later SyncWAL (or a synced write) returns. Callers
-// must not acknowledge it before then. Many writes followed by one SyncWAL share one
-// fsync, which is how a pipelined batch of commands is acknowledged.
+// UpdateNoSync is Update without waiting for the WAL sync: the write is visible at
+// once and durable once a later Sync (or any synced commit) has returned. Callers
+// must not acknowledge it before then. Many writes followed by one Sync share one
+// WAL sync: how a pipelined batch of commands is acknowledged.
 func (s *Store) UpdateNoSync(key []byte, fn UpdateFunc) (vclock.Set, error) {
 	return s.update(key, fn, pebble.NoSync)
 }
 
-// SyncWAL makes every write committed before it durable.
-func (s *Store) SyncWAL() error {
+// Sync makes every write committed before it durable (one WAL sync, shared through
+// group commit with concurrent synced writers). With SyncNone it does nothing.
+func (s *Store) Sync() error {
 	if err := s.enter(); err != nil {
 		return err
 	}
@@ -668,7 +671,7 @@ func (s *Store) SyncWAL() error {
 // of one commit each: how a replica applies a batch of writes. errs[i] is key i's
 // outcome (nil for ErrNoChange too). When it returns, every write of the batch
 // that succeeded, and every write committed before it, is durable, as after
-// Update and SyncWAL; a failed commit fails every write of the batch. A key may
+// Update and Sync; a failed commit fails every write of the batch. A key may
 // appear more than once: each of its writes sees the one before, as one by one,
 // and the key is written once, with the last result.
 //
@@ -766,7 +769,7 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
 		err = s.commit(b, s.wo)
 	case s.wo.Sync:
 		// Nothing changed, but a record read may be a write of this node's
-		// own not yet synced (DeferSync): the caller acknowledges it.
+		// own not yet synced (UpdateNoSync): the caller acknowledges it.
 		err = s.gc.commit(nil)
 	}
 	if err != nil {

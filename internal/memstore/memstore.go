@@ -374,8 +374,8 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []storage.UpdateFunc) []error {
 	return errs
 }
 
-// SyncWAL does nothing (beyond failing after Close).
-func (s *Store) SyncWAL() error {
+// Sync does nothing (beyond failing after Close).
+func (s *Store) Sync() error {
 	if err := s.enter(); err != nil {
 		return err
 	}

@@ -49,7 +49,7 @@ type SyncCounter struct {
 	coordinator.Store
 	mu       sync.Mutex
 	deferred int64 // writes made with UpdateNoSync
-	synced   int64 // deferred writes covered by the last SyncWAL
+	synced   int64 // deferred writes covered by the last Sync
 	syncs    int64
 }
 
@@ -62,12 +62,12 @@ func (c *SyncCounter) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Se
 	return rec, err
 }
 
-// SyncWAL implements coordinator.Store.
-func (c *SyncCounter) SyncWAL() error {
+// Sync implements coordinator.Store.
+func (c *SyncCounter) Sync() error {
 	c.mu.Lock()
 	upTo := c.deferred
 	c.mu.Unlock()
-	err := c.Store.SyncWAL()
+	err := c.Store.Sync()
 	c.mu.Lock()
 	c.synced, c.syncs = max(c.synced, upTo), c.syncs+1
 	c.mu.Unlock()
