@@ -9,15 +9,12 @@ import (
 
 	"github.com/dynakv/dynakv/cluster"
 	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
-
-// msgProxyOp is the transport message type of a proxy operation forwarded to a node
-// in its key's preference list (coordinator's replica messages use 1..15).
-const msgProxyOp uint8 = 16
 
 // startCluster starts the internode transport and gossip membership. It runs after
 // the client listeners are bound (their addresses go into the member metadata) and
@@ -137,11 +134,9 @@ func (n *Node) startRepair() error {
 	h, err := repair.NewHandoff(repair.HandoffConfig{
 		Store:   n.store,
 		Cluster: n.ms,
-		Writer: repair.WriterFunc(func(ctx context.Context, node string, d repair.Delivery) error {
-			return n.writeReplica(ctx, node, coordinator.WriteRequest{Key: d.Key, Record: d.Record, HintFor: d.HintFor})
-		}),
-		Node: n.cfg.Name,
-		N:    n.cfg.N,
+		Writer:  repair.WriterFunc(n.writeReplica),
+		Node:    n.cfg.Name,
+		N:       n.cfg.N,
 		// Delivery retries every second; an owner seen alive again is kicked at once.
 		Interval:       time.Second,
 		RequestTimeout: n.cfg.RequestTimeout,
@@ -173,7 +168,7 @@ func (n *Node) startAAE() error {
 		Store:          n.store,
 		Trees:          n.trees,
 		Cluster:        n.ms,
-		Caller:         repair.CallerFunc(n.call),
+		Caller:         peer.CallerFunc(n.call),
 		N:              n.cfg.N,
 		Interval:       interval,
 		MaxKeysPerSec:  n.cfg.AAEMaxKeysPerSec,
@@ -200,6 +195,7 @@ func (n *Node) startAAE() error {
 	if err != nil {
 		return err
 	}
+	a.Register(n.mux)
 	if n.cfg.AAEInterval > 0 {
 		a.Start()
 	}
@@ -241,7 +237,7 @@ func (n *Node) Leave() error {
 }
 
 // writeReplica writes a record to a node's replica: locally for this node.
-func (n *Node) writeReplica(ctx context.Context, node string, req coordinator.WriteRequest) error {
+func (n *Node) writeReplica(ctx context.Context, node string, req peer.WriteRequest) error {
 	if node == n.cfg.Name {
 		return n.co.HandleWrite(req)
 	}
@@ -257,51 +253,27 @@ func frameLimit(maxValue int) int {
 // errStarting answers peers that call before the node is fully started.
 var errStarting = errors.New("node: starting")
 
-// serveCluster answers a request from another node. While the node is starting or
-// stopping, a forwarded op is refused with ErrRunLocally (the forwarding node runs
-// it) and replica requests fail (their coordinator keeps a hint).
+// serveCluster answers a request from another node with the handler n.mux has
+// for its type. While the node is starting or stopping, a forwarded op is refused
+// with ErrRunLocally (the forwarding node runs it) and other requests fail (a
+// replica write's coordinator keeps a hint).
 func (n *Node) serveCluster(ctx context.Context, from string, typ uint8, req []byte) ([]byte, error) {
 	if !n.ready.Load() {
-		if typ == msgProxyOp {
+		if peer.MsgType(typ) == peer.MsgForward {
 			return proxy.AppendResult(nil, proxy.Result{}, proxy.ErrRunLocally), nil
 		}
 		return nil, errStarting
 	}
-	if repair.IsMessage(typ) {
-		if a := n.aae.Load(); a != nil {
-			return a.Serve(ctx, typ, req)
-		}
-		return nil, errStarting
-	}
-	if typ != msgProxyOp {
-		return n.co.Serve(ctx, typ, req)
-	}
-	op, err := proxy.DecodeOp(req)
-	if err != nil {
-		return nil, err
-	}
-	// Answer a little before the forwarding node gives up, so that it gets a
-	// NOQUORUM (or the result) rather than its own timeout.
-	if d, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-forwardMargin))
-		defer cancel()
-	}
-	res, err := n.px.DoLocal(ctx, op)
-	return proxy.AppendResult(nil, res, err), nil
+	return n.mux.ServeCluster(ctx, from, typ, req)
 }
 
-// forwardMargin is how much earlier than the forwarding node a node answering a
-// forwarded op stops waiting for its replicas.
-const forwardMargin = 50 * time.Millisecond
-
 // call sends a request to a ring member, resolving its cluster address.
-func (n *Node) call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error) {
+func (n *Node) call(ctx context.Context, node string, typ peer.MsgType, req []byte) ([]byte, error) {
 	m, ok := n.ms.Member(node)
 	if !ok || m.ClusterAddr == "" {
 		return nil, fmt.Errorf("node: no cluster address for %q: %w", node, cluster.ErrUnreachable)
 	}
-	return n.tr.Call(ctx, m.ClusterAddr, typ, req)
+	return n.tr.Call(ctx, m.ClusterAddr, uint8(typ), req)
 }
 
 // router forwards each op to a live node among its key's N replicas when this node
@@ -367,7 +339,7 @@ func (r *router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.R
 	}
 	fctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	b, err := r.n.call(fctx, node, msgProxyOp, op.AppendBinary(nil))
+	b, err := r.n.call(fctx, node, peer.MsgForward, op.AppendBinary(nil))
 	refusedLate := errors.Is(err, cluster.ErrLate)
 	timedOut := !refusedLate && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 	if (timedOut || ctx.Err() == nil && !refusedLate && peerFailed(err)) && r.n.avoid.Failed(node) {

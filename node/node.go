@@ -24,6 +24,7 @@ import (
 	"github.com/dynakv/dynakv/cluster"
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/memcache"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/resp"
@@ -39,6 +40,7 @@ type Node struct {
 
 	store   *storage.Store
 	tr      *cluster.Transport
+	mux     *peer.Mux // the internode protocol's handlers, which tr serves once ready
 	ms      *cluster.Membership
 	peers   coordinator.Peers
 	avoid   *coordinator.Avoidance // peers that recently failed a request: the router's and the coordinator's
@@ -49,7 +51,7 @@ type Node struct {
 	aae     atomic.Pointer[repair.AAE]     // set after membership, whose OnChange kicks it
 	met     *metrics
 
-	ready            atomic.Bool  // serving peers: coordinator and proxy are built
+	ready            atomic.Bool  // serving peers: every handler is on mux
 	lastClamp        atomic.Int64 // last N, R, W logged by ringChanged
 	forwarded        atomic.Int64 // ops forwarded to a replica
 	forwardFallbacks atomic.Int64 // ops run here because their replica was unreachable
@@ -73,7 +75,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), started: cfg.Now(), met: newMetrics(),
-		avoid: coordinator.NewAvoidance(avoidFor, cfg.Now)}
+		avoid: coordinator.NewAvoidance(avoidFor, cfg.Now), mux: peer.NewMux()}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -94,7 +96,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err := n.startCluster(); err != nil {
 		return nil, err
 	}
-	n.peers = coordinator.RemotePeers(coordinator.CallerFunc(n.call))
+	n.peers = coordinator.RemotePeers(peer.CallerFunc(n.call))
 	n.co, err = coordinator.New(coordinator.Config{
 		Actor:          n.actor,
 		Now:            cfg.Now,
@@ -121,10 +123,12 @@ func Start(cfg Config) (_ *Node, err error) {
 		OnRead:        func(s int) { n.met.siblings.Observe(float64(s)) },
 		Router:        &router{n: n},
 	}, n.co)
-	n.ready.Store(true)
-	if err := n.startRepair(); err != nil {
+	n.co.Register(n.mux)
+	n.px.Register(n.mux)
+	if err := n.startRepair(); err != nil { // registers anti-entropy's handlers
 		return nil, err
 	}
+	n.ready.Store(true)
 	n.ringChanged()
 	n.registerGauges()
 	if err := n.serve(); err != nil {
