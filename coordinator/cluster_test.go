@@ -155,7 +155,7 @@ func TestQuorumClamping(t *testing.T) {
 	}
 }
 
-// testCluster is nodes over a FakeNet, each a memstore and a Coordinator. Build it
+// testCluster is nodes over a peertest.Network, each a memstore and a Coordinator. Build it
 // inside a synctest bubble (or defer leaktest) and Close it before returning.
 type testCluster struct {
 	t      testing.TB

@@ -5,7 +5,7 @@ package coordinator_test
 // runs repair.AAE over its fenced store, with Merkle trees it rebuilds at boot (the
 // store's observer from then on), a short tombstone grace in fake time (simGrace),
 // and the holders a purge asks from its own membership view; its messages travel
-// over the FakeNet like the coordinator's. In a run with expiry (params.expiry)
+// over the peertest.Network like the coordinator's. In a run with expiry (params.expiry)
 // every incarnation runs a reaper (memstore.Reap with its own clock) at random
 // moments. Each purge (a DeleteIf that deleted) is recorded for the rules.
 

@@ -42,7 +42,7 @@ package coordinator_test
 // older value back); no expired value read; no purge resurrecting anything.
 // Invariant 1 allows for purges, which may remove a key's history entirely.
 //
-// Liveness is per observer (FakeNet.View): a crashed node looks dead to everyone
+// Liveness is per observer (peertest.Network.View): a crashed node looks dead to everyone
 // after a detection delay, and partitioned nodes look dead to each other after it.
 // A crash fences the node's store (its old coordinator, handoff loop and in-flight
 // requests can no longer touch it: what was acknowledged stays, as on a durable
