@@ -154,7 +154,8 @@ type AAE struct {
 	handoffPending, handoffKeys                          atomic.Int64
 }
 
-// NewAAE returns an AAE; Start runs its loop. Serve answers peers either way.
+// NewAAE returns an AAE; Start runs its loop. The handlers Register puts on a
+// peer.Mux answer peers either way.
 func NewAAE(cfg AAEConfig) (*AAE, error) {
 	cfg = cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {

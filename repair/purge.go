@@ -56,8 +56,8 @@ import (
 //
 // The bound leaves out the time a write that passed its deadline check takes to
 // become visible: its key-lock wait and commit for a replica write or a hinted
-// one on the receiver (coordinator.Serve checks the deadline before it takes
-// the lock), only the commit for the others (checked under the lock). The
+// one on the receiver (the coordinator's write handler checks the deadline before
+// it takes the lock), only the commit for the others (checked under the lock). The
 // settle has no margin of its own for that; with the defaults (request timeout
 // 1s, anti-entropy's 10s) the coordinator's paths have almost 9 s to spare,
 // anti-entropy's a NoSync commit's time.
