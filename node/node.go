@@ -468,6 +468,16 @@ func (n *Node) ClusterAddr() string { return n.tr.Addr() }
 // Actor returns the node's actor id in version vectors.
 func (n *Node) Actor() string { return n.actor }
 
+// Failed is closed when the node's storage engine failed (storage.Store.Failed):
+// from then on every read and write of its own replica fails, and its owner must
+// end the process (cmd/dynakv does, with a non-zero status) rather than Close it,
+// since calls may be stuck in the engine for good. Err says why.
+func (n *Node) Failed() <-chan struct{} { return n.store.Failed() }
+
+// Err returns why the node failed, an error wrapping storage.ErrEngineFailed; nil
+// while it has not.
+func (n *Node) Err() error { return n.store.Err() }
+
 func defaultName() string {
 	h, err := os.Hostname()
 	if err != nil || h == "" {
