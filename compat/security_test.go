@@ -23,6 +23,7 @@ import (
 	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/internal/testcerts"
 	"github.com/dynakv/dynakv/node"
+	"github.com/dynakv/dynakv/peer"
 )
 
 // Security tests (issue 6, item 5) on real processes.
@@ -150,7 +151,7 @@ func TestClusterSecretMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tr.Close()
-	if _, err := tr.Call(ctx(t), self(t, procs[0]).ClusterAddr, 16, []byte("x")); !errors.Is(err, transport.ErrAuth) {
+	if _, err := tr.Call(ctx(t), self(t, procs[0]).ClusterAddr, uint8(peer.MsgForward), []byte("x")); !errors.Is(err, transport.ErrAuth) {
 		t.Fatalf("call with another secret: %v, want ErrAuth", err)
 	}
 	eventually(t, 5*time.Second, "the node to count and log the refused connection", func() bool {

@@ -2,23 +2,18 @@ package coordinator
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
-	"github.com/dynakv/dynakv/internal/wire"
-
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/storage"
 )
 
-// MsgWriteBatch carries several replica writes bound for one node in one
+// A peer.MsgWriteBatch carries several replica writes bound for one node in one
 // message, which the node applies with one WAL sync and answers with one reply
 // holding each write's outcome. RemotePeers sends one whenever writes for a node
 // queue up while its earlier messages are in flight (see writeQueue).
-const MsgWriteBatch uint8 = 6
-
+//
 // Batching bounds: writes in flight to one node as separate messages before the
 // next ones wait and go together, and the size of one batch.
 const (
@@ -27,92 +22,18 @@ const (
 	maxBatchBytes = 1 << 20
 )
 
-// appendWriteBatch appends the wire form of a batch: version, count, then each
-// write's encoded WriteRequest, length-prefixed.
-func appendWriteBatch(b []byte, writes []*queuedWrite) []byte {
-	b = append(b, msgVersion)
-	b = binary.AppendUvarint(b, uint64(len(writes)))
-	for _, w := range writes {
-		b = wire.AppendBytes(b, w.enc)
-	}
-	return b
-}
-
-// DecodeWriteBatch decodes a MsgWriteBatch request; the result does not alias b.
-func DecodeWriteBatch(b []byte) ([]WriteRequest, error) {
-	r := newMsgReader(b)
-	r.Version(msgVersion)
-	n := r.Count(1) // every write is at least its length byte
-	reqs := make([]WriteRequest, 0, n)
-	for i := 0; i < n && !r.Failed(); i++ {
-		req, err := DecodeWriteRequest(r.Bytes())
-		if err != nil {
-			r.Fail(fmt.Sprintf("write %d: %v", i, err))
-			break
-		}
-		reqs = append(reqs, req)
-	}
-	if err := r.done(); err != nil {
-		return nil, err
-	}
-	return reqs, nil
-}
-
-// appendBatchReply appends the reply to a batch: version, count, then per write
-// an error message, empty when it succeeded.
-func appendBatchReply(b []byte, errs []error) []byte {
-	b = append(b, msgVersion)
-	b = binary.AppendUvarint(b, uint64(len(errs)))
-	for _, err := range errs {
-		var msg []byte
-		if err != nil {
-			msg = []byte(err.Error())
-			if len(msg) == 0 {
-				msg = []byte("failed")
-			}
-		}
-		b = wire.AppendBytes(b, msg)
-	}
-	return b
-}
-
-// errReplicaWrite is a write a peer reported failed in a batch reply.
-var errReplicaWrite = errors.New("coordinator: replica write failed")
-
-// decodeBatchReply decodes the reply to a batch of n writes into one error per
-// write (nil for success).
-func decodeBatchReply(b []byte, n int) ([]error, error) {
-	r := newMsgReader(b)
-	r.Version(msgVersion)
-	if got := r.Count(1); !r.Failed() && got != n {
-		r.Fail(fmt.Sprintf("%d outcomes for %d writes", got, n))
-	}
-	errs := make([]error, 0, n)
-	for i := 0; i < n && !r.Failed(); i++ {
-		if msg := r.Bytes(); len(msg) > 0 {
-			errs = append(errs, fmt.Errorf("%w: %s", errReplicaWrite, msg))
-		} else {
-			errs = append(errs, nil)
-		}
-	}
-	if err := r.done(); err != nil {
-		return nil, err
-	}
-	return errs, nil
-}
-
 // HandleWriteBatch applies a batch of replica writes: each is merged like
 // HandleWrite, and the records they change are committed together, as one Pebble
 // batch with one WAL sync (storage.UpdateBatch), so all are durable before any is
 // acknowledged. Hinted writes (for another owner) go to the hint store one by one.
 // It returns each write's outcome.
-func (c *Coordinator) HandleWriteBatch(reqs []WriteRequest) []error {
+func (c *Coordinator) HandleWriteBatch(reqs []peer.WriteRequest) []error {
 	return c.handleWriteBatch(context.Background(), reqs)
 }
 
 // handleWriteBatch is HandleWriteBatch for a request with ctx's deadline: each
 // record is merged only while ctx is in time, checked under its key's lock.
-func (c *Coordinator) handleWriteBatch(ctx context.Context, reqs []WriteRequest) []error {
+func (c *Coordinator) handleWriteBatch(ctx context.Context, reqs []peer.WriteRequest) []error {
 	errs := make([]error, len(reqs))
 	keys := make([][]byte, 0, len(reqs))
 	fns := make([]storage.UpdateFunc, 0, len(reqs))
@@ -232,10 +153,14 @@ func (p *remotePeers) send(ctx context.Context, node string, batch []*queuedWrit
 		batch[0].done <- p.writeOne(ctx, node, batch[0].enc)
 		return
 	}
-	reply, err := p.c.Call(ctx, node, MsgWriteBatch, appendWriteBatch(nil, batch))
+	encs := make([][]byte, len(batch))
+	for i, w := range batch {
+		encs[i] = w.enc
+	}
+	reply, err := p.c.Call(ctx, node, peer.MsgWriteBatch, peer.AppendWriteBatch(nil, encs))
 	var errs []error
 	if err == nil {
-		errs, err = decodeBatchReply(reply, len(batch))
+		errs, err = peer.DecodeBatchReply(reply, len(batch))
 	}
 	for i, w := range batch {
 		if err != nil {
@@ -248,7 +173,7 @@ func (p *remotePeers) send(ctx context.Context, node string, batch []*queuedWrit
 
 // writeOne sends one encoded WriteRequest in a message of its own.
 func (p *remotePeers) writeOne(ctx context.Context, node string, enc []byte) error {
-	_, err := p.c.Call(ctx, node, MsgWrite, enc)
+	_, err := p.c.Call(ctx, node, peer.MsgWrite, enc)
 	return err
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 
 	"github.com/dynakv/dynakv/internal/memstore"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -23,7 +24,7 @@ type recordingCaller struct {
 	calls   []string // "write" or "batch of N"
 }
 
-func (c *recordingCaller) Call(ctx context.Context, _ string, typ uint8, req []byte) ([]byte, error) {
+func (c *recordingCaller) Call(ctx context.Context, _ string, typ peer.MsgType, req []byte) ([]byte, error) {
 	select {
 	case <-c.release:
 	case <-ctx.Done():
@@ -32,15 +33,15 @@ func (c *recordingCaller) Call(ctx context.Context, _ string, typ uint8, req []b
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch typ {
-	case MsgWrite:
+	case peer.MsgWrite:
 		c.calls = append(c.calls, "write")
-		w, err := DecodeWriteRequest(req)
+		w, err := peer.DecodeWriteRequest(req)
 		if err == nil && string(w.Key) == "bad" {
 			err = errors.New("disk full")
 		}
-		return []byte{msgVersion}, err
-	case MsgWriteBatch:
-		reqs, err := DecodeWriteBatch(req)
+		return peer.AppendEmpty(nil), err
+	case peer.MsgWriteBatch:
+		reqs, err := peer.DecodeWriteBatch(req)
 		if err != nil {
 			return nil, err
 		}
@@ -51,7 +52,7 @@ func (c *recordingCaller) Call(ctx context.Context, _ string, typ uint8, req []b
 				errs[i] = errors.New("disk full")
 			}
 		}
-		return appendBatchReply(nil, errs), nil
+		return peer.AppendBatchReply(nil, errs), nil
 	}
 	return nil, fmt.Errorf("unexpected message type %d", typ)
 }
@@ -65,7 +66,7 @@ func TestWritesQueueBehindMessagesInFlight(t *testing.T) {
 		peers := RemotePeers(caller)
 		ctx := context.Background()
 		write := func(key string) error {
-			return peers.Write(ctx, "n2", WriteRequest{Key: []byte(key), Record: vclock.Update(vclock.Set{}, nil, "n1:1", value(key), 1, 0)})
+			return peers.Write(ctx, "n2", peer.WriteRequest{Key: []byte(key), Record: vclock.Update(vclock.Set{}, nil, "n1:1", value(key), 1, 0)})
 		}
 		results := make(map[string]error)
 		var mu sync.Mutex
@@ -106,25 +107,6 @@ func TestWritesQueueBehindMessagesInFlight(t *testing.T) {
 	})
 }
 
-// TestWriteBatchReplyMismatch: a batch reply that does not hold one outcome per
-// write fails every write of the batch rather than misattributing outcomes.
-func TestWriteBatchReplyMismatch(t *testing.T) {
-	for _, reply := range [][]byte{
-		appendBatchReply(nil, []error{nil}),
-		appendBatchReply(nil, []error{nil, nil, nil}),
-		{msgVersion},
-		nil,
-	} {
-		if _, err := decodeBatchReply(reply, 2); !errors.Is(err, ErrBadMessage) {
-			t.Errorf("reply %x for 2 writes: %v, want ErrBadMessage", reply, err)
-		}
-	}
-	errs, err := decodeBatchReply(appendBatchReply(nil, []error{nil, errors.New(""), errors.New("x")}), 3)
-	if err != nil || errs[0] != nil || !errors.Is(errs[1], errReplicaWrite) || !errors.Is(errs[2], errReplicaWrite) {
-		t.Fatalf("decodeBatchReply = %v, %v", errs, err)
-	}
-}
-
 // TestHandleWriteBatch: a replica applies every write of a batch, each into its
 // replica or its hints as addressed, its own records as one storage batch (which
 // syncs once), hints one by one; a batch of hints alone syncs once.
@@ -136,7 +118,7 @@ func TestHandleWriteBatch(t *testing.T) {
 	}
 	defer co.Close()
 	rec := func(v string) vclock.Set { return vclock.Update(vclock.Set{}, nil, "n1:1", value(v), 1, 0) }
-	errs := co.HandleWriteBatch([]WriteRequest{
+	errs := co.HandleWriteBatch([]peer.WriteRequest{
 		{Key: []byte("a"), Record: rec("va")},
 		{Key: []byte("b"), Record: rec("vb")},
 		{Key: []byte("c"), Record: rec("vc"), HintFor: "n3"},
@@ -162,7 +144,7 @@ func TestHandleWriteBatch(t *testing.T) {
 		t.Fatalf("synced commits %d, deferred %d, syncs %d, batches %d of %d writes; want one batch of 3",
 			st.synced, st.deferred, st.syncs, st.batches, st.batched)
 	}
-	if errs := co.HandleWriteBatch([]WriteRequest{{Key: []byte("e"), Record: rec("ve"), HintFor: "n3"}}); errs[0] != nil {
+	if errs := co.HandleWriteBatch([]peer.WriteRequest{{Key: []byte("e"), Record: rec("ve"), HintFor: "n3"}}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
 	if st.syncs != 1 || st.batches != 1 {

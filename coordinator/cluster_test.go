@@ -14,10 +14,15 @@ import (
 	"github.com/lni/goutils/leaktest"
 
 	"github.com/dynakv/dynakv/internal/memstore"
+	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/peer/peertest"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
+
+// The test network's views are Memberships.
+var _ Membership = peertest.View{}
 
 // staticView is a Membership with fixed liveness.
 type staticView struct {
@@ -92,7 +97,7 @@ func TestPlan(t *testing.T) {
 				dead[pl[i]] = true
 			}
 			c, err := New(Config{Actor: "a", Node: pl[tc.self], Cluster: staticView{rg, dead},
-				Peers: RemotePeers(CallerFunc(nil))}, memstore.New(64))
+				Peers: RemotePeers(peer.CallerFunc(nil))}, memstore.New(64))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -150,11 +155,11 @@ func TestQuorumClamping(t *testing.T) {
 	}
 }
 
-// testCluster is nodes over a FakeNet, each a memstore and a Coordinator. Build it
+// testCluster is nodes over a peertest.Network, each a memstore and a Coordinator. Build it
 // inside a synctest bubble (or defer leaktest) and Close it before returning.
 type testCluster struct {
 	t      testing.TB
-	net    *FakeNet
+	net    *peertest.Network
 	names  []string
 	stores map[string]*memstore.Store
 	cos    map[string]*Coordinator
@@ -163,7 +168,7 @@ type testCluster struct {
 func newTestCluster(t testing.TB, nodes int, cfg func(*Config)) *testCluster {
 	t.Helper()
 	names := nodeNames(nodes)
-	net, err := NewFakeNet(1, 64, 100*time.Millisecond, names...)
+	net, err := peertest.NewNetwork(1, 64, 100*time.Millisecond, names...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +185,7 @@ func newTestCluster(t testing.TB, nodes int, cfg func(*Config)) *testCluster {
 			t.Fatal(err)
 		}
 		tc.stores[name], tc.cos[name] = st, co
-		net.Start(name, co)
+		net.Start(name, serverOf(co))
 	}
 	return tc
 }
@@ -239,7 +244,7 @@ func TestWriteAcksCountSelf(t *testing.T) {
 		tc := newTestCluster(t, 5, nil)
 		defer tc.Close()
 		const d = 100 * time.Millisecond
-		tc.net.SetFaults(Faults{MinDelay: d, MaxDelay: d}) // every message takes d each way
+		tc.net.SetFaults(peertest.Faults{MinDelay: d, MaxDelay: d}) // every message takes d each way
 		ctx := context.Background()
 		for i, tt := range []struct {
 			coord int // position of the coordinator in the key's preference list
@@ -358,11 +363,11 @@ func TestFallbackHint(t *testing.T) {
 		if n := tc.stores[pl[0]].HintCount(); n != 0 {
 			t.Fatalf("coordinator stored %d hints although the fallback acknowledged", n)
 		}
-		got, err := tc.cos[pl[3]].HandleRead(ReadRequest{Key: []byte(key), HintFor: pl[1]})
+		got, err := tc.cos[pl[3]].HandleRead(peer.ReadRequest{Key: []byte(key), HintFor: pl[1]})
 		if err != nil || !covers(got, dot) {
 			t.Fatalf("HandleRead on the fallback for %s: %v, %v", pl[1], got, err)
 		}
-		if got, _ := tc.cos[pl[3]].HandleRead(ReadRequest{Key: []byte(key)}); !got.Empty() {
+		if got, _ := tc.cos[pl[3]].HandleRead(peer.ReadRequest{Key: []byte(key)}); !got.Empty() {
 			t.Fatalf("HandleRead without HintFor sees the hint: %v", got)
 		}
 		// A quorum read through another replica finds it through the fallback too.
@@ -387,7 +392,7 @@ func TestReadRepair(t *testing.T) {
 			if i == 2 {
 				rec = old // the third replica is behind
 			}
-			if err := tc.cos[r].HandleWrite(WriteRequest{Key: []byte(key), Record: rec}); err != nil {
+			if err := tc.cos[r].HandleWrite(peer.WriteRequest{Key: []byte(key), Record: rec}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -577,7 +582,7 @@ func TestCloseWaitsForBackground(t *testing.T) {
 		tc := newTestCluster(t, 3, nil)
 		defer tc.Close()
 		const d = 300 * time.Millisecond
-		tc.net.SetFaults(Faults{MinDelay: d, MaxDelay: d})
+		tc.net.SetFaults(peertest.Faults{MinDelay: d, MaxDelay: d})
 		ctx := context.Background()
 		pl := tc.prefs("k")
 		co := tc.cos[pl[0]]
@@ -631,7 +636,7 @@ func TestCloseWaitsForBackground(t *testing.T) {
 func TestCloseNoLeaksRealTime(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	tc := newTestCluster(t, 3, nil)
-	tc.net.SetFaults(Faults{MinDelay: 20 * time.Millisecond, MaxDelay: 40 * time.Millisecond})
+	tc.net.SetFaults(peertest.Faults{MinDelay: 20 * time.Millisecond, MaxDelay: 40 * time.Millisecond})
 	ctx := context.Background()
 	for i := range 20 {
 		key := []byte(fmt.Sprint("k", i))
@@ -658,7 +663,7 @@ func TestScanPageHugeCount(t *testing.T) {
 			}
 		}
 		synctest.Wait()
-		for _, count := range []int{maxScanCount - 1, maxScanCount, maxScanCount + 1, 1 << 20} {
+		for _, count := range []int{peer.MaxScanCount - 1, peer.MaxScanCount, peer.MaxScanCount + 1, 1 << 20} {
 			n := 0
 			cursor, err := tc.cos[tc.names[0]].ScanPage(ctx, 0, count, func([]byte, vclock.Set) bool { n++; return true })
 			if err != nil || cursor != 0 || n != 100 {
@@ -683,7 +688,7 @@ func TestDeferredWriteSyncedAlongsideReplicas(t *testing.T) {
 			// the local sync, which takes none, is done when the quorum is: on an
 			// instant network the two replica acks could win the race, and the
 			// caller would rightly sync itself.
-			c.net.SetFaults(Faults{MinDelay: time.Millisecond, MaxDelay: time.Millisecond})
+			c.net.SetFaults(peertest.Faults{MinDelay: time.Millisecond, MaxDelay: time.Millisecond})
 			co := c.cos[c.prefs("k")[0]]
 			res, err := co.Put(context.Background(), []byte("k"), nil, value("v"),
 				WriteOptions{Durability: Deferred})
@@ -733,7 +738,7 @@ func (s *syncCountingStore) Sync() error {
 // unsynced write), and a Deferred one is not.
 func TestLastWriteCommitsWithItsSync(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		net, err := NewFakeNet(1, 64, 100*time.Millisecond, "n1")
+		net, err := peertest.NewNetwork(1, 64, 100*time.Millisecond, "n1")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -783,11 +788,11 @@ func TestLastWriteWhenSyncIsCheap(t *testing.T) {
 		cheap := tc.cheap
 		synctest.Test(t, func(t *testing.T) {
 			names := nodeNames(3)
-			net, err := NewFakeNet(1, 64, 100*time.Millisecond, names...)
+			net, err := peertest.NewNetwork(1, 64, 100*time.Millisecond, names...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			net.SetFaults(Faults{MinDelay: time.Millisecond, MaxDelay: time.Millisecond})
+			net.SetFaults(peertest.Faults{MinDelay: time.Millisecond, MaxDelay: time.Millisecond})
 			var counted *syncCountingStore
 			var cos []*Coordinator
 			for i, name := range names {
@@ -802,7 +807,7 @@ func TestLastWriteWhenSyncIsCheap(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer co.Close()
-				net.Start(name, co)
+				net.Start(name, serverOf(co))
 				cos = append(cos, co)
 			}
 			write := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) { return cur.Join(), value("v"), nil }

@@ -87,11 +87,11 @@
 //     function decides the write, it checks the request's context and deadline
 //     (the context's; with a Cluster, also RequestTimeout after Modify began, the
 //     bound of the whole request) and otherwise returns ErrLate, having written
-//     nothing. Serve does not apply a replica write whose caller's deadline (which
-//     the transport converts into this node's clock) has passed, checked when the
-//     merge is decided under the key's lock; the caller keeps a hint if it can
-//     store one within RequestTimeout/32 of the request's deadline (a stalled
-//     node leaves the key to anti-entropy). So no record a request read travels
+//     nothing. The replica write handlers (Register) do not apply a write whose
+//     caller's deadline (which the transport converts into this node's clock) has
+//     passed, checked when the merge is decided under the key's lock; the caller
+//     keeps a hint if it can store one within RequestTimeout/32 of the request's
+//     deadline (a stalled node leaves the key to anti-entropy). So no record a request read travels
 //     later than RequestTimeout + RequestTimeout/32 after the request began, which
 //     tombstone purge's settle counts on (repair/purge.go). So a node that was paused, or cut off while a forwarded command or a
 //     replica write sat in a queue, does not apply it after its client got an
@@ -100,8 +100,9 @@
 //     command, so a run within the deadline but late still cannot order after
 //     writes the client saw complete after it.
 //   - The coordinator knows no wire protocol and no command semantics: liveness,
-//     expiry and sibling resolution are the caller's. Replica messages are a small
-//     binary protocol (messages.go) carried by any Caller.
+//     expiry and sibling resolution are the caller's. Replica messages are the
+//     replica protocol of package peer (types, codecs), carried by any
+//     peer.Caller; Register puts this node's handlers on a peer.Mux.
 //   - Work that outlives a request (replica writes past the quorum, a replica
 //     write that failed after the answer sending its record to the next spare,
 //     read repairs) runs in goroutines Close cancels and waits for.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/internal/memstore"
+	"github.com/dynakv/dynakv/peer/peertest"
 )
 
 // TestPlanAvoidance checks planFor with avoided peers and the spares it leaves.
@@ -85,7 +86,7 @@ func TestPlanAvoidance(t *testing.T) {
 func newDetectCluster(t testing.TB, nodes int, detect time.Duration) *testCluster {
 	t.Helper()
 	names := nodeNames(nodes)
-	net, err := NewFakeNet(1, 64, detect, names...)
+	net, err := peertest.NewNetwork(1, 64, detect, names...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,7 +99,7 @@ func newDetectCluster(t testing.TB, nodes int, detect time.Duration) *testCluste
 			t.Fatal(err)
 		}
 		tc.stores[name], tc.cos[name] = st, co
-		net.Start(name, co)
+		net.Start(name, serverOf(co))
 	}
 	return tc
 }
@@ -118,7 +119,7 @@ type peerFault struct {
 var peerFaults = []peerFault{
 	{name: "refuse",
 		apply: func(tc *testCluster, n string) { tc.net.Crash(n) },
-		undo:  func(tc *testCluster, n string) { tc.net.Start(n, tc.cos[n]) }},
+		undo:  func(tc *testCluster, n string) { tc.net.Start(n, serverOf(tc.cos[n])) }},
 	{name: "reset",
 		apply: func(tc *testCluster, n string) { tc.net.Reset(n, true) },
 		undo:  func(tc *testCluster, n string) { tc.net.Reset(n, false) }},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -141,9 +142,9 @@ func (c *Coordinator) scanPartition(ctx context.Context, p int, from uint64, wan
 func (c *Coordinator) scanRemote(ctx context.Context, node string, p int, from uint64, want int, fn func(h uint64, key []byte, rec vclock.Set) bool) error {
 	rctx, cancel := c.requestContext(ctx)
 	defer cancel()
-	page := min(max(want, 16), maxScanCount-1) // the request asks for page+1
+	page := min(max(want, 16), peer.MaxScanCount-1) // the request asks for page+1
 	for {
-		rep, err := c.cfg.Peers.Scan(rctx, node, ScanRequest{Partition: p, From: from, Count: page + 1})
+		rep, err := c.cfg.Peers.Scan(rctx, node, peer.ScanRequest{Partition: p, From: from, Count: page + 1})
 		if err != nil {
 			return err
 		}
@@ -194,10 +195,10 @@ func (c *Coordinator) clusterCount(ctx context.Context) (int64, error) {
 		for _, node := range order {
 			parts := byNode[node]
 			if node == c.cfg.Node {
-				total += c.HandleCount(CountRequest{Partitions: parts})
+				total += c.HandleCount(peer.CountRequest{Partitions: parts})
 				continue
 			}
-			n, err := c.cfg.Peers.Count(rctx, node, CountRequest{Partitions: parts})
+			n, err := c.cfg.Peers.Count(rctx, node, peer.CountRequest{Partitions: parts})
 			if err != nil {
 				if rctx.Err() != nil {
 					return 0, fmt.Errorf("coordinator: count on %s: %w", node, err)

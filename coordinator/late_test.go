@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/internal/memstore"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -118,7 +119,7 @@ func localRecord(t *testing.T, st *memstore.Store, key string) vclock.Set {
 }
 
 // TestServeLateReplicaWrite: a replica write whose caller's deadline has passed
-// (the transport hands Serve a context that says so) is not applied.
+// (the transport hands the handler a context that says so) is not applied.
 func TestServeLateReplicaWrite(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		st := memstore.New(64)
@@ -127,17 +128,17 @@ func TestServeLateReplicaWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec := vclock.Update(vclock.Set{}, nil, "n2:1", value("v"), 1, 1)
-		one := WriteRequest{Key: []byte("one"), Record: rec}.AppendBinary(nil)
-		batch := appendWriteBatch(nil, []*queuedWrite{{enc: WriteRequest{Key: []byte("batched"), Record: rec}.AppendBinary(nil)}})
+		one := peer.WriteRequest{Key: []byte("one"), Record: rec}.AppendBinary(nil)
+		batch := peer.AppendWriteBatch(nil, [][]byte{peer.WriteRequest{Key: []byte("batched"), Record: rec}.AppendBinary(nil)})
 
 		expired, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		time.Sleep(2 * time.Second)
 		for _, m := range []struct {
-			typ uint8
+			typ peer.MsgType
 			req []byte
-		}{{MsgWrite, one}, {MsgWriteBatch, batch}} {
-			if _, err := co.Serve(expired, m.typ, m.req); !errors.Is(err, context.DeadlineExceeded) {
+		}{{peer.MsgWrite, one}, {peer.MsgWriteBatch, batch}} {
+			if _, err := serve(expired, co, m.typ, m.req); !errors.Is(err, context.DeadlineExceeded) {
 				t.Fatalf("Serve(%d) past the deadline: %v", m.typ, err)
 			}
 		}
@@ -148,7 +149,7 @@ func TestServeLateReplicaWrite(t *testing.T) {
 		}
 		inTime, cancel2 := context.WithTimeout(context.Background(), time.Second)
 		defer cancel2()
-		if _, err := co.Serve(inTime, MsgWrite, one); err != nil {
+		if _, err := serve(inTime, co, peer.MsgWrite, one); err != nil {
 			t.Fatal(err)
 		}
 		if r := localRecord(t, st, "one"); r.Empty() {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -40,18 +41,18 @@ func TestReplicaWriteLateUnderTheLock(t *testing.T) {
 				}
 			}()
 			<-held
-			req := WriteRequest{Key: key, Record: rec, HintFor: tc.hint}
-			typ, body := MsgWrite, req.AppendBinary(nil)
+			req := peer.WriteRequest{Key: key, Record: rec, HintFor: tc.hint}
+			typ, body := peer.MsgWrite, req.AppendBinary(nil)
 			if tc.batch {
-				typ, body = MsgWriteBatch, appendWriteBatch(nil, []*queuedWrite{{enc: req.AppendBinary(nil)}})
+				typ, body = peer.MsgWriteBatch, peer.AppendWriteBatch(nil, [][]byte{req.AppendBinary(nil)})
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
 			done := make(chan error, 1)
 			go func() {
-				rep, err := c.Serve(ctx, typ, body)
+				rep, err := serve(ctx, c, typ, body)
 				if err == nil && tc.batch {
-					errs, derr := decodeBatchReply(rep, 1)
+					errs, derr := peer.DecodeBatchReply(rep, 1)
 					err = errors.Join(derr, errs[0])
 				}
 				done <- err

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
@@ -27,32 +28,13 @@ type Membership interface {
 // request/response transport; tests use an in-memory network.
 type Peers interface {
 	// Read returns node's record of req.Key (empty when it has none).
-	Read(ctx context.Context, node string, req ReadRequest) (vclock.Set, error)
+	Read(ctx context.Context, node string, req peer.ReadRequest) (vclock.Set, error)
 	// Write merges req.Record into node's replica (or its hints) durably.
-	Write(ctx context.Context, node string, req WriteRequest) error
+	Write(ctx context.Context, node string, req peer.WriteRequest) error
 	// Scan, Count and Flush serve the keyspace commands (keyspace.go).
-	Scan(ctx context.Context, node string, req ScanRequest) (ScanReply, error)
-	Count(ctx context.Context, node string, req CountRequest) (int64, error)
+	Scan(ctx context.Context, node string, req peer.ScanRequest) (peer.ScanReply, error)
+	Count(ctx context.Context, node string, req peer.CountRequest) (int64, error)
 	Flush(ctx context.Context, node string) error
-}
-
-// ReadRequest asks a replica for its record of Key. HintFor, when set, names the
-// owner a fallback stands in for: the fallback answers with its own record merged
-// with the hint it keeps for that owner.
-type ReadRequest struct {
-	Key     []byte
-	HintFor string
-}
-
-// WriteRequest asks a replica to merge Record into its record of Key. With HintFor
-// set (and not naming the receiver), the receiver is a fallback and keeps the record
-// as a hint for that owner instead.
-type WriteRequest struct {
-	Key     []byte
-	Record  vclock.Set
-	HintFor string
-	// recordEnc, when set, is Record's encoding, made once for all replicas.
-	recordEnc []byte
 }
 
 // counters are the coordinator's event counts (Metrics).
@@ -379,7 +361,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 	}
 	recEnc := rec.AppendBinary(nil)
 	write := func(t target) bool {
-		req := WriteRequest{Key: key, Record: rec, HintFor: t.hintFor, recordEnc: recEnc}
+		req := peer.WriteRequest{Key: key, Record: rec, HintFor: t.hintFor}.WithRecordEncoding(recEnc)
 		start := time.Now()
 		err := c.cfg.Peers.Write(rctx, t.node, req)
 		if err != nil {
@@ -789,7 +771,7 @@ func (c *Coordinator) quorumGetBy(ctx context.Context, key []byte, r int, dl dea
 		i := calls.add(t, c.cfg.ReplicaTimeout)
 		if c.goBackground(func() {
 			start := time.Now()
-			rec, err := c.cfg.Peers.Read(rctx, t.node, ReadRequest{Key: key, HintFor: t.hintFor})
+			rec, err := c.cfg.Peers.Read(rctx, t.node, peer.ReadRequest{Key: key, HintFor: t.hintFor})
 			if err != nil {
 				c.stats.replicaReadFailures.Add(1)
 				c.peerFailed(t.node, err, time.Since(start))
@@ -1000,7 +982,7 @@ func (c *Coordinator) repair(ctx context.Context, key []byte, t target, merged v
 		}
 		return
 	}
-	if err := c.cfg.Peers.Write(ctx, t.node, WriteRequest{Key: key, Record: merged, HintFor: t.hintFor}); err != nil && !errors.Is(err, context.Canceled) {
+	if err := c.cfg.Peers.Write(ctx, t.node, peer.WriteRequest{Key: key, Record: merged, HintFor: t.hintFor}); err != nil && !errors.Is(err, context.Canceled) {
 		c.stats.replicaWriteFailures.Add(1)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -41,7 +42,7 @@ type carrierStore struct {
 	*carrier
 }
 
-func (c carrierPeers) Write(ctx context.Context, node string, req WriteRequest) error {
+func (c carrierPeers) Write(ctx context.Context, node string, req peer.WriteRequest) error {
 	c.mu.Lock()
 	c.writes = append(c.writes, node)
 	if d, ok := ctx.Deadline(); !ok || d.After(c.bound) {

@@ -33,7 +33,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/peer/peertest"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
@@ -168,7 +168,7 @@ func (m *members) change(self, name string, st memberState) error {
 type simView struct {
 	m    *members
 	node string
-	net  coordinator.Membership
+	net  peertest.View
 }
 
 func (v simView) Ring() *ring.Ring              { return v.m.seen(v.node).ring }

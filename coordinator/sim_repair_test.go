@@ -5,7 +5,7 @@ package coordinator_test
 // runs repair.AAE over its fenced store, with Merkle trees it rebuilds at boot (the
 // store's observer from then on), a short tombstone grace in fake time (simGrace),
 // and the holders a purge asks from its own membership view; its messages travel
-// over the FakeNet like the coordinator's. In a run with expiry (params.expiry)
+// over the peertest.Network like the coordinator's. In a run with expiry (params.expiry)
 // every incarnation runs a reaper (memstore.Reap with its own clock) at random
 // moments. Each purge (a DeleteIf that deleted) is recorded for the rules.
 
@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/peer/peertest"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/storage"
@@ -139,26 +141,15 @@ func (s *sim) recordPurge(node, key string, enc []byte) {
 	}
 	s.x.purges[key] = append(s.x.purges[key], purge{node: node, at: s.now(), rec: rec, clk: rec.Join()})
 	s.mu.Unlock()
-	s.event("purge %s on %s: %s", key, node, coordinator.DescribeRecord(rec))
-}
-
-// simServer answers a node's messages: anti-entropy's to its AAE, the rest to its
-// coordinator.
-type simServer struct {
-	co  *coordinator.Coordinator
-	aae *repair.AAE
-}
-
-func (v simServer) Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error) {
-	if repair.IsMessage(typ) {
-		return v.aae.Serve(ctx, typ, req)
-	}
-	return v.co.Serve(ctx, typ, req)
+	s.event("purge %s on %s: %s", key, node, peertest.DescribeRecord(rec))
 }
 
 // startRepair starts n's new incarnation's reaper and anti-entropy, as the run
-// has them, and returns what answers its messages.
-func (s *sim) startRepair(n *simNode, co *coordinator.Coordinator, now func() time.Time) coordinator.Server {
+// has them, and returns what answers its messages: a mux with its coordinator's
+// handlers and its anti-entropy's.
+func (s *sim) startRepair(n *simNode, co *coordinator.Coordinator, now func() time.Time) *peer.Mux {
+	mux := peer.NewMux()
+	co.Register(mux)
 	var stopReaper func()
 	if s.p.expiry {
 		stopReaper = s.startReaper(n, now)
@@ -167,7 +158,7 @@ func (s *sim) startRepair(n *simNode, co *coordinator.Coordinator, now func() ti
 	n.x.now, n.x.trees, n.x.aae, n.x.stopReaper = now, nil, nil, stopReaper
 	s.mu.Unlock()
 	if !s.p.churn {
-		return co
+		return mux
 	}
 	trees := tictac.NewTrees(simQ)
 	n.store.SetObserver(trees)
@@ -177,7 +168,7 @@ func (s *sim) startRepair(n *simNode, co *coordinator.Coordinator, now func() ti
 	view, inc := s.view(n.name), n.inc
 	a, err := repair.NewAAE(repair.AAEConfig{
 		Node: n.name, Store: repairFence{fence: n.fence, s: s, node: n.name}, Trees: trees, Cluster: view,
-		Caller: repair.CallerFunc(s.net.Caller(n.name).Call), N: simN,
+		Caller: s.net.Caller(n.name), N: simN,
 		Interval: s.jitter(n.name, "aae", time.Second), MaxKeysPerSec: 1 << 20,
 		// PurgeSettle as node/ sets it: the coordinators' requests carry what they
 		// read until their deadline (up to RequestTimeout/64 late with a shared
@@ -195,7 +186,8 @@ func (s *sim) startRepair(n *simNode, co *coordinator.Coordinator, now func() ti
 	s.mu.Lock()
 	n.x.trees, n.x.aae = trees, a
 	s.mu.Unlock()
-	return simServer{co: co, aae: a}
+	a.Register(mux)
+	return mux
 }
 
 // jitter is about d, but not the same for two nodes, whose loops would otherwise

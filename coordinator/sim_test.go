@@ -1,7 +1,7 @@
 package coordinator_test
 
 // A deterministic cluster simulation: 3 to 5 nodes (memstore + Coordinator +
-// proxy + hinted handoff) in one process over coordinator.FakeNet, under
+// proxy + hinted handoff) in one process over peertest.Network, under
 // testing/synctest fake time, with clients issuing Redis-style and causal
 // (DGET/DPUT) operations while a nemesis drops, delays and duplicates messages,
 // partitions the network and crashes and restarts nodes. After the faults heal and
@@ -42,7 +42,7 @@ package coordinator_test
 // older value back); no expired value read; no purge resurrecting anything.
 // Invariant 1 allows for purges, which may remove a key's history entirely.
 //
-// Liveness is per observer (FakeNet.View): a crashed node looks dead to everyone
+// Liveness is per observer (peertest.Network.View): a crashed node looks dead to everyone
 // after a detection delay, and partitioned nodes look dead to each other after it.
 // A crash fences the node's store (its old coordinator, handoff loop and in-flight
 // requests can no longer touch it: what was acknowledged stays, as on a durable
@@ -87,6 +87,8 @@ import (
 
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/internal/memstore"
+	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/peer/peertest"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/storage"
@@ -417,7 +419,7 @@ type sim struct {
 	t     *testing.T
 	seed  uint64
 	p     params
-	net   *coordinator.FakeNet
+	net   *peertest.Network
 	names []string
 	start time.Time
 	quiet slog.Handler
@@ -583,8 +585,7 @@ func (s *sim) boot(n *simNode) {
 	}
 	ho, err := repair.NewHandoff(repair.HandoffConfig{
 		Store: n.fence, Cluster: s.view(n.name), Node: n.name, N: simN, Removed: s.view(n.name).removed,
-		Writer: repair.WriterFunc(func(ctx context.Context, node string, d repair.Delivery) error {
-			req := coordinator.WriteRequest{Key: d.Key, Record: d.Record, HintFor: d.HintFor}
+		Writer: repair.WriterFunc(func(ctx context.Context, node string, req peer.WriteRequest) error {
 			if node == n.name {
 				return co.HandleWrite(req)
 			}
@@ -636,7 +637,7 @@ func (s *sim) crash(n *simNode) {
 // runSim runs one simulation; trace, when set, receives the network's trace.
 func runSim(t *testing.T, seed uint64, p params, trace func(string)) *sim {
 	names, pool := simNames(p)
-	net, err := coordinator.NewFakeNet(seed, simQ, detect, append(names, pool...)...)
+	net, err := peertest.NewNetwork(seed, simQ, detect, append(names, pool...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -787,7 +788,7 @@ func (s *sim) client(c int, keys []string) {
 // nemesis injects faults until done is closed.
 func (s *sim) nemesis(done <-chan struct{}) {
 	rng := rand.New(rand.NewPCG(s.seed, 0xfa17))
-	s.net.SetFaults(coordinator.Faults{MinDelay: minDelay, MaxDelay: 20 * time.Millisecond})
+	s.net.SetFaults(peertest.Faults{MinDelay: minDelay, MaxDelay: 20 * time.Millisecond})
 	for {
 		t := time.NewTimer(100*time.Millisecond + time.Duration(rng.Int64N(int64(600*time.Millisecond))))
 		select {
@@ -828,7 +829,7 @@ func (s *sim) nemesis(done <-chan struct{}) {
 			s.net.Trust()
 			s.event("suspicions end")
 		case r < 3:
-			f := coordinator.Faults{MinDelay: minDelay, MaxDelay: time.Duration(1+rng.IntN(60)) * time.Millisecond}
+			f := peertest.Faults{MinDelay: minDelay, MaxDelay: time.Duration(1+rng.IntN(60)) * time.Millisecond}
 			if rng.IntN(4) == 0 {
 				// A slow network: replica calls time out although they arrive.
 				f.MaxDelay = time.Duration(rng.Int64N(int64(simTimeout * 3 / 2)))
@@ -874,7 +875,7 @@ func (s *sim) nemesis(done <-chan struct{}) {
 
 // heal ends every fault, restarts the crashed nodes and lets the hints drain.
 func (s *sim) heal() {
-	s.net.SetFaults(coordinator.Faults{MinDelay: minDelay, MaxDelay: 5 * time.Millisecond})
+	s.net.SetFaults(peertest.Faults{MinDelay: minDelay, MaxDelay: 5 * time.Millisecond})
 	s.net.Heal()
 	s.net.Trust()
 	s.returnLate()
@@ -1108,11 +1109,11 @@ func matchSingleNode(t *testing.T, seed uint64) {
 	for i := range names {
 		names[i] = fmt.Sprint("n", i+1)
 	}
-	net, err := coordinator.NewFakeNet(seed, simQ, detect, names...)
+	net, err := peertest.NewNetwork(seed, simQ, detect, names...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	net.SetFaults(coordinator.Faults{MinDelay: minDelay, MaxDelay: 5 * time.Millisecond})
+	net.SetFaults(peertest.Faults{MinDelay: minDelay, MaxDelay: 5 * time.Millisecond})
 	s := &sim{t: t, seed: seed, p: p, net: net, names: names, start: time.Now(), quiet: slog.DiscardHandler,
 		nodes: map[string]*simNode{}, writes: map[string][]*write{}, crashed: map[string]bool{}}
 	for _, name := range names {
@@ -1222,11 +1223,11 @@ func runScript(t *testing.T, nodes int, script func(s *sim, note func(string, ..
 	for i := range names {
 		names[i] = fmt.Sprint("n", i+1)
 	}
-	net, err := coordinator.NewFakeNet(1, simQ, detect, names...)
+	net, err := peertest.NewNetwork(1, simQ, detect, names...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	net.SetFaults(coordinator.Faults{MinDelay: time.Millisecond, MaxDelay: time.Millisecond})
+	net.SetFaults(peertest.Faults{MinDelay: time.Millisecond, MaxDelay: time.Millisecond})
 	var mu sync.Mutex
 	var lines []string
 	trace := func(line string) {
@@ -1271,7 +1272,7 @@ func runScript(t *testing.T, nodes int, script func(s *sim, note func(string, ..
 	for _, n := range s.allNodes() {
 		for _, key := range []string{"k"} {
 			rec, _, _ := n.store.Get([]byte(key))
-			fmt.Fprintf(&b, "%s: %s = %s, %d hints\n", n.name, key, coordinator.DescribeRecord(rec), n.store.HintCount())
+			fmt.Fprintf(&b, "%s: %s = %s, %d hints\n", n.name, key, peertest.DescribeRecord(rec), n.store.HintCount())
 		}
 	}
 	return b.String()

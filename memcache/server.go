@@ -8,12 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dynakv/dynakv/internal/deadline"
-	"github.com/dynakv/dynakv/internal/enginepanic"
 	"github.com/dynakv/dynakv/internal/refuser"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -218,7 +218,7 @@ func (s *Server) serveConn(c *conn) {
 	defer s.wg.Done()
 	defer func() {
 		if r := recover(); r != nil {
-			stack := enginepanic.Check(s.cfg.Logger, r)
+			stack := debug.Stack()
 			s.cfg.Logger.Error("memcache: panic serving a connection", "panic", r, "stack", string(stack))
 		}
 		c.closer.Close()

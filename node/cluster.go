@@ -8,14 +8,10 @@ import (
 
 	"github.com/dynakv/dynakv/cluster"
 	"github.com/dynakv/dynakv/cluster/transport"
-	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/repair"
 )
-
-// msgProxyOp is the transport message type of a proxy operation forwarded to a node
-// in its key's preference list (coordinator's replica messages use 1..15).
-const msgProxyOp uint8 = 16
 
 // newCluster builds the internode transport, which serves peers at once (the
 // node refuses them until Start), and the gossip membership, whose callbacks wait
@@ -132,11 +128,9 @@ func (n *Node) newRepair() error {
 	h, err := repair.NewHandoff(repair.HandoffConfig{
 		Store:   n.store,
 		Cluster: n.ms,
-		Writer: repair.WriterFunc(func(ctx context.Context, node string, d repair.Delivery) error {
-			return n.writeReplica(ctx, node, coordinator.WriteRequest{Key: d.Key, Record: d.Record, HintFor: d.HintFor})
-		}),
-		Node: n.cfg.Name,
-		N:    n.cfg.N,
+		Writer:  repair.WriterFunc(n.writeReplica),
+		Node:    n.cfg.Name,
+		N:       n.cfg.N,
 		// Delivery retries every second; an owner seen alive again is kicked at once.
 		Interval:       time.Second,
 		RequestTimeout: n.cfg.RequestTimeout,
@@ -167,7 +161,7 @@ func (n *Node) newAAE() error {
 		Store:          n.store,
 		Trees:          n.trees,
 		Cluster:        n.ms,
-		Caller:         repair.CallerFunc(n.call),
+		Caller:         peer.CallerFunc(n.call),
 		N:              n.cfg.N,
 		Interval:       interval,
 		MaxKeysPerSec:  n.cfg.AAEMaxKeysPerSec,
@@ -194,6 +188,7 @@ func (n *Node) newAAE() error {
 	if err != nil {
 		return err
 	}
+	a.Register(n.mux)
 	n.aae = a
 	return nil
 }
@@ -230,7 +225,7 @@ func (n *Node) Leave() error {
 }
 
 // writeReplica writes a record to a node's replica: locally for this node.
-func (n *Node) writeReplica(ctx context.Context, node string, req coordinator.WriteRequest) error {
+func (n *Node) writeReplica(ctx context.Context, node string, req peer.WriteRequest) error {
 	if node == n.cfg.Name {
 		return n.co.HandleWrite(req)
 	}
@@ -247,46 +242,25 @@ func frameLimit(maxValue int) int {
 // stopping).
 var errStarting = errors.New("node: starting")
 
-// serveCluster answers a request from another node. While the node is starting or
-// stopping, a forwarded op is refused with ErrRunLocally (the forwarding node runs
-// it) and replica requests fail (their coordinator keeps a hint).
+// serveCluster answers a request from another node with the handler n.mux has
+// for its type. While the node is starting or stopping, a forwarded op is refused
+// with ErrRunLocally (the forwarding node runs it) and other requests fail (a
+// replica write's coordinator keeps a hint).
 func (n *Node) serveCluster(ctx context.Context, from string, typ uint8, req []byte) ([]byte, error) {
 	if n.state.Load() != stateStarted {
-		if typ == msgProxyOp {
+		if peer.MsgType(typ) == peer.MsgForward {
 			return proxy.AppendResult(nil, proxy.Result{}, proxy.ErrRunLocally), nil
 		}
 		return nil, errStarting
 	}
-	if repair.IsMessage(typ) {
-		return n.aae.Serve(ctx, typ, req)
-	}
-	if typ != msgProxyOp {
-		return n.co.Serve(ctx, typ, req)
-	}
-	op, err := proxy.DecodeOp(req)
-	if err != nil {
-		return nil, err
-	}
-	// Answer a little before the forwarding node gives up, so that it gets a
-	// NOQUORUM (or the result) rather than its own timeout.
-	if d, ok := ctx.Deadline(); ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithDeadline(ctx, d.Add(-forwardMargin))
-		defer cancel()
-	}
-	res, err := n.px.DoLocal(ctx, op)
-	return proxy.AppendResult(nil, res, err), nil
+	return n.mux.ServeCluster(ctx, from, typ, req)
 }
 
-// forwardMargin is how much earlier than the forwarding node a node answering a
-// forwarded op stops waiting for its replicas.
-const forwardMargin = 50 * time.Millisecond
-
 // call sends a request to a ring member, resolving its cluster address.
-func (n *Node) call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error) {
+func (n *Node) call(ctx context.Context, node string, typ peer.MsgType, req []byte) ([]byte, error) {
 	m, ok := n.ms.Member(node)
 	if !ok || m.ClusterAddr == "" {
 		return nil, fmt.Errorf("node: no cluster address for %q: %w", node, transport.ErrUnreachable)
 	}
-	return n.tr.Call(ctx, m.ClusterAddr, typ, req)
+	return n.tr.Call(ctx, m.ClusterAddr, uint8(typ), req)
 }

@@ -34,6 +34,9 @@
 //   - One Avoidance is shared by the coordinator and the router: a peer that failed
 //     a replica call or a forward is skipped by every request of the node for a
 //     while, and memberlist seeing it alive ends that at once.
+//   - A node whose storage engine failed (Failed, Err: storage.Store.Failed) fails
+//     every read and write of its replica from then on; its owner ends the process
+//     instead of calling Close, which could wait for calls stuck in the engine.
 //   - The node's actor id in version vectors is "<name>:<incarnation>", where the
 //     incarnation is created with the data and persisted with it (for the keys of
 //     a partition this node dropped and holds again, "<name>:<incarnation>:<epoch>":

@@ -20,6 +20,7 @@ import (
 	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/memcache"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/proxy/route"
 	"github.com/dynakv/dynakv/repair"
@@ -37,6 +38,7 @@ type Node struct {
 
 	store   *storage.Store
 	tr      *transport.Transport
+	mux     *peer.Mux // the internode protocol's handlers, which tr serves once started
 	ms      *cluster.Membership
 	peers   coordinator.Peers
 	avoid   *coordinator.Avoidance // peers that recently failed a request: the router's and the coordinator's
@@ -101,7 +103,7 @@ func New(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), started: cfg.Now(), met: newMetrics(),
-		avoid: coordinator.NewAvoidance(avoidFor, cfg.Now)}
+		avoid: coordinator.NewAvoidance(avoidFor, cfg.Now), mux: peer.NewMux()}
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -122,7 +124,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := n.newCluster(); err != nil {
 		return nil, err
 	}
-	n.peers = coordinator.RemotePeers(coordinator.CallerFunc(n.call))
+	n.peers = coordinator.RemotePeers(peer.CallerFunc(n.call))
 	n.co, err = coordinator.New(coordinator.Config{
 		Actor:          n.actor,
 		Now:            cfg.Now,
@@ -152,7 +154,9 @@ func New(cfg Config) (_ *Node, err error) {
 		OnRead:        func(s int) { n.met.siblings.Observe(float64(s)) },
 		Router:        n.router,
 	}, n.co)
-	if err := n.newRepair(); err != nil {
+	n.co.Register(n.mux)
+	n.px.Register(n.mux)
+	if err := n.newRepair(); err != nil { // registers anti-entropy's handlers
 		return nil, err
 	}
 	n.registerGauges()
@@ -463,6 +467,16 @@ func (n *Node) ClusterAddr() string { return n.tr.Addr() }
 
 // Actor returns the node's actor id in version vectors.
 func (n *Node) Actor() string { return n.actor }
+
+// Failed is closed when the node's storage engine failed (storage.Store.Failed):
+// from then on every read and write of its own replica fails, and its owner must
+// end the process (cmd/dynakv does, with a non-zero status) rather than Close it,
+// since calls may be stuck in the engine for good. Err says why.
+func (n *Node) Failed() <-chan struct{} { return n.store.Failed() }
+
+// Err returns why the node failed, an error wrapping storage.ErrEngineFailed; nil
+// while it has not.
+func (n *Node) Err() error { return n.store.Err() }
 
 func defaultName() string {
 	h, err := os.Hostname()

@@ -14,6 +14,7 @@ import (
 	"github.com/lni/goutils/leaktest"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/storage"
 )
@@ -108,7 +109,7 @@ func TestTwoPhase(t *testing.T) {
 	}
 	ctx := context.Background()
 	op := proxy.Op{Kind: proxy.OpGet, Key: []byte("k")}
-	b, err := n.serveCluster(ctx, "peer", msgProxyOp, op.AppendBinary(nil))
+	b, err := n.serveCluster(ctx, "peer", uint8(peer.MsgForward), op.AppendBinary(nil))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy/route"
 )
 
@@ -28,15 +29,13 @@ func peerFailed(err error) bool {
 }
 
 // newRouter builds the router the proxy asks where each op runs: it forwards ops
-// as msgProxyOp requests, which serveCluster answers on the other node.
+// as peer.MsgForward requests, which the other node's proxy answers.
 func (n *Node) newRouter() (*route.Router, error) {
 	return route.New(route.Config{
-		Self:    n.cfg.Name,
-		Cluster: routeView{n},
-		Avoid:   n.avoid,
-		Sender: route.SenderFunc(func(ctx context.Context, node string, req []byte) ([]byte, error) {
-			return n.call(ctx, node, msgProxyOp, req)
-		}),
+		Self:           n.cfg.Name,
+		Cluster:        routeView{n},
+		Avoid:          n.avoid,
+		Caller:         peer.CallerFunc(n.call),
 		RequestTimeout: n.cfg.RequestTimeout,
 		PeerFailed:     peerFailed,
 		Logger:         n.log.With("component", "router"),

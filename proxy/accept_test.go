@@ -20,7 +20,7 @@ import (
 func TestForwardedOpKeepsAcceptTime(t *testing.T) {
 	b := newDirectEnv(t, proxy.Config{})
 	b.clk.Advance(3 * time.Minute) // the coordinating node's clock is far ahead
-	r := &codecRouter{t: t, route: routeRemote, nodes: map[string]*proxy.Proxy{"b": b.p}, down: map[string]bool{}}
+	r, net := newNetRouter(t, map[string]*proxy.Proxy{"b": b.p})
 	a := newDirectEnv(t, proxy.Config{Router: r})
 	key := []byte("remote:k")
 	stamp := func() int64 {
@@ -56,7 +56,7 @@ func TestForwardedOpKeepsAcceptTime(t *testing.T) {
 		t.Fatalf("GET after EXPIRE in a minute: %q, %v", it.Value, ok)
 	}
 	// A write that came back to the front node (ErrRunLocally) keeps the same time.
-	r.down["b"] = true
+	net.Crash("b")
 	a.clk.Advance(time.Second)
 	at := a.clk.Now().UnixMilli()
 	a.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("remote:local"), Value: []byte("w")})

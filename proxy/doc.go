@@ -23,7 +23,8 @@
 // is unreachable or refused), the op runs here, so the store stays writable. A Local
 // DGET (read this replica only) and unknown Kinds are never forwarded. The receiving
 // node runs a forwarded op with DoLocal, which never consults the router, so an op is
-// forwarded at most once.
+// forwarded at most once: Register puts that handler on the node's peer.Mux, for the
+// internode message peer.MsgForward.
 //
 //   - The node that executes an op counts it: hits, misses and Config.OnRead are
 //     reported by the coordinating node, not by the front door that forwarded the read.

@@ -12,6 +12,8 @@ import (
 
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/internal/testnode"
+	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/peer/peertest"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -222,32 +224,44 @@ func TestNoRouter(t *testing.T) {
 	e.mustValue("k", "v")
 }
 
-// codecRouter forwards to other proxies in the process the way a cluster does over
-// the network: the op and its outcome cross as bytes, through the codec, and the
-// remote node runs DoLocal.
-type codecRouter struct {
-	t     *testing.T
-	route func(key []byte) string
-	nodes map[string]*proxy.Proxy
-	down  map[string]bool // unreachable nodes
+// netRouter forwards to other proxies in the process the way a node's router does
+// over the cluster transport: the op and its outcome cross a peertest.Network as
+// the bytes of a peer.MsgForward, and the remote node's handler (Proxy.Register)
+// runs DoLocal. An unreachable node leaves the op to run here.
+type netRouter struct {
+	t      *testing.T
+	route  func(key []byte) string
+	caller peer.Caller
 }
 
-func (r *codecRouter) Route(key []byte) string { return r.route(key) }
-
-func (r *codecRouter) Forward(ctx context.Context, node string, op proxy.Op) (proxy.Result, error) {
-	if r.down[node] {
-		return proxy.Result{}, fmt.Errorf("node %s: %w", node, proxy.ErrRunLocally)
-	}
-	req := op.AppendBinary(nil)
-	// The remote side.
-	rop, err := proxy.DecodeOp(req)
+// newNetRouter returns a netRouter of node "a" with routeRemote, over a network
+// where the named proxies serve forwarded ops, and the network.
+func newNetRouter(t *testing.T, nodes map[string]*proxy.Proxy) (*netRouter, *peertest.Network) {
+	t.Helper()
+	net, err := peertest.NewNetwork(1, 64, 0, "a")
 	if err != nil {
-		r.t.Fatalf("node %s: %v", node, err)
+		t.Fatal(err)
 	}
-	res, opErr := r.nodes[node].DoLocal(ctx, rop)
-	reply := proxy.AppendResult(nil, res, opErr)
-	// Back here.
-	res, opErr, err = proxy.DecodeResult(reply)
+	net.Start("a", peer.NewMux())
+	for name, p := range nodes {
+		m := peer.NewMux()
+		p.Register(m)
+		net.Start(name, m)
+	}
+	return &netRouter{t: t, route: routeRemote, caller: net.Caller("a")}, net
+}
+
+func (r *netRouter) Route(key []byte) string { return r.route(key) }
+
+func (r *netRouter) Forward(ctx context.Context, node string, op proxy.Op) (proxy.Result, error) {
+	reply, err := r.caller.Call(ctx, node, peer.MsgForward, op.AppendBinary(nil))
+	if errors.Is(err, peertest.ErrUnreachable) {
+		return proxy.Result{}, fmt.Errorf("node %s: %w: %w", node, proxy.ErrRunLocally, err)
+	}
+	if err != nil {
+		r.t.Fatalf("forward to %s: %v", node, err)
+	}
+	res, opErr, err := proxy.DecodeResult(reply)
 	if err != nil {
 		r.t.Fatalf("reply from %s: %v", node, err)
 	}
@@ -255,7 +269,8 @@ func (r *codecRouter) Forward(ctx context.Context, node string, op proxy.Op) (pr
 }
 
 // TestTwoProxiesOverCodec: proxy A forwards the keys of node B to proxy B, over the
-// codec; B executes them (durably, counting the reads) and A answers as B did.
+// codec and a network; B executes them (durably, counting the reads) and A answers
+// as B did.
 func TestTwoProxiesOverCodec(t *testing.T) {
 	ctx := context.Background()
 	clk := newFakeClock()
@@ -264,7 +279,7 @@ func TestTwoProxiesOverCodec(t *testing.T) {
 		syncs = &testnode.SyncCounter{Store: s}
 		return syncs
 	}})
-	r := &codecRouter{t: t, route: routeRemote, nodes: map[string]*proxy.Proxy{"b": b}, down: map[string]bool{}}
+	r, net := newNetRouter(t, map[string]*proxy.Proxy{"b": b})
 	a := newDirectEnv(t, proxy.Config{Router: r})
 	a.clk.Set(clk.Now())
 
@@ -353,7 +368,7 @@ func TestTwoProxiesOverCodec(t *testing.T) {
 	}
 
 	// B unreachable: A takes the op.
-	r.down["b"] = true
+	net.Crash("b")
 	must(proxy.Op{Kind: proxy.OpSet, Key: key, Value: []byte("on A")})
 	a.mustValue(string(key), "on A")
 }
@@ -555,5 +570,27 @@ func TestIdempotent(t *testing.T) {
 		if got := tc.op.Idempotent(); got != tc.want {
 			t.Errorf("%+v: Idempotent() = %v, want %v", tc.op, got, tc.want)
 		}
+	}
+}
+
+// TestForwardHandlerRefusesWhatDoesNotDecode: the peer.MsgForward handler fails a
+// request that is not an Op (the forwarding node gets the error), and answers
+// every op it runs, its error included, as a Result.
+func TestForwardHandlerRefusesWhatDoesNotDecode(t *testing.T) {
+	e := newDirectEnv(t, proxy.Config{})
+	m := peer.NewMux()
+	e.p.Register(m)
+	ctx := context.Background()
+	if _, err := m.ServeCluster(ctx, "a", uint8(peer.MsgForward), []byte{0xff, 1, 2}); !errors.Is(err, proxy.ErrBadEncoding) {
+		t.Fatalf("garbage: %v, want ErrBadEncoding", err)
+	}
+	op := proxy.Op{Kind: proxy.OpIncr, Key: []byte("k"), Delta: 1}
+	e.set("k", "not a number")
+	reply, err := m.ServeCluster(ctx, "a", uint8(peer.MsgForward), op.AppendBinary(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, opErr, err := proxy.DecodeResult(reply); err != nil || !errors.Is(opErr, proxy.ErrNotInteger) {
+		t.Fatalf("INCR of a string: %v, %v; want the op's ErrNotInteger in the reply", opErr, err)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/tictac"
 	"github.com/dynakv/dynakv/vclock"
@@ -32,26 +33,13 @@ type AAEStore interface {
 	DropPartitionIf(p int, cond func() bool) (bool, error)
 }
 
-// Caller sends one request to a ring member over the cluster transport.
-type Caller interface {
-	Call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error)
-}
-
-// CallerFunc adapts a function to Caller.
-type CallerFunc func(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error)
-
-// Call implements Caller.
-func (f CallerFunc) Call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error) {
-	return f(ctx, node, typ, req)
-}
-
 // AAEConfig configures AAE.
 type AAEConfig struct {
 	Node    string        // this node's ring name; required
 	Store   AAEStore      // required
 	Trees   *tictac.Trees // the store's observer; required
 	Cluster Membership    // required
-	Caller  Caller        // required
+	Caller  peer.Caller   // required: reaches the other ring members
 	// N is the replication factor. Default 3.
 	N int
 	// Interval is the time between rounds. Default 30s.
@@ -167,14 +155,15 @@ type AAE struct {
 	handoffPending, handoffKeys                          atomic.Int64
 }
 
-// NewAAE returns an AAE; Start runs its loop. Serve answers peers either way.
+// NewAAE returns an AAE; Start runs its loop. The handlers Register puts on a
+// peer.Mux answer peers either way.
 func NewAAE(cfg AAEConfig) (*AAE, error) {
 	cfg = cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	burst := max(cfg.MaxKeysPerSec, maxKeysPerMsg)
+	burst := max(cfg.MaxKeysPerSec, peer.MaxKeysPerMsg)
 	return &AAE{
 		cfg:      cfg,
 		limiter:  rate.NewLimiter(rate.Limit(cfg.MaxKeysPerSec), burst),
@@ -289,9 +278,9 @@ func (a *AAE) RunOnce(ctx context.Context) error {
 	a.handoffPending.Store(int64(len(handoff)))
 	a.handoffKeys.Store(handoffKeys)
 	var errs []error
-	for _, peer := range slices.Sorted(maps.Keys(perPeer)) {
-		if err := a.exchangePeer(ctx, peer, perPeer[peer]); err != nil {
-			errs = append(errs, fmt.Errorf("exchange with %s: %w", peer, err))
+	for _, node := range slices.Sorted(maps.Keys(perPeer)) {
+		if err := a.exchangePeer(ctx, node, perPeer[node]); err != nil {
+			errs = append(errs, fmt.Errorf("exchange with %s: %w", node, err))
 		}
 	}
 	for _, p := range handoff {
@@ -310,10 +299,10 @@ func (a *AAE) RunOnce(ctx context.Context) error {
 }
 
 // call sends one message with the request timeout.
-func (a *AAE) call(ctx context.Context, peer string, typ uint8, req []byte) ([]byte, error) {
+func (a *AAE) call(ctx context.Context, node string, typ peer.MsgType, req []byte) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
 	defer cancel()
-	return a.cfg.Caller.Call(ctx, peer, typ, req)
+	return a.cfg.Caller.Call(ctx, node, typ, req)
 }
 
 // take waits for n keys' worth of the throughput budget.
@@ -330,16 +319,16 @@ func (a *AAE) take(ctx context.Context, n int) error {
 
 // exchangePeer compares the roots of parts with peer in one message, then repairs
 // the partitions whose roots differ.
-func (a *AAE) exchangePeer(ctx context.Context, peer string, parts []int) error {
-	m := rootsMsg{Parts: parts, Roots: make([]uint64, len(parts))}
+func (a *AAE) exchangePeer(ctx context.Context, node string, parts []int) error {
+	m := peer.RootsRequest{Parts: parts, Roots: make([]uint64, len(parts))}
 	for i, p := range parts {
 		m.Roots[i], _, _ = a.cfg.Trees.Root(p)
 	}
-	rep, err := a.call(ctx, peer, MsgRoots, m.appendBinary(nil))
+	rep, err := a.call(ctx, node, peer.MsgRoots, m.AppendBinary(nil))
 	if err != nil {
 		return err
 	}
-	differ, err := decodeInts(rep, a.cfg.Trees.Partitions())
+	differ, err := peer.DecodeInts(rep, a.cfg.Trees.Partitions())
 	if err != nil {
 		return err
 	}
@@ -349,7 +338,7 @@ func (a *AAE) exchangePeer(ctx context.Context, peer string, parts []int) error 
 	}
 	for _, p := range differ {
 		if _, ok := asked[p]; !ok {
-			return fmt.Errorf("%w: peer named partition %d it was not asked about", ErrBadMessage, p)
+			return fmt.Errorf("%w: peer named partition %d it was not asked about", peer.ErrBadMessage, p)
 		}
 		asked[p] = true
 	}
@@ -362,7 +351,7 @@ func (a *AAE) exchangePeer(ctx context.Context, peer string, parts []int) error 
 	}
 	var errs []error
 	for _, p := range differ {
-		if err := a.syncPartition(ctx, peer, p, false); err != nil {
+		if err := a.syncPartition(ctx, node, p, false); err != nil {
 			errs = append(errs, fmt.Errorf("partition %d: %w", p, err))
 			continue
 		}
@@ -375,36 +364,36 @@ func (a *AAE) exchangePeer(ctx context.Context, peer string, parts []int) error 
 // syncPartition descends partition p's tree with peer and repairs the records that
 // differ: both ways, or with pushOnly only peer's (handoff: this node is not an
 // owner and keeps nothing new).
-func (a *AAE) syncPartition(ctx context.Context, peer string, p int, pushOnly bool) error {
-	rep, err := a.call(ctx, peer, MsgBranches, appendInts(nil, []int{p}))
+func (a *AAE) syncPartition(ctx context.Context, node string, p int, pushOnly bool) error {
+	rep, err := a.call(ctx, node, peer.MsgBranches, peer.AppendInts(nil, []int{p}))
 	if err != nil {
 		return err
 	}
-	theirs, err := decodeHashes(rep)
+	theirs, err := peer.DecodeHashes(rep)
 	if err != nil {
 		return err
 	}
 	if len(theirs) != tictac.Branches {
-		return fmt.Errorf("%w: %d branches", ErrBadMessage, len(theirs))
+		return fmt.Errorf("%w: %d branches", peer.ErrBadMessage, len(theirs))
 	}
 	branches := a.cfg.Trees.DiffBranches(p, (*[tictac.Branches]uint64)(theirs))
 	if len(branches) == 0 {
 		return nil
 	}
-	rep, err = a.call(ctx, peer, MsgLeaves, partList{Part: p, Items: branches}.appendBinary(nil))
+	rep, err = a.call(ctx, node, peer.MsgLeaves, peer.PartList{Part: p, Items: branches}.AppendBinary(nil))
 	if err != nil {
 		return err
 	}
-	leaves, err := decodeHashes(rep)
+	leaves, err := peer.DecodeHashes(rep)
 	if err != nil {
 		return err
 	}
 	if len(leaves) != len(branches)*tictac.SegmentsPerBranch {
-		return fmt.Errorf("%w: %d leaves for %d branches", ErrBadMessage, len(leaves), len(branches))
+		return fmt.Errorf("%w: %d leaves for %d branches", peer.ErrBadMessage, len(leaves), len(branches))
 	}
 	segs := a.cfg.Trees.DiffSegments(p, branches, leaves)
 	for chunk := range slices.Chunk(segs, segmentsPerRequest) {
-		if err := a.syncSegments(ctx, peer, p, chunk, pushOnly); err != nil {
+		if err := a.syncSegments(ctx, node, p, chunk, pushOnly); err != nil {
 			return err
 		}
 	}
@@ -420,12 +409,12 @@ const (
 
 // syncSegments lists both sides' keys of some segments and repairs those whose
 // record hashes differ.
-func (a *AAE) syncSegments(ctx context.Context, peer string, p int, segs []int, pushOnly bool) error {
-	rep, err := a.call(ctx, peer, MsgKeys, partList{Part: p, Items: segs}.appendBinary(nil))
+func (a *AAE) syncSegments(ctx context.Context, node string, p int, segs []int, pushOnly bool) error {
+	rep, err := a.call(ctx, node, peer.MsgKeys, peer.PartList{Part: p, Items: segs}.AppendBinary(nil))
 	if err != nil {
 		return err
 	}
-	theirs, err := decodeKeyHashes(rep)
+	theirs, err := peer.DecodeKeyHashes(rep)
 	if err != nil {
 		return err
 	}
@@ -453,7 +442,7 @@ func (a *AAE) syncSegments(ctx context.Context, peer string, p int, segs []int, 
 		differ = append(differ, []byte(k))
 	}
 	for chunk := range slices.Chunk(differ, keysPerRequest) {
-		if err := a.repairKeys(ctx, peer, chunk, pushOnly); err != nil {
+		if err := a.repairKeys(ctx, node, chunk, pushOnly); err != nil {
 			return err
 		}
 	}
@@ -461,15 +450,15 @@ func (a *AAE) syncSegments(ctx context.Context, peer string, p int, segs []int, 
 }
 
 // segmentItems lists the keys and item hashes of some segments of partition p.
-func (a *AAE) segmentItems(p int, segs []int) ([]keyItem, error) {
-	var out []keyItem
+func (a *AAE) segmentItems(p int, segs []int) ([]peer.KeyItem, error) {
+	var out []peer.KeyItem
 	for _, s := range segs {
 		lo, hi := tictac.SegmentRange(s)
 		err := a.cfg.Store.ScanEncoded(p, lo, func(h uint64, key, enc []byte) bool {
 			if h > hi {
 				return false
 			}
-			out = append(out, keyItem{Key: bytes.Clone(key), Hash: tictac.ItemHash(key, enc)})
+			out = append(out, peer.KeyItem{Key: bytes.Clone(key), Hash: tictac.ItemHash(key, enc)})
 			return true
 		})
 		if err != nil {
@@ -483,31 +472,31 @@ func (a *AAE) segmentItems(p int, segs []int) ([]keyItem, error) {
 // the merge here (unless pushOnly) and sends it to peer where peer's differs. The
 // fetch, the merges and the push share one RequestTimeout: what the fetch read is
 // stored here and pushed back only until then (purge.go relies on it).
-func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOnly bool) error {
+func (a *AAE) repairKeys(ctx context.Context, node string, keys [][]byte, pushOnly bool) error {
 	if err := a.take(ctx, len(keys)); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, a.cfg.RequestTimeout)
 	defer cancel()
-	rep, err := a.cfg.Caller.Call(ctx, peer, MsgFetch, appendKeys(nil, keys))
+	rep, err := a.cfg.Caller.Call(ctx, node, peer.MsgFetch, peer.AppendKeys(nil, keys))
 	if err != nil {
 		return err
 	}
-	remote, err := decodeKeyRecords(rep)
+	remote, err := peer.DecodeKeyRecords(rep)
 	if err != nil {
 		return err
 	}
 	if len(remote) != len(keys) {
-		return fmt.Errorf("%w: %d records for %d keys", ErrBadMessage, len(remote), len(keys))
+		return fmt.Errorf("%w: %d records for %d keys", peer.ErrBadMessage, len(remote), len(keys))
 	}
 	a.recordsFetched.Add(int64(len(remote)))
-	var push []keyItem
+	var push []peer.KeyItem
 	wrote := false
 	for i, key := range keys {
 		if !bytes.Equal(remote[i].Key, key) {
-			return fmt.Errorf("%w: record for another key", ErrBadMessage)
+			return fmt.Errorf("%w: record for another key", peer.ErrBadMessage)
 		}
-		theirs, err := decodeRecord(remote[i].Enc)
+		theirs, err := peer.DecodeRecord(remote[i].Enc)
 		if err != nil {
 			return err
 		}
@@ -517,7 +506,7 @@ func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOn
 			if err != nil {
 				return err
 			}
-			mine, err := decodeRecord(localEnc)
+			mine, err := peer.DecodeRecord(localEnc)
 			if err != nil {
 				return err
 			}
@@ -536,7 +525,7 @@ func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOn
 			continue
 		}
 		if enc := merged.AppendBinary(nil); !bytes.Equal(enc, remote[i].Enc) {
-			push = append(push, keyItem{Key: key, Enc: enc})
+			push = append(push, peer.KeyItem{Key: key, Enc: enc})
 		}
 	}
 	if wrote {
@@ -547,23 +536,12 @@ func (a *AAE) repairKeys(ctx context.Context, peer string, keys [][]byte, pushOn
 	if len(push) == 0 {
 		return nil
 	}
-	if _, err := a.cfg.Caller.Call(ctx, peer, MsgPush, appendKeyRecords(nil, push)); err != nil {
+	if _, err := a.cfg.Caller.Call(ctx, node, peer.MsgPush, peer.AppendKeyRecords(nil, push)); err != nil {
 		return err
 	}
 	a.recordsSent.Add(int64(len(push)))
 	a.keysRepaired.Add(int64(len(push)))
 	return nil
-}
-
-func decodeRecord(enc []byte) (vclock.Set, error) {
-	if len(enc) == 0 {
-		return vclock.Set{}, nil
-	}
-	rec, err := vclock.DecodeSet(enc)
-	if err != nil {
-		return vclock.Set{}, fmt.Errorf("%w: %w", ErrBadMessage, err)
-	}
-	return rec, nil
 }
 
 // merge stores Sync(local, in) for key without syncing the WAL and returns that

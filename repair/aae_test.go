@@ -3,18 +3,18 @@ package repair_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/dynakv/dynakv/internal/fakeclock"
+	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/peer/peertest"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
@@ -22,23 +22,26 @@ import (
 	"github.com/dynakv/dynakv/vclock"
 )
 
-// aaeNode is one replica: a store, its trees and its anti-entropy.
+// aaeNode is one replica: a store, its trees and its anti-entropy, answering
+// its peers through mux.
 type aaeNode struct {
 	name  string
 	st    *storage.Store
 	trees *tictac.Trees
 	aae   *repair.AAE
+	mux   *peer.Mux
 }
 
-// aaeCluster is nodes wired to each other in one process.
+// aaeCluster is nodes wired to each other in one process, over a
+// peertest.Network (without faults).
 type aaeCluster struct {
 	t     testing.TB
 	q, n  int
 	clock *fakeclock.Clock
 	ms    *members
+	net   *peertest.Network
 	nodes map[string]*aaeNode
-	down  sync.Map // name -> true: calls to it fail
-	bytes atomic.Int64
+	bytes atomic.Int64 // bytes of the requests and replies served
 	grace time.Duration
 	// maxKeysPerSec is the nodes' AAEConfig.MaxKeysPerSec.
 	maxKeysPerSec int
@@ -47,7 +50,7 @@ type aaeCluster struct {
 	slept   atomic.Int64
 	between atomic.Pointer[func()]
 	// intercept, when set, sees every call before it is served.
-	intercept func(ctx context.Context, node string, typ uint8)
+	intercept func(ctx context.Context, node string, typ peer.MsgType)
 }
 
 // sleep is the nodes' AAEConfig.Sleep: it advances the shared fake clock.
@@ -73,6 +76,11 @@ func newAAEClusterLimited(t testing.TB, q, n, maxKeysPerSec int, names ...string
 		nodes: map[string]*aaeNode{}, grace: time.Hour, maxKeysPerSec: maxKeysPerSec}
 	c.ms = &members{dead: map[string]bool{}}
 	c.setMembers(names...)
+	net, err := peertest.NewNetwork(1, q, 0, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.net = net
 	for _, name := range names {
 		c.addNode(name)
 	}
@@ -102,38 +110,42 @@ func (c *aaeCluster) addNode(name string) *aaeNode {
 	c.t.Cleanup(func() { st.Close() })
 	a, err := repair.NewAAE(repair.AAEConfig{
 		Node: name, Store: st, Trees: trees, Cluster: c.ms, N: c.n,
-		Caller: repair.CallerFunc(c.call), MaxKeysPerSec: c.maxKeysPerSec, TombstoneGrace: c.grace,
+		Caller: c.net.Caller(name), MaxKeysPerSec: c.maxKeysPerSec, TombstoneGrace: c.grace,
 		Now: c.clock.Now, Sleep: c.sleep, Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	nd := &aaeNode{name: name, st: st, trees: trees, aae: a}
+	nd := &aaeNode{name: name, st: st, trees: trees, aae: a, mux: peer.NewMux()}
+	a.Register(nd.mux)
 	c.nodes[name] = nd
+	c.net.Start(name, aaeServer{c, nd})
 	return nd
 }
 
-func (c *aaeCluster) call(ctx context.Context, node string, typ uint8, req []byte) ([]byte, error) {
-	if _, down := c.down.Load(node); down {
-		return nil, errors.New("unreachable")
+// aaeServer serves a node's requests with its mux, after the cluster's
+// intercept, counting the bytes.
+type aaeServer struct {
+	c  *aaeCluster
+	nd *aaeNode
+}
+
+func (s aaeServer) ServeCluster(ctx context.Context, from string, typ uint8, req []byte) ([]byte, error) {
+	if s.c.intercept != nil {
+		s.c.intercept(ctx, s.nd.name, peer.MsgType(typ))
 	}
-	nd := c.nodes[node]
-	if nd == nil {
-		return nil, fmt.Errorf("no node %s", node)
-	}
-	if c.intercept != nil {
-		c.intercept(ctx, node, typ)
-	}
-	rep, err := nd.aae.Serve(ctx, typ, req)
-	c.bytes.Add(int64(len(req) + len(rep)))
+	rep, err := s.nd.mux.ServeCluster(ctx, from, typ, req)
+	s.c.bytes.Add(int64(len(req) + len(rep)))
 	return rep, err
 }
 
+// setDown takes a node off the network (calls to and from it fail) and makes
+// it look dead, or brings it back.
 func (c *aaeCluster) setDown(name string, down bool) {
 	if down {
-		c.down.Store(name, true)
+		c.net.Crash(name)
 	} else {
-		c.down.Delete(name)
+		c.net.Start(name, aaeServer{c, c.nodes[name]})
 	}
 	c.ms.setDead(name, down)
 }
@@ -142,7 +154,7 @@ func (c *aaeCluster) setDown(name string, down bool) {
 func (c *aaeCluster) round() {
 	c.t.Helper()
 	for _, name := range slices.Sorted(maps.Keys(c.nodes)) {
-		if _, down := c.down.Load(name); down {
+		if !c.net.Up(name) {
 			continue
 		}
 		if err := c.nodes[name].aae.RunOnce(context.Background()); err != nil {
@@ -210,7 +222,7 @@ func (c *aaeCluster) checkPlacement(keys []string) {
 		owners := c.owners(k)
 		var ref string
 		for name := range c.nodes {
-			if _, down := c.down.Load(name); down {
+			if !c.net.Up(name) {
 				continue
 			}
 			rec, found := c.get(name, k)
@@ -684,10 +696,10 @@ func TestHandoffWaitsForDownOwners(t *testing.T) {
 
 func TestServeRejectsBadMessages(t *testing.T) {
 	c := newAAECluster(t, 4, 2, "a", "b")
-	a := c.nodes["a"].aae
-	for typ := repair.MsgRoots; typ <= repair.MsgHolds+1; typ++ {
+	mux := c.nodes["a"].mux
+	for typ := peer.MsgRoots; typ <= peer.MsgHolds+1; typ++ {
 		for _, req := range [][]byte{nil, {0}, {1}, {1, 0xff}, bytes.Repeat([]byte{0xff}, 20)} {
-			if _, err := a.Serve(context.Background(), typ, req); err == nil && len(req) < 2 {
+			if _, err := mux.ServeCluster(context.Background(), "b", uint8(typ), req); err == nil && len(req) < 2 {
 				t.Fatalf("type %d accepted %x", typ, req)
 			}
 		}

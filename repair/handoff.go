@@ -78,6 +78,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -97,27 +98,20 @@ type Membership interface {
 	Alive(node string) bool
 }
 
-// Delivery is a record sent to a node's replica of Key, kept there as a hint for
-// HintFor when that is set and names another node. It has the fields of
-// coordinator.WriteRequest, in the same order, so either converts to the other.
-type Delivery struct {
-	Key     []byte
-	Record  vclock.Set
-	HintFor string
-}
-
-// Writer delivers a record to a node's replica durably; a write to this node itself
-// must be applied locally (node/ wires the coordinator's HandleWrite for that).
+// Writer delivers a record to a node's replica of req.Key durably, kept there as a
+// hint for req.HintFor when that is set and names another node: a replica write of
+// the replica protocol. A write to this node itself must be applied locally (node/
+// wires the coordinator's HandleWrite for that, and its RemotePeers for others).
 type Writer interface {
-	Write(ctx context.Context, node string, d Delivery) error
+	Write(ctx context.Context, node string, req peer.WriteRequest) error
 }
 
 // WriterFunc adapts a function to Writer.
-type WriterFunc func(ctx context.Context, node string, d Delivery) error
+type WriterFunc func(ctx context.Context, node string, req peer.WriteRequest) error
 
 // Write implements Writer.
-func (f WriterFunc) Write(ctx context.Context, node string, d Delivery) error {
-	return f(ctx, node, d)
+func (f WriterFunc) Write(ctx context.Context, node string, req peer.WriteRequest) error {
+	return f(ctx, node, req)
 }
 
 // HandoffConfig configures Handoff.
@@ -418,7 +412,7 @@ func (h *Handoff) deliver(ctx context.Context, owner string, rt route, ht hint) 
 	defer cancel()
 	switch rt {
 	case toOwner:
-		if err := h.cfg.Writer.Write(ctx, owner, Delivery{Key: ht.key, Record: rec, HintFor: owner}); err != nil {
+		if err := h.cfg.Writer.Write(ctx, owner, peer.WriteRequest{Key: ht.key, Record: rec, HintFor: owner}); err != nil {
 			return err
 		}
 	case toReplicas:
@@ -433,7 +427,7 @@ func (h *Handoff) deliver(ctx context.Context, owner string, rt route, ht hint) 
 			if node != h.cfg.Node && !h.cfg.Cluster.Alive(node) {
 				return fmt.Errorf("repair: replica %s of a removed member's hint is down", node)
 			}
-			if err := h.cfg.Writer.Write(ctx, node, Delivery{Key: ht.key, Record: rec}); err != nil {
+			if err := h.cfg.Writer.Write(ctx, node, peer.WriteRequest{Key: ht.key, Record: rec}); err != nil {
 				return err
 			}
 		}
@@ -447,7 +441,7 @@ func (h *Handoff) deliver(ctx context.Context, owner string, rt route, ht hint) 
 			if node == h.cfg.Node || !h.cfg.Cluster.Alive(node) {
 				continue
 			}
-			if err := h.cfg.Writer.Write(ctx, node, Delivery{Key: ht.key, Record: rec}); err != nil {
+			if err := h.cfg.Writer.Write(ctx, node, peer.WriteRequest{Key: ht.key, Record: rec}); err != nil {
 				return err
 			}
 			sent++

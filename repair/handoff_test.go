@@ -14,6 +14,7 @@ import (
 	"github.com/lni/goutils/leaktest"
 
 	"github.com/dynakv/dynakv/internal/memstore"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
@@ -100,7 +101,7 @@ type writer struct {
 	during func(node, key string) // runs inside the delivery, before it succeeds
 }
 
-func (w *writer) Write(_ context.Context, node string, req repair.Delivery) error {
+func (w *writer) Write(_ context.Context, node string, req peer.WriteRequest) error {
 	if w.during != nil {
 		w.during(node, string(req.Key))
 	}
@@ -408,7 +409,7 @@ func TestHandoffNoLeaks(t *testing.T) {
 	st := memstore.New(16)
 	m := newMembers(t, "a", "b")
 	slow := make(chan struct{})
-	w := repair.WriterFunc(func(ctx context.Context, node string, req repair.Delivery) error {
+	w := repair.WriterFunc(func(ctx context.Context, node string, req peer.WriteRequest) error {
 		select {
 		case <-slow:
 			return nil

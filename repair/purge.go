@@ -8,6 +8,8 @@ import (
 	"maps"
 	"slices"
 	"time"
+
+	"github.com/dynakv/dynakv/peer"
 )
 
 // Tombstone purge; the rule is in the package doc. The first check alone is not
@@ -54,8 +56,8 @@ import (
 //
 // The bound leaves out the time a write that passed its deadline check takes to
 // become visible: its key-lock wait and commit for a replica write or a hinted
-// one on the receiver (coordinator.Serve checks the deadline before it takes
-// the lock), only the commit for the others (checked under the lock). The
+// one on the receiver (the coordinator's write handler checks the deadline before
+// it takes the lock), only the commit for the others (checked under the lock). The
 // settle has no margin of its own for that; with the defaults (request timeout
 // 1s, anti-entropy's 10s) the coordinator's paths have almost 9 s to spare,
 // anti-entropy's a NoSync commit's time.
@@ -91,8 +93,8 @@ import (
 // exchanges and handoffs, so those are never starved.
 const (
 	// purgeBatch bounds the keys of one MsgHolds or MsgPurge (the decoders
-	// refuse more than maxKeysPerMsg) and of one page of the grave walk.
-	purgeBatch = maxKeysPerMsg
+	// refuse more than peer.MaxKeysPerMsg) and of one page of the grave walk.
+	purgeBatch = peer.MaxKeysPerMsg
 	// purgeBatchBytes bounds the key and record bytes of one of those messages.
 	purgeBatchBytes = 1 << 20
 	// purgePending bounds the first checks waiting for their second, so the
@@ -176,10 +178,10 @@ func (a *AAE) purge(ctx context.Context) error {
 				return err
 			}
 			cursor, walked = next, next == nil
-			items := make([]keyItem, 0, len(graves))
+			items := make([]peer.KeyItem, 0, len(graves))
 			for _, g := range graves {
 				if !queued[string(g.Key)] {
-					items = append(items, keyItem{Key: g.Key, Enc: g.Record})
+					items = append(items, peer.KeyItem{Key: g.Key, Enc: g.Record})
 				}
 			}
 			passed, err := a.firstCheck(ctx, holders, items)
@@ -220,7 +222,7 @@ func (a *AAE) liveHolders() ([]string, bool) {
 
 // firstCheck asks every holder about items and returns those every holder
 // answered "nothing" or "exactly" for, stamped with when the answers were in.
-func (a *AAE) firstCheck(ctx context.Context, holders []string, items []keyItem) ([]purgeCheck, error) {
+func (a *AAE) firstCheck(ctx context.Context, holders []string, items []peer.KeyItem) ([]purgeCheck, error) {
 	var passed []purgeCheck
 	for chunk := range purgeChunks(items) {
 		if err := a.take(ctx, len(chunk)); err != nil {
@@ -243,9 +245,9 @@ func (a *AAE) firstCheck(ctx context.Context, holders []string, items []keyItem)
 // secondCheck asks every holder again about checks, whose first checks are at
 // least the settle time old, and purges those that pass again.
 func (a *AAE) secondCheck(ctx context.Context, holders []string, checks []purgeCheck) error {
-	items := make([]keyItem, len(checks))
+	items := make([]peer.KeyItem, len(checks))
 	for i, pc := range checks {
-		items[i] = keyItem{Key: pc.key, Enc: pc.enc}
+		items[i] = peer.KeyItem{Key: pc.key, Enc: pc.enc}
 	}
 	for chunk := range purgeChunks(items) {
 		if err := a.take(ctx, len(chunk)); err != nil {
@@ -264,8 +266,8 @@ func (a *AAE) secondCheck(ctx context.Context, holders []string, checks []purgeC
 
 // purgeChunks splits items into the batches of one MsgHolds or MsgPurge: at
 // most purgeBatch keys and, unless a single item is larger, purgeBatchBytes.
-func purgeChunks(items []keyItem) iter.Seq[[]keyItem] {
-	return func(yield func([]keyItem) bool) {
+func purgeChunks(items []peer.KeyItem) iter.Seq[[]peer.KeyItem] {
+	return func(yield func([]peer.KeyItem) bool) {
 		for len(items) > 0 {
 			n, size := 0, 0
 			for n < len(items) && n < purgeBatch {
@@ -302,34 +304,34 @@ func (a *AAE) holders() []string {
 // the holders that hold exactly item i's record, or is nil when some holder
 // holds anything but that record or nothing. A holder that does not answer fails
 // the whole batch.
-func (a *AAE) askHolders(ctx context.Context, holders []string, items []keyItem) (same [][]string, err error) {
-	req := appendKeyRecords(nil, items)
+func (a *AAE) askHolders(ctx context.Context, holders []string, items []peer.KeyItem) (same [][]string, err error) {
+	req := peer.AppendKeyRecords(nil, items)
 	same = make([][]string, len(items))
 	ok := make([]bool, len(items))
 	for i := range ok {
 		ok[i] = true
 	}
 	for _, h := range holders {
-		var hs []uint8
+		var hs []peer.Holds
 		if h == a.cfg.Node {
 			hs, err = a.holds(items)
 		} else {
 			var rep []byte
-			if rep, err = a.call(ctx, h, MsgHolds, req); err == nil {
-				hs, err = decodeHolds(rep)
+			if rep, err = a.call(ctx, h, peer.MsgHolds, req); err == nil {
+				hs, err = peer.DecodeHolds(rep)
 			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("ask %s what it holds: %w", h, err)
 		}
 		if len(hs) != len(items) {
-			return nil, fmt.Errorf("%w: %s answered for %d keys of %d", ErrBadMessage, h, len(hs), len(items))
+			return nil, fmt.Errorf("%w: %s answered for %d keys of %d", peer.ErrBadMessage, h, len(hs), len(items))
 		}
 		for i, x := range hs {
 			switch x {
-			case holdsSame:
+			case peer.HoldsSame:
 				same[i] = append(same[i], h)
-			case holdsOther:
+			case peer.HoldsOther:
 				ok[i] = false
 			}
 		}
@@ -345,12 +347,12 @@ func (a *AAE) askHolders(ctx context.Context, holders []string, items []keyItem)
 // holds answers MsgHolds: for each (key, record), whether this node holds
 // nothing of key (no record, no hint for any owner), exactly that record (and no
 // hint), or anything else.
-func (a *AAE) holds(items []keyItem) ([]uint8, error) {
+func (a *AAE) holds(items []peer.KeyItem) ([]peer.Holds, error) {
 	owners, err := a.cfg.Store.HintOwners()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]uint8, len(items))
+	out := make([]peer.Holds, len(items))
 	for i, it := range items {
 		enc, err := a.cfg.Store.GetEncoded(it.Key)
 		if err != nil {
@@ -358,11 +360,11 @@ func (a *AAE) holds(items []keyItem) ([]uint8, error) {
 		}
 		switch {
 		case len(enc) == 0:
-			out[i] = holdsNothing
+			out[i] = peer.HoldsNothing
 		case bytes.Equal(enc, it.Enc):
-			out[i] = holdsSame
+			out[i] = peer.HoldsSame
 		default:
-			out[i] = holdsOther
+			out[i] = peer.HoldsOther
 			continue
 		}
 		for _, o := range owners {
@@ -371,7 +373,7 @@ func (a *AAE) holds(items []keyItem) ([]uint8, error) {
 				return nil, err
 			}
 			if found {
-				out[i] = holdsOther
+				out[i] = peer.HoldsOther
 				break
 			}
 		}
@@ -381,8 +383,8 @@ func (a *AAE) holds(items []keyItem) ([]uint8, error) {
 
 // purgeDue deletes the items whose second check passed (same[i] not nil) here,
 // then on the holders that hold exactly them, one MsgPurge per holder.
-func (a *AAE) purgeDue(ctx context.Context, items []keyItem, same [][]string) error {
-	perHolder := map[string][]keyItem{}
+func (a *AAE) purgeDue(ctx context.Context, items []peer.KeyItem, same [][]string) error {
+	perHolder := map[string][]peer.KeyItem{}
 	for i, it := range items {
 		if same[i] == nil {
 			continue // someone holds something else now: a later round starts over
@@ -403,7 +405,7 @@ func (a *AAE) purgeDue(ctx context.Context, items []keyItem, same [][]string) er
 	}
 	for _, h := range slices.Sorted(maps.Keys(perHolder)) {
 		// A holder that misses this keeps its tombstone; a later round purges it.
-		if _, err := a.call(ctx, h, MsgPurge, appendKeyRecords(nil, perHolder[h])); err != nil {
+		if _, err := a.call(ctx, h, peer.MsgPurge, peer.AppendKeyRecords(nil, perHolder[h])); err != nil {
 			a.cfg.Logger.Debug("repair: purge not confirmed", "peer", h, "err", err)
 		}
 	}

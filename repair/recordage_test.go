@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/internal/memstore"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -54,7 +55,7 @@ func TestHintDeliveredWithinTimeoutOfItsRead(t *testing.T) {
 		const timeout = time.Second
 		var mu sync.Mutex
 		var late []string
-		w := repair.WriterFunc(func(ctx context.Context, node string, d repair.Delivery) error {
+		w := repair.WriterFunc(func(ctx context.Context, node string, d peer.WriteRequest) error {
 			st.mu.Lock()
 			read := st.read[string(d.Key)]
 			st.mu.Unlock()
@@ -95,14 +96,14 @@ func TestAAEPushWithinTimeoutOfItsFetch(t *testing.T) {
 	var mu sync.Mutex
 	var fetched time.Time
 	var late []string
-	c.intercept = func(ctx context.Context, node string, typ uint8) {
+	c.intercept = func(ctx context.Context, node string, typ peer.MsgType) {
 		mu.Lock()
 		defer mu.Unlock()
 		switch typ {
-		case repair.MsgFetch:
+		case peer.MsgFetch:
 			fetched = time.Now()
 			time.Sleep(50 * time.Millisecond) // a slow fetch
-		case repair.MsgPush:
+		case peer.MsgPush:
 			if dl, ok := ctx.Deadline(); !ok || dl.Sub(fetched) > timeout {
 				late = append(late, fmt.Sprintf("push to %s with a deadline %v after the fetch", node, dl.Sub(fetched)))
 			}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,7 +16,6 @@ import (
 
 	"github.com/tidwall/redcon"
 
-	"github.com/dynakv/dynakv/internal/enginepanic"
 	"github.com/dynakv/dynakv/internal/refuser"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -432,7 +432,7 @@ func (s *Server) noteOutput(n int) {
 func (s *Server) safeExec(c *client, args [][]byte) (name string) {
 	defer func() {
 		if r := recover(); r != nil {
-			stack := enginepanic.Check(s.cfg.Logger, r)
+			stack := debug.Stack()
 			s.cfg.Logger.Error("panic serving a command", "addr", c.addr, "panic", r, "stack", string(stack))
 			c.w.reset()
 			c.w.errorLine(errInternal)

@@ -33,7 +33,7 @@ FUZZ_JOBS=${FUZZ_JOBS:-2}
 FUZZ_MINIMIZE=${FUZZ_MINIMIZE:-10s}
 FUZZ_MATCH=${FUZZ_MATCH:-.}
 FUZZ_KEEP=${FUZZ_KEEP:-0}
-CORE="resp/FuzzServer memcache/FuzzParse coordinator/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord"
+CORE="resp/FuzzServer memcache/FuzzParse peer/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord"
 
 # Targets as "dir/Target", the core ones first: they run longest.
 mapfile -t all < <(grep -rHo --include='*_test.go' --exclude-dir=node_modules --exclude-dir=testdata --exclude-dir='.?*' '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' . |

@@ -33,11 +33,33 @@
 //     A meta entry marks the directory open while a Store uses it, with its sync
 //     mode and the kernel's boot id, so the next Open knows (Unclean, durable until
 //     ClearUnclean) that the last one did not close and how it ran, and the node
-//     does not reuse version-vector dots whose writes may be lost.
-//     Pebble wedged by a failed WAL write or fsync stops the process (its Fatalf,
-//     and internal/enginepanic for its panics), and so does a failed periodic fsync. With Config.InMemory the data
-//     lives on Pebble's in-memory filesystem and ends with the process, by design
-//     (a cache tier).
+//     does not reuse version-vector dots whose writes may be lost. With
+//     Config.InMemory the data lives on Pebble's in-memory filesystem and ends
+//     with the process, by design (a cache tier).
+//   - A failed engine is never used again (Failed, ErrEngineFailed). Pebble panics
+//     (or calls its logger's Fatalf, which panics) when it cannot go on: a failed
+//     WAL write or fsync, corruption; often holding its commit locks, so that
+//     every later commit would hang. Every exported method that calls Pebble
+//     recovers at its boundary (enter, and exit deferred right after it; the group
+//     commit's leader for its group): the panic fails the store, once (the first
+//     failure is kept, logged with its stack, and Failed is closed), and is the
+//     call's error, wrapping ErrEngineFailed. From then on every call returns that
+//     error without touching Pebble, so the store acknowledges no other write, and
+//     Close returns it at once (calls stuck in Pebble stay stuck; Pebble is not
+//     closed). A failed fsync of the WAL by the store itself (SyncInterval's
+//     periodic one, or one for metadata) fails the store the same way: after a
+//     failed fsync the kernel may have dropped the pages, so no later success can
+//     be trusted. The owner of the store (node/, then cmd/dynakv) watches Failed
+//     and ends the process with a non-zero status, for a supervisor to restart it
+//     on repaired storage. Limits: a panic on one of Pebble's own goroutines (a
+//     flush, a compaction) is beyond any recover of ours and crashes the process,
+//     as it always did; a call already inside Pebble when it failed may never
+//     return; and a panic in the store's own code is taken for the engine's, since
+//     the store cannot tell that its state is sound. A panic in code of the caller
+//     that a call runs (an UpdateFunc, a Scan callback, the Observer, a
+//     DropPartitionIf or GravesFrom condition: see guest) is not the engine's: it
+//     leaves the store as it is and goes on through the call, carrying its
+//     original value and stack, for the caller to handle.
 //   - Synced record writes (Update, the reaper's rewrites) and Sync go through
 //     group commit (committer): the writers waiting at one moment share one merged
 //     Pebble batch, one WAL write and one sync, and each gets the group's result.
@@ -128,5 +150,6 @@
 //
 // A Store is safe for concurrent use. Its goroutines are the reaper and, in
 // SyncInterval mode on disk, the WAL fsync loop, started by Open and stopped by
-// Close; group commit runs on its writers' goroutines.
+// Close (after a failure they stop by themselves, and Close does not wait for
+// them); group commit runs on its writers' goroutines.
 package storage

@@ -47,14 +47,14 @@ const (
 // first owner of) is not held up by the others' graves. One call visits a
 // bounded number of entries and may return no grave with a cursor to go on
 // from. Index entries whose record changed meanwhile are cleaned.
-func (s *Store) GravesFrom(cursor []byte, before int64, limit int, keep func(p int) bool) ([]Grave, []byte, error) {
+func (s *Store) GravesFrom(cursor []byte, before int64, limit int, keep func(p int) bool) (_ []Grave, _ []byte, err error) {
 	if limit <= 0 {
 		return nil, cursor, nil
 	}
 	if err := s.enter(); err != nil {
 		return nil, nil, err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	lo := []byte{spaceGrave}
 	if cursor != nil {
 		lo = append(bytes.Clone(cursor), 0) // the first key after cursor
@@ -84,7 +84,11 @@ func (s *Store) GravesFrom(cursor []byte, before int64, limit int, keep func(p i
 			it.Close()
 			return nil, nil, err
 		}
-		if keep == nil || keep(p) {
+		ok := keep == nil
+		if !ok {
+			guest(func() { ok = keep(p) })
+		}
+		if ok {
 			found = append(found, entry{t, p, h, bytes.Clone(key)})
 		}
 		last = append(last[:0], it.Key()...)

@@ -22,9 +22,12 @@ import (
 //
 // A merged batch is atomic: the group succeeds or fails as one, and every member
 // gets the result. The callers hold their keys' locks throughout, and nothing in
-// a commit waits for a key lock, so grouping cannot deadlock.
+// a commit waits for a key lock, so grouping cannot deadlock. An engine panic in
+// the leader's commit fails the store and is every member's error, and once the
+// store failed no group reaches Pebble (which may be wedged): the queued writers
+// get the failure instead of waiting for a commit that would never return.
 type committer struct {
-	db *pebble.DB
+	s *Store
 
 	mu      sync.Mutex
 	leading bool         // a leader is between taking its group and handing over
@@ -143,10 +146,18 @@ func (c *committer) lead(r *commitReq) error {
 
 // apply commits the group's batches as one, with a WAL sync: a sync alone when
 // there is nothing to write (Pebble does not sync for an empty batch).
-func (c *committer) apply(group []*commitReq) error {
+func (c *committer) apply(group []*commitReq) (err error) {
+	if err := c.s.Err(); err != nil {
+		return err
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = c.s.recovered(r)
+		}
+	}()
 	b := group[0].b
 	if len(group) > 1 {
-		b = c.db.NewBatch()
+		b = c.s.db.NewBatch()
 		defer b.Close()
 		for _, r := range group {
 			if r.b == nil {
@@ -158,7 +169,7 @@ func (c *committer) apply(group []*commitReq) error {
 		}
 	}
 	if b == nil || b.Empty() {
-		return c.db.LogData(nil, pebble.Sync)
+		return c.s.db.LogData(nil, pebble.Sync)
 	}
 	return b.Commit(pebble.Sync)
 }

@@ -26,14 +26,14 @@ func (s *Store) hintLock(hk []byte) *sync.Mutex { return s.lock(ring.KeyHash(hk)
 // An empty result deletes the hint; ErrNoChange leaves it as it is. It returns the
 // record as stored (the current one if fn returned ErrNoChange). owner must be 1 to
 // 255 bytes (ErrHintOwner).
-func (s *Store) UpdateHint(owner string, key []byte, fn UpdateFunc) (vclock.Set, error) {
+func (s *Store) UpdateHint(owner string, key []byte, fn UpdateFunc) (_ vclock.Set, err error) {
 	if err := checkOwner(owner); err != nil {
 		return vclock.Set{}, err
 	}
 	if err := s.enter(); err != nil {
 		return vclock.Set{}, err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	hk := hintKey(nil, owner, key)
 	mu := s.hintLock(hk)
 	mu.Lock()
@@ -69,7 +69,7 @@ func (s *Store) GetHint(owner string, key []byte) (rec vclock.Set, found bool, e
 	if err := s.enter(); err != nil {
 		return vclock.Set{}, false, err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	return s.get(hintKey(nil, owner, key))
 }
 
@@ -77,14 +77,14 @@ func (s *Store) GetHint(owner string, key []byte) (rec vclock.Set, found bool, e
 // returns false. The key and record passed to fn are only valid during the call. fn
 // may call the store, DeleteHint included (the replay loop deletes what the owner
 // acknowledged as it goes).
-func (s *Store) ScanHints(owner string, from []byte, fn func(key []byte, rec vclock.Set) bool) error {
+func (s *Store) ScanHints(owner string, from []byte, fn func(key []byte, rec vclock.Set) bool) (err error) {
 	if err := checkOwner(owner); err != nil {
 		return err
 	}
 	if err := s.enter(); err != nil {
 		return err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	_, hi := hintBounds(owner)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: hintKey(nil, owner, from), UpperBound: hi})
 	if err != nil {
@@ -100,7 +100,9 @@ func (s *Store) ScanHints(owner string, from []byte, fn func(key []byte, rec vcl
 		if err != nil {
 			return fmt.Errorf("storage: hint %q: %w", it.Key(), err)
 		}
-		if !fn(key, rec) {
+		more := false
+		guest(func() { more = fn(key, rec) })
+		if !more {
 			break
 		}
 	}
@@ -111,14 +113,14 @@ func (s *Store) ScanHints(owner string, from []byte, fn func(key []byte, rec vcl
 // like delivered, the record the owner acknowledged, and reports whether it deleted
 // it. A hint that was merged further while it was being delivered is kept for the
 // next replay. The comparison and the delete happen under the key's lock.
-func (s *Store) DeleteHint(owner string, key []byte, delivered vclock.Set) (bool, error) {
+func (s *Store) DeleteHint(owner string, key []byte, delivered vclock.Set) (_ bool, err error) {
 	if err := checkOwner(owner); err != nil {
 		return false, err
 	}
 	if err := s.enter(); err != nil {
 		return false, err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	hk := hintKey(nil, owner, key)
 	mu := s.hintLock(hk)
 	mu.Lock()
@@ -139,11 +141,11 @@ func (s *Store) DeleteHint(owner string, key []byte, delivered vclock.Set) (bool
 
 // HintOwners returns the owners that have at least one hint, sorted. It visits one
 // hint per owner: after reading an owner it seeks past the owner's key range.
-func (s *Store) HintOwners() ([]string, error) {
+func (s *Store) HintOwners() (_ []string, err error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceHint}, UpperBound: []byte{spaceHint + 1}})
 	if err != nil {
 		return nil, fmt.Errorf("storage: hint owners: %w", err)
@@ -174,14 +176,14 @@ func (s *Store) HintCount() int64 { return s.hints.Load() }
 // cluster, once its hints were delivered to the new replicas. It holds every key lock
 // while it counts the owner's hints and deletes their range, so that HintCount stays
 // exact; it is meant for that rare administrative step, not for a hot path.
-func (s *Store) DropHints(owner string) error {
+func (s *Store) DropHints(owner string) (err error) {
 	if err := checkOwner(owner); err != nil {
 		return err
 	}
 	if err := s.enter(); err != nil {
 		return err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 	for i := range s.locks {

@@ -17,14 +17,16 @@ func (s *Store) reapLoop() {
 	})
 }
 
-// every runs fn every d until the store's stopper stops: the body of its
-// background workers.
+// every runs fn every d until the store's stopper stops or the engine fails: the
+// body of its background workers.
 func (s *Store) every(d time.Duration, fn func()) {
 	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.stopper.ShouldStop():
+			return
+		case <-s.failed:
 			return
 		case <-t.C:
 			fn()
@@ -45,11 +47,11 @@ func (s *Store) every(d time.Duration, fn func()) {
 // in the grave index and is purged by the tombstone rule. Each record is
 // re-checked under its key lock, so a write that changed the key in the meantime
 // keeps what it wrote.
-func (s *Store) Reap(limit int) (int, error) {
+func (s *Store) Reap(limit int) (_ int, err error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	now := s.cfg.Now().UnixMilli()
 	hi := expiryKey(nil, now+1, 0, 0, nil)
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceExpiry}, UpperBound: hi})

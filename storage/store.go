@@ -163,31 +163,74 @@ type Store struct {
 	ops      atomic.Int64
 	idle     chan struct{}
 	idleOnce sync.Once
+	// failErr is set, and failed closed, once when the engine fails (see Failed).
+	failErr  atomic.Pointer[error]
+	failed   chan struct{}
+	failOnce sync.Once
 }
 
 const closingBit = 1 << 62
 
-// enter registers a call that uses db; it fails once Close has begun. Every
-// successful enter is paired with exit. Calls may nest (a Scan callback may Get).
+// enter registers a call that uses db; it fails once Close has begun, or the
+// engine failed. Every successful enter is paired with a deferred exit. Calls may
+// nest (a Scan callback may Get).
 func (s *Store) enter() error {
+	if err := s.Err(); err != nil {
+		return err
+	}
 	if s.ops.Add(1)&closingBit != 0 {
-		s.exit()
+		s.done()
 		return ErrClosed
 	}
 	return nil
 }
 
-func (s *Store) exit() {
+// exit ends a call begun by enter; deferred right after it, it is the store's
+// boundary for engine panics: a panic that went through Pebble (or the store's
+// own code) is recovered, fails the store (see Failed), and becomes the call's
+// error in *errp (nil: the call has no error result). A panic of the caller's
+// code run by the call (guest) goes on.
+func (s *Store) exit(errp *error) {
+	r := recover()
+	// Done after the failure is recorded: Close must not find the calls drained
+	// and the store sound, and close a wedged Pebble.
+	defer s.done()
+	if r == nil {
+		return
+	}
+	if err := s.recovered(r); errp != nil {
+		*errp = err
+	}
+}
+
+func (s *Store) done() {
 	if s.ops.Add(-1) == closingBit {
 		s.idleOnce.Do(func() { close(s.idle) })
 	}
 }
 
-// Open opens (or creates) the store and starts its reaper.
-func Open(cfg Config) (*Store, error) {
+// Open opens (or creates) the store and starts its reaper. A panic of the engine
+// while opening is returned as an error wrapping ErrEngineFailed.
+func Open(cfg Config) (*Store, error) { return openOn(cfg, nil) }
+
+// openOn is Open on the file system base (nil: the operating system's, or a new
+// in-memory one with Config.InMemory); tests pass one that fails.
+func openOn(cfg Config, base vfs.FS) (_ *Store, err error) {
 	cfg = cfg.EnsureDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	defer func() {
+		// No Store to fail yet, and Pebble may hold its locks: it is left as it is.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("storage: open %q: %w", cfg.Dir, engineError(r))
+		}
+	}()
+	if base == nil {
+		base = vfs.Default
+		if cfg.InMemory {
+			base = vfs.NewMem()
+		}
 	}
 	cache := pebble.NewCache(cfg.CacheBytes)
 	defer cache.Unref()
@@ -204,56 +247,67 @@ func Open(cfg Config) (*Store, error) {
 		opts.Levels[i].FilterType = pebble.TableFilter
 	}
 	var wfs *walFS
-	if !cfg.InMemory && cfg.Sync == SyncInterval {
+	dir := cfg.Dir
+	switch {
+	case cfg.InMemory:
+		opts.FS = base
+		dir = ""
+	case cfg.Sync == SyncInterval:
 		// Under Pebble's disk-health checks (WithFSDefaults wraps them around
 		// opts.FS): they allow one operation at a time per file, and walFS fsyncs
 		// the files beneath them from its own goroutine while Pebble writes.
-		wfs = newWALFS(vfs.Default)
+		wfs = newWALFS(base)
 		opts.FS = wfs
+		opts.WithFSDefaults()
+	default:
+		opts.FS = base
 		opts.WithFSDefaults()
 	}
 	opts.EnsureDefaults()
-	dir := cfg.Dir
-	if cfg.InMemory {
-		opts.FS = vfs.NewMem()
-		dir = ""
-	}
 	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
 	}
-	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), walFS: wfs, counts: make([]atomic.Int64, cfg.Partitions), epochs: make([]atomic.Uint64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{})}
-	s.gc.db = db
+	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), walFS: wfs, counts: make([]atomic.Int64, cfg.Partitions), epochs: make([]atomic.Uint64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{}), failed: make(chan struct{})}
+	s.gc.s = s
 	if cfg.Sync == SyncNone {
 		s.wo = pebble.NoSync
 	}
-	if err := s.checkPartitions(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := s.loadCounts(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := s.loadEpochs(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if err := s.loadHintCount(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	if !cfg.InMemory {
-		if err := s.markOpen(); err != nil {
+	if err := s.loadState(); err != nil {
+		if s.Err() == nil { // a failed Pebble may never finish closing
 			db.Close()
-			return nil, err
 		}
+		return nil, err
 	}
 	s.stopper.RunWorker(s.reapLoop)
 	if wfs != nil {
 		s.stopper.RunWorker(s.syncLoop)
 	}
 	return s, nil
+}
+
+// loadState reads what Open keeps in memory and marks the directory open.
+func (s *Store) loadState() (err error) {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit(&err)
+	if err := s.checkPartitions(); err != nil {
+		return err
+	}
+	if err := s.loadCounts(); err != nil {
+		return err
+	}
+	if err := s.loadEpochs(); err != nil {
+		return err
+	}
+	if err := s.loadHintCount(); err != nil {
+		return err
+	}
+	if !s.cfg.InMemory {
+		return s.markOpen()
+	}
+	return nil
 }
 
 // Metadata of the clean-stop protocol: metaOpen is present while a process has
@@ -325,11 +379,11 @@ func bootID() string {
 func (s *Store) Unclean() (UncleanStop, bool) { return s.stop, s.unclean }
 
 // ClearUnclean records that the unclean stop was dealt with.
-func (s *Store) ClearUnclean() error {
+func (s *Store) ClearUnclean() (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	if err := s.metaDurably(s.db.Delete(metaKey(metaUnclean), pebble.Sync)); err != nil {
 		return fmt.Errorf("storage: clear unclean: %w", err)
 	}
@@ -469,16 +523,31 @@ func (s *Store) loadEpochs() error {
 func (s *Store) Epoch(p int) uint64 { return s.epochs[p].Load() }
 
 // Close waits for the calls in progress, stops the reaper and closes Pebble; calls
-// made after Close began return ErrClosed. It is idempotent.
-func (s *Store) Close() error {
+// made after Close began return ErrClosed. It is idempotent. Once the engine
+// failed (see Failed), it returns the failure at once, leaving Pebble, and any
+// call or worker stuck in it, to the end of the process: Pebble may hold its
+// locks for good.
+func (s *Store) Close() (err error) {
 	if s.closed.Swap(true) {
 		return nil
 	}
 	if s.ops.Add(closingBit) == closingBit {
 		s.idleOnce.Do(func() { close(s.idle) })
 	}
-	<-s.idle
-	s.stopper.Stop()
+	select {
+	case <-s.idle:
+		s.stopper.Stop() // a worker stops at its next tick after a failure
+	case <-s.failed:
+		s.stopper.Close()
+	}
+	if err := s.Err(); err != nil {
+		return fmt.Errorf("storage: close: %w", err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("storage: close: %w", s.recovered(r))
+		}
+	}()
 	var markErr error
 	if !s.cfg.InMemory {
 		if err := s.db.Delete(metaKey(metaOpen), pebble.Sync); err != nil {
@@ -508,7 +577,7 @@ func (s *Store) Get(key []byte) (rec vclock.Set, found bool, err error) {
 	if err := s.enter(); err != nil {
 		return vclock.Set{}, false, err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	h := ring.KeyHash(key)
 	dk := dataKey(nil, s.partition(h), h, key)
 	if s.rc == nil {
@@ -583,11 +652,11 @@ func (s *Store) get(dk []byte) (vclock.Set, bool, error) {
 
 // GetEncoded returns the stored encoding of key's record (nil when there is none),
 // as anti-entropy hashes and ships it.
-func (s *Store) GetEncoded(key []byte) ([]byte, error) {
+func (s *Store) GetEncoded(key []byte) (_ []byte, err error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	h := ring.KeyHash(key)
 	enc, _, err := s.lookup(nil, dataKey(nil, s.partition(h), h, key), h, false)
 	return enc, err
@@ -652,11 +721,11 @@ func (s *Store) UpdateNoSync(key []byte, fn UpdateFunc) (vclock.Set, error) {
 
 // Sync makes every write committed before it durable (one WAL sync, shared through
 // group commit with concurrent synced writers). With SyncNone it does nothing.
-func (s *Store) Sync() error {
+func (s *Store) Sync() (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	if s.wo == pebble.NoSync {
 		return nil
 	}
@@ -693,7 +762,13 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
 	if err := s.enter(); err != nil {
 		return fail(err)
 	}
-	defer s.exit()
+	var failed error // an engine panic, recovered by exit: every write fails
+	defer func() {
+		if failed != nil {
+			fail(failed)
+		}
+	}()
+	defer s.exit(&failed)
 
 	// One pending change per distinct key, in the order of first appearance.
 	type pending struct {
@@ -740,7 +815,9 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
 		if c.changed {
 			base, has = c.next, !c.next.Empty()
 		}
-		next, err := fns[i](base, has)
+		var next vclock.Set
+		var err error
+		guest(func() { next, err = fns[i](base, has) })
 		switch {
 		case errors.Is(err, ErrNoChange):
 		case err != nil:
@@ -788,11 +865,11 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
 	return errs
 }
 
-func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (vclock.Set, error) {
+func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (_ vclock.Set, err error) {
 	if err := s.enter(); err != nil {
 		return vclock.Set{}, err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	h := ring.KeyHash(key)
 	p := s.partition(h)
 	mu := s.lock(h)
@@ -818,7 +895,7 @@ func (s *Store) modify(k []byte, fn UpdateFunc, keepEnc bool) (cur vclock.Set, c
 	if err != nil {
 		return vclock.Set{}, nil, false, vclock.Set{}, false, err
 	}
-	next, err = fn(cur, found)
+	guest(func() { next, err = fn(cur, found) })
 	switch {
 	case errors.Is(err, ErrNoChange):
 		return cur, curEnc, found, vclock.Set{}, false, nil
@@ -896,7 +973,7 @@ func (st *staged) stage(b *pebble.Batch) error {
 func (s *Store) committed(st *staged) {
 	s.rc.set(st.dk, st.enc)
 	if s.cfg.Observer != nil {
-		s.cfg.Observer.RecordChanged(st.p, st.h, st.key, st.curEnc, st.enc)
+		guest(func() { s.cfg.Observer.RecordChanged(st.p, st.h, st.key, st.curEnc, st.enc) })
 	}
 	before, after := st.found && Counts(st.cur), !st.next.Empty() && Counts(st.next)
 	switch {
@@ -1001,11 +1078,11 @@ func (s *Store) Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec v
 
 // ScanEncoded is Scan without decoding: fn gets each record's stored encoding, valid
 // only during the call. Anti-entropy hashes records this way.
-func (s *Store) ScanEncoded(p int, fromHash uint64, fn func(h uint64, key, enc []byte) bool) error {
+func (s *Store) ScanEncoded(p int, fromHash uint64, fn func(h uint64, key, enc []byte) bool) (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	lo, hi := partitionBounds(p)
 	start := dataKey(nil, p, fromHash, nil)
 	if bytes.Compare(start, lo) < 0 {
@@ -1021,7 +1098,9 @@ func (s *Store) ScanEncoded(p int, fromHash uint64, fn func(h uint64, key, enc [
 		if err != nil {
 			return err
 		}
-		if !fn(h, key, it.Value()) {
+		enc, more := it.Value(), false
+		guest(func() { more = fn(h, key, enc) })
+		if !more {
 			break
 		}
 	}
@@ -1035,11 +1114,11 @@ func (s *Store) ScanEncoded(p int, fromHash uint64, fn func(h uint64, key, enc [
 // rebuilds a partition's Merkle tree this way, so that a write or a reap can never
 // land between its reset and its scan. fn may read the store (ScanEncoded, Get,
 // GetEncoded) but must not write to it: a write to p would wait for fn forever.
-func (s *Store) ExclusivePartition(p int, fn func() error) error {
+func (s *Store) ExclusivePartition(p int, fn func() error) (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	if p < 0 || p >= s.cfg.Partitions {
 		return fmt.Errorf("storage: partition %d out of range", p)
 	}
@@ -1052,7 +1131,8 @@ func (s *Store) ExclusivePartition(p int, fn func() error) error {
 			s.locks[i].Unlock()
 		}
 	}()
-	return fn()
+	guest(func() { err = fn() })
+	return err
 }
 
 // partitionStripes returns, ascending, the lock stripes of the keys of partition p
@@ -1078,11 +1158,11 @@ func (s *Store) DropPartition(p int) error {
 // cond, called with every key locked (no write can interleave), returns true; a nil
 // cond always holds. It reports whether it dropped. Partition handoff drops a partition this way only if
 // nothing was written to it since the new owners confirmed they hold it.
-func (s *Store) DropPartitionIf(p int, cond func() bool) (bool, error) {
+func (s *Store) DropPartitionIf(p int, cond func() bool) (_ bool, err error) {
 	if err := s.enter(); err != nil {
 		return false, err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	if p < 0 || p >= s.cfg.Partitions {
 		return false, fmt.Errorf("storage: partition %d out of range", p)
 	}
@@ -1094,14 +1174,14 @@ func (s *Store) DropPartitionIf(p int, cond func() bool) (bool, error) {
 // DropAll deletes every record and every hint (FLUSHALL): a hint kept for another
 // node would otherwise bring flushed data back once it is replayed. It raises every
 // partition's epoch; other metadata is kept.
-func (s *Store) DropAll() error {
+func (s *Store) DropAll() (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
-	_, err := s.dropPartitions(0, s.cfg.Partitions-1, true, nil)
+	_, err = s.dropPartitions(0, s.cfg.Partitions-1, true, nil)
 	return err
 }
 
@@ -1118,7 +1198,11 @@ func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (b
 			s.locks[i].Unlock()
 		}
 	}()
-	if cond != nil && !cond() {
+	ok := cond == nil
+	if !ok {
+		guest(func() { ok = cond() })
+	}
+	if !ok {
 		return false, nil
 	}
 	b := s.db.NewBatch()
@@ -1163,17 +1247,17 @@ func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (b
 		s.hints.Store(0)
 	}
 	if s.cfg.Observer != nil {
-		s.cfg.Observer.PartitionsDropped(first, last)
+		guest(func() { s.cfg.Observer.PartitionsDropped(first, last) })
 	}
 	return true, nil
 }
 
 // GetMeta reads a metadata value.
-func (s *Store) GetMeta(name string) ([]byte, bool, error) {
+func (s *Store) GetMeta(name string) (_ []byte, _ bool, err error) {
 	if err := s.enter(); err != nil {
 		return nil, false, err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	v, closer, err := s.db.Get(metaKey(name))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
@@ -1186,11 +1270,11 @@ func (s *Store) GetMeta(name string) ([]byte, bool, error) {
 }
 
 // PutMeta writes a metadata value durably.
-func (s *Store) PutMeta(name string, v []byte) error {
+func (s *Store) PutMeta(name string, v []byte) (err error) {
 	if err := s.enter(); err != nil {
 		return err
 	}
-	defer s.exit()
+	defer s.exit(&err)
 	if err := s.metaDurably(s.db.Set(metaKey(name), v, pebble.Sync)); err != nil {
 		return fmt.Errorf("storage: put meta %q: %w", name, err)
 	}
@@ -1203,7 +1287,7 @@ func (s *Store) PutMeta(name string, v []byte) error {
 // pebble.Sync only reaches the OS.
 func (s *Store) metaDurably(err error) error {
 	if err == nil && s.walFS != nil {
-		s.syncWALNow("WAL fsync for metadata")
+		return s.syncWALNow("WAL fsync for metadata")
 	}
 	return err
 }
@@ -1222,9 +1306,9 @@ type Metrics struct {
 func (s *Store) Metrics() Metrics {
 	out := Metrics{Keys: s.Count(), Reaped: s.reaped.Load(), Hints: s.HintCount(), Cache: s.rc.stats()}
 	if s.enter() != nil {
-		return out // closed: Pebble's figures are gone
+		return out // closed or failed: Pebble's figures are gone
 	}
-	defer s.exit()
+	defer s.exit(nil)
 	m := s.db.Metrics()
 	out.DiskBytes, out.MemtableMB = m.DiskSpaceUsage(), float64(m.MemTable.Size)/(1<<20)
 	return out
@@ -1235,15 +1319,14 @@ type pebbleLogger struct{ l *slog.Logger }
 
 func (p pebbleLogger) Infof(format string, args ...any) { p.l.Debug(fmt.Sprintf(format, args...)) }
 
+// Fatalf is called by Pebble when it cannot go on (a failed WAL write, a failed
+// commit, corruption), often holding its locks: it must not return, so it panics.
+// On a call of the store (a commit, most of the time) the store's boundary
+// recovers the panic and the store fails (see Failed); on one of Pebble's own
+// goroutines (a flush or a compaction) nothing recovers it and the process
+// crashes.
 func (p pebbleLogger) Fatalf(format string, args ...any) {
-	// Pebble calls Fatalf when it cannot go on (a failed WAL write, corruption),
-	// holding its commit locks: it must not return. A panic is no good, since the
-	// front ends recover from panics in a command and the node would live on with
-	// Pebble wedged, every later write hanging. Stop the process instead: nothing
-	// unacknowledged is lost, and a supervisor restarts it on recovered storage.
-	p.l.Error("storage engine failed; the node stops", "err", fmt.Sprintf(format, args...))
-	fatalExit(70) // EX_SOFTWARE
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error("pebble: fatal error", "err", msg)
+	panic(errors.New(msg))
 }
-
-// fatalExit ends the process; tests replace it.
-var fatalExit = os.Exit

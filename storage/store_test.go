@@ -1216,15 +1216,17 @@ func TestPebbleLogsGoToLogger(t *testing.T) {
 	if got := logs.String(); !strings.Contains(got, "component=pebble") || !strings.Contains(got, "hello 42") {
 		t.Errorf("pebble log line not in Config.Logger's output:\n%s", got)
 	}
-	// Fatalf ends the process (a recovered panic would leave Pebble wedged), after
-	// logging why.
-	var code int
-	fatalExit = func(c int) { code = c }
-	defer func() { fatalExit = os.Exit }()
-	pebbleLogger{logger}.Fatalf("corrupt %s", "sstable")
-	if code != 70 {
-		t.Errorf("Fatalf exited with %d, want 70", code)
-	}
+	// Fatalf does not return (Pebble relies on it): it logs why and panics, for the
+	// store's boundary to recover (TestEngineFailure).
+	func() {
+		defer func() {
+			if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "corrupt sstable") {
+				t.Errorf("Fatalf panicked with %v, want the message", r)
+			}
+		}()
+		pebbleLogger{logger}.Fatalf("corrupt %s", "sstable")
+		t.Error("Fatalf returned")
+	}()
 	if got := logs.String(); !strings.Contains(got, "corrupt sstable") {
 		t.Errorf("Fatalf did not log why:\n%s", got)
 	}

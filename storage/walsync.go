@@ -160,17 +160,18 @@ func (f *walFile) Close() error {
 	return err
 }
 
-// syncWALNow fsyncs the WAL files at once. A failure stops the process: after a
-// failed fsync the kernel may have dropped the dirty pages, so a retry could
-// report success for data that is gone (Pebble stops too when its own fsync
-// fails).
-func (s *Store) syncWALNow(why string) {
+// syncWALNow fsyncs the WAL files at once. A failure fails the store (see
+// Failed), which acknowledges no write from then on: after a failed fsync the
+// kernel may have dropped the dirty pages, so a retry could report success for
+// data that is gone (Pebble fails too when its own fsync fails).
+func (s *Store) syncWALNow(why string) error {
 	if err := s.walFS.syncNow(); err != nil {
-		pebbleLogger{s.cfg.Logger}.Fatalf("%s: %v", why, err)
+		return s.fail(fmt.Errorf("%s: %w", why, err), nil)
 	}
+	return nil
 }
 
-// syncLoop fsyncs the WAL every interval until the store stops.
+// syncLoop fsyncs the WAL every interval until the store stops or fails.
 func (s *Store) syncLoop() {
-	s.every(s.cfg.SyncInterval, func() { s.syncWALNow("periodic WAL fsync") })
+	s.every(s.cfg.SyncInterval, func() { _ = s.syncWALNow("periodic WAL fsync") })
 }

@@ -16,7 +16,10 @@ package transport
 // by the client's MAC; it becomes the `from` of every request on the connection.
 // clock is the client's wall clock (unix ms, big-endian, at most clockMaxMs) read
 // just before it sent its hello, also under its MAC: the server's first bound of
-// the client's clock (clock.go). Version 2 added it; a version 1 peer is refused.
+// the client's clock (clock.go). Version 2 added it. Version 3 changed no byte of
+// the handshake: it names the messages behind it (peer/'s registry, forwarded ops
+// in encoding 3), so a node of another version is refused here, at connect, not
+// request by request.
 
 import (
 	"crypto/hmac"
@@ -31,7 +34,7 @@ import (
 
 const (
 	authMagic         = "DKVC" // dynakv cluster port
-	authVersion       = 2
+	authVersion       = 3
 	authNonceLen      = 32
 	authMACLen        = sha256.Size
 	authMaxName       = 255 // names are length-prefixed with one byte

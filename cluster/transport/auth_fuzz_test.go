@@ -19,7 +19,7 @@ func FuzzAuthServe(f *testing.F) {
 	f.Add(authTestClientHello([]byte("wrong"), 1, 2, "node-a"))
 	f.Add([]byte{authVersion, 0})
 	f.Add([]byte{authVersion + 1, 3, 'a', 'b', 'c'})
-	f.Add([]byte{authVersion - 1, 3, 'a', 'b', 'c'}) // a version 1 peer
+	f.Add([]byte{authVersion - 1, 3, 'a', 'b', 'c'}) // an older peer
 	huge := authTestClientHello(authFuzzSecret, 1, 2, "node-a")
 	copy(huge[len(huge)-authMACLen-8:], []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 	f.Add(huge) // a clock reading beyond clockMaxMs

@@ -30,9 +30,10 @@
 // it, the client sends request frames and the server answers each with a response or
 // an error frame carrying the same request id (frame.go). Replies may come in any
 // order; the id pairs them. The protocol is versioned in the handshake and not
-// compatible across versions: version 2 (clock readings in the hello and in request
-// frames, late refusals) refuses version 1 peers, so a cluster is upgraded all at
-// once, not node by node.
+// compatible across versions: version 2 added clock readings in the hello and in
+// request frames and late refusals; version 3 stands for the messages carried (peer/'s
+// registry, forwarded ops in encoding 3). A node refuses peers of any other version,
+// so a cluster is upgraded all at once, not node by node.
 //
 // # Client side
 //

@@ -9,10 +9,9 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"net"
+	"runtime/debug"
 	"sync"
 	"time"
-
-	"github.com/dynakv/dynakv/internal/enginepanic"
 )
 
 // acceptLoop accepts connections until the listener is closed.
@@ -188,7 +187,7 @@ func (t *Transport) serveRequest(ctx context.Context, from string, f frame, dead
 func (t *Transport) callHandler(ctx context.Context, from string, typ uint8, req []byte) (resp []byte, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			stack := enginepanic.Check(t.log, v)
+			stack := debug.Stack()
 			t.log.Error("cluster: handler panic", "from", from, "typ", typ, "panic", v, "stack", string(stack))
 			resp, err = nil, fmt.Errorf("handler panic: %v", v)
 		}

@@ -141,7 +141,10 @@ func runDemo(ctx context.Context, out io.Writer, cfgs []node.Config, secret stri
 	fmt.Fprintf(out, "\nTry: redis-cli -p %s SET greeting hello && redis-cli -p %s GET greeting\n", port(nodes[0].RESPAddr()), port(nodes[len(nodes)-1].RESPAddr()))
 	fmt.Fprintf(out, "     dynakv status --http %s\n", nodes[0].HTTPAddr())
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
-	<-ctx.Done()
+	if err := waitStop(ctx, cfgs[0].Logger, nodes...); err != nil {
+		nodes = nil // not closed: see waitStop
+		return err
+	}
 	fmt.Fprintln(out, "\nstopping...")
 	return nil
 }

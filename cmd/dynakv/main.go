@@ -27,8 +27,18 @@ var version = "dev"
 func main() {
 	if err := newRoot().Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "dynakv:", err)
-		os.Exit(2)
+		os.Exit(exitCode(err))
 	}
+}
+
+// exitCode is the process's status for err: 70 (EX_SOFTWARE) when a storage
+// engine failed, so that a supervisor restarts the node once its storage is
+// repaired, 2 otherwise.
+func exitCode(err error) int {
+	if errors.Is(err, storage.ErrEngineFailed) {
+		return 70
+	}
+	return 2
 }
 
 func newRoot() *cobra.Command {
@@ -172,10 +182,38 @@ func runServer(ctx context.Context, cfg node.Config) error {
 	if err != nil {
 		return err
 	}
-	<-ctx.Done()
+	if err := waitStop(ctx, cfg.Logger, n); err != nil {
+		return err
+	}
 	cfg.Logger.Info("signal received, shutting down")
 	if err := n.Close(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return nil
+}
+
+// waitStop waits until ctx ends (nil) or the storage engine of one of nodes
+// fails: it then logs and returns the failure, for main to end the process
+// without closing the nodes, since calls may be stuck in the failed engine and
+// the node acknowledges no more writes anyway.
+func waitStop(ctx context.Context, log *slog.Logger, nodes ...*node.Node) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	failed := make(chan *node.Node, len(nodes))
+	for _, n := range nodes {
+		go func() {
+			select {
+			case <-n.Failed():
+				failed <- n
+			case <-ctx.Done():
+			}
+		}()
+	}
+	select {
+	case <-ctx.Done():
+		return nil
+	case n := <-failed:
+		log.Error("storage engine failed; the node stops", "actor", n.Actor(), "err", n.Err())
+		return fmt.Errorf("node %s: %w", n.Actor(), n.Err())
+	}
 }

@@ -7,7 +7,8 @@
 // The router decides and counts; it owns no goroutine and no connection. It sees
 // the cluster through three small interfaces: Cluster (the key's replicas and their
 // liveness), Avoider (peers that recently failed a request, shared with the
-// coordinator) and Sender (the internode transport, message type bound).
+// coordinator) and peer.Caller (the internode transport), on which it sends
+// peer.MsgForward requests that proxy.Proxy's handler answers on the other node.
 //
 // Invariants:
 //
@@ -36,6 +37,7 @@ import (
 
 	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -59,22 +61,7 @@ type Avoider interface {
 	Failed(node string) (fresh bool)
 }
 
-// Sender sends an encoded op (proxy.Op.AppendBinary) to node and returns the
-// encoded reply (proxy.AppendResult): the internode transport, with the message
-// type of a forwarded op bound.
-type Sender interface {
-	Send(ctx context.Context, node string, req []byte) ([]byte, error)
-}
-
-// SenderFunc adapts a function to Sender.
-type SenderFunc func(ctx context.Context, node string, req []byte) ([]byte, error)
-
-// Send implements Sender.
-func (f SenderFunc) Send(ctx context.Context, node string, req []byte) ([]byte, error) {
-	return f(ctx, node, req)
-}
-
-// Config configures a Router. Self, Cluster, Avoid, Sender and RequestTimeout are
+// Config configures a Router. Self, Cluster, Avoid, Caller and RequestTimeout are
 // required; New does not modify the caller's struct.
 type Config struct {
 	// Self is this node's name.
@@ -83,12 +70,12 @@ type Config struct {
 	Cluster Cluster
 	// Avoid is told about peers that fail a forward and skips them when routing.
 	Avoid Avoider
-	// Sender carries a forwarded op to its node.
-	Sender Sender
+	// Caller carries a forwarded op (peer.MsgForward) to its node.
+	Caller peer.Caller
 	// RequestTimeout bounds a forward: the whole of it for an op that must not run
 	// twice, half of it for an idempotent op, which may then still run here.
 	RequestTimeout time.Duration
-	// PeerFailed reports whether a Sender error means the peer failed, so that it
+	// PeerFailed reports whether a Caller error means the peer failed, so that it
 	// is avoided. Default: any error but context.Canceled.
 	PeerFailed func(error) bool
 	// Logger receives a warning when a peer starts being avoided. Default
@@ -116,8 +103,8 @@ func New(cfg Config) (*Router, error) {
 	switch {
 	case cfg.Self == "":
 		return nil, errors.New("route: Self is required")
-	case cfg.Cluster == nil || cfg.Avoid == nil || cfg.Sender == nil:
-		return nil, errors.New("route: Cluster, Avoid and Sender are required")
+	case cfg.Cluster == nil || cfg.Avoid == nil || cfg.Caller == nil:
+		return nil, errors.New("route: Cluster, Avoid and Caller are required")
 	case cfg.RequestTimeout <= 0:
 		return nil, fmt.Errorf("route: RequestTimeout %v must be positive", cfg.RequestTimeout)
 	}
@@ -168,7 +155,7 @@ func (r *Router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.R
 	}
 	fctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	b, err := r.cfg.Sender.Send(fctx, node, op.AppendBinary(nil))
+	b, err := r.cfg.Caller.Call(fctx, node, peer.MsgForward, op.AppendBinary(nil))
 	refusedLate := errors.Is(err, transport.ErrLate)
 	timedOut := !refusedLate && errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil
 	if (timedOut || ctx.Err() == nil && !refusedLate && r.cfg.PeerFailed(err)) && r.cfg.Avoid.Failed(node) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -36,8 +37,8 @@ func allAlive(nodes ...string) map[string]bool {
 
 var _ Cluster = fakeCluster{}
 
-// fakeSender answers each forwarded op with reply, recording what it was sent.
-type fakeSender struct {
+// fakeCaller answers each forwarded op with reply, recording what it was sent.
+type fakeCaller struct {
 	reply func(ctx context.Context, node string, op proxy.Op) ([]byte, error)
 
 	mu   sync.Mutex
@@ -45,7 +46,10 @@ type fakeSender struct {
 	ops  []proxy.Op
 }
 
-func (s *fakeSender) Send(ctx context.Context, node string, req []byte) ([]byte, error) {
+func (s *fakeCaller) Call(ctx context.Context, node string, typ peer.MsgType, req []byte) ([]byte, error) {
+	if typ != peer.MsgForward {
+		return nil, fmt.Errorf("forwarded as %v, want %v", typ, peer.MsgForward)
+	}
 	op, err := proxy.DecodeOp(req)
 	if err != nil {
 		return nil, err
@@ -56,7 +60,7 @@ func (s *fakeSender) Send(ctx context.Context, node string, req []byte) ([]byte,
 	return s.reply(ctx, node, op)
 }
 
-var _ Sender = (*fakeSender)(nil)
+var _ peer.Caller = (*fakeCaller)(nil)
 
 // answer replies with res (or the op's error opErr), as a node's serveCluster does.
 func answer(res proxy.Result, opErr error) func(context.Context, string, proxy.Op) ([]byte, error) {
@@ -74,11 +78,11 @@ const testTimeout = time.Second
 
 // newTestRouter returns a router for node "a" over c, with an Avoidance on a
 // clock that does not move unless the test moves it.
-func newTestRouter(t *testing.T, c Cluster, s Sender) (*Router, *coordinator.Avoidance) {
+func newTestRouter(t *testing.T, c Cluster, s peer.Caller) (*Router, *coordinator.Avoidance) {
 	t.Helper()
 	now := time.Unix(1000, 0)
 	avoid := coordinator.NewAvoidance(5*time.Second, func() time.Time { return now })
-	r, err := New(Config{Self: "a", Cluster: c, Avoid: avoid, Sender: s, RequestTimeout: testTimeout})
+	r, err := New(Config{Self: "a", Cluster: c, Avoid: avoid, Caller: s, RequestTimeout: testTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +111,7 @@ func TestRoute(t *testing.T) {
 		{"none answering: run here", []string{"b", "c", "d"}, allAlive("a", "d"), []string{"d"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r, avoid := newTestRouter(t, fakeCluster{tc.replicas, tc.alive}, &fakeSender{})
+			r, avoid := newTestRouter(t, fakeCluster{tc.replicas, tc.alive}, &fakeCaller{})
 			for _, n := range tc.avoided {
 				avoid.Failed(n)
 			}
@@ -122,7 +126,7 @@ func TestRoute(t *testing.T) {
 // (its accept time included), and its result comes back as the replica gave it.
 func TestForwardToFirstLiveReplica(t *testing.T) {
 	c := fakeCluster{[]string{"b", "c", "d"}, allAlive("a", "c", "d")}
-	s := &fakeSender{reply: answer(proxy.Result{Found: true, Item: proxy.Item{Value: []byte("v")}}, nil)}
+	s := &fakeCaller{reply: answer(proxy.Result{Found: true, Item: proxy.Item{Value: []byte("v")}}, nil)}
 	r, _ := newTestRouter(t, c, s)
 	node := r.Route(get.Key)
 	if node != "c" {
@@ -170,7 +174,7 @@ func TestForwardOutcomes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := fakeCluster{[]string{"b", "c"}, allAlive("a", "b", "c")}
-			r, avoid := newTestRouter(t, c, &fakeSender{reply: tc.reply})
+			r, avoid := newTestRouter(t, c, &fakeCaller{reply: tc.reply})
 			_, err := r.Forward(context.Background(), "b", tc.op)
 			if got := errors.Is(err, proxy.ErrRunLocally); got != tc.runLocal {
 				t.Fatalf("Forward error %v: run locally %v, want %v", err, got, tc.runLocal)
@@ -193,7 +197,7 @@ func TestForwardOutcomes(t *testing.T) {
 // saw it come back).
 func TestAvoidAfterFailure(t *testing.T) {
 	c := fakeCluster{[]string{"b", "c", "d"}, allAlive("a", "b", "c", "d")}
-	s := &fakeSender{reply: func(_ context.Context, node string, _ proxy.Op) ([]byte, error) {
+	s := &fakeCaller{reply: func(_ context.Context, node string, _ proxy.Op) ([]byte, error) {
 		if node == "b" {
 			return nil, fmt.Errorf("dial: connection refused: %w", transport.ErrNotSent)
 		}
@@ -243,7 +247,7 @@ func TestForwardTimeout(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				c := fakeCluster{[]string{"b"}, allAlive("a", "b")}
-				r, avoid := newTestRouter(t, c, &fakeSender{reply: silent})
+				r, avoid := newTestRouter(t, c, &fakeCaller{reply: silent})
 				start := time.Now()
 				_, err := r.Forward(context.Background(), "b", tc.op)
 				if took := time.Since(start); took != tc.took {
@@ -262,7 +266,7 @@ func TestForwardTimeout(t *testing.T) {
 	t.Run("caller gave up", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			c := fakeCluster{[]string{"b"}, allAlive("a", "b")}
-			r, avoid := newTestRouter(t, c, &fakeSender{reply: silent})
+			r, avoid := newTestRouter(t, c, &fakeCaller{reply: silent})
 			ctx, cancel := context.WithTimeout(context.Background(), testTimeout/4)
 			defer cancel()
 			_, err := r.Forward(ctx, "b", incr)
@@ -278,7 +282,7 @@ func TestForwardTimeout(t *testing.T) {
 
 func TestNewValidates(t *testing.T) {
 	ok := Config{Self: "a", Cluster: fakeCluster{}, Avoid: coordinator.NewAvoidance(0, nil),
-		Sender: &fakeSender{}, RequestTimeout: time.Second}
+		Caller: &fakeCaller{}, RequestTimeout: time.Second}
 	if _, err := New(ok); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +290,7 @@ func TestNewValidates(t *testing.T) {
 		"no self":    func(c *Config) { c.Self = "" },
 		"no cluster": func(c *Config) { c.Cluster = nil },
 		"no avoid":   func(c *Config) { c.Avoid = nil },
-		"no sender":  func(c *Config) { c.Sender = nil },
+		"no caller":  func(c *Config) { c.Caller = nil },
 		"no timeout": func(c *Config) { c.RequestTimeout = 0 },
 	} {
 		c := ok

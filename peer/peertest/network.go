@@ -1,8 +1,4 @@
-package coordinator
-
-// An in-memory network of coordinators with fault injection, shared by this
-// package's cluster tests and by the simulation in sim_test.go (package
-// coordinator_test, which sees these exported, test-only names).
+package peertest
 
 import (
 	"context"
@@ -19,28 +15,29 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
 
 var (
-	_ Membership = fakeView{}
-	_ Caller     = CallerFunc(nil)
-	_ Server     = (*Coordinator)(nil)
+	_ Server      = (*peer.Mux)(nil)
+	_ peer.Caller = caller{}
 )
 
-// ErrUnreachable is what a FakeNet call to a crashed node (or from one) returns.
-var ErrUnreachable = errors.New("fakenet: node unreachable")
+// ErrUnreachable is what a Network call to a crashed node (or from one) returns.
+var ErrUnreachable = errors.New("peertest: node unreachable")
 
-// ErrReset is what a FakeNet call to a node set to reset connections returns.
-var ErrReset = errors.New("fakenet: connection reset")
+// ErrReset is what a Network call to a node set to reset connections returns.
+var ErrReset = errors.New("peertest: connection reset")
 
-// Server answers the replica protocol: *Coordinator.
+// Server answers a node's requests: a *peer.Mux, or anything that wraps one (the
+// cluster transport's Handler interface).
 type Server interface {
-	Serve(ctx context.Context, typ uint8, req []byte) ([]byte, error)
+	ServeCluster(ctx context.Context, from string, typ uint8, req []byte) ([]byte, error)
 }
 
-// Faults are FakeNet's fault probabilities and delays. The zero value is a
+// Faults are Network's fault probabilities and delays. The zero value is a
 // perfect, instant network.
 type Faults struct {
 	// DropRequest and DropReply are the probabilities that a request is lost before
@@ -55,12 +52,12 @@ type Faults struct {
 	MinDelay, MaxDelay time.Duration
 }
 
-// NetStats counts what a FakeNet did.
-type NetStats struct {
+// Stats counts what a Network did.
+type Stats struct {
 	Calls, Refused, DroppedRequests, DroppedReplies, Duplicated, InFlight int64
 }
 
-// FakeNet is an in-memory network of named nodes, each served by a Server. It
+// Network is an in-memory network of named nodes, each served by a Server. It
 // decides every fault from a hash of (seed, sender, receiver, message, current
 // time), not from a shared random stream, so that the decisions do not depend on
 // the order in which concurrent goroutines send: under testing/synctest, the same
@@ -70,7 +67,7 @@ type NetStats struct {
 // Detect has passed since the crash; nodes on different sides of a partition look
 // dead to each other once Detect has passed since the partition began; Suspect
 // makes a node look dead although it is up. A node always sees itself alive.
-type FakeNet struct {
+type Network struct {
 	seed   uint64
 	ring   *ring.Ring
 	detect time.Duration
@@ -96,7 +93,7 @@ type FakeNet struct {
 
 // SetTrace makes the network report every message it delivers, drops or refuses
 // to fn (nil stops): for debugging a simulation.
-func (n *FakeNet) SetTrace(fn func(string)) {
+func (n *Network) SetTrace(fn func(string)) {
 	if fn == nil {
 		n.trace.Store(nil)
 		return
@@ -104,7 +101,7 @@ func (n *FakeNet) SetTrace(fn func(string)) {
 	n.trace.Store(&fn)
 }
 
-func (n *FakeNet) tracef(format string, args ...any) {
+func (n *Network) tracef(format string, args ...any) {
 	if fn := n.trace.Load(); fn != nil {
 		(*fn)(time.Now().Format("04:05.000000000 ") + fmt.Sprintf(format, args...))
 	}
@@ -116,10 +113,11 @@ type fakeNode struct {
 	downedAt time.Time
 }
 
-// NewFakeNet returns a network of the named nodes over a ring of partitions
-// partitions. Every node starts down, with no server: Start brings one up. detect
-// is the failure-detection delay of every View.
-func NewFakeNet(seed uint64, partitions int, detect time.Duration, names ...string) (*FakeNet, error) {
+// NewNetwork returns a network of the named nodes over a ring of partitions
+// partitions. Every node starts down, with no server: Start brings one up (or
+// adds a node the ring does not have). detect is the failure-detection delay of
+// every View.
+func NewNetwork(seed uint64, partitions int, detect time.Duration, names ...string) (*Network, error) {
 	ms := make([]ring.Member, len(names))
 	for i, n := range names {
 		ms[i] = ring.Member{Name: n}
@@ -128,7 +126,7 @@ func NewFakeNet(seed uint64, partitions int, detect time.Duration, names ...stri
 	if err != nil {
 		return nil, err
 	}
-	n := &FakeNet{seed: seed, ring: rg, detect: detect, nodes: map[string]*fakeNode{}, side: map[string]int{},
+	n := &Network{seed: seed, ring: rg, detect: detect, nodes: map[string]*fakeNode{}, side: map[string]int{},
 		suspected: map[[2]string]bool{}, slow: map[string]time.Duration{}, reset: map[string]bool{}}
 	for _, name := range names {
 		n.nodes[name] = &fakeNode{}
@@ -137,33 +135,36 @@ func NewFakeNet(seed uint64, partitions int, detect time.Duration, names ...stri
 }
 
 // Ring returns the network's ring (every node's).
-func (n *FakeNet) Ring() *ring.Ring { return n.ring }
+func (n *Network) Ring() *ring.Ring { return n.ring }
 
 // SetFaults changes the fault model from now on.
-func (n *FakeNet) SetFaults(f Faults) {
+func (n *Network) SetFaults(f Faults) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.faults = f
 }
 
 // Start brings node up, answered by srv (a restart passes the new incarnation's
-// coordinator).
-func (n *FakeNet) Start(node string, srv Server) {
+// server). A node the network does not know yet joins it (not its ring).
+func (n *Network) Start(node string, srv Server) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.nodes[node] == nil {
+		n.nodes[node] = &fakeNode{}
+	}
 	n.nodes[node].srv, n.nodes[node].up = srv, true
 }
 
 // Crash takes node down: calls to and from it are refused from now on, and it
 // looks dead to every View once the detection delay passed.
-func (n *FakeNet) Crash(node string) {
+func (n *Network) Crash(node string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.nodes[node].up, n.nodes[node].downedAt = false, time.Now()
 }
 
 // Up reports whether node is up.
-func (n *FakeNet) Up(node string) bool {
+func (n *Network) Up(node string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.nodes[node].up
@@ -171,7 +172,7 @@ func (n *FakeNet) Up(node string) bool {
 
 // Partition splits the network into sides: nodes not named in any group form
 // one more side together. Partition() with no groups heals.
-func (n *FakeNet) Partition(groups ...[]string) {
+func (n *Network) Partition(groups ...[]string) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.side = map[string]int{}
@@ -184,12 +185,12 @@ func (n *FakeNet) Partition(groups ...[]string) {
 }
 
 // Heal ends every partition.
-func (n *FakeNet) Heal() { n.Partition() }
+func (n *Network) Heal() { n.Partition() }
 
 // Slow delays every request to node by d before it is delivered, from now on; d < 0
 // stalls them (they are never delivered: the caller waits for its deadline, as with
 // a SIGSTOPped process); d == 0 ends it. Liveness is not affected.
-func (n *FakeNet) Slow(node string, d time.Duration) {
+func (n *Network) Slow(node string, d time.Duration) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if d == 0 {
@@ -201,7 +202,7 @@ func (n *FakeNet) Slow(node string, d time.Duration) {
 
 // Reset makes every request to node fail at once with ErrReset (on), as from a
 // process whose connections are reset, or ends it. Liveness is not affected.
-func (n *FakeNet) Reset(node string, on bool) {
+func (n *Network) Reset(node string, on bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if on {
@@ -212,7 +213,7 @@ func (n *FakeNet) Reset(node string, on bool) {
 }
 
 // nodeFault returns the Slow delay and Reset setting of node.
-func (n *FakeNet) nodeFault(node string) (time.Duration, bool) {
+func (n *Network) nodeFault(node string) (time.Duration, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.slow[node], n.reset[node]
@@ -220,7 +221,7 @@ func (n *FakeNet) nodeFault(node string) (time.Duration, bool) {
 
 // Suspect makes observer (every node, for "") believe node dead, or stop
 // believing it; the network is not affected.
-func (n *FakeNet) Suspect(observer, node string, suspected bool) {
+func (n *Network) Suspect(observer, node string, suspected bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if suspected {
@@ -231,32 +232,36 @@ func (n *FakeNet) Suspect(observer, node string, suspected bool) {
 }
 
 // Trust ends every suspicion.
-func (n *FakeNet) Trust() {
+func (n *Network) Trust() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	clear(n.suspected)
 }
 
 // Stats returns the network's counters.
-func (n *FakeNet) Stats() NetStats {
-	return NetStats{Calls: n.calls.Load(), Refused: n.refused.Load(), DroppedRequests: n.dropReq.Load(),
+func (n *Network) Stats() Stats {
+	return Stats{Calls: n.calls.Load(), Refused: n.refused.Load(), DroppedRequests: n.dropReq.Load(),
 		DroppedReplies: n.dropRep.Load(), Duplicated: n.dups.Load(), InFlight: n.inflight.Load()}
 }
 
 // View returns node's membership view.
-func (n *FakeNet) View(node string) Membership { return fakeView{n, node} }
+func (n *Network) View(node string) View { return View{n, node} }
 
-type fakeView struct {
-	n    *FakeNet
+// View is one node's view of the network's membership: the ring and who is
+// alive, what coordinator.Membership and repair.Membership ask.
+type View struct {
+	n    *Network
 	self string
 }
 
-func (v fakeView) Ring() *ring.Ring { return v.n.ring }
+// Ring returns the network's ring.
+func (v View) Ring() *ring.Ring { return v.n.ring }
 
-func (v fakeView) Alive(node string) bool { return node == v.self || v.n.alive(v.self, node) }
+// Alive reports whether the view's node believes node alive (itself always).
+func (v View) Alive(node string) bool { return node == v.self || v.n.alive(v.self, node) }
 
 // alive reports whether observer believes node alive.
-func (n *FakeNet) alive(observer, node string) bool {
+func (n *Network) alive(observer, node string) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	now := time.Now()
@@ -278,7 +283,7 @@ func (n *FakeNet) alive(observer, node string) bool {
 
 // reachable reports whether a message from one node can reach another now, and
 // the server that would answer it.
-func (n *FakeNet) reachable(from, to string) (Server, bool) {
+func (n *Network) reachable(from, to string) (Server, bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	f, t := n.nodes[from], n.nodes[to]
@@ -308,34 +313,35 @@ func (f fate) String() string {
 	return b.String() + ")"
 }
 
-// Describe renders a replica-protocol request for traces.
-func Describe(typ uint8, req []byte) string {
+// Describe renders a request for traces: the replica protocol's in full, others
+// by their type number.
+func Describe(typ peer.MsgType, req []byte) string {
 	switch typ {
-	case MsgRead:
-		r, err := DecodeReadRequest(req)
+	case peer.MsgRead:
+		r, err := peer.DecodeReadRequest(req)
 		if err != nil {
 			return fmt.Sprintf("read <%v>", err)
 		}
 		return "read " + string(r.Key) + forOwner(r.HintFor)
-	case MsgWrite:
-		w, err := DecodeWriteRequest(req)
+	case peer.MsgWrite:
+		w, err := peer.DecodeWriteRequest(req)
 		if err != nil {
 			return fmt.Sprintf("write <%v>", err)
 		}
 		return "write " + string(w.Key) + forOwner(w.HintFor) + " " + DescribeRecord(w.Record)
-	case MsgScan:
-		r, err := DecodeScanRequest(req)
+	case peer.MsgScan:
+		r, err := peer.DecodeScanRequest(req)
 		if err != nil {
 			return fmt.Sprintf("scan <%v>", err)
 		}
 		return fmt.Sprintf("scan partition %d from %x count %d", r.Partition, r.From, r.Count)
-	case MsgCount:
-		r, err := DecodeCountRequest(req)
+	case peer.MsgCount:
+		r, err := peer.DecodeCountRequest(req)
 		if err != nil {
 			return fmt.Sprintf("count <%v>", err)
 		}
 		return fmt.Sprintf("count %d partitions", len(r.Partitions))
-	case MsgFlush:
+	case peer.MsgFlush:
 		return "flush"
 	}
 	return fmt.Sprintf("type %d", typ)
@@ -348,12 +354,12 @@ func forOwner(owner string) string {
 	return " for " + owner
 }
 
-func describeReply(typ uint8, rep []byte, err error) string {
+func describeReply(typ peer.MsgType, rep []byte, err error) string {
 	if err != nil {
 		return "error " + err.Error()
 	}
-	if typ == MsgRead {
-		rec, err := decodeRecordReply(rep)
+	if typ == peer.MsgRead {
+		rec, err := peer.DecodeRecordReply(rep)
 		if err != nil {
 			return fmt.Sprintf("<%v>", err)
 		}
@@ -379,7 +385,7 @@ func DescribeRecord(rec vclock.Set) string {
 	return "{" + strings.Join(parts, " ") + "}"
 }
 
-func (n *FakeNet) fate(from, to string, typ uint8, req []byte) fate {
+func (n *Network) fate(from, to string, typ peer.MsgType, req []byte) fate {
 	n.mu.Lock()
 	f := n.faults
 	n.mu.Unlock()
@@ -387,7 +393,7 @@ func (n *FakeNet) fate(from, to string, typ uint8, req []byte) fate {
 	var b [17]byte
 	binary.LittleEndian.PutUint64(b[:], n.seed)
 	binary.LittleEndian.PutUint64(b[8:], uint64(time.Now().UnixNano()))
-	b[16] = typ
+	b[16] = byte(typ)
 	h.Write(b[:])
 	h.WriteString(from)
 	h.Write([]byte{0})
@@ -422,19 +428,27 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 // Caller returns the Caller node sends with.
-func (n *FakeNet) Caller(node string) Caller {
-	return CallerFunc(func(ctx context.Context, to string, typ uint8, req []byte) ([]byte, error) {
-		return n.call(ctx, node, to, typ, req)
-	})
+func (n *Network) Caller(node string) peer.Caller { return caller{n, node} }
+
+type caller struct {
+	n    *Network
+	from string
 }
 
-func (n *FakeNet) call(ctx context.Context, from, to string, typ uint8, req []byte) ([]byte, error) {
+func (c caller) Call(ctx context.Context, to string, typ peer.MsgType, req []byte) ([]byte, error) {
+	return c.n.call(ctx, c.from, to, typ, req)
+}
+
+func (n *Network) call(ctx context.Context, from, to string, typ peer.MsgType, req []byte) ([]byte, error) {
 	n.calls.Add(1)
 	n.inflight.Add(1)
 	defer n.inflight.Add(-1)
 	req = slices.Clone(req) // the receiver must not alias the sender's buffer
 	f := n.fate(from, to, typ, req)
-	what := Describe(typ, req)
+	var what string
+	if n.trace.Load() != nil {
+		what = Describe(typ, req)
+	}
 	n.tracef("%s->%s %s%s", from, to, what, f)
 	if err := sleep(ctx, f.delayIn); err != nil {
 		n.tracef("%s->%s %s: %v before delivery", from, to, what, err)
@@ -469,11 +483,13 @@ func (n *FakeNet) call(ctx context.Context, from, to string, typ uint8, req []by
 		<-ctx.Done()
 		return nil, ctx.Err()
 	}
-	rep, err := srv.Serve(ctx, typ, req)
-	n.tracef("%s->%s %s: served, reply %s", from, to, what, describeReply(typ, rep, err))
+	rep, err := srv.ServeCluster(ctx, from, uint8(typ), req)
+	if n.trace.Load() != nil {
+		n.tracef("%s->%s %s: served, reply %s", from, to, what, describeReply(typ, rep, err))
+	}
 	if f.dupReq {
 		n.dups.Add(1)
-		srv.Serve(ctx, typ, req) //nolint:errcheck // the duplicate's reply is lost
+		srv.ServeCluster(ctx, from, uint8(typ), slices.Clone(req)) //nolint:errcheck // the duplicate's reply is lost
 	}
 	if err := sleep(ctx, f.delayOut); err != nil {
 		n.tracef("%s->%s %s: %v before the reply", from, to, what, err)

@@ -1,4 +1,4 @@
-package repair
+package peer
 
 import (
 	"bytes"
@@ -7,11 +7,17 @@ import (
 	"testing"
 
 	"github.com/dynakv/dynakv/internal/fuzzcheck"
-	"github.com/dynakv/dynakv/tictac"
 	"github.com/dynakv/dynakv/vclock"
 )
 
-// Decoders of FuzzDecodeMessages, chosen by its kind argument modulo their number.
+// The Merkle tree's shape (repair's Branches and Segments): the limits the
+// receivers of MsgLeaves and MsgKeys pass to DecodePartList.
+const (
+	fuzzBranches = 32
+	fuzzSegments = 1024
+)
+
+// Decoders of FuzzDecodeAAEMessage, chosen by its kind argument modulo their number.
 const (
 	fuzzRoots = iota
 	fuzzPartitions
@@ -25,40 +31,40 @@ const (
 	fuzzKinds
 )
 
-// FuzzDecodeMessages feeds b to one of the anti-entropy message decoders, which read
-// both peers' requests (Serve) and their replies (the exchange in aae.go and
-// purge.go). Nothing may panic; failures wrap ErrBadMessage; decoding allocates at
+// FuzzDecodeAAEMessage feeds b to one of the anti-entropy message decoders, which
+// read both peers' requests (repair's handlers) and their replies (repair's
+// exchange and purge). Nothing may panic; failures wrap ErrBadMessage; decoding allocates at
 // most a small multiple of the input (a count is checked against the bytes left
 // before anything is made for it); numbers respect their limits; and what decodes
 // re-encodes to bytes that decode to the same value.
-func FuzzDecodeMessages(f *testing.F) {
+func FuzzDecodeAAEMessage(f *testing.F) {
 	rec := vclock.Update(vclock.Set{}, nil, "n1:1", vclock.Value{Data: []byte("v"), Timestamp: 5}, 5, 1).AppendBinary(nil)
-	items := []keyItem{{Key: []byte("a"), Hash: 1, Enc: rec}, {Key: []byte{}, Hash: ^uint64(0)}}
-	huge := []byte{aaeVersion, 0xff, 0xff, 0xff, 0xff, 0x0f}
+	items := []KeyItem{{Key: []byte("a"), Hash: 1, Enc: rec}, {Key: []byte{}, Hash: ^uint64(0)}}
+	huge := []byte{version, 0xff, 0xff, 0xff, 0xff, 0x0f}
 	for _, s := range []struct {
 		name string
 		kind uint8
 		b    []byte
 	}{
-		{"roots", fuzzRoots, rootsMsg{Parts: []int{0, 7, 1<<16 - 1}, Roots: []uint64{0, 1, ^uint64(0)}}.appendBinary(nil)},
-		{"roots-empty", fuzzRoots, rootsMsg{}.appendBinary(nil)},
+		{"roots", fuzzRoots, RootsRequest{Parts: []int{0, 7, 1<<16 - 1}, Roots: []uint64{0, 1, ^uint64(0)}}.AppendBinary(nil)},
+		{"roots-empty", fuzzRoots, RootsRequest{}.AppendBinary(nil)},
 		{"roots-huge-count", fuzzRoots, huge},
-		{"partitions", fuzzPartitions, appendInts(nil, []int{0, 3, tictac.Segments - 1})},
-		{"partitions-over-limit", fuzzPartitions, appendInts(nil, []int{tictac.Segments})},
-		{"hashes", fuzzHashes, appendHashes(nil, []uint64{1, 2, 3})},
+		{"partitions", fuzzPartitions, AppendInts(nil, []int{0, 3, fuzzSegments - 1})},
+		{"partitions-over-limit", fuzzPartitions, AppendInts(nil, []int{fuzzSegments})},
+		{"hashes", fuzzHashes, AppendHashes(nil, []uint64{1, 2, 3})},
 		{"hashes-huge-count", fuzzHashes, huge},
-		{"branches", fuzzBranchList, partList{Part: 5, Items: []int{0, tictac.Branches - 1}}.appendBinary(nil)},
-		{"segments", fuzzSegmentList, partList{Part: 1<<16 - 1, Items: []int{0, 1, tictac.Segments - 1}}.appendBinary(nil)},
-		{"segments-bad-partition", fuzzSegmentList, partList{Part: 1 << 16}.appendBinary(nil)},
-		{"key-hashes", fuzzKeyHashes, appendKeyHashes(nil, items)},
-		{"key-records", fuzzKeyRecords, appendKeyRecords(nil, items)},
-		{"key-records-bad-record", fuzzKeyRecords, appendKeyRecords(nil, []keyItem{{Key: []byte("k"), Enc: []byte{2, 0}}})},
-		{"key-records-truncated", fuzzKeyRecords, appendKeyRecords(nil, items)[:9]},
-		{"keys", fuzzKeys, appendKeys(nil, [][]byte{[]byte("a"), {}, []byte("ccc")})},
-		{"keys-huge-length", fuzzKeys, []byte{aaeVersion, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
-		{"holds", fuzzHolds, appendHolds(nil, []uint8{holdsNothing, holdsSame, holdsOther})},
-		{"holds-empty", fuzzHolds, appendHolds(nil, nil)},
-		{"holds-bad-value", fuzzHolds, []byte{aaeVersion, 2, holdsSame, holdsOther + 1}},
+		{"branches", fuzzBranchList, PartList{Part: 5, Items: []int{0, fuzzBranches - 1}}.AppendBinary(nil)},
+		{"segments", fuzzSegmentList, PartList{Part: 1<<16 - 1, Items: []int{0, 1, fuzzSegments - 1}}.AppendBinary(nil)},
+		{"segments-bad-partition", fuzzSegmentList, PartList{Part: 1 << 16}.AppendBinary(nil)},
+		{"key-hashes", fuzzKeyHashes, AppendKeyHashes(nil, items)},
+		{"key-records", fuzzKeyRecords, AppendKeyRecords(nil, items)},
+		{"key-records-bad-record", fuzzKeyRecords, AppendKeyRecords(nil, []KeyItem{{Key: []byte("k"), Enc: []byte{2, 0}}})},
+		{"key-records-truncated", fuzzKeyRecords, AppendKeyRecords(nil, items)[:9]},
+		{"keys", fuzzKeys, AppendKeys(nil, [][]byte{[]byte("a"), {}, []byte("ccc")})},
+		{"keys-huge-length", fuzzKeys, []byte{version, 1, 0xff, 0xff, 0xff, 0xff, 0x0f}},
+		{"holds", fuzzHolds, AppendHolds(nil, []Holds{HoldsNothing, HoldsSame, HoldsOther})},
+		{"holds-empty", fuzzHolds, AppendHolds(nil, nil)},
+		{"holds-bad-value", fuzzHolds, []byte{version, 2, byte(HoldsSame), byte(HoldsOther) + 1}},
 		{"holds-huge-count", fuzzHolds, huge},
 	} {
 		fuzzcheck.Seed(f, s.name, s.kind, s.b)
@@ -76,7 +82,7 @@ func FuzzDecodeMessages(f *testing.F) {
 func checkAAEMessage(t *testing.T, kind int, b []byte) error {
 	switch kind {
 	case fuzzRoots:
-		m, err := decodeRootsMsg(b)
+		m, err := DecodeRootsRequest(b)
 		if err != nil {
 			return err
 		}
@@ -84,59 +90,59 @@ func checkAAEMessage(t *testing.T, kind int, b []byte) error {
 			t.Fatalf("%d partitions, %d roots (room for %d) from %d bytes", len(m.Parts), len(m.Roots), cap(m.Parts), len(b))
 		}
 		checkInts(t, m.Parts, 1<<16)
-		again, err := decodeRootsMsg(m.appendBinary(nil))
+		again, err := DecodeRootsRequest(m.AppendBinary(nil))
 		if err != nil || !slices.Equal(again.Parts, m.Parts) || !slices.Equal(again.Roots, m.Roots) {
 			t.Fatalf("roots round trip: %+v, %v (first %+v)", again, err, m)
 		}
 	case fuzzPartitions:
-		xs, err := decodeInts(b, tictac.Segments)
+		xs, err := DecodeInts(b, fuzzSegments)
 		if err != nil {
 			return err
 		}
-		checkInts(t, xs, tictac.Segments)
-		if again, err := decodeInts(appendInts(nil, xs), tictac.Segments); err != nil || !slices.Equal(again, xs) {
+		checkInts(t, xs, fuzzSegments)
+		if again, err := DecodeInts(AppendInts(nil, xs), fuzzSegments); err != nil || !slices.Equal(again, xs) {
 			t.Fatalf("ints round trip: %v, %v (first %v)", again, err, xs)
 		}
 	case fuzzHashes:
-		hs, err := decodeHashes(b)
+		hs, err := DecodeHashes(b)
 		if err != nil {
 			return err
 		}
-		if again, err := decodeHashes(appendHashes(nil, hs)); err != nil || !slices.Equal(again, hs) {
+		if again, err := DecodeHashes(AppendHashes(nil, hs)); err != nil || !slices.Equal(again, hs) {
 			t.Fatalf("hashes round trip: %v, %v (first %v)", again, err, hs)
 		}
 	case fuzzBranchList, fuzzSegmentList:
-		limit := tictac.Branches
+		limit := fuzzBranches
 		if kind == fuzzSegmentList {
-			limit = tictac.Segments
+			limit = fuzzSegments
 		}
-		m, err := decodePartList(b, limit)
+		m, err := DecodePartList(b, limit)
 		if err != nil {
 			return err
 		}
 		checkInts(t, []int{m.Part}, 1<<16)
 		checkInts(t, m.Items, limit)
-		again, err := decodePartList(m.appendBinary(nil), limit)
+		again, err := DecodePartList(m.AppendBinary(nil), limit)
 		if err != nil || again.Part != m.Part || !slices.Equal(again.Items, m.Items) {
 			t.Fatalf("partition list round trip: %+v, %v (first %+v)", again, err, m)
 		}
 	case fuzzKeyHashes:
-		items, err := decodeKeyHashes(b)
+		items, err := DecodeKeyHashes(b)
 		if err != nil {
 			return err
 		}
-		checkItems(t, items, appendKeyHashes, decodeKeyHashes)
+		checkItems(t, items, AppendKeyHashes, DecodeKeyHashes)
 	case fuzzKeyRecords:
-		items, err := decodeKeyRecords(b)
+		items, err := DecodeKeyRecords(b)
 		if err != nil {
 			return err
 		}
-		if len(items) > maxKeysPerMsg {
-			t.Fatalf("decoded %d records, limit %d", len(items), maxKeysPerMsg)
+		if len(items) > MaxKeysPerMsg {
+			t.Fatalf("decoded %d records, limit %d", len(items), MaxKeysPerMsg)
 		}
-		checkItems(t, items, appendKeyRecords, decodeKeyRecords)
+		checkItems(t, items, AppendKeyRecords, DecodeKeyRecords)
 		for _, it := range items {
-			rec, err := decodeRecord(it.Enc)
+			rec, err := DecodeRecord(it.Enc)
 			if err != nil {
 				return err
 			}
@@ -144,35 +150,35 @@ func checkAAEMessage(t *testing.T, kind int, b []byte) error {
 				continue // no record
 			}
 			enc := rec.AppendBinary(nil)
-			if again, err := decodeRecord(enc); err != nil || !bytes.Equal(again.AppendBinary(nil), enc) {
+			if again, err := DecodeRecord(enc); err != nil || !bytes.Equal(again.AppendBinary(nil), enc) {
 				t.Fatalf("record round trip: %v, %v (first %v)", again, err, rec)
 			}
 		}
 	case fuzzHolds:
-		hs, err := decodeHolds(b)
+		hs, err := DecodeHolds(b)
 		if err != nil {
 			return err
 		}
-		if len(hs) > maxKeysPerMsg || cap(hs) > len(b) {
+		if len(hs) > MaxKeysPerMsg || cap(hs) > len(b) {
 			t.Fatalf("decoded %d holds (room for %d) from %d bytes", len(hs), cap(hs), len(b))
 		}
 		for _, h := range hs {
-			if h > holdsOther {
+			if h > HoldsOther {
 				t.Fatalf("decoded holds value %d", h)
 			}
 		}
-		if again, err := decodeHolds(appendHolds(nil, hs)); err != nil || !slices.Equal(again, hs) {
+		if again, err := DecodeHolds(AppendHolds(nil, hs)); err != nil || !slices.Equal(again, hs) {
 			t.Fatalf("holds round trip: %v, %v (first %v)", again, err, hs)
 		}
 	case fuzzKeys:
-		keys, err := decodeKeys(b)
+		keys, err := DecodeKeys(b)
 		if err != nil {
 			return err
 		}
-		if len(keys) > maxKeysPerMsg || cap(keys) > len(b) {
+		if len(keys) > MaxKeysPerMsg || cap(keys) > len(b) {
 			t.Fatalf("decoded %d keys (room for %d) from %d bytes", len(keys), cap(keys), len(b))
 		}
-		again, err := decodeKeys(appendKeys(nil, keys))
+		again, err := DecodeKeys(AppendKeys(nil, keys))
 		if err != nil || !slices.EqualFunc(again, keys, bytes.Equal) {
 			t.Fatalf("keys round trip: %q, %v (first %q)", again, err, keys)
 		}
@@ -189,10 +195,10 @@ func checkInts(t *testing.T, xs []int, limit int) {
 	}
 }
 
-func checkItems(t *testing.T, items []keyItem, enc func([]byte, []keyItem) []byte, dec func([]byte) ([]keyItem, error)) {
+func checkItems(t *testing.T, items []KeyItem, enc func([]byte, []KeyItem) []byte, dec func([]byte) ([]KeyItem, error)) {
 	t.Helper()
 	again, err := dec(enc(nil, items))
-	if err != nil || !slices.EqualFunc(again, items, func(a, b keyItem) bool {
+	if err != nil || !slices.EqualFunc(again, items, func(a, b KeyItem) bool {
 		return bytes.Equal(a.Key, b.Key) && a.Hash == b.Hash && bytes.Equal(a.Enc, b.Enc)
 	}) {
 		t.Fatalf("key items round trip: %+v, %v (first %+v)", again, err, items)

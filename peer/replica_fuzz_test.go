@@ -1,14 +1,12 @@
-package coordinator
+package peer
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"slices"
 	"testing"
 
 	"github.com/dynakv/dynakv/internal/fuzzcheck"
-	"github.com/dynakv/dynakv/internal/memstore"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -17,102 +15,65 @@ import (
 const replyFlag = 0x80
 
 // FuzzDecodeMessage is the target of every message of the replica protocol, both
-// directions: typ MsgRead..MsgWriteBatch feeds b to that type's request decoder and to
-// Serve (what a node does with a peer's request), typ|replyFlag feeds b as the reply
-// a peer sent to such a request through RemotePeers (what a coordinator does with
-// it). Properties: nothing panics; every failure wraps ErrBadMessage; a decoder
-// allocates at most a small multiple of its input; whatever decodes re-encodes to
-// bytes that decode to the same value (decode(encode(x)) == x); Serve refuses
-// exactly what the decoder refuses, and what it answers decodes as that type's
-// reply.
+// directions: typ MsgRead..MsgWriteBatch feeds b to that type's request decoder
+// (what a node does with a peer's request), typ|replyFlag feeds b to the decoder
+// of the reply to such a request (what a coordinator does with it). Properties:
+// nothing panics; every failure wraps ErrBadMessage; a decoder allocates at most a
+// small multiple of its input; whatever decodes re-encodes to bytes that decode to
+// the same value (decode(encode(x)) == x); numbers respect their bounds.
+// coordinator's FuzzServe feeds the same requests to the handlers.
 func FuzzDecodeMessage(f *testing.F) {
 	recs := testRecords()
-	seed := func(name string, typ uint8, b []byte) { fuzzcheck.Seed(f, name, typ, b) }
+	seed := func(name string, typ MsgType, b []byte) { fuzzcheck.Seed(f, name, uint8(typ), b) }
 	seed("read-empty", MsgRead, ReadRequest{Key: []byte{}}.AppendBinary(nil))
 	seed("read-hint", MsgRead, ReadRequest{Key: []byte("key"), HintFor: "owner"}.AppendBinary(nil))
-	seed("read-huge-key-length", MsgRead, []byte{msgVersion, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	seed("read-huge-key-length", MsgRead, []byte{version, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	for i, rec := range recs {
 		seed("write-record-"+string(rune('0'+i)), MsgWrite, WriteRequest{Key: []byte("k"), Record: rec}.AppendBinary(nil))
-		seed("read-reply-"+string(rune('0'+i)), MsgRead|replyFlag, rec.AppendBinary([]byte{msgVersion}))
+		seed("read-reply-"+string(rune('0'+i)), MsgRead|replyFlag, AppendRecordReply(nil, rec))
 	}
 	seed("write-hint", MsgWrite, WriteRequest{Key: []byte("key"), Record: recs[3], HintFor: "n2"}.AppendBinary(nil))
 	seed("write-truncated", MsgWrite, WriteRequest{Key: []byte("k"), Record: recs[2]}.AppendBinary(nil)[:12])
 	seed("scan-zero", MsgScan, ScanRequest{}.AppendBinary(nil))
 	seed("scan-page", MsgScan, ScanRequest{Partition: 3, From: 1 << 40, Count: 17}.AppendBinary(nil))
-	seed("scan-out-of-bounds", MsgScan, ScanRequest{Partition: 1 << 16, Count: maxScanCount + 1}.AppendBinary(nil))
+	seed("scan-out-of-bounds", MsgScan, ScanRequest{Partition: 1 << 16, Count: MaxScanCount + 1}.AppendBinary(nil))
 	seed("scan-reply-empty", MsgScan|replyFlag, ScanReply{}.AppendBinary(nil))
 	seed("scan-reply-page", MsgScan|replyFlag, ScanReply{Keys: [][]byte{[]byte("a"), []byte("b")}, Records: recs[2:], Next: 9, More: true}.AppendBinary(nil))
 	seed("scan-reply-empty-key", MsgScan|replyFlag, ScanReply{Keys: [][]byte{{}}, Records: recs[:1]}.AppendBinary(nil))
-	seed("scan-reply-huge-count", MsgScan|replyFlag, []byte{msgVersion, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	seed("scan-reply-huge-count", MsgScan|replyFlag, []byte{version, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	seed("count-none", MsgCount, CountRequest{}.AppendBinary(nil))
 	seed("count-three", MsgCount, CountRequest{Partitions: []int{0, 1, 65535}}.AppendBinary(nil))
-	seed("count-partition-too-big", MsgCount, []byte{msgVersion, 1, 0x80, 0x80, 0x04})
-	seed("count-reply", MsgCount|replyFlag, []byte{msgVersion, 42})
-	seed("count-reply-max", MsgCount|replyFlag, []byte{msgVersion, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
-	seed("flush", MsgFlush, []byte{msgVersion})
-	batch := []*queuedWrite{{enc: WriteRequest{Key: []byte("a"), Record: recs[1]}.AppendBinary(nil)},
-		{enc: WriteRequest{Key: []byte("b"), Record: recs[2], HintFor: "n3"}.AppendBinary(nil)}}
-	seed("write-batch", MsgWriteBatch, appendWriteBatch(nil, batch))
-	seed("write-batch-empty", MsgWriteBatch, appendWriteBatch(nil, nil))
-	seed("write-batch-bad-inner", MsgWriteBatch, []byte{msgVersion, 1, 2, msgVersion, 0xff})
-	seed("write-batch-huge-count", MsgWriteBatch, []byte{msgVersion, 0xff, 0xff, 0xff, 0xff, 0x0f})
-	seed("write-batch-reply", MsgWriteBatch|replyFlag, appendBatchReply(nil, []error{nil, errors.New("disk full"), nil}))
-	seed("write-batch-reply-empty", MsgWriteBatch|replyFlag, appendBatchReply(nil, nil))
-	seed("unknown-type", 0, []byte{msgVersion})
+	seed("count-partition-too-big", MsgCount, []byte{version, 1, 0x80, 0x80, 0x04})
+	seed("count-reply", MsgCount|replyFlag, []byte{version, 42})
+	seed("count-reply-max", MsgCount|replyFlag, []byte{version, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
+	seed("flush", MsgFlush, AppendEmpty(nil))
+	batch := [][]byte{WriteRequest{Key: []byte("a"), Record: recs[1]}.AppendBinary(nil),
+		WriteRequest{Key: []byte("b"), Record: recs[2], HintFor: "n3"}.AppendBinary(nil)}
+	seed("write-batch", MsgWriteBatch, AppendWriteBatch(nil, batch))
+	seed("write-batch-empty", MsgWriteBatch, AppendWriteBatch(nil, nil))
+	seed("write-batch-bad-inner", MsgWriteBatch, []byte{version, 1, 2, version, 0xff})
+	seed("write-batch-huge-count", MsgWriteBatch, []byte{version, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	seed("write-batch-reply", MsgWriteBatch|replyFlag, AppendBatchReply(nil, []error{nil, errors.New("disk full"), nil}))
+	seed("write-batch-reply-empty", MsgWriteBatch|replyFlag, AppendBatchReply(nil, nil))
+	seed("unknown-type", 0, []byte{version})
 
-	st := memstore.New(16)
-	srv, err := New(Config{Actor: "srv:1"}, st)
-	if err != nil {
-		f.Fatal(err)
-	}
-	runs := 0
 	f.Fuzz(func(t *testing.T, typ uint8, b []byte) {
-		if runs++; runs%256 == 0 {
-			_ = st.DropAll() // keep the store fed by fuzzed writes small
-		}
 		if typ&replyFlag != 0 {
-			checkReply(t, typ&^replyFlag, b)
+			checkReply(t, MsgType(typ&^replyFlag), b)
 			return
 		}
-		var decErr error
-		fuzzcheck.CheckAlloc(t, "decoding", len(b), 64, func() { decErr = checkRequest(t, typ, b) })
-		out, err := srv.Serve(t.Context(), typ, slices.Clone(b))
-		if decErr != nil || typ < MsgRead || typ > MsgWriteBatch {
-			if !errors.Is(err, ErrBadMessage) {
-				t.Fatalf("Serve(%d) of what does not decode: %v", typ, err)
-			}
-			return
-		}
-		if err != nil {
-			// A scan of a partition this node does not have is the only
-			// refusal of a well-formed request.
-			if req, _ := DecodeScanRequest(b); typ != MsgScan || req.Partition < st.Partitions() {
-				t.Fatalf("Serve(%d) refused a well-formed request: %v", typ, err)
-			}
-			return
-		}
-		switch typ {
-		case MsgWriteBatch:
-			reqs, _ := DecodeWriteBatch(b)
-			errs, err := decodeBatchReply(out, len(reqs))
-			if err != nil {
-				t.Fatalf("Serve's batch reply does not decode: %v", err)
-			}
-			for i, err := range errs {
-				if err != nil {
-					t.Fatalf("Serve failed write %d of a well-formed batch: %v", i, err)
-				}
-			}
-		case MsgWrite, MsgFlush:
-		default:
-			checkReply(t, typ, out)
+		var err error
+		fuzzcheck.CheckAlloc(t, "decoding", len(b), 64, func() { err = checkRequest(t, MsgType(typ), b) })
+		if err != nil && !errors.Is(err, ErrBadMessage) {
+			t.Fatalf("request type %d: error %v does not wrap ErrBadMessage", typ, err)
 		}
 	})
 }
 
-// checkRequest decodes b as a request of type typ and checks the round trip. It
-// returns the decoder's error.
-func checkRequest(t *testing.T, typ uint8, b []byte) error {
+// checkRequest decodes b as a request of type typ of the replica protocol and
+// checks the round trip. It returns the decoder's error (nil for a type it does
+// not know).
+func checkRequest(t *testing.T, typ MsgType, b []byte) error {
 	var err error
 	switch typ {
 	case MsgRead:
@@ -134,7 +95,7 @@ func checkRequest(t *testing.T, typ uint8, b []byte) error {
 	case MsgScan:
 		var req ScanRequest
 		if req, err = DecodeScanRequest(b); err == nil {
-			if req.Partition < 0 || req.Partition >= 1<<16 || req.Count < 0 || req.Count > maxScanCount {
+			if req.Partition < 0 || req.Partition >= 1<<16 || req.Count < 0 || req.Count > MaxScanCount {
 				t.Fatalf("decoded out-of-bounds scan request %+v", req)
 			}
 			if again, err2 := DecodeScanRequest(req.AppendBinary(nil)); err2 != nil || again != req {
@@ -160,11 +121,11 @@ func checkRequest(t *testing.T, typ uint8, b []byte) error {
 	case MsgWriteBatch:
 		var reqs []WriteRequest
 		if reqs, err = DecodeWriteBatch(b); err == nil {
-			batch := make([]*queuedWrite, len(reqs))
+			batch := make([][]byte, len(reqs))
 			for i, req := range reqs {
-				batch[i] = &queuedWrite{enc: req.AppendBinary(nil)}
+				batch[i] = req.AppendBinary(nil)
 			}
-			again, err2 := DecodeWriteBatch(appendWriteBatch(nil, batch))
+			again, err2 := DecodeWriteBatch(AppendWriteBatch(nil, batch))
 			if err2 != nil || len(again) != len(reqs) {
 				t.Fatalf("write batch round trip: %d writes, %v (first %d)", len(again), err2, len(reqs))
 			}
@@ -175,53 +136,50 @@ func checkRequest(t *testing.T, typ uint8, b []byte) error {
 			}
 		}
 	case MsgFlush:
-		if !bytes.Equal(b, []byte{msgVersion}) {
-			return ErrBadMessage // a flush request is exactly its version byte
-		}
-	}
-	if err != nil && !errors.Is(err, ErrBadMessage) {
-		t.Fatalf("request type %d: error %v does not wrap ErrBadMessage", typ, err)
+		err = DecodeEmpty(b)
 	}
 	return err
 }
 
-// checkReply feeds b to RemotePeers as a peer's reply to a request of type typ.
-func checkReply(t *testing.T, typ uint8, b []byte) {
-	peers := RemotePeers(CallerFunc(func(context.Context, string, uint8, []byte) ([]byte, error) { return b, nil }))
-	ctx := t.Context()
+// checkReply decodes b as a peer's reply to a request of type typ.
+func checkReply(t *testing.T, typ MsgType, b []byte) {
 	var err error
 	fuzzcheck.CheckAlloc(t, "decoding a reply", len(b), 64, func() {
 		switch typ {
 		case MsgRead:
 			var rec vclock.Set
-			if rec, err = peers.Read(ctx, "peer", ReadRequest{}); err == nil {
-				again, err2 := decodeRecordReply(rec.AppendBinary([]byte{msgVersion}))
+			if rec, err = DecodeRecordReply(b); err == nil {
+				again, err2 := DecodeRecordReply(AppendRecordReply(nil, rec))
 				if err2 != nil || !encodes(again, rec) {
 					t.Fatalf("read reply round trip: %v, %v (first %v)", again, err2, rec)
 				}
 			}
 		case MsgScan:
 			var rep ScanReply
-			if rep, err = peers.Scan(ctx, "peer", ScanRequest{}); err == nil {
+			if rep, err = DecodeScanReply(b); err == nil {
 				checkScanReply(t, rep)
 			}
 		case MsgCount:
 			var n int64
-			if n, err = peers.Count(ctx, "peer", CountRequest{}); err == nil && n < 0 {
-				t.Fatalf("count reply %x decoded as %d", b, n)
+			if n, err = DecodeCountReply(b); err == nil {
+				if n < 0 {
+					t.Fatalf("count reply %x decoded as %d", b, n)
+				}
+				if again, err2 := DecodeCountReply(AppendCountReply(nil, n)); err2 != nil || again != n {
+					t.Fatalf("count reply round trip: %d, %v (first %d)", again, err2, n)
+				}
 			}
 		case MsgWriteBatch:
 			// Read as the reply to a batch of as many writes as it claims, and of
 			// one more, which must be refused.
-			r := newMsgReader(b)
-			r.Version(msgVersion)
-			n := r.Count(1)
+			r := msgReader(b)
+			n := r.count(1)
 			var errs []error
-			if errs, err = decodeBatchReply(b, n); err == nil {
+			if errs, err = DecodeBatchReply(b, n); err == nil {
 				if len(errs) != n {
 					t.Fatalf("batch reply for %d writes decoded %d outcomes", n, len(errs))
 				}
-				if _, err2 := decodeBatchReply(b, n+1); !errors.Is(err2, ErrBadMessage) {
+				if _, err2 := DecodeBatchReply(b, n+1); !errors.Is(err2, ErrBadMessage) {
 					t.Fatalf("batch reply of %d outcomes accepted for %d writes: %v", n, n+1, err2)
 				}
 			}
