@@ -34,6 +34,12 @@ type Member struct {
 	// NaN and infinities are rejected. Only ratios matter: {1, 2} and {10, 20} place
 	// the same way up to rounding.
 	Weight float64
+	// Zone is the failure domain the member is in: a rack, availability zone or
+	// data center, any string. Members with equal zones are in the same zone, and
+	// members with no zone ("") are in one zone together. A partition's replicas
+	// are spread over the zones (see the package documentation); with a single zone,
+	// empty or not, placement is that of plain rendezvous hashing.
+	Zone string
 }
 
 // Ring is an immutable snapshot of the member set with Q partitions. It is safe for
@@ -48,15 +54,17 @@ type Member struct {
 type Ring struct {
 	q       int
 	members []Member // sorted by name, weights normalized
+	zones   []string // the distinct zones of members, sorted
+	zoneOf  []int    // zoneOf[i]: index in zones of members[i]'s zone
 	prefs   []string // Q rows of len(members) names; row p is p's preference list
 	primary []int    // primary[i]: partitions whose first choice is members[i]
 }
 
 // New returns the ring of members over partitions partitions. partitions must be a
 // power of two in [1, MaxPartitions]; member names must be unique and non-empty. The
-// result depends only on the set of (name, weight) pairs, not on their order. An empty
-// member set is allowed: every preference list is then empty. New does not keep
-// members.
+// result depends only on the set of (name, weight, zone) triples, not on their order.
+// An empty member set is allowed: every preference list is then empty. New does not
+// keep members.
 func New(partitions int, members []Member) (*Ring, error) {
 	if partitions < 1 || partitions > MaxPartitions || partitions&(partitions-1) != 0 {
 		return nil, fmt.Errorf("%w: %d", ErrPartitions, partitions)
@@ -82,11 +90,20 @@ func New(partitions int, members []Member) (*Ring, error) {
 	r := &Ring{
 		q:       partitions,
 		members: ms,
+		zoneOf:  make([]int, len(ms)),
 		prefs:   make([]string, partitions*len(ms)),
 		primary: make([]int, len(ms)),
 	}
 	if len(ms) == 0 {
 		return r, nil
+	}
+	for _, m := range ms {
+		r.zones = append(r.zones, m.Zone)
+	}
+	slices.Sort(r.zones)
+	r.zones = slices.Clip(slices.Compact(r.zones))
+	for i, m := range ms {
+		r.zoneOf[i], _ = slices.BinarySearch(r.zones, m.Zone)
 	}
 	hashes := make([]uint64, len(ms))
 	for i, m := range ms {
@@ -95,11 +112,13 @@ func New(partitions int, members []Member) (*Ring, error) {
 	type cand struct {
 		score float64
 		idx   int // index into ms, so ties break by name
+		round int // how many members of its zone rank before it
 	}
 	cands := make([]cand, len(ms))
+	taken := make([]int, len(r.zones)) // per zone, members ranked so far
 	for p := range partitions {
 		for i, m := range ms {
-			cands[i] = cand{score(m.Weight, pointHash(hashes[i], p)), i}
+			cands[i] = cand{score(m.Weight, pointHash(hashes[i], p)), i, 0}
 		}
 		slices.SortFunc(cands, func(a, b cand) int {
 			if c := cmp.Compare(b.score, a.score); c != 0 {
@@ -107,6 +126,19 @@ func New(partitions int, members []Member) (*Ring, error) {
 			}
 			return cmp.Compare(a.idx, b.idx)
 		})
+		if len(r.zones) > 1 {
+			// Deal the ranking out over the zones, round by round: each zone's best
+			// member in score order, then each zone's second best, and so on. With
+			// one zone this is the identity, so a ring without zones places exactly
+			// as plain rendezvous hashing.
+			clear(taken)
+			for i := range cands {
+				z := r.zoneOf[cands[i].idx]
+				cands[i].round = taken[z]
+				taken[z]++
+			}
+			slices.SortStableFunc(cands, func(a, b cand) int { return cmp.Compare(a.round, b.round) })
+		}
 		row := r.prefs[p*len(ms) : (p+1)*len(ms)]
 		for i, c := range cands {
 			row[i] = ms[c.idx].Name
@@ -150,12 +182,34 @@ func (r *Ring) Len() int { return len(r.members) }
 // (a Weight <= 0 given to New reads back as 1).
 func (r *Ring) Members() []Member { return slices.Clone(r.members) }
 
+// Zones returns the distinct zones of the members, sorted: [""] when no member has
+// a zone, nil for an empty ring. The slice is the caller's.
+func (r *Ring) Zones() []string { return slices.Clone(r.zones) }
+
+// Zone returns the zone of member name, and false if name is not a member. It does
+// not allocate.
+func (r *Ring) Zone(name string) (string, bool) {
+	i, ok := r.index(name)
+	if !ok {
+		return "", false
+	}
+	return r.members[i].Zone, true
+}
+
+// index returns the index of member name in r.members.
+func (r *Ring) index(name string) (int, bool) {
+	return slices.BinarySearchFunc(r.members, name, func(m Member, name string) int {
+		return cmp.Compare(m.Name, name)
+	})
+}
+
 // Partition returns the partition of key: PartitionOf(key, Q). It does not allocate.
 func (r *Ring) Partition(key []byte) int { return PartitionOf(key, r.q) }
 
-// PreferenceList returns every member's name ordered by weighted rendezvous score for
-// partition p, highest first: the first N are p's replicas, the rest its fallbacks, in
-// order. It returns nil if p is not in [0, Q).
+// PreferenceList returns every member's name in p's preference order: by weighted
+// rendezvous score, highest first, dealt out over the zones when there are several
+// (see the package documentation). The first N are p's replicas, the rest its
+// fallbacks, in order. It returns nil if p is not in [0, Q).
 //
 // The slice is shared by all callers and must not be modified; it does not allocate.
 // Its capacity equals its length, so append copies rather than overwriting the next
@@ -175,6 +229,46 @@ func (r *Ring) Replicas(p, n int) []string {
 	l := r.PreferenceList(p)
 	n = max(0, min(n, len(l)))
 	return l[:n:n]
+}
+
+// Fallback returns the member that stands in for owner, one of p's replicas for
+// replication factor n, when owner cannot take a write (sloppy quorum): the first of
+// p's fallbacks (its preference list after the first n), in order, that is in
+// owner's zone and that usable accepts, so the copy stays in owner's zone; else the
+// first fallback usable accepts in another zone, which is the next zone in p's
+// preference order that has one. It returns "" when usable accepts no fallback, or
+// when p is out of range. usable is called at most once per fallback, and only for
+// fallbacks; it is typically "alive, and not already standing in for another
+// owner". An owner that is not a member, or a ring with one zone, has no zone to
+// prefer: the result is then the first usable fallback, the Dynamo paper's rule.
+//
+// Fallback is pure: liveness is all in usable. It does not allocate.
+func (r *Ring) Fallback(p, n int, owner string, usable func(name string) bool) string {
+	l := r.PreferenceList(p)
+	n = max(0, min(n, len(l)))
+	zone := -1
+	if i, ok := r.index(owner); ok && len(r.zones) > 1 {
+		zone = r.zoneOf[i]
+	}
+	other := "" // the first usable fallback outside owner's zone
+	for _, name := range l[n:] {
+		inZone := true
+		if zone >= 0 {
+			i, _ := r.index(name)
+			inZone = r.zoneOf[i] == zone
+		}
+		if !inZone && other != "" {
+			continue // one outside the zone is already found; look only inside
+		}
+		if !usable(name) {
+			continue
+		}
+		if inZone {
+			return name
+		}
+		other = name
+	}
+	return other
 }
 
 // Owns reports whether name is one of the first n members of p's preference list.

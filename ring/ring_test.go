@@ -116,15 +116,15 @@ func TestNewErrors(t *testing.T) {
 		{"q=1<<17", 1 << 17, ok, ErrPartitions},
 		{"empty name", 8, equalMembers("a", ""), ErrEmptyName},
 		{"duplicate", 8, equalMembers("a", "b", "a"), ErrDuplicateName},
-		{"duplicate different weights", 8, []Member{{"x", 1}, {"x", 2}}, ErrDuplicateName},
-		{"NaN weight", 8, []Member{{"a", math.NaN()}}, ErrWeight},
-		{"+Inf weight", 8, []Member{{"a", math.Inf(1)}}, ErrWeight},
-		{"-Inf weight", 8, []Member{{"a", math.Inf(-1)}}, ErrWeight},
+		{"duplicate different weights", 8, []Member{{Name: "x", Weight: 1}, {Name: "x", Weight: 2}}, ErrDuplicateName},
+		{"NaN weight", 8, []Member{{Name: "a", Weight: math.NaN()}}, ErrWeight},
+		{"+Inf weight", 8, []Member{{Name: "a", Weight: math.Inf(1)}}, ErrWeight},
+		{"-Inf weight", 8, []Member{{Name: "a", Weight: math.Inf(-1)}}, ErrWeight},
 		{"q=1", 1, ok, nil},
 		{"q=2", 2, ok, nil},
 		{"q=max", MaxPartitions, ok, nil},
 		{"no members", 8, nil, nil},
-		{"zero and negative weights", 8, []Member{{"a", 0}, {"b", -3}}, nil},
+		{"zero and negative weights", 8, []Member{{Name: "a"}, {Name: "b", Weight: -3}}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := New(tc.q, tc.members)
@@ -144,13 +144,13 @@ func TestNewErrors(t *testing.T) {
 }
 
 func TestNewDoesNotKeepOrMutateInput(t *testing.T) {
-	in := []Member{{"b", 0}, {"a", 2}}
+	in := []Member{{Name: "b"}, {Name: "a", Weight: 2}}
 	r := mustNew(t, 16, in)
-	if in[0] != (Member{"b", 0}) || in[1] != (Member{"a", 2}) {
+	if in[0] != (Member{Name: "b"}) || in[1] != (Member{Name: "a", Weight: 2}) {
 		t.Fatalf("New mutated its input: %v", in)
 	}
 	in[1].Name = "zzz"
-	want := []Member{{"a", 2}, {"b", 1}}
+	want := []Member{{Name: "a", Weight: 2}, {Name: "b", Weight: 1}}
 	if got := r.Members(); !slices.Equal(got, want) {
 		t.Fatalf("Members() = %v, want %v", got, want)
 	}
@@ -281,7 +281,7 @@ func TestMatchesNaive(t *testing.T) {
 		ns := randomNames(rng, 1+rng.IntN(12))
 		ms := make([]Member, len(ns))
 		for i, n := range ns {
-			ms[i] = Member{n, 0.5 + 3*rng.Float64()}
+			ms[i] = Member{Name: n, Weight: 0.5 + 3*rng.Float64()}
 		}
 		r := mustNew(t, 512, ms)
 		for p := range r.Partitions() {
@@ -491,7 +491,7 @@ func TestBalanceIsBinomial(t *testing.T) {
 // TestBalanceLargeQ: with many partitions the shares converge to the weights, which
 // checks the score formula itself rather than luck.
 func TestBalanceLargeQ(t *testing.T) {
-	ms := []Member{{"w1", 1}, {"w2", 2}, {"w3", 3}, {"w4", 4}}
+	ms := []Member{{Name: "w1", Weight: 1}, {Name: "w2", Weight: 2}, {Name: "w3", Weight: 3}, {Name: "w4", Weight: 4}}
 	r := mustNew(t, MaxPartitions, ms)
 	counts := r.PrimaryCounts()
 	for _, m := range ms {
@@ -750,9 +750,12 @@ func BenchmarkPreferenceList(b *testing.B) {
 }
 
 func BenchmarkNew(b *testing.B) {
-	for _, s := range []int{5, 32} {
-		ms := equalMembers(names("node", s)...)
-		b.Run(fmt.Sprintf("Q=1024/S=%d", s), func(b *testing.B) {
+	for _, tc := range []struct{ s, zones int }{{5, 1}, {32, 1}, {9, 3}, {32, 4}} {
+		ms := equalMembers(names("node", tc.s)...)
+		for i := range ms {
+			ms[i].Zone = fmt.Sprint("z", i%tc.zones)
+		}
+		b.Run(fmt.Sprintf("Q=1024/S=%d/zones=%d", tc.s, tc.zones), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := New(DefaultPartitions, ms); err != nil {

@@ -17,10 +17,15 @@ var update = flag.Bool("update", false, "rewrite testdata/*.txt with the actual 
 // line, a line "----", the expected output, and a blank line. Lines starting with #
 // between cases are comments. Commands:
 //
-//	ring q=<Q> name[:weight]...  build a ring, remember the previous one, print every
+//	ring q=<Q> name[:weight][@zone]...
+//	                             build a ring, remember the previous one, print every
 //	                             preference list and the primary counts
-//	diff                         print the lists that changed since the previous ring
+//	diff [n=<n>]                 print the lists that changed since the previous ring;
+//	                             with n, only changes to the first n (the replicas)
 //	replicas p=<p> n=<n>         print Replicas(p, n)
+//	fallback p=<p> n=<n> owner [dead...]
+//	                             print Fallback(p, n, owner, usable), usable being
+//	                             "not one of dead"
 //	partition q=<Q> key...       print PartitionOf(key, Q) for each key
 //
 // Run with -update to rewrite the expected output after an intended change. Any
@@ -93,6 +98,7 @@ func runCommand(line string, prev, cur **Ring) (string, error) {
 	case "ring":
 		var ms []Member
 		for _, f := range rest {
+			f, zone, _ := strings.Cut(f, "@")
 			name, w, _ := strings.Cut(f, ":")
 			weight := 0.0
 			if w != "" {
@@ -101,7 +107,7 @@ func runCommand(line string, prev, cur **Ring) (string, error) {
 					return "", err
 				}
 			}
-			ms = append(ms, Member{name, weight})
+			ms = append(ms, Member{Name: name, Weight: weight, Zone: zone})
 		}
 		r, err := New(args["q"], ms)
 		if err != nil {
@@ -122,6 +128,9 @@ func runCommand(line string, prev, cur **Ring) (string, error) {
 		moved := 0
 		for p := range (*cur).Partitions() {
 			a, c := (*prev).PreferenceList(p), (*cur).PreferenceList(p)
+			if n, ok := args["n"]; ok {
+				a, c = (*prev).Replicas(p, n), (*cur).Replicas(p, n)
+			}
 			if slices.Equal(a, c) {
 				continue
 			}
@@ -138,6 +147,13 @@ func runCommand(line string, prev, cur **Ring) (string, error) {
 			return "", fmt.Errorf("no ring")
 		}
 		fmt.Fprintf(&b, "%v", (*cur).Replicas(args["p"], args["n"]))
+	case "fallback":
+		if *cur == nil || len(rest) == 0 {
+			return "", fmt.Errorf("fallback needs a ring and an owner")
+		}
+		dead := rest[1:]
+		got := (*cur).Fallback(args["p"], args["n"], rest[0], func(name string) bool { return !slices.Contains(dead, name) })
+		fmt.Fprintf(&b, "%q", got)
 	case "partition":
 		for i, k := range rest {
 			if i > 0 {
