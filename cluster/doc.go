@@ -8,13 +8,21 @@
 // # Membership
 //
 // The ring member set is explicit and durable, and independent of liveness. It is a
-// small state-based CRDT, Members (members.go): name -> Member{State, Weight,
+// small state-based CRDT, Members (members.go): name -> Member{State, Weight, Zone,
 // Version, client and cluster addresses}. MergeMember keeps, per name, the maximum of
 // a total order: a Removed entry beats any other, then the higher Lamport Version,
 // then the higher State (Removed > Leaving > Active), then the byte-wise greater
 // encoding. Merging is therefore commutative, associative and idempotent, and every
 // node that has seen the same entries holds the same set and computes the same ring
 // (Members.Ring), whatever order the entries arrived in.
+//
+// A member's zone (rack, availability zone or data center) is what ring/ spreads
+// each partition's replicas over. Like the weight and the addresses it is the node's
+// own to set, and a change travels with the entry's new version. An encoding carries
+// zones only when a member has one (version 2 of the codec), so a cluster without
+// zones writes, persists and gossips exactly the bytes of the version before zones,
+// and a record persisted by that version decodes with no zone. Nodes of that
+// version cannot read version 2: zones are for clusters whose nodes all know them.
 //
 // Membership (membership.go) is the I/O shell around that set. It persists the set in
 // storage (MetaStore, name MembersMetaName) and spreads it through hashicorp/memberlist's

@@ -5,19 +5,28 @@ package cluster
 //
 // Binary encoding (integers are minimal uvarints unless stated otherwise):
 //
-//	member set:  u8 version (1) | uvarint count | count × member body,
+//	member set:  u8 version (1 or 2) | uvarint count | count × member body,
 //	             names strictly ascending (byte-wise)
-//	one member:  u8 version (1) | member body            (memberlist node metadata)
+//	one member:  u8 version (1 or 2) | member body       (memberlist node metadata)
 //	member body: u8 len | name (1..255 bytes of UTF-8)
 //	             u8 state (1 Active, 2 Leaving, 3 Removed)
 //	             u64 big-endian IEEE-754 bits of the weight (finite)
 //	             uvarint version
 //	             5 × (u8 len | string): RESP, memcached, HTTP, gossip, cluster address
+//	             version 2 only: u8 len | zone (0..MemberMaxZoneLen bytes, see
+//	             memberZoneValid; empty for a member without a zone)
 //
-// A member body is at most MemberMaxEncodedLen bytes, so any member fits both
-// memberlist's node metadata and one gossip packet. Every valid input has exactly one
-// encoding: decoding and re-encoding reproduces the input bytes (the fuzz target
-// checks this), which also makes the tie-break of MergeMember well defined.
+// Version 2 is written exactly when a member of the encoding has a zone, so a
+// cluster without zones writes, persists and gossips the version 1 bytes that nodes
+// before zones wrote and read, and a record persisted by them decodes with Zone "".
+// A version 2 encoding in which no member has a zone is refused: it has a version 1
+// form, and every valid input has exactly one encoding.
+//
+// A member's size, its body with the zone field counted only when it has a zone (its
+// standalone encoding minus the version byte), is at most MemberMaxEncodedLen bytes,
+// so any member fits both memberlist's node metadata and one gossip packet.
+// Decoding and re-encoding reproduces the input bytes (the fuzz target checks
+// this), which also makes the tie-break of MergeMember well defined.
 
 import (
 	"bytes"
@@ -27,6 +36,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/dynakv/dynakv/ring"
@@ -71,6 +81,11 @@ const (
 	MemberMaxEncodedLen = 512
 	// MemberMaxStringLen bounds the length of a member's name and of each address.
 	MemberMaxStringLen = 255
+	// MemberMaxZoneLen bounds the length of a member's zone. 64 bytes names any
+	// rack, availability zone or data center ("eu-central-1a", "dc2/rack17") and
+	// keeps a member with the longest name and typical addresses well within
+	// MemberMaxEncodedLen.
+	MemberMaxZoneLen = 64
 	// MembersMaxRing bounds the entries of a member set that are not Removed: the
 	// ring members. 1024 is what a real cluster needs with room to spare (Dynamo
 	// runs hundreds of nodes per ring; one gossip cluster of thousands is past
@@ -87,12 +102,14 @@ const (
 	// limit, which also carries memberlist's own node list.
 	MembersMaxCount = 4 * MembersMaxRing
 	// MembersMaxEncodedLen bounds a member set's encoding: version, count and
-	// MembersMaxCount entries of MemberMaxEncodedLen. DecodeMembers refuses
-	// anything longer before reading it.
-	MembersMaxEncodedLen = 1 + 3 + MembersMaxCount*MemberMaxEncodedLen
+	// MembersMaxCount entries of MemberMaxEncodedLen, plus the empty zone field of
+	// each in version 2. DecodeMembers refuses anything longer before reading it.
+	MembersMaxEncodedLen = 1 + 3 + MembersMaxCount*(MemberMaxEncodedLen+1)
 
-	// memberCodecVersion is the first byte of every encoding.
+	// memberCodecVersion is the first byte of an encoding without zones, the only
+	// one before zones; memberCodecZones that of an encoding with zones.
 	memberCodecVersion = 1
+	memberCodecZones   = 2
 	// memberFixedLen is the size of a member body's fixed-width fields: the name
 	// length byte, the state, the weight and the five address length bytes; the
 	// version uvarint adds 1 to 10.
@@ -115,6 +132,12 @@ type Member struct {
 	State State
 	// Weight is the member's ring weight; <= 0 means 1. It must be finite.
 	Weight float64
+	// Zone is the failure domain the member is in (a rack, availability zone or
+	// data center), which ring/ spreads every partition's replicas over; "" means
+	// none, and members without a zone are in one zone together. At most
+	// MemberMaxZoneLen bytes of UTF-8 with no spaces or control characters. Like
+	// the addresses, it changes only with a new Version.
+	Zone string
 	// Version is the Lamport version of this entry: every change to it increments
 	// the version it replaces, and the higher version wins a merge.
 	Version uint64
@@ -152,8 +175,10 @@ func memberCompare(a, b Member) int {
 	if c := cmp.Compare(a.State, b.State); c != 0 {
 		return c
 	}
-	var ab, bb [MemberMaxEncodedLen]byte
-	return bytes.Compare(appendMemberBody(ab[:0], a), appendMemberBody(bb[:0], b))
+	// Compare the bodies with the zone field: bodies are self-delimiting, so for
+	// members without zones the order is that of their version 1 bodies.
+	var ab, bb [MemberMaxEncodedLen + 1]byte
+	return bytes.Compare(appendMemberBody(ab[:0], a, true), appendMemberBody(bb[:0], b, true))
 }
 
 // memberEqual reports whether a and b encode identically (it compares weights by
@@ -163,7 +188,7 @@ func memberEqual(a, b Member) bool {
 		math.Float64bits(a.Weight) == math.Float64bits(b.Weight) &&
 		a.Version == b.Version && a.RESPAddr == b.RESPAddr &&
 		a.MemcacheAddr == b.MemcacheAddr && a.HTTPAddr == b.HTTPAddr &&
-		a.GossipAddr == b.GossipAddr && a.ClusterAddr == b.ClusterAddr
+		a.GossipAddr == b.GossipAddr && a.ClusterAddr == b.ClusterAddr && a.Zone == b.Zone
 }
 
 // MergeMember returns the winner of two entries for the same member: a Removed entry
@@ -288,7 +313,8 @@ func (m Members) Names() []string {
 	return names
 }
 
-// Ring returns the ring of m's Active members over partitions partitions. A
+// Ring returns the ring of m's Active members, with their weights and zones, over
+// partitions partitions. A
 // Leaving member owns nothing: its partitions already belong to the members that
 // will hold them once it is gone, which read and write them while it pushes its
 // copies to them (repair's partition handoff); with N >= 2 the other previous
@@ -297,35 +323,62 @@ func (m Members) Ring(partitions int) (*ring.Ring, error) {
 	rm := make([]ring.Member, 0, len(m))
 	for _, mb := range m {
 		if mb.State == StateActive {
-			rm = append(rm, ring.Member{Name: mb.Name, Weight: mb.Weight})
+			rm = append(rm, ring.Member{Name: mb.Name, Weight: mb.Weight, Zone: mb.Zone})
 		}
 	}
 	return ring.New(partitions, rm)
 }
 
 // AppendBinary appends the encoding of the member set to b and returns the extended
-// buffer. Entries are written in name order, so equal sets encode equally.
+// buffer. Entries are written in name order, so equal sets encode equally; the
+// version is 2 if a member has a zone, else 1.
 func (m Members) AppendBinary(b []byte) []byte {
-	b = append(b, memberCodecVersion)
+	zones := false
+	for _, mb := range m {
+		zones = zones || mb.Zone != ""
+	}
+	b = append(b, memberCodec(zones))
 	b = binary.AppendUvarint(b, uint64(len(m)))
 	for _, name := range m.Names() {
-		b = appendMemberBody(b, m[name])
+		b = appendMemberBody(b, m[name], zones)
 	}
 	return b
 }
 
-// DecodeMembers decodes a member set encoded by Members.AppendBinary. It validates
-// strictly (at most MembersMaxEncodedLen bytes, at most MembersMaxCount entries of
-// which at most MembersMaxRing not Removed, bounded lengths, valid states, finite
-// weights, names strictly ascending, minimal uvarints, no trailing bytes) and returns an error
-// wrapping ErrMemberEncoding for anything else; it never panics. The result never
-// aliases b.
+// memberCodec returns the version byte of an encoding with or without zones.
+func memberCodec(zones bool) byte {
+	if zones {
+		return memberCodecZones
+	}
+	return memberCodecVersion
+}
+
+// memberCodecOf returns whether an encoding whose first byte is b[0] has zones.
+func memberCodecOf(b []byte) (zones bool, err error) {
+	switch {
+	case len(b) > 0 && b[0] == memberCodecVersion:
+		return false, nil
+	case len(b) > 0 && b[0] == memberCodecZones:
+		return true, nil
+	default:
+		return false, fmt.Errorf("%w: unknown version", ErrMemberEncoding)
+	}
+}
+
+// DecodeMembers decodes a member set encoded by Members.AppendBinary, by this
+// version or the one before zones. It validates strictly (at most
+// MembersMaxEncodedLen bytes, at most MembersMaxCount entries of which at most
+// MembersMaxRing not Removed, bounded lengths, valid states, finite weights, valid
+// zones, version 2 only with a zone in it, names strictly ascending, minimal
+// uvarints, no trailing bytes) and returns an error wrapping ErrMemberEncoding for
+// anything else; it never panics. The result never aliases b.
 func DecodeMembers(b []byte) (Members, error) {
 	if len(b) > MembersMaxEncodedLen {
 		return nil, fmt.Errorf("%w: %d bytes, more than %d", ErrMemberEncoding, len(b), MembersMaxEncodedLen)
 	}
-	if len(b) == 0 || b[0] != memberCodecVersion {
-		return nil, fmt.Errorf("%w: unknown version", ErrMemberEncoding)
+	zones, err := memberCodecOf(b)
+	if err != nil {
+		return nil, err
 	}
 	n, rest, err := memberUvarint(b[1:], "count")
 	if err != nil {
@@ -338,11 +391,13 @@ func DecodeMembers(b []byte) (Members, error) {
 	m := make(Members, min(int(n), len(rest)/(memberFixedLen+2)))
 	prev := ""
 	ring := 0
+	zoned := false // a member has a zone
 	for i := range int(n) {
 		var mb Member
-		if mb, rest, err = decodeMemberBody(rest); err != nil {
+		if mb, rest, err = decodeMemberBody(rest, zones); err != nil {
 			return nil, err
 		}
+		zoned = zoned || mb.Zone != ""
 		if i > 0 && mb.Name <= prev {
 			return nil, fmt.Errorf("%w: names not strictly ascending at %q", ErrMemberEncoding, mb.Name)
 		}
@@ -357,40 +412,71 @@ func DecodeMembers(b []byte) (Members, error) {
 	if len(rest) != 0 {
 		return nil, fmt.Errorf("%w: %d trailing bytes", ErrMemberEncoding, len(rest))
 	}
+	if zones && !zoned {
+		return nil, fmt.Errorf("%w: version 2 without a zone", ErrMemberEncoding)
+	}
 	return m, nil
 }
 
 // AppendBinary appends the standalone encoding of one member (the node metadata
-// memberlist carries) to b and returns the extended buffer.
+// memberlist carries) to b and returns the extended buffer: version 2 if it has a
+// zone, else 1.
 func (m Member) AppendBinary(b []byte) []byte {
-	return appendMemberBody(append(b, memberCodecVersion), m)
+	zones := m.Zone != ""
+	return appendMemberBody(append(b, memberCodec(zones)), m, zones)
 }
 
 // DecodeMember decodes one member encoded by Member.AppendBinary, with the same
 // strictness as DecodeMembers.
 func DecodeMember(b []byte) (Member, error) {
-	if len(b) == 0 || b[0] != memberCodecVersion {
-		return Member{}, fmt.Errorf("%w: unknown version", ErrMemberEncoding)
+	zones, err := memberCodecOf(b)
+	if err != nil {
+		return Member{}, err
 	}
-	m, rest, err := decodeMemberBody(b[1:])
+	m, rest, err := decodeMemberBody(b[1:], zones)
 	if err != nil {
 		return Member{}, err
 	}
 	if len(rest) != 0 {
 		return Member{}, fmt.Errorf("%w: %d trailing bytes", ErrMemberEncoding, len(rest))
 	}
+	if zones && m.Zone == "" {
+		return Member{}, fmt.Errorf("%w: version 2 without a zone", ErrMemberEncoding)
+	}
 	return m, nil
 }
 
-// memberEncodedLen returns the size of m's member body.
+// memberEncodedLen returns the size of m: its member body, with the zone field
+// only if it has a zone. That is its standalone encoding minus the version byte;
+// in a version 2 set, the body of a member without a zone is one byte longer.
 func memberEncodedLen(m Member) int {
-	return memberFixedLen + len(m.Name) + memberUvarintLen(m.Version) +
+	n := memberFixedLen + len(m.Name) + memberUvarintLen(m.Version) +
 		len(m.RESPAddr) + len(m.MemcacheAddr) + len(m.HTTPAddr) + len(m.GossipAddr) + len(m.ClusterAddr)
+	if m.Zone != "" {
+		n += 1 + len(m.Zone)
+	}
+	return n
+}
+
+// memberZoneValid reports whether zone is a valid member zone: empty, or at most
+// MemberMaxZoneLen bytes of UTF-8 of printable characters other than spaces, so it
+// is one token on a command line, in a RESP reply and in a status table.
+func memberZoneValid(zone string) bool {
+	if len(zone) > MemberMaxZoneLen || !utf8.ValidString(zone) {
+		return false
+	}
+	for _, r := range zone {
+		if !unicode.IsPrint(r) || unicode.IsSpace(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // memberValidate checks what the decoder checks, for an entry built in memory:
 // a non-empty name, strings within MemberMaxStringLen, a valid state, a finite
-// weight, and an encoding within MemberMaxEncodedLen even at the largest version.
+// weight, a valid zone, and an encoding within MemberMaxEncodedLen even at the
+// largest version.
 func memberValidate(m Member) error {
 	switch {
 	case m.Name == "":
@@ -401,6 +487,9 @@ func memberValidate(m Member) error {
 		return fmt.Errorf("cluster: member %q has invalid state %d", m.Name, uint8(m.State))
 	case math.IsNaN(m.Weight) || math.IsInf(m.Weight, 0):
 		return fmt.Errorf("cluster: member %q has weight %v; it must be finite", m.Name, m.Weight)
+	case !memberZoneValid(m.Zone):
+		return fmt.Errorf("cluster: member %q has zone %q; a zone is at most %d bytes of UTF-8, printable, without spaces",
+			m.Name, m.Zone, MemberMaxZoneLen)
 	}
 	for _, s := range [...]string{m.Name, m.RESPAddr, m.MemcacheAddr, m.HTTPAddr, m.GossipAddr, m.ClusterAddr} {
 		if len(s) > MemberMaxStringLen {
@@ -410,22 +499,26 @@ func memberValidate(m Member) error {
 	big := m
 	big.Version = math.MaxUint64
 	if n := memberEncodedLen(big); n > MemberMaxEncodedLen {
-		return fmt.Errorf("cluster: member %q encodes to %d bytes, more than memberlist's %d-byte metadata limit; shorten its name or addresses",
+		return fmt.Errorf("cluster: member %q encodes to %d bytes, more than memberlist's %d-byte metadata limit; shorten its name, addresses or zone",
 			m.Name, n, MemberMaxEncodedLen)
 	}
 	return nil
 }
 
-// appendMemberBody appends m's member body. Strings longer than MemberMaxStringLen
-// are not representable; memberValidate keeps them out, and here they are cut so the
+// appendMemberBody appends m's member body, with the zone field if zones (version 2).
+// Strings longer than MemberMaxStringLen are not representable; memberValidate keeps
+// them out (and zones longer than MemberMaxZoneLen), and here they are cut so the
 // encoder never writes a corrupt length.
-func appendMemberBody(b []byte, m Member) []byte {
+func appendMemberBody(b []byte, m Member, zones bool) []byte {
 	b = appendMemberString(b, m.Name)
 	b = append(b, byte(m.State))
 	b = binary.BigEndian.AppendUint64(b, math.Float64bits(m.Weight))
 	b = binary.AppendUvarint(b, m.Version)
 	for _, s := range [...]string{m.RESPAddr, m.MemcacheAddr, m.HTTPAddr, m.GossipAddr, m.ClusterAddr} {
 		b = appendMemberString(b, s)
+	}
+	if zones {
+		b = appendMemberString(b, m.Zone)
 	}
 	return b
 }
@@ -435,9 +528,9 @@ func appendMemberString(b []byte, s string) []byte {
 	return append(append(b, byte(len(s))), s...)
 }
 
-// decodeMemberBody decodes one member body from the front of b and returns the rest.
-func decodeMemberBody(b []byte) (Member, []byte, error) {
-	start := len(b)
+// decodeMemberBody decodes one member body from the front of b, with a zone field
+// if zones (version 2), and returns the rest.
+func decodeMemberBody(b []byte, zones bool) (Member, []byte, error) {
 	var m Member
 	var err error
 	if m.Name, b, err = memberString(b, "name"); err != nil {
@@ -474,7 +567,15 @@ func decodeMemberBody(b []byte) (Member, []byte, error) {
 			return Member{}, nil, err
 		}
 	}
-	if n := start - len(b); n > MemberMaxEncodedLen {
+	if zones {
+		if m.Zone, b, err = memberString(b, "zone"); err != nil {
+			return Member{}, nil, err
+		}
+		if !memberZoneValid(m.Zone) {
+			return Member{}, nil, fmt.Errorf("%w: member %q has invalid zone %q", ErrMemberEncoding, m.Name, m.Zone)
+		}
+	}
+	if n := memberEncodedLen(m); n > MemberMaxEncodedLen {
 		return Member{}, nil, fmt.Errorf("%w: member %q is %d bytes, more than %d", ErrMemberEncoding, m.Name, n, MemberMaxEncodedLen)
 	}
 	return m, b, nil

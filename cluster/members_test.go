@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -17,6 +18,7 @@ func memberTestGen(r *rand.Rand) Member {
 	names := []string{"a", "b", "c"}
 	weights := []float64{0, math.Copysign(0, -1), 1, 2, 0.5, -1}
 	addrs := []string{"", "127.0.0.1:1", "127.0.0.1:2", "[::1]:3"}
+	zones := []string{"", "", "a", "us-east-1a"}
 	return Member{
 		Name:         names[r.IntN(len(names))],
 		State:        State(1 + r.IntN(3)),
@@ -27,6 +29,7 @@ func memberTestGen(r *rand.Rand) Member {
 		HTTPAddr:     addrs[r.IntN(len(addrs))],
 		GossipAddr:   addrs[r.IntN(len(addrs))],
 		ClusterAddr:  addrs[r.IntN(len(addrs))],
+		Zone:         zones[r.IntN(len(zones))],
 	}
 }
 
@@ -85,6 +88,13 @@ func TestMergeMemberTable(t *testing.T) {
 			with(func(m *Member) { m.State = StateRemoved }), with(func(m *Member) { m.State = StateRemoved; m.Version = 7 })},
 		{"full tie: greater encoding", with(func(m *Member) { m.RESPAddr = "a" }), with(func(m *Member) { m.RESPAddr = "b" }),
 			with(func(m *Member) { m.RESPAddr = "b" })},
+		{"a zone change travels with the version", base, with(func(m *Member) { m.Version = 6; m.Zone = "dc2" }),
+			with(func(m *Member) { m.Version = 6; m.Zone = "dc2" })},
+		{"dropping a zone travels with the version", with(func(m *Member) { m.Zone = "dc2" }),
+			with(func(m *Member) { m.Version = 6 }), with(func(m *Member) { m.Version = 6 })},
+		{"full tie: zone breaks it", with(func(m *Member) { m.Zone = "a" }), with(func(m *Member) { m.Zone = "b" }),
+			with(func(m *Member) { m.Zone = "b" })},
+		{"full tie: a zone beats none", base, with(func(m *Member) { m.Zone = "a" }), with(func(m *Member) { m.Zone = "a" })},
 		{"identical", base, base, base},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -173,11 +183,27 @@ func TestMembersCloneIsDeep(t *testing.T) {
 	}
 }
 
+// TestMergeTieBreakWithoutZones: the tie-break compares bodies with the zone field,
+// which for members without zones orders them exactly as their version 1 bodies did,
+// so nodes with and without this version agree on merges of zone-less entries.
+func TestMergeTieBreakWithoutZones(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	for i := range 5000 {
+		a, b := memberTestGen(r), memberTestGen(r)
+		a.Zone, b.Zone = "", ""
+		v1 := bytes.Compare(appendMemberBody(nil, a, false), appendMemberBody(nil, b, false))
+		v2 := bytes.Compare(appendMemberBody(nil, a, true), appendMemberBody(nil, b, true))
+		if v1 != v2 {
+			t.Fatalf("iteration %d: %+v vs %+v: version 1 bodies compare %d, with zones %d", i, a, b, v1, v2)
+		}
+	}
+}
+
 func TestMembersRing(t *testing.T) {
 	m := Members{
-		"a": {Name: "a", State: StateActive, Weight: 1, Version: 1},
-		"b": {Name: "b", State: StateLeaving, Weight: 2, Version: 3},
-		"c": {Name: "c", State: StateRemoved, Weight: 1, Version: 2},
+		"a": {Name: "a", State: StateActive, Weight: 1, Version: 1, Zone: "z1"},
+		"b": {Name: "b", State: StateLeaving, Weight: 2, Version: 3, Zone: "z2"},
+		"c": {Name: "c", State: StateRemoved, Weight: 1, Version: 2, Zone: "z3"},
 		"d": {Name: "d", State: StateActive, Weight: 0, Version: 1},
 	}
 	r, err := m.Ring(64)
@@ -194,6 +220,9 @@ func TestMembersRing(t *testing.T) {
 	if !slices.Equal(names, []string{"a", "d"}) {
 		t.Fatalf("ring members = %v, want [a d]: leaving and removed members own nothing", names)
 	}
+	if za, _ := r.Zone("a"); za != "z1" || !slices.Equal(r.Zones(), []string{"", "z1"}) {
+		t.Fatalf("ring zones: a in %q, zones %q; want z1 and [\"\" z1]", za, r.Zones())
+	}
 	if _, err := m.Ring(3); err == nil {
 		t.Fatal("Ring(3) accepted a partition count that is not a power of two")
 	}
@@ -209,10 +238,14 @@ func TestMemberCodecRoundTrip(t *testing.T) {
 		RESPAddr: "10.0.0.1:6379", MemcacheAddr: "10.0.0.1:11211", HTTPAddr: "10.0.0.1:9121",
 		GossipAddr: "10.0.0.1:7946", ClusterAddr: "10.0.0.1:7947",
 	}
+	zoned := full
+	zoned.Zone = "eu-central-1a"
 	for _, m := range []Members{
 		{},
 		{"a": {Name: "a", State: StateActive}},
 		{"node-1": full, "node-2": {Name: "node-2", State: StateRemoved, Weight: math.Copysign(0, -1), Version: 127}},
+		{"node-1": zoned, "node-2": {Name: "node-2", State: StateActive, Weight: 1, Version: 2}},
+		{"node-1": zoned, "node-2": {Name: "node-2", State: StateActive, Zone: strings.Repeat("z", MemberMaxZoneLen)}},
 	} {
 		enc := m.AppendBinary([]byte("prefix"))
 		if !bytes.HasPrefix(enc, []byte("prefix")) {
@@ -226,9 +259,62 @@ func TestMemberCodecRoundTrip(t *testing.T) {
 			t.Fatalf("round trip: got %v, want %v", got, m)
 		}
 	}
-	got, err := DecodeMember(full.AppendBinary(nil))
-	if err != nil || !memberEqual(got, full) {
-		t.Fatalf("DecodeMember round trip: %+v, %v", got, err)
+	for _, mb := range []Member{full, zoned} {
+		got, err := DecodeMember(mb.AppendBinary(nil))
+		if err != nil || !memberEqual(got, mb) {
+			t.Fatalf("DecodeMember round trip: %+v, %v", got, err)
+		}
+	}
+}
+
+// TestMemberCodecCompat: records written before zones (the persisted member set, a
+// gossiped set, node metadata) decode with Zone "", and a set without zones still
+// encodes to exactly those bytes, so nodes of the previous version read it. A zone
+// switches to version 2, which they refuse.
+func TestMemberCodecCompat(t *testing.T) {
+	// Written by the encoder of commit dc9e5a9, before zones.
+	const (
+		oldSet = "0103026e31013ff0000000000000030d31302e302e302e313a3633373900000d31302e302e302e313a37" +
+			"3934360d31302e302e302e313a37393437026e32024000000000000000c80100000d31302e302e302e32" +
+			"3a393132310000026e33030000000000000000070000000000"
+		oldMeta = "01026e31013ff0000000000000030d31302e302e302e313a3633373900000d31302e302e302e313a3739" +
+			"34360d31302e302e302e313a37393437"
+	)
+	want := Members{
+		"n1": {Name: "n1", State: StateActive, Weight: 1, Version: 3, RESPAddr: "10.0.0.1:6379",
+			GossipAddr: "10.0.0.1:7946", ClusterAddr: "10.0.0.1:7947"},
+		"n2": {Name: "n2", State: StateLeaving, Weight: 2, Version: 200, HTTPAddr: "10.0.0.2:9121"},
+		"n3": {Name: "n3", State: StateRemoved, Version: 7},
+	}
+	set, _ := hex.DecodeString(oldSet)
+	meta, _ := hex.DecodeString(oldMeta)
+	got, err := DecodeMembers(set)
+	if err != nil || !membersTestEqual(got, want) {
+		t.Fatalf("DecodeMembers(old set) = %v, %v; want %v", got, err, want)
+	}
+	if enc := want.AppendBinary(nil); !bytes.Equal(enc, set) {
+		t.Fatalf("a set without zones encodes to\n%x\nnot the old\n%x", enc, set)
+	}
+	one, err := DecodeMember(meta)
+	if err != nil || !memberEqual(one, want["n1"]) {
+		t.Fatalf("DecodeMember(old metadata) = %+v, %v", one, err)
+	}
+	if enc := want["n1"].AppendBinary(nil); !bytes.Equal(enc, meta) {
+		t.Fatalf("a member without a zone encodes to %x, not the old %x", enc, meta)
+	}
+	zoned := want.Clone()
+	n3 := zoned["n3"]
+	n3.Zone = "dc1"
+	zoned["n3"] = n3
+	enc := zoned.AppendBinary(nil)
+	if enc[0] != memberCodecZones {
+		t.Fatalf("a set with a zone encodes with version %d", enc[0])
+	}
+	if got, err := DecodeMembers(enc); err != nil || !membersTestEqual(got, zoned) {
+		t.Fatalf("round trip of a zoned set: %v, %v", got, err)
+	}
+	if enc := n3.AppendBinary(nil); enc[0] != memberCodecZones {
+		t.Fatalf("a member with a zone encodes with version %d", enc[0])
 	}
 }
 
@@ -246,7 +332,17 @@ func TestDecodeMembersRejectsMalformed(t *testing.T) {
 		in   []byte
 	}{
 		{"empty", nil},
-		{"bad version", append([]byte{2}, good[1:]...)},
+		{"bad version", append([]byte{3}, good[1:]...)},
+		{"version 2 without zone fields", append([]byte{memberCodecZones}, good[1:]...)},
+		{"version 2 without a zone", append([]byte{memberCodecZones, 1}, appendMemberBody(nil, Member{Name: "a", State: 1}, true)...)},
+		{"zone too long", zoneBody(strings.Repeat("z", MemberMaxZoneLen+1))},
+		{"zone with a space", zoneBody("dc 1")},
+		{"zone with a newline", zoneBody("dc1\n")},
+		{"zone with a NUL", zoneBody("dc\x001")},
+		{"zone not UTF-8", zoneBody("dc\xff")},
+		{"zone truncated", zoneBody("dc1")[:len(zoneBody("dc1"))-1]},
+		{"member with zone over 512 bytes", zoneBody(strings.Repeat("z", MemberMaxZoneLen),
+			func(m *Member) { m.Name, m.RESPAddr, m.MemcacheAddr, m.HTTPAddr = long, long, long, long[:100] })},
 		{"truncated count", []byte{memberCodecVersion}},
 		{"count too large", []byte{memberCodecVersion, 0xff, 0xff, 0x03}},
 		{"count exceeds entries", []byte{memberCodecVersion, 3}},
@@ -264,9 +360,9 @@ func TestDecodeMembersRejectsMalformed(t *testing.T) {
 			0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0, 0)},
 		{"address truncated", bodyOf(1, 'a', 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 5, 'x')},
 		{"names out of order", append([]byte{memberCodecVersion, 2},
-			append(appendMemberBody(nil, Member{Name: "b", State: 1}), appendMemberBody(nil, Member{Name: "a", State: 1})...)...)},
+			append(appendMemberBody(nil, Member{Name: "b", State: 1}, false), appendMemberBody(nil, Member{Name: "a", State: 1}, false)...)...)},
 		{"duplicate names", append([]byte{memberCodecVersion, 2},
-			append(appendMemberBody(nil, Member{Name: "a", State: 1}), appendMemberBody(nil, Member{Name: "a", State: 1})...)...)},
+			append(appendMemberBody(nil, Member{Name: "a", State: 1}, false), appendMemberBody(nil, Member{Name: "a", State: 1}, false)...)...)},
 		{"member over 512 bytes", one(Member{Name: long, State: StateActive, RESPAddr: long, MemcacheAddr: long, HTTPAddr: long, GossipAddr: long})},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -282,6 +378,29 @@ func TestDecodeMembersRejectsMalformed(t *testing.T) {
 	if _, err := DecodeMember([]byte{9}); !errors.Is(err, ErrMemberEncoding) {
 		t.Fatalf("DecodeMember accepted version 9: %v", err)
 	}
+	// The member over 512 bytes with its zone is 476 without it: decodable.
+	if _, err := DecodeMember(Member{Name: long, State: StateActive, RESPAddr: long, MemcacheAddr: long,
+		HTTPAddr: long[:100]}.AppendBinary(nil)); err != nil {
+		t.Fatalf("the member without its zone: %v", err)
+	}
+	noZone := append([]byte{memberCodecZones}, appendMemberBody(nil, Member{Name: "a", State: 1}, true)...)
+	if _, err := DecodeMember(noZone); !errors.Is(err, ErrMemberEncoding) {
+		t.Fatalf("DecodeMember accepted version 2 without a zone: %v", err)
+	}
+	if _, err := DecodeMember(zoneBody("dc 1")[1:]); !errors.Is(err, ErrMemberEncoding) {
+		t.Fatalf("DecodeMember accepted an invalid zone: %v", err)
+	}
+}
+
+// zoneBody hand-builds a version 2 set of one member "a" with the given zone, which
+// the encoder would not write if it is invalid; edit changes the member first.
+func zoneBody(zone string, edit ...func(*Member)) []byte {
+	m := Member{Name: "a", State: StateActive, Weight: 1, Version: 1}
+	for _, f := range edit {
+		f(&m)
+	}
+	b := append([]byte{memberCodecZones, 1}, appendMemberBody(nil, m, false)...)
+	return append(append(b, byte(len(zone))), zone...)
 }
 
 func TestMemberValidate(t *testing.T) {
@@ -298,10 +417,38 @@ func TestMemberValidate(t *testing.T) {
 		{Name: "n", State: StateActive, Weight: math.Inf(-1)},
 		{Name: strings.Repeat("n", 256), State: StateActive},
 		{Name: "n", State: StateActive, RESPAddr: long, MemcacheAddr: long, HTTPAddr: long, GossipAddr: long, ClusterAddr: long},
+		{Name: "n", State: StateActive, Zone: strings.Repeat("z", MemberMaxZoneLen+1)},
+		{Name: "n", State: StateActive, Zone: "dc 1"},
+		{Name: "n", State: StateActive, Zone: "dc1\t"},
+		{Name: "n", State: StateActive, Zone: "\u00a0"},
+		{Name: "n", State: StateActive, Zone: "dc\x00"},
+		{Name: "n", State: StateActive, Zone: "\xff"},
+		// Fits without the zone, not with it.
+		{Name: "n", State: StateActive, RESPAddr: long, MemcacheAddr: long, HTTPAddr: long,
+			GossipAddr: long, ClusterAddr: long[:40], Zone: strings.Repeat("z", 64)},
 	} {
 		if err := memberValidate(bad); err == nil {
 			t.Errorf("memberValidate(%+v) = nil", bad)
 		}
+	}
+	fits := Member{Name: "n", State: StateActive, RESPAddr: long, MemcacheAddr: long, HTTPAddr: long,
+		GossipAddr: long, ClusterAddr: long[:40]}
+	if err := memberValidate(fits); err != nil {
+		t.Errorf("the member without its zone: %v", err)
+	}
+	for _, zone := range []string{"eu-central-1a", "dc2/rack17", "zürich", "机房1", strings.Repeat("z", MemberMaxZoneLen)} {
+		good := ok
+		good.Zone = zone
+		if err := memberValidate(good); err != nil {
+			t.Errorf("memberValidate with zone %q: %v", zone, err)
+		}
+	}
+	// The largest name with a full zone and typical addresses fits.
+	big := Member{Name: strings.Repeat("n", MemberMaxStringLen), State: StateActive, Zone: strings.Repeat("z", MemberMaxZoneLen),
+		RESPAddr: "[2001:db8::1]:6379", MemcacheAddr: "[2001:db8::1]:11211", HTTPAddr: "[2001:db8::1]:9121",
+		GossipAddr: "[2001:db8::1]:7946", ClusterAddr: "[2001:db8::1]:7947"}
+	if err := memberValidate(big); err != nil {
+		t.Errorf("the longest name and zone with IPv6 addresses: %v", err)
 	}
 }
 
@@ -315,6 +462,17 @@ func FuzzDecodeMembers(f *testing.F) {
 	f.Add([]byte{memberCodecVersion, 0x80, 0x01})
 	f.Add(Member{Name: "n", State: StateActive, Weight: 1, Version: 3}.AppendBinary(nil))
 	f.Add(Member{Name: "n", State: StateActive, Weight: -1, Version: 1 << 60, RESPAddr: "127.0.0.1:6379"}.AppendBinary(nil))
+	// Zones: version 2 sets and metadata, and the ways they go wrong.
+	f.Add(Member{Name: "n", State: StateActive, Weight: 1, Version: 3, Zone: "us-east-1a"}.AppendBinary(nil))
+	f.Add(Members{
+		"a": {Name: "a", State: StateActive, Weight: 1, Version: 1, Zone: "dc1"},
+		"b": {Name: "b", State: StateActive, Weight: 1, Version: 1},
+		"c": {Name: "c", State: StateRemoved, Version: 9, Zone: "dc2/rack17"},
+	}.AppendBinary(nil))
+	f.Add([]byte{memberCodecZones, 0})
+	f.Add(zoneBody(""))
+	f.Add(zoneBody("dc 1"))
+	f.Add(zoneBody(strings.Repeat("z", MemberMaxZoneLen+1)))
 	nearFullSet := membersTestMany("a", MembersMaxRing-1, StateActive)
 	// (Sets at the bounds are TestDecodeMembersBounds's: big seeds stall the
 	// fuzzer's minimization.)
@@ -433,7 +591,9 @@ func TestDecodeMembersBounds(t *testing.T) {
 	if _, err := DecodeMembers(long); !errors.Is(err, ErrMemberEncoding) {
 		t.Fatalf("DecodeMembers of %d bytes: %v", len(long), err)
 	}
-	// The largest set there can be fits the encoded bound.
+	// The largest set there can be fits the encoded bound, and decodes: members
+	// without zones at the size bound, and one zone, so that every one of them
+	// carries an empty zone field.
 	big := Members{}
 	for i := range MembersMaxCount {
 		mb := Member{Name: fmt.Sprintf("%0255d", i), State: StateRemoved, Version: math.MaxUint64}
@@ -441,8 +601,16 @@ func TestDecodeMembersBounds(t *testing.T) {
 		mb.RESPAddr, mb.MemcacheAddr, mb.HTTPAddr, mb.GossipAddr, mb.ClusterAddr = s, s, s, s, s
 		big[mb.Name] = mb
 	}
-	if n := len(big.AppendBinary(nil)); n > MembersMaxEncodedLen {
+	first := big.Names()[0]
+	z := big[first]
+	z.RESPAddr, z.Zone = z.RESPAddr[:len(z.RESPAddr)-3], "z"
+	big[first] = z
+	enc := big.AppendBinary(nil)
+	if n := len(enc); n > MembersMaxEncodedLen {
 		t.Fatalf("a full set encodes to %d bytes, more than MembersMaxEncodedLen %d", n, MembersMaxEncodedLen)
+	}
+	if m, err := DecodeMembers(enc); err != nil || len(m) != MembersMaxCount {
+		t.Fatalf("DecodeMembers of the largest set: %d, %v", len(m), err)
 	}
 }
 
