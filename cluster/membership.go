@@ -105,8 +105,9 @@ type MetaStore interface {
 // struct.
 type MembershipConfig struct {
 	// Self describes the local node: Name (required, unique in the cluster, at most
-	// MemberMaxStringLen bytes), Weight (<= 0 means 1) and its client and cluster
-	// addresses. Self.GossipAddr, if set, is the address advertised to other nodes
+	// MemberMaxStringLen bytes), Weight (<= 0 means 1), Zone ("" for none, at most
+	// MemberMaxZoneLen bytes; a changed zone takes effect with the restart's version
+	// bump, like changed addresses) and its client and cluster addresses. Self.GossipAddr, if set, is the address advertised to other nodes
 	// ("ip:port"; port 0 means the bound port), for a node bound to 0.0.0.0 or
 	// behind NAT; if empty it is derived from BindAddr (for 0.0.0.0, memberlist
 	// picks a private IP). Version and State are managed by Membership and ignored.

@@ -123,6 +123,7 @@ func memberTestTuning(c *memberlist.Config) {
 // memberTestNode is one Membership under test with what survives its restarts.
 type memberTestNode struct {
 	name    string
+	zone    string // Self.Zone at the next start
 	store   *memberFakeStore
 	logs    memberLogCapture
 	mu      sync.Mutex
@@ -143,6 +144,7 @@ func memberTestConfig(n *memberTestNode, bind string, seeds []string, secret str
 			Name: n.name, Weight: 1,
 			RESPAddr: "127.0.0.1:6379", MemcacheAddr: "127.0.0.1:11211",
 			HTTPAddr: "127.0.0.1:9121", ClusterAddr: "127.0.0.1:7947/" + n.name,
+			Zone: n.zone,
 		},
 		BindAddr:       bind,
 		Seeds:          seeds,
@@ -355,11 +357,15 @@ func memberTestSnapshot(m *Membership) Members {
 	return out
 }
 
-// memberTestCluster starts a converged 3-node cluster a, b, c (seed a).
-func memberTestCluster(t *testing.T) []*memberTestNode {
+// memberTestCluster starts a converged 3-node cluster a, b, c (seed a), in zones
+// zones[0], zones[1], zones[2] ("" if not given).
+func memberTestCluster(t *testing.T, zones ...string) []*memberTestNode {
 	t.Helper()
 	a, b, c := newMemberTestNode("a"), newMemberTestNode("b"), newMemberTestNode("c")
 	nodes := []*memberTestNode{a, b, c}
+	for i, z := range zones {
+		nodes[i].zone = z
+	}
 	a.start(t, "", nil, "secret")
 	b.start(t, "", []string{a.m.GossipAddr()}, "secret")
 	c.start(t, "", []string{a.m.GossipAddr()}, "secret")
@@ -665,6 +671,7 @@ func TestMembershipStartErrors(t *testing.T) {
 			return c
 		}(), "metadata limit"},
 		{"bad advertise", func() MembershipConfig { c := base(&memberFakeStore{}); c.Self.GossipAddr = "host:1"; return c }(), "ip:port"},
+		{"bad zone", func() MembershipConfig { c := base(&memberFakeStore{}); c.Self.Zone = "data center 1"; return c }(), "zone"},
 		{"corrupt persisted set", base(corrupt), "malformed member encoding"},
 		{"persist fails", base(failing), "disk on fire"},
 	} {
@@ -884,4 +891,58 @@ func TestMembershipPushPullCatchesMissedJoin(t *testing.T) {
 		return nil
 	}, nodes...)
 	t.Logf("b learned of c %v after c joined", time.Since(start).Round(time.Millisecond))
+}
+
+// TestMembershipZones: a node's zone is part of its entry: peers learn it (and their
+// rings place by it), it is persisted, and changing it takes a restart whose version
+// bump carries the new zone to every node.
+func TestMembershipZones(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	nodes := memberTestCluster(t, "z1")
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	defer func() {
+		for _, n := range nodes {
+			n.close(t)
+		}
+	}()
+	all := map[string]State{"a": StateActive, "b": StateActive, "c": StateActive}
+	up := map[string]bool{"a": true, "b": true, "c": true}
+	zonesAre := func(want map[string]string) func() error {
+		return func() error {
+			if err := memberConverged(nodes, all, up); err != nil {
+				return err
+			}
+			for _, n := range nodes {
+				for name, zone := range want {
+					mb, _ := n.m.Member(name)
+					rz, _ := n.m.Ring().Zone(name)
+					if mb.Zone != zone || rz != zone {
+						return fmt.Errorf("%s sees %s in zone %q (ring %q), want %q", n.name, name, mb.Zone, rz, zone)
+					}
+				}
+			}
+			return nil
+		}
+	}
+	memberEventually(t, 5*time.Second, "zone of a reaches everyone",
+		zonesAre(map[string]string{"a": "z1", "b": "", "c": ""}), nodes...)
+	if raw, _, _ := c.store.GetMeta(MembersMetaName); len(raw) == 0 || raw[0] != memberCodecZones {
+		t.Fatalf("c persisted %x, want a version 2 set", raw)
+	}
+
+	before, _ := a.m.Member("b")
+	addr := b.m.GossipAddr()
+	b.close(t)
+	b.zone = "z2"
+	b.start(t, addr, []string{a.m.GossipAddr()}, "secret")
+	memberEventually(t, 10*time.Second, "b's new zone reaches everyone",
+		zonesAre(map[string]string{"a": "z1", "b": "z2", "c": ""}), nodes...)
+	for _, n := range nodes {
+		if mb, _ := n.m.Member("b"); mb.Version != before.Version+1 {
+			t.Errorf("%s sees b at version %d, want %d", n.name, mb.Version, before.Version+1)
+		}
+		if got := n.store.persisted(t)["b"].Zone; got != "z2" {
+			t.Errorf("%s persisted b in zone %q", n.name, got)
+		}
+	}
 }
