@@ -73,18 +73,26 @@ func (p *remotePeers) Flush(ctx context.Context, node string) error {
 // done is refused, and a replica write is not applied once its deadline has
 // passed (ErrLate).
 func (c *Coordinator) Register(m *peer.Mux) {
-	m.Handle(peer.MsgRead, c.serveRead)
-	m.Handle(peer.MsgWrite, c.serveWrite)
-	m.Handle(peer.MsgWriteBatch, c.serveWriteBatch)
-	m.Handle(peer.MsgScan, c.serveScan)
-	m.Handle(peer.MsgCount, c.serveCount)
-	m.Handle(peer.MsgFlush, c.serveFlush)
+	m.Handle(peer.MsgRead, unlessDone(c.serveRead))
+	m.Handle(peer.MsgWrite, unlessDone(c.serveWrite))
+	m.Handle(peer.MsgWriteBatch, unlessDone(c.serveWriteBatch))
+	m.Handle(peer.MsgScan, unlessDone(c.serveScan))
+	m.Handle(peer.MsgCount, unlessDone(c.serveCount))
+	m.Handle(peer.MsgFlush, unlessDone(c.serveFlush))
+}
+
+// unlessDone runs h only while the request's context is not done, the one check
+// every replica handler starts with.
+func unlessDone(h peer.HandlerFunc) peer.HandlerFunc {
+	return func(ctx context.Context, from string, req []byte) ([]byte, error) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		return h(ctx, from, req)
+	}
 }
 
 func (c *Coordinator) serveRead(ctx context.Context, _ string, req []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	r, err := peer.DecodeReadRequest(req)
 	if err != nil {
 		return nil, err
@@ -97,9 +105,6 @@ func (c *Coordinator) serveRead(ctx context.Context, _ string, req []byte) ([]by
 }
 
 func (c *Coordinator) serveWrite(ctx context.Context, _ string, req []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	w, err := peer.DecodeWriteRequest(req)
 	if err != nil {
 		return nil, err
@@ -111,9 +116,6 @@ func (c *Coordinator) serveWrite(ctx context.Context, _ string, req []byte) ([]b
 }
 
 func (c *Coordinator) serveWriteBatch(ctx context.Context, _ string, req []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	reqs, err := peer.DecodeWriteBatch(req)
 	if err != nil {
 		return nil, err
@@ -125,9 +127,6 @@ func (c *Coordinator) serveWriteBatch(ctx context.Context, _ string, req []byte)
 }
 
 func (c *Coordinator) serveScan(ctx context.Context, _ string, req []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	s, err := peer.DecodeScanRequest(req)
 	if err != nil {
 		return nil, err
@@ -140,9 +139,6 @@ func (c *Coordinator) serveScan(ctx context.Context, _ string, req []byte) ([]by
 }
 
 func (c *Coordinator) serveCount(ctx context.Context, _ string, req []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	cr, err := peer.DecodeCountRequest(req)
 	if err != nil {
 		return nil, err
@@ -151,9 +147,6 @@ func (c *Coordinator) serveCount(ctx context.Context, _ string, req []byte) ([]b
 }
 
 func (c *Coordinator) serveFlush(ctx context.Context, _ string, req []byte) ([]byte, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
 	if err := peer.DecodeEmpty(req); err != nil {
 		return nil, fmt.Errorf("flush: %w", err)
 	}
