@@ -458,6 +458,15 @@ func memberEncodedLen(m Member) int {
 	return n
 }
 
+// CheckZone returns an error that says what a valid zone is when zone is not one
+// (see Member.Zone); node/ checks --zone with it.
+func CheckZone(zone string) error {
+	if !memberZoneValid(zone) {
+		return fmt.Errorf("zone %q: a zone is at most %d bytes of UTF-8, printable, without spaces", zone, MemberMaxZoneLen)
+	}
+	return nil
+}
+
 // memberZoneValid reports whether zone is a valid member zone: empty, or at most
 // MemberMaxZoneLen bytes of UTF-8 of printable characters other than spaces, so it
 // is one token on a command line, in a RESP reply and in a status table.
@@ -475,8 +484,8 @@ func memberZoneValid(zone string) bool {
 
 // memberValidate checks what the decoder checks, for an entry built in memory:
 // a non-empty name, strings within MemberMaxStringLen, a valid state, a finite
-// weight, a valid zone, and an encoding within MemberMaxEncodedLen even at the
-// largest version.
+// weight, a valid zone, and a standalone encoding (its node metadata) within
+// MemberMaxEncodedLen even at the largest version.
 func memberValidate(m Member) error {
 	switch {
 	case m.Name == "":
@@ -496,9 +505,13 @@ func memberValidate(m Member) error {
 			return fmt.Errorf("cluster: member %q: %q is longer than %d bytes", m.Name, s, MemberMaxStringLen)
 		}
 	}
+	// Its node metadata is its standalone encoding: the version byte and the
+	// body, which together must fit memberlist's limit, so the body is one byte
+	// shorter than MemberMaxEncodedLen (a longer one would make NodeMeta
+	// gossip nothing).
 	big := m
 	big.Version = math.MaxUint64
-	if n := memberEncodedLen(big); n > MemberMaxEncodedLen {
+	if n := 1 + memberEncodedLen(big); n > MemberMaxEncodedLen {
 		return fmt.Errorf("cluster: member %q encodes to %d bytes, more than memberlist's %d-byte metadata limit; shorten its name, addresses or zone",
 			m.Name, n, MemberMaxEncodedLen)
 	}

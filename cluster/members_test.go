@@ -443,6 +443,26 @@ func TestMemberValidate(t *testing.T) {
 			t.Errorf("memberValidate with zone %q: %v", zone, err)
 		}
 	}
+	// The node metadata (version byte and body) must fit memberlist's limit: a
+	// body of exactly MemberMaxEncodedLen bytes is refused, one byte less is not,
+	// and NodeMeta then gossips it.
+	edge := Member{Name: "n", State: StateActive, Version: math.MaxUint64, Zone: "z"}
+	room := MemberMaxEncodedLen - memberEncodedLen(edge)
+	edge.RESPAddr, edge.HTTPAddr = strings.Repeat("r", room/2), strings.Repeat("h", room-room/2)
+	if n := memberEncodedLen(edge); n != MemberMaxEncodedLen {
+		t.Fatalf("edge member is %d bytes", n)
+	}
+	if err := memberValidate(edge); err == nil {
+		t.Errorf("memberValidate of a %d-byte body = nil; its node metadata is %d bytes", MemberMaxEncodedLen, MemberMaxEncodedLen+1)
+	}
+	edge.RESPAddr = edge.RESPAddr[1:]
+	if err := memberValidate(edge); err != nil {
+		t.Errorf("memberValidate of a %d-byte body: %v", MemberMaxEncodedLen-1, err)
+	}
+	d := &memberDelegate{m: &Membership{name: edge.Name, members: Members{edge.Name: edge}}}
+	if meta := d.NodeMeta(MemberMaxEncodedLen); len(meta) != MemberMaxEncodedLen {
+		t.Errorf("NodeMeta of the largest valid member: %d bytes, want %d", len(meta), MemberMaxEncodedLen)
+	}
 	// The largest name with a full zone and typical addresses fits.
 	big := Member{Name: strings.Repeat("n", MemberMaxStringLen), State: StateActive, Zone: strings.Repeat("z", MemberMaxZoneLen),
 		RESPAddr: "[2001:db8::1]:6379", MemcacheAddr: "[2001:db8::1]:11211", HTTPAddr: "[2001:db8::1]:9121",

@@ -36,6 +36,7 @@ func (n *Node) newCluster() error {
 	}
 	self := cluster.Member{
 		Name:         n.cfg.Name,
+		Zone:         n.cfg.Zone,
 		RESPAddr:     n.RESPAddr(),
 		MemcacheAddr: n.MemcacheAddr(),
 		HTTPAddr:     n.HTTPAddr(),

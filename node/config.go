@@ -11,6 +11,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 
+	"github.com/dynakv/dynakv/cluster"
 	"github.com/dynakv/dynakv/storage"
 )
 
@@ -25,6 +26,13 @@ type Config struct {
 	// Name identifies the node in the cluster and in version vectors. Default: the
 	// host name.
 	Name string
+	// Zone is the failure domain the node is in: a rack, availability zone or
+	// data center. The ring spreads each key's replicas over the zones (see
+	// ring's package documentation). It is part of the node's durable member
+	// record, so every node sees the same one; changing it takes a restart and
+	// moves partitions like a join. Default "": no zone (a cluster whose members
+	// have none is one zone).
+	Zone string
 	// DataDir holds Pebble's files (disk storage). Default ./data/<Name>.
 	DataDir string
 	// Storage is "disk" (default) or "memory" (Pebble on an in-memory filesystem).
@@ -228,6 +236,9 @@ func (c Config) Validate() error {
 			bad("--name %q: use printable ASCII without spaces or ':'", c.Name)
 			break
 		}
+	}
+	if err := cluster.CheckZone(c.Zone); err != nil {
+		bad("--zone: %v", err)
 	}
 	if c.Storage != StorageDisk && c.Storage != StorageMemory {
 		bad("--storage must be %q or %q, not %q", StorageDisk, StorageMemory, c.Storage)

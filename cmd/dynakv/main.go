@@ -106,6 +106,7 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.Name, "name", "", "node name, unique in the cluster (default: the host name)")
+	f.StringVar(&cfg.Zone, "zone", "", "failure domain of this node (rack, availability zone or data center): each key's replicas are spread over the zones; set it only once every node runs a version that knows zones")
 	f.StringVar(&cfg.DataDir, "data-dir", "", "data directory for disk storage (default ./data/<name>)")
 	f.StringVar(&cfg.Storage, "storage", d.Storage, `storage engine: "disk" (Pebble on --data-dir) or "memory" (Pebble in memory; data ends with the process)`)
 	f.StringVar(&cfg.RESPAddr, "resp", d.RESPAddr, "Redis protocol (RESP) listen address")
