@@ -104,6 +104,19 @@ type clusterAdmin struct{ n *Node }
 
 func (a clusterAdmin) PreferenceList(key []byte) []string { return slices.Clone(a.n.replicas(key)) }
 
+// PreferenceListZones returns what PreferenceList does with the replicas' zones,
+// read from one ring so that the two agree.
+func (a clusterAdmin) PreferenceListZones(key []byte) (names, zones []string) {
+	rg := a.n.ms.Ring()
+	nn, _, _ := a.n.quorum(rg.Len())
+	names = slices.Clone(rg.Replicas(rg.Partition(key), nn))
+	zones = make([]string, len(names))
+	for i, name := range names {
+		zones[i], _ = rg.Zone(name)
+	}
+	return names, zones
+}
+
 func (a clusterAdmin) Members() []string {
 	st := a.n.status(false)
 	out := make([]string, 0, len(st.Members))
@@ -112,8 +125,12 @@ func (a clusterAdmin) Members() []string {
 		if m.Alive {
 			alive = "alive"
 		}
-		out = append(out, fmt.Sprintf("%s %s %s resp=%s memcache=%s http=%s primaries=%d replicas=%d",
-			m.Name, alive, m.State, m.RESPAddr, m.MemcacheAddr, m.HTTPAddr, m.Primaries, m.Replicas))
+		line := fmt.Sprintf("%s %s %s resp=%s memcache=%s http=%s primaries=%d replicas=%d",
+			m.Name, alive, m.State, m.RESPAddr, m.MemcacheAddr, m.HTTPAddr, m.Primaries, m.Replicas)
+		if m.Zone != "" { // a zone has no spaces (cluster.CheckZone)
+			line += " zone=" + m.Zone
+		}
+		out = append(out, line)
 	}
 	return out
 }

@@ -28,11 +28,21 @@ func fastGossip(c *memberlist.Config) {
 // startTestCluster starts count in-process nodes that join the first one.
 func startTestCluster(t *testing.T, count int) []*Node {
 	t.Helper()
+	return startTestClusterWith(t, count, nil)
+}
+
+// startTestClusterWith is startTestCluster with edit, when not nil, called on
+// node i's configuration (named n<i+1>) before it starts.
+func startTestClusterWith(t *testing.T, count int, edit func(i int, c *Config)) []*Node {
+	t.Helper()
 	var nodes []*Node
 	for i := range count {
 		cfg := Config{Name: fmt.Sprintf("n%d", i+1), Storage: StorageMemory, Secret: "s3cret",
 			RESPAddr: "127.0.0.1:0", MemcacheAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 			GossipAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:0", GossipTuning: fastGossip}
+		if edit != nil {
+			edit(i, &cfg)
+		}
 		if i > 0 {
 			cfg.Join = []string{nodes[0].GossipAddr()}
 		}
@@ -111,6 +121,9 @@ func TestClusterOperatorSurface(t *testing.T) {
 	}
 	if len(st.Members) != 3 || st.N != 3 || st.Members[0].Replicas != 1024 {
 		t.Fatalf("status = %+v", st)
+	}
+	if st.Zones != nil || st.Members[0].Zone != "" {
+		t.Errorf("a cluster without zones shows zones: %+v", st)
 	}
 	metrics := httpGet(t, "http://"+nodes[0].HTTPAddr()+"/metrics")
 	for _, want := range []string{"dynakv_cluster_members 3", "dynakv_hints_pending 0", "dynakv_read_repairs_total"} {

@@ -23,6 +23,14 @@ type Status struct {
 	ReadRepairs    int64          `json:"read_repairs"`
 	Keys           int64          `json:"keys"`
 	AAE            AAEStatus      `json:"aae"`
+
+	// Zones are the ring's zones (ring.Ring.Zones order), only when it has more
+	// than one: their members and the partition replicas they hold.
+	Zones []ZoneStatus `json:"zones,omitempty"`
+	// PartitionsNotSpread counts the partitions whose N replicas are in fewer than
+	// min(N, zones) distinct zones. The ring's placement guarantees 0; anything
+	// else is a bug.
+	PartitionsNotSpread int `json:"partitions_not_spread"`
 }
 
 // AAEStatus is anti-entropy and partition handoff as this node sees them.
@@ -49,9 +57,22 @@ type PartitionRepair struct {
 	RepairAgeMS int64 `json:"repair_age_ms"`
 }
 
+// ZoneStatus is one zone of the ring as this node sees it.
+type ZoneStatus struct {
+	Zone         string `json:"zone"` // "": the members without a zone
+	Members      int    `json:"members"`
+	MembersAlive int    `json:"members_alive"`
+	// Replicas is how many partition replicas the zone's members hold: the sum over
+	// the partitions of how many of each one's N replicas are in the zone.
+	// Partitions is how many partitions have at least one replica in the zone.
+	Replicas   int `json:"replicas"`
+	Partitions int `json:"partitions"`
+}
+
 // MemberStatus is one ring member as this node sees it.
 type MemberStatus struct {
 	Name         string `json:"name"`
+	Zone         string `json:"zone,omitempty"`
 	State        string `json:"state"`
 	Alive        bool   `json:"alive"`
 	RESPAddr     string `json:"resp_addr"`
@@ -86,9 +107,10 @@ func (n *Node) status(hintsByOwner bool) Status {
 			replicas[name]++
 		}
 	}
+	st.Zones, st.PartitionsNotSpread = n.zoneStatus(rg, cs.n)
 	for _, m := range n.ms.Members() {
 		st.Members = append(st.Members, MemberStatus{
-			Name: m.Name, State: m.State.String(), Alive: m.Alive,
+			Name: m.Name, Zone: m.Zone, State: m.State.String(), Alive: m.Alive,
 			RESPAddr: m.RESPAddr, MemcacheAddr: m.MemcacheAddr, HTTPAddr: m.HTTPAddr,
 			ClusterAddr: m.ClusterAddr, GossipAddr: m.GossipAddr,
 			Primaries: primaries[m.Name], Replicas: replicas[m.Name],
@@ -104,6 +126,51 @@ func (n *Node) status(hintsByOwner bool) Status {
 		}
 	}
 	return st
+}
+
+// zoneStatus returns rg's zones with their members and the partition replicas
+// they hold for replication factor nn, only when there is more than one zone, and
+// the number of partitions whose replicas are in fewer than min(nn, zones)
+// distinct zones. It costs Q*nn steps (1024*3 by default).
+func (n *Node) zoneStatus(rg *ring.Ring, nn int) ([]ZoneStatus, int) {
+	zones := rg.Zones()
+	idx := make(map[string]int, len(zones))
+	out := make([]ZoneStatus, len(zones))
+	for i, z := range zones {
+		idx[z], out[i].Zone = i, z
+	}
+	for _, m := range rg.Members() {
+		zs := &out[idx[m.Zone]]
+		zs.Members++
+		if n.ms.Alive(m.Name) {
+			zs.MembersAlive++
+		}
+	}
+	want := min(nn, len(zones))
+	notSpread := 0
+	held := make([]int, len(zones)) // replicas of the partition in each zone
+	for p := range rg.Partitions() {
+		clear(held)
+		for _, name := range rg.Replicas(p, nn) {
+			z, _ := rg.Zone(name)
+			held[idx[z]]++
+		}
+		distinct := 0
+		for i, h := range held {
+			if h > 0 {
+				distinct++
+				out[i].Replicas += h
+				out[i].Partitions++
+			}
+		}
+		if distinct < want {
+			notSpread++
+		}
+	}
+	if len(zones) < 2 {
+		return nil, notSpread
+	}
+	return out, notSpread
 }
 
 // aaeStatus reports anti-entropy and handoff, with the repair age of each

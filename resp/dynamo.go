@@ -13,6 +13,9 @@ import (
 type Cluster interface {
 	// PreferenceList returns the names of key's N replicas in preference order.
 	PreferenceList(key []byte) []string
+	// PreferenceListZones returns PreferenceList(key) and zones[i], the zone of
+	// names[i] ("" for none).
+	PreferenceListZones(key []byte) (names, zones []string)
 	// Members describes the ring members, one line each.
 	Members() []string
 	// Remove takes a (dead) member out of the ring.
@@ -128,17 +131,36 @@ func (s *Server) ddel(c *client, args [][]byte) {
 	s.writeContext(c, op)
 }
 
-// dpreflist: DPREFLIST key -> the names of the key's N replicas, in preference
-// order.
+// dpreflist: DPREFLIST key [WITHZONES] -> the names of the key's N replicas, in
+// preference order; WITHZONES follows each name with its zone ("" for none) in one
+// flat array, like ZRANGE's WITHSCORES in RESP2, in RESP3 too.
 func (s *Server) dpreflist(c *client, args [][]byte) {
+	withZones := len(args) == 3 && eqFold(cstr(args[2]), "withzones")
+	if len(args) > 2 && !withZones {
+		c.w.errorLine(errSyntax)
+		return
+	}
 	if s.cfg.Cluster == nil {
 		c.w.errorLine(errNoCluster)
 		return
 	}
-	names := s.cfg.Cluster.PreferenceList(args[1])
-	c.w.Array(len(names))
-	for _, n := range names {
+	if !withZones {
+		names := s.cfg.Cluster.PreferenceList(args[1])
+		c.w.Array(len(names))
+		for _, n := range names {
+			c.w.BulkString(n)
+		}
+		return
+	}
+	names, zones := s.cfg.Cluster.PreferenceListZones(args[1])
+	c.w.Array(2 * len(names))
+	for i, n := range names {
+		zone := ""
+		if i < len(zones) {
+			zone = zones[i]
+		}
 		c.w.BulkString(n)
+		c.w.BulkString(zone)
 	}
 }
 

@@ -24,7 +24,15 @@ func (f *fakeCluster) Leave() error {
 }
 
 func (f *fakeCluster) PreferenceList(key []byte) []string { return []string{"a", "b", string(key)} }
-func (f *fakeCluster) Members() []string                  { return []string{"a alive active", "b dead active"} }
+
+// PreferenceListZones puts a and b in zones, the key's own name in none.
+func (f *fakeCluster) PreferenceListZones(key []byte) (names, zones []string) {
+	return f.PreferenceList(key), []string{"z1", "z2", ""}
+}
+
+func (f *fakeCluster) Members() []string {
+	return []string{"a alive active", "b dead active zone=z2"}
+}
 func (f *fakeCluster) Remove(name string) error {
 	if name != "b" {
 		return fmt.Errorf("cluster: unknown member %q\r\n", name)
@@ -58,7 +66,11 @@ func TestDynamoOptions(t *testing.T) {
 		{[]string{"DDEL", "k", "", "W"}, "-ERR syntax error"},
 		{[]string{"DPREFLIST", "k"}, "*3\r\n$1\r\na\r\n$1\r\nb\r\n$1\r\nk\r\n"},
 		{[]string{"DPREFLIST"}, "-ERR wrong number of arguments for 'dpreflist' command"},
-		{[]string{"DCLUSTER", "MEMBERS"}, "*2\r\n$14\r\na alive active\r\n"},
+		{[]string{"DPREFLIST", "k", "WITHZONES"}, "*6\r\n$1\r\na\r\n$2\r\nz1\r\n$1\r\nb\r\n$2\r\nz2\r\n$1\r\nk\r\n$0\r\n\r\n"},
+		{[]string{"dpreflist", "k", "withZones"}, "*6\r\n"},
+		{[]string{"DPREFLIST", "k", "WITHSCORES"}, "-ERR syntax error\r\n"},
+		{[]string{"DPREFLIST", "k", "WITHZONES", "WITHZONES"}, "-ERR syntax error\r\n"},
+		{[]string{"DCLUSTER", "MEMBERS"}, "*2\r\n$14\r\na alive active\r\n$21\r\nb dead active zone=z2\r\n"},
 		{[]string{"DCLUSTER", "REMOVE", "b"}, "+OK\r\n"},
 		{[]string{"DCLUSTER", "REMOVE", "zz"}, "-ERR cluster: unknown member \"zz\"  \r\n"},
 		{[]string{"DCLUSTER", "REMOVE"}, "-ERR wrong number of arguments for 'dcluster|remove' command"},
@@ -74,8 +86,13 @@ func TestDynamoOptions(t *testing.T) {
 	if len(fc.removed) != 1 {
 		t.Errorf("removed %v", fc.removed)
 	}
+	// WITHZONES is one flat array in RESP3 too, as DGET's reply is.
+	h.c.setProto(3)
+	if got := h.run("DPREFLIST", "k", "WITHZONES"); !strings.HasPrefix(got, "*6\r\n$1\r\na\r\n$2\r\nz1\r\n") {
+		t.Errorf("DPREFLIST k WITHZONES in RESP3: %q", got)
+	}
 	noCluster := newHarness(t, Config{})
-	for _, args := range [][]string{{"DPREFLIST", "k"}, {"DCLUSTER", "MEMBERS"}} {
+	for _, args := range [][]string{{"DPREFLIST", "k"}, {"DPREFLIST", "k", "WITHZONES"}, {"DCLUSTER", "MEMBERS"}} {
 		if got := noCluster.run(args...); got != "-ERR this node has no cluster\r\n" {
 			t.Errorf("%q without a cluster: %q", args, got)
 		}

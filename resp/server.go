@@ -699,7 +699,7 @@ func newTable() *table {
 		key(cmd("dget", -2, fReadSlow, aReadSlow, "dynamo", "Returns a key's causal context and all its live sibling values.", (*Server).dget)),
 		key(cmd("dput", -4, fWrite, aWriteStr, "dynamo", "Writes a value with a causal context; returns the new context.", (*Server).dput)),
 		key(cmd("ddel", -3, fDel, aWriteStr, "dynamo", "Deletes with a causal context; returns the new context.", (*Server).ddel)),
-		key(cmd("dpreflist", 2, fReadSlow, aReadSlow, "dynamo", "Returns the names of a key's replicas in preference order.", (*Server).dpreflist)),
+		key(cmd("dpreflist", -2, fReadSlow, aReadSlow, "dynamo", "Returns the names of a key's replicas in preference order, each followed by its zone with WITHZONES.", (*Server).dpreflist)),
 		cmd("dcluster", -2, fAdmin, aAdmin, "dynamo", "Lists the ring members (MEMBERS), removes a dead one (REMOVE name) or makes this node leave (LEAVE).", (*Server).dcluster),
 		// Server.
 		cmd("info", -1, []string{"loading", "stale", "sentinel"}, []string{"@slow", "@dangerous"}, "server", "Returns information and statistics about the server.", (*Server).info),
