@@ -16,8 +16,8 @@ free_ports() { "$DYNAKV" freeport "$1"; }
 # dynakv_launch ENV [LAUNCH FLAGS] [-- SERVER FLAGS]: runs `dynakv launch` in the
 # background (its output appended to ENV.out), waits until its nodes are up, and
 # sources ENV: the bash arrays DYNAKV_NAME, DYNAKV_PID, DYNAKV_RESP, DYNAKV_MEMCACHE,
-# DYNAKV_HTTP, DYNAKV_GOSSIP, DYNAKV_CLUSTER (host:port), DYNAKV_DATA and DYNAKV_LOG,
-# indexed by node, and DYNAKV_SECRET. Sets LAUNCH_PID to the launcher's pid: stop it
+# DYNAKV_HTTP, DYNAKV_GOSSIP, DYNAKV_CLUSTER (host:port), DYNAKV_DATA, DYNAKV_LOG and
+# DYNAKV_ZONE (empty without --zones), indexed by node, and DYNAKV_SECRET. Sets LAUNCH_PID to the launcher's pid: stop it
 # (and so its nodes) with dynakv_stop. Returns 1, with the launcher's output, if the
 # launcher gives up (a node did not start, or the members did not meet in time).
 dynakv_launch() {

@@ -111,8 +111,8 @@ func (cl *Cluster) Close() error {
 
 // WriteEnv writes the cluster as bash assignments, one array per field, indexed
 // like Nodes: DYNAKV_NAME, DYNAKV_PID, DYNAKV_RESP, DYNAKV_MEMCACHE, DYNAKV_HTTP,
-// DYNAKV_GOSSIP, DYNAKV_CLUSTER (host:port), DYNAKV_DATA and DYNAKV_LOG, and
-// DYNAKV_SECRET.
+// DYNAKV_GOSSIP, DYNAKV_CLUSTER (host:port), DYNAKV_DATA, DYNAKV_LOG and DYNAKV_ZONE
+// (an empty string for a node without a zone), and DYNAKV_SECRET.
 func (cl *Cluster) WriteEnv(w io.Writer) error {
 	var b strings.Builder
 	field := func(name string, v func(i int, n Node) string) {
@@ -134,6 +134,7 @@ func (cl *Cluster) WriteEnv(w io.Writer) error {
 	field("CLUSTER", func(_ int, n Node) string { return n.Cluster })
 	field("DATA", func(_ int, n Node) string { return n.DataDir })
 	field("LOG", func(i int, _ Node) string { return cl.logs[i] })
+	field("ZONE", func(_ int, n Node) string { return n.Zone })
 	secret := ""
 	if len(cl.Nodes) > 0 {
 		secret = cl.Nodes[0].Secret

@@ -7,7 +7,9 @@
 //     secret, seeds, extra flags. Node.FreePorts fills the addresses left empty with
 //     loopback ports from internal/freeport.
 //   - Config.Nodes plans a local cluster: names Prefix1..PrefixN, free ports, data
-//     directories under Dir, the first node the seed the others join.
+//     directories under Dir, the first node the seed the others join, and with
+//     Zones K node Prefix<k> in zone ZoneName(k-1, K) ("zone-1".."zone-K",
+//     round-robin).
 //   - Start runs a Spec (a program, its arguments and where its output goes) and
 //     returns its Proc; Proc.Ready polls a probe (Healthy, MembersAlive) until the
 //     process is ready; Signal, Stop, Kill and Wait act on that process only.

@@ -16,11 +16,11 @@ import (
 
 func TestNodeArgs(t *testing.T) {
 	n := Node{Name: "a1", DataDir: "/d/a1", Storage: "memory", RESP: "r:1", Memcache: "m:2", HTTP: "h:3",
-		Gossip: "g:4", Cluster: "c:5", Secret: "s", Join: []string{"j:1", "j:2"}, LogLevel: "warn",
+		Gossip: "g:4", Cluster: "c:5", Secret: "s", Zone: "z1", Join: []string{"j:1", "j:2"}, LogLevel: "warn",
 		Extra: []string{"--n", "3", "--secret", ""}}
 	want := []string{"server", "--name", "a1", "--data-dir", "/d/a1", "--storage", "memory", "--resp", "r:1",
 		"--memcache", "m:2", "--http", "h:3", "--gossip", "g:4", "--cluster", "c:5", "--secret", "s",
-		"--join", "j:1,j:2", "--log-level", "warn", "--n", "3", "--secret", ""}
+		"--zone", "z1", "--join", "j:1,j:2", "--log-level", "warn", "--n", "3", "--secret", ""}
 	if got := n.Args(); !slices.Equal(got, want) {
 		t.Errorf("Args:\n got %q\nwant %q", got, want)
 	}
@@ -74,11 +74,46 @@ func TestConfigNodes(t *testing.T) {
 			t.Errorf("node %d: %q joins %v, data dir %q", i, n.Name, n.Join, n.DataDir)
 		}
 	}
+	for _, n := range nodes {
+		if n.Zone != "" {
+			t.Errorf("%s is in zone %q without Zones", n.Name, n.Zone)
+		}
+	}
 	if c := (Config{Count: 2, Join: []string{"x"}}).EnsureDefaults(); c.Members != 0 {
 		t.Errorf("Members defaults to %d when joining a cluster; want no wait", c.Members)
 	}
 	if c := (Config{Count: 2}).EnsureDefaults(); c.Members != 2 {
 		t.Errorf("Members defaults to %d for a new cluster of 2", c.Members)
+	}
+}
+
+// TestConfigZones: Zones deals the nodes round-robin by their number, also those
+// added to a running cluster.
+func TestConfigZones(t *testing.T) {
+	zones := func(c Config) []string {
+		t.Helper()
+		nodes, err := c.Nodes()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var z []string
+		for _, n := range nodes {
+			z = append(z, n.Name+"@"+n.Zone)
+		}
+		return z
+	}
+	if got, want := zones(Config{Count: 5, Zones: 2}), []string{"dynakv1@zone-1", "dynakv2@zone-2", "dynakv3@zone-1",
+		"dynakv4@zone-2", "dynakv5@zone-1"}; !slices.Equal(got, want) {
+		t.Errorf("5 nodes in 2 zones: %q, want %q", got, want)
+	}
+	// Two nodes added to a cluster of 3 in 3 zones, and one more zone than nodes.
+	if got, want := zones(Config{Count: 2, First: 4, Zones: 3, Join: []string{"x"}}), []string{"dynakv4@zone-1", "dynakv5@zone-2"}; !slices.Equal(got, want) {
+		t.Errorf("nodes 4 and 5 in 3 zones: %q, want %q", got, want)
+	}
+	for _, c := range []Config{{Count: 2, Zones: 3}, {Count: 2, Zones: -1}, {Count: 2, Zones: -1, Join: []string{"x"}}} {
+		if _, err := c.Nodes(); err == nil || !strings.Contains(err.Error(), "zones") {
+			t.Errorf("%d nodes, %d zones, join %q: %v", c.Count, c.Zones, c.Join, err)
+		}
 	}
 }
 
@@ -165,7 +200,7 @@ func TestWriteEnv(t *testing.T) {
 	}
 	p := sh(t, "exec sleep 30", nil)
 	cl := &Cluster{
-		Nodes: []Node{{Name: "a1", RESP: "127.0.0.1:1", Secret: "it's"}, {Name: "a2", RESP: "127.0.0.1:2"}},
+		Nodes: []Node{{Name: "a1", RESP: "127.0.0.1:1", Secret: "it's"}, {Name: "a2", RESP: "127.0.0.1:2", Zone: "z2"}},
 		Procs: []*Proc{p, p}, logs: []string{"/l/a1.log", "/l/a2.log"}, tails: make([]*Buffer, 2),
 	}
 	env := filepath.Join(t.TempDir(), "env")
@@ -177,11 +212,11 @@ func TestWriteEnv(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	out, err := exec.Command(bash, "-c", `. "$1"; echo "${#DYNAKV_NAME[@]} ${DYNAKV_NAME[1]} ${DYNAKV_RESP[1]} ${DYNAKV_LOG[0]} $DYNAKV_SECRET ${DYNAKV_PID[0]}"`, "bash", env).CombinedOutput()
+	out, err := exec.Command(bash, "-c", `. "$1"; echo "${#DYNAKV_NAME[@]} ${DYNAKV_NAME[1]} ${DYNAKV_RESP[1]} ${DYNAKV_LOG[0]} $DYNAKV_SECRET ${DYNAKV_PID[0]} [${DYNAKV_ZONE[0]}] ${DYNAKV_ZONE[1]}"`, "bash", env).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	if want := "2 a2 127.0.0.1:2 /l/a1.log it's " + strconv.Itoa(p.Pid()) + "\n"; string(out) != want {
+	if want := "2 a2 127.0.0.1:2 /l/a1.log it's " + strconv.Itoa(p.Pid()) + " [] z2\n"; string(out) != want {
 		t.Fatalf("sourced env: %q, want %q", out, want)
 	}
 }

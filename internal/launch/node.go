@@ -19,6 +19,8 @@ type Node struct {
 	// Listen addresses, host:port.
 	RESP, Memcache, HTTP, Gossip, Cluster string
 	Secret                                string
+	// Zone is the node's --zone ("": none).
+	Zone string
 	// Join lists the gossip addresses of existing members; empty: the node starts
 	// a cluster of its own.
 	Join     []string
@@ -44,6 +46,7 @@ func (n Node) Args() []string {
 	add("--gossip", n.Gossip)
 	add("--cluster", n.Cluster)
 	add("--secret", n.Secret)
+	add("--zone", n.Zone)
 	add("--join", strings.Join(n.Join, ","))
 	add("--log-level", n.LogLevel)
 	return append(args, n.Extra...)
@@ -95,6 +98,12 @@ type Config struct {
 	Gossip []string
 	// Extra flags are appended to every node's command line.
 	Extra []string
+	// Zones, when > 0, deals the nodes round-robin into that many zones by their
+	// number: node Prefix<k> gets --zone ZoneName(k-1, Zones), so zone-1, zone-2,
+	// ..., and a node added later with First (or started again under its name)
+	// lands in the zone it would have had from the start. 0: no zones. Starting a
+	// new cluster (no Join), Zones must not exceed Count.
+	Zones int
 	// StartTimeout bounds each node's start and then the wait for the members;
 	// default 30s.
 	StartTimeout time.Duration
@@ -123,13 +132,23 @@ func (c Config) EnsureDefaults() Config {
 	return c
 }
 
+// ZoneName is the zone of node i (from 0) of a cluster dealt round-robin into
+// zones zones: "zone-<i%zones+1>". Config.Zones and `dynakv demo --zones` use it.
+func ZoneName(i, zones int) string { return fmt.Sprintf("zone-%d", i%zones+1) }
+
 // Nodes returns the command lines of c's nodes, each on free loopback ports.
 func (c Config) Nodes() ([]Node, error) {
 	c = c.EnsureDefaults()
+	if c.Zones < 0 || c.Zones > c.Count && len(c.Join) == 0 {
+		return nil, fmt.Errorf("launch: %d zones for a new cluster of %d nodes: want 0 to %d", c.Zones, c.Count, c.Count)
+	}
 	nodes := make([]Node, c.Count)
 	for i := range nodes {
 		n := Node{Name: fmt.Sprintf("%s%d", c.Prefix, c.First+i), Storage: c.Storage, Secret: c.Secret,
 			LogLevel: c.LogLevel, Extra: c.Extra}
+		if c.Zones > 0 {
+			n.Zone = ZoneName(c.First-1+i, c.Zones)
+		}
 		if c.Dir != "" {
 			n.DataDir = filepath.Join(c.Dir, n.Name)
 		}
