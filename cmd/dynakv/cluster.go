@@ -25,6 +25,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/dynakv/dynakv/internal/launch"
 	"github.com/dynakv/dynakv/node"
 )
 
@@ -38,15 +39,18 @@ const (
 )
 
 func newDemoCmd() *cobra.Command {
-	var nodes int
+	var nodes, zones int
 	var dataDir, storage, logLevel string
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run a local cluster of several nodes in this process",
 		Long: `Run a local dynakv cluster in one process: --nodes nodes named dynakv1, dynakv2...
 on consecutive ports from the defaults (RESP 6379, memcached 11211, HTTP 9121, gossip
-and cluster transport from 7946), with data under --data-dir/<name>. It prints how to
-reach every node and stops cleanly on Ctrl-C. The cluster secret is $DYNAKV_SECRET, or
+and cluster transport from 7946), with data under --data-dir/<name>. With --zones K
+the nodes are dealt round-robin into K zones named zone-1..zone-K (dynakv1 in
+zone-1, dynakv2 in zone-2, ..., dynakv<K+1> in zone-1 again), so every key's
+replicas spread over them. It prints how to reach every node and stops cleanly on
+Ctrl-C. The cluster secret is $DYNAKV_SECRET, or
 a random one printed at start (a node started with 'dynakv server --join' needs it).
 'dynakv launch' runs each node as its own process on free ports, for scripts.`,
 		Args: cobra.NoArgs,
@@ -58,17 +62,21 @@ a random one printed at start (a node started with 'dynakv server --join' needs 
 			if nodes < 1 || nodes > 32 {
 				return fmt.Errorf("--nodes must be between 1 and 32, not %d", nodes)
 			}
+			if zones < 0 || zones > nodes {
+				return fmt.Errorf("--zones must be between 0 (no zones) and --nodes (%d), not %d", nodes, zones)
+			}
 			secret, err := clusterSecret()
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
-			return runDemo(ctx, cmd.OutOrStdout(), demoConfigs(nodes, dataDir, storage, secret, logger), secret)
+			return runDemo(ctx, cmd.OutOrStdout(), demoConfigs(nodes, zones, dataDir, storage, secret, logger), secret)
 		},
 	}
 	f := cmd.Flags()
 	f.IntVar(&nodes, "nodes", 3, "number of nodes")
+	f.IntVar(&zones, "zones", 0, "deal the nodes round-robin into this many zones, zone-1..zone-K (0: no zones)")
 	f.StringVar(&dataDir, "data-dir", "data", "parent directory of the nodes' data directories")
 	f.StringVar(&storage, "storage", node.StorageDisk, `storage engine: "disk" or "memory"`)
 	f.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn, error")
@@ -89,8 +97,8 @@ func clusterSecret() (string, error) {
 
 // demoConfigs returns the configurations of a local cluster of count nodes: the
 // first is the seed the others join (restarted, each rejoins through the members it
-// persisted).
-func demoConfigs(count int, dataDir, storage, secret string, logger *slog.Logger) []node.Config {
+// persisted). With zones > 0, node i (from 0) is in launch.ZoneName(i, zones).
+func demoConfigs(count, zones int, dataDir, storage, secret string, logger *slog.Logger) []node.Config {
 	gossip := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", demoGossipBase+2*i) }
 	cfgs := make([]node.Config, count)
 	for i := range cfgs {
@@ -106,6 +114,9 @@ func demoConfigs(count int, dataDir, storage, secret string, logger *slog.Logger
 		c.Secret = secret
 		c.Version = version
 		c.Logger = logger
+		if zones > 0 {
+			c.Zone = launch.ZoneName(i, zones)
+		}
 		if i > 0 {
 			c.Join = []string{gossip(0)}
 		}
@@ -129,16 +140,41 @@ func runDemo(ctx context.Context, out io.Writer, cfgs []node.Config, secret stri
 		nodes = append(nodes, n)
 	}
 	waitConverged(ctx, nodes, 10*time.Second)
-	fmt.Fprintf(out, "dynakv demo: %d nodes, N=%d R=%d W=%d, cluster secret %s\n\n", len(nodes), cfgs[0].N, cfgs[0].R, cfgs[0].W, secret)
+	var zones []string // in order of first appearance
+	for _, c := range cfgs {
+		if c.Zone != "" && !slices.Contains(zones, c.Zone) {
+			zones = append(zones, c.Zone)
+		}
+	}
+	inZones := ""
+	if len(zones) > 0 {
+		inZones = fmt.Sprintf(" in %d zones", len(zones))
+	}
+	fmt.Fprintf(out, "dynakv demo: %d nodes%s, N=%d R=%d W=%d, cluster secret %s\n\n", len(nodes), inZones, cfgs[0].N, cfgs[0].R, cfgs[0].W, secret)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tREDIS\tMEMCACHED\tMETRICS\tGOSSIP")
-	for _, n := range nodes {
-		st := n.Status()
-		fmt.Fprintf(tw, "%s\tredis-cli -p %s\tnc 127.0.0.1 %s\thttp://%s/metrics\t%s\n", st.Node,
+	fmt.Fprint(tw, "NODE\t")
+	if len(zones) > 0 {
+		fmt.Fprint(tw, "ZONE\t")
+	}
+	fmt.Fprintln(tw, "REDIS\tMEMCACHED\tMETRICS\tGOSSIP")
+	for i, n := range nodes {
+		fmt.Fprintf(tw, "%s\t", cfgs[i].Name)
+		if len(zones) > 0 {
+			fmt.Fprintf(tw, "%s\t", zoneName(cfgs[i].Zone))
+		}
+		fmt.Fprintf(tw, "redis-cli -p %s\tnc 127.0.0.1 %s\thttp://%s/metrics\t%s\n",
 			port(n.RESPAddr()), port(n.MemcacheAddr()), n.HTTPAddr(), n.GossipAddr())
 	}
 	tw.Flush()
+	if n := min(cfgs[0].N, len(nodes)); len(zones) >= n {
+		fmt.Fprintf(out, "\nEvery key's %d replicas are in %d distinct zones.\n", n, n)
+	} else if len(zones) > 0 {
+		fmt.Fprintf(out, "\nEvery key's %d replicas span all %d zones.\n", n, len(zones))
+	}
 	fmt.Fprintf(out, "\nTry: redis-cli -p %s SET greeting hello && redis-cli -p %s GET greeting\n", port(nodes[0].RESPAddr()), port(nodes[len(nodes)-1].RESPAddr()))
+	if len(zones) > 0 {
+		fmt.Fprintf(out, "     redis-cli -p %s DPREFLIST greeting WITHZONES\n", port(nodes[0].RESPAddr()))
+	}
 	fmt.Fprintf(out, "     dynakv status --http %s\n", nodes[0].HTTPAddr())
 	fmt.Fprintln(out, "Press Ctrl-C to stop.")
 	if err := waitStop(ctx, cfgs[0].Logger, nodes...); err != nil {
@@ -180,7 +216,10 @@ func newStatusCmd() *cobra.Command {
 		Short: "Show the cluster as one node sees it: members, liveness, partitions, hints, repair and handoff",
 		Long: `Show the cluster as the node at --http sees it: members, liveness, the partitions
 each one owns, hints, anti-entropy (repair age of this node's partitions) and
-partition handoff. --partitions lists every partition this node owns with its repair
+partition handoff. When members have zones (dynakv server --zone), a ZONE column,
+and a table of the zones: nodes alive of total, the partition replicas the zone
+holds, the partitions with a replica in it, and whether every partition's N
+replicas are in min(N, zones) distinct zones. --partitions lists every partition this node owns with its repair
 age; --watch follows the node (every --every) with a progress bar for its handoff.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -290,17 +329,29 @@ func printStatus(out io.Writer, st node.Status, partitions bool) {
 	fmt.Fprintf(out, "anti-entropy every %s: %d rounds, %d exchanges, %d keys repaired, %d tombstones purged; %d partitions owned, %s (%d never)\n",
 		interval, a.Rounds, a.Exchanges, a.KeysRepaired, a.TombstonesPurged, len(a.Partitions), repair, never)
 	fmt.Fprintf(out, "handoff: %d partitions pending (%d keys), %d done\n\n", a.HandoffPending, a.HandoffKeysPending, a.HandoffDone)
+	// The ZONE column shows only when some member has a zone, so that a cluster
+	// without zones prints what it always did.
+	zoned := slices.ContainsFunc(st.Members, func(m node.MemberStatus) bool { return m.Zone != "" })
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MEMBER\tSTATE\tLIVENESS\tPRIMARIES\tREPLICAS\tHINTS HERE\tRESP\tMEMCACHED\tHTTP")
+	fmt.Fprint(tw, "MEMBER\t")
+	if zoned {
+		fmt.Fprint(tw, "ZONE\t")
+	}
+	fmt.Fprintln(tw, "STATE\tLIVENESS\tPRIMARIES\tREPLICAS\tHINTS HERE\tRESP\tMEMCACHED\tHTTP")
 	for _, m := range st.Members {
 		alive := "dead"
 		if m.Alive {
 			alive = "alive"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", m.Name, m.State, alive, m.Primaries, m.Replicas,
+		fmt.Fprintf(tw, "%s\t", m.Name)
+		if zoned {
+			fmt.Fprintf(tw, "%s\t", zoneName(m.Zone))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%s\t%s\t%s\n", m.State, alive, m.Primaries, m.Replicas,
 			st.HintsByOwner[m.Name], m.RESPAddr, m.MemcacheAddr, m.HTTPAddr)
 	}
 	tw.Flush()
+	printZones(out, st)
 	if !partitions {
 		return
 	}
@@ -315,6 +366,39 @@ func printStatus(out io.Writer, st node.Status, partitions bool) {
 		fmt.Fprintf(tw, "%d\t%d\t%s\n", p.Partition, p.Keys, age)
 	}
 	tw.Flush()
+}
+
+// printZones prints the per-zone table and the placement check, when the ring
+// has more than one zone.
+func printZones(out io.Writer, st node.Status) {
+	if len(st.Zones) == 0 {
+		return
+	}
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ZONE\tNODES ALIVE\tPARTITION REPLICAS\tPARTITIONS COVERED")
+	for _, z := range st.Zones {
+		fmt.Fprintf(tw, "%s\t%d/%d\t%d\t%d/%d\n", zoneName(z.Zone), z.MembersAlive, z.Members, z.Replicas, z.Partitions, st.Partitions)
+	}
+	tw.Flush()
+	spread := min(st.N, len(st.Zones))
+	switch {
+	case st.PartitionsNotSpread == 0 && spread == st.N:
+		fmt.Fprintf(out, "placement: every partition's %d replicas are in %d distinct zones\n", st.N, spread)
+	case st.PartitionsNotSpread == 0:
+		fmt.Fprintf(out, "placement: every partition has replicas in all %d zones\n", spread)
+	default:
+		fmt.Fprintf(out, "placement: WARNING: %d partitions have their %d replicas in fewer than %d zones\n",
+			st.PartitionsNotSpread, st.N, spread)
+	}
+}
+
+// zoneName is how status shows a zone: "-" for the members without one.
+func zoneName(z string) string {
+	if z == "" {
+		return "-"
+	}
+	return z
 }
 
 func msDuration(ms int64) time.Duration {

@@ -35,13 +35,17 @@ func newLaunchCmd() *cobra.Command {
 		Long: `Run a local cluster as separate 'dynakv server' processes: --nodes nodes named
 <name>1, <name>2... on free loopback ports (22000-31999), data under --dir/<name>,
 each node's output appended to --dir/<name>.log; the first node is the seed the
-others join (with --join, every node joins that cluster instead). Flags after --
-go to every node's 'dynakv server' and override the launcher's.
+others join (with --join, every node joins that cluster instead). With --zones K,
+node <name><k> gets --zone zone-<(k-1)%K+1>: the nodes dealt round-robin into
+zone-1..zone-K by number, so a node added with --first lands where it would have
+from the start. Flags after -- go to every node's 'dynakv server' and override the
+launcher's.
 
 Once every node answers and sees --members members alive, it prints how to reach
 them and, with --env FILE, writes them to FILE as bash arrays for scripts to source:
 DYNAKV_NAME, DYNAKV_PID, DYNAKV_RESP, DYNAKV_MEMCACHE, DYNAKV_HTTP, DYNAKV_GOSSIP,
-DYNAKV_CLUSTER (host:port), DYNAKV_DATA, DYNAKV_LOG, and DYNAKV_SECRET. It runs until
+DYNAKV_CLUSTER (host:port), DYNAKV_DATA, DYNAKV_LOG, DYNAKV_ZONE (empty without
+--zones), and DYNAKV_SECRET. It runs until
 SIGINT or SIGTERM, then stops the nodes (SIGTERM; SIGKILL after 10s) and exits.
 
 Unlike 'dynakv demo' (one process, fixed ports, for people), every node here is its
@@ -60,6 +64,7 @@ with --first, --gossip (its old gossip address) and --join rejoins under its nam
 	f.IntVar(&lf.cfg.Count, "nodes", 3, "number of nodes")
 	f.StringVar(&lf.cfg.Prefix, "name", "dynakv", "node names: <name>1, <name>2...")
 	f.IntVar(&lf.cfg.First, "first", 1, "number of the first node's name")
+	f.IntVar(&lf.cfg.Zones, "zones", 0, "deal the nodes round-robin by number into this many zones, zone-1..zone-K (0: no zones)")
 	f.StringVar(&lf.dataDir, "dir", "", "directory of the nodes' data directories and logs (default: a temporary one, removed at exit)")
 	f.StringVar(&lf.cfg.Storage, "storage", "disk", `storage engine: "disk" or "memory"`)
 	f.StringVar(&lf.secret, "secret", "", "cluster secret (default $DYNAKV_SECRET, else a random one)")
@@ -114,9 +119,17 @@ func runLaunch(ctx context.Context, out io.Writer, lf launchFlags, serverArgs []
 	}
 	fmt.Fprintf(out, "dynakv launch: %d node(s), data and logs under %s\n\n", len(cl.Nodes), dir)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tPID\tRESP\tMEMCACHED\tHTTP\tGOSSIP")
+	fmt.Fprint(tw, "NODE\t")
+	if cfg.Zones > 0 {
+		fmt.Fprint(tw, "ZONE\t")
+	}
+	fmt.Fprintln(tw, "PID\tRESP\tMEMCACHED\tHTTP\tGOSSIP")
 	for i, n := range cl.Nodes {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\n", n.Name, cl.Procs[i].Pid(), n.RESP, n.Memcache, n.HTTP, n.Gossip)
+		fmt.Fprintf(tw, "%s\t", n.Name)
+		if cfg.Zones > 0 {
+			fmt.Fprintf(tw, "%s\t", n.Zone)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", cl.Procs[i].Pid(), n.RESP, n.Memcache, n.HTTP, n.Gossip)
 	}
 	tw.Flush()
 	fmt.Fprintln(out, "Stop with Ctrl-C or SIGTERM.")

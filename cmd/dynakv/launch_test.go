@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/internal/launch"
+	"github.com/dynakv/dynakv/node"
 )
 
 // TestMain makes the test binary act as dynakv when asMain is set, so that
@@ -25,9 +29,9 @@ func TestMain(m *testing.M) {
 
 const asMain = "DYNAKV_TEST_AS_MAIN"
 
-// TestLaunch starts two nodes with `dynakv launch`, checks they formed a cluster
-// and that the env file describes them, adds a third with --join and --first, and
-// stops them all.
+// TestLaunch starts two nodes in two zones with `dynakv launch`, checks they
+// formed a cluster and that the env file describes them, adds a third with --join
+// and --first (in the first zone again), and stops them all.
 func TestLaunch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts server processes")
@@ -61,16 +65,19 @@ func TestLaunch(t *testing.T) {
 	defer cancel()
 	var out syncBuf
 	env := filepath.Join(dir, "env")
-	first := run(ctx, &out, launchFlags{cfg: launch.Config{Count: 2, Prefix: "t", LogLevel: "warn", StartTimeout: 30 * time.Second},
+	first := run(ctx, &out, launchFlags{cfg: launch.Config{Count: 2, Prefix: "t", LogLevel: "warn", StartTimeout: 30 * time.Second, Zones: 2},
 		dataDir: dir, env: env, secret: "s"})
 	wait(&out, first)
-	src, err := exec.Command(bash, "-c", `. "$1"; echo "${DYNAKV_NAME[*]}|${DYNAKV_GOSSIP[0]}|${DYNAKV_HTTP[1]}|$DYNAKV_SECRET"`, "bash", env).Output()
+	src, err := exec.Command(bash, "-c", `. "$1"; echo "${DYNAKV_NAME[*]}|${DYNAKV_GOSSIP[0]}|${DYNAKV_HTTP[1]}|$DYNAKV_SECRET|${DYNAKV_ZONE[*]}"`, "bash", env).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := strings.Split(strings.TrimSpace(string(src)), "|")
-	if len(f) != 4 || f[0] != "t1 t2" || f[3] != "s" {
+	if len(f) != 5 || f[0] != "t1 t2" || f[3] != "s" || f[4] != "zone-1 zone-2" {
 		t.Fatalf("env file: %q", src)
+	}
+	if !strings.Contains(out.String(), "t2    zone-2  ") {
+		t.Errorf("launch output lacks t2's zone:\n%s", out.String())
 	}
 	if err := launch.MembersAlive(f[2], 2)(); err != nil {
 		t.Fatalf("t2: %v", err)
@@ -81,7 +88,7 @@ func TestLaunch(t *testing.T) {
 	defer cancel3()
 	var out3 syncBuf
 	third := run(ctx3, &out3, launchFlags{cfg: launch.Config{Count: 1, Prefix: "t", First: 3, Join: []string{f[1]},
-		Members: 3, LogLevel: "warn", StartTimeout: 30 * time.Second}, dataDir: dir, secret: "s"})
+		Members: 3, LogLevel: "warn", StartTimeout: 30 * time.Second, Zones: 2}, dataDir: dir, secret: "s"})
 	wait(&out3, third)
 	if !strings.Contains(out3.String(), "t3 ") {
 		t.Errorf("third launch output:\n%s", out3.String())
@@ -95,6 +102,14 @@ func TestLaunch(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("t2 after t3 joined: %v", err)
 		}
+	}
+	// t2 sees t1 and t3 in zone-1, itself in zone-2.
+	var st node.Status
+	if err := getJSON("http://"+f[2]+"/cluster/status", &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Zones) != 2 || st.Zones[0].Zone != "zone-1" || st.Zones[0].Members != 2 || st.Zones[1].Members != 1 || st.PartitionsNotSpread != 0 {
+		t.Errorf("t2's status: zones %+v, %d partitions not spread", st.Zones, st.PartitionsNotSpread)
 	}
 	cancel3()
 	if err := <-third; err != nil {
@@ -111,6 +126,19 @@ func TestLaunch(t *testing.T) {
 	if err := launch.Healthy(f[2])(); err == nil {
 		t.Error("t2 still answers after the launcher stopped")
 	}
+}
+
+// getJSON decodes the JSON body of a GET of url into v.
+func getJSON(url string, v any) error {
+	resp, err := http.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
 }
 
 // TestFreePortCommand prints distinct ports.
