@@ -247,7 +247,7 @@ func (c *cluster) setup(work string) error {
 			if from == to {
 				continue
 			}
-			p, err := newFaultyProxy(c.nw.bridgeIP()+":0", fmt.Sprintf("%s:%d", to.ip, clusterPort), int64(from.idx*10+to.idx))
+			p, err := newFaultyProxy(c.nw.bridgeIP()+":0", fmt.Sprintf("%s:%d", to.ip, clusterPort), int64(from.idx*10+to.idx), 0, 0)
 			if err != nil {
 				return fmt.Errorf("proxy: %w", err)
 			}
