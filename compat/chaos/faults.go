@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -19,21 +20,21 @@ var faultKinds = []string{
 }
 
 // schedule injects faults one after another until d has passed or ctx ends: each
-// round runs every kind once in a random order, holding each for 4-8 s and
-// letting the cluster rest 2-4 s between them.
+// round runs every kind once in a random order (roundOrder: with zones, the
+// zone-down faults too, early in the round), holding each for 4-8 s and letting
+// the cluster rest 2-4 s between them.
 func (c *cluster) schedule(ctx context.Context, rng *rand.Rand, d time.Duration) error {
 	end := time.Now().Add(d)
 	for {
-		order := rng.Perm(len(faultKinds))
-		for _, i := range order {
+		for _, kind := range roundOrder(rng, c.s.zones > 0) {
 			hold := time.Duration(4000+rng.Intn(4000)) * time.Millisecond
 			rest := time.Duration(2000+rng.Intn(2000)) * time.Millisecond
 			// A fault plus restarts takes hold and a few seconds more. The last
 			// fault lasts until the end, so that healing follows a fault.
 			if left := time.Until(end); left < 2*(hold+rest+3*time.Second) {
-				return c.inject(ctx, rng, faultKinds[i], max(left-3*time.Second, time.Second))
+				return c.inject(ctx, rng, kind, max(left-3*time.Second, time.Second))
 			}
-			if err := c.inject(ctx, rng, faultKinds[i], hold); err != nil {
+			if err := c.inject(ctx, rng, kind, hold); err != nil {
 				return err
 			}
 			if err := c.restartCrashed(); err != nil {
@@ -93,11 +94,13 @@ func (c *cluster) hosts(ns []*node) []*host {
 // (actors of the version vectors) at most vclock.MaxEntries, so no vector is ever
 // pruned (rule 3 of package history assumes it): a join that cannot run becomes a
 // leave, a leave or removal that cannot run a join, and a kill when neither can.
+// With zones, a leave or removal never takes a zone's last member.
 func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold time.Duration) error {
 	members := c.memberList()
 	m := len(members)
+	zoned := c.s.zones > 0
 	canJoin := m < maxMembers && c.freeHosts() > 0 && c.started() < vclock.MaxEntries
-	canShrink := m > minMembers
+	canShrink := m > minMembers && (!zoned || shrinkable(members, members) != nil)
 	switch {
 	case kind == "join" && !canJoin && canShrink:
 		kind = "leave"
@@ -110,6 +113,10 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 	shuffled := make([]*node, m)
 	for i, p := range perm {
 		shuffled[i] = members[p]
+	}
+	if zoned && (kind == "leave" || kind == "remove") {
+		i := slices.Index(shuffled, shrinkable(shuffled, members))
+		shuffled[0], shuffled[i] = shuffled[i], shuffled[0]
 	}
 	victim := shuffled[0]
 	start := c.rec.now()
@@ -150,12 +157,8 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 				}
 			}
 		}
-		for _, n := range acted {
-			if !n.running() {
-				if serr := n.start(); err == nil {
-					err = serr
-				}
-			}
+		if serr := startStopped(acted); err == nil {
+			err = serr
 		}
 	case "join":
 		// A new node joins while a member is down, and takes over some of its
@@ -222,10 +225,23 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 		victim.signal(syscall.SIGCONT)
 	case "partition-majority", "partition-isolate", "partition-bridge":
 		var groups [][]*node
-		switch kind {
-		case "partition-majority":
+		zgroups, zones := byZone(members)
+		switch {
+		case kind == "partition-bridge" && zoned && len(zones) >= 3:
+			// The WAN link between two halves of the zones is down; one zone,
+			// the bridge, still sees both.
+			zperm := rng.Perm(len(zones))
+			others := zperm[1:]
+			var sides [2][]*node
+			for i, zi := range others {
+				side := min(1, 2*i/len(others))
+				sides[side] = append(sides[side], zgroups[zones[zi]]...)
+			}
+			groups = [][]*node{sides[0], sides[1]}
+			victim = zgroups[zones[zperm[0]]][0]
+		case kind == "partition-majority":
 			groups = [][]*node{shuffled[:m/2+1], shuffled[m/2+1:]}
-		case "partition-isolate":
+		case kind == "partition-isolate":
 			groups = [][]*node{shuffled[:1], shuffled[1:]}
 		default: // shuffled[0] sees both sides, which do not see each other
 			half := 1 + (m-1)/2
@@ -238,7 +254,10 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 			hostGroups = append(hostGroups, c.hosts(g))
 		}
 		target = strings.Join(parts, " | ")
-		if kind == "partition-bridge" {
+		switch {
+		case kind == "partition-bridge" && zoned && len(zones) >= 3:
+			target += " (bridge zone " + victim.h.zone + ")"
+		case kind == "partition-bridge":
 			target += " (bridge " + victim.name + ")"
 		}
 		c.logf("fault %-18s %s for %v", kind, target, hold)
@@ -247,6 +266,33 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 		}
 		if herr := c.nw.heal(); err == nil {
 			err = herr
+		}
+	case faultZoneKill, faultZonePartition:
+		groups, zones := byZone(members)
+		z := zones[rng.Intn(len(zones))]
+		down := groups[z]
+		rest := slices.DeleteFunc(slices.Clone(members), func(n *node) bool { return n.h.zone == z })
+		target, acted = fmt.Sprintf("%s (%s)", z, names(down)), down
+		if kind == faultZoneKill {
+			c.logf("fault %-18s kill -9 every node of zone %s at once, restart them after %v", kind, target, hold)
+			if err = killAll(down); err == nil {
+				end := c.beginOutage(len(rest), down...)
+				_ = sleepCtx(ctx, hold)
+				end()
+			}
+			if serr := startStopped(down); err == nil {
+				err = serr
+			}
+		} else {
+			c.logf("fault %-18s cut zone %s from %s for %v", kind, target, names(rest), hold)
+			if err = c.nw.partition(c.hosts(down), c.hosts(rest)); err == nil {
+				end := c.beginCut(len(rest), down...)
+				_ = sleepCtx(ctx, hold)
+				end()
+			}
+			if herr := c.nw.heal(); err == nil {
+				err = herr
+			}
 		}
 	case "net-slow":
 		target = "all internode links"
@@ -315,6 +361,36 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 		return fmt.Errorf("fault %s on %s: %w", kind, target, err)
 	}
 	return ctx.Err()
+}
+
+// startStopped starts every one of ns that is not running; it returns the first
+// error.
+func startStopped(ns []*node) error {
+	var first error
+	for _, n := range ns {
+		if !n.running() {
+			if err := n.start(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	return first
+}
+
+// killAll sends SIGKILL to every one of ns before it waits for any, so they die
+// together.
+func killAll(ns []*node) error {
+	for _, n := range ns {
+		n.signal(syscall.SIGCONT)
+		n.signal(syscall.SIGKILL)
+	}
+	var first error
+	for _, n := range ns {
+		if err := n.wait(15 * time.Second); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
 }
 
 func indent(s string) string { return "    " + strings.ReplaceAll(s, "\n", "\n    ") }

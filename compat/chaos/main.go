@@ -15,7 +15,19 @@
 // heals everything, waits for every replica of every key to be equal on the current
 // preference lists and no hint to be pending (at most 60 s), reads every plain key
 // through every member with both protocols, and checks the history with package
-// history.
+// history, which also reports the outcomes and p50/p99 latency of reads and writes.
+//
+// With --zones K the hosts are dealt round-robin into zones z1..zK (six nodes and
+// a spare by default, so two a zone) and every node runs with its host's --zone; the
+// internode transport between zones crosses a simulated WAN (the proxy delays each
+// connection by a one-way latency drawn from 20-50 ms, none inside a zone; gossip
+// is not proxied); the schedule adds two zone-down faults to every round, early
+// (every node of a zone killed with -9 at once and restarted after the hold, or
+// the zone cut from the others with iptables, both judged by rule 10 for the
+// requests through the other zones), a partition-bridge cuts two zones apart with
+// a third seeing both, and a leave or removal never takes a zone's last member.
+// Clients stay in the root namespace and reach every node directly: each client
+// is in the zone of the node it talks to.
 //
 // It needs root; without root or network namespaces it says why and exits 0 (a
 // skip). Every namespace, link, mount and process it creates carries the prefix
@@ -23,6 +35,10 @@
 // earlier runs whose harness is gone are removed at start.
 //
 //	go build -o bin/dynakv-chaos ./compat/chaos && bin/dynakv-chaos --duration 2m
+//	bin/dynakv-chaos --duration 2m --zones 3 --out bin/chaos-zones
+//
+// It writes history.json (the input of the checker) and summary.json (the
+// verdict's figures, latency windows included) under --out.
 //
 // The exit status is 1 when the checker finds a violation, replicas do not converge
 // or a node crashed on its own, 2 when the harness itself failed.
@@ -56,6 +72,7 @@ type settings struct {
 	bin            string
 	out            string
 	nodes, spare   int
+	zones          int
 	sessions       int
 	rate           int
 	convergeMax    time.Duration
@@ -71,6 +88,7 @@ func main() {
 	flag.StringVar(&s.out, "out", "bin/chaos", "directory for the history JSON and the node logs")
 	flag.IntVar(&s.nodes, "nodes", 5, "nodes in the ring at start")
 	flag.IntVar(&s.spare, "spare", 1, "spare hosts for nodes that join")
+	flag.IntVar(&s.zones, "zones", 0, "spread the hosts round-robin over this many zones (--zone z1..zK), with a simulated WAN between zones and zone-down faults; 0: no zones. With zones, --nodes defaults to two a zone (at most 6)")
 	flag.DurationVar(&s.grace, "tombstone-grace", 3*time.Second, "the nodes' --tombstone-grace: short, so purges run during the load")
 	flag.DurationVar(&s.aae, "aae-interval", 2*time.Second, "the nodes' --aae-interval")
 	flag.DurationVar(&s.requestTimeout, "request-timeout", time.Second, "the nodes' --request-timeout")
@@ -78,6 +96,15 @@ func main() {
 	flag.IntVar(&s.rate, "rate", 25, "steps per second per session")
 	flag.DurationVar(&s.convergeMax, "converge-timeout", 60*time.Second, "how long replicas may take to converge after healing")
 	flag.Parse()
+	nodesSet := false
+	flag.Visit(func(f *flag.Flag) { nodesSet = nodesSet || f.Name == "nodes" })
+	if s.zones > 0 && !nodesSet {
+		s.nodes = max(minMembers, min(2*s.zones, maxMembers-s.spare))
+	}
+	if s.zones < 0 || s.zones > s.nodes {
+		fmt.Fprintln(os.Stderr, "chaos: --zones must be between 0 and --nodes")
+		os.Exit(2)
+	}
 	if s.nodes < minMembers || s.nodes+s.spare > maxMembers || s.spare < 0 {
 		fmt.Fprintf(os.Stderr, "chaos: --nodes must be at least %d and --nodes plus --spare at most %d\n", minMembers, maxMembers)
 		os.Exit(2)
@@ -129,11 +156,15 @@ func runChaos(ctx context.Context, s settings) (int, error) {
 		return 2, err
 	}
 	defer os.RemoveAll(work)
-	logf("chaos: seed %d, duration %v, %d nodes (+%d spare), %d sessions, tombstone grace %v, prefix %s", s.seed, s.duration, s.nodes, s.spare, s.sessions, s.grace, prefix)
+	logf("chaos: seed %d, duration %v, %d nodes (+%d spare), %d zones, %d sessions, tombstone grace %v, prefix %s", s.seed, s.duration, s.nodes, s.spare, s.zones, s.sessions, s.grace, prefix)
 
 	nw, err := newNetwork(prefix, s.nodes+s.spare)
 	if err != nil {
 		return 2, fmt.Errorf("network: %w", err)
+	}
+	if s.zones > 0 {
+		assignZones(nw.hosts, s.zones)
+		logf("zones (round-robin over the hosts, WAN %v-%v one way between zones): %s", wanDelayMin, wanDelayMax, zoneLayout(nw.hosts))
 	}
 	defer func() {
 		nw.close()
@@ -207,12 +238,15 @@ func runChaos(ctx context.Context, s settings) (int, error) {
 	}
 
 	h := &history.History{Seed: s.seed, Ops: c.rec.ops, Faults: c.faults, Healed: healed, Converged: convergedAt,
-		Final: final, Preflists: preflists, Lateness: s.requestTimeout + time.Second, Outages: c.outages}
+		Final: final, Preflists: preflists, Lateness: s.requestTimeout + time.Second, Outages: c.outages, Zones: c.zones()}
 	rep := history.Check(h)
 	path := filepath.Join(s.out, "history.json")
 	if data, err := json.Marshal(h); err != nil {
 		return 2, err
 	} else if err := os.WriteFile(path, data, 0o644); err != nil {
+		return 2, err
+	}
+	if err := writeSummary(filepath.Join(s.out, "summary.json"), s, h, rep, converged); err != nil {
 		return 2, err
 	}
 	fmt.Printf("\n== chaos verdict (seed %d, duration %v)\n%s", s.seed, s.duration, rep.Summary())
@@ -247,7 +281,11 @@ func (c *cluster) setup(work string) error {
 			if from == to {
 				continue
 			}
-			p, err := newFaultyProxy(c.nw.bridgeIP()+":0", fmt.Sprintf("%s:%d", to.ip, clusterPort), int64(from.idx*10+to.idx))
+			var wanMin, wanMax time.Duration
+			if from.zone != to.zone {
+				wanMin, wanMax = wanDelayMin, wanDelayMax
+			}
+			p, err := newFaultyProxy(c.nw.bridgeIP()+":0", fmt.Sprintf("%s:%d", to.ip, clusterPort), int64(from.idx*10+to.idx), wanMin, wanMax)
 			if err != nil {
 				return fmt.Errorf("proxy: %w", err)
 			}
@@ -413,4 +451,31 @@ func (c *cluster) awaitConvergence(ctx context.Context, keys []string, max time.
 			return final, false, divergent
 		}
 	}
+}
+
+// summary is the verdict in JSON (summary.json beside the history), for scripts
+// that track figures across runs.
+type summary struct {
+	Seed        int64            `json:"seed"`
+	Duration    string           `json:"duration"`
+	Nodes       int              `json:"nodes"`
+	Zones       int              `json:"zones"`
+	Faults      map[string]int   `json:"faults"`
+	AckedWrites int              `json:"acked_writes"`
+	LostWrites  int              `json:"lost_writes"`
+	Violations  int              `json:"violations"`
+	StaleReads  int              `json:"stale_reads"`
+	Converged   bool             `json:"converged"`
+	Latency     []history.Window `json:"latency"`
+	Outages     []history.Outage `json:"outages,omitempty"`
+}
+
+func writeSummary(path string, s settings, h *history.History, rep *history.Report, converged bool) error {
+	data, err := json.MarshalIndent(summary{Seed: s.seed, Duration: s.duration.String(), Nodes: s.nodes, Zones: s.zones,
+		Faults: rep.Faults, AckedWrites: rep.AckedWrites, LostWrites: rep.LostWrites(), Violations: len(rep.Violations),
+		StaleReads: len(rep.StaleReads), Converged: converged, Latency: rep.Latency, Outages: h.Outages}, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, data, 0o644)
 }

@@ -24,7 +24,7 @@ const chaosSecret = "chaos-secret"
 // a quorum can be met with one member down.
 const (
 	minMembers = 4
-	maxMembers = 6
+	maxMembers = 7
 )
 
 // cluster is the running system under test and the harness's handle on it.
@@ -89,6 +89,9 @@ func (c *cluster) newNode(h *host, join []string) *node {
 		Join: join, LogLevel: "warn",
 		Extra: []string{"--n", "3", "--r", "2", "--w", "2", "--aae-interval", c.s.aae.String(),
 			"--tombstone-grace", c.s.grace.String(), "--request-timeout", c.s.requestTimeout.String()}}
+	if h.zone != "" {
+		n.cmdline.Extra = append(n.cmdline.Extra, "--zone", h.zone)
+	}
 	return n
 }
 
@@ -177,7 +180,13 @@ func memberState(via *node, name string) (string, error) {
 
 // beginOutage notes that down were just killed while every other member is
 // healthy; the returned func ends the outage (rule 10 of package history).
-func (c *cluster) beginOutage(alive int, down ...*node) func() {
+func (c *cluster) beginOutage(alive int, down ...*node) func() { return c.outage(alive, false, down) }
+
+// beginCut notes that down were just cut from every other member, all healthy
+// (a zone partitioned away: rule 10 judges the requests through the others).
+func (c *cluster) beginCut(alive int, down ...*node) func() { return c.outage(alive, true, down) }
+
+func (c *cluster) outage(alive int, cut bool, down []*node) func() {
 	start := c.rec.now()
 	return func() {
 		var names []string
@@ -186,6 +195,6 @@ func (c *cluster) beginOutage(alive int, down ...*node) func() {
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		c.outages = append(c.outages, history.Outage{Start: start, End: c.rec.now(), Down: names, Alive: alive})
+		c.outages = append(c.outages, history.Outage{Start: start, End: c.rec.now(), Down: names, Alive: alive, Cut: cut})
 	}
 }

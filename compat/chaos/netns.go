@@ -28,6 +28,7 @@ type host struct {
 	veth string // root-side end of the pair
 	ip   string
 	mnt  string // the tmpfs its nodes keep their data directories on ("" until mounted)
+	zone string // the --zone of every node it runs ("" without --zones)
 }
 
 // bridgeIP is the harness's address on the bridge.

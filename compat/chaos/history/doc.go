@@ -193,4 +193,19 @@
 // a quorum (NOQUORUM) once Failover (1 s) has passed since the outage began: the
 // coordinator replaces a replica that refuses or does not answer by the next
 // fallback at once. Other errors (an unknown outcome, a timeout) are not judged.
+// A zone cut from the other zones by a partition (Outage.Cut) is such an outage
+// for the requests through the other zones: its members are alive but, for the
+// coordinators outside it, as unreachable as dead ones, and the others are W or
+// more; requests through the cut zone's own nodes are not judged (their
+// reachable nodes may be fewer than W).
+//
+// # Latency and availability
+//
+// Latencies reports, apart from the rules, how reads (GET, memcached get, DGET)
+// and writes (everything else) completed and how long the acknowledged ones took
+// (p50, p99, max, from an HDR histogram): over the whole load, outside every
+// fault, and during each kind of zone-down fault, split by whether the client's
+// front node was in the zone. It judges nothing: NOQUORUM through the other zones
+// is rule 10's to judge, and the errors through the down zone are the clients of
+// the lost data center (refused connections when it was killed).
 package history

@@ -144,13 +144,15 @@ const (
 	FaultClockOffset = "clock-offset"
 )
 
-// Outage is a time when the nodes in Down were killed (or removed) and every
-// other member, Alive of them, was running, connected and unpaused (rule 10).
+// Outage is a time when the nodes in Down were killed (or removed), or, when Cut,
+// cut from every other member by a partition, and every other member, Alive of
+// them, was running, connected and unpaused (rule 10).
 type Outage struct {
 	Start time.Duration `json:"start"`
 	End   time.Duration `json:"end"`
 	Down  []string      `json:"down"`
 	Alive int           `json:"alive"`
+	Cut   bool          `json:"cut,omitempty"`
 }
 
 // History is everything a run recorded.
@@ -174,6 +176,8 @@ type History struct {
 	Lateness time.Duration `json:"lateness,omitempty"`
 	// Outages are the times some members were down and the rest healthy (rule 10).
 	Outages []Outage `json:"outages,omitempty"`
+	// Zones are the nodes' zones (--zone) when the run had zones.
+	Zones map[string]string `json:"zones,omitempty"`
 	// CRDTCounters: INCR keys are counters whose concurrent increments all count
 	// (the data-types design); rule 9 then checks the sum. False: today's INCR, a
 	// read-modify-write with last writer wins.
@@ -217,6 +221,9 @@ type Report struct {
 	// PurgeExempt counts contexts rules 3 and 5 did not check because a purge
 	// may have dropped the key's record after they were given.
 	PurgeExempt int
+	// Latency is the outcomes and latencies of reads and writes by window (the
+	// whole load, outside faults, zone-down faults): see Latencies.
+	Latency []Window
 }
 
 // Failed reports whether any rule was broken.
@@ -362,6 +369,7 @@ func Check(h *History) *Report {
 	}
 	c.checkSessions()
 	c.checkOutages()
+	c.rep.Latency = Latencies(h)
 	return c.rep
 }
 
@@ -678,6 +686,7 @@ func (r *Report) Summary() string {
 	fmt.Fprintf(&b, "siblings: %d DGET replies with siblings (max %d values), %d keys converged with siblings\n", r.SiblingReads, r.MaxSiblings, r.FinalSiblingKeys)
 	fmt.Fprintf(&b, "stale reads before convergence (allowed): %d\n", len(r.StaleReads))
 	fmt.Fprintf(&b, "plain reads after convergence checked: %d (verdict left open by a clock offset: %d); contexts a purge may have dropped: %d\n", r.FinalReads, r.SkewExempt, r.PurgeExempt)
+	b.WriteString(latencyTable(r.Latency))
 	if n := r.countRules(); n != "" {
 		fmt.Fprintf(&b, "violations by rule: %s\n", n)
 	}

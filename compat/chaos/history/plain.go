@@ -5,7 +5,6 @@ import (
 	"math"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -319,14 +318,18 @@ func (c *checker) incrementsBefore(ops []*Op, t time.Duration) int64 {
 func (c *checker) checkOutages() {
 	for i := range c.h.Ops {
 		o := &c.h.Ops[i]
-		if o.Outcome != Fail || !strings.Contains(strings.ToLower(o.Err), "noquorum") {
+		if !noQuorum(o) {
 			continue
 		}
 		for _, out := range c.h.Outages {
 			if out.Alive < MinAlive || slices.Contains(out.Down, o.Node) || o.Invoke < out.Start+Failover || o.Complete > out.End {
 				continue
 			}
-			c.violate(RuleUnavailable, o.Key, fmt.Sprintf("%s failed (%s) while only %v were down (%d members alive, %v after they went down)", describe(o), o.Err, out.Down, out.Alive, (o.Invoke-out.Start).Round(time.Millisecond)), o)
+			how := "down"
+			if out.Cut {
+				how = "cut off"
+			}
+			c.violate(RuleUnavailable, o.Key, fmt.Sprintf("%s failed (%s) while only %v were %s (%d members alive, %v after)", describe(o), o.Err, out.Down, how, out.Alive, (o.Invoke-out.Start).Round(time.Millisecond)), o)
 			break
 		}
 	}

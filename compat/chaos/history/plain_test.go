@@ -275,6 +275,16 @@ func TestCheckPlainReads(t *testing.T) {
 				add(Op{Kind: MSet, Key: "k", Node: "n3", Value: "v2", Outcome: Fail, Err: "SERVER_ERROR noquorum"}, 15, 21).
 				final("k", "")
 		}, nil},
+		{"noquorum through the other zones while a zone is cut off", func(b *builder) {
+			b.h.Outages = []Outage{{Start: 10 * time.Second, End: 20 * time.Second, Down: []string{"n1", "n4"}, Alive: 4, Cut: true}}
+			b.add(Op{Kind: DGet, Key: "k", Node: "n2", Outcome: Fail, Err: "NOQUORUM reached 1 of 2 replicas"}, 13, 14).
+				final("k", "")
+		}, []string{RuleUnavailable}},
+		{"noquorum inside the zone that is cut off", func(b *builder) {
+			b.h.Outages = []Outage{{Start: 10 * time.Second, End: 20 * time.Second, Down: []string{"n1", "n4"}, Alive: 4, Cut: true}}
+			b.add(Op{Kind: DGet, Key: "k", Node: "n4", Outcome: Fail, Err: "NOQUORUM reached 1 of 2 replicas"}, 13, 14).
+				final("k", "")
+		}, nil},
 		{"noquorum with too few nodes up", func(b *builder) {
 			b.h.Outages = []Outage{{Start: 10 * time.Second, End: 20 * time.Second, Down: []string{"n1", "n3", "n4"}, Alive: 1}}
 			b.add(Op{Kind: Set, Key: "k", Node: "n2", Value: "v1", Outcome: Fail, Err: "NOQUORUM reached 1 of 2 replicas"}, 13, 14).
