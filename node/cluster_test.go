@@ -28,11 +28,21 @@ func fastGossip(c *memberlist.Config) {
 // startTestCluster starts count in-process nodes that join the first one.
 func startTestCluster(t *testing.T, count int) []*Node {
 	t.Helper()
+	return startTunedCluster(t, count, nil)
+}
+
+// startTunedCluster is startTestCluster with tune, when not nil, changing the
+// config of the i-th node (from 0) before it starts.
+func startTunedCluster(t *testing.T, count int, tune func(i int, cfg *Config)) []*Node {
+	t.Helper()
 	var nodes []*Node
 	for i := range count {
 		cfg := Config{Name: fmt.Sprintf("n%d", i+1), Storage: StorageMemory, Secret: "s3cret",
 			RESPAddr: "127.0.0.1:0", MemcacheAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0",
 			GossipAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:0", GossipTuning: fastGossip}
+		if tune != nil {
+			tune(i, &cfg)
+		}
 		if i > 0 {
 			cfg.Join = []string{nodes[0].GossipAddr()}
 		}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
-	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy/route"
 )
 
@@ -35,7 +34,7 @@ func (n *Node) newRouter() (*route.Router, error) {
 		Self:           n.cfg.Name,
 		Cluster:        routeView{n},
 		Avoid:          n.avoid,
-		Caller:         peer.CallerFunc(n.call),
+		Caller:         n.calls,
 		RequestTimeout: n.cfg.RequestTimeout,
 		PeerFailed:     peerFailed,
 		Logger:         n.log.With("component", "router"),
