@@ -162,7 +162,7 @@ func (n *Node) newAAE() error {
 		Store:          n.store,
 		Trees:          n.trees,
 		Cluster:        n.ms,
-		Caller:         peer.CallerFunc(n.call),
+		Caller:         n.calls,
 		N:              n.cfg.N,
 		Interval:       interval,
 		MaxKeysPerSec:  n.cfg.AAEMaxKeysPerSec,

@@ -7,7 +7,8 @@
 // libraries' counters to Prometheus and INFO.
 //
 // Files: node.go (lifecycle), cluster.go (transport, membership, repair, serving
-// peers), routing.go (the router's view of the cluster, peer avoidance), status.go
+// peers), routing.go (the router's view of the cluster, peer avoidance),
+// locality.go (internode requests counted by zone), status.go
 // (`dynakv status`, /cluster/status), info.go (INFO), metrics.go (Prometheus),
 // admin.go (the admin HTTP endpoints: /metrics, /healthz, /cluster/status;
 // /cluster/remove, /cluster/leave and /debug/pprof behind the admin token; and
@@ -34,6 +35,9 @@
 //   - One Avoidance is shared by the coordinator and the router: a peer that failed
 //     a replica call or a forward is skipped by every request of the node for a
 //     while, and memberlist seeing it alive ends that at once.
+//   - Every request this node sends to a peer (forwards, replica calls, repair)
+//     goes through one counter (locality.go) that tells requests to its own zone
+//     from requests to others, for INFO and /metrics; with no zones all are local.
 //   - A node whose storage engine failed (Failed, Err: storage.Store.Failed) fails
 //     every read and write of its replica from then on; its owner ends the process
 //     instead of calling Close, which could wait for calls stuck in the engine.

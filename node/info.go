@@ -49,9 +49,11 @@ func (n *Node) info(section string) []resp.InfoField {
 	}
 	if want("cluster") {
 		add("cluster", "node_name", n.cfg.Name)
+		add("cluster", "zone", n.cfg.Zone)
 		cs := n.clusterStats()
 		add("cluster", "cluster_members", cs.members)
 		add("cluster", "cluster_members_alive", cs.alive)
+		add("cluster", "zones", len(n.ms.Ring().Zones()))
 		add("cluster", "partitions", n.cfg.Partitions)
 		add("cluster", "n", cs.n)
 		add("cluster", "r", cs.r)
@@ -67,6 +69,11 @@ func (n *Node) info(section string) []resp.InfoField {
 		add("cluster", "replicas_slow", cm.SlowReplicas)
 		add("cluster", "ops_forwarded", n.router.Metrics().Forwarded)
 		add("cluster", "ops_forward_fallbacks", n.router.Metrics().Fallbacks)
+		zc := n.calls.counts()
+		for k, name := range [numKinds]string{kindForward: "forwarded", kindReplica: "replica_requests", kindRepair: "repair_requests"} {
+			add("cluster", name+"_local_zone", zc.local[k])
+			add("cluster", name+"_remote_zone", zc.remote[k])
+		}
 		add("cluster", "keys_reaped", n.store.Metrics().Reaped)
 		am := n.aae.Metrics()
 		add("cluster", "aae_exchanges", am.Exchanges)

@@ -174,4 +174,12 @@ func (n *Node) registerGauges() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forward_fallbacks_total", Help: "Operations run here because their replica was unreachable."},
 			func() float64 { return float64(n.router.Metrics().Fallbacks) }),
 	)
+	for k := range numKinds {
+		for i, zone := range [2]string{"local", "remote"} {
+			n.met.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_peer_requests_total",
+				Help:        "Requests sent to peers, by kind (forward: client ops forwarded to a replica; replica: the coordinator's replica reads, writes and keyspace commands; repair: anti-entropy, handoff and purge) and by whether the peer is in this node's zone (local) or another (remote).",
+				ConstLabels: prometheus.Labels{"kind": kindNames[k], "zone": zone}},
+				func() float64 { return float64(n.calls.n[k][i].Load()) }))
+		}
+	}
 }

@@ -40,6 +40,7 @@ type Node struct {
 	tr      *transport.Transport
 	mux     *peer.Mux // the internode protocol's handlers, which tr serves once started
 	ms      *cluster.Membership
+	calls   *zoneCounter // every request this node sends to a peer, counted by zone
 	peers   coordinator.Peers
 	avoid   *coordinator.Avoidance // peers that recently failed a request: the router's and the coordinator's
 	co      *coordinator.Coordinator
@@ -124,7 +125,8 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := n.newCluster(); err != nil {
 		return nil, err
 	}
-	n.peers = coordinator.RemotePeers(peer.CallerFunc(n.call))
+	n.calls = &zoneCounter{next: peer.CallerFunc(n.call), zone: cfg.Zone, zoneOf: n.zoneOf}
+	n.peers = coordinator.RemotePeers(n.calls)
 	n.co, err = coordinator.New(coordinator.Config{
 		Actor:          n.actor,
 		Now:            cfg.Now,

@@ -1,8 +1,8 @@
 package node
 
 // How this node picks the peers it sends requests to: the router's view of the
-// cluster (proxy/route decides and forwards), and which failures make a peer
-// avoided by the router and the coordinator alike.
+// cluster (replicas, liveness and zones; proxy/route decides and forwards), and
+// which failures make a peer avoided by the router and the coordinator alike.
 
 import (
 	"context"
@@ -10,7 +10,6 @@ import (
 
 	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
-	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy/route"
 )
 
@@ -35,7 +34,7 @@ func (n *Node) newRouter() (*route.Router, error) {
 		Self:           n.cfg.Name,
 		Cluster:        routeView{n},
 		Avoid:          n.avoid,
-		Caller:         peer.CallerFunc(n.call),
+		Caller:         n.calls,
 		RequestTimeout: n.cfg.RequestTimeout,
 		PeerFailed:     peerFailed,
 		Logger:         n.log.With("component", "router"),
@@ -51,10 +50,23 @@ func (n *Node) replicas(key []byte) []string {
 	return rg.Replicas(rg.Partition(key), nn)
 }
 
-// routeView is the router's view of the cluster: the ring and memberlist's liveness.
+// zoneOf returns node's zone: this node's configured zone for itself, the ring's
+// member record for a peer ("" for a node that is not a member). It does not
+// allocate.
+func (n *Node) zoneOf(node string) string {
+	if node == n.cfg.Name {
+		return n.cfg.Zone
+	}
+	z, _ := n.ms.Ring().Zone(node)
+	return z
+}
+
+// routeView is the router's view of the cluster: the ring (replicas and zones)
+// and memberlist's liveness.
 type routeView struct{ n *Node }
 
 func (v routeView) Replicas(key []byte) []string { return v.n.replicas(key) }
 func (v routeView) Alive(node string) bool       { return v.n.ms.Alive(node) }
+func (v routeView) Zone(node string) string      { return v.n.zoneOf(node) }
 
 var _ route.Cluster = routeView{}

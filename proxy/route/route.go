@@ -1,17 +1,23 @@
 // Package route decides where a proxy operation is coordinated and takes it there:
 // a node that is not among its key's N replicas forwards the op to a live one
-// (Dynamo: writes are coordinated by a node in the top N), and runs it itself when
-// no replica can take it. Router implements proxy.Router; node/ builds one per node
-// and serves the ops other nodes forward to it (proxy.Proxy.DoLocal).
+// (Dynamo: writes are coordinated by a node in the top N), one in its own zone when
+// there is one, and runs it itself when no replica can take it. Router implements
+// proxy.Router; node/ builds one per node and serves the ops other nodes forward to
+// it (proxy.Proxy.DoLocal).
 //
 // The router decides and counts; it owns no goroutine and no connection. It sees
-// the cluster through three small interfaces: Cluster (the key's replicas and their
-// liveness), Avoider (peers that recently failed a request, shared with the
-// coordinator) and peer.Caller (the internode transport), on which it sends
+// the cluster through three small interfaces: Cluster (the key's replicas, their
+// liveness and zones), Avoider (peers that recently failed a request, shared with
+// the coordinator) and peer.Caller (the internode transport), on which it sends
 // peer.MsgForward requests that proxy.Proxy's handler answers on the other node.
 //
 // Invariants:
 //
+//   - Locality: a forwarded op goes to a replica in this node's zone (a rack,
+//     availability zone or data center) whenever one is alive and not avoided,
+//     the first such in preference order, so a client's request crosses no zone
+//     boundary it need not; else to the first usable replica of any zone. With a
+//     single zone this is the first usable replica, as before zones existed.
 //   - An op runs on at most one node as far as the router can tell: it runs here
 //     instead (proxy.ErrRunLocally) only when it certainly did not run there, or
 //     when the outcome is unknown and the op is idempotent (proxy.Op.Idempotent).
@@ -49,6 +55,10 @@ type Cluster interface {
 	Replicas(key []byte) []string
 	// Alive reports whether the failure detector sees node alive.
 	Alive(node string) bool
+	// Zone returns node's zone (a rack, availability zone or data center; "" for
+	// none, which is a zone like any other). It is asked of this node and of
+	// key's replicas, and must not allocate.
+	Zone(node string) string
 }
 
 // Avoider is the node's view of the peers that recently failed a request
@@ -66,7 +76,7 @@ type Avoider interface {
 type Config struct {
 	// Self is this node's name.
 	Self string
-	// Cluster gives each key's replicas and their liveness.
+	// Cluster gives each key's replicas, their liveness and their zones.
 	Cluster Cluster
 	// Avoid is told about peers that fail a forward and skips them when routing.
 	Avoid Avoider
@@ -123,19 +133,30 @@ func (r *Router) Metrics() Metrics {
 }
 
 // Route implements proxy.Router: "" (run here) when this node is one of key's
-// replicas or there are none, else the first replica that is alive and not
-// avoided, else "" (no replica answering: coordinate here, writing to fallbacks).
+// replicas or there are none, else the first replica, in preference order, that
+// is alive, not avoided and in this node's zone, else the first that is alive and
+// not avoided in any zone, else "" (no replica answering: coordinate here,
+// writing to fallbacks). With one zone (or none) that is the first replica alive
+// and not avoided. It does not allocate.
 func (r *Router) Route(key []byte) string {
 	reps := r.cfg.Cluster.Replicas(key)
 	if len(reps) == 0 || slices.Contains(reps, r.cfg.Self) {
 		return ""
 	}
+	zone := r.cfg.Cluster.Zone(r.cfg.Self)
+	first := ""
 	for _, node := range reps {
-		if r.cfg.Cluster.Alive(node) && !r.cfg.Avoid.Avoided(node) {
+		if !r.cfg.Cluster.Alive(node) || r.cfg.Avoid.Avoided(node) {
+			continue
+		}
+		if r.cfg.Cluster.Zone(node) == zone {
 			return node
 		}
+		if first == "" {
+			first = node
+		}
 	}
-	return ""
+	return first
 }
 
 // Forward implements proxy.Router: it sends op to node and returns its outcome.

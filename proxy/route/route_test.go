@@ -25,6 +25,16 @@ type fakeCluster struct {
 
 func (c fakeCluster) Replicas([]byte) []string { return c.replicas }
 func (c fakeCluster) Alive(node string) bool   { return c.alive[node] }
+func (c fakeCluster) Zone(string) string       { return "" }
+
+// zonedCluster is a fakeCluster whose nodes are in zones (a node not in zones is
+// in zone "").
+type zonedCluster struct {
+	fakeCluster
+	zones map[string]string
+}
+
+func (c zonedCluster) Zone(node string) string { return c.zones[node] }
 
 // allAlive returns the liveness of a cluster where exactly nodes are alive.
 func allAlive(nodes ...string) map[string]bool {
@@ -35,7 +45,10 @@ func allAlive(nodes ...string) map[string]bool {
 	return m
 }
 
-var _ Cluster = fakeCluster{}
+var (
+	_ Cluster = fakeCluster{}
+	_ Cluster = zonedCluster{}
+)
 
 // fakeCaller answers each forwarded op with reply, recording what it was sent.
 type fakeCaller struct {
@@ -94,14 +107,37 @@ var (
 	incr = proxy.Op{Kind: proxy.OpIncr, Key: []byte("k"), Delta: 1, Accepted: 42}
 )
 
+// routeCase is a case of Route: "a" routes a key of replicas, with alive the
+// live nodes and avoided those that failed a request.
+type routeCase struct {
+	name     string
+	replicas []string
+	alive    map[string]bool
+	avoided  []string
+	want     string
+}
+
+// testRoute runs cases on a cluster whose nodes are in zones (none if nil).
+func testRoute(t *testing.T, zones map[string]string, cases []routeCase) {
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var c Cluster = fakeCluster{tc.replicas, tc.alive}
+			if zones != nil {
+				c = zonedCluster{fakeCluster{tc.replicas, tc.alive}, zones}
+			}
+			r, avoid := newTestRouter(t, c, &fakeCaller{})
+			for _, n := range tc.avoided {
+				avoid.Failed(n)
+			}
+			if got := r.Route([]byte("k")); got != tc.want {
+				t.Fatalf("Route = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
 func TestRoute(t *testing.T) {
-	for _, tc := range []struct {
-		name     string
-		replicas []string
-		alive    map[string]bool
-		avoided  []string
-		want     string
-	}{
+	testRoute(t, nil, []routeCase{
 		{"a replica itself", []string{"b", "a", "c"}, allAlive("a", "b", "c"), nil, ""},
 		{"no replicas", nil, allAlive("a"), nil, ""},
 		{"first replica", []string{"b", "c", "d"}, allAlive("a", "b", "c", "d"), nil, "b"},
@@ -109,14 +145,65 @@ func TestRoute(t *testing.T) {
 		{"first replica not avoided", []string{"b", "c", "d"}, allAlive("a", "b", "c", "d"), []string{"b"}, "c"},
 		{"avoided and dead skipped", []string{"b", "c", "d"}, allAlive("a", "c", "d"), []string{"c"}, "d"},
 		{"none answering: run here", []string{"b", "c", "d"}, allAlive("a", "d"), []string{"d"}, ""},
+	})
+}
+
+// TestRouteInZone: with zones, "a" (in zone A) forwards to the first usable
+// replica in zone A, in preference order, even when a replica of another zone
+// comes first; to the first usable replica of any zone when none in A is usable;
+// and never when it is a replica itself.
+func TestRouteInZone(t *testing.T) {
+	zones := map[string]string{"a": "A", "b": "B", "c": "A", "d": "C", "e": "A", "f": "B"}
+	testRoute(t, zones, []routeCase{
+		{"own zone preferred over the first", []string{"b", "d", "c"}, allAlive("a", "b", "c", "d"), nil, "c"},
+		{"own zone first anyway", []string{"c", "b", "d"}, allAlive("a", "b", "c", "d"), nil, "c"},
+		{"first of the own zone", []string{"b", "e", "c"}, allAlive("a", "b", "c", "e"), nil, "e"},
+		{"own zone dead: next in own zone", []string{"b", "e", "c"}, allAlive("a", "b", "c"), nil, "c"},
+		{"own zone avoided: next in own zone", []string{"b", "e", "c"}, allAlive("a", "b", "c", "e"), []string{"e"}, "c"},
+		{"own zone dead: first other", []string{"d", "b", "c"}, allAlive("a", "b", "d"), nil, "d"},
+		{"own zone avoided: first other usable", []string{"d", "b", "c"}, allAlive("a", "b", "c", "d"), []string{"c", "d"}, "b"},
+		{"none in own zone", []string{"d", "b", "f"}, allAlive("a", "b", "d", "f"), nil, "d"},
+		{"a replica itself", []string{"b", "d", "a"}, allAlive("a", "b", "c", "d"), nil, ""},
+		{"none answering: run here", []string{"b", "c", "d"}, allAlive("a"), nil, ""},
+	})
+}
+
+// TestRouteNoAlloc: routing a key allocates nothing, zones or not.
+func TestRouteNoAlloc(t *testing.T) {
+	zones := map[string]string{"a": "A", "b": "B", "c": "A", "d": "C"}
+	for name, c := range map[string]Cluster{
+		"no zones": fakeCluster{[]string{"b", "c", "d"}, allAlive("a", "c", "d")},
+		"zones":    zonedCluster{fakeCluster{[]string{"b", "d", "c"}, allAlive("a", "b", "c", "d")}, zones},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			r, avoid := newTestRouter(t, fakeCluster{tc.replicas, tc.alive}, &fakeCaller{})
-			for _, n := range tc.avoided {
-				avoid.Failed(n)
+		r, _ := newTestRouter(t, c, &fakeCaller{})
+		if n := testing.AllocsPerRun(100, func() { r.Route(get.Key) }); n != 0 {
+			t.Errorf("%s: Route allocates %v times", name, n)
+		}
+	}
+}
+
+// BenchmarkRoute measures routing a key that is forwarded to a replica of this
+// node's zone behind one of another zone.
+func BenchmarkRoute(b *testing.B) {
+	zones := map[string]string{"a": "A", "b": "B", "c": "A", "d": "C"}
+	for _, bc := range []struct {
+		name string
+		c    Cluster
+	}{
+		{"no-zones", fakeCluster{[]string{"b", "c", "d"}, allAlive("a", "b", "c", "d")}},
+		{"zones", zonedCluster{fakeCluster{[]string{"b", "d", "c"}, allAlive("a", "b", "c", "d")}, zones}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			avoid := coordinator.NewAvoidance(5*time.Second, time.Now)
+			r, err := New(Config{Self: "a", Cluster: bc.c, Avoid: avoid, Caller: &fakeCaller{}, RequestTimeout: testTimeout})
+			if err != nil {
+				b.Fatal(err)
 			}
-			if got := r.Route([]byte("k")); got != tc.want {
-				t.Fatalf("Route = %q, want %q", got, tc.want)
+			b.ReportAllocs()
+			for b.Loop() {
+				if r.Route(get.Key) == "" {
+					b.Fatal("not routed")
+				}
 			}
 		})
 	}
