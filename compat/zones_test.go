@@ -532,6 +532,7 @@ func TestZoneChangeLive(t *testing.T) {
 	type failure struct {
 		key int // in names
 		msg string
+		at  time.Time
 	}
 	var failures []failure // the first 100
 	note := func(n *atomic.Int64, k int, format string, args ...any) {
@@ -539,7 +540,7 @@ func TestZoneChangeLive(t *testing.T) {
 		mu.Lock()
 		defer mu.Unlock()
 		if len(failures) < 100 {
-			failures = append(failures, failure{k, fmt.Sprintf(format, args...)})
+			failures = append(failures, failure{k, fmt.Sprintf(format, args...), time.Now()})
 		}
 	}
 	failed := func() []failure {
@@ -627,6 +628,7 @@ func TestZoneChangeLive(t *testing.T) {
 		p := procs[i]
 		before := [3]int64{reads.Load(), misses.Load() + stale.Load(), readErrs.Load() + writeErrs.Load()}
 		failedBefore := len(failed())
+		stopped := time.Now()
 		gates[i].Lock()
 		p.signal(syscall.SIGTERM)
 		if err := p.wait(); err != nil {
@@ -635,8 +637,12 @@ func TestZoneChangeLive(t *testing.T) {
 		zones[i] = threeZones[i]
 		p.node.Extra = slices.Concat(p.node.Extra, []string{"--zone", zones[i]})
 		p.restart()
-		gates[i].Unlock()
 		back := time.Now()
+		// Clients use the node again once it sees its peers alive: healthy
+		// (/healthz) comes earlier, and a request it coordinates in between can
+		// fail with NOQUORUM (seen 5 ms after a restart; see the report).
+		waitInfo(t, p, "cluster_members_alive", "6", 30*time.Second)
+		gates[i].Unlock()
 
 		last, next := prev, zoneRing(t, procs, zones)
 		changed, most := 0, 0
@@ -717,7 +723,9 @@ func TestZoneChangeLive(t *testing.T) {
 		// Each failure with the key's replicas before and after the change: which
 		// was new (no data until handoff), which was the restarted node.
 		for _, f := range failed()[failedBefore:] {
-			t.Logf("  %s; replicas before %v, after %v", f.msg, replicasOf(last, names[f.key]), replicasOf(next, names[f.key]))
+			t.Logf("  %s; replicas before %v, after %v; %v after the SIGTERM, %v after the restart",
+				f.msg, replicasOf(last, names[f.key]), replicasOf(next, names[f.key]),
+				f.at.Sub(stopped).Round(time.Millisecond), f.at.Sub(back).Round(time.Millisecond))
 		}
 	}
 	stopLoad()
@@ -755,6 +763,12 @@ func TestZoneChangeLive(t *testing.T) {
 		waitInfo(t, q, "handoff_partitions_pending", "0", 10*time.Second)
 	}
 	if n := readErrs.Load() + writeErrs.Load(); n > 0 {
-		t.Fatalf("%d requests failed during the zone change; first: %v", n, failed()[0].msg)
+		var errs []string
+		for _, f := range failed() {
+			if !strings.Contains(f.msg, "acknowledged") { // not a miss or a stale read
+				errs = append(errs, f.msg)
+			}
+		}
+		t.Fatalf("%d requests failed during the zone change: %q", n, errs)
 	}
 }
