@@ -27,16 +27,26 @@ const clusterSecret = "compat-secret"
 // gossip address, and waits until every one sees all of them alive.
 func startCluster(t *testing.T, count int, extra ...string) []*proc {
 	t.Helper()
-	nodes, err := launch.Config{Count: count, Prefix: "c", Secret: clusterSecret, LogLevel: "warn", Extra: extra}.Nodes()
+	return startZonedCluster(t, make([]string, count), extra...)
+}
+
+// startZonedCluster is startCluster with node c<i+1> in zones[i] (--zone; none
+// for "").
+func startZonedCluster(t *testing.T, zones []string, extra ...string) []*proc {
+	t.Helper()
+	nodes, err := launch.Config{Count: len(zones), Prefix: "c", Secret: clusterSecret, LogLevel: "warn", Extra: extra}.Nodes()
 	if err != nil {
 		t.Fatal(err)
 	}
-	procs := make([]*proc, count)
+	procs := make([]*proc, len(zones))
 	for i, n := range nodes {
+		if zones[i] != "" {
+			n.Extra = slices.Concat(n.Extra, []string{"--zone", zones[i]})
+		}
 		procs[i] = startProc(t, n)
 	}
 	for _, p := range procs {
-		waitInfo(t, p, "cluster_members_alive", strconv.Itoa(count), 30*time.Second)
+		waitInfo(t, p, "cluster_members_alive", strconv.Itoa(len(zones)), 30*time.Second)
 	}
 	return procs
 }

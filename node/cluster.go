@@ -246,14 +246,20 @@ var errStarting = errors.New("node: starting")
 // serveCluster answers a request from another node with the handler n.mux has
 // for its type. While the node is starting or stopping, a forwarded op is refused
 // with ErrRunLocally (the forwarding node runs it) and other requests fail (a
-// replica write's coordinator keeps a hint).
+// replica write's coordinator keeps a hint). A request served when Close begins
+// is served to its end: Close waits for it.
 func (n *Node) serveCluster(ctx context.Context, from string, typ uint8, req []byte) ([]byte, error) {
+	n.servingMu.RLock()
 	if n.state.Load() != stateStarted {
+		n.servingMu.RUnlock()
 		if peer.MsgType(typ) == peer.MsgForward {
 			return proxy.AppendResult(nil, proxy.Result{}, proxy.ErrRunLocally), nil
 		}
 		return nil, errStarting
 	}
+	n.serving.Add(1) // Close waits for it
+	n.servingMu.RUnlock()
+	defer n.serving.Done()
 	return n.mux.ServeCluster(ctx, from, typ, req)
 }
 

@@ -58,6 +58,13 @@ type Node struct {
 	mu        sync.Mutex
 	state     atomic.Int32
 	lastClamp atomic.Int64 // last N, R, W logged by ringChanged
+	// serving counts the peer requests being served (serveCluster); Close waits
+	// for them before it closes the coordinator and repair they run on, so a
+	// forwarded op or replica call that began before the stop ends as it would
+	// have, not as a quorum failure. servingMu orders serving.Add, made under
+	// its read lock after checking state, with Close's change of state.
+	servingMu sync.RWMutex
+	serving   sync.WaitGroup
 
 	tls      tlsConfigs
 	resp     *resp.Server
@@ -421,6 +428,11 @@ func (n *Node) Close() error {
 			}
 		}
 		n.wg.Wait()
+		// No peer request starts serving from here on; those being served end
+		// by their deadlines at the latest.
+		n.servingMu.Lock()
+		n.servingMu.Unlock() //nolint:staticcheck // an empty critical section: a barrier
+		n.serving.Wait()
 		if n.handoff != nil {
 			errs = append(errs, n.handoff.Close())
 		}
