@@ -471,6 +471,27 @@ func (m *Membership) Alive(name string) bool {
 	return m.alive[name]
 }
 
+// Reachable reports whether requests should be sent to name now: Alive's answer
+// once memberlist has reported on name since this node started, or once this node
+// has joined the cluster; until then, true for every member that is not Removed,
+// whose liveness is unknown. So a node restarted into a running cluster serves
+// requests from its first moment instead of failing them for want of replicas
+// until its join completes, and a member that is in fact down fails the request
+// it is sent (fast, when its host refuses the connection) and is avoided. The
+// coordinator and the router use it; repair, which can wait, uses Alive.
+func (m *Membership) Reachable(name string) bool {
+	if name == m.name {
+		return true
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if alive, known := m.alive[name]; known || m.joined.Load() {
+		return alive
+	}
+	mb, ok := m.members[name]
+	return ok && mb.State != StateRemoved
+}
+
 // Member returns name's entry in the member set, Removed entries included.
 func (m *Membership) Member(name string) (Member, bool) {
 	m.mu.Lock()

@@ -605,6 +605,61 @@ func TestMembershipRejoinFromPersistedMembers(t *testing.T) {
 	}, nodes...)
 }
 
+// TestMembershipReachableBeforeJoin: a member restarted while the others are down
+// cannot join, and memberlist says nothing of them: they are not Alive, but
+// Reachable (requests find out); once it has joined,
+// Reachable is Alive, for a member still down too.
+func TestMembershipReachableBeforeJoin(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	nodes := memberTestCluster(t)
+	a, b, c := nodes[0], nodes[1], nodes[2]
+	defer func() {
+		for _, n := range nodes {
+			n.close(t)
+		}
+	}()
+	aAddr := a.m.GossipAddr()
+	c.crash(t)
+	memberEventually(t, 10*time.Second, "c seen down", func() error {
+		if a.m.Alive("c") || b.m.Alive("c") {
+			return errors.New("c still seen alive")
+		}
+		return nil
+	}, a, b)
+	a.close(t)
+	b.close(t)
+
+	b.start(t, "", nil, "secret") // a and c are down: b cannot join
+	if b.m.Joined() {
+		t.Fatal("b joined with every other member down")
+	}
+	for _, name := range []string{"a", "c"} {
+		if b.m.Alive(name) {
+			t.Errorf("b: Alive(%s) before any report", name)
+		}
+		if !b.m.Reachable(name) {
+			t.Errorf("b: Reachable(%s) = false before b joined", name)
+		}
+	}
+	if b.m.Reachable("nobody") {
+		t.Error("b: Reachable of a name that is no member")
+	}
+
+	a.start(t, aAddr, nil, "secret") // back on its old address: b's join loop finds it
+	memberEventually(t, 10*time.Second, "b joins a", func() error {
+		if !b.m.Joined() || !b.m.Alive("a") {
+			return errors.New("b has not joined a")
+		}
+		return nil
+	}, a, b)
+	if !b.m.Reachable("a") {
+		t.Error("b: a alive but not Reachable")
+	}
+	if b.m.Reachable("c") {
+		t.Error("b: Reachable(c) after joining, with c down")
+	}
+}
+
 func TestMembershipSingleNode(t *testing.T) {
 	defer leaktest.AfterTest(t)()
 	n := newMemberTestNode("solo")

@@ -137,7 +137,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.co, err = coordinator.New(coordinator.Config{
 		Actor:          n.actor,
 		Now:            cfg.Now,
-		Cluster:        n.ms,
+		Cluster:        requestView{n.ms},
 		Peers:          n.peers,
 		Node:           cfg.Name,
 		N:              cfg.N,

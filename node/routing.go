@@ -8,9 +8,11 @@ import (
 	"context"
 	"errors"
 
+	"github.com/dynakv/dynakv/cluster"
 	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/proxy/route"
+	"github.com/dynakv/dynakv/ring"
 )
 
 // avoidFor is how long a peer that failed a request is avoided by every request of
@@ -62,11 +64,22 @@ func (n *Node) zoneOf(node string) string {
 }
 
 // routeView is the router's view of the cluster: the ring (replicas and zones)
-// and memberlist's liveness.
+// and the members requests may go to (cluster.Membership.Reachable).
 type routeView struct{ n *Node }
 
 func (v routeView) Replicas(key []byte) []string { return v.n.replicas(key) }
-func (v routeView) Alive(node string) bool       { return v.n.ms.Alive(node) }
+func (v routeView) Alive(node string) bool       { return v.n.ms.Reachable(node) }
 func (v routeView) Zone(node string) string      { return v.n.zoneOf(node) }
 
 var _ route.Cluster = routeView{}
+
+// requestView is the coordinator's view of the cluster: the ring, and as liveness
+// the members requests may go to (cluster.Membership.Reachable: memberlist's
+// verdict, and until this node has joined, every member it has no verdict on), so
+// a node restarted into a running cluster coordinates from its first moment.
+type requestView struct{ ms *cluster.Membership }
+
+func (v requestView) Ring() *ring.Ring       { return v.ms.Ring() }
+func (v requestView) Alive(node string) bool { return v.ms.Reachable(node) }
+
+var _ coordinator.Membership = requestView{}
