@@ -1187,6 +1187,7 @@ func TestGoldenTraces(t *testing.T) {
 	}{
 		{"hinted_handoff", params{nodes: 4}, scriptHintedHandoff},
 		{"read_repair", params{nodes: 3}, scriptReadRepair},
+		{"zone_hinted_handoff", params{nodes: 6, zones: 3}, scriptZoneHintedHandoff},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			var got string

@@ -104,3 +104,38 @@ func TestSimZones(t *testing.T) {
 		})
 	}
 }
+
+// scriptZoneHintedHandoff: six nodes in three zones; a replica is down, and the
+// write's hint for it goes to the fallback in its zone, not to the first
+// fallback (in another zone); it delivers once the owner is back.
+func scriptZoneHintedHandoff(s *sim, note func(string, ...any)) {
+	ctx := context.Background()
+	rg := s.x.members.latest().ring
+	pl := rg.PreferenceList(rg.Partition([]byte("k")))
+	var zones []string
+	for _, name := range pl {
+		zones = append(zones, name+"@"+s.p.zoneOf(name))
+	}
+	note("preference list of k: %v", zones)
+	down := pl[1]
+	if s.p.zoneOf(down) == s.p.zoneOf(pl[3]) {
+		down = pl[2]
+	}
+	note("crash %s (zone %s)", down, s.p.zoneOf(down))
+	s.crash(s.node(down))
+	time.Sleep(time.Second) // everyone sees it dead
+	note("%s: SET k v1", pl[0])
+	if _, err := s.node(pl[0]).px.Do(ctx, proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("v1")}); err != nil {
+		s.t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	note("restart %s", down)
+	s.boot(s.node(down))
+	time.Sleep(2 * time.Second) // the fallback's handoff delivers
+	note("%s: GET k", down)
+	res, err := s.node(down).px.Do(ctx, proxy.Op{Kind: proxy.OpGet, Key: []byte("k")})
+	if err != nil || string(res.Item.Value) != "v1" {
+		s.t.Fatalf("GET k after handoff: %q, %v", res.Item.Value, err)
+	}
+	time.Sleep(100 * time.Millisecond)
+}
