@@ -123,25 +123,26 @@ type plan struct {
 func (c *Coordinator) plan(key []byte) plan {
 	rg := c.cfg.Cluster.Ring()
 	n, _, _ := c.Quorum(rg.Len(), 0, 0)
-	return planFor(rg, rg.Partition(key), n, c.cfg.Node, c.cfg.Cluster.Alive, c.cfg.Avoid.Avoided, c.cfg.DisableHints)
+	return planFor(c.zones.of(rg), rg.Partition(key), n, c.cfg.Node, c.cfg.Cluster.Alive, c.cfg.Avoid.Avoided, c.cfg.DisableHints)
 }
 
-// planFor is plan's pure core for partition p of rg. n is the replication factor,
-// self this node. Each of the first n members of p's preference list that is
-// alive and not avoided is a target; one that is dead or avoided is replaced by a
-// fallback, chosen by rg.Fallback among the usable ones (not self, alive, not
+// planFor is plan's pure core for partition p of zv's ring rg. n is the replication
+// factor, self this node. Each of the first n members of p's preference list that
+// is alive and not avoided is a target; one that is dead or avoided is replaced by
+// a fallback, chosen by rg.Fallback among the usable ones (not self, alive, not
 // avoided, not already a target of the plan), and tagged with a hint naming the
-// owner. So a fallback comes from the owner's zone when the zone has a usable
-// one, and from the next zone in preference order otherwise: first every owner
-// that can have one in its zone gets it, in preference order, then the others
-// take what is left, so one owner's out-of-zone fallback never takes the only one
-// another owner's zone has. Without zones (one zone), that is the Dynamo paper's
-// rule: the next usable fallback in order. With no usable fallback left, an owner
-// that is only avoided is asked anyway (avoidance is advice), and a dead one is
-// an orphan. Up to n of the usable fallbacks left over are the spares, one in
-// each owner's zone first. With hints disabled there are no fallbacks: every live
-// owner is asked, avoided or not.
-func planFor(rg *ring.Ring, p, n int, self string, alive, avoided func(string) bool, disableHints bool) plan {
+// owner. So a fallback comes from the owner's zone when the zone has a usable one,
+// and from the next zone in preference order otherwise: first every owner that can
+// have one in its zone gets it, in preference order, then the others take what is
+// left, so one owner's out-of-zone fallback never takes the only one another
+// owner's zone has. Without zones (one zone), that is the Dynamo paper's rule: the
+// next usable fallback in order. With no usable fallback left, an owner that is
+// only avoided is asked anyway (avoidance is advice), and a dead one is an orphan.
+// Up to n of the usable fallbacks left over are the spares, one in each owner's
+// zone first. With hints disabled there are no fallbacks: every live owner is
+// asked, avoided or not.
+func planFor(zv *zoneView, p, n int, self string, alive, avoided func(string) bool, disableHints bool) plan {
+	rg := zv.rg
 	pl := rg.PreferenceList(p)
 	if len(pl) == 0 {
 		return plan{n: 1, self: true}
@@ -154,9 +155,7 @@ func planFor(rg *ring.Ring, p, n int, self string, alive, avoided func(string) b
 			pn.spare = make([]string, 0, n)
 		}
 	}
-	// The ring deals its preference lists out over the zones, so with two zones
-	// or more the first two members are in different zones.
-	zoned := len(pl) > 1 && !sameZone(rg, pl[0], pl[1])
+	zoned := zv.zoned
 	// An owner waiting for a fallback is a target with hintFor set and node
 	// empty (dead) or the owner itself (alive but avoided: asked if none is left).
 	waiting := 0
@@ -194,7 +193,7 @@ func planFor(rg *ring.Ring, p, n int, self string, alive, avoided func(string) b
 					continue
 				}
 				fb := rg.Fallback(p, n, t.hintFor, usable)
-				if fb == "" || pass == 0 && zoned && !sameZone(rg, fb, t.hintFor) {
+				if fb == "" || pass == 0 && !zv.same(fb, t.hintFor) {
 					continue
 				}
 				t.node = fb
@@ -215,34 +214,78 @@ func planFor(rg *ring.Ring, p, n int, self string, alive, avoided func(string) b
 		}
 		pn.remote = pn.remote[:k]
 	}
-	if zoned {
-		// A spare in each owner's zone first (the one Fallback picks there).
+	pn.fillSpares(pl[n:], usable)
+	if zoned && !spreadSpares(zv, pl[:n], self, pn.spare) {
+		// A spare in each owner's zone first (the one Fallback picks there),
+		// then the next usable ones, in preference order.
+		pn.spare = pn.spare[:0]
 		for _, owner := range pl[:n] {
-			if len(pn.spare) == n {
-				break
-			}
 			if owner == self {
 				continue
 			}
-			if fb := rg.Fallback(p, n, owner, usable); fb != "" && sameZone(rg, fb, owner) {
+			if fb := rg.Fallback(p, n, owner, usable); fb != "" && zv.same(fb, owner) {
 				pn.spare = append(pn.spare, fb)
 			}
 		}
-	}
-	for _, node := range pl[n:] {
-		if len(pn.spare) == n {
-			break
-		}
-		if usable(node) {
-			pn.spare = append(pn.spare, node)
-		}
-	}
-	if zoned && len(pn.spare) > 1 {
+		pn.fillSpares(pl[n:], usable)
 		slices.SortFunc(pn.spare, func(a, b string) int {
 			return cmp.Compare(slices.Index(pl, a), slices.Index(pl, b))
 		})
 	}
 	return pn
+}
+
+// fillSpares appends the usable fallbacks, in order, until the plan has n spares.
+func (pn *plan) fillSpares(fallbacks []string, usable func(string) bool) {
+	for _, node := range fallbacks {
+		if len(pn.spare) == pn.n {
+			return
+		}
+		if usable(node) {
+			pn.spare = append(pn.spare, node)
+		}
+	}
+}
+
+// spreadSpares reports whether spares holds, in every zone, at least as many
+// nodes as owners has in it (other than self): then the first spares in order
+// already include the one in each owner's zone that planFor wants, and it needs
+// no search. Its common case: with every node alive, the fallbacks after the
+// first N are the next round of the ring's deal over the zones.
+func spreadSpares(zv *zoneView, owners []string, self string, spares []string) bool {
+	var need [8]int // per owner zone (by owner), owners minus spares in it
+	if len(owners) > len(need) {
+		return false
+	}
+	var zones [8]int
+	k := 0
+	for _, o := range owners {
+		if o != self {
+			zones[k] = zv.zoneOf[o]
+			k++
+		}
+	}
+	for i := range k {
+		for j := range k {
+			if zones[j] == zones[i] {
+				need[i]++
+			}
+		}
+	}
+	for _, s := range spares {
+		z := zv.zoneOf[s]
+		for i := range k {
+			if zones[i] == z {
+				need[i]--
+			}
+		}
+	}
+	for i := range k {
+		if need[i] > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // targets reports whether node is one of the plan's targets.
@@ -253,13 +296,6 @@ func (pn *plan) targets(node string) bool {
 		}
 	}
 	return false
-}
-
-// sameZone reports whether ring members a and b are in the same zone.
-func sameZone(rg *ring.Ring, a, b string) bool {
-	za, _ := rg.Zone(a)
-	zb, _ := rg.Zone(b)
-	return za == zb
 }
 
 // spares are the spares a request has left: a target of the request that fails
