@@ -206,6 +206,7 @@ type Coordinator struct {
 	stats   counters
 	// deadlines shares request contexts between requests (requestContext).
 	deadlines sharedDeadline
+	zones     zoneCache // the current ring's zones, for plan
 }
 
 // New returns a Coordinator over store.

@@ -6,9 +6,11 @@
 // Without a Cluster the coordinator serves the local replica alone (N = R = W = 1).
 // With one, each request is planned from the ring, liveness and the peers this
 // node avoids (plan, a pure function): the first N members of the key's preference
-// list, a dead or avoided one replaced by the next live, not-avoided fallback, which
-// keeps the record as a hint for it (sloppy quorum); the fallbacks left over are the
-// request's spares. A read asks its own replica and as many others as R needs, more
+// list, a dead or avoided one replaced by a live, not-avoided fallback, which
+// keeps the record as a hint for it (sloppy quorum): with zones, the first such
+// fallback in the owner's zone, so the copy stays in its data center, and only
+// when the zone has none the first of another zone (ring.Ring.Fallback); without
+// zones the next one in order. The fallbacks left over are the request's spares. A read asks its own replica and as many others as R needs, more
 // if one fails or is slow, and answers with the merge of R records; the replicas it
 // asked that were behind get the merged record in the background (read repair). A
 // write is acknowledged after W durable copies, its own included; a replica that
@@ -18,7 +20,8 @@
 // Requests do not wait for failure detection (Dynamo's sloppy quorum). A replica
 // call that fails (refused, reset, an error) or has not answered within
 // ReplicaTimeout (default RequestTimeout/4) is replaced at once, while its request
-// still lacks its quorum, by the next spare, standing in for the same owner; its
+// still lacks its quorum, by a spare (the first in the owner's zone, else the
+// first), standing in for the same owner; its
 // answer counts toward R or W for that owner. The first call is not cancelled: if
 // it succeeds later it adds a copy, not an answer, since each owner counts once.
 // The peer is recorded in the Avoidance the node shares between all its requests
@@ -104,11 +107,14 @@
 //     replica protocol of package peer (types, codecs), carried by any
 //     peer.Caller; Register puts this node's handlers on a peer.Mux.
 //   - Work that outlives a request (replica writes past the quorum, a replica
-//     write that failed after the answer sending its record to the next spare,
+//     write that failed after the answer sending its record to a spare,
 //     read repairs) runs in goroutines Close cancels and waits for.
-//   - plan is pure: it depends only on the preference list, liveness, the avoided
-//     peers and this node's name. Avoidance is advice: an avoided owner with no
-//     fallback left is still asked, and a dead one never is.
+//   - plan is pure: it depends only on the ring (preference lists and zones),
+//     liveness, the avoided peers and this node's name. Avoidance is advice: an
+//     avoided owner with no fallback left is still asked, and a dead one never is.
+//   - A fallback or spare standing in for an owner is in the owner's zone
+//     whenever one usable and not already taken by the request is; with a ring
+//     of one zone (or none) the plan is exactly the zone-blind one.
 //
 // A Coordinator is safe for concurrent use.
 package coordinator

@@ -17,7 +17,8 @@ import (
 )
 
 // TestPlanAvoidance checks planFor with avoided peers and the spares it leaves.
-// The preference list is p0, p1, ...: p0..p2 are the key's N=3 replicas, the rest
+// Nodes are named by their position in the preference list of partition 0 of a
+// ring without zones: p0..p2 are its N=3 replicas, the rest
 // its fallbacks in order.
 func TestPlanAvoidance(t *testing.T) {
 	type want struct {
@@ -53,25 +54,33 @@ func TestPlanAvoidance(t *testing.T) {
 			want{true, []string{"p1"}, nil, nil}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pl := make([]string, tc.nodes)
-			for i := range pl {
-				pl[i] = "p" + strconv.Itoa(i)
+			rg := testRing(t, nodeNames(tc.nodes)...)
+			pl := rg.PreferenceList(0)
+			pos := map[string]string{}
+			for i, n := range pl {
+				pos[n] = "p" + strconv.Itoa(i)
 			}
 			in := func(set []int) func(string) bool {
 				return func(node string) bool {
-					i, _ := strconv.Atoi(strings.TrimPrefix(node, "p"))
+					i, _ := strconv.Atoi(strings.TrimPrefix(pos[node], "p"))
 					return slices.Contains(set, i)
 				}
 			}
 			dead := in(tc.dead)
-			pn := planFor(pl, 3, pl[tc.self], func(n string) bool { return !dead(n) }, in(tc.avoided), tc.noHints)
-			got := want{self: pn.self, orphans: pn.orphans, spare: pn.spare}
+			pn := planFor(newZoneView(rg), 0, 3, pl[tc.self], func(n string) bool { return !dead(n) }, in(tc.avoided), tc.noHints)
+			got := want{self: pn.self}
 			for _, tg := range pn.remote {
-				s := tg.node
+				s := pos[tg.node]
 				if tg.hintFor != "" {
-					s += ">" + tg.hintFor
+					s += ">" + pos[tg.hintFor]
 				}
 				got.remote = append(got.remote, s)
+			}
+			for _, o := range pn.orphans {
+				got.orphans = append(got.orphans, pos[o])
+			}
+			for _, o := range pn.spare {
+				got.spare = append(got.spare, pos[o])
 			}
 			if got.self != tc.want.self || !slices.Equal(got.remote, tc.want.remote) ||
 				!slices.Equal(got.orphans, tc.want.orphans) || !slices.Equal(got.spare, tc.want.spare) {

@@ -2,6 +2,7 @@ package coordinator
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -107,11 +108,14 @@ type plan struct {
 	self    bool     // this node is one of the key's N replicas
 	remote  []target // live replicas and fallbacks other than this node
 	orphans []string // owners down with no fallback left: this node keeps their hints
-	// spare are the next nodes of the key's extended preference list, live, not
-	// avoided and not in remote, in order (at most n): a target that fails or is
-	// slow during the request is replaced by the next one, which stands in for its
-	// owner.
+	// spare are fallbacks of the key, live, not avoided and not in remote, in
+	// preference order (at most n): a target that fails or is slow during the
+	// request is replaced by one of them (takeSpare), which stands in for its
+	// owner. With zones, the spares include one in each owner's zone where the
+	// zone has one. The slice is the request's own: takeSpare removes from it.
 	spare []string
+	ring  *ring.Ring // the ring the plan was made from (nil: no cluster)
+	p     int        // the key's partition
 }
 
 // plan picks the key's replicas (sloppy quorum) from the ring, liveness and the
@@ -119,63 +123,209 @@ type plan struct {
 func (c *Coordinator) plan(key []byte) plan {
 	rg := c.cfg.Cluster.Ring()
 	n, _, _ := c.Quorum(rg.Len(), 0, 0)
-	pl := rg.PreferenceList(rg.Partition(key))
-	return planFor(pl, n, c.cfg.Node, c.cfg.Cluster.Alive, c.cfg.Avoid.Avoided, c.cfg.DisableHints)
+	return planFor(c.zones.of(rg), rg.Partition(key), n, c.cfg.Node, c.cfg.Cluster.Alive, c.cfg.Avoid.Avoided, c.cfg.DisableHints)
 }
 
-// planFor is plan's pure core. pl is the key's preference list, n the replication
-// factor, self this node. Each of the first n members of pl that is alive and not
-// avoided is a target; one that is dead or avoided is replaced by the next live,
-// not-avoided fallback beyond the first n, tagged with a hint naming the owner. With
-// no such fallback left, an owner that is only avoided is asked anyway (avoidance is
-// advice), and a dead one is an orphan. The live, not-avoided fallbacks left over
-// are the spares. With hints disabled there are no fallbacks: every live owner is
+// planFor is plan's pure core for partition p of zv's ring rg. n is the replication
+// factor, self this node. Each of the first n members of p's preference list that
+// is alive and not avoided is a target; one that is dead or avoided is replaced by
+// a fallback, chosen by rg.Fallback among the usable ones (not self, alive, not
+// avoided, not already a target of the plan), and tagged with a hint naming the
+// owner. So a fallback comes from the owner's zone when the zone has a usable one,
+// and from the next zone in preference order otherwise: first every owner that can
+// have one in its zone gets it, in preference order, then the others take what is
+// left, so one owner's out-of-zone fallback never takes the only one another
+// owner's zone has. Without zones (one zone), that is the Dynamo paper's rule: the
+// next usable fallback in order. With no usable fallback left, an owner that is
+// only avoided is asked anyway (avoidance is advice), and a dead one is an orphan.
+// Up to n of the usable fallbacks left over are the spares, one in each owner's
+// zone first. With hints disabled there are no fallbacks: every live owner is
 // asked, avoided or not.
-func planFor(pl []string, n int, self string, alive, avoided func(string) bool, disableHints bool) plan {
+func planFor(zv *zoneView, p, n int, self string, alive, avoided func(string) bool, disableHints bool) plan {
+	rg := zv.rg
+	pl := rg.PreferenceList(p)
 	if len(pl) == 0 {
 		return plan{n: 1, self: true}
 	}
 	n = min(n, len(pl))
-	pn := plan{n: n}
-	usable := func(node string) bool { return node != self && alive(node) && !avoided(node) }
-	fb := n // next fallback to consider
+	pn := plan{n: n, ring: rg, p: p}
+	if n > 1 { // room for every target and spare: two allocations per request
+		pn.remote = make([]target, 0, n)
+		if !disableHints {
+			pn.spare = make([]string, 0, n)
+		}
+	}
+	zoned := zv.zoned
+	// An owner waiting for a fallback is a target with hintFor set and node
+	// empty (dead) or the owner itself (alive but avoided: asked if none is left).
+	waiting := 0
 	for _, node := range pl[:n] {
-		if node == self {
-			pn.self = true
-			continue
-		}
-		isAlive := alive(node)
-		if isAlive && (disableHints || !avoided(node)) {
-			pn.remote = append(pn.remote, target{node: node})
-			continue
-		}
-		if disableHints {
-			continue
-		}
-		for fb < len(pl) && !usable(pl[fb]) {
-			fb++
-		}
 		switch {
-		case fb < len(pl):
-			pn.remote = append(pn.remote, target{node: pl[fb], hintFor: node})
-			fb++
-		case isAlive:
+		case node == self:
+			pn.self = true
+		case !alive(node):
+			if !disableHints {
+				pn.remote = append(pn.remote, target{hintFor: node})
+				waiting++
+			}
+		case disableHints || !avoided(node):
 			pn.remote = append(pn.remote, target{node: node})
 		default:
-			pn.orphans = append(pn.orphans, node)
+			pn.remote = append(pn.remote, target{node: node, hintFor: node})
+			waiting++
 		}
 	}
-	if !disableHints {
-		for _, node := range pl[min(fb, len(pl)):] {
-			if len(pn.spare) == n {
+	if disableHints {
+		return pn
+	}
+	usable := func(node string) bool {
+		return node != self && !pn.targets(node) && !slices.Contains(pn.spare, node) && alive(node) && !avoided(node)
+	}
+	if waiting > 0 {
+		// With zones, a first pass takes fallbacks in the owners' own zones only.
+		for pass := range 2 {
+			if pass == 1 && !zoned {
 				break
 			}
-			if usable(node) {
-				pn.spare = append(pn.spare, node)
+			for i := range pn.remote {
+				t := &pn.remote[i]
+				if t.hintFor == "" || t.node != "" && t.node != t.hintFor {
+					continue
+				}
+				fb := rg.Fallback(p, n, t.hintFor, usable)
+				if fb == "" || pass == 0 && !zv.same(fb, t.hintFor) {
+					continue
+				}
+				t.node = fb
+			}
+		}
+		k := 0
+		for _, t := range pn.remote {
+			switch {
+			case t.hintFor == "" || t.node != "" && t.node != t.hintFor:
+				pn.remote[k] = t
+				k++
+			case t.node != "": // avoided, no fallback: asked anyway
+				pn.remote[k] = target{node: t.node}
+				k++
+			default:
+				pn.orphans = append(pn.orphans, t.hintFor)
+			}
+		}
+		pn.remote = pn.remote[:k]
+	}
+	pn.fillSpares(pl[n:], usable)
+	if zoned && !spreadSpares(zv, pl[:n], self, pn.spare) {
+		// A spare in each owner's zone first (the one Fallback picks there),
+		// then the next usable ones, in preference order.
+		pn.spare = pn.spare[:0]
+		for _, owner := range pl[:n] {
+			if owner == self {
+				continue
+			}
+			if fb := rg.Fallback(p, n, owner, usable); fb != "" && zv.same(fb, owner) {
+				pn.spare = append(pn.spare, fb)
+			}
+		}
+		pn.fillSpares(pl[n:], usable)
+		slices.SortFunc(pn.spare, func(a, b string) int {
+			return cmp.Compare(slices.Index(pl, a), slices.Index(pl, b))
+		})
+	}
+	return pn
+}
+
+// fillSpares appends the usable fallbacks, in order, until the plan has n spares.
+func (pn *plan) fillSpares(fallbacks []string, usable func(string) bool) {
+	for _, node := range fallbacks {
+		if len(pn.spare) == pn.n {
+			return
+		}
+		if usable(node) {
+			pn.spare = append(pn.spare, node)
+		}
+	}
+}
+
+// spreadSpares reports whether spares holds, in every zone, at least as many
+// nodes as owners has in it (other than self): then the first spares in order
+// already include the one in each owner's zone that planFor wants, and it needs
+// no search. Its common case: with every node alive, the fallbacks after the
+// first N are the next round of the ring's deal over the zones.
+func spreadSpares(zv *zoneView, owners []string, self string, spares []string) bool {
+	var need [8]int // per owner zone (by owner), owners minus spares in it
+	if len(owners) > len(need) {
+		return false
+	}
+	var zones [8]int
+	k := 0
+	for _, o := range owners {
+		if o != self {
+			zones[k] = zv.zoneOf[o]
+			k++
+		}
+	}
+	for i := range k {
+		for j := range k {
+			if zones[j] == zones[i] {
+				need[i]++
 			}
 		}
 	}
-	return pn
+	for _, s := range spares {
+		z := zv.zoneOf[s]
+		for i := range k {
+			if zones[i] == z {
+				need[i]--
+			}
+		}
+	}
+	for i := range k {
+		if need[i] > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// targets reports whether node is one of the plan's targets.
+func (pn *plan) targets(node string) bool {
+	for _, t := range pn.remote {
+		if t.node == node {
+			return true
+		}
+	}
+	return false
+}
+
+// spares are the spares a request has left: a target of the request that fails
+// is replaced by one of them (take).
+type spares struct {
+	names []string // the plan's spares not taken yet, in preference order
+	ring  *ring.Ring
+	p, n  int
+}
+
+// spares returns the plan's spares, for one request to take from.
+func (pn *plan) spares() spares {
+	return spares{names: pn.spare, ring: pn.ring, p: pn.p, n: pn.n}
+}
+
+// take removes and returns the spare that stands in for owner: by Ring.Fallback's
+// rule, the first in preference order in owner's zone, else the first in
+// preference order. Without zones it is the first one left.
+func (s *spares) take(owner string) (string, bool) {
+	if len(s.names) == 0 {
+		return "", false
+	}
+	names := s.names
+	fb := s.ring.Fallback(s.p, s.n, owner, func(node string) bool { return slices.Contains(names, node) })
+	i := slices.Index(names, fb)
+	if i < 0 {
+		return "", false
+	}
+	s.names = slices.Delete(names, i, i+1)
+	return fb, true
 }
 
 // requestContext returns the context replica calls run under: the request's
@@ -309,7 +459,8 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 // replicate sends rec to the key's other replicas and waits for w acknowledgements,
 // counting this node's own write when it is one of the key's replicas. A replica
 // that fails, or (while the quorum is not reached) has not answered after
-// ReplicaTimeout, is replaced at once by the next spare of the plan, standing in
+// ReplicaTimeout, is replaced at once by a spare of the plan (spares.take: in its
+// owner's zone first), standing in
 // for the same owner, whose acknowledgement counts for that owner; a slow call
 // goes on, and if it succeeds later it adds a copy but no acknowledgement (each
 // owner counts once). A call that fails after the request was answered replaces
@@ -347,7 +498,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 	if pn.self {
 		acked.add(c.cfg.Node)
 	}
-	rd := &writeRound{spare: pn.spare, results: make(chan outcome, len(pn.remote)+len(pn.spare)+1)}
+	rd := &writeRound{spare: pn.spares(), results: make(chan outcome, len(pn.remote)+len(pn.spare)+1)}
 	results := rd.results
 	pending := 0
 	localDone := make(chan bool, 1)
@@ -385,7 +536,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 			// The request was answered: the call replaces itself (unless the wait
 			// loop did, when it was slow).
 			for rd.claim(i) && rctx.Err() == nil {
-				node, ok := rd.takeSpare()
+				node, ok := rd.takeSpare(t.owner())
 				if !ok {
 					break
 				}
@@ -408,7 +559,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		if rctx.Err() != nil || !rd.claim(i) {
 			return
 		}
-		node, ok := rd.takeSpare()
+		node, ok := rd.takeSpare(calls[i].t.owner())
 		if !ok {
 			return
 		}
@@ -500,7 +651,7 @@ type writeRound struct {
 
 	mu       sync.Mutex
 	answered bool // the wait loop is done
-	spare    []string
+	spare    spares
 	replaced map[int]bool // calls a spare was sent for
 }
 
@@ -525,16 +676,11 @@ func (rd *writeRound) unclaim(i int) {
 	delete(rd.replaced, i)
 }
 
-// takeSpare returns the next spare, if any is left.
-func (rd *writeRound) takeSpare() (string, bool) {
+// takeSpare returns the spare that stands in for owner, if any is left.
+func (rd *writeRound) takeSpare(owner string) (string, bool) {
 	rd.mu.Lock()
 	defer rd.mu.Unlock()
-	if len(rd.spare) == 0 {
-		return "", false
-	}
-	node := rd.spare[0]
-	rd.spare = rd.spare[1:]
-	return node, true
+	return rd.spare.take(owner)
 }
 
 // report sends call i's failure to the wait loop and reports true, unless the
@@ -740,7 +886,7 @@ type reply struct {
 // replica first), and more when one fails or when they are slow to answer
 // (speculate): a read costs R replica reads, not N. A replica that fails or has not
 // answered after ReplicaTimeout, once every planned replica was asked, is replaced
-// by the next spare of the plan, read for the same owner (its own record merged
+// by a spare of the plan (spares.take: in its owner's zone first), read for the same owner (its own record merged
 // with the hint it keeps); each owner counts once toward R. When every replica asked has answered (or the request
 // deadline passed), those that returned less than the merge of all answers get it
 // written back (read repair); replicas the read did not ask are left to hinted
@@ -792,9 +938,9 @@ func (c *Coordinator) quorumGetBy(ctx context.Context, key []byte, r int, dl dea
 			k--
 		}
 	}
-	spare := pn.spare
+	spare := pn.spares()
 	// replace asks one more replica in place of calls[i]: the next planned one,
-	// else the next spare, for the same owner.
+	// else a spare, for the same owner.
 	replace := func(i int) {
 		if calls[i].replaced {
 			return
@@ -804,13 +950,13 @@ func (c *Coordinator) quorumGetBy(ctx context.Context, key []byte, r int, dl dea
 			launch(1)
 			return
 		}
-		if len(spare) == 0 {
+		node, ok := spare.take(calls[i].t.owner())
+		if !ok {
 			return
 		}
 		calls[i].replaced = true
 		c.stats.fallbacks.Add(1)
-		call(target{node: spare[0], hintFor: calls[i].t.owner()})
-		spare = spare[1:]
+		call(target{node: node, hintFor: calls[i].t.owner()})
 	}
 	var got []reply
 	var merged vclock.Set

@@ -30,6 +30,8 @@ import (
 	"hash/fnv"
 	"math/rand/v2"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,14 +74,15 @@ type memberSet struct {
 type members struct {
 	seed   uint64
 	detect time.Duration
+	zone   func(name string) string // each node's zone, for life
 	mu     sync.Mutex
 	sets   []*memberSet
 	// self names, per version, the node that made the change, which knows at once.
 	self []string
 }
 
-func newMembers(seed uint64, detect time.Duration, names ...string) (*members, error) {
-	m := &members{seed: seed, detect: detect}
+func newMembers(seed uint64, detect time.Duration, zone func(string) string, names ...string) (*members, error) {
+	m := &members{seed: seed, detect: detect, zone: zone}
 	states := map[string]memberState{}
 	for _, n := range names {
 		states[n] = stateActive
@@ -96,7 +99,7 @@ func (m *members) add(at time.Time, self string, states map[string]memberState) 
 	var holders []string
 	for name, st := range states {
 		if st == stateActive {
-			active = append(active, ring.Member{Name: name})
+			active = append(active, ring.Member{Name: name, Zone: m.zone(name)})
 		}
 		if st != stateRemoved {
 			holders = append(holders, name)
@@ -329,6 +332,20 @@ func (s *sim) clientNodes() []string {
 		}
 	}
 	return out
+}
+
+// zoneOf returns the zone of the run's node name ("n1", "n2"...): with p.zones,
+// nodes are dealt out over zones z0, z1... by number, so that every zone has
+// nodes as soon as there are as many; without, no node has a zone.
+func (p params) zoneOf(name string) string {
+	if p.zones == 0 {
+		return ""
+	}
+	i, err := strconv.Atoi(strings.TrimPrefix(name, "n"))
+	if err != nil {
+		panic(fmt.Sprintf("sim: node name %q", name))
+	}
+	return fmt.Sprint("z", (i-1)%p.zones)
 }
 
 // simNames returns the run's first members and, with churn, the names of up to

@@ -201,6 +201,8 @@ type params struct {
 	// anti-entropy (handoff, purge); expiry writes values with TTLs and runs
 	// reapers (sim_members_test.go, sim_repair_test.go).
 	churn, expiry bool
+	// zones deals the nodes out over that many zones (params.zoneOf); 0: none.
+	zones int
 	// unbatched sends every replica write on its own (UnbatchedPeers): which
 	// writes share a batch depends on goroutine scheduling, so a history that must
 	// replay exactly (TestSimDeterministic) cannot batch.
@@ -550,7 +552,7 @@ func (s *sim) boot(n *simNode) {
 	n.inc++
 	n.fence = &fence{st: n.store}
 	if s.x.members == nil {
-		m, err := newMembers(s.seed, detect, s.names...)
+		m, err := newMembers(s.seed, detect, s.p.zoneOf, s.names...)
 		if err != nil {
 			s.t.Fatal(err)
 		}
@@ -646,7 +648,7 @@ func runSim(t *testing.T, seed uint64, p params, trace func(string)) *sim {
 	if trace != nil {
 		net.SetTrace(trace)
 	}
-	if s.x.members, err = newMembers(seed, detect, names...); err != nil {
+	if s.x.members, err = newMembers(seed, detect, p.zoneOf, names...); err != nil {
 		t.Fatal(err)
 	}
 	s.x.pool = pool
@@ -1179,16 +1181,17 @@ var update = flag.Bool("update", false, "rewrite the golden traces in testdata/"
 // rewrite them after an intended change.
 func TestGoldenTraces(t *testing.T) {
 	for _, sc := range []struct {
-		name  string
-		nodes int
-		run   func(s *sim, note func(string, ...any))
+		name string
+		p    params
+		run  func(s *sim, note func(string, ...any))
 	}{
-		{"hinted_handoff", 4, scriptHintedHandoff},
-		{"read_repair", 3, scriptReadRepair},
+		{"hinted_handoff", params{nodes: 4}, scriptHintedHandoff},
+		{"read_repair", params{nodes: 3}, scriptReadRepair},
+		{"zone_hinted_handoff", params{nodes: 6, zones: 3}, scriptZoneHintedHandoff},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			var got string
-			synctest.Test(t, func(t *testing.T) { got = runScript(t, sc.nodes, sc.run) })
+			synctest.Test(t, func(t *testing.T) { got = runScript(t, sc.p, sc.run) })
 			path := "testdata/" + sc.name + ".trace"
 			if *update {
 				if err := os.MkdirAll("testdata", 0o755); err != nil {
@@ -1218,16 +1221,7 @@ func TestGoldenTraces(t *testing.T) {
 
 // runScript builds nodes on a network where every message takes 1ms each way,
 // runs script and returns the trace followed by every node's final state.
-func runScript(t *testing.T, nodes int, script func(s *sim, note func(string, ...any))) string {
-	names := make([]string, nodes)
-	for i := range names {
-		names[i] = fmt.Sprint("n", i+1)
-	}
-	net, err := peertest.NewNetwork(1, simQ, detect, names...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	net.SetFaults(peertest.Faults{MinDelay: time.Millisecond, MaxDelay: time.Millisecond})
+func runScript(t *testing.T, p params, script func(s *sim, note func(string, ...any))) string {
 	var mu sync.Mutex
 	var lines []string
 	trace := func(line string) {
@@ -1235,15 +1229,7 @@ func runScript(t *testing.T, nodes int, script func(s *sim, note func(string, ..
 		defer mu.Unlock()
 		lines = append(lines, line)
 	}
-	net.SetTrace(trace)
-	s := &sim{t: t, seed: 1, p: params{nodes: nodes}, net: net, names: names, start: time.Now(), quiet: slog.DiscardHandler,
-		nodes: map[string]*simNode{}, writes: map[string][]*write{}, crashed: map[string]bool{}}
-	for _, name := range names {
-		s.nodes[name] = &simNode{name: name, store: memstore.New(simQ)}
-	}
-	for _, name := range names {
-		s.boot(s.nodes[name])
-	}
+	s := newScriptSim(t, p, trace)
 	notes := 0
 	note := func(format string, args ...any) { // the script's own lines, in order
 		notes++
@@ -1276,6 +1262,29 @@ func runScript(t *testing.T, nodes int, script func(s *sim, note func(string, ..
 		}
 	}
 	return b.String()
+}
+
+// newScriptSim starts p.nodes nodes (n1, n2...; in p.zones zones) on a network
+// where every message takes 1ms each way, tracing to trace when set.
+func newScriptSim(t *testing.T, p params, trace func(string)) *sim {
+	names, _ := simNames(p)
+	net, err := peertest.NewNetwork(1, simQ, detect, names...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	net.SetFaults(peertest.Faults{MinDelay: time.Millisecond, MaxDelay: time.Millisecond})
+	if trace != nil {
+		net.SetTrace(trace)
+	}
+	s := &sim{t: t, seed: 1, p: p, net: net, names: names, start: time.Now(), quiet: slog.DiscardHandler,
+		nodes: map[string]*simNode{}, writes: map[string][]*write{}, crashed: map[string]bool{}}
+	for _, name := range names {
+		s.nodes[name] = &simNode{name: name, store: memstore.New(simQ)}
+	}
+	for _, name := range names {
+		s.boot(s.nodes[name])
+	}
+	return s
 }
 
 // scriptHintedHandoff: a replica is down; the write goes to the first fallback with

@@ -52,7 +52,12 @@
 //   - Hints for a member removed from the ring go to the key's current replicas
 //     instead, and are deleted once every one of them acknowledged (a replica
 //     down keeps the hint for a later pass). A member this node does not know yet
-//     keeps its hints.
+//     keeps its hints. Those replicas are the ring's, spread over the zones by
+//     placement: no stand-in is chosen, so no zone preference applies.
+//   - A leaving node hands a down owner's hints to the key's live current
+//     replicas and, with zones, also as a hint for the owner to the live fallback
+//     in the owner's zone (ring.Ring.Fallback), if there is one: a hint is the
+//     copy a coordinator kept in the owner's zone, and the zone keeps it.
 //   - Anti-entropy only ever stores Sync(local, remote), so it never loses a value
 //     either side had. Records whose values have all expired are stored and sent
 //     like any other: an expired value is causal history (storage's reaper turns it
@@ -140,7 +145,8 @@ type HandoffConfig struct {
 	// node does not wait for an owner that is down: it hands that owner's hints to
 	// the key's live current replicas, so that its leave, which completes only
 	// once it holds no hint, is not held up by a dead member, and no hint stays on
-	// a node that purge no longer asks once it left.
+	// a node that purge no longer asks once it left. With zones, a live
+	// fallback in the owner's zone also takes them, as hints for the owner.
 	Leaving func() bool
 	// MaxHintAge drops, instead of replaying, a hint whose newest value was written
 	// longer ago. 0 (node/'s choice) keeps a hint until its owner acknowledged it,
@@ -375,6 +381,20 @@ func (h *Handoff) deliverPage(ctx context.Context, owner string, rt route, page 
 	return delivered, failed
 }
 
+// zoneFallback returns p's fallback for owner (ring.Ring.Fallback with usable)
+// when the ring has zones and the fallback is in owner's zone; else "".
+func zoneFallback(rg *ring.Ring, p, n int, owner string, usable func(string) bool) string {
+	if len(rg.Zones()) < 2 {
+		return ""
+	}
+	fb := rg.Fallback(p, n, owner, usable)
+	zf, _ := rg.Zone(fb)
+	if zo, _ := rg.Zone(owner); fb == "" || zf != zo {
+		return ""
+	}
+	return fb
+}
+
 // tooOld reports whether every value of a hinted record was written more than
 // MaxHintAge ago.
 func (h *Handoff) tooOld(rec vclock.Set) bool {
@@ -436,8 +456,9 @@ func (h *Handoff) deliver(ctx context.Context, owner string, rt route, ht hint) 
 		// takes the record (the down owner gets it from them by anti-entropy when
 		// it is back). This node's copy goes when it stops anyway.
 		rg := h.cfg.Cluster.Ring()
+		p := rg.Partition(ht.key)
 		sent := 0
-		for _, node := range rg.Replicas(rg.Partition(ht.key), h.cfg.N) {
+		for _, node := range rg.Replicas(p, h.cfg.N) {
 			if node == h.cfg.Node || !h.cfg.Cluster.Alive(node) {
 				continue
 			}
@@ -448,6 +469,16 @@ func (h *Handoff) deliver(ctx context.Context, owner string, rt route, ht hint) 
 		}
 		if sent == 0 {
 			return fmt.Errorf("repair: no live replica takes %s's hint while this node leaves", owner)
+		}
+		// With zones, the hint was the copy in the owner's zone (coordinators
+		// pick fallbacks there): a live fallback of that zone keeps it for the
+		// owner, so the zone still holds the key after this node left.
+		if fb := zoneFallback(rg, p, h.cfg.N, owner, func(node string) bool {
+			return node != h.cfg.Node && h.cfg.Cluster.Alive(node)
+		}); fb != "" {
+			if err := h.cfg.Writer.Write(ctx, fb, peer.WriteRequest{Key: ht.key, Record: rec, HintFor: owner}); err != nil {
+				return err
+			}
 		}
 	}
 	deleted, err := h.cfg.Store.DeleteHint(owner, ht.key, rec)

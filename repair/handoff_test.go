@@ -536,3 +536,64 @@ func TestHandoffLeavingNodeReroutesHintsOfADownOwner(t *testing.T) {
 		}
 	})
 }
+
+// TestHandoffLeavingNodeKeepsADownOwnersZone: with zones, a leaving node that
+// hands a down owner's hint to the key's live replicas (all in other zones) also
+// hands it, as a hint for the owner, to a live fallback in the owner's zone, so
+// that the zone keeps a copy after the node left; with none alive there, only
+// the replicas take it.
+func TestHandoffLeavingNodeKeepsADownOwnersZone(t *testing.T) {
+	stores(t, func(t *testing.T, st hintStore) {
+		var ms []ring.Member
+		for _, z := range []string{"a", "b", "c"} {
+			for i := range 2 {
+				ms = append(ms, ring.Member{Name: fmt.Sprint(z, i+1), Zone: z})
+			}
+		}
+		rg, err := ring.New(16, ms)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &members{rg: rg, dead: map[string]bool{}}
+		key := "k"
+		p := rg.Partition([]byte(key))
+		pl := rg.PreferenceList(p)
+		owner := pl[0]
+		zone, _ := rg.Zone(owner)
+		var self, inZone string // self: a fallback in another zone; inZone: owner's zone's fallback
+		for _, n := range pl[3:] {
+			switch z, _ := rg.Zone(n); {
+			case z == zone:
+				inZone = n
+			case self == "":
+				self = n
+			}
+		}
+		m.setDead(owner, true)
+		run := func() []delivery {
+			t.Helper()
+			putHint(t, st, owner, key, record("x:1", "v"))
+			w := &writer{}
+			h, err := repair.NewHandoff(repair.HandoffConfig{Store: st, Cluster: m, Writer: w, Node: self,
+				Leaving: func() bool { return true }, Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, err := h.RunOnce(context.Background()); err != nil || n != 1 || st.HintCount() != 0 {
+				t.Fatalf("leaving: %d, %v, %d hints left; want it handed on", n, err, st.HintCount())
+			}
+			return w.deliveries()
+		}
+		sorted := func(ds ...delivery) []delivery {
+			slices.SortFunc(ds, func(a, b delivery) int { return cmpString(a.node, b.node) })
+			return ds
+		}
+		if got, want := run(), sorted(delivery{pl[1], key, ""}, delivery{pl[2], key, ""}, delivery{inZone, key, owner}); !slices.Equal(got, want) {
+			t.Fatalf("deliveries %v, want %v (the live replicas, and a hint for %s in its zone %s)", got, want, owner, zone)
+		}
+		m.setDead(inZone, true)
+		if got, want := run(), sorted(delivery{pl[1], key, ""}, delivery{pl[2], key, ""}); !slices.Equal(got, want) {
+			t.Fatalf("owner's zone down: deliveries %v, want %v (the live replicas only)", got, want)
+		}
+	})
+}
