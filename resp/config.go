@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/dynakv/dynakv/internal/num"
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -201,36 +202,13 @@ func (p *configParam) check(v *string) string {
 		}
 		return "argument(s) must be one of the following: " + strings.Join(p.choices, ", ")
 	case kindMemory:
-		n, ok := parseMemory(*v)
+		n, ok := num.ParseMemory(*v)
 		if !ok {
 			return "argument must be a memory value"
 		}
 		*v = strconv.FormatUint(n, 10)
 	}
 	return ""
-}
-
-var memoryUnits = map[string]uint64{"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 * 1000, "mb": 1024 * 1024, "g": 1000 * 1000 * 1000, "gb": 1024 * 1024 * 1024}
-
-// parseMemory parses a Redis memory value: digits with an optional unit (k, kb,
-// m, mb, g, gb; without case).
-func parseMemory(v string) (uint64, bool) {
-	i := 0
-	for i < len(v) && v[i] >= '0' && v[i] <= '9' {
-		i++
-	}
-	if i == 0 {
-		return 0, false
-	}
-	n, err := strconv.ParseUint(v[:i], 10, 64)
-	if err != nil {
-		return 0, false
-	}
-	m, ok := memoryUnits[strings.ToLower(v[i:])]
-	if !ok || (m > 1 && n > (1<<64-1)/m) {
-		return 0, false
-	}
-	return n * m, true
 }
 
 func (s *Server) configResetStat(c *client, _ [][]byte) {

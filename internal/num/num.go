@@ -1,5 +1,5 @@
 // Package num parses the numbers of Redis commands and values the way Redis does:
-// integers as string2ll, floats as string2ld. Both protocol front ends' argument
+// integers as string2ll, floats as string2ld, memory sizes as memtoull. Both protocol front ends' argument
 // parsing and proxy's INCR/INCRBYFLOAT (reading a stored value) use these, so a number
 // is accepted or refused alike wherever it appears. Callers turn a refusal into their
 // own error (proxy.ErrNotInteger, resp's "-ERR value is not an integer or out of
@@ -11,6 +11,7 @@ package num
 import (
 	"math"
 	"strconv"
+	"strings"
 	"unsafe"
 )
 
@@ -86,4 +87,31 @@ func IsSpace(c byte) bool {
 		return true
 	}
 	return false
+}
+
+// memoryUnits are the units of a memory size, as Redis's memtoull takes them,
+// without case: k, m and g are powers of 1000, kb, mb and gb of 1024.
+var memoryUnits = map[string]uint64{"": 1, "b": 1, "k": 1000, "kb": 1024, "m": 1000 * 1000,
+	"mb": 1024 * 1024, "g": 1000 * 1000 * 1000, "gb": 1024 * 1024 * 1024}
+
+// ParseMemory parses a memory size as Redis's CONFIG and configuration file do
+// (memtoull): decimal digits, no sign, with an optional unit (b, k, kb, m, mb, g,
+// gb, without case), within uint64. "64mb" is 67108864 and "1gb" 1073741824.
+func ParseMemory(v string) (uint64, bool) {
+	i := 0
+	for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+		i++
+	}
+	if i == 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(v[:i], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	m, ok := memoryUnits[strings.ToLower(v[i:])]
+	if !ok || (m > 1 && n > (1<<64-1)/m) {
+		return 0, false
+	}
+	return n * m, true
 }

@@ -94,3 +94,23 @@ func FuzzParseFloat(f *testing.F) {
 		}
 	})
 }
+
+func TestParseMemory(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+		ok   bool
+	}{
+		{"0", 0, true}, {"100", 100, true}, {"100b", 100, true}, {"1k", 1000, true},
+		{"1kb", 1024, true}, {"1KB", 1024, true}, {"64mb", 64 << 20, true}, {"64m", 64e6, true},
+		{"1gb", 1 << 30, true}, {"1G", 1e9, true}, {"18446744073709551615", 1<<64 - 1, true},
+		{"", 0, false}, {"mb", 0, false}, {"-1", 0, false}, {"+1", 0, false}, {"1 mb", 0, false},
+		{"1tb", 0, false}, {"1.5gb", 0, false}, {"18446744073709551616", 0, false},
+		{"17179869184gb", 0, false}, {"1kbb", 0, false},
+	} {
+		got, ok := ParseMemory(tc.in)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("ParseMemory(%q) = %d, %v; want %d, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
