@@ -191,8 +191,8 @@ func TestMemoryMatchesRecount(t *testing.T) {
 			}
 			owners := []string{"a", "bb"}
 			steps := 1500
-			if testing.Short() {
-				steps = 300
+			if testing.Short() || raceEnabled {
+				steps = 400
 			}
 			for step := range steps {
 				var what string
@@ -401,5 +401,16 @@ func TestMemoryPartitionOf(t *testing.T) {
 	}
 	if m := s.Memory(); m != (MemoryStats{}) {
 		t.Fatalf("Memory() = %+v after dropping the key's partition", m)
+	}
+}
+
+// BenchmarkMemoryAccounting is what accounting adds to a commit that replaces a
+// live record by another (committed): two sizes and the partition's and total's
+// atomic adds.
+func BenchmarkMemoryAccounting(b *testing.B) {
+	m := memory{parts: make([]partMemory, 1024)}
+	for i := 0; b.Loop(); i++ {
+		old := recordSize(30, 130, 0, 0)
+		m.add(i&1023, recordSize(30, 131+i&1, 0, 0)-old, 0)
 	}
 }
