@@ -8,11 +8,24 @@ import (
 )
 
 // BenchmarkUpdate measures one read-merge-write of a 100-byte value on disk in
-// each sync mode.
+// each sync mode, and in memory mode (Config.InMemory, where maxmemory matters).
 func BenchmarkUpdate(b *testing.B) {
-	for _, mode := range []SyncMode{SyncInterval, SyncAlways, SyncNone} {
-		b.Run(string(mode), func(b *testing.B) {
-			s := open(b, Config{Dir: b.TempDir(), Partitions: 1024, Sync: mode})
+	for _, mode := range []struct {
+		name string
+		cfg  Config
+	}{
+		{string(SyncInterval), Config{Sync: SyncInterval}},
+		{string(SyncAlways), Config{Sync: SyncAlways}},
+		{string(SyncNone), Config{Sync: SyncNone}},
+		{"memory", Config{Sync: SyncNone, InMemory: true}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			cfg := mode.cfg
+			cfg.Partitions = 1024
+			if !cfg.InMemory {
+				cfg.Dir = b.TempDir()
+			}
+			s := open(b, cfg)
 			keys := benchKeys(1000)
 			v := rec(val(string(make([]byte, 100)), 0))
 			fn := func(vclock.Set, bool) (vclock.Set, error) { return v, nil }

@@ -104,6 +104,15 @@
 //     sibling by (Timestamp, dot) with tombstones and expired values included
 //     (vclock.Winner), is not a tombstone: an expired value counts until it is
 //     reaped, as in Redis, whatever its siblings. It does not depend on the time.
+//   - Memory counts logical bytes (memory.go): a record's data key, encoding and a
+//     fixed overhead, plus its expiry and grave index entries, summed per partition
+//     as live (some value is not a tombstone) or graves (tombstones only), with
+//     totals, and the hints' bytes. Every change adds its difference after its
+//     commit under its key lock, as the counts do; the partition drops zero the
+//     dropped partitions (DropAll the hints too) under every key lock; Open
+//     recounts in its counting scans. So the sums equal a full recount at every
+//     quiescent point, and Memory is O(1). Physical gives Pebble's own figures
+//     (files and memtables), which the logical ones only approximate.
 //   - A partition's actor epoch (Epoch) is 0 until the partition is first dropped
 //     and is raised by every drop (DropPartition, DropPartitionIf, DropAll) in the
 //     drop's own Pebble batch, so no crash keeps the drop without the new epoch or

@@ -38,7 +38,7 @@ func (s *Store) UpdateHint(owner string, key []byte, fn UpdateFunc) (_ vclock.Se
 	mu := s.hintLock(hk)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, _, found, next, write, err := s.modify(hk, fn, false)
+	cur, curEnc, found, next, write, err := s.modify(hk, fn)
 	if err != nil || !write {
 		return cur, err
 	}
@@ -50,13 +50,19 @@ func (s *Store) UpdateHint(owner string, key []byte, fn UpdateFunc) (_ vclock.Se
 			return vclock.Set{}, fmt.Errorf("storage: delete hint: %w", err)
 		}
 		s.hints.Add(-1)
+		s.mem.hints.Add(-hintSize(len(hk), len(curEnc)))
 	default:
-		if err := s.db.Set(hk, next.AppendBinary(nil), s.wo); err != nil {
+		enc := next.AppendBinary(nil)
+		if err := s.db.Set(hk, enc, s.wo); err != nil {
 			return vclock.Set{}, fmt.Errorf("storage: write hint: %w", err)
 		}
-		if !found {
+		size := hintSize(len(hk), len(enc))
+		if found {
+			size -= hintSize(len(hk), len(curEnc))
+		} else {
 			s.hints.Add(1)
 		}
+		s.mem.hints.Add(size)
 	}
 	return next, nil
 }
@@ -125,7 +131,7 @@ func (s *Store) DeleteHint(owner string, key []byte, delivered vclock.Set) (_ bo
 	mu := s.hintLock(hk)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, found, err := s.get(hk)
+	cur, curEnc, found, err := s.load(hk)
 	if err != nil || !found {
 		return false, err
 	}
@@ -136,6 +142,7 @@ func (s *Store) DeleteHint(owner string, key []byte, delivered vclock.Set) (_ bo
 		return false, fmt.Errorf("storage: delete hint: %w", err)
 	}
 	s.hints.Add(-1)
+	s.mem.hints.Add(-hintSize(len(hk), len(curEnc)))
 	return true, nil
 }
 
@@ -169,13 +176,15 @@ func (s *Store) HintOwners() (_ []string, err error) {
 	return owners, nil
 }
 
-// HintCount returns the number of hints stored, for every owner.
+// HintCount returns the number of hints stored, for every owner. Their bytes
+// are Memory().Hints.
 func (s *Store) HintCount() int64 { return s.hints.Load() }
 
 // DropHints deletes every hint kept for owner: for an owner removed from the
 // cluster, once its hints were delivered to the new replicas. It holds every key lock
-// while it counts the owner's hints and deletes their range, so that HintCount stays
-// exact; it is meant for that rare administrative step, not for a hot path.
+// while it counts the owner's hints and deletes their range, so that HintCount and
+// the hint bytes stay exact; it is meant for that rare administrative step, not for
+// a hot path.
 func (s *Store) DropHints(owner string) (err error) {
 	if err := checkOwner(owner); err != nil {
 		return err
@@ -195,7 +204,7 @@ func (s *Store) DropHints(owner string) (err error) {
 		}
 	}()
 	lo, hi := hintBounds(owner)
-	n, err := s.countHints(lo, hi)
+	n, size, err := s.countHints(lo, hi)
 	if err != nil || n == 0 {
 		return err
 	}
@@ -203,35 +212,38 @@ func (s *Store) DropHints(owner string) (err error) {
 		return fmt.Errorf("storage: drop hints: %w", err)
 	}
 	s.hints.Add(-n)
+	s.mem.hints.Add(-size)
 	return nil
 }
 
-// loadHintCount counts the hint space at Open.
+// loadHintCount counts the hint space, and its bytes, at Open.
 func (s *Store) loadHintCount() error {
-	n, err := s.countHints([]byte{spaceHint}, []byte{spaceHint + 1})
+	n, size, err := s.countHints([]byte{spaceHint}, []byte{spaceHint + 1})
 	if err != nil {
 		return err
 	}
 	s.hints.Store(n)
+	s.mem.hints.Store(size)
 	return nil
 }
 
-// countHints counts the hint keys in [lo, hi), checking each is well formed.
-func (s *Store) countHints(lo, hi []byte) (int64, error) {
+// countHints counts the hint keys in [lo, hi), checking each is well formed, and
+// sums their sizes (hintSize).
+func (s *Store) countHints(lo, hi []byte) (n, size int64, err error) {
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
-		return 0, fmt.Errorf("storage: count hints: %w", err)
+		return 0, 0, fmt.Errorf("storage: count hints: %w", err)
 	}
 	defer it.Close()
-	var n int64
 	for it.First(); it.Valid(); it.Next() {
 		if _, _, err := parseHintKey(it.Key()); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		n++
+		size += hintSize(len(it.Key()), len(it.Value()))
 	}
 	if err := it.Error(); err != nil {
-		return 0, fmt.Errorf("storage: count hints: %w", err)
+		return 0, 0, fmt.Errorf("storage: count hints: %w", err)
 	}
-	return n, nil
+	return n, size, nil
 }

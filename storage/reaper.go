@@ -95,7 +95,7 @@ func (s *Store) reapOne(at int64, p int, h uint64, key []byte, now int64) (bool,
 	mu.Lock()
 	defer mu.Unlock()
 	dk := dataKey(nil, p, h, key)
-	cur, curEnc, found, err := s.load(dk, s.cfg.Observer != nil)
+	cur, curEnc, found, err := s.load(dk)
 	if err != nil {
 		return false, err
 	}

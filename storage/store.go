@@ -151,6 +151,7 @@ type Store struct {
 	testHookDrop func(b *pebble.Batch)
 	locks        [lockStripes]sync.Mutex
 	counts       []atomic.Int64  // live records per partition
+	mem          memory          // logical bytes (Memory)
 	epochs       []atomic.Uint64 // actor epoch per partition (Epoch); stored under every key lock
 	hints        atomic.Int64    // hints stored, for every owner
 	reaped       atomic.Int64
@@ -268,7 +269,7 @@ func openOn(cfg Config, base vfs.FS) (_ *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
 	}
-	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), walFS: wfs, counts: make([]atomic.Int64, cfg.Partitions), epochs: make([]atomic.Uint64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{}), failed: make(chan struct{})}
+	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), walFS: wfs, counts: make([]atomic.Int64, cfg.Partitions), mem: memory{parts: make([]partMemory, cfg.Partitions)}, epochs: make([]atomic.Uint64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{}), failed: make(chan struct{})}
 	s.gc.s = s
 	if cfg.Sync == SyncNone {
 		s.wo = pebble.NoSync
@@ -456,13 +457,19 @@ func (s *Store) loadCounts() error {
 		if Counts(rec) {
 			s.counts[p].Add(1)
 		}
+		reap, grave := ReapTime(rec), GraveTime(rec)
+		if size := recordSize(len(it.Key()), len(it.Value()), reap, grave); grave != 0 {
+			s.mem.add(p, 0, size)
+		} else {
+			s.mem.add(p, size, 0)
+		}
 		if !reindex {
 			continue
 		}
 		for _, e := range []struct {
 			key func([]byte, int64, int, uint64, []byte) []byte
 			at  int64
-		}{{expiryKey, ReapTime(rec)}, {graveKey, GraveTime(rec)}} {
+		}{{expiryKey, reap}, {graveKey, grave}} {
 			if e.at == 0 {
 				continue
 			}
@@ -676,16 +683,13 @@ func (s *Store) getEncoded(k []byte) (enc []byte, found bool, err error) {
 	return append([]byte{}, v...), true, nil
 }
 
-// load is get that also returns the stored encoding when keepEnc is set (the
-// observer is told the old encoding of every change, so it is kept rather than
-// encoded again).
-func (s *Store) load(k []byte, keepEnc bool) (rec vclock.Set, enc []byte, found bool, err error) {
+// load is get that also returns the stored encoding: the observer is told the
+// old encoding of every change, and the memory sums take its length off, so it
+// is kept rather than encoded again.
+func (s *Store) load(k []byte) (rec vclock.Set, enc []byte, found bool, err error) {
 	if s.rc != nil && k[0] == spaceData {
 		// The caller holds k's lock, so the hash (used only to take it) is moot.
 		enc, found, err = s.lookup(nil, k, 0, true)
-	} else if !keepEnc {
-		rec, found, err = s.get(k)
-		return rec, nil, found, err
 	} else {
 		enc, found, err = s.getEncoded(k)
 	}
@@ -803,7 +807,7 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
 	for i, k := range keys {
 		c := &changes[byKey[string(k)]]
 		if !c.loaded {
-			cur, curEnc, found, err := s.load(c.dk, s.cfg.Observer != nil)
+			cur, curEnc, found, err := s.load(c.dk)
 			if err != nil {
 				errs[i] = err // a repeat of the key tries again
 				continue
@@ -876,7 +880,7 @@ func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (_ vc
 	mu.Lock()
 	defer mu.Unlock()
 	dk := dataKey(nil, p, h, key)
-	cur, curEnc, found, next, write, err := s.modify(dk, fn, s.cfg.Observer != nil)
+	cur, curEnc, found, next, write, err := s.modify(dk, fn)
 	if err != nil || !write {
 		return cur, err
 	}
@@ -888,10 +892,10 @@ func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (_ vc
 
 // modify reads the record stored under Pebble key k and runs fn on it, for Update
 // and UpdateHint; the caller holds k's lock. write is false when fn returned
-// ErrNoChange (cur is then the result); an error from fn is returned. With keepEnc
-// it also returns the current record's stored encoding.
-func (s *Store) modify(k []byte, fn UpdateFunc, keepEnc bool) (cur vclock.Set, curEnc []byte, found bool, next vclock.Set, write bool, err error) {
-	cur, curEnc, found, err = s.load(k, keepEnc)
+// ErrNoChange (cur is then the result); an error from fn is returned. It also
+// returns the current record's stored encoding.
+func (s *Store) modify(k []byte, fn UpdateFunc) (cur vclock.Set, curEnc []byte, found bool, next vclock.Set, write bool, err error) {
+	cur, curEnc, found, err = s.load(k)
 	if err != nil {
 		return vclock.Set{}, nil, false, vclock.Set{}, false, err
 	}
@@ -914,8 +918,9 @@ func (s *Store) commit(b *pebble.Batch, wo *pebble.WriteOptions) error {
 }
 
 // write replaces (or deletes, for an empty next) a record and keeps the expiry and
-// grave indexes and counts in step, then tells the observer (curEnc is cur's stored
-// encoding, needed only when there is one). The caller holds the key's lock.
+// grave indexes, counts and memory sums in step, then tells the observer (curEnc is
+// cur's stored encoding, needed only when there is one). The caller holds the key's
+// lock.
 func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, curEnc []byte, found bool, next vclock.Set, wo *pebble.WriteOptions) error {
 	b := s.db.NewBatch()
 	defer b.Close()
@@ -934,8 +939,9 @@ func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, cu
 }
 
 // staged is one record change on its way into a Pebble batch: the key, the
-// record it replaces (curEnc is cur's stored encoding, needed only for the
-// observer) and the new one (empty: delete), and once staged, its encoding.
+// record it replaces (curEnc is cur's stored encoding, for the observer and the
+// memory sums) and the new one (empty: delete), and once staged, its encoding and
+// the index times of both (ReapTime, GraveTime; 0 for no record).
 type staged struct {
 	dk     []byte
 	p      int
@@ -946,19 +952,21 @@ type staged struct {
 	found  bool
 	next   vclock.Set
 	enc    []byte
+
+	oldReap, oldGrave, newReap, newGrave int64
 }
 
 // stage adds the change, with the moves of its expiry and grave index entries, to b.
 func (st *staged) stage(b *pebble.Batch) error {
-	var oldReap, oldGrave int64
+	st.oldReap, st.oldGrave = 0, 0
 	if st.found {
-		oldReap, oldGrave = ReapTime(st.cur), GraveTime(st.cur)
+		st.oldReap, st.oldGrave = ReapTime(st.cur), GraveTime(st.cur)
 	}
-	newReap, newGrave := ReapTime(st.next), GraveTime(st.next)
-	if err := moveIndex(b, expiryKey, oldReap, newReap, st.p, st.h, st.key); err != nil {
+	st.newReap, st.newGrave = ReapTime(st.next), GraveTime(st.next)
+	if err := moveIndex(b, expiryKey, st.oldReap, st.newReap, st.p, st.h, st.key); err != nil {
 		return err
 	}
-	if err := moveIndex(b, graveKey, oldGrave, newGrave, st.p, st.h, st.key); err != nil {
+	if err := moveIndex(b, graveKey, st.oldGrave, st.newGrave, st.p, st.h, st.key); err != nil {
 		return err
 	}
 	if st.next.Empty() {
@@ -968,8 +976,9 @@ func (st *staged) stage(b *pebble.Batch) error {
 	return b.Set(st.dk, st.enc, nil)
 }
 
-// committed brings the record cache, the observer and the partition's count in
-// step with a change whose batch committed. The caller still holds the key's lock.
+// committed brings the record cache, the observer and the partition's count and
+// memory sums in step with a change whose batch committed. The caller still holds
+// the key's lock.
 func (s *Store) committed(st *staged) {
 	s.rc.set(st.dk, st.enc)
 	if s.cfg.Observer != nil {
@@ -982,6 +991,24 @@ func (s *Store) committed(st *staged) {
 	case !before && after:
 		s.counts[st.p].Add(1)
 	}
+	var live, graves int64 // the changes of the partition's sums
+	if st.found {
+		size := recordSize(len(st.dk), len(st.curEnc), st.oldReap, st.oldGrave)
+		if st.oldGrave != 0 {
+			graves -= size
+		} else {
+			live -= size
+		}
+	}
+	if !st.next.Empty() {
+		size := recordSize(len(st.dk), len(st.enc), st.newReap, st.newGrave)
+		if st.newGrave != 0 {
+			graves += size
+		} else {
+			live += size
+		}
+	}
+	s.mem.add(st.p, live, graves)
 }
 
 // Counts reports whether a record counts for DBSIZE: the value plain GET would
@@ -1241,10 +1268,12 @@ func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (b
 	}
 	for p := first; p <= last; p++ {
 		s.counts[p].Store(0)
+		s.mem.dropPartition(p)
 		s.epochs[p].Add(1)
 	}
 	if hints {
 		s.hints.Store(0)
+		s.mem.hints.Store(0)
 	}
 	if s.cfg.Observer != nil {
 		guest(func() { s.cfg.Observer.PartitionsDropped(first, last) })

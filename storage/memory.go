@@ -1,0 +1,144 @@
+package storage
+
+import (
+	"sync/atomic"
+)
+
+// Memory accounting: the logical bytes a store holds, kept exact on every commit
+// so that a node can bound its memory (maxmemory) without scanning.
+//
+// A record costs its data key, its stored encoding and recordOverhead, plus, for
+// each of its expiry and grave index entries (ReapTime, GraveTime non-zero), the
+// index key and indexOverhead. A record is live when some value in it is not a
+// tombstone (GraveTime 0), else a grave: tombstones wait for purge, and a node
+// that must shed memory can only evict live records. A hint costs its key, its
+// encoding and recordOverhead. The figures are logical: what Pebble holds for
+// the same records physically (PhysicalBytes) differs by compression, space
+// amplification, obsolete files and the WAL, and the memory-mode calibration
+// test (TestMemoryCalibration) keeps the two within a stated band.
+//
+// Invariant: at every quiescent point (no call in progress), each partition's
+// live and grave sums, their totals and the hint bytes equal a full recount of
+// what Pebble holds (the Open scan does that recount). Each change adds its
+// difference after its commit, under its key lock, like the partition counts;
+// the partition drops reset the dropped partitions under every key lock.
+
+// Per-record overheads, in bytes, on top of the Pebble key and value lengths.
+// recordOverhead stands for what Pebble keeps per entry beside the key and value
+// (the 8-byte trailer, length varints, a memtable skiplist node until the flush,
+// the sstable index and bloom bits after it); indexOverhead is the same for an
+// index entry, whose value is empty. TestMemoryCalibration measures them.
+const (
+	recordOverhead = 40
+	indexOverhead  = 24
+)
+
+// indexKeyExtra is how much longer an expiry or grave index key is than the
+// data key of the same record: the time (be64) the index is ordered by.
+const indexKeyExtra = 8
+
+// MemoryStats is the logical memory of a store, in bytes (see Store.Memory).
+type MemoryStats struct {
+	Live   int64 // records holding some value that is not a tombstone, with their index entries
+	Graves int64 // records of tombstones only, with their index entries
+	Hints  int64 // hints kept for other nodes
+}
+
+// Total is the sum of every figure.
+func (m MemoryStats) Total() int64 { return m.Live + m.Graves + m.Hints }
+
+// partMemory is one partition's sums. The two sit together, so that a change
+// moving a record from live to grave touches one cache line.
+type partMemory struct{ live, graves atomic.Int64 }
+
+// memory holds the store's sums: per partition, their totals (so Memory is
+// O(1)) and the hints'.
+type memory struct {
+	parts        []partMemory
+	live, graves atomic.Int64
+	hints        atomic.Int64
+}
+
+// recordSize is what a record costs: its data key of dkLen bytes, its encoding of
+// encLen, and its index entries (reap, grave: ReapTime and GraveTime, 0 when the
+// record has no such entry).
+func recordSize(dkLen, encLen int, reap, grave int64) int64 {
+	n := int64(dkLen + encLen + recordOverhead)
+	if reap != 0 {
+		n += int64(dkLen + indexKeyExtra + indexOverhead)
+	}
+	if grave != 0 {
+		n += int64(dkLen + indexKeyExtra + indexOverhead)
+	}
+	return n
+}
+
+// hintSize is what a hint costs, by its key and encoding lengths.
+func hintSize(hkLen, encLen int) int64 { return int64(hkLen + encLen + recordOverhead) }
+
+// add adds live and graves bytes (negative: takes them off) to partition p's
+// sums and their totals; a change of one record moves one or both.
+func (m *memory) add(p int, live, graves int64) {
+	if live != 0 {
+		m.parts[p].live.Add(live)
+		m.live.Add(live)
+	}
+	if graves != 0 {
+		m.parts[p].graves.Add(graves)
+		m.graves.Add(graves)
+	}
+}
+
+// dropPartition zeroes partition p's sums and takes them off the totals. The
+// caller holds every key lock of p.
+func (m *memory) dropPartition(p int) {
+	m.live.Add(-m.parts[p].live.Swap(0))
+	m.graves.Add(-m.parts[p].graves.Swap(0))
+}
+
+// Memory returns the logical memory the store holds (see MemoryStats): O(1),
+// atomic loads only. Between concurrent changes the figures may be a change
+// apart; once the store is quiescent they equal a full recount.
+func (s *Store) Memory() MemoryStats {
+	return MemoryStats{Live: s.mem.live.Load(), Graves: s.mem.graves.Load(), Hints: s.mem.hints.Load()}
+}
+
+// PartitionMemory returns the live and grave bytes of partition p's records
+// (Hints is 0: hints belong to no partition).
+func (s *Store) PartitionMemory(p int) MemoryStats {
+	return MemoryStats{Live: s.mem.parts[p].live.Load(), Graves: s.mem.parts[p].graves.Load()}
+}
+
+// PhysicalStats is what Pebble holds, in bytes: the figures a node compares
+// with its logical memory in memory mode, where Pebble's files are in RAM.
+type PhysicalStats struct {
+	// FS is every file Pebble keeps (sstables live and obsolete, WAL segments,
+	// manifests): on disk, or on the in-memory filesystem (Config.InMemory).
+	FS uint64
+	// Tables is the part of FS in the live sstables: the records once flushed,
+	// without the WAL, obsolete files and the files being compacted.
+	Tables uint64
+	// Memtables is the memory of the memtables (their arenas, allocated whole)
+	// and of large batches not yet flushed.
+	Memtables uint64
+}
+
+// Total is FS plus Memtables: what Pebble holds in memory mode, beside its
+// block cache.
+func (p PhysicalStats) Total() uint64 { return p.FS + p.Memtables }
+
+// Physical returns Pebble's physical figures (zero once the store is closed or
+// failed). It asks Pebble for its metrics, which takes Pebble's locks and walks
+// its levels: call it on demand (INFO) or about once a second, not per write.
+func (s *Store) Physical() PhysicalStats {
+	if s.enter() != nil {
+		return PhysicalStats{}
+	}
+	defer s.exit(nil)
+	m := s.db.Metrics()
+	out := PhysicalStats{FS: m.DiskSpaceUsage(), Memtables: m.MemTable.Size}
+	for _, l := range m.Levels {
+		out.Tables += uint64(l.Size)
+	}
+	return out
+}
