@@ -126,6 +126,13 @@ func TestLFULogIncr(t *testing.T) {
 	if LFULogIncr(250, math.MaxInt, 0) != 251 {
 		t.Error("a huge factor must not overflow")
 	}
+	// The threshold is exact: r/2^64 < 1/((c-5)*factor+1).
+	for _, c := range []uint8{6, 7, 100, 254} {
+		d := uint64(c-LFUInitVal)*10 + 1
+		if LFULogIncr(c, 10, math.MaxUint64/d) != c+1 || LFULogIncr(c, 10, math.MaxUint64/d+1) != c {
+			t.Errorf("counter %d: the increment's threshold is not 2^64/%d", c, d)
+		}
+	}
 	// The probability is 1/((c-5)*factor+1).
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, c := range []uint8{6, 8, 20} {

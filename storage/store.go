@@ -136,6 +136,8 @@ type Store struct {
 	wo  *pebble.WriteOptions
 	rc  *recordCache // nil when off
 	gc  committer    // groups the synced commits of concurrent writers
+	// access is the access table Get touches (SetAccess).
+	access accessTable
 	// walFS is the file system that defers WAL fsyncs, in SyncInterval mode on
 	// disk only.
 	walFS *walFS
@@ -586,6 +588,7 @@ func (s *Store) Get(key []byte) (rec vclock.Set, found bool, err error) {
 	}
 	defer s.exit(&err)
 	h := ring.KeyHash(key)
+	defer s.touch(h, &found)
 	dk := dataKey(nil, s.partition(h), h, key)
 	if s.rc == nil {
 		return s.get(dk)
