@@ -23,8 +23,8 @@
 //     the first slot holding its tag. The table is lossy: two keys of a bucket
 //     with the same tag share a word, and a key whose word was replaced by a
 //     busier bucket reads as unknown (callers fall back to the record's write
-//     time). It never reports a word for a key that was never touched unless a
-//     key of the same bucket and tag was.
+//     time). It never reports a word for a key that was never touched or learnt
+//     unless a key of the same bucket and tag was.
 //   - Table is safe for concurrent use: every change of a word is one
 //     compare-and-swap from the value it was computed from, so an access is
 //     either recorded whole or lost, never torn. Touch writes nothing when
