@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -335,15 +336,19 @@ func BenchmarkTouch(b *testing.B) {
 }
 
 func BenchmarkTouchParallel(b *testing.B) {
-	tb := newTable(b, KindLFU, SlotsFor(64<<20))
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		var x uint64
-		for pb.Next() {
-			x++
-			tb.Touch(splitmix64(x % (1 << 20)))
-		}
-	})
+	for _, kind := range []Kind{KindLRU, KindLFU} {
+		b.Run(kind.String(), func(b *testing.B) {
+			tb := newTable(b, kind, SlotsFor(64<<20))
+			var seed atomic.Uint64
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				r := rand.New(rand.NewPCG(seed.Add(1), 1)) // each goroutine its own keys
+				for pb.Next() {
+					tb.Touch(splitmix64(r.Uint64() % (1 << 20)))
+				}
+			})
+		})
+	}
 }
 
 func BenchmarkLookup(b *testing.B) {
