@@ -34,7 +34,9 @@ type Candidate struct {
 	Expiry int64
 	// ReapAt is the record's earliest expiry (ReapTime), 0 when none.
 	ReapAt int64
-	// Bytes is the record's size as stored: its data key and encoding.
+	// Bytes is what the record counts for in Memory (recordSize: its data
+	// key, encoding and index entries with their overheads): what removing
+	// it frees.
 	Bytes int64
 	// Live says that some value of the record is not a tombstone (a grave
 	// holds tombstones only, and only purge removes it).
@@ -119,14 +121,15 @@ func candidate(p int, h uint64, key, dk, enc []byte) (Candidate, error) {
 	if err != nil {
 		return Candidate{}, fmt.Errorf("storage: record %q: %w", dk, err)
 	}
+	reap, grave := ReapTime(rec), GraveTime(rec)
 	c := Candidate{
 		Key:    bytes.Clone(key),
 		P:      p,
 		H:      h,
 		Enc:    bytes.Clone(enc),
-		ReapAt: ReapTime(rec),
-		Bytes:  int64(len(dk) + len(enc)),
-		Live:   !rec.Empty() && GraveTime(rec) == 0,
+		ReapAt: reap,
+		Bytes:  recordSize(len(dk), len(enc), reap, grave),
+		Live:   !rec.Empty() && grave == 0,
 	}
 	if w, ok := vclock.Winner(rec.Siblings()); ok {
 		c.Written = w.Timestamp

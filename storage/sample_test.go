@@ -134,9 +134,21 @@ func TestSampleCandidate(t *testing.T) {
 			t.Fatal(err)
 		}
 		if c.Written != want.Written || c.Expiry != want.Expiry || c.ReapAt != want.ReapAt || c.Live != want.Live ||
-			!bytes.Equal(c.Enc, enc) || c.Bytes != int64(dataHeader+len(key)+len(enc)) || c.P != 0 {
+			!bytes.Equal(c.Enc, enc) || c.Bytes != recordSize(dataHeader+len(key), len(enc), c.ReapAt, GraveTime(dec(t, enc))) || c.P != 0 {
 			t.Errorf("%s: %+v", key, c)
 		}
+	}
+	// What the candidates say they weigh is what the accounting counts.
+	var live, graves int64
+	for _, c := range got {
+		if c.Live {
+			live += c.Bytes
+		} else {
+			graves += c.Bytes
+		}
+	}
+	if m := s.PartitionMemory(0); m.Live != live || m.Graves != graves {
+		t.Errorf("candidates weigh %d live, %d graves; Memory says %+v", live, graves, m)
 	}
 	// The candidate's slices are the caller's: a later write does not change them.
 	c := got["plain"]
@@ -147,6 +159,15 @@ func TestSampleCandidate(t *testing.T) {
 	if dec, err := vclock.DecodeSet(c.Enc); err != nil || !sameRecord(dec, rec(vclock.Value{Data: []byte("x"), Timestamp: 400})) {
 		t.Errorf("candidate encoding changed: %v", err)
 	}
+}
+
+func dec(t testing.TB, enc []byte) vclock.Set {
+	t.Helper()
+	r, err := vclock.DecodeSet(enc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // sampleExp returns the keys SampleExpiring yields.
