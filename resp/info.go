@@ -188,11 +188,11 @@ func (s *Server) infoFields(b *infoBuilder, section string) {
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		b.int("used_memory", int64(m.HeapAlloc))
-		b.field("used_memory_human", bytesToHuman(m.HeapAlloc))
+		b.field("used_memory_human", BytesToHuman(m.HeapAlloc))
 		b.int("used_memory_rss", int64(m.Sys))
-		b.field("used_memory_rss_human", bytesToHuman(m.Sys))
+		b.field("used_memory_rss_human", BytesToHuman(m.Sys))
 		b.int("used_memory_peak", int64(m.HeapSys))
-		b.field("used_memory_peak_human", bytesToHuman(m.HeapSys))
+		b.field("used_memory_peak_human", BytesToHuman(m.HeapSys))
 		b.int("total_system_memory", 0)
 		b.field("maxmemory", "0")
 		b.field("maxmemory_human", "0B")
@@ -255,8 +255,8 @@ func (s *Server) infoFields(b *infoBuilder, section string) {
 	}
 }
 
-// bytesToHuman formats n as Redis's bytesToHuman: "512B", "1.50K", "2.00M", ...
-func bytesToHuman(n uint64) string {
+// BytesToHuman formats n as Redis's bytesToHuman (INFO's *_human fields): "512B", "1.50K", "2.00M", ...
+func BytesToHuman(n uint64) string {
 	const unit = 1024
 	if n < unit {
 		return strconv.FormatUint(n, 10) + "B"
