@@ -170,6 +170,12 @@ func TestMaxMemoryNoEviction(t *testing.T) {
 	if set := mc.stats("stats settings"); set["maxbytes"] != strconv.Itoa(limit) || set["evictions"] != "off" {
 		t.Errorf("stats settings: maxbytes %s evictions %s", set["maxbytes"], set["evictions"])
 	}
+	met := httpGet(t, "http://"+n.HTTPAddr()+"/metrics")
+	for _, want := range []string{"dynakv_maxmemory_bytes 65536", "dynakv_used_memory_bytes " + m["used_memory"]} {
+		if !strings.Contains(met, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
 	if got, err := c.Get(ctx, keys[0]).Result(); err != nil || got != value {
 		t.Errorf("GET when full: %d bytes, %v", len(got), err)
 	}
