@@ -56,8 +56,9 @@
 //   - A line longer than the limit gets "CLIENT_ERROR line too long" before the
 //     connection is closed; memcached closes silently.
 //   - stats reports this node's counters; curr_items is the proxy's key count;
-//     evictions, get_expired and get_flushed are always 0; limit_maxbytes is 0 (no
-//     memory limit). Extra lines come from Config.Stats and replace same-named ones.
+//     get_expired and get_flushed are always 0; evictions, limit_maxbytes and
+//     bytes are 0 unless the node gives them. Extra lines come from Config.Stats
+//     (Config.Settings for "stats settings") and replace same-named ones.
 //     "stats" subcommands: reset, settings, items, slabs, sizes; others are ERROR.
 //   - Meta commands: the b (base64 key), c, f, k, O, q, s, t, v, T, N, C, F, M, D, J
 //     flags work as in memcached; q hides EN (mg), HD (ms), HD and NF (md) and a

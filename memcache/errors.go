@@ -21,6 +21,7 @@ var errorLines = []struct {
 	{proxy.ErrInvalidFlush, "CLIENT_ERROR invalid exptime argument"},
 	{proxy.ErrOverflow, "CLIENT_ERROR increment or decrement overflow"},
 	{proxy.ErrUnknownOp, "SERVER_ERROR unknown operation"},
+	{proxy.ErrOOM, "SERVER_ERROR out of memory storing object"},
 	{proxy.ErrOutcomeUnknown, "SERVER_ERROR outcome unknown: the coordinating node failed before answering"},
 	{context.DeadlineExceeded, "SERVER_ERROR timeout"},
 	{context.Canceled, "SERVER_ERROR server shutting down"},

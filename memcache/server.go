@@ -46,6 +46,9 @@ type Config struct {
 	// Stats, when set, returns extra lines for "stats" (a line named like a built-in
 	// one replaces it).
 	Stats func() []Stat
+	// Settings, when set, returns extra lines for "stats settings" (a line named
+	// like a built-in one replaces it): the node's maxbytes and evictions.
+	Settings func() []Stat
 }
 
 // EnsureDefaults returns a copy of c with every unset (or negative) field set to its

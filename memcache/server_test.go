@@ -37,6 +37,7 @@ type serverOptions struct {
 	maxValueBytes int // the proxy's limit
 	realClock     bool
 	wrapStore     func(coordinator.Store) coordinator.Store
+	memory        proxy.Memory // the proxy's memory gate; nil: no limit
 }
 
 func startServer(t testing.TB, opt serverOptions) *testServer {
@@ -46,7 +47,7 @@ func startServer(t testing.TB, opt serverOptions) *testServer {
 	if opt.realClock {
 		now = time.Now
 	}
-	px := testnode.Proxy(t, testnode.Options{Now: now, MaxValueBytes: opt.maxValueBytes, WrapStore: opt.wrapStore})
+	px := testnode.Proxy(t, testnode.Options{Now: now, MaxValueBytes: opt.maxValueBytes, WrapStore: opt.wrapStore, Memory: opt.memory})
 	cfg := opt.cfg
 	if cfg.Now == nil {
 		cfg.Now = now

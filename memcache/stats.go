@@ -132,31 +132,40 @@ func (s *Server) generalStats(c *conn) []Stat {
 		{"bytes_written", u64(st.bytesWritten.Load())},
 		{"limit_maxbytes", "0"},
 		{"threads", strconv.Itoa(runtime.GOMAXPROCS(0))},
+		{"bytes", "0"},
 		{"curr_items", items},
 		{"total_items", u64(st.totalItems.Load())},
 		{"evictions", "0"},
 		{"reclaimed", "0"},
 	}
-	if s.cfg.Stats == nil {
+	return withExtra(out, s.cfg.Stats)
+}
+
+// withExtra returns out with the lines extra returns (extra may be nil): a line
+// named like one of out's replaces its value in place, others are appended.
+func withExtra(out []Stat, extra func() []Stat) []Stat {
+	if extra == nil {
 		return out
 	}
-	for _, extra := range s.cfg.Stats() {
+	for _, e := range extra() {
 		replaced := false
 		for i := range out {
-			if out[i].Name == extra.Name {
-				out[i].Value, replaced = extra.Value, true
+			if out[i].Name == e.Name {
+				out[i].Value, replaced = e.Value, true
 				break
 			}
 		}
 		if !replaced {
-			out = append(out, extra)
+			out = append(out, e)
 		}
 	}
 	return out
 }
 
+// settingsStats is "stats settings": memcached's settings, then the node's
+// extra lines (Config.Settings), which replace same-named ones.
 func (s *Server) settingsStats() []Stat {
-	return []Stat{
+	return withExtra([]Stat{
 		{"maxbytes", "0"},
 		{"maxconns", strconv.Itoa(s.cfg.MaxClients)},
 		{"verbosity", strconv.FormatUint(uint64(s.verbosity.Load()), 10)},
@@ -167,5 +176,5 @@ func (s *Server) settingsStats() []Stat {
 		{"item_size_max", strconv.Itoa(s.cfg.MaxValueBytes)},
 		{"key_size_max", strconv.Itoa(s.cfg.MaxKeyBytes)},
 		{"meta_response_old", "no"},
-	}
+	}, s.cfg.Settings)
 }

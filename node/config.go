@@ -115,6 +115,19 @@ type Config struct {
 	MaxValueBytes int
 	// MaxClients bounds client connections per protocol. Default 10000.
 	MaxClients int
+	// MaxMemory bounds the node's data, in bytes (Redis's maxmemory): live
+	// records, hints, and graves past an allowance (see usedMemory). Over it
+	// the node refuses client writes that may grow memory with Redis's -OOM
+	// (memcached: SERVER_ERROR out of memory storing object); replica writes,
+	// hints and repair are always accepted. CONFIG SET maxmemory changes it at
+	// once. Default 0: no limit.
+	MaxMemory int64
+	// MaxMemoryPolicy is what the node does over MaxMemory: one of Redis's
+	// eight policy names. Only "noeviction" (refuse growing writes) is
+	// available until the evictor lands; the others are refused. Default
+	// "noeviction" for both storage kinds (memory storage will default to
+	// allkeys-lru once eviction exists).
+	MaxMemoryPolicy string
 	// RecordCacheBytes bounds the record cache (recently read and written records
 	// kept in memory so that their reads skip Pebble). Default 64 MiB; negative
 	// turns it off.
@@ -215,6 +228,10 @@ func (c Config) EnsureDefaults() Config {
 	if c.DataDir == "" {
 		c.DataDir = filepath.Join("data", c.Name)
 	}
+	// Until the evictor lands, noeviction is the only policy, for disk and
+	// memory storage alike (the design's allkeys-lru default for memory comes
+	// with it).
+	set(&c.MaxMemoryPolicy, PolicyNoEviction)
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -297,6 +314,12 @@ func (c Config) Validate() error {
 	}
 	if c.ClientOutputBufferLimit < 1 {
 		bad("--client-output-buffer-limit must be positive, not %d", c.ClientOutputBufferLimit)
+	}
+	if c.MaxMemory < 0 {
+		bad("--maxmemory must not be negative, not %d", c.MaxMemory)
+	}
+	if err := checkPolicy(c.MaxMemoryPolicy); err != nil {
+		bad("--maxmemory-policy %v", err)
 	}
 	if err := c.validateTLS(); err != nil {
 		errs = append(errs, err)

@@ -9,7 +9,8 @@
 // Files: node.go (lifecycle), cluster.go (transport, membership, repair, serving
 // peers), routing.go (the router's view of the cluster, peer avoidance),
 // locality.go (internode requests counted by zone), status.go
-// (`dynakv status`, /cluster/status), info.go (INFO), metrics.go (Prometheus),
+// (`dynakv status`, /cluster/status), info.go (INFO), memory.go (maxmemory:
+// used_memory, the gate on growing writes, CONFIG and stats), metrics.go (Prometheus),
 // admin.go (the admin HTTP endpoints: /metrics, /healthz, /cluster/status;
 // /cluster/remove, /cluster/leave and /debug/pprof behind the admin token; and
 // resp's DPREFLIST and DCLUSTER), security.go (TLS), config.go.

@@ -10,8 +10,9 @@ import (
 	"github.com/dynakv/dynakv/resp"
 )
 
-// info supplies the node's fields of Redis's INFO: server and memory additions and
-// the "# Cluster" section.
+// info supplies the node's fields of Redis's INFO: server, memory and stats
+// additions (those named like resp's own replace them: used_memory is the
+// node's, see memory.go) and the "# Cluster" section.
 func (n *Node) info(section string) []resp.InfoField {
 	want := func(s string) bool {
 		switch section {
@@ -35,7 +36,7 @@ func (n *Node) info(section string) []resp.InfoField {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		add("memory", "go_heap_alloc", ms.HeapAlloc)
-		add("memory", "used_memory_rss", rss())
+		n.memoryInfo(add)
 		sm := n.store.Metrics()
 		add("memory", "storage_disk_bytes", sm.DiskBytes)
 		add("memory", "storage_memtable_mb", strconv.FormatFloat(sm.MemtableMB, 'f', 2, 64))
@@ -46,6 +47,10 @@ func (n *Node) info(section string) []resp.InfoField {
 		cs := n.store.CommitStats()
 		add("memory", "storage_synced_commits", cs.Commits)
 		add("memory", "storage_commit_groups", cs.Groups)
+	}
+	if want("stats") {
+		add("stats", "expired_keys", n.store.Metrics().Reaped)
+		add("stats", "evicted_keys", 0) // the evictor's count once it lands
 	}
 	if want("cluster") {
 		add("cluster", "node_name", n.cfg.Name)

@@ -50,6 +50,7 @@ type Node struct {
 	trees   *tictac.Trees   // Merkle trees of the store, kept by it as its observer
 	aae     *repair.AAE     // its loop runs only with AAEInterval > 0; it serves peers either way
 	met     *metrics
+	mem     memLimit // maxmemory and its policy (CONFIG SET changes them)
 
 	// mu orders Start and Close; state says which ran. Peers are served only
 	// while it is stateStarted: the transport serves from New on, before the
@@ -112,6 +113,9 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger.With("node", cfg.Name), started: cfg.Now(), met: newMetrics(),
 		avoid: coordinator.NewAvoidance(avoidFor, cfg.Now), mux: peer.NewMux()}
+	n.mem.max.Store(cfg.MaxMemory)
+	policy := cfg.MaxMemoryPolicy
+	n.mem.policy.Store(&policy)
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -162,6 +166,7 @@ func New(cfg Config) (_ *Node, err error) {
 		Now:           cfg.Now,
 		OnRead:        func(s int) { n.met.siblings.Observe(float64(s)) },
 		Router:        n.router,
+		Memory:        memGate{n},
 	}, n.co)
 	n.co.Register(n.mux)
 	n.px.Register(n.mux)
@@ -344,6 +349,8 @@ func (n *Node) newFronts() error {
 		Version:           n.cfg.Version,
 		NodeName:          n.cfg.Name,
 		Info:              n.info,
+		OOM:               n.oom,
+		Tunables:          tunables{n},
 		Cluster:           clusterAdmin{n},
 		Observer:          n.met,
 		Logger:            n.log.With("component", "resp"),
@@ -363,6 +370,8 @@ func (n *Node) newFronts() error {
 			Observer:      n.met,
 			Logger:        n.log.With("component", "memcache"),
 			Now:           n.cfg.Now,
+			Stats:         n.mcStats,
+			Settings:      n.mcSettings,
 		}, n.px)
 	}
 	if n.httpLn != nil {

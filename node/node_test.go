@@ -177,6 +177,13 @@ func TestConfigValidate(t *testing.T) {
 		{"fsync always", func(c *Config) { c.Fsync = storage.SyncAlways }, ""},
 		{"http tls without a certificate", func(c *Config) { c.HTTPTLS = true }, "--http-tls"},
 		{"tls key without certificate", func(c *Config) { c.TLSKeyFile = "k.pem" }, "--tls-cert"},
+		{"maxmemory", func(c *Config) { c.MaxMemory = 64 << 20 }, ""},
+		{"negative maxmemory", func(c *Config) { c.MaxMemory = -1 }, "--maxmemory must not be negative"},
+		{"noeviction", func(c *Config) { c.MaxMemoryPolicy = "noeviction" }, ""},
+		{"evicting policy", func(c *Config) { c.MaxMemoryPolicy = "allkeys-lru" },
+			"--maxmemory-policy allkeys-lru: eviction is not available yet; only noeviction"},
+		{"volatile policy", func(c *Config) { c.MaxMemoryPolicy = "volatile-ttl" }, "eviction is not available yet"},
+		{"unknown policy", func(c *Config) { c.MaxMemoryPolicy = "lru" }, `--maxmemory-policy "lru": must be one of`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := Config{Name: "x"}.EnsureDefaults()

@@ -178,6 +178,7 @@ var wireSentinels = []error{
 	ErrNoSuchKey,
 	ErrSameKey,
 	coordinator.ErrLate, // wraps context.DeadlineExceeded: see wireFirst
+	ErrOOM,
 }
 
 // wireFirst are the sentinels that wrap another one of wireSentinels: an error

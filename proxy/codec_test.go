@@ -181,6 +181,7 @@ var sentinelErrors = map[string]error{
 	"ErrOutcomeUnknown": proxy.ErrOutcomeUnknown,
 	"ErrNoSuchKey":      proxy.ErrNoSuchKey,
 	"ErrSameKey":        proxy.ErrSameKey,
+	"ErrOOM":            proxy.ErrOOM,
 }
 
 // TestEverySentinelListed: a sentinel added to the package must be added to

@@ -30,6 +30,9 @@
 //     reported by the coordinating node, not by the front door that forwarded the read.
 //   - A delayed flush_all is per node: it applies to the ops the node it was sent to
 //     executes (Do and DoLocal both check it), whoever forwarded them.
+//   - The memory limit is per node too: an op that may grow memory asks
+//     Config.Memory of the node that executes it (ErrOOM when full), so a full
+//     owner refuses a forwarded write, and the refusal travels back as ErrOOM.
 //   - A forwarded op is made durable by the node that runs it: DoLocal returns
 //     once its outcome is durable, since the forwarding node's Flush cannot cover
 //     another node's writes.

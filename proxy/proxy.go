@@ -25,7 +25,26 @@ var (
 	ErrBadOffset    = errors.New("proxy: offset is out of range")
 	ErrUnknownOp    = errors.New("proxy: unknown operation")
 	ErrInvalidFlush = errors.New("proxy: invalid flush time")
+	// ErrOOM: the node that executes the op is over its memory limit and the op
+	// may grow memory (see Config.Memory).
+	ErrOOM = errors.New("proxy: command not allowed when used memory > maxmemory")
 )
+
+// Memory is the node's memory limit as the proxy sees it (see Config.Memory).
+type Memory interface {
+	// Admit returns nil when an op that may grow memory may run now, or an
+	// error wrapping ErrOOM when the node is over its limit and cannot free
+	// memory in time. It must be safe for concurrent use.
+	Admit(ctx context.Context) error
+}
+
+// NoLimit admits every op: what a nil Config.Memory means.
+type NoLimit struct{}
+
+// Admit implements Memory.
+func (NoLimit) Admit(context.Context) error { return nil }
+
+var _ Memory = NoLimit{}
 
 // Coordinator is what the proxy needs from coordinator/.
 type Coordinator interface {
@@ -56,6 +75,12 @@ type Config struct {
 	// Router decides which node coordinates each single-key op (see Do). Default
 	// nil: every op runs on this node, as a single node or NoRouter does.
 	Router Router
+	// Memory, when set, is asked before every op that may grow memory (grows)
+	// runs on this node: the node's maxmemory, checked where the op executes, so
+	// a forwarded op is checked by the node that runs it. Replica writes, hints
+	// and repair never pass through the proxy and are always accepted. Default
+	// nil: no limit.
+	Memory Memory
 }
 
 // EnsureDefaults returns a copy of c with defaults filled in.
@@ -65,6 +90,9 @@ func (c Config) EnsureDefaults() Config {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Memory == nil {
+		c.Memory = NoLimit{}
 	}
 	if c.Rand == nil {
 		c.Rand = rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 0x9e3779b97f4a7c15))
@@ -339,10 +367,28 @@ func (p *Proxy) do(ctx context.Context, op Op, d coordinator.Durability) (Result
 	if err := p.checkFlush(ctx); err != nil {
 		return Result{}, false, err
 	}
+	if grows(op) {
+		if err := p.cfg.Memory.Admit(ctx); err != nil {
+			return Result{}, false, err
+		}
+	}
 	if op.Vivify || op.Kind == OpIncrUnsigned && op.SetExpiry {
 		return p.steps(ctx, op, d)
 	}
 	return p.run(ctx, op, d)
+}
+
+// grows reports whether op may grow memory, Redis's denyoom: every write that
+// stores a value (OpSet, OpIncr*, OpAppend, OpSetRange, OpSetBit, OpDPut) and
+// every op that may create a key (Vivify). Deletes (OpDelete, OpDDel, OpGetDel),
+// OpGetEx and OpExpire only shrink or keep a record, as Redis flags DEL, GETDEL,
+// GETEX and EXPIRE write without denyoom; reads never grow.
+func grows(op Op) bool {
+	switch op.Kind {
+	case OpSet, OpIncr, OpIncrFloat, OpIncrUnsigned, OpAppend, OpSetRange, OpSetBit, OpDPut:
+		return true
+	}
+	return op.Vivify
 }
 
 // run executes one op of a single step on this node, as do. A read is durable: it

@@ -15,7 +15,8 @@ import (
 // but clients and tools ask about (redis-benchmark reads save and appendonly)
 // report Redis's defaults; the settable ones among them accept a valid value and
 // store it without effect, so scripts that tune Redis keep working. requirepass is
-// not shown.
+// not shown. The tunable ones (maxmemory, maxmemory-policy) belong to the node
+// when Config.Tunables is set: read from it, and set through it at once.
 type configParam struct {
 	name    string
 	value   func(s *Server) string // the default value
@@ -23,6 +24,7 @@ type configParam struct {
 	choices []string // kindEnum
 	min     int64    // kindInt
 	set     func(s *Server, v string)
+	tunable bool // backed by Config.Tunables when it is set
 }
 
 type paramKind uint8
@@ -52,8 +54,8 @@ var configParams = []configParam{
 	{name: "loglevel", value: fixed("notice"), kind: kindEnum, choices: []string{"debug", "verbose", "notice", "warning", "nothing"}},
 	{name: "maxclients", value: func(s *Server) string { return strconv.FormatInt(s.maxClients.Load(), 10) }, kind: kindInt, min: 1,
 		set: func(s *Server, v string) { n, _ := strconv.ParseInt(v, 10, 64); s.maxClients.Store(n) }},
-	{name: "maxmemory", value: fixed("0"), kind: kindMemory},
-	{name: "maxmemory-policy", value: fixed("noeviction"), kind: kindEnum, choices: []string{"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"}},
+	{name: "maxmemory", value: fixed("0"), kind: kindMemory, tunable: true},
+	{name: "maxmemory-policy", value: fixed("noeviction"), kind: kindEnum, choices: []string{"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"}, tunable: true},
 	{name: "maxmemory-samples", value: fixed("5"), kind: kindInt, min: 1},
 	{name: "notify-keyspace-events", value: fixed(""), kind: kindString},
 	{name: "port", value: func(s *Server) string { _, p := s.hostPort(); return p }},
@@ -75,6 +77,11 @@ type configStore struct {
 func (c *configStore) init() { c.set = make(map[string]string) }
 
 func (c *configStore) get(s *Server, p *configParam) string {
+	if p.tunable && s.cfg.Tunables != nil {
+		if v, ok := s.cfg.Tunables.Get(p.name); ok {
+			return v
+		}
+	}
 	c.mu.Lock()
 	v, ok := c.set[p.name]
 	c.mu.Unlock()
@@ -158,6 +165,23 @@ func (s *Server) configSet(c *client, args [][]byte) {
 			return
 		}
 		changes = append(changes, change{p, v})
+	}
+	// The node's parameters first: one it refuses undoes those set before it,
+	// so that a refused CONFIG SET changes nothing.
+	var undo []change
+	for _, ch := range changes {
+		if !ch.p.tunable || s.cfg.Tunables == nil {
+			continue
+		}
+		old := s.config.get(s, ch.p)
+		if err := s.cfg.Tunables.Set(ch.p.name, ch.v); err != nil {
+			for _, u := range slices.Backward(undo) {
+				_ = s.cfg.Tunables.Set(u.p.name, u.v)
+			}
+			c.w.Error("ERR CONFIG SET failed (possibly related to argument '" + ch.p.name + "') - " + oneLine(err.Error()))
+			return
+		}
+		undo = append(undo, change{ch.p, old})
 	}
 	s.config.mu.Lock()
 	for _, ch := range changes {

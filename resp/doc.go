@@ -98,7 +98,11 @@
 //     expired keys not yet reaped, as Redis does; expires= and avg_ttl= are 0.
 //   - CONFIG GET answers a small table of parameters; the harmless ones can be
 //     CONFIG SET and are stored without effect (maxclients takes effect); others
-//     are "can't set immutable config". requirepass is not shown.
+//     are "can't set immutable config". requirepass is not shown. maxmemory and
+//     maxmemory-policy belong to the node (Config.Tunables) and take effect at once.
+//   - Over maxmemory (Config.OOM), commands flagged denyoom get Redis's -OOM
+//     before they run; INFO fields the node gives (Config.Info) replace resp's
+//     same-named ones, so used_memory is the node's figure, not the Go heap.
 //   - CLIENT LIST shows Redis's fields; those dynakv has no counterpart for
 //     (fd, qbuf, omem, ...) are 0.
 //

@@ -33,6 +33,7 @@ var (
 	errNoProto       = errLine("NOPROTO unsupported protocol version")
 	errHelloNoAuth   = errLine("NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time")
 	errInternal      = errLine("ERR internal error")
+	errOOM           = errLine("OOM command not allowed when used memory > 'maxmemory'.")
 )
 
 // errorTable maps the errors proxy (and the request context) return to Redis's
@@ -53,6 +54,7 @@ var errorTable = []struct {
 	{proxy.ErrBadOffset, errOffset},
 	{proxy.ErrInvalidFlush, errSyntax},
 	{proxy.ErrNoSuchKey, errLine("ERR no such key")},
+	{proxy.ErrOOM, errOOM},
 	{proxy.ErrSameKey, errLine("ERR source and destination objects are the same")},
 	{proxy.ErrOutcomeUnknown, errLine("ERR the node coordinating the request failed before answering; the write may or may not have been applied")},
 	{context.DeadlineExceeded, errLine("TIMEOUT the request did not complete in time")},

@@ -78,12 +78,21 @@ func (s *Server) info(c *client, args [][]byte) {
 			continue
 		}
 		b.section(sec.title)
+		// A node field named like one of the section's own replaces it in
+		// place (the node knows the real used_memory, say): no key twice.
+		b.over = make(map[string]string, len(extra[sec.name]))
+		for _, f := range extra[sec.name] {
+			b.over[f.Key] = f.Value
+		}
 		if want[sec.name] {
 			s.infoFields(&b, sec.name)
 		}
 		for _, f := range extra[sec.name] {
-			b.field(f.Key, f.Value)
+			if _, ok := b.over[f.Key]; ok {
+				b.field(f.Key, f.Value)
+			}
 		}
+		b.over = nil
 		delete(extra, sec.name)
 	}
 	for _, sec := range order {
@@ -98,8 +107,12 @@ func (s *Server) info(c *client, args [][]byte) {
 }
 
 // infoBuilder writes INFO's text: "# Title\r\n", "key:value\r\n" lines, a blank
-// line between sections.
-type infoBuilder struct{ b []byte }
+// line between sections. A field whose key is in over is written with over's
+// value instead, once: the key is then taken out of over.
+type infoBuilder struct {
+	b    []byte
+	over map[string]string
+}
 
 func (b *infoBuilder) section(title string) {
 	if len(b.b) > 0 {
@@ -111,6 +124,10 @@ func (b *infoBuilder) section(title string) {
 }
 
 func (b *infoBuilder) field(key, value string) {
+	if v, ok := b.over[key]; ok {
+		value = v
+		delete(b.over, key)
+	}
 	b.b = append(b.b, oneLine(key)...)
 	b.b = append(b.b, ':')
 	b.b = append(b.b, oneLine(value)...)
@@ -171,11 +188,11 @@ func (s *Server) infoFields(b *infoBuilder, section string) {
 		var m runtime.MemStats
 		runtime.ReadMemStats(&m)
 		b.int("used_memory", int64(m.HeapAlloc))
-		b.field("used_memory_human", bytesToHuman(m.HeapAlloc))
+		b.field("used_memory_human", BytesToHuman(m.HeapAlloc))
 		b.int("used_memory_rss", int64(m.Sys))
-		b.field("used_memory_rss_human", bytesToHuman(m.Sys))
+		b.field("used_memory_rss_human", BytesToHuman(m.Sys))
 		b.int("used_memory_peak", int64(m.HeapSys))
-		b.field("used_memory_peak_human", bytesToHuman(m.HeapSys))
+		b.field("used_memory_peak_human", BytesToHuman(m.HeapSys))
 		b.int("total_system_memory", 0)
 		b.field("maxmemory", "0")
 		b.field("maxmemory_human", "0B")
@@ -238,8 +255,8 @@ func (s *Server) infoFields(b *infoBuilder, section string) {
 	}
 }
 
-// bytesToHuman formats n as Redis's bytesToHuman: "512B", "1.50K", "2.00M", ...
-func bytesToHuman(n uint64) string {
+// BytesToHuman formats n as Redis's bytesToHuman (INFO's *_human fields): "512B", "1.50K", "2.00M", ...
+func BytesToHuman(n uint64) string {
 	const unit = 1024
 	if n < unit {
 		return strconv.FormatUint(n, 10) + "B"

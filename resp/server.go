@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,11 +55,24 @@ type Config struct {
 	// INFO command, lower-cased ("default" when there is none; "all", "everything"
 	// or a section name), and every field it returns is shown: a field of one of
 	// INFO's own sections (server, clients, memory, persistence, stats,
-	// replication, cluster, keyspace) at the end of that section, a field of any
+	// replication, cluster, keyspace) at the end of that section, or, when it is
+	// named like one of the section's own fields, in that field's place with
+	// its value (so no key appears twice in a section), a field of any
 	// other section (say "dynamo") in that section, shown after the built-in ones
 	// under a capitalized header ("# Dynamo"). It should return only what the word
 	// asks for. It may be nil.
 	Info func(section string) []InfoField
+	// OOM, when set, reports whether the node is over its memory limit and cannot
+	// free memory: commands flagged denyoom (SET, MSET, INCR, APPEND, COPY, ...)
+	// are then refused with Redis's -OOM error before they run, as Redis's
+	// processCommand does, so a multi-key command is refused whole. Proxy's
+	// Memory gate checks each op again where it executes. Default nil: never.
+	OOM func() bool
+	// Tunables, when set, backs the CONFIG parameters the node owns (maxmemory,
+	// maxmemory-policy): CONFIG GET shows its values and CONFIG SET changes them
+	// at once. Default nil: they show Redis's defaults and are stored without
+	// effect.
+	Tunables Tunables
 	// Cluster serves DPREFLIST and DCLUSTER. It may be nil.
 	Cluster Cluster
 	// Observer receives an event for every command (lower-case name, "unknown"
@@ -71,6 +85,17 @@ type Config struct {
 	// Now is the clock for expiry arithmetic (EX, EXPIRE, TTL), TIME and INFO's
 	// times. Default time.Now. Latencies and idle times use the monotonic clock.
 	Now func() time.Time
+}
+
+// Tunables are CONFIG parameters whose values live outside the server.
+type Tunables interface {
+	// Get returns the value of the named parameter (lower-case, as CONFIG GET
+	// shows it), and false when the parameter is not one of the tunables.
+	Get(name string) (string, bool)
+	// Set changes the named parameter to v, already checked against the
+	// parameter's kind (a memory value normalized to bytes, an enum to its
+	// name); an error's text is the reason CONFIG SET reports.
+	Set(name, v string) error
 }
 
 // InfoField is one "key:value" line of INFO, in the lower-case section it
@@ -489,6 +514,11 @@ func (s *Server) exec(c *client, args [][]byte) string {
 		c.w.errorLine(errNoAuth)
 		return cmd.name
 	}
+	if cmd.denyOOM && s.cfg.OOM != nil && s.cfg.OOM() {
+		cmd.stats.rejected.Add(1)
+		c.w.errorLine(errOOM)
+		return cmd.name
+	}
 	c.lastCmd.Store(cmd)
 	start := time.Now()
 	cmd.run(s, c, args)
@@ -538,6 +568,7 @@ type command struct {
 	last     int
 	step     int
 	noAuth   bool
+	denyOOM  bool // flags hold "denyoom": refused while the node is over maxmemory
 	run      handler
 	summary  string
 	group    string
@@ -734,6 +765,7 @@ func newTable() *table {
 				c.subIdx[sc.name[strings.IndexByte(sc.name, '|')+1:]] = sc
 			}
 		}
+		c.denyOOM = slices.Contains(c.flags, "denyoom")
 		t.byName[c.name] = c
 		t.list = append(t.list, c)
 	}

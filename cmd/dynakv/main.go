@@ -9,14 +9,17 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/dynakv/dynakv/internal/num"
 	"github.com/dynakv/dynakv/node"
 	"github.com/dynakv/dynakv/storage"
 )
@@ -136,6 +139,8 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.StringVar(&cfg.TLSCAFile, "tls-ca", "", "PEM CA bundle: the cluster transport becomes mutual TLS against it, and clients must present a certificate it signed (see --tls-auth-clients)")
 	f.BoolVar(&tlsAuthClients, "tls-auth-clients", true, "with --tls-ca, require client certificates on the RESP and memcached ports")
 	f.BoolVar(&cfg.HTTPTLS, "http-tls", false, "serve the HTTP port (metrics, status, admin, pprof) over TLS with --tls-cert, so the admin token is not sent in clear; reach it with 'dynakv status --http https://HOST:PORT --tls-ca FILE'")
+	f.Var(memoryValue{&cfg.MaxMemory}, "maxmemory", "bound on this node's data, in Redis's units (64mb, 1gb; 0: no limit): live records and hints, and tombstones beyond max(maxmemory/4, 1mb); over it, client writes that may grow memory get -OOM (memcached: SERVER_ERROR out of memory storing object), while deletes, reads and replica writes go on. Per node, like redis-server; CONFIG SET maxmemory changes it at once")
+	f.StringVar(&cfg.MaxMemoryPolicy, "maxmemory-policy", node.PolicyNoEviction, "what the node does over --maxmemory: Redis's policy names; only noeviction is available until eviction lands")
 	f.Int64Var(&recordCacheMB, "record-cache-mb", 64, "MiB of recently read and written records kept in memory so that their reads skip the storage engine (at least 32 when on); 0 turns the cache off")
 	f.StringVar((*string)(&cfg.Fsync), "fsync", string(d.Fsync), `when a write is durable: "interval" acknowledges it once it is in the OS (a killed node loses nothing) and fsyncs every --fsync-interval (a power loss can lose that interval on this node, as with Redis's appendfsync everysec); "always" fsyncs before acknowledging (every write waits for the disk); "none" for tests and benchmarks (even a killed node may lose its last writes)`)
 	f.DurationVar(&cfg.FsyncInterval, "fsync-interval", d.FsyncInterval, "fsync period of --fsync interval")
@@ -149,6 +154,28 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json")
 	return cmd
 }
+
+// memoryValue is a flag of a memory size in Redis's units (num.ParseMemory:
+// digits and an optional b, k, kb, m, mb, g, gb, case-insensitive).
+type memoryValue struct{ p *int64 }
+
+func (v memoryValue) String() string {
+	if v.p == nil {
+		return "0"
+	}
+	return strconv.FormatInt(*v.p, 10)
+}
+
+func (v memoryValue) Set(s string) error {
+	n, ok := num.ParseMemory(s)
+	if !ok || n > math.MaxInt64 {
+		return fmt.Errorf("%q is not a memory size (digits and an optional unit: b, k, kb, m, mb, g, gb)", s)
+	}
+	*v.p = int64(n)
+	return nil
+}
+
+func (memoryValue) Type() string { return "size" }
 
 // flagOrEnv sets *dst from the environment variable env unless the flag was given:
 // secrets kept out of the command line (and so out of ps).

@@ -22,6 +22,8 @@ type Options struct {
 	// WrapStore, when set, wraps the store the coordinator writes through (to count
 	// or fail calls).
 	WrapStore func(coordinator.Store) coordinator.Store
+	// Memory is the proxy's memory gate (proxy.Config.Memory); nil: no limit.
+	Memory proxy.Memory
 }
 
 // Proxy returns a proxy over an in-memory store, closed when t ends.
@@ -40,7 +42,7 @@ func Proxy(t testing.TB, opt Options) *proxy.Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return proxy.New(proxy.Config{Now: opt.Now, MaxValueBytes: opt.MaxValueBytes}, co)
+	return proxy.New(proxy.Config{Now: opt.Now, MaxValueBytes: opt.MaxValueBytes, Memory: opt.Memory}, co)
 }
 
 // SyncCounter wraps a coordinator.Store and counts deferred writes and WAL syncs, so

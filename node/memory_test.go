@@ -1,0 +1,329 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+func TestConfigMaxMemoryDefaults(t *testing.T) {
+	for _, st := range []string{StorageDisk, StorageMemory} {
+		c := Config{Name: "x", Storage: st}.EnsureDefaults()
+		if c.MaxMemory != 0 || c.MaxMemoryPolicy != PolicyNoEviction {
+			t.Errorf("%s: maxmemory %d, policy %q; want 0, noeviction", st, c.MaxMemory, c.MaxMemoryPolicy)
+		}
+	}
+}
+
+// infoFields returns INFO section's fields, failing on a key shown twice.
+func infoFields(t *testing.T, c *redis.Client, section string) map[string]string {
+	t.Helper()
+	out, err := c.Info(context.Background(), section).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := map[string]string{}
+	for _, line := range strings.Split(out, "\r\n") {
+		k, v, ok := strings.Cut(line, ":")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if _, dup := m[k]; dup {
+			t.Errorf("INFO %s shows %s twice", section, k)
+		}
+		m[k] = v
+	}
+	return m
+}
+
+func infoInt(t *testing.T, m map[string]string, k string) int64 {
+	t.Helper()
+	v, err := strconv.ParseInt(m[k], 10, 64)
+	if err != nil {
+		t.Fatalf("INFO %s = %q", k, m[k])
+	}
+	return v
+}
+
+// mcConn is a raw memcached connection.
+type mcConn struct {
+	t *testing.T
+	c net.Conn
+	r *bufio.Reader
+}
+
+func dialMC(t *testing.T, addr string) *mcConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return &mcConn{t: t, c: c, r: bufio.NewReader(c)}
+}
+
+// do sends s and returns the reply's first line, without "\r\n".
+func (m *mcConn) do(s string) string {
+	m.t.Helper()
+	m.c.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := m.c.Write([]byte(s)); err != nil {
+		m.t.Fatal(err)
+	}
+	l, err := m.r.ReadString('\n')
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	return strings.TrimSuffix(l, "\r\n")
+}
+
+// stats returns the lines of "stats" or "stats settings".
+func (m *mcConn) stats(cmd string) map[string]string {
+	m.t.Helper()
+	out := map[string]string{}
+	for l := m.do(cmd + "\r\n"); l != "END"; l = m.do("") {
+		f := strings.Fields(l)
+		if len(f) != 3 {
+			m.t.Fatalf("%s line %q", cmd, l)
+		}
+		if _, dup := out[f[1]]; dup {
+			m.t.Errorf("%s shows %s twice", cmd, f[1])
+		}
+		out[f[1]] = f[2]
+	}
+	return out
+}
+
+const (
+	respOOM = "OOM command not allowed when used memory > 'maxmemory'."
+	mcOOM   = "SERVER_ERROR out of memory storing object"
+)
+
+// TestMaxMemoryNoEviction: a node with --maxmemory a little above its starting
+// usage takes writes until used_memory passes the limit, then answers -OOM (RESP)
+// and SERVER_ERROR out of memory storing object (memcached) to growing writes on
+// a connection that stays usable, while reads work; DEL frees at once (the
+// tombstones fit the allowance) and writes work again. INFO and memcached's
+// stats show the limit and the usage, each key once.
+func TestMaxMemoryNoEviction(t *testing.T) {
+	const limit = 64 << 10
+	n := startTestNode(t, Config{MaxMemory: limit})
+	defer n.Close()
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1})
+	defer c.Close()
+	mc := dialMC(t, n.MemcacheAddr())
+
+	m := infoFields(t, c, "memory")
+	if start := infoInt(t, m, "used_memory"); start >= limit {
+		t.Fatalf("starting used_memory %d is not under %d", start, limit)
+	}
+	for k, want := range map[string]string{"maxmemory": strconv.Itoa(limit), "maxmemory_human": "64.00K", "maxmemory_policy": "noeviction"} {
+		if m[k] != want {
+			t.Errorf("INFO %s = %q, want %q", k, m[k], want)
+		}
+	}
+	value := strings.Repeat("v", 1024)
+	var keys []string
+	for i := 0; ; i++ {
+		if i == 200 {
+			t.Fatal("200 SETs of 1 KiB under a 64 KiB limit all succeeded")
+		}
+		k := fmt.Sprint("k", i)
+		err := c.Set(ctx, k, value, 0).Err()
+		if err != nil {
+			if err.Error() != respOOM {
+				t.Fatalf("SET %s: %v, want %q", k, err, respOOM)
+			}
+			break
+		}
+		keys = append(keys, k)
+	}
+	m = infoFields(t, c, "memory")
+	if used := infoInt(t, m, "used_memory"); used <= limit || used > limit+2048 {
+		t.Errorf("used_memory %d when full, want just over %d", used, limit)
+	}
+	if infoInt(t, m, "used_memory_dataset") != infoInt(t, m, "used_memory") {
+		t.Errorf("without deletes used_memory_dataset %s != used_memory %s", m["used_memory_dataset"], m["used_memory"])
+	}
+	for _, cmd := range [][]any{{"MSET", "a", "1", "b", "2"}, {"INCR", "ctr"}, {"APPEND", keys[0], "x"}, {"COPY", keys[0], "copy"}} {
+		if err := c.Do(ctx, cmd...).Err(); err == nil || err.Error() != respOOM {
+			t.Errorf("%v when full: %v", cmd, err)
+		}
+	}
+	if got := mc.do("set m 0 0 1\r\nx\r\n"); got != mcOOM {
+		t.Errorf("memcached set when full: %q", got)
+	}
+	if got := mc.do("incr " + keys[0] + " 1\r\n"); got != "CLIENT_ERROR cannot increment or decrement non-numeric value" && got != mcOOM {
+		t.Errorf("memcached incr when full: %q", got)
+	}
+	st := mc.stats("stats")
+	if st["limit_maxbytes"] != strconv.Itoa(limit) || st["bytes"] != m["used_memory"] || st["evictions"] != "0" {
+		t.Errorf("stats: limit_maxbytes %s bytes %s evictions %s; want %d, %s, 0", st["limit_maxbytes"], st["bytes"], st["evictions"], limit, m["used_memory"])
+	}
+	if set := mc.stats("stats settings"); set["maxbytes"] != strconv.Itoa(limit) || set["evictions"] != "off" {
+		t.Errorf("stats settings: maxbytes %s evictions %s", set["maxbytes"], set["evictions"])
+	}
+	met := httpGet(t, "http://"+n.HTTPAddr()+"/metrics")
+	for _, want := range []string{"dynakv_maxmemory_bytes 65536", "dynakv_used_memory_bytes " + m["used_memory"]} {
+		if !strings.Contains(met, want+"\n") {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if got, err := c.Get(ctx, keys[0]).Result(); err != nil || got != value {
+		t.Errorf("GET when full: %d bytes, %v", len(got), err)
+	}
+	if got, err := c.Del(ctx, keys[:8]...).Result(); err != nil || got != 8 {
+		t.Fatalf("DEL when full: %d, %v", got, err)
+	}
+	m = infoFields(t, c, "memory")
+	if used := infoInt(t, m, "used_memory"); used >= limit {
+		t.Errorf("used_memory %d after DEL of 8 KiB, want under %d", used, limit)
+	}
+	if g := infoInt(t, m, "used_memory_graves"); g == 0 || infoInt(t, m, "mem_not_counted_for_evict") != g {
+		t.Errorf("graves %s, not counted %s: want the same, not 0", m["used_memory_graves"], m["mem_not_counted_for_evict"])
+	}
+	if err := c.Set(ctx, "again", "x", 0).Err(); err != nil {
+		t.Errorf("SET after DEL: %v", err)
+	}
+	if got := mc.do("set m 0 0 1\r\nx\r\n"); got != "STORED" {
+		t.Errorf("memcached set after DEL: %q", got)
+	}
+	if got := infoFields(t, c, "stats"); got["evicted_keys"] != "0" || got["expired_keys"] == "" {
+		t.Errorf("INFO stats evicted_keys %q expired_keys %q", got["evicted_keys"], got["expired_keys"])
+	}
+}
+
+// TestConfigSetMaxMemory: CONFIG SET maxmemory takes effect at once (a node
+// without a limit refuses growing writes once the limit is under its usage, and
+// takes them again at 0), CONFIG GET and INFO show the live values, and an
+// evicting policy is refused with Redis's CONFIG SET error.
+func TestConfigSetMaxMemory(t *testing.T) {
+	n := startTestNode(t, Config{})
+	defer n.Close()
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1})
+	defer c.Close()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.ConfigGet(ctx, "maxmemory").Result(); got["maxmemory"] != "0" {
+		t.Errorf("CONFIG GET maxmemory = %v", got)
+	}
+	if err := c.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "k2", "v", 0).Err(); err == nil || err.Error() != respOOM {
+		t.Errorf("SET after CONFIG SET maxmemory 1: %v", err)
+	}
+	err := c.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err()
+	if want := "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - allkeys-lru: eviction is not available yet; only noeviction"; err == nil || err.Error() != want {
+		t.Errorf("CONFIG SET maxmemory-policy allkeys-lru: %v, want %q", err, want)
+	}
+	if err := c.ConfigSet(ctx, "maxmemory", "64mb").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.ConfigGet(ctx, "maxmemory*").Result(); got["maxmemory"] != "67108864" || got["maxmemory-policy"] != "noeviction" {
+		t.Errorf("CONFIG GET maxmemory* = %v", got)
+	}
+	if m := infoFields(t, c, "memory"); m["maxmemory"] != "67108864" || m["maxmemory_human"] != "64.00M" {
+		t.Errorf("INFO maxmemory %q %q", m["maxmemory"], m["maxmemory_human"])
+	}
+	if err := c.Set(ctx, "k2", "v", 0).Err(); err != nil {
+		t.Errorf("SET under 64mb: %v", err)
+	}
+}
+
+// TestForwardedWriteToFullNode: with N=1 each key has one owner; a write sent to
+// the other node is forwarded to the owner, which checks its own limit where the
+// op executes: a full owner's refusal comes back through the front node as -OOM
+// (memcached: SERVER_ERROR out of memory storing object), while keys the front
+// owns, and replica writes, are not affected.
+func TestForwardedWriteToFullNode(t *testing.T) {
+	nodes := startTestClusterWith(t, 2, func(_ int, c *Config) { c.N, c.R, c.W = 1, 1, 1 })
+	ctx := context.Background()
+	front, full := twoClients(t, nodes)
+	remote, local := keyFirstOwnedBy(t, front, "n2"), keyFirstOwnedBy(t, front, "n1")
+	if err := front.Set(ctx, remote, "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := full.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := front.Set(ctx, remote, "w", 0).Err(); err == nil || err.Error() != respOOM {
+		t.Errorf("SET of n2's key through n1 with n2 full: %v, want %q", err, respOOM)
+	}
+	mc := dialMC(t, nodes[0].MemcacheAddr())
+	if got := mc.do("set " + remote + " 0 0 1\r\nx\r\n"); got != mcOOM {
+		t.Errorf("memcached set of n2's key through n1 with n2 full: %q", got)
+	}
+	if got, err := front.Get(ctx, remote).Result(); err != nil || got != "v" {
+		t.Errorf("GET of n2's key through n1: %q, %v", got, err)
+	}
+	if err := front.Set(ctx, local, "v", 0).Err(); err != nil {
+		t.Errorf("SET of n1's own key: %v", err)
+	}
+	if err := front.Del(ctx, remote).Err(); err != nil {
+		t.Errorf("DEL of n2's key through n1: %v", err)
+	}
+}
+
+// TestFullReplicaAcceptsReplicaWrites: a full node still takes replica writes
+// from the coordinator (Redis's replica-ignore-maxmemory): a W=2 write
+// coordinated by the other node succeeds and lands on the full node too.
+func TestFullReplicaAcceptsReplicaWrites(t *testing.T) {
+	nodes := startTestClusterWith(t, 2, func(_ int, c *Config) { c.N, c.R, c.W = 2, 1, 2 })
+	ctx := context.Background()
+	front, full := twoClients(t, nodes)
+	key := keyFirstOwnedBy(t, front, "n1")
+	if err := full.Set(ctx, "filler", "x", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := full.ConfigSet(ctx, "maxmemory", "1").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := full.Set(ctx, "x", "y", 0).Err(); err == nil || err.Error() != respOOM {
+		t.Fatalf("the full node takes a client write: %v", err)
+	}
+	if err := front.Set(ctx, key, "v", 0).Err(); err != nil {
+		t.Fatalf("W=2 SET with a full replica: %v", err)
+	}
+	got, err := full.Do(ctx, "DGET", key, "LOCAL").Slice()
+	if err != nil || len(got) != 2 || fmt.Sprint(got[1]) != "[v]" {
+		t.Errorf("DGET LOCAL on the full replica = %v, %v; want the value", got, err)
+	}
+}
+
+// twoClients returns RESP clients of the first two nodes, closed when t ends.
+func twoClients(t *testing.T, nodes []*Node) (*redis.Client, *redis.Client) {
+	var cs [2]*redis.Client
+	for i := range cs {
+		cs[i] = redis.NewClient(&redis.Options{Addr: nodes[i].RESPAddr(), MaxRetries: -1})
+		t.Cleanup(func() { cs[i].Close() })
+	}
+	return cs[0], cs[1]
+}
+
+// keyFirstOwnedBy returns a key whose preference list starts with node: the
+// node that coordinates its ops.
+func keyFirstOwnedBy(t *testing.T, c *redis.Client, node string) string {
+	t.Helper()
+	for i := range 1000 {
+		k := fmt.Sprint("k", i)
+		pl, err := c.Do(context.Background(), "DPREFLIST", k).StringSlice()
+		if err != nil || len(pl) == 0 {
+			t.Fatalf("DPREFLIST %s = %v, %v", k, pl, err)
+		}
+		if pl[0] == node {
+			return k
+		}
+	}
+	t.Fatalf("no key first owned by %s among 1000", node)
+	return ""
+}
