@@ -319,6 +319,13 @@ func (f *fence) Scan(p int, from uint64, fn func(h uint64, key []byte, rec vcloc
 
 func (f *fence) Epoch(p int) uint64 { return f.st.Epoch(p) }
 
+func (f *fence) DeleteIf(key, enc []byte) (bool, error) {
+	if err := f.err(); err != nil {
+		return false, err
+	}
+	return f.st.DeleteIf(key, enc)
+}
+
 func (f *fence) DropAll() error {
 	if err := f.err(); err != nil {
 		return err
