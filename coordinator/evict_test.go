@@ -12,6 +12,7 @@ import (
 	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/peer/peertest"
 	"github.com/dynakv/dynakv/ring"
+	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -121,6 +122,13 @@ func TestEvictResurrection(t *testing.T) {
 		res, err := tc.cos[pl[0]].Evict(ctx, []byte(key), tc.local(pl[0], key), true)
 		if err != nil || !res.Acked {
 			t.Fatalf("Evict: %+v, %v", res, err)
+		}
+		// A grave from the eviction time on (the tombstone grace runs from
+		// there), which the reaper leaves alone.
+		tomb, _ := evictedTomb(res.Record, pl[0]+":1")
+		if g := storage.GraveTime(res.Record); g != time.Now().UnixMilli() || g != tomb.Expiry || storage.ReapTime(res.Record) != 0 {
+			t.Errorf("GraveTime %d, ReapTime %d of the evicted record; want the eviction time %d and 0",
+				g, storage.ReapTime(res.Record), time.Now().UnixMilli())
 		}
 		tc.net.Heal()
 		// An R=3 read merges the stale replica's copy with the tombstone and
