@@ -185,6 +185,10 @@ type Store interface {
 	Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec vclock.Set) bool) error
 	DropAll() error
 	Epoch(p int) uint64
+	// DeleteIf and HintCount serve Evict's one-member fast path: a
+	// compare-and-delete of the record as encoded, and the hints held.
+	DeleteIf(key, enc []byte) (bool, error)
+	HintCount() int64
 }
 
 var _ Store = (*storage.Store)(nil)
@@ -291,6 +295,12 @@ type WriteOptions struct {
 	// (INCR, SET NX, cas...) sees writes coordinated elsewhere. A plain SET leaves it
 	// off: it overwrites what the coordinator has seen, as Dynamo's put does.
 	ReadFirst bool
+	// NoHints turns sloppy quorum and hinted handoff off for this write, as
+	// Config.DisableHints does for all: it reaches only the live ones among its
+	// key's N replicas, counts only their acknowledgements toward W, and keeps no
+	// hint for the others (anti-entropy and read repair carry it there). Evict's
+	// tombstones use it: a hint would move the evicted bytes to a fallback.
+	NoHints bool
 }
 
 // Durability says when a write's local part must be durable (see the package doc).

@@ -72,7 +72,9 @@
 //     holds every live dot it wrote: within one partition epoch it does, since
 //     the node applies its own dots locally before they leave, keeps its own
 //     entry through pruning, and deletes a record only once every value in it is
-//     dead everywhere (expired, or a tombstone purged on all replicas). A
+//     dead everywhere (expired, or a tombstone purged on all replicas; or
+//     evicted by Evict on a ring of this node alone holding no hint, where no
+//     other node holds a copy: evict.go). A
 //     partition drop (a handoff, FLUSHALL) loses records whose values other
 //     replicas still hold; the store raises the partition's epoch with the drop
 //     (storage.Store.Epoch), and from then on the node writes the partition's

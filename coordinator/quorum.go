@@ -116,14 +116,21 @@ type plan struct {
 	spare []string
 	ring  *ring.Ring // the ring the plan was made from (nil: no cluster)
 	p     int        // the key's partition
+	// noHints: made with hints disabled (no fallbacks, no spares, no orphans):
+	// a write of this plan keeps no hint for a replica that fails either.
+	noHints bool
 }
 
 // plan picks the key's replicas (sloppy quorum) from the ring, liveness and the
 // peers this node avoids (Config.Avoid): see planFor.
-func (c *Coordinator) plan(key []byte) plan {
+func (c *Coordinator) plan(key []byte) plan { return c.planHints(key, false) }
+
+// planHints is plan; noHints plans a write that keeps no hint
+// (WriteOptions.NoHints), as Config.DisableHints does.
+func (c *Coordinator) planHints(key []byte, noHints bool) plan {
 	rg := c.cfg.Cluster.Ring()
 	n, _, _ := c.Quorum(rg.Len(), 0, 0)
-	return planFor(c.zones.of(rg), rg.Partition(key), n, c.cfg.Node, c.cfg.Cluster.Alive, c.cfg.Avoid.Avoided, c.cfg.DisableHints)
+	return planFor(c.zones.of(rg), rg.Partition(key), n, c.cfg.Node, c.cfg.Cluster.Alive, c.cfg.Avoid.Avoided, c.cfg.DisableHints || noHints)
 }
 
 // planFor is plan's pure core for partition p of zv's ring rg. n is the replication
@@ -148,7 +155,7 @@ func planFor(zv *zoneView, p, n int, self string, alive, avoided func(string) bo
 		return plan{n: 1, self: true}
 	}
 	n = min(n, len(pl))
-	pn := plan{n: n, ring: rg, p: p}
+	pn := plan{n: n, ring: rg, p: p, noHints: disableHints}
 	if n > 1 { // room for every target and spare: two allocations per request
 		pn.remote = make([]target, 0, n)
 		if !disableHints {
@@ -426,7 +433,7 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 	// One deadline for the read and the replica writes: what the read found is
 	// carried by the writes, which must not outlive the request it was read in.
 	dl := c.requestDeadline(ctx)
-	pn := c.plan(key)
+	pn := c.planHints(key, opt.NoHints)
 	_, r, w := c.Quorum(pn.n, 0, opt.W)
 	var seen vclock.Set
 	// A coordinator that is not one of the key's replicas (none of them answered
@@ -465,7 +472,7 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 // goes on, and if it succeeds later it adds a copy but no acknowledgement (each
 // owner counts once). A call that fails after the request was answered replaces
 // itself, in its goroutine. Replicas that fail, and owners down without a
-// fallback, get a hint stored here.
+// fallback, get a hint stored here, unless the plan keeps none (pn.noHints).
 //
 // With syncLocal (the local write was applied without a WAL sync), the local sync
 // runs alongside the replica writes and counts as this node's acknowledgement when
@@ -478,8 +485,13 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int, syncLocal bool, dl deadline) (localSynced bool, _ error) {
 	rctx, cancel := c.contextUntil(dl)
 	until := c.hintsUntil(dl)
+	keepHint := func(owner string) {
+		if !pn.noHints {
+			c.storeHint(owner, key, rec, until)
+		}
+	}
 	for _, owner := range pn.orphans {
-		c.storeHint(owner, key, rec, until)
+		keepHint(owner)
 	}
 	acks := 0
 	if pn.self {
@@ -518,7 +530,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		if err != nil {
 			c.stats.replicaWriteFailures.Add(1)
 			c.peerFailed(t.node, err, time.Since(start))
-			c.storeHint(t.owner(), key, rec, until)
+			keepHint(t.owner())
 		}
 		return err == nil
 	}
@@ -552,7 +564,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 			pending++
 		} else {
 			calls[i].done = true
-			c.storeHint(t.owner(), key, rec, until) // closing: the replica write is never sent
+			keepHint(t.owner()) // closing: the replica write is never sent
 		}
 	}
 	replace := func(i int) {

@@ -39,11 +39,12 @@ var (
 
 // nodeExtra is a simulated node's part in membership, repair and expiry.
 type nodeExtra struct {
-	phase      phase
-	now        func() time.Time // this incarnation's clock
-	trees      *tictac.Trees
-	aae        *repair.AAE
-	stopReaper func()
+	phase       phase
+	now         func() time.Time // this incarnation's clock
+	trees       *tictac.Trees
+	aae         *repair.AAE
+	stopReaper  func()
+	stopEvictor func()
 }
 
 // simExtra is the run's membership, its budget of changes, and what repair did.
@@ -150,12 +151,15 @@ func (s *sim) recordPurge(node, key string, enc []byte) {
 func (s *sim) startRepair(n *simNode, co *coordinator.Coordinator, now func() time.Time) *peer.Mux {
 	mux := peer.NewMux()
 	co.Register(mux)
-	var stopReaper func()
+	var stopReaper, stopEvictor func()
 	if s.p.expiry {
 		stopReaper = s.startReaper(n, now)
 	}
+	if s.p.evict {
+		stopEvictor = s.startEvictor(n, co, now)
+	}
 	s.mu.Lock()
-	n.x.now, n.x.trees, n.x.aae, n.x.stopReaper = now, nil, nil, stopReaper
+	n.x.now, n.x.trees, n.x.aae, n.x.stopReaper, n.x.stopEvictor = now, nil, nil, stopReaper, stopEvictor
 	s.mu.Unlock()
 	if !s.p.churn {
 		return mux
@@ -227,6 +231,10 @@ func (s *sim) stopRepair(n *simNode) {
 	if n.x.stopReaper != nil {
 		n.x.stopReaper()
 		n.x.stopReaper = nil
+	}
+	if n.x.stopEvictor != nil {
+		n.x.stopEvictor()
+		n.x.stopEvictor = nil
 	}
 	if n.x.aae != nil {
 		n.x.aae.Close()

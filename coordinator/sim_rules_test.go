@@ -152,6 +152,8 @@ func (s *sim) hides(w *write, clk vclock.Clock) *write {
 func lwwRule(d, w *write) string {
 	var rule string
 	switch {
+	case evicted(d):
+		rule = "evicted value returned (an eviction is undone only by a later write)"
 	case d.value.Tombstone && (d.op.kind == "DEL" || d.op.kind == "DDEL"):
 		rule = "deleted value returned (an acknowledged delete stays deleted unless a later write exists)"
 	case d.value.Expiry != 0:

@@ -32,7 +32,9 @@ package coordinator_test
 // anti-entropy helps; its last part also requires every partition to end on its
 // owners only, and at the moment a write is acknowledged W nodes (owners or not)
 // hold it. Many runs write values with TTLs (SET EX, DPUT EX, over older values)
-// while reapers turn expired values into tombstones at random moments.
+// while reapers turn expired values into tombstones at random moments. About
+// half the runs evict records (Coordinator.Evict) at random moments while the
+// clients run, with the rules of sim_evict_test.go.
 //
 // The rules of issue 15 are checked against the recorded history
 // (sim_rules_test.go): every dot accounted for and every context superseding what
@@ -201,6 +203,9 @@ type params struct {
 	// anti-entropy (handoff, purge); expiry writes values with TTLs and runs
 	// reapers (sim_members_test.go, sim_repair_test.go).
 	churn, expiry bool
+	// evict runs an evictor on every incarnation while the clients run
+	// (sim_evict_test.go).
+	evict bool
 	// zones deals the nodes out over that many zones (params.zoneOf); 0: none.
 	zones int
 	// unbatched sends every replica write on its own (UnbatchedPeers): which
@@ -218,6 +223,7 @@ func simParams(seed uint64) params {
 	}
 	p.churn = !p.blind && rng.IntN(3) != 0
 	p.expiry = rng.IntN(2) == 0
+	p.evict = rng.IntN(2) == 0
 	return p
 }
 
@@ -318,6 +324,13 @@ func (f *fence) Scan(p int, from uint64, fn func(h uint64, key []byte, rec vcloc
 }
 
 func (f *fence) Epoch(p int) uint64 { return f.st.Epoch(p) }
+
+func (f *fence) DeleteIf(key, enc []byte) (bool, error) {
+	if err := f.err(); err != nil {
+		return false, err
+	}
+	return f.st.DeleteIf(key, enc)
+}
 
 func (f *fence) DropAll() error {
 	if err := f.err(); err != nil {
@@ -433,6 +446,8 @@ type sim struct {
 	events   []string            // nemesis actions, in order
 	restarts int
 	crashed  map[string]bool // actors whose incarnation crashed
+	evicting bool            // the evictors evict (while the clients run)
+	evicts   sync.WaitGroup  // evictions in flight
 	x        simExtra        // membership and repair (sim_members_test.go, sim_repair_test.go)
 }
 
@@ -680,6 +695,7 @@ func runSim(t *testing.T, seed uint64, p params, trace func(string)) *sim {
 	// The workload and the nemesis run together; the nemesis stops once the
 	// clients are done.
 	var clients sync.WaitGroup
+	s.evicting = p.evict
 	for c := range p.clients {
 		clients.Add(1)
 		go func() {
@@ -697,6 +713,7 @@ func runSim(t *testing.T, seed uint64, p params, trace func(string)) *sim {
 		}()
 	}
 	clients.Wait()
+	s.stopEvicting()
 	close(done)
 	nemesis.Wait()
 
@@ -924,7 +941,9 @@ func (s *sim) check(keys []string) {
 	// anti-entropy, which helps.
 	for _, key := range keys {
 		for _, w := range s.writes[key] {
-			if s.crashed[w.by] || s.p.churn {
+			// An eviction keeps no hint for an owner it missed: anti-entropy and
+			// read repair bring it there.
+			if s.crashed[w.by] || s.p.churn || evicted(w) {
 				continue
 			}
 			for _, o := range s.owners(key) {
@@ -1012,6 +1031,7 @@ func (s *sim) check(keys []string) {
 	s.finalReads(keys, finals)
 	s.checkReads()
 	s.checkPurged(keys)
+	s.checkEvicted(keys, finals)
 }
 
 // awaitUnavoided waits until n's coordinator avoids no running node, so that its
@@ -1188,6 +1208,7 @@ func TestGoldenTraces(t *testing.T) {
 		{"hinted_handoff", params{nodes: 4}, scriptHintedHandoff},
 		{"read_repair", params{nodes: 3}, scriptReadRepair},
 		{"zone_hinted_handoff", params{nodes: 6, zones: 3}, scriptZoneHintedHandoff},
+		{"evict", params{nodes: 4}, scriptEvict},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			var got string
@@ -1312,18 +1333,25 @@ func scriptHintedHandoff(s *sim, note func(string, ...any)) {
 	time.Sleep(100 * time.Millisecond)
 }
 
+// scriptSetK notes k's preference list, sets k to v1 through its first owner
+// and lets the replica writes finish; it returns the preference list.
+func scriptSetK(s *sim, note func(string, ...any)) []string {
+	pl := s.net.Ring().PreferenceList(s.net.Ring().Partition([]byte("k")))
+	note("preference list of k: %v", pl)
+	note("%s: SET k v1", pl[0])
+	if _, err := s.node(pl[0]).px.Do(context.Background(), proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("v1")}); err != nil {
+		s.t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	return pl
+}
+
 // scriptReadRepair: a replica misses a write behind a partition; a read through
 // another node that asks every replica (R=3; an R=2 read asks only the replicas it
 // needs) repairs it.
 func scriptReadRepair(s *sim, note func(string, ...any)) {
 	ctx := context.Background()
-	pl := s.net.Ring().PreferenceList(s.net.Ring().Partition([]byte("k")))
-	note("preference list of k: %v", pl)
-	note("%s: SET k v1", pl[0])
-	if _, err := s.node(pl[0]).px.Do(ctx, proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("v1")}); err != nil {
-		s.t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
+	pl := scriptSetK(s, note)
 	note("partition %s from the others (not yet suspected)", pl[2])
 	s.net.Partition([]string{pl[2]})
 	note("%s: SET k v2", pl[0])
