@@ -26,15 +26,43 @@ const (
 	maxBulk = 512 << 20
 )
 
+// Reply is what kind of answer a request got.
+type Reply uint8
+
+// The kinds of replies.
+const (
+	// ReplyOK is any well-formed answer that is neither of the others: a value,
+	// STORED, +OK.
+	ReplyOK Reply = iota
+	// ReplyNil is a GET that found nothing (a miss): RESP's null bulk string, null
+	// array or RESP3 null; memcached's END without a VALUE.
+	ReplyNil
+	// ReplyError is a server error reply: a well-formed "-ERR..." or
+	// "SERVER_ERROR...".
+	ReplyError
+)
+
+// String returns "ok", "nil" or "error".
+func (r Reply) String() string {
+	switch r {
+	case ReplyOK:
+		return "ok"
+	case ReplyNil:
+		return "nil"
+	case ReplyError:
+		return "error"
+	}
+	return "Reply(" + strconv.Itoa(int(r)) + ")"
+}
+
 // codec encodes requests and reads replies of one protocol. Replies are read in
 // place: a codec never keeps a reference into the reader's buffer.
 type codec interface {
 	appendGet(b, key []byte) []byte
 	appendSet(b, key, value []byte) []byte
-	// readReply reads the reply to op. A server error reply (a well-formed
-	// "-ERR..." or "SERVER_ERROR...") is failed=true with a nil error; err is for
-	// what ends the connection.
-	readReply(r *bufio.Reader, op Op) (failed bool, err error)
+	// readReply reads the reply to op and says what kind it was; err is for what
+	// ends the connection (a server error reply is ReplyError with a nil error).
+	readReply(r *bufio.Reader, op Op) (Reply, error)
 }
 
 func newCodec(protocol string) (codec, error) {
@@ -85,9 +113,9 @@ type Request struct {
 }
 
 // Batch sends reqs in one write (SETs carry value) and reads their replies in order,
-// calling done(i, failed) as the reply to reqs[i] arrives. It returns the first
+// calling done(i, reply) as the reply to reqs[i] arrives. It returns the first
 // error that ends the connection.
-func (c *Conn) Batch(reqs []Request, value []byte, done func(i int, failed bool)) error {
+func (c *Conn) Batch(reqs []Request, value []byte, done func(i int, reply Reply)) error {
 	b := c.wbuf[:0]
 	for _, q := range reqs {
 		if q.Op == OpSet {
@@ -101,11 +129,11 @@ func (c *Conn) Batch(reqs []Request, value []byte, done func(i int, failed bool)
 		return fmt.Errorf("bench: write: %w", err)
 	}
 	for i, q := range reqs {
-		failed, err := c.codec.readReply(c.r, q.Op)
+		reply, err := c.codec.readReply(c.r, q.Op)
 		if err != nil {
 			return fmt.Errorf("bench: reply %d of %d (%s): %w", i+1, len(reqs), q.Op, err)
 		}
-		done(i, failed)
+		done(i, reply)
 	}
 	return nil
 }
@@ -191,60 +219,65 @@ func (respCodec) appendSet(b, key, value []byte) []byte {
 	return appendBulk(b, value)
 }
 
-func (respCodec) readReply(r *bufio.Reader, _ Op) (bool, error) {
+func (respCodec) readReply(r *bufio.Reader, _ Op) (Reply, error) {
 	return readRESP(r, 0)
 }
 
-// readRESP reads one RESP2 or RESP3 value of any type; failed is true for an error
-// reply at the top level.
-func readRESP(r *bufio.Reader, depth int) (failed bool, err error) {
+// readRESP reads one RESP2 or RESP3 value of any type and says what kind it is:
+// an error reply, a null (RESP2's $-1 and *-1, RESP3's _) or anything else.
+func readRESP(r *bufio.Reader, depth int) (Reply, error) {
 	if depth > 8 {
-		return false, fmt.Errorf("%w: replies nested deeper than 8", ErrProtocol)
+		return ReplyOK, fmt.Errorf("%w: replies nested deeper than 8", ErrProtocol)
 	}
 	line, err := readLine(r)
 	if err != nil {
-		return false, err
+		return ReplyOK, err
 	}
 	if len(line) == 0 {
-		return false, fmt.Errorf("%w: empty reply line", ErrProtocol)
+		return ReplyOK, fmt.Errorf("%w: empty reply line", ErrProtocol)
 	}
 	switch line[0] {
-	case '+', ':', '_', ',', '#', '(':
-		return false, nil
+	case '_':
+		return ReplyNil, nil
+	case '+', ':', ',', '#', '(':
+		return ReplyOK, nil
 	case '-', '!':
 		if line[0] == '!' {
 			n, ok := atoi(line[1:])
 			if !ok {
-				return false, fmt.Errorf("%w: bad length %q", ErrProtocol, line)
+				return ReplyOK, fmt.Errorf("%w: bad length %q", ErrProtocol, line)
 			}
-			return true, skipData(r, n)
+			return ReplyError, skipData(r, n)
 		}
-		return true, nil
+		return ReplyError, nil
 	case '$', '=':
 		n, ok := atoi(line[1:])
 		if !ok || n < -1 {
-			return false, fmt.Errorf("%w: bad length %q", ErrProtocol, line)
+			return ReplyOK, fmt.Errorf("%w: bad length %q", ErrProtocol, line)
 		}
 		if n == -1 {
-			return false, nil
+			return ReplyNil, nil
 		}
-		return false, skipData(r, n)
+		return ReplyOK, skipData(r, n)
 	case '*', '~', '>', '%', '|':
 		n, ok := atoi(line[1:])
 		if !ok || n < -1 {
-			return false, fmt.Errorf("%w: bad length %q", ErrProtocol, line)
+			return ReplyOK, fmt.Errorf("%w: bad length %q", ErrProtocol, line)
+		}
+		if n == -1 {
+			return ReplyNil, nil
 		}
 		if line[0] == '%' || line[0] == '|' {
 			n *= 2
 		}
 		for range n {
 			if _, err := readRESP(r, depth+1); err != nil {
-				return false, err
+				return ReplyOK, err
 			}
 		}
-		return false, nil
+		return ReplyOK, nil
 	}
-	return false, fmt.Errorf("%w: unknown reply %q", ErrProtocol, line)
+	return ReplyOK, fmt.Errorf("%w: unknown reply %q", ErrProtocol, line)
 }
 
 // mcCodec speaks the memcached text protocol: get and set with flags 0 and no expiry.
@@ -277,37 +310,39 @@ func mcError(line []byte) bool {
 		bytes.HasPrefix(line, []byte("CLIENT_ERROR"))
 }
 
-func (mcCodec) readReply(r *bufio.Reader, op Op) (bool, error) {
+func (mcCodec) readReply(r *bufio.Reader, op Op) (Reply, error) {
 	line, err := readLine(r)
 	if err != nil {
-		return false, err
+		return ReplyOK, err
 	}
 	if mcError(line) {
-		return true, nil
+		return ReplyError, nil
 	}
 	if op == OpSet {
 		if bytes.Equal(line, mcStored) {
-			return false, nil
+			return ReplyOK, nil
 		}
-		return false, fmt.Errorf("%w: set answered %q", ErrProtocol, line)
+		return ReplyOK, fmt.Errorf("%w: set answered %q", ErrProtocol, line)
 	}
+	reply := ReplyNil
 	for !bytes.Equal(line, mcEnd) {
 		if !bytes.HasPrefix(line, mcValue) {
-			return false, fmt.Errorf("%w: get answered %q", ErrProtocol, line)
+			return ReplyOK, fmt.Errorf("%w: get answered %q", ErrProtocol, line)
 		}
 		// VALUE <key> <flags> <bytes> [<cas>]
 		n, ok := atoi(field(line, 3))
 		if !ok {
-			return false, fmt.Errorf("%w: bad VALUE length %q", ErrProtocol, line)
+			return ReplyOK, fmt.Errorf("%w: bad VALUE length %q", ErrProtocol, line)
 		}
 		if err := skipData(r, n); err != nil {
-			return false, err
+			return ReplyOK, err
 		}
 		if line, err = readLine(r); err != nil {
-			return false, err
+			return ReplyOK, err
 		}
+		reply = ReplyOK
 	}
-	return false, nil
+	return reply, nil
 }
 
 // field returns the i-th (from 0) space-separated field of line, or nil.

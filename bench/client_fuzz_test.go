@@ -41,7 +41,7 @@ func FuzzReadReply(f *testing.F) {
 		fuzzcheck.Seed(f, s.name, []byte(s.in), s.proto)
 	}
 	f.Fuzz(func(t *testing.T, in []byte, proto uint8) {
-		failed, used, err := readOneReply(in, proto)
+		reply, used, err := readOneReply(in, proto)
 		if err != nil {
 			if !errors.Is(err, ErrProtocol) && !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Fatalf("error %v is neither ErrProtocol nor a short read", err)
@@ -52,25 +52,25 @@ func FuzzReadReply(f *testing.F) {
 			t.Fatalf("consumed %d of %d bytes", used, len(in))
 		}
 		more := append(bytes.Clone(in), "+NEXT\r\nVALUE x 0 1\r\n"...)
-		failed2, used2, err := readOneReply(more, proto)
-		if err != nil || failed2 != failed || used2 != used {
-			t.Fatalf("with a reply after it: failed %v, used %d, %v; alone: failed %v, used %d", failed2, used2, err, failed, used)
+		reply2, used2, err := readOneReply(more, proto)
+		if err != nil || reply2 != reply || used2 != used {
+			t.Fatalf("with a reply after it: reply %v, used %d, %v; alone: reply %v, used %d", reply2, used2, err, reply, used)
 		}
 	})
 }
 
 // readOneReply parses one reply from in as proto says and returns how many bytes
 // it consumed.
-func readOneReply(in []byte, proto uint8) (failed bool, used int, err error) {
+func readOneReply(in []byte, proto uint8) (reply Reply, used int, err error) {
 	src := bytes.NewReader(in)
 	r := bufio.NewReaderSize(src, 512)
 	switch proto % 3 {
 	case 0:
-		failed, err = respCodec{}.readReply(r, OpGet)
+		reply, err = respCodec{}.readReply(r, OpGet)
 	case 1:
-		failed, err = mcCodec{}.readReply(r, OpGet)
+		reply, err = mcCodec{}.readReply(r, OpGet)
 	default:
-		failed, err = mcCodec{}.readReply(r, OpSet)
+		reply, err = mcCodec{}.readReply(r, OpSet)
 	}
-	return failed, len(in) - src.Len() - r.Buffered(), err
+	return reply, len(in) - src.Len() - r.Buffered(), err
 }

@@ -161,23 +161,26 @@ func reader(s string) *bufio.Reader { return bufio.NewReader(strings.NewReader(s
 
 func TestRESPReplies(t *testing.T) {
 	for _, tc := range []struct {
-		in     string
-		failed bool
+		in    string
+		reply Reply
 	}{
-		{"+OK\r\n", false},
-		{"$-1\r\n", false},
-		{"_\r\n", false},
-		{"$5\r\nhello\r\n", false},
-		{":12\r\n", false},
-		{"*2\r\n$1\r\na\r\n*1\r\n:1\r\n", false},
-		{"%1\r\n+k\r\n+v\r\n", false},
-		{"-ERR no\r\n", true},
-		{"!3\r\nbad\r\n", true},
+		{"+OK\r\n", ReplyOK},
+		{"$-1\r\n", ReplyNil},
+		{"_\r\n", ReplyNil},
+		{"*-1\r\n", ReplyNil},
+		{"$0\r\n\r\n", ReplyOK}, // an empty value is a hit
+		{"$5\r\nhello\r\n", ReplyOK},
+		{":12\r\n", ReplyOK},
+		{"*2\r\n$1\r\na\r\n*1\r\n:1\r\n", ReplyOK},
+		{"*1\r\n$-1\r\n", ReplyOK}, // only a null at the top is a miss
+		{"%1\r\n+k\r\n+v\r\n", ReplyOK},
+		{"-ERR no\r\n", ReplyError},
+		{"!3\r\nbad\r\n", ReplyError},
 	} {
 		r := reader(tc.in + "+NEXT\r\n")
-		failed, err := respCodec{}.readReply(r, OpGet)
-		if err != nil || failed != tc.failed {
-			t.Errorf("%q: failed %v, %v; want %v", tc.in, failed, err, tc.failed)
+		reply, err := respCodec{}.readReply(r, OpGet)
+		if err != nil || reply != tc.reply {
+			t.Errorf("%q: reply %v, %v; want %v", tc.in, reply, err, tc.reply)
 			continue
 		}
 		if line, _ := readLine(r); string(line) != "+NEXT" {
@@ -194,22 +197,23 @@ func TestRESPReplies(t *testing.T) {
 
 func TestMemcacheReplies(t *testing.T) {
 	for _, tc := range []struct {
-		in     string
-		op     Op
-		failed bool
+		in    string
+		op    Op
+		reply Reply
 	}{
-		{"STORED\r\n", OpSet, false},
-		{"END\r\n", OpGet, false},
-		{"VALUE k 0 5\r\nhello\r\nEND\r\n", OpGet, false},
-		{"VALUE k 0 2 99\r\nhi\r\nVALUE j 1 0\r\n\r\nEND\r\n", OpGet, false},
-		{"SERVER_ERROR out of memory\r\n", OpSet, true},
-		{"CLIENT_ERROR bad\r\n", OpGet, true},
-		{"ERROR\r\n", OpGet, true},
+		{"STORED\r\n", OpSet, ReplyOK},
+		{"END\r\n", OpGet, ReplyNil},
+		{"VALUE k 0 5\r\nhello\r\nEND\r\n", OpGet, ReplyOK},
+		{"VALUE k 0 0\r\n\r\nEND\r\n", OpGet, ReplyOK}, // an empty value is a hit
+		{"VALUE k 0 2 99\r\nhi\r\nVALUE j 1 0\r\n\r\nEND\r\n", OpGet, ReplyOK},
+		{"SERVER_ERROR out of memory\r\n", OpSet, ReplyError},
+		{"CLIENT_ERROR bad\r\n", OpGet, ReplyError},
+		{"ERROR\r\n", OpGet, ReplyError},
 	} {
 		r := reader(tc.in + "NEXT\r\n")
-		failed, err := mcCodec{}.readReply(r, tc.op)
-		if err != nil || failed != tc.failed {
-			t.Errorf("%q: failed %v, %v; want %v", tc.in, failed, err, tc.failed)
+		reply, err := mcCodec{}.readReply(r, tc.op)
+		if err != nil || reply != tc.reply {
+			t.Errorf("%q: reply %v, %v; want %v", tc.in, reply, err, tc.reply)
 			continue
 		}
 		if line, _ := readLine(r); string(line) != "NEXT" {

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dynakv/dynakv/internal/freeport"
@@ -35,6 +36,22 @@ const (
 	FloorSingleMemcached = 0.8
 	FloorCluster         = 0.3
 )
+
+// FloorHitRatio is issue 18's floor on dynakv's GET hit ratio over the reference
+// server's, in the cache pattern when both ran under a memory budget.
+const FloorHitRatio = 0.9
+
+// RSSFixed is the fixed part of the bound on a dynakv node's peak RSS under a
+// memory budget (issue 18's design, section 7): the record cache 32 MiB, the block
+// cache 8 MiB, memtables about 12 MiB and the Go runtime about 30 MiB. RSSBound
+// adds the budget's part.
+const RSSFixed = 82 << 20
+
+// RSSBound is the most a dynakv node given the budget maxmemory (bytes) may hold
+// resident: 1.5 times the budget, plus RSSFixed, plus the access table (budget/16).
+func RSSBound(maxmemory int64) int64 {
+	return maxmemory + maxmemory/2 + RSSFixed + maxmemory/16
+}
 
 // CompareConfig is a side-by-side comparison: the same workload against
 // redis-server, memcached, a dynakv node and a local 3-node dynakv cluster (N=3),
@@ -61,6 +78,13 @@ type CompareConfig struct {
 	// RedisServer and Memcached are the reference servers' programs; default looked
 	// up in PATH. A server not found is skipped with a note.
 	RedisServer, Memcached string
+	// MaxMemory, when > 0, is every server's memory budget in bytes: memcached -m
+	// (in MiB, rounded up), redis-server --maxmemory with --maxmemory-policy
+	// allkeys-lru, and each dynakv node's --maxmemory (and --maxmemory-policy
+	// allkeys-lru) when its binary accepts the flags; when it does not, the nodes run
+	// without a budget and the report says so in its notes. Default 0: memcached
+	// gets -m 1024 and the others no limit.
+	MaxMemory int64
 	// SkipCluster leaves out the 3-node cluster.
 	SkipCluster bool
 	// Baseline also measures NameBaseline (ServeBaseline, run as `dynakv
@@ -101,6 +125,10 @@ type server struct {
 	name  string
 	addrs map[string]string
 	procs []*launch.Proc
+	// maxmemory is the budget the server was given in bytes (0: none); bounded
+	// says its peak RSS is held to RSSBound(maxmemory).
+	maxmemory int64
+	bounded   bool
 }
 
 // Compare starts the servers, runs cc's workload against each in alternation for
@@ -111,6 +139,9 @@ func Compare(ctx context.Context, cc CompareConfig) (*Report, error) {
 	cc = cc.ensureDefaults()
 	if cc.Dynakv == "" {
 		return nil, fmt.Errorf("%w: no dynakv binary", ErrConfig)
+	}
+	if cc.MaxMemory < 0 {
+		return nil, fmt.Errorf("%w: negative maxmemory", ErrConfig)
 	}
 	for _, p := range cc.Protocols {
 		if _, err := newCodec(p); err != nil {
@@ -158,22 +189,34 @@ func Compare(ctx context.Context, cc CompareConfig) (*Report, error) {
 			return nil, err
 		}
 	}
-	if err := start(startDynakv(ctx, cc, filepath.Join(dir, "single"), NameSingle, 1)); err != nil {
+	rep := &Report{Date: time.Now().UTC()}
+	var memFlags []string
+	if cc.MaxMemory > 0 {
+		help, err := serverHelp(ctx, cc.Dynakv)
+		if memFlags = dynakvMemoryFlags(help, cc.MaxMemory); memFlags == nil {
+			note := "dynakv: no --maxmemory (its `server --help` does not list the flag): its nodes ran without a memory budget"
+			if err != nil {
+				note += " (" + err.Error() + ")"
+			}
+			rep.Notes = append(rep.Notes, note)
+			fmt.Fprintln(cc.Log, "note: "+note)
+		}
+	}
+	if err := start(startDynakv(ctx, cc, filepath.Join(dir, "single"), NameSingle, 1, memFlags)); err != nil {
 		return nil, err
 	}
 	if !cc.SkipCluster {
-		if err := start(startDynakv(ctx, cc, filepath.Join(dir, "cluster"), NameCluster, 3)); err != nil {
+		if err := start(startDynakv(ctx, cc, filepath.Join(dir, "cluster"), NameCluster, 3, memFlags)); err != nil {
 			return nil, err
 		}
 	}
 
-	rep := &Report{Date: time.Now().UTC()}
 	results := map[string]*Result{}
 	for round := range cc.Rounds {
 		for _, proto := range cc.Protocols {
 			if round == 0 && cc.Warmup {
 				for _, s := range servers {
-					if err := prefillServer(ctx, cc, s, proto); err != nil {
+					if err := warmServer(ctx, cc, s, proto); err != nil {
 						return nil, err
 					}
 				}
@@ -194,6 +237,7 @@ func Compare(ctx context.Context, cc CompareConfig) (*Report, error) {
 					if err := ctx.Err(); err != nil {
 						return nil, fmt.Errorf("bench: comparison interrupted: %w", err)
 					}
+					res.MaxMemory = s.maxmemory
 					key := s.name + "/" + proto + "/" + res.Ratio
 					if prev := results[key]; prev != nil {
 						if err := prev.Merge(res); err != nil {
@@ -208,19 +252,74 @@ func Compare(ctx context.Context, cc CompareConfig) (*Report, error) {
 		}
 	}
 	rep.Ratios = Ratios(rep.Results)
+	for _, s := range servers {
+		rep.Memory = append(rep.Memory, s.memory()...)
+	}
 	return rep, nil
 }
 
-// prefillServer sets every key of the workload on s over proto, if it speaks it.
-func prefillServer(ctx context.Context, cc CompareConfig, s *server, proto string) error {
+// memory reads the peak RSS of each of s's processes, still running.
+func (s *server) memory() []Memory {
+	var out []Memory
+	for _, p := range s.procs {
+		m := Memory{Server: s.name, Process: p.Name(), MaxMemory: s.maxmemory}
+		m.PeakRSS, _ = peakRSS(p.Pid()) // 0: unknown, shown as "-"
+		if s.bounded {
+			m.Bound = RSSBound(s.maxmemory)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// peakRSS returns the peak resident set (VmHWM) of process pid in bytes.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, fmt.Errorf("bench: %w", err)
+	}
+	n, ok := parseVmHWM(b)
+	if !ok {
+		return 0, fmt.Errorf("bench: no VmHWM in /proc/%d/status", pid)
+	}
+	return n, nil
+}
+
+// parseVmHWM finds "VmHWM:   <n> kB" in the text of /proc/<pid>/status and returns
+// n KiB in bytes.
+func parseVmHWM(status []byte) (int64, bool) {
+	for line := range strings.Lines(string(status)) {
+		v, ok := strings.CutPrefix(line, "VmHWM:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(v)
+		if len(f) != 2 || f[1] != "kB" {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil || n < 0 || n > 1<<40 {
+			return 0, false
+		}
+		return n << 10, true
+	}
+	return 0, false
+}
+
+// warmServer readies s for the workload over proto, if it speaks it (Warm).
+func warmServer(ctx context.Context, cc CompareConfig, s *server, proto string) error {
 	addr, ok := s.addrs[proto]
 	if !ok {
 		return nil
 	}
 	cfg := cc.Run
 	cfg.Name, cfg.Target, cfg.Protocol = s.name, addr, proto
-	fmt.Fprintf(cc.Log, "prefilling %s over %s: %d keys\n", s.name, proto, cfg.Workload.Keys)
-	return Prefill(ctx, cfg)
+	if cfg.Workload.cache() {
+		fmt.Fprintf(cc.Log, "warming %s over %s: the cache workload once, unmeasured\n", s.name, proto)
+	} else {
+		fmt.Fprintf(cc.Log, "prefilling %s over %s: %d keys\n", s.name, proto, cfg.Workload.Keys)
+	}
+	return Warm(ctx, cfg)
 }
 
 // Ratios compares each dynakv result (NameSingle, NameCluster) with the result of
@@ -244,10 +343,11 @@ func Ratios(results []*Result) []Ratio {
 	return out
 }
 
-// find returns the result of server name with like's protocol and get:set ratio.
+// find returns the result of server name with like's protocol, get:set ratio and
+// pattern.
 func find(results []*Result, name string, like *Result) *Result {
 	for _, c := range results {
-		if c.Name == name && c.Protocol == like.Protocol && c.Ratio == like.Ratio {
+		if c.Name == name && c.Protocol == like.Protocol && c.Ratio == like.Ratio && c.Pattern == like.Pattern {
 			return c
 		}
 	}
@@ -262,8 +362,8 @@ func appendRatios(out []Ratio, r, ref *Result, floors bool) []Ratio {
 	}
 	for _, a := range r.Ops {
 		b, ok := ref.opStats(a.Op)
-		if !ok || b.OpsPerSec == 0 {
-			continue
+		if !ok || b.OpsPerSec == 0 || (r.Pattern == PatternCache && a.Op != OpGet.String()) {
+			continue // in the cache pattern SETs include the fills of misses: their rate follows the hit ratio
 		}
 		floor := 0.0
 		if floors && r.Conns == 50 && r.Pipeline == 1 {
@@ -276,8 +376,16 @@ func appendRatios(out []Ratio, r, ref *Result, floors bool) []Ratio {
 				floor = FloorSingleMemcached
 			}
 		}
-		out = append(out, Ratio{Protocol: r.Protocol, Op: a.Op, Mix: r.Ratio, Target: r.Name, Reference: ref.Name,
+		out = append(out, Ratio{Protocol: r.Protocol, Op: a.Op, Mix: r.Mix(), Target: r.Name, Reference: ref.Name,
 			Ratio: a.OpsPerSec / b.OpsPerSec, Floor: floor})
+	}
+	if r.Pattern == PatternCache && ref.HitRatio > 0 {
+		floor := 0.0
+		if floors && r.MaxMemory > 0 && ref.MaxMemory > 0 {
+			floor = FloorHitRatio
+		}
+		out = append(out, Ratio{Protocol: r.Protocol, Op: OpGet.String(), Mix: r.Mix(), Target: r.Name, Reference: ref.Name,
+			Ratio: r.HitRatio / ref.HitRatio, Floor: floor, Measure: MeasureHitRatio})
 	}
 	return out
 }
@@ -296,19 +404,79 @@ func lookPath(path, name string, log io.Writer) string {
 
 func startRedis(ctx context.Context, cc CompareConfig) (*server, error) {
 	return startReference(ctx, cc, NameRedis, cc.RedisServer, ProtoRESP, func(port string) []string {
-		return []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--daemonize", "no", "--protected-mode", "no", "--maxclients", "10000"}
+		return redisArgs(port, cc.MaxMemory)
 	})
+}
+
+// redisArgs is redis-server's command line: no persistence, and with a budget
+// (bytes, 0: none) Redis's LRU eviction over all keys.
+func redisArgs(port string, maxmemory int64) []string {
+	args := []string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--daemonize", "no", "--protected-mode", "no", "--maxclients", "10000"}
+	if maxmemory > 0 {
+		args = append(args, "--maxmemory", strconv.FormatInt(maxmemory, 10), "--maxmemory-policy", "allkeys-lru")
+	}
+	return args
 }
 
 func startMemcached(ctx context.Context, cc CompareConfig) (*server, error) {
 	return startReference(ctx, cc, NameMemcached, cc.Memcached, ProtoMemcache, func(port string) []string {
-		args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", "1024", "-c", "4096"}
-		if os.Geteuid() == 0 {
-			args = append(args, "-u", "root") // memcached refuses to run as root without it
-		}
-		return args
+		return memcachedArgs(port, cc.MaxMemory, os.Geteuid() == 0)
 	})
+}
+
+// memcachedArgs is memcached's command line: -m is the budget in MiB, rounded up
+// (maxmemory in bytes; 0: 1024 MiB, more than any run here stores).
+func memcachedArgs(port string, maxmemory int64, root bool) []string {
+	mb := int64(1024)
+	if maxmemory > 0 {
+		mb = max(1, (maxmemory+1<<20-1)>>20)
+	}
+	args := []string{"-l", "127.0.0.1", "-p", port, "-U", "0", "-m", strconv.FormatInt(mb, 10), "-c", "4096"}
+	if root {
+		args = append(args, "-u", "root") // memcached refuses to run as root without it
+	}
+	return args
+}
+
+// serverHelp returns the output of `dynakv server --help` of bin, bounded to 30 s.
+func serverHelp(ctx context.Context, bin string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bin, "server", "--help").CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("%s server --help: %w", bin, err)
+	}
+	return string(out), nil
+}
+
+// dynakvMemoryFlags returns the flags that give a dynakv node the budget
+// maxmemory (bytes) with allkeys-lru, as far as the server's help text lists
+// them; nil when it has no --maxmemory.
+func dynakvMemoryFlags(help string, maxmemory int64) []string {
+	if !hasFlag(help, "maxmemory") {
+		return nil
+	}
+	flags := []string{"--maxmemory", strconv.FormatInt(maxmemory, 10)}
+	if hasFlag(help, "maxmemory-policy") {
+		flags = append(flags, "--maxmemory-policy", "allkeys-lru")
+	}
+	return flags
+}
+
+// hasFlag reports whether a cobra/pflag help text lists --name, as in
+// "  -m, --name string   usage" or "      --name   usage".
+func hasFlag(help, name string) bool {
+	for line := range strings.Lines(help) {
+		f := strings.Fields(line)
+		if len(f) > 0 && strings.HasSuffix(f[0], ",") && len(f[0]) == 3 && f[0][0] == '-' {
+			f = f[1:] // a shorthand: "-m,"
+		}
+		if len(f) > 0 && (f[0] == "--"+name || strings.HasPrefix(f[0], "--"+name+"=")) {
+			return true
+		}
+	}
+	return false
 }
 
 // startReference starts the reference server name (program path, or looked up in
@@ -328,7 +496,7 @@ func startReference(ctx context.Context, cc CompareConfig, name, path, proto str
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	s := &server{name: name, addrs: map[string]string{proto: addr}, procs: []*launch.Proc{c}}
+	s := &server{name: name, addrs: map[string]string{proto: addr}, procs: []*launch.Proc{c}, maxmemory: cc.MaxMemory}
 	if err := c.Ready(ctx, func() error { return ping(proto, addr) }, cc.StartTimeout); err != nil {
 		return s, fmt.Errorf("bench: %w\n%s", err, out.String())
 	}
@@ -362,8 +530,9 @@ func startBaseline(ctx context.Context, cc CompareConfig) (*server, error) {
 }
 
 // startDynakv starts a cluster of count `dynakv server` processes (N=count) with
-// their data under dir; the first node's addresses are the server's.
-func startDynakv(ctx context.Context, cc CompareConfig, dir, name string, count int) (*server, error) {
+// their data under dir, each also given memFlags (dynakvMemoryFlags: a budget of
+// cc.MaxMemory, or nil); the first node's addresses are the server's.
+func startDynakv(ctx context.Context, cc CompareConfig, dir, name string, count int, memFlags []string) (*server, error) {
 	var secret [16]byte
 	if _, err := rand.Read(secret[:]); err != nil {
 		return nil, fmt.Errorf("bench: secret: %w", err)
@@ -376,17 +545,25 @@ func startDynakv(ctx context.Context, cc CompareConfig, dir, name string, count 
 	if cc.Fsync != "" {
 		cfg.Extra = append(cfg.Extra, "--fsync", cc.Fsync)
 	}
+	cfg.Extra = append(cfg.Extra, memFlags...)
 	cl, err := launch.StartCluster(ctx, cfg)
 	if cl == nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	s := &server{name: name, addrs: map[string]string{}, procs: cl.Procs}
+	if memFlags != nil {
+		s.maxmemory, s.bounded = cc.MaxMemory, true
+	}
 	if err != nil {
 		return s, fmt.Errorf("bench: %w", err)
 	}
 	s.addrs[ProtoRESP], s.addrs[ProtoMemcache] = cl.Nodes[0].RESP, cl.Nodes[0].Memcache
-	fmt.Fprintf(cc.Log, "started %s: %d node(s), storage %s, fsync %s, RESP %s, memcached %s\n", name, count, cc.Storage, cmp.Or(cc.Fsync, "default"),
-		s.addrs[ProtoRESP], s.addrs[ProtoMemcache])
+	budget := "none"
+	if s.maxmemory > 0 {
+		budget = strconv.FormatInt(s.maxmemory, 10) + " bytes"
+	}
+	fmt.Fprintf(cc.Log, "started %s: %d node(s), storage %s, fsync %s, maxmemory %s, RESP %s, memcached %s\n", name, count, cc.Storage,
+		cmp.Or(cc.Fsync, "default"), budget, s.addrs[ProtoRESP], s.addrs[ProtoMemcache])
 	return s, nil
 }
 
@@ -410,7 +587,7 @@ func ping(protocol, addr string) error {
 	if err := c.SetDeadline(time.Now().Add(2 * time.Second)); err != nil {
 		return err
 	}
-	return c.Batch([]Request{{Op: OpGet, Key: []byte("bench:ping")}}, nil, func(int, bool) {})
+	return c.Batch([]Request{{Op: OpGet, Key: []byte("bench:ping")}}, nil, func(int, Reply) {})
 }
 
 // freeAddr returns a loopback address whose port was free a moment ago, from

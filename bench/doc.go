@@ -14,7 +14,19 @@
 //
 // A Generator (workload.go) is pure and deterministic for a seed: it draws the
 // operation (get or set, by ratio) and the key index (uniform or zipfian over the
-// keyspace). Every run is bounded: by a request count, by a duration, or both, and
-// by its context. Run, Prefill and Compare may be called from any goroutine; a
+// keyspace). In the cache pattern (PatternCache) a connection also SETs, at the
+// start of its next batch, every key whose GET missed in the last one, as a
+// read-through cache is used: the only state beyond the generator is those keys,
+// at most one batch of them. Every run counts its GET hits and misses (a miss is a
+// null reply), so a Result has the hit ratio.
+//
+// Compare can give every server one memory budget (CompareConfig.MaxMemory):
+// memcached -m, redis-server --maxmemory with allkeys-lru, and dynakv --maxmemory
+// when its binary lists the flag in `server --help` (otherwise a note in the
+// Report says its nodes ran without one); and it reads each server process's peak
+// RSS (VmHWM) before stopping it.
+//
+// Every run is bounded: by a request count, by a duration, or both, and by its
+// context. Run, Prefill, Warm and Compare may be called from any goroutine; a
 // Generator and a Result are not safe for concurrent use.
 package bench

@@ -21,53 +21,133 @@ type Report struct {
 	Host    string    `json:"host"`
 	Results []*Result `json:"results"`
 	Ratios  []Ratio   `json:"ratios,omitempty"`
+	// Memory is the peak memory of every server process of a comparison.
+	Memory []Memory `json:"memory,omitempty"`
+	// Notes say what a comparison could not do as asked, e.g. a dynakv without
+	// --maxmemory.
+	Notes []string `json:"notes,omitempty"`
 }
 
-// Ratio is a target's throughput for one operation over a reference server's, with
-// the floor it is held to (0: none).
+// MeasureHitRatio is the Ratio.Measure of a ratio of GET hit ratios.
+const MeasureHitRatio = "hit ratio"
+
+// Ratio is a target's throughput (or, by Measure, its GET hit ratio) for one
+// operation over a reference server's, with the floor it is held to (0: none).
 type Ratio struct {
 	Protocol  string  `json:"protocol"`
 	Op        string  `json:"op"`
-	Mix       string  `json:"mix"` // the get:set ratio of the runs compared
+	Mix       string  `json:"mix"` // the get:set ratio of the runs compared, after their pattern if not mix
 	Target    string  `json:"target"`
 	Reference string  `json:"reference"`
 	Ratio     float64 `json:"ratio"`
 	Floor     float64 `json:"floor,omitempty"`
+	// Measure is what is compared: "" for ops/s, MeasureHitRatio for hit ratios.
+	Measure string `json:"measure,omitempty"`
 }
 
 // Met reports whether the ratio reaches its floor.
 func (r Ratio) Met() bool { return r.Ratio >= r.Floor }
 
+// Memory is the peak resident set of one server process over a whole comparison
+// (VmHWM of /proc/<pid>/status, read just before it is stopped), with the budget
+// it was given and, for a dynakv node with a budget, the bound the issue holds it
+// to (RSSBound).
+type Memory struct {
+	Server  string `json:"server"`
+	Process string `json:"process"`
+	// PeakRSS is in bytes; 0 when it could not be read (not Linux, process gone).
+	PeakRSS int64 `json:"peak_rss_bytes"`
+	// MaxMemory is the budget in bytes the process was started with; 0: none.
+	MaxMemory int64 `json:"maxmemory,omitempty"`
+	// Bound is the most PeakRSS may be; 0: not held to one.
+	Bound int64 `json:"rss_bound,omitempty"`
+}
+
+// Met reports whether the peak is within the bound (always, without one).
+func (m Memory) Met() bool { return m.Bound == 0 || m.PeakRSS <= m.Bound }
+
+// mib formats bytes as MiB, "-" for 0.
+func mib(b int64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20))
+}
+
+// hitRatio formats a result's GET hit ratio, "-" without GETs answered.
+func (r *Result) hitRatio(op string) string {
+	if op != OpGet.String() || r.Hits+r.Misses == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.4f", r.HitRatio)
+}
+
+// label names a ratio's operation and, when it is not throughput, its measure.
+func (r Ratio) label() string {
+	if r.Measure == "" {
+		return r.Op
+	}
+	return r.Op + " " + r.Measure
+}
+
 // WriteTable writes the results as an aligned text table, then the ratios.
 func (rep *Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "TARGET\tPROTO\tMIX\tOP\tOPS/S\tP50 ms\tP90 ms\tP99 ms\tP99.9 ms\tMAX ms\tERRORS\t")
+	fmt.Fprintln(tw, "TARGET\tPROTO\tMIX\tOP\tOPS/S\tP50 ms\tP90 ms\tP99 ms\tP99.9 ms\tMAX ms\tERRORS\tHIT RATIO\t")
 	for _, r := range rep.Results {
 		for _, s := range r.Ops {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t\n", r.Name, r.Protocol, r.Ratio, s.Op,
-				s.OpsPerSec, s.P50, s.P90, s.P99, s.P999, s.Max, s.Errors)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.0f\t%.3f\t%.3f\t%.3f\t%.3f\t%.3f\t%d\t%s\t\n", r.Name, r.Protocol, r.Mix(), s.Op,
+				s.OpsPerSec, s.P50, s.P90, s.P99, s.P999, s.Max, s.Errors, r.hitRatio(s.Op))
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if len(rep.Ratios) == 0 {
-		return nil
-	}
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RATIO\tPROTO\tOP\tMIX\tTARGET / REFERENCE\tFLOOR\t")
-	for _, r := range rep.Ratios {
-		floor := "-"
-		if r.Floor > 0 {
-			floor = fmt.Sprintf(">= %.2f", r.Floor)
-			if !r.Met() {
-				floor += " NOT MET"
-			}
+	if len(rep.Ratios) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "RATIO\tPROTO\tOP\tMIX\tTARGET / REFERENCE\tFLOOR\t")
+		for _, r := range rep.Ratios {
+			floor := verdict(r.Floor > 0, fmt.Sprintf(">= %.2f", r.Floor), r.Met())
+			fmt.Fprintf(tw, "%.2f\t%s\t%s\t%s\t%s / %s\t%s\t\n", r.Ratio, r.Protocol, r.label(), r.Mix, r.Target, r.Reference, floor)
 		}
-		fmt.Fprintf(tw, "%.2f\t%s\t%s\t%s\t%s / %s\t%s\t\n", r.Ratio, r.Protocol, r.Op, r.Mix, r.Target, r.Reference, floor)
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
-	return tw.Flush()
+	if len(rep.Memory) > 0 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SERVER\tPROCESS\tPEAK RSS\tMAXMEMORY\tBOUND\t")
+		for _, m := range rep.Memory {
+			bound := verdict(m.Bound > 0, "<= "+mib(m.Bound), m.Met())
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", m.Server, m.Process, mib(m.PeakRSS), mib(m.MaxMemory), bound)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(rep.Notes) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, n := range rep.Notes {
+		if _, err := fmt.Fprintln(w, "note: "+n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// verdict is a limit as the text table shows it: "-" when there is none, else
+// limit, followed by " NOT MET" when it is not met.
+func verdict(has bool, limit string, met bool) string {
+	switch {
+	case !has:
+		return "-"
+	case !met:
+		return limit + " NOT MET"
+	}
+	return limit
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -98,11 +178,11 @@ svg{margin:.5em 1em .5em 0;background:#fff;border:1px solid #ddd}
 <h1>dynakv bench</h1>
 `)
 	fmt.Fprintf(&b, "<p>%s on %s<br><code>%s</code></p>\n", esc(rep.Date.Format(time.RFC1123)), esc(rep.Host), esc(rep.Command))
-	b.WriteString("<table><tr><th>target</th><th>protocol</th><th>get:set</th><th>op</th><th>ops/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>errors</th></tr>\n")
+	b.WriteString("<table><tr><th>target</th><th>protocol</th><th>get:set</th><th>op</th><th>ops/s</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>errors</th><th>hit ratio</th></tr>\n")
 	for _, r := range rep.Results {
 		for _, s := range r.Ops {
-			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%.0f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%d</td></tr>\n",
-				esc(r.Name), esc(r.Protocol), esc(r.Ratio), esc(s.Op), s.OpsPerSec, s.P50, s.P90, s.P99, s.P999, s.Max, s.Errors)
+			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%.0f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%.3f</td><td>%d</td><td>%s</td></tr>\n",
+				esc(r.Name), esc(r.Protocol), esc(r.Mix()), esc(s.Op), s.OpsPerSec, s.P50, s.P90, s.P99, s.P999, s.Max, s.Errors, r.hitRatio(s.Op))
 		}
 	}
 	b.WriteString("</table>\n")
@@ -118,17 +198,36 @@ svg{margin:.5em 1em .5em 0;background:#fff;border:1px solid #ddd}
 				floor = fmt.Sprintf(`<span class="%s">%.2f</span>`, class, r.Floor)
 			}
 			fmt.Fprintf(&b, "<tr><td>%s / %s</td><td>%s</td><td>%s</td><td>%s</td><td>%.2f</td><td>%s</td></tr>\n",
-				esc(r.Target), esc(r.Reference), esc(r.Protocol), esc(r.Mix), esc(r.Op), r.Ratio, floor)
+				esc(r.Target), esc(r.Reference), esc(r.Protocol), esc(r.Mix), esc(r.label()), r.Ratio, floor)
 		}
 		b.WriteString("</table>\n")
 	}
+	if len(rep.Memory) > 0 {
+		b.WriteString("<table><tr><th>server</th><th>process</th><th>peak RSS</th><th>maxmemory</th><th>bound</th></tr>\n")
+		for _, m := range rep.Memory {
+			bound := ""
+			if m.Bound > 0 {
+				class := "ok"
+				if !m.Met() {
+					class = "no"
+				}
+				bound = fmt.Sprintf(`<span class="%s">%s</span>`, class, esc(mib(m.Bound)))
+			}
+			fmt.Fprintf(&b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>\n",
+				esc(m.Server), esc(m.Process), esc(mib(m.PeakRSS)), esc(mib(m.MaxMemory)), bound)
+		}
+		b.WriteString("</table>\n")
+	}
+	for _, n := range rep.Notes {
+		fmt.Fprintf(&b, "<p>note: %s</p>\n", esc(n))
+	}
 	mixes := map[string]bool{}
 	for _, r := range rep.Results {
-		mixes[r.Ratio] = true
+		mixes[r.Mix()] = true
 	}
 	label := func(r *Result) string {
 		if len(mixes) > 1 {
-			return r.Name + " " + r.Ratio
+			return r.Name + " " + r.Mix()
 		}
 		return r.Name
 	}

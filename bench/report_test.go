@@ -211,3 +211,62 @@ func TestTable(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCache: a cache comparison under a budget shows the hit ratios, their
+// ratio with its floor, every process's peak RSS with dynakv's bound, and notes.
+func TestReportCache(t *testing.T) {
+	mk := func(name, proto string, hits, misses, maxmemory int64) *Result {
+		r := fakeResult(t, name, proto, 1000, 100, 100, time.Second)
+		r.Pattern, r.Ratio, r.Hits, r.Misses, r.MaxMemory = PatternCache, "1:0", hits, misses, maxmemory
+		r.summarize()
+		return r
+	}
+	results := []*Result{
+		mk(NameRedis, ProtoRESP, 800, 200, 64<<20),
+		mk(NameSingle, ProtoRESP, 700, 300, 64<<20), // 0.7 / 0.8 = 0.875: under 0.9
+		mk(NameMemcached, ProtoMemcache, 500, 500, 64<<20),
+		mk(NameSingle, ProtoMemcache, 990, 10, 0), // no budget: no floor
+	}
+	got := Ratios(results)
+	if len(got) != 4 { // per dynakv result: GET ops/s and GET hit ratio, no SET (fills follow misses)
+		t.Errorf("ratios %+v", got)
+	}
+	var hit []Ratio
+	for _, r := range got {
+		if r.Measure == MeasureHitRatio {
+			r.Ratio = math.Round(r.Ratio*1000) / 1000
+			hit = append(hit, r)
+		}
+	}
+	want := []Ratio{
+		{Protocol: ProtoRESP, Op: "GET", Mix: "cache 1:0", Target: NameSingle, Reference: NameRedis, Ratio: 0.875, Floor: FloorHitRatio, Measure: MeasureHitRatio},
+		{Protocol: ProtoMemcache, Op: "GET", Mix: "cache 1:0", Target: NameSingle, Reference: NameMemcached, Ratio: 1.98, Measure: MeasureHitRatio},
+	}
+	if len(hit) != len(want) || hit[0] != want[0] || hit[1] != want[1] {
+		t.Fatalf("hit ratios %+v; want %+v", hit, want)
+	}
+	rep := &Report{Results: results, Ratios: got, Notes: []string{"dynakv: no --maxmemory"}, Memory: []Memory{
+		{Server: NameRedis, Process: NameRedis, PeakRSS: 70 << 20, MaxMemory: 64 << 20},
+		{Server: NameSingle, Process: "dynakv-1-1", PeakRSS: 900 << 20, MaxMemory: 64 << 20, Bound: RSSBound(64 << 20)},
+	}}
+	var buf bytes.Buffer
+	if err := rep.WriteTable(&buf); err != nil {
+		t.Fatal(err)
+	}
+	out := buf.String()
+	for _, want := range []string{"HIT RATIO", "0.8000", "0.7000", "cache 1:0", "GET hit ratio", ">= 0.90 NOT MET",
+		"PEAK RSS", "70.0 MiB", "900.0 MiB", "<= 182.0 MiB NOT MET", "note: dynakv: no --maxmemory"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	buf.Reset()
+	if err := rep.WriteHTML(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"<th>hit ratio</th>", "<td>0.8000</td>", "peak RSS", "900.0 MiB", "note: dynakv: no --maxmemory"} {
+		if !strings.Contains(buf.String(), want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"time"
@@ -15,13 +16,17 @@ type Result struct {
 	Name     string `json:"name"`
 	Target   string `json:"target"`
 	Protocol string `json:"protocol"`
-	// Conns, Pipeline, Keys, Dist, Ratio and ValueSize describe the workload.
+	// Conns, Pipeline, Keys, Dist, Ratio, ValueSize and Pattern describe the workload.
 	Conns     int    `json:"conns"`
 	Pipeline  int    `json:"pipeline"`
 	Keys      int    `json:"keys"`
 	Dist      string `json:"dist"`
 	Ratio     string `json:"ratio"`
 	ValueSize int    `json:"value_size"`
+	Pattern   string `json:"pattern"`
+	// MaxMemory is the memory budget the server was given, in bytes (0: none or
+	// not known); Compare sets it.
+	MaxMemory int64 `json:"maxmemory,omitempty"`
 	// Runs is how many runs were merged; Elapsed their total time in seconds.
 	Runs    int     `json:"runs"`
 	Elapsed float64 `json:"elapsed_s"`
@@ -29,10 +34,19 @@ type Result struct {
 	OpsPerSec float64 `json:"ops_per_sec"`
 	// Ops has one entry per operation the workload used, GET first.
 	Ops []OpStats `json:"ops"`
+	// Hits and Misses count the GETs answered with a value and with nothing (errors
+	// are neither); HitRatio is Hits / (Hits + Misses), 0 without either.
+	Hits     int64   `json:"hits"`
+	Misses   int64   `json:"misses"`
+	HitRatio float64 `json:"hit_ratio"`
 
 	hists [numOps]*hdrhistogram.Histogram
 	errs  [numOps]int64
 }
+
+// Mix labels the result's workload: its get:set ratio, after its pattern when that
+// is not PatternMix (Workload.Mix).
+func (r *Result) Mix() string { return mixLabel(r.Pattern, r.Ratio) }
 
 // OpStats is one operation's figures; latencies are in milliseconds.
 type OpStats struct {
@@ -68,7 +82,7 @@ var curvePercentiles = func() []float64 {
 func collect(cfg Config, workers []*worker, elapsed time.Duration) *Result {
 	r := &Result{Name: cfg.Name, Target: cfg.Target, Protocol: cfg.Protocol, Conns: cfg.Conns,
 		Pipeline: cfg.Pipeline, Keys: cfg.Workload.Keys, Dist: cfg.Workload.Dist, Ratio: cfg.Workload.Ratio(),
-		ValueSize: cfg.Workload.ValueSize, Runs: 1, Elapsed: elapsed.Seconds()}
+		ValueSize: cfg.Workload.ValueSize, Pattern: cmp.Or(cfg.Workload.Pattern, PatternMix), Runs: 1, Elapsed: elapsed.Seconds()}
 	for op := range r.hists {
 		r.hists[op] = newHist()
 		for _, w := range workers {
@@ -76,19 +90,25 @@ func collect(cfg Config, workers []*worker, elapsed time.Duration) *Result {
 			r.errs[op] += w.errs[op]
 		}
 	}
+	for _, w := range workers {
+		r.Hits += w.hits
+		r.Misses += w.misses
+	}
 	r.summarize()
 	return r
 }
 
 // Merge adds o's requests and time to r; both must be of the same target and workload.
 func (r *Result) Merge(o *Result) error {
-	if r.Name != o.Name || r.Protocol != o.Protocol || r.Ratio != o.Ratio {
+	if r.Name != o.Name || r.Protocol != o.Protocol || r.Ratio != o.Ratio || r.Pattern != o.Pattern {
 		return fmt.Errorf("bench: cannot merge %s/%s into %s/%s", o.Name, o.Protocol, r.Name, r.Protocol)
 	}
 	for op := range r.hists {
 		r.hists[op].Merge(o.hists[op])
 		r.errs[op] += o.errs[op]
 	}
+	r.Hits += o.Hits
+	r.Misses += o.Misses
 	r.Runs += o.Runs
 	r.Elapsed += o.Elapsed
 	r.summarize()
@@ -135,5 +155,9 @@ func (r *Result) summarize() {
 	}
 	if r.Elapsed > 0 {
 		r.OpsPerSec = float64(total) / r.Elapsed
+	}
+	r.HitRatio = 0
+	if n := r.Hits + r.Misses; n > 0 {
+		r.HitRatio = float64(r.Hits) / float64(n)
 	}
 }

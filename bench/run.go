@@ -125,8 +125,21 @@ type worker struct {
 	gen   *Generator
 	hists [numOps]*hdrhistogram.Histogram
 	errs  [numOps]int64
-	reqs  []Request
-	keys  [][]byte
+	// hits and misses count the GETs answered with a value and with nothing.
+	hits, misses int64
+	reqs         []Request
+	keys         [][]byte
+	// fills are the keys whose GETs missed in the last batch (PatternCache): the
+	// next batch SETs them first. At most one per request of a batch.
+	fills [][]byte
+}
+
+func newWorker(pipeline int) *worker {
+	w := &worker{reqs: make([]Request, pipeline), keys: make([][]byte, pipeline), fills: make([][]byte, 0, pipeline)}
+	for op := range w.hists {
+		w.hists[op] = newHist()
+	}
+	return w
 }
 
 // budget hands out requests in batches; unlimited when total is 0.
@@ -171,11 +184,8 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connection %d of %d: %w", i+1, cfg.Conns, err)
 		}
-		w := &worker{conn: c, gen: NewGenerator(cfg.Workload, cfg.Seed, uint64(i)),
-			reqs: make([]Request, cfg.Pipeline), keys: make([][]byte, cfg.Pipeline)}
-		for op := range w.hists {
-			w.hists[op] = newHist()
-		}
+		w := newWorker(cfg.Pipeline)
+		w.conn, w.gen = c, NewGenerator(cfg.Workload, cfg.Seed, uint64(i))
 		workers[i] = w
 	}
 
@@ -247,25 +257,15 @@ func watchProgress(cfg Config, done *atomic.Int64, start time.Time, wg *sync.Wai
 
 func (w *worker) loop(ctx context.Context, cfg Config, b *budget, value []byte, done *atomic.Int64) error {
 	var t0 time.Time
-	record := func(i int, failed bool) {
-		op := w.reqs[i].Op
-		if failed {
-			w.errs[op]++
-			return
-		}
-		us := time.Since(t0).Microseconds()
-		_ = w.hists[op].RecordValue(min(max(us, histMin), histMax))
+	record := func(i int, reply Reply) {
+		w.record(w.reqs[i], reply, cfg.Workload.cache(), time.Since(t0))
 	}
 	for ctx.Err() == nil {
 		n := b.claim(cfg.Pipeline)
 		if n == 0 {
 			return nil
 		}
-		for i := range n {
-			op, k := w.gen.Next()
-			w.keys[i] = cfg.Workload.AppendKey(w.keys[i][:0], k)
-			w.reqs[i] = Request{Op: op, Key: w.keys[i]}
-		}
+		w.plan(cfg.Workload, n)
 		t0 = time.Now()
 		if err := w.conn.SetDeadline(t0.Add(cfg.IOTimeout)); err != nil {
 			return err
@@ -281,6 +281,46 @@ func (w *worker) loop(ctx context.Context, cfg Config, b *budget, value []byte, 
 	return nil
 }
 
+// plan fills the first n requests of the next batch: the SETs of the keys that
+// missed in the last batch first (PatternCache), then new draws. Fills beyond n
+// (only when the request budget runs out) are dropped.
+func (w *worker) plan(wl Workload, n int) {
+	i := 0
+	for ; i < n && i < len(w.fills); i++ {
+		w.keys[i] = append(w.keys[i][:0], w.fills[i]...)
+		w.reqs[i] = Request{Op: OpSet, Key: w.keys[i]}
+	}
+	w.fills = w.fills[:0]
+	for ; i < n; i++ {
+		op, k := w.gen.Next()
+		w.keys[i] = wl.AppendKey(w.keys[i][:0], k)
+		w.reqs[i] = Request{Op: op, Key: w.keys[i]}
+	}
+}
+
+// record counts the reply to q, which took took: its latency (unless an error),
+// a GET's hit or miss, and with fill set a miss's key to SET in the next batch.
+func (w *worker) record(q Request, reply Reply, fill bool, took time.Duration) {
+	if reply == ReplyError {
+		w.errs[q.Op]++
+		return
+	}
+	_ = w.hists[q.Op].RecordValue(min(max(took.Microseconds(), histMin), histMax))
+	if q.Op != OpGet {
+		return
+	}
+	if reply == ReplyOK {
+		w.hits++
+		return
+	}
+	w.misses++
+	if fill {
+		k := len(w.fills)
+		w.fills = w.fills[:k+1] // never beyond cap: one fill per request of a batch
+		w.fills[k] = append(w.fills[k][:0], q.Key...)
+	}
+}
+
 // makeValue returns size printable bytes drawn from seed.
 func makeValue(size int, seed uint64) []byte {
 	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -291,6 +331,28 @@ func makeValue(size int, seed uint64) []byte {
 		v[i] = alphabet[k]
 	}
 	return v
+}
+
+// warmSeed is added to a run's seed for its warm-up run (Warm), so that the run
+// measured afterwards does not replay the warm-up's requests.
+const warmSeed = 1 << 32
+
+// Warm readies a server for cfg's workload without measuring it. For PatternMix it
+// is Prefill: every key set once, so that GETs find values. For PatternCache it
+// runs the workload itself once, unmeasured, with another seed (the same hot
+// keys, another order): setting every key would fill a cache bounded below the
+// keyspace with its coldest keys, the last ones set, where a cache in use holds
+// its hottest.
+func Warm(ctx context.Context, cfg Config) error {
+	if !cfg.Workload.cache() {
+		return Prefill(ctx, cfg)
+	}
+	cfg.Seed += warmSeed
+	cfg.Progress = nil
+	if _, err := Run(ctx, cfg); err != nil {
+		return fmt.Errorf("warm-up: %w", err)
+	}
+	return nil
 }
 
 // Prefill sets every key of cfg's workload once, over cfg.Conns connections with
@@ -352,8 +414,8 @@ func prefillConn(ctx context.Context, cfg Config, value []byte, depth int, next 
 		if err := c.SetDeadline(time.Now().Add(cfg.IOTimeout)); err != nil {
 			return err
 		}
-		if err := c.Batch(reqs, value, func(_ int, failed bool) {
-			if failed {
+		if err := c.Batch(reqs, value, func(_ int, reply Reply) {
+			if reply == ReplyError {
 				failures++
 			}
 		}); err != nil {

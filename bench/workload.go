@@ -35,6 +35,19 @@ const (
 	DistZipfian = "zipfian"
 )
 
+// Workload patterns.
+const (
+	// PatternMix draws GETs and SETs by the get:set ratio, each on its own.
+	PatternMix = "mix"
+	// PatternCache uses the server as a cache is used (read-through): the
+	// operations are drawn as in PatternMix, and a GET that finds nothing (a miss)
+	// is followed by a SET of that key in the connection's next batch, as an
+	// application fills its cache after reading the source of truth. With the ratio
+	// 1:0 every SET is such a fill. GET hits and misses are counted in every
+	// pattern; this one makes the hit ratio that of a cache under that budget.
+	PatternCache = "cache"
+)
+
 // ZipfS is the exponent of the zipfian distribution (math/rand/v2 needs s > 1):
 // with 100,000 keys the hottest 1% of them get about 60% of the requests.
 const ZipfS = 1.01
@@ -58,11 +71,13 @@ type Workload struct {
 	ValueSize int
 	// KeyPrefix starts every key; default "key:".
 	KeyPrefix string
+	// Pattern is PatternMix (default, also for "") or PatternCache.
+	Pattern string
 }
 
 // DefaultWorkload returns a 1:1 get/set mix of 100-byte values over 100,000 uniform keys.
 func DefaultWorkload() Workload {
-	return Workload{Keys: 100_000, Dist: DistUniform, Gets: 1, Sets: 1, ValueSize: 100, KeyPrefix: "key:"}
+	return Workload{Keys: 100_000, Dist: DistUniform, Gets: 1, Sets: 1, ValueSize: 100, KeyPrefix: "key:", Pattern: PatternMix}
 }
 
 // Validate reports what is wrong with w, if anything.
@@ -76,6 +91,10 @@ func (w Workload) Validate() error {
 		return fmt.Errorf("%w: ratio %d:%d needs non-negative parts, not both 0", ErrConfig, w.Gets, w.Sets)
 	case w.ValueSize < 0 || w.ValueSize > 64<<20:
 		return fmt.Errorf("%w: value size must be 0..64 MiB, not %d", ErrConfig, w.ValueSize)
+	case w.Pattern != "" && w.Pattern != PatternMix && w.Pattern != PatternCache:
+		return fmt.Errorf("%w: pattern must be %s or %s, not %q", ErrConfig, PatternMix, PatternCache, w.Pattern)
+	case w.Pattern == PatternCache && w.Gets == 0:
+		return fmt.Errorf("%w: the %s pattern needs GETs, not the ratio %s", ErrConfig, PatternCache, w.Ratio())
 	case strings.ContainsAny(w.KeyPrefix, " \r\n\t"):
 		return fmt.Errorf("%w: key prefix %q has whitespace (memcached keys cannot)", ErrConfig, w.KeyPrefix)
 	}
@@ -84,6 +103,20 @@ func (w Workload) Validate() error {
 
 // Ratio returns the get:set ratio as text, e.g. "9:1".
 func (w Workload) Ratio() string { return strconv.Itoa(w.Gets) + ":" + strconv.Itoa(w.Sets) }
+
+// cache reports whether w fills its misses (PatternCache).
+func (w Workload) cache() bool { return w.Pattern == PatternCache }
+
+// Mix labels the workload's operations in reports: the ratio, e.g. "9:1", with
+// the pattern before it when it is not PatternMix, e.g. "cache 1:0".
+func (w Workload) Mix() string { return mixLabel(w.Pattern, w.Ratio()) }
+
+func mixLabel(pattern, ratio string) string {
+	if pattern == "" || pattern == PatternMix {
+		return ratio
+	}
+	return pattern + " " + ratio
+}
 
 // ParseRatio parses "get:set", e.g. "1:1" or "9:1".
 func ParseRatio(s string) (gets, sets int, err error) {

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +36,7 @@ type benchFlags struct {
 	baseline           bool
 	redis, memcached   string
 	cpuProfile         string
+	maxmemory          string
 }
 
 func newBenchCmd() *cobra.Command {
@@ -59,8 +62,19 @@ alone then GETs alone (as redis-benchmark -t set,get does) unless --ratio is giv
 goroutine per connection) and only a map behind them, whose ratios are the ceiling
 the network model leaves on the host.
 
+--pattern cache uses the server as a read-through cache: a GET that finds nothing
+(a miss) is followed by a SET of that key in the connection's next batch; the ratio
+defaults to 1:0, so every SET is such a fill. Every run reports its GET hits,
+misses and hit ratio; --warmup runs the cache workload once unmeasured rather than
+setting every key. --compare --maxmemory SIZE (Redis units: 64mb, 1gb) gives every
+server the same budget: memcached -m, redis-server --maxmemory with allkeys-lru,
+dynakv --maxmemory when its binary has the flag (else a note says it ran without),
+and the report adds each server process's peak RSS (VmHWM).
+
   dynakv bench --target 127.0.0.1:6379 --ratio 9:1 --dist zipfian --requests 1000000
-  dynakv bench --compare --conns 50 --requests 200000 --html report.html`,
+  dynakv bench --compare --conns 50 --requests 200000 --html report.html
+  dynakv bench --compare --pattern cache --dist zipfian --keys 4600000 --maxmemory 64mb \
+      --storage memory --protocol resp --requests 10000000`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
@@ -75,6 +89,7 @@ the network model leaves on the host.
 	f.IntVar(&bf.run.Workload.Keys, "keys", d.Workload.Keys, "keyspace size")
 	f.StringVar(&bf.run.Workload.Dist, "dist", d.Workload.Dist, `key distribution: "uniform" or "zipfian"`)
 	f.IntVar(&bf.run.Workload.ValueSize, "value-size", d.Workload.ValueSize, "SET value size in bytes")
+	f.StringVar(&bf.run.Workload.Pattern, "pattern", d.Workload.Pattern, `workload pattern: "mix" (GETs and SETs by --ratio) or "cache" (a GET miss is followed by a SET of its key; --ratio default 1:0)`)
 	f.IntVar(&bf.run.Pipeline, "pipeline", d.Pipeline, "requests in flight per connection (1: no pipelining)")
 	f.IntVar(&bf.run.Conns, "conns", d.Conns, "connections")
 	f.DurationVar(&bf.run.Duration, "duration", 0, "run for this long (with --requests, whichever ends first; alone, no count bound)")
@@ -92,6 +107,7 @@ the network model leaves on the host.
 	f.BoolVar(&bf.baseline, "baseline", false, "--compare: also measure "+bench.NameBaseline+", a Go server built like dynakv's front ends with only a map behind them, as the ceiling of the network model")
 	f.StringVar(&bf.redis, "redis-server", "", "--compare: redis-server program (default: from PATH)")
 	f.StringVar(&bf.memcached, "memcached", "", "--compare: memcached program (default: from PATH)")
+	f.StringVar(&bf.maxmemory, "maxmemory", "", "--compare: every server's memory budget, in Redis units (64mb, 1gb; default: none); reports peak RSS")
 	f.StringVar(&bf.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file")
 	return cmd
 }
@@ -100,8 +116,18 @@ func runBench(ctx context.Context, cmd *cobra.Command, bf benchFlags) error {
 	out := cmd.OutOrStdout()
 	f := cmd.Flags()
 	var err error
+	if bf.run.Workload.Pattern == bench.PatternCache && !f.Changed("ratio") {
+		bf.ratio = "1:0" // a read-through cache: every SET fills a miss
+	}
 	if bf.run.Workload.Gets, bf.run.Workload.Sets, err = bench.ParseRatio(bf.ratio); err != nil {
 		return err
+	}
+	maxmemory, err := parseMemory(bf.maxmemory)
+	if err != nil {
+		return err
+	}
+	if maxmemory > 0 && !bf.compare {
+		return errors.New("bench: --maxmemory needs --compare (it is the budget of the servers --compare starts)")
 	}
 	if f.Changed("duration") && !f.Changed("requests") {
 		bf.run.Requests = 0
@@ -136,11 +162,11 @@ func runBench(ctx context.Context, cmd *cobra.Command, bf benchFlags) error {
 		}
 		cc := bench.CompareConfig{Run: bf.run, Rounds: bf.rounds, Warmup: bf.warmup || !f.Changed("warmup"),
 			Dynakv: exe, Storage: bf.storage, Fsync: bf.fsync, RedisServer: bf.redis, Memcached: bf.memcached,
-			SkipCluster: bf.noCluster, Baseline: bf.baseline, Log: notes}
+			SkipCluster: bf.noCluster, Baseline: bf.baseline, MaxMemory: maxmemory, Log: notes}
 		if f.Changed("protocol") {
 			cc.Protocols = []string{bf.run.Protocol}
 		}
-		if !f.Changed("ratio") {
+		if !f.Changed("ratio") && bf.run.Workload.Pattern != bench.PatternCache {
 			cc.Mixes = [][2]int{{0, 1}, {1, 0}} // SETs alone, then GETs alone
 		}
 		if rep, err = bench.Compare(ctx, cc); err != nil {
@@ -148,8 +174,12 @@ func runBench(ctx context.Context, cmd *cobra.Command, bf benchFlags) error {
 		}
 	} else {
 		if bf.warmup {
-			fmt.Fprintf(notes, "prefilling %d keys\n", bf.run.Workload.Keys)
-			if err := bench.Prefill(ctx, bf.run); err != nil {
+			if bf.run.Workload.Pattern == bench.PatternCache {
+				fmt.Fprintln(notes, "warming: the cache workload once, unmeasured")
+			} else {
+				fmt.Fprintf(notes, "prefilling %d keys\n", bf.run.Workload.Keys)
+			}
+			if err := bench.Warm(ctx, bf.run); err != nil {
 				return err
 			}
 		}
@@ -203,6 +233,25 @@ func newBaselineCmd() *cobra.Command {
 	cmd.Flags().StringVar(&respAddr, "resp", "127.0.0.1:6379", "RESP listen address")
 	cmd.Flags().StringVar(&mcAddr, "memcache", "127.0.0.1:11211", "memcached listen address")
 	return cmd
+}
+
+// memoryUnits are the units of a Redis memory size, as redis.conf takes them.
+var memoryUnits = map[string]int64{"": 1, "b": 1, "k": 1000, "kb": 1 << 10, "m": 1000_000, "mb": 1 << 20,
+	"g": 1000_000_000, "gb": 1 << 30}
+
+// parseMemory parses a size as Redis does ("64mb", "1gb", "1000000"; units without
+// case); "" is 0. (internal/units, when issue 18 adds it, is meant to replace it.)
+func parseMemory(s string) (int64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	digits := strings.TrimRight(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+	unit, ok := memoryUnits[strings.ToLower(s[len(digits):])]
+	n, err := strconv.ParseInt(digits, 10, 64)
+	if !ok || err != nil || n < 0 || digits[0] < '0' || digits[0] > '9' || n > math.MaxInt64/unit {
+		return 0, fmt.Errorf("bench: --maxmemory %q: want a size such as 64mb, 1gb or 1000000 (bytes)", s)
+	}
+	return n * unit, nil
 }
 
 // writeFile writes a report to path with write, unless path is empty.

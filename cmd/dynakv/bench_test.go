@@ -68,4 +68,59 @@ func TestBenchCommand(t *testing.T) {
 	if err := root.Execute(); err == nil {
 		t.Error("a bad --ratio was accepted")
 	}
+
+	// The cache pattern: the ratio defaults to 1:0, SETs only fill misses, and the
+	// report has the hit ratio.
+	out.Reset()
+	root = newRoot()
+	root.SetOut(&out)
+	root.SetArgs([]string{"bench", "--target", ln.Addr().String(), "--requests", "300", "--conns", "2", "--keys", "1000000",
+		"--pattern", "cache", "--dist", "zipfian", "--warmup", "-q", "--json", jsonFile})
+	if err := root.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "HIT RATIO") || !strings.Contains(out.String(), "cache 1:0") {
+		t.Errorf("output:\n%s", out.String())
+	}
+	if b, err = os.ReadFile(jsonFile); err != nil {
+		t.Fatal(err)
+	}
+	rep = bench.Report{}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if r := rep.Results[0]; r.Pattern != bench.PatternCache || r.Ratio != "1:0" || r.Misses == 0 || r.Hits == 0 {
+		t.Errorf("cache result %+v", r)
+	}
+
+	for _, args := range [][]string{
+		{"--maxmemory", "64mb"},                  // without --compare
+		{"--compare", "--maxmemory", "64 mb"},    // not a size
+		{"--pattern", "lru"},                     // no such pattern
+		{"--pattern", "cache", "--ratio", "0:1"}, // a cache needs GETs
+	} {
+		root = newRoot()
+		root.SetOut(&out)
+		root.SetArgs(append([]string{"bench", "--target", ln.Addr().String(), "--requests", "10", "-q"}, args...))
+		if err := root.Execute(); err == nil {
+			t.Errorf("%q was accepted", args)
+		}
+	}
+}
+
+func TestParseMemory(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+	}{{"", 0}, {"0", 0}, {"1000", 1000}, {"64mb", 64 << 20}, {"64MB", 64 << 20}, {"1gb", 1 << 30}, {"2k", 2000},
+		{"2kb", 2048}, {"3m", 3_000_000}, {"1g", 1_000_000_000}, {"10b", 10}} {
+		if got, err := parseMemory(tc.in); err != nil || got != tc.want {
+			t.Errorf("parseMemory(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"mb", "-1mb", "+1", "1 mb", "1tb", "1.5gb", "99999999999gb", "x"} {
+		if n, err := parseMemory(bad); err == nil {
+			t.Errorf("parseMemory(%q) = %d; want an error", bad, n)
+		}
+	}
 }
