@@ -194,7 +194,7 @@ func Compare(ctx context.Context, cc CompareConfig) (*Report, error) {
 	if cc.MaxMemory > 0 {
 		help, err := serverHelp(ctx, cc.Dynakv)
 		if memFlags = dynakvMemoryFlags(help, cc.MaxMemory); memFlags == nil {
-			note := "dynakv: no --maxmemory (its `server --help` does not list the flag): its nodes ran without a memory budget"
+			note := "dynakv: no --maxmemory with eviction (its `server --help` lists no --maxmemory, or only noeviction): its nodes ran without a memory budget"
 			if err != nil {
 				note += " (" + err.Error() + ")"
 			}
@@ -452,9 +452,11 @@ func serverHelp(ctx context.Context, bin string) (string, error) {
 
 // dynakvMemoryFlags returns the flags that give a dynakv node the budget
 // maxmemory (bytes) with allkeys-lru, as far as the server's help text lists
-// them; nil when it has no --maxmemory.
+// them; nil when it has no --maxmemory, or when it cannot evict yet (its help
+// says "only noeviction"): a cache workload under noeviction would measure -OOM
+// errors, not a hit ratio.
 func dynakvMemoryFlags(help string, maxmemory int64) []string {
-	if !hasFlag(help, "maxmemory") {
+	if !hasFlag(help, "maxmemory") || strings.Contains(help, "only noeviction") {
 		return nil
 	}
 	flags := []string{"--maxmemory", strconv.FormatInt(maxmemory, 10)}

@@ -146,6 +146,7 @@ func TestDynakvMemoryFlags(t *testing.T) {
 		{only, "--maxmemory 1048576"},
 		{both, "--maxmemory 1048576 --maxmemory-policy allkeys-lru"},
 		{"      --maxmemory=SIZE   budget\n", "--maxmemory 1048576"},
+		{both + "  only noeviction is available until eviction lands\n", ""},
 	} {
 		if got := strings.Join(dynakvMemoryFlags(tc.help, 1<<20), " "); got != tc.want {
 			t.Errorf("help %q: flags %q; want %q", tc.help, got, tc.want)

@@ -5,13 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -36,7 +34,7 @@ type benchFlags struct {
 	baseline           bool
 	redis, memcached   string
 	cpuProfile         string
-	maxmemory          string
+	maxmemory          int64
 }
 
 func newBenchCmd() *cobra.Command {
@@ -107,7 +105,7 @@ and the report adds each server process's peak RSS (VmHWM).
 	f.BoolVar(&bf.baseline, "baseline", false, "--compare: also measure "+bench.NameBaseline+", a Go server built like dynakv's front ends with only a map behind them, as the ceiling of the network model")
 	f.StringVar(&bf.redis, "redis-server", "", "--compare: redis-server program (default: from PATH)")
 	f.StringVar(&bf.memcached, "memcached", "", "--compare: memcached program (default: from PATH)")
-	f.StringVar(&bf.maxmemory, "maxmemory", "", "--compare: every server's memory budget, in Redis units (64mb, 1gb; default: none); reports peak RSS")
+	f.Var(memoryValue{&bf.maxmemory}, "maxmemory", "--compare: every server's memory budget, in Redis units (64mb, 1gb; default: none); reports peak RSS")
 	f.StringVar(&bf.cpuProfile, "cpuprofile", "", "write a CPU profile of the load generator itself to this file")
 	return cmd
 }
@@ -122,10 +120,7 @@ func runBench(ctx context.Context, cmd *cobra.Command, bf benchFlags) error {
 	if bf.run.Workload.Gets, bf.run.Workload.Sets, err = bench.ParseRatio(bf.ratio); err != nil {
 		return err
 	}
-	maxmemory, err := parseMemory(bf.maxmemory)
-	if err != nil {
-		return err
-	}
+	maxmemory := bf.maxmemory
 	if maxmemory > 0 && !bf.compare {
 		return errors.New("bench: --maxmemory needs --compare (it is the budget of the servers --compare starts)")
 	}
@@ -233,25 +228,6 @@ func newBaselineCmd() *cobra.Command {
 	cmd.Flags().StringVar(&respAddr, "resp", "127.0.0.1:6379", "RESP listen address")
 	cmd.Flags().StringVar(&mcAddr, "memcache", "127.0.0.1:11211", "memcached listen address")
 	return cmd
-}
-
-// memoryUnits are the units of a Redis memory size, as redis.conf takes them.
-var memoryUnits = map[string]int64{"": 1, "b": 1, "k": 1000, "kb": 1 << 10, "m": 1000_000, "mb": 1 << 20,
-	"g": 1000_000_000, "gb": 1 << 30}
-
-// parseMemory parses a size as Redis does ("64mb", "1gb", "1000000"; units without
-// case); "" is 0. (internal/units, when issue 18 adds it, is meant to replace it.)
-func parseMemory(s string) (int64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	digits := strings.TrimRight(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-	unit, ok := memoryUnits[strings.ToLower(s[len(digits):])]
-	n, err := strconv.ParseInt(digits, 10, 64)
-	if !ok || err != nil || n < 0 || digits[0] < '0' || digits[0] > '9' || n > math.MaxInt64/unit {
-		return 0, fmt.Errorf("bench: --maxmemory %q: want a size such as 64mb, 1gb or 1000000 (bytes)", s)
-	}
-	return n * unit, nil
 }
 
 // writeFile writes a report to path with write, unless path is empty.

@@ -108,19 +108,20 @@ func TestBenchCommand(t *testing.T) {
 	}
 }
 
-func TestParseMemory(t *testing.T) {
+func TestBenchMaxMemoryFlag(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
 		want int64
-	}{{"", 0}, {"0", 0}, {"1000", 1000}, {"64mb", 64 << 20}, {"64MB", 64 << 20}, {"1gb", 1 << 30}, {"2k", 2000},
-		{"2kb", 2048}, {"3m", 3_000_000}, {"1g", 1_000_000_000}, {"10b", 10}} {
-		if got, err := parseMemory(tc.in); err != nil || got != tc.want {
-			t.Errorf("parseMemory(%q) = %d, %v; want %d", tc.in, got, err, tc.want)
+	}{{"0", 0}, {"1000", 1000}, {"64mb", 64 << 20}, {"64MB", 64 << 20}, {"1gb", 1 << 30}, {"2k", 2000}, {"10b", 10}} {
+		var n int64
+		if err := (memoryValue{&n}).Set(tc.in); err != nil || n != tc.want {
+			t.Errorf("--maxmemory %q = %d, %v; want %d", tc.in, n, err, tc.want)
 		}
 	}
-	for _, bad := range []string{"mb", "-1mb", "+1", "1 mb", "1tb", "1.5gb", "99999999999gb", "x"} {
-		if n, err := parseMemory(bad); err == nil {
-			t.Errorf("parseMemory(%q) = %d; want an error", bad, n)
+	for _, bad := range []string{"", "mb", "-1mb", "+1", "1 mb", "1tb", "1.5gb", "99999999999gb", "x"} {
+		var n int64
+		if err := (memoryValue{&n}).Set(bad); err == nil {
+			t.Errorf("--maxmemory %q = %d; want an error", bad, n)
 		}
 	}
 }
