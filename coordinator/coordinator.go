@@ -210,7 +210,6 @@ type Coordinator struct {
 	stats   counters
 	// deadlines shares request contexts between requests (requestContext).
 	deadlines sharedDeadline
-	zones     zoneCache // the current ring's zones, for plan
 }
 
 // New returns a Coordinator over store.

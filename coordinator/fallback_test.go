@@ -67,7 +67,7 @@ func TestPlanAvoidance(t *testing.T) {
 				}
 			}
 			dead := in(tc.dead)
-			pn := planFor(newZoneView(rg), 0, 3, pl[tc.self], func(n string) bool { return !dead(n) }, in(tc.avoided), tc.noHints)
+			pn := planFor(rg, 0, 3, pl[tc.self], func(n string) bool { return !dead(n) }, in(tc.avoided), tc.noHints)
 			got := want{self: pn.self}
 			for _, tg := range pn.remote {
 				s := pos[tg.node]

@@ -130,10 +130,10 @@ func (c *Coordinator) plan(key []byte) plan { return c.planHints(key, false) }
 func (c *Coordinator) planHints(key []byte, noHints bool) plan {
 	rg := c.cfg.Cluster.Ring()
 	n, _, _ := c.Quorum(rg.Len(), 0, 0)
-	return planFor(c.zones.of(rg), rg.Partition(key), n, c.cfg.Node, c.cfg.Cluster.Alive, c.cfg.Avoid.Avoided, c.cfg.DisableHints || noHints)
+	return planFor(rg, rg.Partition(key), n, c.cfg.Node, c.cfg.Cluster.Alive, c.cfg.Avoid.Avoided, c.cfg.DisableHints || noHints)
 }
 
-// planFor is plan's pure core for partition p of zv's ring rg. n is the replication
+// planFor is plan's pure core for partition p of ring rg. n is the replication
 // factor, self this node. Each of the first n members of p's preference list that
 // is alive and not avoided is a target; one that is dead or avoided is replaced by
 // a fallback, chosen by rg.Fallback among the usable ones (not self, alive, not
@@ -148,8 +148,7 @@ func (c *Coordinator) planHints(key []byte, noHints bool) plan {
 // Up to n of the usable fallbacks left over are the spares, one in each owner's
 // zone first. With hints disabled there are no fallbacks: every live owner is
 // asked, avoided or not.
-func planFor(zv *zoneView, p, n int, self string, alive, avoided func(string) bool, disableHints bool) plan {
-	rg := zv.rg
+func planFor(rg *ring.Ring, p, n int, self string, alive, avoided func(string) bool, disableHints bool) plan {
 	pl := rg.PreferenceList(p)
 	if len(pl) == 0 {
 		return plan{n: 1, self: true}
@@ -162,7 +161,7 @@ func planFor(zv *zoneView, p, n int, self string, alive, avoided func(string) bo
 			pn.spare = make([]string, 0, n)
 		}
 	}
-	zoned := zv.zoned
+	zoned := rg.NumZones() > 1
 	// An owner waiting for a fallback is a target with hintFor set and node
 	// empty (dead) or the owner itself (alive but avoided: asked if none is left).
 	waiting := 0
@@ -200,7 +199,7 @@ func planFor(zv *zoneView, p, n int, self string, alive, avoided func(string) bo
 					continue
 				}
 				fb := rg.Fallback(p, n, t.hintFor, usable)
-				if fb == "" || pass == 0 && !zv.same(fb, t.hintFor) {
+				if fb == "" || pass == 0 && !rg.SameZone(fb, t.hintFor) {
 					continue
 				}
 				t.node = fb
@@ -222,7 +221,7 @@ func planFor(zv *zoneView, p, n int, self string, alive, avoided func(string) bo
 		pn.remote = pn.remote[:k]
 	}
 	pn.fillSpares(pl[n:], usable)
-	if zoned && !spreadSpares(zv, pl[:n], self, pn.spare) {
+	if zoned && !spreadSpares(rg, pl[:n], self, pn.spare) {
 		// A spare in each owner's zone first (the one Fallback picks there),
 		// then the next usable ones, in preference order.
 		pn.spare = pn.spare[:0]
@@ -230,7 +229,7 @@ func planFor(zv *zoneView, p, n int, self string, alive, avoided func(string) bo
 			if owner == self {
 				continue
 			}
-			if fb := rg.Fallback(p, n, owner, usable); fb != "" && zv.same(fb, owner) {
+			if fb := rg.Fallback(p, n, owner, usable); fb != "" && rg.SameZone(fb, owner) {
 				pn.spare = append(pn.spare, fb)
 			}
 		}
@@ -259,7 +258,7 @@ func (pn *plan) fillSpares(fallbacks []string, usable func(string) bool) {
 // already include the one in each owner's zone that planFor wants, and it needs
 // no search. Its common case: with every node alive, the fallbacks after the
 // first N are the next round of the ring's deal over the zones.
-func spreadSpares(zv *zoneView, owners []string, self string, spares []string) bool {
+func spreadSpares(rg *ring.Ring, owners []string, self string, spares []string) bool {
 	var need [8]int // per owner zone (by owner), owners minus spares in it
 	if len(owners) > len(need) {
 		return false
@@ -268,7 +267,7 @@ func spreadSpares(zv *zoneView, owners []string, self string, spares []string) b
 	k := 0
 	for _, o := range owners {
 		if o != self {
-			zones[k] = zv.zoneOf[o]
+			zones[k], _ = rg.ZoneIndex(o)
 			k++
 		}
 	}
@@ -280,7 +279,7 @@ func spreadSpares(zv *zoneView, owners []string, self string, spares []string) b
 		}
 	}
 	for _, s := range spares {
-		z := zv.zoneOf[s]
+		z, _ := rg.ZoneIndex(s)
 		for i := range k {
 			if zones[i] == z {
 				need[i]--

@@ -111,7 +111,7 @@ func TestPlanZones(t *testing.T) {
 				return func(node string) bool { return slices.Contains(set, slices.Index(pl, node)) }
 			}
 			dead := in(tc.dead)
-			pn := planFor(newZoneView(rg), p, 3, pl[tc.self], func(n string) bool { return !dead(n) }, in(tc.avoided), tc.noHints)
+			pn := planFor(rg, p, 3, pl[tc.self], func(n string) bool { return !dead(n) }, in(tc.avoided), tc.noHints)
 			remote, orphans, spare := describePlan(pl, pn)
 			if !slices.Equal(remote, tc.remote) || !slices.Equal(orphans, tc.orphans) || !slices.Equal(spare, tc.spare) {
 				t.Fatalf("plan: remote %v, orphans %v, spare %v; want %v, %v, %v",
@@ -129,7 +129,7 @@ func TestPlanZones(t *testing.T) {
 func TestSpareTake(t *testing.T) {
 	rg, p := zonedPartition(t, "abcbcaacb", 3)
 	pl := rg.PreferenceList(p)
-	pn := planFor(newZoneView(rg), p, 3, pl[0], func(string) bool { return true }, func(string) bool { return false }, false)
+	pn := planFor(rg, p, 3, pl[0], func(string) bool { return true }, func(string) bool { return false }, false)
 	sp := pn.spares()
 	var got []string
 	for _, owner := range []int{2, 2, 1, 1, 0} {
@@ -149,7 +149,7 @@ func TestSpareTake(t *testing.T) {
 	// Without zones: in order.
 	rg = testRing(t, nodeNames(7)...)
 	pl = rg.PreferenceList(0)
-	pn = planFor(newZoneView(rg), 0, 3, pl[0], func(string) bool { return true }, func(string) bool { return false }, false)
+	pn = planFor(rg, 0, 3, pl[0], func(string) bool { return true }, func(string) bool { return false }, false)
 	sp = pn.spares()
 	for i, owner := range []int{2, 1, 2} {
 		if node, _ := sp.take(pl[owner]); node != pl[3+i] {
@@ -247,7 +247,7 @@ func newRandomPlanCase(t *testing.T, rng *rand.Rand, zones int) randomPlanCase {
 }
 
 func (c randomPlanCase) plan() plan {
-	return planFor(newZoneView(c.rg), c.p, c.n, c.self, func(n string) bool { return !c.dead[n] }, func(n string) bool { return c.avoided[n] }, c.noHints)
+	return planFor(c.rg, c.p, c.n, c.self, func(n string) bool { return !c.dead[n] }, func(n string) bool { return c.avoided[n] }, c.noHints)
 }
 
 func (c randomPlanCase) usable(node string) bool {

@@ -58,7 +58,7 @@ func (n *Node) info(section string) []resp.InfoField {
 		cs := n.clusterStats()
 		add("cluster", "cluster_members", cs.members)
 		add("cluster", "cluster_members_alive", cs.alive)
-		add("cluster", "zones", len(n.ms.Ring().Zones()))
+		add("cluster", "zones", n.ms.Ring().NumZones())
 		add("cluster", "partitions", n.cfg.Partitions)
 		add("cluster", "n", cs.n)
 		add("cluster", "r", cs.r)

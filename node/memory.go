@@ -58,12 +58,21 @@ type memLimit struct {
 	peak   atomic.Int64
 }
 
-// usage reads the store's sums and derives used_memory.
-func (n *Node) usage() memUsage {
+// measure reads the store's sums and derives used_memory.
+func (n *Node) measure() memUsage {
 	u := memUsage{MemoryStats: n.store.Memory(), max: n.mem.max.Load()}
 	a := graveAllowance(u.max)
 	u.uncounted = min(u.Graves, a)
 	u.used = u.Live + u.Hints + u.Graves - u.uncounted
+	return u
+}
+
+// usage is measure for what reports it (INFO, memcached stats, /metrics): it
+// also raises used_memory_peak, which is therefore the largest figure a report
+// saw, as Redis's is the largest its cron saw. The write path's checks (oom,
+// memGate) only measure, so a write does not touch the peak's shared word.
+func (n *Node) usage() memUsage {
+	u := n.measure()
 	for p := n.mem.peak.Load(); u.used > p && !n.mem.peak.CompareAndSwap(p, u.used); p = n.mem.peak.Load() {
 	}
 	return u
@@ -73,14 +82,17 @@ func (n *Node) usage() memUsage {
 func (u memUsage) full() bool { return u.max > 0 && u.used > u.max }
 
 // oom is resp's Config.OOM: over the limit, and (noeviction) unable to evict.
-func (n *Node) oom() bool { return n.usage().full() }
+func (n *Node) oom() bool { return n.mem.max.Load() > 0 && n.measure().full() }
 
 // memGate is the proxy's Memory: it refuses growing ops where they execute.
 type memGate struct{ n *Node }
 
 // Admit implements proxy.Memory: under noeviction, ErrOOM at once when full.
 func (g memGate) Admit(context.Context) error {
-	if u := g.n.usage(); u.full() {
+	if g.n.mem.max.Load() == 0 {
+		return nil // no limit: nothing to read
+	}
+	if u := g.n.measure(); u.full() {
 		return fmt.Errorf("node %s: used memory %d > maxmemory %d: %w", g.n.cfg.Name, u.used, u.max, proxy.ErrOOM)
 	}
 	return nil

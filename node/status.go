@@ -134,13 +134,13 @@ func (n *Node) status(hintsByOwner bool) Status {
 // distinct zones. It costs Q*nn steps (1024*3 by default).
 func (n *Node) zoneStatus(rg *ring.Ring, nn int) ([]ZoneStatus, int) {
 	zones := rg.Zones()
-	idx := make(map[string]int, len(zones))
 	out := make([]ZoneStatus, len(zones))
 	for i, z := range zones {
-		idx[z], out[i].Zone = i, z
+		out[i].Zone = z
 	}
 	for _, m := range rg.Members() {
-		zs := &out[idx[m.Zone]]
+		z, _ := rg.ZoneIndex(m.Name)
+		zs := &out[z]
 		zs.Members++
 		if n.ms.Alive(m.Name) {
 			zs.MembersAlive++
@@ -152,8 +152,8 @@ func (n *Node) zoneStatus(rg *ring.Ring, nn int) ([]ZoneStatus, int) {
 	for p := range rg.Partitions() {
 		clear(held)
 		for _, name := range rg.Replicas(p, nn) {
-			z, _ := rg.Zone(name)
-			held[idx[z]]++
+			z, _ := rg.ZoneIndex(name)
+			held[z]++
 		}
 		distinct := 0
 		for i, h := range held {

@@ -384,15 +384,13 @@ func (h *Handoff) deliverPage(ctx context.Context, owner string, rt route, page 
 // zoneFallback returns p's fallback for owner (ring.Ring.Fallback with usable)
 // when the ring has zones and the fallback is in owner's zone; else "".
 func zoneFallback(rg *ring.Ring, p, n int, owner string, usable func(string) bool) string {
-	if len(rg.Zones()) < 2 {
+	if rg.NumZones() < 2 {
 		return ""
 	}
-	fb := rg.Fallback(p, n, owner, usable)
-	zf, _ := rg.Zone(fb)
-	if zo, _ := rg.Zone(owner); fb == "" || zf != zo {
-		return ""
+	if fb := rg.Fallback(p, n, owner, usable); fb != "" && rg.SameZone(fb, owner) {
+		return fb
 	}
-	return fb
+	return ""
 }
 
 // tooOld reports whether every value of a hinted record was written more than

@@ -53,11 +53,12 @@ type Member struct {
 // with Q, so Q=65536 costs 64 times that.
 type Ring struct {
 	q       int
-	members []Member // sorted by name, weights normalized
-	zones   []string // the distinct zones of members, sorted
-	zoneOf  []int    // zoneOf[i]: index in zones of members[i]'s zone
-	prefs   []string // Q rows of len(members) names; row p is p's preference list
-	primary []int    // primary[i]: partitions whose first choice is members[i]
+	members []Member       // sorted by name, weights normalized
+	byName  map[string]int // member name -> index in members
+	zones   []string       // the distinct zones of members, sorted
+	zoneOf  []int          // zoneOf[i]: index in zones of members[i]'s zone
+	prefs   []string       // Q rows of len(members) names; row p is p's preference list
+	primary []int          // primary[i]: partitions whose first choice is members[i]
 }
 
 // New returns the ring of members over partitions partitions. partitions must be a
@@ -90,6 +91,7 @@ func New(partitions int, members []Member) (*Ring, error) {
 	r := &Ring{
 		q:       partitions,
 		members: ms,
+		byName:  make(map[string]int, len(ms)),
 		zoneOf:  make([]int, len(ms)),
 		prefs:   make([]string, partitions*len(ms)),
 		primary: make([]int, len(ms)),
@@ -103,6 +105,7 @@ func New(partitions int, members []Member) (*Ring, error) {
 	slices.Sort(r.zones)
 	r.zones = slices.Clip(slices.Compact(r.zones))
 	for i, m := range ms {
+		r.byName[m.Name] = i
 		r.zoneOf[i], _ = slices.BinarySearch(r.zones, m.Zone)
 	}
 	hashes := make([]uint64, len(ms))
@@ -196,11 +199,36 @@ func (r *Ring) Zone(name string) (string, bool) {
 	return r.members[i].Zone, true
 }
 
+// NumZones returns how many distinct zones the members are in: 1 when no member
+// has a zone, 0 for an empty ring. It does not allocate.
+func (r *Ring) NumZones() int { return len(r.zones) }
+
+// ZoneIndex returns the index in Zones() of member name's zone, and false if name
+// is not a member. It does not allocate.
+func (r *Ring) ZoneIndex(name string) (int, bool) {
+	i, ok := r.index(name)
+	if !ok {
+		return -1, false
+	}
+	return r.zoneOf[i], true
+}
+
+// SameZone reports whether a and b are in the same zone: always when the ring has
+// at most one zone; otherwise only for two members of one zone. It does not
+// allocate.
+func (r *Ring) SameZone(a, b string) bool {
+	if len(r.zones) < 2 {
+		return true
+	}
+	za, oka := r.ZoneIndex(a)
+	zb, okb := r.ZoneIndex(b)
+	return oka && okb && za == zb
+}
+
 // index returns the index of member name in r.members.
 func (r *Ring) index(name string) (int, bool) {
-	return slices.BinarySearchFunc(r.members, name, func(m Member, name string) int {
-		return cmp.Compare(m.Name, name)
-	})
+	i, ok := r.byName[name]
+	return i, ok
 }
 
 // Partition returns the partition of key: PartitionOf(key, Q). It does not allocate.

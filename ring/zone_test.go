@@ -430,3 +430,39 @@ func TestFallbackDoesNotAllocate(t *testing.T) {
 		t.Errorf("Fallback allocates %v times", a)
 	}
 }
+
+// TestZoneLookups: NumZones, ZoneIndex and SameZone agree with Zones and Zone,
+// for members, a name that is not one, and rings with one zone or none.
+func TestZoneLookups(t *testing.T) {
+	rg, err := New(64, []Member{{Name: "a", Zone: "z1"}, {Name: "b", Zone: "z2"}, {Name: "c", Zone: "z1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := rg.NumZones(); n != 2 {
+		t.Fatalf("NumZones = %d, want 2", n)
+	}
+	zones := rg.Zones()
+	for _, name := range []string{"a", "b", "c"} {
+		i, ok := rg.ZoneIndex(name)
+		z, _ := rg.Zone(name)
+		if !ok || zones[i] != z {
+			t.Errorf("ZoneIndex(%s) = %d, %v; Zone = %q", name, i, ok, z)
+		}
+	}
+	if i, ok := rg.ZoneIndex("x"); ok || i != -1 {
+		t.Errorf("ZoneIndex of a non-member = %d, %v", i, ok)
+	}
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{{"a", "c", true}, {"a", "b", false}, {"c", "b", false}, {"a", "a", true}, {"a", "x", false}, {"x", "y", false}} {
+		if got := rg.SameZone(tc.a, tc.b); got != tc.want {
+			t.Errorf("SameZone(%s, %s) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+	one, _ := New(64, []Member{{Name: "a"}, {Name: "b"}})
+	empty, _ := New(64, nil)
+	if one.NumZones() != 1 || !one.SameZone("a", "b") || !one.SameZone("a", "x") || empty.NumZones() != 0 {
+		t.Errorf("one zone: NumZones %d, SameZone %v; empty ring: NumZones %d", one.NumZones(), one.SameZone("a", "b"), empty.NumZones())
+	}
+}
