@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/evict"
+	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -50,7 +51,7 @@ import (
 
 // evictTick is the time between passes when nothing wakes the loop; the access
 // table's clock is ticked every pass (evict.Table needs one a second at least).
-const evictTick = 100 * time.Millisecond
+const evictTick = 10 * time.Millisecond
 
 // evictPassBudget bounds one pass's evictions, so that a pass re-reads the
 // settings and signals Admit's waiters regularly.
@@ -126,6 +127,8 @@ type Evictor struct {
 	table      *evict.Table
 	tableMax   int64
 	poolPolicy evict.Policy
+	ownedRing  *ring.Ring // the ring ownedOf was computed for
+	ownedOf    []int
 }
 
 // NewEvictor returns an Evictor; Start runs its loop.
@@ -377,21 +380,24 @@ func (e *Evictor) keepTable(p evict.Policy, limit int64, now int64) {
 	}
 }
 
-// owned returns the partitions this node owns (all without a cluster).
+// owned returns the partitions this node owns (all without a cluster),
+// computed again only when the ring changes.
 func (e *Evictor) owned() []int {
+	var rg *ring.Ring
+	if e.cfg.Cluster != nil {
+		rg = e.cfg.Cluster.Ring()
+	}
+	if e.ownedOf != nil && e.ownedRing == rg {
+		return e.ownedOf
+	}
 	parts := e.cfg.Store.Partitions()
 	out := make([]int, 0, parts)
-	var rg interface{ Replicas(p, n int) []string }
-	if e.cfg.Cluster != nil {
-		if r := e.cfg.Cluster.Ring(); r != nil {
-			rg = r
-		}
-	}
 	for p := range parts {
 		if rg == nil || slices.Contains(rg.Replicas(p, e.cfg.N), e.cfg.Node) {
 			out = append(out, p)
 		}
 	}
+	e.ownedOf, e.ownedRing = out, rg
 	return out
 }
 
@@ -405,10 +411,12 @@ func (e *Evictor) pick(p evict.Policy, owned []int, now int64) (storage.Candidat
 	if e.table != nil {
 		_, decay = e.table.LFU()
 	}
+	got := 0 // live candidates seen
 	offer := func(c storage.Candidate) bool {
 		if !c.Live || (p.Volatile() && c.ReapAt == 0) {
 			return true
 		}
+		got++
 		if p.Random() {
 			first = &c
 			return false
@@ -416,6 +424,13 @@ func (e *Evictor) pick(p evict.Policy, owned []int, now int64) (storage.Candidat
 		f := evict.Facts{Written: c.Written, ReapAt: c.ReapAt, Expired: c.Expiry != 0 && c.Expiry <= now}
 		if e.table != nil {
 			f.Access, f.Known = e.table.Lookup(c.H)
+			// A key's last access is its last read or write, whichever is
+			// later: a write after the last read makes it recent.
+			if f.Known && p.Kind() == evict.KindLRU {
+				if d := (evict.LRUClock(c.Written) - f.Access) & evict.LRUClockMax; d != 0 && d < evict.LRUClockMax/2 {
+					f.Known = false
+				}
+			}
 		}
 		e.pool.Offer(c.Key, p.Score(f, now, decay), c)
 		return true
@@ -444,9 +459,12 @@ func (e *Evictor) pick(p evict.Policy, owned []int, now int64) (storage.Candidat
 				nonEmpty = append(nonEmpty, q)
 			}
 		}
-		if len(nonEmpty) > 0 {
+		// n samples in all: a partition may hold fewer records than n (many
+		// partitions, few keys), so the round takes several, each from a random
+		// hash, as Redis's dictGetSomeKeys visits buckets until it has its count.
+		for tries := 0; len(nonEmpty) > 0 && got < n && tries < 4*n && err == nil; tries++ {
 			q := nonEmpty[e.rng.IntN(len(nonEmpty))]
-			err = e.cfg.Store.SampleRecords(q, e.rng.Uint64(), n, offer)
+			err = e.cfg.Store.SampleRecords(q, e.rng.Uint64(), n-got, offer)
 		}
 	}
 	if err != nil {
