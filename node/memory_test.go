@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lni/goutils/leaktest"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dynakv/dynakv/vclock"
 )
 
 // TestConfigMaxMemoryDefaults: no limit; a memory node is a cache
@@ -443,5 +446,91 @@ func TestMaxMemoryEvicts(t *testing.T) {
 				t.Errorf("stats settings: evictions %q under %s", set["evictions"], policy)
 			}
 		})
+	}
+}
+
+// TestMaxMemoryEvictsCluster: three memory nodes with the same small
+// --maxmemory (every node holds every key: N = 3) take 8x the budget of unique
+// writes through all of them; every node stays within its limit (plus a record)
+// and evicts; a key whose quorum GET misses is, after anti-entropy rounds on
+// every node, still absent from every replica (the eviction tombstone won: no
+// resurrection).
+func TestMaxMemoryEvictsCluster(t *testing.T) {
+	t.Cleanup(leaktest.AfterTest(t))
+	const limit, valueLen, writes = 256 << 10, 1024, 2048
+	nodes := startTestClusterWith(t, 3, func(_ int, c *Config) {
+		c.MaxMemory, c.MaxMemoryPolicy = limit, "allkeys-lru"
+	})
+	ctx := context.Background()
+	cs := make([]*redis.Client, len(nodes))
+	for i, n := range nodes {
+		cs[i] = redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1})
+		defer cs[i].Close()
+	}
+	value := strings.Repeat("v", valueLen)
+	refused := 0
+	for i := range writes {
+		for {
+			err := cs[i%len(cs)].Set(ctx, fmt.Sprint("k", i), value, 0).Err()
+			if err == nil {
+				break
+			}
+			// Admit waits 100 ms for room; a loaded machine may need more.
+			if err.Error() != respOOM || refused == writes/8 {
+				t.Fatalf("SET k%d: %v (%d refused before)", i, err, refused)
+			}
+			refused++
+		}
+	}
+	if refused > 0 {
+		t.Logf("%d SETs refused (-OOM) and retried", refused)
+	}
+	// Replica writes are accepted over the limit: wait (bounded) for every
+	// evictor to bring its node back under it.
+	deadline := time.Now().Add(10 * time.Second)
+	for i, n := range nodes {
+		for u := n.usage(); u.used > limit+2*valueLen; u = n.usage() {
+			if time.Now().After(deadline) {
+				t.Fatalf("n%d: used_memory %d > maxmemory %d", i+1, u.used, limit)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if ev := n.evictor.Evicted(); ev == 0 {
+			t.Errorf("n%d evicted nothing", i+1)
+		}
+	}
+	var missed []string
+	for i := range writes {
+		k := fmt.Sprint("k", i)
+		if err := cs[0].Get(ctx, k).Err(); err == redis.Nil {
+			missed = append(missed, k)
+		} else if err != nil {
+			t.Fatalf("GET %s: %v", k, err)
+		}
+	}
+	if len(missed) < writes/2 {
+		t.Fatalf("only %d of %d keys missed with a budget of about %d", len(missed), writes, limit/valueLen)
+	}
+	for range 2 {
+		for _, n := range nodes {
+			if err := n.aae.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	now := time.Now().UnixMilli()
+	for _, k := range missed {
+		for i, n := range nodes {
+			rec, _, err := n.store.Get([]byte(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, ok := vclock.Winner(rec.Siblings()); ok && w.Live(now) {
+				t.Fatalf("%s missed a quorum GET, yet n%d holds it live after anti-entropy", k, i+1)
+			}
+		}
+		if err := cs[1].Get(ctx, k).Err(); err != redis.Nil {
+			t.Fatalf("GET %s after anti-entropy: %v, want a miss", k, err)
+		}
 	}
 }
