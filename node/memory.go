@@ -53,6 +53,7 @@ func (n *Node) newEvictor() error {
 		Node:    n.cfg.Name,
 		Store:   n.store,
 		Cluster: n.ms,
+		Caller:  n.calls,
 		N:       n.cfg.N,
 		Usage: func() (int64, int64) {
 			u := n.usage()
@@ -74,6 +75,7 @@ func (n *Node) newEvictor() error {
 	if err != nil {
 		return err
 	}
+	ev.Register(n.mux)
 	n.evictor = ev
 	return nil
 }

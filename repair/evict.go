@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/evict"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
@@ -46,8 +47,8 @@ import (
 // at each pass. Admit never evicts itself: it wakes the loop and waits for a
 // pass to end, bounded by AdmitWait and its context.
 //
-// Not done yet (design section 3): the MsgAccess confirmation with the other
-// owners before a batch of evictions; each replica scores by the reads it saw.
+// Picks are evicted in batches of up to evictBatch, each confirmed with the
+// other owners first (evict_serve.go: MsgAccess).
 
 // evictTick is the time between passes when nothing wakes the loop; the access
 // table's clock is ticked every pass (evict.Table needs one a second at least).
@@ -66,6 +67,7 @@ type EvictStore interface {
 	ExpiryBounds() (first, last int64, ok bool, err error)
 	Reap(limit int) (int, error)
 	SetAccess(t *evict.Table)
+	Access() *evict.Table
 }
 
 // EvictFunc evicts key's record, which this node held exactly as seen, from
@@ -84,7 +86,11 @@ type EvictorConfig struct {
 	// Cluster gives the ring: the evictor samples the partitions this node owns
 	// (among the N first replicas). Nil: every partition (a lone store).
 	Cluster Membership
-	N       int // replication factor; default 3
+	// Caller reaches the other owners for their access words (MsgAccess) before
+	// a batch is evicted; nil: no confirmation (each replica scores by the
+	// reads it saw).
+	Caller peer.Caller
+	N      int // replication factor; default 3
 	// Usage returns used_memory and maxmemory (0: no limit); required.
 	Usage func() (used, max int64)
 	// Evict evicts one record; required.
@@ -319,12 +325,12 @@ func (e *Evictor) RunOnce(ctx context.Context) {
 	owned := e.owned()
 	misses := 0
 	for done := 0; done < evictPassBudget && e.over() && ctx.Err() == nil; {
-		c, ok, err := e.pick(policy, owned, now)
+		batch, err := e.batch(policy, owned, now)
 		if err != nil {
 			e.cfg.Logger.Warn("repair: evictor: sample", "err", err)
 			return
 		}
-		if !ok {
+		if len(batch) == 0 {
 			// A few empty rounds in a row: nothing to evict (a sample round
 			// may miss when live records are rare among graves).
 			if misses++; misses >= 8 {
@@ -337,9 +343,11 @@ func (e *Evictor) RunOnce(ctx context.Context) {
 			continue
 		}
 		misses = 0
-		if e.evictOne(ctx, c) {
-			done++
-			e.stuck.Store(false)
+		for _, c := range e.confirm(ctx, policy, batch, now) {
+			if e.evictOne(ctx, c) {
+				done++
+				e.stuck.Store(false)
+			}
 		}
 	}
 	if !e.over() {
@@ -401,16 +409,33 @@ func (e *Evictor) owned() []int {
 	return out
 }
 
+// evictBatch bounds the picks evicted together (and confirmed with one
+// MsgAccess per other owner).
+const evictBatch = 32
+
+// batch picks candidates until they free what the node is over its limit by,
+// or evictBatch of them, or a sampling round finds none.
+func (e *Evictor) batch(p evict.Policy, owned []int, now int64) ([]storage.Candidate, error) {
+	used, limit := e.cfg.Usage()
+	need := used - limit
+	var out []storage.Candidate
+	for len(out) < evictBatch && need > 0 {
+		c, ok, err := e.pick(p, owned, now)
+		if err != nil || !ok {
+			return out, err
+		}
+		out = append(out, c)
+		need -= c.Bytes
+	}
+	return out, nil
+}
+
 // pick samples one round and returns the candidate to evict: the pool's best
 // (pooled policies) or the first live sample (random ones); ok is false when
 // the round found none and the pool is empty.
 func (e *Evictor) pick(p evict.Policy, owned []int, now int64) (storage.Candidate, bool, error) {
 	n := int(e.samples.Load())
 	var first *storage.Candidate
-	var decay int
-	if e.table != nil {
-		_, decay = e.table.LFU()
-	}
 	got := 0 // live candidates seen
 	offer := func(c storage.Candidate) bool {
 		if !c.Live || (p.Volatile() && c.ReapAt == 0) {
@@ -421,30 +446,19 @@ func (e *Evictor) pick(p evict.Policy, owned []int, now int64) (storage.Candidat
 			first = &c
 			return false
 		}
-		f := evict.Facts{Written: c.Written, ReapAt: c.ReapAt, Expired: c.Expiry != 0 && c.Expiry <= now}
-		if e.table != nil {
-			f.Access, f.Known = e.table.Lookup(c.H)
-			// A key's last access is its last read or write, whichever is
-			// later: a write after the last read makes it recent.
-			if f.Known && p.Kind() == evict.KindLRU {
-				if d := (evict.LRUClock(c.Written) - f.Access) & evict.LRUClockMax; d != 0 && d < evict.LRUClockMax/2 {
-					f.Known = false
-				}
-			}
-		}
-		e.pool.Offer(c.Key, p.Score(f, now, decay), c)
+		e.pool.Offer(c.Key, e.score(p, c, now), c)
 		return true
 	}
 	var err error
 	if p.Volatile() {
-		first, last, ok, berr := e.cfg.Store.ExpiryBounds()
+		lo, hi, ok, berr := e.cfg.Store.ExpiryBounds()
 		if berr != nil {
 			return storage.Candidate{}, false, berr
 		}
 		if ok {
-			from := first
-			if p != evict.VolatileTTL && last > first {
-				from = first + e.rng.Int64N(last-first+1)
+			from := lo
+			if p != evict.VolatileTTL && hi > lo {
+				from = lo + e.rng.Int64N(hi-lo+1)
 			}
 			mine := make(map[int]bool, len(owned))
 			for _, q := range owned {
@@ -475,6 +489,30 @@ func (e *Evictor) pick(p evict.Policy, owned []int, now int64) (storage.Candidat
 	}
 	_, _, c, ok := e.pool.Pop()
 	return c, ok, nil
+}
+
+// score scores c under p at now, by the access table's word of its key when
+// it has one.
+func (e *Evictor) score(p evict.Policy, c storage.Candidate, now int64) uint64 {
+	f := evict.Facts{Written: c.Written, ReapAt: c.ReapAt, Expired: c.Expiry != 0 && c.Expiry <= now}
+	decay := 0
+	if e.table != nil {
+		_, decay = e.table.LFU()
+		f.Access, f.Known = e.table.Lookup(c.H)
+		// A key's last access is its last read or write, whichever is later:
+		// a write after the last read makes it recent.
+		if f.Known && p.Kind() == evict.KindLRU && lruNewer(evict.LRUClock(c.Written), f.Access) {
+			f.Known = false
+		}
+	}
+	return p.Score(f, now, decay)
+}
+
+// lruNewer reports whether LRU stamp a is after b (the clock wraps every 194
+// days: a difference of half of that or more is taken as a wrap).
+func lruNewer(a, b uint32) bool {
+	d := (a - b) & evict.LRUClockMax
+	return d != 0 && d < evict.LRUClockMax/2
 }
 
 // evictOne evicts c as sampled; it reports whether its memory was freed.

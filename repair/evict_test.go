@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/evict"
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
@@ -24,7 +25,11 @@ type evictRig struct {
 	limit atomic.Int64
 }
 
-func newEvictRig(t *testing.T, p evict.Policy) *evictRig {
+func newEvictRig(t *testing.T, p evict.Policy) *evictRig { return newEvictRigWith(t, p, nil) }
+
+// newEvictRigWith is newEvictRig with edit, when not nil, applied to the
+// evictor's configuration.
+func newEvictRigWith(t *testing.T, p evict.Policy, edit func(*repair.EvictorConfig)) *evictRig {
 	t.Helper()
 	r := &evictRig{}
 	r.now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
@@ -36,7 +41,7 @@ func newEvictRig(t *testing.T, p evict.Policy) *evictRig {
 	}
 	t.Cleanup(func() { st.Close() })
 	r.st = st
-	r.ev, err = repair.NewEvictor(repair.EvictorConfig{
+	cfg := repair.EvictorConfig{
 		Store:  st,
 		Policy: p,
 		Usage:  func() (int64, int64) { return st.Memory().Live, r.limit.Load() },
@@ -48,7 +53,11 @@ func newEvictRig(t *testing.T, p evict.Policy) *evictRig {
 			return ok, err
 		},
 		Now: now, Seed: 7, Logger: slog.New(slog.DiscardHandler),
-	})
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	r.ev, err = repair.NewEvictor(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,5 +218,62 @@ func TestEvictorAdmitWaitsForRoom(t *testing.T) {
 	}
 	if err := r.ev.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestEvictorAccessConfirm: two replicas of the same keys, whose reads all go
+// to B. A evicts under allkeys-lru; with MsgAccess it asks B for the words of
+// its picks, learns that the hot keys are hot, and keeps them; without (no
+// Caller), the keys B saw read look as cold on A as any.
+func TestEvictorAccessConfirm(t *testing.T) {
+	for _, confirm := range []bool{true, false} {
+		t.Run(fmt.Sprint("confirm=", confirm), func(t *testing.T) {
+			ms := newMembers(t, "A", "B")
+			b := newEvictRigWith(t, evict.AllKeysLRU, func(c *repair.EvictorConfig) { c.Node, c.Cluster, c.N = "B", ms, 2 })
+			mux := peer.NewMux()
+			b.ev.Register(mux)
+			a := newEvictRigWith(t, evict.AllKeysLRU, func(c *repair.EvictorConfig) {
+				c.Node, c.Cluster, c.N = "A", ms, 2
+				if confirm {
+					c.Caller = peer.CallerFunc(func(ctx context.Context, node string, typ peer.MsgType, req []byte) ([]byte, error) {
+						if node != "B" {
+							return nil, fmt.Errorf("no node %s", node)
+						}
+						return mux.ServeCluster(ctx, "A", uint8(typ), req)
+					})
+				}
+			})
+			const keys, hot = 1000, 100
+			for _, r := range []*evictRig{a, b} {
+				for i := range keys {
+					r.put(t, fmt.Sprintf("k%d", i), 0)
+				}
+				r.limit.Store(r.st.Memory().Live) // at the limit: the tables are made
+				r.ev.RunOnce(context.Background())
+			}
+			for i := range hot { // read through B only
+				b.has(t, fmt.Sprintf("k%d", i))
+			}
+			a.limit.Store(a.st.Memory().Live / 2)
+			for range 10 {
+				a.ev.RunOnce(context.Background())
+			}
+			if used, limit := a.st.Memory().Live, a.limit.Load(); used > limit {
+				t.Fatalf("A: used %d > limit %d", used, limit)
+			}
+			lost := 0
+			for i := range hot {
+				if !a.has(t, fmt.Sprintf("k%d", i)) {
+					lost++
+				}
+			}
+			t.Logf("A evicted %d, %d of %d keys read on B among them", a.ev.Evicted(), lost, hot)
+			if confirm && lost > 0 {
+				t.Errorf("with MsgAccess, A evicted %d of the %d keys read on B", lost, hot)
+			}
+			if !confirm && lost == 0 {
+				t.Errorf("without MsgAccess, A kept every key read on B: the test shows nothing")
+			}
+		})
 	}
 }
