@@ -66,6 +66,15 @@ func (n *Node) newEvictor() error {
 			}
 			return res.Evicted, err
 		},
+		GravesHigh: func() bool {
+			u := n.usage()
+			return u.max > 0 && u.Graves > graveAllowance(u.max)/2
+		},
+		KickPurge: func() {
+			if n.cfg.AAEInterval > 0 {
+				n.aae.Kick()
+			}
+		},
 		Policy:         pol,
 		Samples:        n.cfg.MaxMemorySamples,
 		RequestTimeout: n.cfg.RequestTimeout,

@@ -95,6 +95,12 @@ type EvictorConfig struct {
 	Usage func() (used, max int64)
 	// Evict evicts one record; required.
 	Evict EvictFunc
+	// GravesHigh, when set, reports that tombstones awaiting purge crowd the
+	// allowance (node/: graves > A/2); the loop then calls KickPurge, at most
+	// once a second, so that anti-entropy rounds (and their purges) run back
+	// to back (design section 3, "graves under pressure").
+	GravesHigh func() bool
+	KickPurge  func()
 	// Policy and Samples are the starting settings (SetPolicy, SetSamples).
 	Policy  evict.Policy
 	Samples int // default 5
@@ -133,6 +139,7 @@ type Evictor struct {
 	table      *evict.Table
 	tableMax   int64
 	poolPolicy evict.Policy
+	lastKick   int64      // unix ms of the last KickPurge
 	ownedRing  *ring.Ring // the ring ownedOf was computed for
 	ownedOf    []int
 }
@@ -306,6 +313,10 @@ func (e *Evictor) RunOnce(ctx context.Context) {
 	if policy != e.poolPolicy {
 		e.pool.Reset()
 		e.poolPolicy = policy
+	}
+	if e.cfg.GravesHigh != nil && e.cfg.KickPurge != nil && now-e.lastKick >= 1000 && e.cfg.GravesHigh() {
+		e.lastKick = now
+		e.cfg.KickPurge()
 	}
 	if !policy.Evicts() || !e.over() {
 		e.stuck.Store(false)

@@ -277,3 +277,29 @@ func TestEvictorAccessConfirm(t *testing.T) {
 		})
 	}
 }
+
+// TestEvictorKicksPurge: while graves crowd the allowance, each pass may kick
+// the purge, at most once a second.
+func TestEvictorKicksPurge(t *testing.T) {
+	var kicks atomic.Int64
+	var high atomic.Bool
+	r := newEvictRigWith(t, evict.AllKeysLRU, func(c *repair.EvictorConfig) {
+		c.GravesHigh = high.Load
+		c.KickPurge = func() { kicks.Add(1) }
+	})
+	step := func(n int) {
+		for range n {
+			r.ev.RunOnce(context.Background())
+			r.now.Add(100) // 100 ms
+		}
+	}
+	step(20)
+	if kicks.Load() != 0 {
+		t.Fatalf("%d kicks without graves", kicks.Load())
+	}
+	high.Store(true)
+	step(20) // 2 s
+	if got := kicks.Load(); got != 2 {
+		t.Fatalf("%d kicks in 2 s of high graves, want 2", got)
+	}
+}
