@@ -50,9 +50,13 @@ import (
 // Picks are evicted in batches of up to evictBatch, each confirmed with the
 // other owners first (evict_serve.go: MsgAccess).
 
-// evictTick is the time between passes when nothing wakes the loop; the access
-// table's clock is ticked every pass (evict.Table needs one a second at least).
+// evictTick is the time between passes when nothing wakes the loop (and the
+// node has a limit); the access table's clock is ticked every pass
+// (evict.Table needs one a second at least).
 const evictTick = 10 * time.Millisecond
+
+// evictIdleTick is the time between passes of a node without a limit.
+const evictIdleTick = time.Second
 
 // evictPassBudget bounds one pass's evictions, so that a pass re-reads the
 // settings and signals Admit's waiters regularly.
@@ -243,10 +247,17 @@ func (e *Evictor) Start() {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
-		t := time.NewTicker(evictTick)
+		t := time.NewTimer(evictTick)
 		defer t.Stop()
 		for {
 			e.RunOnce(e.ctx)
+			// Without a limit there is no table to tick and nothing to evict:
+			// a pass a second (or at Wake) is enough.
+			next := evictTick
+			if _, limit := e.cfg.Usage(); limit == 0 {
+				next = evictIdleTick
+			}
+			t.Reset(next)
 			select {
 			case <-e.ctx.Done():
 				return
