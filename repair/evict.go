@@ -309,7 +309,8 @@ func (e *Evictor) Admit(ctx context.Context) error {
 // ErrFull is Admit's error: the node stays over its limit.
 var ErrFull = errors.New("repair: over maxmemory")
 
-// RunOnce runs one pass (the loop calls it; tests may too).
+// RunOnce runs one pass: the loop calls it; a test may call it on an evictor
+// that was not started (never concurrently with the loop).
 func (e *Evictor) RunOnce(ctx context.Context) {
 	defer func() {
 		e.mu.Lock()
