@@ -271,7 +271,7 @@ func TestConfigSetMaxMemory(t *testing.T) {
 // (memcached: SERVER_ERROR out of memory storing object), while keys the front
 // owns, and replica writes, are not affected.
 func TestForwardedWriteToFullNode(t *testing.T) {
-	nodes := startTestClusterWith(t, 2, func(_ int, c *Config) { c.N, c.R, c.W = 1, 1, 1 })
+	nodes := startTestClusterWith(t, 2, func(_ int, c *Config) { c.N, c.R, c.W, c.MaxMemoryPolicy = 1, 1, 1, PolicyNoEviction })
 	ctx := context.Background()
 	front, full := twoClients(t, nodes)
 	remote, local := keyFirstOwnedBy(t, front, "n2"), keyFirstOwnedBy(t, front, "n1")
@@ -303,7 +303,7 @@ func TestForwardedWriteToFullNode(t *testing.T) {
 // from the coordinator (Redis's replica-ignore-maxmemory): a W=2 write
 // coordinated by the other node succeeds and lands on the full node too.
 func TestFullReplicaAcceptsReplicaWrites(t *testing.T) {
-	nodes := startTestClusterWith(t, 2, func(_ int, c *Config) { c.N, c.R, c.W = 2, 1, 2 })
+	nodes := startTestClusterWith(t, 2, func(_ int, c *Config) { c.N, c.R, c.W, c.MaxMemoryPolicy = 2, 1, 2, PolicyNoEviction })
 	ctx := context.Background()
 	front, full := twoClients(t, nodes)
 	key := keyFirstOwnedBy(t, front, "n1")
