@@ -123,6 +123,9 @@ func (n *Node) newRepair() error {
 	if err := n.newAAE(); err != nil {
 		return err
 	}
+	if err := n.newEvictor(); err != nil {
+		return err
+	}
 	if n.cfg.DisableHintedHandoff {
 		return nil
 	}

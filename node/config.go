@@ -123,11 +123,14 @@ type Config struct {
 	// once. Default 0: no limit.
 	MaxMemory int64
 	// MaxMemoryPolicy is what the node does over MaxMemory: one of Redis's
-	// eight policy names. Only "noeviction" (refuse growing writes) is
-	// available until the evictor lands; the others are refused. Default
-	// "noeviction" for both storage kinds (memory storage will default to
-	// allkeys-lru once eviction exists).
+	// eight policy names: "noeviction" refuses growing writes; the others evict
+	// (repair.Evictor) records of the partitions this node owns, with a
+	// tombstone that every replica agrees on (coordinator.Evict). Default
+	// "allkeys-lru" for memory storage (a cache), "noeviction" for disk.
 	MaxMemoryPolicy string
+	// MaxMemorySamples is how many records each eviction sampling round looks
+	// at (Redis's maxmemory-samples), 1..64. Default 5.
+	MaxMemorySamples int
 	// RecordCacheBytes bounds the record cache (recently read and written records
 	// kept in memory so that their reads skip Pebble). Default 64 MiB; negative
 	// turns it off.
@@ -228,10 +231,14 @@ func (c Config) EnsureDefaults() Config {
 	if c.DataDir == "" {
 		c.DataDir = filepath.Join("data", c.Name)
 	}
-	// Until the evictor lands, noeviction is the only policy, for disk and
-	// memory storage alike (the design's allkeys-lru default for memory comes
-	// with it).
+	// A memory node is a cache: it evicts by default, as memcached does.
+	if c.Storage == StorageMemory {
+		set(&c.MaxMemoryPolicy, "allkeys-lru")
+	}
 	set(&c.MaxMemoryPolicy, PolicyNoEviction)
+	if c.MaxMemorySamples == 0 {
+		c.MaxMemorySamples = 5
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -320,6 +327,9 @@ func (c Config) Validate() error {
 	}
 	if err := checkPolicy(c.MaxMemoryPolicy); err != nil {
 		bad("--maxmemory-policy %v", err)
+	}
+	if c.MaxMemorySamples < 1 || c.MaxMemorySamples > 64 {
+		bad("--maxmemory-samples must be within 1..64, not %d", c.MaxMemorySamples)
 	}
 	if err := c.validateTLS(); err != nil {
 		errs = append(errs, err)

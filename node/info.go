@@ -50,7 +50,7 @@ func (n *Node) info(section string) []resp.InfoField {
 	}
 	if want("stats") {
 		add("stats", "expired_keys", n.store.Metrics().Reaped)
-		add("stats", "evicted_keys", 0) // the evictor's count once it lands
+		add("stats", "evicted_keys", n.evictor.Evicted())
 	}
 	if want("cluster") {
 		add("cluster", "node_name", n.cfg.Name)

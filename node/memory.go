@@ -2,16 +2,21 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 
+	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/evict"
 	"github.com/dynakv/dynakv/memcache"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/resp"
 	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/vclock"
 )
 
 // The node's memory limit (issue 18): what counts, the gate on growing client
@@ -29,16 +34,59 @@ const PolicyNoEviction = "noeviction"
 var maxMemoryPolicies = []string{"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl",
 	"allkeys-lru", "allkeys-lfu", "allkeys-random", PolicyNoEviction}
 
-// checkPolicy accepts Redis's eight policy names, and of them only noeviction
-// until the evictor lands.
+// checkPolicy accepts Redis's eight policy names.
 func checkPolicy(p string) error {
-	switch {
-	case p == PolicyNoEviction:
+	if slices.Contains(maxMemoryPolicies, p) {
 		return nil
-	case slices.Contains(maxMemoryPolicies, p):
-		return fmt.Errorf("%s: eviction is not available yet; only %s", p, PolicyNoEviction)
 	}
 	return fmt.Errorf("%q: must be one of %s", p, strings.Join(maxMemoryPolicies, ", "))
+}
+
+// newEvictor builds the node's evictor (repair.Evictor): it samples the
+// partitions this node owns and evicts through the coordinator's Evict, exact.
+func (n *Node) newEvictor() error {
+	pol, err := evict.ParsePolicy(n.cfg.MaxMemoryPolicy)
+	if err != nil {
+		return err
+	}
+	ev, err := repair.NewEvictor(repair.EvictorConfig{
+		Node:    n.cfg.Name,
+		Store:   n.store,
+		Cluster: n.ms,
+		Caller:  n.calls,
+		N:       n.cfg.N,
+		Usage: func() (int64, int64) {
+			u := n.usage()
+			return u.used, u.max
+		},
+		Evict: func(ctx context.Context, key []byte, seen vclock.Set) (bool, error) {
+			res, err := n.co.Evict(ctx, key, seen, true)
+			if errors.Is(err, coordinator.ErrNoWrite) {
+				err = fmt.Errorf("%w: %w", repair.ErrEvictGhost, err)
+			}
+			return res.Evicted, err
+		},
+		GravesHigh: func() bool {
+			u := n.usage()
+			return u.max > 0 && u.Graves > graveAllowance(u.max)/2
+		},
+		KickPurge: func() {
+			if n.cfg.AAEInterval > 0 {
+				n.aae.Kick()
+			}
+		},
+		Policy:         pol,
+		Samples:        n.cfg.MaxMemorySamples,
+		RequestTimeout: n.cfg.RequestTimeout,
+		Now:            n.cfg.Now,
+		Logger:         n.log.With("component", "evictor"),
+	})
+	if err != nil {
+		return err
+	}
+	ev.Register(n.mux)
+	n.evictor = ev
+	return nil
 }
 
 // graveAllowance is A: the grave bytes not counted in used_memory.
@@ -81,21 +129,37 @@ func (n *Node) usage() memUsage {
 // full reports whether the node is over its limit: Redis's "used > maxmemory".
 func (u memUsage) full() bool { return u.max > 0 && u.used > u.max }
 
-// oom is resp's Config.OOM: over the limit, and (noeviction) unable to evict.
-func (n *Node) oom() bool { return n.mem.max.Load() > 0 && n.measure().full() }
+// oom is resp's Config.OOM: over the limit, and unable to evict (noeviction,
+// or the evictor found nothing it may evict).
+func (n *Node) oom() bool {
+	if n.mem.max.Load() == 0 {
+		return false
+	}
+	return n.measure().full() && (*n.mem.policy.Load() == PolicyNoEviction || n.evictor.Stuck())
+}
 
 // memGate is the proxy's Memory: it refuses growing ops where they execute.
 type memGate struct{ n *Node }
 
-// Admit implements proxy.Memory: under noeviction, ErrOOM at once when full.
-func (g memGate) Admit(context.Context) error {
+// Admit implements proxy.Memory: when full, ErrOOM at once under noeviction;
+// under an evicting policy, once the evictor could not make room within its
+// wait (repair.Evictor.Admit: 100 ms or ctx) or found nothing to evict.
+func (g memGate) Admit(ctx context.Context) error {
 	if g.n.mem.max.Load() == 0 {
 		return nil // no limit: nothing to read
 	}
-	if u := g.n.measure(); u.full() {
-		return fmt.Errorf("node %s: used memory %d > maxmemory %d: %w", g.n.cfg.Name, u.used, u.max, proxy.ErrOOM)
+	u := g.n.measure()
+	if !u.full() {
+		return nil
 	}
-	return nil
+	if *g.n.mem.policy.Load() != PolicyNoEviction {
+		err := g.n.evictor.Admit(ctx)
+		if err == nil {
+			return nil
+		}
+		return fmt.Errorf("node %s: %w: %w", g.n.cfg.Name, err, proxy.ErrOOM)
+	}
+	return fmt.Errorf("node %s: used memory %d > maxmemory %d: %w", g.n.cfg.Name, u.used, u.max, proxy.ErrOOM)
 }
 
 var _ proxy.Memory = memGate{}
@@ -112,6 +176,8 @@ func (t tunables) Get(name string) (string, bool) {
 		return strconv.FormatInt(t.n.mem.max.Load(), 10), true
 	case "maxmemory-policy":
 		return *t.n.mem.policy.Load(), true
+	case "maxmemory-samples":
+		return strconv.Itoa(t.n.evictor.Samples()), true
 	}
 	return "", false
 }
@@ -125,17 +191,27 @@ func (t tunables) Set(name, v string) error {
 			return fmt.Errorf("maxmemory %q: out of range", v)
 		}
 		t.n.mem.max.Store(m)
-		if u := t.n.usage(); u.full() {
+		if u := t.n.usage(); u.full() && *t.n.mem.policy.Load() == PolicyNoEviction {
 			t.n.log.Warn("the new maxmemory is smaller than the current memory usage: growing writes are refused until memory is freed",
 				"maxmemory", m, "used_memory", u.used)
 		}
+		t.n.evictor.Wake()
 		return nil
 	case "maxmemory-policy":
-		if err := checkPolicy(v); err != nil {
+		pol, err := evict.ParsePolicy(v)
+		if err != nil {
 			return err
 		}
+		v = pol.String()
 		t.n.mem.policy.Store(&v)
+		t.n.evictor.SetPolicy(pol)
 		return nil
+	case "maxmemory-samples":
+		k, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("maxmemory-samples %q: not an integer", v)
+		}
+		return t.n.evictor.SetSamples(k)
 	}
 	return fmt.Errorf("%s: not a node parameter", name)
 }
@@ -165,6 +241,7 @@ func (n *Node) memoryInfo(add func(sec, k string, v any)) {
 	add("memory", "mem_fragmentation_ratio", strconv.FormatFloat(ratio, 'f', 2, 64))
 	add("memory", "used_memory_graves", u.Graves)
 	add("memory", "used_memory_hints", u.Hints)
+	add("memory", "evict_table_bytes", n.evictor.TableBytes())
 	add("memory", "storage_fs_bytes", n.store.Physical().FS)
 }
 
@@ -174,7 +251,7 @@ func (n *Node) mcStats() []memcache.Stat {
 	return []memcache.Stat{
 		{Name: "limit_maxbytes", Value: strconv.FormatInt(u.max, 10)},
 		{Name: "bytes", Value: strconv.FormatInt(u.used, 10)},
-		{Name: "evictions", Value: "0"}, // the evictor's count once it lands
+		{Name: "evictions", Value: strconv.FormatInt(n.evictor.Evicted(), 10)},
 	}
 }
 

@@ -7,17 +7,23 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/lni/goutils/leaktest"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dynakv/dynakv/vclock"
 )
 
+// TestConfigMaxMemoryDefaults: no limit; a memory node is a cache
+// (allkeys-lru), a disk node refuses (noeviction); 5 samples.
 func TestConfigMaxMemoryDefaults(t *testing.T) {
-	for _, st := range []string{StorageDisk, StorageMemory} {
+	for st, want := range map[string]string{StorageDisk: PolicyNoEviction, StorageMemory: "allkeys-lru"} {
 		c := Config{Name: "x", Storage: st}.EnsureDefaults()
-		if c.MaxMemory != 0 || c.MaxMemoryPolicy != PolicyNoEviction {
-			t.Errorf("%s: maxmemory %d, policy %q; want 0, noeviction", st, c.MaxMemory, c.MaxMemoryPolicy)
+		if c.MaxMemory != 0 || c.MaxMemoryPolicy != want || c.MaxMemorySamples != 5 {
+			t.Errorf("%s: maxmemory %d, policy %q, samples %d; want 0, %s, 5", st, c.MaxMemory, c.MaxMemoryPolicy, c.MaxMemorySamples, want)
 		}
 	}
 }
@@ -113,7 +119,7 @@ const (
 // stats show the limit and the usage, each key once.
 func TestMaxMemoryNoEviction(t *testing.T) {
 	const limit = 64 << 10
-	n := startTestNode(t, Config{MaxMemory: limit})
+	n := startTestNode(t, Config{MaxMemory: limit, MaxMemoryPolicy: PolicyNoEviction})
 	defer n.Close()
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1})
@@ -202,10 +208,11 @@ func TestMaxMemoryNoEviction(t *testing.T) {
 
 // TestConfigSetMaxMemory: CONFIG SET maxmemory takes effect at once (a node
 // without a limit refuses growing writes once the limit is under its usage, and
-// takes them again at 0), CONFIG GET and INFO show the live values, and an
-// evicting policy is refused with Redis's CONFIG SET error.
+// takes them again at 0), CONFIG GET and INFO show the live values, volatile-lru
+// with no key that has an expiry answers -OOM as Redis does, and
+// maxmemory-samples is checked (1..64).
 func TestConfigSetMaxMemory(t *testing.T) {
-	n := startTestNode(t, Config{})
+	n := startTestNode(t, Config{MaxMemoryPolicy: PolicyNoEviction})
 	defer n.Close()
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1})
@@ -222,9 +229,27 @@ func TestConfigSetMaxMemory(t *testing.T) {
 	if err := c.Set(ctx, "k2", "v", 0).Err(); err == nil || err.Error() != respOOM {
 		t.Errorf("SET after CONFIG SET maxmemory 1: %v", err)
 	}
-	err := c.ConfigSet(ctx, "maxmemory-policy", "allkeys-lru").Err()
-	if want := "ERR CONFIG SET failed (possibly related to argument 'maxmemory-policy') - allkeys-lru: eviction is not available yet; only noeviction"; err == nil || err.Error() != want {
-		t.Errorf("CONFIG SET maxmemory-policy allkeys-lru: %v, want %q", err, want)
+	// volatile-lru with no key that has an expiry: nothing evictable, -OOM.
+	if err := c.ConfigSet(ctx, "maxmemory-policy", "volatile-lru").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Set(ctx, "k2", "v", 0).Err(); err == nil || err.Error() != respOOM {
+		t.Errorf("SET under volatile-lru with no volatile key: %v", err)
+	}
+	if got, _ := c.Get(ctx, "k").Result(); got != "v" {
+		t.Errorf("volatile-lru evicted a persistent key: GET k = %q", got)
+	}
+	if err := c.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ConfigSet(ctx, "maxmemory-samples", "65").Err(); err == nil {
+		t.Error("CONFIG SET maxmemory-samples 65 accepted")
+	}
+	if err := c.ConfigSet(ctx, "maxmemory-samples", "10").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := c.ConfigGet(ctx, "maxmemory-samples").Result(); got["maxmemory-samples"] != "10" {
+		t.Errorf("CONFIG GET maxmemory-samples = %v", got)
 	}
 	if err := c.ConfigSet(ctx, "maxmemory", "64mb").Err(); err != nil {
 		t.Fatal(err)
@@ -246,7 +271,7 @@ func TestConfigSetMaxMemory(t *testing.T) {
 // (memcached: SERVER_ERROR out of memory storing object), while keys the front
 // owns, and replica writes, are not affected.
 func TestForwardedWriteToFullNode(t *testing.T) {
-	nodes := startTestClusterWith(t, 2, func(_ int, c *Config) { c.N, c.R, c.W = 1, 1, 1 })
+	nodes := startTestClusterWith(t, 2, func(_ int, c *Config) { c.N, c.R, c.W, c.MaxMemoryPolicy = 1, 1, 1, PolicyNoEviction })
 	ctx := context.Background()
 	front, full := twoClients(t, nodes)
 	remote, local := keyFirstOwnedBy(t, front, "n2"), keyFirstOwnedBy(t, front, "n1")
@@ -278,7 +303,7 @@ func TestForwardedWriteToFullNode(t *testing.T) {
 // from the coordinator (Redis's replica-ignore-maxmemory): a W=2 write
 // coordinated by the other node succeeds and lands on the full node too.
 func TestFullReplicaAcceptsReplicaWrites(t *testing.T) {
-	nodes := startTestClusterWith(t, 2, func(_ int, c *Config) { c.N, c.R, c.W = 2, 1, 2 })
+	nodes := startTestClusterWith(t, 2, func(_ int, c *Config) { c.N, c.R, c.W, c.MaxMemoryPolicy = 2, 1, 2, PolicyNoEviction })
 	ctx := context.Background()
 	front, full := twoClients(t, nodes)
 	key := keyFirstOwnedBy(t, front, "n1")
@@ -326,4 +351,186 @@ func keyFirstOwnedBy(t *testing.T, c *redis.Client, node string) string {
 	}
 	t.Fatalf("no key first owned by %s among 1000", node)
 	return ""
+}
+
+// steppedClock is the wall clock plus a second per Step: LRU stamps have a
+// resolution of a second, and a test that writes thousands of keys in a second
+// needs them to age.
+type steppedClock struct{ steps atomic.Int64 }
+
+func (c *steppedClock) Now() time.Time {
+	return time.Now().Add(time.Duration(c.steps.Load()) * time.Second)
+}
+
+func (c *steppedClock) Step() { c.steps.Add(1) }
+
+// TestMaxMemoryEvicts: one memory node with a small --maxmemory and an evicting
+// policy takes 8x its budget of unique writes, every one of them; used_memory
+// stays within the limit plus one record at every step; evicted_keys (INFO,
+// memcached's evictions) counts what went; and keys read between the writes
+// (hot) survive while most of the others are evicted.
+func TestMaxMemoryEvicts(t *testing.T) {
+	for _, policy := range []string{"allkeys-lru", "allkeys-lfu"} {
+		t.Run(policy, func(t *testing.T) {
+			const limit, valueLen, writes, hot = 256 << 10, 1024, 2048, 16
+			clock := &steppedClock{}
+			n := startTestNode(t, Config{MaxMemory: limit, MaxMemoryPolicy: policy, Now: clock.Now})
+			defer n.Close()
+			ctx := context.Background()
+			c := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1})
+			defer c.Close()
+			value := strings.Repeat("v", valueLen)
+			readHot := func() {
+				// The evictor ticks the access table's clock every 10 ms; tick it
+				// now, or with a second per write the reads would be stamped
+				// several writes ago.
+				if tb := n.store.Access(); tb != nil {
+					tb.Tick(clock.Now().UnixMilli())
+				}
+				for i := range hot {
+					if err := c.Get(ctx, fmt.Sprint("hot", i)).Err(); err != nil {
+						t.Fatalf("GET hot%d: %v (INFO %v %v)", i, err, infoFields(t, c, "memory")["used_memory"], infoFields(t, c, "stats")["evicted_keys"])
+					}
+				}
+			}
+			for i := range hot {
+				if err := c.Set(ctx, fmt.Sprint("hot", i), value, 0).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			peak, refused := int64(0), 0
+			for i := range writes {
+				clock.Step()
+				// Admit waits up to 100 ms for the evictor's room: on a loaded
+				// machine (-race, CI) that may pass, so -OOM is retried, a
+				// bounded number of times.
+				for {
+					err := c.Set(ctx, fmt.Sprint("k", i), value, 0).Err()
+					if err == nil {
+						break
+					}
+					if err.Error() != respOOM || refused == writes/8 {
+						t.Fatalf("SET k%d over the limit under %s: %v (%d refused before)", i, policy, err, refused)
+					}
+					refused++
+				}
+				if i%16 == 0 {
+					readHot()
+					peak = max(peak, infoInt(t, infoFields(t, c, "memory"), "used_memory"))
+				}
+			}
+			if peak > limit+2*valueLen {
+				t.Errorf("used_memory peaked at %d, limit %d", peak, limit)
+			}
+			if refused > 0 {
+				t.Logf("%d SETs refused (-OOM) and retried", refused)
+			}
+			evicted := infoInt(t, infoFields(t, c, "stats"), "evicted_keys")
+			if evicted < writes/2 {
+				t.Errorf("evicted_keys %d after %d writes of %d bytes into %d", evicted, writes, valueLen, limit)
+			}
+			lost := 0
+			for i := range hot {
+				if err := c.Get(ctx, fmt.Sprint("hot", i)).Err(); err != nil {
+					lost++
+				}
+			}
+			if lost > 0 {
+				t.Errorf("%d of %d hot keys evicted", lost, hot)
+			}
+			mc := dialMC(t, n.MemcacheAddr())
+			if ev, err := strconv.ParseInt(mc.stats("stats")["evictions"], 10, 64); err != nil || ev < evicted {
+				t.Errorf("memcached evictions %d (%v), INFO evicted_keys %d before", ev, err, evicted)
+			}
+			if set := mc.stats("stats settings"); set["evictions"] != "on" {
+				t.Errorf("stats settings: evictions %q under %s", set["evictions"], policy)
+			}
+		})
+	}
+}
+
+// TestMaxMemoryEvictsCluster: three memory nodes with the same small
+// --maxmemory (every node holds every key: N = 3) take 8x the budget of unique
+// writes through all of them; every node stays within its limit (plus a record)
+// and evicts; a key whose quorum GET misses is, after anti-entropy rounds on
+// every node, still absent from every replica (the eviction tombstone won: no
+// resurrection).
+func TestMaxMemoryEvictsCluster(t *testing.T) {
+	t.Cleanup(leaktest.AfterTest(t))
+	const limit, valueLen, writes = 256 << 10, 1024, 2048
+	nodes := startTestClusterWith(t, 3, func(_ int, c *Config) {
+		c.MaxMemory, c.MaxMemoryPolicy = limit, "allkeys-lru"
+	})
+	ctx := context.Background()
+	cs := make([]*redis.Client, len(nodes))
+	for i, n := range nodes {
+		cs[i] = redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1})
+		defer cs[i].Close()
+	}
+	value := strings.Repeat("v", valueLen)
+	refused := 0
+	for i := range writes {
+		for {
+			err := cs[i%len(cs)].Set(ctx, fmt.Sprint("k", i), value, 0).Err()
+			if err == nil {
+				break
+			}
+			// Admit waits 100 ms for room; a loaded machine may need more.
+			if err.Error() != respOOM || refused == writes/8 {
+				t.Fatalf("SET k%d: %v (%d refused before)", i, err, refused)
+			}
+			refused++
+		}
+	}
+	if refused > 0 {
+		t.Logf("%d SETs refused (-OOM) and retried", refused)
+	}
+	// Replica writes are accepted over the limit: wait (bounded) for every
+	// evictor to bring its node back under it.
+	deadline := time.Now().Add(10 * time.Second)
+	for i, n := range nodes {
+		for u := n.usage(); u.used > limit+2*valueLen; u = n.usage() {
+			if time.Now().After(deadline) {
+				t.Fatalf("n%d: used_memory %d > maxmemory %d", i+1, u.used, limit)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if ev := n.evictor.Evicted(); ev == 0 {
+			t.Errorf("n%d evicted nothing", i+1)
+		}
+	}
+	var missed []string
+	for i := range writes {
+		k := fmt.Sprint("k", i)
+		if err := cs[0].Get(ctx, k).Err(); err == redis.Nil {
+			missed = append(missed, k)
+		} else if err != nil {
+			t.Fatalf("GET %s: %v", k, err)
+		}
+	}
+	if len(missed) < writes/2 {
+		t.Fatalf("only %d of %d keys missed with a budget of about %d", len(missed), writes, limit/valueLen)
+	}
+	for range 2 {
+		for _, n := range nodes {
+			if err := n.aae.RunOnce(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	now := time.Now().UnixMilli()
+	for _, k := range missed {
+		for i, n := range nodes {
+			rec, _, err := n.store.Get([]byte(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if w, ok := vclock.Winner(rec.Siblings()); ok && w.Live(now) {
+				t.Fatalf("%s missed a quorum GET, yet n%d holds it live after anti-entropy", k, i+1)
+			}
+		}
+		if err := cs[1].Get(ctx, k).Err(); err != redis.Nil {
+			t.Fatalf("GET %s after anti-entropy: %v, want a miss", k, err)
+		}
+	}
 }

@@ -125,6 +125,8 @@ func (n *Node) registerGauges() {
 			func() float64 { return float64(n.store.CommitStats().Groups) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_used_memory_bytes", Help: "INFO's used_memory: live records and hints, and tombstones beyond the allowance max(maxmemory/4, 1 MiB)."},
 			func() float64 { return float64(n.usage().used) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_evicted_keys_total", Help: "Records this node evicted over --maxmemory (INFO's evicted_keys)."},
+			func() float64 { return float64(n.evictor.Evicted()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_maxmemory_bytes", Help: "The memory limit in effect (--maxmemory, CONFIG SET maxmemory); 0: none."},
 			func() float64 { return float64(n.mem.max.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "dynakv_cluster_members", Help: "Ring members."},

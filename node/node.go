@@ -49,6 +49,7 @@ type Node struct {
 	handoff *repair.Handoff // nil with DisableHintedHandoff
 	trees   *tictac.Trees   // Merkle trees of the store, kept by it as its observer
 	aae     *repair.AAE     // its loop runs only with AAEInterval > 0; it serves peers either way
+	evictor *repair.Evictor // evicts over maxmemory under an evicting policy; keeps the access table
 	met     *metrics
 	mem     memLimit // maxmemory and its policy (CONFIG SET changes them)
 
@@ -200,6 +201,7 @@ func (n *Node) Start() error {
 	if n.handoff != nil {
 		n.handoff.Start()
 	}
+	n.evictor.Start()
 	n.ringChanged()
 	n.ms.Start()
 	n.serve()
@@ -444,6 +446,9 @@ func (n *Node) Close() error {
 		n.serving.Wait()
 		if n.handoff != nil {
 			errs = append(errs, n.handoff.Close())
+		}
+		if n.evictor != nil {
+			errs = append(errs, n.evictor.Close())
 		}
 		if n.aae != nil {
 			errs = append(errs, n.aae.Close())

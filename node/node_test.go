@@ -180,9 +180,11 @@ func TestConfigValidate(t *testing.T) {
 		{"maxmemory", func(c *Config) { c.MaxMemory = 64 << 20 }, ""},
 		{"negative maxmemory", func(c *Config) { c.MaxMemory = -1 }, "--maxmemory must not be negative"},
 		{"noeviction", func(c *Config) { c.MaxMemoryPolicy = "noeviction" }, ""},
-		{"evicting policy", func(c *Config) { c.MaxMemoryPolicy = "allkeys-lru" },
-			"--maxmemory-policy allkeys-lru: eviction is not available yet; only noeviction"},
-		{"volatile policy", func(c *Config) { c.MaxMemoryPolicy = "volatile-ttl" }, "eviction is not available yet"},
+		{"evicting policy", func(c *Config) { c.MaxMemoryPolicy = "allkeys-lru" }, ""},
+		{"volatile policy", func(c *Config) { c.MaxMemoryPolicy = "volatile-ttl" }, ""},
+		{"samples", func(c *Config) { c.MaxMemorySamples = 64 }, ""},
+		{"too many samples", func(c *Config) { c.MaxMemorySamples = 65 }, "--maxmemory-samples must be within 1..64, not 65"},
+		{"negative samples", func(c *Config) { c.MaxMemorySamples = -1 }, "--maxmemory-samples"},
 		{"unknown policy", func(c *Config) { c.MaxMemoryPolicy = "lru" }, `--maxmemory-policy "lru": must be one of`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

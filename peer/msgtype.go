@@ -35,12 +35,16 @@ const (
 	MsgHolds    MsgType = 39 // (key, record) pairs -> per key, what the node holds (AppendHolds)
 )
 
+// Eviction (repair's evictor, issue 18).
+const MsgAccess MsgType = 40 // AccessRequest -> per hash, the access word (AppendAccessWords)
+
 var msgNames = map[MsgType]string{
 	MsgRead: "read", MsgWrite: "write", MsgScan: "scan", MsgCount: "count", MsgFlush: "flush",
 	MsgWriteBatch: "write-batch",
 	MsgForward:    "forward",
 	MsgRoots:      "roots", MsgBranches: "branches", MsgLeaves: "leaves", MsgKeys: "keys",
 	MsgFetch: "fetch", MsgPush: "push", MsgPurge: "purge", MsgHolds: "holds",
+	MsgAccess: "access",
 }
 
 // String returns the type's name, or "type N" for a number the protocol does not

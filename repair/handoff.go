@@ -40,7 +40,12 @@
 //     MsgPurge per holder carries up to 4096 keys), and second-checks each batch
 //     in the same round once the settle time has passed, for up to Interval,
 //     under the MaxKeysPerSec budget: a cache's expired keys are purged as fast
-//     as they die. Why two checks, and what the rule cannot see: see purge.go.
+//     as they die. Why two checks, and what the rule cannot see: see purge.go;
+//   - eviction over maxmemory (Evictor, evict.go): the node's loop samples the
+//     partitions it owns into Redis's pool of 16, confirms a batch with the
+//     other owners' access words (MsgAccess, evict_serve.go) and evicts each
+//     pick through the coordinator's causal eviction tombstone, which the other
+//     repairs then carry like any tombstone; expired values are reaped first.
 //
 // Invariants:
 //

@@ -15,7 +15,7 @@ import (
 // but clients and tools ask about (redis-benchmark reads save and appendonly)
 // report Redis's defaults; the settable ones among them accept a valid value and
 // store it without effect, so scripts that tune Redis keep working. requirepass is
-// not shown. The tunable ones (maxmemory, maxmemory-policy) belong to the node
+// not shown. The tunable ones (maxmemory, maxmemory-policy, maxmemory-samples) belong to the node
 // when Config.Tunables is set: read from it, and set through it at once.
 type configParam struct {
 	name    string
@@ -56,7 +56,7 @@ var configParams = []configParam{
 		set: func(s *Server, v string) { n, _ := strconv.ParseInt(v, 10, 64); s.maxClients.Store(n) }},
 	{name: "maxmemory", value: fixed("0"), kind: kindMemory, tunable: true},
 	{name: "maxmemory-policy", value: fixed("noeviction"), kind: kindEnum, choices: []string{"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"}, tunable: true},
-	{name: "maxmemory-samples", value: fixed("5"), kind: kindInt, min: 1},
+	{name: "maxmemory-samples", value: fixed("5"), kind: kindInt, min: 1, tunable: true},
 	{name: "notify-keyspace-events", value: fixed(""), kind: kindString},
 	{name: "port", value: func(s *Server) string { _, p := s.hostPort(); return p }},
 	{name: "protected-mode", value: fixed("no"), kind: kindBool},

@@ -6,7 +6,9 @@ import (
 )
 
 // TestMaxMemoryFlag: --maxmemory takes Redis's memory units and refuses what
-// Redis's memtoull refuses; --maxmemory-policy defaults to noeviction.
+// Redis's memtoull refuses; --maxmemory-policy defaults by storage (empty: the
+// node resolves it), its help does not say "only noeviction" (the bench reads
+// that as a dynakv that cannot evict), and --maxmemory-samples defaults to 5.
 func TestMaxMemoryFlag(t *testing.T) {
 	for _, tc := range []struct {
 		in   string
@@ -30,8 +32,14 @@ func TestMaxMemoryFlag(t *testing.T) {
 	if got := f.Lookup("maxmemory").Value.String(); got != "67108864" {
 		t.Errorf("--maxmemory 64mb reads back %s", got)
 	}
-	if got := f.Lookup("maxmemory-policy").DefValue; got != "noeviction" {
+	if got := f.Lookup("maxmemory-policy").DefValue; got != "" {
 		t.Errorf("--maxmemory-policy default %q", got)
+	}
+	if u := f.Lookup("maxmemory-policy").Usage; strings.Contains(u, "only noeviction") || !strings.Contains(u, "allkeys-lru") {
+		t.Errorf("--maxmemory-policy help %q", u)
+	}
+	if got := f.Lookup("maxmemory-samples").DefValue; got != "5" {
+		t.Errorf("--maxmemory-samples default %q", got)
 	}
 	err := newServerCmd().Flags().Parse([]string{"--maxmemory", "lots"})
 	if err == nil || !strings.Contains(err.Error(), "not a memory size") {

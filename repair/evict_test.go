@@ -1,0 +1,305 @@
+package repair_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dynakv/dynakv/evict"
+	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/repair"
+	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// evictRig is one lone store with an evictor over it: evictions delete
+// outright (a one-member ring), the limit is settable, time is fake.
+type evictRig struct {
+	st    *storage.Store
+	ev    *repair.Evictor
+	now   atomic.Int64 // unix ms
+	limit atomic.Int64
+}
+
+func newEvictRig(t *testing.T, p evict.Policy) *evictRig { return newEvictRigWith(t, p, nil) }
+
+// newEvictRigWith is newEvictRig with edit, when not nil, applied to the
+// evictor's configuration.
+func newEvictRigWith(t *testing.T, p evict.Policy, edit func(*repair.EvictorConfig)) *evictRig {
+	t.Helper()
+	r := &evictRig{}
+	r.now.Store(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
+	now := func() time.Time { return time.UnixMilli(r.now.Load()) }
+	st, err := storage.Open(storage.Config{InMemory: true, Partitions: 16, Logger: slog.New(slog.DiscardHandler),
+		ReapInterval: time.Hour, Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	r.st = st
+	cfg := repair.EvictorConfig{
+		Store:  st,
+		Policy: p,
+		Usage:  func() (int64, int64) { return st.Memory().Live, r.limit.Load() },
+		Evict: func(_ context.Context, key []byte, seen vclock.Set) (bool, error) {
+			ok, err := st.DeleteIf(key, seen.AppendBinary(nil))
+			if err == nil && !ok {
+				err = repair.ErrEvictGhost
+			}
+			return ok, err
+		},
+		Now: now, Seed: 7, Logger: slog.New(slog.DiscardHandler),
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	r.ev, err = repair.NewEvictor(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.ev.Close() })
+	return r
+}
+
+// put writes key with a 100-byte value written an hour ago, expiring at
+// expiry (0: never).
+func (r *evictRig) put(t *testing.T, key string, expiry int64) {
+	t.Helper()
+	v := vclock.Value{Data: make([]byte, 100), Timestamp: r.now.Load() - 3600_000, Expiry: expiry}
+	rec := vclock.Set{Entries: []vclock.Entry{{Actor: "a", Counter: 1, Values: []vclock.Value{v}}}}
+	if _, err := r.st.Update([]byte(key), func(vclock.Set, bool) (vclock.Set, error) { return rec, nil }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *evictRig) has(t *testing.T, key string) bool {
+	t.Helper()
+	_, found, err := r.st.Get([]byte(key))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// TestEvictorLRUHoldsBudgetKeepsHotKeys: over its limit, allkeys-lru evicts
+// until used memory is at most the limit, counts every eviction, and leaves the
+// keys read since (the access table's words) alone.
+func TestEvictorLRUHoldsBudgetKeepsHotKeys(t *testing.T) {
+	for _, p := range []evict.Policy{evict.AllKeysLRU, evict.AllKeysLFU} {
+		t.Run(p.String(), func(t *testing.T) {
+			r := newEvictRig(t, p)
+			const keys, hot = 1000, 40 // both limits below make tables of evict.MinSlots: one table
+			for i := range keys {
+				r.put(t, fmt.Sprintf("k%d", i), 0)
+			}
+			r.limit.Store(r.st.Memory().Live)
+			r.ev.RunOnce(context.Background()) // under the limit: makes the access table only
+			for range 20 {                     // hot keys: read now, and often (LFU)
+				for i := range hot {
+					r.has(t, fmt.Sprintf("k%d", i))
+				}
+			}
+			r.limit.Store(r.st.Memory().Live / 2)
+			for range 10 {
+				r.ev.RunOnce(context.Background())
+			}
+			if used, limit := r.st.Memory().Live, r.limit.Load(); used > limit {
+				t.Fatalf("used %d > limit %d after eviction", used, limit)
+			}
+			left := int64(0)
+			for p := range r.st.Partitions() {
+				left += r.st.PartitionCount(p)
+			}
+			if got := r.ev.Evicted(); got != keys-left || got < keys/3 {
+				t.Errorf("Evicted %d, records left %d of %d", got, left, keys)
+			}
+			lost := 0
+			for i := range hot {
+				if !r.has(t, fmt.Sprintf("k%d", i)) {
+					lost++
+				}
+			}
+			if lost > 0 {
+				t.Errorf("%d of %d hot keys evicted", lost, hot)
+			}
+			if r.ev.Stuck() {
+				t.Error("Stuck after evicting")
+			}
+		})
+	}
+}
+
+// TestEvictorVolatile: volatile policies evict only keys with an expiry, and
+// report nothing evictable (Admit: ErrFull) when there is none;
+// volatile-ttl evicts the soonest expiring first.
+func TestEvictorVolatile(t *testing.T) {
+	for _, p := range []evict.Policy{evict.VolatileLRU, evict.VolatileLFU, evict.VolatileRandom, evict.VolatileTTL} {
+		t.Run(p.String(), func(t *testing.T) {
+			r := newEvictRig(t, p)
+			for i := range 500 {
+				r.put(t, fmt.Sprintf("p%d", i), 0)
+			}
+			r.limit.Store(r.st.Memory().Live / 2)
+			r.ev.RunOnce(context.Background())
+			if !r.ev.Stuck() || r.ev.Evicted() != 0 {
+				t.Fatalf("no volatile key: Stuck %v Evicted %d", r.ev.Stuck(), r.ev.Evicted())
+			}
+			if err := r.ev.Admit(context.Background()); !errors.Is(err, repair.ErrFull) {
+				t.Fatalf("Admit while stuck: %v", err)
+			}
+			base := r.now.Load()
+			for i := range 500 {
+				r.put(t, fmt.Sprintf("v%d", i), base+int64(i+1)*60_000)
+			}
+			r.limit.Store(r.st.Memory().Live * 3 / 4) // the volatile keys are half: room to reach it
+			for range 20 {
+				r.ev.RunOnce(context.Background())
+			}
+			if used, limit := r.st.Memory().Live, r.limit.Load(); used > limit || r.ev.Stuck() {
+				t.Fatalf("used %d limit %d stuck %v", used, limit, r.ev.Stuck())
+			}
+			for i := range 500 {
+				if !r.has(t, fmt.Sprintf("p%d", i)) {
+					t.Fatalf("persistent key p%d evicted", i)
+				}
+			}
+			if p == evict.VolatileTTL {
+				// Exact: a prefix of the expiry order is gone, the rest is there.
+				gone := int(r.ev.Evicted())
+				for i := range 500 {
+					if r.has(t, fmt.Sprintf("v%d", i)) != (i >= gone) {
+						t.Fatalf("volatile-ttl: v%d present %v with %d evicted", i, !(i < gone), gone)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestEvictorNoEviction: noeviction never evicts.
+func TestEvictorNoEviction(t *testing.T) {
+	r := newEvictRig(t, evict.NoEviction)
+	for i := range 100 {
+		r.put(t, fmt.Sprintf("k%d", i), 0)
+	}
+	r.limit.Store(1)
+	r.ev.RunOnce(context.Background())
+	if r.ev.Evicted() != 0 {
+		t.Fatalf("noeviction evicted %d", r.ev.Evicted())
+	}
+}
+
+// TestEvictorAdmitWaitsForRoom: with the loop running, Admit wakes it and
+// returns nil once eviction made room; Close ends the loop.
+func TestEvictorAdmitWaitsForRoom(t *testing.T) {
+	r := newEvictRig(t, evict.AllKeysRandom)
+	for i := range 1000 {
+		r.put(t, fmt.Sprintf("k%d", i), 0)
+	}
+	r.ev.Start()
+	r.limit.Store(r.st.Memory().Live - 1000)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	for range 100 { // each Admit waits up to 100ms
+		if err = r.ev.Admit(ctx); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		t.Fatalf("Admit: %v", err)
+	}
+	if used, limit := r.st.Memory().Live, r.limit.Load(); used > limit || r.ev.Evicted() == 0 {
+		t.Fatalf("used %d limit %d evicted %d", used, limit, r.ev.Evicted())
+	}
+	if err := r.ev.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestEvictorAccessConfirm: two replicas of the same keys, whose reads all go
+// to B. A evicts under allkeys-lru; with MsgAccess it asks B for the words of
+// its picks, learns that the hot keys are hot, and keeps them; without (no
+// Caller), the keys B saw read look as cold on A as any.
+func TestEvictorAccessConfirm(t *testing.T) {
+	for _, confirm := range []bool{true, false} {
+		t.Run(fmt.Sprint("confirm=", confirm), func(t *testing.T) {
+			ms := newMembers(t, "A", "B")
+			b := newEvictRigWith(t, evict.AllKeysLRU, func(c *repair.EvictorConfig) { c.Node, c.Cluster, c.N = "B", ms, 2 })
+			mux := peer.NewMux()
+			b.ev.Register(mux)
+			a := newEvictRigWith(t, evict.AllKeysLRU, func(c *repair.EvictorConfig) {
+				c.Node, c.Cluster, c.N = "A", ms, 2
+				if confirm {
+					c.Caller = peer.CallerFunc(func(ctx context.Context, node string, typ peer.MsgType, req []byte) ([]byte, error) {
+						if node != "B" {
+							return nil, fmt.Errorf("no node %s", node)
+						}
+						return mux.ServeCluster(ctx, "A", uint8(typ), req)
+					})
+				}
+			})
+			const keys, hot = 1000, 100
+			for _, r := range []*evictRig{a, b} {
+				for i := range keys {
+					r.put(t, fmt.Sprintf("k%d", i), 0)
+				}
+				r.limit.Store(r.st.Memory().Live) // at the limit: the tables are made
+				r.ev.RunOnce(context.Background())
+			}
+			for i := range hot { // read through B only
+				b.has(t, fmt.Sprintf("k%d", i))
+			}
+			a.limit.Store(a.st.Memory().Live / 2)
+			for range 10 {
+				a.ev.RunOnce(context.Background())
+			}
+			if used, limit := a.st.Memory().Live, a.limit.Load(); used > limit {
+				t.Fatalf("A: used %d > limit %d", used, limit)
+			}
+			lost := 0
+			for i := range hot {
+				if !a.has(t, fmt.Sprintf("k%d", i)) {
+					lost++
+				}
+			}
+			t.Logf("A evicted %d, %d of %d keys read on B among them", a.ev.Evicted(), lost, hot)
+			if confirm && lost > 0 {
+				t.Errorf("with MsgAccess, A evicted %d of the %d keys read on B", lost, hot)
+			}
+			if !confirm && lost == 0 {
+				t.Errorf("without MsgAccess, A kept every key read on B: the test shows nothing")
+			}
+		})
+	}
+}
+
+// TestEvictorKicksPurge: while graves crowd the allowance, each pass may kick
+// the purge, at most once a second.
+func TestEvictorKicksPurge(t *testing.T) {
+	var kicks atomic.Int64
+	var high atomic.Bool
+	r := newEvictRigWith(t, evict.AllKeysLRU, func(c *repair.EvictorConfig) {
+		c.GravesHigh = high.Load
+		c.KickPurge = func() { kicks.Add(1) }
+	})
+	step := func(n int) {
+		for range n {
+			r.ev.RunOnce(context.Background())
+			r.now.Add(100) // 100 ms
+		}
+	}
+	step(20)
+	if kicks.Load() != 0 {
+		t.Fatalf("%d kicks without graves", kicks.Load())
+	}
+	high.Store(true)
+	step(20) // 2 s
+	if got := kicks.Load(); got != 2 {
+		t.Fatalf("%d kicks in 2 s of high graves, want 2", got)
+	}
+}
