@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"path/filepath"
 	"strconv"
@@ -71,10 +72,12 @@ type Config struct {
 	// partition handoff, tombstone purge). Default 30s; negative disables them.
 	AAEInterval time.Duration
 	// AAEMaxKeysPerSec throttles anti-entropy and handoff: keys listed or moved per
-	// second. Default 20000.
+	// second. Default 20000; 100000 for a memory cache (see MemoryCache).
 	AAEMaxKeysPerSec int
 	// TombstoneGrace is how long a tombstone is kept at least; after it, a tombstone
-	// every owner holds is purged, and older hints are dropped. Default 24h.
+	// every owner holds is purged, and older hints are dropped. Default 24h; 1s
+	// for a memory cache (see MemoryCache): eviction tombstones must not linger,
+	// and purge's safety does not rest on the grace.
 	TombstoneGrace time.Duration
 	// GossipTuning, when set, adjusts memberlist's configuration (tests shorten its
 	// intervals).
@@ -132,9 +135,23 @@ type Config struct {
 	// at (Redis's maxmemory-samples), 1..64. Default 5.
 	MaxMemorySamples int
 	// RecordCacheBytes bounds the record cache (recently read and written records
-	// kept in memory so that their reads skip Pebble). Default 64 MiB; negative
-	// turns it off.
+	// kept in memory so that their reads skip Pebble). Default 64 MiB, 32 MiB
+	// (fastcache's least) for a memory cache (see MemoryCache); negative turns
+	// it off.
 	RecordCacheBytes int64
+	// BlockCacheBytes is Pebble's block cache. Default 64 MiB; 8 MiB for a
+	// memory cache (see MemoryCache): its blocks are copies of files already in
+	// memory.
+	BlockCacheBytes int64
+	// MemTableBytes is the size of Pebble's memtables (two at most: the one
+	// written and one being flushed). Default 4 MiB; 2 MiB for a memory cache.
+	MemTableBytes int64
+	// GoMemoryLimit, when set, is called with the Go runtime's soft memory
+	// limit derived from maxmemory (GoMemoryLimitFor) when the node starts and
+	// whenever CONFIG SET maxmemory changes it; cmd/dynakv passes
+	// debug.SetMemoryLimit unless GOMEMLIMIT is set. Default nil: the runtime's
+	// limit is left alone (a library does not own the process's settings).
+	GoMemoryLimit func(bytes int64)
 	// Fsync says when a write is durable relative to its acknowledgement:
 	// storage.SyncInterval (default: in the OS before the ack, fsynced every
 	// FsyncInterval), storage.SyncAlways (fsynced before the ack) or
@@ -222,6 +239,9 @@ func (c Config) EnsureDefaults() Config {
 	if c.AAEInterval == 0 {
 		c.AAEInterval = d.AAEInterval
 	}
+	if c.MemoryCache() {
+		c.memoryCacheDefaults()
+	}
 	if c.AAEMaxKeysPerSec == 0 {
 		c.AAEMaxKeysPerSec = d.AAEMaxKeysPerSec
 	}
@@ -246,6 +266,66 @@ func (c Config) EnsureDefaults() Config {
 		c.Now = time.Now
 	}
 	return c
+}
+
+// MemoryCache reports whether c is a memory cache: memory storage with a
+// maxmemory at start. Such a node takes its own defaults for the fields left
+// zero (the others are as for any node):
+//
+//   - TombstoneGrace 1s, AAEMaxKeysPerSec 100000: eviction tombstones are
+//     purged as soon as every owner holds them, not a day later, so that
+//     graves stay within their allowance at a cache's eviction rate;
+//   - BlockCacheBytes 8 MiB, MemTableBytes 2 MiB, RecordCacheBytes 32 MiB:
+//     the data is in memory already, and what the caches hold is outside
+//     maxmemory (the fixed overhead of the stated bound on RSS).
+//
+// A CONFIG SET maxmemory on a node started without one changes none of them.
+func (c Config) MemoryCache() bool { return c.Storage == StorageMemory && c.MaxMemory > 0 }
+
+// Memory-cache defaults (MemoryCache).
+const (
+	memoryCacheTombstoneGrace  = time.Second
+	memoryCacheAAEMaxKeys      = 100000
+	memoryCacheBlockCacheBytes = 8 << 20
+	memoryCacheMemTableBytes   = 2 << 20
+	memoryCacheRecordCache     = 32 << 20
+)
+
+// memoryCacheDefaults fills c's zero fields with the memory-cache defaults.
+func (c *Config) memoryCacheDefaults() {
+	if c.TombstoneGrace == 0 {
+		c.TombstoneGrace = memoryCacheTombstoneGrace
+	}
+	if c.AAEMaxKeysPerSec == 0 {
+		c.AAEMaxKeysPerSec = memoryCacheAAEMaxKeys
+	}
+	if c.BlockCacheBytes == 0 {
+		c.BlockCacheBytes = memoryCacheBlockCacheBytes
+	}
+	if c.MemTableBytes == 0 {
+		c.MemTableBytes = memoryCacheMemTableBytes
+	}
+	if c.RecordCacheBytes == 0 {
+		c.RecordCacheBytes = memoryCacheRecordCache
+	}
+}
+
+// goFixedBytes is the Go heap a node needs beside its data's files: Merkle
+// trees, the access table, the record cache's index, buffers, stacks.
+const goFixedBytes = 32 << 20
+
+// GoMemoryLimitFor is the Go runtime's soft memory limit for a node with
+// maxmemory bytes (0: no limit, math.MaxInt64): 1.5 x maxmemory + 32 MiB. In
+// memory mode Pebble's files live on the Go heap, and the evictor keeps them
+// within 1.4 x maxmemory (repair.ValveTarget); the limit makes the collector
+// run before garbage doubles them (GOGC's 100 %), and return idle memory to
+// the OS. It is soft: a heap that must grow past it grows (the collector then
+// takes at most half the CPU).
+func GoMemoryLimitFor(maxMemory int64) int64 {
+	if maxMemory <= 0 || maxMemory > (math.MaxInt64-goFixedBytes)/3*2 {
+		return math.MaxInt64
+	}
+	return maxMemory + maxMemory/2 + goFixedBytes
 }
 
 // Validate reports every problem with c at once.
@@ -324,6 +404,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxMemory < 0 {
 		bad("--maxmemory must not be negative, not %d", c.MaxMemory)
+	}
+	if c.BlockCacheBytes < 0 || c.MemTableBytes < 0 {
+		bad("the block cache (%d) and memtable (%d) sizes must not be negative", c.BlockCacheBytes, c.MemTableBytes)
 	}
 	if err := checkPolicy(c.MaxMemoryPolicy); err != nil {
 		bad("--maxmemory-policy %v", err)

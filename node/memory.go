@@ -89,6 +89,14 @@ func (n *Node) newEvictor() error {
 	return nil
 }
 
+// setGoMemoryLimit hands Config.GoMemoryLimit the limit for maxMemory
+// (GoMemoryLimitFor), when the caller set it.
+func (n *Node) setGoMemoryLimit(maxMemory int64) {
+	if n.cfg.GoMemoryLimit != nil {
+		n.cfg.GoMemoryLimit(GoMemoryLimitFor(maxMemory))
+	}
+}
+
 // graveAllowance is A: the grave bytes not counted in used_memory.
 func graveAllowance(maxMemory int64) int64 { return max(maxMemory/4, 1<<20) }
 
@@ -191,6 +199,7 @@ func (t tunables) Set(name, v string) error {
 			return fmt.Errorf("maxmemory %q: out of range", v)
 		}
 		t.n.mem.max.Store(m)
+		t.n.setGoMemoryLimit(m)
 		if u := t.n.usage(); u.full() && *t.n.mem.policy.Load() == PolicyNoEviction {
 			t.n.log.Warn("the new maxmemory is smaller than the current memory usage: growing writes are refused until memory is freed",
 				"maxmemory", m, "used_memory", u.used)
@@ -242,7 +251,10 @@ func (n *Node) memoryInfo(add func(sec, k string, v any)) {
 	add("memory", "used_memory_graves", u.Graves)
 	add("memory", "used_memory_hints", u.Hints)
 	add("memory", "evict_table_bytes", n.evictor.TableBytes())
-	add("memory", "storage_fs_bytes", n.store.Physical().FS)
+	ph := n.store.Physical()
+	add("memory", "storage_fs_bytes", ph.FS)
+	add("memory", "storage_memtables_bytes", ph.Memtables)
+	add("memory", "storage_block_cache_bytes", ph.BlockCache)
 }
 
 // mcStats are the node's lines of memcached's "stats".

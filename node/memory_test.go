@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -531,6 +532,83 @@ func TestMaxMemoryEvictsCluster(t *testing.T) {
 		}
 		if err := cs[1].Get(ctx, k).Err(); err != redis.Nil {
 			t.Fatalf("GET %s after anti-entropy: %v, want a miss", k, err)
+		}
+	}
+}
+
+// TestConfigMemoryCacheDefaults: memory storage with a maxmemory takes the
+// memory cache's defaults for the fields left zero; given values stay; a disk
+// node, or a memory node without a limit, keeps the general defaults.
+func TestConfigMemoryCacheDefaults(t *testing.T) {
+	d := DefaultConfig()
+	cache := Config{Name: "x", Storage: StorageMemory, MaxMemory: 64 << 20}
+	for _, tc := range []struct {
+		name  string
+		in    Config
+		grace time.Duration
+		aae   int
+		block int64
+		mem   int64
+		rec   int64
+	}{
+		{"memory cache", cache, time.Second, 100000, 8 << 20, 2 << 20, 32 << 20},
+		{"memory without maxmemory", Config{Name: "x", Storage: StorageMemory}, d.TombstoneGrace, d.AAEMaxKeysPerSec, 0, 0, 0},
+		{"disk with maxmemory", Config{Name: "x", Storage: StorageDisk, MaxMemory: 64 << 20}, d.TombstoneGrace, d.AAEMaxKeysPerSec, 0, 0, 0},
+		{"memory cache, set by hand", func() Config {
+			c := cache
+			c.TombstoneGrace, c.AAEMaxKeysPerSec, c.BlockCacheBytes, c.MemTableBytes, c.RecordCacheBytes = time.Hour, 5, 1<<20, 1<<20, -1
+			return c
+		}(), time.Hour, 5, 1 << 20, 1 << 20, -1},
+	} {
+		c := tc.in.EnsureDefaults()
+		if c.TombstoneGrace != tc.grace || c.AAEMaxKeysPerSec != tc.aae || c.BlockCacheBytes != tc.block || c.MemTableBytes != tc.mem || c.RecordCacheBytes != tc.rec {
+			t.Errorf("%s: grace %v, aae %d, block cache %d, memtables %d, record cache %d; want %v, %d, %d, %d, %d", tc.name,
+				c.TombstoneGrace, c.AAEMaxKeysPerSec, c.BlockCacheBytes, c.MemTableBytes, c.RecordCacheBytes,
+				tc.grace, tc.aae, tc.block, tc.mem, tc.rec)
+		}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", tc.name, err)
+		}
+	}
+}
+
+// TestGoMemoryLimitFor: 1.5 x maxmemory + 32 MiB; no limit without maxmemory
+// or when the figure would overflow.
+func TestGoMemoryLimitFor(t *testing.T) {
+	for _, tc := range []struct{ max, want int64 }{
+		{0, math.MaxInt64},
+		{-1, math.MaxInt64},
+		{64 << 20, 96<<20 + 32<<20},
+		{1 << 30, 3<<29 + 32<<20},
+		{math.MaxInt64 / 4 * 3, math.MaxInt64},
+		{math.MaxInt64 / 2, math.MaxInt64/2 + math.MaxInt64/4 + 32<<20},
+	} {
+		if got := GoMemoryLimitFor(tc.max); got != tc.want {
+			t.Errorf("GoMemoryLimitFor(%d) = %d, want %d", tc.max, got, tc.want)
+		}
+	}
+}
+
+// TestGoMemoryLimitHook: the node hands Config.GoMemoryLimit the limit for its
+// maxmemory at start and again on CONFIG SET maxmemory.
+func TestGoMemoryLimitHook(t *testing.T) {
+	var got atomic.Int64
+	n := startTestNode(t, Config{MaxMemory: 64 << 20, GoMemoryLimit: func(b int64) { got.Store(b) }})
+	defer n.Close()
+	if g := got.Load(); g != GoMemoryLimitFor(64<<20) {
+		t.Errorf("at start: limit %d, want %d", g, GoMemoryLimitFor(64<<20))
+	}
+	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1})
+	defer c.Close()
+	for _, tc := range []struct {
+		set  string
+		want int64
+	}{{"1gb", GoMemoryLimitFor(1 << 30)}, {"0", math.MaxInt64}} {
+		if err := c.ConfigSet(context.Background(), "maxmemory", tc.set).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if g := got.Load(); g != tc.want {
+			t.Errorf("CONFIG SET maxmemory %s: limit %d, want %d", tc.set, g, tc.want)
 		}
 	}
 }

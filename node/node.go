@@ -201,6 +201,7 @@ func (n *Node) Start() error {
 	if n.handoff != nil {
 		n.handoff.Start()
 	}
+	n.setGoMemoryLimit(n.mem.max.Load())
 	n.evictor.Start()
 	n.ringChanged()
 	n.ms.Start()
@@ -230,6 +231,8 @@ func (n *Node) openStorage() error {
 		Now:          n.cfg.Now,
 		// storage applies the default to 0 and turns the cache off when negative.
 		RecordCacheBytes: n.cfg.RecordCacheBytes,
+		CacheBytes:       n.cfg.BlockCacheBytes,
+		MemTableBytes:    n.cfg.MemTableBytes,
 		Logger:           n.log,
 	}
 	if !sc.InMemory {

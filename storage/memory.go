@@ -121,6 +121,9 @@ type PhysicalStats struct {
 	// Memtables is the memory of the memtables (their arenas, allocated whole)
 	// and of large batches not yet flushed.
 	Memtables uint64
+	// BlockCache is what Pebble's block cache holds (Config.CacheBytes at
+	// most): copies of sstable blocks, outside the Go heap.
+	BlockCache uint64
 }
 
 // Total is FS plus Memtables: what Pebble holds in memory mode, beside its
@@ -136,7 +139,7 @@ func (s *Store) Physical() PhysicalStats {
 	}
 	defer s.exit(nil)
 	m := s.db.Metrics()
-	out := PhysicalStats{FS: m.DiskSpaceUsage(), Memtables: m.MemTable.Size}
+	out := PhysicalStats{FS: m.DiskSpaceUsage(), Memtables: m.MemTable.Size, BlockCache: uint64(max(m.BlockCache.Size, 0))}
 	for _, l := range m.Levels {
 		out.Tables += uint64(l.Size)
 	}

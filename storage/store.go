@@ -43,6 +43,9 @@ type Config struct {
 	Partitions int
 	// CacheBytes is Pebble's block cache size. Default 64 MiB.
 	CacheBytes int64
+	// MemTableBytes is the size of Pebble's memtables (MemTableSize: up to two
+	// are kept, the one written and one being flushed). Default 4 MiB (Pebble's).
+	MemTableBytes int64
 	// RecordCacheBytes bounds the record cache, which keeps recently read and
 	// written records in memory so that their reads skip Pebble. Default 64 MiB
 	// (fastcache's minimum is 32 MiB); negative turns it off.
@@ -240,6 +243,9 @@ func openOn(cfg Config, base vfs.FS) (_ *Store, err error) {
 	opts := &pebble.Options{
 		Cache:  cache,
 		Logger: pebbleLogger{cfg.Logger.With("component", "pebble")},
+	}
+	if cfg.MemTableBytes > 0 {
+		opts.MemTableSize = uint64(cfg.MemTableBytes)
 	}
 	// Every write reads its key first (read-merge-write), so most reads find
 	// their key in one level of several: bloom filters let the others be skipped

@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -77,7 +78,17 @@ Started alone, a node is a one-member cluster that others can join; started with
 --secret. Data lives on N replicas (--n), reads wait for R of them and writes for W.
 
 The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
-(with --storage disk) and survives even SIGKILL.`,
+(with --storage disk) and survives even SIGKILL.
+
+A memory cache (--storage memory with --maxmemory) takes its own defaults for what
+the command line leaves unset: --tombstone-grace 1s and --aae-max-keys-per-sec
+100000 (eviction tombstones are purged as soon as every owner holds them),
+--record-cache-mb 32, an 8 MiB block cache and 2 MiB memtables (the data is in
+memory already), and a Go soft memory limit of 1.5 x maxmemory + 32 MiB (unless
+GOMEMLIMIT is set; CONFIG SET maxmemory moves it). Its evictor also keeps the
+in-memory files within 1.4 x maxmemory by evicting below the limit when they
+grow past it (compactions behind). Its RSS stays within about 1.5 x maxmemory
+plus a fixed overhead (see the README).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := newLogger(logLevel, logFormat)
@@ -96,7 +107,20 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 			if noSync {
 				cfg.Fsync = storage.SyncNone
 			}
+			// Left unset, these take the node's defaults, which depend on the
+			// storage and the memory limit (node.Config.MemoryCache).
+			if !cmd.Flags().Changed("tombstone-grace") {
+				cfg.TombstoneGrace = 0
+			}
+			if !cmd.Flags().Changed("aae-max-keys-per-sec") {
+				cfg.AAEMaxKeysPerSec = 0
+			}
+			if os.Getenv("GOMEMLIMIT") == "" {
+				cfg.GoMemoryLimit = func(b int64) { debug.SetMemoryLimit(b) }
+			}
 			switch {
+			case !cmd.Flags().Changed("record-cache-mb"):
+				cfg.RecordCacheBytes = 0
 			case recordCacheMB < 0:
 				return fmt.Errorf("--record-cache-mb must not be negative, got %d", recordCacheMB)
 			case recordCacheMB == 0:
@@ -123,8 +147,8 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.DurationVar(&cfg.ReplicaTimeout, "replica-timeout", d.ReplicaTimeout, "per-replica deadline within a request: a replica that has not answered by then is replaced at once by the next node of the key's preference list, and avoided for 5s (0: a quarter of --request-timeout)")
 	f.BoolVar(&hinted, "hinted-handoff", true, "keep hints for unreachable replicas and deliver them when they return")
 	f.DurationVar(&cfg.AAEInterval, "aae-interval", d.AAEInterval, "time between anti-entropy rounds (Merkle exchanges with the other replicas, partition handoff, tombstone purge); negative turns them off")
-	f.IntVar(&cfg.AAEMaxKeysPerSec, "aae-max-keys-per-sec", d.AAEMaxKeysPerSec, "throttle for anti-entropy and partition handoff: keys listed or moved per second")
-	f.DurationVar(&cfg.TombstoneGrace, "tombstone-grace", d.TombstoneGrace, "keep tombstones at least this long; older ones are purged once every member holds exactly the same tombstone or nothing of the key")
+	f.IntVar(&cfg.AAEMaxKeysPerSec, "aae-max-keys-per-sec", d.AAEMaxKeysPerSec, "throttle for anti-entropy and partition handoff: keys listed or moved per second (100000 for a memory cache: --storage memory with --maxmemory)")
+	f.DurationVar(&cfg.TombstoneGrace, "tombstone-grace", d.TombstoneGrace, "keep tombstones at least this long; older ones are purged once every member holds exactly the same tombstone or nothing of the key (1s for a memory cache: --storage memory with --maxmemory)")
 	f.IntVar(&cfg.N, "n", d.N, "replicas per key (N); clamped to the cluster size")
 	f.IntVar(&cfg.R, "r", d.R, "read quorum (R), 1..N")
 	f.IntVar(&cfg.W, "w", d.W, "write quorum (W), 1..N")
@@ -142,7 +166,7 @@ The node stops cleanly on SIGINT or SIGTERM; every acknowledged write is on disk
 	f.Var(memoryValue{&cfg.MaxMemory}, "maxmemory", "bound on this node's data, in Redis's units (64mb, 1gb; 0: no limit): live records and hints, and tombstones beyond max(maxmemory/4, 1mb); over it, the node evicts (see --maxmemory-policy) or, with noeviction or nothing evictable, client writes that may grow memory get -OOM (memcached: SERVER_ERROR out of memory storing object), while deletes, reads and replica writes go on. Per node, like redis-server; CONFIG SET maxmemory changes it at once")
 	f.StringVar(&cfg.MaxMemoryPolicy, "maxmemory-policy", "", "what the node does over --maxmemory, by Redis's names: noeviction refuses growing writes; allkeys-lru, allkeys-lfu, allkeys-random evict any key, volatile-lru, volatile-lfu, volatile-random, volatile-ttl only keys with an expiry. Each node evicts from the partitions it owns, with a tombstone the replicas agree on (default: allkeys-lru with --storage memory, noeviction on disk)")
 	f.IntVar(&cfg.MaxMemorySamples, "maxmemory-samples", 5, "records looked at per eviction sampling round, 1..64 (Redis's maxmemory-samples): more is closer to exact LRU/LFU and costs more")
-	f.Int64Var(&recordCacheMB, "record-cache-mb", 64, "MiB of recently read and written records kept in memory so that their reads skip the storage engine (at least 32 when on); 0 turns the cache off")
+	f.Int64Var(&recordCacheMB, "record-cache-mb", 64, "MiB of recently read and written records kept in memory so that their reads skip the storage engine (at least 32 when on; 32 for a memory cache: --storage memory with --maxmemory); 0 turns the cache off")
 	f.StringVar((*string)(&cfg.Fsync), "fsync", string(d.Fsync), `when a write is durable: "interval" acknowledges it once it is in the OS (a killed node loses nothing) and fsyncs every --fsync-interval (a power loss can lose that interval on this node, as with Redis's appendfsync everysec); "always" fsyncs before acknowledging (every write waits for the disk); "none" for tests and benchmarks (even a killed node may lose its last writes)`)
 	f.DurationVar(&cfg.FsyncInterval, "fsync-interval", d.FsyncInterval, "fsync period of --fsync interval")
 	f.BoolVar(&noSync, "no-sync", false, "same as --fsync none")
