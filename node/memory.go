@@ -49,12 +49,19 @@ func (n *Node) newEvictor() error {
 	if err != nil {
 		return err
 	}
+	// In memory mode Pebble's files are in RAM: the physical valve keeps them
+	// within repair.ValveRatio x maxmemory. On disk they cost no memory.
+	var physical func() int64
+	if n.cfg.Storage == StorageMemory {
+		physical = func() int64 { return int64(n.store.Physical().FS) }
+	}
 	ev, err := repair.NewEvictor(repair.EvictorConfig{
-		Node:    n.cfg.Name,
-		Store:   n.store,
-		Cluster: n.ms,
-		Caller:  n.calls,
-		N:       n.cfg.N,
+		Physical: physical,
+		Node:     n.cfg.Name,
+		Store:    n.store,
+		Cluster:  n.ms,
+		Caller:   n.calls,
+		N:        n.cfg.N,
 		Usage: func() (int64, int64) {
 			u := n.usage()
 			return u.used, u.max
@@ -251,6 +258,7 @@ func (n *Node) memoryInfo(add func(sec, k string, v any)) {
 	add("memory", "used_memory_graves", u.Graves)
 	add("memory", "used_memory_hints", u.Hints)
 	add("memory", "evict_table_bytes", n.evictor.TableBytes())
+	add("memory", "evict_target", n.evictor.Target())
 	ph := n.store.Physical()
 	add("memory", "storage_fs_bytes", ph.FS)
 	add("memory", "storage_memtables_bytes", ph.Memtables)

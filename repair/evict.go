@@ -37,15 +37,30 @@ import (
 //     Config.Evict with the record exactly as sampled: a record that changed
 //     since is a ghost and is skipped;
 //
-// until used memory is at most the limit. A pass that finds nothing it may
+// until used memory is at most the target. A pass that finds nothing it may
 // evict (volatile-* with no key that has an expiry, or no live record in an
 // owned partition) sets Stuck, so that Admit answers -OOM as Redis does; the
 // next pass that evicts or finds the node under its limit clears it.
 //
-// Invariants: one goroutine (the loop) samples, fills the pool and evicts; the
-// pool and the rand are its own. Settings (policy, samples) are atomics read
-// at each pass. Admit never evicts itself: it wakes the loop and waits for a
-// pass to end, bounded by AdmitWait and its context.
+// The target is the limit, except past the physical valve: in memory mode
+// Pebble's files are in RAM, and an LSM holds more than its logical records
+// (obsolete tables until compactions catch up, the WAL, incompressible
+// values); when Config.Physical (read at most once a second) exceeds
+// ValveRatio x the limit, the target is lowered in proportion (ValveTarget),
+// so that the node evicts below maxmemory until the files fit again and RSS
+// stays bounded. Admit still admits writes at the limit: the valve is the
+// evictor's goal, not the clients'.
+//
+// Invariants: one goroutine (the loop) samples, fills the pool and dispatches
+// evictions; the pool and the rand are its own. Up to Config.InFlight
+// evictions (default 16) run at once, each on a goroutine the pass starts and
+// waits for before it ends, so that a write load over the limit is not held to
+// one eviction round trip at a time; a key in flight is not sampled again, and
+// the bytes in flight count as freed when the loop decides how much more to
+// pick. Each eviction stays exact (Config.Evict with the record as sampled).
+// Settings (policy, samples) are atomics read at each pass. Admit never evicts
+// itself: it wakes the loop and waits for an eviction that brings used memory
+// to the limit, or a pass's end, bounded by AdmitWait and its context.
 //
 // Picks are evicted in batches of up to evictBatch, each confirmed with the
 // other owners first (evict_serve.go: MsgAccess).
@@ -114,9 +129,15 @@ type EvictorConfig struct {
 	AdmitWait time.Duration
 	// RequestTimeout bounds one eviction. Default 1s.
 	RequestTimeout time.Duration
-	Now            func() time.Time // default time.Now
-	Seed           uint64           // the sampling and LFU randomness; 0: random
-	Logger         *slog.Logger     // default slog.Default()
+	// Physical, when set, returns the bytes of the store's files held in
+	// memory (memory mode: storage's Physical().FS), for the physical valve
+	// (ValveTarget); read at most once a second. Nil: no valve (disk).
+	Physical func() int64
+	// InFlight bounds the evictions running at once. Default 16.
+	InFlight int
+	Now      func() time.Time // default time.Now
+	Seed     uint64           // the sampling and LFU randomness; 0: random
+	Logger   *slog.Logger     // default slog.Default()
 }
 
 // Evictor is the node's eviction loop; see the comment above evictTick.
@@ -126,6 +147,12 @@ type Evictor struct {
 	samples atomic.Int64
 	evicted atomic.Int64
 	stuck   atomic.Bool
+	target  atomic.Int64 // the valve's target; 0: the limit
+
+	// The evictions in flight: their bytes and keys' hashes.
+	flightMu    sync.Mutex
+	flightKeys  map[uint64]struct{}
+	flightBytes atomic.Int64
 
 	wake   chan struct{}
 	mu     sync.Mutex
@@ -144,6 +171,8 @@ type Evictor struct {
 	tableMax   int64
 	poolPolicy evict.Policy
 	lastKick   int64      // unix ms of the last KickPurge
+	lastValve  int64      // unix ms of the last Physical read
+	physical   int64      // its answer
 	ownedRing  *ring.Ring // the ring ownedOf was computed for
 	ownedOf    []int
 }
@@ -174,6 +203,9 @@ func NewEvictor(cfg EvictorConfig) (*Evictor, error) {
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = time.Second
 	}
+	if cfg.InFlight <= 0 {
+		cfg.InFlight = 16
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -185,7 +217,7 @@ func NewEvictor(cfg EvictorConfig) (*Evictor, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	e := &Evictor{cfg: cfg, wake: make(chan struct{}, 1), passed: make(chan struct{}), ctx: ctx, cancel: cancel,
-		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))}
+		rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)), flightKeys: map[uint64]struct{}{}}
 	e.policy.Store(uint32(cfg.Policy))
 	e.samples.Store(int64(cfg.Samples))
 	return e, nil
@@ -219,6 +251,37 @@ func (e *Evictor) Samples() int { return int(e.samples.Load()) }
 
 // Evicted returns the records this node evicted (INFO's evicted_keys).
 func (e *Evictor) Evicted() int64 { return e.evicted.Load() }
+
+// Target returns the used memory the evictor brings the node down to: the
+// limit, or less while the physical valve is open (ValveTarget).
+func (e *Evictor) Target() int64 {
+	if t := e.target.Load(); t > 0 {
+		return t
+	}
+	_, limit := e.cfg.Usage()
+	return limit
+}
+
+// ValveRatio is the physical valve's bound, in tenths: the store's in-memory
+// files may hold up to 1.4 x maxmemory before the evictor evicts below the
+// limit.
+const ValveRatio = 14
+
+// ValveTarget is the evictor's target for used memory under limit when the
+// store's files hold physical bytes in memory: the limit while physical is at
+// most 1.4 x limit (ValveRatio); past it, the limit scaled by how far it is
+// over, limit x (1.4 x limit) / physical (the files shrink with the records
+// once compactions drop what was evicted), and never below half the limit (a
+// backlog of obsolete files, or graves and hints that cannot be evicted, must
+// not empty the cache). 0 limit: 0 (no limit).
+func ValveTarget(limit, physical int64) int64 {
+	// In float64: exact for these integers below 2^49, and no overflow above.
+	bound := float64(limit) * ValveRatio / 10
+	if limit <= 0 || float64(physical) <= bound {
+		return limit
+	}
+	return max(int64(float64(limit)*bound/float64(physical)), limit/2)
+}
 
 // Stuck reports whether the last pass over the limit found nothing to evict.
 func (e *Evictor) Stuck() bool { return e.stuck.Load() }
@@ -309,19 +372,26 @@ func (e *Evictor) Admit(ctx context.Context) error {
 // ErrFull is Admit's error: the node stays over its limit.
 var ErrFull = errors.New("repair: over maxmemory")
 
+// progress wakes Admit's waiters: a pass ended, or an eviction freed memory.
+func (e *Evictor) progress() {
+	e.mu.Lock()
+	close(e.passed)
+	e.passed = make(chan struct{})
+	e.mu.Unlock()
+}
+
 // RunOnce runs one pass: the loop calls it; a test may call it on an evictor
-// that was not started (never concurrently with the loop).
+// that was not started (never concurrently with the loop). The evictions it
+// starts have ended when it returns.
 func (e *Evictor) RunOnce(ctx context.Context) {
-	defer func() {
-		e.mu.Lock()
-		close(e.passed)
-		e.passed = make(chan struct{})
-		e.mu.Unlock()
-	}()
+	var flight sync.WaitGroup
+	defer e.progress()
+	defer flight.Wait()
 	now := e.cfg.Now().UnixMilli()
 	policy := e.Policy()
 	_, limit := e.cfg.Usage()
 	e.keepTable(policy, limit, now)
+	e.keepValve(limit, now)
 	if policy != e.poolPolicy {
 		e.pool.Reset()
 		e.poolPolicy = policy
@@ -347,13 +417,29 @@ func (e *Evictor) RunOnce(ctx context.Context) {
 	}
 	owned := e.owned()
 	misses := 0
-	for done := 0; done < evictPassBudget && e.over() && ctx.Err() == nil; {
-		batch, err := e.batch(policy, owned, now)
+	slots := make(chan struct{}, e.cfg.InFlight)
+	for started := 0; started < evictPassBudget && ctx.Err() == nil; {
+		need := e.need() - e.flightBytes.Load()
+		if need <= 0 {
+			// What is in flight frees enough, if it all goes: wait for it and
+			// look again (a ghost frees nothing).
+			flight.Wait()
+			if e.need() <= 0 {
+				break
+			}
+			continue
+		}
+		batch, err := e.batch(policy, owned, now, need)
 		if err != nil {
 			e.cfg.Logger.Warn("repair: evictor: sample", "err", err)
 			return
 		}
 		if len(batch) == 0 {
+			if e.flightBytes.Load() > 0 {
+				// The candidates may all be in flight: not a miss.
+				flight.Wait()
+				continue
+			}
 			// A few empty rounds in a row: nothing to evict (a sample round
 			// may miss when live records are rare among graves).
 			if misses++; misses >= 8 {
@@ -367,21 +453,93 @@ func (e *Evictor) RunOnce(ctx context.Context) {
 		}
 		misses = 0
 		for _, c := range e.confirm(ctx, policy, batch, now) {
-			if e.evictOne(ctx, c) {
-				done++
-				e.stuck.Store(false)
+			if !e.fly(c) {
+				continue // picked twice in one batch
 			}
+			slots <- struct{}{}
+			started++
+			flight.Add(1)
+			go func() {
+				defer flight.Done()
+				defer func() { <-slots }()
+				defer e.land(c)
+				if e.evictOne(ctx, c) {
+					e.stuck.Store(false)
+					if used, limit := e.cfg.Usage(); used <= limit {
+						e.progress()
+					}
+				}
+			}()
 		}
 	}
+	flight.Wait()
 	if !e.over() {
 		e.stuck.Store(false)
 	}
 }
 
-func (e *Evictor) over() bool {
-	used, limit := e.cfg.Usage()
-	return limit > 0 && used > limit
+// fly marks c in flight, unless it already is.
+func (e *Evictor) fly(c storage.Candidate) bool {
+	e.flightMu.Lock()
+	defer e.flightMu.Unlock()
+	if _, ok := e.flightKeys[c.H]; ok {
+		return false
+	}
+	e.flightKeys[c.H] = struct{}{}
+	e.flightBytes.Add(c.Bytes)
+	return true
 }
+
+// land marks c's eviction ended.
+func (e *Evictor) land(c storage.Candidate) {
+	e.flightMu.Lock()
+	defer e.flightMu.Unlock()
+	delete(e.flightKeys, c.H)
+	e.flightBytes.Add(-c.Bytes)
+}
+
+// flying reports whether a candidate of hash h is in flight.
+func (e *Evictor) flying(h uint64) bool {
+	e.flightMu.Lock()
+	defer e.flightMu.Unlock()
+	_, ok := e.flightKeys[h]
+	return ok
+}
+
+// keepValve reads the store's physical bytes, at most once a second, and sets
+// the target from them (ValveTarget).
+func (e *Evictor) keepValve(limit, now int64) {
+	if e.cfg.Physical == nil || limit == 0 {
+		e.target.Store(0)
+		return
+	}
+	if e.lastValve == 0 || now-e.lastValve >= 1000 || now < e.lastValve {
+		e.lastValve, e.physical = now, e.cfg.Physical()
+	}
+	t := ValveTarget(limit, e.physical)
+	if t < limit {
+		if e.target.Swap(t) == 0 {
+			e.cfg.Logger.Info("repair: evictor: the store's files outgrow maxmemory: evicting below it",
+				"physical", e.physical, "maxmemory", limit, "target", t)
+		}
+		return
+	}
+	e.target.Store(0)
+}
+
+// need is what used memory is over the target by (0 or less: not over).
+func (e *Evictor) need() int64 {
+	used, limit := e.cfg.Usage()
+	if limit <= 0 {
+		return 0
+	}
+	if t := e.target.Load(); t > 0 && t < limit {
+		limit = t
+	}
+	return used - limit
+}
+
+func (e *Evictor) over() bool { return e.need() > 0 }
 
 // keepTable makes the store's access table fit the policy and the limit:
 // made anew when the kind or the size changes, ticked otherwise.
@@ -436,11 +594,9 @@ func (e *Evictor) owned() []int {
 // MsgAccess per other owner).
 const evictBatch = 32
 
-// batch picks candidates until they free what the node is over its limit by,
-// or evictBatch of them, or a sampling round finds none.
-func (e *Evictor) batch(p evict.Policy, owned []int, now int64) ([]storage.Candidate, error) {
-	used, limit := e.cfg.Usage()
-	need := used - limit
+// batch picks candidates until they free need bytes, or evictBatch of them,
+// or a sampling round finds none.
+func (e *Evictor) batch(p evict.Policy, owned []int, now int64, need int64) ([]storage.Candidate, error) {
 	var out []storage.Candidate
 	for len(out) < evictBatch && need > 0 {
 		c, ok, err := e.pick(p, owned, now)
@@ -461,7 +617,7 @@ func (e *Evictor) pick(p evict.Policy, owned []int, now int64) (storage.Candidat
 	var first *storage.Candidate
 	got := 0 // live candidates seen
 	offer := func(c storage.Candidate) bool {
-		if !c.Live || (p.Volatile() && c.ReapAt == 0) {
+		if !c.Live || (p.Volatile() && c.ReapAt == 0) || e.flying(c.H) {
 			return true
 		}
 		got++

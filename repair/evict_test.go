@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/lni/goutils/leaktest"
 
 	"github.com/dynakv/dynakv/evict"
 	"github.com/dynakv/dynakv/peer"
@@ -302,4 +305,112 @@ func TestEvictorKicksPurge(t *testing.T) {
 	if got := kicks.Load(); got != 2 {
 		t.Fatalf("%d kicks in 2 s of high graves, want 2", got)
 	}
+}
+
+// TestValveTarget: the limit while the files are within 1.4 x the limit;
+// past it, the limit scaled down by how far they are over, never below half.
+func TestValveTarget(t *testing.T) {
+	const m = 64 << 20
+	for _, tc := range []struct{ limit, physical, want int64 }{
+		{0, 1 << 40, 0},                       // no limit
+		{m, 0, m},                             // nothing yet
+		{m, m, m},                             // within
+		{m, m * 14 / 10, m},                   // at the bound
+		{m, m * 2, m * 7 / 10},                // 2x: 1.4/2
+		{m, m * 28 / 10, m / 2},               // 2.8x: half
+		{m, m * 10, m / 2},                    // far past: never below half
+		{1000, 1500, 933},                     // 1000 x 1400 / 1500
+		{1 << 40, 1 << 41, 1 << 39 * 14 / 10}, // large: no overflow
+	} {
+		if got := repair.ValveTarget(tc.limit, tc.physical); got != tc.want {
+			t.Errorf("ValveTarget(%d, %d) = %d, want %d", tc.limit, tc.physical, got, tc.want)
+		}
+	}
+}
+
+// TestEvictorPhysicalValve: at its limit the node evicts nothing while the
+// store's files are within 1.4 x the limit; once they hold 2x, the evictor
+// evicts below the limit (to 0.7 x it), reads the files at most once a
+// second, and goes back to the limit when they fit again.
+func TestEvictorPhysicalValve(t *testing.T) {
+	var physical atomic.Int64
+	r := newEvictRigWith(t, evict.AllKeysRandom, func(c *repair.EvictorConfig) { c.Physical = physical.Load })
+	for i := range 1000 {
+		r.put(t, fmt.Sprintf("k%d", i), 0)
+	}
+	limit := r.st.Memory().Live
+	r.limit.Store(limit)
+	physical.Store(limit * 14 / 10)
+	r.ev.RunOnce(context.Background())
+	if r.ev.Evicted() != 0 || r.ev.Target() != limit {
+		t.Fatalf("files at 1.4x: evicted %d, target %d (limit %d)", r.ev.Evicted(), r.ev.Target(), limit)
+	}
+	physical.Store(limit * 2)
+	r.ev.RunOnce(context.Background()) // within the second: the old figure
+	if r.ev.Evicted() != 0 {
+		t.Fatalf("the valve read the files again within a second: evicted %d", r.ev.Evicted())
+	}
+	r.now.Add(1000)
+	r.ev.RunOnce(context.Background())
+	want := limit * 7 / 10
+	if used := r.st.Memory().Live; used > want || used < want-1000 || r.ev.Target() != repair.ValveTarget(limit, limit*2) {
+		t.Fatalf("files at 2x: used %d, target %d; want about %d", used, r.ev.Target(), want)
+	}
+	evicted := r.ev.Evicted()
+	physical.Store(limit)
+	r.now.Add(1000)
+	r.put(t, "new", 0) // back under the limit: nothing to evict
+	r.ev.RunOnce(context.Background())
+	if r.ev.Evicted() != evicted || r.ev.Target() != limit {
+		t.Fatalf("files back within: evicted %d more, target %d", r.ev.Evicted()-evicted, r.ev.Target())
+	}
+}
+
+// TestEvictorParallel: evictions run InFlight at a time, never more: each
+// blocks until InFlight of them are in (with one at a time the first would wait
+// until its timeout and fail); the budget is held and every eviction counted.
+func TestEvictorParallel(t *testing.T) {
+	t.Cleanup(leaktest.AfterTest(t))
+	const inFlight = 4
+	var cur, most atomic.Int64
+	gate := make(chan struct{})
+	var once sync.Once
+	r := newEvictRigWith(t, evict.AllKeysLRU, func(c *repair.EvictorConfig) {
+		c.InFlight, c.RequestTimeout = inFlight, 10*time.Second
+		del := c.Evict
+		c.Evict = func(ctx context.Context, key []byte, seen vclock.Set) (bool, error) {
+			n := cur.Add(1)
+			defer cur.Add(-1)
+			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+			}
+			if n == inFlight {
+				once.Do(func() { close(gate) })
+			}
+			select {
+			case <-gate:
+			case <-ctx.Done():
+				return false, ctx.Err()
+			}
+			return del(ctx, key, seen)
+		}
+	})
+	for i := range 1000 {
+		r.put(t, fmt.Sprintf("k%d", i), 0)
+	}
+	r.limit.Store(r.st.Memory().Live / 2)
+	r.ev.RunOnce(context.Background())
+	if got := most.Load(); got != inFlight {
+		t.Errorf("at most %d evictions at once, want %d", got, inFlight)
+	}
+	if used, limit := r.st.Memory().Live, r.limit.Load(); used > limit {
+		t.Errorf("used %d > limit %d", used, limit)
+	}
+	left := int64(0)
+	for p := range r.st.Partitions() {
+		left += r.st.PartitionCount(p)
+	}
+	if got := r.ev.Evicted(); got != 1000-left || got < 400 {
+		t.Errorf("Evicted %d, records left %d of 1000", got, left)
+	}
+	r.ev.Close()
 }

@@ -46,6 +46,11 @@
 //     other owners' access words (MsgAccess, evict_serve.go) and evicts each
 //     pick through the coordinator's causal eviction tombstone, which the other
 //     repairs then carry like any tombstone; expired values are reaped first.
+//     Up to 16 evictions run at once, each exact (a changed record is left
+//     alone). The physical valve: in memory mode, while Pebble's in-memory
+//     files exceed 1.4 x maxmemory (compactions behind, incompressible values),
+//     the evictor evicts below maxmemory, to maxmemory x 1.4 x maxmemory /
+//     files and never below half of it (ValveTarget), read once a second.
 //
 // Invariants:
 //
