@@ -612,3 +612,74 @@ func TestGoMemoryLimitHook(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxMemoryEvictsConcurrentWriters: writers at once over the limit, on one
+// memory node and on three (N = 3), as a cache's clients do: the evictor keeps
+// several evictions in flight, every node ends within its limit (plus a
+// record per writer), evicts, and few SETs wait past Admit's 100 ms.
+func TestMaxMemoryEvictsConcurrentWriters(t *testing.T) {
+	for _, count := range []int{1, 3} {
+		t.Run(fmt.Sprint(count, " nodes"), func(t *testing.T) {
+			t.Cleanup(leaktest.AfterTest(t))
+			const limit, valueLen, writers, perWriter = 256 << 10, 1024, 8, 256
+			nodes := startTestClusterWith(t, count, func(_ int, c *Config) {
+				c.MaxMemory, c.MaxMemoryPolicy = limit, "allkeys-lru"
+			})
+			ctx := context.Background()
+			value := strings.Repeat("v", valueLen)
+			var refused atomic.Int64
+			errs := make(chan error, writers)
+			for w := range writers {
+				go func() {
+					c := redis.NewClient(&redis.Options{Addr: nodes[w%count].RESPAddr(), MaxRetries: -1})
+					defer c.Close()
+					for i := range perWriter {
+						for try := 0; ; try++ {
+							err := c.Set(ctx, fmt.Sprint("w", w, "k", i), value, 0).Err()
+							if err == nil {
+								break
+							}
+							if err.Error() != respOOM || try == 10 {
+								errs <- fmt.Errorf("writer %d SET %d: %w", w, i, err)
+								return
+							}
+							refused.Add(1)
+						}
+					}
+					errs <- nil
+				}()
+			}
+			for range writers {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if r := refused.Load(); r > writers*perWriter/8 {
+				t.Errorf("%d of %d SETs refused (-OOM) and retried", r, writers*perWriter)
+			} else if r > 0 {
+				t.Logf("%d SETs refused (-OOM) and retried", r)
+			}
+			// Replica writes are accepted over the limit: wait (bounded) for
+			// every evictor to bring its node back under it.
+			// Every node holds every key: each one's evictions remove the
+			// key from all, so they count together.
+			deadline := time.Now().Add(10 * time.Second)
+			evicted := int64(0)
+			for i, n := range nodes {
+				for u := n.usage(); u.used > limit+writers*2*valueLen; u = n.usage() {
+					if time.Now().After(deadline) {
+						t.Fatalf("n%d: used_memory %d > maxmemory %d", i+1, u.used, limit)
+					}
+					time.Sleep(10 * time.Millisecond)
+				}
+				if ev := n.evictor.Evicted(); ev == 0 {
+					t.Errorf("n%d evicted nothing", i+1)
+				}
+				evicted += n.evictor.Evicted()
+			}
+			if evicted < writers*perWriter/2 {
+				t.Errorf("%d evicted of %d writes", evicted, writers*perWriter)
+			}
+		})
+	}
+}
