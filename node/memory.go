@@ -50,10 +50,15 @@ func (n *Node) newEvictor() error {
 		return err
 	}
 	// In memory mode Pebble's files are in RAM: the physical valve keeps them
-	// within repair.ValveRatio x maxmemory. On disk they cost no memory.
+	// within 1.4 x maxmemory (repair.ValveTarget). The WAL is left out: it
+	// holds the memtables' writes, bounded by their size (fixed overhead),
+	// which a small maxmemory may not exceed. On disk files cost no memory.
 	var physical func() int64
 	if n.cfg.Storage == StorageMemory {
-		physical = func() int64 { return int64(n.store.Physical().FS) }
+		physical = func() int64 {
+			ph := n.store.Physical()
+			return int64(ph.FS - min(ph.WAL, ph.FS))
+		}
 	}
 	ev, err := repair.NewEvictor(repair.EvictorConfig{
 		Physical: physical,

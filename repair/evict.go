@@ -45,8 +45,9 @@ import (
 // The target is the limit, except past the physical valve: in memory mode
 // Pebble's files are in RAM, and an LSM holds more than its logical records
 // (obsolete tables until compactions catch up, the WAL, incompressible
-// values); when Config.Physical (read at most once a second) exceeds
-// ValveRatio x the limit, the target is lowered in proportion (ValveTarget),
+// values); when Config.Physical (read at most once a second; the smaller of
+// the last two readings, so that a compaction's moment of double files does
+// not count) exceeds 1.4 x the limit, the target is lowered in proportion (ValveTarget),
 // so that the node evicts below maxmemory until the files fit again and RSS
 // stays bounded. Admit still admits writes at the limit: the valve is the
 // evictor's goal, not the clients'.
@@ -130,8 +131,9 @@ type EvictorConfig struct {
 	// RequestTimeout bounds one eviction. Default 1s.
 	RequestTimeout time.Duration
 	// Physical, when set, returns the bytes of the store's files held in
-	// memory (memory mode: storage's Physical().FS), for the physical valve
-	// (ValveTarget); read at most once a second. Nil: no valve (disk).
+	// memory (memory mode: storage's Physical(), FS without the WAL), for the
+	// physical valve (ValveTarget); read at most once a second, and the
+	// smaller of the last two readings taken. Nil: no valve (disk).
 	Physical func() int64
 	// InFlight bounds the evictions running at once. Default 16.
 	InFlight int
@@ -165,16 +167,18 @@ type Evictor struct {
 	closeMu sync.Once
 
 	// The loop's own.
-	rng        *rand.Rand
-	pool       evict.Pool[storage.Candidate]
-	table      *evict.Table
-	tableMax   int64
-	poolPolicy evict.Policy
-	lastKick   int64      // unix ms of the last KickPurge
-	lastValve  int64      // unix ms of the last Physical read
-	physical   int64      // its answer
-	ownedRing  *ring.Ring // the ring ownedOf was computed for
-	ownedOf    []int
+	rng          *rand.Rand
+	pool         evict.Pool[storage.Candidate]
+	table        *evict.Table
+	tableMax     int64
+	poolPolicy   evict.Policy
+	lastKick     int64      // unix ms of the last KickPurge
+	lastValve    int64      // unix ms of the last Physical read
+	physical     int64      // the valve's figure: the smaller of the last two answers
+	prevPhysical int64      // the last answer
+	ownedRing    *ring.Ring // the ring ownedOf was computed for
+	ownedOf      []int
+	nonEmpty     []int // batch's buffer
 }
 
 // NewEvictor returns an Evictor; Start runs its loop.
@@ -514,7 +518,10 @@ func (e *Evictor) keepValve(limit, now int64) {
 		return
 	}
 	if e.lastValve == 0 || now-e.lastValve >= 1000 || now < e.lastValve {
-		e.lastValve, e.physical = now, e.cfg.Physical()
+		// The smaller of the last two readings: a compaction's outputs stand
+		// beside its inputs for a moment, which is no reason to evict.
+		ph := e.cfg.Physical()
+		e.lastValve, e.physical, e.prevPhysical = now, min(ph, e.prevPhysical), ph
 	}
 	t := ValveTarget(limit, e.physical)
 	if t < limit {
@@ -598,8 +605,20 @@ const evictBatch = 32
 // or a sampling round finds none.
 func (e *Evictor) batch(p evict.Policy, owned []int, now int64, need int64) ([]storage.Candidate, error) {
 	var out []storage.Candidate
+	// The owned partitions that hold records, once per batch (not per pick:
+	// with 1024 partitions the scan cost a third of the sampling).
+	var nonEmpty []int
+	if !p.Volatile() {
+		nonEmpty = e.nonEmpty[:0]
+		for _, q := range owned {
+			if e.cfg.Store.PartitionCount(q) > 0 {
+				nonEmpty = append(nonEmpty, q)
+			}
+		}
+		e.nonEmpty = nonEmpty
+	}
 	for len(out) < evictBatch && need > 0 {
-		c, ok, err := e.pick(p, owned, now)
+		c, ok, err := e.pick(p, owned, nonEmpty, now)
 		if err != nil || !ok {
 			return out, err
 		}
@@ -611,8 +630,9 @@ func (e *Evictor) batch(p evict.Policy, owned []int, now int64, need int64) ([]s
 
 // pick samples one round and returns the candidate to evict: the pool's best
 // (pooled policies) or the first live sample (random ones); ok is false when
-// the round found none and the pool is empty.
-func (e *Evictor) pick(p evict.Policy, owned []int, now int64) (storage.Candidate, bool, error) {
+// the round found none and the pool is empty. nonEmpty are the owned
+// partitions with records (allkeys-*).
+func (e *Evictor) pick(p evict.Policy, owned, nonEmpty []int, now int64) (storage.Candidate, bool, error) {
 	n := int(e.samples.Load())
 	var first *storage.Candidate
 	got := 0 // live candidates seen
@@ -646,12 +666,6 @@ func (e *Evictor) pick(p evict.Policy, owned []int, now int64) (storage.Candidat
 			err = e.cfg.Store.SampleExpiring(from, n, func(q int) bool { return mine[q] }, offer)
 		}
 	} else {
-		var nonEmpty []int
-		for _, q := range owned {
-			if e.cfg.Store.PartitionCount(q) > 0 {
-				nonEmpty = append(nonEmpty, q)
-			}
-		}
 		// n samples in all: a partition may hold fewer records than n (many
 		// partitions, few keys), so the round takes several, each from a random
 		// hash, as Redis's dictGetSomeKeys visits buckets until it has its count.

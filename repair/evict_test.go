@@ -329,9 +329,9 @@ func TestValveTarget(t *testing.T) {
 }
 
 // TestEvictorPhysicalValve: at its limit the node evicts nothing while the
-// store's files are within 1.4 x the limit; once they hold 2x, the evictor
-// evicts below the limit (to 0.7 x it), reads the files at most once a
-// second, and goes back to the limit when they fit again.
+// store's files are within 1.4 x the limit, or were over it at one reading
+// only; once two readings a second apart find 2x, the evictor evicts below
+// the limit (to 0.7 x it), and goes back to the limit when they fit again.
 func TestEvictorPhysicalValve(t *testing.T) {
 	var physical atomic.Int64
 	r := newEvictRigWith(t, evict.AllKeysRandom, func(c *repair.EvictorConfig) { c.Physical = physical.Load })
@@ -340,27 +340,35 @@ func TestEvictorPhysicalValve(t *testing.T) {
 	}
 	limit := r.st.Memory().Live
 	r.limit.Store(limit)
-	physical.Store(limit * 14 / 10)
-	r.ev.RunOnce(context.Background())
+	pass := func(ph int64) {
+		physical.Store(ph)
+		r.now.Add(1000)
+		r.ev.RunOnce(context.Background())
+	}
+	pass(limit * 14 / 10)
+	pass(limit * 14 / 10)
 	if r.ev.Evicted() != 0 || r.ev.Target() != limit {
 		t.Fatalf("files at 1.4x: evicted %d, target %d (limit %d)", r.ev.Evicted(), r.ev.Target(), limit)
 	}
+	pass(limit * 3) // one reading: a compaction's moment
+	pass(limit * 14 / 10)
+	if r.ev.Evicted() != 0 {
+		t.Fatalf("one reading over 1.4x: evicted %d", r.ev.Evicted())
+	}
 	physical.Store(limit * 2)
-	r.ev.RunOnce(context.Background()) // within the second: the old figure
+	r.ev.RunOnce(context.Background()) // within the second: not read
+	pass(limit * 2)
 	if r.ev.Evicted() != 0 {
 		t.Fatalf("the valve read the files again within a second: evicted %d", r.ev.Evicted())
 	}
-	r.now.Add(1000)
-	r.ev.RunOnce(context.Background())
+	pass(limit * 2)
 	want := limit * 7 / 10
 	if used := r.st.Memory().Live; used > want || used < want-1000 || r.ev.Target() != repair.ValveTarget(limit, limit*2) {
 		t.Fatalf("files at 2x: used %d, target %d; want about %d", used, r.ev.Target(), want)
 	}
 	evicted := r.ev.Evicted()
-	physical.Store(limit)
-	r.now.Add(1000)
-	r.put(t, "new", 0) // back under the limit: nothing to evict
-	r.ev.RunOnce(context.Background())
+	r.put(t, "new", 0)
+	pass(limit)
 	if r.ev.Evicted() != evicted || r.ev.Target() != limit {
 		t.Fatalf("files back within: evicted %d more, target %d", r.ev.Evicted()-evicted, r.ev.Target())
 	}

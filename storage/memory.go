@@ -121,6 +121,9 @@ type PhysicalStats struct {
 	// Memtables is the memory of the memtables (their arenas, allocated whole)
 	// and of large batches not yet flushed.
 	Memtables uint64
+	// WAL is the part of FS in write-ahead log segments (live and recycled):
+	// the writes of the memtables not flushed yet, bounded by their size.
+	WAL uint64
 	// BlockCache is what Pebble's block cache holds (Config.CacheBytes at
 	// most): copies of sstable blocks, outside the Go heap.
 	BlockCache uint64
@@ -139,7 +142,8 @@ func (s *Store) Physical() PhysicalStats {
 	}
 	defer s.exit(nil)
 	m := s.db.Metrics()
-	out := PhysicalStats{FS: m.DiskSpaceUsage(), Memtables: m.MemTable.Size, BlockCache: uint64(max(m.BlockCache.Size, 0))}
+	out := PhysicalStats{FS: m.DiskSpaceUsage(), Memtables: m.MemTable.Size, BlockCache: uint64(max(m.BlockCache.Size, 0)),
+		WAL: m.WAL.PhysicalSize + m.WAL.ObsoletePhysicalSize}
 	for _, l := range m.Levels {
 		out.Tables += uint64(l.Size)
 	}
