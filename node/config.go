@@ -315,17 +315,19 @@ func (c *Config) memoryCacheDefaults() {
 const goFixedBytes = 32 << 20
 
 // GoMemoryLimitFor is the Go runtime's soft memory limit for a node with
-// maxmemory bytes (0: no limit, math.MaxInt64): 1.5 x maxmemory + 32 MiB. In
-// memory mode Pebble's files live on the Go heap, and the evictor keeps them
-// within 1.4 x maxmemory (repair.ValveTarget); the limit makes the collector
-// run before garbage doubles them (GOGC's 100 %), and return idle memory to
-// the OS. It is soft: a heap that must grow past it grows (the collector then
-// takes at most half the CPU).
+// maxmemory bytes (0: no limit, math.MaxInt64): 1.5 x maxmemory, plus the
+// access table (maxmemory/16, evict.SlotsFor), plus 32 MiB. In memory mode
+// Pebble's files live on the Go heap, and the evictor keeps them within 1.4 x
+// maxmemory (repair.ValveTarget); the limit makes the collector run before
+// garbage doubles them (GOGC's 100 %), and return idle memory to the OS. It
+// is soft: a heap that must grow past it grows (the collector then takes at
+// most half the CPU). The record cache's data, Pebble's block cache and
+// memtables are outside the Go heap and outside this limit.
 func GoMemoryLimitFor(maxMemory int64) int64 {
-	if maxMemory <= 0 || maxMemory > (math.MaxInt64-goFixedBytes)/3*2 {
+	if maxMemory <= 0 || maxMemory > (math.MaxInt64-goFixedBytes)/25*16 {
 		return math.MaxInt64
 	}
-	return maxMemory + maxMemory/2 + goFixedBytes
+	return maxMemory + maxMemory/2 + maxMemory/16 + goFixedBytes
 }
 
 // Validate reports every problem with c at once.

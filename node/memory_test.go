@@ -572,16 +572,17 @@ func TestConfigMemoryCacheDefaults(t *testing.T) {
 	}
 }
 
-// TestGoMemoryLimitFor: 1.5 x maxmemory + 32 MiB; no limit without maxmemory
-// or when the figure would overflow.
+// TestGoMemoryLimitFor: 1.5 x maxmemory + maxmemory/16 + 32 MiB; no limit
+// without maxmemory or when the figure would overflow.
 func TestGoMemoryLimitFor(t *testing.T) {
 	for _, tc := range []struct{ max, want int64 }{
 		{0, math.MaxInt64},
 		{-1, math.MaxInt64},
-		{64 << 20, 96<<20 + 32<<20},
-		{1 << 30, 3<<29 + 32<<20},
+		{64 << 20, 96<<20 + 4<<20 + 32<<20},
+		{1 << 30, 3<<29 + 64<<20 + 32<<20},
 		{math.MaxInt64 / 4 * 3, math.MaxInt64},
-		{math.MaxInt64 / 2, math.MaxInt64/2 + math.MaxInt64/4 + 32<<20},
+		{math.MaxInt64 / 100 * 65, math.MaxInt64}, // 1.5625 x: just past
+		{math.MaxInt64 / 2, math.MaxInt64/2 + math.MaxInt64/4 + math.MaxInt64/32 + 32<<20},
 	} {
 		if got := GoMemoryLimitFor(tc.max); got != tc.want {
 			t.Errorf("GoMemoryLimitFor(%d) = %d, want %d", tc.max, got, tc.want)

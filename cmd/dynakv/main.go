@@ -84,8 +84,8 @@ A memory cache (--storage memory with --maxmemory) takes its own defaults for wh
 the command line leaves unset: --tombstone-grace 1s and --aae-max-keys-per-sec
 100000 (eviction tombstones are purged as soon as every owner holds them),
 --record-cache-mb 32, an 8 MiB block cache and 2 MiB memtables (the data is in
-memory already), and a Go soft memory limit of 1.5 x maxmemory + 32 MiB (unless
-GOMEMLIMIT is set; CONFIG SET maxmemory moves it). Its evictor also keeps the
+memory already), and a Go soft memory limit of 1.5 x maxmemory + maxmemory/16
++ 32 MiB (unless GOMEMLIMIT is set; CONFIG SET maxmemory moves it). Its evictor also keeps the
 in-memory files within 1.4 x maxmemory by evicting below the limit when they
 grow past it (compactions behind). Its RSS stays within about 1.5 x maxmemory
 plus a fixed overhead (see the README).`,
