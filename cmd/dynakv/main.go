@@ -85,10 +85,11 @@ the command line leaves unset: --tombstone-grace 1s and --aae-max-keys-per-sec
 100000 (eviction tombstones are purged as soon as every owner holds them),
 --record-cache-mb 32, an 8 MiB block cache and 2 MiB memtables (the data is in
 memory already), and a Go soft memory limit of 1.5 x maxmemory + maxmemory/16
-+ 32 MiB (unless GOMEMLIMIT is set; CONFIG SET maxmemory moves it). Its evictor also keeps the
-in-memory files within 1.4 x maxmemory by evicting below the limit when they
-grow past it (compactions behind). Its RSS stays within about 1.5 x maxmemory
-plus a fixed overhead (see the README).`,
++ 32 MiB (unless GOMEMLIMIT is set; CONFIG SET maxmemory moves it). Its evictor
+keeps up to 16 evictions in flight, and keeps the in-memory files within 1.4 x
+maxmemory by evicting below the limit while they outgrow it (compactions
+behind). Its RSS stays within about 1.5 x maxmemory + maxmemory/16 plus a fixed
+overhead (see the README).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			logger, err := newLogger(logLevel, logFormat)
