@@ -24,15 +24,19 @@ import (
 // served, and, where memory is at stake, the node's RSS.
 
 // rssBytes returns the resident set size of the node's process.
-func (p *proc) rssBytes(t *testing.T) int64 {
+func (p *proc) rssBytes(t *testing.T) int64 { return p.procStatus(t, "VmRSS") }
+
+// procStatus returns a size field of the node's /proc/PID/status (VmRSS, VmHWM)
+// in bytes.
+func (p *proc) procStatus(t *testing.T, field string) int64 {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.p.Pid()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := regexp.MustCompile(`(?m)^VmRSS:\s+(\d+) kB`).FindSubmatch(b)
+	m := regexp.MustCompile(`(?m)^` + field + `:\s+(\d+) kB`).FindSubmatch(b)
 	if m == nil {
-		t.Fatalf("no VmRSS in /proc/%d/status", p.p.Pid())
+		t.Fatalf("no %s in /proc/%d/status", field, p.p.Pid())
 	}
 	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
 	return kb << 10

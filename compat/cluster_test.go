@@ -67,9 +67,15 @@ var infoLine = regexp.MustCompile(`(?m)^([a-z_]+):(.*)\r?$`)
 // info returns the fields of INFO cluster.
 func info(t *testing.T, p *proc) map[string]string {
 	t.Helper()
+	return infoSection(t, p, "cluster")
+}
+
+// infoSection returns the fields of INFO section (nil if INFO fails).
+func infoSection(t *testing.T, p *proc, section string) map[string]string {
+	t.Helper()
 	c := newRedis(p.RESP, 2)
 	defer c.Close()
-	s, err := c.Info(ctx(t), "cluster").Result()
+	s, err := c.Info(ctx(t), section).Result()
 	if err != nil {
 		return nil
 	}

@@ -51,6 +51,7 @@ var configParams = []configParam{
 	{name: "hz", value: fixed("10"), kind: kindInt, min: 1},
 	{name: "io-threads", value: fixed("1")},
 	{name: "lazyfree-lazy-user-flush", value: fixed("no"), kind: kindBool},
+	{name: "latency-tracking", value: fixed("yes"), kind: kindBool},
 	{name: "loglevel", value: fixed("notice"), kind: kindEnum, choices: []string{"debug", "verbose", "notice", "warning", "nothing"}},
 	{name: "maxclients", value: func(s *Server) string { return strconv.FormatInt(s.maxClients.Load(), 10) }, kind: kindInt, min: 1,
 		set: func(s *Server, v string) { n, _ := strconv.ParseInt(v, 10, 64); s.maxClients.Store(n) }},

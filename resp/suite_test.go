@@ -247,3 +247,16 @@ func TestSuiteSetbitGetbit(t *testing.T) {
 		cmd(arity("getbit"), "GETBIT", "b"),
 	})
 }
+
+// unit/maxmemory's "Don't rehash ..." test (unit/dynakv/maxmemory) starts with
+// CONFIG SET latency-tracking no: accepted and stored without effect, as other
+// parameters dynakv has no use for.
+func TestSuiteConfigLatencyTracking(t *testing.T) {
+	ts := startServer(t)
+	runSteps(t, dialRaw(t, ts.addr), []step{
+		cmd("*2\r\n"+bulk("latency-tracking")+bulk("yes"), "CONFIG", "GET", "latency-tracking"),
+		cmd("-ERR CONFIG SET failed (possibly related to argument 'latency-tracking') - argument must be 'yes' or 'no'\r\n", "CONFIG", "SET", "latency-tracking", "maybe"),
+		cmd(ok, "CONFIG", "SET", "latency-tracking", "no"),
+		cmd("*2\r\n"+bulk("latency-tracking")+bulk("no"), "CONFIG", "GET", "latency-tracking"),
+	})
+}
