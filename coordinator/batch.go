@@ -51,6 +51,14 @@ func (c *Coordinator) handleWriteBatch(ctx context.Context, reqs []peer.WriteReq
 	// when no record changed, which covers records read that are this node's
 	// own Deferred writes; without writes of its own, a sync here does.
 	if len(keys) > 0 {
+		release, err := c.admitWrite()
+		if err != nil {
+			for _, i := range own {
+				errs[i] = err
+			}
+			return errs
+		}
+		defer release()
 		for j, err := range c.store.UpdateBatch(keys, fns) {
 			errs[own[j]] = err
 		}

@@ -210,6 +210,10 @@ type Coordinator struct {
 	stats   counters
 	// deadlines shares request contexts between requests (requestContext).
 	deadlines sharedDeadline
+	// sealMu is held for reading by every local write that brings data in
+	// (admitWrite), and for writing by Seal, which sets sealed (seal.go).
+	sealMu sync.RWMutex
+	sealed bool
 }
 
 // New returns a Coordinator over store.
@@ -456,6 +460,11 @@ func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, sy
 	if synced {
 		update = c.store.Update
 	}
+	release, err := c.admitWrite()
+	if err != nil {
+		return vclock.Set{}, false, err
+	}
+	defer release()
 	p := c.partition(key)
 	rec, err := update(key, func(cur vclock.Set, _ bool) (vclock.Set, error) {
 		if !seen.Empty() {

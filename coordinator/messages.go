@@ -191,6 +191,11 @@ func (c *Coordinator) handleWrite(ctx context.Context, req peer.WriteRequest) er
 // (Update, or UpdateNoSync for a write a later sync covers), or into its hints
 // for req.HintFor, and reports whether that changed anything.
 func (c *Coordinator) applyReplicaWrite(ctx context.Context, req peer.WriteRequest, update func([]byte, storage.UpdateFunc) (vclock.Set, error)) (changed bool, err error) {
+	release, err := c.admitWrite()
+	if err != nil {
+		return false, err
+	}
+	defer release()
 	merge := mergeWhileInTime(ctx, req.Record)
 	fn := func(cur vclock.Set, found bool) (vclock.Set, error) {
 		next, err := merge(cur, found)

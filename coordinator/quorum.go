@@ -828,9 +828,14 @@ func (c *Coordinator) storeHint(owner string, key []byte, rec vclock.Set, until 
 	if owner == c.cfg.Node || c.cfg.DisableHints {
 		return
 	}
+	release, err := c.admitWrite()
+	if err != nil {
+		return // sealed: the hint is not kept (the owner's replica write failed)
+	}
+	defer release()
 	merge := mergeInto(rec)
 	stored := false
-	_, err := c.store.UpdateHint(owner, key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+	_, err = c.store.UpdateHint(owner, key, func(cur vclock.Set, found bool) (vclock.Set, error) {
 		if !until.IsZero() && !time.Now().Before(until) {
 			return vclock.Set{}, errNoChange
 		}
@@ -1128,6 +1133,11 @@ func (c *Coordinator) readRepair(ctx context.Context, key []byte, got []reply) {
 func (c *Coordinator) repair(ctx context.Context, key []byte, t target, merged vclock.Set) {
 	c.stats.readRepairs.Add(1)
 	if t.node == c.cfg.Node {
+		release, err := c.admitWrite()
+		if err != nil {
+			return // sealed: this node takes no copy any more
+		}
+		defer release()
 		merge := mergeInto(merged)
 		if _, err := c.store.Update(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
 			if late(ctx, time.Time{}) != nil {

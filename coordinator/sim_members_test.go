@@ -240,7 +240,8 @@ func (s *sim) churn(rng *rand.Rand) {
 }
 
 // leaveDone is the leaving node's AAE AfterRound: once the round found nothing
-// left to hand off (pending) and the node keeps no hint, the leave is complete
+// left to hand off (pending) and the node keeps no hint, it seals its
+// coordinator, and once a later round finds the same, the leave is complete
 // and the node makes itself Removed. node/ finishes on pending alone; the
 // simulation waits for the hints too, as an operator would before stopping the
 // node: hints a stopped node kept are lost, and tombstone purge no longer asks a
@@ -250,6 +251,13 @@ func (s *sim) leaveDone(n *simNode, inc, pending int) {
 	current := n.inc == inc && n.up
 	s.mu.Unlock()
 	if !current || pending > 0 || s.x.members.latest().states[n.name] != stateLeaving || n.store.HintCount() > 0 {
+		return
+	}
+	if !n.co.Sealed() {
+		// As node/: seal, and finish after a round that began after the seal
+		// (coordinator/seal.go).
+		n.co.Seal()
+		s.event("leave %s: sealed", n.name)
 		return
 	}
 	if err := s.x.members.change(n.name, n.name, stateRemoved); err != nil {

@@ -211,6 +211,15 @@ func (n *Node) afterAAERound(pending int) {
 		}
 		return
 	}
+	if !n.co.Sealed() {
+		// Nothing left, but a write may have landed after the round looked: seal,
+		// so that none can any more, and leave only once a round that began
+		// after the seal found nothing either (coordinator/seal.go).
+		n.co.Seal()
+		n.log.Info("leave: handed off every partition; this node takes no more writes")
+		n.aae.Kick()
+		return
+	}
 	if err := n.ms.FinishLeave(); err != nil {
 		n.log.Warn("finishing the leave", "err", err)
 		return

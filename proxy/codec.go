@@ -179,6 +179,7 @@ var wireSentinels = []error{
 	ErrSameKey,
 	coordinator.ErrLate, // wraps context.DeadlineExceeded: see wireFirst
 	ErrOOM,
+	coordinator.ErrSealed,
 }
 
 // wireFirst are the sentinels that wrap another one of wireSentinels: an error

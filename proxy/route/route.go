@@ -199,8 +199,9 @@ func (r *Router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.R
 	switch {
 	case errors.Is(opErr, proxy.ErrRunLocally):
 		r.fallbacks.Add(1) // the node was starting or stopping
-	case errors.Is(opErr, coordinator.ErrLate):
-		// Its coordinator refused it before writing anything: certainly not run.
+	case errors.Is(opErr, coordinator.ErrLate), errors.Is(opErr, coordinator.ErrSealed):
+		// Its coordinator refused it before writing anything (too late, or the
+		// node is finishing its leave): certainly not run.
 		r.fallbacks.Add(1)
 		return proxy.Result{}, fmt.Errorf("%w: %s: %w", proxy.ErrRunLocally, node, opErr)
 	default:
