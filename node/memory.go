@@ -163,7 +163,7 @@ type memGate struct{ n *Node }
 
 // Admit implements proxy.Memory: when full, ErrOOM at once under noeviction;
 // under an evicting policy, once the evictor could not make room within its
-// wait (repair.Evictor.Admit: 100 ms or ctx) or found nothing to evict.
+// wait (repair.Evictor.Admit: 500 ms or ctx) or found nothing to evict.
 func (g memGate) Admit(ctx context.Context) error {
 	if g.n.mem.max.Load() == 0 {
 		return nil // no limit: nothing to read

@@ -402,7 +402,7 @@ func TestMaxMemoryEvicts(t *testing.T) {
 			peak, refused := int64(0), 0
 			for i := range writes {
 				clock.Step()
-				// Admit waits up to 100 ms for the evictor's room: on a loaded
+				// Admit waits up to 500 ms for the evictor's room: on a loaded
 				// machine (-race, CI) that may pass, so -OOM is retried, a
 				// bounded number of times.
 				for {
@@ -476,7 +476,7 @@ func TestMaxMemoryEvictsCluster(t *testing.T) {
 			if err == nil {
 				break
 			}
-			// Admit waits 100 ms for room; a loaded machine may need more.
+			// Admit waits 500 ms for room; a loaded machine may need more.
 			if err.Error() != respOOM || refused == writes/8 {
 				t.Fatalf("SET k%d: %v (%d refused before)", i, err, refused)
 			}
@@ -617,7 +617,7 @@ func TestGoMemoryLimitHook(t *testing.T) {
 // TestMaxMemoryEvictsConcurrentWriters: writers at once over the limit, on one
 // memory node and on three (N = 3), as a cache's clients do: the evictor keeps
 // several evictions in flight, every node ends within its limit (plus a
-// record per writer), evicts, and few SETs wait past Admit's 100 ms.
+// record per writer), evicts, and few SETs wait past Admit's 500 ms.
 func TestMaxMemoryEvictsConcurrentWriters(t *testing.T) {
 	for _, count := range []int{1, 3} {
 		t.Run(fmt.Sprint(count, " nodes"), func(t *testing.T) {

@@ -126,7 +126,11 @@ type EvictorConfig struct {
 	Samples int // default 5
 	// ReapBatch is the batch of Store.Reap calls. Default 10000.
 	ReapBatch int
-	// AdmitWait bounds Admit's wait for room. Default 100ms.
+	// AdmitWait bounds Admit's wait for room. Default 500ms: redis-server
+	// refuses a write only when it can evict nothing, and evicts in the
+	// write's path; here an eviction is a quorum round trip, so a writer over
+	// the limit waits for the evictor (backpressure) rather than being refused
+	// as soon as it falls behind, which on a loaded machine took 100 ms.
 	AdmitWait time.Duration
 	// RequestTimeout bounds one eviction. Default 1s.
 	RequestTimeout time.Duration
@@ -202,7 +206,7 @@ func NewEvictor(cfg EvictorConfig) (*Evictor, error) {
 		cfg.ReapBatch = 10000
 	}
 	if cfg.AdmitWait <= 0 {
-		cfg.AdmitWait = 100 * time.Millisecond
+		cfg.AdmitWait = 500 * time.Millisecond
 	}
 	if cfg.RequestTimeout <= 0 {
 		cfg.RequestTimeout = time.Second

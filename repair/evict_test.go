@@ -208,7 +208,7 @@ func TestEvictorAdmitWaitsForRoom(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var err error
-	for range 100 { // each Admit waits up to 100ms
+	for range 20 { // each Admit waits up to 500ms
 		if err = r.ev.Admit(ctx); err == nil {
 			break
 		}
