@@ -170,6 +170,7 @@ func (n *Node) newAAE() error {
 		Interval:       interval,
 		MaxKeysPerSec:  n.cfg.AAEMaxKeysPerSec,
 		TombstoneGrace: n.cfg.TombstoneGrace,
+		Grace:          n.tombstoneGrace,
 		// A purge asks every member that may hold data: any not removed.
 		Holders: func() []string {
 			var out []string

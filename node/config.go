@@ -165,6 +165,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+
+	// graceFollowsLimit is set by EnsureDefaults for a memory node whose
+	// TombstoneGrace was left zero: Node.tombstoneGrace then follows the
+	// current maxmemory.
+	graceFollowsLimit bool
 }
 
 // DefaultConfig returns the documented defaults.
@@ -239,6 +244,9 @@ func (c Config) EnsureDefaults() Config {
 	if c.AAEInterval == 0 {
 		c.AAEInterval = d.AAEInterval
 	}
+	// A memory node whose grace is left to the node follows its limit:
+	// CONFIG SET maxmemory can make it a cache at any time (Node.tombstoneGrace).
+	c.graceFollowsLimit = c.Storage == StorageMemory && c.TombstoneGrace == 0
 	if c.MemoryCache() {
 		c.memoryCacheDefaults()
 	}
@@ -279,7 +287,10 @@ func (c Config) EnsureDefaults() Config {
 //     the data is in memory already, and what the caches hold is outside
 //     maxmemory (the fixed overhead of the stated bound on RSS).
 //
-// A CONFIG SET maxmemory on a node started without one changes none of them.
+// A CONFIG SET maxmemory on a node started without one changes none of them,
+// but for the tombstone grace: a memory node whose grace was left unset has
+// the memory-cache grace while it has a limit and the default without one
+// (Node.tombstoneGrace), whatever it started with.
 func (c Config) MemoryCache() bool { return c.Storage == StorageMemory && c.MaxMemory > 0 }
 
 // Memory-cache defaults (MemoryCache).

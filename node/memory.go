@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/evict"
@@ -111,6 +112,22 @@ func (n *Node) setGoMemoryLimit(maxMemory int64) {
 
 // graveAllowance is A: the grave bytes not counted in used_memory.
 func graveAllowance(maxMemory int64) int64 { return max(maxMemory/4, 1<<20) }
+
+// tombstoneGrace is anti-entropy's Grace, read at each purge: a memory node
+// whose grace was left unset keeps tombstones memoryCacheTombstoneGrace while
+// it has a limit (its evictions' tombstones would otherwise fill the graves'
+// allowance, which counts toward used_memory and cannot be evicted), and the
+// default grace without one; any other node, its configured grace.
+func (n *Node) tombstoneGrace() time.Duration {
+	switch {
+	case !n.cfg.graceFollowsLimit:
+		return n.cfg.TombstoneGrace
+	case n.mem.max.Load() > 0:
+		return memoryCacheTombstoneGrace
+	default:
+		return DefaultConfig().TombstoneGrace
+	}
+}
 
 // memUsage is the node's memory figures at one moment.
 type memUsage struct {

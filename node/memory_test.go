@@ -684,3 +684,29 @@ func TestMaxMemoryEvictsConcurrentWriters(t *testing.T) {
 		})
 	}
 }
+
+// A memory node whose grace was left unset keeps eviction tombstones the
+// memory-cache grace while it has a limit, however it got it (CONFIG SET
+// maxmemory on a node started without one), and the default grace without one;
+// a disk node, or a grace set by hand, is left as configured.
+func TestTombstoneGraceFollowsLimit(t *testing.T) {
+	d := DefaultConfig()
+	for _, tc := range []struct {
+		name string
+		in   Config
+		max  int64
+		want time.Duration
+	}{
+		{"memory, limit set later", Config{Name: "x", Storage: StorageMemory}, 1 << 20, memoryCacheTombstoneGrace},
+		{"memory, no limit", Config{Name: "x", Storage: StorageMemory}, 0, d.TombstoneGrace},
+		{"memory cache, limit taken away", Config{Name: "x", Storage: StorageMemory, MaxMemory: 1 << 20}, 0, d.TombstoneGrace},
+		{"memory, grace by hand", Config{Name: "x", Storage: StorageMemory, TombstoneGrace: time.Hour}, 1 << 20, time.Hour},
+		{"disk with a limit", Config{Name: "x", Storage: StorageDisk}, 1 << 20, d.TombstoneGrace},
+	} {
+		n := &Node{cfg: tc.in.EnsureDefaults()}
+		n.mem.max.Store(tc.max)
+		if got := n.tombstoneGrace(); got != tc.want {
+			t.Errorf("%s: grace %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}

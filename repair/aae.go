@@ -51,6 +51,10 @@ type AAEConfig struct {
 	// TombstoneGrace is how old a tombstone must be before it may be purged; 0
 	// means the default, 24h; negative disables purging.
 	TombstoneGrace time.Duration
+	// Grace, when set, is read at each round's purge instead of
+	// TombstoneGrace: node/ shortens a memory node's grace while it has a
+	// maxmemory, which CONFIG SET may give or take at any time.
+	Grace func() time.Duration
 	// Holders lists every node that may hold records or hints of any key: each
 	// must answer a tombstone purge (see purge.go). node/ passes every member of
 	// the member set that was not removed (leaving ones hand off what they hold).

@@ -119,7 +119,11 @@ type purgeState struct {
 func (a *AAE) purge(ctx context.Context) error {
 	carried := a.checked
 	a.checked = purgeState{}
-	if a.cfg.TombstoneGrace < 0 {
+	grace := a.cfg.TombstoneGrace
+	if a.cfg.Grace != nil {
+		grace = a.cfg.Grace()
+	}
+	if grace < 0 {
 		return nil
 	}
 	holders, ok := a.liveHolders()
@@ -147,7 +151,7 @@ func (a *AAE) purge(ctx context.Context) error {
 	settle := max(a.cfg.PurgeSettle, a.cfg.RequestTimeout)
 	start := a.cfg.Now()
 	end := start.Add(a.cfg.Interval)
-	before := start.Add(-a.cfg.TombstoneGrace).UnixMilli()
+	before := start.Add(-grace).UnixMilli()
 	var cursor []byte
 	walked := false
 	for ctx.Err() == nil {
