@@ -116,6 +116,10 @@ type purgeState struct {
 	pending []purgeCheck
 }
 
+// Settle is the least time between a tombstone's two purge checks:
+// max(PurgeSettle, RequestTimeout).
+func (a *AAE) Settle() time.Duration { return max(a.cfg.PurgeSettle, a.cfg.RequestTimeout) }
+
 func (a *AAE) purge(ctx context.Context) error {
 	carried := a.checked
 	a.checked = purgeState{}
@@ -148,7 +152,7 @@ func (a *AAE) purge(ctx context.Context) error {
 		queued[string(pc.key)] = true
 	}
 	defer func() { a.checked = purgeState{holders: holders, pending: pending} }()
-	settle := max(a.cfg.PurgeSettle, a.cfg.RequestTimeout)
+	settle := a.Settle()
 	start := a.cfg.Now()
 	end := start.Add(a.cfg.Interval)
 	before := start.Add(-grace).UnixMilli()

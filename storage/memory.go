@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Memory accounting: the logical bytes a store holds, kept exact on every commit
@@ -57,6 +59,7 @@ type memory struct {
 	parts        []partMemory
 	live, graves atomic.Int64
 	hints        atomic.Int64
+	young        graveAges
 }
 
 // recordSize is what a record costs: its data key of dkLen bytes, its encoding of
@@ -87,6 +90,76 @@ func (m *memory) add(p int, live, graves int64) {
 		m.parts[p].graves.Add(graves)
 		m.graves.Add(graves)
 	}
+}
+
+// graveChanged records a grave's bytes (negative: taken off) by its GraveTime
+// (unix ms) for YoungGraves.
+func (m *memory) graveChanged(at, bytes int64) { m.young.add(at, bytes) }
+
+// youngSpan is how far back, in seconds, the grave bytes are kept by age: the
+// longest window YoungGraves answers exactly.
+const youngSpan = 128
+
+// graveAges keeps the grave bytes by the second of their GraveTime, over the
+// last youngSpan seconds seen: a ring of one-second buckets, each holding the
+// second it counts. A grave older than its bucket's second (the ring has moved
+// on) is no longer young, and neither its addition nor its removal is kept.
+//
+// Invariant: each bucket's bytes are the sum of the graves whose GraveTime falls
+// in its second and that were added since the bucket was last reset, less those
+// removed since, and never below zero. A partition drop does not take its graves
+// off (the ring does not know which partition a grave was in): until their
+// seconds age out of the window the sum can be larger than the young graves held,
+// so YoungGraves caps it at the store's grave total, which a drop does update.
+type graveAges struct {
+	mu    sync.Mutex
+	sec   [youngSpan]int64
+	bytes [youngSpan]int64
+}
+
+func (g *graveAges) add(at, bytes int64) {
+	if at <= 0 || bytes == 0 {
+		return
+	}
+	sec := at / 1000
+	i := sec % youngSpan
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	switch {
+	case g.sec[i] == sec:
+		g.bytes[i] = max(g.bytes[i]+bytes, 0)
+	case g.sec[i] < sec && bytes > 0:
+		g.sec[i], g.bytes[i] = sec, bytes
+	}
+	// Otherwise the grave is older than its bucket's second (out of the
+	// window), or a removal of one added before the bucket was reset.
+}
+
+// sum returns the bytes of the buckets whose second lies in [from, to].
+func (g *graveAges) sum(from, to int64) int64 {
+	var n int64
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, sec := range g.sec {
+		if sec >= from && sec <= to {
+			n += g.bytes[i]
+		}
+	}
+	return n
+}
+
+// YoungGraves returns the bytes of the graves (records of tombstones only, as in
+// MemoryStats.Graves) whose GraveTime is within window of now (and not later
+// than now plus window): a node leaves out of its memory limit the tombstones
+// its purge cannot have reached yet. window is capped at youngSpan-1 seconds;
+// the figure is at most Memory().Graves.
+func (s *Store) YoungGraves(now time.Time, window time.Duration) int64 {
+	w := min(int64(window/time.Second), youngSpan-1)
+	if w <= 0 {
+		return 0
+	}
+	sec := now.Unix()
+	return min(s.mem.young.sum(sec-w, sec+w), s.mem.graves.Load())
 }
 
 // dropPartition zeroes partition p's sums and takes them off the totals. The

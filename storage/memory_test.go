@@ -69,6 +69,40 @@ func checkMemory(t testing.TB, s *Store, what string) {
 			t.Fatalf("%s: PartitionMemory(%d) = %+v, a recount gives %+v", what, p, got, want)
 		}
 	}
+	// The young graves: at least a recount's (more after a partition drop,
+	// whose graves the ring keeps until their seconds pass), at most Graves.
+	now := time.Now()
+	if s.cfg.Now != nil {
+		now = s.cfg.Now()
+	}
+	const window = time.Minute
+	got, want := s.YoungGraves(now, window), recountYoung(t, s, now, window)
+	if got < want || got > total.Graves {
+		t.Fatalf("%s: YoungGraves = %d, a recount gives %d (graves %d)", what, got, want, total.Graves)
+	}
+}
+
+// recountYoung sums the graves whose GraveTime's second is within window of
+// now's, as YoungGraves counts them.
+func recountYoung(t testing.TB, s *Store, now time.Time, window time.Duration) int64 {
+	t.Helper()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{spaceData}, UpperBound: []byte{spaceData + 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	sec, w := now.Unix(), int64(window/time.Second)
+	var n int64
+	for it.First(); it.Valid(); it.Next() {
+		r, err := vclock.DecodeSet(it.Value())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := GraveTime(r); g != 0 && g/1000 >= sec-w && g/1000 <= sec+w {
+			n += recordSize(len(it.Key()), len(it.Value()), ReapTime(r), g)
+		}
+	}
+	return n
 }
 
 // TestMemoryOfOneRecord pins the size rule on single records: the data key, the
@@ -412,5 +446,42 @@ func BenchmarkMemoryAccounting(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		old := recordSize(30, 130, 0, 0)
 		m.add(i&1023, recordSize(30, 131+i&1, 0, 0)-old, 0)
+	}
+}
+
+// TestGraveAges: the ring keeps grave bytes by second over the last youngSpan
+// seconds; a removal takes off what its second's bucket holds (never below
+// zero); a bucket reused by a later second forgets the earlier one, whose
+// removals are then ignored; sum counts the seconds asked for.
+func TestGraveAges(t *testing.T) {
+	type op struct{ sec, bytes int64 }
+	for _, tc := range []struct {
+		name     string
+		ops      []op
+		from, to int64
+		want     int64
+	}{
+		{"empty", nil, 0, 1 << 40, 0},
+		{"adds", []op{{1000, 10}, {1000, 5}, {1001, 7}}, 1000, 1001, 22},
+		{"window", []op{{1000, 10}, {1001, 7}, {1002, 3}}, 1001, 1001, 7},
+		{"removal", []op{{1000, 10}, {1000, -4}}, 0, 2000, 6},
+		{"removal never below zero", []op{{1000, 10}, {1000, -40}}, 0, 2000, 0},
+		{"removal of an unknown second", []op{{1000, -4}}, 0, 2000, 0},
+		{"reuse forgets", []op{{1000, 10}, {1000 + youngSpan, 3}}, 0, 1 << 40, 3},
+		{"removal after reuse ignored", []op{{1000, 10}, {1000 + youngSpan, 3}, {1000, -10}}, 0, 1 << 40, 3},
+		{"older add ignored", []op{{1000 + youngSpan, 3}, {1000, 10}}, 0, 1 << 40, 3},
+		{"unset time ignored", []op{{0, 10}}, -1 << 40, 1 << 40, 0},
+	} {
+		var g graveAges
+		for _, o := range tc.ops {
+			at := o.sec*1000 + 999
+			if o.sec == 0 {
+				at = 0
+			}
+			g.add(at, o.bytes)
+		}
+		if got := g.sum(tc.from, tc.to); got != tc.want {
+			t.Errorf("%s: sum(%d, %d) = %d, want %d", tc.name, tc.from, tc.to, got, tc.want)
+		}
 	}
 }

@@ -468,6 +468,7 @@ func (s *Store) loadCounts() error {
 		reap, grave := ReapTime(rec), GraveTime(rec)
 		if size := recordSize(len(it.Key()), len(it.Value()), reap, grave); grave != 0 {
 			s.mem.add(p, 0, size)
+			s.mem.graveChanged(grave, size)
 		} else {
 			s.mem.add(p, size, 0)
 		}
@@ -1005,6 +1006,7 @@ func (s *Store) committed(st *staged) {
 		size := recordSize(len(st.dk), len(st.curEnc), st.oldReap, st.oldGrave)
 		if st.oldGrave != 0 {
 			graves -= size
+			s.mem.graveChanged(st.oldGrave, -size)
 		} else {
 			live -= size
 		}
@@ -1013,6 +1015,7 @@ func (s *Store) committed(st *staged) {
 		size := recordSize(len(st.dk), len(st.enc), st.newReap, st.newGrave)
 		if st.newGrave != 0 {
 			graves += size
+			s.mem.graveChanged(st.newGrave, size)
 		} else {
 			live += size
 		}
