@@ -3,6 +3,7 @@ package node
 import (
 	"errors"
 	"fmt"
+	"github.com/dynakv/dynakv/evict"
 	"log/slog"
 	"math"
 	"net"
@@ -75,9 +76,9 @@ type Config struct {
 	// second. Default 20000; 100000 for a memory cache (see MemoryCache).
 	AAEMaxKeysPerSec int
 	// TombstoneGrace is how long a tombstone is kept at least; after it, a tombstone
-	// every owner holds is purged, and older hints are dropped. Default 24h; 1s
-	// for a memory cache (see MemoryCache): eviction tombstones must not linger,
-	// and purge's safety does not rest on the grace.
+	// every owner holds is purged. Default 24h; 1s for a memory cache (see
+	// MemoryCache): eviction tombstones must not linger, and purge's safety does
+	// not rest on the grace. Hints are kept until delivered, whatever their age.
 	TombstoneGrace time.Duration
 	// GossipTuning, when set, adjusts memberlist's configuration (tests shorten its
 	// intervals).
@@ -246,7 +247,8 @@ func (c Config) EnsureDefaults() Config {
 	}
 	// A memory node whose grace is left to the node follows its limit:
 	// CONFIG SET maxmemory can make it a cache at any time (Node.tombstoneGrace).
-	c.graceFollowsLimit = c.Storage == StorageMemory && c.TombstoneGrace == 0
+	// (Once set it stays: EnsureDefaults may run twice.)
+	c.graceFollowsLimit = c.graceFollowsLimit || c.Storage == StorageMemory && c.TombstoneGrace == 0
 	if c.MemoryCache() {
 		c.memoryCacheDefaults()
 	}
@@ -321,24 +323,46 @@ func (c *Config) memoryCacheDefaults() {
 	}
 }
 
-// goFixedBytes is the Go heap a node needs beside its data's files: Merkle
-// trees, the access table, the record cache's index, buffers, stacks.
+// goFixedBytes is the Go heap a node needs beside its data's files and
+// Pebble's caches: Merkle trees, the record cache's index, buffers, stacks.
 const goFixedBytes = 32 << 20
 
-// GoMemoryLimitFor is the Go runtime's soft memory limit for a node with
-// maxmemory bytes (0: no limit, math.MaxInt64): 1.5 x maxmemory, plus the
-// access table (maxmemory/16, evict.SlotsFor), plus 32 MiB. In memory mode
-// Pebble's files live on the Go heap, and the evictor keeps them within 1.4 x
-// maxmemory (repair.ValveTarget); the limit makes the collector run before
-// garbage doubles them (GOGC's 100 %), and return idle memory to the OS. It
-// is soft: a heap that must grow past it grows (the collector then takes at
-// most half the CPU). The record cache's data, Pebble's block cache and
-// memtables are outside the Go heap and outside this limit.
-func GoMemoryLimitFor(maxMemory int64) int64 {
-	if maxMemory <= 0 || maxMemory > (math.MaxInt64-goFixedBytes)/25*16 {
+// Pebble's defaults for the caches left zero (storage.Config).
+const (
+	pebbleBlockCacheDefault = 64 << 20
+	pebbleMemTableDefault   = 4 << 20
+)
+
+// pebbleManualBytes is what Pebble allocates by hand: its block cache and two
+// memtables. Built without cgo (CGO_ENABLED=0, as the Dockerfile builds),
+// Pebble's manual allocator takes them from the Go heap.
+func (c Config) pebbleManualBytes() int64 {
+	block, mem := c.BlockCacheBytes, c.MemTableBytes
+	if block == 0 {
+		block = pebbleBlockCacheDefault
+	}
+	if mem == 0 {
+		mem = pebbleMemTableDefault
+	}
+	return block + 2*mem
+}
+
+// GoMemoryLimitFor is the Go runtime's soft memory limit for a memory node
+// with maxmemory bytes (0: no limit, math.MaxInt64) and Pebble's hand-made
+// allocations of pebble bytes (Config.pebbleManualBytes): 1.5 x maxmemory,
+// plus the access table (4 bytes a slot, evict.SlotsFor: up to maxmemory/8),
+// plus pebble, plus 32 MiB. In memory mode Pebble's files live on the Go heap,
+// and the evictor keeps them within 1.4 x maxmemory (repair.ValveTarget); the
+// limit makes the collector run before garbage doubles them (GOGC's 100 %),
+// and return idle memory to the OS. It is soft: a heap that must grow past it
+// grows (the collector then takes at most half the CPU). The record cache's
+// data is off the Go heap (fastcache maps its own memory) and outside it. A
+// disk node's data is not on the heap: node/ sets no limit for one.
+func GoMemoryLimitFor(maxMemory, pebble int64) int64 {
+	if maxMemory <= 0 || maxMemory > (math.MaxInt64-goFixedBytes-pebble)/26*16 {
 		return math.MaxInt64
 	}
-	return maxMemory + maxMemory/2 + maxMemory/16 + goFixedBytes
+	return maxMemory + maxMemory/2 + 4*int64(evict.SlotsFor(maxMemory)) + pebble + goFixedBytes
 }
 
 // Validate reports every problem with c at once.

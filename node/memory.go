@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,11 +24,23 @@ import (
 // The node's memory limit (issue 18): what counts, the gate on growing client
 // writes, the CONFIG parameters and what INFO and memcached's stats show.
 //
-// used_memory = Live + Hints + max(0, Graves - A), with the allowance
-// A = max(maxmemory/4, 1 MiB) (1 MiB without a limit): tombstones awaiting purge
-// are not counted up to A, so that a delete frees its bytes for the limit at
-// once, although its tombstone stays until every replica holds it. The figures
-// are storage's exact logical sums (storage.MemoryStats), O(1) to read.
+// used_memory = Live + Hints + max(0, Graves - A - Young), with the allowance
+// A = max(maxmemory/4, 1 MiB) (1 MiB without a limit), and Young the tombstones
+// younger than the purge's cycle (youngGraveWindow: the grace, a round's
+// interval and the purge's settle; 46 s for a memory cache with the defaults).
+//
+// A delete or an eviction frees its value's bytes for the limit at once,
+// although its tombstone stays until every replica holds it and the purge has
+// checked it twice. Young tombstones are the agreement in flight, as Redis
+// leaves its replication and AOF buffers out of eviction
+// (mem_not_counted_for_evict): counting them would make each eviction free only
+// its value's bytes (a small value's tombstone costs about what its record did),
+// so that a node whose graves pass A could not evict its way back under the
+// limit before the next purge. Tombstones older than the cycle, which a purge
+// should have taken (a replica is down, or the grace keeps them a day), count
+// past A, which bounds them. The figures are storage's exact logical sums
+// (storage.MemoryStats), O(1) to read, and a 128-bucket sum for Young, read
+// only when the graves pass A.
 
 // The maxmemory policies, Redis's names.
 const PolicyNoEviction = "noeviction"
@@ -69,7 +82,7 @@ func (n *Node) newEvictor() error {
 		Caller:   n.calls,
 		N:        n.cfg.N,
 		Usage: func() (int64, int64) {
-			u := n.usage()
+			u := n.measure() // not usage: the peak is what reports saw
 			return u.used, u.max
 		},
 		Evict: func(ctx context.Context, key []byte, seen vclock.Set) (bool, error) {
@@ -104,9 +117,10 @@ func (n *Node) newEvictor() error {
 
 // setGoMemoryLimit hands Config.GoMemoryLimit the limit for maxMemory
 // (GoMemoryLimitFor), when the caller set it.
+// A disk node's data is not on the Go heap, so it gets no limit.
 func (n *Node) setGoMemoryLimit(maxMemory int64) {
-	if n.cfg.GoMemoryLimit != nil {
-		n.cfg.GoMemoryLimit(GoMemoryLimitFor(maxMemory))
+	if n.cfg.GoMemoryLimit != nil && n.cfg.Storage == StorageMemory {
+		n.cfg.GoMemoryLimit(GoMemoryLimitFor(maxMemory, n.cfg.pebbleManualBytes()))
 	}
 }
 
@@ -129,6 +143,18 @@ func (n *Node) tombstoneGrace() time.Duration {
 	}
 }
 
+// youngGraveWindow is how long a tombstone stays out of used_memory (see the
+// rule above): the purge's cycle, the grace, a round's interval and the settle
+// between its two checks, with 5 s to spare; storage caps it at 127 s. Without
+// a purge on this node (its rounds off, or purging disabled) it is 0.
+func (n *Node) youngGraveWindow() time.Duration {
+	grace := n.tombstoneGrace()
+	if n.aae == nil || n.cfg.AAEInterval <= 0 || grace < 0 {
+		return 0
+	}
+	return grace + n.cfg.AAEInterval + n.aae.Settle() + 5*time.Second
+}
+
 // memUsage is the node's memory figures at one moment.
 type memUsage struct {
 	storage.MemoryStats
@@ -141,6 +167,10 @@ type memLimit struct {
 	max    atomic.Int64
 	policy atomic.Pointer[string]
 	peak   atomic.Int64
+	// set serializes CONFIG SET of the memory parameters, which resp runs
+	// concurrently from several connections: the policy is stored twice (here
+	// and in the evictor), and two interleaved SETs must not leave the two apart.
+	set sync.Mutex
 }
 
 // measure reads the store's sums and derives used_memory.
@@ -148,6 +178,9 @@ func (n *Node) measure() memUsage {
 	u := memUsage{MemoryStats: n.store.Memory(), max: n.mem.max.Load()}
 	a := graveAllowance(u.max)
 	u.uncounted = min(u.Graves, a)
+	if u.Graves > a {
+		u.uncounted = min(u.Graves, a+n.store.YoungGraves(n.cfg.Now(), n.youngGraveWindow()))
+	}
 	u.used = u.Live + u.Hints + u.Graves - u.uncounted
 	return u
 }
@@ -221,6 +254,8 @@ func (t tunables) Get(name string) (string, bool) {
 
 // Set implements resp.Tunables; a new maxmemory takes effect at once.
 func (t tunables) Set(name, v string) error {
+	t.n.mem.set.Lock()
+	defer t.n.mem.set.Unlock()
 	switch name {
 	case "maxmemory":
 		m, err := strconv.ParseInt(v, 10, 64)

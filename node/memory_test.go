@@ -572,45 +572,64 @@ func TestConfigMemoryCacheDefaults(t *testing.T) {
 	}
 }
 
-// TestGoMemoryLimitFor: 1.5 x maxmemory + maxmemory/16 + 32 MiB; no limit
-// without maxmemory or when the figure would overflow.
+// TestGoMemoryLimitFor: 1.5 x maxmemory + the access table (4 bytes a slot) +
+// Pebble's hand-made allocations + 32 MiB; no limit without maxmemory or when
+// the figure would overflow.
 func TestGoMemoryLimitFor(t *testing.T) {
+	const pebble = 12 << 20
 	for _, tc := range []struct{ max, want int64 }{
 		{0, math.MaxInt64},
 		{-1, math.MaxInt64},
-		{64 << 20, 96<<20 + 4<<20 + 32<<20},
-		{1 << 30, 3<<29 + 64<<20 + 32<<20},
+		{64 << 20, 96<<20 + 4<<20 + pebble + 32<<20},
+		{1 << 30, 3<<29 + 64<<20 + pebble + 32<<20},
+		{3 << 30, 9<<29 + 256<<20 + pebble + 32<<20}, // slots round up: 3/32 of maxmemory
 		{math.MaxInt64 / 4 * 3, math.MaxInt64},
-		{math.MaxInt64 / 100 * 65, math.MaxInt64}, // 1.5625 x: just past
-		{math.MaxInt64 / 2, math.MaxInt64/2 + math.MaxInt64/4 + math.MaxInt64/32 + 32<<20},
+		{math.MaxInt64 / 100 * 62, math.MaxInt64}, // 1.625 x: just past
+		{math.MaxInt64 / 2, math.MaxInt64/2 + math.MaxInt64/4 + 4<<28 + pebble + 32<<20},
 	} {
-		if got := GoMemoryLimitFor(tc.max); got != tc.want {
+		if got := GoMemoryLimitFor(tc.max, pebble); got != tc.want {
 			t.Errorf("GoMemoryLimitFor(%d) = %d, want %d", tc.max, got, tc.want)
 		}
 	}
 }
 
-// TestGoMemoryLimitHook: the node hands Config.GoMemoryLimit the limit for its
-// maxmemory at start and again on CONFIG SET maxmemory.
+// TestGoMemoryLimitHook: a memory node hands Config.GoMemoryLimit the limit
+// for its maxmemory and its Pebble caches at start and again on CONFIG SET
+// maxmemory; a disk node never calls it.
 func TestGoMemoryLimitHook(t *testing.T) {
 	var got atomic.Int64
 	n := startTestNode(t, Config{MaxMemory: 64 << 20, GoMemoryLimit: func(b int64) { got.Store(b) }})
 	defer n.Close()
-	if g := got.Load(); g != GoMemoryLimitFor(64<<20) {
-		t.Errorf("at start: limit %d, want %d", g, GoMemoryLimitFor(64<<20))
+	pebble := int64(memoryCacheBlockCacheBytes + 2*memoryCacheMemTableBytes)
+	if g := got.Load(); g != GoMemoryLimitFor(64<<20, pebble) {
+		t.Errorf("at start: limit %d, want %d", g, GoMemoryLimitFor(64<<20, pebble))
 	}
 	c := redis.NewClient(&redis.Options{Addr: n.RESPAddr(), MaxRetries: -1})
 	defer c.Close()
 	for _, tc := range []struct {
 		set  string
 		want int64
-	}{{"1gb", GoMemoryLimitFor(1 << 30)}, {"0", math.MaxInt64}} {
+	}{{"1gb", GoMemoryLimitFor(1<<30, pebble)}, {"0", math.MaxInt64}} {
 		if err := c.ConfigSet(context.Background(), "maxmemory", tc.set).Err(); err != nil {
 			t.Fatal(err)
 		}
 		if g := got.Load(); g != tc.want {
 			t.Errorf("CONFIG SET maxmemory %s: limit %d, want %d", tc.set, g, tc.want)
 		}
+	}
+
+	var called atomic.Bool
+	cfg := Config{Name: "d1", Storage: StorageDisk, DataDir: t.TempDir(), MaxMemory: 64 << 20,
+		GoMemoryLimit: func(int64) { called.Store(true) }}
+	cfg.RESPAddr, cfg.MemcacheAddr, cfg.HTTPAddr = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.GossipAddr, cfg.ClusterAddr = "127.0.0.1:0", "127.0.0.1:0"
+	d, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if called.Load() {
+		t.Error("a disk node set a Go memory limit")
 	}
 }
 
@@ -707,6 +726,93 @@ func TestTombstoneGraceFollowsLimit(t *testing.T) {
 		n.mem.max.Store(tc.max)
 		if got := n.tombstoneGrace(); got != tc.want {
 			t.Errorf("%s: grace %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestMaxMemoryYoungGraves is Redis's unit/maxmemory "is the memory limit
+// honoured" on three memory nodes (N = 3) made caches by CONFIG SET after
+// deletes left more tombstones than the allowance: SETs of a one-byte value
+// through one node fill the limit, as many again evict, and none is refused,
+// because the tombstones of the deletes and of the evictions are younger than
+// the purge's cycle and so not counted (each eviction frees its whole record;
+// counted, a small value's tombstone costs about what its record did, and an
+// eviction would free almost nothing). Once older than the cycle (no purge ran:
+// the rounds are an hour apart), the tombstones past the allowance count.
+func TestMaxMemoryYoungGraves(t *testing.T) {
+	t.Cleanup(leaktest.AfterTest(t))
+	clock := &steppedClock{}
+	nodes := startTestClusterWith(t, 3, func(_ int, c *Config) {
+		c.AAEInterval, c.Now = time.Hour, clock.Now
+	})
+	ctx := context.Background()
+	c := redis.NewClient(&redis.Options{Addr: nodes[0].RESPAddr(), MaxRetries: -1})
+	defer c.Close()
+	const keys, perDel = 20000, 500
+	for i := 0; i < keys; i += perDel {
+		p := c.Pipeline()
+		del := []string{}
+		for j := i; j < i+perDel; j++ {
+			k := fmt.Sprint("old:", j)
+			p.Set(ctx, k, "v", 0)
+			del = append(del, k)
+		}
+		p.Del(ctx, del...)
+		if _, err := p.Exec(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var limit int64
+	for i, n := range nodes {
+		u := n.usage()
+		if u.Graves <= 2*graveAllowance(0) {
+			t.Fatalf("n%d: graves %d after %d deletes: want over twice the allowance %d", i+1, u.Graves, keys, graveAllowance(0))
+		}
+		if u.uncounted != u.Graves {
+			t.Errorf("n%d: young graves: %d not counted, want all %d", i+1, u.uncounted, u.Graves)
+		}
+		limit = max(limit, u.used+100<<10)
+	}
+	for _, n := range nodes {
+		nc := redis.NewClient(&redis.Options{Addr: n.RESPAddr()})
+		for _, kv := range [][2]string{{"maxmemory", strconv.FormatInt(limit, 10)}, {"maxmemory-policy", "allkeys-lru"}} {
+			if err := nc.ConfigSet(ctx, kv[0], kv[1]).Err(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		nc.Close()
+	}
+	set := func(i int) {
+		if err := c.SetEx(ctx, fmt.Sprint("key:", i), "x", 10000*time.Second).Err(); err != nil {
+			t.Fatalf("SETEX %d (limit %d, INFO %v): %v", i, limit, infoFields(t, c, "memory"), err)
+		}
+	}
+	filled := 0
+	for ; filled < 100000; filled++ {
+		set(filled)
+		if infoInt(t, infoFields(t, c, "memory"), "used_memory")+4096 > limit {
+			break
+		}
+	}
+	if filled < 10 || filled == 100000 {
+		t.Fatalf("%d SETEX filled 100 KiB", filled)
+	}
+	for i := range filled {
+		set(filled + 1 + i)
+	}
+	if u := infoInt(t, infoFields(t, c, "memory"), "used_memory"); u >= limit+4096 {
+		t.Errorf("used_memory %d after %d more SETEX, limit %d", u, filled, limit)
+	}
+	if ev := nodes[0].evictor.Evicted(); ev == 0 {
+		t.Errorf("no key evicted")
+	}
+	// Past the purge's cycle the graves count beyond the allowance.
+	for range 200 {
+		clock.Step()
+	}
+	for i, n := range nodes {
+		if u, a := n.usage(), graveAllowance(limit); u.uncounted != a {
+			t.Errorf("n%d: old graves: %d not counted, want the allowance %d (graves %d)", i+1, u.uncounted, a, u.Graves)
 		}
 	}
 }
