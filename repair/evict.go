@@ -424,9 +424,10 @@ func (e *Evictor) RunOnce(ctx context.Context) {
 		}
 	}
 	owned := e.owned()
-	misses := 0
+	misses, started := 0, 0
+	var failed atomic.Int64 // evictions of the pass that failed
 	slots := make(chan struct{}, e.cfg.InFlight)
-	for started := 0; started < evictPassBudget && ctx.Err() == nil; {
+	for started < evictPassBudget && ctx.Err() == nil {
 		need := e.need() - e.flightBytes.Load()
 		if need <= 0 {
 			// What is in flight frees enough, if it all goes: wait for it and
@@ -439,7 +440,12 @@ func (e *Evictor) RunOnce(ctx context.Context) {
 		}
 		batch, err := e.batch(policy, owned, now, need)
 		if err != nil {
-			e.cfg.Logger.Warn("repair: evictor: sample", "err", err)
+			// Stuck until a pass evicts: Admit answers at once instead of
+			// waking a pass per waiter that fails the same way, and the
+			// warning is logged once.
+			if !e.stuck.Swap(true) {
+				e.cfg.Logger.Warn("repair: evictor: sample", "err", err)
+			}
 			return
 		}
 		if len(batch) == 0 {
@@ -471,7 +477,11 @@ func (e *Evictor) RunOnce(ctx context.Context) {
 				defer flight.Done()
 				defer func() { <-slots }()
 				defer e.land(c)
-				if e.evictOne(ctx, c) {
+				ok, err := e.evictOne(ctx, c)
+				if err != nil {
+					failed.Add(1)
+				}
+				if ok {
 					e.stuck.Store(false)
 					if used, limit := e.cfg.Usage(); used <= limit {
 						e.progress()
@@ -481,8 +491,14 @@ func (e *Evictor) RunOnce(ctx context.Context) {
 		}
 	}
 	flight.Wait()
-	if !e.over() {
+	switch {
+	case !e.over():
 		e.stuck.Store(false)
+	case started > 0 && int(failed.Load()) == started:
+		// Every eviction of the pass failed (no quorum, a store error; a
+		// ghost is not a failure): the next tick tries again; meanwhile
+		// growing writes get -OOM at once.
+		e.stuck.Store(true)
 	}
 }
 
@@ -712,12 +728,14 @@ func lruNewer(a, b uint32) bool {
 	return d != 0 && d < evict.LRUClockMax/2
 }
 
-// evictOne evicts c as sampled; it reports whether its memory was freed.
-func (e *Evictor) evictOne(ctx context.Context, c storage.Candidate) bool {
+// evictOne evicts c as sampled; it reports whether its memory was freed, and
+// an error when the eviction failed (a ghost, a record changed since it was
+// sampled, is not a failure).
+func (e *Evictor) evictOne(ctx context.Context, c storage.Candidate) (bool, error) {
 	seen, err := vclock.DecodeSet(c.Enc)
 	if err != nil {
 		e.cfg.Logger.Warn("repair: evictor: sampled record", "key", c.Key, "err", err)
-		return false
+		return false, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
 	defer cancel()
@@ -727,6 +745,7 @@ func (e *Evictor) evictOne(ctx context.Context, c storage.Candidate) bool {
 	}
 	if err != nil && !errors.Is(err, ErrEvictGhost) {
 		e.cfg.Logger.Debug("repair: evictor: evict", "key", c.Key, "evicted", evicted, "err", err)
+		return evicted, err
 	}
-	return evicted
+	return evicted, nil
 }

@@ -3,6 +3,8 @@ package repair
 import (
 	"context"
 	"slices"
+	"sync"
+	"time"
 
 	"github.com/dynakv/dynakv/evict"
 	"github.com/dynakv/dynakv/peer"
@@ -15,8 +17,13 @@ import (
 // live owners of each candidate for their access words (peer.MsgAccess), keeps
 // the freshest (newest LRU stamp, largest decayed LFU counter), learns it into
 // its own table, and evicts only the candidates still scoring at least the
-// pool's median; the others go back to the pool. An owner that does not answer
-// (within RequestTimeout) is skipped: it does not block eviction.
+// pool's median; the others go back to the pool. The owners are asked at once,
+// and one that does not answer within accessTimeout (a suspect peer still
+// counts as alive) is skipped: it delays a batch by that much at most.
+
+// accessTimeout bounds the wait for an owner's access words (RequestTimeout if
+// shorter): the words only refine the pick, and a batch waits for them.
+const accessTimeout = 250 * time.Millisecond
 
 // Register puts the MsgAccess handler on m.
 func (e *Evictor) Register(m *peer.Mux) { m.Handle(peer.MsgAccess, e.serveAccess) }
@@ -78,27 +85,39 @@ func (e *Evictor) confirm(ctx context.Context, p evict.Policy, batch []storage.C
 		owners = append(owners, o)
 	}
 	slices.Sort(owners)
-	_, decay := t.LFU()
-	mins := evict.LFUMinutes(now)
-	for _, o := range owners {
+	replies := make([][]uint32, len(owners))
+	var wg sync.WaitGroup
+	cctx, cancel := context.WithTimeout(ctx, min(e.cfg.RequestTimeout, accessTimeout))
+	defer cancel()
+	for k, o := range owners {
 		idx := asks[o]
 		req := peer.AccessRequest{Kind: accessKind(t.Kind()), Hashes: make([]uint64, len(idx))}
 		for j, i := range idx {
 			req.Hashes[j] = batch[i].H
 		}
-		cctx, cancel := context.WithTimeout(ctx, e.cfg.RequestTimeout)
-		rep, err := e.cfg.Caller.Call(cctx, o, peer.MsgAccess, req.AppendBinary(nil))
-		cancel()
-		if err != nil {
-			e.cfg.Logger.Debug("repair: evictor: access words", "node", o, "err", err)
+		wg.Go(func() {
+			rep, err := e.cfg.Caller.Call(cctx, o, peer.MsgAccess, req.AppendBinary(nil))
+			if err != nil {
+				e.cfg.Logger.Debug("repair: evictor: access words", "node", o, "err", err)
+				return
+			}
+			ws, err := peer.DecodeAccessWords(rep)
+			if err != nil || len(ws) != len(idx) {
+				e.cfg.Logger.Debug("repair: evictor: access words", "node", o, "err", err, "words", len(ws))
+				return
+			}
+			replies[k] = ws
+		})
+	}
+	wg.Wait()
+	_, decay := t.LFU()
+	mins := evict.LFUMinutes(now)
+	for k, o := range owners {
+		ws := replies[k]
+		if ws == nil {
 			continue
 		}
-		ws, err := peer.DecodeAccessWords(rep)
-		if err != nil || len(ws) != len(idx) {
-			e.cfg.Logger.Debug("repair: evictor: access words", "node", o, "err", err, "words", len(ws))
-			continue
-		}
-		for j, i := range idx {
+		for j, i := range asks[o] {
 			w, cur := ws[j], learnt[i]
 			switch {
 			case w == 0:
