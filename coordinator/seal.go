@@ -14,7 +14,8 @@ import (
 // So a leaving node seals its coordinator before it finishes: Seal waits for
 // every local write in progress and from then on no local write happens, of any
 // kind that brings data in (a write it coordinates, a replica or hinted write it
-// serves, a hint it keeps, a local read repair); each is refused with ErrSealed,
+// serves, a hint it keeps, a local read repair; and anti-entropy, which writes
+// the store directly, checks Sealed: repair.AAEConfig.Sealed); each is refused with ErrSealed,
 // and a coordinator forwarding to this node runs the request elsewhere. Reads,
 // hint delivery and the deletes of handoff and purge go on. The node then hands
 // off what the last writes before the seal left, and leaves only once a round

@@ -51,6 +51,11 @@ type AAEConfig struct {
 	// TombstoneGrace is how old a tombstone must be before it may be purged; 0
 	// means the default, 24h; negative disables purging.
 	TombstoneGrace time.Duration
+	// Sealed, when set, reports whether this node sealed its coordinator for
+	// the end of a leave (coordinator.Seal): anti-entropy then brings no data
+	// in either: a push from a peer is refused, and this node's own rounds
+	// only push (a sealed node must hold nothing purge does not ask about).
+	Sealed func() bool
 	// Grace, when set, is read at each round's purge instead of
 	// TombstoneGrace: node/ shortens a memory node's grace while it has a
 	// maxmemory, which CONFIG SET may give or take at any time.
@@ -177,6 +182,13 @@ func NewAAE(cfg AAEConfig) (*AAE, error) {
 		lastSync: make([]atomic.Int64, cfg.Store.Partitions()),
 	}, nil
 }
+
+// sealed reports AAEConfig.Sealed.
+func (a *AAE) sealed() bool { return a.cfg.Sealed != nil && a.cfg.Sealed() }
+
+// ErrSealed is a push refused by a sealed node (AAEConfig.Sealed): nothing
+// was merged.
+var ErrSealed = errors.New("repair: this node is leaving the ring and takes no more data, nothing merged")
 
 // Start runs a round every Interval (and soon after Kick) until Close.
 func (a *AAE) Start() {
@@ -505,7 +517,7 @@ func (a *AAE) repairKeys(ctx context.Context, node string, keys [][]byte, pushOn
 			return err
 		}
 		var merged vclock.Set
-		if pushOnly {
+		if pushOnly || a.sealed() {
 			localEnc, err := a.cfg.Store.GetEncoded(key)
 			if err != nil {
 				return err

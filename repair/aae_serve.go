@@ -118,6 +118,9 @@ func (a *AAE) servePush(ctx context.Context, _ string, req []byte) ([]byte, erro
 	if err != nil {
 		return nil, err
 	}
+	if a.sealed() {
+		return nil, ErrSealed
+	}
 	for _, it := range items {
 		rec, err := peer.DecodeRecord(it.Enc)
 		if err != nil {

@@ -3,11 +3,13 @@ package repair_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -51,6 +53,8 @@ type aaeCluster struct {
 	between atomic.Pointer[func()]
 	// intercept, when set, sees every call before it is served.
 	intercept func(ctx context.Context, node string, typ peer.MsgType)
+	// sealed names the nodes whose AAEConfig.Sealed reports true.
+	sealed sync.Map
 }
 
 // sleep is the nodes' AAEConfig.Sleep: it advances the shared fake clock.
@@ -112,6 +116,7 @@ func (c *aaeCluster) addNode(name string) *aaeNode {
 		Node: name, Store: st, Trees: trees, Cluster: c.ms, N: c.n,
 		Caller: c.net.Caller(name), MaxKeysPerSec: c.maxKeysPerSec, TombstoneGrace: c.grace,
 		Now: c.clock.Now, Sleep: c.sleep, Logger: slog.New(slog.DiscardHandler),
+		Sealed: func() bool { _, ok := c.sealed.Load(name); return ok },
 	})
 	if err != nil {
 		c.t.Fatal(err)
@@ -838,5 +843,31 @@ func TestRemovedDeadNodeIsReReplicated(t *testing.T) {
 				t.Fatalf("%s on %s: %v", k, o, rec.Siblings())
 			}
 		}
+	}
+}
+
+// TestSealedTakesNoData: a node sealed for the end of its leave refuses a
+// peer's push (ErrSealed, nothing merged), and its own rounds only push: a
+// record it lacks stays away from it, and the peer keeps its copy.
+func TestSealedTakesNoData(t *testing.T) {
+	c := newAAECluster(t, 4, 2, "a", "b")
+	c.write("k", nil, "v", 0, false, "a")
+	c.sealed.Store("b", true)
+	if err := c.nodes["a"].aae.RunOnce(context.Background()); !errors.Is(err, repair.ErrSealed) {
+		t.Errorf("a's round pushing to sealed b: %v, want ErrSealed", err)
+	}
+	if err := c.nodes["b"].aae.RunOnce(context.Background()); err != nil {
+		t.Fatalf("sealed b's round: %v", err)
+	}
+	if rec, ok := c.get("b", "k"); ok {
+		t.Errorf("sealed b took k: %v", rec)
+	}
+	if _, ok := c.get("a", "k"); !ok {
+		t.Error("a lost k")
+	}
+	c.sealed.Delete("b")
+	c.round()
+	if _, ok := c.get("b", "k"); !ok {
+		t.Error("unsealed b did not get k")
 	}
 }
