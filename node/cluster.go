@@ -170,7 +170,6 @@ func (n *Node) newAAE() error {
 		Interval:       interval,
 		MaxKeysPerSec:  n.cfg.AAEMaxKeysPerSec,
 		TombstoneGrace: n.cfg.TombstoneGrace,
-		Grace:          n.tombstoneGrace,
 		Sealed:         n.co.Sealed,
 		// A purge asks every member that may hold data: any not removed.
 		Holders: func() []string {

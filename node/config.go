@@ -76,9 +76,9 @@ type Config struct {
 	// second. Default 20000; 100000 for a memory cache (see MemoryCache).
 	AAEMaxKeysPerSec int
 	// TombstoneGrace is how long a tombstone is kept at least; after it, a tombstone
-	// every owner holds is purged. Default 24h; 1s for a memory cache (see
-	// MemoryCache): eviction tombstones must not linger, and purge's safety does
-	// not rest on the grace. Hints are kept until delivered, whatever their age.
+	// every owner holds is purged. Default 24h; 1s for memory storage (see
+	// memoryTombstoneGrace): eviction tombstones must not linger, and purge's
+	// safety does not rest on the grace. Hints are kept until delivered, whatever their age.
 	TombstoneGrace time.Duration
 	// GossipTuning, when set, adjusts memberlist's configuration (tests shorten its
 	// intervals).
@@ -166,11 +166,6 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-
-	// graceFollowsLimit is set by EnsureDefaults for a memory node whose
-	// TombstoneGrace was left zero: Node.tombstoneGrace then follows the
-	// current maxmemory.
-	graceFollowsLimit bool
 }
 
 // DefaultConfig returns the documented defaults.
@@ -245,10 +240,12 @@ func (c Config) EnsureDefaults() Config {
 	if c.AAEInterval == 0 {
 		c.AAEInterval = d.AAEInterval
 	}
-	// A memory node whose grace is left to the node follows its limit:
-	// CONFIG SET maxmemory can make it a cache at any time (Node.tombstoneGrace).
-	// (Once set it stays: EnsureDefaults may run twice.)
-	c.graceFollowsLimit = c.graceFollowsLimit || c.Storage == StorageMemory && c.TombstoneGrace == 0
+	// A memory node is a cache, with a limit or without (CONFIG SET maxmemory
+	// may give it one at any time): its tombstones go as soon as purge may
+	// take them (see memoryTombstoneGrace).
+	if c.Storage == StorageMemory && c.TombstoneGrace == 0 {
+		c.TombstoneGrace = memoryTombstoneGrace
+	}
 	if c.MemoryCache() {
 		c.memoryCacheDefaults()
 	}
@@ -282,22 +279,28 @@ func (c Config) EnsureDefaults() Config {
 // maxmemory at start. Such a node takes its own defaults for the fields left
 // zero (the others are as for any node):
 //
-//   - TombstoneGrace 1s, AAEMaxKeysPerSec 100000: eviction tombstones are
-//     purged as soon as every owner holds them, not a day later, so that
-//     graves stay within their allowance at a cache's eviction rate;
+//   - AAEMaxKeysPerSec 100000: eviction tombstones are purged as soon as
+//     every owner holds them, so that graves stay within their allowance at
+//     a cache's eviction rate (and any memory node's TombstoneGrace is 1 s);
 //   - BlockCacheBytes 8 MiB, MemTableBytes 2 MiB, RecordCacheBytes 32 MiB:
 //     the data is in memory already, and what the caches hold is outside
 //     maxmemory (the fixed overhead of the stated bound on RSS).
 //
-// A CONFIG SET maxmemory on a node started without one changes none of them,
-// but for the tombstone grace: a memory node whose grace was left unset has
-// the memory-cache grace while it has a limit and the default without one
-// (Node.tombstoneGrace), whatever it started with.
+// A CONFIG SET maxmemory on a node started without one changes none of them.
 func (c Config) MemoryCache() bool { return c.Storage == StorageMemory && c.MaxMemory > 0 }
+
+// memoryTombstoneGrace is a memory node's TombstoneGrace unless set. Purge's
+// safety does not rest on the grace (repair/purge.go: every holder is asked
+// twice), and a memory node keeps nothing across a restart anyway, while its
+// tombstones cost the memory its limit bounds. Every memory node has it, not
+// only one started with a limit: a purge is decided by a partition's first
+// owner with its own grace, so a node made a cache by CONFIG SET would
+// otherwise hold the tombstones of its evictions in other owners' partitions
+// for their day-long default.
+const memoryTombstoneGrace = time.Second
 
 // Memory-cache defaults (MemoryCache).
 const (
-	memoryCacheTombstoneGrace  = time.Second
 	memoryCacheAAEMaxKeys      = 100000
 	memoryCacheBlockCacheBytes = 8 << 20
 	memoryCacheMemTableBytes   = 2 << 20
@@ -306,9 +309,6 @@ const (
 
 // memoryCacheDefaults fills c's zero fields with the memory-cache defaults.
 func (c *Config) memoryCacheDefaults() {
-	if c.TombstoneGrace == 0 {
-		c.TombstoneGrace = memoryCacheTombstoneGrace
-	}
 	if c.AAEMaxKeysPerSec == 0 {
 		c.AAEMaxKeysPerSec = memoryCacheAAEMaxKeys
 	}

@@ -26,8 +26,8 @@ import (
 //
 // used_memory = Live + Hints + max(0, Graves - A - Young), with the allowance
 // A = max(maxmemory/4, 1 MiB) (1 MiB without a limit), and Young the tombstones
-// younger than the purge's cycle (youngGraveWindow: the grace, a round's
-// interval and the purge's settle; 46 s for a memory cache with the defaults).
+// younger than the purge's cycle (youngGraveWindow: the grace, two rounds'
+// interval and the purge's settle; 76 s for a memory node with the defaults).
 //
 // A delete or an eviction frees its value's bytes for the limit at once,
 // although its tombstone stays until every replica holds it and the purge has
@@ -127,32 +127,20 @@ func (n *Node) setGoMemoryLimit(maxMemory int64) {
 // graveAllowance is A: the grave bytes not counted in used_memory.
 func graveAllowance(maxMemory int64) int64 { return max(maxMemory/4, 1<<20) }
 
-// tombstoneGrace is anti-entropy's Grace, read at each purge: a memory node
-// whose grace was left unset keeps tombstones memoryCacheTombstoneGrace while
-// it has a limit (its evictions' tombstones would otherwise fill the graves'
-// allowance, which counts toward used_memory and cannot be evicted), and the
-// default grace without one; any other node, its configured grace.
-func (n *Node) tombstoneGrace() time.Duration {
-	switch {
-	case !n.cfg.graceFollowsLimit:
-		return n.cfg.TombstoneGrace
-	case n.mem.max.Load() > 0:
-		return memoryCacheTombstoneGrace
-	default:
-		return DefaultConfig().TombstoneGrace
-	}
-}
-
 // youngGraveWindow is how long a tombstone stays out of used_memory (see the
-// rule above): the purge's cycle, the grace, a round's interval and the settle
-// between its two checks, with 5 s to spare; storage caps it at 127 s. Without
-// a purge on this node (its rounds off, or purging disabled) it is 0.
+// rule above): the purge's cycle, that is the grace, then up to a round's
+// interval until a purge walks past it, and another for a round whose purge
+// started late (after its exchanges) or ran out of time, the settle between
+// the two checks, and 5 s to spare; storage caps it at 127 s. Without a purge
+// on this node (its rounds off, or purging disabled) it is 0. Every node is
+// taken to share this node's interval and grace, as a cluster's nodes are
+// configured alike: a partition's purge is decided by its first owner.
 func (n *Node) youngGraveWindow() time.Duration {
-	grace := n.tombstoneGrace()
+	grace := n.cfg.TombstoneGrace
 	if n.aae == nil || n.cfg.AAEInterval <= 0 || grace < 0 {
 		return 0
 	}
-	return grace + n.cfg.AAEInterval + n.aae.Settle() + 5*time.Second
+	return grace + 2*n.cfg.AAEInterval + n.aae.Settle() + 5*time.Second
 }
 
 // memUsage is the node's memory figures at one moment.

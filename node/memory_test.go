@@ -538,7 +538,8 @@ func TestMaxMemoryEvictsCluster(t *testing.T) {
 
 // TestConfigMemoryCacheDefaults: memory storage with a maxmemory takes the
 // memory cache's defaults for the fields left zero; given values stay; a disk
-// node, or a memory node without a limit, keeps the general defaults.
+// node, or a memory node without a limit, keeps the general defaults but for
+// the tombstone grace, 1 s on any memory node.
 func TestConfigMemoryCacheDefaults(t *testing.T) {
 	d := DefaultConfig()
 	cache := Config{Name: "x", Storage: StorageMemory, MaxMemory: 64 << 20}
@@ -552,7 +553,7 @@ func TestConfigMemoryCacheDefaults(t *testing.T) {
 		rec   int64
 	}{
 		{"memory cache", cache, time.Second, 100000, 8 << 20, 2 << 20, 32 << 20},
-		{"memory without maxmemory", Config{Name: "x", Storage: StorageMemory}, d.TombstoneGrace, d.AAEMaxKeysPerSec, 0, 0, 0},
+		{"memory without maxmemory", Config{Name: "x", Storage: StorageMemory}, time.Second, d.AAEMaxKeysPerSec, 0, 0, 0},
 		{"disk with maxmemory", Config{Name: "x", Storage: StorageDisk, MaxMemory: 64 << 20}, d.TombstoneGrace, d.AAEMaxKeysPerSec, 0, 0, 0},
 		{"memory cache, set by hand", func() Config {
 			c := cache
@@ -704,31 +705,6 @@ func TestMaxMemoryEvictsConcurrentWriters(t *testing.T) {
 	}
 }
 
-// A memory node whose grace was left unset keeps eviction tombstones the
-// memory-cache grace while it has a limit, however it got it (CONFIG SET
-// maxmemory on a node started without one), and the default grace without one;
-// a disk node, or a grace set by hand, is left as configured.
-func TestTombstoneGraceFollowsLimit(t *testing.T) {
-	d := DefaultConfig()
-	for _, tc := range []struct {
-		name string
-		in   Config
-		max  int64
-		want time.Duration
-	}{
-		{"memory, limit set later", Config{Name: "x", Storage: StorageMemory}, 1 << 20, memoryCacheTombstoneGrace},
-		{"memory, no limit", Config{Name: "x", Storage: StorageMemory}, 0, d.TombstoneGrace},
-		{"memory cache, limit taken away", Config{Name: "x", Storage: StorageMemory, MaxMemory: 1 << 20}, 0, d.TombstoneGrace},
-		{"memory, grace by hand", Config{Name: "x", Storage: StorageMemory, TombstoneGrace: time.Hour}, 1 << 20, time.Hour},
-		{"disk with a limit", Config{Name: "x", Storage: StorageDisk}, 1 << 20, d.TombstoneGrace},
-	} {
-		n := &Node{cfg: tc.in.EnsureDefaults()}
-		n.mem.max.Store(tc.max)
-		if got := n.tombstoneGrace(); got != tc.want {
-			t.Errorf("%s: grace %v, want %v", tc.name, got, tc.want)
-		}
-	}
-}
 
 // TestMaxMemoryYoungGraves is Redis's unit/maxmemory "is the memory limit
 // honoured" on three memory nodes (N = 3) made caches by CONFIG SET after

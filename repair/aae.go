@@ -56,10 +56,6 @@ type AAEConfig struct {
 	// in either: a push from a peer is refused, and this node's own rounds
 	// only push (a sealed node must hold nothing purge does not ask about).
 	Sealed func() bool
-	// Grace, when set, is read at each round's purge instead of
-	// TombstoneGrace: node/ shortens a memory node's grace while it has a
-	// maxmemory, which CONFIG SET may give or take at any time.
-	Grace func() time.Duration
 	// Holders lists every node that may hold records or hints of any key: each
 	// must answer a tombstone purge (see purge.go). node/ passes every member of
 	// the member set that was not removed (leaving ones hand off what they hold).

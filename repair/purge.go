@@ -124,9 +124,6 @@ func (a *AAE) purge(ctx context.Context) error {
 	carried := a.checked
 	a.checked = purgeState{}
 	grace := a.cfg.TombstoneGrace
-	if a.cfg.Grace != nil {
-		grace = a.cfg.Grace()
-	}
 	if grace < 0 {
 		return nil
 	}
