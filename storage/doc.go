@@ -89,6 +89,12 @@
 //     value it replaced cannot come back from a replica that missed the
 //     overwrite; a record left with tombstones only moves to the grave index and
 //     is purged by the tombstone rule like a DEL's.
+//   - Every data directory Open returns is at Pebble format formatCurrent
+//     (format.go): a new store is created at it, and an older directory (binaries
+//     before it set no format: Pebble v1's most compatible one) is ratcheted to it
+//     during Open, once, logged before and after, its RocksDB-format tables
+//     rewritten; so Pebble v2, which opens nothing below FormatFlushableIngest,
+//     reads every directory this binary has opened. A ratchet cannot be undone.
 //   - Both indexes are as the current rules want them from Open on: a data
 //     directory whose metadata names an older index version (metaIndexVersion;
 //     none, from the binary before issue 15, which indexed fewer records) gets

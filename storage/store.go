@@ -67,6 +67,10 @@ type Config struct {
 	// Observer, when set, is told about every change to the records (not hints or
 	// metadata): anti-entropy keeps its Merkle trees with it.
 	Observer Observer
+
+	// format, set by tests only, replaces formatCurrent (format.go): the Pebble
+	// format a new store is created at and an existing one ratcheted to.
+	format pebble.FormatMajorVersion
 }
 
 // Observer watches the records of a Store. Its methods are called synchronously,
@@ -272,8 +276,10 @@ func openOn(cfg Config, base vfs.FS) (_ *Store, err error) {
 		opts.FS = base
 		opts.WithFSDefaults()
 	}
+	upgraded := setFormat(cfg, opts, dir)
 	opts.EnsureDefaults()
 	db, err := pebble.Open(dir, opts)
+	upgraded(err)
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
 	}
