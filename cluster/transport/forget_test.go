@@ -11,11 +11,7 @@ import (
 )
 
 // trtServerConns returns how many inbound connections a transport holds.
-func trtServerConns(tr *Transport) int {
-	tr.mu.RLock()
-	defer tr.mu.RUnlock()
-	return len(tr.srvConns)
-}
+func trtServerConns(tr *Transport) int { return tr.ns.Len() }
 
 // TestForget: forgetting a peer drops its entry from the peer table and
 // closes its idle connection (the peer sees it go); a call awaiting a reply fails
