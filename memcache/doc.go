@@ -30,9 +30,12 @@
 //     coordinator may keep them after Do returns (background replication, read repair).
 //   - Every proxy error becomes one memcached line through the single table in
 //     errors.go.
-//   - Server owns the accept loop's connections: Close stops accepting, closes every
-//     connection, cancels in-flight proxy calls and waits for the connection
-//     goroutines. Close is idempotent; Serve returns nil after Close.
+//   - Server owns the accept loop's connections (through internal/netserve, the
+//     skeleton shared with the RESP front and the cluster transport): Close stops
+//     accepting, closes every connection, cancels in-flight proxy calls and waits for
+//     the connection goroutines. Close is idempotent; Serve returns nil after Close
+//     and fails when called a second time. A panic serving a connection closes that
+//     connection only (Config.PanicPolicy: netserve.Crash ends the process instead).
 //
 // A Server is safe for concurrent use.
 //

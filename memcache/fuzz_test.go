@@ -67,7 +67,7 @@ func FuzzServer(f *testing.F) {
 			r = iotest.OneByteReader(r) // a slow client: every read returns one byte
 		}
 		pc := &pipeConn{Reader: r}
-		c := s.newConn(pc, pc)
+		c := s.newConn(pc)
 		c.serve()
 		out := pc.out.Bytes()
 		if len(out) > 0 && !pc.dropped && !bytes.HasSuffix(out, []byte("\r\n")) {
@@ -103,7 +103,7 @@ func TestLineOutlivesBlockRead(t *testing.T) {
 		[]byte("set other 9 0 3 \r\n"),
 		[]byte("abc\r\nget other somekey\r\n"),
 	}}}
-	c := s.newConn(pc, pc)
+	c := s.newConn(pc)
 	c.serve()
 	want := "HD ksomekey O123456\r\nSTORED\r\nVALUE other 9 3\r\nabc\r\nVALUE somekey 7 5\r\nhello\r\nEND\r\n"
 	if got := pc.out.String(); got != want {

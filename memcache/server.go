@@ -8,13 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime/debug"
-	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/dynakv/dynakv/internal/deadline"
-	"github.com/dynakv/dynakv/internal/refuser"
+	"github.com/dynakv/dynakv/internal/netserve"
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -49,6 +46,10 @@ type Config struct {
 	// Settings, when set, returns extra lines for "stats settings" (a line named
 	// like a built-in one replaces it): the node's maxbytes and evictions.
 	Settings func() []Stat
+	// PanicPolicy says what a panic while serving a connection does:
+	// netserve.CloseConn (the default) logs it and closes that connection only;
+	// netserve.Crash lets it end the process (tests).
+	PanicPolicy netserve.PanicPolicy
 }
 
 // EnsureDefaults returns a copy of c with every unset (or negative) field set to its
@@ -98,18 +99,10 @@ var errLineTooLong = errors.New("memcache: line too long")
 type Server struct {
 	cfg     Config
 	px      *proxy.Proxy
-	ctx     context.Context
-	cancel  context.CancelFunc
+	ns      *netserve.Server[*conn] // accepts, counts and closes the connections
+	ctx     context.Context         // ns's: canceled by Close
 	started time.Time
 
-	mu        sync.Mutex
-	closed    bool
-	listeners map[net.Listener]struct{}
-	conns     map[*conn]struct{}
-	wg        sync.WaitGroup
-
-	refuser   *refuser.Refuser // answers connections beyond MaxClients
-	clients   atomic.Int64
 	verbosity atomic.Uint32
 	stats     counters
 }
@@ -120,139 +113,57 @@ func New(cfg Config, px *proxy.Proxy) *Server {
 	if cfg.MaxValueBytes <= 0 {
 		cfg.MaxValueBytes = px.MaxValueBytes()
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	return &Server{
-		cfg:       cfg,
-		px:        px,
-		ctx:       ctx,
-		cancel:    cancel,
-		started:   cfg.Now(),
-		listeners: make(map[net.Listener]struct{}),
-		conns:     make(map[*conn]struct{}),
-		refuser:   refuser.New(),
-	}
+	s := &Server{cfg: cfg, px: px, started: cfg.Now()}
+	s.ns = netserve.New(netserve.Config[*conn]{
+		MaxClients:   cfg.MaxClients,
+		RefuseLine:   []byte(lineTooManyConns + "\r\n"),
+		WriteTimeout: cfg.WriteTimeout,
+		Open:         s.open,
+		Serve:        s.serveConn,
+		Panic:        cfg.PanicPolicy,
+		Events: netserve.Events{
+			AcceptFailed: func(err error, retryIn time.Duration) {
+				cfg.Logger.Warn("memcache: accept", "err", err, "retry_in", retryIn)
+			},
+			Refused: func(nc net.Conn) {
+				s.stats.rejectedConns.Add(1)
+				cfg.Logger.Warn("memcache: refusing client: too many open connections", "addr", nc.RemoteAddr().String())
+			},
+			Panic: func(_ net.Conn, v any, stack []byte) {
+				cfg.Logger.Error("memcache: panic serving a connection", "panic", v, "stack", string(stack))
+			},
+		},
+	})
+	s.ctx = s.ns.Context()
+	return s
 }
 
 // Clients returns the number of open client connections.
-func (s *Server) Clients() int { return int(s.clients.Load()) }
+func (s *Server) Clients() int { return s.ns.Len() }
 
 // Serve accepts connections on ln until Close, serving each on its own goroutine. It
-// returns nil after Close, or the listener's error if it fails otherwise.
-func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		ln.Close()
-		return nil
-	}
-	s.listeners[ln] = struct{}{}
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.listeners, ln)
-		s.mu.Unlock()
-	}()
+// returns nil after Close, or the listener's error if it fails otherwise (or if
+// Serve was called before).
+func (s *Server) Serve(ln net.Listener) error { return s.ns.Serve(ln) }
 
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.isClosed() {
-				return nil
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return err
-			}
-			// Temporary trouble (EMFILE and the like): back off as net/http does.
-			backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-			s.cfg.Logger.Warn("memcache: accept", "err", err, "retry_in", backoff)
-			t := time.NewTimer(backoff)
-			select {
-			case <-t.C:
-			case <-s.ctx.Done():
-				t.Stop()
-				return nil
-			}
-			continue
-		}
-		backoff = 0
-		s.accept(nc)
-	}
-}
-
-func (s *Server) isClosed() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.closed
-}
-
-// accept registers nc and starts its goroutine, or turns it away.
-func (s *Server) accept(nc net.Conn) {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		nc.Close()
-		return
-	}
-	if len(s.conns) >= s.cfg.MaxClients {
-		s.refuse(nc) // under s.mu: Close, which waits for the refuser, sees it
-		s.mu.Unlock()
-		return
-	}
-	c := s.newConn(nc, nc)
-	s.conns[c] = struct{}{}
-	s.clients.Add(1)
-	s.wg.Add(1)
-	s.mu.Unlock()
+// open builds an accepted connection's state (those beyond MaxClients were
+// refused by netserve), on the accept goroutine.
+func (s *Server) open(_ int64, nc net.Conn) *conn {
+	c := s.newConn(nc)
 	s.stats.totalConns.Add(1)
 	s.cfg.Observer.Connection(protocolName, 1)
-	go s.serveConn(c)
+	return c
 }
 
-// refuse answers a connection beyond MaxClients with memcached's error and closes
-// it, in the background (see refuser).
-func (s *Server) refuse(nc net.Conn) {
-	s.stats.rejectedConns.Add(1)
-	s.cfg.Logger.Warn("memcache: refusing client: too many open connections", "addr", nc.RemoteAddr().String())
-	s.refuser.Refuse(nc, []byte(lineTooManyConns+"\r\n"))
-}
-
+// serveConn serves one connection on its goroutine; netserve closes it after.
 func (s *Server) serveConn(c *conn) {
-	defer s.wg.Done()
-	defer func() {
-		if r := recover(); r != nil {
-			stack := debug.Stack()
-			s.cfg.Logger.Error("memcache: panic serving a connection", "panic", r, "stack", string(stack))
-		}
-		c.closer.Close()
-		s.mu.Lock()
-		delete(s.conns, c)
-		s.mu.Unlock()
-		s.clients.Add(-1)
-		s.cfg.Observer.Connection(protocolName, -1)
-	}()
+	defer s.cfg.Observer.Connection(protocolName, -1)
 	c.serve()
 }
 
 // Close stops accepting, closes every connection, cancels in-flight commands and
 // waits for the connection goroutines. It is idempotent.
-func (s *Server) Close() error {
-	s.mu.Lock()
-	if !s.closed {
-		s.closed = true
-		s.cancel()
-		for ln := range s.listeners {
-			ln.Close()
-		}
-		for c := range s.conns {
-			c.closer.Close()
-		}
-	}
-	s.mu.Unlock()
-	s.wg.Wait()
-	s.refuser.Wait()
-	return nil
-}
+func (s *Server) Close() error { return s.ns.Close() }
 
 // countingReader and countingWriter feed bytes_read and bytes_written.
 type countingReader struct {
@@ -296,11 +207,10 @@ func (w countingWriter) Write(p []byte) (int, error) {
 
 // conn is one client connection, served by one goroutine.
 type conn struct {
-	s      *Server
-	ctx    context.Context
-	r      *bufio.Reader
-	w      *bufio.Writer
-	closer io.Closer
+	s   *Server
+	ctx context.Context
+	r   *bufio.Reader
+	w   *bufio.Writer
 
 	big   []byte   // a multi-get line longer than the read buffer
 	toks  [][]byte // the current line's tokens
@@ -316,39 +226,21 @@ type conn struct {
 	authed bool           // authenticated, or no password is configured
 }
 
-func (s *Server) newConn(rw io.ReadWriter, closer io.Closer) *conn {
+func (s *Server) newConn(rw io.ReadWriter) *conn {
 	c := &conn{
 		s:      s,
 		ctx:    s.ctx,
-		closer: closer,
 		toks:   make([][]byte, 0, maxTokens),
 		authed: s.cfg.Password == "",
 	}
+	// netserve arms WriteTimeout on the connection below rw.
 	var w io.Writer = countingWriter{rw, &s.stats.bytesWritten}
-	if d, ok := rw.(deadline.Conn); ok && s.cfg.WriteTimeout > 0 {
-		w = &deadlineWriter{w: w, c: d, wd: deadline.Writer{Timeout: s.cfg.WriteTimeout}}
-	}
 	c.w = bufio.NewWriterSize(syncingWriter{c, w}, writeBufSize)
 	c.r = bufio.NewReaderSize(flushingReader{countingReader{rw, &s.stats.bytesRead}, c.w}, readBufSize)
 	// A command with nothing buffered after it is the last before the replies
 	// are flushed (and the session with them).
 	c.sess = s.px.NewSession(func() bool { return c.r.Buffered() > 0 })
 	return c
-}
-
-// deadlineWriter gives each write to the client WriteTimeout to complete: a client
-// that stopped reading is disconnected instead of holding its goroutine forever.
-type deadlineWriter struct {
-	w  io.Writer
-	c  deadline.Conn
-	wd deadline.Writer
-}
-
-func (dw *deadlineWriter) Write(p []byte) (int, error) {
-	if err := dw.wd.Arm(dw.c); err != nil {
-		return 0, err
-	}
-	return dw.w.Write(p)
 }
 
 // syncingWriter flushes the connection's session before any reply bytes reach the

@@ -53,8 +53,8 @@ var configParams = []configParam{
 	{name: "lazyfree-lazy-user-flush", value: fixed("no"), kind: kindBool},
 	{name: "latency-tracking", value: fixed("yes"), kind: kindBool},
 	{name: "loglevel", value: fixed("notice"), kind: kindEnum, choices: []string{"debug", "verbose", "notice", "warning", "nothing"}},
-	{name: "maxclients", value: func(s *Server) string { return strconv.FormatInt(s.maxClients.Load(), 10) }, kind: kindInt, min: 1,
-		set: func(s *Server, v string) { n, _ := strconv.ParseInt(v, 10, 64); s.maxClients.Store(n) }},
+	{name: "maxclients", value: func(s *Server) string { return strconv.Itoa(s.ns.MaxClients()) }, kind: kindInt, min: 1,
+		set: func(s *Server, v string) { n, _ := strconv.Atoi(v); s.ns.SetMaxClients(n) }},
 	{name: "maxmemory", value: fixed("0"), kind: kindMemory, tunable: true},
 	{name: "maxmemory-policy", value: fixed("noeviction"), kind: kindEnum, choices: []string{"volatile-lru", "volatile-lfu", "volatile-random", "volatile-ttl", "allkeys-lru", "allkeys-lfu", "allkeys-random", "noeviction"}, tunable: true},
 	{name: "maxmemory-samples", value: fixed("5"), kind: kindInt, min: 1, tunable: true},
@@ -102,9 +102,7 @@ func findParam(name string) *configParam {
 }
 
 func (s *Server) hostPort() (string, string) {
-	s.mu.Lock()
-	addr := s.addr
-	s.mu.Unlock()
+	addr := s.ns.Addr()
 	if addr == nil {
 		return "", ""
 	}

@@ -1,10 +1,8 @@
 package resp
 
 import (
-	"cmp"
 	"crypto/subtle"
 	"math"
-	"slices"
 	"strconv"
 	"time"
 
@@ -256,34 +254,17 @@ func (s *Server) clientList(c *client, args [][]byte) {
 	}
 	var out []byte
 	if ids != nil {
-		s.mu.Lock()
-		found := make([]*client, 0, len(ids))
 		for _, id := range ids {
-			if cl := s.clients[id]; cl != nil {
-				found = append(found, cl)
+			if cl, ok := s.ns.Get(id); ok {
+				out = append(s.clientLine(out, cl), '\n')
 			}
 		}
-		s.mu.Unlock()
-		for _, cl := range found {
-			out = append(s.clientLine(out, cl), '\n')
-		}
 	} else if normal {
-		for _, cl := range s.clientsByID() {
+		for _, cl := range s.ns.Conns() {
 			out = append(s.clientLine(out, cl), '\n')
 		}
 	}
 	c.w.Verbatim(out)
-}
-
-func (s *Server) clientsByID() []*client {
-	s.mu.Lock()
-	all := make([]*client, 0, len(s.clients))
-	for _, cl := range s.clients {
-		all = append(all, cl)
-	}
-	s.mu.Unlock()
-	slices.SortFunc(all, func(a, b *client) int { return cmp.Compare(a.id, b.id) })
-	return all
 }
 
 // clientLine appends cl's CLIENT LIST line (without the newline), with Redis

@@ -4,11 +4,13 @@
 //
 // # Layers
 //
-// A Server accepts connections with github.com/tidwall/redcon, which runs one
-// goroutine per connection and flushes the replies of a pipelined batch once.
-// Below redcon, each connection's bytes pass through a framer (frame.go) that
-// applies Redis 7.2's request-parsing rules and limits and hands redcon canonical
-// frames, so malformed input is answered exactly as Redis answers it — "-ERR
+// A Server accepts connections with internal/netserve (the accept loop,
+// MaxClients, the registry CLIENT LIST reads, Close, the write timeout), which runs
+// one goroutine per connection; that goroutine reads pipelined batches with
+// github.com/tidwall/redcon's reader, runs them, and flushes the replies of a batch
+// once. Below redcon's reader, each connection's bytes pass through a framer
+// (frame.go) that applies Redis 7.2's request-parsing rules and limits and hands
+// redcon canonical frames, so malformed input is answered exactly as Redis answers it — "-ERR
 // Protocol error: invalid multibulk length", "... invalid bulk length", "...
 // expected '$', got 'x'", "... unbalanced quotes in request", "... too big inline
 // request", "... too big mbulk count string", "... too big bulk count string",
@@ -27,8 +29,8 @@
 // guardConn.Write flushes it before any reply bytes leave the process, so no reply
 // acknowledges a write that is not durable yet and a pipelined batch of writes
 // shares one WAL sync; when the flush fails, no reply of the batch is written and
-// the connection ends. A command is the last of its batch when redcon holds nothing
-// more pipelined (PeekPipeline): its write then commits with its own sync.
+// the connection ends. A command is the last of its batch when nothing more of the
+// batch is waiting to run: its write then commits with its own sync.
 //
 // Output is bounded too: when a pipelined batch's replies pass
 // Config.OutputBufferLimit they are written before the batch's next command runs,
@@ -40,16 +42,18 @@
 // client class, has no output limit by default (client-output-buffer-limit normal
 // 0 0 0); dynakv never closes a client for its output size, only for not reading.
 // A command that fails after part of its reply was written (an MGET key without
-// quorum) cannot answer an error in its place: the connection is closed. A connection beyond Config.MaxClients is answered
-// "-ERR max number of clients reached" and closed by the listener, off redcon's
-// accept loop, so a TLS listener (the node wraps ln) cannot stall accepting.
+// quorum) cannot answer an error in its place: the connection is closed. A
+// connection beyond Config.MaxClients is answered "-ERR max number of clients
+// reached" and closed, off the accept loop (netserve's refuser), so a TLS client
+// that never handshakes (the node wraps ln) cannot stall accepting.
 //
 // Commands are looked up in a table (server.go) that holds Redis's arity, flags
 // and key positions and also answers COMMAND. Existence, arity and
 // authentication are checked in Redis's order, so an unknown command is "unknown
 // command" even before AUTH. Handlers write to a Reply (reply.go), an append-only
 // RESP2/RESP3 encoder, so they are tested without sockets. A handler that panics
-// answers "-ERR internal error" and ends its connection, not the node.
+// answers "-ERR internal error" and ends its connection, not the node (unless
+// Config.PanicPolicy is netserve.Crash, for tests).
 //
 // Every error proxy returns becomes wire text through one table (errors.go);
 // an error it does not know is logged and answered "-ERR internal error".

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/dynakv/dynakv/internal/deadline"
 	"github.com/dynakv/dynakv/internal/num"
 )
 
@@ -392,11 +391,10 @@ type guardConn struct {
 	perr     string
 	kill     bool
 	rerr     error
-	wd       deadline.Writer // arms Config.WriteTimeout before each reply write
 }
 
 func newGuardConn(c net.Conn, s *Server) *guardConn {
-	return &guardConn{Conn: c, s: s, f: framer{maxBulk: s.cfg.ProtoMaxBulkLen}, wd: deadline.Writer{Timeout: s.cfg.WriteTimeout}}
+	return &guardConn{Conn: c, s: s, f: framer{maxBulk: s.cfg.ProtoMaxBulkLen}}
 }
 
 // unauth reports whether the pre-AUTH limits apply now.
@@ -532,9 +530,9 @@ func (g *guardConn) fail() error {
 	}
 	g.s.stats.errorReplies.Add(1)
 	g.s.cfg.Logger.Debug("protocol error", "addr", g.RemoteAddr().String(), "err", g.perr)
-	// The connection ends with this line: give it a second whatever the timeout.
+	// The connection ends with this line: give it a second whatever the timeout
+	// (a deadline set here replaces netserve's WriteTimeout for good).
 	_ = g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	g.wd = deadline.Writer{}
 	_, _ = g.Write([]byte("-ERR " + g.perr + "\r\n"))
 	g.rerr = errProtocol
 	return g.rerr
@@ -543,7 +541,8 @@ func (g *guardConn) fail() error {
 // Write flushes the connection's session first (proxy.Session), so no reply
 // acknowledges a write before it is durable and a pipelined batch of writes shares
 // one WAL sync; if the flush fails, no reply leaves. A client that does not take the
-// bytes within Config.WriteTimeout is disconnected (the write fails).
+// bytes within Config.WriteTimeout is disconnected (the write fails: netserve arms
+// the deadline on the connection below).
 func (g *guardConn) Write(b []byte) (int, error) {
 	if g.cl != nil {
 		g.cl.pending = 0 // redcon writes out everything it buffered
@@ -552,35 +551,10 @@ func (g *guardConn) Write(b []byte) (int, error) {
 			return 0, err
 		}
 	}
-	if err := g.wd.Arm(g.Conn); err != nil {
-		return 0, err
-	}
 	n, err := g.Conn.Write(b)
 	g.s.stats.netOut.Add(int64(n))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		g.s.cfg.Logger.Warn("closing client that did not read its replies", "addr", g.RemoteAddr().String(), "timeout", g.s.cfg.WriteTimeout)
 	}
 	return n, err
-}
-
-// listener wraps accepted connections in guardConns.
-type listener struct {
-	net.Listener
-	s *Server
-}
-
-// Accept returns the next connection within MaxClients; those beyond it are
-// refused here, before redcon sees them.
-func (l *listener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		if l.s.nclients.Load() >= l.s.maxClients.Load() {
-			l.s.refuse(c)
-			continue
-		}
-		return newGuardConn(c, l.s), nil
-	}
 }

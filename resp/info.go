@@ -174,9 +174,9 @@ func (s *Server) infoFields(b *infoBuilder, section string) {
 		b.field("dynakv_version", s.cfg.Version)
 		b.field("dynakv_node", s.cfg.NodeName)
 	case "clients":
-		b.int("connected_clients", s.nclients.Load())
+		b.int("connected_clients", int64(s.ns.Len()))
 		b.field("cluster_connections", "0")
-		b.int("maxclients", s.maxClients.Load())
+		b.int("maxclients", int64(s.ns.MaxClients()))
 		b.field("client_recent_max_input_buffer", "0")
 		// The most reply bytes the node held for one client since the last
 		// INFO that showed this field (Redis: over the last few seconds).

@@ -4,7 +4,7 @@ import (
 	"strconv"
 )
 
-// sink receives one command's encoded reply. redcon.Conn satisfies it (WriteRaw
+// sink receives one command's encoded reply. redcon.Writer satisfies it (WriteRaw
 // appends to the connection's output buffer, flushed once per pipelined batch); tests
 // use a byte recorder, so handlers run without sockets.
 type sink interface {

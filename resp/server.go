@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"runtime/debug"
@@ -17,7 +18,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
-	"github.com/dynakv/dynakv/internal/refuser"
+	"github.com/dynakv/dynakv/internal/netserve"
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -85,6 +86,11 @@ type Config struct {
 	// Now is the clock for expiry arithmetic (EX, EXPIRE, TTL), TIME and INFO's
 	// times. Default time.Now. Latencies and idle times use the monotonic clock.
 	Now func() time.Time
+	// PanicPolicy says what a panic while serving a client does: netserve.CloseConn
+	// (the default) answers "-ERR internal error" to a command that panicked and
+	// ends that connection only; netserve.Crash lets the panic end the process
+	// (tests).
+	PanicPolicy netserve.PanicPolicy
 }
 
 // Tunables are CONFIG parameters whose values live outside the server.
@@ -156,33 +162,17 @@ func (c Config) Validate() error {
 // Server serves the Redis protocol over a proxy. Its methods are safe for
 // concurrent use.
 type Server struct {
-	cfg    Config
-	px     *proxy.Proxy
-	cmds   *table
-	ctx    context.Context // canceled by Close; every proxy call runs under it
-	cancel context.CancelFunc
-	rs     *redcon.Server
+	cfg  Config
+	px   *proxy.Proxy
+	cmds *table
+	ns   *netserve.Server[*client] // accepts, registers (CLIENT LIST), closes
+	ctx  context.Context           // ns's: canceled by Close; every proxy call runs under it
 
 	started time.Time // cfg.Now at New
 	runID   string
 
-	maxClients atomic.Int64
-	nextID     atomic.Int64
-	nclients   atomic.Int64
-	stats      stats
-	config     configStore
-
-	mu        sync.Mutex
-	ln        net.Listener
-	addr      net.Addr
-	serving   bool
-	closed    bool
-	serveDone chan struct{}
-	clients   map[int64]*client
-	wg        sync.WaitGroup   // one per accepted connection, done when it closed
-	refuser   *refuser.Refuser // answers connections beyond MaxClients
-	closeOnce sync.Once
-	backoff   time.Duration // accept error backoff, used by the accept loop only
+	stats  stats
+	config configStore
 }
 
 // stats are INFO's counters.
@@ -198,146 +188,109 @@ type stats struct {
 // zero fields get their defaults. Call Serve to accept clients.
 func New(cfg Config, px *proxy.Proxy) *Server {
 	cfg = cfg.EnsureDefaults()
-	s := &Server{cfg: cfg, px: px, clients: make(map[int64]*client), refuser: refuser.New()}
-	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s := &Server{cfg: cfg, px: px}
+	s.ns = netserve.New(netserve.Config[*client]{
+		MaxClients:   cfg.MaxClients,
+		RefuseLine:   errMaxClients,
+		WriteTimeout: cfg.WriteTimeout,
+		Open:         s.open,
+		Serve:        s.serveConn,
+		Panic:        cfg.PanicPolicy,
+		Events: netserve.Events{
+			AcceptFailed: func(err error, retryIn time.Duration) {
+				cfg.Logger.Warn("accept failed", "err", err, "retry_in", retryIn)
+			},
+			Refused: func(nc net.Conn) {
+				s.stats.rejected.Add(1)
+				cfg.Logger.Warn("refusing client: max number of clients reached", "addr", nc.RemoteAddr().String())
+			},
+			Panic: func(nc net.Conn, v any, stack []byte) {
+				cfg.Logger.Error("panic serving a client connection", "addr", nc.RemoteAddr().String(), "panic", v, "stack", string(stack))
+			},
+		},
+	})
+	s.ctx = s.ns.Context()
 	s.cmds = newTable()
 	s.started = cfg.Now()
 	var id [20]byte
 	_, _ = rand.Read(id[:])
 	s.runID = hex.EncodeToString(id[:])
-	s.maxClients.Store(int64(cfg.MaxClients))
 	s.config.init()
-	s.rs = redcon.NewServer("", s.serveCommand, s.accept, s.closedConn)
-	s.rs.AcceptError = s.acceptError
 	return s
 }
 
 // Serve accepts connections on ln until Close, then returns nil. It returns an
-// error if called twice.
-func (s *Server) Serve(ln net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		_ = ln.Close()
-		return nil
-	}
-	if s.serving {
-		s.mu.Unlock()
-		return errors.New("resp: Serve called twice")
-	}
-	s.serving, s.ln, s.addr = true, ln, ln.Addr()
-	s.serveDone = make(chan struct{})
-	done := s.serveDone
-	s.mu.Unlock()
-	defer close(done)
-	err := s.rs.Serve(&listener{Listener: ln, s: s})
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
-		return nil
-	}
-	return err
-}
+// error if called twice, or if ln is closed by someone else.
+func (s *Server) Serve(ln net.Listener) error { return s.ns.Serve(ln) }
 
 // Close stops accepting, closes every client connection and waits for their
 // goroutines. It is idempotent; concurrent calls all wait.
-func (s *Server) Close() error {
-	s.closeOnce.Do(func() {
-		s.mu.Lock()
-		s.closed = true
-		ln, done := s.ln, s.serveDone
-		s.mu.Unlock()
-		s.cancel()
-		if ln != nil {
-			_ = ln.Close()
-			<-done // redcon closes every connection when its accept loop ends
-		}
-		s.wg.Wait()
-		s.refuser.Wait()
-	})
-	return nil
-}
+func (s *Server) Close() error { return s.ns.Close() }
 
 // Clients returns the number of connected clients.
-func (s *Server) Clients() int { return int(s.nclients.Load()) }
+func (s *Server) Clients() int { return s.ns.Len() }
 
 // Addr returns the address Serve listens on, or nil before Serve.
-func (s *Server) Addr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.addr
-}
+func (s *Server) Addr() net.Addr { return s.ns.Addr() }
 
-// accept registers a new connection (the listener refused those beyond
-// MaxClients). It runs on redcon's accept loop, before the connection's goroutine
-// starts.
-func (s *Server) accept(conn redcon.Conn) bool {
-	s.backoff = 0
-	g, _ := conn.NetConn().(*guardConn)
+// open builds an accepted connection's client (those beyond MaxClients were
+// refused by netserve). It runs on the accept goroutine, before the
+// connection's goroutine starts and before CLIENT LIST can see it.
+func (s *Server) open(id int64, nc net.Conn) *client {
+	g := newGuardConn(nc, s)
 	c := &client{
-		id:      s.nextID.Add(1),
-		conn:    conn,
+		id:      id,
+		nc:      g,
+		rd:      redcon.NewReader(g),
+		wr:      redcon.NewWriter(g),
 		authed:  s.cfg.RequirePass == "",
 		created: time.Now(),
-		addr:    conn.RemoteAddr(),
+		addr:    nc.RemoteAddr().String(),
+		laddr:   nc.LocalAddr().String(),
 	}
-	// A command with nothing pipelined after it is the last before redcon writes
-	// the replies out (and flushes the session through guardConn.Write).
-	c.sess = s.px.NewSession(func() bool { return len(conn.PeekPipeline()) > 0 })
-	if g != nil {
-		c.laddr = g.LocalAddr().String()
-		g.cl = c
-	}
+	// A command with nothing pipelined after it is the last before the replies
+	// are written out (and the session flushed through guardConn.Write).
+	c.sess = s.px.NewSession(func() bool { return len(c.cmds) > 0 })
+	g.cl = c
 	c.setProto(2)
 	c.lastAt.Store(c.created.UnixNano())
-	conn.SetContext(c)
-	s.mu.Lock()
-	s.clients[c.id] = c
-	s.mu.Unlock()
-	s.nclients.Add(1)
 	s.stats.conns.Add(1)
-	s.wg.Add(1)
 	s.cfg.Observer.Connection("resp", 1)
-	return true
+	return c
 }
 
-// refuse answers a connection beyond MaxClients with Redis's error and closes it,
-// in the background (see refuser).
-func (s *Server) refuse(c net.Conn) {
-	s.stats.rejected.Add(1)
-	s.cfg.Logger.Warn("refusing client: max number of clients reached", "addr", c.RemoteAddr().String())
-	s.refuser.Refuse(c, errMaxClients)
-}
-
-// closedConn unregisters a connection; redcon calls it when the connection's
-// goroutine ends.
-func (s *Server) closedConn(conn redcon.Conn, err error) {
-	c, ok := conn.Context().(*client)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	delete(s.clients, c.id)
-	s.mu.Unlock()
-	s.nclients.Add(-1)
+// serveConn serves one connection on its own goroutine until it ends: it reads
+// the pipelined batch redcon's reader finds in the framer's output, runs its
+// commands and writes their replies out once after the batch. (This is the
+// loop of redcon's server, without what dynakv does not use: detaching and idle
+// timeouts. The framer only hands redcon's reader valid frames.)
+func (s *Server) serveConn(c *client) {
+	err := s.serveBatches(c)
 	s.cfg.Observer.Connection("resp", -1)
-	if err != nil && !errors.Is(err, net.ErrClosed) {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
 		s.cfg.Logger.Debug("client connection ended", "addr", c.addr, "err", err)
 	}
-	s.wg.Done()
 }
 
-// acceptError backs off after a failed Accept (say, out of file descriptors), as
-// net/http does, instead of spinning.
-func (s *Server) acceptError(err error) {
-	s.backoff = min(max(2*s.backoff, 5*time.Millisecond), time.Second)
-	s.cfg.Logger.Warn("accept failed", "err", err, "retry_in", s.backoff)
-	t := time.NewTimer(s.backoff)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-s.ctx.Done():
+func (s *Server) serveBatches(c *client) error {
+	for {
+		cmds, err := c.rd.ReadCommands()
+		if err != nil {
+			return err
+		}
+		c.cmds = cmds
+		for len(c.cmds) > 0 {
+			cmd := c.cmds[0]
+			c.cmds = c.cmds[1:]
+			s.serveCommand(c, cmd.Args)
+			if c.closed {
+				return nil
+			}
+		}
+		c.cmds = nil
+		if err := c.wr.Flush(); err != nil {
+			return err
+		}
 	}
 }
 
@@ -345,10 +298,17 @@ func (s *Server) acceptError(err error) {
 // connection's goroutine; the others are read by CLIENT LIST from other
 // connections.
 type client struct {
-	sess        *proxy.Session // every single-key op runs through it; flushed by guardConn.Write
-	pending     int            // reply bytes buffered by redcon, not yet written
-	id          int64
-	conn        redcon.Conn // nil when a handler runs without a socket (tests)
+	sess    *proxy.Session // every single-key op runs through it; flushed by guardConn.Write
+	pending int            // reply bytes buffered in wr, not yet written
+	id      int64
+	// The socket side (nil when a handler runs without a socket: tests): the
+	// guarded connection, redcon's reader and writer over it, and the commands
+	// of the pipelined batch not run yet.
+	nc          net.Conn
+	rd          *redcon.Reader
+	wr          *redcon.Writer
+	cmds        []redcon.Command
+	closed      bool // nc was closed after the replies so far were written
 	w           Reply
 	authed      bool
 	closing     bool // QUIT or a security warning: close after this reply
@@ -371,15 +331,14 @@ func (c *client) setProto(v int) {
 	c.proto.Store(int32(v))
 }
 
-// serveCommand runs one command; redcon calls it for every command of a pipelined
-// batch and flushes the replies once after the batch.
-func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
-	c, ok := conn.Context().(*client)
-	if !ok || c.closing || len(cmd.Args) == 0 {
+// serveCommand runs one command; serveBatches calls it for every command of a
+// pipelined batch and flushes the replies once after the batch.
+func (s *Server) serveCommand(c *client, args [][]byte) {
+	if c.closing || len(args) == 0 {
 		return
 	}
 	start := time.Now()
-	name := s.safeExec(c, cmd.Args)
+	name := s.safeExec(c, args)
 	failed := c.w.failed
 	if c.w.torn {
 		// Part of the reply left already, and the rest became an error: the
@@ -389,7 +348,7 @@ func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
 	}
 	if len(c.w.b) > 0 {
 		s.noteOutput(c.pending + len(c.w.b))
-		conn.WriteRaw(c.w.b)
+		c.wr.WriteRaw(c.w.b)
 		c.pending += len(c.w.b)
 	}
 	c.w.reset()
@@ -397,7 +356,7 @@ func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
 		// The batch's replies are past the bound: write them now. A client
 		// that does not read them is held here by TCP, then dropped after
 		// WriteTimeout.
-		if w := redcon.BaseWriter(conn); w != nil && w.Flush() != nil {
+		if c.wr.Flush() != nil {
 			c.closing = true
 		}
 	}
@@ -410,11 +369,12 @@ func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
 	if c.closing {
 		if c.dropReplies {
 			// Redis frees the client at once: replies not yet written are lost.
-			if w := redcon.BaseWriter(conn); w != nil {
-				w.SetBuffer(nil)
-			}
+			c.wr.SetBuffer(nil)
 		}
-		_ = conn.Close() // flushes the replies so far, then closes
+		// The replies so far, then the end.
+		_ = c.wr.Flush()
+		_ = c.nc.Close()
+		c.closed = true
 	}
 }
 
@@ -428,15 +388,15 @@ func (s *Server) serveCommand(conn redcon.Conn, cmd redcon.Command) {
 // Handlers whose replies grow without bound call it between elements; the part
 // sent can no longer be replaced by an error (see Reply.truncate).
 func (s *Server) spill(c *client) {
-	if c.conn == nil || c.closing || c.pending+len(c.w.b) <= s.cfg.OutputBufferLimit {
+	if c.wr == nil || c.closing || c.pending+len(c.w.b) <= s.cfg.OutputBufferLimit {
 		return
 	}
 	s.noteOutput(c.pending + len(c.w.b))
-	c.conn.WriteRaw(c.w.b)
+	c.wr.WriteRaw(c.w.b)
 	c.pending += len(c.w.b)
 	c.w.sent += len(c.w.b)
 	c.w.b = c.w.b[:0]
-	if w := redcon.BaseWriter(c.conn); w != nil && w.Flush() != nil {
+	if c.wr.Flush() != nil {
 		c.closing = true
 	}
 }
@@ -455,6 +415,9 @@ func (s *Server) noteOutput(n int) {
 // safeExec runs exec, turning a panic (a bug below) into "-ERR internal error"
 // and the end of this connection, instead of the end of the node.
 func (s *Server) safeExec(c *client, args [][]byte) (name string) {
+	if s.cfg.PanicPolicy == netserve.Crash {
+		return s.exec(c, args)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			stack := debug.Stack()

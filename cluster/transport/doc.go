@@ -95,13 +95,16 @@
 //
 // # Server side
 //
-// Each accepted connection has a reader that starts one goroutine per request, at most
+// Accepting (with a backoff after a failed accept), the set of inbound connections
+// and closing them are internal/netserve's, the skeleton the RESP and memcached
+// fronts share; at most 256 connections may be in their handshake at once, and one
+// more is closed unanswered. Each accepted connection has a reader that starts one goroutine per request, at most
 // MaxInflight at a time (then it stops reading: backpressure through TCP), and a
 // writer that coalesces replies like the client's. A malformed or oversized frame
 // closes the connection with a logged warning; a length prefix above MaxFrameBytes is
 // refused before anything is allocated for it, and a long frame's buffer grows only as
 // its bytes arrive. A panicking handler is recovered, logged, and answered with a
-// RemoteError.
+// RemoteError (Config.PanicPolicy netserve.Crash: the panic ends the process).
 //
 // # Concurrency
 //

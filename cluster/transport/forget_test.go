@@ -2,6 +2,8 @@ package transport
 
 import (
 	"errors"
+	"io"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -11,11 +13,7 @@ import (
 )
 
 // trtServerConns returns how many inbound connections a transport holds.
-func trtServerConns(tr *Transport) int {
-	tr.mu.RLock()
-	defer tr.mu.RUnlock()
-	return len(tr.srvConns)
-}
+func trtServerConns(tr *Transport) int { return tr.ns.Len() }
 
 // TestForget: forgetting a peer drops its entry from the peer table and
 // closes its idle connection (the peer sees it go); a call awaiting a reply fails
@@ -101,4 +99,48 @@ func TestForgetRace(t *testing.T) {
 	cli.Forget(addr)
 	trtEventually(t, 5*time.Second, "every forgotten connection to close", func() bool { return trtServerConns(srv) == 0 })
 	cli.Close()
+}
+
+// TestHandshakeLimit: with maxHandshakes connections silent in their handshake,
+// one more is closed unanswered and counted; Close closes the silent ones.
+func TestHandshakeLimit(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	cfg := trtConfig("srv", nil)
+	cfg.handshakeTimeout = time.Minute // the silent ones hold their slots
+	srv := trtStart(t, cfg)
+	var silent []net.Conn
+	defer func() {
+		for _, c := range silent {
+			c.Close()
+		}
+	}()
+	for range maxHandshakes {
+		c, err := net.Dial("tcp", srv.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		silent = append(silent, c)
+	}
+	trtEventually(t, 10*time.Second, "the silent connections accepted", func() bool {
+		return srv.Stats().Accepted == maxHandshakes
+	})
+	extra, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer extra.Close()
+	_ = extra.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := extra.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("connection past the handshake limit: read %d, %v; want EOF", n, err)
+	}
+	if st := srv.Stats(); st.Accepted != maxHandshakes+1 || st.RefusedHandshakes != 1 || trtServerConns(srv) != maxHandshakes {
+		t.Fatalf("accepted %d, refused %d, held %d", st.Accepted, st.RefusedHandshakes, trtServerConns(srv))
+	}
+	srv.Close()
+	for _, c := range silent[:3] {
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadAll(c); err != nil { // the server's hello, then EOF
+			t.Fatalf("a silent connection after Close: %v", err)
+		}
+	}
 }

@@ -12,68 +12,30 @@ import (
 	"runtime/debug"
 	"sync"
 	"time"
+
+	"github.com/dynakv/dynakv/internal/netserve"
 )
 
-// acceptLoop accepts connections until the listener is closed.
-func (t *Transport) acceptLoop() {
-	defer t.wg.Done()
-	var delay time.Duration
-	for {
-		conn, err := t.ln.Accept()
-		if err != nil {
-			if t.isClosed() {
-				return
-			}
-			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			t.log.Warn("transport: accept failed", "err", err, "retry_in", delay)
-			timer := time.NewTimer(delay)
-			select {
-			case <-timer.C:
-			case <-t.done:
-				timer.Stop()
-				return
-			}
-			continue
-		}
-		delay = 0
-		t.st.accepted.Add(1)
-		select {
-		case t.handshakes <- struct{}{}: // released by serveConn after the handshake
-		default:
-			// Unauthenticated connections cost a goroutine each for up to the
-			// handshake timeout; a flood of them is refused outright.
-			_ = conn.Close()
-			t.st.refused.Add(1)
-			t.log.Warn("transport: refused connection: too many handshakes in progress",
-				"remote", conn.RemoteAddr().String(), "limit", cap(t.handshakes))
-			continue
-		}
-		t.mu.Lock()
-		if t.closed {
-			t.mu.Unlock()
-			<-t.handshakes
-			_ = conn.Close()
-			return
-		}
-		t.srvConns[conn] = struct{}{}
-		t.wg.Add(1)
-		t.mu.Unlock()
-		go func() {
-			defer t.wg.Done()
-			t.serveConn(conn)
-		}()
+// admit counts an accepted connection and takes a handshake slot for it (released
+// by serveConn after the handshake), on netserve's accept goroutine.
+// Unauthenticated connections cost a goroutine each for up to the handshake
+// timeout; a flood of them is refused outright.
+func (t *Transport) admit(conn net.Conn) bool {
+	t.st.accepted.Add(1)
+	select {
+	case t.handshakes <- struct{}{}:
+		return true
+	default:
+		t.st.refused.Add(1)
+		t.log.Warn("transport: refused connection: too many handshakes in progress",
+			"remote", conn.RemoteAddr().String(), "limit", cap(t.handshakes))
+		return false
 	}
 }
 
 // serveConn authenticates one inbound connection and serves its requests.
 func (t *Transport) serveConn(conn net.Conn) {
-	remote := conn.RemoteAddr().String()
-	defer func() {
-		_ = conn.Close()
-		t.mu.Lock()
-		delete(t.srvConns, conn)
-		t.mu.Unlock()
-	}()
+	remote := conn.RemoteAddr().String() // netserve closes conn when this returns
 	_ = conn.SetDeadline(time.Now().Add(t.cfg.handshakeTimeout))
 	from, helloClock, err := authServe(conn, t.cfg.Secret, crand.Reader)
 	// The client read its clock before it sent its hello, which we have read by
@@ -185,6 +147,9 @@ func (t *Transport) serveRequest(ctx context.Context, from string, f frame, dead
 
 // callHandler calls the handler, turning a panic into an error.
 func (t *Transport) callHandler(ctx context.Context, from string, typ uint8, req []byte) (resp []byte, err error) {
+	if t.cfg.PanicPolicy == netserve.Crash {
+		return t.cfg.Handler.ServeCluster(ctx, from, typ, req)
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			stack := debug.Stack()

@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dynakv/dynakv/internal/netserve"
 )
 
 // Errors returned by the transport, checked with errors.Is. Errors from a Call carry
@@ -154,6 +156,11 @@ type Config struct {
 	// frames) and reads their deadlines against; elapsed times use its monotonic
 	// reading when it has one. Default time.Now.
 	Now func() time.Time
+	// PanicPolicy says what a panic serving a peer does: netserve.CloseConn (the
+	// default) answers a panicking handler's request with an error and closes a
+	// connection whose reading or writing panicked; netserve.Crash lets the panic
+	// end the process (tests).
+	PanicPolicy netserve.PanicPolicy
 
 	// writeTimeout is how long a blocked write may take before the connection is
 	// dropped; handshakeTimeout bounds the handshake. Tests shorten them.
@@ -277,11 +284,12 @@ type Transport struct {
 
 	// mu guards the fields below. Goroutines are started only under mu (read or
 	// write) while !closed, so Close can set closed and then wait for all of them.
-	mu       sync.RWMutex
-	closed   bool
-	peers    map[string]*peer
-	srvConns map[net.Conn]struct{}
-	rng      *rand.Rand // seeds the peers' jitter; write lock
+	mu     sync.RWMutex
+	closed bool
+	peers  map[string]*peer
+	rng    *rand.Rand // seeds the peers' jitter; write lock
+
+	ns *netserve.Server[net.Conn] // the server side: accepts, holds and closes inbound connections
 
 	wg        sync.WaitGroup
 	closeOnce sync.Once
@@ -316,12 +324,28 @@ func New(cfg Config) (*Transport, error) {
 		done:       make(chan struct{}),
 		handshakes: make(chan struct{}, maxHandshakes),
 		peers:      make(map[string]*peer),
-		srvConns:   make(map[net.Conn]struct{}),
 		rng:        rand.New(rand.NewPCG(binary.LittleEndian.Uint64(seed[:8]), binary.LittleEndian.Uint64(seed[8:]))),
 	}
 	t.lifetime, t.cancel = context.WithCancel(context.Background())
+	t.ns = netserve.New(netserve.Config[net.Conn]{
+		Admit: t.admit,
+		Open:  func(_ int64, nc net.Conn) net.Conn { return nc },
+		Serve: t.serveConn,
+		Panic: cfg.PanicPolicy,
+		Events: netserve.Events{
+			AcceptFailed: func(err error, retryIn time.Duration) {
+				t.log.Warn("transport: accept failed", "err", err, "retry_in", retryIn)
+			},
+			Panic: func(nc net.Conn, v any, stack []byte) {
+				t.log.Error("transport: panic serving a connection", "remote", nc.RemoteAddr().String(), "panic", v, "stack", string(stack))
+			},
+		},
+	})
 	t.wg.Add(1)
-	go t.acceptLoop()
+	go func() {
+		defer t.wg.Done()
+		_ = t.ns.Serve(ln) // ends with Close: nothing else closes ln
+	}()
 	return t, nil
 }
 
@@ -353,15 +377,10 @@ func (t *Transport) Close() error {
 		for _, p := range t.peers {
 			peers = append(peers, p)
 		}
-		conns := make([]net.Conn, 0, len(t.srvConns))
-		for c := range t.srvConns {
-			conns = append(conns, c)
-		}
 		t.mu.Unlock()
 
 		close(t.done)
 		t.cancel()
-		_ = t.ln.Close()
 		for _, p := range peers {
 			p.mu.Lock()
 			cc := p.cc
@@ -370,9 +389,7 @@ func (t *Transport) Close() error {
 				cc.fail(ErrClosed)
 			}
 		}
-		for _, c := range conns {
-			_ = c.Close()
-		}
+		_ = t.ns.Close() // the listener and every inbound connection, waited for
 		t.wg.Wait()
 	})
 	return nil
