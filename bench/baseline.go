@@ -37,11 +37,7 @@ const NameBaseline = "go-baseline"
 // Either listener may be nil. ServeBaseline closes both, and every connection,
 // before it returns; it returns nil once ctx ends, or the first accept error.
 func ServeBaseline(ctx context.Context, resp, mc net.Listener) error {
-	b := &baseline{conns: map[net.Conn]struct{}{}}
-	b.seed = maphash.MakeSeed()
-	for i := range b.shards {
-		b.shards[i].m = map[string]baselineItem{}
-	}
+	b := newBaseline()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	errs := make(chan error, 2)
@@ -82,6 +78,15 @@ func ServeBaseline(ctx context.Context, resp, mc net.Listener) error {
 
 const baselineShards = 64
 
+func newBaseline() *baseline {
+	b := &baseline{conns: map[net.Conn]struct{}{}}
+	b.seed = maphash.MakeSeed()
+	for i := range b.shards {
+		b.shards[i].m = map[string]baselineItem{}
+	}
+	return b
+}
+
 type baseline struct {
 	seed   maphash.Seed
 	shards [baselineShards]struct {
@@ -117,27 +122,42 @@ func (b *baseline) set(key []byte, it baselineItem) {
 }
 
 func (b *baseline) serveRESP(conn redcon.Conn, cmd redcon.Command) {
-	args := cmd.Args
+	if b.execRESP(conn, cmd.Args) {
+		_ = conn.Close()
+	}
+}
+
+// respWriter is the part of redcon.Conn that execRESP answers through.
+type respWriter interface {
+	WriteBulk(bulk []byte)
+	WriteNull()
+	WriteString(str string)
+	WriteError(msg string)
+}
+
+// execRESP runs one RESP command; quit says the connection ends after the reply.
+func (b *baseline) execRESP(w respWriter, args [][]byte) (quit bool) {
 	switch {
 	case eqFold(args[0], "GET") && len(args) == 2:
 		if it, ok := b.get(args[1]); ok {
-			conn.WriteBulk(it.data)
+			w.WriteBulk(it.data)
 		} else {
-			conn.WriteNull()
+			w.WriteNull()
 		}
 	case eqFold(args[0], "SET") && len(args) >= 3:
 		b.set(args[1], baselineItem{data: bytes.Clone(args[2])})
-		conn.WriteString("OK")
+		w.WriteString("OK")
 	case eqFold(args[0], "PING") && len(args) == 1:
-		conn.WriteString("PONG")
+		w.WriteString("PONG")
 	case eqFold(args[0], "QUIT"):
-		conn.WriteString("OK")
-		_ = conn.Close()
+		w.WriteString("OK")
+		return true
 	case eqFold(args[0], "GET") || eqFold(args[0], "SET") || eqFold(args[0], "PING"):
-		conn.WriteError(fmt.Sprintf("ERR wrong number of arguments for '%s' command", bytes.ToLower(args[0])))
+		w.WriteError(fmt.Sprintf("ERR wrong number of arguments for '%s' command", bytes.ToLower(args[0])))
 	default:
-		conn.WriteError(fmt.Sprintf("ERR unknown command '%s'", args[0]))
+		w.WriteError(fmt.Sprintf("ERR unknown command '%s'", args[0]))
 	}
+	return false
 }
 
 func eqFold(b []byte, s string) bool { return len(b) == len(s) && bytes.EqualFold(b, []byte(s)) }
@@ -182,13 +202,14 @@ func (b *baseline) closeConns() {
 
 // serveMemcache answers one memcached connection until it ends or sends quit.
 func (b *baseline) serveMemcache(nc net.Conn) {
-	r := bufio.NewReaderSize(nc, 16<<10)
+	r := bufio.NewReaderSize(nc, mcMaxLine)
 	w := bufio.NewWriterSize(nc, 16<<10)
+	var scratch []byte
 	for {
 		if r.Buffered() == 0 && w.Flush() != nil {
 			return
 		}
-		line, err := r.ReadSlice('\n')
+		line, err := r.ReadSlice('\n') // at most mcMaxLine
 		if err != nil {
 			if errors.Is(err, bufio.ErrBufferFull) {
 				_, _ = w.WriteString("CLIENT_ERROR line too long\r\n")
@@ -207,22 +228,8 @@ func (b *baseline) serveMemcache(nc net.Conn) {
 				_, _ = w.WriteString("ERROR\r\n")
 				continue
 			}
-			for _, k := range toks[1:] {
-				it, ok := b.get(k)
-				if !ok {
-					continue
-				}
-				_, _ = w.WriteString("VALUE ")
-				_, _ = w.Write(k)
-				_, _ = w.WriteString(" " + strconv.FormatUint(uint64(it.flags), 10) + " " + strconv.Itoa(len(it.data)))
-				if cmd == "gets" {
-					_, _ = w.WriteString(" 0")
-				}
-				_, _ = w.WriteString("\r\n")
-				_, _ = w.Write(it.data)
-				_, _ = w.WriteString("\r\n")
-			}
-			_, _ = w.WriteString("END\r\n")
+			scratch = b.appendValues(scratch[:0], cmd, toks[1:])
+			_, _ = w.Write(scratch)
 		case "set":
 			if !b.mcSet(r, w, toks) {
 				return
@@ -238,46 +245,92 @@ func (b *baseline) serveMemcache(nc net.Conn) {
 	}
 }
 
-// mcSet runs "set <key> <flags> <exptime> <bytes> [noreply]"; false ends the
-// connection (its data block could not be read). toks point into r's buffer,
-// which reading the data block may overwrite: what is needed of them is taken
-// first.
-func (b *baseline) mcSet(r *bufio.Reader, w *bufio.Writer, toks [][]byte) bool {
+// appendValues appends the reply to "get" or "gets" (cmd) of keys to dst.
+func (b *baseline) appendValues(dst []byte, cmd string, keys [][]byte) []byte {
+	for _, k := range keys {
+		it, ok := b.get(k)
+		if !ok {
+			continue
+		}
+		dst = append(dst, "VALUE "...)
+		dst = append(dst, k...)
+		dst = append(dst, ' ')
+		dst = strconv.AppendUint(dst, uint64(it.flags), 10)
+		dst = append(dst, ' ')
+		dst = strconv.AppendInt(dst, int64(len(it.data)), 10)
+		if cmd == "gets" {
+			dst = append(dst, " 0"...)
+		}
+		dst = append(dst, "\r\n"...)
+		dst = append(dst, it.data...)
+		dst = append(dst, "\r\n"...)
+	}
+	return append(dst, "END\r\n"...)
+}
+
+// mcSetLine is a parsed "set <key> <flags> <exptime> <bytes> [noreply]" line.
+type mcSetLine struct {
+	key     []byte // a copy
+	flags   uint32
+	n       int // the data block's length, without its \r\n
+	noreply bool
+}
+
+// parseSet parses a set line. A non-empty reply is an error to answer instead:
+// then skip says whether the data block (n+2 bytes) is to be skipped, as
+// memcached does with a value too large; otherwise it is read as commands.
+func parseSet(toks [][]byte) (s mcSetLine, reply string, skip bool) {
 	if len(toks) < 5 || len(toks) > 6 {
-		_, _ = w.WriteString("ERROR\r\n")
-		return true
+		return s, "ERROR\r\n", false
 	}
 	flags, ferr := strconv.ParseUint(string(toks[2]), 10, 32)
 	n, nerr := strconv.Atoi(string(toks[4]))
 	if ferr != nil || nerr != nil || n < 0 {
-		// As memcached: the data block, if any, is then read as commands.
-		_, _ = w.WriteString("CLIENT_ERROR bad command line format\r\n")
-		return true
+		return s, "CLIENT_ERROR bad command line format\r\n", false
 	}
-	key := bytes.Clone(toks[1])
-	noreply := len(toks) == 6 && string(toks[5]) == "noreply"
+	s = mcSetLine{key: bytes.Clone(toks[1]), flags: uint32(flags), n: n, noreply: len(toks) == 6 && string(toks[5]) == "noreply"}
 	if n > maxBaselineValue {
-		// As memcached: refuse it, and skip its data block.
-		if _, err := r.Discard(n + 2); err != nil {
+		return s, "SERVER_ERROR object too large for cache\r\n", true
+	}
+	return s, "", false
+}
+
+// store stores a set's data block (with its \r\n; data[:s.n] must not change
+// afterwards) and returns the reply ("" with noreply).
+func (b *baseline) store(s mcSetLine, data []byte) string {
+	if !bytes.HasSuffix(data, []byte("\r\n")) {
+		return "CLIENT_ERROR bad data chunk\r\n"
+	}
+	b.set(s.key, baselineItem{flags: s.flags, data: data[:s.n]})
+	if s.noreply {
+		return ""
+	}
+	return "STORED\r\n"
+}
+
+// mcSet runs a set line; false ends the connection (its data block could not be
+// read). toks point into r's buffer, which reading the data block may
+// overwrite: parseSet copies what is needed of them first.
+func (b *baseline) mcSet(r *bufio.Reader, w *bufio.Writer, toks [][]byte) bool {
+	s, reply, skip := parseSet(toks)
+	if skip {
+		if _, err := r.Discard(s.n + 2); err != nil {
 			return false
 		}
-		_, _ = w.WriteString("SERVER_ERROR object too large for cache\r\n")
-		return true
 	}
-	data := make([]byte, n+2)
-	if _, err := io.ReadFull(r, data); err != nil {
-		return false
+	if reply == "" {
+		data := make([]byte, s.n+2)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return false
+		}
+		reply = b.store(s, data)
 	}
-	if !bytes.HasSuffix(data, []byte("\r\n")) {
-		_, _ = w.WriteString("CLIENT_ERROR bad data chunk\r\n")
-		return true
-	}
-	b.set(key, baselineItem{flags: uint32(flags), data: data[:n]})
-	if !noreply {
-		_, _ = w.WriteString("STORED\r\n")
-	}
+	_, _ = w.WriteString(reply)
 	return true
 }
 
 // maxBaselineValue is the largest value the baseline stores, memcached's default.
 const maxBaselineValue = 1 << 20
+
+// mcMaxLine is the longest memcached command line the baseline reads.
+const mcMaxLine = 16 << 10

@@ -12,11 +12,28 @@ import (
 	"github.com/bradfitz/gomemcache/memcache"
 	"github.com/lni/goutils/leaktest"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/dynakv/dynakv/internal/evloop"
 )
+
+// serveFunc is ServeBaseline or ServeBaselineLoop.
+type serveFunc func(ctx context.Context, resp, mc net.Listener) error
+
+// forEachBaseline runs test against each baseline server: on redcon and
+// goroutines, and on event loops where there are (Linux).
+func forEachBaseline(t *testing.T, test func(t *testing.T, serve serveFunc)) {
+	t.Run(NameBaseline, func(t *testing.T) { test(t, ServeBaseline) })
+	t.Run(NameBaselineLoop, func(t *testing.T) {
+		if !evloop.Supported() {
+			t.Skip("no event loops here")
+		}
+		test(t, func(ctx context.Context, resp, mc net.Listener) error { return ServeBaselineLoop(ctx, resp, mc, 2) })
+	})
+}
 
 // runBaseline serves the baseline on two loopback listeners until the test ends,
 // then checks that ServeBaseline returned nil and left no goroutine behind.
-func runBaseline(t *testing.T) (respAddr, mcAddr string) {
+func runBaseline(t *testing.T, serve serveFunc) (respAddr, mcAddr string) {
 	t.Helper()
 	resp, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -28,7 +45,7 @@ func runBaseline(t *testing.T) (respAddr, mcAddr string) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- ServeBaseline(ctx, resp, mc) }()
+	go func() { done <- serve(ctx, resp, mc) }()
 	t.Cleanup(leaktest.AfterTest(t))
 	t.Cleanup(func() {
 		cancel()
@@ -46,8 +63,10 @@ func runBaseline(t *testing.T) (respAddr, mcAddr string) {
 
 // TestBaselineServesTheWorkload runs the bench workload against the baseline over
 // both protocols: every request succeeds and GETs find what the prefill stored.
-func TestBaselineServesTheWorkload(t *testing.T) {
-	respAddr, mcAddr := runBaseline(t)
+func TestBaselineServesTheWorkload(t *testing.T) { forEachBaseline(t, testBaselineServesTheWorkload) }
+
+func testBaselineServesTheWorkload(t *testing.T, serve serveFunc) {
+	respAddr, mcAddr := runBaseline(t, serve)
 	for proto, addr := range map[string]string{ProtoRESP: respAddr, ProtoMemcache: mcAddr} {
 		t.Run(proto, func(t *testing.T) {
 			cfg := smallConfig(proto, addr)
@@ -73,8 +92,10 @@ func TestBaselineServesTheWorkload(t *testing.T) {
 }
 
 // TestBaselineRESP checks the replies a RESP client gets, including the errors.
-func TestBaselineRESP(t *testing.T) {
-	respAddr, _ := runBaseline(t)
+func TestBaselineRESP(t *testing.T) { forEachBaseline(t, testBaselineRESP) }
+
+func testBaselineRESP(t *testing.T, serve serveFunc) {
+	respAddr, _ := runBaseline(t, serve)
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: respAddr, Protocol: 2, DisableIdentity: true})
 	defer c.Close()
@@ -112,8 +133,10 @@ func TestBaselineRESP(t *testing.T) {
 
 // TestBaselineMemcache checks gomemcache's view (flags kept, misses) and the
 // replies to lines gomemcache does not send.
-func TestBaselineMemcache(t *testing.T) {
-	_, mcAddr := runBaseline(t)
+func TestBaselineMemcache(t *testing.T) { forEachBaseline(t, testBaselineMemcache) }
+
+func testBaselineMemcache(t *testing.T, serve serveFunc) {
+	_, mcAddr := runBaseline(t, serve)
 	mc := memcache.New(mcAddr)
 	if _, err := mc.Get("absent"); !errors.Is(err, memcache.ErrCacheMiss) {
 		t.Errorf("get absent: %v; want a miss", err)
@@ -183,7 +206,11 @@ func TestBaselineMemcache(t *testing.T) {
 // in separate reads are stored under the right key (the data's read may reuse the
 // buffer the line was in), noreply included.
 func TestBaselineMemcacheSplitWrites(t *testing.T) {
-	_, mcAddr := runBaseline(t)
+	forEachBaseline(t, testBaselineMemcacheSplitWrites)
+}
+
+func testBaselineMemcacheSplitWrites(t *testing.T, serve serveFunc) {
+	_, mcAddr := runBaseline(t, serve)
 	nc, err := net.Dial("tcp", mcAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -213,7 +240,9 @@ func TestBaselineMemcacheSplitWrites(t *testing.T) {
 
 // TestBaselineStopsBeforeServing: a context that ends before the servers have
 // started still ends ServeBaseline, and closes its listeners.
-func TestBaselineStopsBeforeServing(t *testing.T) {
+func TestBaselineStopsBeforeServing(t *testing.T) { forEachBaseline(t, testBaselineStopsBeforeServing) }
+
+func testBaselineStopsBeforeServing(t *testing.T, serve serveFunc) {
 	for i := range 300 {
 		resp, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
@@ -228,7 +257,7 @@ func TestBaselineStopsBeforeServing(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		done := make(chan error, 1)
-		go func() { done <- ServeBaseline(ctx, resp, mc) }()
+		go func() { done <- serve(ctx, resp, mc) }()
 		select {
 		case err := <-done:
 			if err != nil {

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dynakv/dynakv/internal/evloop"
 	"github.com/dynakv/dynakv/internal/freeport"
 	"github.com/dynakv/dynakv/internal/launch"
 )
@@ -90,7 +91,9 @@ type CompareConfig struct {
 	// SkipCluster leaves out the 3-node cluster.
 	SkipCluster bool
 	// Baseline also measures NameBaseline (ServeBaseline, run as `dynakv
-	// bench-baseline`): the ceiling the network model alone leaves on the host.
+	// bench-baseline`): the ceiling the network model alone leaves on the host;
+	// and, where there are event loops (Linux), NameBaselineLoop (the same on
+	// internal/evloop, `dynakv bench-baseline --io-model loop`).
 	Baseline bool
 	// Log receives notes (servers skipped, started, stopped); default discards.
 	Log io.Writer
@@ -187,8 +190,13 @@ func Compare(ctx context.Context, cc CompareConfig) (*Report, error) {
 		}
 	}
 	if cc.Baseline {
-		if err := start(startBaseline(ctx, cc)); err != nil {
+		if err := start(startBaseline(ctx, cc, NameBaseline, "goroutine")); err != nil {
 			return nil, err
+		}
+		if evloop.Supported() {
+			if err := start(startBaseline(ctx, cc, NameBaselineLoop, "loop")); err != nil {
+				return nil, err
+			}
 		}
 	}
 	rep := &Report{Date: time.Now().UTC()}
@@ -329,7 +337,7 @@ func warmServer(ctx context.Context, cc CompareConfig, s *server, proto string) 
 // memcached) under the same get:set ratio, operation by operation. The issue's
 // floors are attached where they apply: 50 connections without pipelining. When
 // NameBaseline was measured, it is compared with the reference servers too, and
-// dynakv with it (no floors).
+// dynakv with it (no floors); so is NameBaselineLoop with the reference servers.
 func Ratios(results []*Result) []Ratio {
 	refs := map[string]string{ProtoRESP: NameRedis, ProtoMemcache: NameMemcached}
 	var out []Ratio
@@ -338,7 +346,7 @@ func Ratios(results []*Result) []Ratio {
 		case NameSingle, NameCluster:
 			out = appendRatios(out, r, find(results, refs[r.Protocol], r), true)
 			out = appendRatios(out, r, find(results, NameBaseline, r), false)
-		case NameBaseline:
+		case NameBaseline, NameBaselineLoop:
 			out = appendRatios(out, r, find(results, refs[r.Protocol], r), false)
 		}
 	}
@@ -508,8 +516,9 @@ func startReference(ctx context.Context, cc CompareConfig, name, path, proto str
 	return s, nil
 }
 
-// startBaseline starts `dynakv bench-baseline` on free ports for both protocols.
-func startBaseline(ctx context.Context, cc CompareConfig) (*server, error) {
+// startBaseline starts `dynakv bench-baseline --io-model ioModel` as name, on free
+// ports for both protocols.
+func startBaseline(ctx context.Context, cc CompareConfig, name, ioModel string) (*server, error) {
 	resp, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -519,17 +528,17 @@ func startBaseline(ctx context.Context, cc CompareConfig) (*server, error) {
 		return nil, err
 	}
 	out := &launch.Buffer{Max: 8 << 10}
-	c, err := launch.Start(launch.Spec{Name: NameBaseline, Path: cc.Dynakv, Args: []string{"bench-baseline", "--resp", resp, "--memcache", mc}, Output: out})
+	c, err := launch.Start(launch.Spec{Name: name, Path: cc.Dynakv, Args: []string{"bench-baseline", "--resp", resp, "--memcache", mc, "--io-model", ioModel}, Output: out})
 	if err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
-	s := &server{name: NameBaseline, addrs: map[string]string{ProtoRESP: resp, ProtoMemcache: mc}, procs: []*launch.Proc{c}}
+	s := &server{name: name, addrs: map[string]string{ProtoRESP: resp, ProtoMemcache: mc}, procs: []*launch.Proc{c}}
 	for _, proto := range cc.Protocols {
 		if err := c.Ready(ctx, func() error { return ping(proto, s.addrs[proto]) }, cc.StartTimeout); err != nil {
 			return s, fmt.Errorf("bench: %w\n%s", err, out.String())
 		}
 	}
-	fmt.Fprintf(cc.Log, "started %s: RESP %s, memcached %s\n", NameBaseline, resp, mc)
+	fmt.Fprintf(cc.Log, "started %s: RESP %s, memcached %s\n", name, resp, mc)
 	return s, nil
 }
 

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dynakv/dynakv/internal/evloop"
 )
 
 // TestCompare runs a real comparison with tiny counts: redis-server, memcached (when
@@ -45,12 +47,17 @@ func TestCompare(t *testing.T) {
 	}
 	want := []string{NameRedis + "/resp", NameBaseline + "/resp", NameSingle + "/resp", NameCluster + "/resp",
 		NameBaseline + "/memcache", NameSingle + "/memcache", NameCluster + "/memcache"}
+	loops := 0
+	if evloop.Supported() {
+		want = append(want, NameBaselineLoop+"/resp", NameBaselineLoop+"/memcache")
+		loops = 1
+	}
 	// GET and SET: dynakv-1 and dynakv-3 against redis-server and against the
-	// baseline over both protocols, the baseline against redis-server.
-	ratios := 4 + 8 + 2
+	// baseline over both protocols, the baselines against redis-server.
+	ratios := 4 + 8 + 2 + 2*loops
 	if mcErr == nil {
 		want = append(want, NameMemcached+"/memcache")
-		ratios += 4 + 2 // against memcached: dynakv-1 and dynakv-3, the baseline
+		ratios += 4 + 2 + 2*loops // against memcached: dynakv-1 and dynakv-3, the baselines
 	}
 	for _, w := range want {
 		if names[w] != 2 { // a SET-only and a GET-only result

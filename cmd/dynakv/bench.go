@@ -58,7 +58,8 @@ and to memcached, and stops them all. --compare measures both protocols unless
 alone then GETs alone (as redis-benchmark -t set,get does) unless --ratio is given.
 --baseline adds go-baseline: a Go server with dynakv's front ends (redcon, and a
 goroutine per connection) and only a map behind them, whose ratios are the ceiling
-the network model leaves on the host.
+the network model leaves on the host; on Linux also go-baseline-evloop, the same
+server on dynakv's epoll event loops (internal/evloop).
 
 --pattern cache uses the server as a read-through cache: a GET that finds nothing
 (a miss) is followed by a SET of that key in the connection's next batch; the ratio
@@ -204,7 +205,8 @@ func runBench(ctx context.Context, cmd *cobra.Command, bf benchFlags) error {
 // newBaselineCmd is the hidden `dynakv bench-baseline` that bench --compare
 // --baseline starts as a child process (see bench.ServeBaseline).
 func newBaselineCmd() *cobra.Command {
-	var respAddr, mcAddr string
+	var respAddr, mcAddr, ioModel string
+	var loops int
 	cmd := &cobra.Command{
 		Use:    "bench-baseline",
 		Short:  "Serve GET and SET from a map over RESP and memcached, as the ceiling bench --compare --baseline measures",
@@ -222,11 +224,21 @@ func newBaselineCmd() *cobra.Command {
 				resp.Close()
 				return fmt.Errorf("bench-baseline: %w", err)
 			}
-			return bench.ServeBaseline(ctx, resp, mc)
+			switch ioModel {
+			case "goroutine":
+				return bench.ServeBaseline(ctx, resp, mc)
+			case "loop":
+				return bench.ServeBaselineLoop(ctx, resp, mc, loops)
+			}
+			resp.Close()
+			mc.Close()
+			return fmt.Errorf("bench-baseline: --io-model %q: want goroutine or loop", ioModel)
 		},
 	}
 	cmd.Flags().StringVar(&respAddr, "resp", "127.0.0.1:6379", "RESP listen address")
 	cmd.Flags().StringVar(&mcAddr, "memcache", "127.0.0.1:11211", "memcached listen address")
+	cmd.Flags().StringVar(&ioModel, "io-model", "goroutine", `"goroutine" (redcon, a goroutine per connection, as dynakv's fronts today) or "loop" (internal/evloop event loops)`)
+	cmd.Flags().IntVar(&loops, "io-loops", 0, "--io-model loop: event loops (0: one per GOMAXPROCS)")
 	return cmd
 }
 
