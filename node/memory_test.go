@@ -705,7 +705,6 @@ func TestMaxMemoryEvictsConcurrentWriters(t *testing.T) {
 	}
 }
 
-
 // TestMaxMemoryYoungGraves is Redis's unit/maxmemory "is the memory limit
 // honoured" on three memory nodes (N = 3) made caches by CONFIG SET after
 // deletes left more tombstones than the allowance: SETs of a one-byte value

@@ -271,20 +271,27 @@ func (e *Evictor) Target() int64 {
 }
 
 // ValveRatio is the physical valve's bound, in tenths: the store's in-memory
-// files may hold up to 1.4 x maxmemory before the evictor evicts below the
-// limit.
+// files may hold up to 1.4 x maxmemory (plus ValveSlack) before the evictor
+// evicts below the limit.
 const ValveRatio = 14
+
+// ValveSlack is what the store's files may hold beyond 1.4 x maxmemory: a
+// store has files whatever its limit (the manifest, a flushed memtable's
+// table, tombstones not counted yet), which a small limit (Redis's tests give
+// 100 KiB) could never get under, and evicting its few live records would not
+// shrink them.
+const ValveSlack = 4 << 20
 
 // ValveTarget is the evictor's target for used memory under limit when the
 // store's files hold physical bytes in memory: the limit while physical is at
-// most 1.4 x limit (ValveRatio); past it, the limit scaled by how far it is
-// over, limit x (1.4 x limit) / physical (the files shrink with the records
+// most 1.4 x limit + ValveSlack (ValveRatio); past it, the limit scaled by how
+// far it is over, limit x bound / physical (the files shrink with the records
 // once compactions drop what was evicted), and never below half the limit (a
 // backlog of obsolete files, or graves and hints that cannot be evicted, must
 // not empty the cache). 0 limit: 0 (no limit).
 func ValveTarget(limit, physical int64) int64 {
 	// In float64: exact for these integers below 2^49, and no overflow above.
-	bound := float64(limit) * ValveRatio / 10
+	bound := float64(limit)*ValveRatio/10 + ValveSlack
 	if limit <= 0 || float64(physical) <= bound {
 		return limit
 	}

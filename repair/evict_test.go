@@ -307,20 +307,23 @@ func TestEvictorKicksPurge(t *testing.T) {
 	}
 }
 
-// TestValveTarget: the limit while the files are within 1.4 x the limit;
-// past it, the limit scaled down by how far they are over, never below half.
+// TestValveTarget: the limit while the files are within 1.4 x the limit plus
+// the slack; past it, the limit scaled down by how far they are over, never
+// below half.
 func TestValveTarget(t *testing.T) {
-	const m = 64 << 20
+	const m, s = 64 << 20, repair.ValveSlack
+	const b = m*14/10 + s // the bound for m
 	for _, tc := range []struct{ limit, physical, want int64 }{
-		{0, 1 << 40, 0},                       // no limit
-		{m, 0, m},                             // nothing yet
-		{m, m, m},                             // within
-		{m, m * 14 / 10, m},                   // at the bound
-		{m, m * 2, m * 7 / 10},                // 2x: 1.4/2
-		{m, m * 28 / 10, m / 2},               // 2.8x: half
-		{m, m * 10, m / 2},                    // far past: never below half
-		{1000, 1500, 933},                     // 1000 x 1400 / 1500
-		{1 << 40, 1 << 41, 1 << 39 * 14 / 10}, // large: no overflow
+		{0, 1 << 40, 0},           // no limit
+		{m, 0, m},                 // nothing yet
+		{m, m, m},                 // within
+		{m, b, m},                 // at the bound
+		{m, b * 5 / 4, m * 4 / 5}, // 1.25x the bound
+		{m, b * 2, m / 2},         // 2x: half
+		{m, b * 10, m / 2},        // far past: never below half
+		{1000, 3 << 20, 1000},     // a small limit: within the slack
+		{1000, 2 * (1400 + s), 500},
+		{1 << 40, 1 << 41, 1<<39*14/10 + s/2}, // large: no overflow
 	} {
 		if got := repair.ValveTarget(tc.limit, tc.physical); got != tc.want {
 			t.Errorf("ValveTarget(%d, %d) = %d, want %d", tc.limit, tc.physical, got, tc.want)
@@ -345,26 +348,28 @@ func TestEvictorPhysicalValve(t *testing.T) {
 		r.now.Add(1000)
 		r.ev.RunOnce(context.Background())
 	}
-	pass(limit * 14 / 10)
-	pass(limit * 14 / 10)
+	bound := limit*14/10 + repair.ValveSlack
+	over := bound * 10 / 7 // the target is then 0.7 x the limit
+	pass(bound)
+	pass(bound)
 	if r.ev.Evicted() != 0 || r.ev.Target() != limit {
-		t.Fatalf("files at 1.4x: evicted %d, target %d (limit %d)", r.ev.Evicted(), r.ev.Target(), limit)
+		t.Fatalf("files at the bound: evicted %d, target %d (limit %d)", r.ev.Evicted(), r.ev.Target(), limit)
 	}
-	pass(limit * 3) // one reading: a compaction's moment
-	pass(limit * 14 / 10)
+	pass(bound * 3) // one reading: a compaction's moment
+	pass(bound)
 	if r.ev.Evicted() != 0 {
-		t.Fatalf("one reading over 1.4x: evicted %d", r.ev.Evicted())
+		t.Fatalf("one reading over the bound: evicted %d", r.ev.Evicted())
 	}
-	physical.Store(limit * 2)
+	physical.Store(over)
 	r.ev.RunOnce(context.Background()) // within the second: not read
-	pass(limit * 2)
+	pass(over)
 	if r.ev.Evicted() != 0 {
 		t.Fatalf("the valve read the files again within a second: evicted %d", r.ev.Evicted())
 	}
-	pass(limit * 2)
+	pass(over)
 	want := limit * 7 / 10
-	if used := r.st.Memory().Live; used > want || used < want-1000 || r.ev.Target() != repair.ValveTarget(limit, limit*2) {
-		t.Fatalf("files at 2x: used %d, target %d; want about %d", used, r.ev.Target(), want)
+	if used := r.st.Memory().Live; used > want+100 || used < want-1000 || r.ev.Target() != repair.ValveTarget(limit, over) {
+		t.Fatalf("files at 1/0.7 x the bound: used %d, target %d; want about %d", used, r.ev.Target(), want)
 	}
 	evicted := r.ev.Evicted()
 	r.put(t, "new", 0)

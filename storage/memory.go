@@ -135,6 +135,13 @@ func (g *graveAges) add(at, bytes int64) {
 	// window), or a removal of one added before the bucket was reset.
 }
 
+// reset forgets every bucket: the store dropped all its graves.
+func (g *graveAges) reset() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.sec, g.bytes = [youngSpan]int64{}, [youngSpan]int64{}
+}
+
 // sum returns the bytes of the buckets whose second lies in [from, to].
 func (g *graveAges) sum(from, to int64) int64 {
 	var n int64

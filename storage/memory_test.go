@@ -485,3 +485,44 @@ func TestGraveAges(t *testing.T) {
 		}
 	}
 }
+
+// TestDropAllFreesFiles: in memory mode, FLUSHALL's files leave soon after it
+// (the range deletions are flushed, and Pebble drops the tables they cover)
+// instead of staying until ordinary compactions reach them; and the young
+// graves go with the graves.
+func TestDropAllFreesFiles(t *testing.T) {
+	s, err := Open(Config{InMemory: true, Partitions: 16, Logger: quietLogger(), MemTableBytes: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	v := bytes.Repeat([]byte("v"), 1000)
+	for i := range 20000 {
+		k := []byte(fmt.Sprint("k", i))
+		if _, err := s.Update(k, func(cur vclock.Set, _ bool) (vclock.Set, error) {
+			val := vclock.Value{Data: v, Timestamp: time.Now().UnixMilli(), Tombstone: i%4 == 0}
+			return vclock.Update(cur, nil, "a", val, val.Timestamp, 1), nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The tables (not the WAL, which a memtable's writes bound, and which the
+	// evictor's valve leaves out).
+	before := s.Physical().Tables
+	if before < 1<<20 || s.YoungGraves(time.Now(), time.Minute) == 0 {
+		t.Fatalf("tables %d bytes, young graves %d after 20 MB of writes", before, s.YoungGraves(time.Now(), time.Minute))
+	}
+	if err := s.DropAll(); err != nil {
+		t.Fatal(err)
+	}
+	if g := s.YoungGraves(time.Now(), time.Minute); g != 0 {
+		t.Errorf("young graves %d after DropAll", g)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Physical().Tables > before/4 {
+		if time.Now().After(deadline) {
+			t.Fatalf("tables %d bytes 10 s after DropAll, %d before (%+v)", s.Physical().Tables, before, s.Physical())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

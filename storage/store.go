@@ -1293,6 +1293,17 @@ func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (b
 		s.hints.Store(0)
 		s.mem.hints.Store(0)
 	}
+	if first == 0 && last == s.cfg.Partitions-1 {
+		s.mem.young.reset()
+	}
+	// Flush the memtable that holds the range deletions: once they are in a
+	// table, Pebble drops the files they cover whole (delete-only compactions)
+	// instead of keeping them until ordinary compactions reach them, so the
+	// bytes leave soon after FLUSHALL or a handoff, which matters most in
+	// memory mode, where the files are RAM. Not waited for.
+	if _, err := s.db.AsyncFlush(); err != nil {
+		s.cfg.Logger.Warn("storage: flush after dropping partitions", "err", err)
+	}
 	if s.cfg.Observer != nil {
 		guest(func() { s.cfg.Observer.PartitionsDropped(first, last) })
 	}
