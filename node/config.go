@@ -333,10 +333,14 @@ const (
 	pebbleMemTableDefault   = 4 << 20
 )
 
-// pebbleManualBytes is what Pebble allocates by hand: its block cache and two
-// memtables. Built without cgo (CGO_ENABLED=0, as the Dockerfile builds),
-// Pebble's manual allocator takes them from the Go heap.
-func (c Config) pebbleManualBytes() int64 {
+// pebbleHeapBytes is what Pebble allocates by hand (its block cache and two
+// memtables) when that is on the Go heap: built without cgo (CGO_ENABLED=0,
+// as the Dockerfile builds), Pebble's manual allocator takes them from the Go
+// heap; with cgo, from C's, outside the Go limit (0).
+func (c Config) pebbleHeapBytes() int64 {
+	if !pebbleManualOnHeap {
+		return 0
+	}
 	block, mem := c.BlockCacheBytes, c.MemTableBytes
 	if block == 0 {
 		block = pebbleBlockCacheDefault
@@ -349,7 +353,7 @@ func (c Config) pebbleManualBytes() int64 {
 
 // GoMemoryLimitFor is the Go runtime's soft memory limit for a memory node
 // with maxmemory bytes (0: no limit, math.MaxInt64) and Pebble's hand-made
-// allocations of pebble bytes (Config.pebbleManualBytes): 1.5 x maxmemory,
+// allocations of pebble bytes on the Go heap (Config.pebbleHeapBytes): 1.5 x maxmemory,
 // plus the access table (4 bytes a slot, evict.SlotsFor: up to maxmemory/8),
 // plus pebble, plus 32 MiB. In memory mode Pebble's files live on the Go heap,
 // and the evictor keeps them within 1.4 x maxmemory (repair.ValveTarget); the

@@ -120,7 +120,7 @@ func (n *Node) newEvictor() error {
 // A disk node's data is not on the Go heap, so it gets no limit.
 func (n *Node) setGoMemoryLimit(maxMemory int64) {
 	if n.cfg.GoMemoryLimit != nil && n.cfg.Storage == StorageMemory {
-		n.cfg.GoMemoryLimit(GoMemoryLimitFor(maxMemory, n.cfg.pebbleManualBytes()))
+		n.cfg.GoMemoryLimit(GoMemoryLimitFor(maxMemory, n.cfg.pebbleHeapBytes()))
 	}
 }
 
