@@ -465,8 +465,18 @@ func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, sy
 		return vclock.Set{}, false, err
 	}
 	defer release()
-	p := c.partition(key)
-	rec, err := update(key, func(cur vclock.Set, _ bool) (vclock.Set, error) {
+	rec, err := update(key, c.localWrite(c.partition(key), seen, fn, &wrote))
+	if err != nil {
+		return vclock.Set{}, false, err
+	}
+	return rec, wrote, nil
+}
+
+// localWrite returns the storage.UpdateFunc of a local write of a key of
+// partition p: fn run on the record merged with seen, the result given a dot of
+// this node's actor for p, pruned; *wrote is set once fn decided to write.
+func (c *Coordinator) localWrite(p int, seen vclock.Set, fn ModifyFunc, wrote *bool) storage.UpdateFunc {
+	return func(cur vclock.Set, _ bool) (vclock.Set, error) {
 		if !seen.Empty() {
 			cur = vclock.Sync(cur, seen)
 		}
@@ -477,7 +487,7 @@ func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, sy
 		if err != nil {
 			return vclock.Set{}, err
 		}
-		wrote = true
+		*wrote = true
 		// The epoch is read under the key's lock, which a partition drop takes:
 		// a record dropped before this write is always written as the new actor.
 		actor := c.actorOf(p)
@@ -487,11 +497,7 @@ func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, sy
 			return next, nil
 		}
 		return vclock.Prune(next, c.pruneOptions(cur, clk, actor, now)), nil
-	})
-	if err != nil {
-		return vclock.Set{}, false, err
 	}
-	return rec, wrote, nil
 }
 
 // pruneOptions returns how the record a write with context clk leaves, applied

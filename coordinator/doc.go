@@ -118,5 +118,12 @@
 //     whenever one usable and not already taken by the request is; with a ring
 //     of one zone (or none) the plan is exactly the zone-blind one.
 //
+// Non-blocking requests (nonblock.go): on a single node, ModifyIn and GetIn serve
+// an event loop, staging writes in its storage.WriteSet (committed once per
+// iteration) and never waiting; whatever would wait (a quorum request, the
+// seal's lock, a busy key lock, a full set) returns ErrWouldBlock before any
+// side effect, for the caller to run Modify or Get instead. A set holding a
+// staged write keeps this node's write admission, so Seal waits for it.
+//
 // A Coordinator is safe for concurrent use.
 package coordinator

@@ -53,3 +53,18 @@ func (c *Coordinator) admitWrite() (release func(), err error) {
 	}
 	return c.sealMu.RUnlock, nil
 }
+
+// tryAdmitWrite is admitWrite that never waits: when the seal's lock is taken
+// (Seal holds it, or waits for it) it returns an error wrapping ErrWouldBlock,
+// having taken nothing. Since it does not wait, an admission it gives may nest
+// in another (a waiting Seal makes it refuse instead of deadlock).
+func (c *Coordinator) tryAdmitWrite() (release func(), err error) {
+	if !c.sealMu.TryRLock() {
+		return nil, errSealBusy
+	}
+	if c.sealed {
+		c.sealMu.RUnlock()
+		return nil, ErrSealed
+	}
+	return c.sealMu.RUnlock, nil
+}

@@ -107,3 +107,44 @@ func benchKeys(n int) [][]byte {
 	}
 	return keys
 }
+
+// BenchmarkWriteSet compares one commit for N writes (a WriteSet, as an event
+// loop stages an iteration's writes) with N commits (Update, one by one), per
+// write, on disk in each sync mode. One goroutine: the group commit has no one
+// to group with, which is the loop's case.
+func BenchmarkWriteSet(b *testing.B) {
+	const n = 64
+	for _, mode := range []SyncMode{SyncAlways, SyncInterval, SyncNone} {
+		for _, way := range []string{"set", "updates"} {
+			b.Run(fmt.Sprintf("%s/%s", mode, way), func(b *testing.B) {
+				s := open(b, Config{Dir: b.TempDir(), Partitions: 1024, Sync: mode})
+				keys := benchKeys(10000)
+				v := rec(val(string(make([]byte, 100)), 0))
+				fn := func(vclock.Set, bool) (vclock.Set, error) { return v, nil }
+				ws := s.NewWriteSet()
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; b.Loop(); i++ {
+					k := keys[i%len(keys)]
+					if way == "updates" {
+						if _, err := s.Update(k, fn); err != nil {
+							b.Fatal(err)
+						}
+						continue
+					}
+					if _, err := ws.Update(k, fn); err != nil {
+						b.Fatal(err)
+					}
+					if ws.Len() == n {
+						if err := ws.Commit(true); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				if err := ws.Commit(true); err != nil {
+					b.Fatal(err)
+				}
+			})
+		}
+	}
+}

@@ -21,8 +21,9 @@ import (
 //     commit between its read and its fill (a racing write would otherwise
 //     leave the older record cached after the newer one);
 //   - dropping partitions (DropPartition, FLUSHALL) resets the whole cache while
-//     it holds every key lock, so no entry of a dropped record survives and no
-//     fill from before the drop lands after it.
+//     it holds every dropped key's lock, so no entry of a dropped record survives
+//     and no fill from before the drop lands after it (entries of other keys it
+//     loses are only misses later).
 //
 // Entries too large for the cache (64 KiB with the key) are deleted instead of
 // stored: fastcache ignores such a Set, which would leave an older entry behind.
@@ -73,7 +74,8 @@ func (rc *recordCache) forget(dk []byte) {
 	}
 }
 
-// reset empties the cache; the caller holds every key lock.
+// reset empties the cache; the caller holds the lock of every key whose record
+// is gone.
 func (rc *recordCache) reset() {
 	if rc != nil {
 		rc.c.Reset()

@@ -66,15 +66,29 @@
 //     (Hint writes, partition drops and metadata commit alone.) A merged
 //     batch is atomic, so a group fails or succeeds as one; the writers hold their
 //     key locks throughout and nothing in a commit waits for a key lock.
-//   - UpdateBatch (a replica's batch of writes) takes the lock stripes of its
-//     keys in ascending order (as DropPartition takes them all), reads each key
-//     once, runs the key's writes in order on what the ones before left (as
-//     Update one by one would), and commits the last result of every changed key
-//     as one batch through group commit.
+//   - A WriteSet (an event loop's writes of one iteration) stages read-merge-
+//     writes without ever waiting: Update takes a key's lock stripe with TryLock
+//     and keeps it until the set ends, or returns ErrWouldBlock having done
+//     nothing (stripe busy, set at its bound of 256 writes or 1 MiB); a key's
+//     writes in the set run in order on what the ones before left, as Update
+//     one by one would, and the set's Get sees them. Commit makes one Pebble
+//     commit (through group commit when synced), then runs each changed key's
+//     bookkeeping (cache, counts, memory sums, Observer) from what was stored to
+//     the set's last result, then releases the stripes; a failed commit fails
+//     every staged write. UpdateBatch (a replica's batch of writes) is a
+//     WriteSet without bounds that first takes the lock stripes of its keys in
+//     ascending order (as the partition drops take theirs), so it never finds
+//     one busy. A set taking stripes in any order cannot deadlock with the
+//     ascending lockers, since it never waits.
+//   - Key locks are 65536 stripes (a key's is its hash mod 65536), so that the
+//     sets of several event loops, holding up to 256 stripes each for an
+//     iteration, rarely meet; they cost 512 KiB per store. A single partition's
+//     drop and ExclusivePartition take only that partition's stripes; FLUSHALL,
+//     DropHints and ranges of partitions take them all.
 //   - The record cache (recordCache) holds exactly what Pebble holds for each key it
 //     caches: every change updates it under the key's lock after the commit, misses
-//     fill it only under the key's lock, and partition drops reset it under every
-//     key lock.
+//     fill it only under the key's lock, and partition drops reset it under the
+//     dropped keys' locks (a reset only loses entries of the others).
 //   - The expiry index holds an entry for exactly the records holding a value
 //     (not a tombstone) with an expiry, at the earliest such expiry (ReapTime).
 //     The reaper never deletes a record: once an entry is due it rewrites the

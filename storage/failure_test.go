@@ -109,7 +109,9 @@ func checkFailed(t *testing.T, s *Store, failures *atomic.Int64) {
 	_, calls["Update"] = s.Update([]byte("k"), setTo(rec(val("later", 0))))
 	_, calls["UpdateNoSync"] = s.UpdateNoSync([]byte("k"), setTo(rec(val("later", 0))))
 	calls["UpdateBatch"] = s.UpdateBatch([][]byte{[]byte("k")}, []UpdateFunc{setTo(rec(val("later", 0)))})[0]
+	_, calls["WriteSet.Update"] = s.NewWriteSet().Update([]byte("k"), setTo(rec(val("later", 0))))
 	_, _, calls["Get"] = s.Get([]byte("k"))
+	_, _, calls["TryGet"] = s.TryGet([]byte("k"))
 	_, calls["GetEncoded"] = s.GetEncoded([]byte("k"))
 	calls["Sync"] = s.Sync()
 	calls["PutMeta"] = s.PutMeta("m", []byte("v"))
@@ -252,7 +254,12 @@ func TestCallerPanicIsNotTheEngines(t *testing.T) {
 	for name, call := range map[string]func(){
 		"Update":      func() { s.Update([]byte("k"), bug) },
 		"UpdateBatch": func() { s.UpdateBatch([][]byte{[]byte("k")}, []UpdateFunc{bug}) },
-		"UpdateHint":  func() { s.UpdateHint("o", []byte("k"), bug) },
+		"WriteSet": func() {
+			ws := s.NewWriteSet()
+			defer ws.Discard()
+			ws.Update([]byte("k"), bug)
+		},
+		"UpdateHint": func() { s.UpdateHint("o", []byte("k"), bug) },
 		"Scan": func() {
 			s.Scan(s.PartitionOf([]byte("k")), 0, func(uint64, []byte, vclock.Set) bool { panic("caller bug") })
 		},

@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"math/bits"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -134,7 +133,7 @@ func (c Config) Validate() error {
 	return nil
 }
 
-const lockStripes = 1024
+const lockStripes = 65536
 
 // Store is one node's replica store.
 type Store struct {
@@ -594,20 +593,38 @@ func (s *Store) PartitionOf(key []byte) int { return ring.PartitionOf(key, s.cfg
 
 func (s *Store) lock(h uint64) *sync.Mutex { return &s.locks[h%lockStripes] }
 
-// Get returns the record of key; found is false when there is none.
+// Get returns the record of key; found is false when there is none. It never
+// waits for a key's lock (see TryGet).
 func (s *Store) Get(key []byte) (rec vclock.Set, found bool, err error) {
+	return s.read(key, ring.KeyHash(key), false)
+}
+
+// TryGet is Get, for a caller that must never wait (an event loop), named for
+// that contract: it never waits for a key's lock. It answers from the record
+// cache, or else reads Pebble (a memtable, block cache or file read; Pebble's
+// reads take no lock a writer holds long). On a miss it fills the cache only
+// if it can take the key's lock stripe at once; when the stripe is busy (a
+// writer, a WriteSet, a partition drop holds it) it reads Pebble and leaves
+// the cache as it is, so it returns the record as last committed: a write in
+// progress on that key is not applied, and not acknowledged, yet.
+func (s *Store) TryGet(key []byte) (rec vclock.Set, found bool, err error) {
+	return s.read(key, ring.KeyHash(key), false)
+}
+
+// read is Get of key (hash h); held says that the caller holds the key's lock
+// stripe, so a miss may fill the cache.
+func (s *Store) read(key []byte, h uint64, held bool) (rec vclock.Set, found bool, err error) {
 	if err := s.enter(); err != nil {
 		return vclock.Set{}, false, err
 	}
 	defer s.exit(&err)
-	h := ring.KeyHash(key)
 	defer s.touch(h, &found)
 	dk := dataKey(nil, s.partition(h), h, key)
 	if s.rc == nil {
 		return s.get(dk)
 	}
 	buf := s.rc.scratch()
-	enc, found, err := s.lookup((*buf)[:0], dk, h, false)
+	enc, found, err := s.lookup((*buf)[:0], dk, h, held)
 	defer s.rc.release(buf, enc)
 	if err != nil || !found {
 		return vclock.Set{}, false, err
@@ -762,10 +779,12 @@ func (s *Store) Sync() (err error) {
 // that succeeded, and every write committed before it, is durable, as after
 // Update and Sync; a failed commit fails every write of the batch. A key may
 // appear more than once: each of its writes sees the one before, as one by one,
-// and the key is written once, with the last result.
+// and its record changes once, to the last result (the cache, counts, memory
+// sums and Observer move from what was stored to that).
 //
-// The keys' lock stripes are taken in ascending order, as DropPartition takes
-// them all, and held until the commit has returned and the cache is updated.
+// It is a WriteSet without bounds whose keys' lock stripes are all taken first,
+// in ascending order, as DropPartition takes them all, and held until the commit
+// has returned and the cache is updated.
 func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
 	errs = make([]error, len(keys))
 	fail := func(err error) []error {
@@ -789,98 +808,16 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
 		}
 	}()
 	defer s.exit(&failed)
-
-	// One pending change per distinct key, in the order of first appearance.
-	type pending struct {
-		staged
-		loaded  bool // cur, curEnc and found hold the stored record
-		changed bool // next holds a change to write
-	}
-	var changes []pending
-	byKey := make(map[string]int, len(keys))
-	stripes := make([]int, 0, len(keys))
-	for _, k := range keys {
-		if _, ok := byKey[string(k)]; ok {
-			continue
-		}
-		h := ring.KeyHash(k)
-		p := s.partition(h)
-		byKey[string(k)] = len(changes)
-		changes = append(changes, pending{staged: staged{dk: dataKey(nil, p, h, k), p: p, h: h, key: k}})
-		stripes = append(stripes, int(h%lockStripes))
-	}
-	slices.Sort(stripes)
-	stripes = slices.Compact(stripes)
-	for _, i := range stripes {
-		s.locks[i].Lock()
-	}
-	defer func() {
-		for _, i := range stripes {
-			s.locks[i].Unlock()
-		}
-	}()
-
+	// A WriteSet without bounds, whose stripes are all taken first: its
+	// Updates never find one busy.
+	ws := s.newWriteSet(false)
+	defer ws.Discard() // after a panic; nothing left to do after Commit
+	ws.lockKeys(keys)
 	for i, k := range keys {
-		c := &changes[byKey[string(k)]]
-		if !c.loaded {
-			cur, curEnc, found, err := s.load(c.dk)
-			if err != nil {
-				errs[i] = err // a repeat of the key tries again
-				continue
-			}
-			c.cur, c.curEnc, c.found, c.loaded = cur, curEnc, found, true
-		}
-		// Each function sees the key as the writes before it left it.
-		base, has := c.cur, c.found
-		if c.changed {
-			base, has = c.next, !c.next.Empty()
-		}
-		var next vclock.Set
-		var err error
-		guest(func() { next, err = fns[i](base, has) })
-		switch {
-		case errors.Is(err, ErrNoChange):
-		case err != nil:
-			errs[i] = err
-		default:
-			c.next, c.changed = next, true
-		}
+		_, errs[i] = ws.Update(k, fns[i])
 	}
-
-	b := s.db.NewBatch()
-	defer b.Close()
-	n := 0
-	for j := range changes {
-		if !changes[j].changed {
-			continue
-		}
-		if err := changes[j].stage(b); err != nil {
-			// The batch is in an unknown state: none of it is committed.
-			return fail(fmt.Errorf("storage: write: %w", err))
-		}
-		n++
-	}
-	var err error
-	switch {
-	case n > 0:
-		err = s.commit(b, s.wo)
-	case s.wo.Sync:
-		// Nothing changed, but a record read may be a write of this node's
-		// own not yet synced (UpdateNoSync): the caller acknowledges it.
-		err = s.gc.commit(nil)
-	}
-	if err != nil {
-		for j := range changes {
-			if changes[j].changed {
-				s.rc.forget(changes[j].dk) // see write
-			}
-		}
-		return fail(fmt.Errorf("storage: write: %w", err))
-	}
-	for j := range changes {
-		if changes[j].changed {
-			s.committed(&changes[j].staged)
-		}
+	if err := ws.Commit(true); err != nil {
+		return fail(err)
 	}
 	return errs
 }
@@ -956,8 +893,11 @@ func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, cu
 
 // staged is one record change on its way into a Pebble batch: the key, the
 // record it replaces (curEnc is cur's stored encoding, for the observer and the
-// memory sums) and the new one (empty: delete), and once staged, its encoding and
-// the index times of both (ReapTime, GraveTime; 0 for no record).
+// memory sums) and the new one (empty: delete), and once staged, its encoding
+// (nil: delete), whether it exists and counts (Counts), and the index times of
+// the stored record and the new one (ReapTime, GraveTime; 0 for no record). Once
+// staged, committed reads only those, never next, which may alias the caller's
+// buffers (a WriteSet keeps a change across calls and drops next).
 type staged struct {
 	dk     []byte
 	p      int
@@ -969,6 +909,7 @@ type staged struct {
 	next   vclock.Set
 	enc    []byte
 
+	exists, counts                       bool // the new record: !next.Empty(), Counts(next)
 	oldReap, oldGrave, newReap, newGrave int64
 }
 
@@ -978,16 +919,26 @@ func (st *staged) stage(b *pebble.Batch) error {
 	if st.found {
 		st.oldReap, st.oldGrave = ReapTime(st.cur), GraveTime(st.cur)
 	}
+	return st.restage(b, st.oldReap, st.oldGrave)
+}
+
+// restage adds next to b over what b (or the store, the first time) holds for
+// the key, whose index times are reap and grave: a WriteSet's later write of a
+// key it changed already moves the index entries from where its last write put
+// them. The stored record's (oldReap, oldGrave) stay, for committed.
+func (st *staged) restage(b *pebble.Batch, reap, grave int64) error {
 	st.newReap, st.newGrave = ReapTime(st.next), GraveTime(st.next)
-	if err := moveIndex(b, expiryKey, st.oldReap, st.newReap, st.p, st.h, st.key); err != nil {
+	st.exists, st.counts, st.enc = !st.next.Empty(), false, nil
+	if err := moveIndex(b, expiryKey, reap, st.newReap, st.p, st.h, st.key); err != nil {
 		return err
 	}
-	if err := moveIndex(b, graveKey, st.oldGrave, st.newGrave, st.p, st.h, st.key); err != nil {
+	if err := moveIndex(b, graveKey, grave, st.newGrave, st.p, st.h, st.key); err != nil {
 		return err
 	}
-	if st.next.Empty() {
+	if !st.exists {
 		return b.Delete(st.dk, nil)
 	}
+	st.counts = Counts(st.next)
 	st.enc = st.next.AppendBinary(nil)
 	return b.Set(st.dk, st.enc, nil)
 }
@@ -1000,7 +951,7 @@ func (s *Store) committed(st *staged) {
 	if s.cfg.Observer != nil {
 		guest(func() { s.cfg.Observer.RecordChanged(st.p, st.h, st.key, st.curEnc, st.enc) })
 	}
-	before, after := st.found && Counts(st.cur), !st.next.Empty() && Counts(st.next)
+	before, after := st.found && Counts(st.cur), st.exists && st.counts
 	switch {
 	case before && !after:
 		s.counts[st.p].Add(-1)
@@ -1017,7 +968,7 @@ func (s *Store) committed(st *staged) {
 			live -= size
 		}
 	}
-	if !st.next.Empty() {
+	if st.exists {
 		size := recordSize(len(st.dk), len(st.enc), st.newReap, st.newGrave)
 		if st.newGrave != 0 {
 			graves += size
@@ -1200,7 +1151,7 @@ func (s *Store) DropPartition(p int) error {
 }
 
 // DropPartitionIf deletes every record of partition p, and raises its epoch, if
-// cond, called with every key locked (no write can interleave), returns true; a nil
+// cond, called with every key of p locked (no write of p can interleave), returns true; a nil
 // cond always holds. It reports whether it dropped. Partition handoff drops a partition this way only if
 // nothing was written to it since the new owners confirmed they hold it.
 func (s *Store) DropPartitionIf(p int, cond func() bool) (_ bool, err error) {
@@ -1231,18 +1182,32 @@ func (s *Store) DropAll() (err error) {
 }
 
 // dropPartitions deletes partitions first..last, and every hint too when hints is
-// set, with every key lock held, so that no Update or UpdateHint interleaves and the
-// counts stay exact. In the same batch it raises the partitions' epochs. With a
-// cond that returns false it drops nothing.
+// set, with the lock stripes of every key of those partitions held (every stripe
+// for more than one partition or with hints; a single partition's otherwise, in
+// ascending order, as ExclusivePartition takes them), so that no Update,
+// UpdateHint or WriteSet of a dropped key interleaves and the counts stay exact.
+// In the same batch it raises the partitions' epochs. With a cond that returns
+// false it drops nothing. Resetting the whole record cache while other
+// partitions' keys are written is safe: it only loses entries, and a record of
+// another partition filled or set meanwhile is still the stored one.
 func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (bool, error) {
-	for i := range s.locks {
-		s.locks[i].Lock()
+	var stripes []int // nil: every stripe
+	if first == last && !hints {
+		stripes = partitionStripes(first, s.cfg.Partitions)
 	}
-	defer func() {
-		for i := range s.locks {
-			s.locks[i].Unlock()
+	lockAll := func(f func(*sync.Mutex)) {
+		if stripes == nil {
+			for i := range s.locks {
+				f(&s.locks[i])
+			}
+			return
 		}
-	}()
+		for _, i := range stripes {
+			f(&s.locks[i])
+		}
+	}
+	lockAll((*sync.Mutex).Lock)
+	defer lockAll((*sync.Mutex).Unlock)
 	ok := cond == nil
 	if !ok {
 		guest(func() { ok = cond() })

@@ -1,0 +1,124 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/vclock"
+)
+
+// The non-blocking requests (issue 19): ModifyIn and GetIn serve a request on an
+// event loop, staging writes in the loop's storage.WriteSet, which the loop
+// commits once per iteration. They never wait: a request that would (a quorum
+// request, the seal's lock taken, the key's lock stripe busy, the set full)
+// returns an error wrapping ErrWouldBlock before any side effect (nothing read
+// into the set, no fresh counter taken, no lock kept), for the caller to run it
+// with Modify or Get where waiting is fine. Only a single node (Config.Cluster
+// nil) serves them; in a cluster every request would block (S9 batches them).
+
+// ErrWouldBlock is returned by ModifyIn and GetIn when they cannot go on without
+// waiting; nothing was done. It wraps storage.ErrWouldBlock, and the errors
+// returned with it wrap the reason (storage.ErrLockBusy, storage.ErrSetFull, or
+// one of the coordinator's).
+var ErrWouldBlock = fmt.Errorf("coordinator: %w", storage.ErrWouldBlock)
+
+// The coordinator's own reasons to block.
+var (
+	errSealBusy  = errors.New("the seal's lock is taken")
+	errQuorum    = errors.New("a quorum request waits for other nodes")
+	errOtherSets = errors.New("coordinator: the write set belongs to another store")
+)
+
+// wouldBlock is ErrWouldBlock for a reason: it is ErrWouldBlock (and so
+// storage's) and unwraps to the reason.
+type wouldBlock struct{ reason error }
+
+func (e wouldBlock) Error() string   { return ErrWouldBlock.Error() + ": " + e.reason.Error() }
+func (e wouldBlock) Is(t error) bool { return t == ErrWouldBlock || t == storage.ErrWouldBlock }
+func (e wouldBlock) Unwrap() error   { return e.reason }
+
+// blocked returns err as a wouldBlock when it is storage's ErrWouldBlock.
+func blocked(err error) error {
+	if errors.Is(err, storage.ErrWouldBlock) {
+		return wouldBlock{err}
+	}
+	return err
+}
+
+// ModifyIn is Modify on a single node staged in ws, a write set of this
+// coordinator's store: the same checks (ErrLate, ErrSealed), the same record
+// (fn run on the record as ws leaves the key, under the key's lock, which ws
+// then keeps; the same dot, epoch and pruning), and the same result, except
+// that nothing is durable yet (Durable is false): the write is applied by
+// ws.Commit, and may be acknowledged once ws.Commit(sync) returned nil, with
+// sync set for a DurableOnReturn write (which then also covers, as Modify's
+// settle does, a write that wrote nothing: what it read may be another
+// writer's Deferred write). A failed Commit fails it. ws keeps this node's
+// admission of local writes until it ends, so Seal waits for ws's writes to
+// be applied, as it waits for Modify's.
+//
+// It never waits: it returns an error wrapping ErrWouldBlock, having done
+// nothing, when Config.Cluster is set (a quorum write), when the seal's lock is
+// taken (Seal is sealing), and when ws.Update would block (the key's lock
+// stripe is busy, ws is full). The deadline is checked when fn is about to run,
+// as Modify does, so a write the client stopped waiting for is never staged; a
+// staged write is applied at the end of the caller's iteration.
+func (c *Coordinator) ModifyIn(ctx context.Context, ws *storage.WriteSet, key []byte, fn ModifyFunc, opt WriteOptions) (WriteResult, error) {
+	if err := late(ctx, time.Time{}); err != nil {
+		return WriteResult{}, err
+	}
+	if c.cfg.Cluster != nil {
+		return WriteResult{}, wouldBlock{errQuorum}
+	}
+	if st, ok := c.store.(*storage.Store); !ok || ws.Store() != st {
+		return WriteResult{}, errOtherSets
+	}
+	admitted := ws.Holding(c)
+	var release func()
+	if !admitted {
+		var err error
+		if release, err = c.tryAdmitWrite(); err != nil {
+			if errors.Is(err, errSealBusy) {
+				return WriteResult{}, wouldBlock{err}
+			}
+			return WriteResult{}, err
+		}
+	}
+	wrote := false
+	rec, err := ws.Update(key, c.localWrite(c.partition(key), vclock.Set{}, c.beforeDeadline(ctx, fn, 0), &wrote))
+	if !admitted {
+		// Kept until ws ends only if ws may now hold something of this
+		// coordinator's to apply; a write that would block leaves no trace.
+		if errors.Is(err, storage.ErrWouldBlock) {
+			release()
+		} else {
+			ws.Hold(c, release)
+		}
+	}
+	if err != nil {
+		return WriteResult{}, blocked(err)
+	}
+	return WriteResult{Record: rec}, nil
+}
+
+// GetIn is Get on a single node (or a Local read) that never waits and sees
+// ws's writes: the record as ws leaves key (storage.WriteSet.Get), including
+// writes staged but not yet committed, which the caller must not answer with
+// before ws.Commit returned nil. A quorum read (Config.Cluster set and not
+// opt.Local) returns an error wrapping ErrWouldBlock.
+func (c *Coordinator) GetIn(ctx context.Context, ws *storage.WriteSet, key []byte, opt ReadOptions) (vclock.Set, error) {
+	if err := ctx.Err(); err != nil {
+		return vclock.Set{}, err
+	}
+	if c.cfg.Cluster != nil && !opt.Local {
+		return vclock.Set{}, wouldBlock{errQuorum}
+	}
+	if st, ok := c.store.(*storage.Store); !ok || ws.Store() != st {
+		return vclock.Set{}, errOtherSets
+	}
+	rec, _, err := ws.Get(key)
+	return rec, err
+}
