@@ -648,6 +648,10 @@ func TestMaxMemoryEvictsConcurrentWriters(t *testing.T) {
 			const limit, valueLen, writers, perWriter = 256 << 10, 1024, 8, 256
 			nodes := startTestClusterWith(t, count, func(_ int, c *Config) {
 				c.MaxMemory, c.MaxMemoryPolicy = limit, "allkeys-lru"
+				// Under -race on a loaded 2-core machine a replica write can
+				// take more than the default second: this test is about
+				// eviction, not latency.
+				c.RequestTimeout = 5 * time.Second
 			})
 			ctx := context.Background()
 			value := strings.Repeat("v", valueLen)
@@ -721,12 +725,14 @@ func TestMaxMemoryYoungGraves(t *testing.T) {
 	t.Cleanup(leaktest.AfterTest(t))
 	clock := &steppedClock{}
 	nodes := startTestClusterWith(t, 3, func(_ int, c *Config) {
-		c.AAEInterval, c.Now = time.Hour, clock.Now
+		// Rounds an hour apart: no purge. A long request timeout: this test
+		// is about the accounting, and -race on a loaded machine is slow.
+		c.AAEInterval, c.Now, c.RequestTimeout = time.Hour, clock.Now, 5*time.Second
 	})
 	ctx := context.Background()
-	c := redis.NewClient(&redis.Options{Addr: nodes[0].RESPAddr(), MaxRetries: -1})
+	c := redis.NewClient(&redis.Options{Addr: nodes[0].RESPAddr(), MaxRetries: -1, ReadTimeout: time.Minute})
 	defer c.Close()
-	const keys, perDel = 20000, 500
+	const keys, perDel = 16000, 100
 	for i := 0; i < keys; i += perDel {
 		p := c.Pipeline()
 		del := []string{}
