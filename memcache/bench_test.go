@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"io"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/dynakv/dynakv/internal/testnode"
@@ -49,25 +48,56 @@ func BenchmarkServePipelined(b *testing.B) {
 }
 
 // BenchmarkParse measures reading alone: an op finds the 300 lines and data blocks
-// of one batch as a connection does, nothing executed.
+// of one batch as a connection does, nothing executed; "reader" is the byte-slice
+// reader fed each read, "bufio" the path it replaced (FuzzReader's oracle).
 func BenchmarkParse(b *testing.B) {
-	var read atomic.Uint64
-	c := &conn{r: bufio.NewReaderSize(countingReader{&replayReader{batch: benchBatch, n: b.N}, &read}, readBufSize)}
-	b.SetBytes(int64(len(benchBatch)))
-	b.ReportAllocs()
 	toks := make([][]byte, 0, maxTokens)
-	b.ResetTimer()
-	for {
-		line, err := c.readLine()
-		if err != nil {
-			break
-		}
+	blockFor := func(line []byte) blockSpec {
 		toks, _ = tokenize(toks[:0], line)
-		if string(toks[0]) == "set" {
-			n, _ := parseInt32(toks[4])
-			if _, _, err := c.readBlock(int(n)); err != nil {
+		if string(toks[0]) != "set" {
+			return blockSpec{}
+		}
+		n, _ := parseInt32(toks[4])
+		return blockSpec{size: int(n) + 2}
+	}
+	b.Run("reader", func(b *testing.B) {
+		r := reader{blockFor: blockFor}
+		src := &replayReader{batch: benchBatch, n: b.N}
+		buf := make([]byte, readBufSize)
+		b.SetBytes(int64(len(benchBatch)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for {
+			n, err := src.Read(buf)
+			for in := buf[:n]; ; {
+				_, used, ok, err := r.next(in)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if in = in[used:]; !ok {
+					break
+				}
+			}
+			if err != nil {
 				break
 			}
 		}
-	}
+	})
+	b.Run("bufio", func(b *testing.B) {
+		c := &bufioReader{r: bufio.NewReaderSize(&replayReader{batch: benchBatch, n: b.N}, readBufSize)}
+		b.SetBytes(int64(len(benchBatch)))
+		b.ReportAllocs()
+		b.ResetTimer()
+		for {
+			line, err := c.readLine()
+			if err != nil {
+				break
+			}
+			if spec := blockFor(line); spec.size > 0 {
+				if _, _, err := c.readBlock(spec.size - 2); err != nil {
+					break
+				}
+			}
+		}
+	})
 }
