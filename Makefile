@@ -76,7 +76,7 @@ chaos-zones: build
 # Both servers' own suites.
 compat-suites: compat-redis compat-memcached
 
-# Every fuzz target for FUZZTIME (30s by default; FUZZTIME_CORE for the five issue 6
+# Every fuzz target for FUZZTIME (30s by default; FUZZTIME_CORE for those issue 6
 # names), two at a time with one worker each; one summary line per target. A crash
 # fails the run and leaves its input under <pkg>/testdata/fuzz/<Target>/ to commit
 # with the fix. scripts/fuzz.sh lists the knobs (FUZZ_JOBS, FUZZ_MATCH, ...).

@@ -1,10 +1,6 @@
 package memcache
 
-import (
-	"bytes"
-	"crypto/subtle"
-	"io"
-)
+import "crypto/subtle"
 
 // Authentication, when Config.Password is set, is memcached 1.6's ASCII
 // authentication (memcached -Y/--auth-file, proto_text.c try_read_command_asciiauth):
@@ -30,11 +26,25 @@ const (
 	lineAuthTermination = "CLIENT_ERROR bad command line termination"
 )
 
-// authenticate handles a line of a connection that has not authenticated yet. It
-// returns false when the connection must be closed.
-func (c *conn) authenticate(line []byte) bool {
+// authBlock is blockFor before authentication: the data block of a "set" line is
+// the credentials, read whole when it is at most maxAuthBlock bytes (a larger one
+// ends the connection unread).
+func authBlock(toks [][]byte) blockSpec {
+	if len(toks) < 5 || string(toks[0]) != "set" {
+		return blockSpec{}
+	}
+	size, ok := parseUint32(toks[4])
+	if !ok || size > maxAuthBlock {
+		return blockSpec{}
+	}
+	return blockSpec{size: int(size) + 2}
+}
+
+// authenticate handles a command of a connection that has not authenticated yet.
+// It returns false when the connection must be closed.
+func (c *conn) authenticate(cmd command) bool {
 	c.noreply, c.failed = false, false
-	c.toks, _ = tokenize(c.toks[:0], line)
+	c.toks, _ = tokenize(c.toks[:0], cmd.line)
 	toks := c.toks
 	if len(toks) < 5 || string(toks[0]) != "set" {
 		c.fail(lineUnauthenticated)
@@ -49,15 +59,11 @@ func (c *conn) authenticate(line []byte) bool {
 		c.fail(lineAuthFormat)
 		return false
 	}
-	block := make([]byte, size+2)
-	if _, err := io.ReadFull(c.r, block); err != nil {
-		return false
-	}
-	if !bytes.HasSuffix(block, []byte("\r\n")) {
+	if !cmd.blockOK {
 		c.fail(lineAuthTermination)
 		return true
 	}
-	cred, _ := tokenize(nil, block[:size])
+	cred, _ := tokenize(nil, cmd.block)
 	if len(cred) < 2 {
 		c.fail(lineAuthFormat)
 		return true

@@ -6,20 +6,26 @@
 //
 // Invariants:
 //
-//   - One goroutine per connection reads requests and writes replies in order; replies
-//     are buffered and flushed once per batch of pipelined requests (when the reader
-//     holds no further buffered bytes), and at once after mn and quit.
+//   - Parsing is I/O-free: reader.go finds command lines and data blocks in the
+//     bytes of each read (resumable, keeping only an incomplete command's bytes);
+//     parse.go tokenizes a line. One goroutine per connection (the goroutine
+//     driver) reads up to 8 KiB, runs that read's whole commands in order and
+//     then flushes their replies, in one write when they fit in the 8 KiB write
+//     buffer; at once after mn, and before closing after quit.
 //   - Each connection runs its commands through one proxy.Session, flushed (one WAL
 //     sync for the batch's writes) before any reply bytes reach the socket
 //     (syncingWriter): no reply acknowledges a write before it is durable, and when
-//     the flush fails no reply is written. A command with nothing buffered after it
-//     is the last of its batch, and its write commits with its own sync.
+//     the flush fails no reply is written. A command with nothing after it in its
+//     read is the last of its batch, and its write commits with its own sync.
 //   - Nothing is allocated because a header claims it: a data block is checked against
 //     MaxValueBytes before it is read, buffers grow with the bytes that actually
-//     arrive, and a refused block is discarded as it streams in. A command line without
-//     "\n" may grow to 2048 bytes (4 MiB for a get/gets multi-get, as memcached allows
-//     large multi-gets); past that the client gets "CLIENT_ERROR line too long" and is
-//     disconnected.
+//     arrive, and a refused block is discarded as it streams in (its error reply
+//     leaves before the server waits for the block). A command line without "\n"
+//     may grow to 2048 bytes (4 MiB for a get/gets multi-get, as memcached allows
+//     large multi-gets); past that the client gets "CLIENT_ERROR line too long" and
+//     is disconnected. A line that arrives whole with its "\n" may be longer, up to
+//     8 KiB (so whether a line a little over 2048 bytes is accepted depends on how
+//     much of it arrived at once, as in memcached).
 //   - A write of replies that does not complete within Config.WriteTimeout (the client
 //     stopped reading) ends the connection; replies are buffered 8 KiB at a time, so a
 //     client that does not read costs at most that. A connection beyond MaxClients is

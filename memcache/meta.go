@@ -126,26 +126,6 @@ func parseMeta(key []byte, flags [][]byte) (m metaReq, errLine string) {
 	return m, errLine
 }
 
-// detach copies the key and the flag tokens out of the read buffer into buf (reused
-// when large enough), so they outlive a read of the data block; it returns buf.
-func (m *metaReq) detach(buf []byte) []byte {
-	n := len(m.key)
-	for _, f := range m.flags {
-		n += len(f)
-	}
-	if cap(buf) < n {
-		buf = make([]byte, 0, n)
-	}
-	buf = append(buf[:0], m.key...) // no reallocation below: the slices stay valid
-	m.key = buf[:len(buf):len(buf)]
-	for i, f := range m.flags {
-		start := len(buf)
-		buf = append(buf, f...)
-		m.flags[i] = buf[start:len(buf):len(buf)]
-	}
-	return buf
-}
-
 // vivifyExpiry is the expiry N gives an item it creates: N's TTL, or T's (tExp)
 // when T comes after N.
 func (m *metaReq) vivifyExpiry(tExp int64, now time.Time) int64 {
@@ -287,67 +267,77 @@ func (c *conn) metaGet(toks [][]byte) {
 	}
 }
 
-// metaSet answers "ms <key> <datalen> <flags>*" and its data block. It returns an
-// I/O error met reading the block.
-func (c *conn) metaSet(toks [][]byte) error {
-	c.s.stats.metaCmds.Add(1)
+// msLine is an ms command line: "ms <key> <datalen> <flags>*".
+type msLine struct {
+	m       metaReq
+	vlen    int
+	block   bool   // a data block follows the line (swallowed when errLine is set)
+	errLine string // the line's error reply; "" when it is well formed
+}
+
+// parseMetaSet parses an ms line as memcached does: a line without a valid length
+// has no data block (what follows is read as commands); a line with bad flags has
+// one, which is swallowed.
+func (c *conn) parseMetaSet(toks [][]byte) (ms msLine) {
 	n := len(toks)
 	switch {
 	case n < 2:
-		c.fail(lineError)
-		return nil
+		ms.errLine = lineError
+		return ms
 	case !c.validKey(toks[1]), n == 2:
-		c.failAlways(lineBadFormat)
-		return nil
+		ms.errLine = lineBadFormat
+		return ms
 	case n+1 > metaMaxTokens:
-		c.failAlways(lineMetaTooLong)
-		return nil
+		ms.errLine = lineMetaTooLong
+		return ms
 	}
 	vlen, ok := parseInt32(toks[2])
 	if !ok || vlen < 0 || vlen > math.MaxInt32-2 {
-		c.failAlways(lineBadFormat)
-		return nil
+		ms.errLine = lineBadFormat
+		return ms
 	}
-	block := int(vlen) + 2
-	m, errLine := parseMeta(toks[1], toks[3:])
-	if errLine == "" && m.opaqueTooLong() {
-		errLine = lineMetaOpaqueLong
+	ms.vlen, ms.block = int(vlen), true
+	ms.m, ms.errLine = parseMeta(toks[1], toks[3:])
+	if ms.errLine == "" && ms.m.opaqueTooLong() {
+		ms.errLine = lineMetaOpaqueLong
 	}
-	if errLine == "" {
-		switch m.mode {
+	if ms.errLine == "" {
+		switch ms.m.mode {
 		case 0, 'S', 's', 'E', 'e', 'A', 'a', 'P', 'p', 'R', 'r':
 		default:
-			errLine = lineMetaBadSetMode
+			ms.errLine = lineMetaBadSetMode
 		}
 	}
-	if errLine != "" {
-		// memcached swallows the data block after a bad meta set line.
-		c.failAlways(errLine)
-		if err := c.w.Flush(); err != nil {
-			return err
-		}
-		return c.swallow(block)
+	return ms
+}
+
+// metaSet answers an ms line and its data block (or its refusal), which the
+// reader gave with the line.
+func (c *conn) metaSet(toks [][]byte, cmd command) {
+	c.s.stats.metaCmds.Add(1)
+	ms := c.parseMetaSet(toks)
+	if ms.errLine != "" {
+		// Not hidden: no q flag applies yet. After bad flags the reader swallows
+		// the block, as memcached does.
+		c.failAlways(ms.errLine)
+		return
 	}
+	m := ms.m
 	key := bytes.Clone(m.key)
-	// The reply echoes flags and key after the block is read, which may overwrite
-	// the line in the read buffer.
-	c.arena = m.detach(c.arena)
-	if int(vlen) > c.s.cfg.MaxValueBytes {
-		return c.refuseTooLarge(key, block, true, c.failAlways)
-	}
-	data, ok, err := c.readBlock(int(vlen))
-	if err != nil {
-		return err
+	if cmd.swallowed {
+		c.refuseTooLarge(key, true, c.failAlways)
+		return
 	}
 	c.s.stats.cmdSet.Add(1)
-	if !ok {
+	if !cmd.blockOK {
 		c.failAlways(lineBadChunk)
-		return nil
+		return
 	}
+	data := cmd.block
 	res, err := c.metaStore(&m, key, data)
 	if err != nil {
 		c.failAlways(errorLine(err))
-		return nil
+		return
 	}
 	b := c.out[:0]
 	switch res.Status {
@@ -382,7 +372,7 @@ func (c *conn) metaSet(toks [][]byte) error {
 	}
 	c.out = b
 	c.replyBytes(b)
-	return nil
+	return
 }
 
 // metaStore executes a meta set in its mode. Result.Int is the stored size.

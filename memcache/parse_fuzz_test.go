@@ -1,22 +1,20 @@
 package memcache
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"io"
 	"slices"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 
 	"github.com/dynakv/dynakv/internal/fuzzcheck"
 )
 
 // FuzzParse drives the text protocol's parsers directly, without executing
-// anything: the line reader (readLine, with memcached's line limits), the data
-// block reader (readBlock, for the length a storage command's line gives),
+// anything: the byte-slice reader (with memcached's line limits, and the data
+// block each storage command's line announces),
 // tokenize, the number parsers and the meta flag parser. For arbitrary input split
 // into reads of any size it checks that:
 //
@@ -101,7 +99,7 @@ func (r *strideReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// mcEvent is what one readLine or readBlock call returned, and the input bytes
+// mcEvent is a line or data block the reader returned, and the input bytes
 // [start, end) it consumed.
 type mcEvent struct {
 	kind       byte // 'l' line, 'b' data block, 'e' the error that ended reading
@@ -112,33 +110,53 @@ type mcEvent struct {
 	start, end int
 }
 
-// readEvents reads src as a connection does, lines and the data blocks of storage
-// commands, until an error, passing each event to emit. An event's data is valid
-// only during emit.
+// readEvents reads src as a connection does, in reads of at most readBufSize
+// bytes fed to the reader: lines and the data blocks of storage commands, until
+// an error, passing each event to emit. An event's data is valid only during emit.
 func readEvents(src io.Reader, emit func(mcEvent)) {
-	var read atomic.Uint64
-	c := &conn{r: bufio.NewReaderSize(countingReader{src, &read}, readBufSize)}
-	consumed := func() int { return int(read.Load()) - c.r.Buffered() }
-	pos := 0
-	for {
-		line, err := c.readLine()
-		if err != nil {
-			emit(mcEvent{kind: 'e', err: err, start: pos, end: consumed()})
-			return
+	r := reader{blockFor: func(line []byte) blockSpec {
+		if n, ok := blockLen(line); ok {
+			return blockSpec{size: n + 2}
 		}
-		emit(mcEvent{kind: 'l', data: line, start: pos, end: consumed()})
-		pos = consumed()
-		n, ok := blockLen(line)
-		if !ok {
+		return blockSpec{}
+	}}
+	buf := make([]byte, readBufSize)
+	pos := 0   // input consumed
+	start := 0 // where the next command starts
+	for {
+		n, rerr := src.Read(buf)
+		for in := buf[:n]; ; {
+			cmd, used, ok, err := r.next(in)
+			in = in[used:]
+			pos += used
+			if err != nil {
+				emit(mcEvent{kind: 'e', err: err, start: start, end: start})
+				return
+			}
+			if !ok {
+				break
+			}
+			lineEnd := pos
+			if cmd.hasBlock {
+				lineEnd -= len(cmd.block) + 2
+			}
+			emit(mcEvent{kind: 'l', data: cmd.line, start: start, end: lineEnd})
+			if cmd.hasBlock {
+				emit(mcEvent{kind: 'b', data: cmd.block, ok: cmd.blockOK, n: len(cmd.block), start: lineEnd, end: pos})
+			}
+			start = pos
+		}
+		if rerr == nil {
 			continue
 		}
-		data, good, err := c.readBlock(n)
-		if err != nil {
-			emit(mcEvent{kind: 'e', n: n, err: err, start: pos, end: consumed()})
+		if r.lineDone { // the input ends inside a data block
+			lineEnd := pos - len(r.block)
+			emit(mcEvent{kind: 'l', data: r.line, start: start, end: lineEnd})
+			emit(mcEvent{kind: 'e', n: r.need - 2, err: io.ErrUnexpectedEOF, start: lineEnd, end: pos})
 			return
 		}
-		emit(mcEvent{kind: 'b', data: data, ok: good, n: n, start: pos, end: consumed()})
-		pos = consumed()
+		emit(mcEvent{kind: 'e', err: rerr, start: start, end: pos})
+		return
 	}
 }
 

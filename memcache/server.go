@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -93,8 +92,6 @@ const (
 	blockChunk = 64 << 10
 )
 
-var errLineTooLong = errors.New("memcache: line too long")
-
 // Server serves the memcached text protocol over a proxy.
 type Server struct {
 	cfg     Config
@@ -177,23 +174,6 @@ func (r countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// flushingReader flushes the pending replies before it reads from the client: the
-// connection only blocks after every reply it owes has been sent, even when a batch
-// ends inside a command line or a data block.
-type flushingReader struct {
-	r io.Reader
-	w *bufio.Writer
-}
-
-func (f flushingReader) Read(p []byte) (int, error) {
-	if f.w.Buffered() > 0 {
-		if err := f.w.Flush(); err != nil {
-			return 0, err
-		}
-	}
-	return f.r.Read(p)
-}
-
 type countingWriter struct {
 	w io.Writer
 	n *atomic.Uint64
@@ -209,13 +189,13 @@ func (w countingWriter) Write(p []byte) (int, error) {
 type conn struct {
 	s   *Server
 	ctx context.Context
-	r   *bufio.Reader
+	src io.Reader // the client's bytes (counted)
 	w   *bufio.Writer
 
-	big   []byte   // a multi-get line longer than the read buffer
-	toks  [][]byte // the current line's tokens
-	out   []byte   // scratch for building reply lines
-	arena []byte   // scratch for a line's tokens that must outlive a read
+	in   reader   // the command lines and data blocks in what src returned
+	rest []byte   // what the last read returned after the running command
+	toks [][]byte // the current line's tokens
+	out  []byte   // scratch for building reply lines
 
 	// Per command.
 	noreply bool // suppress the reply (classic noreply, meta q on nominal replies)
@@ -230,16 +210,17 @@ func (s *Server) newConn(rw io.ReadWriter) *conn {
 	c := &conn{
 		s:      s,
 		ctx:    s.ctx,
+		src:    countingReader{rw, &s.stats.bytesRead},
 		toks:   make([][]byte, 0, maxTokens),
 		authed: s.cfg.Password == "",
 	}
+	c.in.blockFor = c.blockFor
 	// netserve arms WriteTimeout on the connection below rw.
 	var w io.Writer = countingWriter{rw, &s.stats.bytesWritten}
 	c.w = bufio.NewWriterSize(syncingWriter{c, w}, writeBufSize)
-	c.r = bufio.NewReaderSize(flushingReader{countingReader{rw, &s.stats.bytesRead}, c.w}, readBufSize)
-	// A command with nothing buffered after it is the last before the replies
+	// A command with nothing after it in the read is the last before the replies
 	// are flushed (and the session with them).
-	c.sess = s.px.NewSession(func() bool { return c.r.Buffered() > 0 })
+	c.sess = s.px.NewSession(func() bool { return len(c.rest) > 0 })
 	return c
 }
 
@@ -259,131 +240,52 @@ func (sw syncingWriter) Write(b []byte) (int, error) {
 }
 
 // serve reads and executes commands until the client leaves, quits or breaks the
-// protocol beyond repair. Replies are flushed once the pipelined batch is consumed
-// (and, through flushingReader, whenever the next read must wait for the client).
+// protocol beyond repair. Each read's commands run in order, and their replies are
+// flushed once the read is consumed, before the next read waits for the client
+// (one write when they fit in the write buffer), and at once after mn.
 func (c *conn) serve() {
+	buf := make([]byte, readBufSize)
 	for {
-		line, err := c.readLine()
-		if err != nil {
-			if errors.Is(err, errLineTooLong) {
-				c.w.WriteString(lineLineTooLong + "\r\n")
-				c.w.Flush()
-			}
-			return
-		}
-		if !c.authed {
-			if !c.authenticate(line) {
-				c.w.Flush()
-				return
-			}
-			if c.r.Buffered() == 0 && c.w.Flush() != nil {
-				return
-			}
-			continue
-		}
-		quit, err := c.dispatch(line)
-		if quit || err != nil {
+		n, err := c.src.Read(buf)
+		if !c.consume(buf[:n]) {
 			c.w.Flush()
 			return
 		}
-		if c.flush || c.r.Buffered() == 0 {
-			if c.w.Flush() != nil {
-				return
-			}
+		if c.w.Flush() != nil || err != nil {
+			return
 		}
 	}
 }
 
-// readLine returns the next command line without its line end. The line aliases the
-// read buffer (or c.big) and is valid until the next read from c.r.
-func (c *conn) readLine() ([]byte, error) {
-	if cap(c.big) > 64<<10 {
-		c.big = nil // do not keep a huge multi-get's buffer for the connection's life
-	}
-	c.big = c.big[:0]
-	scanned := 0 // buffered bytes already known to hold no "\n"
+// consume runs the whole commands in in, the bytes of one read, and keeps an
+// incomplete one's bytes for the next read. It returns false when the connection
+// must end (after its pending replies are flushed).
+func (c *conn) consume(in []byte) bool {
+	defer func() { c.rest = nil }()
 	for {
-		if n := c.r.Buffered(); n > 0 {
-			buf, _ := c.r.Peek(n)
-			i := bytes.IndexByte(buf[scanned:], '\n')
-			if i >= 0 {
-				i += scanned
-			}
-			scanned = n
-			switch {
-			case i >= 0 && len(c.big) == 0:
-				c.r.Discard(i + 1)
-				return trimLine(buf[:i]), nil
-			case i >= 0:
-				if len(c.big)+i > maxGetLine {
-					return nil, errLineTooLong
-				}
-				c.big = append(c.big, buf[:i]...)
-				c.r.Discard(i + 1)
-				return trimLine(c.big), nil
-			case len(c.big) > 0:
-				if len(c.big)+n > maxGetLine {
-					return nil, errLineTooLong
-				}
-				c.big = append(c.big, buf...)
-				c.r.Discard(n)
-				scanned = 0
-			case n > maxLine:
-				if !isMultiGet(buf) {
-					return nil, errLineTooLong
-				}
-				if n == c.r.Size() {
-					// The buffer is full: continue the line in c.big.
-					c.big = append(c.big, buf...)
-					c.r.Discard(n)
-					scanned = 0
-				}
-			}
+		cmd, used, ok, err := c.in.next(in)
+		in = in[used:]
+		c.rest = in
+		if err != nil {
+			c.w.WriteString(lineLineTooLong + "\r\n")
+			return false
 		}
-		// Wait for more bytes: Peek fills the buffer with at least one more.
-		if _, err := c.r.Peek(c.r.Buffered() + 1); err != nil {
-			return nil, err
+		if !ok {
+			return true
+		}
+		if !c.authed {
+			if !c.authenticate(cmd) {
+				return false
+			}
+			continue
+		}
+		if c.dispatch(cmd) {
+			return false
+		}
+		if c.flush && c.w.Flush() != nil {
+			return false
 		}
 	}
-}
-
-// readBlock reads a data block of n bytes and its "\r\n". ok is false when the two
-// bytes after the data are not "\r\n" (memcached's "bad data chunk"). The buffer
-// grows with the bytes received, so a client cannot make the server allocate what it
-// does not send.
-func (c *conn) readBlock(n int) (data []byte, ok bool, err error) {
-	total := n + 2
-	var buf []byte
-	if total <= blockChunk {
-		buf = make([]byte, total)
-		if _, err := io.ReadFull(c.r, buf); err != nil {
-			return nil, false, err
-		}
-	} else {
-		buf = make([]byte, 0, blockChunk)
-		for len(buf) < total {
-			if len(buf) == cap(buf) {
-				grown := make([]byte, len(buf), min(2*cap(buf), total))
-				copy(grown, buf)
-				buf = grown
-			}
-			m, err := c.r.Read(buf[len(buf):min(cap(buf), total)])
-			buf = buf[:len(buf)+m]
-			if err != nil && len(buf) < total {
-				if err == io.EOF {
-					err = io.ErrUnexpectedEOF
-				}
-				return nil, false, err
-			}
-		}
-	}
-	return buf[:n:n], buf[n] == '\r' && buf[n+1] == '\n', nil
-}
-
-// swallow discards a refused data block of n bytes as it arrives.
-func (c *conn) swallow(n int) error {
-	_, err := c.r.Discard(n)
-	return err
 }
 
 // reply writes line and "\r\n" unless the command asked for no reply.
@@ -430,13 +332,13 @@ func (c *conn) now() time.Time { return c.s.cfg.Now() }
 // validKey reports whether a key token is within the key limit.
 func (c *conn) validKey(k []byte) bool { return len(k) <= c.s.cfg.MaxKeyBytes }
 
-// dispatch executes one command line. quit asks to close the connection after the
-// pending replies; err is an I/O error reading a data block.
-func (c *conn) dispatch(line []byte) (quit bool, err error) {
+// dispatch executes one command. quit asks to close the connection after the
+// pending replies.
+func (c *conn) dispatch(cmd command) (quit bool) {
 	start := c.now()
 	c.noreply, c.failed, c.flush = false, false, false
 	var rest []byte
-	c.toks, rest = tokenize(c.toks[:0], line)
+	c.toks, rest = tokenize(c.toks[:0], cmd.line)
 	toks := c.toks
 	name := "unknown"
 	defer func() {
@@ -444,18 +346,18 @@ func (c *conn) dispatch(line []byte) (quit bool, err error) {
 	}()
 	if len(toks) == 0 || len(toks[0]) < 2 {
 		c.fail(lineError)
-		return false, nil
+		return false
 	}
 	n := len(toks)
-	cmd := toks[0]
-	if len(cmd) == 2 && cmd[0] == 'm' {
-		switch cmd[1] {
+	verb := toks[0]
+	if len(verb) == 2 && verb[0] == 'm' {
+		switch verb[1] {
 		case 'g':
 			name = "mg"
 			c.metaGet(toks)
 		case 's':
 			name = "ms"
-			err = c.metaSet(toks)
+			c.metaSet(toks, cmd)
 		case 'd':
 			name = "md"
 			c.metaDelete(toks)
@@ -472,9 +374,9 @@ func (c *conn) dispatch(line []byte) (quit bool, err error) {
 		default:
 			c.fail(lineError)
 		}
-		return false, err
+		return false
 	}
-	switch string(cmd) {
+	switch string(verb) {
 	case "get", "bget":
 		name = "get"
 		c.cmdGet(toks, rest, false, false)
@@ -488,45 +390,45 @@ func (c *conn) dispatch(line []byte) (quit bool, err error) {
 		name = "gats"
 		c.cmdGet(toks, rest, true, true)
 	case "set", "add", "replace", "append", "prepend":
-		name = string(cmd)
+		name = string(verb)
 		if n != 5 && n != 6 {
 			c.fail(lineError)
-			return false, nil
+			return false
 		}
-		err = c.cmdUpdate(toks, false)
+		c.cmdUpdate(toks, cmd, false)
 	case "cas":
 		name = "cas"
 		if n != 6 && n != 7 {
 			c.fail(lineError)
-			return false, nil
+			return false
 		}
-		err = c.cmdUpdate(toks, true)
+		c.cmdUpdate(toks, cmd, true)
 	case "incr", "decr":
-		name = string(cmd)
+		name = string(verb)
 		if n != 3 && n != 4 {
 			c.fail(lineError)
-			return false, nil
+			return false
 		}
 		c.cmdArithmetic(toks, name == "incr")
 	case "delete":
 		name = "delete"
 		if n < 2 || n > 4 {
 			c.fail(lineError)
-			return false, nil
+			return false
 		}
 		c.cmdDelete(toks)
 	case "touch":
 		name = "touch"
 		if n != 3 && n != 4 {
 			c.fail(lineError)
-			return false, nil
+			return false
 		}
 		c.cmdTouch(toks)
 	case "flush_all":
 		name = "flush_all"
 		if n > 3 {
 			c.fail(lineError)
-			return false, nil
+			return false
 		}
 		c.cmdFlushAll(toks)
 	case "version":
@@ -536,7 +438,7 @@ func (c *conn) dispatch(line []byte) (quit bool, err error) {
 		name = "verbosity"
 		if n != 2 && n != 3 {
 			c.fail(lineError)
-			return false, nil
+			return false
 		}
 		c.cmdVerbosity(toks)
 	case "stats":
@@ -544,18 +446,50 @@ func (c *conn) dispatch(line []byte) (quit bool, err error) {
 		c.cmdStats(toks)
 	case "quit":
 		name = "quit"
-		return true, nil
+		return true
 	case "shutdown":
 		name = "shutdown"
 		c.fail("ERROR: shutdown not enabled")
 	default:
 		if webRequest(toks) {
 			name = "http"
-			return true, nil
+			return true
 		}
 		c.fail(lineError)
 	}
-	return false, err
+	return false
+}
+
+// blockFor is the reader's blockFor: whether a data block follows a command line,
+// decided by the parse the command itself makes (parseUpdate, parseMetaSet,
+// authBlock). A storage line memcached finds malformed has no block: what follows
+// is read as commands. A block over the value limit, or after an ms line with bad
+// flags, is swallowed.
+func (c *conn) blockFor(line []byte) blockSpec {
+	c.toks, _ = tokenize(c.toks[:0], line)
+	toks := c.toks
+	if !c.authed {
+		return authBlock(toks)
+	}
+	if len(toks) == 0 {
+		return blockSpec{}
+	}
+	n := len(toks)
+	switch string(toks[0]) {
+	case "set", "add", "replace", "append", "prepend":
+		if n == 5 || n == 6 {
+			return c.updateBlock(toks, false)
+		}
+	case "cas":
+		if n == 6 || n == 7 {
+			return c.updateBlock(toks, true)
+		}
+	case "ms":
+		if ms := c.parseMetaSet(toks); ms.block {
+			return blockSpec{size: ms.vlen + 2, swallow: ms.errLine != "" || ms.vlen > c.s.cfg.MaxValueBytes}
+		}
+	}
+	return blockSpec{}
 }
 
 // webRequest reports an unknown command line that memcached 1.6 takes for an HTTP

@@ -116,51 +116,75 @@ func (c *conn) getOne(k []byte, withCAS, touch bool, exp int64) bool {
 	return true
 }
 
-// cmdUpdate answers set, add, replace, append, prepend and (withCAS) cas:
-// "<cmd> <key> <flags> <exptime> <bytes> [<cas unique>] [noreply]" and a data block.
-// It returns an I/O error met reading the block.
-func (c *conn) cmdUpdate(toks [][]byte, withCAS bool) error {
-	c.setNoreplyMaybe(toks)
-	kind := string(toks[0])
-	key := toks[1]
-	if !c.validKey(key) {
-		c.fail(lineBadFormat)
-		return nil
+// updateLine is a storage command line:
+// "<cmd> <key> <flags> <exptime> <bytes> [<cas unique>] [noreply]".
+type updateLine struct {
+	key     []byte
+	flags   uint32
+	exptime int32
+	vlen    int
+	cas     uint64
+}
+
+// parseUpdate parses a storage command line of a valid token count. ok is false
+// for memcached's "bad command line format", after which no data block is read.
+func (c *conn) parseUpdate(toks [][]byte, withCAS bool) (u updateLine, ok bool) {
+	u.key = toks[1]
+	if !c.validKey(u.key) {
+		return u, false
 	}
-	flags, ok1 := parseUint32(toks[2])
-	exptime, ok2 := parseInt32(toks[3])
-	vlen, ok3 := parseInt32(toks[4])
+	var ok1, ok2, ok3 bool
+	var vlen int32
+	u.flags, ok1 = parseUint32(toks[2])
+	u.exptime, ok2 = parseInt32(toks[3])
+	vlen, ok3 = parseInt32(toks[4])
 	if !ok1 || !ok2 || !ok3 {
-		c.fail(lineBadFormat)
-		return nil
+		return u, false
 	}
-	var casID uint64
 	if withCAS {
-		var ok bool
-		if casID, ok = parseUint64(toks[5]); !ok {
-			c.fail(lineBadFormat)
-			return nil
+		if u.cas, ok = parseUint64(toks[5]); !ok {
+			return u, false
 		}
 	}
 	if vlen < 0 || vlen > math.MaxInt32-2 {
+		return u, false
+	}
+	u.vlen = int(vlen)
+	return u, true
+}
+
+// updateBlock is blockFor for a storage command line.
+func (c *conn) updateBlock(toks [][]byte, withCAS bool) blockSpec {
+	u, ok := c.parseUpdate(toks, withCAS)
+	if !ok {
+		return blockSpec{}
+	}
+	return blockSpec{size: u.vlen + 2, swallow: u.vlen > c.s.cfg.MaxValueBytes}
+}
+
+// cmdUpdate answers set, add, replace, append, prepend and (withCAS) cas, whose
+// data block (or its refusal) the reader gave with the line.
+func (c *conn) cmdUpdate(toks [][]byte, cmd command, withCAS bool) {
+	c.setNoreplyMaybe(toks)
+	kind := string(toks[0])
+	u, ok := c.parseUpdate(toks, withCAS)
+	if !ok {
 		c.fail(lineBadFormat)
-		return nil
+		return
 	}
-	exp := expiry(exptime, c.now())
-	key = bytes.Clone(key) // the line dies with the next read
-	if int(vlen) > c.s.cfg.MaxValueBytes {
-		return c.refuseTooLarge(key, int(vlen)+2, kind == "set", c.fail)
-	}
-	data, ok, err := c.readBlock(int(vlen))
-	if err != nil {
-		return err
+	exp := expiry(u.exptime, c.now())
+	key := bytes.Clone(u.key) // the proxy may keep it
+	if cmd.swallowed {
+		c.refuseTooLarge(key, kind == "set", c.fail)
+		return
 	}
 	c.s.stats.cmdSet.Add(1)
-	if !ok {
+	if !cmd.blockOK {
 		c.fail(lineBadChunk)
-		return nil
+		return
 	}
-	op := proxy.Op{Kind: proxy.OpSet, Key: key, Value: data, Flags: flags, Expiry: exp}
+	data := cmd.block
+	op := proxy.Op{Kind: proxy.OpSet, Key: key, Value: data, Flags: u.flags, Expiry: exp}
 	switch kind {
 	case "add":
 		op.Cond = proxy.CondNX
@@ -169,12 +193,12 @@ func (c *conn) cmdUpdate(toks [][]byte, withCAS bool) error {
 	case "append", "prepend":
 		op = proxy.Op{Kind: proxy.OpAppend, Key: key, Value: data, Cond: proxy.CondXX, Prepend: kind == "prepend"}
 	case "cas":
-		op.Cond, op.CAS = proxy.CondCAS, casID
+		op.Cond, op.CAS = proxy.CondCAS, u.cas
 	}
 	res, err := c.do(op)
 	if err != nil {
 		c.failErr(err)
-		return nil
+		return
 	}
 	if withCAS {
 		c.countCAS(res.Status)
@@ -190,13 +214,13 @@ func (c *conn) cmdUpdate(toks [][]byte, withCAS bool) error {
 	case proxy.NotFound:
 		c.reply("NOT_FOUND")
 	}
-	return nil
 }
 
 // refuseTooLarge answers a data block over the value limit as memcached does: the
-// error line (sent at once, so a client need not send the block to hear it), the old
-// value of the key deleted when del, and the block swallowed as it streams in.
-func (c *conn) refuseTooLarge(key []byte, block int, del bool, fail func(string)) error {
+// error line, and the old value of the key deleted when del; the reader swallows
+// the block as it streams in, and the reply leaves before the server waits for it,
+// so a client need not send the block to hear it.
+func (c *conn) refuseTooLarge(key []byte, del bool, fail func(string)) {
 	c.s.stats.storeTooLarge.Add(1)
 	fail(lineTooLarge)
 	if del {
@@ -205,10 +229,6 @@ func (c *conn) refuseTooLarge(key []byte, block int, del bool, fail func(string)
 			c.s.cfg.Logger.Debug("memcache: delete after oversized set", "err", err)
 		}
 	}
-	if err := c.w.Flush(); err != nil {
-		return err
-	}
-	return c.swallow(block)
 }
 
 func (c *conn) countCAS(st proxy.Status) {
