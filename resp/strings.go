@@ -7,7 +7,7 @@ import (
 	"github.com/dynakv/dynakv/proxy"
 )
 
-// do runs op in the connection's session (flushed by guardConn.Write before the
+// do runs op in the connection's session (flushed by wire.Write before the
 // batch's replies leave), answering its error if it fails.
 func (s *Server) do(c *client, op proxy.Op) (proxy.Result, bool) {
 	res, err := c.sess.Do(s.ctx, op)

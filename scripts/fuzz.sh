@@ -8,7 +8,9 @@
 #   FUZZTIME       time per target (default 30s)
 #   FUZZTIME_CORE  time for the five targets issue 6 names: the RESP parser, the
 #                  memcached parser, the internode message decoder, the context
-#                  decoder, the record decoder (default: FUZZTIME)
+#                  decoder, the record decoder; and for the RESP parser's
+#                  differential target (its spans against its canonical frames
+#                  parsed by redcon) (default: FUZZTIME)
 #   FUZZ_JOBS      targets run at once (default 2: a 2-core machine)
 #   FUZZ_MINIMIZE  -fuzzminimizetime (default 10s), so minimizing an input cannot eat
 #                  a target's whole budget
@@ -33,7 +35,7 @@ FUZZ_JOBS=${FUZZ_JOBS:-2}
 FUZZ_MINIMIZE=${FUZZ_MINIMIZE:-10s}
 FUZZ_MATCH=${FUZZ_MATCH:-.}
 FUZZ_KEEP=${FUZZ_KEEP:-0}
-CORE="resp/FuzzServer memcache/FuzzParse peer/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord"
+CORE="resp/FuzzServer resp/FuzzFramerSpans memcache/FuzzParse peer/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord"
 
 # Targets as "dir/Target", the core ones first: they run longest.
 mapfile -t all < <(grep -rHo --include='*_test.go' --exclude-dir=node_modules --exclude-dir=testdata --exclude-dir='.?*' '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' . |
@@ -55,7 +57,7 @@ fi
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 start=$(date +%s)
-echo "== fuzz: ${#targets[@]} targets, $FUZZ_JOBS at a time, $FUZZTIME each ($FUZZTIME_CORE for the core five)"
+echo "== fuzz: ${#targets[@]} targets, $FUZZ_JOBS at a time, $FUZZTIME each ($FUZZTIME_CORE for the core six)"
 
 # run_one dir/Target: fuzzes one target and prints its summary line; the exit status
 # is go test's.
