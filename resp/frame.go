@@ -111,6 +111,10 @@ func (c *commands) get(i int) [][]byte {
 }
 
 func (c *commands) reset() {
+	if cap(c.args) > 4096 { // a command with many arguments is done
+		c.args, c.ends = nil, c.ends[:0]
+		return
+	}
 	clear(c.args) // drop references into the old input
 	c.args, c.ends = c.args[:0], c.ends[:0]
 }
@@ -297,6 +301,9 @@ func (f *framer) parse(in []byte, out *[]byte, cmds *commands, unauth, one bool)
 					cmds.args = append(cmds.args, cmd[f.offs[i]:f.offs[i+1]:f.offs[i+1]])
 				}
 				cmds.ends = append(cmds.ends, len(cmds.args))
+				if cap(f.offs) > 4096 {
+					f.offs = nil
+				}
 			}
 			r.used = pos
 			r.frames++

@@ -98,7 +98,8 @@ func (w *wire) next(cmds *commands) error {
 // fill reads more input from the socket. The consumed bytes go (the leftover,
 // part of one command, moves to the front once per command); the buffer grows
 // while reads fill it (a pipeline streams in large reads) up to inMax, doubles
-// when a command in progress fills it, and shrinks back when traffic is small
+// when a command in progress fills it (it is never sized from a header alone),
+// and shrinks back when traffic is small
 // again or the big command is done.
 func (w *wire) fill() error {
 	if w.off > 0 {
@@ -117,7 +118,14 @@ func (w *wire) fill() error {
 		size = inMin
 	}
 	if size-len(w.in) < inMin/2 {
-		size = max(2*size, len(w.in)+inMin)
+		// Full with a command in progress: double, but not past what the
+		// argument being read still needs (so a large value's buffer ends
+		// near its size, not twice it).
+		grow := 2 * size
+		if w.f.state == stBulkBody {
+			grow = min(grow, len(w.in)+int(w.f.bulk)+inMin)
+		}
+		size = max(grow, len(w.in)+inMin)
 	}
 	if size != cap(w.in) {
 		in := make([]byte, len(w.in), size)
