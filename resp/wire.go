@@ -118,12 +118,13 @@ func (w *wire) fill() error {
 		size = inMin
 	}
 	if size-len(w.in) < inMin/2 {
-		// Full with a command in progress: double, but not past what the
-		// argument being read still needs (so a large value's buffer ends
-		// near its size, not twice it).
+		// Full with a command in progress: double, or grow to what the
+		// argument being read still needs when that is not much more (so a
+		// large value's buffer ends near its size, not twice it, and is
+		// never more than 2.5 times what arrived).
 		grow := 2 * size
-		if w.f.state == stBulkBody {
-			grow = min(grow, len(w.in)+int(w.f.bulk)+inMin)
+		if need := len(w.in) + int(w.f.bulk) + inMin; w.f.state == stBulkBody && need <= grow+grow/4 {
+			grow = need
 		}
 		size = max(grow, len(w.in)+inMin)
 	}
