@@ -77,9 +77,10 @@ chaos-zones: build
 compat-suites: compat-redis compat-memcached
 
 # Every fuzz target for FUZZTIME (30s by default; FUZZTIME_CORE for those issue 6
-# names), two at a time with one worker each; one summary line per target. A crash
-# fails the run and leaves its input under <pkg>/testdata/fuzz/<Target>/ to commit
-# with the fix. scripts/fuzz.sh lists the knobs (FUZZ_JOBS, FUZZ_MATCH, ...).
+# names and resp's differential FuzzFramerSpans), two at a time with one worker
+# each; one summary line per target. A crash fails the run and leaves its input
+# under <pkg>/testdata/fuzz/<Target>/ to commit with the fix. scripts/fuzz.sh lists
+# the knobs (FUZZ_JOBS, FUZZ_MATCH, ...).
 FUZZTIME_CORE ?= $(FUZZTIME)
 fuzz:
 	GO=$(GO) FUZZTIME=$(FUZZTIME) FUZZTIME_CORE=$(FUZZTIME_CORE) scripts/fuzz.sh

@@ -6,18 +6,21 @@
 //
 // A Server accepts connections with internal/netserve (the accept loop,
 // MaxClients, the registry CLIENT LIST reads, Close, the write timeout), which runs
-// one goroutine per connection; that goroutine reads pipelined batches with
-// github.com/tidwall/redcon's reader, runs them, and flushes the replies of a batch
-// once. Below redcon's reader, each connection's bytes pass through a framer
-// (frame.go) that applies Redis 7.2's request-parsing rules and limits and hands
-// redcon canonical frames, so malformed input is answered exactly as Redis answers it — "-ERR
+// one goroutine per connection; that goroutine reads the client's bytes into the
+// connection's input buffer (wire.go), runs the pipelined batch of complete
+// commands found there, and flushes the replies of a batch once (with
+// github.com/tidwall/redcon's Writer). Requests are parsed once, by a framer
+// (frame.go) that applies Redis 7.2's request-parsing rules and limits and yields
+// each command's arguments as slices of the input buffer, without copying them, so
+// malformed input is answered exactly as Redis answers it — "-ERR
 // Protocol error: invalid multibulk length", "... invalid bulk length", "...
 // expected '$', got 'x'", "... unbalanced quotes in request", "... too big inline
 // request", "... too big mbulk count string", "... too big bulk count string",
 // "... unauthenticated multibulk length", "... unauthenticated bulk length" —
 // after the replies to the commands before it, and then the connection is closed.
-// What a header claims is never allocated: arguments are buffered as their bytes
-// arrive. Limits: an argument up to Config.ProtoMaxBulkLen (512 MiB), an inline
+// What a header claims is never allocated: the input buffer grows with the bytes
+// that arrive, and a command arriving in many reads (a large value) is parsed
+// once, the framer resuming where it stopped. Limits: an argument up to Config.ProtoMaxBulkLen (512 MiB), an inline
 // request or header line up to 64 KiB; before AUTH (when a password is set), 10
 // arguments of 16 KiB, and commands are parsed one at a time so that AUTH lifts
 // the limits for the next command of the same pipeline, as in Redis. Like Redis,
@@ -26,7 +29,7 @@
 // finds line ends with strchr), so such a request waits until it is too big.
 //
 // Durability: each connection runs its commands through one proxy.Session, and
-// guardConn.Write flushes it before any reply bytes leave the process, so no reply
+// wire.Write flushes it before any reply bytes leave the process, so no reply
 // acknowledges a write that is not durable yet and a pipelined batch of writes
 // shares one WAL sync; when the flush fails, no reply of the batch is written and
 // the connection ends. A command is the last of its batch when nothing more of the
@@ -92,9 +95,8 @@
 //     with NX. EXPIRE ... XX LT checks XX with a read before the conditional write.
 //     RENAME, RENAMENX and COPY read the source, write the destination, then (RENAME)
 //     delete the source if it is unchanged (proxy.Copy).
-//   - A command has at most 1024*1024 arguments (Redis 7.2: 2^31-1), because
-//     redcon's parser loops over the claimed count whenever it re-parses an
-//     incomplete command. A command's input is bounded by 1 GiB (Redis's
+//   - A command has at most 1024*1024 arguments (Redis 7.2: 2^31-1), the limit
+//     of Redis before 6.2. A command's input is bounded by 1 GiB (Redis's
 //     client-query-buffer-limit); past it the connection is closed without reply.
 //   - INCRBYFLOAT uses float64, not long double: increments beyond float64's
 //     range are "value is not a valid float".

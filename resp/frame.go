@@ -2,12 +2,7 @@ package resp
 
 import (
 	"bytes"
-	"errors"
-	"io"
-	"net"
-	"os"
 	"strconv"
-	"time"
 
 	"github.com/dynakv/dynakv/internal/num"
 )
@@ -17,9 +12,9 @@ import (
 const (
 	inlineMax = 64 * 1024 // PROTO_INLINE_MAX_SIZE: an inline request or header line
 	// maxMultibulk bounds a command's arguments. Redis 7.2 allows up to INT_MAX;
-	// this is the 1024*1024 of Redis before 6.2, because redcon's parser loops
-	// over the claimed count each time it re-parses an incomplete command, so a
-	// header claiming 2^31 arguments would cost a second of CPU per read.
+	// this is the 1024*1024 of Redis before 6.2, kept from when redcon's parser
+	// looped over the claimed count on every read (the framer does not: it
+	// allocates per argument that arrives), so that a client sees no change.
 	maxMultibulk  = 1024 * 1024
 	unauthMaxArgs = 10    // elements of a command before AUTH, when a password is set
 	unauthMaxBulk = 16384 // bytes of an argument before AUTH
@@ -50,31 +45,78 @@ const (
 	stBulkEnd         // expecting the two bytes that end an argument
 )
 
-// framer turns a client's byte stream into canonical RESP multibulk frames with
-// Redis 7.2's request-parsing rules: inline commands are split as sdssplitargs
-// does and re-encoded, headers are validated with string2ll, "*0" and "*-1" are
-// skipped, the two bytes after an argument are skipped unchecked, a NUL byte before
-// a header's or inline request's line end hides that line end (Redis searches with
-// strchr), and the limits above are enforced. It allocates nothing for what a
-// header merely claims: an argument's bytes are copied out as they arrive.
+// framer parses a client's byte stream with Redis 7.2's request-parsing rules:
+// inline commands are split as sdssplitargs does, headers are validated with
+// string2ll, "*0" and "*-1" are skipped, the two bytes after an argument are
+// skipped unchecked, a NUL byte before a header's or inline request's line end
+// hides that line end (Redis searches with strchr), and the limits above are
+// enforced. It allocates nothing for what a header merely claims. A framer is
+// pure: no I/O, no clock, so it is fuzzed directly.
 //
-// The output is what redcon's reader then parses; since it is canonical, redcon's
-// own (different) error paths are never reached. A framer is pure: no I/O, no
-// clock, so it is fuzzed directly.
+// It has two output modes over one state machine, so both apply the same rules:
+//
+//   - spans (the server's): each complete command's arguments are slices of the
+//     input (inline ones are fresh: splitArgs unescapes them). The bytes of an
+//     incomplete command are not consumed: the caller keeps them and passes them
+//     again, followed by more, and the framer resumes where it stopped, so a
+//     large argument arriving in many reads is scanned once (linear, not
+//     quadratic, in its size).
+//   - feed: canonical RESP multibulk frames appended to a buffer, every input
+//     byte consumed as it arrives. It is the reference the spans mode is checked
+//     against (FuzzFramerSpans: its frames parsed by redcon's reader give the
+//     same arguments and errors).
 type framer struct {
 	maxBulk int64 // proto-max-bulk-len
 	state   int
 	left    int64 // arguments still to come in the current frame
 	bulk    int64 // bytes still to come in the current argument
 	size    int64 // input charged to the current frame, for queryBufLimit
+
+	// Spans mode: where the command in progress stands, relative to its first
+	// byte (the first byte of the input the caller passes next).
+	at   int   // bytes of it parsed so far
+	offs []int // start and end of each argument announced so far
+
+	// The line (inline request or header) the framer stopped at: the bytes of it
+	// searched already hold neither its end nor a NUL (scan), or they hold a NUL
+	// (nul), which hides any end. Both modes resume at that line.
+	scan int
+	nul  bool
 }
 
-// feedResult tells what feed did.
+// feedResult tells what feed or spans did.
 type feedResult struct {
-	used   int    // input bytes consumed
-	frames int    // complete frames appended to out
+	used   int    // input bytes consumed (spans: of complete or skipped requests)
+	frames int    // complete commands found
 	err    string // protocol error (reply "-ERR "+err, then close); "" if none
 	kill   bool   // close without a reply (query buffer limit)
+}
+
+// commands holds the arguments of the complete commands spans found, in order.
+// Their bytes alias the input spans was given (or are splitArgs' copies).
+type commands struct {
+	args [][]byte // every argument of every command
+	ends []int    // command i is args[ends[i-1]:ends[i]]
+}
+
+func (c *commands) len() int { return len(c.ends) }
+
+// get returns command i's arguments; appending to one does not clobber the next.
+func (c *commands) get(i int) [][]byte {
+	from := 0
+	if i > 0 {
+		from = c.ends[i-1]
+	}
+	return c.args[from:c.ends[i]:c.ends[i]]
+}
+
+func (c *commands) reset() {
+	if cap(c.args) > 4096 { // a command with many arguments is done
+		c.args, c.ends = nil, c.ends[:0]
+		return
+	}
+	clear(c.args) // drop references into the old input
+	c.args, c.ends = c.args[:0], c.ends[:0]
 }
 
 // feed parses as much of in as it can, appending canonical frames to *out. With
@@ -82,15 +124,44 @@ type feedResult struct {
 // after this one ran (Redis parses a request after executing the previous one,
 // which matters before AUTH, where limits depend on the outcome). unauth applies
 // the limits for clients that have not authenticated.
-func (f *framer) feed(in []byte, out *[]byte, unauth, one bool) (r feedResult) {
-	o := *out
-	defer func() { *out = o }()
-	for r.used < len(in) {
-		b := in[r.used:]
+func (f *framer) feed(in []byte, out *[]byte, unauth, one bool) feedResult {
+	return f.parse(in, out, nil, unauth, one)
+}
+
+// spans parses the complete commands of in, appending their arguments to cmds;
+// unauth and one are feed's. The result's used counts the bytes of the commands
+// found (and of skipped empty requests); in[used:] is the start of an incomplete
+// command (or of a command not parsed yet, with one). The next call must be given
+// in[used:] again, unchanged, at the start of its input, with any bytes that
+// arrived after it: the framer resumes at the byte where it stopped. Nothing
+// spans returns may be used after in's bytes are overwritten. After an error or
+// a kill the framer must not be used again.
+func (f *framer) spans(in []byte, cmds *commands, unauth, one bool) feedResult {
+	return f.parse(in, nil, cmds, unauth, one)
+}
+
+// parse is feed (cmds == nil) and spans (out == nil). pos is the parse position;
+// in spans mode, r.used lags behind it while a command is incomplete.
+func (f *framer) parse(in []byte, out *[]byte, cmds *commands, unauth, one bool) (r feedResult) {
+	var o []byte
+	if out != nil {
+		o = *out
+		defer func() { *out = o }()
+	}
+	pos := f.at
+	defer func() {
+		if cmds == nil {
+			r.used = pos
+		} else {
+			f.at = pos - r.used
+		}
+	}()
+	for pos < len(in) {
+		b := in[pos:]
 		switch f.state {
 		case stStart:
 			if b[0] != '*' {
-				nl := lineEnd(b, '\n')
+				nl := f.lineEnd(b, '\n')
 				if nl < 0 {
 					if len(b) > inlineMax {
 						r.err = perrTooBigInline
@@ -106,18 +177,24 @@ func (f *framer) feed(in []byte, out *[]byte, unauth, one bool) (r feedResult) {
 					r.err = perrUnbalanced
 					return r
 				}
-				r.used += nl + 1
+				pos += nl + 1
+				r.used = pos
 				if len(args) == 0 {
 					continue
 				}
-				o = appendCommand(o, args)
+				if cmds != nil {
+					cmds.args = append(cmds.args, args...)
+					cmds.ends = append(cmds.ends, len(cmds.args))
+				} else {
+					o = appendCommand(o, args)
+				}
 				r.frames++
 				if one {
 					return r
 				}
 				continue
 			}
-			cr := lineEnd(b, '\r')
+			cr := f.lineEnd(b, '\r')
 			if cr < 0 {
 				if len(b) > inlineMax {
 					r.err = perrTooBigMbulk
@@ -136,15 +213,20 @@ func (f *framer) feed(in []byte, out *[]byte, unauth, one bool) (r feedResult) {
 				r.err = perrUnauthMbulk
 				return r
 			}
-			r.used += cr + 2
+			pos += cr + 2
 			if n <= 0 {
+				r.used = pos
 				continue
 			}
 			f.left, f.size = n, int64(cr+2)
 			f.state = stBulkHdr
-			o = appendHeader(o, '*', n)
+			if cmds != nil {
+				f.offs = f.offs[:0]
+			} else {
+				o = appendHeader(o, '*', n)
+			}
 		case stBulkHdr:
-			cr := lineEnd(b, '\r')
+			cr := f.lineEnd(b, '\r')
 			if cr < 0 {
 				if len(b) > inlineMax {
 					r.err = perrTooBigBulk
@@ -176,17 +258,25 @@ func (f *framer) feed(in []byte, out *[]byte, unauth, one bool) (r feedResult) {
 				r.kill = true
 				return r
 			}
-			r.used += cr + 2
+			pos += cr + 2
 			f.bulk = n
 			f.state = stBulkBody
 			if n == 0 {
 				f.state = stBulkEnd
 			}
-			o = appendHeader(o, '$', n)
+			if cmds != nil {
+				// n fits: f.size bounds it by queryBufLimit.
+				start := pos - r.used
+				f.offs = append(f.offs, start, start+int(n))
+			} else {
+				o = appendHeader(o, '$', n)
+			}
 		case stBulkBody:
 			k := min(int64(len(b)), f.bulk)
-			o = append(o, b[:k]...)
-			r.used += int(k)
+			if cmds == nil {
+				o = append(o, b[:k]...)
+			}
+			pos += int(k)
 			f.bulk -= k
 			if f.bulk == 0 {
 				f.state = stBulkEnd
@@ -195,14 +285,27 @@ func (f *framer) feed(in []byte, out *[]byte, unauth, one bool) (r feedResult) {
 			if len(b) < 2 {
 				return r
 			}
-			r.used += 2 // Redis skips these two bytes without looking at them
-			o = append(o, '\r', '\n')
+			pos += 2 // Redis skips these two bytes without looking at them
+			if cmds == nil {
+				o = append(o, '\r', '\n')
+			}
 			f.left--
 			if f.left > 0 {
 				f.state = stBulkHdr
 				continue
 			}
 			f.state = stStart
+			if cmds != nil {
+				cmd := in[r.used:pos]
+				for i := 0; i < len(f.offs); i += 2 {
+					cmds.args = append(cmds.args, cmd[f.offs[i]:f.offs[i+1]:f.offs[i+1]])
+				}
+				cmds.ends = append(cmds.ends, len(cmds.args))
+				if cap(f.offs) > 4096 {
+					f.offs = nil
+				}
+			}
+			r.used = pos
 			r.frames++
 			if one {
 				return r
@@ -215,15 +318,24 @@ func (f *framer) feed(in []byte, out *[]byte, unauth, one bool) (r feedResult) {
 // lineEnd returns the index of the first c in b, or -1 when there is none before
 // the end of b or before a NUL byte: Redis finds line ends with strchr, which stops
 // at NUL, so a NUL hides every line end after it and the request waits until it is
-// too big.
-func lineEnd(b []byte, c byte) int {
-	i := bytes.IndexByte(b, c)
+// too big. When it returns -1 the framer stops at b's line, and it remembers how
+// much of b it searched, so that a line arriving in many pieces is searched once.
+func (f *framer) lineEnd(b []byte, c byte) int {
+	if f.nul {
+		return -1
+	}
+	i := bytes.IndexByte(b[f.scan:], c)
 	if i < 0 {
+		f.nul = bytes.IndexByte(b[f.scan:], 0) >= 0
+		f.scan = len(b)
 		return -1
 	}
-	if bytes.IndexByte(b[:i], 0) >= 0 {
+	i += f.scan
+	if bytes.IndexByte(b[f.scan:i], 0) >= 0 {
+		f.nul = true
 		return -1
 	}
+	f.scan = 0
 	return i
 }
 
@@ -347,214 +459,4 @@ func unhex(c byte) byte {
 	default:
 		return c - 'A' + 10
 	}
-}
-
-// errProtocol ends a connection after its protocol error was answered;
-// errQueryBuf ends one that exceeded the query buffer limit.
-var (
-	errProtocol = errors.New("resp: protocol error")
-	errQueryBuf = errors.New("resp: query buffer limit exceeded")
-)
-
-// Input buffer sizes of a guardConn.
-const (
-	inMin = 4 << 10
-	inMax = inlineMax + 64<<10 // room for a maximal header or inline line plus a read
-)
-
-// guardConn sits between a client's socket and redcon's reader: Read returns the
-// framer's canonical output instead of the raw bytes. It delivers the replies'
-// order Redis has: when the framer finds a protocol error, the commands before it
-// are delivered first; only on the next Read, which redcon makes after it ran and
-// flushed them, is the error written to the socket and the connection ended.
-//
-// Read returns as soon as the data it copied ends a complete command; while a
-// command is incomplete it keeps reading until p is full, so that redcon, which
-// re-parses an incomplete command from its start on every read, sees a big command
-// in few, geometrically growing steps. A guardConn is used by one goroutine (the
-// connection's), like a net.Conn's reads.
-type guardConn struct {
-	net.Conn
-	s  *Server
-	cl *client // set when the connection is accepted
-	f  framer
-
-	in       []byte // raw input; in[inPos:] not parsed yet
-	inPos    int
-	starved  bool   // the framer needs more input than in holds
-	lastFull bool   // the last read filled the input buffer
-	lastN    int    // bytes of the last read
-	empty    int    // reads in a row that returned nothing
-	out      []byte // canonical output; out[outPos:] not delivered yet
-	outPos   int
-	ready    bool // out holds the end of a complete command
-	perr     string
-	kill     bool
-	rerr     error
-}
-
-func newGuardConn(c net.Conn, s *Server) *guardConn {
-	return &guardConn{Conn: c, s: s, f: framer{maxBulk: s.cfg.ProtoMaxBulkLen}}
-}
-
-// unauth reports whether the pre-AUTH limits apply now.
-func (g *guardConn) unauth() bool {
-	return g.cl != nil && !g.cl.authed
-}
-
-func (g *guardConn) Read(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	n := 0
-	for {
-		if g.outPos < len(g.out) {
-			k := copy(p[n:], g.out[g.outPos:])
-			g.outPos += k
-			n += k
-			if g.outPos < len(g.out) {
-				return n, nil // p is full
-			}
-			g.out, g.outPos = g.out[:0], 0
-			if cap(g.out) > inMax*4 {
-				g.out = nil
-			}
-		}
-		if n > 0 && (g.ready || n == len(p)) {
-			g.ready = false
-			return n, nil
-		}
-		if g.perr != "" || g.kill || g.rerr != nil {
-			if n > 0 {
-				return n, nil
-			}
-			return 0, g.fail()
-		}
-		if g.inPos == len(g.in) && g.f.state == stBulkBody && g.f.bulk > 0 {
-			// Inside an argument with nothing buffered: read its bytes
-			// straight into p, without copying them through in and out.
-			k := int(min(int64(len(p)-n), g.f.bulk))
-			m, err := g.Conn.Read(p[n : n+k])
-			n += m
-			g.f.bulk -= int64(m)
-			if g.f.bulk == 0 {
-				g.f.state = stBulkEnd
-			}
-			g.s.stats.netIn.Add(int64(m))
-			if err == nil {
-				err = g.progress(m)
-			}
-			if err != nil {
-				g.rerr = err
-			}
-			continue
-		}
-		if g.inPos < len(g.in) && !g.starved {
-			unauth := g.unauth()
-			r := g.f.feed(g.in[g.inPos:], &g.out, unauth, unauth)
-			g.inPos += r.used
-			if r.frames > 0 {
-				g.ready = true
-			}
-			g.perr, g.kill = r.err, r.kill
-			if r.frames == 0 || !unauth {
-				g.starved = true // everything parseable was parsed
-			}
-			continue
-		}
-		if err := g.fill(); err != nil {
-			g.rerr = err
-		}
-	}
-}
-
-// fill reads more input from the socket. The buffer grows while reads fill it
-// (a big argument streams in large reads) up to inMax, and shrinks back when
-// traffic is small again.
-func (g *guardConn) fill() error {
-	if g.inPos > 0 {
-		rest := copy(g.in, g.in[g.inPos:])
-		g.in, g.inPos = g.in[:rest], 0
-	}
-	size := cap(g.in)
-	switch {
-	case size == 0:
-		size = inMin
-	case g.lastFull || size-len(g.in) < inMin/2:
-		size = min(2*size, inMax)
-	case len(g.in) == 0 && size > inMin && g.lastN < size/4:
-		size = inMin
-	}
-	size = max(size, len(g.in)+inMin/2)
-	if size != cap(g.in) {
-		in := make([]byte, len(g.in), size)
-		copy(in, g.in)
-		g.in = in
-	}
-	free := g.in[len(g.in):cap(g.in)]
-	m, err := g.Conn.Read(free)
-	g.in = g.in[:len(g.in)+m]
-	g.lastFull, g.lastN = m == len(free), m
-	if m > 0 {
-		g.starved = false
-		g.s.stats.netIn.Add(int64(m))
-	}
-	if err == nil {
-		err = g.progress(m)
-	}
-	return err
-}
-
-// progress fails after many reads in a row that returned nothing and no error,
-// as bufio does, rather than spinning.
-func (g *guardConn) progress(m int) error {
-	if m > 0 {
-		g.empty = 0
-		return nil
-	}
-	if g.empty++; g.empty >= 100 {
-		return io.ErrNoProgress
-	}
-	return nil
-}
-
-// fail ends the connection after a protocol error, answering it first.
-func (g *guardConn) fail() error {
-	if g.rerr != nil {
-		return g.rerr
-	}
-	if g.kill {
-		g.s.cfg.Logger.Warn("closing client that exceeded the query buffer limit", "addr", g.RemoteAddr().String())
-		g.rerr = errQueryBuf
-		return g.rerr
-	}
-	g.s.stats.errorReplies.Add(1)
-	g.s.cfg.Logger.Debug("protocol error", "addr", g.RemoteAddr().String(), "err", g.perr)
-	// The connection ends with this line: give it a second whatever the timeout
-	// (a deadline set here replaces netserve's WriteTimeout for good).
-	_ = g.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = g.Write([]byte("-ERR " + g.perr + "\r\n"))
-	g.rerr = errProtocol
-	return g.rerr
-}
-
-// Write flushes the connection's session first (proxy.Session), so no reply
-// acknowledges a write before it is durable and a pipelined batch of writes shares
-// one WAL sync; if the flush fails, no reply leaves. A client that does not take the
-// bytes within Config.WriteTimeout is disconnected (the write fails: netserve arms
-// the deadline on the connection below).
-func (g *guardConn) Write(b []byte) (int, error) {
-	if g.cl != nil {
-		g.cl.pending = 0 // redcon writes out everything it buffered
-		if err := g.cl.sess.Flush(g.s.ctx); err != nil {
-			g.s.cfg.Logger.Error("syncing writes before replying", "err", err)
-			return 0, err
-		}
-	}
-	n, err := g.Conn.Write(b)
-	g.s.stats.netOut.Add(int64(n))
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		g.s.cfg.Logger.Warn("closing client that did not read its replies", "addr", g.RemoteAddr().String(), "timeout", g.s.cfg.WriteTimeout)
-	}
-	return n, err
 }

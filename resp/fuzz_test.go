@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,9 +32,9 @@ var fuzzSeeds = []string{
 	"POST / HTTP/1.1\r\n",
 }
 
-// FuzzServer feeds arbitrary bytes to the request path: the framer, redcon's
-// reader on the framer's output, and command execution. Nothing may panic, and
-// redcon must parse whatever the framer emits.
+// FuzzServer feeds arbitrary bytes to the request path: the framer's spans, and
+// command execution. Nothing may panic. (FuzzFramerSpans checks the spans against
+// the framer's canonical frames parsed by redcon's reader.)
 func FuzzServer(f *testing.F) {
 	for _, s := range fuzzSeeds {
 		f.Add([]byte(s))
@@ -42,30 +43,17 @@ func FuzzServer(f *testing.F) {
 	f.Fuzz(func(t *testing.T, in []byte) {
 		h.c.closing = false
 		fr := framer{maxBulk: 1 << 20}
-		var out []byte
-		r := fr.feed(in, &out, false, false)
-		if r.used > len(in) {
-			t.Fatalf("used %d of %d bytes", r.used, len(in))
+		var cmds commands
+		r := fr.spans(in, &cmds, false, false)
+		if r.used > len(in) || r.frames != cmds.len() {
+			t.Fatalf("used %d of %d bytes, %d frames, %d commands", r.used, len(in), r.frames, cmds.len())
 		}
-		rd := redcon.NewReader(bytes.NewReader(out))
-		for n := 0; ; n++ {
-			cmd, err := rd.ReadCommand()
-			if errors.Is(err, io.EOF) {
-				if n != r.frames && n != r.frames+0 {
-					t.Fatalf("redcon read %d commands, framer emitted %d", n, r.frames)
-				}
-				break
-			}
-			if err != nil {
-				t.Fatalf("redcon rejected the framer's output %q: %v", out, err)
-			}
-			if n >= r.frames {
-				t.Fatalf("more commands than frames")
-			}
+		for i := range cmds.len() {
+			args := cmds.get(i)
 			h.c.w.reset()
-			h.s.exec(h.c, cmd.Args)
+			h.s.exec(h.c, args)
 			if len(h.c.w.b) == 0 && !h.c.closing {
-				t.Fatalf("no reply to %q", cmd.Args)
+				t.Fatalf("no reply to %q", args)
 			}
 		}
 	})
@@ -113,6 +101,7 @@ type chunkConn struct {
 	net.Conn // nil: only Read, Write and SetWriteDeadline are used
 	data     []byte
 	size     int
+	reads    []int // the size of each read that returned data
 	wrote    bytes.Buffer
 }
 
@@ -122,6 +111,7 @@ func (c *chunkConn) Read(p []byte) (int, error) {
 	}
 	n := copy(p[:min(len(p), c.size)], c.data)
 	c.data = c.data[n:]
+	c.reads = append(c.reads, n)
 	return n, nil
 }
 
@@ -129,44 +119,83 @@ func (c *chunkConn) Write(p []byte) (int, error)      { return c.wrote.Write(p) 
 func (c *chunkConn) SetWriteDeadline(time.Time) error { return nil }
 func (c *chunkConn) RemoteAddr() net.Addr             { return &net.TCPAddr{} }
 
-// FuzzGuardConn checks that guardConn.Read delivers exactly the framer's output
-// whatever the sizes of the socket's reads and of the reader's buffer, and then
-// the protocol error, if any.
-func FuzzGuardConn(f *testing.F) {
+// FuzzFramerSpans checks the server's parse path (a wire: reads into its own
+// buffer, the framer's spans over it) against the old one (the framer's canonical
+// frames, parsed again by redcon's reader), for any input split into any reads:
+// the same commands with the same arguments, then the same protocol error
+// answered the same way, or EOF. Before AUTH (unauth) commands are parsed one at
+// a time, with the lower limits.
+func FuzzFramerSpans(f *testing.F) {
 	for _, s := range fuzzSeeds {
-		f.Add([]byte(s), uint8(3), uint8(5))
-		f.Add([]byte(s), uint8(200), uint8(64))
+		f.Add([]byte(s), uint8(3), false)
+		f.Add([]byte(s), uint8(200), true)
 	}
-	f.Add([]byte(encode("SET", "k", strings.Repeat("v", 3000))+encode("GET", "k")), uint8(100), uint8(7))
+	f.Add([]byte(encode("SET", "k", strings.Repeat("v", 3000))+encode("GET", "k")), uint8(100), false)
+	f.Add([]byte(encode("SET", "k", strings.Repeat("v", 20000))+"PING\r\n"), uint8(255), true)
+	f.Add([]byte("PING\r\n"+strings.Repeat("x", 70000)+"\r\n"), uint8(255), false)
 	s := New(Config{}, nil)
-	f.Fuzz(func(t *testing.T, in []byte, readSize, pSize uint8) {
-		whole := framer{maxBulk: s.cfg.ProtoMaxBulkLen}
-		var want []byte
-		wr := whole.feed(in, &want, false, false)
-
+	f.Fuzz(func(t *testing.T, in []byte, readSize uint8, unauth bool) {
 		cc := &chunkConn{data: in, size: int(readSize) + 1}
-		g := newGuardConn(cc, s)
-		var got []byte
-		p := make([]byte, int(pSize)+1)
+		w := newWire(cc, s)
+		if unauth {
+			w.cl = &client{} // not authenticated; no session to flush
+		}
+		var got [][][]byte
+		var cmds commands
 		var err error
 		for i := 0; i < 1e6; i++ {
-			var n int
-			n, err = g.Read(p)
-			got = append(got, p[:n]...)
-			if err != nil {
+			if err = w.next(&cmds); err != nil {
+				break
+			}
+			if unauth && cmds.len() != 1 {
+				t.Fatalf("before AUTH, a batch of %d commands", cmds.len())
+			}
+			for j := range cmds.len() {
+				got = append(got, slices.Clone(cmds.get(j)))
+				for k := range got[len(got)-1] {
+					got[len(got)-1][k] = bytes.Clone(got[len(got)-1][k])
+				}
+			}
+		}
+
+		// The old path, over the same reads.
+		old := framer{maxBulk: s.cfg.ProtoMaxBulkLen}
+		var out, buf []byte
+		var r feedResult
+		frames, rest := 0, in
+		for _, n := range cc.reads {
+			buf = append(buf, rest[:n]...)
+			rest = rest[n:]
+			r = old.feed(buf, &out, unauth, false)
+			buf = buf[r.used:]
+			frames += r.frames
+			if r.err != "" || r.kill {
 				break
 			}
 		}
-		if !bytes.Equal(got, want) {
-			t.Fatalf("read %q, framer %q", got, want)
+		rd := redcon.NewReader(bytes.NewReader(out))
+		var want [][][]byte
+		for range frames {
+			cmd, err := rd.ReadCommand()
+			if err != nil {
+				t.Fatalf("redcon rejected the framer's output %q: %v", out, err)
+			}
+			want = append(want, cmd.Args)
+		}
+		if !slices.EqualFunc(got, want, func(a, b [][]byte) bool { return slices.EqualFunc(a, b, bytes.Equal) }) {
+			t.Fatalf("reads %v: spans gave %q, the old path %q", cc.reads, got, want)
 		}
 		switch {
-		case wr.err != "":
-			if !errors.Is(err, errProtocol) || cc.wrote.String() != "-ERR "+wr.err+"\r\n" {
-				t.Fatalf("error %v, wrote %q; want %q", err, cc.wrote.String(), wr.err)
+		case r.err != "":
+			if !errors.Is(err, errProtocol) || cc.wrote.String() != "-ERR "+r.err+"\r\n" {
+				t.Fatalf("reads %v: error %v, wrote %q; want %q", cc.reads, err, cc.wrote.String(), r.err)
 			}
-		case !errors.Is(err, io.EOF):
-			t.Fatalf("error %v, want EOF", err)
+		case r.kill:
+			if !errors.Is(err, errQueryBuf) || cc.wrote.Len() > 0 {
+				t.Fatalf("reads %v: error %v, wrote %q; want a kill", cc.reads, err, cc.wrote.String())
+			}
+		case !errors.Is(err, io.EOF) || cc.wrote.Len() > 0:
+			t.Fatalf("reads %v: error %v, wrote %q; want EOF", cc.reads, err, cc.wrote.String())
 		}
 	})
 }

@@ -1,6 +1,7 @@
 package resp
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 
@@ -302,7 +303,7 @@ func (s *Server) rename(c *client, args [][]byte) { s.renameGeneric(c, args, fal
 func (s *Server) renamenx(c *client, args [][]byte) { s.renameGeneric(c, args, true) }
 
 func (s *Server) renameGeneric(c *client, args [][]byte, nx bool) {
-	moved, err := s.px.Copy(s.ctx, args[1], args[2], proxy.CopyOptions{Move: true, Replace: !nx})
+	moved, err := s.px.Copy(s.ctx, bytes.Clone(args[1]), bytes.Clone(args[2]), proxy.CopyOptions{Move: true, Replace: !nx})
 	switch {
 	case err != nil:
 		s.replyErr(c, err)
@@ -337,7 +338,7 @@ func (s *Server) copyCmd(c *client, args [][]byte) {
 			return
 		}
 	}
-	copied, err := s.px.Copy(s.ctx, args[1], args[2], proxy.CopyOptions{Replace: replace})
+	copied, err := s.px.Copy(s.ctx, bytes.Clone(args[1]), bytes.Clone(args[2]), proxy.CopyOptions{Replace: replace})
 	if err != nil {
 		s.replyErr(c, err)
 		return

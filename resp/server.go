@@ -237,21 +237,21 @@ func (s *Server) Addr() net.Addr { return s.ns.Addr() }
 // refused by netserve). It runs on the accept goroutine, before the
 // connection's goroutine starts and before CLIENT LIST can see it.
 func (s *Server) open(id int64, nc net.Conn) *client {
-	g := newGuardConn(nc, s)
+	w := newWire(nc, s)
 	c := &client{
 		id:      id,
-		nc:      g,
-		rd:      redcon.NewReader(g),
-		wr:      redcon.NewWriter(g),
+		nc:      w,
+		rd:      w,
+		wr:      redcon.NewWriter(w),
 		authed:  s.cfg.RequirePass == "",
 		created: time.Now(),
 		addr:    nc.RemoteAddr().String(),
 		laddr:   nc.LocalAddr().String(),
 	}
 	// A command with nothing pipelined after it is the last before the replies
-	// are written out (and the session flushed through guardConn.Write).
-	c.sess = s.px.NewSession(func() bool { return len(c.cmds) > 0 })
-	g.cl = c
+	// are written out (and the session flushed through wire.Write).
+	c.sess = s.px.NewSession(func() bool { return c.ran < c.cmds.len() })
+	w.cl = c
 	c.setProto(2)
 	c.lastAt.Store(c.created.UnixNano())
 	s.stats.conns.Add(1)
@@ -259,11 +259,10 @@ func (s *Server) open(id int64, nc net.Conn) *client {
 	return c
 }
 
-// serveConn serves one connection on its own goroutine until it ends: it reads
-// the pipelined batch redcon's reader finds in the framer's output, runs its
-// commands and writes their replies out once after the batch. (This is the
-// loop of redcon's server, without what dynakv does not use: detaching and idle
-// timeouts. The framer only hands redcon's reader valid frames.)
+// serveConn serves one connection on its own goroutine until it ends: it takes
+// the pipelined batch of complete commands the wire parsed (spans of its input
+// buffer, parsed once by the framer), runs them and writes their replies out once
+// after the batch.
 func (s *Server) serveConn(c *client) {
 	err := s.serveBatches(c)
 	s.cfg.Observer.Connection("resp", -1)
@@ -274,20 +273,17 @@ func (s *Server) serveConn(c *client) {
 
 func (s *Server) serveBatches(c *client) error {
 	for {
-		cmds, err := c.rd.ReadCommands()
-		if err != nil {
+		if err := c.rd.next(&c.cmds); err != nil {
 			return err
 		}
-		c.cmds = cmds
-		for len(c.cmds) > 0 {
-			cmd := c.cmds[0]
-			c.cmds = c.cmds[1:]
-			s.serveCommand(c, cmd.Args)
+		for c.ran = 0; c.ran < c.cmds.len(); {
+			args := c.cmds.get(c.ran)
+			c.ran++
+			s.serveCommand(c, args)
 			if c.closed {
 				return nil
 			}
 		}
-		c.cmds = nil
 		if err := c.wr.Flush(); err != nil {
 			return err
 		}
@@ -298,16 +294,17 @@ func (s *Server) serveBatches(c *client) error {
 // connection's goroutine; the others are read by CLIENT LIST from other
 // connections.
 type client struct {
-	sess    *proxy.Session // every single-key op runs through it; flushed by guardConn.Write
+	sess    *proxy.Session // every single-key op runs through it; flushed by wire.Write
 	pending int            // reply bytes buffered in wr, not yet written
 	id      int64
 	// The socket side (nil when a handler runs without a socket: tests): the
-	// guarded connection, redcon's reader and writer over it, and the commands
-	// of the pipelined batch not run yet.
+	// connection, the wire that reads and parses its requests, redcon's writer
+	// over it, and the pipelined batch: cmds.get(ran) is the next to run.
 	nc          net.Conn
-	rd          *redcon.Reader
+	rd          *wire
 	wr          *redcon.Writer
-	cmds        []redcon.Command
+	cmds        commands
+	ran         int
 	closed      bool // nc was closed after the replies so far were written
 	w           Reply
 	authed      bool

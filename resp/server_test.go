@@ -288,7 +288,7 @@ func (h *handlerHarness) run(args ...string) string {
 	}
 	h.c.w.reset()
 	h.s.safeExec(h.c, argv)
-	if err := h.c.sess.Flush(h.s.ctx); err != nil { // as guardConn.Write does
+	if err := h.c.sess.Flush(h.s.ctx); err != nil { // as wire.Write does
 		return "flush: " + err.Error()
 	}
 	var r recorder

@@ -7,15 +7,36 @@ import (
 	"github.com/dynakv/dynakv/proxy"
 )
 
-// do runs op in the connection's session (flushed by guardConn.Write before the
+// do runs op in the connection's session (flushed by wire.Write before the
 // batch's replies leave), answering its error if it fails.
 func (s *Server) do(c *client, op proxy.Op) (proxy.Result, bool) {
-	res, err := c.sess.Do(s.ctx, op)
+	res, err := c.sess.Do(s.ctx, owned(op))
 	if err != nil {
 		s.replyErr(c, err)
 		return res, false
 	}
 	return res, true
+}
+
+// owned gives op its own copy of its key and value, in one allocation. Arguments
+// alias the connection's input buffer, which the next read overwrites, while the
+// coordinator's background work (replica writes past W, hints, read repair) may
+// use an op's key, and the record built from its value, after the op returned.
+// Everything resp hands the proxy goes through it (or is a string: a copy).
+func owned(op proxy.Op) proxy.Op {
+	if len(op.Key)+len(op.Value) == 0 {
+		return op
+	}
+	b := make([]byte, len(op.Key)+len(op.Value))
+	n := copy(b, op.Key)
+	copy(b[n:], op.Value)
+	if op.Key != nil {
+		op.Key = b[:n:n]
+	}
+	if op.Value != nil {
+		op.Value = b[n:]
+	}
+	return op
 }
 
 // replyErr answers err through the error table, logging errors it does not know.
@@ -257,7 +278,7 @@ func (s *Server) mget(c *client, args [][]byte) {
 	m := c.w.mark()
 	c.w.Array(len(args) - 1)
 	for _, key := range args[1:] {
-		res, err := s.px.Do(s.ctx, proxy.Op{Kind: proxy.OpGet, Key: key})
+		res, err := s.px.Do(s.ctx, owned(proxy.Op{Kind: proxy.OpGet, Key: key}))
 		if err != nil {
 			c.w.truncate(m)
 			s.replyErr(c, err)

@@ -1,0 +1,9 @@
+//go:build poison
+
+package resp
+
+// poison is set by the poison build tag: a wire overwrites its consumed input
+// once the batch that used it is done, so a command's argument kept past its
+// batch (an alias of the input buffer, where a copy was due) shows up as
+// garbage in tests.
+const poison = true
