@@ -204,24 +204,31 @@ func TestRemovedMemberLeavesTransport(t *testing.T) {
 	nodes := startTestCluster(t, 3)
 	gone := nodes[2]
 	addr := gone.tr.Addr()
-	c := redis.NewClient(&redis.Options{Addr: nodes[0].RESPAddr()})
-	defer c.Close()
-	// With N=3 on three nodes every write reaches every node.
-	for i := range 5 {
-		if err := c.Set(context.Background(), fmt.Sprint("k", i), "v", 0).Err(); err != nil {
-			t.Fatal(err)
+	// With N=3 on three nodes every write a node coordinates reaches every
+	// node: write through each of the two that stay until both have called
+	// the third (bounded; under load its first answers may be "starting").
+	deadline := time.Now().Add(10 * time.Second)
+	for i, n := range nodes[:2] {
+		c := redis.NewClient(&redis.Options{Addr: n.RESPAddr()})
+		for j := 0; !slices.Contains(n.tr.PeerAddrs(), addr); j++ {
+			if time.Now().After(deadline) {
+				c.Close()
+				t.Fatalf("%s never called %s", n.cfg.Name, gone.cfg.Name)
+			}
+			if err := c.Set(context.Background(), fmt.Sprint("k", i, ".", j), "v", 0).Err(); err != nil {
+				t.Logf("SET through %s: %v", n.cfg.Name, err)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-	}
-	for _, n := range nodes[:2] {
-		if !slices.Contains(n.tr.PeerAddrs(), addr) {
-			t.Fatalf("%s never called %s", n.cfg.Name, gone.cfg.Name)
-		}
+		c.Close()
 	}
 	gone.Close()
+	c := redis.NewClient(&redis.Options{Addr: nodes[0].RESPAddr()})
+	defer c.Close()
 	if err := c.Do(context.Background(), "DCLUSTER", "REMOVE", gone.cfg.Name).Err(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline = time.Now().Add(5 * time.Second)
 	for _, n := range nodes[:2] {
 		for slices.Contains(n.tr.PeerAddrs(), addr) {
 			if time.Now().After(deadline) {

@@ -725,9 +725,11 @@ func TestMaxMemoryYoungGraves(t *testing.T) {
 	t.Cleanup(leaktest.AfterTest(t))
 	clock := &steppedClock{}
 	nodes := startTestClusterWith(t, 3, func(_ int, c *Config) {
-		// Rounds an hour apart: no purge. A long request timeout: this test
-		// is about the accounting, and -race on a loaded machine is slow.
-		c.AAEInterval, c.Now, c.RequestTimeout = time.Hour, clock.Now, 5*time.Second
+		// No purge may take the graves during the test: rounds an hour
+		// apart, and a day's grace (the evictor kicks a round when graves
+		// crowd the allowance). A long request timeout: this test is about
+		// the accounting, and -race on a loaded machine is slow.
+		c.AAEInterval, c.TombstoneGrace, c.Now, c.RequestTimeout = time.Hour, 24*time.Hour, clock.Now, 5*time.Second
 	})
 	ctx := context.Background()
 	c := redis.NewClient(&redis.Options{Addr: nodes[0].RESPAddr(), MaxRetries: -1, ReadTimeout: time.Minute})

@@ -50,8 +50,9 @@ func (t *Transport) serveConn(conn net.Conn) {
 		if t.isClosed() {
 			return
 		}
-		t.st.refused.Add(1)
+		// Logged before it is counted: whoever sees the count sees the line.
 		t.log.Warn("transport: refused connection", "remote", remote, "name", from, "err", err)
+		t.st.refused.Add(1)
 		return
 	}
 
