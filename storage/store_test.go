@@ -1318,23 +1318,29 @@ func TestPartitionOfMatchesRing(t *testing.T) {
 // most the stripe count.
 func TestPartitionStripes(t *testing.T) {
 	for _, q := range []int{1, 8, lockStripes, 4 * lockStripes} {
-		owner := map[int]int{} // stripe -> partition
+		owner := make([]int, lockStripes) // stripe -> partition + 1 (0: none yet)
 		for p := range q {
 			stripes := partitionStripes(p, q)
 			if !slices.IsSorted(stripes) || len(stripes) != max(1, lockStripes/q) {
 				t.Fatalf("q=%d p=%d: stripes %v", q, p, stripes)
 			}
 			for _, i := range stripes {
-				if o, ok := owner[i]; ok && q <= lockStripes {
-					t.Fatalf("q=%d: stripe %d held by partitions %d and %d", q, i, o, p)
+				if o := owner[i]; o != 0 && q <= lockStripes {
+					t.Fatalf("q=%d: stripe %d held by partitions %d and %d", q, i, o-1, p)
 				}
-				owner[i] = p
+				owner[i] = p + 1
 			}
 		}
 		for i := range 5000 {
 			h := ring.KeyHash(fmt.Appendf(nil, "key-%d", i))
 			p := int(h & uint64(q-1))
-			if !slices.Contains(partitionStripes(p, q), int(h%lockStripes)) {
+			// Up to lockStripes partitions, each stripe has one owner (checked
+			// above); past it, a partition has one stripe.
+			locked := owner[h%lockStripes] == p+1
+			if q > lockStripes {
+				locked = slices.Contains(partitionStripes(p, q), int(h%lockStripes))
+			}
+			if !locked {
 				t.Fatalf("q=%d: key %d of partition %d is on stripe %d, not locked", q, i, p, h%lockStripes)
 			}
 		}
