@@ -327,12 +327,6 @@ func (c *Config) memoryCacheDefaults() {
 // Pebble's caches: Merkle trees, the record cache's index, buffers, stacks.
 const goFixedBytes = 32 << 20
 
-// Pebble's defaults for the caches left zero (storage.Config).
-const (
-	pebbleBlockCacheDefault = 64 << 20
-	pebbleMemTableDefault   = 4 << 20
-)
-
 // pebbleHeapBytes is what Pebble allocates by hand (its block cache and two
 // memtables) when that is on the Go heap: built without cgo (CGO_ENABLED=0,
 // as the Dockerfile builds), Pebble's manual allocator takes them from the Go
@@ -341,12 +335,11 @@ func (c Config) pebbleHeapBytes() int64 {
 	if !pebbleManualOnHeap {
 		return 0
 	}
-	block, mem := c.BlockCacheBytes, c.MemTableBytes
-	if block == 0 {
-		block = pebbleBlockCacheDefault
-	}
+	// storage's defaults for the sizes left zero.
+	block := storage.Config{CacheBytes: c.BlockCacheBytes}.EnsureDefaults().CacheBytes
+	mem := c.MemTableBytes
 	if mem == 0 {
-		mem = pebbleMemTableDefault
+		mem = storage.DefaultMemTableBytes
 	}
 	return block + 2*mem
 }

@@ -84,6 +84,10 @@ type Observer interface {
 	PartitionsDropped(first, last int)
 }
 
+// DefaultMemTableBytes is the memtable size a store gets when
+// Config.MemTableBytes is 0: Pebble's own default, which storage leaves to it.
+const DefaultMemTableBytes = 4 << 20
+
 // EnsureDefaults returns a copy of c with defaults filled in.
 func (c Config) EnsureDefaults() Config {
 	if c.Partitions == 0 {

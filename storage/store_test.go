@@ -19,6 +19,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cockroachdb/pebble"
 	"github.com/lni/goutils/leaktest"
 
 	"github.com/dynakv/dynakv/ring"
@@ -1384,5 +1385,13 @@ func TestExclusivePartitionKeepsWritersOut(t *testing.T) {
 	}
 	if err := s.ExclusivePartition(8, func() error { return nil }); err == nil {
 		t.Fatal("partition out of range accepted")
+	}
+}
+
+// TestDefaultMemTableBytes: the memtable size storage leaves to Pebble is the
+// one it tells callers (node/ counts it in the Go memory limit).
+func TestDefaultMemTableBytes(t *testing.T) {
+	if got := (&pebble.Options{}).EnsureDefaults().MemTableSize; got != DefaultMemTableBytes {
+		t.Errorf("Pebble's default MemTableSize is %d, DefaultMemTableBytes %d", got, DefaultMemTableBytes)
 	}
 }
