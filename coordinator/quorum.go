@@ -485,7 +485,7 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 // With via (ModifyBatch), the first call to each planned replica joins via's
 // message to that node instead of going alone, and replicate tells via it is
 // ready once it has made them; replacements go alone.
-func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int, syncLocal bool, dl deadline, via *writeBatch) (localSynced bool, _ error) {
+func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int, syncLocal bool, dl deadline, via *batchSlot) (localSynced bool, _ error) {
 	told := false // via was told replicate is ready
 	ready := func() {
 		if via != nil && !told {

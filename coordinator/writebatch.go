@@ -1,8 +1,10 @@
 package coordinator
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -210,7 +212,7 @@ func (c *Coordinator) replicateBatch(es []batchEntry, out []BatchResult) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := c.replicate(e.ctx, e.key, e.rec, e.pn, e.w, false, e.dl, via); err != nil {
+			if _, err := c.replicate(e.ctx, e.key, e.rec, e.pn, e.w, false, e.dl, &batchSlot{via, i}); err != nil {
 				out[i].Err = err
 			}
 		}()
@@ -220,7 +222,10 @@ func (c *Coordinator) replicateBatch(es []batchEntry, out []BatchResult) {
 }
 
 // writeBatch gathers the first replica calls of a ModifyBatch's writes by node,
-// and sends each node's as one message once every write made its calls.
+// and sends each node's as one message once every write made its calls. The
+// messages, and the writes in each, are in the order of the batch's writes,
+// whatever order their goroutines made their calls in, so that a batch's
+// messages depend on the batch alone (the simulation replays them).
 type writeBatch struct {
 	c       *Coordinator
 	waiting sync.WaitGroup // writes that have not made their first calls yet
@@ -233,12 +238,20 @@ type nodeWrites struct {
 	node string
 	reqs []peer.WriteRequest
 	done []chan error
+	seqs []int    // the writes' positions in the batch
 	dl   deadline // the earliest of the writes' deadlines
 }
 
-// add adds req, of a write with deadline dl, to node's message and returns the
-// channel its outcome will arrive on.
-func (b *writeBatch) add(node string, req peer.WriteRequest, dl deadline) <-chan error {
+// batchSlot is one write's place in a writeBatch: what replicate joins.
+type batchSlot struct {
+	b   *writeBatch
+	seq int // the write's position in the batch
+}
+
+// add adds req, of the slot's write with deadline dl, to node's message and
+// returns the channel its outcome will arrive on.
+func (s *batchSlot) add(node string, req peer.WriteRequest, dl deadline) <-chan error {
+	b := s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	var nw *nodeWrites
@@ -258,11 +271,12 @@ func (b *writeBatch) add(node string, req peer.WriteRequest, dl deadline) <-chan
 	done := make(chan error, 1)
 	nw.reqs = append(nw.reqs, req)
 	nw.done = append(nw.done, done)
+	nw.seqs = append(nw.seqs, s.seq)
 	return done
 }
 
-// ready tells the batch that a write made its first calls.
-func (b *writeBatch) ready() { b.waiting.Done() }
+// ready tells the batch that the slot's write made its first calls.
+func (s *batchSlot) ready() { s.b.waiting.Done() }
 
 // flush waits until every write made its first calls, then sends every node's
 // message, each in the background.
@@ -271,6 +285,10 @@ func (b *writeBatch) flush() {
 	b.mu.Lock()
 	nodes := b.nodes
 	b.mu.Unlock()
+	for _, nw := range nodes {
+		nw.sort()
+	}
+	slices.SortFunc(nodes, func(x, y *nodeWrites) int { return cmp.Compare(x.seqs[0], y.seqs[0]) })
 	for _, nw := range nodes {
 		if !b.c.goBackground(func() { b.c.sendWrites(nw) }) {
 			nw.answer(nil, context.Canceled) // closing: nothing is sent
@@ -301,6 +319,19 @@ func (c *Coordinator) sendWrites(nw *nodeWrites) {
 	}
 	wg.Wait()
 	nw.answer(errs, nil)
+}
+
+// sort puts nw's writes in batch order.
+func (nw *nodeWrites) sort() {
+	perm := make([]int, len(nw.seqs))
+	for i := range perm {
+		perm[i] = i
+	}
+	slices.SortFunc(perm, func(x, y int) int { return cmp.Compare(nw.seqs[x], nw.seqs[y]) })
+	reqs, done, seqs := slices.Clone(nw.reqs), slices.Clone(nw.done), slices.Clone(nw.seqs)
+	for i, j := range perm {
+		nw.reqs[i], nw.done[i], nw.seqs[i] = reqs[j], done[j], seqs[j]
+	}
 }
 
 // answer hands each write its outcome: errs[i], or err for all.
