@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -370,4 +371,41 @@ func BenchmarkModifyBatch(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestWriteBatchSplits: RemotePeers' WriteBatch sends one request in a
+// message of its own and a larger batch as MsgWriteBatch messages of at most
+// maxBatchCount writes, each write getting its own outcome.
+func TestWriteBatchSplits(t *testing.T) {
+	for _, tt := range []struct {
+		n    int
+		want []string
+	}{
+		{1, []string{"write"}},
+		{3, []string{"batch of 3"}},
+		{maxBatchCount + 4, []string{fmt.Sprint("batch of ", maxBatchCount), "batch of 4"}},
+	} {
+		caller := &recordingCaller{release: make(chan struct{})}
+		close(caller.release)
+		reqs := make([]peer.WriteRequest, tt.n)
+		for i := range reqs {
+			key := fmt.Sprint("k", i)
+			if i == tt.n-1 {
+				key = "bad"
+			}
+			reqs[i] = peer.WriteRequest{Key: []byte(key), Record: vclock.Update(vclock.Set{}, nil, "n1:1", value(key), 1, 0)}
+		}
+		errs := RemotePeers(caller).(BatchWriter).WriteBatch(context.Background(), "n2", reqs)
+		if !slices.Equal(caller.calls, tt.want) {
+			t.Errorf("%d writes: messages %v, want %v", tt.n, caller.calls, tt.want)
+		}
+		for i, err := range errs {
+			if (err != nil) != (i == tt.n-1) {
+				t.Errorf("%d writes: write %d: %v", tt.n, i, err)
+			}
+		}
+		if len(errs) != tt.n {
+			t.Errorf("%d writes: %d outcomes", tt.n, len(errs))
+		}
+	}
 }
