@@ -165,18 +165,51 @@ func (p *remotePeers) send(ctx context.Context, node string, batch []*queuedWrit
 	for i, w := range batch {
 		encs[i] = w.enc
 	}
+	for i, err := range p.sendBatch(ctx, node, encs) {
+		batch[i].done <- err
+	}
+}
+
+// sendBatch sends encoded WriteRequests to node in one MsgWriteBatch and
+// returns each one's outcome (the call's error for every one when it failed).
+func (p *remotePeers) sendBatch(ctx context.Context, node string, encs [][]byte) []error {
 	reply, err := p.c.Call(ctx, node, peer.MsgWriteBatch, peer.AppendWriteBatch(nil, encs))
 	var errs []error
 	if err == nil {
-		errs, err = peer.DecodeBatchReply(reply, len(batch))
+		errs, err = peer.DecodeBatchReply(reply, len(encs))
 	}
-	for i, w := range batch {
-		if err != nil {
-			w.done <- err
-		} else {
-			w.done <- errs[i]
+	if err != nil {
+		errs = make([]error, len(encs))
+		for i := range errs {
+			errs[i] = err
 		}
 	}
+	return errs
+}
+
+// WriteBatch sends reqs to node at once, bypassing the node's writeQueue (the
+// batch is formed already): one message of its own for one request, else one
+// MsgWriteBatch per maxBatchCount writes or maxBatchBytes (a larger batch is
+// split), sent one after another. It returns each request's outcome.
+func (p *remotePeers) WriteBatch(ctx context.Context, node string, reqs []peer.WriteRequest) []error {
+	encs := make([][]byte, len(reqs))
+	for i, req := range reqs {
+		encs[i] = req.AppendBinary(nil)
+	}
+	if len(encs) == 1 {
+		return []error{p.writeOne(ctx, node, encs[0])}
+	}
+	errs := make([]error, 0, len(encs))
+	for len(encs) > 0 {
+		n, size := 0, 0
+		for n < len(encs) && n < maxBatchCount && (n == 0 || size+len(encs[n]) <= maxBatchBytes) {
+			size += len(encs[n])
+			n++
+		}
+		errs = append(errs, p.sendBatch(ctx, node, encs[:n])...)
+		encs = encs[n:]
+	}
+	return errs
 }
 
 // writeOne sends one encoded WriteRequest in a message of its own.

@@ -125,5 +125,13 @@
 // side effect, for the caller to run Modify or Get instead. A set holding a
 // staged write keeps this node's write admission, so Seal waits for it.
 //
+// Write batches (writebatch.go): ModifyBatch runs the writes an event loop
+// collected in one iteration as Modify would one after another, sharing only
+// the local storage batch (one synced commit, before any record leaves) and
+// one message per replica node for the writes' first calls. Every invariant
+// above holds for each write of a batch: its own plan, deadline, W
+// acknowledgements from distinct owners, spares, hints and errors, so one
+// write's failure never changes another's outcome.
+//
 // A Coordinator is safe for concurrent use.
 package coordinator

@@ -454,7 +454,7 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 	if !wrote {
 		return c.settle(res, opt)
 	}
-	along, err := c.replicate(ctx, key, rec, pn, w, !synced, dl)
+	along, err := c.replicate(ctx, key, rec, pn, w, !synced, dl, nil)
 	res.Durable = res.Durable || along
 	if err != nil {
 		return res, err
@@ -481,7 +481,19 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 // and no hint is stored after hintsUntil (see deadline): rec holds data the
 // request read, which must not travel later (a hint the node could not store by
 // then, stalled, is left to anti-entropy and read repair).
-func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int, syncLocal bool, dl deadline) (localSynced bool, _ error) {
+//
+// With via (ModifyBatch), the first call to each planned replica joins via's
+// message to that node instead of going alone, and replicate tells via it is
+// ready once it has made them; replacements go alone.
+func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int, syncLocal bool, dl deadline, via *batchSlot) (localSynced bool, _ error) {
+	told := false // via was told replicate is ready
+	ready := func() {
+		if via != nil && !told {
+			told = true
+			via.ready()
+		}
+	}
+	defer ready() // on the early return
 	rctx, cancel := c.contextUntil(dl)
 	until := c.hintsUntil(dl)
 	keepHint := func(owner string) {
@@ -522,10 +534,23 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		acked = ownerSet{}
 	}
 	recEnc := rec.AppendBinary(nil)
-	write := func(t target) bool {
-		req := peer.WriteRequest{Key: key, Record: rec, HintFor: t.hintFor}.WithRecordEncoding(recEnc)
+	request := func(t target) peer.WriteRequest {
+		return peer.WriteRequest{Key: key, Record: rec, HintFor: t.hintFor}.WithRecordEncoding(recEnc)
+	}
+	// write makes the call to t: alone, or, given joined, as part of via's
+	// message, whose outcome it waits for.
+	write := func(t target, joined <-chan error) bool {
 		start := time.Now()
-		err := c.cfg.Peers.Write(rctx, t.node, req)
+		var err error
+		if joined != nil {
+			select {
+			case err = <-joined:
+			case <-rctx.Done():
+				err = rctx.Err()
+			}
+		} else {
+			err = c.cfg.Peers.Write(rctx, t.node, request(t))
+		}
 		if err != nil {
 			c.stats.replicaWriteFailures.Add(1)
 			c.peerFailed(t.node, err, time.Since(start))
@@ -534,10 +559,14 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		return err == nil
 	}
 	var calls replicaCalls
-	send := func(t target) {
+	send := func(t target, first bool) {
 		i := calls.add(t, c.cfg.ReplicaTimeout)
+		var joined <-chan error
+		if first && via != nil {
+			joined = via.add(t.node, request(t), dl)
+		}
 		if c.goBackground(func() {
-			if write(t) {
+			if write(t, joined) {
 				results <- outcome{i: i, ok: true}
 				return
 			}
@@ -553,7 +582,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 				}
 				c.stats.fallbacks.Add(1)
 				t = target{node: node, hintFor: t.owner()}
-				if write(t) {
+				if write(t, nil) {
 					break
 				}
 				rd.unclaim(i) // failed too: the next spare stands in
@@ -575,7 +604,7 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 			return
 		}
 		c.stats.fallbacks.Add(1)
-		send(target{node: node, hintFor: calls[i].t.owner()})
+		send(target{node: node, hintFor: calls[i].t.owner()}, false)
 	}
 	handle := func(o outcome) {
 		pending--
@@ -594,8 +623,9 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		}
 	}
 	for _, t := range pn.remote {
-		send(t)
+		send(t, true)
 	}
+	ready()
 	var slow replicaTimer
 wait:
 	for acks < w && pending > 0 {

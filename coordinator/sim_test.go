@@ -110,6 +110,7 @@ var (
 	simEvict     = flag.Bool("sim.evict", true, "run evictors in about half the TestSim runs (see simEvict)")
 	simTrace     = flag.String("sim.trace", "", "with -sim.seed, write the network trace to this file")
 	simUnbatched = flag.Bool("sim.unbatched", false, "send every replica write on its own, so that a seed replays exactly")
+	simBatched   = flag.Bool("sim.batched", true, "in about half the TestSim runs, clients send some SETs and DELs in batches (sim_batch_test.go)")
 )
 
 const defaultSimSeeds = 500
@@ -215,6 +216,9 @@ type params struct {
 	evict bool
 	// zones deals the nodes out over that many zones (params.zoneOf); 0: none.
 	zones int
+	// batched has the clients send some of their plain SETs and DELs in
+	// batches (proxy.DoBatch, coordinator.ModifyBatch; sim_batch_test.go).
+	batched bool
 	// unbatched sends every replica write on its own (UnbatchedPeers): which
 	// writes share a batch depends on goroutine scheduling, so a history that must
 	// replay exactly (TestSimDeterministic) cannot batch.
@@ -231,6 +235,7 @@ func simParams(seed uint64) params {
 	p.churn = !p.blind && rng.IntN(3) != 0
 	p.expiry = rng.IntN(2) == 0
 	p.evict = rng.IntN(2) == 0 && *simEvict // drawn always, so the other draws stay put
+	p.batched = rng.IntN(2) == 0 && *simBatched
 	return p
 }
 
@@ -482,10 +487,17 @@ func (r recorder) Modify(ctx context.Context, key []byte, fn coordinator.ModifyF
 		clk, val = c, v
 		return c, v, err
 	}, opt)
-	rec := res.Record
 	o, _ := ctx.Value(opKey{}).(*op)
+	r.record(o, key, clk, val, called, res, err)
+	return res, err
+}
+
+// record records the write o made (fn decided to write: called) with its
+// outcome, and checks W owners hold it if it is acknowledged.
+func (r recorder) record(o *op, key []byte, clk vclock.Clock, val vclock.Value, called bool, res coordinator.WriteResult, err error) {
+	rec := res.Record
 	if !called || rec.Empty() || o == nil {
-		return res, err
+		return
 	}
 	w := &write{key: string(key), by: r.Actor(), ctx: clk, value: val, acked: err == nil, op: o}
 	// The write's actor is the coordinator's, or one of its partition epochs
@@ -506,7 +518,6 @@ func (r recorder) Modify(ctx context.Context, key []byte, fn coordinator.ModifyF
 	if w.acked {
 		r.s.checkAcked(w)
 	}
-	return res, err
 }
 
 // owners returns key's N replicas.
@@ -735,6 +746,10 @@ func (s *sim) client(c int, keys []string) {
 	var lastCtx = map[string]string{} // the context of this client's last DGET per key
 	for seq := range s.p.ops {
 		time.Sleep(time.Duration(rng.Int64N(int64(250 * time.Millisecond))))
+		if s.p.batched && rng.IntN(4) == 0 {
+			s.batch(rng, c, seq, keys)
+			continue
+		}
 		key := keys[rng.IntN(len(keys))]
 		s.mu.Lock()
 		targets := s.clientNodes()

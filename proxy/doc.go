@@ -57,6 +57,11 @@
 // whether the caller will sync later (coordinator.Deferred) or not
 // (coordinator.DurableOnReturn). Copy's steps are durable on return, one by one.
 //
+// Batches (batch.go): an event loop collects the batchable ops of one iteration
+// (plain SET, single-key DEL; Batchable) into a Batch and runs them with
+// DoBatch, one coordinator.ModifyBatch for all; each op's outcome is what Do
+// gives it alone, durable on return.
+//
 // Ops and outcomes cross the network in the binary form of codec.go (Op.AppendBinary,
 // DecodeOp, AppendResult, DecodeResult): versioned, canonical, strict and fuzzed. It
 // keeps nil and empty slices apart, so a forwarded Result is exactly what the

@@ -483,27 +483,45 @@ func (p *Proxy) dput(ctx context.Context, op Op, d coordinator.Durability) (Resu
 // coordinator reports it so, and the session's Flush covers it).
 func (p *Proxy) modify(ctx context.Context, op Op, d coordinator.Durability) (Result, bool, error) {
 	var res Result
-	w, err := p.co.Modify(ctx, op.Key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+	w, err := p.co.Modify(ctx, op.Key, p.modifyFunc(op, &res), p.writeOptions(op, d))
+	if err != nil { // Modify reports a decision not to write (errNoWrite) as success
+		return Result{}, false, err
+	}
+	return modified(op, res, w), w.Durable, nil
+}
+
+// modifyFunc is the coordinator.ModifyFunc of a plain read-modify-write: op's
+// applier run on the item the record resolves to, at op's time; it leaves the
+// outcome in *res.
+func (p *Proxy) modifyFunc(op Op, res *Result) coordinator.ModifyFunc {
+	return func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
 		now := op.Accepted
 		it, found := resolve(cur, now)
-		res = Result{}
-		v, err := p.apply(op, it, found, &res)
+		*res = Result{}
+		v, err := p.apply(op, it, found, res)
 		if err != nil {
 			return nil, vclock.Value{}, err
 		}
 		v.Timestamp = now
 		return cur.Join(), v, nil
-	}, coordinator.WriteOptions{W: op.W, Durability: d, ReadFirst: !plainSet(op)})
-	if err != nil { // Modify reports a decision not to write (errNoWrite) as success
-		return Result{}, false, err
 	}
+}
+
+// writeOptions are a plain read-modify-write's options (see modify).
+func (p *Proxy) writeOptions(op Op, d coordinator.Durability) coordinator.WriteOptions {
+	return coordinator.WriteOptions{W: op.W, Durability: d, ReadFirst: !plainSet(op)}
+}
+
+// modified completes the result of a plain read-modify-write that succeeded
+// with w: a write's cas unique.
+func modified(op Op, res Result, w coordinator.WriteResult) Result {
 	if res.Status == Stored {
 		res.CAS = w.Record.ContextHash()
 		if writesItem(op.Kind) {
 			res.Item.CAS = res.CAS
 		}
 	}
-	return res, w.Durable, nil
+	return res
 }
 
 // plainSet reports whether op is a SET that depends on nothing it would read: no
