@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cockroachdb/pebble"
 )
 
 // Memory accounting: the logical bytes a store holds, kept exact on every commit
@@ -222,10 +224,27 @@ func (s *Store) Physical() PhysicalStats {
 	}
 	defer s.exit(nil)
 	m := s.db.Metrics()
-	out := PhysicalStats{FS: m.DiskSpaceUsage(), Memtables: m.MemTable.Size, BlockCache: uint64(max(m.BlockCache.Size, 0)),
+	out := PhysicalStats{FS: diskUsage(m), Memtables: m.MemTable.Size, BlockCache: uint64(max(m.BlockCache.Size, 0)),
 		WAL: m.WAL.PhysicalSize + m.WAL.ObsoletePhysicalSize}
 	for _, l := range m.Levels {
-		out.Tables += uint64(l.Size)
+		out.Tables += uint64(max(l.Size, 0))
 	}
 	return out
+}
+
+// diskUsage is m.DiskSpaceUsage without the terms Pebble's accounting can drive
+// below zero. Pebble v1.1.5 keeps Table.ObsoleteSize (unsigned) by adding and
+// subtracting, and after the delete-only compactions that follow a dropped range
+// it is seen at minus tens of MB, wrapped to about 2^64: the sum then wraps too,
+// and a node's physical valve and INFO would read about 16 EiB for the rest of
+// the process. A wrapped term is taken out (the subtraction undoes its addition
+// exactly, modulo 2^64): the obsolete files it stood for are gone or going.
+func diskUsage(m *pebble.Metrics) uint64 {
+	u := m.DiskSpaceUsage()
+	for _, term := range []uint64{m.Table.ObsoleteSize, m.Table.ZombieSize, uint64(m.Compact.InProgressBytes)} {
+		if int64(term) < 0 {
+			u -= term
+		}
+	}
+	return u
 }

@@ -488,8 +488,8 @@ func TestGraveAges(t *testing.T) {
 
 // TestDropAllFreesFiles: in memory mode, FLUSHALL's files leave soon after it
 // (the range deletions are flushed, and Pebble drops the tables they cover)
-// instead of staying until ordinary compactions reach them; and the young
-// graves go with the graves.
+// instead of staying until ordinary compactions reach them, while the file
+// bytes stay a sane figure (diskUsage); and the young graves go with the graves.
 func TestDropAllFreesFiles(t *testing.T) {
 	s, err := Open(Config{InMemory: true, Partitions: 16, Logger: quietLogger(), MemTableBytes: 1 << 20})
 	if err != nil {
@@ -520,9 +520,41 @@ func TestDropAllFreesFiles(t *testing.T) {
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for s.Physical().Tables > before/4 {
+		if ph := s.Physical(); ph.FS > 1<<40 {
+			t.Fatalf("file bytes wrapped after DropAll: %+v", ph)
+		}
 		if time.Now().After(deadline) {
 			t.Fatalf("tables %d bytes 10 s after DropAll, %d before (%+v)", s.Physical().Tables, before, s.Physical())
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestDiskUsageLeavesWrappedTerms: a term Pebble's accounting drove below zero
+// (seen for Table.ObsoleteSize after a dropped range's delete-only compactions)
+// is left out of the store's file bytes instead of wrapping the sum to ~2^64.
+func TestDiskUsageLeavesWrappedTerms(t *testing.T) {
+	neg := func(n int64) uint64 { return uint64(-n) }
+	for _, tc := range []struct {
+		name string
+		set  func(m *pebble.Metrics)
+		want uint64
+	}{
+		{"sane", func(m *pebble.Metrics) {
+			m.Table.ObsoleteSize, m.Table.ZombieSize, m.Compact.InProgressBytes = 10, 20, 30
+		}, 1000 + 10 + 20 + 30},
+		{"obsolete wrapped", func(m *pebble.Metrics) { m.Table.ObsoleteSize = neg(19_500_000) }, 1000},
+		{"zombie wrapped", func(m *pebble.Metrics) { m.Table.ZombieSize, m.Table.ObsoleteSize = neg(5), 7 }, 1007},
+		{"in progress negative", func(m *pebble.Metrics) { m.Compact.InProgressBytes = -40 }, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var m pebble.Metrics
+			m.WAL.PhysicalSize = 600
+			m.Levels[0].Size, m.Levels[6].Size = 100, 300
+			tc.set(&m)
+			if got := diskUsage(&m); got != tc.want {
+				t.Fatalf("diskUsage = %d, want %d (Pebble's sum: %d)", got, tc.want, m.DiskSpaceUsage())
+			}
+		})
 	}
 }
