@@ -166,7 +166,7 @@ func TestSim(t *testing.T) {
 					s.dump(t)
 					t.Logf("sim failed with seed %d; rerun just this seed (its history and network trace) with:\n"+
 						"\tgo test -race ./coordinator/ -run 'TestSim$' -v -sim.seed=%d -sim.trace=/tmp/sim-%d.trace\n"+
-						"(add -sim.unbatched for a run that replays exactly; batching of replica writes follows the scheduler)", seed, seed, seed)
+						"(add -sim.unbatched -sim.batched=false for a run that replays exactly; batches follow the scheduler)", seed, seed, seed)
 				} else if *simSeed >= 0 && testing.Verbose() {
 					s.dump(t)
 				}
@@ -182,7 +182,9 @@ func TestSimDeterministic(t *testing.T) {
 		for i := range hist {
 			t.Run(fmt.Sprintf("seed=%d/run=%d", seed, i), func(t *testing.T) {
 				p := simParams(seed)
-				p.unbatched = true
+				// Batches of replica writes, and clients' write batches (whose
+				// reads and replica calls run at once), follow the scheduler.
+				p.unbatched, p.batched = true, false
 				synctest.Test(t, func(t *testing.T) { hist[i] = runSim(t, seed, p, nil).history() })
 			})
 		}
