@@ -8,7 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 PKGS      := ./...
 
-.PHONY: all build run test test-short soak fuzz bench bench-cluster bench-aae bench-compare lint tools clean chaos chaos-zones compat compat-redis compat-memcached compat-suites
+.PHONY: all build run test test-short soak fuzz bench bench-cluster bench-aae bench-idle bench-compare lint tools clean chaos chaos-zones compat compat-redis compat-memcached compat-suites
 
 all: build
 
@@ -95,6 +95,10 @@ bench-cluster:
 # Foreground throughput and p99 while anti-entropy refills a wiped node, vs off.
 bench-aae:
 	bench/aae-benchmark.sh
+
+# RSS per idle client connection, dynakv against redis-server (CONNS, default 10000).
+bench-idle:
+	bench/idle-conns.sh
 
 # dynakv bench --compare: redis-server, memcached, the Go baseline (the ceiling of
 # the network model), a dynakv node and a 3-node cluster started as child processes
