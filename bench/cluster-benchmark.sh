@@ -5,15 +5,16 @@
 #   bench/cluster-benchmark.sh
 #   REQUESTS=50000 STORAGE=memory bench/cluster-benchmark.sh
 #
-# Runs  redis-benchmark -t set,get -n $REQUESTS -c 50 -r 100000 -d 100  against
-# redis-server (--save '' --appendonly no) and against the cluster's first node, then
-# with the 50 connections spread over the three nodes, and prints requests/s, p50,
-# p99 and the ratio to redis-server. PROFILE=1 also saves a 10 s CPU profile of the
+# Runs  redis-benchmark -t set,get -n $REQUESTS -c 50 -r 100000 -d 100 -P $P  for each
+# P in $PIPELINES (default "1 16") against redis-server (--save '' --appendonly no) and
+# against the cluster's first node, then with the 50 connections spread over the three
+# nodes, and prints requests/s, p50, p99 and the ratio to redis-server. PROFILE=1 also saves a 10 s CPU profile of the
 # first node during the SET run to bench/cluster-set.pprof.
 # Needs redis-server, redis-benchmark, redis-cli (make tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-200000}
+PIPELINES=${PIPELINES:-1 16}
 STORAGE=${STORAGE:-disk}
 . bench/lib.sh
 
@@ -27,22 +28,11 @@ RESP=("${DYNAKV_RESP[@]##*:}") HTTP=("${DYNAKV_HTTP[@]}")
 for _ in $(seq 100); do redis-cli -p "$RPORT" PING >/dev/null 2>&1 && break; sleep 0.1; done
 redis-cli -p "${RESP[0]}" INFO cluster | tr -d '\r' | grep -E '^(cluster_members|n|r|w):'
 
-# run PORT [CLIENTS] -> lines "TEST rps p50 p99"
+# run PORT REQUESTS CLIENTS -> lines "TEST rps p50 p99" (pipeline $P)
 run() {
-  redis-benchmark -p "$1" -t set,get -n "$2" -c "$3" -r 100000 -d 100 --csv 2>/dev/null |
+  redis-benchmark -p "$1" -t set,get -n "$2" -c "$3" -r 100000 -d 100 -P "$P" --csv 2>/dev/null |
     awk -F, 'NR>1 { gsub(/"/,""); print $1, $2, $5, $7 }'
 }
-printf '%-4s %-22s %12s %9s %9s\n' test server 'requests/s' 'p50 ms' 'p99 ms'
-declare -A rps
-while read -r test r p50 p99; do
-  printf '%-4s %-22s %12s %9s %9s\n' "$test" redis "$r" "$p50" "$p99"; rps[$test-redis]=$r
-done < <(run "$RPORT" "$REQUESTS" 50)
-if [ "${PROFILE:-0}" = 1 ]; then
-  (sleep 1; curl -s -H "Authorization: Bearer $("$DYNAKV" admin token --secret bench)" "http://${HTTP[0]}/debug/pprof/profile?seconds=10" -o bench/cluster-set.pprof) &
-fi
-while read -r test r p50 p99; do
-  printf '%-4s %-22s %12s %9s %9s\n' "$test" "dynakv 3 nodes (one)" "$r" "$p50" "$p99"; rps[$test-one]=$r
-done < <(run "${RESP[0]}" "$REQUESTS" 50)
 wait_spread() {
   local tmp=$work/spread jobs=()
   rm -f "$tmp".*
@@ -53,14 +43,29 @@ wait_spread() {
       END { printf "%s %.2f %.3f %.3f\n", t, r, p50 / n, p99 }' "$tmp".*
   done
 }
-while read -r test r p50 p99; do
-  printf '%-4s %-22s %12s %9s %9s\n' "$test" "dynakv 3 nodes (spread)" "$r" "$p50" "$p99"; rps[$test-spread]=$r
-done < <(wait_spread)
+printf '%-4s %-26s %12s %9s %9s\n' test server 'requests/s' 'p50 ms' 'p99 ms'
+declare -A rps
+for P in $PIPELINES; do
+  while read -r test r p50 p99; do
+    printf '%-4s %-26s %12s %9s %9s\n' "$test" "redis P$P" "$r" "$p50" "$p99"; rps[$test-$P-redis]=$r
+  done < <(run "$RPORT" "$REQUESTS" 50)
+  if [ "${PROFILE:-0}" = 1 ] && [ "$P" = 1 ]; then
+    (sleep 1; curl -s -H "Authorization: Bearer $("$DYNAKV" admin token --secret bench)" "http://${HTTP[0]}/debug/pprof/profile?seconds=10" -o bench/cluster-set.pprof) &
+  fi
+  while read -r test r p50 p99; do
+    printf '%-4s %-26s %12s %9s %9s\n' "$test" "dynakv 3 nodes (one) P$P" "$r" "$p50" "$p99"; rps[$test-$P-one]=$r
+  done < <(run "${RESP[0]}" "$REQUESTS" 50)
+  while read -r test r p50 p99; do
+    printf '%-4s %-26s %12s %9s %9s\n' "$test" "dynakv 3 nodes (spread) P$P" "$r" "$p50" "$p99"; rps[$test-$P-spread]=$r
+  done < <(wait_spread)
+done
 echo
-for test in SET GET; do
-  for mode in one spread; do
-    awk -v a="${rps[$test-$mode]}" -v b="${rps[$test-redis]}" -v t="$test" -v m="$mode" \
-      'BEGIN { printf "ratio dynakv 3-node (%s) / redis %s: %.2f\n", m, t, a / b }'
+for P in $PIPELINES; do
+  for test in SET GET; do
+    for mode in one spread; do
+      awk -v a="${rps[$test-$P-$mode]}" -v b="${rps[$test-$P-redis]}" -v t="$test" -v m="$mode" -v p="$P" \
+        'BEGIN { printf "ratio dynakv 3-node (%s) / redis %s P%s: %.2f\n", m, t, p, a / b }'
+    done
   done
 done
 for i in 0 1 2; do
