@@ -133,5 +133,13 @@
 // acknowledgements from distinct owners, spares, hints and errors, so one
 // write's failure never changes another's outcome.
 //
+// Read batches (readbatch.go): GetBatch runs the reads of one iteration as Get
+// would each, sharing only one pass over the local store and one message per
+// replica node (peer.MsgReadBatch) for the reads' first calls; each read keeps
+// its own plan, R answers from distinct owners, deadline, slow-replica and
+// failed-call replacements, speculation and background read repair. A peer
+// that fails for a message, or for one key of it, fails only those calls.
+// ModifyBatch's reads-first go through the same path.
+//
 // A Coordinator is safe for concurrent use.
 package coordinator
