@@ -1123,6 +1123,9 @@ wait:
 		}
 		return vclock.Set{}, &QuorumError{Acks: acks, Need: r}
 	}
+	if c.readObserver != nil {
+		c.readObserver(key, r, acked, pn.ring.Replicas(pn.p, pn.n))
+	}
 	return merged, nil
 }
 
