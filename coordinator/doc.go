@@ -110,7 +110,10 @@
 //     peer.Caller; Register puts this node's handlers on a peer.Mux.
 //   - Work that outlives a request (replica writes past the quorum, a replica
 //     write that failed after the answer sending its record to a spare,
-//     read repairs) runs in goroutines Close cancels and waits for.
+//     read repairs) runs in goroutines Close cancels and waits for, and keeps
+//     copies of the key and record it uses, made when the request starts it:
+//     never the caller's memory, which the caller may reuse once the call
+//     returns (a front end's input buffer).
 //   - plan is pure: it depends only on the ring (preference lists and zones),
 //     liveness, the avoided peers and this node's name. Avoidance is advice: an
 //     avoided owner with no fallback left is still asked, and a dead one never is.

@@ -514,6 +514,11 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		}
 		return false, nil
 	}
+	// The calls below may outlive the request (replica writes past W, their
+	// replacements, hints): they keep copies of the key and the record, never
+	// the caller's memory (a front end's input buffer, reused once it returns).
+	recEnc := rec.AppendBinary(nil)
+	key, rec = ownCopy(key, rec, recEnc)
 	// An owner acknowledges once: a slow replica that succeeds after its
 	// replacement did (or the other way round) adds a copy, not an ack, so that W
 	// acknowledgements are always W of the key's owners (or hints kept for them).
@@ -533,7 +538,6 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		acks, pending = 0, 1
 		acked = ownerSet{}
 	}
-	recEnc := rec.AppendBinary(nil)
 	request := func(t target) peer.WriteRequest {
 		return peer.WriteRequest{Key: key, Record: rec, HintFor: t.hintFor}.WithRecordEncoding(recEnc)
 	}
@@ -664,6 +668,16 @@ wait:
 		return localSynced, &QuorumError{Acks: acks, Need: w}
 	}
 	return localSynced, nil
+}
+
+// ownCopy returns copies of key and of rec, given rec's encoding enc, which
+// share no memory with the caller's: what a request's background work keeps.
+func ownCopy(key []byte, rec vclock.Set, enc []byte) ([]byte, vclock.Set) {
+	own, err := vclock.DecodeSet(enc) // a fresh copy; an encoding of ours decodes
+	if err != nil {
+		own = rec // cannot happen: keep the record rather than lose the write
+	}
+	return bytes.Clone(key), own
 }
 
 // ownerSet is the owners a request has counted toward its quorum (a handful).
@@ -986,6 +1000,9 @@ func (c *Coordinator) readQuorum(ctx context.Context, key []byte, pn plan, r int
 	if len(pn.remote) == 0 {
 		return c.localGet(ctx, local, r)
 	}
+	// The calls, and the read repair, may outlive the request: they keep a copy
+	// of the key, never the caller's memory.
+	key = bytes.Clone(key)
 	replies := make(chan reply, len(pn.remote)+len(pn.spare))
 	rctx, cancel := c.contextUntil(dl)
 	if cancel == nil {
