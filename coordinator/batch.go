@@ -200,16 +200,27 @@ func (p *remotePeers) WriteBatch(ctx context.Context, node string, reqs []peer.W
 		return []error{p.writeOne(ctx, node, encs[0])}
 	}
 	errs := make([]error, 0, len(encs))
-	for len(encs) > 0 {
-		n, size := 0, 0
-		for n < len(encs) && n < maxBatchCount && (n == 0 || size+len(encs[n]) <= maxBatchBytes) {
-			size += len(encs[n])
-			n++
-		}
-		errs = append(errs, p.sendBatch(ctx, node, encs[:n])...)
-		encs = encs[n:]
+	for _, part := range splitBatch(encs, func(enc []byte) int { return len(enc) }) {
+		errs = append(errs, p.sendBatch(ctx, node, part)...)
 	}
 	return errs
+}
+
+// splitBatch splits a batch's requests into the messages that carry them, in
+// order: at most maxBatchCount requests each, and no more than maxBatchBytes
+// of them by size (but at least one).
+func splitBatch[T any](reqs []T, size func(T) int) [][]T {
+	var parts [][]T
+	for len(reqs) > 0 {
+		n, bytes := 0, 0
+		for n < len(reqs) && n < maxBatchCount && (n == 0 || bytes+size(reqs[n]) <= maxBatchBytes) {
+			bytes += size(reqs[n])
+			n++
+		}
+		parts = append(parts, reqs[:n])
+		reqs = reqs[n:]
+	}
+	return parts
 }
 
 // writeOne sends one encoded WriteRequest in a message of its own.

@@ -214,6 +214,10 @@ type Coordinator struct {
 	// (admitWrite), and for writing by Seal, which sets sealed (seal.go).
 	sealMu sync.RWMutex
 	sealed bool
+	// readObserver, when set (tests only: export_test.go), is told of every
+	// quorum read that reached its R: the owners counted toward it and the
+	// key's replicas in the ring the read planned on.
+	readObserver func(key []byte, r int, acked, replicas []string)
 }
 
 // New returns a Coordinator over store.

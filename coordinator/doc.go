@@ -110,7 +110,10 @@
 //     peer.Caller; Register puts this node's handlers on a peer.Mux.
 //   - Work that outlives a request (replica writes past the quorum, a replica
 //     write that failed after the answer sending its record to a spare,
-//     read repairs) runs in goroutines Close cancels and waits for.
+//     read repairs) runs in goroutines Close cancels and waits for, and keeps
+//     copies of the key and record it uses, made when the request starts it:
+//     never the caller's memory, which the caller may reuse once the call
+//     returns (a front end's input buffer).
 //   - plan is pure: it depends only on the ring (preference lists and zones),
 //     liveness, the avoided peers and this node's name. Avoidance is advice: an
 //     avoided owner with no fallback left is still asked, and a dead one never is.
@@ -132,6 +135,14 @@
 // above holds for each write of a batch: its own plan, deadline, W
 // acknowledgements from distinct owners, spares, hints and errors, so one
 // write's failure never changes another's outcome.
+//
+// Read batches (readbatch.go): GetBatch runs the reads of one iteration as Get
+// would each, sharing only one pass over the local store and one message per
+// replica node (peer.MsgReadBatch) for the reads' first calls; each read keeps
+// its own plan, R answers from distinct owners, deadline, slow-replica and
+// failed-call replacements, speculation and background read repair. A peer
+// that fails for a message, or for one key of it, fails only those calls.
+// ModifyBatch's reads-first go through the same path.
 //
 // A Coordinator is safe for concurrent use.
 package coordinator

@@ -14,7 +14,8 @@ import (
 // RemotePeers returns Peers that encode each request, send it with c, and decode
 // the reply; the receiving node answers with the handlers Coordinator.Register
 // registers. Writes bound for one node while others are in flight to it go
-// together (peer.MsgWriteBatch).
+// together (peer.MsgWriteBatch); ModifyBatch's writes and GetBatch's reads to
+// one node go in one message each (peer.MsgWriteBatch, peer.MsgReadBatch).
 func RemotePeers(c peer.Caller) Peers {
 	return &remotePeers{c: c, batch: true, queues: make(map[string]*writeQueue)}
 }
@@ -68,7 +69,7 @@ func (p *remotePeers) Flush(ctx context.Context, node string) error {
 }
 
 // Register registers on m the handlers of the replica protocol, which answer
-// other nodes' coordinators (RemotePeers): peer.MsgRead..peer.MsgWriteBatch.
+// other nodes' coordinators (RemotePeers): peer.MsgRead..peer.MsgReadBatch.
 // Each request's ctx carries the caller's deadline: a request whose context is
 // done is refused, and a replica write is not applied once its deadline has
 // passed (ErrLate).
@@ -76,6 +77,7 @@ func (c *Coordinator) Register(m *peer.Mux) {
 	m.Handle(peer.MsgRead, unlessDone(c.serveRead))
 	m.Handle(peer.MsgWrite, unlessDone(c.serveWrite))
 	m.Handle(peer.MsgWriteBatch, unlessDone(c.serveWriteBatch))
+	m.Handle(peer.MsgReadBatch, unlessDone(c.serveReadBatch))
 	m.Handle(peer.MsgScan, unlessDone(c.serveScan))
 	m.Handle(peer.MsgCount, unlessDone(c.serveCount))
 	m.Handle(peer.MsgFlush, unlessDone(c.serveFlush))

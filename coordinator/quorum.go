@@ -485,7 +485,7 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 // With via (ModifyBatch), the first call to each planned replica joins via's
 // message to that node instead of going alone, and replicate tells via it is
 // ready once it has made them; replacements go alone.
-func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int, syncLocal bool, dl deadline, via *batchSlot) (localSynced bool, _ error) {
+func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int, syncLocal bool, dl deadline, via *batchSlot[peer.WriteRequest, error]) (localSynced bool, _ error) {
 	told := false // via was told replicate is ready
 	ready := func() {
 		if via != nil && !told {
@@ -514,6 +514,11 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		}
 		return false, nil
 	}
+	// The calls below may outlive the request (replica writes past W, their
+	// replacements, hints): they keep copies of the key and the record, never
+	// the caller's memory (a front end's input buffer, reused once it returns).
+	recEnc := rec.AppendBinary(nil)
+	key, rec = ownCopy(key, rec, recEnc)
 	// An owner acknowledges once: a slow replica that succeeds after its
 	// replacement did (or the other way round) adds a copy, not an ack, so that W
 	// acknowledgements are always W of the key's owners (or hints kept for them).
@@ -533,7 +538,6 @@ func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set,
 		acks, pending = 0, 1
 		acked = ownerSet{}
 	}
-	recEnc := rec.AppendBinary(nil)
 	request := func(t target) peer.WriteRequest {
 		return peer.WriteRequest{Key: key, Record: rec, HintFor: t.hintFor}.WithRecordEncoding(recEnc)
 	}
@@ -664,6 +668,16 @@ wait:
 		return localSynced, &QuorumError{Acks: acks, Need: w}
 	}
 	return localSynced, nil
+}
+
+// ownCopy returns copies of key and of rec, given rec's encoding enc, which
+// share no memory with the caller's: what a request's background work keeps.
+func ownCopy(key []byte, rec vclock.Set, enc []byte) ([]byte, vclock.Set) {
+	own, err := vclock.DecodeSet(enc) // a fresh copy; an encoding of ours decodes
+	if err != nil {
+		own = rec // cannot happen: keep the record rather than lose the write
+	}
+	return bytes.Clone(key), own
 }
 
 // ownerSet is the owners a request has counted toward its quorum (a handful).
@@ -948,10 +962,47 @@ func (c *Coordinator) quorumGet(ctx context.Context, key []byte, r int) (vclock.
 // quorumGetBy is quorumGet within the deadline dl of the request it is part of.
 func (c *Coordinator) quorumGetBy(ctx context.Context, key []byte, r int, dl deadline) (vclock.Set, error) {
 	pn := c.plan(key)
+	return c.readQuorum(ctx, key, pn, r, dl, c.readLocal(key, pn.self), nil)
+}
+
+// localRead is this node's own replica's answer to a quorum read: ok when the
+// node is one of the key's replicas and its store read the key.
+type localRead struct {
+	rec vclock.Set
+	ok  bool
+}
+
+// readLocal reads key from this node's replica when the node is one of the
+// key's replicas (self).
+func (c *Coordinator) readLocal(key []byte, self bool) localRead {
+	if !self {
+		return localRead{}
+	}
+	rec, _, err := c.store.Get(key)
+	return localRead{rec: rec, ok: err == nil}
+}
+
+// readQuorum is quorumGetBy for the plan pn, with this node's replica read
+// already (local). With via (GetBatch), the calls of the read's first launch
+// (the R it needs beyond its own replica) join via's message to their node
+// instead of going alone, and readQuorum tells via it is ready once it has made
+// them; the calls it makes later (speculation, replacements) go alone.
+func (c *Coordinator) readQuorum(ctx context.Context, key []byte, pn plan, r int, dl deadline, local localRead, via *batchSlot[peer.ReadRequest, peer.ReadResult]) (vclock.Set, error) {
+	told := via == nil // via was told readQuorum is ready
+	ready := func() {
+		if !told {
+			told = true
+			via.ready()
+		}
+	}
+	defer ready() // on the early return
 	_, r, _ = c.Quorum(pn.n, r, 0)
 	if len(pn.remote) == 0 {
-		return c.localGet(ctx, key, pn.self, r)
+		return c.localGet(ctx, local, r)
 	}
+	// The calls, and the read repair, may outlive the request: they keep a copy
+	// of the key, never the caller's memory.
+	key = bytes.Clone(key)
 	replies := make(chan reply, len(pn.remote)+len(pn.spare))
 	rctx, cancel := c.contextUntil(dl)
 	if cancel == nil {
@@ -959,11 +1010,28 @@ func (c *Coordinator) quorumGetBy(ctx context.Context, key []byte, r int, dl dea
 	}
 	var calls replicaCalls
 	pending := 0
+	joining := via != nil // the first launch's calls join via
 	call := func(t target) {
 		i := calls.add(t, c.cfg.ReplicaTimeout)
+		req := peer.ReadRequest{Key: key, HintFor: t.hintFor}
+		var joined <-chan peer.ReadResult
+		if joining {
+			joined = via.add(t.node, req, dl)
+		}
 		if c.goBackground(func() {
 			start := time.Now()
-			rec, err := c.cfg.Peers.Read(rctx, t.node, peer.ReadRequest{Key: key, HintFor: t.hintFor})
+			var rec vclock.Set
+			var err error
+			if joined != nil {
+				select {
+				case res := <-joined:
+					rec, err = res.Record, res.Err
+				case <-rctx.Done():
+					err = rctx.Err()
+				}
+			} else {
+				rec, err = c.cfg.Peers.Read(rctx, t.node, req)
+			}
 			if err != nil {
 				c.stats.replicaReadFailures.Add(1)
 				c.peerFailed(t.node, err, time.Since(start))
@@ -1008,15 +1076,14 @@ func (c *Coordinator) quorumGetBy(ctx context.Context, key []byte, r int, dl dea
 	var merged vclock.Set
 	acks := 0
 	var acked ownerSet // an owner answers once, whoever answers for it (see replicate)
-	if pn.self {
-		rec, _, err := c.store.Get(key)
-		if err == nil {
-			got = append(got, reply{i: -1, t: target{node: c.cfg.Node}, rec: rec})
-			merged, acks = rec, 1
-			acked.add(c.cfg.Node)
-		}
+	if local.ok {
+		got = append(got, reply{i: -1, t: target{node: c.cfg.Node}, rec: local.rec})
+		merged, acks = local.rec, 1
+		acked.add(c.cfg.Node)
 	}
 	launch(r - acks)
+	joining = false
+	ready()
 	var speculate <-chan time.Time
 	if launched < len(pn.remote) {
 		timer := time.NewTimer(c.cfg.RequestTimeout / speculateFraction)
@@ -1073,22 +1140,22 @@ wait:
 		}
 		return vclock.Set{}, &QuorumError{Acks: acks, Need: r}
 	}
+	if c.readObserver != nil {
+		c.readObserver(key, r, acked, pn.ring.Replicas(pn.p, pn.n))
+	}
 	return merged, nil
 }
 
 // localGet is quorumGet for a key no other replica can answer (a single node, or
-// every other replica down without a fallback): no replica call, no repair.
-func (c *Coordinator) localGet(ctx context.Context, key []byte, self bool, r int) (vclock.Set, error) {
-	var rec vclock.Set
+// every other replica down without a fallback), given this node's answer: no
+// replica call, no repair.
+func (c *Coordinator) localGet(ctx context.Context, local localRead, r int) (vclock.Set, error) {
 	acks := 0
-	if self {
-		var err error
-		if rec, _, err = c.store.Get(key); err == nil {
-			acks = 1
-		}
+	if local.ok {
+		acks = 1
 	}
 	if acks >= r {
-		return rec, nil
+		return local.rec, nil
 	}
 	c.stats.readQuorumFailures.Add(1)
 	if err := ctx.Err(); err != nil {

@@ -29,6 +29,7 @@ func FuzzServe(f *testing.F) {
 	seed("write-batch", peer.MsgWriteBatch, peer.AppendWriteBatch(nil, [][]byte{
 		peer.WriteRequest{Key: []byte("a"), Record: recs[1]}.AppendBinary(nil),
 		peer.WriteRequest{Key: []byte("b"), Record: recs[2], HintFor: "n3"}.AppendBinary(nil)}))
+	seed("read-batch", peer.MsgReadBatch, peer.AppendReadBatch(nil, []peer.ReadRequest{{Key: []byte("a")}, {Key: []byte("b"), HintFor: "n3"}}))
 	seed("write-truncated", peer.MsgWrite, peer.WriteRequest{Key: []byte("k"), Record: recs[2]}.AppendBinary(nil)[:12])
 	seed("unknown-type", 0, peer.AppendEmpty(nil))
 
@@ -69,6 +70,15 @@ func FuzzServe(f *testing.F) {
 			_, repErr = peer.DecodeScanReply(out)
 		case peer.MsgCount:
 			_, repErr = peer.DecodeCountReply(out)
+		case peer.MsgReadBatch:
+			reqs, _ := peer.DecodeReadBatch(b)
+			var res []peer.ReadResult
+			res, repErr = peer.DecodeReadBatchReply(out, len(reqs))
+			for i, r := range res {
+				if r.Err != nil {
+					t.Fatalf("serve failed read %d of a well-formed batch: %v", i, r.Err)
+				}
+			}
 		case peer.MsgWriteBatch:
 			reqs, _ := peer.DecodeWriteBatch(b)
 			var errs []error
@@ -102,6 +112,8 @@ func decode(typ peer.MsgType, b []byte) error {
 		err = peer.DecodeEmpty(b)
 	case peer.MsgWriteBatch:
 		_, err = peer.DecodeWriteBatch(b)
+	case peer.MsgReadBatch:
+		_, err = peer.DecodeReadBatch(b)
 	default:
 		err = peer.ErrBadMessage
 	}

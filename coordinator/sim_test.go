@@ -620,6 +620,9 @@ func (s *sim) boot(n *simNode) {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	coordinator.SetReadObserver(co, func(key []byte, r int, acked, replicas []string) {
+		s.checkReadQuorum(n.name, key, r, acked, replicas)
+	})
 	ho, err := repair.NewHandoff(repair.HandoffConfig{
 		Store: n.fence, Cluster: s.view(n.name), Node: n.name, N: simN, Removed: s.view(n.name).removed,
 		Writer: repair.WriterFunc(func(ctx context.Context, node string, req peer.WriteRequest) error {
@@ -980,9 +983,21 @@ func (s *sim) check(keys []string) {
 	s.finalRepair(s.maxExpiry())
 	reader := s.running()[0]
 	s.awaitUnavoided(reader)
-	for _, key := range keys {
-		if _, err := reader.co.Get(context.Background(), []byte(key), coordinator.ReadOptions{R: simN}); err != nil {
-			t.Errorf("final R=N read of %s: %v", key, err)
+	if s.p.batched { // one read batch: read repair per key
+		bkeys := make([][]byte, len(keys))
+		for i, key := range keys {
+			bkeys[i] = []byte(key)
+		}
+		for i, r := range reader.co.GetBatch(context.Background(), bkeys, coordinator.ReadOptions{R: simN}) {
+			if r.Err != nil {
+				t.Errorf("final R=N batched read of %s: %v", keys[i], r.Err)
+			}
+		}
+	} else {
+		for _, key := range keys {
+			if _, err := reader.co.Get(context.Background(), []byte(key), coordinator.ReadOptions{R: simN}); err != nil {
+				t.Errorf("final R=N read of %s: %v", key, err)
+			}
 		}
 	}
 	if avoided := s.avoidedBy(reader); len(avoided) > 0 {

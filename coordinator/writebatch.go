@@ -53,7 +53,7 @@ var _ BatchWriter = (*remotePeers)(nil)
 //   - the local writes are applied with one storage batch (Store.UpdateBatch:
 //     one commit, synced, for all), after the quorum reads of the writes that
 //     read first (opt.ReadFirst, or a coordinator outside the key's N), which
-//     run at once;
+//     run at once as one read batch (see GetBatch);
 //   - the first replica call of every write to one node goes in one message to
 //     that node (BatchWriter), all nodes' messages at once.
 //
@@ -132,19 +132,25 @@ func (c *Coordinator) planBatchWrite(ctx context.Context, w *BatchWrite, e *batc
 	return nil
 }
 
-// readFirst runs the quorum reads of the writes that read first, at once.
+// readFirst runs the quorum reads of the writes that read first, at once, as
+// one read batch (GetBatch: one local pass, one message per node), each within
+// its write's deadline.
 func (c *Coordinator) readFirst(es []batchEntry, out []BatchResult) {
-	var wg sync.WaitGroup
+	var reads []quorumRead
+	var idx []int
 	for i := range es {
 		if e := &es[i]; out[i].Err == nil && e.read {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				e.seen, out[i].Err = c.quorumGetBy(e.ctx, e.key, e.r, e.dl)
-			}()
+			reads = append(reads, quorumRead{ctx: e.ctx, key: e.key, r: e.r, dl: e.dl})
+			idx = append(idx, i)
 		}
 	}
-	wg.Wait()
+	if len(reads) == 0 {
+		return
+	}
+	c.readBatch(reads)
+	for j, q := range reads {
+		es[idx[j]].seen, out[idx[j]].Err = q.rec, q.err
+	}
 }
 
 // applyBatch applies the local writes of the entries still going, in order, with
@@ -201,7 +207,7 @@ func (c *Coordinator) replicateBatch(es []batchEntry, out []BatchResult) {
 	if c.cfg.Cluster == nil {
 		return
 	}
-	via := &writeBatch{c: c}
+	via := c.newWriteBatch()
 	var wg sync.WaitGroup
 	for i := range es {
 		e := &es[i]
@@ -212,7 +218,7 @@ func (c *Coordinator) replicateBatch(es []batchEntry, out []BatchResult) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := c.replicate(e.ctx, e.key, e.rec, e.pn, e.w, false, e.dl, &batchSlot{via, i}); err != nil {
+			if _, err := c.replicate(e.ctx, e.key, e.rec, e.pn, e.w, false, e.dl, &batchSlot[peer.WriteRequest, error]{via, i}); err != nil {
 				out[i].Err = err
 			}
 		}()
@@ -221,129 +227,149 @@ func (c *Coordinator) replicateBatch(es []batchEntry, out []BatchResult) {
 	wg.Wait()
 }
 
-// writeBatch gathers the first replica calls of a ModifyBatch's writes by node,
-// and sends each node's as one message once every write made its calls. The
-// messages, and the writes in each, are in the order of the batch's writes,
-// whatever order their goroutines made their calls in, so that a batch's
-// messages depend on the batch alone (the simulation replays them).
-type writeBatch struct {
-	c       *Coordinator
-	waiting sync.WaitGroup // writes that have not made their first calls yet
+// newWriteBatch returns a callBatch of replica writes: one MsgWriteBatch per
+// node with a BatchWriter, else each write on its own, at once.
+func (c *Coordinator) newWriteBatch() *callBatch[peer.WriteRequest, error] {
+	send := func(ctx context.Context, node string, reqs []peer.WriteRequest) []error {
+		if bw, ok := c.cfg.Peers.(BatchWriter); ok {
+			return bw.WriteBatch(ctx, node, reqs)
+		}
+		return eachAtOnce(reqs, func(req peer.WriteRequest) error { return c.cfg.Peers.Write(ctx, node, req) })
+	}
+	return &callBatch[peer.WriteRequest, error]{c: c, send: send, failed: func(err error) error { return err }}
+}
+
+// eachAtOnce calls call for every request, all at once, and returns their
+// outcomes in order: what a batch's calls to a node do when its Peers cannot
+// put them in one message.
+func eachAtOnce[Req, Res any](reqs []Req, call func(Req) Res) []Res {
+	out := make([]Res, len(reqs))
+	var wg sync.WaitGroup
+	for i, req := range reqs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = call(req)
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// callBatch gathers the first replica calls of a batch's requests (ModifyBatch's
+// writes, GetBatch's reads) by node, and sends each node's as one message once
+// every request made its calls. The messages, and the calls in each, are in the
+// order of the batch's requests, whatever order their goroutines made their
+// calls in, so that a batch's messages depend on the batch alone (the
+// simulation replays them).
+type callBatch[Req, Res any] struct {
+	c *Coordinator
+	// send makes node's calls (in one message, where Peers can) and returns
+	// each one's outcome; failed is the outcome of a call never sent.
+	send    func(ctx context.Context, node string, reqs []Req) []Res
+	failed  func(error) Res
+	waiting sync.WaitGroup // requests that have not made their first calls yet
 	mu      sync.Mutex
-	nodes   []*nodeWrites // in order of first call
+	nodes   []*nodeCalls[Req, Res] // in order of first call
 }
 
-// nodeWrites are a batch's writes bound for one node.
-type nodeWrites struct {
+// nodeCalls are a batch's calls bound for one node.
+type nodeCalls[Req, Res any] struct {
 	node string
-	reqs []peer.WriteRequest
-	done []chan error
-	seqs []int    // the writes' positions in the batch
-	dl   deadline // the earliest of the writes' deadlines
+	reqs []Req
+	done []chan Res
+	seqs []int    // the requests' positions in the batch
+	dl   deadline // the earliest of the requests' deadlines
 }
 
-// batchSlot is one write's place in a writeBatch: what replicate joins.
-type batchSlot struct {
-	b   *writeBatch
-	seq int // the write's position in the batch
+// batchSlot is one request's place in a callBatch: what replicate (a write) or
+// readQuorum (a read) joins.
+type batchSlot[Req, Res any] struct {
+	b   *callBatch[Req, Res]
+	seq int // the request's position in the batch
 }
 
-// add adds req, of the slot's write with deadline dl, to node's message and
+// add adds req, of the slot's request with deadline dl, to node's message and
 // returns the channel its outcome will arrive on.
-func (s *batchSlot) add(node string, req peer.WriteRequest, dl deadline) <-chan error {
+func (s *batchSlot[Req, Res]) add(node string, req Req, dl deadline) <-chan Res {
 	b := s.b
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	var nw *nodeWrites
+	var nc *nodeCalls[Req, Res]
 	for _, x := range b.nodes {
 		if x.node == node {
-			nw = x
+			nc = x
 			break
 		}
 	}
 	switch {
-	case nw == nil:
-		nw = &nodeWrites{node: node, dl: dl}
-		b.nodes = append(b.nodes, nw)
-	case dl.at.Before(nw.dl.at) || dl.at.Equal(nw.dl.at) && dl.own:
-		nw.dl = dl
+	case nc == nil:
+		nc = &nodeCalls[Req, Res]{node: node, dl: dl}
+		b.nodes = append(b.nodes, nc)
+	case dl.at.Before(nc.dl.at) || dl.at.Equal(nc.dl.at) && dl.own:
+		nc.dl = dl
 	}
-	done := make(chan error, 1)
-	nw.reqs = append(nw.reqs, req)
-	nw.done = append(nw.done, done)
-	nw.seqs = append(nw.seqs, s.seq)
+	done := make(chan Res, 1)
+	nc.reqs = append(nc.reqs, req)
+	nc.done = append(nc.done, done)
+	nc.seqs = append(nc.seqs, s.seq)
 	return done
 }
 
-// ready tells the batch that the slot's write made its first calls.
-func (s *batchSlot) ready() { s.b.waiting.Done() }
+// ready tells the batch that the slot's request made its first calls.
+func (s *batchSlot[Req, Res]) ready() { s.b.waiting.Done() }
 
-// flush waits until every write made its first calls, then sends every node's
-// message, each in the background.
-func (b *writeBatch) flush() {
+// flush waits until every request made its first calls, then sends every
+// node's message, each in the background, under a context ending at the
+// earliest of its requests' deadlines: a message never carries a request past
+// its deadline.
+func (b *callBatch[Req, Res]) flush() {
 	b.waiting.Wait()
 	b.mu.Lock()
 	nodes := b.nodes
 	b.mu.Unlock()
-	for _, nw := range nodes {
-		nw.sort()
+	for _, nc := range nodes {
+		nc.sort()
 	}
-	slices.SortFunc(nodes, func(x, y *nodeWrites) int { return cmp.Compare(x.seqs[0], y.seqs[0]) })
-	for _, nw := range nodes {
-		if !b.c.goBackground(func() { b.c.sendWrites(nw) }) {
-			nw.answer(nil, context.Canceled) // closing: nothing is sent
+	slices.SortFunc(nodes, func(x, y *nodeCalls[Req, Res]) int { return cmp.Compare(x.seqs[0], y.seqs[0]) })
+	for _, nc := range nodes {
+		if !b.c.goBackground(func() {
+			ctx, cancel := b.c.contextUntil(nc.dl)
+			if cancel != nil {
+				defer cancel()
+			}
+			nc.answer(b.send(ctx, nc.node, nc.reqs), b.failed)
+		}) {
+			nc.answer(nil, func(error) Res { return b.failed(context.Canceled) }) // closing: nothing is sent
 		}
 	}
 }
 
-// sendWrites sends nw's writes in one message (with a BatchWriter; else each on
-// its own, at once) under a context ending at the earliest of their deadlines,
-// and hands each write its outcome.
-func (c *Coordinator) sendWrites(nw *nodeWrites) {
-	ctx, cancel := c.contextUntil(nw.dl)
-	if cancel != nil {
-		defer cancel()
-	}
-	if bw, ok := c.cfg.Peers.(BatchWriter); ok {
-		nw.answer(bw.WriteBatch(ctx, nw.node, nw.reqs), nil)
-		return
-	}
-	errs := make([]error, len(nw.reqs))
-	var wg sync.WaitGroup
-	for i, req := range nw.reqs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			errs[i] = c.cfg.Peers.Write(ctx, nw.node, req)
-		}()
-	}
-	wg.Wait()
-	nw.answer(errs, nil)
-}
-
-// sort puts nw's writes in batch order.
-func (nw *nodeWrites) sort() {
-	perm := make([]int, len(nw.seqs))
+// sort puts nc's calls in batch order.
+func (nc *nodeCalls[Req, Res]) sort() {
+	perm := make([]int, len(nc.seqs))
 	for i := range perm {
 		perm[i] = i
 	}
-	slices.SortFunc(perm, func(x, y int) int { return cmp.Compare(nw.seqs[x], nw.seqs[y]) })
-	reqs, done, seqs := slices.Clone(nw.reqs), slices.Clone(nw.done), slices.Clone(nw.seqs)
+	slices.SortFunc(perm, func(x, y int) int { return cmp.Compare(nc.seqs[x], nc.seqs[y]) })
+	reqs, done, seqs := slices.Clone(nc.reqs), slices.Clone(nc.done), slices.Clone(nc.seqs)
 	for i, j := range perm {
-		nw.reqs[i], nw.done[i], nw.seqs[i] = reqs[j], done[j], seqs[j]
+		nc.reqs[i], nc.done[i], nc.seqs[i] = reqs[j], done[j], seqs[j]
 	}
 }
 
-// answer hands each write its outcome: errs[i], or err for all.
-func (nw *nodeWrites) answer(errs []error, err error) {
-	for i, done := range nw.done {
-		switch {
-		case err != nil:
-			done <- err
-		case i < len(errs):
-			done <- errs[i]
-		default:
-			done <- errors.New("coordinator: no outcome for a batched replica write")
+// answer hands each call its outcome: res[i], or failed's for a call res has
+// none for.
+func (nc *nodeCalls[Req, Res]) answer(res []Res, failed func(error) Res) {
+	for i, done := range nc.done {
+		if i < len(res) {
+			done <- res[i]
+		} else {
+			done <- failed(errNoOutcome)
 		}
 	}
 }
+
+// errNoOutcome is the outcome of a batched replica call its node's reply had
+// none for.
+var errNoOutcome = errors.New("coordinator: no outcome for a batched replica call")

@@ -36,7 +36,7 @@ func kindOf(typ peer.MsgType) peerKind {
 	switch typ {
 	case peer.MsgForward:
 		return kindForward
-	case peer.MsgRead, peer.MsgWrite, peer.MsgWriteBatch, peer.MsgScan, peer.MsgCount, peer.MsgFlush:
+	case peer.MsgRead, peer.MsgWrite, peer.MsgWriteBatch, peer.MsgReadBatch, peer.MsgScan, peer.MsgCount, peer.MsgFlush:
 		return kindReplica
 	default:
 		return kindRepair

@@ -20,7 +20,7 @@ import (
 func TestKindOf(t *testing.T) {
 	for typ, want := range map[peer.MsgType]peerKind{
 		peer.MsgForward: kindForward,
-		peer.MsgRead:    kindReplica, peer.MsgWrite: kindReplica, peer.MsgWriteBatch: kindReplica,
+		peer.MsgRead:    kindReplica, peer.MsgWrite: kindReplica, peer.MsgWriteBatch: kindReplica, peer.MsgReadBatch: kindReplica,
 		peer.MsgScan: kindReplica, peer.MsgCount: kindReplica, peer.MsgFlush: kindReplica,
 		peer.MsgRoots: kindRepair, peer.MsgBranches: kindRepair, peer.MsgLeaves: kindRepair, peer.MsgKeys: kindRepair,
 		peer.MsgFetch: kindRepair, peer.MsgPush: kindRepair, peer.MsgPurge: kindRepair, peer.MsgHolds: kindRepair,

@@ -2,7 +2,7 @@
 // (MsgType), the request and reply types with their codecs, the Caller that sends
 // a request to a node, and the Mux on which a node's components register the
 // handlers of their types. The coordinator's replica reads and writes
-// (MsgRead..MsgWriteBatch), proxy forwarding (MsgForward) and repair's
+// (MsgRead..MsgReadBatch), proxy forwarding (MsgForward) and repair's
 // anti-entropy, handoff and purge messages (MsgRoots..MsgHolds) all go through it.
 // It moves no bytes itself: cluster/transport carries them between nodes, and
 // peertest.Network in memory.

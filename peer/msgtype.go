@@ -17,6 +17,7 @@ const (
 	MsgCount      MsgType = 4 // CountRequest -> count reply (AppendCountReply)
 	MsgFlush      MsgType = 5 // empty -> empty, once the replica dropped everything
 	MsgWriteBatch MsgType = 6 // write batch (AppendWriteBatch) -> batch reply (AppendBatchReply)
+	MsgReadBatch  MsgType = 7 // read batch (AppendReadBatch) -> per read a record or an error (AppendReadBatchReply)
 )
 
 // Proxy forwarding (proxy/): a client operation sent to a node in its key's
@@ -40,9 +41,9 @@ const MsgAccess MsgType = 40 // AccessRequest -> per hash, the access word (Appe
 
 var msgNames = map[MsgType]string{
 	MsgRead: "read", MsgWrite: "write", MsgScan: "scan", MsgCount: "count", MsgFlush: "flush",
-	MsgWriteBatch: "write-batch",
-	MsgForward:    "forward",
-	MsgRoots:      "roots", MsgBranches: "branches", MsgLeaves: "leaves", MsgKeys: "keys",
+	MsgWriteBatch: "write-batch", MsgReadBatch: "read-batch",
+	MsgForward: "forward",
+	MsgRoots:   "roots", MsgBranches: "branches", MsgLeaves: "leaves", MsgKeys: "keys",
 	MsgFetch: "fetch", MsgPush: "push", MsgPurge: "purge", MsgHolds: "holds",
 	MsgAccess: "access",
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/dynakv/dynakv/vclock"
 )
 
-// The replica protocol's messages (MsgRead..MsgWriteBatch): what a coordinator
+// The replica protocol's messages (MsgRead..MsgReadBatch): what a coordinator
 // asks of the replicas of a key, and the keyspace commands.
 
 // ReadRequest asks a replica for its record of Key. HintFor, when set, names the
@@ -237,13 +237,20 @@ func AppendWriteBatch(b []byte, writes [][]byte) []byte {
 
 // DecodeWriteBatch decodes a MsgWriteBatch request; the result does not alias b.
 func DecodeWriteBatch(b []byte) ([]WriteRequest, error) {
+	return decodeBatch(b, 1, "write", DecodeWriteRequest) // a write is at least its length byte
+}
+
+// decodeBatch decodes a batch request: version, count, then each request,
+// length-prefixed and decoded by dec. Every request takes at least minSize
+// bytes. A batch with one bad request is refused whole.
+func decodeBatch[T any](b []byte, minSize int, what string, dec func([]byte) (T, error)) ([]T, error) {
 	r := msgReader(b)
-	n := r.count(1) // every write is at least its length byte
-	reqs := make([]WriteRequest, 0, n)
+	n := r.count(minSize)
+	reqs := make([]T, 0, n)
 	for i := 0; i < n && !r.failed(); i++ {
-		req, err := DecodeWriteRequest(r.bytes())
+		req, err := dec(r.bytes())
 		if err != nil {
-			r.fail(fmt.Sprintf("write %d: %v", i, err))
+			r.fail(fmt.Sprintf("%s %d: %v", what, i, err))
 			break
 		}
 		reqs = append(reqs, req)
@@ -295,4 +302,98 @@ func DecodeBatchReply(b []byte, n int) ([]error, error) {
 		return nil, err
 	}
 	return errs, nil
+}
+
+// AppendReadBatch appends a MsgReadBatch request: version, count, then each
+// read's encoded ReadRequest (ReadRequest.AppendBinary), length-prefixed.
+func AppendReadBatch(b []byte, reads []ReadRequest) []byte {
+	b = append(b, version)
+	b = binary.AppendUvarint(b, uint64(len(reads)))
+	var enc []byte
+	for _, r := range reads {
+		enc = r.AppendBinary(enc[:0])
+		b = appendBytes(b, enc)
+	}
+	return b
+}
+
+// DecodeReadBatch decodes a MsgReadBatch request; the result does not alias b.
+func DecodeReadBatch(b []byte) ([]ReadRequest, error) {
+	// A read is at least its length byte, a version byte and two lengths.
+	return decodeBatch(b, 4, "read", DecodeReadRequest)
+}
+
+// ReadResult is one read's outcome in a MsgReadBatch reply: the replica's record
+// of the key (empty when it has none), or the error that read failed with.
+type ReadResult struct {
+	Record vclock.Set
+	Err    error
+}
+
+// ErrReplicaRead is wrapped by the error of a read a peer reported failed in a
+// read batch reply (DecodeReadBatchReply).
+var ErrReplicaRead = errors.New("peer: replica read failed")
+
+// The outcome tags of a read batch reply.
+const (
+	readOK     = 0 // a length-prefixed record follows
+	readFailed = 1 // a length-prefixed, non-empty error message follows
+)
+
+// AppendReadBatchReply appends the reply to a MsgReadBatch: version, count,
+// then per read its outcome: a tag byte, then the record (vclock's encoding) or
+// the error's message, length-prefixed.
+func AppendReadBatchReply(b []byte, results []ReadResult) []byte {
+	b = append(b, version)
+	b = binary.AppendUvarint(b, uint64(len(results)))
+	var enc []byte
+	for _, res := range results {
+		if res.Err != nil {
+			msg := res.Err.Error()
+			if msg == "" {
+				msg = "failed"
+			}
+			b = appendBytes(append(b, readFailed), []byte(msg))
+			continue
+		}
+		enc = res.Record.AppendBinary(enc[:0])
+		b = appendBytes(append(b, readOK), enc)
+	}
+	return b
+}
+
+// DecodeReadBatchReply decodes the reply to a batch of n reads into one outcome
+// per read, in the order of the request; a failed read's error wraps
+// ErrReplicaRead. A reply for another number of reads, an unknown tag or an
+// empty error message is refused (an error wrapping ErrBadMessage, and no
+// outcome): the caller fails every read of the batch rather than misattribute
+// one outcome.
+func DecodeReadBatchReply(b []byte, n int) ([]ReadResult, error) {
+	r := msgReader(b)
+	if got := r.count(2); !r.failed() && got != n {
+		r.fail(fmt.Sprintf("%d outcomes for %d reads", got, n))
+	}
+	out := make([]ReadResult, 0, n)
+	for i := 0; i < n && !r.failed(); i++ {
+		tag := r.byte()
+		body := r.bytes()
+		switch {
+		case r.failed():
+		case tag == readOK:
+			sub := newReader(body)
+			rec := sub.record()
+			if sub.failed() {
+				r.fail(fmt.Sprintf("read %d: %s", i, sub.bad))
+			}
+			out = append(out, ReadResult{Record: rec})
+		case tag == readFailed && len(body) > 0:
+			out = append(out, ReadResult{Err: fmt.Errorf("%w: %s", ErrReplicaRead, body)})
+		default:
+			r.fail(fmt.Sprintf("read %d: outcome tag %d, %d bytes", i, tag, len(body)))
+		}
+	}
+	if err := r.done(); err != nil {
+		return nil, err
+	}
+	return out, nil
 }

@@ -15,7 +15,7 @@ import (
 const replyFlag = 0x80
 
 // FuzzDecodeMessage is the target of every message of the replica protocol, both
-// directions: typ MsgRead..MsgWriteBatch feeds b to that type's request decoder
+// directions: typ MsgRead..MsgReadBatch feeds b to that type's request decoder
 // (what a node does with a peer's request), typ|replyFlag feeds b to the decoder
 // of the reply to such a request (what a coordinator does with it). Properties:
 // nothing panics; every failure wraps ErrBadMessage; a decoder allocates at most a
@@ -55,6 +55,15 @@ func FuzzDecodeMessage(f *testing.F) {
 	seed("write-batch-huge-count", MsgWriteBatch, []byte{version, 0xff, 0xff, 0xff, 0xff, 0x0f})
 	seed("write-batch-reply", MsgWriteBatch|replyFlag, AppendBatchReply(nil, []error{nil, errors.New("disk full"), nil}))
 	seed("write-batch-reply-empty", MsgWriteBatch|replyFlag, AppendBatchReply(nil, nil))
+	reads := []ReadRequest{{Key: []byte("a")}, {Key: []byte{}, HintFor: "n3"}, {Key: bytes.Repeat([]byte("k"), 200)}}
+	seed("read-batch", MsgReadBatch, AppendReadBatch(nil, reads))
+	seed("read-batch-empty", MsgReadBatch, AppendReadBatch(nil, nil))
+	seed("read-batch-bad-inner", MsgReadBatch, []byte{version, 1, 3, version, 0xff, 0})
+	seed("read-batch-huge-count", MsgReadBatch, []byte{version, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	seed("read-batch-reply", MsgReadBatch|replyFlag, AppendReadBatchReply(nil, []ReadResult{{Record: recs[2]}, {Err: errors.New("disk")}, {Record: recs[0]}}))
+	seed("read-batch-reply-empty", MsgReadBatch|replyFlag, AppendReadBatchReply(nil, nil))
+	seed("read-batch-reply-bad-tag", MsgReadBatch|replyFlag, []byte{version, 1, 2, 1, 'x'})
+	seed("read-batch-reply-empty-error", MsgReadBatch|replyFlag, []byte{version, 1, 1, 0})
 	seed("unknown-type", 0, []byte{version})
 
 	f.Fuzz(func(t *testing.T, typ uint8, b []byte) {
@@ -135,6 +144,19 @@ func checkRequest(t *testing.T, typ MsgType, b []byte) error {
 				}
 			}
 		}
+	case MsgReadBatch:
+		var reqs []ReadRequest
+		if reqs, err = DecodeReadBatch(b); err == nil {
+			again, err2 := DecodeReadBatch(AppendReadBatch(nil, reqs))
+			if err2 != nil || len(again) != len(reqs) {
+				t.Fatalf("read batch round trip: %d reads, %v (first %d)", len(again), err2, len(reqs))
+			}
+			for i := range reqs {
+				if !bytes.Equal(again[i].Key, reqs[i].Key) || again[i].HintFor != reqs[i].HintFor {
+					t.Fatalf("read batch round trip: read %d changed", i)
+				}
+			}
+		}
 	case MsgFlush:
 		err = DecodeEmpty(b)
 	}
@@ -183,6 +205,13 @@ func checkReply(t *testing.T, typ MsgType, b []byte) {
 					t.Fatalf("batch reply of %d outcomes accepted for %d writes: %v", n, n+1, err2)
 				}
 			}
+		case MsgReadBatch:
+			r := msgReader(b)
+			n := r.count(2)
+			var res []ReadResult
+			if res, err = DecodeReadBatchReply(b, n); err == nil {
+				checkReadBatchReply(t, b, n, res)
+			}
 		}
 	})
 	if err != nil && !errors.Is(err, ErrBadMessage) {
@@ -202,5 +231,32 @@ func checkScanReply(t *testing.T, rep ScanReply) {
 		if !bytes.Equal(again.Keys[i], rep.Keys[i]) || !encodes(again.Records[i], rep.Records[i]) {
 			t.Fatalf("scan reply entry %d changed on re-decode", i)
 		}
+	}
+}
+
+// checkReadBatchReply checks a decoded reply to n reads: one outcome per read,
+// each a record or an error wrapping ErrReplicaRead; the same outcomes after a
+// round trip (canonical: the same bytes again, once every error is as decoded);
+// refused for n+1 reads.
+func checkReadBatchReply(t *testing.T, b []byte, n int, res []ReadResult) {
+	if len(res) != n {
+		t.Fatalf("read batch reply for %d reads decoded %d outcomes", n, len(res))
+	}
+	for i, r := range res {
+		if r.Err != nil && !errors.Is(r.Err, ErrReplicaRead) {
+			t.Fatalf("outcome %d: error %v does not wrap ErrReplicaRead", i, r.Err)
+		}
+	}
+	again, err := DecodeReadBatchReply(AppendReadBatchReply(nil, res), n)
+	if err != nil || len(again) != n {
+		t.Fatalf("read batch reply round trip: %d outcomes, %v (first %d)", len(again), err, n)
+	}
+	for i := range res {
+		if (again[i].Err == nil) != (res[i].Err == nil) || !encodes(again[i].Record, res[i].Record) {
+			t.Fatalf("read batch reply round trip: outcome %d changed: %+v, first %+v", i, again[i], res[i])
+		}
+	}
+	if _, err := DecodeReadBatchReply(b, n+1); !errors.Is(err, ErrBadMessage) {
+		t.Fatalf("read batch reply of %d outcomes accepted for %d reads: %v", n, n+1, err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/dynakv/dynakv/vclock"
@@ -168,6 +169,87 @@ func TestEmpty(t *testing.T) {
 	for _, b := range [][]byte{nil, {version, 0}, {version + 1}} {
 		if err := DecodeEmpty(b); !errors.Is(err, ErrBadMessage) {
 			t.Errorf("DecodeEmpty(%x) = %v, want ErrBadMessage", b, err)
+		}
+	}
+}
+
+// TestReadBatchRoundTrip: a read batch, and its reply with records and errors
+// mixed, decode to what was encoded, in order.
+func TestReadBatchRoundTrip(t *testing.T) {
+	recs := testRecords()
+	for _, reads := range [][]ReadRequest{
+		nil,
+		{{Key: []byte("k")}},
+		{{Key: []byte{}}, {Key: []byte("k"), HintFor: "n2"}, {Key: bytes.Repeat([]byte{0xff}, 300), HintFor: "o"}},
+	} {
+		got, err := DecodeReadBatch(AppendReadBatch(nil, reads))
+		if err != nil || len(got) != len(reads) {
+			t.Fatalf("round trip of %d reads: %d, %v", len(reads), len(got), err)
+		}
+		for i := range reads {
+			if !bytes.Equal(got[i].Key, reads[i].Key) || got[i].HintFor != reads[i].HintFor {
+				t.Errorf("read %d: %+v, want %+v", i, got[i], reads[i])
+			}
+		}
+	}
+	results := []ReadResult{{Record: recs[3]}, {Err: errors.New("disk on fire")}, {Record: recs[0]}, {Err: errors.New("")}, {Record: recs[1]}}
+	got, err := DecodeReadBatchReply(AppendReadBatchReply(nil, results), len(results))
+	if err != nil || len(got) != len(results) {
+		t.Fatalf("reply round trip: %d outcomes, %v", len(got), err)
+	}
+	for i, want := range results {
+		switch {
+		case want.Err != nil && !errors.Is(got[i].Err, ErrReplicaRead):
+			t.Errorf("outcome %d: error %v, want one wrapping ErrReplicaRead", i, got[i].Err)
+		case want.Err == nil && (got[i].Err != nil || !encodes(got[i].Record, want.Record)):
+			t.Errorf("outcome %d: %v %v, want %v", i, got[i].Record, got[i].Err, want.Record)
+		}
+	}
+	if msg := got[1].Err.Error(); !strings.Contains(msg, "disk on fire") {
+		t.Errorf("error text %q lost the peer's message", msg)
+	}
+}
+
+// TestReadBatchStrict: a read batch or reply that is truncated, has trailing
+// bytes, another version, a count its bytes cannot hold, a bad inner read, an
+// unknown outcome tag, an empty error message, a bad record or a number of
+// outcomes other than the reads sent is refused with ErrBadMessage.
+func TestReadBatchStrict(t *testing.T) {
+	recs := testRecords()
+	good := AppendReadBatch(nil, []ReadRequest{{Key: []byte("a")}, {Key: []byte("b"), HintFor: "h"}})
+	for name, b := range map[string][]byte{
+		"empty":          nil,
+		"bad version":    append([]byte{version + 1}, good[1:]...),
+		"truncated":      good[:len(good)-1],
+		"trailing bytes": append(slices.Clone(good), 0),
+		"huge count":     {version, 0xff, 0xff, 0xff, 0xff, 0x0f},
+		"count too big":  append([]byte{version, 3}, good[2:]...),
+		"bad inner":      {version, 1, 4, version + 1, 0, 0, 0},
+		"inner trailing": {version, 1, 4, version, 0, 0, 9},
+	} {
+		if reqs, err := DecodeReadBatch(b); !errors.Is(err, ErrBadMessage) || reqs != nil {
+			t.Errorf("request %s: %v, %v; want ErrBadMessage", name, reqs, err)
+		}
+	}
+	reply := AppendReadBatchReply(nil, []ReadResult{{Record: recs[1]}, {Err: errors.New("x")}})
+	badRec := appendBytes([]byte{version, 1, readOK}, []byte{0xee})
+	for name, tc := range map[string]struct {
+		b []byte
+		n int
+	}{
+		"empty":         {nil, 0},
+		"fewer":         {reply, 3},
+		"more":          {reply, 1},
+		"bad version":   {append([]byte{version + 1}, reply[1:]...), 2},
+		"truncated":     {reply[:len(reply)-1], 2},
+		"trailing":      {append(slices.Clone(reply), 0), 2},
+		"unknown tag":   {[]byte{version, 1, 2, 1, 'x'}, 1},
+		"empty error":   {[]byte{version, 1, readFailed, 0}, 1},
+		"bad record":    {badRec, 1},
+		"record length": {[]byte{version, 1, readOK, 9, 1}, 1},
+	} {
+		if res, err := DecodeReadBatchReply(tc.b, tc.n); !errors.Is(err, ErrBadMessage) || res != nil {
+			t.Errorf("reply %s: %v, %v; want ErrBadMessage", name, res, err)
 		}
 	}
 }

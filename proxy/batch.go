@@ -6,24 +6,36 @@ import (
 	"github.com/dynakv/dynakv/coordinator"
 )
 
-// Batches (issue 19, S9): an event loop collects the batchable commands of one
-// iteration, from all its connections, into a Batch, and runs them at once with
-// DoBatch in one handoff, which hands the writes to the coordinator's
-// ModifyBatch: one local storage batch and one message per replica node for
-// all of them, while each keeps its own quorum, spares, hints and deadline.
-// Each op's result, or error, is what Do would have returned for it alone
-// (coordinator's ModifyBatch keeps one write's failure from changing another's
+// Batches (issue 19, S9, S10): an event loop collects the batchable commands
+// of one iteration, from all its connections, into a Batch, and runs them at
+// once with DoBatch in one handoff, which hands the writes to the
+// coordinator's ModifyBatch (one local storage batch and one message per
+// replica node for all of them, while each keeps its own quorum, spares, hints
+// and deadline) and the reads to its GetBatch (one local read pass and one
+// message per replica node, while each keeps its own R, spares, deadline and
+// read repair). Each op's result, or error, is what Do would have returned for
+// it alone (the coordinator keeps one op's failure from changing another's
 // outcome), and is durable when DoBatch returns: no Session Flush is needed
 // for it.
 
 // BatchCoordinator is what DoBatch needs beyond Coordinator to batch writes:
 // *coordinator.Coordinator implements it. With a Coordinator that does not,
-// DoBatch runs the ops one after another.
+// DoBatch runs the writes one after another.
 type BatchCoordinator interface {
 	ModifyBatch(ctx context.Context, writes []coordinator.BatchWrite) []coordinator.BatchResult
 }
 
-var _ BatchCoordinator = (*coordinator.Coordinator)(nil)
+// BatchReader is what DoBatch needs beyond Coordinator to batch reads:
+// *coordinator.Coordinator implements it. With a Coordinator that does not,
+// DoBatch runs the reads one after another.
+type BatchReader interface {
+	GetBatch(ctx context.Context, keys [][]byte, opt coordinator.ReadOptions) []coordinator.GetResult
+}
+
+var (
+	_ BatchCoordinator = (*coordinator.Coordinator)(nil)
+	_ BatchReader      = (*coordinator.Coordinator)(nil)
+)
 
 // Batch is the batchable ops collected for one DoBatch, in the order their
 // connections sent them. A Batch is used by one goroutine at a time; it is
@@ -37,17 +49,18 @@ type Batch struct {
 func (p *Proxy) NewBatch() *Batch { return &Batch{p: p} }
 
 // Batchable reports whether op may join a Batch: a plain SET (no condition,
-// no GET, no KEEPTTL; plainSet) or a single-key DEL (OpDelete without a cas),
-// with the default write quorum (W 0), no Vivify, that the router does not
-// forward (Route returns ""). Any other op runs alone (Session.Do), after the
-// batch that holds its connection's earlier ops has completed, so that a
-// connection's ops keep their order.
+// no GET, no KEEPTTL; plainSet), a single-key DEL (OpDelete without a cas) or
+// a plain GET (OpGet without Vivify), with the default quorum (W 0, R 0), that
+// the router does not forward (Route returns ""). Any other op runs alone
+// (Session.Do), after the batch that holds its connection's earlier ops has
+// completed, so that a connection's ops keep their order.
 func (p *Proxy) Batchable(op Op) bool {
 	switch {
-	case op.W != 0 || op.Vivify:
+	case op.W != 0 || op.R != 0 || op.Vivify:
 		return false
 	case plainSet(op):
 	case op.Kind == OpDelete && op.Cond == CondNone:
+	case op.Kind == OpGet:
 	default:
 		return false
 	}
@@ -76,10 +89,18 @@ type BatchResult struct {
 }
 
 // DoBatch runs every op of b on this node, as if one after another in order (a
-// key written twice sees its earlier write), and returns their outcomes in
-// the order they were added, each durable; b is then empty. A delayed
-// flush_all that is due runs first (its failure fails every op); each op that
-// grows memory asks Config.Memory alone, and ErrOOM fails that op only.
+// key written twice sees its earlier write, a GET sees the writes before it
+// and none after it), and returns their outcomes in the order they were
+// added, each durable; b is then empty. A delayed flush_all that is due runs
+// first (its failure fails every op); each op that grows memory asks
+// Config.Memory alone, and ErrOOM fails that op only.
+//
+// The ops run in maximal runs of writes and of reads, one run after another
+// in batch order: a run of writes with one ModifyBatch, made durable before the
+// next run starts; a run of reads with one GetBatch. So a GET after a SET of
+// the same key in a batch sees that SET (or what superseded it), and a GET
+// before it does not, whichever connections they came from; a batch that
+// alternates between reads and writes pays one round per run.
 func (p *Proxy) DoBatch(ctx context.Context, b *Batch) []BatchResult {
 	ops := b.ops
 	b.ops = nil
@@ -93,6 +114,50 @@ func (p *Proxy) DoBatch(ctx context.Context, b *Batch) []BatchResult {
 		}
 		return out
 	}
+	for start := 0; start < len(ops); {
+		reads := ops[start].Kind == OpGet
+		end := start + 1
+		for end < len(ops) && (ops[end].Kind == OpGet) == reads {
+			end++
+		}
+		if reads {
+			p.readRun(ctx, ops[start:end], out[start:end])
+		} else {
+			p.writeRun(ctx, ops[start:end], out[start:end])
+		}
+		start = end
+	}
+	return out
+}
+
+// readRun runs a run of a batch's GETs with one GetBatch, each answered as
+// get answers it.
+func (p *Proxy) readRun(ctx context.Context, ops []Op, out []BatchResult) {
+	keys := make([][]byte, len(ops))
+	for i, op := range ops {
+		keys[i] = op.Key
+	}
+	var got []coordinator.GetResult
+	if br, ok := p.co.(BatchReader); ok {
+		got = br.GetBatch(ctx, keys, coordinator.ReadOptions{})
+	} else {
+		got = make([]coordinator.GetResult, len(keys))
+		for i, key := range keys {
+			got[i].Record, got[i].Err = p.co.Get(ctx, key, coordinator.ReadOptions{})
+		}
+	}
+	for i, g := range got {
+		if g.Err != nil {
+			out[i].Err = g.Err
+			continue
+		}
+		out[i].Result = p.read(ops[i], g.Record)
+	}
+}
+
+// writeRun runs a run of a batch's SETs and DELs with one ModifyBatch, and
+// makes them durable.
+func (p *Proxy) writeRun(ctx context.Context, ops []Op, out []BatchResult) {
 	res := make([]Result, len(ops))
 	writes := make([]coordinator.BatchWrite, 0, len(ops))
 	idx := make([]int, 0, len(ops)) // writes[j] is ops[idx[j]]
@@ -135,5 +200,4 @@ func (p *Proxy) DoBatch(ctx context.Context, b *Batch) []BatchResult {
 			}
 		}
 	}
-	return out
 }

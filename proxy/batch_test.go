@@ -40,7 +40,12 @@ func TestBatchable(t *testing.T) {
 		{proxy.Op{Kind: proxy.OpDelete, Key: k, W: 1}, false},
 		{proxy.Op{Kind: proxy.OpGetDel, Key: k}, false},
 		{proxy.Op{Kind: proxy.OpIncr, Key: k, Delta: 1}, false},
-		{proxy.Op{Kind: proxy.OpGet, Key: k}, false},
+		{proxy.Op{Kind: proxy.OpGet, Key: k}, true},
+		{proxy.Op{Kind: proxy.OpGet, Key: k, R: 2}, false},
+		{proxy.Op{Kind: proxy.OpGet, Key: k, Vivify: true, Value: []byte("v")}, false},
+		{proxy.Op{Kind: proxy.OpGet, Key: []byte("far")}, false},
+		{proxy.Op{Kind: proxy.OpDGet, Key: k}, false},
+		{proxy.Op{Kind: proxy.OpGetEx, Key: k}, false},
 		{proxy.Op{Kind: proxy.OpDPut, Key: k, Value: []byte("v")}, false},
 		{proxy.Op{Kind: proxy.OpSet, Key: []byte("far"), Value: []byte("v")}, false},
 		{proxy.Op{Kind: proxy.OpDelete, Key: []byte("far")}, false},
@@ -58,10 +63,11 @@ func TestBatchable(t *testing.T) {
 // unbatched hides the coordinator's ModifyBatch: DoBatch runs the ops one by one.
 type unbatched struct{ proxy.Coordinator }
 
-// TestDoBatchAnswersAsDo: a random sequence of SETs and DELs (repeated keys,
-// values too big, existing keys or not) run with DoBatch gives each op the
-// result and error Do gives it alone, and leaves the same values, with the
-// coordinator's ModifyBatch and without.
+// TestDoBatchAnswersAsDo: a random sequence of SETs, DELs and GETs (repeated
+// keys, values too big, existing keys or not, reads before and after writes
+// of their key) run with DoBatch gives each op the result and error Do gives it
+// alone, in order, and leaves the same values, with the coordinator's
+// ModifyBatch and GetBatch and without.
 func TestDoBatchAnswersAsDo(t *testing.T) {
 	ctx := context.Background()
 	for seed := range uint64(20) {
@@ -88,7 +94,9 @@ func TestDoBatchAnswersAsDo(t *testing.T) {
 				for i := range 1 + rng.IntN(12) {
 					k := []byte(keys[rng.IntN(len(keys))])
 					op := proxy.Op{Kind: proxy.OpDelete, Key: k}
-					switch rng.IntN(4) {
+					switch rng.IntN(6) {
+					case 4, 5:
+						op = proxy.Op{Kind: proxy.OpGet, Key: k}
 					case 0:
 						op = proxy.Op{Kind: proxy.OpSet, Key: k, Value: []byte("far too big")}
 					case 1, 2:
@@ -160,4 +168,55 @@ func newCoordinator(t *testing.T, clk *fakeClock) *coordinator.Coordinator {
 		t.Fatal(err)
 	}
 	return co
+}
+
+// TestDoBatchReadsInOrder: in one batch, a GET before a write of its key does
+// not see it, a GET after it does, through the coordinator's batches and
+// without them.
+func TestDoBatchReadsInOrder(t *testing.T) {
+	ctx := context.Background()
+	for _, batched := range []bool{true, false} {
+		clk := newFakeClock()
+		co := proxy.Coordinator(newCoordinator(t, clk))
+		if !batched {
+			co = unbatched{co}
+		}
+		p := proxy.New(proxy.Config{Now: clk.Now}, co)
+		if _, err := p.Do(ctx, proxy.Op{Kind: proxy.OpSet, Key: []byte("j"), Value: []byte("old")}); err != nil {
+			t.Fatal(err)
+		}
+		b := p.NewBatch()
+		for _, op := range []proxy.Op{
+			{Kind: proxy.OpGet, Key: []byte("k")},
+			{Kind: proxy.OpGet, Key: []byte("j")},
+			{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("v1")},
+			{Kind: proxy.OpDelete, Key: []byte("j")},
+			{Kind: proxy.OpGet, Key: []byte("k")},
+			{Kind: proxy.OpGet, Key: []byte("j")},
+			{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("v2")},
+			{Kind: proxy.OpGet, Key: []byte("k")},
+		} {
+			if _, ok := b.Add(op); !ok {
+				t.Fatalf("%+v not batchable", op)
+			}
+		}
+		got := p.DoBatch(ctx, b)
+		var saw []string
+		for i, r := range got {
+			if r.Err != nil {
+				t.Fatalf("batched=%v op %d: %v", batched, i, r.Err)
+			}
+			switch {
+			case r.Result.Status == proxy.Stored:
+				saw = append(saw, "stored")
+			case r.Result.Found:
+				saw = append(saw, string(r.Result.Item.Value))
+			default:
+				saw = append(saw, "-")
+			}
+		}
+		if want := []string{"-", "old", "stored", "stored", "v1", "-", "stored", "v2"}; !reflect.DeepEqual(saw, want) {
+			t.Errorf("batched=%v: %v, want %v", batched, saw, want)
+		}
+	}
 }

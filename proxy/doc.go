@@ -58,9 +58,10 @@
 // (coordinator.DurableOnReturn). Copy's steps are durable on return, one by one.
 //
 // Batches (batch.go): an event loop collects the batchable ops of one iteration
-// (plain SET, single-key DEL; Batchable) into a Batch and runs them with
-// DoBatch, one coordinator.ModifyBatch for all; each op's outcome is what Do
-// gives it alone, durable on return.
+// (plain SET, single-key DEL, plain GET; Batchable) into a Batch and runs them
+// with DoBatch: each maximal run of writes with one coordinator.ModifyBatch,
+// each run of reads with one coordinator.GetBatch, in batch order; each op's
+// outcome is what Do gives it alone, in order, durable on return.
 //
 // Ops and outcomes cross the network in the binary form of codec.go (Op.AppendBinary,
 // DecodeOp, AppendResult, DecodeResult): versioned, canonical, strict and fuzzed. It

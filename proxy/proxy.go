@@ -417,9 +417,14 @@ func (p *Proxy) get(ctx context.Context, op Op) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	return p.read(op, rec), nil
+}
+
+// read returns a plain GET's result given the record it read, and counts it.
+func (p *Proxy) read(op Op, rec vclock.Set) Result {
 	it, ok := resolve(rec, op.Accepted)
 	p.countRead(ok, it.Siblings)
-	return Result{Found: ok, Item: it, CAS: it.CAS}, nil
+	return Result{Found: ok, Item: it, CAS: it.CAS}
 }
 
 func (p *Proxy) countRead(hit bool, siblings int) {

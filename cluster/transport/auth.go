@@ -16,10 +16,11 @@ package transport
 // by the client's MAC; it becomes the `from` of every request on the connection.
 // clock is the client's wall clock (unix ms, big-endian, at most clockMaxMs) read
 // just before it sent its hello, also under its MAC: the server's first bound of
-// the client's clock (clock.go). Version 2 added it. Version 3 changed no byte of
-// the handshake: it names the messages behind it (peer/'s registry, forwarded ops
-// in encoding 3), so a node of another version is refused here, at connect, not
-// request by request.
+// the client's clock (clock.go). Version 2 added it. Versions 3 and 4 changed no
+// byte of the handshake: they name the messages behind it (3: peer/'s registry,
+// forwarded ops in encoding 3; 4: peer.MsgReadBatch, which a coordinator sends
+// to every peer without asking whether it knows it), so a node of another
+// version is refused here, at connect, not request by request.
 
 import (
 	"crypto/hmac"
@@ -34,7 +35,7 @@ import (
 
 const (
 	authMagic         = "DKVC" // dynakv cluster port
-	authVersion       = 3
+	authVersion       = 4
 	authNonceLen      = 32
 	authMACLen        = sha256.Size
 	authMaxName       = 255 // names are length-prefixed with one byte

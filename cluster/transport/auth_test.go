@@ -2,10 +2,12 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -151,5 +153,78 @@ func TestAuthDialRejectsBadServer(t *testing.T) {
 	_, err := authDial(authTestRW{bytes.NewReader(hello[:10]), io.Discard}, []byte("k"), "n", authTestNonce(2), authTestNow)
 	if err == nil || errors.Is(err, ErrAuth) {
 		t.Fatalf("truncated server hello: %v, want an I/O error", err)
+	}
+}
+
+// TestAuthOldVersionRefused: a node of the previous protocol version (3, before
+// peer.MsgReadBatch), honest and knowing the secret, is refused at the
+// handshake both ways: a server does not accept its hello (and sends no
+// proof), a client does not answer its server hello; and a running transport
+// refuses it, counts it and closes the connection without serving a frame.
+func TestAuthOldVersionRefused(t *testing.T) {
+	defer leaktest.AfterTest(t)()
+	secret := []byte("test-secret")
+	old := authVersion - 1
+	if old != 3 {
+		t.Fatalf("authVersion %d: this test is about the step from 3 to 4", authVersion)
+	}
+	oldHello := func(ns [authNonceLen]byte) []byte {
+		h := authClientHello{version: uint8(old), name: "old", clock: authTestClock}
+		copy(h.nonce[:], bytes.Repeat([]byte{7}, authNonceLen))
+		h.mac = authClientMAC(secret, &ns, &h.nonce, h.clock, h.name)
+		return appendClientHello(nil, &h)
+	}
+	var ns [authNonceLen]byte
+	copy(ns[:], bytes.Repeat([]byte{1}, authNonceLen))
+	var sent bytes.Buffer
+	name, _, err := authServe(authTestRW{bytes.NewReader(oldHello(ns)), &sent}, secret, authTestNonce(1))
+	if !errors.Is(err, ErrAuth) || !strings.Contains(err.Error(), "version 3") {
+		t.Fatalf("authServe(version 3 hello) = %q, %v; want ErrAuth naming version 3", name, err)
+	}
+	if sent.Len() != authServerHelloLen {
+		t.Fatalf("server wrote %d bytes to a version 3 client, want only its hello", sent.Len())
+	}
+
+	oldServer := appendServerHello(nil, &authServerHello{version: uint8(old), nonce: ns})
+	sent.Reset()
+	if _, err := authDial(authTestRW{bytes.NewReader(oldServer), &sent}, secret, "new", authTestNonce(2), authTestNow); !errors.Is(err, ErrAuth) {
+		t.Fatalf("authDial to a version 3 server = %v, want ErrAuth", err)
+	}
+	if sent.Len() != 0 {
+		t.Fatalf("client sent %d bytes to a version 3 server", sent.Len())
+	}
+
+	served := make(chan struct{}, 1)
+	srv := trtStart(t, trtConfig("srv", func(context.Context, string, uint8, []byte) ([]byte, error) {
+		served <- struct{}{}
+		return nil, nil
+	}))
+	defer srv.Close()
+	conn, err := net.Dial("tcp", srv.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	sh, err := readServerHello(conn)
+	if err != nil || sh.version != authVersion {
+		t.Fatalf("server hello %+v, %v", sh, err)
+	}
+	msg := append(oldHello(sh.nonce), appendFrame(nil, &frame{kind: frameKindRequest, id: 1, typ: 1, timeoutMs: 1000})...)
+	if _, err := conn.Write(msg); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(conn)
+	if err != nil && !strings.Contains(err.Error(), "reset") {
+		t.Fatalf("reading until close: %v (got %x)", err, got)
+	}
+	if len(got) > 0 && got[0] == authStatusOK {
+		t.Fatalf("server accepted a version 3 peer: %x", got)
+	}
+	trtEventually(t, 5*time.Second, "the refusal to be counted", func() bool { return srv.Stats().RefusedHandshakes == 1 })
+	select {
+	case <-served:
+		t.Fatal("server served a frame from a version 3 peer")
+	default:
 	}
 }

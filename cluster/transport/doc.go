@@ -32,7 +32,8 @@
 // order; the id pairs them. The protocol is versioned in the handshake and not
 // compatible across versions: version 2 added clock readings in the hello and in
 // request frames and late refusals; version 3 stands for the messages carried (peer/'s
-// registry, forwarded ops in encoding 3). A node refuses peers of any other version,
+// registry, forwarded ops in encoding 3), version 4 for peer.MsgReadBatch. A node
+// refuses peers of any other version,
 // so a cluster is upgraded all at once, not node by node.
 //
 // # Client side

@@ -343,6 +343,16 @@ func Describe(typ peer.MsgType, req []byte) string {
 		return fmt.Sprintf("count %d partitions", len(r.Partitions))
 	case peer.MsgFlush:
 		return "flush"
+	case peer.MsgReadBatch:
+		reads, err := peer.DecodeReadBatch(req)
+		if err != nil {
+			return fmt.Sprintf("read batch <%v>", err)
+		}
+		parts := make([]string, len(reads))
+		for i, r := range reads {
+			parts[i] = string(r.Key) + forOwner(r.HintFor)
+		}
+		return "read batch " + strings.Join(parts, ", ")
 	}
 	return fmt.Sprintf("type %d", typ)
 }
@@ -358,12 +368,29 @@ func describeReply(typ peer.MsgType, rep []byte, err error) string {
 	if err != nil {
 		return "error " + err.Error()
 	}
-	if typ == peer.MsgRead {
+	switch typ {
+	case peer.MsgRead:
 		rec, err := peer.DecodeRecordReply(rep)
 		if err != nil {
 			return fmt.Sprintf("<%v>", err)
 		}
 		return DescribeRecord(rec)
+	case peer.MsgReadBatch:
+		var n uint64 // the count after the version byte: the reply says how many reads it answers
+		if len(rep) > 1 {
+			n, _ = binary.Uvarint(rep[1:])
+		}
+		res, err := peer.DecodeReadBatchReply(rep, int(min(n, uint64(len(rep)))))
+		if err != nil {
+			return fmt.Sprintf("<%v>", err)
+		}
+		parts := make([]string, len(res))
+		for i, x := range res {
+			if parts[i] = DescribeRecord(x.Record); x.Err != nil {
+				parts[i] = "error " + x.Err.Error()
+			}
+		}
+		return strings.Join(parts, "; ")
 	}
 	return "ok"
 }
