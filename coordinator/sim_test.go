@@ -99,7 +99,7 @@ import (
 )
 
 var (
-	simSeeds = flag.Int("sim.seeds", 0, "number of seeds TestSim runs (default 500, or $DYNAKV_SIM_SEEDS)")
+	simSeeds = flag.Int("sim.seeds", 0, "number of seeds TestSim runs (default 500, 150 under -race, or $DYNAKV_SIM_SEEDS)")
 	simFrom  = flag.Uint64("sim.from", 1, "first seed TestSim runs")
 	simSeed  = flag.Int64("sim.seed", -1, "run only this TestSim seed (with -v, print its history)")
 	// simEvict turns on the evictors of about half the runs. They once found
@@ -112,8 +112,6 @@ var (
 	simUnbatched = flag.Bool("sim.unbatched", false, "send every replica write on its own, so that a seed replays exactly")
 	simBatched   = flag.Bool("sim.batched", true, "in about half the TestSim runs, clients send some SETs and DELs in batches (sim_batch_test.go)")
 )
-
-const defaultSimSeeds = 500
 
 func seedCount(t *testing.T) int {
 	if *simSeeds > 0 {

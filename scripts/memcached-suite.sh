@@ -7,6 +7,7 @@
 #   scripts/memcached-suite.sh                      run everything, check the floor
 #   scripts/memcached-suite.sh --targets single --files "cas noreply"
 #   scripts/memcached-suite.sh --write-results      also rewrite the table in compat/RESULTS.md
+#   scripts/memcached-suite.sh --bin PATH           test that dynakv binary (default: build bin/dynakv)
 #
 # The source package is cached in ${XDG_CACHE_HOME:-$HOME/.cache}/dynakv/memcached-src.
 # Logs of the last run: ${TMPDIR:-/tmp}/dynakv-memcached-suite/<target>/<file>.log.
@@ -21,6 +22,7 @@ WORK="${TMPDIR:-/tmp}/dynakv-memcached-suite"
 RESULTS="$ROOT/compat/RESULTS.md"
 FLOOR=${MC_SUITE_FLOOR:-$SUITE/floor.txt}
 DYNAKV="$ROOT/bin/dynakv"
+BUILD=1
 FILE_TIMEOUT=${MC_SUITE_FILE_TIMEOUT:-120}
 
 # The files that apply to a text-protocol server; compat/RESULTS.md says why the other
@@ -38,7 +40,8 @@ while [ $# -gt 0 ]; do
     --files) FILES=$2; shift 2 ;;
     --write-results) WRITE_RESULTS=1; shift ;;
     --no-floor) CHECK_FLOOR=0; shift ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --bin) DYNAKV=$(cd "$(dirname "$2")" && pwd)/$(basename "$2"); BUILD=0; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "memcached-suite: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -132,7 +135,7 @@ SRC=$(fetch_debian_source memcached "$CACHE" t/lib/MemcachedTest.pm)
 rm -f "$SRC/memcached-debug"
 printf '#!/bin/sh\n%s "$@" | grep -v ext_path\n' "$(command -v memcached)" >"$SRC/memcached-debug"
 chmod +x "$SRC/memcached-debug"
-(cd "$ROOT" && go build -o "$DYNAKV" ./cmd/dynakv) # the nodes, and free_ports
+[ "$BUILD" = 0 ] || (cd "$ROOT" && go build -o "$DYNAKV" ./cmd/dynakv) # the nodes, and free_ports
 rm -rf "$WORK"
 mkdir -p "$WORK"
 
