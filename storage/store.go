@@ -70,6 +70,10 @@ type Config struct {
 	// format, set by tests only, replaces formatCurrent (format.go): the Pebble
 	// format a new store is created at and an existing one ratcheted to.
 	format pebble.FormatMajorVersion
+	// stripes, set by tests only (a power of two), replaces lockStripes: the
+	// tests that take every stripe of a partition many times under -race (tree
+	// rebuilds) run with fewer. TestPartitionStripes checks the real count.
+	stripes int
 }
 
 // Observer watches the records of a Store. Its methods are called synchronously,
@@ -137,6 +141,8 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// lockStripes is the number of key lock stripes of a store (a power of two):
+// enough that event loops staging write sets rarely meet on one.
 const lockStripes = 65536
 
 // Store is one node's replica store.
@@ -161,7 +167,7 @@ type Store struct {
 	// testHookDrop, set by tests only, sees a partition drop's batch just before
 	// it commits.
 	testHookDrop func(b *pebble.Batch)
-	locks        [lockStripes]sync.Mutex
+	locks        []sync.Mutex    // key lock stripes: lockStripes, or Config.stripes (tests)
 	counts       []atomic.Int64  // live records per partition
 	mem          memory          // logical bytes (Memory)
 	epochs       []atomic.Uint64 // actor epoch per partition (Epoch); stored under every key lock
@@ -286,7 +292,11 @@ func openOn(cfg Config, base vfs.FS) (_ *Store, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("storage: open %q: %w", cfg.Dir, err)
 	}
-	s := &Store{cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), walFS: wfs, counts: make([]atomic.Int64, cfg.Partitions), mem: memory{parts: make([]partMemory, cfg.Partitions)}, epochs: make([]atomic.Uint64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{}), failed: make(chan struct{})}
+	stripes := lockStripes
+	if cfg.stripes > 0 {
+		stripes = cfg.stripes
+	}
+	s := &Store{locks: make([]sync.Mutex, stripes), cfg: cfg, db: db, wo: pebble.Sync, rc: newRecordCache(cfg.RecordCacheBytes), walFS: wfs, counts: make([]atomic.Int64, cfg.Partitions), mem: memory{parts: make([]partMemory, cfg.Partitions)}, epochs: make([]atomic.Uint64, cfg.Partitions), stopper: syncutil.NewStopper(), idle: make(chan struct{}), failed: make(chan struct{})}
 	s.gc.s = s
 	if cfg.Sync == SyncNone {
 		s.wo = pebble.NoSync
@@ -595,7 +605,10 @@ func (s *Store) Partitions() int { return s.cfg.Partitions }
 // PartitionOf returns the partition of key.
 func (s *Store) PartitionOf(key []byte) int { return ring.PartitionOf(key, s.cfg.Partitions) }
 
-func (s *Store) lock(h uint64) *sync.Mutex { return &s.locks[h%lockStripes] }
+func (s *Store) lock(h uint64) *sync.Mutex { return &s.locks[s.stripe(h)] }
+
+// stripe is the lock stripe of a key whose ring.KeyHash is h.
+func (s *Store) stripe(h uint64) uint32 { return uint32(h & uint64(len(s.locks)-1)) }
 
 // Get returns the record of key; found is false when there is none. It never
 // waits for a key's lock (see TryGet).
@@ -1122,7 +1135,7 @@ func (s *Store) ExclusivePartition(p int, fn func() error) (err error) {
 	if p < 0 || p >= s.cfg.Partitions {
 		return fmt.Errorf("storage: partition %d out of range", p)
 	}
-	stripes := partitionStripes(p, s.cfg.Partitions)
+	stripes := partitionStripes(p, s.cfg.Partitions, len(s.locks))
 	for _, i := range stripes {
 		s.locks[i].Lock()
 	}
@@ -1136,12 +1149,12 @@ func (s *Store) ExclusivePartition(p int, fn func() error) (err error) {
 }
 
 // partitionStripes returns, ascending, the lock stripes of the keys of partition p
-// of q: a key's partition is its hash mod q and its stripe the hash mod
-// lockStripes, both powers of two, so they are the stripes congruent to p modulo
-// min(q, lockStripes).
-func partitionStripes(p, q int) []int {
+// of q, with n stripes: a key's partition is its hash mod q and its stripe the
+// hash mod n, both powers of two, so they are the stripes congruent to p modulo
+// min(q, n).
+func partitionStripes(p, q, n int) []int {
 	var out []int
-	for i := p % lockStripes; i < lockStripes; i += q {
+	for i := p % n; i < n; i += q {
 		out = append(out, i)
 	}
 	return out
@@ -1197,7 +1210,7 @@ func (s *Store) DropAll() (err error) {
 func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (bool, error) {
 	var stripes []int // nil: every stripe
 	if first == last && !hints {
-		stripes = partitionStripes(first, s.cfg.Partitions)
+		stripes = partitionStripes(first, s.cfg.Partitions, len(s.locks))
 	}
 	lockAll := func(f func(*sync.Mutex)) {
 		if stripes == nil {

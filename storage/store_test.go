@@ -1321,7 +1321,7 @@ func TestPartitionStripes(t *testing.T) {
 	for _, q := range []int{1, 8, lockStripes, 4 * lockStripes} {
 		owner := make([]int, lockStripes) // stripe -> partition + 1 (0: none yet)
 		for p := range q {
-			stripes := partitionStripes(p, q)
+			stripes := partitionStripes(p, q, lockStripes)
 			if !slices.IsSorted(stripes) || len(stripes) != max(1, lockStripes/q) {
 				t.Fatalf("q=%d p=%d: stripes %v", q, p, stripes)
 			}
@@ -1339,7 +1339,7 @@ func TestPartitionStripes(t *testing.T) {
 			// above); past it, a partition has one stripe.
 			locked := owner[h%lockStripes] == p+1
 			if q > lockStripes {
-				locked = slices.Contains(partitionStripes(p, q), int(h%lockStripes))
+				locked = slices.Contains(partitionStripes(p, q, lockStripes), int(h%lockStripes))
 			}
 			if !locked {
 				t.Fatalf("q=%d: key %d of partition %d is on stripe %d, not locked", q, i, p, h%lockStripes)

@@ -26,8 +26,9 @@ func TestTreesIncrementalEqualsRebuild(t *testing.T) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
 			trees := tictac.NewTrees(8)
-			st, err := storage.Open(storage.Config{InMemory: true, Partitions: 8, Observer: trees,
-				Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour})
+			// 1024 stripes: each rebuild takes a partition's stripes (see WithStripes).
+			st, err := storage.Open(storage.WithStripes(storage.Config{InMemory: true, Partitions: 8, Observer: trees,
+				Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour}, 1024))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,8 +87,9 @@ func TestTreesRebuildRacesWritesAndReaps(t *testing.T) {
 	}
 	clk := fakeclock.New(time.UnixMilli(1_700_000_000_000))
 	trees := tictac.NewTrees(q)
-	st, err := storage.Open(storage.Config{InMemory: true, Partitions: q, Observer: trees,
-		Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour, Now: clk.Now, Sync: storage.SyncNone})
+	// 1024 stripes: each rebuild takes a partition's stripes (see WithStripes).
+	st, err := storage.Open(storage.WithStripes(storage.Config{InMemory: true, Partitions: q, Observer: trees,
+		Logger: slog.New(slog.DiscardHandler), ReapInterval: time.Hour, Now: clk.Now, Sync: storage.SyncNone}, 1024))
 	if err != nil {
 		t.Fatal(err)
 	}

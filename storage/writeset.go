@@ -132,7 +132,7 @@ func (ws *WriteSet) Update(key []byte, fn UpdateFunc) (_ vclock.Set, err error) 
 	i, in := ws.byKey[string(key)]
 	h := ring.KeyHash(key)
 	if !in {
-		stripe := uint32(h % lockStripes)
+		stripe := s.stripe(h)
 		if _, ok := ws.held[stripe]; !ok {
 			if !s.locks[stripe].TryLock() {
 				return vclock.Set{}, ErrLockBusy
@@ -209,7 +209,7 @@ func (ws *WriteSet) Get(key []byte) (rec vclock.Set, found bool, err error) {
 		return e.latest()
 	}
 	h := ring.KeyHash(key)
-	_, held := ws.held[uint32(h%lockStripes)]
+	_, held := ws.held[ws.s.stripe(h)]
 	return ws.s.read(key, h, held)
 }
 
@@ -311,7 +311,7 @@ func (ws *WriteSet) end() {
 func (ws *WriteSet) lockKeys(keys [][]byte) {
 	stripes := make([]uint32, 0, len(keys))
 	for _, k := range keys {
-		stripes = append(stripes, uint32(ring.KeyHash(k)%lockStripes))
+		stripes = append(stripes, ws.s.stripe(ring.KeyHash(k)))
 	}
 	slices.Sort(stripes)
 	for _, stripe := range slices.Compact(stripes) {
