@@ -25,6 +25,9 @@ func (l *Loop) Post(func()) bool { return false }
 // BeforeSleep does nothing.
 func (l *Loop) BeforeSleep(func()) {}
 
+// OnTick does nothing.
+func (l *Loop) OnTick(func()) {}
+
 // Len returns 0.
 func (l *Loop) Len() int { return 0 }
 

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lni/goutils/leaktest"
+	"github.com/dynakv/dynakv/internal/leakcheck"
 )
 
 func TestMain(m *testing.M) {
@@ -29,33 +29,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fdCount is the number of this process's open descriptors.
-func fdCount(t testing.TB) int {
-	t.Helper()
-	es, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(es)
-}
-
 // checkLeaks checks, when the test ends, that no goroutine is left and that the
-// descriptor count is back to what it was (waiting a little for both).
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	start := fdCount(t)
-	t.Cleanup(leaktest.AfterTest(t))
-	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for n := fdCount(t); n > start; n = fdCount(t) {
-			if time.Now().After(deadline) {
-				t.Errorf("%d descriptors open at the end; %d at the start", n, start)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
+// descriptor count is back to what it was.
+func checkLeaks(t *testing.T) { leakcheck.Check(t) }
 
 // server is a group of loops behind a loopback listener.
 type server struct {
@@ -711,4 +687,34 @@ func BenchmarkEcho(b *testing.B) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestOnTick: funcs given to OnTick run on every loop of a group, every
+// TickInterval, also without Config.Tick.
+func TestOnTick(t *testing.T) {
+	checkLeaks(t)
+	g, err := NewGroup(2, Config{Panic: PanicCrash, TickInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ticked := make(chan int, 64)
+	for i, l := range g.Loops() {
+		l.OnTick(func() {
+			select {
+			case ticked <- i:
+			default:
+			}
+		})
+	}
+	seen := map[int]int{}
+	deadline := time.After(20 * time.Second)
+	for seen[0] < 3 || seen[1] < 3 {
+		select {
+		case i := <-ticked:
+			seen[i]++
+		case <-deadline:
+			t.Fatalf("ticks seen per loop: %v", seen)
+		}
+	}
 }
