@@ -48,6 +48,7 @@ func (c *Conn) WriteString(string)         {}
 func (c *Conn) OutPending() int            { return 0 }
 func (c *Conn) OutPendingSince() time.Time { return time.Time{} }
 func (c *Conn) Pause()                     {}
+func (c *Conn) WantDrain()                 {}
 func (c *Conn) Resume()                    {}
 func (c *Conn) Paused() bool               { return false }
 func (c *Conn) Close()                     {}

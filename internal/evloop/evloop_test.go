@@ -718,3 +718,45 @@ func TestOnTick(t *testing.T) {
 		}
 	}
 }
+
+// TestWantDrain: after WantDrain, OnDrain comes once the output is written, also
+// when the kernel takes it at once and when there is none; without it, a write
+// taken at once calls no OnDrain.
+func TestWantDrain(t *testing.T) {
+	checkLeaks(t)
+	var h *lines
+	h = &lines{reply: func(c *Conn, line []byte) {
+		c.Write(line)
+		switch string(line) {
+		case "want\n":
+			c.WantDrain()
+		case "empty\n":
+			c.Post(c.WantDrain) // next iteration: the line is written already
+		}
+	}}
+	s := serve(t, 1, Config{Panic: PanicCrash}, func() Handler { return h })
+	nc := s.dial(t)
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	for i, step := range []struct {
+		line  string
+		drain int32
+	}{{"plain\n", 0}, {"want\n", 1}, {"plain\n", 1}, {"empty\n", 2}} {
+		if _, err := nc.Write([]byte(step.line)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.ReadString('\n'); err != nil || got != step.line {
+			t.Fatalf("step %d: read %q, %v", i, got, err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); h.drained.Load() != step.drain; {
+			if time.Now().After(deadline) {
+				t.Fatalf("step %d (%q): %d OnDrain calls, want %d", i, step.line, h.drained.Load(), step.drain)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := h.drained.Load(); n != 2 {
+		t.Fatalf("%d OnDrain calls, want 2", n)
+	}
+}

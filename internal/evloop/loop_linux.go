@@ -512,9 +512,14 @@ func (l *Loop) write(c *Conn) {
 	if c.sent == len(c.out) {
 		l.putBuf(c.out)
 		c.out, c.sent, c.since = nil, 0, time.Time{}
+		drain := c.wantDrain
 		if c.wantOut {
 			c.wantOut = false
 			l.setMask(c)
+			drain = true
+		}
+		if drain {
+			c.wantDrain = false
 			if d, ok := c.h.(Drainer); ok && !c.closed {
 				l.safe(c, func() { d.OnDrain(c) })
 			}
