@@ -59,6 +59,9 @@ type loopConn struct {
 	closed atomic.Bool
 }
 
+// spareMax bounds the output buffer a connection keeps between handoffs.
+const spareMax = 4 << 10
+
 // errGone is a handoff's flush to a connection that closed meanwhile.
 var errGone = errors.New("resp: connection closed")
 
@@ -163,6 +166,8 @@ func (e *loopConn) run() {
 	}
 	c := e.c
 	e.s.runBatch(c)
+	c.cmds.reset() // the copy of the batch: an idle connection keeps no input
+	c.ran = 0
 	if c.closed {
 		return // the outlet posted the close
 	}
@@ -173,7 +178,9 @@ func (e *loopConn) run() {
 	}
 	e.lc.Post(func() {
 		e.write(b)
-		e.spare = b
+		if cap(b) <= spareMax {
+			e.spare = b
+		}
 		e.complete()
 	})
 }
