@@ -99,6 +99,13 @@ type Config struct {
 	// ClientWriteTimeout disconnects a client (RESP or memcached) that does not
 	// take its replies for this long. Default 30s; negative: never.
 	ClientWriteTimeout time.Duration
+	// IOModel is how RESP client connections are driven: "loop" (event loops,
+	// Linux), "goroutine" (one goroutine each) or "auto" (loops where the system
+	// has them). TLS connections always use goroutines. Default "auto".
+	IOModel string
+	// IOLoops is the number of event loops with IOModel loop. Default 0:
+	// GOMAXPROCS.
+	IOLoops int
 	// TLSCertFile and TLSKeyFile, both set, turn TLS on for the RESP and memcached
 	// ports and the cluster transport (PEM files). Default "": plain TCP.
 	TLSCertFile, TLSKeyFile string
@@ -192,6 +199,7 @@ func DefaultConfig() Config {
 		TombstoneGrace:          24 * time.Hour,
 		ClientOutputBufferLimit: 4 << 20,
 		ClientWriteTimeout:      30 * time.Second,
+		IOModel:                 "auto",
 	}
 }
 
@@ -230,6 +238,9 @@ func (c Config) EnsureDefaults() Config {
 	setInt(&c.ClientOutputBufferLimit, d.ClientOutputBufferLimit)
 	if c.ClientWriteTimeout == 0 {
 		c.ClientWriteTimeout = d.ClientWriteTimeout
+	}
+	if c.IOModel == "" {
+		c.IOModel = d.IOModel
 	}
 	if c.Name == "" {
 		c.Name = defaultName()
@@ -435,6 +446,14 @@ func (c Config) Validate() error {
 	}
 	if c.ClientOutputBufferLimit < 1 {
 		bad("--client-output-buffer-limit must be positive, not %d", c.ClientOutputBufferLimit)
+	}
+	switch c.IOModel {
+	case "auto", "loop", "goroutine":
+	default:
+		bad("--io-model must be auto, loop or goroutine, not %q", c.IOModel)
+	}
+	if c.IOLoops < 0 {
+		bad("--io-loops must not be negative, not %d", c.IOLoops)
 	}
 	if c.MaxMemory < 0 {
 		bad("--maxmemory must not be negative, not %d", c.MaxMemory)

@@ -351,6 +351,8 @@ func (n *Node) newFronts() error {
 		MaxClients:        n.cfg.MaxClients,
 		OutputBufferLimit: n.cfg.ClientOutputBufferLimit,
 		WriteTimeout:      n.cfg.ClientWriteTimeout,
+		IOModel:           n.cfg.IOModel,
+		IOLoops:           n.cfg.IOLoops,
 		Version:           n.cfg.Version,
 		NodeName:          n.cfg.Name,
 		Info:              n.info,

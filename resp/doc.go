@@ -5,11 +5,18 @@
 // # Layers
 //
 // A Server accepts connections with internal/netserve (the accept loop,
-// MaxClients, the registry CLIENT LIST reads, Close, the write timeout), which runs
-// one goroutine per connection; that goroutine reads the client's bytes into the
+// MaxClients, the registry CLIENT LIST reads, Close, the write timeout), which
+// drives each connection one of two ways (Config.IOModel). The goroutine driver
+// runs one goroutine per connection: it reads the client's bytes into the
 // connection's input buffer (wire.go), runs the pipelined batch of complete
 // commands found there, and flushes the replies of a batch once (with
-// github.com/tidwall/redcon's Writer). Requests are parsed once, by a framer
+// github.com/tidwall/redcon's Writer). The loop driver (loop.go; Linux, plain
+// TCP, the default there) serves connections on event loops (internal/evloop):
+// the loop parses the batch with the same reader, pauses the connection, and
+// hands a copy of the commands to a goroutine of a bounded pool, which runs them
+// through the same code and posts the replies back; the connection resumes once
+// they are queued, so its commands run and answer in order. TLS connections use
+// the goroutine driver. Requests are parsed once, by a framer
 // (frame.go) that applies Redis 7.2's request-parsing rules and limits and yields
 // each command's arguments as slices of the input buffer, without copying them, so
 // malformed input is answered exactly as Redis answers it — "-ERR
@@ -115,7 +122,9 @@
 // # Concurrency
 //
 // A Server's methods are safe for concurrent use. A connection's state is used by
-// its own goroutine, except the fields CLIENT LIST reads, which are guarded. Close
-// stops every goroutine the Server started and waits for them; every proxy call
-// runs under a context that Close cancels.
+// its own goroutine (on the loop driver: by its loop, and by the handoff
+// goroutine while one runs its commands, in turn), except the fields CLIENT LIST
+// reads, which are guarded. Close stops every goroutine the Server started (the
+// loops, the handoffs) and waits for them; every proxy call runs under a context
+// that Close cancels.
 package resp

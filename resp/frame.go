@@ -110,6 +110,23 @@ func (c *commands) get(i int) [][]byte {
 	return c.args[from:c.ends[i]:c.ends[i]]
 }
 
+// copyFrom makes c a copy of src whose arguments share one new allocation, so
+// that they outlive src's input (the loop driver hands them to a goroutine).
+func (c *commands) copyFrom(src *commands) {
+	c.reset()
+	n := 0
+	for _, a := range src.args {
+		n += len(a)
+	}
+	buf := make([]byte, 0, n)
+	for _, a := range src.args {
+		start := len(buf)
+		buf = append(buf, a...)
+		c.args = append(c.args, buf[start:len(buf):len(buf)])
+	}
+	c.ends = append(c.ends, src.ends...)
+}
+
 func (c *commands) reset() {
 	if cap(c.args) > 4096 { // a command with many arguments is done
 		c.args, c.ends = nil, c.ends[:0]

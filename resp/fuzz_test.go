@@ -133,7 +133,7 @@ func FuzzFramerSpans(f *testing.F) {
 	f.Add([]byte(encode("SET", "k", strings.Repeat("v", 3000))+encode("GET", "k")), uint8(100), false)
 	f.Add([]byte(encode("SET", "k", strings.Repeat("v", 20000))+"PING\r\n"), uint8(255), true)
 	f.Add([]byte("PING\r\n"+strings.Repeat("x", 70000)+"\r\n"), uint8(255), false)
-	s := New(Config{}, nil)
+	s := New(Config{IOModel: IOGoroutine}, nil)
 	f.Fuzz(func(t *testing.T, in []byte, readSize uint8, unauth bool) {
 		cc := &chunkConn{data: in, size: int(readSize) + 1}
 		w := newWire(cc, s)

@@ -50,6 +50,10 @@ func startServer(t testing.TB, opts ...serverOpt) *testServer {
 		o(&cfg, &nopt)
 	}
 	px := testnode.Proxy(t, nopt)
+	if cfg.IOModel == "" {
+		cfg.IOModel = testIOModel
+	}
+	t.Logf("io model %s", cfg.IOModel)
 	s := New(cfg, px)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 
 	"github.com/tidwall/redcon"
 
+	"github.com/dynakv/dynakv/internal/evloop"
 	"github.com/dynakv/dynakv/internal/netserve"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -91,7 +92,26 @@ type Config struct {
 	// ends that connection only; netserve.Crash lets the panic end the process
 	// (tests).
 	PanicPolicy netserve.PanicPolicy
+	// IOModel picks how connections are driven: IOLoop runs plain TCP
+	// connections on event loops (internal/evloop; Linux only), every command
+	// handed off to a goroutine of a bounded pool; IOGoroutine runs each
+	// connection on its own goroutine with blocking reads. Default IOAuto: loops
+	// where the system has them. TLS connections always run on goroutines.
+	IOModel string
+	// IOLoops is the number of event loops with IOModel loop. Default
+	// GOMAXPROCS.
+	IOLoops int
+	// MaxHandoff bounds the goroutines that run handed-off commands on the loop
+	// driver; past it connections wait, paused, in order. Default 1024.
+	MaxHandoff int
 }
+
+// IO models (Config.IOModel).
+const (
+	IOAuto      = "auto"
+	IOLoop      = "loop"
+	IOGoroutine = "goroutine"
+)
 
 // Tunables are CONFIG parameters whose values live outside the server.
 type Tunables interface {
@@ -139,7 +159,18 @@ func (c Config) EnsureDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.IOModel == "" {
+		c.IOModel = IOAuto
+	}
+	if c.MaxHandoff == 0 {
+		c.MaxHandoff = netserve.DefaultMaxHandoff
+	}
 	return c
+}
+
+// loops reports whether the configuration runs connections on event loops.
+func (c Config) loops() bool {
+	return c.IOModel == IOLoop || (c.IOModel == IOAuto || c.IOModel == "") && evloop.Supported()
 }
 
 // Validate reports a configuration error.
@@ -156,6 +187,18 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.NodeName, "\r\n") || strings.ContainsAny(c.Version, "\r\n") {
 		return errors.New("resp: NodeName and Version must be single lines")
 	}
+	switch c.IOModel {
+	case "", IOAuto, IOGoroutine:
+	case IOLoop:
+		if !evloop.Supported() {
+			return errors.New("resp: IOModel loop needs event loops (Linux)")
+		}
+	default:
+		return fmt.Errorf("resp: unknown IOModel %q (auto, loop or goroutine)", c.IOModel)
+	}
+	if c.IOLoops < 0 || c.MaxHandoff < 0 {
+		return errors.New("resp: IOLoops and MaxHandoff must not be negative")
+	}
 	return nil
 }
 
@@ -167,6 +210,7 @@ type Server struct {
 	cmds *table
 	ns   *netserve.Server[*client] // accepts, registers (CLIENT LIST), closes
 	ctx  context.Context           // ns's: canceled by Close; every proxy call runs under it
+	loop *evloop.Group             // the loop driver's loops; nil: goroutines only
 
 	started time.Time // cfg.Now at New
 	runID   string
@@ -185,16 +229,28 @@ type stats struct {
 }
 
 // New returns a Server executing commands on px. cfg should pass Validate; its
-// zero fields get their defaults. Call Serve to accept clients.
+// zero fields get their defaults. With the loop driver it starts the event
+// loops (falling back to goroutines, logged, if they cannot start); Close stops
+// them. Call Serve to accept clients.
 func New(cfg Config, px *proxy.Proxy) *Server {
 	cfg = cfg.EnsureDefaults()
 	s := &Server{cfg: cfg, px: px}
+	if cfg.loops() {
+		s.loop = s.newLoops()
+	}
+	var onLoop func(*client) evloop.Handler
+	if s.loop != nil {
+		onLoop = s.onLoop
+	}
 	s.ns = netserve.New(netserve.Config[*client]{
 		MaxClients:   cfg.MaxClients,
 		RefuseLine:   errMaxClients,
 		WriteTimeout: cfg.WriteTimeout,
 		Open:         s.open,
 		Serve:        s.serveConn,
+		Loops:        s.loop,
+		OnLoop:       onLoop,
+		MaxHandoff:   cfg.MaxHandoff,
 		Panic:        cfg.PanicPolicy,
 		Events: netserve.Events{
 			AcceptFailed: func(err error, retryIn time.Duration) {
@@ -205,8 +261,13 @@ func New(cfg Config, px *proxy.Proxy) *Server {
 				cfg.Logger.Warn("refusing client: max number of clients reached", "addr", nc.RemoteAddr().String())
 			},
 			Panic: func(nc net.Conn, v any, stack []byte) {
-				cfg.Logger.Error("panic serving a client connection", "addr", nc.RemoteAddr().String(), "panic", v, "stack", string(stack))
+				addr := ""
+				if nc != nil {
+					addr = nc.RemoteAddr().String()
+				}
+				cfg.Logger.Error("panic serving a client connection", "addr", addr, "panic", v, "stack", string(stack))
 			},
+			WriteTimedOut: func(nc net.Conn) { s.logStaleWriter(nc.RemoteAddr().String()) },
 		},
 	})
 	s.ctx = s.ns.Context()
@@ -224,8 +285,15 @@ func New(cfg Config, px *proxy.Proxy) *Server {
 func (s *Server) Serve(ln net.Listener) error { return s.ns.Serve(ln) }
 
 // Close stops accepting, closes every client connection and waits for their
-// goroutines. It is idempotent; concurrent calls all wait.
-func (s *Server) Close() error { return s.ns.Close() }
+// goroutines and handed-off commands, then stops the event loops. It is
+// idempotent; concurrent calls all wait.
+func (s *Server) Close() error {
+	err := s.ns.Close()
+	if s.loop != nil {
+		s.loop.Close()
+	}
+	return err
+}
 
 // Clients returns the number of connected clients.
 func (s *Server) Clients() int { return s.ns.Len() }
@@ -237,12 +305,9 @@ func (s *Server) Addr() net.Addr { return s.ns.Addr() }
 // refused by netserve). It runs on the accept goroutine, before the
 // connection's goroutine starts and before CLIENT LIST can see it.
 func (s *Server) open(id int64, nc net.Conn) *client {
-	w := newWire(nc, s)
 	c := &client{
 		id:      id,
-		nc:      w,
-		rd:      w,
-		wr:      redcon.NewWriter(w),
+		nc:      nc,
 		authed:  s.cfg.RequirePass == "",
 		created: time.Now(),
 		addr:    nc.RemoteAddr().String(),
@@ -251,7 +316,6 @@ func (s *Server) open(id int64, nc net.Conn) *client {
 	// A command with nothing pipelined after it is the last before the replies
 	// are written out (and the session flushed through wire.Write).
 	c.sess = s.px.NewSession(func() bool { return c.ran < c.cmds.len() })
-	w.cl = c
 	c.setProto(2)
 	c.lastAt.Store(c.created.UnixNano())
 	s.stats.conns.Add(1)
@@ -264,6 +328,9 @@ func (s *Server) open(id int64, nc net.Conn) *client {
 // buffer, parsed once by the framer), runs them and writes their replies out once
 // after the batch.
 func (s *Server) serveConn(c *client) {
+	w := newWire(c.nc, s)
+	w.cl = c
+	c.rd, c.out = w, &sockOut{wr: redcon.NewWriter(w), nc: w}
 	err := s.serveBatches(c)
 	s.cfg.Observer.Connection("resp", -1)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
@@ -276,19 +343,53 @@ func (s *Server) serveBatches(c *client) error {
 		if err := c.rd.next(&c.cmds); err != nil {
 			return err
 		}
-		for c.ran = 0; c.ran < c.cmds.len(); {
-			args := c.cmds.get(c.ran)
-			c.ran++
-			s.serveCommand(c, args)
-			if c.closed {
-				return nil
-			}
+		if s.runBatch(c); c.closed {
+			return nil
 		}
-		if err := c.wr.Flush(); err != nil {
+		if err := c.out.Flush(); err != nil {
 			return err
 		}
 	}
 }
+
+// runBatch runs the commands of c.cmds in order, on the connection's goroutine
+// or on the goroutine a loop handed them to, until one closes the connection.
+func (s *Server) runBatch(c *client) {
+	for c.ran = 0; c.ran < c.cmds.len(); {
+		args := c.cmds.get(c.ran)
+		c.ran++
+		s.serveCommand(c, args)
+		if c.closed {
+			return
+		}
+	}
+}
+
+// outlet is where a connection's replies go: the goroutine driver's redcon
+// Writer over the socket (sockOut), or a loop handoff's buffer (loopOut). Both
+// flush the connection's session before any reply leaves.
+type outlet interface {
+	// WriteRaw buffers reply bytes.
+	WriteRaw(b []byte)
+	// Flush flushes the session, then hands everything buffered to the client
+	// and returns once the kernel took it (or the connection failed).
+	Flush() error
+	// Discard drops what is buffered (dropReplies).
+	Discard()
+	// Close ends the connection (after a Flush: the replies so far are out).
+	Close()
+}
+
+// sockOut is the goroutine driver's outlet.
+type sockOut struct {
+	wr *redcon.Writer // over the wire, whose Write flushes the session first
+	nc net.Conn
+}
+
+func (o *sockOut) WriteRaw(b []byte) { o.wr.WriteRaw(b) }
+func (o *sockOut) Flush() error      { return o.wr.Flush() }
+func (o *sockOut) Discard()          { o.wr.SetBuffer(nil) }
+func (o *sockOut) Close()            { _ = o.nc.Close() }
 
 // client is one connection's state. Fields without a lock are used only by the
 // connection's goroutine; the others are read by CLIENT LIST from other
@@ -298,11 +399,14 @@ type client struct {
 	pending int            // reply bytes buffered in wr, not yet written
 	id      int64
 	// The socket side (nil when a handler runs without a socket: tests): the
-	// connection, the wire that reads and parses its requests, redcon's writer
-	// over it, and the pipelined batch: cmds.get(ran) is the next to run.
+	// accepted connection (closed already on the loop driver), the goroutine
+	// driver's wire that reads and parses its requests, where the replies go,
+	// and the pipelined batch: cmds.get(ran) is the next to run. On the loop
+	// driver, cmds is a copy of the parsed commands and the handoff goroutine
+	// uses the client while it runs them (loop.go).
 	nc          net.Conn
 	rd          *wire
-	wr          *redcon.Writer
+	out         outlet
 	cmds        commands
 	ran         int
 	closed      bool // nc was closed after the replies so far were written
@@ -345,7 +449,7 @@ func (s *Server) serveCommand(c *client, args [][]byte) {
 	}
 	if len(c.w.b) > 0 {
 		s.noteOutput(c.pending + len(c.w.b))
-		c.wr.WriteRaw(c.w.b)
+		c.out.WriteRaw(c.w.b)
 		c.pending += len(c.w.b)
 	}
 	c.w.reset()
@@ -353,7 +457,7 @@ func (s *Server) serveCommand(c *client, args [][]byte) {
 		// The batch's replies are past the bound: write them now. A client
 		// that does not read them is held here by TCP, then dropped after
 		// WriteTimeout.
-		if c.wr.Flush() != nil {
+		if c.out.Flush() != nil {
 			c.closing = true
 		}
 	}
@@ -366,11 +470,11 @@ func (s *Server) serveCommand(c *client, args [][]byte) {
 	if c.closing {
 		if c.dropReplies {
 			// Redis frees the client at once: replies not yet written are lost.
-			c.wr.SetBuffer(nil)
+			c.out.Discard()
 		}
 		// The replies so far, then the end.
-		_ = c.wr.Flush()
-		_ = c.nc.Close()
+		_ = c.out.Flush()
+		c.out.Close()
 		c.closed = true
 	}
 }
@@ -385,15 +489,15 @@ func (s *Server) serveCommand(c *client, args [][]byte) {
 // Handlers whose replies grow without bound call it between elements; the part
 // sent can no longer be replaced by an error (see Reply.truncate).
 func (s *Server) spill(c *client) {
-	if c.wr == nil || c.closing || c.pending+len(c.w.b) <= s.cfg.OutputBufferLimit {
+	if c.out == nil || c.closing || c.pending+len(c.w.b) <= s.cfg.OutputBufferLimit {
 		return
 	}
 	s.noteOutput(c.pending + len(c.w.b))
-	c.wr.WriteRaw(c.w.b)
+	c.out.WriteRaw(c.w.b)
 	c.pending += len(c.w.b)
 	c.w.sent += len(c.w.b)
 	c.w.b = c.w.b[:0]
-	if c.wr.Flush() != nil {
+	if c.out.Flush() != nil {
 		c.closing = true
 	}
 }

@@ -25,7 +25,7 @@ func listen(t *testing.T) net.Listener {
 func TestServeClose(t *testing.T) {
 	testnode.NoLeaks(t, func(t *testing.T) {
 		px := testnode.Proxy(t, testnode.Options{})
-		s := New(Config{}, px)
+		s := New(ioConfig(Config{}), px)
 		ln := listen(t)
 		done := make(chan error, 1)
 		go func() { done <- s.Serve(ln) }()
@@ -62,7 +62,7 @@ func TestServeClose(t *testing.T) {
 func TestCloseBeforeServe(t *testing.T) {
 	testnode.NoLeaks(t, func(t *testing.T) {
 		px := testnode.Proxy(t, testnode.Options{})
-		s := New(Config{}, px)
+		s := New(ioConfig(Config{}), px)
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func TestCloseBeforeServe(t *testing.T) {
 func TestConcurrentClose(t *testing.T) {
 	testnode.NoLeaks(t, func(t *testing.T) {
 		px := testnode.Proxy(t, testnode.Options{})
-		s := New(Config{}, px)
+		s := New(ioConfig(Config{}), px)
 		ln := listen(t)
 		done := make(chan error, 1)
 		go func() { done <- s.Serve(ln) }()
@@ -109,7 +109,7 @@ func TestConcurrentClose(t *testing.T) {
 func TestMaxClients(t *testing.T) {
 	testnode.NoLeaks(t, func(t *testing.T) {
 		px := testnode.Proxy(t, testnode.Options{})
-		s := New(Config{MaxClients: 2}, px)
+		s := New(ioConfig(Config{MaxClients: 2}), px)
 		ln := listen(t)
 		done := make(chan error, 1)
 		go func() { done <- s.Serve(ln) }()

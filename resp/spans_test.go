@@ -115,7 +115,7 @@ func TestLineResume(t *testing.T) {
 // the input buffer grew with the bytes that arrived (to about the command's size),
 // and went back to its small size once the command was done.
 func TestWireBigValue(t *testing.T) {
-	s := New(Config{}, nil)
+	s := New(Config{IOModel: IOGoroutine}, nil)
 	value := bytes.Repeat([]byte("0123456789abcdef"), 8<<20/16)
 	cmd := encode("SET", "key", string(value))
 	cc := &chunkConn{data: []byte(cmd + encode("GET", "key")), size: 64 << 10}
@@ -151,7 +151,7 @@ func TestWireBigValue(t *testing.T) {
 // TestWireNotSizedFromHeader checks that a header claiming a huge argument
 // allocates nothing for it: the buffer holds what arrived.
 func TestWireNotSizedFromHeader(t *testing.T) {
-	s := New(Config{}, nil)
+	s := New(Config{IOModel: IOGoroutine}, nil)
 	cc := &chunkConn{data: []byte("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870000\r\n" + strings.Repeat("v", 10000)), size: 1 << 20}
 	w := newWire(cc, s)
 	var cmds commands
@@ -208,7 +208,7 @@ func BenchmarkParse(b *testing.B) {
 // reads (as a socket delivers it): the time per byte stays flat as the value
 // grows, since the framer resumes where it stopped.
 func BenchmarkWireBigValue(b *testing.B) {
-	s := New(Config{}, nil)
+	s := New(Config{IOModel: IOGoroutine}, nil)
 	for _, size := range []int{1 << 20, 8 << 20, 64 << 20} {
 		b.Run(fmt.Sprintf("%dMiB", size>>20), func(b *testing.B) {
 			in := []byte(encode("SET", "key", strings.Repeat("v", size)))

@@ -41,7 +41,7 @@ type wire struct {
 	net.Conn
 	s  *Server
 	cl *client // set when the connection is accepted
-	f  framer
+	p  reqReader
 
 	in       []byte // input; in[off:] not consumed yet
 	off      int
@@ -49,13 +49,52 @@ type wire struct {
 	lastFull bool // the last read filled its window
 	lastN    int  // bytes of the last read
 	empty    int  // reads in a row that returned nothing
-	perr     string
-	kill     bool
 	rerr     error
 }
 
 func newWire(c net.Conn, s *Server) *wire {
-	return &wire{Conn: c, s: s, f: framer{maxBulk: s.cfg.ProtoMaxBulkLen}}
+	return &wire{Conn: c, s: s, p: s.newReqReader()}
+}
+
+// reqReader drives the framer for one connection, the same way on both drivers:
+// every complete command of the input, or only the first one before AUTH (Redis
+// parses a request after running the one before it, and AUTH lifts the limits),
+// and the protocol error or query-buffer kill found after them, which ends the
+// connection once their replies are out (Server.protocolEnd).
+type reqReader struct {
+	f    framer
+	perr string // the protocol error found; "" if none
+	kill bool   // the query buffer limit was passed
+}
+
+func (s *Server) newReqReader() reqReader {
+	return reqReader{f: framer{maxBulk: s.cfg.ProtoMaxBulkLen}}
+}
+
+// parse appends the next commands of in to cmds (see framer.spans: in[used:]
+// must be given again, with what arrives after it). unauth applies the pre-AUTH
+// limits and parses one command at most. It must not be called once ended.
+func (p *reqReader) parse(in []byte, cmds *commands, unauth bool) (used, frames int) {
+	r := p.f.spans(in, cmds, unauth, unauth)
+	p.perr, p.kill = r.err, r.kill
+	return r.used, r.frames
+}
+
+// ended reports whether the input broke the protocol or the query buffer limit:
+// nothing more is parsed, and the connection ends after the replies so far.
+func (p *reqReader) ended() bool { return p.perr != "" || p.kill }
+
+// protocolEnd logs and counts how an ended reader ends its connection, and
+// returns the last line to send (nil: none, for a kill) and the error it ends
+// with.
+func (s *Server) protocolEnd(p *reqReader, addr string) ([]byte, error) {
+	if p.kill {
+		s.cfg.Logger.Warn("closing client that exceeded the query buffer limit", "addr", addr)
+		return nil, errQueryBuf
+	}
+	s.stats.errorReplies.Add(1)
+	s.cfg.Logger.Debug("protocol error", "addr", addr, "err", p.perr)
+	return []byte("-ERR " + p.perr + "\r\n"), errProtocol
 }
 
 // unauth reports whether the pre-AUTH limits apply now.
@@ -76,17 +115,16 @@ func (w *wire) next(cmds *commands) error {
 		}
 	}
 	for {
-		if !w.starved && w.perr == "" && !w.kill {
+		if !w.starved && !w.p.ended() {
 			unauth := w.unauth()
-			r := w.f.spans(w.in[w.off:], cmds, unauth, unauth)
-			w.off += r.used
-			w.perr, w.kill = r.err, r.kill
-			w.starved = r.frames == 0 || !unauth // everything parseable was parsed
-			if r.frames > 0 {
+			used, frames := w.p.parse(w.in[w.off:], cmds, unauth)
+			w.off += used
+			w.starved = frames == 0 || !unauth // everything parseable was parsed
+			if frames > 0 {
 				return nil
 			}
 		}
-		if w.perr != "" || w.kill || w.rerr != nil {
+		if w.p.ended() || w.rerr != nil {
 			return w.fail()
 		}
 		if err := w.fill(); err != nil {
@@ -123,7 +161,7 @@ func (w *wire) fill() error {
 		// large value's buffer ends near its size, not twice it, and is
 		// never more than 2.5 times what arrived).
 		grow := 2 * size
-		if need := len(w.in) + int(w.f.bulk) + inMin; w.f.state == stBulkBody && need <= grow+grow/4 {
+		if need := len(w.in) + int(w.p.f.bulk) + inMin; w.p.f.state == stBulkBody && need <= grow+grow/4 {
 			grow = need
 		}
 		size = max(grow, len(w.in)+inMin)
@@ -165,20 +203,20 @@ func (w *wire) fail() error {
 	if w.rerr != nil {
 		return w.rerr
 	}
-	if w.kill {
-		w.s.cfg.Logger.Warn("closing client that exceeded the query buffer limit", "addr", w.RemoteAddr().String())
-		w.rerr = errQueryBuf
-		return w.rerr
+	line, err := w.s.protocolEnd(&w.p, w.RemoteAddr().String())
+	if line != nil {
+		// The connection ends with this line: give it a second whatever the
+		// timeout (a deadline set here replaces netserve's WriteTimeout for good).
+		_ = w.Conn.SetWriteDeadline(time.Now().Add(protocolGrace))
+		_, _ = w.Write(line)
 	}
-	w.s.stats.errorReplies.Add(1)
-	w.s.cfg.Logger.Debug("protocol error", "addr", w.RemoteAddr().String(), "err", w.perr)
-	// The connection ends with this line: give it a second whatever the timeout
-	// (a deadline set here replaces netserve's WriteTimeout for good).
-	_ = w.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = w.Write([]byte("-ERR " + w.perr + "\r\n"))
-	w.rerr = errProtocol
+	w.rerr = err
 	return w.rerr
 }
+
+// protocolGrace is how long the last line of a connection that broke the
+// protocol may take to leave.
+const protocolGrace = time.Second
 
 // Write flushes the connection's session first (proxy.Session), so no reply
 // acknowledges a write before it is durable and a pipelined batch of writes shares
@@ -186,17 +224,34 @@ func (w *wire) fail() error {
 // bytes within Config.WriteTimeout is disconnected (the write fails: netserve arms
 // the deadline on the connection below).
 func (w *wire) Write(b []byte) (int, error) {
-	if w.cl != nil && w.cl.sess != nil {
-		w.cl.pending = 0 // the writer writes out everything it buffered
-		if err := w.cl.sess.Flush(w.s.ctx); err != nil {
-			w.s.cfg.Logger.Error("syncing writes before replying", "err", err)
+	if w.cl != nil {
+		if err := w.s.flushSession(w.cl); err != nil {
 			return 0, err
 		}
 	}
 	n, err := w.Conn.Write(b)
 	w.s.stats.netOut.Add(int64(n))
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		w.s.cfg.Logger.Warn("closing client that did not read its replies", "addr", w.RemoteAddr().String(), "timeout", w.s.cfg.WriteTimeout)
+		w.s.logStaleWriter(w.RemoteAddr().String())
 	}
 	return n, err
+}
+
+// flushSession makes the writes of c's replies so far durable before the
+// replies leave (both drivers); the outlet's buffer is handed over after it, so
+// c.pending starts again. If it fails, no reply may leave.
+func (s *Server) flushSession(c *client) error {
+	c.pending = 0
+	if c.sess == nil {
+		return nil
+	}
+	if err := c.sess.Flush(s.ctx); err != nil {
+		s.cfg.Logger.Error("syncing writes before replying", "err", err)
+		return err
+	}
+	return nil
+}
+
+func (s *Server) logStaleWriter(addr string) {
+	s.cfg.Logger.Warn("closing client that did not read its replies", "addr", addr, "timeout", s.cfg.WriteTimeout)
 }

@@ -159,6 +159,8 @@ overhead (see the README).`,
 	f.IntVar(&cfg.MaxClients, "max-clients", d.MaxClients, "most client connections per protocol")
 	f.IntVar(&cfg.ClientOutputBufferLimit, "client-output-buffer-limit", d.ClientOutputBufferLimit, "bytes of replies a RESP client may have pending in the node; past it they are written before its next command runs (or, within one large reply, before the command goes on)")
 	f.DurationVar(&cfg.ClientWriteTimeout, "client-write-timeout", d.ClientWriteTimeout, "disconnect a client that does not take its replies for this long; negative: never")
+	f.StringVar(&cfg.IOModel, "io-model", d.IOModel, "how RESP client connections are served: loop (event loops, Linux), goroutine (one goroutine per connection) or auto (loop where available); TLS connections always use goroutines")
+	f.IntVar(&cfg.IOLoops, "io-loops", 0, "event loops with --io-model loop (0: one per GOMAXPROCS)")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate: turns on TLS for the RESP and memcached ports and the cluster transport (with --tls-key)")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	f.StringVar(&cfg.TLSCAFile, "tls-ca", "", "PEM CA bundle: the cluster transport becomes mutual TLS against it, and clients must present a certificate it signed (see --tls-auth-clients)")

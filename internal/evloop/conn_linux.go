@@ -26,6 +26,7 @@ type Conn struct {
 	eof        bool // the peer has stopped sending
 	closeAfter bool // close once out is written (after eof)
 	wantOut    bool // EPOLLOUT is registered: the kernel refused part of out
+	wantDrain  bool // WantDrain: call OnDrain once out is all written
 	dirty      bool // in loop.dirty
 	queued     bool // in loop.ready
 
@@ -83,6 +84,18 @@ func (c *Conn) OutPending() int { return len(c.out) - c.sent }
 // OutPendingSince is when the output last made progress, or when it became
 // non-empty; zero when there is none. A Tick closes a writer stale past its limit.
 func (c *Conn) OutPendingSince() time.Time { return c.since }
+
+// WantDrain asks for one Drainer.OnDrain call once the output is all written,
+// also when the kernel takes it at once: at this iteration's writes (at once
+// there if there is no output), or later, with EPOLLOUT. An engine that waits
+// for a slow reader (an output limit, a close after the last reply) uses it.
+func (c *Conn) WantDrain() {
+	if c.closed {
+		return
+	}
+	c.wantDrain = true
+	c.loop.markDirty(c)
+}
 
 // Pause stops reading: no OnData until Resume (the input the last OnData left
 // unused is kept). TCP pushes back on the peer.

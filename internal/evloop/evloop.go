@@ -66,8 +66,9 @@ type Handler interface {
 }
 
 // Drainer is an optional Handler method: OnDrain is called when a connection's
-// output, which the kernel had refused in part (EAGAIN), has all been written.
-// An engine that pauses a connection above an output limit resumes it there.
+// output, which the kernel had refused in part (EAGAIN), has all been written,
+// and once after Conn.WantDrain when it has. An engine that pauses a connection
+// above an output limit resumes it there.
 type Drainer interface {
 	OnDrain(c *Conn)
 }

@@ -25,6 +25,9 @@ func (l *Loop) Post(func()) bool { return false }
 // BeforeSleep does nothing.
 func (l *Loop) BeforeSleep(func()) {}
 
+// OnTick does nothing.
+func (l *Loop) OnTick(func()) {}
+
 // Len returns 0.
 func (l *Loop) Len() int { return 0 }
 
@@ -45,6 +48,7 @@ func (c *Conn) WriteString(string)         {}
 func (c *Conn) OutPending() int            { return 0 }
 func (c *Conn) OutPendingSince() time.Time { return time.Time{} }
 func (c *Conn) Pause()                     {}
+func (c *Conn) WantDrain()                 {}
 func (c *Conn) Resume()                    {}
 func (c *Conn) Paused() bool               { return false }
 func (c *Conn) Close()                     {}

@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lni/goutils/leaktest"
+	"github.com/dynakv/dynakv/internal/leakcheck"
 )
 
 func TestMain(m *testing.M) {
@@ -29,33 +29,9 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// fdCount is the number of this process's open descriptors.
-func fdCount(t testing.TB) int {
-	t.Helper()
-	es, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(es)
-}
-
 // checkLeaks checks, when the test ends, that no goroutine is left and that the
-// descriptor count is back to what it was (waiting a little for both).
-func checkLeaks(t *testing.T) {
-	t.Helper()
-	start := fdCount(t)
-	t.Cleanup(leaktest.AfterTest(t))
-	t.Cleanup(func() {
-		deadline := time.Now().Add(10 * time.Second)
-		for n := fdCount(t); n > start; n = fdCount(t) {
-			if time.Now().After(deadline) {
-				t.Errorf("%d descriptors open at the end; %d at the start", n, start)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
+// descriptor count is back to what it was.
+func checkLeaks(t *testing.T) { leakcheck.Check(t) }
 
 // server is a group of loops behind a loopback listener.
 type server struct {
@@ -711,4 +687,76 @@ func BenchmarkEcho(b *testing.B) {
 		})
 	}
 	wg.Wait()
+}
+
+// TestOnTick: funcs given to OnTick run on every loop of a group, every
+// TickInterval, also without Config.Tick.
+func TestOnTick(t *testing.T) {
+	checkLeaks(t)
+	g, err := NewGroup(2, Config{Panic: PanicCrash, TickInterval: 5 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ticked := make(chan int, 64)
+	for i, l := range g.Loops() {
+		l.OnTick(func() {
+			select {
+			case ticked <- i:
+			default:
+			}
+		})
+	}
+	seen := map[int]int{}
+	deadline := time.After(20 * time.Second)
+	for seen[0] < 3 || seen[1] < 3 {
+		select {
+		case i := <-ticked:
+			seen[i]++
+		case <-deadline:
+			t.Fatalf("ticks seen per loop: %v", seen)
+		}
+	}
+}
+
+// TestWantDrain: after WantDrain, OnDrain comes once the output is written, also
+// when the kernel takes it at once and when there is none; without it, a write
+// taken at once calls no OnDrain.
+func TestWantDrain(t *testing.T) {
+	checkLeaks(t)
+	var h *lines
+	h = &lines{reply: func(c *Conn, line []byte) {
+		c.Write(line)
+		switch string(line) {
+		case "want\n":
+			c.WantDrain()
+		case "empty\n":
+			c.Post(c.WantDrain) // next iteration: the line is written already
+		}
+	}}
+	s := serve(t, 1, Config{Panic: PanicCrash}, func() Handler { return h })
+	nc := s.dial(t)
+	defer nc.Close()
+	r := bufio.NewReader(nc)
+	for i, step := range []struct {
+		line  string
+		drain int32
+	}{{"plain\n", 0}, {"want\n", 1}, {"plain\n", 1}, {"empty\n", 2}} {
+		if _, err := nc.Write([]byte(step.line)); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := r.ReadString('\n'); err != nil || got != step.line {
+			t.Fatalf("step %d: read %q, %v", i, got, err)
+		}
+		for deadline := time.Now().Add(10 * time.Second); h.drained.Load() != step.drain; {
+			if time.Now().After(deadline) {
+				t.Fatalf("step %d (%q): %d OnDrain calls, want %d", i, step.line, h.drained.Load(), step.drain)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	if n := h.drained.Load(); n != 2 {
+		t.Fatalf("%d OnDrain calls, want 2", n)
+	}
 }

@@ -43,6 +43,7 @@ type Loop struct {
 	lastID   uint32
 	running  []func()  // the posts being run
 	hooks    []func()  // BeforeSleep
+	ticks    []func()  // OnTick
 	dirty    []*Conn   // connections with output to write this iteration
 	ready    []*Conn   // resumed connections with input to give again
 	free     [][]byte  // output buffers to reuse
@@ -147,6 +148,14 @@ func (l *Loop) BeforeSleep(f func()) {
 	l.Post(func() { l.hooks = append(l.hooks, f) })
 }
 
+// OnTick adds f to what runs on the loop goroutine every Config.TickInterval,
+// after Config.Tick (a server sharing the loop closes its stale writers there).
+// It takes effect from the loop's next iteration, and makes the loop wake for
+// ticks even without Config.Tick.
+func (l *Loop) OnTick(f func()) {
+	l.Post(func() { l.ticks = append(l.ticks, f) })
+}
+
 // Len is the number of the loop's connections (added and not yet closed).
 func (l *Loop) Len() int { return int(l.n.Load()) }
 
@@ -198,7 +207,8 @@ func (l *Loop) iterate() (panicked bool) {
 	}
 	for {
 		timeout := -1
-		if l.cfg.Tick != nil {
+		ticking := l.cfg.Tick != nil || len(l.ticks) > 0
+		if ticking {
 			timeout = max(0, int((time.Until(l.nextTick)+time.Millisecond-1)/time.Millisecond))
 		}
 		n, err := unix.EpollWait(l.epfd, l.events, timeout)
@@ -219,9 +229,14 @@ func (l *Loop) iterate() (panicked bool) {
 			return false
 		}
 		l.runReady()
-		if l.cfg.Tick != nil && !l.now.Before(l.nextTick) {
+		if ticking && !l.now.Before(l.nextTick) {
 			l.nextTick = l.now.Add(l.cfg.TickInterval)
-			l.safe(nil, l.cfg.Tick)
+			if l.cfg.Tick != nil {
+				l.safe(nil, l.cfg.Tick)
+			}
+			for _, f := range l.ticks {
+				l.safe(nil, f)
+			}
 		}
 		for _, h := range l.hooks {
 			l.safe(nil, h)
@@ -497,9 +512,14 @@ func (l *Loop) write(c *Conn) {
 	if c.sent == len(c.out) {
 		l.putBuf(c.out)
 		c.out, c.sent, c.since = nil, 0, time.Time{}
+		drain := c.wantDrain
 		if c.wantOut {
 			c.wantOut = false
 			l.setMask(c)
+			drain = true
+		}
+		if drain {
+			c.wantDrain = false
 			if d, ok := c.h.(Drainer); ok && !c.closed {
 				l.safe(c, func() { d.OnDrain(c) })
 			}

@@ -28,11 +28,23 @@
 //
 // # Drivers
 //
-// Today every connection is run by the goroutine driver: one goroutine calls
-// Config.Serve, which reads with blocking calls. The accepted net.Conn is handed
-// over in one place (Server.drive), which is where a later step hands plain-TCP
-// connections to an event loop (internal/evloop) instead; the registry, Close and
-// MaxClients stay the same for both.
+// The accepted net.Conn is handed to a driver in one place (Server.drive):
+//
+//   - The goroutine driver: one goroutine calls Config.Serve, which reads with
+//     blocking calls. TLS connections, any net.Conn that is not a *net.TCPConn,
+//     and every connection when Config.Loops is nil run on it.
+//   - The loop driver (Config.Loops set, Linux): a plain *net.TCPConn's
+//     descriptor is duplicated (evloop.Dup), the net.Conn is closed (the socket
+//     stays open through the duplicate), and the duplicate goes to the loop of the
+//     group with the fewest connections, served by the evloop.Handler that
+//     Config.OnLoop returns. The connection is unregistered from its OnClose.
+//     Close posts Conn.Close to the owning loop and waits for that OnClose. The
+//     loops' tick closes a connection whose output made no progress for
+//     WriteTimeout (Events.WriteTimedOut). Work a loop handler must not do on the
+//     loop (it blocks) goes to Handoff: a bounded pool of goroutines (MaxHandoff)
+//     that Close waits for.
+//
+// The registry, ids, MaxClients, Len, Close and Events are the same for both.
 //
 // All methods of Server are safe for concurrent use.
 package netserve
@@ -48,6 +60,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dynakv/dynakv/internal/evloop"
 	"github.com/dynakv/dynakv/internal/refuser"
 )
 
@@ -82,8 +95,15 @@ type Events struct {
 	// closed after the callback returns. Accept goroutine.
 	Refused func(nc net.Conn)
 	// Panic: serving nc panicked with v (CloseConn policy); nc is closed after
-	// the callback returns. The connection's goroutine.
+	// the callback returns. The connection's goroutine, or the Handoff goroutine
+	// for a panic in a handed-off func (nc is nil then). A panic in a loop
+	// handler is the evloop.Group's to report (evloop.Config.OnPanic).
 	Panic func(nc net.Conn, v any, stack []byte)
+	// WriteTimedOut: a connection on the loop driver is being closed because its
+	// output made no progress for WriteTimeout. nc is the accepted net.Conn
+	// (closed already: for its addresses). Loop goroutine. (On the goroutine
+	// driver the write fails with os.ErrDeadlineExceeded instead.)
+	WriteTimedOut func(nc net.Conn)
 }
 
 // Config configures a Server. T is the protocol's per-connection state.
@@ -107,20 +127,38 @@ type Config[T any] struct {
 	// Open builds the state of an admitted connection on the accept goroutine,
 	// before it is registered under id (ids start at 1 and are never reused) and
 	// before Serve runs. nc is what Serve reads and writes (wrapped for
-	// WriteTimeout). It must not block. Required.
+	// WriteTimeout); on the loop driver it is closed already (its descriptor
+	// went to the loop): use it for its addresses only. It must not block.
+	// Required.
 	Open func(id int64, nc net.Conn) T
 	// Serve serves one connection until it ends; the Server closes the socket
 	// after it returns. Required.
 	Serve func(c T)
-	// Panic is the policy for a panic in Serve. Default CloseConn.
+	// Loops, when set, runs plain TCP connections (*net.TCPConn) on these event
+	// loops instead of a goroutine each (see Drivers); the caller owns the group
+	// and closes it after Close. Default nil: the goroutine driver for all.
+	Loops *evloop.Group
+	// OnLoop returns the loop handler of a connection that runs on Loops; it runs
+	// on the accept goroutine after Open. Required with Loops. Its OnClose is
+	// called exactly once (with a nil Conn if the loop refused the connection:
+	// it was closing).
+	OnLoop func(c T) evloop.Handler
+	// MaxHandoff bounds the goroutines running Handoff funcs; past it funcs wait
+	// in order. Default 1024.
+	MaxHandoff int
+	// Panic is the policy for a panic in Serve or a Handoff func. Default CloseConn.
 	Panic PanicPolicy
 	// Events receive accept failures, refusals and recovered panics.
 	Events Events
 }
 
+// DefaultMaxHandoff is MaxHandoff's default.
+const DefaultMaxHandoff = 1024
+
 // entry is one registered connection.
 type entry[T any] struct {
-	nc net.Conn // as accepted: what Close closes
+	nc net.Conn     // as accepted: what Close closes (goroutine driver)
+	lc *evloop.Conn // the loop driver's connection (nil on the goroutine driver); under Server.mu
 	v  T
 }
 
@@ -142,6 +180,11 @@ type Server[T any] struct {
 	conns     map[int64]*entry[T]
 	wg        sync.WaitGroup // one per registered connection
 	closeDone chan struct{}  // closed when the first Close is done
+
+	// The loop driver: per loop of Config.Loops, its connections of this server
+	// (each map is used on its loop's goroutine only), for the write timeout.
+	perLoop map[*evloop.Loop]map[*evloop.Conn]*entry[T]
+	pool    handoffPool
 }
 
 // New returns a Server for cfg, which must have Open and Serve.
@@ -149,9 +192,26 @@ func New[T any](cfg Config[T]) *Server[T] {
 	if cfg.Open == nil || cfg.Serve == nil {
 		panic("netserve: Config needs Open and Serve")
 	}
+	if cfg.Loops != nil && cfg.OnLoop == nil {
+		panic("netserve: Config.Loops needs OnLoop")
+	}
+	if cfg.MaxHandoff <= 0 {
+		cfg.MaxHandoff = DefaultMaxHandoff
+	}
 	s := &Server[T]{cfg: cfg, refuser: refuser.New(), conns: make(map[int64]*entry[T]), closeDone: make(chan struct{})}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.maxClients.Store(int64(cfg.MaxClients))
+	s.pool.max = cfg.MaxHandoff
+	if cfg.Loops != nil {
+		s.perLoop = make(map[*evloop.Loop]map[*evloop.Conn]*entry[T], len(cfg.Loops.Loops()))
+		for _, l := range cfg.Loops.Loops() {
+			conns := make(map[*evloop.Conn]*entry[T])
+			s.perLoop[l] = conns
+			if cfg.WriteTimeout > 0 {
+				l.OnTick(func() { s.closeStale(conns) })
+			}
+		}
+	}
 	return s
 }
 
@@ -285,8 +345,9 @@ func (s *Server[T]) accept(nc net.Conn) {
 		return
 	}
 	id := s.nextID.Add(1)
+	fd := s.loopFd(nc)
 	rw := nc
-	if s.cfg.WriteTimeout > 0 {
+	if s.cfg.WriteTimeout > 0 && fd < 0 {
 		rw = newDeadlineConn(nc, s.cfg.WriteTimeout)
 	}
 	e := &entry[T]{nc: nc, v: s.cfg.Open(id, rw)}
@@ -297,12 +358,43 @@ func (s *Server[T]) accept(nc net.Conn) {
 	s.n.Add(1)
 	s.wg.Add(1)
 	s.mu.Unlock()
-	s.drive(id, e)
+	s.drive(id, e, fd)
+}
+
+// loopFd returns a duplicate of nc's descriptor for the loop driver, and closes
+// nc's own (the socket stays open through the duplicate; nc keeps its
+// addresses), or -1 when nc runs on the goroutine driver: no Loops, not plain
+// TCP, or the dup failed.
+func (s *Server[T]) loopFd(nc net.Conn) int {
+	tc, ok := nc.(*net.TCPConn)
+	if s.cfg.Loops == nil || !ok {
+		return -1
+	}
+	fd, err := evloop.Dup(tc)
+	if err != nil {
+		return -1
+	}
+	_ = nc.Close()
+	return fd
 }
 
 // drive runs a registered connection: the one place an accepted connection is
-// handed to a driver. Today that is always a goroutine of its own.
-func (s *Server[T]) drive(id int64, e *entry[T]) {
+// handed to a driver, a loop when fd >= 0 (loopFd), else a goroutine of its own.
+func (s *Server[T]) drive(id int64, e *entry[T], fd int) {
+	if fd >= 0 {
+		h := &loopHandler[T]{s: s, id: id, e: e, h: s.cfg.OnLoop(e.v)}
+		lc, err := s.cfg.Loops.Add(fd, h)
+		if err != nil { // the loop is closing; it closed fd
+			h.OnClose(nil, err)
+			return
+		}
+		s.mu.Lock()
+		e.lc = lc
+		s.mu.Unlock()
+		// Runs after the registration, unless the connection closed first.
+		lc.Post(func() { s.perLoop[lc.Loop()][lc] = e })
+		return
+	}
 	go func() {
 		defer s.wg.Done()
 		defer s.unregister(id, e)
@@ -333,6 +425,119 @@ func (s *Server[T]) unregister(id int64, e *entry[T]) {
 	s.n.Add(-1)
 }
 
+// loopHandler wraps a loop connection's handler: its OnClose unregisters the
+// connection, after the protocol's OnClose.
+type loopHandler[T any] struct {
+	s  *Server[T]
+	id int64
+	e  *entry[T]
+	h  evloop.Handler
+}
+
+func (h *loopHandler[T]) OnData(c *evloop.Conn, in []byte) int { return h.h.OnData(c, in) }
+
+func (h *loopHandler[T]) OnDrain(c *evloop.Conn) {
+	if d, ok := h.h.(evloop.Drainer); ok {
+		d.OnDrain(c)
+	}
+}
+
+func (h *loopHandler[T]) OnClose(c *evloop.Conn, err error) {
+	defer h.s.wg.Done()
+	defer h.s.unregister(h.id, h.e)
+	if c != nil {
+		delete(h.s.perLoop[c.Loop()], c)
+	}
+	h.h.OnClose(c, err)
+}
+
+// closeStale closes, on a loop's tick, the loop's connections whose output made
+// no progress for WriteTimeout.
+func (s *Server[T]) closeStale(conns map[*evloop.Conn]*entry[T]) {
+	now := time.Now()
+	for lc, e := range conns {
+		if since := lc.OutPendingSince(); !since.IsZero() && now.Sub(since) >= s.cfg.WriteTimeout {
+			if f := s.cfg.Events.WriteTimedOut; f != nil {
+				f(e.nc)
+			}
+			lc.Close()
+		}
+	}
+}
+
+// Handoff runs f on a goroutine of the server's pool: at once while fewer than
+// MaxHandoff run, else after the funcs handed off before it (in order). A loop
+// handler gives it what would block its loop. f runs under the panic policy, and
+// should watch Context, which Close cancels; Close waits for every f. It returns
+// false, and f will not run, once Close began.
+func (s *Server[T]) Handoff(f func()) bool {
+	return s.pool.submit(f, s.run)
+}
+
+// run runs a handed-off f under the panic policy.
+func (s *Server[T]) run(f func()) {
+	if s.cfg.Panic == CloseConn {
+		defer func() {
+			if v := recover(); v != nil {
+				if ev := s.cfg.Events.Panic; ev != nil {
+					ev(nil, v, debug.Stack())
+				}
+			}
+		}()
+	}
+	f()
+}
+
+// handoffPool is Handoff's bounded pool: goroutines started on demand, none
+// idle; a goroutine that finishes its func takes the next waiting one.
+type handoffPool struct {
+	mu      sync.Mutex
+	max     int
+	running int
+	queue   []func()
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+func (p *handoffPool) submit(f func(), run func(func())) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return false
+	}
+	if p.running >= p.max {
+		p.queue = append(p.queue, f)
+		return true
+	}
+	p.running++
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for f != nil {
+			run(f)
+			p.mu.Lock()
+			f = nil
+			if len(p.queue) > 0 {
+				f = p.queue[0]
+				p.queue[0] = nil
+				p.queue = p.queue[1:]
+			} else {
+				p.running--
+			}
+			p.mu.Unlock()
+		}
+	}()
+	return true
+}
+
+// close refuses new funcs and waits for those submitted (queued ones run too).
+func (p *handoffPool) close() {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.wg.Wait()
+}
+
 // Close stops accepting, cancels Context, closes every connection and waits for
 // their drivers and the refusals under way. It is idempotent; concurrent calls all
 // wait. It always returns nil.
@@ -355,15 +560,25 @@ func (s *Server[T]) Close() error {
 		<-done // no accept runs from here on: nothing registers, nothing is refused
 	}
 	s.mu.Lock()
-	conns := make([]net.Conn, 0, len(s.conns))
+	var conns []net.Conn
+	var lcs []*evloop.Conn
 	for _, e := range s.conns {
-		conns = append(conns, e.nc)
+		if e.lc != nil {
+			lcs = append(lcs, e.lc)
+		} else {
+			conns = append(conns, e.nc)
+		}
 	}
 	s.mu.Unlock()
 	for _, nc := range conns {
 		_ = nc.Close()
 	}
+	for _, lc := range lcs {
+		// A false Post means the loop is closing: it closes lc itself.
+		lc.Post(lc.Close)
+	}
 	s.wg.Wait()
+	s.pool.close()
 	s.refuser.Wait()
 	return nil
 }
