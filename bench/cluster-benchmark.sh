@@ -10,6 +10,7 @@
 # against the cluster's first node, then with the 50 connections spread over the three
 # nodes, and prints requests/s, p50, p99 and the ratio to redis-server. PROFILE=1 also saves a 10 s CPU profile of the
 # first node during the SET run to bench/cluster-set.pprof.
+# DYNAKV_ARGS adds flags to every node (e.g. "--io-model goroutine").
 # Needs redis-server, redis-benchmark, redis-cli (make tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,9 @@ RPORT=$(free_ports 1)
 redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$work/redis.log" 2>&1 &
 pids+=($!)
 # Three nodes bench1..3, each seeing the three alive before this goes on.
-dynakv_launch "$work/cluster.env" --nodes 3 --name bench --dir "$work" --storage "$STORAGE" --secret bench
+read -r -a XARGS <<<"${DYNAKV_ARGS:-}"
+dynakv_launch "$work/cluster.env" --nodes 3 --name bench --dir "$work" --storage "$STORAGE" --secret bench \
+  ${XARGS[@]+-- "${XARGS[@]}"}
 pids+=("$LAUNCH_PID")
 RESP=("${DYNAKV_RESP[@]##*:}") HTTP=("${DYNAKV_HTTP[@]}")
 for _ in $(seq 100); do redis-cli -p "$RPORT" PING >/dev/null 2>&1 && break; sleep 0.1; done

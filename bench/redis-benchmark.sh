@@ -13,7 +13,8 @@
 # minute to minute), and prints requests/s, p50 and p99 of each run, then the
 # medians and their ratios. Then it
 # loads 1,000,000 keys of 100 bytes into dynakv with redis-cli --pipe and reports RSS.
-# FSYNC=always|interval|none picks dynakv's --fsync (default interval).
+# FSYNC=always|interval|none picks dynakv's --fsync (default interval); DYNAKV_ARGS adds
+# flags (DYNAKV_ARGS="--io-model goroutine" for the A/B of the client I/O model).
 # Needs redis-server, redis-benchmark, redis-cli (make tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,8 @@ ROUNDS=${ROUNDS:-3}
 STORAGE=${STORAGE:-disk}
 LOADKEYS=${LOADKEYS:-1000000}
 FSYNC=${FSYNC:-interval}
-EXTRA=(--fsync "$FSYNC")
+read -r -a EXTRA <<<"${DYNAKV_ARGS:-}"
+EXTRA+=(--fsync "$FSYNC")
 AOF_FSYNC=everysec
 [ "$FSYNC" = always ] && AOF_FSYNC=always
 . bench/lib.sh
