@@ -100,7 +100,7 @@ func (b *batch) seal() {
 func (b *batch) reset() {
 	clear(b.cmds) // the blocks
 	b.cmds, b.lines, b.tooLong = b.cmds[:0], b.lines[:0], false
-	if cap(b.lines) > keepIdle {
+	if cap(b.lines) > keepIdle || cap(b.cmds) > keepIdle/64 {
 		b.cmds, b.lines = nil, nil
 	}
 }
