@@ -33,7 +33,7 @@ func (r *replayReader) Read(p []byte) (int, error) {
 func BenchmarkServePipelined(b *testing.B) {
 	clk := newFakeClock()
 	px := testnode.Proxy(b, testnode.Options{Now: clk.Now})
-	s := New(Config{Now: clk.Now}, px)
+	s := New(Config{Now: clk.Now, IOModel: IOGoroutine}, px) // newConn: the goroutine engine
 	b.Cleanup(func() { s.Close() })
 	pc := &pipeConn{Reader: &replayReader{batch: benchBatch, n: b.N}}
 	c := s.newConn(pc)

@@ -8,10 +8,17 @@
 //
 //   - Parsing is I/O-free: reader.go finds command lines and data blocks in the
 //     bytes of each read (resumable, keeping only an incomplete command's bytes);
-//     parse.go tokenizes a line. One goroutine per connection (the goroutine
-//     driver) reads up to 8 KiB, runs that read's whole commands in order and
-//     then flushes their replies, in one write when they fit in the 8 KiB write
-//     buffer; at once after mn, and before closing after quit.
+//     parse.go tokenizes a line. Two drivers run a connection (Config.IOModel),
+//     with the same bytes out for the same bytes in. The goroutine driver: one
+//     goroutine per connection reads up to 8 KiB, runs that read's whole
+//     commands in order and then flushes their replies, in one write when they
+//     fit in the 8 KiB write buffer; at once after mn, and before closing after
+//     quit. The loop driver (loop.go; plain TCP on Linux, the default there):
+//     an event loop feeds each read to the same reader, copies the whole
+//     commands out, pauses the connection and hands them to a bounded pool
+//     goroutine, which runs them with the same code and posts the replies back;
+//     the connection resumes once they are queued, so its commands run in order
+//     and never overlap. Before authentication both take one command at a time.
 //   - Each connection runs its commands through one proxy.Session, flushed (one WAL
 //     sync for the batch's writes) before any reply bytes reach the socket
 //     (syncingWriter): no reply acknowledges a write before it is durable, and when
@@ -27,8 +34,8 @@
 //     8 KiB (so whether a line a little over 2048 bytes is accepted depends on how
 //     much of it arrived at once, as in memcached).
 //   - A write of replies that does not complete within Config.WriteTimeout (the client
-//     stopped reading) ends the connection; replies are buffered 8 KiB at a time, so a
-//     client that does not read costs at most that. A connection beyond MaxClients is
+//     stopped reading) ends the connection; replies are buffered 8 KiB at a time (64
+//     KiB on the loop driver), so a client that does not read costs at most that. A connection beyond MaxClients is
 //     answered "ERROR Too many open connections" without stalling the accept loop.
 //   - With Config.Password, a connection must first authenticate as memcached 1.6's
 //     ASCII authentication (-Y) has it: see auth.go.
@@ -39,8 +46,9 @@
 //   - Server owns the accept loop's connections (through internal/netserve, the
 //     skeleton shared with the RESP front and the cluster transport): Close stops
 //     accepting, closes every connection, cancels in-flight proxy calls and waits for
-//     the connection goroutines. Close is idempotent; Serve returns nil after Close
-//     and fails when called a second time. A panic serving a connection closes that
+//     the connection goroutines, the handed-off commands and the event loops. Close
+//     is idempotent; Serve returns nil after Close and fails when called a second
+//     time. A panic serving a connection closes that
 //     connection only (Config.PanicPolicy: netserve.Crash ends the process instead).
 //
 // A Server is safe for concurrent use.

@@ -59,7 +59,7 @@ func FuzzServer(f *testing.F) {
 	}
 	clk := newFakeClock()
 	px := testnode.Proxy(f, testnode.Options{Now: clk.Now, MaxValueBytes: 1 << 16})
-	s := New(Config{Now: clk.Now}, px)
+	s := New(Config{Now: clk.Now, IOModel: IOGoroutine}, px) // newConn: the goroutine engine
 	f.Cleanup(func() { s.Close() })
 	f.Fuzz(func(t *testing.T, in []byte) {
 		var r io.Reader = bytes.NewReader(in)
@@ -95,7 +95,7 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 func TestLineOutlivesBlockRead(t *testing.T) {
 	clk := newFakeClock()
 	px := testnode.Proxy(t, testnode.Options{Now: clk.Now})
-	s := New(Config{Now: clk.Now}, px)
+	s := New(Config{Now: clk.Now, IOModel: IOGoroutine}, px) // newConn: the goroutine engine
 	defer s.Close()
 	pc := &pipeConn{Reader: &chunkReader{chunks: [][]byte{
 		[]byte("ms somekey 5 k O123456 T10 F7\r\n"),

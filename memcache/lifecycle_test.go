@@ -55,7 +55,7 @@ func TestLifecycle(t *testing.T) {
 		px := testnode.Proxy(t, testnode.Options{Now: clk.Now})
 
 		obs := &recObserver{}
-		s := New(Config{Now: clk.Now, Observer: obs}, px)
+		s := New(ioConfig(Config{Now: clk.Now, Observer: obs}), px)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
@@ -119,7 +119,7 @@ func TestCloseWhileServing(t *testing.T) {
 	testnode.NoLeaks(t, func(t *testing.T) {
 		clk := newFakeClock()
 		px := testnode.Proxy(t, testnode.Options{Now: clk.Now})
-		s := New(Config{Now: clk.Now}, px)
+		s := New(ioConfig(Config{Now: clk.Now}), px)
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

@@ -171,7 +171,7 @@ func sliceRead(blockFor func([]byte) blockSpec, pieces [][]byte) readResult {
 	for _, piece := range pieces {
 		// Each piece arrives in the same buffer, overwritten once consumed: the
 		// reader must keep no reference into it.
-		poison(buf)
+		scribble(buf) // as the next read into the buffer would
 		buf = append(buf[:0], piece...)
 		in := buf
 		for {
@@ -196,13 +196,6 @@ func sliceRead(blockFor func([]byte) blockSpec, pieces [][]byte) readResult {
 		}
 	}
 	return res
-}
-
-// poison overwrites b, as the next read into a buffer would.
-func poison(b []byte) {
-	for i := range b {
-		b[i] = '#'
-	}
 }
 
 // compareReads fails t unless a and b are the same reads of in, up to a line the

@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"sync/atomic"
 	"time"
 
+	"github.com/dynakv/dynakv/internal/evloop"
 	"github.com/dynakv/dynakv/internal/netserve"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -49,6 +52,49 @@ type Config struct {
 	// netserve.CloseConn (the default) logs it and closes that connection only;
 	// netserve.Crash lets it end the process (tests).
 	PanicPolicy netserve.PanicPolicy
+	// IOModel picks how connections are driven: IOLoop runs plain TCP
+	// connections on event loops (internal/evloop; Linux only), every command
+	// handed off to a goroutine of a bounded pool (loop.go); IOGoroutine runs each
+	// connection on its own goroutine with blocking reads. Default IOAuto: loops
+	// where the system has them. Any other net.Conn than a *net.TCPConn (TLS)
+	// always runs on a goroutine.
+	IOModel string
+	// IOLoops is the number of event loops with the loop driver. Default
+	// GOMAXPROCS.
+	IOLoops int
+	// MaxHandoff bounds the goroutines that run handed-off commands on the loop
+	// driver; past it connections wait, paused, in order. Default 1024.
+	MaxHandoff int
+}
+
+// IO models (Config.IOModel).
+const (
+	IOAuto      = "auto"
+	IOLoop      = "loop"
+	IOGoroutine = "goroutine"
+)
+
+// Validate reports a configuration error (New takes an unknown IOModel for
+// IOAuto).
+func (c Config) Validate() error {
+	switch c.IOModel {
+	case "", IOAuto, IOGoroutine:
+	case IOLoop:
+		if !evloop.Supported() {
+			return errors.New("memcache: IOModel loop needs event loops (Linux)")
+		}
+	default:
+		return fmt.Errorf("memcache: unknown IOModel %q (auto, loop or goroutine)", c.IOModel)
+	}
+	if c.IOLoops < 0 || c.MaxHandoff < 0 {
+		return errors.New("memcache: IOLoops and MaxHandoff must not be negative")
+	}
+	return nil
+}
+
+// loops reports whether the configuration runs connections on event loops.
+func (c Config) loops() bool {
+	return c.IOModel != IOGoroutine && evloop.Supported()
 }
 
 // EnsureDefaults returns a copy of c with every unset (or negative) field set to its
@@ -75,6 +121,12 @@ func (c Config) EnsureDefaults() Config {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 30 * time.Second
 	}
+	if c.IOModel == "" {
+		c.IOModel = IOAuto
+	}
+	if c.MaxHandoff <= 0 {
+		c.MaxHandoff = netserve.DefaultMaxHandoff
+	}
 	return c
 }
 
@@ -98,25 +150,37 @@ type Server struct {
 	px      *proxy.Proxy
 	ns      *netserve.Server[*conn] // accepts, counts and closes the connections
 	ctx     context.Context         // ns's: canceled by Close
+	loop    *evloop.Group           // the loop driver's loops; nil: goroutines only
 	started time.Time
 
 	verbosity atomic.Uint32
 	stats     counters
 }
 
-// New returns a Server that executes commands on px.
+// New returns a Server that executes commands on px. With the loop driver it
+// starts the event loops (falling back to goroutines, logged, if they cannot
+// start); Close stops them.
 func New(cfg Config, px *proxy.Proxy) *Server {
 	cfg = cfg.EnsureDefaults()
 	if cfg.MaxValueBytes <= 0 {
 		cfg.MaxValueBytes = px.MaxValueBytes()
 	}
 	s := &Server{cfg: cfg, px: px, started: cfg.Now()}
+	var onLoop func(*conn) evloop.Handler
+	if cfg.loops() {
+		if s.loop = s.newLoops(); s.loop != nil {
+			onLoop = s.onLoop
+		}
+	}
 	s.ns = netserve.New(netserve.Config[*conn]{
 		MaxClients:   cfg.MaxClients,
 		RefuseLine:   []byte(lineTooManyConns + "\r\n"),
 		WriteTimeout: cfg.WriteTimeout,
 		Open:         s.open,
 		Serve:        s.serveConn,
+		Loops:        s.loop,
+		OnLoop:       onLoop,
+		MaxHandoff:   cfg.MaxHandoff,
 		Panic:        cfg.PanicPolicy,
 		Events: netserve.Events{
 			AcceptFailed: func(err error, retryIn time.Duration) {
@@ -128,6 +192,9 @@ func New(cfg Config, px *proxy.Proxy) *Server {
 			},
 			Panic: func(_ net.Conn, v any, stack []byte) {
 				cfg.Logger.Error("memcache: panic serving a connection", "panic", v, "stack", string(stack))
+			},
+			WriteTimedOut: func(nc net.Conn) {
+				cfg.Logger.Debug("memcache: closing a client that does not take its replies", "addr", nc.RemoteAddr().String())
 			},
 		},
 	})
@@ -144,9 +211,11 @@ func (s *Server) Clients() int { return s.ns.Len() }
 func (s *Server) Serve(ln net.Listener) error { return s.ns.Serve(ln) }
 
 // open builds an accepted connection's state (those beyond MaxClients were
-// refused by netserve), on the accept goroutine.
+// refused by netserve), on the accept goroutine. Its I/O side is the driver's:
+// serveConn (goroutine) or onLoop (loop; nc is closed already then).
 func (s *Server) open(_ int64, nc net.Conn) *conn {
-	c := s.newConn(nc)
+	c := s.newEngine()
+	c.nc = nc
 	s.stats.totalConns.Add(1)
 	s.cfg.Observer.Connection(protocolName, 1)
 	return c
@@ -155,12 +224,20 @@ func (s *Server) open(_ int64, nc net.Conn) *conn {
 // serveConn serves one connection on its goroutine; netserve closes it after.
 func (s *Server) serveConn(c *conn) {
 	defer s.cfg.Observer.Connection(protocolName, -1)
+	c.attach(c.nc)
 	c.serve()
 }
 
 // Close stops accepting, closes every connection, cancels in-flight commands and
-// waits for the connection goroutines. It is idempotent.
-func (s *Server) Close() error { return s.ns.Close() }
+// waits for the connection goroutines and handed-off commands, then stops the
+// event loops. It is idempotent.
+func (s *Server) Close() error {
+	err := s.ns.Close()
+	if s.loop != nil {
+		s.loop.Close()
+	}
+	return err
+}
 
 // countingReader and countingWriter feed bytes_read and bytes_written.
 type countingReader struct {
@@ -185,15 +262,31 @@ func (w countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// conn is one client connection, served by one goroutine.
+// replyWriter is where a connection's replies go: a bufio.Writer over the
+// socket (the goroutine driver) or a loop handoff's buffer (loopOut). Both flush
+// the session before any reply leaves (syncingWriter, loopOut.take).
+type replyWriter interface {
+	io.Writer
+	io.StringWriter
+	io.ByteWriter
+	// Flush hands what is buffered to the client and returns once the kernel
+	// took it, or the connection failed.
+	Flush() error
+}
+
+// conn is one client connection's engine: its parser state, session and
+// replies. Its commands run on one goroutine at a time: the connection's own
+// (goroutine driver), or, on the loop driver, the loop (parsing) and a handoff
+// goroutine (running) in turn (loop.go).
 type conn struct {
 	s   *Server
 	ctx context.Context
-	src io.Reader // the client's bytes (counted)
-	w   *bufio.Writer
+	nc  net.Conn  // as accepted (closed already on the loop driver: for its addresses)
+	src io.Reader // the client's bytes (counted; goroutine driver)
+	w   replyWriter
 
 	in   reader   // the command lines and data blocks in what src returned
-	rest []byte   // what the last read returned after the running command
+	more bool     // a command follows the running one in its read (or batch)
 	toks [][]byte // the current line's tokens
 	out  []byte   // scratch for building reply lines
 
@@ -206,22 +299,34 @@ type conn struct {
 	authed bool           // authenticated, or no password is configured
 }
 
+// newConn returns a goroutine-driver connection over rw.
 func (s *Server) newConn(rw io.ReadWriter) *conn {
+	c := s.newEngine()
+	c.attach(rw)
+	return c
+}
+
+// newEngine returns a connection's engine without its I/O side.
+func (s *Server) newEngine() *conn {
 	c := &conn{
 		s:      s,
 		ctx:    s.ctx,
-		src:    countingReader{rw, &s.stats.bytesRead},
 		toks:   make([][]byte, 0, maxTokens),
 		authed: s.cfg.Password == "",
 	}
 	c.in.blockFor = c.blockFor
-	// netserve arms WriteTimeout on the connection below rw.
-	var w io.Writer = countingWriter{rw, &s.stats.bytesWritten}
-	c.w = bufio.NewWriterSize(syncingWriter{c, w}, writeBufSize)
 	// A command with nothing after it in the read is the last before the replies
 	// are flushed (and the session with them).
-	c.sess = s.px.NewSession(func() bool { return len(c.rest) > 0 })
+	c.sess = s.px.NewSession(func() bool { return c.more })
 	return c
+}
+
+// attach gives the goroutine driver's I/O to c: it reads and writes rw, in
+// which netserve arms WriteTimeout.
+func (c *conn) attach(rw io.ReadWriter) {
+	c.src = countingReader{rw, &c.s.stats.bytesRead}
+	var w io.Writer = countingWriter{rw, &c.s.stats.bytesWritten}
+	c.w = bufio.NewWriterSize(syncingWriter{c, w}, writeBufSize)
 }
 
 // syncingWriter flushes the connection's session before any reply bytes reach the
@@ -247,7 +352,11 @@ func (c *conn) serve() {
 	buf := make([]byte, readBufSize)
 	for {
 		n, err := c.src.Read(buf)
-		if !c.consume(buf[:n]) {
+		ok := c.consume(buf[:n])
+		if poison {
+			scribble(buf[:n]) // the reader kept copies of what it still needs
+		}
+		if !ok {
 			c.w.Flush()
 			return
 		}
@@ -261,32 +370,38 @@ func (c *conn) serve() {
 // incomplete one's bytes for the next read. It returns false when the connection
 // must end (after its pending replies are flushed).
 func (c *conn) consume(in []byte) bool {
-	defer func() { c.rest = nil }()
+	defer func() { c.more = false }()
 	for {
 		cmd, used, ok, err := c.in.next(in)
 		in = in[used:]
-		c.rest = in
+		c.more = len(in) > 0
 		if err != nil {
-			c.w.WriteString(lineLineTooLong + "\r\n")
+			c.tooLong()
 			return false
 		}
 		if !ok {
 			return true
 		}
-		if !c.authed {
-			if !c.authenticate(cmd) {
-				return false
-			}
-			continue
-		}
-		if c.dispatch(cmd) {
-			return false
-		}
-		if c.flush && c.w.Flush() != nil {
+		if !c.run(cmd) {
 			return false
 		}
 	}
 }
+
+// run runs one whole command, on either driver. It returns false when the
+// connection must end (after its pending replies are flushed).
+func (c *conn) run(cmd command) bool {
+	if !c.authed {
+		return c.authenticate(cmd)
+	}
+	if c.dispatch(cmd) {
+		return false
+	}
+	return !c.flush || c.w.Flush() == nil
+}
+
+// tooLong answers a line the reader refused; the connection then ends.
+func (c *conn) tooLong() { c.w.WriteString(lineLineTooLong + "\r\n") }
 
 // reply writes line and "\r\n" unless the command asked for no reply.
 func (c *conn) reply(line string) {

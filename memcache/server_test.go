@@ -52,11 +52,18 @@ func startServer(t testing.TB, opt serverOptions) *testServer {
 	if cfg.Now == nil {
 		cfg.Now = now
 	}
+	if cfg.IOModel == "" {
+		cfg.IOModel = testIOModel
+	}
+	t.Logf("io model %s", cfg.IOModel)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := New(cfg, px)
+	if (s.loop != nil) != (cfg.IOModel == IOLoop) {
+		t.Fatalf("io model %s: loops %v", cfg.IOModel, s.loop != nil)
+	}
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {

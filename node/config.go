@@ -99,12 +99,13 @@ type Config struct {
 	// ClientWriteTimeout disconnects a client (RESP or memcached) that does not
 	// take its replies for this long. Default 30s; negative: never.
 	ClientWriteTimeout time.Duration
-	// IOModel is how RESP client connections are driven: "loop" (event loops,
-	// Linux), "goroutine" (one goroutine each) or "auto" (loops where the system
-	// has them). TLS connections always use goroutines. Default "auto".
+	// IOModel is how RESP and memcached client connections are driven: "loop"
+	// (event loops, Linux), "goroutine" (one goroutine each) or "auto" (loops
+	// where the system has them). TLS connections always use goroutines. Default
+	// "auto".
 	IOModel string
-	// IOLoops is the number of event loops with IOModel loop. Default 0:
-	// GOMAXPROCS.
+	// IOLoops is the number of event loops of each front (RESP, memcached) with
+	// IOModel loop. Default 0: GOMAXPROCS.
 	IOLoops int
 	// TLSCertFile and TLSKeyFile, both set, turn TLS on for the RESP and memcached
 	// ports and the cluster transport (PEM files). Default "": plain TCP.

@@ -366,20 +366,26 @@ func (n *Node) newFronts() error {
 	if err := rc.Validate(); err != nil {
 		return err
 	}
+	mc := memcache.Config{
+		MaxClients:    n.cfg.MaxClients,
+		MaxValueBytes: n.cfg.MaxValueBytes,
+		Password:      n.cfg.RequirePass,
+		WriteTimeout:  n.cfg.ClientWriteTimeout,
+		IOModel:       n.cfg.IOModel,
+		IOLoops:       n.cfg.IOLoops,
+		Version:       n.cfg.Version,
+		Observer:      n.met,
+		Logger:        n.log.With("component", "memcache"),
+		Now:           n.cfg.Now,
+		Stats:         n.mcStats,
+		Settings:      n.mcSettings,
+	}
+	if err := mc.Validate(); err != nil {
+		return err
+	}
 	n.resp = resp.New(rc, n.px)
 	if n.mcLn != nil {
-		n.mc = memcache.New(memcache.Config{
-			MaxClients:    n.cfg.MaxClients,
-			MaxValueBytes: n.cfg.MaxValueBytes,
-			Password:      n.cfg.RequirePass,
-			WriteTimeout:  n.cfg.ClientWriteTimeout,
-			Version:       n.cfg.Version,
-			Observer:      n.met,
-			Logger:        n.log.With("component", "memcache"),
-			Now:           n.cfg.Now,
-			Stats:         n.mcStats,
-			Settings:      n.mcSettings,
-		}, n.px)
+		n.mc = memcache.New(mc, n.px)
 	}
 	if n.httpLn != nil {
 		n.http = &http.Server{Handler: n.httpHandler(), ReadHeaderTimeout: 10 * time.Second}

@@ -1,0 +1,362 @@
+package memcache
+
+import (
+	"errors"
+	"io"
+	"sync/atomic"
+
+	"github.com/dynakv/dynakv/internal/evloop"
+	"github.com/dynakv/dynakv/internal/netserve"
+)
+
+// The loop driver (Config.IOModel loop): a plain TCP connection lives on an
+// event loop (internal/evloop) and a loopConn is its engine. OnData feeds the
+// input to the connection's reader (reader.go, the goroutine driver's), which
+// finds the whole commands (a line and its data block) and keeps an incomplete
+// one's bytes. Today every command is handed off: the commands are copied out of
+// the loop's buffer (a line aliases it; a block is a copy already), the
+// connection pauses, and a goroutine of netserve's bounded pool runs them with
+// the goroutine driver's code (conn.run: the same handlers, in order), flushes
+// the session and posts the reply bytes to the loop, which writes them and
+// resumes the connection. Nothing of a connection is parsed while a batch of it
+// is in flight, so a later command never runs before an earlier one's reply is
+// queued. Before authentication the reader gives one command per batch: whether
+// a line announces a data block depends on whether the command before it
+// authenticated (blockFor).
+//
+// Ownership: while a handoff is in flight (busy) the conn (its reader, session,
+// tokens, auth state) belongs to the handoff goroutine; the loop touches only
+// loopConn's loop fields. The handoff hands it back with its completion post.
+// Fields the two sides share are atomics or channels.
+//
+// Ending: quit, an HTTP request line and the errors that end a connection
+// (line too long, a refused authentication block, a failed session flush) stop
+// the batch there: the replies so far are written, then the connection closes
+// (what was parsed after is dropped), as on the goroutine driver.
+//
+// Output limit: a handoff's replies are buffered up to loopOutLimit; past it
+// (and at mn) they are posted and the handoff waits until the loop has written
+// them all (the goroutine driver's blocking write of its full buffer). A client
+// that stops reading is closed by netserve's write timeout; the waiting handoff
+// then sees the connection gone. After a batch, a connection with more than the
+// limit pending stays paused until it drains.
+
+// loopOutLimit bounds the replies a handoff buffers before it waits for them to
+// be written, and the output after which a connection stays paused.
+const loopOutLimit = 64 << 10
+
+// keepIdle bounds the buffers a loop connection keeps between batches.
+const keepIdle = 4 << 10
+
+// errGone is a handoff's flush to a connection that closed meanwhile.
+var errGone = errors.New("memcache: connection closed")
+
+// loopConn is the loop driver's engine of one connection.
+type loopConn struct {
+	s *Server
+	c *conn
+
+	// Loop goroutine only.
+	lc      *evloop.Conn
+	batch   batch  // the commands of the next handoff (the handoff's while busy)
+	kept    int    // input bytes left unused by the last OnData (counted already)
+	busy    bool   // a handoff is in flight
+	ending  bool   // the connection closes once its output is written
+	drained func() // runs when the output is all written (whenDrained)
+	spare   []byte // an output buffer a completed handoff gave back
+
+	out    loopOut
+	credit chan struct{} // the loop's go-ahead after a flush (capacity 1)
+	gone   chan struct{} // closed by OnClose
+	closed atomic.Bool
+}
+
+// batch is the whole commands of one OnData, copied out of the loop's buffer.
+type batch struct {
+	cmds    []command
+	lines   []byte // the bytes of every cmds[i].line
+	tooLong bool   // the reader refused the line after cmds: the connection ends
+}
+
+// add copies cmd in (its block is the reader's fresh copy already).
+func (b *batch) add(cmd command) {
+	b.lines = append(b.lines, cmd.line...)
+	b.cmds = append(b.cmds, cmd)
+}
+
+// seal points the commands' lines at the batch's copies; lines must not grow
+// after.
+func (b *batch) seal() {
+	off := 0
+	for i := range b.cmds {
+		n := len(b.cmds[i].line)
+		b.cmds[i].line = b.lines[off : off+n : off+n]
+		off += n
+	}
+}
+
+// reset empties the batch for the next OnData, dropping large buffers (an idle
+// connection keeps little).
+func (b *batch) reset() {
+	clear(b.cmds) // the blocks
+	b.cmds, b.lines, b.tooLong = b.cmds[:0], b.lines[:0], false
+	if cap(b.lines) > keepIdle || cap(b.cmds) > keepIdle/64 {
+		b.cmds, b.lines = nil, nil
+	}
+}
+
+// scribble overwrites b (the poison build's check for aliases of input).
+func scribble(b []byte) {
+	for i := range b {
+		b[i] = 'X'
+	}
+}
+
+// newLoops starts the event loops of the loop driver, or returns nil (logged)
+// when they cannot start: the goroutine driver serves everything then.
+func (s *Server) newLoops() *evloop.Group {
+	cfg := evloop.Config{
+		OnPanic: func(_ *evloop.Conn, p *evloop.PanicError) {
+			s.cfg.Logger.Error("memcache: panic serving a connection", "panic", p.Value, "stack", string(p.Stack))
+		},
+	}
+	if s.cfg.PanicPolicy == netserve.Crash {
+		cfg.Panic = evloop.PanicCrash
+	}
+	g, err := evloop.NewGroup(s.cfg.IOLoops, cfg)
+	if err != nil {
+		s.cfg.Logger.Warn("memcache: event loops unavailable: serving every connection on its own goroutine", "err", err)
+		return nil
+	}
+	return g
+}
+
+// onLoop builds the engine of a connection the loop driver runs.
+func (s *Server) onLoop(c *conn) evloop.Handler {
+	e := &loopConn{s: s, c: c, credit: make(chan struct{}, 1), gone: make(chan struct{})}
+	e.out.e = e
+	c.w = &e.out
+	return e
+}
+
+// OnData finds the whole commands of in and hands them off.
+func (e *loopConn) OnData(lc *evloop.Conn, in []byte) int {
+	if e.lc == nil {
+		e.lc = lc
+	}
+	e.s.stats.bytesRead.Add(uint64(len(in) - e.kept))
+	used := 0
+	if !e.busy && !e.ending {
+		used = e.parse(in)
+	}
+	e.kept = len(in) - used
+	if poison {
+		scribble(in[:used])
+	}
+	return used
+}
+
+// parse copies the whole commands of in into the batch and hands it off; it
+// returns the bytes used (all of in, but for the commands after the first
+// before authentication: those wait for the next OnData).
+func (e *loopConn) parse(in []byte) int {
+	c, b := e.c, &e.batch
+	b.reset()
+	used := 0
+	for c.authed || len(b.cmds) == 0 {
+		cmd, n, ok, err := c.in.next(in[used:])
+		used += n
+		if err != nil {
+			b.tooLong, used = true, len(in)
+			break
+		}
+		if !ok {
+			break
+		}
+		b.add(cmd)
+	}
+	if len(b.cmds) > 0 || b.tooLong {
+		b.seal()
+		e.handoff()
+	}
+	return used
+}
+
+// handoff gives the conn and the batch to a goroutine of the pool; the
+// connection is paused until the completion.
+func (e *loopConn) handoff() {
+	e.busy = true
+	e.lc.Pause()
+	e.out.b = e.spare[:0]
+	e.spare = nil
+	if !e.s.ns.Handoff(e.run) {
+		e.lc.Close() // the server is closing
+	}
+}
+
+// run is a handoff: the goroutine driver's code over the copied batch, then the
+// session's flush and the completion post. It runs on a pool goroutine.
+func (e *loopConn) run() {
+	if e.closed.Load() {
+		return // closed while it waited in the pool's queue
+	}
+	if e.s.cfg.PanicPolicy != netserve.Crash {
+		defer func() {
+			if v := recover(); v != nil {
+				e.s.cfg.Logger.Error("memcache: panic serving a connection", "panic", v)
+				e.lc.Post(e.lc.Close)
+			}
+		}()
+	}
+	c, b := e.c, &e.batch
+	open := true
+	for i := range b.cmds {
+		c.more = i < len(b.cmds)-1
+		if open = c.run(b.cmds[i]); !open {
+			break
+		}
+	}
+	c.more = false
+	if open && b.tooLong {
+		c.tooLong()
+		open = false
+	}
+	out, err := e.out.take()
+	if err != nil {
+		e.lc.Post(e.lc.Close)
+		return
+	}
+	e.lc.Post(func() {
+		e.write(out)
+		if cap(out) <= keepIdle {
+			e.spare = out
+		}
+		e.complete(open)
+	})
+}
+
+// complete is the loop's side of a finished handoff: the conn is the loop's
+// again; the connection resumes, or ends once its replies are written.
+func (e *loopConn) complete(open bool) {
+	e.busy = false
+	e.batch.reset()
+	switch {
+	case !open:
+		e.ending = true
+		e.whenDrained(e.lc.Close)
+	case e.lc.OutPending() > loopOutLimit:
+		e.whenDrained(e.lc.Resume)
+	default:
+		e.lc.Resume()
+	}
+}
+
+// write queues reply bytes on the connection.
+func (e *loopConn) write(b []byte) {
+	e.lc.Write(b)
+	e.s.stats.bytesWritten.Add(uint64(len(b)))
+}
+
+// whenDrained runs f on the loop once the connection's output is all written
+// (evloop's WantDrain: at this iteration's writes, or after EPOLLOUT).
+func (e *loopConn) whenDrained(f func()) {
+	e.drained = f
+	e.lc.WantDrain()
+}
+
+// OnDrain runs what waits for the output to be written.
+func (e *loopConn) OnDrain(*evloop.Conn) {
+	if f := e.drained; f != nil {
+		e.drained = nil
+		f()
+	}
+}
+
+// OnClose ends the connection's engine: a handoff in flight finishes, and its
+// completion is dropped.
+func (e *loopConn) OnClose(_ *evloop.Conn, err error) {
+	e.closed.Store(true)
+	close(e.gone)
+	e.drained = nil
+	e.s.cfg.Observer.Connection(protocolName, -1)
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, evloop.ErrClosed) {
+		e.s.cfg.Logger.Debug("memcache: client connection ended", "addr", e.c.nc.RemoteAddr().String(), "err", err)
+	}
+}
+
+// loopOut is the loop driver's replyWriter: a handoff's replies, buffered, then
+// posted to the loop. It is used by the handoff goroutine only.
+type loopOut struct {
+	e   *loopConn
+	b   []byte
+	err error // the connection failed: nothing more leaves
+}
+
+func (o *loopOut) Write(b []byte) (int, error) {
+	o.b = append(o.b, b...)
+	return len(b), o.spill()
+}
+
+func (o *loopOut) WriteString(s string) (int, error) {
+	o.b = append(o.b, s...)
+	return len(s), o.spill()
+}
+
+func (o *loopOut) WriteByte(c byte) error {
+	o.b = append(o.b, c)
+	return o.spill()
+}
+
+// spill flushes the replies once they pass loopOutLimit.
+func (o *loopOut) spill() error {
+	if len(o.b) > loopOutLimit {
+		return o.Flush()
+	}
+	return o.err
+}
+
+// Flush posts the replies so far and waits until the client took them all (the
+// goroutine driver's blocking write), or the connection closed.
+func (o *loopOut) Flush() error {
+	b, err := o.take()
+	if err != nil || len(b) == 0 {
+		return err
+	}
+	e := o.e
+	e.lc.Post(func() {
+		e.write(b)
+		e.whenDrained(func() {
+			select { // never blocks the loop: one credit is outstanding at most
+			case e.credit <- struct{}{}:
+			default:
+			}
+		})
+	})
+	select {
+	case <-e.credit:
+		return nil
+	case <-e.gone:
+		o.err = errGone
+		return o.err
+	}
+}
+
+// take flushes the session (durability before any reply leaves; when it fails
+// nothing leaves) and returns the buffered replies, handing the buffer over to
+// the loop. With nothing buffered it does neither, as a bufio.Writer's Flush.
+func (o *loopOut) take() ([]byte, error) {
+	if o.err != nil {
+		o.b = nil
+		return nil, o.err
+	}
+	if len(o.b) == 0 {
+		return nil, nil
+	}
+	if err := o.e.c.sess.Flush(o.e.c.ctx); err != nil {
+		o.err, o.b = err, nil
+		return nil, err
+	}
+	b := o.b
+	o.b = nil
+	return b, nil
+}
