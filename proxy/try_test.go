@@ -16,7 +16,7 @@ type checkMemory struct {
 }
 
 func (m *checkMemory) Admit(context.Context) error { return m.err }
-func (m *checkMemory) Check() (bool, error)       { return m.ok, m.err }
+func (m *checkMemory) Check() (bool, error)        { return m.ok, m.err }
 
 // TestTry: Try stages a write that a GET in the same set sees, that other
 // readers see only after Commit; each would-block condition returns its reason
