@@ -169,8 +169,13 @@ func TestFastPathInline(t *testing.T) {
 			t.Fatalf("got %q, want %q", got, want)
 		}
 	}
+	// Committed after OnData returned: what was staged is a copy, not the
+	// loop's read buffer (which -tags poison overwrites).
+	if got := rc.do("GET", "k"); got != "$1\r\nv\r\n" {
+		t.Fatalf("GET k after the commit: %q", got)
+	}
 	info := rc.do("INFO", "stats") // handed off: counted before it runs
-	for _, want := range []string{"loop_inline_commands:3\r\n", "loop_handoffs_not_loop:2\r\n", "loop_commits:1\r\n", "loop_commit_writes:2\r\n"} {
+	for _, want := range []string{"loop_inline_commands:4\r\n", "loop_handoffs_not_loop:2\r\n", "loop_commits:1\r\n", "loop_commit_writes:2\r\n"} {
 		if !strings.Contains(info, want) {
 			t.Errorf("INFO stats lacks %q:\n%s", want, info)
 		}
