@@ -17,6 +17,20 @@ type loopState struct {
 	ready bool            // the BeforeSleep hook is in place
 	held  []*loopConn
 	start []*loopConn
+	free  [][]byte // held buffers to reuse: an idle connection keeps none
+}
+
+// heldMax bounds a held buffer kept for reuse.
+const heldMax = 64 << 10
+
+// buffer returns an empty held buffer.
+func (st *loopState) buffer() []byte {
+	if n := len(st.free); n > 0 {
+		b := st.free[n-1]
+		st.free = st.free[:n-1]
+		return b
+	}
+	return make([]byte, 0, 512)
 }
 
 // heldSlot is a reply in loopConn.held, [from, to), that depends on the write
@@ -63,13 +77,15 @@ func (st *loopState) beforeSleep() {
 	for _, e := range st.held {
 		e.queued = false
 		if !e.closed.Load() && len(e.held) > 0 {
-			e.lc.Write(e.held)
+			e.lc.Write(e.held) // a copy into the connection's output
 			e.s.stats.netOut.Add(int64(len(e.held)))
 		}
-		if cap(e.held) > spareMax {
-			e.held = nil
-		} else {
-			e.held = e.held[:0]
+		if cap(e.held) <= heldMax && len(st.free) < cap(st.held) {
+			st.free = append(st.free, e.held[:0])
+		}
+		e.held = nil
+		if cap(e.slots) > 16 {
+			e.slots = nil
 		}
 	}
 	clear(st.held)

@@ -237,6 +237,9 @@ func (e *loopConn) ran(name string, start time.Time) {
 		if !e.queued {
 			e.queued = true
 			e.st.held = append(e.st.held, e)
+			if e.held == nil {
+				e.held = e.st.buffer()
+			}
 		}
 		if c.sess.TakeStaged() {
 			e.slots = append(e.slots, heldSlot{len(e.held), len(e.held) + len(c.w.b)})
