@@ -119,7 +119,7 @@ func (s *Server) expireGeneric(c *client, args [][]byte, name string, base int64
 	case flags&expLT != 0:
 		op.Cond = proxy.CondLT
 		if flags&expXX != 0 && c.try {
-			c.handOff() // a read, then the write: not inline (command.loop)
+			c.notInline() // a read, then the write: not inline (command.loop)
 			return
 		}
 		if flags&expXX != 0 {

@@ -282,10 +282,10 @@ func copyCommands(dst, src *commands, from int) {
 	dst.copyFrom(&tail)
 }
 
-// handOff, in try mode, makes the command's handler stop and the command run
+// notInline, in try mode, makes the command's handler stop and the command run
 // on a handoff (it is not inline, or not in this state); it returns the name
 // exec reports, which nobody sees.
-func (c *client) handOff() string {
+func (c *client) notInline() string {
 	c.blocked = reasonNotLoop
 	return "unknown"
 }

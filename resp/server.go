@@ -572,7 +572,7 @@ func (s *Server) exec(c *client, args [][]byte) string {
 	}
 	if c.inMulti {
 		if c.try {
-			return c.handOff()
+			return c.notInline()
 		}
 		if name, ok := s.transaction(c, args); ok {
 			return name
@@ -581,7 +581,7 @@ func (s *Server) exec(c *client, args [][]byte) string {
 	cmd := s.cmds.lookup(args[0])
 	if cmd == nil {
 		if c.try {
-			return c.handOff()
+			return c.notInline()
 		}
 		if name, ok := s.transaction(c, args); ok {
 			return name
@@ -592,7 +592,7 @@ func (s *Server) exec(c *client, args [][]byte) string {
 	if cmd.subs != nil && len(args) >= 2 {
 		sub := cmd.sub(args[1])
 		if sub == nil && c.try {
-			return c.handOff()
+			return c.notInline()
 		}
 		if sub == nil {
 			a := cstr(args[1])
@@ -605,7 +605,7 @@ func (s *Server) exec(c *client, args [][]byte) string {
 		cmd = sub
 	}
 	if c.try && !cmd.inline(len(args)) {
-		return c.handOff()
+		return c.notInline()
 	}
 	if !cmd.arityOK(len(args)) {
 		cmd.stats.rejected.Add(1)
