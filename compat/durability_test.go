@@ -9,11 +9,17 @@ import (
 
 // TestRestartKeepsAcknowledgedWrites writes from several clients, stops the node
 // with SIGTERM or kills it with SIGKILL mid-load, restarts it on the same data
-// directory and checks that every acknowledged write is there.
+// directory and checks that every acknowledged write is there, with --fsync
+// interval (the default) and always: the loops' write set commits (issue 19)
+// take the store's sync in both.
 func TestRestartKeepsAcknowledgedWrites(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
-		t.Run(sig.String(), func(t *testing.T) {
-			p := startNode(t)
+	for _, tc := range []struct {
+		sig   syscall.Signal
+		fsync string
+	}{{syscall.SIGTERM, "interval"}, {syscall.SIGKILL, "interval"}, {syscall.SIGKILL, "always"}} {
+		sig := tc.sig
+		t.Run(sig.String()+"/"+tc.fsync, func(t *testing.T) {
+			p := startNode(t, "--fsync", tc.fsync)
 			const writers, perWriter = 8, 400
 			var (
 				mu    sync.Mutex

@@ -48,6 +48,17 @@ func blocked(err error) error {
 	return err
 }
 
+// NewWriteSet returns a write set of this coordinator's store for ModifyIn and
+// GetIn, or nil when they would always block (Config.Cluster is set) or the
+// store is not a *storage.Store.
+func (c *Coordinator) NewWriteSet() *storage.WriteSet {
+	st, ok := c.store.(*storage.Store)
+	if !ok || c.cfg.Cluster != nil {
+		return nil
+	}
+	return st.NewWriteSet()
+}
+
 // ModifyIn is Modify on a single node staged in ws, a write set of this
 // coordinator's store: the same checks (ErrLate, ErrSealed), the same record
 // (fn run on the record as ws leaves the key, under the key's lock, which ws

@@ -220,7 +220,27 @@ func (g memGate) Admit(ctx context.Context) error {
 	return fmt.Errorf("node %s: used memory %d > maxmemory %d: %w", g.n.cfg.Name, u.used, u.max, proxy.ErrOOM)
 }
 
-var _ proxy.Memory = memGate{}
+// Check implements proxy.MemoryChecker: ok when not full, ErrOOM at once under
+// noeviction, and neither under an evicting policy over the limit (Admit may
+// wait for the evictor: the op runs off the event loop).
+func (g memGate) Check() (bool, error) {
+	if g.n.mem.max.Load() == 0 {
+		return true, nil
+	}
+	u := g.n.measure()
+	if !u.full() {
+		return true, nil
+	}
+	if *g.n.mem.policy.Load() != PolicyNoEviction {
+		return false, nil
+	}
+	return false, fmt.Errorf("node %s: used memory %d > maxmemory %d: %w", g.n.cfg.Name, u.used, u.max, proxy.ErrOOM)
+}
+
+var (
+	_ proxy.Memory        = memGate{}
+	_ proxy.MemoryChecker = memGate{}
+)
 
 // tunables is resp's Config.Tunables: the node's maxmemory and policy.
 type tunables struct{ n *Node }

@@ -180,6 +180,7 @@ var wireSentinels = []error{
 	coordinator.ErrLate, // wraps context.DeadlineExceeded: see wireFirst
 	ErrOOM,
 	coordinator.ErrSealed,
+	ErrWouldBlock, // Try's, which is never forwarded: listed so that no exported error escapes the table
 }
 
 // wireFirst are the sentinels that wrap another one of wireSentinels: an error

@@ -182,6 +182,7 @@ var sentinelErrors = map[string]error{
 	"ErrNoSuchKey":      proxy.ErrNoSuchKey,
 	"ErrSameKey":        proxy.ErrSameKey,
 	"ErrOOM":            proxy.ErrOOM,
+	"ErrWouldBlock":     proxy.ErrWouldBlock,
 }
 
 // TestEverySentinelListed: a sentinel added to the package must be added to

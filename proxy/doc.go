@@ -57,6 +57,11 @@
 // whether the caller will sync later (coordinator.Deferred) or not
 // (coordinator.DurableOnReturn). Copy's steps are durable on return, one by one.
 //
+// Try mode (try.go): an event loop runs a single node's ops with Session.Try,
+// staged in its WriteSet (coordinator.ModifyIn, GetIn) and committed once per
+// iteration; an op that would wait returns ErrWouldBlock with its reason,
+// having done nothing, and runs again with Do off the loop.
+//
 // Batches (batch.go): an event loop collects the batchable ops of one iteration
 // (plain SET, single-key DEL, plain GET; Batchable) into a Batch and runs them
 // with DoBatch: each maximal run of writes with one coordinator.ModifyBatch,

@@ -24,9 +24,10 @@ import (
 //
 // A Session is used by one goroutine at a time (its connection's).
 type Session struct {
-	p     *Proxy
-	more  func() bool
-	dirty bool // a write since the last Flush is not known to be durable
+	p      *Proxy
+	more   func() bool
+	dirty  bool // a write since the last Flush is not known to be durable
+	staged bool // a Try since the last TakeStaged depends on its write set's commit
 }
 
 // NewSession returns a session for one client connection. more, when not nil,

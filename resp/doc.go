@@ -12,10 +12,14 @@
 // commands found there, and flushes the replies of a batch once (with
 // github.com/tidwall/redcon's Writer). The loop driver (loop.go; Linux, plain
 // TCP, the default there) serves connections on event loops (internal/evloop):
-// the loop parses the batch with the same reader, pauses the connection, and
-// hands a copy of the commands to a goroutine of a bounded pool, which runs them
-// through the same code and posts the replies back; the connection resumes once
-// they are queued, so its commands run and answer in order. TLS connections use
+// the loop parses the batch with the same reader and runs the commands it can
+// inline, on a single node, without ever waiting (the command table's loop flag;
+// proxy's Session.Try, their writes staged in the loop's write set, which is
+// committed with its sync before any reply of the iteration leaves). From the
+// first command that would wait on, it pauses the connection and hands a copy
+// of the commands to a goroutine of a bounded pool, which runs them through the
+// same code and posts the replies back; the connection resumes once they are
+// queued, so its commands run and answer in order. TLS connections use
 // the goroutine driver. Requests are parsed once, by a framer
 // (frame.go) that applies Redis 7.2's request-parsing rules and limits and yields
 // each command's arguments as slices of the input buffer, without copying them, so

@@ -225,6 +225,7 @@ func (s *Server) infoFields(b *infoBuilder, section string) {
 		b.field("pubsub_patterns", "0")
 		b.int("total_error_replies", s.stats.errorReplies.Load())
 		b.field("unexpected_error_replies", "0")
+		s.loopInfo(b)
 	case "replication":
 		b.field("role", "master")
 		b.field("connected_slaves", "0")

@@ -118,6 +118,10 @@ func (s *Server) expireGeneric(c *client, args [][]byte, name string, base int64
 		op.Cond = proxy.CondGT // GT fails without an expiry, so XX adds nothing
 	case flags&expLT != 0:
 		op.Cond = proxy.CondLT
+		if flags&expXX != 0 && c.try {
+			c.notInline() // a read, then the write: not inline (command.loop)
+			return
+		}
 		if flags&expXX != 0 {
 			// proxy has no XX+LT condition: check XX first. Not atomic: an
 			// expiry removed concurrently lets LT set one.

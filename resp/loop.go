@@ -8,19 +8,38 @@ import (
 
 	"github.com/dynakv/dynakv/internal/evloop"
 	"github.com/dynakv/dynakv/internal/netserve"
+	"github.com/dynakv/dynakv/proxy"
 )
 
 // The loop driver (Config.IOModel loop): a plain TCP connection lives on an
 // event loop (internal/evloop) and a loopConn is its engine. OnData parses the
 // complete commands of the input with the same reqReader as the goroutine
-// driver, and decides for each where it runs. Today every command is handed off
-// (the place is dispatch): the connection pauses, the commands are copied out of
-// the loop's buffer (the framer's spans die with OnData), and a goroutine of
-// netserve's bounded pool runs them through the goroutine driver's code
-// (runBatch, serveCommand, the same handlers), flushes the session and posts the
-// reply bytes to the loop, which writes them and resumes the connection: the
-// rest of the input is parsed then, so a later command never runs before an
-// earlier one's reply is queued.
+// driver, and dispatch decides for each where it runs.
+//
+// Fast path (issue 19, S8): a connection with nothing pending runs its
+// commands inline, in order, in try mode (command.loop says which may:
+// handlers whose proxy calls are reads, or one write before which nothing
+// ran), their ops staged in the loop's proxy.WriteSet with Session.Try. The
+// first command that would block (Try's reasons, or one that is not inline,
+// or a reply past OutputBufferLimit) has its partial reply dropped and, with
+// every later command, is handed off: the connection pauses, the commands are
+// copied out of the loop's buffer (the framer's spans die with OnData), and
+// once the iteration's write set is committed a goroutine of netserve's
+// bounded pool runs them through the goroutine driver's code (runBatch,
+// serveCommand, the same handlers), flushes the session and posts the reply
+// bytes to the loop, which writes them and resumes the connection: the rest of
+// the input is parsed then, so a later command never runs before an earlier
+// one's reply is queued.
+//
+// Durability: inline replies are held per connection (held) until the loop's
+// BeforeSleep hook has committed the write set (one Pebble commit with the
+// store's sync: inline on the loop in every fsync mode; with --fsync always the
+// loop waits for the group commit's fsync, its other connections with it).
+// A failed commit replaces the reply of every command whose op depended on it
+// (a staged write, or a read of a key the set held: Session.TakeStaged) by
+// the error; the other replies stand. So no reply acknowledges a write, or
+// shows a value, that is not durable. A full set is committed at once (its
+// replies still wait for BeforeSleep) and the command runs again.
 //
 // Ownership: while a handoff is in flight (busy) the client (its Reply, Session,
 // auth and MULTI state, cmds) belongs to the handoff goroutine; the loop touches
@@ -28,9 +47,8 @@ import (
 // post. Fields the two sides share are atomics or channels.
 //
 // Ordering: a connection has at most one pending slot: the handed-off batch.
-// Output written by the loop in this iteration (a future inline reply) precedes
-// it; nothing after it is parsed until it completes. The fast path (S8) adds
-// inline commands in dispatch, before the first handed-off one.
+// Its inline replies of the iteration precede it; nothing after it is parsed
+// until it completes.
 //
 // Output limit: a handoff whose replies pass OutputBufferLimit (between commands,
 // or inside one reply: Server.spill) posts what it has and waits for a credit,
@@ -38,6 +56,7 @@ import (
 // (whenDrained). A client that stops reading is closed by netserve's write
 // timeout; the waiting handoff then sees the connection gone. After a batch, a
 // connection with more than the limit pending stays paused until it drains.
+// Inline commands stop (and hand off) once the output passes the limit.
 type loopConn struct {
 	s *Server
 	c *client
@@ -52,6 +71,10 @@ type loopConn struct {
 	drained func()   // runs when the output is all written (whenDrained)
 	spare   []byte   // an output buffer a completed handoff gave back
 	grace   *time.Timer
+	st      *loopState
+	held    []byte     // inline replies of this iteration, written after the commit
+	slots   []heldSlot // the replies in held that depend on the set's next commit
+	queued  bool       // in st.held
 
 	out    loopOut
 	credit chan struct{} // the loop's go-ahead after a flush (capacity 1)
@@ -102,6 +125,7 @@ func (s *Server) onLoop(c *client) evloop.Handler {
 func (e *loopConn) OnData(lc *evloop.Conn, in []byte) int {
 	if e.lc == nil {
 		e.lc, lc.Data = lc, e
+		e.st = e.s.loopStates[lc.Loop()]
 	}
 	e.s.stats.netIn.Add(int64(len(in) - e.kept))
 	used := 0
@@ -119,23 +143,151 @@ func (e *loopConn) OnData(lc *evloop.Conn, in []byte) int {
 
 // parse parses and dispatches the commands of in; it returns the bytes used.
 func (e *loopConn) parse(in []byte) int {
-	e.parsed.reset()
-	used, frames := e.p.parse(in, &e.parsed, !e.c.authed)
-	if frames > 0 {
-		e.dispatch()
-	} else if e.p.ended() {
-		e.end()
+	used := 0
+	for {
+		e.parsed.reset()
+		n, frames := e.p.parse(in[used:], &e.parsed, !e.c.authed)
+		used += n
+		if frames > 0 {
+			e.dispatch()
+		}
+		if e.busy || e.ending {
+			return used
+		}
+		if e.p.ended() {
+			e.end()
+			return used
+		}
+		if frames == 0 || used == len(in) {
+			return used // before AUTH one command at a time: the next, if complete
+		}
 	}
-	return used
 }
 
-// dispatch runs the parsed commands, in order. Every command is handed off
-// today; the fast path will run here, inline, the commands before the first one
-// that has to be handed off.
+// dispatch runs the parsed commands, in order: inline those it can, then the
+// first that would block and every later one on a handoff.
 func (e *loopConn) dispatch() {
-	e.c.cmds.copyFrom(&e.parsed)
+	n := e.parsed.len()
+	i, reason := 0, proxy.ReasonQuorum
+	if st := e.st; st != nil && st.ready && st.ws != nil {
+		for ; i < n; i++ {
+			if reason = e.inline(e.parsed.get(i)); reason != "" {
+				break
+			}
+			if e.ending {
+				e.parsed.reset()
+				return
+			}
+		}
+	}
+	if i == n {
+		e.parsed.reset()
+		return
+	}
+	copyCommands(&e.c.cmds, &e.parsed, i)
 	e.parsed.reset()
-	e.handoff()
+	e.s.stats.handoffs[reasonIndex(reason)].Add(1)
+	e.busy = true
+	e.lc.Pause()
+	if e.st == nil || !e.st.ready {
+		e.handoff()
+		return
+	}
+	// After the commit: a handed-off command must see what the inline
+	// ones staged, and must not wait for their locks.
+	e.st.start = append(e.st.start, e)
+}
+
+// inline runs one command in try mode; it returns "" when it ran (its reply
+// held until the commit), else why it must be handed off, with nothing done.
+func (e *loopConn) inline(args [][]byte) (reason string) {
+	s, c := e.s, e.c
+	if len(args) == 0 || c.closing {
+		return ""
+	}
+	out := e.lc.OutPending() + len(e.held)
+	if out > s.cfg.OutputBufferLimit {
+		return reasonOutput
+	}
+	for retried := false; ; retried = true {
+		c.try, c.ws, c.blocked, c.inlineOut = true, e.st.ws, "", out
+		start := time.Now()
+		name := s.safeExec(c, args)
+		c.try, c.ws = false, nil
+		if c.blocked == "" {
+			e.ran(name, start)
+			return ""
+		}
+		reason, c.blocked = c.blocked, ""
+		c.w.reset()
+		c.sess.TakeStaged() // a would-block staged nothing; an earlier op of the handler may have read the set
+		if reason != proxy.ReasonSetFull || retried || e.st.ws.Len() == 0 {
+			return reason
+		}
+		e.st.commit() // the set is full: commit it (its replies still wait) and try again
+	}
+}
+
+// ran holds an inline command's reply, counts it, and ends the connection if
+// the command panicked.
+func (e *loopConn) ran(name string, start time.Time) {
+	s, c := e.s, e.c
+	failed := c.w.failed
+	if len(c.w.b) > 0 {
+		if !e.queued {
+			e.queued = true
+			e.st.held = append(e.st.held, e)
+			if e.held == nil {
+				e.held = e.st.buffer()
+			}
+		}
+		if c.sess.TakeStaged() {
+			e.slots = append(e.slots, heldSlot{len(e.held), len(e.held) + len(c.w.b)})
+		}
+		e.held = append(e.held, c.w.b...)
+		s.noteOutput(e.lc.OutPending() + len(e.held))
+	}
+	c.w.reset()
+	s.stats.commands.Add(1)
+	s.stats.inline.Add(1)
+	if failed {
+		s.stats.errorReplies.Add(1)
+	}
+	c.lastAt.Store(start.UnixNano())
+	s.cfg.Observer.Command("resp", name, time.Since(start), failed)
+	if c.closing { // a panic, or a security warning: the replies so far, then the end
+		if c.dropReplies {
+			// Redis frees the client at once: replies not yet written are lost.
+			e.held, e.slots = e.held[:0], e.slots[:0]
+		}
+		e.ending = true
+		e.lc.Pause()
+		e.whenDrained(e.lc.Close)
+	}
+}
+
+// copyCommands makes dst a copy of src's commands from the from-th on, in one
+// new allocation (see commands.copyFrom).
+func copyCommands(dst, src *commands, from int) {
+	if from == 0 {
+		dst.copyFrom(src)
+		return
+	}
+	var tail commands
+	start := src.ends[from-1]
+	tail.args = src.args[start:]
+	for _, end := range src.ends[from:] {
+		tail.ends = append(tail.ends, end-start)
+	}
+	dst.copyFrom(&tail)
+}
+
+// notInline, in try mode, makes the command's handler stop and the command run
+// on a handoff (it is not inline, or not in this state); it returns the name
+// exec reports, which nobody sees.
+func (c *client) notInline() string {
+	c.blocked = reasonNotLoop
+	return "unknown"
 }
 
 // handoff gives the client and its copied commands (c.cmds) to a goroutine of
@@ -213,8 +365,13 @@ func (e *loopConn) end() {
 	e.whenDrained(e.lc.Close)
 }
 
-// write queues reply bytes on the connection.
+// write queues reply bytes on the connection, after the replies held for the
+// commit.
 func (e *loopConn) write(b []byte) {
+	if len(e.held) > 0 {
+		e.held = append(e.held, b...)
+		return
+	}
 	e.lc.Write(b)
 	e.s.stats.netOut.Add(int64(len(b)))
 }

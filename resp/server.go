@@ -217,6 +217,13 @@ type Server struct {
 
 	stats  stats
 	config configStore
+
+	// Loop driver's fast path (loop.go): each loop's state; set by tests only:
+	// testHookTry sees every op a handler runs in try mode, testHookCommit
+	// replaces a loop's write set commit.
+	loopStates     map[*evloop.Loop]*loopState
+	testHookTry    func(c *client, op proxy.Op) error // non-nil: the op would block so
+	testHookCommit atomic.Pointer[func(ws *proxy.WriteSet) error]
 }
 
 // stats are INFO's counters.
@@ -226,6 +233,10 @@ type stats struct {
 	netIn, netOut          atomic.Int64
 	maxOutput              atomic.Int64 // most reply bytes held for one client (noteOutput)
 	hitsBase, missesBase   atomic.Int64 // proxy counters at the last CONFIG RESETSTAT
+	// The loop driver's fast path: commands run inline, handoffs by reason
+	// (handoffReasons), write set commits and the writes they applied.
+	inline, commits, committed atomic.Int64
+	handoffs                   [len(handoffReasons)]atomic.Int64
 }
 
 // New returns a Server executing commands on px. cfg should pass Validate; its
@@ -241,6 +252,7 @@ func New(cfg Config, px *proxy.Proxy) *Server {
 	var onLoop func(*client) evloop.Handler
 	if s.loop != nil {
 		onLoop = s.onLoop
+		s.loopStates = s.newLoopStates()
 	}
 	s.ns = netserve.New(netserve.Config[*client]{
 		MaxClients:   cfg.MaxClients,
@@ -415,9 +427,18 @@ type client struct {
 	closing     bool // QUIT or a security warning: close after this reply
 	dropReplies bool // close without sending the batch's pending replies
 	inMulti     bool // after MULTI, until EXEC or DISCARD: commands are refused (multi.go)
-	created     time.Time
-	addr        string
-	laddr       string
+	// Try mode (the loop driver's inline commands, loop.go): ops run with
+	// Session.Try in ws; blocked is set to the reason the first one that would
+	// block gave (or to reasonNotLoop), after which the handler's ops all fail
+	// and its reply is dropped: the command is handed off. inlineOut is the
+	// connection's output pending before the command (spill).
+	try       bool
+	ws        *proxy.WriteSet
+	blocked   string
+	inlineOut int
+	created   time.Time
+	addr      string
+	laddr     string
 
 	proto   atomic.Int32
 	lastCmd atomic.Pointer[command]
@@ -489,6 +510,12 @@ func (s *Server) serveCommand(c *client, args [][]byte) {
 // Handlers whose replies grow without bound call it between elements; the part
 // sent can no longer be replaced by an error (see Reply.truncate).
 func (s *Server) spill(c *client) {
+	if c.try {
+		if c.inlineOut+len(c.w.b) > s.cfg.OutputBufferLimit {
+			c.blocked = reasonOutput // a reply that big is built on a handoff
+		}
+		return
+	}
 	if c.out == nil || c.closing || c.pending+len(c.w.b) <= s.cfg.OutputBufferLimit {
 		return
 	}
@@ -544,12 +571,18 @@ func (s *Server) exec(c *client, args [][]byte) string {
 		return "unknown"
 	}
 	if c.inMulti {
+		if c.try {
+			return c.notInline()
+		}
 		if name, ok := s.transaction(c, args); ok {
 			return name
 		}
 	}
 	cmd := s.cmds.lookup(args[0])
 	if cmd == nil {
+		if c.try {
+			return c.notInline()
+		}
 		if name, ok := s.transaction(c, args); ok {
 			return name
 		}
@@ -558,6 +591,9 @@ func (s *Server) exec(c *client, args [][]byte) string {
 	}
 	if cmd.subs != nil && len(args) >= 2 {
 		sub := cmd.sub(args[1])
+		if sub == nil && c.try {
+			return c.notInline()
+		}
 		if sub == nil {
 			a := cstr(args[1])
 			if len(a) > 128 {
@@ -567,6 +603,9 @@ func (s *Server) exec(c *client, args [][]byte) string {
 			return cmd.name
 		}
 		cmd = sub
+	}
+	if c.try && !cmd.inline(len(args)) {
+		return c.notInline()
 	}
 	if !cmd.arityOK(len(args)) {
 		cmd.stats.rejected.Add(1)
@@ -624,15 +663,21 @@ type handler func(s *Server, c *client, args [][]byte)
 
 // command is an entry of the command table, which also answers COMMAND.
 type command struct {
-	name     string // lower-case full name: "get", "config|get"
-	arity    int    // Redis convention: n exactly, -n at least n (the name included)
-	flags    []string
-	acl      []string
-	first    int // key positions, for COMMAND INFO and GETKEYS
-	last     int
-	step     int
-	noAuth   bool
-	denyOOM  bool // flags hold "denyoom": refused while the node is over maxmemory
+	name    string // lower-case full name: "get", "config|get"
+	arity   int    // Redis convention: n exactly, -n at least n (the name included)
+	flags   []string
+	acl     []string
+	first   int // key positions, for COMMAND INFO and GETKEYS
+	last    int
+	step    int
+	noAuth  bool
+	denyOOM bool // flags hold "denyoom": refused while the node is over maxmemory
+	// loop says where the loop driver may run the command: inline on the event
+	// loop, in try mode, or only handed off (loopNever). Only handlers whose
+	// proxy calls are reads, or one write before which nothing ran, may run
+	// inline, so that a would-block can run the whole handler again from the
+	// start on a goroutine with nothing visible done (TestLoopHandlers).
+	loop     loopMode
 	run      handler
 	summary  string
 	group    string
@@ -642,6 +687,20 @@ type command struct {
 	subIdx map[string]*command
 
 	stats cmdStats // INFO commandstats; the table is per Server
+}
+
+// loopMode is a command's place on the loop driver (command.loop).
+type loopMode uint8
+
+const (
+	loopNever  loopMode = iota // always handed off
+	loopAlways                 // inline
+	loopOneKey                 // inline with one key (DEL k, UNLINK k)
+)
+
+// inline reports whether the command may run inline with n arguments.
+func (c *command) inline(n int) bool {
+	return c.loop == loopAlways || c.loop == loopOneKey && n == 2
 }
 
 func (c *command) arityOK(n int) bool {
@@ -724,63 +783,65 @@ func newTable() *table {
 		return &command{name: name, arity: arity, flags: flags, acl: acl, group: group, summary: summary, run: run}
 	}
 	noauth := func(c *command) *command { c.noAuth = true; return c }
+	lp := func(c *command) *command { c.loop = loopAlways; return c }
+	lp1 := func(c *command) *command { c.loop = loopOneKey; return c }
 	list := []*command{
 		// Connection.
-		cmd("ping", -1, []string{"fast", "sentinel"}, aConn, "connection", "Returns the server's liveliness response.", (*Server).ping),
-		cmd("echo", 2, []string{"fast"}, aConn, "connection", "Returns the given string.", (*Server).echo),
+		lp(cmd("ping", -1, []string{"fast", "sentinel"}, aConn, "connection", "Returns the server's liveliness response.", (*Server).ping)),
+		lp(cmd("echo", 2, []string{"fast"}, aConn, "connection", "Returns the given string.", (*Server).echo)),
 		noauth(cmd("quit", -1, fNoAuth, aConn, "connection", "Closes the connection.", (*Server).quit)),
 		noauth(cmd("hello", -1, fNoAuth, aConn, "connection", "Handshakes with the server.", (*Server).hello)),
 		noauth(cmd("auth", -2, fNoAuth, aConn, "connection", "Authenticates the connection.", (*Server).auth)),
-		cmd("select", 2, fConn, aConn, "connection", "Changes the selected database.", (*Server).selectDB),
+		lp(cmd("select", 2, fConn, aConn, "connection", "Changes the selected database.", (*Server).selectDB)),
 		{name: "client", arity: -2, flags: []string{"sentinel"}, acl: aSlowConn, group: "connection", summary: "A container for client connection commands.", subs: []*command{
-			cmd("client|setname", 3, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Sets the connection name.", (*Server).clientSetName),
-			cmd("client|getname", 2, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Returns the name of the connection.", (*Server).clientGetName),
-			cmd("client|setinfo", 4, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Sets information specific to the client or connection.", (*Server).clientSetInfo),
-			cmd("client|id", 2, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Returns the unique client ID of the connection.", (*Server).clientID),
+			lp(cmd("client|setname", 3, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Sets the connection name.", (*Server).clientSetName)),
+			lp(cmd("client|getname", 2, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Returns the name of the connection.", (*Server).clientGetName)),
+			lp(cmd("client|setinfo", 4, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Sets information specific to the client or connection.", (*Server).clientSetInfo)),
+			lp(cmd("client|id", 2, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Returns the unique client ID of the connection.", (*Server).clientID)),
 			cmd("client|list", -2, fAdmin, aAdmin, "connection", "Lists open connections.", (*Server).clientList),
-			cmd("client|info", 2, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Returns information about the connection.", (*Server).clientInfo),
-			cmd("client|help", 2, []string{"loading", "stale"}, aSlowConn, "connection", "Returns helpful text about the different subcommands.", (*Server).clientHelp),
+			lp(cmd("client|info", 2, []string{"noscript", "loading", "stale"}, aSlowConn, "connection", "Returns information about the connection.", (*Server).clientInfo)),
+			lp(cmd("client|help", 2, []string{"loading", "stale"}, aSlowConn, "connection", "Returns helpful text about the different subcommands.", (*Server).clientHelp)),
 		}},
 		// Strings.
-		key(cmd("get", 2, fRead, aReadStr, "string", "Returns the string value of a key.", (*Server).get)),
-		key(cmd("set", -3, fWrite, aWriteStr, "string", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", (*Server).set)),
-		key(cmd("setnx", 3, fWriteFast, aWriteFast, "string", "Set the string value of a key only when the key doesn't exist.", (*Server).setnx)),
-		key(cmd("setex", 4, fWrite, aWriteStr, "string", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", (*Server).setex)),
-		key(cmd("psetex", 4, fWrite, aWriteStr, "string", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", (*Server).psetex)),
-		key(cmd("getset", 3, fWriteFast, aWriteFast, "string", "Returns the previous string value of a key after setting it to a new value.", (*Server).getset)),
-		key(cmd("getdel", 2, fDelFast, aWriteFast, "string", "Returns the string value of a key after deleting the key.", (*Server).getdel)),
-		key(cmd("getex", -2, fDelFast, aWriteFast, "string", "Returns the string value of a key after setting its expiration time.", (*Server).getex)),
-		keys(cmd("mget", -2, fRead, aReadStr, "string", "Atomically returns the string values of one or more keys.", (*Server).mget), 1),
+		lp(key(cmd("get", 2, fRead, aReadStr, "string", "Returns the string value of a key.", (*Server).get))),
+		lp(key(cmd("set", -3, fWrite, aWriteStr, "string", "Sets the string value of a key, ignoring its type. The key is created if it doesn't exist.", (*Server).set))),
+		lp(key(cmd("setnx", 3, fWriteFast, aWriteFast, "string", "Set the string value of a key only when the key doesn't exist.", (*Server).setnx))),
+		lp(key(cmd("setex", 4, fWrite, aWriteStr, "string", "Sets the string value and expiration time of a key. Creates the key if it doesn't exist.", (*Server).setex))),
+		lp(key(cmd("psetex", 4, fWrite, aWriteStr, "string", "Sets both string value and expiration time in milliseconds of a key. The key is created if it doesn't exist.", (*Server).psetex))),
+		lp(key(cmd("getset", 3, fWriteFast, aWriteFast, "string", "Returns the previous string value of a key after setting it to a new value.", (*Server).getset))),
+		lp(key(cmd("getdel", 2, fDelFast, aWriteFast, "string", "Returns the string value of a key after deleting the key.", (*Server).getdel))),
+		lp(key(cmd("getex", -2, fDelFast, aWriteFast, "string", "Returns the string value of a key after setting its expiration time.", (*Server).getex))),
+		lp(keys(cmd("mget", -2, fRead, aReadStr, "string", "Atomically returns the string values of one or more keys.", (*Server).mget), 1)),
 		keys(cmd("mset", -3, fWrite, aWriteStr, "string", "Atomically creates or modifies the string values of one or more keys.", (*Server).mset), 2),
 		keys(cmd("msetnx", -3, fWrite, aWriteStr, "string", "Atomically modifies the string values of one or more keys only when all keys don't exist.", (*Server).msetnx), 2),
-		key(cmd("incr", 2, fWriteFast, aWriteFast, "string", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", (*Server).incr)),
-		key(cmd("decr", 2, fWriteFast, aWriteFast, "string", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", (*Server).decr)),
-		key(cmd("incrby", 3, fWriteFast, aWriteFast, "string", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", (*Server).incrby)),
-		key(cmd("decrby", 3, fWriteFast, aWriteFast, "string", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", (*Server).decrby)),
-		key(cmd("incrbyfloat", 3, fWriteFast, aWriteFast, "string", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", (*Server).incrbyfloat)),
-		key(cmd("append", 3, fWriteFast, aWriteFast, "string", "Appends a string to the value of a key. Creates the key if it doesn't exist.", (*Server).appendCmd)),
-		key(cmd("strlen", 2, fRead, aReadStr, "string", "Returns the length of a string value.", (*Server).strlen)),
-		key(cmd("getrange", 4, fReadSlow, aReadSlow, "string", "Returns a substring of the string stored at a key.", (*Server).getrange)),
-		key(cmd("substr", 4, fReadSlow, aReadSlow, "string", "Returns a substring from a string value.", (*Server).getrange)),
-		key(cmd("setrange", 4, fWrite, aWriteStr, "string", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", (*Server).setrange)),
-		key(cmd("setbit", 4, fWrite, []string{"@write", "@bitmap", "@slow"}, "bitmap", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", (*Server).setbit)),
-		key(cmd("getbit", 3, fRead, []string{"@read", "@bitmap", "@fast"}, "bitmap", "Returns a bit value by offset.", (*Server).getbit)),
+		lp(key(cmd("incr", 2, fWriteFast, aWriteFast, "string", "Increments the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", (*Server).incr))),
+		lp(key(cmd("decr", 2, fWriteFast, aWriteFast, "string", "Decrements the integer value of a key by one. Uses 0 as initial value if the key doesn't exist.", (*Server).decr))),
+		lp(key(cmd("incrby", 3, fWriteFast, aWriteFast, "string", "Increments the integer value of a key by a number. Uses 0 as initial value if the key doesn't exist.", (*Server).incrby))),
+		lp(key(cmd("decrby", 3, fWriteFast, aWriteFast, "string", "Decrements a number from the integer value of a key. Uses 0 as initial value if the key doesn't exist.", (*Server).decrby))),
+		lp(key(cmd("incrbyfloat", 3, fWriteFast, aWriteFast, "string", "Increment the floating point value of a key by a number. Uses 0 as initial value if the key doesn't exist.", (*Server).incrbyfloat))),
+		lp(key(cmd("append", 3, fWriteFast, aWriteFast, "string", "Appends a string to the value of a key. Creates the key if it doesn't exist.", (*Server).appendCmd))),
+		lp(key(cmd("strlen", 2, fRead, aReadStr, "string", "Returns the length of a string value.", (*Server).strlen))),
+		lp(key(cmd("getrange", 4, fReadSlow, aReadSlow, "string", "Returns a substring of the string stored at a key.", (*Server).getrange))),
+		lp(key(cmd("substr", 4, fReadSlow, aReadSlow, "string", "Returns a substring from a string value.", (*Server).getrange))),
+		lp(key(cmd("setrange", 4, fWrite, aWriteStr, "string", "Overwrites a part of a string value with another by an offset. Creates the key if it doesn't exist.", (*Server).setrange))),
+		lp(key(cmd("setbit", 4, fWrite, []string{"@write", "@bitmap", "@slow"}, "bitmap", "Sets or clears the bit at offset of the string value. Creates the key if it doesn't exist.", (*Server).setbit))),
+		lp(key(cmd("getbit", 3, fRead, []string{"@read", "@bitmap", "@fast"}, "bitmap", "Returns a bit value by offset.", (*Server).getbit))),
 		pair(cmd("lcs", -3, fReadSlow, aReadSlow, "string", "Finds the longest common substring.", (*Server).lcs)),
 		// Keyspace.
-		keys(cmd("del", -2, fDel, aKeyDel, "generic", "Deletes one or more keys.", (*Server).del), 1),
-		keys(cmd("unlink", -2, fDelFast, aKeyWrite, "generic", "Asynchronously deletes one or more keys.", (*Server).del), 1),
-		keys(cmd("exists", -2, fRead, aKeyRead, "generic", "Determines whether one or more keys exist.", (*Server).exists), 1),
-		keys(cmd("touch", -2, fRead, aKeyRead, "generic", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", (*Server).exists), 1),
-		key(cmd("expire", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key in seconds.", (*Server).expire)),
-		key(cmd("pexpire", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key in milliseconds.", (*Server).pexpire)),
-		key(cmd("expireat", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key to a Unix timestamp.", (*Server).expireat)),
-		key(cmd("pexpireat", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", (*Server).pexpireat)),
-		key(cmd("expiretime", 2, fRead, aKeyRead, "generic", "Returns the expiration time of a key as a Unix timestamp.", (*Server).expiretime)),
-		key(cmd("pexpiretime", 2, fRead, aKeyRead, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp.", (*Server).pexpiretime)),
-		key(cmd("ttl", 2, fRead, aKeyRead, "generic", "Returns the expiration time in seconds of a key.", (*Server).ttl)),
-		key(cmd("pttl", 2, fRead, aKeyRead, "generic", "Returns the expiration time in milliseconds of a key.", (*Server).pttl)),
-		key(cmd("persist", 2, fDelFast, aKeyWrite, "generic", "Removes the expiration time of a key.", (*Server).persist)),
-		key(cmd("type", 2, fRead, aKeyRead, "generic", "Determines the type of value stored at a key.", (*Server).typeCmd)),
+		lp1(keys(cmd("del", -2, fDel, aKeyDel, "generic", "Deletes one or more keys.", (*Server).del), 1)),
+		lp1(keys(cmd("unlink", -2, fDelFast, aKeyWrite, "generic", "Asynchronously deletes one or more keys.", (*Server).del), 1)),
+		lp(keys(cmd("exists", -2, fRead, aKeyRead, "generic", "Determines whether one or more keys exist.", (*Server).exists), 1)),
+		lp(keys(cmd("touch", -2, fRead, aKeyRead, "generic", "Returns the number of existing keys out of those specified after updating the time they were last accessed.", (*Server).exists), 1)),
+		lp(key(cmd("expire", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key in seconds.", (*Server).expire))),
+		lp(key(cmd("pexpire", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key in milliseconds.", (*Server).pexpire))),
+		lp(key(cmd("expireat", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key to a Unix timestamp.", (*Server).expireat))),
+		lp(key(cmd("pexpireat", -3, fDelFast, aKeyWrite, "generic", "Sets the expiration time of a key to a Unix milliseconds timestamp.", (*Server).pexpireat))),
+		lp(key(cmd("expiretime", 2, fRead, aKeyRead, "generic", "Returns the expiration time of a key as a Unix timestamp.", (*Server).expiretime))),
+		lp(key(cmd("pexpiretime", 2, fRead, aKeyRead, "generic", "Returns the expiration time of a key as a Unix milliseconds timestamp.", (*Server).pexpiretime))),
+		lp(key(cmd("ttl", 2, fRead, aKeyRead, "generic", "Returns the expiration time in seconds of a key.", (*Server).ttl))),
+		lp(key(cmd("pttl", 2, fRead, aKeyRead, "generic", "Returns the expiration time in milliseconds of a key.", (*Server).pttl))),
+		lp(key(cmd("persist", 2, fDelFast, aKeyWrite, "generic", "Removes the expiration time of a key.", (*Server).persist))),
+		lp(key(cmd("type", 2, fRead, aKeyRead, "generic", "Determines the type of value stored at a key.", (*Server).typeCmd))),
 		pair(cmd("rename", 3, fDel, aKeyDel, "generic", "Renames a key and overwrites the destination.", (*Server).rename)),
 		pair(cmd("renamenx", 3, fDelFast, aKeyWrite, "generic", "Renames a key only when the target key name doesn't exist.", (*Server).renamenx)),
 		pair(cmd("copy", -3, fWrite, aKeyDel, "generic", "Copies the value of a key to a new key.", (*Server).copyCmd)),
@@ -798,7 +859,7 @@ func newTable() *table {
 		cmd("dcluster", -2, fAdmin, aAdmin, "dynamo", "Lists the ring members (MEMBERS), removes a dead one (REMOVE name) or makes this node leave (LEAVE).", (*Server).dcluster),
 		// Server.
 		cmd("info", -1, []string{"loading", "stale", "sentinel"}, []string{"@slow", "@dangerous"}, "server", "Returns information and statistics about the server.", (*Server).info),
-		cmd("time", 1, fConn, []string{"@fast"}, "server", "Returns the server time.", (*Server).time),
+		lp(cmd("time", 1, fConn, []string{"@fast"}, "server", "Returns the server time.", (*Server).time)),
 		{name: "command", arity: -1, flags: []string{"loading", "stale", "sentinel"}, acl: aSlowConn, group: "server", summary: "Returns detailed information about all commands.", run: (*Server).commandAll, subs: []*command{
 			cmd("command|count", 2, fInfo, aSlowConn, "server", "Returns a count of commands.", (*Server).commandCount),
 			cmd("command|docs", -2, fInfo, aSlowConn, "server", "Returns documentary information about one, multiple or all commands.", (*Server).commandDocs),

@@ -9,13 +9,56 @@ import (
 
 // do runs op in the connection's session (flushed by wire.Write before the
 // batch's replies leave), answering its error if it fails.
+//
+// In try mode (the loop driver's inline commands) it runs op with Session.Try
+// instead, without owned: the op's key and value are not kept past the call
+// (the write set and the record cache copy what they stage, and nothing runs
+// in the background for a single node). An op that would block answers
+// nothing: the handler returns, its reply is dropped, and the command runs
+// again on a handoff.
 func (s *Server) do(c *client, op proxy.Op) (proxy.Result, bool) {
-	res, err := c.sess.Do(s.ctx, owned(op))
+	var res proxy.Result
+	var err error
+	if c.try {
+		res, err = s.try(c, op)
+	} else {
+		res, err = c.sess.Do(s.ctx, owned(op))
+	}
 	if err != nil {
-		s.replyErr(c, err)
+		if c.blocked == "" {
+			s.replyErr(c, err)
+		}
 		return res, false
 	}
 	return res, true
+}
+
+// try runs op in try mode: Session.Try in the loop's write set. After a
+// would-block (c.blocked set) every later op fails at once.
+func (s *Server) try(c *client, op proxy.Op) (proxy.Result, error) {
+	if c.blocked != "" {
+		return proxy.Result{}, proxy.ErrWouldBlock
+	}
+	var res proxy.Result
+	var err error
+	if h := s.testHookTry; h != nil {
+		err = h(c, op)
+	}
+	if err == nil {
+		res, err = c.sess.Try(s.ctx, op, c.ws)
+	}
+	if r := proxy.BlockReason(err); r != "" {
+		c.blocked = r
+	}
+	return res, err
+}
+
+// readOp runs a read outside the session (it needs no flush), or in try mode.
+func (s *Server) readOp(c *client, op proxy.Op) (proxy.Result, error) {
+	if c.try {
+		return s.try(c, op)
+	}
+	return s.px.Do(s.ctx, owned(op))
 }
 
 // owned gives op its own copy of its key and value, in one allocation. Arguments
@@ -278,15 +321,18 @@ func (s *Server) mget(c *client, args [][]byte) {
 	m := c.w.mark()
 	c.w.Array(len(args) - 1)
 	for _, key := range args[1:] {
-		res, err := s.px.Do(s.ctx, owned(proxy.Op{Kind: proxy.OpGet, Key: key}))
+		res, err := s.readOp(c, proxy.Op{Kind: proxy.OpGet, Key: key})
+		if c.blocked != "" {
+			return // handed off: the reply is dropped
+		}
 		if err != nil {
 			c.w.truncate(m)
 			s.replyErr(c, err)
 			return
 		}
 		s.bulkOrNull(c, res)
-		if s.spill(c); c.closing {
-			return // the client stopped reading: it is being dropped
+		if s.spill(c); c.closing || c.blocked != "" {
+			return // the client stopped reading: it is being dropped; or handed off
 		}
 	}
 }

@@ -156,6 +156,7 @@ func TestTranscriptsBothDrivers(t *testing.T) {
 		t.Skip("compares both drivers itself: once is enough")
 	}
 	const seeds = 40
+	var inline int64 // commands the loop driver ran inline (the fast path)
 	for seed := range uint64(seeds) {
 		gen := rand.New(rand.NewPCG(seed, 19))
 		tr := genTranscript(gen)
@@ -165,6 +166,9 @@ func TestTranscriptsBothDrivers(t *testing.T) {
 			// The same split for both: a generator seeded per transcript.
 			outs[model] = play(t, ts.addr, tr, rand.New(rand.NewPCG(seed, 6)))
 			ts.Close()
+			if model == IOLoop {
+				inline += ts.stats.inline.Load()
+			}
 		}
 		if outs[IOLoop] != outs[IOGoroutine] {
 			t.Fatalf("seed %d: input %q\nloop:      %q\ngoroutine: %q", seed, tr.in, outs[IOLoop], outs[IOGoroutine])
@@ -173,4 +177,8 @@ func TestTranscriptsBothDrivers(t *testing.T) {
 			t.Fatalf("seed %d: no output", seed)
 		}
 	}
+	if inline == 0 {
+		t.Error("no command ran inline on the loop driver: the transcripts miss the fast path")
+	}
+	t.Logf("%d commands ran inline", inline)
 }

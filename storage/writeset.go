@@ -213,6 +213,14 @@ func (ws *WriteSet) Get(key []byte) (rec vclock.Set, found bool, err error) {
 	return ws.s.read(key, h, held)
 }
 
+// Has reports whether key is in the set: a write of it was staged, or an
+// Update read it. A read of such a key (Get) may see what the set staged, so
+// its answer must wait for Commit, as a staged write's does.
+func (ws *WriteSet) Has(key []byte) bool {
+	_, ok := ws.byKey[string(key)]
+	return ok
+}
+
 // Hold keeps release, something the set's writes need until they are applied
 // (coordinator's admission of a local write, which Seal waits for), and runs it
 // when the set ends, after its locks are released. Holding a token the set
