@@ -16,8 +16,12 @@ import (
 // request, the seal's lock taken, the key's lock stripe busy, the set full)
 // returns an error wrapping ErrWouldBlock before any side effect (nothing read
 // into the set, no fresh counter taken, no lock kept), for the caller to run it
-// with Modify or Get where waiting is fine. Only a single node (Config.Cluster
-// nil) serves them; in a cluster every request would block (S9 batches them).
+// with Modify or Get where waiting is fine. They serve a single node
+// (Config.Cluster nil) and, in a cluster, a key whose plan is this node alone
+// (soleReplica: N is 1, or the ring has one member, and this node holds the
+// key): a quorum of one, which Modify and Get would also serve locally, with no
+// read first, no replica call and no hint. Any other key of a cluster would block
+// (ModifyBatch and GetBatch batch those).
 
 // ErrWouldBlock is returned by ModifyIn and GetIn when they cannot go on without
 // waiting; nothing was done. It wraps storage.ErrWouldBlock, and the errors
@@ -49,14 +53,26 @@ func blocked(err error) error {
 }
 
 // NewWriteSet returns a write set of this coordinator's store for ModifyIn and
-// GetIn, or nil when they would always block (Config.Cluster is set) or the
-// store is not a *storage.Store.
+// GetIn, or nil when the store is not a *storage.Store.
 func (c *Coordinator) NewWriteSet() *storage.WriteSet {
 	st, ok := c.store.(*storage.Store)
-	if !ok || c.cfg.Cluster != nil {
+	if !ok {
 		return nil
 	}
 	return st.NewWriteSet()
+}
+
+// soleReplica reports whether a request for key involves this node alone: no
+// cluster, or a plan (planHints, with noHints for a write that keeps none) of one
+// replica, this node, with no remote target and no orphan to keep a hint for.
+// Modify and Get serve such a key locally too (quorumModify reads first only for
+// N > 1, and replicate has nothing to send); so may ModifyIn and GetIn.
+func (c *Coordinator) soleReplica(key []byte, noHints bool) bool {
+	if c.cfg.Cluster == nil {
+		return true
+	}
+	pn := c.planHints(key, noHints)
+	return pn.n == 1 && pn.self && len(pn.remote) == 0 && len(pn.orphans) == 0
 }
 
 // ModifyIn is Modify on a single node staged in ws, a write set of this
@@ -72,7 +88,7 @@ func (c *Coordinator) NewWriteSet() *storage.WriteSet {
 // be applied, as it waits for Modify's.
 //
 // It never waits: it returns an error wrapping ErrWouldBlock, having done
-// nothing, when Config.Cluster is set (a quorum write), when the seal's lock is
+// nothing, when another node takes part (a quorum write: soleReplica), when the seal's lock is
 // taken (Seal is sealing), and when ws.Update would block (the key's lock
 // stripe is busy, ws is full). The deadline is checked when fn is about to run,
 // as Modify does, so a write the client stopped waiting for is never staged; a
@@ -81,7 +97,7 @@ func (c *Coordinator) ModifyIn(ctx context.Context, ws *storage.WriteSet, key []
 	if err := late(ctx, time.Time{}); err != nil {
 		return WriteResult{}, err
 	}
-	if c.cfg.Cluster != nil {
+	if !c.soleReplica(key, opt.NoHints) {
 		return WriteResult{}, wouldBlock{errQuorum}
 	}
 	if st, ok := c.store.(*storage.Store); !ok || ws.Store() != st {
@@ -118,13 +134,14 @@ func (c *Coordinator) ModifyIn(ctx context.Context, ws *storage.WriteSet, key []
 // GetIn is Get on a single node (or a Local read) that never waits and sees
 // ws's writes: the record as ws leaves key (storage.WriteSet.Get), including
 // writes staged but not yet committed, which the caller must not answer with
-// before ws.Commit returned nil. A quorum read (Config.Cluster set and not
-// opt.Local) returns an error wrapping ErrWouldBlock.
+// before ws.Commit returned nil. A quorum read (a key of a cluster whose plan is
+// not this node alone, soleReplica, unless opt.Local) returns an error wrapping
+// ErrWouldBlock.
 func (c *Coordinator) GetIn(ctx context.Context, ws *storage.WriteSet, key []byte, opt ReadOptions) (vclock.Set, error) {
 	if err := ctx.Err(); err != nil {
 		return vclock.Set{}, err
 	}
-	if c.cfg.Cluster != nil && !opt.Local {
+	if !opt.Local && !c.soleReplica(key, false) {
 		return vclock.Set{}, wouldBlock{errQuorum}
 	}
 	if st, ok := c.store.(*storage.Store); !ok || ws.Store() != st {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 
@@ -86,10 +87,6 @@ func TestModifyInMatchesModify(t *testing.T) {
 
 func sameSet(a, b vclock.Set) bool { return string(a.AppendBinary(nil)) == string(b.AppendBinary(nil)) }
 
-// clusterStub is a Membership nothing calls: ModifyIn and GetIn only check
-// that there is one.
-type clusterStub struct{ Membership }
-
 // TestModifyInWouldBlock: each reason to wait returns ErrWouldBlock (and
 // storage's) before any side effect: the function does not run, no fresh
 // counter is taken, the set holds nothing new; ErrLate and ErrSealed are
@@ -131,7 +128,8 @@ func TestModifyInWouldBlock(t *testing.T) {
 	c.sealMu.Unlock()
 	check("seal busy", ws, err, nil)
 
-	c.cfg.Cluster = clusterStub{}
+	// A cluster where the key has another replica: a quorum request.
+	c.cfg.Cluster, c.cfg.Node = staticView{rg: testRing(t, "n1", "n2")}, "n1"
 	_, err = c.ModifyIn(ctx, ws, key, spy, WriteOptions{})
 	check("quorum write", ws, err, nil)
 	if _, err := c.GetIn(ctx, ws, key, ReadOptions{}); !errors.Is(err, ErrWouldBlock) {
@@ -140,6 +138,41 @@ func TestModifyInWouldBlock(t *testing.T) {
 	if _, err := c.GetIn(ctx, ws, key, ReadOptions{Local: true}); err != nil {
 		t.Fatalf("local GetIn in a cluster: %v", err)
 	}
+	// N=1 in that cluster: the key's one replica is the other node (forwarded,
+	// not this node's to write), or this one (a quorum of one: served).
+	c.cfg.N = 1
+	var owned [2]bool // keys of this node's, of the other's
+	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
+		pn := c.plan([]byte(k))
+		owned[map[bool]int{true: 0, false: 1}[pn.self]] = true
+		_, err := c.ModifyIn(ctx, ws, []byte(k), func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+			return cur.Join(), value("v"), nil
+		}, WriteOptions{})
+		if pn.self != (err == nil) || !pn.self && !errors.Is(err, ErrWouldBlock) {
+			t.Fatalf("N=1, key %q (this node's: %v): ModifyIn = %v", k, pn.self, err)
+		}
+		if _, err := c.GetIn(ctx, ws, []byte(k), ReadOptions{}); pn.self != (err == nil) {
+			t.Fatalf("N=1, key %q (this node's: %v): GetIn = %v", k, pn.self, err)
+		}
+	}
+	if !owned[0] || !owned[1] {
+		t.Fatalf("N=1: the keys are not spread over both nodes: %v", owned)
+	}
+	ws.Discard()
+	ws = st.NewWriteSet()
+	// A cluster of one member (what a lone dynakv server is): every key is
+	// this node's alone, with no read first and nothing to send.
+	c.cfg.N, c.cfg.Cluster = 3, staticView{rg: testRing(t, "n1")}
+	if _, err := c.ModifyIn(ctx, ws, key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+		return cur.Join(), value("solo"), nil
+	}, WriteOptions{}); err != nil {
+		t.Fatalf("one-member cluster: ModifyIn = %v", err)
+	}
+	if rec, err := c.GetIn(ctx, ws, key, ReadOptions{}); err != nil || !slices.Equal(data(rec), []string{"solo"}) {
+		t.Fatalf("one-member cluster: GetIn = %v, %v", data(rec), err)
+	}
+	ws.Discard()
+	ws = st.NewWriteSet()
 	c.cfg.Cluster = nil
 
 	past, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
