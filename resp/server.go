@@ -104,6 +104,11 @@ type Config struct {
 	// MaxHandoff bounds the goroutines that run handed-off commands on the loop
 	// driver; past it connections wait, paused, in order. Default 1024.
 	MaxHandoff int
+	// NoBatch runs every command of a pipeline alone even in a cluster (A/B
+	// tests and benchmarks). Default false: with Cluster set, a pipeline's runs
+	// of plain SET, GET and single-key DEL are run with one proxy.DoBatch
+	// each, every command keeping its own reply (batch.go).
+	NoBatch bool
 }
 
 // IO models (Config.IOModel).
@@ -354,11 +359,26 @@ func (s *Server) serveBatches(c *client) error {
 
 // runBatch runs the commands of c.cmds in order, on the connection's goroutine
 // or on the goroutine a loop handed them to, until one closes the connection.
+//
+// In a cluster, a run of batchable commands runs its ops ahead with one
+// DoBatch when the loop reaches the run's first command, and each command then
+// takes its op's outcome from the session (batch.go).
 func (s *Server) runBatch(c *client) {
+	var ahead runAhead
 	for c.ran = 0; c.ran < c.cmds.len(); {
-		args := c.cmds.get(c.ran)
+		i := c.ran
+		if i >= ahead.to && s.batching() {
+			s.runAheadFrom(c, i, &ahead)
+		}
+		args := c.cmds.get(i)
 		c.ran++
+		if i < ahead.to {
+			c.sess.Preset(ahead.ops[i-ahead.from], ahead.out[i-ahead.from])
+		}
 		s.serveCommand(c, args)
+		if c.sess.TakePreset() && !c.closing {
+			s.cfg.Logger.Error("a batched command did not take its outcome", "addr", c.addr, "cmd", string(args[0]))
+		}
 		if c.closed {
 			return
 		}
@@ -578,7 +598,8 @@ func (s *Server) exec(c *client, args [][]byte) string {
 		c.w.errorLine(errNoAuth)
 		return cmd.name
 	}
-	if cmd.denyOOM && s.cfg.OOM != nil && s.cfg.OOM() {
+	if cmd.denyOOM && s.cfg.OOM != nil && !c.sess.HasPreset() && s.cfg.OOM() {
+		// (A command whose op ran ahead in a batch was checked then.)
 		cmd.stats.rejected.Add(1)
 		c.w.errorLine(errOOM)
 		return cmd.name

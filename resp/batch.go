@@ -1,0 +1,100 @@
+package resp
+
+import (
+	"github.com/dynakv/dynakv/proxy"
+)
+
+// Batched pipelines (issue 19, S9, S10). In a cluster (Config.Cluster set,
+// Config.NoBatch not), a connection's pipelined batch that holds a run of two
+// or more consecutive batchable commands (plain SET key value, GET key and
+// single-key DEL or UNLINK, each an op proxy.Batchable accepts: default quorum,
+// not forwarded) runs that run's ops with one proxy.DoBatch (one local storage
+// batch and one message per replica node for the writes, one read pass for
+// the reads) when runBatch reaches its first command. Then each command of the
+// run executes as it always does, checks, handler, reply and counters, except
+// that its one op's outcome is the one DoBatch gave (proxy.Session.Preset), so
+// its reply, error text and statistics are byte for byte what running it alone
+// gives. Commands outside a run execute as before, in order, and a run starts
+// only once every command before it has completed, so a connection's commands
+// keep their order.
+//
+// What a run may not cross: a run holds only the three commands above, so it
+// ends at any other command (QUIT, AUTH, MULTI, ...); a connection that has not
+// authenticated, is inside MULTI or is closing never batches. The one
+// difference from running alone: when the client stops reading in the middle
+// of a run (its replies pass OutputBufferLimit and the write fails) the run's
+// later commands have run all the same, as if the client had vanished just
+// after the node executed them.
+
+// runAhead is a run of a batch's commands whose ops DoBatch ran ahead:
+// c.cmds.get(from+j) issues ops[j], whose outcome is out[j].
+type runAhead struct {
+	from, to int
+	ops      []proxy.Op
+	out      []proxy.BatchResult
+}
+
+// batching reports whether pipelined runs go through DoBatch.
+func (s *Server) batching() bool { return s.cfg.Cluster != nil && !s.cfg.NoBatch }
+
+// batchOp returns the one op a batchable command's handler issues, for the
+// shapes that may join a batch (the handlers' ops: get, set with no option,
+// del of one key), or false.
+func batchOp(cmd *command, args [][]byte) (proxy.Op, bool) {
+	switch {
+	case cmd.name == "get" && len(args) == 2:
+		return proxy.Op{Kind: proxy.OpGet, Key: args[1]}, true
+	case cmd.name == "set" && len(args) == 3:
+		return proxy.Op{Kind: proxy.OpSet, Key: args[1], Value: args[2]}, true
+	case (cmd.name == "del" || cmd.name == "unlink") && len(args) == 2:
+		return proxy.Op{Kind: proxy.OpDelete, Key: args[1]}, true
+	}
+	return proxy.Op{}, false
+}
+
+// batchable returns the op of c.cmds' command i when it may join a run: a
+// batchable shape that exec would run now (the connection authenticated, not
+// in MULTI, not closing, the node not over its memory limit for a denyoom
+// command) and that proxy.Batchable accepts.
+func (s *Server) batchable(c *client, i int) (proxy.Op, bool) {
+	if !c.authed || c.inMulti || c.closing {
+		return proxy.Op{}, false
+	}
+	args := c.cmds.get(i)
+	if len(args) == 0 {
+		return proxy.Op{}, false
+	}
+	cmd := s.cmds.lookup(args[0])
+	if cmd == nil {
+		return proxy.Op{}, false
+	}
+	op, ok := batchOp(cmd, args)
+	if !ok || cmd.denyOOM && s.cfg.OOM != nil && s.cfg.OOM() || !s.px.Batchable(op) {
+		return proxy.Op{}, false
+	}
+	return op, true
+}
+
+// runAheadFrom runs ahead the run of batchable commands that starts at c.cmds'
+// command i, if there is one of two or more, into r; otherwise r is left
+// empty at i.
+func (s *Server) runAheadFrom(c *client, i int, r *runAhead) {
+	r.from, r.to, r.ops, r.out = i, i, r.ops[:0], nil
+	for j := i; j < c.cmds.len(); j++ {
+		op, ok := s.batchable(c, j)
+		if !ok {
+			break
+		}
+		r.ops = append(r.ops, op)
+	}
+	if len(r.ops) < 2 {
+		r.ops = r.ops[:0]
+		return
+	}
+	b := s.px.NewBatch()
+	for _, op := range r.ops {
+		b.Add(owned(op)) // Batchable already: added
+	}
+	r.to = i + len(r.ops)
+	r.out = s.px.DoBatch(s.ctx, b)
+}
