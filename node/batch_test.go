@@ -242,3 +242,45 @@ func TestPipelineBatchKeyWithoutQuorum(t *testing.T) {
 		t.Fatalf("replies %q, want %q", got, want)
 	}
 }
+
+// TestMGetBatchedAsAlone: an MGET of many large values, past the output buffer
+// limit (so its reply is written in parts: resp's spill), of keys this node
+// coordinates (batched) and keys it forwards (N=2 of 3 nodes: read alone),
+// answers the same bytes on a batching node as on a NoBatch one.
+func TestMGetBatchedAsAlone(t *testing.T) {
+	nodes := startTestClusterWith(t, 3, func(i int, c *Config) {
+		c.N = 2
+		c.NoBatch = i == 1
+		c.ClientOutputBufferLimit = 64 << 10
+	})
+	batched, alone := dialRESP(t, nodes[0].RESPAddr()), dialRESP(t, nodes[1].RESPAddr())
+	mget := []string{"MGET"}
+	var set [][]string
+	owned, forwarded := 0, 0
+	for i := range 150 {
+		k := "m" + strconv.Itoa(i)
+		mget = append(mget, k)
+		if i%7 == 3 {
+			continue // missing
+		}
+		if slices.Contains(nodes[0].replicas([]byte(k)), "n1") {
+			owned++
+		} else {
+			forwarded++
+		}
+		set = append(set, []string{"SET", k, strings.Repeat(strconv.Itoa(i), 5000)})
+	}
+	if owned == 0 || forwarded == 0 {
+		t.Fatalf("%d keys on n1, %d forwarded: want both", owned, forwarded)
+	}
+	for _, r := range alone.pipeline(t, set) {
+		if r != "+OK\r\n" {
+			t.Fatalf("SET: %q", r)
+		}
+	}
+	want := alone.pipeline(t, [][]string{mget, {"GET", "m1"}})
+	got := batched.pipeline(t, [][]string{mget, {"GET", "m1"}})
+	if len(want[0]) < 1<<20 || !slices.Equal(got, want) {
+		t.Fatalf("MGET: batched %d bytes %.80q, alone %d bytes %.80q", len(got[0]), got[0], len(want[0]), want[0])
+	}
+}

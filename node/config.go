@@ -107,7 +107,7 @@ type Config struct {
 	// GOMAXPROCS.
 	IOLoops int
 	// NoBatch runs every command of a RESP pipeline alone, instead of running
-	// each run of plain SET, GET and single-key DEL with one
+	// each run of plain SET, GET and single-key DEL (and MGET's keys) with one
 	// replica message per peer (A/B benchmarks and tests). Default false.
 	NoBatch bool
 	// TLSCertFile and TLSKeyFile, both set, turn TLS on for the RESP and memcached

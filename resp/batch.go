@@ -16,7 +16,8 @@ import (
 // its reply, error text and statistics are byte for byte what running it alone
 // gives. Commands outside a run execute as before, in order, and a run starts
 // only once every command before it has completed, so a connection's commands
-// keep their order.
+// keep their order. MGET in a cluster reads its keys through DoBatch too
+// (mgetReader).
 //
 // What a run may not cross: a run holds only the three commands above, so it
 // ends at any other command (QUIT, AUTH, MULTI, ...); a connection that has not
@@ -34,7 +35,7 @@ type runAhead struct {
 	out      []proxy.BatchResult
 }
 
-// batching reports whether pipelined runs go through DoBatch.
+// batching reports whether pipelined runs and MGETs go through DoBatch.
 func (s *Server) batching() bool { return s.cfg.Cluster != nil && !s.cfg.NoBatch }
 
 // batchOp returns the one op a batchable command's handler issues, for the
@@ -97,4 +98,56 @@ func (s *Server) runAheadFrom(c *client, i int, r *runAhead) {
 	}
 	r.to = i + len(r.ops)
 	r.out = s.px.DoBatch(s.ctx, b)
+}
+
+// mgetChunk bounds the keys one MGET reads ahead with DoBatch: the values read
+// but not yet in the reply are at most this many (spill bounds the rest).
+const mgetChunk = 32
+
+// mgetReader reads MGET's keys in order: each alone with Do on a single node,
+// in chunks through DoBatch in a cluster, a key that may not join a batch
+// (forwarded) alone with Do when its turn comes. The reply is the same either
+// way; when a key fails (MGET then answers its error, or ends the connection
+// once part of the reply left), the keys after it in its chunk were read all
+// the same, and counted in keyspace hits and misses.
+type mgetReader struct {
+	s     *Server
+	keys  [][]byte
+	from  int                 // got[j] is keys[from+j]'s outcome
+	got   []proxy.BatchResult // nil entry when alone[j]
+	alone []bool
+}
+
+// get returns key i's GET outcome; i grows by one from 0.
+func (r *mgetReader) get(i int) (proxy.Result, error) {
+	op := proxy.Op{Kind: proxy.OpGet, Key: r.keys[i]}
+	if !r.s.batching() {
+		return r.s.px.Do(r.s.ctx, owned(op))
+	}
+	if i >= r.from+len(r.got) {
+		r.fetch(i)
+	}
+	if j := i - r.from; !r.alone[j] {
+		return r.got[j].Result, r.got[j].Err
+	}
+	return r.s.px.Do(r.s.ctx, owned(op))
+}
+
+// fetch reads keys i.. (mgetChunk of them at most) with one DoBatch.
+func (r *mgetReader) fetch(i int) {
+	end := min(i+mgetChunk, len(r.keys))
+	b := r.s.px.NewBatch()
+	idx := make([]int, 0, end-i) // the batch's ops are keys[idx[...]]
+	r.from, r.alone = i, make([]bool, end-i)
+	for k := i; k < end; k++ {
+		if _, ok := b.Add(owned(proxy.Op{Kind: proxy.OpGet, Key: r.keys[k]})); ok {
+			idx = append(idx, k-i)
+		} else {
+			r.alone[k-i] = true
+		}
+	}
+	r.got = make([]proxy.BatchResult, end-i)
+	for j, res := range r.s.px.DoBatch(r.s.ctx, b) {
+		r.got[idx[j]] = res
+	}
 }

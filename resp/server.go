@@ -106,8 +106,8 @@ type Config struct {
 	MaxHandoff int
 	// NoBatch runs every command of a pipeline alone even in a cluster (A/B
 	// tests and benchmarks). Default false: with Cluster set, a pipeline's runs
-	// of plain SET, GET and single-key DEL are run with one proxy.DoBatch
-	// each, every command keeping its own reply (batch.go).
+	// of plain SET, GET and single-key DEL, and MGET's keys, are run with one
+	// proxy.DoBatch each, every command keeping its own reply (batch.go).
 	NoBatch bool
 }
 
