@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -53,23 +54,32 @@ func encode(b []byte, args ...string) []byte {
 // pipeline sends cmds in one write and returns their replies, one each.
 func (c *respConn) pipeline(t testing.TB, cmds [][]string) []string {
 	t.Helper()
+	out, err := c.send(cmds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// send is pipeline for other goroutines than the test's.
+func (c *respConn) send(cmds [][]string) ([]string, error) {
 	var b []byte
 	for _, cmd := range cmds {
 		b = encode(b, cmd...)
 	}
 	_ = c.nc.SetDeadline(time.Now().Add(20 * time.Second))
 	if _, err := c.nc.Write(b); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	out := make([]string, len(cmds))
 	for i := range cmds {
 		var r bytes.Buffer
 		if err := readReply(c.rd, &r); err != nil {
-			t.Fatalf("reply %d of %d (%q): %v", i, len(cmds), cmds[i], err)
+			return nil, fmt.Errorf("reply %d of %d (%q): %w", i, len(cmds), cmds[i], err)
 		}
 		out[i] = r.String()
 	}
-	return out
+	return out, nil
 }
 
 // readReply copies one RESP2 reply from rd to w.
@@ -282,5 +292,61 @@ func TestMGetBatchedAsAlone(t *testing.T) {
 	got := batched.pipeline(t, [][]string{mget, {"GET", "m1"}})
 	if len(want[0]) < 1<<20 || !slices.Equal(got, want) {
 		t.Fatalf("MGET: batched %d bytes %.80q, alone %d bytes %.80q", len(got[0]), got[0], len(want[0]), want[0])
+	}
+}
+
+// BenchmarkClusterPipeline: P16 pipelines of SETs (and GETs) of 100-byte
+// values over 16 connections to a node of an in-process 3-node cluster (N=3,
+// R=2, W=2, memory storage), batched (n2) and every command alone (n1,
+// NoBatch); b.N counts commands. Figures on a quiet machine only:
+//
+//	go test -run '^$' -bench ClusterPipeline -benchtime 20000x ./node
+func BenchmarkClusterPipeline(b *testing.B) {
+	nodes := startTestClusterWith(b, 3, func(i int, c *Config) { c.NoBatch = i == 0 })
+	val := strings.Repeat("v", 100)
+	for _, cmd := range []string{"SET", "GET"} {
+		for _, mode := range []struct {
+			name string
+			node *Node
+		}{{"alone", nodes[0]}, {"batched", nodes[1]}} {
+			b.Run(cmd+"/"+mode.name, func(b *testing.B) {
+				var next atomic.Int64
+				b.SetParallelism(8) // 16 connections on 2 cores
+				b.RunParallel(func(pb *testing.PB) {
+					nc, err := net.Dial("tcp", mode.node.RESPAddr())
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					defer nc.Close()
+					c := &respConn{nc: nc, rd: bufio.NewReader(nc)}
+					send := func(p [][]string) bool {
+						_, err := c.send(p)
+						if err != nil {
+							b.Error(err)
+						}
+						return err == nil
+					}
+					p := make([][]string, 0, 16)
+					for pb.Next() {
+						k := "bench:" + strconv.FormatInt(next.Add(1)%100000, 10)
+						if cmd == "SET" {
+							p = append(p, []string{"SET", k, val})
+						} else {
+							p = append(p, []string{"GET", k})
+						}
+						if len(p) == cap(p) {
+							if !send(p) {
+								return
+							}
+							p = p[:0]
+						}
+					}
+					if len(p) > 0 {
+						send(p)
+					}
+				})
+			})
+		}
 	}
 }
