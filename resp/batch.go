@@ -76,12 +76,19 @@ func (s *Server) batchable(c *client, i int) (proxy.Op, bool) {
 	return op, true
 }
 
+// maxRun bounds the commands one DoBatch runs ahead: a longer run (a bulk
+// load, a pipeline of a thousand GETs) is run in pieces, one after another, so
+// that one replica message carries at most this many keys (a larger one takes
+// longer than a replica's timeout on a busy node, and every key of it fails
+// over at once), and the values read ahead of their replies stay few.
+const maxRun = 64
+
 // runAheadFrom runs ahead the run of batchable commands that starts at c.cmds'
-// command i, if there is one of two or more, into r; otherwise r is left
-// empty at i.
+// command i (maxRun of them at most), if there is one of two or more, into r;
+// otherwise r is left empty at i.
 func (s *Server) runAheadFrom(c *client, i int, r *runAhead) {
 	r.from, r.to, r.ops, r.out = i, i, r.ops[:0], nil
-	for j := i; j < c.cmds.len(); j++ {
+	for j := i; j < c.cmds.len() && j < i+maxRun; j++ {
 		op, ok := s.batchable(c, j)
 		if !ok {
 			break
@@ -100,8 +107,9 @@ func (s *Server) runAheadFrom(c *client, i int, r *runAhead) {
 	r.out = s.px.DoBatch(s.ctx, b)
 }
 
-// mgetChunk bounds the keys one MGET reads ahead with DoBatch: the values read
-// but not yet in the reply are at most this many (spill bounds the rest).
+// mgetChunk bounds the keys one MGET reads with one DoBatch: the values read
+// but not yet in the reply are at most this many (spill bounds the rest), and
+// so are the keys of one replica message (see maxRun).
 const mgetChunk = 32
 
 // mgetReader reads MGET's keys in order: each alone with Do on a single node,
