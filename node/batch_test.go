@@ -253,6 +253,47 @@ func TestPipelineBatchKeyWithoutQuorum(t *testing.T) {
 	}
 }
 
+// TestPipelineBatchStopsAtAuthAndQuit: a batching node answers NOAUTH to the
+// SETs and GETs sent before AUTH (none of them runs), batches those after it,
+// and runs nothing sent after QUIT in the same pipeline.
+func TestPipelineBatchStopsAtAuthAndQuit(t *testing.T) {
+	nodes := startTestClusterWith(t, 3, func(i int, c *Config) { c.RequirePass = "pw" })
+	c := dialRESP(t, nodes[0].RESPAddr())
+	cmds := [][]string{
+		{"SET", "qc", "0"}, {"SET", "qd", "0"}, {"GET", "qa"}, {"AUTH", "bad"}, {"SET", "qc", "0"}, {"GET", "qa"},
+		{"AUTH", "pw"}, {"SET", "qa", "1"}, {"SET", "qb", "1"}, {"GET", "qa"}, {"QUIT"},
+	}
+	var b []byte
+	for _, cmd := range append(cmds, []string{"SET", "qe", "2"}, []string{"SET", "qf", "2"}) {
+		b = encode(b, cmd...)
+	}
+	_ = c.nc.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c.nc.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		var r bytes.Buffer
+		if err := readReply(c.rd, &r); err != nil {
+			break // closed after QUIT's reply
+		}
+		got = append(got, r.String())
+	}
+	noauth := "-NOAUTH Authentication required.\r\n"
+	want := []string{noauth, noauth, noauth, "", noauth, noauth, "+OK\r\n", "+OK\r\n", "+OK\r\n", "$1\r\n1\r\n", "+OK\r\n"}
+	if len(got) == len(want) && strings.HasPrefix(got[3], "-WRONGPASS") {
+		want[3] = got[3]
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("replies %q, want %q", got, want)
+	}
+	d := dialRESP(t, nodes[0].RESPAddr())
+	got = d.pipeline(t, [][]string{{"AUTH", "pw"}, {"MGET", "qa", "qb", "qc", "qd", "qe", "qf"}})
+	if want := []string{"+OK\r\n", "*6\r\n$1\r\n1\r\n$1\r\n1\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n"}; !slices.Equal(got, want) {
+		t.Fatalf("afterwards: %q, want %q", got, want)
+	}
+}
+
 // TestMGetBatchedAsAlone: an MGET of many large values, past the output buffer
 // limit (so its reply is written in parts: resp's spill), of keys this node
 // coordinates (batched) and keys it forwards (N=2 of 3 nodes: read alone),
