@@ -1,6 +1,8 @@
 package resp
 
 import (
+	"time"
+
 	"github.com/dynakv/dynakv/proxy"
 )
 
@@ -28,11 +30,14 @@ import (
 // after the node executed them.
 
 // runAhead is a run of a batch's commands whose ops DoBatch ran ahead:
-// c.cmds.get(from+j) issues ops[j], whose outcome is out[j].
+// c.cmds.get(from+j) issues ops[j], whose outcome is out[j]. DoBatch took
+// took, which each command's latency (commandstats, Observer) includes: what
+// its client waited for it.
 type runAhead struct {
 	from, to int
 	ops      []proxy.Op
 	out      []proxy.BatchResult
+	took     time.Duration
 }
 
 // batching reports whether pipelined runs and MGETs go through DoBatch.
@@ -104,7 +109,9 @@ func (s *Server) runAheadFrom(c *client, i int, r *runAhead) {
 		b.Add(owned(op)) // Batchable already: added
 	}
 	r.to = i + len(r.ops)
+	start := time.Now()
 	r.out = s.px.DoBatch(s.ctx, b)
+	r.took = time.Since(start)
 }
 
 // mgetChunk bounds the keys one MGET reads with one DoBatch: the values read

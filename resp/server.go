@@ -374,8 +374,10 @@ func (s *Server) runBatch(c *client) {
 		c.ran++
 		if i < ahead.to {
 			c.sess.Preset(ahead.ops[i-ahead.from], ahead.out[i-ahead.from])
+			c.ahead = ahead.took
 		}
 		s.serveCommand(c, args)
+		c.ahead = 0
 		if c.sess.TakePreset() && !c.closing {
 			s.cfg.Logger.Error("a batched command did not take its outcome", "addr", c.addr, "cmd", string(args[0]))
 		}
@@ -439,6 +441,10 @@ type client struct {
 	addr        string
 	laddr       string
 
+	// The time the running command's op took, run ahead in a batch
+	// (runBatch): part of the command's latency.
+	ahead time.Duration
+
 	proto   atomic.Int32
 	lastCmd atomic.Pointer[command]
 	lastAt  atomic.Int64 // unix ns of the last command
@@ -486,7 +492,7 @@ func (s *Server) serveCommand(c *client, args [][]byte) {
 		s.stats.errorReplies.Add(1)
 	}
 	c.lastAt.Store(start.UnixNano())
-	s.cfg.Observer.Command("resp", name, time.Since(start), failed)
+	s.cfg.Observer.Command("resp", name, time.Since(start)+c.ahead, failed)
 	if c.closing {
 		if c.dropReplies {
 			// Redis frees the client at once: replies not yet written are lost.
@@ -607,7 +613,7 @@ func (s *Server) exec(c *client, args [][]byte) string {
 	c.lastCmd.Store(cmd)
 	start := time.Now()
 	cmd.run(s, c, args)
-	cmd.stats.ran(time.Since(start), c.w.failed)
+	cmd.stats.ran(time.Since(start)+c.ahead, c.w.failed)
 	return cmd.name
 }
 
