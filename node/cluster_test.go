@@ -33,7 +33,7 @@ func startTestCluster(t *testing.T, count int) []*Node {
 
 // startTestClusterWith is startTestCluster with edit, when not nil, called on
 // node i's configuration (named n<i+1>) before it starts.
-func startTestClusterWith(t *testing.T, count int, edit func(i int, c *Config)) []*Node {
+func startTestClusterWith(t testing.TB, count int, edit func(i int, c *Config)) []*Node {
 	t.Helper()
 	var nodes []*Node
 	for i := range count {

@@ -107,6 +107,10 @@ type Config struct {
 	// IOLoops is the number of event loops of each front (RESP, memcached) with
 	// IOModel loop. Default 0: GOMAXPROCS.
 	IOLoops int
+	// NoBatch runs every command of a RESP pipeline alone, instead of running
+	// each run of plain SET, GET and single-key DEL (and MGET's keys) with one
+	// replica message per peer (A/B benchmarks and tests). Default false.
+	NoBatch bool
 	// TLSCertFile and TLSKeyFile, both set, turn TLS on for the RESP and memcached
 	// ports and the cluster transport (PEM files). Default "": plain TCP.
 	TLSCertFile, TLSKeyFile string

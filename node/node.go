@@ -353,6 +353,7 @@ func (n *Node) newFronts() error {
 		WriteTimeout:      n.cfg.ClientWriteTimeout,
 		IOModel:           n.cfg.IOModel,
 		IOLoops:           n.cfg.IOLoops,
+		NoBatch:           n.cfg.NoBatch,
 		Version:           n.cfg.Version,
 		NodeName:          n.cfg.Name,
 		Info:              n.info,

@@ -220,3 +220,55 @@ func TestDoBatchReadsInOrder(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionPreset: a Session's Do of the op a front end ran ahead returns
+// DoBatch's outcome without running the op again (the key keeps what the
+// batch wrote); a Do of another op drops the preset outcome and runs.
+func TestSessionPreset(t *testing.T) {
+	ctx := context.Background()
+	p := testnode.Proxy(t, testnode.Options{})
+	sess := p.NewSession(nil)
+	set := proxy.Op{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("batched")}
+	b := p.NewBatch()
+	b.Add(set)
+	out := p.DoBatch(ctx, b)
+	if out[0].Err != nil {
+		t.Fatal(out[0].Err)
+	}
+	// The same op (but for Accepted) takes the outcome: nothing runs, so a
+	// made-up outcome comes back and the key is unchanged.
+	made := proxy.BatchResult{Err: proxy.ErrNotInteger}
+	sess.Preset(set, made)
+	if !sess.HasPreset() {
+		t.Fatal("no preset")
+	}
+	same := set
+	same.Key, same.Value = []byte("k"), []byte("batched")
+	if _, err := sess.Do(ctx, same); !errors.Is(err, proxy.ErrNotInteger) {
+		t.Fatalf("Do of the preset op: %v, want the preset outcome", err)
+	}
+	if sess.HasPreset() || sess.TakePreset() {
+		t.Fatal("preset outcome not taken")
+	}
+	// Another op drops it and runs.
+	for _, other := range []proxy.Op{
+		{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("alone")},
+		{Kind: proxy.OpSet, Key: []byte("k"), Value: []byte("batched"), Expiry: 1 << 50},
+	} {
+		sess.Preset(set, made)
+		if _, err := sess.Do(ctx, other); err != nil {
+			t.Fatalf("Do of %+v: %v", other, err)
+		}
+		if sess.TakePreset() {
+			t.Fatal("preset outcome kept past another op")
+		}
+	}
+	res, err := p.Do(ctx, proxy.Op{Kind: proxy.OpGet, Key: []byte("k")})
+	if err != nil || string(res.Item.Value) != "batched" || res.Item.Expiry != 1<<50 {
+		t.Fatalf("k = %q (%+v), %v", res.Item.Value, res.Item, err)
+	}
+	var none *proxy.Session
+	if none.HasPreset() || none.TakePreset() {
+		t.Fatal("nil session has a preset")
+	}
+}

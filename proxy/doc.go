@@ -66,7 +66,10 @@
 // (plain SET, single-key DEL, plain GET; Batchable) into a Batch and runs them
 // with DoBatch: each maximal run of writes with one coordinator.ModifyBatch,
 // each run of reads with one coordinator.GetBatch, in batch order; each op's
-// outcome is what Do gives it alone, in order, durable on return.
+// outcome is what Do gives it alone, in order, durable on return. A front end
+// that runs a command's op ahead in a batch hands its outcome to the
+// connection's Session (Preset), whose Do of that op then returns it, so the
+// command's own handler answers it.
 //
 // Ops and outcomes cross the network in the binary form of codec.go (Op.AppendBinary,
 // DecodeOp, AppendResult, DecodeResult): versioned, canonical, strict and fuzzed. It

@@ -46,6 +46,15 @@
 // the connection ends. A command is the last of its batch when nothing more of the
 // batch is waiting to run: its write then commits with its own sync.
 //
+// Batches (batch.go): in a cluster (Config.Cluster set, Config.NoBatch not), a
+// pipelined batch's runs of plain SET, GET and single-key DEL (64 commands at
+// most each) run their ops ahead with one proxy.DoBatch, and MGET reads its keys
+// the same way; each command still runs through its handler, which takes its
+// op's outcome from the session (proxy.Session.Preset), so replies, errors and
+// counters are those of running it alone, and a run never crosses another
+// command (QUIT, AUTH, MULTI...). Batched writes are durable when DoBatch
+// returns.
+//
 // Output is bounded too: when a pipelined batch's replies pass
 // Config.OutputBufferLimit they are written before the batch's next command runs,
 // and when one command's reply passes it (MGET of many large values, KEYS, SCAN

@@ -104,6 +104,11 @@ type Config struct {
 	// MaxHandoff bounds the goroutines that run handed-off commands on the loop
 	// driver; past it connections wait, paused, in order. Default 1024.
 	MaxHandoff int
+	// NoBatch runs every command of a pipeline alone even in a cluster (A/B
+	// tests and benchmarks). Default false: with Cluster set, a pipeline's runs
+	// of plain SET, GET and single-key DEL, and MGET's keys, are run with one
+	// proxy.DoBatch each, every command keeping its own reply (batch.go).
+	NoBatch bool
 }
 
 // IO models (Config.IOModel).
@@ -366,11 +371,28 @@ func (s *Server) serveBatches(c *client) error {
 
 // runBatch runs the commands of c.cmds in order, on the connection's goroutine
 // or on the goroutine a loop handed them to, until one closes the connection.
+//
+// In a cluster, a run of batchable commands runs its ops ahead with one
+// DoBatch when the loop reaches the run's first command, and each command then
+// takes its op's outcome from the session (batch.go).
 func (s *Server) runBatch(c *client) {
+	var ahead runAhead
 	for c.ran = 0; c.ran < c.cmds.len(); {
-		args := c.cmds.get(c.ran)
+		i := c.ran
+		if i >= ahead.to && s.batching() {
+			s.runAheadFrom(c, i, &ahead)
+		}
+		args := c.cmds.get(i)
 		c.ran++
+		if i < ahead.to {
+			c.sess.Preset(ahead.ops[i-ahead.from], ahead.out[i-ahead.from])
+			c.ahead = ahead.took
+		}
 		s.serveCommand(c, args)
+		c.ahead = 0
+		if c.sess.TakePreset() && !c.closing {
+			s.cfg.Logger.Error("a batched command did not take its outcome", "addr", c.addr, "cmd", string(args[0]))
+		}
 		if c.closed {
 			return
 		}
@@ -440,6 +462,10 @@ type client struct {
 	addr      string
 	laddr     string
 
+	// The time the running command's op took, run ahead in a batch
+	// (runBatch): part of the command's latency.
+	ahead time.Duration
+
 	proto   atomic.Int32
 	lastCmd atomic.Pointer[command]
 	lastAt  atomic.Int64 // unix ns of the last command
@@ -487,7 +513,7 @@ func (s *Server) serveCommand(c *client, args [][]byte) {
 		s.stats.errorReplies.Add(1)
 	}
 	c.lastAt.Store(start.UnixNano())
-	s.cfg.Observer.Command("resp", name, time.Since(start), failed)
+	s.cfg.Observer.Command("resp", name, time.Since(start)+c.ahead, failed)
 	if c.closing {
 		if c.dropReplies {
 			// Redis frees the client at once: replies not yet written are lost.
@@ -617,7 +643,8 @@ func (s *Server) exec(c *client, args [][]byte) string {
 		c.w.errorLine(errNoAuth)
 		return cmd.name
 	}
-	if cmd.denyOOM && s.cfg.OOM != nil && s.cfg.OOM() {
+	if cmd.denyOOM && s.cfg.OOM != nil && !c.sess.HasPreset() && s.cfg.OOM() {
+		// (A command whose op ran ahead in a batch was checked then.)
 		cmd.stats.rejected.Add(1)
 		c.w.errorLine(errOOM)
 		return cmd.name
@@ -625,7 +652,7 @@ func (s *Server) exec(c *client, args [][]byte) string {
 	c.lastCmd.Store(cmd)
 	start := time.Now()
 	cmd.run(s, c, args)
-	cmd.stats.ran(time.Since(start), c.w.failed)
+	cmd.stats.ran(time.Since(start)+c.ahead, c.w.failed)
 	return cmd.name
 }
 

@@ -313,15 +313,16 @@ func (s *Server) getex(c *client, args [][]byte) {
 	s.bulkOrNull(c, res)
 }
 
-// mget answers the values in turn. Its reply can be far larger than the output
-// buffer limit: past it, the part built so far is written out first (spill), and a
-// key that fails after that ends the connection instead of replacing the reply by
-// an error.
+// mget answers the values in turn (read in batches in a cluster: mgetReader).
+// Its reply can be far larger than the output buffer limit: past it, the part
+// built so far is written out first (spill), and a key that fails after that
+// ends the connection instead of replacing the reply by an error.
 func (s *Server) mget(c *client, args [][]byte) {
 	m := c.w.mark()
 	c.w.Array(len(args) - 1)
-	for _, key := range args[1:] {
-		res, err := s.readOp(c, proxy.Op{Kind: proxy.OpGet, Key: key})
+	rd := mgetReader{s: s, c: c, keys: args[1:]}
+	for i := range rd.keys {
+		res, err := rd.get(i)
 		if c.blocked != "" {
 			return // handed off: the reply is dropped
 		}
