@@ -3,7 +3,6 @@ package memcache
 import (
 	"errors"
 	"io"
-	"sync/atomic"
 
 	"github.com/dynakv/dynakv/internal/evloop"
 	"github.com/dynakv/dynakv/internal/netserve"
@@ -48,27 +47,21 @@ const loopOutLimit = 64 << 10
 // keepIdle bounds the buffers a loop connection keeps between batches.
 const keepIdle = 4 << 10
 
-// errGone is a handoff's flush to a connection that closed meanwhile.
-var errGone = errors.New("memcache: connection closed")
-
 // loopConn is the loop driver's engine of one connection.
 type loopConn struct {
 	s *Server
 	c *conn
 
 	// Loop goroutine only.
-	lc      *evloop.Conn
-	batch   batch  // the commands of the next handoff (the handoff's while busy)
-	kept    int    // input bytes left unused by the last OnData (counted already)
-	busy    bool   // a handoff is in flight
-	ending  bool   // the connection closes once its output is written
-	drained func() // runs when the output is all written (whenDrained)
-	spare   []byte // an output buffer a completed handoff gave back
+	lc     *evloop.Conn
+	batch  batch  // the commands of the next handoff (the handoff's while busy)
+	kept   int    // input bytes left unused by the last OnData (counted already)
+	busy   bool   // a handoff is in flight
+	ending bool   // the connection closes once its output is written
+	spare  []byte // an output buffer a completed handoff gave back
 
-	out    loopOut
-	credit chan struct{} // the loop's go-ahead after a flush (capacity 1)
-	gone   chan struct{} // closed by OnClose
-	closed atomic.Bool
+	out            loopOut
+	netserve.Drain // output waits (WhenDrained, Send); closed by OnClose
 }
 
 // batch is the whole commands of one OnData, copied out of the loop's buffer.
@@ -133,7 +126,8 @@ func (s *Server) newLoops() *evloop.Group {
 
 // onLoop builds the engine of a connection the loop driver runs.
 func (s *Server) onLoop(c *conn) evloop.Handler {
-	e := &loopConn{s: s, c: c, credit: make(chan struct{}, 1), gone: make(chan struct{})}
+	e := &loopConn{s: s, c: c}
+	e.Drain.Init()
 	e.out.e = e
 	c.w = &e.out
 	return e
@@ -143,6 +137,7 @@ func (s *Server) onLoop(c *conn) evloop.Handler {
 func (e *loopConn) OnData(lc *evloop.Conn, in []byte) int {
 	if e.lc == nil {
 		e.lc = lc
+		e.SetConn(lc)
 	}
 	e.s.stats.bytesRead.Add(uint64(len(in) - e.kept))
 	used := 0
@@ -197,7 +192,7 @@ func (e *loopConn) handoff() {
 // run is a handoff: the goroutine driver's code over the copied batch, then the
 // session's flush and the completion post. It runs on a pool goroutine.
 func (e *loopConn) run() {
-	if e.closed.Load() {
+	if e.Closed() {
 		return // closed while it waited in the pool's queue
 	}
 	if e.s.cfg.PanicPolicy != netserve.Crash {
@@ -243,9 +238,9 @@ func (e *loopConn) complete(open bool) {
 	switch {
 	case !open:
 		e.ending = true
-		e.whenDrained(e.lc.Close)
+		e.WhenDrained(e.lc.Close)
 	case e.lc.OutPending() > loopOutLimit:
-		e.whenDrained(e.lc.Resume)
+		e.WhenDrained(e.lc.Resume)
 	default:
 		e.lc.Resume()
 	}
@@ -257,27 +252,10 @@ func (e *loopConn) write(b []byte) {
 	e.s.stats.bytesWritten.Add(uint64(len(b)))
 }
 
-// whenDrained runs f on the loop once the connection's output is all written
-// (evloop's WantDrain: at this iteration's writes, or after EPOLLOUT).
-func (e *loopConn) whenDrained(f func()) {
-	e.drained = f
-	e.lc.WantDrain()
-}
-
-// OnDrain runs what waits for the output to be written.
-func (e *loopConn) OnDrain(*evloop.Conn) {
-	if f := e.drained; f != nil {
-		e.drained = nil
-		f()
-	}
-}
-
 // OnClose ends the connection's engine: a handoff in flight finishes, and its
 // completion is dropped.
 func (e *loopConn) OnClose(_ *evloop.Conn, err error) {
-	e.closed.Store(true)
-	close(e.gone)
-	e.drained = nil
+	e.Drain.Close()
 	e.s.cfg.Observer.Connection(protocolName, -1)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, evloop.ErrClosed) {
 		e.s.cfg.Logger.Debug("memcache: client connection ended", "addr", e.c.nc.RemoteAddr().String(), "err", err)
@@ -322,23 +300,11 @@ func (o *loopOut) Flush() error {
 	if err != nil || len(b) == 0 {
 		return err
 	}
-	e := o.e
-	e.lc.Post(func() {
-		e.write(b)
-		e.whenDrained(func() {
-			select { // never blocks the loop: one credit is outstanding at most
-			case e.credit <- struct{}{}:
-			default:
-			}
-		})
-	})
-	select {
-	case <-e.credit:
-		return nil
-	case <-e.gone:
-		o.err = errGone
-		return o.err
+	if err := o.e.Send(b, o.e.write); err != nil {
+		o.err = err
+		return err
 	}
+	return nil
 }
 
 // take flushes the session (durability before any reply leaves; when it fails

@@ -76,7 +76,7 @@ func (st *loopState) beforeSleep() {
 	st.commit()
 	for _, e := range st.held {
 		e.queued = false
-		if !e.closed.Load() && len(e.held) > 0 {
+		if !e.Closed() && len(e.held) > 0 {
 			e.lc.Write(e.held) // a copy into the connection's output
 			e.s.stats.netOut.Add(int64(len(e.held)))
 		}
@@ -91,7 +91,7 @@ func (st *loopState) beforeSleep() {
 	clear(st.held)
 	st.held = st.held[:0]
 	for _, e := range st.start {
-		if !e.closed.Load() {
+		if !e.Closed() {
 			e.handoff()
 		}
 	}

@@ -3,7 +3,6 @@ package resp
 import (
 	"errors"
 	"io"
-	"sync/atomic"
 	"time"
 
 	"github.com/dynakv/dynakv/internal/evloop"
@@ -53,7 +52,7 @@ import (
 // Output limit: a handoff whose replies pass OutputBufferLimit (between commands,
 // or inside one reply: Server.spill) posts what it has and waits for a credit,
 // which the loop gives once the connection's output is all written
-// (whenDrained). A client that stops reading is closed by netserve's write
+// (WhenDrained). A client that stops reading is closed by netserve's write
 // timeout; the waiting handoff then sees the connection gone. After a batch, a
 // connection with more than the limit pending stays paused until it drains.
 // Inline commands stop (and hand off) once the output passes the limit.
@@ -63,30 +62,24 @@ type loopConn struct {
 	p reqReader
 
 	// Loop goroutine only.
-	lc      *evloop.Conn
-	parsed  commands // spans of the loop's buffer: valid during OnData only
-	kept    int      // input bytes left unused by the last OnData (counted already)
-	busy    bool     // a handoff is in flight
-	ending  bool     // the connection closes once its output is written
-	drained func()   // runs when the output is all written (whenDrained)
-	spare   []byte   // an output buffer a completed handoff gave back
-	grace   *time.Timer
-	st      *loopState
-	held    []byte     // inline replies of this iteration, written after the commit
-	slots   []heldSlot // the replies in held that depend on the set's next commit
-	queued  bool       // in st.held
+	lc     *evloop.Conn
+	parsed commands // spans of the loop's buffer: valid during OnData only
+	kept   int      // input bytes left unused by the last OnData (counted already)
+	busy   bool     // a handoff is in flight
+	ending bool     // the connection closes once its output is written
+	spare  []byte   // an output buffer a completed handoff gave back
+	grace  *time.Timer
+	st     *loopState
+	held   []byte     // inline replies of this iteration, written after the commit
+	slots  []heldSlot // the replies in held that depend on the set's next commit
+	queued bool       // in st.held
 
-	out    loopOut
-	credit chan struct{} // the loop's go-ahead after a flush (capacity 1)
-	gone   chan struct{} // closed by OnClose
-	closed atomic.Bool
+	out            loopOut
+	netserve.Drain // output waits (WhenDrained, Send); closed by OnClose
 }
 
 // spareMax bounds the output buffer a connection keeps between handoffs.
 const spareMax = 4 << 10
-
-// errGone is a handoff's flush to a connection that closed meanwhile.
-var errGone = errors.New("resp: connection closed")
 
 // newLoops starts the event loops of the loop driver, or returns nil (logged)
 // when they cannot start: the goroutine driver serves everything then.
@@ -115,7 +108,8 @@ func (s *Server) newLoops() *evloop.Group {
 
 // onLoop builds the engine of a connection the loop driver runs.
 func (s *Server) onLoop(c *client) evloop.Handler {
-	e := &loopConn{s: s, c: c, p: s.newReqReader(), credit: make(chan struct{}, 1), gone: make(chan struct{})}
+	e := &loopConn{s: s, c: c, p: s.newReqReader()}
+	e.Drain.Init()
 	e.out.e = e
 	c.out = &e.out
 	return e
@@ -125,6 +119,7 @@ func (s *Server) onLoop(c *client) evloop.Handler {
 func (e *loopConn) OnData(lc *evloop.Conn, in []byte) int {
 	if e.lc == nil {
 		e.lc, lc.Data = lc, e
+		e.SetConn(lc)
 		e.st = e.s.loopStates[lc.Loop()]
 	}
 	e.s.stats.netIn.Add(int64(len(in) - e.kept))
@@ -262,7 +257,7 @@ func (e *loopConn) ran(name string, start time.Time) {
 		}
 		e.ending = true
 		e.lc.Pause()
-		e.whenDrained(e.lc.Close)
+		e.WhenDrained(e.lc.Close)
 	}
 }
 
@@ -305,7 +300,7 @@ func (e *loopConn) handoff() {
 // run is a handoff: the goroutine driver's code over the copied batch, then the
 // session's flush and the completion post. It runs on a pool goroutine.
 func (e *loopConn) run() {
-	if e.closed.Load() {
+	if e.Closed() {
 		return // closed while it waited in the pool's queue
 	}
 	if e.s.cfg.PanicPolicy != netserve.Crash {
@@ -345,7 +340,7 @@ func (e *loopConn) complete() {
 	case e.p.ended():
 		e.end()
 	case e.lc.OutPending() > e.s.cfg.OutputBufferLimit:
-		e.whenDrained(e.lc.Resume)
+		e.WhenDrained(e.lc.Resume)
 	default:
 		e.lc.Resume()
 	}
@@ -362,7 +357,7 @@ func (e *loopConn) end() {
 		lc := e.lc
 		e.grace = time.AfterFunc(protocolGrace, func() { lc.Post(lc.Close) })
 	}
-	e.whenDrained(e.lc.Close)
+	e.WhenDrained(e.lc.Close)
 }
 
 // write queues reply bytes on the connection, after the replies held for the
@@ -376,30 +371,13 @@ func (e *loopConn) write(b []byte) {
 	e.s.stats.netOut.Add(int64(len(b)))
 }
 
-// whenDrained runs f on the loop once the connection's output is all written
-// (evloop's WantDrain: at this iteration's writes, or after EPOLLOUT).
-func (e *loopConn) whenDrained(f func()) {
-	e.drained = f
-	e.lc.WantDrain()
-}
-
-// OnDrain runs what waits for the output to be written.
-func (e *loopConn) OnDrain(*evloop.Conn) {
-	if f := e.drained; f != nil {
-		e.drained = nil
-		f()
-	}
-}
-
 // OnClose ends the connection's engine: a handoff in flight finishes, and its
 // completion is dropped.
 func (e *loopConn) OnClose(_ *evloop.Conn, err error) {
-	e.closed.Store(true)
-	close(e.gone)
+	e.Drain.Close()
 	if e.grace != nil {
 		e.grace.Stop()
 	}
-	e.drained = nil
 	e.s.cfg.Observer.Connection("resp", -1)
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, evloop.ErrClosed) {
 		e.s.cfg.Logger.Debug("client connection ended", "addr", e.c.addr, "err", err)
@@ -425,23 +403,11 @@ func (o *loopOut) Flush() error {
 	if err != nil {
 		return err
 	}
-	e := o.e
-	e.lc.Post(func() {
-		e.write(b)
-		e.whenDrained(func() {
-			select { // never blocks the loop: one credit is outstanding at most
-			case e.credit <- struct{}{}:
-			default:
-			}
-		})
-	})
-	select {
-	case <-e.credit:
-		return nil
-	case <-e.gone:
-		o.err = errGone
-		return o.err
+	if err := o.e.Send(b, o.e.write); err != nil {
+		o.err = err
+		return err
 	}
+	return nil
 }
 
 // take flushes the session and returns the buffered replies, handing the buffer
