@@ -67,24 +67,18 @@ type Config struct {
 	MaxHandoff int
 }
 
-// IO models (Config.IOModel).
+// IO models (Config.IOModel): netserve's.
 const (
-	IOAuto      = "auto"
-	IOLoop      = "loop"
-	IOGoroutine = "goroutine"
+	IOAuto      = netserve.IOAuto
+	IOLoop      = netserve.IOLoop
+	IOGoroutine = netserve.IOGoroutine
 )
 
 // Validate reports a configuration error (New takes an unknown IOModel for
 // IOAuto).
 func (c Config) Validate() error {
-	switch c.IOModel {
-	case "", IOAuto, IOGoroutine:
-	case IOLoop:
-		if !evloop.Supported() {
-			return errors.New("memcache: IOModel loop needs event loops (Linux)")
-		}
-	default:
-		return fmt.Errorf("memcache: unknown IOModel %q (auto, loop or goroutine)", c.IOModel)
+	if err := netserve.CheckIOModel(c.IOModel); err != nil {
+		return fmt.Errorf("memcache: %w", err)
 	}
 	if c.IOLoops < 0 || c.MaxHandoff < 0 {
 		return errors.New("memcache: IOLoops and MaxHandoff must not be negative")
@@ -94,7 +88,7 @@ func (c Config) Validate() error {
 
 // loops reports whether the configuration runs connections on event loops.
 func (c Config) loops() bool {
-	return c.IOModel != IOGoroutine && evloop.Supported()
+	return netserve.UseLoops(c.IOModel)
 }
 
 // EnsureDefaults returns a copy of c with every unset (or negative) field set to its

@@ -111,11 +111,11 @@ type Config struct {
 	NoBatch bool
 }
 
-// IO models (Config.IOModel).
+// IO models (Config.IOModel): netserve's.
 const (
-	IOAuto      = "auto"
-	IOLoop      = "loop"
-	IOGoroutine = "goroutine"
+	IOAuto      = netserve.IOAuto
+	IOLoop      = netserve.IOLoop
+	IOGoroutine = netserve.IOGoroutine
 )
 
 // Tunables are CONFIG parameters whose values live outside the server.
@@ -175,7 +175,7 @@ func (c Config) EnsureDefaults() Config {
 
 // loops reports whether the configuration runs connections on event loops.
 func (c Config) loops() bool {
-	return c.IOModel == IOLoop || (c.IOModel == IOAuto || c.IOModel == "") && evloop.Supported()
+	return netserve.UseLoops(c.IOModel)
 }
 
 // Validate reports a configuration error.
@@ -192,14 +192,8 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.NodeName, "\r\n") || strings.ContainsAny(c.Version, "\r\n") {
 		return errors.New("resp: NodeName and Version must be single lines")
 	}
-	switch c.IOModel {
-	case "", IOAuto, IOGoroutine:
-	case IOLoop:
-		if !evloop.Supported() {
-			return errors.New("resp: IOModel loop needs event loops (Linux)")
-		}
-	default:
-		return fmt.Errorf("resp: unknown IOModel %q (auto, loop or goroutine)", c.IOModel)
+	if err := netserve.CheckIOModel(c.IOModel); err != nil {
+		return fmt.Errorf("resp: %w", err)
 	}
 	if c.IOLoops < 0 || c.MaxHandoff < 0 {
 		return errors.New("resp: IOLoops and MaxHandoff must not be negative")

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/lni/goutils/leaktest"
+
+	"github.com/dynakv/dynakv/internal/evloop"
 )
 
 // pipeListener is a listener over net.Pipe: Dial hands Accept the server end of
@@ -480,5 +482,28 @@ func TestPanicCrash(t *testing.T) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || !strings.Contains(string(out), "panic: crash on purpose") {
 		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
+
+// TestCheckIOModel: the fronts' IO models, and which run on loops.
+func TestCheckIOModel(t *testing.T) {
+	for _, tc := range []struct {
+		m     string
+		ok    bool
+		loops bool
+	}{
+		{"", true, evloop.Supported()},
+		{IOAuto, true, evloop.Supported()},
+		{IOLoop, evloop.Supported(), evloop.Supported()},
+		{IOGoroutine, true, false},
+		{"epoll", false, false},
+	} {
+		err := CheckIOModel(tc.m)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckIOModel(%q) = %v, want ok %v", tc.m, err, tc.ok)
+		}
+		if err == nil && UseLoops(tc.m) != tc.loops {
+			t.Errorf("UseLoops(%q) = %v, want %v", tc.m, UseLoops(tc.m), tc.loops)
+		}
 	}
 }
