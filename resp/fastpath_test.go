@@ -235,6 +235,11 @@ func TestStuckEvictorHandsOff(t *testing.T) {
 	if got := a.read(); got != "$1\r\nv\r\n" {
 		t.Fatalf("GET after the SET = %q", got)
 	}
+	// The SET began on the loop and ran again on the handoff: it counts once.
+	stats := b.do("INFO", "commandstats")
+	if !strings.Contains(stats, "cmdstat_set:calls=1,") {
+		t.Errorf("a handed-off SET counted other than once:\n%s", stats)
+	}
 }
 
 // TestFailedCommitFailsStagedReplies: when a loop's write set commit fails,

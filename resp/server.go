@@ -646,6 +646,9 @@ func (s *Server) exec(c *client, args [][]byte) string {
 	c.lastCmd.Store(cmd)
 	start := time.Now()
 	cmd.run(s, c, args)
+	if c.blocked != "" {
+		return cmd.name // would block: it runs again on a handoff, which counts it
+	}
 	cmd.stats.ran(time.Since(start)+c.ahead, c.w.failed)
 	return cmd.name
 }
