@@ -62,6 +62,11 @@ func (c *Coordinator) NewWriteSet() *storage.WriteSet {
 	return st.NewWriteSet()
 }
 
+// SoleReplica reports whether a request for key involves this node alone (no
+// cluster, or N=1 or a one-member ring with key on this node): its reads and
+// writes are local, and ModifyIn and GetIn serve them.
+func (c *Coordinator) SoleReplica(key []byte) bool { return c.soleReplica(key, false) }
+
 // soleReplica reports whether a request for key involves this node alone: no
 // cluster, or a plan (planHints, with noHints for a write that keeps none) of one
 // replica, this node, with no remote target and no orphan to keep a hint for.

@@ -67,6 +67,23 @@ func (p *Proxy) Batchable(op Op) bool {
 	return p.cfg.Router == nil || p.cfg.Router.Route(op.Key) == ""
 }
 
+// SoleReplica reports whether key's reads and writes involve this node alone
+// (the coordinator's SoleReplica: no cluster, or N=1 or a one-member ring with
+// key here). A front leaves such ops out of batches: Do serves them locally,
+// and a batch's shared messages would only add work.
+func (p *Proxy) SoleReplica(key []byte) bool {
+	sr, ok := p.co.(soleReplicas)
+	return ok && sr.SoleReplica(key)
+}
+
+// soleReplicas is a Coordinator that tells the keys only this node holds:
+// *coordinator.Coordinator implements it.
+type soleReplicas interface {
+	SoleReplica(key []byte) bool
+}
+
+var _ soleReplicas = (*coordinator.Coordinator)(nil)
+
 // Add adds op to the batch, accepted now (its time, Op.Accepted, is fixed
 // here, as Do fixes it), and returns its index in DoBatch's results; it
 // reports false, adding nothing, when op is not Batchable.

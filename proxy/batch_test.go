@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,6 +58,23 @@ func TestBatchable(t *testing.T) {
 		if _, ok := b.Add(tc.op); ok != tc.want || b.Len() != map[bool]int{false: 0, true: 1}[tc.want] {
 			t.Errorf("Add(%+v) = %v, len %d", tc.op, ok, b.Len())
 		}
+	}
+}
+
+// soleCo is a coordinator whose keys "solo*" only this node holds.
+type soleCo struct{ proxy.Coordinator }
+
+func (soleCo) SoleReplica(key []byte) bool { return strings.HasPrefix(string(key), "solo") }
+
+// TestSoleReplica: the proxy tells the keys its coordinator holds alone; a
+// coordinator that cannot tell holds none alone.
+func TestSoleReplica(t *testing.T) {
+	p := proxy.New(proxy.Config{}, soleCo{})
+	if !p.SoleReplica([]byte("solo1")) || p.SoleReplica([]byte("shared")) {
+		t.Error("SoleReplica does not follow the coordinator's")
+	}
+	if proxy.New(proxy.Config{}, unbatched{}).SoleReplica([]byte("solo1")) {
+		t.Error("SoleReplica true without a coordinator that tells")
 	}
 }
 

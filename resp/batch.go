@@ -61,7 +61,8 @@ func batchOp(cmd *command, args [][]byte) (proxy.Op, bool) {
 // batchable returns the op of c.cmds' command i when it may join a run: a
 // batchable shape that exec would run now (the connection authenticated, not
 // in MULTI, not closing, the node not over its memory limit for a denyoom
-// command) and that proxy.Batchable accepts.
+// command) and that proxy.Batchable accepts, of a key another node holds too
+// (proxy.SoleReplica: a key only this node holds gains nothing from a batch).
 func (s *Server) batchable(c *client, i int) (proxy.Op, bool) {
 	if !c.authed || c.inMulti || c.closing {
 		return proxy.Op{}, false
@@ -75,7 +76,7 @@ func (s *Server) batchable(c *client, i int) (proxy.Op, bool) {
 		return proxy.Op{}, false
 	}
 	op, ok := batchOp(cmd, args)
-	if !ok || cmd.denyOOM && s.cfg.OOM != nil && s.cfg.OOM() || !s.px.Batchable(op) {
+	if !ok || cmd.denyOOM && s.cfg.OOM != nil && s.cfg.OOM() || !s.px.Batchable(op) || s.px.SoleReplica(op.Key) {
 		return proxy.Op{}, false
 	}
 	return op, true
@@ -159,6 +160,11 @@ func (r *mgetReader) fetch(i int) {
 	idx := make([]int, 0, end-i) // the batch's ops are keys[idx[...]]
 	r.from, r.alone = i, make([]bool, end-i)
 	for k := i; k < end; k++ {
+		// A key this node holds alone is read alone: Do serves it locally.
+		if r.s.px.SoleReplica(r.keys[k]) {
+			r.alone[k-i] = true
+			continue
+		}
 		if _, ok := b.Add(owned(proxy.Op{Kind: proxy.OpGet, Key: r.keys[k]})); ok {
 			idx = append(idx, k-i)
 		} else {
