@@ -90,7 +90,7 @@ type WriteSet struct {
 }
 
 // NewWriteSet returns a write set for Try, or nil when every op would block in
-// try mode (a cluster, or a coordinator without write sets): the front end
+// try mode (a coordinator without write sets): the front end
 // then hands every op off.
 func (p *Proxy) NewWriteSet() *WriteSet {
 	co, ok := p.co.(loopCoordinator)
@@ -126,10 +126,11 @@ func (w *WriteSet) Discard() { w.ws.Discard() }
 
 // Try runs op as Do would on this node, staged in ws, without ever waiting: it
 // returns an error wrapping ErrWouldBlock (a *WouldBlock), having done nothing,
-// when op would be forwarded, needs a quorum (ws nil: a cluster), finds a
-// delayed flush_all due, grows memory over the limit under an evicting policy
-// (Config.Memory's Check; under noeviction it fails with ErrOOM as Do does), is
-// an op of several writes, finds a lock busy, or finds ws full. Its outcome
+// when op would be forwarded, needs a quorum (another node holds its key too,
+// or ws is nil), finds a delayed flush_all due, grows memory over the limit
+// under an evicting policy (Config.Memory's Check; under noeviction it fails
+// with ErrOOM as Do does), is an op of several writes, finds a lock busy, or
+// finds ws full. Its outcome
 // may be acknowledged only once ws.Commit returned nil; TakeStaged reports
 // whether it depends on the commit.
 func (s *Session) Try(ctx context.Context, op Op, ws *WriteSet) (Result, error) {

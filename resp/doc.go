@@ -13,7 +13,8 @@
 // github.com/tidwall/redcon's Writer). The loop driver (loop.go; Linux, plain
 // TCP, the default there) serves connections on event loops (internal/evloop):
 // the loop parses the batch with the same reader and runs the commands it can
-// inline, on a single node, without ever waiting (the command table's loop flag;
+// inline, for keys only this node holds (a single node, N=1 or a one-member
+// ring), without ever waiting (the command table's loop flag;
 // proxy's Session.Try, their writes staged in the loop's write set, which is
 // committed with its sync before any reply of the iteration leaves). From the
 // first command that would wait on, it pauses the connection and hands a copy

@@ -13,7 +13,7 @@ import (
 // goroutine only.
 type loopState struct {
 	s     *Server
-	ws    *proxy.WriteSet // nil in a cluster: every command is handed off
+	ws    *proxy.WriteSet // nil without a store of write sets: every command is handed off
 	ready bool            // the BeforeSleep hook is in place
 	held  []*loopConn
 	start []*loopConn
