@@ -65,6 +65,11 @@ type Config struct {
 	// MaxHandoff bounds the goroutines that run handed-off commands on the loop
 	// driver; past it connections wait, paused, in order. Default 1024.
 	MaxHandoff int
+	// Loops, when set with the loop driver, are the event loops to serve on,
+	// owned by the caller (a node shares one group between its fronts, one loop
+	// per core) and closed by it after Close; IOLoops is then unused. Default
+	// nil: New starts the server's own loops, and Close stops them.
+	Loops *evloop.Group
 }
 
 // IO models (Config.IOModel): netserve's.
@@ -140,12 +145,14 @@ const (
 
 // Server serves the memcached text protocol over a proxy.
 type Server struct {
-	cfg     Config
-	px      *proxy.Proxy
-	ns      *netserve.Server[*conn] // accepts, counts and closes the connections
-	ctx     context.Context         // ns's: canceled by Close
-	loop    *evloop.Group           // the loop driver's loops; nil: goroutines only
-	started time.Time
+	cfg  Config
+	px   *proxy.Proxy
+	ns   *netserve.Server[*conn] // accepts, counts and closes the connections
+	ctx  context.Context         // ns's: canceled by Close
+	loop *evloop.Group           // the loop driver's loops; nil: goroutines only
+	// ownLoops: New started loop (no Config.Loops), so Close stops it.
+	ownLoops bool
+	started  time.Time
 
 	verbosity atomic.Uint32
 	stats     counters
@@ -162,7 +169,10 @@ func New(cfg Config, px *proxy.Proxy) *Server {
 	s := &Server{cfg: cfg, px: px, started: cfg.Now()}
 	var onLoop func(*conn) evloop.Handler
 	if cfg.loops() {
-		if s.loop = s.newLoops(); s.loop != nil {
+		if s.loop = cfg.Loops; s.loop == nil {
+			s.loop, s.ownLoops = s.newLoops(), true
+		}
+		if s.loop != nil {
 			onLoop = s.onLoop
 		}
 	}
@@ -227,7 +237,7 @@ func (s *Server) serveConn(c *conn) {
 // event loops. It is idempotent.
 func (s *Server) Close() error {
 	err := s.ns.Close()
-	if s.loop != nil {
+	if s.ownLoops && s.loop != nil {
 		s.loop.Close()
 	}
 	return err

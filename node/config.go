@@ -104,8 +104,8 @@ type Config struct {
 	// where the system has them). TLS connections always use goroutines. Default
 	// "auto".
 	IOModel string
-	// IOLoops is the number of event loops of each front (RESP, memcached) with
-	// IOModel loop. Default 0: GOMAXPROCS.
+	// IOLoops is the number of event loops, shared by the RESP and memcached
+	// fronts, with IOModel loop. Default 0: GOMAXPROCS.
 	IOLoops int
 	// NoBatch runs every command of a RESP pipeline alone, instead of running
 	// each run of plain SET, GET and single-key DEL (and MGET's keys) with one

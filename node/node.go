@@ -19,6 +19,8 @@ import (
 	"github.com/dynakv/dynakv/cluster"
 	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/internal/evloop"
+	"github.com/dynakv/dynakv/internal/netserve"
 	"github.com/dynakv/dynakv/memcache"
 	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy"
@@ -71,6 +73,7 @@ type Node struct {
 	tls      tlsConfigs
 	resp     *resp.Server
 	mc       *memcache.Server
+	loops    *evloop.Group // the fronts' event loops, one per core, shared; nil: none
 	http     *http.Server
 	respLn   net.Listener
 	mcLn     net.Listener
@@ -384,6 +387,18 @@ func (n *Node) newFronts() error {
 	if err := mc.Validate(); err != nil {
 		return err
 	}
+	if netserve.UseLoops(n.cfg.IOModel) {
+		// One group for both fronts: a loop per core, as redis-server's ae and
+		// memcached's workers, not one per core per protocol.
+		g, err := netserve.NewLoops(n.cfg.IOLoops, netserve.CloseConn, func(_ *evloop.Conn, p *evloop.PanicError) {
+			n.log.Error("panic serving a client connection", "panic", p.Value, "stack", string(p.Stack))
+		})
+		if err != nil {
+			n.log.Warn("event loops unavailable: serving every client connection on its own goroutine", "err", err)
+			rc.IOModel, mc.IOModel = resp.IOGoroutine, memcache.IOGoroutine
+		}
+		n.loops, rc.Loops, mc.Loops = g, g, g
+	}
 	n.resp = resp.New(rc, n.px)
 	if n.mcLn != nil {
 		n.mc = memcache.New(mc, n.px)
@@ -436,6 +451,9 @@ func (n *Node) Close() error {
 		}
 		if n.mc != nil {
 			errs = append(errs, n.mc.Close())
+		}
+		if n.loops != nil {
+			n.loops.Close() // after both fronts: nothing of theirs runs on it now
 		}
 		if n.http != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -14,6 +14,7 @@ import (
 	"github.com/lni/goutils/leaktest"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dynakv/dynakv/internal/evloop"
 	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/storage"
@@ -297,5 +298,46 @@ func TestIncarnationPersists(t *testing.T) {
 	defer c.Close()
 	if c.Actor() == actor {
 		t.Fatal("fresh data reused the old incarnation")
+	}
+}
+
+// TestFrontsShareLoops: with the loop driver, the RESP and memcached fronts
+// serve on one group of event loops (one loop per core, not one per front),
+// which the node closes after both.
+func TestFrontsShareLoops(t *testing.T) {
+	if !evloop.Supported() {
+		t.Skip("no event loops on this system")
+	}
+	defer leaktest.AfterTest(t)()
+	n := startTestNode(t, Config{IOModel: "loop", IOLoops: 1})
+	defer n.Close()
+	if n.loops == nil || len(n.loops.Loops()) != 1 {
+		t.Fatalf("node loops: %v", n.loops)
+	}
+	r, err := net.Dial("tcp", n.RESPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	m, err := net.Dial("tcp", n.MemcacheAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	for _, tc := range []struct {
+		c         net.Conn
+		req, want string
+	}{{r, "PING\r\n", "+PONG\r\n"}, {m, "version\r\n", "VERSION"}} {
+		if _, err := io.WriteString(tc.c, tc.req); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		k, err := tc.c.Read(buf)
+		if err != nil || !strings.HasPrefix(string(buf[:k]), tc.want) {
+			t.Fatalf("%q: %q, %v", tc.req, buf[:k], err)
+		}
+	}
+	if got := n.loops.Len(); got != 2 {
+		t.Fatalf("the shared loops hold %d connections, want both fronts' 2", got)
 	}
 }

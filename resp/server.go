@@ -104,6 +104,11 @@ type Config struct {
 	// MaxHandoff bounds the goroutines that run handed-off commands on the loop
 	// driver; past it connections wait, paused, in order. Default 1024.
 	MaxHandoff int
+	// Loops, when set with the loop driver, are the event loops to serve on,
+	// owned by the caller (a node shares one group between its fronts, one loop
+	// per core) and closed by it after Close; IOLoops is then unused. Default
+	// nil: New starts the server's own loops, and Close stops them.
+	Loops *evloop.Group
 	// NoBatch runs every command of a pipeline alone even in a cluster (A/B
 	// tests and benchmarks). Default false: with Cluster set, a pipeline's runs
 	// of plain SET, GET and single-key DEL, and MGET's keys, are run with one
@@ -210,6 +215,8 @@ type Server struct {
 	ns   *netserve.Server[*client] // accepts, registers (CLIENT LIST), closes
 	ctx  context.Context           // ns's: canceled by Close; every proxy call runs under it
 	loop *evloop.Group             // the loop driver's loops; nil: goroutines only
+	// ownLoops: New started loop (no Config.Loops), so Close stops it.
+	ownLoops bool
 
 	started time.Time // cfg.Now at New
 	runID   string
@@ -246,7 +253,9 @@ func New(cfg Config, px *proxy.Proxy) *Server {
 	cfg = cfg.EnsureDefaults()
 	s := &Server{cfg: cfg, px: px}
 	if cfg.loops() {
-		s.loop = s.newLoops()
+		if s.loop = cfg.Loops; s.loop == nil {
+			s.loop, s.ownLoops = s.newLoops(), true
+		}
 	}
 	var onLoop func(*client) evloop.Handler
 	if s.loop != nil {
@@ -300,7 +309,7 @@ func (s *Server) Serve(ln net.Listener) error { return s.ns.Serve(ln) }
 // idempotent; concurrent calls all wait.
 func (s *Server) Close() error {
 	err := s.ns.Close()
-	if s.loop != nil {
+	if s.ownLoops && s.loop != nil {
 		s.loop.Close()
 	}
 	return err

@@ -160,7 +160,7 @@ overhead (see the README).`,
 	f.IntVar(&cfg.ClientOutputBufferLimit, "client-output-buffer-limit", d.ClientOutputBufferLimit, "bytes of replies a RESP client may have pending in the node; past it they are written before its next command runs (or, within one large reply, before the command goes on)")
 	f.DurationVar(&cfg.ClientWriteTimeout, "client-write-timeout", d.ClientWriteTimeout, "disconnect a client that does not take its replies for this long; negative: never")
 	f.StringVar(&cfg.IOModel, "io-model", d.IOModel, "how RESP and memcached client connections are served: loop (event loops, Linux), goroutine (one goroutine per connection) or auto (loop where available); TLS connections always use goroutines")
-	f.IntVar(&cfg.IOLoops, "io-loops", 0, "event loops per front (RESP, memcached) with --io-model loop (0: one per GOMAXPROCS)")
+	f.IntVar(&cfg.IOLoops, "io-loops", 0, "event loops, shared by the RESP and memcached fronts, with --io-model loop (0: one per GOMAXPROCS)")
 	f.BoolVar(&cfg.NoBatch, "no-batch", false, "run every command of a RESP pipeline alone, instead of each run of plain SET, GET and single-key DEL (and MGET's keys) with one replica message per peer (A/B benchmarks)")
 	f.StringVar(&cfg.TLSCertFile, "tls-cert", "", "PEM certificate: turns on TLS for the RESP and memcached ports and the cluster transport (with --tls-key)")
 	f.StringVar(&cfg.TLSKeyFile, "tls-key", "", "PEM private key of --tls-cert")
