@@ -29,10 +29,14 @@ import (
 // one of the coordinator's).
 var ErrWouldBlock = fmt.Errorf("coordinator: %w", storage.ErrWouldBlock)
 
+// ErrQuorum is the reason ModifyIn and GetIn give (wrapped with ErrWouldBlock)
+// for a key another node holds too: a quorum request waits for other nodes.
+var ErrQuorum = errors.New("a quorum request waits for other nodes")
+
 // The coordinator's own reasons to block.
 var (
 	errSealBusy  = errors.New("the seal's lock is taken")
-	errQuorum    = errors.New("a quorum request waits for other nodes")
+	errQuorum    = ErrQuorum
 	errOtherSets = errors.New("coordinator: the write set belongs to another store")
 )
 
@@ -120,15 +124,23 @@ func (c *Coordinator) ModifyIn(ctx context.Context, ws *storage.WriteSet, key []
 		}
 	}
 	wrote := false
-	rec, err := ws.Update(key, c.localWrite(c.partition(key), vclock.Set{}, c.beforeDeadline(ctx, fn, 0), &wrote))
 	if !admitted {
+		// A panic in fn (a bug, which a front recovers to close only that
+		// connection) staged nothing: the admission goes, or a later Seal would
+		// wait for it forever, and with it every write of the node.
+		defer func() {
+			if release != nil {
+				release()
+			}
+		}()
+	}
+	rec, err := ws.Update(key, c.localWrite(c.partition(key), vclock.Set{}, c.beforeDeadline(ctx, fn, 0), &wrote))
+	if !admitted && !errors.Is(err, storage.ErrWouldBlock) {
 		// Kept until ws ends only if ws may now hold something of this
-		// coordinator's to apply; a write that would block leaves no trace.
-		if errors.Is(err, storage.ErrWouldBlock) {
-			release()
-		} else {
-			ws.Hold(c, release)
-		}
+		// coordinator's to apply; a write that would block leaves no trace
+		// (the deferred release).
+		ws.Hold(c, release)
+		release = nil
 	}
 	if err != nil {
 		return WriteResult{}, blocked(err)

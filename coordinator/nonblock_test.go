@@ -246,3 +246,36 @@ func TestSealWaitsForWriteSet(t *testing.T) {
 		t.Fatalf("ModifyIn after the seal: %v, want ErrSealed", err)
 	}
 }
+
+// TestModifyInPanicReleasesAdmission: a ModifyFunc that panics (a bug, which a
+// front recovers to close only that connection) leaves no admission behind, so
+// a later Seal does not wait forever, and the set's stripe is released when it
+// ends.
+func TestModifyInPanicReleasesAdmission(t *testing.T) {
+	clk := newFakeClock()
+	c, st := newCoordinator(t, 8, clk.Now)
+	ws := st.NewWriteSet()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("the panic did not reach the caller")
+			}
+		}()
+		_, _ = c.ModifyIn(context.Background(), ws, []byte("k"), func(vclock.Set) (vclock.Clock, vclock.Value, error) {
+			panic("bug")
+		}, WriteOptions{})
+	}()
+	if err := ws.Commit(true); err != nil {
+		t.Fatal(err)
+	}
+	sealed := make(chan struct{})
+	go func() {
+		c.Seal()
+		close(sealed)
+	}()
+	select {
+	case <-sealed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Seal still waits for the panicked write's admission")
+	}
+}

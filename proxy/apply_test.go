@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"testing"
 
+	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -137,6 +140,24 @@ func TestParseCounter(t *testing.T) {
 		v, ok := parseCounter([]byte(in))
 		if ok != (want >= 0) || (ok && int64(v) != want) {
 			t.Errorf("parseCounter(%q) = %d, %v", in, v, ok)
+		}
+	}
+}
+
+// TestTryErrReasons: each of the coordinator's would-block reasons maps to
+// Try's own, a quorum request to ReasonQuorum (not to a busy lock).
+func TestTryErrReasons(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("%w: %w", coordinator.ErrWouldBlock, coordinator.ErrQuorum), ReasonQuorum},
+		{fmt.Errorf("%w: %w", coordinator.ErrWouldBlock, storage.ErrSetFull), ReasonSetFull},
+		{fmt.Errorf("%w: %w", coordinator.ErrWouldBlock, storage.ErrLockBusy), ReasonLockBusy},
+	} {
+		var wb *WouldBlock
+		if err := tryErr(tc.err); !errors.As(err, &wb) || wb.Reason != tc.want {
+			t.Errorf("tryErr(%v) = %v, want reason %s", tc.err, err, tc.want)
 		}
 	}
 }

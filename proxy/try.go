@@ -192,6 +192,8 @@ func (s *Session) Try(ctx context.Context, op Op, ws *WriteSet) (Result, error) 
 // tryErr maps the coordinator's would-block to Try's reasons.
 func tryErr(err error) error {
 	switch {
+	case errors.Is(err, coordinator.ErrQuorum):
+		return wouldBlock(ReasonQuorum)
 	case errors.Is(err, storage.ErrSetFull):
 		return wouldBlock(ReasonSetFull)
 	case errors.Is(err, storage.ErrWouldBlock):

@@ -102,7 +102,13 @@ func (st *loopState) beforeSleep() {
 // commit commits the write set; when it fails, every held reply that
 // depended on it becomes the error.
 func (st *loopState) commit() {
-	if st.ws == nil || st.ws.Len() == 0 {
+	if st.ws == nil {
+		return
+	}
+	if st.ws.Len() == 0 {
+		// Nothing staged, but an Update that failed before staging (a failed
+		// store) may have left its admission with the set: end it.
+		st.ws.Discard()
 		return
 	}
 	n := st.ws.Len()
