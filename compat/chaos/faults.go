@@ -182,6 +182,7 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 		}
 	case "leave":
 		target, acted = victim.name, []*node{victim}
+		unfinished := false
 		c.logf("fault %-18s %s leaves gracefully", kind, victim.name)
 		c.retire(victim) // no more client traffic; it is no ring member once it leaves
 		began := time.Now()
@@ -194,9 +195,10 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 				}
 				_ = sleepCtx(ctx, 500*time.Millisecond)
 			}
-			if state != "removed" && state != "" {
-				c.logf("  %s has not finished its leave (state %q); stopping it anyway", victim.name, state)
-				target += " (unfinished)"
+			unfinished = state != "removed" && state != ""
+			if unfinished {
+				c.logf("  %s has not finished its leave (state %q); stopping it and removing it from the ring", victim.name, state)
+				target += " (unfinished, removed)"
 			} else {
 				c.logf("  %s handed its partitions off and left the ring", victim.name)
 			}
@@ -204,6 +206,13 @@ func (c *cluster) inject(ctx context.Context, rng *rand.Rand, kind string, hold 
 		}
 		if serr := victim.stop(); err == nil {
 			err = serr
+		}
+		// A leave that did not finish leaves a dead member that still owns
+		// partitions: the hints kept for it and the handoffs to it wait for
+		// it forever. An operator who gives up on the leave removes it, and so
+		// does the harness (the other replicas hold its data).
+		if unfinished && err == nil {
+			err = c.adminCmd(shuffled[1], "remove", victim.name)
 		}
 		c.retire(victim)
 	case "remove":

@@ -227,6 +227,7 @@ func runChaos(ctx context.Context, s settings) (int, error) {
 	if ctx.Err() != nil {
 		return 2, ctx.Err()
 	}
+	finalAt := c.rec.now() // an upper bound on when the final records were read
 	var convergedAt time.Duration
 	if converged {
 		convergedAt = c.rec.now()
@@ -237,7 +238,7 @@ func runChaos(ctx context.Context, s settings) (int, error) {
 		logf("NOT CONVERGED within %v of healing:\n%s", s.convergeMax, indent(strings.Join(divergent, "\n")))
 	}
 
-	h := &history.History{Seed: s.seed, Ops: c.rec.ops, Faults: c.faults, Healed: healed, Converged: convergedAt,
+	h := &history.History{Seed: s.seed, Ops: c.rec.ops, Faults: c.faults, Healed: healed, Converged: convergedAt, FinalAt: finalAt,
 		Final: final, Preflists: preflists, Lateness: s.requestTimeout + time.Second, Outages: c.outages, Zones: c.zones()}
 	rep := history.Check(h)
 	path := filepath.Join(s.out, "history.json")

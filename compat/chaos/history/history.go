@@ -165,6 +165,10 @@ type History struct {
 	// Converged is when every replica of every key was seen equal with no hint
 	// pending; 0 when that never happened.
 	Converged time.Duration `json:"converged"`
+	// FinalAt is when Final was read: at Converged, or, when the replicas never
+	// converged, when the harness gave up and read each key by quorum. A value
+	// with a TTL may have expired by then.
+	FinalAt time.Duration `json:"final_at"`
 	// Final is the converged record of every key the run wrote.
 	Final map[string]Record `json:"final"`
 	// Preflists are the names of each key's N replicas when the replicas
@@ -334,7 +338,7 @@ func Check(h *History) *Report {
 		skews:    map[string][]Fault{},
 		pauses:   map[string][]Fault{},
 		late:     cmp.Or(h.Lateness, DefaultLateness),
-		end:      max(h.Healed, h.Converged),
+		end:      max(h.Healed, h.Converged, h.FinalAt),
 		horizons: map[string]time.Duration{},
 	}
 	for _, k := range Kinds {

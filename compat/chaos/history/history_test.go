@@ -197,6 +197,16 @@ func TestCheck(t *testing.T) {
 		{"missing final record", func(b *builder) {
 			b.add(Op{Kind: Set, Key: "s", Value: "v1", Outcome: Fail}, 1, 2)
 		}, []string{RuleMissingFinal}, 0},
+		{"set with a TTL lost although it could not have expired by the final read", func(b *builder) {
+			b.add(Op{Kind: Set, Key: "e", Value: "v1", EX: 5}, 1, 2).
+				final("e", "")
+			b.h.Healed, b.h.FinalAt = 3*time.Second, 4*time.Second
+		}, []string{RuleLostWrite}, 0},
+		{"set with a TTL that expired before a final read taken after convergence failed", func(b *builder) {
+			b.add(Op{Kind: Set, Key: "e", Value: "v1", EX: 5}, 1, 2).
+				final("e", "")
+			b.h.Healed, b.h.FinalAt = 3*time.Second, 70*time.Second // never converged: read at the end of the wait
+		}, nil, 0},
 		{"reads alone need no final record", func(b *builder) {
 			b.add(Op{Kind: Get, Key: "s"}, 1, 2)
 		}, nil, 0},
