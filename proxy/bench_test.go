@@ -52,3 +52,49 @@ func BenchmarkPipelinedSet(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkTrySet runs SETs the way an event loop's fast path does: Session.Try
+// stages each in the loop's write set, committed every 64 writes (one Pebble
+// commit with its sync, as BeforeSleep does for an iteration), on one
+// goroutine, on a disk store that fsyncs. Its profile is the cost of one
+// inline write.
+func BenchmarkTrySet(b *testing.B) {
+	st, err := storage.Open(storage.Config{Dir: b.TempDir(), Sync: storage.SyncAlways, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	co, err := coordinator.New(coordinator.Config{Actor: "n1"}, st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer co.Close()
+	p := proxy.New(proxy.Config{}, co)
+	ws := p.NewWriteSet()
+	if ws == nil {
+		b.Fatal("no write set")
+	}
+	sess := p.NewSession(nil)
+	ctx := context.Background()
+	keys := make([][]byte, 100000)
+	for i := range keys {
+		keys[i] = fmt.Appendf(nil, "key:%012d", i)
+	}
+	value := make([]byte, 100)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		op := proxy.Op{Kind: proxy.OpSet, Key: keys[i%len(keys)], Value: value}
+		if _, err := sess.Try(ctx, op, ws); err != nil {
+			b.Fatal(err)
+		}
+		sess.TakeStaged()
+		if ws.Len() == 64 {
+			if err := ws.Commit(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if err := ws.Commit(); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -259,6 +259,7 @@ func runChaos(ctx context.Context, s settings) (int, error) {
 	fmt.Printf("node exits while a disk was full: %d %v\n", len(c.diskFullExits), c.diskFullExits)
 	fmt.Printf("crashes no fault caused: %d %v\n", len(c.crashes), c.crashes)
 	fmt.Printf("history: %s (node logs beside it)\n", path)
+	printViolatingKeys(h, rep, 3)
 	if rep.Failed() || !converged || len(c.crashes) > 0 {
 		fmt.Println("chaos: FAIL")
 		return 1, nil
@@ -479,4 +480,30 @@ func writeSummary(path string, s settings, h *history.History, rep *history.Repo
 		return err
 	}
 	return os.WriteFile(path, data, 0o644)
+}
+
+// printViolatingKeys prints, for the first max keys with a violation, every
+// operation on the key, its preference list and its final record: CI keeps
+// only the log, and these lines are what it takes to tell a harness mistake
+// from a store bug.
+func printViolatingKeys(h *history.History, rep *history.Report, max int) {
+	var keys []string
+	for _, v := range rep.Violations {
+		if !slices.Contains(keys, v.Key) && len(keys) < max {
+			keys = append(keys, v.Key)
+		}
+	}
+	for _, key := range keys {
+		fmt.Printf("\n== operations on %q (preference list %v; final %+v)\n", key, h.Preflists[key], h.Final[key])
+		for _, o := range h.Ops {
+			if o.Key != key {
+				continue
+			}
+			line, err := json.Marshal(o)
+			if err != nil {
+				continue
+			}
+			fmt.Printf("  %s\n", line)
+		}
+	}
 }
