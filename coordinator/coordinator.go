@@ -100,6 +100,22 @@ type Config struct {
 	DisableHints bool
 	// Logger receives the coordinator's warnings. Default slog.Default().
 	Logger *slog.Logger
+	// Floor keeps the fresh-counter floor across restarts of this actor (see
+	// FloorStore); nil keeps it in memory only, which is right when every
+	// start is a new actor (an in-memory node) and in tests.
+	Floor FloorStore
+}
+
+// FloorStore persists a reservation of fresh counters for Config.Actor: every
+// counter the coordinator hands out is at or below the last value saved, but
+// for the ones handed out in the second before a crash (see floorKeeper). A
+// new coordinator with the same actor starts above what Load returns, so a
+// clock that went back across a restart (an NTP step, a VM restored, the chaos
+// harness's clock offsets) never makes it hand out a dot an older copy of a
+// purged key still carries.
+type FloorStore interface {
+	Load() (uint64, error)
+	Save(uint64) error
 }
 
 // EnsureDefaults returns a copy of c with defaults filled in.
@@ -198,6 +214,9 @@ type Coordinator struct {
 	cfg   Config
 	store Store
 	floor atomic.Uint64 // last fresh-entry counter handed out
+	// reserved is the floor last saved to Config.Floor: counters up to it
+	// may be handed out without another save.
+	reserved atomic.Uint64
 
 	// Background work (replica writes past the quorum, read repairs, hints) runs
 	// in goroutines counted by bg, under base, which Close cancels.
@@ -227,8 +246,22 @@ func New(cfg Config, store Store) (*Coordinator, error) {
 		return nil, err
 	}
 	base, cancel := context.WithCancel(context.Background())
-	return &Coordinator{cfg: cfg, store: store, base: base, cancel: cancel,
-		repairs: make(chan struct{}, cfg.MaxRepairs)}, nil
+	c := &Coordinator{cfg: cfg, store: store, base: base, cancel: cancel,
+		repairs: make(chan struct{}, cfg.MaxRepairs)}
+	if cfg.Floor != nil {
+		saved, err := cfg.Floor.Load()
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("coordinator: load the fresh-counter floor: %w", err)
+		}
+		c.floor.Store(saved)
+		if err := c.reserve(); err != nil {
+			cancel()
+			return nil, err
+		}
+		c.goBackground(c.floorKeeper)
+	}
+	return c, nil
 }
 
 // Close stops the background work (replica writes still in flight after their
@@ -240,6 +273,14 @@ func (c *Coordinator) Close() error {
 	c.closeMu.Unlock()
 	c.cancel()
 	c.bg.Wait()
+	if c.cfg.Floor != nil {
+		// The exact floor: a clean restart then starts right above it.
+		if f := c.floor.Load(); f > c.reserved.Load() {
+			if err := c.cfg.Floor.Save(f); err != nil {
+				return fmt.Errorf("coordinator: save the fresh-counter floor: %w", err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -516,6 +557,50 @@ func (c *Coordinator) pruneOptions(cur vclock.Set, clk vclock.Clock, actor strin
 		Now:       now,
 		MinAge:    max(c.cfg.PruneAge.Milliseconds(), 0),
 		HardLimit: 5 * c.cfg.MaxEntries,
+	}
+}
+
+// Reserving fresh counters (Config.Floor): New saves a reservation a minute
+// (floorAhead, in microseconds) above the floor and the clock before it serves
+// anything, and the keeper saves the next one whenever the clock or the floor
+// comes within half of that of the last, checking every floorCheck.
+// freshCounter never waits for a save (it runs under a key's lock, on an event
+// loop's fast path too): a counter can pass the reservation only if the clock
+// jumps ahead by more than half a minute between two checks, or saves fail (a
+// full or stalled disk, logged), and a crash then may lose that stretch.
+const (
+	floorAhead = uint64(time.Minute / time.Microsecond)
+	floorCheck = time.Second
+)
+
+// reserve saves the next reservation when the floor or the clock is within
+// floorAhead/2 of the last one.
+func (c *Coordinator) reserve() error {
+	base := max(c.floor.Load(), uint64(c.cfg.Now().UnixMicro()))
+	if base+floorAhead/2 <= c.reserved.Load() {
+		return nil
+	}
+	next := base + floorAhead
+	if err := c.cfg.Floor.Save(next); err != nil {
+		return fmt.Errorf("coordinator: save the fresh-counter floor: %w", err)
+	}
+	c.reserved.Store(next)
+	return nil
+}
+
+// floorKeeper saves fresh-counter reservations until Close.
+func (c *Coordinator) floorKeeper() {
+	t := time.NewTicker(floorCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.base.Done():
+			return
+		case <-t.C:
+		}
+		if err := c.reserve(); err != nil {
+			c.cfg.Logger.Warn("saving a fresh-counter reservation failed; retrying", "err", err)
+		}
 	}
 }
 

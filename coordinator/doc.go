@@ -66,7 +66,9 @@
 //     replicas' when ReadFirst), so the write supersedes exactly what was read.
 //   - Dots are never reused or over-claimed, so a write supersedes exactly what
 //     its context covers. A node's actor id carries the incarnation of its data
-//     (see node/), and a fresh entry starts at a monotonic, clock-based floor,
+//     (see node/), and a fresh entry starts at a monotonic, clock-based floor
+//     (kept across restarts by Config.Floor, so a clock set back does not
+//     lower it),
 //     which claims every lower dot of its actor as seen (vclock, "Fresh
 //     counters"). That claim is safe only while the node's record of the key
 //     holds every live dot it wrote: within one partition epoch it does, since

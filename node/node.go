@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/base32"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -158,6 +159,7 @@ func New(cfg Config) (_ *Node, err error) {
 		DisableHints:   cfg.DisableHintedHandoff,
 		SyncIsCheap:    cfg.Fsync != storage.SyncAlways,
 		Logger:         n.log.With("component", "coordinator"),
+		Floor:          n.floorStore(),
 	}, n.store)
 	if err != nil {
 		return nil, err
@@ -311,6 +313,41 @@ func (n *Node) incarnation() (string, error) {
 		}
 	}
 	return inc, nil
+}
+
+// floorStore keeps the coordinator's fresh-counter reservations in the data
+// directory's metadata, so that a restart with the same actor id (a clean stop,
+// or an unclean one that kept its incarnation) never hands out a counter an
+// earlier run did, even with its clock set back. An in-memory node has none: it
+// is a new actor at every start.
+func (n *Node) floorStore() coordinator.FloorStore {
+	if n.cfg.Storage == StorageMemory {
+		return nil
+	}
+	return metaFloor{n.store}
+}
+
+// metaFloor is a coordinator.FloorStore in a store's metadata, as 8 bytes
+// big-endian.
+type metaFloor struct{ st *storage.Store }
+
+const metaFloorName = "dot-floor"
+
+func (m metaFloor) Load() (uint64, error) {
+	v, ok, err := m.st.GetMeta(metaFloorName)
+	switch {
+	case err != nil:
+		return 0, err
+	case !ok:
+		return 0, nil
+	case len(v) != 8:
+		return 0, fmt.Errorf("node: metadata %q: %d bytes, want 8", metaFloorName, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+func (m metaFloor) Save(f uint64) error {
+	return m.st.PutMeta(metaFloorName, binary.BigEndian.AppendUint64(nil, f))
 }
 
 func (n *Node) listen() error {

@@ -8,16 +8,19 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/lni/goutils/leaktest"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/internal/evloop"
 	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy"
 	"github.com/dynakv/dynakv/storage"
+	"github.com/dynakv/dynakv/vclock"
 )
 
 func startTestNode(t *testing.T, cfg Config) *Node {
@@ -271,6 +274,61 @@ func TestMayHaveLostDots(t *testing.T) {
 
 // TestIncarnationPersists: the actor id survives a restart on disk, and fresh data
 // gets a new one.
+// TestFloorPersists: the coordinator's fresh-counter reservation is kept in the
+// data directory, so a restart with the clock set back starts above it; an
+// in-memory node keeps none (it is a new actor at every start).
+func TestFloorPersists(t *testing.T) {
+	var offset atomic.Int64
+	cfg := Config{Name: "t1", DataDir: t.TempDir(), RESPAddr: "127.0.0.1:0", MemcacheAddr: "off", HTTPAddr: "off",
+		GossipAddr: "127.0.0.1:0", ClusterAddr: "127.0.0.1:0",
+		Now: func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }}
+	saved := func(n *Node) uint64 {
+		t.Helper()
+		v, err := metaFloor{n.store}.Load()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	a, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := saved(a)
+	if now := uint64(time.Now().UnixMicro()); first < now {
+		t.Fatalf("reservation %d below the clock %d µs after start", first, now)
+	}
+	a.Close()
+	offset.Store(int64(-100 * time.Second))
+	b, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if got := saved(b); got <= first {
+		t.Fatalf("reservation after a restart 100 s back = %d, not above the last run's %d", got, first)
+	}
+	res, err := b.co.Modify(context.Background(), []byte("k"), func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+		return cur.Join(), vclock.Value{Data: []byte("v")}, nil
+	}, coordinator.WriteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.Record.Join().Get(b.Actor()); got <= first {
+		t.Fatalf("fresh counter after a restart 100 s back = %d, not above the last run's reservation %d", got, first)
+	}
+
+	cfg.Storage, cfg.DataDir, cfg.Now = StorageMemory, "", nil
+	m, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if v, ok, err := m.store.GetMeta(metaFloorName); err != nil || ok {
+		t.Fatalf("in-memory node saved a floor: %v, %v, %v", v, ok, err)
+	}
+}
+
 func TestIncarnationPersists(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Name: "t1", DataDir: dir, RESPAddr: "127.0.0.1:0", MemcacheAddr: "off", HTTPAddr: "off",

@@ -55,7 +55,8 @@
 // Fresh counters. When an actor writes a key whose record holds no value of its own
 // (no entry, an entry from a stale context, or one whose values the write supersedes),
 // the new dot is at least the caller-supplied floor. Nodes pass a node-wide,
-// monotonically increasing floor (unix microseconds), so that a key whose record was
+// monotonically increasing floor (unix microseconds, never lower than what an
+// earlier run of the same actor handed out), so that a key whose record was
 // purged (tombstones, expired values included once the reaper turned them into
 // tombstones) and written again never reuses a dot that an old copy on another
 // replica still carries. Should a dot be issued twice anyway, Sync keeps the newer
