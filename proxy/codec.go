@@ -181,6 +181,7 @@ var wireSentinels = []error{
 	ErrOOM,
 	coordinator.ErrSealed,
 	ErrWouldBlock, // Try's, which is never forwarded: listed so that no exported error escapes the table
+	ErrMayHaveRun, // the router's, to this node's proxy; never sent either
 }
 
 // wireFirst are the sentinels that wrap another one of wireSentinels: an error

@@ -183,6 +183,7 @@ var sentinelErrors = map[string]error{
 	"ErrSameKey":        proxy.ErrSameKey,
 	"ErrOOM":            proxy.ErrOOM,
 	"ErrWouldBlock":     proxy.ErrWouldBlock,
+	"ErrMayHaveRun":     proxy.ErrMayHaveRun,
 }
 
 // TestEverySentinelListed: a sentinel added to the package must be added to

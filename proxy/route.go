@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/dynakv/dynakv/coordinator"
 )
@@ -16,6 +17,12 @@ var ErrRunLocally = errors.New("proxy: run locally")
 // op is not one that may safely run twice (see Op.Idempotent): it may or may not
 // have been applied.
 var ErrOutcomeUnknown = errors.New("proxy: the coordinating node failed before answering; the write may or may not have been applied")
+
+// ErrMayHaveRun, wrapped with ErrRunLocally by Router.Forward, says the node the
+// op was forwarded to may have run it (no answer came): the op is idempotent, so
+// it runs here too, but its reply here is given only where the first run cannot
+// have changed it (rerunReplyHolds).
+var ErrMayHaveRun = errors.New("proxy: the node the op was forwarded to may have run it")
 
 // Router decides where an operation on a key is coordinated.
 type Router interface {
@@ -100,15 +107,39 @@ func (p *Proxy) route(ctx context.Context, op Op, d coordinator.Durability) (Res
 			if !errors.Is(err, ErrRunLocally) {
 				return res, true, err
 			}
+			if errors.Is(err, ErrMayHaveRun) {
+				res, durable, err := p.do(ctx, op, d)
+				if err == nil && !rerunReplyHolds(op, res) {
+					return Result{}, durable, fmt.Errorf("%w: its run here found it done already (%s)", ErrOutcomeUnknown, node)
+				}
+				return res, durable, err
+			}
 		}
 	}
 	return p.do(ctx, op, d)
 }
 
+// rerunReplyHolds reports whether res, the outcome of op run here after a node it
+// was forwarded to may have run it (ErrMayHaveRun), is the reply a client may be
+// given. The data is right either way (op is idempotent); the reply is not when
+// the first run could have made it: a DEL (or memcached delete) that finds the
+// key gone may have found it gone because the first run deleted it, and so
+// would an EXPIRE or PERSIST that finds nothing to do. Such a reply is an
+// unknown outcome, as for a non-idempotent op, not a 0 that hides a delete.
+func rerunReplyHolds(op Op, res Result) bool {
+	switch op.Kind {
+	case OpDelete, OpExpire:
+		return res.Status == Stored
+	case OpSetBit:
+		return res.Int != op.Delta // the old bit differs from the new: the first run did not set it
+	}
+	return true
+}
+
 // Idempotent reports whether running op twice leaves the data as running it once
-// does, as far as its clients can tell (a DEL's reply count may differ), so that a
-// front door that cannot tell whether the node it forwarded op to ran it may run it
-// again. INCR, APPEND, GETDEL and conditional writes are not. Nor is DPUT: run
+// does, as far as its clients can tell, so that a front door that cannot tell
+// whether the node it forwarded op to ran it may run it again (its reply then is
+// given only where the first run cannot have made it: rerunReplyHolds). INCR, APPEND, GETDEL and conditional writes are not. Nor is DPUT: run
 // twice it gets two dots, and a later DPUT whose context saw only one of them
 // leaves the other, so the superseded value reappears as a sibling of its
 // successor. A DDEL's twin is a tombstone, which no read shows.

@@ -143,6 +143,55 @@ func TestDoRunsLocallyOnErrRunLocally(t *testing.T) {
 	}
 }
 
+// TestDoAfterAForwardThatMayHaveRun: when the node an idempotent op was
+// forwarded to may have run it (no answer: ErrMayHaveRun), the op runs here too,
+// and its reply is given only where the first run cannot have made it: a DEL,
+// memcached delete, EXPIRE or PERSIST that finds nothing to do, or a SETBIT that
+// finds its bit set already, is an unknown outcome, never a 0 that hides what
+// the first run did.
+func TestDoAfterAForwardThatMayHaveRun(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name     string
+		setup    bool // the key holds "v" first
+		ranThere bool // the forward's node ran the op before it went silent
+		op       proxy.Op
+		unknown  bool
+	}{
+		{"del ran there", true, true, proxy.Op{Kind: proxy.OpDelete}, true},
+		{"del did not run there", true, false, proxy.Op{Kind: proxy.OpDelete}, false},
+		{"del of a missing key", false, false, proxy.Op{Kind: proxy.OpDelete}, true},
+		{"expire ran there, in the past", true, true, proxy.Op{Kind: proxy.OpExpire, Expiry: 1}, true},
+		{"expire did not run there", true, false, proxy.Op{Kind: proxy.OpExpire, Expiry: 1 << 50}, false},
+		{"setbit ran there", true, true, proxy.Op{Kind: proxy.OpSetBit, Offset: 7, Delta: 1}, true},
+		{"setbit did not run there", true, false, proxy.Op{Kind: proxy.OpSetBit, Offset: 7, Delta: 1}, false},
+		{"plain set ran there", true, true, proxy.Op{Kind: proxy.OpSet, Value: []byte("w")}, false},
+		{"get", true, true, proxy.Op{Kind: proxy.OpGet}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var e *env
+			r := &fakeRouter{route: routeRemote, forward: func(ctx context.Context, node string, op proxy.Op) (proxy.Result, error) {
+				if tc.ranThere {
+					if _, err := e.p.DoLocal(ctx, op); err != nil {
+						t.Error(err)
+					}
+				}
+				return proxy.Result{}, fmt.Errorf("%w: %w: no answer from %s", proxy.ErrRunLocally, proxy.ErrMayHaveRun, node)
+			}}
+			e = newDirectEnv(t, proxy.Config{Router: r})
+			if tc.setup {
+				e.set("remote", "v")
+			}
+			op := tc.op
+			op.Key = []byte("remote")
+			_, err := e.p.Do(ctx, op)
+			if got := errors.Is(err, proxy.ErrOutcomeUnknown); got != tc.unknown || !tc.unknown && err != nil {
+				t.Fatalf("Do = %v; want an unknown outcome: %v", err, tc.unknown)
+			}
+		})
+	}
+}
+
 // TestDoReturnsForwardErrors: an error from the coordinating node (other than
 // ErrRunLocally) is the op's error, with its identity; the op does not run here.
 func TestDoReturnsForwardErrors(t *testing.T) {

@@ -166,7 +166,8 @@ func (r *Router) Route(key []byte) string {
 // deadline had passed when the node came to it: the transport's ErrLate, or the
 // coordinator's there). When the outcome is unknown (the connection broke, or no
 // answer within the forward's timeout) an idempotent op (GET, plain SET, DEL,
-// DDEL...) runs here too; any other (INCR, APPEND, SET NX, cas) is answered with
+// DDEL...) runs here too, marked proxy.ErrMayHaveRun (the proxy then gives its
+// reply only where the first run cannot have changed it); any other (INCR, APPEND, SET NX, cas) is answered with
 // ErrOutcomeUnknown, since running it again could apply it twice. A node that
 // failed the call (not one that refused it as late) is reported to the Avoider.
 func (r *Router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.Result, error) {
@@ -184,9 +185,12 @@ func (r *Router) Forward(ctx context.Context, node string, op proxy.Op) (proxy.R
 	}
 	unknown := timedOut || errors.Is(err, transport.ErrUnreachable)
 	switch {
-	case refusedLate, errors.Is(err, transport.ErrNotSent), errors.Is(err, transport.ErrAuth), unknown && op.Idempotent():
+	case refusedLate, errors.Is(err, transport.ErrNotSent), errors.Is(err, transport.ErrAuth):
 		r.fallbacks.Add(1)
 		return proxy.Result{}, fmt.Errorf("%w: %v", proxy.ErrRunLocally, err)
+	case unknown && op.Idempotent():
+		r.fallbacks.Add(1)
+		return proxy.Result{}, fmt.Errorf("%w: %w: %v", proxy.ErrRunLocally, proxy.ErrMayHaveRun, err)
 	case unknown:
 		return proxy.Result{}, fmt.Errorf("forward to %s: %w: %w", node, proxy.ErrOutcomeUnknown, err)
 	case err != nil:

@@ -266,6 +266,10 @@ func TestForwardOutcomes(t *testing.T) {
 			if got := errors.Is(err, proxy.ErrRunLocally); got != tc.runLocal {
 				t.Fatalf("Forward error %v: run locally %v, want %v", err, got, tc.runLocal)
 			}
+			// Only an unknown outcome says the op may have run there.
+			if got, want := errors.Is(err, proxy.ErrMayHaveRun), tc.name == "unreachable, idempotent"; got != want {
+				t.Fatalf("Forward error %v: may have run there %v, want %v", err, got, want)
+			}
 			if tc.want != nil && !errors.Is(err, tc.want) || tc.want == nil && !tc.runLocal && err != nil {
 				t.Fatalf("Forward error %v, want %v", err, tc.want)
 			}
