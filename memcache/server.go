@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/internal/evloop"
+	"github.com/dynakv/dynakv/internal/loopcommit"
 	"github.com/dynakv/dynakv/internal/netserve"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -70,6 +71,11 @@ type Config struct {
 	// per core) and closed by it after Close; IOLoops is then unused. Default
 	// nil: New starts the server's own loops, and Close stops them.
 	Loops *evloop.Group
+	// Commits, when set with Loops, is the loops' commit point
+	// (internal/loopcommit), shared by every front on them, so that an
+	// iteration's inline writes of all fronts make one commit. Default nil:
+	// New makes one for its loops.
+	Commits *loopcommit.Group[*proxy.WriteSet]
 }
 
 // IO models (Config.IOModel): netserve's.

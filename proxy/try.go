@@ -104,6 +104,13 @@ func (p *Proxy) NewWriteSet() *WriteSet {
 	return &WriteSet{p: p, co: co, ws: ws}
 }
 
+// LoopWriteSet is NewWriteSet for an event loop's commit point
+// (internal/loopcommit): ok is false when there is no write set.
+func (p *Proxy) LoopWriteSet() (ws *WriteSet, ok bool) {
+	ws = p.NewWriteSet()
+	return ws, ws != nil
+}
+
 // Len returns the number of writes staged since the set began (Tries that
 // staged a write, or decided not to write on what they read).
 func (w *WriteSet) Len() int { return w.ws.Len() }

@@ -260,7 +260,7 @@ func TestFailedCommitFailsStagedReplies(t *testing.T) {
 		}
 		return ws.Commit()
 	}
-	ts.testHookCommit.Store(&hook)
+	ts.commits.SetCommitHook(hook)
 	rc.send(encode("SET", "a", "1") + encode("GET", "b") + encode("PING") + encode("GET", "a") + encode("INCR", "c"))
 	internal := "-ERR internal error\r\n"
 	for _, want := range []string{internal, "$3\r\nold\r\n", "+PONG\r\n", internal, internal} {
