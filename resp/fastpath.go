@@ -1,29 +1,20 @@
 package resp
 
 import (
-	"strings"
-
 	"github.com/dynakv/dynakv/internal/loopcommit"
 	"github.com/dynakv/dynakv/proxy"
 )
 
-// Handoff reasons (stats.handoffs, INFO's loop_handoffs_*): proxy's would-block
-// reasons, and the front's own.
+// The front's own handoff reasons (stats.handoffs, INFO's loop_handoffs_*),
+// after proxy's would-block reasons.
 const (
 	reasonNotLoop = "not-loop" // the command does not run inline (command.loop), or not now (MULTI)
 	reasonOutput  = "output"   // the connection's output is past OutputBufferLimit
 )
 
-var handoffReasons = [...]string{proxy.ReasonForward, proxy.ReasonQuorum, proxy.ReasonOOMWait, proxy.ReasonLockBusy,
-	proxy.ReasonSetFull, proxy.ReasonFlush, proxy.ReasonSteps, reasonNotLoop, reasonOutput}
-
-func reasonIndex(r string) int {
-	for i, h := range handoffReasons {
-		if h == r {
-			return i
-		}
-	}
-	return len(handoffReasons) - 1
+// newHandoffs returns the handoff counters: proxy's reasons, then the front's.
+func newHandoffs() *loopcommit.Handoffs {
+	return loopcommit.NewHandoffs(append(proxy.Reasons(), reasonNotLoop, reasonOutput))
 }
 
 // newCommits gives the server's loops their commit point (internal/loopcommit),
@@ -61,9 +52,7 @@ func (s *Server) loopInfo(b *infoBuilder) {
 		return
 	}
 	b.int("loop_inline_commands", s.stats.inline.Load())
-	for i, r := range handoffReasons {
-		b.int("loop_handoffs_"+strings.ReplaceAll(r, "-", "_"), s.stats.handoffs[i].Load())
-	}
+	s.stats.handoffs.Each(func(name string, n int64) { b.int("loop_handoffs_"+name, n) })
 	commits, writes := s.commits.Stats()
 	b.int("loop_commits", commits)
 	b.int("loop_commit_writes", writes)

@@ -176,7 +176,7 @@ func (e *loopConn) dispatch() {
 	}
 	copyCommands(&e.c.cmds, &e.parsed, i)
 	e.parsed.reset()
-	e.s.stats.handoffs[reasonIndex(reason)].Add(1)
+	e.s.stats.handoffs.Add(reason)
 	e.busy = true
 	e.lc.Pause()
 	// After the commit: a handed-off command must see what the inline

@@ -245,9 +245,9 @@ type stats struct {
 	maxOutput              atomic.Int64 // most reply bytes held for one client (noteOutput)
 	hitsBase, missesBase   atomic.Int64 // proxy counters at the last CONFIG RESETSTAT
 	// The loop driver's fast path: commands run inline, handoffs by reason
-	// (handoffReasons). The commits are the loops' (commits.Stats).
+	// (newHandoffs). The commits are the loops' (commits.Stats).
 	inline   atomic.Int64
-	handoffs [len(handoffReasons)]atomic.Int64
+	handoffs *loopcommit.Handoffs
 }
 
 // New returns a Server executing commands on px. cfg should pass Validate; its
@@ -257,6 +257,7 @@ type stats struct {
 func New(cfg Config, px *proxy.Proxy) *Server {
 	cfg = cfg.EnsureDefaults()
 	s := &Server{cfg: cfg, px: px}
+	s.stats.handoffs = newHandoffs()
 	if cfg.loops() {
 		if s.loop = cfg.Loops; s.loop == nil {
 			s.loop, s.ownLoops = s.newLoops(), true

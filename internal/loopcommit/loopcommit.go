@@ -29,6 +29,7 @@
 package loopcommit
 
 import (
+	"strings"
 	"sync/atomic"
 
 	"github.com/dynakv/dynakv/internal/evloop"
@@ -58,7 +59,7 @@ type Conn interface {
 	// a commit that failed with err; it is called once per such reply.
 	FailReply(err error) []byte
 	// Release writes b, the replies held for the commit, to the connection's
-	// output (b is reused after: copy it).
+	// output itself, not through AppendHeld (b is reused after: copy it).
 	Release(b []byte)
 	// StartHandoff starts the handoff that After deferred.
 	StartHandoff()
@@ -280,4 +281,43 @@ func (l *Loop[S]) beforeSleep() {
 		l.start[i] = nil
 	}
 	l.start = l.start[:0]
+}
+
+// Handoffs counts a front's handed-off batches by the reason of their first
+// command. Safe from any goroutine.
+type Handoffs struct {
+	reasons []string
+	n       []atomic.Int64
+}
+
+// NewHandoffs returns counters for reasons; a reason not among them counts
+// under the last.
+func NewHandoffs(reasons []string) *Handoffs {
+	return &Handoffs{reasons: reasons, n: make([]atomic.Int64, len(reasons))}
+}
+
+// Add counts one handoff for reason.
+func (h *Handoffs) Add(reason string) {
+	for i, r := range h.reasons {
+		if r == reason {
+			h.n[i].Add(1)
+			return
+		}
+	}
+	h.n[len(h.n)-1].Add(1)
+}
+
+// Each calls f for every reason, in order, with its name as a stat name ('-'
+// made '_') and its count.
+func (h *Handoffs) Each(f func(name string, n int64)) {
+	for i, r := range h.reasons {
+		f(strings.ReplaceAll(r, "-", "_"), h.n[i].Load())
+	}
+}
+
+// Reset zeroes the counts.
+func (h *Handoffs) Reset() {
+	for i := range h.n {
+		h.n[i].Store(0)
+	}
 }
