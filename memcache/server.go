@@ -54,8 +54,9 @@ type Config struct {
 	// netserve.Crash lets it end the process (tests).
 	PanicPolicy netserve.PanicPolicy
 	// IOModel picks how connections are driven: IOLoop runs plain TCP
-	// connections on event loops (internal/evloop; Linux only), every command
-	// handed off to a goroutine of a bounded pool (loop.go); IOGoroutine runs each
+	// connections on event loops (internal/evloop; Linux only), commands run
+	// inline on the loop where they can, else handed off to a goroutine of a
+	// bounded pool (loop.go); IOGoroutine runs each
 	// connection on its own goroutine with blocking reads. Default IOAuto: loops
 	// where the system has them. Any other net.Conn than a *net.TCPConn (TLS)
 	// always runs on a goroutine.
