@@ -14,11 +14,16 @@
 //     commands in order and then flushes their replies, in one write when they
 //     fit in the 8 KiB write buffer; at once after mn, and before closing after
 //     quit. The loop driver (loop.go; plain TCP on Linux, the default there):
-//     an event loop feeds each read to the same reader, copies the whole
-//     commands out, pauses the connection and hands them to a bounded pool
-//     goroutine, which runs them with the same code and posts the replies back;
-//     the connection resumes once they are queued, so its commands run in order
-//     and never overlap. Before authentication both take one command at a time.
+//     an event loop feeds each read to the same reader and runs the whole
+//     commands inline, in try mode (the single-node fast path: keys only this
+//     node holds, reads or one write per command, staged in the loop's write
+//     set and committed with the loop's other fronts' writes before any reply
+//     of the iteration leaves: internal/loopcommit); from the first that would
+//     block on, it copies the commands out, pauses the connection and hands
+//     them to a bounded pool goroutine, which runs them with the same code and
+//     posts the replies back; the connection resumes once they are queued, so
+//     its commands run in order and never overlap. Before authentication both
+//     take one command at a time, and the loop driver hands every one off.
 //   - Each connection runs its commands through one proxy.Session, flushed (one WAL
 //     sync for the batch's writes) before any reply bytes reach the socket
 //     (syncingWriter): no reply acknowledges a write before it is durable, and when

@@ -1,7 +1,6 @@
 package memcache
 
 import (
-	"bytes"
 	"encoding/base64"
 	"math"
 	"time"
@@ -162,7 +161,6 @@ func (m *metaReq) appendEcho(b []byte) []byte {
 // length, the number of flags. It answers the error itself and reports whether to
 // go on. tooLong is the message for too many flags, which differs between commands.
 func (c *conn) metaPrologue(toks [][]byte, tooLong string) bool {
-	c.s.stats.metaCmds.Add(1)
 	switch {
 	case len(toks) < 2:
 		c.fail(lineError)
@@ -187,7 +185,7 @@ func (c *conn) metaGet(toks [][]byte) {
 		return
 	}
 	now := c.now()
-	key := bytes.Clone(m.key)
+	key := c.own(m.key)
 	var tExp int64
 	op := proxy.Op{Kind: proxy.OpGet, Key: key}
 	if m.hasTTL {
@@ -314,7 +312,6 @@ func (c *conn) parseMetaSet(toks [][]byte) (ms msLine) {
 // metaSet answers an ms line and its data block (or its refusal), which the
 // reader gave with the line.
 func (c *conn) metaSet(toks [][]byte, cmd command) {
-	c.s.stats.metaCmds.Add(1)
 	ms := c.parseMetaSet(toks)
 	if ms.errLine != "" {
 		// Not hidden: no q flag applies yet. After bad flags the reader swallows
@@ -323,18 +320,22 @@ func (c *conn) metaSet(toks [][]byte, cmd command) {
 		return
 	}
 	m := ms.m
-	key := bytes.Clone(m.key)
+	key := c.own(m.key)
 	if cmd.swallowed {
 		c.refuseTooLarge(key, true, c.failAlways)
 		return
 	}
-	c.s.stats.cmdSet.Add(1)
 	if !cmd.blockOK {
+		c.s.stats.cmdSet.Add(1)
 		c.failAlways(lineBadChunk)
 		return
 	}
 	data := cmd.block
 	res, err := c.metaStore(&m, key, data)
+	if c.blocked != "" {
+		return // it runs again on a handoff
+	}
+	c.s.stats.cmdSet.Add(1)
 	if err != nil {
 		c.failAlways(errorLine(err))
 		return
@@ -433,7 +434,7 @@ func (c *conn) metaDelete(toks [][]byte) {
 		c.failAlways(lineMetaOpaqueLong)
 		return
 	}
-	op := proxy.Op{Kind: proxy.OpDelete, Key: bytes.Clone(m.key)}
+	op := proxy.Op{Kind: proxy.OpDelete, Key: c.own(m.key)}
 	if m.hasCAS {
 		op.Cond, op.CAS = proxy.CondCAS, m.cas
 	}
@@ -482,7 +483,7 @@ func (c *conn) metaArithmetic(toks [][]byte) {
 		return
 	}
 	now := c.now()
-	op := proxy.Op{Kind: proxy.OpIncrUnsigned, Key: bytes.Clone(m.key), UDelta: m.delta, Decr: decr}
+	op := proxy.Op{Kind: proxy.OpIncrUnsigned, Key: c.own(m.key), UDelta: m.delta, Decr: decr}
 	if m.hasCAS && m.cas != 0 { // C0 is no condition
 		op.Cond, op.CAS = proxy.CondCAS, m.cas
 	}
@@ -567,7 +568,6 @@ func (c *conn) metaArithmetic(toks [][]byte) {
 
 // metaDebug answers "me <key> [b]" with what dynakv knows of the item.
 func (c *conn) metaDebug(toks [][]byte) {
-	c.s.stats.metaCmds.Add(1)
 	if len(toks) < 2 || !c.validKey(toks[1]) {
 		c.failAlways(lineBadFormat)
 		return
@@ -581,7 +581,7 @@ func (c *conn) metaDebug(toks [][]byte) {
 		}
 		key, binary = k, true
 	}
-	res, err := c.do(proxy.Op{Kind: proxy.OpGet, Key: bytes.Clone(key)})
+	res, err := c.do(proxy.Op{Kind: proxy.OpGet, Key: c.own(key)})
 	if err != nil {
 		c.failAlways(errorLine(err))
 		return

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/internal/evloop"
+	"github.com/dynakv/dynakv/internal/loopcommit"
 	"github.com/dynakv/dynakv/internal/netserve"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -53,8 +54,9 @@ type Config struct {
 	// netserve.Crash lets it end the process (tests).
 	PanicPolicy netserve.PanicPolicy
 	// IOModel picks how connections are driven: IOLoop runs plain TCP
-	// connections on event loops (internal/evloop; Linux only), every command
-	// handed off to a goroutine of a bounded pool (loop.go); IOGoroutine runs each
+	// connections on event loops (internal/evloop; Linux only), commands run
+	// inline on the loop where they can, else handed off to a goroutine of a
+	// bounded pool (loop.go); IOGoroutine runs each
 	// connection on its own goroutine with blocking reads. Default IOAuto: loops
 	// where the system has them. Any other net.Conn than a *net.TCPConn (TLS)
 	// always runs on a goroutine.
@@ -70,6 +72,11 @@ type Config struct {
 	// per core) and closed by it after Close; IOLoops is then unused. Default
 	// nil: New starts the server's own loops, and Close stops them.
 	Loops *evloop.Group
+	// Commits, when set with Loops, is the loops' commit point
+	// (internal/loopcommit), shared by every front on them, so that an
+	// iteration's inline writes of all fronts make one commit. Default nil:
+	// New makes one for its loops.
+	Commits *loopcommit.Group[*proxy.WriteSet]
 }
 
 // IO models (Config.IOModel): netserve's.
@@ -156,6 +163,12 @@ type Server struct {
 
 	verbosity atomic.Uint32
 	stats     counters
+
+	// The loop driver's fast path (loop.go): the loops' commit point (with
+	// the loops' other fronts); set by tests only: testHookTry sees every op a
+	// handler runs in try mode.
+	commits     *loopcommit.Group[*proxy.WriteSet]
+	testHookTry func(op proxy.Op) error // non-nil: the op would block so
 }
 
 // New returns a Server that executes commands on px. With the loop driver it
@@ -167,6 +180,7 @@ func New(cfg Config, px *proxy.Proxy) *Server {
 		cfg.MaxValueBytes = px.MaxValueBytes()
 	}
 	s := &Server{cfg: cfg, px: px, started: cfg.Now()}
+	s.stats.handoffs = newHandoffs()
 	var onLoop func(*conn) evloop.Handler
 	if cfg.loops() {
 		if s.loop = cfg.Loops; s.loop == nil {
@@ -174,6 +188,9 @@ func New(cfg Config, px *proxy.Proxy) *Server {
 		}
 		if s.loop != nil {
 			onLoop = s.onLoop
+			if s.commits = cfg.Commits; s.commits == nil || cfg.Loops == nil {
+				s.commits = s.newCommits()
+			}
 		}
 	}
 	s.ns = netserve.New(netserve.Config[*conn]{
@@ -295,9 +312,22 @@ type conn struct {
 	out  []byte   // scratch for building reply lines
 
 	// Per command.
-	noreply bool // suppress the reply (classic noreply, meta q on nominal replies)
-	failed  bool // the reply was an error line
-	flush   bool // flush the reply now (mn)
+	noreply    bool // suppress the reply (classic noreply, meta q on nominal replies)
+	hideErrors bool // classic noreply: error lines are suppressed too
+	failed     bool // the reply was an error line
+	flush      bool // flush the reply now (mn)
+
+	// Try mode (the loop driver's inline commands, loop.go): ops run with
+	// Session.Try in ws, replies go to tryBuf; blocked is set to the reason
+	// the first op that would block gave (or to reasonNotLoop, reasonOutput),
+	// after which every op fails and the handler returns having changed
+	// nothing visible: the command is handed off and runs again from the
+	// start. inlineOut is the connection's output pending before the command.
+	try       bool
+	ws        *proxy.WriteSet
+	blocked   string
+	inlineOut int
+	tryBuf    bufOut
 
 	sess   *proxy.Session // every single-key op runs through it; flushed before replies leave
 	authed bool           // authenticated, or no password is configured
@@ -440,9 +470,39 @@ func (c *conn) failAlways(line string) {
 // failErr answers the line for a proxy error.
 func (c *conn) failErr(err error) { c.fail(errorLine(err)) }
 
-// do runs one proxy operation in the connection's session, with its context.
+// do runs one proxy operation in the connection's session, with its context;
+// in try mode with Session.Try, in the loop's write set: after a would-block
+// (c.blocked set) every later op fails at once.
 func (c *conn) do(op proxy.Op) (proxy.Result, error) {
-	return c.sess.Do(c.ctx, op)
+	if !c.try {
+		return c.sess.Do(c.ctx, op)
+	}
+	if c.blocked != "" {
+		return proxy.Result{}, proxy.ErrWouldBlock
+	}
+	var res proxy.Result
+	var err error
+	if h := c.s.testHookTry; h != nil {
+		err = h(op)
+	}
+	if err == nil {
+		res, err = c.sess.Try(c.ctx, op, c.ws)
+	}
+	if r := proxy.BlockReason(err); r != "" {
+		c.blocked = r
+	}
+	return res, err
+}
+
+// own returns a key token for an op: a copy, as the proxy may keep it after
+// the op (the coordinator's background work) while the token aliases the read
+// buffer; in try mode the token itself (the write set copies what it stages,
+// and a single node runs nothing in the background).
+func (c *conn) own(k []byte) []byte {
+	if c.try {
+		return k
+	}
+	return bytes.Clone(k)
 }
 
 // now is the server clock.
@@ -455,12 +515,19 @@ func (c *conn) validKey(k []byte) bool { return len(k) <= c.s.cfg.MaxKeyBytes }
 // pending replies.
 func (c *conn) dispatch(cmd command) (quit bool) {
 	start := c.now()
-	c.noreply, c.failed, c.flush = false, false, false
+	c.noreply, c.hideErrors, c.failed, c.flush = false, false, false, false
 	var rest []byte
 	c.toks, rest = tokenize(c.toks[:0], cmd.line)
 	toks := c.toks
+	if c.try && !inlineCommand(toks, rest) {
+		c.blocked = reasonNotLoop
+		return false
+	}
 	name := "unknown"
 	defer func() {
+		if c.blocked != "" {
+			return // it runs again on a handoff, which counts it
+		}
 		c.s.cfg.Observer.Command(protocolName, name, c.now().Sub(start), c.failed)
 	}()
 	if len(toks) == 0 || len(toks[0]) < 2 {
@@ -492,6 +559,9 @@ func (c *conn) dispatch(cmd command) (quit bool) {
 			c.metaDebug(toks)
 		default:
 			c.fail(lineError)
+		}
+		if name != "unknown" && name != "mn" && c.blocked == "" {
+			c.s.stats.metaCmds.Add(1) // once it ran (a would-block runs again)
 		}
 		return false
 	}

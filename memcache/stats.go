@@ -5,6 +5,8 @@ import (
 	"runtime"
 	"strconv"
 	"sync/atomic"
+
+	"github.com/dynakv/dynakv/internal/loopcommit"
 )
 
 // Stat is one "STAT <Name> <Value>" line.
@@ -23,20 +25,32 @@ type counters struct {
 	totalItems, storeTooLarge, metaCmds atomic.Uint64
 	bytesRead, bytesWritten             atomic.Uint64
 	authCmds, authErrors                atomic.Uint64
+	// The loop driver's fast path: commands run inline, handoffs by reason
+	// (newHandoffs). The commits are the loops' (Server.commits).
+	inline   atomic.Uint64
+	handoffs *loopcommit.Handoffs
 }
 
 // reset zeroes the counters "stats reset" clears (all of them: curr_connections is
-// not a counter).
+// not a counter; the loops' commits are not the server's).
 func (c *counters) reset() {
-	for _, p := range []*atomic.Uint64{
+	for _, p := range c.all() {
+		p.Store(0)
+	}
+	c.handoffs.Reset()
+}
+
+// all returns every counter.
+func (c *counters) all() []*atomic.Uint64 {
+	all := []*atomic.Uint64{
 		&c.totalConns, &c.rejectedConns, &c.cmdGet, &c.cmdSet, &c.cmdTouch, &c.cmdFlush,
 		&c.getHits, &c.getMisses, &c.deleteHits, &c.deleteMisses, &c.incrHits,
 		&c.incrMisses, &c.decrHits, &c.decrMisses, &c.casHits, &c.casMisses,
 		&c.casBadval, &c.touchHits, &c.touchMisses, &c.totalItems, &c.storeTooLarge,
 		&c.metaCmds, &c.bytesRead, &c.bytesWritten, &c.authCmds, &c.authErrors,
-	} {
-		p.Store(0)
+		&c.inline,
 	}
+	return all
 }
 
 // hitMiss counts a hit or a miss.
@@ -138,6 +152,7 @@ func (s *Server) generalStats(c *conn) []Stat {
 		{"evictions", "0"},
 		{"reclaimed", "0"},
 	}
+	out = s.loopStats(out)
 	return withExtra(out, s.cfg.Stats)
 }
 
@@ -177,4 +192,23 @@ func (s *Server) settingsStats() []Stat {
 		{"key_size_max", strconv.Itoa(s.cfg.MaxKeyBytes)},
 		{"meta_response_old", "no"},
 	}, s.cfg.Settings)
+}
+
+// loopStats adds the loop driver's fast path counters, as RESP's INFO has them:
+// commands run inline, handoffs by reason (one per handed-off batch, named for
+// its first command's reason), and the commits of the loops' write sets with
+// the writes they applied (loop_commit_writes / loop_commits is the mean commit
+// size; the loops' commits are shared with the RESP front on the same loops,
+// and "stats reset" leaves them).
+func (s *Server) loopStats(out []Stat) []Stat {
+	if s.commits == nil {
+		return out
+	}
+	st := &s.stats
+	out = append(out, Stat{"loop_inline_cmds", u64(st.inline.Load())})
+	st.handoffs.Each(func(name string, n int64) {
+		out = append(out, Stat{"loop_handoffs_" + name, strconv.FormatInt(n, 10)})
+	})
+	commits, writes := s.commits.Stats()
+	return append(out, Stat{"loop_commits", strconv.FormatInt(commits, 10)}, Stat{"loop_commit_writes", strconv.FormatInt(writes, 10)})
 }

@@ -1,7 +1,6 @@
 package memcache
 
 import (
-	"bytes"
 	"math"
 	"time"
 
@@ -12,7 +11,7 @@ import (
 // the reply, error lines included.
 func (c *conn) setNoreplyMaybe(toks [][]byte) bool {
 	if string(toks[len(toks)-1]) == "noreply" {
-		c.noreply = true
+		c.noreply, c.hideErrors = true, true
 	}
 	return c.noreply
 }
@@ -53,8 +52,10 @@ func (c *conn) cmdGet(toks [][]byte, rest []byte, withCAS, touch bool) {
 			return
 		}
 	}
+	var n getCounts
+	defer c.countGets(&n, touch)
 	for _, k := range keys {
-		if !c.getOne(k, withCAS, touch, exp) {
+		if !c.getOne(k, withCAS, touch, exp, &n) {
 			return
 		}
 	}
@@ -63,17 +64,38 @@ func (c *conn) cmdGet(toks [][]byte, rest []byte, withCAS, touch bool) {
 		if k, r = nextToken(r); len(k) == 0 {
 			break
 		}
-		if !c.getOne(k, withCAS, touch, exp) {
+		if !c.getOne(k, withCAS, touch, exp, &n) {
 			return
 		}
 	}
 	c.w.WriteString("END\r\n")
 }
 
-// getOne writes the VALUE block of one key of a retrieval command, if it exists. On
-// a proxy error it writes the error line in place of END and returns false.
-func (c *conn) getOne(k []byte, withCAS, touch bool, exp int64) bool {
-	op := proxy.Op{Kind: proxy.OpGet, Key: bytes.Clone(k)}
+// getCounts are a retrieval command's hits and misses, counted once it ran.
+type getCounts struct{ hits, misses uint64 }
+
+// countGets adds a retrieval command's counts to the stats, unless it would
+// block (it runs again on a handoff, which counts it).
+func (c *conn) countGets(n *getCounts, touch bool) {
+	if c.blocked != "" {
+		return
+	}
+	st := &c.s.stats
+	cmd, hits, misses := &st.cmdGet, &st.getHits, &st.getMisses
+	if touch {
+		cmd, hits, misses = &st.cmdTouch, &st.touchHits, &st.touchMisses
+	}
+	cmd.Add(n.hits + n.misses)
+	hits.Add(n.hits)
+	misses.Add(n.misses)
+}
+
+// getOne writes the VALUE block of one key of a retrieval command, if it exists,
+// and counts it in n. On a proxy error it writes the error line in place of END
+// and returns false; in try mode also when the replies pass inlineMax (the
+// command is handed off: c.blocked).
+func (c *conn) getOne(k []byte, withCAS, touch bool, exp int64, n *getCounts) bool {
+	op := proxy.Op{Kind: proxy.OpGet, Key: c.own(k)}
 	if touch {
 		op = proxy.Op{Kind: proxy.OpGetEx, Key: op.Key, SetExpiry: true, Expiry: exp, Persist: exp == 0}
 	}
@@ -82,17 +104,11 @@ func (c *conn) getOne(k []byte, withCAS, touch bool, exp int64) bool {
 		c.failErr(err)
 		return false
 	}
-	st := &c.s.stats
-	if touch {
-		st.cmdTouch.Add(1)
-		hitMiss(res.Found, &st.touchHits, &st.touchMisses)
-	} else {
-		st.cmdGet.Add(1)
-		hitMiss(res.Found, &st.getHits, &st.getMisses)
-	}
 	if !res.Found {
+		n.misses++
 		return true
 	}
+	n.hits++
 	it := res.Item
 	cas := it.CAS
 	if res.Status == proxy.Stored {
@@ -113,6 +129,10 @@ func (c *conn) getOne(k []byte, withCAS, touch bool, exp int64) bool {
 	c.w.Write(b)
 	c.w.Write(it.Value)
 	c.w.WriteString("\r\n")
+	if c.try && c.inlineOut+len(c.tryBuf.b) > inlineMax {
+		c.blocked = reasonOutput
+		return false
+	}
 	return true
 }
 
@@ -173,13 +193,13 @@ func (c *conn) cmdUpdate(toks [][]byte, cmd command, withCAS bool) {
 		return
 	}
 	exp := expiry(u.exptime, c.now())
-	key := bytes.Clone(u.key) // the proxy may keep it
+	key := c.own(u.key)
 	if cmd.swallowed {
 		c.refuseTooLarge(key, kind == "set", c.fail)
 		return
 	}
-	c.s.stats.cmdSet.Add(1)
 	if !cmd.blockOK {
+		c.s.stats.cmdSet.Add(1)
 		c.fail(lineBadChunk)
 		return
 	}
@@ -196,6 +216,10 @@ func (c *conn) cmdUpdate(toks [][]byte, cmd command, withCAS bool) {
 		op.Cond, op.CAS = proxy.CondCAS, u.cas
 	}
 	res, err := c.do(op)
+	if c.blocked != "" {
+		return // it runs again on a handoff
+	}
+	c.s.stats.cmdSet.Add(1)
 	if err != nil {
 		c.failErr(err)
 		return
@@ -221,14 +245,18 @@ func (c *conn) cmdUpdate(toks [][]byte, cmd command, withCAS bool) {
 // the block as it streams in, and the reply leaves before the server waits for it,
 // so a client need not send the block to hear it.
 func (c *conn) refuseTooLarge(key []byte, del bool, fail func(string)) {
-	c.s.stats.storeTooLarge.Add(1)
-	fail(lineTooLarge)
 	if del {
 		// memcached unlinks the old item so a failed set leaves no stale value.
-		if _, err := c.do(proxy.Op{Kind: proxy.OpDelete, Key: key}); err != nil {
+		_, err := c.do(proxy.Op{Kind: proxy.OpDelete, Key: key})
+		if c.blocked != "" {
+			return // it runs again on a handoff
+		}
+		if err != nil {
 			c.s.cfg.Logger.Debug("memcache: delete after oversized set", "err", err)
 		}
 	}
+	c.s.stats.storeTooLarge.Add(1)
+	fail(lineTooLarge)
 }
 
 func (c *conn) countCAS(st proxy.Status) {
@@ -255,7 +283,7 @@ func (c *conn) cmdArithmetic(toks [][]byte, incr bool) {
 		c.fail(lineBadDelta)
 		return
 	}
-	res, err := c.do(proxy.Op{Kind: proxy.OpIncrUnsigned, Key: bytes.Clone(toks[1]), UDelta: delta, Decr: !incr})
+	res, err := c.do(proxy.Op{Kind: proxy.OpIncrUnsigned, Key: c.own(toks[1]), UDelta: delta, Decr: !incr})
 	if err != nil {
 		c.failErr(err)
 		return
@@ -288,7 +316,7 @@ func (c *conn) cmdDelete(toks [][]byte) {
 		c.fail(lineBadFormat)
 		return
 	}
-	res, err := c.do(proxy.Op{Kind: proxy.OpDelete, Key: bytes.Clone(toks[1])})
+	res, err := c.do(proxy.Op{Kind: proxy.OpDelete, Key: c.own(toks[1])})
 	if err != nil {
 		c.failErr(err)
 		return
@@ -315,7 +343,7 @@ func (c *conn) cmdTouch(toks [][]byte) {
 		return
 	}
 	exp := expiry(e, c.now())
-	res, err := c.do(proxy.Op{Kind: proxy.OpGetEx, Key: bytes.Clone(toks[1]), SetExpiry: true, Expiry: exp, Persist: exp == 0})
+	res, err := c.do(proxy.Op{Kind: proxy.OpGetEx, Key: c.own(toks[1]), SetExpiry: true, Expiry: exp, Persist: exp == 0})
 	if err != nil {
 		c.failErr(err)
 		return

@@ -21,6 +21,7 @@ import (
 	"github.com/dynakv/dynakv/cluster/transport"
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/internal/evloop"
+	"github.com/dynakv/dynakv/internal/loopcommit"
 	"github.com/dynakv/dynakv/internal/netserve"
 	"github.com/dynakv/dynakv/memcache"
 	"github.com/dynakv/dynakv/peer"
@@ -435,6 +436,14 @@ func (n *Node) newFronts() error {
 			rc.IOModel, mc.IOModel = resp.IOGoroutine, memcache.IOGoroutine
 		}
 		n.loops, rc.Loops, mc.Loops = g, g, g
+		if g != nil {
+			// One commit point per loop for both fronts: an iteration's inline
+			// writes, RESP's and memcached's, make one commit.
+			commits := loopcommit.New(g, n.px.LoopWriteSet, func(writes int, err error) {
+				n.log.Error("commit of a loop's writes failed: their commands fail", "writes", writes, "err", err)
+			})
+			rc.Commits, mc.Commits = commits, commits
+		}
 	}
 	n.resp = resp.New(rc, n.px)
 	if n.mcLn != nil {

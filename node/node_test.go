@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -372,16 +373,7 @@ func TestFrontsShareLoops(t *testing.T) {
 	if n.loops == nil || len(n.loops.Loops()) != 1 {
 		t.Fatalf("node loops: %v", n.loops)
 	}
-	r, err := net.Dial("tcp", n.RESPAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer r.Close()
-	m, err := net.Dial("tcp", n.MemcacheAddr())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	r, m := dialFronts(t, n)
 	for _, tc := range []struct {
 		c         net.Conn
 		req, want string
@@ -398,4 +390,109 @@ func TestFrontsShareLoops(t *testing.T) {
 	if got := n.loops.Len(); got != 2 {
 		t.Fatalf("the shared loops hold %d connections, want both fronts' 2", got)
 	}
+}
+
+// TestFrontsShareCommit: the RESP and memcached connections of one loop stage
+// their writes in the loop's one write set, so an iteration that serves both
+// makes one commit of both writes, which both fronts' counters show.
+func TestFrontsShareCommit(t *testing.T) {
+	if !evloop.Supported() {
+		t.Skip("no event loops on this system")
+	}
+	n := startTestNode(t, Config{IOModel: "loop", IOLoops: 1})
+	defer n.Close()
+	r, m := dialFronts(t, n)
+	read := func(c net.Conn, want string) {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, len(want))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != want {
+			t.Fatalf("read %q, %v; want %q", buf, err, want)
+		}
+	}
+	send := func(c net.Conn, s string) {
+		t.Helper()
+		if _, err := io.WriteString(c, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Both connections registered with the loop (their first command ran).
+	send(r, "PING\r\n")
+	read(r, "+PONG\r\n")
+	send(m, "version\r\n")
+	read(m, "VERSION "+n.cfg.Version+"\r\n")
+	// The counters as each front shows them: INFO stats, memcached stats.
+	field := func(text, sep, name string) int64 {
+		t.Helper()
+		for _, l := range strings.Split(text, "\r\n") {
+			if v, ok := strings.CutPrefix(l, name+sep); ok {
+				i, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return i
+			}
+		}
+		t.Fatalf("no %s in %q", name, text)
+		return 0
+	}
+	readUntil := func(c net.Conn, end string) string {
+		t.Helper()
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var b []byte
+		buf := make([]byte, 4096)
+		for !strings.HasSuffix(string(b), end) {
+			k, err := c.Read(buf)
+			if err != nil {
+				t.Fatalf("read: %v (got %q)", err, b)
+			}
+			b = append(b, buf[:k]...)
+		}
+		return string(b)
+	}
+	commits := func() (int64, int64) {
+		t.Helper()
+		send(r, "INFO stats\r\n")
+		info := readUntil(r, "\r\n\r\n")
+		send(m, "stats\r\n")
+		st := readUntil(m, "END\r\n")
+		c, w := field(info, ":", "loop_commits"), field(info, ":", "loop_commit_writes")
+		if mc, mw := field(st, " ", "STAT loop_commits"), field(st, " ", "STAT loop_commit_writes"); mc != c || mw != w {
+			t.Fatalf("memcached counts %d commits of %d writes, RESP %d of %d", mc, mw, c, w)
+		}
+		return c, w
+	}
+	c0, w0 := commits()
+	// Hold the loop while both writes arrive: its next iteration reads both.
+	l := n.loops.Loops()[0]
+	release := make(chan struct{})
+	held := make(chan struct{})
+	l.Post(func() { close(held); <-release })
+	<-held
+	send(r, "SET a 1\r\n")
+	send(m, "set b 0 0 1\r\n2\r\n")
+	close(release)
+	read(r, "+OK\r\n")
+	read(m, "STORED\r\n")
+	c1, w1 := commits()
+	if c1-c0 != 1 || w1-w0 != 2 {
+		t.Fatalf("%d commits of %d writes, want 1 of 2 (one write set for both fronts)", c1-c0, w1-w0)
+	}
+}
+
+// dialFronts connects to the node's RESP and memcached fronts; the test's
+// cleanup closes both.
+func dialFronts(t *testing.T, n *Node) (r, m net.Conn) {
+	t.Helper()
+	r, err := net.Dial("tcp", n.RESPAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	m, err = net.Dial("tcp", n.MemcacheAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return r, m
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/storage"
@@ -43,10 +44,33 @@ func (e *WouldBlock) Is(t error) bool { return t == ErrWouldBlock }
 // One value per reason, so that Try allocates nothing to say it.
 var blockErrs = map[string]*WouldBlock{}
 
+var reasons = []string{ReasonForward, ReasonQuorum, ReasonOOMWait, ReasonLockBusy, ReasonSetFull, ReasonFlush, ReasonSteps}
+
 func init() {
-	for _, r := range []string{ReasonForward, ReasonQuorum, ReasonOOMWait, ReasonLockBusy, ReasonSetFull, ReasonFlush, ReasonSteps} {
+	for _, r := range reasons {
 		blockErrs[r] = &WouldBlock{r}
 	}
+}
+
+// Reasons returns every reason an op would block, in a fixed order (the
+// fronts count their handoffs by reason).
+func Reasons() []string { return slices.Clone(reasons) }
+
+// RerunSafe says what keeps a handler that ran ops (in order) in try mode from
+// being run again from the start after a would-block of any of them: a write
+// after another op (the re-run would repeat it, or a later op's would-block
+// would leave it done). It returns "" when the ops are reads, or one write
+// first: the rule for the fronts' inline commands.
+func RerunSafe(ops []Op) string {
+	for i, op := range ops {
+		if i > 0 && op.Writes() {
+			return "a write after another op"
+		}
+		if i > 0 && ops[0].Writes() {
+			return "an op after a write"
+		}
+	}
+	return ""
 }
 
 func wouldBlock(reason string) error { return blockErrs[reason] }
@@ -102,6 +126,13 @@ func (p *Proxy) NewWriteSet() *WriteSet {
 		return nil
 	}
 	return &WriteSet{p: p, co: co, ws: ws}
+}
+
+// LoopWriteSet is NewWriteSet for an event loop's commit point
+// (internal/loopcommit): ok is false when there is no write set.
+func (p *Proxy) LoopWriteSet() (ws *WriteSet, ok bool) {
+	ws = p.NewWriteSet()
+	return ws, ws != nil
 }
 
 // Len returns the number of writes staged since the set began (Tries that

@@ -113,3 +113,20 @@ func TestTryCommitVisible(t *testing.T) {
 		t.Fatalf("after Commit: %q", res.Item.Value)
 	}
 }
+
+// TestRerunSafe: reads, or one write first, may run again from the start; a
+// write after another op, or an op after a write, may not.
+func TestRerunSafe(t *testing.T) {
+	get, set, del := proxy.Op{Kind: proxy.OpGet}, proxy.Op{Kind: proxy.OpSet}, proxy.Op{Kind: proxy.OpDelete}
+	for _, tc := range []struct {
+		ops  []proxy.Op
+		safe bool
+	}{
+		{nil, true}, {[]proxy.Op{get}, true}, {[]proxy.Op{get, get, get}, true}, {[]proxy.Op{set}, true},
+		{[]proxy.Op{set, set}, false}, {[]proxy.Op{get, del}, false}, {[]proxy.Op{set, get}, false},
+	} {
+		if got := proxy.RerunSafe(tc.ops) == ""; got != tc.safe {
+			t.Errorf("%v: safe %v, want %v", tc.ops, got, tc.safe)
+		}
+	}
+}

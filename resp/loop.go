@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/internal/evloop"
+	"github.com/dynakv/dynakv/internal/loopcommit"
 	"github.com/dynakv/dynakv/internal/netserve"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -30,8 +31,10 @@ import (
 // the input is parsed then, so a later command never runs before an earlier
 // one's reply is queued.
 //
-// Durability: inline replies are held per connection (held) until the loop's
-// BeforeSleep hook has committed the write set (one Pebble commit with the
+// Durability: inline replies are held per connection (loopcommit.Held) until
+// the loop's commit point (internal/loopcommit: one per loop, shared with the
+// memcached front on the same loops, Config.Commits) has committed the write
+// set in its BeforeSleep hook (one Pebble commit with the
 // store's sync: inline on the loop in every fsync mode; with --fsync always the
 // loop waits for the group commit's fsync, its other connections with it).
 // A failed commit replaces the reply of every command whose op depended on it
@@ -62,17 +65,15 @@ type loopConn struct {
 	p reqReader
 
 	// Loop goroutine only.
-	lc     *evloop.Conn
-	parsed commands // spans of the loop's buffer: valid during OnData only
-	kept   int      // input bytes left unused by the last OnData (counted already)
-	busy   bool     // a handoff is in flight
-	ending bool     // the connection closes once its output is written
-	spare  []byte   // an output buffer a completed handoff gave back
-	grace  *time.Timer
-	st     *loopState
-	held   []byte     // inline replies of this iteration, written after the commit
-	slots  []heldSlot // the replies in held that depend on the set's next commit
-	queued bool       // in st.held
+	lc              *evloop.Conn
+	parsed          commands // spans of the loop's buffer: valid during OnData only
+	kept            int      // input bytes left unused by the last OnData (counted already)
+	busy            bool     // a handoff is in flight
+	ending          bool     // the connection closes once its output is written
+	spare           []byte   // an output buffer a completed handoff gave back
+	grace           *time.Timer
+	st              *loopcommit.Loop[*proxy.WriteSet] // the loop's commit point (shared with the loop's other fronts)
+	loopcommit.Held                                   // inline replies of this iteration, written after the commit
 
 	out            loopOut
 	netserve.Drain // output waits (WhenDrained, Send); closed by OnClose
@@ -114,7 +115,7 @@ func (e *loopConn) OnData(lc *evloop.Conn, in []byte) int {
 	if e.lc == nil {
 		e.lc, lc.Data = lc, e
 		e.SetConn(lc)
-		e.st = e.s.loopStates[lc.Loop()]
+		e.st = e.s.commits.Loop(lc.Loop())
 	}
 	e.s.stats.netIn.Add(int64(len(in) - e.kept))
 	used := 0
@@ -158,9 +159,9 @@ func (e *loopConn) parse(in []byte) int {
 func (e *loopConn) dispatch() {
 	n := e.parsed.len()
 	i, reason := 0, proxy.ReasonQuorum
-	if st := e.st; st != nil && st.ready && st.ws != nil {
+	if ws, ok := e.st.Set(); ok {
 		for ; i < n; i++ {
-			if reason = e.inline(e.parsed.get(i)); reason != "" {
+			if reason = e.inline(e.parsed.get(i), ws); reason != "" {
 				break
 			}
 			if e.ending {
@@ -175,31 +176,27 @@ func (e *loopConn) dispatch() {
 	}
 	copyCommands(&e.c.cmds, &e.parsed, i)
 	e.parsed.reset()
-	e.s.stats.handoffs[reasonIndex(reason)].Add(1)
+	e.s.stats.handoffs.Add(reason)
 	e.busy = true
 	e.lc.Pause()
-	if e.st == nil || !e.st.ready {
-		e.handoff()
-		return
-	}
 	// After the commit: a handed-off command must see what the inline
 	// ones staged, and must not wait for their locks.
-	e.st.start = append(e.st.start, e)
+	e.st.After(e)
 }
 
 // inline runs one command in try mode; it returns "" when it ran (its reply
 // held until the commit), else why it must be handed off, with nothing done.
-func (e *loopConn) inline(args [][]byte) (reason string) {
+func (e *loopConn) inline(args [][]byte, ws *proxy.WriteSet) (reason string) {
 	s, c := e.s, e.c
 	if len(args) == 0 || c.closing {
 		return ""
 	}
-	out := e.lc.OutPending() + len(e.held)
+	out := e.lc.OutPending() + e.HeldLen()
 	if out > s.cfg.OutputBufferLimit {
 		return reasonOutput
 	}
 	for retried := false; ; retried = true {
-		c.try, c.ws, c.blocked, c.inlineOut = true, e.st.ws, "", out
+		c.try, c.ws, c.blocked, c.inlineOut = true, ws, "", out
 		start := time.Now()
 		name := s.safeExec(c, args)
 		c.try, c.ws = false, nil
@@ -210,10 +207,10 @@ func (e *loopConn) inline(args [][]byte) (reason string) {
 		reason, c.blocked = c.blocked, ""
 		c.w.reset()
 		c.sess.TakeStaged() // a would-block staged nothing; an earlier op of the handler may have read the set
-		if reason != proxy.ReasonSetFull || retried || e.st.ws.Len() == 0 {
+		if reason != proxy.ReasonSetFull || retried || ws.Len() == 0 {
 			return reason
 		}
-		e.st.commit() // the set is full: commit it (its replies still wait) and try again
+		e.st.Commit() // the set is full: commit it (its replies still wait) and try again
 	}
 }
 
@@ -223,18 +220,8 @@ func (e *loopConn) ran(name string, start time.Time) {
 	s, c := e.s, e.c
 	failed := c.w.failed
 	if len(c.w.b) > 0 {
-		if !e.queued {
-			e.queued = true
-			e.st.held = append(e.st.held, e)
-			if e.held == nil {
-				e.held = e.st.buffer()
-			}
-		}
-		if c.sess.TakeStaged() {
-			e.slots = append(e.slots, heldSlot{len(e.held), len(e.held) + len(c.w.b)})
-		}
-		e.held = append(e.held, c.w.b...)
-		s.noteOutput(e.lc.OutPending() + len(e.held))
+		e.st.Hold(e, c.w.b, c.sess.TakeStaged())
+		s.noteOutput(e.lc.OutPending() + e.HeldLen())
 	}
 	c.w.reset()
 	s.stats.commands.Add(1)
@@ -247,7 +234,7 @@ func (e *loopConn) ran(name string, start time.Time) {
 	if c.closing { // a panic, or a security warning: the replies so far, then the end
 		if c.dropReplies {
 			// Redis frees the client at once: replies not yet written are lost.
-			e.held, e.slots = e.held[:0], e.slots[:0]
+			e.DropHeld()
 		}
 		e.ending = true
 		e.lc.Pause()
@@ -357,8 +344,7 @@ func (e *loopConn) end() {
 // write queues reply bytes on the connection, after the replies held for the
 // commit.
 func (e *loopConn) write(b []byte) {
-	if len(e.held) > 0 {
-		e.held = append(e.held, b...)
+	if e.AppendHeld(b) {
 		return
 	}
 	e.lc.Write(b)

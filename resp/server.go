@@ -19,6 +19,7 @@ import (
 	"github.com/tidwall/redcon"
 
 	"github.com/dynakv/dynakv/internal/evloop"
+	"github.com/dynakv/dynakv/internal/loopcommit"
 	"github.com/dynakv/dynakv/internal/netserve"
 	"github.com/dynakv/dynakv/proxy"
 )
@@ -109,6 +110,11 @@ type Config struct {
 	// per core) and closed by it after Close; IOLoops is then unused. Default
 	// nil: New starts the server's own loops, and Close stops them.
 	Loops *evloop.Group
+	// Commits, when set with Loops, is the loops' commit point
+	// (internal/loopcommit), shared by every front on them, so that an
+	// iteration's inline writes of all fronts make one commit. Default nil:
+	// New makes one for its loops.
+	Commits *loopcommit.Group[*proxy.WriteSet]
 	// NoBatch runs every command of a pipeline alone even in a cluster (A/B
 	// tests and benchmarks). Default false: with Cluster set, a pipeline's runs
 	// of plain SET, GET and single-key DEL, and MGET's keys, are run with one
@@ -224,12 +230,11 @@ type Server struct {
 	stats  stats
 	config configStore
 
-	// Loop driver's fast path (loop.go): each loop's state; set by tests only:
-	// testHookTry sees every op a handler runs in try mode, testHookCommit
-	// replaces a loop's write set commit.
-	loopStates     map[*evloop.Loop]*loopState
-	testHookTry    func(c *client, op proxy.Op) error // non-nil: the op would block so
-	testHookCommit atomic.Pointer[func(ws *proxy.WriteSet) error]
+	// Loop driver's fast path (loop.go): the loops' commit point (with the
+	// loops' other fronts); set by tests only: testHookTry sees every op a
+	// handler runs in try mode.
+	commits     *loopcommit.Group[*proxy.WriteSet]
+	testHookTry func(c *client, op proxy.Op) error // non-nil: the op would block so
 }
 
 // stats are INFO's counters.
@@ -240,9 +245,9 @@ type stats struct {
 	maxOutput              atomic.Int64 // most reply bytes held for one client (noteOutput)
 	hitsBase, missesBase   atomic.Int64 // proxy counters at the last CONFIG RESETSTAT
 	// The loop driver's fast path: commands run inline, handoffs by reason
-	// (handoffReasons), write set commits and the writes they applied.
-	inline, commits, committed atomic.Int64
-	handoffs                   [len(handoffReasons)]atomic.Int64
+	// (newHandoffs). The commits are the loops' (commits.Stats).
+	inline   atomic.Int64
+	handoffs *loopcommit.Handoffs
 }
 
 // New returns a Server executing commands on px. cfg should pass Validate; its
@@ -252,6 +257,7 @@ type stats struct {
 func New(cfg Config, px *proxy.Proxy) *Server {
 	cfg = cfg.EnsureDefaults()
 	s := &Server{cfg: cfg, px: px}
+	s.stats.handoffs = newHandoffs()
 	if cfg.loops() {
 		if s.loop = cfg.Loops; s.loop == nil {
 			s.loop, s.ownLoops = s.newLoops(), true
@@ -260,7 +266,9 @@ func New(cfg Config, px *proxy.Proxy) *Server {
 	var onLoop func(*client) evloop.Handler
 	if s.loop != nil {
 		onLoop = s.onLoop
-		s.loopStates = s.newLoopStates()
+		if s.commits = cfg.Commits; s.commits == nil || cfg.Loops == nil {
+			s.commits = s.newCommits()
+		}
 	}
 	s.ns = netserve.New(netserve.Config[*client]{
 		MaxClients:   cfg.MaxClients,
