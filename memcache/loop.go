@@ -140,9 +140,9 @@ func scribble(b []byte) {
 // newLoops starts the event loops of the loop driver, or returns nil (logged)
 // when they cannot start: the goroutine driver serves everything then.
 func (s *Server) newLoops() *evloop.Group {
-	g, err := netserve.NewLoops(s.cfg.IOLoops, s.cfg.PanicPolicy, func(_ *evloop.Conn, p *evloop.PanicError) {
+	g, err := netserve.NewLoops(s.cfg.IOLoops, s.cfg.PanicPolicy, evloop.Config{OnPanic: func(_ *evloop.Conn, p *evloop.PanicError) {
 		s.cfg.Logger.Error("memcache: panic serving a connection", "panic", p.Value, "stack", string(p.Stack))
-	})
+	}})
 	if err != nil {
 		s.cfg.Logger.Warn("memcache: event loops unavailable: serving every connection on its own goroutine", "err", err)
 		return nil

@@ -212,3 +212,11 @@ func (s *Server) loopStats(out []Stat) []Stat {
 	commits, writes := s.commits.Stats()
 	return append(out, Stat{"loop_commits", strconv.FormatInt(commits, 10)}, Stat{"loop_commit_writes", strconv.FormatInt(writes, 10)})
 }
+
+// LoopStats reports the fast path's counters (stats' loop_*): commands run
+// inline, and through handoff each reason with its handed-off batches. Both
+// are zero when the server has no loops; stats reset zeroes them.
+func (s *Server) LoopStats(handoff func(reason string, n int64)) (inline int64) {
+	s.stats.handoffs.Each(handoff)
+	return int64(s.stats.inline.Load())
+}

@@ -23,6 +23,8 @@ type metrics struct {
 	latency  *prometheus.HistogramVec
 	conns    *prometheus.GaugeVec
 	siblings prometheus.Histogram
+	// loopIteration is how long each event-loop iteration kept its loop busy.
+	loopIteration prometheus.Histogram
 
 	mu     sync.RWMutex
 	series map[[2]string]*commandSeries
@@ -54,9 +56,14 @@ func newMetrics() *metrics {
 			Name: "dynakv_siblings_per_read", Help: "Live siblings found by each read.",
 			Buckets: []float64{0, 1, 2, 3, 5, 10},
 		}),
+		loopIteration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "dynakv_loop_iteration_seconds",
+			Help:    "How long each iteration of the client event loops kept its loop busy (every connection of the loop waited for it): reads, inline commands, the commit of their writes, replies.",
+			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 9), // 10µs .. ~0.65s
+		}),
 		series: make(map[[2]string]*commandSeries),
 	}
-	m.reg.MustRegister(m.commands, m.errors, m.latency, m.conns, m.siblings,
+	m.reg.MustRegister(m.commands, m.errors, m.latency, m.conns, m.siblings, m.loopIteration,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -180,6 +187,7 @@ func (n *Node) registerGauges() {
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_ops_forward_fallbacks_total", Help: "Operations run here because their replica was unreachable."},
 			func() float64 { return float64(n.router.Metrics().Fallbacks) }),
 	)
+	n.met.reg.MustRegister(loopCollector{n})
 	for k := range numKinds {
 		for i, zone := range [2]string{"local", "remote"} {
 			n.met.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "dynakv_peer_requests_total",
@@ -188,4 +196,48 @@ func (n *Node) registerGauges() {
 				func() float64 { return float64(n.calls.n[k][i].Load()) }))
 		}
 	}
+}
+
+// loopCollector exports the client event loops' fast-path counters, INFO's
+// and memcached stats' loop_* figures: commands run inline and handed-off
+// batches by reason, per protocol, and the commits of the loops' write sets.
+type loopCollector struct{ n *Node }
+
+var (
+	loopInlineDesc = prometheus.NewDesc("dynakv_loop_inline_commands_total",
+		"Client commands run inline on an event loop (the fast path), by protocol.", []string{"protocol"}, nil)
+	loopHandoffDesc = prometheus.NewDesc("dynakv_loop_handoffs_total",
+		"Batches of client commands handed off from an event loop to a goroutine, by protocol and the reason of their first command.", []string{"protocol", "reason"}, nil)
+	loopCommitsDesc = prometheus.NewDesc("dynakv_loop_commits_total",
+		"Commits of the event loops' write sets that had writes (one per loop iteration at most, and one per full set).", nil, nil)
+	loopCommitWritesDesc = prometheus.NewDesc("dynakv_loop_commit_writes_total",
+		"Writes those commits applied (divided by dynakv_loop_commits_total: the mean commit size).", nil, nil)
+)
+
+func (c loopCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- loopInlineDesc
+	ch <- loopHandoffDesc
+	ch <- loopCommitsDesc
+	ch <- loopCommitWritesDesc
+}
+
+func (c loopCollector) Collect(ch chan<- prometheus.Metric) {
+	front := func(protocol string, stats func(func(string, int64)) int64) {
+		inline := stats(func(reason string, n int64) {
+			ch <- prometheus.MustNewConstMetric(loopHandoffDesc, prometheus.CounterValue, float64(n), protocol, reason)
+		})
+		ch <- prometheus.MustNewConstMetric(loopInlineDesc, prometheus.CounterValue, float64(inline), protocol)
+	}
+	if c.n.resp != nil {
+		front("resp", c.n.resp.LoopStats)
+	}
+	if c.n.mc != nil {
+		front("memcache", c.n.mc.LoopStats)
+	}
+	var commits, writes int64
+	if c.n.commits != nil {
+		commits, writes = c.n.commits.Stats()
+	}
+	ch <- prometheus.MustNewConstMetric(loopCommitsDesc, prometheus.CounterValue, float64(commits))
+	ch <- prometheus.MustNewConstMetric(loopCommitWritesDesc, prometheus.CounterValue, float64(writes))
 }

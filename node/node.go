@@ -75,7 +75,8 @@ type Node struct {
 	tls      tlsConfigs
 	resp     *resp.Server
 	mc       *memcache.Server
-	loops    *evloop.Group // the fronts' event loops, one per core, shared; nil: none
+	loops    *evloop.Group                      // the fronts' event loops, one per core, shared; nil: none
+	commits  *loopcommit.Group[*proxy.WriteSet] // the loops' commit points; nil: none
 	http     *http.Server
 	respLn   net.Listener
 	mcLn     net.Listener
@@ -428,8 +429,11 @@ func (n *Node) newFronts() error {
 	if netserve.UseLoops(n.cfg.IOModel) {
 		// One group for both fronts: a loop per core, as redis-server's ae and
 		// memcached's workers, not one per core per protocol.
-		g, err := netserve.NewLoops(n.cfg.IOLoops, netserve.CloseConn, func(_ *evloop.Conn, p *evloop.PanicError) {
-			n.log.Error("panic serving a client connection", "panic", p.Value, "stack", string(p.Stack))
+		g, err := netserve.NewLoops(n.cfg.IOLoops, netserve.CloseConn, evloop.Config{
+			OnPanic: func(_ *evloop.Conn, p *evloop.PanicError) {
+				n.log.Error("panic serving a client connection", "panic", p.Value, "stack", string(p.Stack))
+			},
+			OnIteration: func(busy time.Duration) { n.met.loopIteration.Observe(busy.Seconds()) },
 		})
 		if err != nil {
 			n.log.Warn("event loops unavailable: serving every client connection on its own goroutine", "err", err)
@@ -442,7 +446,7 @@ func (n *Node) newFronts() error {
 			commits := loopcommit.New(g, n.px.LoopWriteSet, func(writes int, err error) {
 				n.log.Error("commit of a loop's writes failed: their commands fail", "writes", writes, "err", err)
 			})
-			rc.Commits, mc.Commits = commits, commits
+			rc.Commits, mc.Commits, n.commits = commits, commits, commits
 		}
 	}
 	n.resp = resp.New(rc, n.px)

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -477,6 +478,25 @@ func TestFrontsShareCommit(t *testing.T) {
 	c1, w1 := commits()
 	if c1-c0 != 1 || w1-w0 != 2 {
 		t.Fatalf("%d commits of %d writes, want 1 of 2 (one write set for both fronts)", c1-c0, w1-w0)
+	}
+	// Prometheus shows the same figures, and the loop's iterations.
+	metrics := httpGet(t, "http://"+n.HTTPAddr()+"/metrics")
+	for _, want := range []string{
+		fmt.Sprintf("dynakv_loop_commits_total %d", c1),
+		fmt.Sprintf("dynakv_loop_commit_writes_total %d", w1),
+		`dynakv_loop_inline_commands_total{protocol="memcache"}`,
+		`dynakv_loop_inline_commands_total{protocol="resp"}`,
+		`dynakv_loop_handoffs_total{protocol="resp",reason="not_loop"}`,
+		"dynakv_loop_iteration_seconds_count",
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	for _, l := range strings.Split(metrics, "\n") {
+		if v, ok := strings.CutPrefix(l, `dynakv_loop_inline_commands_total{protocol="resp"} `); ok && v == "0" {
+			t.Errorf("no RESP command counted inline: %q", l)
+		}
 	}
 }
 

@@ -57,3 +57,11 @@ func (s *Server) loopInfo(b *infoBuilder) {
 	b.int("loop_commits", commits)
 	b.int("loop_commit_writes", writes)
 }
+
+// LoopStats reports the fast path's counters (INFO's loop_*): commands run
+// inline, and through handoff each reason (in INFO's spelling) with its handed-
+// off batches. Both are zero when the server has no loops.
+func (s *Server) LoopStats(handoff func(reason string, n int64)) (inline int64) {
+	s.stats.handoffs.Each(handoff)
+	return s.stats.inline.Load()
+}

@@ -85,7 +85,7 @@ const spareMax = 4 << 10
 // newLoops starts the event loops of the loop driver, or returns nil (logged)
 // when they cannot start: the goroutine driver serves everything then.
 func (s *Server) newLoops() *evloop.Group {
-	g, err := netserve.NewLoops(s.cfg.IOLoops, s.cfg.PanicPolicy, func(lc *evloop.Conn, p *evloop.PanicError) {
+	g, err := netserve.NewLoops(s.cfg.IOLoops, s.cfg.PanicPolicy, evloop.Config{OnPanic: func(lc *evloop.Conn, p *evloop.PanicError) {
 		addr := ""
 		if lc != nil {
 			if e, ok := lc.Data.(*loopConn); ok {
@@ -93,7 +93,7 @@ func (s *Server) newLoops() *evloop.Group {
 			}
 		}
 		s.cfg.Logger.Error("panic serving a client connection", "addr", addr, "panic", p.Value, "stack", string(p.Stack))
-	})
+	}})
 	if err != nil {
 		s.cfg.Logger.Warn("event loops unavailable: serving every connection on its own goroutine", "err", err)
 		return nil

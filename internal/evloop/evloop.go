@@ -132,6 +132,11 @@ type Config struct {
 	// OnPanic, when set, is told of every recovered panic, on the loop goroutine: c
 	// is the connection it closed, or nil for a panic outside any connection.
 	OnPanic func(c *Conn, p *PanicError)
+	// OnIteration, when set, is told on the loop goroutine how long each
+	// iteration kept the loop busy: from epoll_wait's return to the end of its
+	// writes, hooks included. A long one is a loop some work blocked (a cold
+	// disk read, a lock), which every connection of the loop waited for.
+	OnIteration func(busy time.Duration)
 }
 
 // DefaultConfig returns the defaults.

@@ -760,3 +760,35 @@ func TestWantDrain(t *testing.T) {
 		t.Fatalf("%d OnDrain calls, want 2", n)
 	}
 }
+
+// TestOnIteration: every iteration reports how long it kept the loop busy,
+// which covers the work of a posted func.
+func TestOnIteration(t *testing.T) {
+	checkLeaks(t)
+	var mu sync.Mutex
+	var longest time.Duration
+	g, err := NewGroup(1, Config{OnIteration: func(busy time.Duration) {
+		mu.Lock()
+		longest = max(longest, busy)
+		mu.Unlock()
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	g.Loops()[0].Post(func() { time.Sleep(20 * time.Millisecond); close(done) })
+	<-done
+	defer g.Close()
+	seen := func() time.Duration {
+		mu.Lock()
+		defer mu.Unlock()
+		return longest
+	}
+	// The iteration reports once its writes and hooks are done, after the func.
+	for end := time.Now().Add(10 * time.Second); seen() < 20*time.Millisecond && time.Now().Before(end); {
+		time.Sleep(time.Millisecond)
+	}
+	if got := seen(); got < 20*time.Millisecond {
+		t.Fatalf("longest iteration %v; the posted func alone took 20ms", got)
+	}
+}

@@ -242,6 +242,9 @@ func (l *Loop) iterate() (panicked bool) {
 			l.safe(nil, h)
 		}
 		l.flush()
+		if l.cfg.OnIteration != nil {
+			l.cfg.OnIteration(time.Since(l.now))
+		}
 	}
 }
 

@@ -38,10 +38,9 @@ func CheckIOModel(m string) error {
 func UseLoops(m string) bool { return m != IOGoroutine && evloop.Supported() }
 
 // NewLoops starts n event loops (0: one per GOMAXPROCS) for a front's loop
-// driver under panic policy p; onPanic is told of every panic a loop recovered
-// (evloop.Config.OnPanic).
-func NewLoops(n int, p PanicPolicy, onPanic func(*evloop.Conn, *evloop.PanicError)) (*evloop.Group, error) {
-	cfg := evloop.Config{OnPanic: onPanic}
+// driver under panic policy p, with cfg's other settings (its OnPanic is told
+// of every panic a loop recovered; OnIteration of every iteration's length).
+func NewLoops(n int, p PanicPolicy, cfg evloop.Config) (*evloop.Group, error) {
 	if p == Crash {
 		cfg.Panic = evloop.PanicCrash
 	}
