@@ -1,12 +1,12 @@
 # Shared by the bench/*.sh scripts (sourced, not run): checks the tools, builds
 # bin/dynakv, makes a work directory, sources scripts/lib.sh (dynakv_launch,
 # free_ports), and on exit stops every process in pids (dynakv launchers stop their
-# nodes).
+# nodes). DYNAKV_BIN runs another dynakv binary instead (an A/B of two builds).
 for t in redis-server redis-benchmark redis-cli; do
   command -v $t >/dev/null || { echo "missing $t: run make tools" >&2; exit 1; }
 done
 go build -o bin/dynakv ./cmd/dynakv
-DYNAKV=bin/dynakv
+DYNAKV=${DYNAKV_BIN:-bin/dynakv}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/lni/goutils/leaktest"
@@ -292,4 +293,57 @@ func TestHandoffBound(t *testing.T) {
 	if s.Handoff(func() {}) {
 		t.Fatal("Handoff after Close accepted")
 	}
+}
+
+// TestHandoffPoolKeepsWorkers: a goroutine that ran a func waits for the next
+// (keeping its stack) for poolIdle, then ends; at most poolMaxIdle wait; Close
+// ends the waiting ones at once.
+func TestHandoffPoolKeepsWorkers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var p handoffPool
+		p.max = 2 * poolMaxIdle
+		run := func(f func()) { f() }
+		counts := func() (running, idle int) {
+			p.mu.Lock()
+			defer p.mu.Unlock()
+			return p.running, p.idle
+		}
+		ran := 0
+		for range 100 { // one after another: one goroutine does them all
+			p.submit(func() { ran++ }, run)
+			synctest.Wait()
+			if r, i := counts(); r != 1 || i != 1 {
+				t.Fatalf("after a func: %d goroutines, %d waiting; want 1 and 1", r, i)
+			}
+		}
+		if ran != 100 {
+			t.Fatalf("%d funcs ran, want 100", ran)
+		}
+		time.Sleep(poolIdle + time.Second)
+		synctest.Wait()
+		if r, i := counts(); r != 0 || i != 0 {
+			t.Fatalf("after poolIdle: %d goroutines, %d waiting; want none", r, i)
+		}
+		// Many at once: the ones past poolMaxIdle end as soon as they are done.
+		release := make(chan struct{})
+		for range p.max {
+			p.submit(func() { <-release }, run)
+		}
+		synctest.Wait()
+		if r, _ := counts(); r != p.max {
+			t.Fatalf("%d goroutines for %d blocked funcs", r, p.max)
+		}
+		close(release)
+		synctest.Wait()
+		if r, i := counts(); r != poolMaxIdle || i != poolMaxIdle {
+			t.Fatalf("after the burst: %d goroutines, %d waiting; want %d", r, i, poolMaxIdle)
+		}
+		p.close()
+		if r, i := counts(); r != 0 || i != 0 {
+			t.Fatalf("after close: %d goroutines, %d waiting", r, i)
+		}
+		if p.submit(func() {}, run) {
+			t.Fatal("submit after close accepted")
+		}
+	})
 }

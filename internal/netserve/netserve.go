@@ -488,16 +488,31 @@ func (s *Server[T]) run(f func()) {
 	f()
 }
 
-// handoffPool is Handoff's bounded pool: goroutines started on demand, none
-// idle; a goroutine that finishes its func takes the next waiting one.
+// handoffPool is Handoff's bounded pool. Funcs run in submission order on at
+// most max goroutines, started on demand. A goroutine with nothing left to run
+// waits up to poolIdle for the next func before it ends, and at most
+// poolMaxIdle wait: a handed-off command runs deep (front, proxy, coordinator,
+// storage, Pebble), and a goroutine started for each one grew its stack from
+// the smallest size every time (runtime.copystack was a seventh of a cluster
+// node's CPU under redis-benchmark), while a waiting one keeps its stack.
 type handoffPool struct {
 	mu      sync.Mutex
 	max     int
-	running int
+	running int // goroutines, waiting ones included
+	idle    int // goroutines waiting for a func, not yet woken
 	queue   []func()
+	wake    chan struct{} // one token per waiting goroutine woken: it takes the queue's head
 	closed  bool
 	wg      sync.WaitGroup
 }
+
+const (
+	// poolIdle is how long a goroutine with nothing to run waits for more.
+	poolIdle = 10 * time.Second
+	// poolMaxIdle bounds the goroutines that wait: their stacks are the pool's
+	// memory while the fronts are idle.
+	poolMaxIdle = 64
+)
 
 func (p *handoffPool) submit(f func(), run func(func())) bool {
 	p.mu.Lock()
@@ -505,35 +520,79 @@ func (p *handoffPool) submit(f func(), run func(func())) bool {
 	if p.closed {
 		return false
 	}
-	if p.running >= p.max {
-		p.queue = append(p.queue, f)
-		return true
+	p.queue = append(p.queue, f)
+	switch {
+	case p.idle > 0:
+		p.idle--
+		p.wake <- struct{}{} // buffered for every waiting goroutine: never blocks
+	case p.running < p.max:
+		if p.wake == nil {
+			p.wake = make(chan struct{}, poolMaxIdle)
+		}
+		p.running++
+		p.wg.Add(1)
+		go p.work(run)
 	}
-	p.running++
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		for f != nil {
-			run(f)
-			p.mu.Lock()
-			f = nil
-			if len(p.queue) > 0 {
-				f = p.queue[0]
-				p.queue[0] = nil
-				p.queue = p.queue[1:]
-			} else {
-				p.running--
-			}
-			p.mu.Unlock()
+	return true
+}
+
+// work runs the queue's funcs until it is empty, then waits (see handoffPool).
+func (p *handoffPool) work(run func(func())) {
+	defer p.wg.Done()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
 		}
 	}()
-	return true
+	for {
+		p.mu.Lock()
+		if len(p.queue) > 0 {
+			f := p.queue[0]
+			p.queue[0] = nil
+			p.queue = p.queue[1:]
+			p.mu.Unlock()
+			run(f)
+			continue
+		}
+		if p.closed || p.idle >= poolMaxIdle {
+			p.running--
+			p.mu.Unlock()
+			return
+		}
+		p.idle++
+		p.mu.Unlock()
+		if timer == nil {
+			timer = time.NewTimer(poolIdle)
+		} else {
+			timer.Reset(poolIdle)
+		}
+		select {
+		case <-p.wake:
+			continue // submit or close counted this goroutine out of idle
+		case <-timer.C:
+		}
+		p.mu.Lock()
+		select {
+		case <-p.wake: // woken meanwhile: a token is this goroutine's to honour
+			p.mu.Unlock()
+			continue
+		default:
+		}
+		p.idle--
+		p.running--
+		p.mu.Unlock()
+		return
+	}
 }
 
 // close refuses new funcs and waits for those submitted (queued ones run too).
 func (p *handoffPool) close() {
 	p.mu.Lock()
 	p.closed = true
+	for ; p.idle > 0; p.idle-- {
+		p.wake <- struct{}{}
+	}
 	p.mu.Unlock()
 	p.wg.Wait()
 }
