@@ -1,0 +1,360 @@
+package crdt
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+)
+
+// Encoding versions: each structure starts with its own, and a decoder refuses
+// versions it does not know.
+const (
+	contextVersion = 1
+	fieldVersion   = 1
+	deltaVersion   = 1
+)
+
+// Decoder limits. Counters stay at or below MaxCounter, so Next never overflows a
+// decoded context; actors are as long as vclock allows.
+const (
+	MaxCounter  = 1 << 63
+	MaxActorLen = 255
+)
+
+// ErrBadEncoding is what every decoder here wraps when it refuses its input.
+var ErrBadEncoding = errors.New("crdt: invalid encoding")
+
+// AppendBinary appends the binary form of c: version, actor count, then per actor
+// its name, its run count and each run as (gap from the previous run's end, length
+// - 1), all uvarints. The encoding is canonical: equal contexts encode equally.
+func (c Context) AppendBinary(b []byte) []byte {
+	b = append(b, contextVersion)
+	b = binary.AppendUvarint(b, uint64(len(c.as)))
+	for _, a := range c.as {
+		b = appendActor(b, a.actor)
+		b = binary.AppendUvarint(b, uint64(len(a.runs)))
+		prev := uint64(0)
+		for _, r := range a.runs {
+			b = binary.AppendUvarint(b, r.lo-prev)
+			b = binary.AppendUvarint(b, r.hi-r.lo)
+			prev = r.hi
+		}
+	}
+	return b
+}
+
+// DecodeContext decodes a context from the front of b and returns the rest.
+func DecodeContext(b []byte) (Context, []byte, error) {
+	r := reader{b: b}
+	c := r.context()
+	if r.bad != "" {
+		return Context{}, nil, r.error("context")
+	}
+	return c, r.b, nil
+}
+
+const (
+	hasData = 1 << iota
+	hasTS
+	hasI
+	hasF
+)
+
+// AppendBinary appends the binary form of f: version, entry count, then per entry
+// its dot (actor, counter), kind, a byte saying which payload fields follow, and
+// those fields (TS and I varints, F 8 bytes little endian, Data length-prefixed).
+func (f Field) AppendBinary(b []byte) []byte {
+	b = append(b, fieldVersion)
+	return appendEntries(b, f)
+}
+
+func appendEntries(b []byte, f Field) []byte {
+	b = binary.AppendUvarint(b, uint64(len(f)))
+	for _, e := range f {
+		b = appendDot(b, e.Dot)
+		var has byte
+		if len(e.Data) > 0 {
+			has |= hasData
+		}
+		if e.TS != 0 {
+			has |= hasTS
+		}
+		if e.I != 0 {
+			has |= hasI
+		}
+		if math.Float64bits(e.F) != 0 {
+			has |= hasF
+		}
+		b = append(b, byte(e.Kind), has)
+		if has&hasTS != 0 {
+			b = binary.AppendVarint(b, e.TS)
+		}
+		if has&hasI != 0 {
+			b = binary.AppendVarint(b, e.I)
+		}
+		if has&hasF != 0 {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(e.F))
+		}
+		if has&hasData != 0 {
+			b = binary.AppendUvarint(b, uint64(len(e.Data)))
+			b = append(b, e.Data...)
+		}
+	}
+	return b
+}
+
+// DecodeField decodes a field from the front of b and returns the rest. The result
+// does not alias b.
+func DecodeField(b []byte) (Field, []byte, error) {
+	r := reader{b: b}
+	if v := r.byte(); r.bad == "" && v != fieldVersion {
+		r.fail(fmt.Sprintf("unknown field version %d", v))
+	}
+	f := r.entries()
+	if r.bad != "" {
+		return nil, nil, r.error("field")
+	}
+	return f, r.b, nil
+}
+
+// AppendBinary appends the binary form of d: version, its entries as a field's,
+// then the count and dots of Seen.
+func (d ElemDelta) AppendBinary(b []byte) []byte {
+	b = append(b, deltaVersion)
+	b = appendEntries(b, d.Dots)
+	b = binary.AppendUvarint(b, uint64(len(d.Seen)))
+	for _, x := range d.Seen {
+		b = appendDot(b, x)
+	}
+	return b
+}
+
+// DecodeElemDelta decodes an element delta from the front of b and returns the
+// rest. The result does not alias b.
+func DecodeElemDelta(b []byte) (ElemDelta, []byte, error) {
+	r := reader{b: b}
+	if v := r.byte(); r.bad == "" && v != deltaVersion {
+		r.fail(fmt.Sprintf("unknown delta version %d", v))
+	}
+	var d ElemDelta
+	d.Dots = r.entries()
+	n := r.count(3)
+	if n > 0 {
+		d.Seen = make([]Dot, 0, n)
+	}
+	for i := 0; i < n && r.bad == ""; i++ {
+		x := r.dot()
+		switch {
+		case r.bad != "":
+		case i > 0 && x.Compare(d.Seen[i-1]) <= 0:
+			r.fail("seen dots out of order")
+		default:
+			if _, ok := d.Dots.Get(x); ok {
+				r.fail("seen dot among the delta's dots")
+			}
+		}
+		d.Seen = append(d.Seen, x)
+	}
+	if r.bad != "" {
+		return ElemDelta{}, nil, r.error("element delta")
+	}
+	return d, r.b, nil
+}
+
+func appendActor(b []byte, actor string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(actor)))
+	return append(b, actor...)
+}
+
+func appendDot(b []byte, d Dot) []byte {
+	return binary.AppendUvarint(appendActor(b, d.Actor), d.Counter)
+}
+
+// reader decodes and remembers the first failure, so decoding code reads straight
+// through and checks once.
+type reader struct {
+	b   []byte
+	bad string
+}
+
+func (r *reader) fail(why string) {
+	if r.bad == "" {
+		r.bad = why
+	}
+}
+
+func (r *reader) error(what string) error {
+	return fmt.Errorf("%w: %s: %s", ErrBadEncoding, what, r.bad)
+}
+
+func (r *reader) byte() byte {
+	if r.bad == "" && len(r.b) == 0 {
+		r.fail("truncated")
+	}
+	if r.bad != "" {
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *reader) uvarint() uint64 {
+	if r.bad != "" {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	if r.bad != "" {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail("bad varint")
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// count reads an element count and refuses one the remaining bytes cannot hold at
+// minSize bytes per element, so a header never makes the decoder allocate much.
+func (r *reader) count(minSize int) int {
+	n := r.uvarint()
+	if r.bad == "" && n > uint64(len(r.b)/minSize) {
+		r.fail("count exceeds input")
+		return 0
+	}
+	return int(n)
+}
+
+// take returns the next n bytes, copied.
+func (r *reader) take(n uint64) []byte {
+	if r.bad == "" && n > uint64(len(r.b)) {
+		r.fail("truncated")
+	}
+	if r.bad != "" {
+		return nil
+	}
+	v := slices.Clone(r.b[:n])
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) actor() string {
+	n := r.uvarint()
+	if r.bad == "" && (n == 0 || n > MaxActorLen) {
+		r.fail("bad actor length")
+	}
+	return string(r.take(n))
+}
+
+func (r *reader) dot() Dot {
+	d := Dot{Actor: r.actor(), Counter: r.uvarint()}
+	if r.bad == "" && (d.Counter == 0 || d.Counter > MaxCounter) {
+		r.fail("bad counter")
+	}
+	return d
+}
+
+func (r *reader) context() Context {
+	if v := r.byte(); r.bad == "" && v != contextVersion {
+		r.fail(fmt.Sprintf("unknown context version %d", v))
+	}
+	n := r.count(4)
+	var c Context
+	if n > 0 {
+		c.as = make([]actorDots, 0, n)
+	}
+	for i := 0; i < n && r.bad == ""; i++ {
+		a := actorDots{actor: r.actor()}
+		if r.bad == "" && i > 0 && a.actor <= c.as[i-1].actor {
+			r.fail("actors out of order")
+		}
+		k := r.count(2)
+		if r.bad == "" && k == 0 {
+			r.fail("actor without dots")
+		}
+		a.runs = make([]run, 0, k)
+		prev := uint64(0)
+		for j := 0; j < k && r.bad == ""; j++ {
+			gap, length := r.uvarint(), r.uvarint()
+			minGap := uint64(2) // runs are not adjacent
+			if j == 0 {
+				minGap = 1
+			}
+			if r.bad == "" && (gap < minGap || gap > MaxCounter-prev || length > MaxCounter-prev-gap) {
+				r.fail("bad run")
+			}
+			lo := prev + gap
+			a.runs = append(a.runs, run{lo, lo + length})
+			prev = lo + length
+		}
+		c.as = append(c.as, a)
+	}
+	if r.bad != "" {
+		return Context{}
+	}
+	return c
+}
+
+func (r *reader) entries() Field {
+	n := r.count(5)
+	var f Field
+	if n > 0 {
+		f = make(Field, 0, n)
+	}
+	for i := 0; i < n && r.bad == ""; i++ {
+		e := Entry{Dot: r.dot(), Kind: Kind(r.byte())}
+		has := r.byte()
+		if r.bad == "" && (e.Kind == 0 || e.Kind > maxKind) {
+			r.fail("unknown kind")
+		}
+		if r.bad == "" && has&^(hasData|hasTS|hasI|hasF) != 0 {
+			r.fail("unknown payload flags")
+		}
+		if has&hasTS != 0 {
+			if e.TS = r.varint(); e.TS == 0 {
+				r.fail("zero TS present")
+			}
+		}
+		if has&hasI != 0 {
+			if e.I = r.varint(); e.I == 0 {
+				r.fail("zero I present")
+			}
+		}
+		if has&hasF != 0 {
+			raw := r.take(8)
+			if len(raw) == 8 {
+				if bits := binary.LittleEndian.Uint64(raw); bits == 0 {
+					r.fail("zero F present")
+				} else {
+					e.F = math.Float64frombits(bits)
+				}
+			}
+		}
+		if has&hasData != 0 {
+			if e.Data = r.take(r.uvarint()); r.bad == "" && len(e.Data) == 0 {
+				r.fail("empty data present")
+			}
+		}
+		if r.bad == "" && i > 0 && e.Dot.Compare(f[i-1].Dot) <= 0 {
+			r.fail("dots out of order")
+		}
+		f = append(f, e)
+	}
+	if r.bad != "" {
+		return nil
+	}
+	return f
+}

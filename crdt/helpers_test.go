@@ -1,0 +1,124 @@
+package crdt
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// Test notation, so tables read like the papers.
+//
+// Context: "a:1-3,5 b:7" is a's dots 1, 2, 3 and 5 and b's dot 7.
+// Field: "a1 b3=x c2+5" is a flag entry for (a,1), a register (b,3) holding "x" and
+// an increment (c,2) of 5.
+
+func dot(s string) Dot {
+	i := strings.IndexAny(s, "0123456789")
+	n, err := strconv.ParseUint(s[i:], 10, 64)
+	if err != nil || i <= 0 {
+		panic("bad dot " + s)
+	}
+	return Dot{Actor: s[:i], Counter: n}
+}
+
+func dots(s string) []Dot {
+	var out []Dot
+	for f := range strings.FieldsSeq(s) {
+		out = append(out, dot(f))
+	}
+	return out
+}
+
+func ctx(tb testing.TB, s string) Context {
+	tb.Helper()
+	var ds []Dot
+	for f := range strings.FieldsSeq(s) {
+		actor, runs, ok := strings.Cut(f, ":")
+		if !ok {
+			tb.Fatalf("bad context %q", s)
+		}
+		for r := range strings.SplitSeq(runs, ",") {
+			lo, hi, isRun := strings.Cut(r, "-")
+			if !isRun {
+				hi = lo
+			}
+			l, err1 := strconv.ParseUint(lo, 10, 64)
+			h, err2 := strconv.ParseUint(hi, 10, 64)
+			if err1 != nil || err2 != nil || h < l || h-l > 1000 {
+				tb.Fatalf("bad run %q in %q", r, s)
+			}
+			for n := l; n <= h; n++ {
+				ds = append(ds, Dot{Actor: actor, Counter: n})
+			}
+		}
+	}
+	return ContextOf(ds...)
+}
+
+func field(s string) Field {
+	var f Field
+	for t := range strings.FieldsSeq(s) {
+		switch {
+		case strings.Contains(t, "="):
+			d, v, _ := strings.Cut(t, "=")
+			f = append(f, Entry{Dot: dot(d), Kind: KindReg, Data: []byte(v)})
+		case strings.Contains(t, "+"):
+			d, v, _ := strings.Cut(t, "+")
+			n, _ := strconv.ParseInt(v, 10, 64)
+			f = append(f, Entry{Dot: dot(d), Kind: KindIncr, I: n})
+		default:
+			f = append(f, Entry{Dot: dot(t), Kind: KindFlag})
+		}
+	}
+	return f
+}
+
+func fmtField(f Field) string {
+	var sb strings.Builder
+	for i, e := range f {
+		if i > 0 {
+			sb.WriteByte(' ')
+		}
+		sb.WriteString(e.Dot.Actor + strconv.FormatUint(e.Dot.Counter, 10))
+		switch e.Kind {
+		case KindReg:
+			sb.WriteString("=" + string(e.Data))
+		case KindIncr:
+			sb.WriteString("+" + strconv.FormatInt(e.I, 10))
+		case KindHLL:
+			sb.WriteString("#hll")
+		}
+	}
+	return sb.String()
+}
+
+// checkField fails unless f is sorted by dot, each dot once, and covered by c.
+func checkField(tb testing.TB, f Field, c Context) {
+	tb.Helper()
+	for i, e := range f {
+		if i > 0 && f[i-1].Dot.Compare(e.Dot) >= 0 {
+			tb.Fatalf("field %s not sorted or has a dot twice", fmtField(f))
+		}
+		if !c.Covers(e.Dot) {
+			tb.Fatalf("field %s: dot %v not covered by its context %s", fmtField(f), e.Dot, c)
+		}
+	}
+}
+
+// checkContext fails unless c is in canonical form.
+func checkContext(tb testing.TB, c Context) {
+	tb.Helper()
+	for i, a := range c.as {
+		if i > 0 && c.as[i-1].actor >= a.actor {
+			tb.Fatalf("context %s: actors out of order", c)
+		}
+		if len(a.runs) == 0 {
+			tb.Fatalf("context %s: actor %q without runs", c, a.actor)
+		}
+		for k, r := range a.runs {
+			if r.lo == 0 || r.hi < r.lo || (k > 0 && r.lo <= a.runs[k-1].hi+1) {
+				tb.Fatalf("context %s: bad runs for %q: %v", c, a.actor, a.runs)
+			}
+		}
+	}
+}
