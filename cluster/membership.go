@@ -334,6 +334,9 @@ func NewMembership(cfg MembershipConfig) (*Membership, error) {
 	if len(cfg.Secret) == 0 {
 		m.log.Warn("gossip is not encrypted: no cluster secret configured")
 	}
+	// Read before Create: once memberlist listens, a peer's push/pull may
+	// replace m.members under m.mu.
+	known := len(m.members)
 	ml, err := memberlist.Create(mlc)
 	if err != nil {
 		_ = nt.Shutdown() // Create may have shut it down already; a second call is harmless
@@ -341,7 +344,7 @@ func NewMembership(cfg MembershipConfig) (*Membership, error) {
 	}
 	m.ml = ml
 	m.log.Info("membership started", "name", m.name, "gossip", m.gossipAddr,
-		"version", self.Version, "members", len(m.members), "encrypted", len(cfg.Secret) > 0)
+		"version", self.Version, "members", known, "encrypted", len(cfg.Secret) > 0)
 	return m, nil
 }
 
