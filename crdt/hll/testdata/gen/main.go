@@ -199,6 +199,26 @@ func script(g *gen) {
 	g.line("pfadd", "z0", "one")
 	g.line("get", "z0")
 	g.line("config-sparse-max", "3000")
+	g.line("pfmerge", "z0m", "z0")
+	g.line("get", "z0m")
+	g.line("pfmerge", "z0s", "s", "z0")
+	g.line("get", "z0s")
+	g.line("pfmerge", "s", "z0")
+	g.line("get", "s")
+
+	g.comment("a large hll-sparse-max-bytes: long sparse edits, VAL runs merging")
+	g.line("config-sparse-max", "16000")
+	for i := 0; i < 4; i++ {
+		g.pfaddn("lg", "lg:", i*2500, 2500, 1)
+		g.line("pfcount", "lg")
+		g.line("get", "lg")
+	}
+	for i := 0; i < 4; i++ {
+		g.pfaddn("lg", "lg:", 10000+i*5000, 5000, 5)
+		g.line("pfcount", "lg")
+	}
+	g.line("get", "lg")
+	g.line("config-sparse-max", "3000")
 
 	g.comment("values that are not HLLs, corrupt HLLs")
 	sb := g.bytes("s")
