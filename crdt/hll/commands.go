@@ -34,12 +34,18 @@ func IsDense(b []byte) bool { return len(b) > 4 && b[4] == encDense }
 // Add is PFADD on a key holding val (nil: missing), sparse values limited to
 // sparseMax bytes. It returns the new value and PFADD's reply: true when the
 // key was created or a register changed, in which case the cached cardinality
-// is marked stale. A missing key with no elements is created empty.
+// is marked stale. A missing key with no elements is created empty. A
+// corrupt sparse value is refused whole (ErrCorrupt) unless elems is empty,
+// where Redis, reading no opcode, answers 0.
 func Add(val []byte, sparseMax int, elems ...[]byte) (out []byte, changed bool, err error) {
 	if val == nil {
 		out, changed = newSparse(), true
 	} else {
-		if err := Check(val); err != nil {
+		check := Check
+		if len(elems) == 0 {
+			check = checkHeader // Redis reads no opcode then: a corrupt body answers 0
+		}
+		if err := check(val); err != nil {
 			return nil, false, err
 		}
 		out = slices.Clone(val)

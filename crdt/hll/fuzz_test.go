@@ -32,6 +32,11 @@ func FuzzDecode(f *testing.F) {
 		if (err == nil) != (derr == nil) {
 			t.Fatalf("Check %v but Decode %v", err, derr)
 		}
+		_, _ = DebugDecode(b) // PFDEBUG reads unvalidated opcodes: must not panic
+		_, _ = Encoding(b)
+		if _, _, terr := ToDense(b); (terr == nil) != (err == nil) {
+			t.Fatalf("Check %v but ToDense %v", err, terr)
+		}
 		_, _, cerr := Count(b)
 		_, _, aerr := Add(b, DefaultSparseMaxBytes, []byte("x"))
 		_, merr := Merge(nil, DefaultSparseMaxBytes, b, small)

@@ -135,6 +135,28 @@ func replay(db map[string][]byte, sparseMax *int, args []string) (string, error)
 		}
 		card, err := CountUnion(vals...)
 		return reply(int64(card), err), nil
+	case "pfdebug":
+		v := db[a[1]]
+		switch a[0] {
+		case "decode":
+			s, err := DebugDecode(v)
+			if err != nil {
+				return "ERR " + err.Error(), nil
+			}
+			return s, nil
+		case "encoding":
+			s, err := Encoding(v)
+			if err != nil {
+				return "ERR " + err.Error(), nil
+			}
+			return s, nil
+		case "todense":
+			out, conv, err := ToDense(v)
+			if err == nil {
+				db[a[1]] = out
+			}
+			return reply(bools(conv), err), nil
+		}
 	case "pfmerge":
 		srcs := make([][]byte, len(a)-1)
 		for i, k := range a[1:] {

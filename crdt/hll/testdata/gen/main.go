@@ -21,6 +21,7 @@
 //	get KEY                      => hex|nil
 //	set KEY HEX                  => OK
 //	del KEY                      => integer
+//	pfdebug SUB KEY              => reply (decode, encoding, todense)
 package main
 
 import (
@@ -116,6 +117,17 @@ func script(g *gen) {
 	g.line("get", "s")
 	g.line("pfcount", "s")
 
+	g.comment("PFDEBUG")
+	g.line("pfdebug", "decode", "s")
+	g.line("pfdebug", "decode", "e")
+	g.line("pfdebug", "encoding", "s")
+	g.line("pfadd", "s9", "a", "b", "c", "d", "e", "f", "g", "h", "i")
+	g.line("pfdebug", "todense", "s9")
+	g.line("pfdebug", "todense", "s9")
+	g.line("pfdebug", "encoding", "s9")
+	g.line("pfdebug", "decode", "s9")
+	g.line("get", "s9")
+
 	g.comment("one element at a time until dense: the sparse encoder's bytes")
 	for i := 0; i < 120; i++ {
 		g.pfaddn("g", "el:", i*25, 25, 1)
@@ -203,8 +215,10 @@ func script(g *gen) {
 	g.line("get", "z0m")
 	g.line("pfmerge", "z0s", "s", "z0")
 	g.line("get", "z0s")
-	g.line("pfmerge", "s", "z0")
-	g.line("get", "s")
+	g.line("pfmerge", "z0x", "ov")
+	g.line("pfcount", "z0x")
+	g.line("pfmerge", "z0x", "z0")
+	g.line("get", "z0x")
 
 	g.comment("a large hll-sparse-max-bytes: long sparse edits, VAL runs merging")
 	g.line("config-sparse-max", "16000")
@@ -233,6 +247,19 @@ func script(g *gen) {
 	g.line("pfcount", "tail")
 	g.line("pfcount", "tail", "s")
 	g.line("pfmerge", "t2", "tail")
+	stale := append(append([]byte{}, sb...), "hello"...) // what the Tcl test builds: stale cache
+	stale[15] |= 0x80
+	g.line("set", "tail2", hex.EncodeToString(stale))
+	g.line("pfcount", "tail2")
+	g.line("pfadd", "tail2")
+	stale = append(stale[:len(sb)-1:len(sb)-1], 0x7f, 0xff, 0x7f, 0xff) // runs past 16384
+	g.line("set", "over", hex.EncodeToString(stale))
+	g.line("pfcount", "over")
+	g.line("pfcount", "over", "s")
+	stale = append(stale[:len(sb)-1:len(sb)-1], 0xff) // VAL past 16384 (CVE-2025-32023)
+	g.line("set", "over2", hex.EncodeToString(stale))
+	g.line("pfcount", "over2")
+	g.line("pfmerge", "over2m", "over2")
 	magic := append([]byte("0123"), sb[4:]...)
 	g.line("set", "magic", hex.EncodeToString(magic))
 	g.line("pfcount", "magic")
@@ -252,6 +279,10 @@ func script(g *gen) {
 	g.line("set", "sshort", hex.EncodeToString(short))
 	g.line("pfcount", "sshort")
 	g.line("pfmerge", "x1", "sshort")
+	g.line("pfdebug", "decode", "sshort")
+	g.line("pfdebug", "todense", "sshort")
+	g.line("pfdebug", "decode", "tail")
+	g.line("pfdebug", "encoding", "magic")
 	cached := append([]byte{}, g.bytes("e")...)
 	cached[15] = 0 // a valid cache in front of a corrupt body: PFCOUNT trusts the cache
 	cached[8] = 42
