@@ -279,6 +279,7 @@ func (c *Coordinator) Close() error {
 			if err := c.cfg.Floor.Save(f); err != nil {
 				return fmt.Errorf("coordinator: save the fresh-counter floor: %w", err)
 			}
+			c.reserved.Store(f)
 		}
 	}
 	return nil

@@ -792,3 +792,42 @@ func TestOnIteration(t *testing.T) {
 		t.Fatalf("longest iteration %v; the posted func alone took 20ms", got)
 	}
 }
+
+// TestHooksRunAtShutdown: work a post did in the loop's last iteration, which
+// ends as soon as its posts ran because the loop is closing, still gets the
+// BeforeSleep hooks (a front's write set keeps key locks until its hook
+// commits it).
+func TestHooksRunAtShutdown(t *testing.T) {
+	checkLeaks(t)
+	g, err := NewGroup(1, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := g.Loops()[0]
+	staged, finished := false, false // loop goroutine only, then read after Close
+	l.BeforeSleep(func() {
+		if staged {
+			finished = true
+		}
+	})
+	started, release := make(chan struct{}), make(chan struct{})
+	l.Post(func() { close(started); <-release })
+	<-started
+	l.Post(func() { staged = true }) // runs in the iteration that sees the close
+	closed := make(chan struct{})
+	go func() { g.Close(); close(closed) }()
+	for end := time.Now().Add(10 * time.Second); ; {
+		l.mu.Lock()
+		closing := l.closing
+		l.mu.Unlock()
+		if closing || time.Now().After(end) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	<-closed
+	if !staged || !finished {
+		t.Fatalf("post ran: %v, hooks after it: %v", staged, finished)
+	}
+}

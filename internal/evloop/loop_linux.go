@@ -278,6 +278,12 @@ func (l *Loop) shutdown() {
 	l.closing = true
 	l.mu.Unlock()
 	l.runPosts()
+	// The hooks once more: an iteration that ended early (closing, or a second
+	// panic) may have left work they finish or release (a front's write set
+	// holds key locks until its BeforeSleep commit).
+	for _, h := range l.hooks {
+		l.safe(nil, h)
+	}
 	err := l.fatal
 	if err == nil {
 		err = ErrClosed

@@ -524,10 +524,12 @@ func (p *handoffPool) submit(f func(), run func(func())) bool {
 	switch {
 	case p.idle > 0:
 		p.idle--
-		p.wake <- struct{}{} // buffered for every waiting goroutine: never blocks
+		p.wake <- struct{}{} // tokens <= goroutines <= max, the buffer: never blocks
 	case p.running < p.max:
 		if p.wake == nil {
-			p.wake = make(chan struct{}, poolMaxIdle)
+			// A token is sent for a waiting goroutine that has not taken one
+			// yet, so they never outnumber the goroutines.
+			p.wake = make(chan struct{}, p.max)
 		}
 		p.running++
 		p.wg.Add(1)
