@@ -18,17 +18,7 @@ import (
 func BenchmarkPipelinedSet(b *testing.B) {
 	for _, batch := range []int{1, 16} {
 		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
-			st, err := storage.Open(storage.Config{Dir: b.TempDir(), Sync: storage.SyncAlways, Logger: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer st.Close()
-			co, err := coordinator.New(coordinator.Config{Actor: "n1"}, st)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer co.Close()
-			p := proxy.New(proxy.Config{}, co)
+			p := diskProxy(b)
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.SetParallelism(8)
@@ -59,17 +49,7 @@ func BenchmarkPipelinedSet(b *testing.B) {
 // goroutine, on a disk store that fsyncs. Its profile is the cost of one
 // inline write.
 func BenchmarkTrySet(b *testing.B) {
-	st, err := storage.Open(storage.Config{Dir: b.TempDir(), Sync: storage.SyncAlways, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	co, err := coordinator.New(coordinator.Config{Actor: "n1"}, st)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer co.Close()
-	p := proxy.New(proxy.Config{}, co)
+	p := diskProxy(b)
 	ws := p.NewWriteSet()
 	if ws == nil {
 		b.Fatal("no write set")
@@ -97,4 +77,20 @@ func BenchmarkTrySet(b *testing.B) {
 	if err := ws.Commit(); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// diskProxy returns a proxy over a one-node coordinator on a disk store that
+// fsyncs (--fsync always); the benchmark's cleanup closes them.
+func diskProxy(b *testing.B) *proxy.Proxy {
+	st, err := storage.Open(storage.Config{Dir: b.TempDir(), Sync: storage.SyncAlways, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+	co, err := coordinator.New(coordinator.Config{Actor: "n1"}, st)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { co.Close() })
+	return proxy.New(proxy.Config{}, co)
 }

@@ -19,7 +19,8 @@ import (
 
 // Run runs m's tests once per driver, calling set with the IO model
 // (netserve.IOLoop, netserve.IOGoroutine) before each run, and returns the exit
-// code for os.Exit: the last failing run's, or 0. pkg names the package in the
+// code for TestMain to exit with: the last failing run's, or 0. (TestMain must
+// exit with it itself: returning would report only the last run's result.) pkg names the package in the
 // line that announces each run.
 func Run(m *testing.M, pkg string, set func(model string)) int {
 	flag.Parse()
