@@ -8,7 +8,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 30s
 PKGS      := ./...
 
-.PHONY: all build run test test-short soak fuzz bench bench-cluster bench-aae bench-idle bench-compare lint tools clean chaos chaos-zones compat compat-redis compat-memcached compat-suites
+.PHONY: all build run test test-short soak fuzz bench bench-cluster bench-aae bench-idle bench-compare bench-table lint tools clean chaos chaos-zones compat compat-redis compat-memcached compat-suites
 
 all: build
 
@@ -108,6 +108,14 @@ bench-idle:
 BENCH_ARGS ?= --conns 50 --pipeline 1 --requests 200000 --keys 100000 --value-size 100
 bench-compare: build
 	./$(BIN) bench --compare --baseline $(BENCH_ARGS) --json bin/bench-compare.json --html bin/bench-compare.html
+
+# The event-loop issue's whole table (bench/table.sh): 1 node and 3 nodes with
+# redis-benchmark P1/P16, memcached protocol, p99, idle connections, the bulk load and
+# RSS, side by side with redis-server, memcached and go-baseline-evloop, medians of
+# ROUNDS (3) alternating rounds; prints Markdown, also in bin/bench-table.md. About
+# 20 minutes on an idle machine. Needs make tools.
+bench-table: build
+	bench/table.sh
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

@@ -8,14 +8,17 @@
 # Runs  redis-benchmark -t set,get -n $REQUESTS -c 50 -r 100000 -d 100 -P $P  for each
 # P in $PIPELINES (default "1 16") against redis-server (--save '' --appendonly no) and
 # against the cluster's first node, then with the 50 connections spread over the three
-# nodes, and prints requests/s, p50, p99 and the ratio to redis-server. PROFILE=1 also saves a 10 s CPU profile of the
+# nodes, and prints requests/s, p50, p99 and the ratio to redis-server; ROUNDS=3
+# repeats that in alternation and prints the medians. PROFILE=1 also saves a 10 s CPU profile of the
 # first node during the SET run to bench/cluster-set.pprof.
-# DYNAKV_ARGS adds flags to every node (e.g. "--io-model goroutine").
+# DYNAKV_ARGS adds flags to every node (e.g. "--io-model goroutine"). SUMMARY=FILE
+# appends "name value" lines of every figure for bench/table.sh.
 # Needs redis-server, redis-benchmark, redis-cli (make tools).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REQUESTS=${REQUESTS:-200000}
 PIPELINES=${PIPELINES:-1 16}
+ROUNDS=${ROUNDS:-1}
 STORAGE=${STORAGE:-disk}
 . bench/lib.sh
 
@@ -46,27 +49,36 @@ wait_spread() {
       END { printf "%s %.2f %.3f %.3f\n", t, r, p50 / n, p99 }' "$tmp".*
   done
 }
-printf '%-4s %-26s %12s %9s %9s\n' test server 'requests/s' 'p50 ms' 'p99 ms'
-declare -A rps
-for P in $PIPELINES; do
+printf '%-5s %-4s %-26s %12s %9s %9s\n' round test server 'requests/s' 'p50 ms' 'p99 ms'
+declare -A rps p99s
+# record ROUND MODE P < "TEST rps p50 p99" lines: prints and keeps them for the medians
+record() {
+  local test r p50 p99
   while read -r test r p50 p99; do
-    printf '%-4s %-26s %12s %9s %9s\n' "$test" "redis P$P" "$r" "$p50" "$p99"; rps[$test-$P-redis]=$r
-  done < <(run "$RPORT" "$REQUESTS" 50)
-  if [ "${PROFILE:-0}" = 1 ] && [ "$P" = 1 ]; then
-    (sleep 1; curl -s -H "Authorization: Bearer $("$DYNAKV" admin token --secret bench)" "http://${HTTP[0]}/debug/pprof/profile?seconds=10" -o bench/cluster-set.pprof) &
-  fi
-  while read -r test r p50 p99; do
-    printf '%-4s %-26s %12s %9s %9s\n' "$test" "dynakv 3 nodes (one) P$P" "$r" "$p50" "$p99"; rps[$test-$P-one]=$r
-  done < <(run "${RESP[0]}" "$REQUESTS" 50)
-  while read -r test r p50 p99; do
-    printf '%-4s %-26s %12s %9s %9s\n' "$test" "dynakv 3 nodes (spread) P$P" "$r" "$p50" "$p99"; rps[$test-$P-spread]=$r
-  done < <(wait_spread)
+    printf '%-5s %-4s %-26s %12s %9s %9s\n' "$1" "$test" "$2 P$3" "$r" "$p50" "$p99"
+    rps[$test-$3-$2]+="$r " p99s[$test-$3-$2]+="$p99 "
+  done
+}
+for round in $(seq "$ROUNDS"); do
+  for P in $PIPELINES; do
+    record "$round" redis "$P" < <(run "$RPORT" "$REQUESTS" 50)
+    if [ "${PROFILE:-0}" = 1 ] && [ "$P" = 1 ] && [ "$round" = 1 ]; then
+      (sleep 1; curl -s -H "Authorization: Bearer $("$DYNAKV" admin token --secret bench)" "http://${HTTP[0]}/debug/pprof/profile?seconds=10" -o bench/cluster-set.pprof) &
+    fi
+    record "$round" one "$P" < <(run "${RESP[0]}" "$REQUESTS" 50)
+    record "$round" spread "$P" < <(wait_spread)
+  done
 done
 echo
+echo "medians of $ROUNDS rounds; one: 50 clients on the first node; spread: 17 on each node"
 for P in $PIPELINES; do
   for test in SET GET; do
+    for mode in redis one spread; do
+      summary "cl.$test.P$P.$mode.rps" "$(median "${rps[$test-$P-$mode]}")"
+      summary "cl.$test.P$P.$mode.p99" "$(median "${p99s[$test-$P-$mode]}")"
+    done
     for mode in one spread; do
-      awk -v a="${rps[$test-$P-$mode]}" -v b="${rps[$test-$P-redis]}" -v t="$test" -v m="$mode" -v p="$P" \
+      awk -v a="$(median "${rps[$test-$P-$mode]}")" -v b="$(median "${rps[$test-$P-redis]}")" -v t="$test" -v m="$mode" -v p="$P" \
         'BEGIN { printf "ratio dynakv 3-node (%s) / redis %s P%s: %.2f\n", m, t, p, a / b }'
     done
   done

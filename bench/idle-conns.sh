@@ -9,6 +9,7 @@
 # Prints each server's RSS before and after, the bytes per connection, and dynakv's
 # ratio to redis-server (the event-loop issue's target: at most 2x). DYNAKV_ARGS are
 # extra flags for the dynakv node (one --storage $STORAGE node, disk by default).
+# SUMMARY=FILE appends "name value" lines of the figures for bench/table.sh.
 # Needs redis-server and redis-cli (make tools) and /usr/bin/python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -68,5 +69,7 @@ declare -A per
 while read -r name before after bytes; do
   printf '%-8s %7d %9d KiB %9d KiB %8d B\n' "$name" "$CONNS" "$before" "$after" "$bytes"
   per[$name]=$bytes
+  summary "conns.$name.before_kib" "$before"; summary "conns.$name.after_kib" "$after"
+  summary "conns.$name.per_conn_bytes" "$bytes"
 done < <(measure redis "$RPORT" "$RPID"; measure dynakv "$DPORT" "$DPID")
 awk -v d="${per[dynakv]}" -v r="${per[redis]}" 'BEGIN { if (r > 0) printf "dynakv/redis per connection: %.2fx\n", d / r }'

@@ -12,3 +12,10 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 . scripts/lib.sh
+
+# summary NAME VALUE appends "NAME VALUE" to $SUMMARY when it is set: the figures
+# bench/table.sh gathers from the other scripts.
+summary() { [ -z "${SUMMARY:-}" ] || echo "$1 $2" >>"$SUMMARY"; }
+
+# median LIST -> the median of a space-separated list of numbers
+median() { tr ' ' '\n' <<<"$1" | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
