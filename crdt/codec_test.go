@@ -178,7 +178,28 @@ func FuzzDecodeField(f *testing.F) {
 		if !fl.Equal(again) {
 			t.Fatal("decoded field aliases its input")
 		}
+		checkCounterReads(t, fl)
 	})
+}
+
+// checkCounterReads fails unless f's counter renders one way and INCR and
+// INCRBYFLOAT read it as Redis would read those bytes: whatever a replica is
+// sent, the counter view answers without panicking and agrees with GET.
+func checkCounterReads(t *testing.T, f Field) {
+	t.Helper()
+	c := CounterOf(f)
+	text := c.AppendText(nil)
+	if again := CounterOf(f).AppendText(nil); !slices.Equal(text, again) {
+		t.Fatalf("%s renders %q then %q", fmtField(f), text, again)
+	}
+	i, iok := c.Int64()
+	if n, ok := parseInt(text); ok != iok || n != i {
+		t.Fatalf("%s renders %q but Int64 = %d, %v", fmtField(f), text, i, iok)
+	}
+	x, fok := c.Float64()
+	if y, ok := parseFloat(text); ok != fok || x != y {
+		t.Fatalf("%s renders %q but Float64 = %v, %v", fmtField(f), text, x, fok)
+	}
 }
 
 func FuzzDecodeElemDelta(f *testing.F) {

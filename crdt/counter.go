@@ -125,7 +125,10 @@ func (c Counter) Float64() (float64, bool) {
 	}
 	// The rendering is the shortest that reads back as total, or a float register's
 	// bytes, which read as total when there is no increment.
-	return c.total, !math.IsInf(c.total, 0) && !math.IsNaN(c.total)
+	if math.IsInf(c.total, 0) || math.IsNaN(c.total) {
+		return 0, false
+	}
+	return c.total, true
 }
 
 // IsCounterNumber reports whether b is a number a counter register holds as one:
@@ -240,7 +243,22 @@ func ownIncr(f Field, actor string) (e Entry, seen []Dot, ok bool) {
 func supersede(f Field, ctx Context, actor string, floor uint64, e Entry, seen []Dot) (ElemDelta, Counter) {
 	e.Dot = ctx.Next(actor, floor)
 	d := NewElemDelta(Field{e}, seen)
-	next, _ := ApplyElemDelta(f, ctx, d)
+	// What ApplyElemDelta(f, ctx, d) leaves, without joining the context: seen are
+	// f's entries and e's dot is above every dot of actor that ctx holds.
+	next := make(Field, 0, len(f)+1)
+	placed := false
+	for _, x := range f {
+		if x.Dot.Actor == actor && x.Kind == KindIncr {
+			continue
+		}
+		if !placed && e.Dot.Compare(x.Dot) < 0 {
+			next, placed = append(next, e), true
+		}
+		next = append(next, x)
+	}
+	if !placed {
+		next = append(next, e)
+	}
 	return d, CounterOf(next)
 }
 
