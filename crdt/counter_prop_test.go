@@ -143,47 +143,22 @@ func (s *counterSim) op(r int) {
 
 // deliver hands a random queued delta to its replica, as the collection sim does.
 func (s *counterSim) deliver() {
-	if len(s.queue) == 0 {
-		return
+	if p, ok := takeDelivery(s.rng, &s.queue, func(delta, delta) bool { return true }); ok {
+		s.reps[p.to].apply(p.d.d)
 	}
-	i := s.rng.IntN(len(s.queue))
-	p := s.queue[i]
-	switch s.rng.IntN(10) {
-	case 0: // lost
-		s.queue = slices.Delete(s.queue, i, i+1)
-		return
-	case 1, 2: // delivered and kept for a duplicate
-	default:
-		s.queue = slices.Delete(s.queue, i, i+1)
-	}
-	for j, q := range s.queue {
-		if q.to == p.to && s.rng.IntN(2) == 0 { // a hint: two deltas joined first
-			p.d.d = JoinDelta(p.d.d, q.d.d)
-			s.queue = slices.Delete(s.queue, j, j+1)
-			break
-		}
-	}
-	s.reps[p.to].apply(p.d.d)
 }
 
 func (s *counterSim) run(steps int) {
-	for range steps {
-		switch k := s.rng.IntN(10); {
-		case k < 4:
-			s.op(s.rng.IntN(len(s.reps)))
-		case k < 9:
-			s.deliver()
-		default:
-			a, b := s.reps[s.rng.IntN(len(s.reps))], s.reps[s.rng.IntN(len(s.reps))]
-			bb := *b
-			b.merge(a)
-			a.merge(&bb)
-		}
+	runHistory(s.rng, len(s.reps), steps, s.op, s.deliver, func(a, b int) {
+		ra, rb := s.reps[a], s.reps[b]
+		old := *rb
+		rb.merge(ra)
+		ra.merge(&old)
+	}, func() {
 		for _, n := range s.reps {
 			checkField(s.t, n.f, n.ctx)
-			_ = CounterOf(n.f).AppendText(nil) // renders whatever the state
 		}
-	}
+	})
 }
 
 // exchange has every replica join every other's state.
