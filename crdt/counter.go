@@ -178,15 +178,15 @@ func CounterIncr(f Field, ctx Context, actor string, floor uint64, delta int64) 
 // CounterIncrFloat is INCRBYFLOAT (and HINCRBYFLOAT) by delta at actor, as
 // CounterIncr: the actor's own increments superseded by one entry with F plus delta,
 // marked IsFloat. It returns the delta and the value after it as INCRBYFLOAT
-// replies (and GET then shows). It refuses with ErrNaN when delta or the result is
-// NaN or infinite and with ErrNotFloat when the current value is not a float
-// (Counter.Float64).
+// replies (and GET then shows). It refuses, in Redis's order, with ErrNotFloat
+// when the current value is not a float (Counter.Float64), then with ErrNaN when
+// delta or the result is NaN or infinite.
 func CounterIncrFloat(f Field, ctx Context, actor string, floor uint64, delta float64) (ElemDelta, []byte, error) {
-	if math.IsNaN(delta) || math.IsInf(delta, 0) {
-		return ElemDelta{}, nil, ErrNaN
-	}
 	if _, ok := CounterOf(f).Float64(); !ok {
 		return ElemDelta{}, nil, ErrNotFloat
+	}
+	if math.IsNaN(delta) || math.IsInf(delta, 0) {
+		return ElemDelta{}, nil, ErrNaN
 	}
 	e, seen, ok := ownIncr(f, actor)
 	if !ok {

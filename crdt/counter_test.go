@@ -188,6 +188,7 @@ func TestCounterCommands(t *testing.T) {
 		{"INCRBYFLOAT over 32bit value with over 32bit increment", []step{{"set", "17179869184", "OK", nil}, {"float", "17179869184", "34359738368", nil}}},
 		{"INCRBYFLOAT fails against key with spaces (left)", []step{{"set", " 11", "OK", nil}, {"float", "1", "", ErrNotFloat}}},
 		{"INCRBYFLOAT fails against key with spaces (right)", []step{{"set", "11 ", "OK", nil}, {"float", "1", "", ErrNotFloat}}},
+		{"INCRBYFLOAT reads the value before the increment", []step{{"set", "abc", "OK", nil}, {"float", "inf", "", ErrNotFloat}}},
 		{"INCRBYFLOAT does not allow NaN or Infinity", []step{{"set", "0", "OK", nil}, {"float", "+inf", "", ErrNaN}, {"float", "NaN", "", ErrNaN}, {"get", "", "0", nil}}},
 		{"INCRBYFLOAT to infinity", []step{{"float", "1.7e308", strconv.FormatFloat(1.7e308, 'f', -1, 64), nil}, {"float", "1.7e308", "", ErrNaN}}},
 		{"INCRBYFLOAT decrement", []step{{"set", "1", "OK", nil}, {"float", "-1.1", "-0.10000000000000009", nil}}},
