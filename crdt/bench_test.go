@@ -41,3 +41,38 @@ func BenchmarkApplyElemDelta(b *testing.B) {
 		_, _ = ApplyElemDelta(l, lc, d)
 	}
 }
+
+// benchCounter is a counter at 10 actors: a register and one increment entry per
+// actor, float ones when float is set.
+func benchCounter(float bool) (Field, Context) {
+	f := Field{{Dot: Dot{Actor: "node-0", Counter: 1}, Kind: KindReg, Data: []byte("12345"), TS: 1}}
+	for i := range 10 {
+		e := Entry{Dot: Dot{Actor: fmt.Sprintf("node-%d", i), Counter: 2}, Kind: KindIncr, I: int64(i) << 40}
+		if float {
+			e.F, e.IsFloat = float64(i)+0.25, true
+		}
+		f = append(f, e)
+	}
+	return f, f.Context()
+}
+
+func BenchmarkCounterValue(b *testing.B) {
+	for _, float := range []bool{false, true} {
+		b.Run(fmt.Sprintf("float=%v", float), func(b *testing.B) {
+			f, _ := benchCounter(float)
+			buf := make([]byte, 0, 64)
+			b.ReportAllocs()
+			for b.Loop() {
+				buf = CounterOf(f).AppendText(buf[:0])
+			}
+		})
+	}
+}
+
+func BenchmarkCounterIncr(b *testing.B) {
+	f, c := benchCounter(false)
+	b.ReportAllocs()
+	for b.Loop() {
+		_, _, _ = CounterIncr(f, c, "node-3", 1, 1)
+	}
+}

@@ -60,11 +60,13 @@ const (
 	hasTS
 	hasI
 	hasF
+	isFloat // no payload: Entry.IsFloat (added after version 1 shipped; old bytes never set it)
 )
 
 // AppendBinary appends the binary form of f: version, entry count, then per entry
-// its dot (actor, counter), kind, a byte saying which payload fields follow, and
-// those fields (TS and I varints, F 8 bytes little endian, Data length-prefixed).
+// its dot (actor, counter), kind, a byte saying which payload fields follow (and
+// whether the entry IsFloat), and those fields (TS and I varints, F 8 bytes little
+// endian, Data length-prefixed).
 func (f Field) AppendBinary(b []byte) []byte {
 	b = append(b, fieldVersion)
 	return appendEntries(b, f)
@@ -86,6 +88,9 @@ func appendEntries(b []byte, f Field) []byte {
 		}
 		if math.Float64bits(e.F) != 0 {
 			has |= hasF
+		}
+		if e.IsFloat {
+			has |= isFloat
 		}
 		b = append(b, byte(e.Kind), has)
 		if has&hasTS != 0 {
@@ -320,8 +325,13 @@ func (r *reader) entries() Field {
 		if r.bad == "" && (e.Kind == 0 || e.Kind > maxKind) {
 			r.fail("unknown kind")
 		}
-		if r.bad == "" && has&^(hasData|hasTS|hasI|hasF) != 0 {
+		if r.bad == "" && has&^(hasData|hasTS|hasI|hasF|isFloat) != 0 {
 			r.fail("unknown payload flags")
+		}
+		if has&isFloat != 0 {
+			if e.IsFloat = true; e.Kind != KindIncr {
+				r.fail("float flag on a non-increment entry")
+			}
 		}
 		if has&hasTS != 0 {
 			if e.TS = r.varint(); e.TS == 0 {

@@ -26,6 +26,8 @@ func fuzzFields() []Field {
 			{Dot: Dot{Actor: "n", Counter: 1 << 40}, Kind: KindIncr, I: -7, F: 0.25, TS: -1},
 			{Dot: Dot{Actor: "n", Counter: MaxCounter}, Kind: KindHLL, Data: []byte("HYLL\x00"), TS: 1 << 50},
 			{Dot: Dot{Actor: "o", Counter: 2}, Kind: KindIncr, F: math.Inf(-1)},
+			{Dot: Dot{Actor: "o", Counter: 3}, Kind: KindIncr, I: 3, IsFloat: true},
+			{Dot: Dot{Actor: "o", Counter: 4}, Kind: KindIncr, F: -0.5, IsFloat: true},
 		},
 	}
 }
@@ -94,7 +96,8 @@ func TestCodecRefuses(t *testing.T) {
 		{"zero kind", []byte{1, 1, 1, 'a', 1, 0, 0}, decField},
 		{"unknown kind", []byte{1, 1, 1, 'a', 1, 5, 0}, decField},
 		{"zero counter", []byte{1, 1, 1, 'a', 0, 1, 0}, decField},
-		{"unknown payload flag", []byte{1, 1, 1, 'a', 1, 1, 16}, decField},
+		{"unknown payload flag", []byte{1, 1, 1, 'a', 1, 1, 32}, decField},
+		{"float flag on a register", []byte{1, 1, 1, 'a', 1, byte(KindReg), isFloat}, decField},
 		{"zero TS present", []byte{1, 1, 1, 'a', 1, 2, hasTS, 0}, decField},
 		{"dots out of order", []byte{1, 2, 1, 'a', 2, 1, 0, 1, 'a', 1, 1, 0}, decField},
 		{"seen among dots", []byte{1, 1, 1, 'a', 1, 1, 0, 1, 1, 'a', 1}, decDelta},
@@ -175,7 +178,28 @@ func FuzzDecodeField(f *testing.F) {
 		if !fl.Equal(again) {
 			t.Fatal("decoded field aliases its input")
 		}
+		checkCounterReads(t, fl)
 	})
+}
+
+// checkCounterReads fails unless f's counter renders one way and INCR and
+// INCRBYFLOAT read it as Redis would read those bytes: whatever a replica is
+// sent, the counter view answers without panicking and agrees with GET.
+func checkCounterReads(t *testing.T, f Field) {
+	t.Helper()
+	c := CounterOf(f)
+	text := c.AppendText(nil)
+	if again := CounterOf(f).AppendText(nil); !slices.Equal(text, again) {
+		t.Fatalf("%s renders %q then %q", fmtField(f), text, again)
+	}
+	i, iok := c.Int64()
+	if n, ok := parseInt(text); ok != iok || n != i {
+		t.Fatalf("%s renders %q but Int64 = %d, %v", fmtField(f), text, i, iok)
+	}
+	x, fok := c.Float64()
+	if y, ok := parseFloat(text); ok != fok || x != y {
+		t.Fatalf("%s renders %q but Float64 = %v, %v", fmtField(f), text, x, fok)
+	}
 }
 
 func FuzzDecodeElemDelta(f *testing.F) {
@@ -207,4 +231,25 @@ func FuzzDecodeElemDelta(f *testing.F) {
 			t.Fatalf("delta %v not idempotent", d)
 		}
 	})
+}
+
+// TestFieldEncodingCompat pins the version 1 field bytes written before IsFloat
+// existed: they decode as before (IsFloat false), and an entry without the flag
+// still encodes to exactly them.
+func TestFieldEncodingCompat(t *testing.T) {
+	old := []byte{fieldVersion, 1, 1, 'a', 1, byte(KindIncr), hasI | hasF, 10, 0, 0, 0, 0, 0, 0, 0xd0, 0x3f}
+	want := Field{{Dot: dot("a1"), Kind: KindIncr, I: 5, F: 0.25}}
+	got, rest, err := DecodeField(old)
+	if err != nil || len(rest) != 0 || !got.Equal(want) {
+		t.Fatalf("old bytes decode to %v, %v", got, err)
+	}
+	if enc := want.AppendBinary(nil); !slices.Equal(enc, old) {
+		t.Errorf("encoding changed: % x, was % x", enc, old)
+	}
+	flagged := slices.Clone(want)
+	flagged[0].IsFloat = true
+	enc := flagged.AppendBinary(nil)
+	if enc[6] != hasI|hasF|isFloat || len(enc) != len(old) {
+		t.Errorf("IsFloat entry encodes as % x", enc)
+	}
 }

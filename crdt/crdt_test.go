@@ -271,3 +271,18 @@ func TestEntryEqualFloatBits(t *testing.T) {
 		t.Error("-0 equals +0")
 	}
 }
+
+func TestEntryIsFloat(t *testing.T) {
+	a := Entry{Dot: dot("a1"), Kind: KindIncr, I: 2}
+	b := a
+	b.IsFloat = true
+	if a.Equal(b) {
+		t.Error("IsFloat ignored by Equal")
+	}
+	// A dot held twice, once with the flag: every merge keeps the flagged copy.
+	l := MergeElem(Field{a}, ctx(t, "a:1"), Field{b}, ctx(t, "a:1"))
+	r := MergeElem(Field{b}, ctx(t, "a:1"), Field{a}, ctx(t, "a:1"))
+	if !l.Equal(Field{b}) || !r.Equal(Field{b}) {
+		t.Errorf("merge of a dot with and without IsFloat: %v, %v", l, r)
+	}
+}

@@ -28,10 +28,45 @@
 // A clear (DEL, expiry) is the state (no elements, context C): each field loses
 // the dots C covers (Field.Remove) and the context gains C.
 //
-// Registers (a hash field's value, a counter's reset) pick the entry with the
+// Registers (a hash field's value, a counter's base) pick the entry with the
 // greatest Stamp, (timestamp, dot), the order plain GET uses among string
 // siblings (vclock.Winner). A typed key's TTL is a register of its own
 // (EffectiveTTL): concurrent EXPIREs keep the longest, and PERSIST beats any TTL.
+//
+// # Counters
+//
+// A counter (INCR, INCRBY, DECR, DECRBY, INCRBYFLOAT, GET, and SET on a counter
+// key; HINCRBY, HINCRBYFLOAT, HSET and HGET on a hash field) is a Field of
+// register entries (bytes a SET wrote, at its TS) and increment entries, at most
+// one per actor (I, the actor's integer sum; F, its float sum; IsFloat once an
+// INCRBYFLOAT touched it). CounterOf resolves it, the same on every replica:
+//
+//   - value = the register with the greatest Stamp, read as a number (0 when
+//     none), plus every I, summed exactly in 128 bits, plus every F, summed in
+//     dot order and added last. Integers never overflow: concurrent INCRs that
+//     each fit may sum past int64, and the value renders exactly.
+//   - GET (Counter.AppendText) gives the register's bytes exactly while there is
+//     no increment entry (SET 010, GET 010); then the decimal integer; with a
+//     float part, INCRBYFLOAT's rendering (proxy's FormatFloat: the shortest
+//     plain decimal that reads back, "0" for -0). A register that is not a number
+//     (a hash field HSET to "abc" concurrently with an HINCRBY) shows its bytes,
+//     the increments kept but hidden until a write supersedes them.
+//   - INCR reads the value as Redis reads its stored string: the rendering by
+//     string2ll (Counter.Int64), so "010", "2.5" and sums beyond int64 are not
+//     integers; INCRBYFLOAT by string2ld (Counter.Float64), infinities refused.
+//
+// The mutators take the coordinator's view (the field and the context it is
+// stored under) and return an ElemDelta, the package's one delta: an op adds an
+// entry and supersedes observed dots, which is what Dots and Seen say, so
+// ApplyElemDelta, JoinDelta and MergeElem carry counters with the same laws.
+// CounterIncr and CounterIncrFloat supersede the actor's own increment entry
+// with a fresh dot holding its sums plus the increment, and refuse as Redis
+// does, changing nothing: ErrNotInteger, ErrOverflow (the value plus the
+// increment, or the actor's own sum, leaves int64), ErrNotFloat, ErrNaN.
+// CounterReset (SET on a counter, HSET on a field) removes every register and
+// increment entry it observed and adds one register: increments it did not see
+// survive, so SET 5 concurrent with INCR at another node gives 6.
+// IsCounterNumber says whether a SET's bytes make a reset or a string write.
 //
 // # The safety rule
 //

@@ -28,6 +28,10 @@ type Entry struct {
 	TS   int64 // the coordinator's accepted time, unix ms (registers order by it)
 	I    int64
 	F    float64
+	// IsFloat marks an increment that INCRBYFLOAT touched: the counter renders as
+	// a float even while F is zero (INCRBYFLOAT 0.5 then -0.5). Only KindIncr
+	// entries carry it; an entry with a non-zero F counts as float without it.
+	IsFloat bool
 }
 
 // Stamp returns the (TS, Dot) order key of e, by which registers pick a winner.
@@ -36,7 +40,8 @@ func (e Entry) Stamp() Stamp { return Stamp{TS: e.TS, Dot: e.Dot} }
 // Equal reports whether e and o are identical (F compared bit for bit).
 func (e Entry) Equal(o Entry) bool {
 	return e.Dot == o.Dot && e.Kind == o.Kind && e.TS == o.TS && e.I == o.I &&
-		math.Float64bits(e.F) == math.Float64bits(o.F) && bytes.Equal(e.Data, o.Data)
+		math.Float64bits(e.F) == math.Float64bits(o.F) && e.IsFloat == o.IsFloat &&
+		bytes.Equal(e.Data, o.Data)
 }
 
 // comparePayload is a total order on entries' payloads. When one dot is held twice
@@ -49,8 +54,20 @@ func comparePayload(a, b Entry) int {
 		cmp.Compare(a.TS, b.TS),
 		cmp.Compare(a.I, b.I),
 		cmp.Compare(math.Float64bits(a.F), math.Float64bits(b.F)),
+		cmpBool(a.IsFloat, b.IsFloat),
 		bytes.Compare(a.Data, b.Data),
 	)
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }
 
 // Field is a dot-indexed map: the live events of one element (or of one meta

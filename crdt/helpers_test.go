@@ -9,8 +9,9 @@ import (
 // Test notation, so tables read like the papers.
 //
 // Context: "a:1-3,5 b:7" is a's dots 1, 2, 3 and 5 and b's dot 7.
-// Field: "a1 b3=x c2+5" is a flag entry for (a,1), a register (b,3) holding "x" and
-// an increment (c,2) of 5.
+// Field: "a1 b3=x c2+5 d4~0.5" is a flag entry for (a,1), a register (b,3) holding
+// "x", an increment (c,2) of 5 and a float increment (d,4) of 0.5. A register may
+// carry its time, "b3=x@7", and writes a space as "␠".
 
 func dot(s string) Dot {
 	i := strings.IndexAny(s, "0123456789")
@@ -61,7 +62,17 @@ func field(s string) Field {
 		switch {
 		case strings.Contains(t, "="):
 			d, v, _ := strings.Cut(t, "=")
-			f = append(f, Entry{Dot: dot(d), Kind: KindReg, Data: []byte(v)})
+			e := Entry{Dot: dot(d), Kind: KindReg}
+			if i := strings.LastIndexByte(v, '@'); i >= 0 {
+				e.TS, _ = strconv.ParseInt(v[i+1:], 10, 64)
+				v = v[:i]
+			}
+			e.Data = []byte(strings.ReplaceAll(v, "␠", " "))
+			f = append(f, e)
+		case strings.Contains(t, "~"):
+			d, v, _ := strings.Cut(t, "~")
+			x, _ := strconv.ParseFloat(v, 64)
+			f = append(f, Entry{Dot: dot(d), Kind: KindIncr, F: x, IsFloat: true})
 		case strings.Contains(t, "+"):
 			d, v, _ := strings.Cut(t, "+")
 			n, _ := strconv.ParseInt(v, 10, 64)
@@ -82,9 +93,16 @@ func fmtField(f Field) string {
 		sb.WriteString(e.Dot.Actor + strconv.FormatUint(e.Dot.Counter, 10))
 		switch e.Kind {
 		case KindReg:
-			sb.WriteString("=" + string(e.Data))
+			q := strconv.Quote(string(e.Data))
+			sb.WriteString("=" + q[1:len(q)-1])
+			if e.TS != 0 {
+				sb.WriteString("@" + strconv.FormatInt(e.TS, 10))
+			}
 		case KindIncr:
 			sb.WriteString("+" + strconv.FormatInt(e.I, 10))
+			if e.floatIncr() {
+				sb.WriteString("~" + strconv.FormatFloat(e.F, 'g', -1, 64))
+			}
 		case KindHLL:
 			sb.WriteString("#hll")
 		}

@@ -239,30 +239,40 @@ func (s *sim) op(r int) {
 // (a duplicate later), sometimes it is lost, sometimes joined with another delta of
 // the same element for the same replica first (a hint).
 func (s *sim) deliver() {
-	if len(s.queue) == 0 {
-		return
+	p, ok := takeDelivery(s.rng, &s.queue, func(p, q delta) bool {
+		return !p.isClr && !q.isClr && q.elem == p.elem
+	})
+	if ok {
+		s.reps[p.to] = apply(s.reps[p.to], p.d)
 	}
-	i := s.rng.IntN(len(s.queue))
-	p := s.queue[i]
-	switch s.rng.IntN(10) {
+}
+
+// takeDelivery picks a random delta from queue for delivery: lost (ok false),
+// delivered and kept for a duplicate later, or delivered and dequeued. Sometimes
+// it first joins into it another queued delta for the same replica that joinable
+// allows (a hint).
+func takeDelivery(rng *rand.Rand, queue *[]pending, joinable func(p, q delta) bool) (pending, bool) {
+	if len(*queue) == 0 {
+		return pending{}, false
+	}
+	i := rng.IntN(len(*queue))
+	p := (*queue)[i]
+	switch rng.IntN(10) {
 	case 0: // lost
-		s.queue = slices.Delete(s.queue, i, i+1)
-		return
+		*queue = slices.Delete(*queue, i, i+1)
+		return pending{}, false
 	case 1, 2: // delivered and kept for a duplicate
 	default:
-		s.queue = slices.Delete(s.queue, i, i+1)
+		*queue = slices.Delete(*queue, i, i+1)
 	}
-	if !p.d.isClr {
-		for j := range s.queue {
-			q := s.queue[j]
-			if q.to == p.to && !q.d.isClr && q.d.elem == p.d.elem && s.rng.IntN(2) == 0 {
-				p.d.d = JoinDelta(p.d.d, q.d.d)
-				s.queue = slices.Delete(s.queue, j, j+1)
-				break
-			}
+	for j, q := range *queue {
+		if q.to == p.to && joinable(p.d, q.d) && rng.IntN(2) == 0 {
+			p.d.d = JoinDelta(p.d.d, q.d.d)
+			*queue = slices.Delete(*queue, j, j+1)
+			break
 		}
 	}
-	s.reps[p.to] = apply(s.reps[p.to], p.d)
+	return p, true
 }
 
 func (s *sim) check(c coll) {
@@ -277,21 +287,31 @@ func (s *sim) check(c coll) {
 }
 
 func (s *sim) run(steps int) {
-	for range steps {
-		switch k := s.rng.IntN(10); {
-		case k < 4:
-			s.op(s.rng.IntN(len(s.reps)))
-		case k < 9:
-			s.deliver()
-		default: // anti-entropy between two replicas, both ways
-			a, b := s.rng.IntN(len(s.reps)), s.rng.IntN(len(s.reps))
-			j := join(s.reps[a], s.reps[b])
-			s.reps[a], s.reps[b] = j, j
-		}
+	runHistory(s.rng, len(s.reps), steps, s.op, s.deliver, func(a, b int) {
+		j := join(s.reps[a], s.reps[b])
+		s.reps[a], s.reps[b] = j, j
+	}, func() {
 		for _, r := range s.reps {
 			s.check(r)
 			s.snaps = append(s.snaps, r)
 		}
+	})
+}
+
+// runHistory plays steps random steps of a history at n replicas: an op at one
+// (4 in 10), a delivery (5 in 10), or an anti-entropy exchange between two, both
+// ways; check runs after each step.
+func runHistory(rng *rand.Rand, n, steps int, op func(r int), deliver func(), exchange func(a, b int), check func()) {
+	for range steps {
+		switch k := rng.IntN(10); {
+		case k < 4:
+			op(rng.IntN(n))
+		case k < 9:
+			deliver()
+		default:
+			exchange(rng.IntN(n), rng.IntN(n))
+		}
+		check()
 	}
 }
 
