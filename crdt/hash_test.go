@@ -195,6 +195,8 @@ func TestHashConcurrent(t *testing.T) {
 			[]string{"HSET f 1"}, []string{"HSET f 100", "HSET f 101"}, []string{"HSET f 7", "HINCRBY f 1"}, "102"},
 		{"HSET of a string concurrent with HINCRBY: the string shows",
 			[]string{"HSET f 10"}, []string{"HSET f abc"}, []string{"HINCRBY f 1"}, "abc"},
+		{"an increment a losing HSET observed is gone, though the winner did not see it",
+			nil, []string{"HSET g 1", "HSET g 2", "HSET f 100"}, []string{"HINCRBY f 5", "HSET f 7"}, "100"}, // a's at time 3
 		{"HSETNX at both: both write, the later register wins",
 			nil, []string{"HSET g 1", "HSETNX f x"}, []string{"HSETNX f y"}, "x"}, // a's at time 2, b's at 1
 	} {
