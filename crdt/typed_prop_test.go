@@ -94,6 +94,16 @@ func (s *typedSim) op(r int) {
 		view = apply(view, x)
 		out = append(out, x)
 	}
+	// each runs mut on every named element and counts what the reply counts.
+	each := func(names []string, mut func(Field) (ElemDelta, bool)) int {
+		n := 0
+		for _, e := range names {
+			d, ok := mut(view.elems[e])
+			emit(e, d)
+			n += b2i(ok)
+		}
+		return n
+	}
 	var what string
 	switch k := s.rng.IntN(20); {
 	case k == 0 && s.mode != modeHashIncr: // DEL: a clear of what the view observed
@@ -101,22 +111,10 @@ func (s *typedSim) op(r int) {
 		out = append(out, delta{clear: view.ctx, isClr: true})
 	case s.mode == modeSet && k < 11:
 		ms := s.elems(1 + s.rng.IntN(3))
-		n := 0
-		for _, m := range ms {
-			d, added := src.SetAdd(view.elems[m])
-			emit(m, d)
-			n += b2i(added)
-		}
-		what = fmt.Sprintf("SADD %v = %d", ms, n)
+		what = fmt.Sprintf("SADD %v = %d", ms, each(ms, src.SetAdd))
 	case s.mode == modeSet && k < 16:
 		ms := s.elems(1 + s.rng.IntN(2))
-		n := 0
-		for _, m := range ms {
-			d, removed := SetRem(view.elems[m])
-			emit(m, d)
-			n += b2i(removed)
-		}
-		what = fmt.Sprintf("SREM %v = %d", ms, n)
+		what = fmt.Sprintf("SREM %v = %d", ms, each(ms, SetRem))
 	case s.mode == modeSet: // SPOP: a live member of the view
 		live := slices.Sorted(maps.Keys(view.elems))
 		if len(live) == 0 {
@@ -129,12 +127,9 @@ func (s *typedSim) op(r int) {
 	case s.mode == modeHash && k < 7:
 		ts := s.rng.Int64N(50)
 		fs := s.elems(1 + s.rng.IntN(3))
-		n := 0
-		for _, f := range fs {
-			d, created := src.HashSet(view.elems[f], []byte(typedVals[s.rng.IntN(len(typedVals))]), ts)
-			emit(f, d)
-			n += b2i(created)
-		}
+		n := each(fs, func(f Field) (ElemDelta, bool) {
+			return src.HashSet(f, []byte(typedVals[s.rng.IntN(len(typedVals))]), ts)
+		})
 		what = fmt.Sprintf("HSET %v @%d = %d", fs, ts, n)
 	case s.mode == modeHash && k < 9:
 		f := s.elem()
@@ -143,13 +138,7 @@ func (s *typedSim) op(r int) {
 		what = fmt.Sprintf("HSETNX %s = %v", f, set)
 	case s.mode == modeHash && k < 13:
 		fs := s.elems(1 + s.rng.IntN(2))
-		n := 0
-		for _, f := range fs {
-			d, removed := HashDel(view.elems[f])
-			emit(f, d)
-			n += b2i(removed)
-		}
-		what = fmt.Sprintf("HDEL %v = %d", fs, n)
+		what = fmt.Sprintf("HDEL %v = %d", fs, each(fs, HashDel))
 	case s.mode == modeHash && k < 15:
 		f, by := s.elem(), float64(s.rng.IntN(9)-4)/4
 		d, v, err := HashIncrFloat(view.elems[f], view.ctx, actor, floor, by)
@@ -252,21 +241,7 @@ func TestPropSetHashConverge(t *testing.T) {
 		s := newTypedSim(t, seed)
 		s.run(200)
 		// Loss made up by one full state exchange (MergeElem per element).
-		before := slices.Clone(s.reps)
-		for i := range s.reps {
-			for _, o := range before {
-				s.reps[i] = join(s.reps[i], o)
-			}
-		}
-		want := s.model()
-		for i, r := range s.reps {
-			if !r.equal(s.reps[0]) {
-				s.fatalf("replica %d = %v, replica 0 = %v", i, r, s.reps[0])
-			}
-			if !maps.EqualFunc(r.elems, want, Field.Equal) {
-				s.fatalf("replica %d = %v, model %v", i, r, coll{elems: want})
-			}
-		}
+		convergeTo(s.reps, s.model(), s.fatalf)
 		final := s.reps[0].elems
 		// The model's rules, said as the commands' guarantees.
 		for d, e := range s.issued {

@@ -32,25 +32,23 @@ func (n *typedNode) commit(elem string, d ElemDelta) {
 	n.out = append(n.out, x)
 }
 
-func (n *typedNode) sadd(members ...string) int {
-	src, k := NewDots(n.c.ctx, n.actor, 1), 0
-	for _, m := range members {
-		d, added := src.SetAdd(n.c.elems[m])
-		n.commit(m, d)
-		k += b2i(added)
+// each runs mut on every named element, commits its delta, and counts what the
+// reply counts.
+func (n *typedNode) each(names []string, mut func(Field) (ElemDelta, bool)) int {
+	k := 0
+	for _, e := range names {
+		d, ok := mut(n.c.elems[e])
+		n.commit(e, d)
+		k += b2i(ok)
 	}
 	return k
 }
 
-func (n *typedNode) srem(members ...string) int {
-	k := 0
-	for _, m := range members {
-		d, removed := SetRem(n.c.elems[m])
-		n.commit(m, d)
-		k += b2i(removed)
-	}
-	return k
+func (n *typedNode) sadd(members ...string) int {
+	return n.each(members, NewDots(n.c.ctx, n.actor, 1).SetAdd)
 }
+
+func (n *typedNode) srem(members ...string) int { return n.each(members, SetRem) }
 
 func (n *typedNode) sismember(m string) bool { return SetLive(n.c.elems[m]) }
 
@@ -73,15 +71,7 @@ func (n *typedNode) hsetnx(f, v string) int {
 	return b2i(set)
 }
 
-func (n *typedNode) hdel(fields ...string) int {
-	k := 0
-	for _, f := range fields {
-		d, removed := HashDel(n.c.elems[f])
-		n.commit(f, d)
-		k += b2i(removed)
-	}
-	return k
-}
+func (n *typedNode) hdel(fields ...string) int { return n.each(fields, HashDel) }
 
 func (n *typedNode) hincrby(f string, by int64) (string, error) {
 	d, v, err := HashIncr(n.c.elems[f], n.c.ctx, n.actor, 1, by)
