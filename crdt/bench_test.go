@@ -76,3 +76,44 @@ func BenchmarkCounterIncr(b *testing.B) {
 		_, _, _ = CounterIncr(f, c, "node-3", 1, 1)
 	}
 }
+
+// benchElem is an element holding n concurrent entries of kind k, one per actor,
+// and the collection context of benchState (10 actors, 1000 events each).
+func benchElem(n int, k Kind) (Field, Context) {
+	_, c := benchState(0)
+	var f Field
+	for i := range n {
+		f = append(f, Entry{Dot: Dot{Actor: fmt.Sprintf("node-%d", i), Counter: 400}, Kind: k, Data: []byte("value"), TS: int64(i)})
+	}
+	if k == KindFlag {
+		for i := range f {
+			f[i].Data, f[i].TS = nil, 0
+		}
+	}
+	return f, c
+}
+
+func BenchmarkSetAdd(b *testing.B) {
+	for _, n := range []int{1, 10} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			f, c := benchElem(n, KindFlag)
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = SetAdd(f, c, "node-3", 1)
+			}
+		})
+	}
+}
+
+func BenchmarkHashSet(b *testing.B) {
+	for _, n := range []int{1, 10} {
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			f, c := benchElem(n, KindReg)
+			v := []byte("new value")
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = HashSet(f, c, "node-3", 1, v, 99)
+			}
+		})
+	}
+}

@@ -183,8 +183,9 @@ func FuzzDecodeField(f *testing.F) {
 }
 
 // checkCounterReads fails unless f's counter renders one way and INCR and
-// INCRBYFLOAT read it as Redis would read those bytes: whatever a replica is
-// sent, the counter view answers without panicking and agrees with GET.
+// INCRBYFLOAT read it as Redis would read those bytes, and HGET shows what GET
+// shows: whatever a replica is sent, the counter view answers without panicking
+// and agrees with GET.
 func checkCounterReads(t *testing.T, f Field) {
 	t.Helper()
 	c := CounterOf(f)
@@ -199,6 +200,10 @@ func checkCounterReads(t *testing.T, f Field) {
 	x, fok := c.Float64()
 	if y, ok := parseFloat(text); ok != fok || x != y {
 		t.Fatalf("%s renders %q but Float64 = %v, %v", fmtField(f), text, x, fok)
+	}
+	// Read as a hash field, it shows what GET shows, when it holds a value.
+	if v, ok := HashValue(f); ok != HashLive(f) || (ok && !slices.Equal(v, text)) {
+		t.Fatalf("%s: HGET %q, %v; GET %q", fmtField(f), v, ok, text)
 	}
 }
 

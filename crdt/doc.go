@@ -68,6 +68,77 @@
 // survive, so SET 5 concurrent with INCR at another node gives 6.
 // IsCounterNumber says whether a SET's bytes make a reset or a string write.
 //
+// A limit of this model: an actor's increment entry holds its running sum, and
+// its next increment supersedes it. A reset (or HDEL, or DEL) that observed the
+// entry removes its dot, but when the actor increments again concurrently, the
+// new entry carries the observed sum too: SET 5 at one node, after it saw INCRBY
+// 10 at b and concurrently with b's INCR, gives 16, not 6. A concurrent reset is
+// exact for every actor whose entry it did not observe, or who does not increment
+// concurrently with it (TestHashIncrAfterObservedReset). Sets have no such sums.
+//
+// # Sets
+//
+// A set is an ORSWOT: each member is an element whose Field holds flag entries,
+// normally one; it is a member while it holds one (SetLive). A command that writes
+// several elements takes their dots from one Dots (NewDots: consecutive counters
+// from Context.Next), never twice from one Context, which would give every
+// element the same dot. Each mutator runs on the coordinator's view (ReadFirst)
+// of the member and returns its ElemDelta and what the reply counts:
+//
+//   - SADD m...: per member, one fresh flag dot superseding every dot of m the view
+//     holds ((*Dots).SetAdd; SetAdd for one member). Reply: the members not live
+//     before. A live member is written again: its fresh dot is what makes the add
+//     win against a concurrent SREM. A member named twice counts once if the
+//     caller looks at the view after the first (as Redis counts it).
+//   - SREM m...: per member, Seen = the dots the view holds (SetRem); nothing for
+//     an absent one. Reply: how many were live. An add the remover did not observe
+//     (a concurrent one, or one its ReadFirst missed) survives: add-wins.
+//   - SISMEMBER, SMISMEMBER: SetLive of the merged point read.
+//   - SPOP [count]: members picked from the coordinator's view, each removed as
+//     SREM removes it, with the dots observed there. Through one node pops are
+//     exactly-once (the key lock); two concurrent SPOPs through different nodes
+//     may pick and return the same member, and both remove it.
+//   - SMOVE src dst m: SADD at dst, then SREM of the observed dots at src:
+//     at-least-once, never in neither.
+//   - DEL, expiry: a clear of the observed collection context (record/).
+//
+// # Hashes
+//
+// A hash is an OR-map of counters: each field is an element whose Field holds
+// register and increment entries, read as a counter (CounterOf); it exists while
+// it holds one (HashLive). Mutators run on the coordinator's view of the field:
+//
+//   - HSET, HMSET f v...: per field, one fresh register dot holding v at the
+//     command's time, superseding every register and increment of f the view
+//     holds ((*Dots).HashSet, which is CounterReset; HashSet for one field). Reply:
+//     the fields not live before (HMSET: OK). Increments it did not observe
+//     survive and add to a numeric v; concurrent HSETs leave several registers and
+//     the greatest (TS, dot) shows. The increments counted are those no HSET or
+//     HDEL observed: the design's "increments the winning register did not
+//     observe", except that an increment a losing concurrent HSET observed is
+//     gone too (a register keeps no context of its own).
+//   - HSETNX f v: HashSet when f is not live in the view (reply 1), else nothing
+//     (reply 0). Two concurrent HSETNXs through different nodes both write; the
+//     greater (TS, dot) shows.
+//   - HDEL f...: per field, Seen = the dots the view holds (HashDel). Reply: how
+//     many were live. An HSET or HINCRBY the HDEL did not observe survives, so an
+//     HSET concurrent with an HDEL keeps the field.
+//   - HGET, HMGET, HSTRLEN, HEXISTS: HashValue and HashLive of the merged point
+//     read. The value is the winning register's bytes while there is no
+//     increment, else the rendered sum. A register that is not a number, with
+//     increments (HSET f abc concurrent with HINCRBY f 1), shows its bytes: every
+//     serial order of the two on Redis leaves abc (HINCRBY after abc refuses),
+//     so that is what a user can expect. The increments stay, hidden, until an
+//     HSET or HDEL that observed them removes them; HINCRBY meanwhile refuses.
+//   - HINCRBY f n: CounterIncr on the field (HashIncr); a value that is not an
+//     integer gives ErrHashNotInteger ("hash value is not an integer"), an
+//     overflow ErrOverflow. Concurrent HINCRBYs all count.
+//   - HINCRBYFLOAT f x: CounterIncrFloat (HashIncrFloat); x NaN or infinite gives
+//     ErrHashIncrNaN ("value is NaN or Infinity") before the field is read, as
+//     Redis 7 does; a value that is not a float ErrHashNotFloat; a NaN or
+//     infinite result ErrNaN. The reply is the rendered value after it.
+//   - DEL, expiry: a clear of the observed collection context (record/).
+//
 // # The safety rule
 //
 // An element context travels only with the effects it covers: a delta's own dots,

@@ -387,24 +387,26 @@ func TestPropDeltaIsStateJoin(t *testing.T) {
 }
 
 func TestPropConvergence(t *testing.T) {
-	forSeeds(t, 150, func(s *sim) {
-		// One full state exchange: every replica joins every other's state.
-		before := slices.Clone(s.reps)
-		for i := range s.reps {
-			for _, o := range before {
-				s.reps[i] = join(s.reps[i], o)
-			}
+	forSeeds(t, 150, func(s *sim) { convergeTo(s.reps, s.model(), s.fatalf) })
+}
+
+// convergeTo runs one full state exchange, every replica joining every other's
+// state, and fails unless all replicas are then equal and hold exactly want.
+func convergeTo(reps []coll, want map[string]Field, fatalf func(string, ...any)) {
+	before := slices.Clone(reps)
+	for i := range reps {
+		for _, o := range before {
+			reps[i] = join(reps[i], o)
 		}
-		want := s.model()
-		for i, r := range s.reps {
-			if !r.equal(s.reps[0]) {
-				s.fatalf("replica %d = %v, replica 0 = %v", i, r, s.reps[0])
-			}
-			if !maps.EqualFunc(r.elems, want, Field.Equal) {
-				s.fatalf("replica %d = %v, model %v", i, r, coll{elems: want})
-			}
+	}
+	for i, r := range reps {
+		if !r.equal(reps[0]) {
+			fatalf("replica %d = %v, replica 0 = %v", i, r, reps[0])
 		}
-	})
+		if !maps.EqualFunc(r.elems, want, Field.Equal) {
+			fatalf("replica %d = %v, model %v", i, r, coll{elems: want})
+		}
+	}
 }
 
 // bucket puts an element in one of 4 ranges, as the range exchange's ehash buckets.
