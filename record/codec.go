@@ -259,24 +259,15 @@ func (r *reader) byte() byte {
 	return v
 }
 
-func (r *reader) uvarint() uint64 {
-	if r.bad != "" {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("bad varint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func (r *reader) uvarint() uint64 { return readVarint(r, binary.Uvarint) }
 
-func (r *reader) varint() int64 {
+func (r *reader) varint() int64 { return readVarint(r, binary.Varint) }
+
+func readVarint[T int64 | uint64](r *reader, dec func([]byte) (T, int)) T {
 	if r.bad != "" {
 		return 0
 	}
-	v, n := binary.Varint(r.b)
+	v, n := dec(r.b)
 	if n <= 0 {
 		r.fail("bad varint")
 		return 0

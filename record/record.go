@@ -2,6 +2,7 @@ package record
 
 import (
 	"bytes"
+	"errors"
 	"maps"
 	"slices"
 
@@ -92,4 +93,18 @@ func (c Coll) Equal(o Coll) bool {
 	return c.Ctx.Equal(o.Ctx) && c.Clear.Equal(o.Clear) && c.Len == o.Len && c.Bytes == o.Bytes &&
 		slices.Equal(c.Buckets, o.Buckets) && maps.Equal(c.Actors, o.Actors) &&
 		(c.SweepFrom == nil) == (o.SweepFrom == nil) && bytes.Equal(c.SweepFrom, o.SweepFrom)
+}
+
+// ErrTyped is returned by SyncStrings when either record has a typed part.
+var ErrTyped = errors.New("record: typed records are not merged yet")
+
+// SyncStrings merges two string-only records: their string layers by vclock.Sync,
+// which is commutative, associative and idempotent. It refuses (ErrTyped) a record
+// with a typed part rather than drop it: no path writes one yet, and issue 20's
+// S3 replaces this with a merge of every layer.
+func SyncStrings(a, b Record) (Record, error) {
+	if a.Typed() || b.Typed() {
+		return Record{}, ErrTyped
+	}
+	return Record{Str: vclock.Sync(a.Str, b.Str)}, nil
 }

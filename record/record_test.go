@@ -343,3 +343,20 @@ func randomRecord(rng *rand.Rand) Record {
 func slicesSortFunc(f crdt.Field) {
 	slices.SortFunc(f, func(a, b crdt.Entry) int { return a.Dot.Compare(b.Dot) })
 }
+
+func TestSyncStrings(t *testing.T) {
+	sets := stringSets()
+	a, b := sets["overwrite"], sets["anon"]
+	got, err := SyncStrings(String(a), String(b))
+	if err != nil || !got.IsString() || !bytes.Equal(got.Str.AppendBinary(nil), vclock.Sync(a, b).AppendBinary(nil)) {
+		t.Fatalf("SyncStrings = %+v, %v; want vclock.Sync's", got, err)
+	}
+	for name, typed := range typedExamples() {
+		if _, err := SyncStrings(String(a), typed); !errors.Is(err, ErrTyped) {
+			t.Errorf("%s: SyncStrings(string, typed) = %v, want ErrTyped", name, err)
+		}
+		if _, err := SyncStrings(typed, String(a)); !errors.Is(err, ErrTyped) {
+			t.Errorf("%s: SyncStrings(typed, string) = %v, want ErrTyped", name, err)
+		}
+	}
+}
