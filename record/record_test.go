@@ -138,7 +138,6 @@ func checkRoundTrip(t *testing.T, rec Record) {
 
 func TestDecodeRefuses(t *testing.T) {
 	counter := Record{Layers: []Layer{{Type: Counter}}}
-	set := Record{Layers: []Layer{{Type: Set, Coll: &Coll{}}}}
 	layer := func(b []byte) []byte { // a version 2 record of empty parts and one layer b
 		return append([]byte{2, 3, 1, 0, 0, 1, 0, 1, 0, 1}, b...)
 	}
@@ -168,7 +167,6 @@ func TestDecodeRefuses(t *testing.T) {
 		{"huge layer count", []byte{2, 3, 1, 0, 0, 1, 0, 1, 0, 0xff, 0xff, 0xff, 0xff, 0x0f}, "count exceeds input"},
 		{"bad ttl", []byte{2, 3, 1, 0, 0, 1, 0, 9, 0, 0}, "ttl"},
 	}
-	_ = set
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := Decode(c.b)
