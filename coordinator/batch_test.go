@@ -12,6 +12,7 @@ import (
 
 	"github.com/dynakv/dynakv/internal/memstore"
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -66,7 +67,7 @@ func TestWritesQueueBehindMessagesInFlight(t *testing.T) {
 		peers := RemotePeers(caller)
 		ctx := context.Background()
 		write := func(key string) error {
-			return peers.Write(ctx, "n2", peer.WriteRequest{Key: []byte(key), Record: vclock.Update(vclock.Set{}, nil, "n1:1", value(key), 1, 0)})
+			return peers.Write(ctx, "n2", peer.WriteRequest{Key: []byte(key), Record: record.String(vclock.Update(vclock.Set{}, nil, "n1:1", value(key), 1, 0))})
 		}
 		results := make(map[string]error)
 		var mu sync.Mutex
@@ -117,7 +118,9 @@ func TestHandleWriteBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer co.Close()
-	rec := func(v string) vclock.Set { return vclock.Update(vclock.Set{}, nil, "n1:1", value(v), 1, 0) }
+	rec := func(v string) record.Record {
+		return record.String(vclock.Update(vclock.Set{}, nil, "n1:1", value(v), 1, 0))
+	}
 	errs := co.HandleWriteBatch([]peer.WriteRequest{
 		{Key: []byte("a"), Record: rec("va")},
 		{Key: []byte("b"), Record: rec("vb")},

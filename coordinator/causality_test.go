@@ -7,6 +7,7 @@ import (
 	"testing"
 	"testing/synctest"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -29,10 +30,10 @@ func TestPruneKeepsCoverageOfContext(t *testing.T) {
 		a, b, c := pl[0], pl[1], pl[2]
 		// The record b and c hold: v under actor "a00" (first in actor order), and
 		// idle entries of MaxEntries other actors, all long inactive.
-		var rec vclock.Set
-		rec.Entries = append(rec.Entries, vclock.Entry{Actor: "a00", Counter: 7, Values: []vclock.Value{value("v")}, Active: 1})
+		var rec record.Record
+		rec.Str.Entries = append(rec.Str.Entries, vclock.Entry{Actor: "a00", Counter: 7, Values: []vclock.Value{value("v")}, Active: 1})
 		for i := 1; i <= vclock.MaxEntries; i++ {
-			rec.Entries = append(rec.Entries, vclock.Entry{Actor: fmt.Sprintf("a%02d", i), Counter: uint64(i), Active: int64(1 + i)})
+			rec.Str.Entries = append(rec.Str.Entries, vclock.Entry{Actor: fmt.Sprintf("a%02d", i), Counter: uint64(i), Active: int64(1 + i)})
 		}
 		for _, n := range []string{b, c} {
 			if _, err := tc.stores[n].Update(key, mergeInto(rec)); err != nil {
@@ -46,7 +47,7 @@ func TestPruneKeepsCoverageOfContext(t *testing.T) {
 		if !tc.local(a, "k").Empty() {
 			t.Fatal("a is not behind")
 		}
-		if _, err := tc.cos[a].Put(ctx, key, read.Join(), value("w"), WriteOptions{}); err != nil {
+		if _, err := tc.cos[a].Put(ctx, key, read.Str.Join(), value("w"), WriteOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		synctest.Wait()
@@ -60,13 +61,13 @@ func TestPruneKeepsCoverageOfContext(t *testing.T) {
 	})
 }
 
-func fmtRecord(rec vclock.Set) string {
+func fmtRecord(rec record.Record) string {
 	var b []byte
-	for i, e := range rec.Entries {
+	for i, e := range rec.Str.Entries {
 		if i > 0 {
 			b = append(b, ' ')
 		}
-		b = fmt.Appendf(b, "%s:%d@%d%q", e.Actor, e.Counter, e.Active, data(vclock.Set{Entries: []vclock.Entry{e}}))
+		b = fmt.Appendf(b, "%s:%d@%d%q", e.Actor, e.Counter, e.Active, data(record.String(vclock.Set{Entries: []vclock.Entry{e}})))
 	}
 	return string(b)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/dynakv/dynakv/internal/memstore"
 	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/peer/peertest"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
@@ -208,7 +209,7 @@ func (tc *testCluster) crash(node string) {
 	time.Sleep(time.Second)
 }
 
-func (tc *testCluster) local(node, key string) vclock.Set {
+func (tc *testCluster) local(node, key string) record.Record {
 	tc.t.Helper()
 	rec, _, err := tc.stores[node].Get([]byte(key))
 	if err != nil {
@@ -217,7 +218,7 @@ func (tc *testCluster) local(node, key string) vclock.Set {
 	return rec
 }
 
-func (tc *testCluster) hint(node, owner, key string) (vclock.Set, bool) {
+func (tc *testCluster) hint(node, owner, key string) (record.Record, bool) {
 	tc.t.Helper()
 	rec, found, err := tc.stores[node].GetHint(owner, []byte(key))
 	if err != nil {
@@ -226,12 +227,12 @@ func (tc *testCluster) hint(node, owner, key string) (vclock.Set, bool) {
 	return rec, found
 }
 
-func covers(rec vclock.Set, d vclock.Dot) bool { return rec.Join().Covers(d) }
+func covers(rec record.Record, d vclock.Dot) bool { return rec.Str.Join().Covers(d) }
 
 // dotOf returns the dot a write by actor gave its value in rec, the record the
 // write returned.
-func dotOf(rec vclock.Set, actor string) vclock.Dot {
-	for _, e := range rec.Entries {
+func dotOf(rec record.Record, actor string) vclock.Dot {
+	for _, e := range rec.Str.Entries {
 		if e.Actor == actor && len(e.Values) > 0 {
 			return vclock.Dot{Actor: actor, Counter: e.Counter}
 		}
@@ -263,7 +264,7 @@ func TestWriteAcksCountSelf(t *testing.T) {
 			key := fmt.Sprintf("acks-%d", i)
 			node := tc.prefs(key)[tt.coord]
 			start := time.Now()
-			rec, err := record(tc.cos[node].Put(ctx, []byte(key), nil, value("v"), WriteOptions{W: tt.w}))
+			rec, err := writtenRecord(tc.cos[node].Put(ctx, []byte(key), nil, value("v"), WriteOptions{W: tt.w}))
 			if err != nil {
 				t.Fatalf("coordinator p%d, W=%d: %v", tt.coord, tt.w, err)
 			}
@@ -290,7 +291,7 @@ func TestWriteQuorumFailureStillStores(t *testing.T) {
 		pl := tc.prefs(key)
 		tc.crash(pl[2])
 		co := tc.cos[pl[0]]
-		rec, err := record(co.Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{W: 3}))
+		rec, err := writtenRecord(co.Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{W: 3}))
 		var qe *QuorumError
 		if !errors.As(err, &qe) || qe.Acks != 2 || qe.Need != 3 {
 			t.Fatalf("W=3 with a node down: %v, want QuorumError{2, 3}", err)
@@ -326,7 +327,7 @@ func TestOrphanHintSmallCluster(t *testing.T) {
 		for i := range 20 {
 			key := fmt.Sprint("orphan-", i)
 			coord := tc.names[i%2]
-			rec, err := record(tc.cos[coord].Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{}))
+			rec, err := writtenRecord(tc.cos[coord].Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{}))
 			if err != nil {
 				t.Fatalf("W=2 with 2 of 3 up: %v", err)
 			}
@@ -348,7 +349,7 @@ func TestFallbackHint(t *testing.T) {
 		key := "fallback"
 		pl := tc.prefs(key)
 		tc.crash(pl[1])
-		rec, err := record(tc.cos[pl[0]].Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{W: 3}))
+		rec, err := writtenRecord(tc.cos[pl[0]].Put(context.Background(), []byte(key), nil, value("v"), WriteOptions{W: 3}))
 		if err != nil {
 			t.Fatalf("W=3 with a fallback standing in: %v", err)
 		}
@@ -392,16 +393,16 @@ func TestReadRepair(t *testing.T) {
 			if i == 2 {
 				rec = old // the third replica is behind
 			}
-			if err := tc.cos[r].HandleWrite(peer.WriteRequest{Key: []byte(key), Record: rec}); err != nil {
+			if err := tc.cos[r].HandleWrite(peer.WriteRequest{Key: []byte(key), Record: record.String(rec)}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		got, err := tc.cos[pl[0]].Get(ctx, []byte(key), ReadOptions{R: 3})
-		if err != nil || !sameRecord(got, newer) {
+		if err != nil || !sameRecord(got, record.String(newer)) {
 			t.Fatalf("R=3 read: %v, %v", data(got), err)
 		}
 		synctest.Wait()
-		if behind := tc.local(pl[2], key); !sameRecord(behind, newer) {
+		if behind := tc.local(pl[2], key); !sameRecord(behind, record.String(newer)) {
 			t.Fatalf("replica behind still holds %v after read repair", data(behind))
 		}
 		if m := tc.cos[pl[0]].Metrics(); m.ReadRepairs != 1 {
@@ -419,10 +420,10 @@ func TestReadRepair(t *testing.T) {
 }
 
 // incr is an INCR-style ModifyFunc: it reads the winning value as an integer.
-func incr(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+func incr(cur record.Record) (vclock.Clock, vclock.Value, error) {
 	n := 0
 	var best vclock.Sibling
-	for i, s := range cur.Siblings() {
+	for i, s := range cur.Str.Siblings() {
 		if i == 0 || s.Timestamp > best.Timestamp {
 			best = s
 		}
@@ -433,7 +434,7 @@ func incr(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
 			return nil, vclock.Value{}, err
 		}
 	}
-	return cur.Join(), vclock.Value{Data: []byte(strconv.Itoa(n + 1)), Timestamp: time.Now().UnixMilli()}, nil
+	return cur.Str.Join(), vclock.Value{Data: []byte(strconv.Itoa(n + 1)), Timestamp: time.Now().UnixMilli()}, nil
 }
 
 func TestReadFirstSeesOtherCoordinators(t *testing.T) {
@@ -462,7 +463,7 @@ func TestReadFirstSeesOtherCoordinators(t *testing.T) {
 		synctest.Wait() // c was repaired by that read; undo it to test ReadFirst
 		tc.stores[c].DropAll()
 
-		rec, err := record(tc.cos[c].Modify(ctx, []byte("counter"), incr, WriteOptions{ReadFirst: true}))
+		rec, err := writtenRecord(tc.cos[c].Modify(ctx, []byte("counter"), incr, WriteOptions{ReadFirst: true}))
 		if err != nil || !slices.Equal(data(rec), []string{"6"}) {
 			t.Fatalf("INCR with ReadFirst on c: %v, %v; want 6", data(rec), err)
 		}
@@ -473,7 +474,7 @@ func TestReadFirstSeesOtherCoordinators(t *testing.T) {
 		}
 		time.Sleep(2 * time.Second)
 		tc.net.Heal()
-		rec, err = record(tc.cos[c].Modify(ctx, []byte("blind"), incr, WriteOptions{}))
+		rec, err = writtenRecord(tc.cos[c].Modify(ctx, []byte("blind"), incr, WriteOptions{}))
 		if err != nil || !slices.Equal(data(rec), []string{"1"}) {
 			t.Fatalf("INCR without ReadFirst on c: %v, %v; want 1", data(rec), err)
 		}
@@ -501,8 +502,8 @@ func TestScanAndCountCluster(t *testing.T) {
 					}
 				}
 				// A deleted key is not counted and not visited with a live-only filter.
-				if _, err := tc.cos[tc.names[0]].Modify(ctx, []byte("key-0"), func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
-					return cur.Join(), vclock.Value{Tombstone: true}, nil
+				if _, err := tc.cos[tc.names[0]].Modify(ctx, []byte("key-0"), func(cur record.Record) (vclock.Clock, vclock.Value, error) {
+					return cur.Str.Join(), vclock.Value{Tombstone: true}, nil
 				}, WriteOptions{ReadFirst: true}); err != nil {
 					t.Fatal(err)
 				}
@@ -517,8 +518,8 @@ func TestScanAndCountCluster(t *testing.T) {
 					var cursor uint64
 					for page := 0; ; page++ {
 						var err error
-						cursor, err = co.ScanPage(ctx, cursor, 7, func(key []byte, rec vclock.Set) bool {
-							for v := range rec.Values() {
+						cursor, err = co.ScanPage(ctx, cursor, 7, func(key []byte, rec record.Record) bool {
+							for v := range rec.Str.Values() {
 								if !v.Tombstone {
 									seen[string(key)]++
 									return true
@@ -665,7 +666,7 @@ func TestScanPageHugeCount(t *testing.T) {
 		synctest.Wait()
 		for _, count := range []int{peer.MaxScanCount - 1, peer.MaxScanCount, peer.MaxScanCount + 1, 1 << 20} {
 			n := 0
-			cursor, err := tc.cos[tc.names[0]].ScanPage(ctx, 0, count, func([]byte, vclock.Set) bool { n++; return true })
+			cursor, err := tc.cos[tc.names[0]].ScanPage(ctx, 0, count, func([]byte, record.Record) bool { n++; return true })
 			if err != nil || cursor != 0 || n != 100 {
 				t.Errorf("ScanPage(count %d): %d keys, cursor %d, %v; want 100 keys in one page", count, n, cursor, err)
 			}
@@ -716,12 +717,12 @@ func (s *syncCountingStore) UpdateBatch(keys [][]byte, fns []storage.UpdateFunc)
 	return s.Store.UpdateBatch(keys, fns)
 }
 
-func (s *syncCountingStore) Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (s *syncCountingStore) Update(key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	s.synced++
 	return s.Store.Update(key, fn)
 }
 
-func (s *syncCountingStore) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (s *syncCountingStore) UpdateNoSync(key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	s.deferred++
 	return s.Store.UpdateNoSync(key, fn)
 }
@@ -758,7 +759,7 @@ func TestLastWriteCommitsWithItsSync(t *testing.T) {
 			}
 			return res.Durable
 		}
-		write := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) { return cur.Join(), value("v"), nil }
+		write := func(cur record.Record) (vclock.Clock, vclock.Value, error) { return cur.Str.Join(), value("v"), nil }
 		if !put(DurableOnReturn, write) || st.synced != 1 || st.deferred != 0 || st.syncs != 0 {
 			t.Fatalf("last write: synced commits %d, deferred %d, syncs %d; want one synced commit, reported Durable",
 				st.synced, st.deferred, st.syncs)
@@ -766,7 +767,7 @@ func TestLastWriteCommitsWithItsSync(t *testing.T) {
 		if put(Deferred, write) || st.synced != 1 || st.deferred != 1 {
 			t.Fatalf("not last: synced commits %d, deferred %d; want the write deferred and not reported Durable", st.synced, st.deferred)
 		}
-		noWrite := func(vclock.Set) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, ErrNoWrite }
+		noWrite := func(record.Record) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, ErrNoWrite }
 		if put(Deferred, noWrite) {
 			t.Fatal("a Deferred op that wrote nothing reported Durable")
 		}
@@ -810,7 +811,7 @@ func TestLastWriteWhenSyncIsCheap(t *testing.T) {
 				net.Start(name, serverOf(co))
 				cos = append(cos, co)
 			}
-			write := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) { return cur.Join(), value("v"), nil }
+			write := func(cur record.Record) (vclock.Clock, vclock.Value, error) { return cur.Str.Join(), value("v"), nil }
 			res, err := cos[0].Modify(context.Background(), []byte("k"), write, WriteOptions{Durability: tc.d})
 			if err != nil {
 				t.Fatal(err)
@@ -829,5 +830,5 @@ func TestLastWriteWhenSyncIsCheap(t *testing.T) {
 	}
 }
 
-// record is a write's record, for tests that look at nothing else.
-func record(res WriteResult, err error) (vclock.Set, error) { return res.Record, err }
+// writtenRecord is a write's record, for tests that look at nothing else.
+func writtenRecord(res WriteResult, err error) (record.Record, error) { return res.Record, err }

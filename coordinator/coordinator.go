@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
@@ -188,17 +189,17 @@ const MaxActorLen = vclock.MaxActorLen - 21
 // until the store drops p, raised by every drop, stable while an UpdateFunc of a
 // key of p runs.
 type Store interface {
-	Get(key []byte) (vclock.Set, bool, error)
-	Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
-	UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
+	Get(key []byte) (record.Record, bool, error)
+	Update(key []byte, fn storage.UpdateFunc) (record.Record, error)
+	UpdateNoSync(key []byte, fn storage.UpdateFunc) (record.Record, error)
 	UpdateBatch(keys [][]byte, fns []storage.UpdateFunc) []error
 	Sync() error
 	Partitions() int
 	Count() int64
 	PartitionCount(p int) int64
-	UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (vclock.Set, error)
-	GetHint(owner string, key []byte) (vclock.Set, bool, error)
-	Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec vclock.Set) bool) error
+	UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (record.Record, error)
+	GetHint(owner string, key []byte) (record.Record, bool, error)
+	Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec record.Record) bool) error
 	DropAll() error
 	Epoch(p int) uint64
 	// DeleteIf and HintCount serve Evict's one-member fast path: a
@@ -371,7 +372,7 @@ const (
 type WriteResult struct {
 	// Record is the key's record as stored (as found, when the ModifyFunc
 	// returned ErrNoWrite).
-	Record vclock.Set
+	Record record.Record
 	// Durable: the local write, and whatever of this node's the write decided on,
 	// is durable. Always set for a DurableOnReturn write. A Deferred write is
 	// durable when the coordinator synced it with no extra cost (alongside its
@@ -402,9 +403,9 @@ func (c *Coordinator) Sync(ctx context.Context) error {
 
 // Get returns the merged record of key (empty when no replica has one): the records
 // of R replicas merged, or only the local replica's with opt.Local.
-func (c *Coordinator) Get(ctx context.Context, key []byte, opt ReadOptions) (vclock.Set, error) {
+func (c *Coordinator) Get(ctx context.Context, key []byte, opt ReadOptions) (record.Record, error) {
 	if err := ctx.Err(); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	if c.cfg.Cluster == nil || opt.Local {
 		rec, _, err := c.store.Get(key)
@@ -416,13 +417,15 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, opt ReadOptions) (vcl
 // Put writes v for key with the client's causal context clk: it supersedes exactly the
 // values clk covers. Its result holds the record as stored.
 func (c *Coordinator) Put(ctx context.Context, key []byte, clk vclock.Clock, v vclock.Value, opt WriteOptions) (WriteResult, error) {
-	return c.Modify(ctx, key, func(vclock.Set) (vclock.Clock, vclock.Value, error) { return clk, v, nil }, opt)
+	return c.Modify(ctx, key, func(record.Record) (vclock.Clock, vclock.Value, error) { return clk, v, nil }, opt)
 }
 
 // ModifyFunc decides a read-modify-write: given the current record it returns the
-// context to write with (usually cur.Join(), superseding everything seen) and the
-// value, or ErrNoWrite to leave the key alone, or another error to abort.
-type ModifyFunc func(cur vclock.Set) (vclock.Clock, vclock.Value, error)
+// context to write with (usually cur.Str.Join(), superseding everything seen) and
+// the value, or ErrNoWrite to leave the key alone, or another error to abort. The
+// value is written to the string layer; a record with a typed part is refused
+// (record.ErrTyped) before fn runs, until issue 20's S3 writes strings over it.
+type ModifyFunc func(cur record.Record) (vclock.Clock, vclock.Value, error)
 
 // Modify runs fn on the current record of key and writes its result, atomically with
 // respect to other writes of key through this node. Its result holds the record as
@@ -438,7 +441,7 @@ func (c *Coordinator) Modify(ctx context.Context, key []byte, fn ModifyFunc, opt
 		return c.quorumModify(ctx, key, c.beforeDeadline(ctx, fn, c.cfg.RequestTimeout), opt)
 	}
 	synced := opt.Durability == DurableOnReturn
-	rec, wrote, err := c.modifyLocal(key, vclock.Set{}, c.beforeDeadline(ctx, fn, 0), synced)
+	rec, wrote, err := c.modifyLocal(key, record.Record{}, c.beforeDeadline(ctx, fn, 0), synced)
 	if err != nil {
 		return WriteResult{}, err
 	}
@@ -473,7 +476,7 @@ func (c *Coordinator) beforeDeadline(ctx context.Context, fn ModifyFunc, bound t
 	if d, ok := ctx.Deadline(); ok && (deadline.IsZero() || d.Before(deadline)) {
 		deadline = d
 	}
-	return func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+	return func(cur record.Record) (vclock.Clock, vclock.Value, error) {
 		if err := late(ctx, deadline); err != nil {
 			return nil, vclock.Value{}, err
 		}
@@ -501,19 +504,19 @@ func late(ctx context.Context, deadline time.Time) error {
 // modifyLocal runs fn on the local record of key, merged first with seen (what a
 // quorum read found elsewhere), and stores the result, durably with synced, or for
 // a later Sync to make durable. It reports whether fn decided to write.
-func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, synced bool) (_ vclock.Set, wrote bool, _ error) {
+func (c *Coordinator) modifyLocal(key []byte, seen record.Record, fn ModifyFunc, synced bool) (_ record.Record, wrote bool, _ error) {
 	update := c.store.UpdateNoSync
 	if synced {
 		update = c.store.Update
 	}
 	release, err := c.admitWrite()
 	if err != nil {
-		return vclock.Set{}, false, err
+		return record.Record{}, false, err
 	}
 	defer release()
 	rec, err := update(key, c.localWrite(c.partition(key), seen, fn, &wrote))
 	if err != nil {
-		return vclock.Set{}, false, err
+		return record.Record{}, false, err
 	}
 	return rec, wrote, nil
 }
@@ -521,28 +524,31 @@ func (c *Coordinator) modifyLocal(key []byte, seen vclock.Set, fn ModifyFunc, sy
 // localWrite returns the storage.UpdateFunc of a local write of a key of
 // partition p: fn run on the record merged with seen, the result given a dot of
 // this node's actor for p, pruned; *wrote is set once fn decided to write.
-func (c *Coordinator) localWrite(p int, seen vclock.Set, fn ModifyFunc, wrote *bool) storage.UpdateFunc {
-	return func(cur vclock.Set, _ bool) (vclock.Set, error) {
+func (c *Coordinator) localWrite(p int, seen record.Record, fn ModifyFunc, wrote *bool) storage.UpdateFunc {
+	return func(cur record.Record, _ bool) (record.Record, error) {
+		if cur.Typed() || seen.Typed() {
+			return record.Record{}, record.ErrTyped // S3: record.UpdateString
+		}
 		if !seen.Empty() {
-			cur = vclock.Sync(cur, seen)
+			cur.Str = vclock.Sync(cur.Str, seen.Str)
 		}
 		clk, v, err := fn(cur)
 		if errors.Is(err, ErrNoWrite) {
-			return vclock.Set{}, storage.ErrNoChange
+			return record.Record{}, storage.ErrNoChange
 		}
 		if err != nil {
-			return vclock.Set{}, err
+			return record.Record{}, err
 		}
 		*wrote = true
 		// The epoch is read under the key's lock, which a partition drop takes:
 		// a record dropped before this write is always written as the new actor.
 		actor := c.actorOf(p)
 		now := c.cfg.Now().UnixMilli()
-		next := vclock.Update(cur, clk, actor, v, now, c.freshCounter())
+		next := vclock.Update(cur.Str, clk, actor, v, now, c.freshCounter())
 		if len(next.Entries) <= c.cfg.MaxEntries {
-			return next, nil
+			return record.String(next), nil
 		}
-		return vclock.Prune(next, c.pruneOptions(cur, clk, actor, now)), nil
+		return record.String(vclock.Prune(next, c.pruneOptions(cur.Str, clk, actor, now))), nil
 	}
 }
 

@@ -17,6 +17,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -50,9 +51,9 @@ func newCoordinator(t testing.TB, partitions int, now func() time.Time) (*Coordi
 func value(s string) vclock.Value { return vclock.Value{Data: []byte(s), Timestamp: 1} }
 
 // data returns the payloads of rec's siblings, sorted.
-func data(rec vclock.Set) []string {
+func data(rec record.Record) []string {
 	var out []string
-	for _, s := range rec.Siblings() {
+	for _, s := range rec.Str.Siblings() {
 		if s.Tombstone {
 			out = append(out, "<tombstone>")
 		} else {
@@ -94,14 +95,14 @@ func TestConfig(t *testing.T) {
 	if err := st.DropPartition(st.PartitionOf(key)); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := record(c.Put(context.Background(), key, nil, value("v"), WriteOptions{}))
+	rec, err := writtenRecord(c.Put(context.Background(), key, nil, value("v"), WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := longest + ":1"; rec.Entries[0].Actor != want || c.ActorFor(key) != want {
-		t.Fatalf("after a drop the write's actor is %q (ActorFor %q), want %q", rec.Entries[0].Actor, c.ActorFor(key), want)
+	if want := longest + ":1"; rec.Str.Entries[0].Actor != want || c.ActorFor(key) != want {
+		t.Fatalf("after a drop the write's actor is %q (ActorFor %q), want %q", rec.Str.Entries[0].Actor, c.ActorFor(key), want)
 	}
-	if _, err := vclock.DecodeSet(rec.AppendBinary(nil)); err != nil {
+	if _, err := record.Decode(rec.AppendBinary(nil)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -110,9 +111,9 @@ func TestPutContexts(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newCoordinator(t, 16, nil)
 	key := []byte("k")
-	put := func(clk vclock.Clock, v string) vclock.Set {
+	put := func(clk vclock.Clock, v string) record.Record {
 		t.Helper()
-		rec, err := record(c.Put(ctx, key, clk, value(v), WriteOptions{}))
+		rec, err := writtenRecord(c.Put(ctx, key, clk, value(v), WriteOptions{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,23 +134,23 @@ func TestPutContexts(t *testing.T) {
 	if got := data(r2); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("second put with an empty context: %v, want siblings a, b", got)
 	}
-	r3 := put(r1.Join(), "c") // covers a only
+	r3 := put(r1.Str.Join(), "c") // covers a only
 	if got := data(r3); !slices.Equal(got, []string{"b", "c"}) {
 		t.Fatalf("put with a's context: %v, want b, c", got)
 	}
-	r4 := put(r3.Join(), "d") // covers everything
+	r4 := put(r3.Str.Join(), "d") // covers everything
 	if got := data(r4); !slices.Equal(got, []string{"d"}) {
 		t.Fatalf("put with the latest context: %v, want d", got)
 	}
-	if !r4.Join().Descends(r3.Join()) || r3.Join().Descends(r4.Join()) {
+	if !r4.Str.Join().Descends(r3.Str.Join()) || r3.Str.Join().Descends(r4.Str.Join()) {
 		t.Fatal("a write's context does not strictly descend the one it superseded")
 	}
-	r5 := put(r2.Join(), "e") // stale context: covers a and b, not d
+	r5 := put(r2.Str.Join(), "e") // stale context: covers a and b, not d
 	if got := data(r5); !slices.Equal(got, []string{"d", "e"}) {
 		t.Fatalf("put with a stale context: %v, want d, e", got)
 	}
 	// A tombstone with the full context leaves only the tombstone.
-	r6, err := record(c.Put(ctx, key, r5.Join(), vclock.Value{Tombstone: true, Timestamp: 2}, WriteOptions{}))
+	r6, err := writtenRecord(c.Put(ctx, key, r5.Str.Join(), vclock.Value{Tombstone: true, Timestamp: 2}, WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +158,7 @@ func TestPutContexts(t *testing.T) {
 		t.Fatalf("delete with the full context: %v", got)
 	}
 	// Every value carries a dot of this coordinator's actor.
-	for _, s := range r5.Siblings() {
+	for _, s := range r5.Str.Siblings() {
 		if s.Dot.Actor != "n1" {
 			t.Fatalf("sibling %q has dot %+v", s.Data, s.Dot)
 		}
@@ -181,37 +182,37 @@ func TestPutPrunesContext(t *testing.T) {
 	for i := range 12 {
 		wide = append(wide, vclock.Dot{Actor: fmt.Sprintf("peer%02d", i), Counter: uint64(i + 1)})
 	}
-	rec, err := record(c.Put(ctx, key, wide, value("v"), WriteOptions{}))
+	rec, err := writtenRecord(c.Put(ctx, key, wide, value("v"), WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !rec.Join().Descends(wide) || len(rec.Entries) != 13 {
+	if !rec.Str.Join().Descends(wide) || len(rec.Str.Entries) != 13 {
 		t.Fatalf("the write dropped entries its context needs: %s", fmtRecord(rec))
 	}
 	// A second write needs none of them (its context covers only n1's value) and
 	// they are young: kept, up to 5*MaxEntries.
 	clk.Advance(time.Second)
-	rec, err = record(c.Put(ctx, key, vclock.Clock{rec.Join()[0]}, value("w"), WriteOptions{}))
+	rec, err = writtenRecord(c.Put(ctx, key, vclock.Clock{rec.Str.Join()[0]}, value("w"), WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rec.Entries) != 13 {
+	if len(rec.Str.Entries) != 13 {
 		t.Fatalf("young entries pruned: %s", fmtRecord(rec))
 	}
 	// Past PruneAge they go, least recently active first, never the writer's own
 	// or the one holding a value.
 	clk.Advance(time.Minute)
-	rec, err = record(c.Put(ctx, key, rec.Join(), value("x"), WriteOptions{}))
+	rec, err = writtenRecord(c.Put(ctx, key, rec.Str.Join(), value("x"), WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(rec.Entries); n != 4 {
+	if n := len(rec.Str.Entries); n != 4 {
 		t.Fatalf("record keeps %d entries, MaxEntries is 4: %s", n, fmtRecord(rec))
 	}
 	if got := data(rec); !slices.Equal(got, []string{"x"}) {
 		t.Fatalf("pruning lost the value: %v", got)
 	}
-	if rec.Join().Get("n1") == 0 {
+	if rec.Str.Join().Get("n1") == 0 {
 		t.Fatal("pruning dropped the entry that holds the value")
 	}
 	// A context of more than 5*MaxEntries young entries is cut back to that bound
@@ -223,11 +224,11 @@ func TestPutPrunesContext(t *testing.T) {
 	if _, err := c.Put(ctx, key, wide, value("y"), WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rec, err = record(c.Put(ctx, key, nil, value("z"), WriteOptions{}))
+	rec, err = writtenRecord(c.Put(ctx, key, nil, value("z"), WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := len(rec.Entries); n != 20 {
+	if n := len(rec.Str.Entries); n != 20 {
 		t.Fatalf("record keeps %d entries, want the hard bound 20: %s", n, fmtRecord(rec))
 	}
 }
@@ -243,11 +244,11 @@ func TestModify(t *testing.T) {
 	if _, err := c.Put(ctx, key, nil, value("b"), WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rec, err := record(c.Modify(ctx, key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+	rec, err := writtenRecord(c.Modify(ctx, key, func(cur record.Record) (vclock.Clock, vclock.Value, error) {
 		if got := data(cur); !slices.Equal(got, []string{"a", "b"}) {
 			t.Errorf("Modify saw %v", got)
 		}
-		return cur.Join(), value("ab"), nil
+		return cur.Str.Join(), value("ab"), nil
 	}, WriteOptions{}))
 	if err != nil {
 		t.Fatal(err)
@@ -258,18 +259,18 @@ func TestModify(t *testing.T) {
 
 	// ErrNoWrite leaves the key and returns the record as found.
 	before, _ := c.Get(ctx, key, ReadOptions{})
-	rec, err = record(c.Modify(ctx, key, func(vclock.Set) (vclock.Clock, vclock.Value, error) {
+	rec, err = writtenRecord(c.Modify(ctx, key, func(record.Record) (vclock.Clock, vclock.Value, error) {
 		return nil, vclock.Value{}, fmt.Errorf("skip: %w", ErrNoWrite)
 	}, WriteOptions{}))
 	if err != nil {
 		t.Fatalf("Modify with ErrNoWrite: %v", err)
 	}
 	after, _ := c.Get(ctx, key, ReadOptions{})
-	if !slices.Equal(data(rec), data(before)) || before.Join().String() != after.Join().String() {
+	if !slices.Equal(data(rec), data(before)) || before.Str.Join().String() != after.Str.Join().String() {
 		t.Fatal("ErrNoWrite changed the record")
 	}
 	// ErrNoWrite on a missing key creates nothing.
-	if _, err := c.Modify(ctx, []byte("missing"), func(vclock.Set) (vclock.Clock, vclock.Value, error) {
+	if _, err := c.Modify(ctx, []byte("missing"), func(record.Record) (vclock.Clock, vclock.Value, error) {
 		return nil, vclock.Value{}, ErrNoWrite
 	}, WriteOptions{}); err != nil {
 		t.Fatal(err)
@@ -280,7 +281,7 @@ func TestModify(t *testing.T) {
 
 	// Another error aborts and is returned as is.
 	errBoom := errors.New("boom")
-	if _, err := c.Modify(ctx, key, func(vclock.Set) (vclock.Clock, vclock.Value, error) {
+	if _, err := c.Modify(ctx, key, func(record.Record) (vclock.Clock, vclock.Value, error) {
 		return nil, value("x"), errBoom
 	}, WriteOptions{}); !errors.Is(err, errBoom) {
 		t.Fatalf("Modify err = %v, want boom", err)
@@ -293,7 +294,7 @@ func TestModify(t *testing.T) {
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()
 	called := false
-	if _, err := c.Modify(cctx, key, func(vclock.Set) (vclock.Clock, vclock.Value, error) {
+	if _, err := c.Modify(cctx, key, func(record.Record) (vclock.Clock, vclock.Value, error) {
 		called = true
 		return nil, value("x"), nil
 	}, WriteOptions{}); !errors.Is(err, context.Canceled) || called {
@@ -311,7 +312,7 @@ func TestModify(t *testing.T) {
 	if err := c.FlushAll(cctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("FlushAll with a cancelled context: %v", err)
 	}
-	if _, err := c.ScanPage(cctx, 0, 10, func([]byte, vclock.Set) bool { return true }); !errors.Is(err, context.Canceled) {
+	if _, err := c.ScanPage(cctx, 0, 10, func([]byte, record.Record) bool { return true }); !errors.Is(err, context.Canceled) {
 		t.Fatalf("ScanPage with a cancelled context: %v", err)
 	}
 }
@@ -322,9 +323,9 @@ func TestModifyAtomic(t *testing.T) {
 	ctx := context.Background()
 	c, _ := newCoordinator(t, 16, nil)
 	const goroutines, perG = 16, 100
-	incr := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+	incr := func(cur record.Record) (vclock.Clock, vclock.Value, error) {
 		n := 0
-		if sibs := cur.Siblings(); len(sibs) > 0 {
+		if sibs := cur.Str.Siblings(); len(sibs) > 0 {
 			if len(sibs) != 1 {
 				return nil, vclock.Value{}, fmt.Errorf("%d siblings", len(sibs))
 			}
@@ -333,7 +334,7 @@ func TestModifyAtomic(t *testing.T) {
 				return nil, vclock.Value{}, err
 			}
 		}
-		return cur.Join(), value(strconv.Itoa(n + 1)), nil
+		return cur.Str.Join(), value(strconv.Itoa(n + 1)), nil
 	}
 	var wg sync.WaitGroup
 	for range goroutines {
@@ -412,17 +413,17 @@ func TestFreshEntryAfterReap(t *testing.T) {
 	key := []byte("k")
 	var last uint64
 	for round := range 5 {
-		var rec vclock.Set
+		var rec record.Record
 		var err error
 		for range 50 { // many writes within the same microsecond
-			rec, err = record(c.Modify(ctx, key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
-				return cur.Join(), value("v"), nil
+			rec, err = writtenRecord(c.Modify(ctx, key, func(cur record.Record) (vclock.Clock, vclock.Value, error) {
+				return cur.Str.Join(), value("v"), nil
 			}, WriteOptions{}))
 			if err != nil {
 				t.Fatal(err)
 			}
 		}
-		n := rec.Join().Get("n1")
+		n := rec.Str.Join().Get("n1")
 		if n <= last {
 			t.Fatalf("round %d: counter %d not above the previous incarnation's %d", round, n, last)
 		}
@@ -431,7 +432,7 @@ func TestFreshEntryAfterReap(t *testing.T) {
 		}
 		last = n
 		// The record disappears, as when the reaper removes it.
-		if _, err := st.Update(key, func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, nil }); err != nil {
+		if _, err := st.Update(key, func(record.Record, bool) (record.Record, error) { return record.Record{}, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -452,7 +453,7 @@ func TestCountAndFlushAll(t *testing.T) {
 		t.Fatalf("Count = %d, %v (a sibling tombstone does not uncount a live value)", n, err)
 	}
 	rec, _ := c.Get(ctx, []byte("0"), ReadOptions{})
-	if _, err := c.Put(ctx, []byte("0"), rec.Join(), vclock.Value{Tombstone: true}, WriteOptions{}); err != nil {
+	if _, err := c.Put(ctx, []byte("0"), rec.Str.Join(), vclock.Value{Tombstone: true}, WriteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := c.Count(ctx); n != 299 {
@@ -468,11 +469,11 @@ func TestCountAndFlushAll(t *testing.T) {
 		t.Fatalf("record survived FlushAll: %+v", rec)
 	}
 	visited := 0
-	if next, err := c.ScanPage(ctx, 0, 1000, func([]byte, vclock.Set) bool { visited++; return true }); err != nil || next != 0 || visited != 0 {
+	if next, err := c.ScanPage(ctx, 0, 1000, func([]byte, record.Record) bool { visited++; return true }); err != nil || next != 0 || visited != 0 {
 		t.Fatalf("ScanPage after FlushAll: next %d, visited %d, %v", next, visited, err)
 	}
 	// Writing after a flush works, and the new write is not a sibling of anything.
-	rec, err := record(c.Put(ctx, []byte("5"), nil, value("new"), WriteOptions{}))
+	rec, err := writtenRecord(c.Put(ctx, []byte("5"), nil, value("new"), WriteOptions{}))
 	if err != nil || !slices.Equal(data(rec), []string{"new"}) {
 		t.Fatalf("write after FlushAll: %v, %v", data(rec), err)
 	}
@@ -486,7 +487,7 @@ func scanAll(t *testing.T, c *Coordinator, count int, between func(page int)) (k
 	cursor := uint64(0)
 	for page := 0; ; page++ {
 		accepted := 0
-		next, err := c.ScanPage(ctx, cursor, count, func(key []byte, rec vclock.Set) bool {
+		next, err := c.ScanPage(ctx, cursor, count, func(key []byte, rec record.Record) bool {
 			keys = append(keys, string(key))
 			accepted++
 			return true
@@ -556,7 +557,7 @@ func TestScanPageVisitsEveryKeyOnce(t *testing.T) {
 						cur := cursors[i]
 						for cur != 0 {
 							var err error
-							cur, err = c.ScanPage(ctx, cur, 10, func(key []byte, _ vclock.Set) bool {
+							cur, err = c.ScanPage(ctx, cur, 10, func(key []byte, _ record.Record) bool {
 								rest = append(rest, string(key))
 								return true
 							})
@@ -620,7 +621,7 @@ func TestScanPageRejectedRecordsDoNotCount(t *testing.T) {
 	cursor := uint64(0)
 	for {
 		accepted := 0
-		next, err := c.ScanPage(ctx, cursor, 5, func(key []byte, _ vclock.Set) bool {
+		next, err := c.ScanPage(ctx, cursor, 5, func(key []byte, _ record.Record) bool {
 			n, _ := strconv.Atoi(string(key))
 			if n%2 == 0 {
 				got = append(got, string(key))
@@ -644,7 +645,7 @@ func TestScanPageRejectedRecordsDoNotCount(t *testing.T) {
 		t.Fatalf("accepted %d even keys, want 50", len(got))
 	}
 	// fn rejecting everything scans to the end in one call.
-	next, err := c.ScanPage(ctx, 0, 1, func([]byte, vclock.Set) bool { return false })
+	next, err := c.ScanPage(ctx, 0, 1, func([]byte, record.Record) bool { return false })
 	if err != nil || next != 0 {
 		t.Fatalf("rejecting scan: next %d, %v", next, err)
 	}
@@ -687,7 +688,7 @@ func TestScanPageWithConcurrentChanges(t *testing.T) {
 						i := rng.IntN(len(volatile))
 						k := volatile[i]
 						volatile = slices.Delete(volatile, i, i+1)
-						if _, err := c.store.Update([]byte(k), func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, nil }); err != nil {
+						if _, err := c.store.Update([]byte(k), func(record.Record, bool) (record.Record, error) { return record.Record{}, nil }); err != nil {
 							t.Fatal(err)
 						}
 					}

@@ -59,8 +59,11 @@
 //     it is one of the key's N) stored the record that holds it durably: W
 //     distinct owners, each in person or through a fallback's hint for it. A read
 //     likewise merges the answers of R distinct owners.
-//   - Records from replicas are only ever merged with vclock.Sync: delivering one
-//     twice, late, or out of order changes nothing.
+//   - Records from replicas are only ever merged with vclock.Sync (through
+//     record.SyncStrings): delivering one twice, late, or out of order changes
+//     nothing. A record with a typed part (issue 20) is refused, never merged by
+//     its string layer alone, until record/ merges every layer: a write over it
+//     fails, a read counts its reply as failed, and read repair skips the key.
 //   - Every write's causal context is explicit: Put takes the client's clock;
 //     Modify uses the record its function saw (the local one, merged with R
 //     replicas' when ReadFirst), so the write supersedes exactly what was read.

@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -98,7 +99,7 @@ func TestRegainedPartitionOnStorage(t *testing.T) {
 				t.Fatal(err)
 			}
 			key := []byte("k")
-			v1, err := record(x.Put(ctx, key, nil, value("v1"), WriteOptions{}))
+			v1, err := writtenRecord(x.Put(ctx, key, nil, value("v1"), WriteOptions{}))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -122,11 +123,11 @@ func TestRegainedPartitionOnStorage(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			v2, err := record(x.Put(ctx, key, nil, value("v2"), WriteOptions{}))
+			v2, err := writtenRecord(x.Put(ctx, key, nil, value("v2"), WriteOptions{}))
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, m := range []vclock.Set{vclock.Sync(replica, v2), vclock.Sync(v2, replica)} {
+			for _, m := range []record.Record{record.String(vclock.Sync(replica.Str, v2.Str)), record.String(vclock.Sync(v2.Str, replica.Str))} {
 				if got := data(m); !slices.Equal(got, []string{"v1", "v2"}) {
 					t.Fatalf("replicas synced to %v (%s), want v1 and v2", got, fmtRecord(m))
 				}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -53,7 +54,7 @@ import (
 type EvictResult struct {
 	// Record is the key's local record as the eviction left it: the tombstone's
 	// record, empty after the one-member delete, as found when Evict refused.
-	Record vclock.Set
+	Record record.Record
 	// Evicted: the evicted values are gone from this node (their memory is
 	// freed here), by the tombstone or the one-member delete. It holds even
 	// when the quorum failed: the local tombstone stays.
@@ -75,7 +76,7 @@ type EvictResult struct {
 // *QuorumError or the request's context error after the local write: the
 // eviction is not acknowledged but its memory is freed here). ErrLate and store
 // errors write nothing.
-func (c *Coordinator) Evict(ctx context.Context, key []byte, seen vclock.Set, exact bool) (EvictResult, error) {
+func (c *Coordinator) Evict(ctx context.Context, key []byte, seen record.Record, exact bool) (EvictResult, error) {
 	if seen.Empty() {
 		return EvictResult{}, ErrNoWrite
 	}
@@ -122,11 +123,11 @@ func (c *Coordinator) alone() bool {
 // evictTombstone writes Evict's tombstone: context seen.Join(), the evicted
 // winner's Timestamp, Expiry (and so GraveTime) now, with the normal W and no
 // hints; with exact, only over a local record that is still exactly seen.
-func (c *Coordinator) evictTombstone(ctx context.Context, key []byte, seen vclock.Set, exact bool) (EvictResult, error) {
-	clk := seen.Join()
-	win, _ := vclock.Winner(seen.Siblings())
+func (c *Coordinator) evictTombstone(ctx context.Context, key []byte, seen record.Record, exact bool) (EvictResult, error) {
+	clk := seen.Str.Join()
+	win, _ := vclock.Winner(seen.Str.Siblings())
 	refused, decided := false, false
-	fn := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+	fn := func(cur record.Record) (vclock.Clock, vclock.Value, error) {
 		if exact && !sameRecord(cur, seen) {
 			refused = true
 			return nil, vclock.Value{}, ErrNoWrite

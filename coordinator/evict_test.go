@@ -11,6 +11,7 @@ import (
 	"github.com/dynakv/dynakv/internal/memstore"
 	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/peer/peertest"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
@@ -20,8 +21,8 @@ func stamped(s string, ts int64) vclock.Value { return vclock.Value{Data: []byte
 
 // plainGet is what plain GET answers from a record: the winner's data when it
 // is live (at time 0: no expiry in these tests).
-func plainGet(rec vclock.Set) (string, bool) {
-	w, ok := vclock.Winner(rec.Siblings())
+func plainGet(rec record.Record) (string, bool) {
+	w, ok := vclock.Winner(rec.Str.Siblings())
 	if !ok || !w.Live(0) {
 		return "", false
 	}
@@ -29,8 +30,8 @@ func plainGet(rec vclock.Set) (string, bool) {
 }
 
 // evictedTomb returns the tombstone Evict wrote into rec (by actor), if any.
-func evictedTomb(rec vclock.Set, actor string) (vclock.Value, bool) {
-	for _, e := range rec.Entries {
+func evictedTomb(rec record.Record, actor string) (vclock.Value, bool) {
+	for _, e := range rec.Str.Entries {
 		if e.Actor == actor && len(e.Values) > 0 && e.Values[0].Tombstone {
 			return e.Values[0], true
 		}
@@ -73,7 +74,7 @@ func TestEvictTombstone(t *testing.T) {
 				ctx, key := context.Background(), evictKey
 				seen := tc.local(pl[1], key) // the evictor's sample
 				// A write concurrent with the eviction (empty context), on every replica.
-				conc, err := record(tc.cos[pl[2]].Put(ctx, []byte(key), nil, stamped("conc", tt.concTS), WriteOptions{W: 3}))
+				conc, err := writtenRecord(tc.cos[pl[2]].Put(ctx, []byte(key), nil, stamped("conc", tt.concTS), WriteOptions{W: 3}))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -92,7 +93,7 @@ func TestEvictTombstone(t *testing.T) {
 					if got := liveData(rec); len(got) != 1 || got[0] != "conc" {
 						t.Errorf("%s holds %v, want only the concurrent write and the tombstone", r, got)
 					}
-					if !covers(rec, concDot) || !rec.Join().Descends(seen.Join()) {
+					if !covers(rec, concDot) || !rec.Str.Join().Descends(seen.Str.Join()) {
 						t.Errorf("%s: record %v", r, rec)
 					}
 					if d, ok := plainGet(rec); d != tt.wantData || ok != tt.wantOK {
@@ -161,7 +162,7 @@ func TestEvictExactRefuses(t *testing.T) {
 			t.Fatal(err)
 		}
 		synctest.Wait()
-		before := map[string]vclock.Set{}
+		before := map[string]record.Record{}
 		for _, r := range pl {
 			before[r] = tc.local(r, key)
 		}
@@ -175,7 +176,7 @@ func TestEvictExactRefuses(t *testing.T) {
 				t.Errorf("%s changed after a refused eviction", r)
 			}
 		}
-		if _, err := tc.cos[pl[0]].Evict(ctx, []byte(key), vclock.Set{}, false); !errors.Is(err, ErrNoWrite) {
+		if _, err := tc.cos[pl[0]].Evict(ctx, []byte(key), record.Record{}, false); !errors.Is(err, ErrNoWrite) {
 			t.Errorf("Evict of an empty record: %v, want ErrNoWrite", err)
 		}
 	})
@@ -229,7 +230,7 @@ func TestEvictNoHints(t *testing.T) {
 		}
 		for _, r := range pl2 {
 			if r != pl[2] {
-				if err := tc.cos[r].HandleWrite(peer.WriteRequest{Key: []byte(key2), Record: vclock.Update(vclock.Set{}, nil, "x:1", stamped("v", 1), 1, 1)}); err != nil {
+				if err := tc.cos[r].HandleWrite(peer.WriteRequest{Key: []byte(key2), Record: record.String(vclock.Update(vclock.Set{}, nil, "x:1", stamped("v", 1), 1, 1))}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -289,8 +290,8 @@ func (s *joinOnDelete) DeleteIf(key, enc []byte) (bool, error) {
 // gets the tombstone over the copy its handoff may have taken.
 func TestEvictOneMember(t *testing.T) {
 	ctx := context.Background()
-	put := func(t *testing.T, c *Coordinator, key string, v vclock.Value) vclock.Set {
-		rec, err := record(c.Put(ctx, []byte(key), nil, v, WriteOptions{}))
+	put := func(t *testing.T, c *Coordinator, key string, v vclock.Value) record.Record {
+		rec, err := writtenRecord(c.Put(ctx, []byte(key), nil, v, WriteOptions{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -384,7 +385,7 @@ func TestEvictOneMember(t *testing.T) {
 			synctest.Wait()
 			for name, st := range map[string]*memstore.Store{"n1": st1.Store, "n2": st2} {
 				rec, _, _ := st.Get([]byte("j"))
-				if _, ok := evictedTomb(rec, "n1:1"); !ok || len(liveData(rec)) != 0 || !rec.Join().Descends(seen.Join()) {
+				if _, ok := evictedTomb(rec, "n1:1"); !ok || len(liveData(rec)) != 0 || !rec.Str.Join().Descends(seen.Str.Join()) {
 					t.Errorf("%s after the join: %v, want the tombstone over the evicted copy", name, rec)
 				}
 			}
@@ -393,7 +394,7 @@ func TestEvictOneMember(t *testing.T) {
 }
 
 // liveData returns the payloads of rec's siblings that are not tombstones, sorted.
-func liveData(rec vclock.Set) []string {
+func liveData(rec record.Record) []string {
 	var out []string
 	for _, d := range data(rec) {
 		if d != "<tombstone>" {

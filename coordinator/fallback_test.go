@@ -163,7 +163,7 @@ func TestWritesAndReadsDoNotWaitForFailureDetection(t *testing.T) {
 					f.apply(tc, o)
 				}
 				start := time.Now()
-				rec, err := record(co.Put(ctx, []byte(key), nil, value("v1"), WriteOptions{}))
+				rec, err := writtenRecord(co.Put(ctx, []byte(key), nil, value("v1"), WriteOptions{}))
 				if err != nil {
 					t.Fatalf("write with two owners failing: %v", err)
 				}
@@ -206,7 +206,7 @@ func TestWritesAndReadsDoNotWaitForFailureDetection(t *testing.T) {
 				synctest.Wait()
 				calls := tc.net.Stats().Calls
 				start = time.Now()
-				rec, err = record(co.Put(ctx, []byte(key), rec.Join(), value("v2"), WriteOptions{}))
+				rec, err = writtenRecord(co.Put(ctx, []byte(key), rec.Str.Join(), value("v2"), WriteOptions{}))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -230,7 +230,7 @@ func TestWritesAndReadsDoNotWaitForFailureDetection(t *testing.T) {
 					}
 					f.undo(tc, o)
 				}
-				rec, err = record(co.Put(ctx, []byte(key), rec.Join(), value("v3"), WriteOptions{W: 3}))
+				rec, err = writtenRecord(co.Put(ctx, []byte(key), rec.Str.Join(), value("v3"), WriteOptions{W: 3}))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -360,7 +360,7 @@ func TestQuorumCountsOwnersOnce(t *testing.T) {
 			pl := tc.prefs("k")
 			tc.net.Slow(pl[1], 400*time.Millisecond)
 			tc.net.Slow(pl[2], -1)
-			rec, err := record(tc.cos[pl[0]].Put(context.Background(), []byte("k"), nil, value("v"), WriteOptions{W: 3}))
+			rec, err := writtenRecord(tc.cos[pl[0]].Put(context.Background(), []byte("k"), nil, value("v"), WriteOptions{W: 3}))
 			var qe *QuorumError
 			if !errors.As(err, &qe) || qe.Acks != 2 || qe.Need != 3 {
 				t.Fatalf("W=3 with p1 slow, p2 stalled and one spare: %v; want QuorumError{2, 3}", err)

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -64,13 +65,13 @@ func TestFloorAcrossRestart(t *testing.T) {
 				return c
 			}
 			write := func(c *Coordinator, key string) uint64 {
-				rec, err := record(c.Modify(ctx, []byte(key), func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
-					return cur.Join(), value("v"), nil
+				rec, err := writtenRecord(c.Modify(ctx, []byte(key), func(cur record.Record) (vclock.Clock, vclock.Value, error) {
+					return cur.Str.Join(), value("v"), nil
 				}, WriteOptions{}))
 				if err != nil {
 					t.Fatal(err)
 				}
-				return rec.Join().Get("n1")
+				return rec.Str.Join().Get("n1")
 			}
 			c := start()
 			before := write(c, "a")

@@ -7,8 +7,8 @@ import (
 	"slices"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // Count returns the number of keys holding a value, as DBSIZE reports it.
@@ -31,7 +31,7 @@ func (c *Coordinator) Count(ctx context.Context) (int64, error) {
 // present for the whole scan is visited at least once, as Redis's SCAN promises).
 // Between partitions the cursor is the next partition's number, the smallest hash that
 // partition can hold. fn's arguments are valid only during the call.
-func (c *Coordinator) ScanPage(ctx context.Context, cursor uint64, count int, fn func(key []byte, rec vclock.Set) bool) (uint64, error) {
+func (c *Coordinator) ScanPage(ctx context.Context, cursor uint64, count int, fn func(key []byte, rec record.Record) bool) (uint64, error) {
 	q := uint64(c.store.Partitions())
 	first := uint64(ring.PartitionOfHash(cursor, int(q)))
 	accepted := 0
@@ -45,7 +45,7 @@ func (c *Coordinator) ScanPage(ctx context.Context, cursor uint64, count int, fn
 		}
 		var next uint64
 		stopped := false
-		err := c.scanPartition(ctx, int(p), from, count-accepted, func(h uint64, key []byte, rec vclock.Set) bool {
+		err := c.scanPartition(ctx, int(p), from, count-accepted, func(h uint64, key []byte, rec record.Record) bool {
 			if accepted >= count {
 				next, stopped = h, true
 				return false
@@ -118,7 +118,7 @@ func (c *Coordinator) scanSources(p int) []string {
 // scanPartition calls fn for partition p's records with hash >= from in hash
 // order, until fn returns false: from the local store, or in a cluster from one of
 // p's replicas, a page of about want records at a time.
-func (c *Coordinator) scanPartition(ctx context.Context, p int, from uint64, want int, fn func(h uint64, key []byte, rec vclock.Set) bool) error {
+func (c *Coordinator) scanPartition(ctx context.Context, p int, from uint64, want int, fn func(h uint64, key []byte, rec record.Record) bool) error {
 	if c.cfg.Cluster == nil {
 		return c.store.Scan(p, from, fn)
 	}
@@ -139,7 +139,7 @@ func (c *Coordinator) scanPartition(ctx context.Context, p int, from uint64, wan
 	return lastErr
 }
 
-func (c *Coordinator) scanRemote(ctx context.Context, node string, p int, from uint64, want int, fn func(h uint64, key []byte, rec vclock.Set) bool) error {
+func (c *Coordinator) scanRemote(ctx context.Context, node string, p int, from uint64, want int, fn func(h uint64, key []byte, rec record.Record) bool) error {
 	rctx, cancel := c.requestContext(ctx)
 	defer cancel()
 	page := min(max(want, 16), peer.MaxScanCount-1) // the request asks for page+1

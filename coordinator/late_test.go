@@ -10,6 +10,7 @@ import (
 
 	"github.com/dynakv/dynakv/internal/memstore"
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -22,12 +23,12 @@ type pausingStore struct {
 	pause time.Duration
 }
 
-func (s *pausingStore) Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (s *pausingStore) Update(key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	time.Sleep(s.pause)
 	return s.Store.Update(key, fn)
 }
 
-func (s *pausingStore) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (s *pausingStore) UpdateNoSync(key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	time.Sleep(s.pause)
 	return s.Store.UpdateNoSync(key, fn)
 }
@@ -109,7 +110,7 @@ func TestModifyNotAppliedLate(t *testing.T) {
 	}
 }
 
-func localRecord(t *testing.T, st *memstore.Store, key string) vclock.Set {
+func localRecord(t *testing.T, st *memstore.Store, key string) record.Record {
 	t.Helper()
 	rec, _, err := st.Get([]byte(key))
 	if err != nil {
@@ -128,8 +129,8 @@ func TestServeLateReplicaWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 		rec := vclock.Update(vclock.Set{}, nil, "n2:1", value("v"), 1, 1)
-		one := peer.WriteRequest{Key: []byte("one"), Record: rec}.AppendBinary(nil)
-		batch := peer.AppendWriteBatch(nil, [][]byte{peer.WriteRequest{Key: []byte("batched"), Record: rec}.AppendBinary(nil)})
+		one := peer.WriteRequest{Key: []byte("one"), Record: record.String(rec)}.AppendBinary(nil)
+		batch := peer.AppendWriteBatch(nil, [][]byte{peer.WriteRequest{Key: []byte("batched"), Record: record.String(rec)}.AppendBinary(nil)})
 
 		expired, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()

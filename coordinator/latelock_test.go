@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -28,10 +29,10 @@ func TestReplicaWriteLateUnderTheLock(t *testing.T) {
 			c, st := newCoordinator(t, 16, nil)
 			key := []byte("k")
 			held, release := make(chan struct{}), make(chan struct{})
-			hold := func(cur vclock.Set, _ bool) (vclock.Set, error) {
+			hold := func(cur record.Record, _ bool) (record.Record, error) {
 				close(held)
 				<-release
-				return vclock.Set{}, storage.ErrNoChange
+				return record.Record{}, storage.ErrNoChange
 			}
 			go func() {
 				if tc.hint != "" {
@@ -41,7 +42,7 @@ func TestReplicaWriteLateUnderTheLock(t *testing.T) {
 				}
 			}()
 			<-held
-			req := peer.WriteRequest{Key: key, Record: rec, HintFor: tc.hint}
+			req := peer.WriteRequest{Key: key, Record: record.String(rec), HintFor: tc.hint}
 			typ, body := peer.MsgWrite, req.AppendBinary(nil)
 			if tc.batch {
 				typ, body = peer.MsgWriteBatch, peer.AppendWriteBatch(nil, [][]byte{req.AppendBinary(nil)})

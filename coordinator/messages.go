@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // RemotePeers returns Peers that encode each request, send it with c, and decode
@@ -32,10 +32,10 @@ type remotePeers struct {
 	queues map[string]*writeQueue // by node
 }
 
-func (p *remotePeers) Read(ctx context.Context, node string, req peer.ReadRequest) (vclock.Set, error) {
+func (p *remotePeers) Read(ctx context.Context, node string, req peer.ReadRequest) (record.Record, error) {
 	b, err := p.c.Call(ctx, node, peer.MsgRead, req.AppendBinary(nil))
 	if err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	return peer.DecodeRecordReply(b)
 }
@@ -157,7 +157,7 @@ func (c *Coordinator) serveFlush(ctx context.Context, _ string, req []byte) ([]b
 
 // HandleRead answers a replica read: this node's record of the key, merged with the
 // hint it keeps for req.HintFor when it stands in for that owner.
-func (c *Coordinator) HandleRead(req peer.ReadRequest) (vclock.Set, error) {
+func (c *Coordinator) HandleRead(req peer.ReadRequest) (record.Record, error) {
 	rec, _, err := c.store.Get(req.Key)
 	if err != nil || req.HintFor == "" || req.HintFor == c.cfg.Node {
 		return rec, err
@@ -166,7 +166,7 @@ func (c *Coordinator) HandleRead(req peer.ReadRequest) (vclock.Set, error) {
 	if err != nil || !found {
 		return rec, err
 	}
-	return vclock.Sync(rec, hint), nil
+	return record.SyncStrings(rec, hint)
 }
 
 // HandleWrite answers a replica write: the record is merged into this node's
@@ -192,14 +192,14 @@ func (c *Coordinator) handleWrite(ctx context.Context, req peer.WriteRequest) er
 // applyReplicaWrite merges req's record into this node's replica with update
 // (Update, or UpdateNoSync for a write a later sync covers), or into its hints
 // for req.HintFor, and reports whether that changed anything.
-func (c *Coordinator) applyReplicaWrite(ctx context.Context, req peer.WriteRequest, update func([]byte, storage.UpdateFunc) (vclock.Set, error)) (changed bool, err error) {
+func (c *Coordinator) applyReplicaWrite(ctx context.Context, req peer.WriteRequest, update func([]byte, storage.UpdateFunc) (record.Record, error)) (changed bool, err error) {
 	release, err := c.admitWrite()
 	if err != nil {
 		return false, err
 	}
 	defer release()
 	merge := mergeWhileInTime(ctx, req.Record)
-	fn := func(cur vclock.Set, found bool) (vclock.Set, error) {
+	fn := func(cur record.Record, found bool) (record.Record, error) {
 		next, err := merge(cur, found)
 		changed = err == nil
 		return next, err
@@ -218,7 +218,7 @@ func (c *Coordinator) HandleScan(req peer.ScanRequest) (peer.ScanReply, error) {
 		return peer.ScanReply{}, fmt.Errorf("%w: partition %d", peer.ErrBadMessage, req.Partition)
 	}
 	var rep peer.ScanReply
-	err := c.store.Scan(req.Partition, req.From, func(h uint64, key []byte, rec vclock.Set) bool {
+	err := c.store.Scan(req.Partition, req.From, func(h uint64, key []byte, rec record.Record) bool {
 		if len(rep.Keys) >= req.Count {
 			rep.Next, rep.More = h, true
 			return false

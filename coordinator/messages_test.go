@@ -11,19 +11,20 @@ import (
 
 	"github.com/dynakv/dynakv/internal/memstore"
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
 // testRecords are records of growing complexity: empty, one value, siblings of two
 // actors, a tombstone with expiry and flags.
-func testRecords() []vclock.Set {
+func testRecords() []record.Record {
 	r1 := vclock.Update(vclock.Set{}, nil, "n1:1", vclock.Value{Data: []byte("v1"), Timestamp: 5}, 5, 1)
 	r2 := vclock.Update(r1, nil, "n2:1", vclock.Value{Data: []byte{}, Flags: 7, Expiry: 99, Timestamp: 6}, 6, 1_000_000)
 	r3 := vclock.Update(r2, r2.Join(), "n3:2", vclock.Value{Tombstone: true, Timestamp: 7}, 7, 1)
-	return []vclock.Set{{}, r1, r2, r3}
+	return []record.Record{{}, record.String(r1), record.String(r2), record.String(r3)}
 }
 
-func encodes(a, b vclock.Set) bool { return bytes.Equal(a.AppendBinary(nil), b.AppendBinary(nil)) }
+func encodes(a, b record.Record) bool { return bytes.Equal(a.AppendBinary(nil), b.AppendBinary(nil)) }
 
 // serverOf returns a mux with c's handlers: what a node's transport serves.
 func serverOf(c *Coordinator) *peer.Mux {
@@ -61,7 +62,7 @@ func TestServeRoundTrip(t *testing.T) {
 	if got, err := peers.Read(ctx, "srv", peer.ReadRequest{Key: []byte("k")}); err != nil || !encodes(got, rec) {
 		t.Fatalf("Read: %v, %v", got, err)
 	}
-	if got, err := peers.Read(ctx, "srv", peer.ReadRequest{Key: []byte("k"), HintFor: "other"}); err != nil || !encodes(got, vclock.Sync(rec, testRecords()[1])) {
+	if got, err := peers.Read(ctx, "srv", peer.ReadRequest{Key: []byte("k"), HintFor: "other"}); err != nil || !encodes(got, record.String(vclock.Sync(rec.Str, testRecords()[1].Str))) {
 		t.Fatalf("Read with HintFor: %v, %v", got, err)
 	}
 	if got, err := peers.Read(ctx, "srv", peer.ReadRequest{Key: []byte("absent")}); err != nil || !got.Empty() {

@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // The non-blocking requests (issue 19): ModifyIn and GetIn serve a request on an
@@ -134,7 +134,7 @@ func (c *Coordinator) ModifyIn(ctx context.Context, ws *storage.WriteSet, key []
 			}
 		}()
 	}
-	rec, err := ws.Update(key, c.localWrite(c.partition(key), vclock.Set{}, c.beforeDeadline(ctx, fn, 0), &wrote))
+	rec, err := ws.Update(key, c.localWrite(c.partition(key), record.Record{}, c.beforeDeadline(ctx, fn, 0), &wrote))
 	if !admitted && !errors.Is(err, storage.ErrWouldBlock) {
 		// Kept until ws ends only if ws may now hold something of this
 		// coordinator's to apply; a write that would block leaves no trace
@@ -154,15 +154,15 @@ func (c *Coordinator) ModifyIn(ctx context.Context, ws *storage.WriteSet, key []
 // before ws.Commit returned nil. A quorum read (a key of a cluster whose plan is
 // not this node alone, soleReplica, unless opt.Local) returns an error wrapping
 // ErrWouldBlock.
-func (c *Coordinator) GetIn(ctx context.Context, ws *storage.WriteSet, key []byte, opt ReadOptions) (vclock.Set, error) {
+func (c *Coordinator) GetIn(ctx context.Context, ws *storage.WriteSet, key []byte, opt ReadOptions) (record.Record, error) {
 	if err := ctx.Err(); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	if !opt.Local && !c.soleReplica(key, false) {
-		return vclock.Set{}, wouldBlock{errQuorum}
+		return record.Record{}, wouldBlock{errQuorum}
 	}
 	if st, ok := c.store.(*storage.Store); !ok || ws.Store() != st {
-		return vclock.Set{}, errOtherSets
+		return record.Record{}, errOtherSets
 	}
 	rec, _, err := ws.Get(key)
 	return rec, err

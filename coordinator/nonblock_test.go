@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -22,19 +23,19 @@ func randomModify(rng *rand.Rand) ModifyFunc {
 	data := fmt.Sprint(rng.IntN(100))
 	switch rng.IntN(5) {
 	case 0:
-		return func(vclock.Set) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, ErrNoWrite }
+		return func(record.Record) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, ErrNoWrite }
 	case 1:
-		return func(vclock.Set) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, errRefused }
+		return func(record.Record) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, errRefused }
 	case 2:
-		return func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+		return func(cur record.Record) (vclock.Clock, vclock.Value, error) {
 			prev := ""
-			if w, ok := vclock.Winner(cur.Siblings()); ok {
+			if w, ok := vclock.Winner(cur.Str.Siblings()); ok {
 				prev = string(w.Data)
 			}
-			return cur.Join(), value(prev + "+" + data), nil
+			return cur.Str.Join(), value(prev + "+" + data), nil
 		}
 	default:
-		return func(cur vclock.Set) (vclock.Clock, vclock.Value, error) { return cur.Join(), value(data), nil }
+		return func(cur record.Record) (vclock.Clock, vclock.Value, error) { return cur.Str.Join(), value(data), nil }
 	}
 }
 
@@ -85,7 +86,9 @@ func TestModifyInMatchesModify(t *testing.T) {
 	}
 }
 
-func sameSet(a, b vclock.Set) bool { return string(a.AppendBinary(nil)) == string(b.AppendBinary(nil)) }
+func sameSet(a, b record.Record) bool {
+	return string(a.AppendBinary(nil)) == string(b.AppendBinary(nil))
+}
 
 // TestModifyInWouldBlock: each reason to wait returns ErrWouldBlock (and
 // storage's) before any side effect: the function does not run, no fresh
@@ -96,9 +99,9 @@ func TestModifyInWouldBlock(t *testing.T) {
 	c, st := newCoordinator(t, 8, clk.Now)
 	ctx := context.Background()
 	ran := false
-	spy := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+	spy := func(cur record.Record) (vclock.Clock, vclock.Value, error) {
 		ran = true
-		return cur.Join(), value("v"), nil
+		return cur.Str.Join(), value("v"), nil
 	}
 	key := []byte("k")
 	check := func(what string, ws *storage.WriteSet, err error, reason error) {
@@ -116,7 +119,7 @@ func TestModifyInWouldBlock(t *testing.T) {
 	}
 
 	other, ws := st.NewWriteSet(), st.NewWriteSet()
-	if _, err := other.Update(key, func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, storage.ErrNoChange }); err != nil {
+	if _, err := other.Update(key, func(record.Record, bool) (record.Record, error) { return record.Record{}, storage.ErrNoChange }); err != nil {
 		t.Fatal(err)
 	}
 	_, err := c.ModifyIn(ctx, ws, key, spy, WriteOptions{})
@@ -145,8 +148,8 @@ func TestModifyInWouldBlock(t *testing.T) {
 	for _, k := range []string{"a", "b", "c", "d", "e", "f", "g", "h"} {
 		pn := c.plan([]byte(k))
 		owned[map[bool]int{true: 0, false: 1}[pn.self]] = true
-		_, err := c.ModifyIn(ctx, ws, []byte(k), func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
-			return cur.Join(), value("v"), nil
+		_, err := c.ModifyIn(ctx, ws, []byte(k), func(cur record.Record) (vclock.Clock, vclock.Value, error) {
+			return cur.Str.Join(), value("v"), nil
 		}, WriteOptions{})
 		if pn.self != (err == nil) || !pn.self && !errors.Is(err, ErrWouldBlock) {
 			t.Fatalf("N=1, key %q (this node's: %v): ModifyIn = %v", k, pn.self, err)
@@ -163,8 +166,8 @@ func TestModifyInWouldBlock(t *testing.T) {
 	// A cluster of one member (what a lone dynakv server is): every key is
 	// this node's alone, with no read first and nothing to send.
 	c.cfg.N, c.cfg.Cluster = 3, staticView{rg: testRing(t, "n1")}
-	if _, err := c.ModifyIn(ctx, ws, key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
-		return cur.Join(), value("solo"), nil
+	if _, err := c.ModifyIn(ctx, ws, key, func(cur record.Record) (vclock.Clock, vclock.Value, error) {
+		return cur.Str.Join(), value("solo"), nil
 	}, WriteOptions{}); err != nil {
 		t.Fatalf("one-member cluster: ModifyIn = %v", err)
 	}
@@ -202,7 +205,7 @@ func TestModifyInWouldBlock(t *testing.T) {
 func TestSealWaitsForWriteSet(t *testing.T) {
 	c, st := newCoordinator(t, 8, time.Now)
 	ctx := context.Background()
-	put := func(cur vclock.Set) (vclock.Clock, vclock.Value, error) { return cur.Join(), value("v"), nil }
+	put := func(cur record.Record) (vclock.Clock, vclock.Value, error) { return cur.Str.Join(), value("v"), nil }
 	ws := st.NewWriteSet()
 	if _, err := c.ModifyIn(ctx, ws, []byte("a"), put, WriteOptions{}); err != nil {
 		t.Fatal(err)
@@ -261,7 +264,7 @@ func TestModifyInPanicReleasesAdmission(t *testing.T) {
 				t.Fatal("the panic did not reach the caller")
 			}
 		}()
-		_, _ = c.ModifyIn(context.Background(), ws, []byte("k"), func(vclock.Set) (vclock.Clock, vclock.Value, error) {
+		_, _ = c.ModifyIn(context.Background(), ws, []byte("k"), func(record.Record) (vclock.Clock, vclock.Value, error) {
 			panic("bug")
 		}, WriteOptions{})
 	}()

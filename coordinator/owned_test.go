@@ -8,6 +8,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -61,7 +62,7 @@ func TestBackgroundOwnsWhatItKeeps(t *testing.T) {
 					if i == 1 {
 						rec = old
 					}
-					if _, err := tc.stores[o].Update([]byte(key), mergeInto(rec)); err != nil {
+					if _, err := tc.stores[o].Update([]byte(key), mergeInto(record.String(rec))); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -70,7 +71,7 @@ func TestBackgroundOwnsWhatItKeeps(t *testing.T) {
 				tc.net.Slow(pl[1], 400*time.Millisecond)
 				kb := []byte(key)
 				co := tc.cos[pl[0]]
-				var rec vclock.Set
+				var rec record.Record
 				var err error
 				if batched {
 					res := co.GetBatch(context.Background(), [][]byte{kb, []byte("other")}, ReadOptions{})

@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // Membership is the coordinator's view of the cluster: the ring member set and who
@@ -29,7 +29,7 @@ type Membership interface {
 // request/response transport; tests use an in-memory network.
 type Peers interface {
 	// Read returns node's record of req.Key (empty when it has none).
-	Read(ctx context.Context, node string, req peer.ReadRequest) (vclock.Set, error)
+	Read(ctx context.Context, node string, req peer.ReadRequest) (record.Record, error)
 	// Write merges req.Record into node's replica (or its hints) durably.
 	Write(ctx context.Context, node string, req peer.WriteRequest) error
 	// Scan, Count and Flush serve the keyspace commands (keyspace.go).
@@ -434,7 +434,7 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 	dl := c.requestDeadline(ctx)
 	pn := c.planHints(key, opt.NoHints)
 	_, r, w := c.Quorum(pn.n, 0, opt.W)
-	var seen vclock.Set
+	var seen record.Record
 	// A coordinator that is not one of the key's replicas (none of them answered
 	// the front door) holds no copy worth a context: it reads the replicas first.
 	if (opt.ReadFirst || !pn.self) && pn.n > 1 {
@@ -485,7 +485,7 @@ func (c *Coordinator) quorumModify(ctx context.Context, key []byte, fn ModifyFun
 // With via (ModifyBatch), the first call to each planned replica joins via's
 // message to that node instead of going alone, and replicate tells via it is
 // ready once it has made them; replacements go alone.
-func (c *Coordinator) replicate(ctx context.Context, key []byte, rec vclock.Set, pn plan, w int, syncLocal bool, dl deadline, via *batchSlot[peer.WriteRequest, error]) (localSynced bool, _ error) {
+func (c *Coordinator) replicate(ctx context.Context, key []byte, rec record.Record, pn plan, w int, syncLocal bool, dl deadline, via *batchSlot[peer.WriteRequest, error]) (localSynced bool, _ error) {
 	told := false // via was told replicate is ready
 	ready := func() {
 		if via != nil && !told {
@@ -672,8 +672,8 @@ wait:
 
 // ownCopy returns copies of key and of rec, given rec's encoding enc, which
 // share no memory with the caller's: what a request's background work keeps.
-func ownCopy(key []byte, rec vclock.Set, enc []byte) ([]byte, vclock.Set) {
-	own, err := vclock.DecodeSet(enc) // a fresh copy; an encoding of ours decodes
+func ownCopy(key []byte, rec record.Record, enc []byte) ([]byte, record.Record) {
+	own, err := record.Decode(enc) // a fresh copy; an encoding of ours decodes
 	if err != nil {
 		own = rec // cannot happen: keep the record rather than lose the write
 	}
@@ -868,7 +868,7 @@ func releaseAfter[T any](c *Coordinator, pending int, ch <-chan T, cancel contex
 // replica, and tombstone purge assumes none is kept later than its request's
 // deadline. Failures are logged: the write itself was already decided by the
 // quorum, and anti-entropy is the next line of defence.
-func (c *Coordinator) storeHint(owner string, key []byte, rec vclock.Set, until time.Time) {
+func (c *Coordinator) storeHint(owner string, key []byte, rec record.Record, until time.Time) {
 	if owner == c.cfg.Node || c.cfg.DisableHints {
 		return
 	}
@@ -879,9 +879,9 @@ func (c *Coordinator) storeHint(owner string, key []byte, rec vclock.Set, until 
 	defer release()
 	merge := mergeInto(rec)
 	stored := false
-	_, err = c.store.UpdateHint(owner, key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+	_, err = c.store.UpdateHint(owner, key, func(cur record.Record, found bool) (record.Record, error) {
 		if !until.IsZero() && !time.Now().Before(until) {
-			return vclock.Set{}, errNoChange
+			return record.Record{}, errNoChange
 		}
 		next, err := merge(cur, found)
 		stored = err == nil
@@ -899,11 +899,11 @@ func (c *Coordinator) storeHint(owner string, key []byte, rec vclock.Set, until 
 // mergeWhileInTime is mergeInto for a request with ctx's deadline: past it (checked
 // under the key's lock, when the merge is decided) it changes nothing and fails
 // with ErrLate.
-func mergeWhileInTime(ctx context.Context, rec vclock.Set) storage.UpdateFunc {
+func mergeWhileInTime(ctx context.Context, rec record.Record) storage.UpdateFunc {
 	merge := mergeInto(rec)
-	return func(cur vclock.Set, found bool) (vclock.Set, error) {
+	return func(cur record.Record, found bool) (record.Record, error) {
 		if err := late(ctx, time.Time{}); err != nil {
-			return vclock.Set{}, err
+			return record.Record{}, err
 		}
 		return merge(cur, found)
 	}
@@ -911,14 +911,17 @@ func mergeWhileInTime(ctx context.Context, rec vclock.Set) storage.UpdateFunc {
 
 // mergeInto returns the storage update that merges rec into the stored record,
 // leaving it untouched when it already holds everything rec holds.
-func mergeInto(rec vclock.Set) func(cur vclock.Set, found bool) (vclock.Set, error) {
-	return func(cur vclock.Set, found bool) (vclock.Set, error) {
+func mergeInto(rec record.Record) func(cur record.Record, found bool) (record.Record, error) {
+	return func(cur record.Record, found bool) (record.Record, error) {
 		if !found {
 			return rec, nil
 		}
-		next := vclock.Sync(cur, rec)
+		next, err := record.SyncStrings(cur, rec)
+		if err != nil {
+			return record.Record{}, err
+		}
 		if sameRecord(next, cur) {
-			return vclock.Set{}, errNoChange
+			return record.Record{}, errNoChange
 		}
 		return next, nil
 	}
@@ -927,7 +930,7 @@ func mergeInto(rec vclock.Set) func(cur vclock.Set, found bool) (vclock.Set, err
 var errNoChange = storage.ErrNoChange
 
 // sameRecord reports whether two records are identical.
-func sameRecord(a, b vclock.Set) bool {
+func sameRecord(a, b record.Record) bool {
 	var ab, bb [256]byte
 	return bytes.Equal(a.AppendBinary(ab[:0]), b.AppendBinary(bb[:0]))
 }
@@ -937,7 +940,7 @@ func sameRecord(a, b vclock.Set) bool {
 type reply struct {
 	i   int
 	t   target
-	rec vclock.Set
+	rec record.Record
 	err error
 }
 
@@ -955,12 +958,12 @@ type reply struct {
 // Every replica call, and every read repair, runs under one context ending at
 // the read's deadline (see deadline): a repair never carries what the read found
 // past it, however late the last reply came.
-func (c *Coordinator) quorumGet(ctx context.Context, key []byte, r int) (vclock.Set, error) {
+func (c *Coordinator) quorumGet(ctx context.Context, key []byte, r int) (record.Record, error) {
 	return c.quorumGetBy(ctx, key, r, c.requestDeadline(ctx))
 }
 
 // quorumGetBy is quorumGet within the deadline dl of the request it is part of.
-func (c *Coordinator) quorumGetBy(ctx context.Context, key []byte, r int, dl deadline) (vclock.Set, error) {
+func (c *Coordinator) quorumGetBy(ctx context.Context, key []byte, r int, dl deadline) (record.Record, error) {
 	pn := c.plan(key)
 	return c.readQuorum(ctx, key, pn, r, dl, c.readLocal(key, pn.self), nil)
 }
@@ -968,7 +971,7 @@ func (c *Coordinator) quorumGetBy(ctx context.Context, key []byte, r int, dl dea
 // localRead is this node's own replica's answer to a quorum read: ok when the
 // node is one of the key's replicas and its store read the key.
 type localRead struct {
-	rec vclock.Set
+	rec record.Record
 	ok  bool
 }
 
@@ -987,7 +990,7 @@ func (c *Coordinator) readLocal(key []byte, self bool) localRead {
 // (the R it needs beyond its own replica) join via's message to their node
 // instead of going alone, and readQuorum tells via it is ready once it has made
 // them; the calls it makes later (speculation, replacements) go alone.
-func (c *Coordinator) readQuorum(ctx context.Context, key []byte, pn plan, r int, dl deadline, local localRead, via *batchSlot[peer.ReadRequest, peer.ReadResult]) (vclock.Set, error) {
+func (c *Coordinator) readQuorum(ctx context.Context, key []byte, pn plan, r int, dl deadline, local localRead, via *batchSlot[peer.ReadRequest, peer.ReadResult]) (record.Record, error) {
 	told := via == nil // via was told readQuorum is ready
 	ready := func() {
 		if !told {
@@ -1020,7 +1023,7 @@ func (c *Coordinator) readQuorum(ctx context.Context, key []byte, pn plan, r int
 		}
 		if c.goBackground(func() {
 			start := time.Now()
-			var rec vclock.Set
+			var rec record.Record
 			var err error
 			if joined != nil {
 				select {
@@ -1073,7 +1076,7 @@ func (c *Coordinator) readQuorum(ctx context.Context, key []byte, pn plan, r int
 		call(target{node: node, hintFor: calls[i].t.owner()})
 	}
 	var got []reply
-	var merged vclock.Set
+	var merged record.Record
 	acks := 0
 	var acked ownerSet // an owner answers once, whoever answers for it (see replicate)
 	if local.ok {
@@ -1098,9 +1101,16 @@ wait:
 		case rp := <-replies:
 			pending--
 			calls[rp.i].done = true
+			if rp.err == nil {
+				// A typed record is not merged before issue 20's S3: its reply
+				// counts as a failed one.
+				var m record.Record
+				if m, rp.err = record.SyncStrings(merged, rp.rec); rp.err == nil {
+					merged = m
+				}
+			}
 			got = append(got, rp)
 			if rp.err == nil {
-				merged = vclock.Sync(merged, rp.rec)
 				if acked.add(rp.t.owner()) {
 					acks++
 				}
@@ -1136,9 +1146,9 @@ wait:
 	if acks < r {
 		c.stats.readQuorumFailures.Add(1)
 		if err := ctx.Err(); err != nil {
-			return vclock.Set{}, err
+			return record.Record{}, err
 		}
-		return vclock.Set{}, &QuorumError{Acks: acks, Need: r}
+		return record.Record{}, &QuorumError{Acks: acks, Need: r}
 	}
 	if c.readObserver != nil {
 		c.readObserver(key, r, acked, pn.ring.Replicas(pn.p, pn.n))
@@ -1149,7 +1159,7 @@ wait:
 // localGet is quorumGet for a key no other replica can answer (a single node, or
 // every other replica down without a fallback), given this node's answer: no
 // replica call, no repair.
-func (c *Coordinator) localGet(ctx context.Context, local localRead, r int) (vclock.Set, error) {
+func (c *Coordinator) localGet(ctx context.Context, local localRead, r int) (record.Record, error) {
 	acks := 0
 	if local.ok {
 		acks = 1
@@ -1159,9 +1169,9 @@ func (c *Coordinator) localGet(ctx context.Context, local localRead, r int) (vcl
 	}
 	c.stats.readQuorumFailures.Add(1)
 	if err := ctx.Err(); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
-	return vclock.Set{}, &QuorumError{Acks: acks, Need: r}
+	return record.Record{}, &QuorumError{Acks: acks, Need: r}
 }
 
 // speculateFraction: a read that has not reached its quorum after RequestTimeout /
@@ -1170,7 +1180,7 @@ const speculateFraction = 10
 
 // needsRepair reports whether the successful replies disagree.
 func needsRepair(got []reply) bool {
-	var first *vclock.Set
+	var first *record.Record
 	for i := range got {
 		if got[i].err != nil {
 			continue
@@ -1190,11 +1200,15 @@ func needsRepair(got []reply) bool {
 // deadline), and returns when they are done. It runs in the background;
 // MaxRepairs bounds how many run at once.
 func (c *Coordinator) readRepair(ctx context.Context, key []byte, got []reply) {
-	var merged vclock.Set
+	var merged record.Record
 	n := 0
 	for _, rp := range got {
 		if rp.err == nil {
-			merged = vclock.Sync(merged, rp.rec)
+			m, err := record.SyncStrings(merged, rp.rec)
+			if err != nil {
+				return // a typed record: not repaired before issue 20's S3
+			}
+			merged = m
 			n++
 		}
 	}
@@ -1227,7 +1241,7 @@ func (c *Coordinator) readRepair(ctx context.Context, key []byte, got []reply) {
 
 // repair writes merged to one replica under ctx; the local replica only while
 // ctx's deadline has not passed, checked under the key's lock.
-func (c *Coordinator) repair(ctx context.Context, key []byte, t target, merged vclock.Set) {
+func (c *Coordinator) repair(ctx context.Context, key []byte, t target, merged record.Record) {
 	c.stats.readRepairs.Add(1)
 	if t.node == c.cfg.Node {
 		release, err := c.admitWrite()
@@ -1236,9 +1250,9 @@ func (c *Coordinator) repair(ctx context.Context, key []byte, t target, merged v
 		}
 		defer release()
 		merge := mergeInto(merged)
-		if _, err := c.store.Update(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+		if _, err := c.store.Update(key, func(cur record.Record, found bool) (record.Record, error) {
 			if late(ctx, time.Time{}) != nil {
-				return vclock.Set{}, errNoChange
+				return record.Record{}, errNoChange
 			}
 			return merge(cur, found)
 		}); err != nil {

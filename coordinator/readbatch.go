@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"github.com/dynakv/dynakv/peer"
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 // Read batches (issue 19, S10): an event loop collects the plain reads of an
@@ -16,7 +16,7 @@ import (
 
 // GetResult is one key's outcome in GetBatch: what Get would have returned.
 type GetResult struct {
-	Record vclock.Set
+	Record record.Record
 	Err    error
 }
 
@@ -80,7 +80,7 @@ type quorumRead struct {
 	key []byte
 	r   int
 	dl  deadline
-	rec vclock.Set
+	rec record.Record
 	err error
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -43,7 +44,7 @@ func counted(tc *testCluster, node string) *countingCaller {
 }
 
 // encoded returns rec's encoding, for comparing records.
-func encoded(rec vclock.Set) string { return string(rec.AppendBinary(nil)) }
+func encoded(rec record.Record) string { return string(rec.AppendBinary(nil)) }
 
 // TestGetBatchMatchesGet: on random clusters whose replicas disagree (records
 // missing on some owners, stale on others, siblings, keys nobody has), a
@@ -81,7 +82,7 @@ func TestGetBatchMatchesGet(t *testing.T) {
 							switch rng.IntN(5) {
 							case 0: // missing here
 							case 1: // a sibling of its own
-								_, err := tc.stores[owner].Update([]byte(key), mergeInto(vclock.Update(vclock.Set{}, nil, owner+":9", value(fmt.Sprint("s", j)), 1, 1)))
+								_, err := tc.stores[owner].Update([]byte(key), mergeInto(record.String(vclock.Update(vclock.Set{}, nil, owner+":9", value(fmt.Sprint("s", j)), 1, 1))))
 								if err != nil {
 									t.Fatal(err)
 								}
@@ -90,7 +91,7 @@ func TestGetBatchMatchesGet(t *testing.T) {
 								if rng.IntN(2) == 0 {
 									rec = vclock.Update(rec, rec.Join(), "w:1", value("v2"), 2, 2)
 								}
-								if _, err := tc.stores[owner].Update([]byte(key), mergeInto(rec)); err != nil {
+								if _, err := tc.stores[owner].Update([]byte(key), mergeInto(record.String(rec))); err != nil {
 									t.Fatal(err)
 								}
 							}
@@ -165,9 +166,9 @@ func (f failingReads) ReadBatch(ctx context.Context, node string, reqs []peer.Re
 	return out
 }
 
-func (f failingReads) Read(ctx context.Context, node string, req peer.ReadRequest) (vclock.Set, error) {
+func (f failingReads) Read(ctx context.Context, node string, req peer.ReadRequest) (record.Record, error) {
 	if node == f.node && f.fail[string(req.Key)] {
-		return vclock.Set{}, fmt.Errorf("%w: disk error on %s", peer.ErrReplicaRead, req.Key)
+		return record.Record{}, fmt.Errorf("%w: disk error on %s", peer.ErrReplicaRead, req.Key)
 	}
 	return f.Peers.Read(ctx, node, req)
 }
@@ -217,7 +218,7 @@ func TestGetBatchPeerFailsForPart(t *testing.T) {
 						// and the next replica shows one value only.
 						for _, o := range pl[:2] {
 							rec := vclock.Update(vclock.Set{}, nil, o+":w", value(k+"@"+o), 1, 1)
-							if _, err := tc.stores[o].Update([]byte(k), mergeInto(rec)); err != nil {
+							if _, err := tc.stores[o].Update([]byte(k), mergeInto(record.String(rec))); err != nil {
 								t.Fatal(err)
 							}
 						}
@@ -285,7 +286,7 @@ func (c *readsCaller) Call(_ context.Context, _ string, typ peer.MsgType, req []
 		if string(r.Key) == "bad" {
 			return peer.ReadResult{Err: fmt.Errorf("disk error")}
 		}
-		return peer.ReadResult{Record: vclock.Update(vclock.Set{}, nil, "n1:1", value(string(r.Key)), 1, 0)}
+		return peer.ReadResult{Record: record.String(vclock.Update(vclock.Set{}, nil, "n1:1", value(string(r.Key)), 1, 0))}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -52,9 +53,9 @@ func (c carrierPeers) Write(ctx context.Context, node string, req peer.WriteRequ
 	return c.Peers.Write(ctx, node, req)
 }
 
-func (c carrierStore) UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (c carrierStore) UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	time.Sleep(c.stall)
-	return c.Store.UpdateHint(owner, key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+	return c.Store.UpdateHint(owner, key, func(cur record.Record, found bool) (record.Record, error) {
 		next, err := fn(cur, found)
 		if err == nil {
 			c.mu.Lock()
@@ -135,7 +136,7 @@ func TestRecordsCarriedWithinTheRequestDeadline(t *testing.T) {
 					if i == 1 {
 						r = old
 					}
-					if _, err := cl.stores[name].Update([]byte("k"), func(vclock.Set, bool) (vclock.Set, error) { return r, nil }); err != nil {
+					if _, err := cl.stores[name].Update([]byte("k"), func(record.Record, bool) (record.Record, error) { return record.String(r), nil }); err != nil {
 						t.Fatal(err)
 					}
 				}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -54,20 +55,20 @@ func TestSealTakesNoData(t *testing.T) {
 			t.Fatal("no key had the sealed node among its owners: the test proves nothing")
 		}
 		rec := vclock.Update(vclock.Set{}, nil, "n9:1", value("r"), 1, 0)
-		if err := tc.cos[sealed].HandleWrite(peer.WriteRequest{Key: []byte("r"), Record: rec}); !errors.Is(err, ErrSealed) {
+		if err := tc.cos[sealed].HandleWrite(peer.WriteRequest{Key: []byte("r"), Record: record.String(rec)}); !errors.Is(err, ErrSealed) {
 			t.Errorf("replica write: %v, want ErrSealed", err)
 		}
-		if err := tc.cos[sealed].HandleWrite(peer.WriteRequest{Key: []byte("h"), Record: rec, HintFor: tc.names[1]}); !errors.Is(err, ErrSealed) {
+		if err := tc.cos[sealed].HandleWrite(peer.WriteRequest{Key: []byte("h"), Record: record.String(rec), HintFor: tc.names[1]}); !errors.Is(err, ErrSealed) {
 			t.Errorf("hinted write: %v, want ErrSealed", err)
 		}
 		for i, err := range tc.cos[sealed].HandleWriteBatch([]peer.WriteRequest{
-			{Key: []byte("b1"), Record: rec}, {Key: []byte("b2"), Record: rec, HintFor: tc.names[2]},
+			{Key: []byte("b1"), Record: record.String(rec)}, {Key: []byte("b2"), Record: record.String(rec), HintFor: tc.names[2]},
 		}) {
 			if !errors.Is(err, ErrSealed) {
 				t.Errorf("batch write %d: %v, want ErrSealed", i, err)
 			}
 		}
-		tc.cos[sealed].storeHint(tc.names[1], []byte("sh"), rec, time.Time{})
+		tc.cos[sealed].storeHint(tc.names[1], []byte("sh"), record.String(rec), time.Time{})
 		synctest.Wait()
 		st := tc.stores[sealed]
 		if n, h := st.Count(), st.HintCount(); n != 1 || h != 0 {

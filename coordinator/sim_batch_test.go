@@ -28,6 +28,7 @@ import (
 
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -143,7 +144,7 @@ func (r recorder) ModifyBatch(ctx context.Context, writes []coordinator.BatchWri
 	wrapped := slices.Clone(writes)
 	for i := range wrapped {
 		fn := writes[i].Fn
-		wrapped[i].Fn = func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+		wrapped[i].Fn = func(cur record.Record) (vclock.Clock, vclock.Value, error) {
 			c, v, err := fn(cur)
 			seen[i] = decided{c, v, err == nil}
 			return c, v, err

@@ -33,6 +33,7 @@ import (
 
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -94,15 +95,15 @@ func (s *sim) stopEvicting() {
 
 // sampleLive returns a random record of st holding a value that is not a
 // tombstone: the first one from a random hash of a random partition on.
-func sampleLive(st *fence, rng *rand.Rand) (string, vclock.Set, bool) {
+func sampleLive(st *fence, rng *rand.Rand) (string, record.Record, bool) {
 	p0, from := rng.IntN(simQ), rng.Uint64()
 	var key string
-	var seen vclock.Set
+	var seen record.Record
 	for i := range simQ + 1 {
 		if i > 0 {
 			from = 0
 		}
-		st.Scan((p0+i)%simQ, from, func(_ uint64, k []byte, rec vclock.Set) bool { //nolint:errcheck // a crashed incarnation finds nothing
+		st.Scan((p0+i)%simQ, from, func(_ uint64, k []byte, rec record.Record) bool { //nolint:errcheck // a crashed incarnation finds nothing
 			if storage.GraveTime(rec) == 0 && !rec.Empty() {
 				key, seen = string(k), rec
 				return false
@@ -113,11 +114,11 @@ func sampleLive(st *fence, rng *rand.Rand) (string, vclock.Set, bool) {
 			return key, seen, true
 		}
 	}
-	return "", vclock.Set{}, false
+	return "", record.Record{}, false
 }
 
 // evict runs one eviction of key, seen as it was, through co and records it.
-func (s *sim) evict(n *simNode, co *coordinator.Coordinator, key string, seen vclock.Set, exact bool, now func() time.Time) {
+func (s *sim) evict(n *simNode, co *coordinator.Coordinator, key string, seen record.Record, exact bool, now func() time.Time) {
 	o := &op{client: -3, node: n.name, kind: "EVICT", key: key, start: s.now(), accepted: now().UnixMilli()}
 	if exact {
 		o.arg = "exact"
@@ -136,10 +137,10 @@ func (s *sim) evict(n *simNode, co *coordinator.Coordinator, key string, seen vc
 	// The tombstone: the newest value of the coordinator's actor (or one of its
 	// partition epochs) in the record Evict returned, stamped as the evicted
 	// winner.
-	win, _ := vclock.Winner(seen.Siblings())
-	w := &write{key: key, by: co.Actor(), ctx: seen.Join(), acked: res.Acked, op: o}
+	win, _ := vclock.Winner(seen.Str.Siblings())
+	w := &write{key: key, by: co.Actor(), ctx: seen.Str.Join(), acked: res.Acked, op: o}
 	actor := co.Actor()
-	for _, e := range res.Record.Entries {
+	for _, e := range res.Record.Str.Entries {
 		if (e.Actor == actor || strings.HasPrefix(e.Actor, actor+":")) && len(e.Values) > 0 &&
 			e.Values[0].Tombstone && e.Values[0].Timestamp == win.Timestamp {
 			w.dot, w.value = vclock.Dot{Actor: e.Actor, Counter: e.Counter}, e.Values[0]
@@ -173,7 +174,7 @@ func (s *sim) checkEvictAcked(w *write) {
 	}
 	count := 0
 	for _, name := range nodes {
-		if rec, _, _ := s.node(name).store.Get([]byte(w.key)); rec.Join().Covers(w.dot) {
+		if rec, _, _ := s.node(name).store.Get([]byte(w.key)); rec.Str.Join().Covers(w.dot) {
 			count++
 		}
 	}
@@ -189,9 +190,9 @@ func evicted(w *write) bool { return w.op != nil && w.op.kind == "EVICT" }
 // (acknowledged, or its tombstone in the final record, or purged) is in the
 // final record of an owner (of any member, with anti-entropy), and that no final
 // plain read returned one.
-func (s *sim) checkEvicted(keys []string, finals map[string]vclock.Set) {
+func (s *sim) checkEvicted(keys []string, finals map[string]record.Record) {
 	for _, key := range keys {
-		clk := finals[key].Join()
+		clk := finals[key].Str.Join()
 		var evs []*write
 		for _, w := range s.writes[key] {
 			if evicted(w) && s.tookEffect(w, clk) {
@@ -217,7 +218,7 @@ func (s *sim) checkEvicted(keys []string, finals map[string]vclock.Set) {
 		for _, name := range nodes {
 			n := s.node(name)
 			rec, _, _ := n.store.Get([]byte(key))
-			for _, sb := range rec.Siblings() {
+			for _, sb := range rec.Str.Siblings() {
 				for _, e := range evs {
 					if e.ctx.Covers(sb.Dot) {
 						s.t.Errorf("rule: %s: an eviction was undone: %s holds %s at %v, which %s evicted",

@@ -37,8 +37,8 @@ import (
 
 	"github.com/dynakv/dynakv/peer/peertest"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // memberState is a member's lifecycle state (cluster.State's three).
@@ -312,7 +312,7 @@ func (s *sim) stopsForGood(n *simNode) {
 func (s *sim) holdings(n *simNode) int64 {
 	var recs int64
 	for p := range simQ {
-		n.store.Scan(p, 0, func(uint64, []byte, vclock.Set) bool { recs++; return true }) //nolint:errcheck // a memstore scan fails only once closed
+		n.store.Scan(p, 0, func(uint64, []byte, record.Record) bool { recs++; return true }) //nolint:errcheck // a memstore scan fails only once closed
 	}
 	return recs + n.store.HintCount()
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/peer/peertest"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/tictac"
@@ -61,7 +62,7 @@ type simExtra struct {
 type purge struct {
 	node string
 	at   time.Duration
-	rec  vclock.Set
+	rec  record.Record
 	clk  vclock.Clock
 }
 
@@ -131,7 +132,7 @@ func (f repairFence) DropPartitionIf(p int, cond func() bool) (bool, error) {
 }
 
 func (s *sim) recordPurge(node, key string, enc []byte) {
-	rec, err := vclock.DecodeSet(enc)
+	rec, err := record.Decode(enc)
 	if err != nil {
 		s.t.Errorf("purge of %s on %s: %v", key, node, err)
 		return
@@ -140,7 +141,7 @@ func (s *sim) recordPurge(node, key string, enc []byte) {
 	if s.x.purges == nil {
 		s.x.purges = map[string][]purge{}
 	}
-	s.x.purges[key] = append(s.x.purges[key], purge{node: node, at: s.now(), rec: rec, clk: rec.Join()})
+	s.x.purges[key] = append(s.x.purges[key], purge{node: node, at: s.now(), rec: rec, clk: rec.Str.Join()})
 	s.mu.Unlock()
 	s.event("purge %s on %s: %s", key, node, peertest.DescribeRecord(rec))
 }
@@ -347,12 +348,12 @@ func (s *sim) checkAckedAnywhere(w *write) {
 			continue
 		}
 		held := false
-		if rec, _, _ := n.store.Get([]byte(w.key)); rec.Join().Covers(w.dot) {
+		if rec, _, _ := n.store.Get([]byte(w.key)); rec.Str.Join().Covers(w.dot) {
 			held = true
 		}
 		owners, _ := n.store.HintOwners()
 		for _, o := range owners {
-			if h, ok, _ := n.store.GetHint(o, []byte(w.key)); ok && h.Join().Covers(w.dot) {
+			if h, ok, _ := n.store.GetHint(o, []byte(w.key)); ok && h.Str.Join().Covers(w.dot) {
 				held = true
 			}
 		}

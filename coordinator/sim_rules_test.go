@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -94,9 +95,9 @@ func (s *sim) checkAccounted(key string, clk vclock.Clock, present map[vclock.Do
 
 // checkSupersedes checks that no sibling of the final record of key survived a
 // write that took effect with a context covering it.
-func (s *sim) checkSupersedes(key string, final vclock.Set, byDot map[vclock.Dot]*write) {
-	clk := final.Join()
-	for _, sb := range final.Siblings() {
+func (s *sim) checkSupersedes(key string, final record.Record, byDot map[vclock.Dot]*write) {
+	clk := final.Str.Join()
+	for _, sb := range final.Str.Siblings() {
 		for _, x := range s.writes[key] {
 			if !x.ctx.Covers(sb.Dot) {
 				continue
@@ -169,7 +170,7 @@ func lwwRule(d, w *write) string {
 
 // finalReads reads every key with a plain GET through a running member after
 // convergence and checks the answer against the history and the converged record.
-func (s *sim) finalReads(keys []string, finals map[string]vclock.Set) {
+func (s *sim) finalReads(keys []string, finals map[string]record.Record) {
 	var reader *simNode
 	for _, n := range s.running() {
 		if n.x.phase == phaseMember && s.x.members.latest().states[n.name] == stateActive {
@@ -195,10 +196,10 @@ func (s *sim) finalReads(keys []string, finals map[string]vclock.Set) {
 			continue
 		}
 		final := finals[key]
-		clk := final.Join()
+		clk := final.Str.Join()
 		// The GET answers the converged record's winner (greatest stamp among all
 		// siblings, tombstones and expired values included), when it is live.
-		win, ok := vclock.Winner(final.Siblings())
+		win, ok := vclock.Winner(final.Str.Siblings())
 		want := ok && win.Live(o.accepted)
 		if o.res.Found != want || want && string(o.res.Item.Value) != string(win.Data) {
 			s.t.Errorf("final %s: the converged record %s resolves to found=%v %q", o, s.describe(final), want, win.Data)
@@ -207,7 +208,7 @@ func (s *sim) finalReads(keys []string, finals map[string]vclock.Set) {
 			continue
 		}
 		var cands []*write
-		for _, sb := range final.Siblings() {
+		for _, sb := range final.Str.Siblings() {
 			if sb.Live(o.accepted) && string(sb.Data) == string(o.res.Item.Value) {
 				if w := s.writeAt(key, sb.Dot); w != nil {
 					cands = append(cands, w)
@@ -242,9 +243,9 @@ func (s *sim) writeAt(key string, d vclock.Dot) *write {
 	return nil
 }
 
-func (s *sim) describe(rec vclock.Set) string {
+func (s *sim) describe(rec record.Record) string {
 	var b []byte
-	for _, sb := range rec.Siblings() {
+	for _, sb := range rec.Str.Siblings() {
 		b = append(b, show(sb.Value)...)
 		b = append(b, '@')
 		b = append(b, sb.Dot.Actor...)
@@ -316,7 +317,7 @@ func (s *sim) checkPurged(keys []string) {
 				continue
 			}
 			rec, _, _ := n.store.Get([]byte(key))
-			for _, sb := range rec.Siblings() {
+			for _, sb := range rec.Str.Siblings() {
 				if sb.Tombstone {
 					continue
 				}

@@ -93,6 +93,7 @@ import (
 	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/peer/peertest"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
@@ -279,21 +280,21 @@ func (f *fence) err() error {
 	return nil
 }
 
-func (f *fence) Get(key []byte) (vclock.Set, bool, error) {
+func (f *fence) Get(key []byte) (record.Record, bool, error) {
 	if err := f.err(); err != nil {
-		return vclock.Set{}, false, err
+		return record.Record{}, false, err
 	}
 	return f.st.Get(key)
 }
 
-func (f *fence) Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (f *fence) Update(key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	if err := f.err(); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	return f.st.Update(key, fn)
 }
 
-func (f *fence) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (f *fence) UpdateNoSync(key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	return f.Update(key, fn)
 }
 
@@ -314,21 +315,21 @@ func (f *fence) Count() int64               { return f.st.Count() }
 func (f *fence) PartitionCount(p int) int64 { return f.st.PartitionCount(p) }
 func (f *fence) HintCount() int64           { return f.st.HintCount() }
 
-func (f *fence) UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (f *fence) UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	if err := f.err(); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	return f.st.UpdateHint(owner, key, fn)
 }
 
-func (f *fence) GetHint(owner string, key []byte) (vclock.Set, bool, error) {
+func (f *fence) GetHint(owner string, key []byte) (record.Record, bool, error) {
 	if err := f.err(); err != nil {
-		return vclock.Set{}, false, err
+		return record.Record{}, false, err
 	}
 	return f.st.GetHint(owner, key)
 }
 
-func (f *fence) Scan(p int, from uint64, fn func(h uint64, key []byte, rec vclock.Set) bool) error {
+func (f *fence) Scan(p int, from uint64, fn func(h uint64, key []byte, rec record.Record) bool) error {
 	if err := f.err(); err != nil {
 		return err
 	}
@@ -358,14 +359,14 @@ func (f *fence) HintOwners() ([]string, error) {
 	return f.st.HintOwners()
 }
 
-func (f *fence) ScanHints(owner string, from []byte, fn func(key []byte, rec vclock.Set) bool) error {
+func (f *fence) ScanHints(owner string, from []byte, fn func(key []byte, rec record.Record) bool) error {
 	if err := f.err(); err != nil {
 		return err
 	}
 	return f.st.ScanHints(owner, from, fn)
 }
 
-func (f *fence) DeleteHint(owner string, key []byte, delivered vclock.Set) (bool, error) {
+func (f *fence) DeleteHint(owner string, key []byte, delivered record.Record) (bool, error) {
 	if err := f.err(); err != nil {
 		return false, err
 	}
@@ -474,14 +475,14 @@ type recorder struct {
 }
 
 func (r recorder) Put(ctx context.Context, key []byte, clk vclock.Clock, v vclock.Value, opt coordinator.WriteOptions) (coordinator.WriteResult, error) {
-	return r.Modify(ctx, key, func(vclock.Set) (vclock.Clock, vclock.Value, error) { return clk, v, nil }, opt)
+	return r.Modify(ctx, key, func(record.Record) (vclock.Clock, vclock.Value, error) { return clk, v, nil }, opt)
 }
 
 func (r recorder) Modify(ctx context.Context, key []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (coordinator.WriteResult, error) {
 	var clk vclock.Clock
 	var val vclock.Value
 	called := false
-	res, err := r.Coordinator.Modify(ctx, key, func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+	res, err := r.Coordinator.Modify(ctx, key, func(cur record.Record) (vclock.Clock, vclock.Value, error) {
 		c, v, err := fn(cur)
 		called = err == nil
 		clk, val = c, v
@@ -503,7 +504,7 @@ func (r recorder) record(o *op, key []byte, clk vclock.Clock, val vclock.Value, 
 	// The write's actor is the coordinator's, or one of its partition epochs
 	// (coordinator.ActorFor) should the partition have been dropped meanwhile.
 	actor := r.Actor()
-	for _, e := range rec.Entries {
+	for _, e := range rec.Str.Entries {
 		if (e.Actor == actor || strings.HasPrefix(e.Actor, actor+":")) && len(e.Values) > 0 && e.Values[0].Equal(val) {
 			w.dot = vclock.Dot{Actor: e.Actor, Counter: e.Counter}
 		}
@@ -539,14 +540,14 @@ func (s *sim) checkAcked(w *write) {
 	for _, n := range s.allNodes() {
 		owners, _ := n.store.HintOwners()
 		for _, o := range owners {
-			if h, ok, _ := n.store.GetHint(o, []byte(w.key)); ok && h.Join().Covers(w.dot) {
+			if h, ok, _ := n.store.GetHint(o, []byte(w.key)); ok && h.Str.Join().Covers(w.dot) {
 				holds[o] = true
 			}
 		}
 	}
 	count := 0
 	for _, o := range s.owners(w.key) {
-		if rec, _, _ := s.node(o).store.Get([]byte(w.key)); holds[o] || rec.Join().Covers(w.dot) {
+		if rec, _, _ := s.node(o).store.Get([]byte(w.key)); holds[o] || rec.Str.Join().Covers(w.dot) {
 			count++
 		}
 	}
@@ -972,7 +973,7 @@ func (s *sim) check(keys []string) {
 				continue
 			}
 			for _, o := range s.owners(key) {
-				if rec, _, _ := s.node(o).store.Get([]byte(key)); !rec.Join().Covers(w.dot) {
+				if rec, _, _ := s.node(o).store.Get([]byte(key)); !rec.Str.Join().Covers(w.dot) {
 					t.Errorf("invariant 3: after heal and drain, owner %s of %s lacks %s", o, key, w.op)
 				}
 			}
@@ -1009,7 +1010,7 @@ func (s *sim) check(keys []string) {
 			t.Errorf("invariant 3: %s still holds %d hints (for %v) after heal and drain", n.name, h, owners)
 		}
 	}
-	finals := map[string]vclock.Set{}
+	finals := map[string]record.Record{}
 	for _, key := range keys {
 		// Every write of key has its own dot (dots are per key).
 		byDot := map[vclock.Dot]*write{}
@@ -1020,14 +1021,14 @@ func (s *sim) check(keys []string) {
 			byDot[w.dot] = w
 		}
 		owners := s.owners(key)
-		var final vclock.Set
+		var final record.Record
 		var encs []string
 		for _, o := range owners {
 			rec, _, err := s.node(o).store.Get([]byte(key))
 			if err != nil {
 				t.Fatal(err)
 			}
-			final = vclock.Sync(final, rec)
+			final = record.String(vclock.Sync(final.Str, rec.Str))
 			encs = append(encs, string(rec.AppendBinary(nil)))
 		}
 		for i := range encs {
@@ -1037,8 +1038,8 @@ func (s *sim) check(keys []string) {
 			}
 		}
 		finals[key] = final
-		clk := final.Join()
-		sibs := final.Siblings()
+		clk := final.Str.Join()
+		sibs := final.Str.Siblings()
 		present := map[vclock.Dot]bool{}
 		for _, sb := range sibs {
 			present[sb.Dot] = true
@@ -1112,7 +1113,7 @@ func (s *sim) avoidedBy(n *simNode) []string {
 func (s *sim) record(node, key string) string {
 	rec, _, _ := s.node(node).store.Get([]byte(key))
 	var parts []string
-	for _, e := range rec.Entries {
+	for _, e := range rec.Str.Entries {
 		var vs []string
 		for _, v := range e.Values {
 			vs = append(vs, show(v))

@@ -69,7 +69,7 @@ func TestSimZoneHints(t *testing.T) {
 				time.Sleep(3 * time.Second) // the holder's handoff delivers
 				rec, _, _ := s.node(owner).store.Get([]byte(key))
 				got := false
-				for v := range rec.Values() {
+				for v := range rec.Str.Values() {
 					got = got || string(v.Data) == val
 				}
 				if !got {

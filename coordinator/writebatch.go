@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // Write batches (issue 19, S9): an event loop collects the plain writes of an
@@ -101,10 +101,10 @@ type batchEntry struct {
 	dl     deadline
 	pn     plan
 	r, w   int
-	read   bool       // the key is read from R replicas first
-	seen   vclock.Set // what that read found
-	wrote  bool       // fn decided to write
-	rec    vclock.Set // the record as stored (as found, without a write)
+	read   bool          // the key is read from R replicas first
+	seen   record.Record // what that read found
+	wrote  bool          // fn decided to write
+	rec    record.Record // the record as stored (as found, without a write)
 }
 
 // planBatchWrite prepares w's entry as Modify and quorumModify begin a write:
@@ -166,7 +166,7 @@ func (c *Coordinator) applyBatch(es []batchEntry, out []BatchResult) {
 		e := &es[i]
 		lw := c.localWrite(c.partition(e.key), e.seen, e.fn, &e.wrote)
 		keys = append(keys, e.key)
-		fns = append(fns, func(cur vclock.Set, found bool) (vclock.Set, error) {
+		fns = append(fns, func(cur record.Record, found bool) (record.Record, error) {
 			next, err := lw(cur, found)
 			switch {
 			case err == nil:

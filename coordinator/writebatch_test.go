@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -29,7 +30,7 @@ func batchKeys(tc *testCluster, coord string, n int, avoid ...string) []string {
 }
 
 func setTo(v string) ModifyFunc {
-	return func(cur vclock.Set) (vclock.Clock, vclock.Value, error) { return cur.Join(), value(v), nil }
+	return func(cur record.Record) (vclock.Clock, vclock.Value, error) { return cur.Str.Join(), value(v), nil }
 }
 
 var errInvalid = errors.New("not an integer")
@@ -61,7 +62,7 @@ func TestModifyBatchOneKeyFails(t *testing.T) {
 		{"shared peer refuses", 6, func(tc *testCluster, pl []string, _ *BatchWrite) { tc.net.Crash(pl[1]) }, false, true},
 		{"shared peer stalls", 6, func(tc *testCluster, pl []string, _ *BatchWrite) { tc.net.Slow(pl[1], -1) }, false, true},
 		{"fn fails", 6, func(_ *testCluster, _ []string, w *BatchWrite) {
-			w.Fn = func(vclock.Set) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, errInvalid }
+			w.Fn = func(record.Record) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, errInvalid }
 		}, true, false},
 		{"no quorum", 3, func(tc *testCluster, pl []string, w *BatchWrite) {
 			tc.net.Crash(pl[1])
@@ -183,12 +184,12 @@ func TestModifyBatchMatchesModify(t *testing.T) {
 						var fn ModifyFunc
 						switch r := rng.IntN(6); {
 						case r == 0:
-							fn = func(vclock.Set) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, ErrNoWrite }
+							fn = func(record.Record) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, ErrNoWrite }
 						case r == 1:
-							fn = func(vclock.Set) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, errInvalid }
+							fn = func(record.Record) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, errInvalid }
 						case r == 2:
-							fn = func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
-								return cur.Join(), vclock.Value{Tombstone: true, Timestamp: 2}, nil
+							fn = func(cur record.Record) (vclock.Clock, vclock.Value, error) {
+								return cur.Str.Join(), vclock.Value{Tombstone: true, Timestamp: 2}, nil
 							}
 						default:
 							fn = setTo(fmt.Sprint("v", i))
@@ -243,9 +244,9 @@ func TestModifyBatchRepeatedKey(t *testing.T) {
 		coord := tc.names[0]
 		var saw []string
 		appendV := func(v string) ModifyFunc {
-			return func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+			return func(cur record.Record) (vclock.Clock, vclock.Value, error) {
 				saw = append(saw, fmt.Sprint(data(cur)))
-				return cur.Join(), value(v), nil
+				return cur.Str.Join(), value(v), nil
 			}
 		}
 		res := tc.cos[coord].ModifyBatch(context.Background(), []BatchWrite{
@@ -303,10 +304,10 @@ func TestModifyBatchSingleNode(t *testing.T) {
 	co, _ := newCoordinator(t, 16, nil)
 	res := co.ModifyBatch(context.Background(), []BatchWrite{
 		{Key: []byte("a"), Fn: setTo("1")},
-		{Key: []byte("a"), Fn: func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
-			return cur.Join(), value(data(cur)[0] + "2"), nil
+		{Key: []byte("a"), Fn: func(cur record.Record) (vclock.Clock, vclock.Value, error) {
+			return cur.Str.Join(), value(data(cur)[0] + "2"), nil
 		}},
-		{Key: []byte("b"), Fn: func(vclock.Set) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, errInvalid }},
+		{Key: []byte("b"), Fn: func(record.Record) (vclock.Clock, vclock.Value, error) { return nil, vclock.Value{}, errInvalid }},
 	})
 	if res[0].Err != nil || res[1].Err != nil || !errors.Is(res[2].Err, errInvalid) {
 		t.Fatalf("results %+v", res)
@@ -393,7 +394,7 @@ func TestWriteBatchSplits(t *testing.T) {
 			if i == tt.n-1 {
 				key = "bad"
 			}
-			reqs[i] = peer.WriteRequest{Key: []byte(key), Record: vclock.Update(vclock.Set{}, nil, "n1:1", value(key), 1, 0)}
+			reqs[i] = peer.WriteRequest{Key: []byte(key), Record: record.String(vclock.Update(vclock.Set{}, nil, "n1:1", value(key), 1, 0))}
 		}
 		errs := RemotePeers(caller).(BatchWriter).WriteBatch(context.Background(), "n2", reqs)
 		if !slices.Equal(caller.calls, tt.want) {

@@ -13,7 +13,7 @@ import (
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/internal/evloop"
 	"github.com/dynakv/dynakv/internal/leakcheck"
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 func needLoops(t *testing.T) {
@@ -107,7 +107,7 @@ type blockingStore struct {
 	release chan struct{}
 }
 
-func (s *blockingStore) Get(key []byte) (vclock.Set, bool, error) {
+func (s *blockingStore) Get(key []byte) (record.Record, bool, error) {
 	if string(key) == s.key {
 		s.entered <- struct{}{}
 		<-s.release

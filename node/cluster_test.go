@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/dynakv/dynakv/cluster"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -282,7 +283,7 @@ func TestLeaveHandsOffHintsOfADownOwner(t *testing.T) {
 		}
 	}
 	rec := vclock.Update(vclock.Set{}, nil, "x:1", vclock.Value{Data: []byte("v"), Timestamp: 1}, 1, 1)
-	if _, err := nodes[2].store.UpdateHint("n4", key, func(vclock.Set, bool) (vclock.Set, error) { return rec, nil }); err != nil {
+	if _, err := nodes[2].store.UpdateHint("n4", key, func(record.Record, bool) (record.Record, error) { return record.String(rec), nil }); err != nil {
 		t.Fatal(err)
 	}
 	nodes[3].Close()
@@ -304,7 +305,7 @@ func TestLeaveHandsOffHintsOfADownOwner(t *testing.T) {
 		}
 		n := nodes[map[string]int{"n1": 0, "n2": 1}[r]]
 		got, _, err := n.store.Get(key)
-		if err != nil || got.Len() != 1 {
+		if err != nil || got.Str.Len() != 1 {
 			t.Fatalf("%s holds %v (%v) of the hinted key, want the hint's value", r, got, err)
 		}
 	}

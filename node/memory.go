@@ -15,10 +15,10 @@ import (
 	"github.com/dynakv/dynakv/evict"
 	"github.com/dynakv/dynakv/memcache"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/resp"
 	"github.com/dynakv/dynakv/storage"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // The node's memory limit (issue 18): what counts, the gate on growing client
@@ -85,7 +85,7 @@ func (n *Node) newEvictor() error {
 			u := n.measure() // not usage: the peak is what reports saw
 			return u.used, u.max
 		},
-		Evict: func(ctx context.Context, key []byte, seen vclock.Set) (bool, error) {
+		Evict: func(ctx context.Context, key []byte, seen record.Record) (bool, error) {
 			res, err := n.co.Evict(ctx, key, seen, true)
 			if errors.Is(err, coordinator.ErrNoWrite) {
 				err = fmt.Errorf("%w: %w", repair.ErrEvictGhost, err)

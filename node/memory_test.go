@@ -526,7 +526,7 @@ func TestMaxMemoryEvictsCluster(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if w, ok := vclock.Winner(rec.Siblings()); ok && w.Live(now) {
+			if w, ok := vclock.Winner(rec.Str.Siblings()); ok && w.Live(now) {
 				t.Fatalf("%s missed a quorum GET, yet n%d holds it live after anti-entropy", k, i+1)
 			}
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/dynakv/dynakv/internal/evloop"
 	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -310,13 +311,13 @@ func TestFloorPersists(t *testing.T) {
 	if got := saved(b); got <= first {
 		t.Fatalf("reservation after a restart 100 s back = %d, not above the last run's %d", got, first)
 	}
-	res, err := b.co.Modify(context.Background(), []byte("k"), func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
-		return cur.Join(), vclock.Value{Data: []byte("v")}, nil
+	res, err := b.co.Modify(context.Background(), []byte("k"), func(cur record.Record) (vclock.Clock, vclock.Value, error) {
+		return cur.Str.Join(), vclock.Value{Data: []byte("v")}, nil
 	}, coordinator.WriteOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := res.Record.Join().Get(b.Actor()); got <= first {
+	if got := res.Record.Str.Join().Get(b.Actor()); got <= first {
 		t.Fatalf("fresh counter after a restart 100 s back = %d, not above the last run's reservation %d", got, first)
 	}
 

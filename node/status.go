@@ -5,8 +5,8 @@ package node
 // read from membership, the coordinator, anti-entropy, hinted handoff and storage.
 
 import (
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // Status is what `dynakv status` shows: this node's view of the cluster.
@@ -121,7 +121,7 @@ func (n *Node) status(hintsByOwner bool) Status {
 		st.HintsByOwner = map[string]int{}
 		for _, o := range owners {
 			cnt := 0
-			_ = n.store.ScanHints(o, nil, func([]byte, vclock.Set) bool { cnt++; return cnt < 1_000_000 })
+			_ = n.store.ScanHints(o, nil, func([]byte, record.Record) bool { cnt++; return cnt < 1_000_000 })
 			st.HintsByOwner[o] = cnt
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 // The messages of anti-entropy, partition handoff and tombstone purge
@@ -123,15 +123,15 @@ type KeyItem struct {
 }
 
 // DecodeRecord decodes a record encoding a message carries (KeyItem.Enc): empty
-// is no record (an empty Set); anything vclock does not decode is an error
+// is no record (an empty Record); anything record.Decode refuses is an error
 // wrapping ErrBadMessage.
-func DecodeRecord(enc []byte) (vclock.Set, error) {
+func DecodeRecord(enc []byte) (record.Record, error) {
 	if len(enc) == 0 {
-		return vclock.Set{}, nil
+		return record.Record{}, nil
 	}
-	rec, err := vclock.DecodeSet(enc)
+	rec, err := record.Decode(enc)
 	if err != nil {
-		return vclock.Set{}, fmt.Errorf("%w: %w", ErrBadMessage, err)
+		return record.Record{}, fmt.Errorf("%w: %w", ErrBadMessage, err)
 	}
 	return rec, nil
 }

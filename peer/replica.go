@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 // The replica protocol's messages (MsgRead..MsgReadBatch): what a coordinator
@@ -26,14 +26,14 @@ type ReadRequest struct {
 // writes and read repair, hinted handoff for the hints it delivers.
 type WriteRequest struct {
 	Key     []byte
-	Record  vclock.Set
+	Record  record.Record
 	HintFor string
 	// recordEnc, when set, is Record's encoding, made once for all replicas.
 	recordEnc []byte
 }
 
 // WithRecordEncoding returns w carrying enc, which must be w.Record's encoding
-// (vclock.Set.AppendBinary), sent as is instead of encoding Record again: a
+// (record.Record.AppendBinary), sent as is instead of encoding Record again: a
 // coordinator encodes a record once for all its replicas.
 func (w WriteRequest) WithRecordEncoding(enc []byte) WriteRequest {
 	w.recordEnc = enc
@@ -55,12 +55,12 @@ func DecodeReadRequest(b []byte) (ReadRequest, error) {
 }
 
 // AppendRecordReply appends the reply to a MsgRead: the replica's record.
-func AppendRecordReply(b []byte, rec vclock.Set) []byte {
+func AppendRecordReply(b []byte, rec record.Record) []byte {
 	return rec.AppendBinary(append(b, version))
 }
 
 // DecodeRecordReply decodes a MsgRead reply; the result does not alias b.
-func DecodeRecordReply(b []byte) (vclock.Set, error) {
+func DecodeRecordReply(b []byte) (record.Record, error) {
 	r := msgReader(b)
 	rec := r.record()
 	return rec, r.done()
@@ -129,7 +129,7 @@ func DecodeScanRequest(b []byte) (ScanRequest, error) {
 // continue from.
 type ScanReply struct {
 	Keys    [][]byte
-	Records []vclock.Set
+	Records []record.Record
 	Next    uint64
 	More    bool
 }
@@ -326,7 +326,7 @@ func DecodeReadBatch(b []byte) ([]ReadRequest, error) {
 // ReadResult is one read's outcome in a MsgReadBatch reply: the replica's record
 // of the key (empty when it has none), or the error that read failed with.
 type ReadResult struct {
-	Record vclock.Set
+	Record record.Record
 	Err    error
 }
 
@@ -341,8 +341,8 @@ const (
 )
 
 // AppendReadBatchReply appends the reply to a MsgReadBatch: version, count,
-// then per read its outcome: a tag byte, then the record (vclock's encoding) or
-// the error's message, length-prefixed.
+// then per read its outcome: a tag byte, then the record (record.Record's
+// encoding) or the error's message, length-prefixed.
 func AppendReadBatchReply(b []byte, results []ReadResult) []byte {
 	b = append(b, version)
 	b = binary.AppendUvarint(b, uint64(len(results)))

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/dynakv/dynakv/internal/fuzzcheck"
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 // replyFlag marks a FuzzDecodeMessage input as the reply to a request of type
@@ -169,7 +169,7 @@ func checkReply(t *testing.T, typ MsgType, b []byte) {
 	fuzzcheck.CheckAlloc(t, "decoding a reply", len(b), 64, func() {
 		switch typ {
 		case MsgRead:
-			var rec vclock.Set
+			var rec record.Record
 			if rec, err = DecodeRecordReply(b); err == nil {
 				again, err2 := DecodeRecordReply(AppendRecordReply(nil, rec))
 				if err2 != nil || !encodes(again, rec) {

@@ -9,19 +9,20 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
 // testRecords are records of growing complexity: empty, one value, siblings of two
 // actors, a tombstone with expiry and flags.
-func testRecords() []vclock.Set {
+func testRecords() []record.Record {
 	r1 := vclock.Update(vclock.Set{}, nil, "n1:1", vclock.Value{Data: []byte("v1"), Timestamp: 5}, 5, 1)
 	r2 := vclock.Update(r1, nil, "n2:1", vclock.Value{Data: []byte{}, Flags: 7, Expiry: 99, Timestamp: 6}, 6, 1_000_000)
 	r3 := vclock.Update(r2, r2.Join(), "n3:2", vclock.Value{Tombstone: true, Timestamp: 7}, 7, 1)
-	return []vclock.Set{{}, r1, r2, r3}
+	return []record.Record{{}, record.String(r1), record.String(r2), record.String(r3)}
 }
 
-func encodes(a, b vclock.Set) bool { return bytes.Equal(a.AppendBinary(nil), b.AppendBinary(nil)) }
+func encodes(a, b record.Record) bool { return bytes.Equal(a.AppendBinary(nil), b.AppendBinary(nil)) }
 
 func TestReadRequestRoundTrip(t *testing.T) {
 	for _, req := range []ReadRequest{

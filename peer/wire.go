@@ -4,7 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 // The primitives of every message: a version byte first, uvarint counts and
@@ -142,14 +142,14 @@ func (r *reader) partition() int {
 }
 
 // record decodes the rest of the message as a record.
-func (r *reader) record() vclock.Set {
+func (r *reader) record() record.Record {
 	if r.failed() {
-		return vclock.Set{}
+		return record.Record{}
 	}
-	rec, err := vclock.DecodeSet(r.rest())
+	rec, err := record.Decode(r.rest())
 	if err != nil {
 		r.fail(err.Error())
-		return vclock.Set{}
+		return record.Record{}
 	}
 	return rec
 }

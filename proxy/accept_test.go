@@ -9,6 +9,7 @@ import (
 
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -29,7 +30,7 @@ func TestForwardedOpKeepsAcceptTime(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		sibs := rec.Siblings()
+		sibs := rec.Str.Siblings()
 		if len(sibs) != 1 {
 			t.Fatalf("%d siblings", len(sibs))
 		}
@@ -61,7 +62,7 @@ func TestForwardedOpKeepsAcceptTime(t *testing.T) {
 	at := a.clk.Now().UnixMilli()
 	a.do(proxy.Op{Kind: proxy.OpSet, Key: []byte("remote:local"), Value: []byte("w")})
 	rec, _, err := a.st.Get([]byte("remote:local"))
-	if err != nil || len(rec.Siblings()) != 1 || rec.Siblings()[0].Timestamp != at {
+	if err != nil || len(rec.Str.Siblings()) != 1 || rec.Str.Siblings()[0].Timestamp != at {
 		t.Fatalf("locally run SET: %+v, %v; want timestamp %d", rec, err, at)
 	}
 }
@@ -84,7 +85,7 @@ func TestLateForwardedSetAfterDelete(t *testing.T) {
 	// t=3.4: SET k v, acknowledged, on both replicas; a forwarded copy is held.
 	setClocks(3.4)
 	x.do(proxy.Op{Kind: proxy.OpSet, Key: key, Value: []byte("v")})
-	merge(t, y, key, record(t, x, key))
+	merge(t, y, key, storedRecord(t, x, key))
 	held := proxy.Op{Kind: proxy.OpSet, Key: key, Value: []byte("v"), Accepted: at(3.4).UnixMilli()}.AppendBinary(nil)
 	// t=4.6: DEL k through y, acknowledged; x is cut off and misses it.
 	setClocks(4.6)
@@ -111,7 +112,7 @@ func TestLateForwardedSetAfterDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The partition heals: the replicas exchange records.
-	rx, ry := record(t, x, key), record(t, y, key)
+	rx, ry := storedRecord(t, x, key), storedRecord(t, y, key)
 	merge(t, x, key, ry)
 	merge(t, y, key, rx)
 	for _, e := range []*env{x, y} {
@@ -140,7 +141,7 @@ func newActorEnv(t *testing.T, actor string) *env {
 	return &env{t: t, p: proxy.New(proxy.Config{Now: clk.Now}, co), clk: clk, st: st}
 }
 
-func record(t *testing.T, e *env, key []byte) vclock.Set {
+func storedRecord(t *testing.T, e *env, key []byte) record.Record {
 	t.Helper()
 	rec, _, err := e.st.Get(key)
 	if err != nil {
@@ -150,10 +151,10 @@ func record(t *testing.T, e *env, key []byte) vclock.Set {
 }
 
 // merge merges rec into e's replica of key, as a replica write does.
-func merge(t *testing.T, e *env, key []byte, rec vclock.Set) {
+func merge(t *testing.T, e *env, key []byte, rec record.Record) {
 	t.Helper()
-	if _, err := e.st.Update(key, func(cur vclock.Set, _ bool) (vclock.Set, error) {
-		return vclock.Sync(cur, rec), nil
+	if _, err := e.st.Update(key, func(cur record.Record, _ bool) (record.Record, error) {
+		return record.String(vclock.Sync(cur.Str, rec.Str)), nil
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 // DBSize returns the number of keys, as Redis's DBSIZE: keys whose values expired but
@@ -26,7 +26,7 @@ func (p *Proxy) Scan(ctx context.Context, cursor uint64, pattern string, count i
 	now := p.now()
 	all := pattern == "" || pattern == "*"
 	var keys [][]byte
-	next, err := p.co.ScanPage(ctx, cursor, count, func(key []byte, rec vclock.Set) bool {
+	next, err := p.co.ScanPage(ctx, cursor, count, func(key []byte, rec record.Record) bool {
 		if !exists(rec, now) {
 			return false
 		}
@@ -74,7 +74,7 @@ func (p *Proxy) RandomKey(ctx context.Context) (key []byte, ok bool, err error) 
 	p.randMu.Unlock()
 	var sample [][]byte
 	seen := map[string]bool{}
-	visit := func(k []byte, rec vclock.Set) bool {
+	visit := func(k []byte, rec record.Record) bool {
 		if !exists(rec, now) || seen[string(k)] || len(sample) >= randomKeySample {
 			return false
 		}
@@ -101,7 +101,7 @@ func (p *Proxy) RandomKey(ctx context.Context) (key []byte, ok bool, err error) 
 }
 
 // scanFrom scans pages from cursor to the end of the key order, until done.
-func (p *Proxy) scanFrom(ctx context.Context, cursor uint64, visit func([]byte, vclock.Set) bool, done func() bool) error {
+func (p *Proxy) scanFrom(ctx context.Context, cursor uint64, visit func([]byte, record.Record) bool, done func() bool) error {
 	for {
 		next, err := p.co.ScanPage(ctx, cursor, randomKeySample, visit)
 		if err != nil || done() || next == 0 {
@@ -112,7 +112,7 @@ func (p *Proxy) scanFrom(ctx context.Context, cursor uint64, visit func([]byte, 
 }
 
 // exists reports whether a plain read of rec finds the key (resolve's rule).
-func exists(rec vclock.Set, now int64) bool {
+func exists(rec record.Record, now int64) bool {
 	_, ok := resolve(rec, now)
 	return ok
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -48,11 +49,11 @@ var _ Memory = NoLimit{}
 
 // Coordinator is what the proxy needs from coordinator/.
 type Coordinator interface {
-	Get(ctx context.Context, key []byte, opt coordinator.ReadOptions) (vclock.Set, error)
+	Get(ctx context.Context, key []byte, opt coordinator.ReadOptions) (record.Record, error)
 	Put(ctx context.Context, key []byte, clk vclock.Clock, v vclock.Value, opt coordinator.WriteOptions) (coordinator.WriteResult, error)
 	Modify(ctx context.Context, key []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (coordinator.WriteResult, error)
 	Count(ctx context.Context) (int64, error)
-	ScanPage(ctx context.Context, cursor uint64, count int, fn func(key []byte, rec vclock.Set) bool) (uint64, error)
+	ScanPage(ctx context.Context, cursor uint64, count int, fn func(key []byte, rec record.Record) bool) (uint64, error)
 	FlushAll(ctx context.Context) error
 	Sync(ctx context.Context) error
 }
@@ -151,8 +152,8 @@ func (it Item) TTL(now time.Time) int64 {
 func (p *Proxy) now() int64 { return p.cfg.Now().UnixMilli() }
 
 // liveSiblings returns rec's live siblings.
-func liveSiblings(rec vclock.Set, now int64) []vclock.Sibling {
-	sibs := rec.Siblings()
+func liveSiblings(rec record.Record, now int64) []vclock.Sibling {
+	sibs := rec.Str.Siblings()
 	out := sibs[:0]
 	for _, s := range sibs {
 		if s.Live(now) {
@@ -167,13 +168,14 @@ func liveSiblings(rec vclock.Set, now int64) []vclock.Sibling {
 // The winner is the greatest (timestamp, dot) among every sibling, tombstones and
 // expired values included, so a delete or an expired overwrite hides every older
 // value it is concurrent with; the key is absent when the winner is a tombstone or
-// has expired. Item.Siblings counts the live siblings.
-func resolve(rec vclock.Set, now int64) (Item, bool) {
-	w, ok := vclock.Winner(rec.Siblings())
+// has expired. Item.Siblings counts the live siblings. It reads the string layer
+// only: typed layers resolve with issue 20's record.Resolve (S3).
+func resolve(rec record.Record, now int64) (Item, bool) {
+	w, ok := vclock.Winner(rec.Str.Siblings())
 	if !ok || !w.Live(now) {
 		return Item{}, false
 	}
-	return Item{Value: w.Data, Flags: w.Flags, Expiry: w.Expiry, CAS: rec.ContextHash(), Siblings: len(liveSiblings(rec, now))}, true
+	return Item{Value: w.Data, Flags: w.Flags, Expiry: w.Expiry, CAS: rec.Str.ContextHash(), Siblings: len(liveSiblings(rec, now))}, true
 }
 
 // checkFlush runs a delayed flush_all once its time has come. Checking on every
@@ -421,7 +423,7 @@ func (p *Proxy) get(ctx context.Context, op Op) (Result, error) {
 }
 
 // read returns a plain GET's result given the record it read, and counts it.
-func (p *Proxy) read(op Op, rec vclock.Set) Result {
+func (p *Proxy) read(op Op, rec record.Record) Result {
 	it, ok := resolve(rec, op.Accepted)
 	p.countRead(ok, it.Siblings)
 	return Result{Found: ok, Item: it, CAS: it.CAS}
@@ -449,7 +451,7 @@ func (p *Proxy) dget(ctx context.Context, op Op) (Result, error) {
 		vals[i] = nonNil(s.Data)
 	}
 	p.countRead(len(sibs) > 0, len(sibs))
-	return Result{Found: len(sibs) > 0, Context: rec.Join().String(), Values: vals}, nil
+	return Result{Found: len(sibs) > 0, Context: rec.Str.Join().String(), Values: vals}, nil
 }
 
 func nonNil(b []byte) []byte {
@@ -477,7 +479,7 @@ func (p *Proxy) dput(ctx context.Context, op Op, d coordinator.Durability) (Resu
 	if err != nil {
 		return Result{}, false, err
 	}
-	return Result{Status: Stored, Context: w.Record.Join().String(), CAS: w.Record.ContextHash()}, w.Durable, nil
+	return Result{Status: Stored, Context: w.Record.Str.Join().String(), CAS: w.Record.Str.ContextHash()}, w.Durable, nil
 }
 
 // modify runs a plain read-modify-write command. Every one but a plain SET asks the
@@ -499,7 +501,7 @@ func (p *Proxy) modify(ctx context.Context, op Op, d coordinator.Durability) (Re
 // applier run on the item the record resolves to, at op's time; it leaves the
 // outcome in *res.
 func (p *Proxy) modifyFunc(op Op, res *Result) coordinator.ModifyFunc {
-	return func(cur vclock.Set) (vclock.Clock, vclock.Value, error) {
+	return func(cur record.Record) (vclock.Clock, vclock.Value, error) {
 		now := op.Accepted
 		it, found := resolve(cur, now)
 		*res = Result{}
@@ -508,7 +510,7 @@ func (p *Proxy) modifyFunc(op Op, res *Result) coordinator.ModifyFunc {
 			return nil, vclock.Value{}, err
 		}
 		v.Timestamp = now
-		return cur.Join(), v, nil
+		return cur.Str.Join(), v, nil
 	}
 }
 
@@ -521,7 +523,7 @@ func (p *Proxy) writeOptions(op Op, d coordinator.Durability) coordinator.WriteO
 // with w: a write's cas unique.
 func modified(op Op, res Result, w coordinator.WriteResult) Result {
 	if res.Status == Stored {
-		res.CAS = w.Record.ContextHash()
+		res.CAS = w.Record.Str.ContextHash()
 		if writesItem(op.Kind) {
 			res.Item.CAS = res.CAS
 		}

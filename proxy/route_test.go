@@ -15,6 +15,7 @@ import (
 	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/peer/peertest"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -433,11 +434,11 @@ type recordingCoordinator struct {
 
 var _ proxy.Coordinator = (*recordingCoordinator)(nil)
 
-func (c *recordingCoordinator) Get(_ context.Context, _ []byte, opt coordinator.ReadOptions) (vclock.Set, error) {
+func (c *recordingCoordinator) Get(_ context.Context, _ []byte, opt coordinator.ReadOptions) (record.Record, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reads = append(c.reads, opt)
-	return vclock.Set{}, nil
+	return record.Record{}, nil
 }
 
 func (c *recordingCoordinator) Put(_ context.Context, _ []byte, _ vclock.Clock, _ vclock.Value, opt coordinator.WriteOptions) (coordinator.WriteResult, error) {
@@ -454,7 +455,7 @@ func (c *recordingCoordinator) record(opt coordinator.WriteOptions) {
 
 func (c *recordingCoordinator) Modify(_ context.Context, _ []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (coordinator.WriteResult, error) {
 	c.record(opt)
-	_, _, err := fn(vclock.Set{})
+	_, _, err := fn(record.Record{})
 	if err != nil && !errors.Is(err, coordinator.ErrNoWrite) {
 		return coordinator.WriteResult{}, err
 	}
@@ -466,7 +467,7 @@ func (c *recordingCoordinator) Modify(_ context.Context, _ []byte, fn coordinato
 }
 
 func (c *recordingCoordinator) Count(context.Context) (int64, error) { return 0, nil }
-func (c *recordingCoordinator) ScanPage(context.Context, uint64, int, func([]byte, vclock.Set) bool) (uint64, error) {
+func (c *recordingCoordinator) ScanPage(context.Context, uint64, int, func([]byte, record.Record) bool) (uint64, error) {
 	return 0, nil
 }
 func (c *recordingCoordinator) FlushAll(context.Context) error { return nil }

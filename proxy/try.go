@@ -7,8 +7,8 @@ import (
 	"slices"
 
 	"github.com/dynakv/dynakv/coordinator"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // Try mode (issue 19, S8): an event loop runs an op with Session.Try, which
@@ -100,7 +100,7 @@ func (NoLimit) Check() (bool, error) { return true, nil }
 type loopCoordinator interface {
 	NewWriteSet() *storage.WriteSet
 	ModifyIn(ctx context.Context, ws *storage.WriteSet, key []byte, fn coordinator.ModifyFunc, opt coordinator.WriteOptions) (coordinator.WriteResult, error)
-	GetIn(ctx context.Context, ws *storage.WriteSet, key []byte, opt coordinator.ReadOptions) (vclock.Set, error)
+	GetIn(ctx context.Context, ws *storage.WriteSet, key []byte, opt coordinator.ReadOptions) (record.Record, error)
 }
 
 var _ loopCoordinator = (*coordinator.Coordinator)(nil)

@@ -15,21 +15,21 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/tictac"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // AAEStore is what anti-entropy needs of the local store (*storage.Store).
 type AAEStore interface {
 	tictac.RecordScanner
 	GetEncoded(key []byte) ([]byte, error)
-	UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error)
+	UpdateNoSync(key []byte, fn storage.UpdateFunc) (record.Record, error)
 	Sync() error
 	GravesFrom(cursor []byte, before int64, limit int, keep func(p int) bool) ([]storage.Grave, []byte, error)
 	DeleteIf(key, enc []byte) (bool, error)
 	HintOwners() ([]string, error)
-	GetHint(owner string, key []byte) (vclock.Set, bool, error)
+	GetHint(owner string, key []byte) (record.Record, bool, error)
 	DropPartitionIf(p int, cond func() bool) (bool, error)
 }
 
@@ -512,7 +512,7 @@ func (a *AAE) repairKeys(ctx context.Context, node string, keys [][]byte, pushOn
 		if err != nil {
 			return err
 		}
-		var merged vclock.Set
+		var merged record.Record
 		if pushOnly || a.sealed() {
 			localEnc, err := a.cfg.Store.GetEncoded(key)
 			if err != nil {
@@ -522,7 +522,9 @@ func (a *AAE) repairKeys(ctx context.Context, node string, keys [][]byte, pushOn
 			if err != nil {
 				return err
 			}
-			merged = vclock.Sync(mine, theirs)
+			if merged, err = record.SyncStrings(mine, theirs); err != nil {
+				continue // a typed record: left to issue 20's range exchange (S7)
+			}
 		} else {
 			var changed bool
 			if merged, changed, err = a.merge(ctx, key, theirs); err != nil {
@@ -564,20 +566,26 @@ func (a *AAE) repairKeys(ctx context.Context, node string, keys [][]byte, pushOn
 // it replaced. in is stored only while ctx is in time, checked under the key's
 // lock: in carries what a request read, which purge.go assumes never lands later
 // than that request's deadline (errLate otherwise).
-func (a *AAE) merge(ctx context.Context, key []byte, in vclock.Set) (merged vclock.Set, changed bool, err error) {
-	_, err = a.cfg.Store.UpdateNoSync(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+func (a *AAE) merge(ctx context.Context, key []byte, in record.Record) (merged record.Record, changed bool, err error) {
+	_, err = a.cfg.Store.UpdateNoSync(key, func(cur record.Record, found bool) (record.Record, error) {
 		if past(ctx) {
-			return vclock.Set{}, errLate
+			return record.Record{}, errLate
 		}
 		merged = in
 		if found {
-			merged = vclock.Sync(cur, in)
+			m, err := record.SyncStrings(cur, in)
+			if err != nil {
+				// A typed record: left as it is, to issue 20's range exchange (S7).
+				merged = record.Record{}
+				return record.Record{}, storage.ErrNoChange
+			}
+			merged = m
 		}
 		if merged.Empty() {
-			return vclock.Set{}, storage.ErrNoChange
+			return record.Record{}, storage.ErrNoChange
 		}
 		if found && bytes.Equal(merged.AppendBinary(nil), cur.AppendBinary(nil)) {
-			return vclock.Set{}, storage.ErrNoChange
+			return record.Record{}, storage.ErrNoChange
 		}
 		changed = true
 		return merged, nil

@@ -17,6 +17,7 @@ import (
 	"github.com/dynakv/dynakv/internal/fakeclock"
 	"github.com/dynakv/dynakv/peer"
 	"github.com/dynakv/dynakv/peer/peertest"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
@@ -185,21 +186,21 @@ func (c *aaeCluster) rounds(n int) {
 	}
 }
 
-func (c *aaeCluster) write(key string, ctx vclock.Clock, data string, expiry int64, tomb bool, nodes ...string) vclock.Set {
+func (c *aaeCluster) write(key string, ctx vclock.Clock, data string, expiry int64, tomb bool, nodes ...string) record.Record {
 	c.t.Helper()
 	v := vclock.Value{Data: []byte(data), Timestamp: c.clock.Millis(), Expiry: expiry, Tombstone: tomb}
-	var out vclock.Set
+	var out record.Record
 	first := c.nodes[nodes[0]]
-	rec, err := first.st.Update([]byte(key), func(cur vclock.Set, _ bool) (vclock.Set, error) {
-		return vclock.Update(cur, ctx, first.name, v, c.clock.Millis(), 1), nil
+	rec, err := first.st.Update([]byte(key), func(cur record.Record, _ bool) (record.Record, error) {
+		return record.String(vclock.Update(cur.Str, ctx, first.name, v, c.clock.Millis(), 1)), nil
 	})
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	out = rec
 	for _, name := range nodes[1:] {
-		if _, err := c.nodes[name].st.Update([]byte(key), func(cur vclock.Set, _ bool) (vclock.Set, error) {
-			return vclock.Sync(cur, rec), nil
+		if _, err := c.nodes[name].st.Update([]byte(key), func(cur record.Record, _ bool) (record.Record, error) {
+			return record.String(vclock.Sync(cur.Str, rec.Str)), nil
 		}); err != nil {
 			c.t.Fatal(err)
 		}
@@ -207,7 +208,7 @@ func (c *aaeCluster) write(key string, ctx vclock.Clock, data string, expiry int
 	return out
 }
 
-func (c *aaeCluster) get(node, key string) (vclock.Set, bool) {
+func (c *aaeCluster) get(node, key string) (record.Record, bool) {
 	c.t.Helper()
 	rec, found, err := c.nodes[node].st.Get([]byte(key))
 	if err != nil {
@@ -216,7 +217,7 @@ func (c *aaeCluster) get(node, key string) (vclock.Set, bool) {
 	return rec, found
 }
 
-func enc(r vclock.Set) string { return string(r.AppendBinary(nil)) }
+func enc(r record.Record) string { return string(r.AppendBinary(nil)) }
 
 // owners returns key's N owners under the current ring.
 func (c *aaeCluster) owners(key string) []string {
@@ -273,12 +274,12 @@ func TestAAEConvergesReplicasThatMissedWrites(t *testing.T) {
 	c.round()
 	c.checkPlacement(append(keys, "conflict"))
 	rec, _ := c.get(owners[2], "conflict")
-	if rec.Len() != 2 {
-		t.Fatalf("conflict has %d siblings on the third owner, want 2", rec.Len())
+	if rec.Str.Len() != 2 {
+		t.Fatalf("conflict has %d siblings on the third owner, want 2", rec.Str.Len())
 	}
 	for _, k := range keys {
 		rec, _ := c.get(c.owners(k)[0], k)
-		if sibs := rec.Siblings(); len(sibs) != 1 || string(sibs[0].Value.Data) != "v"+k {
+		if sibs := rec.Str.Siblings(); len(sibs) != 1 || string(sibs[0].Value.Data) != "v"+k {
 			t.Fatalf("%s: %v", k, sibs)
 		}
 	}
@@ -315,7 +316,7 @@ func TestAAEExchangeIsProportionalToTheDifference(t *testing.T) {
 		k := []byte(fmt.Sprintf("key-%06d", i))
 		rec := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: k, Timestamp: 1}, 1, 1)
 		for _, nd := range c.nodes {
-			if _, err := nd.st.UpdateNoSync(k, func(vclock.Set, bool) (vclock.Set, error) { return rec, nil }); err != nil {
+			if _, err := nd.st.UpdateNoSync(k, func(record.Record, bool) (record.Record, error) { return record.String(rec), nil }); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -361,16 +362,16 @@ func TestAAEDoesNotResurrectExpiredValues(t *testing.T) {
 		ra, _ := c.get("a", k)
 		rb, _ := c.get("b", k)
 		if enc(ra) != enc(rb) {
-			t.Fatalf("%s: replicas differ after a round: %v vs %v", k, ra.Siblings(), rb.Siblings())
+			t.Fatalf("%s: replicas differ after a round: %v vs %v", k, ra.Str.Siblings(), rb.Str.Siblings())
 		}
-		for v := range ra.Values() {
+		for v := range ra.Str.Values() {
 			if v.Live(now) {
-				t.Fatalf("%s: a live value came back: %v", k, ra.Siblings())
+				t.Fatalf("%s: a live value came back: %v", k, ra.Str.Siblings())
 			}
 		}
 	}
 	if r, _ := c.get("b", "short"); !allTombstones(r) {
-		t.Fatalf("b did not take a's reaped form of short: %v", r.Siblings())
+		t.Fatalf("b did not take a's reaped form of short: %v", r.Str.Siblings())
 	}
 	// Both reap what is left; the next round moves nothing.
 	for _, n := range []string{"a", "b"} {
@@ -393,7 +394,7 @@ func TestAAEExpiredOverwriteStaysHistory(t *testing.T) {
 	owners := c.owners("k")
 	old := c.write("k", nil, "old", 0, false, owners...)
 	c.clock.Advance(time.Millisecond)
-	c.write("k", old.Join(), "new", c.clock.Millis()+1000, false, owners[:2]...)
+	c.write("k", old.Str.Join(), "new", c.clock.Millis()+1000, false, owners[:2]...)
 	c.clock.Advance(2 * time.Second)
 	for _, o := range owners[:2] {
 		if n, err := c.nodes[o].st.Reap(100); err != nil || n != 1 {
@@ -407,25 +408,25 @@ func TestAAEExpiredOverwriteStaysHistory(t *testing.T) {
 		if !found {
 			t.Fatalf("%s lost the record", o)
 		}
-		if w, ok := vclock.Winner(rec.Siblings()); !ok || !w.Tombstone {
-			t.Fatalf("%s: plain GET would answer %v: %v", o, w, rec.Siblings())
+		if w, ok := vclock.Winner(rec.Str.Siblings()); !ok || !w.Tombstone {
+			t.Fatalf("%s: plain GET would answer %v: %v", o, w, rec.Str.Siblings())
 		}
-		for _, sib := range rec.Siblings() {
+		for _, sib := range rec.Str.Siblings() {
 			if string(sib.Data) == "old" {
-				t.Fatalf("%s holds the overwritten value again: %v", o, rec.Siblings())
+				t.Fatalf("%s holds the overwritten value again: %v", o, rec.Str.Siblings())
 			}
 		}
 	}
 }
 
 // allTombstones reports whether every value of r is a tombstone.
-func allTombstones(r vclock.Set) bool {
-	for v := range r.Values() {
+func allTombstones(r record.Record) bool {
+	for v := range r.Str.Values() {
 		if !v.Tombstone {
 			return false
 		}
 	}
-	return r.Len() > 0
+	return r.Str.Len() > 0
 }
 
 func TestTombstonePurge(t *testing.T) {
@@ -434,7 +435,7 @@ func TestTombstonePurge(t *testing.T) {
 	live := c.write("k", nil, "old", 0, false, owners...)
 	// The delete misses the last owner, which is down.
 	c.setDown(owners[2], true)
-	tomb := c.write("k", live.Join(), "", 0, true, owners[:2]...)
+	tomb := c.write("k", live.Str.Join(), "", 0, true, owners[:2]...)
 	c.clock.Advance(2 * c.grace)
 	c.round()
 	for _, o := range owners[:2] {
@@ -447,7 +448,7 @@ func TestTombstonePurge(t *testing.T) {
 	c.setDown(owners[2], false)
 	c.round()
 	if rec, found := c.get(owners[2], "k"); found {
-		for v := range rec.Values() {
+		for v := range rec.Str.Values() {
 			if !v.Tombstone {
 				t.Fatalf("%s kept the deleted value", owners[2])
 			}
@@ -468,7 +469,7 @@ func TestTombstonePurge(t *testing.T) {
 	}
 	// Young tombstones stay.
 	live = c.write("young", nil, "v", 0, false, owners...)
-	c.write("young", live.Join(), "", 0, true, owners...)
+	c.write("young", live.Str.Join(), "", 0, true, owners...)
 	c.rounds(3)
 	if _, found := c.get(owners[0], "young"); !found {
 		t.Fatal("a tombstone younger than the grace was purged")
@@ -483,8 +484,8 @@ func TestTombstoneWithExpiredSiblingIsPurged(t *testing.T) {
 	c := newAAECluster(t, 4, 3, "a", "b", "c")
 	owners := c.owners("k")
 	live := c.write("k", nil, "old", 0, false, owners...)
-	c.write("k", live.Join(), "", 0, true, owners[0])                       // DEL via the first owner
-	c.write("k", live.Join(), "v", c.clock.Millis()+1000, false, owners[1]) // concurrent SET EX 1
+	c.write("k", live.Str.Join(), "", 0, true, owners[0])                       // DEL via the first owner
+	c.write("k", live.Str.Join(), "v", c.clock.Millis()+1000, false, owners[1]) // concurrent SET EX 1
 	c.round()
 	c.clock.Advance(2 * time.Second)
 	for _, o := range owners {
@@ -496,7 +497,7 @@ func TestTombstoneWithExpiredSiblingIsPurged(t *testing.T) {
 	c.rounds(4)
 	for _, o := range owners {
 		if rec, found := c.get(o, "k"); found {
-			t.Fatalf("%s still holds %v long after the grace", o, rec.Siblings())
+			t.Fatalf("%s still holds %v long after the grace", o, rec.Str.Siblings())
 		}
 		if n := c.nodes[o].st.Count(); n != 0 {
 			t.Fatalf("%s: DBSIZE %d", o, n)
@@ -527,8 +528,8 @@ func (c *aaeCluster) checkNoLiveValue(key string) {
 		if !found {
 			continue
 		}
-		if w, ok := vclock.Winner(rec.Siblings()); ok && !w.Tombstone {
-			c.t.Fatalf("%s answers %q for the deleted %s: %v", name, w.Data, key, rec.Siblings())
+		if w, ok := vclock.Winner(rec.Str.Siblings()); ok && !w.Tombstone {
+			c.t.Fatalf("%s answers %q for the deleted %s: %v", name, w.Data, key, rec.Str.Siblings())
 		}
 	}
 }
@@ -547,7 +548,7 @@ func TestPurgeWaitsForADownFormerOwner(t *testing.T) {
 	v0 := c.write(k, nil, "v0", 0, false, "a", "b", "x")
 	c.setDown("x", true)
 	c.setMembers("a", "b", "x", "d") // d joins; x is still a member
-	c.write(k, v0.Join(), "", 0, true, "a", "b", "d")
+	c.write(k, v0.Str.Join(), "", 0, true, "a", "b", "d")
 	c.clock.Advance(2 * c.grace)
 	c.rounds(4)
 	for _, o := range []string{"a", "b", "d"} {
@@ -560,7 +561,7 @@ func TestPurgeWaitsForADownFormerOwner(t *testing.T) {
 	c.checkNoLiveValue(k)
 	for name := range c.nodes {
 		if rec, found := c.get(name, k); found {
-			t.Fatalf("%s still holds %v once every holder was back", name, rec.Siblings())
+			t.Fatalf("%s still holds %v once every holder was back", name, rec.Str.Siblings())
 		}
 	}
 }
@@ -575,7 +576,7 @@ func TestPurgeWaitsForAStrayCopy(t *testing.T) {
 	k := c.keyOwnedBy("b", "c", "d")
 	c.setDown("d", true)
 	v := c.write(k, nil, "v", 0, false, "a", "b", "c")
-	c.write(k, v.Join(), "", 0, true, "b", "c")
+	c.write(k, v.Str.Join(), "", 0, true, "b", "c")
 	c.setDown("a", true)
 	c.setDown("d", false)
 	c.clock.Advance(2 * c.grace)
@@ -590,7 +591,7 @@ func TestPurgeWaitsForAStrayCopy(t *testing.T) {
 	c.checkNoLiveValue(k)
 	for name := range c.nodes {
 		if rec, found := c.get(name, k); found {
-			t.Fatalf("%s still holds %v once the stray copy was handed off", name, rec.Siblings())
+			t.Fatalf("%s still holds %v once the stray copy was handed off", name, rec.Str.Siblings())
 		}
 	}
 }
@@ -603,7 +604,7 @@ func TestPurgeWaitsForAHint(t *testing.T) {
 	k := c.keyOwnedBy("a", "b")
 	first := c.owners(k)[0]
 	v := c.write(k, nil, "v", 0, false, "a", "b")
-	c.write(k, v.Join(), "", 0, true, "a", "b")
+	c.write(k, v.Str.Join(), "", 0, true, "a", "b")
 	hint := func(on bool) {
 		t.Helper()
 		if !on {
@@ -612,7 +613,7 @@ func TestPurgeWaitsForAHint(t *testing.T) {
 			}
 			return
 		}
-		if _, err := c.nodes["c"].st.UpdateHint("b", []byte(k), func(vclock.Set, bool) (vclock.Set, error) { return v, nil }); err != nil {
+		if _, err := c.nodes["c"].st.UpdateHint("b", []byte(k), func(record.Record, bool) (record.Record, error) { return v, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -636,7 +637,7 @@ func TestPurgeWaitsForAHint(t *testing.T) {
 	c.rounds(3)
 	for _, o := range []string{"a", "b"} {
 		if rec, found := c.get(o, k); found {
-			t.Fatalf("%s still holds %v", o, rec.Siblings())
+			t.Fatalf("%s still holds %v", o, rec.Str.Siblings())
 		}
 	}
 }
@@ -727,7 +728,7 @@ func BenchmarkHandoffPartition100k(b *testing.B) {
 		for i := range total {
 			k := []byte(fmt.Sprintf("key-%06d", i))
 			rec := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: val, Timestamp: 1}, 1, 1)
-			if _, err := c.nodes["a"].st.UpdateNoSync(k, func(vclock.Set, bool) (vclock.Set, error) { return rec, nil }); err != nil {
+			if _, err := c.nodes["a"].st.UpdateNoSync(k, func(record.Record, bool) (record.Record, error) { return record.String(rec), nil }); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -789,15 +790,15 @@ func TestAAEMembershipChangesUnderWritesSeeds(t *testing.T) {
 					// Read the merged current record from the owners, write on top of it
 					// (a coordinator's read-modify-write), reaching a random non-empty
 					// subset of the owners.
-					var cur vclock.Set
+					var cur record.Record
 					for _, o := range owners {
 						rec, _ := c.get(o, k)
-						cur = vclock.Sync(cur, rec)
+						cur = record.String(vclock.Sync(cur.Str, rec.Str))
 					}
 					reach := owners[:1+rng.IntN(len(owners))]
 					v := fmt.Sprintf("%s@%d", k, step)
 					c.clock.Advance(time.Millisecond)
-					c.write(k, cur.Join(), v, 0, false, reach...)
+					c.write(k, cur.Str.Join(), v, 0, false, reach...)
 					last[k] = v
 				}
 			}
@@ -817,9 +818,9 @@ func TestAAEMembershipChangesUnderWritesSeeds(t *testing.T) {
 			c.checkPlacement(keys)
 			for _, k := range keys {
 				rec, _ := c.get(c.owners(k)[0], k)
-				w, ok := vclock.Winner(rec.Siblings())
+				w, ok := vclock.Winner(rec.Str.Siblings())
 				if !ok || string(w.Value.Data) != last[k] {
-					t.Fatalf("%s = %v, want its last write %s", k, rec.Siblings(), last[k])
+					t.Fatalf("%s = %v, want its last write %s", k, rec.Str.Siblings(), last[k])
 				}
 			}
 		})
@@ -844,8 +845,8 @@ func TestRemovedDeadNodeIsReReplicated(t *testing.T) {
 	c.checkPlacement(keys) // every key on both a and b: N=2 copies again
 	for _, k := range keys {
 		for _, o := range c.owners(k) {
-			if rec, _ := c.get(o, k); rec.Len() != 1 {
-				t.Fatalf("%s on %s: %v", k, o, rec.Siblings())
+			if rec, _ := c.get(o, k); rec.Str.Len() != 1 {
+				t.Fatalf("%s on %s: %v", k, o, rec.Str.Siblings())
 			}
 		}
 	}

@@ -13,9 +13,9 @@ import (
 
 	"github.com/dynakv/dynakv/evict"
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // Eviction for maxmemory (issue 18, design sections 2-5). The Evictor is the
@@ -94,7 +94,7 @@ type EvictStore interface {
 // every replica (node/ passes coordinator.Evict with exact); evicted says
 // whether its memory is freed here. It returns an error wrapping
 // ErrEvictGhost when the record changed since (nothing written).
-type EvictFunc func(ctx context.Context, key []byte, seen vclock.Set) (evicted bool, err error)
+type EvictFunc func(ctx context.Context, key []byte, seen record.Record) (evicted bool, err error)
 
 // ErrEvictGhost is EvictFunc's error for a record that changed since sampled.
 var ErrEvictGhost = errors.New("repair: evict: the record changed since it was sampled")
@@ -739,7 +739,7 @@ func lruNewer(a, b uint32) bool {
 // an error when the eviction failed (a ghost, a record changed since it was
 // sampled, is not a failure).
 func (e *Evictor) evictOne(ctx context.Context, c storage.Candidate) (bool, error) {
-	seen, err := vclock.DecodeSet(c.Enc)
+	seen, err := record.Decode(c.Enc)
 	if err != nil {
 		e.cfg.Logger.Warn("repair: evictor: sampled record", "key", c.Key, "err", err)
 		return false, err

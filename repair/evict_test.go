@@ -14,6 +14,7 @@ import (
 
 	"github.com/dynakv/dynakv/evict"
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
@@ -48,7 +49,7 @@ func newEvictRigWith(t *testing.T, p evict.Policy, edit func(*repair.EvictorConf
 		Store:  st,
 		Policy: p,
 		Usage:  func() (int64, int64) { return st.Memory().Live, r.limit.Load() },
-		Evict: func(_ context.Context, key []byte, seen vclock.Set) (bool, error) {
+		Evict: func(_ context.Context, key []byte, seen record.Record) (bool, error) {
 			ok, err := st.DeleteIf(key, seen.AppendBinary(nil))
 			if err == nil && !ok {
 				err = repair.ErrEvictGhost
@@ -73,8 +74,8 @@ func newEvictRigWith(t *testing.T, p evict.Policy, edit func(*repair.EvictorConf
 func (r *evictRig) put(t *testing.T, key string, expiry int64) {
 	t.Helper()
 	v := vclock.Value{Data: make([]byte, 100), Timestamp: r.now.Load() - 3600_000, Expiry: expiry}
-	rec := vclock.Set{Entries: []vclock.Entry{{Actor: "a", Counter: 1, Values: []vclock.Value{v}}}}
-	if _, err := r.st.Update([]byte(key), func(vclock.Set, bool) (vclock.Set, error) { return rec, nil }); err != nil {
+	rec := record.String(vclock.Set{Entries: []vclock.Entry{{Actor: "a", Counter: 1, Values: []vclock.Value{v}}}})
+	if _, err := r.st.Update([]byte(key), func(record.Record, bool) (record.Record, error) { return rec, nil }); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -391,7 +392,7 @@ func TestEvictorParallel(t *testing.T) {
 	r := newEvictRigWith(t, evict.AllKeysLRU, func(c *repair.EvictorConfig) {
 		c.InFlight, c.RequestTimeout = inFlight, 10*time.Second
 		del := c.Evict
-		c.Evict = func(ctx context.Context, key []byte, seen vclock.Set) (bool, error) {
+		c.Evict = func(ctx context.Context, key []byte, seen record.Record) (bool, error) {
 			n := cur.Add(1)
 			defer cur.Add(-1)
 			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {

@@ -74,6 +74,10 @@
 //     into a tombstone that keeps its dot, and vclock.Sync merges an expired value
 //     with that tombstone to the tombstone), so what it overwrote stays superseded
 //     on every replica and is never brought back by one that missed the overwrite.
+//     A key whose record has a typed part (issue 20) is not merged by its string
+//     layer alone (record.SyncStrings refuses it): anti-entropy leaves it as it is
+//     on both sides until typed records are merged, and a typed hint never counts
+//     as too old.
 //   - A tombstone is purged only when it is older than the grace period and every
 //     holder, alive, answered twice that it holds exactly it or nothing of the key
 //     (no record, no hint), so no copy older than a purged tombstone is left on
@@ -94,16 +98,16 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // HintStore is where hints are kept. *storage.Store implements it.
 type HintStore interface {
 	HintOwners() ([]string, error)
-	GetHint(owner string, key []byte) (vclock.Set, bool, error)
-	ScanHints(owner string, from []byte, fn func(key []byte, rec vclock.Set) bool) error
-	DeleteHint(owner string, key []byte, delivered vclock.Set) (bool, error)
+	GetHint(owner string, key []byte) (record.Record, bool, error)
+	ScanHints(owner string, from []byte, fn func(key []byte, rec record.Record) bool) error
+	DeleteHint(owner string, key []byte, delivered record.Record) (bool, error)
 	HintCount() int64
 }
 
@@ -343,7 +347,7 @@ func (h *Handoff) deliverOwner(ctx context.Context, owner string) (int, error) {
 	var from []byte
 	for {
 		var page []hint
-		err := h.cfg.Store.ScanHints(owner, from, func(key []byte, _ vclock.Set) bool {
+		err := h.cfg.Store.ScanHints(owner, from, func(key []byte, _ record.Record) bool {
 			if len(page) == pageSize {
 				from = append(from[:0], key...)
 				return false
@@ -405,12 +409,12 @@ func zoneFallback(rg *ring.Ring, p, n int, owner string, usable func(string) boo
 
 // tooOld reports whether every value of a hinted record was written more than
 // MaxHintAge ago.
-func (h *Handoff) tooOld(rec vclock.Set) bool {
-	if h.cfg.MaxHintAge <= 0 {
+func (h *Handoff) tooOld(rec record.Record) bool {
+	if h.cfg.MaxHintAge <= 0 || rec.Typed() { // issue 20: typed layers have no write times yet
 		return false
 	}
 	limit := h.cfg.Now().Add(-h.cfg.MaxHintAge).UnixMilli()
-	for v := range rec.Values() {
+	for v := range rec.Str.Values() {
 		if v.Timestamp >= limit {
 			return false
 		}

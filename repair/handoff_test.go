@@ -15,6 +15,7 @@ import (
 
 	"github.com/dynakv/dynakv/internal/memstore"
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
@@ -25,8 +26,8 @@ import (
 // writer that applies deliveries).
 type hintStore interface {
 	repair.HintStore
-	UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (vclock.Set, error)
-	GetHint(owner string, key []byte) (vclock.Set, bool, error)
+	UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (record.Record, error)
+	GetHint(owner string, key []byte) (record.Record, bool, error)
 }
 
 // stores runs a test over the fake store and over the real one.
@@ -96,7 +97,7 @@ type delivery struct {
 type writer struct {
 	mu     sync.Mutex
 	got    []delivery
-	recs   map[string]vclock.Set // node/key -> merged record delivered
+	recs   map[string]record.Record // node/key -> merged record delivered
 	fail   func(node, key string) bool
 	during func(node, key string) // runs inside the delivery, before it succeeds
 }
@@ -112,9 +113,9 @@ func (w *writer) Write(_ context.Context, node string, req peer.WriteRequest) er
 	}
 	w.got = append(w.got, delivery{node, string(req.Key), req.HintFor})
 	if w.recs == nil {
-		w.recs = map[string]vclock.Set{}
+		w.recs = map[string]record.Record{}
 	}
-	w.recs[node+"/"+string(req.Key)] = vclock.Sync(w.recs[node+"/"+string(req.Key)], req.Record)
+	w.recs[node+"/"+string(req.Key)] = record.String(vclock.Sync((w.recs[node+"/"+string(req.Key)]).Str, req.Record.Str))
 	return nil
 }
 
@@ -141,14 +142,14 @@ func cmpString(a, b string) int {
 	return 0
 }
 
-func record(actor, data string) vclock.Set {
-	return vclock.Update(vclock.Set{}, nil, actor, vclock.Value{Data: []byte(data), Timestamp: 1}, 1, 1)
+func stringRecord(actor, data string) record.Record {
+	return record.String(vclock.Update(vclock.Set{}, nil, actor, vclock.Value{Data: []byte(data), Timestamp: 1}, 1, 1))
 }
 
-func putHint(t testing.TB, st hintStore, owner, key string, rec vclock.Set) {
+func putHint(t testing.TB, st hintStore, owner, key string, rec record.Record) {
 	t.Helper()
-	if _, err := st.UpdateHint(owner, []byte(key), func(cur vclock.Set, _ bool) (vclock.Set, error) {
-		return vclock.Sync(cur, rec), nil
+	if _, err := st.UpdateHint(owner, []byte(key), func(cur record.Record, _ bool) (record.Record, error) {
+		return record.String(vclock.Sync(cur.Str, rec.Str)), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -192,9 +193,9 @@ func TestHandoffDeliversToLiveOwners(t *testing.T) {
 		m.setDead("c", true)
 		w := &writer{}
 		for i := range 3 {
-			putHint(t, st, "b", fmt.Sprint("k", i), record("a:1", "v"))
+			putHint(t, st, "b", fmt.Sprint("k", i), stringRecord("a:1", "v"))
 		}
-		putHint(t, st, "c", "k0", record("a:1", "v"))
+		putHint(t, st, "c", "k0", stringRecord("a:1", "v"))
 		h := newHandoff(t, st, m, w, "a")
 		n, err := h.RunOnce(context.Background())
 		if err != nil || n != 3 {
@@ -226,8 +227,8 @@ func TestHandoffRetriesFailures(t *testing.T) {
 		m := newMembers(t, "a", "b")
 		failing := true
 		w := &writer{fail: func(_, key string) bool { return failing && key == "bad" }}
-		putHint(t, st, "b", "bad", record("a:1", "v"))
-		putHint(t, st, "b", "good", record("a:1", "v"))
+		putHint(t, st, "b", "bad", stringRecord("a:1", "v"))
+		putHint(t, st, "b", "good", stringRecord("a:1", "v"))
 		h := newHandoff(t, st, m, w, "a")
 		n, err := h.RunOnce(context.Background())
 		if err == nil || n != 1 {
@@ -253,11 +254,11 @@ func TestHandoffRetriesFailures(t *testing.T) {
 func TestHandoffKeepsHintChangedDuringDelivery(t *testing.T) {
 	stores(t, func(t *testing.T, st hintStore) {
 		m := newMembers(t, "a", "b")
-		first := record("a:1", "v1")
-		second := vclock.Update(first, first.Join(), "a:1", vclock.Value{Data: []byte("v2"), Timestamp: 2}, 2, 1)
+		first := stringRecord("a:1", "v1")
+		second := vclock.Update(first.Str, first.Str.Join(), "a:1", vclock.Value{Data: []byte("v2"), Timestamp: 2}, 2, 1)
 		putHint(t, st, "b", "k", first)
 		once := sync.Once{}
-		w := &writer{during: func(_, _ string) { once.Do(func() { putHint(t, st, "b", "k", second) }) }}
+		w := &writer{during: func(_, _ string) { once.Do(func() { putHint(t, st, "b", "k", record.String(second)) }) }}
 		h := newHandoff(t, st, m, w, "a")
 		if n, err := h.RunOnce(context.Background()); err != nil || n != 1 {
 			t.Fatalf("RunOnce: %d, %v", n, err)
@@ -289,7 +290,7 @@ func TestHandoffPages(t *testing.T) {
 				m := newMembers(t, "a", "b")
 				w := &writer{}
 				for i := range count {
-					putHint(t, st, "b", fmt.Sprintf("key-%04d", i), record("a:1", "v"))
+					putHint(t, st, "b", fmt.Sprintf("key-%04d", i), stringRecord("a:1", "v"))
 				}
 				h := newHandoff(t, st, m, w, "a")
 				n, err := h.RunOnce(context.Background())
@@ -320,7 +321,7 @@ func TestHandoffRemovedMember(t *testing.T) {
 		reps := m.rg.Replicas(m.rg.Partition([]byte(key)), 3)
 		self := reps[0]
 		m.setDead(reps[2], true)
-		putHint(t, st, "gone", key, record("x:1", "v"))
+		putHint(t, st, "gone", key, stringRecord("x:1", "v"))
 		w := &writer{}
 		h := newHandoff(t, st, m, w, self)
 		// A replica down: the hint stays, so it never ends up on fewer than N.
@@ -340,7 +341,7 @@ func TestHandoffRemovedMember(t *testing.T) {
 		}
 
 		// No live replica and this node none of them: the hint stays.
-		putHint(t, st, "gone", key, record("x:1", "v"))
+		putHint(t, st, "gone", key, stringRecord("x:1", "v"))
 		for _, r := range reps {
 			m.setDead(r, true)
 		}
@@ -372,7 +373,7 @@ func TestHandoffLoop(t *testing.T) {
 		}
 		h.Start()
 		defer h.Close()
-		putHint(t, st, "b", "k1", record("a:1", "v"))
+		putHint(t, st, "b", "k1", stringRecord("a:1", "v"))
 		time.Sleep(25 * time.Second)
 		if st.HintCount() != 1 || len(w.deliveries()) != 0 {
 			t.Fatal("delivered to a dead owner")
@@ -383,7 +384,7 @@ func TestHandoffLoop(t *testing.T) {
 		if st.HintCount() != 0 {
 			t.Fatal("a tick did not deliver to the owner back alive")
 		}
-		putHint(t, st, "b", "k2", record("a:1", "v"))
+		putHint(t, st, "b", "k2", stringRecord("a:1", "v"))
 		h.Kick()
 		h.Kick() // never blocks
 		synctest.Wait()
@@ -394,7 +395,7 @@ func TestHandoffLoop(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.Close() // idempotent
-		putHint(t, st, "b", "k3", record("a:1", "v"))
+		putHint(t, st, "b", "k3", stringRecord("a:1", "v"))
 		time.Sleep(time.Minute)
 		if st.HintCount() != 1 {
 			t.Fatal("the loop delivered after Close")
@@ -418,7 +419,7 @@ func TestHandoffNoLeaks(t *testing.T) {
 		}
 	})
 	for i := range 40 {
-		putHint(t, st, "b", fmt.Sprint("k", i), record("a:1", "v"))
+		putHint(t, st, "b", fmt.Sprint("k", i), stringRecord("a:1", "v"))
 	}
 	h, err := repair.NewHandoff(repair.HandoffConfig{Store: st, Cluster: m, Writer: w, Node: "a",
 		Interval: time.Millisecond, Logger: slog.New(slog.DiscardHandler)})
@@ -440,7 +441,7 @@ func TestHandoffNoLeaks(t *testing.T) {
 func TestHandoffUnknownMemberKeepsHints(t *testing.T) {
 	st := memstore.New(4)
 	m := newMembers(t, "a", "b", "c")
-	putHint(t, st, "newcomer", "k", record("x:1", "v"))
+	putHint(t, st, "newcomer", "k", stringRecord("x:1", "v"))
 	removed := false
 	h, err := repair.NewHandoff(repair.HandoffConfig{Store: st, Cluster: m, Writer: &writer{}, Node: "a",
 		Removed: func(string) bool { return removed }, Logger: slog.New(slog.DiscardHandler)})
@@ -465,8 +466,8 @@ func TestHandoffDropsHintsOlderThanMaxHintAge(t *testing.T) {
 		now := time.UnixMilli(10_000)
 		old := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("old"), Timestamp: 1_000}, 1, 1)
 		fresh := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("new"), Timestamp: 9_500}, 1, 1)
-		putHint(t, st, "b", "old", old)
-		putHint(t, st, "b", "fresh", fresh)
+		putHint(t, st, "b", "old", record.String(old))
+		putHint(t, st, "b", "fresh", record.String(fresh))
 		h, err := repair.NewHandoff(repair.HandoffConfig{Store: st, Cluster: m, Writer: w, Node: "a",
 			MaxHintAge: time.Second, Now: func() time.Time { return now }, Logger: slog.New(slog.DiscardHandler)})
 		if err != nil {
@@ -503,7 +504,7 @@ func TestHandoffLeavingNodeReroutesHintsOfADownOwner(t *testing.T) {
 		}
 		owner := reps[0]
 		m.setDead(owner, true)
-		putHint(t, st, owner, key, record("x:1", "v"))
+		putHint(t, st, owner, key, stringRecord("x:1", "v"))
 		leaving := false
 		newLeaving := func(w repair.Writer) *repair.Handoff {
 			h, err := repair.NewHandoff(repair.HandoffConfig{Store: st, Cluster: m, Writer: w, Node: self,
@@ -527,7 +528,7 @@ func TestHandoffLeavingNodeReroutesHintsOfADownOwner(t *testing.T) {
 			t.Fatalf("deliveries %v, want %v (the live replicas, without a hint tag)", got, want)
 		}
 
-		putHint(t, st, owner, key, record("x:1", "v"))
+		putHint(t, st, owner, key, stringRecord("x:1", "v"))
 		for _, r := range reps {
 			m.setDead(r, true)
 		}
@@ -572,7 +573,7 @@ func TestHandoffLeavingNodeKeepsADownOwnersZone(t *testing.T) {
 		m.setDead(owner, true)
 		run := func() []delivery {
 			t.Helper()
-			putHint(t, st, owner, key, record("x:1", "v"))
+			putHint(t, st, owner, key, stringRecord("x:1", "v"))
 			w := &writer{}
 			h, err := repair.NewHandoff(repair.HandoffConfig{Store: st, Cluster: m, Writer: w, Node: self,
 				Leaving: func() bool { return true }, Logger: slog.New(slog.DiscardHandler)})

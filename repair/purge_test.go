@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -32,7 +33,7 @@ func (c *aaeCluster) ttlGraves(keys int) {
 	for i := range keys {
 		r := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("v"), Timestamp: now, Expiry: now + 1000}, now, 1)
 		ks = append(ks, fmt.Appendf(nil, "ttl:%07d", i))
-		fns = append(fns, func(vclock.Set, bool) (vclock.Set, error) { return r, nil })
+		fns = append(fns, func(record.Record, bool) (record.Record, error) { return record.String(r), nil })
 		if len(ks) == 1000 {
 			flush()
 		}

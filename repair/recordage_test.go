@@ -11,8 +11,8 @@ import (
 
 	"github.com/dynakv/dynakv/internal/memstore"
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/repair"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // Tombstone purge rests on a bound (purge.go): no request carrying a record runs
@@ -32,14 +32,14 @@ func (s *readLog) note(key []byte) {
 	s.read[string(key)] = time.Now()
 }
 
-func (s *readLog) ScanHints(owner string, from []byte, fn func(key []byte, rec vclock.Set) bool) error {
-	return s.Store.ScanHints(owner, from, func(key []byte, rec vclock.Set) bool {
+func (s *readLog) ScanHints(owner string, from []byte, fn func(key []byte, rec record.Record) bool) error {
+	return s.Store.ScanHints(owner, from, func(key []byte, rec record.Record) bool {
 		s.note(key)
 		return fn(key, rec)
 	})
 }
 
-func (s *readLog) GetHint(owner string, key []byte) (vclock.Set, bool, error) {
+func (s *readLog) GetHint(owner string, key []byte) (record.Record, bool, error) {
 	s.note(key)
 	return s.Store.GetHint(owner, key)
 }
@@ -68,7 +68,7 @@ func TestHintDeliveredWithinTimeoutOfItsRead(t *testing.T) {
 			return nil
 		})
 		for i := range 5 {
-			putHint(t, st.Store, "b", fmt.Sprint("k", i), record("a:1", "v"))
+			putHint(t, st.Store, "b", fmt.Sprint("k", i), stringRecord("a:1", "v"))
 		}
 		h, err := repair.NewHandoff(repair.HandoffConfig{Store: st, Cluster: m, Writer: w, Node: "a",
 			Concurrency: 1, RequestTimeout: timeout, Logger: slog.New(slog.DiscardHandler)})

@@ -14,7 +14,7 @@ import (
 
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/internal/testnode"
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 // maxOutput reads INFO's client_recent_max_output_buffer (which resets it) on r.
@@ -145,10 +145,10 @@ type failingStore struct {
 	fails atomic.Int64
 }
 
-func (s *failingStore) Get(key []byte) (vclock.Set, bool, error) {
+func (s *failingStore) Get(key []byte) (record.Record, bool, error) {
 	if string(key) == s.bad {
 		s.fails.Add(1)
-		return vclock.Set{}, false, errors.New("injected read failure")
+		return record.Record{}, false, errors.New("injected read failure")
 	}
 	return s.Store.Get(key)
 }

@@ -37,7 +37,7 @@ FUZZ_JOBS=${FUZZ_JOBS:-2}
 FUZZ_MINIMIZE=${FUZZ_MINIMIZE:-10s}
 FUZZ_MATCH=${FUZZ_MATCH:-.}
 FUZZ_KEEP=${FUZZ_KEEP:-0}
-CORE="resp/FuzzServer resp/FuzzFramerSpans memcache/FuzzParse memcache/FuzzReader peer/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord crdt/FuzzDecodeContext crdt/FuzzDecodeField crdt/FuzzDecodeElemDelta"
+CORE="resp/FuzzServer resp/FuzzFramerSpans memcache/FuzzParse memcache/FuzzReader peer/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord record/FuzzDecodeRecord crdt/FuzzDecodeContext crdt/FuzzDecodeField crdt/FuzzDecodeElemDelta"
 
 # Targets as "dir/Target", the core ones first: they run longest.
 mapfile -t all < <(grep -rHo --include='*_test.go' --exclude-dir=node_modules --exclude-dir=testdata --exclude-dir='.?*' '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' . |

@@ -8,11 +8,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
-func setTo(r vclock.Set) UpdateFunc {
-	return func(vclock.Set, bool) (vclock.Set, error) { return r, nil }
+func setTo(r record.Record) UpdateFunc {
+	return func(record.Record, bool) (record.Record, error) { return r, nil }
 }
 
 // TestUpdateBatch: every write of a batch is applied as Update would, its
@@ -32,9 +32,9 @@ func TestUpdateBatch(t *testing.T) {
 	keys := [][]byte{[]byte("a"), []byte("same"), []byte("boom"), []byte("gone"), []byte("exp"), []byte("tomb")}
 	errs := s.UpdateBatch(keys, []UpdateFunc{
 		setTo(rec(val("va", 0))),
-		func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, ErrNoChange },
-		func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, errBoom },
-		setTo(vclock.Set{}), // delete
+		func(record.Record, bool) (record.Record, error) { return record.Record{}, ErrNoChange },
+		func(record.Record, bool) (record.Record, error) { return record.Record{}, errBoom },
+		setTo(record.Record{}), // delete
 		setTo(rec(val("ve", 1_700_000_000_000))),
 		setTo(rec(tomb())),
 	})
@@ -67,7 +67,7 @@ func TestUpdateBatch(t *testing.T) {
 	check := func(s *Store) {
 		t.Helper()
 		for k, want := range map[string]string{"a": "va", "same": "x", "exp": "ve"} {
-			if r, ok := mustGet(t, s, k); !ok || string(r.Siblings()[0].Data) != want {
+			if r, ok := mustGet(t, s, k); !ok || string(r.Str.Siblings()[0].Data) != want {
 				t.Errorf("%s = %v, %v; want %s", k, r, ok, want)
 			}
 		}
@@ -97,9 +97,9 @@ func TestUpdateBatchRepeatedKey(t *testing.T) {
 	obs.mu.Unlock()
 	before := s.CommitStats()
 	errBoom := errors.New("boom")
-	boom := func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, errBoom }
-	noChange := func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, ErrNoChange }
-	del := setTo(vclock.Set{})
+	boom := func(record.Record, bool) (record.Record, error) { return record.Record{}, errBoom }
+	noChange := func(record.Record, bool) (record.Record, error) { return record.Record{}, ErrNoChange }
+	del := setTo(record.Record{})
 	keys := [][]byte{[]byte("c"), []byte("d"), []byte("c"), []byte("e"), []byte("c"), []byte("e"), []byte("e"), []byte("d"), []byte("d")}
 	fns := []UpdateFunc{incr, incr, incr, boom, incr, noChange, incr, del, incr}
 	errs := s.UpdateBatch(keys, fns)
@@ -111,7 +111,7 @@ func TestUpdateBatchRepeatedKey(t *testing.T) {
 	// c: 3 increments; d: 1, deleted, then 1 again; e: 10, a failure and no
 	// change, then 11.
 	for k, want := range map[string]string{"c": "3", "d": "1", "e": "11"} {
-		if r, _ := mustGet(t, s, k); string(r.Siblings()[0].Data) != want {
+		if r, _ := mustGet(t, s, k); string(r.Str.Siblings()[0].Data) != want {
 			t.Errorf("%s = %v, want %s", k, r, want)
 		}
 	}
@@ -132,12 +132,12 @@ func TestUpdateBatchRepeatedKey(t *testing.T) {
 }
 
 // incr counts in a record's only value.
-func incr(cur vclock.Set, found bool) (vclock.Set, error) {
+func incr(cur record.Record, found bool) (record.Record, error) {
 	n := 0
 	if found {
 		var err error
-		if n, err = strconv.Atoi(string(cur.Siblings()[0].Data)); err != nil {
-			return vclock.Set{}, err
+		if n, err = strconv.Atoi(string(cur.Str.Siblings()[0].Data)); err != nil {
+			return record.Record{}, err
 		}
 	}
 	return rec(val(strconv.Itoa(n+1), 0)), nil
@@ -151,7 +151,7 @@ func TestUpdateBatchNothingChangedStillSyncs(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := s.CommitStats()
-	noChange := func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, ErrNoChange }
+	noChange := func(record.Record, bool) (record.Record, error) { return record.Record{}, ErrNoChange }
 	if errs := s.UpdateBatch([][]byte{[]byte("k")}, []UpdateFunc{noChange}); errs[0] != nil {
 		t.Fatal(errs[0])
 	}
@@ -224,7 +224,7 @@ func TestUpdateBatchConcurrent(t *testing.T) {
 	}
 	for _, k := range keys {
 		r, _ := mustGet(t, s, string(k))
-		if got := string(r.Siblings()[0].Data); got != strconv.Itoa(3*rounds) {
+		if got := string(r.Str.Siblings()[0].Data); got != strconv.Itoa(3*rounds) {
 			t.Fatalf("%s = %s, want %d", k, got, 3*rounds)
 		}
 	}

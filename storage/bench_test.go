@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 // BenchmarkUpdate measures one read-merge-write of a 100-byte value on disk in
@@ -28,7 +28,7 @@ func BenchmarkUpdate(b *testing.B) {
 			s := open(b, cfg)
 			keys := benchKeys(1000)
 			v := rec(val(string(make([]byte, 100)), 0))
-			fn := func(vclock.Set, bool) (vclock.Set, error) { return v, nil }
+			fn := func(record.Record, bool) (record.Record, error) { return v, nil }
 			b.ReportAllocs()
 			b.ResetTimer()
 			for i := 0; b.Loop(); i++ {
@@ -64,7 +64,7 @@ func BenchmarkUpdateParallel(b *testing.B) {
 			s := open(b, Config{Dir: b.TempDir(), Partitions: 1024, Sync: mode.sync})
 			keys := benchKeys(10000)
 			v := rec(val(string(make([]byte, 100)), 0))
-			fn := func(vclock.Set, bool) (vclock.Set, error) { return v, nil }
+			fn := func(record.Record, bool) (record.Record, error) { return v, nil }
 			b.ReportAllocs()
 			b.SetParallelism(8)
 			b.ResetTimer()
@@ -87,7 +87,7 @@ func BenchmarkGet(b *testing.B) {
 	keys := benchKeys(10000)
 	v := rec(val(string(make([]byte, 100)), 0))
 	for _, k := range keys {
-		if _, err := s.Update(k, func(vclock.Set, bool) (vclock.Set, error) { return v, nil }); err != nil {
+		if _, err := s.Update(k, func(record.Record, bool) (record.Record, error) { return v, nil }); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -120,7 +120,7 @@ func BenchmarkWriteSet(b *testing.B) {
 				s := open(b, Config{Dir: b.TempDir(), Partitions: 1024, Sync: mode})
 				keys := benchKeys(10000)
 				v := rec(val(string(make([]byte, 100)), 0))
-				fn := func(vclock.Set, bool) (vclock.Set, error) { return v, nil }
+				fn := func(record.Record, bool) (record.Record, error) { return v, nil }
 				ws := s.NewWriteSet()
 				b.ReportAllocs()
 				b.ResetTimer()

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // pebbleRecord reads key's record from Pebble itself, around the record cache.
@@ -57,7 +57,7 @@ func TestRecordCacheFollowsEveryChange(t *testing.T) {
 	same("written", "k")
 	put(t, s, "k", rec(val("v2", 0), val("v3", 0)))
 	same("rewritten", "k")
-	put(t, s, "k", vclock.Set{})
+	put(t, s, "k", record.Record{})
 	same("deleted", "k")
 
 	put(t, s, "e", rec(val("x", clock.Now().UnixMilli()+10)))
@@ -105,9 +105,9 @@ func TestRecordCacheRacingReadsAndWrites(t *testing.T) {
 				key := keys[(i+w)%len(keys)]
 				next := rec(val(fmt.Sprintf("w%d-%d", w, i), 0))
 				if i%17 == 0 {
-					next = vclock.Set{}
+					next = record.Record{}
 				}
-				if _, err := s.Update([]byte(key), func(vclock.Set, bool) (vclock.Set, error) { return next, nil }); err != nil {
+				if _, err := s.Update([]byte(key), func(record.Record, bool) (record.Record, error) { return next, nil }); err != nil {
 					t.Error(err)
 					return
 				}

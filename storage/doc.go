@@ -1,11 +1,12 @@
-// Package storage is a node's local replica store on Pebble: the records (DVV sets)
+// Package storage is a node's local replica store on Pebble: the records
+// (record.Record; a string key's is its DVV set, encoded exactly as vclock.Set)
 // of the keys this node holds, grouped by partition, the hints it keeps for
 // unreachable nodes, plus node metadata.
 //
 // Layout (every Pebble key starts with a one-byte space tag):
 //
-//	'd' | partition (be16) | xxhash64(key) (be64) | key   -> record (vclock.Set binary)
-//	'h' | len(owner) (u8) | owner | key                   -> hinted record (vclock.Set binary)
+//	'd' | partition (be16) | xxhash64(key) (be64) | key   -> record (record.Record binary)
+//	'h' | len(owner) (u8) | owner | key                   -> hinted record (record.Record binary)
 //	'x' | reap time ms (be64) | partition (be16) | hash (be64) | key -> empty (expiry index)
 //	'g' | death time ms (be64) | partition (be16) | hash (be64) | key -> empty (grave index)
 //	'm' | name                                            -> metadata value
@@ -147,7 +148,7 @@
 //     ExclusivePartition holds the locks of every key of one partition while its
 //     function runs, so a tree rebuilt from a scan inside it sees no change between
 //     its reset and its scan, whatever the reaper or a writer does meanwhile.
-//   - Records are opaque to Pebble; decoding is vclock.DecodeSet, which is fuzzed.
+//   - Records are opaque to Pebble; decoding is record.Decode, which is fuzzed.
 //
 // Durability: a write is durable when its WAL record survives what the sync mode
 // promises (a killed process for SyncInterval, a power loss for SyncAlways; see

@@ -14,7 +14,7 @@ import (
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
 
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 // failingFS is a vfs.FS whose WAL files fail, once armed, to write (write set)
@@ -250,7 +250,7 @@ func (panicObserver) PartitionsDropped(int, int)                        { panic(
 func TestCallerPanicIsNotTheEngines(t *testing.T) {
 	s := openMem(t, Config{Partitions: 8})
 	put(t, s, "k", rec(val("v", 0)))
-	bug := func(vclock.Set, bool) (vclock.Set, error) { panic("caller bug") }
+	bug := func(record.Record, bool) (record.Record, error) { panic("caller bug") }
 	for name, call := range map[string]func(){
 		"Update":      func() { s.Update([]byte("k"), bug) },
 		"UpdateBatch": func() { s.UpdateBatch([][]byte{[]byte("k")}, []UpdateFunc{bug}) },
@@ -261,7 +261,7 @@ func TestCallerPanicIsNotTheEngines(t *testing.T) {
 		},
 		"UpdateHint": func() { s.UpdateHint("o", []byte("k"), bug) },
 		"Scan": func() {
-			s.Scan(s.PartitionOf([]byte("k")), 0, func(uint64, []byte, vclock.Set) bool { panic("caller bug") })
+			s.Scan(s.PartitionOf([]byte("k")), 0, func(uint64, []byte, record.Record) bool { panic("caller bug") })
 		},
 		"ExclusivePartition": func() { s.ExclusivePartition(0, func() error { panic("caller bug") }) },
 		"DropPartitionIf":    func() { s.DropPartitionIf(0, func() bool { panic("caller bug") }) },

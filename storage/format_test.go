@@ -205,7 +205,7 @@ func checkStoreData(t *testing.T, s *Store) {
 	t.Helper()
 	for i := range fixtureKeys {
 		r, found := mustGet(t, s, fmt.Sprint("key", i))
-		if !found || len(r.Siblings()) != 1 || string(r.Siblings()[0].Data) != fmt.Sprint("value", i) {
+		if !found || len(r.Str.Siblings()) != 1 || string(r.Str.Siblings()[0].Data) != fmt.Sprint("value", i) {
 			t.Fatalf("key%d = %+v, %v", i, r, found)
 		}
 	}

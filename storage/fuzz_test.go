@@ -7,23 +7,24 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
 
 // FuzzDecodeRecord feeds arbitrary bytes through every decoding path the store has:
-// a record value (vclock.DecodeSet, reached through Get, Scan and the reaper), a data
+// a record value (record.Decode, reached through Get, Scan and the reaper), a data
 // key and an expiry-index key. Nothing may panic; what decodes must re-encode to
 // something that decodes to the same thing; malformed records are errors that wrap
-// vclock.ErrBadRecord.
+// vclock.ErrBadRecord (version 1) or record.ErrBadRecord.
 func FuzzDecodeRecord(f *testing.F) {
 	now := int64(1_700_000_000_000)
-	for _, r := range []vclock.Set{
+	for _, r := range []record.Record{
 		{},
 		rec(val("v", 0)),
 		rec(val("a", now), tomb(), val("", 0)),
-		{Anon: []vclock.Value{{Data: []byte("anon"), Flags: 7, Timestamp: -1, Expiry: now}}},
-		vclock.Update(vclock.Set{}, nil, "node-a", val("x", 0), now, 1<<50),
+		record.String(vclock.Set{Anon: []vclock.Value{{Data: []byte("anon"), Flags: 7, Timestamp: -1, Expiry: now}}}),
+		record.String(vclock.Update(vclock.Set{}, nil, "node-a", val("x", 0), now, 1<<50)),
 	} {
 		f.Add(r.AppendBinary(nil), dataKey(nil, 3, 0xdeadbeef, []byte("key")), expiryKey(nil, now, 3, 0xdeadbeef, []byte("key")))
 	}
@@ -41,49 +42,49 @@ func FuzzDecodeRecord(f *testing.F) {
 	p := s.PartitionOf(key)
 	dk := dataKey(nil, p, h, key)
 
-	f.Fuzz(func(t *testing.T, record, dkey, xkey []byte) {
-		r, decErr := vclock.DecodeSet(record)
+	f.Fuzz(func(t *testing.T, raw, dkey, xkey []byte) {
+		r, decErr := record.Decode(raw)
 		if decErr != nil {
-			if !errors.Is(decErr, vclock.ErrBadRecord) {
-				t.Fatalf("DecodeSet error %v does not wrap ErrBadRecord", decErr)
+			if !errors.Is(decErr, vclock.ErrBadRecord) && !errors.Is(decErr, record.ErrBadRecord) {
+				t.Fatalf("Decode error %v wraps no ErrBadRecord", decErr)
 			}
 		} else {
 			enc := r.AppendBinary(nil)
-			r2, err := vclock.DecodeSet(enc)
+			r2, err := record.Decode(enc)
 			if err != nil {
 				t.Fatalf("re-encoded record does not decode: %v", err)
 			}
 			if !bytes.Equal(r2.AppendBinary(nil), enc) {
 				t.Fatal("decode(encode(decode(b))) differs from decode(b)")
 			}
-			if Counts(r) != Counts(r2) || ReapTime(r) != ReapTime(r2) || r.Len() != r2.Len() {
+			if Counts(r) != Counts(r2) || ReapTime(r) != ReapTime(r2) || r.Str.Len() != r2.Str.Len() {
 				t.Fatal("counts/reapTime/Len changed across a round trip")
 			}
-			if len(record) > 0 {
-				record[0] ^= 0xff // the decoded record must not alias its input
+			if len(raw) > 0 {
+				raw[0] ^= 0xff // the decoded record must not alias its input
 				if !bytes.Equal(r.AppendBinary(nil), enc) {
 					t.Fatal("decoded record aliases its input")
 				}
-				record[0] ^= 0xff
+				raw[0] ^= 0xff
 			}
 		}
 
 		// The same bytes as a stored record: Get, Scan and the reaper see the same
 		// verdict, as errors, never panics.
-		if err := s.db.Set(dk, record, nil); err != nil {
+		if err := s.db.Set(dk, raw, nil); err != nil {
 			t.Fatal(err)
 		}
 		s.rc.reset() // the raw write went around the record cache
 		_, _, getErr := s.Get(key)
 		if (getErr == nil) != (decErr == nil) {
-			t.Fatalf("Get err = %v, DecodeSet err = %v", getErr, decErr)
+			t.Fatalf("Get err = %v, Decode err = %v", getErr, decErr)
 		}
-		scanErr := s.Scan(p, h, func(uint64, []byte, vclock.Set) bool { return true })
+		scanErr := s.Scan(p, h, func(uint64, []byte, record.Record) bool { return true })
 		if (scanErr == nil) != (decErr == nil) {
-			t.Fatalf("Scan err = %v, DecodeSet err = %v", scanErr, decErr)
+			t.Fatalf("Scan err = %v, Decode err = %v", scanErr, decErr)
 		}
 		if _, err := s.reapOne(now, p, h, key, now); (err == nil) != (decErr == nil) {
-			t.Fatalf("reapOne err = %v, DecodeSet err = %v", err, decErr)
+			t.Fatalf("reapOne err = %v, Decode err = %v", err, decErr)
 		}
 		if err := s.db.Delete(dk, nil); err != nil {
 			t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 // Graves are the records whose every value is a tombstone (DELs, and expired values
@@ -140,12 +140,12 @@ func (s *Store) grave(t int64, p int, h uint64, key []byte) (Grave, bool, error)
 // deletes again later.
 func (s *Store) DeleteIf(key, enc []byte) (bool, error) {
 	deleted := false
-	_, err := s.UpdateNoSync(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+	_, err := s.UpdateNoSync(key, func(cur record.Record, found bool) (record.Record, error) {
 		if !found || !bytes.Equal(cur.AppendBinary(nil), enc) {
-			return vclock.Set{}, ErrNoChange
+			return record.Record{}, ErrNoChange
 		}
 		deleted = true
-		return vclock.Set{}, nil
+		return record.Record{}, nil
 	})
 	return deleted, err
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -42,12 +43,12 @@ func TestObserverSeesEveryRecordChange(t *testing.T) {
 	put(t, s, "k", a)
 	put(t, s, "k", b)
 	// ErrNoChange is no change.
-	if _, err := s.Update([]byte("k"), func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, ErrNoChange }); err != nil {
+	if _, err := s.Update([]byte("k"), func(record.Record, bool) (record.Record, error) { return record.Record{}, ErrNoChange }); err != nil {
 		t.Fatal(err)
 	}
 	// Hints are not records.
 	putHint(t, s, "owner", "k", a)
-	put(t, s, "k", vclock.Set{})
+	put(t, s, "k", record.Record{})
 	la, lb := len(a.AppendBinary(nil)), len(b.AppendBinary(nil))
 	want := []string{fmt.Sprintf("k:0>%d", la), fmt.Sprintf("k:%d>%d", la, lb), fmt.Sprintf("k:%d>0", lb)}
 	if fmt.Sprint(obs.changes) != fmt.Sprint(want) {
@@ -172,7 +173,7 @@ func TestReapCollectsATombstoneWithAnExpiredSibling(t *testing.T) {
 	exp := now + 1000
 	del := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Tombstone: true, Timestamp: now}, now, 1)
 	set := vclock.Update(vclock.Set{}, nil, "b", vclock.Value{Data: []byte("v"), Timestamp: now + 1, Expiry: exp}, now+1, 1)
-	put(t, s, "k", vclock.Sync(del, set))
+	put(t, s, "k", record.String(vclock.Sync(del, set)))
 	if s.Count() != 1 {
 		t.Fatalf("Count = %d before the expiry, want 1 (the value is newer)", s.Count())
 	}
@@ -208,11 +209,11 @@ func TestReapBuriesAnExpiredWinnerBesideALiveSibling(t *testing.T) {
 	old := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("old"), Timestamp: now}, now, 1)
 	exp := now + 1000
 	nw := vclock.Update(vclock.Set{}, nil, "b", vclock.Value{Data: []byte("new"), Timestamp: now + 1, Expiry: exp}, now+1, 1)
-	put(t, s, "k", vclock.Sync(old, nw))
+	put(t, s, "k", record.String(vclock.Sync(old, nw)))
 	// The loser: an expiring value beside a newer live one, which wins.
 	short := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("short"), Timestamp: now, Expiry: exp}, now, 1)
 	long := vclock.Update(vclock.Set{}, nil, "b", vclock.Value{Data: []byte("forever"), Timestamp: now + 1}, now+1, 1)
-	put(t, s, "loser", vclock.Sync(short, long))
+	put(t, s, "loser", record.String(vclock.Sync(short, long)))
 	if s.Count() != 2 {
 		t.Fatalf("Count = %d before the expiry, want 2", s.Count())
 	}
@@ -221,15 +222,15 @@ func TestReapBuriesAnExpiredWinnerBesideALiveSibling(t *testing.T) {
 		t.Fatalf("Reap an hour later = %d, %v; want 2", n, err)
 	}
 	got, _ := mustGet(t, s, "k")
-	w, _ := vclock.Winner(got.Siblings())
+	w, _ := vclock.Winner(got.Str.Siblings())
 	if !w.Tombstone {
 		t.Fatalf("k after the reap: winner %+v; GET answers absent, so DBSIZE must not count it", w)
 	}
-	if want, _ := vclock.Bury(vclock.Sync(old, nw), clk.Millis()); !sameRecord(got, want) {
-		t.Fatalf("k reaped to %+v, want %+v", got.Siblings(), want.Siblings())
+	if want, _ := vclock.Bury(vclock.Sync(old, nw), clk.Millis()); !sameRecord(got, record.String(want)) {
+		t.Fatalf("k reaped to %+v, want %+v", got.Str.Siblings(), want.Siblings())
 	}
 	got, _ = mustGet(t, s, "loser")
-	for v := range got.Values() {
+	for v := range got.Str.Values() {
 		if v.Expiring() {
 			t.Fatalf("loser keeps the expired value %q", v.Data)
 		}
@@ -254,10 +255,10 @@ func TestReapReindexesAtTheNextExpiry(t *testing.T) {
 	a := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("a"), Timestamp: now, Expiry: now + 1000}, now, 1)
 	b := vclock.Update(vclock.Set{}, nil, "b", vclock.Value{Data: []byte("b"), Timestamp: now + 2, Expiry: now + 3000}, now, 1)
 	c := vclock.Update(vclock.Set{}, nil, "c", vclock.Value{Data: []byte("c"), Timestamp: now + 1}, now, 1)
-	put(t, s, "k", vclock.Sync(vclock.Sync(a, b), c))
+	put(t, s, "k", record.String(vclock.Sync(vclock.Sync(a, b), c)))
 	live := func() (n int) {
 		r, _ := mustGet(t, s, "k")
-		for v := range r.Values() {
+		for v := range r.Str.Values() {
 			if !v.Tombstone {
 				n++
 			}
@@ -302,11 +303,11 @@ func TestOpenIndexesRecordsTheOldBinaryLeftUnindexed(t *testing.T) {
 	del := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Tombstone: true, Timestamp: now}, now, 1)
 	set := vclock.Update(vclock.Set{}, nil, "b", vclock.Value{Data: []byte("v"), Timestamp: now + 1, Expiry: exp}, now+1, 1)
 	old := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("old"), Timestamp: now}, now, 1)
-	records := map[string]vclock.Set{
-		"tomb-and-expiring": vclock.Sync(del, set),
-		"live-and-expiring": vclock.Sync(old, set),
-		"grave":             del,
-		"live":              old,
+	records := map[string]record.Record{
+		"tomb-and-expiring": record.String(vclock.Sync(del, set)),
+		"live-and-expiring": record.String(vclock.Sync(old, set)),
+		"grave":             record.String(del),
+		"live":              record.String(old),
 	}
 	s, err := Open(cfg)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dynakv/dynakv/vclock"
+	"github.com/dynakv/dynakv/record"
 )
 
 // holdFirstLeader makes the store's first group leader wait (up to 10s) until
@@ -36,7 +36,7 @@ func TestGroupCommitMergesWriters(t *testing.T) {
 			errs := make([]error, writers)
 			for i := range writers {
 				wg.Go(func() {
-					_, errs[i] = s.Update([]byte(fmt.Sprintf("k%d", i)), func(vclock.Set, bool) (vclock.Set, error) {
+					_, errs[i] = s.Update([]byte(fmt.Sprintf("k%d", i)), func(record.Record, bool) (record.Record, error) {
 						return rec(val(fmt.Sprintf("v%d", i), 0)), nil
 					})
 				})
@@ -49,7 +49,7 @@ func TestGroupCommitMergesWriters(t *testing.T) {
 			}
 			for i := range writers {
 				r, ok := mustGet(t, s, fmt.Sprintf("k%d", i))
-				if !ok || string(r.Siblings()[0].Data) != fmt.Sprintf("v%d", i) {
+				if !ok || string(r.Str.Siblings()[0].Data) != fmt.Sprintf("v%d", i) {
 					t.Fatalf("k%d = %v, %v", i, r, ok)
 				}
 			}
@@ -80,7 +80,7 @@ func TestGroupCommitSurvivesReopen(t *testing.T) {
 		wg.Go(func() {
 			for i := range perWriter {
 				k := fmt.Sprintf("g%d-%d", g, i)
-				if _, err := s.Update([]byte(k), func(vclock.Set, bool) (vclock.Set, error) { return rec(val(k, 0)), nil }); err != nil {
+				if _, err := s.Update([]byte(k), func(record.Record, bool) (record.Record, error) { return rec(val(k, 0)), nil }); err != nil {
 					t.Error(err)
 					return
 				}
@@ -104,7 +104,7 @@ func TestGroupCommitSurvivesReopen(t *testing.T) {
 	for g := range writers {
 		for i := range perWriter {
 			k := fmt.Sprintf("g%d-%d", g, i)
-			if r, ok := mustGet(t, s, k); !ok || string(r.Siblings()[0].Data) != k {
+			if r, ok := mustGet(t, s, k); !ok || string(r.Str.Siblings()[0].Data) != k {
 				t.Fatalf("%s = %v, %v", k, r, ok)
 			}
 		}
@@ -152,13 +152,13 @@ func TestGroupCommitMixed(t *testing.T) {
 	errs := make(chan error, sets+dels+syncs)
 	for i := range sets {
 		wg.Go(func() {
-			_, err := s.Update([]byte(fmt.Sprintf("set%d", i)), func(vclock.Set, bool) (vclock.Set, error) { return rec(val("new", 0)), nil })
+			_, err := s.Update([]byte(fmt.Sprintf("set%d", i)), func(record.Record, bool) (record.Record, error) { return rec(val("new", 0)), nil })
 			errs <- err
 		})
 	}
 	for i := range dels {
 		wg.Go(func() {
-			_, err := s.Update([]byte(fmt.Sprintf("del%d", i)), func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, nil })
+			_, err := s.Update([]byte(fmt.Sprintf("del%d", i)), func(record.Record, bool) (record.Record, error) { return record.Record{}, nil })
 			errs <- err
 		})
 	}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // Hints are the records a fallback keeps for an owner it could not reach (hinted
@@ -26,12 +26,12 @@ func (s *Store) hintLock(hk []byte) *sync.Mutex { return s.lock(ring.KeyHash(hk)
 // An empty result deletes the hint; ErrNoChange leaves it as it is. It returns the
 // record as stored (the current one if fn returned ErrNoChange). owner must be 1 to
 // 255 bytes (ErrHintOwner).
-func (s *Store) UpdateHint(owner string, key []byte, fn UpdateFunc) (_ vclock.Set, err error) {
+func (s *Store) UpdateHint(owner string, key []byte, fn UpdateFunc) (_ record.Record, err error) {
 	if err := checkOwner(owner); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	if err := s.enter(); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	defer s.exit(&err)
 	hk := hintKey(nil, owner, key)
@@ -47,14 +47,14 @@ func (s *Store) UpdateHint(owner string, key []byte, fn UpdateFunc) (_ vclock.Se
 		// Nothing stored, nothing to store.
 	case next.Empty():
 		if err := s.db.Delete(hk, s.wo); err != nil {
-			return vclock.Set{}, fmt.Errorf("storage: delete hint: %w", err)
+			return record.Record{}, fmt.Errorf("storage: delete hint: %w", err)
 		}
 		s.hints.Add(-1)
 		s.mem.hints.Add(-hintSize(len(hk), len(curEnc)))
 	default:
 		enc := next.AppendBinary(nil)
 		if err := s.db.Set(hk, enc, s.wo); err != nil {
-			return vclock.Set{}, fmt.Errorf("storage: write hint: %w", err)
+			return record.Record{}, fmt.Errorf("storage: write hint: %w", err)
 		}
 		size := hintSize(len(hk), len(enc))
 		if found {
@@ -68,12 +68,12 @@ func (s *Store) UpdateHint(owner string, key []byte, fn UpdateFunc) (_ vclock.Se
 }
 
 // GetHint returns the hint kept for owner's key; found is false when there is none.
-func (s *Store) GetHint(owner string, key []byte) (rec vclock.Set, found bool, err error) {
+func (s *Store) GetHint(owner string, key []byte) (rec record.Record, found bool, err error) {
 	if err := checkOwner(owner); err != nil {
-		return vclock.Set{}, false, err
+		return record.Record{}, false, err
 	}
 	if err := s.enter(); err != nil {
-		return vclock.Set{}, false, err
+		return record.Record{}, false, err
 	}
 	defer s.exit(&err)
 	return s.get(hintKey(nil, owner, key))
@@ -83,7 +83,7 @@ func (s *Store) GetHint(owner string, key []byte) (rec vclock.Set, found bool, e
 // returns false. The key and record passed to fn are only valid during the call. fn
 // may call the store, DeleteHint included (the replay loop deletes what the owner
 // acknowledged as it goes).
-func (s *Store) ScanHints(owner string, from []byte, fn func(key []byte, rec vclock.Set) bool) (err error) {
+func (s *Store) ScanHints(owner string, from []byte, fn func(key []byte, rec record.Record) bool) (err error) {
 	if err := checkOwner(owner); err != nil {
 		return err
 	}
@@ -102,7 +102,7 @@ func (s *Store) ScanHints(owner string, from []byte, fn func(key []byte, rec vcl
 		if err != nil {
 			return err
 		}
-		rec, err := vclock.DecodeSet(it.Value())
+		rec, err := record.Decode(it.Value())
 		if err != nil {
 			return fmt.Errorf("storage: hint %q: %w", it.Key(), err)
 		}
@@ -119,7 +119,7 @@ func (s *Store) ScanHints(owner string, from []byte, fn func(key []byte, rec vcl
 // like delivered, the record the owner acknowledged, and reports whether it deleted
 // it. A hint that was merged further while it was being delivered is kept for the
 // next replay. The comparison and the delete happen under the key's lock.
-func (s *Store) DeleteHint(owner string, key []byte, delivered vclock.Set) (_ bool, err error) {
+func (s *Store) DeleteHint(owner string, key []byte, delivered record.Record) (_ bool, err error) {
 	if err := checkOwner(owner); err != nil {
 		return false, err
 	}

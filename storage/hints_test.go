@@ -11,17 +11,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
-func putHint(t testing.TB, s *Store, owner, key string, r vclock.Set) {
+func putHint(t testing.TB, s *Store, owner, key string, r record.Record) {
 	t.Helper()
-	if _, err := s.UpdateHint(owner, []byte(key), func(vclock.Set, bool) (vclock.Set, error) { return r, nil }); err != nil {
+	if _, err := s.UpdateHint(owner, []byte(key), func(record.Record, bool) (record.Record, error) { return r, nil }); err != nil {
 		t.Fatalf("UpdateHint(%q, %q): %v", owner, key, err)
 	}
 }
 
-func mustGetHint(t testing.TB, s *Store, owner, key string) (vclock.Set, bool) {
+func mustGetHint(t testing.TB, s *Store, owner, key string) (record.Record, bool) {
 	t.Helper()
 	r, found, err := s.GetHint(owner, []byte(key))
 	if err != nil {
@@ -35,8 +36,8 @@ func mustGetHint(t testing.TB, s *Store, owner, key string) (vclock.Set, bool) {
 func scanHintKeys(t testing.TB, s *Store, owner string, from []byte) []string {
 	t.Helper()
 	var keys []string
-	var recs []vclock.Set
-	err := s.ScanHints(owner, from, func(key []byte, r vclock.Set) bool {
+	var recs []record.Record
+	err := s.ScanHints(owner, from, func(key []byte, r record.Record) bool {
 		keys = append(keys, string(key))
 		recs = append(recs, r)
 		return true
@@ -71,8 +72,8 @@ func rawHintKeys(t testing.TB, s *Store) int64 {
 
 // dvv builds the record a coordinator actor makes for a write of data on top of
 // local, superseding what local holds.
-func dvv(local vclock.Set, actor, data string) vclock.Set {
-	return vclock.Update(local, local.Join(), actor, val(data, 0), 1_700_000_000_000, 1)
+func dvv(local record.Record, actor, data string) record.Record {
+	return record.String(vclock.Update(local.Str, local.Str.Join(), actor, val(data, 0), 1_700_000_000_000, 1))
 }
 
 func TestHintKeyLayout(t *testing.T) {
@@ -141,15 +142,15 @@ func TestHintRoundTrip(t *testing.T) {
 	owners := []string{"a", "ab", "b", "node-1", "\xff", strings.Repeat("z", 255)}
 	keys := []string{"", "a", "b", "ba", "k1", "k10", "k2", "\x00", "\xff"}
 	s := openMem(t, Config{Partitions: 8})
-	want := map[string]map[string]vclock.Set{}
+	want := map[string]map[string]record.Record{}
 	for i, owner := range owners {
-		want[owner] = map[string]vclock.Set{}
+		want[owner] = map[string]record.Record{}
 		// Each owner holds a different subset of the keys, with its own values.
 		for j, k := range keys {
 			if (i+j)%3 == 0 {
 				continue
 			}
-			r := dvv(vclock.Set{}, "n1", owner+"/"+k)
+			r := dvv(record.Record{}, "n1", owner+"/"+k)
 			putHint(t, s, owner, k, r)
 			want[owner][k] = r
 		}
@@ -192,7 +193,7 @@ func TestHintRoundTrip(t *testing.T) {
 			}
 			// Stopping early.
 			calls := 0
-			if err := s.ScanHints(owner, nil, func([]byte, vclock.Set) bool { calls++; return calls < 2 }); err != nil {
+			if err := s.ScanHints(owner, nil, func([]byte, record.Record) bool { calls++; return calls < 2 }); err != nil {
 				t.Fatal(err)
 			}
 			if calls != min(2, len(got)) {
@@ -211,56 +212,56 @@ func TestHintRoundTrip(t *testing.T) {
 
 func TestUpdateHint(t *testing.T) {
 	errBoom := errors.New("boom")
-	v1, v2 := dvv(vclock.Set{}, "n1", "one"), dvv(vclock.Set{}, "n2", "two")
+	v1, v2 := dvv(record.Record{}, "n1", "one"), dvv(record.Record{}, "n2", "two")
 	tests := []struct {
 		name      string
-		initial   *vclock.Set // nil: no hint
+		initial   *record.Record // nil: no hint
 		fn        UpdateFunc
 		wantErr   error
-		wantRet   vclock.Set
+		wantRet   record.Record
 		wantFound bool
-		wantRec   vclock.Set
+		wantRec   record.Record
 		wantCount int64
 	}{
 		{
 			name:    "create",
-			fn:      func(cur vclock.Set, found bool) (vclock.Set, error) { return v1, nil },
+			fn:      func(cur record.Record, found bool) (record.Record, error) { return v1, nil },
 			wantRet: v1, wantFound: true, wantRec: v1, wantCount: 1,
 		},
 		{
 			name:    "merge into the current hint",
 			initial: &v1,
-			fn: func(cur vclock.Set, found bool) (vclock.Set, error) {
+			fn: func(cur record.Record, found bool) (record.Record, error) {
 				if !found || !sameRecord(cur, v1) {
-					return vclock.Set{}, fmt.Errorf("fn saw %+v, %v", cur, found)
+					return record.Record{}, fmt.Errorf("fn saw %+v, %v", cur, found)
 				}
-				return vclock.Sync(cur, v2), nil
+				return record.String(vclock.Sync(cur.Str, v2.Str)), nil
 			},
-			wantRet: vclock.Sync(v1, v2), wantFound: true, wantRec: vclock.Sync(v1, v2), wantCount: 1,
+			wantRet: record.String(vclock.Sync(v1.Str, v2.Str)), wantFound: true, wantRec: record.String(vclock.Sync(v1.Str, v2.Str)), wantCount: 1,
 		},
 		{
 			name:    "ErrNoChange leaves the hint",
 			initial: &v1,
-			fn:      func(vclock.Set, bool) (vclock.Set, error) { return v2, ErrNoChange },
+			fn:      func(record.Record, bool) (record.Record, error) { return v2, ErrNoChange },
 			wantRet: v1, wantFound: true, wantRec: v1, wantCount: 1,
 		},
 		{
 			name: "ErrNoChange without a hint",
-			fn:   func(vclock.Set, bool) (vclock.Set, error) { return v2, ErrNoChange },
+			fn:   func(record.Record, bool) (record.Record, error) { return v2, ErrNoChange },
 		},
 		{
 			name:    "empty result deletes",
 			initial: &v1,
-			fn:      func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, nil },
+			fn:      func(record.Record, bool) (record.Record, error) { return record.Record{}, nil },
 		},
 		{
 			name: "empty result without a hint",
-			fn:   func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, nil },
+			fn:   func(record.Record, bool) (record.Record, error) { return record.Record{}, nil },
 		},
 		{
 			name:    "error aborts",
 			initial: &v1,
-			fn:      func(vclock.Set, bool) (vclock.Set, error) { return v2, errBoom },
+			fn:      func(record.Record, bool) (record.Record, error) { return v2, errBoom },
 			wantErr: errBoom, wantFound: true, wantRec: v1, wantCount: 1,
 		},
 	}
@@ -296,23 +297,23 @@ func TestUpdateHint(t *testing.T) {
 }
 
 func TestDeleteHint(t *testing.T) {
-	base := dvv(vclock.Set{}, "n1", "v1")
-	overwrite := dvv(base, "n2", "v2")                            // a causal successor of base
-	concurrent := vclock.Sync(base, dvv(vclock.Set{}, "n3", "w")) // base plus a sibling
+	base := dvv(record.Record{}, "n1", "v1")
+	overwrite := dvv(base, "n2", "v2")                                                      // a causal successor of base
+	concurrent := record.String(vclock.Sync(base.Str, dvv(record.Record{}, "n3", "w").Str)) // base plus a sibling
 	tests := []struct {
 		name      string
-		stored    *vclock.Set // nil: no hint
-		merge     *vclock.Set // merged into the hint after it was read for delivery
-		delivered vclock.Set
+		stored    *record.Record // nil: no hint
+		merge     *record.Record // merged into the hint after it was read for delivery
+		delivered record.Record
 		wantDel   bool
-		wantRec   vclock.Set // what remains when not deleted
+		wantRec   record.Record // what remains when not deleted
 	}{
 		{name: "acknowledged as stored", stored: &base, delivered: base, wantDel: true},
-		{name: "merged with an overwrite in flight", stored: &base, merge: &overwrite, delivered: base, wantRec: vclock.Sync(base, overwrite)},
+		{name: "merged with an overwrite in flight", stored: &base, merge: &overwrite, delivered: base, wantRec: record.String(vclock.Sync(base.Str, overwrite.Str))},
 		{name: "merged with a sibling in flight", stored: &base, merge: &concurrent, delivered: base, wantRec: concurrent},
 		{name: "merged record acknowledged", stored: &concurrent, delivered: concurrent, wantDel: true},
 		{name: "a different record", stored: &base, delivered: overwrite, wantRec: base},
-		{name: "an empty record", stored: &base, delivered: vclock.Set{}, wantRec: base},
+		{name: "an empty record", stored: &base, delivered: record.Record{}, wantRec: base},
 		{name: "no hint", delivered: base},
 		{name: "idempotent merge changes nothing", stored: &base, merge: &base, delivered: base, wantDel: true},
 	}
@@ -324,8 +325,8 @@ func TestDeleteHint(t *testing.T) {
 				putHint(t, s, "owner", "k", *tt.stored)
 			}
 			if tt.merge != nil {
-				if _, err := s.UpdateHint("owner", []byte("k"), func(cur vclock.Set, _ bool) (vclock.Set, error) {
-					return vclock.Sync(cur, *tt.merge), nil
+				if _, err := s.UpdateHint("owner", []byte("k"), func(cur record.Record, _ bool) (record.Record, error) {
+					return record.String(vclock.Sync(cur.Str, tt.merge.Str)), nil
 				}); err != nil {
 					t.Fatal(err)
 				}
@@ -362,14 +363,14 @@ func TestDeleteHint(t *testing.T) {
 func TestReplayLoop(t *testing.T) {
 	s := openMem(t, Config{Partitions: 4})
 	for i := range 100 {
-		putHint(t, s, "owner", fmt.Sprintf("k%03d", i), dvv(vclock.Set{}, "n1", "v"))
+		putHint(t, s, "owner", fmt.Sprintf("k%03d", i), dvv(record.Record{}, "n1", "v"))
 	}
 	var changed []string
-	err := s.ScanHints("owner", nil, func(key []byte, r vclock.Set) bool {
+	err := s.ScanHints("owner", nil, func(key []byte, r record.Record) bool {
 		delivered := r // what the owner acknowledged
 		if key[len(key)-1]%3 == 0 {
 			// A write merged into the hint while it was on the wire.
-			if _, err := s.UpdateHint("owner", key, func(cur vclock.Set, _ bool) (vclock.Set, error) {
+			if _, err := s.UpdateHint("owner", key, func(cur record.Record, _ bool) (record.Record, error) {
 				return dvv(cur, "n2", "newer"), nil
 			}); err != nil {
 				t.Error(err)
@@ -411,7 +412,7 @@ func TestHintOwners(t *testing.T) {
 	all := []string{"b", "a", "ab", "\xff", "node-10", "node-9", long, "aa\xff"}
 	for i, o := range all {
 		for j := range 50 + i { // many hints each: HintOwners lists each owner once
-			putHint(t, s, o, fmt.Sprint("key", j), dvv(vclock.Set{}, "n1", "v"))
+			putHint(t, s, o, fmt.Sprint("key", j), dvv(record.Record{}, "n1", "v"))
 		}
 	}
 	// Data and metadata are not owners.
@@ -425,7 +426,7 @@ func TestHintOwners(t *testing.T) {
 		t.Fatalf("HintOwners = %q, want %q", got, want)
 	}
 	// An owner whose hints were all delivered is no longer listed.
-	if err := s.ScanHints("ab", nil, func(key []byte, r vclock.Set) bool {
+	if err := s.ScanHints("ab", nil, func(key []byte, r record.Record) bool {
 		if _, err := s.DeleteHint("ab", key, r); err != nil {
 			t.Fatal(err)
 		}
@@ -460,21 +461,21 @@ func TestHintCountConcurrent(t *testing.T) {
 				var err error
 				switch op := rng.IntN(100); {
 				case op < 40: // a write lands as a hint
-					_, err = s.UpdateHint(owner, key, func(cur vclock.Set, _ bool) (vclock.Set, error) {
+					_, err = s.UpdateHint(owner, key, func(cur record.Record, _ bool) (record.Record, error) {
 						return dvv(cur, fmt.Sprint("g", g), fmt.Sprint(i)), nil
 					})
 				case op < 50: // a hint read back and emptied
-					_, err = s.UpdateHint(owner, key, func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, nil })
+					_, err = s.UpdateHint(owner, key, func(record.Record, bool) (record.Record, error) { return record.Record{}, nil })
 				case op < 55:
-					_, err = s.UpdateHint(owner, key, func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, ErrNoChange })
+					_, err = s.UpdateHint(owner, key, func(record.Record, bool) (record.Record, error) { return record.Record{}, ErrNoChange })
 				case op < 85: // a delivery, racing the writers
-					var r vclock.Set
+					var r record.Record
 					var found bool
 					if r, found, err = s.GetHint(owner, key); err == nil && found {
 						_, err = s.DeleteHint(owner, key, r)
 					}
 				case op < 98: // a replay pass
-					err = s.ScanHints(owner, nil, func(key []byte, r vclock.Set) bool {
+					err = s.ScanHints(owner, nil, func(key []byte, r record.Record) bool {
 						_, derr := s.DeleteHint(owner, key, r)
 						return derr == nil && rng.IntN(4) != 0
 					})
@@ -521,11 +522,11 @@ func TestHintsAfterReopen(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{Dir: dir, Partitions: 8, Sync: SyncNone}
 	s := open(t, cfg)
-	want := map[string]map[string]vclock.Set{"a": {}, "ab": {}, "b": {}}
+	want := map[string]map[string]record.Record{"a": {}, "ab": {}, "b": {}}
 	for i := range 300 {
 		owner := []string{"a", "ab", "b"}[i%3]
 		k := fmt.Sprintf("k%03d", i)
-		r := dvv(vclock.Set{}, "n1", k)
+		r := dvv(record.Record{}, "n1", k)
 		putHint(t, s, owner, k, r)
 		want[owner][k] = r
 	}
@@ -701,12 +702,12 @@ func TestDropHints(t *testing.T) {
 func TestHintOwnerValidation(t *testing.T) {
 	s := openMem(t, Config{Partitions: 4})
 	r := rec(val("v", 0))
-	set := func(vclock.Set, bool) (vclock.Set, error) { return r, nil }
+	set := func(record.Record, bool) (record.Record, error) { return r, nil }
 	calls := map[string]func(owner string) error{
 		"UpdateHint": func(o string) error { _, err := s.UpdateHint(o, []byte("k"), set); return err },
 		"GetHint":    func(o string) error { _, _, err := s.GetHint(o, []byte("k")); return err },
 		"ScanHints": func(o string) error {
-			return s.ScanHints(o, nil, func([]byte, vclock.Set) bool { return true })
+			return s.ScanHints(o, nil, func([]byte, record.Record) bool { return true })
 		},
 		"DeleteHint": func(o string) error { _, err := s.DeleteHint(o, []byte("k"), r); return err },
 		"DropHints":  func(o string) error { return s.DropHints(o) },
@@ -747,13 +748,13 @@ func TestHintsAfterClose(t *testing.T) {
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.UpdateHint("o", []byte("k"), func(vclock.Set, bool) (vclock.Set, error) { return r, nil }); !errors.Is(err, ErrClosed) {
+	if _, err := s.UpdateHint("o", []byte("k"), func(record.Record, bool) (record.Record, error) { return r, nil }); !errors.Is(err, ErrClosed) {
 		t.Errorf("UpdateHint after Close: %v", err)
 	}
 	if _, _, err := s.GetHint("o", []byte("k")); !errors.Is(err, ErrClosed) {
 		t.Errorf("GetHint after Close: %v", err)
 	}
-	if err := s.ScanHints("o", nil, func([]byte, vclock.Set) bool { return true }); !errors.Is(err, ErrClosed) {
+	if err := s.ScanHints("o", nil, func([]byte, record.Record) bool { return true }); !errors.Is(err, ErrClosed) {
 		t.Errorf("ScanHints after Close: %v", err)
 	}
 	if _, err := s.DeleteHint("o", []byte("k"), r); !errors.Is(err, ErrClosed) {

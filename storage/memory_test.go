@@ -9,6 +9,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -28,7 +29,7 @@ func recountMemory(t testing.TB, s *Store) (MemoryStats, []MemoryStats) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		r, err := vclock.DecodeSet(it.Value())
+		r, err := record.Decode(it.Value())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +95,7 @@ func recountYoung(t testing.TB, s *Store, now time.Time, window time.Duration) i
 	sec, w := now.Unix(), int64(window/time.Second)
 	var n int64
 	for it.First(); it.Valid(); it.Next() {
-		r, err := vclock.DecodeSet(it.Value())
+		r, err := record.Decode(it.Value())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -115,7 +116,7 @@ func TestMemoryOfOneRecord(t *testing.T) {
 	ix := len(expiryKey(nil, 0, 0, 0, []byte(key))) + indexOverhead
 	tests := []struct {
 		name  string
-		r     vclock.Set
+		r     record.Record
 		index int // index entries
 		grave bool
 	}{
@@ -142,7 +143,7 @@ func TestMemoryOfOneRecord(t *testing.T) {
 			if pm := s.PartitionMemory(s.PartitionOf([]byte(key))); pm.Total() != want {
 				t.Fatalf("PartitionMemory = %+v, want %d", pm, want)
 			}
-			put(t, s, key, vclock.Set{})
+			put(t, s, key, record.Record{})
 			if m := s.Memory(); m != (MemoryStats{}) {
 				t.Fatalf("Memory() = %+v after the delete, want zero", m)
 			}
@@ -171,10 +172,10 @@ func (o *memOps) key() []byte { return []byte(o.keys[o.rng.IntN(len(o.keys))]) }
 
 // record returns a random record: values and tombstones, some expiring (some
 // already expired), or now and then none (a delete).
-func (o *memOps) record() vclock.Set {
+func (o *memOps) record() record.Record {
 	n := o.rng.IntN(4)
 	if n == 0 && o.rng.IntN(2) == 0 {
-		return vclock.Set{}
+		return record.Record{}
 	}
 	now := o.clk.Millis()
 	vals := make([]vclock.Value, 0, n+1)
@@ -194,10 +195,10 @@ func (o *memOps) record() vclock.Set {
 // update returns an UpdateFunc that writes a random record, or changes nothing.
 func (o *memOps) update() UpdateFunc {
 	if o.rng.IntN(8) == 0 {
-		return func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, ErrNoChange }
+		return func(record.Record, bool) (record.Record, error) { return record.Record{}, ErrNoChange }
 	}
 	r := o.record()
-	return func(vclock.Set, bool) (vclock.Set, error) { return r, nil }
+	return func(record.Record, bool) (record.Record, error) { return r, nil }
 }
 
 // TestMemoryMatchesRecount: after every step of a random history of every
@@ -387,7 +388,7 @@ func TestMemoryCalibration(t *testing.T) {
 				}
 				r := vclock.Update(vclock.Set{}, nil, "node-1", vclock.Value{Data: data, Timestamp: clk.Millis(), Expiry: expiry}, clk.Millis(), 1)
 				keys = append(keys, fmt.Appendf(nil, "key:%012d", i))
-				fns = append(fns, func(vclock.Set, bool) (vclock.Set, error) { return r, nil })
+				fns = append(fns, func(record.Record, bool) (record.Record, error) { return record.String(r), nil })
 				if len(keys) == batch || i == c.n-1 {
 					for _, err := range s.UpdateBatch(keys, fns) {
 						if err != nil {
@@ -499,9 +500,9 @@ func TestDropAllFreesFiles(t *testing.T) {
 	v := bytes.Repeat([]byte("v"), 1000)
 	for i := range 20000 {
 		k := []byte(fmt.Sprint("k", i))
-		if _, err := s.Update(k, func(cur vclock.Set, _ bool) (vclock.Set, error) {
+		if _, err := s.Update(k, func(cur record.Record, _ bool) (record.Record, error) {
 			val := vclock.Value{Data: v, Timestamp: time.Now().UnixMilli(), Tombstone: i%4 == 0}
-			return vclock.Update(cur, nil, "a", val, val.Timestamp, 1), nil
+			return record.String(vclock.Update(cur.Str, nil, "a", val, val.Timestamp, 1)), nil
 		}); err != nil {
 			t.Fatal(err)
 		}

@@ -107,7 +107,11 @@ func (s *Store) reapOne(at int64, p int, h uint64, key []byte, now int64) (bool,
 	if at > now {
 		return false, nil
 	}
-	next, changed := vclock.Bury(cur, now)
+	// Only the string layer expires for now; a typed record's other parts are
+	// kept as they are (S3 reaps typed layers, 1.6).
+	str, changed := vclock.Bury(cur.Str, now)
+	next := cur
+	next.Str = str
 	if !changed {
 		// Not reachable (ReapTime(cur) <= now means a value expired); drop the
 		// entry rather than loop on it.

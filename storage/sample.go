@@ -6,6 +6,7 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -117,7 +118,7 @@ func sweep(it *pebble.Iterator, start []byte, visit func() (bool, error)) (err e
 
 // candidate describes the record enc of key (partition p, hash h, data key dk).
 func candidate(p int, h uint64, key, dk, enc []byte) (Candidate, error) {
-	rec, err := vclock.DecodeSet(enc)
+	rec, err := record.Decode(enc)
 	if err != nil {
 		return Candidate{}, fmt.Errorf("storage: record %q: %w", dk, err)
 	}
@@ -131,7 +132,7 @@ func candidate(p int, h uint64, key, dk, enc []byte) (Candidate, error) {
 		Bytes:  recordSize(len(dk), len(enc), reap, grave),
 		Live:   !rec.Empty() && grave == 0,
 	}
-	if w, ok := vclock.Winner(rec.Siblings()); ok {
+	if w, ok := vclock.Winner(rec.Str.Siblings()); ok {
 		c.Written = w.Timestamp
 		if !w.Tombstone {
 			c.Expiry = w.Expiry

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/vclock"
 )
 
@@ -156,14 +157,14 @@ func TestSampleCandidate(t *testing.T) {
 	if string(c.Key) != "plain" || c.Written != 400 {
 		t.Error("candidate changed")
 	}
-	if dec, err := vclock.DecodeSet(c.Enc); err != nil || !sameRecord(dec, rec(vclock.Value{Data: []byte("x"), Timestamp: 400})) {
+	if dec, err := record.Decode(c.Enc); err != nil || !sameRecord(dec, rec(vclock.Value{Data: []byte("x"), Timestamp: 400})) {
 		t.Errorf("candidate encoding changed: %v", err)
 	}
 }
 
-func dec(t testing.TB, enc []byte) vclock.Set {
+func dec(t testing.TB, enc []byte) record.Record {
 	t.Helper()
-	r, err := vclock.DecodeSet(enc)
+	r, err := record.Decode(enc)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/vfs"
 	"github.com/lni/goutils/syncutil"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -477,7 +478,7 @@ func (s *Store) loadCounts() error {
 		if err != nil {
 			return err
 		}
-		rec, err := vclock.DecodeSet(it.Value())
+		rec, err := record.Decode(it.Value())
 		if err != nil {
 			return fmt.Errorf("storage: record %q: %w", it.Key(), err)
 		}
@@ -612,7 +613,7 @@ func (s *Store) stripe(h uint64) uint32 { return uint32(h & uint64(len(s.locks)-
 
 // Get returns the record of key; found is false when there is none. It never
 // waits for a key's lock (see TryGet).
-func (s *Store) Get(key []byte) (rec vclock.Set, found bool, err error) {
+func (s *Store) Get(key []byte) (rec record.Record, found bool, err error) {
 	return s.read(key, ring.KeyHash(key), false)
 }
 
@@ -624,15 +625,15 @@ func (s *Store) Get(key []byte) (rec vclock.Set, found bool, err error) {
 // writer, a WriteSet, a partition drop holds it) it reads Pebble and leaves
 // the cache as it is, so it returns the record as last committed: a write in
 // progress on that key is not applied, and not acknowledged, yet.
-func (s *Store) TryGet(key []byte) (rec vclock.Set, found bool, err error) {
+func (s *Store) TryGet(key []byte) (rec record.Record, found bool, err error) {
 	return s.read(key, ring.KeyHash(key), false)
 }
 
 // read is Get of key (hash h); held says that the caller holds the key's lock
 // stripe, so a miss may fill the cache.
-func (s *Store) read(key []byte, h uint64, held bool) (rec vclock.Set, found bool, err error) {
+func (s *Store) read(key []byte, h uint64, held bool) (rec record.Record, found bool, err error) {
 	if err := s.enter(); err != nil {
-		return vclock.Set{}, false, err
+		return record.Record{}, false, err
 	}
 	defer s.exit(&err)
 	defer s.touch(h, &found)
@@ -644,17 +645,17 @@ func (s *Store) read(key []byte, h uint64, held bool) (rec vclock.Set, found boo
 	enc, found, err := s.lookup((*buf)[:0], dk, h, held)
 	defer s.rc.release(buf, enc)
 	if err != nil || !found {
-		return vclock.Set{}, false, err
+		return record.Record{}, false, err
 	}
 	return decodeRecord(dk, enc)
 }
 
 func (s *Store) partition(h uint64) int { return ring.PartitionOfHash(h, s.cfg.Partitions) }
 
-func decodeRecord(dk, enc []byte) (vclock.Set, bool, error) {
-	rec, err := vclock.DecodeSet(enc)
+func decodeRecord(dk, enc []byte) (record.Record, bool, error) {
+	rec, err := record.Decode(enc)
 	if err != nil {
-		return vclock.Set{}, false, fmt.Errorf("storage: record %q: %w", dk, err)
+		return record.Record{}, false, fmt.Errorf("storage: record %q: %w", dk, err)
 	}
 	return rec, true, nil
 }
@@ -691,18 +692,18 @@ func (s *Store) lookup(dst, dk []byte, h uint64, held bool) (enc []byte, found b
 	return enc, found, nil
 }
 
-func (s *Store) get(dk []byte) (vclock.Set, bool, error) {
+func (s *Store) get(dk []byte) (record.Record, bool, error) {
 	v, closer, err := s.db.Get(dk)
 	if errors.Is(err, pebble.ErrNotFound) {
-		return vclock.Set{}, false, nil
+		return record.Record{}, false, nil
 	}
 	if err != nil {
-		return vclock.Set{}, false, fmt.Errorf("storage: get: %w", err)
+		return record.Record{}, false, fmt.Errorf("storage: get: %w", err)
 	}
 	defer closer.Close()
-	rec, err := vclock.DecodeSet(v)
+	rec, err := record.Decode(v)
 	if err != nil {
-		return vclock.Set{}, false, fmt.Errorf("storage: record %q: %w", dk, err)
+		return record.Record{}, false, fmt.Errorf("storage: record %q: %w", dk, err)
 	}
 	return rec, true, nil
 }
@@ -736,7 +737,7 @@ func (s *Store) getEncoded(k []byte) (enc []byte, found bool, err error) {
 // load is get that also returns the stored encoding: the observer is told the
 // old encoding of every change, and the memory sums take its length off, so it
 // is kept rather than encoded again.
-func (s *Store) load(k []byte) (rec vclock.Set, enc []byte, found bool, err error) {
+func (s *Store) load(k []byte) (rec record.Record, enc []byte, found bool, err error) {
 	if s.rc != nil && k[0] == spaceData {
 		// The caller holds k's lock, so the hash (used only to take it) is moot.
 		enc, found, err = s.lookup(nil, k, 0, true)
@@ -744,10 +745,10 @@ func (s *Store) load(k []byte) (rec vclock.Set, enc []byte, found bool, err erro
 		enc, found, err = s.getEncoded(k)
 	}
 	if err != nil || !found {
-		return vclock.Set{}, nil, false, err
+		return record.Record{}, nil, false, err
 	}
-	if rec, err = vclock.DecodeSet(enc); err != nil {
-		return vclock.Set{}, nil, false, fmt.Errorf("storage: record %q: %w", k, err)
+	if rec, err = record.Decode(enc); err != nil {
+		return record.Record{}, nil, false, fmt.Errorf("storage: record %q: %w", k, err)
 	}
 	return rec, enc, true, nil
 }
@@ -755,13 +756,13 @@ func (s *Store) load(k []byte) (rec vclock.Set, enc []byte, found bool, err erro
 // UpdateFunc computes a key's new record from its current one. Returning ErrNoChange
 // leaves the record as it is; returning an empty Set deletes it; any other error
 // aborts the update and is returned by Update.
-type UpdateFunc func(cur vclock.Set, found bool) (vclock.Set, error)
+type UpdateFunc func(cur record.Record, found bool) (record.Record, error)
 
 // Update atomically reads key's record, applies fn and stores the result durably
 // (see the package doc on durability): it returns once the write is durable. It
 // returns the record as stored (the current one if fn returned ErrNoChange; that
 // case writes nothing and does not sync).
-func (s *Store) Update(key []byte, fn UpdateFunc) (vclock.Set, error) {
+func (s *Store) Update(key []byte, fn UpdateFunc) (record.Record, error) {
 	return s.update(key, fn, s.wo)
 }
 
@@ -769,7 +770,7 @@ func (s *Store) Update(key []byte, fn UpdateFunc) (vclock.Set, error) {
 // once and durable once a later Sync (or any synced commit) has returned. Callers
 // must not acknowledge it before then. Many writes followed by one Sync share one
 // WAL sync: how a pipelined batch of commands is acknowledged.
-func (s *Store) UpdateNoSync(key []byte, fn UpdateFunc) (vclock.Set, error) {
+func (s *Store) UpdateNoSync(key []byte, fn UpdateFunc) (record.Record, error) {
 	return s.update(key, fn, pebble.NoSync)
 }
 
@@ -839,9 +840,9 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
 	return errs
 }
 
-func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (_ vclock.Set, err error) {
+func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (_ record.Record, err error) {
 	if err := s.enter(); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	defer s.exit(&err)
 	h := ring.KeyHash(key)
@@ -855,7 +856,7 @@ func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (_ vc
 		return cur, err
 	}
 	if err := s.write(dk, p, h, key, cur, curEnc, found, next, wo); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	return next, nil
 }
@@ -864,17 +865,17 @@ func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (_ vc
 // and UpdateHint; the caller holds k's lock. write is false when fn returned
 // ErrNoChange (cur is then the result); an error from fn is returned. It also
 // returns the current record's stored encoding.
-func (s *Store) modify(k []byte, fn UpdateFunc) (cur vclock.Set, curEnc []byte, found bool, next vclock.Set, write bool, err error) {
+func (s *Store) modify(k []byte, fn UpdateFunc) (cur record.Record, curEnc []byte, found bool, next record.Record, write bool, err error) {
 	cur, curEnc, found, err = s.load(k)
 	if err != nil {
-		return vclock.Set{}, nil, false, vclock.Set{}, false, err
+		return record.Record{}, nil, false, record.Record{}, false, err
 	}
 	guest(func() { next, err = fn(cur, found) })
 	switch {
 	case errors.Is(err, ErrNoChange):
-		return cur, curEnc, found, vclock.Set{}, false, nil
+		return cur, curEnc, found, record.Record{}, false, nil
 	case err != nil:
-		return vclock.Set{}, nil, false, vclock.Set{}, false, err
+		return record.Record{}, nil, false, record.Record{}, false, err
 	}
 	return cur, curEnc, found, next, true, nil
 }
@@ -891,7 +892,7 @@ func (s *Store) commit(b *pebble.Batch, wo *pebble.WriteOptions) error {
 // grave indexes, counts and memory sums in step, then tells the observer (curEnc is
 // cur's stored encoding, needed only when there is one). The caller holds the key's
 // lock.
-func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur vclock.Set, curEnc []byte, found bool, next vclock.Set, wo *pebble.WriteOptions) error {
+func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur record.Record, curEnc []byte, found bool, next record.Record, wo *pebble.WriteOptions) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	st := staged{dk: dk, p: p, h: h, key: key, cur: cur, curEnc: curEnc, found: found, next: next}
@@ -920,10 +921,10 @@ type staged struct {
 	p      int
 	h      uint64
 	key    []byte
-	cur    vclock.Set
+	cur    record.Record
 	curEnc []byte
 	found  bool
-	next   vclock.Set
+	next   record.Record
 	enc    []byte
 
 	exists, counts                       bool // the new record: !next.Empty(), Counts(next)
@@ -997,6 +998,12 @@ func (s *Store) committed(st *staged) {
 	s.mem.add(st.p, live, graves)
 }
 
+// Counts, ReapTime and GraveTime read the string layer (rec.Str) only: nothing
+// writes a typed record yet. Issue 20's S3 moves them into record/, where typed
+// layers count, expire and die too (docs/design/issue20-data-types.md 1.6); until
+// then GraveTime keeps any typed record out of the grave index, so tombstone
+// purge can never drop a typed layer.
+
 // Counts reports whether a record counts for DBSIZE: the value plain GET would
 // resolve to, the greatest by (Timestamp, dot) among all siblings (vclock.Winner),
 // tombstones and expired values included, is not a tombstone. Like Redis, an
@@ -1004,8 +1011,8 @@ func (s *Store) committed(st *staged) {
 // whatever its siblings): a key GET reports absent leaves the count within a
 // reaper pass of its expiry. It does not depend on the time, so the count moves
 // only when a record changes.
-func Counts(rec vclock.Set) bool {
-	w, ok := vclock.Winner(rec.Siblings())
+func Counts(rec record.Record) bool {
+	w, ok := vclock.Winner(rec.Str.Siblings())
 	return ok && !w.Tombstone
 }
 
@@ -1017,9 +1024,9 @@ func Counts(rec vclock.Set) bool {
 // becomes one whose winner is a tombstone (Counts false, as GET answers), and an
 // expired sibling keeps no data. Bury is safe in any record: the tombstone keeps
 // the value's dot, timestamp and expiry, and every replica makes the same bytes.
-func ReapTime(rec vclock.Set) int64 {
+func ReapTime(rec record.Record) int64 {
 	var at int64
-	for v := range rec.Values() {
+	for v := range rec.Str.Values() {
 		if v.Expiring() && (at == 0 || v.Expiry < at) {
 			at = v.Expiry
 		}
@@ -1032,9 +1039,12 @@ func ReapTime(rec vclock.Set) int64 {
 // A tombstone died when it was written (Timestamp), one the reaper made of an
 // expired value when it expired (its Expiry, kept by vclock.Value.Tomb); the grace
 // period of tombstone purge runs from there.
-func GraveTime(rec vclock.Set) int64 {
+func GraveTime(rec record.Record) int64 {
+	if rec.Typed() {
+		return 0
+	}
 	var at int64
-	for v := range rec.Values() {
+	for v := range rec.Str.Values() {
 		if !v.Tombstone {
 			return 0
 		}
@@ -1076,10 +1086,10 @@ func (s *Store) PartitionCount(p int) int64 { return s.counts[p].Load() }
 // Scan calls fn for the records of partition p whose hash is >= fromHash, in hash
 // order, until fn returns false. The key and record passed to fn are only valid
 // during the call.
-func (s *Store) Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec vclock.Set) bool) error {
+func (s *Store) Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec record.Record) bool) error {
 	var derr error
 	err := s.ScanEncoded(p, fromHash, func(h uint64, key, enc []byte) bool {
-		rec, err := vclock.DecodeSet(enc)
+		rec, err := record.Decode(enc)
 		if err != nil {
 			derr = fmt.Errorf("storage: record %q: %w", key, err)
 			return false

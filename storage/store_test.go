@@ -22,6 +22,7 @@ import (
 	"github.com/cockroachdb/pebble"
 	"github.com/lni/goutils/leaktest"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/vclock"
 )
@@ -65,18 +66,18 @@ func val(data string, expiry int64) vclock.Value {
 func tomb() vclock.Value { return vclock.Value{Tombstone: true, Timestamp: 1} }
 
 // rec builds a record holding vals as siblings of one actor.
-func rec(vals ...vclock.Value) vclock.Set {
-	return vclock.Set{Entries: []vclock.Entry{{Actor: "n1", Counter: uint64(len(vals)) + 10, Values: vals, Active: 5}}}
+func rec(vals ...vclock.Value) record.Record {
+	return record.String(vclock.Set{Entries: []vclock.Entry{{Actor: "n1", Counter: uint64(len(vals)) + 10, Values: vals, Active: 5}}})
 }
 
-func put(t testing.TB, s *Store, key string, r vclock.Set) {
+func put(t testing.TB, s *Store, key string, r record.Record) {
 	t.Helper()
-	if _, err := s.Update([]byte(key), func(vclock.Set, bool) (vclock.Set, error) { return r, nil }); err != nil {
+	if _, err := s.Update([]byte(key), func(record.Record, bool) (record.Record, error) { return r, nil }); err != nil {
 		t.Fatalf("Update(%q): %v", key, err)
 	}
 }
 
-func mustGet(t testing.TB, s *Store, key string) (vclock.Set, bool) {
+func mustGet(t testing.TB, s *Store, key string) (record.Record, bool) {
 	t.Helper()
 	r, found, err := s.Get([]byte(key))
 	if err != nil {
@@ -85,7 +86,9 @@ func mustGet(t testing.TB, s *Store, key string) (vclock.Set, bool) {
 	return r, found
 }
 
-func sameRecord(a, b vclock.Set) bool { return bytes.Equal(a.AppendBinary(nil), b.AppendBinary(nil)) }
+func sameRecord(a, b record.Record) bool {
+	return bytes.Equal(a.AppendBinary(nil), b.AppendBinary(nil))
+}
 
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
@@ -174,61 +177,61 @@ func TestUpdate(t *testing.T) {
 	v1, v2 := rec(val("one", 0)), rec(val("two", 0))
 	tests := []struct {
 		name      string
-		initial   *vclock.Set // nil: no record
+		initial   *record.Record // nil: no record
 		fn        UpdateFunc
 		wantErr   error
-		wantRet   vclock.Set // what Update returns
+		wantRet   record.Record // what Update returns
 		wantFound bool
-		wantRec   vclock.Set // what Get sees afterwards
+		wantRec   record.Record // what Get sees afterwards
 		wantCount int64
 	}{
 		{
 			name:      "create",
-			fn:        func(cur vclock.Set, found bool) (vclock.Set, error) { return v1, nil },
+			fn:        func(cur record.Record, found bool) (record.Record, error) { return v1, nil },
 			wantRet:   v1,
 			wantFound: true, wantRec: v1, wantCount: 1,
 		},
 		{
 			name:      "update",
 			initial:   &v1,
-			fn:        func(vclock.Set, bool) (vclock.Set, error) { return v2, nil },
+			fn:        func(record.Record, bool) (record.Record, error) { return v2, nil },
 			wantRet:   v2,
 			wantFound: true, wantRec: v2, wantCount: 1,
 		},
 		{
 			name:      "ErrNoChange leaves the record",
 			initial:   &v1,
-			fn:        func(vclock.Set, bool) (vclock.Set, error) { return v2, ErrNoChange },
+			fn:        func(record.Record, bool) (record.Record, error) { return v2, ErrNoChange },
 			wantRet:   v1,
 			wantFound: true, wantRec: v1, wantCount: 1,
 		},
 		{
 			name:      "wrapped ErrNoChange leaves the record",
 			initial:   &v1,
-			fn:        func(vclock.Set, bool) (vclock.Set, error) { return v2, fmt.Errorf("nah: %w", ErrNoChange) },
+			fn:        func(record.Record, bool) (record.Record, error) { return v2, fmt.Errorf("nah: %w", ErrNoChange) },
 			wantRet:   v1,
 			wantFound: true, wantRec: v1, wantCount: 1,
 		},
 		{
 			name:    "ErrNoChange on a missing key creates nothing",
-			fn:      func(vclock.Set, bool) (vclock.Set, error) { return v2, ErrNoChange },
-			wantRet: vclock.Set{},
+			fn:      func(record.Record, bool) (record.Record, error) { return v2, ErrNoChange },
+			wantRet: record.Record{},
 		},
 		{
 			name:    "empty set deletes",
 			initial: &v1,
-			fn:      func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, nil },
-			wantRet: vclock.Set{},
+			fn:      func(record.Record, bool) (record.Record, error) { return record.Record{}, nil },
+			wantRet: record.Record{},
 		},
 		{
 			name:    "empty set on a missing key",
-			fn:      func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, nil },
-			wantRet: vclock.Set{},
+			fn:      func(record.Record, bool) (record.Record, error) { return record.Record{}, nil },
+			wantRet: record.Record{},
 		},
 		{
 			name:      "other error aborts",
 			initial:   &v1,
-			fn:        func(vclock.Set, bool) (vclock.Set, error) { return v2, errBoom },
+			fn:        func(record.Record, bool) (record.Record, error) { return v2, errBoom },
 			wantErr:   errBoom,
 			wantFound: true, wantRec: v1, wantCount: 1,
 		},
@@ -240,8 +243,8 @@ func TestUpdate(t *testing.T) {
 				put(t, s, "k", *tt.initial)
 			}
 			var sawFound bool
-			var sawCur vclock.Set
-			got, err := s.Update([]byte("k"), func(cur vclock.Set, found bool) (vclock.Set, error) {
+			var sawCur record.Record
+			got, err := s.Update([]byte("k"), func(cur record.Record, found bool) (record.Record, error) {
 				sawCur, sawFound = cur, found
 				return tt.fn(cur, found)
 			})
@@ -273,7 +276,7 @@ func TestCountSemantics(t *testing.T) {
 	now := clk.Millis()
 	tests := []struct {
 		name  string
-		rec   vclock.Set
+		rec   record.Record
 		count bool
 	}{
 		{"live value", rec(val("v", 0)), true},
@@ -287,9 +290,9 @@ func TestCountSemantics(t *testing.T) {
 		{"expired but not reaped", rec(val("v", now-1000)), true},
 		{"expired value newer than a live one", rec(val("new", now-1000), val("old", 0)), true},
 		{"reaped value newer than a live one", rec(val("new", now-1000).Tomb(), val("old", 0)), false},
-		{"anonymous value", vclock.Set{Anon: []vclock.Value{val("a", 0)}}, true},
-		{"anonymous tombstone", vclock.Set{Anon: []vclock.Value{tomb()}}, false},
-		{"entries without values", vclock.Set{Entries: []vclock.Entry{{Actor: "n1", Counter: 3}}}, false},
+		{"anonymous value", record.String(vclock.Set{Anon: []vclock.Value{val("a", 0)}}), true},
+		{"anonymous tombstone", record.String(vclock.Set{Anon: []vclock.Value{tomb()}}), false},
+		{"entries without values", record.String(vclock.Set{Entries: []vclock.Entry{{Actor: "n1", Counter: 3}}}), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -315,7 +318,7 @@ func TestCountSemantics(t *testing.T) {
 func TestCountTransitions(t *testing.T) {
 	s := openMem(t, Config{Partitions: 4})
 	steps := []struct {
-		rec  vclock.Set // empty: delete
+		rec  record.Record // empty: delete
 		want int64
 	}{
 		{rec(tomb()), 0},
@@ -324,8 +327,8 @@ func TestCountTransitions(t *testing.T) {
 		{rec(tomb()), 0},
 		{rec(tomb(), tomb()), 0},
 		{rec(val("v", 0), tomb()), 1},
-		{vclock.Set{}, 0},
-		{vclock.Set{}, 0},
+		{record.Record{}, 0},
+		{record.Record{}, 0},
 		{rec(val("v", 0)), 1},
 	}
 	for i, st := range steps {
@@ -397,7 +400,7 @@ type scanned struct {
 func scanAll(t testing.TB, s *Store, p int, from uint64) []scanned {
 	t.Helper()
 	var out []scanned
-	err := s.Scan(p, from, func(h uint64, key []byte, r vclock.Set) bool {
+	err := s.Scan(p, from, func(h uint64, key []byte, r record.Record) bool {
 		out = append(out, scanned{h, string(key)})
 		return true
 	})
@@ -437,7 +440,7 @@ func TestScan(t *testing.T) {
 			}
 			seen[sc.key] = true
 			r, _ := mustGet(t, s, sc.key)
-			if string(r.Siblings()[0].Data) != sc.key {
+			if string(r.Str.Siblings()[0].Data) != sc.key {
 				t.Fatalf("record of %q has the wrong value", sc.key)
 			}
 		}
@@ -467,7 +470,7 @@ func TestScan(t *testing.T) {
 	}
 	// Stopping early.
 	calls := 0
-	if err := s.Scan(0, 0, func(uint64, []byte, vclock.Set) bool { calls++; return calls < 3 }); err != nil {
+	if err := s.Scan(0, 0, func(uint64, []byte, record.Record) bool { calls++; return calls < 3 }); err != nil {
 		t.Fatal(err)
 	}
 	if calls != 3 {
@@ -653,7 +656,7 @@ func TestReap(t *testing.T) {
 	// Rewrites after the index entries were written.
 	put(t, s, "extended", rec(val("a", now+10_000)))
 	put(t, s, "persisted", rec(val("a", 0)))
-	put(t, s, "deleted", vclock.Set{})
+	put(t, s, "deleted", record.Record{})
 
 	reap := func(limit int) int {
 		t.Helper()
@@ -666,7 +669,7 @@ func TestReap(t *testing.T) {
 	if n := reap(100); n != 0 {
 		t.Fatalf("reaped %d before anything expired", n)
 	}
-	before := map[string]vclock.Set{}
+	before := map[string]record.Record{}
 	for _, k := range []string{"expires", "expires-two", "tomb-and-expiring", "mixed", "later", "extended"} {
 		before[k], _ = mustGet(t, s, k)
 	}
@@ -676,8 +679,8 @@ func TestReap(t *testing.T) {
 		t.Helper()
 		for _, key := range keys {
 			got, found := mustGet(t, s, key)
-			want, _ := vclock.Bury(before[key], clk.Millis())
-			if !found || !sameRecord(got, want) || allTombstones(got) != allDead {
+			want, _ := vclock.Bury((before[key]).Str, clk.Millis())
+			if !found || !sameRecord(got, record.String(want)) || allTombstones(got) != allDead {
 				t.Errorf("%s: reaped to %+v (found %v), want %+v", key, got, found, want)
 			}
 		}
@@ -748,7 +751,7 @@ func TestReapKeepsAnExpiredOverwriteAsHistory(t *testing.T) {
 	old := vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("old"), Timestamp: now}, now, 1)
 	exp := now + 1000
 	over := vclock.Update(old, old.Join(), "a", vclock.Value{Data: []byte("new"), Timestamp: now + 1, Expiry: exp}, now+1, 1)
-	put(t, s, "k", over)
+	put(t, s, "k", record.String(over))
 	if s.Count() != 1 {
 		t.Fatalf("Count = %d before the expiry", s.Count())
 	}
@@ -760,11 +763,11 @@ func TestReapKeepsAnExpiredOverwriteAsHistory(t *testing.T) {
 	if !found {
 		t.Fatal("the reaper deleted the record: the overwrite of old is forgotten")
 	}
-	if !slices.Equal(got.Join(), over.Join()) || !allTombstones(got) {
+	if !slices.Equal(got.Str.Join(), over.Join()) || !allTombstones(got) {
 		t.Fatalf("reaped record = %+v, want the clock %v with tombstones only", got, over.Join())
 	}
 	// A stale replica's old merges into the reaped record and stays superseded.
-	if m := vclock.Sync(got, old); !sameRecord(m, got) {
+	if m := vclock.Sync(got.Str, old); !sameRecord(record.String(m), got) {
 		t.Fatalf("Sync with the stale copy = %+v: old came back", m.Siblings())
 	}
 	if s.Count() != 0 {
@@ -781,13 +784,13 @@ func TestReapKeepsAnExpiredOverwriteAsHistory(t *testing.T) {
 }
 
 // allTombstones reports whether every value of r is a tombstone.
-func allTombstones(r vclock.Set) bool {
-	for v := range r.Values() {
+func allTombstones(r record.Record) bool {
+	for v := range r.Str.Values() {
 		if !v.Tombstone {
 			return false
 		}
 	}
-	return r.Len() > 0
+	return r.Str.Len() > 0
 }
 
 func TestReapLimitOldestFirst(t *testing.T) {
@@ -954,10 +957,10 @@ func TestCloseIdempotentAndErrClosed(t *testing.T) {
 	if _, _, err := s.Get([]byte("k")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Get after Close: %v", err)
 	}
-	if _, err := s.Update([]byte("k"), func(vclock.Set, bool) (vclock.Set, error) { return rec(val("v", 0)), nil }); !errors.Is(err, ErrClosed) {
+	if _, err := s.Update([]byte("k"), func(record.Record, bool) (record.Record, error) { return rec(val("v", 0)), nil }); !errors.Is(err, ErrClosed) {
 		t.Errorf("Update after Close: %v", err)
 	}
-	if err := s.Scan(0, 0, func(uint64, []byte, vclock.Set) bool { return true }); !errors.Is(err, ErrClosed) {
+	if err := s.Scan(0, 0, func(uint64, []byte, record.Record) bool { return true }); !errors.Is(err, ErrClosed) {
 		t.Errorf("Scan after Close: %v", err)
 	}
 	if err := s.DropPartition(0); !errors.Is(err, ErrClosed) {
@@ -976,7 +979,7 @@ func TestDurableAcrossReopen(t *testing.T) {
 	clk := newFakeClock()
 	cfg := Config{Dir: dir, Partitions: 16, Now: clk.Now}
 	s := open(t, cfg)
-	want := map[string]vclock.Set{}
+	want := map[string]record.Record{}
 	for i := range 200 {
 		k := fmt.Sprintf("key%d", i)
 		r := rec(val(fmt.Sprint("value", i), 0))
@@ -988,7 +991,7 @@ func TestDurableAcrossReopen(t *testing.T) {
 	}
 	for i := 0; i < 200; i += 7 { // some deletes
 		k := fmt.Sprintf("key%d", i)
-		put(t, s, k, vclock.Set{})
+		put(t, s, k, record.Record{})
 		delete(want, k)
 	}
 	if err := s.Close(); err != nil {
@@ -1059,7 +1062,7 @@ func TestConcurrentUpdateSameKey(t *testing.T) {
 				errs <- err
 				return
 			}
-			if err := s.Scan(s.PartitionOf([]byte("counter")), 0, func(uint64, []byte, vclock.Set) bool { return true }); err != nil {
+			if err := s.Scan(s.PartitionOf([]byte("counter")), 0, func(uint64, []byte, record.Record) bool { return true }); err != nil {
 				errs <- err
 				return
 			}
@@ -1071,7 +1074,7 @@ func TestConcurrentUpdateSameKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	r, _ := mustGet(t, s, "counter")
-	if got := string(r.Siblings()[0].Data); got != strconv.Itoa(goroutines*perG) {
+	if got := string(r.Str.Siblings()[0].Data); got != strconv.Itoa(goroutines*perG) {
 		t.Fatalf("counter = %s, want %d", got, goroutines*perG)
 	}
 	if s.Count() != 1 {
@@ -1094,7 +1097,7 @@ func TestConcurrentCountsExact(t *testing.T) {
 				case 1:
 					r = rec(tomb())
 				case 2:
-					r = vclock.Set{}
+					r = record.Record{}
 				}
 				put(t, s, k, r)
 			}
@@ -1110,7 +1113,7 @@ func TestConcurrentCountsExact(t *testing.T) {
 	wg.Wait()
 	for p := range q {
 		live := int64(0)
-		if err := s.Scan(p, 0, func(_ uint64, _ []byte, r vclock.Set) bool {
+		if err := s.Scan(p, 0, func(_ uint64, _ []byte, r record.Record) bool {
 			if Counts(r) {
 				live++
 			}
@@ -1128,7 +1131,7 @@ func TestInMemory(t *testing.T) {
 	s := openMem(t, Config{Partitions: 4})
 	put(t, s, "k", rec(val("v", 0)))
 	r, found := mustGet(t, s, "k")
-	if !found || string(r.Siblings()[0].Data) != "v" {
+	if !found || string(r.Str.Siblings()[0].Data) != "v" {
 		t.Fatalf("Get = %+v, %v", r, found)
 	}
 	if err := s.PutMeta("m", []byte("x")); err != nil {
@@ -1258,12 +1261,12 @@ func TestCloseRacesCalls(t *testing.T) {
 					var err error
 					switch (i + w) % 6 {
 					case 0:
-						_, err = s.Update([]byte("k"), func(vclock.Set, bool) (vclock.Set, error) { return rec(val("v", 1)), nil })
+						_, err = s.Update([]byte("k"), func(record.Record, bool) (record.Record, error) { return rec(val("v", 1)), nil })
 					case 1:
 						_, _, err = s.Get([]byte("k"))
 					case 2:
 						// A call nested in a Scan callback must not deadlock Close.
-						err = s.Scan(s.PartitionOf([]byte("k")), 0, func(uint64, []byte, vclock.Set) bool {
+						err = s.Scan(s.PartitionOf([]byte("k")), 0, func(uint64, []byte, record.Record) bool {
 							s.Get([]byte("k"))
 							return true
 						})
@@ -1369,7 +1372,7 @@ func TestExclusivePartitionKeepsWritersOut(t *testing.T) {
 			if enc, err := s.GetEncoded(key); err != nil || !bytes.Equal(enc, r.AppendBinary(nil)) {
 				t.Errorf("GetEncoded = %x, %v", enc, err)
 			}
-			if string(r.Siblings()[0].Data) != "before" || wrote.Load() {
+			if string(r.Str.Siblings()[0].Data) != "before" || wrote.Load() {
 				return errors.New("a write got in while the partition was held")
 			}
 			runtime.Gosched()
@@ -1380,8 +1383,8 @@ func TestExclusivePartitionKeepsWritersOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-done
-	if r, _ := mustGet(t, s, "k"); string(r.Siblings()[0].Data) != "during" {
-		t.Fatalf("the waiting write was lost: %v", r.Siblings())
+	if r, _ := mustGet(t, s, "k"); string(r.Str.Siblings()[0].Data) != "during" {
+		t.Fatalf("the waiting write was lost: %v", r.Str.Siblings())
 	}
 	if err := s.ExclusivePartition(8, func() error { return nil }); err == nil {
 		t.Fatal("partition out of range accepted")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dynakv/dynakv/internal/fakeclock"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/tictac"
 	"github.com/dynakv/dynakv/vclock"
@@ -35,7 +36,7 @@ func TestTreesIncrementalEqualsRebuild(t *testing.T) {
 			defer st.Close()
 			for range 400 {
 				k := []byte(fmt.Sprintf("k%d", rng.IntN(60)))
-				var next vclock.Set
+				var next record.Record
 				switch rng.IntN(10) {
 				case 0: // delete
 				case 1:
@@ -44,9 +45,9 @@ func TestTreesIncrementalEqualsRebuild(t *testing.T) {
 					}
 					continue
 				default:
-					next = vclock.New(nil, vclock.Value{Data: []byte(fmt.Sprint(rng.IntN(5))), Timestamp: 1})
+					next = record.String(vclock.New(nil, vclock.Value{Data: []byte(fmt.Sprint(rng.IntN(5))), Timestamp: 1}))
 				}
-				if _, err := st.Update(k, func(vclock.Set, bool) (vclock.Set, error) { return next, nil }); err != nil {
+				if _, err := st.Update(k, func(record.Record, bool) (record.Record, error) { return next, nil }); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -123,15 +124,15 @@ func TestTreesRebuildRacesWritesAndReaps(t *testing.T) {
 					}
 					k := []byte(fmt.Sprintf("k%d", rng.IntN(24)))
 					now := clk.Millis()
-					var next vclock.Set
+					var next record.Record
 					if rng.IntN(5) != 0 {
 						v := vclock.Value{Data: []byte(fmt.Sprint(rng.IntN(5))), Timestamp: now}
 						if rng.IntN(2) == 0 {
 							v.Expiry = now + 1 + rng.Int64N(3)
 						}
-						next = vclock.Update(vclock.Set{}, nil, "a", v, now, uint64(i+1))
+						next = record.String(vclock.Update(vclock.Set{}, nil, "a", v, now, uint64(i+1)))
 					}
-					if _, err := st.Update(k, func(vclock.Set, bool) (vclock.Set, error) { return next, nil }); err != nil {
+					if _, err := st.Update(k, func(record.Record, bool) (record.Record, error) { return next, nil }); err != nil {
 						errs <- err
 						return
 					}

@@ -7,8 +7,8 @@ import (
 
 	"github.com/cockroachdb/pebble"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // ErrWouldBlock is returned by the calls that never wait (WriteSet.Update) when
@@ -117,17 +117,17 @@ func (ws *WriteSet) full() bool {
 //
 // A staging error (Pebble's) leaves the set unusable: every later Update and
 // the Commit return it, and nothing of the set is written.
-func (ws *WriteSet) Update(key []byte, fn UpdateFunc) (_ vclock.Set, err error) {
+func (ws *WriteSet) Update(key []byte, fn UpdateFunc) (_ record.Record, err error) {
 	s := ws.s
 	if err := s.enter(); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	defer s.exit(&err)
 	if ws.err != nil {
-		return vclock.Set{}, ws.err
+		return record.Record{}, ws.err
 	}
 	if ws.full() {
-		return vclock.Set{}, ErrSetFull
+		return record.Record{}, ErrSetFull
 	}
 	i, in := ws.byKey[string(key)]
 	h := ring.KeyHash(key)
@@ -135,7 +135,7 @@ func (ws *WriteSet) Update(key []byte, fn UpdateFunc) (_ vclock.Set, err error) 
 		stripe := s.stripe(h)
 		if _, ok := ws.held[stripe]; !ok {
 			if !s.locks[stripe].TryLock() {
-				return vclock.Set{}, ErrLockBusy
+				return record.Record{}, ErrLockBusy
 			}
 			ws.held[stripe] = struct{}{}
 		}
@@ -146,7 +146,7 @@ func (ws *WriteSet) Update(key []byte, fn UpdateFunc) (_ vclock.Set, err error) 
 		dk := dataKey(nil, p, h, key)
 		cur, curEnc, found, err := s.load(dk)
 		if err != nil {
-			return vclock.Set{}, err // the stripe stays held until the set ends
+			return record.Record{}, err // the stripe stays held until the set ends
 		}
 		i = len(ws.entries)
 		ws.entries = append(ws.entries, setEntry{staged: staged{dk: dk, p: p, h: h, key: dk[len(dk)-len(key):], cur: cur, curEnc: curEnc, found: found}})
@@ -156,16 +156,16 @@ func (ws *WriteSet) Update(key []byte, fn UpdateFunc) (_ vclock.Set, err error) 
 	base, has := e.cur, e.found
 	if e.changed {
 		if base, has, err = e.latest(); err != nil {
-			return vclock.Set{}, err
+			return record.Record{}, err
 		}
 	}
-	var next vclock.Set
+	var next record.Record
 	guest(func() { next, err = fn(base, has) })
 	switch {
 	case errors.Is(err, ErrNoChange):
 		return base, nil
 	case err != nil:
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	if ws.b == nil {
 		ws.b = s.db.NewBatch()
@@ -178,23 +178,23 @@ func (ws *WriteSet) Update(key []byte, fn UpdateFunc) (_ vclock.Set, err error) 
 	} else {
 		err = e.stage(ws.b)
 	}
-	e.next, e.changed = vclock.Set{}, true
+	e.next, e.changed = record.Record{}, true
 	if err != nil {
 		ws.err = fmt.Errorf("storage: write: %w", err)
-		return vclock.Set{}, ws.err
+		return record.Record{}, ws.err
 	}
 	return next, nil
 }
 
 // latest returns the key's record as the set leaves it, decoded from the set's
 // own copy.
-func (e *setEntry) latest() (vclock.Set, bool, error) {
+func (e *setEntry) latest() (record.Record, bool, error) {
 	enc := e.curEnc
 	if e.changed {
 		enc = e.enc
 	}
 	if (e.changed && !e.exists) || (!e.changed && !e.found) {
-		return vclock.Set{}, false, nil
+		return record.Record{}, false, nil
 	}
 	return decodeRecord(e.dk, enc)
 }
@@ -202,7 +202,7 @@ func (e *setEntry) latest() (vclock.Set, bool, error) {
 // Get is Store.TryGet that sees the set's writes: a key the set staged a write
 // for reads as the set leaves it, one it read as it read it, and any other as
 // the store holds it. It never waits for a lock.
-func (ws *WriteSet) Get(key []byte) (rec vclock.Set, found bool, err error) {
+func (ws *WriteSet) Get(key []byte) (rec record.Record, found bool, err error) {
 	if i, ok := ws.byKey[string(key)]; ok {
 		e := &ws.entries[i]
 		defer ws.s.touch(e.h, &found)

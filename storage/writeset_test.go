@@ -16,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble"
 	"github.com/cockroachdb/pebble/vfs"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/tictac"
 	"github.com/dynakv/dynakv/vclock"
@@ -38,23 +39,23 @@ func randomOp(rng *rand.Rand, now int64) wsOp {
 	data := fmt.Sprint(rng.IntN(1000))
 	switch rng.IntN(8) {
 	case 0:
-		return wsOp{key, setTo(vclock.Set{})}
+		return wsOp{key, setTo(record.Record{})}
 	case 1:
 		return wsOp{key, setTo(rec(vclock.Value{Tombstone: true, Timestamp: now - rng.Int64N(5000)}))}
 	case 2:
 		return wsOp{key, setTo(rec(val(data, now+1+rng.Int64N(60_000))))}
 	case 3:
-		return wsOp{key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+		return wsOp{key, func(cur record.Record, found bool) (record.Record, error) {
 			prev := ""
-			if found && len(cur.Siblings()) > 0 {
-				prev = string(cur.Siblings()[0].Data)
+			if found && len(cur.Str.Siblings()) > 0 {
+				prev = string(cur.Str.Siblings()[0].Data)
 			}
 			return rec(val(prev+"+"+data, 0)), nil
 		}}
 	case 4:
-		return wsOp{key, func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, ErrNoChange }}
+		return wsOp{key, func(record.Record, bool) (record.Record, error) { return record.Record{}, ErrNoChange }}
 	case 5:
-		return wsOp{key, func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, errOp }}
+		return wsOp{key, func(record.Record, bool) (record.Record, error) { return record.Record{}, errOp }}
 	default:
 		return wsOp{key, setTo(rec(val(data, 0), val(data+"'", 0)))}
 	}
@@ -111,7 +112,7 @@ func sameState(t *testing.T, what string, a, b *Store, ta, tb *tictac.Trees) {
 func recountKeys(t testing.TB, s *Store) int64 {
 	var n int64
 	for p := range s.Partitions() {
-		if err := s.Scan(p, 0, func(_ uint64, _ []byte, r vclock.Set) bool {
+		if err := s.Scan(p, 0, func(_ uint64, _ []byte, r record.Record) bool {
 			if Counts(r) {
 				n++
 			}
@@ -221,7 +222,7 @@ func TestWriteSetWouldBlockLeavesNoTrace(t *testing.T) {
 	}
 	put(t, s, keys[0], rec(val("old", 0)))
 	ran := false
-	spy := func(vclock.Set, bool) (vclock.Set, error) { ran = true; return rec(val("new", 0)), nil }
+	spy := func(record.Record, bool) (record.Record, error) { ran = true; return rec(val("new", 0)), nil }
 
 	other := s.NewWriteSet()
 	if _, err := other.Update([]byte(keys[0]), setTo(rec(val("other", 0)))); err != nil {
@@ -246,7 +247,7 @@ func TestWriteSetWouldBlockLeavesNoTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	for k, want := range map[string]string{keys[0]: "other", keys[1]: "mine"} {
-		if r, _ := mustGet(t, s, k); string(r.Siblings()[0].Data) != want {
+		if r, _ := mustGet(t, s, k); string(r.Str.Siblings()[0].Data) != want {
 			t.Errorf("%s = %v, want %s", k, r, want)
 		}
 	}
@@ -344,16 +345,16 @@ func TestWriteSetReadsItsOwnWrites(t *testing.T) {
 	if _, err := ws.Update([]byte("k"), setTo(rec(val("new", 0)))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ws.Update([]byte("gone"), setTo(vclock.Set{})); err != nil {
+	if _, err := ws.Update([]byte("gone"), setTo(record.Record{})); err != nil {
 		t.Fatal(err)
 	}
-	if r, ok, err := ws.Get([]byte("k")); err != nil || !ok || string(r.Siblings()[0].Data) != "new" {
+	if r, ok, err := ws.Get([]byte("k")); err != nil || !ok || string(r.Str.Siblings()[0].Data) != "new" {
 		t.Fatalf("the set's Get(k) = %v, %v, %v; want its own write", r, ok, err)
 	}
 	if _, ok, err := ws.Get([]byte("gone")); err != nil || ok {
 		t.Fatalf("the set's Get(gone) = %v, %v; want none", ok, err)
 	}
-	done := make(chan vclock.Set)
+	done := make(chan record.Record)
 	go func() {
 		r, _, err := s.TryGet([]byte("k"))
 		if err != nil {
@@ -363,7 +364,7 @@ func TestWriteSetReadsItsOwnWrites(t *testing.T) {
 	}()
 	select {
 	case r := <-done:
-		if string(r.Siblings()[0].Data) != "old" {
+		if string(r.Str.Siblings()[0].Data) != "old" {
 			t.Fatalf("TryGet before the commit = %v, want the committed record", r)
 		}
 	case <-time.After(10 * time.Second):
@@ -372,7 +373,7 @@ func TestWriteSetReadsItsOwnWrites(t *testing.T) {
 	if err := ws.Commit(true); err != nil {
 		t.Fatal(err)
 	}
-	if r, _ := mustGet(t, s, "k"); string(r.Siblings()[0].Data) != "new" {
+	if r, _ := mustGet(t, s, "k"); string(r.Str.Siblings()[0].Data) != "new" {
 		t.Fatalf("Get after the commit = %v", r)
 	}
 	if enc, ok := cachedRecord(t, s, "k"); !ok || !bytes.Equal(enc, rec(val("new", 0)).AppendBinary(nil)) {

@@ -23,8 +23,8 @@
 //     storage.Counts, so DBSIZE moves as storage's does.
 //   - DeleteHint deletes a hint only if it still encodes exactly like the record
 //     delivered; HintOwners is sorted; ScanHints is in key order.
-//   - Records are kept encoded (vclock.Set.AppendBinary) and decoded on every read,
-//     so callers never share memory with the store, as with Pebble.
+//   - Records are kept encoded (record.Record.AppendBinary) and decoded on every
+//     read, so callers never share memory with the store, as with Pebble.
 //   - Epoch(p) is 0 until partition p is dropped and every drop raises it by one
 //     (DropAll raises all), as storage's epochs; it may be read inside an
 //     UpdateFunc (it takes no lock) and does not change while one runs.
@@ -67,6 +67,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
 	"github.com/dynakv/dynakv/vclock"
@@ -75,11 +76,11 @@ import (
 // ErrClosed is returned by every call after Close.
 var ErrClosed = errors.New("memstore: closed")
 
-// record is one stored record.
-type record struct {
+// stored is one stored record.
+type stored struct {
 	key  []byte
 	hash uint64
-	enc  []byte // vclock.Set binary
+	enc  []byte // record.Record binary
 	live bool   // its plain-GET winner is not a tombstone (counted)
 	// grave is storage.GraveTime of the record: when its newest tombstone died, 0 unless
 	// every value is a tombstone (GravesFrom).
@@ -87,8 +88,8 @@ type record struct {
 }
 
 // newRecord returns the stored form of rec for key.
-func newRecord(key []byte, h uint64, rec vclock.Set) *record {
-	return &record{key: key, hash: h, enc: rec.AppendBinary(nil), live: storage.Counts(rec), grave: storage.GraveTime(rec)}
+func newRecord(key []byte, h uint64, rec record.Record) *stored {
+	return &stored{key: key, hash: h, enc: rec.AppendBinary(nil), live: storage.Counts(rec), grave: storage.GraveTime(rec)}
 }
 
 // Store is an in-memory replica store.
@@ -100,7 +101,7 @@ type Store struct {
 	plocks []sync.Mutex
 	mu     sync.Mutex
 	obs    storage.Observer             // nil: none; guarded by mu
-	parts  []map[string]*record         // per partition, by key
+	parts  []map[string]*stored         // per partition, by key
 	hints  map[string]map[string][]byte // owner -> key -> encoded record
 	counts []int64
 	epochs []atomic.Uint64 // written under mu, read without it (Epoch)
@@ -114,11 +115,11 @@ func New(partitions int) *Store {
 	if partitions < 1 || partitions > 1<<16 || bits.OnesCount(uint(partitions)) != 1 {
 		panic(fmt.Sprintf("memstore: %d partitions: %v", partitions, storage.ErrPartitions))
 	}
-	s := &Store{q: partitions, plocks: make([]sync.Mutex, partitions), parts: make([]map[string]*record, partitions),
+	s := &Store{q: partitions, plocks: make([]sync.Mutex, partitions), parts: make([]map[string]*stored, partitions),
 		hints: map[string]map[string][]byte{}, counts: make([]int64, partitions),
 		epochs: make([]atomic.Uint64, partitions)}
 	for i := range s.parts {
-		s.parts[i] = map[string]*record{}
+		s.parts[i] = map[string]*stored{}
 	}
 	return s
 }
@@ -146,10 +147,10 @@ func (s *Store) Partitions() int { return s.q }
 // PartitionOf returns the partition of key.
 func (s *Store) PartitionOf(key []byte) int { return ring.PartitionOf(key, s.q) }
 
-func decode(enc []byte) (vclock.Set, error) {
-	rec, err := vclock.DecodeSet(enc)
+func decode(enc []byte) (record.Record, error) {
+	rec, err := record.Decode(enc)
 	if err != nil {
-		return vclock.Set{}, fmt.Errorf("memstore: %w", err)
+		return record.Record{}, fmt.Errorf("memstore: %w", err)
 	}
 	return rec, nil
 }
@@ -177,7 +178,7 @@ func (s *Store) unlockParts(ps ...int) {
 // changed stores next (an empty one deletes) as key's record in partition p in
 // place of old (nil: none), keeps the counts and tells the observer. The caller
 // holds p's writer lock and mu.
-func (s *Store) changed(p int, h uint64, key []byte, old *record, next vclock.Set) {
+func (s *Store) changed(p int, h uint64, key []byte, old *stored, next record.Record) {
 	part := s.parts[p]
 	var oldEnc, newEnc []byte
 	if old != nil {
@@ -222,25 +223,26 @@ func (s *Store) Reap(now int64) (int, error) {
 		if err := s.lockParts(p); err != nil {
 			return n, err
 		}
-		var due []*record
+		var due []*stored
 		for _, r := range s.parts[p] {
 			due = append(due, r)
 		}
 		// The observer hears of the rewrites in hash order, as storage's reaper
 		// (by time, then hash) would for records that died at one moment.
-		slices.SortFunc(due, func(a, b *record) int {
+		slices.SortFunc(due, func(a, b *stored) int {
 			return cmp.Or(cmp.Compare(a.hash, b.hash), bytes.Compare(a.key, b.key))
 		})
 		var err error
 		for _, r := range due {
-			var rec vclock.Set
+			var rec record.Record
 			if rec, err = decode(r.enc); err != nil {
 				break
 			}
 			if at := storage.ReapTime(rec); at == 0 || at > now {
 				continue
 			}
-			next, _ := vclock.Bury(rec, now)
+			next := rec // a typed part is kept as it is (issue 20's S3 reaps it)
+			next.Str, _ = vclock.Bury(rec.Str, now)
 			s.changed(p, r.hash, r.key, r, next)
 			n++
 		}
@@ -254,34 +256,34 @@ func (s *Store) Reap(now int64) (int, error) {
 }
 
 // Get returns the record of key; found is false when there is none.
-func (s *Store) Get(key []byte) (vclock.Set, bool, error) {
+func (s *Store) Get(key []byte) (record.Record, bool, error) {
 	if err := s.enter(); err != nil {
-		return vclock.Set{}, false, err
+		return record.Record{}, false, err
 	}
 	defer s.mu.Unlock()
 	r, ok := s.parts[s.PartitionOf(key)][string(key)]
 	if !ok {
-		return vclock.Set{}, false, nil
+		return record.Record{}, false, nil
 	}
 	rec, err := decode(r.enc)
 	return rec, err == nil, err
 }
 
 // Update atomically reads key's record, applies fn and stores the result.
-func (s *Store) Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (s *Store) Update(key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	h := ring.KeyHash(key)
 	p := ring.PartitionOfHash(h, s.q)
 	if err := s.lockParts(p); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	defer s.unlockParts(p)
 	defer s.mu.Unlock()
 	old := s.parts[p][string(key)]
-	var cur vclock.Set
+	var cur record.Record
 	if old != nil {
 		var err error
 		if cur, err = decode(old.enc); err != nil {
-			return vclock.Set{}, err
+			return record.Record{}, err
 		}
 	}
 	next, err := fn(cur, old != nil)
@@ -289,14 +291,14 @@ func (s *Store) Update(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
 		return cur, nil
 	}
 	if err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	s.changed(p, h, key, old, next)
 	return next, nil
 }
 
 // UpdateNoSync is Update: every write is durable at once.
-func (s *Store) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (s *Store) UpdateNoSync(key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	return s.Update(key, fn)
 }
 
@@ -320,8 +322,8 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []storage.UpdateFunc) []error {
 		key     []byte
 		p       int
 		h       uint64
-		old     *record
-		cur     vclock.Set // what the next write of the key sees
+		old     *stored
+		cur     record.Record // what the next write of the key sees
 		found   bool
 		changed bool
 	}
@@ -403,7 +405,7 @@ func (s *Store) PartitionCount(p int) int64 {
 
 // Scan calls fn for the records of partition p whose hash is >= fromHash, in hash
 // order, until fn returns false. It visits a snapshot taken when it starts.
-func (s *Store) Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec vclock.Set) bool) error {
+func (s *Store) Scan(p int, fromHash uint64, fn func(h uint64, key []byte, rec record.Record) bool) error {
 	var derr error
 	err := s.ScanEncoded(p, fromHash, func(h uint64, key, enc []byte) bool {
 		rec, err := decode(enc)
@@ -426,14 +428,14 @@ func (s *Store) ScanEncoded(p int, fromHash uint64, fn func(h uint64, key, enc [
 		s.mu.Unlock()
 		return fmt.Errorf("memstore: partition %d out of range", p)
 	}
-	var snap []*record
+	var snap []*stored
 	for _, r := range s.parts[p] {
 		if r.hash >= fromHash {
 			snap = append(snap, r) // records are replaced, never modified: sharing is safe
 		}
 	}
 	s.mu.Unlock()
-	slices.SortFunc(snap, func(a, b *record) int {
+	slices.SortFunc(snap, func(a, b *stored) int {
 		return cmp.Or(cmp.Compare(a.hash, b.hash), bytes.Compare(a.key, b.key))
 	})
 	for _, r := range snap {
@@ -557,12 +559,12 @@ func (s *Store) GravesFrom(cursor []byte, before int64, limit int, keep func(p i
 // whether it did (storage.Store.DeleteIf).
 func (s *Store) DeleteIf(key, enc []byte) (bool, error) {
 	deleted := false
-	_, err := s.Update(key, func(cur vclock.Set, found bool) (vclock.Set, error) {
+	_, err := s.Update(key, func(cur record.Record, found bool) (record.Record, error) {
 		if !found || !bytes.Equal(cur.AppendBinary(nil), enc) {
-			return vclock.Set{}, storage.ErrNoChange
+			return record.Record{}, storage.ErrNoChange
 		}
 		deleted = true
-		return vclock.Set{}, nil
+		return record.Record{}, nil
 	})
 	return deleted, err
 }
@@ -613,7 +615,7 @@ func (s *Store) DropPartitionIf(p int, cond func() bool) (bool, error) {
 // observer; the caller holds their writer locks and mu.
 func (s *Store) dropLocked(first, last int) {
 	for p := first; p <= last; p++ {
-		s.parts[p] = map[string]*record{}
+		s.parts[p] = map[string]*stored{}
 		s.counts[p] = 0
 		s.epochs[p].Add(1)
 	}
@@ -649,21 +651,21 @@ func checkOwner(owner string) error {
 
 // UpdateHint atomically reads the hint for (owner, key), applies fn and stores the
 // result, with Update's semantics.
-func (s *Store) UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (s *Store) UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	if err := checkOwner(owner); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	if err := s.enter(); err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	defer s.mu.Unlock()
 	hs := s.hints[owner]
 	old, found := hs[string(key)]
-	var cur vclock.Set
+	var cur record.Record
 	if found {
 		var err error
 		if cur, err = decode(old); err != nil {
-			return vclock.Set{}, err
+			return record.Record{}, err
 		}
 	}
 	next, err := fn(cur, found)
@@ -671,7 +673,7 @@ func (s *Store) UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (vcl
 		return cur, nil
 	}
 	if err != nil {
-		return vclock.Set{}, err
+		return record.Record{}, err
 	}
 	switch {
 	case next.Empty() && !found:
@@ -695,17 +697,17 @@ func (s *Store) UpdateHint(owner string, key []byte, fn storage.UpdateFunc) (vcl
 }
 
 // GetHint returns the hint kept for owner's key; found is false when there is none.
-func (s *Store) GetHint(owner string, key []byte) (vclock.Set, bool, error) {
+func (s *Store) GetHint(owner string, key []byte) (record.Record, bool, error) {
 	if err := checkOwner(owner); err != nil {
-		return vclock.Set{}, false, err
+		return record.Record{}, false, err
 	}
 	if err := s.enter(); err != nil {
-		return vclock.Set{}, false, err
+		return record.Record{}, false, err
 	}
 	defer s.mu.Unlock()
 	enc, ok := s.hints[owner][string(key)]
 	if !ok {
-		return vclock.Set{}, false, nil
+		return record.Record{}, false, nil
 	}
 	rec, err := decode(enc)
 	return rec, err == nil, err
@@ -727,7 +729,7 @@ func (s *Store) HintOwners() ([]string, error) {
 
 // ScanHints calls fn for owner's hints whose key is >= from, in key order, until fn
 // returns false. It visits a snapshot taken when it starts, so fn may call the store.
-func (s *Store) ScanHints(owner string, from []byte, fn func(key []byte, rec vclock.Set) bool) error {
+func (s *Store) ScanHints(owner string, from []byte, fn func(key []byte, rec record.Record) bool) error {
 	if err := checkOwner(owner); err != nil {
 		return err
 	}
@@ -760,7 +762,7 @@ func (s *Store) ScanHints(owner string, from []byte, fn func(key []byte, rec vcl
 
 // DeleteHint deletes owner's hint for key if it still encodes exactly like
 // delivered, and reports whether it did.
-func (s *Store) DeleteHint(owner string, key []byte, delivered vclock.Set) (bool, error) {
+func (s *Store) DeleteHint(owner string, key []byte, delivered record.Record) (bool, error) {
 	if err := checkOwner(owner); err != nil {
 		return false, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/internal/memstore"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/repair"
 	"github.com/dynakv/dynakv/ring"
 	"github.com/dynakv/dynakv/storage"
@@ -44,7 +45,7 @@ type store interface {
 	DropHints(owner string) error
 }
 
-func enc(r vclock.Set) string { return string(r.AppendBinary(nil)) }
+func enc(r record.Record) string { return string(r.AppendBinary(nil)) }
 
 // visit is one callback of a scan.
 type visit struct {
@@ -116,16 +117,16 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, 
 			expiry = now + 1 + rng.Int64N(40)
 		}
 		now++
-		return func(cur vclock.Set, found bool) (vclock.Set, error) {
+		return func(cur record.Record, found bool) (record.Record, error) {
 			switch {
 			case choice == 0:
-				return vclock.Set{}, storage.ErrNoChange
+				return record.Record{}, storage.ErrNoChange
 			case choice == 1:
-				return vclock.Set{}, errBoom
+				return record.Record{}, errBoom
 			case choice == 2:
-				return vclock.Set{}, nil // delete
+				return record.Record{}, nil // delete
 			}
-			ctx := cur.Join()
+			ctx := cur.Str.Join()
 			if blind {
 				ctx = nil
 			}
@@ -133,7 +134,7 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, 
 			if tomb {
 				v.Data = nil
 			}
-			return vclock.Update(cur, ctx, actor, v, now, 1), nil
+			return record.String(vclock.Update(cur.Str, ctx, actor, v, now, 1)), nil
 		}
 	}
 	for step := range 600 {
@@ -188,7 +189,7 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, 
 			// Delete with the current hint, or with a stale one.
 			cur, _, _ := ref.GetHint(owner, key)
 			if rng.IntN(3) == 0 {
-				cur = vclock.Update(cur, nil, "x:1", vclock.Value{Data: []byte("stale")}, now, 1)
+				cur = record.String(vclock.Update(cur.Str, nil, "x:1", vclock.Value{Data: []byte("stale")}, now, 1))
 			}
 			a, errA := fake.DeleteHint(owner, key, cur)
 			b, errB := ref.DeleteHint(owner, key, cur)
@@ -225,7 +226,7 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, 
 			limit := rng.IntN(5) + 1
 			scan := func(s store) []visit {
 				var out []visit
-				if err := s.Scan(p, from, func(h uint64, key []byte, rec vclock.Set) bool {
+				if err := s.Scan(p, from, func(h uint64, key []byte, rec record.Record) bool {
 					out = append(out, visit{h, string(key), enc(rec)})
 					return len(out) < limit
 				}); err != nil {
@@ -243,7 +244,7 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, 
 			}
 			scan := func(s store) []visit {
 				var out []visit
-				if err := s.ScanHints(owner, from, func(key []byte, rec vclock.Set) bool {
+				if err := s.ScanHints(owner, from, func(key []byte, rec record.Record) bool {
 					out = append(out, visit{0, string(key), enc(rec)})
 					return true
 				}); err != nil {
@@ -268,12 +269,12 @@ func agree(t *testing.T, rng *rand.Rand, q int, fake, ref store, reap reapFunc, 
 			var live int64
 			for _, k := range keys {
 				r, _, _ := fake.Get(k)
-				for v := range r.Values() {
+				for v := range r.Str.Values() {
 					if v.Expiring() && v.Expired(now) {
-						t.Fatalf("%s: after Reap at %d, %q keeps the expired value %q: %v", where(), now, k, v.Data, r.Siblings())
+						t.Fatalf("%s: after Reap at %d, %q keeps the expired value %q: %v", where(), now, k, v.Data, r.Str.Siblings())
 					}
 				}
-				if w, ok := vclock.Winner(r.Siblings()); ok && !w.Tombstone {
+				if w, ok := vclock.Winner(r.Str.Siblings()); ok && !w.Tombstone {
 					live++
 				}
 			}
@@ -504,14 +505,14 @@ func TestOwnerAndClose(t *testing.T) {
 			t.Errorf("UpdateHint(owner of %d bytes): %v, want ErrHintOwner", len(owner), err)
 		}
 	}
-	if _, err := s.Update([]byte("k"), func(vclock.Set, bool) (vclock.Set, error) {
-		return vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("v")}, 1, 1), nil
+	if _, err := s.Update([]byte("k"), func(record.Record, bool) (record.Record, error) {
+		return record.String(vclock.Update(vclock.Set{}, nil, "a", vclock.Value{Data: []byte("v")}, 1, 1)), nil
 	}); err != nil {
 		t.Fatal(err)
 	}
 	// A scan callback may call the store.
-	if err := s.Scan(s.PartitionOf([]byte("k")), 0, func(_ uint64, key []byte, _ vclock.Set) bool {
-		_, err := s.Update(key, func(vclock.Set, bool) (vclock.Set, error) { return vclock.Set{}, nil })
+	if err := s.Scan(s.PartitionOf([]byte("k")), 0, func(_ uint64, key []byte, _ record.Record) bool {
+		_, err := s.Update(key, func(record.Record, bool) (record.Record, error) { return record.Record{}, nil })
 		return err == nil
 	}); err != nil {
 		t.Fatal(err)

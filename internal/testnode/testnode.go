@@ -11,8 +11,8 @@ import (
 
 	"github.com/dynakv/dynakv/coordinator"
 	"github.com/dynakv/dynakv/proxy"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/storage"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 // Options tunes the stack. The zero value is fine.
@@ -56,7 +56,7 @@ type SyncCounter struct {
 }
 
 // UpdateNoSync implements coordinator.Store.
-func (c *SyncCounter) UpdateNoSync(key []byte, fn storage.UpdateFunc) (vclock.Set, error) {
+func (c *SyncCounter) UpdateNoSync(key []byte, fn storage.UpdateFunc) (record.Record, error) {
 	rec, err := c.Store.UpdateNoSync(key, fn)
 	c.mu.Lock()
 	c.deferred++

@@ -16,8 +16,8 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/dynakv/dynakv/peer"
+	"github.com/dynakv/dynakv/record"
 	"github.com/dynakv/dynakv/ring"
-	"github.com/dynakv/dynakv/vclock"
 )
 
 var (
@@ -396,9 +396,9 @@ func describeReply(typ peer.MsgType, rep []byte, err error) string {
 }
 
 // DescribeRecord renders a record compactly: each actor's counter and its values.
-func DescribeRecord(rec vclock.Set) string {
+func DescribeRecord(rec record.Record) string {
 	var parts []string
-	for _, e := range rec.Entries {
+	for _, e := range rec.Str.Entries {
 		var vs []string
 		for _, v := range e.Values {
 			if v.Tombstone {
