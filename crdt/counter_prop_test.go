@@ -89,7 +89,13 @@ func (s *counterSim) op(r int) {
 	if s.rng.IntN(4) == 0 {
 		floor = 1_000 + s.rng.Uint64N(1_000)
 	}
-	before, beforeCtx := n.f, n.ctx
+	// The coordinator's view: the replica's state, or (a ReadFirst) that state
+	// joined with another replica's. The delta is applied to the replica.
+	v := &counterNode{actor: n.actor, f: n.f, ctx: n.ctx}
+	if s.rng.IntN(4) == 0 {
+		v.merge(s.reps[s.rng.IntN(len(s.reps))])
+	}
+	before, beforeCtx := v.f, v.ctx
 	var d ElemDelta
 	var err error
 	var what string
@@ -102,32 +108,32 @@ func (s *counterSim) op(r int) {
 	switch k := s.rng.IntN(12); {
 	case k < 5 || (k < 8 && !s.floats):
 		delta := s.intDelta()
-		var v int64
+		var got int64
 		if s.hash {
-			d, v, err = HashIncr(n.f, n.ctx, n.actor, floor, delta)
+			d, got, err = HashIncr(v.f, v.ctx, n.actor, floor, delta)
 		} else {
-			d, v, err = CounterIncr(n.f, n.ctx, n.actor, floor, delta)
+			d, got, err = CounterIncr(v.f, v.ctx, n.actor, floor, delta)
 		}
-		what = fmt.Sprintf("r%d %s %d = %d %v", r, name("INCRBY", "HINCRBY"), delta, v, err)
+		what = fmt.Sprintf("r%d %s %d = %d %v", r, name("INCRBY", "HINCRBY"), delta, got, err)
 		if err == nil {
-			after, _ := ApplyElemDelta(n.f, n.ctx, d)
-			if got, ok := CounterOf(after).Int64(); !ok || got != v {
-				s.fatalf("%s, but the state after it reads %d %v", what, got, ok)
+			after, _ := ApplyElemDelta(v.f, v.ctx, d)
+			if x, ok := CounterOf(after).Int64(); !ok || x != got {
+				s.fatalf("%s, but the state after it reads %d %v", what, x, ok)
 			}
 			s.incrs = append(s.incrs, incrOp{dot: d.Dots[0].Dot, i: delta})
 		}
 	case k < 8:
 		delta := simDeltas[s.rng.IntN(len(simDeltas))]
-		var v []byte
+		var text []byte
 		if s.hash {
-			d, v, err = HashIncrFloat(n.f, n.ctx, n.actor, floor, delta)
+			d, text, err = HashIncrFloat(v.f, v.ctx, n.actor, floor, delta)
 		} else {
-			d, v, err = CounterIncrFloat(n.f, n.ctx, n.actor, floor, delta)
+			d, text, err = CounterIncrFloat(v.f, v.ctx, n.actor, floor, delta)
 		}
-		what = fmt.Sprintf("r%d %s %v = %s %v", r, name("INCRBYFLOAT", "HINCRBYFLOAT"), delta, v, err)
+		what = fmt.Sprintf("r%d %s %v = %s %v", r, name("INCRBYFLOAT", "HINCRBYFLOAT"), delta, text, err)
 		if err == nil {
-			after, _ := ApplyElemDelta(n.f, n.ctx, d)
-			if got := CounterOf(after).AppendText(nil); string(got) != string(v) {
+			after, _ := ApplyElemDelta(v.f, v.ctx, d)
+			if got := CounterOf(after).AppendText(nil); string(got) != string(text) {
 				s.fatalf("%s, but GET after it gives %s", what, got)
 			}
 			s.incrs = append(s.incrs, incrOp{dot: d.Dots[0].Dot, f: delta})
@@ -137,30 +143,30 @@ func (s *counterSim) op(r int) {
 		if s.floats {
 			vals = slices.Concat(simInts, simFloats)
 		}
-		v := vals[s.rng.IntN(len(vals))]
+		val := vals[s.rng.IntN(len(vals))]
 		ts := s.rng.Int64N(50)
 		if s.hash {
-			d, _ = HashSet(n.f, n.ctx, n.actor, floor, []byte(v), ts)
+			d, _ = HashSet(v.f, v.ctx, n.actor, floor, []byte(val), ts)
 		} else {
-			d = CounterReset(n.f, n.ctx, n.actor, floor, []byte(v), ts)
+			d = CounterReset(v.f, v.ctx, n.actor, floor, []byte(val), ts)
 		}
-		what = fmt.Sprintf("r%d %s %s @%d", r, name("SET", "HSET"), v, ts)
-		s.regs[d.Dots[0].Dot] = observedOps(n.f)
+		what = fmt.Sprintf("r%d %s %s @%d", r, name("SET", "HSET"), val, ts)
+		s.regs[d.Dots[0].Dot] = observedOps(v.f)
 	default:
 		var removed bool
 		if s.hash {
-			d, removed = HashDel(n.f, n.ctx, n.actor, floor)
+			d, removed = HashDel(v.f, v.ctx, n.actor, floor)
 		} else {
-			d, removed = CounterDel(n.f, n.ctx, n.actor, floor)
+			d, removed = CounterDel(v.f, v.ctx, n.actor, floor)
 		}
 		what = fmt.Sprintf("r%d %s = %v", r, name("DEL", "HDEL"), removed)
-		if removed != CounterLive(n.f) {
-			s.fatalf("%s, but the view is live: %v", what, CounterLive(n.f))
+		if removed != CounterLive(v.f) {
+			s.fatalf("%s, but the view is live: %v", what, CounterLive(v.f))
 		}
 		if len(d.Dots) > 0 {
-			s.regs[d.Dots[0].Dot] = observedOps(n.f)
+			s.regs[d.Dots[0].Dot] = observedOps(v.f)
 		}
-		if after, _ := ApplyElemDelta(n.f, n.ctx, d); CounterLive(after) {
+		if after, _ := ApplyElemDelta(v.f, v.ctx, d); CounterLive(after) {
 			s.fatalf("%s, but the state after it is live: %s", what, fmtField(after))
 		}
 		if d.Empty() {
