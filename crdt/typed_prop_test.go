@@ -22,8 +22,10 @@ import (
 // replica joined every other's state they must be equal and hold exactly the
 // model; so every add or HSET no command observed survives (add-wins, HSET beats
 // a concurrent HDEL) and every dot a command observed is gone (a remove removes
-// what it observed, an HSET supersedes the increments it saw). Histories of
-// increments alone must sum every acknowledged increment.
+// what it observed, an HSET or HDEL supersedes the registers it saw; increments
+// only the actor's next one supersedes). Histories of increments alone must sum
+// every acknowledged increment; counter_prop_test.go checks hash field values
+// against the history.
 
 type typedMode int
 
