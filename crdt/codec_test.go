@@ -39,6 +39,7 @@ func fuzzDeltas() []ElemDelta {
 		NewElemDelta(field("a2"), dots("a1 b1")),
 		NewElemDelta(nil, dots("c7")),
 		NewElemDelta(fuzzFields()[3], dots("n1 n2 z9")),
+		NewElemDelta(field("a3=5@9{b2+10} b4+11^1 c5!{b2+10,d1~0.5}"), dots("a1 b2")),
 	}
 }
 

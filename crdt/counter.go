@@ -342,7 +342,8 @@ func CounterReset(f Field, ctx Context, actor string, floor uint64, data []byte,
 // CounterDel is DEL (and any write that ends a counter: a type change, GETDEL) of
 // a counter whose Val in the coordinator's view is f, and HDEL of a hash field:
 // removed reports that f was live, and when it was not the delta is empty. Without
-// increment entries it removes exactly the dots f holds, leaving nothing. With
+// increment entries it removes exactly the register dots f holds, leaving nothing
+// of the counter. With
 // them it writes a removal marker (a register with Del set) under a fresh dot
 // that records their totals and supersedes every register and marker of f: an
 // increment it observed no longer counts, one concurrent with it counts only what
