@@ -175,6 +175,20 @@ func TestHashValue(t *testing.T) {
 		{"a2=x@4 a1=y@4", "x", true},          // equal times: the greater dot
 		{"a1", "", false},                     // a flag is no hash value
 		{"a1=9223372036854775807@1 b1+1", "9223372036854775808", true},
+		// Observed totals: each actor counts what it added since the winner saw it.
+		{"a3=5@1{b1+10} b4+11", "6", true},
+		{"a3=5@1{b1+10} b1+10", "5", true},            // all observed: the bytes
+		{"a3=5@1{b4+11} b1+10", "5", true},            // observed a later one
+		{"a3=5@1{b1+10} b4+11^4", "16", true},         // a new chain: all of it
+		{"a3=5@1{b1+10} b2+12 c3=7@2", "19", true},    // the winner saw nothing
+		{"a3=5@9{b1+10} b2+12 c3!{b2+12}", "7", true}, // a value beats a marker
+		{"a3!{b1+10} b2+12", "2", true},               // a marker: live by what came after
+		{"a3!{b1+10} b1+10", "", false},               // a grave
+		{"a3!{b1+10} c4!{b2+12} b2+12", "", false},    // markers join: either saw it
+		{"a3=7@1{b2+0~0.5} b4+1~0.5", "8", true},      // float part observed: integer
+		{"a3=7@1{b2+0~0.5} b4+0~0.75", "7.25", true},  // float added since
+		{"a3=abc@1{b1+10} b4+11", "abc", true},        // hidden, as before
+		{"a3=9223372036854775807@1{b1+-9223372036854775808} b4+9223372036854775807", "27670116110564327422", true}, // the difference in 128 bits
 	} {
 		f := field(tc.f)
 		slices.SortFunc(f, func(x, y Entry) int { return x.Dot.Compare(y.Dot) })
