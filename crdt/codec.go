@@ -61,12 +61,18 @@ const (
 	hasI
 	hasF
 	isFloat // no payload: Entry.IsFloat (added after version 1 shipped; old bytes never set it)
+	// Added later still, so bytes written before decode as before (no observed
+	// totals, no chain base):
+	hasObs  // registers: uvarint len(Obs)<<1 | Del, then each Total
+	hasBase // increments: uvarint Base
 )
 
 // AppendBinary appends the binary form of f: version, entry count, then per entry
 // its dot (actor, counter), kind, a byte saying which payload fields follow (and
 // whether the entry IsFloat), and those fields (TS and I varints, F 8 bytes little
-// endian, Data length-prefixed).
+// endian, Data length-prefixed, a register's observed totals and removal flag, an
+// increment's chain base). An observed Total is its dot, a byte saying which of
+// I, F and IsFloat it holds, then I (varint) and F (8 bytes).
 func (f Field) AppendBinary(b []byte) []byte {
 	b = append(b, fieldVersion)
 	return appendEntries(b, f)
@@ -92,6 +98,12 @@ func appendEntries(b []byte, f Field) []byte {
 		if e.IsFloat {
 			has |= isFloat
 		}
+		if len(e.Obs) > 0 || e.Del {
+			has |= hasObs
+		}
+		if e.Base != 0 {
+			has |= hasBase
+		}
 		b = append(b, byte(e.Kind), has)
 		if has&hasTS != 0 {
 			b = binary.AppendVarint(b, e.TS)
@@ -106,6 +118,41 @@ func appendEntries(b []byte, f Field) []byte {
 			b = binary.AppendUvarint(b, uint64(len(e.Data)))
 			b = append(b, e.Data...)
 		}
+		if has&hasObs != 0 {
+			hdr := uint64(len(e.Obs)) << 1
+			if e.Del {
+				hdr |= 1
+			}
+			b = binary.AppendUvarint(b, hdr)
+			for _, t := range e.Obs {
+				b = appendTotal(b, t)
+			}
+		}
+		if has&hasBase != 0 {
+			b = binary.AppendUvarint(b, e.Base)
+		}
+	}
+	return b
+}
+
+func appendTotal(b []byte, t Total) []byte {
+	b = appendDot(b, t.Dot)
+	var has byte
+	if t.I != 0 {
+		has |= hasI
+	}
+	if math.Float64bits(t.F) != 0 {
+		has |= hasF
+	}
+	if t.IsFloat {
+		has |= isFloat
+	}
+	b = append(b, has)
+	if has&hasI != 0 {
+		b = binary.AppendVarint(b, t.I)
+	}
+	if has&hasF != 0 {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(t.F))
 	}
 	return b
 }
@@ -325,7 +372,7 @@ func (r *reader) entries() Field {
 		if r.bad == "" && (e.Kind == 0 || e.Kind > maxKind) {
 			r.fail("unknown kind")
 		}
-		if r.bad == "" && has&^(hasData|hasTS|hasI|hasF|isFloat) != 0 {
+		if r.bad == "" && has&^(hasData|hasTS|hasI|hasF|isFloat|hasObs|hasBase) != 0 {
 			r.fail("unknown payload flags")
 		}
 		if has&isFloat != 0 {
@@ -358,6 +405,20 @@ func (r *reader) entries() Field {
 				r.fail("empty data present")
 			}
 		}
+		if has&hasObs != 0 {
+			if r.bad == "" && e.Kind != KindReg {
+				r.fail("observed totals on a non-register entry")
+			}
+			e.Obs, e.Del = r.totals()
+		}
+		if has&hasBase != 0 {
+			if r.bad == "" && e.Kind != KindIncr {
+				r.fail("chain base on a non-increment entry")
+			}
+			if e.Base = r.uvarint(); r.bad == "" && (e.Base == 0 || e.Base > e.Dot.Counter) {
+				r.fail("bad chain base")
+			}
+		}
 		if r.bad == "" && i > 0 && e.Dot.Compare(f[i-1].Dot) <= 0 {
 			r.fail("dots out of order")
 		}
@@ -367,4 +428,55 @@ func (r *reader) entries() Field {
 		return nil
 	}
 	return f
+}
+
+// totals reads a register's observed totals and removal flag: at most one total
+// per actor, sorted by actor, and not both absent (then the flag is not set).
+func (r *reader) totals() ([]Total, bool) {
+	hdr := r.uvarint()
+	if r.bad == "" && hdr == 0 {
+		r.fail("empty observation present")
+	}
+	n := hdr >> 1
+	if r.bad == "" && n > uint64(len(r.b)/4) {
+		r.fail("count exceeds input")
+	}
+	if r.bad != "" {
+		return nil, false
+	}
+	var ts []Total
+	if n > 0 {
+		ts = make([]Total, 0, n)
+	}
+	for i := uint64(0); i < n && r.bad == ""; i++ {
+		t := Total{Dot: r.dot()}
+		has := r.byte()
+		if r.bad == "" && has&^(hasI|hasF|isFloat) != 0 {
+			r.fail("unknown total flags")
+		}
+		t.IsFloat = has&isFloat != 0
+		if has&hasI != 0 {
+			if t.I = r.varint(); t.I == 0 {
+				r.fail("zero I present")
+			}
+		}
+		if has&hasF != 0 {
+			raw := r.take(8)
+			if len(raw) == 8 {
+				if bits := binary.LittleEndian.Uint64(raw); bits == 0 {
+					r.fail("zero F present")
+				} else {
+					t.F = math.Float64frombits(bits)
+				}
+			}
+		}
+		if r.bad == "" && i > 0 && t.Dot.Actor <= ts[i-1].Dot.Actor {
+			r.fail("observed totals out of order")
+		}
+		ts = append(ts, t)
+	}
+	if r.bad != "" {
+		return nil, false
+	}
+	return ts, hdr&1 != 0
 }

@@ -29,6 +29,7 @@ func fuzzFields() []Field {
 			{Dot: Dot{Actor: "o", Counter: 3}, Kind: KindIncr, I: 3, IsFloat: true},
 			{Dot: Dot{Actor: "o", Counter: 4}, Kind: KindIncr, F: -0.5, IsFloat: true},
 		},
+		field("a3=5@9{b2+10,c1~0.5,d7+-3~1e-3} b2+11^2 c4+0~0.75^1 e5!{b2+10} f6!"),
 	}
 }
 
@@ -38,6 +39,7 @@ func fuzzDeltas() []ElemDelta {
 		NewElemDelta(field("a2"), dots("a1 b1")),
 		NewElemDelta(nil, dots("c7")),
 		NewElemDelta(fuzzFields()[3], dots("n1 n2 z9")),
+		NewElemDelta(field("a3=5@9{b2+10} b4+11^1 c5!{b2+10,d1~0.5}"), dots("a1 b2")),
 	}
 }
 
@@ -96,10 +98,20 @@ func TestCodecRefuses(t *testing.T) {
 		{"zero kind", []byte{1, 1, 1, 'a', 1, 0, 0}, decField},
 		{"unknown kind", []byte{1, 1, 1, 'a', 1, 5, 0}, decField},
 		{"zero counter", []byte{1, 1, 1, 'a', 0, 1, 0}, decField},
-		{"unknown payload flag", []byte{1, 1, 1, 'a', 1, 1, 32}, decField},
+		{"unknown payload flag", []byte{1, 1, 1, 'a', 1, 1, 128}, decField},
 		{"float flag on a register", []byte{1, 1, 1, 'a', 1, byte(KindReg), isFloat}, decField},
 		{"zero TS present", []byte{1, 1, 1, 'a', 1, 2, hasTS, 0}, decField},
 		{"dots out of order", []byte{1, 2, 1, 'a', 2, 1, 0, 1, 'a', 1, 1, 0}, decField},
+		{"observed totals on an increment", []byte{1, 1, 1, 'a', 1, byte(KindIncr), hasObs, 1}, decField},
+		{"empty observation present", []byte{1, 1, 1, 'a', 1, byte(KindReg), hasObs, 0}, decField},
+		{"observed totals out of order", []byte{1, 1, 1, 'a', 1, byte(KindReg), hasObs, 4, 1, 'b', 1, 0, 1, 'a', 1, 0}, decField},
+		{"observed total of one actor twice", []byte{1, 1, 1, 'a', 1, byte(KindReg), hasObs, 4, 1, 'b', 1, 0, 1, 'b', 2, 0}, decField},
+		{"unknown total flag", []byte{1, 1, 1, 'a', 1, byte(KindReg), hasObs, 2, 1, 'b', 1, hasTS}, decField},
+		{"zero I in a total", []byte{1, 1, 1, 'a', 1, byte(KindReg), hasObs, 2, 1, 'b', 1, hasI, 0}, decField},
+		{"observation count beyond the input", []byte{1, 1, 1, 'a', 1, byte(KindReg), hasObs, 0x7e}, decField},
+		{"chain base on a register", []byte{1, 1, 1, 'a', 1, byte(KindReg), hasBase, 1}, decField},
+		{"zero chain base", []byte{1, 1, 1, 'a', 1, byte(KindIncr), hasBase, 0}, decField},
+		{"chain base above the dot", []byte{1, 1, 1, 'a', 1, byte(KindIncr), hasBase, 2}, decField},
 		{"seen among dots", []byte{1, 1, 1, 'a', 1, 1, 0, 1, 1, 'a', 1}, decDelta},
 		{"seen out of order", []byte{1, 0, 2, 1, 'a', 2, 1, 'a', 1}, decDelta},
 	} {
@@ -202,8 +214,24 @@ func checkCounterReads(t *testing.T, f Field) {
 		t.Fatalf("%s renders %q but Float64 = %v, %v", fmtField(f), text, x, fok)
 	}
 	// Read as a hash field, it shows what GET shows, when it holds a value.
-	if v, ok := HashValue(f); ok != HashLive(f) || (ok && !slices.Equal(v, text)) {
+	if v, ok := HashValue(f); ok != HashLive(f) || ok != CounterLive(f) || (ok && !slices.Equal(v, text)) {
 		t.Fatalf("%s: HGET %q, %v; GET %q", fmtField(f), v, ok, text)
+	}
+	// The mutators run on it, and a DEL (HDEL) leaves it not live.
+	c0 := f.Context()
+	for _, d := range []ElemDelta{
+		CounterReset(f, c0, "z", 1, []byte("5"), 1),
+		func() ElemDelta { d, _, _ := CounterIncr(f, c0, "z", 1, 1); return d }(),
+		func() ElemDelta { d, _, _ := CounterIncrFloat(f, c0, "z", 1, 0.5); return d }(),
+	} {
+		after, ac := ApplyElemDelta(f, c0, d)
+		checkField(t, after, ac)
+	}
+	d, removed := CounterDel(f, c0, "z", 1)
+	after, ac := ApplyElemDelta(f, c0, d)
+	checkField(t, after, ac)
+	if removed != CounterLive(f) || CounterLive(after) {
+		t.Fatalf("%s: DEL removed %v, leaves %s live %v", fmtField(f), removed, fmtField(after), CounterLive(after))
 	}
 }
 
@@ -256,5 +284,22 @@ func TestFieldEncodingCompat(t *testing.T) {
 	enc := flagged.AppendBinary(nil)
 	if enc[6] != hasI|hasF|isFloat || len(enc) != len(old) {
 		t.Errorf("IsFloat entry encodes as % x", enc)
+	}
+	// A register written before observed totals existed: no Obs, not a marker,
+	// and a register without them encodes exactly so.
+	oldReg := []byte{fieldVersion, 1, 1, 'a', 1, byte(KindReg), hasData | hasTS, 4, 1, '5'}
+	wantReg := Field{{Dot: dot("a1"), Kind: KindReg, Data: []byte("5"), TS: 2}}
+	if got, _, err := DecodeField(oldReg); err != nil || !got.Equal(wantReg) {
+		t.Fatalf("old register decodes to %s, %v", fmtField(got), err)
+	}
+	if enc := wantReg.AppendBinary(nil); !slices.Equal(enc, oldReg) {
+		t.Errorf("register encoding changed: % x, was % x", enc, oldReg)
+	}
+	// The new payloads: a marker with one observed total, an increment's base.
+	enc = field("a1!{b2+3} b2+3^2").AppendBinary(nil)
+	wantEnc := []byte{fieldVersion, 2, 1, 'a', 1, byte(KindReg), hasObs, 3, 1, 'b', 2, hasI, 6,
+		1, 'b', 2, byte(KindIncr), hasI | hasBase, 6, 2}
+	if !slices.Equal(enc, wantEnc) {
+		t.Errorf("marker and base encode as % x, want % x", enc, wantEnc)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"math"
 	"math/big"
+	"slices"
 	"strconv"
+	"strings"
 )
 
 // Counter errors, one per Redis refusal; callers map them to their wire text with
@@ -31,55 +33,175 @@ const (
 // Counter is the resolved value of a counter Field: a counter layer's Val or a
 // hash field (3.2, 3.3 of the issue 20 design). Build it with CounterOf.
 type Counter struct {
-	reg   []byte  // the winning register's bytes (nil when there is none)
+	reg   []byte  // the winning value register's bytes (nil when there is none)
 	base  numKind // what reg holds
-	incrs bool    // the field holds an increment entry
-	float bool    // some increment is a float one, or the register holds a float
-	sum   int128  // the integer register plus every increment's I
-	total float64 // when float: the float register + sum + (every F, in dot order)
+	live  bool    // a value register, or an increment the winner did not observe
+	incrs bool    // some increment counts: the winner did not observe it
+	float bool    // some counted increment is a float one, or the register holds a float
+	sum   int128  // the integer register plus every counted increment's I
+	total float64 // when float: the float register + sum + (every counted F, in dot order)
 }
 
-// CounterOf resolves f: the register with the greatest Stamp (0 when none) plus
-// every increment entry's I, summed exactly in 128 bits, plus every increment's F,
-// summed in dot order so that every replica computes the same float. The F sum is
-// added last, so small fractions add up before they meet a large base (10 with
-// INCRBYFLOAT 0.1 and 0.2 gives 10.3, not 10.299999999999999). Entries of other
-// kinds are ignored.
+// CounterOf resolves f, the same on every replica:
+//
+//   - the winner is the value register (a register entry that is not a removal
+//     marker) with the greatest Stamp; the observation it subtracts is its Obs.
+//     With no value register, every removal marker removes what it observed: the
+//     observation is the join of their Obs (per actor the greatest dot).
+//   - each increment entry counts its totals minus the totals the observation
+//     holds for its actor (observed), or whole when the observation holds none
+//     of its chain (no total of the actor, or one below the entry's Base), or
+//     not at all when the observation holds its dot or a later one.
+//   - value = the winner's number (0 when it is a removal, absent or not a
+//     number) + the counted I, summed exactly in 128 bits, + the counted F,
+//     summed in dot order and added last, so every replica computes the same
+//     float (10 with INCRBYFLOAT 0.1 and 0.2 gives 10.3, not 10.299999999999999).
+//   - it is live while there is a value register or an increment counts.
+//
+// Entries of other kinds are ignored.
 func CounterOf(f Field) Counter {
 	var c Counter
 	var regF float64
-	if w, ok := f.Winner(KindReg); ok {
-		c.reg = w.Data
-		if n, ok := parseInt(w.Data); ok {
+	win, hasWin := counterWinner(f)
+	obs := win.Obs
+	if hasWin {
+		c.reg, c.live = win.Data, true
+		if n, ok := parseInt(win.Data); ok {
 			c.base, c.sum = numInt, int128From(n)
-		} else if x, ok := parseFloat(w.Data); ok {
+		} else if x, ok := parseFloat(win.Data); ok {
 			c.base, c.float, regF = numFloat, true, x
 		} else {
 			c.base = numString
 		}
-	}
-	for _, e := range f {
-		if e.Kind == KindIncr {
-			c.incrs = true
-			c.sum = c.sum.add(e.I)
-			c.float = c.float || e.floatIncr()
-		}
-	}
-	if !c.float {
-		return c
+	} else {
+		obs = joinMarkers(f)
 	}
 	var fsum float64
 	for _, e := range f {
-		if e.Kind == KindIncr && e.floatIncr() {
-			fsum += e.F
+		if e.Kind != KindIncr {
+			continue
+		}
+		o, counts := unobserved(e, obs)
+		if !counts {
+			continue
+		}
+		c.incrs, c.live = true, true
+		c.sum = c.sum.add(e.I).sub(o.I)
+		// The actor's increments since the observation are float ones when they
+		// changed F or made the entry a float one.
+		if math.Float64bits(e.F) != math.Float64bits(o.F) {
+			c.float = true
+			fsum += e.F - o.F
+		} else if e.floatIncr() && !o.floatTotal() {
+			c.float = true
 		}
 	}
-	c.total = regF + c.sum.float64() + fsum
+	if c.float {
+		c.total = regF + c.sum.float64() + fsum
+	}
 	return c
+}
+
+// CounterLive reports whether a counter Field holds a value: a value register, or
+// an increment the winning register did not observe. A counter layer whose Val is
+// not live is absent (a DEL's removal marker and the increments it observed are
+// its grave).
+func CounterLive(f Field) bool { return CounterOf(f).live }
+
+// counterWinner returns f's value register with the greatest Stamp.
+func counterWinner(f Field) (Entry, bool) {
+	var w Entry
+	ok := false
+	for _, e := range f {
+		if e.Kind == KindReg && !e.Del && (!ok || e.Stamp().Compare(w.Stamp()) > 0) {
+			w, ok = e, true
+		}
+	}
+	return w, ok
+}
+
+// joinMarkers returns the join of the observations of f's removal markers: per
+// actor the total with the greatest dot (the greater Total if a reused dot makes
+// two differ), sorted by actor.
+func joinMarkers(f Field) []Total {
+	var out []Total
+	n := 0
+	for _, e := range f {
+		if e.Kind == KindReg && e.Del {
+			n++
+			if n == 1 {
+				out = e.Obs
+				continue
+			}
+			out = joinTotals(out, e.Obs)
+		}
+	}
+	return out
+}
+
+// joinTotals joins two observations sorted by actor into a fresh one.
+func joinTotals(a, b []Total) []Total {
+	out := make([]Total, 0, max(len(a), len(b)))
+	i, j := 0, 0
+	for i < len(a) || j < len(b) {
+		switch {
+		case j == len(b) || (i < len(a) && a[i].Dot.Actor < b[j].Dot.Actor):
+			out = append(out, a[i])
+			i++
+		case i == len(a) || b[j].Dot.Actor < a[i].Dot.Actor:
+			out = append(out, b[j])
+			j++
+		default:
+			t := a[i]
+			if compareTotal(b[j], t) > 0 {
+				t = b[j]
+			}
+			out = append(out, t)
+			i++
+			j++
+		}
+	}
+	return out
+}
+
+// unobserved returns the totals obs holds of increment entry e's chain (zero when
+// none) and whether e counts at all: false when obs holds e's dot or a later one
+// of its actor.
+func unobserved(e Entry, obs []Total) (Total, bool) {
+	i, ok := slices.BinarySearchFunc(obs, e.Dot.Actor, func(t Total, a string) int { return strings.Compare(t.Dot.Actor, a) })
+	if !ok || obs[i].Dot.Counter < e.Base {
+		return Total{}, true // nothing of this chain observed
+	}
+	if obs[i].Dot.Counter >= e.Dot.Counter {
+		return Total{}, false
+	}
+	return obs[i], true
+}
+
+// observe returns the observation a register written on view f records: per
+// actor, its increment entry with the greatest dot.
+func observe(f Field) []Total {
+	var out []Total
+	for _, e := range f {
+		if e.Kind != KindIncr {
+			continue
+		}
+		t := Total{Dot: e.Dot, I: e.I, F: e.F, IsFloat: e.IsFloat}
+		// Entries are sorted by dot: a later one of the same actor replaces it.
+		if n := len(out); n > 0 && out[n-1].Dot.Actor == e.Dot.Actor {
+			out[n-1] = t
+		} else {
+			out = append(out, t)
+		}
+	}
+	return out
 }
 
 // floatIncr reports whether an increment entry makes its counter a float one.
 func (e Entry) floatIncr() bool { return e.IsFloat || math.Float64bits(e.F) != 0 }
+
+// floatTotal reports whether observed totals were a float one's.
+func (t Total) floatTotal() bool { return t.IsFloat || math.Float64bits(t.F) != 0 }
 
 // AppendText appends c as GET shows it, the way Redis would store it:
 //
@@ -143,16 +265,20 @@ func IsCounterNumber(b []byte) bool {
 }
 
 // CounterIncr is INCR, INCRBY, DECR and DECRBY (and HINCRBY on a hash field) by
-// delta at actor: it supersedes the actor's own increment entries with one fresh
-// dot (ctx.Next(actor, floor)) holding their I plus delta and their F. f is the
-// coordinator's view (ReadFirst) and ctx the context f is stored under, so the new
-// dot is above every dot of the actor f could hold. It returns the delta and the
-// value after it, as INCR replies.
+// delta at actor: it supersedes the actor's own increment entry with one fresh dot
+// (ctx.Next(actor, floor)) holding its totals plus delta, in the same chain
+// (Base); with no entry of the actor in f, the new entry starts a chain at its
+// own dot. No other entry is touched. f is the coordinator's view (ReadFirst) and
+// ctx the context f is stored under, so the new dot is above every dot of the
+// actor f could hold. It returns the delta and the value after it, as INCR
+// replies.
 //
 // It refuses, changing nothing, with ErrNotInteger when the current value is not
-// an integer (Counter.Int64) and with ErrOverflow when the value plus delta, or the
-// actor's own sum plus delta, leaves int64. The latter needs a concurrent reset to
-// a large number of the other sign, and would otherwise need a second entry.
+// an integer (Counter.Int64) and with ErrOverflow when the value plus delta, or
+// the actor's own total plus delta, leaves int64. The actor's total is the net
+// sum of all its increments of the field since its chain began (resets do not
+// end a chain), so the latter needs 2^63 of net increments by one node, or a
+// concurrent reset to a large number of the other sign.
 func CounterIncr(f Field, ctx Context, actor string, floor uint64, delta int64) (ElemDelta, int64, error) {
 	cur, ok := CounterOf(f).Int64()
 	if !ok {
@@ -161,9 +287,9 @@ func CounterIncr(f Field, ctx Context, actor string, floor uint64, delta int64) 
 	if _, ok := addInt64(cur, delta); !ok {
 		return ElemDelta{}, 0, fmt.Errorf("%w: %d%+d", ErrOverflow, cur, delta)
 	}
-	e, seen, ok := ownIncr(f, actor)
+	e, seen := ownIncr(f, actor)
 	sum, fits := addInt64(e.I, delta)
-	if !ok || !fits {
+	if !fits {
 		return ElemDelta{}, 0, fmt.Errorf("%w: actor %s's increments %d%+d", ErrOverflow, actor, e.I, delta)
 	}
 	e.I = sum
@@ -176,11 +302,11 @@ func CounterIncr(f Field, ctx Context, actor string, floor uint64, delta int64) 
 }
 
 // CounterIncrFloat is INCRBYFLOAT (and HINCRBYFLOAT) by delta at actor, as
-// CounterIncr: the actor's own increments superseded by one entry with F plus delta,
-// marked IsFloat. It returns the delta and the value after it as INCRBYFLOAT
-// replies (and GET then shows). It refuses, in Redis's order, with ErrNotFloat
-// when the current value is not a float (Counter.Float64), then with ErrNaN when
-// delta or the result is NaN or infinite.
+// CounterIncr: the actor's own increment entry superseded by one with F plus
+// delta, marked IsFloat. It returns the delta and the value after it as
+// INCRBYFLOAT replies (and GET then shows). It refuses, in Redis's order, with
+// ErrNotFloat when the current value is not a float (Counter.Float64), then with
+// ErrNaN when delta or the result is NaN or infinite.
 func CounterIncrFloat(f Field, ctx Context, actor string, floor uint64, delta float64) (ElemDelta, []byte, error) {
 	if _, ok := CounterOf(f).Float64(); !ok {
 		return ElemDelta{}, nil, ErrNotFloat
@@ -188,10 +314,7 @@ func CounterIncrFloat(f Field, ctx Context, actor string, floor uint64, delta fl
 	if math.IsNaN(delta) || math.IsInf(delta, 0) {
 		return ElemDelta{}, nil, ErrNaN
 	}
-	e, seen, ok := ownIncr(f, actor)
-	if !ok {
-		return ElemDelta{}, nil, fmt.Errorf("%w: actor %s's increments", ErrOverflow, actor)
-	}
+	e, seen := ownIncr(f, actor)
 	e.F += delta
 	e.IsFloat = true
 	d, next := supersede(f, ctx, actor, floor, e, seen)
@@ -202,46 +325,77 @@ func CounterIncrFloat(f Field, ctx Context, actor string, floor uint64, delta fl
 }
 
 // CounterReset is SET (SETEX, GETSET...) of data on a counter, and HSET of a hash
-// field: it removes every register and increment entry of f (what the coordinator
-// observed) and adds one register entry with data at time ts under a fresh dot.
-// Increments f does not hold survive the merge: SET 5 concurrent with INCR at
-// another node gives 6. Whether data is a number is the caller's business
-// (IsCounterNumber); a register that is not renders as its bytes.
+// field: one register entry with data at time ts under a fresh dot that records
+// the increment totals f holds (what the coordinator observed, Obs) and
+// supersedes every register and removal marker of f. Increment entries stay:
+// while the new register wins, each counts only what its actor added since the
+// register observed it, so SET 5 concurrent with INCR at another node gives 6
+// whether or not that node had incremented before, and a concurrent SET that
+// wins instead counts the increments it did not observe. Whether data is a
+// number is the caller's business (IsCounterNumber); a register that is not
+// renders as its bytes.
 func CounterReset(f Field, ctx Context, actor string, floor uint64, data []byte, ts int64) ElemDelta {
-	var seen []Dot
-	for _, e := range f {
-		if e.Kind == KindReg || e.Kind == KindIncr {
-			seen = append(seen, e.Dot)
-		}
-	}
-	e := Entry{Dot: ctx.Next(actor, floor), Kind: KindReg, Data: bytes.Clone(data), TS: ts}
-	return NewElemDelta(Field{e}, seen)
+	e := Entry{Dot: ctx.Next(actor, floor), Kind: KindReg, Data: bytes.Clone(data), TS: ts, Obs: observe(f)}
+	return NewElemDelta(Field{e}, registerDots(f))
 }
 
-// ownIncr returns actor's increment entries of f folded into one (I summed, F in
-// dot order, IsFloat if any) and their dots; ok is false when their I sum leaves
-// int64 (only a state no mutator wrote has two such entries).
-func ownIncr(f Field, actor string) (e Entry, seen []Dot, ok bool) {
-	e.Kind = KindIncr
-	ok = true
-	for _, x := range f {
-		if x.Kind != KindIncr || x.Dot.Actor != actor {
-			continue
-		}
-		seen = append(seen, x.Dot)
-		var fits bool
-		e.I, fits = addInt64(e.I, x.I)
-		ok = ok && fits
-		e.F += x.F
-		e.IsFloat = e.IsFloat || x.floatIncr()
+// CounterDel is DEL (and any write that ends a counter: a type change, GETDEL) of
+// a counter whose Val in the coordinator's view is f, and HDEL of a hash field:
+// removed reports that f was live, and when it was not the delta is empty. Without
+// increment entries it removes exactly the register dots f holds, leaving nothing
+// of the counter. With
+// them it writes a removal marker (a register with Del set) under a fresh dot
+// that records their totals and supersedes every register and marker of f: an
+// increment it observed no longer counts, one concurrent with it counts only what
+// it added since (DEL concurrent with INCR gives 1), and the counter is live again
+// only by such an increment or a value register. The marker and the increment
+// entries stay as the counter's grave until the tombstone purge removes them.
+func CounterDel(f Field, ctx Context, actor string, floor uint64) (d ElemDelta, removed bool) {
+	if !CounterLive(f) {
+		return ElemDelta{}, false
 	}
-	return e, seen, ok
+	obs := observe(f)
+	if len(obs) == 0 {
+		return NewElemDelta(nil, registerDots(f)), true
+	}
+	e := Entry{Dot: ctx.Next(actor, floor), Kind: KindReg, Del: true, Obs: obs}
+	return NewElemDelta(Field{e}, registerDots(f)), true
+}
+
+// registerDots returns the dots of f's register entries (values and markers).
+func registerDots(f Field) []Dot {
+	var ds []Dot
+	for _, e := range f {
+		if e.Kind == KindReg {
+			ds = append(ds, e.Dot)
+		}
+	}
+	return ds
+}
+
+// ownIncr returns the entry actor's next increment continues (a copy of its
+// increment entry of f with the greatest dot, or a zero one starting a chain) and
+// the dots of all its increment entries, which the next one supersedes (more than
+// one only in a state no mutator wrote, or one whose clear has not reached this
+// replica yet).
+func ownIncr(f Field, actor string) (e Entry, seen []Dot) {
+	e.Kind = KindIncr
+	for _, x := range f {
+		if x.Kind == KindIncr && x.Dot.Actor == actor {
+			seen = append(seen, x.Dot)
+			e = Entry{Kind: KindIncr, I: x.I, F: x.F, IsFloat: x.IsFloat, Base: x.Base}
+		}
+	}
+	return e, seen
 }
 
 // supersede returns the delta replacing seen with e under actor's next dot, and the
-// counter f becomes with it.
+// counter f becomes with it. An e that continues no entry starts a chain there.
 func supersede(f Field, ctx Context, actor string, floor uint64, e Entry, seen []Dot) (ElemDelta, Counter) {
 	e.Dot = ctx.Next(actor, floor)
+	if len(seen) == 0 {
+		e.Base = e.Dot.Counter
+	}
 	d := NewElemDelta(Field{e}, seen)
 	// What ApplyElemDelta(f, ctx, d) leaves, without joining the context: seen are
 	// f's entries and e's dot is above every dot of actor that ctx holds.
@@ -284,6 +438,16 @@ func (a int128) add(v int64) int128 {
 	hi := a.hi + v>>63 // v's high word: 0 or -1
 	if lo < a.lo {
 		hi++ // carry out of the low word
+	}
+	return int128{hi: hi, lo: lo}
+}
+
+// sub returns a-v.
+func (a int128) sub(v int64) int128 {
+	lo := a.lo - uint64(v)
+	hi := a.hi - v>>63
+	if a.lo < uint64(v) {
+		hi-- // borrow from the high word
 	}
 	return int128{hi: hi, lo: lo}
 }

@@ -45,3 +45,45 @@ func Example_counterResetConcurrentWithIncr() {
 	// GET at a: 6, at b: 6
 	// crdt: increment or decrement would overflow: 6+9223372036854775807
 }
+
+// A reset that observed an increment, concurrent with the same actor's next one:
+// the reset records the totals it saw, so only what b added since counts. Then a
+// DEL concurrent with another INCR at b: the counter comes back with that
+// increment alone.
+func Example_counterResetObservedIncr() {
+	type node struct {
+		val crdt.Field
+		ctx crdt.Context
+	}
+	var a, b node
+	ship := func(d crdt.ElemDelta, to ...*node) {
+		for _, n := range to {
+			n.val, n.ctx = crdt.ApplyElemDelta(n.val, n.ctx, d)
+		}
+	}
+	get := func(n node) string {
+		if !crdt.CounterLive(n.val) {
+			return "(nil)"
+		}
+		return string(crdt.CounterOf(n.val).AppendText(nil))
+	}
+
+	d, _, _ := crdt.CounterIncr(b.val, b.ctx, "b", 1, 10)
+	ship(d, &a, &b)
+	set := crdt.CounterReset(a.val, a.ctx, "a", 1, []byte("5"), 1000) // saw b's 10
+	inc, _, _ := crdt.CounterIncr(b.val, b.ctx, "b", 1, 1)            // concurrently
+	ship(set, &a, &b)
+	ship(inc, &a, &b)
+	fmt.Printf("SET 5 with a concurrent INCR: a %s, b %s\n", get(a), get(b))
+
+	del, removed := crdt.CounterDel(a.val, a.ctx, "a", 1)
+	inc, _, _ = crdt.CounterIncr(b.val, b.ctx, "b", 1, 1)
+	ship(del, &a, &b)
+	fmt.Printf("DEL %v, alone: %s\n", removed, get(a))
+	ship(inc, &a, &b)
+	fmt.Printf("with the concurrent INCR: a %s, b %s\n", get(a), get(b))
+	// Output:
+	// SET 5 with a concurrent INCR: a 6, b 6
+	// DEL true, alone: (nil)
+	// with the concurrent INCR: a 1, b 1
+}

@@ -3,6 +3,7 @@ package crdt
 import (
 	"errors"
 	"math"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -148,7 +149,19 @@ func (n *counterNode) set(v string) (string, error) {
 	return "OK", nil
 }
 
-func (n *counterNode) get() string { return string(CounterOf(n.f).AppendText(nil)) }
+func (n *counterNode) del() {
+	d, _ := CounterDel(n.f, n.ctx, n.actor, 1)
+	n.apply(d)
+}
+
+// get answers as GET: the value, or "(nil)" when the counter is not live.
+func (n *counterNode) get() string {
+	c := CounterOf(n.f)
+	if !CounterLive(n.f) {
+		return "(nil)"
+	}
+	return string(c.AppendText(nil))
+}
 
 // merge joins o's state into n (meta is shipped whole: a plain state join).
 func (n *counterNode) merge(o *counterNode) {
@@ -241,7 +254,7 @@ func TestCounterIncrDelta(t *testing.T) {
 		t.Errorf("delta %s seen %v", got, d.Seen)
 	}
 	d, _, _ = CounterIncr(f, c, "m", 100, 3)
-	if got := fmtField(d.Dots); got != "m100+3" || d.Seen != nil {
+	if got := fmtField(d.Dots); got != "m100+3^100" || d.Seen != nil { // a chain begins
 		t.Errorf("first increment of m: %s seen %v", got, d.Seen)
 	}
 	// A float increment keeps the actor's integer part and marks the entry.
@@ -249,9 +262,10 @@ func TestCounterIncrDelta(t *testing.T) {
 	if err != nil || string(r) != "8.5" || fmtField(d.Dots) != "n7+2~0.5" { // 5+1+2+0.5
 		t.Errorf("CounterIncrFloat = %s %q %v", fmtField(d.Dots), r, err)
 	}
-	// Two entries of one actor (a state no mutator writes) fold into one.
-	d, v, _ = CounterIncr(field("n1+2 n2+3"), ctx(t, "n:1-2"), "n", 1, 1)
-	if fmtField(d.Dots) != "n3+6" || len(d.Seen) != 2 || v != 6 {
+	// Two entries of one actor (a state no mutator writes, or a clear not yet
+	// here): the greatest one's chain goes on, and both are superseded.
+	d, v, _ = CounterIncr(field("n1+2 n2+3^2"), ctx(t, "n:1-2"), "n", 1, 1)
+	if fmtField(d.Dots) != "n3+4^2" || len(d.Seen) != 2 || v != 4 {
 		t.Errorf("folding two own entries: %s %v %d", fmtField(d.Dots), d.Seen, v)
 	}
 }
@@ -300,8 +314,18 @@ func TestCounterConcurrent(t *testing.T) {
 	}{
 		{"SET 5 concurrent with INCR at another node gives 6",
 			func(a, _ *counterNode) { a.set("5") }, func(_, b *counterNode) { b.incr(1) }, "6"},
-		{"SET concurrent with SET: the later wins, unseen increments stay",
-			func(a, _ *counterNode) { a.ts = 10; a.set("100") }, func(_, b *counterNode) { b.incr(3); b.set("7"); b.incr(1) }, "101"},
+		{"SET concurrent with SET: the later wins, increments it did not observe count",
+			func(a, _ *counterNode) { a.ts = 10; a.set("100") }, func(_, b *counterNode) { b.incr(3); b.set("7"); b.incr(1) }, "104"},
+		{"SET that observed an increment, concurrent with the actor's next one",
+			func(a, b *counterNode) { b.incr(10); a.merge(b); a.set("5") }, func(_, b *counterNode) { b.incr(1) }, "6"},
+		{"DEL concurrent with INCR: the increment alone",
+			func(a, b *counterNode) { b.incr(10); a.merge(b); a.del() }, func(_, b *counterNode) { b.incr(1) }, "1"},
+		{"DEL then INCR, as on Redis",
+			func(a, _ *counterNode) { a.incr(4); a.del(); a.incr(1) }, nil, "1"},
+		{"concurrent DELs remove what either observed",
+			func(a, b *counterNode) { b.incr(10); a.merge(b); a.del() }, func(_, b *counterNode) { b.incr(1); b.del() }, "(nil)"},
+		{"SET concurrent with DEL: the value wins, with what it did not observe",
+			func(a, b *counterNode) { a.incr(2); a.del() }, func(_, b *counterNode) { b.ts = 50; b.incr(3); b.set("7") }, "9"},
 		{"INCR at both",
 			func(a, _ *counterNode) { a.incr(2) }, func(_, b *counterNode) { b.incr(-5) }, "7"},
 		{"INCRBYFLOAT at both, in dot order",
@@ -313,7 +337,9 @@ func TestCounterConcurrent(t *testing.T) {
 		a.set("10")
 		b.merge(a)
 		tc.a(a, b)
-		tc.b(a, b)
+		if tc.b != nil {
+			tc.b(a, b)
+		}
 		a2, b2 := *a, *b
 		a.merge(&b2)
 		b.merge(&a2)
@@ -324,14 +350,14 @@ func TestCounterConcurrent(t *testing.T) {
 }
 
 func TestCounterResetObserved(t *testing.T) {
-	// The reset removes exactly the entries it saw: not other kinds, not entries
-	// it did not hold.
-	f := field("a1=5@1 b1+2 c1 d1~0.5")
-	d := CounterReset(f, ctx(t, "a:1 b:1-3 c:1 d:1"), "b", 1, []byte("9"), 7)
-	if got := fmtField(d.Dots); got != "b4=9@7" {
+	// The reset supersedes exactly the registers it saw and records the
+	// increments' totals, which stay: not other kinds, not entries it did not hold.
+	f := field("a1=5@1 b1+2 c1 d1~0.5 e3!{b1+1}")
+	d := CounterReset(f, ctx(t, "a:1 b:1-3 c:1 d:1 e:1-3"), "b", 1, []byte("9"), 7)
+	if got := fmtField(d.Dots); got != "b4=9@7{b1+2,d1~0.5}" {
 		t.Errorf("reset adds %s", got)
 	}
-	if want := dots("a1 b1 d1"); len(d.Seen) != len(want) || d.Seen[0] != want[0] || d.Seen[1] != want[1] || d.Seen[2] != want[2] {
+	if want := dots("a1 e3"); !slices.Equal(d.Seen, want) {
 		t.Errorf("reset saw %v, want %v", d.Seen, want)
 	}
 	// The data is copied: the caller's buffer may be reused.

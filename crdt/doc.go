@@ -35,22 +35,47 @@
 //
 // # Counters
 //
-// A counter (INCR, INCRBY, DECR, DECRBY, INCRBYFLOAT, GET, and SET on a counter
-// key; HINCRBY, HINCRBYFLOAT, HSET and HGET on a hash field) is a Field of
-// register entries (bytes a SET wrote, at its TS) and increment entries, at most
-// one per actor (I, the actor's integer sum; F, its float sum; IsFloat once an
-// INCRBYFLOAT touched it). CounterOf resolves it, the same on every replica:
+// A counter (INCR, INCRBY, DECR, DECRBY, INCRBYFLOAT, GET, SET and DEL on a
+// counter key; HINCRBY, HINCRBYFLOAT, HSET, HDEL and HGET on a hash field) is a
+// Field of increment entries and register entries:
 //
-//   - value = the register with the greatest Stamp, read as a number (0 when
-//     none), plus every I, summed exactly in 128 bits, plus every F, summed in
-//     dot order and added last. Integers never overflow: concurrent INCRs that
+//   - an increment entry holds its actor's running totals (I, the integer sum,
+//     exact; F, the float sum; IsFloat once an INCRBYFLOAT touched it) since its
+//     chain began (Base). The actor's next increment supersedes it with a fresh
+//     dot holding the totals plus the increment; nothing else ever supersedes
+//     it, so there is at most one per actor and a counter stays O(actors).
+//   - a register entry is a value (bytes a SET wrote, at its TS) or a removal
+//     marker (Del: a DEL, HDEL), and records Obs, the increment totals the
+//     writer's view held (per actor, its entry with the greatest dot). A write
+//     supersedes the registers it observed, never an increment.
+//
+// CounterOf resolves it, the same on every replica:
+//
+//   - the winner is the value register with the greatest Stamp, and its Obs
+//     the observation. A value beats every marker (an HSET concurrent with an
+//     HDEL keeps the field); with markers only, each removes what it observed:
+//     the observation is their Obs joined.
+//   - each increment entry counts what its actor added since the observation:
+//     its totals minus the observed ones, the whole totals when the observation
+//     holds nothing of its chain, nothing when it holds its dot or a later one.
+//     So an increment counts iff the winning register did not observe it, and
+//     "increments concurrent with the reset survive, increments it saw do not"
+//     holds even when the actor increments again concurrently with the reset:
+//     INCRBY 10 at b, SET 5 at a that saw it, INCR at b concurrently: 6.
+//   - value = the winner's number (0 when there is none, or it is not a number)
+//     plus the counted I, summed exactly in 128 bits, plus the counted F, summed
+//     in dot order and added last. Integers never overflow: concurrent INCRs that
 //     each fit may sum past int64, and the value renders exactly.
-//   - GET (Counter.AppendText) gives the register's bytes exactly while there is
-//     no increment entry (SET 010, GET 010); then the decimal integer; with a
-//     float part, INCRBYFLOAT's rendering (proxy's FormatFloat: the shortest
-//     plain decimal that reads back, "0" for -0). A register that is not a number
-//     (a hash field HSET to "abc" concurrently with an HINCRBY) shows its bytes,
-//     the increments kept but hidden until a write supersedes them.
+//   - live (CounterLive, HashLive): a value register is left, or some increment
+//     counts. DEL then INCR gives 1 as on Redis, and an INCR concurrent with a
+//     DEL survives with only its own increment.
+//   - GET (Counter.AppendText) gives the register's bytes exactly while no
+//     increment counts (SET 010, GET 010); then the decimal integer; with a
+//     float part (a counted increment that changed F or became a float one),
+//     INCRBYFLOAT's rendering (proxy's FormatFloat: the shortest plain decimal
+//     that reads back, "0" for -0). A register that is not a number (a hash
+//     field HSET to "abc" concurrently with an HINCRBY) shows its bytes, the
+//     increments kept but hidden until a write observes them.
 //   - INCR reads the value as Redis reads its stored string: the rendering by
 //     string2ll (Counter.Int64), so "010", "2.5" and sums beyond int64 are not
 //     integers; INCRBYFLOAT by string2ld (Counter.Float64), infinities refused.
@@ -58,23 +83,34 @@
 // The mutators take the coordinator's view (the field and the context it is
 // stored under) and return an ElemDelta, the package's one delta: an op adds an
 // entry and supersedes observed dots, which is what Dots and Seen say, so
-// ApplyElemDelta, JoinDelta and MergeElem carry counters with the same laws.
-// CounterIncr and CounterIncrFloat supersede the actor's own increment entry
-// with a fresh dot holding its sums plus the increment, and refuse as Redis
-// does, changing nothing: ErrNotInteger, ErrOverflow (the value plus the
-// increment, or the actor's own sum, leaves int64), ErrNotFloat, ErrNaN.
-// CounterReset (SET on a counter, HSET on a field) removes every register and
-// increment entry it observed and adds one register: increments it did not see
-// survive, so SET 5 concurrent with INCR at another node gives 6.
+// ApplyElemDelta, JoinDelta and MergeElem carry counters with the same laws. An
+// entry superseded by a newer one of its kind is dropped only by a context that
+// saw the newer one, as for every element.
+//
+//   - CounterIncr, CounterIncrFloat: the actor's own entry superseded by one
+//     with the increment added (a new chain when the view holds none of the
+//     actor's entries, which only a clear removes). They refuse as Redis does,
+//     changing nothing: ErrNotInteger, ErrOverflow (the value plus the
+//     increment, or the actor's own total, leaves int64: an actor's total is
+//     the net sum of its increments since its chain began, resets included),
+//     ErrNotFloat, ErrNaN.
+//   - CounterReset (SET on a counter, HSET on a field): a value register.
+//   - CounterDel (DEL, a type change, HDEL): with increments, a removal marker;
+//     without, the observed dots removed and nothing left.
+//
 // IsCounterNumber says whether a SET's bytes make a reset or a string write.
 //
-// A limit of this model: an actor's increment entry holds its running sum, and
-// its next increment supersedes it. A reset (or HDEL, or DEL) that observed the
-// entry removes its dot, but when the actor increments again concurrently, the
-// new entry carries the observed sum too: SET 5 at one node, after it saw INCRBY
-// 10 at b and concurrently with b's INCR, gives 16, not 6. A concurrent reset is
-// exact for every actor whose entry it did not observe, or who does not increment
-// concurrently with it (TestHashIncrAfterObservedReset). Sets have no such sums.
+// Garbage: increment entries stay as long as the counter (one per actor that
+// ever incremented it). A counter or hash field removed while it holds
+// increments keeps a small grave, the marker plus the increment entries, until
+// the purge of the tombstones issue removes it; a chain starting after that
+// counts from nothing, so the purge is safe. A counter or field without
+// increments leaves nothing. A clear (a hash's DEL, expiry) removes entries
+// outright: an increment concurrent with it, by an actor whose entry it removed,
+// still comes back with that actor's running total (record/ writes removal
+// markers where that matters). Float totals are running sums, so an F that was
+// once large loses the low digits of later small increments (INCRBYFLOAT 1e20,
+// SET 0, INCRBYFLOAT 0.1 by one node gives 0). Sets have no totals.
 //
 // # Sets
 //
@@ -106,30 +142,32 @@
 //
 // A hash is an OR-map of counters: each field is an element whose Field holds
 // register and increment entries, read as a counter (CounterOf); it exists while
-// it holds one (HashLive). Mutators run on the coordinator's view of the field:
+// it is live (HashLive). Mutators run on the coordinator's view of the field:
 //
 //   - HSET, HMSET f v...: per field, one fresh register dot holding v at the
-//     command's time, superseding every register and increment of f the view
-//     holds ((*Dots).HashSet, which is CounterReset; HashSet for one field). Reply:
-//     the fields not live before (HMSET: OK). Increments it did not observe
-//     survive and add to a numeric v; concurrent HSETs leave several registers and
-//     the greatest (TS, dot) shows. The increments counted are those no HSET or
-//     HDEL observed: the design's "increments the winning register did not
-//     observe", except that an increment a losing concurrent HSET observed is
-//     gone too (a register keeps no context of its own).
+//     command's time and the increment totals of f the view holds, superseding
+//     every register and marker of f ((*Dots).HashSet, which is CounterReset;
+//     HashSet for one field). Reply: the fields not live before (HMSET: OK).
+//     Increments it did not observe add to a numeric v while it wins;
+//     concurrent HSETs leave several registers, the greatest (TS, dot) shows,
+//     and the increments it did not observe count, whoever else observed them.
 //   - HSETNX f v: HashSet when f is not live in the view (reply 1), else nothing
 //     (reply 0). Two concurrent HSETNXs through different nodes both write; the
 //     greater (TS, dot) shows.
-//   - HDEL f...: per field, Seen = the dots the view holds (HashDel). Reply: how
-//     many were live. An HSET or HINCRBY the HDEL did not observe survives, so an
-//     HSET concurrent with an HDEL keeps the field.
+//   - HDEL f...: per field ((*Dots).HashDel, HashDel for one field), nothing when
+//     it is not live; without increments, Seen = the dots the view holds, and
+//     the field leaves nothing; with increments, a removal marker under a fresh
+//     dot (CounterDel), and the field's grave stays. Reply: how many were live.
+//     An HSET the HDEL did not observe survives, whatever its time; an HINCRBY it
+//     did not observe brings the field back with only its own increment.
 //   - HGET, HMGET, HSTRLEN, HEXISTS: HashValue and HashLive of the merged point
-//     read. The value is the winning register's bytes while there is no
-//     increment, else the rendered sum. A register that is not a number, with
-//     increments (HSET f abc concurrent with HINCRBY f 1), shows its bytes: every
-//     serial order of the two on Redis leaves abc (HINCRBY after abc refuses),
-//     so that is what a user can expect. The increments stay, hidden, until an
-//     HSET or HDEL that observed them removes them; HINCRBY meanwhile refuses.
+//     read. HLEN and the scans count live fields, not graves. The value is the
+//     winning register's bytes while no increment counts, else the rendered sum.
+//     A register that is not a number, with increments (HSET f abc concurrent
+//     with HINCRBY f 1), shows its bytes: every serial order of the two on Redis
+//     leaves abc (HINCRBY after abc refuses), so that is what a user can expect.
+//     The increments stay, hidden, until an HSET or HDEL that observed them wins;
+//     HINCRBY meanwhile refuses.
 //   - HINCRBY f n: CounterIncr on the field (HashIncr); a value that is not an
 //     integer gives ErrHashNotInteger ("hash value is not an integer"), an
 //     overflow ErrOverflow. Concurrent HINCRBYs all count.

@@ -32,6 +32,42 @@ type Entry struct {
 	// a float even while F is zero (INCRBYFLOAT 0.5 then -0.5). Only KindIncr
 	// entries carry it; an entry with a non-zero F counts as float without it.
 	IsFloat bool
+	// Base is, on an increment entry, the counter of the first dot of the actor's
+	// chain: the run of its entries in this field each of which superseded the one
+	// before, so I and F are the actor's totals since Base. An increment whose
+	// view holds no entry of its actor (a clear removed it) starts a new chain
+	// at its own dot. 0: unknown (written before chains existed), read as a chain
+	// from the start.
+	Base uint64
+	// Obs is, on a counter's register entry (SET, HSET, and a removal), the
+	// increment totals the write observed: per actor, its entry with the greatest
+	// dot in the writer's view, sorted by actor. Written before: none.
+	Obs []Total
+	// Del marks a counter's register entry as a removal marker (DEL, HDEL): it
+	// holds no value, only what it observed (Obs).
+	Del bool
+}
+
+// Total is one actor's increment totals as a counter register observed them: the
+// dot of the actor's increment entry and that entry's I, F and IsFloat.
+type Total struct {
+	Dot     Dot
+	I       int64
+	F       float64
+	IsFloat bool
+}
+
+// equal reports whether t and o are identical (F compared bit for bit).
+func (t Total) equal(o Total) bool { return compareTotal(t, o) == 0 }
+
+// compareTotal is a total order on observed totals.
+func compareTotal(a, b Total) int {
+	return cmp.Or(
+		a.Dot.Compare(b.Dot),
+		cmp.Compare(a.I, b.I),
+		cmp.Compare(math.Float64bits(a.F), math.Float64bits(b.F)),
+		cmpBool(a.IsFloat, b.IsFloat),
+	)
 }
 
 // Stamp returns the (TS, Dot) order key of e, by which registers pick a winner.
@@ -41,6 +77,7 @@ func (e Entry) Stamp() Stamp { return Stamp{TS: e.TS, Dot: e.Dot} }
 func (e Entry) Equal(o Entry) bool {
 	return e.Dot == o.Dot && e.Kind == o.Kind && e.TS == o.TS && e.I == o.I &&
 		math.Float64bits(e.F) == math.Float64bits(o.F) && e.IsFloat == o.IsFloat &&
+		e.Base == o.Base && e.Del == o.Del && slices.EqualFunc(e.Obs, o.Obs, Total.equal) &&
 		bytes.Equal(e.Data, o.Data)
 }
 
@@ -56,6 +93,9 @@ func comparePayload(a, b Entry) int {
 		cmp.Compare(math.Float64bits(a.F), math.Float64bits(b.F)),
 		cmpBool(a.IsFloat, b.IsFloat),
 		bytes.Compare(a.Data, b.Data),
+		cmp.Compare(a.Base, b.Base),
+		cmpBool(a.Del, b.Del),
+		slices.CompareFunc(a.Obs, b.Obs, compareTotal),
 	)
 }
 

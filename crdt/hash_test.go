@@ -102,13 +102,14 @@ func TestHashErrorsDistinct(t *testing.T) {
 }
 
 func TestHashSetDelta(t *testing.T) {
-	// HSET supersedes every register and increment it observed with one register
-	// at a fresh dot; several fields of one command take consecutive dots.
+	// HSET supersedes every register it observed with one register at a fresh
+	// dot that records the increments' totals, which stay; several fields of one
+	// command take consecutive dots.
 	elem := field("a1=x@5 b2+3 c4~0.5")
 	c := ctx(t, "a:1-2 b:1-2 c:1-4 n:1-6")
 	src := NewDots(c, "n", 1)
 	d, created := src.HashSet(elem, []byte("v"), 9)
-	if fmtField(d.Dots) != "n7=v@9" || !slices.Equal(d.Seen, dots("a1 b2 c4")) || created {
+	if fmtField(d.Dots) != "n7=v@9{b2+3,c4~0.5}" || !slices.Equal(d.Seen, dots("a1")) || created {
 		t.Errorf("HashSet: %s %v %v", fmtField(d.Dots), d.Seen, created)
 	}
 	d, created = src.HashSet(nil, []byte("w"), 9)
@@ -133,12 +134,29 @@ func TestHashSetDelta(t *testing.T) {
 	if got := src.Next(); got != dot("n7") {
 		t.Errorf("HSETNX refused but took a dot: next is %v", got)
 	}
-	// HDEL removes exactly the observed dots.
-	if d, removed := HashDel(elem); d.Dots != nil || !slices.Equal(d.Seen, dots("a1 b2 c4")) || !removed {
+	// HDEL of a field with increments: a removal marker recording their totals,
+	// superseding the registers; the increments stay, and the field is a grave.
+	d, removed := HashDel(elem, c, "n", 1)
+	if fmtField(d.Dots) != "n7!{b2+3,c4~0.5}" || !slices.Equal(d.Seen, dots("a1")) || !removed {
+		t.Errorf("HashDel: %s %v %v", fmtField(d.Dots), d.Seen, removed)
+	}
+	grave, gc := ApplyElemDelta(elem, c, d)
+	if HashLive(grave) || fmtField(grave) != "b2+3 c4~0.5 n7!{b2+3,c4~0.5}" {
+		t.Errorf("after HDEL: %s live %v", fmtField(grave), HashLive(grave))
+	}
+	if d, removed := HashDel(grave, gc, "n", 1); !d.Empty() || removed {
+		t.Errorf("HDEL of a grave: %v %v", d, removed)
+	}
+	// Without increments, HDEL removes exactly the observed dots and takes no dot.
+	src = NewDots(c, "n", 1)
+	if d, removed := src.HashDel(field("a1=x@5 b2=y@1")); d.Dots != nil || !slices.Equal(d.Seen, dots("a1 b2")) || !removed {
 		t.Errorf("HashDel: %v %v", d, removed)
 	}
-	if d, removed := HashDel(nil); !d.Empty() || removed {
+	if d, removed := src.HashDel(nil); !d.Empty() || removed {
 		t.Errorf("HashDel of an absent field: %v %v", d, removed)
+	}
+	if got := src.Next(); got != dot("n7") {
+		t.Errorf("HDEL without a marker took a dot: next is %v", got)
 	}
 }
 
@@ -157,6 +175,20 @@ func TestHashValue(t *testing.T) {
 		{"a2=x@4 a1=y@4", "x", true},          // equal times: the greater dot
 		{"a1", "", false},                     // a flag is no hash value
 		{"a1=9223372036854775807@1 b1+1", "9223372036854775808", true},
+		// Observed totals: each actor counts what it added since the winner saw it.
+		{"a3=5@1{b1+10} b4+11", "6", true},
+		{"a3=5@1{b1+10} b1+10", "5", true},            // all observed: the bytes
+		{"a3=5@1{b4+11} b1+10", "5", true},            // observed a later one
+		{"a3=5@1{b1+10} b4+11^4", "16", true},         // a new chain: all of it
+		{"a3=5@1{b1+10} b2+12 c3=7@2", "19", true},    // the winner saw nothing
+		{"a3=5@9{b1+10} b2+12 c3!{b2+12}", "7", true}, // a value beats a marker
+		{"a3!{b1+10} b2+12", "2", true},               // a marker: live by what came after
+		{"a3!{b1+10} b1+10", "", false},               // a grave
+		{"a3!{b1+10} c4!{b2+12} b2+12", "", false},    // markers join: either saw it
+		{"a3=7@1{b2+0~0.5} b4+1~0.5", "8", true},      // float part observed: integer
+		{"a3=7@1{b2+0~0.5} b4+0~0.75", "7.25", true},  // float added since
+		{"a3=abc@1{b1+10} b4+11", "abc", true},        // hidden, as before
+		{"a3=9223372036854775807@1{b1+-9223372036854775808} b4+9223372036854775807", "27670116110564327422", true}, // the difference in 128 bits
 	} {
 		f := field(tc.f)
 		slices.SortFunc(f, func(x, y Entry) int { return x.Dot.Compare(y.Dot) })
@@ -195,8 +227,14 @@ func TestHashConcurrent(t *testing.T) {
 			[]string{"HSET f 1"}, []string{"HSET f 100", "HSET f 101"}, []string{"HSET f 7", "HINCRBY f 1"}, "102"},
 		{"HSET of a string concurrent with HINCRBY: the string shows",
 			[]string{"HSET f 10"}, []string{"HSET f abc"}, []string{"HINCRBY f 1"}, "abc"},
-		{"an increment a losing HSET observed is gone, though the winner did not see it",
-			nil, []string{"HSET g 1", "HSET g 2", "HSET f 100"}, []string{"HINCRBY f 5", "HSET f 7"}, "100"}, // a's at time 3
+		{"an increment a losing HSET observed counts: the winner did not observe it",
+			nil, []string{"HSET g 1", "HSET g 2", "HSET f 100"}, []string{"HINCRBY f 5", "HSET f 7"}, "105"}, // a's at time 3
+		{"HSET concurrent with HDEL wins whatever its time",
+			[]string{"HINCRBY f 4"}, []string{"HSET g 1", "HSET g 2", "HDEL f"}, []string{"HSET f 7"}, "7"},
+		{"concurrent HDELs remove what either observed",
+			[]string{"HINCRBY f 4"}, []string{"HDEL f"}, []string{"HINCRBY f 1", "HDEL f"}, "(nil)"},
+		{"HDEL concurrent with another actor's first HINCRBY",
+			[]string{"HINCRBY f 4"}, []string{"HDEL f"}, []string{"HINCRBY g 1", "HINCRBY f 2"}, "2"},
 		{"HSETNX at both: both write, the later register wins",
 			nil, []string{"HSET g 1", "HSETNX f x"}, []string{"HSETNX f y"}, "x"}, // a's at time 2, b's at 1
 	} {
@@ -248,14 +286,11 @@ func TestHashStringHidesIncrements(t *testing.T) {
 	}
 }
 
-// TestHashIncrAfterObservedReset pins a limit of the counter model (counter.go)
-// that hash fields share: an actor's increment entry holds its running sum, and
-// an actor's next increment supersedes its own entry. When an HSET (or HDEL, or
-// SET on a counter) observed b's entry and b, concurrently, increments again, b's
-// new entry carries the sum the HSET observed as well: the HSET removed the old
-// dot, not the amount. A user expects HSET f 3 with a concurrent HINCRBY f 1 to
-// give 4 here; it gives 4 + 10. The fix belongs in counter.go's representation
-// (see the package doc); this test changes with it.
+// TestHashIncrAfterObservedReset: an actor's increment entry holds its running
+// total and its next increment supersedes it. An HSET (or HDEL) that observed b's
+// entry records b's total, so when b, concurrently, increments again, only what b
+// added since counts: HSET f 3 that saw b's +10, with b's concurrent +1, gives 4;
+// HDEL brings the field back with b's +1 alone.
 func TestHashIncrAfterObservedReset(t *testing.T) {
 	a, b := newTypedNode("a"), newTypedNode("b")
 	b.hincrby("f", 10)
@@ -263,17 +298,52 @@ func TestHashIncrAfterObservedReset(t *testing.T) {
 	a.hset("f", "3")  // observed b's +10
 	b.hincrby("f", 1) // b's entry becomes +11, superseding the +10
 	exchange(a, b)
-	if got := a.hget("f"); got != "14" {
-		t.Errorf("HGET %q, the model gives 14 (3 + b's running sum 11)", got)
+	if ga, gb := a.hget("f"), b.hget("f"); ga != "4" || gb != "4" {
+		t.Errorf("HGET at a %q, at b %q, want 4 (3 + b's unobserved +1)", ga, gb)
 	}
-	// The same with HDEL: the field comes back with b's whole sum.
+	// The same with HDEL: the field comes back with b's +1 alone.
 	a, b = newTypedNode("a"), newTypedNode("b")
 	b.hincrby("f", 10)
 	exchange(a, b)
 	a.hdel("f")
 	b.hincrby("f", 1)
 	exchange(a, b)
-	if got := a.hget("f"); got != "11" {
-		t.Errorf("HGET after HDEL %q, the model gives 11", got)
+	if ga, gb := a.hget("f"), b.hget("f"); ga != "1" || gb != "1" {
+		t.Errorf("HGET after HDEL at a %q, at b %q, want 1", ga, gb)
+	}
+	// And then HDEL that observed it all leaves a grave, and HINCRBY after it
+	// starts again from nothing.
+	a.hdel("f")
+	exchange(a, b)
+	if got := b.hget("f"); got != "(nil)" || len(b.c.elems["f"]) == 0 {
+		t.Errorf("after a second HDEL: %q, grave %s", got, fmtField(b.c.elems["f"]))
+	}
+	b.hincrby("f", 2)
+	exchange(a, b)
+	if ga, gb := a.hget("f"), b.hget("f"); ga != "2" || gb != "2" {
+		t.Errorf("HINCRBY after HDEL at a %q, at b %q, want 2", ga, gb)
+	}
+}
+
+// TestCounterChainAfterClear: a clear (a hash's DEL, an expiry) removes
+// increment entries outright; the actor's next increment then starts a chain at
+// its own dot, so a removal marker that observed the old chain does not subtract
+// the old total from the new one.
+func TestCounterChainAfterClear(t *testing.T) {
+	// b's +10 (b1), observed by a's HDEL marker (a2) and by a clear at c that
+	// removed b1 concurrently with the marker.
+	f := field("a2!{b1+10}")
+	c := ctx(t, "a:1-2 b:1")
+	d, v, err := CounterIncr(f, c, "b", 1, 1)
+	if err != nil || v != 1 || fmtField(d.Dots) != "b2+1^2" {
+		t.Fatalf("HINCRBY after the clear: %s = %d, %v", fmtField(d.Dots), v, err)
+	}
+	after, _ := ApplyElemDelta(f, c, d)
+	if got, ok := HashValue(after); !ok || string(got) != "1" {
+		t.Errorf("HGET %q %v, want 1", got, ok)
+	}
+	// An entry written before chains existed (Base 0) counts from the start.
+	if got, _ := HashValue(field("a2!{b1+10} b3+11")); string(got) != "1" {
+		t.Errorf("old entry: %q, want 1", got)
 	}
 }

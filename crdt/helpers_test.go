@@ -11,7 +11,9 @@ import (
 // Context: "a:1-3,5 b:7" is a's dots 1, 2, 3 and 5 and b's dot 7.
 // Field: "a1 b3=x c2+5 d4~0.5" is a flag entry for (a,1), a register (b,3) holding
 // "x", an increment (c,2) of 5 and a float increment (d,4) of 0.5. A register may
-// carry its time, "b3=x@7", and writes a space as "␠".
+// carry its time, "b3=x@7", and writes a space as "␠". A register's observed
+// totals follow it in braces, "b3=x@7{c2+5,d4~0.5}"; "e5!{c2+5}" is a removal
+// marker; "c6+7^4" is an increment whose chain began at (c,4).
 
 func dot(s string) Dot {
 	i := strings.IndexAny(s, "0123456789")
@@ -59,29 +61,57 @@ func ctx(tb testing.TB, s string) Context {
 func field(s string) Field {
 	var f Field
 	for t := range strings.FieldsSeq(s) {
+		var obs []Total
+		if i := strings.IndexByte(t, '{'); i >= 0 && strings.HasSuffix(t, "}") {
+			for o := range strings.SplitSeq(t[i+1:len(t)-1], ",") {
+				if o != "" {
+					e := incrEntry(o)
+					obs = append(obs, Total{Dot: e.Dot, I: e.I, F: e.F, IsFloat: e.IsFloat})
+				}
+			}
+			t = t[:i]
+		}
 		switch {
+		case strings.HasSuffix(t, "!"):
+			f = append(f, Entry{Dot: dot(t[:len(t)-1]), Kind: KindReg, Del: true, Obs: obs})
 		case strings.Contains(t, "="):
 			d, v, _ := strings.Cut(t, "=")
-			e := Entry{Dot: dot(d), Kind: KindReg}
+			e := Entry{Dot: dot(d), Kind: KindReg, Obs: obs}
 			if i := strings.LastIndexByte(v, '@'); i >= 0 {
 				e.TS, _ = strconv.ParseInt(v[i+1:], 10, 64)
 				v = v[:i]
 			}
 			e.Data = []byte(strings.ReplaceAll(v, "␠", " "))
 			f = append(f, e)
-		case strings.Contains(t, "~"):
-			d, v, _ := strings.Cut(t, "~")
-			x, _ := strconv.ParseFloat(v, 64)
-			f = append(f, Entry{Dot: dot(d), Kind: KindIncr, F: x, IsFloat: true})
-		case strings.Contains(t, "+"):
-			d, v, _ := strings.Cut(t, "+")
-			n, _ := strconv.ParseInt(v, 10, 64)
-			f = append(f, Entry{Dot: dot(d), Kind: KindIncr, I: n})
+		case strings.ContainsAny(t, "+~"):
+			f = append(f, incrEntry(t))
 		default:
 			f = append(f, Entry{Dot: dot(t), Kind: KindFlag})
 		}
 	}
 	return f
+}
+
+// incrEntry parses an increment: "c2+5" (I), "d4~0.5" (F, IsFloat), "c2+5~0.5"
+// (both), with "^3" at the end for its chain Base.
+func incrEntry(t string) Entry {
+	var e Entry
+	e.Kind = KindIncr
+	if i := strings.IndexByte(t, '^'); i >= 0 {
+		e.Base, _ = strconv.ParseUint(t[i+1:], 10, 64)
+		t = t[:i]
+	}
+	if i := strings.IndexByte(t, '~'); i >= 0 {
+		e.F, _ = strconv.ParseFloat(t[i+1:], 64)
+		e.IsFloat = true
+		t = t[:i]
+	}
+	d, v, ok := strings.Cut(t, "+")
+	if ok {
+		e.I, _ = strconv.ParseInt(v, 10, 64)
+	}
+	e.Dot = dot(d)
+	return e
 }
 
 func fmtField(f Field) string {
@@ -93,21 +123,45 @@ func fmtField(f Field) string {
 		sb.WriteString(e.Dot.Actor + strconv.FormatUint(e.Dot.Counter, 10))
 		switch e.Kind {
 		case KindReg:
-			q := strconv.Quote(string(e.Data))
-			sb.WriteString("=" + q[1:len(q)-1])
-			if e.TS != 0 {
-				sb.WriteString("@" + strconv.FormatInt(e.TS, 10))
+			if e.Del {
+				sb.WriteString("!")
+			} else {
+				q := strconv.Quote(string(e.Data))
+				sb.WriteString("=" + q[1:len(q)-1])
+				if e.TS != 0 {
+					sb.WriteString("@" + strconv.FormatInt(e.TS, 10))
+				}
+			}
+			if len(e.Obs) > 0 {
+				sb.WriteByte('{')
+				for k, o := range e.Obs {
+					if k > 0 {
+						sb.WriteByte(',')
+					}
+					sb.WriteString(o.Dot.Actor + strconv.FormatUint(o.Dot.Counter, 10))
+					writeTotals(&sb, o.I, o.F, o.IsFloat)
+				}
+				sb.WriteByte('}')
 			}
 		case KindIncr:
-			sb.WriteString("+" + strconv.FormatInt(e.I, 10))
-			if e.floatIncr() {
-				sb.WriteString("~" + strconv.FormatFloat(e.F, 'g', -1, 64))
+			writeTotals(&sb, e.I, e.F, e.IsFloat)
+			if e.Base != 0 {
+				sb.WriteString("^" + strconv.FormatUint(e.Base, 10))
 			}
 		case KindHLL:
 			sb.WriteString("#hll")
 		}
 	}
 	return sb.String()
+}
+
+func writeTotals(sb *strings.Builder, i int64, f float64, isFloat bool) {
+	if i != 0 || !isFloat {
+		sb.WriteString("+" + strconv.FormatInt(i, 10))
+	}
+	if isFloat || f != 0 {
+		sb.WriteString("~" + strconv.FormatFloat(f, 'g', -1, 64))
+	}
 }
 
 // checkField fails unless f is sorted by dot, each dot once, and covered by c.

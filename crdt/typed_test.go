@@ -71,7 +71,9 @@ func (n *typedNode) hsetnx(f, v string) int {
 	return b2i(set)
 }
 
-func (n *typedNode) hdel(fields ...string) int { return n.each(fields, HashDel) }
+func (n *typedNode) hdel(fields ...string) int {
+	return n.each(fields, NewDots(n.c.ctx, n.actor, 1).HashDel)
+}
 
 func (n *typedNode) hincrby(f string, by int64) (string, error) {
 	d, v, err := HashIncr(n.c.elems[f], n.c.ctx, n.actor, 1, by)
