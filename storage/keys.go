@@ -18,6 +18,9 @@ const (
 	maxHintOwner = 255 // an owner's length is one byte of its hint keys
 )
 
+// dataKeyHashEnd is where a data key's hash ends: space byte, partition, hash.
+const dataKeyHashEnd = 1 + 2 + 8
+
 // dataKey appends the Pebble key of a record.
 func dataKey(b []byte, p int, h uint64, key []byte) []byte {
 	b = append(b, spaceData)

@@ -152,6 +152,7 @@ type Store struct {
 	db  *pebble.DB
 	wo  *pebble.WriteOptions
 	rc  *recordCache // nil when off
+	kf  *keyFilter   // the hashes of every stored record, and more (keyfilter.go)
 	gc  committer    // groups the synced commits of concurrent writers
 	// access is the access table Get touches (SetAccess).
 	access accessTable
@@ -324,6 +325,7 @@ func (s *Store) loadState() (err error) {
 	if err := s.checkPartitions(); err != nil {
 		return err
 	}
+	s.kf = newKeyFilter(0)
 	if err := s.loadCounts(); err != nil {
 		return err
 	}
@@ -478,6 +480,7 @@ func (s *Store) loadCounts() error {
 		if err != nil {
 			return err
 		}
+		s.kf.add(h)
 		rec, err := record.Decode(it.Value())
 		if err != nil {
 			return fmt.Errorf("storage: record %q: %w", it.Key(), err)
@@ -671,6 +674,9 @@ func (s *Store) lookup(dst, dk []byte, h uint64, held bool) (enc []byte, found b
 	if enc, ok := s.rc.get(dst, dk); ok {
 		return enc, len(enc) > 0, nil
 	}
+	if s.absent(dk) {
+		return nil, false, nil // nothing to cache: the filter answers as fast
+	}
 	if !held {
 		mu := s.lock(h)
 		if !mu.TryLock() {
@@ -693,6 +699,9 @@ func (s *Store) lookup(dst, dk []byte, h uint64, held bool) (enc []byte, found b
 }
 
 func (s *Store) get(dk []byte) (record.Record, bool, error) {
+	if s.absent(dk) {
+		return record.Record{}, false, nil
+	}
 	v, closer, err := s.db.Get(dk)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return record.Record{}, false, nil
@@ -723,6 +732,9 @@ func (s *Store) GetEncoded(key []byte) (_ []byte, err error) {
 // getEncoded returns a copy of the value stored under Pebble key k; found is
 // false when there is none.
 func (s *Store) getEncoded(k []byte) (enc []byte, found bool, err error) {
+	if s.absent(k) {
+		return nil, false, nil
+	}
 	v, closer, err := s.db.Get(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
@@ -732,6 +744,13 @@ func (s *Store) getEncoded(k []byte) (enc []byte, found bool, err error) {
 	}
 	defer closer.Close()
 	return append([]byte{}, v...), true, nil
+}
+
+// absent reports whether the key filter rules out a record under Pebble key k
+// (a data key); false for every other key.
+func (s *Store) absent(k []byte) bool {
+	return s.kf != nil && len(k) >= dataKeyHashEnd && k[0] == spaceData &&
+		!s.kf.mayHold(binary.BigEndian.Uint64(k[dataKeyHashEnd-8:dataKeyHashEnd]))
 }
 
 // load is get that also returns the stored encoding: the observer is told the
@@ -895,7 +914,7 @@ func (s *Store) commit(b *pebble.Batch, wo *pebble.WriteOptions) error {
 func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur record.Record, curEnc []byte, found bool, next record.Record, wo *pebble.WriteOptions) error {
 	b := s.db.NewBatch()
 	defer b.Close()
-	st := staged{dk: dk, p: p, h: h, key: key, cur: cur, curEnc: curEnc, found: found, next: next}
+	st := staged{kf: s.kf, dk: dk, p: p, h: h, key: key, cur: cur, curEnc: curEnc, found: found, next: next}
 	if err := st.stage(b); err != nil {
 		return err
 	}
@@ -917,6 +936,7 @@ func (s *Store) write(dk []byte, p int, h uint64, key []byte, cur record.Record,
 // staged, committed reads only those, never next, which may alias the caller's
 // buffers (a WriteSet keeps a change across calls and drops next).
 type staged struct {
+	kf     *keyFilter // takes the hash of a record this creates
 	dk     []byte
 	p      int
 	h      uint64
@@ -955,6 +975,9 @@ func (st *staged) restage(b *pebble.Batch, reap, grave int64) error {
 	}
 	if !st.exists {
 		return b.Delete(st.dk, nil)
+	}
+	if !st.found && st.kf != nil {
+		st.kf.add(st.h) // before the batch commits: see keyFilter's invariant
 	}
 	st.counts = Counts(st.next)
 	st.enc = st.next.AppendBinary(nil)

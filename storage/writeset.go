@@ -149,7 +149,7 @@ func (ws *WriteSet) Update(key []byte, fn UpdateFunc) (_ record.Record, err erro
 			return record.Record{}, err // the stripe stays held until the set ends
 		}
 		i = len(ws.entries)
-		ws.entries = append(ws.entries, setEntry{staged: staged{dk: dk, p: p, h: h, key: dk[len(dk)-len(key):], cur: cur, curEnc: curEnc, found: found}})
+		ws.entries = append(ws.entries, setEntry{staged: staged{kf: s.kf, dk: dk, p: p, h: h, key: dk[len(dk)-len(key):], cur: cur, curEnc: curEnc, found: found}})
 		ws.byKey[string(key)] = i
 	}
 	e := &ws.entries[i]
