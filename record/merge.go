@@ -12,7 +12,7 @@ import (
 // checks (layers out of type order or repeated, an unknown type, a collection
 // without its Coll or a Coll on another type): a record built by hand, never
 // one that was decoded.
-var ErrInvalid = errors.New("record: invalid record")
+var ErrInvalid = errors.New("record: record breaks its invariants")
 
 // MergeSafe joins the state b ships into a, the receiver's record: everything
 // but element contexts (1.2, 2.5).
