@@ -5,28 +5,55 @@ import (
 	"errors"
 	"maps"
 	"slices"
+	"strconv"
 
 	"github.com/dynakv/dynakv/crdt"
 	"github.com/dynakv/dynakv/vclock"
 )
 
-// Type is a typed layer's data type. The zero Type is invalid.
+// Type is a layer's data type. The zero Type, Plain, names the string layer
+// (Record.Str) in a View; no Layer has it.
 type Type uint8
 
 // Layer types, in the order a type conflict breaks ties by (1.5).
 const (
-	Counter Type = 1 + iota // string-typed: a base register plus increments (Val)
-	HLL                     // string-typed: Redis-format register arrays (Val)
-	Set                     // a collection of members (Coll)
-	Hash                    // a collection of fields (Coll)
-	ZSet                    // reserved for issue 21 (Coll)
-	List                    // reserved for issue 21 (Coll)
+	Plain   Type = iota // the string layer, Record.Str: never a Layer's Type
+	Counter             // string-typed: a base register plus increments (Val)
+	HLL                 // string-typed: Redis-format register arrays (Val)
+	Set                 // a collection of members (Coll)
+	Hash                // a collection of fields (Coll)
+	ZSet                // reserved for issue 21 (Coll)
+	List                // reserved for issue 21 (Coll)
 	maxType = List
 )
 
 // Collection reports whether layers of type t keep their elements as element
 // keys, described by a Coll in the layer.
 func (t Type) Collection() bool { return t >= Set && t <= maxType }
+
+// typeNames are the names String gives; redisTypes what Redis's TYPE answers.
+var (
+	typeNames  = [...]string{"string", "counter", "hll", "set", "hash", "zset", "list"}
+	redisTypes = [...]string{"string", "string", "string", "set", "hash", "zset", "list"}
+)
+
+// String names t as DGET lists a layer: "string" (Plain), "counter", "hll",
+// "set", "hash", "zset", "list".
+func (t Type) String() string {
+	if t > maxType {
+		return "type(" + strconv.Itoa(int(t)) + ")"
+	}
+	return typeNames[t]
+}
+
+// RedisType is what Redis's TYPE answers for a key of type t: counters and
+// HyperLogLogs are strings there.
+func (t Type) RedisType() string {
+	if t > maxType {
+		return "none"
+	}
+	return redisTypes[t]
+}
 
 // Record is one replica's state of one key.
 type Record struct {
@@ -98,13 +125,13 @@ func (c Coll) Equal(o Coll) bool {
 // ErrTyped is returned by SyncStrings when either record has a typed part.
 var ErrTyped = errors.New("record: typed records are not merged yet")
 
-// SyncStrings merges two string-only records: their string layers by vclock.Sync,
-// which is commutative, associative and idempotent. It refuses (ErrTyped) a record
-// with a typed part rather than drop it: no path writes one yet, and issue 20's
-// S3 replaces this with a merge of every layer.
+// SyncStrings merges two string-only records: MergeSafe, which on string-only
+// records is exactly Record{Str: vclock.Sync(a.Str, b.Str)}. It refuses (ErrTyped)
+// a record with a typed part, so the paths that call it keep refusing typed
+// records until issue 20's S5 wires MergeSafe and the element exchange in.
 func SyncStrings(a, b Record) (Record, error) {
 	if a.Typed() || b.Typed() {
 		return Record{}, ErrTyped
 	}
-	return Record{Str: vclock.Sync(a.Str, b.Str)}, nil
+	return MergeSafe(a, b)
 }
