@@ -10,7 +10,8 @@
 #                  memcached parser (its tokenizer and its byte-slice reader, the
 #                  latter against the bufio path it replaced), the internode message
 #                  decoder, the context decoder, the record decoder, the crdt decoders
-#                  of issue 20 (context, field, element delta); and for the RESP
+#                  of issue 20 (context, field, element delta), storage's element
+#                  key decoder; and for the RESP
 #                  parser's differential target (its spans against its canonical
 #                  frames parsed by redcon) (default: FUZZTIME)
 #   FUZZ_JOBS      targets run at once (default 2: a 2-core machine)
@@ -37,7 +38,7 @@ FUZZ_JOBS=${FUZZ_JOBS:-2}
 FUZZ_MINIMIZE=${FUZZ_MINIMIZE:-10s}
 FUZZ_MATCH=${FUZZ_MATCH:-.}
 FUZZ_KEEP=${FUZZ_KEEP:-0}
-CORE="resp/FuzzServer resp/FuzzFramerSpans memcache/FuzzParse memcache/FuzzReader peer/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord record/FuzzDecodeRecord crdt/FuzzDecodeContext crdt/FuzzDecodeField crdt/FuzzDecodeElemDelta"
+CORE="resp/FuzzServer resp/FuzzFramerSpans memcache/FuzzParse memcache/FuzzReader peer/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord record/FuzzDecodeRecord crdt/FuzzDecodeContext crdt/FuzzDecodeField crdt/FuzzDecodeElemDelta storage/FuzzParseElemKey"
 
 # Targets as "dir/Target", the core ones first: they run longest.
 mapfile -t all < <(grep -rHo --include='*_test.go' --exclude-dir=node_modules --exclude-dir=testdata --exclude-dir='.?*' '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' . |
