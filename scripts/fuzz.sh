@@ -11,7 +11,8 @@
 #                  latter against the bufio path it replaced), the internode message
 #                  decoder, the client context decoders (vclock's version 1 and
 #                  record's version 2), the record decoder, the crdt decoders
-#                  of issue 20 (context, field, element delta); and for the RESP
+#                  of issue 20 (context, field, element delta), storage's element
+#                  key decoder; and for the RESP
 #                  parser's differential target (its spans against its canonical
 #                  frames parsed by redcon) (default: FUZZTIME)
 #   FUZZ_JOBS      targets run at once (default 2: a 2-core machine)
@@ -38,7 +39,7 @@ FUZZ_JOBS=${FUZZ_JOBS:-2}
 FUZZ_MINIMIZE=${FUZZ_MINIMIZE:-10s}
 FUZZ_MATCH=${FUZZ_MATCH:-.}
 FUZZ_KEEP=${FUZZ_KEEP:-0}
-CORE="resp/FuzzServer resp/FuzzFramerSpans memcache/FuzzParse memcache/FuzzReader peer/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord record/FuzzDecodeRecord record/FuzzParseContext crdt/FuzzDecodeContext crdt/FuzzDecodeField crdt/FuzzDecodeElemDelta"
+CORE="resp/FuzzServer resp/FuzzFramerSpans memcache/FuzzParse memcache/FuzzReader peer/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord record/FuzzDecodeRecord record/FuzzParseContext crdt/FuzzDecodeContext crdt/FuzzDecodeField crdt/FuzzDecodeElemDelta storage/FuzzParseElemKey"
 
 # Targets as "dir/Target", the core ones first: they run longest.
 mapfile -t all < <(grep -rHo --include='*_test.go' --exclude-dir=node_modules --exclude-dir=testdata --exclude-dir='.?*' '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' . |

@@ -6,6 +6,8 @@
 // Layout (every Pebble key starts with a one-byte space tag):
 //
 //	'd' | partition (be16) | xxhash64(key) (be64) | key   -> record (record.Record binary)
+//	'e' | partition (be16) | xxhash64(key) (be64) | uvarint len(key) | key |
+//	      type | sub (0) | xxhash64(elem) (be64) | elem   -> element (crdt.Field binary)
 //	'h' | len(owner) (u8) | owner | key                   -> hinted record (record.Record binary)
 //	'x' | reap time ms (be64) | partition (be16) | hash (be64) | key -> empty (expiry index)
 //	'g' | death time ms (be64) | partition (be16) | hash (be64) | key -> empty (grave index)
@@ -19,8 +21,24 @@
 // a partition records are ordered by key hash, which gives SCAN a stable integer
 // cursor and lets anti-entropy read one hash segment with a range scan.
 //
+// A collection layer (a set's, a hash's: issue 20) keeps its elements as element
+// keys in the same partition and hash as the key's record, its header, so they
+// share the header's lock stripe; a partition is the two ranges 'd'|p and 'e'|p.
+//
 // Invariants:
 //
+//   - UpdateKey is how a header and its elements change together: under the key's
+//     lock, the header and every element write of one call commit in one Pebble
+//     batch (group commit, as Update), and the header's derived fields (Coll.Len,
+//     Bytes, Buckets: derived.go) move in the same batch from the stored ones by
+//     the element writes, never from what a caller put there. Element keys exist
+//     only under a header with a collection layer of their type: UpdateKey and
+//     Update refuse a header that would leave any without (ErrBadHeader). The
+//     partition drops delete both ranges in one batch. Readers outside a
+//     transaction (GetElems, ScanElems) read one Pebble snapshot, so a header and
+//     its elements are consistent. Not yet: element keys in the memory sums, the
+//     Merkle trees beyond the header (whose Buckets change with every element),
+//     hints, WriteSet.UpdateKey, clears and the sweep (issue 20's S4, later parts).
 //   - Update is the only way a record changes and is atomic per key: the read, the
 //     caller's merge and the write happen under the key's lock, and the record, its
 //     expiry-index entry and the live-key count move together in one Pebble batch.

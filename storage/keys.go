@@ -4,6 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/dynakv/dynakv/record"
 )
 
 const (
@@ -140,3 +145,98 @@ func parseHintKey(k []byte) (owner string, key []byte, err error) {
 	n := 2 + int(k[1])
 	return string(k[2:n]), k[n:], nil
 }
+
+// Element keys (issue 20, docs/design/issue20-data-types.md 2.1): a collection
+// layer's elements, one Pebble key each, in the same partition and hash as their
+// header, so they share its lock stripe and Merkle segment:
+//
+//	'e' | partition (be16) | hash (be64) | uvarint len(key) | key | type | sub | ehash (be64) | elem
+//
+// The length prefix keeps key unambiguous whatever the hash collisions; sub 0 is
+// the elements themselves (sub > 0 is kept for issue 21's derived indexes, not
+// written yet); ehash = xxhash64(elem), so a layer's elements are in hash order,
+// as a partition's records are.
+const (
+	spaceElem = 'e'
+	subElem   = 0 // the elements of a layer (sub > 0: derived indexes, issue 21)
+)
+
+// layerPrefix appends the prefix of the element keys of key's layer typ: every
+// element of the layer, and nothing else, starts with it.
+func layerPrefix(b []byte, p int, h uint64, key []byte, typ record.Type) []byte {
+	b = append(b, spaceElem)
+	b = binary.BigEndian.AppendUint16(b, uint16(p))
+	b = binary.BigEndian.AppendUint64(b, h)
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	return append(b, byte(typ), subElem)
+}
+
+// elemKey appends the Pebble key of element elem (whose xxhash64 is ehash) of
+// key's layer typ.
+func elemKey(b []byte, p int, h uint64, key []byte, typ record.Type, ehash uint64, elem []byte) []byte {
+	b = layerPrefix(b, p, h, key, typ)
+	b = binary.BigEndian.AppendUint64(b, ehash)
+	return append(b, elem...)
+}
+
+// elemHash is an element's hash, the order of a layer's elements.
+func elemHash(elem []byte) uint64 { return xxhash.Sum64(elem) }
+
+// elemBounds returns the [start, end) range of partition p's element keys.
+func elemBounds(p int) (start, end []byte) {
+	start = binary.BigEndian.AppendUint16([]byte{spaceElem}, uint16(p))
+	if p == 0xffff {
+		return start, []byte{spaceElem + 1}
+	}
+	return start, binary.BigEndian.AppendUint16([]byte{spaceElem}, uint16(p+1))
+}
+
+// elemParts is a parsed element key. key and elem alias the parsed key.
+type elemParts struct {
+	p     int
+	h     uint64
+	key   []byte
+	typ   record.Type
+	ehash uint64
+	elem  []byte
+}
+
+// parseElemKey splits an element key. It accepts exactly what elemKey writes
+// (a collection type, sub 0, the shortest length varint) and does not check
+// that ehash is elem's hash or h the key's: keys are compared, never rehashed.
+func parseElemKey(k []byte) (e elemParts, err error) {
+	bad := func(why string) (elemParts, error) {
+		return elemParts{}, fmt.Errorf("storage: malformed element key %q: %s", k, why)
+	}
+	if len(k) < dataHeader || k[0] != spaceElem {
+		return bad("short or not an element")
+	}
+	e.p, e.h = int(binary.BigEndian.Uint16(k[1:])), binary.BigEndian.Uint64(k[3:])
+	rest := k[dataHeader:]
+	n, w := binary.Uvarint(rest)
+	switch {
+	case w <= 0:
+		return bad("key length")
+	case w != uvarintLen(n):
+		return bad("key length not in its shortest form")
+	case n > uint64(len(rest)-w):
+		return bad("key past the end")
+	}
+	rest = rest[w:]
+	e.key, rest = rest[:n], rest[n:]
+	if len(rest) < 2+8 {
+		return bad("short suffix")
+	}
+	if e.typ = record.Type(rest[0]); !e.typ.Collection() {
+		return bad("not a collection type")
+	}
+	if rest[1] != subElem {
+		return bad("unknown sub space")
+	}
+	e.ehash, e.elem = binary.BigEndian.Uint64(rest[2:]), rest[10:]
+	return e, nil
+}
+
+// uvarintLen is the length of v's shortest uvarint.
+func uvarintLen(v uint64) int { return (bits.Len64(v|1) + 6) / 7 }

@@ -774,7 +774,10 @@ func (s *Store) load(k []byte) (rec record.Record, enc []byte, found bool, err e
 
 // UpdateFunc computes a key's new record from its current one. Returning ErrNoChange
 // leaves the record as it is; returning an empty Set deletes it; any other error
-// aborts the update and is returned by Update.
+// aborts the update and is returned by Update. The derived fields of a
+// collection layer (Coll.Len, Bytes, Buckets) are storage's: the stored ones are
+// kept whatever the function returns, and a record dropping a collection layer
+// whose element keys remain is refused (ErrBadHeader); see UpdateKey.
 type UpdateFunc func(cur record.Record, found bool) (record.Record, error)
 
 // Update atomically reads key's record, applies fn and stores the result durably
@@ -859,20 +862,31 @@ func (s *Store) UpdateBatch(keys [][]byte, fns []UpdateFunc) (errs []error) {
 	return errs
 }
 
+// lockKey takes the lock stripe of key and returns the key's partition, hash and
+// data key, and the lock, for the caller to unlock.
+func (s *Store) lockKey(key []byte) (p int, h uint64, dk []byte, mu *sync.Mutex) {
+	h = ring.KeyHash(key)
+	p = s.partition(h)
+	mu = s.lock(h)
+	mu.Lock()
+	return p, h, dataKey(nil, p, h, key), mu
+}
+
 func (s *Store) update(key []byte, fn UpdateFunc, wo *pebble.WriteOptions) (_ record.Record, err error) {
 	if err := s.enter(); err != nil {
 		return record.Record{}, err
 	}
 	defer s.exit(&err)
-	h := ring.KeyHash(key)
-	p := s.partition(h)
-	mu := s.lock(h)
-	mu.Lock()
+	p, h, dk, mu := s.lockKey(key)
 	defer mu.Unlock()
-	dk := dataKey(nil, p, h, key)
 	cur, curEnc, found, next, write, err := s.modify(dk, fn)
 	if err != nil || !write {
 		return cur, err
+	}
+	// A record-only write keeps a collection's derived fields, and its
+	// elements under their layer (nothing to do for a string key).
+	if next, err = deriveHeader(cur, next, nil); err != nil {
+		return record.Record{}, fmt.Errorf("storage: update %q: %w", key, err)
 	}
 	if err := s.write(dk, p, h, key, cur, curEnc, found, next, wo); err != nil {
 		return record.Record{}, err
@@ -1193,8 +1207,8 @@ func partitionStripes(p, q, n int) []int {
 	return out
 }
 
-// DropPartition deletes every record of partition p (after a handoff) and raises
-// its epoch (Epoch).
+// DropPartition deletes every record of partition p (after a handoff), and every
+// element key (UpdateKey), and raises its epoch (Epoch).
 func (s *Store) DropPartition(p int) error {
 	_, err := s.DropPartitionIf(p, nil)
 	return err
@@ -1270,6 +1284,12 @@ func (s *Store) dropPartitions(first, last int, hints bool, cond func() bool) (b
 	lo, _ := partitionBounds(first)
 	_, hi := partitionBounds(last)
 	if err := b.DeleteRange(lo, hi, nil); err != nil {
+		return false, err
+	}
+	// The partitions' element keys go in the same batch as their headers.
+	elo, _ := elemBounds(first)
+	_, ehi := elemBounds(last)
+	if err := b.DeleteRange(elo, ehi, nil); err != nil {
 		return false, err
 	}
 	// Index entries of dropped records become dangling; the reaper and the grave

@@ -167,6 +167,10 @@ func (ws *WriteSet) Update(key []byte, fn UpdateFunc) (_ record.Record, err erro
 	case err != nil:
 		return record.Record{}, err
 	}
+	// As Update: derived fields kept, no element left without its layer.
+	if next, err = deriveHeader(base, next, nil); err != nil {
+		return record.Record{}, fmt.Errorf("storage: update %q: %w", key, err)
+	}
 	if ws.b == nil {
 		ws.b = s.db.NewBatch()
 	}
