@@ -752,5 +752,3 @@ func BenchmarkUpdateKeyElem(b *testing.B) {
 		})
 	}
 }
-
-

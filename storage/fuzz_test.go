@@ -74,7 +74,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		if err := s.db.Set(dk, raw, nil); err != nil {
 			t.Fatal(err)
 		}
-		s.kf.add(h) // a raw write of a data key must tell the key filter (keyFilter)
+		s.kf.add(h)  // a raw write of a data key must tell the key filter (keyFilter)
 		s.rc.reset() // the raw write went around the record cache
 		_, _, getErr := s.Get(key)
 		if (getErr == nil) != (decErr == nil) {
