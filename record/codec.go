@@ -276,8 +276,10 @@ func readVarint[T int64 | uint64](r *reader, dec func([]byte) (T, int)) T {
 	return v
 }
 
+// uint64 reads 8 little-endian bytes in place: a Coll's 64 bucket digests cost
+// no allocation.
 func (r *reader) uint64() uint64 {
-	if raw := r.take(8); len(raw) == 8 {
+	if raw := r.next(8); len(raw) == 8 {
 		return binary.LittleEndian.Uint64(raw)
 	}
 	return 0
@@ -296,13 +298,21 @@ func (r *reader) count(minSize int) int {
 
 // take returns the next n bytes, copied (nil for none).
 func (r *reader) take(n uint64) []byte {
+	if v := r.next(n); v != nil {
+		return slices.Clone(v)
+	}
+	return nil
+}
+
+// next returns the next n bytes in place, aliasing the input (nil for none).
+func (r *reader) next(n uint64) []byte {
 	if r.bad == "" && n > uint64(len(r.b)) {
 		r.fail("truncated")
 	}
 	if r.bad != "" || n == 0 {
 		return nil
 	}
-	v := slices.Clone(r.b[:n])
+	v := r.b[:n:n]
 	r.b = r.b[n:]
 	return v
 }
