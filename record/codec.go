@@ -36,12 +36,7 @@ func (r Record) AppendBinary(b []byte) []byte {
 	if !r.Typed() {
 		return r.Str.AppendBinary(b)
 	}
-	b = append(b, versionTyped)
-	str := r.Str.AppendBinary(nil)
-	b = binary.AppendUvarint(b, uint64(len(str)))
-	b = append(b, str...)
-	b = r.Ctx.AppendBinary(b)
-	b = r.TTL.AppendBinary(b)
+	b = appendHeader(b, versionTyped, r.Str, r.Ctx, r.TTL)
 	b = binary.AppendUvarint(b, uint64(len(r.Layers)))
 	for _, l := range r.Layers {
 		b = l.appendBinary(b)
@@ -55,6 +50,17 @@ func (l Layer) appendBinary(b []byte) []byte {
 		return append(b, 0)
 	}
 	return l.Coll.appendBinary(append(b, 1))
+}
+
+// appendHeader appends what a record and a delta begin with: the version, the
+// string layer (length-prefixed, version 1), the meta context and the TTL.
+func appendHeader(b []byte, version byte, str vclock.Set, ctx crdt.Context, ttl crdt.Field) []byte {
+	b = append(b, version)
+	enc := str.AppendBinary(nil)
+	b = binary.AppendUvarint(b, uint64(len(enc)))
+	b = append(b, enc...)
+	b = ctx.AppendBinary(b)
+	return ttl.AppendBinary(b)
 }
 
 // appendLayerHead appends what a record's layer and a delta's share.
@@ -119,9 +125,7 @@ func Decode(b []byte) (Record, error) {
 	}
 	r := reader{b: b[1:]}
 	var rec Record
-	rec.Str = r.set()
-	rec.Ctx = r.context("meta context")
-	rec.TTL = r.field("ttl")
+	rec.Str, rec.Ctx, rec.TTL = r.header()
 	n := r.count(6) // a layer needs at least 6 bytes
 	if n > 0 {
 		rec.Layers = make([]Layer, 0, n)
@@ -143,6 +147,12 @@ func Decode(b []byte) (Record, error) {
 		return Record{}, r.error()
 	}
 	return rec, nil
+}
+
+// header reads what a record and a delta begin with: the string layer, the
+// meta context and the TTL register.
+func (r *reader) header() (vclock.Set, crdt.Context, crdt.Field) {
+	return r.set(), r.context("meta context"), r.field("ttl")
 }
 
 // set reads a length-prefixed string layer (vclock.Set's version 1 encoding).

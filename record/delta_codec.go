@@ -19,12 +19,7 @@ var ErrBadDelta = errors.New("record: invalid delta")
 // {type, len, elem, crdt.ElemDelta}. Contexts, fields and element deltas carry
 // their own version bytes.
 func (d Delta) AppendBinary(b []byte) []byte {
-	b = append(b, versionDelta)
-	str := d.Str.AppendBinary(nil)
-	b = binary.AppendUvarint(b, uint64(len(str)))
-	b = append(b, str...)
-	b = d.Ctx.AppendBinary(b)
-	b = d.TTL.AppendBinary(b)
+	b = appendHeader(b, versionDelta, d.Str, d.Ctx, d.TTL)
 	b = binary.AppendUvarint(b, uint64(len(d.Layers)))
 	for _, l := range d.Layers {
 		b = appendLayerHead(b, l.Type, l.Stamp, l.Dead, l.Val)
@@ -54,9 +49,7 @@ func DecodeDelta(b []byte) (Delta, error) {
 	}
 	r := reader{b: b[1:], sentinel: ErrBadDelta}
 	var d Delta
-	d.Str = r.set()
-	d.Ctx = r.context("meta context")
-	d.TTL = r.field("ttl")
+	d.Str, d.Ctx, d.TTL = r.header()
 	n := r.count(7) // a layer needs at least 7 bytes
 	if n > 0 {
 		d.Layers = make([]DeltaLayer, 0, n)
