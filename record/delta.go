@@ -177,9 +177,10 @@ func (d Delta) clearOf(t Type) crdt.Context {
 //     one is pending in Coll.Clear and swept (2.6).
 //  2. each element delta in order: stored, ctx := work.Apply(stored, ctx), with
 //     ctx starting as the layer's Coll.Ctx in the returned record and stored read
-//     as the clears left it (absent after a full clear); storage stores the
-//     element (deleting an empty one), sets Coll.Ctx to the final ctx and
-//     maintains the derived fields.
+//     as the clears left it (absent after a full clear; a partial clear's dots
+//     may still be in it until the sweep, and stay dead); storage stores the
+//     element (deleting an empty one), sets the layer's Coll.Ctx to its final
+//     ctx and maintains the derived fields.
 //
 // The header part: Str by vclock.Sync; Ctx, TTL and each layer's Stamp, Dead and
 // Val joined as MergeSafe joins them; a collection the receiver lacks gets a
@@ -187,9 +188,11 @@ func (d Delta) clearOf(t Type) crdt.Context {
 // Coll.Ctx by the clear. An element delta whose dots the clear covers adds
 // nothing (they are in Coll.Ctx by then).
 //
-// Applying d twice changes nothing once storage has done the work (a second
-// clear only sweeps again), and applying a then b equals applying
-// JoinDeltas(a, b). It fails only with ErrInvalid, on a record or delta the
+// Applying d twice changes nothing, records and elements, once storage has done
+// the work and swept: a second application of a clear can find it partial (the
+// first one's elements arrived since), leave it pending and sweep again,
+// removing nothing. Likewise applying a then b equals applying JoinDeltas(a, b)
+// (a full clear of one may be a partial one of the other, same outcome). It fails only with ErrInvalid, on a record or delta the
 // decoders would refuse.
 func ApplyDelta(rec Record, d Delta) (Record, []Clear, []ElemDelta, error) {
 	if err := d.check(); err != nil {
