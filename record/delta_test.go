@@ -1,6 +1,7 @@
 package record
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -25,8 +26,8 @@ func mustJoin(t *testing.T, a, b Delta) Delta {
 func TestStringDelta(t *testing.T) {
 	for name, s := range stringSets() {
 		d := DeltaOf(String(s), nil)
-		if !d.Equal(Delta{Str: s}) {
-			t.Fatalf("%s: DeltaOf(String(s)) = %+v", name, d)
+		if !d.Equal(Delta{Str: s}) || !bytes.Equal(d.Str.AppendBinary(nil), String(s).AppendBinary(nil)) {
+			t.Fatalf("%s: DeltaOf(String(s)) = %+v, not the version 1 record's state", name, d)
 		}
 		for rname, rec := range typedExamples() {
 			got, clears, work, err := ApplyDelta(rec, d)
