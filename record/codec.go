@@ -1,6 +1,7 @@
 package record
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -35,12 +36,7 @@ func (r Record) AppendBinary(b []byte) []byte {
 	if !r.Typed() {
 		return r.Str.AppendBinary(b)
 	}
-	b = append(b, versionTyped)
-	str := r.Str.AppendBinary(nil)
-	b = binary.AppendUvarint(b, uint64(len(str)))
-	b = append(b, str...)
-	b = r.Ctx.AppendBinary(b)
-	b = r.TTL.AppendBinary(b)
+	b = appendHeader(b, versionTyped, r.Str, r.Ctx, r.TTL)
 	b = binary.AppendUvarint(b, uint64(len(r.Layers)))
 	for _, l := range r.Layers {
 		b = l.appendBinary(b)
@@ -49,16 +45,32 @@ func (r Record) AppendBinary(b []byte) []byte {
 }
 
 func (l Layer) appendBinary(b []byte) []byte {
-	b = append(b, byte(l.Type))
-	b = binary.AppendVarint(b, l.Stamp.TS)
-	b = appendString(b, l.Stamp.Dot.Actor)
-	b = binary.AppendUvarint(b, l.Stamp.Dot.Counter)
-	b = binary.AppendVarint(b, l.Dead)
-	b = l.Val.AppendBinary(b)
+	b = appendLayerHead(b, l.Type, l.Stamp, l.Dead, l.Val)
 	if l.Coll == nil {
 		return append(b, 0)
 	}
 	return l.Coll.appendBinary(append(b, 1))
+}
+
+// appendHeader appends what a record and a delta begin with: the version, the
+// string layer (length-prefixed, version 1), the meta context and the TTL.
+func appendHeader(b []byte, version byte, str vclock.Set, ctx crdt.Context, ttl crdt.Field) []byte {
+	b = append(b, version)
+	enc := str.AppendBinary(nil)
+	b = binary.AppendUvarint(b, uint64(len(enc)))
+	b = append(b, enc...)
+	b = ctx.AppendBinary(b)
+	return ttl.AppendBinary(b)
+}
+
+// appendLayerHead appends what a record's layer and a delta's share.
+func appendLayerHead(b []byte, t Type, s crdt.Stamp, dead int64, val crdt.Field) []byte {
+	b = append(b, byte(t))
+	b = binary.AppendVarint(b, s.TS)
+	b = appendString(b, s.Dot.Actor)
+	b = binary.AppendUvarint(b, s.Dot.Counter)
+	b = binary.AppendVarint(b, dead)
+	return val.AppendBinary(b)
 }
 
 func (c *Coll) appendBinary(b []byte) []byte {
@@ -113,17 +125,7 @@ func Decode(b []byte) (Record, error) {
 	}
 	r := reader{b: b[1:]}
 	var rec Record
-	if n := r.uvarint(); r.bad == "" {
-		if n > uint64(len(r.b)) {
-			r.fail("string layer truncated")
-		} else if rec.Str, r.err = vclock.DecodeSet(r.b[:n]); r.err != nil {
-			r.fail("string layer")
-		} else {
-			r.b = r.b[n:]
-		}
-	}
-	rec.Ctx = r.context("meta context")
-	rec.TTL = r.field("ttl")
+	rec.Str, rec.Ctx, rec.TTL = r.header()
 	n := r.count(6) // a layer needs at least 6 bytes
 	if n > 0 {
 		rec.Layers = make([]Layer, 0, n)
@@ -147,21 +149,30 @@ func Decode(b []byte) (Record, error) {
 	return rec, nil
 }
 
+// header reads what a record and a delta begin with: the string layer, the
+// meta context and the TTL register.
+func (r *reader) header() (vclock.Set, crdt.Context, crdt.Field) {
+	return r.set(), r.context("meta context"), r.field("ttl")
+}
+
+// set reads a length-prefixed string layer (vclock.Set's version 1 encoding).
+func (r *reader) set() vclock.Set {
+	var s vclock.Set
+	if n := r.uvarint(); r.bad == "" {
+		if n > uint64(len(r.b)) {
+			r.fail("string layer truncated")
+		} else if s, r.err = vclock.DecodeSet(r.b[:n]); r.err != nil {
+			r.fail("string layer")
+		} else {
+			r.b = r.b[n:]
+		}
+	}
+	return s
+}
+
 func (r *reader) layer() Layer {
 	var l Layer
-	if l.Type = Type(r.byte()); r.bad == "" && (l.Type == 0 || l.Type > maxType) {
-		r.fail(fmt.Sprintf("unknown layer type %d", l.Type))
-	}
-	l.Stamp.TS = r.varint()
-	l.Stamp.Dot.Actor = r.string(maxActorLen)
-	l.Stamp.Dot.Counter = r.uvarint()
-	if r.bad == "" && ((l.Stamp.Dot.Actor == "") != (l.Stamp.Dot.Counter == 0) || l.Stamp.Dot.Counter > crdt.MaxCounter) {
-		r.fail("bad stamp dot")
-	}
-	if l.Dead = r.varint(); r.bad == "" && l.Dead < 0 {
-		r.fail("negative dead time")
-	}
-	l.Val = r.field("layer value")
+	l.Type, l.Stamp, l.Dead, l.Val = r.layerHead()
 	switch has := r.byte(); {
 	case r.bad != "":
 	case has > 1:
@@ -172,6 +183,24 @@ func (r *reader) layer() Layer {
 		l.Coll = r.coll()
 	}
 	return l
+}
+
+// layerHead reads what a record's layer and a delta's share: type, stamp, dead
+// time and value.
+func (r *reader) layerHead() (t Type, s crdt.Stamp, dead int64, val crdt.Field) {
+	if t = Type(r.byte()); r.bad == "" && (t == 0 || t > maxType) {
+		r.fail(fmt.Sprintf("unknown layer type %d", t))
+	}
+	s.TS = r.varint()
+	s.Dot.Actor = r.string(maxActorLen)
+	s.Dot.Counter = r.uvarint()
+	if r.bad == "" && ((s.Dot.Actor == "") != (s.Dot.Counter == 0) || s.Dot.Counter > crdt.MaxCounter) {
+		r.fail("bad stamp dot")
+	}
+	if dead = r.varint(); r.bad == "" && dead < 0 {
+		r.fail("negative dead time")
+	}
+	return t, s, dead, r.field("layer value")
 }
 
 func (r *reader) coll() *Coll {
@@ -229,9 +258,10 @@ func (r *reader) coll() *Coll {
 // reader decodes and remembers the first failure, so decoding reads straight
 // through and checks once.
 type reader struct {
-	b   []byte
-	bad string
-	err error // the failure of a nested decoder, wrapped by error
+	b        []byte
+	bad      string
+	err      error // the failure of a nested decoder, wrapped by error
+	sentinel error // what error wraps; nil: ErrBadRecord
 }
 
 func (r *reader) fail(why string) {
@@ -241,10 +271,11 @@ func (r *reader) fail(why string) {
 }
 
 func (r *reader) error() error {
+	s := cmp.Or(r.sentinel, ErrBadRecord)
 	if r.err != nil {
-		return fmt.Errorf("%w: %s: %w", ErrBadRecord, r.bad, r.err)
+		return fmt.Errorf("%w: %s: %w", s, r.bad, r.err)
 	}
-	return fmt.Errorf("%w: %s", ErrBadRecord, r.bad)
+	return fmt.Errorf("%w: %s", s, r.bad)
 }
 
 func (r *reader) byte() byte {
@@ -276,8 +307,10 @@ func readVarint[T int64 | uint64](r *reader, dec func([]byte) (T, int)) T {
 	return v
 }
 
+// uint64 reads 8 little-endian bytes in place: a Coll's 64 bucket digests cost
+// no allocation.
 func (r *reader) uint64() uint64 {
-	if raw := r.take(8); len(raw) == 8 {
+	if raw := r.next(8); len(raw) == 8 {
 		return binary.LittleEndian.Uint64(raw)
 	}
 	return 0
@@ -296,13 +329,21 @@ func (r *reader) count(minSize int) int {
 
 // take returns the next n bytes, copied (nil for none).
 func (r *reader) take(n uint64) []byte {
+	if v := r.next(n); v != nil {
+		return slices.Clone(v)
+	}
+	return nil
+}
+
+// next returns the next n bytes in place, aliasing the input (nil for none).
+func (r *reader) next(n uint64) []byte {
 	if r.bad == "" && n > uint64(len(r.b)) {
 		r.fail("truncated")
 	}
 	if r.bad != "" || n == 0 {
 		return nil
 	}
-	v := slices.Clone(r.b[:n])
+	v := r.b[:n:n]
 	r.b = r.b[n:]
 	return v
 }

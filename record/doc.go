@@ -5,7 +5,7 @@
 // semantics: how a key resolves, how records merge, how writes supersede what
 // they observed, and what the reaper and tombstone purge see. Storage, peer,
 // repair and the coordinator store and ship records through it and through
-// nothing else (docs/design/issue20-data-types.md, sections 1 and 2.2).
+// nothing else (docs/design/issue20-data-types.md, sections 1, 2.2, 2.4 and 2.5).
 //
 // # Resolution (Resolve)
 //
@@ -39,6 +39,20 @@
 // clears every layer and the TTL first. Clears come back as element work for
 // storage (Clear): a full one is a DeleteRange, a partial one a sweep.
 //
+// # Deltas (Delta, ApplyDelta, JoinDeltas)
+//
+// A write ships a Delta, not an operation: its header state but element contexts
+// (whole, as MergeSafe joins it), each collection clear's observed element
+// context (ClearC), and one crdt.ElemDelta per changed element (new dots, and the
+// element's dots it superseded). ApplyDelta joins the header part into the
+// receiver's record, applies the clears as UpdateString does and returns them
+// with the element deltas as work for storage, which applies each with
+// ElemDelta.Apply against the stored element and the collection's context, after
+// the clears. Applying a delta twice changes nothing, and JoinDeltas(a, b) (how a
+// hint accumulates) has the effect of applying a and b in either order. A string
+// write's delta is Delta{Str}; on the wire a string-only key keeps its version 1
+// record bytes, and deltas travel beside them only for typed keys.
+//
 // # Reaping and graves (Counts, ReapTime, GraveTime, Reap)
 //
 // A record counts for DBSIZE while a layer holds content, whatever the time. It
@@ -64,6 +78,11 @@
 //	       0, or 1 and the collection (Ctx, Clear, varint Len, varint Bytes,
 //	       buckets, actors, sweep cursor)
 //
+// A Delta has its own version byte, 1 (DecodeDelta, strict as Decode):
+//
+//	1 | uvarint len(S) | S | Ctx | TTL | uvarint n | n × (type | stamp | varint
+//	Dead | Val | ClearC) | uvarint m | m × (type | uvarint len | elem | ElemDelta)
+//
 // Contexts and fields carry crdt's own version bytes. Decode refuses any other
 // first byte. The client context (Context) is vclock's version 1 clock for a
 // key without a typed part, and version 2 (clock, meta context, element
@@ -76,11 +95,14 @@
 //     version 2 record without a typed part (it would be version 1), layers out
 //     of type order or repeated, a collection flag that does not match the type,
 //     trailing bytes. (Like vclock's, it does not insist on the shortest varint.)
-//   - Decode and ParseContext never panic and never allocate much more than
+//   - Decode, DecodeDelta and ParseContext never panic and never allocate much more than
 //     their input, whatever the input: records and contexts come from disk, the
-//     network and clients. They are fuzzed (FuzzDecodeRecord, FuzzParseContext).
+//     network and clients. They are fuzzed (FuzzDecodeRecord, FuzzParseContext,
+//     FuzzDecodeDelta).
 //   - Layers are sorted by Type, at most one per type; Plain (the string layer)
-//     is never a Layer's type.
+//     is never a Layer's type. A Delta's layers likewise; its elements are
+//     sorted by (Type, Elem), one delta each, of collection types only, and only
+//     collection layers have a ClearC.
 //   - Every TTL and Val entry's dot is covered by Ctx, every element's dot by its
 //     layer's Coll.Ctx; an entry is dropped only where a context that saw it
 //     says so. Coll.Clear is within Coll.Ctx.

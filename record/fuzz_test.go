@@ -9,6 +9,16 @@ import (
 	"github.com/dynakv/dynakv/vclock"
 )
 
+// addDamaged seeds f with enc, its first half, and enc with a bit flipped in
+// its middle.
+func addDamaged(f *testing.F, enc []byte) {
+	f.Add(enc)
+	f.Add(enc[:len(enc)/2])
+	flip := slices.Clone(enc)
+	flip[len(flip)/2] ^= 0x80
+	f.Add(flip)
+}
+
 // FuzzDecodeRecord: Decode never panics, fails only with ErrBadRecord (or
 // vclock's, for version 1), and what it accepts encodes to bytes that decode to
 // the same record again and encode to the same bytes. (Accepted bytes may differ
@@ -19,12 +29,7 @@ func FuzzDecodeRecord(f *testing.F) {
 		f.Add(String(s).AppendBinary(nil))
 	}
 	for _, r := range typedExamples() {
-		enc := r.AppendBinary(nil)
-		f.Add(enc)
-		f.Add(enc[:len(enc)/2])
-		flip := slices.Clone(enc)
-		flip[len(flip)/2] ^= 0x80
-		f.Add(flip)
+		addDamaged(f, r.AppendBinary(nil))
 	}
 	f.Add([]byte{})
 	f.Add([]byte{3})
@@ -97,6 +102,47 @@ func FuzzParseContext(f *testing.F) {
 		}
 		if c.Hash() == 0 || c.Hash() != c2.Hash() {
 			t.Fatalf("hash %d vs %d", c.Hash(), c2.Hash())
+		}
+	})
+}
+
+// FuzzDecodeDelta: DecodeDelta never panics, fails only with ErrBadDelta, and
+// what it accepts encodes to bytes that decode to the same delta again and
+// encode to the same bytes; ApplyDelta and JoinDeltas accept it (a decoded
+// delta keeps every invariant they check), and a join of it decodes.
+func FuzzDecodeDelta(f *testing.F) {
+	for _, d := range deltaExamples() {
+		addDamaged(f, d.AppendBinary(nil))
+	}
+	f.Add([]byte{})
+	f.Add([]byte{2})
+	f.Add([]byte{1, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := DecodeDelta(b)
+		if err != nil {
+			if !errors.Is(err, ErrBadDelta) {
+				t.Fatalf("error %v does not wrap ErrBadDelta", err)
+			}
+			return
+		}
+		enc := d.AppendBinary(nil)
+		again, err := DecodeDelta(enc)
+		if err != nil {
+			t.Fatalf("re-encoded delta does not decode: %v", err)
+		}
+		if !again.Equal(d) {
+			t.Fatalf("decode(encode(decode(b))) = %+v, want %+v", again, d)
+		}
+		if !bytes.Equal(again.AppendBinary(nil), enc) {
+			t.Fatal("encoding not stable across a round trip")
+		}
+		if _, _, _, err := ApplyDelta(Record{}, d); err != nil {
+			t.Fatalf("ApplyDelta refuses a decoded delta: %v", err)
+		}
+		if dd, err := JoinDeltas(d, d); err != nil {
+			t.Fatalf("JoinDeltas refuses a decoded delta: %v", err)
+		} else if _, err := DecodeDelta(dd.AppendBinary(nil)); err != nil {
+			t.Fatalf("a joined delta does not decode: %v", err)
 		}
 	})
 }

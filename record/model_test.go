@@ -23,6 +23,11 @@ type replica struct {
 	floor uint64
 	rec   Record
 	elems map[Type]map[string]crdt.Field
+	// logging makes the ops record their delta's clears and element deltas
+	// (opDelta).
+	logging bool
+	clears  []Clear
+	elemLog []ElemDelta
 }
 
 func newReplica(i int) *replica {
@@ -32,6 +37,7 @@ func newReplica(i int) *replica {
 func (r *replica) clone() *replica {
 	c := *r
 	c.elems = map[Type]map[string]crdt.Field{}
+	c.logging, c.clears, c.elemLog = false, nil, nil
 	for t, es := range r.elems {
 		c.elems[t] = maps.Clone(es)
 	}
@@ -82,6 +88,9 @@ func (r *replica) derive(t Type, ctx crdt.Context) {
 // applyClears does storage's part of clears: the covered dots leave every
 // element, emptied elements go.
 func (r *replica) applyClears(cs []Clear) {
+	if r.logging {
+		r.clears = append(r.clears, cs...)
+	}
 	for _, c := range cs {
 		es := r.elems[c.Type]
 		for k, f := range es {
@@ -165,6 +174,9 @@ func (r *replica) elem(t Type, k string, ts int64, mut func(f crdt.Field, ctx cr
 	d := mut(r.elems[t][k], l.Coll.Ctx)
 	if d.Empty() {
 		return
+	}
+	if r.logging {
+		r.elemLog = append(r.elemLog, ElemDelta{Type: t, Elem: []byte(k), D: d})
 	}
 	f, ctx := crdt.ApplyElemDelta(r.elems[t][k], l.Coll.Ctx, d)
 	if r.elems[t] == nil {

@@ -358,3 +358,29 @@ func TestSyncStrings(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeBucketsAllocFree: a header's bucket digests are read in place, so
+// decoding a Coll with 64 non-zero buckets allocates no more than one whose 64
+// buckets are all zero (the S4 helper saw 64 extra allocations, one per digest).
+func TestDecodeBucketsAllocFree(t *testing.T) {
+	header := func(fill bool) []byte {
+		c := &Coll{Ctx: crdt.ContextOf(crdt.Dot{Actor: "a", Counter: 1}), Len: 64, Bytes: 640, Buckets: make([]uint64, MaxBuckets)}
+		for i := range c.Buckets {
+			if fill {
+				c.Buckets[i] = uint64(i+1) * 0x9e3779b97f4a7c15
+			}
+		}
+		return Record{Layers: []Layer{{Type: Set, Coll: c}}}.AppendBinary(nil)
+	}
+	allocs := func(b []byte) float64 {
+		return testing.AllocsPerRun(100, func() {
+			if _, err := Decode(b); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	full, empty := allocs(header(true)), allocs(header(false))
+	if full != empty {
+		t.Fatalf("decoding 64 buckets costs %v allocations, %v with none set: digests allocate", full, empty)
+	}
+}

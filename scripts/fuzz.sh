@@ -10,7 +10,8 @@
 #                  memcached parser (its tokenizer and its byte-slice reader, the
 #                  latter against the bufio path it replaced), the internode message
 #                  decoder, the client context decoders (vclock's version 1 and
-#                  record's version 2), the record decoder, the crdt decoders
+#                  record's version 2), the record decoder, record's delta
+#                  decoder (issue 20's write and hint payload), the crdt decoders
 #                  of issue 20 (context, field, element delta), storage's element
 #                  key decoder; and for the RESP
 #                  parser's differential target (its spans against its canonical
@@ -39,7 +40,7 @@ FUZZ_JOBS=${FUZZ_JOBS:-2}
 FUZZ_MINIMIZE=${FUZZ_MINIMIZE:-10s}
 FUZZ_MATCH=${FUZZ_MATCH:-.}
 FUZZ_KEEP=${FUZZ_KEEP:-0}
-CORE="resp/FuzzServer resp/FuzzFramerSpans memcache/FuzzParse memcache/FuzzReader peer/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord record/FuzzDecodeRecord record/FuzzParseContext crdt/FuzzDecodeContext crdt/FuzzDecodeField crdt/FuzzDecodeElemDelta storage/FuzzParseElemKey"
+CORE="resp/FuzzServer resp/FuzzFramerSpans memcache/FuzzParse memcache/FuzzReader peer/FuzzDecodeMessage vclock/FuzzParseContext storage/FuzzDecodeRecord record/FuzzDecodeRecord record/FuzzParseContext record/FuzzDecodeDelta crdt/FuzzDecodeContext crdt/FuzzDecodeField crdt/FuzzDecodeElemDelta storage/FuzzParseElemKey"
 
 # Targets as "dir/Target", the core ones first: they run longest.
 mapfile -t all < <(grep -rHo --include='*_test.go' --exclude-dir=node_modules --exclude-dir=testdata --exclude-dir='.?*' '^func Fuzz[A-Za-z0-9_]*(f \*testing\.F)' . |
