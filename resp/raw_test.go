@@ -150,6 +150,7 @@ func TestRawReplies(t *testing.T) {
 		cmd(bulk("10.6"), "INCRBYFLOAT", "f", "0.1"),
 		cmd("-ERR value is not a valid float\r\n", "INCRBYFLOAT", "f", "abc"),
 		cmd("-ERR value is not a valid float\r\n", "INCRBYFLOAT", "f", " 1"),
+		cmd("-ERR value is not a valid float\r\n", "INCRBYFLOAT", "f", "1_0"),
 		cmd("-ERR increment would produce NaN or Infinity\r\n", "INCRBYFLOAT", "f", "inf"),
 		cmd("-ERR value is not a valid float\r\n", "INCRBYFLOAT", "n2", "nan"),
 		cmd(":5\r\n", "APPEND", "ap", "hello"),

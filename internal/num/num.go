@@ -9,6 +9,7 @@
 package num
 
 import (
+	"bytes"
 	"math"
 	"strconv"
 	"strings"
@@ -67,9 +68,11 @@ const maxFloatLen = 5 * 1024
 
 // ParseFloat parses b as Redis's string2ld does: no leading space, the whole of b
 // used, not NaN, not out of range, shorter than 5 KiB. An infinity is accepted:
-// INCRBYFLOAT then fails with "would produce NaN or Infinity", as in Redis.
+// INCRBYFLOAT then fails with "would produce NaN or Infinity", as in Redis. Go's
+// digit separators ("1_0") are refused: strtold stops at the underscore, so Redis
+// answers "value is not a valid float".
 func ParseFloat(b []byte) (float64, bool) {
-	if len(b) == 0 || len(b) >= maxFloatLen || IsSpace(b[0]) {
+	if len(b) == 0 || len(b) >= maxFloatLen || IsSpace(b[0]) || bytes.IndexByte(b, '_') >= 0 {
 		return 0, false
 	}
 	// The string does not outlive the call: strconv copies what its errors keep.
