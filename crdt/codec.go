@@ -385,21 +385,7 @@ func (r *reader) entries() Field {
 				r.fail("zero TS present")
 			}
 		}
-		if has&hasI != 0 {
-			if e.I = r.varint(); e.I == 0 {
-				r.fail("zero I present")
-			}
-		}
-		if has&hasF != 0 {
-			raw := r.take(8)
-			if len(raw) == 8 {
-				if bits := binary.LittleEndian.Uint64(raw); bits == 0 {
-					r.fail("zero F present")
-				} else {
-					e.F = math.Float64frombits(bits)
-				}
-			}
-		}
+		e.I, e.F = r.sums(has)
 		if has&hasData != 0 {
 			if e.Data = r.take(r.uvarint()); r.bad == "" && len(e.Data) == 0 {
 				r.fail("empty data present")
@@ -455,21 +441,7 @@ func (r *reader) totals() ([]Total, bool) {
 			r.fail("unknown total flags")
 		}
 		t.IsFloat = has&isFloat != 0
-		if has&hasI != 0 {
-			if t.I = r.varint(); t.I == 0 {
-				r.fail("zero I present")
-			}
-		}
-		if has&hasF != 0 {
-			raw := r.take(8)
-			if len(raw) == 8 {
-				if bits := binary.LittleEndian.Uint64(raw); bits == 0 {
-					r.fail("zero F present")
-				} else {
-					t.F = math.Float64frombits(bits)
-				}
-			}
-		}
+		t.I, t.F = r.sums(has)
 		if r.bad == "" && i > 0 && t.Dot.Actor <= ts[i-1].Dot.Actor {
 			r.fail("observed totals out of order")
 		}
@@ -479,4 +451,25 @@ func (r *reader) totals() ([]Total, bool) {
 		return nil, false
 	}
 	return ts, hdr&1 != 0
+}
+
+// sums reads the I and F payloads the flags has say follow (an entry's or an
+// observed total's); a present one must not be zero, which the encoder omits.
+func (r *reader) sums(has byte) (i int64, f float64) {
+	if has&hasI != 0 {
+		if i = r.varint(); i == 0 {
+			r.fail("zero I present")
+		}
+	}
+	if has&hasF != 0 {
+		raw := r.take(8)
+		if len(raw) == 8 {
+			if bits := binary.LittleEndian.Uint64(raw); bits == 0 {
+				r.fail("zero F present")
+			} else {
+				f = math.Float64frombits(bits)
+			}
+		}
+	}
+	return i, f
 }
